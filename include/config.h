@@ -1,0 +1,68 @@
+/* config.h - the INI configuration, driven by one key table */
+#ifndef CORDON_CONFIG_H
+#define CORDON_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "log.h"
+
+enum spool_sync_mode {
+	SPOOL_SYNC_OFF,
+	SPOOL_SYNC_INTERVAL,
+	SPOOL_SYNC_ALWAYS,
+};
+
+/* Durations are in milliseconds, sizes in bytes. */
+struct config {
+	char *mqtt_uri;
+	char *mqtt_client_id;
+	char *mqtt_username;
+	char *mqtt_password_file;
+	char *mqtt_ca_file;
+	char *mqtt_cert_file;
+	char *mqtt_key_file;
+	char *topic_root;
+	int64_t mqtt_keepalive;
+	int64_t mqtt_session_expiry;
+
+	char *pg_conninfo;
+	int64_t pg_batch_rows;
+
+	char *spool_dir;
+	int64_t spool_max_bytes;
+	int64_t spool_segment_bytes;
+	int spool_sync;
+	int64_t spool_sync_interval;
+
+	char *site_timezone;
+	int64_t max_clock_skew;
+	int64_t max_payload;
+
+	double fever_c;
+	double critical_c;
+
+	int64_t shutdown_timeout;
+	int log_level;
+};
+
+/* Fills `cfg` with the defaults of the key table; returns 0 or -ENOMEM. */
+int config_init(struct config *cfg) __attribute__((warn_unused_result));
+/* Releases the strings of `cfg`. Accepts a zeroed or half-built config. */
+void config_finish(struct config *cfg);
+/* Reads `path` over the defaults. Every error is printed to `errors` as
+ * "FILE:LINE: reason"; returns 0, or -EINVAL when any error was found, or
+ * another negative errno when the file cannot be read. */
+int config_load(struct config *cfg, const char *path, FILE *errors)
+	__attribute__((warn_unused_result));
+/* Prints the effective configuration in INI form (secrets' files only). */
+void config_print(const struct config *cfg, FILE *out);
+
+/* Parse helpers, shared with cordonctl: "30s", "5m", "12h", "100ms",
+ * "2d" -> milliseconds; "64KiB", "1GiB", "512" -> bytes. */
+int config_parse_duration(const char *s, int64_t *ret_ms)
+	__attribute__((warn_unused_result));
+int config_parse_size(const char *s, int64_t *ret_bytes)
+	__attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,43 @@
+/* ingest.h - the MQTT side: Paho MQTTAsync, MQTT v5, persistent session.
+ *
+ * Paho's receive callback appends each message to the spool and returns;
+ * everything else happens in the main loop. Owns the MQTTAsync handle. */
+#ifndef CORDON_INGEST_H
+#define CORDON_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "spool.h"
+
+struct ingest;
+
+struct ingest_stats {
+	uint64_t received;	/* messages appended to the spool */
+	uint64_t spool_waits;	/* times the callback had to wait for the spool */
+	uint64_t published;	/* outbound messages handed to Paho */
+	uint64_t publish_failed;
+	int connected;
+};
+
+/* Creates the client (nothing is sent yet). `wake_fd` is an eventfd that
+ * is written after each append. */
+int ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
+		  struct ingest **ret_ingest) __attribute__((warn_unused_result));
+/* Starts connecting; failures are retried from ingest_tick(). */
+int ingest_start(struct ingest *in) __attribute__((warn_unused_result));
+/* Called from the loop about every 100 ms: retries a failed first connect
+ * with backoff and logs connection state changes. */
+void ingest_tick(struct ingest *in, int64_t now_ms);
+/* Queues an outbound message (QoS 0 or 1); Paho keeps it while the broker
+ * is away. Returns 0 or a negative errno. */
+int ingest_publish(struct ingest *in, const char *topic, const void *payload,
+		   size_t len, int qos, int retained) __attribute__((warn_unused_result));
+/* Publishes our retained "offline" state and disconnects (within
+ * timeout_ms); no message is received after this returns. */
+void ingest_stop(struct ingest *in, int timeout_ms);
+void ingest_destroy(struct ingest *in);
+void ingest_get_stats(struct ingest *in, struct ingest_stats *ret_stats);
+
+#endif

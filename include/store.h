@@ -1,0 +1,77 @@
+/* store.h - PostgreSQL: migrations, batched idempotent writes with the
+ * spool checkpoint in the same transaction, reconnect with backoff.
+ *
+ * The store runs its own thread and owns every PGconn: the main loop hands
+ * it one batch at a time and is told through an eventfd when the batch is
+ * committed, so a slow or absent database never stalls the main loop. */
+#ifndef CORDON_STORE_H
+#define CORDON_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "normalize.h"
+
+struct store;
+
+struct store_reject {
+	char key[40];
+	int64_t received_us;
+	const char *reason;	/* static */
+	char detail[128];
+	char *topic;		/* malloc'ed */
+	uint8_t *payload;	/* malloc'ed */
+	size_t payload_len;
+	size_t orig_len;
+};
+
+struct store_batch {
+	struct event *events;
+	size_t nevents, cap;
+	struct store_reject *rejects;
+	size_t nrejects, rcap;
+	uint64_t end_pos;	/* spool position just after the last record */
+};
+
+struct store_options {
+	const char *conninfo;
+	const char *instance;	/* the checkpoint's owner */
+	const char *spool_id;
+};
+
+struct store_stats {
+	int db_up;
+	uint64_t batches;
+	uint64_t events_written;	/* rows handed to PostgreSQL */
+	uint64_t rejects_written;
+	uint64_t db_checkpoint;		/* as read at connect (0 if other spool) */
+	int have_db_checkpoint;
+};
+
+/* Starts the store thread; it connects in the background. `done_fd` is an
+ * eventfd written when a batch is committed. */
+int store_create(const struct store_options *opt, int done_fd, struct store **ret_store)
+	__attribute__((warn_unused_result));
+/* Stops the thread (an unfinished batch is abandoned: it stays in the
+ * spool) and closes the connection. */
+void store_destroy(struct store *store);
+
+/* Hands `batch` to the store; returns -EBUSY while another is in flight. */
+int store_submit(struct store *store, struct store_batch *batch)
+	__attribute__((warn_unused_result));
+/* Takes back a committed batch: returns it, or NULL when none is done. */
+struct store_batch *store_take_done(struct store *store);
+int store_busy(struct store *store);
+void store_get_stats(struct store *store, struct store_stats *ret_stats);
+
+int store_batch_add_event(struct store_batch *b, const struct event *ev)
+	__attribute__((warn_unused_result));
+int store_batch_add_reject(struct store_batch *b, const struct store_reject *r,
+			   const char *topic, size_t topic_len,
+			   const uint8_t *payload, size_t len)
+	__attribute__((warn_unused_result));
+void store_batch_clear(struct store_batch *b);
+void store_batch_free(struct store_batch *b);
+size_t store_batch_rows(const struct store_batch *b);
+
+#endif

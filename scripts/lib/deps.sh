@@ -1,0 +1,39 @@
+# shellcheck shell=bash
+# Debian packages cordon needs, and install-if-missing. Source it, then call
+# deps_ensure [build|run|all]  (default all).
+
+DEPS_BUILD=(gcc meson ninja-build pkg-config libpaho-mqtt-dev libpq-dev libjansson-dev
+            libinih-dev libsystemd-dev libmicrohttpd-dev libxxhash-dev)
+DEPS_RUN=(mosquitto mosquitto-clients postgresql python3-pytest python3-paho-mqtt
+          python3-psycopg2 openssl)
+
+# deps_missing PKG... : print the packages that are not installed, one a line.
+deps_missing() {
+    local p
+    for p in "$@"; do
+        [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" == "install ok installed" ]] || echo "$p"
+    done
+}
+
+# deps_ensure [build|run|all]: install what is missing (as root), or print the
+# command to do it and return 1.
+deps_ensure() {
+    local -a want missing
+    case "${1:-all}" in
+        build) want=("${DEPS_BUILD[@]}") ;;
+        run)   want=("${DEPS_RUN[@]}") ;;
+        all)   want=("${DEPS_BUILD[@]}" "${DEPS_RUN[@]}") ;;
+        *)     echo "deps_ensure: unknown set '$1'" >&2; return 2 ;;
+    esac
+    mapfile -t missing < <(deps_missing "${want[@]}")
+    ((${#missing[@]} == 0)) && return 0
+    if ((EUID != 0)); then
+        echo "missing Debian packages; install them with:" >&2
+        echo "sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+        return 1
+    fi
+    echo "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+}

@@ -1,0 +1,449 @@
+/* config.c - INI configuration through one key table.
+ *
+ * The table below is the single list of keys: defaults are applied by
+ * parsing their text through the same code as the file's values, so a
+ * default can never bypass validation; --check-config prints from it; and
+ * a unit test checks that every key is documented in docs/config.md and
+ * config/cordond.conf. Parsing uses libinih with a line-counting reader so
+ * that every error names FILE:LINE. */
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config_keys.h"
+
+#define OFF(f) offsetof(struct config, f)
+
+const struct config_key config_keys[] = {
+	{ "mqtt", "uri", KEY_STRING, OFF(mqtt_uri), "tcp://127.0.0.1:1883", 0, 0, 0,
+	  "broker URI: tcp://host:port, or ssl://host:port for TLS" },
+	{ "mqtt", "client_id", KEY_STRING, OFF(mqtt_client_id), "cordond", 0, 0, 0,
+	  "fixed MQTT client id; also names this instance and its spool checkpoint" },
+	{ "mqtt", "username", KEY_STRING, OFF(mqtt_username), "", 0, 0, 0,
+	  "MQTT user name (empty: none)" },
+	{ "mqtt", "password_file", KEY_STRING, OFF(mqtt_password_file), "", 0, 0, 0,
+	  "file holding the MQTT password (empty: none)" },
+	{ "mqtt", "ca_file", KEY_STRING, OFF(mqtt_ca_file), "", 0, 0, 0,
+	  "CA certificate file for ssl:// URIs" },
+	{ "mqtt", "cert_file", KEY_STRING, OFF(mqtt_cert_file), "", 0, 0, 0,
+	  "client certificate file for ssl:// URIs (empty: none)" },
+	{ "mqtt", "key_file", KEY_STRING, OFF(mqtt_key_file), "", 0, 0, 0,
+	  "client private key file for ssl:// URIs (empty: none)" },
+	{ "mqtt", "topic_root", KEY_TOPIC, OFF(topic_root), "cordon", 0, 0, 0,
+	  "first level of every topic" },
+	{ "mqtt", "keepalive", KEY_DURATION, OFF(mqtt_keepalive), "30s", 1000, 3600000, 0,
+	  "MQTT keepalive interval" },
+	{ "mqtt", "session_expiry", KEY_DURATION, OFF(mqtt_session_expiry), "7d", 0,
+	  4294967295000LL, 0,
+	  "how long the broker keeps our session and queued messages while we are away" },
+
+	{ "postgres", "conninfo", KEY_STRING, OFF(pg_conninfo), "dbname=cordon", 0, 0, 0,
+	  "libpq connection string; passwords belong in a passfile, not here" },
+	{ "postgres", "batch_rows", KEY_INT, OFF(pg_batch_rows), "5000", 1, 100000, 1,
+	  "most events written in one transaction" },
+
+	{ "spool", "dir", KEY_STRING, OFF(spool_dir), "/var/lib/cordon/spool", 0, 0, 0,
+	  "directory of the local spool (segments and checkpoint)" },
+	{ "spool", "max_bytes", KEY_SIZE, OFF(spool_max_bytes), "1GiB", 1048576,
+	  INT64_MAX, 1,
+	  "spool size at which cordond stops taking messages from the broker" },
+	{ "spool", "segment_bytes", KEY_SIZE, OFF(spool_segment_bytes), "64MiB", 65536,
+	  1073741824, 0,
+	  "size at which the spool starts a new segment file" },
+	{ "spool", "sync", KEY_SYNC, OFF(spool_sync), "interval", 0, 0, 1,
+	  "off | interval | always: when the spool is fdatasync'ed" },
+	{ "spool", "sync_interval", KEY_DURATION, OFF(spool_sync_interval), "100ms", 1,
+	  60000, 1,
+	  "with sync = interval: the most acknowledged messages a power loss can take" },
+
+	{ "site", "timezone", KEY_STRING, OFF(site_timezone), "Asia/Shanghai", 0, 0, 1,
+	  "time zone of naive local device times" },
+	{ "site", "max_clock_skew", KEY_DURATION, OFF(max_clock_skew), "10m", 0,
+	  86400000, 1,
+	  "device clock error beyond which the receive time is used for rules" },
+	{ "site", "max_payload", KEY_SIZE, OFF(max_payload), "64KiB", 1024, 1048576, 0,
+	  "largest payload accepted; larger ones are rejected and stored truncated" },
+
+	{ "rules", "fever_c", KEY_TEMP, OFF(fever_c), "37.3", 0, 0, 1,
+	  "body temperature (degrees C) from which a reading is a fever" },
+	{ "rules", "critical_c", KEY_TEMP, OFF(critical_c), "38.5", 0, 0, 1,
+	  "temperature from which a fever alert is critical" },
+
+	{ "daemon", "shutdown_timeout", KEY_DURATION, OFF(shutdown_timeout), "20s", 0,
+	  3600000, 1,
+	  "on SIGTERM, how long to keep draining the spool into PostgreSQL" },
+
+	{ "log", "level", KEY_LEVEL, OFF(log_level), "info", 0, 0, 1,
+	  "error | warning | notice | info | debug" },
+	{ NULL, NULL, 0, 0, NULL, 0, 0, 0, NULL },
+};
+
+static const char *const sync_names[] = { "off", "interval", "always" };
+
+static const struct config_key *
+find_key(const char *section, const char *name)
+{
+	for (const struct config_key *k = config_keys; k->section; k++)
+		if (strcmp(k->section, section) == 0 && strcmp(k->name, name) == 0)
+			return k;
+	return NULL;
+}
+
+/* Splits "12.5" + unit; returns the number of chars of the number or -1. */
+static int
+parse_number(const char *s, double *ret)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (end == s || errno || !isfinite(v) || v < 0)
+		return -1;
+	*ret = v;
+	return (int)(end - s);
+}
+
+int
+config_parse_duration(const char *s, int64_t *ret_ms)
+{
+	static const struct { const char *unit; double ms; } units[] = {
+		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "min", 60000 },
+		{ "h", 3600000 }, { "d", 86400000 },
+	};
+	double v;
+	int n = parse_number(s, &v);
+
+	if (n < 0)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(s + n, units[i].unit) == 0) {
+			double ms = v * units[i].ms;
+
+			if (ms > (double)INT64_MAX / 2)
+				return -ERANGE;
+			*ret_ms = (int64_t)llround(ms);
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+int
+config_parse_size(const char *s, int64_t *ret_bytes)
+{
+	static const struct { const char *unit; double mult; } units[] = {
+		{ "", 1 }, { "B", 1 }, { "KiB", 1024.0 }, { "MiB", 1048576.0 },
+		{ "GiB", 1073741824.0 }, { "TiB", 1099511627776.0 },
+		{ "kB", 1e3 }, { "MB", 1e6 }, { "GB", 1e9 },
+	};
+	double v;
+	int n = parse_number(s, &v);
+
+	if (n < 0)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(s + n, units[i].unit) == 0) {
+			double b = v * units[i].mult;
+
+			if (b > (double)INT64_MAX / 2)
+				return -ERANGE;
+			*ret_bytes = (int64_t)llround(b);
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static int
+valid_topic_level(const char *s)
+{
+	if (!*s || strlen(s) > 64)
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
+			return 0;
+	return 1;
+}
+
+/* Stores `value` into the field of `k`; on error returns a static reason. */
+static const char *
+set_value(struct config *cfg, const struct config_key *k, const char *value)
+{
+	char *field = (char *)cfg + k->offset;
+	int64_t i64;
+	double d;
+	char *end;
+
+	switch (k->type) {
+	case KEY_TOPIC:
+		if (!valid_topic_level(value))
+			return "must be 1-64 characters of A-Z a-z 0-9 _ -";
+		/* fall through */
+	case KEY_STRING: {
+		char *copy = strdup(value);
+
+		if (!copy)
+			return "out of memory";
+		free(*(char **)field);
+		*(char **)field = copy;
+		return NULL;
+	}
+	case KEY_DURATION:
+		if (config_parse_duration(value, &i64) < 0)
+			return "not a duration (e.g. 100ms, 30s, 5m, 12h, 2d)";
+		break;
+	case KEY_SIZE:
+		if (config_parse_size(value, &i64) < 0)
+			return "not a size (e.g. 65536, 64KiB, 1GiB)";
+		break;
+	case KEY_INT:
+		errno = 0;
+		i64 = strtoll(value, &end, 10);
+		if (end == value || *end || errno)
+			return "not a whole number";
+		break;
+	case KEY_TEMP:
+		errno = 0;
+		d = strtod(value, &end);
+		if (end == value || *end || errno || !isfinite(d))
+			return "not a number";
+		if (d < 30.0 || d > 45.0)
+			return "out of range (30.0 to 45.0 degrees C)";
+		*(double *)field = d;
+		return NULL;
+	case KEY_SYNC:
+		for (int m = 0; m < 3; m++) {
+			if (strcmp(value, sync_names[m]) == 0) {
+				*(int *)field = m;
+				return NULL;
+			}
+		}
+		return "must be off, interval or always";
+	case KEY_LEVEL: {
+		enum log_level level;
+
+		if (log_parse_level(value, &level) < 0)
+			return "must be error, warning, notice, info or debug";
+		*(int *)field = (int)level;
+		return NULL;
+	}
+	default:
+		return "internal error: unknown key type";
+	}
+	if (i64 < k->min || i64 > k->max)
+		return "out of range";
+	*(int64_t *)field = i64;
+	return NULL;
+}
+
+int
+config_init(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	for (const struct config_key *k = config_keys; k->section; k++) {
+		if (set_value(cfg, k, k->default_value) != NULL) {
+			config_finish(cfg);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+void
+config_finish(struct config *cfg)
+{
+	if (!cfg)
+		return;
+	for (const struct config_key *k = config_keys; k->section; k++) {
+		if (k->type == KEY_STRING || k->type == KEY_TOPIC) {
+			char **p = (char **)((char *)cfg + k->offset);
+
+			free(*p);
+			*p = NULL;
+		}
+	}
+}
+
+struct parse_state {
+	struct config *cfg;
+	const char *path;
+	FILE *errors;
+	FILE *in;
+	int line;
+	int nerrors;
+	char seen[sizeof(config_keys) / sizeof(config_keys[0])];
+};
+
+static char *
+read_line(char *str, int num, void *stream)
+{
+	struct parse_state *ps = stream;
+	size_t len;
+
+	if (!fgets(str, num, ps->in))
+		return NULL;
+	ps->line++;
+	len = strlen(str);
+	if (len == (size_t)num - 1 && str[len - 1] != '\n' && !feof(ps->in)) {
+		int c;
+
+		fprintf(ps->errors, "%s:%d: line too long (at most %d characters)\n",
+			ps->path, ps->line, num - 2);
+		ps->nerrors++;
+		while ((c = fgetc(ps->in)) != EOF && c != '\n')
+			;
+		str[0] = '\n';
+		str[1] = '\0';
+	}
+	return str;
+}
+
+static int
+handle_key(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse_state *ps = user;
+	const struct config_key *k = find_key(section, name);
+	const char *why;
+
+	if (!k) {
+		fprintf(ps->errors, "%s:%d: unknown key '%s' in section [%s]\n",
+			ps->path, ps->line, name, section);
+		ps->nerrors++;
+		return 1;
+	}
+	if (ps->seen[k - config_keys]) {
+		fprintf(ps->errors, "%s:%d: [%s] %s is set twice\n",
+			ps->path, ps->line, section, name);
+		ps->nerrors++;
+		return 1;
+	}
+	ps->seen[k - config_keys] = 1;
+	why = set_value(ps->cfg, k, value ? value : "");
+	if (why) {
+		fprintf(ps->errors, "%s:%d: [%s] %s = '%s': %s\n",
+			ps->path, ps->line, section, name, value ? value : "", why);
+		ps->nerrors++;
+	}
+	return 1;
+}
+
+int
+config_load(struct config *cfg, const char *path, FILE *errors)
+{
+	struct parse_state ps = { .cfg = cfg, .path = path, .errors = errors };
+	int rc;
+
+	ps.in = fopen(path, "r");
+	if (!ps.in) {
+		int err = errno;
+
+		fprintf(errors, "%s: cannot open: %s\n", path, strerror(err));
+		return -err;
+	}
+	rc = ini_parse_stream(read_line, &ps, handle_key, &ps);
+	fclose(ps.in);
+	if (rc > 0) {
+		fprintf(errors, "%s:%d: syntax error (expected [section] or key = value)\n",
+			path, rc);
+		ps.nerrors++;
+	} else if (rc < 0) {
+		fprintf(errors, "%s: cannot parse: out of memory\n", path);
+		return -ENOMEM;
+	}
+	if (ps.nerrors == 0 && cfg->critical_c < cfg->fever_c) {
+		fprintf(errors, "%s: [rules] critical_c must not be below fever_c\n", path);
+		ps.nerrors++;
+	}
+	return ps.nerrors ? -EINVAL : 0;
+}
+
+/* Formats a duration in the largest unit that divides it exactly. */
+static void
+format_duration(int64_t ms, char *buf, size_t len)
+{
+	static const struct { const char *unit; int64_t ms; } units[] = {
+		{ "d", 86400000 }, { "h", 3600000 }, { "m", 60000 }, { "s", 1000 },
+	};
+
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (ms != 0 && ms % units[i].ms == 0) {
+			snprintf(buf, len, "%lld%s", (long long)(ms / units[i].ms), units[i].unit);
+			return;
+		}
+	}
+	snprintf(buf, len, "%lldms", (long long)ms);
+}
+
+static void
+format_size(int64_t b, char *buf, size_t len)
+{
+	static const struct { const char *unit; int64_t mult; } units[] = {
+		{ "TiB", 1099511627776LL }, { "GiB", 1073741824 }, { "MiB", 1048576 },
+		{ "KiB", 1024 },
+	};
+
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (b != 0 && b % units[i].mult == 0) {
+			snprintf(buf, len, "%lld%s", (long long)(b / units[i].mult), units[i].unit);
+			return;
+		}
+	}
+	snprintf(buf, len, "%lld", (long long)b);
+}
+
+void
+config_format_value(const struct config *cfg, const struct config_key *k,
+		    char *buf, size_t len)
+{
+	const char *field = (const char *)cfg + k->offset;
+
+	switch (k->type) {
+	case KEY_STRING:
+	case KEY_TOPIC:
+		snprintf(buf, len, "%s", *(char *const *)field);
+		break;
+	case KEY_DURATION:
+		format_duration(*(const int64_t *)field, buf, len);
+		break;
+	case KEY_SIZE:
+		format_size(*(const int64_t *)field, buf, len);
+		break;
+	case KEY_INT:
+		snprintf(buf, len, "%lld", (long long)*(const int64_t *)field);
+		break;
+	case KEY_TEMP:
+		snprintf(buf, len, "%.1f", *(const double *)field);
+		break;
+	case KEY_SYNC:
+		snprintf(buf, len, "%s", sync_names[*(const int *)field]);
+		break;
+	case KEY_LEVEL:
+		snprintf(buf, len, "%s", log_level_name(*(const int *)field));
+		break;
+	}
+}
+
+void
+config_print(const struct config *cfg, FILE *out)
+{
+	const char *section = NULL;
+	char buf[1024];
+
+	for (const struct config_key *k = config_keys; k->section; k++) {
+		if (!section || strcmp(section, k->section) != 0) {
+			fprintf(out, "%s[%s]\n", section ? "\n" : "", k->section);
+			section = k->section;
+		}
+		config_format_value(cfg, k, buf, sizeof(buf));
+		fprintf(out, "%s = %s\n", k->name, buf);
+	}
+}

@@ -1,0 +1,369 @@
+/* ingest.c - Paho MQTTAsync client.
+ *
+ * Delivery: in libpaho 1.3.12, for an inbound QoS 1 PUBLISH the receive
+ * thread calls our messageArrived callback directly (when Paho's own
+ * message queue is empty) and sends the PUBACK only after the callback
+ * returns. A callback that returns 0 would make Paho queue the message in
+ * memory and acknowledge it anyway, so we never return 0: on a spool error
+ * we wait and retry inside the callback, holding back the PUBACK (see
+ * docs/architecture.md). */
+#include "ingest.h"
+
+#include <MQTTAsync.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define RECEIVE_MAXIMUM 1000	/* unacknowledged messages the broker may send us */
+
+struct ingest {
+	MQTTAsync client;
+	struct spool *spool;
+	int wake_fd;
+	char *root;
+	char *client_id;
+	char *password;
+	char state_topic[256];
+	char filters[1][256];
+	int nfilters;
+
+	MQTTAsync_connectOptions conn;
+	MQTTAsync_willOptions will;
+	MQTTAsync_SSLOptions ssl;
+	MQTTProperties props;
+
+	_Atomic int connected;
+	_Atomic int connect_failed;	/* the first connect failed: retry */
+	_Atomic int stopping;
+	int64_t retry_at_ms;
+	int64_t backoff_ms;
+	int reported;		/* last connection state logged */
+
+	_Atomic uint64_t received, spool_waits, published, publish_failed;
+};
+
+static int64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Paho's receive thread. Copies the message into the spool and returns 1;
+ * Paho sends the PUBACK after we return. */
+static int
+on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
+{
+	struct ingest *in = ctx;
+	size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
+	int64_t recv = now_us();
+	int waited = 0, err;
+
+	while ((err = spool_append(in->spool, topic, tlen, m->payload,
+				   (size_t)m->payloadlen, recv)) != 0) {
+		if (err == -EMSGSIZE)
+			break;	/* a topic over 64 KiB cannot be stored: drop it */
+		if (!waited++)
+			log_err("spool append failed (%s): holding the acknowledgement and retrying",
+				strerror(-err));
+		atomic_fetch_add(&in->spool_waits, 1);
+		if (atomic_load(&in->stopping)) {
+			/* Exiting without the PUBACK: the broker redelivers. */
+			log_err("cannot store a message while stopping; exiting without acknowledging it");
+			_exit(75);
+		}
+		usleep(100000);
+	}
+	if (waited)
+		log_notice("spool append succeeded again after %d tries", waited);
+	MQTTAsync_freeMessage(&m);
+	MQTTAsync_free(topic);
+	atomic_fetch_add(&in->received, 1);
+	if (eventfd_write(in->wake_fd, 1) < 0) {
+		/* the counter cannot overflow in practice; nothing to do */
+	}
+	return 1;
+}
+
+static void
+subscribe(struct ingest *in)
+{
+	for (int i = 0; i < in->nfilters; i++) {
+		MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+		int rc;
+
+		ro.subscribeOptions.noLocal = 0;
+		rc = MQTTAsync_subscribe(in->client, in->filters[i], 1, &ro);
+		if (rc != MQTTASYNC_SUCCESS)
+			log_err("MQTT subscribe to %s failed: %s", in->filters[i],
+				MQTTAsync_strerror(rc));
+	}
+}
+
+/* Called on every successful connect, the first and each automatic
+ * reconnect: subscribe again (the session usually still has them) and
+ * announce ourselves. */
+static void
+on_connected(void *ctx, char *cause)
+{
+	struct ingest *in = ctx;
+
+	(void)cause;
+	atomic_store(&in->connected, 1);
+	subscribe(in);
+	if (ingest_publish(in, in->state_topic, "online", 6, 1, 1) < 0)
+		log_warn("cannot publish our online state");
+}
+
+static void
+on_connection_lost(void *ctx, char *cause)
+{
+	struct ingest *in = ctx;
+
+	(void)cause;
+	atomic_store(&in->connected, 0);
+}
+
+static void
+on_connect_failure(void *ctx, MQTTAsync_failureData5 *resp)
+{
+	struct ingest *in = ctx;
+
+	(void)resp;
+	atomic_store(&in->connected, 0);
+	atomic_store(&in->connect_failed, 1);
+}
+
+static char *
+read_secret(const char *path)
+{
+	char buf[1024];
+	size_t n;
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return NULL;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	buf[n] = '\0';
+	return strdup(buf);
+}
+
+int
+ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
+	      struct ingest **ret_ingest)
+{
+	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
+	MQTTAsync_connectOptions conn = MQTTAsync_connectOptions_initializer5;
+	MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
+	MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+	MQTTProperty p;
+	char persist_dir[4096];
+	struct ingest *in;
+	int rc, err = -ENOMEM;
+
+	in = calloc(1, sizeof(*in));
+	if (!in)
+		return -ENOMEM;
+	in->spool = spool;
+	in->wake_fd = wake_fd;
+	in->root = strdup(cfg->topic_root);
+	in->client_id = strdup(cfg->mqtt_client_id);
+	if (!in->root || !in->client_id)
+		goto fail;
+	snprintf(in->state_topic, sizeof(in->state_topic), "%s/_daemon/%s/state",
+		 cfg->topic_root, cfg->mqtt_client_id);
+	snprintf(in->filters[0], sizeof(in->filters[0]), "%s/+/gate/+/event", cfg->topic_root);
+	in->nfilters = 1;
+
+	/* Outbound messages (alerts) are kept while the broker is away, in
+	 * Paho's file persistence so that they survive a restart too; never
+	 * the oldest dropped. */
+	co.sendWhileDisconnected = 1;
+	co.allowDisconnectedSendAtAnyTime = 1;
+	co.maxBufferedMessages = 100000;
+	co.deleteOldestMessages = 0;
+	co.restoreMessages = 1;
+	co.persistQoS0 = 0;
+	snprintf(persist_dir, sizeof(persist_dir), "%s/paho", cfg->spool_dir);
+	rc = MQTTAsync_createWithOptions(&in->client, cfg->mqtt_uri, cfg->mqtt_client_id,
+					 MQTTCLIENT_PERSISTENCE_DEFAULT, persist_dir, &co);
+	if (rc != MQTTASYNC_SUCCESS) {
+		log_err("MQTT client for %s: %s", cfg->mqtt_uri, MQTTAsync_strerror(rc));
+		err = -EINVAL;
+		goto fail;
+	}
+	MQTTAsync_setCallbacks(in->client, in, on_connection_lost, on_message, NULL);
+	MQTTAsync_setConnected(in->client, in, on_connected);
+
+	in->props = (MQTTProperties)MQTTProperties_initializer;
+	p.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL;
+	p.value.integer4 = (unsigned)(cfg->mqtt_session_expiry / 1000);
+	MQTTProperties_add(&in->props, &p);
+	p.identifier = MQTTPROPERTY_CODE_RECEIVE_MAXIMUM;
+	p.value.integer2 = RECEIVE_MAXIMUM;
+	MQTTProperties_add(&in->props, &p);
+
+	will.topicName = in->state_topic;
+	will.message = "offline";
+	will.retained = 1;
+	will.qos = 1;
+	in->will = will;
+
+	conn.keepAliveInterval = (int)(cfg->mqtt_keepalive / 1000);
+	conn.cleanstart = 0;
+	conn.connectProperties = &in->props;
+	conn.automaticReconnect = 1;
+	conn.minRetryInterval = 1;
+	conn.maxRetryInterval = 30;
+	conn.connectTimeout = 10;
+	conn.maxInflight = 1000;
+	conn.onFailure5 = on_connect_failure;
+	conn.context = in;
+	conn.will = &in->will;
+	if (cfg->mqtt_username[0])
+		conn.username = cfg->mqtt_username;
+	if (cfg->mqtt_password_file[0]) {
+		in->password = read_secret(cfg->mqtt_password_file);
+		if (!in->password) {
+			log_err("cannot read [mqtt] password_file %s: %s",
+				cfg->mqtt_password_file, strerror(errno));
+			err = -EACCES;
+			goto fail;
+		}
+		conn.password = in->password;
+	}
+	if (cfg->mqtt_ca_file[0] || strncmp(cfg->mqtt_uri, "ssl://", 6) == 0 ||
+	    strncmp(cfg->mqtt_uri, "mqtts://", 8) == 0) {
+		ssl.trustStore = cfg->mqtt_ca_file[0] ? cfg->mqtt_ca_file : NULL;
+		ssl.keyStore = cfg->mqtt_cert_file[0] ? cfg->mqtt_cert_file : NULL;
+		ssl.privateKey = cfg->mqtt_key_file[0] ? cfg->mqtt_key_file : NULL;
+		ssl.enableServerCertAuth = 1;
+		ssl.verify = 1;
+		in->ssl = ssl;
+		conn.ssl = &in->ssl;
+	}
+	in->conn = conn;
+	*ret_ingest = in;
+	return 0;
+fail:
+	ingest_destroy(in);
+	return err;
+}
+
+int
+ingest_start(struct ingest *in)
+{
+	int rc;
+
+	in->backoff_ms = 1000;
+	rc = MQTTAsync_connect(in->client, &in->conn);
+	if (rc != MQTTASYNC_SUCCESS) {
+		log_err("MQTT connect: %s", MQTTAsync_strerror(rc));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void
+ingest_tick(struct ingest *in, int64_t now_ms)
+{
+	int connected = atomic_load(&in->connected);
+
+	if (connected != in->reported) {
+		if (connected)
+			log_notice("MQTT connected to the broker as %s", in->client_id);
+		else
+			log_warn("MQTT connection lost; reconnecting (the broker keeps our session)");
+		in->reported = connected;
+		in->backoff_ms = 1000;
+	}
+	if (atomic_load(&in->connect_failed) && !atomic_load(&in->stopping)) {
+		if (in->retry_at_ms == 0) {
+			log_warn("MQTT broker unreachable, retrying in %lld s",
+				 (long long)in->backoff_ms / 1000);
+			in->retry_at_ms = now_ms + in->backoff_ms;
+		} else if (now_ms >= in->retry_at_ms) {
+			atomic_store(&in->connect_failed, 0);
+			in->retry_at_ms = 0;
+			if (in->backoff_ms < 30000)
+				in->backoff_ms *= 2;
+			if (MQTTAsync_connect(in->client, &in->conn) != MQTTASYNC_SUCCESS)
+				atomic_store(&in->connect_failed, 1);
+		}
+	}
+}
+
+int
+ingest_publish(struct ingest *in, const char *topic, const void *payload,
+	       size_t len, int qos, int retained)
+{
+	MQTTAsync_message m = MQTTAsync_message_initializer;
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	int rc;
+
+	m.payload = (void *)payload;
+	m.payloadlen = (int)len;
+	m.qos = qos;
+	m.retained = retained;
+	rc = MQTTAsync_sendMessage(in->client, topic, &m, &ro);
+	if (rc != MQTTASYNC_SUCCESS) {
+		atomic_fetch_add(&in->publish_failed, 1);
+		return -EAGAIN;
+	}
+	atomic_fetch_add(&in->published, 1);
+	return 0;
+}
+
+void
+ingest_stop(struct ingest *in, int timeout_ms)
+{
+	MQTTAsync_disconnectOptions dopt = MQTTAsync_disconnectOptions_initializer5;
+
+	if (!in)
+		return;
+	atomic_store(&in->stopping, 1);
+	if (MQTTAsync_isConnected(in->client)) {
+		if (ingest_publish(in, in->state_topic, "offline", 7, 1, 1) < 0)
+			log_warn("cannot publish our offline state");
+		dopt.timeout = timeout_ms;
+		MQTTAsync_disconnect(in->client, &dopt);
+		for (int i = 0; i < timeout_ms / 10 && MQTTAsync_isConnected(in->client); i++)
+			usleep(10000);
+	}
+}
+
+void
+ingest_destroy(struct ingest *in)
+{
+	if (!in)
+		return;
+	if (in->client)
+		MQTTAsync_destroy(&in->client);
+	MQTTProperties_free(&in->props);
+	free(in->password);
+	free(in->root);
+	free(in->client_id);
+	free(in);
+}
+
+void
+ingest_get_stats(struct ingest *in, struct ingest_stats *ret)
+{
+	ret->received = atomic_load(&in->received);
+	ret->spool_waits = atomic_load(&in->spool_waits);
+	ret->published = atomic_load(&in->published);
+	ret->publish_failed = atomic_load(&in->publish_failed);
+	ret->connected = atomic_load(&in->connected);
+}

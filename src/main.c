@@ -1,0 +1,79 @@
+/* main.c - cordond: parses argv and hands over to the daemon loop. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "log.h"
+
+#ifndef CORDON_VERSION
+#define CORDON_VERSION "0"
+#endif
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+		"usage: cordond [-c FILE] [--check-config]\n"
+		"  -c, --config FILE   configuration file (default /etc/cordon/cordond.conf)\n"
+		"  -n, --check-config  validate FILE, print the effective configuration, exit\n"
+		"  -V, --version       print the version\n"
+		"  -h, --help          this text\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, 'n' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = "/etc/cordon/cordond.conf";
+	struct config cfg;
+	int check = 0, c, rc;
+
+	while ((c = getopt_long(argc, argv, "c:nVh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'n':
+			check = 1;
+			break;
+		case 'V':
+			printf("cordond %s\n", CORDON_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	log_init();
+	if (config_init(&cfg) < 0)
+		fatal("out of memory");
+	rc = config_load(&cfg, path, stderr);
+	if (check) {
+		if (rc == 0)
+			config_print(&cfg, stdout);
+		config_finish(&cfg);
+		return rc == 0 ? 0 : 1;
+	}
+	if (rc < 0) {
+		config_finish(&cfg);
+		fatal("invalid configuration in %s", path);
+	}
+	rc = daemon_run(&cfg, path);
+	config_finish(&cfg);
+	return rc;
+}

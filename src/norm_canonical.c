@@ -1,0 +1,81 @@
+/* norm_canonical.c - cordon's own gate event format (SPEC section 3):
+ * {"id":"G03-000123","ts":"2020-02-16T18:32:00.123+08:00","card":"C-0412",
+ *  "person":"P-10233","direction":"in","temp_c":36.6,"mask":true}
+ * Required: ts, temp_c (an explicit null means "not screened"). Optional:
+ * id, card, person, direction, mask, gate (must match the topic's gate),
+ * abnormal (the device's own verdict). */
+#include <string.h>
+
+#include "normalize_internal.h"
+
+int
+norm_canonical_gate(const struct norm_msg *msg, json_t *root,
+		    struct event *events, size_t max, struct norm_result *ret)
+{
+	struct event *ev = &events[0];
+	char id[NORM_ID_MAX + 1] = "";
+	json_t *v;
+
+	if (max < 1)
+		return norm_reject(ret, "too_many_events", "no room for an event");
+	memset(ev, 0, sizeof(*ev));
+	ev->type = EVENT_GATE;
+	ev->vendor = "canonical";
+	ev->mask = -1;
+	ev->temp_dc = TEMP_NONE;
+	norm_copy_level(ev->gate, &msg->device);
+
+	v = json_object_get(root, "gate");
+	if (v) {
+		char gate[NORM_ID_MAX + 1];
+
+		if (norm_copy_id(gate, v) < 0 || strcmp(gate, ev->gate) != 0)
+			return norm_reject(ret, "device_mismatch",
+					   "payload gate differs from the topic's %s", ev->gate);
+	}
+	v = json_object_get(root, "id");
+	if (v && !json_is_null(v) && norm_copy_id(id, v) < 0)
+		return norm_reject(ret, "bad_field", "id is not a short string or integer");
+
+	v = json_object_get(root, "ts");
+	if (!v || json_is_null(v))
+		return norm_reject(ret, "missing_time", "no ts");
+	if (norm_json_time(v, msg->ctx->tz_offset_s, &ev->device_us) < 0)
+		return norm_reject(ret, "bad_time", "ts is not ISO 8601 or epoch time");
+
+	v = json_object_get(root, "temp_c");
+	if (!v)
+		return norm_reject(ret, "missing_temperature", "no temp_c");
+	if (!json_is_null(v)) {
+		if (!json_is_number(v) || norm_set_temp(ev, json_number_value(v)) < 0)
+			return norm_reject(ret, "bad_temperature", "temp_c is not a body temperature");
+	}
+
+	v = json_object_get(root, "direction");
+	if (v && !json_is_null(v)) {
+		const char *d = json_string_value(v);
+
+		if (d && strcmp(d, "in") == 0)
+			ev->direction = DIR_IN;
+		else if (d && strcmp(d, "out") == 0)
+			ev->direction = DIR_OUT;
+		else
+			return norm_reject(ret, "bad_direction", "direction is not in or out");
+	}
+	v = json_object_get(root, "card");
+	if (v && !json_is_null(v) && norm_copy_id(ev->card, v) < 0)
+		return norm_reject(ret, "bad_field", "card is not a short string");
+	v = json_object_get(root, "person");
+	if (v && !json_is_null(v) && norm_copy_id(ev->person, v) < 0)
+		return norm_reject(ret, "bad_field", "person is not a short string");
+	v = json_object_get(root, "mask");
+	if (json_is_boolean(v))
+		ev->mask = json_is_true(v);
+	v = json_object_get(root, "abnormal");
+	if (json_is_true(v))
+		ev->flags |= FLAG_DEVICE_ABNORMAL;
+
+	norm_finish_event(msg, ev, id, 0);
+	ret->nevents = 1;
+	return 0;
+}

@@ -1,0 +1,577 @@
+/* store.c - the writer thread.
+ *
+ * One transaction per batch: COPY the events into a temporary staging
+ * table, INSERT ... SELECT ... ON CONFLICT DO NOTHING into the event table,
+ * insert the rejects the same way, move the spool checkpoint, COMMIT. A
+ * batch that fails on a broken connection is retried on a new one after a
+ * capped exponential backoff; since every row is keyed by the message,
+ * a retry can never double a row. */
+#include "store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+
+#include "db.h"
+#include "log.h"
+
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 15000
+
+struct store {
+	char *conninfo;
+	char *instance;
+	char *spool_id;
+	int done_fd;
+	pthread_t thread;
+	int started;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int quit;
+	struct store_batch *pending;	/* handed in, not yet committed */
+	struct store_batch *done;	/* committed, not yet taken back */
+
+	/* only the thread touches these */
+	PGconn *conn;
+	char *copybuf;
+	size_t copylen, copycap;
+	int64_t backoff_ms;
+
+	_Atomic int db_up;
+	_Atomic uint64_t batches, events_written, rejects_written, db_checkpoint;
+	_Atomic int have_db_checkpoint;
+};
+
+/* ---- batches (main thread) ---- */
+
+int
+store_batch_add_event(struct store_batch *b, const struct event *ev)
+{
+	if (b->nevents == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 1024;
+		struct event *e = realloc(b->events, cap * sizeof(*e));
+
+		if (!e)
+			return -ENOMEM;
+		b->events = e;
+		b->cap = cap;
+	}
+	b->events[b->nevents++] = *ev;
+	return 0;
+}
+
+int
+store_batch_add_reject(struct store_batch *b, const struct store_reject *r,
+		       const char *topic, size_t topic_len,
+		       const uint8_t *payload, size_t len)
+{
+	struct store_reject *dst;
+
+	if (b->nrejects == b->rcap) {
+		size_t cap = b->rcap ? b->rcap * 2 : 16;
+		struct store_reject *n = realloc(b->rejects, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		b->rejects = n;
+		b->rcap = cap;
+	}
+	dst = &b->rejects[b->nrejects];
+	*dst = *r;
+	dst->topic = strndup(topic, topic_len);
+	dst->payload = malloc(len ? len : 1);
+	if (!dst->topic || !dst->payload) {
+		free(dst->topic);
+		free(dst->payload);
+		return -ENOMEM;
+	}
+	memcpy(dst->payload, payload, len);
+	dst->payload_len = len;
+	b->nrejects++;
+	return 0;
+}
+
+void
+store_batch_clear(struct store_batch *b)
+{
+	for (size_t i = 0; i < b->nrejects; i++) {
+		free(b->rejects[i].topic);
+		free(b->rejects[i].payload);
+	}
+	b->nevents = 0;
+	b->nrejects = 0;
+	b->end_pos = 0;
+}
+
+void
+store_batch_free(struct store_batch *b)
+{
+	if (!b)
+		return;
+	store_batch_clear(b);
+	free(b->events);
+	free(b->rejects);
+	free(b);
+}
+
+size_t
+store_batch_rows(const struct store_batch *b)
+{
+	return b->nevents + b->nrejects;
+}
+
+/* ---- COPY formatting (store thread) ---- */
+
+static int
+buf_reserve(struct store *s, size_t more)
+{
+	if (s->copylen + more > s->copycap) {
+		size_t cap = s->copycap ? s->copycap : 65536;
+		char *n;
+
+		while (cap < s->copylen + more)
+			cap *= 2;
+		n = realloc(s->copybuf, cap);
+		if (!n)
+			return -ENOMEM;
+		s->copybuf = n;
+		s->copycap = cap;
+	}
+	return 0;
+}
+
+/* Appends a COPY text field (escaped), then `sep`. NULL for "". */
+static void
+put_field(struct store *s, const char *v, char sep)
+{
+	if (!v || !*v) {
+		memcpy(s->copybuf + s->copylen, "\\N", 2);
+		s->copylen += 2;
+	} else {
+		for (; *v; v++) {
+			if (*v == '\\' || *v == '\t' || *v == '\n' || *v == '\r')
+				s->copybuf[s->copylen++] = '\\';
+			s->copybuf[s->copylen++] = *v;
+		}
+	}
+	s->copybuf[s->copylen++] = sep;
+}
+
+static int
+format_events(struct store *s, const struct store_batch *b)
+{
+	s->copylen = 0;
+	for (size_t i = 0; i < b->nevents; i++) {
+		const struct event *ev = &b->events[i];
+		char ts[40], rx[40], temp[16], flags[64];
+		size_t fl = 0;
+
+		/* Every field is at most NORM_KEY_MAX bytes, doubled by escaping. */
+		if (buf_reserve(s, 12 * 2 * NORM_KEY_MAX) < 0)
+			return -ENOMEM;
+		normalize_format_time(ev->device_us, ts, sizeof(ts));
+		normalize_format_time(ev->received_us, rx, sizeof(rx));
+		temp[0] = '\0';
+		if (ev->temp_dc != TEMP_NONE) {
+			int t = ev->temp_dc < 0 ? -ev->temp_dc : ev->temp_dc;
+
+			snprintf(temp, sizeof(temp), "%s%d.%d", ev->temp_dc < 0 ? "-" : "", t / 10, t % 10);
+		}
+		flags[fl++] = '{';
+		for (unsigned f = 1; f <= FLAG_DEVICE_ABNORMAL; f <<= 1) {
+			if (ev->flags & f)
+				fl += (size_t)snprintf(flags + fl, sizeof(flags) - fl, "%s%s",
+						       fl > 1 ? "," : "", normalize_flag_name(f));
+		}
+		flags[fl++] = '}';
+		flags[fl] = '\0';
+		put_field(s, ev->key, '\t');
+		put_field(s, ev->site, '\t');
+		put_field(s, ev->gate, '\t');
+		put_field(s, ts, '\t');
+		put_field(s, rx, '\t');
+		put_field(s, ev->card, '\t');
+		put_field(s, ev->person, '\t');
+		put_field(s, ev->direction == DIR_IN ? "in" : ev->direction == DIR_OUT ? "out" : NULL, '\t');
+		put_field(s, temp, '\t');
+		put_field(s, ev->mask < 0 ? NULL : ev->mask ? "t" : "f", '\t');
+		put_field(s, flags, '\t');
+		put_field(s, ev->vendor, '\n');
+	}
+	return 0;
+}
+
+/* ---- the thread ---- */
+
+static void
+log_db_error(struct store *s, const char *what, PGresult *res)
+{
+	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(s->conn);
+	char buf[512];
+	size_t n;
+
+	snprintf(buf, sizeof(buf), "%s", msg && *msg ? msg : "unknown error");
+	n = strlen(buf);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	log_err("PostgreSQL %s failed: %s", what, buf);
+}
+
+static int
+exec_ok(struct store *s, const char *sql)
+{
+	PGresult *res = PQexec(s->conn, sql);
+	ExecStatusType st = PQresultStatus(res);
+	int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+
+	if (!ok)
+		log_db_error(s, sql, res);
+	PQclear(res);
+	return ok;
+}
+
+static void
+read_checkpoint(struct store *s)
+{
+	const char *params[1] = { s->instance };
+	PGresult *res = PQexecParams(s->conn,
+		"SELECT spool_id, position FROM spool_checkpoint WHERE instance = $1",
+		1, NULL, params, NULL, NULL, 0);
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+	    strcmp(PQgetvalue(res, 0, 0), s->spool_id) == 0) {
+		atomic_store(&s->db_checkpoint, strtoull(PQgetvalue(res, 0, 1), NULL, 10));
+		atomic_store(&s->have_db_checkpoint, 1);
+	}
+	PQclear(res);
+}
+
+/* Connects, migrates and prepares the session; 0 or -1. */
+static int
+connect_db(struct store *s)
+{
+	char err[1024];
+	int version;
+
+	s->conn = db_connect(s->conninfo, "cordond");
+	if (!s->conn || PQstatus(s->conn) != CONNECTION_OK)
+		goto fail_quiet;
+	version = db_migrate(s->conn, err, sizeof(err));
+	if (version < 0) {
+		log_err("%s; retrying", err);
+		goto fail;
+	}
+	if (!exec_ok(s, "CREATE TEMP TABLE stage_gate_events"
+		     " (LIKE gate_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS") ||
+	    !exec_ok(s, "SET synchronous_commit = on"))
+		goto fail;
+	read_checkpoint(s);
+	log_notice("PostgreSQL connected (schema version %d)", version);
+	return 0;
+fail_quiet:
+	if (atomic_load(&s->db_up) || s->backoff_ms == BACKOFF_MIN_MS) {
+		char msg[512];
+		size_t n;
+
+		snprintf(msg, sizeof(msg), "%s", s->conn ? PQerrorMessage(s->conn) : "out of memory");
+		for (n = strlen(msg); n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' ');)
+			msg[--n] = '\0';
+		for (char *p = msg; *p; p++)
+			if (*p == '\n')
+				*p = ' ';
+		log_warn("PostgreSQL unreachable, retrying with backoff up to %d s: %s",
+			 BACKOFF_MAX_MS / 1000, msg);
+	}
+fail:
+	PQfinish(s->conn);
+	s->conn = NULL;
+	return -1;
+}
+
+static int
+write_rejects(struct store *s, const struct store_batch *b)
+{
+	for (size_t i = 0; i < b->nrejects; i++) {
+		const struct store_reject *r = &b->rejects[i];
+		char rx[40], olen[24];
+		const char *vals[7];
+		int lens[7] = { 0 }, fmts[7] = { 0 };
+		PGresult *res;
+		int ok;
+
+		normalize_format_time(r->received_us, rx, sizeof(rx));
+		snprintf(olen, sizeof(olen), "%zu", r->orig_len);
+		vals[0] = r->key;
+		vals[1] = rx;
+		vals[2] = r->topic;
+		vals[3] = r->reason;
+		vals[4] = r->detail;
+		vals[5] = (const char *)r->payload;
+		lens[5] = (int)r->payload_len;
+		fmts[5] = 1;
+		vals[6] = olen;
+		res = PQexecParams(s->conn,
+			"INSERT INTO rejects (reject_key, received_at, topic, reason, detail,"
+			" payload, payload_len) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+			" ON CONFLICT (reject_key) DO NOTHING",
+			7, NULL, vals, lens, fmts, 0);
+		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+		if (!ok)
+			log_db_error(s, "insert into rejects", res);
+		PQclear(res);
+		if (!ok)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+write_events(struct store *s, const struct store_batch *b)
+{
+	PGresult *res;
+	int ok;
+
+	if (b->nevents == 0)
+		return 0;
+	if (format_events(s, b) < 0)
+		return -1;
+	res = PQexec(s->conn, "COPY stage_gate_events (event_key, site, gate, ts, received_at,"
+		     " card, person, direction, temp_c, mask, flags, vendor) FROM STDIN");
+	ok = PQresultStatus(res) == PGRES_COPY_IN;
+	if (!ok)
+		log_db_error(s, "COPY", res);
+	PQclear(res);
+	if (!ok)
+		return -1;
+	if (PQputCopyData(s->conn, s->copybuf, (int)s->copylen) != 1 ||
+	    PQputCopyEnd(s->conn, NULL) != 1) {
+		log_db_error(s, "COPY data", NULL);
+		return -1;
+	}
+	res = PQgetResult(s->conn);
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	if (!ok)
+		log_db_error(s, "COPY", res);
+	PQclear(res);
+	while ((res = PQgetResult(s->conn)) != NULL)
+		PQclear(res);
+	if (!ok)
+		return -1;
+	return exec_ok(s, "INSERT INTO gate_events SELECT * FROM stage_gate_events"
+		       " ON CONFLICT (event_key) DO NOTHING") ? 0 : -1;
+}
+
+static int
+write_batch(struct store *s, const struct store_batch *b)
+{
+	char pos[24];
+	const char *vals[3] = { s->instance, s->spool_id, pos };
+	PGresult *res;
+	int ok;
+
+	if (!exec_ok(s, "BEGIN"))
+		return -1;
+	if (write_events(s, b) < 0 || write_rejects(s, b) < 0)
+		goto fail;
+	snprintf(pos, sizeof(pos), "%" PRIu64, b->end_pos);
+	res = PQexecParams(s->conn,
+		"INSERT INTO spool_checkpoint (instance, spool_id, position) VALUES ($1, $2, $3)"
+		" ON CONFLICT (instance) DO UPDATE SET spool_id = excluded.spool_id,"
+		" position = excluded.position, updated_at = now()",
+		3, NULL, vals, NULL, NULL, 0);
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	if (!ok)
+		log_db_error(s, "checkpoint", res);
+	PQclear(res);
+	if (!ok || !exec_ok(s, "COMMIT"))
+		goto fail;
+	return 0;
+fail:
+	if (PQstatus(s->conn) == CONNECTION_OK)
+		PQclear(PQexec(s->conn, "ROLLBACK"));
+	return -1;
+}
+
+static void
+wait_backoff(struct store *s)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += s->backoff_ms / 1000;
+	until.tv_nsec += (s->backoff_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&s->lock);
+	while (!s->quit && pthread_cond_timedwait(&s->cond, &s->lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&s->lock);
+	s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
+}
+
+static void *
+store_thread(void *arg)
+{
+	struct store *s = arg;
+
+	s->backoff_ms = BACKOFF_MIN_MS;
+	for (;;) {
+		struct store_batch *b;
+
+		pthread_mutex_lock(&s->lock);
+		if (s->quit) {
+			pthread_mutex_unlock(&s->lock);
+			break;
+		}
+		b = s->pending;
+		if (s->conn && !b) {
+			pthread_cond_wait(&s->cond, &s->lock);
+			pthread_mutex_unlock(&s->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&s->lock);
+
+		if (!s->conn) {
+			if (connect_db(s) < 0) {
+				atomic_store(&s->db_up, 0);
+				wait_backoff(s);
+				continue;
+			}
+			atomic_store(&s->db_up, 1);
+			s->backoff_ms = BACKOFF_MIN_MS;
+			continue;
+		}
+		if (write_batch(s, b) < 0) {
+			if (PQstatus(s->conn) != CONNECTION_OK) {
+				log_warn("PostgreSQL connection lost; the batch stays in the spool and is retried");
+				PQfinish(s->conn);
+				s->conn = NULL;
+				atomic_store(&s->db_up, 0);
+			}
+			wait_backoff(s);
+			continue;
+		}
+		s->backoff_ms = BACKOFF_MIN_MS;
+		atomic_fetch_add(&s->batches, 1);
+		atomic_fetch_add(&s->events_written, b->nevents);
+		atomic_fetch_add(&s->rejects_written, b->nrejects);
+		pthread_mutex_lock(&s->lock);
+		s->pending = NULL;
+		s->done = b;
+		pthread_mutex_unlock(&s->lock);
+		if (eventfd_write(s->done_fd, 1) < 0)
+			log_err("store: cannot wake the main loop: %s", strerror(errno));
+	}
+	if (s->conn)
+		PQfinish(s->conn);
+	s->conn = NULL;
+	return NULL;
+}
+
+int
+store_create(const struct store_options *opt, int done_fd, struct store **ret_store)
+{
+	struct store *s = calloc(1, sizeof(*s));
+	int err;
+
+	if (!s)
+		return -ENOMEM;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	s->done_fd = done_fd;
+	s->conninfo = strdup(opt->conninfo);
+	s->instance = strdup(opt->instance);
+	s->spool_id = strdup(opt->spool_id);
+	if (!s->conninfo || !s->instance || !s->spool_id) {
+		store_destroy(s);
+		return -ENOMEM;
+	}
+	err = pthread_create(&s->thread, NULL, store_thread, s);
+	if (err) {
+		store_destroy(s);
+		return -err;
+	}
+	s->started = 1;
+	*ret_store = s;
+	return 0;
+}
+
+void
+store_destroy(struct store *s)
+{
+	if (!s)
+		return;
+	if (s->started) {
+		pthread_mutex_lock(&s->lock);
+		s->quit = 1;
+		pthread_cond_broadcast(&s->cond);
+		pthread_mutex_unlock(&s->lock);
+		pthread_join(s->thread, NULL);
+	}
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+	free(s->copybuf);
+	free(s->conninfo);
+	free(s->instance);
+	free(s->spool_id);
+	free(s);
+}
+
+int
+store_submit(struct store *s, struct store_batch *b)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->pending || s->done)
+		err = -EBUSY;
+	else {
+		s->pending = b;
+		pthread_cond_signal(&s->cond);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return err;
+}
+
+struct store_batch *
+store_take_done(struct store *s)
+{
+	struct store_batch *b;
+
+	pthread_mutex_lock(&s->lock);
+	b = s->done;
+	s->done = NULL;
+	pthread_mutex_unlock(&s->lock);
+	return b;
+}
+
+int
+store_busy(struct store *s)
+{
+	int busy;
+
+	pthread_mutex_lock(&s->lock);
+	busy = s->pending != NULL || s->done != NULL;
+	pthread_mutex_unlock(&s->lock);
+	return busy;
+}
+
+void
+store_get_stats(struct store *s, struct store_stats *ret)
+{
+	ret->db_up = atomic_load(&s->db_up);
+	ret->batches = atomic_load(&s->batches);
+	ret->events_written = atomic_load(&s->events_written);
+	ret->rejects_written = atomic_load(&s->rejects_written);
+	ret->db_checkpoint = atomic_load(&s->db_checkpoint);
+	ret->have_db_checkpoint = atomic_load(&s->have_db_checkpoint);
+}

@@ -1,0 +1,117 @@
+"""pytest fixtures for the integration tests (see harness.py for the parts).
+
+env          module scope: a running private Mosquitto + PostgreSQL in a temp dir
+cordond      function scope: factory cordond(overrides=None, wait=True) -> Cordond on `env`
+private_env  function scope: its own Env, nothing started (for outage tests)
+
+Temp dirs are removed when their tests passed and kept (path printed) otherwise.
+When a test fails, the tails of the cordond, Mosquitto and PostgreSQL logs are
+added to its report.
+"""
+
+import os
+import shutil
+
+import pytest
+
+import harness
+from harness import ACTIVE, Broker, Cordond, Postgres, make_tmpdir, tail
+
+
+class Env:
+    """A broker, a PostgreSQL cluster (initialized, not started) and the cordond
+    instances run against them, all under one temp dir."""
+
+    def __init__(self, dir):
+        self.dir = dir
+        os.mkdir(os.path.join(dir, "broker"))
+        os.mkdir(os.path.join(dir, "pg"))
+        self.broker = Broker(os.path.join(dir, "broker"))
+        self.pg = Postgres(os.path.join(dir, "pg"))
+        self.daemons = []
+
+    def cordond(self, overrides=None, start=True, wait=True):
+        """Make a cordond for this env; start it and, if wait, return once the
+        broker has seen it connect and subscribe (so nothing published later is lost)."""
+        d = Cordond(self.dir, self.broker.port, self.pg.conninfo, overrides)
+        self.daemons.append(d)
+        if start:
+            since = self.broker.log_size()
+            d.start()
+            if wait:
+                self.wait_connected(d, since)
+        return d
+
+    def wait_connected(self, d, since=0):
+        def ready():
+            assert d.alive(), "cordond exited with %r:\n%s" % (d.returncode(), tail(d.logfile))
+            return self.broker.subscribed(d.client_id, since)
+        harness.wait_until(ready, what="%s connected and subscribed at the broker" % d.client_id)
+
+    def stop_daemons(self, daemons=None):
+        for d in daemons if daemons is not None else self.daemons:
+            try:
+                d.stop()   # raises if it ignores SIGTERM (it is SIGKILLed then)
+            finally:
+                if d in ACTIVE:
+                    ACTIVE.remove(d)
+
+    def close(self):
+        try:
+            self.stop_daemons()
+        finally:
+            for part in (self.broker, self.pg):
+                part.stop()
+                if part in ACTIVE:
+                    ACTIVE.remove(part)
+
+
+def _finish(request, env, failed_before):
+    env.close()
+    if request.session.testsfailed == failed_before:
+        shutil.rmtree(env.dir, ignore_errors=True)
+    else:
+        print("\nkept %s for inspection" % env.dir)
+
+
+@pytest.fixture(scope="module")
+def env(request):
+    e = Env(make_tmpdir("cordon-it-"))
+    failed_before = request.session.testsfailed
+    try:
+        e.broker.start()
+        e.pg.start()
+        yield e
+    finally:
+        _finish(request, e, failed_before)
+
+
+@pytest.fixture
+def cordond(env):
+    made = []
+
+    def factory(overrides=None, start=True, wait=True):
+        d = env.cordond(overrides, start, wait)
+        made.append(d)
+        return d
+    yield factory
+    env.stop_daemons(made)
+
+
+@pytest.fixture
+def private_env(request):
+    e = Env(make_tmpdir("cordon-it-"))
+    failed_before = request.session.testsfailed
+    try:
+        yield e
+    finally:
+        _finish(request, e, failed_before)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for part in ACTIVE:
+            rep.sections.append(("%s log tail (%s)" % (part.name, part.logfile), tail(part.logfile)))

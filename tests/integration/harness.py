@@ -1,0 +1,518 @@
+"""Integration harness: a private Mosquitto, a private PostgreSQL and cordond,
+all real processes in a temp dir, plus MQTT publish/collect helpers.
+
+No mocks. Every process is registered in _PROCS and killed (whole process
+group) at interpreter exit or on SIGTERM, so a crashed or timed-out run
+leaves nothing behind. Components register their log files in ACTIVE so
+conftest.py can print log tails when a test fails.
+"""
+
+import atexit
+import glob
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+import psycopg2
+
+def _pg_bin():
+    """Debian's newest PostgreSQL server binaries, unless PG_BIN says otherwise."""
+    found = glob.glob("/usr/lib/postgresql/*/bin")
+    found.sort(key=lambda p: int(p.split("/")[-2]) if p.split("/")[-2].isdigit() else 0)
+    return os.environ.get("PG_BIN") or (found[-1] if found else "/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
+TIMEOUT = float(os.environ.get("CORDON_TEST_TIMEOUT", "60"))
+IS_ROOT = os.geteuid() == 0
+
+_PROCS = set()     # live subprocess.Popen objects, each leading its own group
+ACTIVE = []        # live components with .name and .logfile, for failure reports
+
+
+def _kill_all():
+    for p in list(_PROCS):
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        _PROCS.discard(p)
+
+
+def _on_sigterm(signum, frame):
+    # meson's timeout sends SIGTERM and SIGKILLs us 0.5 s later: be quick.
+    _kill_all()
+    os._exit(128 + signum)
+
+
+atexit.register(_kill_all)
+if threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+# ---------------------------------------------------------------- utilities
+
+def wait_until(pred, timeout=TIMEOUT, interval=0.1, what=None):
+    """Poll pred() until it returns a truthy value; return that value. On timeout
+    raise AssertionError naming `what` (a string, or a callable giving one)
+    and the last value seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        last = pred()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            what = what() if callable(what) else what
+            raise AssertionError("timed out after %.0f s waiting for %s (last value: %r)"
+                                 % (timeout, what or getattr(pred, "__name__", "condition"), last))
+        time.sleep(interval)
+
+
+def free_port():
+    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def make_tmpdir(prefix):
+    """A fresh temp dir under $TMPDIR (or /tmp), traversable by other users
+    (PostgreSQL runs as `postgres` when we are root)."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(d, 0o755)
+    return d
+
+
+def tail(path, lines=60):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        return "(no log: %s)" % e
+    return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+
+def _spawn(argv, logfile, user=None, cwd=None, env=None):
+    """Start argv in its own process group with stdout+stderr appended to logfile.
+    The child gets SIGKILL if we die (setpriv --pdeathsig)."""
+    if shutil.which("setpriv"):
+        argv = ["setpriv", "--pdeathsig", "KILL", "--"] + list(argv)
+    kw = {}
+    if user and IS_ROOT:
+        kw = {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
+    with open(logfile, "ab") as log:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                             start_new_session=True, cwd=cwd, env=env, **kw)
+    _PROCS.add(p)
+    return p
+
+
+def _signal(p, sig):
+    if p.poll() is None:   # never signal a reaped pid: it may be reused
+        os.kill(p.pid, sig)
+
+
+def _reap(p, timeout):
+    """Wait for p; SIGKILL its group if it does not exit in time. Returns exit code."""
+    try:
+        rc = p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        rc = None
+    if p in _PROCS:   # first reap: its group id stays reserved while any member lives
+        try:
+            os.killpg(p.pid, signal.SIGKILL)   # leftovers (e.g. postgres backends)
+        except OSError:
+            pass
+        _PROCS.discard(p)
+    if rc is None:
+        p.wait()
+    return rc
+
+
+# ---------------------------------------------------------------- Mosquitto
+
+class Broker:
+    """A private Mosquitto 2 with persistence in `dir`. start() may be called
+    again after stop()/kill(): same port, same persistence file."""
+
+    name = "mosquitto"
+
+    def __init__(self, dir, port=None):
+        self.dir = dir
+        self.port = port or free_port()
+        self.conf = os.path.join(dir, "mosquitto.conf")
+        self.logfile = os.path.join(dir, "mosquitto.log")
+        self.proc = None
+        with open(self.conf, "w") as f:
+            f.write(f"""\
+listener {self.port} 127.0.0.1
+allow_anonymous true
+# as root, mosquitto would switch to user `mosquitto`, which cannot write here
+user {pwd.getpwuid(os.geteuid()).pw_name}
+persistence true
+persistence_location {dir}/
+autosave_interval 0
+# never drop a QoS 1 message queued for a disconnected persistent session
+max_queued_messages 0
+max_queued_bytes 0
+max_inflight_messages 1000
+set_tcp_nodelay true
+log_dest file {self.logfile}
+log_type error
+log_type warning
+log_type notice
+log_type information
+log_type subscribe
+connection_messages true
+log_timestamp_format %Y-%m-%dT%H:%M:%S
+""")
+
+    def start(self):
+        assert not self.alive(), "broker already running"
+        self.proc = _spawn(["mosquitto", "-c", self.conf], self.logfile + ".stderr")
+        if self not in ACTIVE:
+            ACTIVE.append(self)
+        wait_until(lambda: port_open(self.port) or self.proc.poll() is not None,
+                   what="mosquitto on port %d" % self.port)
+        assert self.proc.poll() is None, "mosquitto exited:\n" + tail(self.logfile) \
+            + "\n" + tail(self.logfile + ".stderr")
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=TIMEOUT):
+        """SIGTERM (mosquitto saves its persistence file) and wait."""
+        if self.proc:
+            _signal(self.proc, signal.SIGTERM)
+            _reap(self.proc, timeout)
+        self.proc = None
+
+    def kill(self):
+        if self.proc:
+            _signal(self.proc, signal.SIGKILL)
+            _reap(self.proc, TIMEOUT)
+        self.proc = None
+
+    def log(self):
+        try:
+            with open(self.logfile, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def log_size(self):
+        try:
+            return os.path.getsize(self.logfile)
+        except FileNotFoundError:
+            return 0
+
+    def subscribed(self, client_id, since=0):
+        """True once client_id has connected after log offset `since` and has
+        (in this or an earlier connection of its persistent session) subscribed.
+        Mosquitto logs `New client connected from A:P as ID (...)` and, with
+        log_type subscribe, `ID QOS FILTER`."""
+        cid = re.escape(client_id)
+        text = self.log()
+        return bool(re.search(r"New client connected from \S+ as %s \(" % cid, text[since:])
+                    and re.search(r"^\S+: %s \d \S+$" % cid, text, re.M))
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+class Postgres:
+    """A private PostgreSQL 15 cluster in dir/data; socket in dir; database `cordon`,
+    superuser `cordon`, trust auth. Runs as `postgres` when we are root."""
+
+    name = "postgresql"
+
+    def __init__(self, dir, port=None):
+        self.dir = dir
+        self.port = port or free_port()
+        self.data = os.path.join(dir, "data")
+        self.logfile = os.path.join(dir, "postgres.log")
+        self.user = "postgres" if IS_ROOT else None
+        self.proc = None
+        self.conninfo = f"host={dir} port={self.port} dbname=cordon user=cordon"
+        if self.user:
+            pw = pwd.getpwnam(self.user)
+            os.chown(dir, pw.pw_uid, pw.pw_gid)
+        env = dict(os.environ, LC_ALL="C", LANG="C")
+        subprocess.run([os.path.join(PG_BIN, "initdb"), "-D", self.data, "-A", "trust", "--nosync",
+                        "-U", "cordon", "-E", "UTF8", "--locale=C"],
+                       check=True, cwd=dir, env=env, user=self.user, capture_output=True)
+        with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
+            f.write(f"""
+listen_addresses = '127.0.0.1'
+port = {self.port}
+unix_socket_directories = '{dir}'
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_connections = 50
+""")
+        self._created = False
+
+    def start(self):
+        """Start the postmaster and wait until it accepts connections; the first
+        time, also create database `cordon`."""
+        assert not self.alive(), "postgres already running"
+        self.proc = _spawn([os.path.join(PG_BIN, "postgres"), "-D", self.data], self.logfile,
+                           user=self.user, cwd=self.dir, env=dict(os.environ, LC_ALL="C"))
+        if self not in ACTIVE:
+            ACTIVE.append(self)
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError("postgres exited:\n" + tail(self.logfile))
+            try:
+                psycopg2.connect(self._dsn("postgres"), connect_timeout=2).close()
+                return True
+            except psycopg2.OperationalError:
+                return False
+        wait_until(ready, what="postgres on port %d" % self.port)
+        if not self._created:
+            c = psycopg2.connect(self._dsn("postgres"))
+            c.autocommit = True
+            c.cursor().execute("CREATE DATABASE cordon")
+            c.close()
+            self._created = True
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, mode="fast", timeout=TIMEOUT):
+        """Shut down: mode smart (SIGTERM), fast (SIGINT) or immediate (SIGQUIT)."""
+        sig = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}[mode]
+        if self.proc:
+            _signal(self.proc, sig)
+            _reap(self.proc, timeout)
+        self.proc = None
+
+    def kill(self):
+        self.stop("immediate")
+
+    def _dsn(self, db):
+        return f"host={self.dir} port={self.port} dbname={db} user=cordon"
+
+    def query(self, sql, args=None):
+        """Run one statement in its own autocommit connection; return all rows
+        (or [] for statements without a result)."""
+        c = psycopg2.connect(self.conninfo, connect_timeout=5)
+        try:
+            c.autocommit = True
+            with c.cursor() as cur:
+                cur.execute(sql, args)
+                return cur.fetchall() if cur.description else []
+        finally:
+            c.close()
+
+    def scalar(self, sql, args=None):
+        return self.query(sql, args)[0][0]
+
+    def count(self, table, where="true", args=None):
+        """Row count of table, 0 if the table does not exist yet (cordond
+        creates it by migration at start)."""
+        try:
+            return self.scalar(f"SELECT count(*) FROM {table} WHERE {where}", args)
+        except psycopg2.errors.UndefinedTable:
+            return 0
+
+    def log(self):
+        with open(self.logfile, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+
+# ---------------------------------------------------------------- cordond
+
+BASE_CONFIG = {
+    "mqtt": {"uri": None, "client_id": "cordond-test", "topic_root": "cordon",
+             "keepalive": "10s", "session_expiry": "1h"},
+    "postgres": {"conninfo": None},
+    "spool": {"dir": None},
+    "rules": {"fever_c": "37.3", "critical_c": "38.5"},
+    "log": {"level": "info"},
+}
+
+
+class Cordond:
+    """One cordond process with a generated INI config. The spool dir is shared
+    by all instances made in the same workdir (a restart of the same daemon)."""
+
+    name = "cordond"
+    _seq = 0
+
+    def __init__(self, workdir, broker_port, conninfo, overrides=None):
+        binary = os.environ.get("CORDOND")
+        assert binary and os.access(binary, os.X_OK), \
+            "set CORDOND to the cordond binary (meson does: meson test --suite integration)"
+        Cordond._seq += 1
+        self.binary = binary
+        self.config = {s: dict(kv) for s, kv in BASE_CONFIG.items()}
+        self.config["mqtt"]["uri"] = "tcp://127.0.0.1:%d" % broker_port
+        self.config["postgres"]["conninfo"] = conninfo
+        self.config["spool"]["dir"] = os.path.join(workdir, "spool")
+        for section, kv in (overrides or {}).items():
+            self.config.setdefault(section, {}).update(kv)
+        self.client_id = self.config["mqtt"]["client_id"]
+        self.conffile = os.path.join(workdir, "cordond-%d.conf" % Cordond._seq)
+        self.logfile = os.path.join(workdir, "cordond-%d.log" % Cordond._seq)
+        with open(self.conffile, "w") as f:
+            for section, kv in self.config.items():
+                f.write("[%s]\n" % section)
+                f.writelines("%s = %s\n" % (k, v) for k, v in kv.items())
+                f.write("\n")
+        self.proc = None
+
+    def start(self):
+        assert not self.alive(), "cordond already running"
+        self.proc = _spawn([self.binary, "-c", self.conffile], self.logfile)
+        if self not in ACTIVE:
+            ACTIVE.append(self)
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def returncode(self):
+        return self.proc.poll() if self.proc else None
+
+    def stop(self, sig=signal.SIGTERM, timeout=TIMEOUT):
+        """Send sig and wait; return the exit code (negative: killed by a signal).
+        Raises if cordond does not exit within timeout (it is then SIGKILLed)."""
+        if self.proc is None:
+            return None
+        _signal(self.proc, sig)
+        rc = _reap(self.proc, timeout)
+        if rc is None:
+            raise AssertionError("cordond did not exit within %.0f s of signal %d:\n%s"
+                                 % (timeout, sig, tail(self.logfile)))
+        return rc
+
+    def kill(self):
+        return self.stop(signal.SIGKILL)
+
+    def log(self):
+        with open(self.logfile, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+
+# ---------------------------------------------------------------- MQTT clients
+
+_cid = 0
+
+
+def _client(port, prefix):
+    """A connected paho client (MQTT 3.1.1, clean session) with its loop thread running."""
+    global _cid
+    _cid += 1
+    connected = threading.Event()
+    c = mqtt.Client(client_id="%s-%d-%d" % (prefix, os.getpid(), _cid), clean_session=True)
+    c.on_connect = lambda cl, ud, flags, rc: rc == 0 and connected.set()
+    c.connect("127.0.0.1", port, keepalive=60)
+    c.loop_start()
+    if not connected.wait(TIMEOUT):
+        c.loop_stop()
+        raise AssertionError("MQTT client could not connect to port %d" % port)
+    return c
+
+
+def publish_many(port, messages, qos=1, timeout=TIMEOUT * 2):
+    """Publish [(topic, payload_bytes), ...] in order and return once the broker
+    acknowledged every one (a PUBACK for each at QoS 1)."""
+    messages = list(messages)
+    done = threading.Semaphore(0)
+    c = _client(port, "pub")
+    c.max_inflight_messages_set(1000)
+    c.max_queued_messages_set(0)
+    c.on_publish = lambda cl, ud, mid: done.release()
+    try:
+        for topic, payload in messages:
+            info = c.publish(topic, payload, qos=qos)
+            assert info.rc == mqtt.MQTT_ERR_SUCCESS, "publish failed: %s" % mqtt.error_string(info.rc)
+        deadline = time.monotonic() + timeout
+        for i in range(len(messages)):
+            if not done.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                raise AssertionError("only %d of %d publishes acknowledged within %.0f s"
+                                     % (i, len(messages), timeout))
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+
+class Collector:
+    """Subscribes to topic_filter at QoS 1 in the background and records
+    (topic, payload_bytes) in self.messages. Use as a context manager or close()."""
+
+    def __init__(self, port, topic_filter):
+        self.messages = []
+        self._lock = threading.Lock()
+        subscribed = threading.Event()
+        self.client = _client(port, "collect")
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda cl, ud, mid, granted: subscribed.set()
+        self.client.subscribe(topic_filter, qos=1)
+        if not subscribed.wait(TIMEOUT):
+            self.close()
+            raise AssertionError("no SUBACK for %s" % topic_filter)
+
+    def _on_message(self, client, userdata, msg):
+        with self._lock:
+            self.messages.append((msg.topic, bytes(msg.payload)))
+
+    def snapshot(self):
+        with self._lock:
+            return list(self.messages)
+
+    def wait_for(self, pred, timeout=TIMEOUT):
+        """Wait for a message with pred(topic, payload) true; return the first such (topic, payload)."""
+        def found():
+            return next(((t, p) for t, p in self.snapshot() if pred(t, p)), None)
+        return wait_until(found, timeout, what=lambda: "a matching MQTT message (%d others received)"
+                          % len(self.snapshot()))
+
+    def close(self):
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# ---------------------------------------------------------------- payloads
+
+def gate_event(site, gate, id, card="C-0412", person="P-10233", direction="in",
+               temp_c=36.6, ts="2020-02-16T18:32:00.123+08:00", mask=True, **extra):
+    """Return (topic, payload_bytes) of a canonical gate event. Extra keyword
+    arguments add or replace keys; drop=("ts", ...) omits keys."""
+    drop = extra.pop("drop", ())
+    body = {"id": id, "ts": ts, "card": card, "person": person, "direction": direction,
+            "temp_c": temp_c, "mask": mask, **extra}
+    for k in drop:
+        body.pop(k, None)
+    return "cordon/%s/gate/%s/event" % (site, gate), json.dumps(body).encode()
+
+
+def event_key(site, gate, id):
+    return "%s/%s/%s" % (site, gate, id)
