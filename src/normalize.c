@@ -351,8 +351,10 @@ norm_set_temp(struct event *ev, double celsius)
 
 	if (!(celsius > -100.0 && celsius < 1000.0))
 		return -ERANGE;
+	/* Half away from zero on the decimal value: 36.65 (36.6499... in
+	 * binary) is 36.7, as a person reading the display would round it. */
 	r = celsius * 10.0;
-	ev->temp_dc = (int16_t)(r < 0 ? r - 0.5 : r + 0.5);
+	ev->temp_dc = (int16_t)(r < 0 ? r - 0.5 - 1e-6 : r + 0.5 + 1e-6);
 	if (ev->temp_dc < 300 || ev->temp_dc > 450)
 		ev->flags |= FLAG_IMPLAUSIBLE;
 	return 0;

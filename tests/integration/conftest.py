@@ -4,7 +4,8 @@ env          module scope: a running private Mosquitto + PostgreSQL in a temp di
 cordond      function scope: factory cordond(overrides=None, wait=True) -> Cordond on `env`
 private_env  function scope: its own Env, nothing started (for outage tests)
 
-Temp dirs are removed when their tests passed and kept (path printed) otherwise.
+Temp dirs are removed when their tests passed and kept (path printed) otherwise
+or when CORDON_KEEP is set.
 When a test fails, the tails of the cordond, Mosquitto and PostgreSQL logs are
 added to its report.
 """
@@ -68,7 +69,7 @@ class Env:
 
 def _finish(request, env, failed_before):
     env.close()
-    if request.session.testsfailed == failed_before:
+    if request.session.testsfailed == failed_before and not os.environ.get("CORDON_KEEP"):
         shutil.rmtree(env.dir, ignore_errors=True)
     else:
         print("\nkept %s for inspection" % env.dir)
