@@ -5,9 +5,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "migrations.h"
 
 #define MIGRATE_LOCK "7236312"	/* pg_advisory_xact_lock key */
+
+/* Server notices ("relation ... already exists, skipping") go to our log
+ * at debug level instead of raw to stderr. */
+static void
+on_notice(void *arg, const char *message)
+{
+	size_t n = strlen(message);
+
+	(void)arg;
+	while (n > 0 && message[n - 1] == '\n')
+		n--;
+	log_debug("PostgreSQL: %.*s", (int)n, message);
+}
 
 PGconn *
 db_connect(const char *conninfo, const char *application_name)
@@ -15,8 +29,11 @@ db_connect(const char *conninfo, const char *application_name)
 	/* Our defaults come first: keywords in `conninfo` override them. */
 	const char *keys[] = { "connect_timeout", "fallback_application_name", "dbname", NULL };
 	const char *vals[] = { "10", application_name, conninfo, NULL };
+	PGconn *conn = PQconnectdbParams(keys, vals, 1);
 
-	return PQconnectdbParams(keys, vals, 1);
+	if (conn)
+		PQsetNoticeProcessor(conn, on_notice, NULL);
+	return conn;
 }
 
 static void

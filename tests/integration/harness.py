@@ -24,6 +24,7 @@ import time
 import paho.mqtt.client as mqtt
 import psycopg2
 
+
 def _pg_bin():
     """Debian's newest PostgreSQL server binaries, unless PG_BIN says otherwise."""
     found = glob.glob("/usr/lib/postgresql/*/bin")
