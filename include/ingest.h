@@ -13,6 +13,10 @@
 
 struct ingest;
 
+/* Unacknowledged messages the broker may send us (MQTT v5 Receive
+ * Maximum): what can still arrive after we decide to pause. */
+#define INGEST_RECEIVE_MAXIMUM 1000
+
 struct ingest_stats {
 	uint64_t received;	/* messages appended to the spool */
 	uint64_t spool_waits;	/* times the callback had to wait for the spool */
@@ -34,6 +38,11 @@ void ingest_tick(struct ingest *in, int64_t now_ms);
  * is away. Returns 0 or a negative errno. */
 int ingest_publish(struct ingest *in, const char *topic, const void *payload,
 		   size_t len, int qos, int retained) __attribute__((warn_unused_result));
+/* Stops taking messages: disconnects, and the broker keeps what comes
+ * meanwhile in our persistent session. ingest_resume() connects again. */
+void ingest_pause(struct ingest *in);
+void ingest_resume(struct ingest *in);
+
 /* Publishes our retained "offline" state and disconnects (within
  * timeout_ms); no message is received after this returns. */
 void ingest_stop(struct ingest *in, int timeout_ms);

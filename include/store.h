@@ -15,7 +15,7 @@
 struct store;
 
 struct store_reject {
-	char key[40];
+	char key[NORM_KEY_MAX + 8];	/* message hash, or "row:" + event key */
 	int64_t received_us;
 	const char *reason;	/* static */
 	char detail[128];
@@ -37,6 +37,7 @@ struct store_options {
 	const char *conninfo;
 	const char *instance;	/* the checkpoint's owner */
 	const char *spool_id;
+	const char *topic_root;	/* for the topic of a row turned reject */
 };
 
 struct store_stats {

@@ -66,6 +66,8 @@ struct daemon {
 	int64_t last_sync_ms, last_stats_ms;
 	int stopping;
 	int64_t stop_deadline_ms;
+	int paused;			/* intake paused: the spool is full */
+	uint64_t pause_at, resume_at;	/* spool bytes */
 };
 
 static int64_t
@@ -107,6 +109,44 @@ apply_config(struct daemon *d)
 	d->nctx.tz_offset_s = tz_offset(d->cfg->site_timezone);
 	rules_config_from(&d->rcfg, d->cfg->fever_c, d->cfg->critical_c);
 	d->batch_rows = (size_t)d->cfg->pg_batch_rows;
+}
+
+/* Intake pauses early enough that what the broker has already sent us
+ * (INGEST_RECEIVE_MAXIMUM messages) still fits under max_bytes, and
+ * resumes once PostgreSQL has caught up by as much again. Segments are
+ * kept small against max_bytes so that releasing them can get there. */
+static void
+spool_limits(const struct config *cfg, int64_t *ret_segment, uint64_t *ret_pause,
+	     uint64_t *ret_resume)
+{
+	uint64_t max = (uint64_t)cfg->spool_max_bytes;
+	uint64_t headroom = (uint64_t)INGEST_RECEIVE_MAXIMUM * ((uint64_t)cfg->max_payload + 512);
+
+	if (headroom > max / 4)
+		headroom = max / 4;
+	*ret_pause = max - headroom;
+	*ret_resume = max - 2 * headroom;
+	*ret_segment = cfg->spool_segment_bytes;
+	if ((uint64_t)*ret_segment > max / 8)
+		*ret_segment = (int64_t)(max / 8);
+}
+
+static void
+check_spool_space(struct daemon *d)
+{
+	uint64_t used = spool_end(d->spool) - spool_first(d->spool);
+
+	if (!d->paused && !d->stopping && used >= d->pause_at) {
+		log_warn("spool holds %" PRIu64 " of %" PRIu64 " bytes: pausing intake from the broker"
+			 " (it keeps our messages) until PostgreSQL catches up",
+			 used, (uint64_t)d->cfg->spool_max_bytes);
+		ingest_pause(d->ingest);
+		d->paused = 1;
+	} else if (d->paused && !d->stopping && used <= d->resume_at) {
+		log_notice("spool down to %" PRIu64 " bytes: resuming intake", used);
+		ingest_resume(d->ingest);
+		d->paused = 0;
+	}
 }
 
 static void
@@ -287,7 +327,7 @@ log_stats(struct daemon *d)
 	ingest_get_stats(d->ingest, &is);
 	store_get_stats(d->store, &ss);
 	log_info("stats: received %" PRIu64 ", events %" PRIu64 ", rejects %" PRIu64
-		 ", alerts %" PRIu64 ", stored %" PRIu64 " rows in %" PRIu64
+		 ", alerts %" PRIu64 ", wrote %" PRIu64 " rows in %" PRIu64
 		 " batches, backlog %" PRIu64 " bytes, broker %s, PostgreSQL %s",
 		 is.received, d->count.events, d->count.rejects, d->count.alerts,
 		 ss.events_written + ss.rejects_written, ss.batches,
@@ -299,9 +339,9 @@ static void
 on_tick(struct daemon *d)
 {
 	int64_t now = mono_ms();
-	struct store_stats ss;
 
 	ingest_tick(d->ingest, now);
+	check_spool_space(d);
 	if (d->cfg->spool_sync == SPOOL_SYNC_INTERVAL &&
 	    now - d->last_sync_ms >= d->cfg->spool_sync_interval) {
 		int err = spool_sync(d->spool);
@@ -310,11 +350,6 @@ on_tick(struct daemon *d)
 			log_err("spool fdatasync failed: %s", strerror(-err));
 		d->last_sync_ms = now;
 	}
-	/* The database may already hold more than our local checkpoint says. */
-	store_get_stats(d->store, &ss);
-	if (ss.have_db_checkpoint && ss.db_checkpoint > d->committed &&
-	    ss.db_checkpoint <= spool_end(d->spool))
-		spool_release(d->spool, ss.db_checkpoint);
 	if (now - d->last_stats_ms >= STATS_INTERVAL_MS) {
 		log_stats(d);
 		d->last_stats_ms = now;
@@ -394,6 +429,7 @@ setup(struct daemon *d)
 		return -ENOMEM;
 	d->filling = d->batches[0];
 
+	spool_limits(d->cfg, &so.segment_bytes, &d->pause_at, &d->resume_at);
 	err = spool_open(&so, &d->spool);
 	if (err < 0) {
 		log_err("cannot open the spool in %s: %s", so.dir, strerror(-err));
@@ -435,6 +471,7 @@ setup(struct daemon *d)
 	sto.conninfo = d->cfg->pg_conninfo;
 	sto.instance = d->cfg->mqtt_client_id;
 	sto.spool_id = spool_id(d->spool);
+	sto.topic_root = d->cfg->topic_root;
 	err = store_create(&sto, d->donefd, &d->store);
 	if (err < 0) {
 		log_err("cannot start the store: %s", strerror(-err));

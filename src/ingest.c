@@ -21,7 +21,6 @@
 
 #include "log.h"
 
-#define RECEIVE_MAXIMUM 1000	/* unacknowledged messages the broker may send us */
 
 struct ingest {
 	MQTTAsync client;
@@ -42,6 +41,7 @@ struct ingest {
 	_Atomic int connected;
 	_Atomic int connect_failed;	/* the first connect failed: retry */
 	_Atomic int stopping;
+	int paused;
 	int64_t retry_at_ms;
 	int64_t backoff_ms;
 	int reported;		/* last connection state logged */
@@ -212,7 +212,7 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	p.value.integer4 = (unsigned)(cfg->mqtt_session_expiry / 1000);
 	MQTTProperties_add(&in->props, &p);
 	p.identifier = MQTTPROPERTY_CODE_RECEIVE_MAXIMUM;
-	p.value.integer2 = RECEIVE_MAXIMUM;
+	p.value.integer2 = INGEST_RECEIVE_MAXIMUM;
 	MQTTProperties_add(&in->props, &p);
 
 	will.topicName = in->state_topic;
@@ -284,12 +284,12 @@ ingest_tick(struct ingest *in, int64_t now_ms)
 	if (connected != in->reported) {
 		if (connected)
 			log_notice("MQTT connected to the broker as %s", in->client_id);
-		else
+		else if (!in->paused && !atomic_load(&in->stopping))
 			log_warn("MQTT connection lost; reconnecting (the broker keeps our session)");
 		in->reported = connected;
 		in->backoff_ms = 1000;
 	}
-	if (atomic_load(&in->connect_failed) && !atomic_load(&in->stopping)) {
+	if (atomic_load(&in->connect_failed) && !atomic_load(&in->stopping) && !in->paused) {
 		if (in->retry_at_ms == 0) {
 			log_warn("MQTT broker unreachable, retrying in %lld s",
 				 (long long)in->backoff_ms / 1000);
@@ -327,6 +327,38 @@ ingest_publish(struct ingest *in, const char *topic, const void *payload,
 }
 
 void
+ingest_pause(struct ingest *in)
+{
+	MQTTAsync_disconnectOptions dopt = MQTTAsync_disconnectOptions_initializer5;
+
+	if (in->paused)
+		return;
+	in->paused = 1;
+	atomic_store(&in->connected, 0);
+	atomic_store(&in->connect_failed, 0);
+	in->retry_at_ms = 0;
+	/* Also stops automatic reconnects when the link is already down. */
+	dopt.timeout = 1000;
+	MQTTAsync_disconnect(in->client, &dopt);
+}
+
+void
+ingest_resume(struct ingest *in)
+{
+	int rc;
+
+	if (!in->paused)
+		return;
+	in->paused = 0;
+	in->backoff_ms = 1000;
+	rc = MQTTAsync_connect(in->client, &in->conn);
+	if (rc != MQTTASYNC_SUCCESS) {
+		log_warn("MQTT connect: %s", MQTTAsync_strerror(rc));
+		atomic_store(&in->connect_failed, 1);
+	}
+}
+
+void
 ingest_stop(struct ingest *in, int timeout_ms)
 {
 	MQTTAsync_disconnectOptions dopt = MQTTAsync_disconnectOptions_initializer5;
@@ -342,6 +374,7 @@ ingest_stop(struct ingest *in, int timeout_ms)
 		for (int i = 0; i < timeout_ms / 10 && MQTTAsync_isConnected(in->client); i++)
 			usleep(10000);
 	}
+	atomic_store(&in->connected, 0);
 }
 
 void

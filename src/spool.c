@@ -368,8 +368,21 @@ spool_open(const struct spool_options *opt, struct spool **ret_spool)
 			err = open_segment_for_append(spool, start, 1);
 	} else {
 		err = recover_last(spool, &len);
-		if (!err)
+		if (!err && spool->torn_bytes) {
+			/* Positions are never reused: a checkpoint may already
+			 * name a position inside the part that was cut (committed
+			 * before a power loss tore it on disk), so new records
+			 * start in a new segment after everything the old one
+			 * ever held. Readers step over the gap. */
+			uint64_t next = spool->segs[spool->nsegs - 1] + len + spool->torn_bytes;
+
+			err = push_seg(spool, next);
+			if (!err)
+				err = open_segment_for_append(spool, next, 1);
+			len = 0;
+		} else if (!err) {
 			err = open_segment_for_append(spool, spool->segs[spool->nsegs - 1], 0);
+		}
 	}
 	if (err)
 		goto fail;
@@ -667,6 +680,16 @@ skip_to(struct spool_reader *r, uint64_t pos, const char *why)
 	spool_reader_seek(r, pos);
 }
 
+/* A segment that ends before the next one starts: the gap left when a
+ * torn tail was cut at open. Nothing is lost by stepping over it. */
+static void
+step_over_gap(struct spool_reader *r, uint64_t pos)
+{
+	log_info("spool: stepping over the gap %" PRIu64 "..%" PRIu64 " left by a cut tail",
+		 r->pos, pos);
+	spool_reader_seek(r, pos);
+}
+
 int
 spool_reader_next(struct spool_reader *r, struct spool_record *ret)
 {
@@ -760,11 +783,13 @@ spool_reader_next(struct spool_reader *r, struct spool_record *ret)
 			return -errno;
 		}
 		if (n == 0) {
-			if (limit != UINT64_MAX) {
-				skip_to(r, limit, "segment shorter than expected");
-				continue;
-			}
-			return 0;
+			if (limit == UINT64_MAX)
+				return 0;
+			if (avail == 0)
+				step_over_gap(r, limit);
+			else
+				skip_to(r, limit, "truncated record at segment end");
+			continue;
 		}
 		r->len += (size_t)n;
 	}

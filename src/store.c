@@ -28,6 +28,7 @@ struct store {
 	char *conninfo;
 	char *instance;
 	char *spool_id;
+	char *topic_root;
 	int done_fd;
 	pthread_t thread;
 	int started;
@@ -164,46 +165,72 @@ put_field(struct store *s, const char *v, char sep)
 	s->copybuf[s->copylen++] = sep;
 }
 
+/* The gate_events columns of one event, as text (NULL for SQL NULL),
+ * in the order of EVENT_COLUMNS. */
+#define EVENT_COLUMNS "event_key, site, gate, ts, received_at, card, person, " \
+	"direction, temp_c, mask, flags, vendor"
+#define NCOLS 12
+
+struct event_row {
+	char ts[40], rx[40], temp[16], flags[64];
+	const char *v[NCOLS];
+};
+
+static const char *
+nonempty(const char *s)
+{
+	return s && *s ? s : NULL;
+}
+
+static void
+event_row(const struct event *ev, struct event_row *row)
+{
+	size_t fl = 0;
+
+	normalize_format_time(ev->device_us, row->ts, sizeof(row->ts));
+	normalize_format_time(ev->received_us, row->rx, sizeof(row->rx));
+	row->temp[0] = '\0';
+	if (ev->temp_dc != TEMP_NONE) {
+		int t = ev->temp_dc < 0 ? -ev->temp_dc : ev->temp_dc;
+
+		snprintf(row->temp, sizeof(row->temp), "%s%d.%d", ev->temp_dc < 0 ? "-" : "",
+			 t / 10, t % 10);
+	}
+	row->flags[fl++] = '{';
+	for (unsigned f = 1; f <= FLAG_DEVICE_ABNORMAL; f <<= 1) {
+		if (ev->flags & f)
+			fl += (size_t)snprintf(row->flags + fl, sizeof(row->flags) - fl, "%s%s",
+					       fl > 1 ? "," : "", normalize_flag_name(f));
+	}
+	row->flags[fl++] = '}';
+	row->flags[fl] = '\0';
+	row->v[0] = ev->key;
+	row->v[1] = ev->site;
+	row->v[2] = ev->gate;
+	row->v[3] = row->ts;
+	row->v[4] = row->rx;
+	row->v[5] = nonempty(ev->card);
+	row->v[6] = nonempty(ev->person);
+	row->v[7] = ev->direction == DIR_IN ? "in" : ev->direction == DIR_OUT ? "out" : NULL;
+	row->v[8] = nonempty(row->temp);
+	row->v[9] = ev->mask < 0 ? NULL : ev->mask ? "t" : "f";
+	row->v[10] = row->flags;
+	row->v[11] = ev->vendor;
+}
+
 static int
 format_events(struct store *s, const struct store_batch *b)
 {
 	s->copylen = 0;
 	for (size_t i = 0; i < b->nevents; i++) {
-		const struct event *ev = &b->events[i];
-		char ts[40], rx[40], temp[16], flags[64];
-		size_t fl = 0;
+		struct event_row row;
 
 		/* Every field is at most NORM_KEY_MAX bytes, doubled by escaping. */
-		if (buf_reserve(s, 12 * 2 * NORM_KEY_MAX) < 0)
+		if (buf_reserve(s, NCOLS * 2 * NORM_KEY_MAX) < 0)
 			return -ENOMEM;
-		normalize_format_time(ev->device_us, ts, sizeof(ts));
-		normalize_format_time(ev->received_us, rx, sizeof(rx));
-		temp[0] = '\0';
-		if (ev->temp_dc != TEMP_NONE) {
-			int t = ev->temp_dc < 0 ? -ev->temp_dc : ev->temp_dc;
-
-			snprintf(temp, sizeof(temp), "%s%d.%d", ev->temp_dc < 0 ? "-" : "", t / 10, t % 10);
-		}
-		flags[fl++] = '{';
-		for (unsigned f = 1; f <= FLAG_DEVICE_ABNORMAL; f <<= 1) {
-			if (ev->flags & f)
-				fl += (size_t)snprintf(flags + fl, sizeof(flags) - fl, "%s%s",
-						       fl > 1 ? "," : "", normalize_flag_name(f));
-		}
-		flags[fl++] = '}';
-		flags[fl] = '\0';
-		put_field(s, ev->key, '\t');
-		put_field(s, ev->site, '\t');
-		put_field(s, ev->gate, '\t');
-		put_field(s, ts, '\t');
-		put_field(s, rx, '\t');
-		put_field(s, ev->card, '\t');
-		put_field(s, ev->person, '\t');
-		put_field(s, ev->direction == DIR_IN ? "in" : ev->direction == DIR_OUT ? "out" : NULL, '\t');
-		put_field(s, temp, '\t');
-		put_field(s, ev->mask < 0 ? NULL : ev->mask ? "t" : "f", '\t');
-		put_field(s, flags, '\t');
-		put_field(s, ev->vendor, '\n');
+		event_row(&b->events[i], &row);
+		for (int c = 0; c < NCOLS; c++)
+			put_field(s, row.v[c], c == NCOLS - 1 ? '\n' : '\t');
 	}
 	return 0;
 }
@@ -221,6 +248,9 @@ log_db_error(struct store *s, const char *what, PGresult *res)
 	n = strlen(buf);
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
 		buf[--n] = '\0';
+	for (char *p = buf; *p; p++)	/* one line per event */
+		if (*p == '\n' || *p == '\t')
+			*p = ' ';
 	log_err("PostgreSQL %s failed: %s", what, buf);
 }
 
@@ -295,40 +325,45 @@ fail:
 	return -1;
 }
 
+/* Inserts one reject; returns the result status check (1 ok, 0 failed). */
+static int
+insert_reject(struct store *s, const struct store_reject *r, int quiet)
+{
+	char rx[40], olen[24];
+	const char *vals[7];
+	int lens[7] = { 0 }, fmts[7] = { 0 };
+	PGresult *res;
+	int ok;
+
+	normalize_format_time(r->received_us, rx, sizeof(rx));
+	snprintf(olen, sizeof(olen), "%zu", r->orig_len);
+	vals[0] = r->key;
+	vals[1] = rx;
+	vals[2] = r->topic;
+	vals[3] = r->reason;
+	vals[4] = r->detail;
+	vals[5] = (const char *)r->payload;
+	lens[5] = (int)r->payload_len;
+	fmts[5] = 1;
+	vals[6] = olen;
+	res = PQexecParams(s->conn,
+		"INSERT INTO rejects (reject_key, received_at, topic, reason, detail,"
+		" payload, payload_len) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+		" ON CONFLICT (reject_key) DO NOTHING",
+		7, NULL, vals, lens, fmts, 0);
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	if (!ok && !quiet)
+		log_db_error(s, "insert into rejects", res);
+	PQclear(res);
+	return ok;
+}
+
 static int
 write_rejects(struct store *s, const struct store_batch *b)
 {
-	for (size_t i = 0; i < b->nrejects; i++) {
-		const struct store_reject *r = &b->rejects[i];
-		char rx[40], olen[24];
-		const char *vals[7];
-		int lens[7] = { 0 }, fmts[7] = { 0 };
-		PGresult *res;
-		int ok;
-
-		normalize_format_time(r->received_us, rx, sizeof(rx));
-		snprintf(olen, sizeof(olen), "%zu", r->orig_len);
-		vals[0] = r->key;
-		vals[1] = rx;
-		vals[2] = r->topic;
-		vals[3] = r->reason;
-		vals[4] = r->detail;
-		vals[5] = (const char *)r->payload;
-		lens[5] = (int)r->payload_len;
-		fmts[5] = 1;
-		vals[6] = olen;
-		res = PQexecParams(s->conn,
-			"INSERT INTO rejects (reject_key, received_at, topic, reason, detail,"
-			" payload, payload_len) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-			" ON CONFLICT (reject_key) DO NOTHING",
-			7, NULL, vals, lens, fmts, 0);
-		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-		if (!ok)
-			log_db_error(s, "insert into rejects", res);
-		PQclear(res);
-		if (!ok)
+	for (size_t i = 0; i < b->nrejects; i++)
+		if (!insert_reject(s, &b->rejects[i], 0))
 			return -1;
-	}
 	return 0;
 }
 
@@ -342,8 +377,7 @@ write_events(struct store *s, const struct store_batch *b)
 		return 0;
 	if (format_events(s, b) < 0)
 		return -1;
-	res = PQexec(s->conn, "COPY stage_gate_events (event_key, site, gate, ts, received_at,"
-		     " card, person, direction, temp_c, mask, flags, vendor) FROM STDIN");
+	res = PQexec(s->conn, "COPY stage_gate_events (" EVENT_COLUMNS ") FROM STDIN");
 	ok = PQresultStatus(res) == PGRES_COPY_IN;
 	if (!ok)
 		log_db_error(s, "COPY", res);
@@ -368,19 +402,16 @@ write_events(struct store *s, const struct store_batch *b)
 		       " ON CONFLICT (event_key) DO NOTHING") ? 0 : -1;
 }
 
+/* Moves the checkpoint and commits; 0 or -1. */
 static int
-write_batch(struct store *s, const struct store_batch *b)
+commit_with_checkpoint(struct store *s, uint64_t end_pos)
 {
 	char pos[24];
 	const char *vals[3] = { s->instance, s->spool_id, pos };
 	PGresult *res;
 	int ok;
 
-	if (!exec_ok(s, "BEGIN"))
-		return -1;
-	if (write_events(s, b) < 0 || write_rejects(s, b) < 0)
-		goto fail;
-	snprintf(pos, sizeof(pos), "%" PRIu64, b->end_pos);
+	snprintf(pos, sizeof(pos), "%" PRIu64, end_pos);
 	res = PQexecParams(s->conn,
 		"INSERT INTO spool_checkpoint (instance, spool_id, position) VALUES ($1, $2, $3)"
 		" ON CONFLICT (instance) DO UPDATE SET spool_id = excluded.spool_id,"
@@ -390,13 +421,121 @@ write_batch(struct store *s, const struct store_batch *b)
 	if (!ok)
 		log_db_error(s, "checkpoint", res);
 	PQclear(res);
-	if (!ok || !exec_ok(s, "COMMIT"))
+	return ok && exec_ok(s, "COMMIT") ? 0 : -1;
+}
+
+static void
+rollback(struct store *s)
+{
+	if (PQstatus(s->conn) == CONNECTION_OK)
+		PQclear(PQexec(s->conn, "ROLLBACK"));
+}
+
+static int
+write_batch(struct store *s, const struct store_batch *b)
+{
+	if (!exec_ok(s, "BEGIN"))
+		return -1;
+	if (write_events(s, b) < 0 || write_rejects(s, b) < 0 ||
+	    commit_with_checkpoint(s, b->end_pos) < 0) {
+		rollback(s);
+		return -1;
+	}
+	return 0;
+}
+
+/* Turns a row PostgreSQL refused into a reject: reason store_failed, the
+ * SQLSTATE and message as detail, the row's fields as payload. */
+static void
+reject_row(struct store *s, const struct event *ev, const struct event_row *row,
+	   PGresult *res)
+{
+	struct store_reject r = { .received_us = ev->received_us, .reason = "store_failed" };
+	char payload[2048], topic[256];
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	size_t n = 0;
+
+	for (int c = 0; c < NCOLS; c++)
+		n += (size_t)snprintf(payload + n, sizeof(payload) - n, "%s%s",
+				      c ? "\t" : "", row->v[c] ? row->v[c] : "\\N");
+	snprintf(topic, sizeof(topic), "%s/%s/gate/%s/event", s->topic_root, ev->site, ev->gate);
+	snprintf(r.key, sizeof(r.key), "row:%s", ev->key);
+	snprintf(r.detail, sizeof(r.detail), "PostgreSQL refused the row: %s %s",
+		 state ? state : "?", msg ? msg : "");
+	r.topic = topic;
+	r.payload = (uint8_t *)payload;
+	r.payload_len = n < sizeof(payload) ? n : sizeof(payload) - 1;
+	r.orig_len = r.payload_len;
+	log_err("event %s: %s; stored in rejects as store_failed", ev->key, r.detail);
+	if (!insert_reject(s, &r, 0))
+		log_err("event %s could not be stored as a reject either", ev->key);
+}
+
+/* After a batch failed on its data (not its connection): the same batch
+ * row by row, each behind a savepoint, so that one row PostgreSQL will
+ * not take becomes a reject instead of blocking every row behind it. */
+static int
+write_batch_rowwise(struct store *s, const struct store_batch *b)
+{
+	if (!exec_ok(s, "BEGIN"))
+		return -1;
+	for (size_t i = 0; i < b->nevents; i++) {
+		const struct event *ev = &b->events[i];
+		struct event_row row;
+		PGresult *res;
+
+		event_row(ev, &row);
+		if (!exec_ok(s, "SAVEPOINT row"))
+			goto fail;
+		res = PQexecParams(s->conn, "INSERT INTO gate_events (" EVENT_COLUMNS ")"
+				   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+				   " ON CONFLICT (event_key) DO NOTHING",
+				   NCOLS, NULL, row.v, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			if (PQstatus(s->conn) != CONNECTION_OK) {
+				PQclear(res);
+				goto fail;
+			}
+			if (!exec_ok(s, "ROLLBACK TO SAVEPOINT row")) {
+				PQclear(res);
+				goto fail;
+			}
+			reject_row(s, ev, &row, res);
+		}
+		PQclear(res);
+	}
+	for (size_t i = 0; i < b->nrejects; i++) {
+		if (!exec_ok(s, "SAVEPOINT row"))
+			goto fail;
+		if (!insert_reject(s, &b->rejects[i], 0)) {
+			if (PQstatus(s->conn) != CONNECTION_OK ||
+			    !exec_ok(s, "ROLLBACK TO SAVEPOINT row"))
+				goto fail;
+			log_err("reject %s dropped: PostgreSQL refused it", b->rejects[i].key);
+		}
+	}
+	if (commit_with_checkpoint(s, b->end_pos) < 0)
 		goto fail;
 	return 0;
 fail:
-	if (PQstatus(s->conn) == CONNECTION_OK)
-		PQclear(PQexec(s->conn, "ROLLBACK"));
+	rollback(s);
 	return -1;
+}
+
+/* Writes the batch whole, or row by row when the whole failed on its
+ * data; 0, or -1 to retry later (connection lost, or the row-by-row
+ * pass failed too). */
+static int
+write_batch_any(struct store *s, const struct store_batch *b)
+{
+	if (write_batch(s, b) == 0)
+		return 0;
+	if (PQstatus(s->conn) != CONNECTION_OK)
+		return -1;
+	log_warn("batch of %zu rows failed on its data; writing it row by row",
+		 store_batch_rows(b));
+	return write_batch_rowwise(s, b);
 }
 
 static void
@@ -450,7 +589,7 @@ store_thread(void *arg)
 			s->backoff_ms = BACKOFF_MIN_MS;
 			continue;
 		}
-		if (write_batch(s, b) < 0) {
+		if (write_batch_any(s, b) < 0) {
 			if (PQstatus(s->conn) != CONNECTION_OK) {
 				log_warn("PostgreSQL connection lost; the batch stays in the spool and is retried");
 				PQfinish(s->conn);
@@ -491,7 +630,8 @@ store_create(const struct store_options *opt, int done_fd, struct store **ret_st
 	s->conninfo = strdup(opt->conninfo);
 	s->instance = strdup(opt->instance);
 	s->spool_id = strdup(opt->spool_id);
-	if (!s->conninfo || !s->instance || !s->spool_id) {
+	s->topic_root = strdup(opt->topic_root);
+	if (!s->conninfo || !s->instance || !s->spool_id || !s->topic_root) {
 		store_destroy(s);
 		return -ENOMEM;
 	}
@@ -523,6 +663,7 @@ store_destroy(struct store *s)
 	free(s->conninfo);
 	free(s->instance);
 	free(s->spool_id);
+	free(s->topic_root);
 	free(s);
 }
 

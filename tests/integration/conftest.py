@@ -43,6 +43,14 @@ class Env:
                 self.wait_connected(d, since)
         return d
 
+    def restart(self, d):
+        """Start d again (same config, spool dir and client id) and wait until the
+        broker has seen it connect. Its log is appended to."""
+        since = self.broker.log_size()
+        d.start()
+        self.wait_connected(d, since)
+        return d
+
     def wait_connected(self, d, since=0):
         def ready():
             assert d.alive(), "cordond exited with %r:\n%s" % (d.returncode(), tail(d.logfile))

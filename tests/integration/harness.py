@@ -411,6 +411,21 @@ class Cordond:
     def kill(self):
         return self.stop(signal.SIGKILL)
 
+    def send_signal(self, sig):
+        """Send sig without waiting (see wait())."""
+        if self.proc is not None:
+            _signal(self.proc, sig)
+
+    def wait(self, timeout=TIMEOUT):
+        """Wait for cordond to exit; return its exit code. Raises if it does not
+        exit within timeout (it is then SIGKILLed)."""
+        if self.proc is None:
+            return None
+        rc = _reap(self.proc, timeout)
+        if rc is None:
+            raise AssertionError("cordond did not exit within %.0f s:\n%s" % (timeout, tail(self.logfile)))
+        return rc
+
     def log(self):
         with open(self.logfile, encoding="utf-8", errors="replace") as f:
             return f.read()
@@ -517,3 +532,125 @@ def gate_event(site, gate, id, card="C-0412", person="P-10233", direction="in",
 
 def event_key(site, gate, id):
     return "%s/%s/%s" % (site, gate, id)
+
+
+# ---------------------------------------------------------------- long streams
+
+def sequence_events(site, n, start=0, gates=4, prefix="S"):
+    """Yield (topic, payload) of n canonical gate events of site with ids
+    "S-0000000".."S-%07d" (sequence numbers start..start+n-1) spread over
+    gates G01..G<gates>; the event key is site/gate/id, unique per number."""
+    for i in range(start, start + n):
+        yield gate_event(site, "G%02d" % (i % gates + 1), "%s-%07d" % (prefix, i),
+                         card="C-%04d" % (i % 700), person="P-%05d" % (i % 900),
+                         direction=("in", "out")[i % 2], temp_c=round(36.0 + (i % 10) / 10, 1))
+
+
+class Stream(threading.Thread):
+    """Publishes messages at QoS 1 from a background thread and counts PUBACKs.
+
+    The client has a persistent session (clean_session=False, fixed client id)
+    and reconnects by itself (paho's loop thread, 1-2 s delay); on reconnect
+    paho re-sends every QoS 1 message it has not seen a PUBACK for, so the
+    stream survives a broker restart without anything re-sent by hand
+    (a message the broker had stored but not yet acknowledged arrives twice:
+    the consumer dedupes). At most `window` messages are unacknowledged at a
+    time (paho's message ids are 16 bits). `rate` (messages/s) paces the
+    stream; None publishes as fast as the broker acknowledges.
+
+    start(); then .sent (handed to paho), .acked (PUBACKs), .connects,
+    .done (Event: every message acknowledged), .error; wait(timeout) joins,
+    raises on a publisher error or if not everything was acknowledged in
+    time, and disconnects. close() always disconnects."""
+
+    def __init__(self, port, messages, client_id, rate=None, window=2000, inflight=1000):
+        super().__init__(daemon=True, name="stream-" + client_id)
+        self.messages = messages if isinstance(messages, list) else list(messages)
+        self.total = len(self.messages)
+        self.port = port
+        self.client_id = client_id
+        self.rate = rate
+        self.sent = 0
+        self.acked = 0
+        self.connects = 0
+        self.error = None
+        self.t_start = self.t_sent = self.t_acked = None
+        self.done = threading.Event()
+        self._window = threading.Semaphore(window)
+        self._lock = threading.Lock()
+        self._connected = threading.Event()
+        self._halt = False
+        c = mqtt.Client(client_id=client_id, clean_session=False)
+        c.max_inflight_messages_set(inflight)
+        c.max_queued_messages_set(0)
+        c.reconnect_delay_set(1, 2)
+        c.on_connect = self._on_connect
+        c.on_publish = self._on_publish
+        self.client = c
+        if self.total == 0:
+            self.done.set()
+
+    def _on_connect(self, client, userdata, flags, rc):
+        if rc == 0:
+            self.connects += 1
+            self._connected.set()
+
+    def _on_publish(self, client, userdata, mid):
+        with self._lock:
+            self.acked += 1
+            acked = self.acked
+        self._window.release()
+        if acked >= self.total:
+            self.t_acked = time.monotonic()
+            self.done.set()
+
+    def start(self):
+        self.client.connect("127.0.0.1", self.port, keepalive=30)
+        self.client.loop_start()
+        if not self._connected.wait(TIMEOUT):
+            self.close()
+            raise AssertionError("stream %s could not connect to port %d" % (self.client_id, self.port))
+        super().start()
+        return self
+
+    def run(self):
+        try:
+            self.t_start = t0 = time.monotonic()
+            for i, (topic, payload) in enumerate(self.messages):
+                if self.rate and i % 50 == 0:
+                    ahead = t0 + i / self.rate - time.monotonic()
+                    if ahead > 0:
+                        time.sleep(ahead)
+                while not self._window.acquire(timeout=0.5):
+                    if self._halt:
+                        return
+                info = self.client.publish(topic, payload, qos=1)
+                # NO_CONN: the broker is away; paho keeps the message and sends it on reconnect
+                if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                    raise RuntimeError("publish %d failed: %s" % (i, mqtt.error_string(info.rc)))
+                self.sent += 1
+            self.t_sent = time.monotonic()
+        except Exception as e:   # reported by wait()
+            self.error = e
+
+    def progress(self):
+        return "%d of %d sent, %d acknowledged, %d connects" % (self.sent, self.total, self.acked, self.connects)
+
+    def wait(self, timeout=300):
+        """Wait until every message is acknowledged; disconnect; return self."""
+        try:
+            wait_until(lambda: self.done.is_set() or self.error, timeout, interval=0.2,
+                       what=lambda: "stream %s acknowledged (%s)" % (self.client_id, self.progress()))
+            if self.error:
+                raise AssertionError("stream %s failed: %r (%s)" % (self.client_id, self.error, self.progress()))
+            self.join(TIMEOUT)
+        finally:
+            self.close()
+        return self
+
+    def close(self):
+        self._halt = True
+        try:
+            self.client.disconnect()
+        finally:
+            self.client.loop_stop()

@@ -125,6 +125,21 @@ append_read_rotate_release(void **state)
 	spool_close(s);
 }
 
+/* Path of the newest segment file. */
+static void
+last_segment(char *path, size_t len)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char best[256] = "";
+
+	while ((de = readdir(d)) != NULL)
+		if (strstr(de->d_name, ".seg") && strcmp(de->d_name, best) > 0)
+			snprintf(best, sizeof(best), "%s", de->d_name);
+	closedir(d);
+	snprintf(path, len, "%s/%s", dir, best);
+}
+
 static void
 torn_tail_is_cut(void **state)
 {
@@ -139,24 +154,37 @@ torn_tail_is_cut(void **state)
 	end = spool_end(s);
 	spool_close(s);
 
-	snprintf(path, sizeof(path), "%s/%020d.seg", dir, 0);
+	last_segment(path, sizeof(path));
 	assert_int_equal(stat(path, &st), 0);
 	assert_true((uint64_t)st.st_size == end);
 	assert_int_equal(truncate(path, st.st_size - 5), 0);
 
 	s = open_spool(1 << 20, 1 << 30);
 	assert_int_equal(read_all(s, 0, 0), 99);
+	/* Positions are not reused: the next record starts after all that
+	 * the cut segment still held (end - 5), in a new segment. */
+	assert_true(spool_end(s) == end - 5);
 	append_n(s, 99, 1);
+	assert_true(spool_end(s) > end);
 	assert_int_equal(read_all(s, 0, 0), 100);
+	assert_int_equal(count_segments(), 2);
 	spool_close(s);
 
-	/* Garbage after the last record is cut too. */
+	/* Garbage after the last record of the newest segment is cut too. */
+	last_segment(path, sizeof(path));
 	fd = open(path, O_WRONLY | O_APPEND);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, "garbage!garbage!garbage!garbage!garbage!", 40), 40);
 	close(fd);
 	s = open_spool(1 << 20, 1 << 30);
 	assert_int_equal(read_all(s, 0, 0), 100);
+	{
+		struct spool_stats st2;
+
+		spool_get_stats(s, &st2);
+		assert_int_equal(st2.torn_bytes, 40);
+		assert_int_equal(st2.corrupt, 0);
+	}
 	spool_close(s);
 }
 
