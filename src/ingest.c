@@ -199,6 +199,19 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	snprintf(persist_dir, sizeof(persist_dir), "%s/paho", cfg->spool_dir);
 	rc = MQTTAsync_createWithOptions(&in->client, cfg->mqtt_uri, cfg->mqtt_client_id,
 					 MQTTCLIENT_PERSISTENCE_DEFAULT, persist_dir, &co);
+	if (rc == MQTTASYNC_PERSISTENCE_ERROR) {
+		/* Unreadable outbound queue (e.g. cut by a power loss): keep it
+		 * for inspection and start with an empty one rather than not
+		 * at all. Inbound messages never live there. */
+		char aside[4200];
+
+		snprintf(aside, sizeof(aside), "%s.broken-%lld", persist_dir, (long long)time(NULL));
+		log_err("MQTT persistence in %s is unreadable; moved to %s, starting with an empty outbound queue",
+			persist_dir, aside);
+		if (rename(persist_dir, aside) == 0)
+			rc = MQTTAsync_createWithOptions(&in->client, cfg->mqtt_uri, cfg->mqtt_client_id,
+							 MQTTCLIENT_PERSISTENCE_DEFAULT, persist_dir, &co);
+	}
 	if (rc != MQTTASYNC_SUCCESS) {
 		log_err("MQTT client for %s: %s", cfg->mqtt_uri, MQTTAsync_strerror(rc));
 		err = -EINVAL;
