@@ -14,7 +14,52 @@
 #define TEMP_NONE INT16_MIN	/* no temperature reading */
 
 enum event_type {
-	EVENT_GATE = 1,
+	EVENT_GATE = 1,		/* gate_events */
+	EVENT_STATUS,		/* gate_status */
+	EVENT_DISINFECTION,	/* disinfections */
+	EVENT_HOTLINE,		/* hotline_events (+ hotline_calls) */
+	EVENT_CHECK,		/* isolation_checks */
+	EVENT_ACK,		/* acks */
+};
+#define EVENT_TYPES 6
+
+enum gate_state {
+	STATE_NONE = 0,
+	STATE_ONLINE,
+	STATE_OFFLINE,
+	STATE_OPEN,
+	STATE_CLOSED,
+	STATE_FORCED,
+};
+
+enum call_action {
+	CALL_NONE = 0,
+	CALL_OPEN,
+	CALL_UPDATE,
+	CALL_RESOLVE,
+};
+
+enum ack_action {
+	ACK_NONE = 0,
+	ACK_ACK,
+	ACK_RESOLVE,
+};
+
+/* How a gate's terminal talks, from the register; AUTO: by shape. */
+enum gate_format {
+	FORMAT_AUTO = 0,
+	FORMAT_CANONICAL,
+	FORMAT_HIKVISION,
+	FORMAT_DAHUA,
+	FORMAT_EZVIZ,
+	FORMAT_WECOM,
+	FORMAT_DIY,
+};
+
+enum temp_unit {
+	UNIT_CELSIUS = 0,
+	UNIT_FAHRENHEIT,
+	UNIT_KELVIN,
 };
 
 enum event_flag {
@@ -29,29 +74,62 @@ enum direction {
 	DIR_OUT,
 };
 
-/* One normalized event. Strings are NUL-terminated, "" when absent. */
+#define NORM_TEXT_MAX 255	/* notes, agents, symptom lists */
+
+/* One normalized event. Strings are NUL-terminated, "" when absent; each
+ * type uses the fields its table has (see sql/). */
 struct event {
 	enum event_type type;
 	char key[NORM_KEY_MAX];
 	char site[NORM_ID_MAX + 1];
-	char gate[NORM_ID_MAX + 1];
-	char card[NORM_ID_MAX + 1];
-	char person[NORM_ID_MAX + 1];
+	char gate[NORM_ID_MAX + 1];	/* GATE, STATUS */
+	char zone[NORM_ID_MAX + 1];	/* DISINFECTION */
+	char household[NORM_ID_MAX + 1];	/* CHECK, HOTLINE */
+	char card[NORM_ID_MAX + 1];	/* GATE */
+	char person[NORM_ID_MAX + 1];	/* GATE (ID numbers only as keyed hash), CHECK */
+	char crew[NORM_ID_MAX + 1];	/* DISINFECTION */
+	char call_id[NORM_ID_MAX + 1];	/* HOTLINE */
+	char category[NORM_ID_MAX + 1];	/* HOTLINE */
+	char alert_id[NORM_ID_MAX + 1];	/* ACK */
+	char by[NORM_ID_MAX + 1];	/* ACK */
+	char text[NORM_TEXT_MAX + 1];	/* DISINFECTION agent, HOTLINE/ACK note,
+					 * CHECK symptoms (comma-separated) */
 	int64_t device_us;	/* the device's time */
 	int64_t received_us;	/* when cordond received the message */
 	int64_t rule_us;	/* the time rules use (received_us if skewed) */
 	int16_t temp_dc;	/* tenths of a degree C, or TEMP_NONE */
 	int8_t mask;		/* -1 unknown, 0, 1 */
+	int8_t urgent;		/* HOTLINE: -1 unknown, 0, 1 */
 	enum direction direction;
+	enum gate_state state;	/* STATUS */
+	enum call_action call;	/* HOTLINE */
+	enum ack_action ack;	/* ACK */
 	unsigned flags;		/* enum event_flag */
 	const char *vendor;	/* static string */
 };
 
-/* What the normalizer needs to know beyond the message itself. */
+/* What the register says about a gate (all zero: not registered). */
+struct norm_gate_info {
+	enum gate_format format;
+	enum temp_unit unit;	/* of bare DIY readings */
+};
+
+/* What the normalizer needs to know beyond the message itself. The
+ * callbacks are optional (NULL). */
 struct norm_context {
 	const char *topic_root;
 	int64_t max_clock_skew_us;
-	int64_t tz_offset_s;	/* site time zone offset for naive local times */
+	int64_t tz_offset_s;	/* default zone offset for naive local times */
+	/* Converts a naive local time of `site` (seconds as if UTC) to UTC
+	 * seconds; without it, tz_offset_s is used. */
+	int64_t (*local_to_utc)(void *arg, const char *site, int64_t naive_s);
+	/* Fills what the register knows of a gate; returns 0 if registered. */
+	int (*gate_info)(void *arg, const char *site, const char *gate,
+			 struct norm_gate_info *ret);
+	void *arg;
+	/* Key of the hash that replaces national ID numbers (HMAC-SHA256). */
+	const uint8_t *id_key;
+	size_t id_key_len;
 };
 
 /* The message as the spool holds it. */
@@ -84,6 +162,17 @@ void normalize_message_hash(const struct norm_input *in, char ret_hex[33]);
  * time interpreted at tz_offset_s) into microseconds since the epoch. */
 int normalize_parse_time(const char *s, int64_t tz_offset_s, int64_t *ret_us)
 	__attribute__((warn_unused_result));
+/* The same, with a naive time converted through ctx (site zone); sets
+ * *ret_naive when the string had no offset. */
+int normalize_parse_time_ctx(const struct norm_context *ctx, const char *site,
+			     const char *s, int64_t *ret_us, int *ret_naive)
+	__attribute__((warn_unused_result));
+
+const char *normalize_type_name(enum event_type t);
+const char *normalize_state_name(enum gate_state s);
+const char *normalize_format_name(enum gate_format f);
+/* "hikvision" -> FORMAT_HIKVISION ...; -1 when unknown. */
+int normalize_format_from_name(const char *name);
 
 /* Writes "2020-02-16 10:32:00.123000+00" (UTC) into buf. */
 void normalize_format_time(int64_t us, char *buf, size_t len);

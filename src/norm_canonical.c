@@ -8,6 +8,14 @@
 
 #include "normalize_internal.h"
 
+/* Ours: a temp_c or ts key and none of the vendors' own keys. */
+int
+norm_canonical_shape(json_t *root)
+{
+	return json_is_object(root) &&
+	       (json_object_get(root, "temp_c") || json_object_get(root, "ts"));
+}
+
 int
 norm_canonical_gate(const struct norm_msg *msg, json_t *root,
 		    struct event *events, size_t max, struct norm_result *ret)
@@ -18,12 +26,9 @@ norm_canonical_gate(const struct norm_msg *msg, json_t *root,
 
 	if (max < 1)
 		return norm_reject(ret, "too_many_events", "no room for an event");
-	memset(ev, 0, sizeof(*ev));
-	ev->type = EVENT_GATE;
-	ev->vendor = "canonical";
-	ev->mask = -1;
-	ev->temp_dc = TEMP_NONE;
-	norm_copy_level(ev->gate, &msg->device);
+	if (!json_is_object(root))
+		return norm_reject(ret, "not_object", "the payload is JSON but not an object");
+	norm_event_init(msg, ev, EVENT_GATE, "canonical");
 
 	v = json_object_get(root, "gate");
 	if (v) {
@@ -40,7 +45,7 @@ norm_canonical_gate(const struct norm_msg *msg, json_t *root,
 	v = json_object_get(root, "ts");
 	if (!v || json_is_null(v))
 		return norm_reject(ret, "missing_time", "no ts");
-	if (norm_json_time(v, msg->ctx->tz_offset_s, &ev->device_us) < 0)
+	if (norm_json_time(msg, v, &ev->device_us) < 0)
 		return norm_reject(ret, "bad_time", "ts is not ISO 8601 or epoch time");
 
 	v = json_object_get(root, "temp_c");
@@ -66,8 +71,13 @@ norm_canonical_gate(const struct norm_msg *msg, json_t *root,
 	if (v && !json_is_null(v) && norm_copy_id(ev->card, v) < 0)
 		return norm_reject(ret, "bad_field", "card is not a short string");
 	v = json_object_get(root, "person");
-	if (v && !json_is_null(v) && norm_copy_id(ev->person, v) < 0)
-		return norm_reject(ret, "bad_field", "person is not a short string");
+	if (v && !json_is_null(v)) {
+		char person[NORM_ID_MAX + 1];
+
+		if (norm_copy_id(person, v) < 0)
+			return norm_reject(ret, "bad_field", "person is not a short string");
+		norm_set_person(msg, ev, person);
+	}
 	v = json_object_get(root, "mask");
 	if (json_is_boolean(v))
 		ev->mask = json_is_true(v);

@@ -13,6 +13,10 @@
 #include <string.h>
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
+#include <math.h>
+#include <stdlib.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "normalize_internal.h"
 
@@ -148,12 +152,99 @@ normalize_message_hash(const struct norm_input *in, char ret_hex[33])
 	snprintf(ret_hex, 33, "%016" PRIx64 "%016" PRIx64, h.high64, h.low64);
 }
 
+static const struct norm_format formats[] = {
+	{ FORMAT_CANONICAL, "canonical", norm_canonical_shape, norm_canonical_gate },
+	{ FORMAT_HIKVISION, "hikvision", norm_hikvision_shape, norm_hikvision_gate },
+	{ FORMAT_DAHUA, "dahua", norm_dahua_shape, norm_dahua_gate },
+	{ FORMAT_EZVIZ, "ezviz", norm_ezviz_shape, norm_ezviz_gate },
+	{ FORMAT_WECOM, "wecom", norm_wecom_shape, norm_wecom_gate },
+	{ FORMAT_DIY, "diy", norm_diy_shape, norm_diy_gate },
+};
+#define NFORMATS (sizeof(formats) / sizeof(formats[0]))
+
+const char *
+normalize_format_name(enum gate_format f)
+{
+	for (size_t i = 0; i < NFORMATS; i++)
+		if (formats[i].format == f)
+			return formats[i].name;
+	return "auto";
+}
+
+int
+normalize_format_from_name(const char *name)
+{
+	if (strcmp(name, "auto") == 0)
+		return FORMAT_AUTO;
+	for (size_t i = 0; i < NFORMATS; i++)
+		if (strcmp(formats[i].name, name) == 0)
+			return (int)formats[i].format;
+	return -1;
+}
+
+const char *
+normalize_type_name(enum event_type t)
+{
+	switch (t) {
+	case EVENT_GATE: return "gate_event";
+	case EVENT_STATUS: return "gate_status";
+	case EVENT_DISINFECTION: return "disinfection";
+	case EVENT_HOTLINE: return "hotline";
+	case EVENT_CHECK: return "isolation_check";
+	case EVENT_ACK: return "ack";
+	}
+	return "?";
+}
+
+const char *
+normalize_state_name(enum gate_state st)
+{
+	static const char *const names[] = { "", "online", "offline", "open", "closed", "forced" };
+
+	return st <= STATE_FORCED ? names[st] : "";
+}
+
+/* A gate event: the gate's pinned format, else the one format whose shape
+ * matches; two matching shapes are ambiguous, none is unknown. */
+static int
+gate_event(struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+	   struct norm_result *ret)
+{
+	const struct norm_format *found = NULL;
+	int nfound = 0;
+
+	if (msg->ctx->gate_info &&
+	    msg->ctx->gate_info(msg->ctx->arg, msg->site_id, msg->device_id, &msg->gate) == 0)
+		msg->registered = 1;
+	for (size_t i = 0; i < NFORMATS; i++) {
+		if (msg->gate.format != FORMAT_AUTO) {
+			if (formats[i].format == msg->gate.format)
+				return formats[i].gate(msg, root, events, max, ret);
+			continue;
+		}
+		if (formats[i].shape(root)) {
+			found = &formats[i];
+			nfound++;
+		}
+	}
+	if (nfound > 1)
+		return norm_reject(ret, "ambiguous_format",
+				   "the payload matches %d terminal formats; pin the gate's format", nfound);
+	if (nfound == 0)
+		return norm_reject(ret, json_is_object(root) ? "unknown_format" : "not_object",
+				   "no known terminal format has this shape");
+	return found->gate(msg, root, events, max, ret);
+}
+
 int
 normalize_message(const struct norm_context *ctx, const struct norm_input *in,
 		  struct event *events, size_t max, struct norm_result *ret)
 {
 	struct norm_level lv[8];
 	struct norm_msg msg = { .ctx = ctx, .in = in };
+	int (*handler)(const struct norm_msg *, json_t *, struct event *, size_t,
+		       struct norm_result *) = NULL;
+	int bare_ok = 0;	/* a payload that is not JSON may be a bare word */
 	json_error_t jerr;
 	json_t *root;
 	int n, rc;
@@ -162,14 +253,32 @@ normalize_message(const struct norm_context *ctx, const struct norm_input *in,
 	n = split_topic(in->topic, in->topic_len, lv, 8);
 	if (n < 3 || !level_is(&lv[0], ctx->topic_root) || !valid_level(lv[1].s, lv[1].len))
 		return norm_reject(ret, "unknown_topic", "topic is not <root>/<site>/...");
+	msg.site = lv[1];
 	norm_copy_level(ret->site, &lv[1]);
-	if (n == 5 && level_is(&lv[2], "gate") && level_is(&lv[4], "event") &&
-	    valid_level(lv[3].s, lv[3].len)) {
-		msg.kind = MSG_GATE_EVENT;
-		msg.site = lv[1];
+	norm_copy_level(msg.site_id, &lv[1]);
+	if (n == 5 && level_is(&lv[2], "gate") && level_is(&lv[4], "event")) {
 		msg.device = lv[3];
+	} else if (n == 5 && level_is(&lv[2], "gate") && level_is(&lv[4], "status")) {
+		msg.device = lv[3];
+		handler = norm_status;
+		bare_ok = 1;
+	} else if (n == 4 && level_is(&lv[2], "disinfection")) {
+		msg.device = lv[3];
+		handler = norm_disinfection;
+	} else if (n == 3 && level_is(&lv[2], "hotline")) {
+		handler = norm_hotline;
+	} else if (n == 5 && level_is(&lv[2], "isolation") && level_is(&lv[4], "check")) {
+		msg.device = lv[3];
+		handler = norm_check;
+	} else if (n == 3 && level_is(&lv[2], "ack")) {
+		handler = norm_ack;
 	} else {
 		return norm_reject(ret, "unknown_topic", "no inbound topic of this shape");
+	}
+	if (msg.device.s) {
+		if (!valid_level(msg.device.s, msg.device.len))
+			return norm_reject(ret, "unknown_topic", "bad id level in the topic");
+		norm_copy_level(msg.device_id, &msg.device);
 	}
 
 	if (in->payload_len == 0)
@@ -180,14 +289,15 @@ normalize_message(const struct norm_context *ctx, const struct norm_input *in,
 		return norm_reject(ret, "invalid_utf8", "payload is not valid UTF-8");
 	root = json_loadb((const char *)in->payload, in->payload_len,
 			  JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
-	if (!root)
+	if (!root && !bare_ok)
 		return norm_reject(ret, "not_json", "%s at byte %d", jerr.text, jerr.position);
-	if (!json_is_object(root)) {
-		json_decref(root);
-		return norm_reject(ret, "not_object", "the payload is JSON but not an object");
-	}
-	rc = norm_canonical_gate(&msg, root, events, max, ret);
+	if (handler)
+		rc = handler(&msg, root, events, max, ret);
+	else
+		rc = gate_event(&msg, root, events, max, ret);
 	json_decref(root);
+	if (rc == 0 && ret->reason == NULL && ret->nevents == 0)
+		return norm_reject(ret, "no_events", "the message holds no event");
 	return rc;
 }
 
@@ -221,12 +331,14 @@ digits(const char **p, int n, int *ret)
 	return 0;
 }
 
-int
-normalize_parse_time(const char *s, int64_t tz_offset_s, int64_t *ret_us)
+/* Parses ISO 8601; *ret_us is UTC when the string has an offset, else
+ * the local wall time as if it were UTC and *ret_naive is set. */
+static int
+parse_iso(const char *s, int64_t *ret_us, int *ret_naive)
 {
 	static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-	int y, mo, d, h, mi, sec = 0, oh, om;
-	int64_t us = 0, off = tz_offset_s, t;
+	int y, mo, d, h, mi, sec = 0, oh, om, naive = 1;
+	int64_t us = 0, off = 0, t;
 	const char *p = s;
 
 	if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' ||
@@ -252,7 +364,7 @@ normalize_parse_time(const char *s, int64_t tz_offset_s, int64_t *ret_us)
 		}
 	}
 	if (*p == 'Z' || *p == 'z') {
-		off = 0;
+		naive = 0;
 		p++;
 	} else if (*p == '+' || *p == '-') {
 		int sign = *p++ == '-' ? -1 : 1;
@@ -267,6 +379,7 @@ normalize_parse_time(const char *s, int64_t tz_offset_s, int64_t *ret_us)
 		if (oh > 18 || om > 59)
 			return -EINVAL;
 		off = sign * (oh * 3600 + om * 60);
+		naive = 0;
 	}
 	if (*p)
 		return -EINVAL;
@@ -276,6 +389,42 @@ normalize_parse_time(const char *s, int64_t tz_offset_s, int64_t *ret_us)
 		return -EINVAL;
 	t = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec - off;
 	*ret_us = t * 1000000 + us;
+	*ret_naive = naive;
+	return 0;
+}
+
+int
+normalize_parse_time(const char *s, int64_t tz_offset_s, int64_t *ret_us)
+{
+	int64_t us;
+	int naive, err = parse_iso(s, &us, &naive);
+
+	if (err)
+		return err;
+	*ret_us = naive ? us - tz_offset_s * 1000000 : us;
+	return 0;
+}
+
+int
+normalize_parse_time_ctx(const struct norm_context *ctx, const char *site,
+			 const char *s, int64_t *ret_us, int *ret_naive)
+{
+	int64_t us;
+	int naive, err = parse_iso(s, &us, &naive);
+
+	if (err)
+		return err;
+	if (naive) {
+		int64_t secs = us >= 0 ? us / 1000000 : (us - 999999) / 1000000;
+		int64_t frac = us - secs * 1000000;
+
+		secs = ctx->local_to_utc ? ctx->local_to_utc(ctx->arg, site, secs)
+					 : secs - ctx->tz_offset_s;
+		us = secs * 1000000 + frac;
+	}
+	*ret_us = us;
+	if (ret_naive)
+		*ret_naive = naive;
 	return 0;
 }
 
@@ -302,23 +451,72 @@ normalize_format_time(int64_t us, char *buf, size_t len)
 		 y, m, d, (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), frac);
 }
 
-int
-norm_json_time(const json_t *v, int64_t tz_offset_s, int64_t *ret_us)
+void
+norm_event_init(const struct norm_msg *msg, struct event *ev, enum event_type type,
+		const char *vendor)
 {
-	if (json_is_string(v))
-		return normalize_parse_time(json_string_value(v), tz_offset_s, ret_us);
-	if (json_is_integer(v) || json_is_real(v)) {
-		double x = json_number_value(v);
-
-		/* Epoch seconds or milliseconds, told apart by magnitude. */
-		if (x >= 1e11 && x < 1e14)
-			x /= 1000.0;
-		if (x < 0 || x >= 253402300800.0)
-			return -ERANGE;
-		*ret_us = (int64_t)(x * 1e6 + 0.5);
-		return 0;
+	memset(ev, 0, sizeof(*ev));
+	ev->type = type;
+	ev->vendor = vendor;
+	ev->mask = -1;
+	ev->urgent = -1;
+	ev->temp_dc = TEMP_NONE;
+	switch (type) {
+	case EVENT_GATE:
+	case EVENT_STATUS:
+		snprintf(ev->gate, sizeof(ev->gate), "%s", msg->device_id);
+		break;
+	case EVENT_DISINFECTION:
+		snprintf(ev->zone, sizeof(ev->zone), "%s", msg->device_id);
+		break;
+	case EVENT_CHECK:
+		snprintf(ev->household, sizeof(ev->household), "%s", msg->device_id);
+		break;
+	default:
+		break;
 	}
-	return -EINVAL;
+}
+
+int
+norm_epoch(const json_t *v, int64_t *ret_us)
+{
+	double x;
+
+	if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+		char *end;
+
+		if (!*s || strlen(s) > 20)
+			return -EINVAL;
+		x = strtod(s, &end);
+		if (*end)
+			return -EINVAL;
+	} else if (json_is_number(v)) {
+		x = json_number_value(v);
+	} else {
+		return -EINVAL;
+	}
+	/* Epoch seconds or milliseconds, told apart by magnitude. */
+	if (x >= 1e11 && x < 1e14)
+		x /= 1000.0;
+	if (!(x >= 0 && x < 253402300800.0))
+		return -ERANGE;
+	*ret_us = (int64_t)(x * 1e6 + 0.5);
+	return 0;
+}
+
+int
+norm_json_time(const struct norm_msg *msg, const json_t *v, int64_t *ret_us)
+{
+	if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+
+		/* "1581849120" is epoch time too. */
+		if (*s >= '0' && *s <= '9' && strchr(s, '-') == NULL)
+			return norm_epoch(v, ret_us);
+		return normalize_parse_time_ctx(msg->ctx, msg->site_id, s, ret_us, NULL);
+	}
+	return norm_epoch(v, ret_us);
 }
 
 int
@@ -338,10 +536,66 @@ norm_copy_id(char *dst, const json_t *v)
 	if (len > NORM_ID_MAX || memchr(s, '\0', len))
 		return -EINVAL;
 	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)s[i] < 0x20)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
 			return -EINVAL;
 	memcpy(dst, s, len + 1);
 	return 0;
+}
+
+int
+norm_copy_text(char *dst, const json_t *v)
+{
+	const char *s;
+	size_t len, n = 0;
+
+	if (!json_is_string(v))
+		return -EINVAL;
+	s = json_string_value(v);
+	len = json_string_length(v);
+	for (size_t i = 0; i < len && n < NORM_TEXT_MAX; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c == 0x7f)
+			c = ' ';
+		dst[n++] = (char)c;
+	}
+	/* Do not end inside a UTF-8 sequence. */
+	while (n > 0 && n < len && ((unsigned char)dst[n] & 0xc0) == 0x80 &&
+	       ((unsigned char)s[n] & 0xc0) == 0x80)
+		n--;
+	if (n < len)
+		while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--;
+	dst[n] = '\0';
+	return 0;
+}
+
+int
+norm_json_number(const json_t *v, double *ret)
+{
+	if (json_is_number(v)) {
+		*ret = json_number_value(v);
+		return 0;
+	}
+	if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+		char *end;
+		double x;
+
+		while (*s == ' ')
+			s++;
+		if (!*s || strlen(s) > 32)
+			return -EINVAL;
+		errno = 0;
+		x = strtod(s, &end);
+		while (*end == ' ')
+			end++;
+		if (*end || errno || !isfinite(x))
+			return -EINVAL;
+		*ret = x;
+		return 0;
+	}
+	return -EINVAL;
 }
 
 int
@@ -360,13 +614,60 @@ norm_set_temp(struct event *ev, double celsius)
 	return 0;
 }
 
+int
+norm_set_temp_unit(struct event *ev, double value, enum temp_unit unit)
+{
+	switch (unit) {
+	case UNIT_FAHRENHEIT:
+		return norm_set_temp(ev, (value - 32.0) * 5.0 / 9.0);
+	case UNIT_KELVIN:
+		return norm_set_temp(ev, value - 273.15);
+	default:
+		return norm_set_temp(ev, value);
+	}
+}
+
+/* 17 digits and a check character (digit or X): a national ID number. */
+static int
+looks_like_id_number(const char *s)
+{
+	if (strlen(s) != 18)
+		return 0;
+	for (int i = 0; i < 17; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+	return (s[17] >= '0' && s[17] <= '9') || s[17] == 'X' || s[17] == 'x';
+}
+
+void
+norm_set_person(const struct norm_msg *msg, struct event *ev, const char *id)
+{
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0;
+	char hex[41];
+
+	if (!looks_like_id_number(id)) {
+		snprintf(ev->person, sizeof(ev->person), "%s", id);
+		return;
+	}
+	/* Never stored as it is: an HMAC-SHA256 under the site's key; without
+	 * a key the number is dropped. */
+	ev->person[0] = '\0';
+	if (!msg->ctx->id_key || !HMAC(EVP_sha256(), msg->ctx->id_key, (int)msg->ctx->id_key_len,
+				       (const unsigned char *)id, 18, mac, &maclen))
+		return;
+	for (unsigned i = 0; i < 16 && i < maclen; i++)
+		snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+	snprintf(ev->person, sizeof(ev->person), "id:%s", hex);
+}
+
 void
 norm_finish_event(const struct norm_msg *msg, struct event *ev, const char *record_id,
 		  size_t index)
 {
 	int64_t skew = ev->device_us - msg->in->received_us;
 
-	norm_copy_level(ev->site, &msg->site);
+	snprintf(ev->site, sizeof(ev->site), "%s", msg->site_id);
 	ev->received_us = msg->in->received_us;
 	ev->rule_us = ev->device_us;
 	if (skew < 0)
@@ -376,8 +677,11 @@ norm_finish_event(const struct norm_msg *msg, struct event *ev, const char *reco
 		ev->rule_us = ev->received_us;
 	}
 	if (record_id && *record_id) {
-		snprintf(ev->key, sizeof(ev->key), "%s/%.*s/%s", ev->site,
-			 (int)msg->device.len, msg->device.s, record_id);
+		/* site/<gate, zone or household>/<record>, or site/<type>/<record>
+		 * for the topics without a device level. */
+		snprintf(ev->key, sizeof(ev->key), "%s/%s/%s", ev->site,
+			 msg->device_id[0] ? msg->device_id : normalize_type_name(ev->type),
+			 record_id);
 	} else {
 		char hex[33];
 

@@ -1,4 +1,13 @@
-/* normalize_internal.h - shared between normalize.c and the format files */
+/* normalize_internal.h - shared between normalize.c and the format files.
+ *
+ * Each gate terminal format lives in its own file (norm_<vendor>.c) and
+ * exports two functions through the table in normalize.c:
+ *   shape(root)  -> 1 if the JSON looks like this format, else 0
+ *   gate(msg, root, events, max, ret) -> 0; fills events (ret->nevents)
+ *                   or sets a reject through norm_reject()
+ * A format file starts every event with norm_event_init(), fills what it
+ * knows, and ends with norm_finish_event(), which sets the site, the
+ * times, the skew flag and the event key. */
 #ifndef CORDON_NORMALIZE_INTERNAL_H
 #define CORDON_NORMALIZE_INTERNAL_H
 
@@ -12,16 +21,23 @@ struct norm_level {
 	size_t len;
 };
 
-enum msg_kind {
-	MSG_GATE_EVENT = 1,
-};
-
 struct norm_msg {
 	const struct norm_context *ctx;
 	const struct norm_input *in;
-	enum msg_kind kind;
 	struct norm_level site;
-	struct norm_level device;	/* gate (or zone, household) from the topic */
+	struct norm_level device;	/* gate, zone or household from the topic */
+	char site_id[NORM_ID_MAX + 1];
+	char device_id[NORM_ID_MAX + 1];
+	struct norm_gate_info gate;	/* register entry of the gate (GATE) */
+	int registered;			/* the gate is in the register */
+};
+
+struct norm_format {
+	enum gate_format format;
+	const char *name;	/* also the `vendor` column */
+	int (*shape)(json_t *root);
+	int (*gate)(const struct norm_msg *msg, json_t *root, struct event *events,
+		    size_t max, struct norm_result *ret);
 };
 
 int norm_valid_utf8(const uint8_t *s, size_t len);
@@ -30,17 +46,65 @@ void norm_copy_level(char *dst, const struct norm_level *lv);
 int norm_reject(struct norm_result *ret, const char *reason, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Gate event formats (norm_<vendor>.c). */
+int norm_canonical_shape(json_t *root);
 int norm_canonical_gate(const struct norm_msg *msg, json_t *root,
 			struct event *events, size_t max, struct norm_result *ret);
+int norm_hikvision_shape(json_t *root);
+int norm_hikvision_gate(const struct norm_msg *msg, json_t *root,
+			struct event *events, size_t max, struct norm_result *ret);
+int norm_dahua_shape(json_t *root);
+int norm_dahua_gate(const struct norm_msg *msg, json_t *root,
+		    struct event *events, size_t max, struct norm_result *ret);
+int norm_ezviz_shape(json_t *root);
+int norm_ezviz_gate(const struct norm_msg *msg, json_t *root,
+		    struct event *events, size_t max, struct norm_result *ret);
+int norm_wecom_shape(json_t *root);
+int norm_wecom_gate(const struct norm_msg *msg, json_t *root,
+		    struct event *events, size_t max, struct norm_result *ret);
+int norm_diy_shape(json_t *root);
+int norm_diy_gate(const struct norm_msg *msg, json_t *root,
+		  struct event *events, size_t max, struct norm_result *ret);
 
+/* The other inbound topics (norm_topics.c); root is any JSON value, or
+ * NULL when the payload is not JSON (a bare word such as "offline"). */
+int norm_status(const struct norm_msg *msg, json_t *root, struct event *events,
+		size_t max, struct norm_result *ret);
+int norm_disinfection(const struct norm_msg *msg, json_t *root, struct event *events,
+		      size_t max, struct norm_result *ret);
+int norm_hotline(const struct norm_msg *msg, json_t *root, struct event *events,
+		 size_t max, struct norm_result *ret);
+int norm_check(const struct norm_msg *msg, json_t *root, struct event *events,
+	       size_t max, struct norm_result *ret);
+int norm_ack(const struct norm_msg *msg, json_t *root, struct event *events,
+	     size_t max, struct norm_result *ret);
 
-/* Shared field helpers; each returns 0 or a negative errno. */
-/* An ISO 8601 string or epoch seconds/milliseconds (by magnitude). */
-int norm_json_time(const json_t *v, int64_t tz_offset_s, int64_t *ret_us);
+/* ---- shared field helpers; each returns 0 or a negative errno ---- */
+
+/* Zeroes *ev and sets type, vendor, mask/urgent unknown, no temperature,
+ * and the topic's device as gate/zone/household by type. */
+void norm_event_init(const struct norm_msg *msg, struct event *ev,
+		     enum event_type type, const char *vendor);
+/* An ISO 8601 string (naive: the site's zone) or epoch seconds or
+ * milliseconds (by magnitude). */
+int norm_json_time(const struct norm_msg *msg, const json_t *v, int64_t *ret_us);
+/* Epoch seconds or milliseconds (by magnitude) as a number or a string
+ * of digits. */
+int norm_epoch(const json_t *v, int64_t *ret_us);
 /* A string of at most NORM_ID_MAX printable bytes, or an integer. */
 int norm_copy_id(char *dst, const json_t *v);
-/* Rounds to 0.1 and sets FLAG_IMPLAUSIBLE outside 30.0-45.0. */
+/* A string of at most NORM_TEXT_MAX bytes without control characters
+ * (longer ones are cut at a character boundary). */
+int norm_copy_text(char *dst, const json_t *v);
+/* A number, or a string holding one ("36.6"). */
+int norm_json_number(const json_t *v, double *ret);
+/* Converts `value` in `unit` to degrees C, rounds to 0.1 and sets
+ * FLAG_IMPLAUSIBLE outside 30.0-45.0; -ERANGE for absurd values. */
+int norm_set_temp_unit(struct event *ev, double value, enum temp_unit unit);
 int norm_set_temp(struct event *ev, double celsius);
+/* Stores a person id; an 18-character national ID number (17 digits and
+ * a digit or X) is replaced by "id:" + a keyed hash of it. */
+void norm_set_person(const struct norm_msg *msg, struct event *ev, const char *id);
 /* Fills site, receive and rule times, skew flag and the event key (from
  * record_id, or from the message hash and `index`). */
 void norm_finish_event(const struct norm_msg *msg, struct event *ev,

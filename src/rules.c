@@ -51,7 +51,7 @@ int
 rules_gate_event(const struct rules_config *rc, const struct event *ev,
 		 struct alert *ret)
 {
-	if (ev->temp_dc == TEMP_NONE || (ev->flags & FLAG_IMPLAUSIBLE) ||
+	if (ev->type != EVENT_GATE || ev->temp_dc == TEMP_NONE || (ev->flags & FLAG_IMPLAUSIBLE) ||
 	    ev->temp_dc < rc->fever_dc)
 		return 0;
 	memset(ret, 0, sizeof(*ret));

@@ -20,6 +20,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "tables.h"
 
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 15000
@@ -165,74 +166,29 @@ put_field(struct store *s, const char *v, char sep)
 	s->copybuf[s->copylen++] = sep;
 }
 
-/* The gate_events columns of one event, as text (NULL for SQL NULL),
- * in the order of EVENT_COLUMNS. */
-#define EVENT_COLUMNS "event_key, site, gate, ts, received_at, card, person, " \
-	"direction, temp_c, mask, flags, vendor"
-#define NCOLS 12
-
-struct event_row {
-	char ts[40], rx[40], temp[16], flags[64];
-	const char *v[NCOLS];
-};
-
-static const char *
-nonempty(const char *s)
-{
-	return s && *s ? s : NULL;
-}
-
-static void
-event_row(const struct event *ev, struct event_row *row)
-{
-	size_t fl = 0;
-
-	normalize_format_time(ev->device_us, row->ts, sizeof(row->ts));
-	normalize_format_time(ev->received_us, row->rx, sizeof(row->rx));
-	row->temp[0] = '\0';
-	if (ev->temp_dc != TEMP_NONE) {
-		int t = ev->temp_dc < 0 ? -ev->temp_dc : ev->temp_dc;
-
-		snprintf(row->temp, sizeof(row->temp), "%s%d.%d", ev->temp_dc < 0 ? "-" : "",
-			 t / 10, t % 10);
-	}
-	row->flags[fl++] = '{';
-	for (unsigned f = 1; f <= FLAG_DEVICE_ABNORMAL; f <<= 1) {
-		if (ev->flags & f)
-			fl += (size_t)snprintf(row->flags + fl, sizeof(row->flags) - fl, "%s%s",
-					       fl > 1 ? "," : "", normalize_flag_name(f));
-	}
-	row->flags[fl++] = '}';
-	row->flags[fl] = '\0';
-	row->v[0] = ev->key;
-	row->v[1] = ev->site;
-	row->v[2] = ev->gate;
-	row->v[3] = row->ts;
-	row->v[4] = row->rx;
-	row->v[5] = nonempty(ev->card);
-	row->v[6] = nonempty(ev->person);
-	row->v[7] = ev->direction == DIR_IN ? "in" : ev->direction == DIR_OUT ? "out" : NULL;
-	row->v[8] = nonempty(row->temp);
-	row->v[9] = ev->mask < 0 ? NULL : ev->mask ? "t" : "f";
-	row->v[10] = row->flags;
-	row->v[11] = ev->vendor;
-}
-
+/* Formats the events of `type` in the batch as COPY text; returns the
+ * number of rows, or -ENOMEM. */
 static int
-format_events(struct store *s, const struct store_batch *b)
+format_events(struct store *s, const struct store_batch *b, const struct table_desc *t)
 {
+	int rows = 0;
+
 	s->copylen = 0;
 	for (size_t i = 0; i < b->nevents; i++) {
-		struct event_row row;
+		struct table_row row;
 
-		/* Every field is at most NORM_KEY_MAX bytes, doubled by escaping. */
-		if (buf_reserve(s, NCOLS * 2 * NORM_KEY_MAX) < 0)
+		if (b->events[i].type != t->type)
+			continue;
+		/* Every field is at most 2 * NORM_TEXT_MAX + 8 bytes, doubled
+		 * by escaping. */
+		if (buf_reserve(s, (size_t)t->ncols * 2 * (2 * NORM_TEXT_MAX + 8)) < 0)
 			return -ENOMEM;
-		event_row(&b->events[i], &row);
-		for (int c = 0; c < NCOLS; c++)
-			put_field(s, row.v[c], c == NCOLS - 1 ? '\n' : '\t');
+		tables_row(&b->events[i], &row);
+		for (int c = 0; c < t->ncols; c++)
+			put_field(s, row.v[c], c == t->ncols - 1 ? '\n' : '\t');
+		rows++;
 	}
-	return 0;
+	return rows;
 }
 
 /* ---- the thread ---- */
@@ -283,6 +239,24 @@ read_checkpoint(struct store *s)
 	PQclear(res);
 }
 
+static int
+create_staging(struct store *s)
+{
+	const struct table_desc *all;
+	size_t n;
+
+	all = tables_all(&n);
+	for (size_t i = 0; i < n; i++) {
+		char sql[256];
+
+		snprintf(sql, sizeof(sql), "CREATE TEMP TABLE stage_%s (LIKE %s INCLUDING DEFAULTS)"
+			 " ON COMMIT DELETE ROWS", all[i].table, all[i].table);
+		if (!exec_ok(s, sql))
+			return -1;
+	}
+	return 0;
+}
+
 /* Connects, migrates and prepares the session; 0 or -1. */
 static int
 connect_db(struct store *s)
@@ -298,9 +272,7 @@ connect_db(struct store *s)
 		log_err("%s; retrying", err);
 		goto fail;
 	}
-	if (!exec_ok(s, "CREATE TEMP TABLE stage_gate_events"
-		     " (LIKE gate_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS") ||
-	    !exec_ok(s, "SET synchronous_commit = on"))
+	if (create_staging(s) < 0 || !exec_ok(s, "SET synchronous_commit = on"))
 		goto fail;
 	read_checkpoint(s);
 	log_notice("PostgreSQL connected (schema version %d)", version);
@@ -368,16 +340,14 @@ write_rejects(struct store *s, const struct store_batch *b)
 }
 
 static int
-write_events(struct store *s, const struct store_batch *b)
+copy_rows(struct store *s, const struct table_desc *t)
 {
+	char sql[512];
 	PGresult *res;
 	int ok;
 
-	if (b->nevents == 0)
-		return 0;
-	if (format_events(s, b) < 0)
-		return -1;
-	res = PQexec(s->conn, "COPY stage_gate_events (" EVENT_COLUMNS ") FROM STDIN");
+	snprintf(sql, sizeof(sql), "COPY stage_%s (%s) FROM STDIN", t->table, t->columns);
+	res = PQexec(s->conn, sql);
 	ok = PQresultStatus(res) == PGRES_COPY_IN;
 	if (!ok)
 		log_db_error(s, "COPY", res);
@@ -396,10 +366,31 @@ write_events(struct store *s, const struct store_batch *b)
 	PQclear(res);
 	while ((res = PQgetResult(s->conn)) != NULL)
 		PQclear(res);
-	if (!ok)
-		return -1;
-	return exec_ok(s, "INSERT INTO gate_events SELECT * FROM stage_gate_events"
-		       " ON CONFLICT (event_key) DO NOTHING") ? 0 : -1;
+	return ok ? 0 : -1;
+}
+
+/* COPY each type's events into its staging table, then move them into
+ * the table with ON CONFLICT DO NOTHING. */
+static int
+write_events(struct store *s, const struct store_batch *b)
+{
+	const struct table_desc *all;
+	size_t n;
+
+	if (b->nevents == 0)
+		return 0;
+	all = tables_all(&n);
+	for (size_t i = 0; i < n; i++) {
+		int rows = format_events(s, b, &all[i]);
+
+		if (rows < 0)
+			return -1;
+		if (rows == 0)
+			continue;
+		if (copy_rows(s, &all[i]) < 0 || !exec_ok(s, all[i].insert_sql))
+			return -1;
+	}
+	return 0;
 }
 
 /* Moves the checkpoint and commits; 0 or -1. */
@@ -444,11 +435,38 @@ write_batch(struct store *s, const struct store_batch *b)
 	return 0;
 }
 
+/* The topic an event came on (for a row turned reject). */
+static void
+event_topic(struct store *s, const struct event *ev, char *buf, size_t len)
+{
+	switch (ev->type) {
+	case EVENT_GATE:
+		snprintf(buf, len, "%s/%s/gate/%s/event", s->topic_root, ev->site, ev->gate);
+		break;
+	case EVENT_STATUS:
+		snprintf(buf, len, "%s/%s/gate/%s/status", s->topic_root, ev->site, ev->gate);
+		break;
+	case EVENT_DISINFECTION:
+		snprintf(buf, len, "%s/%s/disinfection/%s", s->topic_root, ev->site, ev->zone);
+		break;
+	case EVENT_HOTLINE:
+		snprintf(buf, len, "%s/%s/hotline", s->topic_root, ev->site);
+		break;
+	case EVENT_CHECK:
+		snprintf(buf, len, "%s/%s/isolation/%s/check", s->topic_root, ev->site,
+			 ev->household);
+		break;
+	case EVENT_ACK:
+		snprintf(buf, len, "%s/%s/ack", s->topic_root, ev->site);
+		break;
+	}
+}
+
 /* Turns a row PostgreSQL refused into a reject: reason store_failed, the
  * SQLSTATE and message as detail, the row's fields as payload. */
 static void
-reject_row(struct store *s, const struct event *ev, const struct event_row *row,
-	   PGresult *res)
+reject_row(struct store *s, const struct event *ev, const struct table_desc *t,
+	   const struct table_row *row, PGresult *res)
 {
 	struct store_reject r = { .received_us = ev->received_us, .reason = "store_failed" };
 	char payload[2048], topic[256];
@@ -456,10 +474,10 @@ reject_row(struct store *s, const struct event *ev, const struct event_row *row,
 	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 	size_t n = 0;
 
-	for (int c = 0; c < NCOLS; c++)
+	for (int c = 0; c < t->ncols && n < sizeof(payload); c++)
 		n += (size_t)snprintf(payload + n, sizeof(payload) - n, "%s%s",
 				      c ? "\t" : "", row->v[c] ? row->v[c] : "\\N");
-	snprintf(topic, sizeof(topic), "%s/%s/gate/%s/event", s->topic_root, ev->site, ev->gate);
+	event_topic(s, ev, topic, sizeof(topic));
 	snprintf(r.key, sizeof(r.key), "row:%s", ev->key);
 	snprintf(r.detail, sizeof(r.detail), "PostgreSQL refused the row: %s %s",
 		 state ? state : "?", msg ? msg : "");
@@ -482,16 +500,14 @@ write_batch_rowwise(struct store *s, const struct store_batch *b)
 		return -1;
 	for (size_t i = 0; i < b->nevents; i++) {
 		const struct event *ev = &b->events[i];
-		struct event_row row;
+		const struct table_desc *t = tables_for(ev->type);
+		struct table_row row;
 		PGresult *res;
 
-		event_row(ev, &row);
+		tables_row(ev, &row);
 		if (!exec_ok(s, "SAVEPOINT row"))
 			goto fail;
-		res = PQexecParams(s->conn, "INSERT INTO gate_events (" EVENT_COLUMNS ")"
-				   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-				   " ON CONFLICT (event_key) DO NOTHING",
-				   NCOLS, NULL, row.v, NULL, NULL, 0);
+		res = PQexecParams(s->conn, t->insert_one_sql, t->ncols, NULL, row.v, NULL, NULL, 0);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			if (PQstatus(s->conn) != CONNECTION_OK) {
 				PQclear(res);
@@ -501,7 +517,7 @@ write_batch_rowwise(struct store *s, const struct store_batch *b)
 				PQclear(res);
 				goto fail;
 			}
-			reject_row(s, ev, &row, res);
+			reject_row(s, ev, t, &row, res);
 		}
 		PQclear(res);
 	}

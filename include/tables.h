@@ -1,0 +1,35 @@
+/* tables.h - which table each event type goes to, and its row as text */
+#ifndef CORDON_TABLES_H
+#define CORDON_TABLES_H
+
+#include "normalize.h"
+
+#define TABLE_MAX_COLS 12
+
+struct table_desc {
+	enum event_type type;
+	const char *table;	/* e.g. "gate_events"; staging: "stage_" + table */
+	const char *columns;	/* the column list that table_row() fills */
+	int ncols;
+	/* Statement that moves the staging rows into the table (and what
+	 * follows from them), idempotent by event_key. */
+	const char *insert_sql;
+	/* The same for one row: parameters $1..$ncols. */
+	const char *insert_one_sql;
+};
+
+/* One row's text values (NULL for SQL NULL) and their storage. */
+struct table_row {
+	const char *v[TABLE_MAX_COLS];
+	char ts[40], rx[40], temp[16], flags[64];
+	char list[2 * NORM_TEXT_MAX + 8];	/* a text[] literal */
+};
+
+/* The descriptor of `type`, or NULL. */
+const struct table_desc *tables_for(enum event_type type);
+/* All descriptors, in a fixed order; *ret_n of them. */
+const struct table_desc *tables_all(size_t *ret_n);
+/* Fills `row` with the values of `ev` in its table's column order. */
+void tables_row(const struct event *ev, struct table_row *row);
+
+#endif

@@ -1,0 +1,278 @@
+/* norm_topics.c - the inbound topics other than gate events (SPEC 2):
+ *
+ * gate/<gate>/status   "online" | "offline" | "open" | "closed" | "forced"
+ *                      (a bare word, e.g. the device's will), or
+ *                      {"state":"open","ts":...,"id":...}; without ts the
+ *                      receive time is used (a will carries none)
+ * disinfection/<zone>  {"id":"D-1","ts":...,"crew":"crew-3","agent":"..."}
+ * hotline              {"call_id":"H-12","action":"open|update|resolve",
+ *                       "ts":...,"household":"3-2-401","category":"medical",
+ *                       "urgent":true,"note":"..."}
+ * isolation/<hh>/check {"id":...,"ts":...,"person":"P-1","temp_c":36.8,
+ *                       "symptoms":["cough","fever"]}
+ * ack                  {"alert_id":"...","by":"op-7","action":"ack|resolve",
+ *                       "note":"..."}
+ * Names and phone numbers that a hotline client may add are not read. */
+#include <stdio.h>
+#include <string.h>
+
+#include "normalize_internal.h"
+
+static int
+first_slot(struct event *events, size_t max, struct norm_result *ret)
+{
+	if (max < 1)
+		return norm_reject(ret, "too_many_events", "no room for an event");
+	(void)events;
+	return 1;
+}
+
+/* Optional record id; 0, or a reject. */
+static int
+record_id(json_t *root, char *id, struct norm_result *ret)
+{
+	json_t *v = json_object_get(root, "id");
+
+	id[0] = '\0';
+	if (v && !json_is_null(v) && norm_copy_id(id, v) < 0)
+		return norm_reject(ret, "bad_field", "id is not a short string or integer") - 1;
+	return 0;
+}
+
+/* Required ts, or the receive time when `optional`; 0 or -1 (rejected). */
+static int
+event_time(const struct norm_msg *msg, json_t *root, struct event *ev, int optional,
+	   struct norm_result *ret)
+{
+	json_t *v = root ? json_object_get(root, "ts") : NULL;
+
+	if (!v || json_is_null(v)) {
+		if (optional) {
+			ev->device_us = msg->in->received_us;
+			return 0;
+		}
+		norm_reject(ret, "missing_time", "no ts");
+		return -1;
+	}
+	if (norm_json_time(msg, v, &ev->device_us) < 0) {
+		norm_reject(ret, "bad_time", "ts is not ISO 8601 or epoch time");
+		return -1;
+	}
+	return 0;
+}
+
+static enum gate_state
+state_from(const char *s, size_t len)
+{
+	static const char *const names[] = { "online", "offline", "open", "closed", "forced" };
+
+	for (size_t i = 0; i < 5; i++)
+		if (strlen(names[i]) == len && memcmp(names[i], s, len) == 0)
+			return (enum gate_state)(i + 1);
+	return STATE_NONE;
+}
+
+int
+norm_status(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+	    struct norm_result *ret)
+{
+	struct event *ev = &events[0];
+	char id[NORM_ID_MAX + 1] = "";
+	json_t *v;
+
+	if (first_slot(events, max, ret) < 1)
+		return 0;
+	norm_event_init(msg, ev, EVENT_STATUS, "canonical");
+	if (!root || json_is_string(root)) {
+		/* A bare word, with or without JSON quotes. */
+		const char *w = root ? json_string_value(root) : (const char *)msg->in->payload;
+		size_t len = root ? json_string_length(root) : msg->in->payload_len;
+
+		while (len > 0 && (w[len - 1] == '\n' || w[len - 1] == '\r' || w[len - 1] == ' '))
+			len--;
+		ev->state = state_from(w, len);
+		if (ev->state == STATE_NONE)
+			return norm_reject(ret, root ? "bad_state" : "not_json",
+					   "status is not online, offline, open, closed or forced");
+		ev->device_us = msg->in->received_us;
+	} else {
+		if (!json_is_object(root))
+			return norm_reject(ret, "not_object", "the payload is JSON but not an object");
+		v = json_object_get(root, "state");
+		if (!json_is_string(v))
+			return norm_reject(ret, "bad_state", "no state");
+		ev->state = state_from(json_string_value(v), json_string_length(v));
+		if (ev->state == STATE_NONE)
+			return norm_reject(ret, "bad_state",
+					   "state is not online, offline, open, closed or forced");
+		if (record_id(root, id, ret) < 0 || event_time(msg, root, ev, 1, ret) < 0)
+			return 0;
+	}
+	norm_finish_event(msg, ev, id, 0);
+	ret->nevents = 1;
+	return 0;
+}
+
+int
+norm_disinfection(const struct norm_msg *msg, json_t *root, struct event *events,
+		  size_t max, struct norm_result *ret)
+{
+	struct event *ev = &events[0];
+	char id[NORM_ID_MAX + 1];
+	json_t *v;
+
+	if (first_slot(events, max, ret) < 1)
+		return 0;
+	if (!json_is_object(root))
+		return norm_reject(ret, "not_object", "the payload is JSON but not an object");
+	norm_event_init(msg, ev, EVENT_DISINFECTION, "canonical");
+	if (record_id(root, id, ret) < 0 || event_time(msg, root, ev, 0, ret) < 0)
+		return 0;
+	v = json_object_get(root, "crew");
+	if (v && !json_is_null(v) && norm_copy_id(ev->crew, v) < 0)
+		return norm_reject(ret, "bad_field", "crew is not a short string");
+	v = json_object_get(root, "agent");
+	if (v && !json_is_null(v) && norm_copy_text(ev->text, v) < 0)
+		return norm_reject(ret, "bad_field", "agent is not a string");
+	norm_finish_event(msg, ev, id, 0);
+	ret->nevents = 1;
+	return 0;
+}
+
+int
+norm_hotline(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+	     struct norm_result *ret)
+{
+	static const char *const actions[] = { "open", "update", "resolve" };
+	struct event *ev = &events[0];
+	char id[NORM_ID_MAX + 1], rec[2 * NORM_ID_MAX + 16];
+	const char *a;
+	json_t *v;
+
+	if (first_slot(events, max, ret) < 1)
+		return 0;
+	if (!json_is_object(root))
+		return norm_reject(ret, "not_object", "the payload is JSON but not an object");
+	norm_event_init(msg, ev, EVENT_HOTLINE, "canonical");
+	v = json_object_get(root, "call_id");
+	if (!v || norm_copy_id(ev->call_id, v) < 0 || !ev->call_id[0])
+		return norm_reject(ret, "bad_field", "no call_id");
+	a = json_string_value(json_object_get(root, "action"));
+	for (size_t i = 0; a && i < 3; i++)
+		if (strcmp(a, actions[i]) == 0)
+			ev->call = (enum call_action)(i + 1);
+	if (ev->call == CALL_NONE)
+		return norm_reject(ret, "bad_field", "action is not open, update or resolve");
+	if (record_id(root, id, ret) < 0 || event_time(msg, root, ev, 0, ret) < 0)
+		return 0;
+	v = json_object_get(root, "household");
+	if (v && !json_is_null(v) && norm_copy_id(ev->household, v) < 0)
+		return norm_reject(ret, "bad_field", "household is not a short string");
+	v = json_object_get(root, "category");
+	if (v && !json_is_null(v) && norm_copy_id(ev->category, v) < 0)
+		return norm_reject(ret, "bad_field", "category is not a short string");
+	v = json_object_get(root, "urgent");
+	if (json_is_boolean(v))
+		ev->urgent = json_is_true(v);
+	v = json_object_get(root, "note");
+	if (v && !json_is_null(v) && norm_copy_text(ev->text, v) < 0)
+		return norm_reject(ret, "bad_field", "note is not a string");
+	/* One call has many events: the record is the call and its step. */
+	if (id[0])
+		snprintf(rec, sizeof(rec), "%s/%s", ev->call_id, id);
+	else
+		rec[0] = '\0';
+	norm_finish_event(msg, ev, rec, 0);
+	ret->nevents = 1;
+	return 0;
+}
+
+int
+norm_check(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+	   struct norm_result *ret)
+{
+	struct event *ev = &events[0];
+	char id[NORM_ID_MAX + 1];
+	json_t *v;
+	double t;
+
+	if (first_slot(events, max, ret) < 1)
+		return 0;
+	if (!json_is_object(root))
+		return norm_reject(ret, "not_object", "the payload is JSON but not an object");
+	norm_event_init(msg, ev, EVENT_CHECK, "canonical");
+	if (record_id(root, id, ret) < 0 || event_time(msg, root, ev, 0, ret) < 0)
+		return 0;
+	v = json_object_get(root, "person");
+	if (v && !json_is_null(v)) {
+		char person[NORM_ID_MAX + 1];
+
+		if (norm_copy_id(person, v) < 0)
+			return norm_reject(ret, "bad_field", "person is not a short string");
+		norm_set_person(msg, ev, person);
+	}
+	v = json_object_get(root, "temp_c");
+	if (v && !json_is_null(v)) {
+		if (norm_json_number(v, &t) < 0 || norm_set_temp(ev, t) < 0)
+			return norm_reject(ret, "bad_temperature", "temp_c is not a body temperature");
+	}
+	v = json_object_get(root, "symptoms");
+	if (v && !json_is_null(v)) {
+		size_t i, n = 0;
+		json_t *sym;
+
+		if (!json_is_array(v))
+			return norm_reject(ret, "bad_field", "symptoms is not an array of strings");
+		json_array_foreach(v, i, sym) {
+			char one[NORM_ID_MAX + 1];
+
+			if (norm_copy_id(one, sym) < 0 || strchr(one, ','))
+				return norm_reject(ret, "bad_field", "symptom %zu is not a short word", i);
+			if (n + strlen(one) + 2 > sizeof(ev->text))
+				break;
+			n += (size_t)snprintf(ev->text + n, sizeof(ev->text) - n, "%s%s",
+					      n ? "," : "", one);
+		}
+	}
+	if (ev->temp_dc == TEMP_NONE && !v)
+		return norm_reject(ret, "missing_temperature", "a check needs temp_c or symptoms");
+	norm_finish_event(msg, ev, id, 0);
+	ret->nevents = 1;
+	return 0;
+}
+
+int
+norm_ack(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+	 struct norm_result *ret)
+{
+	struct event *ev = &events[0];
+	const char *a;
+	json_t *v;
+
+	if (first_slot(events, max, ret) < 1)
+		return 0;
+	if (!json_is_object(root))
+		return norm_reject(ret, "not_object", "the payload is JSON but not an object");
+	norm_event_init(msg, ev, EVENT_ACK, "canonical");
+	v = json_object_get(root, "alert_id");
+	if (!v || norm_copy_id(ev->alert_id, v) < 0 || !ev->alert_id[0])
+		return norm_reject(ret, "bad_field", "no alert_id");
+	v = json_object_get(root, "by");
+	if (!v || norm_copy_id(ev->by, v) < 0 || !ev->by[0])
+		return norm_reject(ret, "bad_field", "no by (who acknowledges)");
+	a = json_string_value(json_object_get(root, "action"));
+	if (a && strcmp(a, "ack") == 0)
+		ev->ack = ACK_ACK;
+	else if (a && strcmp(a, "resolve") == 0)
+		ev->ack = ACK_RESOLVE;
+	else
+		return norm_reject(ret, "bad_field", "action is not ack or resolve");
+	v = json_object_get(root, "note");
+	if (v && !json_is_null(v) && norm_copy_text(ev->text, v) < 0)
+		return norm_reject(ret, "bad_field", "note is not a string");
+	if (event_time(msg, root, ev, 1, ret) < 0)
+		return 0;
+	norm_finish_event(msg, ev, NULL, 0);
+	ret->nevents = 1;
+	return 0;
+}

@@ -1,0 +1,20 @@
+/* norm_wecom.c - placeholder: the wecom terminal format is being written. */
+#include "normalize_internal.h"
+
+int
+norm_wecom_shape(json_t *root)
+{
+	(void)root;
+	return 0;
+}
+
+int
+norm_wecom_gate(const struct norm_msg *msg, json_t *root, struct event *events,
+	    size_t max, struct norm_result *ret)
+{
+	(void)msg;
+	(void)root;
+	(void)events;
+	(void)max;
+	return norm_reject(ret, "unknown_format", "wecom format not supported yet");
+}
