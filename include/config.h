@@ -36,6 +36,7 @@ struct config {
 	int64_t spool_sync_interval;
 
 	char *site_timezone;
+	char *id_key_file;
 	int64_t max_clock_skew;
 	int64_t max_payload;
 

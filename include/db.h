@@ -16,6 +16,10 @@ PGconn *db_connect(const char *conninfo, const char *application_name);
  * the reason in errbuf. */
 int db_migrate(PGconn *conn, char *errbuf, size_t errlen);
 
+/* The error of `res` (or of the connection when res is NULL) as one
+ * line without the trailing newline. */
+void db_error_text(PGconn *conn, PGresult *res, char *buf, size_t len);
+
 /* Runs a command that returns no rows; 0 or -1 with the reason in errbuf. */
 int db_exec(PGconn *conn, const char *sql, char *errbuf, size_t errlen);
 

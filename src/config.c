@@ -68,6 +68,8 @@ const struct config_key config_keys[] = {
 	{ "site", "max_clock_skew", KEY_DURATION, OFF(max_clock_skew), "10m", 0,
 	  86400000, 1,
 	  "device clock error beyond which the receive time is used for rules" },
+	{ "site", "id_key_file", KEY_STRING, OFF(id_key_file), "", 0, 0, 0,
+	  "file holding the secret key that hashes national ID numbers (empty: such numbers are dropped)" },
 	{ "site", "max_payload", KEY_SIZE, OFF(max_payload), "64KiB", 1024, 1048576, 0,
 	  "largest payload accepted; larger ones are rejected and stored truncated" },
 

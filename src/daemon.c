@@ -25,6 +25,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "normalize.h"
+#include "registry.h"
 #include "rules.h"
 #include "spool.h"
 #include "store.h"
@@ -32,7 +33,7 @@
 #define TICK_MS 100
 #define STATS_INTERVAL_MS 60000
 
-enum { SRC_SIGNAL = 1, SRC_TIMER, SRC_SPOOL, SRC_STORE };
+enum { SRC_SIGNAL = 1, SRC_TIMER, SRC_SPOOL, SRC_STORE, SRC_REGISTER };
 
 struct counters {
 	uint64_t events;
@@ -46,7 +47,7 @@ struct daemon {
 	struct spool *spool;
 	struct ingest *ingest;
 	struct store *store;
-	int epfd, sigfd, timerfd, wakefd, donefd;
+	int epfd, sigfd, timerfd, wakefd, donefd, regfd;
 
 	struct spool_reader *rules_rd;	/* ahead: rules and alerts */
 	struct spool_reader *store_rd;	/* catch-up when the store lags */
@@ -57,6 +58,10 @@ struct daemon {
 	size_t batch_rows;
 
 	struct norm_context nctx;
+	struct registry *registry;
+	struct registry_snapshot *reg;	/* the register as the rules see it */
+	uint8_t *id_key;
+	size_t id_key_len;
 	struct rules_config rcfg;
 	struct event *events;
 
@@ -79,25 +84,70 @@ mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Seconds east of UTC of the site's zone now (fixed for the run). */
-static int64_t
-tz_offset(const char *tz)
+/* Normalizer callbacks: what the register says. */
+static int
+gate_info(void *arg, const char *site, const char *gate, struct norm_gate_info *ret)
 {
-	char *old = getenv("TZ") ? strdup(getenv("TZ")) : NULL;
-	time_t now = time(NULL);
-	struct tm tm;
+	struct daemon *d = arg;
+	const struct reg_gate *g = registry_gate(d->reg, site, gate);
 
-	setenv("TZ", tz, 1);
-	tzset();
-	localtime_r(&now, &tm);
-	if (old) {
-		setenv("TZ", old, 1);
-		free(old);
-	} else {
-		unsetenv("TZ");
+	if (!g)
+		return -ENOENT;
+	ret->format = g->format;
+	ret->unit = g->unit;
+	return 0;
+}
+
+static int64_t
+local_to_utc(void *arg, const char *site, int64_t naive_s)
+{
+	struct daemon *d = arg;
+
+	return tz_local_to_utc(registry_site_tz(d->reg, site), naive_s);
+}
+
+/* Reads the ID hashing key; 0 or a negative errno. */
+static int
+load_id_key(struct daemon *d)
+{
+	uint8_t buf[1024];
+	size_t n;
+	FILE *f;
+
+	if (!d->cfg->id_key_file[0]) {
+		log_notice("no [site] id_key_file: national ID numbers are dropped, never stored");
+		return 0;
 	}
-	tzset();
-	return tm.tm_gmtoff;
+	f = fopen(d->cfg->id_key_file, "re");
+	if (!f) {
+		log_err("cannot read [site] id_key_file %s: %s", d->cfg->id_key_file, strerror(errno));
+		return -errno;
+	}
+	n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	if (n < 16) {
+		log_err("[site] id_key_file %s: the key must be at least 16 bytes", d->cfg->id_key_file);
+		return -EINVAL;
+	}
+	d->id_key = malloc(n);
+	if (!d->id_key)
+		return -ENOMEM;
+	memcpy(d->id_key, buf, n);
+	d->id_key_len = n;
+	return 0;
+}
+
+static void
+take_register(struct daemon *d)
+{
+	struct registry_snapshot *s = registry_take(d->registry);
+
+	if (!s)
+		return;
+	registry_snapshot_free(d->reg);
+	d->reg = s;
 }
 
 static void
@@ -106,7 +156,12 @@ apply_config(struct daemon *d)
 	log_set_level((enum log_level)d->cfg->log_level);
 	d->nctx.topic_root = d->cfg->topic_root;
 	d->nctx.max_clock_skew_us = d->cfg->max_clock_skew * 1000;
-	d->nctx.tz_offset_s = tz_offset(d->cfg->site_timezone);
+	d->nctx.tz_offset_s = 0;	/* unused: local_to_utc knows each site's zone */
+	d->nctx.local_to_utc = local_to_utc;
+	d->nctx.gate_info = gate_info;
+	d->nctx.arg = d;
+	d->nctx.id_key = d->id_key;
+	d->nctx.id_key_len = d->id_key_len;
 	rules_config_from(&d->rcfg, d->cfg->fever_c, d->cfg->critical_c);
 	d->batch_rows = (size_t)d->cfg->pg_batch_rows;
 }
@@ -417,9 +472,16 @@ setup(struct daemon *d)
 	uint64_t start;
 	int err;
 
-	d->epfd = d->sigfd = d->timerfd = d->wakefd = d->donefd = -1;
+	d->epfd = d->sigfd = d->timerfd = d->wakefd = d->donefd = d->regfd = -1;
 	d->reject_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10, 10);
 	d->publish_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10, 10);
+	if ((err = load_id_key(d)) < 0)
+		return err;
+	d->reg = registry_snapshot_empty(d->cfg->site_timezone);
+	if (!d->reg) {
+		log_err("unknown [site] timezone %s", d->cfg->site_timezone);
+		return -EINVAL;
+	}
 	apply_config(d);
 
 	d->events = calloc(NORM_MAX_EVENTS, sizeof(*d->events));
@@ -457,21 +519,29 @@ setup(struct daemon *d)
 	d->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	d->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	d->donefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	d->regfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (d->sigfd < 0 || d->timerfd < 0 || d->wakefd < 0 || d->donefd < 0 || d->epfd < 0)
+	if (d->sigfd < 0 || d->timerfd < 0 || d->wakefd < 0 || d->donefd < 0 || d->regfd < 0 ||
+	    d->epfd < 0)
 		return -errno;
 	if (timerfd_settime(d->timerfd, 0, &its, NULL) < 0)
 		return -errno;
 	if ((err = add_fd(d, d->sigfd, SRC_SIGNAL)) < 0 ||
 	    (err = add_fd(d, d->timerfd, SRC_TIMER)) < 0 ||
 	    (err = add_fd(d, d->wakefd, SRC_SPOOL)) < 0 ||
-	    (err = add_fd(d, d->donefd, SRC_STORE)) < 0)
+	    (err = add_fd(d, d->donefd, SRC_STORE)) < 0 ||
+	    (err = add_fd(d, d->regfd, SRC_REGISTER)) < 0)
 		return err;
 
 	sto.conninfo = d->cfg->pg_conninfo;
 	sto.instance = d->cfg->mqtt_client_id;
 	sto.spool_id = spool_id(d->spool);
 	sto.topic_root = d->cfg->topic_root;
+	err = registry_create(d->cfg->pg_conninfo, d->cfg->site_timezone, d->regfd, &d->registry);
+	if (err < 0) {
+		log_err("cannot start the register thread: %s", strerror(-err));
+		return err;
+	}
 	err = store_create(&sto, d->donefd, &d->store);
 	if (err < 0) {
 		log_err("cannot start the store: %s", strerror(-err));
@@ -499,9 +569,16 @@ teardown(struct daemon *d)
 	store_batch_free(d->batches[0]);
 	store_batch_free(d->batches[1]);
 	free(d->events);
-	for (int *fd = &d->epfd; fd <= &d->donefd; fd++)
-		if (*fd >= 0)
-			close(*fd);
+	registry_destroy(d->registry);
+	registry_snapshot_free(d->reg);
+	free(d->id_key);
+	{
+		int fds[] = { d->epfd, d->sigfd, d->timerfd, d->wakefd, d->donefd, d->regfd };
+
+		for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+	}
 }
 
 int
@@ -545,6 +622,10 @@ daemon_run(struct config *cfg, const char *config_path)
 			case SRC_STORE:
 				drain_fd(d.donefd);
 				pump(&d);
+				break;
+			case SRC_REGISTER:
+				drain_fd(d.regfd);
+				take_register(&d);
 				break;
 			}
 		}

@@ -36,16 +36,28 @@ db_connect(const char *conninfo, const char *application_name)
 	return conn;
 }
 
-static void
-set_err(char *errbuf, size_t errlen, const char *what, PGconn *conn, PGresult *res)
+void
+db_error_text(PGconn *conn, PGresult *res, char *buf, size_t len)
 {
 	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
 	size_t n;
 
-	snprintf(errbuf, errlen, "%s: %s", what, msg && *msg ? msg : "unknown error");
-	n = strlen(errbuf);
-	while (n > 0 && (errbuf[n - 1] == '\n' || errbuf[n - 1] == ' '))
-		errbuf[--n] = '\0';
+	snprintf(buf, len, "%s", msg && *msg ? msg : "unknown error");
+	/* The first line is the message; the rest (LINE 1: ..., a caret)
+	 * would break the one-line-per-event log. */
+	buf[strcspn(buf, "\n")] = '\0';
+	n = strlen(buf);
+	while (n > 0 && buf[n - 1] == ' ')
+		buf[--n] = '\0';
+}
+
+static void
+set_err(char *errbuf, size_t errlen, const char *what, PGconn *conn, PGresult *res)
+{
+	char msg[512];
+
+	db_error_text(conn, res, msg, sizeof(msg));
+	snprintf(errbuf, errlen, "%s: %s", what, msg);
 }
 
 int

@@ -30,7 +30,7 @@ struct ingest {
 	char *client_id;
 	char *password;
 	char state_topic[256];
-	char filters[1][256];
+	char filters[6][256];
 	int nfilters;
 
 	MQTTAsync_connectOptions conn;
@@ -184,8 +184,18 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 		goto fail;
 	snprintf(in->state_topic, sizeof(in->state_topic), "%s/_daemon/%s/state",
 		 cfg->topic_root, cfg->mqtt_client_id);
-	snprintf(in->filters[0], sizeof(in->filters[0]), "%s/+/gate/+/event", cfg->topic_root);
-	in->nfilters = 1;
+	{
+		/* Every inbound topic of SPEC 2, and nothing we publish. */
+		static const char *const patterns[] = {
+			"+/gate/+/event", "+/gate/+/status", "+/disinfection/+",
+			"+/hotline", "+/isolation/+/check", "+/ack",
+		};
+
+		for (size_t i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++)
+			snprintf(in->filters[i], sizeof(in->filters[i]), "%s/%s",
+				 cfg->topic_root, patterns[i]);
+		in->nfilters = (int)(sizeof(patterns) / sizeof(patterns[0]));
+	}
 
 	/* Outbound messages (alerts) are kept while the broker is away, in
 	 * Paho's file persistence so that they survive a restart too; never

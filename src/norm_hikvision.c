@@ -1,20 +1,160 @@
-/* norm_hikvision.c - placeholder: the hikvision terminal format is being written. */
+/* norm_hikvision.c - Hikvision ISAPI access-control events (SPEC 3).
+ *
+ * Either the push envelope of the HTTP listening / ISAPI alarm stream:
+ *   {"ipAddress":"10.6.1.21","dateTime":"2020-02-16T18:32:00+08:00",
+ *    "eventType":"AccessControllerEvent",
+ *    "AccessControllerEvent":{"majorEventType":5,"subEventType":75,
+ *      "cardNo":"3208841234","employeeNoString":"1042","serialNo":1234,
+ *      "currTemperature":36.500000,"thermometryUnit":"celsius",
+ *      "isAbnomalTemperature":false,"mask":"yes",...}}
+ * or a bare AcsEvent record as /ISAPI/AccessControl/AcsEvent lists them
+ * (the same keys, "major"/"minor", and its own "time").
+ *
+ * Read: time (the record's "time", else the envelope's "dateTime"),
+ * serialNo (record number -> event key), cardNo, employeeNoString (else
+ * employeeNo; an ID number is hashed), currTemperature, thermometryUnit
+ * ("celsius|fahrenheit|kelvin" or 0/1/2), isAbnomalTemperature (sic; the
+ * correct spelling is read too), mask ("yes|no|unknown" or a boolean).
+ * Names, picture URLs and face data are never read. ipAddress, macAddress
+ * and deviceID name the device in Hikvision's terms, not a cordon gate,
+ * so they are not compared with the topic. */
+#include <errno.h>
+#include <string.h>
+#include <strings.h>
+
 #include "normalize_internal.h"
 
 int
 norm_hikvision_shape(json_t *root)
 {
-	(void)root;
-	return 0;
+	if (!json_is_object(root))
+		return 0;
+	if (json_is_object(json_object_get(root, "AccessControllerEvent")))
+		return 1;
+	if (json_object_get(root, "currTemperature"))
+		return 1;
+	return json_object_get(root, "serialNo") &&
+	       (json_object_get(root, "majorEventType") || json_object_get(root, "subEventType") ||
+		json_object_get(root, "major") || json_object_get(root, "minor") ||
+		json_object_get(root, "cardNo"));
+}
+
+/* thermometryUnit: a word or 0/1/2 (also as a string); absent: celsius.
+ * Returns 0 or -EINVAL. */
+static int
+thermometry_unit(const json_t *v, enum temp_unit *ret)
+{
+	static const char *const words[] = { "celsius", "fahrenheit", "kelvin" };
+	json_int_t n = -1;
+
+	if (!v || json_is_null(v)) {
+		*ret = UNIT_CELSIUS;
+		return 0;
+	}
+	if (json_is_integer(v)) {
+		n = json_integer_value(v);
+	} else if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+
+		for (int i = 0; i < 3; i++)
+			if (strcasecmp(s, words[i]) == 0)
+				n = i;
+		if (s[0] >= '0' && s[0] <= '2' && s[1] == '\0')
+			n = s[0] - '0';
+	}
+	switch (n) {
+	case 0: *ret = UNIT_CELSIUS; return 0;
+	case 1: *ret = UNIT_FAHRENHEIT; return 0;
+	case 2: *ret = UNIT_KELVIN; return 0;
+	default: return -EINVAL;
+	}
+}
+
+/* mask: "yes" / "no" / "unknown" or a boolean; anything else: unknown. */
+static int
+mask_of(const json_t *v)
+{
+	const char *s = json_string_value(v);
+
+	if (json_is_boolean(v))
+		return json_is_true(v);
+	if (s && strcasecmp(s, "yes") == 0)
+		return 1;
+	if (s && strcasecmp(s, "no") == 0)
+		return 0;
+	return -1;
+}
+
+static int
+is_set(const json_t *v)
+{
+	return json_is_true(v) || (json_is_integer(v) && json_integer_value(v) != 0) ||
+	       (json_is_string(v) && strcasecmp(json_string_value(v), "true") == 0);
 }
 
 int
 norm_hikvision_gate(const struct norm_msg *msg, json_t *root, struct event *events,
-	    size_t max, struct norm_result *ret)
+		    size_t max, struct norm_result *ret)
 {
-	(void)msg;
-	(void)root;
-	(void)events;
-	(void)max;
-	return norm_reject(ret, "unknown_format", "hikvision format not supported yet");
+	struct event *ev = &events[0];
+	char id[NORM_ID_MAX + 1] = "";
+	enum temp_unit unit;
+	json_t *rec, *when, *v;
+	double t;
+
+	if (max < 1)
+		return norm_reject(ret, "too_many_events", "no room for an event");
+	if (!json_is_object(root))
+		return norm_reject(ret, "not_object", "the payload is JSON but not an object");
+	rec = json_object_get(root, "AccessControllerEvent");
+	if (rec && !json_is_object(rec))
+		return norm_reject(ret, "bad_field", "AccessControllerEvent is not an object");
+	if (!rec)
+		rec = root;
+	when = json_object_get(rec, "time");
+	if (!when || json_is_null(when))
+		when = json_object_get(root, "dateTime");
+	norm_event_init(msg, ev, EVENT_GATE, "hikvision");
+
+	v = json_object_get(rec, "serialNo");
+	if (v && !json_is_null(v) && norm_copy_id(id, v) < 0)
+		return norm_reject(ret, "bad_field", "serialNo is not a short string or integer");
+
+	if (!when || json_is_null(when))
+		return norm_reject(ret, "missing_time", "no time or dateTime");
+	if (norm_json_time(msg, when, &ev->device_us) < 0)
+		return norm_reject(ret, "bad_time", "time is not ISO 8601");
+
+	v = json_object_get(rec, "currTemperature");
+	if (!v || json_is_null(v))
+		return norm_reject(ret, "missing_temperature", "no currTemperature");
+	if (norm_json_number(v, &t) < 0)
+		return norm_reject(ret, "bad_temperature", "currTemperature is not a number");
+	if (thermometry_unit(json_object_get(rec, "thermometryUnit"), &unit) < 0)
+		return norm_reject(ret, "bad_temperature",
+				   "thermometryUnit is not celsius, fahrenheit, kelvin or 0-2");
+	if (norm_set_temp_unit(ev, t, unit) < 0)
+		return norm_reject(ret, "bad_temperature", "currTemperature is not a body temperature");
+
+	v = json_object_get(rec, "cardNo");
+	if (v && !json_is_null(v) && norm_copy_id(ev->card, v) < 0)
+		return norm_reject(ret, "bad_field", "cardNo is not a short string");
+	v = json_object_get(rec, "employeeNoString");
+	if (!v || json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0))
+		v = json_object_get(rec, "employeeNo");
+	if (v && !json_is_null(v)) {
+		char person[NORM_ID_MAX + 1];
+
+		if (norm_copy_id(person, v) < 0)
+			return norm_reject(ret, "bad_field", "employeeNoString is not a short string");
+		norm_set_person(msg, ev, person);
+	}
+	ev->mask = (int8_t)mask_of(json_object_get(rec, "mask"));
+	if (is_set(json_object_get(rec, "isAbnomalTemperature")) ||
+	    is_set(json_object_get(rec, "isAbnormalTemperature")))
+		ev->flags |= FLAG_DEVICE_ABNORMAL;
+
+	norm_finish_event(msg, ev, id, 0);
+	ret->nevents = 1;
+	return 0;
 }

@@ -1,20 +1,93 @@
-/* norm_wecom.c - placeholder: the wecom terminal format is being written. */
+/* norm_wecom.c - WeCom (WeChat Work) temperature reports (SPEC 3).
+ *
+ *   {"errcode":0,"errmsg":"ok","temperature_data":[
+ *     {"userid":"zhangsan","temperature":"36.6","timestamp":1581849120,"status":0},
+ *     ...]}
+ *
+ * Each element of temperature_data becomes an event: temperature is a
+ * string (a number is accepted too) in degrees C, timestamp epoch seconds
+ * (or milliseconds), userid (else user_id) the person. status: 0 normal,
+ * 1 abnormal (flag device_abnormal), 2 "measure again" - kept as no flag,
+ * as are unknown values: the site's threshold decides fever anyway. The
+ * report carries no record number: the key is the message hash and the
+ * element's index. */
+#include <string.h>
+
 #include "normalize_internal.h"
 
 int
 norm_wecom_shape(json_t *root)
 {
-	(void)root;
+	return json_is_object(root) && json_is_array(json_object_get(root, "temperature_data"));
+}
+
+/* One element into *ev; 0, or -1 with the reject set. */
+static int
+wecom_event(const struct norm_msg *msg, json_t *e, size_t i, struct event *ev,
+	    struct norm_result *ret)
+{
+	json_t *v;
+	double t;
+
+	if (!json_is_object(e))
+		return norm_reject(ret, "not_object", "temperature_data[%zu] is not an object", i) - 1;
+	norm_event_init(msg, ev, EVENT_GATE, "wecom");
+
+	v = json_object_get(e, "timestamp");
+	if (!v || json_is_null(v))
+		return norm_reject(ret, "missing_time", "temperature_data[%zu] has no timestamp", i) - 1;
+	if (norm_epoch(v, &ev->device_us) < 0)
+		return norm_reject(ret, "bad_time",
+				   "temperature_data[%zu].timestamp is not epoch time", i) - 1;
+
+	v = json_object_get(e, "temperature");
+	if (!v || json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0))
+		return norm_reject(ret, "missing_temperature",
+				   "temperature_data[%zu] has no temperature", i) - 1;
+	if (norm_json_number(v, &t) < 0 || norm_set_temp_unit(ev, t, UNIT_CELSIUS) < 0)
+		return norm_reject(ret, "bad_temperature",
+				   "temperature_data[%zu].temperature is not a body temperature", i) - 1;
+
+	v = json_object_get(e, "status");
+	if ((json_is_integer(v) && json_integer_value(v) == 1) ||
+	    (json_is_string(v) && strcmp(json_string_value(v), "1") == 0))
+		ev->flags |= FLAG_DEVICE_ABNORMAL;
+
+	v = json_object_get(e, "userid");
+	if (!v || json_is_null(v))
+		v = json_object_get(e, "user_id");
+	if (v && !json_is_null(v)) {
+		char person[NORM_ID_MAX + 1];
+
+		if (norm_copy_id(person, v) < 0)
+			return norm_reject(ret, "bad_field",
+					   "temperature_data[%zu].userid is not a short string", i) - 1;
+		norm_set_person(msg, ev, person);
+	}
+
+	norm_finish_event(msg, ev, NULL, i);
 	return 0;
 }
 
 int
 norm_wecom_gate(const struct norm_msg *msg, json_t *root, struct event *events,
-	    size_t max, struct norm_result *ret)
+		size_t max, struct norm_result *ret)
 {
-	(void)msg;
-	(void)root;
-	(void)events;
-	(void)max;
-	return norm_reject(ret, "unknown_format", "wecom format not supported yet");
+	json_t *list;
+	size_t n;
+
+	if (!json_is_object(root))
+		return norm_reject(ret, "not_object", "the payload is JSON but not an object");
+	list = json_object_get(root, "temperature_data");
+	if (!json_is_array(list))
+		return norm_reject(ret, "bad_field", "temperature_data is not an array");
+	n = json_array_size(list);
+	if (n > max)
+		return norm_reject(ret, "too_many_events",
+				   "temperature_data holds %zu events, at most %zu", n, max);
+	for (size_t i = 0; i < n; i++)
+		if (wecom_event(msg, json_array_get(list, i), i, &events[i], ret) < 0)
+			return 0;
+	ret->nevents = n;
+	return 0;
 }

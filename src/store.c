@@ -196,17 +196,9 @@ format_events(struct store *s, const struct store_batch *b, const struct table_d
 static void
 log_db_error(struct store *s, const char *what, PGresult *res)
 {
-	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(s->conn);
 	char buf[512];
-	size_t n;
 
-	snprintf(buf, sizeof(buf), "%s", msg && *msg ? msg : "unknown error");
-	n = strlen(buf);
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-		buf[--n] = '\0';
-	for (char *p = buf; *p; p++)	/* one line per event */
-		if (*p == '\n' || *p == '\t')
-			*p = ' ';
+	db_error_text(s->conn, res, buf, sizeof(buf));
 	log_err("PostgreSQL %s failed: %s", what, buf);
 }
 

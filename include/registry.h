@@ -1,0 +1,103 @@
+/* registry.h - the household register, cached in memory.
+ *
+ * A thread of its own (with its own PostgreSQL connection) loads the
+ * register into an immutable snapshot, LISTENs on cordon_register and
+ * loads a new snapshot on every NOTIFY. The main loop takes new snapshots
+ * with registry_take() and owns the snapshot it uses. */
+#ifndef CORDON_REGISTRY_H
+#define CORDON_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "normalize.h"
+#include "tz.h"
+
+#define REG_ID (NORM_ID_MAX + 1)
+
+struct reg_site {
+	char site[REG_ID];
+	struct tz *tz;		/* never NULL */
+};
+
+struct reg_gate {
+	char site[REG_ID], gate[REG_ID];
+	int sealed;
+	int active;
+	enum gate_format format;
+	enum temp_unit unit;
+};
+
+struct reg_zone {
+	char site[REG_ID], zone[REG_ID];
+	int64_t interval_s;
+};
+
+struct reg_household {
+	char site[REG_ID], household[REG_ID];
+	char building[REG_ID], unit[REG_ID], room[REG_ID];
+	int size;
+};
+
+struct reg_card {
+	char site[REG_ID], card[REG_ID], household[REG_ID];
+	int revoked;
+	int extra;
+};
+
+struct reg_isolation {
+	char site[REG_ID], household[REG_ID];
+	char person[REG_ID];	/* "" = the whole household */
+	int64_t starts_s, ends_s;
+	int64_t check_interval_s;
+};
+
+struct registry_snapshot {
+	uint64_t generation;
+	struct reg_site *sites;
+	size_t nsites;
+	struct reg_gate *gates;
+	size_t ngates;
+	struct reg_zone *zones;
+	size_t nzones;
+	struct reg_household *households;
+	size_t nhouseholds;
+	struct reg_card *cards;
+	size_t ncards;
+	struct reg_isolation *isolations;	/* active orders, by site and household */
+	size_t nisolations;
+	struct tz *default_tz;
+};
+
+struct registry;
+
+/* Starts the register thread; `wake_fd` (an eventfd) is written when a
+ * new snapshot is ready. default_tz names the zone of unregistered sites. */
+int registry_create(const char *conninfo, const char *default_tz, int wake_fd,
+		    struct registry **ret_registry) __attribute__((warn_unused_result));
+void registry_destroy(struct registry *r);
+/* The newest snapshot not taken yet, or NULL; the caller frees it. */
+struct registry_snapshot *registry_take(struct registry *r);
+void registry_snapshot_free(struct registry_snapshot *snap);
+/* An empty snapshot (nothing registered), for the start. */
+struct registry_snapshot *registry_snapshot_empty(const char *default_tz);
+
+/* Lookups; NULL when not registered. */
+const struct reg_site *registry_site(const struct registry_snapshot *s, const char *site);
+const struct reg_gate *registry_gate(const struct registry_snapshot *s, const char *site,
+				     const char *gate);
+const struct reg_zone *registry_zone(const struct registry_snapshot *s, const char *site,
+				     const char *zone);
+const struct reg_household *registry_household(const struct registry_snapshot *s,
+					       const char *site, const char *household);
+const struct reg_card *registry_card(const struct registry_snapshot *s, const char *site,
+				     const char *card);
+/* The zone of a site: its own, else the default. */
+const struct tz *registry_site_tz(const struct registry_snapshot *s, const char *site);
+/* Active isolation orders of a household: *ret_n entries from the
+ * returned pointer (NULL, 0 when none). */
+const struct reg_isolation *registry_isolations(const struct registry_snapshot *s,
+						const char *site, const char *household,
+						size_t *ret_n);
+
+#endif
