@@ -8,11 +8,12 @@
 
 #include "normalize_internal.h"
 
-/* Ours: a temp_c or ts key and none of the vendors' own keys. */
+/* Ours: a temp_c or ts key, and not DIY's "temp" (a DIY reading may
+ * carry a ts too). */
 int
 norm_canonical_shape(json_t *root)
 {
-	return json_is_object(root) &&
+	return json_is_object(root) && !json_object_get(root, "temp") &&
 	       (json_object_get(root, "temp_c") || json_object_get(root, "ts"));
 }
 

@@ -26,36 +26,6 @@ norm_ezviz_shape(json_t *root)
 	return json_is_object(root) && json_is_string(json_object_get(root, "content"));
 }
 
-/* As Hikvision's thermometryUnit: a word or 0/1/2; absent: celsius. */
-static int
-thermometry_unit(const json_t *v, enum temp_unit *ret)
-{
-	static const char *const words[] = { "celsius", "fahrenheit", "kelvin" };
-	json_int_t n = -1;
-
-	if (!v || json_is_null(v)) {
-		*ret = UNIT_CELSIUS;
-		return 0;
-	}
-	if (json_is_integer(v)) {
-		n = json_integer_value(v);
-	} else if (json_is_string(v)) {
-		const char *s = json_string_value(v);
-
-		for (int i = 0; i < 3; i++)
-			if (strcasecmp(s, words[i]) == 0)
-				n = i;
-		if (s[0] >= '0' && s[0] <= '2' && s[1] == '\0')
-			n = s[0] - '0';
-	}
-	switch (n) {
-	case 0: *ret = UNIT_CELSIUS; return 0;
-	case 1: *ret = UNIT_FAHRENHEIT; return 0;
-	case 2: *ret = UNIT_KELVIN; return 0;
-	default: return -EINVAL;
-	}
-}
-
 /* One element of content into *ev; 0, or -1 with the reject set. */
 static int
 ezviz_event(const struct norm_msg *msg, json_t *e, size_t i, struct event *ev,
@@ -87,7 +57,7 @@ ezviz_event(const struct norm_msg *msg, json_t *e, size_t i, struct event *ev,
 		return norm_reject(ret, "missing_temperature",
 				   "content[%zu] has no temperature.currTemperature", i) - 1;
 	if (norm_json_number(v, &t) < 0 ||
-	    thermometry_unit(json_object_get(temp, "thermometryUnit"), &unit) < 0 ||
+	    norm_thermometry_unit(json_object_get(temp, "thermometryUnit"), &unit) < 0 ||
 	    norm_set_temp_unit(ev, t, unit) < 0)
 		return norm_reject(ret, "bad_temperature",
 				   "content[%zu].temperature is not a body temperature", i) - 1;

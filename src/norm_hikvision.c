@@ -39,37 +39,6 @@ norm_hikvision_shape(json_t *root)
 		json_object_get(root, "cardNo"));
 }
 
-/* thermometryUnit: a word or 0/1/2 (also as a string); absent: celsius.
- * Returns 0 or -EINVAL. */
-static int
-thermometry_unit(const json_t *v, enum temp_unit *ret)
-{
-	static const char *const words[] = { "celsius", "fahrenheit", "kelvin" };
-	json_int_t n = -1;
-
-	if (!v || json_is_null(v)) {
-		*ret = UNIT_CELSIUS;
-		return 0;
-	}
-	if (json_is_integer(v)) {
-		n = json_integer_value(v);
-	} else if (json_is_string(v)) {
-		const char *s = json_string_value(v);
-
-		for (int i = 0; i < 3; i++)
-			if (strcasecmp(s, words[i]) == 0)
-				n = i;
-		if (s[0] >= '0' && s[0] <= '2' && s[1] == '\0')
-			n = s[0] - '0';
-	}
-	switch (n) {
-	case 0: *ret = UNIT_CELSIUS; return 0;
-	case 1: *ret = UNIT_FAHRENHEIT; return 0;
-	case 2: *ret = UNIT_KELVIN; return 0;
-	default: return -EINVAL;
-	}
-}
-
 /* mask: "yes" / "no" / "unknown" or a boolean; anything else: unknown. */
 static int
 mask_of(const json_t *v)
@@ -130,7 +99,7 @@ norm_hikvision_gate(const struct norm_msg *msg, json_t *root, struct event *even
 		return norm_reject(ret, "missing_temperature", "no currTemperature");
 	if (norm_json_number(v, &t) < 0)
 		return norm_reject(ret, "bad_temperature", "currTemperature is not a number");
-	if (thermometry_unit(json_object_get(rec, "thermometryUnit"), &unit) < 0)
+	if (norm_thermometry_unit(json_object_get(rec, "thermometryUnit"), &unit) < 0)
 		return norm_reject(ret, "bad_temperature",
 				   "thermometryUnit is not celsius, fahrenheit, kelvin or 0-2");
 	if (norm_set_temp_unit(ev, t, unit) < 0)

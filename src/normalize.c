@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 #include <math.h>
@@ -624,6 +625,35 @@ norm_set_temp_unit(struct event *ev, double value, enum temp_unit unit)
 		return norm_set_temp(ev, value - 273.15);
 	default:
 		return norm_set_temp(ev, value);
+	}
+}
+
+int
+norm_thermometry_unit(const json_t *v, enum temp_unit *ret)
+{
+	static const char *const words[] = { "celsius", "fahrenheit", "kelvin" };
+	json_int_t n = -1;
+
+	if (!v || json_is_null(v)) {
+		*ret = UNIT_CELSIUS;
+		return 0;
+	}
+	if (json_is_integer(v)) {
+		n = json_integer_value(v);
+	} else if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+
+		for (int i = 0; i < 3; i++)
+			if (strcasecmp(s, words[i]) == 0)
+				n = i;
+		if (s[0] >= '0' && s[0] <= '2' && s[1] == '\0')
+			n = s[0] - '0';
+	}
+	switch (n) {
+	case 0: *ret = UNIT_CELSIUS; return 0;
+	case 1: *ret = UNIT_FAHRENHEIT; return 0;
+	case 2: *ret = UNIT_KELVIN; return 0;
+	default: return -EINVAL;
 	}
 }
 

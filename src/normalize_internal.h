@@ -102,6 +102,9 @@ int norm_json_number(const json_t *v, double *ret);
  * FLAG_IMPLAUSIBLE outside 30.0-45.0; -ERANGE for absurd values. */
 int norm_set_temp_unit(struct event *ev, double value, enum temp_unit unit);
 int norm_set_temp(struct event *ev, double celsius);
+/* Hikvision-style unit: "celsius|fahrenheit|kelvin" or 0/1/2 (also as a
+ * string); absent: celsius; anything else -EINVAL. */
+int norm_thermometry_unit(const json_t *v, enum temp_unit *ret);
 /* Stores a person id; an 18-character national ID number (17 digits and
  * a digit or X) is replaced by "id:" + a keyed hash of it. */
 void norm_set_person(const struct norm_msg *msg, struct event *ev, const char *id);

@@ -1,0 +1,495 @@
+/* Unit tests of the terminal formats (SPEC 3): each fixture under
+ * tests/fixtures/formats/ (directory given as argv[1]) with the exact
+ * events it must give, then the broken variants and their reject
+ * reasons, shape conflicts, pinned formats and the caps on arrays. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "normalize.h"
+
+#define RECV_US 1581849120000000LL	/* 2020-02-16T10:32:00Z */
+#define RECV "2020-02-16 10:32:00.000000+00"
+#define ID_KEY "cordon-test-key"
+
+static const char *fixture_dir = "tests/fixtures/formats";
+
+/* The register of the tests: G21 is a DIY sensor in Fahrenheit, G22 is
+ * pinned to diy, G23 to hikvision, G24 to dahua; other gates are not
+ * registered. */
+static int
+gate_info(void *arg, const char *site, const char *gate, struct norm_gate_info *ret)
+{
+	static const struct { const char *gate; struct norm_gate_info info; } reg[] = {
+		{ "G21", { FORMAT_AUTO, UNIT_FAHRENHEIT } },
+		{ "G22", { FORMAT_DIY, UNIT_CELSIUS } },
+		{ "G23", { FORMAT_HIKVISION, UNIT_CELSIUS } },
+		{ "G24", { FORMAT_DAHUA, UNIT_CELSIUS } },
+	};
+
+	(void)arg;
+	if (strcmp(site, "s1") != 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(reg) / sizeof(reg[0]); i++) {
+		if (strcmp(reg[i].gate, gate) == 0) {
+			*ret = reg[i].info;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static struct norm_context ctx = {
+	.topic_root = "cordon",
+	.max_clock_skew_us = 600LL * 1000000,
+	.tz_offset_s = 8 * 3600,
+	.gate_info = gate_info,
+	.id_key = (const uint8_t *)ID_KEY,
+	.id_key_len = sizeof(ID_KEY) - 1,
+};
+
+static struct event evs[NORM_MAX_EVENTS];
+
+static int
+run_max(const char *topic, const char *payload, size_t len, size_t max, struct norm_result *res)
+{
+	struct norm_input in = {
+		.topic = topic, .topic_len = strlen(topic),
+		.payload = (const uint8_t *)payload, .payload_len = len,
+		.orig_len = len, .received_us = RECV_US,
+	};
+
+	return normalize_message(&ctx, &in, evs, max, res);
+}
+
+static const char *
+reason_max(const char *topic, const char *payload, size_t max)
+{
+	struct norm_result res;
+
+	assert_int_equal(run_max(topic, payload, strlen(payload), max, &res), 0);
+	return res.reason ? res.reason : "accepted";
+}
+
+/* The fixture's bytes, NUL-terminated; the caller frees. */
+static char *
+load(const char *name, size_t *ret_len)
+{
+	char path[512];
+	FILE *f;
+	char *buf;
+	long n;
+
+	snprintf(path, sizeof(path), "%s/%s", fixture_dir, name);
+	f = fopen(path, "rb");
+	if (!f)
+		fail_msg("cannot open %s", path);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	assert_true(n > 0);
+	rewind(f);
+	buf = malloc((size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	*ret_len = (size_t)n;
+	return buf;
+}
+
+struct want {
+	int16_t temp_dc;
+	const char *time;	/* device time, as normalize_format_time writes it */
+	const char *card, *person;
+	unsigned flags;
+	const char *key;	/* "#n": the message hash and index n */
+	int mask;
+	enum direction dir;
+};
+
+struct fixture_case {
+	const char *file, *topic;
+	const char *vendor;	/* NULL: a reject with `reason` */
+	const char *reason;
+	size_t nevents;
+	struct want ev[3];
+};
+
+#define T(gate) "cordon/s1/gate/" gate "/event"
+#define ABN FLAG_DEVICE_ABNORMAL
+#define HASH_ID1 "id:95ed01b5e5ed553be7a40ba1d951b2b4"	/* 110101199003078515 */
+#define HASH_ID2 "id:6f36b0adb9b14df7a4c64d293f9fa856"	/* 11010519491231002X */
+
+static const struct fixture_case fixture_cases[] = {
+	/* Hikvision: push envelope, bare AcsEvent record, units, 6 decimals,
+	 * the device's abnormal flag, an ID number as employee number. */
+	{ "hikvision_envelope.json", T("G03"), "hikvision", NULL, 1, {
+		{ 365, "2020-02-16 10:32:00.000000+00", "3208841234", "1042", 0,
+		  "s1/G03/1234", 1, DIR_NONE } } },
+	{ "hikvision_bare.json", T("G03"), "hikvision", NULL, 1, {
+		{ 374, "2020-02-16 10:33:05.000000+00", "3208845678", "1077", ABN,
+		  "s1/G03/1235", 0, DIR_NONE } } },
+	{ "hikvision_fahrenheit_word.json", T("G04"), "hikvision", NULL, 1, {
+		{ 370, "2020-02-16 10:31:42.000000+00", "3208840017", "2210", 0,
+		  "s1/G04/88", 1, DIR_NONE } } },
+	{ "hikvision_fahrenheit_number.json", T("G04"), "hikvision", NULL, 1, {
+		{ 380, "2020-02-16 10:32:10.000000+00", "3208840018", "2211", ABN,
+		  "s1/G04/89", 1, DIR_NONE } } },
+	{ "hikvision_id_employee.json", T("G03"), "hikvision", NULL, 1, {
+		{ 365, "2020-02-16 10:34:27.000000+00", "", HASH_ID1, 0,
+		  "s1/G03/1240", -1, DIR_NONE } } },
+	/* Dahua: UTC, LocaleTime only (site zone +08:00), RealUTC over a
+	 * local-time UTC, units -1/0/1/2, nested and flat temperature keys. */
+	{ "dahua_utc.json", T("G07"), "dahua", NULL, 1, {
+		{ 365, "2020-02-16 10:32:00.000000+00", "A1B2C3D4", "1042", 0,
+		  "s1/G07/5127", -1, DIR_IN } } },
+	{ "dahua_localetime.json", T("G07"), "dahua", NULL, 1, {
+		{ 378, "2020-02-16 10:40:12.000000+00", "A1B2C3E9", "1088", ABN,
+		  "s1/G07/5128", -1, DIR_IN } } },
+	{ "dahua_fahrenheit_flat.json", T("G08"), "dahua", NULL, 1, {
+		{ 375, "2020-02-16 10:31:45.000000+00", "A1B2C411", "3301", 0,
+		  "s1/G08/731", -1, DIR_OUT } } },
+	{ "dahua_kelvin.json", T("G08"), "dahua", NULL, 1, {
+		{ 370, "2020-02-16 10:32:10.000000+00", "A1B2C412", "3302", 0,
+		  "s1/G08/732", -1, DIR_IN } } },
+	{ "dahua_realutc.json", T("G08"), "dahua", NULL, 1, {
+		{ 368, "2020-02-16 10:32:00.000000+00", "A1B2C413", "3303", 0,
+		  "s1/G08/733", -1, DIR_IN } } },
+	/* EZVIZ: two events in the content string, one with an id. */
+	{ "ezviz_two_events.json", T("G11"), "ezviz", NULL, 2, {
+		{ 366, "2020-02-16 10:32:00.123000+00", "3208841234", "1042", 0,
+		  "s1/G11/5e48f1a0c2b3401e", 1, DIR_NONE },
+		{ 382, "2020-02-16 10:32:04.871000+00", "", HASH_ID2, ABN, "#1", 0, DIR_NONE } } },
+	/* WeCom: string temperatures, status 0/1/2. */
+	{ "wecom_report.json", T("G15"), "wecom", NULL, 3, {
+		{ 366, "2020-02-16 10:32:00.000000+00", "", "zhangsan", 0, "#0", -1, DIR_NONE },
+		{ 379, "2020-02-16 10:32:30.000000+00", "", "lisi", ABN, "#1", -1, DIR_NONE },
+		{ 369, "2020-02-16 10:33:01.000000+00", "", "wangwu", 0, "#2", -1, DIR_NONE } } },
+	/* DIY: the unit from the register (G21: Fahrenheit; G09 is not
+	 * registered: Celsius, so 98.9 is stored flagged implausible). */
+	{ "diy_number.json", T("G21"), "diy", NULL, 1, {
+		{ 372, RECV, "", "", 0, "#0", -1, DIR_NONE } } },
+	{ "diy_number.json", T("G09"), "diy", NULL, 1, {
+		{ 989, RECV, "", "", FLAG_IMPLAUSIBLE, "#0", -1, DIR_NONE } } },
+	{ "diy_object.json", T("G09"), "diy", NULL, 1, {
+		{ 367, RECV, "", "", 0, "#0", -1, DIR_NONE } } },
+	{ "diy_batch.json", T("G09"), "diy", NULL, 3, {
+		{ 366, RECV, "", "", 0, "#0", -1, DIR_NONE },
+		{ 371, "2020-02-16 10:31:40.000000+00", "C-0412", "", 0, "s1/G09/r-88", -1, DIR_NONE },
+		{ 384, RECV, "", "", 0, "#2", -1, DIR_NONE } } },
+	/* {"temp":..,"ts":..} is DIY (canonical has no "temp"). */
+	{ "diy_ts.json", T("G09"), "diy", NULL, 1, {
+		{ 370, "2020-02-16 10:32:00.000000+00", "", "", 0, "s1/G09/r-89", -1, DIR_NONE } } },
+	{ "diy_ts.json", T("G22"), "diy", NULL, 1, {
+		{ 370, "2020-02-16 10:32:00.000000+00", "", "", 0, "s1/G22/r-89", -1, DIR_NONE } } },
+	/* A pinned format wins over the shape. */
+	{ "dahua_utc.json", T("G24"), "dahua", NULL, 1, {
+		{ 365, "2020-02-16 10:32:00.000000+00", "A1B2C3D4", "1042", 0,
+		  "s1/G24/5127", -1, DIR_IN } } },
+	{ "hikvision_envelope.json", T("G24"), NULL, "bad_field", 0, { { 0 } } },
+	{ "dahua_utc.json", T("G23"), NULL, "missing_time", 0, { { 0 } } },
+};
+
+static void
+check_fixture(const struct fixture_case *c)
+{
+	struct norm_input in = { .topic = c->topic, .topic_len = strlen(c->topic) };
+	struct norm_result res;
+	char hex[33];
+	size_t len;
+	char *buf = load(c->file, &len);
+
+	assert_int_equal(run_max(c->topic, buf, len, NORM_MAX_EVENTS, &res), 0);
+	if (!c->vendor) {
+		if (!res.reason || strcmp(res.reason, c->reason) != 0)
+			fail_msg("%s on %s: got %s, want %s", c->file, c->topic,
+				 res.reason ? res.reason : "accepted", c->reason);
+		free(buf);
+		return;
+	}
+	if (res.reason)
+		fail_msg("%s on %s: rejected %s (%s)", c->file, c->topic, res.reason, res.detail);
+	if (res.nevents != c->nevents)
+		fail_msg("%s: %zu events, want %zu", c->file, res.nevents, c->nevents);
+	in.payload = (const uint8_t *)buf;
+	in.payload_len = len;
+	normalize_message_hash(&in, hex);
+	for (size_t i = 0; i < c->nevents; i++) {
+		const struct want *w = &c->ev[i];
+		const struct event *ev = &evs[i];
+		char ts[40], key[NORM_KEY_MAX];
+
+		if (w->key[0] == '#')
+			snprintf(key, sizeof(key), "h:%s:%s", hex, w->key + 1);
+		else
+			snprintf(key, sizeof(key), "%s", w->key);
+		normalize_format_time(ev->device_us, ts, sizeof(ts));
+		if (ev->type != EVENT_GATE || strcmp(ev->vendor, c->vendor) != 0 ||
+		    ev->temp_dc != w->temp_dc || strcmp(ts, w->time) != 0 ||
+		    strcmp(ev->card, w->card) != 0 || strcmp(ev->person, w->person) != 0 ||
+		    ev->flags != w->flags || strcmp(ev->key, key) != 0 || ev->mask != w->mask ||
+		    ev->direction != w->dir)
+			fail_msg("%s[%zu]: got %s temp %d time %s card '%s' person '%s' flags %u "
+				 "key %s mask %d dir %d", c->file, i, ev->vendor, ev->temp_dc, ts,
+				 ev->card, ev->person, ev->flags, ev->key, ev->mask, ev->direction);
+		assert_string_equal(ev->site, "s1");
+		assert_memory_equal(ev->gate, c->topic + strlen("cordon/s1/gate/"), 3);
+		assert_true(ev->received_us == RECV_US);
+		assert_true(ev->rule_us == ev->device_us);
+	}
+	free(buf);
+}
+
+static void
+fixtures(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(fixture_cases) / sizeof(fixture_cases[0]); i++)
+		check_fixture(&fixture_cases[i]);
+}
+
+/* The same fixture gives the same events and keys twice (redelivery). */
+static void
+redelivery_same_keys(void **state)
+{
+	static const char *const files[] = {
+		"hikvision_envelope.json", "ezviz_two_events.json", "wecom_report.json",
+		"diy_batch.json",
+	};
+	struct norm_result res;
+
+	(void)state;
+	for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+		char keys[3][NORM_KEY_MAX];
+		size_t len, n;
+		char *buf = load(files[f], &len);
+
+		assert_int_equal(run_max(T("G30"), buf, len, NORM_MAX_EVENTS, &res), 0);
+		assert_null(res.reason);
+		n = res.nevents;
+		assert_in_range(n, 1, 3);
+		for (size_t i = 0; i < n; i++)
+			snprintf(keys[i], sizeof(keys[i]), "%s", evs[i].key);
+		assert_int_equal(run_max(T("G30"), buf, len, NORM_MAX_EVENTS, &res), 0);
+		assert_int_equal(res.nevents, n);
+		for (size_t i = 0; i < n; i++) {
+			assert_string_equal(evs[i].key, keys[i]);
+			for (size_t j = 0; j < i; j++)
+				assert_string_not_equal(keys[i], keys[j]);
+		}
+		free(buf);
+	}
+}
+
+/* Without a key an ID number is dropped, never stored as it is. */
+static void
+id_number_without_key(void **state)
+{
+	struct norm_result res;
+	size_t len;
+	char *buf = load("hikvision_id_employee.json", &len);
+
+	(void)state;
+	ctx.id_key = NULL;
+	ctx.id_key_len = 0;
+	assert_int_equal(run_max(T("G03"), buf, len, NORM_MAX_EVENTS, &res), 0);
+	ctx.id_key = (const uint8_t *)ID_KEY;
+	ctx.id_key_len = sizeof(ID_KEY) - 1;
+	assert_null(res.reason);
+	assert_string_equal(evs[0].person, "");
+	assert_int_equal(evs[0].temp_dc, 365);
+	free(buf);
+}
+
+#define HIK_ENV(inner) "{\"ipAddress\":\"10.6.1.21\",\"dateTime\":\"2020-02-16T18:32:00+08:00\"," \
+	"\"eventType\":\"AccessControllerEvent\",\"AccessControllerEvent\":{" inner "}}"
+#define HIK_REC "\"majorEventType\":5,\"subEventType\":75,\"serialNo\":7,\"cardNo\":\"1\""
+#define DAHUA(data) "{\"Action\":\"Pulse\",\"Code\":\"AccessControl\",\"Data\":{" data "}}"
+#define DH_TEMP "\"ManTemperatureInfo\":{\"CurrentTemperature\":36.5,\"TemperatureUnit\":0}"
+#define EZVIZ(content) "{\"header\":{\"type\":\"ys.open.face\"},\"content\":\"" content "\"}"
+#define EZ_T "\\\"temperature\\\":{\\\"currTemperature\\\":36.6}"
+#define EZ_F "\\\"faceTime\\\":\\\"2020-02-16 18:32:00.123\\\""
+#define WECOM(elems) "{\"errcode\":0,\"errmsg\":\"ok\",\"temperature_data\":[" elems "]}"
+
+static void
+reject_reasons(void **state)
+{
+	static const struct { const char *topic, *payload, *reason; } cases[] = {
+		/* Hikvision */
+		{ T("G03"), HIK_ENV(HIK_REC ",\"currTemperature\":36.5"), "accepted" },
+		{ T("G03"), "{" HIK_REC ",\"currTemperature\":36.5}", "missing_time" },
+		{ T("G03"), "{" HIK_REC ",\"time\":null,\"currTemperature\":36.5}", "missing_time" },
+		{ T("G03"), "{" HIK_REC ",\"time\":\"yesterday\",\"currTemperature\":36.5}", "bad_time" },
+		{ T("G03"), HIK_ENV(HIK_REC), "missing_temperature" },
+		{ T("G03"), HIK_ENV(HIK_REC ",\"currTemperature\":null"), "missing_temperature" },
+		{ T("G03"), HIK_ENV(HIK_REC ",\"currTemperature\":\"hot\""), "bad_temperature" },
+		{ T("G03"), HIK_ENV(HIK_REC ",\"currTemperature\":36.5,\"thermometryUnit\":\"rankine\""),
+		  "bad_temperature" },
+		{ T("G03"), HIK_ENV(HIK_REC ",\"currTemperature\":36.5,\"thermometryUnit\":3"),
+		  "bad_temperature" },
+		{ T("G03"), HIK_ENV(HIK_REC ",\"currTemperature\":1e6"), "bad_temperature" },
+		{ T("G03"), HIK_ENV("\"serialNo\":[7],\"currTemperature\":36.5"), "bad_field" },
+		{ T("G03"), HIK_ENV("\"currTemperature\":36.5,\"employeeNoString\":{}"), "bad_field" },
+		{ T("G03"), "{\"eventType\":\"AccessControllerEvent\",\"AccessControllerEvent\":\"x\"}",
+		  "unknown_format" },
+		/* Dahua */
+		{ T("G07"), DAHUA("\"UTC\":1581849120," DH_TEMP), "accepted" },
+		{ T("G07"), DAHUA("\"RecNo\":1," DH_TEMP), "missing_time" },
+		{ T("G07"), DAHUA("\"LocaleTime\":\"16/02/2020 18:32\"," DH_TEMP), "bad_time" },
+		{ T("G07"), DAHUA("\"LocaleTime\":1581849120," DH_TEMP), "bad_time" },
+		{ T("G07"), DAHUA("\"UTC\":\"soon\"," DH_TEMP), "bad_time" },
+		{ T("G07"), DAHUA("\"UTC\":1581849120,\"CardNo\":\"A1\""), "missing_temperature" },
+		{ T("G07"), DAHUA("\"UTC\":1581849120,\"ManTemperatureInfo\":{\"TemperatureUnit\":0}"),
+		  "missing_temperature" },
+		{ T("G07"), DAHUA("\"UTC\":1581849120,\"ManTemperatureInfo\":"
+				  "{\"CurrentTemperature\":36.5,\"TemperatureUnit\":3}"), "bad_temperature" },
+		{ T("G07"), DAHUA("\"UTC\":1581849120,\"ManTemperatureInfo\":"
+				  "{\"CurrentTemperature\":5000,\"TemperatureUnit\":0}"), "bad_temperature" },
+		{ T("G07"), DAHUA("\"UTC\":1581849120,\"ManTemperatureInfo\":[36.5]"), "bad_temperature" },
+		{ T("G07"), DAHUA("\"UTC\":1581849120,\"RecNo\":{}," DH_TEMP), "bad_field" },
+		{ T("G07"), "{\"Action\":\"Start\",\"Code\":\"VideoMotion\",\"Data\":{\"UTC\":1}}",
+		  "unknown_format" },
+		/* EZVIZ */
+		{ T("G11"), EZVIZ("[{" EZ_F "," EZ_T "}]"), "accepted" },
+		{ T("G11"), EZVIZ("{" EZ_F "," EZ_T "}"), "accepted" },
+		{ T("G11"), EZVIZ("faceTime=2020-02-16 18:32:00"), "not_json" },
+		{ T("G11"), EZVIZ("[{" EZ_F "," EZ_T ",\\\"id\\\":1,\\\"id\\\":2}]"), "not_json" },
+		{ T("G11"), EZVIZ("[1]"), "not_object" },
+		{ T("G11"), EZVIZ("[]"), "no_events" },
+		{ T("G11"), EZVIZ("[{" EZ_T "}]"), "missing_time" },
+		{ T("G11"), EZVIZ("[{\\\"faceTime\\\":\\\"02/16/2020\\\"," EZ_T "}]"), "bad_time" },
+		{ T("G11"), EZVIZ("[{" EZ_F "," EZ_T "},{" EZ_F "}]"), "missing_temperature" },
+		{ T("G11"), EZVIZ("[{" EZ_F ",\\\"temperature\\\":36.6}]"), "missing_temperature" },
+		{ T("G11"), EZVIZ("[{" EZ_F ",\\\"temperature\\\":{\\\"currTemperature\\\":\\\"n/a\\\"}}]"),
+		  "bad_temperature" },
+		/* WeCom */
+		{ T("G15"), WECOM("{\"userid\":\"a\",\"temperature\":\"36.6\",\"timestamp\":1581849120}"),
+		  "accepted" },
+		{ T("G15"), WECOM(""), "no_events" },
+		{ T("G15"), WECOM("5"), "not_object" },
+		{ T("G15"), WECOM("{\"temperature\":\"36.6\"}"), "missing_time" },
+		{ T("G15"), WECOM("{\"temperature\":\"36.6\",\"timestamp\":\"yesterday\"}"), "bad_time" },
+		{ T("G15"), WECOM("{\"timestamp\":1581849120}"), "missing_temperature" },
+		{ T("G15"), WECOM("{\"temperature\":\"\",\"timestamp\":1581849120}"),
+		  "missing_temperature" },
+		{ T("G15"), WECOM("{\"temperature\":\"36,6\",\"timestamp\":1581849120}"),
+		  "bad_temperature" },
+		{ T("G15"), WECOM("{\"temperature\":\"36.6\",\"timestamp\":1581849120,\"userid\":[1]}"),
+		  "bad_field" },
+		/* DIY */
+		{ T("G09"), "36.6", "accepted" },
+		{ T("G09"), "[]", "not_object" },
+		{ T("G09"), "[36.6,\"x\"]", "not_object" },
+		{ T("G22"), "[36.6,\"x\"]", "bad_temperature" },
+		{ T("G22"), "\"36.6\"", "accepted" },
+		{ T("G09"), "{\"temp\":\"hot\"}", "bad_temperature" },
+		{ T("G09"), "{\"temp\":null}", "missing_temperature" },
+		{ T("G09"), "1e300", "bad_temperature" },
+		{ T("G09"), "{\"temperature\":36.6}", "unknown_format" },
+		{ T("G09"), "{\"temp\":36.6,\"battery\":80}", "unknown_format" },
+		{ T("G22"), "{\"temp\":36.6,\"battery\":80}", "accepted" },
+		{ T("G22"), "{\"temp\":36.6,\"ts\":\"noon\"}", "bad_time" },
+		{ T("G22"), "{\"temp\":36.6,\"id\":[1]}", "bad_field" },
+		{ T("G22"), "{\"temp\":36.6,\"card\":{}}", "bad_field" },
+		/* Two vendors' keys at once: the shapes overlap, nothing is guessed. */
+		{ T("G07"), "{\"Action\":\"Pulse\",\"Data\":{\"UTC\":1581849120},\"currTemperature\":36.5}",
+		  "ambiguous_format" },
+		{ T("G07"), "{\"content\":\"[]\",\"temperature_data\":[]}", "ambiguous_format" },
+		/* A pinned gate: a canonical event on a Hikvision gate has no time. */
+		{ T("G23"), "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":36.6}", "missing_time" },
+		{ T("G03"), "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":36.6}", "accepted" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *got = reason_max(cases[i].topic, cases[i].payload, NORM_MAX_EVENTS);
+
+		if (strcmp(got, cases[i].reason) != 0)
+			fail_msg("case %zu (%s): got %s, want %s", i, cases[i].payload, got,
+				 cases[i].reason);
+	}
+}
+
+/* "[36.6,36.6,...]" with n readings; the caller frees. */
+static char *
+diy_batch(int n)
+{
+	char *s = malloc(5 * (size_t)n + 3);
+	size_t len = 0;
+
+	assert_non_null(s);
+	s[len++] = '[';
+	for (int i = 0; i < n; i++)
+		len += (size_t)sprintf(s + len, "%s36.6", i ? "," : "");
+	strcpy(s + len, "]");
+	return s;
+}
+
+/* Every format honours the caller's cap on events. */
+static void
+event_caps(void **state)
+{
+	static const struct { const char *file, *topic; size_t max; } full[] = {
+		{ "ezviz_two_events.json", T("G11"), 1 },
+		{ "wecom_report.json", T("G15"), 2 },
+		{ "diy_batch.json", T("G09"), 2 },
+		{ "hikvision_envelope.json", T("G03"), 0 },
+		{ "dahua_utc.json", T("G07"), 0 },
+		{ "diy_object.json", T("G09"), 0 },
+	};
+	struct norm_result res;
+	char *big;
+	size_t len;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(full) / sizeof(full[0]); i++) {
+		char *buf = load(full[i].file, &len);
+
+		assert_int_equal(run_max(full[i].topic, buf, len, full[i].max, &res), 0);
+		if (!res.reason || strcmp(res.reason, "too_many_events") != 0)
+			fail_msg("%s with max %zu: %s", full[i].file, full[i].max,
+				 res.reason ? res.reason : "accepted");
+		free(buf);
+	}
+
+	/* A DIY batch of NORM_MAX_EVENTS readings fits, one more does not. */
+	big = diy_batch(NORM_MAX_EVENTS);
+	assert_string_equal(reason_max(T("G09"), big, NORM_MAX_EVENTS), "accepted");
+	assert_int_equal(evs[NORM_MAX_EVENTS - 1].temp_dc, 366);
+	free(big);
+	big = diy_batch(NORM_MAX_EVENTS + 1);
+	assert_string_equal(reason_max(T("G09"), big, NORM_MAX_EVENTS), "too_many_events");
+	free(big);
+
+	/* So does a WeCom report. */
+	big = malloc(64 * (NORM_MAX_EVENTS + 1) + 64);
+	assert_non_null(big);
+	len = (size_t)sprintf(big, "{\"temperature_data\":[");
+	for (int i = 0; i <= NORM_MAX_EVENTS; i++)
+		len += (size_t)sprintf(big + len, "%s{\"temperature\":\"36.6\",\"timestamp\":%d}",
+				       i ? "," : "", 1581849120 + i);
+	sprintf(big + len, "]}");
+	assert_string_equal(reason_max(T("G15"), big, NORM_MAX_EVENTS), "too_many_events");
+	free(big);
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(fixtures),
+		cmocka_unit_test(redelivery_same_keys),
+		cmocka_unit_test(id_number_without_key),
+		cmocka_unit_test(reject_reasons),
+		cmocka_unit_test(event_caps),
+	};
+
+	if (argc > 1)
+		fixture_dir = argv[1];
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
