@@ -654,3 +654,28 @@ class Stream(threading.Thread):
             self.client.disconnect()
         finally:
             self.client.loop_stop()
+
+
+# ---------------------------------------------------------------- cordonctl
+
+def cordonctl_config(workdir, conninfo, name="cordonctl.conf"):
+    """Write a config file with only [postgres] conninfo (all cordonctl
+    needs; a cordond's config file works as well) and return its path."""
+    path = os.path.join(workdir, name)
+    with open(path, "w") as f:
+        f.write("[postgres]\nconninfo = %s\n" % conninfo)
+    return path
+
+
+def cordonctl(conffile, *args, expect=None, timeout=TIMEOUT):
+    """Run $CORDONCTL -c conffile args... and return the CompletedProcess
+    (text stdout/stderr). With expect=N, assert the exit code is N."""
+    binary = os.environ.get("CORDONCTL")
+    assert binary and os.access(binary, os.X_OK), \
+        "set CORDONCTL to the cordonctl binary (meson does: meson test --suite integration)"
+    p = subprocess.run([binary, "-c", conffile] + [str(a) for a in args],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+    if expect is not None:
+        assert p.returncode == expect, "cordonctl %s: exit %d, expected %d\nstdout:\n%s\nstderr:\n%s" \
+            % (" ".join(map(str, args)), p.returncode, expect, p.stdout, p.stderr)
+    return p

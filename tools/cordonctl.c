@@ -1,0 +1,445 @@
+/* cordonctl.c - the admin CLI: argv, dispatch, and the helpers its
+ * commands share (session, argument parsing, queries, tables).
+ *
+ * Every command parses its arguments before touching the database, so a
+ * usage error (exit 2) never needs a working config. Commands that change
+ * the register run in one transaction that ends with
+ * NOTIFY cordon_register '<site>' (cordond reloads on it); any error rolls
+ * the whole transaction back (exit 1). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "ctl.h"
+#include "db.h"
+#include "log.h"
+
+#ifndef CORDON_VERSION
+#define CORDON_VERSION "0"
+#endif
+
+static void
+usage(FILE *out)
+{
+	fputs("usage: cordonctl [-c FILE] COMMAND [ARGS]\n"
+	      "  -c, --config FILE   configuration file of cordond (default /etc/cordon/cordond.conf);\n"
+	      "                      only [postgres] conninfo is used\n"
+	      "  -V, --version       print the version\n"
+	      "  -h, --help          this text\n"
+	      "\n"
+	      "Every command applies pending schema migrations first. Commands that change\n"
+	      "the register run in one transaction and notify cordond (NOTIFY cordon_register).\n"
+	      "Ids (site, gate, zone, household, card, person): [A-Za-z0-9_-]{1,64}.\n"
+	      "\n"
+	      "commands:\n"
+	      "  migrate                            apply migrations, print the schema version\n"
+	      "  site add S [--timezone TZ]         create a site (default Asia/Shanghai);\n"
+	      "                                     on an existing site, --timezone changes it\n"
+	      "  import households FILE.csv --site S\n"
+	      "                                     upsert households and cards from a CSV with the\n"
+	      "                                     header household,building,unit,room,size,phone,cards\n"
+	      "                                     (cards separated by ';'); all rows or none\n"
+	      "  gate add S G [--sealed] [--format F] [--unit c|f|k]\n"
+	      "                                     formats: auto canonical hikvision dahua ezviz wecom diy\n"
+	      "  gate seal S G | gate open S G      change a gate's state\n"
+	      "  gate list [S]                      site gate state format unit\n"
+	      "  zone add S Z [--interval 4h]       a disinfection zone and its interval\n"
+	      "  zone list [S]                      site zone interval\n"
+	      "  card add S CARD --household H [--extra]\n"
+	      "                                     register (or reactivate) a card; --extra marks an\n"
+	      "                                     exception such as a carer's card\n"
+	      "  card revoke S CARD                 revoke a card\n"
+	      "  isolate S --household H [--person P] [--days N] [--check-interval 12h]\n"
+	      "                                     home isolation order (default 14 days, the whole\n"
+	      "                                     household unless --person)\n"
+	      "  release S --household H            end the household's active isolation orders\n"
+	      "\n"
+	      "exit status: 0 done, 1 failed (nothing changed), 2 usage error\n", out);
+}
+
+/* ---------------------------------------------------------------- messages */
+
+void
+ctl_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("cordonctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int
+ctl_usage(const char *synopsis, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("cordonctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	if (synopsis)
+		fprintf(stderr, "usage: cordonctl [-c FILE] %s\n", synopsis);
+	fputs("(cordonctl --help lists every command)\n", stderr);
+	return CTL_USAGE;
+}
+
+/* ---------------------------------------------------------------- arguments */
+
+int
+ctl_valid_id(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++) {
+		char c = s[n];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      (c >= '0' && c <= '9') || c == '_' || c == '-'))
+			return 0;
+	}
+	return n >= 1 && n <= 64;
+}
+
+int
+ctl_check_id(const char *synopsis, const char *what, const char *s)
+{
+	if (ctl_valid_id(s))
+		return 0;
+	ctl_usage(synopsis, "bad %s id '%.80s': use 1 to 64 of A-Z a-z 0-9 _ -", what, s);
+	return -1;
+}
+
+int
+ctl_parse(const char *synopsis, int argc, char **argv, const struct ctl_opt *opts,
+	  const char **pos, int min_pos, int max_pos)
+{
+	int npos = 0, options_done = 0;
+
+	for (int i = 0; i < argc; i++) {
+		const char *arg = argv[i];
+		const struct ctl_opt *o;
+		const char *eq;
+		size_t len;
+
+		if (options_done || arg[0] != '-' || arg[1] == '\0') {
+			if (npos >= max_pos) {
+				ctl_usage(synopsis, "unexpected argument '%.80s'", arg);
+				return -1;
+			}
+			pos[npos++] = arg;
+			continue;
+		}
+		if (strcmp(arg, "--") == 0) {
+			options_done = 1;
+			continue;
+		}
+		eq = strchr(arg, '=');
+		len = eq ? (size_t)(eq - arg) : strlen(arg);
+		for (o = opts; o && o->name; o++)
+			if (strlen(o->name) == len && strncmp(o->name, arg, len) == 0)
+				break;
+		if (!o || !o->name) {
+			ctl_usage(synopsis, "unknown option '%.*s'", (int)len, arg);
+			return -1;
+		}
+		if (o->flag) {
+			if (eq) {
+				ctl_usage(synopsis, "option %s takes no value", o->name);
+				return -1;
+			}
+			if (*o->flag) {
+				ctl_usage(synopsis, "option %s given twice", o->name);
+				return -1;
+			}
+			*o->flag = 1;
+			continue;
+		}
+		if (*o->value) {
+			ctl_usage(synopsis, "option %s given twice", o->name);
+			return -1;
+		}
+		if (eq) {
+			*o->value = eq + 1;
+		} else if (i + 1 < argc) {
+			*o->value = argv[++i];
+		} else {
+			ctl_usage(synopsis, "option %s needs a value", o->name);
+			return -1;
+		}
+	}
+	if (npos < min_pos) {
+		ctl_usage(synopsis, "missing arguments");
+		return -1;
+	}
+	return npos;
+}
+
+/* ---------------------------------------------------------------- database */
+
+int
+ctl_open(struct ctl *ctl)
+{
+	struct config cfg;
+	char errbuf[1024];
+	int rc;
+
+	if (config_init(&cfg) < 0) {
+		ctl_err("out of memory");
+		return -1;
+	}
+	rc = config_load(&cfg, ctl->config_path, stderr);
+	if (rc < 0) {
+		config_finish(&cfg);
+		ctl_err("invalid configuration in %s", ctl->config_path);
+		return -1;
+	}
+	ctl->conn = db_connect(cfg.pg_conninfo, "cordonctl");
+	config_finish(&cfg);
+	if (!ctl->conn) {
+		ctl_err("out of memory");
+		return -1;
+	}
+	if (PQstatus(ctl->conn) != CONNECTION_OK) {
+		char *msg = PQerrorMessage(ctl->conn);
+		size_t n = strlen(msg);
+
+		while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+			n--;
+		ctl_err("cannot connect to PostgreSQL: %.*s", (int)n, msg);
+		return -1;
+	}
+	if (PQsetClientEncoding(ctl->conn, "UTF8") != 0) {
+		ctl_err("cannot set the client encoding to UTF8");
+		return -1;
+	}
+	ctl->schema_version = db_migrate(ctl->conn, errbuf, sizeof(errbuf));
+	if (ctl->schema_version < 0) {
+		ctl_err("applying migrations: %s", errbuf);
+		return -1;
+	}
+	return 0;
+}
+
+void
+ctl_close(struct ctl *ctl)
+{
+	if (!ctl->conn)
+		return;
+	ctl_rollback(ctl);
+	PQfinish(ctl->conn);
+	ctl->conn = NULL;
+}
+
+/* Prints PostgreSQL's message for a failed result, without its trailing
+ * newline; the primary message only (the detail repeats data). */
+static void
+print_pg_error(struct ctl *ctl, const char *what, PGresult *res)
+{
+	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	const char *full = msg ? msg : PQerrorMessage(ctl->conn);
+	size_t n = strlen(full);
+
+	while (n > 0 && (full[n - 1] == '\n' || full[n - 1] == ' '))
+		n--;
+	ctl_err("%s: %.*s", what, (int)n, n ? full : "unknown error");
+}
+
+PGresult *
+ctl_query(struct ctl *ctl, const char *what, const char *sql, int nparams,
+	  const char *const *params)
+{
+	PGresult *res = PQexecParams(ctl->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(res);
+
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return res;
+	print_pg_error(ctl, what, res);
+	PQclear(res);
+	return NULL;
+}
+
+int
+ctl_exec(struct ctl *ctl, const char *what, const char *sql, int nparams,
+	 const char *const *params)
+{
+	PGresult *res = ctl_query(ctl, what, sql, nparams, params);
+
+	PQclear(res);
+	return res ? 0 : -1;
+}
+
+int
+ctl_begin(struct ctl *ctl)
+{
+	if (ctl_exec(ctl, "BEGIN", "BEGIN", 0, NULL) < 0)
+		return -1;
+	ctl->in_tx = 1;
+	return 0;
+}
+
+int
+ctl_commit(struct ctl *ctl, const char *site)
+{
+	const char *params[] = { site };
+
+	if (ctl_exec(ctl, "notifying cordond", "SELECT pg_notify('cordon_register', $1)",
+		     1, params) < 0 ||
+	    ctl_exec(ctl, "COMMIT", "COMMIT", 0, NULL) < 0) {
+		ctl_rollback(ctl);
+		return -1;
+	}
+	ctl->in_tx = 0;
+	return 0;
+}
+
+void
+ctl_rollback(struct ctl *ctl)
+{
+	if (ctl->in_tx && ctl->conn)
+		PQclear(PQexec(ctl->conn, "ROLLBACK"));
+	ctl->in_tx = 0;
+}
+
+int
+ctl_ensure_site(struct ctl *ctl, const char *site)
+{
+	const char *params[] = { site };
+
+	return ctl_exec(ctl, "creating the site",
+			"INSERT INTO sites (site) VALUES ($1) ON CONFLICT (site) DO NOTHING",
+			1, params);
+}
+
+int
+ctl_site_exists(struct ctl *ctl, const char *site)
+{
+	const char *params[] = { site };
+	PGresult *res = ctl_query(ctl, "looking up the site",
+				  "SELECT 1 FROM sites WHERE site = $1", 1, params);
+	int found;
+
+	if (!res)
+		return -1;
+	found = PQntuples(res) > 0;
+	PQclear(res);
+	if (!found)
+		ctl_err("unknown site %s", site);
+	return found;
+}
+
+/* ---------------------------------------------------------------- output */
+
+void
+ctl_print_table(PGresult *res)
+{
+	int ncols = PQnfields(res), nrows = PQntuples(res);
+	int width[16] = { 0 };
+
+	if (ncols > 16)
+		ncols = 16;
+	for (int c = 0; c < ncols; c++) {
+		width[c] = (int)strlen(PQfname(res, c));
+		for (int r = 0; r < nrows; r++)
+			if (PQgetlength(res, r, c) > width[c])
+				width[c] = PQgetlength(res, r, c);
+	}
+	for (int r = -1; r < nrows; r++) {
+		for (int c = 0; c < ncols; c++) {
+			const char *v = r < 0 ? PQfname(res, c) : PQgetvalue(res, r, c);
+
+			if (c == ncols - 1)
+				printf("%s\n", v);
+			else
+				printf("%-*s  ", width[c], v);
+		}
+	}
+}
+
+/* ---------------------------------------------------------------- main */
+
+static int
+cmd_migrate(struct ctl *ctl, int argc, char **argv)
+{
+	const char *pos[1];
+
+	if (ctl_parse("migrate", argc, argv, NULL, pos, 0, 0) < 0)
+		return CTL_USAGE;
+	if (ctl_open(ctl) < 0)
+		return CTL_FAIL;
+	printf("schema version %d\n", ctl->schema_version);
+	return CTL_OK;
+}
+
+static int
+cmd_import_words(struct ctl *ctl, int argc, char **argv)
+{
+	if (argc < 1 || strcmp(argv[0], "households") != 0)
+		return ctl_usage("import households FILE.csv --site S",
+				 "import what? (only 'households' is known)");
+	return ctl_cmd_import(ctl, argc - 1, argv + 1);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const struct {
+		const char *name;
+		int (*run)(struct ctl *ctl, int argc, char **argv);
+	} commands[] = {
+		{ "migrate", cmd_migrate },
+		{ "site", ctl_cmd_site },
+		{ "import", cmd_import_words },
+		{ "gate", ctl_cmd_gate },
+		{ "zone", ctl_cmd_zone },
+		{ "card", ctl_cmd_card },
+		{ "isolate", ctl_cmd_isolate },
+		{ "release", ctl_cmd_release },
+	};
+	struct ctl ctl = { .config_path = "/etc/cordon/cordond.conf" };
+	int c, rc;
+
+	/* "+": stop at the command, whose own options follow it. */
+	while ((c = getopt_long(argc, argv, "+c:Vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			ctl.config_path = optarg;
+			break;
+		case 'V':
+			printf("cordonctl %s\n", CORDON_VERSION);
+			return CTL_OK;
+		case 'h':
+			usage(stdout);
+			return CTL_OK;
+		default:
+			usage(stderr);
+			return CTL_USAGE;
+		}
+	}
+	if (optind == argc)
+		return ctl_usage(NULL, "no command given");
+	if (strcmp(argv[optind], "help") == 0) {
+		usage(stdout);
+		return CTL_OK;
+	}
+	log_init();
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[optind], commands[i].name) != 0)
+			continue;
+		rc = commands[i].run(&ctl, argc - optind - 1, argv + optind + 1);
+		ctl_close(&ctl);
+		return rc;
+	}
+	return ctl_usage(NULL, "unknown command '%.80s'", argv[optind]);
+}

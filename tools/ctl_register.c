@@ -1,0 +1,620 @@
+/* ctl_register.c - cordonctl's register commands: site, gate, zone, card,
+ * isolate, release.
+ *
+ * An `add` creates the object; when it already exists, the options given
+ * on the command line are applied to it, and without any option it is an
+ * error. Every change runs in one transaction that ends with
+ * NOTIFY cordon_register; a failed check rolls it back and exits 1. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "ctl.h"
+#include "tz.h"
+
+static const char *const gate_formats[] = {
+	"auto", "canonical", "hikvision", "dahua", "ezviz", "wecom", "diy", NULL,
+};
+
+/* Formats whole seconds as "12h", "30m", "90s" or "2d". */
+static void
+format_seconds(long long s, char *buf, size_t len)
+{
+	if (s % 86400 == 0)
+		snprintf(buf, len, "%lldd", s / 86400);
+	else if (s % 3600 == 0)
+		snprintf(buf, len, "%lldh", s / 3600);
+	else if (s % 60 == 0)
+		snprintf(buf, len, "%lldm", s / 60);
+	else
+		snprintf(buf, len, "%llds", s);
+}
+
+/* Parses a duration argument into whole seconds within [min_s, max_s];
+ * prints a usage error and returns -1 when it is not one. */
+static int
+parse_seconds(const char *synopsis, const char *opt, const char *s, long long min_s,
+	      long long max_s, long long *ret_s)
+{
+	char lo[32], hi[32];
+	int64_t ms;
+
+	format_seconds(min_s, lo, sizeof(lo));
+	format_seconds(max_s, hi, sizeof(hi));
+	if (config_parse_duration(s, &ms) < 0 || ms % 1000 != 0 ||
+	    ms / 1000 < min_s || ms / 1000 > max_s) {
+		ctl_usage(synopsis, "%s '%.40s': expected a duration from %s to %s in whole "
+			  "seconds, such as 30m, 4h or 2d", opt, s, lo, hi);
+		return -1;
+	}
+	*ret_s = ms / 1000;
+	return 0;
+}
+
+/* Runs a query in the open transaction that must return one row; returns
+ * the result (0 or 1 rows, PQclear it) or NULL on error. */
+#define QUERY(ctl, what, sql, ...) \
+	ctl_query((ctl), (what), (sql), \
+		  (int)(sizeof((const char *[]){ __VA_ARGS__ }) / sizeof(const char *)), \
+		  (const char *const[]){ __VA_ARGS__ })
+
+/* 1 when household h exists at site s, 0 when not (error printed), -1 on error. */
+static int
+household_exists(struct ctl *ctl, const char *site, const char *household)
+{
+	PGresult *res = QUERY(ctl, "looking up the household",
+			      "SELECT 1 FROM households WHERE site = $1 AND household = $2",
+			      site, household);
+	int found;
+
+	if (!res)
+		return -1;
+	found = PQntuples(res) > 0;
+	PQclear(res);
+	if (!found)
+		ctl_err("unknown household %s at site %s", household, site);
+	return found;
+}
+
+/* ---------------------------------------------------------------- site */
+
+#define SITE_ADD "site add S [--timezone TZ]"
+
+static int
+site_add(struct ctl *ctl, int argc, char **argv)
+{
+	const char *pos[1], *tz = NULL;
+	const struct ctl_opt opts[] = { { "--timezone", &tz, NULL }, { NULL, NULL, NULL } };
+	PGresult *res;
+
+	if (ctl_parse(SITE_ADD, argc, argv, opts, pos, 1, 1) < 0 ||
+	    ctl_check_id(SITE_ADD, "site", pos[0]) < 0)
+		return CTL_USAGE;
+	if (tz && (!*tz || strlen(tz) > 64))
+		return ctl_usage(SITE_ADD, "bad time zone '%.80s'", tz);
+	if (ctl_open(ctl) < 0)
+		return CTL_FAIL;
+	if (tz) {
+		struct tz *zone;
+		int known;
+
+		/* cordond reads the zone from the system's TZif files, and
+		 * PostgreSQL formats times in it: both must know it. */
+		if (tz_load(tz, &zone) < 0) {
+			ctl_err("unknown time zone '%s' (no such file under /usr/share/zoneinfo; "
+				"use a name such as Asia/Shanghai)", tz);
+			return CTL_FAIL;
+		}
+		tz_free(zone);
+
+		res = QUERY(ctl, "checking the time zone",
+			    "SELECT 1 FROM pg_timezone_names WHERE name = $1", tz);
+		if (!res)
+			return CTL_FAIL;
+		known = PQntuples(res) > 0;
+		PQclear(res);
+		if (!known) {
+			ctl_err("time zone '%s' is unknown to PostgreSQL", tz);
+			return CTL_FAIL;
+		}
+	}
+	if (ctl_begin(ctl) < 0)
+		return CTL_FAIL;
+	res = QUERY(ctl, "adding the site",
+		    "INSERT INTO sites (site, timezone) VALUES ($1, coalesce($2, 'Asia/Shanghai'))"
+		    " ON CONFLICT (site) DO NOTHING RETURNING timezone", pos[0], tz);
+	if (!res)
+		return CTL_FAIL;
+	if (PQntuples(res) == 1) {
+		printf("site %s added (time zone %s)\n", pos[0], PQgetvalue(res, 0, 0));
+		PQclear(res);
+		return ctl_commit(ctl, pos[0]) < 0 ? CTL_FAIL : CTL_OK;
+	}
+	PQclear(res);
+	if (!tz) {
+		ctl_err("site %s already exists (--timezone TZ changes its time zone)", pos[0]);
+		return CTL_FAIL;
+	}
+	res = QUERY(ctl, "changing the time zone",
+		    "UPDATE sites SET timezone = $2 WHERE site = $1", pos[0], tz);
+	if (!res)
+		return CTL_FAIL;
+	PQclear(res);
+	printf("site %s exists; time zone set to %s\n", pos[0], tz);
+	return ctl_commit(ctl, pos[0]) < 0 ? CTL_FAIL : CTL_OK;
+}
+
+int
+ctl_cmd_site(struct ctl *ctl, int argc, char **argv)
+{
+	if (argc >= 1 && strcmp(argv[0], "add") == 0)
+		return site_add(ctl, argc - 1, argv + 1);
+	return ctl_usage(SITE_ADD, "site: expected 'add'");
+}
+
+/* ---------------------------------------------------------------- gate */
+
+#define GATE_ADD "gate add S G [--sealed] [--format F] [--unit c|f|k]"
+#define GATE_SET "gate seal S G | gate open S G"
+#define GATE_LIST "gate list [S]"
+
+static void
+print_gate(const char *verb, const char *site, const char *gate, PGresult *res)
+{
+	printf("gate %s/%s %s: %s, format %s, unit %s\n", site, gate, verb,
+	       PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+}
+
+static int
+gate_add(struct ctl *ctl, int argc, char **argv)
+{
+	const char *pos[2], *format = NULL, *unit = NULL, *state = NULL;
+	int sealed = 0, known = 0;
+	const struct ctl_opt opts[] = {
+		{ "--sealed", NULL, &sealed },
+		{ "--format", &format, NULL },
+		{ "--unit", &unit, NULL },
+		{ NULL, NULL, NULL },
+	};
+	PGresult *res;
+
+	if (ctl_parse(GATE_ADD, argc, argv, opts, pos, 2, 2) < 0 ||
+	    ctl_check_id(GATE_ADD, "site", pos[0]) < 0 ||
+	    ctl_check_id(GATE_ADD, "gate", pos[1]) < 0)
+		return CTL_USAGE;
+	for (int i = 0; format && gate_formats[i]; i++)
+		known |= strcmp(format, gate_formats[i]) == 0;
+	if (format && !known)
+		return ctl_usage(GATE_ADD, "unknown format '%.40s' (auto canonical hikvision dahua "
+				 "ezviz wecom diy)", format);
+	if (unit && strcmp(unit, "c") != 0 && strcmp(unit, "f") != 0 && strcmp(unit, "k") != 0)
+		return ctl_usage(GATE_ADD, "unknown unit '%.40s' (c, f or k)", unit);
+	if (sealed)
+		state = "sealed";
+	if (ctl_open(ctl) < 0 || ctl_begin(ctl) < 0 || ctl_ensure_site(ctl, pos[0]) < 0)
+		return CTL_FAIL;
+	res = QUERY(ctl, "adding the gate",
+		    "INSERT INTO gates (site, gate, state, format, unit)"
+		    " VALUES ($1, $2, coalesce($3, 'open'), coalesce($4, 'auto'), coalesce($5, 'c'))"
+		    " ON CONFLICT (site, gate) DO NOTHING RETURNING state, format, unit",
+		    pos[0], pos[1], state, format, unit);
+	if (!res)
+		return CTL_FAIL;
+	if (PQntuples(res) == 1) {
+		print_gate("added", pos[0], pos[1], res);
+		PQclear(res);
+		return ctl_commit(ctl, pos[0]) < 0 ? CTL_FAIL : CTL_OK;
+	}
+	PQclear(res);
+	if (!state && !format && !unit) {
+		ctl_err("gate %s already exists at site %s (gate seal/open changes its state)",
+			pos[1], pos[0]);
+		return CTL_FAIL;
+	}
+	res = QUERY(ctl, "updating the gate",
+		    "UPDATE gates SET state = coalesce($3, state), format = coalesce($4, format),"
+		    " unit = coalesce($5, unit) WHERE site = $1 AND gate = $2"
+		    " RETURNING state, format, unit", pos[0], pos[1], state, format, unit);
+	if (!res)
+		return CTL_FAIL;
+	print_gate("updated", pos[0], pos[1], res);
+	PQclear(res);
+	return ctl_commit(ctl, pos[0]) < 0 ? CTL_FAIL : CTL_OK;
+}
+
+static int
+gate_set_state(struct ctl *ctl, const char *state, int argc, char **argv)
+{
+	const char *pos[2];
+	PGresult *res;
+
+	if (ctl_parse(GATE_SET, argc, argv, NULL, pos, 2, 2) < 0 ||
+	    ctl_check_id(GATE_SET, "site", pos[0]) < 0 ||
+	    ctl_check_id(GATE_SET, "gate", pos[1]) < 0)
+		return CTL_USAGE;
+	if (ctl_open(ctl) < 0 || ctl_begin(ctl) < 0)
+		return CTL_FAIL;
+	res = QUERY(ctl, "looking up the gate",
+		    "SELECT state FROM gates WHERE site = $1 AND gate = $2 FOR UPDATE",
+		    pos[0], pos[1]);
+	if (!res)
+		return CTL_FAIL;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		ctl_err("unknown gate %s at site %s (gate add creates it)", pos[1], pos[0]);
+		return CTL_FAIL;
+	}
+	if (strcmp(PQgetvalue(res, 0, 0), state) == 0) {
+		PQclear(res);
+		printf("gate %s/%s is already %s\n", pos[0], pos[1], state);
+		return CTL_OK;
+	}
+	PQclear(res);
+	res = QUERY(ctl, "changing the gate's state",
+		    "UPDATE gates SET state = $3 WHERE site = $1 AND gate = $2",
+		    pos[0], pos[1], state);
+	if (!res)
+		return CTL_FAIL;
+	PQclear(res);
+	if (ctl_commit(ctl, pos[0]) < 0)
+		return CTL_FAIL;
+	printf("gate %s/%s is now %s\n", pos[0], pos[1], state);
+	return CTL_OK;
+}
+
+/* Prints `sql` (one optional parameter: the site, NULL for all) as a table. */
+static int
+list(struct ctl *ctl, const char *synopsis, const char *what, const char *sql,
+     int argc, char **argv)
+{
+	const char *pos[1] = { NULL };
+	PGresult *res;
+	int n = ctl_parse(synopsis, argc, argv, NULL, pos, 0, 1);
+
+	if (n < 0 || (n == 1 && ctl_check_id(synopsis, "site", pos[0]) < 0))
+		return CTL_USAGE;
+	if (ctl_open(ctl) < 0)
+		return CTL_FAIL;
+	if (pos[0] && ctl_site_exists(ctl, pos[0]) <= 0)
+		return CTL_FAIL;
+	res = QUERY(ctl, what, sql, pos[0]);
+	if (!res)
+		return CTL_FAIL;
+	ctl_print_table(res);
+	PQclear(res);
+	return CTL_OK;
+}
+
+int
+ctl_cmd_gate(struct ctl *ctl, int argc, char **argv)
+{
+	const char *sub = argc >= 1 ? argv[0] : "";
+
+	if (strcmp(sub, "add") == 0)
+		return gate_add(ctl, argc - 1, argv + 1);
+	if (strcmp(sub, "seal") == 0)
+		return gate_set_state(ctl, "sealed", argc - 1, argv + 1);
+	if (strcmp(sub, "open") == 0)
+		return gate_set_state(ctl, "open", argc - 1, argv + 1);
+	if (strcmp(sub, "list") == 0)
+		return list(ctl, GATE_LIST, "listing gates",
+			    "SELECT site, gate, state, format, unit FROM gates"
+			    " WHERE $1::text IS NULL OR site = $1 ORDER BY site, gate",
+			    argc - 1, argv + 1);
+	return ctl_usage(GATE_ADD "\n       " GATE_SET "\n       " GATE_LIST,
+			 "gate: expected add, seal, open or list");
+}
+
+/* ---------------------------------------------------------------- zone */
+
+#define ZONE_ADD "zone add S Z [--interval 4h]"
+#define ZONE_LIST "zone list [S]"
+
+static int
+zone_add(struct ctl *ctl, int argc, char **argv)
+{
+	const char *pos[2], *interval = NULL;
+	const struct ctl_opt opts[] = { { "--interval", &interval, NULL }, { NULL, NULL, NULL } };
+	char secs[32] = "", shown[32];
+	long long s = 0;
+	PGresult *res;
+
+	if (ctl_parse(ZONE_ADD, argc, argv, opts, pos, 2, 2) < 0 ||
+	    ctl_check_id(ZONE_ADD, "site", pos[0]) < 0 ||
+	    ctl_check_id(ZONE_ADD, "zone", pos[1]) < 0 ||
+	    (interval && parse_seconds(ZONE_ADD, "--interval", interval, 60, 30 * 86400, &s) < 0))
+		return CTL_USAGE;
+	if (interval)
+		snprintf(secs, sizeof(secs), "%lld", s);
+	if (ctl_open(ctl) < 0 || ctl_begin(ctl) < 0 || ctl_ensure_site(ctl, pos[0]) < 0)
+		return CTL_FAIL;
+	res = QUERY(ctl, "adding the zone",
+		    "INSERT INTO zones (site, zone, interval_s) VALUES ($1, $2, coalesce($3::int, 14400))"
+		    " ON CONFLICT (site, zone) DO NOTHING RETURNING interval_s",
+		    pos[0], pos[1], interval ? secs : NULL);
+	if (!res)
+		return CTL_FAIL;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		if (!interval) {
+			ctl_err("zone %s already exists at site %s (--interval changes its interval)",
+				pos[1], pos[0]);
+			return CTL_FAIL;
+		}
+		res = QUERY(ctl, "updating the zone",
+			    "UPDATE zones SET interval_s = $3::int WHERE site = $1 AND zone = $2"
+			    " RETURNING interval_s", pos[0], pos[1], secs);
+		if (!res)
+			return CTL_FAIL;
+		format_seconds(atoll(PQgetvalue(res, 0, 0)), shown, sizeof(shown));
+		printf("zone %s/%s updated: disinfection every %s\n", pos[0], pos[1], shown);
+	} else {
+		format_seconds(atoll(PQgetvalue(res, 0, 0)), shown, sizeof(shown));
+		printf("zone %s/%s added: disinfection every %s\n", pos[0], pos[1], shown);
+	}
+	PQclear(res);
+	return ctl_commit(ctl, pos[0]) < 0 ? CTL_FAIL : CTL_OK;
+}
+
+int
+ctl_cmd_zone(struct ctl *ctl, int argc, char **argv)
+{
+	const char *sub = argc >= 1 ? argv[0] : "";
+
+	if (strcmp(sub, "add") == 0)
+		return zone_add(ctl, argc - 1, argv + 1);
+	if (strcmp(sub, "list") == 0)
+		return list(ctl, ZONE_LIST, "listing zones",
+			    "SELECT site, zone, CASE"
+			    "  WHEN interval_s % 86400 = 0 THEN (interval_s / 86400) || 'd'"
+			    "  WHEN interval_s % 3600 = 0 THEN (interval_s / 3600) || 'h'"
+			    "  WHEN interval_s % 60 = 0 THEN (interval_s / 60) || 'm'"
+			    "  ELSE interval_s || 's' END AS interval"
+			    " FROM zones WHERE $1::text IS NULL OR site = $1 ORDER BY site, zone",
+			    argc - 1, argv + 1);
+	return ctl_usage(ZONE_ADD "\n       " ZONE_LIST, "zone: expected add or list");
+}
+
+/* ---------------------------------------------------------------- card */
+
+#define CARD_ADD "card add S CARD --household H [--extra]"
+#define CARD_REVOKE "card revoke S CARD"
+
+static int
+card_add(struct ctl *ctl, int argc, char **argv)
+{
+	const char *pos[2], *hh = NULL, *owner, *state;
+	int extra = 0, was_extra;
+	const struct ctl_opt opts[] = {
+		{ "--household", &hh, NULL },
+		{ "--extra", NULL, &extra },
+		{ NULL, NULL, NULL },
+	};
+	PGresult *res;
+
+	if (ctl_parse(CARD_ADD, argc, argv, opts, pos, 2, 2) < 0 ||
+	    ctl_check_id(CARD_ADD, "site", pos[0]) < 0 ||
+	    ctl_check_id(CARD_ADD, "card", pos[1]) < 0)
+		return CTL_USAGE;
+	if (!hh)
+		return ctl_usage(CARD_ADD, "--household is required");
+	if (ctl_check_id(CARD_ADD, "household", hh) < 0)
+		return CTL_USAGE;
+	if (ctl_open(ctl) < 0 || ctl_begin(ctl) < 0 || household_exists(ctl, pos[0], hh) <= 0)
+		return CTL_FAIL;
+	res = QUERY(ctl, "looking up the card",
+		    "SELECT household, state, extra FROM cards WHERE site = $1 AND card = $2"
+		    " FOR UPDATE", pos[0], pos[1]);
+	if (!res)
+		return CTL_FAIL;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		res = QUERY(ctl, "adding the card",
+			    "INSERT INTO cards (site, card, household, extra) VALUES ($1, $2, $3, $4)",
+			    pos[0], pos[1], hh, extra ? "true" : "false");
+		if (!res)
+			return CTL_FAIL;
+		PQclear(res);
+		printf("card %s/%s added to household %s%s\n", pos[0], pos[1], hh,
+		       extra ? " (extra)" : "");
+		return ctl_commit(ctl, pos[0]) < 0 ? CTL_FAIL : CTL_OK;
+	}
+	owner = PQgetvalue(res, 0, 0);
+	state = PQgetvalue(res, 0, 1);
+	was_extra = PQgetvalue(res, 0, 2)[0] == 't';
+	if (strcmp(owner, hh) != 0) {
+		ctl_err("card %s at site %s belongs to household %s (%s)", pos[1], pos[0], owner,
+			state);
+		PQclear(res);
+		return CTL_FAIL;
+	}
+	if (strcmp(state, "active") == 0 && (was_extra || !extra)) {
+		ctl_err("card %s is already registered to household %s at site %s", pos[1], hh,
+			pos[0]);
+		PQclear(res);
+		return CTL_FAIL;
+	}
+	printf("card %s/%s of household %s %s%s\n", pos[0], pos[1], hh,
+	       strcmp(state, "active") == 0 ? "marked" : "reactivated",
+	       extra || was_extra ? " (extra)" : "");
+	PQclear(res);
+	res = QUERY(ctl, "updating the card",
+		    "UPDATE cards SET state = 'active', extra = extra OR $3::boolean"
+		    " WHERE site = $1 AND card = $2", pos[0], pos[1], extra ? "true" : "false");
+	if (!res)
+		return CTL_FAIL;
+	PQclear(res);
+	return ctl_commit(ctl, pos[0]) < 0 ? CTL_FAIL : CTL_OK;
+}
+
+static int
+card_revoke(struct ctl *ctl, int argc, char **argv)
+{
+	const char *pos[2];
+	PGresult *res;
+
+	if (ctl_parse(CARD_REVOKE, argc, argv, NULL, pos, 2, 2) < 0 ||
+	    ctl_check_id(CARD_REVOKE, "site", pos[0]) < 0 ||
+	    ctl_check_id(CARD_REVOKE, "card", pos[1]) < 0)
+		return CTL_USAGE;
+	if (ctl_open(ctl) < 0 || ctl_begin(ctl) < 0)
+		return CTL_FAIL;
+	res = QUERY(ctl, "looking up the card",
+		    "SELECT state, household FROM cards WHERE site = $1 AND card = $2 FOR UPDATE",
+		    pos[0], pos[1]);
+	if (!res)
+		return CTL_FAIL;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		ctl_err("unknown card %s at site %s", pos[1], pos[0]);
+		return CTL_FAIL;
+	}
+	if (strcmp(PQgetvalue(res, 0, 0), "revoked") == 0) {
+		printf("card %s/%s (household %s) is already revoked\n", pos[0], pos[1],
+		       PQgetvalue(res, 0, 1));
+		PQclear(res);
+		return CTL_OK;
+	}
+	printf("card %s/%s (household %s) revoked\n", pos[0], pos[1], PQgetvalue(res, 0, 1));
+	PQclear(res);
+	res = QUERY(ctl, "revoking the card",
+		    "UPDATE cards SET state = 'revoked' WHERE site = $1 AND card = $2",
+		    pos[0], pos[1]);
+	if (!res)
+		return CTL_FAIL;
+	PQclear(res);
+	return ctl_commit(ctl, pos[0]) < 0 ? CTL_FAIL : CTL_OK;
+}
+
+int
+ctl_cmd_card(struct ctl *ctl, int argc, char **argv)
+{
+	const char *sub = argc >= 1 ? argv[0] : "";
+
+	if (strcmp(sub, "add") == 0)
+		return card_add(ctl, argc - 1, argv + 1);
+	if (strcmp(sub, "revoke") == 0)
+		return card_revoke(ctl, argc - 1, argv + 1);
+	return ctl_usage(CARD_ADD "\n       " CARD_REVOKE, "card: expected add or revoke");
+}
+
+/* ---------------------------------------------------------------- isolation */
+
+#define ISOLATE "isolate S --household H [--person P] [--days N] [--check-interval 12h]"
+#define RELEASE "release S --household H"
+
+int
+ctl_cmd_isolate(struct ctl *ctl, int argc, char **argv)
+{
+	const char *pos[1], *hh = NULL, *person = NULL, *days_s = NULL, *check = NULL;
+	const struct ctl_opt opts[] = {
+		{ "--household", &hh, NULL },
+		{ "--person", &person, NULL },
+		{ "--days", &days_s, NULL },
+		{ "--check-interval", &check, NULL },
+		{ NULL, NULL, NULL },
+	};
+	char days[16] = "14", secs[32], shown[32];
+	long long check_s = 43200;
+	PGresult *res;
+
+	if (ctl_parse(ISOLATE, argc, argv, opts, pos, 1, 1) < 0 ||
+	    ctl_check_id(ISOLATE, "site", pos[0]) < 0)
+		return CTL_USAGE;
+	if (!hh)
+		return ctl_usage(ISOLATE, "--household is required");
+	if (ctl_check_id(ISOLATE, "household", hh) < 0 ||
+	    (person && ctl_check_id(ISOLATE, "person", person) < 0) ||
+	    (check && parse_seconds(ISOLATE, "--check-interval", check, 60, 7 * 86400,
+				    &check_s) < 0))
+		return CTL_USAGE;
+	if (days_s) {
+		char *end;
+		long d;
+
+		errno = 0;
+		d = strtol(days_s, &end, 10);
+		if (end == days_s || *end || errno || d < 1 || d > 365)
+			return ctl_usage(ISOLATE, "--days '%.40s': expected a whole number of days "
+					 "from 1 to 365", days_s);
+		snprintf(days, sizeof(days), "%ld", d);
+	}
+	snprintf(secs, sizeof(secs), "%lld", check_s);
+	if (ctl_open(ctl) < 0 || ctl_begin(ctl) < 0 || household_exists(ctl, pos[0], hh) <= 0)
+		return CTL_FAIL;
+	res = QUERY(ctl, "looking up isolation orders",
+		    "SELECT o.id, to_char(o.ends_at AT TIME ZONE s.timezone, 'YYYY-MM-DD HH24:MI')"
+		    " FROM isolation_orders o JOIN sites s USING (site)"
+		    " WHERE o.site = $1 AND o.household = $2 AND o.person IS NOT DISTINCT FROM $3"
+		    " AND o.released_at IS NULL AND o.ends_at > now() FOR UPDATE OF o",
+		    pos[0], hh, person);
+	if (!res)
+		return CTL_FAIL;
+	if (PQntuples(res) > 0) {
+		ctl_err("household %s%s%s at site %s is already under isolation order %s until %s "
+			"(release it first)", hh, person ? ", person " : " (all)",
+			person ? person : "", pos[0], PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+		PQclear(res);
+		return CTL_FAIL;
+	}
+	PQclear(res);
+	res = QUERY(ctl, "adding the isolation order",
+		    "WITH o AS (INSERT INTO isolation_orders"
+		    "   (site, household, person, ends_at, check_interval_s)"
+		    "   VALUES ($1, $2, $3, now() + make_interval(days => $4::int), $5::int)"
+		    "   RETURNING id, starts_at, ends_at)"
+		    " SELECT o.id,"
+		    "  to_char(o.starts_at AT TIME ZONE s.timezone, 'YYYY-MM-DD HH24:MI'),"
+		    "  to_char(o.ends_at AT TIME ZONE s.timezone, 'YYYY-MM-DD HH24:MI'), s.timezone"
+		    " FROM o, sites s WHERE s.site = $1",
+		    pos[0], hh, person, days, secs);
+	if (!res)
+		return CTL_FAIL;
+	format_seconds(check_s, shown, sizeof(shown));
+	printf("isolation order %s: household %s%s%s at site %s, from %s until %s (%s), "
+	       "a check every %s\n", PQgetvalue(res, 0, 0), hh, person ? ", person " : " (all)",
+	       person ? person : "", pos[0], PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
+	       PQgetvalue(res, 0, 3), shown);
+	PQclear(res);
+	return ctl_commit(ctl, pos[0]) < 0 ? CTL_FAIL : CTL_OK;
+}
+
+int
+ctl_cmd_release(struct ctl *ctl, int argc, char **argv)
+{
+	const char *pos[1], *hh = NULL;
+	const struct ctl_opt opts[] = { { "--household", &hh, NULL }, { NULL, NULL, NULL } };
+	PGresult *res;
+
+	if (ctl_parse(RELEASE, argc, argv, opts, pos, 1, 1) < 0 ||
+	    ctl_check_id(RELEASE, "site", pos[0]) < 0)
+		return CTL_USAGE;
+	if (!hh)
+		return ctl_usage(RELEASE, "--household is required");
+	if (ctl_check_id(RELEASE, "household", hh) < 0)
+		return CTL_USAGE;
+	if (ctl_open(ctl) < 0 || ctl_begin(ctl) < 0 || household_exists(ctl, pos[0], hh) <= 0)
+		return CTL_FAIL;
+	res = QUERY(ctl, "releasing isolation orders",
+		    "UPDATE isolation_orders SET released_at = now()"
+		    " WHERE site = $1 AND household = $2 AND released_at IS NULL AND ends_at > now()"
+		    " RETURNING id, coalesce(person, '')", pos[0], hh);
+	if (!res)
+		return CTL_FAIL;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		ctl_err("household %s at site %s has no active isolation order", hh, pos[0]);
+		return CTL_FAIL;
+	}
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *p = PQgetvalue(res, i, 1);
+
+		printf("isolation order %s released: household %s%s%s at site %s\n",
+		       PQgetvalue(res, i, 0), hh, *p ? ", person " : " (all)", p, pos[0]);
+	}
+	PQclear(res);
+	return ctl_commit(ctl, pos[0]) < 0 ? CTL_FAIL : CTL_OK;
+}
