@@ -42,6 +42,16 @@ struct config {
 
 	double fever_c;
 	double critical_c;
+	int64_t recheck_window;
+	int64_t check_interval;
+	int64_t check_grace;
+	int64_t silence_timeout;
+	int64_t exit_quota;
+	int64_t exit_window;
+	int64_t disinfection_interval;
+	int64_t hotline_medical_limit;
+	int64_t hotline_other_limit;
+	int64_t repeat_interval;
 
 	int64_t shutdown_timeout;
 	int log_level;

@@ -1,50 +1,145 @@
-/* rules.h - pure alert rules: (config, event, time) -> alert transitions.
- * No I/O and no clock reads: time comes in as an argument. */
+/* rules.h - the alert engine (SPEC 4): rule state, the catalogue, and the
+ * alert lifecycle raised -> (acked) -> resolved.
+ *
+ * Pure: no I/O and no clock reads. Events and ticks come in with the time;
+ * transitions come out into a list that the caller publishes and stores.
+ * The register is read through the snapshot the caller passes. */
 #ifndef CORDON_RULES_H
 #define CORDON_RULES_H
 
+#include <stddef.h>
 #include <stdint.h>
 
+#include "map.h"
 #include "normalize.h"
+#include "registry.h"
+
+#define RULES_SUBJECT_MAX (NORM_ID_MAX + 24)
 
 struct rules_config {
-	int16_t fever_dc;	/* tenths of a degree C */
+	int16_t fever_dc;		/* tenths of a degree C */
 	int16_t critical_dc;
+	int64_t recheck_window_us;
+	int64_t check_interval_us;	/* default for orders without one */
+	int64_t check_grace_us;
+	int64_t silence_timeout_us;
+	int64_t exit_quota;		/* 0: off */
+	int64_t exit_window_us;
+	int64_t disinfection_interval_us;	/* default for zones without one */
+	int64_t hotline_medical_us;
+	int64_t hotline_other_us;
+	int64_t repeat_interval_us;
+};
+
+enum alert_kind {
+	KIND_FEVER,
+	KIND_ISOLATION_OVERDUE,
+	KIND_ISOLATION_SYMPTOM,
+	KIND_ISOLATION_BREACH,
+	KIND_SEALED_GATE,
+	KIND_GATE_SILENT,
+	KIND_UNKNOWN_CARD,
+	KIND_EXIT_QUOTA,
+	KIND_DISINFECTION_OVERDUE,
+	KIND_HOTLINE_UNRESOLVED,
+	KIND_BACKLOG,
+	KIND_COUNT,
 };
 
 enum alert_severity {
+	SEVERITY_INFO,
 	SEVERITY_WARNING,
 	SEVERITY_CRITICAL,
 };
 
-struct alert {
-	char alert_id[33];
-	const char *kind;	/* "fever", ... (static) */
-	enum alert_severity severity;
-	const char *state;	/* "raised", ... (static) */
-	char site[NORM_ID_MAX + 1];
-	char subject[NORM_ID_MAX + 16];
-	char gate[NORM_ID_MAX + 1];
-	char card[NORM_ID_MAX + 1];
-	char event_key[NORM_KEY_MAX];
-	int16_t temp_dc;
-	int64_t raised_us;
-	int64_t updated_us;
-	uint32_t count;
+enum alert_state {
+	ALERT_RAISED,
+	ALERT_ACKED,
+	ALERT_RESOLVED,
 };
 
-void rules_config_from(struct rules_config *rc, double fever_c, double critical_c);
+/* One alert: its current state. */
+struct alert {
+	char alert_id[33];
+	enum alert_kind kind;
+	enum alert_severity severity;
+	enum alert_state state;
+	char site[NORM_ID_MAX + 1];
+	char subject[RULES_SUBJECT_MAX];
+	char event_key[NORM_KEY_MAX];	/* the first triggering event */
+	char gate[NORM_ID_MAX + 1];
+	char household[NORM_ID_MAX + 1];
+	char card[NORM_ID_MAX + 1];
+	char zone[NORM_ID_MAX + 1];
+	char call_id[NORM_ID_MAX + 1];
+	int16_t temp_dc;		/* TEMP_NONE when not a reading */
+	int64_t raised_us, updated_us, resolved_us;
+	int64_t published_us;		/* last transition handed out */
+	uint32_t count;			/* triggers so far */
+	uint32_t published_count;	/* count at the last transition */
+	char reason[32];		/* why it was resolved */
+	char by[NORM_ID_MAX + 1];	/* who acked or resolved it */
+};
 
-/* Applies the event rules to `ev`; returns 1 and fills *ret_alert when the
- * event raises an alert, 0 otherwise. */
-int rules_gate_event(const struct rules_config *rc, const struct event *ev,
-		     struct alert *ret_alert);
+/* A transition to publish and store: the alert as it is after it. */
+struct alert_transition {
+	struct alert a;
+	const char *what;	/* "raised", "updated", "acked", "resolved" */
+};
+
+struct rules_output {
+	struct alert_transition *t;
+	size_t n, cap;
+	/* An ack that named no open alert: what to tell the integrator. */
+	char reject_site[NORM_ID_MAX + 1];
+	char reject_reason[96];
+};
+
+struct rules;
+
+int rules_create(const struct rules_config *cfg, int64_t start_us, struct rules **ret_rules)
+	__attribute__((warn_unused_result));
+void rules_destroy(struct rules *r);
+void rules_set_config(struct rules *r, const struct rules_config *cfg);
+
+/* Applies one event. Returns 0 or -ENOMEM. */
+int rules_event(struct rules *r, const struct registry_snapshot *reg, const struct event *ev,
+		int64_t now_us, struct rules_output *out) __attribute__((warn_unused_result));
+/* Runs the timer rules (overdue, silent, quotas, repeats) at now_us. */
+int rules_tick(struct rules *r, const struct registry_snapshot *reg, int64_t now_us,
+	       struct rules_output *out) __attribute__((warn_unused_result));
+/* The instance-level backlog alert: raised while `trouble` is set (its
+ * text in `why`), resolved when it clears. */
+int rules_backlog(struct rules *r, const char *instance, int trouble, const char *why,
+		  int64_t now_us, struct rules_output *out) __attribute__((warn_unused_result));
+
+/* Restores an open alert (from PostgreSQL at start). */
+int rules_restore_alert(struct rules *r, const struct alert *a)
+	__attribute__((warn_unused_result));
+/* Restores the last time something was seen: a gate's message, a
+ * disinfection, a check (household, person or ""), an open urgent call
+ * (its open time; category), an outward pass of a household. */
+int rules_restore_seen(struct rules *r, const char *what, const char *site, const char *id,
+		       const char *sub, int64_t at_us) __attribute__((warn_unused_result));
+
+/* Open alerts, for the retained topic at start and for cordonctl. */
+size_t rules_open_alerts(struct rules *r, const struct alert **ret, size_t max);
+
+void rules_output_clear(struct rules_output *out);
+void rules_output_free(struct rules_output *out);
+
+const char *rules_kind_name(enum alert_kind k);
+int rules_kind_from_name(const char *name);
+const char *rules_severity_name(enum alert_severity s);
+const char *rules_state_name(enum alert_state s);
 
 /* alert_id: hex of a 128-bit hash of site, kind, subject and the first
  * triggering event's key, so that a replay yields the same id. */
 void rules_alert_id(const char *site, const char *kind, const char *subject,
 		    const char *event_key, char ret_id[33]);
 
-const char *rules_severity_name(enum alert_severity s);
+/* Seconds between from and to that fall between 06:00 and 22:00 local
+ * time in zone tz (disinfection intervals count only those hours). */
+int64_t rules_daytime_elapsed(const struct tz *tz, int64_t from_s, int64_t to_s);
 
 #endif

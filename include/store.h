@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "normalize.h"
+#include "rules.h"
 
 struct store;
 
@@ -30,6 +31,8 @@ struct store_batch {
 	size_t nevents, cap;
 	struct store_reject *rejects;
 	size_t nrejects, rcap;
+	struct alert_transition *alerts;	/* to store in alerts + alert_transitions */
+	size_t nalerts, acap;
 	uint64_t end_pos;	/* spool position just after the last record */
 };
 
@@ -70,6 +73,8 @@ int store_batch_add_event(struct store_batch *b, const struct event *ev)
 int store_batch_add_reject(struct store_batch *b, const struct store_reject *r,
 			   const char *topic, size_t topic_len,
 			   const uint8_t *payload, size_t len)
+	__attribute__((warn_unused_result));
+int store_batch_add_alert(struct store_batch *b, const struct alert_transition *t)
 	__attribute__((warn_unused_result));
 void store_batch_clear(struct store_batch *b);
 void store_batch_free(struct store_batch *b);

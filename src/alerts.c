@@ -1,29 +1,116 @@
-/* alerts.c - the alert message (SPEC section 4). Outbound messages carry
- * household, building, gate and card ids only: never names, phones or ID
- * numbers. */
+/* alerts.c - the alert message (SPEC 4) and the reject notice. Outbound
+ * messages carry household, building, gate and card ids only: never
+ * names, phones or ID numbers. */
 #include "alerts.h"
 
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "normalize.h"
 
 void
 alerts_topic(const char *root, const struct alert *a, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s/%s/alert/%s", root, a->site, a->kind);
+	snprintf(buf, len, "%s/%s/alert/%s", root, a->site, rules_kind_name(a->kind));
+}
+
+void
+alerts_state_topic(const char *root, const struct alert *a, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%s/alerts/%s", root, a->site, a->alert_id);
+}
+
+static void
+temp_str(int16_t dc, char *buf, size_t len)
+{
+	int t = dc < 0 ? -dc : dc;
+
+	snprintf(buf, len, "%s%d.%d", dc < 0 ? "-" : "", t / 10, t % 10);
+}
+
+/* " (household H, card C)" from what the alert has. */
+static void
+ids(const struct alert *a, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	if (a->household[0])
+		n += (size_t)snprintf(buf + n, len - n, "%shousehold %s", n ? ", " : " (",
+				      a->household);
+	if (a->card[0] && n < len)
+		n += (size_t)snprintf(buf + n, len - n, "%scard %s", n ? ", " : " (", a->card);
+	if (n && n < len)
+		snprintf(buf + n, len - n, ")");
+}
+
+static const char *
+after_colon(const char *subject)
+{
+	const char *c = strchr(subject, ':');
+
+	return c ? c + 1 : subject;
 }
 
 void
 alerts_text(const struct alert *a, char *buf, size_t len)
 {
-	int t = a->temp_dc < 0 ? -a->temp_dc : a->temp_dc;
+	char t[16], who[160];
 
-	snprintf(buf, len, "%sFever %s%d.%d \u00b0C at gate %s%s%s%s",
-		 a->severity == SEVERITY_CRITICAL ? "Critical: " : "",
-		 a->temp_dc < 0 ? "-" : "", t / 10, t % 10, a->gate,
-		 a->card[0] ? " (card " : "", a->card, a->card[0] ? ")" : "");
+	ids(a, who, sizeof(who));
+	if (a->temp_dc != TEMP_NONE)
+		temp_str(a->temp_dc, t, sizeof(t));
+	switch (a->kind) {
+	case KIND_FEVER:
+		if (a->gate[0])
+			snprintf(buf, len, "Fever %s \u00b0C at gate %s%s", t, a->gate, who);
+		else
+			snprintf(buf, len, "Fever %s \u00b0C at the home check of household %s",
+				 t, a->household);
+		break;
+	case KIND_ISOLATION_OVERDUE:
+		snprintf(buf, len, "Isolation check overdue for %s of household %s",
+			 strncmp(a->subject, "person:", 7) == 0 ? after_colon(a->subject) : "everyone",
+			 a->household);
+		break;
+	case KIND_ISOLATION_SYMPTOM:
+		snprintf(buf, len, "Symptoms reported in isolation by household %s: %s",
+			 a->household, a->reason);
+		break;
+	case KIND_ISOLATION_BREACH:
+		snprintf(buf, len, "Household %s is in isolation but its card %s went out at gate %s",
+			 a->household, a->card, a->gate);
+		break;
+	case KIND_SEALED_GATE:
+		snprintf(buf, len, "Traffic at sealed gate %s%s%s", a->gate,
+			 a->reason[0] && !a->card[0] ? ": " : "", a->card[0] ? who : a->reason);
+		break;
+	case KIND_GATE_SILENT:
+		snprintf(buf, len, "Gate %s terminal silent: no message for a while", a->gate);
+		break;
+	case KIND_UNKNOWN_CARD:
+		snprintf(buf, len, "Unknown card %s at gate %s (%s)", a->card, a->gate,
+			 a->reason[0] ? a->reason : "unregistered");
+		break;
+	case KIND_EXIT_QUOTA:
+		snprintf(buf, len, "Household %s went out more often than its quota (gate %s)",
+			 a->household, a->gate);
+		break;
+	case KIND_DISINFECTION_OVERDUE:
+		snprintf(buf, len, "Zone %s not disinfected within its interval", a->zone);
+		break;
+	case KIND_HOTLINE_UNRESOLVED:
+		snprintf(buf, len, "Urgent hotline call %s%s%s still unresolved", a->call_id,
+			 a->household[0] ? " from household " : "", a->household);
+		break;
+	case KIND_BACKLOG:
+		snprintf(buf, len, "cordond %s: %s", after_colon(a->subject), a->reason);
+		break;
+	default:
+		snprintf(buf, len, "%s %s", rules_kind_name(a->kind), a->subject);
+	}
 }
 
 static json_t *
@@ -31,6 +118,8 @@ time_value(int64_t us)
 {
 	char buf[64];
 
+	if (us == 0)
+		return json_null();
 	normalize_format_time(us, buf, sizeof(buf));
 	/* "YYYY-MM-DD HH:MM:SS.ffffff+00" -> RFC 3339 with milliseconds */
 	buf[10] = 'T';
@@ -39,32 +128,89 @@ time_value(int64_t us)
 	return json_string(buf);
 }
 
-char *
-alerts_render(const struct alert *a)
+static json_t *
+str_or_null(const char *s)
 {
-	char text[256];
+	return s[0] ? json_string(s) : json_null();
+}
+
+char *
+alerts_render(const struct alert_transition *tr, const struct registry_snapshot *reg)
+{
+	const struct alert *a = &tr->a;
+	const struct reg_household *h = a->household[0] && reg ?
+		registry_household(reg, a->site, a->household) : NULL;
+	char text[384];
 	json_t *o;
 	char *s;
 
 	alerts_text(a, text, sizeof(text));
-	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:i, s:s, s:s, s:s*, s:o, s:s}",
-		      "alert_id", a->alert_id,
-		      "kind", a->kind,
-		      "severity", rules_severity_name(a->severity),
-		      "state", a->state,
-		      "site", a->site,
-		      "subject", a->subject,
-		      "raised_at", time_value(a->raised_us),
-		      "updated_at", time_value(a->updated_us),
-		      "count", (int)a->count,
-		      "event_id", a->event_key,
-		      "gate", a->gate,
-		      "card", a->card[0] ? a->card : NULL,
-		      "temp_c", a->temp_dc == TEMP_NONE ? json_null() : json_real(a->temp_dc / 10.0),
-		      "text", text);
+	o = json_object();
 	if (!o)
 		return NULL;
+	json_object_set_new(o, "alert_id", json_string(a->alert_id));
+	json_object_set_new(o, "kind", json_string(rules_kind_name(a->kind)));
+	json_object_set_new(o, "severity", json_string(rules_severity_name(a->severity)));
+	json_object_set_new(o, "state", json_string(rules_state_name(a->state)));
+	json_object_set_new(o, "transition", json_string(tr->what));
+	json_object_set_new(o, "site", json_string(a->site));
+	json_object_set_new(o, "subject", json_string(a->subject));
+	json_object_set_new(o, "raised_at", time_value(a->raised_us));
+	json_object_set_new(o, "updated_at", time_value(a->updated_us));
+	json_object_set_new(o, "resolved_at", time_value(a->resolved_us));
+	json_object_set_new(o, "count", json_integer(a->count));
+	json_object_set_new(o, "event_id", json_string(a->event_key));
+	json_object_set_new(o, "gate", str_or_null(a->gate));
+	json_object_set_new(o, "household", str_or_null(a->household));
+	json_object_set_new(o, "building", h ? json_string(h->building) : json_null());
+	json_object_set_new(o, "card", str_or_null(a->card));
+	json_object_set_new(o, "zone", str_or_null(a->zone));
+	json_object_set_new(o, "call_id", str_or_null(a->call_id));
+	json_object_set_new(o, "temp_c", a->temp_dc == TEMP_NONE ? json_null()
+							      : json_real(a->temp_dc / 10.0));
+	if (a->state == ALERT_RESOLVED)
+		json_object_set_new(o, "reason", json_string(a->reason));
+	if (a->by[0])
+		json_object_set_new(o, "by", json_string(a->by));
+	json_object_set_new(o, "text", json_string(text));
 	s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(4));
+	json_decref(o);
+	return s;
+}
+
+char *
+alerts_reject_notice(const char *topic, size_t topic_len, const char *reason,
+		     const char *detail, const void *payload, size_t len)
+{
+	size_t n = len > 256 ? 256 : len;
+	json_t *o = json_object(), *ex;
+	char buf[256];
+	char *s;
+
+	if (!o)
+		return NULL;
+	/* Runs of 7 or more digits (phone and ID numbers) keep only their
+	 * first 3 and last 4 digits: 180****1999. */
+	memcpy(buf, payload, n);
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+
+		while (j < n && buf[j] >= '0' && buf[j] <= '9')
+			j++;
+		if (j - i >= 7)
+			memset(buf + i + 3, '*', j - i - 7);
+		i = j > i ? j : i + 1;
+	}
+	/* Cut back to a character boundary; binary becomes null. */
+	ex = json_stringn(buf, n);
+	while (!ex && n > 0 && len > 256 && n > 252)
+		ex = json_stringn(buf, --n);
+	json_object_set_new(o, "topic", json_stringn(topic, topic_len));
+	json_object_set_new(o, "reason", json_string(reason));
+	json_object_set_new(o, "detail", json_string(detail));
+	json_object_set_new(o, "excerpt", ex ? ex : json_null());
+	json_object_set_new(o, "length", json_integer((json_int_t)len));
+	s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return s;
 }

@@ -63,6 +63,10 @@ struct daemon {
 	uint8_t *id_key;
 	size_t id_key_len;
 	struct rules_config rcfg;
+	struct rules *rules;
+	struct rules_output out;
+	int64_t last_rules_tick_ms;
+	int64_t db_down_since_ms;	/* 0 while PostgreSQL is up */
 	struct event *events;
 
 	struct counters count;
@@ -162,7 +166,22 @@ apply_config(struct daemon *d)
 	d->nctx.arg = d;
 	d->nctx.id_key = d->id_key;
 	d->nctx.id_key_len = d->id_key_len;
-	rules_config_from(&d->rcfg, d->cfg->fever_c, d->cfg->critical_c);
+	d->rcfg = (struct rules_config){
+		.fever_dc = (int16_t)(d->cfg->fever_c * 10.0 + 0.5),
+		.critical_dc = (int16_t)(d->cfg->critical_c * 10.0 + 0.5),
+		.recheck_window_us = d->cfg->recheck_window * 1000,
+		.check_interval_us = d->cfg->check_interval * 1000,
+		.check_grace_us = d->cfg->check_grace * 1000,
+		.silence_timeout_us = d->cfg->silence_timeout * 1000,
+		.exit_quota = d->cfg->exit_quota,
+		.exit_window_us = d->cfg->exit_window * 1000,
+		.disinfection_interval_us = d->cfg->disinfection_interval * 1000,
+		.hotline_medical_us = d->cfg->hotline_medical_limit * 1000,
+		.hotline_other_us = d->cfg->hotline_other_limit * 1000,
+		.repeat_interval_us = d->cfg->repeat_interval * 1000,
+	};
+	if (d->rules)
+		rules_set_config(d->rules, &d->rcfg);
 	d->batch_rows = (size_t)d->cfg->pg_batch_rows;
 }
 
@@ -204,24 +223,76 @@ check_spool_space(struct daemon *d)
 	}
 }
 
-static void
-publish_alert(struct daemon *d, const struct alert *a)
+static int64_t
+wall_us(void)
 {
-	char topic[512];
-	char *json = alerts_render(a);
+	struct timespec ts;
 
-	if (!json) {
-		log_err("out of memory rendering alert %s", a->alert_id);
-		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Publishes the transitions in d->out (QoS 1 on alert/<kind>, and the
+ * retained current state on alerts/<id>, cleared on resolve), adds them to
+ * the batch for PostgreSQL, and sends an ack's reject notice. */
+static void
+publish_transitions(struct daemon *d)
+{
+	for (size_t i = 0; i < d->out.n; i++) {
+		const struct alert_transition *t = &d->out.t[i];
+		const struct alert *a = &t->a;
+		char topic[512];
+		char *json = alerts_render(t, d->reg);
+
+		if (!json) {
+			log_err("out of memory rendering alert %s", a->alert_id);
+			continue;
+		}
+		alerts_topic(d->cfg->topic_root, a, topic, sizeof(topic));
+		if (ingest_publish(d->ingest, topic, json, strlen(json), 1, 0) < 0)
+			log_limited(&d->publish_rl, LOG_LEVEL_ERR,
+				    "cannot queue alert %s on %s", a->alert_id, topic);
+		alerts_state_topic(d->cfg->topic_root, a, topic, sizeof(topic));
+		if (ingest_publish(d->ingest, topic, json,
+				   a->state == ALERT_RESOLVED ? 0 : strlen(json), 1, 1) < 0)
+			log_limited(&d->publish_rl, LOG_LEVEL_ERR,
+				    "cannot queue the state of alert %s", a->alert_id);
+		log_notice("alert %s %s (%s, %s, count %u) %s", rules_kind_name(a->kind), t->what,
+			   rules_severity_name(a->severity), a->subject, a->count, a->alert_id);
+		if (store_batch_add_alert(d->filling, t) < 0)
+			log_err("out of memory: alert %s %s is published but not stored",
+				a->alert_id, t->what);
+		d->count.alerts++;
+		free(json);
 	}
-	alerts_topic(d->cfg->topic_root, a, topic, sizeof(topic));
-	if (ingest_publish(d->ingest, topic, json, strlen(json), 1, 0) < 0)
-		log_limited(&d->publish_rl, LOG_LEVEL_ERR,
-			    "cannot queue alert %s on %s", a->alert_id, topic);
-	else
-		log_notice("alert %s %s %s: %s at gate %s", a->kind, a->state,
-			   rules_severity_name(a->severity), a->subject, a->gate);
-	d->count.alerts++;
+	if (d->out.reject_reason[0]) {
+		char topic[256];
+		char *json = alerts_reject_notice("ack", 3, "unknown_alert", d->out.reject_reason,
+						  "", 0);
+
+		snprintf(topic, sizeof(topic), "%s/%s/reject", d->cfg->topic_root, d->out.reject_site);
+		if (json && ingest_publish(d->ingest, topic, json, strlen(json), 0, 0) < 0)
+			log_limited(&d->publish_rl, LOG_LEVEL_WARNING, "cannot publish on %s", topic);
+		log_limited(&d->reject_rl, LOG_LEVEL_WARNING, "ack refused on site %s: %s",
+			    d->out.reject_site, d->out.reject_reason);
+		free(json);
+	}
+	rules_output_clear(&d->out);
+}
+
+static void
+reject_notice(struct daemon *d, const struct spool_record *rec, const struct norm_result *res)
+{
+	char topic[256];
+	char *json;
+
+	if (!res->site[0])
+		return;	/* no site to tell */
+	json = alerts_reject_notice(rec->topic, rec->topic_len, res->reason, res->detail,
+				    rec->payload, rec->payload_len);
+	snprintf(topic, sizeof(topic), "%s/%s/reject", d->cfg->topic_root, res->site);
+	if (json && ingest_publish(d->ingest, topic, json, strlen(json), 0, 0) < 0)
+		log_limited(&d->publish_rl, LOG_LEVEL_WARNING, "cannot publish on %s", topic);
 	free(json);
 }
 
@@ -248,6 +319,7 @@ process_record(struct daemon *d, const struct spool_record *rec, int rules,
 			log_limited(&d->reject_rl, LOG_LEVEL_WARNING, "rejected message on %.*s: %s (%s)",
 				    (int)(rec->topic_len > 200 ? 200 : rec->topic_len), rec->topic,
 				    res.reason, res.detail);
+			reject_notice(d, rec, &res);
 		}
 		if (batch) {
 			struct store_reject r = { .received_us = rec->recv_us, .reason = res.reason,
@@ -263,12 +335,12 @@ process_record(struct daemon *d, const struct spool_record *rec, int rules,
 		return 0;
 	}
 	for (size_t i = 0; i < res.nevents; i++) {
-		struct alert a;
-
 		if (rules) {
 			d->count.events++;
-			if (rules_gate_event(&d->rcfg, &d->events[i], &a))
-				publish_alert(d, &a);
+			if (rules_event(d->rules, d->reg, &d->events[i], wall_us(), &d->out) < 0)
+				log_err("out of memory in the rules: event %s not checked",
+					d->events[i].key);
+			publish_transitions(d);
 		}
 		if (batch) {
 			err = store_batch_add_event(batch, &d->events[i]);
@@ -340,8 +412,10 @@ flush(struct daemon *d)
 {
 	struct store_batch *b = d->filling;
 
-	if (b->end_pos <= d->committed)
+	if (b->end_pos <= d->committed && store_batch_rows(b) == 0)
 		return;
+	if (b->end_pos < d->committed)
+		b->end_pos = d->committed;	/* only alerts from the timers */
 	if (store_submit(d->store, b) < 0)
 		return;
 	d->filling = b == d->batches[0] ? d->batches[1] : d->batches[0];
@@ -356,7 +430,8 @@ on_committed(struct daemon *d)
 
 	if (!b)
 		return;
-	d->committed = b->end_pos;
+	if (b->end_pos > d->committed)
+		d->committed = b->end_pos;
 	store_batch_clear(b);
 	err = spool_save_checkpoint(d->spool, d->committed);
 	if (err < 0)
@@ -390,6 +465,30 @@ log_stats(struct daemon *d)
 		 is.connected ? "up" : "down", ss.db_up ? "up" : "down");
 }
 
+/* backlog: PostgreSQL unreachable for over 60 s, or the spool over 80 %
+ * of max_bytes. */
+static void
+check_backlog(struct daemon *d, int64_t now)
+{
+	uint64_t used = spool_end(d->spool) - spool_first(d->spool);
+	struct store_stats ss;
+	char why[64] = "";
+
+	store_get_stats(d->store, &ss);
+	if (ss.db_up)
+		d->db_down_since_ms = 0;
+	else if (d->db_down_since_ms == 0)
+		d->db_down_since_ms = now;
+	if (d->db_down_since_ms && now - d->db_down_since_ms > 60000)
+		snprintf(why, sizeof(why), "PostgreSQL unreachable for %lld s",
+			 (long long)(now - d->db_down_since_ms) / 1000);
+	else if (used * 5 > (uint64_t)d->cfg->spool_max_bytes * 4)
+		snprintf(why, sizeof(why), "spool over 80%% full");
+	if (rules_backlog(d->rules, d->cfg->mqtt_client_id, why[0] != '\0', why, wall_us(),
+			  &d->out) < 0)
+		log_err("out of memory in the backlog rule");
+}
+
 static void
 on_tick(struct daemon *d)
 {
@@ -408,6 +507,13 @@ on_tick(struct daemon *d)
 	if (now - d->last_stats_ms >= STATS_INTERVAL_MS) {
 		log_stats(d);
 		d->last_stats_ms = now;
+	}
+	if (now - d->last_rules_tick_ms >= 1000) {
+		check_backlog(d, now);
+		if (rules_tick(d->rules, d->reg, wall_us(), &d->out) < 0)
+			log_err("out of memory in the timer rules");
+		publish_transitions(d);
+		d->last_rules_tick_ms = now;
 	}
 	pump(d);
 }
@@ -483,6 +589,8 @@ setup(struct daemon *d)
 		return -EINVAL;
 	}
 	apply_config(d);
+	if ((err = rules_create(&d->rcfg, wall_us(), &d->rules)) < 0)
+		return err;
 
 	d->events = calloc(NORM_MAX_EVENTS, sizeof(*d->events));
 	d->batches[0] = calloc(1, sizeof(struct store_batch));
@@ -553,7 +661,7 @@ setup(struct daemon *d)
 	err = ingest_start(d->ingest);
 	if (err < 0)
 		return err;
-	d->last_sync_ms = d->last_stats_ms = mono_ms();
+	d->last_sync_ms = d->last_stats_ms = d->last_rules_tick_ms = mono_ms();
 	return 0;
 }
 
@@ -569,6 +677,8 @@ teardown(struct daemon *d)
 	store_batch_free(d->batches[0]);
 	store_batch_free(d->batches[1]);
 	free(d->events);
+	rules_destroy(d->rules);
+	rules_output_free(&d->out);
 	registry_destroy(d->registry);
 	registry_snapshot_free(d->reg);
 	free(d->id_key);

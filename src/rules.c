@@ -1,23 +1,84 @@
-/* rules.c - the alert rules (pure). */
+/* rules.c - the alert engine (SPEC 4).
+ *
+ * State lives in string-keyed maps (map.c), keys joined by '\x1f':
+ *   alerts   site|kind|subject -> struct alert (open alerts)
+ *   by_id    alert_id -> the same struct alert
+ *   gates    site|gate -> last message (us)        gate_silent
+ *   checks   site|household|person -> last check   isolation_overdue
+ *   zones    site|zone -> last disinfection        disinfection_overdue
+ *   calls    site|call_id -> struct call           hotline_unresolved
+ *   exits    site|household -> struct ring         exit_quota
+ * Times of events are their rule time (the receive time when the device
+ * clock is off); timer rules run on the time the caller gives. */
 #include "rules.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
-void
-rules_config_from(struct rules_config *rc, double fever_c, double critical_c)
+#define SEP "\x1f"
+#define RING 64
+
+struct call {
+	int64_t opened_us;
+	int medical;
+	char household[NORM_ID_MAX + 1];
+};
+
+struct ring {
+	int64_t t[RING];
+	int n;
+};
+
+struct rules {
+	struct rules_config cfg;
+	int64_t start_us;
+	struct map alerts, by_id, gates, checks, zones, calls, exits;
+};
+
+static const char *const kind_names[KIND_COUNT] = {
+	[KIND_FEVER] = "fever",
+	[KIND_ISOLATION_OVERDUE] = "isolation_overdue",
+	[KIND_ISOLATION_SYMPTOM] = "isolation_symptom",
+	[KIND_ISOLATION_BREACH] = "isolation_breach",
+	[KIND_SEALED_GATE] = "sealed_gate",
+	[KIND_GATE_SILENT] = "gate_silent",
+	[KIND_UNKNOWN_CARD] = "unknown_card",
+	[KIND_EXIT_QUOTA] = "exit_quota",
+	[KIND_DISINFECTION_OVERDUE] = "disinfection_overdue",
+	[KIND_HOTLINE_UNRESOLVED] = "hotline_unresolved",
+	[KIND_BACKLOG] = "backlog",
+};
+
+const char *
+rules_kind_name(enum alert_kind k)
 {
-	rc->fever_dc = (int16_t)(fever_c * 10.0 + 0.5);
-	rc->critical_dc = (int16_t)(critical_c * 10.0 + 0.5);
+	return k < KIND_COUNT ? kind_names[k] : "?";
+}
+
+int
+rules_kind_from_name(const char *name)
+{
+	for (int k = 0; k < KIND_COUNT; k++)
+		if (strcmp(kind_names[k], name) == 0)
+			return k;
+	return -1;
 }
 
 const char *
 rules_severity_name(enum alert_severity s)
 {
-	return s == SEVERITY_CRITICAL ? "critical" : "warning";
+	return s == SEVERITY_CRITICAL ? "critical" : s == SEVERITY_WARNING ? "warning" : "info";
+}
+
+const char *
+rules_state_name(enum alert_state s)
+{
+	return s == ALERT_RESOLVED ? "resolved" : s == ALERT_ACKED ? "acked" : "raised";
 }
 
 void
@@ -35,37 +96,789 @@ rules_alert_id(const char *site, const char *kind, const char *subject,
 	snprintf(ret_id, 33, "%016" PRIx64 "%016" PRIx64, h.high64, h.low64);
 }
 
-/* Subject of a fever: the person, else the card, else the gate and event. */
 static void
-fever_subject(const struct event *ev, char *buf, size_t len)
+key2(char *buf, size_t len, const char *a, const char *b)
 {
-	if (ev->person[0])
-		snprintf(buf, len, "person:%s", ev->person);
-	else if (ev->card[0])
-		snprintf(buf, len, "card:%s", ev->card);
-	else
-		snprintf(buf, len, "gate:%s", ev->gate);
+	snprintf(buf, len, "%s" SEP "%s", a, b);
+}
+
+static void
+key3(char *buf, size_t len, const char *a, const char *b, const char *c)
+{
+	snprintf(buf, len, "%s" SEP "%s" SEP "%s", a, b, c);
+}
+
+static int64_t
+seen(const struct map *m, const char *key)
+{
+	return (int64_t)(intptr_t)map_get(m, key);
+}
+
+static int
+set_seen(struct map *m, const char *key, int64_t us)
+{
+	if (us <= seen(m, key))
+		return 0;
+	return map_put(m, key, (void *)(intptr_t)us, NULL);
 }
 
 int
-rules_gate_event(const struct rules_config *rc, const struct event *ev,
-		 struct alert *ret)
+rules_create(const struct rules_config *cfg, int64_t start_us, struct rules **ret_rules)
 {
-	if (ev->type != EVENT_GATE || ev->temp_dc == TEMP_NONE || (ev->flags & FLAG_IMPLAUSIBLE) ||
-	    ev->temp_dc < rc->fever_dc)
+	struct rules *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	r->cfg = *cfg;
+	r->start_us = start_us;
+	map_init(&r->alerts);
+	map_init(&r->by_id);
+	map_init(&r->gates);
+	map_init(&r->checks);
+	map_init(&r->zones);
+	map_init(&r->calls);
+	map_init(&r->exits);
+	*ret_rules = r;
+	return 0;
+}
+
+void
+rules_destroy(struct rules *r)
+{
+	if (!r)
+		return;
+	map_finish(&r->by_id, NULL);
+	map_finish(&r->alerts, free);
+	map_finish(&r->gates, NULL);
+	map_finish(&r->checks, NULL);
+	map_finish(&r->zones, NULL);
+	map_finish(&r->calls, free);
+	map_finish(&r->exits, free);
+	free(r);
+}
+
+void
+rules_set_config(struct rules *r, const struct rules_config *cfg)
+{
+	r->cfg = *cfg;
+}
+
+void
+rules_output_clear(struct rules_output *out)
+{
+	out->n = 0;
+	out->reject_site[0] = '\0';
+	out->reject_reason[0] = '\0';
+}
+
+void
+rules_output_free(struct rules_output *out)
+{
+	free(out->t);
+	memset(out, 0, sizeof(*out));
+}
+
+static int
+emit(struct rules_output *out, struct alert *a, const char *what, int64_t now)
+{
+	if (out->n == out->cap) {
+		size_t cap = out->cap ? out->cap * 2 : 16;
+		struct alert_transition *t = realloc(out->t, cap * sizeof(*t));
+
+		if (!t)
+			return -ENOMEM;
+		out->t = t;
+		out->cap = cap;
+	}
+	a->published_us = now;
+	a->published_count = a->count;
+	out->t[out->n].a = *a;
+	out->t[out->n].what = what;
+	out->n++;
+	return 0;
+}
+
+static struct alert *
+find(struct rules *r, enum alert_kind kind, const char *site, const char *subject)
+{
+	char key[3 * NORM_KEY_MAX];
+
+	key3(key, sizeof(key), site, kind_names[kind], subject);
+	return map_get(&r->alerts, key);
+}
+
+/* Raises the alert described by `t` (kind, site, subject, event_key and
+ * details), or counts one more trigger of the open one; repeats are
+ * published at most once per repeat_interval (rules_tick catches up). */
+static int
+trigger(struct rules *r, struct rules_output *out, const struct alert *t, int64_t now)
+{
+	struct alert *a = find(r, t->kind, t->site, t->subject);
+	char key[3 * NORM_KEY_MAX];
+	int err;
+
+	if (a) {
+		a->count++;
+		a->updated_us = now;
+		if (t->severity > a->severity)
+			a->severity = t->severity;
+		if (t->temp_dc != TEMP_NONE)
+			a->temp_dc = t->temp_dc;
+		if (now - a->published_us >= r->cfg.repeat_interval_us)
+			return emit(out, a, "updated", now);
 		return 0;
-	memset(ret, 0, sizeof(*ret));
-	ret->kind = "fever";
-	ret->state = "raised";
-	ret->severity = ev->temp_dc >= rc->critical_dc ? SEVERITY_CRITICAL : SEVERITY_WARNING;
-	snprintf(ret->site, sizeof(ret->site), "%s", ev->site);
-	fever_subject(ev, ret->subject, sizeof(ret->subject));
-	snprintf(ret->gate, sizeof(ret->gate), "%s", ev->gate);
-	snprintf(ret->card, sizeof(ret->card), "%s", ev->card);
-	snprintf(ret->event_key, sizeof(ret->event_key), "%s", ev->key);
-	ret->temp_dc = ev->temp_dc;
-	ret->raised_us = ret->updated_us = ev->rule_us;
-	ret->count = 1;
-	rules_alert_id(ret->site, ret->kind, ret->subject, ret->event_key, ret->alert_id);
-	return 1;
+	}
+	a = malloc(sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	*a = *t;
+	a->state = ALERT_RAISED;
+	a->count = 1;
+	a->raised_us = a->updated_us = now;
+	a->resolved_us = 0;
+	a->by[0] = '\0';
+	rules_alert_id(a->site, kind_names[a->kind], a->subject, a->event_key, a->alert_id);
+	key3(key, sizeof(key), a->site, kind_names[a->kind], a->subject);
+	if ((err = map_put(&r->alerts, key, a, NULL)) < 0 ||
+	    (err = map_put(&r->by_id, a->alert_id, a, NULL)) < 0) {
+		map_remove(&r->alerts, key);
+		free(a);
+		return err;
+	}
+	return emit(out, a, "raised", now);
+}
+
+static int
+close_alert(struct rules *r, struct rules_output *out, struct alert *a, const char *reason,
+	    const char *by, int64_t now)
+{
+	char key[3 * NORM_KEY_MAX];
+	int err;
+
+	a->state = ALERT_RESOLVED;
+	a->resolved_us = a->updated_us = now;
+	snprintf(a->reason, sizeof(a->reason), "%s", reason);
+	snprintf(a->by, sizeof(a->by), "%s", by ? by : "");
+	err = emit(out, a, "resolved", now);
+	key3(key, sizeof(key), a->site, kind_names[a->kind], a->subject);
+	map_remove(&r->alerts, key);
+	map_remove(&r->by_id, a->alert_id);
+	free(a);
+	return err;
+}
+
+static int
+resolve(struct rules *r, struct rules_output *out, enum alert_kind kind, const char *site,
+	const char *subject, const char *reason, int64_t now)
+{
+	struct alert *a = find(r, kind, site, subject);
+
+	return a ? close_alert(r, out, a, reason, NULL, now) : 0;
+}
+
+static void
+tmpl_init(struct alert *t, enum alert_kind kind, const char *site, const char *subject,
+	  const char *event_key, enum alert_severity severity)
+{
+	memset(t, 0, sizeof(*t));
+	t->kind = kind;
+	t->severity = severity;
+	t->temp_dc = TEMP_NONE;
+	snprintf(t->site, sizeof(t->site), "%s", site);
+	snprintf(t->subject, sizeof(t->subject), "%s", subject);
+	snprintf(t->event_key, sizeof(t->event_key), "%s", event_key);
+}
+
+/* ---- event rules ---- */
+
+static int
+site_has_cards(const struct registry_snapshot *reg, const char *site)
+{
+	size_t lo = 0, hi = reg->ncards;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(reg->cards[mid].site, site) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < reg->ncards && strcmp(reg->cards[lo].site, site) == 0;
+}
+
+static int
+under_isolation(const struct registry_snapshot *reg, const char *site, const char *hh,
+		int64_t now_us)
+{
+	size_t n;
+	const struct reg_isolation *o = registry_isolations(reg, site, hh, &n);
+
+	for (size_t i = 0; i < n; i++)
+		if (o[i].starts_s * 1000000 <= now_us && now_us < o[i].ends_s * 1000000)
+			return 1;
+	return 0;
+}
+
+/* fever from a gate or a check; a normal reading within recheck_window
+ * of the raise resolves the subject's fever as rechecked. */
+static int
+fever_rule(struct rules *r, const struct event *ev, const char *subject, const char *hh,
+	   struct rules_output *out)
+{
+	struct alert t;
+
+	if (ev->temp_dc == TEMP_NONE || (ev->flags & FLAG_IMPLAUSIBLE))
+		return 0;
+	if (ev->temp_dc < r->cfg.fever_dc) {
+		struct alert *a = find(r, KIND_FEVER, ev->site, subject);
+
+		if (a && ev->rule_us - a->raised_us <= r->cfg.recheck_window_us &&
+		    ev->rule_us >= a->raised_us)
+			return close_alert(r, out, a, "rechecked", NULL, ev->rule_us);
+		return 0;
+	}
+	tmpl_init(&t, KIND_FEVER, ev->site, subject, ev->key,
+		  ev->temp_dc >= r->cfg.critical_dc ? SEVERITY_CRITICAL : SEVERITY_WARNING);
+	t.temp_dc = ev->temp_dc;
+	snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
+	snprintf(t.card, sizeof(t.card), "%s", ev->card);
+	snprintf(t.household, sizeof(t.household), "%s", hh);
+	return trigger(r, out, &t, ev->rule_us);
+}
+
+static int
+gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct event *ev,
+	   struct rules_output *out)
+{
+	const struct reg_gate *g = registry_gate(reg, ev->site, ev->gate);
+	const struct reg_card *c = ev->card[0] ? registry_card(reg, ev->site, ev->card) : NULL;
+	const char *hh = c ? c->household : "";
+	char subject[RULES_SUBJECT_MAX], key[3 * NORM_KEY_MAX];
+	struct alert t;
+	int err;
+
+	if (g && g->sealed) {
+		snprintf(subject, sizeof(subject), "gate:%s", ev->gate);
+		tmpl_init(&t, KIND_SEALED_GATE, ev->site, subject, ev->key, SEVERITY_CRITICAL);
+		snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
+		snprintf(t.card, sizeof(t.card), "%s", ev->card);
+		snprintf(t.household, sizeof(t.household), "%s", hh);
+		if ((err = trigger(r, out, &t, ev->rule_us)) < 0)
+			return err;
+	}
+	if (ev->card[0] && (!c || c->revoked) && site_has_cards(reg, ev->site)) {
+		snprintf(subject, sizeof(subject), "card:%s", ev->card);
+		tmpl_init(&t, KIND_UNKNOWN_CARD, ev->site, subject, ev->key, SEVERITY_WARNING);
+		snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
+		snprintf(t.card, sizeof(t.card), "%s", ev->card);
+		snprintf(t.reason, sizeof(t.reason), "%s", c ? "revoked" : "unregistered");
+		if ((err = trigger(r, out, &t, ev->rule_us)) < 0)
+			return err;
+	}
+	if (c && !c->revoked && ev->direction == DIR_OUT) {
+		if (under_isolation(reg, ev->site, hh, ev->rule_us)) {
+			snprintf(subject, sizeof(subject), "household:%s", hh);
+			tmpl_init(&t, KIND_ISOLATION_BREACH, ev->site, subject, ev->key,
+				  SEVERITY_CRITICAL);
+			snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
+			snprintf(t.card, sizeof(t.card), "%s", ev->card);
+			snprintf(t.household, sizeof(t.household), "%s", hh);
+			if ((err = trigger(r, out, &t, ev->rule_us)) < 0)
+				return err;
+		}
+		if (r->cfg.exit_quota > 0) {
+			struct ring *ring;
+			int n = 0;
+
+			key2(key, sizeof(key), ev->site, hh);
+			ring = map_get(&r->exits, key);
+			if (!ring) {
+				ring = calloc(1, sizeof(*ring));
+				if (!ring || map_put(&r->exits, key, ring, NULL) < 0) {
+					free(ring);
+					return -ENOMEM;
+				}
+			}
+			ring->t[ring->n++ % RING] = ev->rule_us;
+			for (int i = 0; i < RING && i < ring->n; i++)
+				n += ev->rule_us - ring->t[i] < r->cfg.exit_window_us;
+			if (n > r->cfg.exit_quota) {
+				snprintf(subject, sizeof(subject), "household:%s", hh);
+				tmpl_init(&t, KIND_EXIT_QUOTA, ev->site, subject, ev->key,
+					  SEVERITY_WARNING);
+				snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
+				snprintf(t.card, sizeof(t.card), "%s", ev->card);
+				snprintf(t.household, sizeof(t.household), "%s", hh);
+				if ((err = trigger(r, out, &t, ev->rule_us)) < 0)
+					return err;
+			}
+		}
+	}
+	if (ev->person[0])
+		snprintf(subject, sizeof(subject), "person:%s", ev->person);
+	else if (ev->card[0])
+		snprintf(subject, sizeof(subject), "card:%s", ev->card);
+	else {
+		char id[33];
+
+		rules_alert_id(ev->site, "", ev->gate, ev->key, id);
+		snprintf(subject, sizeof(subject), "gate:%s:%.12s", ev->gate, id);
+	}
+	return fever_rule(r, ev, subject, hh, out);
+}
+
+static int
+gate_seen(struct rules *r, const struct event *ev, struct rules_output *out)
+{
+	char key[3 * NORM_KEY_MAX], subject[RULES_SUBJECT_MAX];
+	int err;
+
+	key2(key, sizeof(key), ev->site, ev->gate);
+	if ((err = set_seen(&r->gates, key, ev->rule_us)) < 0)
+		return err;
+	snprintf(subject, sizeof(subject), "gate:%s", ev->gate);
+	return resolve(r, out, KIND_GATE_SILENT, ev->site, subject, "message received", ev->rule_us);
+}
+
+static int
+status_rules(struct rules *r, const struct registry_snapshot *reg, const struct event *ev,
+	     struct rules_output *out)
+{
+	const struct reg_gate *g = registry_gate(reg, ev->site, ev->gate);
+	char subject[RULES_SUBJECT_MAX];
+	struct alert t;
+
+	if (!g || !g->sealed)
+		return 0;
+	snprintf(subject, sizeof(subject), "gate:%s", ev->gate);
+	if (ev->state == STATE_CLOSED)
+		return resolve(r, out, KIND_SEALED_GATE, ev->site, subject, "re-sealed", ev->rule_us);
+	if (ev->state != STATE_OPEN && ev->state != STATE_FORCED)
+		return 0;
+	tmpl_init(&t, KIND_SEALED_GATE, ev->site, subject, ev->key, SEVERITY_CRITICAL);
+	snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
+	snprintf(t.reason, sizeof(t.reason), "%s", normalize_state_name(ev->state));
+	return trigger(r, out, &t, ev->rule_us);
+}
+
+static int
+check_rules(struct rules *r, const struct event *ev, struct rules_output *out)
+{
+	char key[3 * NORM_KEY_MAX], psubj[RULES_SUBJECT_MAX], hsubj[RULES_SUBJECT_MAX];
+	const char *subject;
+	struct alert t;
+	int err;
+
+	key3(key, sizeof(key), ev->site, ev->household, ev->person);
+	if ((err = set_seen(&r->checks, key, ev->rule_us)) < 0)
+		return err;
+	key3(key, sizeof(key), ev->site, ev->household, "");
+	if ((err = set_seen(&r->checks, key, ev->rule_us)) < 0)
+		return err;
+	snprintf(hsubj, sizeof(hsubj), "household:%s", ev->household);
+	snprintf(psubj, sizeof(psubj), "person:%s", ev->person);
+	subject = ev->person[0] ? psubj : hsubj;
+	if ((err = resolve(r, out, KIND_ISOLATION_OVERDUE, ev->site, subject, "checked in",
+			   ev->rule_us)) < 0 ||
+	    (err = resolve(r, out, KIND_ISOLATION_OVERDUE, ev->site, hsubj, "checked in",
+			   ev->rule_us)) < 0)
+		return err;
+	if (ev->text[0]) {
+		tmpl_init(&t, KIND_ISOLATION_SYMPTOM, ev->site, subject, ev->key, SEVERITY_WARNING);
+		snprintf(t.household, sizeof(t.household), "%s", ev->household);
+		snprintf(t.reason, sizeof(t.reason), "%.31s", ev->text);
+		t.temp_dc = ev->temp_dc;
+		if ((err = trigger(r, out, &t, ev->rule_us)) < 0)
+			return err;
+	}
+	return fever_rule(r, ev, subject, ev->household, out);
+}
+
+static int
+hotline_rules(struct rules *r, const struct event *ev, struct rules_output *out)
+{
+	char key[3 * NORM_KEY_MAX], subject[RULES_SUBJECT_MAX];
+	struct call *c;
+
+	key2(key, sizeof(key), ev->site, ev->call_id);
+	snprintf(subject, sizeof(subject), "call:%s", ev->call_id);
+	if (ev->call == CALL_RESOLVE) {
+		free(map_remove(&r->calls, key));
+		return resolve(r, out, KIND_HOTLINE_UNRESOLVED, ev->site, subject, "call resolved",
+			       ev->rule_us);
+	}
+	c = map_get(&r->calls, key);
+	if (!c && ev->urgent == 1) {
+		c = calloc(1, sizeof(*c));
+		if (!c || map_put(&r->calls, key, c, NULL) < 0) {
+			free(c);
+			return -ENOMEM;
+		}
+		c->opened_us = ev->rule_us;
+	}
+	if (c) {
+		if (ev->category[0])
+			c->medical = strcmp(ev->category, "medical") == 0;
+		if (ev->household[0])
+			snprintf(c->household, sizeof(c->household), "%s", ev->household);
+		if (ev->call == CALL_OPEN && ev->rule_us < c->opened_us)
+			c->opened_us = ev->rule_us;
+	}
+	return 0;
+}
+
+static int
+ack_rules(struct rules *r, const struct event *ev, int64_t now, struct rules_output *out)
+{
+	struct alert *a = map_get(&r->by_id, ev->alert_id);
+
+	if (!a || strcmp(a->site, ev->site) != 0) {
+		snprintf(out->reject_site, sizeof(out->reject_site), "%s", ev->site);
+		snprintf(out->reject_reason, sizeof(out->reject_reason),
+			 "no open alert %.40s to %s", ev->alert_id,
+			 ev->ack == ACK_RESOLVE ? "resolve" : "acknowledge");
+		return 0;
+	}
+	if (ev->ack == ACK_RESOLVE)
+		return close_alert(r, out, a, "operator", ev->by, now);
+	if (a->state == ALERT_ACKED)
+		return 0;
+	a->state = ALERT_ACKED;
+	a->updated_us = now;
+	snprintf(a->by, sizeof(a->by), "%s", ev->by);
+	return emit(out, a, "acked", now);
+}
+
+int
+rules_event(struct rules *r, const struct registry_snapshot *reg, const struct event *ev,
+	    int64_t now_us, struct rules_output *out)
+{
+	char key[3 * NORM_KEY_MAX], subject[RULES_SUBJECT_MAX];
+	int err;
+
+	switch (ev->type) {
+	case EVENT_GATE:
+		if ((err = gate_seen(r, ev, out)) < 0)
+			return err;
+		return gate_rules(r, reg, ev, out);
+	case EVENT_STATUS:
+		if ((err = gate_seen(r, ev, out)) < 0)
+			return err;
+		return status_rules(r, reg, ev, out);
+	case EVENT_DISINFECTION:
+		key2(key, sizeof(key), ev->site, ev->zone);
+		if ((err = set_seen(&r->zones, key, ev->rule_us)) < 0)
+			return err;
+		snprintf(subject, sizeof(subject), "zone:%s", ev->zone);
+		return resolve(r, out, KIND_DISINFECTION_OVERDUE, ev->site, subject, "disinfected",
+			       ev->rule_us);
+	case EVENT_HOTLINE:
+		return hotline_rules(r, ev, out);
+	case EVENT_CHECK:
+		return check_rules(r, ev, out);
+	case EVENT_ACK:
+		return ack_rules(r, ev, now_us, out);
+	}
+	return 0;
+}
+
+/* ---- timer rules ---- */
+
+int64_t
+rules_daytime_elapsed(const struct tz *tz, int64_t from_s, int64_t to_s)
+{
+	int64_t total = 0, day;
+
+	if (to_s <= from_s)
+		return 0;
+	day = (from_s + tz_offset_at(tz, from_s)) / 86400 - 1;
+	for (int i = 0; i < 800; i++, day++) {
+		int64_t lo = tz_local_to_utc(tz, day * 86400 + 6 * 3600);
+		int64_t hi = tz_local_to_utc(tz, day * 86400 + 22 * 3600);
+
+		if (lo >= to_s)
+			break;
+		if (hi > from_s)
+			total += (hi < to_s ? hi : to_s) - (lo > from_s ? lo : from_s);
+	}
+	return total;
+}
+
+static int
+tick_gates(struct rules *r, const struct registry_snapshot *reg, int64_t now,
+	   struct rules_output *out)
+{
+	for (size_t i = 0; i < reg->ngates; i++) {
+		const struct reg_gate *g = &reg->gates[i];
+		char key[3 * NORM_KEY_MAX], subject[RULES_SUBJECT_MAX], ek[64];
+		int64_t last;
+		struct alert t;
+		int err;
+
+		if (!g->active || g->sealed)
+			continue;
+		key2(key, sizeof(key), g->site, g->gate);
+		last = seen(&r->gates, key);
+		if (last < r->start_us)
+			last = r->start_us;
+		snprintf(subject, sizeof(subject), "gate:%s", g->gate);
+		if (now - last <= r->cfg.silence_timeout_us || find(r, KIND_GATE_SILENT, g->site, subject))
+			continue;
+		snprintf(ek, sizeof(ek), "silent:%" PRId64, last);
+		tmpl_init(&t, KIND_GATE_SILENT, g->site, subject, ek, SEVERITY_WARNING);
+		snprintf(t.gate, sizeof(t.gate), "%s", g->gate);
+		if ((err = trigger(r, out, &t, now)) < 0)
+			return err;
+	}
+	return 0;
+}
+
+static int
+tick_isolation(struct rules *r, const struct registry_snapshot *reg, int64_t now,
+	       struct rules_output *out)
+{
+	for (size_t i = 0; i < reg->nisolations; i++) {
+		const struct reg_isolation *o = &reg->isolations[i];
+		char key[3 * NORM_KEY_MAX], subject[RULES_SUBJECT_MAX], ek[160];
+		int64_t last, interval, deadline;
+		struct alert t;
+		int err;
+
+		if (o->starts_s * 1000000 > now || now >= o->ends_s * 1000000)
+			continue;
+		key3(key, sizeof(key), o->site, o->household, o->person);
+		last = seen(&r->checks, key);
+		if (last < o->starts_s * 1000000)
+			last = o->starts_s * 1000000;
+		interval = o->check_interval_s > 0 ? o->check_interval_s * 1000000
+						   : r->cfg.check_interval_us;
+		deadline = last + interval + r->cfg.check_grace_us;
+		if (o->person[0])
+			snprintf(subject, sizeof(subject), "person:%s", o->person);
+		else
+			snprintf(subject, sizeof(subject), "household:%s", o->household);
+		if (now <= deadline || find(r, KIND_ISOLATION_OVERDUE, o->site, subject))
+			continue;
+		snprintf(ek, sizeof(ek), "overdue:%s:%" PRId64, o->household, deadline);
+		tmpl_init(&t, KIND_ISOLATION_OVERDUE, o->site, subject, ek, SEVERITY_WARNING);
+		snprintf(t.household, sizeof(t.household), "%s", o->household);
+		if ((err = trigger(r, out, &t, now)) < 0)
+			return err;
+	}
+	return 0;
+}
+
+static int
+tick_zones(struct rules *r, const struct registry_snapshot *reg, int64_t now,
+	   struct rules_output *out)
+{
+	for (size_t i = 0; i < reg->nzones; i++) {
+		const struct reg_zone *z = &reg->zones[i];
+		char key[3 * NORM_KEY_MAX], subject[RULES_SUBJECT_MAX], ek[64];
+		int64_t last, interval;
+		struct alert t;
+		int err;
+
+		key2(key, sizeof(key), z->site, z->zone);
+		last = seen(&r->zones, key);
+		if (last < r->start_us)
+			last = r->start_us;
+		interval = z->interval_s > 0 ? z->interval_s * 1000000 : r->cfg.disinfection_interval_us;
+		snprintf(subject, sizeof(subject), "zone:%s", z->zone);
+		if (find(r, KIND_DISINFECTION_OVERDUE, z->site, subject) ||
+		    rules_daytime_elapsed(registry_site_tz(reg, z->site), last / 1000000,
+					  now / 1000000) * 1000000 <= interval)
+			continue;
+		snprintf(ek, sizeof(ek), "disinfection:%" PRId64, last);
+		tmpl_init(&t, KIND_DISINFECTION_OVERDUE, z->site, subject, ek, SEVERITY_WARNING);
+		snprintf(t.zone, sizeof(t.zone), "%s", z->zone);
+		if ((err = trigger(r, out, &t, now)) < 0)
+			return err;
+	}
+	return 0;
+}
+
+static int
+tick_calls(struct rules *r, int64_t now, struct rules_output *out)
+{
+	const char *key;
+	void *v;
+
+	for (size_t it = 0; map_next(&r->calls, &it, &key, &v);) {
+		const struct call *c = v;
+		const char *sep = strchr(key, SEP[0]);
+		char site[NORM_ID_MAX + 1], subject[RULES_SUBJECT_MAX], ek[NORM_ID_MAX + 16];
+		int64_t limit = c->medical ? r->cfg.hotline_medical_us : r->cfg.hotline_other_us;
+		struct alert t;
+		int err;
+
+		if (!sep || now - c->opened_us <= limit)
+			continue;
+		snprintf(site, sizeof(site), "%.*s", (int)(sep - key), key);
+		snprintf(subject, sizeof(subject), "call:%s", sep + 1);
+		if (find(r, KIND_HOTLINE_UNRESOLVED, site, subject))
+			continue;
+		snprintf(ek, sizeof(ek), "call:%s", sep + 1);
+		tmpl_init(&t, KIND_HOTLINE_UNRESOLVED, site, subject, ek,
+			  c->medical ? SEVERITY_CRITICAL : SEVERITY_WARNING);
+		snprintf(t.call_id, sizeof(t.call_id), "%s", sep + 1);
+		snprintf(t.household, sizeof(t.household), "%s", c->household);
+		if ((err = trigger(r, out, &t, now)) < 0)
+			return err;
+	}
+	return 0;
+}
+
+/* exit_quota alerts end with their window; repeats catch up. */
+static int
+tick_alerts(struct rules *r, int64_t now, struct rules_output *out)
+{
+	const char *key;
+	void *v;
+
+	for (size_t it = 0; map_next(&r->alerts, &it, &key, &v);) {
+		struct alert *a = v;
+		int err;
+
+		if (a->kind == KIND_EXIT_QUOTA) {
+			char k[3 * NORM_KEY_MAX];
+			const struct ring *ring;
+			int n = 0;
+
+			key2(k, sizeof(k), a->site, a->household);
+			ring = map_get(&r->exits, k);
+			for (int i = 0; ring && i < RING && i < ring->n; i++)
+				n += now - ring->t[i] < r->cfg.exit_window_us;
+			if (n <= r->cfg.exit_quota) {
+				if ((err = close_alert(r, out, a, "window ended", NULL, now)) < 0)
+					return err;
+				continue;
+			}
+		}
+		if (a->count > a->published_count &&
+		    now - a->published_us >= r->cfg.repeat_interval_us &&
+		    (err = emit(out, a, "updated", now)) < 0)
+			return err;
+	}
+	return 0;
+}
+
+int
+rules_tick(struct rules *r, const struct registry_snapshot *reg, int64_t now_us,
+	   struct rules_output *out)
+{
+	int err;
+
+	if ((err = tick_gates(r, reg, now_us, out)) < 0 ||
+	    (err = tick_isolation(r, reg, now_us, out)) < 0 ||
+	    (err = tick_zones(r, reg, now_us, out)) < 0 ||
+	    (err = tick_calls(r, now_us, out)) < 0)
+		return err;
+	return tick_alerts(r, now_us, out);
+}
+
+int
+rules_backlog(struct rules *r, const char *instance, int trouble, const char *why,
+	      int64_t now_us, struct rules_output *out)
+{
+	char subject[RULES_SUBJECT_MAX], ek[64];
+	struct alert t;
+
+	snprintf(subject, sizeof(subject), "instance:%s", instance);
+	if (!trouble)
+		return resolve(r, out, KIND_BACKLOG, "_daemon", subject, "recovered", now_us);
+	if (find(r, KIND_BACKLOG, "_daemon", subject))
+		return 0;
+	snprintf(ek, sizeof(ek), "backlog:%" PRId64, now_us);
+	tmpl_init(&t, KIND_BACKLOG, "_daemon", subject, ek, SEVERITY_CRITICAL);
+	snprintf(t.reason, sizeof(t.reason), "%.31s", why);
+	return trigger(r, out, &t, now_us);
+}
+
+int
+rules_restore_alert(struct rules *r, const struct alert *src)
+{
+	char key[3 * NORM_KEY_MAX];
+	struct alert *a;
+	int err;
+
+	if (find(r, src->kind, src->site, src->subject))
+		return 0;
+	a = malloc(sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	*a = *src;
+	a->published_count = a->count;
+	key3(key, sizeof(key), a->site, kind_names[a->kind], a->subject);
+	if ((err = map_put(&r->alerts, key, a, NULL)) < 0 ||
+	    (err = map_put(&r->by_id, a->alert_id, a, NULL)) < 0) {
+		map_remove(&r->alerts, key);
+		free(a);
+		return err;
+	}
+	return 0;
+}
+
+int
+rules_restore_seen(struct rules *r, const char *what, const char *site, const char *id,
+		   const char *sub, int64_t at_us)
+{
+	char key[3 * NORM_KEY_MAX];
+
+	if (strcmp(what, "gate") == 0) {
+		key2(key, sizeof(key), site, id);
+		return set_seen(&r->gates, key, at_us);
+	}
+	if (strcmp(what, "zone") == 0) {
+		key2(key, sizeof(key), site, id);
+		return set_seen(&r->zones, key, at_us);
+	}
+	if (strcmp(what, "check") == 0) {
+		key3(key, sizeof(key), site, id, sub);
+		return set_seen(&r->checks, key, at_us);
+	}
+	if (strcmp(what, "call") == 0) {
+		struct call *c;
+
+		key2(key, sizeof(key), site, id);
+		if (map_get(&r->calls, key))
+			return 0;
+		c = calloc(1, sizeof(*c));
+		if (!c || map_put(&r->calls, key, c, NULL) < 0) {
+			free(c);
+			return -ENOMEM;
+		}
+		c->opened_us = at_us;
+		c->medical = strcmp(sub, "medical") == 0;
+		return 0;
+	}
+	if (strcmp(what, "exit") == 0) {
+		struct ring *ring;
+
+		key2(key, sizeof(key), site, id);
+		ring = map_get(&r->exits, key);
+		if (!ring) {
+			ring = calloc(1, sizeof(*ring));
+			if (!ring || map_put(&r->exits, key, ring, NULL) < 0) {
+				free(ring);
+				return -ENOMEM;
+			}
+		}
+		ring->t[ring->n++ % RING] = at_us;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+size_t
+rules_open_alerts(struct rules *r, const struct alert **ret, size_t max)
+{
+	const char *key;
+	void *v;
+	size_t n = 0;
+
+	for (size_t it = 0; n < max && map_next(&r->alerts, &it, &key, &v);)
+		ret[n++] = v;
+	return n;
 }

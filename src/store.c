@@ -100,6 +100,22 @@ store_batch_add_reject(struct store_batch *b, const struct store_reject *r,
 	return 0;
 }
 
+int
+store_batch_add_alert(struct store_batch *b, const struct alert_transition *t)
+{
+	if (b->nalerts == b->acap) {
+		size_t cap = b->acap ? b->acap * 2 : 64;
+		struct alert_transition *n = realloc(b->alerts, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		b->alerts = n;
+		b->acap = cap;
+	}
+	b->alerts[b->nalerts++] = *t;
+	return 0;
+}
+
 void
 store_batch_clear(struct store_batch *b)
 {
@@ -109,6 +125,7 @@ store_batch_clear(struct store_batch *b)
 	}
 	b->nevents = 0;
 	b->nrejects = 0;
+	b->nalerts = 0;
 	b->end_pos = 0;
 }
 
@@ -120,13 +137,14 @@ store_batch_free(struct store_batch *b)
 	store_batch_clear(b);
 	free(b->events);
 	free(b->rejects);
+	free(b->alerts);
 	free(b);
 }
 
 size_t
 store_batch_rows(const struct store_batch *b)
 {
-	return b->nevents + b->nrejects;
+	return b->nevents + b->nrejects + b->nalerts;
 }
 
 /* ---- COPY formatting (store thread) ---- */
@@ -385,6 +403,89 @@ write_events(struct store *s, const struct store_batch *b)
 	return 0;
 }
 
+static const char *
+opt_text(const char *s)
+{
+	return s[0] ? s : NULL;
+}
+
+/* Each transition: the alert's row as it is after it (a resolved alert
+ * is never reopened by a replay), and the transition itself. */
+static int
+write_alerts(struct store *s, const struct store_batch *b)
+{
+	for (size_t i = 0; i < b->nalerts; i++) {
+		const struct alert_transition *t = &b->alerts[i];
+		const struct alert *a = &t->a;
+		char raised[40], updated[40], resolved[40], count[16], temp[16];
+		const char *v[19];
+		PGresult *res;
+		int ok;
+
+		normalize_format_time(a->raised_us, raised, sizeof(raised));
+		normalize_format_time(a->updated_us, updated, sizeof(updated));
+		normalize_format_time(a->resolved_us, resolved, sizeof(resolved));
+		snprintf(count, sizeof(count), "%u", a->count);
+		if (a->temp_dc != TEMP_NONE)
+			snprintf(temp, sizeof(temp), "%d.%d", a->temp_dc / 10,
+				 (a->temp_dc < 0 ? -a->temp_dc : a->temp_dc) % 10);
+		v[0] = a->alert_id;
+		v[1] = a->site;
+		v[2] = rules_kind_name(a->kind);
+		v[3] = rules_severity_name(a->severity);
+		v[4] = rules_state_name(a->state);
+		v[5] = a->subject;
+		v[6] = a->event_key;
+		v[7] = opt_text(a->gate);
+		v[8] = opt_text(a->household);
+		v[9] = opt_text(a->card);
+		v[10] = opt_text(a->zone);
+		v[11] = opt_text(a->call_id);
+		v[12] = a->temp_dc != TEMP_NONE ? temp : NULL;
+		v[13] = raised;
+		v[14] = updated;
+		v[15] = a->resolved_us ? resolved : NULL;
+		v[16] = count;
+		v[17] = opt_text(a->reason);
+		v[18] = opt_text(a->by);
+		res = PQexecParams(s->conn,
+			"INSERT INTO alerts (alert_id, site, kind, severity, state, subject, event_key,"
+			" gate, household, card, zone, call_id, temp_c, raised_at, updated_at,"
+			" resolved_at, count, reason, by_whom) VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
+			" $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+			" ON CONFLICT (alert_id) DO UPDATE SET severity = excluded.severity,"
+			" state = excluded.state, temp_c = excluded.temp_c,"
+			" updated_at = excluded.updated_at, resolved_at = excluded.resolved_at,"
+			" count = excluded.count, reason = excluded.reason, by_whom = excluded.by_whom"
+			" WHERE alerts.state <> 'resolved'",
+			19, NULL, v, NULL, NULL, 0);
+		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+		if (!ok)
+			log_db_error(s, "alert upsert", res);
+		PQclear(res);
+		if (!ok)
+			return -1;
+		v[0] = a->alert_id;
+		v[1] = t->what;
+		v[2] = count;
+		v[3] = updated;
+		v[4] = rules_severity_name(a->severity);
+		v[5] = opt_text(a->by);
+		v[6] = opt_text(a->reason);
+		res = PQexecParams(s->conn,
+			"INSERT INTO alert_transitions (alert_id, transition, count, at, severity,"
+			" by_whom, reason) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+			" ON CONFLICT DO NOTHING", 7, NULL, v, NULL, NULL, 0);
+		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+		if (!ok)
+			log_db_error(s, "alert transition", res);
+		PQclear(res);
+		if (!ok)
+			return -1;
+	}
+	return 0;
+}
+
 /* Moves the checkpoint and commits; 0 or -1. */
 static int
 commit_with_checkpoint(struct store *s, uint64_t end_pos)
@@ -398,7 +499,9 @@ commit_with_checkpoint(struct store *s, uint64_t end_pos)
 	res = PQexecParams(s->conn,
 		"INSERT INTO spool_checkpoint (instance, spool_id, position) VALUES ($1, $2, $3)"
 		" ON CONFLICT (instance) DO UPDATE SET spool_id = excluded.spool_id,"
-		" position = excluded.position, updated_at = now()",
+		" position = CASE WHEN spool_checkpoint.spool_id = excluded.spool_id"
+		"   THEN greatest(spool_checkpoint.position, excluded.position)"
+		"   ELSE excluded.position END, updated_at = now()",
 		3, NULL, vals, NULL, NULL, 0);
 	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 	if (!ok)
@@ -419,7 +522,7 @@ write_batch(struct store *s, const struct store_batch *b)
 {
 	if (!exec_ok(s, "BEGIN"))
 		return -1;
-	if (write_events(s, b) < 0 || write_rejects(s, b) < 0 ||
+	if (write_events(s, b) < 0 || write_rejects(s, b) < 0 || write_alerts(s, b) < 0 ||
 	    commit_with_checkpoint(s, b->end_pos) < 0) {
 		rollback(s);
 		return -1;
@@ -523,7 +626,7 @@ write_batch_rowwise(struct store *s, const struct store_batch *b)
 			log_err("reject %s dropped: PostgreSQL refused it", b->rejects[i].key);
 		}
 	}
-	if (commit_with_checkpoint(s, b->end_pos) < 0)
+	if (write_alerts(s, b) < 0 || commit_with_checkpoint(s, b->end_pos) < 0)
 		goto fail;
 	return 0;
 fail:
