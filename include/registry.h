@@ -52,7 +52,34 @@ struct reg_isolation {
 	int64_t check_interval_s;
 };
 
+/* Rule state read from PostgreSQL once at start (SPEC G3): open alerts
+ * and the last time each thing was seen. Strings as the tables hold them. */
+struct seed_alert {
+	char alert_id[33];
+	char site[REG_ID], kind[32], severity[16], state[16];
+	char subject[NORM_ID_MAX + 24], event_key[NORM_KEY_MAX];	/* RULES_SUBJECT_MAX */
+	char gate[REG_ID], household[REG_ID], card[REG_ID], zone[REG_ID], call_id[REG_ID];
+	char reason[32], by[REG_ID];
+	int temp_dc;		/* TEMP_NONE when none */
+	int64_t raised_us, updated_us;
+	uint32_t count;
+};
+
+struct seed_seen {
+	char what[8];		/* gate, zone, check, call, exit */
+	char site[REG_ID], id[REG_ID], sub[REG_ID];
+	int64_t at_us;
+};
+
+struct registry_seed {
+	struct seed_alert *alerts;
+	size_t nalerts;
+	struct seed_seen *seen;
+	size_t nseen;
+};
+
 struct registry_snapshot {
+	struct registry_seed *seed;	/* only in the first snapshot */
 	uint64_t generation;
 	struct reg_site *sites;
 	size_t nsites;

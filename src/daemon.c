@@ -32,6 +32,7 @@
 
 #define TICK_MS 100
 #define STATS_INTERVAL_MS 60000
+#define RULE_STATE_WAIT_MS 5000	/* at start, rules wait this long for G3 state */
 
 enum { SRC_SIGNAL = 1, SRC_TIMER, SRC_SPOOL, SRC_STORE, SRC_REGISTER };
 
@@ -67,6 +68,8 @@ struct daemon {
 	struct rules_output out;
 	int64_t last_rules_tick_ms;
 	int64_t db_down_since_ms;	/* 0 while PostgreSQL is up */
+	int rules_ready;		/* rule state restored, or given up on */
+	int64_t started_ms;
 	struct event *events;
 
 	struct counters count;
@@ -87,6 +90,8 @@ mono_ms(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+static void pump(struct daemon *d);
 
 /* Normalizer callbacks: what the register says. */
 static int
@@ -143,6 +148,59 @@ load_id_key(struct daemon *d)
 	return 0;
 }
 
+static enum alert_severity
+severity_from(const char *s)
+{
+	return strcmp(s, "critical") == 0 ? SEVERITY_CRITICAL :
+	       strcmp(s, "warning") == 0 ? SEVERITY_WARNING : SEVERITY_INFO;
+}
+
+/* G3: the open alerts and last-seen times from PostgreSQL, so that timer
+ * rules go on across a restart. */
+static void
+restore_rule_state(struct daemon *d, const struct registry_seed *seed)
+{
+	size_t restored = 0;
+
+	for (size_t i = 0; i < seed->nalerts; i++) {
+		const struct seed_alert *sa = &seed->alerts[i];
+		int kind = rules_kind_from_name(sa->kind);
+		struct alert a;
+
+		if (kind < 0)
+			continue;
+		memset(&a, 0, sizeof(a));
+		snprintf(a.alert_id, sizeof(a.alert_id), "%s", sa->alert_id);
+		a.kind = (enum alert_kind)kind;
+		a.severity = severity_from(sa->severity);
+		a.state = strcmp(sa->state, "acked") == 0 ? ALERT_ACKED : ALERT_RAISED;
+		snprintf(a.site, sizeof(a.site), "%s", sa->site);
+		snprintf(a.subject, sizeof(a.subject), "%s", sa->subject);
+		snprintf(a.event_key, sizeof(a.event_key), "%s", sa->event_key);
+		snprintf(a.gate, sizeof(a.gate), "%s", sa->gate);
+		snprintf(a.household, sizeof(a.household), "%s", sa->household);
+		snprintf(a.card, sizeof(a.card), "%s", sa->card);
+		snprintf(a.zone, sizeof(a.zone), "%s", sa->zone);
+		snprintf(a.call_id, sizeof(a.call_id), "%s", sa->call_id);
+		snprintf(a.reason, sizeof(a.reason), "%s", sa->reason);
+		snprintf(a.by, sizeof(a.by), "%s", sa->by);
+		a.temp_dc = (int16_t)sa->temp_dc;
+		a.raised_us = sa->raised_us;
+		a.updated_us = a.published_us = sa->updated_us;
+		a.count = sa->count;
+		if (rules_restore_alert(d->rules, &a) == 0)
+			restored++;
+	}
+	for (size_t i = 0; i < seed->nseen; i++) {
+		const struct seed_seen *x = &seed->seen[i];
+
+		if (rules_restore_seen(d->rules, x->what, x->site, x->id, x->sub, x->at_us) < 0)
+			log_warn("cannot restore %s %s/%s", x->what, x->site, x->id);
+	}
+	log_notice("rule state restored: %zu open alerts, %zu last-seen times", restored,
+		   seed->nseen);
+}
+
 static void
 take_register(struct daemon *d)
 {
@@ -150,8 +208,13 @@ take_register(struct daemon *d)
 
 	if (!s)
 		return;
+	if (s->seed) {
+		restore_rule_state(d, s->seed);
+		d->rules_ready = 1;
+	}
 	registry_snapshot_free(d->reg);
 	d->reg = s;
+	pump(d);
 }
 
 static void
@@ -364,6 +427,8 @@ run_rules(struct daemon *d)
 	struct spool_record rec;
 	int rc;
 
+	if (!d->rules_ready)
+		return;
 	while ((rc = spool_reader_next(d->rules_rd, &rec)) == 1) {
 		int joined = d->store_pos == rec.pos && batch_has_room(d);
 
@@ -508,7 +573,13 @@ on_tick(struct daemon *d)
 		log_stats(d);
 		d->last_stats_ms = now;
 	}
-	if (now - d->last_rules_tick_ms >= 1000) {
+	if (!d->rules_ready && now - d->started_ms >= RULE_STATE_WAIT_MS) {
+		log_warn("rule state not loaded from PostgreSQL within %d s: starting the rules"
+			 " without it (it is merged in when PostgreSQL answers)",
+			 RULE_STATE_WAIT_MS / 1000);
+		d->rules_ready = 1;
+	}
+	if (d->rules_ready && now - d->last_rules_tick_ms >= 1000) {
 		check_backlog(d, now);
 		if (rules_tick(d->rules, d->reg, wall_us(), &d->out) < 0)
 			log_err("out of memory in the timer rules");
@@ -661,7 +732,7 @@ setup(struct daemon *d)
 	err = ingest_start(d->ingest);
 	if (err < 0)
 		return err;
-	d->last_sync_ms = d->last_stats_ms = d->last_rules_tick_ms = mono_ms();
+	d->last_sync_ms = d->last_stats_ms = d->last_rules_tick_ms = d->started_ms = mono_ms();
 	return 0;
 }
 

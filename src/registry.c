@@ -28,6 +28,7 @@ struct registry {
 	pthread_t thread;
 	int started;
 	_Atomic int quit;
+	int seeded;		/* the rule state was loaded once */
 	pthread_mutex_t lock;
 	struct registry_snapshot *ready;	/* loaded, not yet taken */
 	uint64_t generation;
@@ -145,6 +146,11 @@ registry_snapshot_free(struct registry_snapshot *s)
 	free(s->households);
 	free(s->cards);
 	free(s->isolations);
+	if (s->seed) {
+		free(s->seed->alerts);
+		free(s->seed->seen);
+		free(s->seed);
+	}
 	free(s);
 }
 
@@ -314,6 +320,96 @@ fail:
 	return NULL;
 }
 
+#define SEEN_SQL \
+	"SELECT 'gate', site, gate, '', (extract(epoch FROM max(received_at)) * 1e6)::bigint" \
+	" FROM gate_events WHERE received_at > now() - interval '1 day' GROUP BY site, gate" \
+	" UNION ALL SELECT 'gate', site, gate, '', (extract(epoch FROM max(received_at)) * 1e6)::bigint" \
+	" FROM gate_status WHERE received_at > now() - interval '1 day' GROUP BY site, gate" \
+	" UNION ALL SELECT 'zone', site, zone, '', (extract(epoch FROM max(ts)) * 1e6)::bigint" \
+	" FROM disinfections WHERE ts > now() - interval '7 days' GROUP BY site, zone" \
+	" UNION ALL SELECT 'check', site, household, coalesce(person, ''), (extract(epoch FROM max(ts)) * 1e6)::bigint" \
+	" FROM isolation_checks WHERE ts > now() - interval '60 days' GROUP BY site, household, person" \
+	" UNION ALL SELECT 'check', site, household, '', (extract(epoch FROM max(ts)) * 1e6)::bigint" \
+	" FROM isolation_checks WHERE ts > now() - interval '60 days' GROUP BY site, household" \
+	" UNION ALL SELECT 'call', site, call_id, coalesce(category, ''), (extract(epoch FROM opened_at) * 1e6)::bigint" \
+	" FROM hotline_calls WHERE status = 'open' AND urgent AND opened_at IS NOT NULL" \
+	" UNION ALL SELECT * FROM (SELECT 'exit', g.site, c.household, '', (extract(epoch FROM g.ts) * 1e6)::bigint" \
+	" FROM gate_events g JOIN cards c ON c.site = g.site AND c.card = g.card" \
+	" WHERE g.direction = 'out' AND g.ts > now() - interval '7 days' ORDER BY g.ts) e"
+
+#define ALERTS_SQL \
+	"SELECT alert_id, site, kind, severity, state, subject, event_key, coalesce(gate, '')," \
+	" coalesce(household, ''), coalesce(card, ''), coalesce(zone, ''), coalesce(call_id, '')," \
+	" coalesce((temp_c * 10)::int, -32768), (extract(epoch FROM raised_at) * 1e6)::bigint," \
+	" (extract(epoch FROM updated_at) * 1e6)::bigint, count, coalesce(reason, '')," \
+	" coalesce(by_whom, '') FROM alerts WHERE state <> 'resolved'"
+
+/* The rule state of G3; NULL with err set on failure. */
+static struct registry_seed *
+load_seed(struct registry *r, char *err, size_t errlen)
+{
+	struct registry_seed *seed = calloc(1, sizeof(*seed));
+	PGresult *res = NULL;
+
+	if (!seed)
+		return NULL;
+	if (!(res = select_rows(r->conn, ALERTS_SQL)))
+		goto fail;
+	seed->nalerts = (size_t)PQntuples(res);
+	seed->alerts = calloc(seed->nalerts + 1, sizeof(*seed->alerts));
+	if (!seed->alerts)
+		goto fail;
+	for (size_t i = 0; i < seed->nalerts; i++) {
+		struct seed_alert *a = &seed->alerts[i];
+		int row = (int)i;
+
+		snprintf(a->alert_id, sizeof(a->alert_id), "%s", PQgetvalue(res, row, 0));
+		snprintf(a->site, sizeof(a->site), "%s", PQgetvalue(res, row, 1));
+		snprintf(a->kind, sizeof(a->kind), "%s", PQgetvalue(res, row, 2));
+		snprintf(a->severity, sizeof(a->severity), "%s", PQgetvalue(res, row, 3));
+		snprintf(a->state, sizeof(a->state), "%s", PQgetvalue(res, row, 4));
+		snprintf(a->subject, sizeof(a->subject), "%s", PQgetvalue(res, row, 5));
+		snprintf(a->event_key, sizeof(a->event_key), "%s", PQgetvalue(res, row, 6));
+		snprintf(a->gate, sizeof(a->gate), "%s", PQgetvalue(res, row, 7));
+		snprintf(a->household, sizeof(a->household), "%s", PQgetvalue(res, row, 8));
+		snprintf(a->card, sizeof(a->card), "%s", PQgetvalue(res, row, 9));
+		snprintf(a->zone, sizeof(a->zone), "%s", PQgetvalue(res, row, 10));
+		snprintf(a->call_id, sizeof(a->call_id), "%s", PQgetvalue(res, row, 11));
+		a->temp_dc = atoi(PQgetvalue(res, row, 12));
+		a->raised_us = strtoll(PQgetvalue(res, row, 13), NULL, 10);
+		a->updated_us = strtoll(PQgetvalue(res, row, 14), NULL, 10);
+		a->count = (uint32_t)strtoul(PQgetvalue(res, row, 15), NULL, 10);
+		snprintf(a->reason, sizeof(a->reason), "%s", PQgetvalue(res, row, 16));
+		snprintf(a->by, sizeof(a->by), "%s", PQgetvalue(res, row, 17));
+	}
+	PQclear(res);
+	if (!(res = select_rows(r->conn, SEEN_SQL)))
+		goto fail;
+	seed->nseen = (size_t)PQntuples(res);
+	seed->seen = calloc(seed->nseen + 1, sizeof(*seed->seen));
+	if (!seed->seen)
+		goto fail;
+	for (size_t i = 0; i < seed->nseen; i++) {
+		struct seed_seen *x = &seed->seen[i];
+		int row = (int)i;
+
+		snprintf(x->what, sizeof(x->what), "%s", PQgetvalue(res, row, 0));
+		copy_id(x->site, PQgetvalue(res, row, 1));
+		copy_id(x->id, PQgetvalue(res, row, 2));
+		copy_id(x->sub, PQgetvalue(res, row, 3));
+		x->at_us = strtoll(PQgetvalue(res, row, 4), NULL, 10);
+	}
+	PQclear(res);
+	return seed;
+fail:
+	db_error_text(r->conn, NULL, err, errlen);
+	PQclear(res);
+	free(seed->alerts);
+	free(seed->seen);
+	free(seed);
+	return NULL;
+}
+
 static void
 publish(struct registry *r, struct registry_snapshot *s)
 {
@@ -322,6 +418,11 @@ publish(struct registry *r, struct registry_snapshot *s)
 	pthread_mutex_lock(&r->lock);
 	s->generation = ++r->generation;
 	old = r->ready;
+	if (old && old->seed && !s->seed) {
+		/* Not taken yet: the rule state must not get lost. */
+		s->seed = old->seed;
+		old->seed = NULL;
+	}
 	r->ready = s;
 	pthread_mutex_unlock(&r->lock);
 	registry_snapshot_free(old);
@@ -351,11 +452,23 @@ connect_and_load(struct registry *r, int *warned)
 	    db_exec(r->conn, "LISTEN cordon_register", err, sizeof(err)) < 0)
 		goto fail;
 	s = load(r, err, sizeof(err));
+	if (s && !r->seeded) {
+		s->seed = load_seed(r, err, sizeof(err));
+		if (!s->seed) {
+			registry_snapshot_free(s);
+			s = NULL;
+		}
+	}
 	if (!s) {
 		if (!*warned)
 			log_warn("register not loaded yet (%s); retrying", err);
 		*warned = 1;
 		goto fail;
+	}
+	if (s->seed) {
+		r->seeded = 1;
+		log_info("rule state loaded: %zu open alerts, %zu last-seen times",
+			 s->seed->nalerts, s->seed->nseen);
 	}
 	publish(r, s);
 	*warned = 0;
