@@ -54,6 +54,7 @@ struct config {
 	int64_t repeat_interval;
 
 	int64_t shutdown_timeout;
+	char *metrics_listen;
 	int log_level;
 };
 
@@ -68,6 +69,11 @@ int config_load(struct config *cfg, const char *path, FILE *errors)
 	__attribute__((warn_unused_result));
 /* Prints the effective configuration in INI form (secrets' files only). */
 void config_print(const struct config *cfg, FILE *out);
+
+/* For SIGHUP: every key of `cfg` that cannot change without a restart
+ * and differs from `running` is set back to the running value and said so
+ * on `out`; returns how many. */
+int config_keep_restart_keys(struct config *cfg, const struct config *running, FILE *out);
 
 /* Parse helpers, shared with cordonctl: "30s", "5m", "12h", "100ms",
  * "2d" -> milliseconds; "64KiB", "1GiB", "512" -> bytes. */

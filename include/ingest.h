@@ -23,6 +23,7 @@ struct ingest_stats {
 	uint64_t published;	/* outbound messages handed to Paho */
 	uint64_t publish_failed;
 	int connected;
+	int spool_failing;	/* the callback cannot append right now */
 };
 
 /* Creates the client (nothing is sent yet). `wake_fd` is an eventfd that

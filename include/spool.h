@@ -58,6 +58,9 @@ int spool_append(struct spool *spool, const char *topic, size_t topic_len,
 		 const void *payload, size_t payload_len, int64_t recv_us)
 	__attribute__((warn_unused_result));
 
+/* Changes max_bytes and the sync mode of an open spool (SIGHUP). */
+void spool_set_limits(struct spool *spool, int64_t max_bytes, enum spool_sync_mode sync);
+
 /* fdatasync of what has been appended so far (sync = interval). */
 int spool_sync(struct spool *spool) __attribute__((warn_unused_result));
 

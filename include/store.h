@@ -43,7 +43,12 @@ struct store_options {
 	const char *topic_root;	/* for the topic of a row turned reject */
 };
 
+#include "metrics.h"
+
 struct store_stats {
+	uint64_t rows_by_type[EVENT_TYPES + 1];	/* events written, by enum event_type */
+	struct histogram batch_rows;		/* rows per committed batch */
+	struct histogram batch_seconds;		/* time to write and commit a batch */
 	int db_up;
 	uint64_t batches;
 	uint64_t events_written;	/* rows handed to PostgreSQL */

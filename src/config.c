@@ -107,6 +107,9 @@ const struct config_key config_keys[] = {
 	  3600000, 1,
 	  "on SIGTERM, how long to keep draining the spool into PostgreSQL" },
 
+	{ "metrics", "listen", KEY_STRING, OFF(metrics_listen), "127.0.0.1:9478", 0, 0, 0,
+	  "address of the Prometheus /metrics and /healthz endpoint, or off" },
+
 	{ "log", "level", KEY_LEVEL, OFF(log_level), "info", 0, 0, 1,
 	  "error | warning | notice | info | debug" },
 	{ NULL, NULL, 0, 0, NULL, 0, 0, 0, NULL },
@@ -473,4 +476,25 @@ config_print(const struct config *cfg, FILE *out)
 		config_format_value(cfg, k, buf, sizeof(buf));
 		fprintf(out, "%s = %s\n", k->name, buf);
 	}
+}
+
+int
+config_keep_restart_keys(struct config *cfg, const struct config *running, FILE *out)
+{
+	char now[1024], was[1024];
+	int kept = 0;
+
+	for (const struct config_key *k = config_keys; k->section; k++) {
+		if (k->reloadable)
+			continue;
+		config_format_value(cfg, k, now, sizeof(now));
+		config_format_value(running, k, was, sizeof(was));
+		if (strcmp(now, was) == 0)
+			continue;
+		fprintf(out, "[%s] %s changed from '%s' to '%s': it takes effect at the next restart\n",
+			k->section, k->name, was, now);
+		if (set_value(cfg, k, was) == NULL)
+			kept++;
+	}
+	return kept;
 }

@@ -24,7 +24,10 @@
 #include "alerts.h"
 #include "ingest.h"
 #include "log.h"
+#include "map.h"
+#include "metrics.h"
 #include "normalize.h"
+#include "notify.h"
 #include "registry.h"
 #include "rules.h"
 #include "spool.h"
@@ -40,6 +43,10 @@ struct counters {
 	uint64_t events;
 	uint64_t rejects;
 	uint64_t alerts;
+	uint64_t by_type[EVENT_TYPES + 1];	/* events normalized, by type */
+	struct map reject_reasons;		/* reason -> count (intptr) */
+	uint64_t transitions[KIND_COUNT][4];	/* raised, updated, acked, resolved */
+	struct histogram fever_latency;		/* receive -> alert published, s */
 };
 
 struct daemon {
@@ -69,6 +76,10 @@ struct daemon {
 	int64_t last_rules_tick_ms;
 	int64_t db_down_since_ms;	/* 0 while PostgreSQL is up */
 	int rules_ready;		/* rule state restored, or given up on */
+	struct metrics *metrics;
+	int ready_sent;			/* READY=1 told to systemd */
+	int64_t watchdog_ms, last_watchdog_ms, last_status_ms;
+	uint64_t last_received;		/* for the rate in STATUS= */
 	int64_t started_ms;
 	struct event *events;
 
@@ -295,11 +306,22 @@ wall_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+static const char *const transition_names[4] = { "raised", "updated", "acked", "resolved" };
+
+static int
+transition_index(const char *what)
+{
+	for (int i = 0; i < 4; i++)
+		if (strcmp(what, transition_names[i]) == 0)
+			return i;
+	return 3;
+}
+
 /* Publishes the transitions in d->out (QoS 1 on alert/<kind>, and the
  * retained current state on alerts/<id>, cleared on resolve), adds them to
  * the batch for PostgreSQL, and sends an ack's reject notice. */
 static void
-publish_transitions(struct daemon *d)
+publish_transitions(struct daemon *d, int64_t received_us)
 {
 	for (size_t i = 0; i < d->out.n; i++) {
 		const struct alert_transition *t = &d->out.t[i];
@@ -322,6 +344,10 @@ publish_transitions(struct daemon *d)
 				    "cannot queue the state of alert %s", a->alert_id);
 		log_notice("alert %s %s (%s, %s, count %u) %s", rules_kind_name(a->kind), t->what,
 			   rules_severity_name(a->severity), a->subject, a->count, a->alert_id);
+		d->count.transitions[a->kind][transition_index(t->what)]++;
+		if (a->kind == KIND_FEVER && received_us && transition_index(t->what) <= 1)
+			histogram_observe(&d->count.fever_latency,
+					  (double)(wall_us() - received_us) / 1e6);
 		if (store_batch_add_alert(d->filling, t) < 0)
 			log_err("out of memory: alert %s %s is published but not stored",
 				a->alert_id, t->what);
@@ -378,6 +404,12 @@ process_record(struct daemon *d, const struct spool_record *rec, int rules,
 		return err;
 	if (res.reason) {
 		if (rules) {
+			void *n = map_get(&d->count.reject_reasons, res.reason);
+
+			if (map_put(&d->count.reject_reasons, res.reason,
+				    (void *)((intptr_t)n + 1), NULL) < 0)
+				log_err("out of memory counting rejects");
+			d->count.by_type[0]++;
 			d->count.rejects++;
 			log_limited(&d->reject_rl, LOG_LEVEL_WARNING, "rejected message on %.*s: %s (%s)",
 				    (int)(rec->topic_len > 200 ? 200 : rec->topic_len), rec->topic,
@@ -400,10 +432,11 @@ process_record(struct daemon *d, const struct spool_record *rec, int rules,
 	for (size_t i = 0; i < res.nevents; i++) {
 		if (rules) {
 			d->count.events++;
+			d->count.by_type[d->events[i].type]++;
 			if (rules_event(d->rules, d->reg, &d->events[i], wall_us(), &d->out) < 0)
 				log_err("out of memory in the rules: event %s not checked",
 					d->events[i].key);
-			publish_transitions(d);
+			publish_transitions(d, rec->recv_us);
 		}
 		if (batch) {
 			err = store_batch_add_event(batch, &d->events[i]);
@@ -554,6 +587,108 @@ check_backlog(struct daemon *d, int64_t now)
 		log_err("out of memory in the backlog rule");
 }
 
+
+/* Renders the Prometheus text and hands it to the HTTP thread. */
+static void
+render_metrics(struct daemon *d, const struct ingest_stats *is, const struct store_stats *ss)
+{
+	char *text = NULL;
+	size_t len = 0;
+	const char *key;
+	void *v;
+	FILE *f;
+	uint64_t used = spool_end(d->spool) - spool_first(d->spool);
+	const char *why = !is->connected ? "broker not connected" :
+			  is->spool_failing ? "spool not writable" : "";
+
+	if (!d->metrics)
+		return;
+	f = open_memstream(&text, &len);
+	if (!f)
+		return;
+	fprintf(f, "# HELP cordon_messages_received_total Messages appended to the spool.\n"
+		   "# TYPE cordon_messages_received_total counter\n"
+		   "cordon_messages_received_total %llu\n", (unsigned long long)is->received);
+	fprintf(f, "# HELP cordon_messages_total Messages normalized, by event type (rejected: not).\n"
+		   "# TYPE cordon_messages_total counter\n");
+	fprintf(f, "cordon_messages_total{type=\"rejected\"} %llu\n",
+		(unsigned long long)d->count.by_type[0]);
+	for (int t = 1; t <= EVENT_TYPES; t++)
+		fprintf(f, "cordon_messages_total{type=\"%s\"} %llu\n",
+			normalize_type_name((enum event_type)t), (unsigned long long)d->count.by_type[t]);
+	fprintf(f, "# HELP cordon_events_stored_total Event rows written to PostgreSQL, by type.\n"
+		   "# TYPE cordon_events_stored_total counter\n");
+	for (int t = 1; t <= EVENT_TYPES; t++)
+		fprintf(f, "cordon_events_stored_total{type=\"%s\"} %llu\n",
+			normalize_type_name((enum event_type)t), (unsigned long long)ss->rows_by_type[t]);
+	fprintf(f, "# HELP cordon_rejects_total Rejected messages, by reason.\n"
+		   "# TYPE cordon_rejects_total counter\n");
+	for (size_t it = 0; map_next(&d->count.reject_reasons, &it, &key, &v);)
+		fprintf(f, "cordon_rejects_total{reason=\"%s\"} %llu\n", key,
+			(unsigned long long)(intptr_t)v);
+	fprintf(f, "# HELP cordon_alert_transitions_total Alert transitions, by kind and transition.\n"
+		   "# TYPE cordon_alert_transitions_total counter\n");
+	for (int k = 0; k < KIND_COUNT; k++)
+		for (int w = 0; w < 4; w++)
+			fprintf(f, "cordon_alert_transitions_total{kind=\"%s\",transition=\"%s\"} %llu\n",
+				rules_kind_name((enum alert_kind)k), transition_names[w],
+				(unsigned long long)d->count.transitions[k][w]);
+	fprintf(f, "# HELP cordon_spool_bytes Bytes in the spool.\n# TYPE cordon_spool_bytes gauge\n"
+		   "cordon_spool_bytes %llu\n", (unsigned long long)used);
+	fprintf(f, "# HELP cordon_spool_backlog_bytes Spool bytes not yet in PostgreSQL.\n"
+		   "# TYPE cordon_spool_backlog_bytes gauge\ncordon_spool_backlog_bytes %llu\n",
+		(unsigned long long)(spool_end(d->spool) - d->committed));
+	fprintf(f, "# HELP cordon_intake_paused 1 while intake is paused (spool full).\n"
+		   "# TYPE cordon_intake_paused gauge\ncordon_intake_paused %d\n", d->paused);
+	fprintf(f, "# HELP cordon_postgres_up 1 when PostgreSQL is connected.\n"
+		   "# TYPE cordon_postgres_up gauge\ncordon_postgres_up %d\n", ss->db_up);
+	fprintf(f, "# HELP cordon_broker_up 1 when the MQTT broker is connected.\n"
+		   "# TYPE cordon_broker_up gauge\ncordon_broker_up %d\n", is->connected);
+	fprintf(f, "# HELP cordon_batch_rows Rows per committed batch.\n"
+		   "# TYPE cordon_batch_rows histogram\n");
+	histogram_print(&ss->batch_rows, "cordon_batch_rows", NULL, f);
+	fprintf(f, "# HELP cordon_store_seconds Time to write and commit a batch.\n"
+		   "# TYPE cordon_store_seconds histogram\n");
+	histogram_print(&ss->batch_seconds, "cordon_store_seconds", NULL, f);
+	fprintf(f, "# HELP cordon_fever_alert_latency_seconds From receiving a reading to publishing its fever alert.\n"
+		   "# TYPE cordon_fever_alert_latency_seconds histogram\n");
+	histogram_print(&d->count.fever_latency, "cordon_fever_alert_latency_seconds", NULL, f);
+	fclose(f);
+	metrics_publish(d->metrics, text, len, why[0] == '\0', why);
+	free(text);
+}
+
+/* READY=1 once the broker is connected (the spool is open by then),
+ * WATCHDOG=1 at half the interval, STATUS= every 2 s, metrics. */
+static void
+service_tick(struct daemon *d, int64_t now)
+{
+	struct ingest_stats is;
+	struct store_stats ss;
+
+	ingest_get_stats(d->ingest, &is);
+	if (!d->ready_sent && is.connected) {
+		notify_ready();
+		d->ready_sent = 1;
+		log_notice("ready: broker connected, spool open");
+	}
+	if (d->watchdog_ms && now - d->last_watchdog_ms >= d->watchdog_ms / 2) {
+		notify_watchdog();
+		d->last_watchdog_ms = now;
+	}
+	if (now - d->last_status_ms < 2000)
+		return;
+	store_get_stats(d->store, &ss);
+	notify_status("%.0f msg/s in, broker %s, PostgreSQL %s, backlog %llu bytes%s",
+		      (double)(is.received - d->last_received) * 1000.0 / (double)(now - d->last_status_ms),
+		      is.connected ? "up" : "down", ss.db_up ? "up" : "down",
+		      (unsigned long long)(spool_end(d->spool) - d->committed),
+		      d->paused ? ", intake paused (spool full)" : "");
+	d->last_received = is.received;
+	d->last_status_ms = now;
+	render_metrics(d, &is, &ss);
+}
+
 static void
 on_tick(struct daemon *d)
 {
@@ -561,6 +696,7 @@ on_tick(struct daemon *d)
 
 	ingest_tick(d->ingest, now);
 	check_spool_space(d);
+	service_tick(d, now);
 	if (d->cfg->spool_sync == SPOOL_SYNC_INTERVAL &&
 	    now - d->last_sync_ms >= d->cfg->spool_sync_interval) {
 		int err = spool_sync(d->spool);
@@ -583,10 +719,68 @@ on_tick(struct daemon *d)
 		check_backlog(d, now);
 		if (rules_tick(d->rules, d->reg, wall_us(), &d->out) < 0)
 			log_err("out of memory in the timer rules");
-		publish_transitions(d);
+		publish_transitions(d, 0);
 		d->last_rules_tick_ms = now;
 	}
 	pump(d);
+}
+
+/* Logs each line of a memstream's text at `level`. */
+static void
+log_lines(enum log_level level, const char *prefix, char *text)
+{
+	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+		log_msg(level, "%s%s", prefix, line);
+}
+
+/* SIGHUP: reads the configuration again. A valid one is applied (keys
+ * that need a restart keep their running value, and the log says so); an
+ * invalid one is refused whole, with every reason logged. Nothing here
+ * touches the MQTT session or the spool's contents. */
+static void
+reload(struct daemon *d)
+{
+	struct config next;
+	char *errs = NULL;
+	size_t len = 0;
+	FILE *e;
+	int rc;
+
+	notify_reloading();
+	log_notice("SIGHUP: reloading %s", d->config_path);
+	e = open_memstream(&errs, &len);
+	if (!e || config_init(&next) < 0) {
+		log_err("reload: out of memory; keeping the current configuration");
+		if (e)
+			fclose(e);
+		free(errs);
+		notify_ready();
+		return;
+	}
+	rc = config_load(&next, d->config_path, e);
+	if (rc == 0)
+		config_keep_restart_keys(&next, d->cfg, e);
+	fclose(e);
+	if (rc < 0) {
+		log_lines(LOG_LEVEL_ERR, "reload refused: ", errs);
+		log_err("reload refused: keeping the current configuration");
+		config_finish(&next);
+	} else {
+		log_lines(LOG_LEVEL_WARNING, "reload: ", errs);
+		config_finish(d->cfg);
+		*d->cfg = next;
+		apply_config(d);
+		spool_set_limits(d->spool, d->cfg->spool_max_bytes, d->cfg->spool_sync);
+		{
+			int64_t seg;
+
+			spool_limits(d->cfg, &seg, &d->pause_at, &d->resume_at);
+		}
+		log_notice("configuration reloaded (log level %s, fever at %.1f \u00b0C)",
+			   log_level_name((enum log_level)d->cfg->log_level), d->cfg->fever_c);
+	}
+	free(errs);
+	notify_ready();
 }
 
 static int
@@ -603,12 +797,13 @@ handle_signal(struct daemon *d)
 					   " (at most %lld s)", strsignal((int)si.ssi_signo),
 					   (long long)d->cfg->shutdown_timeout / 1000);
 				d->stopping = 1;
+				notify_stopping();
 				d->stop_deadline_ms = mono_ms() + d->cfg->shutdown_timeout;
 				ingest_stop(d->ingest, 2000);
 			}
 			break;
 		case SIGHUP:
-			log_notice("SIGHUP: configuration reload is not implemented yet; keeping the current one");
+			reload(d);
 			break;
 		default:
 			break;
@@ -662,6 +857,13 @@ setup(struct daemon *d)
 	apply_config(d);
 	if ((err = rules_create(&d->rcfg, wall_us(), &d->rules)) < 0)
 		return err;
+	{
+		static const double bounds[HIST_BUCKETS] = {
+			0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5, 60 };
+
+		d->count.fever_latency.bounds = bounds;
+		map_init(&d->count.reject_reasons);
+	}
 
 	d->events = calloc(NORM_MAX_EVENTS, sizeof(*d->events));
 	d->batches[0] = calloc(1, sizeof(struct store_batch));
@@ -732,7 +934,13 @@ setup(struct daemon *d)
 	err = ingest_start(d->ingest);
 	if (err < 0)
 		return err;
+	err = metrics_start(d->cfg->metrics_listen, &d->metrics);
+	if (err < 0)
+		log_warn("metrics on %s not available (%s); running without them",
+			 d->cfg->metrics_listen, strerror(-err));
+	d->watchdog_ms = notify_watchdog_ms();
 	d->last_sync_ms = d->last_stats_ms = d->last_rules_tick_ms = d->started_ms = mono_ms();
+	d->last_watchdog_ms = d->last_status_ms = d->started_ms;
 	return 0;
 }
 
@@ -748,6 +956,8 @@ teardown(struct daemon *d)
 	store_batch_free(d->batches[0]);
 	store_batch_free(d->batches[1]);
 	free(d->events);
+	metrics_stop(d->metrics);
+	map_finish(&d->count.reject_reasons, NULL);
 	rules_destroy(d->rules);
 	rules_output_free(&d->out);
 	registry_destroy(d->registry);

@@ -47,6 +47,7 @@ struct ingest {
 	int reported;		/* last connection state logged */
 
 	_Atomic uint64_t received, spool_waits, published, publish_failed;
+	_Atomic int spool_failing;
 };
 
 static int64_t
@@ -76,6 +77,7 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 			log_err("spool append failed (%s): holding the acknowledgement and retrying",
 				strerror(-err));
 		atomic_fetch_add(&in->spool_waits, 1);
+		atomic_store(&in->spool_failing, 1);
 		if (atomic_load(&in->stopping)) {
 			/* Exiting without the PUBACK: the broker redelivers. */
 			log_err("cannot store a message while stopping; exiting without acknowledging it");
@@ -83,8 +85,10 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 		}
 		usleep(100000);
 	}
-	if (waited)
+	if (waited) {
+		atomic_store(&in->spool_failing, 0);
 		log_notice("spool append succeeded again after %d tries", waited);
+	}
 	MQTTAsync_freeMessage(&m);
 	MQTTAsync_free(topic);
 	atomic_fetch_add(&in->received, 1);
@@ -422,4 +426,5 @@ ingest_get_stats(struct ingest *in, struct ingest_stats *ret)
 	ret->published = atomic_load(&in->published);
 	ret->publish_failed = atomic_load(&in->publish_failed);
 	ret->connected = atomic_load(&in->connected);
+	ret->spool_failing = atomic_load(&in->spool_failing);
 }

@@ -794,3 +794,12 @@ spool_reader_next(struct spool_reader *r, struct spool_record *ret)
 		r->len += (size_t)n;
 	}
 }
+
+void
+spool_set_limits(struct spool *spool, int64_t max_bytes, enum spool_sync_mode sync)
+{
+	pthread_mutex_lock(&spool->lock);
+	spool->opt.max_bytes = max_bytes;
+	spool->opt.sync = sync;
+	pthread_mutex_unlock(&spool->lock);
+}

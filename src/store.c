@@ -48,6 +48,9 @@ struct store {
 
 	_Atomic int db_up;
 	_Atomic uint64_t batches, events_written, rejects_written, db_checkpoint;
+	/* under lock */
+	uint64_t rows_by_type[EVENT_TYPES + 1];
+	struct histogram batch_rows, batch_seconds;
 	_Atomic int have_db_checkpoint;
 };
 
@@ -668,6 +671,15 @@ wait_backoff(struct store *s)
 	s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
 }
 
+static int64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static void *
 store_thread(void *arg)
 {
@@ -676,6 +688,7 @@ store_thread(void *arg)
 	s->backoff_ms = BACKOFF_MIN_MS;
 	for (;;) {
 		struct store_batch *b;
+		int64_t t0;
 
 		pthread_mutex_lock(&s->lock);
 		if (s->quit) {
@@ -700,6 +713,7 @@ store_thread(void *arg)
 			s->backoff_ms = BACKOFF_MIN_MS;
 			continue;
 		}
+		t0 = mono_us();
 		if (write_batch_any(s, b) < 0) {
 			if (PQstatus(s->conn) != CONNECTION_OK) {
 				log_warn("PostgreSQL connection lost; the batch stays in the spool and is retried");
@@ -711,6 +725,12 @@ store_thread(void *arg)
 			continue;
 		}
 		s->backoff_ms = BACKOFF_MIN_MS;
+		pthread_mutex_lock(&s->lock);
+		for (size_t i = 0; i < b->nevents; i++)
+			s->rows_by_type[b->events[i].type]++;
+		histogram_observe(&s->batch_rows, (double)store_batch_rows(b));
+		histogram_observe(&s->batch_seconds, (double)(mono_us() - t0) / 1e6);
+		pthread_mutex_unlock(&s->lock);
 		atomic_fetch_add(&s->batches, 1);
 		atomic_fetch_add(&s->events_written, b->nevents);
 		atomic_fetch_add(&s->rejects_written, b->nrejects);
@@ -735,8 +755,15 @@ store_create(const struct store_options *opt, int done_fd, struct store **ret_st
 
 	if (!s)
 		return -ENOMEM;
+	static const double rows_bounds[HIST_BUCKETS] = {
+		1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000, 50000, 100000 };
+	static const double sec_bounds[HIST_BUCKETS] = {
+		0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10 };
+
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
+	s->batch_rows.bounds = rows_bounds;
+	s->batch_seconds.bounds = sec_bounds;
 	s->done_fd = done_fd;
 	s->conninfo = strdup(opt->conninfo);
 	s->instance = strdup(opt->instance);
@@ -825,5 +852,10 @@ store_get_stats(struct store *s, struct store_stats *ret)
 	ret->events_written = atomic_load(&s->events_written);
 	ret->rejects_written = atomic_load(&s->rejects_written);
 	ret->db_checkpoint = atomic_load(&s->db_checkpoint);
+	pthread_mutex_lock(&s->lock);
+	memcpy(ret->rows_by_type, s->rows_by_type, sizeof(ret->rows_by_type));
+	ret->batch_rows = s->batch_rows;
+	ret->batch_seconds = s->batch_seconds;
+	pthread_mutex_unlock(&s->lock);
 	ret->have_db_checkpoint = atomic_load(&s->have_db_checkpoint);
 }

@@ -151,20 +151,28 @@ def _reap(p, timeout):
 
 class Broker:
     """A private Mosquitto 2 with persistence in `dir`. start() may be called
-    again after stop()/kill(): same port, same persistence file."""
+    again after stop()/kill(): same port, same persistence file.
+
+    Optional security settings (all off by default):
+    tls            dict(cafile=, certfile=, keyfile=, require_certificate=False):
+                   a second listener on 127.0.0.1:self.tls_port with TLS
+    password_file  a file made by mosquitto_passwd: allow_anonymous becomes
+                   false on every listener
+    acl_file       a Mosquitto ACL file"""
 
     name = "mosquitto"
 
-    def __init__(self, dir, port=None):
+    def __init__(self, dir, port=None, tls=None, password_file=None, acl_file=None):
         self.dir = dir
         self.port = port or free_port()
+        self.tls_port = None
         self.conf = os.path.join(dir, "mosquitto.conf")
         self.logfile = os.path.join(dir, "mosquitto.log")
         self.proc = None
         with open(self.conf, "w") as f:
             f.write(f"""\
 listener {self.port} 127.0.0.1
-allow_anonymous true
+allow_anonymous {"false" if password_file else "true"}
 # as root, mosquitto would switch to user `mosquitto`, which cannot write here
 user {pwd.getpwuid(os.geteuid()).pw_name}
 persistence true
@@ -184,14 +192,26 @@ log_type subscribe
 connection_messages true
 log_timestamp_format %Y-%m-%dT%H:%M:%S
 """)
+            if password_file:
+                f.write("password_file %s\n" % password_file)
+            if acl_file:
+                f.write("acl_file %s\n" % acl_file)
+            if tls:
+                self.tls_port = tls.get("port") or free_port()
+                f.write("listener %d 127.0.0.1\n" % self.tls_port)
+                for key in ("cafile", "certfile", "keyfile"):
+                    f.write("%s %s\n" % (key, tls[key]))
+                f.write("require_certificate %s\n"
+                        % ("true" if tls.get("require_certificate") else "false"))
 
     def start(self):
         assert not self.alive(), "broker already running"
         self.proc = _spawn(["mosquitto", "-c", self.conf], self.logfile + ".stderr")
         if self not in ACTIVE:
             ACTIVE.append(self)
-        wait_until(lambda: port_open(self.port) or self.proc.poll() is not None,
-                   what="mosquitto on port %d" % self.port)
+        for port in filter(None, (self.port, self.tls_port)):
+            wait_until(lambda: port_open(port) or self.proc.poll() is not None,
+                       what="mosquitto on port %d" % port)
         assert self.proc.poll() is None, "mosquitto exited:\n" + tail(self.logfile) \
             + "\n" + tail(self.logfile + ".stderr")
         return self
@@ -351,6 +371,8 @@ BASE_CONFIG = {
     "spool": {"dir": None},
     "rules": {"fever_c": "37.3", "critical_c": "38.5"},
     "log": {"level": "info"},
+    # Tests run several daemons: no fixed metrics port unless a test asks.
+    "metrics": {"listen": "off"},
 }
 
 
@@ -383,9 +405,11 @@ class Cordond:
                 f.write("\n")
         self.proc = None
 
-    def start(self):
+    def start(self, extra_env=None):
+        """Start it; extra_env adds environment variables (e.g. NOTIFY_SOCKET)."""
         assert not self.alive(), "cordond already running"
-        self.proc = _spawn([self.binary, "-c", self.conffile], self.logfile)
+        env = dict(os.environ, **extra_env) if extra_env else None
+        self.proc = _spawn([self.binary, "-c", self.conffile], self.logfile, env=env)
         if self not in ACTIVE:
             ACTIVE.append(self)
         return self

@@ -1,0 +1,35 @@
+/* metrics.h - Prometheus text on /metrics and a health check on /healthz
+ * (libmicrohttpd, its own thread). The main loop renders the text; the
+ * HTTP thread only serves the latest copy. */
+#ifndef CORDON_METRICS_H
+#define CORDON_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct metrics;
+
+/* Listens on "HOST:PORT" (IPv4 or [IPv6]); "off" gives NULL and 0. */
+int metrics_start(const char *listen, struct metrics **ret_metrics)
+	__attribute__((warn_unused_result));
+void metrics_stop(struct metrics *m);
+/* Replaces what /metrics and /healthz answer. */
+void metrics_publish(struct metrics *m, const char *text, size_t len, int healthy,
+		     const char *health_reason);
+
+/* A fixed-bucket histogram (upper bounds in the unit of the metric). */
+#define HIST_BUCKETS 12
+struct histogram {
+	const double *bounds;	/* HIST_BUCKETS upper bounds, ascending */
+	uint64_t counts[HIST_BUCKETS + 1];	/* the last: +Inf */
+	double sum;
+	uint64_t count;
+};
+
+void histogram_observe(struct histogram *h, double v);
+/* Appends the Prometheus text of h as `name` with optional labels
+ * ("kind=\"fever\"" or NULL) to a memstream. */
+void histogram_print(const struct histogram *h, const char *name, const char *labels,
+		     void *stream);
+
+#endif

@@ -1,0 +1,160 @@
+"""Running as a service: the systemd notify protocol, SIGHUP reload, and
+the Prometheus metrics and health endpoints."""
+
+import json
+import os
+import signal
+import socket
+import tempfile
+import urllib.error
+import urllib.request
+
+import harness
+from harness import Collector, free_port, gate_event, publish_many, wait_until
+
+
+class NotifySocket:
+    """A datagram socket standing in for systemd's NOTIFY_SOCKET."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="cordon-notify-")
+        self.path = os.path.join(self.dir, "notify")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.2)
+        self.seen = []
+
+    def poll(self):
+        while True:
+            try:
+                data = self.sock.recv(4096).decode()
+            except socket.timeout:
+                return self.seen
+            self.seen.extend(line for line in data.split("\n") if line)
+
+    def first(self, prefix):
+        return next((i for i, m in enumerate(self.poll()) if m.startswith(prefix)), None)
+
+    def close(self):
+        self.sock.close()
+        os.unlink(self.path)
+        os.rmdir(self.dir)
+
+
+def test_notify_protocol(env, cordond):
+    ns = NotifySocket()
+    try:
+        d = cordond(start=False)
+        d.start({"NOTIFY_SOCKET": ns.path, "WATCHDOG_USEC": "1000000"})
+        env.wait_connected(d)
+        wait_until(lambda: ns.first("READY=1") is not None, what="READY=1")
+        wait_until(lambda: ns.first("WATCHDOG=1") is not None, what="WATCHDOG=1")
+        wait_until(lambda: ns.first("STATUS=") is not None, what="a STATUS= line")
+        status = next(m for m in ns.poll() if m.startswith("STATUS="))
+        assert "broker up" in status and "backlog" in status, status
+
+        d.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: ns.first("RELOADING=1") is not None, what="RELOADING=1")
+        wait_until(lambda: ns.poll().count("READY=1") >= 2, what="READY=1 after the reload")
+        assert d.stop() == 0
+        seen = ns.poll()
+        order = [seen.index("READY=1"), seen.index("RELOADING=1"),
+                 len(seen) - 1 - seen[::-1].index("READY=1"), seen.index("STOPPING=1")]
+        assert order == sorted(order), seen
+        assert seen.index("WATCHDOG=1") < seen.index("STOPPING=1")
+    finally:
+        ns.close()
+
+
+def rewrite_config(d, section, key, value):
+    d.config.setdefault(section, {})[key] = value
+    with open(d.conffile, "w") as f:
+        for sec, kv in d.config.items():
+            f.write("[%s]\n" % sec)
+            f.writelines("%s = %s\n" % (k, v) for k, v in kv.items())
+            f.write("\n")
+
+
+def test_sighup_reload(env, cordond):
+    d = cordond({"rules": {"fever_c": "37.3", "repeat_interval": "0s"}})
+    with Collector(env.broker.port, "cordon/rl/alert/fever") as col:
+        publish_many(env.broker.port, [gate_event("rl", "G01", "A", person="P-1", temp_c=37.5)])
+        col.wait_for(lambda t, p: json.loads(p)["subject"] == "person:P-1")
+
+        # A valid change applies without a restart: 37.5 is no longer a fever.
+        rewrite_config(d, "rules", "fever_c", "37.8")
+        d.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "configuration reloaded" in d.log(), what="reload applied")
+        publish_many(env.broker.port, [gate_event("rl", "G01", "B", person="P-2", temp_c=37.5),
+                                       gate_event("rl", "G01", "C", person="P-3", temp_c=37.9)])
+        col.wait_for(lambda t, p: json.loads(p)["subject"] == "person:P-3")
+        assert not any(json.loads(p)["subject"] == "person:P-2" for _, p in col.snapshot())
+
+        # An invalid file is refused whole, with its reasons; the old one stays.
+        with open(d.conffile, "a") as f:
+            f.write("[rules]\nbogus_key = 1\n")
+        d.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "reload refused: keeping" in d.log(), what="reload refused")
+        assert "unknown key 'bogus_key'" in d.log()
+        publish_many(env.broker.port, [gate_event("rl", "G01", "D", person="P-4", temp_c=37.6),
+                                       gate_event("rl", "G01", "E", person="P-5", temp_c=38.0)])
+        col.wait_for(lambda t, p: json.loads(p)["subject"] == "person:P-5")
+        assert not any(json.loads(p)["subject"] == "person:P-4" for _, p in col.snapshot())
+
+        # A key that needs a restart keeps its running value, and says so.
+        rewrite_config(d, "spool", "segment_bytes", "1MiB")
+        d.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "takes effect at the next restart" in d.log(), what="restart notice")
+    assert d.alive()
+    assert d.stop() == 0
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def metric(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return None
+
+
+def test_metrics_and_health(private_env):
+    env = private_env
+    env.broker.start()
+    env.pg.start()
+    port = free_port()
+    d = env.cordond({"metrics": {"listen": "127.0.0.1:%d" % port}})
+    base = "http://127.0.0.1:%d" % port
+    wait_until(lambda: get(base + "/healthz")[0] == 200, what="/healthz 200")
+
+    msgs = [gate_event("mt", "G01", "M-%03d" % i, temp_c=36.5) for i in range(100)]
+    msgs.append(gate_event("mt", "G01", "F-1", person="P-9", temp_c=38.8))
+    msgs.append(("cordon/mt/gate/G01/event", b"not json"))
+    publish_many(env.broker.port, msgs)
+
+    def scraped():
+        code, text = get(base + "/metrics")
+        return code == 200 and metric(text, 'cordon_events_stored_total{type="gate_event"}') == 101 \
+            and text
+    text = wait_until(scraped, what="metrics showing the 101 stored events")
+    assert metric(text, "cordon_messages_received_total") == 102
+    assert metric(text, 'cordon_messages_total{type="gate_event"}') == 101
+    assert metric(text, 'cordon_rejects_total{reason="not_json"}') == 1
+    assert metric(text, 'cordon_alert_transitions_total{kind="fever",transition="raised"}') == 1
+    assert metric(text, "cordon_postgres_up") == 1 and metric(text, "cordon_broker_up") == 1
+    assert metric(text, "cordon_fever_alert_latency_seconds_count{}") == 1
+    assert metric(text, "cordon_batch_rows_count{}") >= 1
+
+    env.broker.stop()
+    wait_until(lambda: get(base + "/healthz")[0] == 503, what="/healthz 503 without the broker")
+    assert "broker" in get(base + "/healthz")[1]
+    env.broker.start()
+    wait_until(lambda: get(base + "/healthz")[0] == 200, what="/healthz 200 again")
+    assert get(base + "/nowhere")[0] == 404
+    assert d.alive()
