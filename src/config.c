@@ -389,6 +389,13 @@ config_load(struct config *cfg, const char *path, FILE *errors)
 		fprintf(errors, "%s: cannot parse: out of memory\n", path);
 		return -ENOMEM;
 	}
+	if ((cfg->mqtt_ca_file[0] || cfg->mqtt_cert_file[0] || cfg->mqtt_key_file[0]) &&
+	    strncmp(cfg->mqtt_uri, "ssl://", 6) != 0 && strncmp(cfg->mqtt_uri, "mqtts://", 8) != 0 &&
+	    strncmp(cfg->mqtt_uri, "wss://", 6) != 0) {
+		fprintf(errors, "%s: [mqtt] ca_file, cert_file or key_file is set but uri '%s' is not"
+			" ssl://: the connection would not be encrypted\n", path, cfg->mqtt_uri);
+		ps.nerrors++;
+	}
 	if (ps.nerrors == 0 && cfg->critical_c < cfg->fever_c) {
 		fprintf(errors, "%s: [rules] critical_c must not be below fever_c\n", path);
 		ps.nerrors++;

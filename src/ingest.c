@@ -11,6 +11,7 @@
 
 #include <MQTTAsync.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,9 @@ struct ingest {
 	int64_t backoff_ms;
 	int reported;		/* last connection state logged */
 
+	pthread_mutex_t fail_lock;	/* fail_why, tls_error (Paho's thread writes) */
+	char fail_why[256];
+	char tls_error[256];
 	_Atomic uint64_t received, spool_waits, published, publish_failed;
 	_Atomic int spool_failing;
 };
@@ -133,35 +137,74 @@ on_connection_lost(void *ctx, char *cause)
 {
 	struct ingest *in = ctx;
 
-	(void)cause;
+	pthread_mutex_lock(&in->fail_lock);
+	snprintf(in->fail_why, sizeof(in->fail_why), "%s", cause ? cause : "connection lost");
+	pthread_mutex_unlock(&in->fail_lock);
 	atomic_store(&in->connected, 0);
 }
 
+/* Paho's thread: keep why the connect failed, for ingest_tick's log.
+ * A refused login comes as code 135 (or 134, 5: not authorized, bad
+ * user name or password); a TLS failure only through on_tls_error. */
 static void
 on_connect_failure(void *ctx, MQTTAsync_failureData5 *resp)
 {
 	struct ingest *in = ctx;
 
-	(void)resp;
+	pthread_mutex_lock(&in->fail_lock);
+	if (resp && (resp->code == 135 || resp->code == 134 || resp->code == 5 || resp->code == 4))
+		snprintf(in->fail_why, sizeof(in->fail_why),
+			 "the broker refused us: not authorized (bad user name or password?)");
+	else if (in->tls_error[0])
+		snprintf(in->fail_why, sizeof(in->fail_why), "TLS: %.240s", in->tls_error);
+	else
+		snprintf(in->fail_why, sizeof(in->fail_why), "%s (code %d)",
+			 resp && resp->message ? resp->message : "connect failed",
+			 resp ? resp->code : 0);
+	in->tls_error[0] = '\0';
+	pthread_mutex_unlock(&in->fail_lock);
 	atomic_store(&in->connected, 0);
 	atomic_store(&in->connect_failed, 1);
 }
 
+static int
+on_tls_error(const char *str, size_t len, void *ctx)
+{
+	struct ingest *in = ctx;
+
+	while (len > 0 && (str[len - 1] == '\n' || str[len - 1] == '\r'))
+		len--;
+	pthread_mutex_lock(&in->fail_lock);
+	snprintf(in->tls_error, sizeof(in->tls_error), "%.*s", (int)len, str);
+	pthread_mutex_unlock(&in->fail_lock);
+	return 0;
+}
+
+/* The first line of `path`; NULL with errno set (EINVAL: empty or over
+ * 1 KiB). */
 static char *
 read_secret(const char *path)
 {
-	char buf[1024];
+	char buf[1025];
 	size_t n;
 	FILE *f = fopen(path, "re");
+	char *s;
 
 	if (!f)
 		return NULL;
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-		n--;
 	buf[n] = '\0';
-	return strdup(buf);
+	buf[strcspn(buf, "\r\n")] = '\0';
+	n = strlen(buf);
+	if (n == 0 || n >= sizeof(buf) - 1) {
+		explicit_bzero(buf, sizeof(buf));
+		errno = EINVAL;
+		return NULL;
+	}
+	s = strdup(buf);
+	explicit_bzero(buf, sizeof(buf));
+	return s;
 }
 
 int
@@ -180,6 +223,7 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	in = calloc(1, sizeof(*in));
 	if (!in)
 		return -ENOMEM;
+	pthread_mutex_init(&in->fail_lock, NULL);
 	in->spool = spool;
 	in->wake_fd = wake_fd;
 	in->root = strdup(cfg->topic_root);
@@ -265,7 +309,8 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 		in->password = read_secret(cfg->mqtt_password_file);
 		if (!in->password) {
 			log_err("cannot read [mqtt] password_file %s: %s",
-				cfg->mqtt_password_file, strerror(errno));
+				cfg->mqtt_password_file,
+				errno == EINVAL ? "empty, or over 1 KiB" : strerror(errno));
 			err = -EACCES;
 			goto fail;
 		}
@@ -278,6 +323,8 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 		ssl.privateKey = cfg->mqtt_key_file[0] ? cfg->mqtt_key_file : NULL;
 		ssl.enableServerCertAuth = 1;
 		ssl.verify = 1;
+		ssl.ssl_error_cb = on_tls_error;
+		ssl.ssl_error_context = in;
 		in->ssl = ssl;
 		conn.ssl = &in->ssl;
 	}
@@ -303,6 +350,18 @@ ingest_start(struct ingest *in)
 	return 0;
 }
 
+/* The last failure's reason (a copy in a static buffer: main thread). */
+static const char *
+fail_reason(struct ingest *in)
+{
+	static char why[256];
+
+	pthread_mutex_lock(&in->fail_lock);
+	snprintf(why, sizeof(why), "%s", in->fail_why[0] ? in->fail_why : "no reason given");
+	pthread_mutex_unlock(&in->fail_lock);
+	return why;
+}
+
 void
 ingest_tick(struct ingest *in, int64_t now_ms)
 {
@@ -312,14 +371,15 @@ ingest_tick(struct ingest *in, int64_t now_ms)
 		if (connected)
 			log_notice("MQTT connected to the broker as %s", in->client_id);
 		else if (!in->paused && !atomic_load(&in->stopping))
-			log_warn("MQTT connection lost; reconnecting (the broker keeps our session)");
+			log_warn("MQTT connection lost (%s); reconnecting (the broker keeps our session)",
+				 fail_reason(in));
 		in->reported = connected;
 		in->backoff_ms = 1000;
 	}
 	if (atomic_load(&in->connect_failed) && !atomic_load(&in->stopping) && !in->paused) {
 		if (in->retry_at_ms == 0) {
-			log_warn("MQTT broker unreachable, retrying in %lld s",
-				 (long long)in->backoff_ms / 1000);
+			log_warn("MQTT connect to the broker failed: %s; retrying in %lld s",
+				 fail_reason(in), (long long)in->backoff_ms / 1000);
 			in->retry_at_ms = now_ms + in->backoff_ms;
 		} else if (now_ms >= in->retry_at_ms) {
 			atomic_store(&in->connect_failed, 0);
@@ -412,6 +472,9 @@ ingest_destroy(struct ingest *in)
 	if (in->client)
 		MQTTAsync_destroy(&in->client);
 	MQTTProperties_free(&in->props);
+	pthread_mutex_destroy(&in->fail_lock);
+	if (in->password)
+		explicit_bzero(in->password, strlen(in->password));
 	free(in->password);
 	free(in->root);
 	free(in->client_id);

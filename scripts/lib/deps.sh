@@ -5,7 +5,7 @@
 DEPS_BUILD=(gcc meson ninja-build pkg-config libpaho-mqtt-dev libpq-dev libjansson-dev
             libinih-dev libsystemd-dev libmicrohttpd-dev libxxhash-dev libcmocka-dev libssl-dev)
 DEPS_RUN=(mosquitto mosquitto-clients postgresql tzdata python3-pytest python3-paho-mqtt
-          python3-psycopg2 openssl)
+          python3-psycopg2 openssl systemd)
 
 # deps_missing PKG... : print the packages that are not installed, one a line.
 deps_missing() {
