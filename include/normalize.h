@@ -179,4 +179,8 @@ void normalize_format_time(int64_t us, char *buf, size_t len);
 
 const char *normalize_flag_name(unsigned flag);
 
+/* Runs of 7 or more digits (phone and ID numbers) keep their first 3
+ * and last 4 digits: 180****1999. In place, over s[0..len). */
+void normalize_mask_digits(char *s, size_t len);
+
 #endif

@@ -101,6 +101,9 @@ int rules_create(const struct rules_config *cfg, int64_t start_us, struct rules 
 	__attribute__((warn_unused_result));
 void rules_destroy(struct rules *r);
 void rules_set_config(struct rules *r, const struct rules_config *cfg);
+/* Tells whether messages can arrive (broker connected, intake not
+ * paused); gate_silent is not judged while they cannot. */
+void rules_intake(struct rules *r, int flowing, int64_t now_us);
 
 /* Applies one event. Returns 0 or -ENOMEM. */
 int rules_event(struct rules *r, const struct registry_snapshot *reg, const struct event *ev,

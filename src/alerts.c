@@ -189,18 +189,9 @@ alerts_reject_notice(const char *topic, size_t topic_len, const char *reason,
 
 	if (!o)
 		return NULL;
-	/* Runs of 7 or more digits (phone and ID numbers) keep only their
-	 * first 3 and last 4 digits: 180****1999. */
+	/* Phone and ID numbers masked (normalize_mask_digits). */
 	memcpy(buf, payload, n);
-	for (size_t i = 0; i < n;) {
-		size_t j = i;
-
-		while (j < n && buf[j] >= '0' && buf[j] <= '9')
-			j++;
-		if (j - i >= 7)
-			memset(buf + i + 3, '*', j - i - 7);
-		i = j > i ? j : i + 1;
-	}
+	normalize_mask_digits(buf, n);
 	/* Cut back to a character boundary; binary becomes null. */
 	ex = json_stringn(buf, n);
 	while (!ex && n > 0 && len > 256 && n > 252)

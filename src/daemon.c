@@ -356,9 +356,13 @@ publish_transitions(struct daemon *d, int64_t received_us)
 	}
 	if (d->out.reject_reason[0]) {
 		char topic[256];
-		char *json = alerts_reject_notice("ack", 3, "unknown_alert", d->out.reject_reason,
-						  "", 0);
+		char ack_topic[256];
+		char *json;
 
+		snprintf(ack_topic, sizeof(ack_topic), "%s/%s/ack", d->cfg->topic_root,
+			 d->out.reject_site);
+		json = alerts_reject_notice(ack_topic, strlen(ack_topic), "unknown_alert",
+					    d->out.reject_reason, "", 0);
 		snprintf(topic, sizeof(topic), "%s/%s/reject", d->cfg->topic_root, d->out.reject_site);
 		if (json && ingest_publish(d->ingest, topic, json, strlen(json), 0, 0) < 0)
 			log_limited(&d->publish_rl, LOG_LEVEL_WARNING, "cannot publish on %s", topic);
@@ -716,6 +720,10 @@ on_tick(struct daemon *d)
 		d->rules_ready = 1;
 	}
 	if (d->rules_ready && now - d->last_rules_tick_ms >= 1000) {
+		struct ingest_stats is;
+
+		ingest_get_stats(d->ingest, &is);
+		rules_intake(d->rules, is.connected && !d->paused, wall_us());
 		check_backlog(d, now);
 		if (rules_tick(d->rules, d->reg, wall_us(), &d->out) < 0)
 			log_err("out of memory in the timer rules");

@@ -125,6 +125,20 @@ norm_copy_level(char *dst, const struct norm_level *lv)
 	dst[lv->len] = '\0';
 }
 
+void
+normalize_mask_digits(char *s, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		size_t j = i;
+
+		while (j < len && s[j] >= '0' && s[j] <= '9')
+			j++;
+		if (j - i >= 7)
+			memset(s + i + 3, '*', j - i - 7);
+		i = j > i ? j : i + 1;
+	}
+}
+
 int
 norm_reject(struct norm_result *ret, const char *reason, const char *fmt, ...)
 {
@@ -135,6 +149,9 @@ norm_reject(struct norm_result *ret, const char *reason, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(ret->detail, sizeof(ret->detail), fmt, ap);
 	va_end(ap);
+	/* Details quote the payload at times (jansson's "near '...'"): no
+	 * phone or ID number may reach a log line or a reject notice. */
+	normalize_mask_digits(ret->detail, strlen(ret->detail));
 	return 0;
 }
 

@@ -289,7 +289,7 @@ load(struct registry *r, char *err, size_t errlen)
 
 	if (!(res = select_rows(r->conn,
 		"SELECT site, household, coalesce(person, ''),"
-		" extract(epoch FROM starts_at)::bigint, extract(epoch FROM ends_at)::bigint,"
+		" floor(extract(epoch FROM starts_at))::bigint, floor(extract(epoch FROM ends_at))::bigint,"
 		" check_interval_s FROM isolation_orders"
 		" WHERE released_at IS NULL AND ends_at > now()")))
 		goto sqlfail;

@@ -36,7 +36,8 @@ struct ring {
 
 struct rules {
 	struct rules_config cfg;
-	int64_t start_us;
+	int64_t start_us;	/* silence is counted from here at the earliest */
+	int intake_down;
 	struct map alerts, by_id, gates, checks, zones, calls, exits;
 };
 
@@ -158,6 +159,19 @@ rules_destroy(struct rules *r)
 }
 
 void
+rules_intake(struct rules *r, int flowing, int64_t now_us)
+{
+	/* While nothing can arrive, silence means nothing: gates are timed
+	 * again from when messages flow again. */
+	if (!flowing)
+		r->intake_down = 1;
+	else if (r->intake_down) {
+		r->intake_down = 0;
+		r->start_us = now_us;
+	}
+}
+
+void
 rules_set_config(struct rules *r, const struct rules_config *cfg)
 {
 	r->cfg = *cfg;
@@ -237,7 +251,15 @@ trigger(struct rules *r, struct rules_output *out, const struct alert *t, int64_
 	a->raised_us = a->updated_us = now;
 	a->resolved_us = 0;
 	a->by[0] = '\0';
-	rules_alert_id(a->site, kind_names[a->kind], a->subject, a->event_key, a->alert_id);
+	/* The trigger's time joins the id: the same event key may trigger
+	 * again after the first alert was resolved (a bare "forced" has
+	 * no record id). Replays see the same time (the spool keeps it). */
+	{
+		char ek[NORM_KEY_MAX + 24];
+
+		snprintf(ek, sizeof(ek), "%s@%" PRId64, a->event_key, now);
+		rules_alert_id(a->site, kind_names[a->kind], a->subject, ek, a->alert_id);
+	}
 	key3(key, sizeof(key), a->site, kind_names[a->kind], a->subject);
 	if ((err = map_put(&r->alerts, key, a, NULL)) < 0 ||
 	    (err = map_put(&r->by_id, a->alert_id, a, NULL)) < 0) {
@@ -732,7 +754,8 @@ tick_calls(struct rules *r, int64_t now, struct rules_output *out)
 
 /* exit_quota alerts end with their window; repeats catch up. */
 static int
-tick_alerts(struct rules *r, int64_t now, struct rules_output *out)
+tick_alerts(struct rules *r, const struct registry_snapshot *reg, int64_t now,
+	    struct rules_output *out)
 {
 	const char *key;
 	void *v;
@@ -741,6 +764,12 @@ tick_alerts(struct rules *r, int64_t now, struct rules_output *out)
 		struct alert *a = v;
 		int err;
 
+		if (a->kind == KIND_ISOLATION_OVERDUE &&
+		    !under_isolation(reg, a->site, a->household, now)) {
+			if ((err = close_alert(r, out, a, "order ended", NULL, now)) < 0)
+				return err;
+			continue;
+		}
 		if (a->kind == KIND_EXIT_QUOTA) {
 			char k[3 * NORM_KEY_MAX];
 			const struct ring *ring;
@@ -770,12 +799,12 @@ rules_tick(struct rules *r, const struct registry_snapshot *reg, int64_t now_us,
 {
 	int err;
 
-	if ((err = tick_gates(r, reg, now_us, out)) < 0 ||
+	if ((!r->intake_down && (err = tick_gates(r, reg, now_us, out)) < 0) ||
 	    (err = tick_isolation(r, reg, now_us, out)) < 0 ||
 	    (err = tick_zones(r, reg, now_us, out)) < 0 ||
 	    (err = tick_calls(r, now_us, out)) < 0)
 		return err;
-	return tick_alerts(r, now_us, out);
+	return tick_alerts(r, reg, now_us, out);
 }
 
 int

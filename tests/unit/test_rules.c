@@ -1,0 +1,1140 @@
+/* Unit tests of the alert engine (rules.c): every kind of the catalogue
+ * (SPEC 4) raised and resolved, dedupe and repeats, acks, alert ids,
+ * restored state, and the 06:00-22:00 disinfection clock. Pure: events
+ * and ticks go in with their times; the register is a snapshot built by
+ * hand, sorted as registry.c sorts it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "registry.h"
+#include "rules.h"
+#include "tz.h"
+
+#define S 1000000LL
+#define MIN (60 * S)
+#define HOUR (3600 * S)
+/* 2020-02-16 00:00:00 UTC = 08:00 in Asia/Shanghai */
+#define T0 (1581811200LL * S)
+
+/* ---- the register, by hand ---- */
+
+static int
+cmp_pair(const void *a, const void *b)
+{
+	int c = strcmp(a, b);
+
+	return c ? c : strcmp((const char *)a + REG_ID, (const char *)b + REG_ID);
+}
+
+static int
+cmp_site(const void *a, const void *b)
+{
+	return strcmp(((const struct reg_site *)a)->site, ((const struct reg_site *)b)->site);
+}
+
+/* Appends one element to a snapshot array (realloc) and returns it zeroed. */
+static void *
+grow(void **arr, size_t *n, size_t size)
+{
+	char *p = realloc(*arr, (*n + 1) * size);
+
+	assert_non_null(p);
+	*arr = p;
+	memset(p + *n * size, 0, size);
+	return p + (*n)++ * size;
+}
+
+static void
+add_site(struct registry_snapshot *s, const char *site, const char *zone)
+{
+	struct reg_site *x = grow((void **)&s->sites, &s->nsites, sizeof(*x));
+
+	snprintf(x->site, REG_ID, "%s", site);
+	assert_int_equal(tz_load(zone, &x->tz), 0);
+	qsort(s->sites, s->nsites, sizeof(*s->sites), cmp_site);
+}
+
+static void
+add_gate(struct registry_snapshot *s, const char *site, const char *gate, int sealed, int active)
+{
+	struct reg_gate *x = grow((void **)&s->gates, &s->ngates, sizeof(*x));
+
+	snprintf(x->site, REG_ID, "%s", site);
+	snprintf(x->gate, REG_ID, "%s", gate);
+	x->sealed = sealed;
+	x->active = active;
+	qsort(s->gates, s->ngates, sizeof(*s->gates), cmp_pair);
+}
+
+static void
+add_zone(struct registry_snapshot *s, const char *site, const char *zone, int64_t interval_s)
+{
+	struct reg_zone *x = grow((void **)&s->zones, &s->nzones, sizeof(*x));
+
+	snprintf(x->site, REG_ID, "%s", site);
+	snprintf(x->zone, REG_ID, "%s", zone);
+	x->interval_s = interval_s;
+	qsort(s->zones, s->nzones, sizeof(*s->zones), cmp_pair);
+}
+
+static void
+add_household(struct registry_snapshot *s, const char *site, const char *hh)
+{
+	struct reg_household *x = grow((void **)&s->households, &s->nhouseholds, sizeof(*x));
+
+	snprintf(x->site, REG_ID, "%s", site);
+	snprintf(x->household, REG_ID, "%s", hh);
+	snprintf(x->building, REG_ID, "3");
+	snprintf(x->unit, REG_ID, "2");
+	snprintf(x->room, REG_ID, "401");
+	x->size = 3;
+	qsort(s->households, s->nhouseholds, sizeof(*s->households), cmp_pair);
+}
+
+static void
+add_card(struct registry_snapshot *s, const char *site, const char *card, const char *hh,
+	 int revoked)
+{
+	struct reg_card *x = grow((void **)&s->cards, &s->ncards, sizeof(*x));
+
+	snprintf(x->site, REG_ID, "%s", site);
+	snprintf(x->card, REG_ID, "%s", card);
+	snprintf(x->household, REG_ID, "%s", hh);
+	x->revoked = revoked;
+	qsort(s->cards, s->ncards, sizeof(*s->cards), cmp_pair);
+}
+
+static void
+add_order(struct registry_snapshot *s, const char *site, const char *hh, const char *person,
+	  int64_t starts_us, int64_t ends_us, int64_t check_interval_s)
+{
+	struct reg_isolation *x = grow((void **)&s->isolations, &s->nisolations, sizeof(*x));
+
+	snprintf(x->site, REG_ID, "%s", site);
+	snprintf(x->household, REG_ID, "%s", hh);
+	snprintf(x->person, REG_ID, "%s", person);
+	x->starts_s = starts_us / S;
+	x->ends_s = ends_us / S;
+	x->check_interval_s = check_interval_s;
+	qsort(s->isolations, s->nisolations, sizeof(*s->isolations), cmp_pair);
+}
+
+/* ---- fixture: an engine, a register and an output ---- */
+
+struct fx {
+	struct rules_config cfg;
+	struct rules *r;
+	struct registry_snapshot *reg;
+	struct rules_output out;
+	unsigned seq;
+};
+
+static struct rules_config
+default_config(void)
+{
+	return (struct rules_config){
+		.fever_dc = 373,
+		.critical_dc = 385,
+		.recheck_window_us = 30 * MIN,
+		.check_interval_us = 12 * HOUR,
+		.check_grace_us = HOUR,
+		.silence_timeout_us = 5 * MIN,
+		.exit_quota = 0,
+		.exit_window_us = 48 * HOUR,
+		.disinfection_interval_us = 4 * HOUR,
+		.hotline_medical_us = 30 * MIN,
+		.hotline_other_us = 4 * HOUR,
+		.repeat_interval_us = 60 * S,
+	};
+}
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	f->cfg = default_config();
+	assert_int_equal(rules_create(&f->cfg, T0, &f->r), 0);
+	f->reg = registry_snapshot_empty("Asia/Shanghai");
+	assert_non_null(f->reg);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+
+	rules_destroy(f->r);
+	registry_snapshot_free(f->reg);
+	rules_output_free(&f->out);
+	free(f);
+	return 0;
+}
+
+static void
+set_config(struct fx *f)
+{
+	rules_set_config(f->r, &f->cfg);
+}
+
+static struct event
+ev_base(struct fx *f, enum event_type type, const char *site, int64_t at)
+{
+	struct event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.type = type;
+	snprintf(ev.site, sizeof(ev.site), "%s", site);
+	snprintf(ev.key, sizeof(ev.key), "%s/k/%u", site, ++f->seq);
+	ev.device_us = ev.received_us = ev.rule_us = at;
+	ev.temp_dc = TEMP_NONE;
+	ev.mask = -1;
+	ev.urgent = -1;
+	return ev;
+}
+
+static struct event
+gate_ev(struct fx *f, const char *site, const char *gate, const char *card, const char *person,
+	enum direction dir, int temp_dc, int64_t at)
+{
+	struct event ev = ev_base(f, EVENT_GATE, site, at);
+
+	snprintf(ev.gate, sizeof(ev.gate), "%s", gate);
+	snprintf(ev.card, sizeof(ev.card), "%s", card);
+	snprintf(ev.person, sizeof(ev.person), "%s", person);
+	ev.direction = dir;
+	ev.temp_dc = (int16_t)temp_dc;
+	return ev;
+}
+
+static struct event
+status_ev(struct fx *f, const char *site, const char *gate, enum gate_state st, int64_t at)
+{
+	struct event ev = ev_base(f, EVENT_STATUS, site, at);
+
+	snprintf(ev.gate, sizeof(ev.gate), "%s", gate);
+	ev.state = st;
+	return ev;
+}
+
+static struct event
+check_ev(struct fx *f, const char *site, const char *hh, const char *person, int temp_dc,
+	 const char *symptoms, int64_t at)
+{
+	struct event ev = ev_base(f, EVENT_CHECK, site, at);
+
+	snprintf(ev.household, sizeof(ev.household), "%s", hh);
+	snprintf(ev.person, sizeof(ev.person), "%s", person);
+	snprintf(ev.text, sizeof(ev.text), "%s", symptoms);
+	ev.temp_dc = (int16_t)temp_dc;
+	return ev;
+}
+
+static struct event
+hotline_ev(struct fx *f, const char *site, const char *call, enum call_action action,
+	   const char *category, int urgent, int64_t at)
+{
+	struct event ev = ev_base(f, EVENT_HOTLINE, site, at);
+
+	snprintf(ev.call_id, sizeof(ev.call_id), "%s", call);
+	snprintf(ev.category, sizeof(ev.category), "%s", category);
+	snprintf(ev.household, sizeof(ev.household), "3-2-401");
+	ev.call = action;
+	ev.urgent = (int8_t)urgent;
+	return ev;
+}
+
+static struct event
+ack_ev(struct fx *f, const char *site, const char *alert_id, enum ack_action action,
+       const char *by, int64_t at)
+{
+	struct event ev = ev_base(f, EVENT_ACK, site, at);
+
+	snprintf(ev.alert_id, sizeof(ev.alert_id), "%s", alert_id);
+	snprintf(ev.by, sizeof(ev.by), "%s", by);
+	ev.ack = action;
+	return ev;
+}
+
+static void
+apply(struct fx *f, const struct event *ev)
+{
+	rules_output_clear(&f->out);
+	assert_int_equal(rules_event(f->r, f->reg, ev, ev->rule_us, &f->out), 0);
+}
+
+static void
+tick(struct fx *f, int64_t now)
+{
+	rules_output_clear(&f->out);
+	assert_int_equal(rules_tick(f->r, f->reg, now, &f->out), 0);
+}
+
+/* The only transition in the output; asserts there is exactly one. */
+static const struct alert_transition *
+only(struct fx *f, enum alert_kind kind, const char *what)
+{
+	assert_int_equal(f->out.n, 1);
+	assert_int_equal(f->out.t[0].a.kind, kind);
+	assert_string_equal(f->out.t[0].what, what);
+	return &f->out.t[0];
+}
+
+static void
+none(struct fx *f)
+{
+	if (f->out.n)
+		fail_msg("unexpected transition: %s %s %s", rules_kind_name(f->out.t[0].a.kind),
+			 f->out.t[0].what, f->out.t[0].a.subject);
+}
+
+static size_t
+open_count(struct fx *f)
+{
+	const struct alert *a[64];
+
+	return rules_open_alerts(f->r, a, 64);
+}
+
+/* ---- fever ---- */
+
+static void
+fever_severity_and_fields(void **state)
+{
+	struct fx *f = *state;
+	struct event ev = gate_ev(f, "s1", "G03", "C-0412", "P-10233", DIR_IN, 386, T0 + S);
+	const struct alert *a;
+
+	apply(f, &ev);
+	a = &only(f, KIND_FEVER, "raised")->a;
+	assert_int_equal(a->severity, SEVERITY_CRITICAL);
+	assert_int_equal(a->state, ALERT_RAISED);
+	assert_string_equal(a->site, "s1");
+	assert_string_equal(a->subject, "person:P-10233");
+	assert_string_equal(a->gate, "G03");
+	assert_string_equal(a->card, "C-0412");
+	assert_string_equal(a->event_key, ev.key);
+	assert_int_equal(a->temp_dc, 386);
+	assert_int_equal(a->count, 1);
+	assert_true(a->raised_us == T0 + S && a->updated_us == T0 + S);
+	assert_int_equal(strlen(a->alert_id), 32);
+
+	/* 37.3 is a fever (>=), warning; 37.2 is not */
+	ev = gate_ev(f, "s1", "G03", "C-2", "P-2", DIR_IN, 373, T0 + S);
+	apply(f, &ev);
+	assert_int_equal(only(f, KIND_FEVER, "raised")->a.severity, SEVERITY_WARNING);
+	ev = gate_ev(f, "s1", "G03", "C-3", "P-3", DIR_IN, 372, T0 + S);
+	apply(f, &ev);
+	none(f);
+	/* 38.5 is critical (>=) */
+	ev = gate_ev(f, "s1", "G03", "C-4", "P-4", DIR_IN, 385, T0 + S);
+	apply(f, &ev);
+	assert_int_equal(only(f, KIND_FEVER, "raised")->a.severity, SEVERITY_CRITICAL);
+}
+
+static void
+fever_never_from_implausible_or_missing(void **state)
+{
+	struct fx *f = *state;
+	struct event ev = gate_ev(f, "s1", "G01", "C-1", "P-1", DIR_IN, 989, T0);
+
+	ev.flags = FLAG_IMPLAUSIBLE;
+	apply(f, &ev);
+	none(f);
+	ev = gate_ev(f, "s1", "G01", "C-1", "P-1", DIR_IN, TEMP_NONE, T0);
+	apply(f, &ev);
+	none(f);
+	/* the device's own verdict does not decide */
+	ev = gate_ev(f, "s1", "G01", "C-1", "P-1", DIR_IN, 365, T0);
+	ev.flags = FLAG_DEVICE_ABNORMAL;
+	apply(f, &ev);
+	none(f);
+	assert_int_equal(open_count(f), 0);
+}
+
+static void
+fever_subject_person_card_gate(void **state)
+{
+	struct fx *f = *state;
+	struct event ev = gate_ev(f, "s1", "G01", "C-9", "", DIR_IN, 380, T0);
+	char a1[33];
+
+	apply(f, &ev);
+	assert_string_equal(only(f, KIND_FEVER, "raised")->a.subject, "card:C-9");
+	ev = gate_ev(f, "s1", "G01", "", "", DIR_IN, 380, T0);
+	apply(f, &ev);
+	assert_memory_equal(only(f, KIND_FEVER, "raised")->a.subject, "gate:G01:", 9);
+	assert_int_equal(strlen(f->out.t[0].a.subject), 9 + 12);
+	memcpy(a1, f->out.t[0].a.alert_id, 33);
+	/* an anonymous reading is its own subject: a second one is a second alert */
+	ev = gate_ev(f, "s1", "G01", "", "", DIR_IN, 381, T0);
+	apply(f, &ev);
+	assert_string_not_equal(only(f, KIND_FEVER, "raised")->a.alert_id, a1);
+}
+
+static void
+fever_rechecked_within_window(void **state)
+{
+	struct fx *f = *state;
+	struct event ev = gate_ev(f, "s1", "G03", "C-1", "P-1", DIR_IN, 380, T0);
+	char id[33];
+
+	f->cfg.recheck_window_us = 10 * MIN;
+	set_config(f);
+	apply(f, &ev);
+	memcpy(id, only(f, KIND_FEVER, "raised")->a.alert_id, 33);
+	/* another person's normal reading changes nothing */
+	ev = gate_ev(f, "s1", "G03", "C-2", "P-2", DIR_IN, 365, T0 + MIN);
+	apply(f, &ev);
+	none(f);
+	/* the same person, normal, within the window */
+	ev = gate_ev(f, "s1", "G01", "C-1", "P-1", DIR_IN, 365, T0 + 10 * MIN);
+	apply(f, &ev);
+	assert_string_equal(only(f, KIND_FEVER, "resolved")->a.alert_id, id);
+	assert_string_equal(f->out.t[0].a.reason, "rechecked");
+	assert_int_equal(f->out.t[0].a.state, ALERT_RESOLVED);
+	assert_true(f->out.t[0].a.resolved_us == T0 + 10 * MIN);
+	assert_int_equal(open_count(f), 0);
+
+	/* outside the window: stays open (an operator must resolve it) */
+	ev = gate_ev(f, "s1", "G03", "C-5", "P-5", DIR_IN, 380, T0 + HOUR);
+	apply(f, &ev);
+	only(f, KIND_FEVER, "raised");
+	ev = gate_ev(f, "s1", "G03", "C-5", "P-5", DIR_IN, 365, T0 + HOUR + 10 * MIN + 1);
+	apply(f, &ev);
+	none(f);
+	assert_int_equal(open_count(f), 1);
+}
+
+static void
+fever_from_isolation_check(void **state)
+{
+	struct fx *f = *state;
+	struct event ev = check_ev(f, "s1", "3-2-401", "P-7", 379, "", T0);
+
+	apply(f, &ev);
+	only(f, KIND_FEVER, "raised");
+	assert_string_equal(f->out.t[0].a.subject, "person:P-7");
+	assert_string_equal(f->out.t[0].a.household, "3-2-401");
+	assert_string_equal(f->out.t[0].a.gate, "");
+	/* the gate reading of the same person counts as the same subject */
+	ev = gate_ev(f, "s1", "G01", "C-1", "P-7", DIR_IN, 364, T0 + MIN);
+	apply(f, &ev);
+	assert_string_equal(only(f, KIND_FEVER, "resolved")->a.reason, "rechecked");
+}
+
+/* ---- lifecycle ---- */
+
+static void
+dedupe_and_repeat_interval(void **state)
+{
+	struct fx *f = *state;
+	char id[33];
+
+	for (int i = 0; i < 50; i++) {
+		struct event ev = gate_ev(f, "s1", "G02", "C-1", "P-1", DIR_IN, 380 + i % 5,
+					  T0 + i * 100000);
+
+		apply(f, &ev);
+		if (i == 0)
+			memcpy(id, only(f, KIND_FEVER, "raised")->a.alert_id, 33);
+		else
+			none(f);
+	}
+	assert_int_equal(open_count(f), 1);
+	tick(f, T0 + 30 * S);
+	none(f);
+	tick(f, T0 + 60 * S);
+	assert_string_equal(only(f, KIND_FEVER, "updated")->a.alert_id, id);
+	assert_int_equal(f->out.t[0].a.count, 50);
+	assert_int_equal(f->out.t[0].a.temp_dc, 384);	/* the latest reading */
+	tick(f, T0 + 200 * S);
+	none(f);	/* nothing new: nothing to republish */
+	/* a trigger after repeat_interval is published at once */
+	{
+		struct event ev = gate_ev(f, "s1", "G02", "C-1", "P-1", DIR_IN, 390, T0 + 200 * S);
+
+		apply(f, &ev);
+		only(f, KIND_FEVER, "updated");
+		assert_int_equal(f->out.t[0].a.count, 51);
+		/* severity only goes up */
+		assert_int_equal(f->out.t[0].a.severity, SEVERITY_CRITICAL);
+	}
+	{
+		struct event ev = gate_ev(f, "s1", "G02", "C-1", "P-1", DIR_IN, 375, T0 + 300 * S);
+
+		apply(f, &ev);
+		assert_int_equal(only(f, KIND_FEVER, "updated")->a.severity, SEVERITY_CRITICAL);
+	}
+}
+
+static void
+alert_id_stable_across_engines(void **state)
+{
+	struct fx *f = *state;
+	struct event ev = gate_ev(f, "s1", "G03", "C-1", "P-1", DIR_IN, 386, T0);
+	struct rules *other;
+	struct rules_output out = { 0 };
+	char id[33], id2[33];
+
+	apply(f, &ev);
+	memcpy(id, only(f, KIND_FEVER, "raised")->a.alert_id, 33);
+	/* a replay after a crash: a new engine, later, the same event as the
+	 * spool kept it (its receive and rule times included) */
+	assert_int_equal(rules_create(&f->cfg, T0 + HOUR, &other), 0);
+	assert_int_equal(rules_event(other, f->reg, &ev, T0 + HOUR, &out), 0);
+	assert_int_equal(out.n, 1);
+	assert_string_equal(out.t[0].a.alert_id, id);
+	rules_output_free(&out);
+	rules_destroy(other);
+
+	{
+		/* the id is the hash of site, kind, subject, event key @ time */
+		char ek[NORM_KEY_MAX + 24];
+
+		snprintf(ek, sizeof(ek), "%s@%lld", ev.key, (long long)ev.rule_us);
+		rules_alert_id("s1", "fever", "person:P-1", ek, id2);
+		assert_string_equal(id, id2);
+	}
+	rules_alert_id("s1", "fever", "person:P-1", "s1/k/other", id2);
+	assert_string_not_equal(id, id2);
+	rules_alert_id("s2", "fever", "person:P-1", ev.key, id2);
+	assert_string_not_equal(id, id2);
+	/* the parts are delimited: "ab"+"c" is not "a"+"bc" */
+	rules_alert_id("s1", "fever", "ab", "c", id);
+	rules_alert_id("s1", "fever", "a", "bc", id2);
+	assert_string_not_equal(id, id2);
+}
+
+static void
+ack_then_resolve(void **state)
+{
+	struct fx *f = *state;
+	struct event ev = gate_ev(f, "s1", "G03", "C-1", "P-1", DIR_IN, 386, T0);
+	char id[33];
+
+	apply(f, &ev);
+	memcpy(id, only(f, KIND_FEVER, "raised")->a.alert_id, 33);
+	ev = ack_ev(f, "s1", id, ACK_ACK, "op-1", T0 + MIN);
+	apply(f, &ev);
+	only(f, KIND_FEVER, "acked");
+	assert_int_equal(f->out.t[0].a.state, ALERT_ACKED);
+	assert_string_equal(f->out.t[0].a.by, "op-1");
+	assert_true(f->out.t[0].a.updated_us == T0 + MIN);
+	/* a second ack changes nothing */
+	ev = ack_ev(f, "s1", id, ACK_ACK, "op-2", T0 + 2 * MIN);
+	apply(f, &ev);
+	none(f);
+	assert_string_equal(f->out.reject_reason, "");
+	/* an acked alert still counts its triggers and stays acked */
+	ev = gate_ev(f, "s1", "G03", "C-1", "P-1", DIR_IN, 386, T0 + 3 * MIN);
+	apply(f, &ev);
+	assert_int_equal(only(f, KIND_FEVER, "updated")->a.state, ALERT_ACKED);
+	ev = ack_ev(f, "s1", id, ACK_RESOLVE, "op-3", T0 + 4 * MIN);
+	apply(f, &ev);
+	only(f, KIND_FEVER, "resolved");
+	assert_string_equal(f->out.t[0].a.reason, "operator");
+	assert_string_equal(f->out.t[0].a.by, "op-3");
+	assert_int_equal(open_count(f), 0);
+	/* resolved: a further ack is refused */
+	ev = ack_ev(f, "s1", id, ACK_RESOLVE, "op-3", T0 + 5 * MIN);
+	apply(f, &ev);
+	none(f);
+	assert_string_equal(f->out.reject_site, "s1");
+	assert_non_null(strstr(f->out.reject_reason, "no open alert"));
+}
+
+static void
+ack_unknown_or_other_site(void **state)
+{
+	struct fx *f = *state;
+	struct event ev = gate_ev(f, "s1", "G03", "C-1", "P-1", DIR_IN, 386, T0);
+	char id[33];
+
+	apply(f, &ev);
+	memcpy(id, f->out.t[0].a.alert_id, 33);
+	ev = ack_ev(f, "s1", "0123456789abcdef0123456789abcdef", ACK_ACK, "op-1", T0);
+	apply(f, &ev);
+	none(f);
+	assert_string_equal(f->out.reject_site, "s1");
+	assert_non_null(strstr(f->out.reject_reason, "0123456789abcdef"));
+	/* an alert of s1 cannot be acknowledged through s2's topic */
+	ev = ack_ev(f, "s2", id, ACK_RESOLVE, "op-1", T0);
+	apply(f, &ev);
+	none(f);
+	assert_string_equal(f->out.reject_site, "s2");
+	assert_int_equal(open_count(f), 1);
+	/* rules_output_clear forgets the reject */
+	rules_output_clear(&f->out);
+	assert_string_equal(f->out.reject_reason, "");
+}
+
+static void
+open_alerts_listed(void **state)
+{
+	struct fx *f = *state;
+	const struct alert *a[4];
+
+	for (int i = 0; i < 3; i++) {
+		char p[16];
+		struct event ev;
+
+		snprintf(p, sizeof(p), "P-%d", i);
+		ev = gate_ev(f, "s1", "G01", "", p, DIR_IN, 380, T0);
+		apply(f, &ev);
+	}
+	assert_int_equal(rules_open_alerts(f->r, a, 4), 3);
+	assert_int_equal(rules_open_alerts(f->r, a, 2), 2);
+}
+
+/* ---- gates ---- */
+
+static void
+sealed_gate_event_status_and_reseal(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+	char id[33];
+
+	add_gate(f->reg, "s1", "G09", 1, 1);
+	add_gate(f->reg, "s1", "G01", 0, 1);
+	ev = gate_ev(f, "s1", "G01", "C-1", "P-1", DIR_IN, 365, T0);
+	apply(f, &ev);
+	none(f);
+	ev = status_ev(f, "s1", "G01", STATE_OPEN, T0);
+	apply(f, &ev);
+	none(f);	/* an open gate may open */
+
+	ev = gate_ev(f, "s1", "G09", "C-1", "P-1", DIR_IN, 365, T0);
+	apply(f, &ev);
+	only(f, KIND_SEALED_GATE, "raised");
+	assert_int_equal(f->out.t[0].a.severity, SEVERITY_CRITICAL);
+	assert_string_equal(f->out.t[0].a.subject, "gate:G09");
+	memcpy(id, f->out.t[0].a.alert_id, 33);
+	ev = status_ev(f, "s1", "G09", STATE_ONLINE, T0 + S);
+	apply(f, &ev);
+	none(f);
+	ev = status_ev(f, "s1", "G09", STATE_CLOSED, T0 + 2 * S);
+	apply(f, &ev);
+	assert_string_equal(only(f, KIND_SEALED_GATE, "resolved")->a.alert_id, id);
+	assert_string_equal(f->out.t[0].a.reason, "re-sealed");
+
+	ev = status_ev(f, "s1", "G09", STATE_FORCED, T0 + 3 * S);
+	apply(f, &ev);
+	only(f, KIND_SEALED_GATE, "raised");
+	assert_string_equal(f->out.t[0].a.reason, "forced");
+	assert_string_not_equal(f->out.t[0].a.alert_id, id);
+	ev = status_ev(f, "s1", "G09", STATE_OPEN, T0 + 4 * S);
+	apply(f, &ev);
+	none(f);	/* the same open alert, counted */
+	assert_int_equal(open_count(f), 1);
+	/* a fever at a sealed gate raises both */
+	ev = gate_ev(f, "s1", "G09", "C-1", "P-1", DIR_IN, 390, T0 + 5 * S);
+	apply(f, &ev);
+	only(f, KIND_FEVER, "raised");
+}
+
+static void
+gate_silent_timer(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	add_gate(f->reg, "s1", "G05", 0, 1);
+	add_gate(f->reg, "s1", "G06", 0, 0);	/* inactive */
+	add_gate(f->reg, "s1", "G07", 1, 1);	/* sealed */
+	tick(f, T0 + 5 * MIN);
+	none(f);
+	tick(f, T0 + 5 * MIN + 1);
+	only(f, KIND_GATE_SILENT, "raised");
+	assert_string_equal(f->out.t[0].a.subject, "gate:G05");
+	assert_string_equal(f->out.t[0].a.gate, "G05");
+	tick(f, T0 + 10 * MIN);
+	none(f);	/* one open alert per gate */
+	ev = status_ev(f, "s1", "G05", STATE_ONLINE, T0 + 11 * MIN);
+	apply(f, &ev);
+	only(f, KIND_GATE_SILENT, "resolved");
+	assert_string_equal(f->out.t[0].a.reason, "message received");
+	tick(f, T0 + 16 * MIN);
+	none(f);
+	tick(f, T0 + 16 * MIN + 1);
+	only(f, KIND_GATE_SILENT, "raised");
+	/* a gate event is a message too */
+	ev = gate_ev(f, "s1", "G05", "", "", DIR_IN, 365, T0 + 17 * MIN);
+	apply(f, &ev);
+	only(f, KIND_GATE_SILENT, "resolved");
+}
+
+static void
+unknown_and_revoked_cards(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	/* a site without registered cards: nothing is unknown */
+	ev = gate_ev(f, "s1", "G01", "X-1", "P-1", DIR_IN, 365, T0);
+	apply(f, &ev);
+	none(f);
+
+	add_household(f->reg, "s1", "3-2-401");
+	add_card(f->reg, "s1", "C-0412", "3-2-401", 0);
+	add_card(f->reg, "s1", "C-0413", "3-2-401", 1);
+	ev = gate_ev(f, "s1", "G01", "C-0412", "P-1", DIR_IN, 365, T0);
+	apply(f, &ev);
+	none(f);
+	ev = gate_ev(f, "s1", "G01", "X-1", "P-1", DIR_IN, 365, T0);
+	apply(f, &ev);
+	only(f, KIND_UNKNOWN_CARD, "raised");
+	assert_string_equal(f->out.t[0].a.subject, "card:X-1");
+	assert_string_equal(f->out.t[0].a.reason, "unregistered");
+	assert_int_equal(f->out.t[0].a.severity, SEVERITY_WARNING);
+	ev = gate_ev(f, "s1", "G01", "C-0413", "P-1", DIR_IN, 365, T0);
+	apply(f, &ev);
+	only(f, KIND_UNKNOWN_CARD, "raised");
+	assert_string_equal(f->out.t[0].a.reason, "revoked");
+	/* no card at all is not an unknown card */
+	ev = gate_ev(f, "s1", "G01", "", "P-1", DIR_IN, 365, T0);
+	apply(f, &ev);
+	none(f);
+	/* another site's cards do not count */
+	ev = gate_ev(f, "s2", "G01", "X-1", "P-1", DIR_IN, 365, T0);
+	apply(f, &ev);
+	none(f);
+}
+
+static void
+isolation_breach_outward_only(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	add_household(f->reg, "s1", "3-2-401");
+	add_household(f->reg, "s1", "3-2-402");
+	add_card(f->reg, "s1", "C-1", "3-2-401", 0);
+	add_card(f->reg, "s1", "C-2", "3-2-402", 0);
+	add_order(f->reg, "s1", "3-2-401", "", T0 - HOUR, T0 + 14 * 24 * HOUR, 0);
+	ev = gate_ev(f, "s1", "G01", "C-1", "", DIR_IN, 365, T0);
+	apply(f, &ev);
+	none(f);
+	ev = gate_ev(f, "s1", "G01", "C-2", "", DIR_OUT, 365, T0);
+	apply(f, &ev);
+	none(f);
+	ev = gate_ev(f, "s1", "G01", "C-1", "", DIR_OUT, 365, T0);
+	apply(f, &ev);
+	only(f, KIND_ISOLATION_BREACH, "raised");
+	assert_string_equal(f->out.t[0].a.subject, "household:3-2-401");
+	assert_string_equal(f->out.t[0].a.card, "C-1");
+	assert_int_equal(f->out.t[0].a.severity, SEVERITY_CRITICAL);
+	/* after the order's end: no breach */
+	ev = gate_ev(f, "s1", "G01", "C-1", "", DIR_OUT, 365, T0 + 15 * 24 * HOUR);
+	apply(f, &ev);
+	none(f);
+}
+
+static void
+exit_quota_window(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	add_household(f->reg, "s1", "3-2-401");
+	add_card(f->reg, "s1", "C-1", "3-2-401", 0);
+	add_card(f->reg, "s1", "C-2", "3-2-401", 0);
+	/* off by default */
+	for (int i = 0; i < 3; i++) {
+		ev = gate_ev(f, "s1", "G01", "C-1", "", DIR_OUT, 365, T0 + i * S);
+		apply(f, &ev);
+		none(f);
+	}
+	f->cfg.exit_quota = 1;
+	f->cfg.exit_window_us = 5 * S;
+	set_config(f);
+	ev = gate_ev(f, "s1", "G01", "C-1", "", DIR_OUT, 365, T0 + 100 * S);
+	apply(f, &ev);
+	none(f);
+	ev = gate_ev(f, "s1", "G01", "C-1", "", DIR_IN, 365, T0 + 101 * S);
+	apply(f, &ev);
+	none(f);
+	ev = gate_ev(f, "s1", "G02", "C-2", "", DIR_OUT, 365, T0 + 102 * S);	/* same household */
+	apply(f, &ev);
+	only(f, KIND_EXIT_QUOTA, "raised");
+	assert_string_equal(f->out.t[0].a.subject, "household:3-2-401");
+	assert_string_equal(f->out.t[0].a.event_key, ev.key);
+	tick(f, T0 + 104 * S);
+	none(f);
+	tick(f, T0 + 105 * S);	/* the first pass left the window */
+	only(f, KIND_EXIT_QUOTA, "resolved");
+	assert_string_equal(f->out.t[0].a.reason, "window ended");
+}
+
+/* ---- isolation ---- */
+
+static void
+isolation_overdue_and_checked_in(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+	char id[33];
+
+	add_household(f->reg, "s1", "3-2-401");
+	add_order(f->reg, "s1", "3-2-401", "P-7", T0, T0 + 24 * HOUR, 3);
+	f->cfg.check_grace_us = S;
+	set_config(f);
+	tick(f, T0 + 4 * S);
+	none(f);
+	tick(f, T0 + 4 * S + 1);
+	only(f, KIND_ISOLATION_OVERDUE, "raised");
+	assert_string_equal(f->out.t[0].a.subject, "person:P-7");
+	assert_string_equal(f->out.t[0].a.household, "3-2-401");
+	memcpy(id, f->out.t[0].a.alert_id, 33);
+	tick(f, T0 + 20 * S);
+	none(f);
+	/* another person's check does not count */
+	ev = check_ev(f, "s1", "3-2-401", "P-8", 365, "", T0 + 21 * S);
+	apply(f, &ev);
+	none(f);
+	ev = check_ev(f, "s1", "3-2-401", "P-7", 365, "", T0 + 22 * S);
+	apply(f, &ev);
+	assert_string_equal(only(f, KIND_ISOLATION_OVERDUE, "resolved")->a.alert_id, id);
+	assert_string_equal(f->out.t[0].a.reason, "checked in");
+	/* the clock starts again from the check */
+	tick(f, T0 + 26 * S);
+	none(f);
+	tick(f, T0 + 26 * S + 1);
+	only(f, KIND_ISOLATION_OVERDUE, "raised");
+	assert_string_not_equal(f->out.t[0].a.alert_id, id);
+}
+
+static void
+isolation_overdue_household_and_default_interval(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	add_household(f->reg, "s1", "3-2-401");
+	add_order(f->reg, "s1", "3-2-401", "", T0, T0 + 14 * 24 * HOUR, 0);
+	tick(f, T0 + 13 * HOUR);
+	none(f);
+	tick(f, T0 + 13 * HOUR + 1);
+	only(f, KIND_ISOLATION_OVERDUE, "raised");
+	assert_string_equal(f->out.t[0].a.subject, "household:3-2-401");
+	/* any member's check counts for a household order */
+	ev = check_ev(f, "s1", "3-2-401", "P-1", 366, "", T0 + 14 * HOUR);
+	apply(f, &ev);
+	only(f, KIND_ISOLATION_OVERDUE, "resolved");
+}
+
+static void
+isolation_symptoms(void **state)
+{
+	struct fx *f = *state;
+	struct event ev = check_ev(f, "s1", "3-2-401", "P-7", TEMP_NONE, "cough,fatigue", T0);
+
+	apply(f, &ev);
+	only(f, KIND_ISOLATION_SYMPTOM, "raised");
+	assert_string_equal(f->out.t[0].a.subject, "person:P-7");
+	assert_string_equal(f->out.t[0].a.reason, "cough,fatigue");
+	assert_int_equal(f->out.t[0].a.severity, SEVERITY_WARNING);
+	/* without a person: the household */
+	ev = check_ev(f, "s1", "3-2-402", "", TEMP_NONE, "cough", T0);
+	apply(f, &ev);
+	assert_string_equal(only(f, KIND_ISOLATION_SYMPTOM, "raised")->a.subject,
+			    "household:3-2-402");
+	/* symptoms and a fever: two alerts */
+	ev = check_ev(f, "s1", "3-2-403", "P-9", 390, "cough", T0);
+	apply(f, &ev);
+	assert_int_equal(f->out.n, 2);
+	/* a normal check does not resolve symptoms (an operator does) */
+	ev = check_ev(f, "s1", "3-2-401", "P-7", 365, "", T0 + MIN);
+	apply(f, &ev);
+	none(f);
+}
+
+/* ---- disinfection ---- */
+
+static void
+daytime_elapsed(void **state)
+{
+	struct tz *tz;
+	int64_t t0 = T0 / S;	/* 08:00 local */
+
+	(void)state;
+	assert_int_equal(tz_load("Asia/Shanghai", &tz), 0);
+	assert_int_equal(rules_daytime_elapsed(tz, t0, t0 + 3600), 3600);
+	/* 05:00 -> 07:00 local: one hour of day */
+	assert_int_equal(rules_daytime_elapsed(tz, t0 - 3 * 3600, t0 - 3600), 3600);
+	/* 21:00 -> 07:00 next day: 1 h + 1 h */
+	assert_int_equal(rules_daytime_elapsed(tz, t0 + 13 * 3600, t0 + 23 * 3600), 7200);
+	/* a whole day: 16 h */
+	assert_int_equal(rules_daytime_elapsed(tz, t0, t0 + 86400), 16 * 3600);
+	/* night only */
+	assert_int_equal(rules_daytime_elapsed(tz, t0 + 15 * 3600, t0 + 21 * 3600), 0);
+	assert_int_equal(rules_daytime_elapsed(tz, t0 + 10, t0), 0);
+	tz_free(tz);
+	/* a zone with DST: New York, 2020-03-08 (23 h day), 00:00 -> 24:00 local */
+	assert_int_equal(tz_load("America/New_York", &tz), 0);
+	assert_int_equal(rules_daytime_elapsed(tz, 1583643600, 1583643600 + 23 * 3600), 16 * 3600);
+	tz_free(tz);
+}
+
+static void
+disinfection_overdue_daytime(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	add_site(f->reg, "s1", "Asia/Shanghai");
+	add_zone(f->reg, "s1", "Z01", 2 * 3600);
+	/* engine started at 08:00 local: due at 10:00 */
+	tick(f, T0 + 2 * HOUR);
+	none(f);
+	tick(f, T0 + 2 * HOUR + S);
+	only(f, KIND_DISINFECTION_OVERDUE, "raised");
+	assert_string_equal(f->out.t[0].a.subject, "zone:Z01");
+	assert_string_equal(f->out.t[0].a.zone, "Z01");
+	ev = ev_base(f, EVENT_DISINFECTION, "s1", T0 + 3 * HOUR);
+	snprintf(ev.zone, sizeof(ev.zone), "Z01");
+	apply(f, &ev);
+	only(f, KIND_DISINFECTION_OVERDUE, "resolved");
+	assert_string_equal(f->out.t[0].a.reason, "disinfected");
+
+	/* disinfected at 21:00 local: the night does not count, due at 07:00 */
+	ev = ev_base(f, EVENT_DISINFECTION, "s1", T0 + 13 * HOUR);
+	snprintf(ev.zone, sizeof(ev.zone), "Z01");
+	apply(f, &ev);
+	none(f);
+	tick(f, T0 + 22 * HOUR);	/* 06:00 next day */
+	none(f);
+	tick(f, T0 + 23 * HOUR);	/* 07:00 */
+	none(f);
+	tick(f, T0 + 23 * HOUR + S);
+	only(f, KIND_DISINFECTION_OVERDUE, "raised");
+}
+
+static void
+disinfection_site_zone_and_default_interval(void **state)
+{
+	struct fx *f = *state;
+
+	/* a site in UTC: 08:00 Shanghai is 00:00 UTC, night until 06:00 */
+	add_site(f->reg, "s1", "UTC");
+	add_zone(f->reg, "s1", "Z01", 0);	/* 0: the configured default (4 h) */
+	tick(f, T0 + 6 * HOUR);
+	none(f);
+	tick(f, T0 + 10 * HOUR);
+	none(f);
+	tick(f, T0 + 10 * HOUR + S);
+	only(f, KIND_DISINFECTION_OVERDUE, "raised");
+}
+
+/* ---- hotline ---- */
+
+static void
+hotline_limits(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	ev = hotline_ev(f, "s1", "H-7", CALL_OPEN, "medical", 1, T0);
+	apply(f, &ev);
+	none(f);
+	ev = hotline_ev(f, "s1", "H-8", CALL_OPEN, "supplies", 1, T0);
+	apply(f, &ev);
+	ev = hotline_ev(f, "s1", "H-9", CALL_OPEN, "medical", 0, T0);	/* not urgent */
+	apply(f, &ev);
+	tick(f, T0 + 30 * MIN);
+	none(f);
+	tick(f, T0 + 30 * MIN + 1);
+	only(f, KIND_HOTLINE_UNRESOLVED, "raised");
+	assert_string_equal(f->out.t[0].a.subject, "call:H-7");
+	assert_string_equal(f->out.t[0].a.call_id, "H-7");
+	assert_string_equal(f->out.t[0].a.household, "3-2-401");
+	assert_int_equal(f->out.t[0].a.severity, SEVERITY_CRITICAL);
+	tick(f, T0 + 4 * HOUR + 1);
+	only(f, KIND_HOTLINE_UNRESOLVED, "raised");
+	assert_string_equal(f->out.t[0].a.subject, "call:H-8");
+	assert_int_equal(f->out.t[0].a.severity, SEVERITY_WARNING);
+	ev = hotline_ev(f, "s1", "H-7", CALL_RESOLVE, "", -1, T0 + 5 * HOUR);
+	apply(f, &ev);
+	only(f, KIND_HOTLINE_UNRESOLVED, "resolved");
+	assert_string_equal(f->out.t[0].a.reason, "call resolved");
+	tick(f, T0 + 6 * HOUR);
+	none(f);	/* H-8 still open, not raised twice; H-7 gone */
+	tick(f, T0 + 30 * HOUR);
+	none(f);
+}
+
+static void
+hotline_resolved_before_limit(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	ev = hotline_ev(f, "s1", "H-1", CALL_OPEN, "medical", 1, T0);
+	apply(f, &ev);
+	ev = hotline_ev(f, "s1", "H-1", CALL_RESOLVE, "", -1, T0 + MIN);
+	apply(f, &ev);
+	none(f);
+	tick(f, T0 + 5 * HOUR);
+	none(f);
+	/* steps out of order: an update before the open still counts from the open */
+	ev = hotline_ev(f, "s1", "H-2", CALL_UPDATE, "medical", 1, T0 + 10 * MIN);
+	apply(f, &ev);
+	ev = hotline_ev(f, "s1", "H-2", CALL_OPEN, "medical", 1, T0);
+	apply(f, &ev);
+	tick(f, T0 + 30 * MIN + 1);
+	only(f, KIND_HOTLINE_UNRESOLVED, "raised");
+}
+
+/* ---- backlog ---- */
+
+static void
+backlog_raise_and_recover(void **state)
+{
+	struct fx *f = *state;
+
+	rules_output_clear(&f->out);
+	assert_int_equal(rules_backlog(f->r, "cordond-1", 0, "", T0, &f->out), 0);
+	none(f);
+	assert_int_equal(rules_backlog(f->r, "cordond-1", 1, "spool over 80% full", T0, &f->out), 0);
+	only(f, KIND_BACKLOG, "raised");
+	assert_string_equal(f->out.t[0].a.site, "_daemon");
+	assert_string_equal(f->out.t[0].a.subject, "instance:cordond-1");
+	assert_int_equal(f->out.t[0].a.severity, SEVERITY_CRITICAL);
+	assert_string_equal(f->out.t[0].a.reason, "spool over 80% full");
+	rules_output_clear(&f->out);
+	assert_int_equal(rules_backlog(f->r, "cordond-1", 1, "spool over 80% full", T0 + S, &f->out), 0);
+	none(f);
+	assert_int_equal(rules_backlog(f->r, "cordond-1", 0, "", T0 + 2 * S, &f->out), 0);
+	only(f, KIND_BACKLOG, "resolved");
+	assert_string_equal(f->out.t[0].a.reason, "recovered");
+}
+
+/* ---- restored state (G3) ---- */
+
+static void
+restored_alert_continues(void **state)
+{
+	struct fx *f = *state;
+	struct alert a;
+	struct event ev;
+
+	memset(&a, 0, sizeof(a));
+	rules_alert_id("s1", "fever", "person:P-1", "s1/G01/X", a.alert_id);
+	a.kind = KIND_FEVER;
+	a.severity = SEVERITY_WARNING;
+	a.state = ALERT_ACKED;
+	snprintf(a.site, sizeof(a.site), "s1");
+	snprintf(a.subject, sizeof(a.subject), "person:P-1");
+	snprintf(a.event_key, sizeof(a.event_key), "s1/G01/X");
+	a.temp_dc = 375;
+	a.raised_us = a.updated_us = a.published_us = T0 - MIN;
+	a.count = 7;
+	assert_int_equal(rules_restore_alert(f->r, &a), 0);
+	assert_int_equal(rules_restore_alert(f->r, &a), 0);	/* twice: once */
+	assert_int_equal(open_count(f), 1);
+	ev = gate_ev(f, "s1", "G01", "C-1", "P-1", DIR_IN, 380, T0 + 5 * MIN);
+	apply(f, &ev);
+	only(f, KIND_FEVER, "updated");
+	assert_string_equal(f->out.t[0].a.alert_id, a.alert_id);
+	assert_int_equal(f->out.t[0].a.count, 8);
+	assert_int_equal(f->out.t[0].a.state, ALERT_ACKED);
+	ev = ack_ev(f, "s1", a.alert_id, ACK_RESOLVE, "op-1", T0 + 6 * MIN);
+	apply(f, &ev);
+	only(f, KIND_FEVER, "resolved");
+}
+
+static void
+restored_seen_times(void **state)
+{
+	struct fx *f = *state;
+
+	add_gate(f->reg, "s1", "G05", 0, 1);
+	add_household(f->reg, "s1", "3-2-401");
+	add_order(f->reg, "s1", "3-2-401", "P-7", T0 - 24 * HOUR, T0 + 24 * HOUR, 3600);
+	assert_int_equal(rules_restore_seen(f->r, "gate", "s1", "G05", "", T0 + 2 * MIN), 0);
+	assert_int_equal(rules_restore_seen(f->r, "check", "s1", "3-2-401", "P-7", T0 - 10 * MIN), 0);
+	assert_int_equal(rules_restore_seen(f->r, "call", "s1", "H-1", "medical", T0 - 20 * MIN), 0);
+	assert_int_equal(rules_restore_seen(f->r, "bogus", "s1", "x", "", T0), -EINVAL);
+	/* the gate was seen 2 min after start: silent only 5 min after that */
+	tick(f, T0 + 6 * MIN);
+	none(f);
+	tick(f, T0 + 7 * MIN);
+	none(f);
+	tick(f, T0 + 7 * MIN + 1);
+	only(f, KIND_GATE_SILENT, "raised");
+	/* the call opened 20 min before start: due 30 min after its opening */
+	tick(f, T0 + 10 * MIN);
+	none(f);
+	tick(f, T0 + 10 * MIN + 1);
+	only(f, KIND_HOTLINE_UNRESOLVED, "raised");
+	/* the check resets the clock: due at T0 - 10 min + 1 h + 1 h, not at once
+	 * (the order started a day ago) */
+	tick(f, T0 + 110 * MIN);
+	none(f);
+	tick(f, T0 + 110 * MIN + 1);
+	only(f, KIND_ISOLATION_OVERDUE, "raised");
+}
+
+static void
+names(void **state)
+{
+	(void)state;
+	for (int k = 0; k < KIND_COUNT; k++)
+		assert_int_equal(rules_kind_from_name(rules_kind_name((enum alert_kind)k)), k);
+	assert_int_equal(rules_kind_from_name("plague"), -1);
+	assert_string_equal(rules_kind_name(KIND_HOTLINE_UNRESOLVED), "hotline_unresolved");
+	assert_string_equal(rules_severity_name(SEVERITY_CRITICAL), "critical");
+	assert_string_equal(rules_severity_name(SEVERITY_WARNING), "warning");
+	assert_string_equal(rules_state_name(ALERT_ACKED), "acked");
+	assert_string_equal(rules_state_name(ALERT_RESOLVED), "resolved");
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(fever_severity_and_fields),
+		T(fever_never_from_implausible_or_missing),
+		T(fever_subject_person_card_gate),
+		T(fever_rechecked_within_window),
+		T(fever_from_isolation_check),
+		T(dedupe_and_repeat_interval),
+		T(alert_id_stable_across_engines),
+		T(ack_then_resolve),
+		T(ack_unknown_or_other_site),
+		T(open_alerts_listed),
+		T(sealed_gate_event_status_and_reseal),
+		T(gate_silent_timer),
+		T(unknown_and_revoked_cards),
+		T(isolation_breach_outward_only),
+		T(exit_quota_window),
+		T(isolation_overdue_and_checked_in),
+		T(isolation_overdue_household_and_default_interval),
+		T(isolation_symptoms),
+		cmocka_unit_test(daytime_elapsed),
+		T(disinfection_overdue_daytime),
+		T(disinfection_site_zone_and_default_interval),
+		T(hotline_limits),
+		T(hotline_resolved_before_limit),
+		T(backlog_raise_and_recover),
+		T(restored_alert_continues),
+		T(restored_seen_times),
+		cmocka_unit_test(names),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
