@@ -238,7 +238,7 @@ list_segments(struct spool *spool)
 			break;
 	}
 	closedir(d);
-	if (!err)
+	if (!err && spool->nsegs > 1)
 		qsort(spool->segs, spool->nsegs, sizeof(uint64_t), cmp_u64);
 	return err;
 }
@@ -739,8 +739,6 @@ spool_reader_next(struct spool_reader *r, struct spool_record *ret)
 				r->len = avail;
 			}
 		}
-		if (r->pos + avail >= end)
-			return 0;
 		if (r->fd < 0) {
 			char path[4096];
 
@@ -768,6 +766,10 @@ spool_reader_next(struct spool_reader *r, struct spool_record *ret)
 			skip_to(r, limit, "truncated record at segment end");
 			continue;
 		}
+		/* Only now: a partial record at the end of a finished segment
+		 * may reach exactly to `end` (when the next segment is empty). */
+		if (r->pos + avail >= end)
+			return 0;
 		if (r->off > 0) {
 			memmove(r->buf, r->buf + r->off, avail);
 			r->off = 0;
