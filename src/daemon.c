@@ -134,7 +134,7 @@ spool_limits(const struct config *cfg, int64_t *ret_segment, uint64_t *ret_pause
 static void
 check_spool_space(struct daemon *d)
 {
-	uint64_t used = spool_end(d->spool) - spool_first(d->spool);
+	uint64_t used = spool_bytes(d->spool);
 
 	if (!d->paused && !d->stopping && used >= d->pause_at) {
 		log_warn("spool holds %" PRIu64 " of %" PRIu64 " bytes: pausing intake from the broker"
