@@ -66,6 +66,9 @@ int spool_sync(struct spool *spool) __attribute__((warn_unused_result));
 
 uint64_t spool_end(struct spool *spool);	/* after the last whole record */
 uint64_t spool_first(struct spool *spool);	/* first retained position */
+/* Bytes in the segment files (positions may have gaps: never subtract
+ * positions to size the spool). */
+uint64_t spool_bytes(struct spool *spool);
 const char *spool_id(struct spool *spool);	/* random, fixed at creation */
 void spool_get_stats(struct spool *spool, struct spool_stats *ret_stats);
 

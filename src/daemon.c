@@ -282,7 +282,7 @@ spool_limits(const struct config *cfg, int64_t *ret_segment, uint64_t *ret_pause
 static void
 check_spool_space(struct daemon *d)
 {
-	uint64_t used = spool_end(d->spool) - spool_first(d->spool);
+	uint64_t used = spool_bytes(d->spool);
 
 	if (!d->paused && !d->stopping && used >= d->pause_at) {
 		log_warn("spool holds %" PRIu64 " of %" PRIu64 " bytes: pausing intake from the broker"
@@ -572,7 +572,7 @@ log_stats(struct daemon *d)
 static void
 check_backlog(struct daemon *d, int64_t now)
 {
-	uint64_t used = spool_end(d->spool) - spool_first(d->spool);
+	uint64_t used = spool_bytes(d->spool);
 	struct store_stats ss;
 	char why[64] = "";
 
@@ -601,7 +601,7 @@ render_metrics(struct daemon *d, const struct ingest_stats *is, const struct sto
 	const char *key;
 	void *v;
 	FILE *f;
-	uint64_t used = spool_end(d->spool) - spool_first(d->spool);
+	uint64_t used = spool_bytes(d->spool);
 	const char *why = !is->connected ? "broker not connected" :
 			  is->spool_failing ? "spool not writable" : "";
 

@@ -30,6 +30,10 @@
 
 #define MAGIC 0x31525343u	/* "CSR1" */
 #define MAX_STORED_PAYLOAD (16u << 20)
+/* Bounds of what one segment can hold: the largest segment_bytes the
+ * configuration allows, plus one record of the largest kind. */
+#define SPOOL_MAX_SEGMENT (1ull << 30)
+#define SPOOL_MAX_RECORD (SPOOL_HEADER_SIZE + 65535ull + MAX_STORED_PAYLOAD)
 #define SEG_SUFFIX ".seg"
 
 struct spool {
@@ -43,6 +47,7 @@ struct spool {
 	size_t nsegs, cap;
 	int fd;			/* last segment, open for append */
 	uint64_t seg_len;	/* bytes in the last segment */
+	uint64_t closed_bytes;	/* bytes in the segments before it */
 	_Atomic uint64_t end;
 	_Atomic uint64_t first;
 
@@ -57,6 +62,7 @@ struct spool_reader {
 	uint64_t seg_start;	/* of the open segment, when fd >= 0 */
 	uint8_t *buf;
 	size_t cap, off, len;	/* valid bytes: buf[off..len) */
+	int resyncing;		/* skipping bytes after a corrupt record */
 };
 
 static void
@@ -238,7 +244,7 @@ list_segments(struct spool *spool)
 			break;
 	}
 	closedir(d);
-	if (!err)
+	if (!err && spool->nsegs > 1)
 		qsort(spool->segs, spool->nsegs, sizeof(uint64_t), cmp_u64);
 	return err;
 }
@@ -370,11 +376,16 @@ spool_open(const struct spool_options *opt, struct spool **ret_spool)
 		err = recover_last(spool, &len);
 		if (!err && spool->torn_bytes) {
 			/* Positions are never reused: a checkpoint may already
-			 * name a position inside the part that was cut (committed
-			 * before a power loss tore it on disk), so new records
-			 * start in a new segment after everything the old one
-			 * ever held. Readers step over the gap. */
-			uint64_t next = spool->segs[spool->nsegs - 1] + len + spool->torn_bytes;
+			 * name a position inside the part that was cut - even
+			 * beyond what the torn file still shows (committed before
+			 * a power loss tore it on disk). So new records start in
+			 * a new segment beyond anything the old one can ever have
+			 * held: a segment never grows past the largest segment
+			 * size plus one record. Readers step over the gap. */
+			uint64_t start = spool->segs[spool->nsegs - 1];
+			uint64_t held = len + spool->torn_bytes;
+			uint64_t next = start + (held > SPOOL_MAX_SEGMENT ? held : SPOOL_MAX_SEGMENT) +
+					SPOOL_MAX_RECORD;
 
 			err = push_seg(spool, next);
 			if (!err)
@@ -386,6 +397,14 @@ spool_open(const struct spool_options *opt, struct spool **ret_spool)
 	}
 	if (err)
 		goto fail;
+	for (size_t i = 0; i + 1 < spool->nsegs; i++) {
+		char path[4096];
+		struct stat st;
+
+		seg_path(spool, spool->segs[i], path, sizeof(path));
+		if (stat(path, &st) == 0)
+			spool->closed_bytes += (uint64_t)st.st_size;
+	}
 	spool->seg_len = len;
 	spool->end = spool->segs[spool->nsegs - 1] + len;
 	spool->first = spool->segs[0];
@@ -433,6 +452,7 @@ rotate(struct spool *spool)
 		return err;
 	}
 	close(old);
+	spool->closed_bytes += spool->seg_len;
 	spool->seg_len = 0;
 	return 0;
 }
@@ -464,7 +484,7 @@ spool_append(struct spool *spool, const char *topic, size_t topic_len,
 	iov[2] = (struct iovec){ (void *)payload, stored };
 
 	pthread_mutex_lock(&spool->lock);
-	if (spool->end - spool->first + size > (uint64_t)spool->opt.max_bytes) {
+	if (spool->closed_bytes + spool->seg_len + size > (uint64_t)spool->opt.max_bytes) {
 		err = -ENOSPC;
 		goto out;
 	}
@@ -538,6 +558,17 @@ spool_end(struct spool *spool)
 }
 
 uint64_t
+spool_bytes(struct spool *spool)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&spool->lock);
+	n = spool->closed_bytes + spool->seg_len;
+	pthread_mutex_unlock(&spool->lock);
+	return n;
+}
+
+uint64_t
 spool_first(struct spool *spool)
 {
 	return atomic_load(&spool->first);
@@ -563,7 +594,11 @@ spool_release(struct spool *spool, uint64_t pos)
 	while (spool->nsegs > 1 && spool->segs[1] <= pos) {
 		char path[4096];
 
+		struct stat st;
+
 		seg_path(spool, spool->segs[0], path, sizeof(path));
+		if (stat(path, &st) == 0 && (uint64_t)st.st_size <= spool->closed_bytes)
+			spool->closed_bytes -= (uint64_t)st.st_size;
 		if (unlink(path) < 0 && errno != ENOENT) {
 			log_warn("spool: cannot delete %s: %s", path, strerror(errno));
 			break;
@@ -708,7 +743,21 @@ spool_reader_next(struct spool_reader *r, struct spool_record *ret)
 					skip_to(r, limit, "corrupt record");
 					continue;
 				}
-				return -EBADMSG;
+				/* In the segment being written: look for the next
+				 * whole record byte by byte (said once). */
+				if (!r->resyncing) {
+					atomic_fetch_add(&r->spool->corrupt, 1);
+					log_err("spool: corrupt record at position %" PRIu64
+						"; looking for the next whole record", r->pos);
+				}
+				r->resyncing = 1;
+				r->off++;
+				r->pos++;
+				continue;
+			}
+			if (r->resyncing && size <= avail) {
+				log_notice("spool: records again from position %" PRIu64, r->pos);
+				r->resyncing = 0;
 			}
 			if (size <= avail) {
 				size_t tlen = get_u16(h + 12);
@@ -739,8 +788,6 @@ spool_reader_next(struct spool_reader *r, struct spool_record *ret)
 				r->len = avail;
 			}
 		}
-		if (r->pos + avail >= end)
-			return 0;
 		if (r->fd < 0) {
 			char path[4096];
 
@@ -768,6 +815,10 @@ spool_reader_next(struct spool_reader *r, struct spool_record *ret)
 			skip_to(r, limit, "truncated record at segment end");
 			continue;
 		}
+		/* Only now: a partial record at the end of a finished segment
+		 * may reach exactly to `end` (when the next segment is empty). */
+		if (r->pos + avail >= end)
+			return 0;
 		if (r->off > 0) {
 			memmove(r->buf, r->buf + r->off, avail);
 			r->off = 0;
