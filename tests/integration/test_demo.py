@@ -1,0 +1,30 @@
+"""scripts/demo --duration 60s, as a user without a terminal would run it:
+exit 0, alerts on screen (a fever, the forced sealed gate), the daily report,
+and nothing it started left running."""
+
+import os
+import subprocess
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+DEMO_DIR = os.path.join(ROOT, ".demo")
+
+
+def leftovers():
+    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [l for l in ps.splitlines() if DEMO_DIR in l and "ps -eo" not in l]
+
+
+def test_demo_runs_and_cleans_up():
+    assert not leftovers(), "a demo is already running:\n" + "\n".join(leftovers())
+    env = dict(os.environ, CI="1", TERM="dumb")
+    p = subprocess.run(["scripts/demo", "--duration", "60s"], cwd=ROOT, env=env,
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=500)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out
+    lines = out.splitlines()
+    assert any(" fever " in l and "raised" in l for l in lines), out
+    assert any(" sealed_gate " in l and "G07" in l for l in lines), out
+    assert "daily report" in out and "Gates" in out and "Alerts" in out, out
+    assert "published" in out, out   # the simulator's table
+    assert not leftovers(), "left running:\n" + "\n".join(leftovers())
