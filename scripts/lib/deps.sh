@@ -2,8 +2,10 @@
 # Debian packages cordon needs, and install-if-missing. Source it, then call
 # deps_ensure [build|run|all]  (default all).
 
+# clang and libclang-rt-14-dev (libFuzzer) build the fuzz targets (tests/fuzz).
 DEPS_BUILD=(gcc meson ninja-build pkg-config libpaho-mqtt-dev libpq-dev libjansson-dev
-            libinih-dev libsystemd-dev libmicrohttpd-dev libxxhash-dev libcmocka-dev libssl-dev)
+            libinih-dev libsystemd-dev libmicrohttpd-dev libxxhash-dev libcmocka-dev libssl-dev
+            clang libclang-rt-14-dev)
 DEPS_RUN=(mosquitto mosquitto-clients postgresql tzdata python3-pytest python3-paho-mqtt
           python3-psycopg2 openssl systemd)
 

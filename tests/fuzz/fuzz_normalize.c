@@ -1,0 +1,147 @@
+/* fuzz_normalize.c - libFuzzer target for the normalizer.
+ *
+ * Input: when it starts with a short line (at most 256 bytes before the
+ * first '\n') that contains a '/', that line is the MQTT topic and the
+ * rest is the payload; otherwise the topic is "cordon/s1/gate/G03/event"
+ * and the whole input is the payload. So a seed file can be a bare JSON
+ * payload, or "topic\npayload".
+ *
+ * Topic and payload are copied into buffers of exactly their size (not
+ * NUL-terminated), so that ASan sees any read past either one. Besides
+ * "no crash, no leak, no UB" the target checks a few invariants and
+ * abort()s when one fails:
+ *   - a result is either a reject (reason set, no events) or 1..max events
+ *     with NUL-terminated strings;
+ *   - normalize_parse_time() of the payload as a C string either fails or
+ *     gives a time that normalize_format_time() prints and parses back to
+ *     the same value (for times in 1970..9999). */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "normalize.h"
+
+#define TOPIC_LINE_MAX 256
+#define RECV_US 1581849120000000LL	/* 2020-02-16T10:32:00Z */
+#define YEAR_10000_US 253402300800000000LL
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static const struct norm_context ctx = {
+	.topic_root = "cordon",
+	.max_clock_skew_us = 600LL * 1000000,
+	.tz_offset_s = 8 * 3600,
+};
+
+static struct event events[NORM_MAX_EVENTS];
+
+#define CHECK(cond) do {						\
+		if (!(cond)) {						\
+			fprintf(stderr, "%s:%d: invariant failed: %s\n",	\
+				__FILE__, __LINE__, #cond);		\
+			abort();					\
+		}							\
+	} while (0)
+
+static void
+check_str(const char *s, size_t size)
+{
+	CHECK(memchr(s, '\0', size) != NULL);
+}
+
+static void
+check_result(const struct norm_result *res)
+{
+	char buf[64];
+
+	check_str(res->detail, sizeof(res->detail));
+	check_str(res->site, sizeof(res->site));
+	if (res->reason) {
+		CHECK(res->reason[0] != '\0');
+		CHECK(res->nevents == 0);
+		return;
+	}
+	CHECK(res->nevents >= 1 && res->nevents <= NORM_MAX_EVENTS);
+	for (size_t i = 0; i < res->nevents; i++) {
+		const struct event *ev = &events[i];
+
+		check_str(ev->key, sizeof(ev->key));
+		CHECK(ev->key[0] != '\0');
+		check_str(ev->site, sizeof(ev->site));
+		check_str(ev->gate, sizeof(ev->gate));
+		check_str(ev->card, sizeof(ev->card));
+		check_str(ev->person, sizeof(ev->person));
+		CHECK(ev->vendor != NULL);
+		CHECK(ev->received_us == RECV_US);
+		CHECK(ev->mask >= -1 && ev->mask <= 1);
+		normalize_format_time(ev->device_us, buf, sizeof(buf));
+		normalize_format_time(ev->rule_us, buf, sizeof(buf));
+		for (unsigned f = 1; f != 0; f <<= 1)
+			if (ev->flags & f)
+				(void)normalize_flag_name(f);
+	}
+}
+
+static void
+check_time(const uint8_t *p, size_t len)
+{
+	char *s = malloc(len + 1), buf[64];
+	int64_t us, again;
+
+	if (!s)
+		return;
+	memcpy(s, p, len);
+	s[len] = '\0';
+	if (normalize_parse_time(s, ctx.tz_offset_s, &us) == 0 &&
+	    us >= 0 && us < YEAR_10000_US) {
+		normalize_format_time(us, buf, sizeof(buf));
+		CHECK(normalize_parse_time(buf, 0, &again) == 0);
+		CHECK(again == us);
+	}
+	free(s);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const char default_topic[] = "cordon/s1/gate/G03/event";
+	const uint8_t *nl = memchr(data, '\n', size < TOPIC_LINE_MAX ? size : TOPIC_LINE_MAX);
+	const uint8_t *topic = (const uint8_t *)default_topic, *payload = data;
+	size_t topic_len = sizeof(default_topic) - 1, payload_len = size;
+	struct norm_result res;
+	struct norm_input in;
+	char *tbuf;
+	uint8_t *pbuf;
+	char hex[33];
+
+	if (nl && memchr(data, '/', (size_t)(nl - data))) {
+		topic = data;
+		topic_len = (size_t)(nl - data);
+		payload = nl + 1;
+		payload_len = size - topic_len - 1;
+	}
+	/* Exact-size copies; malloc(0) may return NULL, so allocate at least 1. */
+	tbuf = malloc(topic_len ? topic_len : 1);
+	pbuf = malloc(payload_len ? payload_len : 1);
+	if (!tbuf || !pbuf)
+		abort();
+	memcpy(tbuf, topic, topic_len);
+	if (payload_len)
+		memcpy(pbuf, payload, payload_len);
+
+	in = (struct norm_input){
+		.topic = tbuf, .topic_len = topic_len,
+		.payload = pbuf, .payload_len = payload_len,
+		.orig_len = payload_len, .received_us = RECV_US,
+	};
+	CHECK(normalize_message(&ctx, &in, events, NORM_MAX_EVENTS, &res) == 0);
+	check_result(&res);
+	normalize_message_hash(&in, hex);
+	CHECK(strlen(hex) == 32);
+
+	check_time(pbuf, payload_len);
+	free(tbuf);
+	free(pbuf);
+	return 0;
+}
