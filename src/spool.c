@@ -737,7 +737,11 @@ spool_reader_next(struct spool_reader *r, struct spool_record *ret)
 			const uint8_t *h = r->buf + r->off;
 			size_t size = header_size(h);
 
-			if (size == 0 || (size <= avail && !record_valid(h, size))) {
+			/* Every record that starts below the end lies wholly below
+			 * it (the end moves only past whole records): a header
+			 * that claims more is corrupt, not a record in flight. */
+			if (size == 0 || (size <= avail && !record_valid(h, size)) ||
+			    r->pos + size > end) {
 				if (locate(r->spool, r->pos, &seg_start, &limit) == 0 &&
 				    limit != UINT64_MAX) {
 					skip_to(r, limit, "corrupt record");
@@ -803,8 +807,15 @@ spool_reader_next(struct spool_reader *r, struct spool_record *ret)
 				return -errno;
 			r->seg_start = seg_start;
 		}
-		if (locate(r->spool, r->seg_start, &seg_start, &limit) < 0)
-			limit = UINT64_MAX;
+		if (locate(r->spool, r->seg_start, &seg_start, &limit) < 0 ||
+		    seg_start != r->seg_start) {
+			/* Our segment was deleted under us (all of it was
+			 * committed, the reader sat at its end): find the
+			 * segment of our position again. */
+			close(r->fd);
+			r->fd = -1;
+			continue;
+		}
 		if (r->pos + avail >= limit) {
 			if (avail == 0) {
 				/* This segment is done: move to the next. */

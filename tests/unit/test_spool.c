@@ -255,6 +255,41 @@ limit_and_truncation(void **state)
 	spool_close(s);
 }
 
+/* A reader that sits at the end of a segment when that segment is
+ * released (everything in it committed) goes on in the next one. */
+static void
+reader_survives_release_of_its_segment(void **state)
+{
+	struct spool *s = open_spool(4096, 1 << 30);
+	struct spool_reader *r;
+	struct spool_record rec;
+	int i, released = 0;
+
+	(void)state;
+	assert_int_equal(spool_reader_create(s, 0, &r), 0);
+	for (i = 0; i < 200 && !released; i++) {
+		uint64_t before = spool_end(s);
+
+		append_n(s, i, 1);
+		if (count_segments() == 2) {
+			/* This append started a new segment: release the old
+			 * one while the reader still holds it, at its end. */
+			spool_release(s, before);
+			assert_int_equal(count_segments(), 1);
+			released = 1;
+		}
+		assert_int_equal(spool_reader_next(r, &rec), 1);
+		assert_int_equal(rec.recv_us, i);
+	}
+	assert_true(released);
+	append_n(s, i, 1);
+	assert_int_equal(spool_reader_next(r, &rec), 1);
+	assert_int_equal(rec.recv_us, i);
+	assert_int_equal(spool_reader_next(r, &rec), 0);
+	spool_reader_destroy(r);
+	spool_close(s);
+}
+
 static void
 checkpoint_round_trip(void **state)
 {
@@ -283,6 +318,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(corrupt_record_in_old_segment_is_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(limit_and_truncation, setup, teardown),
 		cmocka_unit_test_setup_teardown(checkpoint_round_trip, setup, teardown),
+		cmocka_unit_test_setup_teardown(reader_survives_release_of_its_segment, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
