@@ -14,8 +14,14 @@ from harness import gate_event, publish_many, wait_until
 SITE = "cx"
 
 
-def now_ts():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+def now_ts(offset_s=0):
+    t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=offset_s)
+    return t.isoformat(timespec="milliseconds")
+
+
+def hotline(call_id, id, action, ts, **kw):
+    body = {"call_id": call_id, "id": id, "action": action, "ts": ts, **kw}
+    return "cordon/%s/hotline" % SITE, json.dumps(body).encode()
 
 
 def alert_row(env, alert_id):
@@ -55,6 +61,16 @@ def test_alerts_ack_resolve_stats_report(env, cordond, setup):
         gate_event(SITE, "G09", "E-4", card="C-4", person="P-4", temp_c=36.6, ts=ts),
         ("cordon/%s/disinfection/Z01" % SITE,
          json.dumps({"id": "D-1", "ts": ts, "crew": "crew-1", "agent": "chlorine"}).encode()),
+        ("cordon/%s/isolation/HH-1/check" % SITE,
+         json.dumps({"id": "K-1", "ts": ts, "person": "P-9", "temp_c": 36.5}).encode()),
+        ("cordon/%s/isolation/HH-1/check" % SITE,
+         json.dumps({"id": "K-2", "ts": ts, "temp_c": 36.8}).encode()),
+        # medical: resolved after 4 and 6 minutes (median 5.0); other: still open
+        hotline("H-1", "1", "open", now_ts(-360), category="medical", urgent=False),
+        hotline("H-1", "2", "resolve", now_ts(-120)),
+        hotline("H-2", "1", "open", now_ts(-360), category="medical", urgent=False),
+        hotline("H-2", "2", "resolve", ts),
+        hotline("H-3", "1", "open", ts, category="supplies", urgent=False),
     ])
 
     def open_alerts():
@@ -64,7 +80,10 @@ def test_alerts_ack_resolve_stats_report(env, cordond, setup):
                what=lambda: "fever and sealed_gate open (have %r)" % (open_alerts(),))
     ids = dict(open_alerts())
     wait_until(lambda: env.pg.count("gate_events", "site = %s", (SITE,)) == 4
-               and env.pg.count("disinfections", "site = %s", (SITE,)) == 1,
+               and env.pg.count("disinfections", "site = %s", (SITE,)) == 1
+               and env.pg.count("isolation_checks", "site = %s", (SITE,)) == 2
+               and env.pg.count("hotline_calls", "site = %s AND (category = 'supplies'"
+                                " OR resolved_at IS NOT NULL)", (SITE,)) == 3,
                what="the events stored")
 
     # alerts: both, with a header; filters work.
@@ -109,6 +128,8 @@ def test_alerts_ack_resolve_stats_report(env, cordond, setup):
     rows = {l.split()[0]: l.split()[1:] for l in out.splitlines() if l.split()}
     assert rows["gate_events"] == ["4", "4"], out
     assert rows["disinfections"] == ["1", "1"], out
+    assert rows["isolation_checks"] == ["2", "2"], out
+    assert rows["hotline_events"] == ["5", "5"], out
     assert rows["sealed_gate"][0] == "1", out            # open alerts by kind
     assert "fever" not in rows, out                      # resolved: not open
     assert "spool checkpoint" in out and "cordond-test" in out, out
@@ -120,6 +141,9 @@ def test_alerts_ack_resolve_stats_report(env, cordond, setup):
     assert rows["G01"] == ["3", "3", "1", "1"], out      # passes screened fevers implausible
     assert rows["G09"] == ["1", "1", "0", "0"], out
     assert rows["Z01"] == ["1"], out
+    assert rows["HH-1"] == ["2"], out
+    assert rows["medical"] == ["2", "2", "5.0"], out
+    assert rows["supplies"] == ["1", "0", "-"], out
     assert rows["fever"][0] == "1" and rows["sealed_gate"][0] == "1", out
 
     # report daily --csv: one section name per line
@@ -128,6 +152,9 @@ def test_alerts_ack_resolve_stats_report(env, cordond, setup):
     assert "gates,gate,passes,screened,fevers,implausible" in lines, out
     assert "gates,G01,3,3,1,1" in lines and "gates,G09,1,1,0,0" in lines, out
     assert "zones,Z01,1" in lines, out
+    assert "isolation,HH-1,2" in lines, out
+    assert "hotline,category,calls,resolved,median_min_to_resolve" in lines, out
+    assert "hotline,medical,2,2,5.0" in lines and "hotline,supplies,1,0,-" in lines, out
     assert "alerts,fever,1,1,0" in lines and "alerts,sealed_gate,1,1,1" in lines, out
     assert lines[1].startswith("report,%s," % SITE), out
     # another day: nothing
