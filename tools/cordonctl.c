@@ -25,7 +25,7 @@ usage(FILE *out)
 {
 	fputs("usage: cordonctl [-c FILE] COMMAND [ARGS]\n"
 	      "  -c, --config FILE   configuration file of cordond (default /etc/cordon/cordond.conf);\n"
-	      "                      only [postgres] conninfo is used\n"
+	      "                      [postgres] conninfo is used, and [mqtt] by ack and resolve\n"
 	      "  -V, --version       print the version\n"
 	      "  -h, --help          this text\n"
 	      "\n"
@@ -55,6 +55,16 @@ usage(FILE *out)
 	      "                                     home isolation order (default 14 days, the whole\n"
 	      "                                     household unless --person)\n"
 	      "  release S --household H            end the household's active isolation orders\n"
+	      "  alerts [--kind K] [--site S]       open alerts, critical first, then newest\n"
+	      "  ack ID [--by NAME] [--note TEXT]   acknowledge an open alert (published on\n"
+	      "                                     <topic_root>/<site>/ack; --by defaults to $USER)\n"
+	      "  resolve ID [--by NAME] [--note TEXT]\n"
+	      "                                     resolve an open alert the same way\n"
+	      "  stats                              rows per event table, rejects by reason,\n"
+	      "                                     open alerts by kind, spool checkpoints\n"
+	      "  report daily [--date YYYY-MM-DD] [--site S] [--csv]\n"
+	      "                                     the day's gates, zones, isolation checks,\n"
+	      "                                     hotline calls and alerts per site\n"
 	      "\n"
 	      "exit status: 0 done, 1 failed (nothing changed), 2 usage error\n", out);
 }
@@ -406,6 +416,11 @@ main(int argc, char **argv)
 		{ "card", ctl_cmd_card },
 		{ "isolate", ctl_cmd_isolate },
 		{ "release", ctl_cmd_release },
+		{ "alerts", ctl_cmd_alerts },
+		{ "ack", ctl_cmd_ack },
+		{ "resolve", ctl_cmd_resolve },
+		{ "stats", ctl_cmd_stats },
+		{ "report", ctl_cmd_report },
 	};
 	struct ctl ctl = { .config_path = "/etc/cordon/cordond.conf" };
 	int c, rc;

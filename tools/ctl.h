@@ -88,5 +88,10 @@ int ctl_cmd_card(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_isolate(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_release(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_import(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_alerts(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_ack(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_resolve(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_stats(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_report(struct ctl *ctl, int argc, char **argv);
 
 #endif

@@ -1,0 +1,519 @@
+/* ctl_alerts.c - cordonctl's operating commands: alerts, ack, resolve,
+ * stats, report daily.
+ *
+ * They read PostgreSQL only; ack and resolve publish the operator's
+ * message on <topic_root>/<site>/ack (docs/alerts.md) with the Paho
+ * synchronous client and leave the state change to cordond, which owns
+ * the alerts table. */
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <MQTTClient.h>
+#include <jansson.h>
+
+#include "config.h"
+#include "ctl.h"
+
+#define QUERY(ctl, what, sql, ...) \
+	ctl_query((ctl), (what), (sql), \
+		  (int)(sizeof((const char *[]){ __VA_ARGS__ }) / sizeof(const char *)), \
+		  (const char *const[]){ __VA_ARGS__ })
+
+/* Loads the config file again for the [mqtt] and [rules] parts (ctl_open
+ * keeps only the connection). 0 or -1 after printing why. */
+static int
+load_config(struct ctl *ctl, struct config *cfg)
+{
+	if (config_init(cfg) < 0) {
+		ctl_err("out of memory");
+		return -1;
+	}
+	if (config_load(cfg, ctl->config_path, stderr) < 0) {
+		config_finish(cfg);
+		ctl_err("invalid configuration in %s", ctl->config_path);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- alerts */
+
+#define ALERTS "alerts [--kind K] [--site S]"
+
+int
+ctl_cmd_alerts(struct ctl *ctl, int argc, char **argv)
+{
+	const char *pos[1], *kind = NULL, *site = NULL;
+	const struct ctl_opt opts[] = {
+		{ "--kind", &kind, NULL },
+		{ "--site", &site, NULL },
+		{ NULL, NULL, NULL },
+	};
+	PGresult *res;
+
+	if (ctl_parse(ALERTS, argc, argv, opts, pos, 0, 0) < 0)
+		return CTL_USAGE;
+	if (site && strcmp(site, "_daemon") != 0 && ctl_check_id(ALERTS, "site", site) < 0)
+		return CTL_USAGE;
+	if (kind && (!*kind || strlen(kind) > 64))
+		return ctl_usage(ALERTS, "bad kind '%.80s'", kind);
+	if (ctl_open(ctl) < 0)
+		return CTL_FAIL;
+	res = QUERY(ctl, "listing the open alerts",
+		    "SELECT to_char(a.raised_at AT TIME ZONE coalesce(s.timezone, 'Asia/Shanghai'),"
+		    "               'YYYY-MM-DD\"T\"HH24:MI:SS') AS raised,"
+		    "       a.site, a.kind, a.severity, a.state, a.subject, a.count, a.alert_id"
+		    "  FROM alerts a LEFT JOIN sites s ON s.site = a.site"
+		    " WHERE a.state <> 'resolved'"
+		    "   AND ($1::text IS NULL OR a.kind = $1)"
+		    "   AND ($2::text IS NULL OR a.site = $2)"
+		    " ORDER BY CASE a.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,"
+		    "          a.raised_at DESC, a.alert_id",
+		    kind, site);
+	if (!res)
+		return CTL_FAIL;
+	if (PQntuples(res) == 0)
+		printf("no open alerts\n");
+	else
+		ctl_print_table(res);
+	PQclear(res);
+	return CTL_OK;
+}
+
+/* ---------------------------------------------------------------- ack, resolve */
+
+#define ACK "ack ID [--by NAME] [--note TEXT]"
+#define RESOLVE "resolve ID [--by NAME] [--note TEXT]"
+
+/* Reads the first line of a secret file into a malloc'd string. */
+static char *
+read_secret(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char buf[1024];
+	size_t n;
+
+	if (!f)
+		return NULL;
+	if (!fgets(buf, sizeof(buf), f))
+		buf[0] = '\0';
+	fclose(f);
+	n = strlen(buf);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	return strdup(buf);
+}
+
+/* Publishes payload at QoS 1 and waits until the broker has it. 0 or -1. */
+static int
+publish_qos1(const struct config *cfg, const char *topic, const char *payload)
+{
+	MQTTClient client;
+	MQTTClient_connectOptions co = MQTTClient_connectOptions_initializer;
+	MQTTClient_SSLOptions ssl = MQTTClient_SSLOptions_initializer;
+	MQTTClient_deliveryToken token;
+	char client_id[64], *password = NULL;
+	int rc, ret = -1;
+
+	snprintf(client_id, sizeof(client_id), "cordonctl-%ld", (long)getpid());
+	rc = MQTTClient_create(&client, cfg->mqtt_uri, client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
+	if (rc != MQTTCLIENT_SUCCESS) {
+		ctl_err("MQTT: cannot create a client for %s: %s", cfg->mqtt_uri,
+			MQTTClient_strerror(rc));
+		return -1;
+	}
+	co.keepAliveInterval = 30;
+	co.cleansession = 1;
+	co.connectTimeout = 10;
+	if (cfg->mqtt_username[0])
+		co.username = cfg->mqtt_username;
+	if (cfg->mqtt_password_file[0]) {
+		password = read_secret(cfg->mqtt_password_file);
+		if (!password) {
+			ctl_err("cannot read [mqtt] password_file %s: %s", cfg->mqtt_password_file,
+				strerror(errno));
+			goto out;
+		}
+		co.password = password;
+	}
+	if (strncmp(cfg->mqtt_uri, "ssl://", 6) == 0 || strncmp(cfg->mqtt_uri, "mqtts://", 8) == 0) {
+		if (cfg->mqtt_ca_file[0])
+			ssl.trustStore = cfg->mqtt_ca_file;
+		if (cfg->mqtt_cert_file[0])
+			ssl.keyStore = cfg->mqtt_cert_file;
+		if (cfg->mqtt_key_file[0])
+			ssl.privateKey = cfg->mqtt_key_file;
+		ssl.enableServerCertAuth = 1;
+		co.ssl = &ssl;
+	}
+	rc = MQTTClient_connect(client, &co);
+	if (rc != MQTTCLIENT_SUCCESS) {
+		ctl_err("MQTT: cannot connect to %s: %s (%d)", cfg->mqtt_uri,
+			rc < 0 ? MQTTClient_strerror(rc) : "refused by the broker", rc);
+		goto out;
+	}
+	rc = MQTTClient_publish(client, topic, (int)strlen(payload), payload, 1, 0, &token);
+	if (rc == MQTTCLIENT_SUCCESS)
+		rc = MQTTClient_waitForCompletion(client, token, 10000);
+	if (rc != MQTTCLIENT_SUCCESS)
+		ctl_err("MQTT: publishing on %s: %s", topic, MQTTClient_strerror(rc));
+	else
+		ret = 0;
+	MQTTClient_disconnect(client, 1000);
+out:
+	if (password) {
+		memset(password, 0, strlen(password));
+		free(password);
+	}
+	MQTTClient_destroy(&client);
+	return ret;
+}
+
+static int
+ack_or_resolve(struct ctl *ctl, const char *action, const char *synopsis, int argc, char **argv)
+{
+	const char *pos[1], *by = NULL, *note = NULL;
+	const struct ctl_opt opts[] = {
+		{ "--by", &by, NULL },
+		{ "--note", &note, NULL },
+		{ NULL, NULL, NULL },
+	};
+	struct config cfg;
+	PGresult *res;
+	json_t *msg;
+	char *payload, *topic = NULL, *site;
+	int rc;
+
+	if (ctl_parse(synopsis, argc, argv, opts, pos, 1, 1) < 0)
+		return CTL_USAGE;
+	if (!*pos[0] || strlen(pos[0]) > 128)
+		return ctl_usage(synopsis, "bad alert id '%.80s'", pos[0]);
+	if (!by) {
+		struct passwd *pw = getpwuid(getuid());
+
+		by = getenv("USER");
+		if ((!by || !*by) && pw)
+			by = pw->pw_name;
+		if (!by || !*by)
+			return ctl_usage(synopsis, "cannot tell who you are: give --by NAME");
+	}
+	if (!*by || strlen(by) > 128)
+		return ctl_usage(synopsis, "bad --by '%.80s'", by);
+	if (note && strlen(note) > 1000)
+		return ctl_usage(synopsis, "--note is longer than 1000 bytes");
+	if (ctl_open(ctl) < 0)
+		return CTL_FAIL;
+	res = QUERY(ctl, "looking up the alert",
+		    "SELECT site FROM alerts WHERE alert_id = $1 AND state <> 'resolved'", pos[0]);
+	if (!res)
+		return CTL_FAIL;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		ctl_err("no open alert %s", pos[0]);
+		return CTL_FAIL;
+	}
+	site = strdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (!site || load_config(ctl, &cfg) < 0) {
+		free(site);
+		return CTL_FAIL;
+	}
+	msg = json_pack("{s:s, s:s, s:s}", "alert_id", pos[0], "by", by, "action", action);
+	if (msg && note)
+		json_object_set_new(msg, "note", json_string(note));
+	payload = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+	json_decref(msg);
+	if (!payload || asprintf(&topic, "%s/%s/ack", cfg.topic_root, site) < 0) {
+		ctl_err("out of memory");
+		rc = CTL_FAIL;
+	} else if (publish_qos1(&cfg, topic, payload) < 0) {
+		rc = CTL_FAIL;
+	} else {
+		printf("%s of alert %s (site %s) by %s sent on %s\n", action, pos[0], site, by, topic);
+		rc = CTL_OK;
+	}
+	free(payload);
+	free(topic);
+	free(site);
+	config_finish(&cfg);
+	return rc;
+}
+
+int
+ctl_cmd_ack(struct ctl *ctl, int argc, char **argv)
+{
+	return ack_or_resolve(ctl, "ack", ACK, argc, argv);
+}
+
+int
+ctl_cmd_resolve(struct ctl *ctl, int argc, char **argv)
+{
+	return ack_or_resolve(ctl, "resolve", RESOLVE, argc, argv);
+}
+
+/* ---------------------------------------------------------------- stats */
+
+/* Runs a query without parameters and prints it under a heading. */
+static int
+section(struct ctl *ctl, const char *title, const char *sql, int nparams,
+	const char *const *params)
+{
+	PGresult *res = ctl_query(ctl, title, sql, nparams, params);
+
+	if (!res)
+		return -1;
+	printf("%s\n", title);
+	if (PQntuples(res) == 0)
+		printf("(none)\n");
+	else
+		ctl_print_table(res);
+	printf("\n");
+	PQclear(res);
+	return 0;
+}
+
+int
+ctl_cmd_stats(struct ctl *ctl, int argc, char **argv)
+{
+	const char *pos[1];
+
+	if (ctl_parse("stats", argc, argv, NULL, pos, 0, 0) < 0)
+		return CTL_USAGE;
+	if (ctl_open(ctl) < 0)
+		return CTL_FAIL;
+	if (section(ctl, "rows per table",
+		    "SELECT t AS table, last_hour, total FROM ("
+		    " SELECT 1 AS o, 'gate_events' AS t,"
+		    "  count(*) FILTER (WHERE received_at >= now() - interval '1 hour') AS last_hour,"
+		    "  count(*) AS total FROM gate_events"
+		    " UNION ALL SELECT 2, 'gate_status',"
+		    "  count(*) FILTER (WHERE received_at >= now() - interval '1 hour'), count(*)"
+		    "  FROM gate_status"
+		    " UNION ALL SELECT 3, 'disinfections',"
+		    "  count(*) FILTER (WHERE received_at >= now() - interval '1 hour'), count(*)"
+		    "  FROM disinfections"
+		    " UNION ALL SELECT 4, 'hotline_events',"
+		    "  count(*) FILTER (WHERE received_at >= now() - interval '1 hour'), count(*)"
+		    "  FROM hotline_events"
+		    " UNION ALL SELECT 5, 'isolation_checks',"
+		    "  count(*) FILTER (WHERE received_at >= now() - interval '1 hour'), count(*)"
+		    "  FROM isolation_checks"
+		    " UNION ALL SELECT 6, 'acks',"
+		    "  count(*) FILTER (WHERE received_at >= now() - interval '1 hour'), count(*)"
+		    "  FROM acks"
+		    " UNION ALL SELECT 7, 'rejects',"
+		    "  count(*) FILTER (WHERE received_at >= now() - interval '1 hour'), count(*)"
+		    "  FROM rejects"
+		    ") x ORDER BY o", 0, NULL) < 0 ||
+	    section(ctl, "rejects by reason (last 24 h)",
+		    "SELECT reason, count(*) AS rejects FROM rejects"
+		    " WHERE received_at >= now() - interval '24 hours'"
+		    " GROUP BY reason ORDER BY count(*) DESC, reason", 0, NULL) < 0 ||
+	    section(ctl, "open alerts by kind",
+		    "SELECT kind, count(*) AS open,"
+		    "       count(*) FILTER (WHERE severity = 'critical') AS critical,"
+		    "       count(*) FILTER (WHERE state = 'acked') AS acked"
+		    "  FROM alerts WHERE state <> 'resolved' GROUP BY kind ORDER BY kind", 0, NULL) < 0 ||
+	    section(ctl, "spool checkpoint",
+		    "SELECT instance, spool_id, position,"
+		    "       to_char(updated_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF') AS updated_at"
+		    "  FROM spool_checkpoint ORDER BY instance", 0, NULL) < 0)
+		return CTL_FAIL;
+	return CTL_OK;
+}
+
+/* ---------------------------------------------------------------- report daily */
+
+#define REPORT "report daily [--date YYYY-MM-DD] [--site S] [--csv]"
+
+static void
+csv_field(const char *v)
+{
+	if (strpbrk(v, ",\"\r\n")) {
+		putchar('"');
+		for (; *v; v++) {
+			if (*v == '"')
+				putchar('"');
+			putchar(*v);
+		}
+		putchar('"');
+	} else {
+		fputs(v, stdout);
+	}
+}
+
+/* One section of the report: a heading and a table, or CSV lines whose
+ * first field names the section (a header line first). */
+static int
+report_section(struct ctl *ctl, int csv, const char *name, const char *title, const char *sql,
+	       int nparams, const char *const *params)
+{
+	PGresult *res = ctl_query(ctl, title, sql, nparams, params);
+	int ncols, nrows;
+
+	if (!res)
+		return -1;
+	ncols = PQnfields(res);
+	nrows = PQntuples(res);
+	if (csv) {
+		for (int r = -1; r < nrows; r++) {
+			fputs(name, stdout);
+			for (int c = 0; c < ncols; c++) {
+				putchar(',');
+				csv_field(r < 0 ? PQfname(res, c) : PQgetvalue(res, r, c));
+			}
+			putchar('\n');
+		}
+	} else {
+		printf("%s\n", title);
+		if (nrows == 0)
+			printf("(none)\n");
+		else
+			ctl_print_table(res);
+		printf("\n");
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* $1 site, $2 start of the day, $3 its end, $4 fever threshold (gates only). */
+static const struct {
+	const char *name, *title, *sql;
+	int nparams;
+} report_sections[] = {
+	{ "gates", "Gates",
+	  "SELECT g.gate,"
+	  "       count(e.event_key) AS passes,"
+	  "       count(e.temp_c) AS screened,"
+	  "       count(e.event_key) FILTER (WHERE e.temp_c >= $4::numeric"
+	  "                                  AND NOT 'implausible' = ANY(e.flags)) AS fevers,"
+	  "       count(e.event_key) FILTER (WHERE 'implausible' = ANY(e.flags)) AS implausible"
+	  "  FROM (SELECT gate FROM gates WHERE site = $1"
+	  "        UNION SELECT gate FROM gate_events"
+	  "         WHERE site = $1 AND ts >= $2::timestamptz AND ts < $3::timestamptz) g"
+	  "  LEFT JOIN gate_events e ON e.site = $1 AND e.gate = g.gate"
+	  "       AND e.ts >= $2::timestamptz AND e.ts < $3::timestamptz"
+	  " GROUP BY g.gate ORDER BY g.gate", 4 },
+	{ "zones", "Disinfection zones",
+	  "SELECT z.zone, count(d.event_key) AS disinfections"
+	  "  FROM (SELECT zone FROM zones WHERE site = $1"
+	  "        UNION SELECT zone FROM disinfections"
+	  "         WHERE site = $1 AND ts >= $2::timestamptz AND ts < $3::timestamptz) z"
+	  "  LEFT JOIN disinfections d ON d.site = $1 AND d.zone = z.zone"
+	  "       AND d.ts >= $2::timestamptz AND d.ts < $3::timestamptz"
+	  " GROUP BY z.zone ORDER BY z.zone", 3 },
+	{ "isolation", "Home isolation checks",
+	  "SELECT h.household, count(c.event_key) AS checks"
+	  "  FROM (SELECT household FROM isolation_orders WHERE site = $1"
+	  "         AND starts_at < $3::timestamptz AND ends_at > $2::timestamptz"
+	  "         AND (released_at IS NULL OR released_at > $2::timestamptz)"
+	  "        UNION SELECT household FROM isolation_checks"
+	  "         WHERE site = $1 AND ts >= $2::timestamptz AND ts < $3::timestamptz) h"
+	  "  LEFT JOIN isolation_checks c ON c.site = $1 AND c.household = h.household"
+	  "       AND c.ts >= $2::timestamptz AND c.ts < $3::timestamptz"
+	  " GROUP BY h.household ORDER BY h.household", 3 },
+	{ "hotline", "Hotline calls",
+	  "SELECT coalesce(category, '-') AS category, count(*) AS calls,"
+	  "       count(resolved_at) AS resolved,"
+	  "       coalesce(round((percentile_cont(0.5) WITHIN GROUP (ORDER BY"
+	  "           extract(epoch FROM resolved_at - opened_at) / 60))::numeric, 1)::text, '-')"
+	  "         AS median_min_to_resolve"
+	  "  FROM hotline_calls"
+	  " WHERE site = $1 AND opened_at >= $2::timestamptz AND opened_at < $3::timestamptz"
+	  " GROUP BY 1 ORDER BY 1", 3 },
+	{ "alerts", "Alerts raised",
+	  "SELECT kind, count(*) AS raised,"
+	  "       count(*) FILTER (WHERE severity = 'critical') AS critical,"
+	  "       count(*) FILTER (WHERE state <> 'resolved') AS open"
+	  "  FROM alerts"
+	  " WHERE site = $1 AND raised_at >= $2::timestamptz AND raised_at < $3::timestamptz"
+	  " GROUP BY kind ORDER BY kind", 3 },
+};
+
+static int
+valid_date(const char *s)
+{
+	static const char pat[] = "dddd-dd-dd";
+
+	if (strlen(s) != sizeof(pat) - 1)
+		return 0;
+	for (size_t i = 0; pat[i]; i++)
+		if (pat[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != pat[i])
+			return 0;
+	return 1;
+}
+
+int
+ctl_cmd_report(struct ctl *ctl, int argc, char **argv)
+{
+	const char *pos[1], *date = NULL, *site = NULL;
+	int csv = 0, rc = CTL_OK;
+	const struct ctl_opt opts[] = {
+		{ "--date", &date, NULL },
+		{ "--site", &site, NULL },
+		{ "--csv", NULL, &csv },
+		{ NULL, NULL, NULL },
+	};
+	struct config cfg;
+	char fever[32];
+	PGresult *sites;
+
+	if (argc < 1 || strcmp(argv[0], "daily") != 0)
+		return ctl_usage(REPORT, "report what? (only 'daily' is known)");
+	if (ctl_parse(REPORT, argc - 1, argv + 1, opts, pos, 0, 0) < 0)
+		return CTL_USAGE;
+	if (site && ctl_check_id(REPORT, "site", site) < 0)
+		return CTL_USAGE;
+	if (date && !valid_date(date))
+		return ctl_usage(REPORT, "bad date '%.40s': use YYYY-MM-DD", date);
+	if (ctl_open(ctl) < 0)
+		return CTL_FAIL;
+	if (site && ctl_site_exists(ctl, site) <= 0)
+		return CTL_FAIL;
+	if (load_config(ctl, &cfg) < 0)
+		return CTL_FAIL;
+	snprintf(fever, sizeof(fever), "%.1f", cfg.fever_c);
+	config_finish(&cfg);
+
+	/* Each site's day, in its own time zone. */
+	sites = QUERY(ctl, "computing the day",
+		      "SELECT site, timezone, d::text,"
+		      "       (d::timestamp AT TIME ZONE timezone)::text,"
+		      "       ((d + 1)::timestamp AT TIME ZONE timezone)::text"
+		      "  FROM (SELECT site, timezone,"
+		      "               coalesce($2::date, (now() AT TIME ZONE timezone)::date) AS d"
+		      "          FROM sites WHERE $1::text IS NULL OR site = $1) s"
+		      " ORDER BY site", site, date);
+	if (!sites)
+		return CTL_FAIL;
+	for (int i = 0; i < PQntuples(sites) && rc == CTL_OK; i++) {
+		const char *params[4] = {
+			PQgetvalue(sites, i, 0), PQgetvalue(sites, i, 3), PQgetvalue(sites, i, 4), fever,
+		};
+
+		if (csv) {
+			printf("report,site,date,timezone\nreport,%s,%s,", params[0],
+			       PQgetvalue(sites, i, 2));
+			csv_field(PQgetvalue(sites, i, 1));
+			putchar('\n');
+		} else {
+			printf("Daily report: site %s, %s (%s)\n\n", params[0], PQgetvalue(sites, i, 2),
+			       PQgetvalue(sites, i, 1));
+		}
+		for (size_t s = 0; s < sizeof(report_sections) / sizeof(report_sections[0]); s++)
+			if (report_section(ctl, csv, report_sections[s].name, report_sections[s].title,
+					   report_sections[s].sql,
+					   report_sections[s].nparams, params) < 0) {
+				rc = CTL_FAIL;
+				break;
+			}
+	}
+	if (rc == CTL_OK && PQntuples(sites) == 0)
+		printf("no sites\n");
+	PQclear(sites);
+	return rc;
+}
