@@ -71,14 +71,8 @@ norm_canonical_gate(const struct norm_msg *msg, json_t *root,
 	v = json_object_get(root, "card");
 	if (v && !json_is_null(v) && norm_copy_id(ev->card, v) < 0)
 		return norm_reject(ret, "bad_field", "card is not a short string");
-	v = json_object_get(root, "person");
-	if (v && !json_is_null(v)) {
-		char person[NORM_ID_MAX + 1];
-
-		if (norm_copy_id(person, v) < 0)
-			return norm_reject(ret, "bad_field", "person is not a short string");
-		norm_set_person(msg, ev, person);
-	}
+	if (norm_person_field(msg, ev, json_object_get(root, "person")) < 0)
+		return norm_reject(ret, "bad_field", "person is not a short string");
 	v = json_object_get(root, "mask");
 	if (json_is_boolean(v))
 		ev->mask = json_is_true(v);

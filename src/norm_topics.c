@@ -203,14 +203,8 @@ norm_check(const struct norm_msg *msg, json_t *root, struct event *events, size_
 	norm_event_init(msg, ev, EVENT_CHECK, "canonical");
 	if (record_id(root, id, ret) < 0 || event_time(msg, root, ev, 0, ret) < 0)
 		return 0;
-	v = json_object_get(root, "person");
-	if (v && !json_is_null(v)) {
-		char person[NORM_ID_MAX + 1];
-
-		if (norm_copy_id(person, v) < 0)
-			return norm_reject(ret, "bad_field", "person is not a short string");
-		norm_set_person(msg, ev, person);
-	}
+	if (norm_person_field(msg, ev, json_object_get(root, "person")) < 0)
+		return norm_reject(ret, "bad_field", "person is not a short string");
 	v = json_object_get(root, "temp_c");
 	if (v && !json_is_null(v)) {
 		if (norm_json_number(v, &t) < 0 || norm_set_temp(ev, t) < 0)

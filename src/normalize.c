@@ -708,6 +708,19 @@ norm_set_person(const struct norm_msg *msg, struct event *ev, const char *id)
 	snprintf(ev->person, sizeof(ev->person), "id:%s", hex);
 }
 
+int
+norm_person_field(const struct norm_msg *msg, struct event *ev, const json_t *v)
+{
+	char person[NORM_ID_MAX + 1];
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (norm_copy_id(person, v) < 0)
+		return -EINVAL;
+	norm_set_person(msg, ev, person);
+	return 0;
+}
+
 void
 norm_finish_event(const struct norm_msg *msg, struct event *ev, const char *record_id,
 		  size_t index)

@@ -108,6 +108,9 @@ int norm_thermometry_unit(const json_t *v, enum temp_unit *ret);
 /* Stores a person id; an 18-character national ID number (17 digits and
  * a digit or X) is replaced by "id:" + a keyed hash of it. */
 void norm_set_person(const struct norm_msg *msg, struct event *ev, const char *id);
+/* The same from an optional JSON field (absent or null: nothing);
+ * -EINVAL when it is not a short id. */
+int norm_person_field(const struct norm_msg *msg, struct event *ev, const json_t *v);
 /* Fills site, receive and rule times, skew flag and the event key (from
  * record_id, or from the message hash and `index`). */
 void norm_finish_event(const struct norm_msg *msg, struct event *ev,

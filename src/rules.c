@@ -342,6 +342,25 @@ under_isolation(const struct registry_snapshot *reg, const char *site, const cha
 	return 0;
 }
 
+/* The outward passes of a household (created empty); NULL: no memory. */
+static struct ring *
+exit_ring(struct rules *r, const char *site, const char *household)
+{
+	char key[3 * NORM_KEY_MAX];
+	struct ring *ring;
+
+	key2(key, sizeof(key), site, household);
+	ring = map_get(&r->exits, key);
+	if (!ring) {
+		ring = calloc(1, sizeof(*ring));
+		if (!ring || map_put(&r->exits, key, ring, NULL) < 0) {
+			free(ring);
+			return NULL;
+		}
+	}
+	return ring;
+}
+
 /* fever from a gate or a check; a normal reading within recheck_window
  * of the raise resolves the subject's fever as rechecked. */
 static int
@@ -376,7 +395,7 @@ gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct ev
 	const struct reg_gate *g = registry_gate(reg, ev->site, ev->gate);
 	const struct reg_card *c = ev->card[0] ? registry_card(reg, ev->site, ev->card) : NULL;
 	const char *hh = c ? c->household : "";
-	char subject[RULES_SUBJECT_MAX], key[3 * NORM_KEY_MAX];
+	char subject[RULES_SUBJECT_MAX];
 	struct alert t;
 	int err;
 
@@ -410,18 +429,11 @@ gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct ev
 				return err;
 		}
 		if (r->cfg.exit_quota > 0) {
-			struct ring *ring;
+			struct ring *ring = exit_ring(r, ev->site, hh);
 			int n = 0;
 
-			key2(key, sizeof(key), ev->site, hh);
-			ring = map_get(&r->exits, key);
-			if (!ring) {
-				ring = calloc(1, sizeof(*ring));
-				if (!ring || map_put(&r->exits, key, ring, NULL) < 0) {
-					free(ring);
-					return -ENOMEM;
-				}
-			}
+			if (!ring)
+				return -ENOMEM;
 			ring->t[ring->n++ % RING] = ev->rule_us;
 			for (int i = 0; i < RING && i < ring->n; i++)
 				n += ev->rule_us - ring->t[i] < r->cfg.exit_window_us;
@@ -883,17 +895,10 @@ rules_restore_seen(struct rules *r, const char *what, const char *site, const ch
 		return 0;
 	}
 	if (strcmp(what, "exit") == 0) {
-		struct ring *ring;
+		struct ring *ring = exit_ring(r, site, id);
 
-		key2(key, sizeof(key), site, id);
-		ring = map_get(&r->exits, key);
-		if (!ring) {
-			ring = calloc(1, sizeof(*ring));
-			if (!ring || map_put(&r->exits, key, ring, NULL) < 0) {
-				free(ring);
-				return -ENOMEM;
-			}
-		}
+		if (!ring)
+			return -ENOMEM;
 		ring->t[ring->n++ % RING] = at_us;
 		return 0;
 	}
