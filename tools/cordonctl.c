@@ -25,7 +25,8 @@ usage(FILE *out)
 {
 	fputs("usage: cordonctl [-c FILE] COMMAND [ARGS]\n"
 	      "  -c, --config FILE   configuration file of cordond (default /etc/cordon/cordond.conf);\n"
-	      "                      [postgres] conninfo is used, and [mqtt] by ack and resolve\n"
+	      "                      [postgres] conninfo is used, and [mqtt] by ack, resolve\n"
+	      "                      and alerts --follow\n"
 	      "  -V, --version       print the version\n"
 	      "  -h, --help          this text\n"
 	      "\n"
@@ -55,7 +56,10 @@ usage(FILE *out)
 	      "                                     home isolation order (default 14 days, the whole\n"
 	      "                                     household unless --person)\n"
 	      "  release S --household H            end the household's active isolation orders\n"
-	      "  alerts [--kind K] [--site S]       open alerts, critical first, then newest\n"
+	      "  alerts [--follow] [--kind K] [--site S]\n"
+	      "                                     open alerts, critical first, then newest;\n"
+	      "                                     --follow then shows their transitions live\n"
+	      "                                     (a table on a terminal, else a line each)\n"
 	      "  ack ID [--by NAME] [--note TEXT]   acknowledge an open alert (published on\n"
 	      "                                     <topic_root>/<site>/ack; --by defaults to $USER)\n"
 	      "  resolve ID [--by NAME] [--note TEXT]\n"
@@ -261,10 +265,10 @@ print_pg_error(struct ctl *ctl, const char *what, PGresult *res)
 }
 
 PGresult *
-ctl_query(struct ctl *ctl, const char *what, const char *sql, int nparams,
-	  const char *const *params)
+ctl_query_typed(struct ctl *ctl, const char *what, const char *sql, int nparams,
+		const Oid *types, const char *const *params)
 {
-	PGresult *res = PQexecParams(ctl->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	PGresult *res = PQexecParams(ctl->conn, sql, nparams, types, params, NULL, NULL, 0);
 	ExecStatusType st = PQresultStatus(res);
 
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
@@ -272,6 +276,13 @@ ctl_query(struct ctl *ctl, const char *what, const char *sql, int nparams,
 	print_pg_error(ctl, what, res);
 	PQclear(res);
 	return NULL;
+}
+
+PGresult *
+ctl_query(struct ctl *ctl, const char *what, const char *sql, int nparams,
+	  const char *const *params)
+{
+	return ctl_query_typed(ctl, what, sql, nparams, NULL, params);
 }
 
 int
@@ -348,9 +359,17 @@ ctl_site_exists(struct ctl *ctl, const char *site)
 void
 ctl_print_table(PGresult *res)
 {
-	int ncols = PQnfields(res), nrows = PQntuples(res);
+	ctl_print_columns(res, PQnfields(res));
+}
+
+void
+ctl_print_columns(PGresult *res, int ncols)
+{
+	int nrows = PQntuples(res);
 	int width[16] = { 0 };
 
+	if (ncols > PQnfields(res))
+		ncols = PQnfields(res);
 	if (ncols > 16)
 		ncols = 16;
 	for (int c = 0; c < ncols; c++) {

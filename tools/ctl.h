@@ -3,8 +3,11 @@
 #ifndef CORDON_CTL_H
 #define CORDON_CTL_H
 
+#include <MQTTClient.h>
 #include <libpq-fe.h>
 #include <stdarg.h>
+
+struct config;
 
 /* Exit codes: 0 done, 1 failed (nothing changed), 2 usage error. */
 #define CTL_OK 0
@@ -59,6 +62,9 @@ void ctl_close(struct ctl *ctl);
  * printing "cordonctl: <what>: <PostgreSQL's message>". */
 PGresult *ctl_query(struct ctl *ctl, const char *what, const char *sql,
 		    int nparams, const char *const *params);
+/* ctl_query() with the parameters' types given (NULL: inferred by PostgreSQL). */
+PGresult *ctl_query_typed(struct ctl *ctl, const char *what, const char *sql, int nparams,
+			  const Oid *types, const char *const *params);
 /* Like ctl_query() for statements whose result is not needed: 0 or -1. */
 int ctl_exec(struct ctl *ctl, const char *what, const char *sql,
 	     int nparams, const char *const *params);
@@ -78,6 +84,31 @@ int ctl_site_exists(struct ctl *ctl, const char *site);
 
 /* Prints a result as an aligned table with the column names as header. */
 void ctl_print_table(PGresult *res);
+/* The same for the first ncols columns only. */
+void ctl_print_columns(PGresult *res, int ncols);
+
+/* Loads the config file again for its [mqtt] and [rules] parts (ctl_open
+ * keeps only the connection). 0 or -1 after printing why; on success the
+ * caller config_finish()es it. */
+int ctl_load_config(struct ctl *ctl, struct config *cfg);
+
+/* Connects a synchronous Paho client to [mqtt] uri with the config's
+ * username, password_file and TLS files (clean session). Sets *ret_client
+ * and returns 0, or returns -1 after printing why. */
+int ctl_mqtt_connect(const struct config *cfg, const char *client_id, MQTTClient *ret_client);
+
+/* The open alerts, critical first, then newest (what `alerts` lists), with
+ * kind and site filters (NULL: any). The first CTL_ALERTS_LISTED columns
+ * are the listing: raised site kind severity state subject count alert_id;
+ * then raised_epoch, updated_epoch and detail (gate, household, card, zone,
+ * call, temperature: the alerts table keeps no text). NULL after printing
+ * why; PQclear the result. */
+PGresult *ctl_open_alerts(struct ctl *ctl, const char *kind, const char *site);
+#define CTL_ALERTS_LISTED 8
+
+/* alerts --follow (ctl_follow.c): the open alerts, then their transitions
+ * as they are published, until SIGINT or SIGTERM. Returns the exit code. */
+int ctl_follow_alerts(struct ctl *ctl, const char *kind, const char *site);
 
 /* The commands; each returns the exit code. argv[0] is the first word
  * after the command's name(s). */

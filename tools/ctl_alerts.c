@@ -23,10 +23,8 @@
 		  (int)(sizeof((const char *[]){ __VA_ARGS__ }) / sizeof(const char *)), \
 		  (const char *const[]){ __VA_ARGS__ })
 
-/* Loads the config file again for the [mqtt] and [rules] parts (ctl_open
- * keeps only the connection). 0 or -1 after printing why. */
-static int
-load_config(struct ctl *ctl, struct config *cfg)
+int
+ctl_load_config(struct ctl *ctl, struct config *cfg)
 {
 	if (config_init(cfg) < 0) {
 		ctl_err("out of memory");
@@ -42,13 +40,36 @@ load_config(struct ctl *ctl, struct config *cfg)
 
 /* ---------------------------------------------------------------- alerts */
 
-#define ALERTS "alerts [--kind K] [--site S]"
+#define ALERTS "alerts [--follow] [--kind K] [--site S]"
+
+PGresult *
+ctl_open_alerts(struct ctl *ctl, const char *kind, const char *site)
+{
+	return QUERY(ctl, "listing the open alerts",
+		     "SELECT to_char(a.raised_at AT TIME ZONE coalesce(s.timezone, 'Asia/Shanghai'),"
+		     "               'YYYY-MM-DD\"T\"HH24:MI:SS') AS raised,"
+		     "       a.site, a.kind, a.severity, a.state, a.subject, a.count, a.alert_id,"
+		     "       floor(extract(epoch FROM a.raised_at))::bigint,"
+		     "       floor(extract(epoch FROM a.updated_at))::bigint,"
+		     "       concat_ws(', ', 'gate ' || a.gate, 'household ' || a.household,"
+		     "                 'card ' || a.card, 'zone ' || a.zone, 'call ' || a.call_id,"
+		     "                 a.temp_c || ' °C')"
+		     "  FROM alerts a LEFT JOIN sites s ON s.site = a.site"
+		     " WHERE a.state <> 'resolved'"
+		     "   AND ($1::text IS NULL OR a.kind = $1)"
+		     "   AND ($2::text IS NULL OR a.site = $2)"
+		     " ORDER BY CASE a.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,"
+		     "          a.raised_at DESC, a.alert_id",
+		     kind, site);
+}
 
 int
 ctl_cmd_alerts(struct ctl *ctl, int argc, char **argv)
 {
 	const char *pos[1], *kind = NULL, *site = NULL;
+	int follow = 0;
 	const struct ctl_opt opts[] = {
+		{ "--follow", NULL, &follow },
 		{ "--kind", &kind, NULL },
 		{ "--site", &site, NULL },
 		{ NULL, NULL, NULL },
@@ -59,27 +80,20 @@ ctl_cmd_alerts(struct ctl *ctl, int argc, char **argv)
 		return CTL_USAGE;
 	if (site && strcmp(site, "_daemon") != 0 && ctl_check_id(ALERTS, "site", site) < 0)
 		return CTL_USAGE;
-	if (kind && (!*kind || strlen(kind) > 64))
-		return ctl_usage(ALERTS, "bad kind '%.80s'", kind);
+	/* A kind is a word such as isolation_overdue; --follow puts it in a topic filter. */
+	if (kind && ctl_check_id(ALERTS, "kind", kind) < 0)
+		return CTL_USAGE;
 	if (ctl_open(ctl) < 0)
 		return CTL_FAIL;
-	res = QUERY(ctl, "listing the open alerts",
-		    "SELECT to_char(a.raised_at AT TIME ZONE coalesce(s.timezone, 'Asia/Shanghai'),"
-		    "               'YYYY-MM-DD\"T\"HH24:MI:SS') AS raised,"
-		    "       a.site, a.kind, a.severity, a.state, a.subject, a.count, a.alert_id"
-		    "  FROM alerts a LEFT JOIN sites s ON s.site = a.site"
-		    " WHERE a.state <> 'resolved'"
-		    "   AND ($1::text IS NULL OR a.kind = $1)"
-		    "   AND ($2::text IS NULL OR a.site = $2)"
-		    " ORDER BY CASE a.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,"
-		    "          a.raised_at DESC, a.alert_id",
-		    kind, site);
+	if (follow)
+		return ctl_follow_alerts(ctl, kind, site);
+	res = ctl_open_alerts(ctl, kind, site);
 	if (!res)
 		return CTL_FAIL;
 	if (PQntuples(res) == 0)
 		printf("no open alerts\n");
 	else
-		ctl_print_table(res);
+		ctl_print_columns(res, CTL_ALERTS_LISTED);
 	PQclear(res);
 	return CTL_OK;
 }
@@ -108,18 +122,15 @@ read_secret(const char *path)
 	return strdup(buf);
 }
 
-/* Publishes payload at QoS 1 and waits until the broker has it. 0 or -1. */
-static int
-publish_qos1(const struct config *cfg, const char *topic, const char *payload)
+int
+ctl_mqtt_connect(const struct config *cfg, const char *client_id, MQTTClient *ret_client)
 {
 	MQTTClient client;
 	MQTTClient_connectOptions co = MQTTClient_connectOptions_initializer;
 	MQTTClient_SSLOptions ssl = MQTTClient_SSLOptions_initializer;
-	MQTTClient_deliveryToken token;
-	char client_id[64], *password = NULL;
-	int rc, ret = -1;
+	char *password = NULL;
+	int rc;
 
-	snprintf(client_id, sizeof(client_id), "cordonctl-%ld", (long)getpid());
 	rc = MQTTClient_create(&client, cfg->mqtt_uri, client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
 	if (rc != MQTTCLIENT_SUCCESS) {
 		ctl_err("MQTT: cannot create a client for %s: %s", cfg->mqtt_uri,
@@ -136,7 +147,8 @@ publish_qos1(const struct config *cfg, const char *topic, const char *payload)
 		if (!password) {
 			ctl_err("cannot read [mqtt] password_file %s: %s", cfg->mqtt_password_file,
 				strerror(errno));
-			goto out;
+			MQTTClient_destroy(&client);
+			return -1;
 		}
 		co.password = password;
 	}
@@ -151,11 +163,32 @@ publish_qos1(const struct config *cfg, const char *topic, const char *payload)
 		co.ssl = &ssl;
 	}
 	rc = MQTTClient_connect(client, &co);
+	if (password) {
+		memset(password, 0, strlen(password));
+		free(password);
+	}
 	if (rc != MQTTCLIENT_SUCCESS) {
 		ctl_err("MQTT: cannot connect to %s: %s (%d)", cfg->mqtt_uri,
 			rc < 0 ? MQTTClient_strerror(rc) : "refused by the broker", rc);
-		goto out;
+		MQTTClient_destroy(&client);
+		return -1;
 	}
+	*ret_client = client;
+	return 0;
+}
+
+/* Publishes payload at QoS 1 and waits until the broker has it. 0 or -1. */
+static int
+publish_qos1(const struct config *cfg, const char *topic, const char *payload)
+{
+	MQTTClient client;
+	MQTTClient_deliveryToken token;
+	char client_id[64];
+	int rc, ret = -1;
+
+	snprintf(client_id, sizeof(client_id), "cordonctl-%ld", (long)getpid());
+	if (ctl_mqtt_connect(cfg, client_id, &client) < 0)
+		return -1;
 	rc = MQTTClient_publish(client, topic, (int)strlen(payload), payload, 1, 0, &token);
 	if (rc == MQTTCLIENT_SUCCESS)
 		rc = MQTTClient_waitForCompletion(client, token, 10000);
@@ -164,11 +197,6 @@ publish_qos1(const struct config *cfg, const char *topic, const char *payload)
 	else
 		ret = 0;
 	MQTTClient_disconnect(client, 1000);
-out:
-	if (password) {
-		memset(password, 0, strlen(password));
-		free(password);
-	}
 	MQTTClient_destroy(&client);
 	return ret;
 }
@@ -218,7 +246,7 @@ ack_or_resolve(struct ctl *ctl, const char *action, const char *synopsis, int ar
 	}
 	site = strdup(PQgetvalue(res, 0, 0));
 	PQclear(res);
-	if (!site || load_config(ctl, &cfg) < 0) {
+	if (!site || ctl_load_config(ctl, &cfg) < 0) {
 		free(site);
 		return CTL_FAIL;
 	}
@@ -474,7 +502,7 @@ ctl_cmd_report(struct ctl *ctl, int argc, char **argv)
 		return CTL_FAIL;
 	if (site && ctl_site_exists(ctl, site) <= 0)
 		return CTL_FAIL;
-	if (load_config(ctl, &cfg) < 0)
+	if (ctl_load_config(ctl, &cfg) < 0)
 		return CTL_FAIL;
 	snprintf(fever, sizeof(fever), "%.1f", cfg.fever_c);
 	config_finish(&cfg);

@@ -5,6 +5,11 @@ cordond. The events are timestamped now, so they fall on today's report
 
 import datetime
 import json
+import os
+import re
+import signal
+import subprocess
+import threading
 
 import pytest
 
@@ -161,3 +166,123 @@ def test_alerts_ack_resolve_stats_report(env, cordond, setup):
     out = ctl("report", "daily", "--site", SITE, "--date", "2020-01-01", "--csv").stdout
     assert "gates,G01,0,0,0,0" in out.splitlines(), out
     assert d.alive()
+
+
+# ---------------------------------------------------------------- alerts --follow
+
+FSITE = "cf"
+
+
+class Follower:
+    """`cordonctl alerts --follow ...` with stdout piped (line mode); a thread
+    collects its lines."""
+
+    def __init__(self, conffile, *args):
+        binary = os.environ["CORDONCTL"]
+        self.proc = subprocess.Popen([binary, "-c", conffile, "alerts", "--follow"] + list(args),
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, start_new_session=True)
+        harness._PROCS.add(self.proc)
+        self.lines, self.errors = [], []
+        for stream, into in ((self.proc.stdout, self.lines), (self.proc.stderr, self.errors)):
+            threading.Thread(target=lambda s=stream, i=into: [i.append(l.rstrip("\n")) for l in s],
+                             daemon=True).start()
+
+    def output(self):
+        return "\n".join(self.lines) + "\n-- stderr:\n" + "\n".join(self.errors)
+
+    def transitions(self):
+        """(id, kind, severity, transition, subject) of each transition line:
+        `updated_at id kind severity transition subject text...`."""
+        return [tuple(f[1:6]) for f in (l.split() for l in self.lines)
+                if len(f) >= 6 and re.fullmatch(r"[0-9a-f]{32}", f[1])]
+
+    def wait_for(self, pred, what):
+        return wait_until(lambda: pred(self), timeout=60,
+                          what=lambda: "%s in\n%s" % (what, self.output()))
+
+    def stop(self, sig):
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(20)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            harness._PROCS.discard(self.proc)
+
+
+def open_alert_ids(env, kind):
+    return [r[0] for r in env.pg.query("SELECT alert_id FROM alerts WHERE site = %s AND kind = %s"
+                                       " AND state <> 'resolved' ORDER BY raised_at",
+                                       (FSITE, kind))]
+
+
+def test_alerts_follow(env, cordond):
+    d = cordond()
+    conf = d.conffile
+    harness.cordonctl(conf, "gate", "add", FSITE, "G08", "--sealed", expect=0)
+    harness.cordonctl(conf, "gate", "add", FSITE, "G09", "--sealed", expect=0)
+    wait_until(lambda: d.log().count("register loaded") >= 2, what="cordond reloading the register")
+
+    # An alert open before the followers start.
+    publish_many(env.broker.port, [gate_event(FSITE, "G09", "F-1", card="C-1", person="P-1",
+                                              temp_c=36.6, ts=now_ts())])
+    before = wait_until(lambda: open_alert_ids(env, "sealed_gate"), timeout=60,
+                        what="the sealed_gate alert of G09")[0]
+
+    every = Follower(conf, "--site", FSITE)
+    fever_only = Follower(conf, "--site", FSITE, "--kind", "fever")
+    try:
+        # The listing comes first, after the subscription is in place.
+        every.wait_for(lambda f: any(before in l for l in f.lines), "the open alert %s" % before)
+        header = every.lines[0].split()
+        assert header == ["raised", "site", "kind", "severity", "state", "subject", "count",
+                          "alert_id"], every.output()
+        fever_only.wait_for(lambda f: "no open alerts" in f.lines, "no open alerts")
+
+        # Live: a fever and a second sealed gate.
+        publish_many(env.broker.port, [
+            gate_event(FSITE, "G01", "F-2", card="C-2", person="P-2", temp_c=38.6, ts=now_ts()),
+            gate_event(FSITE, "G08", "F-3", card="C-3", person="P-3", temp_c=36.5, ts=now_ts()),
+        ])
+        fever = wait_until(lambda: open_alert_ids(env, "fever"), timeout=60, what="fever")[0]
+        sealed = wait_until(lambda: [i for i in open_alert_ids(env, "sealed_gate") if i != before],
+                            timeout=60, what="the sealed_gate alert of G08")[0]
+        harness.cordonctl(conf, "ack", fever, "--by", "op-1", expect=0)
+        every.wait_for(lambda f: (fever, "fever", "critical", "acked", "person:P-2")
+                       in f.transitions(), "the ack")
+        harness.cordonctl(conf, "resolve", fever, "--by", "op-1", expect=0)
+        for f in (every, fever_only):
+            f.wait_for(lambda f: (fever, "fever", "critical", "resolved", "person:P-2")
+                       in f.transitions(), "the resolution")
+
+        fever_lines = [t for t in every.transitions() if t[0] == fever]
+        assert [t[3] for t in fever_lines] == ["raised", "acked", "resolved"], every.output()
+        assert fever_lines[0] == (fever, "fever", "critical", "raised", "person:P-2")
+        every.wait_for(lambda f: (sealed, "sealed_gate", "critical", "raised", "gate:G08")
+                       in f.transitions(), "the live sealed_gate alert")
+        # --kind fever: the fever's three transitions and nothing else.
+        assert [t[3] for t in fever_only.transitions()] == ["raised", "acked", "resolved"], \
+            fever_only.output()
+        assert {t[0] for t in fever_only.transitions()} == {fever}, fever_only.output()
+        assert before not in fever_only.output() and sealed not in fever_only.output()
+        # Each transition line carries the alert's text.
+        assert any("Fever 38.6" in l and fever in l for l in every.lines), every.output()
+
+        assert every.stop(signal.SIGTERM) == 0, every.output()
+        assert fever_only.stop(signal.SIGINT) == 0, fever_only.output()
+    finally:
+        for f in (every, fever_only):
+            if f.proc.poll() is None:
+                f.stop(signal.SIGKILL)
+    assert d.alive()
+
+
+def test_alerts_follow_broker_unreachable(env):
+    conf = os.path.join(env.dir, "nobroker.conf")
+    with open(conf, "w") as f:
+        f.write("[postgres]\nconninfo = %s\n[mqtt]\nuri = tcp://127.0.0.1:%d\n"
+                % (env.pg.conninfo, harness.free_port()))
+    p = harness.cordonctl(conf, "alerts", "--follow", expect=1)
+    assert "cannot connect to tcp://127.0.0.1:" in p.stderr, p.stderr
+    assert p.stdout == "", p.stdout
