@@ -68,7 +68,8 @@ usage(FILE *out)
 	      "                                     open alerts by kind, spool checkpoints\n"
 	      "  report daily [--date YYYY-MM-DD] [--site S] [--csv]\n"
 	      "                                     the day's gates, zones, isolation checks,\n"
-	      "                                     hotline calls and alerts per site\n"
+	      "                                     hotline calls, alerts and rejected\n"
+	      "                                     payloads per site\n"
 	      "\n"
 	      "exit status: 0 done, 1 failed (nothing changed), 2 usage error\n", out);
 }

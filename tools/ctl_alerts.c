@@ -357,6 +357,7 @@ ctl_cmd_stats(struct ctl *ctl, int argc, char **argv)
 /* ---------------------------------------------------------------- report daily */
 
 #define REPORT "report daily [--date YYYY-MM-DD] [--site S] [--csv]"
+#define REPORT_PARAMS 6   /* see report_sections */
 
 static void
 csv_field(const char *v)
@@ -378,9 +379,10 @@ csv_field(const char *v)
  * first field names the section (a header line first). */
 static int
 report_section(struct ctl *ctl, int csv, const char *name, const char *title, const char *sql,
-	       int nparams, const char *const *params)
+	       const char *const *params)
 {
-	PGresult *res = ctl_query(ctl, title, sql, nparams, params);
+	static const Oid text[REPORT_PARAMS] = { 25, 25, 25, 25, 25, 25 };   /* TEXTOID */
+	PGresult *res = ctl_query_typed(ctl, title, sql, REPORT_PARAMS, text, params);
 	int ncols, nrows;
 
 	if (!res)
@@ -408,34 +410,39 @@ report_section(struct ctl *ctl, int csv, const char *name, const char *title, co
 	return 0;
 }
 
-/* $1 site, $2 start of the day, $3 its end, $4 fever threshold (gates only). */
+/* Every parameter is text: $1 site, $2 start of the day, $3 its end, $4 the
+ * site's time zone, $5 fever threshold, $6 topic root. */
 static const struct {
 	const char *name, *title, *sql;
-	int nparams;
 } report_sections[] = {
 	{ "gates", "Gates",
 	  "SELECT g.gate,"
 	  "       count(e.event_key) AS passes,"
 	  "       count(e.temp_c) AS screened,"
-	  "       count(e.event_key) FILTER (WHERE e.temp_c >= $4::numeric"
+	  "       count(e.event_key) FILTER (WHERE e.temp_c >= $5::numeric"
 	  "                                  AND NOT 'implausible' = ANY(e.flags)) AS fevers,"
-	  "       count(e.event_key) FILTER (WHERE 'implausible' = ANY(e.flags)) AS implausible"
+	  "       count(e.event_key) FILTER (WHERE 'implausible' = ANY(e.flags)) AS implausible,"
+	  "       count(e.event_key) FILTER (WHERE e.direction = 'out') AS out,"
+	  "       count(e.event_key) FILTER (WHERE 'clock_skew' = ANY(e.flags)) AS clock_skew"
 	  "  FROM (SELECT gate FROM gates WHERE site = $1"
 	  "        UNION SELECT gate FROM gate_events"
 	  "         WHERE site = $1 AND ts >= $2::timestamptz AND ts < $3::timestamptz) g"
 	  "  LEFT JOIN gate_events e ON e.site = $1 AND e.gate = g.gate"
 	  "       AND e.ts >= $2::timestamptz AND e.ts < $3::timestamptz"
-	  " GROUP BY g.gate ORDER BY g.gate", 4 },
+	  " GROUP BY g.gate ORDER BY g.gate" },
 	{ "zones", "Disinfection zones",
-	  "SELECT z.zone, count(d.event_key) AS disinfections"
+	  "SELECT z.zone, count(d.event_key) AS disinfections,"
+	  "       coalesce(to_char(max(d.ts) AT TIME ZONE $4, 'HH24:MI'), '-') AS last"
 	  "  FROM (SELECT zone FROM zones WHERE site = $1"
 	  "        UNION SELECT zone FROM disinfections"
 	  "         WHERE site = $1 AND ts >= $2::timestamptz AND ts < $3::timestamptz) z"
 	  "  LEFT JOIN disinfections d ON d.site = $1 AND d.zone = z.zone"
 	  "       AND d.ts >= $2::timestamptz AND d.ts < $3::timestamptz"
-	  " GROUP BY z.zone ORDER BY z.zone", 3 },
+	  " GROUP BY z.zone ORDER BY z.zone" },
 	{ "isolation", "Home isolation checks",
-	  "SELECT h.household, count(c.event_key) AS checks"
+	  "SELECT h.household, count(c.event_key) AS checks,"
+	  "       count(c.event_key) FILTER (WHERE c.temp_c >= $5::numeric) AS febrile,"
+	  "       count(c.event_key) FILTER (WHERE cardinality(c.symptoms) > 0) AS with_symptoms"
 	  "  FROM (SELECT household FROM isolation_orders WHERE site = $1"
 	  "         AND starts_at < $3::timestamptz AND ends_at > $2::timestamptz"
 	  "         AND (released_at IS NULL OR released_at > $2::timestamptz)"
@@ -443,23 +450,32 @@ static const struct {
 	  "         WHERE site = $1 AND ts >= $2::timestamptz AND ts < $3::timestamptz) h"
 	  "  LEFT JOIN isolation_checks c ON c.site = $1 AND c.household = h.household"
 	  "       AND c.ts >= $2::timestamptz AND c.ts < $3::timestamptz"
-	  " GROUP BY h.household ORDER BY h.household", 3 },
+	  " GROUP BY h.household ORDER BY h.household" },
 	{ "hotline", "Hotline calls",
 	  "SELECT coalesce(category, '-') AS category, count(*) AS calls,"
+	  "       count(*) FILTER (WHERE urgent) AS urgent,"
 	  "       count(resolved_at) AS resolved,"
 	  "       coalesce(round((percentile_cont(0.5) WITHIN GROUP (ORDER BY"
 	  "           extract(epoch FROM resolved_at - opened_at) / 60))::numeric, 1)::text, '-')"
 	  "         AS median_min_to_resolve"
 	  "  FROM hotline_calls"
 	  " WHERE site = $1 AND opened_at >= $2::timestamptz AND opened_at < $3::timestamptz"
-	  " GROUP BY 1 ORDER BY 1", 3 },
+	  " GROUP BY 1 ORDER BY 1" },
 	{ "alerts", "Alerts raised",
 	  "SELECT kind, count(*) AS raised,"
 	  "       count(*) FILTER (WHERE severity = 'critical') AS critical,"
-	  "       count(*) FILTER (WHERE state <> 'resolved') AS open"
+	  "       count(*) FILTER (WHERE state <> 'resolved') AS open,"
+	  "       sum(count) AS triggers"
 	  "  FROM alerts"
 	  " WHERE site = $1 AND raised_at >= $2::timestamptz AND raised_at < $3::timestamptz"
-	  " GROUP BY kind ORDER BY kind", 3 },
+	  " GROUP BY kind ORDER BY kind" },
+	/* rejects has no site column: its topic names the site. */
+	{ "rejects", "Rejected payloads",
+	  "SELECT reason, count(*) AS rejects"
+	  "  FROM rejects"
+	  " WHERE starts_with(topic, $6 || '/' || $1 || '/')"
+	  "   AND received_at >= $2::timestamptz AND received_at < $3::timestamptz"
+	  " GROUP BY reason ORDER BY count(*) DESC, reason" },
 };
 
 static int
@@ -487,7 +503,7 @@ ctl_cmd_report(struct ctl *ctl, int argc, char **argv)
 		{ NULL, NULL, NULL },
 	};
 	struct config cfg;
-	char fever[32];
+	char fever[32], *root;
 	PGresult *sites;
 
 	if (argc < 1 || strcmp(argv[0], "daily") != 0)
@@ -505,7 +521,12 @@ ctl_cmd_report(struct ctl *ctl, int argc, char **argv)
 	if (ctl_load_config(ctl, &cfg) < 0)
 		return CTL_FAIL;
 	snprintf(fever, sizeof(fever), "%.1f", cfg.fever_c);
+	root = strdup(cfg.topic_root);
 	config_finish(&cfg);
+	if (!root) {
+		ctl_err("out of memory");
+		return CTL_FAIL;
+	}
 
 	/* Each site's day, in its own time zone. */
 	sites = QUERY(ctl, "computing the day",
@@ -516,11 +537,14 @@ ctl_cmd_report(struct ctl *ctl, int argc, char **argv)
 		      "               coalesce($2::date, (now() AT TIME ZONE timezone)::date) AS d"
 		      "          FROM sites WHERE $1::text IS NULL OR site = $1) s"
 		      " ORDER BY site", site, date);
-	if (!sites)
+	if (!sites) {
+		free(root);
 		return CTL_FAIL;
+	}
 	for (int i = 0; i < PQntuples(sites) && rc == CTL_OK; i++) {
-		const char *params[4] = {
-			PQgetvalue(sites, i, 0), PQgetvalue(sites, i, 3), PQgetvalue(sites, i, 4), fever,
+		const char *params[REPORT_PARAMS] = {
+			PQgetvalue(sites, i, 0), PQgetvalue(sites, i, 3), PQgetvalue(sites, i, 4),
+			PQgetvalue(sites, i, 1), fever, root,
 		};
 
 		if (csv) {
@@ -534,8 +558,7 @@ ctl_cmd_report(struct ctl *ctl, int argc, char **argv)
 		}
 		for (size_t s = 0; s < sizeof(report_sections) / sizeof(report_sections[0]); s++)
 			if (report_section(ctl, csv, report_sections[s].name, report_sections[s].title,
-					   report_sections[s].sql,
-					   report_sections[s].nparams, params) < 0) {
+					   report_sections[s].sql, params) < 0) {
 				rc = CTL_FAIL;
 				break;
 			}
@@ -543,5 +566,6 @@ ctl_cmd_report(struct ctl *ctl, int argc, char **argv)
 	if (rc == CTL_OK && PQntuples(sites) == 0)
 		printf("no sites\n");
 	PQclear(sites);
+	free(root);
 	return rc;
 }

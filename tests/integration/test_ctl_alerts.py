@@ -76,6 +76,7 @@ def test_alerts_ack_resolve_stats_report(env, cordond, setup):
         hotline("H-2", "1", "open", now_ts(-360), category="medical", urgent=False),
         hotline("H-2", "2", "resolve", ts),
         hotline("H-3", "1", "open", ts, category="supplies", urgent=False),
+        ("cordon/%s/gate/G01/event" % SITE, b"{not json"),
     ])
 
     def open_alerts():
@@ -88,7 +89,8 @@ def test_alerts_ack_resolve_stats_report(env, cordond, setup):
                and env.pg.count("disinfections", "site = %s", (SITE,)) == 1
                and env.pg.count("isolation_checks", "site = %s", (SITE,)) == 2
                and env.pg.count("hotline_calls", "site = %s AND (category = 'supplies'"
-                                " OR resolved_at IS NOT NULL)", (SITE,)) == 3,
+                                " OR resolved_at IS NOT NULL)", (SITE,)) == 3
+               and env.pg.count("rejects", "topic LIKE %s", ("cordon/%s/%%" % SITE,)) == 1,
                what="the events stored")
 
     # alerts: both, with a header; filters work.
@@ -143,28 +145,33 @@ def test_alerts_ack_resolve_stats_report(env, cordond, setup):
     out = ctl("report", "daily", "--site", SITE).stdout
     assert "Daily report: site %s" % SITE in out and "Asia/Shanghai" in out, out
     rows = {l.split()[0]: l.split()[1:] for l in out.splitlines() if l.split()}
-    assert rows["G01"] == ["3", "3", "1", "1"], out      # passes screened fevers implausible
-    assert rows["G09"] == ["1", "1", "0", "0"], out
-    assert rows["Z01"] == ["1"], out
-    assert rows["HH-1"] == ["2"], out
-    assert rows["medical"] == ["2", "2", "5.0"], out
-    assert rows["supplies"] == ["1", "0", "-"], out
-    assert rows["fever"][0] == "1" and rows["sealed_gate"][0] == "1", out
+    # passes screened fevers implausible out clock_skew
+    assert rows["G01"] == ["3", "3", "1", "1", "0", "0"], out
+    assert rows["G09"] == ["1", "1", "0", "0", "0", "0"], out
+    assert rows["Z01"][0] == "1" and re.fullmatch(r"\d\d:\d\d", rows["Z01"][1]), out
+    assert rows["HH-1"] == ["2", "0", "0"], out          # checks febrile with_symptoms
+    assert rows["medical"] == ["2", "0", "2", "5.0"], out
+    assert rows["supplies"] == ["1", "0", "0", "-"], out
+    assert rows["fever"] == ["1", "1", "0", "1"], out    # raised critical open triggers
+    assert rows["sealed_gate"] == ["1", "1", "1", "1"], out
+    assert "Rejected payloads" in out and rows["not_json"] == ["1"], out
 
     # report daily --csv: one section name per line
     out = ctl("report", "daily", "--site", SITE, "--csv").stdout
     lines = out.splitlines()
-    assert "gates,gate,passes,screened,fevers,implausible" in lines, out
-    assert "gates,G01,3,3,1,1" in lines and "gates,G09,1,1,0,0" in lines, out
-    assert "zones,Z01,1" in lines, out
-    assert "isolation,HH-1,2" in lines, out
-    assert "hotline,category,calls,resolved,median_min_to_resolve" in lines, out
-    assert "hotline,medical,2,2,5.0" in lines and "hotline,supplies,1,0,-" in lines, out
-    assert "alerts,fever,1,1,0" in lines and "alerts,sealed_gate,1,1,1" in lines, out
+    assert "gates,gate,passes,screened,fevers,implausible,out,clock_skew" in lines, out
+    assert "gates,G01,3,3,1,1,0,0" in lines and "gates,G09,1,1,0,0,0,0" in lines, out
+    assert any(l.startswith("zones,Z01,1,") for l in lines), out
+    assert "isolation,HH-1,2,0,0" in lines, out
+    assert "hotline,category,calls,urgent,resolved,median_min_to_resolve" in lines, out
+    assert "hotline,medical,2,0,2,5.0" in lines and "hotline,supplies,1,0,0,-" in lines, out
+    assert "alerts,fever,1,1,0,1" in lines and "alerts,sealed_gate,1,1,1,1" in lines, out
+    assert "rejects,reason,rejects" in lines and "rejects,not_json,1" in lines, out
     assert lines[1].startswith("report,%s," % SITE), out
     # another day: nothing
     out = ctl("report", "daily", "--site", SITE, "--date", "2020-01-01", "--csv").stdout
-    assert "gates,G01,0,0,0,0" in out.splitlines(), out
+    assert "gates,G01,0,0,0,0,0,0" in out.splitlines(), out
+    assert "zones,Z01,0,-" in out.splitlines(), out
     assert d.alive()
 
 
