@@ -1,5 +1,6 @@
 """scripts/demo --duration 60s, as a user without a terminal would run it:
-exit 0, alerts on screen (a fever, the forced sealed gate), the daily report,
+exit 0, alerts on screen from cordonctl alerts --follow (a fever, the forced
+sealed gate), cordonctl's daily report,
 and nothing it started left running."""
 
 import os
@@ -25,6 +26,11 @@ def test_demo_runs_and_cleans_up():
     lines = out.splitlines()
     assert any(" fever " in l and "raised" in l for l in lines), out
     assert any(" sealed_gate " in l and "G07" in l for l in lines), out
-    assert "daily report" in out and "Gates" in out and "Alerts" in out, out
+    # cordonctl report daily, with the simulator's malformed payloads among the rejects
+    assert "daily report" in out and "Daily report: site demo" in out, out
+    for section in ("Gates", "Disinfection zones", "Home isolation checks", "Hotline calls",
+                    "Alerts raised", "Rejected payloads"):
+        assert "\n%s\n" % section in out, section + " missing:\n" + out
+    assert "not_json" in out.split("Rejected payloads", 1)[1], out
     assert "published" in out, out   # the simulator's table
     assert not leftovers(), "left running:\n" + "\n".join(leftovers())
