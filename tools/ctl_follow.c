@@ -243,8 +243,8 @@ draw(struct view *v)
 	time_t now = time(NULL);
 	char clock[16], a1[32], a2[32];
 
-	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) {
-		width = ws.ws_col;
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 && ws.ws_row > 4) {
+		width = ws.ws_col - 1;   /* never the last column: no wrap on any terminal */
 		height = ws.ws_row;
 	}
 	qsort(v->rows, v->n, sizeof(v->rows[0]), row_order);
