@@ -378,8 +378,9 @@ ctl_follow_alerts(struct ctl *ctl, const char *kind, const char *site)
 	if (ctl_load_config(ctl, &cfg) < 0)
 		return CTL_FAIL;
 	if (asprintf(&filter, "%s/%s/alert/%s", cfg.topic_root, site ? site : "+",
-		     kind ? kind : "#") < 0 ||
-	    !(v.rows = calloc(MAX_ROWS, sizeof(v.rows[0])))) {
+		     kind ? kind : "#") < 0)
+		filter = NULL;   /* undefined after a failure */
+	if (!filter || !(v.rows = calloc(MAX_ROWS, sizeof(v.rows[0])))) {
 		ctl_err("out of memory");
 		goto out;
 	}
