@@ -27,7 +27,8 @@ struct ingest_stats {
 };
 
 /* Creates the client (nothing is sent yet). `wake_fd` is an eventfd that
- * is written after each append. */
+ * is written after an append when the loop has asked for it with
+ * ingest_want_wake() since the last write. */
 int ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 		  struct ingest **ret_ingest) __attribute__((warn_unused_result));
 /* Starts connecting; failures are retried from ingest_tick(). */
@@ -48,6 +49,10 @@ void ingest_resume(struct ingest *in);
  * timeout_ms); no message is received after this returns. */
 void ingest_stop(struct ingest *in, int timeout_ms);
 void ingest_destroy(struct ingest *in);
+/* The loop is about to sleep: the next append writes wake_fd once. The
+ * loop must look at the spool again after this call (an append may have
+ * come just before it). */
+void ingest_want_wake(struct ingest *in);
 void ingest_get_stats(struct ingest *in, struct ingest_stats *ret_stats);
 
 #endif

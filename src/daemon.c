@@ -64,6 +64,8 @@ struct daemon {
 	struct store_batch *batches[2];
 	struct store_batch *filling;
 	size_t batch_rows;
+	int polling;			/* records are arriving: poll, unwoken */
+	uint64_t polled_end;		/* spool end at the last poll */
 
 	struct norm_context nctx;
 	struct registry *registry;
@@ -550,6 +552,35 @@ pump(struct daemon *d)
 	flush(d);
 }
 
+/* Wake moderation, as network drivers do it: the receive thread wakes
+ * the loop for the first message after a quiet spell only; while messages
+ * keep coming the loop polls the spool every SPOOL_POLL_MS instead of
+ * being woken (a write, a wake-up and a context switch) for each of them.
+ * A message waits at most SPOOL_POLL_MS before the rules see it. */
+#define SPOOL_POLL_MS 1
+
+static void
+on_spool(struct daemon *d)
+{
+	uint64_t end = spool_end(d->spool);
+
+	pump(d);
+	/* Pause intake within a poll, not a tick, of crossing the mark: the
+	 * receive thread must never reach the spool's hard limit, where it
+	 * would wait for space inside Paho's callback, holding Paho's lock. */
+	check_spool_space(d);
+	if (end != d->polled_end) {
+		d->polled_end = end;
+		d->polling = 1;
+		return;
+	}
+	/* Nothing new since the last poll: sleep until the next message. */
+	d->polling = 0;
+	ingest_want_wake(d->ingest);
+	if (spool_end(d->spool) != end)
+		d->polling = 1;		/* it came just before we asked */
+}
+
 static void
 log_stats(struct daemon *d)
 {
@@ -993,13 +1024,15 @@ daemon_run(struct config *cfg, const char *config_path)
 	log_notice("cordond started: broker %s, spool %s", cfg->mqtt_uri, cfg->spool_dir);
 	for (;;) {
 		struct epoll_event evs[8];
-		int n = epoll_wait(d.epfd, evs, 8, -1);
+		int n = epoll_wait(d.epfd, evs, 8, d.polling ? SPOOL_POLL_MS : -1);
 
 		if (n < 0 && errno != EINTR) {
 			log_err("epoll_wait: %s", strerror(errno));
 			rc = 1;
 			break;
 		}
+		if (n == 0 && d.polling)
+			on_spool(&d);
 		for (int i = 0; i < n; i++) {
 			switch (evs[i].data.u32) {
 			case SRC_SIGNAL:
@@ -1016,7 +1049,7 @@ daemon_run(struct config *cfg, const char *config_path)
 			}
 			case SRC_SPOOL:
 				drain_fd(d.wakefd);
-				pump(&d);
+				on_spool(&d);
 				break;
 			case SRC_STORE:
 				drain_fd(d.donefd);

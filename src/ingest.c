@@ -52,6 +52,7 @@ struct ingest {
 	char tls_error[256];
 	_Atomic uint64_t received, spool_waits, published, publish_failed;
 	_Atomic int spool_failing;
+	_Atomic int want_wake;		/* the loop sleeps: write wake_fd */
 };
 
 static int64_t
@@ -96,7 +97,10 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 	MQTTAsync_freeMessage(&m);
 	MQTTAsync_free(topic);
 	atomic_fetch_add(&in->received, 1);
-	if (eventfd_write(in->wake_fd, 1) < 0) {
+	/* The loop asks to be woken only when it is about to sleep (see
+	 * ingest_want_wake()); while busy it polls the spool itself. */
+	if (atomic_load_explicit(&in->want_wake, memory_order_relaxed) &&
+	    atomic_exchange(&in->want_wake, 0) && eventfd_write(in->wake_fd, 1) < 0) {
 		/* the counter cannot overflow in practice; nothing to do */
 	}
 	return 1;
@@ -226,6 +230,7 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	pthread_mutex_init(&in->fail_lock, NULL);
 	in->spool = spool;
 	in->wake_fd = wake_fd;
+	atomic_store(&in->want_wake, 1);
 	in->root = strdup(cfg->topic_root);
 	in->client_id = strdup(cfg->mqtt_client_id);
 	if (!in->root || !in->client_id)
@@ -479,6 +484,12 @@ ingest_destroy(struct ingest *in)
 	free(in->root);
 	free(in->client_id);
 	free(in);
+}
+
+void
+ingest_want_wake(struct ingest *in)
+{
+	atomic_store(&in->want_wake, 1);
 }
 
 void
