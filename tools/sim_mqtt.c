@@ -24,7 +24,8 @@ struct pub {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int inflight;
-	int waiting;			/* the main thread waits on cond */
+	int waiting;			/* the main thread waits on cond ... */
+	uint64_t resume;		/* ... until at most this many are unacknowledged */
 	int connected;			/* 1 connected, -1 refused or lost */
 	char why[160];
 	uint64_t sent;			/* main thread only */
@@ -32,10 +33,13 @@ struct pub {
 	struct pub_counts c;		/* under lock, but for c.sent */
 };
 
+/* Wakes the main thread once the window has drained to p->resume: one
+ * wake-up per batch of acknowledgements, not one per message (while it
+ * waits, p->sent does not change). */
 static void
 wake(struct pub *p)
 {
-	if (p->waiting)
+	if (p->waiting && p->sent - atomic_load_explicit(&p->done, memory_order_relaxed) <= p->resume)
 		pthread_cond_signal(&p->cond);
 }
 
@@ -204,8 +208,9 @@ pub_ready(struct pub *p)
 		return true;
 	pthread_mutex_lock(&p->lock);
 	p->waiting = 1;
+	p->resume = (uint64_t)(p->inflight - 1 - p->inflight / 8);
 	while (p->connected == 1 &&
-	       p->sent - atomic_load_explicit(&p->done, memory_order_acquire) >= (uint64_t)p->inflight)
+	       p->sent - atomic_load_explicit(&p->done, memory_order_acquire) > p->resume)
 		pthread_cond_wait(&p->cond, &p->lock);
 	p->waiting = 0;
 	state = p->connected;
@@ -253,6 +258,7 @@ pub_drain(struct pub *p, double timeout)
 	}
 	pthread_mutex_lock(&p->lock);
 	p->waiting = 1;
+	p->resume = 0;
 	while (p->connected == 1 && atomic_load(&p->done) < p->sent)
 		if (pthread_cond_timedwait(&p->cond, &p->lock, &until) == ETIMEDOUT)
 			break;
