@@ -3,6 +3,8 @@
 # deps_ensure [build|run|all]  (default all).
 
 # clang and libclang-rt-14-dev (libFuzzer) build the fuzz targets (tests/fuzz).
+# python3-pytest, python3-paho-mqtt and python3-psycopg2 drive the integration
+# tests (the simulator, cordon-sim, is C and needs only libpaho-mqtt).
 DEPS_BUILD=(gcc meson ninja-build pkg-config libpaho-mqtt-dev libpq-dev libjansson-dev
             libinih-dev libsystemd-dev libmicrohttpd-dev libxxhash-dev libcmocka-dev libssl-dev
             clang libclang-rt-14-dev)

@@ -703,3 +703,11 @@ def cordonctl(conffile, *args, expect=None, timeout=TIMEOUT):
         assert p.returncode == expect, "cordonctl %s: exit %d, expected %d\nstdout:\n%s\nstderr:\n%s" \
             % (" ".join(map(str, args)), p.returncode, expect, p.stdout, p.stderr)
     return p
+
+
+def sim_binary():
+    """The cordon-sim binary ($CORDON_SIM, as meson sets it)."""
+    binary = os.environ.get("CORDON_SIM")
+    assert binary and os.access(binary, os.X_OK), \
+        "set CORDON_SIM to the cordon-sim binary (meson does: meson test --suite integration)"
+    return binary

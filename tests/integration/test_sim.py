@@ -6,12 +6,9 @@ and every injected fault must have raised its alert."""
 import json
 import os
 import subprocess
-import sys
 
 import harness
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SIM = os.path.join(HERE, "..", "..", "tools", "cordon-sim")
 SITE = "sim"
 
 TABLES = {   # sim summary kind -> (table, where)
@@ -30,12 +27,13 @@ FAULT_ALERTS = {   # fault -> alert kind it must raise
 
 
 def test_sim_counts_and_faults(env, cordond):
+    sim = harness.sim_binary()
     conf = harness.cordonctl_config(env.dir, env.pg.conninfo)
     harness.cordonctl(conf, "migrate", expect=0)
     csv_path = os.path.join(env.dir, "households.csv")
     script = os.path.join(env.dir, "setup.sh")
     sql = os.path.join(env.dir, "setup.sql")
-    subprocess.run([sys.executable, SIM, "register", "--site", SITE, "--seed", "3", "--out",
+    subprocess.run([sim, "register", "--site", SITE, "--seed", "3", "--out",
                     csv_path, "--script", script, "--sql", sql], check=True, timeout=60)
     harness.cordonctl(conf, "import", "households", csv_path, "--site", SITE, expect=0)
     subprocess.run(["sh", script], check=True, timeout=300,
@@ -50,7 +48,7 @@ def test_sim_counts_and_faults(env, cordond):
                        "check_grace": "5s", "hotline_medical_limit": "20s",
                        "repeat_interval": "30s"}})
     summary = os.path.join(env.dir, "summary.json")
-    p = subprocess.run([sys.executable, SIM, "run", "--uri", "tcp://127.0.0.1:%d" % env.broker.port,
+    p = subprocess.run([sim, "run", "--uri", "tcp://127.0.0.1:%d" % env.broker.port,
                         "--site", SITE, "--seed", "3", "--register", csv_path,
                         "--duration", "40s", "--day", "120s", "--faults", "all",
                         "--fever-rate", "0.005", "--silent-at", "11s", "--silent-for", "20s",

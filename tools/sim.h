@@ -1,0 +1,141 @@
+/* sim.h - what the parts of cordon-sim share: the PRNG, times, the
+ * reference compound's register and the MQTT publisher. Private to tools/
+ * (not a core module). */
+#ifndef CORDON_SIM_H
+#define CORDON_SIM_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Exit codes: 0 done, 1 failed, 2 usage error. */
+#define SIM_FAILED 1
+#define SIM_USAGE 2
+
+#define SIM_ID_MAX 65		/* ids are [A-Za-z0-9_-]{1,64} (SPEC 2), + NUL */
+#define SIM_CARDS_MAX 4		/* cards kept per household */
+#define SIM_N_GATES 16
+#define SIM_N_ZONES 12
+#define SIM_N_ISOLATED 40
+#define SIM_OPEN_GATE "G01"
+#define SIM_FORCED_GATE "G07"
+
+void sim_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int sim_usage(const char *synopsis, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* 1 when s is an id of SPEC 2: [A-Za-z0-9_-]{1,64}. */
+int sim_valid_id(const char *s);
+
+/* ---------------------------------------------------------------- numbers */
+
+/* xoshiro256** seeded through splitmix64 from (seed, stream): independent
+ * streams for the register, the isolation orders and the messages. */
+struct rng {
+	uint64_t s[4];
+	double spare;
+	bool has_spare;
+};
+
+void rng_seed(struct rng *r, uint64_t seed, uint64_t stream);
+uint64_t rng_next(struct rng *r);
+double rng_real(struct rng *r);				/* [0, 1) */
+uint64_t rng_below(struct rng *r, uint64_t n);		/* [0, n), n > 0 */
+int rng_range(struct rng *r, int lo, int hi);		/* [lo, hi] */
+double rng_uniform(struct rng *r, double a, double b);
+double rng_gauss(struct rng *r, double mu, double sigma);
+double rng_expo(struct rng *r, double lambda);
+void rng_shuffle(struct rng *r, int *a, size_t n);
+
+/* "60s", "5m", "2h", "1d", "250ms" (config_parse_duration) or plain
+ * seconds -> seconds. 0 or -EINVAL. */
+int sim_parse_duration(const char *s, double *ret_s) __attribute__((warn_unused_result));
+/* Parses a whole decimal integer in [lo, hi]. 0 or -EINVAL. */
+int sim_parse_int(const char *s, long long lo, long long hi, long long *ret)
+	__attribute__((warn_unused_result));
+int sim_parse_real(const char *s, double lo, double hi, double *ret)
+	__attribute__((warn_unused_result));
+
+/* ---------------------------------------------------------------- time */
+
+double sim_mono(void);		/* CLOCK_MONOTONIC, seconds */
+int64_t sim_real_us(void);	/* CLOCK_REALTIME, microseconds */
+/* Formats a wall-clock time in the compound's zone (UTC+08:00, Asia/Shanghai
+ * has no DST): "2020-02-16T18:32:00.123+08:00", or without the milliseconds. */
+void sim_iso_time(char *buf, size_t len, int64_t real_us, bool ms);
+
+/* SIGINT and SIGTERM are blocked in every thread (Paho's inherit the mask);
+ * the main thread takes them with sim_sleep(). */
+void sim_signals_block(void);
+/* Sleeps up to `seconds`; returns true when SIGINT or SIGTERM arrived
+ * (now or earlier). seconds <= 0 only polls. */
+bool sim_sleep(double seconds);
+
+/* ---------------------------------------------------------------- register */
+
+struct household {
+	char id[SIM_ID_MAX];
+	char card[SIM_CARDS_MAX][SIM_ID_MAX];
+	int ncards;
+	int size;
+};
+
+struct reg {
+	struct household *hh;
+	size_t n;
+	int buildings;
+	long residents;
+	long cards;
+	int isolated[SIM_N_ISOLATED];	/* indices into hh; [0] missed_check, [1] breach, [2] hotline */
+};
+
+/* Generates the reference compound from the seed (52 buildings, 3,427
+ * households, 10,803 residents). 0 or -ENOMEM. */
+int reg_generate(struct reg *reg, uint64_t seed) __attribute__((warn_unused_result));
+/* Reads a household CSV (header household,...,size,...,cards). 0 or -1
+ * after printing why. */
+int reg_read(struct reg *reg, const char *path) __attribute__((warn_unused_result));
+/* Picks the isolated households, deterministic from the seed. 0 or -1. */
+int reg_isolate(struct reg *reg, uint64_t seed) __attribute__((warn_unused_result));
+void reg_finish(struct reg *reg);
+
+/* ---------------------------------------------------------------- MQTT */
+
+/* What a publish counts for once the broker acknowledged it: a kind (0..7),
+ * the rows it makes (0..255) and a label (0 none, 1..15). */
+#define PUB_TAG(kind, rows, label) ((uint32_t)(kind) | (uint32_t)(rows) << 4 | (uint32_t)(label) << 12)
+#define PUB_KINDS 8
+#define PUB_LABELS 16
+
+struct pub;
+
+/* Connects to uri (tcp://HOST:PORT) with a clean session; at most
+ * `inflight` messages are unacknowledged at a time. 0 or -1 after printing why. */
+int pub_create(const char *uri, const char *client_prefix, int inflight, struct pub **ret_pub)
+	__attribute__((warn_unused_result));
+/* Waits while the in-flight window is full; false when the connection is
+ * lost (printed). */
+bool pub_ready(struct pub *p);
+/* Publishes; waits while the in-flight window is full. Returns 0, or -1
+ * when the connection is lost or Paho refuses (printed). */
+int pub_send(struct pub *p, const char *topic, const void *payload, size_t len, int qos,
+	     uint32_t tag) __attribute__((warn_unused_result));
+/* Waits up to timeout seconds for every sent message to be acknowledged;
+ * returns true when all were. */
+bool pub_drain(struct pub *p, double timeout);
+/* Counters: sent, acknowledged, failed; per-kind messages and rows, per label. */
+struct pub_counts {
+	uint64_t sent, acked, failed;
+	uint64_t msgs[PUB_KINDS], rows[PUB_KINDS], labels[PUB_LABELS];
+};
+void pub_counts(struct pub *p, struct pub_counts *ret);
+void pub_destroy(struct pub *p);
+
+/* ---------------------------------------------------------------- commands */
+
+int sim_register(int argc, char **argv);
+int sim_run(int argc, char **argv);
+int sim_load(int argc, char **argv);
+
+#endif
