@@ -264,7 +264,9 @@ class Postgres:
 
     name = "postgresql"
 
-    def __init__(self, dir, port=None):
+    def __init__(self, dir, port=None, durable=False):
+        """durable: fsync, synchronous_commit and full_page_writes on, as in
+        production (benchmarks); tests run without them, for speed."""
         self.dir = dir
         self.port = port or free_port()
         self.data = os.path.join(dir, "data")
@@ -284,11 +286,10 @@ class Postgres:
 listen_addresses = '127.0.0.1'
 port = {self.port}
 unix_socket_directories = '{dir}'
-fsync = off
-synchronous_commit = off
-full_page_writes = off
 max_connections = 50
 """)
+            if not durable:
+                f.write("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
         self._created = False
 
     def start(self):
