@@ -50,8 +50,12 @@ histogram_print(const struct histogram *h, const char *name, const char *labels,
 	}
 	cum += h->counts[HIST_BUCKETS];
 	fprintf(f, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)cum);
-	fprintf(f, "%s_sum{%s} %g\n%s_count{%s} %llu\n", name, labels, h->sum, name, labels,
-		(unsigned long long)h->count);
+	if (labels[0])
+		fprintf(f, "%s_sum{%s} %g\n%s_count{%s} %llu\n", name, labels, h->sum, name, labels,
+			(unsigned long long)h->count);
+	else
+		fprintf(f, "%s_sum %g\n%s_count %llu\n", name, h->sum, name,
+			(unsigned long long)h->count);
 }
 
 static enum MHD_Result

@@ -148,8 +148,8 @@ def test_metrics_and_health(private_env):
     assert metric(text, 'cordon_rejects_total{reason="not_json"}') == 1
     assert metric(text, 'cordon_alert_transitions_total{kind="fever",transition="raised"}') == 1
     assert metric(text, "cordon_postgres_up") == 1 and metric(text, "cordon_broker_up") == 1
-    assert metric(text, "cordon_fever_alert_latency_seconds_count{}") == 1
-    assert metric(text, "cordon_batch_rows_count{}") >= 1
+    assert metric(text, "cordon_fever_alert_latency_seconds_count") == 1
+    assert metric(text, "cordon_batch_rows_count") >= 1
 
     env.broker.stop()
     wait_until(lambda: get(base + "/healthz")[0] == 503, what="/healthz 503 without the broker")
