@@ -182,5 +182,22 @@ const char *normalize_flag_name(unsigned flag);
 /* Runs of 7 or more digits (phone and ID numbers) keep their first 3
  * and last 4 digits: 180****1999. In place, over s[0..len). */
 void normalize_mask_digits(char *s, size_t len);
+/* 1 when s[0..len) is an id of SPEC 2 (site, gate, zone, household, card,
+ * person, topic level): [A-Za-z0-9_-]{1,64}. Inline: config.c and the
+ * tools use it without linking the normalizer. */
+static inline int
+normalize_valid_id(const char *s, size_t len)
+{
+	if (len == 0 || len > NORM_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
 
 #endif

@@ -7,6 +7,7 @@
  * config/cordond.conf. Parsing uses libinih with a line-counting reader so
  * that every error names FILE:LINE. */
 #include "config.h"
+#include "normalize.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -192,17 +193,6 @@ config_parse_size(const char *s, int64_t *ret_bytes)
 	return -EINVAL;
 }
 
-static int
-valid_topic_level(const char *s)
-{
-	if (!*s || strlen(s) > 64)
-		return 0;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
-			return 0;
-	return 1;
-}
 
 /* Stores `value` into the field of `k`; on error returns a static reason. */
 static const char *
@@ -215,7 +205,7 @@ set_value(struct config *cfg, const struct config_key *k, const char *value)
 
 	switch (k->type) {
 	case KEY_TOPIC:
-		if (!valid_topic_level(value))
+		if (!normalize_valid_id(value, strlen(value)))
 			return "must be 1-64 characters of A-Z a-z 0-9 _ -";
 		/* fall through */
 	case KEY_STRING: {

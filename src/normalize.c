@@ -75,22 +75,6 @@ norm_valid_utf8(const uint8_t *s, size_t len)
 	return 1;
 }
 
-/* An id level: [A-Za-z0-9_-]{1,64}. */
-static int
-valid_level(const char *s, size_t len)
-{
-	if (len == 0 || len > NORM_ID_MAX)
-		return 0;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '_' || c == '-'))
-			return 0;
-	}
-	return 1;
-}
-
 /* Splits the topic into at most `max` levels; returns the count, or -1
  * when there are more. */
 static int
@@ -269,7 +253,7 @@ normalize_message(const struct norm_context *ctx, const struct norm_input *in,
 
 	memset(ret, 0, sizeof(*ret));
 	n = split_topic(in->topic, in->topic_len, lv, 8);
-	if (n < 3 || !level_is(&lv[0], ctx->topic_root) || !valid_level(lv[1].s, lv[1].len))
+	if (n < 3 || !level_is(&lv[0], ctx->topic_root) || !normalize_valid_id(lv[1].s, lv[1].len))
 		return norm_reject(ret, "unknown_topic", "topic is not <root>/<site>/...");
 	msg.site = lv[1];
 	norm_copy_level(ret->site, &lv[1]);
@@ -294,7 +278,7 @@ normalize_message(const struct norm_context *ctx, const struct norm_input *in,
 		return norm_reject(ret, "unknown_topic", "no inbound topic of this shape");
 	}
 	if (msg.device.s) {
-		if (!valid_level(msg.device.s, msg.device.len))
+		if (!normalize_valid_id(msg.device.s, msg.device.len))
 			return norm_reject(ret, "unknown_topic", "bad id level in the topic");
 		norm_copy_level(msg.device_id, &msg.device);
 	}

@@ -23,6 +23,9 @@
 #define CORDON_VERSION "0"
 #endif
 
+const char tool_name[] = "cordon-sim";
+const char tool_synopsis_prefix[] = "cordon-sim";
+
 static void
 usage(FILE *out)
 {
@@ -70,51 +73,6 @@ usage(FILE *out)
 	      "Deterministic: the same --seed gives the same register and the same messages\n"
 	      "(only the device times follow the wall clock).\n"
 	      "exit status: 0 done, 1 failed, 2 usage error\n", out);
-}
-
-/* ---------------------------------------------------------------- messages */
-
-void
-sim_err(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("cordon-sim: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-int
-sim_usage(const char *synopsis, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("cordon-sim: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	if (synopsis)
-		fprintf(stderr, "usage: cordon-sim %s\n", synopsis);
-	fputs("(cordon-sim --help lists every command)\n", stderr);
-	return SIM_USAGE;
-}
-
-int
-sim_valid_id(const char *s)
-{
-	size_t n = 0;
-
-	for (; s[n]; n++) {
-		char c = s[n];
-
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		      (c >= '0' && c <= '9') || c == '_' || c == '-'))
-			return 0;
-	}
-	return n >= 1 && n <= 64;
 }
 
 /* ---------------------------------------------------------------- PRNG */
@@ -392,7 +350,7 @@ main(int argc, char **argv)
 	};
 
 	if (argc < 2)
-		return sim_usage(NULL, "no command given");
+		return tool_usage(NULL, "no command given");
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
 		usage(stdout);
 		return 0;
@@ -405,6 +363,6 @@ main(int argc, char **argv)
 		if (strcmp(argv[1], cmds[i].name) == 0)
 			return cmds[i].fn(argc - 1, argv + 1);
 	if (strcmp(argv[1], "watch") == 0)
-		return sim_usage(NULL, "watch is gone: use `cordonctl alerts --follow`");
-	return sim_usage(NULL, "unknown command '%s'", argv[1]);
+		return tool_usage(NULL, "watch is gone: use `cordonctl alerts --follow`");
+	return tool_usage(NULL, "unknown command '%s'", argv[1]);
 }

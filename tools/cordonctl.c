@@ -20,6 +20,9 @@
 #define CORDON_VERSION "0"
 #endif
 
+const char tool_name[] = "cordonctl";
+const char tool_synopsis_prefix[] = "cordonctl [-c FILE]";
+
 static void
 usage(FILE *out)
 {
@@ -74,59 +77,14 @@ usage(FILE *out)
 	      "exit status: 0 done, 1 failed (nothing changed), 2 usage error\n", out);
 }
 
-/* ---------------------------------------------------------------- messages */
-
-void
-ctl_err(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("cordonctl: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-int
-ctl_usage(const char *synopsis, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("cordonctl: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	if (synopsis)
-		fprintf(stderr, "usage: cordonctl [-c FILE] %s\n", synopsis);
-	fputs("(cordonctl --help lists every command)\n", stderr);
-	return CTL_USAGE;
-}
-
 /* ---------------------------------------------------------------- arguments */
-
-int
-ctl_valid_id(const char *s)
-{
-	size_t n = 0;
-
-	for (; s[n]; n++) {
-		char c = s[n];
-
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		      (c >= '0' && c <= '9') || c == '_' || c == '-'))
-			return 0;
-	}
-	return n >= 1 && n <= 64;
-}
 
 int
 ctl_check_id(const char *synopsis, const char *what, const char *s)
 {
-	if (ctl_valid_id(s))
+	if (tool_valid_id(s))
 		return 0;
-	ctl_usage(synopsis, "bad %s id '%.80s': use 1 to 64 of A-Z a-z 0-9 _ -", what, s);
+	tool_usage(synopsis, "bad %s id '%.80s': use 1 to 64 of A-Z a-z 0-9 _ -", what, s);
 	return -1;
 }
 
@@ -144,7 +102,7 @@ ctl_parse(const char *synopsis, int argc, char **argv, const struct ctl_opt *opt
 
 		if (options_done || arg[0] != '-' || arg[1] == '\0') {
 			if (npos >= max_pos) {
-				ctl_usage(synopsis, "unexpected argument '%.80s'", arg);
+				tool_usage(synopsis, "unexpected argument '%.80s'", arg);
 				return -1;
 			}
 			pos[npos++] = arg;
@@ -160,23 +118,23 @@ ctl_parse(const char *synopsis, int argc, char **argv, const struct ctl_opt *opt
 			if (strlen(o->name) == len && strncmp(o->name, arg, len) == 0)
 				break;
 		if (!o || !o->name) {
-			ctl_usage(synopsis, "unknown option '%.*s'", (int)len, arg);
+			tool_usage(synopsis, "unknown option '%.*s'", (int)len, arg);
 			return -1;
 		}
 		if (o->flag) {
 			if (eq) {
-				ctl_usage(synopsis, "option %s takes no value", o->name);
+				tool_usage(synopsis, "option %s takes no value", o->name);
 				return -1;
 			}
 			if (*o->flag) {
-				ctl_usage(synopsis, "option %s given twice", o->name);
+				tool_usage(synopsis, "option %s given twice", o->name);
 				return -1;
 			}
 			*o->flag = 1;
 			continue;
 		}
 		if (*o->value) {
-			ctl_usage(synopsis, "option %s given twice", o->name);
+			tool_usage(synopsis, "option %s given twice", o->name);
 			return -1;
 		}
 		if (eq) {
@@ -184,12 +142,12 @@ ctl_parse(const char *synopsis, int argc, char **argv, const struct ctl_opt *opt
 		} else if (i + 1 < argc) {
 			*o->value = argv[++i];
 		} else {
-			ctl_usage(synopsis, "option %s needs a value", o->name);
+			tool_usage(synopsis, "option %s needs a value", o->name);
 			return -1;
 		}
 	}
 	if (npos < min_pos) {
-		ctl_usage(synopsis, "missing arguments");
+		tool_usage(synopsis, "missing arguments");
 		return -1;
 	}
 	return npos;
@@ -205,19 +163,19 @@ ctl_open(struct ctl *ctl)
 	int rc;
 
 	if (config_init(&cfg) < 0) {
-		ctl_err("out of memory");
+		tool_err("out of memory");
 		return -1;
 	}
 	rc = config_load(&cfg, ctl->config_path, stderr);
 	if (rc < 0) {
 		config_finish(&cfg);
-		ctl_err("invalid configuration in %s", ctl->config_path);
+		tool_err("invalid configuration in %s", ctl->config_path);
 		return -1;
 	}
 	ctl->conn = db_connect(cfg.pg_conninfo, "cordonctl");
 	config_finish(&cfg);
 	if (!ctl->conn) {
-		ctl_err("out of memory");
+		tool_err("out of memory");
 		return -1;
 	}
 	if (PQstatus(ctl->conn) != CONNECTION_OK) {
@@ -226,16 +184,16 @@ ctl_open(struct ctl *ctl)
 
 		while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
 			n--;
-		ctl_err("cannot connect to PostgreSQL: %.*s", (int)n, msg);
+		tool_err("cannot connect to PostgreSQL: %.*s", (int)n, msg);
 		return -1;
 	}
 	if (PQsetClientEncoding(ctl->conn, "UTF8") != 0) {
-		ctl_err("cannot set the client encoding to UTF8");
+		tool_err("cannot set the client encoding to UTF8");
 		return -1;
 	}
 	ctl->schema_version = db_migrate(ctl->conn, errbuf, sizeof(errbuf));
 	if (ctl->schema_version < 0) {
-		ctl_err("applying migrations: %s", errbuf);
+		tool_err("applying migrations: %s", errbuf);
 		return -1;
 	}
 	return 0;
@@ -262,7 +220,7 @@ print_pg_error(struct ctl *ctl, const char *what, PGresult *res)
 
 	while (n > 0 && (full[n - 1] == '\n' || full[n - 1] == ' '))
 		n--;
-	ctl_err("%s: %.*s", what, (int)n, n ? full : "unknown error");
+	tool_err("%s: %.*s", what, (int)n, n ? full : "unknown error");
 }
 
 PGresult *
@@ -351,7 +309,7 @@ ctl_site_exists(struct ctl *ctl, const char *site)
 	found = PQntuples(res) > 0;
 	PQclear(res);
 	if (!found)
-		ctl_err("unknown site %s", site);
+		tool_err("unknown site %s", site);
 	return found;
 }
 
@@ -410,7 +368,7 @@ static int
 cmd_import_words(struct ctl *ctl, int argc, char **argv)
 {
 	if (argc < 1 || strcmp(argv[0], "households") != 0)
-		return ctl_usage("import households FILE.csv --site S",
+		return tool_usage("import households FILE.csv --site S",
 				 "import what? (only 'households' is known)");
 	return ctl_cmd_import(ctl, argc - 1, argv + 1);
 }
@@ -463,7 +421,7 @@ main(int argc, char **argv)
 		}
 	}
 	if (optind == argc)
-		return ctl_usage(NULL, "no command given");
+		return tool_usage(NULL, "no command given");
 	if (strcmp(argv[optind], "help") == 0) {
 		usage(stdout);
 		return CTL_OK;
@@ -476,5 +434,5 @@ main(int argc, char **argv)
 		ctl_close(&ctl);
 		return rc;
 	}
-	return ctl_usage(NULL, "unknown command '%.80s'", argv[optind]);
+	return tool_usage(NULL, "unknown command '%.80s'", argv[optind]);
 }

@@ -7,6 +7,8 @@
 #include <libpq-fe.h>
 #include <stdarg.h>
 
+#include "tool.h"
+
 struct config;
 
 /* Exit codes: 0 done, 1 failed (nothing changed), 2 usage error. */
@@ -39,14 +41,6 @@ struct ctl_opt {
 int ctl_parse(const char *synopsis, int argc, char **argv, const struct ctl_opt *opts,
 	      const char **pos, int min_pos, int max_pos);
 
-/* Prints "cordonctl: <message>" and the synopsis to stderr; returns CTL_USAGE. */
-int ctl_usage(const char *synopsis, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Prints "cordonctl: <message>" to stderr. */
-void ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* True when s is a site, gate, zone, household, card or person id:
- * [A-Za-z0-9_-]{1,64} (SPEC 2). */
-int ctl_valid_id(const char *s);
 /* Checks an id argument; prints a usage error naming `what` when it is bad.
  * Returns 0 or -1. */
 int ctl_check_id(const char *synopsis, const char *what, const char *s);

@@ -27,12 +27,12 @@ int
 ctl_load_config(struct ctl *ctl, struct config *cfg)
 {
 	if (config_init(cfg) < 0) {
-		ctl_err("out of memory");
+		tool_err("out of memory");
 		return -1;
 	}
 	if (config_load(cfg, ctl->config_path, stderr) < 0) {
 		config_finish(cfg);
-		ctl_err("invalid configuration in %s", ctl->config_path);
+		tool_err("invalid configuration in %s", ctl->config_path);
 		return -1;
 	}
 	return 0;
@@ -133,7 +133,7 @@ ctl_mqtt_connect(const struct config *cfg, const char *client_id, MQTTClient *re
 
 	rc = MQTTClient_create(&client, cfg->mqtt_uri, client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
 	if (rc != MQTTCLIENT_SUCCESS) {
-		ctl_err("MQTT: cannot create a client for %s: %s", cfg->mqtt_uri,
+		tool_err("MQTT: cannot create a client for %s: %s", cfg->mqtt_uri,
 			MQTTClient_strerror(rc));
 		return -1;
 	}
@@ -145,7 +145,7 @@ ctl_mqtt_connect(const struct config *cfg, const char *client_id, MQTTClient *re
 	if (cfg->mqtt_password_file[0]) {
 		password = read_secret(cfg->mqtt_password_file);
 		if (!password) {
-			ctl_err("cannot read [mqtt] password_file %s: %s", cfg->mqtt_password_file,
+			tool_err("cannot read [mqtt] password_file %s: %s", cfg->mqtt_password_file,
 				strerror(errno));
 			MQTTClient_destroy(&client);
 			return -1;
@@ -168,7 +168,7 @@ ctl_mqtt_connect(const struct config *cfg, const char *client_id, MQTTClient *re
 		free(password);
 	}
 	if (rc != MQTTCLIENT_SUCCESS) {
-		ctl_err("MQTT: cannot connect to %s: %s (%d)", cfg->mqtt_uri,
+		tool_err("MQTT: cannot connect to %s: %s (%d)", cfg->mqtt_uri,
 			rc < 0 ? MQTTClient_strerror(rc) : "refused by the broker", rc);
 		MQTTClient_destroy(&client);
 		return -1;
@@ -193,7 +193,7 @@ publish_qos1(const struct config *cfg, const char *topic, const char *payload)
 	if (rc == MQTTCLIENT_SUCCESS)
 		rc = MQTTClient_waitForCompletion(client, token, 10000);
 	if (rc != MQTTCLIENT_SUCCESS)
-		ctl_err("MQTT: publishing on %s: %s", topic, MQTTClient_strerror(rc));
+		tool_err("MQTT: publishing on %s: %s", topic, MQTTClient_strerror(rc));
 	else
 		ret = 0;
 	MQTTClient_disconnect(client, 1000);
@@ -219,7 +219,7 @@ ack_or_resolve(struct ctl *ctl, const char *action, const char *synopsis, int ar
 	if (ctl_parse(synopsis, argc, argv, opts, pos, 1, 1) < 0)
 		return CTL_USAGE;
 	if (!*pos[0] || strlen(pos[0]) > 128)
-		return ctl_usage(synopsis, "bad alert id '%.80s'", pos[0]);
+		return tool_usage(synopsis, "bad alert id '%.80s'", pos[0]);
 	if (!by) {
 		struct passwd *pw = getpwuid(getuid());
 
@@ -227,12 +227,12 @@ ack_or_resolve(struct ctl *ctl, const char *action, const char *synopsis, int ar
 		if ((!by || !*by) && pw)
 			by = pw->pw_name;
 		if (!by || !*by)
-			return ctl_usage(synopsis, "cannot tell who you are: give --by NAME");
+			return tool_usage(synopsis, "cannot tell who you are: give --by NAME");
 	}
 	if (!*by || strlen(by) > 128)
-		return ctl_usage(synopsis, "bad --by '%.80s'", by);
+		return tool_usage(synopsis, "bad --by '%.80s'", by);
 	if (note && strlen(note) > 1000)
-		return ctl_usage(synopsis, "--note is longer than 1000 bytes");
+		return tool_usage(synopsis, "--note is longer than 1000 bytes");
 	if (ctl_open(ctl) < 0)
 		return CTL_FAIL;
 	res = QUERY(ctl, "looking up the alert",
@@ -241,7 +241,7 @@ ack_or_resolve(struct ctl *ctl, const char *action, const char *synopsis, int ar
 		return CTL_FAIL;
 	if (PQntuples(res) == 0) {
 		PQclear(res);
-		ctl_err("no open alert %s", pos[0]);
+		tool_err("no open alert %s", pos[0]);
 		return CTL_FAIL;
 	}
 	site = strdup(PQgetvalue(res, 0, 0));
@@ -256,7 +256,7 @@ ack_or_resolve(struct ctl *ctl, const char *action, const char *synopsis, int ar
 	payload = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
 	json_decref(msg);
 	if (!payload || asprintf(&topic, "%s/%s/ack", cfg.topic_root, site) < 0) {
-		ctl_err("out of memory");
+		tool_err("out of memory");
 		rc = CTL_FAIL;
 	} else if (publish_qos1(&cfg, topic, payload) < 0) {
 		rc = CTL_FAIL;
@@ -507,13 +507,13 @@ ctl_cmd_report(struct ctl *ctl, int argc, char **argv)
 	PGresult *sites;
 
 	if (argc < 1 || strcmp(argv[0], "daily") != 0)
-		return ctl_usage(REPORT, "report what? (only 'daily' is known)");
+		return tool_usage(REPORT, "report what? (only 'daily' is known)");
 	if (ctl_parse(REPORT, argc - 1, argv + 1, opts, pos, 0, 0) < 0)
 		return CTL_USAGE;
 	if (site && ctl_check_id(REPORT, "site", site) < 0)
 		return CTL_USAGE;
 	if (date && !valid_date(date))
-		return ctl_usage(REPORT, "bad date '%.40s': use YYYY-MM-DD", date);
+		return tool_usage(REPORT, "bad date '%.40s': use YYYY-MM-DD", date);
 	if (ctl_open(ctl) < 0)
 		return CTL_FAIL;
 	if (site && ctl_site_exists(ctl, site) <= 0)
@@ -524,7 +524,7 @@ ctl_cmd_report(struct ctl *ctl, int argc, char **argv)
 	root = strdup(cfg.topic_root);
 	config_finish(&cfg);
 	if (!root) {
-		ctl_err("out of memory");
+		tool_err("out of memory");
 		return CTL_FAIL;
 	}
 

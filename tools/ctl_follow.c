@@ -299,7 +299,7 @@ handle(struct view *v, const char *topic, const void *payload, int len)
 	id = msg ? str(msg, "alert_id") : NULL;
 	if (!id || !*id) {
 		if (!warned++ && !v->tty)
-			ctl_err("ignoring a message on %.200s that is not an alert (only the first "
+			tool_err("ignoring a message on %.200s that is not an alert (only the first "
 				"is reported)", topic);
 		json_decref(msg);
 		return 0;
@@ -345,7 +345,7 @@ subscribe(const struct config *cfg, struct view *v, MQTTClient *ret_client)
 		return -1;
 	rc = MQTTClient_subscribe(client, v->filter, 1);
 	if (rc != MQTTCLIENT_SUCCESS) {
-		ctl_err("MQTT: the broker refused the subscription to %s: %s (%d)", v->filter,
+		tool_err("MQTT: the broker refused the subscription to %s: %s (%d)", v->filter,
 			rc < 0 ? MQTTClient_strerror(rc) : "not authorized?", rc);
 		MQTTClient_disconnect(client, 1000);
 		MQTTClient_destroy(&client);
@@ -381,7 +381,7 @@ ctl_follow_alerts(struct ctl *ctl, const char *kind, const char *site)
 		     kind ? kind : "#") < 0)
 		filter = NULL;   /* undefined after a failure */
 	if (!filter || !(v.rows = calloc(MAX_ROWS, sizeof(v.rows[0])))) {
-		ctl_err("out of memory");
+		tool_err("out of memory");
 		goto out;
 	}
 	v.filter = filter;
@@ -423,7 +423,7 @@ ctl_follow_alerts(struct ctl *ctl, const char *kind, const char *site)
 		client = NULL;
 		snprintf(v.status, sizeof(v.status), "connection to the broker lost, reconnecting");
 		if (!v.tty)
-			ctl_err("connection to the broker lost; reconnecting every %d s", RECONNECT_S);
+			tool_err("connection to the broker lost; reconnecting every %d s", RECONNECT_S);
 		for (;;) {
 			if (v.tty)
 				draw(&v);   /* the last attempt's error shows below the table */
@@ -437,7 +437,7 @@ ctl_follow_alerts(struct ctl *ctl, const char *kind, const char *site)
 		if (v.tty)
 			load(ctl, &v, kind, site, 0);
 		else
-			ctl_err("reconnected to %s; transitions meanwhile are not shown", cfg.mqtt_uri);
+			tool_err("reconnected to %s; transitions meanwhile are not shown", cfg.mqtt_uri);
 		drawn = 0;
 	}
 	rc = CTL_OK;

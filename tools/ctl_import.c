@@ -459,7 +459,7 @@ check_row(struct import *im, struct csv *c)
 	hh = csv_field(c, 0);
 	if (!*hh) {
 		reason(msg, sizeof(msg), "empty household");
-	} else if (!ctl_valid_id(hh)) {
+	} else if (!tool_valid_id(hh)) {
 		reason(msg, sizeof(msg), "bad household id '%s' (use 1 to 64 of A-Z a-z 0-9 _ -)",
 		       shown(hh, v, sizeof(v)));
 	} else if ((seen = idset_add(&im->households, hh, line)) < 0) {
@@ -497,7 +497,7 @@ check_row(struct import *im, struct csv *c)
 			if (!empty_card)
 				reason(msg, sizeof(msg), "empty card id in cards");
 			empty_card = 1;
-		} else if (n > 64 || !ctl_valid_id(card)) {
+		} else if (n > 64 || !tool_valid_id(card)) {
 			reason(msg, sizeof(msg), "bad card id '%s' (use 1 to 64 of A-Z a-z 0-9 _ -)",
 			       shown(card, v, sizeof(v)));
 		} else if ((seen = idset_add(&im->cards, card, line)) < 0) {
@@ -551,12 +551,12 @@ read_file(struct import *im)
 
 	c.in = fopen(im->path, "r");
 	if (!c.in) {
-		ctl_err("cannot open %s: %s", im->path, strerror(errno));
+		tool_err("cannot open %s: %s", im->path, strerror(errno));
 		return -1;
 	}
 	rc = csv_read(&c);
 	if (rc == 0) {
-		ctl_err("%s: empty file (the first line must be the header " HEADER ")", im->path);
+		tool_err("%s: empty file (the first line must be the header " HEADER ")", im->path);
 		goto out;
 	}
 	if (rc < 0)
@@ -580,7 +580,7 @@ read_file(struct import *im)
 	ret = 0;
 	goto out;
 oom:
-	ctl_err("out of memory reading %s", im->path);
+	tool_err("out of memory reading %s", im->path);
 out:
 	fclose(c.in);
 	free(c.rec.p);
@@ -612,7 +612,7 @@ copy_in(struct ctl *ctl, const char *what, const char *sql, const struct buf *da
 	if (!ok) {
 		const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(ctl->conn);
 
-		ctl_err("%s: %.*s", what, (int)strcspn(msg, "\n"), msg);
+		tool_err("%s: %.*s", what, (int)strcspn(msg, "\n"), msg);
 	}
 	PQclear(res);
 	while ((res = PQgetResult(ctl->conn)))
@@ -662,7 +662,7 @@ check_owned_cards(struct ctl *ctl, struct import *im, const char *site)
 	report_finish(&im->bad);
 	im->bad = merged;
 	if (rc < 0)
-		ctl_err("out of memory");
+		tool_err("out of memory");
 	return rc;
 }
 
@@ -732,7 +732,7 @@ ctl_cmd_import(struct ctl *ctl, int argc, char **argv)
 	if (ctl_parse(IMPORT, argc, argv, opts, pos, 1, 1) < 0)
 		return CTL_USAGE;
 	if (!site)
-		return ctl_usage(IMPORT, "--site is required");
+		return tool_usage(IMPORT, "--site is required");
 	if (ctl_check_id(IMPORT, "site", site) < 0)
 		return CTL_USAGE;
 	im.path = pos[0];
@@ -771,7 +771,7 @@ out:
 		if (im.bad.total > im.bad.kept)
 			fprintf(stderr, "%s: ... and %ld more bad rows\n", im.path,
 				im.bad.total - im.bad.kept);
-		ctl_err("%ld bad row%s in %s: nothing imported", im.bad.total,
+		tool_err("%ld bad row%s in %s: nothing imported", im.bad.total,
 			im.bad.total == 1 ? "" : "s", im.path);
 	}
 	ctl_rollback(ctl);

@@ -46,7 +46,7 @@ parse_seconds(const char *synopsis, const char *opt, const char *s, long long mi
 	format_seconds(max_s, hi, sizeof(hi));
 	if (config_parse_duration(s, &ms) < 0 || ms % 1000 != 0 ||
 	    ms / 1000 < min_s || ms / 1000 > max_s) {
-		ctl_usage(synopsis, "%s '%.40s': expected a duration from %s to %s in whole "
+		tool_usage(synopsis, "%s '%.40s': expected a duration from %s to %s in whole "
 			  "seconds, such as 30m, 4h or 2d", opt, s, lo, hi);
 		return -1;
 	}
@@ -75,7 +75,7 @@ household_exists(struct ctl *ctl, const char *site, const char *household)
 	found = PQntuples(res) > 0;
 	PQclear(res);
 	if (!found)
-		ctl_err("unknown household %s at site %s", household, site);
+		tool_err("unknown household %s at site %s", household, site);
 	return found;
 }
 
@@ -94,7 +94,7 @@ site_add(struct ctl *ctl, int argc, char **argv)
 	    ctl_check_id(SITE_ADD, "site", pos[0]) < 0)
 		return CTL_USAGE;
 	if (tz && (!*tz || strlen(tz) > 64))
-		return ctl_usage(SITE_ADD, "bad time zone '%.80s'", tz);
+		return tool_usage(SITE_ADD, "bad time zone '%.80s'", tz);
 	if (ctl_open(ctl) < 0)
 		return CTL_FAIL;
 	if (tz) {
@@ -104,7 +104,7 @@ site_add(struct ctl *ctl, int argc, char **argv)
 		/* cordond reads the zone from the system's TZif files, and
 		 * PostgreSQL formats times in it: both must know it. */
 		if (tz_load(tz, &zone) < 0) {
-			ctl_err("unknown time zone '%s' (no such file under /usr/share/zoneinfo; "
+			tool_err("unknown time zone '%s' (no such file under /usr/share/zoneinfo; "
 				"use a name such as Asia/Shanghai)", tz);
 			return CTL_FAIL;
 		}
@@ -117,7 +117,7 @@ site_add(struct ctl *ctl, int argc, char **argv)
 		known = PQntuples(res) > 0;
 		PQclear(res);
 		if (!known) {
-			ctl_err("time zone '%s' is unknown to PostgreSQL", tz);
+			tool_err("time zone '%s' is unknown to PostgreSQL", tz);
 			return CTL_FAIL;
 		}
 	}
@@ -135,7 +135,7 @@ site_add(struct ctl *ctl, int argc, char **argv)
 	}
 	PQclear(res);
 	if (!tz) {
-		ctl_err("site %s already exists (--timezone TZ changes its time zone)", pos[0]);
+		tool_err("site %s already exists (--timezone TZ changes its time zone)", pos[0]);
 		return CTL_FAIL;
 	}
 	res = QUERY(ctl, "changing the time zone",
@@ -152,7 +152,7 @@ ctl_cmd_site(struct ctl *ctl, int argc, char **argv)
 {
 	if (argc >= 1 && strcmp(argv[0], "add") == 0)
 		return site_add(ctl, argc - 1, argv + 1);
-	return ctl_usage(SITE_ADD, "site: expected 'add'");
+	return tool_usage(SITE_ADD, "site: expected 'add'");
 }
 
 /* ---------------------------------------------------------------- gate */
@@ -188,10 +188,10 @@ gate_add(struct ctl *ctl, int argc, char **argv)
 	for (int i = 0; format && gate_formats[i]; i++)
 		known |= strcmp(format, gate_formats[i]) == 0;
 	if (format && !known)
-		return ctl_usage(GATE_ADD, "unknown format '%.40s' (auto canonical hikvision dahua "
+		return tool_usage(GATE_ADD, "unknown format '%.40s' (auto canonical hikvision dahua "
 				 "ezviz wecom diy)", format);
 	if (unit && strcmp(unit, "c") != 0 && strcmp(unit, "f") != 0 && strcmp(unit, "k") != 0)
-		return ctl_usage(GATE_ADD, "unknown unit '%.40s' (c, f or k)", unit);
+		return tool_usage(GATE_ADD, "unknown unit '%.40s' (c, f or k)", unit);
 	if (sealed)
 		state = "sealed";
 	if (ctl_open(ctl) < 0 || ctl_begin(ctl) < 0 || ctl_ensure_site(ctl, pos[0]) < 0)
@@ -210,7 +210,7 @@ gate_add(struct ctl *ctl, int argc, char **argv)
 	}
 	PQclear(res);
 	if (!state && !format && !unit) {
-		ctl_err("gate %s already exists at site %s (gate seal/open changes its state)",
+		tool_err("gate %s already exists at site %s (gate seal/open changes its state)",
 			pos[1], pos[0]);
 		return CTL_FAIL;
 	}
@@ -244,7 +244,7 @@ gate_set_state(struct ctl *ctl, const char *state, int argc, char **argv)
 		return CTL_FAIL;
 	if (PQntuples(res) == 0) {
 		PQclear(res);
-		ctl_err("unknown gate %s at site %s (gate add creates it)", pos[1], pos[0]);
+		tool_err("unknown gate %s at site %s (gate add creates it)", pos[1], pos[0]);
 		return CTL_FAIL;
 	}
 	if (strcmp(PQgetvalue(res, 0, 0), state) == 0) {
@@ -304,7 +304,7 @@ ctl_cmd_gate(struct ctl *ctl, int argc, char **argv)
 			    "SELECT site, gate, state, format, unit FROM gates"
 			    " WHERE $1::text IS NULL OR site = $1 ORDER BY site, gate",
 			    argc - 1, argv + 1);
-	return ctl_usage(GATE_ADD "\n       " GATE_SET "\n       " GATE_LIST,
+	return tool_usage(GATE_ADD "\n       " GATE_SET "\n       " GATE_LIST,
 			 "gate: expected add, seal, open or list");
 }
 
@@ -340,7 +340,7 @@ zone_add(struct ctl *ctl, int argc, char **argv)
 	if (PQntuples(res) == 0) {
 		PQclear(res);
 		if (!interval) {
-			ctl_err("zone %s already exists at site %s (--interval changes its interval)",
+			tool_err("zone %s already exists at site %s (--interval changes its interval)",
 				pos[1], pos[0]);
 			return CTL_FAIL;
 		}
@@ -375,7 +375,7 @@ ctl_cmd_zone(struct ctl *ctl, int argc, char **argv)
 			    "  ELSE interval_s || 's' END AS interval"
 			    " FROM zones WHERE $1::text IS NULL OR site = $1 ORDER BY site, zone",
 			    argc - 1, argv + 1);
-	return ctl_usage(ZONE_ADD "\n       " ZONE_LIST, "zone: expected add or list");
+	return tool_usage(ZONE_ADD "\n       " ZONE_LIST, "zone: expected add or list");
 }
 
 /* ---------------------------------------------------------------- card */
@@ -400,7 +400,7 @@ card_add(struct ctl *ctl, int argc, char **argv)
 	    ctl_check_id(CARD_ADD, "card", pos[1]) < 0)
 		return CTL_USAGE;
 	if (!hh)
-		return ctl_usage(CARD_ADD, "--household is required");
+		return tool_usage(CARD_ADD, "--household is required");
 	if (ctl_check_id(CARD_ADD, "household", hh) < 0)
 		return CTL_USAGE;
 	if (ctl_open(ctl) < 0 || ctl_begin(ctl) < 0 || household_exists(ctl, pos[0], hh) <= 0)
@@ -426,13 +426,13 @@ card_add(struct ctl *ctl, int argc, char **argv)
 	state = PQgetvalue(res, 0, 1);
 	was_extra = PQgetvalue(res, 0, 2)[0] == 't';
 	if (strcmp(owner, hh) != 0) {
-		ctl_err("card %s at site %s belongs to household %s (%s)", pos[1], pos[0], owner,
+		tool_err("card %s at site %s belongs to household %s (%s)", pos[1], pos[0], owner,
 			state);
 		PQclear(res);
 		return CTL_FAIL;
 	}
 	if (strcmp(state, "active") == 0 && (was_extra || !extra)) {
-		ctl_err("card %s is already registered to household %s at site %s", pos[1], hh,
+		tool_err("card %s is already registered to household %s at site %s", pos[1], hh,
 			pos[0]);
 		PQclear(res);
 		return CTL_FAIL;
@@ -469,7 +469,7 @@ card_revoke(struct ctl *ctl, int argc, char **argv)
 		return CTL_FAIL;
 	if (PQntuples(res) == 0) {
 		PQclear(res);
-		ctl_err("unknown card %s at site %s", pos[1], pos[0]);
+		tool_err("unknown card %s at site %s", pos[1], pos[0]);
 		return CTL_FAIL;
 	}
 	if (strcmp(PQgetvalue(res, 0, 0), "revoked") == 0) {
@@ -498,7 +498,7 @@ ctl_cmd_card(struct ctl *ctl, int argc, char **argv)
 		return card_add(ctl, argc - 1, argv + 1);
 	if (strcmp(sub, "revoke") == 0)
 		return card_revoke(ctl, argc - 1, argv + 1);
-	return ctl_usage(CARD_ADD "\n       " CARD_REVOKE, "card: expected add or revoke");
+	return tool_usage(CARD_ADD "\n       " CARD_REVOKE, "card: expected add or revoke");
 }
 
 /* ---------------------------------------------------------------- isolation */
@@ -525,7 +525,7 @@ ctl_cmd_isolate(struct ctl *ctl, int argc, char **argv)
 	    ctl_check_id(ISOLATE, "site", pos[0]) < 0)
 		return CTL_USAGE;
 	if (!hh)
-		return ctl_usage(ISOLATE, "--household is required");
+		return tool_usage(ISOLATE, "--household is required");
 	if (ctl_check_id(ISOLATE, "household", hh) < 0 ||
 	    (person && ctl_check_id(ISOLATE, "person", person) < 0) ||
 	    (check && parse_seconds(ISOLATE, "--check-interval", check, 60, 7 * 86400,
@@ -538,7 +538,7 @@ ctl_cmd_isolate(struct ctl *ctl, int argc, char **argv)
 		errno = 0;
 		d = strtol(days_s, &end, 10);
 		if (end == days_s || *end || errno || d < 1 || d > 365)
-			return ctl_usage(ISOLATE, "--days '%.40s': expected a whole number of days "
+			return tool_usage(ISOLATE, "--days '%.40s': expected a whole number of days "
 					 "from 1 to 365", days_s);
 		snprintf(days, sizeof(days), "%ld", d);
 	}
@@ -554,7 +554,7 @@ ctl_cmd_isolate(struct ctl *ctl, int argc, char **argv)
 	if (!res)
 		return CTL_FAIL;
 	if (PQntuples(res) > 0) {
-		ctl_err("household %s%s%s at site %s is already under isolation order %s until %s "
+		tool_err("household %s%s%s at site %s is already under isolation order %s until %s "
 			"(release it first)", hh, person ? ", person " : " (all)",
 			person ? person : "", pos[0], PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
 		PQclear(res);
@@ -593,7 +593,7 @@ ctl_cmd_release(struct ctl *ctl, int argc, char **argv)
 	    ctl_check_id(RELEASE, "site", pos[0]) < 0)
 		return CTL_USAGE;
 	if (!hh)
-		return ctl_usage(RELEASE, "--household is required");
+		return tool_usage(RELEASE, "--household is required");
 	if (ctl_check_id(RELEASE, "household", hh) < 0)
 		return CTL_USAGE;
 	if (ctl_open(ctl) < 0 || ctl_begin(ctl) < 0 || household_exists(ctl, pos[0], hh) <= 0)
@@ -606,7 +606,7 @@ ctl_cmd_release(struct ctl *ctl, int argc, char **argv)
 		return CTL_FAIL;
 	if (PQntuples(res) == 0) {
 		PQclear(res);
-		ctl_err("household %s at site %s has no active isolation order", hh, pos[0]);
+		tool_err("household %s at site %s has no active isolation order", hh, pos[0]);
 		return CTL_FAIL;
 	}
 	for (int i = 0; i < PQntuples(res); i++) {

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "tool.h"
+
 /* Exit codes: 0 done, 1 failed, 2 usage error. */
 #define SIM_FAILED 1
 #define SIM_USAGE 2
@@ -22,11 +24,6 @@
 #define SIM_OPEN_GATE "G01"
 #define SIM_FORCED_GATE "G07"
 
-void sim_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-int sim_usage(const char *synopsis, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* 1 when s is an id of SPEC 2: [A-Za-z0-9_-]{1,64}. */
-int sim_valid_id(const char *s);
 
 /* ---------------------------------------------------------------- numbers */
 

@@ -165,7 +165,7 @@ sim_load(int argc, char **argv)
 
 	l = calloc(1, sizeof(*l));
 	if (!l) {
-		sim_err("out of memory");
+		tool_err("out of memory");
 		return SIM_FAILED;
 	}
 	l->rate = 1000;
@@ -183,7 +183,7 @@ sim_load(int argc, char **argv)
 		case 't': l->stamp = true; break;
 		case 'r':
 			if (sim_parse_real(optarg, 0, 1e7, &l->rate) < 0) {
-				rc = sim_usage(synopsis, "--rate: messages per second (0 = as fast as "
+				rc = tool_usage(synopsis, "--rate: messages per second (0 = as fast as "
 					       "possible): '%s'", optarg);
 				goto out;
 			}
@@ -191,14 +191,14 @@ sim_load(int argc, char **argv)
 		case 'n':
 		case 'E':
 			if (sim_parse_int(optarg, 0, INT64_MAX, &v) < 0) {
-				rc = sim_usage(synopsis, "%s: not a count: '%s'", argv[optind - 2], optarg);
+				rc = tool_usage(synopsis, "%s: not a count: '%s'", argv[optind - 2], optarg);
 				goto out;
 			}
 			*(ch == 'n' ? &l->count : &l->fever_every) = v;
 			break;
 		case 'd':
 			if (sim_parse_duration(optarg, &l->duration) < 0) {
-				rc = sim_usage(synopsis, "--duration: not a duration: '%s'", optarg);
+				rc = tool_usage(synopsis, "--duration: not a duration: '%s'", optarg);
 				goto out;
 			}
 			break;
@@ -207,7 +207,7 @@ sim_load(int argc, char **argv)
 		case 'i':
 			if (sim_parse_int(optarg, ch == 'q' ? 0 : 1,
 					  ch == 'g' ? MAX_GATES : ch == 'q' ? 1 : 65535, &v) < 0) {
-				rc = sim_usage(synopsis, "%s: out of range (--gates 1..%d, --qos 0|1, "
+				rc = tool_usage(synopsis, "%s: out of range (--gates 1..%d, --qos 0|1, "
 					       "--inflight 1..65535): '%s'", argv[optind - 2],
 					       MAX_GATES, optarg);
 				goto out;
@@ -216,13 +216,13 @@ sim_load(int argc, char **argv)
 			break;
 		case 'F':
 			if (sim_parse_real(optarg, 0, 1, &l->fever_rate) < 0) {
-				rc = sim_usage(synopsis, "--fever-rate: a share in [0, 1]: '%s'", optarg);
+				rc = tool_usage(synopsis, "--fever-rate: a share in [0, 1]: '%s'", optarg);
 				goto out;
 			}
 			break;
 		case 'S':
 			if (sim_parse_int(optarg, 0, INT64_MAX, &l->seed) < 0) {
-				rc = sim_usage(synopsis, "--seed: not a number: '%s'", optarg);
+				rc = tool_usage(synopsis, "--seed: not a number: '%s'", optarg);
 				goto out;
 			}
 			break;
@@ -232,7 +232,7 @@ sim_load(int argc, char **argv)
 			} else if (strcmp(optarg, "mix") == 0) {
 				l->format = FMT_MIX;
 			} else {
-				rc = sim_usage(synopsis, "--format: canonical or mix: '%s'", optarg);
+				rc = tool_usage(synopsis, "--format: canonical or mix: '%s'", optarg);
 				goto out;
 			}
 			break;
@@ -241,23 +241,23 @@ sim_load(int argc, char **argv)
 			rc = 0;
 			goto out;
 		case ':':
-			rc = sim_usage(synopsis, "%s needs a value", argv[optind - 1]);
+			rc = tool_usage(synopsis, "%s needs a value", argv[optind - 1]);
 			goto out;
 		default:
-			rc = sim_usage(synopsis, "unknown option '%s'", argv[optind - 1]);
+			rc = tool_usage(synopsis, "unknown option '%s'", argv[optind - 1]);
 			goto out;
 		}
 	}
 	if (optind < argc) {
-		rc = sim_usage(synopsis, "unexpected argument '%s'", argv[optind]);
+		rc = tool_usage(synopsis, "unexpected argument '%s'", argv[optind]);
 		goto out;
 	}
 	if (!uri || !l->site) {
-		rc = sim_usage(synopsis, "--uri and --site are required");
+		rc = tool_usage(synopsis, "--uri and --site are required");
 		goto out;
 	}
-	if (!sim_valid_id(l->site)) {
-		rc = sim_usage(synopsis, "--site: not an id ([A-Za-z0-9_-]{1,64}): '%s'", l->site);
+	if (!tool_valid_id(l->site)) {
+		rc = tool_usage(synopsis, "--site: not an id ([A-Za-z0-9_-]{1,64}): '%s'", l->site);
 		goto out;
 	}
 	for (int g = 0; g < l->gates; g++)
@@ -308,7 +308,7 @@ sim_load(int argc, char **argv)
 	elapsed = sim_mono() - start;
 	pub_counts(p, &c);
 	if (!all_acked || c.failed)
-		sim_err("only %llu of %llu messages acknowledged", (unsigned long long)c.acked,
+		tool_err("only %llu of %llu messages acknowledged", (unsigned long long)c.acked,
 			(unsigned long long)c.sent);
 	printf("published      %llu\n"
 	       "acknowledged   %llu\n"

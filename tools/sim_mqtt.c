@@ -141,12 +141,12 @@ pub_create(const char *uri, const char *client_prefix, int inflight, struct pub 
 	int rc;
 
 	if (the_pub) {
-		sim_err("one publisher per process");
+		tool_err("one publisher per process");
 		return -1;
 	}
 	p = calloc(1, sizeof(*p));
 	if (!p) {
-		sim_err("out of memory");
+		tool_err("out of memory");
 		return -1;
 	}
 	pthread_mutex_init(&p->lock, NULL);
@@ -163,7 +163,7 @@ pub_create(const char *uri, const char *client_prefix, int inflight, struct pub 
 	snprintf(client_id, sizeof(client_id), "%s-%d", client_prefix, (int)getpid());
 	rc = MQTTAsync_create(&p->client, uri, client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
 	if (rc != MQTTASYNC_SUCCESS) {
-		sim_err("MQTT: %s: %s", uri, MQTTAsync_strerror(rc));
+		tool_err("MQTT: %s: %s", uri, MQTTAsync_strerror(rc));
 		goto fail;
 	}
 	MQTTAsync_setCallbacks(p->client, p, on_connection_lost, on_message, NULL);
@@ -176,7 +176,7 @@ pub_create(const char *uri, const char *client_prefix, int inflight, struct pub 
 	co.context = p;
 	rc = MQTTAsync_connect(p->client, &co);
 	if (rc != MQTTASYNC_SUCCESS) {
-		sim_err("MQTT: cannot connect to %s: %s", uri, MQTTAsync_strerror(rc));
+		tool_err("MQTT: cannot connect to %s: %s", uri, MQTTAsync_strerror(rc));
 		goto fail;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &until);
@@ -188,7 +188,7 @@ pub_create(const char *uri, const char *client_prefix, int inflight, struct pub 
 	rc = p->connected;
 	pthread_mutex_unlock(&p->lock);
 	if (rc != 1) {
-		sim_err("MQTT: cannot connect to %s: %s", uri, rc ? p->why : "timed out");
+		tool_err("MQTT: cannot connect to %s: %s", uri, rc ? p->why : "timed out");
 		goto fail;
 	}
 	*ret_pub = p;
@@ -216,7 +216,7 @@ pub_ready(struct pub *p)
 	state = p->connected;
 	pthread_mutex_unlock(&p->lock);
 	if (state != 1) {
-		sim_err("MQTT: %s", p->why);
+		tool_err("MQTT: %s", p->why);
 		return false;
 	}
 	return true;
@@ -236,7 +236,7 @@ pub_send(struct pub *p, const char *topic, const void *payload, size_t len, int 
 	ro.context = (void *)(uintptr_t)tag;
 	rc = MQTTAsync_send(p->client, topic, (int)len, payload, qos, 0, &ro);
 	if (rc != MQTTASYNC_SUCCESS) {
-		sim_err("MQTT: publishing on %s: %s", topic, MQTTAsync_strerror(rc));
+		tool_err("MQTT: publishing on %s: %s", topic, MQTTAsync_strerror(rc));
 		return -1;
 	}
 	p->sent++;

@@ -169,13 +169,13 @@ reg_isolate(struct reg *reg, uint64_t seed)
 	int *idx;
 
 	if (reg->n < SIM_N_ISOLATED + 3) {
-		sim_err("the register has %zu households; the simulation needs at least %d",
+		tool_err("the register has %zu households; the simulation needs at least %d",
 			reg->n, SIM_N_ISOLATED + 3);
 		return -1;
 	}
 	idx = malloc(reg->n * sizeof(*idx));
 	if (!idx) {
-		sim_err("out of memory");
+		tool_err("out of memory");
 		return -1;
 	}
 	for (size_t i = 0; i < reg->n; i++)
@@ -233,11 +233,11 @@ reg_read(struct reg *reg, const char *path)
 
 	memset(reg, 0, sizeof(*reg));
 	if (!in) {
-		sim_err("%s: %s", path, strerror(errno));
+		tool_err("%s: %s", path, strerror(errno));
 		return -1;
 	}
 	if (!fgets(line, sizeof(line), in)) {
-		sim_err("%s: empty file", path);
+		tool_err("%s: empty file", path);
 		goto fail;
 	}
 	nf = split(line, f, 32);
@@ -250,7 +250,7 @@ reg_read(struct reg *reg, const char *path)
 			col_cards = i;
 	}
 	if (col_hh < 0 || col_size < 0 || col_cards < 0) {
-		sim_err("%s: the header needs household, size and cards", path);
+		tool_err("%s: the header needs household, size and cards", path);
 		goto fail;
 	}
 	while (fgets(line, sizeof(line), in)) {
@@ -263,7 +263,7 @@ reg_read(struct reg *reg, const char *path)
 		nf = split(line, f, 32);
 		if (nf <= col_hh || nf <= col_size || nf <= col_cards || !f[col_hh][0] ||
 		    strlen(f[col_hh]) >= SIM_ID_MAX) {
-			sim_err("%s:%zu: not a household row", path, lineno);
+			tool_err("%s:%zu: not a household row", path, lineno);
 			goto fail;
 		}
 		if (reg->n == cap) {
@@ -271,7 +271,7 @@ reg_read(struct reg *reg, const char *path)
 			struct household *nh = realloc(reg->hh, ncap * sizeof(*nh));
 
 			if (!nh) {
-				sim_err("out of memory");
+				tool_err("out of memory");
 				goto fail;
 			}
 			reg->hh = nh;
@@ -286,7 +286,7 @@ reg_read(struct reg *reg, const char *path)
 			if (*card && strlen(card) < SIM_ID_MAX)
 				snprintf(h->card[h->ncards++], SIM_ID_MAX, "%s", card);
 		if (h->ncards == 0) {
-			sim_err("%s:%zu: household %s has no card", path, lineno, h->id);
+			tool_err("%s:%zu: household %s has no card", path, lineno, h->id);
 			goto fail;
 		}
 		reg->residents += h->size;
@@ -294,7 +294,7 @@ reg_read(struct reg *reg, const char *path)
 		reg->n++;
 	}
 	if (ferror(in)) {
-		sim_err("%s: %s", path, strerror(errno));
+		tool_err("%s: %s", path, strerror(errno));
 		goto fail;
 	}
 	fclose(in);
@@ -311,7 +311,7 @@ write_csv(const struct reg *reg, const struct row *rows, const char *path)
 	FILE *out = fopen(path, "w");
 
 	if (!out) {
-		sim_err("%s: %s", path, strerror(errno));
+		tool_err("%s: %s", path, strerror(errno));
 		return -1;
 	}
 	fputs("household,building,unit,room,size,phone,cards\n", out);
@@ -325,7 +325,7 @@ write_csv(const struct reg *reg, const struct row *rows, const char *path)
 		fputc('\n', out);
 	}
 	if (fclose(out) != 0) {
-		sim_err("%s: %s", path, strerror(errno));
+		tool_err("%s: %s", path, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -380,28 +380,28 @@ sim_register(int argc, char **argv)
 		case 'q': sql = optarg; break;
 		case 'S':
 			if (sim_parse_int(optarg, 0, INT64_MAX, &seed) < 0)
-				return sim_usage(synopsis, "--seed: not a number: '%s'", optarg);
+				return tool_usage(synopsis, "--seed: not a number: '%s'", optarg);
 			break;
 		case 'h': printf("usage: cordon-sim %s\n", synopsis); return 0;
-		case ':': return sim_usage(synopsis, "%s needs a value", argv[optind - 1]);
-		default: return sim_usage(synopsis, "unknown option '%s'", argv[optind - 1]);
+		case ':': return tool_usage(synopsis, "%s needs a value", argv[optind - 1]);
+		default: return tool_usage(synopsis, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		return sim_usage(synopsis, "unexpected argument '%s'", argv[optind]);
+		return tool_usage(synopsis, "unexpected argument '%s'", argv[optind]);
 	if (!site || !out)
-		return sim_usage(synopsis, "--site and --out are required");
-	if (!sim_valid_id(site))
-		return sim_usage(synopsis, "--site: not an id ([A-Za-z0-9_-]{1,64}): '%s'", site);
+		return tool_usage(synopsis, "--site and --out are required");
+	if (!tool_valid_id(site))
+		return tool_usage(synopsis, "--site: not an id ([A-Za-z0-9_-]{1,64}): '%s'", site);
 
 	if (generate(&reg, (uint64_t)seed, &rows) < 0) {
-		sim_err("out of memory");
+		tool_err("out of memory");
 		return SIM_FAILED;
 	}
 	if (reg_isolate(&reg, (uint64_t)seed) < 0 || write_csv(&reg, rows, out) < 0)
 		goto out;
 	if (script && !(f = fopen(script, "w"))) {
-		sim_err("%s: %s", script, strerror(errno));
+		tool_err("%s: %s", script, strerror(errno));
 		goto out;
 	}
 	fprintf(f, "#!/bin/sh\n# cordon-sim register --seed %lld: gates, zones, isolation orders\n"
@@ -409,7 +409,7 @@ sim_register(int argc, char **argv)
 	setup_commands(f, &reg, site);
 	if (script) {
 		if (fclose(f) != 0 || chmod(script, 0755) < 0) {
-			sim_err("%s: %s", script, strerror(errno));
+			tool_err("%s: %s", script, strerror(errno));
 			goto out;
 		}
 	} else {
@@ -417,7 +417,7 @@ sim_register(int argc, char **argv)
 	}
 	if (sql) {
 		if (!(f = fopen(sql, "w"))) {
-			sim_err("%s: %s", sql, strerror(errno));
+			tool_err("%s: %s", sql, strerror(errno));
 			goto out;
 		}
 		fprintf(f, "-- the missed_check household: its order started an hour ago, no check since\n"
@@ -425,7 +425,7 @@ sim_register(int argc, char **argv)
 			" WHERE site = '%s' AND household = '%s' AND released_at IS NULL;\n",
 			site, reg.hh[reg.isolated[0]].id);
 		if (fclose(f) != 0) {
-			sim_err("%s: %s", sql, strerror(errno));
+			tool_err("%s: %s", sql, strerror(errno));
 			goto out;
 		}
 	}

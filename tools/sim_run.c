@@ -599,7 +599,7 @@ parse_faults(const char *arg, unsigned *ret)
 		for (i = 0; i < N_FAULTS && strcmp(tok, fault_names[i]) != 0; i++)
 			;
 		if (i == N_FAULTS) {
-			sim_err("unknown fault '%s' (known: fever, sealed, breach, malformed, "
+			tool_err("unknown fault '%s' (known: fever, sealed, breach, malformed, "
 				"unknown_card, skew, exit_quota, hotline, missed_check, silent)", tok);
 			return -1;
 		}
@@ -637,7 +637,7 @@ write_summary(const struct sim *s, const struct pub_counts *c, double elapsed, c
 	rc = json_dump_file(o, path, JSON_INDENT(1) | JSON_REAL_PRECISION(10));
 	json_decref(o);
 	if (rc < 0)
-		sim_err("%s: cannot write the summary", path);
+		tool_err("%s: cannot write the summary", path);
 	return rc;
 }
 
@@ -732,23 +732,23 @@ sim_run(int argc, char **argv)
 		case 'o': summary = optarg; break;
 		case 'd':
 			if (sim_parse_duration(optarg, &s.duration) < 0)
-				return sim_usage(synopsis, "--duration: not a duration: '%s' (e.g. 60s, 5m, 2h)", optarg);
+				return tool_usage(synopsis, "--duration: not a duration: '%s' (e.g. 60s, 5m, 2h)", optarg);
 			break;
 		case 'D':
 			if (sim_parse_duration(optarg, &s.day) < 0 || s.day <= 0)
-				return sim_usage(synopsis, "--day must be a positive duration: '%s'", optarg);
+				return tool_usage(synopsis, "--day must be a positive duration: '%s'", optarg);
 			break;
 		case 'a':
 			if (sim_parse_duration(optarg, &s.silent_at) < 0)
-				return sim_usage(synopsis, "--silent-at: not a duration: '%s'", optarg);
+				return tool_usage(synopsis, "--silent-at: not a duration: '%s'", optarg);
 			break;
 		case 'A':
 			if (sim_parse_duration(optarg, &s.silent_for) < 0)
-				return sim_usage(synopsis, "--silent-for: not a duration: '%s'", optarg);
+				return tool_usage(synopsis, "--silent-for: not a duration: '%s'", optarg);
 			break;
 		case 'S':
 			if (sim_parse_int(optarg, 0, INT64_MAX, &s.seed) < 0)
-				return sim_usage(synopsis, "--seed: not a number: '%s'", optarg);
+				return tool_usage(synopsis, "--seed: not a number: '%s'", optarg);
 			break;
 		case 'f':
 			if (parse_faults(optarg, &s.faults) < 0)
@@ -756,30 +756,30 @@ sim_run(int argc, char **argv)
 			break;
 		case 'F':
 			if (sim_parse_real(optarg, 0, 1, &s.fever_rate) < 0)
-				return sim_usage(synopsis, "--fever-rate: a share in [0, 1]: '%s'", optarg);
+				return tool_usage(synopsis, "--fever-rate: a share in [0, 1]: '%s'", optarg);
 			break;
 		case 'p':
 		case 'c':
 			if (sim_parse_int(optarg, 0, 10000000, &v) < 0)
-				return sim_usage(synopsis, "%s: not a count: '%s'", argv[optind - 2], optarg);
+				return tool_usage(synopsis, "%s: not a count: '%s'", argv[optind - 2], optarg);
 			*(ch == 'p' ? &s.passes_per_day : &s.calls_per_day) = (int)v;
 			break;
 		case 'h': printf("usage: cordon-sim %s\n", synopsis); return 0;
-		case ':': return sim_usage(synopsis, "%s needs a value", argv[optind - 1]);
-		default: return sim_usage(synopsis, "unknown option '%s'", argv[optind - 1]);
+		case ':': return tool_usage(synopsis, "%s needs a value", argv[optind - 1]);
+		default: return tool_usage(synopsis, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		return sim_usage(synopsis, "unexpected argument '%s'", argv[optind]);
+		return tool_usage(synopsis, "unexpected argument '%s'", argv[optind]);
 	if (!uri || !s.site)
-		return sim_usage(synopsis, "--uri and --site are required");
-	if (!sim_valid_id(s.site))
-		return sim_usage(synopsis, "--site: not an id ([A-Za-z0-9_-]{1,64}): '%s'", s.site);
+		return tool_usage(synopsis, "--uri and --site are required");
+	if (!tool_valid_id(s.site))
+		return tool_usage(synopsis, "--site: not an id ([A-Za-z0-9_-]{1,64}): '%s'", s.site);
 	snprintf(s.root, sizeof(s.root), "cordon/%s", s.site);
 
 	if (regfile ? reg_read(&s.reg, regfile) < 0 : reg_generate(&s.reg, (uint64_t)s.seed) < 0) {
 		if (!regfile)
-			sim_err("out of memory");
+			tool_err("out of memory");
 		return SIM_FAILED;
 	}
 	if (reg_isolate(&s.reg, (uint64_t)s.seed) < 0)
@@ -846,7 +846,7 @@ sim_run(int argc, char **argv)
 	elapsed = sim_mono() - start;
 	pub_counts(p, &c);
 	if (!all_acked || c.failed)
-		sim_err("only %llu of %llu messages acknowledged", (unsigned long long)c.acked,
+		tool_err("only %llu of %llu messages acknowledged", (unsigned long long)c.acked,
 			(unsigned long long)c.sent);
 	print_table(&s, &c, elapsed);
 	fflush(stdout);
@@ -855,7 +855,7 @@ sim_run(int argc, char **argv)
 	rc = all_acked && !c.failed ? 0 : SIM_FAILED;
 	goto out;
 nomem:
-	sim_err("out of memory");
+	tool_err("out of memory");
 out:
 	pub_destroy(p);
 	sim_finish(&s);
