@@ -27,6 +27,23 @@ first_slot(struct event *events, size_t max, struct norm_result *ret)
 	return 1;
 }
 
+/* The start of each handler of a JSON object payload: room for one event,
+ * an object, the event initialized as `type`. The event, or NULL after a
+ * reject. */
+static struct event *
+begin_object(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+	     enum event_type type, struct norm_result *ret)
+{
+	if (first_slot(events, max, ret) < 1)
+		return NULL;
+	if (!json_is_object(root)) {
+		norm_reject(ret, "not_object", "the payload is JSON but not an object");
+		return NULL;
+	}
+	norm_event_init(msg, &events[0], type, "canonical");
+	return &events[0];
+}
+
 /* Optional record id; 0, or a reject. */
 static int
 record_id(json_t *root, char *id, struct norm_result *ret)
@@ -117,15 +134,12 @@ int
 norm_disinfection(const struct norm_msg *msg, json_t *root, struct event *events,
 		  size_t max, struct norm_result *ret)
 {
-	struct event *ev = &events[0];
+	struct event *ev;
 	char id[NORM_ID_MAX + 1];
 	json_t *v;
 
-	if (first_slot(events, max, ret) < 1)
+	if ((ev = begin_object(msg, root, events, max, EVENT_DISINFECTION, ret)) == NULL)
 		return 0;
-	if (!json_is_object(root))
-		return norm_reject(ret, "not_object", "the payload is JSON but not an object");
-	norm_event_init(msg, ev, EVENT_DISINFECTION, "canonical");
 	if (record_id(root, id, ret) < 0 || event_time(msg, root, ev, 0, ret) < 0)
 		return 0;
 	v = json_object_get(root, "crew");
@@ -144,16 +158,13 @@ norm_hotline(const struct norm_msg *msg, json_t *root, struct event *events, siz
 	     struct norm_result *ret)
 {
 	static const char *const actions[] = { "open", "update", "resolve" };
-	struct event *ev = &events[0];
+	struct event *ev;
 	char id[NORM_ID_MAX + 1], rec[2 * NORM_ID_MAX + 16];
 	const char *a;
 	json_t *v;
 
-	if (first_slot(events, max, ret) < 1)
+	if ((ev = begin_object(msg, root, events, max, EVENT_HOTLINE, ret)) == NULL)
 		return 0;
-	if (!json_is_object(root))
-		return norm_reject(ret, "not_object", "the payload is JSON but not an object");
-	norm_event_init(msg, ev, EVENT_HOTLINE, "canonical");
 	v = json_object_get(root, "call_id");
 	if (!v || norm_copy_id(ev->call_id, v) < 0 || !ev->call_id[0])
 		return norm_reject(ret, "bad_field", "no call_id");
@@ -191,16 +202,13 @@ int
 norm_check(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
 	   struct norm_result *ret)
 {
-	struct event *ev = &events[0];
+	struct event *ev;
 	char id[NORM_ID_MAX + 1];
 	json_t *v;
 	double t;
 
-	if (first_slot(events, max, ret) < 1)
+	if ((ev = begin_object(msg, root, events, max, EVENT_CHECK, ret)) == NULL)
 		return 0;
-	if (!json_is_object(root))
-		return norm_reject(ret, "not_object", "the payload is JSON but not an object");
-	norm_event_init(msg, ev, EVENT_CHECK, "canonical");
 	if (record_id(root, id, ret) < 0 || event_time(msg, root, ev, 0, ret) < 0)
 		return 0;
 	if (norm_person_field(msg, ev, json_object_get(root, "person")) < 0)
@@ -239,15 +247,12 @@ int
 norm_ack(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
 	 struct norm_result *ret)
 {
-	struct event *ev = &events[0];
+	struct event *ev;
 	const char *a;
 	json_t *v;
 
-	if (first_slot(events, max, ret) < 1)
+	if ((ev = begin_object(msg, root, events, max, EVENT_ACK, ret)) == NULL)
 		return 0;
-	if (!json_is_object(root))
-		return norm_reject(ret, "not_object", "the payload is JSON but not an object");
-	norm_event_init(msg, ev, EVENT_ACK, "canonical");
 	v = json_object_get(root, "alert_id");
 	if (!v || norm_copy_id(ev->alert_id, v) < 0 || !ev->alert_id[0])
 		return norm_reject(ret, "bad_field", "no alert_id");
