@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,7 +89,16 @@ struct daemon {
 	struct counters count;
 	struct log_ratelimit reject_rl;
 	struct log_ratelimit publish_rl;
-	int64_t last_sync_ms, last_stats_ms;
+	int64_t last_stats_ms;
+
+	/* The interval fdatasync of the spool (sync_main). */
+	pthread_t sync_thread;
+	int sync_started;
+	pthread_mutex_t sync_lock;
+	pthread_cond_t sync_cond;	/* CLOCK_MONOTONIC */
+	int sync_stop;			/* under sync_lock, as the two below */
+	enum spool_sync_mode sync_mode;
+	int64_t sync_interval_ms;
 	int stopping;
 	int64_t stop_deadline_ms;
 	int paused;			/* intake paused: the spool is full */
@@ -724,6 +734,85 @@ service_tick(struct daemon *d, int64_t now)
 	render_metrics(d, &is, &ss);
 }
 
+/* `[spool] sync = interval`: a thread of its own fdatasyncs the spool
+ * every sync_interval. A sync takes milliseconds on a busy disk; in the
+ * main loop it would hold up the alerts behind it. */
+static void *
+sync_main(void *arg)
+{
+	struct daemon *d = arg;
+
+	pthread_mutex_lock(&d->sync_lock);
+	while (!d->sync_stop) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += d->sync_interval_ms / 1000;
+		ts.tv_nsec += d->sync_interval_ms % 1000 * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&d->sync_cond, &d->sync_lock, &ts);
+		if (!d->sync_stop && d->sync_mode == SPOOL_SYNC_INTERVAL) {
+			int err;
+
+			pthread_mutex_unlock(&d->sync_lock);
+			err = spool_sync(d->spool);
+			if (err < 0)
+				log_err("spool fdatasync failed: %s", strerror(-err));
+			pthread_mutex_lock(&d->sync_lock);
+		}
+	}
+	pthread_mutex_unlock(&d->sync_lock);
+	return NULL;
+}
+
+/* Sets the sync thread's mode and interval (at start and on SIGHUP). */
+static void
+sync_configure(struct daemon *d)
+{
+	pthread_mutex_lock(&d->sync_lock);
+	d->sync_mode = d->cfg->spool_sync;
+	d->sync_interval_ms = d->cfg->spool_sync_interval > 0 ? d->cfg->spool_sync_interval : 100;
+	pthread_cond_signal(&d->sync_cond);
+	pthread_mutex_unlock(&d->sync_lock);
+}
+
+static int
+sync_start(struct daemon *d)
+{
+	pthread_condattr_t attr;
+	int err;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&d->sync_cond, &attr);
+	pthread_condattr_destroy(&attr);
+	pthread_mutex_init(&d->sync_lock, NULL);
+	sync_configure(d);
+	err = pthread_create(&d->sync_thread, NULL, sync_main, d);
+	if (err != 0)
+		return -err;
+	d->sync_started = 1;
+	return 0;
+}
+
+static void
+sync_stop(struct daemon *d)
+{
+	if (!d->sync_started)
+		return;
+	pthread_mutex_lock(&d->sync_lock);
+	d->sync_stop = 1;
+	pthread_cond_signal(&d->sync_cond);
+	pthread_mutex_unlock(&d->sync_lock);
+	pthread_join(d->sync_thread, NULL);
+	d->sync_started = 0;
+	pthread_cond_destroy(&d->sync_cond);
+	pthread_mutex_destroy(&d->sync_lock);
+}
+
 static void
 on_tick(struct daemon *d)
 {
@@ -732,14 +821,6 @@ on_tick(struct daemon *d)
 	ingest_tick(d->ingest, now);
 	check_spool_space(d);
 	service_tick(d, now);
-	if (d->cfg->spool_sync == SPOOL_SYNC_INTERVAL &&
-	    now - d->last_sync_ms >= d->cfg->spool_sync_interval) {
-		int err = spool_sync(d->spool);
-
-		if (err < 0)
-			log_err("spool fdatasync failed: %s", strerror(-err));
-		d->last_sync_ms = now;
-	}
 	if (now - d->last_stats_ms >= STATS_INTERVAL_MS) {
 		log_stats(d);
 		d->last_stats_ms = now;
@@ -810,6 +891,7 @@ reload(struct daemon *d)
 		*d->cfg = next;
 		apply_config(d);
 		spool_set_limits(d->spool, d->cfg->spool_max_bytes, d->cfg->spool_sync);
+		sync_configure(d);
 		{
 			int64_t seg;
 
@@ -934,6 +1016,12 @@ setup(struct daemon *d)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
+	/* Threads started from here on inherit the blocked signals. */
+	err = sync_start(d);
+	if (err < 0) {
+		log_err("cannot start the spool sync thread: %s", strerror(-err));
+		return err;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	d->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	d->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -978,7 +1066,7 @@ setup(struct daemon *d)
 		log_warn("metrics on %s not available (%s); running without them",
 			 d->cfg->metrics_listen, strerror(-err));
 	d->watchdog_ms = notify_watchdog_ms();
-	d->last_sync_ms = d->last_stats_ms = d->last_rules_tick_ms = d->started_ms = mono_ms();
+	d->last_stats_ms = d->last_rules_tick_ms = d->started_ms = mono_ms();
 	d->last_watchdog_ms = d->last_status_ms = d->started_ms;
 	return 0;
 }
@@ -991,6 +1079,7 @@ teardown(struct daemon *d)
 	store_destroy(d->store);
 	spool_reader_destroy(d->rules_rd);
 	spool_reader_destroy(d->store_rd);
+	sync_stop(d);
 	spool_close(d->spool);
 	store_batch_free(d->batches[0]);
 	store_batch_free(d->batches[1]);
