@@ -16,6 +16,9 @@ struct table_desc {
 	const char *insert_sql;
 	/* The same for one row: parameters $1..$ncols. */
 	const char *insert_one_sql;
+	/* Rows may be COPYed straight into the table (nothing follows from
+	 * them, unlike a hotline step): the fast path when none is there yet. */
+	int direct;
 };
 
 /* One row's text values (NULL for SQL NULL) and their storage. */

@@ -1,8 +1,9 @@
 /* store.c - the writer thread.
  *
- * One transaction per batch: COPY the events into a temporary staging
- * table, INSERT ... SELECT ... ON CONFLICT DO NOTHING into the event table,
- * insert the rejects the same way, move the spool checkpoint, COMMIT. A
+ * One transaction per batch: COPY the events straight into their table,
+ * or, when that fails (a row already there), into a temporary staging
+ * table and INSERT ... SELECT ... ON CONFLICT DO NOTHING into the event
+ * table; insert the rejects, move the spool checkpoint, COMMIT. A
  * batch that fails on a broken connection is retried on a new one after a
  * capped exponential backoff; since every row is keyed by the message,
  * a retry can never double a row. */
@@ -352,14 +353,18 @@ write_rejects(struct store *s, const struct store_batch *b)
 	return 0;
 }
 
+/* COPYs the formatted rows into `target`. `prefix` is sent with the COPY
+ * in the same round trip (a SAVEPOINT); `quiet`: a refused COPY is
+ * expected and not an error. 0 or -1. */
 static int
-copy_rows(struct store *s, const struct table_desc *t)
+copy_rows(struct store *s, const struct table_desc *t, const char *prefix, const char *target,
+	  int quiet)
 {
 	char sql[512];
 	PGresult *res;
 	int ok;
 
-	snprintf(sql, sizeof(sql), "COPY stage_%s (%s) FROM STDIN", t->table, t->columns);
+	snprintf(sql, sizeof(sql), "%sCOPY %s (%s) FROM STDIN", prefix, target, t->columns);
 	res = PQexec(s->conn, sql);
 	ok = PQresultStatus(res) == PGRES_COPY_IN;
 	if (!ok)
@@ -374,16 +379,39 @@ copy_rows(struct store *s, const struct table_desc *t)
 	}
 	res = PQgetResult(s->conn);
 	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-	if (!ok)
+	if (!ok && !quiet)
 		log_db_error(s, "COPY", res);
+	else if (!ok)
+		log_debug("COPY into %s refused (%s); through the staging table", target,
+			  PQresultErrorField(res, PG_DIAG_SQLSTATE) ?
+			  PQresultErrorField(res, PG_DIAG_SQLSTATE) : "?");
 	PQclear(res);
 	while ((res = PQgetResult(s->conn)) != NULL)
 		PQclear(res);
 	return ok ? 0 : -1;
 }
 
-/* COPY each type's events into its staging table, then move them into
- * the table with ON CONFLICT DO NOTHING. */
+/* Writes one table's formatted rows: straight into the table when it
+ * takes them all, else (a row already there: a replay after a restart, a
+ * device sending twice; or a row it refuses) into its staging table and
+ * from there with ON CONFLICT DO NOTHING. The direct COPY is about twice
+ * as cheap for PostgreSQL; a refused one is undone to its savepoint. */
+static int
+write_table(struct store *s, const struct table_desc *t)
+{
+	char stage[64];
+
+	if (t->direct) {
+		if (copy_rows(s, t, "SAVEPOINT direct; ", t->table, 1) == 0)
+			return 0;
+		if (PQstatus(s->conn) != CONNECTION_OK || !exec_ok(s, "ROLLBACK TO SAVEPOINT direct"))
+			return -1;
+	}
+	snprintf(stage, sizeof(stage), "stage_%s", t->table);
+	return copy_rows(s, t, "", stage, 0) == 0 && exec_ok(s, t->insert_sql) ? 0 : -1;
+}
+
+/* Each type's events into its table. */
 static int
 write_events(struct store *s, const struct store_batch *b)
 {
@@ -400,7 +428,7 @@ write_events(struct store *s, const struct store_batch *b)
 			return -1;
 		if (rows == 0)
 			continue;
-		if (copy_rows(s, &all[i]) < 0 || !exec_ok(s, all[i].insert_sql))
+		if (write_table(s, &all[i]) < 0)
 			return -1;
 	}
 	return 0;

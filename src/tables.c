@@ -48,22 +48,22 @@
 
 static const struct table_desc descs[] = {
 	{ EVENT_GATE, "gate_events", GATE_COLS, 12, STAGE("gate_events", GATE_COLS),
-	  ONE("gate_events", GATE_COLS, "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12") },
+	  ONE("gate_events", GATE_COLS, "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12"), 1 },
 	{ EVENT_STATUS, "gate_status", STATUS_COLS, 7, STAGE("gate_status", STATUS_COLS),
-	  ONE("gate_status", STATUS_COLS, "$1, $2, $3, $4, $5, $6, $7") },
+	  ONE("gate_status", STATUS_COLS, "$1, $2, $3, $4, $5, $6, $7"), 1 },
 	{ EVENT_DISINFECTION, "disinfections", DISINF_COLS, 8,
 	  STAGE("disinfections", DISINF_COLS),
-	  ONE("disinfections", DISINF_COLS, "$1, $2, $3, $4, $5, $6, $7, $8") },
+	  ONE("disinfections", DISINF_COLS, "$1, $2, $3, $4, $5, $6, $7, $8"), 1 },
 	{ EVENT_HOTLINE, "hotline_events", HOTLINE_COLS, 11,
 	  "WITH new AS (" STAGE("hotline_events", HOTLINE_COLS) " RETURNING *) "
 	  HOTLINE_FOLD("new"),
 	  "WITH new AS (" ONE("hotline_events", HOTLINE_COLS,
 			      "$1, $2, $3, $4, $5::timestamptz, $6, $7, $8, $9::boolean, $10, $11")
-	  " RETURNING *) " HOTLINE_FOLD("new") },
+	  " RETURNING *) " HOTLINE_FOLD("new"), 0 },
 	{ EVENT_CHECK, "isolation_checks", CHECK_COLS, 9, STAGE("isolation_checks", CHECK_COLS),
-	  ONE("isolation_checks", CHECK_COLS, "$1, $2, $3, $4, $5, $6, $7, $8, $9") },
+	  ONE("isolation_checks", CHECK_COLS, "$1, $2, $3, $4, $5, $6, $7, $8, $9"), 1 },
 	{ EVENT_ACK, "acks", ACK_COLS, 8, STAGE("acks", ACK_COLS),
-	  ONE("acks", ACK_COLS, "$1, $2, $3, $4, $5, $6, $7, $8") },
+	  ONE("acks", ACK_COLS, "$1, $2, $3, $4, $5, $6, $7, $8"), 1 },
 };
 
 const struct table_desc *

@@ -66,6 +66,13 @@ def test_duplicates_stored_once(env, cordond):
     publish_marked(env, d, "t2", batch)
     assert stored(env.pg, "t2") == 1000
     assert env.pg.count("gate_events", "site = 't2'") == 1000 + 1
+    # The second copies make the fast path (COPY straight into gate_events)
+    # fail; the batch goes through the staging table instead, whole: no
+    # reject, no batch written row by row, no error.
+    assert env.pg.count("rejects", "topic LIKE %s", ("cordon/t2/%",)) == 0
+    log = d.log()
+    assert "row by row" not in log
+    assert [line for line in log.splitlines() if " error: " in line] == []
 
 
 def bad_payloads(site):
