@@ -397,9 +397,11 @@ ingest_tick(struct ingest *in, int64_t now_ms)
 	}
 }
 
-int
-ingest_publish(struct ingest *in, const char *topic, const void *payload,
-	       size_t len, int qos, int retained)
+/* Hand a message to Paho; return 0 and set *ret_token (when not NULL) to its
+ * token, or -EAGAIN when Paho refuses it. */
+static int
+send_message(struct ingest *in, const char *topic, const void *payload, size_t len, int qos,
+	     int retained, MQTTAsync_token *ret_token)
 {
 	MQTTAsync_message m = MQTTAsync_message_initializer;
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
@@ -415,7 +417,16 @@ ingest_publish(struct ingest *in, const char *topic, const void *payload,
 		return -EAGAIN;
 	}
 	atomic_fetch_add(&in->published, 1);
+	if (ret_token)
+		*ret_token = ro.token;
 	return 0;
+}
+
+int
+ingest_publish(struct ingest *in, const char *topic, const void *payload,
+	       size_t len, int qos, int retained)
+{
+	return send_message(in, topic, payload, len, qos, retained, NULL);
 }
 
 void
@@ -459,8 +470,19 @@ ingest_stop(struct ingest *in, int timeout_ms)
 		return;
 	atomic_store(&in->stopping, 1);
 	if (MQTTAsync_isConnected(in->client)) {
-		if (ingest_publish(in, in->state_topic, "offline", 7, 1, 1) < 0)
+		MQTTAsync_token tok;
+
+		/* Wait for the broker's PUBACK before disconnecting: Paho lets a
+		 * disconnect with messages in flight wait out its whole timeout
+		 * (it looks again only every few seconds), even when the PUBACK
+		 * comes a millisecond later. Messages published before this one
+		 * are acknowledged before it (QoS 1 keeps order on one link). */
+		if (send_message(in, in->state_topic, "offline", 7, 1, 1, &tok) < 0)
 			log_warn("cannot publish our offline state");
+		else if (MQTTAsync_waitForCompletion(in->client, tok, (unsigned long)timeout_ms)
+			 != MQTTASYNC_SUCCESS)
+			log_warn("the broker did not acknowledge our offline state within %d ms",
+				 timeout_ms);
 		dopt.timeout = timeout_ms;
 		MQTTAsync_disconnect(in->client, &dopt);
 		for (int i = 0; i < timeout_ms / 10 && MQTTAsync_isConnected(in->client); i++)

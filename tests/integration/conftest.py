@@ -4,6 +4,10 @@ env          module scope: a running private Mosquitto + PostgreSQL in a temp di
 cordond      function scope: factory cordond(overrides=None, wait=True) -> Cordond on `env`
 private_env  function scope: its own Env, nothing started (for outage tests)
 
+Every test, and every Env when it closes, fails if a cordond log holds a
+sanitizer report (harness.SANITIZER_MARKERS), even from a daemon the test
+SIGKILLed or whose exit code it did not check.
+
 Temp dirs are removed when their tests passed and kept (path printed) otherwise
 or when CORDON_KEEP is set.
 When a test fails, the tails of the cordond, Mosquitto and PostgreSQL logs are
@@ -66,6 +70,8 @@ class Env:
                     ACTIVE.remove(d)
 
     def close(self):
+        """Stop everything; then fail if any cordond of this env left a
+        sanitizer report in its log."""
         try:
             self.stop_daemons()
         finally:
@@ -73,14 +79,39 @@ class Env:
                 part.stop()
                 if part in ACTIVE:
                     ACTIVE.remove(part)
+        check_sanitizer_reports(self.daemons)
+
+
+def check_sanitizer_reports(daemons):
+    """Raise AssertionError naming the sanitizer report lines in the logs of
+    daemons (stopped, killed or still running)."""
+    found = harness.sanitizer_reports(d.logfile for d in daemons)
+    if found:
+        raise AssertionError("sanitizer report in a cordond log:\n" + "\n".join(found[:20]))
 
 
 def _finish(request, env, failed_before):
-    env.close()
-    if request.session.testsfailed == failed_before and not os.environ.get("CORDON_KEEP"):
-        shutil.rmtree(env.dir, ignore_errors=True)
-    else:
-        print("\nkept %s for inspection" % env.dir)
+    clean = False
+    try:
+        env.close()
+        clean = True
+    finally:
+        if clean and request.session.testsfailed == failed_before \
+                and not os.environ.get("CORDON_KEEP"):
+            shutil.rmtree(env.dir, ignore_errors=True)
+        else:
+            print("\nkept %s for inspection" % env.dir)
+
+
+@pytest.fixture(autouse=True)
+def no_sanitizer_reports():
+    """After each test (and the teardown of its other fixtures, which stops
+    its daemons), fail it if a cordond it made wrote a sanitizer report.
+    Daemons of the module's env that are still running are scanned again
+    when the env closes."""
+    first = len(Cordond.instances)
+    yield
+    check_sanitizer_reports(Cordond.instances[first:])
 
 
 @pytest.fixture(scope="module")

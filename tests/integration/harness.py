@@ -377,18 +377,42 @@ BASE_CONFIG = {
 }
 
 
+# What ASan, LSan and UBSan write to stderr (cordond's log) when they find
+# something. abort_on_error/halt_on_error end the process, but a report in a
+# daemon that a test then SIGKILLs, or whose exit code it does not check,
+# would go unnoticed: conftest.py scans every cordond log for these.
+SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
+
+
+def sanitizer_reports(logfiles):
+    """The lines of logfiles that carry a sanitizer report marker, each as
+    "logfile: line" (an empty list when there are none)."""
+    found = []
+    for path in logfiles:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                found += ["%s: %s" % (path, line.rstrip()) for line in f
+                          if any(m in line for m in SANITIZER_MARKERS)]
+        except FileNotFoundError:
+            pass
+    return found
+
+
 class Cordond:
     """One cordond process with a generated INI config. The spool dir is shared
-    by all instances made in the same workdir (a restart of the same daemon)."""
+    by all instances made in the same workdir (a restart of the same daemon).
+    Cordond.instances lists every one made, for the sanitizer log scan."""
 
     name = "cordond"
     _seq = 0
+    instances = []
 
     def __init__(self, workdir, broker_port, conninfo, overrides=None):
         binary = os.environ.get("CORDOND")
         assert binary and os.access(binary, os.X_OK), \
             "set CORDOND to the cordond binary (meson does: meson test --suite integration)"
         Cordond._seq += 1
+        Cordond.instances.append(self)
         self.binary = binary
         self.config = {s: dict(kv) for s, kv in BASE_CONFIG.items()}
         self.config["mqtt"]["uri"] = "tcp://127.0.0.1:%d" % broker_port

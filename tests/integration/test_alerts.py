@@ -558,7 +558,7 @@ def test_backlog_raised_and_recovered(private_env):
 def test_dedupe_one_alert_per_subject(env, cordond):
     site = "add"
     with Alerts(env.broker.port, site) as al:
-        d = cordond({"rules": {"repeat_interval": "10s"}})
+        d = cordond({"rules": {"repeat_interval": "3s"}})
         wait_loaded(d)
         publish_many(env.broker.port, [
             gate_event(site, "G02", "R-%03d" % i, card="C-1", person="P-1", temp_c=38.0)

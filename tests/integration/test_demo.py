@@ -1,7 +1,8 @@
-"""scripts/demo --duration 60s, as a user without a terminal would run it:
+"""scripts/demo --duration 25s, as a user without a terminal would run it:
 exit 0, alerts on screen from cordonctl alerts --follow (a fever, the forced
 sealed gate), cordonctl's daily report,
-and nothing it started left running."""
+and nothing it started left running. The simulator injects all its faults in
+the first 10 s of a run, so 25 s covers them all."""
 
 import os
 import subprocess
@@ -19,7 +20,7 @@ def leftovers():
 def test_demo_runs_and_cleans_up():
     assert not leftovers(), "a demo is already running:\n" + "\n".join(leftovers())
     env = dict(os.environ, CI="1", TERM="dumb")
-    p = subprocess.run(["scripts/demo", "--duration", "60s"], cwd=ROOT, env=env,
+    p = subprocess.run(["scripts/demo", "--duration", "25s"], cwd=ROOT, env=env,
                        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=500)
     out = p.stdout + p.stderr
     assert p.returncode == 0, out

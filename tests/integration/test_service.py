@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 
 import harness
-from harness import Collector, free_port, gate_event, publish_many, wait_until
+from harness import Collector, free_port, gate_event, publish_many, tail, wait_until
 
 
 class NotifySocket:
@@ -158,3 +158,18 @@ def test_metrics_and_health(private_env):
     wait_until(lambda: get(base + "/healthz")[0] == 200, what="/healthz 200 again")
     assert get(base + "/nowhere")[0] == 404
     assert d.alive()
+
+
+def test_daemon_state_online_then_offline(env, cordond):
+    """cordon/_daemon/<client_id>/state: retained `online` once connected,
+    and `offline` published (and acknowledged) before a clean stop
+    disconnects, so a later subscriber gets `offline` as the retained state."""
+    topic = "cordon/_daemon/cordond-test/state"
+    with Collector(env.broker.port, topic) as col:
+        d = cordond()
+        col.wait_for(lambda t, p: p == b"online")
+        assert d.stop() == 0
+        col.wait_for(lambda t, p: p == b"offline")
+    with Collector(env.broker.port, topic) as late:
+        late.wait_for(lambda t, p: p == b"offline")
+    assert "did not acknowledge our offline state" not in d.log(), tail(d.logfile)
