@@ -65,8 +65,9 @@ struct daemon {
 	struct store_batch *batches[2];
 	struct store_batch *filling;
 	size_t batch_rows;
-	int polling;			/* records are arriving: poll, unwoken */
-	uint64_t polled_end;		/* spool end at the last poll */
+	int polling;			/* a stream: poll the spool, unwoken */
+	int64_t last_wake_us;		/* the receive thread's last wake-up */
+	uint64_t nrecords;		/* records the rules cursor has read */
 
 	struct norm_context nctx;
 	struct registry *registry;
@@ -106,12 +107,18 @@ struct daemon {
 };
 
 static int64_t
-mono_ms(void)
+mono_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t
+mono_ms(void)
+{
+	return mono_us() / 1000;
 }
 
 static void pump(struct daemon *d);
@@ -481,6 +488,7 @@ run_rules(struct daemon *d)
 	while ((rc = spool_reader_next(d->rules_rd, &rec)) == 1) {
 		int joined = d->store_pos == rec.pos && batch_has_room(d);
 
+		d->nrecords++;
 		if (process_record(d, &rec, 1, joined ? d->filling : NULL) < 0) {
 			log_err("out of memory processing the spool; retrying");
 			spool_reader_seek(d->rules_rd, rec.pos);
@@ -562,33 +570,41 @@ pump(struct daemon *d)
 	flush(d);
 }
 
-/* Wake moderation, as network drivers do it: the receive thread wakes
- * the loop for the first message after a quiet spell only; while messages
- * keep coming the loop polls the spool every SPOOL_POLL_MS instead of
- * being woken (a write, a wake-up and a context switch) for each of them.
- * A message waits at most SPOOL_POLL_MS before the rules see it. */
+/* Wake moderation, as network drivers do it. At a low rate the receive
+ * thread wakes the loop for each message, which the rules then see at
+ * once. In a stream (two messages within SPOOL_STREAM_US, or a poll that
+ * finds two or more) the loop stops asking to be woken and polls the spool
+ * every SPOOL_POLL_MS instead: a wake-up and a context switch per message
+ * cost cordond 8 % of its CPU at 9,000 messages/s; a message then waits at
+ * most SPOOL_POLL_MS. A poll that finds fewer than two ends the stream. */
 #define SPOOL_POLL_MS 1
+#define SPOOL_STREAM_US 500
 
 static void
-on_spool(struct daemon *d)
+on_spool(struct daemon *d, int woken)
 {
-	uint64_t end = spool_end(d->spool);
+	uint64_t before = d->nrecords;
+	int64_t now = mono_us();
+	int stream;
 
 	pump(d);
 	/* Pause intake within a poll, not a tick, of crossing the mark: the
 	 * receive thread must never reach the spool's hard limit, where it
 	 * would wait for space inside Paho's callback, holding Paho's lock. */
 	check_spool_space(d);
-	if (end != d->polled_end) {
-		d->polled_end = end;
-		d->polling = 1;
-		return;
+	if (woken) {
+		stream = now - d->last_wake_us < SPOOL_STREAM_US;
+		d->last_wake_us = now;
+	} else {
+		stream = d->nrecords - before >= 2;
 	}
-	/* Nothing new since the last poll: sleep until the next message. */
-	d->polling = 0;
+	d->polling = stream;
+	if (stream || !d->rules_ready)
+		return;
 	ingest_want_wake(d->ingest);
-	if (spool_end(d->spool) != end)
-		d->polling = 1;		/* it came just before we asked */
+	/* A message appended just before we asked wrote no eventfd. */
+	if (spool_end(d->spool) != spool_reader_pos(d->rules_rd))
+		d->polling = 1;
 }
 
 static void
@@ -1121,7 +1137,7 @@ daemon_run(struct config *cfg, const char *config_path)
 			break;
 		}
 		if (n == 0 && d.polling)
-			on_spool(&d);
+			on_spool(&d, 0);
 		for (int i = 0; i < n; i++) {
 			switch (evs[i].data.u32) {
 			case SRC_SIGNAL:
@@ -1138,7 +1154,7 @@ daemon_run(struct config *cfg, const char *config_path)
 			}
 			case SRC_SPOOL:
 				drain_fd(d.wakefd);
-				on_spool(&d);
+				on_spool(&d, 1);
 				break;
 			case SRC_STORE:
 				drain_fd(d.donefd);
