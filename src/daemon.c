@@ -599,11 +599,13 @@ on_spool(struct daemon *d, int woken)
 		stream = d->nrecords - before >= 2;
 	}
 	d->polling = stream;
-	if (stream || !d->rules_ready)
+	if (stream)
 		return;
 	ingest_want_wake(d->ingest);
-	/* A message appended just before we asked wrote no eventfd. */
-	if (spool_end(d->spool) != spool_reader_pos(d->rules_rd))
+	/* A message appended just before we asked wrote no eventfd. (Until
+	 * the rules are ready their cursor stays put: the register's arrival
+	 * pumps what came meanwhile.) */
+	if (d->rules_ready && spool_end(d->spool) != spool_reader_pos(d->rules_rd))
 		d->polling = 1;
 }
 
