@@ -98,7 +98,11 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 	MQTTAsync_free(topic);
 	atomic_fetch_add(&in->received, 1);
 	/* The loop asks to be woken only when it is about to sleep (see
-	 * ingest_want_wake()); while busy it polls the spool itself. */
+	 * ingest_want_wake()); while busy it polls the spool itself. The
+	 * fence orders our append before the look at want_wake, as the loop
+	 * orders its request before its look at the spool's end: one of the
+	 * two always sees the other. */
+	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&in->want_wake, memory_order_relaxed) &&
 	    atomic_exchange(&in->want_wake, 0) && eventfd_write(in->wake_fd, 1) < 0) {
 		/* the counter cannot overflow in practice; nothing to do */
