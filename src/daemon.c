@@ -792,7 +792,7 @@ sync_configure(struct daemon *d)
 {
 	pthread_mutex_lock(&d->sync_lock);
 	d->sync_mode = d->cfg->spool_sync;
-	d->sync_interval_ms = d->cfg->spool_sync_interval > 0 ? d->cfg->spool_sync_interval : 100;
+	d->sync_interval_ms = d->cfg->spool_sync_interval;	/* at least 1 (config.c) */
 	pthread_cond_signal(&d->sync_cond);
 	pthread_mutex_unlock(&d->sync_lock);
 }

@@ -285,7 +285,19 @@ ctl_cmd_resolve(struct ctl *ctl, int argc, char **argv)
 
 /* ---------------------------------------------------------------- stats */
 
-/* Runs a query without parameters and prints it under a heading. */
+/* Prints a result as a table under a heading, "(none)" when empty. */
+static void
+print_titled(const char *title, PGresult *res)
+{
+	printf("%s\n", title);
+	if (PQntuples(res) == 0)
+		printf("(none)\n");
+	else
+		ctl_print_table(res);
+	printf("\n");
+}
+
+/* Runs a query and prints it under a heading. */
 static int
 section(struct ctl *ctl, const char *title, const char *sql, int nparams,
 	const char *const *params)
@@ -294,12 +306,7 @@ section(struct ctl *ctl, const char *title, const char *sql, int nparams,
 
 	if (!res)
 		return -1;
-	printf("%s\n", title);
-	if (PQntuples(res) == 0)
-		printf("(none)\n");
-	else
-		ctl_print_table(res);
-	printf("\n");
+	print_titled(title, res);
 	PQclear(res);
 	return 0;
 }
@@ -399,12 +406,7 @@ report_section(struct ctl *ctl, int csv, const char *name, const char *title, co
 			putchar('\n');
 		}
 	} else {
-		printf("%s\n", title);
-		if (nrows == 0)
-			printf("(none)\n");
-		else
-			ctl_print_table(res);
-		printf("\n");
+		print_titled(title, res);
 	}
 	PQclear(res);
 	return 0;
