@@ -281,7 +281,7 @@ connect_db(struct store *s)
 	s->conn = db_connect(s->conninfo, "cordond");
 	if (!s->conn || PQstatus(s->conn) != CONNECTION_OK)
 		goto fail_quiet;
-	version = db_migrate(s->conn, err, sizeof(err));
+	version = db_migrate(s->conn, err, sizeof(err), NULL);
 	if (version < 0) {
 		log_err("%s; retrying", err);
 		goto fail;
