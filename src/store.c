@@ -1141,6 +1141,9 @@ batch_done(struct store *s, struct store_batch *b, int64_t t0)
 		log_err("store: cannot wake the main loop: %s", strerror(errno));
 }
 
+/* The store thread: connects, writes each batch handed in, and on a
+ * failure goes down (reconnect) or holds (new session, same batch), each
+ * after the backoff; see the top of this file. Runs until store_destroy(). */
 static void *
 store_thread(void *arg)
 {
