@@ -45,6 +45,15 @@ struct store_options {
 
 #include "metrics.h"
 
+#define STORE_SQLSTATES_MAX 16	/* distinct SQLSTATEs counted; the rest as "other" */
+#define STORE_REASON_MAX 200
+
+/* How often writes failed with one SQLSTATE ("" when PostgreSQL sent none). */
+struct store_error_count {
+	char sqlstate[6];
+	uint64_t count;
+};
+
 struct store_stats {
 	uint64_t rows_by_type[EVENT_TYPES + 1];	/* events written, by enum event_type */
 	struct histogram batch_rows;		/* rows per committed batch */
@@ -55,6 +64,19 @@ struct store_stats {
 	uint64_t rejects_written;
 	uint64_t db_checkpoint;		/* as read at connect (0 if other spool) */
 	int have_db_checkpoint;
+	uint64_t connect_attempts;	/* connections tried, successful or not */
+	/* 1 while PostgreSQL is reachable but refuses our writes for a reason
+	 * that is not the data (privilege, schema, timeout, read-only, ...):
+	 * the batch is held and retried. Why: */
+	int writes_held;
+	char held_sqlstate[6];
+	char held_reason[STORE_REASON_MAX];	/* "message (step)" */
+	/* Failed write attempts by SQLSTATE: each attempt of a held batch,
+	 * and each row refused for its data. */
+	struct store_error_count write_errors[STORE_SQLSTATES_MAX];
+	size_t nwrite_errors;
+	uint64_t write_errors_other;	/* SQLSTATEs beyond the first STORE_SQLSTATES_MAX */
+	uint64_t rows_rejected;		/* event rows turned store_failed rejects */
 };
 
 /* Starts the store thread; it connects in the background. `done_fd` is an
@@ -72,6 +94,12 @@ int store_submit(struct store *store, struct store_batch *batch)
 struct store_batch *store_take_done(struct store *store);
 int store_busy(struct store *store);
 void store_get_stats(struct store *store, struct store_stats *ret_stats);
+/* Appends the store's own metrics (connection attempts, held writes,
+ * write errors by SQLSTATE, rows turned rejects) as Prometheus text to a
+ * memstream. */
+void store_stats_print(const struct store_stats *stats, void *stream);
+/* PostgreSQL's state for a status line: "up", "down" or "refusing writes". */
+const char *store_stats_db_text(const struct store_stats *stats);
 
 int store_batch_add_event(struct store_batch *b, const struct event *ev)
 	__attribute__((warn_unused_result));

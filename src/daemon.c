@@ -623,11 +623,11 @@ log_stats(struct daemon *d)
 		 is.received, d->count.events, d->count.rejects, d->count.alerts,
 		 ss.events_written + ss.rejects_written, ss.batches,
 		 spool_end(d->spool) - d->committed,
-		 is.connected ? "up" : "down", ss.db_up ? "up" : "down");
+		 is.connected ? "up" : "down", store_stats_db_text(&ss));
 }
 
-/* backlog: PostgreSQL unreachable for over 60 s, or the spool over 80 %
- * of max_bytes. */
+/* backlog: PostgreSQL unreachable, or refusing our writes (a held batch),
+ * for over 60 s; or the spool over 80 % of max_bytes. */
 static void
 check_backlog(struct daemon *d, int64_t now)
 {
@@ -636,11 +636,15 @@ check_backlog(struct daemon *d, int64_t now)
 	char why[64] = "";
 
 	store_get_stats(d->store, &ss);
-	if (ss.db_up)
+	if (ss.db_up && !ss.writes_held)
 		d->db_down_since_ms = 0;
 	else if (d->db_down_since_ms == 0)
 		d->db_down_since_ms = now;
-	if (d->db_down_since_ms && now - d->db_down_since_ms > 60000)
+	/* The alert's reason holds 31 characters: the SQLSTATE says which
+	 * refusal; the log line and /metrics carry the message. */
+	if (d->db_down_since_ms && now - d->db_down_since_ms > 60000 && ss.writes_held)
+		snprintf(why, sizeof(why), "PostgreSQL refuses writes %.5s", ss.held_sqlstate);
+	else if (d->db_down_since_ms && now - d->db_down_since_ms > 60000)
 		snprintf(why, sizeof(why), "PostgreSQL unreachable for %lld s",
 			 (long long)(now - d->db_down_since_ms) / 1000);
 	else if (used * 5 > (uint64_t)d->cfg->spool_max_bytes * 4)
@@ -703,8 +707,10 @@ render_metrics(struct daemon *d, const struct ingest_stats *is, const struct sto
 		(unsigned long long)(spool_end(d->spool) - d->committed));
 	fprintf(f, "# HELP cordon_intake_paused 1 while intake is paused (spool full).\n"
 		   "# TYPE cordon_intake_paused gauge\ncordon_intake_paused %d\n", d->paused);
-	fprintf(f, "# HELP cordon_postgres_up 1 when PostgreSQL is connected.\n"
+	fprintf(f, "# HELP cordon_postgres_up 1 when PostgreSQL is reachable (connected, or"
+		   " refusing writes: see cordon_postgres_writes_held).\n"
 		   "# TYPE cordon_postgres_up gauge\ncordon_postgres_up %d\n", ss->db_up);
+	store_stats_print(ss, f);
 	fprintf(f, "# HELP cordon_broker_up 1 when the MQTT broker is connected.\n"
 		   "# TYPE cordon_broker_up gauge\ncordon_broker_up %d\n", is->connected);
 	fprintf(f, "# HELP cordon_batch_rows Rows per committed batch.\n"
@@ -744,7 +750,7 @@ service_tick(struct daemon *d, int64_t now)
 	store_get_stats(d->store, &ss);
 	notify_status("%.0f msg/s in, broker %s, PostgreSQL %s, backlog %llu bytes%s",
 		      (double)(is.received - d->last_received) * 1000.0 / (double)(now - d->last_status_ms),
-		      is.connected ? "up" : "down", ss.db_up ? "up" : "down",
+		      is.connected ? "up" : "down", store_stats_db_text(&ss),
 		      (unsigned long long)(spool_end(d->spool) - d->committed),
 		      d->paused ? ", intake paused (spool full)" : "");
 	d->last_received = is.received;

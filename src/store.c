@@ -3,16 +3,29 @@
  * One transaction per batch: COPY the events straight into their table,
  * or, when that fails (a row already there), into a temporary staging
  * table and INSERT ... SELECT ... ON CONFLICT DO NOTHING into the event
- * table; insert the rejects, move the spool checkpoint, COMMIT. A
- * batch that fails on a broken connection is retried on a new one after a
- * capped exponential backoff; since every row is keyed by the message,
- * a retry can never double a row. */
+ * table; insert the rejects, move the spool checkpoint, COMMIT. Since
+ * every row is keyed by the message, a retry can never double a row.
+ *
+ * What a failure means depends on its SQLSTATE (step_failed()):
+ * - the connection is gone: reconnect after a capped exponential backoff;
+ * - class 22 or 23 (the data): the batch again row by row, each row behind
+ *   a savepoint; a row refused for its data becomes a store_failed reject;
+ * - anything else (a privilege, a renamed column, a timeout, a lock, a
+ *   read-only server, a full disk): not the data's fault, so no row may
+ *   become a reject. The batch is held: it stays in the spool, the
+ *   connection is dropped (a new session rebuilds its staging tables and
+ *   picks up role settings), and it is retried after the backoff until
+ *   PostgreSQL takes it. A statement timeout also halves the events per
+ *   transaction, for batches that are too big for the timeout.
+ * Each change of state (up, unreachable, held by SQLSTATE X) is logged
+ * once, not each retry. */
 #include "store.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +38,22 @@
 
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 15000
+
+/* Where the thread is; each change is logged once. */
+enum db_state {
+	DB_START,	/* not connected yet */
+	DB_UP,		/* connected, writes go through */
+	DB_DOWN,	/* unreachable, or the connection was lost */
+	DB_HELD,	/* reachable, but refuses our writes for a reason that is not the data */
+};
+
+/* The last step that failed. */
+struct pg_error {
+	char sqlstate[DB_SQLSTATE_LEN];	/* "" when PostgreSQL sent none */
+	char what[64];			/* the step */
+	char message[256];		/* the primary message, one line */
+	bool in_events;			/* it was an event table's COPY or INSERT */
+};
 
 struct store {
 	char *conninfo;
@@ -46,12 +75,30 @@ struct store {
 	char *copybuf;
 	size_t copylen, copycap;
 	int64_t backoff_ms;
+	enum db_state state;
+	bool unreachable_logged;	/* this outage's "unreachable" line is out */
+	int schema_version;
+	struct pg_error err;
+	int64_t held_since_us;		/* CLOCK_MONOTONIC */
+	uint64_t held_attempts;
+	size_t part_events;		/* after a statement timeout: events per transaction (0: all) */
+	const struct store_batch *resume_batch;	/* its parts before resume_from are committed */
+	uint64_t resume_end;
+	size_t resume_from;
+	uint64_t part_rejected;		/* rows turned rejects in the transaction under way */
+	struct log_ratelimit row_rl;	/* rows refused for their data */
 
-	_Atomic int db_up;
+	_Atomic int db_up, writes_held;
 	_Atomic uint64_t batches, events_written, rejects_written, db_checkpoint;
+	_Atomic uint64_t connect_attempts, rows_rejected;
 	/* under lock */
 	uint64_t rows_by_type[EVENT_TYPES + 1];
 	struct histogram batch_rows, batch_seconds;
+	char held_sqlstate[DB_SQLSTATE_LEN];
+	char held_reason[STORE_REASON_MAX];
+	struct store_error_count write_errors[STORE_SQLSTATES_MAX];
+	size_t nwrite_errors;
+	uint64_t write_errors_other;
 	_Atomic int have_db_checkpoint;
 };
 
@@ -188,15 +235,16 @@ put_field(struct store *s, const char *v, char sep)
 	s->copybuf[s->copylen++] = sep;
 }
 
-/* Formats the events of `type` in the batch as COPY text; returns the
- * number of rows, or -ENOMEM. */
+/* Formats the events [from, to) of the batch that go to table `t` as
+ * COPY text; returns the number of rows, or -ENOMEM. */
 static int
-format_events(struct store *s, const struct store_batch *b, const struct table_desc *t)
+format_events(struct store *s, const struct store_batch *b, size_t from, size_t to,
+	      const struct table_desc *t)
 {
 	int rows = 0;
 
 	s->copylen = 0;
-	for (size_t i = 0; i < b->nevents; i++) {
+	for (size_t i = from; i < to; i++) {
 		struct table_row row;
 
 		if (b->events[i].type != t->type)
@@ -213,30 +261,221 @@ format_events(struct store *s, const struct store_batch *b, const struct table_d
 	return rows;
 }
 
-/* ---- the thread ---- */
+/* ---- errors ---- */
 
-static void
-log_db_error(struct store *s, const char *what, PGresult *res)
+static int64_t
+mono_us(void)
 {
-	char buf[512];
+	struct timespec ts;
 
-	db_error_text(s->conn, res, buf, sizeof(buf));
-	log_err("PostgreSQL %s failed: %s", what, buf);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* SQLSTATE class 22 (data exception) or 23 (integrity constraint
+ * violation): the row is at fault, not the database. */
+static bool
+is_data_error(const char *sqlstate)
+{
+	return sqlstate[0] == '2' && (sqlstate[1] == '2' || sqlstate[1] == '3');
+}
+
+static bool
+is_statement_timeout(const char *sqlstate)
+{
+	return strcmp(sqlstate, "57014") == 0;
+}
+
+/* Records why step `what` failed in s->err (`res` may be NULL: then the
+ * connection's own error) and classifies it. Returns -ENOTCONN when the
+ * connection is gone; -EBADMSG when PostgreSQL refused the data (class
+ * 22 or 23); else -EAGAIN: a privilege, a missing table or column, a
+ * timeout, a lock, a read-only or full server are not the data's fault,
+ * and the batch is held. Logs at debug only: the thread logs each change
+ * of state once. */
 static int
-exec_ok(struct store *s, const char *sql)
+step_failed(struct store *s, const char *what, PGresult *res)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	char *p;
+
+	snprintf(s->err.what, sizeof(s->err.what), "%s", what);
+	snprintf(s->err.sqlstate, sizeof(s->err.sqlstate), "%s", state ? state : "");
+	if (primary) {
+		snprintf(s->err.message, sizeof(s->err.message), "%s", primary);
+	} else {
+		/* libpq's own messages (connection failures) run over several
+		 * lines: join them. */
+		snprintf(s->err.message, sizeof(s->err.message), "%s",
+			 s->conn ? PQerrorMessage(s->conn) : "out of memory");
+		for (size_t n = strlen(s->err.message); n > 0 &&
+		     (s->err.message[n - 1] == '\n' || s->err.message[n - 1] == ' ');)
+			s->err.message[--n] = '\0';
+	}
+	for (p = s->err.message; *p; p++)
+		if (*p == '\n' || *p == '\t')
+			*p = ' ';
+	s->err.in_events = false;
+	log_debug("PostgreSQL %s failed: %s %s", what, state ? state : "-", s->err.message);
+	if (!s->conn || PQstatus(s->conn) != CONNECTION_OK)
+		return -ENOTCONN;
+	return is_data_error(s->err.sqlstate) ? -EBADMSG : -EAGAIN;
+}
+
+/* Records an allocation failure as the error; returns -ENOMEM. */
+static int
+no_memory(struct store *s, const char *what)
+{
+	snprintf(s->err.what, sizeof(s->err.what), "%s", what);
+	s->err.sqlstate[0] = '\0';
+	snprintf(s->err.message, sizeof(s->err.message), "out of memory");
+	s->err.in_events = false;
+	return -ENOMEM;
+}
+
+/* Counts one failed write attempt under `sqlstate`. */
+static void
+count_error(struct store *s, const char *sqlstate)
+{
+	size_t i;
+
+	pthread_mutex_lock(&s->lock);
+	for (i = 0; i < s->nwrite_errors; i++)
+		if (strcmp(s->write_errors[i].sqlstate, sqlstate) == 0)
+			break;
+	if (i == s->nwrite_errors && i < STORE_SQLSTATES_MAX) {
+		snprintf(s->write_errors[i].sqlstate, sizeof(s->write_errors[i].sqlstate), "%s",
+			 sqlstate);
+		s->write_errors[i].count = 0;
+		s->nwrite_errors++;
+	}
+	if (i < s->nwrite_errors)
+		s->write_errors[i].count++;
+	else
+		s->write_errors_other++;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- text PostgreSQL takes ---- */
+
+/* Length of the valid UTF-8 sequence at `p` (at most `left` bytes), or 0
+ * when the byte there does not start one (RFC 3629: no overlong forms,
+ * no surrogates, nothing above U+10FFFF; NUL is not text either). */
+static size_t
+utf8_char_len(const unsigned char *p, size_t left)
+{
+	size_t n;
+	unsigned c = p[0];
+
+	if (c >= 0x01 && c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (left < n)
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f) ||
+	    (c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f))
+		return 0;
+	return n;
+}
+
+/* Copies the NUL-terminated `in` with every byte that is not part of a
+ * valid UTF-8 character written as \xNN, so that PostgreSQL takes it as
+ * text. Returns a malloc'ed string, or NULL when out of memory. */
+static char *
+utf8_escape(const char *in)
+{
+	size_t len = strlen(in), n = 0;
+	char *out = malloc(4 * len + 1);
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len;) {
+		size_t c = utf8_char_len((const unsigned char *)in + i, len - i);
+
+		if (c == 0) {
+			n += (size_t)sprintf(out + n, "\\x%02x", (unsigned char)in[i]);
+			i++;
+		} else {
+			memcpy(out + n, in + i, c);
+			n += c;
+			i += c;
+		}
+	}
+	out[n] = '\0';
+	return out;
+}
+
+/* Replaces each non-NULL v[i] (i < n) whose bit is set in `mask` by its
+ * escaped copy (utf8_escape()), stored in ret_copies[i]; 0 or -ENOMEM
+ * (the copies made so far are then freed). */
+static int
+escape_values(const char **v, int n, unsigned mask, char **ret_copies)
+{
+	for (int i = 0; i < n; i++) {
+		ret_copies[i] = NULL;
+		if (!(mask & (1u << i)) || !v[i])
+			continue;
+		ret_copies[i] = utf8_escape(v[i]);
+		if (!ret_copies[i]) {
+			while (i-- > 0)
+				free(ret_copies[i]);
+			return -ENOMEM;
+		}
+		v[i] = ret_copies[i];
+	}
+	return 0;
+}
+
+static void
+free_values(char **copies, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(copies[i]);
+}
+
+/* ---- statements ---- */
+
+/* Runs `sql` (no parameters; `what` names it in errors, NULL: the SQL
+ * itself). Returns 0, or as step_failed(). */
+static int
+exec_sql(struct store *s, const char *sql, const char *what)
 {
 	PGresult *res = PQexec(s->conn, sql);
 	ExecStatusType st = PQresultStatus(res);
-	int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+	int err = 0;
 
-	if (!ok)
-		log_db_error(s, sql, res);
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+		err = step_failed(s, what ? what : sql, res);
 	PQclear(res);
-	return ok;
+	return err;
 }
 
+/* Runs a parameterized statement; 0, or as step_failed(). */
+static int
+exec_params(struct store *s, const char *sql, int n, const char *const *v, const int *lens,
+	    const int *fmts, const char *what)
+{
+	PGresult *res = PQexecParams(s->conn, sql, n, NULL, v, lens, fmts, 0);
+	int err = 0;
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		err = step_failed(s, what, res);
+	PQclear(res);
+	return err;
+}
+
+/* Reads where this instance's checkpoint is; a failure leaves it unknown. */
 static void
 read_checkpoint(struct store *s)
 {
@@ -253,73 +492,79 @@ read_checkpoint(struct store *s)
 	PQclear(res);
 }
 
+/* The session's staging tables, shaped LIKE their tables as they are now
+ * (hence a new session after a DBA changed one). 0, or as step_failed(). */
 static int
 create_staging(struct store *s)
 {
 	const struct table_desc *all;
 	size_t n;
+	int err = 0;
 
 	all = tables_all(&n);
-	for (size_t i = 0; i < n; i++) {
-		char sql[256];
+	for (size_t i = 0; i < n && !err; i++) {
+		char sql[256], what[64];
 
 		snprintf(sql, sizeof(sql), "CREATE TEMP TABLE stage_%s (LIKE %s INCLUDING DEFAULTS)"
 			 " ON COMMIT DELETE ROWS", all[i].table, all[i].table);
-		if (!exec_ok(s, sql))
-			return -1;
+		snprintf(what, sizeof(what), "CREATE TEMP TABLE stage_%s", all[i].table);
+		err = exec_sql(s, sql, what);
 	}
-	return 0;
+	return err;
 }
 
-/* Connects, migrates and prepares the session; 0 or -1. */
+/* Connects, checks the schema (migrating only what is missing) and
+ * prepares the session: staging tables, synchronous_commit, the
+ * checkpoint. Returns 0; -ENOTCONN when PostgreSQL cannot be reached (or
+ * the connection broke meanwhile); -EAGAIN when it answers but refuses a
+ * step (the SQLSTATE in s->err); -ENOMEM. On failure s->conn is NULL. */
 static int
 connect_db(struct store *s)
 {
-	char err[1024];
-	int version;
+	char msg[512], state[DB_SQLSTATE_LEN];
+	int version, err;
 
+	atomic_fetch_add(&s->connect_attempts, 1);
 	s->conn = db_connect(s->conninfo, "cordond");
-	if (!s->conn || PQstatus(s->conn) != CONNECTION_OK)
-		goto fail_quiet;
-	version = db_migrate(s->conn, err, sizeof(err));
-	if (version < 0) {
-		log_err("%s; retrying", err);
+	if (!s->conn)
+		return no_memory(s, "connect");
+	if (PQstatus(s->conn) != CONNECTION_OK) {
+		err = step_failed(s, "connect", NULL);
 		goto fail;
 	}
-	if (create_staging(s) < 0 || !exec_ok(s, "SET synchronous_commit = on"))
+	version = db_migrate(s->conn, msg, sizeof(msg), state);
+	if (version < 0) {
+		snprintf(s->err.what, sizeof(s->err.what), "schema check");
+		snprintf(s->err.sqlstate, sizeof(s->err.sqlstate), "%s", state);
+		snprintf(s->err.message, sizeof(s->err.message), "%.255s", msg);
+		s->err.in_events = false;
+		err = PQstatus(s->conn) != CONNECTION_OK ? -ENOTCONN : -EAGAIN;
+		goto fail;
+	}
+	if ((err = create_staging(s)) < 0 ||
+	    (err = exec_sql(s, "SET synchronous_commit = on", NULL)) < 0)
 		goto fail;
 	read_checkpoint(s);
-	log_notice("PostgreSQL connected (schema version %d)", version);
+	s->schema_version = version;
 	return 0;
-fail_quiet:
-	if (atomic_load(&s->db_up) || s->backoff_ms == BACKOFF_MIN_MS) {
-		char msg[512];
-		size_t n;
-
-		snprintf(msg, sizeof(msg), "%s", s->conn ? PQerrorMessage(s->conn) : "out of memory");
-		for (n = strlen(msg); n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' ');)
-			msg[--n] = '\0';
-		for (char *p = msg; *p; p++)
-			if (*p == '\n')
-				*p = ' ';
-		log_warn("PostgreSQL unreachable, retrying with backoff up to %d s: %s",
-			 BACKOFF_MAX_MS / 1000, msg);
-	}
 fail:
 	PQfinish(s->conn);
 	s->conn = NULL;
-	return -1;
+	/* Nothing at connect is a row's fault. */
+	return err == -EBADMSG ? -EAGAIN : err;
 }
 
-/* Inserts one reject; returns the result status check (1 ok, 0 failed). */
+/* Inserts one reject (ON CONFLICT DO NOTHING: a replay adds nothing).
+ * `escaped`: with its text fields (key, topic, detail) made valid UTF-8
+ * first. Returns 0, or as step_failed(), or -ENOMEM. */
 static int
-insert_reject(struct store *s, const struct store_reject *r, int quiet)
+insert_reject(struct store *s, const struct store_reject *r, bool escaped)
 {
 	char rx[40], olen[24];
 	const char *vals[7];
+	char *copies[7];
 	int lens[7] = { 0 }, fmts[7] = { 0 };
-	PGresult *res;
-	int ok;
+	int err;
 
 	normalize_format_time(r->received_us, rx, sizeof(rx));
 	snprintf(olen, sizeof(olen), "%zu", r->orig_len);
@@ -332,104 +577,121 @@ insert_reject(struct store *s, const struct store_reject *r, int quiet)
 	lens[5] = (int)r->payload_len;
 	fmts[5] = 1;
 	vals[6] = olen;
-	res = PQexecParams(s->conn,
+	if (escaped && escape_values(vals, 7, 1u << 0 | 1u << 2 | 1u << 4, copies) < 0)
+		return no_memory(s, "insert into rejects");
+	err = exec_params(s,
 		"INSERT INTO rejects (reject_key, received_at, topic, reason, detail,"
 		" payload, payload_len) VALUES ($1, $2, $3, $4, $5, $6, $7)"
 		" ON CONFLICT (reject_key) DO NOTHING",
-		7, NULL, vals, lens, fmts, 0);
-	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-	if (!ok && !quiet)
-		log_db_error(s, "insert into rejects", res);
-	PQclear(res);
-	return ok;
+		7, vals, lens, fmts, "insert into rejects");
+	if (escaped)
+		free_values(copies, 7);
+	return err;
 }
 
+/* Inserts a reject behind a savepoint; one PostgreSQL refuses for its
+ * data (text that is not valid UTF-8) is inserted again with its text
+ * escaped: a reject is never dropped. Returns 0, or as step_failed(),
+ * except that a reject refused even so holds the batch (-EAGAIN). */
 static int
-write_rejects(struct store *s, const struct store_batch *b)
+insert_reject_surely(struct store *s, const struct store_reject *r)
 {
-	for (size_t i = 0; i < b->nrejects; i++)
-		if (!insert_reject(s, &b->rejects[i], 0))
-			return -1;
-	return 0;
+	int err = exec_sql(s, "SAVEPOINT reject", NULL);
+
+	if (!err)
+		err = insert_reject(s, r, false);
+	if (err == -EBADMSG) {
+		log_limited(&s->row_rl, LOG_LEVEL_WARNING,
+			    "reject on %.200s refused for its text (SQLSTATE %s %s);"
+			    " stored with the text escaped", r->topic, s->err.sqlstate,
+			    s->err.message);
+		err = exec_sql(s, "ROLLBACK TO SAVEPOINT reject", NULL);
+		if (!err)
+			err = insert_reject(s, r, true);
+	}
+	return err == -EBADMSG ? -EAGAIN : err;
 }
 
 /* COPYs the formatted rows into `target`. `prefix` is sent with the COPY
- * in the same round trip (a SAVEPOINT); `quiet`: a refused COPY is
- * expected and not an error. 0 or -1. */
+ * in the same round trip (a SAVEPOINT). 0, or as step_failed(). */
 static int
-copy_rows(struct store *s, const struct table_desc *t, const char *prefix, const char *target,
-	  int quiet)
+copy_rows(struct store *s, const struct table_desc *t, const char *prefix, const char *target)
 {
-	char sql[512];
+	char sql[512], what[64];
 	PGresult *res;
-	int ok;
+	int err = 0;
 
 	snprintf(sql, sizeof(sql), "%sCOPY %s (%s) FROM STDIN", prefix, target, t->columns);
+	snprintf(what, sizeof(what), "COPY %s", target);
 	res = PQexec(s->conn, sql);
-	ok = PQresultStatus(res) == PGRES_COPY_IN;
-	if (!ok)
-		log_db_error(s, "COPY", res);
+	if (PQresultStatus(res) != PGRES_COPY_IN)
+		err = step_failed(s, what, res);
 	PQclear(res);
-	if (!ok)
-		return -1;
+	if (err)
+		return err;
 	if (PQputCopyData(s->conn, s->copybuf, (int)s->copylen) != 1 ||
-	    PQputCopyEnd(s->conn, NULL) != 1) {
-		log_db_error(s, "COPY data", NULL);
-		return -1;
-	}
-	res = PQgetResult(s->conn);
-	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-	if (!ok && !quiet)
-		log_db_error(s, "COPY", res);
-	else if (!ok)
-		log_debug("COPY into %s refused (%s); through the staging table", target,
-			  PQresultErrorField(res, PG_DIAG_SQLSTATE) ?
-			  PQresultErrorField(res, PG_DIAG_SQLSTATE) : "?");
-	PQclear(res);
-	while ((res = PQgetResult(s->conn)) != NULL)
+	    PQputCopyEnd(s->conn, NULL) != 1)
+		err = step_failed(s, what, NULL);
+	/* The COPY's result, then the NULL that ends it. */
+	while ((res = PQgetResult(s->conn)) != NULL) {
+		if (!err && PQresultStatus(res) != PGRES_COMMAND_OK)
+			err = step_failed(s, what, res);
 		PQclear(res);
-	return ok ? 0 : -1;
+	}
+	return err;
 }
 
 /* Writes one table's formatted rows: straight into the table when it
  * takes them all, else (a row already there: a replay after a restart, a
  * device sending twice; or a row it refuses) into its staging table and
  * from there with ON CONFLICT DO NOTHING. The direct COPY is about twice
- * as cheap for PostgreSQL; a refused one is undone to its savepoint. */
+ * as cheap for PostgreSQL; one refused for its data is undone to its
+ * savepoint. One refused for another reason (privilege, timeout...)
+ * would fail the same way through the staging table: that ends it.
+ * Returns 0, or as step_failed(). */
 static int
 write_table(struct store *s, const struct table_desc *t)
 {
-	char stage[64];
+	char stage[64], what[64];
+	int err;
 
 	if (t->direct) {
-		if (copy_rows(s, t, "SAVEPOINT direct; ", t->table, 1) == 0)
-			return 0;
-		if (PQstatus(s->conn) != CONNECTION_OK || !exec_ok(s, "ROLLBACK TO SAVEPOINT direct"))
-			return -1;
+		err = copy_rows(s, t, "SAVEPOINT direct; ", t->table);
+		if (err != -EBADMSG)
+			return err;
+		log_debug("COPY into %s refused (%s); through the staging table", t->table,
+			  s->err.sqlstate);
+		if ((err = exec_sql(s, "ROLLBACK TO SAVEPOINT direct", NULL)) < 0)
+			return err;
 	}
 	snprintf(stage, sizeof(stage), "stage_%s", t->table);
-	return copy_rows(s, t, "", stage, 0) == 0 && exec_ok(s, t->insert_sql) ? 0 : -1;
+	snprintf(what, sizeof(what), "INSERT INTO %s", t->table);
+	if ((err = copy_rows(s, t, "", stage)) < 0)
+		return err;
+	return exec_sql(s, t->insert_sql, what);
 }
 
-/* Each type's events into its table. */
+/* The events [from, to) of the batch, each type into its table. Returns
+ * 0, or as step_failed(), or -ENOMEM. */
 static int
-write_events(struct store *s, const struct store_batch *b)
+write_events(struct store *s, const struct store_batch *b, size_t from, size_t to)
 {
 	const struct table_desc *all;
 	size_t n;
 
-	if (b->nevents == 0)
+	if (from == to)
 		return 0;
 	all = tables_all(&n);
 	for (size_t i = 0; i < n; i++) {
-		int rows = format_events(s, b, &all[i]);
+		int rows = format_events(s, b, from, to, &all[i]);
+		int err;
 
 		if (rows < 0)
-			return -1;
+			return no_memory(s, "formatting the batch");
 		if (rows == 0)
 			continue;
-		if (write_table(s, &all[i]) < 0)
-			return -1;
+		if ((err = write_table(s, &all[i])) < 0)
+			return err;
 	}
 	return 0;
 }
@@ -440,105 +702,130 @@ opt_text(const char *s)
 	return s[0] ? s : NULL;
 }
 
-/* Each transition: the alert's row as it is after it (a resolved alert
- * is never reopened by a replay), and the transition itself. */
+/* One alert transition: the alert's row as it is after it (a resolved
+ * alert is never reopened by a replay), and the transition itself.
+ * `escaped`: text made valid UTF-8 first (a reason cut inside a
+ * character). Returns 0, or as step_failed(), or -ENOMEM. */
 static int
-write_alerts(struct store *s, const struct store_batch *b)
+write_alert(struct store *s, const struct alert_transition *t, bool escaped)
 {
-	for (size_t i = 0; i < b->nalerts; i++) {
-		const struct alert_transition *t = &b->alerts[i];
-		const struct alert *a = &t->a;
-		char raised[40], updated[40], resolved[40], count[16], temp[16];
-		const char *v[19];
-		PGresult *res;
-		int ok;
+	const struct alert *a = &t->a;
+	char raised[40], updated[40], resolved[40], count[16], temp[16];
+	const char *v[19];
+	char *copies[19];
+	int err;
 
-		normalize_format_time(a->raised_us, raised, sizeof(raised));
-		normalize_format_time(a->updated_us, updated, sizeof(updated));
-		normalize_format_time(a->resolved_us, resolved, sizeof(resolved));
-		snprintf(count, sizeof(count), "%u", a->count);
-		if (a->temp_dc != TEMP_NONE)
-			snprintf(temp, sizeof(temp), "%d.%d", a->temp_dc / 10,
-				 (a->temp_dc < 0 ? -a->temp_dc : a->temp_dc) % 10);
-		v[0] = a->alert_id;
-		v[1] = a->site;
-		v[2] = rules_kind_name(a->kind);
-		v[3] = rules_severity_name(a->severity);
-		v[4] = rules_state_name(a->state);
-		v[5] = a->subject;
-		v[6] = a->event_key;
-		v[7] = opt_text(a->gate);
-		v[8] = opt_text(a->household);
-		v[9] = opt_text(a->card);
-		v[10] = opt_text(a->zone);
-		v[11] = opt_text(a->call_id);
-		v[12] = a->temp_dc != TEMP_NONE ? temp : NULL;
-		v[13] = raised;
-		v[14] = updated;
-		v[15] = a->resolved_us ? resolved : NULL;
-		v[16] = count;
-		v[17] = opt_text(a->reason);
-		v[18] = opt_text(a->by);
-		res = PQexecParams(s->conn,
-			"INSERT INTO alerts (alert_id, site, kind, severity, state, subject, event_key,"
-			" gate, household, card, zone, call_id, temp_c, raised_at, updated_at,"
-			" resolved_at, count, reason, by_whom) VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
-			" $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
-			" ON CONFLICT (alert_id) DO UPDATE SET severity = excluded.severity,"
-			" state = excluded.state, temp_c = excluded.temp_c,"
-			" updated_at = excluded.updated_at, resolved_at = excluded.resolved_at,"
-			" count = excluded.count, reason = excluded.reason, by_whom = excluded.by_whom"
-			" WHERE alerts.state <> 'resolved'",
-			19, NULL, v, NULL, NULL, 0);
-		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-		if (!ok)
-			log_db_error(s, "alert upsert", res);
-		PQclear(res);
-		if (!ok)
-			return -1;
-		v[0] = a->alert_id;
+	normalize_format_time(a->raised_us, raised, sizeof(raised));
+	normalize_format_time(a->updated_us, updated, sizeof(updated));
+	normalize_format_time(a->resolved_us, resolved, sizeof(resolved));
+	snprintf(count, sizeof(count), "%u", a->count);
+	if (a->temp_dc != TEMP_NONE)
+		snprintf(temp, sizeof(temp), "%d.%d", a->temp_dc / 10,
+			 (a->temp_dc < 0 ? -a->temp_dc : a->temp_dc) % 10);
+	v[0] = a->alert_id;
+	v[1] = a->site;
+	v[2] = rules_kind_name(a->kind);
+	v[3] = rules_severity_name(a->severity);
+	v[4] = rules_state_name(a->state);
+	v[5] = a->subject;
+	v[6] = a->event_key;
+	v[7] = opt_text(a->gate);
+	v[8] = opt_text(a->household);
+	v[9] = opt_text(a->card);
+	v[10] = opt_text(a->zone);
+	v[11] = opt_text(a->call_id);
+	v[12] = a->temp_dc != TEMP_NONE ? temp : NULL;
+	v[13] = raised;
+	v[14] = updated;
+	v[15] = a->resolved_us ? resolved : NULL;
+	v[16] = count;
+	v[17] = opt_text(a->reason);
+	v[18] = opt_text(a->by);
+	/* every text column: 0, 1, 5..11, 17, 18 */
+	if (escaped && escape_values(v, 19, 0x60fe3u, copies) < 0)
+		return no_memory(s, "alert upsert");
+	err = exec_params(s,
+		"INSERT INTO alerts (alert_id, site, kind, severity, state, subject, event_key,"
+		" gate, household, card, zone, call_id, temp_c, raised_at, updated_at,"
+		" resolved_at, count, reason, by_whom) VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
+		" $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+		" ON CONFLICT (alert_id) DO UPDATE SET severity = excluded.severity,"
+		" state = excluded.state, temp_c = excluded.temp_c,"
+		" updated_at = excluded.updated_at, resolved_at = excluded.resolved_at,"
+		" count = excluded.count, reason = excluded.reason, by_whom = excluded.by_whom"
+		" WHERE alerts.state <> 'resolved'",
+		19, v, NULL, NULL, "alert upsert");
+	if (!err) {
 		v[1] = t->what;
 		v[2] = count;
 		v[3] = updated;
 		v[4] = rules_severity_name(a->severity);
-		v[5] = opt_text(a->by);
-		v[6] = opt_text(a->reason);
-		res = PQexecParams(s->conn,
+		v[5] = v[18];
+		v[6] = v[17];
+		err = exec_params(s,
 			"INSERT INTO alert_transitions (alert_id, transition, count, at, severity,"
 			" by_whom, reason) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-			" ON CONFLICT DO NOTHING", 7, NULL, v, NULL, NULL, 0);
-		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-		if (!ok)
-			log_db_error(s, "alert transition", res);
-		PQclear(res);
-		if (!ok)
-			return -1;
+			" ON CONFLICT DO NOTHING", 7, v, NULL, NULL, "alert transition");
+	}
+	if (escaped)
+		free_values(copies, 19);
+	return err;
+}
+
+/* The batch's alert transitions; `rowwise`: each behind a savepoint, and
+ * one refused for its data again with its text escaped (held if refused
+ * even so). Returns 0, or as step_failed(). */
+static int
+write_alerts(struct store *s, const struct store_batch *b, bool rowwise)
+{
+	for (size_t i = 0; i < b->nalerts; i++) {
+		int err;
+
+		if (!rowwise) {
+			if ((err = write_alert(s, &b->alerts[i], false)) < 0)
+				return err;
+			continue;
+		}
+		if ((err = exec_sql(s, "SAVEPOINT alert", NULL)) < 0)
+			return err;
+		err = write_alert(s, &b->alerts[i], false);
+		if (err == -EBADMSG) {
+			log_limited(&s->row_rl, LOG_LEVEL_WARNING,
+				    "alert %s refused for its text (SQLSTATE %s %s);"
+				    " stored with the text escaped", b->alerts[i].a.alert_id,
+				    s->err.sqlstate, s->err.message);
+			err = exec_sql(s, "ROLLBACK TO SAVEPOINT alert", NULL);
+			if (!err)
+				err = write_alert(s, &b->alerts[i], true);
+		}
+		if (err)
+			return err == -EBADMSG ? -EAGAIN : err;
 	}
 	return 0;
 }
 
-/* Moves the checkpoint and commits; 0 or -1. */
+/* Commits; the batch's last part also moves the checkpoint in the same
+ * transaction. (Parts before it commit without: their rows are keyed, so
+ * a replay of the whole batch after a crash adds nothing twice.) 0, or
+ * as step_failed(). */
 static int
-commit_with_checkpoint(struct store *s, uint64_t end_pos)
+commit_part(struct store *s, const struct store_batch *b, bool last)
 {
 	char pos[24];
 	const char *vals[3] = { s->instance, s->spool_id, pos };
-	PGresult *res;
-	int ok;
+	int err;
 
-	snprintf(pos, sizeof(pos), "%" PRIu64, end_pos);
-	res = PQexecParams(s->conn,
+	if (!last)
+		return exec_sql(s, "COMMIT", NULL);
+	snprintf(pos, sizeof(pos), "%" PRIu64, b->end_pos);
+	err = exec_params(s,
 		"INSERT INTO spool_checkpoint (instance, spool_id, position) VALUES ($1, $2, $3)"
 		" ON CONFLICT (instance) DO UPDATE SET spool_id = excluded.spool_id,"
 		" position = CASE WHEN spool_checkpoint.spool_id = excluded.spool_id"
 		"   THEN greatest(spool_checkpoint.position, excluded.position)"
 		"   ELSE excluded.position END, updated_at = now()",
-		3, NULL, vals, NULL, NULL, 0);
-	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-	if (!ok)
-		log_db_error(s, "checkpoint", res);
-	PQclear(res);
-	return ok && exec_ok(s, "COMMIT") ? 0 : -1;
+		3, vals, NULL, NULL, "checkpoint");
+	return err ? err : exec_sql(s, "COMMIT", NULL);
 }
 
 static void
@@ -546,19 +833,6 @@ rollback(struct store *s)
 {
 	if (PQstatus(s->conn) == CONNECTION_OK)
 		PQclear(PQexec(s->conn, "ROLLBACK"));
-}
-
-static int
-write_batch(struct store *s, const struct store_batch *b)
-{
-	if (!exec_ok(s, "BEGIN"))
-		return -1;
-	if (write_events(s, b) < 0 || write_rejects(s, b) < 0 || write_alerts(s, b) < 0 ||
-	    commit_with_checkpoint(s, b->end_pos) < 0) {
-		rollback(s);
-		return -1;
-	}
-	return 0;
 }
 
 /* The topic an event came on (for a row turned reject). */
@@ -588,98 +862,236 @@ event_topic(struct store *s, const struct event *ev, char *buf, size_t len)
 	}
 }
 
-/* Turns a row PostgreSQL refused into a reject: reason store_failed, the
- * SQLSTATE and message as detail, the row's fields as payload. */
-static void
+/* Turns a row PostgreSQL refused for its data (the error in s->err) into
+ * a reject: reason store_failed, the SQLSTATE and message as detail, the
+ * row's fields as payload. Logged rate-limited (a batch may hold
+ * thousands), counted in rows_rejected once committed. Returns 0, or as
+ * insert_reject_surely(). */
+static int
 reject_row(struct store *s, const struct event *ev, const struct table_desc *t,
-	   const struct table_row *row, PGresult *res)
+	   const struct table_row *row)
 {
 	struct store_reject r = { .received_us = ev->received_us, .reason = "store_failed" };
 	char payload[2048], topic[256];
-	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 	size_t n = 0;
+	int err;
 
 	for (int c = 0; c < t->ncols && n < sizeof(payload); c++)
 		n += (size_t)snprintf(payload + n, sizeof(payload) - n, "%s%s",
 				      c ? "\t" : "", row->v[c] ? row->v[c] : "\\N");
 	event_topic(s, ev, topic, sizeof(topic));
 	snprintf(r.key, sizeof(r.key), "row:%s", ev->key);
-	snprintf(r.detail, sizeof(r.detail), "PostgreSQL refused the row: %s %s",
-		 state ? state : "?", msg ? msg : "");
+	snprintf(r.detail, sizeof(r.detail), "PostgreSQL refused the row: %.5s %.90s",
+		 s->err.sqlstate, s->err.message);
 	r.topic = topic;
 	r.payload = (uint8_t *)payload;
 	r.payload_len = n < sizeof(payload) ? n : sizeof(payload) - 1;
 	r.orig_len = r.payload_len;
-	log_err("event %s: %s; stored in rejects as store_failed", ev->key, r.detail);
-	if (!insert_reject(s, &r, 0))
-		log_err("event %s could not be stored as a reject either", ev->key);
+	count_error(s, s->err.sqlstate);
+	log_limited(&s->row_rl, LOG_LEVEL_ERR, "event %s: %s; stored in rejects as store_failed",
+		    ev->key, r.detail);
+	err = insert_reject_surely(s, &r);
+	if (!err)
+		s->part_rejected++;
+	return err;
 }
 
-/* After a batch failed on its data (not its connection): the same batch
- * row by row, each behind a savepoint, so that one row PostgreSQL will
- * not take becomes a reject instead of blocking every row behind it. */
+/* One event row behind a savepoint; one refused for its data becomes a
+ * reject. Returns 0, or as step_failed() for anything else (the pass
+ * ends and the batch is held: no row becomes a reject for it). */
 static int
-write_batch_rowwise(struct store *s, const struct store_batch *b)
+write_row(struct store *s, const struct event *ev)
 {
-	if (!exec_ok(s, "BEGIN"))
-		return -1;
-	for (size_t i = 0; i < b->nevents; i++) {
-		const struct event *ev = &b->events[i];
-		const struct table_desc *t = tables_for(ev->type);
-		struct table_row row;
-		PGresult *res;
+	const struct table_desc *t = tables_for(ev->type);
+	struct table_row row;
+	char what[64];
+	int err;
 
-		tables_row(ev, &row);
-		if (!exec_ok(s, "SAVEPOINT row"))
-			goto fail;
-		res = PQexecParams(s->conn, t->insert_one_sql, t->ncols, NULL, row.v, NULL, NULL, 0);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			if (PQstatus(s->conn) != CONNECTION_OK) {
-				PQclear(res);
-				goto fail;
-			}
-			if (!exec_ok(s, "ROLLBACK TO SAVEPOINT row")) {
-				PQclear(res);
-				goto fail;
-			}
-			reject_row(s, ev, t, &row, res);
-		}
-		PQclear(res);
-	}
-	for (size_t i = 0; i < b->nrejects; i++) {
-		if (!exec_ok(s, "SAVEPOINT row"))
-			goto fail;
-		if (!insert_reject(s, &b->rejects[i], 0)) {
-			if (PQstatus(s->conn) != CONNECTION_OK ||
-			    !exec_ok(s, "ROLLBACK TO SAVEPOINT row"))
-				goto fail;
-			log_err("reject %s dropped: PostgreSQL refused it", b->rejects[i].key);
-		}
-	}
-	if (write_alerts(s, b) < 0 || commit_with_checkpoint(s, b->end_pos) < 0)
-		goto fail;
-	return 0;
-fail:
-	rollback(s);
-	return -1;
+	tables_row(ev, &row);
+	snprintf(what, sizeof(what), "INSERT INTO %s", t->table);
+	if ((err = exec_sql(s, "SAVEPOINT row", NULL)) < 0)
+		return err;
+	err = exec_params(s, t->insert_one_sql, t->ncols, row.v, NULL, NULL, what);
+	if (err != -EBADMSG)
+		return err;
+	err = exec_sql(s, "ROLLBACK TO SAVEPOINT row", NULL);
+	return err ? err : reject_row(s, ev, t, &row);
 }
 
-/* Writes the batch whole, or row by row when the whole failed on its
- * data; 0, or -1 to retry later (connection lost, or the row-by-row
- * pass failed too). */
+/* Writes the events [from, to) of the batch in one transaction, the last
+ * part with the batch's rejects, alerts and checkpoint. `rowwise`: each
+ * row behind a savepoint, a row refused for its data turned reject (after
+ * the whole part failed on its data). Returns 0; -EBADMSG when the part
+ * (not rowwise) failed on its data; -EAGAIN (held), -ENOTCONN, -ENOMEM. */
+static int
+write_part(struct store *s, const struct store_batch *b, size_t from, size_t to, bool last,
+	   bool rowwise)
+{
+	int err = exec_sql(s, "BEGIN", NULL);
+
+	s->part_rejected = 0;
+	for (size_t i = from; rowwise && !err && i < to; i++)
+		err = write_row(s, &b->events[i]);
+	if (!rowwise && !err && (err = write_events(s, b, from, to)) < 0)
+		s->err.in_events = true;
+	for (size_t i = 0; last && !err && i < b->nrejects; i++)
+		err = rowwise ? insert_reject_surely(s, &b->rejects[i]) :
+				insert_reject(s, &b->rejects[i], false);
+	if (last && !err)
+		err = write_alerts(s, b, rowwise);
+	if (!err)
+		err = commit_part(s, b, last);
+	if (err) {
+		rollback(s);
+		/* A row pass that fails on data (a reject or alert refused even
+		 * escaped) is not retried row by row: it holds. */
+		return rowwise && err == -EBADMSG ? -EAGAIN : err;
+	}
+	if (s->part_rejected) {
+		atomic_fetch_add(&s->rows_rejected, s->part_rejected);
+		log_warn("%" PRIu64 " of %zu rows refused for their data, stored in rejects as"
+			 " store_failed", s->part_rejected, to - from);
+	}
+	return 0;
+}
+
+/* Writes the batch: whole, or in parts of s->part_events events after a
+ * statement timeout; a part that fails on its data again row by row. A
+ * batch retried after a failure resumes after its committed parts.
+ * Returns 0, or -ENOTCONN, -EAGAIN (held: the error in s->err), -ENOMEM. */
 static int
 write_batch_any(struct store *s, const struct store_batch *b)
 {
-	if (write_batch(s, b) == 0)
-		return 0;
-	if (PQstatus(s->conn) != CONNECTION_OK)
-		return -1;
-	log_warn("batch of %zu rows failed on its data; writing it row by row",
-		 store_batch_rows(b));
-	return write_batch_rowwise(s, b);
+	size_t from = 0;
+	int err;
+
+	if (s->resume_batch == b && s->resume_end == b->end_pos)
+		from = s->resume_from;
+	for (;;) {
+		size_t to = b->nevents;
+		bool last;
+
+		if (s->part_events && to - from > s->part_events)
+			to = from + s->part_events;
+		last = to == b->nevents;
+		err = write_part(s, b, from, to, last, false);
+		if (err == -EBADMSG) {
+			log_limited(&s->row_rl, LOG_LEVEL_WARNING,
+				    "batch of %zu events refused for its data (SQLSTATE %s %s, %s);"
+				    " writing it row by row", to - from, s->err.sqlstate,
+				    s->err.message, s->err.what);
+			err = write_part(s, b, from, to, last, true);
+		}
+		if (err == -EAGAIN && is_statement_timeout(s->err.sqlstate) && s->err.in_events &&
+		    to - from > 1) {
+			/* Too big for statement_timeout, perhaps: halve the
+			 * parts and try again at once. When the cause is a lock
+			 * or a slow server, this ends at one event per part and
+			 * the batch is held like any other. */
+			if (!s->part_events)
+				log_warn("statement timeout on a part of %zu events: writing"
+					 " batches in smaller parts", to - from);
+			s->part_events = (to - from) / 2;
+			continue;
+		}
+		if (err) {
+			s->resume_batch = b;
+			s->resume_end = b->end_pos;
+			s->resume_from = from;
+			return err;
+		}
+		/* A part went through: try twice as many next. */
+		s->part_events *= 2;
+		if (last)
+			break;
+		from = to;
+	}
+	s->resume_batch = NULL;
+	if (s->part_events && s->part_events >= b->nevents) {
+		s->part_events = 0;
+		log_notice("writing whole batches again");
+	}
+	return 0;
 }
 
+/* ---- states: each change logged once ---- */
+
+/* Writes go through (a connection from a down state, or a batch committed
+ * while held): logs the change, resets the backoff. */
+static void
+enter_up(struct store *s)
+{
+	if (s->state == DB_HELD)
+		log_notice("PostgreSQL takes writes again after %" PRId64 " s held by SQLSTATE %s"
+			   " (%" PRIu64 " attempts)",
+			   (mono_us() - s->held_since_us) / 1000000, s->held_sqlstate,
+			   s->held_attempts);
+	else if (s->state != DB_UP)
+		log_notice("PostgreSQL connected (schema version %d)", s->schema_version);
+	s->state = DB_UP;
+	s->unreachable_logged = false;
+	s->backoff_ms = BACKOFF_MIN_MS;
+	atomic_store(&s->writes_held, 0);
+	atomic_store(&s->db_up, 1);
+}
+
+/* PostgreSQL cannot be reached (`lost`: the connection broke under a
+ * batch). Logged once per outage: the loss, and the first failed attempt
+ * to connect (also after a loss). */
+static void
+enter_down(struct store *s, bool lost)
+{
+	if (lost) {
+		log_warn("PostgreSQL connection lost (%s); the batch stays in the spool and is"
+			 " retried", s->err.message);
+		s->unreachable_logged = false;
+	} else if (s->state != DB_DOWN || !s->unreachable_logged) {
+		log_warn("PostgreSQL unreachable, retrying with backoff up to %d s: %s",
+			 BACKOFF_MAX_MS / 1000, s->err.message);
+		s->unreachable_logged = true;
+	}
+	s->state = DB_DOWN;
+	atomic_store(&s->writes_held, 0);
+	atomic_store(&s->db_up, 0);
+}
+
+/* PostgreSQL answers but refuses the batch (`b`, or NULL: the session's
+ * set-up) for a reason that is not the data (s->err). Counts the attempt;
+ * logs when the state changes: first refusal, or another SQLSTATE. */
+static void
+enter_held(struct store *s, const struct store_batch *b)
+{
+	const char *state = s->err.sqlstate[0] ? s->err.sqlstate : "-----";
+
+	count_error(s, s->err.sqlstate);
+	if (s->state != DB_HELD) {
+		s->held_since_us = mono_us();
+		s->held_attempts = 0;
+	}
+	s->held_attempts++;
+	if (s->state != DB_HELD || strcmp(s->held_sqlstate, s->err.sqlstate) != 0) {
+		char batch[64] = "";
+
+		if (b)
+			snprintf(batch, sizeof(batch), "the batch (%zu rows) stays in the spool, ",
+				 store_batch_rows(b));
+		log_err("PostgreSQL refuses writes: SQLSTATE %s %s (%s); %sretrying with backoff"
+			" up to %d s", state, s->err.message, s->err.what, batch,
+			BACKOFF_MAX_MS / 1000);
+	}
+	s->state = DB_HELD;
+	pthread_mutex_lock(&s->lock);
+	snprintf(s->held_sqlstate, sizeof(s->held_sqlstate), "%s", s->err.sqlstate);
+	snprintf(s->held_reason, sizeof(s->held_reason), "%.130s (%.63s)", s->err.message,
+		 s->err.what);
+	pthread_mutex_unlock(&s->lock);
+	atomic_store(&s->writes_held, 1);
+	atomic_store(&s->db_up, 1);
+}
+
+/* Sleeps for the backoff on CLOCK_MONOTONIC (s->cond is created with that
+ * clock), or until store_destroy() asks the thread to quit; then doubles
+ * the backoff, up to BACKOFF_MAX_MS. */
 static void
 wait_backoff(struct store *s)
 {
@@ -693,81 +1105,105 @@ wait_backoff(struct store *s)
 		until.tv_nsec -= 1000000000;
 	}
 	pthread_mutex_lock(&s->lock);
+	/* A batch handed in meanwhile wakes us too: wait on. */
 	while (!s->quit && pthread_cond_timedwait(&s->cond, &s->lock, &until) == 0)
 		;
 	pthread_mutex_unlock(&s->lock);
 	s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
 }
 
-static int64_t
-mono_us(void)
+static void
+drop_connection(struct store *s)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	PQfinish(s->conn);
+	s->conn = NULL;
 }
 
+/* After a committed batch: the statistics, and the batch back to the
+ * main loop. */
+static void
+batch_done(struct store *s, struct store_batch *b, int64_t t0)
+{
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < b->nevents; i++)
+		s->rows_by_type[b->events[i].type]++;
+	histogram_observe(&s->batch_rows, (double)store_batch_rows(b));
+	histogram_observe(&s->batch_seconds, (double)(mono_us() - t0) / 1e6);
+	pthread_mutex_unlock(&s->lock);
+	atomic_fetch_add(&s->batches, 1);
+	atomic_fetch_add(&s->events_written, b->nevents);
+	atomic_fetch_add(&s->rejects_written, b->nrejects);
+	pthread_mutex_lock(&s->lock);
+	s->pending = NULL;
+	s->done = b;
+	pthread_mutex_unlock(&s->lock);
+	if (eventfd_write(s->done_fd, 1) < 0)
+		log_err("store: cannot wake the main loop: %s", strerror(errno));
+}
+
+/* The store thread: connects, writes each batch handed in, and on a
+ * failure goes down (reconnect) or holds (new session, same batch), each
+ * after the backoff; see the top of this file. Runs until store_destroy(). */
 static void *
 store_thread(void *arg)
 {
 	struct store *s = arg;
 
 	s->backoff_ms = BACKOFF_MIN_MS;
+	s->state = DB_START;
 	for (;;) {
 		struct store_batch *b;
 		int64_t t0;
+		int err, quit;
 
 		pthread_mutex_lock(&s->lock);
-		if (s->quit) {
-			pthread_mutex_unlock(&s->lock);
-			break;
-		}
-		b = s->pending;
-		if (s->conn && !b) {
+		while (!s->quit && s->conn && !s->pending && s->state != DB_HELD)
 			pthread_cond_wait(&s->cond, &s->lock);
-			pthread_mutex_unlock(&s->lock);
-			continue;
-		}
+		quit = s->quit;
+		b = s->pending;
 		pthread_mutex_unlock(&s->lock);
+		if (quit)
+			break;
 
 		if (!s->conn) {
-			if (connect_db(s) < 0) {
-				atomic_store(&s->db_up, 0);
-				wait_backoff(s);
+			err = connect_db(s);
+			if (err == 0) {
+				if (s->state == DB_HELD)
+					log_debug("PostgreSQL reconnected (schema version %d)",
+						  s->schema_version);
+				else
+					enter_up(s);
 				continue;
 			}
-			atomic_store(&s->db_up, 1);
-			s->backoff_ms = BACKOFF_MIN_MS;
-			continue;
-		}
-		t0 = mono_us();
-		if (write_batch_any(s, b) < 0) {
-			if (PQstatus(s->conn) != CONNECTION_OK) {
-				log_warn("PostgreSQL connection lost; the batch stays in the spool and is retried");
-				PQfinish(s->conn);
-				s->conn = NULL;
-				atomic_store(&s->db_up, 0);
-			}
+			if (err == -ENOTCONN)
+				enter_down(s, false);
+			else
+				enter_held(s, NULL);
 			wait_backoff(s);
 			continue;
 		}
-		s->backoff_ms = BACKOFF_MIN_MS;
-		pthread_mutex_lock(&s->lock);
-		for (size_t i = 0; i < b->nevents; i++)
-			s->rows_by_type[b->events[i].type]++;
-		histogram_observe(&s->batch_rows, (double)store_batch_rows(b));
-		histogram_observe(&s->batch_seconds, (double)(mono_us() - t0) / 1e6);
-		pthread_mutex_unlock(&s->lock);
-		atomic_fetch_add(&s->batches, 1);
-		atomic_fetch_add(&s->events_written, b->nevents);
-		atomic_fetch_add(&s->rejects_written, b->nrejects);
-		pthread_mutex_lock(&s->lock);
-		s->pending = NULL;
-		s->done = b;
-		pthread_mutex_unlock(&s->lock);
-		if (eventfd_write(s->done_fd, 1) < 0)
-			log_err("store: cannot wake the main loop: %s", strerror(errno));
+		if (!b) {
+			/* Held, but the new session works and nothing waits. */
+			enter_up(s);
+			continue;
+		}
+		t0 = mono_us();
+		err = write_batch_any(s, b);
+		if (err == 0) {
+			enter_up(s);
+			batch_done(s, b, t0);
+			continue;
+		}
+		if (err == -ENOTCONN) {
+			enter_down(s, true);
+		} else {
+			/* A new session after the backoff: staging tables LIKE
+			 * the tables as they are then, role settings as they are
+			 * then. */
+			enter_held(s, b);
+		}
+		drop_connection(s);
+		wait_backoff(s);
 	}
 	if (s->conn)
 		PQfinish(s->conn);
@@ -775,10 +1211,12 @@ store_thread(void *arg)
 	return NULL;
 }
 
+
 int
 store_create(const struct store_options *opt, int done_fd, struct store **ret_store)
 {
 	struct store *s = calloc(1, sizeof(*s));
+	pthread_condattr_t ca;
 	int err;
 
 	if (!s)
@@ -788,8 +1226,22 @@ store_create(const struct store_options *opt, int done_fd, struct store **ret_st
 	static const double sec_bounds[HIST_BUCKETS] = {
 		0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10 };
 
+	/* wait_backoff() waits for a CLOCK_MONOTONIC deadline: the condition
+	 * variable must measure it on that clock (the default is
+	 * CLOCK_REALTIME, where such a deadline is always in the past). */
+	if ((err = pthread_condattr_init(&ca)) != 0) {
+		free(s);
+		return -err;
+	}
+	if ((err = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC)) == 0)
+		err = pthread_cond_init(&s->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (err) {
+		free(s);
+		return -err;
+	}
 	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->cond, NULL);
+	s->row_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10, 10);
 	s->batch_rows.bounds = rows_bounds;
 	s->batch_seconds.bounds = sec_bounds;
 	s->done_fd = done_fd;
@@ -886,4 +1338,50 @@ store_get_stats(struct store *s, struct store_stats *ret)
 	ret->batch_seconds = s->batch_seconds;
 	pthread_mutex_unlock(&s->lock);
 	ret->have_db_checkpoint = atomic_load(&s->have_db_checkpoint);
+	ret->connect_attempts = atomic_load(&s->connect_attempts);
+	ret->rows_rejected = atomic_load(&s->rows_rejected);
+	pthread_mutex_lock(&s->lock);
+	ret->writes_held = atomic_load(&s->writes_held);
+	memcpy(ret->held_sqlstate, s->held_sqlstate, sizeof(ret->held_sqlstate));
+	memcpy(ret->held_reason, s->held_reason, sizeof(ret->held_reason));
+	memcpy(ret->write_errors, s->write_errors, sizeof(ret->write_errors));
+	ret->nwrite_errors = s->nwrite_errors;
+	ret->write_errors_other = s->write_errors_other;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void
+store_stats_print(const struct store_stats *ss, void *stream)
+{
+	FILE *f = stream;
+
+	fprintf(f, "# HELP cordon_postgres_connect_attempts_total Connections to PostgreSQL tried,"
+		   " successful or not.\n# TYPE cordon_postgres_connect_attempts_total counter\n"
+		   "cordon_postgres_connect_attempts_total %llu\n",
+		(unsigned long long)ss->connect_attempts);
+	fprintf(f, "# HELP cordon_postgres_writes_held 1 while PostgreSQL refuses writes for a"
+		   " reason that is not the data (privilege, schema, timeout, read-only, ...):"
+		   " the batch stays in the spool and is retried.\n"
+		   "# TYPE cordon_postgres_writes_held gauge\ncordon_postgres_writes_held %d\n",
+		ss->writes_held);
+	fprintf(f, "# HELP cordon_postgres_write_errors_total Failed writes by SQLSTATE: each"
+		   " attempt of a held batch, each row refused for its data.\n"
+		   "# TYPE cordon_postgres_write_errors_total counter\n");
+	for (size_t i = 0; i < ss->nwrite_errors; i++)
+		fprintf(f, "cordon_postgres_write_errors_total{sqlstate=\"%s\"} %llu\n",
+			ss->write_errors[i].sqlstate[0] ? ss->write_errors[i].sqlstate : "none",
+			(unsigned long long)ss->write_errors[i].count);
+	if (ss->write_errors_other)
+		fprintf(f, "cordon_postgres_write_errors_total{sqlstate=\"other\"} %llu\n",
+			(unsigned long long)ss->write_errors_other);
+	fprintf(f, "# HELP cordon_store_rows_rejected_total Event rows PostgreSQL refused for their"
+		   " data (SQLSTATE class 22 or 23), stored in rejects as store_failed.\n"
+		   "# TYPE cordon_store_rows_rejected_total counter\n"
+		   "cordon_store_rows_rejected_total %llu\n", (unsigned long long)ss->rows_rejected);
+}
+
+const char *
+store_stats_db_text(const struct store_stats *ss)
+{
+	return !ss->db_up ? "down" : ss->writes_held ? "refusing writes" : "up";
 }

@@ -191,7 +191,7 @@ ctl_open(struct ctl *ctl)
 		tool_err("cannot set the client encoding to UTF8");
 		return -1;
 	}
-	ctl->schema_version = db_migrate(ctl->conn, errbuf, sizeof(errbuf));
+	ctl->schema_version = db_migrate(ctl->conn, errbuf, sizeof(errbuf), NULL);
 	if (ctl->schema_version < 0) {
 		tool_err("applying migrations: %s", errbuf);
 		return -1;
