@@ -126,11 +126,12 @@ const char *spool_id(struct spool *spool);	/* random, fixed at creation */
 void spool_get_stats(struct spool *spool, struct spool_stats *ret_stats);
 
 /* Deletes the segment files that lie wholly before `pos`. When everything
- * is before `pos` (committed) and the segment being written is a quarter
- * of segment_bytes or more, or appends fail (spool_write_error()), that
- * segment is closed, a new one started and the old one deleted too: the
- * disk may be smaller than one segment. Call it after each commit and
- * now and then (the last commit may come before the disk fills). */
+ * is before `pos` (committed) and the segment being written holds a
+ * quarter of segment_bytes or a sixteenth of its file system, or appends
+ * fail (spool_write_error()), that segment is closed, a new one started
+ * and the old one deleted too: the disk may be smaller than one segment.
+ * Call it after each commit and now and then (the last commit may come
+ * before the disk fills). */
 void spool_release(struct spool *spool, uint64_t pos);
 
 /* The last position known committed to PostgreSQL, as saved locally by

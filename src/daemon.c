@@ -720,10 +720,12 @@ render_metrics(struct daemon *d, const struct ingest_stats *is, const struct sto
 	enum spool_dir_state ds = spool_check_dir(d->spool);
 	int werr = spool_write_error(d->spool);
 	struct spool_stats sps;
-	const char *why = !is->connected ? "broker not connected" :
-			  ds == SPOOL_DIR_DELETED ? "spool directory deleted" :
+	/* The spool first: while it takes nothing, the receive callback waits
+	 * inside Paho and the broker soon drops us too. */
+	const char *why = ds == SPOOL_DIR_DELETED ? "spool directory deleted" :
 			  ds == SPOOL_DIR_REPLACED ? "spool directory replaced" :
-			  werr || is->spool_failing ? "spool not writable" : "";
+			  werr || is->spool_failing ? "spool not writable" :
+			  !is->connected ? "broker not connected" : "";
 
 	if (!d->metrics)
 		return;

@@ -21,8 +21,10 @@
  * Descriptors. Each segment file is opened once, when it is created or
  * found at open, and closed when it is released: readers read through
  * duplicates of these, so a file deleted while we run still reads until
- * what it holds is committed. Names are resolved only relative to the
- * directory descriptor opened at start (openat, unlinkat, renameat). */
+ * what it holds is committed. A reader holds its duplicate only while it
+ * reads (a parked reader must not keep a released file's blocks). Names
+ * are resolved only relative to the directory descriptor opened at start
+ * (openat, unlinkat, renameat). */
 #include "spool.h"
 
 #include <dirent.h>
@@ -37,6 +39,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -91,7 +94,7 @@ struct spool {
 struct spool_reader {
 	struct spool *spool;
 	uint64_t pos;		/* position of buf[off] */
-	int fd;			/* a duplicate of the segment's, or -1 */
+	int have_seg;		/* the segment below is known */
 	uint64_t seg_start, seg_gen;
 	uint64_t de;		/* data end of the segment (position), as last seen */
 	uint64_t limit;		/* the next segment's start, UINT64_MAX for the last */
@@ -899,6 +902,19 @@ drop_first(struct spool *spool)
 	return 0;
 }
 
+/* Is a segment of `len` bytes big enough to be worth replacing once it is
+ * all committed: a quarter of segment_bytes, or a sixteenth of the file
+ * system (which may be smaller than one segment)? Under the lock. */
+static int
+is_big(const struct spool *spool, uint64_t len)
+{
+	struct statvfs sv;
+
+	return len >= (uint64_t)spool->opt.segment_bytes / 4 ||
+	       (fstatvfs(spool->dir_fd, &sv) == 0 &&
+		len >= (uint64_t)sv.f_blocks * sv.f_frsize / 16);
+}
+
 void
 spool_release(struct spool *spool, uint64_t pos)
 {
@@ -913,7 +929,7 @@ spool_release(struct spool *spool, uint64_t pos)
 	werr = atomic_load(&spool->write_err);
 	if (last->len > 0 && pos >= last->start + last->len &&
 	    atomic_load(&spool->gone) == SPOOL_DIR_OK &&
-	    (werr || last->len >= (uint64_t)spool->opt.segment_bytes / 4)) {
+	    (werr || is_big(spool, last->len))) {
 		/* All of the segment being written is committed, and it is
 		 * big, or the disk takes no more: start a new one so that
 		 * this one can go. */
@@ -927,10 +943,10 @@ spool_release(struct spool *spool, uint64_t pos)
 			spool->reclaim_logged = 1;
 			goto out;
 		}
-		if (werr || spool->reclaim_logged)
-			log_notice("spool: the segment being written was all committed; deleted"
-				   " it (%" PRIu64 " bytes) to make room%s%s", len,
-				   werr ? ": appends failed with " : "", werr ? strerror(-werr) : "");
+		log_msg(werr || spool->reclaim_logged ? LOG_LEVEL_NOTICE : LOG_LEVEL_DEBUG,
+			"spool: the segment being written was all committed; deleted it (%" PRIu64
+			" bytes) to make room%s%s", len, werr ? ": appends failed with " : "",
+			werr ? strerror(-werr) : "");
 		spool->reclaim_logged = 0;
 		while (spool->nsegs > 1 && spool->segs[1].start <= pos)
 			if (drop_first(spool) < 0)
@@ -981,14 +997,13 @@ reader_create(struct spool *spool, uint64_t pos, int quiet, struct spool_reader 
 
 	if (!r)
 		return -ENOMEM;
-	r->cap = READ_BUF;
+	r->cap = quiet ? READ_BUF / 16 : READ_BUF;	/* recovery reads once, sequentially */
 	r->buf = malloc(r->cap);
 	if (!r->buf) {
 		free(r);
 		return -ENOMEM;
 	}
 	r->spool = spool;
-	r->fd = -1;
 	r->pos = pos;
 	r->quiet = quiet;
 	*ret_reader = r;
@@ -1006,8 +1021,6 @@ spool_reader_destroy(struct spool_reader *r)
 {
 	if (!r)
 		return;
-	if (r->fd >= 0)
-		close(r->fd);
 	free(r->buf);
 	free(r->span);
 	free(r);
@@ -1023,10 +1036,7 @@ spool_reader_pos(const struct spool_reader *r)
 static void
 reset(struct spool_reader *r, uint64_t pos)
 {
-	if (r->fd >= 0) {
-		close(r->fd);
-		r->fd = -1;
-	}
+	r->have_seg = 0;
 	r->pos = pos;
 	r->off = r->len = 0;
 	r->scanning = 0;
@@ -1047,17 +1057,16 @@ advance(struct spool_reader *r, size_t n)
 	r->pos += n;
 }
 
-/* Opens a duplicate of the descriptor of the segment holding r->pos.
- * Moves r->pos over a gap left by a cut tail (no data there), or to the
- * first segment when it lies before it. Returns 0 or a negative errno. */
-static int
+/* Finds the segment holding r->pos. Moves r->pos over a gap left by a
+ * cut tail (no data there), or to the first segment when it lies before
+ * it. */
+static void
 open_seg(struct spool_reader *r)
 {
 	struct spool *s = r->spool;
 	const struct seg *seg;
 	uint64_t limit;
 	ssize_t i;
-	int fd;
 
 	pthread_mutex_lock(&s->lock);
 	i = find_seg(s, r->pos);
@@ -1069,43 +1078,35 @@ open_seg(struct spool_reader *r)
 			log_err("spool: a reader at position %" PRIu64 " is before the first segment"
 				" (%" PRIu64 "): the bytes in between were deleted unread", r->pos, first);
 		reset(r, first);
-		return 0;
+		return;
 	}
 	seg = &s->segs[i];
 	limit = (size_t)i + 1 < s->nsegs ? s->segs[i + 1].start : UINT64_MAX;
 	if (limit != UINT64_MAX && r->pos >= seg->start + seg->len) {
 		pthread_mutex_unlock(&s->lock);
 		reset(r, limit);
-		return 0;
+		return;
 	}
-	fd = fcntl(seg->fd, F_DUPFD_CLOEXEC, 3);
-	if (fd < 0) {
-		int err = -errno;
-
-		pthread_mutex_unlock(&s->lock);
-		return err;
-	}
-	r->fd = fd;
+	r->have_seg = 1;
 	r->seg_start = seg->start;
 	r->seg_gen = seg->gen;
 	r->limit = limit;
 	r->de = seg->start + seg->len < limit ? seg->start + seg->len : limit;
 	r->missing_end = 0;
 	pthread_mutex_unlock(&s->lock);
-	return 0;
 }
 
-/* Reads more of the segment: as much as the buffer holds, and at least
- * `need` bytes from r->pos when the data end allows. Returns 0, 1 when the
- * segment is no longer in the spool (released or recreated: the
- * descriptor is closed, the caller finds it again), or a negative errno. */
+/* A duplicate of the descriptor of the reader's segment (to be closed
+ * after the read), with r->limit and r->de brought up to date. Returns
+ * the descriptor, -ENOENT when the segment is no longer in the spool
+ * (released or recreated: the reader forgets it and finds its position
+ * again), or another negative errno. */
 static int
-fill(struct spool_reader *r, size_t need)
+seg_dup(struct spool_reader *r)
 {
 	struct spool *s = r->spool;
-	uint64_t have_end;
 	ssize_t i;
-	int found = 0;
+	int fd = -ENOENT;
 
 	pthread_mutex_lock(&s->lock);
 	i = find_seg(s, r->seg_start);
@@ -1114,16 +1115,32 @@ fill(struct spool_reader *r, size_t need)
 
 		r->limit = (size_t)i + 1 < s->nsegs ? s->segs[i + 1].start : UINT64_MAX;
 		r->de = seg->start + seg->len < r->limit ? seg->start + seg->len : r->limit;
-		found = 1;
+		fd = fcntl(seg->fd, F_DUPFD_CLOEXEC, 3);
+		if (fd < 0)
+			fd = -errno;
 	}
 	pthread_mutex_unlock(&s->lock);
-	if (!found) {
-		close(r->fd);
-		r->fd = -1;
+	return fd;
+}
+
+/* Reads more of the segment: as much as the buffer holds, and at least
+ * `need` bytes from r->pos when the data end allows. Returns 0, 1 when the
+ * segment is no longer in the spool (released or recreated: the caller
+ * finds its position again), or a negative errno. */
+static int
+fill(struct spool_reader *r, size_t need)
+{
+	uint64_t have_end;
+	int fd = seg_dup(r), err = 0;
+
+	if (fd == -ENOENT) {
+		r->have_seg = 0;
 		r->off = r->len = 0;
 		r->scanning = 0;
 		return 1;
 	}
+	if (fd < 0)
+		return fd;
 	r->missing_end = 0;
 	if (r->off > 0) {
 		memmove(r->buf, r->buf + r->off, r->len - r->off);
@@ -1135,8 +1152,10 @@ fill(struct spool_reader *r, size_t need)
 	if (need > r->cap) {
 		uint8_t *nb = realloc(r->buf, need);
 
-		if (!nb)
+		if (!nb) {
+			close(fd);
 			return -ENOMEM;
+		}
 		r->buf = nb;
 		r->cap = need;
 	}
@@ -1147,11 +1166,12 @@ fill(struct spool_reader *r, size_t need)
 
 		if (want > r->de - have_end)
 			want = (size_t)(r->de - have_end);
-		n = pread(r->fd, r->buf + r->len, want, (off_t)(have_end - r->seg_start));
+		n = pread(fd, r->buf + r->len, want, (off_t)(have_end - r->seg_start));
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return -errno;
+			err = -errno;
+			break;
 		}
 		if (n == 0) {
 			/* The file is shorter than the spool says (cut under
@@ -1165,7 +1185,8 @@ fill(struct spool_reader *r, size_t need)
 		if (r->len >= need)
 			break;
 	}
-	return 0;
+	close(fd);
+	return err;
 }
 
 /* Counts (once per span, whichever reader finds it first) and logs a
@@ -1203,11 +1224,13 @@ emit_span(struct spool_reader *r, uint64_t to, struct spool_record *ret)
 {
 	uint64_t len = to - r->span_start;
 	size_t keep = len < SPOOL_DAMAGE_KEEP ? (size_t)len : SPOOL_DAMAGE_KEEP, got = 0;
+	int fd;
 
 	if (!r->span && !(r->span = malloc(SPOOL_DAMAGE_KEEP)))
 		return -ENOMEM;
-	while (got < keep) {
-		ssize_t n = pread(r->fd, r->span + got, keep - got,
+	fd = seg_dup(r);
+	while (fd >= 0 && got < keep) {
+		ssize_t n = pread(fd, r->span + got, keep - got,
 				  (off_t)(r->span_start + got - r->seg_start));
 
 		if (n < 0 && errno == EINTR)
@@ -1216,6 +1239,8 @@ emit_span(struct spool_reader *r, uint64_t to, struct spool_record *ret)
 			break;	/* the bytes are missing: a shorter payload */
 		got += (size_t)n;
 	}
+	if (fd >= 0)
+		close(fd);
 	memset(ret, 0, sizeof(*ret));
 	ret->pos = r->span_start;
 	ret->next = to;
@@ -1304,10 +1329,8 @@ spool_reader_next(struct spool_reader *r, struct spool_record *ret)
 		size_t avail = r->len - r->off, need;
 		int err;
 
-		if (r->fd < 0) {
-			err = open_seg(r);
-			if (err < 0)
-				return err;
+		if (!r->have_seg) {
+			open_seg(r);
 			continue;
 		}
 		if (r->scanning) {
