@@ -78,8 +78,10 @@ void spool_close(struct spool *spool);
  * a topic over 65535 bytes, -ENOENT or -ESTALE while the directory is
  * deleted or replaced (spool_check_dir()), or another negative errno on I/O
  * failure (the segment is left as it was before the call; see
- * spool_write_error()). The append checks, after writing, that the segment
- * file is still linked: one deleted under us fails the append. */
+ * spool_write_error()). The append checks, after writing and at most
+ * once a millisecond, that the segment file is still linked: one deleted
+ * under us fails the append (what was appended to it before still reads
+ * through the open descriptor). */
 int spool_append(struct spool *spool, const char *topic, size_t topic_len,
 		 const void *payload, size_t payload_len, int64_t recv_us)
 	__attribute__((warn_unused_result));

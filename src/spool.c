@@ -42,6 +42,7 @@
 #include <sys/statvfs.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
@@ -80,6 +81,7 @@ struct spool {
 	uint64_t next_gen;
 	uint64_t closed_bytes;	/* bytes in the segments before the last */
 	uint64_t damage_mark;	/* damaged spans before this are counted */
+	int64_t linked_at_ns;	/* the last append that checked its file was linked */
 	int reclaim_logged;	/* a failed reclaim was logged */
 	struct log_ratelimit damage_rl;
 
@@ -553,6 +555,24 @@ segment_linked(struct spool *spool)
 	return 1;
 }
 
+/* segment_linked(), at most once a millisecond: an fstat costs about as
+ * much as the append's writev. Within that millisecond a record may still
+ * be acknowledged into a file deleted under us; it is read through the
+ * open descriptor all the same. Under the lock. */
+static int
+linked_lately(struct spool *spool)
+{
+	struct timespec ts;
+	int64_t now;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	if (now - spool->linked_at_ns < 1000000)
+		return 1;
+	spool->linked_at_ns = now;
+	return segment_linked(spool);
+}
+
 static int
 gone_errno(int gone)
 {
@@ -629,7 +649,7 @@ spool_append(struct spool *spool, const char *topic, size_t topic_len,
 	}
 	if (!err && spool->opt.sync == SPOOL_SYNC_ALWAYS && fdatasync(last->fd) < 0)
 		err = -errno;
-	if (err || !segment_linked(spool)) {
+	if (err || !linked_lately(spool)) {
 		/* Leave no partial (or unsynced, or unlinked) record behind:
 		 * the next append must land at the position we know. */
 		if (done && ftruncate(last->fd, (off_t)last->len) < 0)
