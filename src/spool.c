@@ -214,6 +214,8 @@ write_file_atomic(int dirfd, const char *name, const char *data, int sync)
 	return err;
 }
 
+/* Reads spool.id, or makes a random one and writes it (synced). Returns
+ * 0 or a negative errno. */
 static int
 load_or_create_id(struct spool *spool)
 {
@@ -247,6 +249,8 @@ cmp_seg(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Adds a segment (its descriptor now owned by the spool) at the end of
+ * the list. Returns 0 or -ENOMEM. */
 static int
 push_seg(struct spool *spool, uint64_t start, uint64_t len, int fd)
 {
@@ -731,6 +735,8 @@ holds_spool(int dirfd)
 	return found;
 }
 
+/* Bytes of the segment files at positions from `pos` on (with
+ * `deleted_only`, only of the files no longer linked). Under the lock. */
 static uint64_t
 pending_locked(const struct spool *spool, uint64_t pos, int deleted_only)
 {
