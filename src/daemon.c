@@ -104,6 +104,12 @@ struct daemon {
 	int64_t stop_deadline_ms;
 	int paused;			/* intake paused: the spool is full */
 	uint64_t pause_at, resume_at;	/* spool bytes */
+
+	/* The spool's health as last logged (watch_spool). */
+	enum spool_dir_state dir_state;
+	int write_err;			/* -errno: appends fail */
+	int recreate_err;		/* the last failure to make the directory again */
+	int stop_ingest;		/* SIGTERM while the directory is gone: ingest_stop() waits */
 };
 
 static int64_t
@@ -296,6 +302,11 @@ spool_limits(const struct config *cfg, int64_t *ret_segment, uint64_t *ret_pause
 	*ret_segment = cfg->spool_segment_bytes;
 	if ((uint64_t)*ret_segment > max / 8)
 		*ret_segment = (int64_t)(max / 8);
+	/* The spool keeps each segment file open (a deleted one still
+	 * reads): at most about 512 of them, well within the usual limit of
+	 * 1,024 open files. */
+	if ((uint64_t)*ret_segment < max / 512)
+		*ret_segment = (int64_t)(max / 512);
 }
 
 static void
@@ -408,6 +419,39 @@ reject_notice(struct daemon *d, const struct spool_record *rec, const struct nor
 	free(json);
 }
 
+/* Counts a reject by reason (the rules cursor: once per record). */
+static void
+count_reject(struct daemon *d, const char *reason)
+{
+	void *n = map_get(&d->count.reject_reasons, reason);
+
+	if (map_put(&d->count.reject_reasons, reason, (void *)((intptr_t)n + 1), NULL) < 0)
+		log_err("out of memory counting rejects");
+	d->count.rejects++;
+}
+
+/* A damaged span of the spool (the spool logged it): one reject, reason
+ * spool_corrupt, keyed by the spool and the span's position so that a
+ * replay lands on the same row; its first bytes are the payload. Returns
+ * 0 or -ENOMEM. */
+static int
+process_damaged(struct daemon *d, const struct spool_record *rec, int rules,
+		struct store_batch *batch)
+{
+	struct store_reject r = { .received_us = wall_us(), .reason = "spool_corrupt",
+				  .orig_len = rec->orig_len };
+
+	if (rules)
+		count_reject(d, r.reason);
+	if (!batch)
+		return 0;
+	snprintf(r.key, sizeof(r.key), "spool:%s:%" PRIu64, spool_id(d->spool), rec->pos);
+	snprintf(r.detail, sizeof(r.detail), "spool position %" PRIu64 ": %" PRIu32
+		 " damaged bytes, the record(s) in them lost (first %zu bytes kept)",
+		 rec->pos, rec->orig_len, rec->payload_len);
+	return store_batch_add_reject(batch, &r, "", 0, rec->payload, rec->payload_len);
+}
+
 /* Normalizes one record. With `rules`, runs the rules on its events; with
  * `batch`, adds its events or its reject to that batch. */
 static int
@@ -422,18 +466,15 @@ process_record(struct daemon *d, const struct spool_record *rec, int rules,
 	struct norm_result res;
 	int err;
 
+	if (rec->flags & SPOOL_DAMAGED)
+		return process_damaged(d, rec, rules, batch);
 	err = normalize_message(&d->nctx, &in, d->events, NORM_MAX_EVENTS, &res);
 	if (err < 0)
 		return err;
 	if (res.reason) {
 		if (rules) {
-			void *n = map_get(&d->count.reject_reasons, res.reason);
-
-			if (map_put(&d->count.reject_reasons, res.reason,
-				    (void *)((intptr_t)n + 1), NULL) < 0)
-				log_err("out of memory counting rejects");
+			count_reject(d, res.reason);
 			d->count.by_type[0]++;
-			d->count.rejects++;
 			log_limited(&d->reject_rl, LOG_LEVEL_WARNING, "rejected message on %.*s: %s (%s)",
 				    (int)(rec->topic_len > 200 ? 200 : rec->topic_len), rec->topic,
 				    res.reason, res.detail);
@@ -526,6 +567,11 @@ catch_up(struct daemon *d)
 	}
 	if (rc < 0)
 		log_err("spool read failed: %s", strerror(-rc));
+	else if (rc == 0 && spool_reader_pos(d->store_rd) > d->store_pos &&
+		 spool_reader_pos(d->store_rd) <= target)
+		/* The reader stepped over a gap left by a cut tail (no data
+		 * there): the checkpoint passes it too. */
+		d->store_pos = d->filling->end_pos = spool_reader_pos(d->store_rd);
 }
 
 /* Hands the filling batch to the store when the store is idle. */
@@ -556,7 +602,7 @@ on_committed(struct daemon *d)
 		d->committed = b->end_pos;
 	store_batch_clear(b);
 	err = spool_save_checkpoint(d->spool, d->committed);
-	if (err < 0)
+	if (err < 0 && spool_check_dir(d->spool) == SPOOL_DIR_OK)
 		log_warn("cannot save the local checkpoint: %s", strerror(-err));
 	spool_release(d->spool, d->committed);
 }
@@ -622,11 +668,12 @@ log_stats(struct daemon *d)
 		 " batches, backlog %" PRIu64 " bytes, broker %s, PostgreSQL %s",
 		 is.received, d->count.events, d->count.rejects, d->count.alerts,
 		 ss.events_written + ss.rejects_written, ss.batches,
-		 spool_end(d->spool) - d->committed,
+		 spool_pending(d->spool, d->committed),
 		 is.connected ? "up" : "down", store_stats_db_text(&ss));
 }
 
-/* backlog: PostgreSQL unreachable, or refusing our writes (a held batch),
+/* backlog: the spool directory deleted or replaced, or the spool not
+ * writable; PostgreSQL unreachable, or refusing our writes (a held batch),
  * for over 60 s; or the spool over 80 % of max_bytes. */
 static void
 check_backlog(struct daemon *d, int64_t now)
@@ -642,7 +689,12 @@ check_backlog(struct daemon *d, int64_t now)
 		d->db_down_since_ms = now;
 	/* The alert's reason holds 31 characters: the SQLSTATE says which
 	 * refusal; the log line and /metrics carry the message. */
-	if (d->db_down_since_ms && now - d->db_down_since_ms > 60000 && ss.writes_held)
+	if (d->dir_state != SPOOL_DIR_OK)
+		snprintf(why, sizeof(why), "spool directory %s",
+			 d->dir_state == SPOOL_DIR_DELETED ? "deleted" : "replaced");
+	else if (d->write_err)
+		snprintf(why, sizeof(why), "spool not writable");
+	else if (d->db_down_since_ms && now - d->db_down_since_ms > 60000 && ss.writes_held)
 		snprintf(why, sizeof(why), "PostgreSQL refuses writes %.5s", ss.held_sqlstate);
 	else if (d->db_down_since_ms && now - d->db_down_since_ms > 60000)
 		snprintf(why, sizeof(why), "PostgreSQL unreachable for %lld s",
@@ -665,8 +717,15 @@ render_metrics(struct daemon *d, const struct ingest_stats *is, const struct sto
 	void *v;
 	FILE *f;
 	uint64_t used = spool_bytes(d->spool);
-	const char *why = !is->connected ? "broker not connected" :
-			  is->spool_failing ? "spool not writable" : "";
+	enum spool_dir_state ds = spool_check_dir(d->spool);
+	int werr = spool_write_error(d->spool);
+	struct spool_stats sps;
+	/* The spool first: while it takes nothing, the receive callback waits
+	 * inside Paho and the broker soon drops us too. */
+	const char *why = ds == SPOOL_DIR_DELETED ? "spool directory deleted" :
+			  ds == SPOOL_DIR_REPLACED ? "spool directory replaced" :
+			  werr || is->spool_failing ? "spool not writable" :
+			  !is->connected ? "broker not connected" : "";
 
 	if (!d->metrics)
 		return;
@@ -704,7 +763,22 @@ render_metrics(struct daemon *d, const struct ingest_stats *is, const struct sto
 		   "cordon_spool_bytes %llu\n", (unsigned long long)used);
 	fprintf(f, "# HELP cordon_spool_backlog_bytes Spool bytes not yet in PostgreSQL.\n"
 		   "# TYPE cordon_spool_backlog_bytes gauge\ncordon_spool_backlog_bytes %llu\n",
-		(unsigned long long)(spool_end(d->spool) - d->committed));
+		(unsigned long long)spool_pending(d->spool, d->committed));
+	spool_get_stats(d->spool, &sps);
+	fprintf(f, "# HELP cordon_spool_writable 0 while the spool takes no message (disk full or failing,"
+		   " directory deleted or replaced): nothing is acknowledged then.\n"
+		   "# TYPE cordon_spool_writable gauge\ncordon_spool_writable %d\n",
+		ds == SPOOL_DIR_OK && !werr);
+	fprintf(f, "# HELP cordon_spool_damaged_spans_total Damaged spans of the spool skipped by its"
+		   " readers; each lost at least one record and is a spool_corrupt reject.\n"
+		   "# TYPE cordon_spool_damaged_spans_total counter\n"
+		   "cordon_spool_damaged_spans_total %llu\n", (unsigned long long)sps.damaged_spans);
+	fprintf(f, "# HELP cordon_spool_damaged_bytes_total Bytes in those spans.\n"
+		   "# TYPE cordon_spool_damaged_bytes_total counter\n"
+		   "cordon_spool_damaged_bytes_total %llu\n", (unsigned long long)sps.damaged_bytes);
+	fprintf(f, "# HELP cordon_spool_torn_bytes Bytes of a torn spool tail cut at start.\n"
+		   "# TYPE cordon_spool_torn_bytes gauge\ncordon_spool_torn_bytes %llu\n",
+		(unsigned long long)sps.torn_bytes);
 	fprintf(f, "# HELP cordon_intake_paused 1 while intake is paused (spool full).\n"
 		   "# TYPE cordon_intake_paused gauge\ncordon_intake_paused %d\n", d->paused);
 	fprintf(f, "# HELP cordon_postgres_up 1 when PostgreSQL is reachable (connected, or"
@@ -751,7 +825,9 @@ service_tick(struct daemon *d, int64_t now)
 	notify_status("%.0f msg/s in, broker %s, PostgreSQL %s, backlog %llu bytes%s",
 		      (double)(is.received - d->last_received) * 1000.0 / (double)(now - d->last_status_ms),
 		      is.connected ? "up" : "down", store_stats_db_text(&ss),
-		      (unsigned long long)(spool_end(d->spool) - d->committed),
+		      (unsigned long long)spool_pending(d->spool, d->committed),
+		      d->dir_state != SPOOL_DIR_OK ? ", spool directory gone: intake stopped" :
+		      d->write_err ? ", spool not writable: intake stopped" :
 		      d->paused ? ", intake paused (spool full)" : "");
 	d->last_received = is.received;
 	d->last_status_ms = now;
@@ -837,12 +913,63 @@ sync_stop(struct daemon *d)
 	pthread_mutex_destroy(&d->sync_lock);
 }
 
+/* The spool's health, each tick: the directory still the one we opened,
+ * appends working (each logged once per change of state); committed
+ * space freed (the last commit may have come before the disk filled);
+ * after the directory was deleted or replaced, once everything still
+ * readable through the open files is committed, the directory made again
+ * (same spool id, positions going on), so that intake resumes. */
+static void
+watch_spool(struct daemon *d)
+{
+	enum spool_dir_state ds = spool_check_dir(d->spool);
+	int werr = spool_write_error(d->spool);
+
+	if (ds != d->dir_state && ds != SPOOL_DIR_OK)
+		log_err("spool directory %s %s while cordond runs: no message is acknowledged until"
+			" it is back (the broker keeps them); the %" PRIu64 " bytes not yet in"
+			" PostgreSQL are read from the files still open and go there, but are lost"
+			" if cordond stops first", d->cfg->spool_dir,
+			ds == SPOOL_DIR_DELETED ? "was deleted" :
+			"now names another directory (remounted?)",
+			spool_pending(d->spool, d->committed));
+	d->dir_state = ds;
+	if (werr != d->write_err) {
+		if (werr)
+			log_err("spool not writable: %s; no message is acknowledged (the broker keeps"
+				" them) until an append succeeds; committed segments are deleted to"
+				" make room", strerror(-werr));
+		else
+			log_notice("spool writable again: intake resumes");
+		d->write_err = werr;
+	}
+	spool_release(d->spool, d->committed);
+	if (ds != SPOOL_DIR_OK && spool_pending(d->spool, d->committed) == 0) {
+		int err = spool_recreate(d->spool, d->committed);
+
+		if (err == 0) {
+			log_notice("spool directory %s made again (spool %s, positions go on from"
+				   " %" PRIu64 "): everything before is in PostgreSQL; intake resumes",
+				   d->cfg->spool_dir, spool_id(d->spool), spool_end(d->spool));
+			d->dir_state = SPOOL_DIR_OK;
+			d->recreate_err = 0;
+		} else if (err != d->recreate_err) {
+			log_err("cannot make the spool directory %s again: %s; trying again",
+				d->cfg->spool_dir, err == -EEXIST ?
+				"another spool is there (empty the directory, or restart cordond to"
+				" take that spool)" : strerror(-err));
+			d->recreate_err = err;
+		}
+	}
+}
+
 static void
 on_tick(struct daemon *d)
 {
 	int64_t now = mono_ms();
 
 	ingest_tick(d->ingest, now);
+	watch_spool(d);
 	check_spool_space(d);
 	service_tick(d, now);
 	if (now - d->last_stats_ms >= STATS_INTERVAL_MS) {
@@ -944,7 +1071,14 @@ handle_signal(struct daemon *d)
 				d->stopping = 1;
 				notify_stopping();
 				d->stop_deadline_ms = mono_ms() + d->cfg->shutdown_timeout;
-				ingest_stop(d->ingest, 2000);
+				/* While the spool directory is gone the receive thread
+				 * may be waiting, unacknowledged, for it to come back;
+				 * told to stop, it would end the process at once, and
+				 * what only the open files still hold would be lost. */
+				if (spool_check_dir(d->spool) == SPOOL_DIR_OK)
+					ingest_stop(d->ingest, 2000);
+				else
+					d->stop_ingest = 1;
 			}
 			break;
 		case SIGHUP:
@@ -1030,7 +1164,7 @@ setup(struct daemon *d)
 		start = spool_end(d->spool);
 	d->committed = d->store_pos = start;
 	log_info("spool %s: replaying from position %" PRIu64 " (%" PRIu64 " bytes not yet in PostgreSQL)",
-		 so.dir, start, spool_end(d->spool) - start);
+		 so.dir, start, spool_pending(d->spool, start));
 	if ((err = spool_reader_create(d->spool, start, &d->rules_rd)) < 0 ||
 	    (err = spool_reader_create(d->spool, start, &d->store_rd)) < 0)
 		return err;
@@ -1124,6 +1258,30 @@ teardown(struct daemon *d)
 	}
 }
 
+/* The shutdown deadline passed with `pending` bytes not in PostgreSQL:
+ * says where they are, and whether the next start can load them. */
+static void
+log_stop_loss(struct daemon *d, uint64_t pending)
+{
+	uint64_t deleted = spool_pending_deleted(d->spool, d->committed);
+
+	if (deleted > 0)
+		log_err("shutdown deadline reached with %" PRIu64 " spool bytes not yet in"
+			" PostgreSQL; %" PRIu64 " of them are in spool files that were deleted: those"
+			" are lost (they were acknowledged: the broker does not send them again)",
+			pending, deleted);
+	if (deleted == pending)
+		return;
+	if (spool_check_dir(d->spool) == SPOOL_DIR_REPLACED)
+		log_err("shutdown deadline reached with %" PRIu64 " spool bytes not yet in"
+			" PostgreSQL, in the directory that %s named before it was replaced: they"
+			" are loaded at the next start only if that directory is put back",
+			pending - deleted, d->cfg->spool_dir);
+	else
+		log_warn("shutdown deadline reached with %" PRIu64 " spool bytes not yet in"
+			 " PostgreSQL; they are loaded at the next start", pending - deleted);
+}
+
 int
 daemon_run(struct config *cfg, const char *config_path)
 {
@@ -1175,15 +1333,22 @@ daemon_run(struct config *cfg, const char *config_path)
 			}
 		}
 		if (d.stopping) {
+			uint64_t pending;
+
 			pump(&d);
-			if (d.committed >= spool_end(d.spool)) {
+			if (d.stop_ingest && spool_check_dir(d.spool) == SPOOL_DIR_OK) {
+				ingest_stop(d.ingest, 2000);
+				d.stop_ingest = 0;
+			}
+			/* Bytes, not the distance between positions: a gap
+			 * left by a cut tail holds none. */
+			pending = spool_pending(d.spool, d.committed);
+			if (pending == 0) {
 				log_notice("drained: everything received is in PostgreSQL");
 				break;
 			}
 			if (mono_ms() >= d.stop_deadline_ms) {
-				log_warn("shutdown deadline reached with %" PRIu64
-					 " spool bytes not yet in PostgreSQL; they are loaded at the next start",
-					 spool_end(d.spool) - d.committed);
+				log_stop_loss(&d, pending);
 				break;
 			}
 		}

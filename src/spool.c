@@ -6,7 +6,25 @@
  *   16 i64 recv_us            24 u64 XXH3-64 of bytes 0..23, topic, payload
  * The writer (Paho's callback thread) appends with one writev() under a
  * mutex and then publishes the new end position; readers (the main loop)
- * only read below that position, so they always see whole records. */
+ * only read below that position, so they always see whole records.
+ *
+ * Damage. A record that does not check is not trusted to say where the
+ * next one starts: the reader looks byte by byte (for the magic, a header
+ * that checks and a checksum that checks) for the next whole record, and
+ * hands the bytes in between up as one SPOOL_DAMAGED span. Below the end
+ * position every record is whole, so damage that runs up to the end of
+ * what is written ends there. At open the same reader runs over the last
+ * segment: a span with whole records after it is kept (the readers skip
+ * it), a span that runs to the end of the file is a torn tail and is cut
+ * (unless it is one whole-length record whose checksum fails: damage).
+ *
+ * Descriptors. Each segment file is opened once, when it is created or
+ * found at open, and closed when it is released: readers read through
+ * duplicates of these, so a file deleted while we run still reads until
+ * what it holds is committed. A reader holds its duplicate only while it
+ * reads (a parked reader must not keep a released file's blocks). Names
+ * are resolved only relative to the directory descriptor opened at start
+ * (openat, unlinkat, renameat). */
 #include "spool.h"
 
 #include <dirent.h>
@@ -21,7 +39,10 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
@@ -29,46 +50,69 @@
 #include "log.h"
 
 #define MAGIC 0x31525343u	/* "CSR1" */
+static const uint8_t magic_bytes[4] = { 'C', 'S', 'R', '1' };
 #define MAX_STORED_PAYLOAD (16u << 20)
 /* Bounds of what one segment can hold: the largest segment_bytes the
  * configuration allows, plus one record of the largest kind. */
 #define SPOOL_MAX_SEGMENT (1ull << 30)
 #define SPOOL_MAX_RECORD (SPOOL_HEADER_SIZE + 65535ull + MAX_STORED_PAYLOAD)
 #define SEG_SUFFIX ".seg"
+#define SEG_NAME_LEN (20 + sizeof(SEG_SUFFIX))	/* with the NUL */
+#define READ_BUF (1u << 20)
+
+struct seg {
+	uint64_t start;		/* position of its first byte */
+	uint64_t len;		/* bytes in the file */
+	uint64_t gen;		/* tells a recreated segment from an old one */
+	int fd;			/* open until released (the last: for append too) */
+};
 
 struct spool {
 	char *dir;
 	struct spool_options opt;
 	char id[33];
-	int dir_fd;
 
-	pthread_mutex_t lock;	/* segs, nsegs, fd, seg_len */
-	uint64_t *segs;		/* start positions, ascending */
+	pthread_mutex_t lock;	/* everything below but the atomics */
+	int dir_fd;
+	dev_t dir_dev;
+	ino_t dir_ino;
+	struct seg *segs;	/* ascending; the last one is being written */
 	size_t nsegs, cap;
-	int fd;			/* last segment, open for append */
-	uint64_t seg_len;	/* bytes in the last segment */
-	uint64_t closed_bytes;	/* bytes in the segments before it */
+	uint64_t next_gen;
+	uint64_t closed_bytes;	/* bytes in the segments before the last */
+	uint64_t damage_mark;	/* damaged spans before this are counted */
+	int64_t linked_at_ns;	/* the last append that checked its file was linked */
+	int reclaim_logged;	/* a failed reclaim was logged */
+	struct log_ratelimit damage_rl;
+
 	_Atomic uint64_t end;
 	_Atomic uint64_t first;
-
-	_Atomic uint64_t corrupt;
+	_Atomic int write_err;	/* -errno of the last failed append, or 0 */
+	_Atomic int gone;	/* enum spool_dir_state */
+	_Atomic uint64_t damaged_spans, damaged_bytes;
 	uint64_t torn_bytes;
 };
 
 struct spool_reader {
 	struct spool *spool;
 	uint64_t pos;		/* position of buf[off] */
-	int fd;
-	uint64_t seg_start;	/* of the open segment, when fd >= 0 */
+	int have_seg;		/* the segment below is known */
+	uint64_t seg_start, seg_gen;
+	uint64_t de;		/* data end of the segment (position), as last seen */
+	uint64_t limit;		/* the next segment's start, UINT64_MAX for the last */
+	uint64_t missing_end;	/* the file ends before de: bytes up to here are missing */
 	uint8_t *buf;
 	size_t cap, off, len;	/* valid bytes: buf[off..len) */
-	int resyncing;		/* skipping bytes after a corrupt record */
+	int scanning;		/* looking for the next whole record after damage */
+	uint64_t span_start;	/* where the damage began */
+	uint8_t *span;		/* the first bytes of a damaged span */
+	int quiet;		/* recovery's own reader: neither counts nor logs */
 };
 
 static void
-seg_path(const struct spool *spool, uint64_t start, char *buf, size_t len)
+seg_name(uint64_t start, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s/%020" PRIu64 SEG_SUFFIX, spool->dir, start);
+	snprintf(buf, len, "%020" PRIu64 SEG_SUFFIX, start);
 }
 
 static void
@@ -141,17 +185,18 @@ mkdir_p(const char *path)
 	return 0;
 }
 
-/* Writes `data` to dir/name through a temporary file and rename(2). */
+/* Writes `data` to dirfd/name through a temporary file and renameat(2);
+ * with `sync`, fdatasyncs the file and fsyncs the directory. Returns 0 or
+ * a negative errno. */
 static int
-write_file_atomic(struct spool *spool, const char *name, const char *data, int sync)
+write_file_atomic(int dirfd, const char *name, const char *data, int sync)
 {
-	char tmp[4096], dst[4096];
+	char tmp[256];
 	size_t len = strlen(data);
 	int fd, err = 0;
 
-	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", spool->dir, name);
-	snprintf(dst, sizeof(dst), "%s/%s", spool->dir, name);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (fd < 0)
 		return -errno;
 	if (write(fd, data, len) != (ssize_t)len)
@@ -160,29 +205,29 @@ write_file_atomic(struct spool *spool, const char *name, const char *data, int s
 		err = -errno;
 	if (close(fd) < 0 && !err)
 		err = -errno;
-	if (!err && rename(tmp, dst) < 0)
+	if (!err && renameat(dirfd, tmp, dirfd, name) < 0)
 		err = -errno;
 	if (err)
-		unlink(tmp);
+		unlinkat(dirfd, tmp, 0);
 	else if (sync)
-		fsync(spool->dir_fd);
+		fsync(dirfd);
 	return err;
 }
 
+/* Reads spool.id, or makes a random one and writes it (synced). Returns
+ * 0 or a negative errno. */
 static int
 load_or_create_id(struct spool *spool)
 {
-	char path[4096], buf[64];
+	char buf[64];
 	uint8_t raw[16];
-	FILE *f;
+	int fd = openat(spool->dir_fd, "spool.id", O_RDONLY | O_CLOEXEC);
 
-	snprintf(path, sizeof(path), "%s/spool.id", spool->dir);
-	f = fopen(path, "re");
-	if (f) {
-		int ok = fgets(buf, sizeof(buf), f) && strlen(buf) >= 32;
+	if (fd >= 0) {
+		ssize_t n = read(fd, buf, sizeof(buf) - 1);
 
-		fclose(f);
-		if (ok) {
+		close(fd);
+		if (n >= 32) {
 			memcpy(spool->id, buf, 32);
 			spool->id[32] = '\0';
 			return 0;
@@ -193,45 +238,76 @@ load_or_create_id(struct spool *spool)
 	for (int i = 0; i < 16; i++)
 		snprintf(spool->id + 2 * i, 3, "%02x", raw[i]);
 	snprintf(buf, sizeof(buf), "%s\n", spool->id);
-	return write_file_atomic(spool, "spool.id", buf, 1);
+	return write_file_atomic(spool->dir_fd, "spool.id", buf, 1);
 }
 
 static int
-cmp_u64(const void *a, const void *b)
+cmp_seg(const void *a, const void *b)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	uint64_t x = ((const struct seg *)a)->start, y = ((const struct seg *)b)->start;
 
 	return x < y ? -1 : x > y;
 }
 
+/* Adds a segment (its descriptor now owned by the spool) at the end of
+ * the list. Returns 0 or -ENOMEM. */
 static int
-push_seg(struct spool *spool, uint64_t start)
+push_seg(struct spool *spool, uint64_t start, uint64_t len, int fd)
 {
 	if (spool->nsegs == spool->cap) {
 		size_t cap = spool->cap ? spool->cap * 2 : 16;
-		uint64_t *segs = realloc(spool->segs, cap * sizeof(*segs));
+		struct seg *segs = realloc(spool->segs, cap * sizeof(*segs));
 
 		if (!segs)
 			return -ENOMEM;
 		spool->segs = segs;
 		spool->cap = cap;
 	}
-	spool->segs[spool->nsegs++] = start;
+	spool->segs[spool->nsegs++] = (struct seg){
+		.start = start, .len = len, .gen = ++spool->next_gen, .fd = fd,
+	};
 	return 0;
 }
 
+/* Index of the segment holding `pos` (the last one starting at or before
+ * it), or -1 when pos lies before the first. Under the lock. */
+static ssize_t
+find_seg(const struct spool *spool, uint64_t pos)
+{
+	size_t lo = 0, hi = spool->nsegs;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (spool->segs[mid].start <= pos)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return (ssize_t)lo - 1;
+}
+
+/* Lists and opens the segment files (read-only; spool_open reopens the
+ * last for appending). Returns 0 or a negative errno. */
 static int
 list_segments(struct spool *spool)
 {
-	DIR *d = opendir(spool->dir);
+	int dfd = fcntl(spool->dir_fd, F_DUPFD_CLOEXEC, 3);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	struct dirent *de;
 	int err = 0;
 
-	if (!d)
-		return -errno;
+	if (!d) {
+		err = -errno;
+		if (dfd >= 0)
+			close(dfd);
+		return err;
+	}
 	while ((de = readdir(d)) != NULL) {
+		struct stat st;
 		char *end;
 		uint64_t start;
+		int fd;
 
 		if (strlen(de->d_name) != 20 + strlen(SEG_SUFFIX) ||
 		    strcmp(de->d_name + 20, SEG_SUFFIX) != 0)
@@ -239,112 +315,156 @@ list_segments(struct spool *spool)
 		start = strtoull(de->d_name, &end, 10);
 		if (end != de->d_name + 20)
 			continue;
-		err = push_seg(spool, start);
-		if (err)
+		fd = openat(spool->dir_fd, de->d_name, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			err = -errno;
+			if (fd >= 0)
+				close(fd);
 			break;
+		}
+		err = push_seg(spool, start, (uint64_t)st.st_size, fd);
+		if (err) {
+			close(fd);
+			break;
+		}
 	}
 	closedir(d);
 	if (!err && spool->nsegs > 1)
-		qsort(spool->segs, spool->nsegs, sizeof(uint64_t), cmp_u64);
+		qsort(spool->segs, spool->nsegs, sizeof(*spool->segs), cmp_seg);
 	return err;
 }
 
-/* Scans the last segment and cuts it at the first bad record; returns the
- * number of valid bytes in it. */
+/* Creates the segment file starting at `start` (a name not used before),
+ * fsyncs the directory and adds it as the last segment. Returns 0 or a
+ * negative errno. */
 static int
-recover_last(struct spool *spool, uint64_t *ret_len)
+add_segment(struct spool *spool, uint64_t start)
 {
-	uint64_t start = spool->segs[spool->nsegs - 1];
-	char path[4096];
-	struct stat st;
-	uint8_t *buf = NULL;
-	size_t cap = 0;
-	uint64_t off = 0;
-	int fd, err = 0;
+	char name[SEG_NAME_LEN];
+	int fd, err;
 
-	seg_path(spool, start, path, sizeof(path));
-	fd = open(path, O_RDWR | O_CLOEXEC);
+	seg_name(start, name, sizeof(name));
+	fd = openat(spool->dir_fd, name, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0) {
-		err = -errno;
-		goto out;
-	}
-	for (;;) {
-		uint8_t hdr[SPOOL_HEADER_SIZE];
-		size_t size;
-
-		if ((uint64_t)st.st_size - off < SPOOL_HEADER_SIZE)
-			break;
-		if (pread(fd, hdr, sizeof(hdr), (off_t)off) != sizeof(hdr))
-			break;
-		size = header_size(hdr);
-		if (size == 0 || (uint64_t)st.st_size - off < size)
-			break;
-		if (size > cap) {
-			uint8_t *nb = realloc(buf, size);
-
-			if (!nb) {
-				err = -ENOMEM;
-				goto out;
-			}
-			buf = nb;
-			cap = size;
-		}
-		if (pread(fd, buf, size, (off_t)off) != (ssize_t)size || !record_valid(buf, size))
-			break;
-		off += size;
-	}
-	if (off < (uint64_t)st.st_size) {
-		spool->torn_bytes = (uint64_t)st.st_size - off;
-		log_warn("spool: torn or corrupt tail in %s at offset %" PRIu64
-			 ": %" PRIu64 " bytes dropped (the broker redelivers what was not acknowledged)",
-			 path, off, spool->torn_bytes);
-		if (ftruncate(fd, (off_t)off) < 0 || fsync(fd) < 0) {
-			err = -errno;
-			goto out;
-		}
-	}
-	*ret_len = off;
-out:
-	free(buf);
-	close(fd);
-	return err;
-}
-
-static int
-open_segment_for_append(struct spool *spool, uint64_t start, int create)
-{
-	char path[4096];
-	int fd;
-
-	seg_path(spool, start, path, sizeof(path));
-	fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0), 0640);
-	if (fd < 0)
-		return -errno;
-	if (create && fsync(spool->dir_fd) < 0) {
-		int err = -errno;
-
+	if (fsync(spool->dir_fd) < 0 || (err = push_seg(spool, start, 0, fd)) < 0) {
+		err = errno ? -errno : -ENOMEM;
 		close(fd);
+		unlinkat(spool->dir_fd, name, 0);
 		return err;
 	}
-	spool->fd = fd;
 	return 0;
+}
+
+static int reader_create(struct spool *spool, uint64_t pos, int quiet,
+			 struct spool_reader **ret_reader);
+
+/* Reads the last segment through a reader of its own. Damage followed by
+ * whole records is kept; damage running to the end of the file is a torn
+ * tail and is cut, unless it is one whole-length record whose checksum
+ * fails (then only what follows it is cut). After a cut, new records
+ * start in a new segment beyond anything the cut one can have held.
+ * Returns 0 or a negative errno. */
+static int
+recover_last(struct spool *spool)
+{
+	struct seg *last = &spool->segs[spool->nsegs - 1];
+	uint64_t start = last->start, file_end = start + last->len, cut = file_end;
+	char name[SEG_NAME_LEN];
+	struct spool_reader *r;
+	struct spool_record rec;
+	int fd, rc;
+
+	seg_name(start, name, sizeof(name));
+	/* Reopen it for appending (and for the cut). */
+	fd = openat(spool->dir_fd, name, O_RDWR | O_APPEND | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	close(last->fd);
+	last->fd = fd;
+
+	atomic_store(&spool->end, file_end);
+	atomic_store(&spool->first, spool->segs[0].start);
+	rc = reader_create(spool, start, 1, &r);
+	if (rc < 0)
+		return rc;
+	while ((rc = spool_reader_next(r, &rec)) == 1) {
+		size_t whole;
+
+		if (!(rec.flags & SPOOL_DAMAGED))
+			continue;
+		if (rec.next < file_end) {
+			log_warn("spool: damaged data in %s/%s at offset %" PRIu64 " (%" PRIu64
+				 " bytes) with whole records after it: kept; readers skip it",
+				 spool->dir, name, rec.pos - start, rec.next - rec.pos);
+			continue;
+		}
+		whole = rec.payload_len >= SPOOL_HEADER_SIZE ? header_size(rec.payload) : 0;
+		if (whole && whole <= rec.next - rec.pos) {
+			log_warn("spool: the last record of %s/%s (offset %" PRIu64 ", %zu bytes) is"
+				 " whole but its checksum fails: kept as damage; readers skip it",
+				 spool->dir, name, rec.pos - start, whole);
+			cut = rec.pos + whole;
+		} else {
+			cut = rec.pos;
+		}
+		break;
+	}
+	spool_reader_destroy(r);
+	if (rc < 0)
+		return rc;
+	if (cut < file_end) {
+		/* Positions are never reused: a checkpoint may already name a
+		 * position inside the part that is cut - even beyond what the
+		 * torn file still shows (committed before a power loss tore it
+		 * on disk). So new records start in a new segment beyond
+		 * anything the old one can ever have held: a segment never
+		 * grows past the largest segment size plus one record. The
+		 * gap holds no data; readers step over it. */
+		uint64_t held = last->len, next;
+
+		spool->torn_bytes = file_end - cut;
+		log_warn("spool: torn tail in %s/%s at offset %" PRIu64 ": %" PRIu64 " bytes cut (an"
+			 " incomplete last write: cordond or the machine stopped during it; a message"
+			 " not acknowledged is sent again by the broker, and a power loss may also take"
+			 " up to [spool] sync_interval of acknowledged ones)",
+			 spool->dir, name, cut - start, spool->torn_bytes);
+		if (ftruncate(last->fd, (off_t)(cut - start)) < 0 || fsync(last->fd) < 0)
+			return -errno;
+		last->len = cut - start;
+		next = start + (held > SPOOL_MAX_SEGMENT ? held : SPOOL_MAX_SEGMENT) + SPOOL_MAX_RECORD;
+		log_notice("spool: new records start at position %" PRIu64 " in a new segment;"
+			   " positions %" PRIu64 "..%" PRIu64 " are a gap that holds no data",
+			   next, cut, next);
+		rc = add_segment(spool, next);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static void
+close_segments(struct spool *spool)
+{
+	for (size_t i = 0; i < spool->nsegs; i++)
+		if (spool->segs[i].fd >= 0)
+			close(spool->segs[i].fd);
+	spool->nsegs = 0;
 }
 
 int
 spool_open(const struct spool_options *opt, struct spool **ret_spool)
 {
 	struct spool *spool;
-	uint64_t len = 0;
+	struct stat st;
 	int err;
 
 	spool = calloc(1, sizeof(*spool));
 	if (!spool)
 		return -ENOMEM;
-	spool->fd = -1;
 	spool->dir_fd = -1;
 	pthread_mutex_init(&spool->lock, NULL);
+	spool->damage_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10, 10);
 	spool->opt = *opt;
 	spool->dir = strdup(opt->dir);
 	if (!spool->dir) {
@@ -356,58 +476,32 @@ spool_open(const struct spool_options *opt, struct spool **ret_spool)
 	if (err)
 		goto fail;
 	spool->dir_fd = open(spool->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (spool->dir_fd < 0) {
+	if (spool->dir_fd < 0 || fstat(spool->dir_fd, &st) < 0) {
 		err = -errno;
 		goto fail;
 	}
+	spool->dir_dev = st.st_dev;
+	spool->dir_ino = st.st_ino;
 	err = load_or_create_id(spool);
 	if (err)
 		goto fail;
 	err = list_segments(spool);
 	if (err)
 		goto fail;
-	if (spool->nsegs == 0) {
-		uint64_t start = spool_load_checkpoint(spool);
-
-		err = push_seg(spool, start);
-		if (!err)
-			err = open_segment_for_append(spool, start, 1);
-	} else {
-		err = recover_last(spool, &len);
-		if (!err && spool->torn_bytes) {
-			/* Positions are never reused: a checkpoint may already
-			 * name a position inside the part that was cut - even
-			 * beyond what the torn file still shows (committed before
-			 * a power loss tore it on disk). So new records start in
-			 * a new segment beyond anything the old one can ever have
-			 * held: a segment never grows past the largest segment
-			 * size plus one record. Readers step over the gap. */
-			uint64_t start = spool->segs[spool->nsegs - 1];
-			uint64_t held = len + spool->torn_bytes;
-			uint64_t next = start + (held > SPOOL_MAX_SEGMENT ? held : SPOOL_MAX_SEGMENT) +
-					SPOOL_MAX_RECORD;
-
-			err = push_seg(spool, next);
-			if (!err)
-				err = open_segment_for_append(spool, next, 1);
-			len = 0;
-		} else if (!err) {
-			err = open_segment_for_append(spool, spool->segs[spool->nsegs - 1], 0);
-		}
-	}
+	if (spool->nsegs == 0)
+		err = add_segment(spool, spool_load_checkpoint(spool));
+	else
+		err = recover_last(spool);
 	if (err)
 		goto fail;
-	for (size_t i = 0; i + 1 < spool->nsegs; i++) {
-		char path[4096];
-		struct stat st;
+	for (size_t i = 0; i + 1 < spool->nsegs; i++)
+		spool->closed_bytes += spool->segs[i].len;
+	{
+		const struct seg *last = &spool->segs[spool->nsegs - 1];
 
-		seg_path(spool, spool->segs[i], path, sizeof(path));
-		if (stat(path, &st) == 0)
-			spool->closed_bytes += (uint64_t)st.st_size;
+		atomic_store(&spool->end, last->start + last->len);
 	}
-	spool->seg_len = len;
-	spool->end = spool->segs[spool->nsegs - 1] + len;
-	spool->first = spool->segs[0];
+	atomic_store(&spool->first, spool->segs[0].start);
 	*ret_spool = spool;
 	return 0;
 fail:
@@ -420,11 +514,9 @@ spool_close(struct spool *spool)
 {
 	if (!spool)
 		return;
-	if (spool->fd >= 0) {
-		if (spool->opt.sync != SPOOL_SYNC_OFF)
-			fdatasync(spool->fd);
-		close(spool->fd);
-	}
+	if (spool->nsegs > 0 && spool->opt.sync != SPOOL_SYNC_OFF)
+		fdatasync(spool->segs[spool->nsegs - 1].fd);
+	close_segments(spool);
 	if (spool->dir_fd >= 0)
 		close(spool->dir_fd);
 	pthread_mutex_destroy(&spool->lock);
@@ -433,28 +525,62 @@ spool_close(struct spool *spool)
 	free(spool);
 }
 
-/* Starts a new segment at the current end; called with the lock held. */
+/* Starts a new segment at the current end; the old one keeps its
+ * descriptor (readers). Under the lock. Returns 0 or a negative errno. */
 static int
 rotate(struct spool *spool)
 {
-	uint64_t start = spool->end;
-	int old = spool->fd, err;
+	const struct seg *last = &spool->segs[spool->nsegs - 1];
+	uint64_t len = last->len;
+	int err;
 
-	if (spool->opt.sync != SPOOL_SYNC_OFF && fdatasync(old) < 0)
+	if (spool->opt.sync != SPOOL_SYNC_OFF && fdatasync(last->fd) < 0)
 		return -errno;
-	err = push_seg(spool, start);
+	err = add_segment(spool, atomic_load(&spool->end));
 	if (err)
 		return err;
-	err = open_segment_for_append(spool, start, 1);
-	if (err) {
-		spool->nsegs--;
-		spool->fd = old;
-		return err;
-	}
-	close(old);
-	spool->closed_bytes += spool->seg_len;
-	spool->seg_len = 0;
+	spool->closed_bytes += len;
 	return 0;
+}
+
+/* Is the segment being written still linked? Under the lock. Returns 1,
+ * or 0 when it was deleted (and marks the spool so). */
+static int
+segment_linked(struct spool *spool)
+{
+	struct stat st;
+
+	if (fstat(spool->segs[spool->nsegs - 1].fd, &st) == 0 && st.st_nlink == 0) {
+		int ok = SPOOL_DIR_OK;
+
+		atomic_compare_exchange_strong(&spool->gone, &ok, SPOOL_DIR_DELETED);
+		return 0;
+	}
+	return 1;
+}
+
+/* segment_linked(), at most once a millisecond: an fstat costs about as
+ * much as the append's writev. Within that millisecond a record may still
+ * be acknowledged into a file deleted under us; it is read through the
+ * open descriptor all the same. Under the lock. */
+static int
+linked_lately(struct spool *spool)
+{
+	struct timespec ts;
+	int64_t now;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	if (now - spool->linked_at_ns < 1000000)
+		return 1;
+	spool->linked_at_ns = now;
+	return segment_linked(spool);
+}
+
+static int
+gone_errno(int gone)
+{
+	return gone == SPOOL_DIR_REPLACED ? -ESTALE : -ENOENT;
 }
 
 int
@@ -464,7 +590,8 @@ spool_append(struct spool *spool, const char *topic, size_t topic_len,
 	uint8_t hdr[SPOOL_HEADER_SIZE];
 	size_t stored = payload_len, size, done = 0;
 	struct iovec iov[3];
-	int err = 0;
+	struct seg *last;
+	int err = 0, gone;
 
 	if (topic_len > UINT16_MAX)
 		return -EMSGSIZE;
@@ -484,14 +611,20 @@ spool_append(struct spool *spool, const char *topic, size_t topic_len,
 	iov[2] = (struct iovec){ (void *)payload, stored };
 
 	pthread_mutex_lock(&spool->lock);
-	if (spool->closed_bytes + spool->seg_len + size > (uint64_t)spool->opt.max_bytes) {
-		err = -ENOSPC;
-		goto out;
+	if ((gone = atomic_load(&spool->gone)) != SPOOL_DIR_OK) {
+		pthread_mutex_unlock(&spool->lock);
+		return gone_errno(gone);
 	}
-	if (spool->seg_len > 0 && spool->seg_len + size > (uint64_t)spool->opt.segment_bytes) {
+	last = &spool->segs[spool->nsegs - 1];
+	if (spool->closed_bytes + last->len + size > (uint64_t)spool->opt.max_bytes) {
+		pthread_mutex_unlock(&spool->lock);
+		return -ENOSPC;
+	}
+	if (last->len > 0 && last->len + size > (uint64_t)spool->opt.segment_bytes) {
 		err = rotate(spool);
 		if (err)
-			goto out;
+			goto fail;
+		last = &spool->segs[spool->nsegs - 1];
 	}
 	while (done < size) {
 		struct iovec v[3];
@@ -509,7 +642,7 @@ spool_append(struct spool *spool, const char *topic, size_t topic_len,
 			skip = 0;
 			n++;
 		}
-		w = writev(spool->fd, v, n);
+		w = writev(last->fd, v, n);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -518,19 +651,182 @@ spool_append(struct spool *spool, const char *topic, size_t topic_len,
 		}
 		done += (size_t)w;
 	}
-	if (err) {
-		/* Leave no partial record behind. */
-		if (done && ftruncate(spool->fd, (off_t)spool->seg_len) < 0)
+	if (!err && spool->opt.sync == SPOOL_SYNC_ALWAYS && fdatasync(last->fd) < 0)
+		err = -errno;
+	if (err || !linked_lately(spool)) {
+		/* Leave no partial (or unsynced, or unlinked) record behind:
+		 * the next append must land at the position we know. */
+		if (done && ftruncate(last->fd, (off_t)last->len) < 0)
 			log_err("spool: cannot cut a partial record: %s", strerror(errno));
+		if (!err) {
+			pthread_mutex_unlock(&spool->lock);
+			return -ENOENT;
+		}
+		goto fail;
+	}
+	last->len += size;
+	atomic_store_explicit(&spool->end, spool->end + size, memory_order_release);
+	atomic_store(&spool->write_err, 0);
+	pthread_mutex_unlock(&spool->lock);
+	return 0;
+fail:
+	atomic_store(&spool->write_err, err);
+	pthread_mutex_unlock(&spool->lock);
+	return err;
+}
+
+int
+spool_write_error(struct spool *spool)
+{
+	return atomic_load(&spool->write_err);
+}
+
+enum spool_dir_state
+spool_check_dir(struct spool *spool)
+{
+	struct stat st, path;
+	int state, rc;
+
+	if ((state = atomic_load(&spool->gone)) != SPOOL_DIR_OK)
+		return (enum spool_dir_state)state;
+	pthread_mutex_lock(&spool->lock);
+	rc = stat(spool->dir, &path) < 0 ? errno : 0;
+	if (!segment_linked(spool) ||
+	    (fstat(spool->dir_fd, &st) == 0 && st.st_nlink == 0) ||
+	    rc == ENOENT || rc == ENOTDIR)
+		state = SPOOL_DIR_DELETED;
+	else if (rc == 0 && (path.st_dev != spool->dir_dev || path.st_ino != spool->dir_ino))
+		state = SPOOL_DIR_REPLACED;
+	if (state != SPOOL_DIR_OK) {
+		int ok = SPOOL_DIR_OK;
+
+		atomic_compare_exchange_strong(&spool->gone, &ok, state);
+		state = atomic_load(&spool->gone);
+	}
+	pthread_mutex_unlock(&spool->lock);
+	return (enum spool_dir_state)state;
+}
+
+/* Does the directory hold a spool (spool.id or a segment file)? Returns 1,
+ * 0, or a negative errno. */
+static int
+holds_spool(int dirfd)
+{
+	int dfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *de;
+	int found = 0;
+
+	if (!d) {
+		int err = -errno;
+
+		if (dfd >= 0)
+			close(dfd);
+		return err;
+	}
+	while (!found && (de = readdir(d)) != NULL) {
+		size_t n = strlen(de->d_name);
+
+		found = strcmp(de->d_name, "spool.id") == 0 ||
+			(n > strlen(SEG_SUFFIX) &&
+			 strcmp(de->d_name + n - strlen(SEG_SUFFIX), SEG_SUFFIX) == 0);
+	}
+	closedir(d);
+	return found;
+}
+
+/* Bytes of the segment files at positions from `pos` on (with
+ * `deleted_only`, only of the files no longer linked). Under the lock. */
+static uint64_t
+pending_locked(const struct spool *spool, uint64_t pos, int deleted_only)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < spool->nsegs; i++) {
+		const struct seg *s = &spool->segs[i];
+		uint64_t from = s->start > pos ? s->start : pos, to = s->start + s->len;
+		struct stat st;
+
+		if (to <= from)
+			continue;
+		if (deleted_only && !(fstat(s->fd, &st) == 0 && st.st_nlink == 0))
+			continue;
+		n += to - from;
+	}
+	return n;
+}
+
+int
+spool_recreate(struct spool *spool, uint64_t committed)
+{
+	char name[SEG_NAME_LEN], buf[128];
+	uint64_t end;
+	struct stat st;
+	int dfd = -1, fd = -1, err;
+
+	if (atomic_load(&spool->gone) == SPOOL_DIR_OK)
+		return 0;
+	pthread_mutex_lock(&spool->lock);
+	if (pending_locked(spool, committed, 0) > 0) {
+		err = -EBUSY;
 		goto out;
 	}
-	if (spool->opt.sync == SPOOL_SYNC_ALWAYS && fdatasync(spool->fd) < 0) {
+	err = mkdir_p(spool->dir);
+	if (err)
+		goto out;
+	dfd = open(spool->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fstat(dfd, &st) < 0) {
 		err = -errno;
 		goto out;
 	}
-	spool->seg_len += size;
-	atomic_store_explicit(&spool->end, spool->end + size, memory_order_release);
+	if (st.st_dev != spool->dir_dev || st.st_ino != spool->dir_ino) {
+		/* Another directory: take it only if it holds no spool (a
+		 * spool of its own is not ours to write into). */
+		err = holds_spool(dfd);
+		if (err) {
+			err = err > 0 ? -EEXIST : err;
+			goto out;
+		}
+	}
+	/* Everything is committed: the old files go (where they still exist). */
+	for (size_t i = 0; i < spool->nsegs; i++) {
+		seg_name(spool->segs[i].start, name, sizeof(name));
+		unlinkat(spool->dir_fd, name, 0);
+	}
+	end = atomic_load(&spool->end);
+	snprintf(buf, sizeof(buf), "%s\n", spool->id);
+	if ((err = write_file_atomic(dfd, "spool.id", buf, 1)) < 0)
+		goto out;
+	snprintf(buf, sizeof(buf), "%s %" PRIu64 "\n", spool->id, committed);
+	if ((err = write_file_atomic(dfd, "checkpoint", buf, 1)) < 0)
+		goto out;
+	seg_name(end, name, sizeof(name));
+	fd = openat(dfd, name, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (fd < 0 || fsync(dfd) < 0) {
+		err = -errno;
+		goto out;
+	}
+	close_segments(spool);
+	err = push_seg(spool, end, 0, fd);	/* cannot fail: cap >= 1 */
+	if (err)
+		goto out;
+	fd = -1;
+	close(spool->dir_fd);
+	spool->dir_fd = dfd;
+	dfd = -1;
+	spool->dir_dev = st.st_dev;
+	spool->dir_ino = st.st_ino;
+	spool->closed_bytes = 0;
+	atomic_store(&spool->first, end);
+	atomic_store(&spool->write_err, 0);
+	atomic_store(&spool->gone, SPOOL_DIR_OK);
 out:
+	if (fd >= 0) {
+		close(fd);
+		unlinkat(dfd, name, 0);
+	}
+	if (dfd >= 0)
+		close(dfd);
 	pthread_mutex_unlock(&spool->lock);
 	return err;
 }
@@ -541,7 +837,7 @@ spool_sync(struct spool *spool)
 	int fd, err = 0;
 
 	pthread_mutex_lock(&spool->lock);
-	fd = dup(spool->fd);
+	fd = fcntl(spool->segs[spool->nsegs - 1].fd, F_DUPFD_CLOEXEC, 3);
 	pthread_mutex_unlock(&spool->lock);
 	if (fd < 0)
 		return -errno;
@@ -563,7 +859,29 @@ spool_bytes(struct spool *spool)
 	uint64_t n;
 
 	pthread_mutex_lock(&spool->lock);
-	n = spool->closed_bytes + spool->seg_len;
+	n = spool->closed_bytes + spool->segs[spool->nsegs - 1].len;
+	pthread_mutex_unlock(&spool->lock);
+	return n;
+}
+
+uint64_t
+spool_pending(struct spool *spool, uint64_t pos)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&spool->lock);
+	n = pending_locked(spool, pos, 0);
+	pthread_mutex_unlock(&spool->lock);
+	return n;
+}
+
+uint64_t
+spool_pending_deleted(struct spool *spool, uint64_t pos)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&spool->lock);
+	n = pending_locked(spool, pos, 1);
 	pthread_mutex_unlock(&spool->lock);
 	return n;
 }
@@ -584,44 +902,102 @@ void
 spool_get_stats(struct spool *spool, struct spool_stats *ret_stats)
 {
 	ret_stats->torn_bytes = spool->torn_bytes;
-	ret_stats->corrupt = atomic_load(&spool->corrupt);
+	ret_stats->damaged_spans = atomic_load(&spool->damaged_spans);
+	ret_stats->damaged_bytes = atomic_load(&spool->damaged_bytes);
+}
+
+/* Deletes the first segment. Under the lock. Returns 0, or a negative
+ * errno when its file cannot be deleted (it is kept then). */
+static int
+drop_first(struct spool *spool)
+{
+	char name[SEG_NAME_LEN];
+
+	seg_name(spool->segs[0].start, name, sizeof(name));
+	if (unlinkat(spool->dir_fd, name, 0) < 0 && errno != ENOENT) {
+		int err = -errno;
+
+		log_warn("spool: cannot delete %s/%s: %s", spool->dir, name, strerror(errno));
+		return err;
+	}
+	close(spool->segs[0].fd);
+	spool->closed_bytes -= spool->segs[0].len;
+	memmove(spool->segs, spool->segs + 1, (spool->nsegs - 1) * sizeof(*spool->segs));
+	spool->nsegs--;
+	atomic_store(&spool->first, spool->segs[0].start);
+	return 0;
+}
+
+/* Is a segment of `len` bytes big enough to be worth replacing once it is
+ * all committed: a quarter of segment_bytes, or a sixteenth of the file
+ * system (which may be smaller than one segment)? Under the lock. */
+static int
+is_big(const struct spool *spool, uint64_t len)
+{
+	struct statvfs sv;
+
+	return len >= (uint64_t)spool->opt.segment_bytes / 4 ||
+	       (fstatvfs(spool->dir_fd, &sv) == 0 &&
+		len >= (uint64_t)sv.f_blocks * sv.f_frsize / 16);
 }
 
 void
 spool_release(struct spool *spool, uint64_t pos)
 {
+	const struct seg *last;
+	int werr;
+
 	pthread_mutex_lock(&spool->lock);
-	while (spool->nsegs > 1 && spool->segs[1] <= pos) {
-		char path[4096];
+	while (spool->nsegs > 1 && spool->segs[1].start <= pos)
+		if (drop_first(spool) < 0)
+			goto out;
+	last = &spool->segs[spool->nsegs - 1];
+	werr = atomic_load(&spool->write_err);
+	if (last->len > 0 && pos >= last->start + last->len &&
+	    atomic_load(&spool->gone) == SPOOL_DIR_OK &&
+	    (werr || is_big(spool, last->len))) {
+		/* All of the segment being written is committed, and it is
+		 * big, or the disk takes no more: start a new one so that
+		 * this one can go. */
+		uint64_t len = last->len;
+		int err = rotate(spool);
 
-		struct stat st;
-
-		seg_path(spool, spool->segs[0], path, sizeof(path));
-		if (stat(path, &st) == 0 && (uint64_t)st.st_size <= spool->closed_bytes)
-			spool->closed_bytes -= (uint64_t)st.st_size;
-		if (unlink(path) < 0 && errno != ENOENT) {
-			log_warn("spool: cannot delete %s: %s", path, strerror(errno));
-			break;
+		if (err) {
+			if (!spool->reclaim_logged)
+				log_err("spool: cannot start a new segment to free the committed one"
+					" (%" PRIu64 " bytes): %s; trying again", len, strerror(-err));
+			spool->reclaim_logged = 1;
+			goto out;
 		}
-		memmove(spool->segs, spool->segs + 1, (spool->nsegs - 1) * sizeof(uint64_t));
-		spool->nsegs--;
-		atomic_store(&spool->first, spool->segs[0]);
+		log_msg(werr || spool->reclaim_logged ? LOG_LEVEL_NOTICE : LOG_LEVEL_DEBUG,
+			"spool: the segment being written was all committed; deleted it (%" PRIu64
+			" bytes) to make room%s%s", len, werr ? ": appends failed with " : "",
+			werr ? strerror(-werr) : "");
+		spool->reclaim_logged = 0;
+		while (spool->nsegs > 1 && spool->segs[1].start <= pos)
+			if (drop_first(spool) < 0)
+				break;
 	}
+out:
 	pthread_mutex_unlock(&spool->lock);
 }
 
 uint64_t
 spool_load_checkpoint(struct spool *spool)
 {
-	char path[4096], id[64];
+	char id[64];
 	unsigned long long pos;
 	FILE *f;
-	int ok;
+	int fd, ok;
 
-	snprintf(path, sizeof(path), "%s/checkpoint", spool->dir);
-	f = fopen(path, "re");
-	if (!f)
+	fd = openat(spool->dir_fd, "checkpoint", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return 0;
+	f = fdopen(fd, "re");
+	if (!f) {
+		close(fd);
+		return 0;
+	}
 	ok = fscanf(f, "%63s %llu", id, &pos) == 2 && strcmp(id, spool->id) == 0;
 	fclose(f);
 	return ok ? pos : 0;
@@ -631,29 +1007,39 @@ int
 spool_save_checkpoint(struct spool *spool, uint64_t pos)
 {
 	char buf[128];
+	int err;
 
 	snprintf(buf, sizeof(buf), "%s %" PRIu64 "\n", spool->id, pos);
-	return write_file_atomic(spool, "checkpoint", buf, 0);
+	pthread_mutex_lock(&spool->lock);
+	err = write_file_atomic(spool->dir_fd, "checkpoint", buf, 0);
+	pthread_mutex_unlock(&spool->lock);
+	return err;
 }
 
-int
-spool_reader_create(struct spool *spool, uint64_t pos, struct spool_reader **ret_reader)
+static int
+reader_create(struct spool *spool, uint64_t pos, int quiet, struct spool_reader **ret_reader)
 {
 	struct spool_reader *r = calloc(1, sizeof(*r));
 
 	if (!r)
 		return -ENOMEM;
-	r->cap = 1u << 20;
+	r->cap = quiet ? READ_BUF / 16 : READ_BUF;	/* recovery reads once, sequentially */
 	r->buf = malloc(r->cap);
 	if (!r->buf) {
 		free(r);
 		return -ENOMEM;
 	}
 	r->spool = spool;
-	r->fd = -1;
 	r->pos = pos;
+	r->quiet = quiet;
 	*ret_reader = r;
 	return 0;
+}
+
+int
+spool_reader_create(struct spool *spool, uint64_t pos, struct spool_reader **ret_reader)
+{
+	return reader_create(spool, pos, 0, ret_reader);
 }
 
 void
@@ -661,9 +1047,8 @@ spool_reader_destroy(struct spool_reader *r)
 {
 	if (!r)
 		return;
-	if (r->fd >= 0)
-		close(r->fd);
 	free(r->buf);
+	free(r->span);
 	free(r);
 }
 
@@ -673,187 +1058,368 @@ spool_reader_pos(const struct spool_reader *r)
 	return r->pos;
 }
 
+/* Forgets the segment and the buffer; the next read starts at `pos`. */
+static void
+reset(struct spool_reader *r, uint64_t pos)
+{
+	r->have_seg = 0;
+	r->pos = pos;
+	r->off = r->len = 0;
+	r->scanning = 0;
+	r->missing_end = 0;
+}
+
 void
 spool_reader_seek(struct spool_reader *r, uint64_t pos)
 {
-	if (pos == r->pos)
-		return;
-	r->pos = pos;
-	r->off = r->len = 0;
-	if (r->fd >= 0) {
-		close(r->fd);
-		r->fd = -1;
-	}
+	if (pos != r->pos || r->scanning)
+		reset(r, pos);
 }
 
-/* Finds the segment holding `pos`: its start and the next one's start
- * (UINT64_MAX for the last). Returns -ENOENT if pos is before the first. */
-static int
-locate(struct spool *spool, uint64_t pos, uint64_t *ret_start, uint64_t *ret_limit)
+static void
+advance(struct spool_reader *r, size_t n)
 {
-	int err = -ENOENT;
+	r->off += n;
+	r->pos += n;
+}
 
-	pthread_mutex_lock(&spool->lock);
-	for (size_t i = spool->nsegs; i-- > 0;) {
-		if (spool->segs[i] <= pos) {
-			*ret_start = spool->segs[i];
-			*ret_limit = i + 1 < spool->nsegs ? spool->segs[i + 1] : UINT64_MAX;
-			err = 0;
+/* Finds the segment holding r->pos. Moves r->pos over a gap left by a
+ * cut tail (no data there), or to the first segment when it lies before
+ * it. */
+static void
+open_seg(struct spool_reader *r)
+{
+	struct spool *s = r->spool;
+	const struct seg *seg;
+	uint64_t limit;
+	ssize_t i;
+
+	pthread_mutex_lock(&s->lock);
+	i = find_seg(s, r->pos);
+	if (i < 0) {
+		uint64_t first = s->segs[0].start;
+
+		pthread_mutex_unlock(&s->lock);
+		if (!r->quiet)
+			log_err("spool: a reader at position %" PRIu64 " is before the first segment"
+				" (%" PRIu64 "): the bytes in between were deleted unread", r->pos, first);
+		reset(r, first);
+		return;
+	}
+	seg = &s->segs[i];
+	limit = (size_t)i + 1 < s->nsegs ? s->segs[i + 1].start : UINT64_MAX;
+	if (limit != UINT64_MAX && r->pos >= seg->start + seg->len) {
+		pthread_mutex_unlock(&s->lock);
+		reset(r, limit);
+		return;
+	}
+	r->have_seg = 1;
+	r->seg_start = seg->start;
+	r->seg_gen = seg->gen;
+	r->limit = limit;
+	r->de = seg->start + seg->len < limit ? seg->start + seg->len : limit;
+	r->missing_end = 0;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* A duplicate of the descriptor of the reader's segment (to be closed
+ * after the read), with r->limit and r->de brought up to date. Returns
+ * the descriptor, -ENOENT when the segment is no longer in the spool
+ * (released or recreated: the reader forgets it and finds its position
+ * again), or another negative errno. */
+static int
+seg_dup(struct spool_reader *r)
+{
+	struct spool *s = r->spool;
+	ssize_t i;
+	int fd = -ENOENT;
+
+	pthread_mutex_lock(&s->lock);
+	i = find_seg(s, r->seg_start);
+	if (i >= 0 && s->segs[i].start == r->seg_start && s->segs[i].gen == r->seg_gen) {
+		const struct seg *seg = &s->segs[i];
+
+		r->limit = (size_t)i + 1 < s->nsegs ? s->segs[i + 1].start : UINT64_MAX;
+		r->de = seg->start + seg->len < r->limit ? seg->start + seg->len : r->limit;
+		fd = fcntl(seg->fd, F_DUPFD_CLOEXEC, 3);
+		if (fd < 0)
+			fd = -errno;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return fd;
+}
+
+/* Reads more of the segment: as much as the buffer holds, and at least
+ * `need` bytes from r->pos when the data end allows. Returns 0, 1 when the
+ * segment is no longer in the spool (released or recreated: the caller
+ * finds its position again), or a negative errno. */
+static int
+fill(struct spool_reader *r, size_t need)
+{
+	uint64_t have_end;
+	int fd = seg_dup(r), err = 0;
+
+	if (fd == -ENOENT) {
+		r->have_seg = 0;
+		r->off = r->len = 0;
+		r->scanning = 0;
+		return 1;
+	}
+	if (fd < 0)
+		return fd;
+	r->missing_end = 0;
+	if (r->off > 0) {
+		memmove(r->buf, r->buf + r->off, r->len - r->off);
+		r->len -= r->off;
+		r->off = 0;
+	}
+	if (r->pos < r->de && need > r->de - r->pos)
+		need = (size_t)(r->de - r->pos);
+	if (need > r->cap) {
+		uint8_t *nb = realloc(r->buf, need);
+
+		if (!nb) {
+			close(fd);
+			return -ENOMEM;
+		}
+		r->buf = nb;
+		r->cap = need;
+	}
+	have_end = r->pos + r->len;
+	while (have_end < r->de && r->len < r->cap) {
+		size_t want = r->cap - r->len;
+		ssize_t n;
+
+		if (want > r->de - have_end)
+			want = (size_t)(r->de - have_end);
+		n = pread(fd, r->buf + r->len, want, (off_t)(have_end - r->seg_start));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			err = -errno;
 			break;
 		}
+		if (n == 0) {
+			/* The file is shorter than the spool says (cut under
+			 * us): the bytes up to de are missing. */
+			r->missing_end = r->de;
+			r->de = have_end;
+			break;
+		}
+		r->len += (size_t)n;
+		have_end += (size_t)n;
+		if (r->len >= need)
+			break;
 	}
-	pthread_mutex_unlock(&spool->lock);
+	close(fd);
 	return err;
 }
 
+/* Counts (once per span, whichever reader finds it first) and logs a
+ * damaged span. */
 static void
-skip_to(struct spool_reader *r, uint64_t pos, const char *why)
+note_damage(struct spool_reader *r, uint64_t from, uint64_t to)
 {
-	atomic_fetch_add(&r->spool->corrupt, 1);
-	log_err("spool: %s at position %" PRIu64 "; skipping to %" PRIu64,
-		why, r->pos, pos);
-	spool_reader_seek(r, pos);
+	struct spool *s = r->spool;
+	int counted = 0;
+
+	if (r->quiet)
+		return;
+	pthread_mutex_lock(&s->lock);
+	if (from >= s->damage_mark) {
+		s->damage_mark = to;
+		counted = 1;
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!counted)
+		return;
+	atomic_fetch_add(&s->damaged_spans, 1);
+	atomic_fetch_add(&s->damaged_bytes, to - from);
+	log_limited(&s->damage_rl, LOG_LEVEL_ERR,
+		    "spool: damaged data at position %" PRIu64 " (segment %020" PRIu64 SEG_SUFFIX
+		    ", offset %" PRIu64 "): %" PRIu64 " bytes skipped, whole records again from"
+		    " position %" PRIu64 "; the records in them are lost (cordond stores the bytes"
+		    " in rejects as spool_corrupt)", from, r->seg_start, from - r->seg_start,
+		    to - from, to);
 }
 
-/* A segment that ends before the next one starts: the gap left when a
- * torn tail was cut at open. Nothing is lost by stepping over it. */
-static void
-step_over_gap(struct spool_reader *r, uint64_t pos)
+/* Hands up the damaged span from r->span_start to `to`, with its first
+ * bytes as payload. Returns 1, or a negative errno. */
+static int
+emit_span(struct spool_reader *r, uint64_t to, struct spool_record *ret)
 {
-	log_info("spool: stepping over the gap %" PRIu64 "..%" PRIu64 " left by a cut tail",
-		 r->pos, pos);
-	spool_reader_seek(r, pos);
+	uint64_t len = to - r->span_start;
+	size_t keep = len < SPOOL_DAMAGE_KEEP ? (size_t)len : SPOOL_DAMAGE_KEEP, got = 0;
+	int fd;
+
+	if (!r->span && !(r->span = malloc(SPOOL_DAMAGE_KEEP)))
+		return -ENOMEM;
+	fd = seg_dup(r);
+	while (fd >= 0 && got < keep) {
+		ssize_t n = pread(fd, r->span + got, keep - got,
+				  (off_t)(r->span_start + got - r->seg_start));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;	/* the bytes are missing: a shorter payload */
+		got += (size_t)n;
+	}
+	if (fd >= 0)
+		close(fd);
+	memset(ret, 0, sizeof(*ret));
+	ret->pos = r->span_start;
+	ret->next = to;
+	ret->flags = SPOOL_DAMAGED;
+	ret->orig_len = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
+	ret->topic = "";
+	ret->payload = r->span;
+	ret->payload_len = got;
+	r->scanning = 0;
+	note_damage(r, r->span_start, to);
+	return 1;
+}
+
+static void
+start_scan(struct spool_reader *r)
+{
+	r->scanning = 1;
+	r->span_start = r->pos;
+	advance(r, 1);
+}
+
+/* Looks for the next whole record with a valid checksum after the damage
+ * that began at r->span_start, up to the segment's data end. Returns 1
+ * with the damaged span in *ret, 0 to be called again (the segment went
+ * away), or a negative errno. */
+static int
+scan(struct spool_reader *r, struct spool_record *ret)
+{
+	for (;;) {
+		size_t avail = r->len - r->off, need;
+		const uint8_t *p = avail >= sizeof(magic_bytes) ?
+			memmem(r->buf + r->off, avail, magic_bytes, sizeof(magic_bytes)) : NULL;
+		int err;
+
+		if (p) {
+			size_t size;
+
+			advance(r, (size_t)(p - (r->buf + r->off)));
+			avail = r->len - r->off;
+			size = avail >= SPOOL_HEADER_SIZE ? header_size(p) : 0;
+			if (avail >= SPOOL_HEADER_SIZE && size == 0) {
+				advance(r, 1);
+				continue;
+			}
+			if (size && size <= avail) {
+				if (record_valid(p, size))
+					return emit_span(r, r->pos, ret);
+				advance(r, 1);
+				continue;
+			}
+			need = size ? size : SPOOL_HEADER_SIZE;
+		} else {
+			/* Keep the last 3 bytes: a magic may begin there. */
+			if (avail > sizeof(magic_bytes) - 1)
+				advance(r, avail - (sizeof(magic_bytes) - 1));
+			need = r->len - r->off + 1;
+		}
+		err = fill(r, need);
+		if (err < 0)
+			return err;
+		if (err > 0)
+			return 0;
+		if (r->len - r->off >= need)
+			continue;
+		if (p) {
+			/* This candidate cannot be whole before the data end. */
+			advance(r, 1);
+			continue;
+		}
+		/* Nothing whole up to the data end: below the end every record
+		 * is whole, so the next one (if any) starts right there. */
+		{
+			uint64_t to = r->pos + (r->len - r->off);
+
+			r->off = r->len = 0;
+			r->pos = to;
+			return emit_span(r, to, ret);
+		}
+	}
 }
 
 int
 spool_reader_next(struct spool_reader *r, struct spool_record *ret)
 {
 	for (;;) {
-		size_t avail = r->len - r->off;
-		uint64_t end = spool_end(r->spool), seg_start, limit = UINT64_MAX, want;
-		ssize_t n;
+		size_t avail = r->len - r->off, need;
+		int err;
 
+		if (!r->have_seg) {
+			open_seg(r);
+			continue;
+		}
+		if (r->scanning) {
+			err = scan(r, ret);
+			if (err != 0)
+				return err;
+			continue;
+		}
 		if (avail >= SPOOL_HEADER_SIZE) {
 			const uint8_t *h = r->buf + r->off;
 			size_t size = header_size(h);
 
-			/* Every record that starts below the end lies wholly below
-			 * it (the end moves only past whole records): a header
-			 * that claims more is corrupt, not a record in flight. */
-			if (size == 0 || (size <= avail && !record_valid(h, size)) ||
-			    r->pos + size > end) {
-				if (locate(r->spool, r->pos, &seg_start, &limit) == 0 &&
-				    limit != UINT64_MAX) {
-					skip_to(r, limit, "corrupt record");
-					continue;
-				}
-				/* In the segment being written: look for the next
-				 * whole record byte by byte (said once). */
-				if (!r->resyncing) {
-					atomic_fetch_add(&r->spool->corrupt, 1);
-					log_err("spool: corrupt record at position %" PRIu64
-						"; looking for the next whole record", r->pos);
-				}
-				r->resyncing = 1;
-				r->off++;
-				r->pos++;
+			if (size == 0) {
+				start_scan(r);
 				continue;
 			}
-			if (r->resyncing && size <= avail) {
-				log_notice("spool: records again from position %" PRIu64, r->pos);
-				r->resyncing = 0;
-			}
 			if (size <= avail) {
-				size_t tlen = get_u16(h + 12);
+				size_t tlen;
 
+				if (!record_valid(h, size)) {
+					start_scan(r);
+					continue;
+				}
+				tlen = get_u16(h + 12);
 				ret->pos = r->pos;
 				ret->next = r->pos + size;
 				ret->payload_len = get_u32(h + 4);
 				ret->orig_len = get_u32(h + 8);
-				ret->flags = get_u16(h + 14);
+				ret->flags = get_u16(h + 14) & SPOOL_TRUNCATED;
 				ret->recv_us = (int64_t)get_u64(h + 16);
 				ret->topic = (const char *)h + SPOOL_HEADER_SIZE;
 				ret->topic_len = tlen;
 				ret->payload = h + SPOOL_HEADER_SIZE + tlen;
-				r->off += size;
-				r->pos += size;
+				advance(r, size);
 				return 1;
 			}
-			if (size > r->cap) {
-				uint8_t *nb = malloc(size);
-
-				if (!nb)
-					return -ENOMEM;
-				memcpy(nb, r->buf + r->off, avail);
-				free(r->buf);
-				r->buf = nb;
-				r->cap = size;
-				r->off = 0;
-				r->len = avail;
-			}
+			need = size;
+		} else {
+			need = SPOOL_HEADER_SIZE;
 		}
-		if (r->fd < 0) {
-			char path[4096];
-
-			if (locate(r->spool, r->pos, &seg_start, &limit) < 0) {
-				uint64_t first = spool_first(r->spool);
-
-				skip_to(r, first, "position before the first segment");
-				continue;
-			}
-			seg_path(r->spool, seg_start, path, sizeof(path));
-			r->fd = open(path, O_RDONLY | O_CLOEXEC);
-			if (r->fd < 0)
-				return -errno;
-			r->seg_start = seg_start;
-		}
-		if (locate(r->spool, r->seg_start, &seg_start, &limit) < 0 ||
-		    seg_start != r->seg_start) {
-			/* Our segment was deleted under us (all of it was
-			 * committed, the reader sat at its end): find the
-			 * segment of our position again. */
-			close(r->fd);
-			r->fd = -1;
+		err = fill(r, need);
+		if (err < 0)
+			return err;
+		if (err > 0 || r->len - r->off >= need)
+			continue;
+		/* Not a whole record before the data end. Below the end every
+		 * record is whole: what is there is damage. */
+		if (r->len > r->off) {
+			start_scan(r);
 			continue;
 		}
-		if (r->pos + avail >= limit) {
-			if (avail == 0) {
-				/* This segment is done: move to the next. */
-				close(r->fd);
-				r->fd = -1;
-				continue;
-			}
-			skip_to(r, limit, "truncated record at segment end");
-			continue;
+		if (r->missing_end > r->pos) {
+			/* Bytes the file no longer has: a span with no payload. */
+			r->span_start = r->pos;
+			r->pos = r->missing_end;
+			r->missing_end = 0;
+			return emit_span(r, r->pos, ret);
 		}
-		/* Only now: a partial record at the end of a finished segment
-		 * may reach exactly to `end` (when the next segment is empty). */
-		if (r->pos + avail >= end)
-			return 0;
-		if (r->off > 0) {
-			memmove(r->buf, r->buf + r->off, avail);
-			r->off = 0;
-			r->len = avail;
-		}
-		want = r->cap - r->len;
-		if (want > (limit < end ? limit : end) - (r->pos + avail))
-			want = (limit < end ? limit : end) - (r->pos + avail);
-		n = pread(r->fd, r->buf + r->len, want, (off_t)(r->pos + avail - r->seg_start));
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0) {
-			if (limit == UINT64_MAX)
-				return 0;
-			if (avail == 0)
-				step_over_gap(r, limit);
-			else
-				skip_to(r, limit, "truncated record at segment end");
-			continue;
-		}
-		r->len += (size_t)n;
+		if (r->limit == UINT64_MAX)
+			return 0;	/* the segment being written: nothing more yet */
+		/* A finished segment, read to its end: on to the next, over
+		 * the gap a cut tail left if there is one. */
+		reset(r, r->limit);
 	}
 }
 

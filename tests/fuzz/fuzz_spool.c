@@ -13,7 +13,11 @@
  *      recovery does not look at it, so the reader must skip whatever is
  *      corrupt or torn in it on its own;
  *   C. the input is written over a whole record in the segment being
- *      written (see run_c()).
+ *      written (see run_c());
+ *   D. the property of resynchronisation (see run_d()): records made from
+ *      the input's first bytes, in a closed and a last segment, damaged on
+ *      disk as the rest of the input says; every record the damage did not
+ *      touch must be read back, unchanged and in order.
  *
  * A and B, then: read everything with a spool_reader until 0, append one record,
  * read again (exactly that record, then 0), close, reopen and check that
@@ -212,8 +216,17 @@ read_all(struct spool *s, struct spool_reader *r)
 	while ((rc = spool_reader_next(r, &rec)) == 1) {
 		CHECK(++n < MAX_READS);
 		CHECK(rec.pos >= pos && rec.next > rec.pos && rec.next <= end);
-		CHECK(rec.next - rec.pos == SPOOL_HEADER_SIZE + rec.topic_len + rec.payload_len);
-		CHECK(rec.orig_len >= rec.payload_len);
+		if (rec.flags & SPOOL_DAMAGED) {
+			/* A span: its length, its first bytes, no topic. */
+			CHECK(rec.orig_len == rec.next - rec.pos);
+			CHECK(rec.payload_len <= rec.orig_len && rec.payload_len <= SPOOL_DAMAGE_KEEP);
+			CHECK(rec.topic_len == 0);
+			n--;
+		} else {
+			CHECK(rec.next - rec.pos ==
+			      SPOOL_HEADER_SIZE + rec.topic_len + rec.payload_len);
+			CHECK(rec.orig_len >= rec.payload_len);
+		}
 		CHECK(spool_reader_pos(r) == rec.next);
 		pos = rec.next;
 		/* Touch every byte, so ASan checks the whole record. */
@@ -257,13 +270,14 @@ run(const uint8_t *data, size_t size, int layout)
 	CHECK(st.torn_bytes == 0 ? end == size : end > size);
 	CHECK(spool_bytes(s) == size - st.torn_bytes);
 
-	/* Whatever it skips, the reader must get to the end. Layout A has
-	 * only whole, valid records (and maybe a gap): nothing is skipped. */
+	/* Whatever it skips, the reader must get to the end. After
+	 * recovery (layout A) damage is left only where whole records
+	 * follow it, or as one whole-length record. */
 	CHECK(spool_reader_create(s, 0, &r) == 0);
 	n = read_all(s, r);
 	CHECK(spool_reader_pos(r) == end);
 	spool_get_stats(s, &st);
-	CHECK(layout == 'B' || st.corrupt == 0);
+	CHECK(st.damaged_bytes <= size - st.torn_bytes);
 
 	/* The same reader, at the end, must see one new record, then 0. */
 	bytes = spool_bytes(s);
@@ -366,6 +380,188 @@ run_c(const uint8_t *data, size_t size)
 	spool_close(s);
 }
 
+/* Layout D: resynchronisation, as a property. The input's first bytes
+ * make a spool: byte 0 the number of records (1..48), byte 1 how many of
+ * them go into a closed first segment (the rest into the last one), then
+ * one byte per record for its payload length. The rest of the input is
+ * damage, 4 bytes an operation (at most 8): a position (16 bits, modulo
+ * the bytes written), then a control byte (low 3 bits: 1..8 bytes; top
+ * two bits: 0-1 xor, 2 set, 3 cut the file short there) and a value.
+ *
+ * A record is touched when one of its bytes changed or a cut removed
+ * one. Every untouched record must be read back at its position,
+ * unchanged, before and after a restart; damaged spans must tile the
+ * rest. The only excuse: a record that is not one of ours (forged by the
+ * damage: a valid checksum inside changed bytes) overlapping it. */
+#define D_MAX_RECORDS 48
+#define D_MAX_OPS 8
+
+struct d_rec {
+	uint64_t pos, next;
+	int touched, seen;
+};
+
+static void
+d_put_record(uint8_t *out, int i, size_t plen)
+{
+	char tname[16];
+	size_t tlen = (size_t)snprintf(tname, sizeof(tname), "t/%d", i);
+	uint8_t *h = out, *p = out + SPOOL_HEADER_SIZE + tlen;
+	uint64_t v;
+	uint32_t u;
+	uint16_t w;
+	XXH3_state_t st;
+
+	u = htole32(MAGIC); memcpy(h, &u, 4);
+	u = htole32((uint32_t)plen); memcpy(h + 4, &u, 4);
+	memcpy(h + 8, &u, 4);
+	w = htole16((uint16_t)tlen); memcpy(h + 12, &w, 2);
+	w = 0; memcpy(h + 14, &w, 2);
+	v = htole64((uint64_t)(RECV_US + i)); memcpy(h + 16, &v, 8);
+	memcpy(h + SPOOL_HEADER_SIZE, tname, tlen);
+	for (size_t j = 0; j < plen; j++)
+		p[j] = (uint8_t)(i * 31 + j * 7);
+	XXH3_64bits_reset(&st);
+	XXH3_64bits_update(&st, h, 24);
+	XXH3_64bits_update(&st, h + SPOOL_HEADER_SIZE, tlen + plen);
+	v = htole64(XXH3_64bits_digest(&st));
+	memcpy(h + 24, &v, 8);
+}
+
+/* Reads everything, checks the tiling, marks the records of `recs` seen
+ * (comparing their bytes with `orig`), and the untouched ones excused by
+ * a forged record. Returns the number of foreign records. */
+static size_t
+d_read(struct spool *s, struct d_rec *recs, int n, const uint8_t *orig, int *excused)
+{
+	struct spool_reader *r;
+	struct spool_record rec;
+	uint64_t pos = 0;
+	size_t reads = 0, foreign = 0;
+	int rc, k = 0;
+
+	for (int i = 0; i < n; i++)
+		recs[i].seen = 0;
+	CHECK(spool_reader_create(s, 0, &r) == 0);
+	while ((rc = spool_reader_next(r, &rec)) == 1) {
+		CHECK(++reads < MAX_READS);
+		CHECK(rec.pos >= pos && rec.next > rec.pos && rec.next <= spool_end(s));
+		pos = rec.next;
+		if (rec.flags & SPOOL_DAMAGED)
+			continue;
+		while (k < n && recs[k].next <= rec.pos)
+			k++;
+		if (k < n && recs[k].pos == rec.pos && recs[k].next == rec.next) {
+			size_t hdr_topic = SPOOL_HEADER_SIZE + rec.topic_len;
+
+			CHECK(memcmp(rec.topic, orig + rec.pos + SPOOL_HEADER_SIZE, rec.topic_len) == 0);
+			CHECK(memcmp(rec.payload, orig + rec.pos + hdr_topic, rec.payload_len) == 0);
+			CHECK(rec.recv_us == RECV_US + k);
+			recs[k].seen = 1;
+			continue;
+		}
+		/* Not one of ours: it excuses the records it overlaps. */
+		foreign++;
+		for (int i = 0; i < n; i++)
+			if (recs[i].pos < rec.next && rec.pos < recs[i].next)
+				excused[i] = 1;
+	}
+	CHECK(rc == 0);
+	CHECK(spool_reader_pos(r) == spool_end(s));
+	spool_reader_destroy(r);
+	return foreign;
+}
+
+static void
+run_d(const uint8_t *data, size_t size)
+{
+	static uint8_t orig[D_MAX_RECORDS * (SPOOL_HEADER_SIZE + 16 + 512)];
+	static uint8_t dmg[sizeof(orig)];
+	struct d_rec recs[D_MAX_RECORDS];
+	int excused[D_MAX_RECORDS] = { 0 };
+	uint64_t total = 0, split, cut[2];
+	struct spool *s;
+	struct spool_record rec;
+	struct spool_reader *r;
+	size_t at;
+	int n, k;
+
+	cur_layout = 'D';
+	n = 1 + (size > 0 ? data[0] : 0) % D_MAX_RECORDS;
+	k = (size > 1 ? data[1] : 0) % (n + 1);
+	at = 2;
+	for (int i = 0; i < n; i++) {
+		size_t plen = (size > at ? data[at] : (uint8_t)i) * 2u;
+		char tname[16];
+		size_t tlen = (size_t)snprintf(tname, sizeof(tname), "t/%d", i);
+
+		at++;
+		recs[i].pos = total;
+		d_put_record(orig + total, i, plen);
+		total += SPOOL_HEADER_SIZE + tlen + plen;
+		recs[i].next = total;
+	}
+	split = k < n ? recs[k].pos : total;
+	memcpy(dmg, orig, total);
+	cut[0] = split;
+	cut[1] = total;
+	for (int op = 0; op < D_MAX_OPS && at + 4 <= size; op++, at += 4) {
+		uint64_t off = (data[at] | (uint64_t)data[at + 1] << 8) % total;
+		size_t len = 1 + (data[at + 2] & 7);
+		int mode = data[at + 2] >> 6;
+		uint8_t val = data[at + 3];
+
+		if (mode == 3) {
+			int f = off >= split;
+
+			if (off < cut[f])
+				cut[f] = off;
+			continue;
+		}
+		for (size_t j = 0; j < len && off + j < total; j++)
+			dmg[off + j] = mode == 2 ? val : (uint8_t)(dmg[off + j] ^ (val | 1));
+	}
+	for (int i = 0; i < n; i++) {
+		int f = recs[i].pos >= split;
+
+		recs[i].touched = recs[i].next > cut[f] ||
+				  memcmp(orig + recs[i].pos, dmg + recs[i].pos,
+					 recs[i].next - recs[i].pos) != 0;
+	}
+
+	empty_dir(dir, 1);
+	if (split > 0)
+		write_file(0, dmg, cut[0]);
+	write_file(split, dmg + split, cut[1] - split);
+
+	s = open_spool();
+	(void)d_read(s, recs, n, orig, excused);
+	for (int i = 0; i < n; i++)
+		CHECK(recs[i].touched || recs[i].seen || excused[i]);
+
+	/* Appends go on; a restart reads the same. */
+	CHECK(spool_reader_create(s, spool_end(s), &r) == 0);
+	CHECK(spool_append(s, topic, sizeof(topic) - 1, payload, sizeof(payload) - 1,
+			   RECV_US) == 0);
+	CHECK(spool_reader_next(r, &rec) == 1);
+	CHECK(!(rec.flags & SPOOL_DAMAGED) && rec.payload_len == sizeof(payload) - 1);
+	CHECK(spool_reader_next(r, &rec) == 0);
+	spool_reader_destroy(r);
+	spool_close(s);
+
+	s = open_spool();
+	{
+		struct spool_stats st;
+
+		spool_get_stats(s, &st);
+		CHECK(st.torn_bytes == 0);
+	}
+	(void)d_read(s, recs, n, orig, excused);
+	for (int i = 0; i < n; i++)
+		CHECK(recs[i].touched || recs[i].seen || excused[i]);
+	spool_close(s);
+}
+
 static uint32_t
 get_u32(const uint8_t *p)
 {
@@ -418,5 +614,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	run(data, size, 'A');
 	run(data, size, 'B');
 	run_c(data, size);
+	run_d(data, size);
 	return 0;
 }
