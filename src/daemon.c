@@ -713,6 +713,22 @@ render_metrics(struct daemon *d, const struct ingest_stats *is, const struct sto
 	store_stats_print(ss, f);
 	fprintf(f, "# HELP cordon_broker_up 1 when the MQTT broker is connected.\n"
 		   "# TYPE cordon_broker_up gauge\ncordon_broker_up %d\n", is->connected);
+	fprintf(f, "# HELP cordon_mqtt_outbound_queued Alerts and notices waiting for the publish thread.\n"
+		   "# TYPE cordon_mqtt_outbound_queued gauge\ncordon_mqtt_outbound_queued %llu\n",
+		(unsigned long long)is->out_queued);
+	fprintf(f, "# HELP cordon_mqtt_outbound_dropped_total Outbound messages refused: queue full, or refused by Paho.\n"
+		   "# TYPE cordon_mqtt_outbound_dropped_total counter\n"
+		   "cordon_mqtt_outbound_dropped_total{why=\"queue_full\"} %llu\n"
+		   "cordon_mqtt_outbound_dropped_total{why=\"refused\"} %llu\n",
+		(unsigned long long)is->publish_dropped, (unsigned long long)is->publish_failed);
+	fprintf(f, "# HELP cordon_mqtt_outbound_unpersisted_total Outbound messages that could not be written to disk (kept in memory only).\n"
+		   "# TYPE cordon_mqtt_outbound_unpersisted_total counter\n"
+		   "cordon_mqtt_outbound_unpersisted_total %llu\n",
+		(unsigned long long)is->persist_write_failed);
+	fprintf(f, "# HELP cordon_mqtt_outbound_lost_total Queued outbound messages found cut or damaged on disk, or gone from it.\n"
+		   "# TYPE cordon_mqtt_outbound_lost_total counter\n"
+		   "cordon_mqtt_outbound_lost_total %llu\n",
+		(unsigned long long)(is->persist_set_aside + is->persist_read_failed));
 	fprintf(f, "# HELP cordon_batch_rows Rows per committed batch.\n"
 		   "# TYPE cordon_batch_rows histogram\n");
 	histogram_print(&ss->batch_rows, "cordon_batch_rows", NULL, f);
