@@ -377,6 +377,12 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 		conn.ssl = &in->ssl;
 	}
 	in->conn = conn;
+	rc = pthread_create(&in->out_thread, NULL, out_main, in);
+	if (rc != 0) {
+		err = -rc;
+		goto fail;
+	}
+	in->out_started = 1;
 	*ret_ingest = in;
 	return 0;
 fail:
@@ -395,10 +401,6 @@ ingest_start(struct ingest *in)
 		log_err("MQTT connect: %s", MQTTAsync_strerror(rc));
 		return -EINVAL;
 	}
-	rc = pthread_create(&in->out_thread, NULL, out_main, in);
-	if (rc != 0)
-		return -rc;
-	in->out_started = 1;
 	return 0;
 }
 
