@@ -3,8 +3,13 @@
  * File layout (little endian): u32 magic "CMP1", u32 data length, u64
  * XXH3-64 of the data, then the data (Paho's buffers, concatenated).
  * Paho calls these functions from its own threads, holding its client
- * lock; they touch only the file system and atomic counters. */
+ * lock; they touch only the file system and atomic counters. What we hand
+ * to Paho to free (pget's buffer, pkeys' list) comes from MQTTAsync_malloc:
+ * a libpaho built with heap tracking frees only what its own allocator
+ * gave out and silently keeps the rest. */
 #include "mqtt_persist.h"
+
+#include <MQTTAsync.h>
 
 #include <dirent.h>
 #include <endian.h>
@@ -45,7 +50,7 @@ path_of(const struct mqtt_persist *p, const char *key, char *buf, size_t len)
 	return 0;
 }
 
-/* Reads and checks the entry in `path`; returns its data (malloc'ed,
+/* Reads and checks the entry in `path`; returns its data (MQTTAsync_malloc'ed,
  * *ret_len bytes) or NULL: errno ENOENT (no such key), EBADMSG (cut,
  * damaged or not ours), or another errno. */
 static char *
@@ -69,14 +74,14 @@ read_entry(const char *path, int *ret_len)
 	if (le32toh(magic) != MAGIC || len > MAX_ENTRY ||
 	    (uint64_t)st.st_size != HEADER + (uint64_t)len)
 		goto out;
-	data = malloc(len ? len : 1);
+	data = MQTTAsync_malloc(len ? len : 1);
 	if (!data) {
 		err = ENOMEM;
 		goto out;
 	}
 	if (pread(fd, data, len, HEADER) != (ssize_t)len ||
 	    XXH3_64bits(data, len) != le64toh(sum)) {
-		free(data);
+		MQTTAsync_free(data);
 		data = NULL;
 		goto out;
 	}
@@ -144,7 +149,7 @@ p_open(void **handle, const char *client_id, const char *uri, void *context)
 			continue;
 		data = read_entry(path, &len);
 		if (data)
-			free(data);
+			MQTTAsync_free(data);
 		else if (errno == EBADMSG)
 			set_aside(p, de->d_name);
 	}
@@ -272,17 +277,23 @@ p_keys(void *handle, char ***keys, int *nkeys)
 	if (!d)
 		return MQTTCLIENT_PERSISTENCE_ERROR;
 	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+
 		if (de->d_name[0] == '.' || strcmp(de->d_name, "broken") == 0)
 			continue;
 		if (n == cap) {
-			char **nl = realloc(list, (size_t)(cap = cap ? cap * 2 : 16) * sizeof(*nl));
+			char **nl = MQTTAsync_malloc((size_t)(cap = cap ? cap * 2 : 16) * sizeof(*nl));
 
 			if (!nl)
 				goto fail;
+			if (n)
+				memcpy(nl, list, (size_t)n * sizeof(*nl));
+			MQTTAsync_free(list);
 			list = nl;
 		}
-		if (!(list[n] = strdup(de->d_name)))
+		if (!(list[n] = MQTTAsync_malloc(len + 1)))
 			goto fail;
+		memcpy(list[n], de->d_name, len + 1);
 		n++;
 	}
 	closedir(d);
@@ -292,8 +303,8 @@ p_keys(void *handle, char ***keys, int *nkeys)
 fail:
 	closedir(d);
 	while (n > 0)
-		free(list[--n]);
-	free(list);
+		MQTTAsync_free(list[--n]);
+	MQTTAsync_free(list);
 	return MQTTCLIENT_PERSISTENCE_ERROR;
 }
 
@@ -307,9 +318,9 @@ p_clear(void *handle)
 		return MQTTCLIENT_PERSISTENCE_ERROR;
 	for (int i = 0; i < n; i++) {
 		p_remove(handle, keys[i]);
-		free(keys[i]);
+		MQTTAsync_free(keys[i]);
 	}
-	free(keys);
+	MQTTAsync_free(keys);
 	return 0;
 }
 
