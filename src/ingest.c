@@ -311,6 +311,10 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	co.deleteOldestMessages = 0;
 	co.restoreMessages = 1;
 	co.persistQoS0 = 0;
+	snprintf(persist_dir, sizeof(persist_dir), "%s/paho", cfg->spool_dir);
+	if (access(persist_dir, F_OK) == 0)
+		log_warn("%s holds the outbound queue of an older cordond (Paho's own file format):"
+			 " it is not read; remove it once its alerts are no longer wanted", persist_dir);
 	snprintf(persist_dir, sizeof(persist_dir), "%s/mqtt-out", cfg->spool_dir);
 	err = mqtt_persist_create(persist_dir, &in->persist, &in->paho_persist);
 	if (err < 0)
