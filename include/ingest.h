@@ -21,7 +21,12 @@ struct ingest_stats {
 	uint64_t received;	/* messages appended to the spool */
 	uint64_t spool_waits;	/* times the callback had to wait for the spool */
 	uint64_t published;	/* outbound messages handed to Paho */
-	uint64_t publish_failed;
+	uint64_t publish_failed;	/* refused by Paho */
+	uint64_t publish_dropped;	/* refused by our queue: full, or out of memory */
+	uint64_t out_queued;		/* publishes waiting for the publish thread */
+	uint64_t persist_write_failed;	/* outbound entries not written to disk */
+	uint64_t persist_set_aside;	/* damaged outbound entries set aside at start */
+	uint64_t persist_read_failed;	/* outbound entries lost from disk */
 	int connected;
 	int spool_failing;	/* the callback cannot append right now */
 };
@@ -36,17 +41,22 @@ int ingest_start(struct ingest *in) __attribute__((warn_unused_result));
 /* Called from the loop about every 100 ms: retries a failed first connect
  * with backoff and logs connection state changes. */
 void ingest_tick(struct ingest *in, int64_t now_ms);
-/* Queues an outbound message (QoS 0 or 1); Paho keeps it while the broker
- * is away. Returns 0 or a negative errno. */
+/* Queues an outbound message (QoS 0 or 1) for the publish thread, which
+ * hands it to Paho; Paho keeps it while the broker is away. Never waits
+ * on Paho. Returns 0, or -ENOBUFS when 100,000 messages or 64 MiB are
+ * already queued (counted in publish_dropped), or -ENOMEM. */
 int ingest_publish(struct ingest *in, const char *topic, const void *payload,
 		   size_t len, int qos, int retained) __attribute__((warn_unused_result));
-/* Stops taking messages: disconnects, and the broker keeps what comes
- * meanwhile in our persistent session. ingest_resume() connects again. */
+/* Stops taking messages: disconnects (from the publish thread, after what
+ * is queued before), and the broker keeps what comes meanwhile in our
+ * persistent session. ingest_resume() connects again. Neither waits. */
 void ingest_pause(struct ingest *in);
 void ingest_resume(struct ingest *in);
 
-/* Publishes our retained "offline" state and disconnects (within
- * timeout_ms); no message is received after this returns. */
+/* Hands everything queued to Paho, then publishes our retained "offline"
+ * state and disconnects (within timeout_ms); no message is received
+ * after this returns. Publishes queued later go to Paho's persistence,
+ * for the next start. */
 void ingest_stop(struct ingest *in, int timeout_ms);
 void ingest_destroy(struct ingest *in);
 /* The loop is about to sleep: the next append writes wake_fd once. The

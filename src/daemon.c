@@ -18,6 +18,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <sys/statvfs.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -102,7 +103,7 @@ struct daemon {
 	int64_t sync_interval_ms;
 	int stopping;
 	int64_t stop_deadline_ms;
-	int paused;			/* intake paused: the spool is full */
+	int paused;			/* intake paused: the spool or its disk is full */
 	uint64_t pause_at, resume_at;	/* spool bytes */
 
 	/* The spool's health as last logged (watch_spool). */
@@ -110,6 +111,10 @@ struct daemon {
 	int write_err;			/* -errno: appends fail */
 	int recreate_err;		/* the last failure to make the directory again */
 	int stop_ingest;		/* SIGTERM while the directory is gone: ingest_stop() waits */
+	uint64_t disk_reserve;		/* pause below this many free bytes on the disk */
+	uint64_t disk_free;		/* free bytes on the spool's disk, last look */
+	int disk_low;			/* the pause is for the disk */
+	int64_t disk_checked_us;
 };
 
 static int64_t
@@ -309,21 +314,62 @@ spool_limits(const struct config *cfg, int64_t *ret_segment, uint64_t *ret_pause
 		*ret_segment = (int64_t)(max / 512);
 }
 
+/* Free bytes on the spool's file system for us (f_bavail), and sets
+ * d->disk_reserve: what the messages already on their way to us may need
+ * (the pause's headroom), but at most a quarter of the file system, so that
+ * a disk smaller than that still takes messages. Looked at most every
+ * millisecond. Returns UINT64_MAX when the file system does not say. */
+static uint64_t
+disk_free(struct daemon *d)
+{
+	int64_t now = mono_us();
+	struct statvfs sv;
+
+	if (now - d->disk_checked_us < 1000 && d->disk_checked_us)
+		return d->disk_free;
+	d->disk_checked_us = now;
+	if (statvfs(d->cfg->spool_dir, &sv) < 0 || sv.f_blocks == 0) {
+		d->disk_free = UINT64_MAX;
+		return d->disk_free;
+	}
+	d->disk_reserve = (uint64_t)INGEST_RECEIVE_MAXIMUM * ((uint64_t)d->cfg->max_payload + 512);
+	if (d->disk_reserve > (uint64_t)sv.f_blocks * sv.f_frsize / 4)
+		d->disk_reserve = (uint64_t)sv.f_blocks * sv.f_frsize / 4;
+	d->disk_free = (uint64_t)sv.f_bavail * sv.f_frsize;
+	return d->disk_free;
+}
+
+/* Pauses intake before the spool reaches max_bytes or its disk fills up
+ * (the receive callback would then have to wait inside Paho, holding its
+ * lock, and no alert could go out), and resumes once PostgreSQL has caught
+ * up and committed segments are deleted. */
 static void
 check_spool_space(struct daemon *d)
 {
 	uint64_t used = spool_bytes(d->spool);
+	uint64_t avail = disk_free(d);
+	int low = avail < d->disk_reserve;
 
-	if (!d->paused && !d->stopping && used >= d->pause_at) {
-		log_warn("spool holds %" PRIu64 " of %" PRIu64 " bytes: pausing intake from the broker"
-			 " (it keeps our messages) until PostgreSQL catches up",
-			 used, (uint64_t)d->cfg->spool_max_bytes);
+	if (!d->paused && !d->stopping && (used >= d->pause_at || low)) {
+		if (low)
+			log_warn("the spool's disk has %" PRIu64 " bytes free (below %" PRIu64 "):"
+				 " pausing intake from the broker (it keeps our messages) until"
+				 " PostgreSQL catches up and committed spool space is freed",
+				 avail, d->disk_reserve);
+		else
+			log_warn("spool holds %" PRIu64 " of %" PRIu64 " bytes: pausing intake from the"
+				 " broker (it keeps our messages) until PostgreSQL catches up",
+				 used, (uint64_t)d->cfg->spool_max_bytes);
 		ingest_pause(d->ingest);
 		d->paused = 1;
-	} else if (d->paused && !d->stopping && used <= d->resume_at) {
-		log_notice("spool down to %" PRIu64 " bytes: resuming intake", used);
+		d->disk_low = low;
+	} else if (d->paused && !d->stopping && used <= d->resume_at &&
+		   avail >= 2 * d->disk_reserve) {
+		log_notice("spool down to %" PRIu64 " bytes, %" PRIu64 " bytes free on its disk:"
+			   " resuming intake", used, avail);
 		ingest_resume(d->ingest);
 		d->paused = 0;
+		d->disk_low = 0;
 	}
 }
 
@@ -725,6 +771,7 @@ render_metrics(struct daemon *d, const struct ingest_stats *is, const struct sto
 	const char *why = ds == SPOOL_DIR_DELETED ? "spool directory deleted" :
 			  ds == SPOOL_DIR_REPLACED ? "spool directory replaced" :
 			  werr || is->spool_failing ? "spool not writable" :
+			  d->disk_low ? "spool disk full: intake paused" :
 			  !is->connected ? "broker not connected" : "";
 
 	if (!d->metrics)
@@ -779,6 +826,9 @@ render_metrics(struct daemon *d, const struct ingest_stats *is, const struct sto
 	fprintf(f, "# HELP cordon_spool_torn_bytes Bytes of a torn spool tail cut at start.\n"
 		   "# TYPE cordon_spool_torn_bytes gauge\ncordon_spool_torn_bytes %llu\n",
 		(unsigned long long)sps.torn_bytes);
+	fprintf(f, "# HELP cordon_spool_disk_free_bytes Free bytes on the spool's file system.\n"
+		   "# TYPE cordon_spool_disk_free_bytes gauge\ncordon_spool_disk_free_bytes %llu\n",
+		(unsigned long long)(d->disk_free == UINT64_MAX ? 0 : d->disk_free));
 	fprintf(f, "# HELP cordon_intake_paused 1 while intake is paused (spool full).\n"
 		   "# TYPE cordon_intake_paused gauge\ncordon_intake_paused %d\n", d->paused);
 	fprintf(f, "# HELP cordon_postgres_up 1 when PostgreSQL is reachable (connected, or"
@@ -787,6 +837,22 @@ render_metrics(struct daemon *d, const struct ingest_stats *is, const struct sto
 	store_stats_print(ss, f);
 	fprintf(f, "# HELP cordon_broker_up 1 when the MQTT broker is connected.\n"
 		   "# TYPE cordon_broker_up gauge\ncordon_broker_up %d\n", is->connected);
+	fprintf(f, "# HELP cordon_mqtt_outbound_queued Alerts and notices waiting for the publish thread.\n"
+		   "# TYPE cordon_mqtt_outbound_queued gauge\ncordon_mqtt_outbound_queued %llu\n",
+		(unsigned long long)is->out_queued);
+	fprintf(f, "# HELP cordon_mqtt_outbound_dropped_total Outbound messages refused: queue full, or refused by Paho.\n"
+		   "# TYPE cordon_mqtt_outbound_dropped_total counter\n"
+		   "cordon_mqtt_outbound_dropped_total{why=\"queue_full\"} %llu\n"
+		   "cordon_mqtt_outbound_dropped_total{why=\"refused\"} %llu\n",
+		(unsigned long long)is->publish_dropped, (unsigned long long)is->publish_failed);
+	fprintf(f, "# HELP cordon_mqtt_outbound_unpersisted_total Outbound messages that could not be written to disk (kept in memory only).\n"
+		   "# TYPE cordon_mqtt_outbound_unpersisted_total counter\n"
+		   "cordon_mqtt_outbound_unpersisted_total %llu\n",
+		(unsigned long long)is->persist_write_failed);
+	fprintf(f, "# HELP cordon_mqtt_outbound_lost_total Queued outbound messages found cut or damaged on disk, or gone from it.\n"
+		   "# TYPE cordon_mqtt_outbound_lost_total counter\n"
+		   "cordon_mqtt_outbound_lost_total %llu\n",
+		(unsigned long long)(is->persist_set_aside + is->persist_read_failed));
 	fprintf(f, "# HELP cordon_batch_rows Rows per committed batch.\n"
 		   "# TYPE cordon_batch_rows histogram\n");
 	histogram_print(&ss->batch_rows, "cordon_batch_rows", NULL, f);
@@ -810,10 +876,11 @@ service_tick(struct daemon *d, int64_t now)
 	struct store_stats ss;
 
 	ingest_get_stats(d->ingest, &is);
-	if (!d->ready_sent && is.connected) {
+	if (!d->ready_sent && (is.connected || d->paused)) {
 		notify_ready();
 		d->ready_sent = 1;
-		log_notice("ready: broker connected, spool open");
+		log_notice(d->paused ? "ready: spool open, intake paused" :
+			   "ready: broker connected, spool open");
 	}
 	if (d->watchdog_ms && now - d->last_watchdog_ms >= d->watchdog_ms / 2) {
 		notify_watchdog();
@@ -828,6 +895,7 @@ service_tick(struct daemon *d, int64_t now)
 		      (unsigned long long)spool_pending(d->spool, d->committed),
 		      d->dir_state != SPOOL_DIR_OK ? ", spool directory gone: intake stopped" :
 		      d->write_err ? ", spool not writable: intake stopped" :
+		      d->disk_low ? ", intake paused (spool disk full)" :
 		      d->paused ? ", intake paused (spool full)" : "");
 	d->last_received = is.received;
 	d->last_status_ms = now;
@@ -1216,8 +1284,10 @@ setup(struct daemon *d)
 	err = ingest_create(d->cfg, d->spool, d->wakefd, &d->ingest);
 	if (err < 0)
 		return err;
-	err = ingest_start(d->ingest);
-	if (err < 0)
+	/* A spool disk already full at start: stay away from the broker
+	 * until PostgreSQL has taken what the spool holds. */
+	check_spool_space(d);
+	if (!d->paused && (err = ingest_start(d->ingest)) < 0)
 		return err;
 	err = metrics_start(d->cfg->metrics_listen, &d->metrics);
 	if (err < 0)

@@ -1,5 +1,14 @@
 /* ingest.c - Paho MQTTAsync client.
  *
+ * Threads: Paho's receive thread runs on_message(); the main loop calls
+ * ingest_publish(), ingest_pause() and the rest, which only queue a
+ * command; a thread of our own (out_main) makes every call into Paho for
+ * them. Paho runs on_message() holding its process-wide lock, and
+ * on_message() may wait there for spool space that only the main loop
+ * frees (by committing batches): a main loop that called into Paho at
+ * that moment would wait for Paho's lock, and the two would wait on each
+ * other for good. With the queue the main loop never waits on Paho.
+ *
  * Delivery: in libpaho 1.3.12, for an inbound QoS 1 PUBLISH the receive
  * thread calls our messageArrived callback directly (when Paho's own
  * message queue is empty) and sends the PUBACK only after the callback
@@ -21,7 +30,25 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "mqtt_persist.h"
 
+/* The outbound queue between the main loop and out_main: commands in
+ * order, publishes bounded in count and bytes (memory is bounded; a
+ * publish over the bound is refused, counted and logged). */
+#define OUT_MAX_MESSAGES 100000
+#define OUT_MAX_BYTES (64u << 20)
+
+enum out_kind { OUT_PUBLISH, OUT_PAUSE, OUT_RESUME, OUT_CONNECT, OUT_STOP };
+
+struct out_cmd {
+	struct out_cmd *next;
+	enum out_kind kind;
+	int qos, retained;
+	int timeout_ms;		/* OUT_STOP */
+	size_t len;		/* payload bytes */
+	char *topic;		/* points into data */
+	char data[];		/* payload, then topic and its NUL */
+};
 
 struct ingest {
 	MQTTAsync client;
@@ -53,7 +80,24 @@ struct ingest {
 	_Atomic uint64_t received, spool_waits, published, publish_failed;
 	_Atomic int spool_failing;
 	_Atomic int want_wake;		/* the loop sleeps: write wake_fd */
+
+	struct mqtt_persist *persist;
+	MQTTClient_persistence paho_persist;
+
+	pthread_t out_thread;
+	int out_started;
+	pthread_mutex_t out_lock;	/* the queue and the fields below */
+	pthread_cond_t out_cond;	/* work queued, or a stop done */
+	struct out_cmd *out_head, *out_tail;
+	size_t out_count, out_bytes;	/* publishes queued */
+	int out_quit;
+	int stop_done;
+	_Atomic uint64_t publish_dropped;
+	struct log_ratelimit drop_rl;	/* main thread */
 };
+
+static void out_control(struct ingest *in, enum out_kind kind, int timeout_ms);
+static void *out_main(void *arg);
 
 static int64_t
 now_us(void)
@@ -232,6 +276,9 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	if (!in)
 		return -ENOMEM;
 	pthread_mutex_init(&in->fail_lock, NULL);
+	pthread_mutex_init(&in->out_lock, NULL);
+	pthread_cond_init(&in->out_cond, NULL);
+	in->drop_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10, 10);
 	in->spool = spool;
 	in->wake_fd = wake_fd;
 	atomic_store(&in->want_wake, 1);
@@ -255,30 +302,26 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	}
 
 	/* Outbound messages (alerts) are kept while the broker is away, in
-	 * Paho's file persistence so that they survive a restart too; never
-	 * the oldest dropped. */
+	 * a persistence of our own (mqtt_persist.c: checksummed, written by
+	 * rename, damaged entries set aside at open) so that they survive a
+	 * restart too; never the oldest dropped. */
 	co.sendWhileDisconnected = 1;
 	co.allowDisconnectedSendAtAnyTime = 1;
-	co.maxBufferedMessages = 100000;
+	co.maxBufferedMessages = OUT_MAX_MESSAGES;
 	co.deleteOldestMessages = 0;
 	co.restoreMessages = 1;
 	co.persistQoS0 = 0;
 	snprintf(persist_dir, sizeof(persist_dir), "%s/paho", cfg->spool_dir);
+	if (access(persist_dir, F_OK) == 0)
+		log_warn("%s holds the outbound queue of an older cordond (Paho's own file format):"
+			 " it is not read; remove it once its alerts are no longer wanted", persist_dir);
+	snprintf(persist_dir, sizeof(persist_dir), "%s/mqtt-out", cfg->spool_dir);
+	err = mqtt_persist_create(persist_dir, &in->persist, &in->paho_persist);
+	if (err < 0)
+		goto fail;
+	err = -ENOMEM;
 	rc = MQTTAsync_createWithOptions(&in->client, cfg->mqtt_uri, cfg->mqtt_client_id,
-					 MQTTCLIENT_PERSISTENCE_DEFAULT, persist_dir, &co);
-	if (rc == MQTTASYNC_PERSISTENCE_ERROR) {
-		/* Unreadable outbound queue (e.g. cut by a power loss): keep it
-		 * for inspection and start with an empty one rather than not
-		 * at all. Inbound messages never live there. */
-		char aside[4200];
-
-		snprintf(aside, sizeof(aside), "%s.broken-%lld", persist_dir, (long long)time(NULL));
-		log_err("MQTT persistence in %s is unreadable; moved to %s, starting with an empty outbound queue",
-			persist_dir, aside);
-		if (rename(persist_dir, aside) == 0)
-			rc = MQTTAsync_createWithOptions(&in->client, cfg->mqtt_uri, cfg->mqtt_client_id,
-							 MQTTCLIENT_PERSISTENCE_DEFAULT, persist_dir, &co);
-	}
+					 MQTTCLIENT_PERSISTENCE_USER, &in->paho_persist, &co);
 	if (rc != MQTTASYNC_SUCCESS) {
 		log_err("MQTT client for %s: %s", cfg->mqtt_uri, MQTTAsync_strerror(rc));
 		err = -EINVAL;
@@ -338,6 +381,12 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 		conn.ssl = &in->ssl;
 	}
 	in->conn = conn;
+	rc = pthread_create(&in->out_thread, NULL, out_main, in);
+	if (rc != 0) {
+		err = -rc;
+		goto fail;
+	}
+	in->out_started = 1;
 	*ret_ingest = in;
 	return 0;
 fail:
@@ -395,14 +444,13 @@ ingest_tick(struct ingest *in, int64_t now_ms)
 			in->retry_at_ms = 0;
 			if (in->backoff_ms < 30000)
 				in->backoff_ms *= 2;
-			if (MQTTAsync_connect(in->client, &in->conn) != MQTTASYNC_SUCCESS)
-				atomic_store(&in->connect_failed, 1);
+			out_control(in, OUT_CONNECT, 0);
 		}
 	}
 }
 
-/* Hand a message to Paho; return 0 and set *ret_token (when not NULL) to its
- * token, or -EAGAIN when Paho refuses it. */
+/* Hand a message to Paho (out_main only); return 0 and set *ret_token
+ * (when not NULL) to its token, or -EAGAIN when Paho refuses it. */
 static int
 send_message(struct ingest *in, const char *topic, const void *payload, size_t len, int qos,
 	     int retained, MQTTAsync_token *ret_token)
@@ -426,54 +474,48 @@ send_message(struct ingest *in, const char *topic, const void *payload, size_t l
 	return 0;
 }
 
-int
-ingest_publish(struct ingest *in, const char *topic, const void *payload,
-	       size_t len, int qos, int retained)
+/* Appends `c` to the outbound queue and wakes out_main. */
+static void
+out_push(struct ingest *in, struct out_cmd *c)
 {
-	return send_message(in, topic, payload, len, qos, retained, NULL);
-}
-
-void
-ingest_pause(struct ingest *in)
-{
-	MQTTAsync_disconnectOptions dopt = MQTTAsync_disconnectOptions_initializer5;
-
-	if (in->paused)
-		return;
-	in->paused = 1;
-	atomic_store(&in->connected, 0);
-	atomic_store(&in->connect_failed, 0);
-	in->retry_at_ms = 0;
-	/* Also stops automatic reconnects when the link is already down. */
-	dopt.timeout = 1000;
-	MQTTAsync_disconnect(in->client, &dopt);
-}
-
-void
-ingest_resume(struct ingest *in)
-{
-	int rc;
-
-	if (!in->paused)
-		return;
-	in->paused = 0;
-	in->backoff_ms = 1000;
-	rc = MQTTAsync_connect(in->client, &in->conn);
-	if (rc != MQTTASYNC_SUCCESS) {
-		log_warn("MQTT connect: %s", MQTTAsync_strerror(rc));
-		atomic_store(&in->connect_failed, 1);
+	c->next = NULL;
+	pthread_mutex_lock(&in->out_lock);
+	if (in->out_tail)
+		in->out_tail->next = c;
+	else
+		in->out_head = c;
+	in->out_tail = c;
+	if (c->kind == OUT_PUBLISH) {
+		in->out_count++;
+		in->out_bytes += c->len;
 	}
+	pthread_cond_broadcast(&in->out_cond);
+	pthread_mutex_unlock(&in->out_lock);
 }
 
-void
-ingest_stop(struct ingest *in, int timeout_ms)
+/* Queues a command without payload. Control commands are never refused:
+ * they wait for memory rather than be lost (they are rare and small). */
+static void
+out_control(struct ingest *in, enum out_kind kind, int timeout_ms)
+{
+	struct out_cmd *c;
+
+	while (!(c = calloc(1, sizeof(*c))))
+		usleep(10000);
+	c->kind = kind;
+	c->timeout_ms = timeout_ms;
+	out_push(in, c);
+}
+
+/* What out_main does on our offline state and disconnect (ingest_stop). */
+static void
+do_stop(struct ingest *in, int timeout_ms)
 {
 	MQTTAsync_disconnectOptions dopt = MQTTAsync_disconnectOptions_initializer5;
 
-	if (!in)
+	if (!MQTTAsync_isConnected(in->client))
 		return;
-	atomic_store(&in->stopping, 1);
-	if (MQTTAsync_isConnected(in->client)) {
+	{
 		MQTTAsync_token tok;
 
 		/* Wait for the broker's PUBACK before disconnecting: Paho lets a
@@ -487,10 +529,145 @@ ingest_stop(struct ingest *in, int timeout_ms)
 			 != MQTTASYNC_SUCCESS)
 			log_warn("the broker did not acknowledge our offline state within %d ms",
 				 timeout_ms);
-		dopt.timeout = timeout_ms;
+	}
+	dopt.timeout = timeout_ms;
+	MQTTAsync_disconnect(in->client, &dopt);
+	for (int i = 0; i < timeout_ms / 10 && MQTTAsync_isConnected(in->client); i++)
+		usleep(10000);
+}
+
+/* Executes one command from the queue (out_main, no lock held). */
+static void
+out_run(struct ingest *in, const struct out_cmd *c)
+{
+	MQTTAsync_disconnectOptions dopt = MQTTAsync_disconnectOptions_initializer5;
+
+	switch (c->kind) {
+	case OUT_PUBLISH:
+		if (send_message(in, c->topic, c->data, c->len, c->qos, c->retained, NULL) < 0)
+			log_limited(&in->drop_rl, LOG_LEVEL_ERR,
+				    "Paho refused an outbound message on %s", c->topic);
+		break;
+	case OUT_PAUSE:
+		/* Also stops automatic reconnects when the link is already down. */
+		dopt.timeout = 1000;
 		MQTTAsync_disconnect(in->client, &dopt);
-		for (int i = 0; i < timeout_ms / 10 && MQTTAsync_isConnected(in->client); i++)
-			usleep(10000);
+		break;
+	case OUT_RESUME:
+	case OUT_CONNECT:
+		if (c->kind == OUT_CONNECT && atomic_load(&in->stopping))
+			break;
+		if (MQTTAsync_connect(in->client, &in->conn) != MQTTASYNC_SUCCESS)
+			atomic_store(&in->connect_failed, 1);
+		break;
+	case OUT_STOP:
+		do_stop(in, c->timeout_ms);
+		pthread_mutex_lock(&in->out_lock);
+		in->stop_done = 1;
+		pthread_cond_broadcast(&in->out_cond);
+		pthread_mutex_unlock(&in->out_lock);
+		break;
+	}
+}
+
+/* The thread that makes every call into Paho for the main loop. It runs
+ * the queue in order and, asked to quit, finishes it first (what is
+ * queued then goes to Paho's persistence, for the next start). */
+static void *
+out_main(void *arg)
+{
+	struct ingest *in = arg;
+
+	pthread_mutex_lock(&in->out_lock);
+	for (;;) {
+		struct out_cmd *c = in->out_head;
+
+		if (!c) {
+			if (in->out_quit)
+				break;
+			pthread_cond_wait(&in->out_cond, &in->out_lock);
+			continue;
+		}
+		in->out_head = c->next;
+		if (!in->out_head)
+			in->out_tail = NULL;
+		if (c->kind == OUT_PUBLISH) {
+			in->out_count--;
+			in->out_bytes -= c->len;
+		}
+		pthread_mutex_unlock(&in->out_lock);
+		out_run(in, c);
+		free(c);
+		pthread_mutex_lock(&in->out_lock);
+	}
+	pthread_mutex_unlock(&in->out_lock);
+	return NULL;
+}
+
+int
+ingest_publish(struct ingest *in, const char *topic, const void *payload,
+	       size_t len, int qos, int retained)
+{
+	size_t tlen = strlen(topic);
+	struct out_cmd *c;
+	int full;
+
+	pthread_mutex_lock(&in->out_lock);
+	full = in->out_count >= OUT_MAX_MESSAGES || in->out_bytes + len > OUT_MAX_BYTES;
+	pthread_mutex_unlock(&in->out_lock);
+	if (full) {
+		atomic_fetch_add(&in->publish_dropped, 1);
+		return -ENOBUFS;
+	}
+	c = malloc(sizeof(*c) + len + tlen + 1);
+	if (!c) {
+		atomic_fetch_add(&in->publish_dropped, 1);
+		return -ENOMEM;
+	}
+	*c = (struct out_cmd){ .kind = OUT_PUBLISH, .qos = qos, .retained = retained, .len = len };
+	memcpy(c->data, payload, len);
+	c->topic = c->data + len;
+	memcpy(c->topic, topic, tlen + 1);
+	out_push(in, c);
+	return 0;
+}
+
+void
+ingest_pause(struct ingest *in)
+{
+	if (in->paused)
+		return;
+	in->paused = 1;
+	atomic_store(&in->connected, 0);
+	atomic_store(&in->connect_failed, 0);
+	in->retry_at_ms = 0;
+	out_control(in, OUT_PAUSE, 0);
+}
+
+void
+ingest_resume(struct ingest *in)
+{
+	if (!in->paused)
+		return;
+	in->paused = 0;
+	in->backoff_ms = 1000;
+	out_control(in, OUT_RESUME, 0);
+}
+
+void
+ingest_stop(struct ingest *in, int timeout_ms)
+{
+	if (!in)
+		return;
+	atomic_store(&in->stopping, 1);
+	if (in->out_started) {
+		/* Everything queued before goes to Paho first, in order. */
+		out_control(in, OUT_STOP, timeout_ms);
+		pthread_mutex_lock(&in->out_lock);
+		while (!in->stop_done)
+			pthread_cond_wait(&in->out_cond, &in->out_lock);
+		in->stop_done = 0;
+		pthread_mutex_unlock(&in->out_lock);
 	}
 	atomic_store(&in->connected, 0);
 }
@@ -500,10 +677,26 @@ ingest_destroy(struct ingest *in)
 {
 	if (!in)
 		return;
+	if (in->out_started) {
+		pthread_mutex_lock(&in->out_lock);
+		in->out_quit = 1;
+		pthread_cond_broadcast(&in->out_cond);
+		pthread_mutex_unlock(&in->out_lock);
+		pthread_join(in->out_thread, NULL);
+	}
+	while (in->out_head) {
+		struct out_cmd *c = in->out_head;
+
+		in->out_head = c->next;
+		free(c);
+	}
 	if (in->client)
 		MQTTAsync_destroy(&in->client);
+	mqtt_persist_destroy(in->persist);
 	MQTTProperties_free(&in->props);
 	pthread_mutex_destroy(&in->fail_lock);
+	pthread_mutex_destroy(&in->out_lock);
+	pthread_cond_destroy(&in->out_cond);
 	if (in->password)
 		explicit_bzero(in->password, strlen(in->password));
 	free(in->password);
@@ -521,10 +714,21 @@ ingest_want_wake(struct ingest *in)
 void
 ingest_get_stats(struct ingest *in, struct ingest_stats *ret)
 {
+	struct mqtt_persist_stats ps = { 0 };
+
+	if (in->persist)
+		mqtt_persist_get_stats(in->persist, &ps);
 	ret->received = atomic_load(&in->received);
 	ret->spool_waits = atomic_load(&in->spool_waits);
 	ret->published = atomic_load(&in->published);
 	ret->publish_failed = atomic_load(&in->publish_failed);
+	ret->publish_dropped = atomic_load(&in->publish_dropped);
 	ret->connected = atomic_load(&in->connected);
 	ret->spool_failing = atomic_load(&in->spool_failing);
+	pthread_mutex_lock(&in->out_lock);
+	ret->out_queued = in->out_count;
+	pthread_mutex_unlock(&in->out_lock);
+	ret->persist_write_failed = ps.write_failed;
+	ret->persist_set_aside = ps.set_aside;
+	ret->persist_read_failed = ps.read_failed;
 }
