@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,7 +233,9 @@ trigger(struct rules *r, struct rules_output *out, const struct alert *t, int64_
 	int err;
 
 	if (a) {
-		a->count++;
+		/* alerts.count is an integer column: it stops at its maximum. */
+		if (a->count < INT32_MAX)
+			a->count++;
 		a->updated_us = now;
 		if (t->severity > a->severity)
 			a->severity = t->severity;

@@ -249,9 +249,9 @@ format_events(struct store *s, const struct store_batch *b, size_t from, size_t 
 
 		if (b->events[i].type != t->type)
 			continue;
-		/* Every field is at most 2 * NORM_TEXT_MAX + 8 bytes, doubled
-		 * by escaping. */
-		if (buf_reserve(s, (size_t)t->ncols * 2 * (2 * NORM_TEXT_MAX + 8)) < 0)
+		/* A row's fields are strings in the event, in `row` or short
+		 * static words, doubled at most by escaping. */
+		if (buf_reserve(s, 2 * (sizeof(struct event) + sizeof(struct table_row)) + 256) < 0)
 			return -ENOMEM;
 		tables_row(&b->events[i], &row);
 		for (int c = 0; c < t->ncols; c++)
@@ -719,9 +719,7 @@ write_alert(struct store *s, const struct alert_transition *t, bool escaped)
 	normalize_format_time(a->updated_us, updated, sizeof(updated));
 	normalize_format_time(a->resolved_us, resolved, sizeof(resolved));
 	snprintf(count, sizeof(count), "%u", a->count);
-	if (a->temp_dc != TEMP_NONE)
-		snprintf(temp, sizeof(temp), "%d.%d", a->temp_dc / 10,
-			 (a->temp_dc < 0 ? -a->temp_dc : a->temp_dc) % 10);
+	normalize_format_temp(a->temp_dc, temp, sizeof(temp));
 	v[0] = a->alert_id;
 	v[1] = a->site;
 	v[2] = rules_kind_name(a->kind);

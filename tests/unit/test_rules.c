@@ -1055,6 +1055,34 @@ restored_alert_continues(void **state)
 	only(f, KIND_FEVER, "resolved");
 }
 
+/* An alert's count is stored in an integer column: it stops there. */
+static void
+count_stops_at_the_column_maximum(void **state)
+{
+	struct fx *f = *state;
+	struct alert a;
+	struct event ev;
+
+	memset(&a, 0, sizeof(a));
+	rules_alert_id("s1", "fever", "person:P-2", "s1/G01/Y", a.alert_id);
+	a.kind = KIND_FEVER;
+	a.severity = SEVERITY_WARNING;
+	a.state = ALERT_RAISED;
+	snprintf(a.site, sizeof(a.site), "s1");
+	snprintf(a.subject, sizeof(a.subject), "person:P-2");
+	snprintf(a.event_key, sizeof(a.event_key), "s1/G01/Y");
+	a.temp_dc = 375;
+	a.raised_us = a.updated_us = a.published_us = T0 - MIN;
+	a.count = INT32_MAX - 1;
+	assert_int_equal(rules_restore_alert(f->r, &a), 0);
+	for (int i = 0; i < 3; i++) {
+		ev = gate_ev(f, "s1", "G01", "C-2", "P-2", DIR_IN, 380, T0 + (i + 1) * 5 * MIN);
+		apply(f, &ev);
+		only(f, KIND_FEVER, "updated");
+		assert_int_equal(f->out.t[0].a.count, INT32_MAX);
+	}
+}
+
 static void
 restored_seen_times(void **state)
 {
@@ -1132,6 +1160,7 @@ main(void)
 		T(hotline_resolved_before_limit),
 		T(backlog_raise_and_recover),
 		T(restored_alert_continues),
+		T(count_stops_at_the_column_maximum),
 		T(restored_seen_times),
 		cmocka_unit_test(names),
 	};
