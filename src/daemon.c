@@ -839,6 +839,9 @@ render_metrics(struct daemon *d, const struct ingest_stats *is, const struct sto
 	fprintf(f, "# HELP cordon_spool_damaged_bytes_total Bytes in those spans.\n"
 		   "# TYPE cordon_spool_damaged_bytes_total counter\n"
 		   "cordon_spool_damaged_bytes_total %llu\n", (unsigned long long)sps.damaged_bytes);
+	fprintf(f, "# HELP cordon_spool_syncs_total fdatasyncs of spool data ([spool] sync).\n"
+		   "# TYPE cordon_spool_syncs_total counter\ncordon_spool_syncs_total %llu\n",
+		(unsigned long long)sps.syncs);
 	fprintf(f, "# HELP cordon_spool_torn_bytes Bytes of a torn spool tail cut at start.\n"
 		   "# TYPE cordon_spool_torn_bytes gauge\ncordon_spool_torn_bytes %llu\n",
 		(unsigned long long)sps.torn_bytes);
