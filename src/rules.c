@@ -719,7 +719,11 @@ tick_zones(struct rules *r, const struct registry_snapshot *reg, int64_t now,
 
 		key2(key, sizeof(key), z->site, z->zone);
 		last = seen(&r->zones, key);
-		if (last < r->start_us)
+		/* A zone never seen counts from the start; a known disinfection
+		 * (restored from PostgreSQL, or a message with an older device
+		 * time) counts from when it was: a restart does not put the
+		 * interval back (G3). */
+		if (last == 0)
 			last = r->start_us;
 		interval = z->interval_s > 0 ? z->interval_s * 1000000 : r->cfg.disinfection_interval_us;
 		snprintf(subject, sizeof(subject), "zone:%s", z->zone);

@@ -922,6 +922,37 @@ disinfection_overdue_daytime(void **state)
 	only(f, KIND_DISINFECTION_OVERDUE, "raised");
 }
 
+/* G3: a disinfection known from before the start (restored from
+ * PostgreSQL) keeps counting; the interval does not begin again at the
+ * start. A message with an older device time counts from that time. */
+static void
+disinfection_known_before_start(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	add_site(f->reg, "s1", "Asia/Shanghai");
+	add_zone(f->reg, "s1", "Z01", 2 * 3600);
+	add_zone(f->reg, "s1", "Z02", 2 * 3600);
+	/* Z01 disinfected at 07:00 local, engine started at 08:00: due at 09:00 */
+	assert_int_equal(rules_restore_seen(f->r, "zone", "s1", "Z01", "", T0 - HOUR), 0);
+	tick(f, T0 + HOUR);
+	none(f);
+	tick(f, T0 + HOUR + S);
+	only(f, KIND_DISINFECTION_OVERDUE, "raised");
+	assert_string_equal(f->out.t[0].a.zone, "Z01");
+	/* Z02: a message at 09:30 says it was done at 08:15: due at 10:15 */
+	ev = ev_base(f, EVENT_DISINFECTION, "s1", T0 + 15 * MIN);
+	snprintf(ev.zone, sizeof(ev.zone), "Z02");
+	apply(f, &ev);
+	none(f);
+	tick(f, T0 + 2 * HOUR + 15 * MIN);
+	none(f);
+	tick(f, T0 + 2 * HOUR + 15 * MIN + S);
+	only(f, KIND_DISINFECTION_OVERDUE, "raised");
+	assert_string_equal(f->out.t[0].a.zone, "Z02");
+}
+
 static void
 disinfection_site_zone_and_default_interval(void **state)
 {
@@ -1155,6 +1186,7 @@ main(void)
 		T(isolation_symptoms),
 		cmocka_unit_test(daytime_elapsed),
 		T(disinfection_overdue_daytime),
+		T(disinfection_known_before_start),
 		T(disinfection_site_zone_and_default_interval),
 		T(hotline_limits),
 		T(hotline_resolved_before_limit),
