@@ -13,10 +13,13 @@
  * "<call_id>/<id>" with '%' and '/' of the call id escaped as %25 and %2F
  * (3 bytes each), so that no two (call, step) pairs share a key. */
 #define NORM_RECORD_MAX (3 * NORM_ID_MAX + 1 + NORM_ID_MAX)
-/* An event key "<site>/<gate, zone, household or topic>/<record>" and its
- * NUL: room for the longest key that ids within their limits can make, so
- * no key is ever cut (norm_finish_event() rejects rather than cut one). */
-#define NORM_KEY_MAX (NORM_ID_MAX + 1 + NORM_ID_MAX + 1 + NORM_RECORD_MAX + 1)
+/* An event key "<site>/<gate, zone or household>/<record id>" (at most
+ * 64 + 1 + 64 + 1 + 64 bytes) or "<site>/hotline/<call_id>/<id>" (the
+ * longest: 64 + 9 + NORM_RECORD_MAX = 330), and its NUL: room for every
+ * key that ids within their limits can make, so no key is ever cut
+ * (norm_finish_event() rejects rather than cut one; normalize.c asserts
+ * the sizes at build time). */
+#define NORM_KEY_MAX (NORM_ID_MAX + sizeof("/hotline/") - 1 + NORM_RECORD_MAX + 1)
 #define NORM_MAX_EVENTS 256	/* events from one message (arrays) */
 #define TEMP_NONE INT16_MIN	/* no temperature reading */
 /* The temp_c columns are numeric(4,1): a reading that rounds beyond

@@ -759,6 +759,10 @@ norm_person_field(const struct norm_msg *msg, struct event *ev, const json_t *v)
 	return 0;
 }
 
+_Static_assert(3 * NORM_ID_MAX + 2 < NORM_KEY_MAX, "a gate, zone or household key fits");
+_Static_assert(sizeof("h:") - 1 + 32 + sizeof(":255") - 1 < NORM_KEY_MAX, "a hash key fits");
+_Static_assert(NORM_MAX_EVENTS <= 256, "the index of a hash key has at most 3 digits");
+
 /* Copies src into dst (room for dstlen bytes) with '%' and '/' written
  * as %25 and %2F; returns the length, or -ENAMETOOLONG when it would not
  * fit (dst is then unusable). */
@@ -826,7 +830,7 @@ norm_finish_event(const struct norm_msg *msg, struct event *ev, const char *reco
 	if (n < 0 || (size_t)n >= sizeof(ev->key)) {
 		ev->key[0] = '\0';
 		return norm_reject(ret, "key_too_long", "the event key would be %d bytes, at most %d",
-				   n, NORM_KEY_MAX - 1) - 1;
+				   n, (int)NORM_KEY_MAX - 1) - 1;
 	}
 	return 0;
 }

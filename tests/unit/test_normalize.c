@@ -335,7 +335,7 @@ rep(const char *x, int n, char *buf, size_t len)
 static void
 longest_ids_make_whole_keys(void **state)
 {
-	char site[65], gate[65], call[65], topic[256], payload[1024], want[NORM_KEY_MAX];
+	char site[65], gate[65], call[65], topic[256], payload[1024], want[1024];
 	char ids[3][65], keys[3][NORM_KEY_MAX], idbuf[200], x61[62];
 	struct norm_result res;
 
