@@ -8,10 +8,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define NORM_ID_MAX 64		/* site, gate, card, person, record ids */
-#define NORM_KEY_MAX 200	/* event key */
+#define NORM_ID_MAX 64		/* site, gate, card, person, record ids (bytes) */
+/* The record part of an event key: a record id, or for a hotline step
+ * "<call_id>/<id>" with '%' and '/' of the call id escaped as %25 and %2F
+ * (3 bytes each), so that no two (call, step) pairs share a key. */
+#define NORM_RECORD_MAX (3 * NORM_ID_MAX + 1 + NORM_ID_MAX)
+/* An event key "<site>/<gate, zone or household>/<record id>" (at most
+ * 64 + 1 + 64 + 1 + 64 bytes) or "<site>/hotline/<call_id>/<id>" (the
+ * longest: 64 + 9 + NORM_RECORD_MAX = 330), and its NUL: room for every
+ * key that ids within their limits can make, so no key is ever cut
+ * (norm_finish_event() rejects rather than cut one; normalize.c asserts
+ * the sizes at build time). */
+#define NORM_KEY_MAX (NORM_ID_MAX + sizeof("/hotline/") - 1 + NORM_RECORD_MAX + 1)
 #define NORM_MAX_EVENTS 256	/* events from one message (arrays) */
 #define TEMP_NONE INT16_MIN	/* no temperature reading */
+/* The temp_c columns are numeric(4,1): a reading that rounds beyond
+ * +-999.9 degrees C cannot be stored and is rejected (temperature_out_of_range). */
+#define TEMP_DC_MAX 9999
 
 enum event_type {
 	EVENT_GATE = 1,		/* gate_events */
@@ -178,6 +191,11 @@ int normalize_format_from_name(const char *name);
 void normalize_format_time(int64_t us, char *buf, size_t len);
 
 const char *normalize_flag_name(unsigned flag);
+
+/* Writes a temperature in tenths of a degree as the temp_c columns and the
+ * alert text show it: "36.6", "-0.5" (TEMP_NONE: ""). The one place that
+ * says how a temperature is written. */
+void normalize_format_temp(int16_t temp_dc, char *buf, size_t len);
 
 /* Runs of 7 or more digits (phone and ID numbers) keep their first 3
  * and last 4 digits: 180****1999. In place, over s[0..len). */

@@ -17,7 +17,7 @@
 
 struct reg_site {
 	char site[REG_ID];
-	struct tz *tz;		/* never NULL */
+	struct tz *tz;		/* NULL: none of its own, the default ([site] timezone) */
 };
 
 struct reg_gate {
@@ -30,7 +30,7 @@ struct reg_gate {
 
 struct reg_zone {
 	char site[REG_ID], zone[REG_ID];
-	int64_t interval_s;
+	int64_t interval_s;	/* 0: none of its own, [rules] disinfection_interval */
 };
 
 struct reg_household {
@@ -49,7 +49,7 @@ struct reg_isolation {
 	char site[REG_ID], household[REG_ID];
 	char person[REG_ID];	/* "" = the whole household */
 	int64_t starts_s, ends_s;
-	int64_t check_interval_s;
+	int64_t check_interval_s;	/* 0: none of its own, [rules] check_interval */
 };
 
 /* Rule state read from PostgreSQL once at start (SPEC G3): open alerts
@@ -93,7 +93,7 @@ struct registry_snapshot {
 	size_t ncards;
 	struct reg_isolation *isolations;	/* active orders, by site and household */
 	size_t nisolations;
-	struct tz *default_tz;
+	struct tz *default_tz;	/* of sites without their own: [site] timezone */
 };
 
 struct registry;
@@ -106,8 +106,18 @@ void registry_destroy(struct registry *r);
 /* The newest snapshot not taken yet, or NULL; the caller frees it. */
 struct registry_snapshot *registry_take(struct registry *r);
 void registry_snapshot_free(struct registry_snapshot *snap);
-/* An empty snapshot (nothing registered), for the start. */
+/* An empty snapshot (nothing registered), for the start; NULL when out of
+ * memory or `default_tz` is not a zone. */
 struct registry_snapshot *registry_snapshot_empty(const char *default_tz);
+/* The zone of sites without one of their own, for the snapshots loaded
+ * from now on (SIGHUP). Returns 0, or -ENOMEM (nothing changed). */
+int registry_set_default_tz(struct registry *r, const char *default_tz)
+	__attribute__((warn_unused_result));
+/* The same for a snapshot already loaded (the one the main loop uses).
+ * Returns 0, or -ENOENT / -EINVAL for an unknown zone, -ENOMEM; on error
+ * the snapshot keeps its zone. */
+int registry_snapshot_set_default_tz(struct registry_snapshot *s, const char *default_tz)
+	__attribute__((warn_unused_result));
 
 /* Lookups; NULL when not registered. */
 const struct reg_site *registry_site(const struct registry_snapshot *s, const char *site);
@@ -119,7 +129,7 @@ const struct reg_household *registry_household(const struct registry_snapshot *s
 					       const char *site, const char *household);
 const struct reg_card *registry_card(const struct registry_snapshot *s, const char *site,
 				     const char *card);
-/* The zone of a site: its own, else the default. */
+/* The zone of a site: its own, else the default (never NULL). */
 const struct tz *registry_site_tz(const struct registry_snapshot *s, const char *site);
 /* Active isolation orders of a household: *ret_n entries from the
  * returned pointer (NULL, 0 when none). */

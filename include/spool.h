@@ -53,6 +53,7 @@ struct spool_stats {
 	uint64_t torn_bytes;	/* cut from a torn tail at open */
 	uint64_t damaged_spans;	/* damaged spans readers skipped (each once) */
 	uint64_t damaged_bytes;	/* their bytes */
+	uint64_t syncs;		/* fdatasyncs of segment data (sync = interval or always) */
 };
 
 /* What became of the spool directory while we run (spool_check_dir()). */

@@ -21,11 +21,16 @@ struct table_desc {
 	int direct;
 };
 
+/* A text[] literal of a comma-separated list of at most NORM_TEXT_MAX
+ * bytes: braces, and per byte at most 3 ('","' for a comma, '\\"' for a
+ * quote) plus the outer quotes. Sized so that no list is ever cut. */
+#define TABLE_LIST_MAX (3 * NORM_TEXT_MAX + 5)
+
 /* One row's text values (NULL for SQL NULL) and their storage. */
 struct table_row {
 	const char *v[TABLE_MAX_COLS];
 	char ts[40], rx[40], temp[16], flags[64];
-	char list[2 * NORM_TEXT_MAX + 8];	/* a text[] literal */
+	char list[TABLE_LIST_MAX];	/* a text[] literal */
 };
 
 /* The descriptor of `type`, or NULL. */

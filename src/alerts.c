@@ -22,14 +22,6 @@ alerts_state_topic(const char *root, const struct alert *a, char *buf, size_t le
 	snprintf(buf, len, "%s/%s/alerts/%s", root, a->site, a->alert_id);
 }
 
-static void
-temp_str(int16_t dc, char *buf, size_t len)
-{
-	int t = dc < 0 ? -dc : dc;
-
-	snprintf(buf, len, "%s%d.%d", dc < 0 ? "-" : "", t / 10, t % 10);
-}
-
 /* " (household H, card C)" from what the alert has. */
 static void
 ids(const struct alert *a, char *buf, size_t len)
@@ -61,7 +53,7 @@ alerts_text(const struct alert *a, char *buf, size_t len)
 
 	ids(a, who, sizeof(who));
 	if (a->temp_dc != TEMP_NONE)
-		temp_str(a->temp_dc, t, sizeof(t));
+		normalize_format_temp(a->temp_dc, t, sizeof(t));
 	switch (a->kind) {
 	case KIND_FEVER:
 		if (a->gate[0])

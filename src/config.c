@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "config_keys.h"
+#include "tz.h"
 
 #define OFF(f) offsetof(struct config, f)
 
@@ -64,8 +65,8 @@ const struct config_key config_keys[] = {
 	  60000, 1,
 	  "with sync = interval: the most acknowledged messages a power loss can take" },
 
-	{ "site", "timezone", KEY_STRING, OFF(site_timezone), "Asia/Shanghai", 0, 0, 1,
-	  "time zone of naive local device times" },
+	{ "site", "timezone", KEY_TIMEZONE, OFF(site_timezone), "Asia/Shanghai", 0, 0, 1,
+	  "time zone of naive local device times at sites without a zone of their own" },
 	{ "site", "max_clock_skew", KEY_DURATION, OFF(max_clock_skew), "10m", 0,
 	  86400000, 1,
 	  "device clock error beyond which the receive time is used for rules" },
@@ -82,7 +83,7 @@ const struct config_key config_keys[] = {
 	  "a normal re-check of a fever's subject within this time resolves it" },
 	{ "rules", "check_interval", KEY_DURATION, OFF(check_interval), "12h", 60000,
 	  604800000, 1,
-	  "isolation health checks are due this often (orders may set their own)" },
+	  "isolation health checks are due this often (orders made without --check-interval)" },
 	{ "rules", "check_grace", KEY_DURATION, OFF(check_grace), "1h", 0, 86400000, 1,
 	  "how late a check may be before isolation_overdue" },
 	{ "rules", "silence_timeout", KEY_DURATION, OFF(silence_timeout), "5m", 1000,
@@ -94,7 +95,7 @@ const struct config_key config_keys[] = {
 	  "the window of exit_quota" },
 	{ "rules", "disinfection_interval", KEY_DURATION, OFF(disinfection_interval), "4h",
 	  60000, 604800000, 1,
-	  "zones without their own interval must be disinfected this often (06:00-22:00 local)" },
+	  "zones made without --interval must be disinfected this often (06:00-22:00 local)" },
 	{ "rules", "hotline_medical_limit", KEY_DURATION, OFF(hotline_medical_limit), "30m",
 	  1000, 604800000, 1,
 	  "an urgent medical call open longer raises hotline_unresolved" },
@@ -208,6 +209,15 @@ set_value(struct config *cfg, const struct config_key *k, const char *value)
 		if (!normalize_valid_id(value, strlen(value)))
 			return "must be 1-64 characters of A-Z a-z 0-9 _ -";
 		/* fall through */
+	case KEY_TIMEZONE:
+		if (k->type == KEY_TIMEZONE) {
+			struct tz *tz;
+
+			if (tz_load(value, &tz) < 0)
+				return "not a time zone under /usr/share/zoneinfo (e.g. Asia/Shanghai)";
+			tz_free(tz);
+		}
+		/* fall through */
 	case KEY_STRING: {
 		char *copy = strdup(value);
 
@@ -284,7 +294,7 @@ config_finish(struct config *cfg)
 	if (!cfg)
 		return;
 	for (const struct config_key *k = config_keys; k->section; k++) {
-		if (k->type == KEY_STRING || k->type == KEY_TOPIC) {
+		if (k->type == KEY_STRING || k->type == KEY_TOPIC || k->type == KEY_TIMEZONE) {
 			char **p = (char **)((char *)cfg + k->offset);
 
 			free(*p);
@@ -436,6 +446,7 @@ config_format_value(const struct config *cfg, const struct config_key *k,
 	switch (k->type) {
 	case KEY_STRING:
 	case KEY_TOPIC:
+	case KEY_TIMEZONE:
 		snprintf(buf, len, "%s", *(char *const *)field);
 		break;
 	case KEY_DURATION:

@@ -242,6 +242,21 @@ restore_rule_state(struct daemon *d, const struct registry_seed *seed)
 		   seed->nseen);
 }
 
+/* [site] timezone into snapshot `s`, for the sites without a zone of their
+ * own (one loaded before a SIGHUP may still carry the old one). */
+static void
+apply_timezone(struct daemon *d, struct registry_snapshot *s)
+{
+	int err;
+
+	if (strcmp(tz_name(s->default_tz), d->cfg->site_timezone) == 0)
+		return;
+	err = registry_snapshot_set_default_tz(s, d->cfg->site_timezone);
+	if (err < 0)
+		log_err("cannot load [site] timezone %s (%s); sites without a zone of their own"
+			" keep %s", d->cfg->site_timezone, strerror(-err), tz_name(s->default_tz));
+}
+
 static void
 take_register(struct daemon *d)
 {
@@ -249,6 +264,7 @@ take_register(struct daemon *d)
 
 	if (!s)
 		return;
+	apply_timezone(d, s);
 	if (s->seed) {
 		restore_rule_state(d, s->seed);
 		d->rules_ready = 1;
@@ -823,6 +839,9 @@ render_metrics(struct daemon *d, const struct ingest_stats *is, const struct sto
 	fprintf(f, "# HELP cordon_spool_damaged_bytes_total Bytes in those spans.\n"
 		   "# TYPE cordon_spool_damaged_bytes_total counter\n"
 		   "cordon_spool_damaged_bytes_total %llu\n", (unsigned long long)sps.damaged_bytes);
+	fprintf(f, "# HELP cordon_spool_syncs_total fdatasyncs of spool data ([spool] sync).\n"
+		   "# TYPE cordon_spool_syncs_total counter\ncordon_spool_syncs_total %llu\n",
+		(unsigned long long)sps.syncs);
 	fprintf(f, "# HELP cordon_spool_torn_bytes Bytes of a torn spool tail cut at start.\n"
 		   "# TYPE cordon_spool_torn_bytes gauge\ncordon_spool_torn_bytes %llu\n",
 		(unsigned long long)sps.torn_bytes);
@@ -1109,6 +1128,13 @@ reload(struct daemon *d)
 		config_finish(d->cfg);
 		*d->cfg = next;
 		apply_config(d);
+		if (strcmp(tz_name(d->reg->default_tz), d->cfg->site_timezone) != 0) {
+			if (registry_set_default_tz(d->registry, d->cfg->site_timezone) < 0)
+				log_err("reload: out of memory; register reloads keep the old [site] timezone");
+			apply_timezone(d, d->reg);
+			log_notice("sites without a time zone of their own now use %s",
+				   tz_name(d->reg->default_tz));
+		}
 		spool_set_limits(d->spool, d->cfg->spool_max_bytes, d->cfg->spool_sync);
 		sync_configure(d);
 		{

@@ -53,8 +53,10 @@ norm_canonical_gate(const struct norm_msg *msg, json_t *root,
 	if (!v)
 		return norm_reject(ret, "missing_temperature", "no temp_c");
 	if (!json_is_null(v)) {
-		if (!json_is_number(v) || norm_set_temp(ev, json_number_value(v)) < 0)
-			return norm_reject(ret, "bad_temperature", "temp_c is not a body temperature");
+		if (!json_is_number(v))
+			return norm_reject(ret, "bad_temperature", "temp_c is not a number");
+		if (norm_set_temp(ev, json_number_value(v)) < 0)
+			return norm_reject_temp(ret, json_number_value(v), "temp_c");
 	}
 
 	v = json_object_get(root, "direction");
@@ -80,7 +82,8 @@ norm_canonical_gate(const struct norm_msg *msg, json_t *root,
 	if (json_is_true(v))
 		ev->flags |= FLAG_DEVICE_ABNORMAL;
 
-	norm_finish_event(msg, ev, id, 0);
+	if (norm_finish_event(msg, ev, id, 0, ret) < 0)
+		return 0;
 	ret->nevents = 1;
 	return 0;
 }

@@ -113,8 +113,7 @@ norm_dahua_gate(const struct norm_msg *msg, json_t *root, struct event *events,
 	if (temperature_unit(json_object_get(temp, "TemperatureUnit"), &unit) < 0)
 		return norm_reject(ret, "bad_temperature", "TemperatureUnit is not -1, 0, 1 or 2");
 	if (norm_set_temp_unit(ev, t, unit) < 0)
-		return norm_reject(ret, "bad_temperature",
-				   "CurrentTemperature is not a body temperature");
+		return norm_reject_temp(ret, t, "CurrentTemperature");
 	if (is_set(json_object_get(temp, "IsOverTemperature")))
 		ev->flags |= FLAG_DEVICE_ABNORMAL;
 
@@ -135,7 +134,8 @@ norm_dahua_gate(const struct norm_msg *msg, json_t *root, struct event *events,
 	else if (s && strcmp(s, "Exit") == 0)
 		ev->direction = DIR_OUT;
 
-	norm_finish_event(msg, ev, id, 0);
+	if (norm_finish_event(msg, ev, id, 0, ret) < 0)
+		return 0;
 	ret->nevents = 1;
 	return 0;
 }

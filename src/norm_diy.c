@@ -86,11 +86,11 @@ diy_event(const struct norm_msg *msg, json_t *e, size_t i, struct event *ev,
 		return norm_reject(ret, "bad_temperature",
 				   "reading %zu is neither a number nor an object", i) - 1;
 	}
-	if (norm_json_number(temp, &t) < 0 || norm_set_temp_unit(ev, t, unit) < 0)
-		return norm_reject(ret, "bad_temperature", "reading %zu is not a body temperature",
-				   i) - 1;
-	norm_finish_event(msg, ev, id, i);
-	return 0;
+	if (norm_json_number(temp, &t) < 0)
+		return norm_reject(ret, "bad_temperature", "reading %zu is not a number", i) - 1;
+	if (norm_set_temp_unit(ev, t, unit) < 0)
+		return norm_reject_temp(ret, t, "reading %zu", i) - 1;
+	return norm_finish_event(msg, ev, id, i, ret);
 }
 
 int

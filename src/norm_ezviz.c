@@ -57,10 +57,11 @@ ezviz_event(const struct norm_msg *msg, json_t *e, size_t i, struct event *ev,
 		return norm_reject(ret, "missing_temperature",
 				   "content[%zu] has no temperature.currTemperature", i) - 1;
 	if (norm_json_number(v, &t) < 0 ||
-	    norm_thermometry_unit(json_object_get(temp, "thermometryUnit"), &unit) < 0 ||
-	    norm_set_temp_unit(ev, t, unit) < 0)
+	    norm_thermometry_unit(json_object_get(temp, "thermometryUnit"), &unit) < 0)
 		return norm_reject(ret, "bad_temperature",
-				   "content[%zu].temperature is not a body temperature", i) - 1;
+				   "content[%zu].temperature is not a number in a known unit", i) - 1;
+	if (norm_set_temp_unit(ev, t, unit) < 0)
+		return norm_reject_temp(ret, t, "content[%zu].temperature.currTemperature", i) - 1;
 	v = json_object_get(temp, "isAbnomalTemperature");
 	if (!v)
 		v = json_object_get(temp, "isAbnormalTemperature");
@@ -88,8 +89,7 @@ ezviz_event(const struct norm_msg *msg, json_t *e, size_t i, struct event *ev,
 	else if (s && strcasecmp(s, "no") == 0)
 		ev->mask = 0;
 
-	norm_finish_event(msg, ev, id, i);
-	return 0;
+	return norm_finish_event(msg, ev, id, i, ret);
 }
 
 int

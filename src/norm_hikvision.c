@@ -103,7 +103,7 @@ norm_hikvision_gate(const struct norm_msg *msg, json_t *root, struct event *even
 		return norm_reject(ret, "bad_temperature",
 				   "thermometryUnit is not celsius, fahrenheit, kelvin or 0-2");
 	if (norm_set_temp_unit(ev, t, unit) < 0)
-		return norm_reject(ret, "bad_temperature", "currTemperature is not a body temperature");
+		return norm_reject_temp(ret, t, "currTemperature");
 
 	v = json_object_get(rec, "cardNo");
 	if (v && !json_is_null(v) && norm_copy_id(ev->card, v) < 0)
@@ -123,7 +123,8 @@ norm_hikvision_gate(const struct norm_msg *msg, json_t *root, struct event *even
 	    is_set(json_object_get(rec, "isAbnormalTemperature")))
 		ev->flags |= FLAG_DEVICE_ABNORMAL;
 
-	norm_finish_event(msg, ev, id, 0);
+	if (norm_finish_event(msg, ev, id, 0, ret) < 0)
+		return 0;
 	ret->nevents = 1;
 	return 0;
 }

@@ -125,7 +125,8 @@ norm_status(const struct norm_msg *msg, json_t *root, struct event *events, size
 		if (record_id(root, id, ret) < 0 || event_time(msg, root, ev, 1, ret) < 0)
 			return 0;
 	}
-	norm_finish_event(msg, ev, id, 0);
+	if (norm_finish_event(msg, ev, id, 0, ret) < 0)
+		return 0;
 	ret->nevents = 1;
 	return 0;
 }
@@ -148,7 +149,8 @@ norm_disinfection(const struct norm_msg *msg, json_t *root, struct event *events
 	v = json_object_get(root, "agent");
 	if (v && !json_is_null(v) && norm_copy_text(ev->text, v) < 0)
 		return norm_reject(ret, "bad_field", "agent is not a string");
-	norm_finish_event(msg, ev, id, 0);
+	if (norm_finish_event(msg, ev, id, 0, ret) < 0)
+		return 0;
 	ret->nevents = 1;
 	return 0;
 }
@@ -159,7 +161,7 @@ norm_hotline(const struct norm_msg *msg, json_t *root, struct event *events, siz
 {
 	static const char *const actions[] = { "open", "update", "resolve" };
 	struct event *ev;
-	char id[NORM_ID_MAX + 1], rec[2 * NORM_ID_MAX + 16];
+	char id[NORM_ID_MAX + 1], rec[NORM_RECORD_MAX + 1];
 	const char *a;
 	json_t *v;
 
@@ -189,11 +191,11 @@ norm_hotline(const struct norm_msg *msg, json_t *root, struct event *events, siz
 	if (v && !json_is_null(v) && norm_copy_text(ev->text, v) < 0)
 		return norm_reject(ret, "bad_field", "note is not a string");
 	/* One call has many events: the record is the call and its step. */
-	if (id[0])
-		snprintf(rec, sizeof(rec), "%s/%s", ev->call_id, id);
-	else
-		rec[0] = '\0';
-	norm_finish_event(msg, ev, rec, 0);
+	rec[0] = '\0';
+	if (id[0] && norm_hotline_record(rec, sizeof(rec), ev->call_id, id) < 0)
+		return norm_reject(ret, "key_too_long", "call_id and id do not fit in a key");
+	if (norm_finish_event(msg, ev, rec, 0, ret) < 0)
+		return 0;
 	ret->nevents = 1;
 	return 0;
 }
@@ -215,8 +217,10 @@ norm_check(const struct norm_msg *msg, json_t *root, struct event *events, size_
 		return norm_reject(ret, "bad_field", "person is not a short string");
 	v = json_object_get(root, "temp_c");
 	if (v && !json_is_null(v)) {
-		if (norm_json_number(v, &t) < 0 || norm_set_temp(ev, t) < 0)
-			return norm_reject(ret, "bad_temperature", "temp_c is not a body temperature");
+		if (norm_json_number(v, &t) < 0)
+			return norm_reject(ret, "bad_temperature", "temp_c is not a number");
+		if (norm_set_temp(ev, t) < 0)
+			return norm_reject_temp(ret, t, "temp_c");
 	}
 	v = json_object_get(root, "symptoms");
 	if (v && !json_is_null(v)) {
@@ -238,7 +242,8 @@ norm_check(const struct norm_msg *msg, json_t *root, struct event *events, size_
 	}
 	if (ev->temp_dc == TEMP_NONE && !v)
 		return norm_reject(ret, "missing_temperature", "a check needs temp_c or symptoms");
-	norm_finish_event(msg, ev, id, 0);
+	if (norm_finish_event(msg, ev, id, 0, ret) < 0)
+		return 0;
 	ret->nevents = 1;
 	return 0;
 }
@@ -271,7 +276,8 @@ norm_ack(const struct norm_msg *msg, json_t *root, struct event *events, size_t 
 		return norm_reject(ret, "bad_field", "note is not a string");
 	if (event_time(msg, root, ev, 1, ret) < 0)
 		return 0;
-	norm_finish_event(msg, ev, NULL, 0);
+	if (norm_finish_event(msg, ev, NULL, 0, ret) < 0)
+		return 0;
 	ret->nevents = 1;
 	return 0;
 }

@@ -44,9 +44,11 @@ wecom_event(const struct norm_msg *msg, json_t *e, size_t i, struct event *ev,
 	if (!v || json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0))
 		return norm_reject(ret, "missing_temperature",
 				   "temperature_data[%zu] has no temperature", i) - 1;
-	if (norm_json_number(v, &t) < 0 || norm_set_temp_unit(ev, t, UNIT_CELSIUS) < 0)
+	if (norm_json_number(v, &t) < 0)
 		return norm_reject(ret, "bad_temperature",
-				   "temperature_data[%zu].temperature is not a body temperature", i) - 1;
+				   "temperature_data[%zu].temperature is not a number", i) - 1;
+	if (norm_set_temp_unit(ev, t, UNIT_CELSIUS) < 0)
+		return norm_reject_temp(ret, t, "temperature_data[%zu].temperature", i) - 1;
 
 	v = json_object_get(e, "status");
 	if ((json_is_integer(v) && json_integer_value(v) == 1) ||
@@ -65,8 +67,7 @@ wecom_event(const struct norm_msg *msg, json_t *e, size_t i, struct event *ev,
 		norm_set_person(msg, ev, person);
 	}
 
-	norm_finish_event(msg, ev, NULL, i);
-	return 0;
+	return norm_finish_event(msg, ev, NULL, i, ret);
 }
 
 int

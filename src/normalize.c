@@ -378,7 +378,9 @@ parse_iso(const char *s, int64_t *ret_us, int *ret_naive)
 		om = 0;
 		if (*p && digits(&p, 2, &om))
 			return -EINVAL;
-		if (oh > 18 || om > 59)
+		/* -18:00..+18:00, as ISO 8601 zone offsets go (real ones stay
+		 * within -12:00..+14:00). */
+		if (om > 59 || oh * 60 + om > 18 * 60)
 			return -EINVAL;
 		off = sign * (oh * 3600 + om * 60);
 		naive = 0;
@@ -482,26 +484,50 @@ norm_event_init(const struct norm_msg *msg, struct event *ev, enum event_type ty
 int
 norm_epoch(const json_t *v, int64_t *ret_us)
 {
+	int64_t whole = -1;	/* the value when it is a whole number */
 	double x;
 
 	if (json_is_string(v)) {
 		const char *s = json_string_value(v);
+		size_t len = strlen(s);
 		char *end;
 
-		if (!*s || strlen(s) > 20)
+		if (!*s || len > 20)
 			return -EINVAL;
+		errno = 0;
+		if (strspn(s, "0123456789") == len) {
+			whole = strtoll(s, &end, 10);
+			if (errno)
+				return -ERANGE;
+		}
 		x = strtod(s, &end);
 		if (*end)
 			return -EINVAL;
+	} else if (json_is_integer(v)) {
+		whole = json_integer_value(v);
+		if (whole < 0)
+			return -ERANGE;
+		x = (double)whole;
 	} else if (json_is_number(v)) {
 		x = json_number_value(v);
 	} else {
 		return -EINVAL;
 	}
-	/* Epoch seconds or milliseconds, told apart by magnitude. */
+	/* Epoch seconds below 1e11 (year 5138), milliseconds from 1e11 to
+	 * below 1e14: told apart by magnitude. Whole numbers are converted
+	 * exactly (a double has no microseconds left near 1e17 us). */
+	if (whole >= 0) {
+		if (whole < 100000000000LL)
+			*ret_us = whole * 1000000;
+		else if (whole < 100000000000000LL)
+			*ret_us = whole * 1000;
+		else
+			return -ERANGE;
+		return 0;
+	}
 	if (x >= 1e11 && x < 1e14)
 		x /= 1000.0;
-	if (!(x >= 0 && x < 253402300800.0))
+	if (!(x >= 0 && x < 1e11))
 		return -ERANGE;
 	*ret_us = (int64_t)(x * 1e6 + 0.5);
 	return 0;
@@ -603,17 +629,45 @@ norm_json_number(const json_t *v, double *ret)
 int
 norm_set_temp(struct event *ev, double celsius)
 {
-	double r;
+	double r = celsius * 10.0;
 
-	if (!(celsius > -100.0 && celsius < 1000.0))
-		return -ERANGE;
 	/* Half away from zero on the decimal value: 36.65 (36.6499... in
-	 * binary) is 36.7, as a person reading the display would round it. */
-	r = celsius * 10.0;
-	ev->temp_dc = (int16_t)(r < 0 ? r - 0.5 - 1e-6 : r + 0.5 + 1e-6);
+	 * binary) is 36.7, as a person reading the display would round it.
+	 * The bound is the column's, after rounding: 999.94 is 999.9, 999.96
+	 * would be 1000.0, which numeric(4,1) cannot hold. */
+	r = trunc(r < 0 ? r - 0.5 - 1e-6 : r + 0.5 + 1e-6);
+	if (!(r >= -TEMP_DC_MAX && r <= TEMP_DC_MAX))
+		return -ERANGE;
+	ev->temp_dc = (int16_t)r;
 	if (ev->temp_dc < 300 || ev->temp_dc > 450)
 		ev->flags |= FLAG_IMPLAUSIBLE;
 	return 0;
+}
+
+int
+norm_reject_temp(struct norm_result *ret, double value, const char *fmt, ...)
+{
+	char field[64];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(field, sizeof(field), fmt, ap);
+	va_end(ap);
+	return norm_reject(ret, "temperature_out_of_range",
+			   "%s %.6g is beyond what temp_c holds (-999.9 to 999.9 \u00b0C"
+			   " after conversion)", field, value);
+}
+
+void
+normalize_format_temp(int16_t temp_dc, char *buf, size_t len)
+{
+	int t = temp_dc < 0 ? -temp_dc : temp_dc;
+
+	if (temp_dc == TEMP_NONE) {
+		snprintf(buf, len, "%s", "");
+		return;
+	}
+	snprintf(buf, len, "%s%d.%d", temp_dc < 0 ? "-" : "", t / 10, t % 10);
 }
 
 int
@@ -705,11 +759,50 @@ norm_person_field(const struct norm_msg *msg, struct event *ev, const json_t *v)
 	return 0;
 }
 
-void
+_Static_assert(3 * NORM_ID_MAX + 2 < NORM_KEY_MAX, "a gate, zone or household key fits");
+_Static_assert(sizeof("h:") - 1 + 32 + sizeof(":255") - 1 < NORM_KEY_MAX, "a hash key fits");
+_Static_assert(NORM_MAX_EVENTS <= 256, "the index of a hash key has at most 3 digits");
+
+/* Copies src into dst (room for dstlen bytes) with '%' and '/' written
+ * as %25 and %2F; returns the length, or -ENAMETOOLONG when it would not
+ * fit (dst is then unusable). */
+static int
+escape_key_part(char *dst, size_t dstlen, const char *src)
+{
+	size_t n = 0;
+
+	for (const char *p = src; *p; p++) {
+		const char *out = *p == '%' ? "%25" : *p == '/' ? "%2F" : NULL;
+		size_t need = out ? 3 : 1;
+
+		if (n + need >= dstlen)
+			return -ENAMETOOLONG;
+		if (out)
+			memcpy(dst + n, out, 3);
+		else
+			dst[n] = *p;
+		n += need;
+	}
+	dst[n] = '\0';
+	return (int)n;
+}
+
+int
+norm_hotline_record(char *dst, size_t len, const char *call_id, const char *id)
+{
+	int n = escape_key_part(dst, len, call_id);
+
+	if (n < 0 || (size_t)snprintf(dst + n, len - (size_t)n, "/%s", id) >= len - (size_t)n)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+int
 norm_finish_event(const struct norm_msg *msg, struct event *ev, const char *record_id,
-		  size_t index)
+		  size_t index, struct norm_result *ret)
 {
 	int64_t skew = ev->device_us - msg->in->received_us;
+	int n;
 
 	snprintf(ev->site, sizeof(ev->site), "%s", msg->site_id);
 	ev->received_us = msg->in->received_us;
@@ -723,13 +816,21 @@ norm_finish_event(const struct norm_msg *msg, struct event *ev, const char *reco
 	if (record_id && *record_id) {
 		/* site/<gate, zone or household>/<record>, or site/<type>/<record>
 		 * for the topics without a device level. */
-		snprintf(ev->key, sizeof(ev->key), "%s/%s/%s", ev->site,
-			 msg->device_id[0] ? msg->device_id : normalize_type_name(ev->type),
-			 record_id);
+		n = snprintf(ev->key, sizeof(ev->key), "%s/%s/%s", ev->site,
+			     msg->device_id[0] ? msg->device_id : normalize_type_name(ev->type),
+			     record_id);
 	} else {
 		char hex[33];
 
 		normalize_message_hash(msg->in, hex);
-		snprintf(ev->key, sizeof(ev->key), "h:%s:%zu", hex, index);
+		n = snprintf(ev->key, sizeof(ev->key), "h:%s:%zu", hex, index);
 	}
+	/* NORM_KEY_MAX holds every key the id limits allow; a cut key could
+	 * equal another event's and drop it as a "redelivery". */
+	if (n < 0 || (size_t)n >= sizeof(ev->key)) {
+		ev->key[0] = '\0';
+		return norm_reject(ret, "key_too_long", "the event key would be %d bytes, at most %d",
+				   n, (int)NORM_KEY_MAX - 1) - 1;
+	}
+	return 0;
 }

@@ -99,9 +99,16 @@ int norm_copy_text(char *dst, const json_t *v);
 /* A number, or a string holding one ("36.6"). */
 int norm_json_number(const json_t *v, double *ret);
 /* Converts `value` in `unit` to degrees C, rounds to 0.1 and sets
- * FLAG_IMPLAUSIBLE outside 30.0-45.0; -ERANGE for absurd values. */
+ * FLAG_IMPLAUSIBLE outside 30.0-45.0. Returns 0, or -ERANGE when the
+ * rounded value is beyond +-999.9 (TEMP_DC_MAX tenths, what the numeric(4,1)
+ * temp_c columns hold); the caller rejects with norm_reject_temp(). */
 int norm_set_temp_unit(struct event *ev, double value, enum temp_unit unit);
 int norm_set_temp(struct event *ev, double celsius);
+/* Rejects as temperature_out_of_range a reading that norm_set_temp*()
+ * refused: the detail names the field (printf format) and the value as
+ * received. Returns 0, as norm_reject() does. */
+int norm_reject_temp(struct norm_result *ret, double value, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 /* Hikvision-style unit: "celsius|fahrenheit|kelvin" or 0/1/2 (also as a
  * string); absent: celsius; anything else -EINVAL. */
 int norm_thermometry_unit(const json_t *v, enum temp_unit *ret);
@@ -112,8 +119,16 @@ void norm_set_person(const struct norm_msg *msg, struct event *ev, const char *i
  * -EINVAL when it is not a short id. */
 int norm_person_field(const struct norm_msg *msg, struct event *ev, const json_t *v);
 /* Fills site, receive and rule times, skew flag and the event key (from
- * record_id, or from the message hash and `index`). */
-void norm_finish_event(const struct norm_msg *msg, struct event *ev,
-		       const char *record_id, size_t index);
+ * record_id, or from the message hash and `index`). Returns 0, or -1 after
+ * rejecting the message as key_too_long: a key is never cut (cannot happen
+ * while the ids keep to NORM_ID_MAX: NORM_KEY_MAX is sized for them). */
+int norm_finish_event(const struct norm_msg *msg, struct event *ev,
+		      const char *record_id, size_t index, struct norm_result *ret)
+	__attribute__((warn_unused_result));
+/* The record part of a hotline step's key, "<call_id>/<id>" with the call
+ * id's '%' and '/' escaped (%25, %2F): "a/b" + "c" and "a" + "b/c" differ.
+ * Returns 0, or -ENAMETOOLONG when it does not fit in len bytes. */
+int norm_hotline_record(char *dst, size_t len, const char *call_id, const char *id)
+	__attribute__((warn_unused_result));
 
 #endif

@@ -109,7 +109,7 @@ registry_site_tz(const struct registry_snapshot *s, const char *site)
 {
 	const struct reg_site *rs = registry_site(s, site);
 
-	return rs ? rs->tz : s->default_tz;
+	return rs && rs->tz ? rs->tz : s->default_tz;
 }
 
 const struct reg_isolation *
@@ -161,11 +161,38 @@ registry_snapshot_empty(const char *default_tz)
 
 	if (!s)
 		return NULL;
-	if (tz_load(default_tz, &s->default_tz) < 0 && tz_load("UTC", &s->default_tz) < 0) {
+	if (tz_load(default_tz, &s->default_tz) < 0) {
 		free(s);
 		return NULL;
 	}
 	return s;
+}
+
+int
+registry_snapshot_set_default_tz(struct registry_snapshot *s, const char *default_tz)
+{
+	struct tz *tz;
+	int err = tz_load(default_tz, &tz);
+
+	if (err < 0)
+		return err;
+	tz_free(s->default_tz);
+	s->default_tz = tz;
+	return 0;
+}
+
+int
+registry_set_default_tz(struct registry *r, const char *default_tz)
+{
+	char *copy = strdup(default_tz);
+
+	if (!copy)
+		return -ENOMEM;
+	pthread_mutex_lock(&r->lock);
+	free(r->default_tz);
+	r->default_tz = copy;
+	pthread_mutex_unlock(&r->lock);
+	return 0;
 }
 
 /* ---- loading (register thread) ---- */
@@ -199,11 +226,16 @@ select_rows(PGconn *conn, const char *sql)
 static struct registry_snapshot *
 load(struct registry *r, char *err, size_t errlen)
 {
-	struct registry_snapshot *s = registry_snapshot_empty(r->default_tz);
+	struct registry_snapshot *s;
 	PGresult *res = NULL;
+	char zone[64];
 
+	pthread_mutex_lock(&r->lock);
+	snprintf(zone, sizeof(zone), "%s", r->default_tz);
+	pthread_mutex_unlock(&r->lock);
+	s = registry_snapshot_empty(zone);
 	if (!s) {
-		snprintf(err, errlen, "out of memory or no zone %s", r->default_tz);
+		snprintf(err, errlen, "out of memory or no zone %s", zone);
 		return NULL;
 	}
 	if (db_exec(r->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err, errlen) < 0)
@@ -213,15 +245,13 @@ load(struct registry *r, char *err, size_t errlen)
 		goto sqlfail;
 	LOAD(s, sites, nsites, res);
 	for (size_t i = 0; i < s->nsites; i++) {
-		const char *zone = PQgetvalue(res, (int)i, 1);
+		const char *own = PQgetvalue(res, (int)i, 1);
 
+		/* NULL: none of its own, the default (tz stays NULL). */
 		copy_id(s->sites[i].site, PQgetvalue(res, (int)i, 0));
-		if (tz_load(zone, &s->sites[i].tz) < 0) {
-			log_warn("site %s: unknown time zone %s, using %s", s->sites[i].site, zone,
-				 r->default_tz);
-			if (tz_load(tz_name(s->default_tz), &s->sites[i].tz) < 0)
-				goto fail;
-		}
+		if (!PQgetisnull(res, (int)i, 1) && tz_load(own, &s->sites[i].tz) < 0)
+			log_warn("site %s: unknown time zone %s, using [site] timezone %s",
+				 s->sites[i].site, own, zone);
 	}
 	PQclear(res);
 	qsort(s->sites, s->nsites, sizeof(*s->sites), cmp_site);
@@ -244,7 +274,7 @@ load(struct registry *r, char *err, size_t errlen)
 	PQclear(res);
 	qsort(s->gates, s->ngates, sizeof(*s->gates), cmp_pair);
 
-	if (!(res = select_rows(r->conn, "SELECT site, zone, interval_s FROM zones")))
+	if (!(res = select_rows(r->conn, "SELECT site, zone, coalesce(interval_s, 0) FROM zones")))
 		goto sqlfail;
 	LOAD(s, zones, nzones, res);
 	for (size_t i = 0; i < s->nzones; i++) {
@@ -290,7 +320,7 @@ load(struct registry *r, char *err, size_t errlen)
 	if (!(res = select_rows(r->conn,
 		"SELECT site, household, coalesce(person, ''),"
 		" floor(extract(epoch FROM starts_at))::bigint, floor(extract(epoch FROM ends_at))::bigint,"
-		" check_interval_s FROM isolation_orders"
+		" coalesce(check_interval_s, 0) FROM isolation_orders"
 		" WHERE released_at IS NULL AND ends_at > now()")))
 		goto sqlfail;
 	LOAD(s, isolations, nisolations, res);

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,7 +233,9 @@ trigger(struct rules *r, struct rules_output *out, const struct alert *t, int64_
 	int err;
 
 	if (a) {
-		a->count++;
+		/* alerts.count is an integer column: it stops at its maximum. */
+		if (a->count < INT32_MAX)
+			a->count++;
 		a->updated_us = now;
 		if (t->severity > a->severity)
 			a->severity = t->severity;
@@ -716,7 +719,11 @@ tick_zones(struct rules *r, const struct registry_snapshot *reg, int64_t now,
 
 		key2(key, sizeof(key), z->site, z->zone);
 		last = seen(&r->zones, key);
-		if (last < r->start_us)
+		/* A zone never seen counts from the start; a known disinfection
+		 * (restored from PostgreSQL, or a message with an older device
+		 * time) counts from when it was: a restart does not put the
+		 * interval back (G3). */
+		if (last == 0)
 			last = r->start_us;
 		interval = z->interval_s > 0 ? z->interval_s * 1000000 : r->cfg.disinfection_interval_us;
 		snprintf(subject, sizeof(subject), "zone:%s", z->zone);

@@ -90,6 +90,7 @@ struct spool {
 	_Atomic int write_err;	/* -errno of the last failed append, or 0 */
 	_Atomic int gone;	/* enum spool_dir_state */
 	_Atomic uint64_t damaged_spans, damaged_bytes;
+	_Atomic uint64_t syncs;	/* fdatasyncs of segment data done */
 	uint64_t torn_bytes;
 };
 
@@ -534,8 +535,11 @@ rotate(struct spool *spool)
 	uint64_t len = last->len;
 	int err;
 
-	if (spool->opt.sync != SPOOL_SYNC_OFF && fdatasync(last->fd) < 0)
-		return -errno;
+	if (spool->opt.sync != SPOOL_SYNC_OFF) {
+		if (fdatasync(last->fd) < 0)
+			return -errno;
+		atomic_fetch_add(&spool->syncs, 1);
+	}
 	err = add_segment(spool, atomic_load(&spool->end));
 	if (err)
 		return err;
@@ -651,8 +655,12 @@ spool_append(struct spool *spool, const char *topic, size_t topic_len,
 		}
 		done += (size_t)w;
 	}
-	if (!err && spool->opt.sync == SPOOL_SYNC_ALWAYS && fdatasync(last->fd) < 0)
-		err = -errno;
+	if (!err && spool->opt.sync == SPOOL_SYNC_ALWAYS) {
+		if (fdatasync(last->fd) < 0)
+			err = -errno;
+		else
+			atomic_fetch_add(&spool->syncs, 1);
+	}
 	if (err || !linked_lately(spool)) {
 		/* Leave no partial (or unsynced, or unlinked) record behind:
 		 * the next append must land at the position we know. */
@@ -843,6 +851,8 @@ spool_sync(struct spool *spool)
 		return -errno;
 	if (fdatasync(fd) < 0)
 		err = -errno;
+	else
+		atomic_fetch_add(&spool->syncs, 1);
 	close(fd);
 	return err;
 }
@@ -904,6 +914,7 @@ spool_get_stats(struct spool *spool, struct spool_stats *ret_stats)
 	ret_stats->torn_bytes = spool->torn_bytes;
 	ret_stats->damaged_spans = atomic_load(&spool->damaged_spans);
 	ret_stats->damaged_bytes = atomic_load(&spool->damaged_bytes);
+	ret_stats->syncs = atomic_load(&spool->syncs);
 }
 
 /* Deletes the first segment. Under the lock. Returns 0, or a negative

@@ -67,6 +67,7 @@ struct store {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int quit;
+	PGcancel *cancel;		/* of conn: store_destroy() cancels its statement */
 	struct store_batch *pending;	/* handed in, not yet committed */
 	struct store_batch *done;	/* committed, not yet taken back */
 
@@ -249,9 +250,9 @@ format_events(struct store *s, const struct store_batch *b, size_t from, size_t 
 
 		if (b->events[i].type != t->type)
 			continue;
-		/* Every field is at most 2 * NORM_TEXT_MAX + 8 bytes, doubled
-		 * by escaping. */
-		if (buf_reserve(s, (size_t)t->ncols * 2 * (2 * NORM_TEXT_MAX + 8)) < 0)
+		/* A row's fields are strings in the event, in `row` or short
+		 * static words, doubled at most by escaping. */
+		if (buf_reserve(s, 2 * (sizeof(struct event) + sizeof(struct table_row)) + 256) < 0)
 			return -ENOMEM;
 		tables_row(&b->events[i], &row);
 		for (int c = 0; c < t->ncols; c++)
@@ -270,6 +271,19 @@ mono_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* 1 once store_destroy() has begun: no statement is sent any more, and a
+ * batch not committed stays in the spool for the next start. */
+static bool
+stopping(struct store *s)
+{
+	bool quit;
+
+	pthread_mutex_lock(&s->lock);
+	quit = s->quit;
+	pthread_mutex_unlock(&s->lock);
+	return quit;
 }
 
 /* SQLSTATE class 22 (data exception) or 23 (integrity constraint
@@ -320,7 +334,20 @@ step_failed(struct store *s, const char *what, PGresult *res)
 	log_debug("PostgreSQL %s failed: %s %s", what, state ? state : "-", s->err.message);
 	if (!s->conn || PQstatus(s->conn) != CONNECTION_OK)
 		return -ENOTCONN;
+	if (stopping(s))
+		return -ECANCELED;	/* cancelled by store_destroy(), or failed meanwhile */
 	return is_data_error(s->err.sqlstate) ? -EBADMSG : -EAGAIN;
+}
+
+/* Refuses step `what` once the store is stopping; returns -ECANCELED. */
+static int
+step_refused(struct store *s, const char *what)
+{
+	snprintf(s->err.what, sizeof(s->err.what), "%s", what);
+	s->err.sqlstate[0] = '\0';
+	snprintf(s->err.message, sizeof(s->err.message), "cordond is stopping");
+	s->err.in_events = false;
+	return -ECANCELED;
 }
 
 /* Records an allocation failure as the error; returns -ENOMEM. */
@@ -451,9 +478,14 @@ free_values(char **copies, int n)
 static int
 exec_sql(struct store *s, const char *sql, const char *what)
 {
-	PGresult *res = PQexec(s->conn, sql);
-	ExecStatusType st = PQresultStatus(res);
+	PGresult *res;
+	ExecStatusType st;
 	int err = 0;
+
+	if (stopping(s))
+		return step_refused(s, what ? what : sql);
+	res = PQexec(s->conn, sql);
+	st = PQresultStatus(res);
 
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
 		err = step_failed(s, what ? what : sql, res);
@@ -466,8 +498,12 @@ static int
 exec_params(struct store *s, const char *sql, int n, const char *const *v, const int *lens,
 	    const int *fmts, const char *what)
 {
-	PGresult *res = PQexecParams(s->conn, sql, n, NULL, v, lens, fmts, 0);
+	PGresult *res;
 	int err = 0;
+
+	if (stopping(s))
+		return step_refused(s, what);
+	res = PQexecParams(s->conn, sql, n, NULL, v, lens, fmts, 0);
 
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		err = step_failed(s, what, res);
@@ -513,6 +549,8 @@ create_staging(struct store *s)
 	return err;
 }
 
+static void drop_connection(struct store *s);
+
 /* Connects, checks the schema (migrating only what is missing) and
  * prepares the session: staging tables, synchronous_commit, the
  * checkpoint. Returns 0; -ENOTCONN when PostgreSQL cannot be reached (or
@@ -532,6 +570,9 @@ connect_db(struct store *s)
 		err = step_failed(s, "connect", NULL);
 		goto fail;
 	}
+	pthread_mutex_lock(&s->lock);
+	s->cancel = PQgetCancel(s->conn);
+	pthread_mutex_unlock(&s->lock);
 	version = db_migrate(s->conn, msg, sizeof(msg), state);
 	if (version < 0) {
 		snprintf(s->err.what, sizeof(s->err.what), "schema check");
@@ -548,8 +589,7 @@ connect_db(struct store *s)
 	s->schema_version = version;
 	return 0;
 fail:
-	PQfinish(s->conn);
-	s->conn = NULL;
+	drop_connection(s);
 	/* Nothing at connect is a row's fault. */
 	return err == -EBADMSG ? -EAGAIN : err;
 }
@@ -623,6 +663,8 @@ copy_rows(struct store *s, const struct table_desc *t, const char *prefix, const
 
 	snprintf(sql, sizeof(sql), "%sCOPY %s (%s) FROM STDIN", prefix, target, t->columns);
 	snprintf(what, sizeof(what), "COPY %s", target);
+	if (stopping(s))
+		return step_refused(s, what);
 	res = PQexec(s->conn, sql);
 	if (PQresultStatus(res) != PGRES_COPY_IN)
 		err = step_failed(s, what, res);
@@ -719,9 +761,7 @@ write_alert(struct store *s, const struct alert_transition *t, bool escaped)
 	normalize_format_time(a->updated_us, updated, sizeof(updated));
 	normalize_format_time(a->resolved_us, resolved, sizeof(resolved));
 	snprintf(count, sizeof(count), "%u", a->count);
-	if (a->temp_dc != TEMP_NONE)
-		snprintf(temp, sizeof(temp), "%d.%d", a->temp_dc / 10,
-			 (a->temp_dc < 0 ? -a->temp_dc : a->temp_dc) % 10);
+	normalize_format_temp(a->temp_dc, temp, sizeof(temp));
 	v[0] = a->alert_id;
 	v[1] = a->site;
 	v[2] = rules_kind_name(a->kind);
@@ -1112,9 +1152,14 @@ wait_backoff(struct store *s)
 	s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
 }
 
+/* Closes the connection and forgets its cancel handle. */
 static void
 drop_connection(struct store *s)
 {
+	pthread_mutex_lock(&s->lock);
+	PQfreeCancel(s->cancel);
+	s->cancel = NULL;
+	pthread_mutex_unlock(&s->lock);
 	PQfinish(s->conn);
 	s->conn = NULL;
 }
@@ -1194,6 +1239,8 @@ store_thread(void *arg)
 			batch_done(s, b, t0);
 			continue;
 		}
+		if (err == -ECANCELED)
+			break;		/* stopping: the batch stays in the spool */
 		if (err == -ENOTCONN) {
 			enter_down(s, true);
 		} else {
@@ -1206,8 +1253,7 @@ store_thread(void *arg)
 		wait_backoff(s);
 	}
 	if (s->conn)
-		PQfinish(s->conn);
-	s->conn = NULL;
+		drop_connection(s);
 	return NULL;
 }
 
@@ -1269,8 +1315,14 @@ store_destroy(struct store *s)
 	if (!s)
 		return;
 	if (s->started) {
+		char err[256];
+
 		pthread_mutex_lock(&s->lock);
 		s->quit = 1;
+		/* A statement that waits (a lock held in PostgreSQL, a stalled
+		 * server) would hold the stop past shutdown_timeout. */
+		if (s->cancel && !PQcancel(s->cancel, err, sizeof(err)))
+			log_warn("cannot cancel the PostgreSQL statement in flight: %s", err);
 		pthread_cond_broadcast(&s->cond);
 		pthread_mutex_unlock(&s->lock);
 		pthread_join(s->thread, NULL);

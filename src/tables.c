@@ -91,12 +91,9 @@ nonempty(const char *s)
 static const char *
 temp_text(const struct event *ev, char *buf, size_t len)
 {
-	int t;
-
 	if (ev->temp_dc == TEMP_NONE)
 		return NULL;
-	t = ev->temp_dc < 0 ? -ev->temp_dc : ev->temp_dc;
-	snprintf(buf, len, "%s%d.%d", ev->temp_dc < 0 ? "-" : "", t / 10, t % 10);
+	normalize_format_temp(ev->temp_dc, buf, len);
 	return buf;
 }
 
@@ -115,7 +112,9 @@ flags_text(const struct event *ev, char *buf, size_t len)
 	return buf;
 }
 
-/* "a,b" -> {"a","b"} with " and \ escaped. */
+/* "a,b" -> {"a","b"} with " and \ escaped. A csv of at most
+ * NORM_TEXT_MAX bytes always fits in TABLE_LIST_MAX (the loop's bound
+ * only guards the buffer). */
 static const char *
 list_text(const char *csv, char *buf, size_t len)
 {
@@ -124,7 +123,7 @@ list_text(const char *csv, char *buf, size_t len)
 	buf[n++] = '{';
 	if (*csv) {
 		buf[n++] = '"';
-		for (const char *p = csv; *p && n + 4 < len; p++) {
+		for (const char *p = csv; *p && n + 5 < len; p++) {
 			if (*p == ',') {
 				buf[n++] = '"';
 				buf[n++] = ',';

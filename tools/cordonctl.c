@@ -39,8 +39,9 @@ usage(FILE *out)
 	      "\n"
 	      "commands:\n"
 	      "  migrate                            apply migrations, print the schema version\n"
-	      "  site add S [--timezone TZ]         create a site (default Asia/Shanghai);\n"
-	      "                                     on an existing site, --timezone changes it\n"
+	      "  site add S [--timezone TZ]         create a site (without TZ it follows [site]\n"
+	      "                                     timezone); on an existing site, --timezone\n"
+	      "                                     changes it\n"
 	      "  import households FILE.csv --site S\n"
 	      "                                     upsert households and cards from a CSV with the\n"
 	      "                                     header household,building,unit,room,size,phone,cards\n"
@@ -49,7 +50,8 @@ usage(FILE *out)
 	      "                                     formats: auto canonical hikvision dahua ezviz wecom diy\n"
 	      "  gate seal S G | gate open S G      change a gate's state\n"
 	      "  gate list [S]                      site gate state format unit\n"
-	      "  zone add S Z [--interval 4h]       a disinfection zone and its interval\n"
+	      "  zone add S Z [--interval 4h]       a disinfection zone and its interval (without\n"
+	      "                                     --interval it follows [rules] disinfection_interval)\n"
 	      "  zone list [S]                      site zone interval\n"
 	      "  card add S CARD --household H [--extra]\n"
 	      "                                     register (or reactivate) a card; --extra marks an\n"
@@ -57,7 +59,8 @@ usage(FILE *out)
 	      "  card revoke S CARD                 revoke a card\n"
 	      "  isolate S --household H [--person P] [--days N] [--check-interval 12h]\n"
 	      "                                     home isolation order (default 14 days, the whole\n"
-	      "                                     household unless --person)\n"
+	      "                                     household unless --person; without\n"
+	      "                                     --check-interval it follows [rules] check_interval)\n"
 	      "  release S --household H            end the household's active isolation orders\n"
 	      "  alerts [--follow] [--kind K] [--site S]\n"
 	      "                                     open alerts, critical first, then newest;\n"
@@ -173,6 +176,9 @@ ctl_open(struct ctl *ctl)
 		return -1;
 	}
 	ctl->conn = db_connect(cfg.pg_conninfo, "cordonctl");
+	snprintf(ctl->default_tz, sizeof(ctl->default_tz), "%s", cfg.site_timezone);
+	ctl->check_interval_s = cfg.check_interval / 1000;
+	ctl->disinfection_interval_s = cfg.disinfection_interval / 1000;
 	config_finish(&cfg);
 	if (!ctl->conn) {
 		tool_err("out of memory");

@@ -23,6 +23,11 @@ struct ctl {
 	PGconn *conn;
 	int schema_version;
 	int in_tx;
+	/* From the config file, at ctl_open(): what a register entry without
+	 * a value of its own (NULL, sql/0004) follows in cordond. */
+	char default_tz[64];			/* [site] timezone */
+	long long check_interval_s;		/* [rules] check_interval */
+	long long disinfection_interval_s;	/* [rules] disinfection_interval */
 };
 
 /* An option of a command: "--name VALUE" (value != NULL) or a "--name"
@@ -70,8 +75,8 @@ int ctl_begin(struct ctl *ctl);
 int ctl_commit(struct ctl *ctl, const char *site);
 /* ROLLBACK if a transaction is open. */
 void ctl_rollback(struct ctl *ctl);
-/* Creates `site` with the default time zone unless it exists; in the
- * caller's transaction. 0 or -1. */
+/* Creates `site` unless it exists, without a time zone of its own (it
+ * follows [site] timezone); in the caller's transaction. 0 or -1. */
 int ctl_ensure_site(struct ctl *ctl, const char *site);
 /* 1 when `site` exists, 0 when not (an error is printed), -1 on error. */
 int ctl_site_exists(struct ctl *ctl, const char *site);

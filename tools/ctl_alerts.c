@@ -46,7 +46,7 @@ PGresult *
 ctl_open_alerts(struct ctl *ctl, const char *kind, const char *site)
 {
 	return QUERY(ctl, "listing the open alerts",
-		     "SELECT to_char(a.raised_at AT TIME ZONE coalesce(s.timezone, 'Asia/Shanghai'),"
+		     "SELECT to_char(a.raised_at AT TIME ZONE coalesce(s.timezone, $3),"
 		     "               'YYYY-MM-DD\"T\"HH24:MI:SS') AS raised,"
 		     "       a.site, a.kind, a.severity, a.state, a.subject, a.count, a.alert_id,"
 		     "       floor(extract(epoch FROM a.raised_at))::bigint,"
@@ -60,7 +60,7 @@ ctl_open_alerts(struct ctl *ctl, const char *kind, const char *site)
 		     "   AND ($2::text IS NULL OR a.site = $2)"
 		     " ORDER BY CASE a.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,"
 		     "          a.raised_at DESC, a.alert_id",
-		     kind, site);
+		     kind, site, ctl->default_tz);
 }
 
 int
@@ -535,10 +535,10 @@ ctl_cmd_report(struct ctl *ctl, int argc, char **argv)
 		      "SELECT site, timezone, d::text,"
 		      "       (d::timestamp AT TIME ZONE timezone)::text,"
 		      "       ((d + 1)::timestamp AT TIME ZONE timezone)::text"
-		      "  FROM (SELECT site, timezone,"
-		      "               coalesce($2::date, (now() AT TIME ZONE timezone)::date) AS d"
+		      "  FROM (SELECT site, coalesce(timezone, $3) AS timezone,"
+		      "               coalesce($2::date, (now() AT TIME ZONE coalesce(timezone, $3))::date) AS d"
 		      "          FROM sites WHERE $1::text IS NULL OR site = $1) s"
-		      " ORDER BY site", site, date);
+		      " ORDER BY site", site, date, ctl->default_tz);
 	if (!sites) {
 		free(root);
 		return CTL_FAIL;

@@ -123,13 +123,19 @@ site_add(struct ctl *ctl, int argc, char **argv)
 	}
 	if (ctl_begin(ctl) < 0)
 		return CTL_FAIL;
+	/* Without --timezone the site has no zone of its own (NULL): cordond
+	 * uses [site] timezone for it, also after a change and a SIGHUP. */
 	res = QUERY(ctl, "adding the site",
-		    "INSERT INTO sites (site, timezone) VALUES ($1, coalesce($2, 'Asia/Shanghai'))"
+		    "INSERT INTO sites (site, timezone) VALUES ($1, $2)"
 		    " ON CONFLICT (site) DO NOTHING RETURNING timezone", pos[0], tz);
 	if (!res)
 		return CTL_FAIL;
 	if (PQntuples(res) == 1) {
-		printf("site %s added (time zone %s)\n", pos[0], PQgetvalue(res, 0, 0));
+		if (tz)
+			printf("site %s added (time zone %s)\n", pos[0], tz);
+		else
+			printf("site %s added (time zone %s, from [site] timezone)\n", pos[0],
+			       ctl->default_tz);
 		PQclear(res);
 		return ctl_commit(ctl, pos[0]) < 0 ? CTL_FAIL : CTL_OK;
 	}
@@ -331,8 +337,10 @@ zone_add(struct ctl *ctl, int argc, char **argv)
 		snprintf(secs, sizeof(secs), "%lld", s);
 	if (ctl_open(ctl) < 0 || ctl_begin(ctl) < 0 || ctl_ensure_site(ctl, pos[0]) < 0)
 		return CTL_FAIL;
+	/* Without --interval the zone has none of its own (NULL): cordond uses
+	 * [rules] disinfection_interval for it, also after a SIGHUP. */
 	res = QUERY(ctl, "adding the zone",
-		    "INSERT INTO zones (site, zone, interval_s) VALUES ($1, $2, coalesce($3::int, 14400))"
+		    "INSERT INTO zones (site, zone, interval_s) VALUES ($1, $2, $3::int)"
 		    " ON CONFLICT (site, zone) DO NOTHING RETURNING interval_s",
 		    pos[0], pos[1], interval ? secs : NULL);
 	if (!res)
@@ -351,12 +359,48 @@ zone_add(struct ctl *ctl, int argc, char **argv)
 			return CTL_FAIL;
 		format_seconds(atoll(PQgetvalue(res, 0, 0)), shown, sizeof(shown));
 		printf("zone %s/%s updated: disinfection every %s\n", pos[0], pos[1], shown);
-	} else {
-		format_seconds(atoll(PQgetvalue(res, 0, 0)), shown, sizeof(shown));
+	} else if (interval) {
+		format_seconds(s, shown, sizeof(shown));
 		printf("zone %s/%s added: disinfection every %s\n", pos[0], pos[1], shown);
+	} else {
+		format_seconds(ctl->disinfection_interval_s, shown, sizeof(shown));
+		printf("zone %s/%s added: disinfection every %s ([rules] disinfection_interval)\n",
+		       pos[0], pos[1], shown);
 	}
 	PQclear(res);
 	return ctl_commit(ctl, pos[0]) < 0 ? CTL_FAIL : CTL_OK;
+}
+
+/* site zone interval; a zone without an interval of its own shows the
+ * configured one, marked "(default)". */
+static int
+zone_list(struct ctl *ctl, int argc, char **argv)
+{
+	const char *pos[1] = { NULL };
+	char fallback[32];
+	PGresult *res;
+	int n = ctl_parse(ZONE_LIST, argc, argv, NULL, pos, 0, 1);
+
+	if (n < 0 || (n == 1 && ctl_check_id(ZONE_LIST, "site", pos[0]) < 0))
+		return CTL_USAGE;
+	if (ctl_open(ctl) < 0)
+		return CTL_FAIL;
+	if (pos[0] && ctl_site_exists(ctl, pos[0]) <= 0)
+		return CTL_FAIL;
+	format_seconds(ctl->disinfection_interval_s, fallback, sizeof(fallback));
+	res = QUERY(ctl, "listing zones",
+		    "SELECT site, zone, coalesce(CASE"
+		    "  WHEN interval_s % 86400 = 0 THEN (interval_s / 86400) || 'd'"
+		    "  WHEN interval_s % 3600 = 0 THEN (interval_s / 3600) || 'h'"
+		    "  WHEN interval_s % 60 = 0 THEN (interval_s / 60) || 'm'"
+		    "  ELSE interval_s || 's' END, $2 || ' (default)') AS interval"
+		    " FROM zones WHERE $1::text IS NULL OR site = $1 ORDER BY site, zone",
+		    pos[0], fallback);
+	if (!res)
+		return CTL_FAIL;
+	ctl_print_table(res);
+	PQclear(res);
+	return CTL_OK;
 }
 
 int
@@ -367,14 +411,7 @@ ctl_cmd_zone(struct ctl *ctl, int argc, char **argv)
 	if (strcmp(sub, "add") == 0)
 		return zone_add(ctl, argc - 1, argv + 1);
 	if (strcmp(sub, "list") == 0)
-		return list(ctl, ZONE_LIST, "listing zones",
-			    "SELECT site, zone, CASE"
-			    "  WHEN interval_s % 86400 = 0 THEN (interval_s / 86400) || 'd'"
-			    "  WHEN interval_s % 3600 = 0 THEN (interval_s / 3600) || 'h'"
-			    "  WHEN interval_s % 60 = 0 THEN (interval_s / 60) || 'm'"
-			    "  ELSE interval_s || 's' END AS interval"
-			    " FROM zones WHERE $1::text IS NULL OR site = $1 ORDER BY site, zone",
-			    argc - 1, argv + 1);
+		return zone_list(ctl, argc - 1, argv + 1);
 	return tool_usage(ZONE_ADD "\n       " ZONE_LIST, "zone: expected add or list");
 }
 
@@ -517,8 +554,8 @@ ctl_cmd_isolate(struct ctl *ctl, int argc, char **argv)
 		{ "--check-interval", &check, NULL },
 		{ NULL, NULL, NULL },
 	};
-	char days[16] = "14", secs[32], shown[32];
-	long long check_s = 43200;
+	char days[16] = "14", secs[32], shown[48];
+	long long check_s = 0;
 	PGresult *res;
 
 	if (ctl_parse(ISOLATE, argc, argv, opts, pos, 1, 1) < 0 ||
@@ -546,11 +583,12 @@ ctl_cmd_isolate(struct ctl *ctl, int argc, char **argv)
 	if (ctl_open(ctl) < 0 || ctl_begin(ctl) < 0 || household_exists(ctl, pos[0], hh) <= 0)
 		return CTL_FAIL;
 	res = QUERY(ctl, "looking up isolation orders",
-		    "SELECT o.id, to_char(o.ends_at AT TIME ZONE s.timezone, 'YYYY-MM-DD HH24:MI')"
+		    "SELECT o.id, to_char(o.ends_at AT TIME ZONE coalesce(s.timezone, $4),"
+		    " 'YYYY-MM-DD HH24:MI')"
 		    " FROM isolation_orders o JOIN sites s USING (site)"
 		    " WHERE o.site = $1 AND o.household = $2 AND o.person IS NOT DISTINCT FROM $3"
 		    " AND o.released_at IS NULL AND o.ends_at > now() FOR UPDATE OF o",
-		    pos[0], hh, person);
+		    pos[0], hh, person, ctl->default_tz);
 	if (!res)
 		return CTL_FAIL;
 	if (PQntuples(res) > 0) {
@@ -561,19 +599,27 @@ ctl_cmd_isolate(struct ctl *ctl, int argc, char **argv)
 		return CTL_FAIL;
 	}
 	PQclear(res);
+	/* Without --check-interval the order has none of its own (NULL):
+	 * cordond uses [rules] check_interval for it, also after a SIGHUP. */
 	res = QUERY(ctl, "adding the isolation order",
 		    "WITH o AS (INSERT INTO isolation_orders"
 		    "   (site, household, person, ends_at, check_interval_s)"
 		    "   VALUES ($1, $2, $3, now() + make_interval(days => $4::int), $5::int)"
 		    "   RETURNING id, starts_at, ends_at)"
 		    " SELECT o.id,"
-		    "  to_char(o.starts_at AT TIME ZONE s.timezone, 'YYYY-MM-DD HH24:MI'),"
-		    "  to_char(o.ends_at AT TIME ZONE s.timezone, 'YYYY-MM-DD HH24:MI'), s.timezone"
+		    "  to_char(o.starts_at AT TIME ZONE coalesce(s.timezone, $6), 'YYYY-MM-DD HH24:MI'),"
+		    "  to_char(o.ends_at AT TIME ZONE coalesce(s.timezone, $6), 'YYYY-MM-DD HH24:MI'),"
+		    "  coalesce(s.timezone, $6)"
 		    " FROM o, sites s WHERE s.site = $1",
-		    pos[0], hh, person, days, secs);
+		    pos[0], hh, person, days, check ? secs : NULL, ctl->default_tz);
 	if (!res)
 		return CTL_FAIL;
-	format_seconds(check_s, shown, sizeof(shown));
+	if (check) {
+		format_seconds(check_s, shown, sizeof(shown));
+	} else {
+		format_seconds(ctl->check_interval_s, shown, sizeof(shown));
+		strncat(shown, " ([rules] check_interval)", sizeof(shown) - strlen(shown) - 1);
+	}
 	printf("isolation order %s: household %s%s%s at site %s, from %s until %s (%s), "
 	       "a check every %s\n", PQgetvalue(res, 0, 0), hh, person ? ", person " : " (all)",
 	       person ? person : "", pos[0], PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),

@@ -12,6 +12,10 @@
  * abort()s when one fails:
  *   - a result is either a reject (reason set, no events) or 1..max events
  *     with NUL-terminated strings;
+ *   - every accepted event fits its table (sql/): a temperature within
+ *     numeric(4,1), a device time within 1969-12-31T06:00Z..10000-01-01T18:00Z
+ *     (timestamptz holds far more), a key never cut (no key_too_long), and
+ *     a row (tables_row) whose text[] literal and temp_c are well formed;
  *   - normalize_parse_time() of the payload as a C string either fails or
  *     gives a time that normalize_format_time() prints and parses back to
  *     the same value (for times in 1970..9999). */
@@ -21,10 +25,15 @@
 #include <string.h>
 
 #include "normalize.h"
+#include "tables.h"
 
 #define TOPIC_LINE_MAX 256
 #define RECV_US 1581849120000000LL	/* 2020-02-16T10:32:00Z */
 #define YEAR_10000_US 253402300800000000LL
+/* The earliest and latest device times the normalizer can give: 1970 at
+ * +18:00, and 9999-12-31T23:59:60.999999 at -18:00. */
+#define DEVICE_MIN_US (-64800LL * 1000000)
+#define DEVICE_MAX_US ((253402300800LL + 64801) * 1000000)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -50,6 +59,53 @@ check_str(const char *s, size_t size)
 	CHECK(memchr(s, '\0', size) != NULL);
 }
 
+/* The row of `ev` as the store writes it: a temp_c that numeric(4,1)
+ * takes, a text[] literal that is whole. */
+static void
+check_row(const struct event *ev)
+{
+	const struct table_desc *t = tables_for(ev->type);
+	struct table_row row;
+
+	CHECK(t != NULL);
+	tables_row(ev, &row);
+	if (ev->temp_dc != TEMP_NONE) {
+		char *end;
+		double v;
+
+		check_str(row.temp, sizeof(row.temp));
+		v = strtod(row.temp, &end);
+
+		CHECK(*end == '\0' && v >= -999.9 && v <= 999.9);
+		CHECK(strchr(row.temp, '.') && strlen(strchr(row.temp, '.')) == 2);
+	}
+	if (ev->type == EVENT_CHECK) {
+		/* Read the literal back: it must give the symptoms whole. */
+		size_t n, k = 0;
+		char back[sizeof(row.list)];
+
+		check_str(row.list, sizeof(row.list));
+		n = strlen(row.list);
+		CHECK(n >= 2 && row.list[0] == '{' && row.list[n - 1] == '}');
+		if (n > 2) {
+			CHECK(n >= 4 && row.list[1] == '"' && row.list[n - 2] == '"');
+			for (size_t i = 2; i < n - 2; i++) {
+				if (row.list[i] == '\\') {
+					back[k++] = row.list[++i];
+				} else if (row.list[i] == '"') {
+					CHECK(row.list[i + 1] == ',' && row.list[i + 2] == '"');
+					back[k++] = ',';
+					i += 2;
+				} else {
+					back[k++] = row.list[i];
+				}
+			}
+		}
+		back[k] = '\0';
+		CHECK(strcmp(back, ev->text) == 0);
+	}
+}
+
 static void
 check_result(const struct norm_result *res)
 {
@@ -59,6 +115,7 @@ check_result(const struct norm_result *res)
 	check_str(res->site, sizeof(res->site));
 	if (res->reason) {
 		CHECK(res->reason[0] != '\0');
+		CHECK(strcmp(res->reason, "key_too_long") != 0);
 		CHECK(res->nevents == 0);
 		return;
 	}
@@ -75,6 +132,10 @@ check_result(const struct norm_result *res)
 		CHECK(ev->vendor != NULL);
 		CHECK(ev->received_us == RECV_US);
 		CHECK(ev->mask >= -1 && ev->mask <= 1);
+		CHECK(ev->temp_dc == TEMP_NONE ||
+		      (ev->temp_dc >= -TEMP_DC_MAX && ev->temp_dc <= TEMP_DC_MAX));
+		CHECK(ev->device_us >= DEVICE_MIN_US && ev->device_us <= DEVICE_MAX_US);
+		check_row(ev);
 		normalize_format_time(ev->device_us, buf, sizeof(buf));
 		normalize_format_time(ev->rule_us, buf, sizeof(buf));
 		for (unsigned f = 1; f != 0; f <<= 1)

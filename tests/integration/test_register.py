@@ -290,14 +290,16 @@ def test_register_commands(env, ctl, listener):
     assert "G02" in p.stdout
     assert listener.drain() == []   # lists notify nobody
 
-    # zones
-    changed("zone", "add", "cmd", "Z01")
+    # zones: without --interval a zone has none of its own (it follows
+    # [rules] disinfection_interval, 4h by default)
+    p = changed("zone", "add", "cmd", "Z01")
+    assert p.stdout == "zone cmd/Z01 added: disinfection every 4h ([rules] disinfection_interval)\n"
     changed("zone", "add", "cmd", "Z02", "--interval", "90m")
     assert pg.query("SELECT zone, interval_s FROM zones WHERE site = 'cmd' ORDER BY zone") \
-        == [("Z01", 14400), ("Z02", 5400)]
+        == [("Z01", None), ("Z02", 5400)]
     p = ctl("zone", "list", "cmd", expect=0)
     assert [line.split() for line in p.stdout.splitlines()] == \
-        [["site", "zone", "interval"], ["cmd", "Z01", "4h"], ["cmd", "Z02", "90m"]]
+        [["site", "zone", "interval"], ["cmd", "Z01", "4h", "(default)"], ["cmd", "Z02", "90m"]]
 
     # cards
     changed("card", "add", "cmd", "K-0100", "--household", "2-1-101", "--extra")
@@ -313,14 +315,16 @@ def test_register_commands(env, ctl, listener):
     changed("card", "add", "cmd", "K-0001", "--household", "2-1-101")   # reactivates
     assert pg.scalar("SELECT state FROM cards WHERE site = 'cmd' AND card = 'K-0001'") == "active"
 
-    # isolation
-    changed("isolate", "cmd", "--household", "2-1-101")
+    # isolation: without --check-interval an order has none of its own (it
+    # follows [rules] check_interval, 12h by default)
+    p = changed("isolate", "cmd", "--household", "2-1-101")
+    assert p.stdout.endswith(", a check every 12h ([rules] check_interval)\n"), p.stdout
     changed("isolate", "cmd", "--household", "2-1-102", "--person", "P-7", "--days", "7",
             "--check-interval", "8h")
     rows = pg.query("SELECT household, person, round(extract(epoch FROM ends_at - starts_at)),"
                     " check_interval_s, released_at IS NULL FROM isolation_orders"
                     " WHERE site = 'cmd' ORDER BY id")
-    assert rows == [("2-1-101", None, 14 * 86400, 43200, True),
+    assert rows == [("2-1-101", None, 14 * 86400, None, True),
                     ("2-1-102", "P-7", 7 * 86400, 28800, True)]
     p = ctl("isolate", "cmd", "--household", "2-1-101", expect=1)
     assert "already under isolation order" in p.stderr
@@ -330,6 +334,40 @@ def test_register_commands(env, ctl, listener):
     p = ctl("release", "cmd", "--household", "2-1-101", expect=1)
     assert "no active isolation order" in p.stderr
     assert listener.drain(wait=0.5) == []   # failed commands notify nobody
+
+
+def test_register_defaults_follow_the_config(env, listener):
+    """What cordonctl creates without --timezone, --interval or
+    --check-interval has no value of its own (NULL): cordond applies the
+    config's [site] timezone, [rules] disinfection_interval and [rules]
+    check_interval to it (test_config_keys.py sees that in cordond), and
+    cordonctl shows the configured value. An operator who sets 6h gets 6h."""
+    conf = os.path.join(env.dir, "defaults.conf")
+    with open(conf, "w") as f:
+        f.write("[postgres]\nconninfo = %s\n[site]\ntimezone = Asia/Urumqi\n"
+                "[rules]\ncheck_interval = 6h\ndisinfection_interval = 90m\n" % env.pg.conninfo)
+
+    def ctl(*args):
+        p = harness.cordonctl(conf, *args, expect=0)
+        assert listener.drain(wait=5) == ["dfl"], args
+        return p
+    hh = os.path.join(env.dir, "dfl.csv")
+    with open(hh, "w") as f:
+        f.write(HEADER + "1-1-101,1,1,101,2,,D-0001\n")
+    assert ctl("site", "add", "dfl").stdout == \
+        "site dfl added (time zone Asia/Urumqi, from [site] timezone)\n"
+    ctl("import", "households", hh, "--site", "dfl")
+    assert ctl("zone", "add", "dfl", "Z01").stdout == \
+        "zone dfl/Z01 added: disinfection every 90m ([rules] disinfection_interval)\n"
+    p = ctl("isolate", "dfl", "--household", "1-1-101")
+    assert re.fullmatch(r"isolation order \d+: household 1-1-101 \(all\) at site dfl, from "
+                        r"\S+ \S+ until \S+ \S+ \(Asia/Urumqi\), a check every 6h "
+                        r"\(\[rules\] check_interval\)\n", p.stdout), p.stdout
+    assert env.pg.query("SELECT s.timezone, z.interval_s, o.check_interval_s FROM sites s"
+                        " JOIN zones z USING (site) JOIN isolation_orders o USING (site)"
+                        " WHERE site = 'dfl'") == [(None, None, None)]
+    p = harness.cordonctl(conf, "zone", "list", "dfl", expect=0)
+    assert p.stdout.splitlines()[1].split() == ["dfl", "Z01", "90m", "(default)"]
 
 
 # ---------------------------------------------------------------- errors

@@ -332,7 +332,7 @@ reject_reasons(void **state)
 		  "bad_temperature" },
 		{ T("G03"), HIK_ENV(HIK_REC ",\"currTemperature\":36.5,\"thermometryUnit\":3"),
 		  "bad_temperature" },
-		{ T("G03"), HIK_ENV(HIK_REC ",\"currTemperature\":1e6"), "bad_temperature" },
+		{ T("G03"), HIK_ENV(HIK_REC ",\"currTemperature\":1e6"), "temperature_out_of_range" },
 		{ T("G03"), HIK_ENV("\"serialNo\":[7],\"currTemperature\":36.5"), "bad_field" },
 		{ T("G03"), HIK_ENV("\"currTemperature\":36.5,\"employeeNoString\":{}"), "bad_field" },
 		{ T("G03"), "{\"eventType\":\"AccessControllerEvent\",\"AccessControllerEvent\":\"x\"}",
@@ -349,7 +349,8 @@ reject_reasons(void **state)
 		{ T("G07"), DAHUA("\"UTC\":1581849120,\"ManTemperatureInfo\":"
 				  "{\"CurrentTemperature\":36.5,\"TemperatureUnit\":3}"), "bad_temperature" },
 		{ T("G07"), DAHUA("\"UTC\":1581849120,\"ManTemperatureInfo\":"
-				  "{\"CurrentTemperature\":5000,\"TemperatureUnit\":0}"), "bad_temperature" },
+				  "{\"CurrentTemperature\":5000,\"TemperatureUnit\":0}"),
+		  "temperature_out_of_range" },
 		{ T("G07"), DAHUA("\"UTC\":1581849120,\"ManTemperatureInfo\":[36.5]"), "bad_temperature" },
 		{ T("G07"), DAHUA("\"UTC\":1581849120,\"RecNo\":{}," DH_TEMP), "bad_field" },
 		{ T("G07"), "{\"Action\":\"Start\",\"Code\":\"VideoMotion\",\"Data\":{\"UTC\":1}}",
@@ -389,7 +390,7 @@ reject_reasons(void **state)
 		{ T("G22"), "\"36.6\"", "accepted" },
 		{ T("G09"), "{\"temp\":\"hot\"}", "bad_temperature" },
 		{ T("G09"), "{\"temp\":null}", "missing_temperature" },
-		{ T("G09"), "1e300", "bad_temperature" },
+		{ T("G09"), "1e300", "temperature_out_of_range" },
 		{ T("G09"), "{\"temperature\":36.6}", "unknown_format" },
 		{ T("G09"), "{\"temp\":36.6,\"battery\":80}", "unknown_format" },
 		{ T("G22"), "{\"temp\":36.6,\"battery\":80}", "accepted" },
@@ -413,6 +414,107 @@ reject_reasons(void **state)
 			fail_msg("case %zu (%s): got %s, want %s", i, cases[i].payload, got,
 				 cases[i].reason);
 	}
+}
+
+/* Each format's largest valid values reach the event whole, and a reading
+ * that converts beyond the numeric(4,1) column is the reject
+ * temperature_out_of_range naming the field (never a PostgreSQL error). */
+static void
+vendor_bounds(void **state)
+{
+#define ID64 "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567-_/%"
+	static const struct {
+		const char *topic, *payload, *reason;
+		int16_t temp_dc;	/* of the last event, when accepted */
+		const char *time, *key;	/* of the last event ("#n": hash and index n) */
+	} cases[] = {
+		/* Hikvision: Kelvin and Fahrenheit at the edge; the longest record ids. */
+		{ T("G03"), HIK_ENV("\"serialNo\":\"" ID64 "\",\"currTemperature\":1273.09,"
+				    "\"thermometryUnit\":\"kelvin\""), "accepted", 9999,
+		  "2020-02-16 10:32:00.000000+00", "s1/G03/" ID64 },
+		{ T("G03"), HIK_ENV("\"serialNo\":9223372036854775807,\"currTemperature\":1831.89,"
+				    "\"thermometryUnit\":1"), "accepted", 9999,
+		  "2020-02-16 10:32:00.000000+00", "s1/G03/9223372036854775807" },
+		{ T("G03"), HIK_ENV("\"serialNo\":-9223372036854775807,\"currTemperature\":-1767.85,"
+				    "\"thermometryUnit\":\"fahrenheit\""), "accepted", -9999,
+		  "2020-02-16 10:32:00.000000+00", "s1/G03/-9223372036854775807" },
+		{ T("G03"), HIK_ENV("\"currTemperature\":1273.15,\"thermometryUnit\":2"),
+		  "temperature_out_of_range", 0, NULL, NULL },
+		{ T("G03"), HIK_ENV("\"currTemperature\":1832,\"thermometryUnit\":1"),
+		  "temperature_out_of_range", 0, NULL, NULL },
+		/* Dahua: the largest epoch seconds, the longest RecNo. */
+		{ T("G07"), DAHUA("\"RecNo\":\"" ID64 "\",\"UTC\":99999999999,\"ManTemperatureInfo\":"
+				  "{\"CurrentTemperature\":-999.9,\"TemperatureUnit\":-1}"), "accepted",
+		  -9999, "5138-11-16 09:46:39.000000+00", "s1/G07/" ID64 },
+		{ T("G07"), DAHUA("\"UTC\":0,\"CurrentTemperature\":\"999.94\""), "accepted", 9999,
+		  "1970-01-01 00:00:00.000000+00", "#0" },
+		{ T("G07"), DAHUA("\"UTC\":1581849120,\"ManTemperatureInfo\":"
+				  "{\"CurrentTemperature\":1832,\"TemperatureUnit\":1}"),
+		  "temperature_out_of_range", 0, NULL, NULL },
+		/* EZVIZ: one element beyond the column rejects the message. */
+		{ T("G11"), EZVIZ("[{\\\"id\\\":\\\"" ID64 "\\\",\\\"faceTime\\\":"
+				  "\\\"9999-12-31 23:59:59.999\\\",\\\"temperature\\\":"
+				  "{\\\"currTemperature\\\":999.9}}]"), "accepted", 9999,
+		  "9999-12-31 15:59:59.999000+00", "s1/G11/" ID64 },
+		{ T("G11"), EZVIZ("[{" EZ_F "," EZ_T "},{" EZ_F ",\\\"temperature\\\":"
+				  "{\\\"currTemperature\\\":1000}}]"), "temperature_out_of_range",
+		  0, NULL, NULL },
+		/* WeCom: the largest epoch milliseconds, to the microsecond. */
+		{ T("G15"), WECOM("{\"temperature\":\"-999.94\",\"timestamp\":99999999999999}"),
+		  "accepted", -9999, "5138-11-16 09:46:39.999000+00", "#0" },
+		{ T("G15"), WECOM("{\"temperature\":\"36.6\",\"timestamp\":1581849120},"
+				  "{\"temperature\":\"-999.96\",\"timestamp\":1581849120}"),
+		  "temperature_out_of_range", 0, NULL, NULL },
+		/* DIY in a Fahrenheit gate. */
+		{ T("G21"), "[36.6,{\"temp\":1831.8,\"id\":\"" ID64 "\"}]", "accepted", 9999,
+		  RECV, "s1/G21/" ID64 },
+		{ T("G21"), "[98.6,1832]", "temperature_out_of_range", 0, NULL, NULL },
+	};
+	static const char *const details[] = {
+		"content[1].temperature.currTemperature 1000 is beyond",
+		"temperature_data[1].temperature -999.96 is beyond",
+		"reading 1 1832 is beyond",
+		"CurrentTemperature 1832 is beyond",
+		"currTemperature 1273.15 is beyond",
+	};
+	int seen[sizeof(details) / sizeof(details[0])] = { 0 };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct norm_result res;
+		const struct event *ev;
+		char ts[40], key[NORM_KEY_MAX], hex[33];
+		struct norm_input in = {
+			.topic = cases[i].topic, .topic_len = strlen(cases[i].topic),
+			.payload = (const uint8_t *)cases[i].payload,
+			.payload_len = strlen(cases[i].payload),
+		};
+
+		assert_int_equal(run_max(cases[i].topic, cases[i].payload, strlen(cases[i].payload),
+					 NORM_MAX_EVENTS, &res), 0);
+		if (strcmp(res.reason ? res.reason : "accepted", cases[i].reason) != 0)
+			fail_msg("case %zu: got %s (%s), want %s", i,
+				 res.reason ? res.reason : "accepted", res.detail, cases[i].reason);
+		for (size_t d = 0; res.reason && d < sizeof(details) / sizeof(details[0]); d++)
+			seen[d] |= strstr(res.detail, details[d]) != NULL;
+		if (res.reason)
+			continue;
+		ev = &evs[res.nevents - 1];
+		normalize_format_time(ev->device_us, ts, sizeof(ts));
+		normalize_message_hash(&in, hex);
+		if (cases[i].key[0] == '#')
+			snprintf(key, sizeof(key), "h:%s:%s", hex, cases[i].key + 1);
+		else
+			snprintf(key, sizeof(key), "%s", cases[i].key);
+		if (ev->temp_dc != cases[i].temp_dc || strcmp(ts, cases[i].time) != 0 ||
+		    strcmp(ev->key, key) != 0 || !(ev->flags & FLAG_IMPLAUSIBLE))
+			fail_msg("case %zu: temp %d time %s key %s flags %u", i, ev->temp_dc, ts,
+				 ev->key, ev->flags);
+	}
+	for (size_t d = 0; d < sizeof(details) / sizeof(details[0]); d++)
+		if (!seen[d])
+			fail_msg("no reject detail says \"%s\"", details[d]);
+#undef ID64
 }
 
 /* "[36.6,36.6,...]" with n readings; the caller frees. */
@@ -487,6 +589,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(id_number_without_key),
 		cmocka_unit_test(reject_reasons),
 		cmocka_unit_test(event_caps),
+		cmocka_unit_test(vendor_bounds),
 	};
 
 	if (argc > 1)

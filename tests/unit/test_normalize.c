@@ -80,7 +80,8 @@ reject_reasons(void **state)
 		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\"}", "missing_temperature" },
 		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":{\"v\":1}}", "bad_temperature" },
 		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":\"36.6\"}", "bad_temperature" },
-		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":1e300}", "bad_temperature" },
+		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":1e300}",
+		  "temperature_out_of_range" },
 		{ GATE, "{\"temp_c\":36.6}", "missing_time" },
 		{ GATE, "{\"ts\":\"tuesday\",\"temp_c\":36.6}", "bad_time" },
 		{ GATE, "{\"ts\":\"2020-02-30T18:32:00+08:00\",\"temp_c\":36.6}", "bad_time" },
@@ -213,6 +214,208 @@ hash_keys_are_stable(void **state)
 	assert_string_not_equal(evs[0].key, k1);
 }
 
+
+/* The temp_c columns are numeric(4,1): every reading that rounds into
+ * -999.9..999.9 is stored (flagged implausible outside 30-45), and what
+ * rounds beyond is a reject of its own, decided here and not by a
+ * PostgreSQL error that sends the whole batch row by row. */
+static void
+temperatures_within_the_column(void **state)
+{
+	static const struct { const char *temp; int16_t dc; } stored[] = {
+		{ "999.94", 9999 }, { "999.9", 9999 }, { "-999.94", -9999 },
+		{ "-273.15", -2732 }, { "-0.04", 0 }, { "-0.05", -1 }, { "100", 1000 },
+	};
+	static const char *const refused[] = {
+		"999.96", "999.95", "-999.96", "1000", "-1000", "1e300", "-1e300",
+	};
+	struct norm_result res;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(stored) / sizeof(stored[0]); i++) {
+		char payload[128];
+
+		snprintf(payload, sizeof(payload), "{\"ts\":1581849120,\"temp_c\":%s}", stored[i].temp);
+		assert_int_equal(run(GATE, payload, strlen(payload), 0, &res), 0);
+		if (res.reason || evs[0].temp_dc != stored[i].dc ||
+		    evs[0].flags != FLAG_IMPLAUSIBLE)
+			fail_msg("temp %s: %s, %d flags %u", stored[i].temp,
+				 res.reason ? res.reason : "accepted", evs[0].temp_dc, evs[0].flags);
+	}
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		char payload[128];
+
+		snprintf(payload, sizeof(payload), "{\"ts\":1581849120,\"temp_c\":%s}", refused[i]);
+		assert_int_equal(run(GATE, payload, strlen(payload), 0, &res), 0);
+		if (!res.reason || strcmp(res.reason, "temperature_out_of_range") != 0)
+			fail_msg("temp %s: %s", refused[i], res.reason ? res.reason : "accepted");
+	}
+	/* The detail names the field and the value as sent. */
+	assert_string_equal(reason_of(GATE, "{\"ts\":1581849120,\"temp_c\":999.96}"),
+			    "temperature_out_of_range");
+	{
+		const char *p = "{\"ts\":1581849120,\"temp_c\":999.96}";
+
+		assert_int_equal(run(GATE, p, strlen(p), 0, &res), 0);
+		assert_string_equal(res.detail, "temp_c 999.96 is beyond what temp_c holds"
+				    " (-999.9 to 999.9 \u00b0C after conversion)");
+	}
+	/* The same bound for the home checks' temp_c. */
+	assert_string_equal(reason_of("cordon/s1/isolation/H1/check",
+				      "{\"ts\":1581849120,\"temp_c\":\"999.96\"}"),
+			    "temperature_out_of_range");
+	assert_string_equal(reason_of("cordon/s1/isolation/H1/check",
+				      "{\"ts\":1581849120,\"temp_c\":-999.9}"), "accepted");
+	assert_int_equal(evs[0].temp_dc, -9999);
+	assert_int_equal(evs[0].flags, FLAG_IMPLAUSIBLE);
+}
+
+/* Every time the normalizer accepts lies in 1969-12-31T06:00Z (1970 at
+ * +18:00) .. 10000-01-01T18:00Z (9999 at -18:00): well inside what
+ * timestamptz holds (4713 BC .. 294276 AD). Epoch values: seconds below
+ * 1e11, milliseconds from 1e11 to below 1e14; anything else is bad_time. */
+static void
+times_at_the_edges(void **state)
+{
+	static const struct { const char *ts; const char *want; } ok[] = {
+		{ "\"1970-01-01T00:00:00+18:00\"", "1969-12-31 06:00:00.000000+00" },
+		{ "\"1970-01-01T00:00:00\"", "1969-12-31 16:00:00.000000+00" },	/* naive, +08:00 */
+		{ "\"9999-12-31T23:59:60.999999-18:00\"", "10000-01-01 18:00:00.999999+00" },
+		{ "\"9999-12-31T23:59:59.9999999\"", "9999-12-31 15:59:59.999999+00" },
+		{ "0", "1970-01-01 00:00:00.000000+00" },
+		{ "99999999999", "5138-11-16 09:46:39.000000+00" },
+		{ "\"99999999999\"", "5138-11-16 09:46:39.000000+00" },
+		{ "100000000000", "1973-03-03 09:46:40.000000+00" },
+		{ "99999999999999", "5138-11-16 09:46:39.999000+00" },
+	};
+	static const char *const bad[] = {
+		"100000000000000", "-1", "1e300", "\"1969-12-31T23:59:59Z\"",
+		"\"10000-01-01T00:00:00Z\"", "\"9999-12-31T23:59:59+19:00\"",
+		"\"9999-12-31T23:59:59-18:01\"", "\"1970-01-01T00:00:00+18:30\"",
+	};
+	struct norm_result res;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		char payload[128], got[40];
+
+		snprintf(payload, sizeof(payload), "{\"ts\":%s,\"temp_c\":36.6}", ok[i].ts);
+		assert_int_equal(run(GATE, payload, strlen(payload), 0, &res), 0);
+		if (res.reason)
+			fail_msg("ts %s: %s", ok[i].ts, res.reason);
+		normalize_format_time(evs[0].device_us, got, sizeof(got));
+		if (strcmp(got, ok[i].want) != 0)
+			fail_msg("ts %s: got %s, want %s", ok[i].ts, got, ok[i].want);
+		assert_int_equal(evs[0].flags, FLAG_CLOCK_SKEW);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char payload[128];
+
+		snprintf(payload, sizeof(payload), "{\"ts\":%s,\"temp_c\":36.6}", bad[i]);
+		assert_string_equal(reason_of(GATE, payload), "bad_time");
+	}
+}
+
+/* "x" repeated n times, in a static buffer (one at a time). */
+static const char *
+rep(const char *x, int n, char *buf, size_t len)
+{
+	size_t k = 0;
+
+	for (int i = 0; i < n && k + strlen(x) < len; i++)
+		k += (size_t)snprintf(buf + k, len - k, "%s", x);
+	return buf;
+}
+
+/* Keys hold the longest ids every topic and field allows, whole: 64-byte
+ * site and gate levels, 64-byte record ids (any printable UTF-8), and for
+ * the hotline a 64-byte call id plus a 64-byte step id. A key cut at a
+ * fixed size made steps that differ only at the end one row (2 of 3 steps
+ * of a call silently gone). */
+static void
+longest_ids_make_whole_keys(void **state)
+{
+	char site[65], gate[65], call[65], topic[256], payload[1024], want[1024];
+	char ids[3][65], keys[3][NORM_KEY_MAX], idbuf[200], x61[62];
+	struct norm_result res;
+
+	(void)state;
+	rep("s", 64, site, sizeof(site));
+	rep("G", 64, gate, sizeof(gate));
+	/* Gate event: 64-byte id of 21 three-byte characters and a '/'. */
+	snprintf(topic, sizeof(topic), "cordon/%s/gate/%s/event", site, gate);
+	snprintf(payload, sizeof(payload), "{\"id\":\"%s/\",\"ts\":1581849120,\"temp_c\":36.6,"
+		 "\"card\":\"%s\",\"person\":\"%s\"}", rep("\xe7\xbc\x96", 21, idbuf, sizeof(idbuf)),
+		 rep("C", 64, ids[0], sizeof(ids[0])), rep("P", 64, ids[1], sizeof(ids[1])));
+	assert_int_equal(run(topic, payload, strlen(payload), 0, &res), 0);
+	assert_null(res.reason);
+	snprintf(want, sizeof(want), "%s/%s/%s/", site, gate, idbuf);
+	assert_string_equal(evs[0].key, want);
+	assert_int_equal(strlen(evs[0].key), 64 + 1 + 64 + 1 + 64);
+	assert_int_equal(strlen(evs[0].card), 64);
+	assert_int_equal(strlen(evs[0].person), 64);
+	/* A 65-byte id is not an id. */
+	snprintf(payload, sizeof(payload), "{\"id\":\"%s\",\"ts\":1581849120,\"temp_c\":36.6}",
+		 rep("i", 65, idbuf, sizeof(idbuf)));
+	assert_string_equal(reason_of(topic, payload), "bad_field");
+
+	/* Hotline: three steps of one 64-byte call, ids that differ only in
+	 * their last bytes. */
+	snprintf(topic, sizeof(topic), "cordon/%s/hotline", site);
+	rep("c", 64, call, sizeof(call));
+	for (int i = 0; i < 3; i++) {
+		static const char *const actions[] = { "open", "update", "resolve" };
+
+		snprintf(ids[i], sizeof(ids[i]), "%s-%02d", rep("x", 61, x61, sizeof(x61)), i);
+		snprintf(payload, sizeof(payload), "{\"call_id\":\"%s\",\"id\":\"%s\",\"action\":\"%s\","
+			 "\"ts\":1581849120}", call, ids[i], actions[i]);
+		assert_int_equal(run(topic, payload, strlen(payload), 0, &res), 0);
+		assert_null(res.reason);
+		snprintf(keys[i], sizeof(keys[i]), "%s", evs[0].key);
+		snprintf(want, sizeof(want), "%s/hotline/%s/%s", site, call, ids[i]);
+		assert_string_equal(keys[i], want);
+	}
+	assert_string_not_equal(keys[0], keys[1]);
+	assert_string_not_equal(keys[1], keys[2]);
+
+	/* The longest key of all: a call id of 64 '/' (escaped, 192 bytes). */
+	rep("/", 64, call, sizeof(call));
+	snprintf(payload, sizeof(payload), "{\"call_id\":\"%s\",\"id\":\"%s\",\"action\":\"open\","
+		 "\"ts\":1581849120}", call, ids[2]);
+	assert_int_equal(run(topic, payload, strlen(payload), 0, &res), 0);
+	assert_null(res.reason);
+	snprintf(want, sizeof(want), "%s/hotline/%s/%s", site, rep("%2F", 64, idbuf, sizeof(idbuf)),
+		 ids[2]);
+	assert_string_equal(evs[0].key, want);
+	assert_int_equal(strlen(evs[0].key), 64 + 1 + 7 + 1 + 3 * 64 + 1 + 64);
+	assert_string_equal(evs[0].call_id, call);
+}
+
+/* A '/' in a call id or a step id cannot make two steps one key. */
+static void
+hotline_keys_are_unambiguous(void **state)
+{
+	static const struct { const char *call, *id, *key; } cases[] = {
+		{ "a/b", "c", "s1/hotline/a%2Fb/c" },
+		{ "a", "b/c", "s1/hotline/a/b/c" },
+		{ "a%2Fb", "c", "s1/hotline/a%252Fb/c" },
+		{ "H-7", "1", "s1/hotline/H-7/1" },	/* the usual ids: as before */
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char payload[256];
+		struct norm_result res;
+
+		snprintf(payload, sizeof(payload), "{\"call_id\":\"%s\",\"id\":\"%s\","
+			 "\"action\":\"open\",\"ts\":1581849120}", cases[i].call, cases[i].id);
+		assert_int_equal(run("cordon/s1/hotline", payload, strlen(payload), 0, &res), 0);
+		assert_null(res.reason);
+		assert_string_equal(evs[0].key, cases[i].key);
+		assert_string_equal(evs[0].call_id, cases[i].call);
+	}
+}
+
 int
 main(void)
 {
@@ -224,6 +427,10 @@ main(void)
 		cmocka_unit_test(times),
 		cmocka_unit_test(epoch_seconds_millis_and_skew),
 		cmocka_unit_test(hash_keys_are_stable),
+		cmocka_unit_test(temperatures_within_the_column),
+		cmocka_unit_test(times_at_the_edges),
+		cmocka_unit_test(longest_ids_make_whole_keys),
+		cmocka_unit_test(hotline_keys_are_unambiguous),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -922,6 +922,37 @@ disinfection_overdue_daytime(void **state)
 	only(f, KIND_DISINFECTION_OVERDUE, "raised");
 }
 
+/* G3: a disinfection known from before the start (restored from
+ * PostgreSQL) keeps counting; the interval does not begin again at the
+ * start. A message with an older device time counts from that time. */
+static void
+disinfection_known_before_start(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	add_site(f->reg, "s1", "Asia/Shanghai");
+	add_zone(f->reg, "s1", "Z01", 2 * 3600);
+	add_zone(f->reg, "s1", "Z02", 2 * 3600);
+	/* Z01 disinfected at 07:00 local, engine started at 08:00: due at 09:00 */
+	assert_int_equal(rules_restore_seen(f->r, "zone", "s1", "Z01", "", T0 - HOUR), 0);
+	tick(f, T0 + HOUR);
+	none(f);
+	tick(f, T0 + HOUR + S);
+	only(f, KIND_DISINFECTION_OVERDUE, "raised");
+	assert_string_equal(f->out.t[0].a.zone, "Z01");
+	/* Z02: a message at 09:30 says it was done at 08:15: due at 10:15 */
+	ev = ev_base(f, EVENT_DISINFECTION, "s1", T0 + 15 * MIN);
+	snprintf(ev.zone, sizeof(ev.zone), "Z02");
+	apply(f, &ev);
+	none(f);
+	tick(f, T0 + 2 * HOUR + 15 * MIN);
+	none(f);
+	tick(f, T0 + 2 * HOUR + 15 * MIN + S);
+	only(f, KIND_DISINFECTION_OVERDUE, "raised");
+	assert_string_equal(f->out.t[0].a.zone, "Z02");
+}
+
 static void
 disinfection_site_zone_and_default_interval(void **state)
 {
@@ -1055,6 +1086,34 @@ restored_alert_continues(void **state)
 	only(f, KIND_FEVER, "resolved");
 }
 
+/* An alert's count is stored in an integer column: it stops there. */
+static void
+count_stops_at_the_column_maximum(void **state)
+{
+	struct fx *f = *state;
+	struct alert a;
+	struct event ev;
+
+	memset(&a, 0, sizeof(a));
+	rules_alert_id("s1", "fever", "person:P-2", "s1/G01/Y", a.alert_id);
+	a.kind = KIND_FEVER;
+	a.severity = SEVERITY_WARNING;
+	a.state = ALERT_RAISED;
+	snprintf(a.site, sizeof(a.site), "s1");
+	snprintf(a.subject, sizeof(a.subject), "person:P-2");
+	snprintf(a.event_key, sizeof(a.event_key), "s1/G01/Y");
+	a.temp_dc = 375;
+	a.raised_us = a.updated_us = a.published_us = T0 - MIN;
+	a.count = INT32_MAX - 1;
+	assert_int_equal(rules_restore_alert(f->r, &a), 0);
+	for (int i = 0; i < 3; i++) {
+		ev = gate_ev(f, "s1", "G01", "C-2", "P-2", DIR_IN, 380, T0 + (i + 1) * 5 * MIN);
+		apply(f, &ev);
+		only(f, KIND_FEVER, "updated");
+		assert_int_equal(f->out.t[0].a.count, INT32_MAX);
+	}
+}
+
 static void
 restored_seen_times(void **state)
 {
@@ -1127,11 +1186,13 @@ main(void)
 		T(isolation_symptoms),
 		cmocka_unit_test(daytime_elapsed),
 		T(disinfection_overdue_daytime),
+		T(disinfection_known_before_start),
 		T(disinfection_site_zone_and_default_interval),
 		T(hotline_limits),
 		T(hotline_resolved_before_limit),
 		T(backlog_raise_and_recover),
 		T(restored_alert_continues),
+		T(count_stops_at_the_column_maximum),
 		T(restored_seen_times),
 		cmocka_unit_test(names),
 	};
