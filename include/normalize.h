@@ -200,6 +200,32 @@ void normalize_format_temp(int16_t temp_dc, char *buf, size_t len);
 /* Runs of 7 or more digits (phone and ID numbers) keep their first 3
  * and last 4 digits: 180****1999. In place, over s[0..len). */
 void normalize_mask_digits(char *s, size_t len);
+/* Cuts a NUL-terminated string that a bounded copy (snprintf's "%.31s", a
+ * buffer too small) may have cut inside a UTF-8 sequence back to the end
+ * of its last whole character, in place; a string that ends whole is left
+ * as it is. Text cut mid-character is not valid UTF-8: jansson drops it
+ * from an alert's JSON, PostgreSQL refuses it (22021). Inline: the rules,
+ * the store and the daemon cut texts too. */
+static inline void
+normalize_utf8_trim(char *s)
+{
+	size_t n = 0, i, need;
+	unsigned char c;
+
+	while (s[n])
+		n++;
+	/* the lead byte of the last sequence: at most 3 continuation bytes back */
+	for (i = n; i > 0 && n - i < 4 && ((unsigned char)s[i - 1] & 0xc0) == 0x80;)
+		i--;
+	if (i == 0)
+		return;
+	c = (unsigned char)s[i - 1];
+	need = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 :
+	       (c & 0xf8) == 0xf0 ? 4 : 0;
+	if (n - (i - 1) < need)
+		s[i - 1] = '\0';
+}
+
 /* 1 when s[0..len) is an id of SPEC 2 (site, gate, zone, household, card,
  * person, topic level): [A-Za-z0-9_-]{1,64}. Inline: config.c and the
  * tools use it without linking the normalizer. */

@@ -548,6 +548,7 @@ process_record(struct daemon *d, const struct spool_record *rec, int rules,
 
 			normalize_message_hash(&in, r.key);
 			snprintf(r.detail, sizeof(r.detail), "%s", res.detail);
+			normalize_utf8_trim(r.detail);
 			err = store_batch_add_reject(batch, &r, rec->topic, rec->topic_len,
 						     rec->payload, rec->payload_len);
 			if (err < 0)

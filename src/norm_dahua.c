@@ -78,8 +78,14 @@ norm_dahua_gate(const struct norm_msg *msg, json_t *root, struct event *events,
 	if (!json_is_object(data))
 		return norm_reject(ret, "bad_field", "Data is not an object");
 	s = json_string_value(json_object_get(root, "Code"));
-	if (s && strcmp(s, "AccessControl") != 0)
-		return norm_reject(ret, "unknown_format", "Dahua event code %.40s is not AccessControl", s);
+	if (s && strcmp(s, "AccessControl") != 0) {
+		char code[41];
+
+		snprintf(code, sizeof(code), "%s", s);
+		normalize_utf8_trim(code);
+		return norm_reject(ret, "unknown_format", "Dahua event code %s is not AccessControl",
+				   code);
+	}
 	norm_event_init(msg, ev, EVENT_GATE, "dahua");
 
 	v = json_object_get(data, "RecNo");

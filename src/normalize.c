@@ -133,6 +133,7 @@ norm_reject(struct norm_result *ret, const char *reason, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(ret->detail, sizeof(ret->detail), fmt, ap);
 	va_end(ap);
+	normalize_utf8_trim(ret->detail);
 	/* Details quote the payload at times (jansson's "near '...'"): no
 	 * phone or ID number may reach a log line or a reject notice. */
 	normalize_mask_digits(ret->detail, strlen(ret->detail));

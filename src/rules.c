@@ -525,6 +525,7 @@ check_rules(struct rules *r, const struct event *ev, struct rules_output *out)
 		tmpl_init(&t, KIND_ISOLATION_SYMPTOM, ev->site, subject, ev->key, SEVERITY_WARNING);
 		snprintf(t.household, sizeof(t.household), "%s", ev->household);
 		snprintf(t.reason, sizeof(t.reason), "%.31s", ev->text);
+		normalize_utf8_trim(t.reason);
 		t.temp_dc = ev->temp_dc;
 		if ((err = trigger(r, out, &t, ev->rule_us)) < 0)
 			return err;
@@ -841,6 +842,7 @@ rules_backlog(struct rules *r, const char *instance, int trouble, const char *wh
 	snprintf(ek, sizeof(ek), "backlog:%" PRId64, now_us);
 	tmpl_init(&t, KIND_BACKLOG, "_daemon", subject, ek, SEVERITY_CRITICAL);
 	snprintf(t.reason, sizeof(t.reason), "%.31s", why);
+	normalize_utf8_trim(t.reason);
 	return trigger(r, out, &t, now_us);
 }
 

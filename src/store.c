@@ -330,6 +330,7 @@ step_failed(struct store *s, const char *what, PGresult *res)
 	for (p = s->err.message; *p; p++)
 		if (*p == '\n' || *p == '\t')
 			*p = ' ';
+	normalize_utf8_trim(s->err.message);	/* a localized message cut short */
 	s->err.in_events = false;
 	log_debug("PostgreSQL %s failed: %s %s", what, state ? state : "-", s->err.message);
 	if (!s->conn || PQstatus(s->conn) != CONNECTION_OK)
@@ -578,6 +579,7 @@ connect_db(struct store *s)
 		snprintf(s->err.what, sizeof(s->err.what), "schema check");
 		snprintf(s->err.sqlstate, sizeof(s->err.sqlstate), "%s", state);
 		snprintf(s->err.message, sizeof(s->err.message), "%.255s", msg);
+		normalize_utf8_trim(s->err.message);
 		s->err.in_events = false;
 		err = PQstatus(s->conn) != CONNECTION_OK ? -ENOTCONN : -EAGAIN;
 		goto fail;
@@ -921,8 +923,15 @@ reject_row(struct store *s, const struct event *ev, const struct table_desc *t,
 				      c ? "\t" : "", row->v[c] ? row->v[c] : "\\N");
 	event_topic(s, ev, topic, sizeof(topic));
 	snprintf(r.key, sizeof(r.key), "row:%s", ev->key);
-	snprintf(r.detail, sizeof(r.detail), "PostgreSQL refused the row: %.5s %.90s",
-		 s->err.sqlstate, s->err.message);
+	{
+		char msg[91];
+
+		snprintf(msg, sizeof(msg), "%.*s", (int)sizeof(msg) - 1, s->err.message);
+		normalize_utf8_trim(msg);
+		snprintf(r.detail, sizeof(r.detail), "PostgreSQL refused the row: %.5s %s",
+			 s->err.sqlstate, msg);
+	}
+	normalize_utf8_trim(r.detail);
 	r.topic = topic;
 	r.payload = (uint8_t *)payload;
 	r.payload_len = n < sizeof(payload) ? n : sizeof(payload) - 1;
@@ -1122,8 +1131,14 @@ enter_held(struct store *s, const struct store_batch *b)
 	s->state = DB_HELD;
 	pthread_mutex_lock(&s->lock);
 	snprintf(s->held_sqlstate, sizeof(s->held_sqlstate), "%s", s->err.sqlstate);
-	snprintf(s->held_reason, sizeof(s->held_reason), "%.130s (%.63s)", s->err.message,
-		 s->err.what);
+	{
+		char msg[131];
+
+		snprintf(msg, sizeof(msg), "%.*s", (int)sizeof(msg) - 1, s->err.message);
+		normalize_utf8_trim(msg);
+		snprintf(s->held_reason, sizeof(s->held_reason), "%s (%.63s)", msg, s->err.what);
+		normalize_utf8_trim(s->held_reason);
+	}
 	pthread_mutex_unlock(&s->lock);
 	atomic_store(&s->writes_held, 1);
 	atomic_store(&s->db_up, 1);

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "normalize.h"
+#include "normalize_internal.h"
 
 #define RECV_US 1581849120000000LL	/* 2020-02-16T10:32:00Z */
 
@@ -416,6 +417,46 @@ hotline_keys_are_unambiguous(void **state)
 	}
 }
 
+/* A text cut by a bounded copy never ends inside a UTF-8 character: the
+ * helper itself, and a reject detail that quotes 40 bytes of Chinese text
+ * (13 characters and a third: the Dahua event code). */
+static void
+texts_cut_at_whole_characters(void **state)
+{
+	static const struct { const char *in, *out; } cases[] = {
+		{ "", "" },
+		{ "abc", "abc" },
+		{ "\xe4\xbd\x93\xe6\xb8\xa9", "\xe4\xbd\x93\xe6\xb8\xa9" },	/* whole */
+		{ "\xe4\xbd\x93\xe6\xb8", "\xe4\xbd\x93" },			/* 2 of 3 bytes */
+		{ "\xe4\xbd\x93\xe6", "\xe4\xbd\x93" },				/* 1 of 3 */
+		{ "a\xf0\x9f\x98", "a" },						/* 3 of 4 */
+		{ "a\xf0\x9f\x98\x80", "a\xf0\x9f\x98\x80" },			/* whole */
+		{ "\xc3", "" },
+		{ "x\xc3\xa9", "x\xc3\xa9" },
+	};
+	char buf[64];
+	struct norm_result res;
+	char payload[512];
+	size_t n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(buf, sizeof(buf), "%s", cases[i].in);
+		normalize_utf8_trim(buf);
+		if (strcmp(buf, cases[i].out) != 0)
+			fail_msg("case %zu: got \"%s\", want \"%s\"", i, buf, cases[i].out);
+	}
+	/* "门禁事件门禁事件门禁事件门禁" as the Dahua Code: 42 bytes */
+	n = (size_t)snprintf(payload, sizeof(payload),
+			     "{\"Code\":\"\xe9\x97\xa8\xe7\xa6\x81\xe4\xba\x8b\xe4\xbb\xb6"
+			     "\xe9\x97\xa8\xe7\xa6\x81\xe4\xba\x8b\xe4\xbb\xb6"
+			     "\xe9\x97\xa8\xe7\xa6\x81\xe4\xba\x8b\xe4\xbb\xb6"
+			     "\xe9\x97\xa8\xe7\xa6\x81\",\"Action\":\"Pulse\",\"Data\":{}}");
+	assert_int_equal(run(GATE, payload, n, 0, &res), 0);
+	assert_string_equal(res.reason, "unknown_format");
+	assert_true(norm_valid_utf8((const uint8_t *)res.detail, strlen(res.detail)));
+}
+
 int
 main(void)
 {
@@ -431,6 +472,7 @@ main(void)
 		cmocka_unit_test(times_at_the_edges),
 		cmocka_unit_test(longest_ids_make_whole_keys),
 		cmocka_unit_test(hotline_keys_are_unambiguous),
+		cmocka_unit_test(texts_cut_at_whole_characters),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
