@@ -370,7 +370,7 @@ static int
 recover_last(struct spool *spool)
 {
 	struct seg *last = &spool->segs[spool->nsegs - 1];
-	uint64_t start = last->start, file_end = start + last->len, cut = file_end;
+	uint64_t start = last->start, file_end = start + last->len, cut = file_end, ckpt;
 	char name[SEG_NAME_LEN];
 	struct spool_reader *r;
 	struct spool_record rec;
@@ -414,22 +414,33 @@ recover_last(struct spool *spool)
 	spool_reader_destroy(r);
 	if (rc < 0)
 		return rc;
-	if (cut < file_end) {
+	ckpt = spool_load_checkpoint(spool);
+	if (cut < file_end || ckpt > file_end) {
 		/* Positions are never reused: a checkpoint may already name a
 		 * position inside the part that is cut - even beyond what the
 		 * torn file still shows (committed before a power loss tore it
-		 * on disk). So new records start in a new segment beyond
-		 * anything the old one can ever have held: a segment never
-		 * grows past the largest segment size plus one record. The
-		 * gap holds no data; readers step over it. */
+		 * on disk), or beyond a file that a power loss cut cleanly at
+		 * its last synced record (the checkpoint's rename reached the
+		 * disk, the segment's unsynced tail did not). So new records
+		 * start in a new segment beyond anything the old one can ever
+		 * have held: a segment never grows past the largest segment
+		 * size plus one record. The gap holds no data; readers step
+		 * over it. */
 		uint64_t held = last->len, next;
 
 		spool->torn_bytes = file_end - cut;
-		log_warn("spool: torn tail in %s/%s at offset %" PRIu64 ": %" PRIu64 " bytes cut (an"
-			 " incomplete last write: cordond or the machine stopped during it; a message"
-			 " not acknowledged is sent again by the broker, and a power loss may also take"
-			 " up to [spool] sync_interval of acknowledged ones)",
-			 spool->dir, name, cut - start, spool->torn_bytes);
+		if (cut == file_end) {
+			log_warn("spool: the local checkpoint (position %" PRIu64 ") lies beyond the"
+				 " end of %s/%s (position %" PRIu64 "): a power loss took the segment's"
+				 " unsynced tail, up to [spool] sync_interval of acknowledged messages",
+				 ckpt, spool->dir, name, file_end);
+		} else {
+			log_warn("spool: torn tail in %s/%s at offset %" PRIu64 ": %" PRIu64 " bytes cut (an"
+				 " incomplete last write: cordond or the machine stopped during it; a message"
+				 " not acknowledged is sent again by the broker, and a power loss may also take"
+				 " up to [spool] sync_interval of acknowledged ones)",
+				 spool->dir, name, cut - start, spool->torn_bytes);
+		}
 		if (ftruncate(last->fd, (off_t)(cut - start)) < 0 || fsync(last->fd) < 0)
 			return -errno;
 		last->len = cut - start;
