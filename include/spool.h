@@ -136,6 +136,10 @@ void spool_get_stats(struct spool *spool, struct spool_stats *ret_stats);
  * Call it after each commit and now and then (the last commit may come
  * before the disk fills). */
 void spool_release(struct spool *spool, uint64_t pos);
+/* While `low` is 1 (intake paused because the spool's disk is nearly
+ * full), spool_release() also replaces and deletes a segment being written
+ * that is all committed whatever its size, as when appends fail. */
+void spool_set_low_disk(struct spool *spool, int low);
 
 /* The last position known committed to PostgreSQL, as saved locally by
  * spool_save_checkpoint(); 0 when there is none. A lower bound: the

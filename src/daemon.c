@@ -358,7 +358,9 @@ disk_free(struct daemon *d)
 /* Pauses intake before the spool reaches max_bytes or its disk fills up
  * (the receive callback would then have to wait inside Paho, holding its
  * lock, and no alert could go out), and resumes once PostgreSQL has caught
- * up and committed segments are deleted. */
+ * up and committed segments are deleted: when twice the reserve is free,
+ * or the reserve with nothing left to commit (on a disk that something
+ * else fills, twice may never come back). */
 static void
 check_spool_space(struct daemon *d)
 {
@@ -379,13 +381,16 @@ check_spool_space(struct daemon *d)
 		ingest_pause(d->ingest);
 		d->paused = 1;
 		d->disk_low = low;
+		spool_set_low_disk(d->spool, low);
 	} else if (d->paused && !d->stopping && used <= d->resume_at &&
-		   avail >= 2 * d->disk_reserve) {
+		   (avail >= 2 * d->disk_reserve ||
+		    (avail >= d->disk_reserve && spool_pending(d->spool, d->committed) == 0))) {
 		log_notice("spool down to %" PRIu64 " bytes, %" PRIu64 " bytes free on its disk:"
 			   " resuming intake", used, avail);
 		ingest_resume(d->ingest);
 		d->paused = 0;
 		d->disk_low = 0;
+		spool_set_low_disk(d->spool, 0);
 	}
 }
 

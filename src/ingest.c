@@ -92,6 +92,7 @@ struct ingest {
 	size_t out_count, out_bytes;	/* publishes queued */
 	int out_quit;
 	int stop_done;
+	int disconnect_done;		/* the pause's disconnect has completed */
 	_Atomic uint64_t publish_dropped;
 	struct log_ratelimit drop_rl;	/* main thread */
 };
@@ -277,7 +278,14 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 		return -ENOMEM;
 	pthread_mutex_init(&in->fail_lock, NULL);
 	pthread_mutex_init(&in->out_lock, NULL);
-	pthread_cond_init(&in->out_cond, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&in->out_cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	in->drop_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10, 10);
 	in->spool = spool;
 	in->wake_fd = wake_fd;
@@ -536,12 +544,67 @@ do_stop(struct ingest *in, int timeout_ms)
 		usleep(10000);
 }
 
+/* Paho's thread: the pause's disconnect is done (or failed: either way
+ * Paho no longer works on it). */
+static void
+on_disconnect_done(void *ctx, void *response)
+{
+	struct ingest *in = ctx;
+
+	(void)response;
+	pthread_mutex_lock(&in->out_lock);
+	in->disconnect_done = 1;
+	pthread_cond_broadcast(&in->out_cond);
+	pthread_mutex_unlock(&in->out_lock);
+}
+
+static void
+on_disconnect_success(void *ctx, MQTTAsync_successData5 *response)
+{
+	on_disconnect_done(ctx, response);
+}
+
+static void
+on_disconnect_failure(void *ctx, MQTTAsync_failureData5 *response)
+{
+	on_disconnect_done(ctx, response);
+}
+
+/* The pause: disconnects, giving the PUBACKs of what we took and our own
+ * messages in flight up to 1 s to go out (a disconnect at once would drop
+ * PUBACKs, and the broker would send the same messages again at each
+ * resume), and waits, at most 5 s, until Paho has done it, so that a
+ * resume right after is not undone by it. */
+static void
+pause_now(struct ingest *in)
+{
+	MQTTAsync_disconnectOptions dopt = MQTTAsync_disconnectOptions_initializer5;
+	struct timespec until;
+
+	dopt.timeout = 1000;
+	dopt.onSuccess5 = on_disconnect_success;
+	dopt.onFailure5 = on_disconnect_failure;
+	dopt.context = in;
+	pthread_mutex_lock(&in->out_lock);
+	in->disconnect_done = 0;
+	pthread_mutex_unlock(&in->out_lock);
+	/* Also stops automatic reconnects when the link is already down
+	 * (then Paho answers at once, without a callback). */
+	if (MQTTAsync_disconnect(in->client, &dopt) != MQTTASYNC_SUCCESS)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += 5;
+	pthread_mutex_lock(&in->out_lock);
+	while (!in->disconnect_done &&
+	       pthread_cond_timedwait(&in->out_cond, &in->out_lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&in->out_lock);
+}
+
 /* Executes one command from the queue (out_main, no lock held). */
 static void
 out_run(struct ingest *in, const struct out_cmd *c)
 {
-	MQTTAsync_disconnectOptions dopt = MQTTAsync_disconnectOptions_initializer5;
-
 	switch (c->kind) {
 	case OUT_PUBLISH:
 		if (send_message(in, c->topic, c->data, c->len, c->qos, c->retained, NULL) < 0)
@@ -549,9 +612,7 @@ out_run(struct ingest *in, const struct out_cmd *c)
 				    "Paho refused an outbound message on %s", c->topic);
 		break;
 	case OUT_PAUSE:
-		/* Also stops automatic reconnects when the link is already down. */
-		dopt.timeout = 1000;
-		MQTTAsync_disconnect(in->client, &dopt);
+		pause_now(in);
 		break;
 	case OUT_RESUME:
 	case OUT_CONNECT:

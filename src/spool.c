@@ -88,6 +88,7 @@ struct spool {
 	_Atomic uint64_t end;
 	_Atomic uint64_t first;
 	_Atomic int write_err;	/* -errno of the last failed append, or 0 */
+	_Atomic int low_disk;	/* spool_set_low_disk(): reclaim whatever the size */
 	_Atomic int gone;	/* enum spool_dir_state */
 	_Atomic uint64_t damaged_spans, damaged_bytes;
 	_Atomic uint64_t syncs;	/* fdatasyncs of segment data done */
@@ -700,6 +701,12 @@ spool_write_error(struct spool *spool)
 	return atomic_load(&spool->write_err);
 }
 
+void
+spool_set_low_disk(struct spool *spool, int low)
+{
+	atomic_store(&spool->low_disk, low);
+}
+
 enum spool_dir_state
 spool_check_dir(struct spool *spool)
 {
@@ -977,7 +984,7 @@ spool_release(struct spool *spool, uint64_t pos)
 	werr = atomic_load(&spool->write_err);
 	if (last->len > 0 && pos >= last->start + last->len &&
 	    atomic_load(&spool->gone) == SPOOL_DIR_OK &&
-	    (werr || is_big(spool, last->len))) {
+	    (werr || atomic_load(&spool->low_disk) || is_big(spool, last->len))) {
 		/* All of the segment being written is committed, and it is
 		 * big, or the disk takes no more: start a new one so that
 		 * this one can go. */
@@ -1029,12 +1036,19 @@ int
 spool_save_checkpoint(struct spool *spool, uint64_t pos)
 {
 	char buf[128];
-	int err;
+	int err, dfd;
 
 	snprintf(buf, sizeof(buf), "%s %" PRIu64 "\n", spool->id, pos);
+	/* A copy of the directory's descriptor taken under the lock, the
+	 * file written outside it: the receive thread's appends (inside
+	 * Paho's lock) must not wait for this file I/O at every commit. */
 	pthread_mutex_lock(&spool->lock);
-	err = write_file_atomic(spool->dir_fd, "checkpoint", buf, 0);
+	dfd = fcntl(spool->dir_fd, F_DUPFD_CLOEXEC, 0);
 	pthread_mutex_unlock(&spool->lock);
+	if (dfd < 0)
+		return -errno;
+	err = write_file_atomic(dfd, "checkpoint", buf, 0);
+	close(dfd);
 	return err;
 }
 

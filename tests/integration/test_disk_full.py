@@ -7,8 +7,9 @@ the rest in our session), go on raising alerts while paused, survive a disk
 filled to its last byte (alerts it cannot write to its outbound queue on
 disk stay in memory and are counted), start again on the full disk after a
 SIGKILL (a damaged outbound-queue entry is set aside and counted, never
-read), and, once PostgreSQL is back and the disk has room, reclaim the
-committed space by itself, resume intake and store every event exactly once.
+read), and, once PostgreSQL is back and the disk has some room (less than
+it had: something else keeps part of it), reclaim the committed space by
+itself, resume intake and store every event exactly once.
 
 Mounting a tmpfs needs root (CI runs as root); the test is skipped otherwise.
 """
@@ -106,6 +107,10 @@ def test_disk_full_pauses_survives_and_resumes(private_env, small_disk):
         {"call_id": "H-1", "id": "1", "action": "open", "ts": now, "household": "3-2-401",
          "category": "medical", "urgent": True}).encode())])
     e.pg.stop("fast")
+    # Someone else's 5 MiB on the same disk, for the whole test.
+    other = os.path.join(small_disk, "other")
+    with open(other, "wb") as f:
+        f.write(b"\0" * (5 << 20))
 
     s = Stream(e.broker.port, sequence_events(SITE, N), "pub-" + SITE).start()
     try:
@@ -141,8 +146,11 @@ def test_disk_full_pauses_survives_and_resumes(private_env, small_disk):
         assert "is cut or damaged" in d.log()
         assert d.alive(), tail(d.logfile)
 
-        # 4. Room again and PostgreSQL back: everything lands, the committed
-        # space is reclaimed by itself and intake resumes by itself.
+        # 4. Room again (but for the 5 MiB of someone else's: once all is
+        # committed, less than twice the 2 MiB reserve is free) and
+        # PostgreSQL back: everything lands, the committed space is
+        # reclaimed by itself and intake resumes by itself, pausing and
+        # resuming as the disk fills and empties.
         os.remove(filler)
         e.pg.start()
         s.wait(LONG)
@@ -152,6 +160,8 @@ def test_disk_full_pauses_survives_and_resumes(private_env, small_disk):
     wait_all_stored(e, d, SITE, N)
     figures = verify_exact(e.pg, SITE, N)
     assert "resuming intake" in d.log()
+    assert d.log().count("resuming intake") >= 2, "intake resumed with less than twice the reserve free"
+    os.remove(other)
     wait_until(lambda: used(small_disk) < DISK // 4,
                what=lambda: "committed spool space reclaimed (%d bytes used)" % used(small_disk))
     wait_until(lambda: http(base + "/healthz")[0] == 200, what="/healthz healthy again")
