@@ -1,6 +1,17 @@
 /* metrics.c - the HTTP side of the metrics: a libmicrohttpd daemon with
  * its own thread answering GET /metrics and GET /healthz from a copy of
- * the text the main loop last rendered. */
+ * the text the main loop last rendered.
+ *
+ * Slow or idle clients ("slowloris": a request trickled a byte at a time,
+ * or a connection opened and never used) must not keep /healthz from
+ * answering. libmicrohttpd's connection timeout counts idle time, which a
+ * trickle resets, and past its connection limit new connections wait in
+ * the kernel's backlog. So cordon keeps a slot free itself: when a new
+ * connection leaves fewer than METRICS_SPARE slots, the connection idle the
+ * longest (no request answered since its last activity) is shut down. A
+ * new client is therefore always accepted at once and served in the same
+ * poll round; the clients pushed out are the ones holding a slot longest.
+ * All of it runs in libmicrohttpd's single polling thread. */
 #include "metrics.h"
 
 #include <arpa/inet.h>
@@ -11,8 +22,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include "log.h"
+
+#define METRICS_CONNECTIONS 32	/* libmicrohttpd's connection limit */
+#define METRICS_SPARE 4		/* slots kept free for new clients */
+#define METRICS_IDLE_S 5U	/* libmicrohttpd's idle timeout, seconds */
+
+/* One open connection, as the notify callback saw it. */
+struct metrics_conn {
+	struct MHD_Connection *conn;	/* NULL: the slot is free */
+	int fd;
+	int64_t active_ms;	/* accepted, or last answered (CLOCK_MONOTONIC) */
+};
 
 struct metrics {
 	struct MHD_Daemon *mhd;
@@ -21,7 +45,75 @@ struct metrics {
 	size_t len;
 	int healthy;
 	char reason[128];
+	/* libmicrohttpd's polling thread only */
+	struct metrics_conn conns[METRICS_CONNECTIONS];
+	unsigned nconns;
+	uint64_t evicted;	/* connections pushed out for a new one */
 };
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct metrics_conn *
+conn_find(struct metrics *m, struct MHD_Connection *conn)
+{
+	for (unsigned i = 0; i < METRICS_CONNECTIONS; i++)
+		if (m->conns[i].conn == conn)
+			return &m->conns[i];
+	return NULL;
+}
+
+/* MHD_NotifyConnectionCallback: tracks open connections, and when a new
+ * one leaves fewer than METRICS_SPARE slots free, shuts down the socket of
+ * the connection idle the longest (libmicrohttpd then sees it closed and
+ * cleans it up). The socket is still open here: libmicrohttpd reports
+ * MHD_CONNECTION_NOTIFY_CLOSED before it closes a connection's socket, so
+ * an fd in the table is never one reused by another connection. */
+static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+	      enum MHD_ConnectionNotificationCode code)
+{
+	struct metrics *m = cls;
+	struct metrics_conn *c, *oldest = NULL;
+	const union MHD_ConnectionInfo *info;
+
+	(void)socket_context;
+	if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if ((c = conn_find(m, conn))) {
+			c->conn = NULL;
+			m->nconns--;
+		}
+		return;
+	}
+	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!info || !(c = conn_find(m, NULL)))
+		return;
+	*c = (struct metrics_conn){ .conn = conn, .fd = info->connect_fd, .active_ms = mono_ms() };
+	m->nconns++;
+	if (m->nconns + METRICS_SPARE <= METRICS_CONNECTIONS)
+		return;
+	for (unsigned i = 0; i < METRICS_CONNECTIONS; i++) {
+		c = &m->conns[i];
+		if (c->conn && c->conn != conn && c->fd >= 0 &&
+		    (!oldest || c->active_ms < oldest->active_ms))
+			oldest = c;
+	}
+	if (oldest) {
+		shutdown(oldest->fd, SHUT_RDWR);
+		oldest->fd = -1;	/* shut down once */
+		if (m->evicted++ == 0)
+			log_warn("metrics: %u HTTP connections open, shut down the one idle the "
+				 "longest to admit a new client (slow or idle clients on the metrics "
+				 "port; counted in cordon_metrics_connections_evicted_total)",
+				 m->nconns);
+	}
+}
 
 void
 histogram_observe(struct histogram *h, double v)
@@ -73,15 +165,34 @@ answer(void *cls, struct MHD_Connection *conn, const char *url, const char *meth
 	(void)upload_data;
 	(void)upload_size;
 	(void)con_cls;
+	{
+		struct metrics_conn *c = conn_find(m, conn);
+
+		if (c)
+			c->active_ms = mono_ms();
+	}
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
 		snprintf(body, sizeof(body), "only GET\n");
 		status = MHD_HTTP_METHOD_NOT_ALLOWED;
 		resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_COPY);
 	} else if (strcmp(url, "/metrics") == 0) {
+		char *text;
+		int n;
+
+		/* The main loop's text, and this thread's own counter. */
 		pthread_mutex_lock(&m->lock);
-		resp = MHD_create_response_from_buffer(m->len, m->text ? m->text : (char *)"",
-						       MHD_RESPMEM_MUST_COPY);
+		n = asprintf(&text,
+			     "%.*s# HELP cordon_metrics_connections_evicted_total HTTP connections "
+			     "to this port shut down, idle the longest, to admit a new one.\n"
+			     "# TYPE cordon_metrics_connections_evicted_total counter\n"
+			     "cordon_metrics_connections_evicted_total %llu\n",
+			     (int)m->len, m->text ? m->text : "", (unsigned long long)m->evicted);
 		pthread_mutex_unlock(&m->lock);
+		if (n < 0)
+			return MHD_NO;
+		resp = MHD_create_response_from_buffer((size_t)n, text, MHD_RESPMEM_MUST_FREE);
+		if (!resp)
+			free(text);
 		type = "text/plain; version=0.0.4; charset=utf-8";
 	} else if (strcmp(url, "/healthz") == 0) {
 		pthread_mutex_lock(&m->lock);
@@ -157,8 +268,9 @@ metrics_start(const char *listen, struct metrics **ret_metrics)
 				  (family == AF_INET6 ? MHD_USE_IPv6 : 0),
 				  0, NULL, NULL, answer, m,
 				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-				  MHD_OPTION_CONNECTION_LIMIT, 16U,
-				  MHD_OPTION_CONNECTION_TIMEOUT, 10U,
+				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_CONNECTIONS,
+				  MHD_OPTION_CONNECTION_TIMEOUT, METRICS_IDLE_S,
+				  MHD_OPTION_NOTIFY_CONNECTION, on_connection, m,
 				  MHD_OPTION_END);
 	if (!m->mhd) {
 		pthread_mutex_destroy(&m->lock);

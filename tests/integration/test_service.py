@@ -173,3 +173,82 @@ def test_daemon_state_online_then_offline(env, cordond):
     with Collector(env.broker.port, topic) as late:
         late.wait_for(lambda t, p: p == b"offline")
     assert "did not acknowledge our offline state" not in d.log(), tail(d.logfile)
+
+
+class Slowloris:
+    """Clients that hold connections to a port without finishing a request:
+    `idle` connect and never send; `trickle` send a request header a byte
+    every 0.3 s, forever, and connect again when cut off (an idle timeout
+    never fires for them)."""
+
+    def __init__(self, port, idle, trickle):
+        import threading
+        self.port = port
+        self.stop = threading.Event()
+        self.idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(idle)]
+        self.reconnects = 0
+        self.threads = [threading.Thread(target=self._trickle, daemon=True) for _ in range(trickle)]
+        for t in self.threads:
+            t.start()
+
+    def _trickle(self):
+        header = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100000
+        while not self.stop.is_set():
+            try:
+                s = socket.create_connection(("127.0.0.1", self.port), timeout=2)
+            except OSError:
+                self.stop.wait(0.1)
+                continue
+            try:
+                for i in range(len(header)):
+                    if self.stop.wait(0.3):
+                        break
+                    s.send(header[i:i + 1])
+            except OSError:
+                self.reconnects += 1
+            finally:
+                s.close()
+
+    def close(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+        for s in self.idle:
+            s.close()
+
+
+def test_healthz_answers_beside_slow_clients(private_env):
+    """/healthz answers while 20 idle and 20 trickling ("slowloris")
+    connections hold the metrics port. The trickling ones never go idle, so
+    without eviction every slot stays taken and /healthz is never answered
+    (the 10 s timeout here stands for "never": with eviction it answers in
+    milliseconds)."""
+    import time
+    env = private_env
+    env.broker.start()
+    env.pg.start()
+    port = free_port()
+    d = env.cordond({"metrics": {"listen": "127.0.0.1:%d" % port}})
+    base = "http://127.0.0.1:%d" % port
+    wait_until(lambda: get(base + "/healthz")[0] == 200, what="/healthz 200")
+
+    attack = Slowloris(port, idle=20, trickle=20)
+    try:
+        # Every trickling client holds its connection before we ask.
+        time.sleep(1.0)
+        took = []
+        for _ in range(20):
+            t0 = time.monotonic()
+            with urllib.request.urlopen(base + "/healthz", timeout=10) as r:
+                assert r.status == 200 and r.read() == b"ok\n"
+            took.append(time.monotonic() - t0)
+        code, text = get(base + "/metrics")
+        assert code == 200
+        assert metric(text, "cordon_metrics_connections_evicted_total") > 0
+        assert metric(text, "cordon_broker_up") == 1
+        print("/healthz beside 40 slow clients: 20 answers, slowest %.1f ms, median %.1f ms"
+              % (max(took) * 1e3, sorted(took)[10] * 1e3))
+    finally:
+        attack.close()
+    assert "shut down the one idle the longest" in d.log()
+    assert d.alive()
