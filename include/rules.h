@@ -1,9 +1,20 @@
 /* rules.h - the alert engine (SPEC 4): rule state, the catalogue, and the
  * alert lifecycle raised -> (acked) -> resolved.
  *
- * Pure: no I/O and no clock reads. Events and ticks come in with the time;
- * transitions come out into a list that the caller publishes and stores.
- * The register is read through the snapshot the caller passes. */
+ * Pure: no I/O and no clock reads. Events and ticks come in with the time
+ * (struct rules_clock); transitions come out into a list that the caller
+ * publishes and stores. The register is read through the snapshot the
+ * caller passes.
+ *
+ * Clocks (docs/architecture.md, "Clocks"): every deadline is measured on
+ * the monotonic clock, so that a step of the wall clock (NTP setting it,
+ * an operator's `date -s`) neither blinds a timer nor fires it early. The
+ * wall clock is used only for what is shown and stored (an alert's times)
+ * and for what is calendar-based: whether an isolation order is in force,
+ * and the 06:00-22:00 local day of disinfection intervals. Wall times from
+ * outside (an event's time, a time restored from PostgreSQL) are put on
+ * the monotonic clock once, when they come in, by their age on the wall
+ * clock then. */
 #ifndef CORDON_RULES_H
 #define CORDON_RULES_H
 
@@ -15,6 +26,15 @@
 #include "registry.h"
 
 #define RULES_SUBJECT_MAX (NORM_ID_MAX + 24)
+
+/* Now, as two clocks read together by the caller: wall_us is
+ * CLOCK_REALTIME, microseconds since the epoch (UTC); mono_us is
+ * CLOCK_MONOTONIC, microseconds from any origin (it must only never go
+ * back within one engine). */
+struct rules_clock {
+	int64_t wall_us;
+	int64_t mono_us;
+};
 
 struct rules_config {
 	int16_t fever_dc;		/* tenths of a degree C */
@@ -73,8 +93,9 @@ struct alert {
 	char zone[NORM_ID_MAX + 1];
 	char call_id[NORM_ID_MAX + 1];
 	int16_t temp_dc;		/* TEMP_NONE when not a reading */
-	int64_t raised_us, updated_us, resolved_us;
-	int64_t published_us;		/* last transition handed out */
+	int64_t raised_us, updated_us, resolved_us;	/* wall clock, us since the epoch */
+	int64_t published_mono_us;	/* last transition handed out (the engine's
+					 * monotonic time; set by the engine) */
 	uint32_t count;			/* triggers so far */
 	uint32_t published_count;	/* count at the last transition */
 	char reason[32];		/* why it was resolved */
@@ -97,33 +118,47 @@ struct rules_output {
 
 struct rules;
 
-int rules_create(const struct rules_config *cfg, int64_t start_us, struct rules **ret_rules)
-	__attribute__((warn_unused_result));
+/* A new engine started at `now` (gates are silent from then at the
+ * earliest). Returns 0 or -ENOMEM. */
+int rules_create(const struct rules_config *cfg, const struct rules_clock *now,
+		 struct rules **ret_rules) __attribute__((warn_unused_result));
 void rules_destroy(struct rules *r);
 void rules_set_config(struct rules *r, const struct rules_config *cfg);
 /* Tells whether messages can arrive (broker connected, intake not
  * paused); gate_silent is not judged while they cannot. */
-void rules_intake(struct rules *r, int flowing, int64_t now_us);
+void rules_intake(struct rules *r, int flowing, const struct rules_clock *now);
 
-/* Applies one event. Returns 0 or -ENOMEM. */
+/* Applies one event, processed at `now`. The alerts it raises or resolves
+ * carry the event's rule time (ev->rule_us) as their time, so that a
+ * replay yields the same alert ids. Returns 0 or -ENOMEM. */
 int rules_event(struct rules *r, const struct registry_snapshot *reg, const struct event *ev,
-		int64_t now_us, struct rules_output *out) __attribute__((warn_unused_result));
-/* Runs the timer rules (overdue, silent, quotas, repeats) at now_us. */
-int rules_tick(struct rules *r, const struct registry_snapshot *reg, int64_t now_us,
-	       struct rules_output *out) __attribute__((warn_unused_result));
+		const struct rules_clock *now, struct rules_output *out)
+	__attribute__((warn_unused_result));
+/* Runs the timer rules (overdue, silent, quotas, repeats) at `now`.
+ * Returns 0 or -ENOMEM. */
+int rules_tick(struct rules *r, const struct registry_snapshot *reg,
+	       const struct rules_clock *now, struct rules_output *out)
+	__attribute__((warn_unused_result));
 /* The instance-level backlog alert: raised while `trouble` is set (its
- * text in `why`), resolved when it clears. */
+ * text in `why`), resolved when it clears. Returns 0 or -ENOMEM. */
 int rules_backlog(struct rules *r, const char *instance, int trouble, const char *why,
-		  int64_t now_us, struct rules_output *out) __attribute__((warn_unused_result));
+		  const struct rules_clock *now, struct rules_output *out)
+	__attribute__((warn_unused_result));
 
-/* Restores an open alert (from PostgreSQL at start). */
-int rules_restore_alert(struct rules *r, const struct alert *a)
+/* Restores an open alert (from PostgreSQL at start); its times are wall
+ * times (its last update is taken as its last publication). Returns 0 or
+ * -ENOMEM. */
+int rules_restore_alert(struct rules *r, const struct alert *a, const struct rules_clock *now)
 	__attribute__((warn_unused_result));
 /* Restores the last time something was seen: a gate's message, a
  * disinfection, a check (household, person or ""), an open urgent call
- * (its open time; category), an outward pass of a household. */
+ * (its open time; category), an outward pass of a household. at_us is a
+ * wall time (us since the epoch), put on the monotonic clock by its age at
+ * `now` (a time later than now counts as now). Returns 0, -ENOMEM, or
+ * -EINVAL for an unknown `what`. */
 int rules_restore_seen(struct rules *r, const char *what, const char *site, const char *id,
-		       const char *sub, int64_t at_us) __attribute__((warn_unused_result));
+		       const char *sub, int64_t at_us, const struct rules_clock *now)
+	__attribute__((warn_unused_result));
 
 /* Open alerts, for the retained topic at start and for cordonctl. */
 size_t rules_open_alerts(struct rules *r, const struct alert **ret, size_t max);

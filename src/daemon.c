@@ -115,6 +115,7 @@ struct daemon {
 	uint64_t disk_free;		/* free bytes on the spool's disk, last look */
 	int disk_low;			/* the pause is for the disk */
 	int64_t disk_checked_us;
+	int64_t wall_offset_us;		/* CLOCK_REALTIME - CLOCK_MONOTONIC, last tick */
 };
 
 static int64_t
@@ -130,6 +131,45 @@ static int64_t
 mono_ms(void)
 {
 	return mono_us() / 1000;
+}
+
+static int64_t
+wall_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Now for the rules: the wall clock for what they show and for the
+ * calendar, the monotonic clock for every deadline (rules.h). */
+static struct rules_clock
+rules_now(void)
+{
+	return (struct rules_clock){ .wall_us = wall_us(), .mono_us = mono_us() };
+}
+
+/* Logs a step of the wall clock: the offset between CLOCK_REALTIME and
+ * CLOCK_MONOTONIC changed by more than WALL_STEP_US since the last look
+ * (every tick). NTP slews by at most 500 ppm, 50 us per tick: only a step
+ * (settimeofday, NTP setting the clock, `date -s`) gets here. Timers do
+ * not move with it: they run on the monotonic clock. */
+#define WALL_STEP_US 1000000
+
+static void
+watch_wall_clock(struct daemon *d)
+{
+	struct rules_clock now = rules_now();
+	int64_t offset = now.wall_us - now.mono_us;
+	int64_t step = offset - d->wall_offset_us;
+
+	if (d->wall_offset_us && (step > WALL_STEP_US || step < -WALL_STEP_US))
+		log_warn("wall clock stepped %s by %lld s; deadlines keep running on the"
+			 " monotonic clock, the times shown and stored follow the wall clock",
+			 step > 0 ? "forward" : "back",
+			 (long long)((step > 0 ? step : -step) + 500000) / 1000000);
+	d->wall_offset_us = offset;
 }
 
 static void pump(struct daemon *d);
@@ -201,6 +241,7 @@ severity_from(const char *s)
 static void
 restore_rule_state(struct daemon *d, const struct registry_seed *seed)
 {
+	struct rules_clock now = rules_now();
 	size_t restored = 0;
 
 	for (size_t i = 0; i < seed->nalerts; i++) {
@@ -227,15 +268,16 @@ restore_rule_state(struct daemon *d, const struct registry_seed *seed)
 		snprintf(a.by, sizeof(a.by), "%s", sa->by);
 		a.temp_dc = (int16_t)sa->temp_dc;
 		a.raised_us = sa->raised_us;
-		a.updated_us = a.published_us = sa->updated_us;
+		a.updated_us = sa->updated_us;
 		a.count = sa->count;
-		if (rules_restore_alert(d->rules, &a) == 0)
+		if (rules_restore_alert(d->rules, &a, &now) == 0)
 			restored++;
 	}
 	for (size_t i = 0; i < seed->nseen; i++) {
 		const struct seed_seen *x = &seed->seen[i];
 
-		if (rules_restore_seen(d->rules, x->what, x->site, x->id, x->sub, x->at_us) < 0)
+		if (rules_restore_seen(d->rules, x->what, x->site, x->id, x->sub, x->at_us,
+				       &now) < 0)
 			log_warn("cannot restore %s %s/%s", x->what, x->site, x->id);
 	}
 	log_notice("rule state restored: %zu open alerts, %zu last-seen times", restored,
@@ -392,15 +434,6 @@ check_spool_space(struct daemon *d)
 		d->disk_low = 0;
 		spool_set_low_disk(d->spool, 0);
 	}
-}
-
-static int64_t
-wall_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static const char *const transition_names[4] = { "raised", "updated", "acked", "resolved" };
@@ -563,9 +596,11 @@ process_record(struct daemon *d, const struct spool_record *rec, int rules,
 	}
 	for (size_t i = 0; i < res.nevents; i++) {
 		if (rules) {
+			struct rules_clock now = rules_now();
+
 			d->count.events++;
 			d->count.by_type[d->events[i].type]++;
-			if (rules_event(d->rules, d->reg, &d->events[i], wall_us(), &d->out) < 0)
+			if (rules_event(d->rules, d->reg, &d->events[i], &now, &d->out) < 0)
 				log_err("out of memory in the rules: event %s not checked",
 					d->events[i].key);
 			publish_transitions(d, rec->recv_us);
@@ -747,6 +782,7 @@ static void
 check_backlog(struct daemon *d, int64_t now)
 {
 	uint64_t used = spool_bytes(d->spool);
+	struct rules_clock rnow;
 	struct store_stats ss;
 	char why[64] = "";
 
@@ -769,7 +805,8 @@ check_backlog(struct daemon *d, int64_t now)
 			 (long long)(now - d->db_down_since_ms) / 1000);
 	else if (used * 5 > (uint64_t)d->cfg->spool_max_bytes * 4)
 		snprintf(why, sizeof(why), "spool over 80%% full");
-	if (rules_backlog(d->rules, d->cfg->mqtt_client_id, why[0] != '\0', why, wall_us(),
+	rnow = rules_now();
+	if (rules_backlog(d->rules, d->cfg->mqtt_client_id, why[0] != '\0', why, &rnow,
 			  &d->out) < 0)
 		log_err("out of memory in the backlog rule");
 }
@@ -1062,6 +1099,7 @@ on_tick(struct daemon *d)
 	int64_t now = mono_ms();
 
 	ingest_tick(d->ingest, now);
+	watch_wall_clock(d);
 	watch_spool(d);
 	check_spool_space(d);
 	service_tick(d, now);
@@ -1077,11 +1115,13 @@ on_tick(struct daemon *d)
 	}
 	if (d->rules_ready && now - d->last_rules_tick_ms >= 1000) {
 		struct ingest_stats is;
+		struct rules_clock rnow = rules_now();
 
 		ingest_get_stats(d->ingest, &is);
-		rules_intake(d->rules, is.connected && !d->paused, wall_us());
+		rules_intake(d->rules, is.connected && !d->paused, &rnow);
 		check_backlog(d, now);
-		if (rules_tick(d->rules, d->reg, wall_us(), &d->out) < 0)
+		rnow = rules_now();
+		if (rules_tick(d->rules, d->reg, &rnow, &d->out) < 0)
 			log_err("out of memory in the timer rules");
 		publish_transitions(d, 0);
 		d->last_rules_tick_ms = now;
@@ -1234,8 +1274,12 @@ setup(struct daemon *d)
 		return -EINVAL;
 	}
 	apply_config(d);
-	if ((err = rules_create(&d->rcfg, wall_us(), &d->rules)) < 0)
-		return err;
+	{
+		struct rules_clock now = rules_now();
+
+		if ((err = rules_create(&d->rcfg, &now, &d->rules)) < 0)
+			return err;
+	}
 	{
 		static const double bounds[HIST_BUCKETS] = {
 			0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5, 60 };

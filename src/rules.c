@@ -3,13 +3,35 @@
  * State lives in string-keyed maps (map.c), keys joined by '\x1f':
  *   alerts   site|kind|subject -> struct alert (open alerts)
  *   by_id    alert_id -> the same struct alert
- *   gates    site|gate -> last message (us)        gate_silent
+ *   gates    site|gate -> last message              gate_silent
  *   checks   site|household|person -> last check   isolation_overdue
  *   zones    site|zone -> last disinfection        disinfection_overdue
  *   calls    site|call_id -> struct call           hotline_unresolved
  *   exits    site|household -> struct ring         exit_quota
- * Times of events are their rule time (the receive time when the device
- * clock is off); timer rules run on the time the caller gives. */
+ *
+ * Clocks. Every time kept for a deadline is a monotonic time ("mono":
+ * CLOCK_MONOTONIC as the caller gives it, plus MONO_BIAS), and every
+ * deadline is a difference of two of them: a step of the wall clock moves
+ * none. Per rule:
+ *   gate_silent     from when the engine processed the gate's last message
+ *                   (the device's time is not used: a gate with a wrong
+ *                   clock still talks), or from the start or the end of an
+ *                   intake pause, whichever is later;
+ *   isolation_overdue, disinfection_overdue, hotline_unresolved, exit_quota
+ *                   from the event's rule time (the device's time, or the
+ *                   receive time when the device clock is off by more than
+ *                   max_clock_skew: what happened when is data), put on the
+ *                   monotonic clock by its age on the wall clock when the
+ *                   event is processed (never later than then);
+ *   fever recheck   between the two readings' rule times (both data);
+ *   repeat_interval from the last publication, monotonic.
+ * The wall clock decides only what is calendar-based: whether an isolation
+ * order is in force now, and the 06:00-22:00 local hours that a
+ * disinfection interval counts (the monotonic time since the last
+ * disinfection is laid back from the wall clock's now). An alert's times
+ * (raised, updated, resolved) are wall times: the event's rule time for
+ * alerts that events raise or resolve (a replay yields the same alert id),
+ * the caller's wall clock for the timers. */
 #include "rules.h"
 
 #include <errno.h>
@@ -25,19 +47,24 @@
 #define RING 64
 
 struct call {
-	int64_t opened_us;
+	int64_t opened_mono;	/* the earliest open */
 	int medical;
 	char household[NORM_ID_MAX + 1];
 };
 
 struct ring {
-	int64_t t[RING];
+	int64_t t[RING];	/* mono */
 	int n;
 };
 
+/* Monotonic times in the engine carry this bias, so that one laid back
+ * from a wall time long before the clock's origin (before the boot) is
+ * still positive: 0 in a map means "never". 2^60 us is some 36,000 years. */
+#define MONO_BIAS ((int64_t)1 << 60)
+
 struct rules {
 	struct rules_config cfg;
-	int64_t start_us;	/* silence is counted from here at the earliest */
+	int64_t start_mono;	/* silence is counted from here at the earliest */
 	int intake_down;
 	struct map alerts, by_id, gates, checks, zones, calls, exits;
 };
@@ -110,6 +137,34 @@ key3(char *buf, size_t len, const char *a, const char *b, const char *c)
 	snprintf(buf, len, "%s" SEP "%s" SEP "%s", a, b, c);
 }
 
+/* The caller's clock with the bias on its monotonic time. */
+static struct rules_clock
+clock_in(const struct rules_clock *now)
+{
+	return (struct rules_clock){ .wall_us = now->wall_us, .mono_us = now->mono_us + MONO_BIAS };
+}
+
+/* Wall time wall_us on the engine's monotonic clock: as long before now
+ * as the wall clock says it is; a time after now is now. */
+static int64_t
+mono_of(const struct rules_clock *t, int64_t wall_us)
+{
+	int64_t age = t->wall_us - wall_us;
+
+	if (age < 0)
+		age = 0;
+	if (age > MONO_BIAS / 2)
+		age = MONO_BIAS / 2;
+	return t->mono_us - age;
+}
+
+/* Monotonic time m as the wall clock reads it now. */
+static int64_t
+wall_of(const struct rules_clock *t, int64_t m)
+{
+	return t->wall_us - (t->mono_us - m);
+}
+
 static int64_t
 seen(const struct map *m, const char *key)
 {
@@ -125,14 +180,15 @@ set_seen(struct map *m, const char *key, int64_t us)
 }
 
 int
-rules_create(const struct rules_config *cfg, int64_t start_us, struct rules **ret_rules)
+rules_create(const struct rules_config *cfg, const struct rules_clock *now,
+	     struct rules **ret_rules)
 {
 	struct rules *r = calloc(1, sizeof(*r));
 
 	if (!r)
 		return -ENOMEM;
 	r->cfg = *cfg;
-	r->start_us = start_us;
+	r->start_mono = clock_in(now).mono_us;
 	map_init(&r->alerts);
 	map_init(&r->by_id);
 	map_init(&r->gates);
@@ -160,7 +216,7 @@ rules_destroy(struct rules *r)
 }
 
 void
-rules_intake(struct rules *r, int flowing, int64_t now_us)
+rules_intake(struct rules *r, int flowing, const struct rules_clock *now)
 {
 	/* While nothing can arrive, silence means nothing: gates are timed
 	 * again from when messages flow again. */
@@ -168,7 +224,7 @@ rules_intake(struct rules *r, int flowing, int64_t now_us)
 		r->intake_down = 1;
 	else if (r->intake_down) {
 		r->intake_down = 0;
-		r->start_us = now_us;
+		r->start_mono = clock_in(now).mono_us;
 	}
 }
 
@@ -193,8 +249,10 @@ rules_output_free(struct rules_output *out)
 	memset(out, 0, sizeof(*out));
 }
 
+/* Hands out a transition of `a` at `at` (the wall time it shows; the
+ * monotonic time of its publication). */
 static int
-emit(struct rules_output *out, struct alert *a, const char *what, int64_t now)
+emit(struct rules_output *out, struct alert *a, const char *what, const struct rules_clock *at)
 {
 	if (out->n == out->cap) {
 		size_t cap = out->cap ? out->cap * 2 : 16;
@@ -205,7 +263,7 @@ emit(struct rules_output *out, struct alert *a, const char *what, int64_t now)
 		out->t = t;
 		out->cap = cap;
 	}
-	a->published_us = now;
+	a->published_mono_us = at->mono_us;
 	a->published_count = a->count;
 	out->t[out->n].a = *a;
 	out->t[out->n].what = what;
@@ -224,9 +282,11 @@ find(struct rules *r, enum alert_kind kind, const char *site, const char *subjec
 
 /* Raises the alert described by `t` (kind, site, subject, event_key and
  * details), or counts one more trigger of the open one; repeats are
- * published at most once per repeat_interval (rules_tick catches up). */
+ * published at most once per repeat_interval (rules_tick catches up).
+ * at->wall_us is the time the alert shows and that joins its id. */
 static int
-trigger(struct rules *r, struct rules_output *out, const struct alert *t, int64_t now)
+trigger(struct rules *r, struct rules_output *out, const struct alert *t,
+	const struct rules_clock *at)
 {
 	struct alert *a = find(r, t->kind, t->site, t->subject);
 	char key[3 * NORM_KEY_MAX];
@@ -236,13 +296,13 @@ trigger(struct rules *r, struct rules_output *out, const struct alert *t, int64_
 		/* alerts.count is an integer column: it stops at its maximum. */
 		if (a->count < INT32_MAX)
 			a->count++;
-		a->updated_us = now;
+		a->updated_us = at->wall_us;
 		if (t->severity > a->severity)
 			a->severity = t->severity;
 		if (t->temp_dc != TEMP_NONE)
 			a->temp_dc = t->temp_dc;
-		if (now - a->published_us >= r->cfg.repeat_interval_us)
-			return emit(out, a, "updated", now);
+		if (at->mono_us - a->published_mono_us >= r->cfg.repeat_interval_us)
+			return emit(out, a, "updated", at);
 		return 0;
 	}
 	a = malloc(sizeof(*a));
@@ -251,7 +311,7 @@ trigger(struct rules *r, struct rules_output *out, const struct alert *t, int64_
 	*a = *t;
 	a->state = ALERT_RAISED;
 	a->count = 1;
-	a->raised_us = a->updated_us = now;
+	a->raised_us = a->updated_us = at->wall_us;
 	a->resolved_us = 0;
 	a->by[0] = '\0';
 	/* The trigger's time joins the id: the same event key may trigger
@@ -260,7 +320,7 @@ trigger(struct rules *r, struct rules_output *out, const struct alert *t, int64_
 	{
 		char ek[NORM_KEY_MAX + 24];
 
-		snprintf(ek, sizeof(ek), "%s@%" PRId64, a->event_key, now);
+		snprintf(ek, sizeof(ek), "%s@%" PRId64, a->event_key, at->wall_us);
 		rules_alert_id(a->site, kind_names[a->kind], a->subject, ek, a->alert_id);
 	}
 	key3(key, sizeof(key), a->site, kind_names[a->kind], a->subject);
@@ -270,21 +330,21 @@ trigger(struct rules *r, struct rules_output *out, const struct alert *t, int64_
 		free(a);
 		return err;
 	}
-	return emit(out, a, "raised", now);
+	return emit(out, a, "raised", at);
 }
 
 static int
 close_alert(struct rules *r, struct rules_output *out, struct alert *a, const char *reason,
-	    const char *by, int64_t now)
+	    const char *by, const struct rules_clock *at)
 {
 	char key[3 * NORM_KEY_MAX];
 	int err;
 
 	a->state = ALERT_RESOLVED;
-	a->resolved_us = a->updated_us = now;
+	a->resolved_us = a->updated_us = at->wall_us;
 	snprintf(a->reason, sizeof(a->reason), "%s", reason);
 	snprintf(a->by, sizeof(a->by), "%s", by ? by : "");
-	err = emit(out, a, "resolved", now);
+	err = emit(out, a, "resolved", at);
 	key3(key, sizeof(key), a->site, kind_names[a->kind], a->subject);
 	map_remove(&r->alerts, key);
 	map_remove(&r->by_id, a->alert_id);
@@ -294,11 +354,11 @@ close_alert(struct rules *r, struct rules_output *out, struct alert *a, const ch
 
 static int
 resolve(struct rules *r, struct rules_output *out, enum alert_kind kind, const char *site,
-	const char *subject, const char *reason, int64_t now)
+	const char *subject, const char *reason, const struct rules_clock *at)
 {
 	struct alert *a = find(r, kind, site, subject);
 
-	return a ? close_alert(r, out, a, reason, NULL, now) : 0;
+	return a ? close_alert(r, out, a, reason, NULL, at) : 0;
 }
 
 static void
@@ -315,6 +375,14 @@ tmpl_init(struct alert *t, enum alert_kind kind, const char *site, const char *s
 }
 
 /* ---- event rules ---- */
+
+/* The clock of what event `ev`, processed at `t`, raises or resolves: it
+ * shows the event's rule time; it is published at t. */
+static struct rules_clock
+event_at(const struct event *ev, const struct rules_clock *t)
+{
+	return (struct rules_clock){ .wall_us = ev->rule_us, .mono_us = t->mono_us };
+}
 
 static int
 site_has_cards(const struct registry_snapshot *reg, const char *site)
@@ -367,8 +435,8 @@ exit_ring(struct rules *r, const char *site, const char *household)
 /* fever from a gate or a check; a normal reading within recheck_window
  * of the raise resolves the subject's fever as rechecked. */
 static int
-fever_rule(struct rules *r, const struct event *ev, const char *subject, const char *hh,
-	   struct rules_output *out)
+fever_rule(struct rules *r, const struct event *ev, const struct rules_clock *at,
+	   const char *subject, const char *hh, struct rules_output *out)
 {
 	struct alert t;
 
@@ -379,7 +447,7 @@ fever_rule(struct rules *r, const struct event *ev, const char *subject, const c
 
 		if (a && ev->rule_us - a->raised_us <= r->cfg.recheck_window_us &&
 		    ev->rule_us >= a->raised_us)
-			return close_alert(r, out, a, "rechecked", NULL, ev->rule_us);
+			return close_alert(r, out, a, "rechecked", NULL, at);
 		return 0;
 	}
 	tmpl_init(&t, KIND_FEVER, ev->site, subject, ev->key,
@@ -388,13 +456,14 @@ fever_rule(struct rules *r, const struct event *ev, const char *subject, const c
 	snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
 	snprintf(t.card, sizeof(t.card), "%s", ev->card);
 	snprintf(t.household, sizeof(t.household), "%s", hh);
-	return trigger(r, out, &t, ev->rule_us);
+	return trigger(r, out, &t, at);
 }
 
 static int
 gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct event *ev,
-	   struct rules_output *out)
+	   const struct rules_clock *tnow, struct rules_output *out)
 {
+	const struct rules_clock at = event_at(ev, tnow);
 	const struct reg_gate *g = registry_gate(reg, ev->site, ev->gate);
 	const struct reg_card *c = ev->card[0] ? registry_card(reg, ev->site, ev->card) : NULL;
 	const char *hh = c ? c->household : "";
@@ -408,7 +477,7 @@ gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct ev
 		snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
 		snprintf(t.card, sizeof(t.card), "%s", ev->card);
 		snprintf(t.household, sizeof(t.household), "%s", hh);
-		if ((err = trigger(r, out, &t, ev->rule_us)) < 0)
+		if ((err = trigger(r, out, &t, &at)) < 0)
 			return err;
 	}
 	if (ev->card[0] && (!c || c->revoked) && site_has_cards(reg, ev->site)) {
@@ -417,7 +486,7 @@ gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct ev
 		snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
 		snprintf(t.card, sizeof(t.card), "%s", ev->card);
 		snprintf(t.reason, sizeof(t.reason), "%s", c ? "revoked" : "unregistered");
-		if ((err = trigger(r, out, &t, ev->rule_us)) < 0)
+		if ((err = trigger(r, out, &t, &at)) < 0)
 			return err;
 	}
 	if (c && !c->revoked && ev->direction == DIR_OUT) {
@@ -428,18 +497,19 @@ gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct ev
 			snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
 			snprintf(t.card, sizeof(t.card), "%s", ev->card);
 			snprintf(t.household, sizeof(t.household), "%s", hh);
-			if ((err = trigger(r, out, &t, ev->rule_us)) < 0)
+			if ((err = trigger(r, out, &t, &at)) < 0)
 				return err;
 		}
 		if (r->cfg.exit_quota > 0) {
 			struct ring *ring = exit_ring(r, ev->site, hh);
+			int64_t m = mono_of(tnow, ev->rule_us);
 			int n = 0;
 
 			if (!ring)
 				return -ENOMEM;
-			ring->t[ring->n++ % RING] = ev->rule_us;
+			ring->t[ring->n++ % RING] = m;
 			for (int i = 0; i < RING && i < ring->n; i++)
-				n += ev->rule_us - ring->t[i] < r->cfg.exit_window_us;
+				n += m - ring->t[i] < r->cfg.exit_window_us;
 			if (n > r->cfg.exit_quota) {
 				snprintf(subject, sizeof(subject), "household:%s", hh);
 				tmpl_init(&t, KIND_EXIT_QUOTA, ev->site, subject, ev->key,
@@ -447,7 +517,7 @@ gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct ev
 				snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
 				snprintf(t.card, sizeof(t.card), "%s", ev->card);
 				snprintf(t.household, sizeof(t.household), "%s", hh);
-				if ((err = trigger(r, out, &t, ev->rule_us)) < 0)
+				if ((err = trigger(r, out, &t, &at)) < 0)
 					return err;
 			}
 		}
@@ -462,26 +532,30 @@ gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct ev
 		rules_alert_id(ev->site, "", ev->gate, ev->key, id);
 		snprintf(subject, sizeof(subject), "gate:%s:%.12s", ev->gate, id);
 	}
-	return fever_rule(r, ev, subject, hh, out);
+	return fever_rule(r, ev, &at, subject, hh, out);
 }
 
+/* A message from the gate: seen when it is processed (tnow). */
 static int
-gate_seen(struct rules *r, const struct event *ev, struct rules_output *out)
+gate_seen(struct rules *r, const struct event *ev, const struct rules_clock *tnow,
+	  struct rules_output *out)
 {
+	const struct rules_clock at = event_at(ev, tnow);
 	char key[3 * NORM_KEY_MAX], subject[RULES_SUBJECT_MAX];
 	int err;
 
 	key2(key, sizeof(key), ev->site, ev->gate);
-	if ((err = set_seen(&r->gates, key, ev->rule_us)) < 0)
+	if ((err = set_seen(&r->gates, key, tnow->mono_us)) < 0)
 		return err;
 	snprintf(subject, sizeof(subject), "gate:%s", ev->gate);
-	return resolve(r, out, KIND_GATE_SILENT, ev->site, subject, "message received", ev->rule_us);
+	return resolve(r, out, KIND_GATE_SILENT, ev->site, subject, "message received", &at);
 }
 
 static int
 status_rules(struct rules *r, const struct registry_snapshot *reg, const struct event *ev,
-	     struct rules_output *out)
+	     const struct rules_clock *tnow, struct rules_output *out)
 {
+	const struct rules_clock at = event_at(ev, tnow);
 	const struct reg_gate *g = registry_gate(reg, ev->site, ev->gate);
 	char subject[RULES_SUBJECT_MAX];
 	struct alert t;
@@ -490,36 +564,39 @@ status_rules(struct rules *r, const struct registry_snapshot *reg, const struct 
 		return 0;
 	snprintf(subject, sizeof(subject), "gate:%s", ev->gate);
 	if (ev->state == STATE_CLOSED)
-		return resolve(r, out, KIND_SEALED_GATE, ev->site, subject, "re-sealed", ev->rule_us);
+		return resolve(r, out, KIND_SEALED_GATE, ev->site, subject, "re-sealed", &at);
 	if (ev->state != STATE_OPEN && ev->state != STATE_FORCED)
 		return 0;
 	tmpl_init(&t, KIND_SEALED_GATE, ev->site, subject, ev->key, SEVERITY_CRITICAL);
 	snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
 	snprintf(t.reason, sizeof(t.reason), "%s", normalize_state_name(ev->state));
-	return trigger(r, out, &t, ev->rule_us);
+	return trigger(r, out, &t, &at);
 }
 
 static int
-check_rules(struct rules *r, const struct event *ev, struct rules_output *out)
+check_rules(struct rules *r, const struct event *ev, const struct rules_clock *tnow,
+	    struct rules_output *out)
 {
+	const struct rules_clock at = event_at(ev, tnow);
+	int64_t m = mono_of(tnow, ev->rule_us);
 	char key[3 * NORM_KEY_MAX], psubj[RULES_SUBJECT_MAX], hsubj[RULES_SUBJECT_MAX];
 	const char *subject;
 	struct alert t;
 	int err;
 
 	key3(key, sizeof(key), ev->site, ev->household, ev->person);
-	if ((err = set_seen(&r->checks, key, ev->rule_us)) < 0)
+	if ((err = set_seen(&r->checks, key, m)) < 0)
 		return err;
 	key3(key, sizeof(key), ev->site, ev->household, "");
-	if ((err = set_seen(&r->checks, key, ev->rule_us)) < 0)
+	if ((err = set_seen(&r->checks, key, m)) < 0)
 		return err;
 	snprintf(hsubj, sizeof(hsubj), "household:%s", ev->household);
 	snprintf(psubj, sizeof(psubj), "person:%s", ev->person);
 	subject = ev->person[0] ? psubj : hsubj;
 	if ((err = resolve(r, out, KIND_ISOLATION_OVERDUE, ev->site, subject, "checked in",
-			   ev->rule_us)) < 0 ||
+			   &at)) < 0 ||
 	    (err = resolve(r, out, KIND_ISOLATION_OVERDUE, ev->site, hsubj, "checked in",
-			   ev->rule_us)) < 0)
+			   &at)) < 0)
 		return err;
 	if (ev->text[0]) {
 		tmpl_init(&t, KIND_ISOLATION_SYMPTOM, ev->site, subject, ev->key, SEVERITY_WARNING);
@@ -527,15 +604,18 @@ check_rules(struct rules *r, const struct event *ev, struct rules_output *out)
 		snprintf(t.reason, sizeof(t.reason), "%.31s", ev->text);
 		normalize_utf8_trim(t.reason);
 		t.temp_dc = ev->temp_dc;
-		if ((err = trigger(r, out, &t, ev->rule_us)) < 0)
+		if ((err = trigger(r, out, &t, &at)) < 0)
 			return err;
 	}
-	return fever_rule(r, ev, subject, ev->household, out);
+	return fever_rule(r, ev, &at, subject, ev->household, out);
 }
 
 static int
-hotline_rules(struct rules *r, const struct event *ev, struct rules_output *out)
+hotline_rules(struct rules *r, const struct event *ev, const struct rules_clock *tnow,
+	      struct rules_output *out)
 {
+	const struct rules_clock at = event_at(ev, tnow);
+	int64_t m = mono_of(tnow, ev->rule_us);
 	char key[3 * NORM_KEY_MAX], subject[RULES_SUBJECT_MAX];
 	struct call *c;
 
@@ -544,7 +624,7 @@ hotline_rules(struct rules *r, const struct event *ev, struct rules_output *out)
 	if (ev->call == CALL_RESOLVE) {
 		free(map_remove(&r->calls, key));
 		return resolve(r, out, KIND_HOTLINE_UNRESOLVED, ev->site, subject, "call resolved",
-			       ev->rule_us);
+			       &at);
 	}
 	c = map_get(&r->calls, key);
 	if (!c && ev->urgent == 1) {
@@ -553,21 +633,23 @@ hotline_rules(struct rules *r, const struct event *ev, struct rules_output *out)
 			free(c);
 			return -ENOMEM;
 		}
-		c->opened_us = ev->rule_us;
+		c->opened_mono = m;
 	}
 	if (c) {
 		if (ev->category[0])
 			c->medical = strcmp(ev->category, "medical") == 0;
 		if (ev->household[0])
 			snprintf(c->household, sizeof(c->household), "%s", ev->household);
-		if (ev->call == CALL_OPEN && ev->rule_us < c->opened_us)
-			c->opened_us = ev->rule_us;
+		if (ev->call == CALL_OPEN && m < c->opened_mono)
+			c->opened_mono = m;
 	}
 	return 0;
 }
 
+/* An operator's ack or resolve: at the processing time `t`. */
 static int
-ack_rules(struct rules *r, const struct event *ev, int64_t now, struct rules_output *out)
+ack_rules(struct rules *r, const struct event *ev, const struct rules_clock *t,
+	  struct rules_output *out)
 {
 	struct alert *a = map_get(&r->by_id, ev->alert_id);
 
@@ -579,44 +661,45 @@ ack_rules(struct rules *r, const struct event *ev, int64_t now, struct rules_out
 		return 0;
 	}
 	if (ev->ack == ACK_RESOLVE)
-		return close_alert(r, out, a, "operator", ev->by, now);
+		return close_alert(r, out, a, "operator", ev->by, t);
 	if (a->state == ALERT_ACKED)
 		return 0;
 	a->state = ALERT_ACKED;
-	a->updated_us = now;
+	a->updated_us = t->wall_us;
 	snprintf(a->by, sizeof(a->by), "%s", ev->by);
-	return emit(out, a, "acked", now);
+	return emit(out, a, "acked", t);
 }
 
 int
 rules_event(struct rules *r, const struct registry_snapshot *reg, const struct event *ev,
-	    int64_t now_us, struct rules_output *out)
+	    const struct rules_clock *now, struct rules_output *out)
 {
+	const struct rules_clock t = clock_in(now), at = event_at(ev, &t);
 	char key[3 * NORM_KEY_MAX], subject[RULES_SUBJECT_MAX];
 	int err;
 
 	switch (ev->type) {
 	case EVENT_GATE:
-		if ((err = gate_seen(r, ev, out)) < 0)
+		if ((err = gate_seen(r, ev, &t, out)) < 0)
 			return err;
-		return gate_rules(r, reg, ev, out);
+		return gate_rules(r, reg, ev, &t, out);
 	case EVENT_STATUS:
-		if ((err = gate_seen(r, ev, out)) < 0)
+		if ((err = gate_seen(r, ev, &t, out)) < 0)
 			return err;
-		return status_rules(r, reg, ev, out);
+		return status_rules(r, reg, ev, &t, out);
 	case EVENT_DISINFECTION:
 		key2(key, sizeof(key), ev->site, ev->zone);
-		if ((err = set_seen(&r->zones, key, ev->rule_us)) < 0)
+		if ((err = set_seen(&r->zones, key, mono_of(&t, ev->rule_us))) < 0)
 			return err;
 		snprintf(subject, sizeof(subject), "zone:%s", ev->zone);
 		return resolve(r, out, KIND_DISINFECTION_OVERDUE, ev->site, subject, "disinfected",
-			       ev->rule_us);
+			       &at);
 	case EVENT_HOTLINE:
-		return hotline_rules(r, ev, out);
+		return hotline_rules(r, ev, &t, out);
 	case EVENT_CHECK:
-		return check_rules(r, ev, out);
+		return check_rules(r, ev, &t, out);
 	case EVENT_ACK:
-		return ack_rules(r, ev, now_us, out);
+		return ack_rules(r, ev, &t, out);
 	}
 	return 0;
 }
@@ -644,7 +727,7 @@ rules_daytime_elapsed(const struct tz *tz, int64_t from_s, int64_t to_s)
 }
 
 static int
-tick_gates(struct rules *r, const struct registry_snapshot *reg, int64_t now,
+tick_gates(struct rules *r, const struct registry_snapshot *reg, const struct rules_clock *now,
 	   struct rules_output *out)
 {
 	for (size_t i = 0; i < reg->ngates; i++) {
@@ -658,12 +741,13 @@ tick_gates(struct rules *r, const struct registry_snapshot *reg, int64_t now,
 			continue;
 		key2(key, sizeof(key), g->site, g->gate);
 		last = seen(&r->gates, key);
-		if (last < r->start_us)
-			last = r->start_us;
+		if (last < r->start_mono)
+			last = r->start_mono;
 		snprintf(subject, sizeof(subject), "gate:%s", g->gate);
-		if (now - last <= r->cfg.silence_timeout_us || find(r, KIND_GATE_SILENT, g->site, subject))
+		if (now->mono_us - last <= r->cfg.silence_timeout_us ||
+		    find(r, KIND_GATE_SILENT, g->site, subject))
 			continue;
-		snprintf(ek, sizeof(ek), "silent:%" PRId64, last);
+		snprintf(ek, sizeof(ek), "silent:%" PRId64, wall_of(now, last));
 		tmpl_init(&t, KIND_GATE_SILENT, g->site, subject, ek, SEVERITY_WARNING);
 		snprintf(t.gate, sizeof(t.gate), "%s", g->gate);
 		if ((err = trigger(r, out, &t, now)) < 0)
@@ -672,23 +756,27 @@ tick_gates(struct rules *r, const struct registry_snapshot *reg, int64_t now,
 	return 0;
 }
 
+/* Whether an order is in force is a matter of the calendar (wall clock);
+ * a check is due check_interval + check_grace after the last one, or after
+ * the order's start, on the monotonic clock. */
 static int
-tick_isolation(struct rules *r, const struct registry_snapshot *reg, int64_t now,
-	       struct rules_output *out)
+tick_isolation(struct rules *r, const struct registry_snapshot *reg,
+	       const struct rules_clock *now, struct rules_output *out)
 {
 	for (size_t i = 0; i < reg->nisolations; i++) {
 		const struct reg_isolation *o = &reg->isolations[i];
 		char key[3 * NORM_KEY_MAX], subject[RULES_SUBJECT_MAX], ek[160];
-		int64_t last, interval, deadline;
+		int64_t last, start, interval, deadline;
 		struct alert t;
 		int err;
 
-		if (o->starts_s * 1000000 > now || now >= o->ends_s * 1000000)
+		if (o->starts_s * 1000000 > now->wall_us || now->wall_us >= o->ends_s * 1000000)
 			continue;
 		key3(key, sizeof(key), o->site, o->household, o->person);
 		last = seen(&r->checks, key);
-		if (last < o->starts_s * 1000000)
-			last = o->starts_s * 1000000;
+		start = mono_of(now, o->starts_s * 1000000);
+		if (last < start)
+			last = start;
 		interval = o->check_interval_s > 0 ? o->check_interval_s * 1000000
 						   : r->cfg.check_interval_us;
 		deadline = last + interval + r->cfg.check_grace_us;
@@ -696,9 +784,9 @@ tick_isolation(struct rules *r, const struct registry_snapshot *reg, int64_t now
 			snprintf(subject, sizeof(subject), "person:%s", o->person);
 		else
 			snprintf(subject, sizeof(subject), "household:%s", o->household);
-		if (now <= deadline || find(r, KIND_ISOLATION_OVERDUE, o->site, subject))
+		if (now->mono_us <= deadline || find(r, KIND_ISOLATION_OVERDUE, o->site, subject))
 			continue;
-		snprintf(ek, sizeof(ek), "overdue:%s:%" PRId64, o->household, deadline);
+		snprintf(ek, sizeof(ek), "overdue:%s:%" PRId64, o->household, wall_of(now, deadline));
 		tmpl_init(&t, KIND_ISOLATION_OVERDUE, o->site, subject, ek, SEVERITY_WARNING);
 		snprintf(t.household, sizeof(t.household), "%s", o->household);
 		if ((err = trigger(r, out, &t, now)) < 0)
@@ -707,8 +795,11 @@ tick_isolation(struct rules *r, const struct registry_snapshot *reg, int64_t now
 	return 0;
 }
 
+/* The time since the last disinfection is monotonic; the hours of it that
+ * count (06:00-22:00 local) are found by laying it back from the wall
+ * clock's now. */
 static int
-tick_zones(struct rules *r, const struct registry_snapshot *reg, int64_t now,
+tick_zones(struct rules *r, const struct registry_snapshot *reg, const struct rules_clock *now,
 	   struct rules_output *out)
 {
 	for (size_t i = 0; i < reg->nzones; i++) {
@@ -725,14 +816,14 @@ tick_zones(struct rules *r, const struct registry_snapshot *reg, int64_t now,
 		 * time) counts from when it was: a restart does not put the
 		 * interval back (G3). */
 		if (last == 0)
-			last = r->start_us;
+			last = r->start_mono;
 		interval = z->interval_s > 0 ? z->interval_s * 1000000 : r->cfg.disinfection_interval_us;
 		snprintf(subject, sizeof(subject), "zone:%s", z->zone);
 		if (find(r, KIND_DISINFECTION_OVERDUE, z->site, subject) ||
-		    rules_daytime_elapsed(registry_site_tz(reg, z->site), last / 1000000,
-					  now / 1000000) * 1000000 <= interval)
+		    rules_daytime_elapsed(registry_site_tz(reg, z->site), wall_of(now, last) / 1000000,
+					  now->wall_us / 1000000) * 1000000 <= interval)
 			continue;
-		snprintf(ek, sizeof(ek), "disinfection:%" PRId64, last);
+		snprintf(ek, sizeof(ek), "disinfection:%" PRId64, wall_of(now, last));
 		tmpl_init(&t, KIND_DISINFECTION_OVERDUE, z->site, subject, ek, SEVERITY_WARNING);
 		snprintf(t.zone, sizeof(t.zone), "%s", z->zone);
 		if ((err = trigger(r, out, &t, now)) < 0)
@@ -742,7 +833,7 @@ tick_zones(struct rules *r, const struct registry_snapshot *reg, int64_t now,
 }
 
 static int
-tick_calls(struct rules *r, int64_t now, struct rules_output *out)
+tick_calls(struct rules *r, const struct rules_clock *now, struct rules_output *out)
 {
 	const char *key;
 	void *v;
@@ -755,7 +846,7 @@ tick_calls(struct rules *r, int64_t now, struct rules_output *out)
 		struct alert t;
 		int err;
 
-		if (!sep || now - c->opened_us <= limit)
+		if (!sep || now->mono_us - c->opened_mono <= limit)
 			continue;
 		snprintf(site, sizeof(site), "%.*s", (int)(sep - key), key);
 		snprintf(subject, sizeof(subject), "call:%s", sep + 1);
@@ -774,7 +865,7 @@ tick_calls(struct rules *r, int64_t now, struct rules_output *out)
 
 /* exit_quota alerts end with their window; repeats catch up. */
 static int
-tick_alerts(struct rules *r, const struct registry_snapshot *reg, int64_t now,
+tick_alerts(struct rules *r, const struct registry_snapshot *reg, const struct rules_clock *now,
 	    struct rules_output *out)
 {
 	const char *key;
@@ -785,7 +876,7 @@ tick_alerts(struct rules *r, const struct registry_snapshot *reg, int64_t now,
 		int err;
 
 		if (a->kind == KIND_ISOLATION_OVERDUE &&
-		    !under_isolation(reg, a->site, a->household, now)) {
+		    !under_isolation(reg, a->site, a->household, now->wall_us)) {
 			if ((err = close_alert(r, out, a, "order ended", NULL, now)) < 0)
 				return err;
 			continue;
@@ -798,7 +889,7 @@ tick_alerts(struct rules *r, const struct registry_snapshot *reg, int64_t now,
 			key2(k, sizeof(k), a->site, a->household);
 			ring = map_get(&r->exits, k);
 			for (int i = 0; ring && i < RING && i < ring->n; i++)
-				n += now - ring->t[i] < r->cfg.exit_window_us;
+				n += now->mono_us - ring->t[i] < r->cfg.exit_window_us;
 			if (n <= r->cfg.exit_quota) {
 				if ((err = close_alert(r, out, a, "window ended", NULL, now)) < 0)
 					return err;
@@ -806,7 +897,7 @@ tick_alerts(struct rules *r, const struct registry_snapshot *reg, int64_t now,
 			}
 		}
 		if (a->count > a->published_count &&
-		    now - a->published_us >= r->cfg.repeat_interval_us &&
+		    now->mono_us - a->published_mono_us >= r->cfg.repeat_interval_us &&
 		    (err = emit(out, a, "updated", now)) < 0)
 			return err;
 	}
@@ -814,41 +905,44 @@ tick_alerts(struct rules *r, const struct registry_snapshot *reg, int64_t now,
 }
 
 int
-rules_tick(struct rules *r, const struct registry_snapshot *reg, int64_t now_us,
+rules_tick(struct rules *r, const struct registry_snapshot *reg, const struct rules_clock *now,
 	   struct rules_output *out)
 {
+	const struct rules_clock t = clock_in(now);
 	int err;
 
-	if ((!r->intake_down && (err = tick_gates(r, reg, now_us, out)) < 0) ||
-	    (err = tick_isolation(r, reg, now_us, out)) < 0 ||
-	    (err = tick_zones(r, reg, now_us, out)) < 0 ||
-	    (err = tick_calls(r, now_us, out)) < 0)
+	if ((!r->intake_down && (err = tick_gates(r, reg, &t, out)) < 0) ||
+	    (err = tick_isolation(r, reg, &t, out)) < 0 ||
+	    (err = tick_zones(r, reg, &t, out)) < 0 ||
+	    (err = tick_calls(r, &t, out)) < 0)
 		return err;
-	return tick_alerts(r, reg, now_us, out);
+	return tick_alerts(r, reg, &t, out);
 }
 
 int
 rules_backlog(struct rules *r, const char *instance, int trouble, const char *why,
-	      int64_t now_us, struct rules_output *out)
+	      const struct rules_clock *now, struct rules_output *out)
 {
+	const struct rules_clock at = clock_in(now);
 	char subject[RULES_SUBJECT_MAX], ek[64];
 	struct alert t;
 
 	snprintf(subject, sizeof(subject), "instance:%s", instance);
 	if (!trouble)
-		return resolve(r, out, KIND_BACKLOG, "_daemon", subject, "recovered", now_us);
+		return resolve(r, out, KIND_BACKLOG, "_daemon", subject, "recovered", &at);
 	if (find(r, KIND_BACKLOG, "_daemon", subject))
 		return 0;
-	snprintf(ek, sizeof(ek), "backlog:%" PRId64, now_us);
+	snprintf(ek, sizeof(ek), "backlog:%" PRId64, at.wall_us);
 	tmpl_init(&t, KIND_BACKLOG, "_daemon", subject, ek, SEVERITY_CRITICAL);
 	snprintf(t.reason, sizeof(t.reason), "%.31s", why);
 	normalize_utf8_trim(t.reason);
-	return trigger(r, out, &t, now_us);
+	return trigger(r, out, &t, &at);
 }
 
 int
-rules_restore_alert(struct rules *r, const struct alert *src)
+rules_restore_alert(struct rules *r, const struct alert *src, const struct rules_clock *now)
 {
+	const struct rules_clock t = clock_in(now);
 	char key[3 * NORM_KEY_MAX];
 	struct alert *a;
 	int err;
@@ -860,6 +954,7 @@ rules_restore_alert(struct rules *r, const struct alert *src)
 		return -ENOMEM;
 	*a = *src;
 	a->published_count = a->count;
+	a->published_mono_us = mono_of(&t, src->updated_us);
 	key3(key, sizeof(key), a->site, kind_names[a->kind], a->subject);
 	if ((err = map_put(&r->alerts, key, a, NULL)) < 0 ||
 	    (err = map_put(&r->by_id, a->alert_id, a, NULL)) < 0) {
@@ -872,21 +967,23 @@ rules_restore_alert(struct rules *r, const struct alert *src)
 
 int
 rules_restore_seen(struct rules *r, const char *what, const char *site, const char *id,
-		   const char *sub, int64_t at_us)
+		   const char *sub, int64_t at_us, const struct rules_clock *now)
 {
+	const struct rules_clock t = clock_in(now);
+	int64_t m = mono_of(&t, at_us);
 	char key[3 * NORM_KEY_MAX];
 
 	if (strcmp(what, "gate") == 0) {
 		key2(key, sizeof(key), site, id);
-		return set_seen(&r->gates, key, at_us);
+		return set_seen(&r->gates, key, m);
 	}
 	if (strcmp(what, "zone") == 0) {
 		key2(key, sizeof(key), site, id);
-		return set_seen(&r->zones, key, at_us);
+		return set_seen(&r->zones, key, m);
 	}
 	if (strcmp(what, "check") == 0) {
 		key3(key, sizeof(key), site, id, sub);
-		return set_seen(&r->checks, key, at_us);
+		return set_seen(&r->checks, key, m);
 	}
 	if (strcmp(what, "call") == 0) {
 		struct call *c;
@@ -899,7 +996,7 @@ rules_restore_seen(struct rules *r, const char *what, const char *site, const ch
 			free(c);
 			return -ENOMEM;
 		}
-		c->opened_us = at_us;
+		c->opened_mono = m;
 		c->medical = strcmp(sub, "medical") == 0;
 		return 0;
 	}
@@ -908,7 +1005,7 @@ rules_restore_seen(struct rules *r, const char *what, const char *site, const ch
 
 		if (!ring)
 			return -ENOMEM;
-		ring->t[ring->n++ % RING] = at_us;
+		ring->t[ring->n++ % RING] = m;
 		return 0;
 	}
 	return -EINVAL;

@@ -4,12 +4,13 @@
 
 # clang and libclang-rt-14-dev (libFuzzer) build the fuzz targets (tests/fuzz).
 # python3-pytest, python3-paho-mqtt and python3-psycopg2 drive the integration
-# tests (the simulator, cordon-sim, is C and needs only libpaho-mqtt).
+# tests (the simulator, cordon-sim, is C and needs only libpaho-mqtt); libfaketime
+# sets cordond's wall clock back and forward in tests/integration/test_clock.py.
 DEPS_BUILD=(gcc meson ninja-build pkg-config libpaho-mqtt-dev libpq-dev libjansson-dev
             libinih-dev libsystemd-dev libmicrohttpd-dev libxxhash-dev libcmocka-dev libssl-dev
             clang libclang-rt-14-dev)
 DEPS_RUN=(mosquitto mosquitto-clients postgresql tzdata python3-pytest python3-paho-mqtt
-          python3-psycopg2 openssl systemd)
+          python3-psycopg2 openssl systemd libfaketime)
 
 # deps_missing PKG... : print the packages that are not installed, one a line.
 deps_missing() {

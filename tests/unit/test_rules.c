@@ -135,7 +135,26 @@ struct fx {
 	struct registry_snapshot *reg;
 	struct rules_output out;
 	unsigned seq;
+	int64_t off;	/* wall - monotonic: a step of the wall clock changes it */
 };
+
+/* The monotonic clock reads MONO0 at T0 (some 80 minutes after a boot):
+ * times from before the boot lie before its origin. */
+#define MONO0 (5000 * S)
+
+/* The clocks when the wall clock reads `wall`. */
+static struct rules_clock
+clk(const struct fx *f, int64_t wall)
+{
+	return (struct rules_clock){ .wall_us = wall, .mono_us = wall - f->off };
+}
+
+/* The clocks when the monotonic clock reads `mono`. */
+static struct rules_clock
+clk_mono(const struct fx *f, int64_t mono)
+{
+	return (struct rules_clock){ .wall_us = mono + f->off, .mono_us = mono };
+}
 
 static struct rules_config
 default_config(void)
@@ -163,7 +182,12 @@ setup(void **state)
 
 	assert_non_null(f);
 	f->cfg = default_config();
-	assert_int_equal(rules_create(&f->cfg, T0, &f->r), 0);
+	f->off = T0 - MONO0;
+	{
+		struct rules_clock now = clk(f, T0);
+
+		assert_int_equal(rules_create(&f->cfg, &now, &f->r), 0);
+	}
 	f->reg = registry_snapshot_empty("Asia/Shanghai");
 	assert_non_null(f->reg);
 	*state = f;
@@ -267,18 +291,60 @@ ack_ev(struct fx *f, const char *site, const char *alert_id, enum ack_action act
 	return ev;
 }
 
+/* Applies ev, processed when the wall clock reads its rule time. */
 static void
 apply(struct fx *f, const struct event *ev)
 {
+	struct rules_clock now = clk(f, ev->rule_us);
+
 	rules_output_clear(&f->out);
-	assert_int_equal(rules_event(f->r, f->reg, ev, ev->rule_us, &f->out), 0);
+	assert_int_equal(rules_event(f->r, f->reg, ev, &now, &f->out), 0);
+}
+
+/* Applies ev, processed at `now`. */
+static void
+apply_at(struct fx *f, const struct event *ev, struct rules_clock now)
+{
+	rules_output_clear(&f->out);
+	assert_int_equal(rules_event(f->r, f->reg, ev, &now, &f->out), 0);
+}
+
+/* A tick when the wall clock reads `wall`. */
+static void
+tick(struct fx *f, int64_t wall)
+{
+	struct rules_clock now = clk(f, wall);
+
+	rules_output_clear(&f->out);
+	assert_int_equal(rules_tick(f->r, f->reg, &now, &f->out), 0);
+}
+
+/* A tick when the monotonic clock reads `mono`. */
+static void
+tick_mono(struct fx *f, int64_t mono)
+{
+	struct rules_clock now = clk_mono(f, mono);
+
+	rules_output_clear(&f->out);
+	assert_int_equal(rules_tick(f->r, f->reg, &now, &f->out), 0);
+}
+
+/* Restores `a` when the wall clock reads T0. */
+static int
+restore_alert(struct fx *f, const struct alert *a)
+{
+	struct rules_clock now = clk(f, T0);
+
+	return rules_restore_alert(f->r, a, &now);
 }
 
 static void
-tick(struct fx *f, int64_t now)
+restore_seen(struct fx *f, const char *what, const char *site, const char *id,
+	     const char *sub, int64_t at, int64_t now_wall)
 {
-	rules_output_clear(&f->out);
-	assert_int_equal(rules_tick(f->r, f->reg, now, &f->out), 0);
+	struct rules_clock now = clk(f, now_wall);
+
+	assert_int_equal(rules_restore_seen(f->r, what, site, id, sub, at, &now), 0);
 }
 
 /* The only transition in the output; asserts there is exactly one. */
@@ -492,8 +558,13 @@ alert_id_stable_across_engines(void **state)
 	memcpy(id, only(f, KIND_FEVER, "raised")->a.alert_id, 33);
 	/* a replay after a crash: a new engine, later, the same event as the
 	 * spool kept it (its receive and rule times included) */
-	assert_int_equal(rules_create(&f->cfg, T0 + HOUR, &other), 0);
-	assert_int_equal(rules_event(other, f->reg, &ev, T0 + HOUR, &out), 0);
+	{
+		/* another boot: another monotonic origin */
+		struct rules_clock later = { .wall_us = T0 + HOUR, .mono_us = 7 * S };
+
+		assert_int_equal(rules_create(&f->cfg, &later, &other), 0);
+		assert_int_equal(rules_event(other, f->reg, &ev, &later, &out), 0);
+	}
 	assert_int_equal(out.n, 1);
 	assert_string_equal(out.t[0].a.alert_id, id);
 	rules_output_free(&out);
@@ -935,7 +1006,7 @@ disinfection_known_before_start(void **state)
 	add_zone(f->reg, "s1", "Z01", 2 * 3600);
 	add_zone(f->reg, "s1", "Z02", 2 * 3600);
 	/* Z01 disinfected at 07:00 local, engine started at 08:00: due at 09:00 */
-	assert_int_equal(rules_restore_seen(f->r, "zone", "s1", "Z01", "", T0 - HOUR), 0);
+	restore_seen(f, "zone", "s1", "Z01", "", T0 - HOUR, T0);
 	tick(f, T0 + HOUR);
 	none(f);
 	tick(f, T0 + HOUR + S);
@@ -1030,24 +1101,32 @@ hotline_resolved_before_limit(void **state)
 
 /* ---- backlog ---- */
 
+static int
+backlog(struct fx *f, int trouble, const char *why, int64_t wall)
+{
+	struct rules_clock now = clk(f, wall);
+
+	return rules_backlog(f->r, "cordond-1", trouble, why, &now, &f->out);
+}
+
 static void
 backlog_raise_and_recover(void **state)
 {
 	struct fx *f = *state;
 
 	rules_output_clear(&f->out);
-	assert_int_equal(rules_backlog(f->r, "cordond-1", 0, "", T0, &f->out), 0);
+	assert_int_equal(backlog(f, 0, "", T0), 0);
 	none(f);
-	assert_int_equal(rules_backlog(f->r, "cordond-1", 1, "spool over 80% full", T0, &f->out), 0);
+	assert_int_equal(backlog(f, 1, "spool over 80% full", T0), 0);
 	only(f, KIND_BACKLOG, "raised");
 	assert_string_equal(f->out.t[0].a.site, "_daemon");
 	assert_string_equal(f->out.t[0].a.subject, "instance:cordond-1");
 	assert_int_equal(f->out.t[0].a.severity, SEVERITY_CRITICAL);
 	assert_string_equal(f->out.t[0].a.reason, "spool over 80% full");
 	rules_output_clear(&f->out);
-	assert_int_equal(rules_backlog(f->r, "cordond-1", 1, "spool over 80% full", T0 + S, &f->out), 0);
+	assert_int_equal(backlog(f, 1, "spool over 80% full", T0 + S), 0);
 	none(f);
-	assert_int_equal(rules_backlog(f->r, "cordond-1", 0, "", T0 + 2 * S, &f->out), 0);
+	assert_int_equal(backlog(f, 0, "", T0 + 2 * S), 0);
 	only(f, KIND_BACKLOG, "resolved");
 	assert_string_equal(f->out.t[0].a.reason, "recovered");
 }
@@ -1070,10 +1149,10 @@ restored_alert_continues(void **state)
 	snprintf(a.subject, sizeof(a.subject), "person:P-1");
 	snprintf(a.event_key, sizeof(a.event_key), "s1/G01/X");
 	a.temp_dc = 375;
-	a.raised_us = a.updated_us = a.published_us = T0 - MIN;
+	a.raised_us = a.updated_us = T0 - MIN;
 	a.count = 7;
-	assert_int_equal(rules_restore_alert(f->r, &a), 0);
-	assert_int_equal(rules_restore_alert(f->r, &a), 0);	/* twice: once */
+	assert_int_equal(restore_alert(f, &a), 0);
+	assert_int_equal(restore_alert(f, &a), 0);	/* twice: once */
 	assert_int_equal(open_count(f), 1);
 	ev = gate_ev(f, "s1", "G01", "C-1", "P-1", DIR_IN, 380, T0 + 5 * MIN);
 	apply(f, &ev);
@@ -1103,9 +1182,9 @@ count_stops_at_the_column_maximum(void **state)
 	snprintf(a.subject, sizeof(a.subject), "person:P-2");
 	snprintf(a.event_key, sizeof(a.event_key), "s1/G01/Y");
 	a.temp_dc = 375;
-	a.raised_us = a.updated_us = a.published_us = T0 - MIN;
+	a.raised_us = a.updated_us = T0 - MIN;
 	a.count = INT32_MAX - 1;
-	assert_int_equal(rules_restore_alert(f->r, &a), 0);
+	assert_int_equal(restore_alert(f, &a), 0);
 	for (int i = 0; i < 3; i++) {
 		ev = gate_ev(f, "s1", "G01", "C-2", "P-2", DIR_IN, 380, T0 + (i + 1) * 5 * MIN);
 		apply(f, &ev);
@@ -1118,14 +1197,16 @@ static void
 restored_seen_times(void **state)
 {
 	struct fx *f = *state;
+	struct rules_clock now = clk(f, T0 + 3 * MIN);
 
 	add_gate(f->reg, "s1", "G05", 0, 1);
 	add_household(f->reg, "s1", "3-2-401");
 	add_order(f->reg, "s1", "3-2-401", "P-7", T0 - 24 * HOUR, T0 + 24 * HOUR, 3600);
-	assert_int_equal(rules_restore_seen(f->r, "gate", "s1", "G05", "", T0 + 2 * MIN), 0);
-	assert_int_equal(rules_restore_seen(f->r, "check", "s1", "3-2-401", "P-7", T0 - 10 * MIN), 0);
-	assert_int_equal(rules_restore_seen(f->r, "call", "s1", "H-1", "medical", T0 - 20 * MIN), 0);
-	assert_int_equal(rules_restore_seen(f->r, "bogus", "s1", "x", "", T0), -EINVAL);
+	/* the state arrives 3 min after the start */
+	restore_seen(f, "gate", "s1", "G05", "", T0 + 2 * MIN, T0 + 3 * MIN);
+	restore_seen(f, "check", "s1", "3-2-401", "P-7", T0 - 10 * MIN, T0 + 3 * MIN);
+	restore_seen(f, "call", "s1", "H-1", "medical", T0 - 20 * MIN, T0 + 3 * MIN);
+	assert_int_equal(rules_restore_seen(f->r, "bogus", "s1", "x", "", T0, &now), -EINVAL);
 	/* the gate was seen 2 min after start: silent only 5 min after that */
 	tick(f, T0 + 6 * MIN);
 	none(f);
@@ -1144,6 +1225,279 @@ restored_seen_times(void **state)
 	none(f);
 	tick(f, T0 + 110 * MIN + 1);
 	only(f, KIND_ISOLATION_OVERDUE, "raised");
+}
+
+/* ---- clocks: deadlines on the monotonic clock, steps of the wall clock ---- */
+
+/* The wall clock set back an hour: a gate that then falls silent, and one
+ * never heard from since the start, are silent silence_timeout later (not
+ * an hour and silence_timeout later). The alert shows the wall clock. */
+static void
+gate_silent_wall_clock_set_back(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	add_gate(f->reg, "s1", "G01", 0, 1);
+	add_gate(f->reg, "s1", "G02", 0, 1);
+	ev = status_ev(f, "s1", "G01", STATE_ONLINE, T0 + MIN);
+	apply(f, &ev);
+	none(f);
+	f->off -= HOUR;
+	tick_mono(f, MONO0 + 5 * MIN);
+	none(f);
+	tick_mono(f, MONO0 + 5 * MIN + 1);
+	only(f, KIND_GATE_SILENT, "raised");
+	assert_string_equal(f->out.t[0].a.gate, "G02");
+	assert_true(f->out.t[0].a.raised_us == T0 - HOUR + 5 * MIN + 1);
+	tick_mono(f, MONO0 + 6 * MIN);
+	none(f);
+	tick_mono(f, MONO0 + 6 * MIN + 1);
+	only(f, KIND_GATE_SILENT, "raised");
+	assert_string_equal(f->out.t[0].a.gate, "G01");
+}
+
+/* The wall clock set forward two hours: gates that keep talking are not
+ * silent; one that stops is, silence_timeout after its last message. */
+static void
+gate_silent_wall_clock_set_forward(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	add_gate(f->reg, "s1", "G01", 0, 1);
+	add_gate(f->reg, "s1", "G02", 0, 1);
+	ev = status_ev(f, "s1", "G01", STATE_ONLINE, T0 + 4 * MIN);
+	apply(f, &ev);
+	ev = status_ev(f, "s1", "G02", STATE_ONLINE, T0 + 4 * MIN);
+	apply(f, &ev);
+	f->off += 2 * HOUR;
+	tick_mono(f, MONO0 + 4 * MIN + S);
+	none(f);
+	/* G01 goes on talking (its clock set forward too); G02 stops */
+	ev = status_ev(f, "s1", "G01", STATE_ONLINE, T0 + 2 * HOUR + 8 * MIN);
+	apply(f, &ev);
+	none(f);
+	tick_mono(f, MONO0 + 9 * MIN);
+	none(f);
+	tick_mono(f, MONO0 + 9 * MIN + 1);
+	only(f, KIND_GATE_SILENT, "raised");
+	assert_string_equal(f->out.t[0].a.gate, "G02");
+	tick_mono(f, MONO0 + 13 * MIN);
+	none(f);
+}
+
+/* A gate's silence counts from when its message was processed, not from
+ * the device's time: a message whose device clock is behind (within
+ * max_clock_skew) or that stamps it in the future changes nothing. */
+static void
+gate_silent_from_processing(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	add_gate(f->reg, "s1", "G01", 0, 1);
+	ev = status_ev(f, "s1", "G01", STATE_ONLINE, T0 - 9 * MIN);
+	apply_at(f, &ev, clk(f, T0 + MIN));
+	tick(f, T0 + 6 * MIN);
+	none(f);
+	tick(f, T0 + 6 * MIN + 1);
+	only(f, KIND_GATE_SILENT, "raised");
+}
+
+/* An urgent call is unresolved hotline_*_limit after it opened, whatever
+ * the wall clock does meanwhile. */
+static void
+hotline_limit_across_wall_steps(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	ev = hotline_ev(f, "s1", "H-7", CALL_OPEN, "medical", 1, T0);
+	apply(f, &ev);
+	f->off += 2 * HOUR;
+	tick_mono(f, MONO0 + 30 * MIN);
+	none(f);
+	f->off -= 3 * HOUR;
+	tick_mono(f, MONO0 + 30 * MIN + 1);
+	only(f, KIND_HOTLINE_UNRESOLVED, "raised");
+	assert_true(f->out.t[0].a.raised_us == T0 - HOUR + 30 * MIN + 1);
+}
+
+/* A check is due interval + grace after the last one on the monotonic
+ * clock; whether the order is in force is read on the wall clock. */
+static void
+isolation_overdue_across_wall_steps(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	add_household(f->reg, "s1", "3-2-401");
+	add_order(f->reg, "s1", "3-2-401", "", T0 - 24 * HOUR, T0 + 3 * HOUR + 30 * MIN, 3600);
+	ev = check_ev(f, "s1", "3-2-401", "", 365, "", T0);
+	apply(f, &ev);
+	f->off -= HOUR;
+	tick_mono(f, MONO0 + 2 * HOUR);
+	none(f);
+	tick_mono(f, MONO0 + 2 * HOUR + 1);
+	only(f, KIND_ISOLATION_OVERDUE, "raised");
+	/* the order ends at T0 + 3:30 by the wall clock: 4:30 on the monotonic */
+	tick_mono(f, MONO0 + 4 * HOUR + 29 * MIN);
+	none(f);
+	tick_mono(f, MONO0 + 4 * HOUR + 30 * MIN);
+	only(f, KIND_ISOLATION_OVERDUE, "resolved");
+	assert_string_equal(f->out.t[0].a.reason, "order ended");
+}
+
+/* A disinfection interval counts the monotonic time since it was done,
+ * laid on the 06:00-22:00 day of the wall clock as it reads now. */
+static void
+disinfection_across_wall_steps(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	add_site(f->reg, "s1", "Asia/Shanghai");
+	add_zone(f->reg, "s1", "Z01", 2 * 3600);
+	add_zone(f->reg, "s1", "Z02", 2 * 3600);
+	/* Z01 done at 08:00 local; the clock then set forward 2 h */
+	ev = ev_base(f, EVENT_DISINFECTION, "s1", T0);
+	snprintf(ev.zone, sizeof(ev.zone), "Z01");
+	apply(f, &ev);
+	/* Z02 done at 08:00 too, as far as start is concerned */
+	ev = ev_base(f, EVENT_DISINFECTION, "s1", T0);
+	snprintf(ev.zone, sizeof(ev.zone), "Z02");
+	apply(f, &ev);
+	f->off += 2 * HOUR;
+	tick_mono(f, MONO0 + S);
+	none(f);
+	tick_mono(f, MONO0 + 2 * HOUR);
+	none(f);
+	tick_mono(f, MONO0 + 2 * HOUR + S);
+	assert_int_equal(f->out.n, 2);
+	assert_int_equal(f->out.t[0].a.kind, KIND_DISINFECTION_OVERDUE);
+	assert_int_equal(f->out.t[1].a.kind, KIND_DISINFECTION_OVERDUE);
+}
+
+/* Done at 21:00 local, the clock set back an hour at once: by the wall
+ * clock now it was done at 20:00, so 2 h of the day are left until 22:00
+ * and the night does not count: due at 06:00 by the wall clock. */
+static void
+disinfection_night_after_a_step(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+	int64_t m = MONO0 + 13 * HOUR;	/* 21:00 local */
+
+	add_site(f->reg, "s1", "Asia/Shanghai");
+	add_zone(f->reg, "s1", "Z01", 2 * 3600);
+	ev = ev_base(f, EVENT_DISINFECTION, "s1", T0 + 13 * HOUR);
+	snprintf(ev.zone, sizeof(ev.zone), "Z01");
+	apply(f, &ev);
+	f->off -= HOUR;
+	tick_mono(f, m + 2 * HOUR);	/* 22:00 by the wall clock */
+	none(f);
+	tick_mono(f, m + 10 * HOUR);	/* 06:00 */
+	none(f);
+	tick_mono(f, m + 10 * HOUR + S);
+	only(f, KIND_DISINFECTION_OVERDUE, "raised");
+}
+
+/* exit_quota: the passes counted and the window's end are monotonic. */
+static void
+exit_quota_window_across_wall_steps(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	add_household(f->reg, "s1", "3-2-401");
+	add_card(f->reg, "s1", "C-1", "3-2-401", 0);
+	f->cfg.exit_quota = 1;
+	f->cfg.exit_window_us = HOUR;
+	set_config(f);
+	ev = gate_ev(f, "s1", "G01", "C-1", "", DIR_OUT, 365, T0);
+	apply(f, &ev);
+	ev = gate_ev(f, "s1", "G01", "C-1", "", DIR_OUT, 365, T0 + MIN);
+	apply(f, &ev);
+	only(f, KIND_EXIT_QUOTA, "raised");
+	f->off += 2 * HOUR;
+	tick_mono(f, MONO0 + 59 * MIN);
+	none(f);
+	tick_mono(f, MONO0 + HOUR);	/* the first pass left the window */
+	only(f, KIND_EXIT_QUOTA, "resolved");
+	assert_string_equal(f->out.t[0].a.reason, "window ended");
+}
+
+/* Repeats are published repeat_interval after the last publication on the
+ * monotonic clock, also after the wall clock was set back. */
+static void
+repeat_interval_across_wall_steps(void **state)
+{
+	struct fx *f = *state;
+	struct event ev = gate_ev(f, "s1", "G03", "C-1", "P-1", DIR_IN, 386, T0);
+
+	apply(f, &ev);
+	only(f, KIND_FEVER, "raised");
+	ev = gate_ev(f, "s1", "G03", "C-1", "P-1", DIR_IN, 387, T0 + 10 * S);
+	apply(f, &ev);
+	none(f);
+	f->off -= HOUR;
+	tick_mono(f, MONO0 + 59 * S);
+	none(f);
+	tick_mono(f, MONO0 + 60 * S);
+	only(f, KIND_FEVER, "updated");
+	assert_int_equal(f->out.t[0].a.count, 2);
+	assert_true(f->out.t[0].a.updated_us == T0 + 10 * S);
+}
+
+/* Times restored from PostgreSQL are put on the monotonic clock by their
+ * age; one later than now (the wall clock was set back since it was
+ * stored) counts as now, not as a time that has not come yet. */
+static void
+restored_times_after_the_clock_was_set_back(void **state)
+{
+	struct fx *f = *state;
+
+	add_gate(f->reg, "s1", "G05", 0, 1);
+	restore_seen(f, "gate", "s1", "G05", "", T0 + HOUR, T0);
+	restore_seen(f, "call", "s1", "H-1", "medical", T0 + HOUR, T0);
+	tick(f, T0 + 5 * MIN);
+	none(f);
+	tick(f, T0 + 5 * MIN + 1);
+	only(f, KIND_GATE_SILENT, "raised");
+	tick(f, T0 + 30 * MIN);
+	none(f);
+	tick(f, T0 + 30 * MIN + 1);
+	only(f, KIND_HOTLINE_UNRESOLVED, "raised");
+}
+
+/* Another boot: the monotonic clock starts again near 0, and times from
+ * before it lie before its origin; then NTP sets the wall clock (here back
+ * an hour: the RTC was fast), which moves no deadline. */
+static void
+monotonic_origin_after_a_boot(void **state)
+{
+	struct fx *f = *state;
+	struct rules *r;
+	struct rules_output out = { 0 };
+	struct rules_clock now = { .wall_us = T0, .mono_us = 2 * S };
+
+	add_household(f->reg, "s1", "3-2-401");
+	add_order(f->reg, "s1", "3-2-401", "", T0 - 24 * HOUR, T0 + 24 * HOUR, 3600);
+	assert_int_equal(rules_create(&f->cfg, &now, &r), 0);
+	/* the last check 90 min ago, long before the boot: due 30 min from now */
+	assert_int_equal(rules_restore_seen(r, "check", "s1", "3-2-401", "", T0 - 90 * MIN, &now), 0);
+	now.wall_us += 30 * MIN - HOUR;
+	now.mono_us += 30 * MIN;
+	assert_int_equal(rules_tick(r, f->reg, &now, &out), 0);
+	assert_int_equal(out.n, 0);
+	now.wall_us += 1;
+	now.mono_us += 1;
+	assert_int_equal(rules_tick(r, f->reg, &now, &out), 0);
+	assert_int_equal(out.n, 1);
+	assert_int_equal(out.t[0].a.kind, KIND_ISOLATION_OVERDUE);
+	rules_output_free(&out);
+	rules_destroy(r);
 }
 
 static void
@@ -1194,6 +1548,17 @@ main(void)
 		T(restored_alert_continues),
 		T(count_stops_at_the_column_maximum),
 		T(restored_seen_times),
+		T(gate_silent_wall_clock_set_back),
+		T(gate_silent_wall_clock_set_forward),
+		T(gate_silent_from_processing),
+		T(hotline_limit_across_wall_steps),
+		T(isolation_overdue_across_wall_steps),
+		T(disinfection_across_wall_steps),
+		T(disinfection_night_after_a_step),
+		T(exit_quota_window_across_wall_steps),
+		T(repeat_interval_across_wall_steps),
+		T(restored_times_after_the_clock_was_set_back),
+		T(monotonic_origin_after_a_boot),
 		cmocka_unit_test(names),
 	};
 
