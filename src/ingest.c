@@ -603,15 +603,15 @@ log_broker_news(struct ingest *in)
 		if (code == MQTTREASONCODE_SESSION_TAKEN_OVER)
 			log_err("MQTT: the broker ended our session: session taken over (reason code"
 				" 0x8E%s): another client connected with our client id %s and takes"
-				" our messages while it holds the session%s; reconnecting (see"
-				" docs/operations.md, \"Client id conflicts\")", detail, in->client_id,
-				seen - in->disconnects_logged > 1 ? ", again" : "");
+				" our messages while it holds the session; reconnecting (see"
+				" docs/operations.md, \"Client id conflicts\")", detail, in->client_id);
 		else
 			log_warn("MQTT: the broker disconnected us: %s (reason code 0x%02X%s); reconnecting",
 				 mqtt_reason_text(code) ? mqtt_reason_text(code) : "unknown reason",
 				 (unsigned)code, detail);
-		if (seen - in->disconnects_logged > 1)
-			log_warn("MQTT: %llu DISCONNECTs from the broker since the last line",
+		if (seen - in->disconnects_logged > 1)	/* only the latest's reason is kept */
+			log_warn("MQTT: %llu DISCONNECTs from the broker since the last line"
+				 " (cordon_mqtt_server_disconnects_total counts them by reason)",
 				 (unsigned long long)(seen - in->disconnects_logged));
 		in->disconnects_logged = seen;
 	}
