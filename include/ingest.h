@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "mqtt_watch.h"
 #include "spool.h"
 
 struct ingest;
@@ -16,6 +17,15 @@ struct ingest;
 /* Unacknowledged messages the broker may send us (MQTT v5 Receive
  * Maximum): what can still arrive after we decide to pause. */
 #define INGEST_RECEIVE_MAXIMUM 1000
+
+/* The inbound filters we subscribe to (SPEC 2): at most this many. */
+#define INGEST_MAX_FILTERS 6
+/* A filter's SUBACK outcome while none has come on this connection. */
+#define INGEST_SUB_PENDING (-1)
+/* A takeover as Mosquitto before 2.0.15 shows it: the connection closed
+ * without a DISCONNECT and back within this many ms (a broker restart
+ * looks the same; see docs/operations.md). */
+#define INGEST_QUIET_DROP_MS 30000
 
 struct ingest_stats {
 	uint64_t received;	/* messages appended to the spool */
@@ -29,6 +39,17 @@ struct ingest_stats {
 	uint64_t persist_read_failed;	/* outbound entries lost from disk */
 	int connected;
 	int spool_failing;	/* the callback cannot append right now */
+	/* This connection's SUBACK, over the inbound filters: granted at the
+	 * QoS asked (1), granted lower, refused, no answer yet. */
+	int subs_granted, subs_downgraded, subs_refused, subs_pending;
+	/* The first refused filter and why, e.g. "cordon/+/ack (not
+	 * authorized)", plus " and N more"; "" when none is refused. */
+	char sub_refused[320];
+	/* DISCONNECTs from the broker (MQTT 5) by mqtt_reason_index() of
+	 * their reason code; the last slot counts codes MQTT 5 does not define. */
+	uint64_t disconnects[MQTT_REASONS + 1];
+	uint64_t taken_over;	/* DISCONNECTs with 0x8E, session taken over */
+	uint64_t quiet_drops;	/* closed without a DISCONNECT, back within INGEST_QUIET_DROP_MS */
 };
 
 /* Creates the client (nothing is sent yet). `wake_fd` is an eventfd that
@@ -39,7 +60,9 @@ int ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 /* Starts connecting; failures are retried from ingest_tick(). */
 int ingest_start(struct ingest *in) __attribute__((warn_unused_result));
 /* Called from the loop about every 100 ms: retries a failed first connect
- * with backoff and logs connection state changes. */
+ * with backoff and logs connection state changes, each refused (or
+ * downgraded) subscription, and each DISCONNECT of the broker with its
+ * reason in words. */
 void ingest_tick(struct ingest *in, int64_t now_ms);
 /* Queues an outbound message (QoS 0 or 1) for the publish thread, which
  * hands it to Paho; Paho keeps it while the broker is away. Never waits
@@ -64,5 +87,11 @@ void ingest_destroy(struct ingest *in);
  * come just before it). */
 void ingest_want_wake(struct ingest *in);
 void ingest_get_stats(struct ingest *in, struct ingest_stats *ret_stats);
+/* The inbound filter number i (0 <= i < ingest_filter_count()) and, in
+ * *ret_code, its SUBACK on this connection: INGEST_SUB_PENDING, the
+ * granted QoS 0-2, or the refusal's reason code (0x80 and up, see
+ * mqtt_reason_text()). */
+int ingest_filter_count(struct ingest *in);
+const char *ingest_filter(struct ingest *in, int i, int *ret_code);
 
 #endif

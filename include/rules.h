@@ -63,6 +63,7 @@ enum alert_kind {
 	KIND_DISINFECTION_OVERDUE,
 	KIND_HOTLINE_UNRESOLVED,
 	KIND_BACKLOG,
+	KIND_CLIENT_ID_CONFLICT,
 	KIND_COUNT,
 };
 
@@ -143,6 +144,14 @@ int rules_tick(struct rules *r, const struct registry_snapshot *reg,
  * text in `why`), resolved when it clears. Returns 0 or -ENOMEM. */
 int rules_backlog(struct rules *r, const char *instance, int trouble, const char *why,
 		  const struct rules_clock *now, struct rules_output *out)
+	__attribute__((warn_unused_result));
+
+/* The instance-level client_id_conflict alert (another MQTT client
+ * taking our client id): raised while `trouble` is set (`why`, up to 31
+ * bytes, says how often), resolved when it clears. Returns 0 or -ENOMEM. */
+int rules_client_id_conflict(struct rules *r, const char *instance, int trouble,
+			     const char *why, const struct rules_clock *now,
+			     struct rules_output *out)
 	__attribute__((warn_unused_result));
 
 /* Restores an open alert (from PostgreSQL at start); its times are wall

@@ -100,6 +100,10 @@ alerts_text(const struct alert *a, char *buf, size_t len)
 	case KIND_BACKLOG:
 		snprintf(buf, len, "cordond %s: %s", after_colon(a->subject), a->reason);
 		break;
+	case KIND_CLIENT_ID_CONFLICT:
+		snprintf(buf, len, "Another MQTT client is using client id %s: %s",
+			 after_colon(a->subject), a->reason);
+		break;
 	default:
 		snprintf(buf, len, "%s %s", rules_kind_name(a->kind), a->subject);
 	}

@@ -87,6 +87,9 @@ struct daemon {
 	uint64_t last_received;		/* for the rate in STATUS= */
 	int64_t started_ms;
 	struct event *events;
+	/* Another client taking our client id (client_id_conflict). */
+	struct mqtt_conflict conflict;
+	uint64_t conflict_seen;		/* takeovers and quiet drops noted */
 
 	struct counters count;
 	struct log_ratelimit reject_rl;
@@ -272,6 +275,10 @@ restore_rule_state(struct daemon *d, const struct registry_seed *seed)
 		a.count = sa->count;
 		if (rules_restore_alert(d->rules, &a, &now) == 0)
 			restored++;
+		/* Open before the restart: over after a quiet period from now. */
+		if (a.kind == KIND_CLIENT_ID_CONFLICT && strncmp(a.subject, "instance:", 9) == 0 &&
+		    strcmp(a.subject + 9, d->cfg->mqtt_client_id) == 0)
+			d->conflict.active = 1;
 	}
 	for (size_t i = 0; i < seed->nseen; i++) {
 		const struct seed_seen *x = &seed->seen[i];
@@ -811,6 +818,27 @@ check_backlog(struct daemon *d, int64_t now)
 		log_err("out of memory in the backlog rule");
 }
 
+/* client_id_conflict: MQTT_CONFLICT_COUNT takeovers of our client id
+ * within MQTT_CONFLICT_WINDOW_MS, seen as the broker's DISCONNECT 0x8E or,
+ * from a broker that gives no reason (Mosquitto before 2.0.15), as quiet
+ * drops; resolved after MQTT_CONFLICT_QUIET_MS without one. */
+static void
+check_conflict(struct daemon *d, const struct ingest_stats *is, int64_t now)
+{
+	uint64_t seen = is->taken_over + is->quiet_drops;
+	struct rules_clock rnow;
+	char why[32];
+	int trouble;
+
+	trouble = mqtt_conflict_update(&d->conflict, (unsigned)(seen - d->conflict_seen), now);
+	d->conflict_seen = seen;
+	snprintf(why, sizeof(why), is->taken_over ? "session taken over %u times" :
+		 "%u drops without a reason", mqtt_conflict_recent(&d->conflict, now));
+	rnow = rules_now();
+	if (rules_client_id_conflict(d->rules, d->cfg->mqtt_client_id, trouble, why, &rnow,
+				     &d->out) < 0)
+		log_err("out of memory in the client_id_conflict rule");
+}
 
 /* Renders the Prometheus text and hands it to the HTTP thread. */
 static void
@@ -832,6 +860,12 @@ render_metrics(struct daemon *d, const struct ingest_stats *is, const struct sto
 			  werr || is->spool_failing ? "spool not writable" :
 			  d->disk_low ? "spool disk full: intake paused" :
 			  !is->connected ? "broker not connected" : "";
+	char sub_why[384];
+
+	if (!why[0] && is->subs_refused) {
+		snprintf(sub_why, sizeof(sub_why), "subscription refused: %s", is->sub_refused);
+		why = sub_why;
+	}
 
 	if (!d->metrics)
 		return;
@@ -899,6 +933,47 @@ render_metrics(struct daemon *d, const struct ingest_stats *is, const struct sto
 	store_stats_print(ss, f);
 	fprintf(f, "# HELP cordon_broker_up 1 when the MQTT broker is connected.\n"
 		   "# TYPE cordon_broker_up gauge\ncordon_broker_up %d\n", is->connected);
+	fprintf(f, "# HELP cordon_mqtt_subscriptions Inbound topic filters by the broker's SUBACK on"
+		   " this connection: granted (at QoS 1), downgraded (granted QoS 0), refused,"
+		   " pending (no SUBACK yet).\n# TYPE cordon_mqtt_subscriptions gauge\n"
+		   "cordon_mqtt_subscriptions{state=\"granted\"} %d\n"
+		   "cordon_mqtt_subscriptions{state=\"downgraded\"} %d\n"
+		   "cordon_mqtt_subscriptions{state=\"refused\"} %d\n"
+		   "cordon_mqtt_subscriptions{state=\"pending\"} %d\n",
+		is->subs_granted, is->subs_downgraded, is->subs_refused, is->subs_pending);
+	fprintf(f, "# HELP cordon_mqtt_subscription_reason_code Each inbound filter's SUBACK code:"
+		   " 0-2 the granted QoS, 128 and up refused (135 not authorized), -1 none yet.\n"
+		   "# TYPE cordon_mqtt_subscription_reason_code gauge\n");
+	for (int i = 0; i < ingest_filter_count(d->ingest); i++) {
+		int code;
+		const char *filter = ingest_filter(d->ingest, i, &code);
+
+		fprintf(f, "cordon_mqtt_subscription_reason_code{filter=\"%s\"} %d\n", filter, code);
+	}
+	fprintf(f, "# HELP cordon_mqtt_server_disconnects_total DISCONNECTs from the broker (MQTT 5),"
+		   " by reason.\n# TYPE cordon_mqtt_server_disconnects_total counter\n");
+	for (int i = 0; i <= MQTT_REASONS; i++) {
+		int code = mqtt_reason_code_at(i);
+		char label[64];
+
+		if (!is->disconnects[i] && code != 0x8E)
+			continue;
+		snprintf(label, sizeof(label), "%s", code < 0 ? "other" : mqtt_reason_text(code));
+		for (char *c = label; *c; c++)
+			if (*c == ' ')
+				*c = '_';
+		fprintf(f, "cordon_mqtt_server_disconnects_total{reason=\"%s\"} %llu\n", label,
+			(unsigned long long)is->disconnects[i]);
+	}
+	fprintf(f, "# HELP cordon_mqtt_session_taken_over_total Another client took our client id:"
+		   " seen as the broker's DISCONNECT 0x8E (evidence reason_code) or, from a broker"
+		   " that closes without a reason (Mosquitto before 2.0.15), as a drop back within"
+		   " %d s (evidence quiet_drop; a quick broker restart counts too).\n"
+		   "# TYPE cordon_mqtt_session_taken_over_total counter\n"
+		   "cordon_mqtt_session_taken_over_total{evidence=\"reason_code\"} %llu\n"
+		   "cordon_mqtt_session_taken_over_total{evidence=\"quiet_drop\"} %llu\n",
+		INGEST_QUIET_DROP_MS / 1000, (unsigned long long)is->taken_over,
+		(unsigned long long)is->quiet_drops);
 	fprintf(f, "# HELP cordon_mqtt_outbound_queued Alerts and notices waiting for the publish thread.\n"
 		   "# TYPE cordon_mqtt_outbound_queued gauge\ncordon_mqtt_outbound_queued %llu\n",
 		(unsigned long long)is->out_queued);
@@ -938,11 +1013,16 @@ service_tick(struct daemon *d, int64_t now)
 	struct store_stats ss;
 
 	ingest_get_stats(d->ingest, &is);
-	if (!d->ready_sent && (is.connected || d->paused)) {
+	/* Connected means subscribed too: the SUBACK has come. */
+	if (!d->ready_sent && ((is.connected && !is.subs_pending) || d->paused)) {
 		notify_ready();
 		d->ready_sent = 1;
-		log_notice(d->paused ? "ready: spool open, intake paused" :
-			   "ready: broker connected, spool open");
+		if (d->paused)
+			log_notice("ready: spool open, intake paused");
+		else if (is.subs_refused)
+			log_err("ready, but not whole: subscription refused: %s", is.sub_refused);
+		else
+			log_notice("ready: broker connected and subscribed, spool open");
 	}
 	if (d->watchdog_ms && now - d->last_watchdog_ms >= d->watchdog_ms / 2) {
 		notify_watchdog();
@@ -951,14 +1031,16 @@ service_tick(struct daemon *d, int64_t now)
 	if (now - d->last_status_ms < 2000)
 		return;
 	store_get_stats(d->store, &ss);
-	notify_status("%.0f msg/s in, broker %s, PostgreSQL %s, backlog %llu bytes%s",
+	notify_status("%.0f msg/s in, broker %s, PostgreSQL %s, backlog %llu bytes%s%s%s",
 		      (double)(is.received - d->last_received) * 1000.0 / (double)(now - d->last_status_ms),
 		      is.connected ? "up" : "down", store_stats_db_text(&ss),
 		      (unsigned long long)spool_pending(d->spool, d->committed),
 		      d->dir_state != SPOOL_DIR_OK ? ", spool directory gone: intake stopped" :
 		      d->write_err ? ", spool not writable: intake stopped" :
 		      d->disk_low ? ", intake paused (spool disk full)" :
-		      d->paused ? ", intake paused (spool full)" : "");
+		      d->paused ? ", intake paused (spool full)" : "",
+		      is.connected && is.subs_refused ? ", subscription refused: " : "",
+		      is.connected && is.subs_refused ? is.sub_refused : "");
 	d->last_received = is.received;
 	d->last_status_ms = now;
 	render_metrics(d, &is, &ss);
@@ -1120,6 +1202,7 @@ on_tick(struct daemon *d)
 		ingest_get_stats(d->ingest, &is);
 		rules_intake(d->rules, is.connected && !d->paused, &rnow);
 		check_backlog(d, now);
+		check_conflict(d, &is, now);
 		rnow = rules_now();
 		if (rules_tick(d->rules, d->reg, &rnow, &d->out) < 0)
 			log_err("out of memory in the timer rules");
@@ -1371,6 +1454,7 @@ setup(struct daemon *d)
 			 d->cfg->metrics_listen, strerror(-err));
 	d->watchdog_ms = notify_watchdog_ms();
 	d->last_stats_ms = d->last_rules_tick_ms = d->started_ms = mono_ms();
+	mqtt_conflict_init(&d->conflict, d->started_ms);
 	d->last_watchdog_ms = d->last_status_ms = d->started_ms;
 	return 0;
 }

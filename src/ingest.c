@@ -58,7 +58,7 @@ struct ingest {
 	char *client_id;
 	char *password;
 	char state_topic[256];
-	char filters[6][256];
+	char filters[INGEST_MAX_FILTERS][256];
 	int nfilters;
 
 	MQTTAsync_connectOptions conn;
@@ -74,9 +74,27 @@ struct ingest {
 	int64_t backoff_ms;
 	int reported;		/* last connection state logged */
 
-	pthread_mutex_t fail_lock;	/* fail_why, tls_error (Paho's thread writes) */
+	pthread_mutex_t fail_lock;	/* fail_why, tls_error, sub_code, disc_* (Paho's thread writes) */
 	char fail_why[256];
 	char tls_error[256];
+	/* Each filter's SUBACK on this connection: INGEST_SUB_PENDING, the
+	 * granted QoS, or the refusal's reason code. */
+	int sub_code[INGEST_MAX_FILTERS];
+	int sub_logged[INGEST_MAX_FILTERS];	/* main thread: as last logged */
+	/* The broker's DISCONNECTs (MQTT 5): counts by mqtt_reason_index(),
+	 * the latest's code, reason string and server reference. */
+	_Atomic uint64_t disconnects[MQTT_REASONS + 1];
+	_Atomic uint64_t disconnects_seen, taken_over;
+	uint64_t disconnects_logged;		/* main thread */
+	int disc_code;
+	char disc_detail[200];
+	/* A connection lost without a DISCONNECT (Paho's thread): when, in
+	 * monotonic ms (0: none pending); and the quick comebacks counted. */
+	_Atomic int64_t lost_at_ms;
+	_Atomic int disconnect_said;	/* a DISCONNECT came on this connection */
+	_Atomic uint64_t quiet_drops;
+	_Atomic int64_t quiet_drop_ms;	/* how long the latest one took */
+	uint64_t quiet_drops_logged;		/* main thread */
 	_Atomic uint64_t received, spool_waits, published, publish_failed;
 	_Atomic int spool_failing;
 	_Atomic int want_wake;		/* the loop sleeps: write wake_fd */
@@ -99,6 +117,15 @@ struct ingest {
 
 static void out_control(struct ingest *in, enum out_kind kind, int timeout_ms);
 static void *out_main(void *arg);
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static int64_t
 now_us(void)
@@ -155,19 +182,65 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 	return 1;
 }
 
+/* Paho's thread: the SUBACK of subscribe(). Paho 1.3.12 (MQTTAsyncUtils.c,
+ * SUBACK) gives a SUBSCRIBE of several filters to onSuccess5 even when
+ * the broker refused some or all of them: reasonCodes holds one code per
+ * filter, in order (only when there are several: with one, reasonCode is
+ * it, and a refusal goes to onFailure5). Codes 0-2 are the granted QoS,
+ * 0x80 and up a refusal. The main loop logs them (ingest_tick). */
+static void
+on_suback(void *ctx, MQTTAsync_successData5 *r)
+{
+	struct ingest *in = ctx;
+	int n = r->alt.sub.reasonCodeCount;
+
+	pthread_mutex_lock(&in->fail_lock);
+	for (int i = 0; i < in->nfilters; i++) {
+		if (n == 1 && in->nfilters == 1)
+			in->sub_code[i] = (int)r->reasonCode;
+		else if (i < n && r->alt.sub.reasonCodes)
+			in->sub_code[i] = (int)r->alt.sub.reasonCodes[i];
+		else	/* no code for it (Paho out of memory): unspecified */
+			in->sub_code[i] = MQTTREASONCODE_UNSPECIFIED_ERROR;
+	}
+	pthread_mutex_unlock(&in->fail_lock);
+}
+
+/* Paho's thread: a SUBSCRIBE that failed whole. With one filter that is
+ * the broker's refusal (reasonCode); otherwise the connection went before
+ * the SUBACK, and the next connect subscribes again. */
+static void
+on_suback_failure(void *ctx, MQTTAsync_failureData5 *r)
+{
+	struct ingest *in = ctx;
+
+	if (in->nfilters == 1 && r && (int)r->reasonCode >= MQTTREASONCODE_UNSPECIFIED_ERROR) {
+		pthread_mutex_lock(&in->fail_lock);
+		in->sub_code[0] = (int)r->reasonCode;
+		pthread_mutex_unlock(&in->fail_lock);
+	}
+}
+
+/* Paho's thread (on_connected): subscribes to every inbound filter at
+ * QoS 1 in one SUBSCRIBE; on_suback() reads the broker's answer. */
 static void
 subscribe(struct ingest *in)
 {
-	for (int i = 0; i < in->nfilters; i++) {
-		MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-		int rc;
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	char *filters[INGEST_MAX_FILTERS];
+	int qos[INGEST_MAX_FILTERS], rc;
 
-		ro.subscribeOptions.noLocal = 0;
-		rc = MQTTAsync_subscribe(in->client, in->filters[i], 1, &ro);
-		if (rc != MQTTASYNC_SUCCESS)
-			log_err("MQTT subscribe to %s failed: %s", in->filters[i],
-				MQTTAsync_strerror(rc));
+	for (int i = 0; i < in->nfilters; i++) {
+		filters[i] = in->filters[i];
+		qos[i] = 1;
 	}
+	ro.onSuccess5 = on_suback;
+	ro.onFailure5 = on_suback_failure;
+	ro.context = in;
+	rc = MQTTAsync_subscribeMany(in->client, in->nfilters, filters, qos, &ro);
+	if (rc != MQTTASYNC_SUCCESS)
+		log_err("MQTT subscribe to %s and the other inbound filters failed: %s",
+			in->filters[0], MQTTAsync_strerror(rc));
 }
 
 /* Called on every successful connect, the first and each automatic
@@ -177,8 +250,23 @@ static void
 on_connected(void *ctx, char *cause)
 {
 	struct ingest *in = ctx;
+	int64_t lost = atomic_exchange(&in->lost_at_ms, 0);
 
 	(void)cause;
+	/* Closed without a DISCONNECT and back at once: what a takeover of
+	 * our client id looks like on Mosquitto before 2.0.15 (and a quick
+	 * broker restart too). */
+	if (lost && !atomic_load(&in->disconnect_said) &&
+	    mono_ms() - lost <= INGEST_QUIET_DROP_MS) {
+		atomic_store(&in->quiet_drop_ms, mono_ms() - lost);
+		atomic_fetch_add(&in->quiet_drops, 1);
+	}
+	atomic_store(&in->disconnect_said, 0);
+	/* No SUBACK yet on this connection: READY waits for it. */
+	pthread_mutex_lock(&in->fail_lock);
+	for (int i = 0; i < in->nfilters; i++)
+		in->sub_code[i] = INGEST_SUB_PENDING;
+	pthread_mutex_unlock(&in->fail_lock);
 	atomic_store(&in->connected, 1);
 	subscribe(in);
 	if (ingest_publish(in, in->state_topic, "online", 6, 1, 1) < 0)
@@ -193,6 +281,49 @@ on_connection_lost(void *ctx, char *cause)
 	pthread_mutex_lock(&in->fail_lock);
 	snprintf(in->fail_why, sizeof(in->fail_why), "%s", cause ? cause : "connection lost");
 	pthread_mutex_unlock(&in->fail_lock);
+	if (!atomic_load(&in->disconnect_said))
+		atomic_store(&in->lost_at_ms, mono_ms());
+	atomic_store(&in->connected, 0);
+}
+
+/* Paho's thread: the broker sent a DISCONNECT (MQTT 5, 3.14). Paho 1.3.12
+ * then closes without calling on_connection_lost (it marks the client
+ * disconnected first) and reconnects by itself. We count it by reason
+ * and keep its reason string (and, for 0x9C/0x9D, the server to use) for
+ * ingest_tick's log line. */
+static void
+on_disconnected(void *ctx, MQTTProperties *props, enum MQTTReasonCodes code)
+{
+	struct ingest *in = ctx;
+	int i = mqtt_reason_index((int)code);
+	MQTTProperty *why = props ? MQTTProperties_getProperty(props,
+							       MQTTPROPERTY_CODE_REASON_STRING) : NULL;
+	MQTTProperty *ref = props ? MQTTProperties_getProperty(props,
+							       MQTTPROPERTY_CODE_SERVER_REFERENCE) : NULL;
+
+	pthread_mutex_lock(&in->fail_lock);
+	in->disc_code = (int)code;
+	in->disc_detail[0] = '\0';
+	if (why && ref)
+		snprintf(in->disc_detail, sizeof(in->disc_detail), ", \"%.*s\", server reference %.*s",
+			 why->value.data.len, why->value.data.data,
+			 ref->value.data.len, ref->value.data.data);
+	else if (why)
+		snprintf(in->disc_detail, sizeof(in->disc_detail), ", \"%.*s\"",
+			 why->value.data.len, why->value.data.data);
+	else if (ref)
+		snprintf(in->disc_detail, sizeof(in->disc_detail), ", server reference %.*s",
+			 ref->value.data.len, ref->value.data.data);
+	snprintf(in->fail_why, sizeof(in->fail_why), "the broker disconnected us: %s (reason code 0x%02X)",
+		 mqtt_reason_text((int)code) ? mqtt_reason_text((int)code) : "unknown reason",
+		 (unsigned)code);
+	pthread_mutex_unlock(&in->fail_lock);
+	atomic_store(&in->disconnect_said, 1);
+	atomic_store(&in->lost_at_ms, 0);
+	atomic_fetch_add(&in->disconnects[i < 0 ? MQTT_REASONS : i], 1);
+	if (code == MQTTREASONCODE_SESSION_TAKEN_OVER)
+		atomic_fetch_add(&in->taken_over, 1);
+	atomic_fetch_add(&in->disconnects_seen, 1);
 	atomic_store(&in->connected, 0);
 }
 
@@ -287,6 +418,8 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 		pthread_condattr_destroy(&ca);
 	}
 	in->drop_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10, 10);
+	for (int i = 0; i < INGEST_MAX_FILTERS; i++)
+		in->sub_code[i] = in->sub_logged[i] = INGEST_SUB_PENDING;
 	in->spool = spool;
 	in->wake_fd = wake_fd;
 	atomic_store(&in->want_wake, 1);
@@ -337,6 +470,7 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	}
 	MQTTAsync_setCallbacks(in->client, in, on_connection_lost, on_message, NULL);
 	MQTTAsync_setConnected(in->client, in, on_connected);
+	MQTTAsync_setDisconnected(in->client, in, on_disconnected);
 
 	in->props = (MQTTProperties)MQTTProperties_initializer;
 	p.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL;
@@ -428,11 +562,76 @@ fail_reason(struct ingest *in)
 	return why;
 }
 
+/* Main thread: logs what changed in the SUBACKs, and the broker's
+ * DISCONNECTs and quiet drops since the last call. */
+static void
+log_broker_news(struct ingest *in)
+{
+	uint64_t seen = atomic_load(&in->disconnects_seen);
+	uint64_t drops = atomic_load(&in->quiet_drops);
+	int codes[INGEST_MAX_FILTERS];
+
+	pthread_mutex_lock(&in->fail_lock);
+	memcpy(codes, in->sub_code, sizeof(codes));
+	pthread_mutex_unlock(&in->fail_lock);
+	for (int i = 0; i < in->nfilters; i++) {
+		int c = codes[i], was = in->sub_logged[i];
+
+		if (c == INGEST_SUB_PENDING || c == was)
+			continue;
+		if (c >= MQTTREASONCODE_UNSPECIFIED_ERROR)
+			log_err("MQTT: the broker refused our subscription to %s: %s (reason code"
+				" 0x%02X); no message on it reaches cordond (see /healthz)",
+				in->filters[i], mqtt_reason_text(c) ? mqtt_reason_text(c) : "unknown reason",
+				(unsigned)c);
+		else if (c < 1)
+			log_warn("MQTT: the broker granted QoS %d for %s, not the 1 we asked for: a"
+				 " message it cannot deliver at once is lost", c, in->filters[i]);
+		else if (was != INGEST_SUB_PENDING)
+			log_notice("MQTT: the broker grants our subscription to %s again",
+				   in->filters[i]);
+		in->sub_logged[i] = c;
+	}
+	if (seen != in->disconnects_logged) {
+		char detail[200];
+		int code;
+
+		pthread_mutex_lock(&in->fail_lock);
+		code = in->disc_code;
+		snprintf(detail, sizeof(detail), "%s", in->disc_detail);
+		pthread_mutex_unlock(&in->fail_lock);
+		if (code == MQTTREASONCODE_SESSION_TAKEN_OVER)
+			log_err("MQTT: the broker ended our session: session taken over (reason code"
+				" 0x8E%s): another client connected with our client id %s and takes"
+				" our messages while it holds the session; reconnecting (see"
+				" docs/operations.md, \"Client id conflicts\")", detail, in->client_id);
+		else
+			log_warn("MQTT: the broker disconnected us: %s (reason code 0x%02X%s); reconnecting",
+				 mqtt_reason_text(code) ? mqtt_reason_text(code) : "unknown reason",
+				 (unsigned)code, detail);
+		if (seen - in->disconnects_logged > 1)	/* only the latest's reason is kept */
+			log_warn("MQTT: %llu DISCONNECTs from the broker since the last line"
+				 " (cordon_mqtt_server_disconnects_total counts them by reason)",
+				 (unsigned long long)(seen - in->disconnects_logged));
+		in->disconnects_logged = seen;
+	}
+	if (drops != in->quiet_drops_logged) {
+		log_warn("MQTT: the connection closed without a reason from the broker and was back"
+			 " in %.1f s (%llu such drops so far): another client using our client id %s"
+			 " (Mosquitto before 2.0.15 closes a session taken over without saying so), or"
+			 " a broker restart; see docs/operations.md, \"Client id conflicts\"",
+			 (double)atomic_load(&in->quiet_drop_ms) / 1000.0, (unsigned long long)drops,
+			 in->client_id);
+		in->quiet_drops_logged = drops;
+	}
+}
+
 void
 ingest_tick(struct ingest *in, int64_t now_ms)
 {
 	int connected = atomic_load(&in->connected);
 
+	log_broker_news(in);
 	if (connected != in->reported) {
 		if (connected)
 			log_notice("MQTT connected to the broker as %s", in->client_id);
@@ -699,6 +898,7 @@ ingest_pause(struct ingest *in)
 	if (in->paused)
 		return;
 	in->paused = 1;
+	atomic_store(&in->lost_at_ms, 0);
 	atomic_store(&in->connected, 0);
 	atomic_store(&in->connect_failed, 0);
 	in->retry_at_ms = 0;
@@ -789,7 +989,52 @@ ingest_get_stats(struct ingest *in, struct ingest_stats *ret)
 	pthread_mutex_lock(&in->out_lock);
 	ret->out_queued = in->out_count;
 	pthread_mutex_unlock(&in->out_lock);
+	ret->subs_granted = ret->subs_downgraded = ret->subs_refused = ret->subs_pending = 0;
+	ret->sub_refused[0] = '\0';
+	pthread_mutex_lock(&in->fail_lock);
+	for (int i = 0; i < in->nfilters; i++) {
+		int c = in->sub_code[i];
+
+		if (c == INGEST_SUB_PENDING) {
+			ret->subs_pending++;
+		} else if (c >= MQTTREASONCODE_UNSPECIFIED_ERROR) {
+			if (ret->subs_refused++ == 0)
+				snprintf(ret->sub_refused, sizeof(ret->sub_refused), "%s (%s)",
+					 in->filters[i], mqtt_reason_text(c) ? mqtt_reason_text(c) :
+					 "unknown reason");
+		} else if (c < 1) {
+			ret->subs_downgraded++;
+		} else {
+			ret->subs_granted++;
+		}
+	}
+	pthread_mutex_unlock(&in->fail_lock);
+	if (ret->subs_refused > 1) {
+		size_t n = strlen(ret->sub_refused);
+
+		snprintf(ret->sub_refused + n, sizeof(ret->sub_refused) - n, " and %d more",
+			 ret->subs_refused - 1);
+	}
+	for (int i = 0; i <= MQTT_REASONS; i++)
+		ret->disconnects[i] = atomic_load(&in->disconnects[i]);
+	ret->taken_over = atomic_load(&in->taken_over);
+	ret->quiet_drops = atomic_load(&in->quiet_drops);
 	ret->persist_write_failed = ps.write_failed;
 	ret->persist_set_aside = ps.set_aside;
 	ret->persist_read_failed = ps.read_failed;
+}
+
+int
+ingest_filter_count(struct ingest *in)
+{
+	return in->nfilters;
+}
+
+const char *
+ingest_filter(struct ingest *in, int i, int *ret_code)
+{
+	pthread_mutex_lock(&in->fail_lock);
+	*ret_code = in->sub_code[i];
+	pthread_mutex_unlock(&in->fail_lock);
+	return in->filters[i];
 }

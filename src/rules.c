@@ -81,6 +81,7 @@ static const char *const kind_names[KIND_COUNT] = {
 	[KIND_DISINFECTION_OVERDUE] = "disinfection_overdue",
 	[KIND_HOTLINE_UNRESOLVED] = "hotline_unresolved",
 	[KIND_BACKLOG] = "backlog",
+	[KIND_CLIENT_ID_CONFLICT] = "client_id_conflict",
 };
 
 const char *
@@ -934,6 +935,26 @@ rules_backlog(struct rules *r, const char *instance, int trouble, const char *wh
 		return 0;
 	snprintf(ek, sizeof(ek), "backlog:%" PRId64, at.wall_us);
 	tmpl_init(&t, KIND_BACKLOG, "_daemon", subject, ek, SEVERITY_CRITICAL);
+	snprintf(t.reason, sizeof(t.reason), "%.31s", why);
+	normalize_utf8_trim(t.reason);
+	return trigger(r, out, &t, &at);
+}
+
+int
+rules_client_id_conflict(struct rules *r, const char *instance, int trouble, const char *why,
+			 const struct rules_clock *now, struct rules_output *out)
+{
+	const struct rules_clock at = clock_in(now);
+	char subject[RULES_SUBJECT_MAX], ek[64];
+	struct alert t;
+
+	snprintf(subject, sizeof(subject), "instance:%s", instance);
+	if (!trouble)
+		return resolve(r, out, KIND_CLIENT_ID_CONFLICT, "_daemon", subject, "quiet", &at);
+	if (find(r, KIND_CLIENT_ID_CONFLICT, "_daemon", subject))
+		return 0;
+	snprintf(ek, sizeof(ek), "client_id_conflict:%" PRId64, at.wall_us);
+	tmpl_init(&t, KIND_CLIENT_ID_CONFLICT, "_daemon", subject, ek, SEVERITY_CRITICAL);
 	snprintf(t.reason, sizeof(t.reason), "%.31s", why);
 	normalize_utf8_trim(t.reason);
 	return trigger(r, out, &t, &at);

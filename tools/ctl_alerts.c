@@ -4,12 +4,14 @@
  * They read PostgreSQL only; ack and resolve publish the operator's
  * message on <topic_root>/<site>/ack (docs/alerts.md) with the Paho
  * synchronous client and leave the state change to cordond, which owns
- * the alerts table. */
+ * the alerts table; then they wait until cordond has made it (the
+ * alert's retained state on <topic_root>/<site>/alerts/<id>). */
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <MQTTClient.h>
@@ -100,8 +102,10 @@ ctl_cmd_alerts(struct ctl *ctl, int argc, char **argv)
 
 /* ---------------------------------------------------------------- ack, resolve */
 
-#define ACK "ack ID [--by NAME] [--note TEXT]"
-#define RESOLVE "resolve ID [--by NAME] [--note TEXT]"
+#define ACK "ack ID [--by NAME] [--note TEXT] [--wait SECONDS | --no-wait]"
+#define RESOLVE "resolve ID [--by NAME] [--note TEXT] [--wait SECONDS | --no-wait]"
+/* How long ack and resolve wait for cordond's transition by default. */
+#define ACK_WAIT_S 10
 
 /* Reads the first line of a secret file into a malloc'd string. */
 static char *
@@ -177,26 +181,145 @@ ctl_mqtt_connect(const struct config *cfg, const char *client_id, MQTTClient *re
 	return 0;
 }
 
-/* Publishes payload at QoS 1 and waits until the broker has it. 0 or -1. */
+/* Whether the alert's retained state (payload of len bytes on
+ * alerts/<id>; zero bytes: cleared, resolved) shows `action` done. */
 static int
-publish_qos1(const struct config *cfg, const char *topic, const char *payload)
+is_transition_done(const char *action, const void *payload, int len)
+{
+	json_t *o;
+	const char *state;
+	int done;
+
+	if (len == 0)
+		return 1;
+	o = json_loadb(payload, (size_t)len, 0, NULL);
+	state = json_string_value(json_object_get(o, "state"));
+	done = state && (strcmp(state, "resolved") == 0 ||
+			 (strcmp(action, "ack") == 0 && strcmp(state, "acked") == 0));
+	json_decref(o);
+	return done;
+}
+
+/* Whether a reject notice (payload on <site>/reject) is cordond's answer
+ * that alert `id` is not open. */
+static int
+is_refusal_of(const char *id, const void *payload, int len)
+{
+	json_t *o = json_loadb(payload, (size_t)len, 0, NULL);
+	const char *detail = json_string_value(json_object_get(o, "detail"));
+	char want[200];
+	int yes;
+
+	snprintf(want, sizeof(want), "no open alert %.40s ", id);
+	yes = detail && strncmp(detail, want, strlen(want)) == 0;
+	json_decref(o);
+	return yes;
+}
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Publishes the operator's message (QoS 1, waiting for the broker's
+ * PUBACK) and, when wait_s > 0, waits up to wait_s seconds for cordond's
+ * transition: it subscribes to the alert's retained state and the site's
+ * reject notices before publishing, so that neither can be missed.
+ * Returns 0, or -1 after printing why (not published, not subscribed,
+ * refused by cordond, or no transition in time). */
+static int
+publish_and_wait(const struct config *cfg, const char *site, const char *id, const char *action,
+		 const char *by, const char *topic, const char *payload, long wait_s)
 {
 	MQTTClient client;
 	MQTTClient_deliveryToken token;
-	char client_id[64];
-	int rc, ret = -1;
+	char client_id[64], *filters[2] = { NULL, NULL };
+	int qos[2] = { 1, 1 }, rc, ret = -1;
+	int64_t deadline;
 
 	snprintf(client_id, sizeof(client_id), "cordonctl-%ld", (long)getpid());
 	if (ctl_mqtt_connect(cfg, client_id, &client) < 0)
 		return -1;
+	if (wait_s > 0) {
+		if (asprintf(&filters[0], "%s/%s/alerts/%s", cfg->topic_root, site, id) < 0)
+			filters[0] = NULL;
+		if (asprintf(&filters[1], "%s/%s/reject", cfg->topic_root, site) < 0)
+			filters[1] = NULL;
+		if (!filters[0] || !filters[1]) {
+			tool_err("out of memory");
+			goto out;
+		}
+		rc = MQTTClient_subscribeMany(client, 2, filters, qos);
+		if (rc != MQTTCLIENT_SUCCESS || qos[0] >= 0x80 || qos[1] >= 0x80) {
+			tool_err("MQTT: the broker refused the subscription to %s: %s; cannot wait for"
+				 " the %s (give --no-wait to send it anyway)", filters[0],
+				 rc != MQTTCLIENT_SUCCESS ? MQTTClient_strerror(rc) : "not authorized?",
+				 action);
+			goto out;
+		}
+	}
 	rc = MQTTClient_publish(client, topic, (int)strlen(payload), payload, 1, 0, &token);
 	if (rc == MQTTCLIENT_SUCCESS)
 		rc = MQTTClient_waitForCompletion(client, token, 10000);
-	if (rc != MQTTCLIENT_SUCCESS)
+	if (rc != MQTTCLIENT_SUCCESS) {
 		tool_err("MQTT: publishing on %s: %s", topic, MQTTClient_strerror(rc));
-	else
+		goto out;
+	}
+	printf("%s of alert %s (site %s) by %s sent on %s\n", action, id, site, by, topic);
+	fflush(stdout);
+	if (wait_s <= 0) {
 		ret = 0;
-	MQTTClient_disconnect(client, 1000);
+		goto out;
+	}
+	deadline = mono_ms() + wait_s * 1000;
+	while (ret < 0) {
+		int64_t left = deadline - mono_ms();
+		MQTTClient_message *m = NULL;
+		char *t = NULL;
+		int tlen = 0;
+
+		if (left <= 0) {
+			tool_err("no %s of alert %s within %ld s: is cordond running and subscribed"
+				 " to %s/+/ack? (its log and /healthz say why not)",
+				 strcmp(action, "ack") == 0 ? "acknowledgement" : "resolution",
+				 id, wait_s, cfg->topic_root);
+			break;
+		}
+		rc = MQTTClient_receive(client, &t, &tlen, &m, (unsigned long)(left < 500 ? left : 500));
+		if ((rc == MQTTCLIENT_SUCCESS || rc == MQTTCLIENT_TOPICNAME_TRUNCATED) && m) {
+			int done = 0, refused = 0;
+
+			if (strcmp(t, filters[0]) == 0)
+				done = is_transition_done(action, m->payload, m->payloadlen);
+			else
+				refused = is_refusal_of(id, m->payload, m->payloadlen);
+			MQTTClient_freeMessage(&m);
+			MQTTClient_free(t);
+			if (done) {
+				printf("alert %s is %s\n", id,
+				       strcmp(action, "ack") == 0 ? "acknowledged" : "resolved");
+				ret = 0;
+			} else if (refused) {
+				tool_err("cordond has no open alert %s (resolved meanwhile?)", id);
+				break;
+			}
+			continue;
+		}
+		if (rc != MQTTCLIENT_SUCCESS || !MQTTClient_isConnected(client)) {
+			tool_err("MQTT: connection to %s lost while waiting for the %s", cfg->mqtt_uri,
+				 action);
+			break;
+		}
+	}
+out:
+	free(filters[0]);
+	free(filters[1]);
+	if (MQTTClient_isConnected(client))
+		MQTTClient_disconnect(client, 1000);
 	MQTTClient_destroy(&client);
 	return ret;
 }
@@ -204,20 +327,34 @@ publish_qos1(const struct config *cfg, const char *topic, const char *payload)
 static int
 ack_or_resolve(struct ctl *ctl, const char *action, const char *synopsis, int argc, char **argv)
 {
-	const char *pos[1], *by = NULL, *note = NULL;
+	const char *pos[1], *by = NULL, *note = NULL, *wait = NULL;
+	int no_wait = 0;
 	const struct ctl_opt opts[] = {
 		{ "--by", &by, NULL },
 		{ "--note", &note, NULL },
+		{ "--wait", &wait, NULL },
+		{ "--no-wait", NULL, &no_wait },
 		{ NULL, NULL, NULL },
 	};
 	struct config cfg;
 	PGresult *res;
 	json_t *msg;
-	char *payload, *topic = NULL, *site;
+	char *payload, *topic = NULL, *site, *end;
+	long wait_s = ACK_WAIT_S;
 	int rc;
 
 	if (ctl_parse(synopsis, argc, argv, opts, pos, 1, 1) < 0)
 		return CTL_USAGE;
+	if (wait && no_wait)
+		return tool_usage(synopsis, "--wait and --no-wait exclude each other");
+	if (wait) {
+		errno = 0;
+		wait_s = strtol(wait, &end, 10);
+		if (errno || end == wait || *end || wait_s < 1 || wait_s > 3600)
+			return tool_usage(synopsis, "bad --wait '%.80s': whole seconds, 1 to 3600", wait);
+	}
+	if (no_wait)
+		wait_s = 0;
 	if (!*pos[0] || strlen(pos[0]) > 128)
 		return tool_usage(synopsis, "bad alert id '%.80s'", pos[0]);
 	if (!by) {
@@ -258,10 +395,9 @@ ack_or_resolve(struct ctl *ctl, const char *action, const char *synopsis, int ar
 	if (!payload || asprintf(&topic, "%s/%s/ack", cfg.topic_root, site) < 0) {
 		tool_err("out of memory");
 		rc = CTL_FAIL;
-	} else if (publish_qos1(&cfg, topic, payload) < 0) {
+	} else if (publish_and_wait(&cfg, site, pos[0], action, by, topic, payload, wait_s) < 0) {
 		rc = CTL_FAIL;
 	} else {
-		printf("%s of alert %s (site %s) by %s sent on %s\n", action, pos[0], site, by, topic);
 		rc = CTL_OK;
 	}
 	free(payload);

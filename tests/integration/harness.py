@@ -158,11 +158,14 @@ class Broker:
                    a second listener on 127.0.0.1:self.tls_port with TLS
     password_file  a file made by mosquitto_passwd: allow_anonymous becomes
                    false on every listener
-    acl_file       a Mosquitto ACL file"""
+    acl_file       a Mosquitto ACL file
+    dynsec         a dict for the dynamic security plugin's JSON file (shipped
+                   with Debian's mosquitto): unlike an acl_file in Mosquitto
+                   2.0, its roles can refuse a SUBSCRIBE (SUBACK 0x87)"""
 
     name = "mosquitto"
 
-    def __init__(self, dir, port=None, tls=None, password_file=None, acl_file=None):
+    def __init__(self, dir, port=None, tls=None, password_file=None, acl_file=None, dynsec=None):
         self.dir = dir
         self.port = port or free_port()
         self.tls_port = None
@@ -196,6 +199,14 @@ log_timestamp_format %Y-%m-%dT%H:%M:%S
                 f.write("password_file %s\n" % password_file)
             if acl_file:
                 f.write("acl_file %s\n" % acl_file)
+            if dynsec is not None:
+                plugin = (glob.glob("/usr/lib/*/mosquitto_dynamic_security.so")
+                          + glob.glob("/usr/lib/mosquitto_dynamic_security.so"))
+                assert plugin, "mosquitto_dynamic_security.so not found (Debian's mosquitto has it)"
+                dynsec_file = os.path.join(dir, "dynamic-security.json")
+                with open(dynsec_file, "w") as j:
+                    json.dump(dynsec, j)
+                f.write("plugin %s\nplugin_opt_config_file %s\n" % (plugin[0], dynsec_file))
             if tls:
                 self.tls_port = tls.get("port") or free_port()
                 f.write("listener %d 127.0.0.1\n" % self.tls_port)
