@@ -33,7 +33,10 @@ struct ingest_stats {
 
 /* Creates the client (nothing is sent yet). `wake_fd` is an eventfd that
  * is written after an append when the loop has asked for it with
- * ingest_want_wake() since the last write. */
+ * ingest_want_wake() since the last write. Copies what it keeps of `cfg`
+ * (user name, password, TLS file names, ids): `cfg` may be freed after
+ * (a SIGHUP does). Returns 0, -ENOMEM, -EINVAL (the URI), -EACCES (the
+ * password file) or another negative errno. */
 int ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 		  struct ingest **ret_ingest) __attribute__((warn_unused_result));
 /* Starts connecting; failures are retried from ingest_tick(). */

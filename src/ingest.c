@@ -56,7 +56,11 @@ struct ingest {
 	int wake_fd;
 	char *root;
 	char *client_id;
+	/* Ours, not the config's: a SIGHUP frees the config, and every
+	 * connect (a retry, a resume) reads these again. */
+	char *username;
 	char *password;
+	char *ca_file, *cert_file, *key_file;
 	char state_topic[256];
 	char filters[6][256];
 	int nfilters;
@@ -363,8 +367,11 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	conn.onFailure5 = on_connect_failure;
 	conn.context = in;
 	conn.will = &in->will;
-	if (cfg->mqtt_username[0])
-		conn.username = cfg->mqtt_username;
+	if (cfg->mqtt_username[0]) {
+		if (!(in->username = strdup(cfg->mqtt_username)))
+			goto fail;
+		conn.username = in->username;
+	}
 	if (cfg->mqtt_password_file[0]) {
 		in->password = read_secret(cfg->mqtt_password_file);
 		if (!in->password) {
@@ -378,9 +385,15 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	}
 	if (cfg->mqtt_ca_file[0] || strncmp(cfg->mqtt_uri, "ssl://", 6) == 0 ||
 	    strncmp(cfg->mqtt_uri, "mqtts://", 8) == 0) {
-		ssl.trustStore = cfg->mqtt_ca_file[0] ? cfg->mqtt_ca_file : NULL;
-		ssl.keyStore = cfg->mqtt_cert_file[0] ? cfg->mqtt_cert_file : NULL;
-		ssl.privateKey = cfg->mqtt_key_file[0] ? cfg->mqtt_key_file : NULL;
+		if ((cfg->mqtt_ca_file[0] && !(in->ca_file = strdup(cfg->mqtt_ca_file))) ||
+		    (cfg->mqtt_cert_file[0] && !(in->cert_file = strdup(cfg->mqtt_cert_file))) ||
+		    (cfg->mqtt_key_file[0] && !(in->key_file = strdup(cfg->mqtt_key_file)))) {
+			err = -ENOMEM;
+			goto fail;
+		}
+		ssl.trustStore = in->ca_file;
+		ssl.keyStore = in->cert_file;
+		ssl.privateKey = in->key_file;
 		ssl.enableServerCertAuth = 1;
 		ssl.verify = 1;
 		ssl.ssl_error_cb = on_tls_error;
@@ -761,6 +774,10 @@ ingest_destroy(struct ingest *in)
 	if (in->password)
 		explicit_bzero(in->password, strlen(in->password));
 	free(in->password);
+	free(in->username);
+	free(in->ca_file);
+	free(in->cert_file);
+	free(in->key_file);
 	free(in->root);
 	free(in->client_id);
 	free(in);
