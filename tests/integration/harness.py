@@ -158,11 +158,12 @@ class Broker:
                    a second listener on 127.0.0.1:self.tls_port with TLS
     password_file  a file made by mosquitto_passwd: allow_anonymous becomes
                    false on every listener
-    acl_file       a Mosquitto ACL file"""
+    acl_file       a Mosquitto ACL file
+    extra          more lines for mosquitto.conf (e.g. "max_packet_size 1000")"""
 
     name = "mosquitto"
 
-    def __init__(self, dir, port=None, tls=None, password_file=None, acl_file=None):
+    def __init__(self, dir, port=None, tls=None, password_file=None, acl_file=None, extra=None):
         self.dir = dir
         self.port = port or free_port()
         self.tls_port = None
@@ -196,6 +197,8 @@ log_timestamp_format %Y-%m-%dT%H:%M:%S
                 f.write("password_file %s\n" % password_file)
             if acl_file:
                 f.write("acl_file %s\n" % acl_file)
+            if extra:
+                f.write(extra.rstrip("\n") + "\n")
             if tls:
                 self.tls_port = tls.get("port") or free_port()
                 f.write("listener %d 127.0.0.1\n" % self.tls_port)
