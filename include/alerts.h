@@ -21,5 +21,13 @@ void alerts_text(const struct alert *a, char *buf, size_t len);
  * with at most 256 bytes of the payload (as text when valid UTF-8). */
 char *alerts_reject_notice(const char *topic, size_t topic_len, const char *reason,
 			   const char *detail, const void *payload, size_t len);
+/* A shorter form of an outbound message (an alert or a reject notice,
+ * JSON objects) that fits in `max` bytes: adds "shortened":true, drops the
+ * optional fields one by one (building, zone, call_id, card, by,
+ * resolved_at, reason, transition; a notice's excerpt, detail), and last
+ * cuts "text" with an ellipsis. Returns a malloc'ed string of *ret_len
+ * bytes, or NULL when the message is not a JSON object, still does not
+ * fit, or memory runs out. Thread-safe (jansson on its own objects). */
+char *alerts_shorten(const void *payload, size_t len, size_t max, size_t *ret_len);
 
 #endif

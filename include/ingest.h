@@ -37,6 +37,10 @@ struct ingest_stats {
 	uint64_t persist_write_failed;	/* outbound entries not written to disk */
 	uint64_t persist_set_aside;	/* damaged outbound entries set aside at start */
 	uint64_t persist_read_failed;	/* outbound entries lost from disk */
+	uint64_t connects;		/* connections the broker accepted */
+	uint64_t outbound_shortened;	/* sent shortened to fit the broker's maximum packet size */
+	uint64_t outbound_too_large;	/* set aside: over it even shortened */
+	uint32_t broker_max_packet;	/* bytes, from the last CONNACK; 0: none stated */
 	int connected;
 	int spool_failing;	/* the callback cannot append right now */
 	/* This connection's SUBACK, over the inbound filters: granted at the
@@ -52,9 +56,17 @@ struct ingest_stats {
 	uint64_t quiet_drops;	/* closed without a DISCONNECT, back within INGEST_QUIET_DROP_MS */
 };
 
+/* Makes `payload` (`len` bytes) fit in `max` bytes: returns a malloc'ed
+ * shorter form of *ret_len bytes, or NULL when it cannot. Called from
+ * the publish thread and from Paho's send thread (see alerts_shorten). */
+typedef char *ingest_shorten_fn(const void *payload, size_t len, size_t max, size_t *ret_len);
+
 /* Creates the client (nothing is sent yet). `wake_fd` is an eventfd that
  * is written after an append when the loop has asked for it with
- * ingest_want_wake() since the last write. */
+ * ingest_want_wake() since the last write. Copies what it keeps of `cfg`
+ * (user name, password, TLS file names, ids): `cfg` may be freed after
+ * (a SIGHUP does). Returns 0, -ENOMEM, -EINVAL (the URI), -EACCES (the
+ * password file) or another negative errno. */
 int ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 		  struct ingest **ret_ingest) __attribute__((warn_unused_result));
 /* Starts connecting; failures are retried from ingest_tick(). */
@@ -86,6 +98,9 @@ void ingest_destroy(struct ingest *in);
  * loop must look at the spool again after this call (an append may have
  * come just before it). */
 void ingest_want_wake(struct ingest *in);
+/* Sets how an outbound message over the broker's maximum packet size is
+ * shortened (none by default: such a message is set aside). */
+void ingest_set_shorten(struct ingest *in, ingest_shorten_fn *fn);
 void ingest_get_stats(struct ingest *in, struct ingest_stats *ret_stats);
 /* The inbound filter number i (0 <= i < ingest_filter_count()) and, in
  * *ret_code, its SUBACK on this connection: INGEST_SUB_PENDING, the

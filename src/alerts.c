@@ -201,3 +201,74 @@ alerts_reject_notice(const char *topic, size_t topic_len, const char *reason,
 	json_decref(o);
 	return s;
 }
+
+/* What a shortened message may lose, first to last: fields the SPEC 4
+ * message does not list (SPEC 4 names alert_id, kind, severity, state,
+ * site, subject, raised_at, updated_at, count, event_id, gate, household,
+ * temp_c and text), then a reject notice's excerpt and detail (SPEC 2:
+ * topic and reason are what an integrator needs). */
+static const char *const optional_keys[] = {
+	"building", "zone", "call_id", "card", "by", "resolved_at", "reason", "transition",
+	"excerpt", "detail",
+};
+
+/* The compact JSON of `o` when it fits in `max` bytes, else NULL. */
+static char *
+dump_if_fits(json_t *o, size_t max, size_t *ret_len)
+{
+	char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(4));
+
+	if (s && strlen(s) <= max) {
+		*ret_len = strlen(s);
+		return s;
+	}
+	free(s);
+	return NULL;
+}
+
+char *
+alerts_shorten(const void *payload, size_t len, size_t max, size_t *ret_len)
+{
+	json_t *o = json_loadb(payload, len, JSON_REJECT_DUPLICATES, NULL), *text;
+	char *s = NULL;
+
+	if (!json_is_object(o))
+		goto out;
+	json_object_set_new(o, "shortened", json_true());
+	for (size_t i = 0; i < sizeof(optional_keys) / sizeof(optional_keys[0]); i++) {
+		if (json_object_del(o, optional_keys[i]) == 0 &&
+		    (s = dump_if_fits(o, max, ret_len)) != NULL)
+			goto out;
+	}
+	if ((s = dump_if_fits(o, max, ret_len)) != NULL)
+		goto out;
+	/* Last, the sentence for people: cut at a character boundary, with
+	 * an ellipsis, as far as needed (the ids stay whole). */
+	text = json_object_get(o, "text");
+	if (json_is_string(text)) {
+		char buf[512];
+		size_t have = json_string_length(text), n, over;
+
+		s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(4));
+		over = s ? strlen(s) - max : 0;
+		free(s);
+		s = NULL;
+		if (have > sizeof(buf) - 4)
+			have = sizeof(buf) - 4;
+		memcpy(buf, json_string_value(text), have);
+		buf[have] = '\0';
+		/* JSON escapes can make the cut worth more than `over`: cut
+		 * further until it fits or the text is only the ellipsis. */
+		for (n = have > over + 3 ? have - over - 3 : 0;; n = n > 8 ? n - 8 : 0) {
+			while (n > 0 && ((unsigned char)buf[n] & 0xC0) == 0x80)
+				n--;
+			memcpy(buf + n, "\xe2\x80\xa6", 4);	/* U+2026 and the NUL */
+			json_object_set_new(o, "text", json_string(buf));
+			if ((s = dump_if_fits(o, max, ret_len)) != NULL || n == 0)
+				break;
+		}
+	}
+out:
+	json_decref(o);
+	return s;
+}

@@ -977,11 +977,26 @@ render_metrics(struct daemon *d, const struct ingest_stats *is, const struct sto
 	fprintf(f, "# HELP cordon_mqtt_outbound_queued Alerts and notices waiting for the publish thread.\n"
 		   "# TYPE cordon_mqtt_outbound_queued gauge\ncordon_mqtt_outbound_queued %llu\n",
 		(unsigned long long)is->out_queued);
-	fprintf(f, "# HELP cordon_mqtt_outbound_dropped_total Outbound messages refused: queue full, or refused by Paho.\n"
+	fprintf(f, "# HELP cordon_mqtt_outbound_dropped_total Outbound messages not sent: queue full,"
+		   " refused by Paho, or over the broker's maximum packet size even shortened.\n"
 		   "# TYPE cordon_mqtt_outbound_dropped_total counter\n"
 		   "cordon_mqtt_outbound_dropped_total{why=\"queue_full\"} %llu\n"
-		   "cordon_mqtt_outbound_dropped_total{why=\"refused\"} %llu\n",
-		(unsigned long long)is->publish_dropped, (unsigned long long)is->publish_failed);
+		   "cordon_mqtt_outbound_dropped_total{why=\"refused\"} %llu\n"
+		   "cordon_mqtt_outbound_dropped_total{why=\"too_large\"} %llu\n",
+		(unsigned long long)is->publish_dropped, (unsigned long long)is->publish_failed,
+		(unsigned long long)is->outbound_too_large);
+	fprintf(f, "# HELP cordon_mqtt_outbound_shortened_total Outbound messages sent without their"
+		   " optional fields to fit the broker's maximum packet size.\n"
+		   "# TYPE cordon_mqtt_outbound_shortened_total counter\n"
+		   "cordon_mqtt_outbound_shortened_total %llu\n",
+		(unsigned long long)is->outbound_shortened);
+	fprintf(f, "# HELP cordon_mqtt_connects_total Connections the broker accepted (CONNACK success).\n"
+		   "# TYPE cordon_mqtt_connects_total counter\ncordon_mqtt_connects_total %llu\n",
+		(unsigned long long)is->connects);
+	fprintf(f, "# HELP cordon_mqtt_broker_max_packet_bytes The broker's maximum packet size"
+		   " from its last CONNACK (0: none stated).\n"
+		   "# TYPE cordon_mqtt_broker_max_packet_bytes gauge\n"
+		   "cordon_mqtt_broker_max_packet_bytes %u\n", is->broker_max_packet);
 	fprintf(f, "# HELP cordon_mqtt_outbound_unpersisted_total Outbound messages that could not be written to disk (kept in memory only).\n"
 		   "# TYPE cordon_mqtt_outbound_unpersisted_total counter\n"
 		   "cordon_mqtt_outbound_unpersisted_total %llu\n",
@@ -1443,6 +1458,7 @@ setup(struct daemon *d)
 	err = ingest_create(d->cfg, d->spool, d->wakefd, &d->ingest);
 	if (err < 0)
 		return err;
+	ingest_set_shorten(d->ingest, alerts_shorten);
 	/* A spool disk already full at start: stay away from the broker
 	 * until PostgreSQL has taken what the spool holds. */
 	check_spool_space(d);

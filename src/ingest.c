@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "mqtt_limits.h"
 #include "mqtt_persist.h"
 
 /* The outbound queue between the main loop and out_main: commands in
@@ -56,7 +57,11 @@ struct ingest {
 	int wake_fd;
 	char *root;
 	char *client_id;
+	/* Ours, not the config's: a SIGHUP frees the config, and every
+	 * connect (a retry, a resume) reads these again. */
+	char *username;
 	char *password;
+	char *ca_file, *cert_file, *key_file;
 	char state_topic[256];
 	char filters[INGEST_MAX_FILTERS][256];
 	int nfilters;
@@ -67,7 +72,11 @@ struct ingest {
 	MQTTProperties props;
 
 	_Atomic int connected;
-	_Atomic int connect_failed;	/* the first connect failed: retry */
+	_Atomic int connect_failed;	/* a connect failed: retry */
+	_Atomic int lost;		/* the connection was lost: connect again */
+	_Atomic int will_no_retain;	/* the broker refused a retained will (0x9A) */
+	_Atomic int will_qos0;		/* the broker refused a QoS 1 will (0x9B) */
+	_Atomic uint64_t connects;	/* CONNACKs that let us in */
 	_Atomic int stopping;
 	int paused;
 	int64_t retry_at_ms;
@@ -113,9 +122,21 @@ struct ingest {
 	int disconnect_done;		/* the pause's disconnect has completed */
 	_Atomic uint64_t publish_dropped;
 	struct log_ratelimit drop_rl;	/* main thread */
+
+	/* The broker's limits from the last CONNACK (out_main and Paho's
+	 * send thread obey them; Paho's receive thread sets them). */
+	pthread_mutex_t limits_lock;	/* the fields below */
+	struct mqtt_limits limits;
+	int limits_known;
+	int qos_noted, retain_noted;	/* said once per CONNACK */
+	struct log_ratelimit fit_rl;
+	ingest_shorten_fn *shorten;
+	_Atomic uint64_t shortened, too_large;
+	_Atomic uint32_t max_packet;	/* for the metrics */
 };
 
 static void out_control(struct ingest *in, enum out_kind kind, int timeout_ms);
+static int after_read(void *ctx, char **buffer, int *buflen);
 static void *out_main(void *arg);
 
 static int64_t
@@ -267,6 +288,8 @@ on_connected(void *ctx, char *cause)
 	for (int i = 0; i < in->nfilters; i++)
 		in->sub_code[i] = INGEST_SUB_PENDING;
 	pthread_mutex_unlock(&in->fail_lock);
+	atomic_fetch_add(&in->connects, 1);
+	atomic_store(&in->lost, 0);
 	atomic_store(&in->connected, 1);
 	subscribe(in);
 	if (ingest_publish(in, in->state_topic, "online", 6, 1, 1) < 0)
@@ -284,11 +307,14 @@ on_connection_lost(void *ctx, char *cause)
 	if (!atomic_load(&in->disconnect_said))
 		atomic_store(&in->lost_at_ms, mono_ms());
 	atomic_store(&in->connected, 0);
+	/* We reconnect ourselves (ingest_tick), never Paho: only a connect
+	 * of ours brings the CONNACK's properties (see on_connect_success). */
+	atomic_store(&in->lost, 1);
 }
 
 /* Paho's thread: the broker sent a DISCONNECT (MQTT 5, 3.14). Paho 1.3.12
  * then closes without calling on_connection_lost (it marks the client
- * disconnected first) and reconnects by itself. We count it by reason
+ * disconnected first); ingest_tick reconnects. We count it by reason
  * and keep its reason string (and, for 0x9C/0x9D, the server to use) for
  * ingest_tick's log line. */
 static void
@@ -325,20 +351,83 @@ on_disconnected(void *ctx, MQTTProperties *props, enum MQTTReasonCodes code)
 		atomic_fetch_add(&in->taken_over, 1);
 	atomic_fetch_add(&in->disconnects_seen, 1);
 	atomic_store(&in->connected, 0);
+	/* We reconnect ourselves (ingest_tick), never Paho: only a connect
+	 * of ours brings the CONNACK's properties (see on_connect_success). */
+	atomic_store(&in->lost, 1);
+}
+
+/* Paho's receive thread, on every CONNACK that lets us in, before Paho
+ * sends anything queued (its send thread waits for the lock we run
+ * under): keep the broker's limits (MQTT 5.0 §3.2.2.3). Paho 1.3.12
+ * calls a connect's onSuccess5 with the CONNACK properties; after its own
+ * automatic reconnect only the connected callback, with a cause string
+ * and no properties (MQTTAsyncUtils.c, MQTTAsync_receiveThread): that is
+ * why cordond makes every reconnect itself. */
+static void
+on_connect_success(void *ctx, MQTTAsync_successData5 *resp)
+{
+	struct ingest *in = ctx;
+	struct mqtt_limits l = MQTT_LIMITS_NONE;
+	MQTTProperties *props = &resp->properties;
+
+	if (MQTTProperties_hasProperty(props, MQTTPROPERTY_CODE_MAXIMUM_PACKET_SIZE))
+		l.max_packet = (uint32_t)MQTTProperties_getNumericValue(props,
+				MQTTPROPERTY_CODE_MAXIMUM_PACKET_SIZE);
+	if (MQTTProperties_hasProperty(props, MQTTPROPERTY_CODE_MAXIMUM_QOS))
+		l.max_qos = MQTTProperties_getNumericValue(props, MQTTPROPERTY_CODE_MAXIMUM_QOS);
+	if (MQTTProperties_hasProperty(props, MQTTPROPERTY_CODE_RETAIN_AVAILABLE))
+		l.retain_available = MQTTProperties_getNumericValue(props,
+				MQTTPROPERTY_CODE_RETAIN_AVAILABLE) != 0;
+	if (MQTTProperties_hasProperty(props, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM))
+		l.receive_max = (uint32_t)MQTTProperties_getNumericValue(props,
+				MQTTPROPERTY_CODE_RECEIVE_MAXIMUM);
+	if (MQTTProperties_hasProperty(props, MQTTPROPERTY_CODE_TOPIC_ALIAS_MAXIMUM))
+		l.topic_alias_max = (uint32_t)MQTTProperties_getNumericValue(props,
+				MQTTPROPERTY_CODE_TOPIC_ALIAS_MAXIMUM);
+	pthread_mutex_lock(&in->limits_lock);
+	if (!in->limits_known || memcmp(&l, &in->limits, sizeof(l)) != 0) {
+		char mp[32];
+
+		snprintf(mp, sizeof(mp), "%u bytes", l.max_packet);
+		/* Receive maximum: Paho lowers its in-flight window to it
+		 * itself; topic aliases: we send none. */
+		log_notice("the broker's limits: maximum packet size %s, maximum QoS %d,"
+			   " retain %savailable, receive maximum %u, topic alias maximum %u",
+			   l.max_packet ? mp : "none stated", l.max_qos,
+			   l.retain_available ? "" : "not ", l.receive_max, l.topic_alias_max);
+	}
+	in->limits = l;
+	in->limits_known = 1;
+	in->qos_noted = in->retain_noted = 0;
+	pthread_mutex_unlock(&in->limits_lock);
+	atomic_store(&in->max_packet, l.max_packet);
 }
 
 /* Paho's thread: keep why the connect failed, for ingest_tick's log.
- * A refused login comes as code 135 (or 134, 5: not authorized, bad
- * user name or password); a TLS failure only through on_tls_error. */
+ * A broker that refuses us answers with a CONNACK reason code, which
+ * Paho 1.3.12 hands over as resp->code (MQTTAsyncUtils.c, nextOrClose:
+ * "CONNACK return code"); Paho's own errors are negative; a TLS failure
+ * comes only through on_tls_error. A refused will (retain or QoS not
+ * supported) is sent without retain or at QoS 0 from the next connect. */
 static void
 on_connect_failure(void *ctx, MQTTAsync_failureData5 *resp)
 {
 	struct ingest *in = ctx;
+	int code = resp ? resp->code : 0;
 
+	if (code == 0x9A && !atomic_exchange(&in->will_no_retain, 1))
+		log_warn("the broker does not take retained messages: our will (offline state)"
+			 " is sent without retain from now on");
+	if (code == 0x9B && !atomic_exchange(&in->will_qos0, 1))
+		log_warn("the broker does not take QoS 1: our will (offline state) is sent at"
+			 " QoS 0 from now on");
 	pthread_mutex_lock(&in->fail_lock);
-	if (resp && (resp->code == 135 || resp->code == 134 || resp->code == 5 || resp->code == 4))
+	if (code > 0)
 		snprintf(in->fail_why, sizeof(in->fail_why),
-			 "the broker refused us: not authorized (bad user name or password?)");
+			 "the broker refused us: %s (CONNACK reason code 0x%02X)%s",
+			 mqtt_connack_reason(code), (unsigned)code,
+			 code == 0x86 || code == 0x87 || code == 4 || code == 5 ?
+			 "; check [mqtt] username and password_file, and the broker's ACL" : "");
 	else if (in->tls_error[0])
 		snprintf(in->fail_why, sizeof(in->fail_why), "TLS: %.240s", in->tls_error);
 	else
@@ -409,6 +498,8 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 		return -ENOMEM;
 	pthread_mutex_init(&in->fail_lock, NULL);
 	pthread_mutex_init(&in->out_lock, NULL);
+	pthread_mutex_init(&in->limits_lock, NULL);
+	in->fit_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10, 60);
 	{
 		pthread_condattr_t ca;
 
@@ -471,6 +562,7 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	MQTTAsync_setCallbacks(in->client, in, on_connection_lost, on_message, NULL);
 	MQTTAsync_setConnected(in->client, in, on_connected);
 	MQTTAsync_setDisconnected(in->client, in, on_disconnected);
+	MQTTAsync_setAfterPersistenceRead(in->client, in, after_read);
 
 	in->props = (MQTTProperties)MQTTProperties_initializer;
 	p.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL;
@@ -489,16 +581,22 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	conn.keepAliveInterval = (int)(cfg->mqtt_keepalive / 1000);
 	conn.cleanstart = 0;
 	conn.connectProperties = &in->props;
-	conn.automaticReconnect = 1;
-	conn.minRetryInterval = 1;
-	conn.maxRetryInterval = 30;
+	/* Reconnects are ours (ingest_tick), with the same backoff Paho's
+	 * would have (1 s doubling to 30 s): see on_connect_success. */
+	conn.automaticReconnect = 0;
 	conn.connectTimeout = 10;
+	/* Paho lowers this to the broker's Receive Maximum itself
+	 * (MQTTAsync_receiveThread, on the CONNACK), at every connect. */
 	conn.maxInflight = 1000;
+	conn.onSuccess5 = on_connect_success;
 	conn.onFailure5 = on_connect_failure;
 	conn.context = in;
 	conn.will = &in->will;
-	if (cfg->mqtt_username[0])
-		conn.username = cfg->mqtt_username;
+	if (cfg->mqtt_username[0]) {
+		if (!(in->username = strdup(cfg->mqtt_username)))
+			goto fail;
+		conn.username = in->username;
+	}
 	if (cfg->mqtt_password_file[0]) {
 		in->password = read_secret(cfg->mqtt_password_file);
 		if (!in->password) {
@@ -512,9 +610,15 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	}
 	if (cfg->mqtt_ca_file[0] || strncmp(cfg->mqtt_uri, "ssl://", 6) == 0 ||
 	    strncmp(cfg->mqtt_uri, "mqtts://", 8) == 0) {
-		ssl.trustStore = cfg->mqtt_ca_file[0] ? cfg->mqtt_ca_file : NULL;
-		ssl.keyStore = cfg->mqtt_cert_file[0] ? cfg->mqtt_cert_file : NULL;
-		ssl.privateKey = cfg->mqtt_key_file[0] ? cfg->mqtt_key_file : NULL;
+		if ((cfg->mqtt_ca_file[0] && !(in->ca_file = strdup(cfg->mqtt_ca_file))) ||
+		    (cfg->mqtt_cert_file[0] && !(in->cert_file = strdup(cfg->mqtt_cert_file))) ||
+		    (cfg->mqtt_key_file[0] && !(in->key_file = strdup(cfg->mqtt_key_file)))) {
+			err = -ENOMEM;
+			goto fail;
+		}
+		ssl.trustStore = in->ca_file;
+		ssl.keyStore = in->cert_file;
+		ssl.privateKey = in->key_file;
 		ssl.enableServerCertAuth = 1;
 		ssl.verify = 1;
 		ssl.ssl_error_cb = on_tls_error;
@@ -641,19 +745,152 @@ ingest_tick(struct ingest *in, int64_t now_ms)
 		in->reported = connected;
 		in->backoff_ms = 1000;
 	}
-	if (atomic_load(&in->connect_failed) && !atomic_load(&in->stopping) && !in->paused) {
+	if ((atomic_load(&in->connect_failed) || atomic_load(&in->lost)) &&
+	    !atomic_load(&in->stopping) && !in->paused) {
 		if (in->retry_at_ms == 0) {
-			log_warn("MQTT connect to the broker failed: %s; retrying in %lld s",
-				 fail_reason(in), (long long)in->backoff_ms / 1000);
+			if (atomic_load(&in->connect_failed))
+				log_warn("MQTT connect to the broker failed: %s; retrying in %lld s",
+					 fail_reason(in), (long long)in->backoff_ms / 1000);
 			in->retry_at_ms = now_ms + in->backoff_ms;
 		} else if (now_ms >= in->retry_at_ms) {
 			atomic_store(&in->connect_failed, 0);
+			atomic_store(&in->lost, 0);
 			in->retry_at_ms = 0;
-			if (in->backoff_ms < 30000)
-				in->backoff_ms *= 2;
+			in->backoff_ms = in->backoff_ms < 15000 ? in->backoff_ms * 2 : 30000;
 			out_control(in, OUT_CONNECT, 0);
 		}
 	}
+}
+
+enum fit { FIT_AS_IS, FIT_CHANGED, FIT_SKIP, FIT_SET_ASIDE };
+
+/* Makes an outbound PUBLISH obey the broker's limits of the last CONNACK
+ * (nothing to do before the first): QoS down to its maximum QoS, retain
+ * off when it has none (a retained empty message, which only clears, is
+ * then not sent: FIT_SKIP), and a packet over its maximum packet size
+ * shortened by in->shorten or else set aside (FIT_SET_ASIDE, counted in
+ * too_large and logged with topic, size and limit). A shortened payload
+ * is malloc'ed into *ret_owned (the caller frees it). `props_len`: the
+ * bytes of the PUBLISH's properties (1 when none). out_main and Paho's
+ * send thread (after_read). */
+static enum fit
+fit_publish(struct ingest *in, const char *topic, size_t topic_len, const void **payload,
+	    size_t *len, int *qos, int *retained, size_t props_len, char **ret_owned)
+{
+	enum fit r = FIT_AS_IS;
+	size_t size, room, n = 0;
+	char *s;
+
+	*ret_owned = NULL;
+	pthread_mutex_lock(&in->limits_lock);
+	if (!in->limits_known)
+		goto out;
+	if (*qos > in->limits.max_qos) {
+		if (!in->qos_noted++)
+			log_warn("the broker takes QoS up to %d: outbound messages are sent at QoS %d",
+				 in->limits.max_qos, in->limits.max_qos);
+		*qos = in->limits.max_qos;
+		r = FIT_CHANGED;
+	}
+	if (*retained && !in->limits.retain_available) {
+		if (!in->retain_noted++)
+			log_warn("the broker does not take retained messages: the current state of"
+				 " alerts (alerts/<id>) and our online state are sent without retain");
+		*retained = 0;
+		r = FIT_CHANGED;
+		if (*len == 0) {
+			r = FIT_SKIP;
+			goto out;
+		}
+	}
+	size = mqtt_publish_size(topic_len, *len, *qos, props_len);
+	if (!in->limits.max_packet || size <= in->limits.max_packet)
+		goto out;
+	room = size - *len < in->limits.max_packet ? in->limits.max_packet - (size - *len) : 0;
+	s = room && in->shorten ? in->shorten(*payload, *len, room, &n) : NULL;
+	if (s) {
+		atomic_fetch_add(&in->shortened, 1);
+		log_limited(&in->fit_rl, LOG_LEVEL_WARNING,
+			    "outbound message on %.*s: %zu bytes, over the broker's maximum packet"
+			    " size of %u bytes; sent shortened (optional fields left out, %zu bytes)",
+			    (int)topic_len, topic, size, in->limits.max_packet,
+			    mqtt_publish_size(topic_len, n, *qos, props_len));
+		*ret_owned = s;
+		*payload = s;
+		*len = n;
+		r = FIT_CHANGED;
+	} else {
+		atomic_fetch_add(&in->too_large, 1);
+		log_limited(&in->fit_rl, LOG_LEVEL_ERR,
+			    "outbound message on %.*s: %zu bytes, over the broker's maximum packet"
+			    " size of %u bytes even shortened; set aside, not sent (an alert stays"
+			    " in PostgreSQL)", (int)topic_len, topic, size, in->limits.max_packet);
+		r = FIT_SET_ASIDE;
+	}
+out:
+	pthread_mutex_unlock(&in->limits_lock);
+	return r;
+}
+
+/* Paho's send thread, holding its lock: Paho has read a queued PUBLISH
+ * back from its persistence (mqtt_persist.c) to send it now, on a link
+ * whose CONNACK we have seen. libpaho 1.3.12 keeps every queued QoS 1
+ * publish only on disk and reads it back just before sending it
+ * (MQTTAsyncUtils.c, MQTTAsync_processCommand: pget, then afterRead, then
+ * MQTTAsync_restoreCommand), also those restored from an earlier run, so
+ * this is where a message queued before we knew the broker's limits, or
+ * under another broker's, is made to fit. One that cannot is replaced by
+ * a QoS 0 notice on <root>/_daemon/<client id>/set_aside (topic, bytes,
+ * limit): Paho has no call to drop a queued message, and this one must
+ * not be sent (the broker would disconnect us, and Paho would send it
+ * again first at every reconnect). Anything we cannot parse (Paho's
+ * other entries, a restore at create time) passes unchanged. */
+static int
+after_read(void *ctx, char **buffer, int *buflen)
+{
+	struct ingest *in = ctx;
+	struct mqtt_paho_publish p;
+	const void *payload;
+	char *owned = NULL, *nb, notice[768], topic[512];
+	size_t len, nlen;
+	enum fit f;
+
+	if (*buflen <= 0 || mqtt_paho_publish_parse(*buffer, (size_t)*buflen, &p) < 0)
+		return 0;
+	payload = p.payload;
+	len = p.payload_len;
+	f = fit_publish(in, p.topic, p.topic_len, &payload, &len, &p.qos, &p.retained,
+			p.props_len ? p.props_len : 1, &owned);
+	if (f == FIT_AS_IS)
+		return 0;
+	if (f == FIT_SET_ASIDE || f == FIT_SKIP) {
+		int n = snprintf(notice, sizeof(notice),
+				 "{\"topic\":\"%.*s\",\"bytes\":%zu,\"limit\":%u,\"why\":\"%s\"}",
+				 (int)(p.topic_len > 400 ? 400 : p.topic_len), p.topic,
+				 mqtt_publish_size(p.topic_len, p.payload_len, p.qos,
+						   p.props_len ? p.props_len : 1),
+				 atomic_load(&in->max_packet),
+				 f == FIT_SKIP ? "retain_not_available" : "too_large");
+
+		snprintf(topic, sizeof(topic), "%s/_daemon/%s/set_aside", in->root, in->client_id);
+		p.topic = topic;
+		p.topic_len = strlen(topic);
+		p.payload = notice;
+		p.payload_len = n > 0 && (size_t)n < sizeof(notice) ? (size_t)n : 0;
+		p.qos = 0;
+		p.retained = 0;
+	} else {
+		p.payload = payload;
+		p.payload_len = len;
+	}
+	nb = mqtt_paho_publish_build(&p, MQTTAsync_malloc, &nlen);
+	free(owned);
+	if (!nb)
+		return 0;	/* out of memory: sent as it was */
+	MQTTAsync_free(*buffer);
+	*buffer = nb;
+	*buflen = (int)nlen;
+	return 0;
 }
 
 /* Hand a message to Paho (out_main only); return 0 and set *ret_token
@@ -805,11 +1042,21 @@ static void
 out_run(struct ingest *in, const struct out_cmd *c)
 {
 	switch (c->kind) {
-	case OUT_PUBLISH:
-		if (send_message(in, c->topic, c->data, c->len, c->qos, c->retained, NULL) < 0)
+	case OUT_PUBLISH: {
+		const void *payload = c->data;
+		size_t len = c->len;
+		int qos = c->qos, retained = c->retained;
+		char *owned;
+		enum fit f = fit_publish(in, c->topic, strlen(c->topic), &payload, &len, &qos,
+					 &retained, 1, &owned);
+
+		if (f != FIT_SET_ASIDE && f != FIT_SKIP &&
+		    send_message(in, c->topic, payload, len, qos, retained, NULL) < 0)
 			log_limited(&in->drop_rl, LOG_LEVEL_ERR,
 				    "Paho refused an outbound message on %s", c->topic);
+		free(owned);
 		break;
+	}
 	case OUT_PAUSE:
 		pause_now(in);
 		break;
@@ -817,6 +1064,10 @@ out_run(struct ingest *in, const struct out_cmd *c)
 	case OUT_CONNECT:
 		if (c->kind == OUT_CONNECT && atomic_load(&in->stopping))
 			break;
+		if (atomic_load(&in->will_no_retain))
+			in->will.retained = 0;
+		if (atomic_load(&in->will_qos0))
+			in->will.qos = 0;
 		if (MQTTAsync_connect(in->client, &in->conn) != MQTTASYNC_SUCCESS)
 			atomic_store(&in->connect_failed, 1);
 		break;
@@ -901,6 +1152,7 @@ ingest_pause(struct ingest *in)
 	atomic_store(&in->lost_at_ms, 0);
 	atomic_store(&in->connected, 0);
 	atomic_store(&in->connect_failed, 0);
+	atomic_store(&in->lost, 0);
 	in->retry_at_ms = 0;
 	out_control(in, OUT_PAUSE, 0);
 }
@@ -912,6 +1164,7 @@ ingest_resume(struct ingest *in)
 		return;
 	in->paused = 0;
 	in->backoff_ms = 1000;
+	atomic_store(&in->lost, 0);
 	out_control(in, OUT_RESUME, 0);
 }
 
@@ -957,10 +1210,15 @@ ingest_destroy(struct ingest *in)
 	MQTTProperties_free(&in->props);
 	pthread_mutex_destroy(&in->fail_lock);
 	pthread_mutex_destroy(&in->out_lock);
+	pthread_mutex_destroy(&in->limits_lock);
 	pthread_cond_destroy(&in->out_cond);
 	if (in->password)
 		explicit_bzero(in->password, strlen(in->password));
 	free(in->password);
+	free(in->username);
+	free(in->ca_file);
+	free(in->cert_file);
+	free(in->key_file);
 	free(in->root);
 	free(in->client_id);
 	free(in);
@@ -1022,6 +1280,18 @@ ingest_get_stats(struct ingest *in, struct ingest_stats *ret)
 	ret->persist_write_failed = ps.write_failed;
 	ret->persist_set_aside = ps.set_aside;
 	ret->persist_read_failed = ps.read_failed;
+	ret->connects = atomic_load(&in->connects);
+	ret->outbound_shortened = atomic_load(&in->shortened);
+	ret->outbound_too_large = atomic_load(&in->too_large);
+	ret->broker_max_packet = atomic_load(&in->max_packet);
+}
+
+void
+ingest_set_shorten(struct ingest *in, ingest_shorten_fn *fn)
+{
+	pthread_mutex_lock(&in->limits_lock);
+	in->shorten = fn;
+	pthread_mutex_unlock(&in->limits_lock);
 }
 
 int

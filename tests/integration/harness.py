@@ -161,11 +161,13 @@ class Broker:
     acl_file       a Mosquitto ACL file
     dynsec         a dict for the dynamic security plugin's JSON file (shipped
                    with Debian's mosquitto): unlike an acl_file in Mosquitto
-                   2.0, its roles can refuse a SUBSCRIBE (SUBACK 0x87)"""
+                   2.0, its roles can refuse a SUBSCRIBE (SUBACK 0x87)
+    extra          more lines for mosquitto.conf (e.g. "max_packet_size 1000")"""
 
     name = "mosquitto"
 
-    def __init__(self, dir, port=None, tls=None, password_file=None, acl_file=None, dynsec=None):
+    def __init__(self, dir, port=None, tls=None, password_file=None, acl_file=None, dynsec=None,
+                 extra=None):
         self.dir = dir
         self.port = port or free_port()
         self.tls_port = None
@@ -207,6 +209,8 @@ log_timestamp_format %Y-%m-%dT%H:%M:%S
                 with open(dynsec_file, "w") as j:
                     json.dump(dynsec, j)
                 f.write("plugin %s\nplugin_opt_config_file %s\n" % (plugin[0], dynsec_file))
+            if extra:
+                f.write(extra.rstrip("\n") + "\n")
             if tls:
                 self.tls_port = tls.get("port") or free_port()
                 f.write("listener %d 127.0.0.1\n" % self.tls_port)
