@@ -3,10 +3,20 @@
  * A thread of its own (with its own PostgreSQL connection) loads the
  * register into an immutable snapshot, LISTENs on cordon_register and
  * loads a new snapshot on every NOTIFY. The main loop takes new snapshots
- * with registry_take() and owns the snapshot it uses. */
+ * with registry_take() and owns the snapshot it uses.
+ *
+ * Households and cards (the bulk: ~5,000 cards a site) are kept packed,
+ * one block per site: sorted arrays of 32-bit offsets into a string pool
+ * of the block's own, about 40 bytes a card in all (docs/architecture.md).
+ * Blocks are immutable and shared, reference-counted, between the
+ * snapshots that have the site: a NOTIFY naming a site reloads that site's
+ * block only. Lookups of households and cards return views (struct
+ * reg_household, struct reg_card) whose strings point into the block and
+ * stay valid as long as the snapshot they came from. */
 #ifndef CORDON_REGISTRY_H
 #define CORDON_REGISTRY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,17 +43,22 @@ struct reg_zone {
 	int64_t interval_s;	/* 0: none of its own, [rules] disinfection_interval */
 };
 
+/* A household as registry_household() returns it: strings of the
+ * snapshot, NUL-terminated, as PostgreSQL holds them (UTF-8, not cut). */
 struct reg_household {
-	char site[REG_ID], household[REG_ID];
-	char building[REG_ID], unit[REG_ID], room[REG_ID];
-	int size;
+	const char *site, *household;
+	const char *building, *unit, *room;
+	int size;		/* 0 to 255 (the table allows 0 to 50) */
 };
 
+/* A card as registry_card() returns it; strings as in reg_household. */
 struct reg_card {
-	char site[REG_ID], card[REG_ID], household[REG_ID];
+	const char *site, *card, *household;
 	int revoked;
 	int extra;
 };
+
+struct reg_block;		/* one site's households and cards (registry.c) */
 
 struct reg_isolation {
 	char site[REG_ID], household[REG_ID];
@@ -87,13 +102,15 @@ struct registry_snapshot {
 	size_t ngates;
 	struct reg_zone *zones;
 	size_t nzones;
-	struct reg_household *households;
-	size_t nhouseholds;
-	struct reg_card *cards;
+	struct reg_block **blocks;	/* by site (strcmp order), sites with households or cards */
+	size_t nblocks;
+	size_t nhouseholds;	/* in all blocks */
 	size_t ncards;
 	struct reg_isolation *isolations;	/* active orders, by site and household */
 	size_t nisolations;
 	struct tz *default_tz;	/* of sites without their own: [site] timezone */
+	double load_seconds;	/* how long the register thread took to load it; 0: not loaded */
+	size_t reloaded_sites;	/* sites whose cards this load read: 0 = all of them */
 };
 
 struct registry;
@@ -119,16 +136,40 @@ int registry_set_default_tz(struct registry *r, const char *default_tz)
 int registry_snapshot_set_default_tz(struct registry_snapshot *s, const char *default_tz)
 	__attribute__((warn_unused_result));
 
+/* Adds a household, or a card, to a snapshot that is not shared yet (one
+ * of registry_snapshot_empty(): tests and tools build registers this way;
+ * the register thread builds its blocks the same way in bulk). Strings are
+ * copied (any length, any bytes but NUL); a card names its household by
+ * id, registered or not; `size` is clamped to 0..255. Returns 0, -EEXIST
+ * (that site already has that household or card; nothing changed),
+ * -E2BIG (the site's strings passed 1 GiB) or -ENOMEM. */
+int registry_snapshot_add_household(struct registry_snapshot *s, const char *site,
+				    const char *household, const char *building,
+				    const char *unit, const char *room, int size)
+	__attribute__((warn_unused_result));
+int registry_snapshot_add_card(struct registry_snapshot *s, const char *site, const char *card,
+			       const char *household, int revoked, int extra)
+	__attribute__((warn_unused_result));
+/* Bytes of memory the snapshot holds (its blocks, arrays and pools;
+ * blocks shared with another snapshot are counted in each). */
+size_t registry_snapshot_bytes(const struct registry_snapshot *s);
+
 /* Lookups; NULL when not registered. */
 const struct reg_site *registry_site(const struct registry_snapshot *s, const char *site);
 const struct reg_gate *registry_gate(const struct registry_snapshot *s, const char *site,
 				     const char *gate);
 const struct reg_zone *registry_zone(const struct registry_snapshot *s, const char *site,
 				     const char *zone);
+/* Households and cards: fill *ret (a view into the snapshot) and return
+ * ret, or NULL (then *ret is untouched). O(log n): a binary search for the
+ * site's block, then one in the block. */
 const struct reg_household *registry_household(const struct registry_snapshot *s,
-					       const char *site, const char *household);
+					       const char *site, const char *household,
+					       struct reg_household *ret);
 const struct reg_card *registry_card(const struct registry_snapshot *s, const char *site,
-				     const char *card);
+				     const char *card, struct reg_card *ret);
+/* Whether a site has any card registered (revoked ones count). */
+bool registry_site_has_cards(const struct registry_snapshot *s, const char *site);
 /* The zone of a site: its own, else the default (never NULL). */
 const struct tz *registry_site_tz(const struct registry_snapshot *s, const char *site);
 /* Active isolation orders of a household: *ret_n entries from the

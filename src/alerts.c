@@ -134,8 +134,9 @@ char *
 alerts_render(const struct alert_transition *tr, const struct registry_snapshot *reg)
 {
 	const struct alert *a = &tr->a;
+	struct reg_household hh;
 	const struct reg_household *h = a->household[0] && reg ?
-		registry_household(reg, a->site, a->household) : NULL;
+		registry_household(reg, a->site, a->household, &hh) : NULL;
 	char text[384];
 	json_t *o;
 	char *s;

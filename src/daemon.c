@@ -9,6 +9,7 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -73,6 +74,7 @@ struct daemon {
 	struct norm_context nctx;
 	struct registry *registry;
 	struct registry_snapshot *reg;	/* the register as the rules see it */
+	size_t reg_bytes;	/* registry_snapshot_bytes(reg), counted when taken */
 	uint8_t *id_key;
 	size_t id_key_len;
 	struct rules_config rcfg;
@@ -319,7 +321,13 @@ take_register(struct daemon *d)
 		d->rules_ready = 1;
 	}
 	registry_snapshot_free(d->reg);
+	/* The old snapshot's blocks not shared with the new one were the
+	 * register thread's: give their pages back (glibc keeps freed memory
+	 * of another thread's arena otherwise; a full reload would leave the
+	 * process at twice the register). */
+	malloc_trim(0);
 	d->reg = s;
+	d->reg_bytes = registry_snapshot_bytes(s);
 	pump(d);
 }
 
@@ -931,6 +939,15 @@ render_metrics(struct daemon *d, const struct ingest_stats *is, const struct sto
 		   " refusing writes: see cordon_postgres_writes_held).\n"
 		   "# TYPE cordon_postgres_up gauge\ncordon_postgres_up %d\n", ss->db_up);
 	store_stats_print(ss, f);
+	fprintf(f, "# HELP cordon_register_cards Cards in the register in use.\n"
+		   "# TYPE cordon_register_cards gauge\ncordon_register_cards %zu\n"
+		   "# HELP cordon_register_households Households in the register in use.\n"
+		   "# TYPE cordon_register_households gauge\ncordon_register_households %zu\n"
+		   "# HELP cordon_register_bytes Memory the register in use holds.\n"
+		   "# TYPE cordon_register_bytes gauge\ncordon_register_bytes %zu\n"
+		   "# HELP cordon_register_load_seconds How long loading the register in use took.\n"
+		   "# TYPE cordon_register_load_seconds gauge\ncordon_register_load_seconds %.3f\n",
+		d->reg->ncards, d->reg->nhouseholds, d->reg_bytes, d->reg->load_seconds);
 	fprintf(f, "# HELP cordon_broker_up 1 when the MQTT broker is connected.\n"
 		   "# TYPE cordon_broker_up gauge\ncordon_broker_up %d\n", is->connected);
 	fprintf(f, "# HELP cordon_mqtt_subscriptions Inbound topic filters by the broker's SUBACK on"

@@ -1,7 +1,18 @@
 /* registry.c - the register thread and the snapshot lookups.
  *
- * Every reg_* struct starts with `char site[REG_ID], <id>[REG_ID]`, so
- * one comparator sorts them all and bsearch finds by (site, id). */
+ * Sites, gates, zones and isolation orders (a few dozen a site) are arrays
+ * of fixed-size structs that start with `char site[REG_ID], <id>[REG_ID]`,
+ * so one comparator sorts them all and bsearch finds by (site, id).
+ *
+ * Households and cards (thousands a site) live in blocks, one per site:
+ * a pool of NUL-terminated strings and two arrays sorted by id (strcmp)
+ * whose entries are 32-bit offsets into that pool: a card is 8 bytes
+ * (its id, and its household's id shared with the household entry; the
+ * two flags in the top bits), a household 20 (id, building, unit, room,
+ * size); building, unit and room strings are interned within the block.
+ * A block is built, then sealed (arrays and pool cut to size) and never
+ * changed again; snapshots share blocks by reference count, so a reload
+ * of one site costs one site's block. */
 #include "registry.h"
 
 #include <errno.h>
@@ -13,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "db.h"
@@ -20,6 +32,13 @@
 
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 15000
+/* NOTIFYs naming more sites than this between two loads reload everything. */
+#define PARTIAL_MAX_SITES 64
+/* A block's pool: offsets of 30 bits (the card's two flags take the rest). */
+#define POOL_MAX (UINT32_C(1) << 30)
+#define CARD_REVOKED (UINT32_C(1) << 31)
+#define CARD_EXTRA (UINT32_C(1) << 30)
+#define CARD_HH (POOL_MAX - 1)
 
 struct registry {
 	char *conninfo;
@@ -33,7 +52,404 @@ struct registry {
 	struct registry_snapshot *ready;	/* loaded, not yet taken */
 	uint64_t generation;
 	PGconn *conn;
+	/* register thread only: the blocks of the last snapshot loaded (one
+	 * reference each), what a reload of some sites starts from */
+	struct reg_block **blocks;
+	size_t nblocks;
+	int blocks_valid;	/* r->blocks are those of the last load */
 };
+
+struct hh_entry {
+	uint32_t id, building, unit, room;	/* offsets into the block's pool */
+	uint32_t size;
+};
+
+struct card_entry {
+	uint32_t id;		/* offset into the block's pool */
+	uint32_t household;	/* offset of the household id | CARD_REVOKED | CARD_EXTRA */
+};
+
+struct reg_block {
+	atomic_uint refs;
+	uint32_t site;		/* offset of the site's name */
+	char *pool;
+	uint32_t pool_len, pool_cap;
+	struct hh_entry *hh;
+	uint32_t nhh, hh_cap;
+	struct card_entry *cards;
+	uint32_t ncards, cards_cap;
+	/* while building: building, unit and room strings, open addressing
+	 * over offset + 1 (0 empty); freed by block_seal() */
+	uint32_t *intern;
+	uint32_t intern_cap, intern_used;
+};
+
+/* ---- blocks ---- */
+
+static void
+block_unref(struct reg_block *b)
+{
+	if (!b || atomic_fetch_sub(&b->refs, 1) != 1)
+		return;
+	free(b->pool);
+	free(b->hh);
+	free(b->cards);
+	free(b->intern);
+	free(b);
+}
+
+static struct reg_block *
+block_ref(struct reg_block *b)
+{
+	atomic_fetch_add(&b->refs, 1);
+	return b;
+}
+
+static const char *
+block_site(const struct reg_block *b)
+{
+	return b->pool + b->site;
+}
+
+/* Grows *arr (of *cap elements of `size`) to hold one more than `n`. */
+static int
+grow(void **arr, uint32_t *cap, uint32_t n, size_t size)
+{
+	uint32_t want;
+	void *p;
+
+	if (n < *cap)
+		return 0;
+	if (n >= UINT32_MAX / 2)
+		return -E2BIG;
+	want = *cap < 16 ? 16 : *cap + *cap / 2;
+	p = realloc(*arr, (size_t)want * size);
+	if (!p)
+		return -ENOMEM;
+	*arr = p;
+	*cap = want;
+	return 0;
+}
+
+/* Appends a string to the pool; its offset in *ret_off. */
+static int
+pool_add(struct reg_block *b, const char *str, uint32_t *ret_off)
+{
+	size_t len = strlen(str) + 1;
+
+	if ((size_t)b->pool_len + len > POOL_MAX)
+		return -E2BIG;
+	if (b->pool_len + len > b->pool_cap) {
+		size_t want = b->pool_cap < 256 ? 256 : (size_t)b->pool_cap + b->pool_cap / 2;
+		char *p;
+
+		if (want < (size_t)b->pool_len + len)
+			want = (size_t)b->pool_len + len;
+		if (want > POOL_MAX)
+			want = POOL_MAX;
+		p = realloc(b->pool, want);
+		if (!p)
+			return -ENOMEM;
+		b->pool = p;
+		b->pool_cap = (uint32_t)want;
+	}
+	memcpy(b->pool + b->pool_len, str, len);
+	*ret_off = b->pool_len;
+	b->pool_len += (uint32_t)len;
+	return 0;
+}
+
+static uint32_t
+hash_str(const char *str)
+{
+	uint32_t h = 2166136261u;	/* FNV-1a */
+
+	for (; *str; str++)
+		h = (h ^ (uint8_t)*str) * 16777619u;
+	return h;
+}
+
+/* The pool offset of `str`, added the first time (interned). */
+static int
+intern(struct reg_block *b, const char *str, uint32_t *ret_off)
+{
+	uint32_t mask, i, off;
+	int err;
+
+	if (b->intern_used * 2 >= b->intern_cap) {
+		uint32_t cap = b->intern_cap ? b->intern_cap * 2 : 64;
+		uint32_t *t = calloc(cap, sizeof(*t));
+
+		if (!t)
+			return -ENOMEM;
+		for (uint32_t k = 0; k < b->intern_cap; k++) {
+			uint32_t v = b->intern[k];
+
+			if (!v)
+				continue;
+			for (i = hash_str(b->pool + v - 1) & (cap - 1); t[i]; i = (i + 1) & (cap - 1))
+				;
+			t[i] = v;
+		}
+		free(b->intern);
+		b->intern = t;
+		b->intern_cap = cap;
+	}
+	mask = b->intern_cap - 1;
+	for (i = hash_str(str) & mask; b->intern[i]; i = (i + 1) & mask) {
+		if (strcmp(b->pool + b->intern[i] - 1, str) == 0) {
+			*ret_off = b->intern[i] - 1;
+			return 0;
+		}
+	}
+	if ((err = pool_add(b, str, &off)) < 0)
+		return err;
+	b->intern[i] = off + 1;
+	b->intern_used++;
+	*ret_off = off;
+	return 0;
+}
+
+static struct reg_block *
+block_create(const char *site)
+{
+	struct reg_block *b = calloc(1, sizeof(*b));
+
+	if (!b)
+		return NULL;
+	atomic_init(&b->refs, 1);
+	if (pool_add(b, site, &b->site) < 0) {
+		block_unref(b);
+		return NULL;
+	}
+	return b;
+}
+
+/* Cuts the arrays and the pool to size and drops the intern table: the
+ * block's steady form. Shrinking never fails (a failed realloc keeps the
+ * bigger block). */
+static void
+block_seal(struct reg_block *b)
+{
+	void *p;
+
+	free(b->intern);
+	b->intern = NULL;
+	b->intern_cap = b->intern_used = 0;
+	if (b->pool_cap > b->pool_len && (p = realloc(b->pool, b->pool_len))) {
+		b->pool = p;
+		b->pool_cap = b->pool_len;
+	}
+	if (b->hh_cap > b->nhh && b->nhh && (p = realloc(b->hh, b->nhh * sizeof(*b->hh)))) {
+		b->hh = p;
+		b->hh_cap = b->nhh;
+	}
+	if (b->cards_cap > b->ncards && b->ncards &&
+	    (p = realloc(b->cards, b->ncards * sizeof(*b->cards)))) {
+		b->cards = p;
+		b->cards_cap = b->ncards;
+	}
+}
+
+/* Index of the first household entry whose id is not below `id`;
+ * *ret_found when it is `id`. */
+static uint32_t
+hh_pos(const struct reg_block *b, const char *id, int *ret_found)
+{
+	uint32_t lo = 0, hi = b->nhh;
+
+	/* Loads come in order: the end is the usual place. */
+	if (hi && strcmp(b->pool + b->hh[hi - 1].id, id) < 0) {
+		*ret_found = 0;
+		return hi;
+	}
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(b->pool + b->hh[mid].id, id) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*ret_found = lo < b->nhh && strcmp(b->pool + b->hh[lo].id, id) == 0;
+	return lo;
+}
+
+static uint32_t
+card_pos(const struct reg_block *b, const char *id, int *ret_found)
+{
+	uint32_t lo = 0, hi = b->ncards;
+
+	if (hi && strcmp(b->pool + b->cards[hi - 1].id, id) < 0) {
+		*ret_found = 0;
+		return hi;
+	}
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(b->pool + b->cards[mid].id, id) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*ret_found = lo < b->ncards && strcmp(b->pool + b->cards[lo].id, id) == 0;
+	return lo;
+}
+
+static int
+block_add_household(struct reg_block *b, const char *id, const char *building, const char *unit,
+		    const char *room, int size)
+{
+	struct hh_entry e;
+	int found, err;
+	uint32_t at = hh_pos(b, id, &found);
+
+	if (found)
+		return -EEXIST;
+	if ((err = grow((void **)&b->hh, &b->hh_cap, b->nhh, sizeof(*b->hh))) < 0 ||
+	    (err = pool_add(b, id, &e.id)) < 0 || (err = intern(b, building, &e.building)) < 0 ||
+	    (err = intern(b, unit, &e.unit)) < 0 || (err = intern(b, room, &e.room)) < 0)
+		return err;
+	e.size = size < 0 ? 0 : size > 255 ? 255 : (uint32_t)size;
+	memmove(&b->hh[at + 1], &b->hh[at], (b->nhh - at) * sizeof(*b->hh));
+	b->hh[at] = e;
+	b->nhh++;
+	return 0;
+}
+
+static int
+block_add_card(struct reg_block *b, const char *id, const char *household, int revoked, int extra)
+{
+	struct card_entry e;
+	int found, hh_found, err;
+	uint32_t at = card_pos(b, id, &found), hh, hat;
+
+	if (found)
+		return -EEXIST;
+	hat = hh_pos(b, household, &hh_found);
+	if ((err = grow((void **)&b->cards, &b->cards_cap, b->ncards, sizeof(*b->cards))) < 0 ||
+	    (err = pool_add(b, id, &e.id)) < 0)
+		return err;
+	/* The household's id is the household entry's; one not registered
+	 * (PostgreSQL's foreign key allows none) gets a string of its own. */
+	if (hh_found)
+		hh = b->hh[hat].id;
+	else if ((err = intern(b, household, &hh)) < 0)
+		return err;
+	e.household = hh | (revoked ? CARD_REVOKED : 0) | (extra ? CARD_EXTRA : 0);
+	memmove(&b->cards[at + 1], &b->cards[at], (b->ncards - at) * sizeof(*b->cards));
+	b->cards[at] = e;
+	b->ncards++;
+	return 0;
+}
+
+static size_t
+block_bytes(const struct reg_block *b)
+{
+	return sizeof(*b) + b->pool_cap + (size_t)b->hh_cap * sizeof(*b->hh) +
+	       (size_t)b->cards_cap * sizeof(*b->cards) + (size_t)b->intern_cap * sizeof(*b->intern);
+}
+
+/* Index of the first block whose site is not below `site` in blocks[0..n). */
+static size_t
+block_index(struct reg_block *const *blocks, size_t n, const char *site, int *ret_found)
+{
+	size_t lo = 0, hi = n;
+
+	if (hi && strcmp(block_site(blocks[hi - 1]), site) < 0) {
+		*ret_found = 0;
+		return hi;
+	}
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (strcmp(block_site(blocks[mid]), site) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*ret_found = lo < n && strcmp(block_site(blocks[lo]), site) == 0;
+	return lo;
+}
+
+static const struct reg_block *
+find_block(const struct registry_snapshot *s, const char *site)
+{
+	int found;
+	size_t i = block_index(s->blocks, s->nblocks, site, &found);
+
+	return found ? s->blocks[i] : NULL;
+}
+
+/* The block of `site` in snapshot s, created (empty, in its place) when
+ * there is none; NULL when out of memory. */
+static struct reg_block *
+snapshot_block(struct registry_snapshot *s, const char *site)
+{
+	int found;
+	size_t i = block_index(s->blocks, s->nblocks, site, &found);
+	struct reg_block **arr, *b;
+
+	if (found)
+		return s->blocks[i];
+	arr = realloc(s->blocks, (s->nblocks + 1) * sizeof(*arr));
+	if (!arr)
+		return NULL;
+	s->blocks = arr;
+	if (!(b = block_create(site)))
+		return NULL;
+	memmove(&arr[i + 1], &arr[i], (s->nblocks - i) * sizeof(*arr));
+	arr[i] = b;
+	s->nblocks++;
+	return b;
+}
+
+int
+registry_snapshot_add_household(struct registry_snapshot *s, const char *site,
+				const char *household, const char *building, const char *unit,
+				const char *room, int size)
+{
+	struct reg_block *b = snapshot_block(s, site);
+	int err;
+
+	if (!b)
+		return -ENOMEM;
+	err = block_add_household(b, household, building, unit, room, size);
+	block_seal(b);
+	if (err == 0)
+		s->nhouseholds++;
+	return err;
+}
+
+int
+registry_snapshot_add_card(struct registry_snapshot *s, const char *site, const char *card,
+			   const char *household, int revoked, int extra)
+{
+	struct reg_block *b = snapshot_block(s, site);
+	int err;
+
+	if (!b)
+		return -ENOMEM;
+	err = block_add_card(b, card, household, revoked, extra);
+	block_seal(b);
+	if (err == 0)
+		s->ncards++;
+	return err;
+}
+
+size_t
+registry_snapshot_bytes(const struct registry_snapshot *s)
+{
+	size_t n = sizeof(*s) + s->nblocks * sizeof(*s->blocks) + s->nsites * sizeof(*s->sites) +
+		   s->ngates * sizeof(*s->gates) + s->nzones * sizeof(*s->zones) +
+		   s->nisolations * sizeof(*s->isolations);
+
+	for (size_t i = 0; i < s->nblocks; i++)
+		n += block_bytes(s->blocks[i]);
+	return n;
+}
+
+/* ---- lookups ---- */
 
 static int
 cmp_pair(const void *a, const void *b)
@@ -93,15 +509,58 @@ registry_zone(const struct registry_snapshot *s, const char *site, const char *z
 }
 
 const struct reg_household *
-registry_household(const struct registry_snapshot *s, const char *site, const char *hh)
+registry_household(const struct registry_snapshot *s, const char *site, const char *hh,
+		   struct reg_household *ret)
 {
-	return find(s->households, s->nhouseholds, sizeof(*s->households), site, hh);
+	const struct reg_block *b = find_block(s, site);
+	const struct hh_entry *e;
+	uint32_t at;
+	int found;
+
+	if (!b)
+		return NULL;
+	at = hh_pos(b, hh, &found);
+	if (!found)
+		return NULL;
+	e = &b->hh[at];
+	ret->site = block_site(b);
+	ret->household = b->pool + e->id;
+	ret->building = b->pool + e->building;
+	ret->unit = b->pool + e->unit;
+	ret->room = b->pool + e->room;
+	ret->size = (int)e->size;
+	return ret;
 }
 
 const struct reg_card *
-registry_card(const struct registry_snapshot *s, const char *site, const char *card)
+registry_card(const struct registry_snapshot *s, const char *site, const char *card,
+	      struct reg_card *ret)
 {
-	return find(s->cards, s->ncards, sizeof(*s->cards), site, card);
+	const struct reg_block *b = find_block(s, site);
+	const struct card_entry *e;
+	uint32_t at;
+	int found;
+
+	if (!b)
+		return NULL;
+	at = card_pos(b, card, &found);
+	if (!found)
+		return NULL;
+	e = &b->cards[at];
+	ret->site = block_site(b);
+	ret->card = b->pool + e->id;
+	ret->household = b->pool + (e->household & CARD_HH);
+	ret->revoked = (e->household & CARD_REVOKED) != 0;
+	ret->extra = (e->household & CARD_EXTRA) != 0;
+	return ret;
+}
+
+bool
+registry_site_has_cards(const struct registry_snapshot *s, const char *site)
+{
+	const struct reg_block *b = find_block(s, site);
+
+	return b && b->ncards > 0;
 }
 
 const struct tz *
@@ -140,11 +599,12 @@ registry_snapshot_free(struct registry_snapshot *s)
 	for (size_t i = 0; i < s->nsites; i++)
 		tz_free(s->sites[i].tz);
 	tz_free(s->default_tz);
+	for (size_t i = 0; i < s->nblocks; i++)
+		block_unref(s->blocks[i]);
+	free(s->blocks);
 	free(s->sites);
 	free(s->gates);
 	free(s->zones);
-	free(s->households);
-	free(s->cards);
 	free(s->isolations);
 	if (s->seed) {
 		free(s->seed->alerts);
@@ -215,6 +675,238 @@ select_rows(PGconn *conn, const char *sql)
 	return res;
 }
 
+/* Rows in the tables' own order (an ORDER BY made PostgreSQL sort the whole
+ * register: 4x slower at 4 million cards); each block is sorted once its
+ * rows are in. */
+#define HH_SQL "SELECT site, household, building, unit, room, size FROM households%s"
+#define CARDS_SQL "SELECT site, card, household, state, extra FROM cards%s"
+
+/* The block of `site` while loading: the last one used (rows come mostly
+ * site by site), else found or made in s. */
+static struct reg_block *
+row_block(struct registry_snapshot *s, struct reg_block **cur, const char *site)
+{
+	if (!*cur || strcmp(block_site(*cur), site) != 0)
+		*cur = snapshot_block(s, site);
+	return *cur;
+}
+
+static int
+hh_row(struct registry_snapshot *s, struct reg_block **cur, const PGresult *res)
+{
+	struct reg_block *b = row_block(s, cur, PQgetvalue(res, 0, 0));
+	struct hh_entry e;
+	int err, size = atoi(PQgetvalue(res, 0, 5));
+
+	/* Appended unsorted: load_blocks() sorts them. */
+	if (!b)
+		return -ENOMEM;
+	if ((err = grow((void **)&b->hh, &b->hh_cap, b->nhh, sizeof(*b->hh))) < 0 ||
+	    (err = pool_add(b, PQgetvalue(res, 0, 1), &e.id)) < 0 ||
+	    (err = intern(b, PQgetvalue(res, 0, 2), &e.building)) < 0 ||
+	    (err = intern(b, PQgetvalue(res, 0, 3), &e.unit)) < 0 ||
+	    (err = intern(b, PQgetvalue(res, 0, 4), &e.room)) < 0)
+		return err;
+	e.size = size < 0 ? 0 : size > 255 ? 255 : (uint32_t)size;
+	b->hh[b->nhh++] = e;
+	s->nhouseholds++;
+	return 0;
+}
+
+static int
+card_row(struct registry_snapshot *s, struct reg_block **cur, const PGresult *res)
+{
+	struct reg_block *b = row_block(s, cur, PQgetvalue(res, 0, 0));
+	const char *household = PQgetvalue(res, 0, 2);
+	struct card_entry e;
+	uint32_t hh, at;
+	int found, err;
+
+	/* Appended unsorted (the households are sorted by now). */
+	if (!b)
+		return -ENOMEM;
+	at = hh_pos(b, household, &found);
+	if ((err = grow((void **)&b->cards, &b->cards_cap, b->ncards, sizeof(*b->cards))) < 0 ||
+	    (err = pool_add(b, PQgetvalue(res, 0, 1), &e.id)) < 0)
+		return err;
+	if (found)
+		hh = b->hh[at].id;
+	else if ((err = intern(b, household, &hh)) < 0)
+		return err;
+	e.household = hh | (strcmp(PQgetvalue(res, 0, 3), "revoked") == 0 ? CARD_REVOKED : 0) |
+		      (*PQgetvalue(res, 0, 4) == 't' ? CARD_EXTRA : 0);
+	b->cards[b->ncards++] = e;
+	s->ncards++;
+	return 0;
+}
+
+static int
+cmp_hh(const void *a, const void *b, void *pool)
+{
+	return strcmp((const char *)pool + ((const struct hh_entry *)a)->id,
+		      (const char *)pool + ((const struct hh_entry *)b)->id);
+}
+
+static int
+cmp_card(const void *a, const void *b, void *pool)
+{
+	return strcmp((const char *)pool + ((const struct card_entry *)a)->id,
+		      (const char *)pool + ((const struct card_entry *)b)->id);
+}
+
+/* Runs `sql` (with the site list `list` as $1 when not NULL) and hands
+ * each row to `row`, one row at a time (libpq's single-row mode: no result
+ * ever holds the whole register). 0, or -1 with err set. */
+static int
+stream(struct registry *r, struct registry_snapshot *s, const char *sql, const char *list,
+       int (*row)(struct registry_snapshot *, struct reg_block **, const PGresult *),
+       char *err, size_t errlen)
+{
+	struct reg_block *cur = NULL;
+	PGresult *res;
+	int failed = 0;
+
+	if (!PQsendQueryParams(r->conn, sql, list ? 1 : 0, NULL, &list, NULL, NULL, 0) ||
+	    !PQsetSingleRowMode(r->conn)) {
+		db_error_text(r->conn, NULL, err, errlen);
+		while ((res = PQgetResult(r->conn)) != NULL)
+			PQclear(res);
+		return -1;
+	}
+	while ((res = PQgetResult(r->conn)) != NULL) {
+		switch (PQresultStatus(res)) {
+		case PGRES_SINGLE_TUPLE:
+			if (!failed && row(s, &cur, res) < 0) {
+				snprintf(err, errlen, "out of memory (or a site's strings over 1 GiB)");
+				failed = 1;
+			}
+			break;
+		case PGRES_TUPLES_OK:
+			break;
+		default:
+			if (!failed)
+				db_error_text(r->conn, res, err, errlen);
+			failed = 1;
+			break;
+		}
+		PQclear(res);
+	}
+	return failed ? -1 : 0;
+}
+
+/* Reads the households and cards of `sites` (all when NULL) into blocks of
+ * snapshot s, row by row (libpq's single-row mode: no result ever holds
+ * the whole register), then takes the blocks of the other sites from
+ * r->blocks. 0, or -1 with err set. */
+static int
+load_blocks(struct registry *r, struct registry_snapshot *s, char *const *sites, size_t nsites,
+	    char *err, size_t errlen)
+{
+	char sql[512], *list = NULL;
+	const char *where;
+	struct reg_block **arr;
+	int failed;
+	size_t n = 0;
+
+	if (sites) {
+		size_t len = 3;
+
+		/* {"a","b"}: ids are [A-Za-z0-9_-] (notify_site()), quoted so that
+		 * none reads as NULL. */
+		for (size_t i = 0; i < nsites; i++)
+			len += strlen(sites[i]) + 3;
+		if (!(list = malloc(len))) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		strcpy(list, "{");
+		for (size_t i = 0; i < nsites; i++) {
+			strcat(list, i ? ",\"" : "\"");
+			strcat(list, sites[i]);
+			strcat(list, "\"");
+		}
+		strcat(list, "}");
+	}
+	where = sites ? " WHERE site = ANY($1::text[])" : "";
+	snprintf(sql, sizeof(sql), HH_SQL, where);
+	failed = stream(r, s, sql, list, hh_row, err, errlen) < 0;
+	for (size_t i = 0; !failed && i < s->nblocks; i++)
+		qsort_r(s->blocks[i]->hh, s->blocks[i]->nhh, sizeof(*s->blocks[i]->hh), cmp_hh,
+			s->blocks[i]->pool);
+	snprintf(sql, sizeof(sql), CARDS_SQL, where);
+	failed = failed || stream(r, s, sql, list, card_row, err, errlen) < 0;
+	free(list);
+	for (size_t i = 0; !failed && i < s->nblocks; i++) {
+		qsort_r(s->blocks[i]->cards, s->blocks[i]->ncards, sizeof(*s->blocks[i]->cards),
+			cmp_card, s->blocks[i]->pool);
+		block_seal(s->blocks[i]);
+	}
+	if (failed || !sites)
+		return failed ? -1 : 0;
+	if (!r->blocks_valid) {
+		snprintf(err, errlen, "no earlier load to start from");
+		return -1;
+	}
+
+	/* The other sites: the blocks of the last load, shared; both lists are
+	 * in site order. */
+	arr = malloc((s->nblocks + r->nblocks + 1) * sizeof(*arr));
+	if (!arr) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0, j = 0; i < s->nblocks || j < r->nblocks;) {
+		int reloaded = 0;
+
+		for (size_t k = 0; j < r->nblocks && k < nsites && !reloaded; k++)
+			reloaded = strcmp(sites[k], block_site(r->blocks[j])) == 0;
+		if (reloaded) {
+			j++;
+		} else if (j == r->nblocks || (i < s->nblocks && strcmp(block_site(s->blocks[i]),
+									 block_site(r->blocks[j])) < 0)) {
+			arr[n++] = s->blocks[i++];
+		} else {
+			arr[n++] = block_ref(r->blocks[j]);
+			s->nhouseholds += r->blocks[j]->nhh;
+			s->ncards += r->blocks[j]->ncards;
+			j++;
+		}
+	}
+	free(s->blocks);
+	s->blocks = arr;
+	s->nblocks = n;
+	return 0;
+}
+
+static void
+drop_blocks(struct registry *r)
+{
+	for (size_t i = 0; i < r->nblocks; i++)
+		block_unref(r->blocks[i]);
+	free(r->blocks);
+	r->blocks = NULL;
+	r->nblocks = 0;
+	r->blocks_valid = 0;
+}
+
+/* r->blocks becomes the blocks of s (a reference each), for the next
+ * reload of some sites. */
+static void
+keep_blocks(struct registry *r, const struct registry_snapshot *s)
+{
+	struct reg_block **arr = s->nblocks ? malloc(s->nblocks * sizeof(*arr)) : NULL;
+
+	drop_blocks(r);
+	/* Out of memory: the next NOTIFY reloads everything (nothing kept). */
+	if (!arr && s->nblocks)
+		return;
+	for (size_t i = 0; i < s->nblocks; i++)
+		arr[i] = block_ref(s->blocks[i]);
+	r->blocks = arr;
+	r->nblocks = s->nblocks;
+	r->blocks_valid = 1;
+}
+
 #define LOAD(snap, field, count, res)						\
 	do {									\
 		(snap)->count = (size_t)PQntuples(res);				\
@@ -223,22 +915,30 @@ select_rows(PGconn *conn, const char *sql)
 			goto fail;						\
 	} while (0)
 
+/* Loads a snapshot: households and cards of `sites` (nsites of them) from
+ * PostgreSQL and those of the other sites from r->blocks, or every site's
+ * when sites is NULL; the rest (sites, gates, zones, isolation orders) in
+ * full. NULL with err set on failure. */
 static struct registry_snapshot *
-load(struct registry *r, char *err, size_t errlen)
+load(struct registry *r, char *const *sites, size_t nsites, char *err, size_t errlen)
 {
 	struct registry_snapshot *s;
 	PGresult *res = NULL;
 	char zone[64];
+	struct timespec t0, t1;
 
 	pthread_mutex_lock(&r->lock);
 	snprintf(zone, sizeof(zone), "%s", r->default_tz);
 	pthread_mutex_unlock(&r->lock);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	s = registry_snapshot_empty(zone);
 	if (!s) {
 		snprintf(err, errlen, "out of memory or no zone %s", zone);
 		return NULL;
 	}
-	if (db_exec(r->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err, errlen) < 0)
+	/* jit: compiling the scans of a big register took longer than they run */
+	if (db_exec(r->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err, errlen) < 0 ||
+	    db_exec(r->conn, "SET LOCAL jit = off", err, errlen) < 0)
 		goto fail;
 
 	if (!(res = select_rows(r->conn, "SELECT site, timezone FROM sites")))
@@ -285,37 +985,9 @@ load(struct registry *r, char *err, size_t errlen)
 	PQclear(res);
 	qsort(s->zones, s->nzones, sizeof(*s->zones), cmp_pair);
 
-	if (!(res = select_rows(r->conn,
-				"SELECT site, household, building, unit, room, size FROM households")))
-		goto sqlfail;
-	LOAD(s, households, nhouseholds, res);
-	for (size_t i = 0; i < s->nhouseholds; i++) {
-		struct reg_household *h = &s->households[i];
-
-		copy_id(h->site, PQgetvalue(res, (int)i, 0));
-		copy_id(h->household, PQgetvalue(res, (int)i, 1));
-		copy_id(h->building, PQgetvalue(res, (int)i, 2));
-		copy_id(h->unit, PQgetvalue(res, (int)i, 3));
-		copy_id(h->room, PQgetvalue(res, (int)i, 4));
-		h->size = atoi(PQgetvalue(res, (int)i, 5));
-	}
-	PQclear(res);
-	qsort(s->households, s->nhouseholds, sizeof(*s->households), cmp_pair);
-
-	if (!(res = select_rows(r->conn, "SELECT site, card, household, state, extra FROM cards")))
-		goto sqlfail;
-	LOAD(s, cards, ncards, res);
-	for (size_t i = 0; i < s->ncards; i++) {
-		struct reg_card *c = &s->cards[i];
-
-		copy_id(c->site, PQgetvalue(res, (int)i, 0));
-		copy_id(c->card, PQgetvalue(res, (int)i, 1));
-		copy_id(c->household, PQgetvalue(res, (int)i, 2));
-		c->revoked = strcmp(PQgetvalue(res, (int)i, 3), "revoked") == 0;
-		c->extra = *PQgetvalue(res, (int)i, 4) == 't';
-	}
-	PQclear(res);
-	qsort(s->cards, s->ncards, sizeof(*s->cards), cmp_pair);
+	res = NULL;
+	if (load_blocks(r, s, sites, nsites, err, errlen) < 0)
+		goto fail;
 
 	if (!(res = select_rows(r->conn,
 		"SELECT site, household, coalesce(person, ''),"
@@ -340,6 +1012,10 @@ load(struct registry *r, char *err, size_t errlen)
 
 	if (db_exec(r->conn, "COMMIT", err, errlen) < 0)
 		goto fail;
+	keep_blocks(r, s);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	s->load_seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	s->reloaded_sites = sites ? nsites : 0;
 	return s;
 sqlfail:
 	db_error_text(r->conn, NULL, err, errlen);
@@ -445,6 +1121,13 @@ publish(struct registry *r, struct registry_snapshot *s)
 {
 	struct registry_snapshot *old;
 
+	/* Logged before the main loop may have it (and free it). */
+	log_info("register loaded: %zu sites, %zu gates, %zu zones, %zu households, %zu cards,"
+		 " %zu active isolation orders; %.1f MiB, %s in %.3f s", s->nsites, s->ngates,
+		 s->nzones, s->nhouseholds, s->ncards, s->nisolations,
+		 (double)registry_snapshot_bytes(s) / (1 << 20),
+		 s->reloaded_sites ? "the cards of the sites named reloaded" : "all read",
+		 s->load_seconds);
 	pthread_mutex_lock(&r->lock);
 	s->generation = ++r->generation;
 	old = r->ready;
@@ -456,9 +1139,6 @@ publish(struct registry *r, struct registry_snapshot *s)
 	r->ready = s;
 	pthread_mutex_unlock(&r->lock);
 	registry_snapshot_free(old);
-	log_info("register loaded: %zu sites, %zu gates, %zu zones, %zu households, %zu cards,"
-		 " %zu active isolation orders", s->nsites, s->ngates, s->nzones, s->nhouseholds,
-		 s->ncards, s->nisolations);
 	if (eventfd_write(r->wake_fd, 1) < 0)
 		log_err("register: cannot wake the main loop: %s", strerror(errno));
 }
@@ -481,7 +1161,7 @@ connect_and_load(struct registry *r, int *warned)
 	if (!r->conn || PQstatus(r->conn) != CONNECTION_OK ||
 	    db_exec(r->conn, "LISTEN cordon_register", err, sizeof(err)) < 0)
 		goto fail;
-	s = load(r, err, sizeof(err));
+	s = load(r, NULL, 0, err, sizeof(err));
 	if (s && !r->seeded) {
 		s->seed = load_seed(r, err, sizeof(err));
 		if (!s->seed) {
@@ -509,16 +1189,57 @@ fail:
 	return -1;
 }
 
+/* The sites named by the NOTIFYs read in one turn. */
+struct dirty {
+	int any, all;		/* all: reload everything */
+	char *sites[PARTIAL_MAX_SITES];
+	size_t n;
+};
+
+static void
+dirty_clear(struct dirty *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		free(d->sites[i]);
+	memset(d, 0, sizeof(*d));
+}
+
+/* A NOTIFY cordon_register with `payload`: cordonctl names the site it
+ * changed; anything else (no payload, not a site id, too many sites)
+ * reloads every site. */
+static void
+note_site(struct dirty *d, const char *payload)
+{
+	size_t len = strlen(payload);
+
+	d->any = 1;
+	if (d->all)
+		return;
+	if (len == 0 || len > NORM_ID_MAX || strspn(payload, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				"abcdefghijklmnopqrstuvwxyz0123456789_-") != len) {
+		d->all = 1;
+		return;
+	}
+	for (size_t i = 0; i < d->n; i++)
+		if (strcmp(d->sites[i], payload) == 0)
+			return;
+	if (d->n == PARTIAL_MAX_SITES || !(d->sites[d->n] = strdup(payload))) {
+		d->all = 1;
+		return;
+	}
+	d->n++;
+}
+
 static void *
 registry_thread(void *arg)
 {
 	struct registry *r = arg;
 	int64_t backoff = BACKOFF_MIN_MS;
 	int warned = 0;
+	struct dirty dirty = { 0 };
 
 	while (!atomic_load(&r->quit)) {
 		struct pollfd pfd;
-		int dirty = 0;
 		PGnotify *n;
 
 		if (!r->conn) {
@@ -541,19 +1262,23 @@ registry_thread(void *arg)
 			continue;
 		}
 		while ((n = PQnotifies(r->conn)) != NULL) {
-			dirty = 1;
+			note_site(&dirty, n->extra);
 			PQfreemem(n);
 		}
-		if (dirty) {
+		if (dirty.any) {
 			char err[1024];
-			struct registry_snapshot *s = load(r, err, sizeof(err));
+			struct registry_snapshot *s;
 
+			s = load(r, dirty.all ? NULL : dirty.sites, dirty.all ? 0 : dirty.n, err,
+				 sizeof(err));
 			if (s)
 				publish(r, s);
 			else
 				log_warn("register reload failed: %s", err);
 		}
+		dirty_clear(&dirty);
 	}
+	dirty_clear(&dirty);
 	PQfinish(r->conn);
 	r->conn = NULL;
 	return NULL;
@@ -596,6 +1321,7 @@ registry_destroy(struct registry *r)
 		pthread_join(r->thread, NULL);
 	}
 	registry_snapshot_free(r->ready);
+	drop_blocks(r);
 	pthread_mutex_destroy(&r->lock);
 	free(r->conninfo);
 	free(r->default_tz);

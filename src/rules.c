@@ -388,17 +388,7 @@ event_at(const struct event *ev, const struct rules_clock *t)
 static int
 site_has_cards(const struct registry_snapshot *reg, const char *site)
 {
-	size_t lo = 0, hi = reg->ncards;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (strcmp(reg->cards[mid].site, site) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < reg->ncards && strcmp(reg->cards[lo].site, site) == 0;
+	return registry_site_has_cards(reg, site);
 }
 
 static int
@@ -466,7 +456,8 @@ gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct ev
 {
 	const struct rules_clock at = event_at(ev, tnow);
 	const struct reg_gate *g = registry_gate(reg, ev->site, ev->gate);
-	const struct reg_card *c = ev->card[0] ? registry_card(reg, ev->site, ev->card) : NULL;
+	struct reg_card card;
+	const struct reg_card *c = ev->card[0] ? registry_card(reg, ev->site, ev->card, &card) : NULL;
 	const char *hh = c ? c->household : "";
 	char subject[RULES_SUBJECT_MAX];
 	struct alert t;

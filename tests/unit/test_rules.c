@@ -88,28 +88,14 @@ add_zone(struct registry_snapshot *s, const char *site, const char *zone, int64_
 static void
 add_household(struct registry_snapshot *s, const char *site, const char *hh)
 {
-	struct reg_household *x = grow((void **)&s->households, &s->nhouseholds, sizeof(*x));
-
-	snprintf(x->site, REG_ID, "%s", site);
-	snprintf(x->household, REG_ID, "%s", hh);
-	snprintf(x->building, REG_ID, "3");
-	snprintf(x->unit, REG_ID, "2");
-	snprintf(x->room, REG_ID, "401");
-	x->size = 3;
-	qsort(s->households, s->nhouseholds, sizeof(*s->households), cmp_pair);
+	assert_int_equal(registry_snapshot_add_household(s, site, hh, "3", "2", "401", 3), 0);
 }
 
 static void
 add_card(struct registry_snapshot *s, const char *site, const char *card, const char *hh,
 	 int revoked)
 {
-	struct reg_card *x = grow((void **)&s->cards, &s->ncards, sizeof(*x));
-
-	snprintf(x->site, REG_ID, "%s", site);
-	snprintf(x->card, REG_ID, "%s", card);
-	snprintf(x->household, REG_ID, "%s", hh);
-	x->revoked = revoked;
-	qsort(s->cards, s->ncards, sizeof(*s->cards), cmp_pair);
+	assert_int_equal(registry_snapshot_add_card(s, site, card, hh, revoked, 0), 0);
 }
 
 static void
