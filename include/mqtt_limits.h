@@ -27,7 +27,8 @@ struct mqtt_limits {
 
 /* Words for a CONNACK reason code: an MQTT 5.0 code (§3.2.2.2, 0x00 and
  * 0x80..0x9F) or an MQTT 3.1.1 return code (§3.2.2.3, 1..5), e.g.
- * 0x87 -> "not authorized". A static string; "unknown reason code" for
+ * 0x87 -> "not authorized". A static string (the codes other packets share with the CONNACK from
+ * mqtt_reason_text()); "unknown reason code" for
  * anything else (negative codes are Paho's own errors: see
  * MQTTAsync_strerror()). */
 const char *mqtt_connack_reason(int code);

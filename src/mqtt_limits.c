@@ -1,6 +1,7 @@
 /* mqtt_limits.c - CONNACK reason words, PUBLISH sizes, Paho's persisted
  * PUBLISH commands (see mqtt_limits.h for the formats' sources). */
 #include "mqtt_limits.h"
+#include "mqtt_watch.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -10,33 +11,19 @@
 const char *
 mqtt_connack_reason(int code)
 {
-	/* MQTT 5.0 §3.2.2.2, Table 3-1 (CONNACK reason codes). */
+	/* MQTT 5.0 §3.2.2.2, Table 3-1 (CONNACK reason codes): those only a
+	 * CONNACK gives; the others are in mqtt_watch.c's table. */
 	static const struct {
 		int code;
 		const char *words;
 	} v5[] = {
 		{ 0x00, "success" },
-		{ 0x80, "unspecified error" },
-		{ 0x81, "malformed packet" },
-		{ 0x82, "protocol error" },
-		{ 0x83, "implementation specific error" },
 		{ 0x84, "unsupported protocol version" },
 		{ 0x85, "client identifier not valid" },
 		{ 0x86, "bad user name or password" },
-		{ 0x87, "not authorized" },
 		{ 0x88, "server unavailable" },
-		{ 0x89, "server busy" },
 		{ 0x8A, "banned" },
 		{ 0x8C, "bad authentication method" },
-		{ 0x90, "topic name invalid" },
-		{ 0x95, "packet too large" },
-		{ 0x97, "quota exceeded" },
-		{ 0x99, "payload format invalid" },
-		{ 0x9A, "retain not supported" },
-		{ 0x9B, "QoS not supported" },
-		{ 0x9C, "use another server" },
-		{ 0x9D, "server moved" },
-		{ 0x9F, "connection rate exceeded" },
 	};
 	/* MQTT 3.1.1 §3.2.2.3, Table 3.1 (CONNACK return codes). */
 	static const char *const v311[] = {
@@ -53,7 +40,7 @@ mqtt_connack_reason(int code)
 	for (size_t i = 0; i < sizeof(v5) / sizeof(v5[0]); i++)
 		if (v5[i].code == code)
 			return v5[i].words;
-	return "unknown reason code";
+	return mqtt_reason_text(code) ? mqtt_reason_text(code) : "unknown reason code";
 }
 
 /* Bytes of `n` as a variable byte integer (MQTT 5.0 §1.5.5); 0 when over

@@ -44,7 +44,9 @@ test_connack_reasons(void **state)
 	assert_string_equal(mqtt_connack_reason(3), "server unavailable");
 	assert_string_equal(mqtt_connack_reason(4), "bad user name or password");
 	assert_string_equal(mqtt_connack_reason(5), "not authorized");
-	assert_string_equal(mqtt_connack_reason(0x8B), "unknown reason code");
+	/* Not a CONNACK code, but MQTT 5 words it: said as it is. */
+	assert_string_equal(mqtt_connack_reason(0x8B), "server shutting down");
+	assert_string_equal(mqtt_connack_reason(0x7F), "unknown reason code");
 	assert_string_equal(mqtt_connack_reason(-1), "unknown reason code");
 }
 
