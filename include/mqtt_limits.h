@@ -26,11 +26,10 @@ struct mqtt_limits {
 #define MQTT_LIMITS_NONE ((struct mqtt_limits){ 0, 2, 1, 65535, 0 })
 
 /* Words for a CONNACK reason code: an MQTT 5.0 code (§3.2.2.2, 0x00 and
- * 0x80..0x9F) or an MQTT 3.1.1 return code (§3.2.2.3, 1..5), e.g.
- * 0x87 -> "not authorized". A static string (the codes other packets share with the CONNACK from
- * mqtt_reason_text()); "unknown reason code" for
- * anything else (negative codes are Paho's own errors: see
- * MQTTAsync_strerror()). */
+ * 0x80..0x9F; the codes other packets share come from mqtt_reason_text())
+ * or an MQTT 3.1.1 return code (§3.2.2.3, 1..5), e.g. 0x87 -> "not
+ * authorized". A static string; "unknown reason code" for anything else
+ * (negative codes are Paho's own errors: see MQTTAsync_strerror()). */
 const char *mqtt_connack_reason(int code);
 
 /* Bytes of an MQTT v5 PUBLISH packet: fixed header (1 byte + the
