@@ -120,6 +120,7 @@ struct daemon {
 	uint64_t disk_free;		/* free bytes on the spool's disk, last look */
 	int disk_low;			/* the pause is for the disk */
 	int64_t disk_checked_us;
+	int64_t segment_bytes;		/* the spool's, fixed at the start */
 	int64_t wall_offset_us;		/* CLOCK_REALTIME - CLOCK_MONOTONIC, last tick */
 };
 
@@ -1296,6 +1297,18 @@ reload(struct daemon *d)
 			log_notice("sites without a time zone of their own now use %s",
 				   tz_name(d->reg->default_tz));
 		}
+		/* Segments keep the size they got at the start: a max_bytes
+		 * beyond 512 of them would open more files than the limit
+		 * allows (EMFILE) before the spool is full. */
+		if ((uint64_t)d->cfg->spool_max_bytes > 512 * (uint64_t)d->segment_bytes) {
+			log_warn("reload: [spool] max_bytes %lld needs segments of at least %lld "
+				 "bytes (at most 512 files open); they are %lld bytes until a "
+				 "restart: using max_bytes %lld",
+				 (long long)d->cfg->spool_max_bytes,
+				 (long long)(d->cfg->spool_max_bytes / 512),
+				 (long long)d->segment_bytes, (long long)(512 * d->segment_bytes));
+			d->cfg->spool_max_bytes = 512 * d->segment_bytes;
+		}
 		spool_set_limits(d->spool, d->cfg->spool_max_bytes, d->cfg->spool_sync);
 		sync_configure(d);
 		{
@@ -1411,6 +1424,7 @@ setup(struct daemon *d)
 	d->filling = d->batches[0];
 
 	spool_limits(d->cfg, &so.segment_bytes, &d->pause_at, &d->resume_at);
+	d->segment_bytes = so.segment_bytes;
 	err = spool_open(&so, &d->spool);
 	if (err < 0) {
 		log_err("cannot open the spool in %s: %s", so.dir, strerror(-err));

@@ -105,6 +105,14 @@ def test_sighup_reload(env, cordond):
         rewrite_config(d, "spool", "segment_bytes", "1MiB")
         d.proc.send_signal(signal.SIGHUP)
         wait_until(lambda: "takes effect at the next restart" in d.log(), what="restart notice")
+
+        # Segments keep the size they got at the start (64 MiB here, the
+        # default): a max_bytes that would need more than 512 open segment
+        # files is held at 512 of them (EMFILE otherwise).
+        rewrite_config(d, "spool", "max_bytes", "64GiB")
+        d.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "using max_bytes 34359738368" in d.log(),
+                   what="max_bytes held to 512 segments of 64 MiB")
     assert d.alive()
     assert d.stop() == 0
 
