@@ -103,6 +103,10 @@ struct ingest {
 	_Atomic int disconnect_said;	/* a DISCONNECT came on this connection */
 	_Atomic uint64_t quiet_drops;
 	_Atomic int64_t quiet_drop_ms;	/* how long the latest one took */
+	/* The receive callback last waited for the spool (monotonic ms): the
+	 * broker may then drop us for a missed keepalive, our own doing. */
+	_Atomic int64_t stalled_at_ms;
+	int64_t keepalive_ms;
 	uint64_t quiet_drops_logged;		/* main thread */
 	_Atomic uint64_t received, spool_waits, published, publish_failed;
 	_Atomic int spool_failing;
@@ -176,6 +180,7 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 				strerror(-err));
 		atomic_fetch_add(&in->spool_waits, 1);
 		atomic_store(&in->spool_failing, 1);
+		atomic_store(&in->stalled_at_ms, mono_ms());
 		if (atomic_load(&in->stopping)) {
 			/* Exiting without the PUBACK: the broker redelivers. */
 			log_err("cannot store a message while stopping; exiting without acknowledging it");
@@ -304,7 +309,11 @@ on_connection_lost(void *ctx, char *cause)
 	pthread_mutex_lock(&in->fail_lock);
 	snprintf(in->fail_why, sizeof(in->fail_why), "%s", cause ? cause : "connection lost");
 	pthread_mutex_unlock(&in->fail_lock);
-	if (!atomic_load(&in->disconnect_said))
+	/* A drop while our receive callback held the connection up waiting
+	 * for the spool (or just after) is a missed keepalive, not another
+	 * client: not a quiet drop. */
+	if (!atomic_load(&in->disconnect_said) &&
+	    mono_ms() - atomic_load(&in->stalled_at_ms) > 2 * in->keepalive_ms)
 		atomic_store(&in->lost_at_ms, mono_ms());
 	atomic_store(&in->connected, 0);
 	/* We reconnect ourselves (ingest_tick), never Paho: only a connect
@@ -579,6 +588,8 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	in->will = will;
 
 	conn.keepAliveInterval = (int)(cfg->mqtt_keepalive / 1000);
+	in->keepalive_ms = cfg->mqtt_keepalive;
+	atomic_store(&in->stalled_at_ms, INT64_MIN / 2);	/* never (monotonic 0 is the boot) */
 	conn.cleanstart = 0;
 	conn.connectProperties = &in->props;
 	/* Reconnects are ours (ingest_tick), with the same backoff Paho's
