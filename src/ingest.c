@@ -57,6 +57,8 @@ struct ingest {
 	int wake_fd;
 	char *root;
 	char *client_id;
+	char *uri;
+	MQTTAsync_createOptions co;	/* for make_client() */
 	/* Ours, not the config's: a SIGHUP frees the config, and every
 	 * connect (a retry, a resume) reads these again. */
 	char *username;
@@ -72,6 +74,14 @@ struct ingest {
 	MQTTProperties props;
 
 	_Atomic int connected;
+	/* A connect of ours is under way (monotonic ms of its start; 0:
+	 * none): no second one meanwhile (Paho 1.3.12's MQTTAsync_connect
+	 * frees and replaces the options a connect in progress reads), and
+	 * a pause waits for its outcome (see pause_now). */
+	_Atomic int64_t connecting;
+	/* Messages in flight over the broker's maximum packet size: the next
+	 * connect makes a new client first (see on_connect_success). */
+	_Atomic int rebuild;
 	_Atomic int connect_failed;	/* a connect failed: retry */
 	_Atomic int lost;		/* the connection was lost: connect again */
 	_Atomic int will_no_retain;	/* the broker refused a retained will (0x9A) */
@@ -140,6 +150,7 @@ struct ingest {
 };
 
 static void out_control(struct ingest *in, enum out_kind kind, int timeout_ms);
+static void connect_done(struct ingest *in);
 static int after_read(void *ctx, char **buffer, int *buflen);
 static void *out_main(void *arg);
 
@@ -410,6 +421,18 @@ on_connect_success(void *ctx, MQTTAsync_successData5 *resp)
 	in->qos_noted = in->retain_noted = 0;
 	pthread_mutex_unlock(&in->limits_lock);
 	atomic_store(&in->max_packet, l.max_packet);
+	/* Paho has already sent again what awaited a PUBACK, from memory,
+	 * before this runs (MQTTAsyncUtils.c, MQTTAsync_completeConnection:
+	 * MQTTProtocol_retry), without after_read(): one over the limit makes
+	 * the broker disconnect us, and so at every reconnect. Paho has no
+	 * call to drop it; a new client reads its persistence again, and
+	 * mqtt_persist sets such entries aside then (out_run, OUT_CONNECT). */
+	if (mqtt_persist_set_max_packet(in->persist, l.max_packet) > 0 &&
+	    !atomic_exchange(&in->rebuild, 1))
+		log_warn("MQTT: messages in flight are over the broker's maximum packet size of %u"
+			 " bytes (Paho sent them again before the broker's limits were known): the"
+			 " next connect sets them aside", l.max_packet);
+	connect_done(in);
 }
 
 /* Paho's thread: keep why the connect failed, for ingest_tick's log.
@@ -447,6 +470,41 @@ on_connect_failure(void *ctx, MQTTAsync_failureData5 *resp)
 	pthread_mutex_unlock(&in->fail_lock);
 	atomic_store(&in->connected, 0);
 	atomic_store(&in->connect_failed, 1);
+	connect_done(in);
+}
+
+/* Paho's thread, or out_main: our connect has its outcome (the flags
+ * above are set); wakes pause_now. */
+static void
+connect_done(struct ingest *in)
+{
+	atomic_store(&in->connecting, 0);
+	pthread_mutex_lock(&in->out_lock);
+	pthread_cond_broadcast(&in->out_cond);
+	pthread_mutex_unlock(&in->out_lock);
+}
+
+/* Makes the Paho client (in->client) with our persistence and callbacks;
+ * Paho reads the persistence (mqtt_persist.c's open) in it. Returns 0 or
+ * -EINVAL (logged). out_main, or ingest_create before it runs. */
+static int
+make_client(struct ingest *in)
+{
+	int rc = MQTTAsync_createWithOptions(&in->client, in->uri, in->client_id,
+					     MQTTCLIENT_PERSISTENCE_USER, &in->paho_persist, &in->co);
+
+	if (rc != MQTTASYNC_SUCCESS) {
+		log_err("MQTT client for %s: %s", in->uri, MQTTAsync_strerror(rc));
+		if (in->client)
+			MQTTAsync_destroy(&in->client);
+		in->client = NULL;
+		return -EINVAL;
+	}
+	MQTTAsync_setCallbacks(in->client, in, on_connection_lost, on_message, NULL);
+	MQTTAsync_setConnected(in->client, in, on_connected);
+	MQTTAsync_setDisconnected(in->client, in, on_disconnected);
+	MQTTAsync_setAfterPersistenceRead(in->client, in, after_read);
+	return 0;
 }
 
 static int
@@ -525,7 +583,8 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	atomic_store(&in->want_wake, 1);
 	in->root = strdup(cfg->topic_root);
 	in->client_id = strdup(cfg->mqtt_client_id);
-	if (!in->root || !in->client_id)
+	in->uri = strdup(cfg->mqtt_uri);
+	if (!in->root || !in->client_id || !in->uri)
 		goto fail;
 	snprintf(in->state_topic, sizeof(in->state_topic), "%s/_daemon/%s/state",
 		 cfg->topic_root, cfg->mqtt_client_id);
@@ -560,18 +619,11 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	err = mqtt_persist_create(persist_dir, &in->persist, &in->paho_persist);
 	if (err < 0)
 		goto fail;
-	err = -ENOMEM;
-	rc = MQTTAsync_createWithOptions(&in->client, cfg->mqtt_uri, cfg->mqtt_client_id,
-					 MQTTCLIENT_PERSISTENCE_USER, &in->paho_persist, &co);
-	if (rc != MQTTASYNC_SUCCESS) {
-		log_err("MQTT client for %s: %s", cfg->mqtt_uri, MQTTAsync_strerror(rc));
-		err = -EINVAL;
+	in->co = co;
+	err = make_client(in);
+	if (err < 0)
 		goto fail;
-	}
-	MQTTAsync_setCallbacks(in->client, in, on_connection_lost, on_message, NULL);
-	MQTTAsync_setConnected(in->client, in, on_connected);
-	MQTTAsync_setDisconnected(in->client, in, on_disconnected);
-	MQTTAsync_setAfterPersistenceRead(in->client, in, after_read);
+	err = -ENOMEM;
 
 	in->props = (MQTTProperties)MQTTProperties_initializer;
 	p.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL;
@@ -657,8 +709,10 @@ ingest_start(struct ingest *in)
 	int rc;
 
 	in->backoff_ms = 1000;
+	atomic_store(&in->connecting, mono_ms());
 	rc = MQTTAsync_connect(in->client, &in->conn);
 	if (rc != MQTTASYNC_SUCCESS) {
+		atomic_store(&in->connecting, 0);
 		log_err("MQTT connect: %s", MQTTAsync_strerror(rc));
 		return -EINVAL;
 	}
@@ -745,6 +799,7 @@ void
 ingest_tick(struct ingest *in, int64_t now_ms)
 {
 	int connected = atomic_load(&in->connected);
+	int64_t connecting = atomic_load(&in->connecting);
 
 	log_broker_news(in);
 	if (connected != in->reported) {
@@ -756,6 +811,11 @@ ingest_tick(struct ingest *in, int64_t now_ms)
 		in->reported = connected;
 		in->backoff_ms = 1000;
 	}
+	/* Never a second connect beside one under way (Paho gives each up
+	 * after conn.connectTimeout; past 60 s we stop believing in it) or
+	 * on a live link. */
+	if (connected || (connecting && mono_ms() - connecting < 60000))
+		return;
 	if ((atomic_load(&in->connect_failed) || atomic_load(&in->lost)) &&
 	    !atomic_load(&in->stopping) && !in->paused) {
 		if (in->retry_at_ms == 0) {
@@ -914,6 +974,10 @@ send_message(struct ingest *in, const char *topic, const void *payload, size_t l
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
 	int rc;
 
+	if (!in->client) {	/* a new client could not be made: see make_client */
+		atomic_fetch_add(&in->publish_failed, 1);
+		return -EAGAIN;
+	}
 	m.payload = (void *)payload;
 	m.payloadlen = (int)len;
 	m.qos = qos;
@@ -968,7 +1032,7 @@ do_stop(struct ingest *in, int timeout_ms)
 {
 	MQTTAsync_disconnectOptions dopt = MQTTAsync_disconnectOptions_initializer5;
 
-	if (!MQTTAsync_isConnected(in->client))
+	if (!in->client || !MQTTAsync_isConnected(in->client))
 		return;
 	{
 		MQTTAsync_token tok;
@@ -1021,13 +1085,25 @@ on_disconnect_failure(void *ctx, MQTTAsync_failureData5 *response)
  * messages in flight up to 1 s to go out (a disconnect at once would drop
  * PUBACKs, and the broker would send the same messages again at each
  * resume), and waits, at most 5 s, until Paho has done it, so that a
- * resume right after is not undone by it. */
+ * resume right after is not undone by it. A connect of ours under way is
+ * waited for first (at most its connectTimeout and 5 s): Paho 1.3.12's
+ * MQTTAsync_disconnect answers MQTTASYNC_DISCONNECTED at once while the
+ * client is not yet connected (MQTTAsyncUtils.c, MQTTAsync_disconnect1
+ * looks only at c->connected), and the connect would then complete and
+ * take messages while we believe we are paused. */
 static void
 pause_now(struct ingest *in)
 {
 	MQTTAsync_disconnectOptions dopt = MQTTAsync_disconnectOptions_initializer5;
 	struct timespec until;
 
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += in->conn.connectTimeout + 5;
+	pthread_mutex_lock(&in->out_lock);
+	while (atomic_load(&in->connecting) &&
+	       pthread_cond_timedwait(&in->out_cond, &in->out_lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&in->out_lock);
 	dopt.timeout = 1000;
 	dopt.onSuccess5 = on_disconnect_success;
 	dopt.onFailure5 = on_disconnect_failure;
@@ -1037,8 +1113,8 @@ pause_now(struct ingest *in)
 	pthread_mutex_unlock(&in->out_lock);
 	/* Also stops automatic reconnects when the link is already down
 	 * (then Paho answers at once, without a callback). */
-	if (MQTTAsync_disconnect(in->client, &dopt) != MQTTASYNC_SUCCESS)
-		return;
+	if (!in->client || MQTTAsync_disconnect(in->client, &dopt) != MQTTASYNC_SUCCESS)
+		goto out;
 	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += 5;
 	pthread_mutex_lock(&in->out_lock);
@@ -1046,6 +1122,26 @@ pause_now(struct ingest *in)
 	       pthread_cond_timedwait(&in->out_cond, &in->out_lock, &until) == 0)
 		;
 	pthread_mutex_unlock(&in->out_lock);
+out:
+	/* A connect that completed while we waited set it (on_connected);
+	 * our own disconnect calls no callback that would clear it. */
+	atomic_store(&in->connected, 0);
+}
+
+/* Makes a new Paho client in place of the old one (out_main, the link
+ * down): Paho reads our persistence again, and mqtt_persist sets aside
+ * what is over the broker's maximum packet size (see on_connect_success).
+ * What Paho held only in memory (QoS 0 messages, QoS 1 ones whose entry
+ * could not be written) goes with the old client. */
+static int
+rebuild_client(struct ingest *in)
+{
+	if (in->client)
+		MQTTAsync_destroy(&in->client);
+	in->client = NULL;
+	log_notice("MQTT: a new client reads the outbound queue again, without the messages in"
+		   " flight over the broker's maximum packet size");
+	return make_client(in);
 }
 
 /* Executes one command from the queue (out_main, no lock held). */
@@ -1075,12 +1171,23 @@ out_run(struct ingest *in, const struct out_cmd *c)
 	case OUT_CONNECT:
 		if (c->kind == OUT_CONNECT && atomic_load(&in->stopping))
 			break;
+		/* One connect at a time, and none on a live link (ingest_tick
+		 * asks for none then; this holds for a resume too). */
+		if (atomic_load(&in->connecting) || (in->client && MQTTAsync_isConnected(in->client)))
+			break;
+		if ((atomic_exchange(&in->rebuild, 0) || !in->client) && rebuild_client(in) < 0) {
+			atomic_store(&in->connect_failed, 1);
+			break;
+		}
 		if (atomic_load(&in->will_no_retain))
 			in->will.retained = 0;
 		if (atomic_load(&in->will_qos0))
 			in->will.qos = 0;
-		if (MQTTAsync_connect(in->client, &in->conn) != MQTTASYNC_SUCCESS)
+		atomic_store(&in->connecting, mono_ms());
+		if (MQTTAsync_connect(in->client, &in->conn) != MQTTASYNC_SUCCESS) {
 			atomic_store(&in->connect_failed, 1);
+			connect_done(in);
+		}
 		break;
 	case OUT_STOP:
 		do_stop(in, c->timeout_ms);
@@ -1175,7 +1282,10 @@ ingest_resume(struct ingest *in)
 		return;
 	in->paused = 0;
 	in->backoff_ms = 1000;
+	/* A connect that failed during the pause is not this one's. */
 	atomic_store(&in->lost, 0);
+	atomic_store(&in->connect_failed, 0);
+	in->retry_at_ms = 0;
 	out_control(in, OUT_RESUME, 0);
 }
 
@@ -1232,6 +1342,7 @@ ingest_destroy(struct ingest *in)
 	free(in->key_file);
 	free(in->root);
 	free(in->client_id);
+	free(in->uri);
 	free(in);
 }
 
@@ -1293,7 +1404,7 @@ ingest_get_stats(struct ingest *in, struct ingest_stats *ret)
 	ret->persist_read_failed = ps.read_failed;
 	ret->connects = atomic_load(&in->connects);
 	ret->outbound_shortened = atomic_load(&in->shortened);
-	ret->outbound_too_large = atomic_load(&in->too_large);
+	ret->outbound_too_large = atomic_load(&in->too_large) + ps.too_large;
 	ret->broker_max_packet = atomic_load(&in->max_packet);
 }
 

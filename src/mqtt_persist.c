@@ -33,11 +33,47 @@
 #define MAX_ENTRY (256u << 20)	/* Paho's largest packet is 256 MiB */
 #define TMP_PREFIX ".tmp-"
 
+#define MAX_PACKET_FILE ".max_packet"	/* the broker's last maximum packet size */
+#define TOO_LARGE_DIR "too_large"
+
 struct mqtt_persist {
 	char *dir;
-	_Atomic uint64_t written, write_failed, set_aside, read_failed;
+	_Atomic uint64_t written, write_failed, set_aside, read_failed, too_large;
 	_Atomic int last_errno;
+	_Atomic uint32_t max_packet;	/* bytes; 0: none known */
 };
+
+/* A PUBLISH sent and awaiting its PUBACK: Paho's keys "s-N" (MQTT 3) and
+ * "s5-N" (MQTT 5) (MQTTPersistence.h, PERSISTENCE_PUBLISH_SENT); their
+ * data is the packet as sent (MQTTPacket.c, MQTTPacket_sends: fixed
+ * header, Remaining Length, then the rest), so its length is the size
+ * the broker's Maximum Packet Size counts. */
+static int
+is_sent_publish(const char *key)
+{
+	return strncmp(key, "s-", 2) == 0 || strncmp(key, "s5-", 3) == 0;
+}
+
+/* The topic of the PUBLISH packet `data` (`len` bytes, MQTT 5.0 §3.3):
+ * fixed header byte, Remaining Length (1-4 bytes, §1.5.5), 2-byte big
+ * endian topic length, topic. Sets *ret_topic and returns its length, or
+ * 0 when cut. */
+static size_t
+packet_topic(const char *data, size_t len, const char **ret_topic)
+{
+	size_t pos = 1, tlen;
+
+	while (pos < len && pos < 5 && (data[pos] & 0x80))
+		pos++;
+	pos++;
+	if (pos + 2 > len)
+		return 0;
+	tlen = (size_t)(uint8_t)data[pos] << 8 | (uint8_t)data[pos + 1];
+	if (tlen > len - pos - 2)
+		return 0;
+	*ret_topic = data + pos + 2;
+	return tlen;
+}
 
 /* A key becomes a file name: Paho's keys are short ASCII ("c-12",
  * "s5-3"); anything else is refused rather than escaped. */
@@ -113,6 +149,33 @@ set_aside(struct mqtt_persist *p, const char *name)
 		" set aside in %s/broken: that queued alert or notice is lost", name, p->dir, p->dir);
 }
 
+/* Moves the sent PUBLISH `name` (`len` bytes, over the broker's maximum
+ * packet size `max`) to too_large/ (or deletes it when that fails),
+ * counts and logs it: Paho would send it again first at every connect,
+ * and the broker would disconnect us for it every time. */
+static void
+set_aside_too_large(struct mqtt_persist *p, const char *name, const char *data, int len,
+		    uint32_t max)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+	const char *topic = "";
+	size_t tlen = packet_topic(data, (size_t)len, &topic);
+
+	snprintf(from, sizeof(from), "%s/%s", p->dir, name);
+	snprintf(to, sizeof(to), "%s/" TOO_LARGE_DIR, p->dir);
+	if (mkdir(to, 0750) < 0 && errno != EEXIST)
+		to[0] = '\0';
+	else
+		snprintf(to + strlen(to), sizeof(to) - strlen(to), "/%s", name);
+	if (!to[0] || rename(from, to) < 0)
+		unlink(from);
+	atomic_fetch_add(&p->too_large, 1);
+	log_err("outbound MQTT queue: the message in flight on %.*s (%d bytes, entry %s) is over the"
+		" broker's maximum packet size of %u bytes; set aside in %s/" TOO_LARGE_DIR ", not sent"
+		" again (an alert stays in PostgreSQL)", (int)(tlen > 400 ? 400 : tlen), topic, len,
+		name, max, p->dir);
+}
+
 static int
 p_open(void **handle, const char *client_id, const char *uri, void *context)
 {
@@ -148,9 +211,16 @@ p_open(void **handle, const char *client_id, const char *uri, void *context)
 		if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
 			continue;
 		data = read_entry(path, &len);
-		if (data)
+		if (data) {
+			uint32_t max = atomic_load(&p->max_packet);
+
+			/* Paho reads the sent ones back right after this and sends
+			 * them again at the next CONNACK, before we see its limits
+			 * (MQTTAsyncUtils.c, MQTTAsync_completeConnection). */
+			if (max && is_sent_publish(de->d_name) && (uint32_t)len > max)
+				set_aside_too_large(p, de->d_name, data, len, max);
 			MQTTAsync_free(data);
-		else if (errno == EBADMSG)
+		} else if (errno == EBADMSG)
 			set_aside(p, de->d_name);
 	}
 	closedir(d);
@@ -285,7 +355,8 @@ p_keys(void *handle, char ***keys, int *nkeys)
 	while ((de = readdir(d)) != NULL) {
 		size_t len = strlen(de->d_name);
 
-		if (de->d_name[0] == '.' || strcmp(de->d_name, "broken") == 0)
+		if (de->d_name[0] == '.' || strcmp(de->d_name, "broken") == 0 ||
+		    strcmp(de->d_name, TOO_LARGE_DIR) == 0)
 			continue;
 		if (n == cap) {
 			char **nl = MQTTAsync_malloc((size_t)(cap = cap ? cap * 2 : 16) * sizeof(*nl));
@@ -346,10 +417,20 @@ mqtt_persist_create(const char *dir, struct mqtt_persist **ret_persist,
 		    MQTTClient_persistence *ret_paho)
 {
 	struct mqtt_persist *p = calloc(1, sizeof(*p));
+	char path[PATH_MAX];
+	FILE *f;
 
 	if (!p || !(p->dir = strdup(dir))) {
 		free(p);
 		return -ENOMEM;
+	}
+	if (snprintf(path, sizeof(path), "%s/" MAX_PACKET_FILE, dir) < (int)sizeof(path) &&
+	    (f = fopen(path, "re")) != NULL) {
+		unsigned long v;
+
+		if (fscanf(f, "%lu", &v) == 1 && v <= UINT32_MAX)
+			atomic_store(&p->max_packet, (uint32_t)v);
+		fclose(f);
 	}
 	*ret_paho = (MQTTClient_persistence){
 		.context = p, .popen = p_open, .pclose = p_close, .pput = p_put, .pget = p_get,
@@ -369,6 +450,48 @@ mqtt_persist_destroy(struct mqtt_persist *p)
 	free(p);
 }
 
+/* Writes `max` to MAX_PACKET_FILE through a temporary file; a failure is
+ * logged only (the limit then holds until the restart). */
+static void
+save_max_packet(struct mqtt_persist *p, uint32_t max)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	FILE *f;
+
+	if (snprintf(path, sizeof(path), "%s/" MAX_PACKET_FILE, p->dir) >= (int)sizeof(path) ||
+	    snprintf(tmp, sizeof(tmp), "%s/" TMP_PREFIX "max_packet", p->dir) >= (int)sizeof(tmp))
+		return;
+	f = fopen(tmp, "we");
+	if (!f || fprintf(f, "%u\n", max) < 0 || fclose(f) != 0 || rename(tmp, path) < 0) {
+		log_warn("outbound MQTT queue: cannot write %s: %s", path, strerror(errno));
+		if (f)
+			unlink(tmp);
+	}
+}
+
+int
+mqtt_persist_set_max_packet(struct mqtt_persist *p, uint32_t max)
+{
+	DIR *d;
+	struct dirent *de;
+	int over = 0;
+
+	if (atomic_exchange(&p->max_packet, max) != max)
+		save_max_packet(p, max);
+	if (!max || !(d = opendir(p->dir)))
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		char path[PATH_MAX];
+		struct stat st;
+
+		if (is_sent_publish(de->d_name) && path_of(p, de->d_name, path, sizeof(path)) == 0 &&
+		    stat(path, &st) == 0 && st.st_size > HEADER && (uint64_t)st.st_size - HEADER > max)
+			over++;
+	}
+	closedir(d);
+	return over;
+}
+
 void
 mqtt_persist_get_stats(struct mqtt_persist *p, struct mqtt_persist_stats *ret)
 {
@@ -376,5 +499,6 @@ mqtt_persist_get_stats(struct mqtt_persist *p, struct mqtt_persist_stats *ret)
 	ret->write_failed = atomic_load(&p->write_failed);
 	ret->set_aside = atomic_load(&p->set_aside);
 	ret->read_failed = atomic_load(&p->read_failed);
+	ret->too_large = atomic_load(&p->too_large);
 	ret->last_errno = atomic_load(&p->last_errno);
 }

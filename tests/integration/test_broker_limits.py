@@ -17,6 +17,7 @@ timed.
 import json
 import os
 import re
+import signal
 import urllib.request
 
 import harness
@@ -177,4 +178,73 @@ def test_oversized_alert_queued_before_a_restart_is_set_aside(private_env):
     assert connections(env.broker, d.client_id, since) == 1, env.broker.log()[since:]
     assert re.search(r"over the broker's maximum packet size of 400 bytes even shortened;"
                      r" set aside", d.log())
+    assert d.alive()
+
+
+def test_oversized_alert_in_flight_when_the_limit_drops_is_set_aside(private_env):
+    """Review 13, finding 1: an alert already sent and awaiting its PUBACK
+    (Paho's "s5-N" entry) never passes through the check of queued
+    messages: at every reconnect Paho sends it again from memory before the
+    CONNACK's limits reach cordond. The broker is stopped (SIGSTOP) after
+    the PUBLISH left cordond and before its PUBACK, killed, and started
+    again with max_packet_size 400 and the session (saved before with
+    SIGUSR1). Before the fix cordond was disconnected at every reconnect;
+    now the first connect finds the entry over the limit and the next one,
+    with a new client, has it set aside: two connections, then ingestion."""
+    env = private_env
+    bdir = os.path.join(env.dir, "b")
+    os.makedirs(bdir)
+    env.broker = Broker(bdir)
+    env.broker.start()
+    env.pg.start()
+    mport = free_port()
+    ctl_conf = harness.cordonctl_config(env.dir, env.pg.conninfo)
+    harness.cordonctl(ctl_conf, "migrate")
+    hh, person = "H" * 64, "P" * 64
+    csv = os.path.join(env.dir, "households.csv")
+    with open(csv, "w") as f:
+        f.write("household,building,unit,room,size,phone,cards\n%s,1,1,101,2,18012341999,C-1\n" % hh)
+    harness.cordonctl(ctl_conf, "import", "households", csv, "--site", SITE)
+    d = env.cordond({"metrics": {"listen": "127.0.0.1:%d" % mport},
+                     "rules": {"check_grace": "1s"}})
+    # The broker saves our session now (SIGUSR1: write the persistence file).
+    db = os.path.join(bdir, "mosquitto.db")
+    assert not os.path.exists(db)
+    os.kill(env.broker.proc.pid, signal.SIGUSR1)
+    wait_until(lambda: os.path.exists(db), what="the broker's persistence file")
+    outq = os.path.join(env.dir, "spool", "mqtt-out")
+
+    def sent():
+        return [f for f in os.listdir(outq) if f.startswith("s5-")]
+
+    os.kill(env.broker.proc.pid, signal.SIGSTOP)
+    try:
+        env.pg.query("INSERT INTO isolation_orders (site, household, person, starts_at, ends_at,"
+                     " check_interval_s) VALUES (%s, %s, %s, now() - interval '1 day',"
+                     " now() + interval '1 day', 1)", (SITE, hh, person))
+        env.pg.query("NOTIFY cordon_register, %s", (SITE,))
+        # Sent (Paho keeps what awaits a PUBACK as "s5-N") and unanswered.
+        wait_until(lambda: [f for f in sent()
+                            if os.path.getsize(os.path.join(outq, f)) > 16 + 400],
+                   LONG, what=lambda: "an alert over 400 bytes in flight (have %r)"
+                   % os.listdir(outq))
+    finally:
+        os.kill(env.broker.proc.pid, signal.SIGKILL)
+        os.kill(env.broker.proc.pid, signal.SIGCONT)
+        env.broker.proc.wait()
+
+    env.broker = Broker(bdir, port=env.broker.port, extra="max_packet_size 400")
+    since = env.broker.log_size()
+    env.broker.start()
+    publish_many(env.broker.port, sequence_events("lim3", 1000), timeout=LONG)
+    wait_all_stored(env, "lim3", 1000)
+    m = wait_metrics(mport, lambda m: m['cordon_mqtt_outbound_dropped_total{why="too_large"}'] >= 1,
+                     "the alert in flight set aside counted")
+    assert not [f for f in sent() if os.path.getsize(os.path.join(outq, f)) > 16 + 400], \
+        os.listdir(outq)
+    assert os.listdir(os.path.join(outq, "too_large")), "nothing in too_large/"
+    assert re.search(r"is over the broker's maximum packet size of 400 bytes; set aside", d.log())
+    # The first connect sent it again (Paho does before the CONNACK is
+    # ours) and was closed for it; the second, with a new client, stays.
+    assert connections(env.broker, d.client_id, since) == 2, env.broker.log()[since:]
     assert d.alive()
