@@ -833,12 +833,13 @@ ingest_tick(struct ingest *in, int64_t now_ms)
 	}
 }
 
-enum fit { FIT_AS_IS, FIT_CHANGED, FIT_SKIP, FIT_SET_ASIDE };
+enum fit { FIT_AS_IS, FIT_CHANGED, FIT_SET_ASIDE };
 
 /* Makes an outbound PUBLISH obey the broker's limits of the last CONNACK
  * (nothing to do before the first): QoS down to its maximum QoS, retain
- * off when it has none (a retained empty message, which only clears, is
- * then not sent: FIT_SKIP), and a packet over its maximum packet size
+ * off when it has none (a retained empty message, which only clears, then
+ * goes as a plain empty message: a subscriber of alerts/<id> reads it as
+ * "gone"), and a packet over its maximum packet size
  * shortened by in->shorten or else set aside (FIT_SET_ASIDE, counted in
  * too_large and logged with topic, size and limit). A shortened payload
  * is malloc'ed into *ret_owned (the caller frees it). `props_len`: the
@@ -869,10 +870,6 @@ fit_publish(struct ingest *in, const char *topic, size_t topic_len, const void *
 				 " alerts (alerts/<id>) and our online state are sent without retain");
 		*retained = 0;
 		r = FIT_CHANGED;
-		if (*len == 0) {
-			r = FIT_SKIP;
-			goto out;
-		}
 	}
 	size = mqtt_publish_size(topic_len, *len, *qos, props_len);
 	if (!in->limits.max_packet || size <= in->limits.max_packet)
@@ -934,14 +931,13 @@ after_read(void *ctx, char **buffer, int *buflen)
 			p.props_len ? p.props_len : 1, &owned);
 	if (f == FIT_AS_IS)
 		return 0;
-	if (f == FIT_SET_ASIDE || f == FIT_SKIP) {
+	if (f == FIT_SET_ASIDE) {
 		int n = snprintf(notice, sizeof(notice),
-				 "{\"topic\":\"%.*s\",\"bytes\":%zu,\"limit\":%u,\"why\":\"%s\"}",
+				 "{\"topic\":\"%.*s\",\"bytes\":%zu,\"limit\":%u,\"why\":\"too_large\"}",
 				 (int)(p.topic_len > 400 ? 400 : p.topic_len), p.topic,
 				 mqtt_publish_size(p.topic_len, p.payload_len, p.qos,
 						   p.props_len ? p.props_len : 1),
-				 atomic_load(&in->max_packet),
-				 f == FIT_SKIP ? "retain_not_available" : "too_large");
+				 atomic_load(&in->max_packet));
 
 		snprintf(topic, sizeof(topic), "%s/_daemon/%s/set_aside", in->root, in->client_id);
 		p.topic = topic;
@@ -950,6 +946,10 @@ after_read(void *ctx, char **buffer, int *buflen)
 		p.payload_len = n > 0 && (size_t)n < sizeof(notice) ? (size_t)n : 0;
 		p.qos = 0;
 		p.retained = 0;
+		if (p.props_len) {	/* not the original's properties: none */
+			p.props = "";
+			p.props_len = 1;
+		}
 	} else {
 		p.payload = payload;
 		p.payload_len = len;
@@ -1157,7 +1157,7 @@ out_run(struct ingest *in, const struct out_cmd *c)
 		enum fit f = fit_publish(in, c->topic, strlen(c->topic), &payload, &len, &qos,
 					 &retained, 1, &owned);
 
-		if (f != FIT_SET_ASIDE && f != FIT_SKIP &&
+		if (f != FIT_SET_ASIDE &&
 		    send_message(in, c->topic, payload, len, qos, retained, NULL) < 0)
 			log_limited(&in->drop_rl, LOG_LEVEL_ERR,
 				    "Paho refused an outbound message on %s", c->topic);
