@@ -63,6 +63,8 @@ struct seed_alert {
 	int temp_dc;		/* TEMP_NONE when none */
 	int64_t raised_us, updated_us;
 	uint32_t count;
+	uint32_t distinct;	/* an aggregate's distinct subjects, else 0 */
+	char sample[4 * (NORM_ID_MAX + 24)];	/* RULES_SAMPLE_MAX */
 };
 
 struct seed_seen {

@@ -132,7 +132,9 @@ mono_ms(void)
 	return mono_us() / 1000;
 }
 
+static int64_t wall_us(void);
 static void pump(struct daemon *d);
+static void publish_transitions(struct daemon *d, int64_t received_us);
 
 /* Normalizer callbacks: what the register says. */
 static int
@@ -197,16 +199,20 @@ severity_from(const char *s)
 }
 
 /* G3: the open alerts and last-seen times from PostgreSQL, so that timer
- * rules go on across a restart. */
+ * rules go on across a restart. Open alerts past max_open_alerts for a
+ * site and kind (from before the bound, or a bound lowered meanwhile)
+ * fold into the aggregate and are resolved, their retained state cleared. */
 static void
-restore_rule_state(struct daemon *d, const struct registry_seed *seed)
+restore_rule_state(struct daemon *d, const struct registry_snapshot *s)
 {
-	size_t restored = 0;
+	const struct registry_seed *seed = s->seed;
+	size_t restored = 0, folded = 0, nseen = 0;
 
 	for (size_t i = 0; i < seed->nalerts; i++) {
 		const struct seed_alert *sa = &seed->alerts[i];
 		int kind = rules_kind_from_name(sa->kind);
 		struct alert a;
+		int err;
 
 		if (kind < 0)
 			continue;
@@ -229,17 +235,40 @@ restore_rule_state(struct daemon *d, const struct registry_seed *seed)
 		a.raised_us = sa->raised_us;
 		a.updated_us = a.published_us = sa->updated_us;
 		a.count = sa->count;
-		if (rules_restore_alert(d->rules, &a) == 0)
+		a.distinct = sa->distinct;
+		snprintf(a.sample, sizeof(a.sample), "%s", sa->sample);
+		err = rules_restore_alert(d->rules, &a, wall_us(), &d->out);
+		if (err == 0)
 			restored++;
+		else if (err == 1)
+			folded++;
+		else
+			log_err("out of memory restoring alert %s", a.alert_id);
+		if (d->out.n)
+			publish_transitions(d, 0);
 	}
 	for (size_t i = 0; i < seed->nseen; i++) {
 		const struct seed_seen *x = &seed->seen[i];
+		size_t norders = 0;
 
+		/* The rules keep the last-seen times of what the register knows
+		 * only (rules.c): of registered gates and zones, of households
+		 * under an order. */
+		if (strcmp(x->what, "check") == 0)
+			(void)registry_isolations(s, x->site, x->id, &norders);
+		if ((strcmp(x->what, "gate") == 0 && !registry_gate(s, x->site, x->id)) ||
+		    (strcmp(x->what, "zone") == 0 && !registry_zone(s, x->site, x->id)) ||
+		    (strcmp(x->what, "check") == 0 && norders == 0))
+			continue;
+		nseen++;
 		if (rules_restore_seen(d->rules, x->what, x->site, x->id, x->sub, x->at_us) < 0)
 			log_warn("cannot restore %s %s/%s", x->what, x->site, x->id);
 	}
-	log_notice("rule state restored: %zu open alerts, %zu last-seen times", restored,
-		   seed->nseen);
+	if (folded)
+		log_warn("%zu open alerts past [rules] max_open_alerts = %" PRId64 " for their site"
+			 " and kind folded into aggregate alerts (resolved as \"folded\")", folded,
+			 d->cfg->max_open_alerts);
+	log_notice("rule state restored: %zu open alerts, %zu last-seen times", restored, nseen);
 }
 
 /* [site] timezone into snapshot `s`, for the sites without a zone of their
@@ -266,7 +295,7 @@ take_register(struct daemon *d)
 		return;
 	apply_timezone(d, s);
 	if (s->seed) {
-		restore_rule_state(d, s->seed);
+		restore_rule_state(d, s);
 		d->rules_ready = 1;
 	}
 	registry_snapshot_free(d->reg);
@@ -299,6 +328,7 @@ apply_config(struct daemon *d)
 		.hotline_medical_us = d->cfg->hotline_medical_limit * 1000,
 		.hotline_other_us = d->cfg->hotline_other_limit * 1000,
 		.repeat_interval_us = d->cfg->repeat_interval * 1000,
+		.max_open_alerts = d->cfg->max_open_alerts,
 	};
 	if (d->rules)
 		rules_set_config(d->rules, &d->rcfg);

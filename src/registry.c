@@ -372,7 +372,9 @@ fail:
 	" coalesce(household, ''), coalesce(card, ''), coalesce(zone, ''), coalesce(call_id, '')," \
 	" coalesce((temp_c * 10)::int, -32768), (extract(epoch FROM raised_at) * 1e6)::bigint," \
 	" (extract(epoch FROM updated_at) * 1e6)::bigint, count, coalesce(reason, '')," \
-	" coalesce(by_whom, '') FROM alerts WHERE state <> 'resolved'"
+	" coalesce(by_whom, ''), coalesce(distinct_subjects, 0), coalesce(sample, '')" \
+	" FROM alerts WHERE state <> 'resolved'" \
+	" ORDER BY subject = '*' DESC, raised_at, alert_id"
 
 /* The rule state of G3; NULL with err set on failure. */
 static struct registry_seed *
@@ -411,6 +413,8 @@ load_seed(struct registry *r, char *err, size_t errlen)
 		a->count = (uint32_t)strtoul(PQgetvalue(res, row, 15), NULL, 10);
 		snprintf(a->reason, sizeof(a->reason), "%s", PQgetvalue(res, row, 16));
 		snprintf(a->by, sizeof(a->by), "%s", PQgetvalue(res, row, 17));
+		a->distinct = (uint32_t)strtoul(PQgetvalue(res, row, 18), NULL, 10);
+		snprintf(a->sample, sizeof(a->sample), "%s", PQgetvalue(res, row, 19));
 	}
 	PQclear(res);
 	if (!(res = select_rows(r->conn, SEEN_SQL)))

@@ -8,12 +8,22 @@
  *   zones    site|zone -> last disinfection        disinfection_overdue
  *   calls    site|call_id -> struct call           hotline_unresolved
  *   exits    site|household -> struct ring         exit_quota
- * Times of events are their rule time (the receive time when the device
+ * Keys come from what arrives, so each map is bounded: gates, zones and
+ * checks hold only what the register knows (a registered gate or zone, a
+ * household under an isolation order), exits only registered households;
+ * calls at most RULES_CALLS_MAX open urgent calls.
+ *   nopen    site|kind -> open alerts but the aggregate (intptr)
+ *
+ * Bounds: a site holds at most max_open_alerts open alerts of one kind;
+ * the subjects past it fold into one aggregate alert of that site and
+ * kind (subject "*", struct aggregate below), which counts them in a
+ * fixed 1 KiB sketch.  * Times of events are their rule time (the receive time when the device
  * clock is off); timer rules run on the time the caller gives. */
 #include "rules.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +33,10 @@
 
 #define SEP "\x1f"
 #define RING 64
+/* Open urgent calls followed for hotline_unresolved (about 200 bytes
+ * each). Past it a new urgent call is not followed: 10,000 calls open at
+ * once are a flood that the hotline's own system shows better. */
+#define RULES_CALLS_MAX 10000
 
 struct call {
 	int64_t opened_us;
@@ -35,11 +49,38 @@ struct ring {
 	int n;
 };
 
+/* Distinct subjects folded into an aggregate, in 1 KiB whatever their
+ * number: the 32-bit hashes (XXH3) of the first FOLD_EXACT subjects,
+ * counted exactly; past that, a HyperLogLog (Flajolet et al. 2007) of
+ * FOLD_HLL 8-bit registers made from the same hashes: 10 bits of the hash
+ * pick the register, the remaining 22 give the rank. Its standard error
+ * is 1.04 / sqrt(1024) = 3.3 %, with linear counting below 2.5 m. */
+#define FOLD_EXACT 256
+#define FOLD_HLL_BITS 10
+#define FOLD_HLL (1u << FOLD_HLL_BITS)
+
+struct sketch {
+	uint32_t nexact;	/* hashes in exact[], while !dense */
+	bool dense;
+	union {
+		uint32_t exact[FOLD_EXACT];
+		uint8_t hll[FOLD_HLL];
+	} u;
+};
+
+/* An open aggregate alert: the alert first (the maps hold it as one). */
+struct aggregate {
+	struct alert a;
+	int64_t last_us;	/* the last trigger folded into it */
+	uint32_t base;		/* distinct subjects restored (not in the sketch) */
+	struct sketch sk;
+};
+
 struct rules {
 	struct rules_config cfg;
 	int64_t start_us;	/* silence is counted from here at the earliest */
 	int intake_down;
-	struct map alerts, by_id, gates, checks, zones, calls, exits;
+	struct map alerts, by_id, gates, checks, zones, calls, exits, nopen;
 };
 
 static const char *const kind_names[KIND_COUNT] = {
@@ -140,6 +181,7 @@ rules_create(const struct rules_config *cfg, int64_t start_us, struct rules **re
 	map_init(&r->zones);
 	map_init(&r->calls);
 	map_init(&r->exits);
+	map_init(&r->nopen);
 	*ret_rules = r;
 	return 0;
 }
@@ -156,6 +198,7 @@ rules_destroy(struct rules *r)
 	map_finish(&r->zones, NULL);
 	map_finish(&r->calls, free);
 	map_finish(&r->exits, free);
+	map_finish(&r->nopen, NULL);
 	free(r);
 }
 
@@ -222,32 +265,82 @@ find(struct rules *r, enum alert_kind kind, const char *site, const char *subjec
 	return map_get(&r->alerts, key);
 }
 
-/* Raises the alert described by `t` (kind, site, subject, event_key and
- * details), or counts one more trigger of the open one; repeats are
- * published at most once per repeat_interval (rules_tick catches up). */
-static int
-trigger(struct rules *r, struct rules_output *out, const struct alert *t, int64_t now)
+bool
+rules_is_aggregate(const struct alert *a)
 {
-	struct alert *a = find(r, t->kind, t->site, t->subject);
+	return strcmp(a->subject, RULES_AGGREGATE) == 0;
+}
+
+/* Open alerts of a site and kind, the aggregate not counted. */
+static int64_t
+open_count(const struct rules *r, const char *site, enum alert_kind kind)
+{
+	char key[2 * NORM_KEY_MAX];
+
+	key2(key, sizeof(key), site, kind_names[kind]);
+	return (int64_t)(intptr_t)map_get(&r->nopen, key);
+}
+
+/* Counts an alert in or out of its site and kind; 0 or -ENOMEM (never
+ * when counting out). */
+static int
+count_open(struct rules *r, const struct alert *a, int delta)
+{
+	char key[2 * NORM_KEY_MAX];
+	intptr_t n;
+
+	if (rules_is_aggregate(a))
+		return 0;
+	key2(key, sizeof(key), a->site, kind_names[a->kind]);
+	n = (intptr_t)map_get(&r->nopen, key) + delta;
+	if (n <= 0) {
+		map_remove(&r->nopen, key);
+		return 0;
+	}
+	return map_put(&r->nopen, key, (void *)n, NULL);
+}
+
+/* Puts malloc'ed alert `a` into the maps; 0, or -ENOMEM (then it is in
+ * none of them). */
+static int
+link_alert(struct rules *r, struct alert *a)
+{
 	char key[3 * NORM_KEY_MAX];
 	int err;
 
-	if (a) {
-		/* alerts.count is an integer column: it stops at its maximum. */
-		if (a->count < INT32_MAX)
-			a->count++;
-		a->updated_us = now;
-		if (t->severity > a->severity)
-			a->severity = t->severity;
-		if (t->temp_dc != TEMP_NONE)
-			a->temp_dc = t->temp_dc;
-		if (now - a->published_us >= r->cfg.repeat_interval_us)
-			return emit(out, a, "updated", now);
-		return 0;
+	key3(key, sizeof(key), a->site, kind_names[a->kind], a->subject);
+	if ((err = map_put(&r->alerts, key, a, NULL)) < 0)
+		return err;
+	if ((err = map_put(&r->by_id, a->alert_id, a, NULL)) < 0 ||
+	    (err = count_open(r, a, 1)) < 0) {
+		map_remove(&r->alerts, key);
+		map_remove(&r->by_id, a->alert_id);
+		return err;
 	}
-	a = malloc(sizeof(*a));
+	return 0;
+}
+
+static void
+unlink_alert(struct rules *r, struct alert *a)
+{
+	char key[3 * NORM_KEY_MAX];
+
+	key3(key, sizeof(key), a->site, kind_names[a->kind], a->subject);
+	map_remove(&r->alerts, key);
+	map_remove(&r->by_id, a->alert_id);
+	(void)count_open(r, a, -1);
+}
+
+/* A new open alert of `size` bytes (an alert, or an aggregate around
+ * one) from template `t`, raised at `now` and put into the maps. Returns
+ * it, or NULL when out of memory. */
+static struct alert *
+new_alert(struct rules *r, const struct alert *t, size_t size, int64_t now)
+{
+	struct alert *a = calloc(1, size);
+
 	if (!a)
-		return -ENOMEM;
+		return NULL;
 	*a = *t;
 	a->state = ALERT_RAISED;
 	a->count = 1;
@@ -263,13 +356,186 @@ trigger(struct rules *r, struct rules_output *out, const struct alert *t, int64_
 		snprintf(ek, sizeof(ek), "%s@%" PRId64, a->event_key, now);
 		rules_alert_id(a->site, kind_names[a->kind], a->subject, ek, a->alert_id);
 	}
-	key3(key, sizeof(key), a->site, kind_names[a->kind], a->subject);
-	if ((err = map_put(&r->alerts, key, a, NULL)) < 0 ||
-	    (err = map_put(&r->by_id, a->alert_id, a, NULL)) < 0) {
-		map_remove(&r->alerts, key);
+	if (link_alert(r, a) < 0) {
 		free(a);
-		return err;
+		return NULL;
 	}
+	return a;
+}
+
+/* ---- folding: the distinct-subject sketch of an aggregate ---- */
+
+static uint32_t
+subject_hash(const char *subject)
+{
+	return (uint32_t)XXH3_64bits(subject, strlen(subject));
+}
+
+/* Returns whether a register grew. */
+static bool
+hll_add(struct sketch *sk, uint32_t h)
+{
+	uint32_t idx = h >> (32 - FOLD_HLL_BITS);
+	uint32_t rest = h << FOLD_HLL_BITS;
+	uint8_t rank = rest ? (uint8_t)(__builtin_clz(rest) + 1) : 32 - FOLD_HLL_BITS + 1;
+
+	if (rank <= sk->u.hll[idx])
+		return false;
+	sk->u.hll[idx] = rank;
+	return true;
+}
+
+/* Adds a subject's hash; returns whether the sketch changed (a subject
+ * counted before never changes it). */
+static bool
+sketch_add(struct sketch *sk, uint32_t h)
+{
+	if (!sk->dense) {
+		uint32_t copy[FOLD_EXACT];
+
+		for (uint32_t i = 0; i < sk->nexact; i++)
+			if (sk->u.exact[i] == h)
+				return false;
+		if (sk->nexact < FOLD_EXACT) {
+			sk->u.exact[sk->nexact++] = h;
+			return true;
+		}
+		memcpy(copy, sk->u.exact, sizeof(copy));
+		memset(sk->u.hll, 0, sizeof(sk->u.hll));
+		sk->dense = true;
+		for (uint32_t i = 0; i < FOLD_EXACT; i++)
+			hll_add(sk, copy[i]);
+	}
+	return hll_add(sk, h);
+}
+
+/* The distinct subjects added: exact up to FOLD_EXACT, then the
+ * HyperLogLog estimate (linear counting while registers are empty, the
+ * large-range correction of a 32-bit hash near 2^32). */
+static uint32_t
+sketch_count(const struct sketch *sk)
+{
+	const double m = FOLD_HLL, two32 = 4294967296.0;
+	double sum = 0, e;
+	unsigned zeros = 0;
+
+	if (!sk->dense)
+		return sk->nexact;
+	for (uint32_t i = 0; i < FOLD_HLL; i++) {
+		sum += ldexp(1.0, -sk->u.hll[i]);
+		zeros += sk->u.hll[i] == 0;
+	}
+	e = 0.7213 / (1 + 1.079 / m) * m * m / sum;
+	if (e <= 2.5 * m && zeros)
+		e = m * log(m / zeros);
+	else if (e > two32 / 30)
+		e = e >= two32 ? two32 : -two32 * log(1 - e / two32);
+	if (e < FOLD_EXACT)
+		e = FOLD_EXACT;
+	return e >= UINT32_MAX ? UINT32_MAX : (uint32_t)(e + 0.5);
+}
+
+/* Folds `subject` into aggregate `g`; returns whether it was new. */
+static bool
+fold_subject(struct aggregate *g, const char *subject)
+{
+	struct alert *a = &g->a;
+	uint64_t n;
+	size_t len, words = 0;
+
+	if (!sketch_add(&g->sk, subject_hash(subject)))
+		return false;
+	n = (uint64_t)g->base + sketch_count(&g->sk);
+	n = n > UINT32_MAX ? UINT32_MAX : n;
+	if (n > a->distinct)
+		a->distinct = (uint32_t)n;
+	len = strlen(a->sample);
+	for (size_t i = 0; i < len; i++)
+		words += a->sample[i] == ' ';
+	if (len == 0 || words + 1 < RULES_SAMPLE)
+		snprintf(a->sample + len, sizeof(a->sample) - len, "%s%s", len ? " " : "",
+			 subject);
+	return true;
+}
+
+/* Timer rules trigger again on every tick while their condition holds:
+ * such a subject, once folded, is not counted again. */
+static bool
+is_timer_kind(enum alert_kind k)
+{
+	return k == KIND_GATE_SILENT || k == KIND_ISOLATION_OVERDUE ||
+	       k == KIND_DISINFECTION_OVERDUE || k == KIND_HOTLINE_UNRESOLVED;
+}
+
+/* The trigger `t` of a site and kind that has max_open_alerts open: into
+ * the aggregate of that site and kind (raised with it when none is open;
+ * repeats published as trigger() does). */
+static int
+fold(struct rules *r, struct rules_output *out, const struct alert *t, int64_t now)
+{
+	struct aggregate *g = (struct aggregate *)find(r, t->kind, t->site, RULES_AGGREGATE);
+	bool fresh;
+
+	if (!g) {
+		struct alert at;
+
+		memset(&at, 0, sizeof(at));
+		at.kind = t->kind;
+		at.severity = t->severity;
+		at.temp_dc = TEMP_NONE;
+		snprintf(at.site, sizeof(at.site), "%s", t->site);
+		snprintf(at.subject, sizeof(at.subject), "%s", RULES_AGGREGATE);
+		snprintf(at.event_key, sizeof(at.event_key), "%s", t->event_key);
+		g = (struct aggregate *)new_alert(r, &at, sizeof(*g), now);
+		if (!g)
+			return -ENOMEM;
+		g->last_us = now;
+		fold_subject(g, t->subject);
+		return emit(out, &g->a, "raised", now);
+	}
+	fresh = fold_subject(g, t->subject);
+	if (now > g->last_us)
+		g->last_us = now;
+	if (!fresh && is_timer_kind(t->kind))
+		return 0;
+	if (g->a.count < INT32_MAX)
+		g->a.count++;
+	g->a.updated_us = now;
+	if (t->severity > g->a.severity)
+		g->a.severity = t->severity;
+	if (now - g->a.published_us >= r->cfg.repeat_interval_us)
+		return emit(out, &g->a, "updated", now);
+	return 0;
+}
+
+/* Raises the alert described by `t` (kind, site, subject, event_key and
+ * details), or counts one more trigger of the open one; repeats are
+ * published at most once per repeat_interval (rules_tick catches up). A
+ * new subject of a site and kind with max_open_alerts open folds. */
+static int
+trigger(struct rules *r, struct rules_output *out, const struct alert *t, int64_t now)
+{
+	struct alert *a = find(r, t->kind, t->site, t->subject);
+
+	if (a) {
+		/* alerts.count is an integer column: it stops at its maximum. */
+		if (a->count < INT32_MAX)
+			a->count++;
+		a->updated_us = now;
+		if (t->severity > a->severity)
+			a->severity = t->severity;
+		if (t->temp_dc != TEMP_NONE)
+			a->temp_dc = t->temp_dc;
+		if (now - a->published_us >= r->cfg.repeat_interval_us)
+			return emit(out, a, "updated", now);
+		return 0;
+	}
+	if (r->cfg.max_open_alerts > 0 &&
+	    open_count(r, t->site, t->kind) >= r->cfg.max_open_alerts)
+		return fold(r, out, t, now);
+	a = new_alert(r, t, sizeof(*a), now);
+	if (!a)
+		return -ENOMEM;
 	return emit(out, a, "raised", now);
 }
 
@@ -277,7 +543,6 @@ static int
 close_alert(struct rules *r, struct rules_output *out, struct alert *a, const char *reason,
 	    const char *by, int64_t now)
 {
-	char key[3 * NORM_KEY_MAX];
 	int err;
 
 	a->state = ALERT_RESOLVED;
@@ -285,9 +550,7 @@ close_alert(struct rules *r, struct rules_output *out, struct alert *a, const ch
 	snprintf(a->reason, sizeof(a->reason), "%s", reason);
 	snprintf(a->by, sizeof(a->by), "%s", by ? by : "");
 	err = emit(out, a, "resolved", now);
-	key3(key, sizeof(key), a->site, kind_names[a->kind], a->subject);
-	map_remove(&r->alerts, key);
-	map_remove(&r->by_id, a->alert_id);
+	unlink_alert(r, a);
 	free(a);
 	return err;
 }
@@ -466,13 +729,16 @@ gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct ev
 }
 
 static int
-gate_seen(struct rules *r, const struct event *ev, struct rules_output *out)
+gate_seen(struct rules *r, const struct registry_snapshot *reg, const struct event *ev,
+	  struct rules_output *out)
 {
 	char key[3 * NORM_KEY_MAX], subject[RULES_SUBJECT_MAX];
 	int err;
 
+	/* Only registered gates are timed (tick_gates): no other is kept. */
 	key2(key, sizeof(key), ev->site, ev->gate);
-	if ((err = set_seen(&r->gates, key, ev->rule_us)) < 0)
+	if (registry_gate(reg, ev->site, ev->gate) &&
+	    (err = set_seen(&r->gates, key, ev->rule_us)) < 0)
 		return err;
 	snprintf(subject, sizeof(subject), "gate:%s", ev->gate);
 	return resolve(r, out, KIND_GATE_SILENT, ev->site, subject, "message received", ev->rule_us);
@@ -500,18 +766,23 @@ status_rules(struct rules *r, const struct registry_snapshot *reg, const struct 
 }
 
 static int
-check_rules(struct rules *r, const struct event *ev, struct rules_output *out)
+check_rules(struct rules *r, const struct registry_snapshot *reg, const struct event *ev,
+	    struct rules_output *out)
 {
 	char key[3 * NORM_KEY_MAX], psubj[RULES_SUBJECT_MAX], hsubj[RULES_SUBJECT_MAX];
 	const char *subject;
 	struct alert t;
+	size_t norders = 0;
 	int err;
 
+	/* Checks are timed for households under an order (tick_isolation),
+	 * started or not yet: no other is kept. */
+	(void)registry_isolations(reg, ev->site, ev->household, &norders);
 	key3(key, sizeof(key), ev->site, ev->household, ev->person);
-	if ((err = set_seen(&r->checks, key, ev->rule_us)) < 0)
+	if (norders && (err = set_seen(&r->checks, key, ev->rule_us)) < 0)
 		return err;
 	key3(key, sizeof(key), ev->site, ev->household, "");
-	if ((err = set_seen(&r->checks, key, ev->rule_us)) < 0)
+	if (norders && (err = set_seen(&r->checks, key, ev->rule_us)) < 0)
 		return err;
 	snprintf(hsubj, sizeof(hsubj), "household:%s", ev->household);
 	snprintf(psubj, sizeof(psubj), "person:%s", ev->person);
@@ -547,7 +818,7 @@ hotline_rules(struct rules *r, const struct event *ev, struct rules_output *out)
 			       ev->rule_us);
 	}
 	c = map_get(&r->calls, key);
-	if (!c && ev->urgent == 1) {
+	if (!c && ev->urgent == 1 && r->calls.len < RULES_CALLS_MAX) {
 		c = calloc(1, sizeof(*c));
 		if (!c || map_put(&r->calls, key, c, NULL) < 0) {
 			free(c);
@@ -597,16 +868,17 @@ rules_event(struct rules *r, const struct registry_snapshot *reg, const struct e
 
 	switch (ev->type) {
 	case EVENT_GATE:
-		if ((err = gate_seen(r, ev, out)) < 0)
+		if ((err = gate_seen(r, reg, ev, out)) < 0)
 			return err;
 		return gate_rules(r, reg, ev, out);
 	case EVENT_STATUS:
-		if ((err = gate_seen(r, ev, out)) < 0)
+		if ((err = gate_seen(r, reg, ev, out)) < 0)
 			return err;
 		return status_rules(r, reg, ev, out);
 	case EVENT_DISINFECTION:
 		key2(key, sizeof(key), ev->site, ev->zone);
-		if ((err = set_seen(&r->zones, key, ev->rule_us)) < 0)
+		if (registry_zone(reg, ev->site, ev->zone) &&
+		    (err = set_seen(&r->zones, key, ev->rule_us)) < 0)
 			return err;
 		snprintf(subject, sizeof(subject), "zone:%s", ev->zone);
 		return resolve(r, out, KIND_DISINFECTION_OVERDUE, ev->site, subject, "disinfected",
@@ -614,7 +886,7 @@ rules_event(struct rules *r, const struct registry_snapshot *reg, const struct e
 	case EVENT_HOTLINE:
 		return hotline_rules(r, ev, out);
 	case EVENT_CHECK:
-		return check_rules(r, ev, out);
+		return check_rules(r, reg, ev, out);
 	case EVENT_ACK:
 		return ack_rules(r, ev, now_us, out);
 	}
@@ -784,13 +1056,21 @@ tick_alerts(struct rules *r, const struct registry_snapshot *reg, int64_t now,
 		struct alert *a = v;
 		int err;
 
-		if (a->kind == KIND_ISOLATION_OVERDUE &&
+		if (rules_is_aggregate(a)) {
+			/* The flood is over: nothing folded for an hour. */
+			if (now - ((struct aggregate *)a)->last_us >= RULES_FOLD_QUIET_US) {
+				if ((err = close_alert(r, out, a, "nothing folded for 1 h", NULL,
+						       now)) < 0)
+					return err;
+				continue;
+			}
+		} else if (a->kind == KIND_ISOLATION_OVERDUE &&
 		    !under_isolation(reg, a->site, a->household, now)) {
 			if ((err = close_alert(r, out, a, "order ended", NULL, now)) < 0)
 				return err;
 			continue;
 		}
-		if (a->kind == KIND_EXIT_QUOTA) {
+		if (a->kind == KIND_EXIT_QUOTA && !rules_is_aggregate(a)) {
 			char k[3 * NORM_KEY_MAX];
 			const struct ring *ring;
 			int n = 0;
@@ -847,23 +1127,39 @@ rules_backlog(struct rules *r, const char *instance, int trouble, const char *wh
 }
 
 int
-rules_restore_alert(struct rules *r, const struct alert *src)
+rules_restore_alert(struct rules *r, const struct alert *src, int64_t now_us,
+		    struct rules_output *out)
 {
-	char key[3 * NORM_KEY_MAX];
 	struct alert *a;
 	int err;
 
 	if (find(r, src->kind, src->site, src->subject))
 		return 0;
-	a = malloc(sizeof(*a));
-	if (!a)
+	if (!rules_is_aggregate(src) && r->cfg.max_open_alerts > 0 &&
+	    open_count(r, src->site, src->kind) >= r->cfg.max_open_alerts) {
+		struct alert x = *src;
+
+		if ((err = fold(r, out, src, now_us)) < 0)
+			return err;
+		x.state = ALERT_RESOLVED;
+		x.resolved_us = x.updated_us = now_us;
+		snprintf(x.reason, sizeof(x.reason), "folded");
+		x.by[0] = '\0';
+		return (err = emit(out, &x, "resolved", now_us)) < 0 ? err : 1;
+	}
+	if (rules_is_aggregate(src)) {
+		struct aggregate *g = calloc(1, sizeof(*g));
+
+		if (!g)
+			return -ENOMEM;
+		g->base = src->distinct;
+		g->last_us = src->updated_us;
+		a = &g->a;
+	} else if (!(a = malloc(sizeof(*a))))
 		return -ENOMEM;
 	*a = *src;
 	a->published_count = a->count;
-	key3(key, sizeof(key), a->site, kind_names[a->kind], a->subject);
-	if ((err = map_put(&r->alerts, key, a, NULL)) < 0 ||
-	    (err = map_put(&r->by_id, a->alert_id, a, NULL)) < 0) {
-		map_remove(&r->alerts, key);
+	if ((err = link_alert(r, a)) < 0) {
 		free(a);
 		return err;
 	}
@@ -892,7 +1188,7 @@ rules_restore_seen(struct rules *r, const char *what, const char *site, const ch
 		struct call *c;
 
 		key2(key, sizeof(key), site, id);
-		if (map_get(&r->calls, key))
+		if (map_get(&r->calls, key) || r->calls.len >= RULES_CALLS_MAX)
 			return 0;
 		c = calloc(1, sizeof(*c));
 		if (!c || map_put(&r->calls, key, c, NULL) < 0) {
@@ -912,6 +1208,13 @@ rules_restore_seen(struct rules *r, const char *what, const char *site, const ch
 		return 0;
 	}
 	return -EINVAL;
+}
+
+size_t
+rules_entries(const struct rules *r)
+{
+	return r->alerts.len + r->by_id.len + r->gates.len + r->checks.len + r->zones.len +
+	       r->calls.len + r->exits.len + r->nopen.len;
 }
 
 size_t
