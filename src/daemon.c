@@ -38,6 +38,10 @@
 #define TICK_MS 100
 #define STATS_INTERVAL_MS 60000
 #define RULE_STATE_WAIT_MS 5000	/* at start, rules wait this long for G3 state */
+/* Open alerts past max_open_alerts of a site and kind folded at start in
+ * one pass (each pass's are resolved in PostgreSQL before the next is
+ * loaded): what a pass holds in memory is bounded. */
+#define RESTORE_FOLD_STEP 1000
 
 enum { SRC_SIGNAL = 1, SRC_TIMER, SRC_SPOOL, SRC_STORE, SRC_REGISTER };
 
@@ -81,6 +85,7 @@ struct daemon {
 	int64_t last_rules_tick_ms;
 	int64_t db_down_since_ms;	/* 0 while PostgreSQL is up */
 	int rules_ready;		/* rule state restored, or given up on */
+	struct store_batch *reseed_batch;	/* once committed: the next restore pass */
 	struct metrics *metrics;
 	int ready_sent;			/* READY=1 told to systemd */
 	int64_t watchdog_ms, last_watchdog_ms, last_status_ms;
@@ -297,6 +302,10 @@ take_register(struct daemon *d)
 	if (s->seed) {
 		restore_rule_state(d, s);
 		d->rules_ready = 1;
+		/* More open alerts than one pass loads: the next pass once
+		 * this one's folded alerts are resolved in PostgreSQL. */
+		if (s->seed->more)
+			d->reseed_batch = d->filling;
 	}
 	registry_snapshot_free(d->reg);
 	d->reg = s;
@@ -696,6 +705,10 @@ on_committed(struct daemon *d)
 
 	if (!b)
 		return;
+	if (b == d->reseed_batch) {
+		d->reseed_batch = NULL;
+		registry_reseed(d->registry);
+	}
 	if (b->end_pos > d->committed)
 		d->committed = b->end_pos;
 	store_batch_clear(b);
@@ -1333,7 +1346,8 @@ setup(struct daemon *d)
 	sto.instance = d->cfg->mqtt_client_id;
 	sto.spool_id = spool_id(d->spool);
 	sto.topic_root = d->cfg->topic_root;
-	err = registry_create(d->cfg->pg_conninfo, d->cfg->site_timezone, d->regfd, &d->registry);
+	err = registry_create(d->cfg->pg_conninfo, d->cfg->site_timezone, d->regfd,
+			      d->cfg->max_open_alerts + RESTORE_FOLD_STEP, &d->registry);
 	if (err < 0) {
 		log_err("cannot start the register thread: %s", strerror(-err));
 		return err;

@@ -219,3 +219,36 @@ def test_open_alerts_of_an_old_database_fold_at_start(env, ctl):
     assert {t.rsplit("/", 1)[1] for t in held} == {r[0] for r in rows}, sorted(held)
     assert d.alive()
     d.stop()
+
+
+def test_many_open_alerts_fold_in_passes(env, ctl):
+    """2,500 open alerts of one site and kind from before the bound: more
+    than one pass loads (max_open_alerts + 1,000), so they fold in three
+    passes, each loaded once the previous one's are resolved. In the end
+    the oldest 5 are open, the other 2,495 resolved as folded once each,
+    and the aggregate counts them (an estimate past 256: within 10 %)."""
+    site, n = "abp", 2500
+    register_site(env, ctl, site)
+    env.pg.query(
+        "INSERT INTO alerts (alert_id, site, kind, severity, state, subject, event_key,"
+        " raised_at, updated_at, count)"
+        " SELECT 'b' || lpad(to_hex(i), 31, '0'), %s, 'unknown_card', 'warning', 'raised',"
+        " 'card:P-' || i, %s || '/G01/P-' || i, now() - interval '1 day' + i * interval '1 s',"
+        " now() - interval '1 hour', 1 FROM generate_series(1, %s) i", (site, site, n))
+    d = env.cordond({"rules": {"max_open_alerts": str(BOUND), "repeat_interval": "1s"}})
+    wait_until(lambda: env.pg.count("alerts", "site = %s AND state = 'resolved'", (site,))
+               == n - BOUND, LONG, what=lambda: "%d alerts resolved as folded (have %d)" % (
+                   n - BOUND, env.pg.count("alerts", "site = %s AND state = 'resolved'", (site,))))
+    assert env.pg.count("alerts", "site = %s AND reason = 'folded'", (site,)) == n - BOUND
+    assert env.pg.scalar("SELECT count(*) FROM alert_transitions t JOIN alerts a USING (alert_id)"
+                         " WHERE a.site = %s AND t.transition = 'resolved'", (site,)) == n - BOUND
+    assert d.log().count("open alerts past [rules] max_open_alerts") == 3, \
+        d.log().count("open alerts past [rules] max_open_alerts")
+    wait_until(lambda: abs((aggregate_row(env, site) or (0, 0, 0, 0))[3] - (n - BOUND))
+               <= (n - BOUND) / 10, LONG,
+               what=lambda: "the aggregate counting about %d (%r)" % (n - BOUND,
+                                                                       aggregate_row(env, site)))
+    rows = open_rows(env, site)
+    assert sorted(r[1] for r in rows) == ["*"] + sorted("card:P-%d" % i for i in range(1, BOUND + 1))
+    assert d.alive()
+    d.stop()
