@@ -8,17 +8,17 @@
  *   zones    site|zone -> last disinfection        disinfection_overdue
  *   calls    site|call_id -> struct call           hotline_unresolved
  *   exits    site|household -> struct ring         exit_quota
- * Keys come from what arrives, so each map is bounded: gates, zones and
- * checks hold only what the register knows (a registered gate or zone, a
- * household under an isolation order), exits only registered households;
- * calls at most RULES_CALLS_MAX open urgent calls.
  *   nopen    site|kind -> open alerts but the aggregate (intptr)
+ * Times of events are their rule time (the receive time when the device
+ * clock is off); timer rules run on the time the caller gives.
  *
- * Bounds: a site holds at most max_open_alerts open alerts of one kind;
- * the subjects past it fold into one aggregate alert of that site and
- * kind (subject "*", struct aggregate below), which counts them in a
- * fixed 1 KiB sketch.  * Times of events are their rule time (the receive time when the device
- * clock is off); timer rules run on the time the caller gives. */
+ * Bounds. Keys come from what arrives, so each map is bounded: a site
+ * holds at most max_open_alerts open alerts of one kind, the subjects past
+ * it fold into one aggregate alert of that site and kind (subject "*",
+ * struct aggregate below) that counts them in a fixed 1 KiB sketch; gates,
+ * zones and checks hold only what the register knows (a registered gate
+ * or zone, a household under an isolation order), exits only registered
+ * households; calls at most RULES_CALLS_MAX open urgent calls. */
 #include "rules.h"
 
 #include <errno.h>
