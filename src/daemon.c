@@ -86,6 +86,7 @@ struct daemon {
 	int64_t db_down_since_ms;	/* 0 while PostgreSQL is up */
 	int rules_ready;		/* rule state restored, or given up on */
 	struct store_batch *reseed_batch;	/* once committed: the next restore pass */
+	int reseed_due;			/* ... once the outbound queue has drained */
 	struct metrics *metrics;
 	int ready_sent;			/* READY=1 told to systemd */
 	int64_t watchdog_ms, last_watchdog_ms, last_status_ms;
@@ -303,7 +304,8 @@ take_register(struct daemon *d)
 		restore_rule_state(d, s);
 		d->rules_ready = 1;
 		/* More open alerts than one pass loads: the next pass once
-		 * this one's folded alerts are resolved in PostgreSQL. */
+		 * this one's folded alerts are resolved in PostgreSQL (and
+		 * their messages handed on: next_restore_pass). */
 		if (s->seed->more)
 			d->reseed_batch = d->filling;
 	}
@@ -707,7 +709,7 @@ on_committed(struct daemon *d)
 		return;
 	if (b == d->reseed_batch) {
 		d->reseed_batch = NULL;
-		registry_reseed(d->registry);
+		d->reseed_due = 1;
 	}
 	if (b->end_pos > d->committed)
 		d->committed = b->end_pos;
@@ -1099,12 +1101,31 @@ watch_spool(struct daemon *d)
 	}
 }
 
+/* The next pass of the restore (take_register) once this one's folded
+ * alerts are committed and their messages handed to Paho: each pass
+ * queues two messages per alert it folds, and a queue that overflowed
+ * would drop the zero-length retained messages that clear their state. */
+static void
+next_restore_pass(struct daemon *d)
+{
+	struct ingest_stats is;
+
+	if (!d->reseed_due)
+		return;
+	ingest_get_stats(d->ingest, &is);
+	if (is.out_queued >= RESTORE_FOLD_STEP)
+		return;
+	d->reseed_due = 0;
+	registry_reseed(d->registry);
+}
+
 static void
 on_tick(struct daemon *d)
 {
 	int64_t now = mono_ms();
 
 	ingest_tick(d->ingest, now);
+	next_restore_pass(d);
 	watch_spool(d);
 	check_spool_space(d);
 	service_tick(d, now);
