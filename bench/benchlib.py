@@ -108,9 +108,12 @@ class Publishers:
     publisher tops out near 5,000 msg/s here and would be the bottleneck).
     Each exits once the broker has acknowledged its last message."""
 
-    def __init__(self, dir, port, site, count, prefix="S"):
+    def __init__(self, dir, port, site, count, prefix="S", events=None):
+        """events: (topic, payload) pairs to publish instead of
+        sequence_events(site, count)."""
         by_topic = {}
-        for topic, payload in sequence_events(site, count, prefix=prefix):
+        for topic, payload in events if events is not None else \
+                sequence_events(site, count, prefix=prefix):
             by_topic.setdefault(topic, []).append(payload)
         self.dir, self.port, self.procs, self.files, self.threads, self.exits = dir, port, [], [], [], []
         self.last_keys = []     # event key of each publisher's last message

@@ -78,6 +78,8 @@ struct seed_alert {
 	int temp_dc;		/* TEMP_NONE when none */
 	int64_t raised_us, updated_us;
 	uint32_t count;
+	uint32_t distinct;	/* an aggregate's distinct subjects, else 0 */
+	char sample[4 * (NORM_ID_MAX + 24)];	/* RULES_SAMPLE_MAX */
 };
 
 struct seed_seen {
@@ -89,6 +91,7 @@ struct seed_seen {
 struct registry_seed {
 	struct seed_alert *alerts;
 	size_t nalerts;
+	int more;	/* a site and kind has more open alerts than were loaded */
 	struct seed_seen *seen;
 	size_t nseen;
 };
@@ -116,10 +119,18 @@ struct registry_snapshot {
 struct registry;
 
 /* Starts the register thread; `wake_fd` (an eventfd) is written when a
- * new snapshot is ready. default_tz names the zone of unregistered sites. */
+ * new snapshot is ready. default_tz names the zone of unregistered sites.
+ * The first snapshot carries the rule state (seed): of the open alerts,
+ * the aggregates and the oldest `seed_rows` of each site and kind
+ * (seed->more: a site and kind has more; registry_reseed loads the next). */
 int registry_create(const char *conninfo, const char *default_tz, int wake_fd,
-		    struct registry **ret_registry) __attribute__((warn_unused_result));
+		    int64_t seed_rows, struct registry **ret_registry)
+	__attribute__((warn_unused_result));
 void registry_destroy(struct registry *r);
+/* Loads the open alerts again (the next `rows` of a site and kind, once
+ * the ones folded are resolved in PostgreSQL): the next snapshot carries
+ * a seed. */
+void registry_reseed(struct registry *r);
 /* The newest snapshot not taken yet, or NULL; the caller frees it. */
 struct registry_snapshot *registry_take(struct registry *r);
 void registry_snapshot_free(struct registry_snapshot *snap);

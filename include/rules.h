@@ -18,6 +18,7 @@
 #ifndef CORDON_RULES_H
 #define CORDON_RULES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,13 @@
 #include "registry.h"
 
 #define RULES_SUBJECT_MAX (NORM_ID_MAX + 24)
+/* The subject of a site's aggregate alert of one kind: the subjects past
+ * max_open_alerts fold into it (no subject of an event can be "*"). */
+#define RULES_AGGREGATE "*"
+#define RULES_SAMPLE 4			/* subjects an aggregate shows */
+#define RULES_SAMPLE_MAX (RULES_SAMPLE * RULES_SUBJECT_MAX)
+/* An aggregate into which nothing was folded for this long is resolved. */
+#define RULES_FOLD_QUIET_US (3600LL * 1000000)
 
 /* Now, as two clocks read together by the caller: wall_us is
  * CLOCK_REALTIME, microseconds since the epoch (UTC); mono_us is
@@ -49,6 +57,7 @@ struct rules_config {
 	int64_t hotline_medical_us;
 	int64_t hotline_other_us;
 	int64_t repeat_interval_us;
+	int64_t max_open_alerts;	/* per site and kind; past it subjects fold */
 };
 
 enum alert_kind {
@@ -101,6 +110,11 @@ struct alert {
 	uint32_t published_count;	/* count at the last transition */
 	char reason[32];		/* why it was resolved */
 	char by[NORM_ID_MAX + 1];	/* who acked or resolved it */
+	/* An aggregate (subject RULES_AGGREGATE) only: the distinct subjects
+	 * folded into it (exact up to 256, then a HyperLogLog estimate, see
+	 * rules.c), and the first RULES_SAMPLE of them, ' '-separated. */
+	uint32_t distinct;
+	char sample[RULES_SAMPLE_MAX];
 };
 
 /* A transition to publish and store: the alert as it is after it. */
@@ -155,10 +169,17 @@ int rules_client_id_conflict(struct rules *r, const char *instance, int trouble,
 	__attribute__((warn_unused_result));
 
 /* Restores an open alert (from PostgreSQL at start); its times are wall
- * times (its last update is taken as its last publication). Returns 0 or
- * -ENOMEM. */
-int rules_restore_alert(struct rules *r, const struct alert *a, const struct rules_clock *now)
-	__attribute__((warn_unused_result));
+ * times (its last update is taken as its last publication). Past
+ * max_open_alerts for its site and kind (a database from before the
+ * bound), the alert is folded instead: its subject joins the aggregate
+ * (raised in `out` when new) and the alert itself is resolved in `out`
+ * with reason "folded", so that the caller stores that and clears its
+ * retained state. An aggregate is restored with its distinct count and
+ * sample. Returns 0 (restored), 1 (folded) or -ENOMEM. */
+int rules_restore_alert(struct rules *r, const struct alert *a, const struct rules_clock *now,
+			struct rules_output *out) __attribute__((warn_unused_result));
+/* Whether `a` is an aggregate alert (subject RULES_AGGREGATE). */
+bool rules_is_aggregate(const struct alert *a);
 /* Restores the last time something was seen: a gate's message, a
  * disinfection, a check (household, person or ""), an open urgent call
  * (its open time; category), an outward pass of a household. at_us is a
@@ -168,6 +189,10 @@ int rules_restore_alert(struct rules *r, const struct alert *a, const struct rul
 int rules_restore_seen(struct rules *r, const char *what, const char *site, const char *id,
 		       const char *sub, int64_t at_us, const struct rules_clock *now)
 	__attribute__((warn_unused_result));
+
+/* Entries of the rule state (open alerts, last-seen times, calls, exit
+ * rings, counts), for tests and benchmarks of its bound. */
+size_t rules_entries(const struct rules *r);
 
 /* Open alerts, for the retained topic at start and for cordonctl. */
 size_t rules_open_alerts(struct rules *r, const struct alert **ret, size_t max);

@@ -46,11 +46,82 @@ after_colon(const char *subject)
 	return c ? c + 1 : subject;
 }
 
+/* What the subjects of an aggregate of kind k are, in the plural. */
+static const char *
+subjects_noun(enum alert_kind k)
+{
+	switch (k) {
+	case KIND_UNKNOWN_CARD:
+		return "cards";
+	case KIND_SEALED_GATE:
+	case KIND_GATE_SILENT:
+		return "gates";
+	case KIND_DISINFECTION_OVERDUE:
+		return "zones";
+	case KIND_HOTLINE_UNRESOLVED:
+		return "calls";
+	case KIND_EXIT_QUOTA:
+	case KIND_ISOLATION_BREACH:
+		return "households";
+	default:
+		return "subjects";
+	}
+}
+
+/* n with thousands separated by commas: "8,214". */
+static void
+format_count(uint32_t n, char *buf, size_t len)
+{
+	char digits[16];
+	size_t nd = (size_t)snprintf(digits, sizeof(digits), "%u", n), o = 0;
+
+	for (size_t i = 0; i < nd && o + 2 < len; i++) {
+		if (i && (nd - i) % 3 == 0)
+			buf[o++] = ',';
+		buf[o++] = digits[i];
+	}
+	buf[o] = '\0';
+}
+
+/* The sample's subjects without their "card:" prefixes, ", "-separated. */
+static void
+sample_ids(const char *sample, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	buf[0] = '\0';
+	while (*sample && o + 1 < len) {
+		const char *end = strchr(sample, ' ');
+		const char *colon = strchr(sample, ':');
+		size_t n = end ? (size_t)(end - sample) : strlen(sample);
+
+		if (colon && colon < sample + n) {
+			n -= (size_t)(colon + 1 - sample);
+			sample = colon + 1;
+		}
+		o += (size_t)snprintf(buf + o, len - o, "%s%.*s", o ? ", " : "", (int)n, sample);
+		if (o >= len)
+			break;
+		sample += n;
+		while (*sample == ' ')
+			sample++;
+	}
+}
+
 void
 alerts_text(const struct alert *a, char *buf, size_t len)
 {
 	char t[16], who[160];
 
+	if (rules_is_aggregate(a)) {
+		char n[16], ids[RULES_SAMPLE_MAX];
+
+		format_count(a->distinct, n, sizeof(n));
+		sample_ids(a->sample, ids, sizeof(ids));
+		snprintf(buf, len, "%s: %s distinct %s past the bound of open alerts (e.g. %s)",
+			 rules_kind_name(a->kind), n, subjects_noun(a->kind), ids);
+		return;
+	}
 	ids(a, who, sizeof(who));
 	if (a->temp_dc != TEMP_NONE)
 		normalize_format_temp(a->temp_dc, t, sizeof(t));
@@ -169,6 +240,20 @@ alerts_render(const struct alert_transition *tr, const struct registry_snapshot 
 		json_object_set_new(o, "reason", json_string(a->reason));
 	if (a->by[0])
 		json_object_set_new(o, "by", json_string(a->by));
+	if (rules_is_aggregate(a)) {
+		json_t *sample = json_array();
+		const char *p = a->sample;
+
+		while (sample && *p) {
+			size_t n = strcspn(p, " ");
+
+			json_array_append_new(sample, json_stringn(p, n));
+			p += n;
+			p += strspn(p, " ");
+		}
+		json_object_set_new(o, "distinct", json_integer(a->distinct));
+		json_object_set_new(o, "sample", sample ? sample : json_null());
+	}
 	json_object_set_new(o, "text", json_string(text));
 	s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(4));
 	json_decref(o);

@@ -104,6 +104,8 @@ const struct config_key config_keys[] = {
 	  "an urgent call of another category open longer raises hotline_unresolved" },
 	{ "rules", "repeat_interval", KEY_DURATION, OFF(repeat_interval), "60s", 0, 86400000, 1,
 	  "an open alert's repeated triggers are republished at most this often" },
+	{ "rules", "max_open_alerts", KEY_INT, OFF(max_open_alerts), "100", 1, 100000, 1,
+	  "open alerts per site and kind; past it new subjects fold into one aggregate alert" },
 
 	{ "daemon", "shutdown_timeout", KEY_DURATION, OFF(shutdown_timeout), "20s", 0,
 	  3600000, 1,

@@ -39,6 +39,10 @@
 #define TICK_MS 100
 #define STATS_INTERVAL_MS 60000
 #define RULE_STATE_WAIT_MS 5000	/* at start, rules wait this long for G3 state */
+/* Open alerts past max_open_alerts of a site and kind folded at start in
+ * one pass (each pass's are resolved in PostgreSQL before the next is
+ * loaded): what a pass holds in memory is bounded. */
+#define RESTORE_FOLD_STEP 1000
 
 enum { SRC_SIGNAL = 1, SRC_TIMER, SRC_SPOOL, SRC_STORE, SRC_REGISTER };
 
@@ -83,6 +87,8 @@ struct daemon {
 	int64_t last_rules_tick_ms;
 	int64_t db_down_since_ms;	/* 0 while PostgreSQL is up */
 	int rules_ready;		/* rule state restored, or given up on */
+	struct store_batch *reseed_batch;	/* once committed: the next restore pass */
+	int reseed_due;			/* ... once the outbound queue has drained */
 	struct metrics *metrics;
 	int ready_sent;			/* READY=1 told to systemd */
 	int64_t watchdog_ms, last_watchdog_ms, last_status_ms;
@@ -179,6 +185,7 @@ watch_wall_clock(struct daemon *d)
 }
 
 static void pump(struct daemon *d);
+static void publish_transitions(struct daemon *d, int64_t received_us);
 
 /* Normalizer callbacks: what the register says. */
 static int
@@ -243,17 +250,21 @@ severity_from(const char *s)
 }
 
 /* G3: the open alerts and last-seen times from PostgreSQL, so that timer
- * rules go on across a restart. */
+ * rules go on across a restart. Open alerts past max_open_alerts for a
+ * site and kind (from before the bound, or a bound lowered meanwhile)
+ * fold into the aggregate and are resolved, their retained state cleared. */
 static void
-restore_rule_state(struct daemon *d, const struct registry_seed *seed)
+restore_rule_state(struct daemon *d, const struct registry_snapshot *s)
 {
+	const struct registry_seed *seed = s->seed;
 	struct rules_clock now = rules_now();
-	size_t restored = 0;
+	size_t restored = 0, folded = 0, nseen = 0;
 
 	for (size_t i = 0; i < seed->nalerts; i++) {
 		const struct seed_alert *sa = &seed->alerts[i];
 		int kind = rules_kind_from_name(sa->kind);
 		struct alert a;
+		int err;
 
 		if (kind < 0)
 			continue;
@@ -276,22 +287,46 @@ restore_rule_state(struct daemon *d, const struct registry_seed *seed)
 		a.raised_us = sa->raised_us;
 		a.updated_us = sa->updated_us;
 		a.count = sa->count;
-		if (rules_restore_alert(d->rules, &a, &now) == 0)
+		a.distinct = sa->distinct;
+		snprintf(a.sample, sizeof(a.sample), "%s", sa->sample);
+		err = rules_restore_alert(d->rules, &a, &now, &d->out);
+		if (err == 0)
 			restored++;
+		else if (err == 1)
+			folded++;
+		else
+			log_err("out of memory restoring alert %s", a.alert_id);
+		if (d->out.n)
+			publish_transitions(d, 0);
 		/* Open before the restart: over after a quiet period from now. */
-		if (a.kind == KIND_CLIENT_ID_CONFLICT && strncmp(a.subject, "instance:", 9) == 0 &&
+		if (err == 0 && a.kind == KIND_CLIENT_ID_CONFLICT &&
+		    strncmp(a.subject, "instance:", 9) == 0 &&
 		    strcmp(a.subject + 9, d->cfg->mqtt_client_id) == 0)
 			d->conflict.active = 1;
 	}
 	for (size_t i = 0; i < seed->nseen; i++) {
 		const struct seed_seen *x = &seed->seen[i];
+		size_t norders = 0;
 
+		/* The rules keep the last-seen times of what the register knows
+		 * only (rules.c): of registered gates and zones, of households
+		 * under an order. */
+		if (strcmp(x->what, "check") == 0)
+			(void)registry_isolations(s, x->site, x->id, &norders);
+		if ((strcmp(x->what, "gate") == 0 && !registry_gate(s, x->site, x->id)) ||
+		    (strcmp(x->what, "zone") == 0 && !registry_zone(s, x->site, x->id)) ||
+		    (strcmp(x->what, "check") == 0 && norders == 0))
+			continue;
+		nseen++;
 		if (rules_restore_seen(d->rules, x->what, x->site, x->id, x->sub, x->at_us,
 				       &now) < 0)
 			log_warn("cannot restore %s %s/%s", x->what, x->site, x->id);
 	}
-	log_notice("rule state restored: %zu open alerts, %zu last-seen times", restored,
-		   seed->nseen);
+	if (folded)
+		log_warn("%zu open alerts past [rules] max_open_alerts = %" PRId64 " for their site"
+			 " and kind folded into aggregate alerts (resolved as \"folded\")", folded,
+			 d->cfg->max_open_alerts);
+	log_notice("rule state restored: %zu open alerts, %zu last-seen times", restored, nseen);
 }
 
 /* [site] timezone into snapshot `s`, for the sites without a zone of their
@@ -318,8 +353,13 @@ take_register(struct daemon *d)
 		return;
 	apply_timezone(d, s);
 	if (s->seed) {
-		restore_rule_state(d, s->seed);
+		restore_rule_state(d, s);
 		d->rules_ready = 1;
+		/* More open alerts than one pass loads: the next pass once
+		 * this one's folded alerts are resolved in PostgreSQL (and
+		 * their messages handed on: next_restore_pass). */
+		if (s->seed->more)
+			d->reseed_batch = d->filling;
 	}
 	registry_snapshot_free(d->reg);
 	/* The old snapshot's blocks not shared with the new one were the
@@ -357,6 +397,7 @@ apply_config(struct daemon *d)
 		.hotline_medical_us = d->cfg->hotline_medical_limit * 1000,
 		.hotline_other_us = d->cfg->hotline_other_limit * 1000,
 		.repeat_interval_us = d->cfg->repeat_interval * 1000,
+		.max_open_alerts = d->cfg->max_open_alerts,
 	};
 	if (d->rules)
 		rules_set_config(d->rules, &d->rcfg);
@@ -717,6 +758,10 @@ on_committed(struct daemon *d)
 
 	if (!b)
 		return;
+	if (b == d->reseed_batch) {
+		d->reseed_batch = NULL;
+		d->reseed_due = 1;
+	}
 	if (b->end_pos > d->committed)
 		d->committed = b->end_pos;
 	store_batch_clear(b);
@@ -1208,6 +1253,24 @@ watch_spool(struct daemon *d)
 	}
 }
 
+/* The next pass of the restore (take_register) once this one's folded
+ * alerts are committed and their messages handed to Paho: each pass
+ * queues two messages per alert it folds, and a queue that overflowed
+ * would drop the zero-length retained messages that clear their state. */
+static void
+next_restore_pass(struct daemon *d)
+{
+	struct ingest_stats is;
+
+	if (!d->reseed_due)
+		return;
+	ingest_get_stats(d->ingest, &is);
+	if (is.out_queued >= RESTORE_FOLD_STEP)
+		return;
+	d->reseed_due = 0;
+	registry_reseed(d->registry);
+}
+
 static void
 on_tick(struct daemon *d)
 {
@@ -1215,6 +1278,7 @@ on_tick(struct daemon *d)
 
 	ingest_tick(d->ingest, now);
 	watch_wall_clock(d);
+	next_restore_pass(d);
 	watch_spool(d);
 	check_spool_space(d);
 	service_tick(d, now);
@@ -1476,7 +1540,8 @@ setup(struct daemon *d)
 	sto.instance = d->cfg->mqtt_client_id;
 	sto.spool_id = spool_id(d->spool);
 	sto.topic_root = d->cfg->topic_root;
-	err = registry_create(d->cfg->pg_conninfo, d->cfg->site_timezone, d->regfd, &d->registry);
+	err = registry_create(d->cfg->pg_conninfo, d->cfg->site_timezone, d->regfd,
+			      d->cfg->max_open_alerts + RESTORE_FOLD_STEP, &d->registry);
 	if (err < 0) {
 		log_err("cannot start the register thread: %s", strerror(-err));
 		return err;

@@ -16,6 +16,7 @@
 #include "registry.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <libpq-fe.h>
 #include <poll.h>
 #include <pthread.h>
@@ -48,6 +49,8 @@ struct registry {
 	int started;
 	_Atomic int quit;
 	int seeded;		/* the rule state was loaded once */
+	_Atomic int reseed;	/* load the open alerts again (registry_reseed) */
+	_Atomic int64_t seed_rows;	/* open alerts loaded per site and kind */
 	pthread_mutex_t lock;
 	struct registry_snapshot *ready;	/* loaded, not yet taken */
 	uint64_t generation;
@@ -1043,12 +1046,20 @@ fail:
 	" FROM gate_events g JOIN cards c ON c.site = g.site AND c.card = g.card" \
 	" WHERE g.direction = 'out' AND g.ts > now() - interval '7 days' ORDER BY g.ts) e"
 
+/* The open alerts: aggregates first, then the oldest $1 of each site and
+ * kind (the bound, and as many again to fold at most in one pass; the
+ * last column says whether a site and kind has more). */
 #define ALERTS_SQL \
 	"SELECT alert_id, site, kind, severity, state, subject, event_key, coalesce(gate, '')," \
 	" coalesce(household, ''), coalesce(card, ''), coalesce(zone, ''), coalesce(call_id, '')," \
 	" coalesce((temp_c * 10)::int, -32768), (extract(epoch FROM raised_at) * 1e6)::bigint," \
 	" (extract(epoch FROM updated_at) * 1e6)::bigint, count, coalesce(reason, '')," \
-	" coalesce(by_whom, '') FROM alerts WHERE state <> 'resolved'"
+	" coalesce(by_whom, ''), coalesce(distinct_subjects, 0), coalesce(sample, '')," \
+	" (total > $1)::int FROM (SELECT *, row_number() OVER w AS rank, count(*) OVER" \
+	" (PARTITION BY site, kind, subject = '*') AS total FROM alerts" \
+	" WHERE state <> 'resolved' WINDOW w AS (PARTITION BY site, kind, subject = '*'" \
+	" ORDER BY raised_at, alert_id)) a WHERE rank <= $1" \
+	" ORDER BY subject = '*' DESC, raised_at, alert_id"
 
 /* The rule state of G3; NULL with err set on failure. */
 static struct registry_seed *
@@ -1059,8 +1070,15 @@ load_seed(struct registry *r, char *err, size_t errlen)
 
 	if (!seed)
 		return NULL;
-	if (!(res = select_rows(r->conn, ALERTS_SQL)))
-		goto fail;
+	{
+		char limit[24];
+		const char *params[1] = { limit };
+
+		snprintf(limit, sizeof(limit), "%" PRId64, atomic_load(&r->seed_rows));
+		res = PQexecParams(r->conn, ALERTS_SQL, 1, NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			goto fail;
+	}
 	seed->nalerts = (size_t)PQntuples(res);
 	seed->alerts = calloc(seed->nalerts + 1, sizeof(*seed->alerts));
 	if (!seed->alerts)
@@ -1087,6 +1105,10 @@ load_seed(struct registry *r, char *err, size_t errlen)
 		a->count = (uint32_t)strtoul(PQgetvalue(res, row, 15), NULL, 10);
 		snprintf(a->reason, sizeof(a->reason), "%s", PQgetvalue(res, row, 16));
 		snprintf(a->by, sizeof(a->by), "%s", PQgetvalue(res, row, 17));
+		a->distinct = (uint32_t)strtoul(PQgetvalue(res, row, 18), NULL, 10);
+		snprintf(a->sample, sizeof(a->sample), "%s", PQgetvalue(res, row, 19));
+		if (atoi(PQgetvalue(res, row, 20)))
+			seed->more = 1;
 	}
 	PQclear(res);
 	if (!(res = select_rows(r->conn, SEEN_SQL)))
@@ -1162,6 +1184,7 @@ connect_and_load(struct registry *r, int *warned)
 	    db_exec(r->conn, "LISTEN cordon_register", err, sizeof(err)) < 0)
 		goto fail;
 	s = load(r, NULL, 0, err, sizeof(err));
+	atomic_store(&r->reseed, 0);
 	if (s && !r->seeded) {
 		s->seed = load_seed(r, err, sizeof(err));
 		if (!s->seed) {
@@ -1265,7 +1288,22 @@ registry_thread(void *arg)
 			note_site(&dirty, n->extra);
 			PQfreemem(n);
 		}
-		if (dirty.any) {
+		if (atomic_exchange(&r->reseed, 0)) {
+			char err[1024];
+			struct registry_snapshot *s = load(r, NULL, 0, err, sizeof(err));
+
+			if (s && !(s->seed = load_seed(r, err, sizeof(err)))) {
+				registry_snapshot_free(s);
+				s = NULL;
+			}
+			if (s)
+				publish(r, s);
+			else {
+				log_warn("loading the open alerts again failed: %s; retrying", err);
+				atomic_store(&r->reseed, 1);
+				sleep_ms(r, 1000);
+			}
+		} else if (dirty.any) {
 			char err[1024];
 			struct registry_snapshot *s;
 
@@ -1285,7 +1323,7 @@ registry_thread(void *arg)
 }
 
 int
-registry_create(const char *conninfo, const char *default_tz, int wake_fd,
+registry_create(const char *conninfo, const char *default_tz, int wake_fd, int64_t seed_rows,
 		struct registry **ret_registry)
 {
 	struct registry *r = calloc(1, sizeof(*r));
@@ -1294,6 +1332,7 @@ registry_create(const char *conninfo, const char *default_tz, int wake_fd,
 	if (!r)
 		return -ENOMEM;
 	pthread_mutex_init(&r->lock, NULL);
+	atomic_store(&r->seed_rows, seed_rows);
 	r->wake_fd = wake_fd;
 	r->conninfo = strdup(conninfo);
 	r->default_tz = strdup(default_tz);
@@ -1309,6 +1348,12 @@ registry_create(const char *conninfo, const char *default_tz, int wake_fd,
 	r->started = 1;
 	*ret_registry = r;
 	return 0;
+}
+
+void
+registry_reseed(struct registry *r)
+{
+	atomic_store(&r->reseed, 1);
 }
 
 void

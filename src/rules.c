@@ -8,6 +8,7 @@
  *   zones    site|zone -> last disinfection        disinfection_overdue
  *   calls    site|call_id -> struct call           hotline_unresolved
  *   exits    site|household -> struct ring         exit_quota
+ *   nopen    site|kind -> open alerts but the aggregate (intptr)
  *
  * Clocks. Every time kept for a deadline is a monotonic time ("mono":
  * CLOCK_MONOTONIC as the caller gives it, plus MONO_BIAS), and every
@@ -31,11 +32,20 @@
  * disinfection is laid back from the wall clock's now). An alert's times
  * (raised, updated, resolved) are wall times: the event's rule time for
  * alerts that events raise or resolve (a replay yields the same alert id),
- * the caller's wall clock for the timers. */
+ * the caller's wall clock for the timers.
+ *
+ * Bounds. Keys come from what arrives, so each map is bounded: a site
+ * holds at most max_open_alerts open alerts of one kind, the subjects past
+ * it fold into one aggregate alert of that site and kind (subject "*",
+ * struct aggregate below) that counts them in a fixed 1 KiB sketch; gates,
+ * zones and checks hold only what the register knows (a registered gate
+ * or zone, a household under an isolation order), exits only registered
+ * households; calls at most RULES_CALLS_MAX open urgent calls. */
 #include "rules.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +55,10 @@
 
 #define SEP "\x1f"
 #define RING 64
+/* Open urgent calls followed for hotline_unresolved (about 200 bytes
+ * each). Past it a new urgent call is not followed: 10,000 calls open at
+ * once are a flood that the hotline's own system shows better. */
+#define RULES_CALLS_MAX 10000
 
 struct call {
 	int64_t opened_mono;	/* the earliest open */
@@ -62,11 +76,38 @@ struct ring {
  * still positive: 0 in a map means "never". 2^60 us is some 36,000 years. */
 #define MONO_BIAS ((int64_t)1 << 60)
 
+/* Distinct subjects folded into an aggregate, in 1 KiB whatever their
+ * number: the 32-bit hashes (XXH3) of the first FOLD_EXACT subjects,
+ * counted exactly; past that, a HyperLogLog (Flajolet et al. 2007) of
+ * FOLD_HLL 8-bit registers made from the same hashes: 10 bits of the hash
+ * pick the register, the remaining 22 give the rank. Its standard error
+ * is 1.04 / sqrt(1024) = 3.3 %, with linear counting below 2.5 m. */
+#define FOLD_EXACT 256
+#define FOLD_HLL_BITS 10
+#define FOLD_HLL (1u << FOLD_HLL_BITS)
+
+struct sketch {
+	uint32_t nexact;	/* hashes in exact[], while !dense */
+	bool dense;
+	union {
+		uint32_t exact[FOLD_EXACT];
+		uint8_t hll[FOLD_HLL];
+	} u;
+};
+
+/* An open aggregate alert: the alert first (the maps hold it as one). */
+struct aggregate {
+	struct alert a;
+	int64_t last_mono;	/* the last trigger folded into it (mono) */
+	uint32_t base;		/* distinct subjects restored (not in the sketch) */
+	struct sketch sk;
+};
+
 struct rules {
 	struct rules_config cfg;
 	int64_t start_mono;	/* silence is counted from here at the earliest */
 	int intake_down;
-	struct map alerts, by_id, gates, checks, zones, calls, exits;
+	struct map alerts, by_id, gates, checks, zones, calls, exits, nopen;
 };
 
 static const char *const kind_names[KIND_COUNT] = {
@@ -197,6 +238,7 @@ rules_create(const struct rules_config *cfg, const struct rules_clock *now,
 	map_init(&r->zones);
 	map_init(&r->calls);
 	map_init(&r->exits);
+	map_init(&r->nopen);
 	*ret_rules = r;
 	return 0;
 }
@@ -213,6 +255,7 @@ rules_destroy(struct rules *r)
 	map_finish(&r->zones, NULL);
 	map_finish(&r->calls, free);
 	map_finish(&r->exits, free);
+	map_finish(&r->nopen, NULL);
 	free(r);
 }
 
@@ -281,34 +324,82 @@ find(struct rules *r, enum alert_kind kind, const char *site, const char *subjec
 	return map_get(&r->alerts, key);
 }
 
-/* Raises the alert described by `t` (kind, site, subject, event_key and
- * details), or counts one more trigger of the open one; repeats are
- * published at most once per repeat_interval (rules_tick catches up).
- * at->wall_us is the time the alert shows and that joins its id. */
-static int
-trigger(struct rules *r, struct rules_output *out, const struct alert *t,
-	const struct rules_clock *at)
+bool
+rules_is_aggregate(const struct alert *a)
 {
-	struct alert *a = find(r, t->kind, t->site, t->subject);
+	return strcmp(a->subject, RULES_AGGREGATE) == 0;
+}
+
+/* Open alerts of a site and kind, the aggregate not counted. */
+static int64_t
+open_count(const struct rules *r, const char *site, enum alert_kind kind)
+{
+	char key[2 * NORM_KEY_MAX];
+
+	key2(key, sizeof(key), site, kind_names[kind]);
+	return (int64_t)(intptr_t)map_get(&r->nopen, key);
+}
+
+/* Counts an alert in or out of its site and kind; 0 or -ENOMEM (never
+ * when counting out). */
+static int
+count_open(struct rules *r, const struct alert *a, int delta)
+{
+	char key[2 * NORM_KEY_MAX];
+	intptr_t n;
+
+	if (rules_is_aggregate(a))
+		return 0;
+	key2(key, sizeof(key), a->site, kind_names[a->kind]);
+	n = (intptr_t)map_get(&r->nopen, key) + delta;
+	if (n <= 0) {
+		map_remove(&r->nopen, key);
+		return 0;
+	}
+	return map_put(&r->nopen, key, (void *)n, NULL);
+}
+
+/* Puts malloc'ed alert `a` into the maps; 0, or -ENOMEM (then it is in
+ * none of them). */
+static int
+link_alert(struct rules *r, struct alert *a)
+{
 	char key[3 * NORM_KEY_MAX];
 	int err;
 
-	if (a) {
-		/* alerts.count is an integer column: it stops at its maximum. */
-		if (a->count < INT32_MAX)
-			a->count++;
-		a->updated_us = at->wall_us;
-		if (t->severity > a->severity)
-			a->severity = t->severity;
-		if (t->temp_dc != TEMP_NONE)
-			a->temp_dc = t->temp_dc;
-		if (at->mono_us - a->published_mono_us >= r->cfg.repeat_interval_us)
-			return emit(out, a, "updated", at);
-		return 0;
+	key3(key, sizeof(key), a->site, kind_names[a->kind], a->subject);
+	if ((err = map_put(&r->alerts, key, a, NULL)) < 0)
+		return err;
+	if ((err = map_put(&r->by_id, a->alert_id, a, NULL)) < 0 ||
+	    (err = count_open(r, a, 1)) < 0) {
+		map_remove(&r->alerts, key);
+		map_remove(&r->by_id, a->alert_id);
+		return err;
 	}
-	a = malloc(sizeof(*a));
+	return 0;
+}
+
+static void
+unlink_alert(struct rules *r, struct alert *a)
+{
+	char key[3 * NORM_KEY_MAX];
+
+	key3(key, sizeof(key), a->site, kind_names[a->kind], a->subject);
+	map_remove(&r->alerts, key);
+	map_remove(&r->by_id, a->alert_id);
+	(void)count_open(r, a, -1);
+}
+
+/* A new open alert of `size` bytes (an alert, or an aggregate around
+ * one) from template `t`, raised at `at` and put into the maps. Returns
+ * it, or NULL when out of memory. */
+static struct alert *
+new_alert(struct rules *r, const struct alert *t, size_t size, const struct rules_clock *at)
+{
+	struct alert *a = calloc(1, size);
+
 	if (!a)
-		return -ENOMEM;
+		return NULL;
 	*a = *t;
 	a->state = ALERT_RAISED;
 	a->count = 1;
@@ -324,13 +415,189 @@ trigger(struct rules *r, struct rules_output *out, const struct alert *t,
 		snprintf(ek, sizeof(ek), "%s@%" PRId64, a->event_key, at->wall_us);
 		rules_alert_id(a->site, kind_names[a->kind], a->subject, ek, a->alert_id);
 	}
-	key3(key, sizeof(key), a->site, kind_names[a->kind], a->subject);
-	if ((err = map_put(&r->alerts, key, a, NULL)) < 0 ||
-	    (err = map_put(&r->by_id, a->alert_id, a, NULL)) < 0) {
-		map_remove(&r->alerts, key);
+	if (link_alert(r, a) < 0) {
 		free(a);
-		return err;
+		return NULL;
 	}
+	return a;
+}
+
+/* ---- folding: the distinct-subject sketch of an aggregate ---- */
+
+static uint32_t
+subject_hash(const char *subject)
+{
+	return (uint32_t)XXH3_64bits(subject, strlen(subject));
+}
+
+/* Returns whether a register grew. */
+static bool
+hll_add(struct sketch *sk, uint32_t h)
+{
+	uint32_t idx = h >> (32 - FOLD_HLL_BITS);
+	uint32_t rest = h << FOLD_HLL_BITS;
+	uint8_t rank = rest ? (uint8_t)(__builtin_clz(rest) + 1) : 32 - FOLD_HLL_BITS + 1;
+
+	if (rank <= sk->u.hll[idx])
+		return false;
+	sk->u.hll[idx] = rank;
+	return true;
+}
+
+/* Adds a subject's hash; returns whether the sketch changed (a subject
+ * counted before never changes it). */
+static bool
+sketch_add(struct sketch *sk, uint32_t h)
+{
+	if (!sk->dense) {
+		uint32_t copy[FOLD_EXACT];
+
+		for (uint32_t i = 0; i < sk->nexact; i++)
+			if (sk->u.exact[i] == h)
+				return false;
+		if (sk->nexact < FOLD_EXACT) {
+			sk->u.exact[sk->nexact++] = h;
+			return true;
+		}
+		memcpy(copy, sk->u.exact, sizeof(copy));
+		memset(sk->u.hll, 0, sizeof(sk->u.hll));
+		sk->dense = true;
+		for (uint32_t i = 0; i < FOLD_EXACT; i++)
+			hll_add(sk, copy[i]);
+	}
+	return hll_add(sk, h);
+}
+
+/* The distinct subjects added: exact up to FOLD_EXACT, then the
+ * HyperLogLog estimate (linear counting while registers are empty, the
+ * large-range correction of a 32-bit hash near 2^32). */
+static uint32_t
+sketch_count(const struct sketch *sk)
+{
+	const double m = FOLD_HLL, two32 = 4294967296.0;
+	double sum = 0, e;
+	unsigned zeros = 0;
+
+	if (!sk->dense)
+		return sk->nexact;
+	for (uint32_t i = 0; i < FOLD_HLL; i++) {
+		sum += ldexp(1.0, -sk->u.hll[i]);
+		zeros += sk->u.hll[i] == 0;
+	}
+	e = 0.7213 / (1 + 1.079 / m) * m * m / sum;
+	if (e <= 2.5 * m && zeros)
+		e = m * log(m / zeros);
+	else if (e > two32 / 30)
+		e = e >= two32 ? two32 : -two32 * log(1 - e / two32);
+	if (e < FOLD_EXACT)
+		e = FOLD_EXACT;
+	return e >= UINT32_MAX ? UINT32_MAX : (uint32_t)(e + 0.5);
+}
+
+/* Folds `subject` into aggregate `g`; returns whether it was new. */
+static bool
+fold_subject(struct aggregate *g, const char *subject)
+{
+	struct alert *a = &g->a;
+	uint64_t n;
+	size_t len, words = 0;
+
+	if (!sketch_add(&g->sk, subject_hash(subject)))
+		return false;
+	n = (uint64_t)g->base + sketch_count(&g->sk);
+	n = n > UINT32_MAX ? UINT32_MAX : n;
+	if (n > a->distinct)
+		a->distinct = (uint32_t)n;
+	len = strlen(a->sample);
+	for (size_t i = 0; i < len; i++)
+		words += a->sample[i] == ' ';
+	if (len == 0 || words + 1 < RULES_SAMPLE)
+		snprintf(a->sample + len, sizeof(a->sample) - len, "%s%s", len ? " " : "",
+			 subject);
+	return true;
+}
+
+/* Timer rules trigger again on every tick while their condition holds:
+ * such a subject, once folded, is not counted again. */
+static bool
+is_timer_kind(enum alert_kind k)
+{
+	return k == KIND_GATE_SILENT || k == KIND_ISOLATION_OVERDUE ||
+	       k == KIND_DISINFECTION_OVERDUE || k == KIND_HOTLINE_UNRESOLVED;
+}
+
+/* The trigger `t` of a site and kind that has max_open_alerts open: into
+ * the aggregate of that site and kind (raised with it when none is open;
+ * repeats published as trigger() does). */
+static int
+fold(struct rules *r, struct rules_output *out, const struct alert *t,
+     const struct rules_clock *at)
+{
+	struct aggregate *g = (struct aggregate *)find(r, t->kind, t->site, RULES_AGGREGATE);
+	bool fresh;
+
+	if (!g) {
+		struct alert gt;
+
+		memset(&gt, 0, sizeof(gt));
+		gt.kind = t->kind;
+		gt.severity = t->severity;
+		gt.temp_dc = TEMP_NONE;
+		snprintf(gt.site, sizeof(gt.site), "%s", t->site);
+		snprintf(gt.subject, sizeof(gt.subject), "%s", RULES_AGGREGATE);
+		snprintf(gt.event_key, sizeof(gt.event_key), "%s", t->event_key);
+		g = (struct aggregate *)new_alert(r, &gt, sizeof(*g), at);
+		if (!g)
+			return -ENOMEM;
+		g->last_mono = at->mono_us;
+		fold_subject(g, t->subject);
+		return emit(out, &g->a, "raised", at);
+	}
+	fresh = fold_subject(g, t->subject);
+	if (at->mono_us > g->last_mono)
+		g->last_mono = at->mono_us;
+	if (!fresh && is_timer_kind(t->kind))
+		return 0;
+	if (g->a.count < INT32_MAX)
+		g->a.count++;
+	g->a.updated_us = at->wall_us;
+	if (t->severity > g->a.severity)
+		g->a.severity = t->severity;
+	if (at->mono_us - g->a.published_mono_us >= r->cfg.repeat_interval_us)
+		return emit(out, &g->a, "updated", at);
+	return 0;
+}
+
+/* Raises the alert described by `t` (kind, site, subject, event_key and
+ * details), or counts one more trigger of the open one; repeats are
+ * published at most once per repeat_interval (rules_tick catches up). A
+ * new subject of a site and kind with max_open_alerts open folds.
+ * at->wall_us is the time the alert shows and that joins its id. */
+static int
+trigger(struct rules *r, struct rules_output *out, const struct alert *t,
+	const struct rules_clock *at)
+{
+	struct alert *a = find(r, t->kind, t->site, t->subject);
+
+	if (a) {
+		/* alerts.count is an integer column: it stops at its maximum. */
+		if (a->count < INT32_MAX)
+			a->count++;
+		a->updated_us = at->wall_us;
+		if (t->severity > a->severity)
+			a->severity = t->severity;
+		if (t->temp_dc != TEMP_NONE)
+			a->temp_dc = t->temp_dc;
+		if (at->mono_us - a->published_mono_us >= r->cfg.repeat_interval_us)
+			return emit(out, a, "updated", at);
+		return 0;
+	}
+	if (r->cfg.max_open_alerts > 0 &&
+	    open_count(r, t->site, t->kind) >= r->cfg.max_open_alerts)
+		return fold(r, out, t, at);
+	a = new_alert(r, t, sizeof(*a), at);
+	if (!a)
+		return -ENOMEM;
 	return emit(out, a, "raised", at);
 }
 
@@ -338,7 +605,6 @@ static int
 close_alert(struct rules *r, struct rules_output *out, struct alert *a, const char *reason,
 	    const char *by, const struct rules_clock *at)
 {
-	char key[3 * NORM_KEY_MAX];
 	int err;
 
 	a->state = ALERT_RESOLVED;
@@ -346,9 +612,7 @@ close_alert(struct rules *r, struct rules_output *out, struct alert *a, const ch
 	snprintf(a->reason, sizeof(a->reason), "%s", reason);
 	snprintf(a->by, sizeof(a->by), "%s", by ? by : "");
 	err = emit(out, a, "resolved", at);
-	key3(key, sizeof(key), a->site, kind_names[a->kind], a->subject);
-	map_remove(&r->alerts, key);
-	map_remove(&r->by_id, a->alert_id);
+	unlink_alert(r, a);
 	free(a);
 	return err;
 }
@@ -529,15 +793,17 @@ gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct ev
 
 /* A message from the gate: seen when it is processed (tnow). */
 static int
-gate_seen(struct rules *r, const struct event *ev, const struct rules_clock *tnow,
-	  struct rules_output *out)
+gate_seen(struct rules *r, const struct registry_snapshot *reg, const struct event *ev,
+	  const struct rules_clock *tnow, struct rules_output *out)
 {
 	const struct rules_clock at = event_at(ev, tnow);
 	char key[3 * NORM_KEY_MAX], subject[RULES_SUBJECT_MAX];
 	int err;
 
+	/* Only registered gates are timed (tick_gates): no other is kept. */
 	key2(key, sizeof(key), ev->site, ev->gate);
-	if ((err = set_seen(&r->gates, key, tnow->mono_us)) < 0)
+	if (registry_gate(reg, ev->site, ev->gate) &&
+	    (err = set_seen(&r->gates, key, tnow->mono_us)) < 0)
 		return err;
 	snprintf(subject, sizeof(subject), "gate:%s", ev->gate);
 	return resolve(r, out, KIND_GATE_SILENT, ev->site, subject, "message received", &at);
@@ -566,21 +832,25 @@ status_rules(struct rules *r, const struct registry_snapshot *reg, const struct 
 }
 
 static int
-check_rules(struct rules *r, const struct event *ev, const struct rules_clock *tnow,
-	    struct rules_output *out)
+check_rules(struct rules *r, const struct registry_snapshot *reg, const struct event *ev,
+	    const struct rules_clock *tnow, struct rules_output *out)
 {
 	const struct rules_clock at = event_at(ev, tnow);
 	int64_t m = mono_of(tnow, ev->rule_us);
 	char key[3 * NORM_KEY_MAX], psubj[RULES_SUBJECT_MAX], hsubj[RULES_SUBJECT_MAX];
 	const char *subject;
 	struct alert t;
+	size_t norders = 0;
 	int err;
 
+	/* Checks are timed for households under an order (tick_isolation),
+	 * started or not yet: no other is kept. */
+	(void)registry_isolations(reg, ev->site, ev->household, &norders);
 	key3(key, sizeof(key), ev->site, ev->household, ev->person);
-	if ((err = set_seen(&r->checks, key, m)) < 0)
+	if (norders && (err = set_seen(&r->checks, key, m)) < 0)
 		return err;
 	key3(key, sizeof(key), ev->site, ev->household, "");
-	if ((err = set_seen(&r->checks, key, m)) < 0)
+	if (norders && (err = set_seen(&r->checks, key, m)) < 0)
 		return err;
 	snprintf(hsubj, sizeof(hsubj), "household:%s", ev->household);
 	snprintf(psubj, sizeof(psubj), "person:%s", ev->person);
@@ -619,7 +889,7 @@ hotline_rules(struct rules *r, const struct event *ev, const struct rules_clock 
 			       &at);
 	}
 	c = map_get(&r->calls, key);
-	if (!c && ev->urgent == 1) {
+	if (!c && ev->urgent == 1 && r->calls.len < RULES_CALLS_MAX) {
 		c = calloc(1, sizeof(*c));
 		if (!c || map_put(&r->calls, key, c, NULL) < 0) {
 			free(c);
@@ -672,16 +942,17 @@ rules_event(struct rules *r, const struct registry_snapshot *reg, const struct e
 
 	switch (ev->type) {
 	case EVENT_GATE:
-		if ((err = gate_seen(r, ev, &t, out)) < 0)
+		if ((err = gate_seen(r, reg, ev, &t, out)) < 0)
 			return err;
 		return gate_rules(r, reg, ev, &t, out);
 	case EVENT_STATUS:
-		if ((err = gate_seen(r, ev, &t, out)) < 0)
+		if ((err = gate_seen(r, reg, ev, &t, out)) < 0)
 			return err;
 		return status_rules(r, reg, ev, &t, out);
 	case EVENT_DISINFECTION:
 		key2(key, sizeof(key), ev->site, ev->zone);
-		if ((err = set_seen(&r->zones, key, mono_of(&t, ev->rule_us))) < 0)
+		if (registry_zone(reg, ev->site, ev->zone) &&
+		    (err = set_seen(&r->zones, key, mono_of(&t, ev->rule_us))) < 0)
 			return err;
 		snprintf(subject, sizeof(subject), "zone:%s", ev->zone);
 		return resolve(r, out, KIND_DISINFECTION_OVERDUE, ev->site, subject, "disinfected",
@@ -689,7 +960,7 @@ rules_event(struct rules *r, const struct registry_snapshot *reg, const struct e
 	case EVENT_HOTLINE:
 		return hotline_rules(r, ev, &t, out);
 	case EVENT_CHECK:
-		return check_rules(r, ev, &t, out);
+		return check_rules(r, reg, ev, &t, out);
 	case EVENT_ACK:
 		return ack_rules(r, ev, &t, out);
 	}
@@ -867,13 +1138,22 @@ tick_alerts(struct rules *r, const struct registry_snapshot *reg, const struct r
 		struct alert *a = v;
 		int err;
 
-		if (a->kind == KIND_ISOLATION_OVERDUE &&
-		    !under_isolation(reg, a->site, a->household, now->wall_us)) {
+		if (rules_is_aggregate(a)) {
+			/* The flood is over: nothing folded for an hour. */
+			if (now->mono_us - ((struct aggregate *)a)->last_mono >=
+			    RULES_FOLD_QUIET_US) {
+				if ((err = close_alert(r, out, a, "nothing folded for 1 h", NULL,
+						       now)) < 0)
+					return err;
+				continue;
+			}
+		} else if (a->kind == KIND_ISOLATION_OVERDUE &&
+			   !under_isolation(reg, a->site, a->household, now->wall_us)) {
 			if ((err = close_alert(r, out, a, "order ended", NULL, now)) < 0)
 				return err;
 			continue;
 		}
-		if (a->kind == KIND_EXIT_QUOTA) {
+		if (a->kind == KIND_EXIT_QUOTA && !rules_is_aggregate(a)) {
 			char k[3 * NORM_KEY_MAX];
 			const struct ring *ring;
 			int n = 0;
@@ -952,25 +1232,41 @@ rules_client_id_conflict(struct rules *r, const char *instance, int trouble, con
 }
 
 int
-rules_restore_alert(struct rules *r, const struct alert *src, const struct rules_clock *now)
+rules_restore_alert(struct rules *r, const struct alert *src, const struct rules_clock *now,
+		    struct rules_output *out)
 {
 	const struct rules_clock t = clock_in(now);
-	char key[3 * NORM_KEY_MAX];
 	struct alert *a;
 	int err;
 
 	if (find(r, src->kind, src->site, src->subject))
 		return 0;
-	a = malloc(sizeof(*a));
-	if (!a)
+	if (!rules_is_aggregate(src) && r->cfg.max_open_alerts > 0 &&
+	    open_count(r, src->site, src->kind) >= r->cfg.max_open_alerts) {
+		struct alert x = *src;
+
+		if ((err = fold(r, out, src, &t)) < 0)
+			return err;
+		x.state = ALERT_RESOLVED;
+		x.resolved_us = x.updated_us = t.wall_us;
+		snprintf(x.reason, sizeof(x.reason), "folded");
+		x.by[0] = '\0';
+		return (err = emit(out, &x, "resolved", &t)) < 0 ? err : 1;
+	}
+	if (rules_is_aggregate(src)) {
+		struct aggregate *g = calloc(1, sizeof(*g));
+
+		if (!g)
+			return -ENOMEM;
+		g->base = src->distinct;
+		g->last_mono = mono_of(&t, src->updated_us);
+		a = &g->a;
+	} else if (!(a = malloc(sizeof(*a))))
 		return -ENOMEM;
 	*a = *src;
 	a->published_count = a->count;
 	a->published_mono_us = mono_of(&t, src->updated_us);
-	key3(key, sizeof(key), a->site, kind_names[a->kind], a->subject);
-	if ((err = map_put(&r->alerts, key, a, NULL)) < 0 ||
-	    (err = map_put(&r->by_id, a->alert_id, a, NULL)) < 0) {
-		map_remove(&r->alerts, key);
+	if ((err = link_alert(r, a)) < 0) {
 		free(a);
 		return err;
 	}
@@ -1001,7 +1297,7 @@ rules_restore_seen(struct rules *r, const char *what, const char *site, const ch
 		struct call *c;
 
 		key2(key, sizeof(key), site, id);
-		if (map_get(&r->calls, key))
+		if (map_get(&r->calls, key) || r->calls.len >= RULES_CALLS_MAX)
 			return 0;
 		c = calloc(1, sizeof(*c));
 		if (!c || map_put(&r->calls, key, c, NULL) < 0) {
@@ -1021,6 +1317,13 @@ rules_restore_seen(struct rules *r, const char *what, const char *site, const ch
 		return 0;
 	}
 	return -EINVAL;
+}
+
+size_t
+rules_entries(const struct rules *r)
+{
+	return r->alerts.len + r->by_id.len + r->gates.len + r->checks.len + r->zones.len +
+	       r->calls.len + r->exits.len + r->nopen.len;
 }
 
 size_t

@@ -547,6 +547,10 @@ create_staging(struct store *s)
 		snprintf(what, sizeof(what), "CREATE TEMP TABLE stage_%s", all[i].table);
 		err = exec_sql(s, sql, what);
 	}
+	if (!err)
+		err = exec_sql(s, "CREATE TEMP TABLE stage_alert_rows (seq integer, transition text,"
+			       " LIKE alerts INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
+			       "CREATE TEMP TABLE stage_alert_rows");
 	return err;
 }
 
@@ -746,24 +750,41 @@ opt_text(const char *s)
 	return s[0] ? s : NULL;
 }
 
-/* One alert transition: the alert's row as it is after it (a resolved
- * alert is never reopened by a replay), and the transition itself.
- * `escaped`: text made valid UTF-8 first (a reason cut inside a
- * character). Returns 0, or as step_failed(), or -ENOMEM. */
-static int
-write_alert(struct store *s, const struct alert_transition *t, bool escaped)
-{
-	const struct alert *a = &t->a;
-	char raised[40], updated[40], resolved[40], count[16], temp[16];
-	const char *v[19];
-	char *copies[19];
-	int err;
+#define ALERT_COLUMNS \
+	"alert_id, site, kind, severity, state, subject, event_key, gate, household, card," \
+	" zone, call_id, temp_c, raised_at, updated_at, resolved_at, count, reason, by_whom," \
+	" distinct_subjects, sample"
+#define ALERT_NCOLS 21
+/* The text columns of ALERT_COLUMNS: 0, 1, 5..11, 17, 18, 20. */
+#define ALERT_TEXT_COLS 0x160fe3u
 
-	normalize_format_time(a->raised_us, raised, sizeof(raised));
-	normalize_format_time(a->updated_us, updated, sizeof(updated));
-	normalize_format_time(a->resolved_us, resolved, sizeof(resolved));
-	snprintf(count, sizeof(count), "%u", a->count);
-	normalize_format_temp(a->temp_dc, temp, sizeof(temp));
+/* What an alert row is updated with (a resolved row never changes: a
+ * replay does not reopen it). */
+#define ALERT_UPSERT \
+	" ON CONFLICT (alert_id) DO UPDATE SET severity = excluded.severity," \
+	" state = excluded.state, temp_c = excluded.temp_c," \
+	" updated_at = excluded.updated_at, resolved_at = excluded.resolved_at," \
+	" count = excluded.count, reason = excluded.reason, by_whom = excluded.by_whom," \
+	" distinct_subjects = excluded.distinct_subjects, sample = excluded.sample" \
+	" WHERE alerts.state <> 'resolved'"
+
+/* Text for an alert's row, in ALERT_COLUMNS order (NULL: SQL NULL). */
+struct alert_row {
+	char raised[40], updated[40], resolved[40], count[16], temp[16], distinct[16];
+	const char *v[ALERT_NCOLS];
+};
+
+static void
+alert_row(const struct alert *a, struct alert_row *row)
+{
+	const char **v = row->v;
+
+	normalize_format_time(a->raised_us, row->raised, sizeof(row->raised));
+	normalize_format_time(a->updated_us, row->updated, sizeof(row->updated));
+	normalize_format_time(a->resolved_us, row->resolved, sizeof(row->resolved));
+	snprintf(row->count, sizeof(row->count), "%u", a->count);
+	snprintf(row->distinct, sizeof(row->distinct), "%u", a->distinct);
+	normalize_format_temp(a->temp_dc, row->temp, sizeof(row->temp));
 	v[0] = a->alert_id;
 	v[1] = a->site;
 	v[2] = rules_kind_name(a->kind);
@@ -776,58 +797,110 @@ write_alert(struct store *s, const struct alert_transition *t, bool escaped)
 	v[9] = opt_text(a->card);
 	v[10] = opt_text(a->zone);
 	v[11] = opt_text(a->call_id);
-	v[12] = a->temp_dc != TEMP_NONE ? temp : NULL;
-	v[13] = raised;
-	v[14] = updated;
-	v[15] = a->resolved_us ? resolved : NULL;
-	v[16] = count;
+	v[12] = a->temp_dc != TEMP_NONE ? row->temp : NULL;
+	v[13] = row->raised;
+	v[14] = row->updated;
+	v[15] = a->resolved_us ? row->resolved : NULL;
+	v[16] = row->count;
 	v[17] = opt_text(a->reason);
 	v[18] = opt_text(a->by);
-	/* every text column: 0, 1, 5..11, 17, 18 */
-	if (escaped && escape_values(v, 19, 0x60fe3u, copies) < 0)
+	v[19] = rules_is_aggregate(a) ? row->distinct : NULL;
+	v[20] = rules_is_aggregate(a) ? a->sample : NULL;
+}
+
+/* One alert transition: the alert's row as it is after it (a resolved
+ * alert is never reopened by a replay), and the transition itself. Two
+ * round trips: for the row pass (write_alerts_rowwise) only.
+ * `escaped`: text made valid UTF-8 first (a reason cut inside a
+ * character). Returns 0, or as step_failed(), or -ENOMEM. */
+static int
+write_alert(struct store *s, const struct alert_transition *t, bool escaped)
+{
+	const struct alert *a = &t->a;
+	struct alert_row row;
+	const char **v = row.v;
+	char *copies[ALERT_NCOLS];
+	int err;
+
+	alert_row(a, &row);
+	if (escaped && escape_values(v, ALERT_NCOLS, ALERT_TEXT_COLS, copies) < 0)
 		return no_memory(s, "alert upsert");
 	err = exec_params(s,
-		"INSERT INTO alerts (alert_id, site, kind, severity, state, subject, event_key,"
-		" gate, household, card, zone, call_id, temp_c, raised_at, updated_at,"
-		" resolved_at, count, reason, by_whom) VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
-		" $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
-		" ON CONFLICT (alert_id) DO UPDATE SET severity = excluded.severity,"
-		" state = excluded.state, temp_c = excluded.temp_c,"
-		" updated_at = excluded.updated_at, resolved_at = excluded.resolved_at,"
-		" count = excluded.count, reason = excluded.reason, by_whom = excluded.by_whom"
-		" WHERE alerts.state <> 'resolved'",
-		19, v, NULL, NULL, "alert upsert");
+		"INSERT INTO alerts (" ALERT_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
+		" $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)" ALERT_UPSERT,
+		ALERT_NCOLS, v, NULL, NULL, "alert upsert");
 	if (!err) {
-		v[1] = t->what;
-		v[2] = count;
-		v[3] = updated;
-		v[4] = rules_severity_name(a->severity);
-		v[5] = v[18];
-		v[6] = v[17];
+		const char *tv[7] = { v[0], t->what, v[16], v[14],
+				      rules_severity_name(a->severity), v[18], v[17] };
+
 		err = exec_params(s,
 			"INSERT INTO alert_transitions (alert_id, transition, count, at, severity,"
 			" by_whom, reason) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-			" ON CONFLICT DO NOTHING", 7, v, NULL, NULL, "alert transition");
+			" ON CONFLICT DO NOTHING", 7, tv, NULL, NULL, "alert transition");
 	}
 	if (escaped)
-		free_values(copies, 19);
+		free_values(copies, ALERT_NCOLS);
 	return err;
+}
+
+/* The batch's alert transitions in two round trips whatever their number:
+ * one COPY into the session's stage_alert_rows (in order, numbered), then
+ * one statement that upserts each alert's last row and one that inserts
+ * every transition. The same rows as write_alert() one after the other:
+ * within a batch an alert's identity does not change, and the last
+ * transition carries its final state. Returns 0, or as step_failed(), or
+ * -ENOMEM. */
+static int
+write_alerts_batched(struct store *s, const struct store_batch *b)
+{
+	static const struct table_desc stage = {
+		.table = "alerts", .columns = "seq, transition, " ALERT_COLUMNS,
+		.ncols = ALERT_NCOLS + 2,
+	};
+
+	s->copylen = 0;
+	for (size_t i = 0; i < b->nalerts; i++) {
+		struct alert_row row;
+		char seq[24];
+
+		if (buf_reserve(s, 2 * sizeof(struct alert) + 512) < 0)
+			return no_memory(s, "formatting the alerts");
+		alert_row(&b->alerts[i].a, &row);
+		snprintf(seq, sizeof(seq), "%zu", i);
+		put_field(s, seq, '\t');
+		put_field(s, b->alerts[i].what, '\t');
+		for (int c = 0; c < ALERT_NCOLS; c++)
+			put_field(s, row.v[c], c == ALERT_NCOLS - 1 ? '\n' : '\t');
+	}
+	if (s->copylen == 0)
+		return 0;
+	{
+		int err = copy_rows(s, &stage, "", "stage_alert_rows");
+
+		if (err < 0)
+			return err;
+	}
+	return exec_sql(s,
+		"INSERT INTO alerts (" ALERT_COLUMNS ") SELECT DISTINCT ON (alert_id) "
+		ALERT_COLUMNS " FROM stage_alert_rows ORDER BY alert_id, seq DESC" ALERT_UPSERT ";"
+		" INSERT INTO alert_transitions (alert_id, transition, count, at, severity, by_whom,"
+		" reason) SELECT alert_id, transition, count, updated_at, severity, by_whom, reason"
+		" FROM stage_alert_rows ORDER BY seq ON CONFLICT DO NOTHING",
+		"insert into alerts");
 }
 
 /* The batch's alert transitions; `rowwise`: each behind a savepoint, and
  * one refused for its data again with its text escaped (held if refused
- * even so). Returns 0, or as step_failed(). */
+ * even so); else all at once (write_alerts_batched). Returns 0, or as
+ * step_failed(). */
 static int
 write_alerts(struct store *s, const struct store_batch *b, bool rowwise)
 {
+	if (!rowwise)
+		return write_alerts_batched(s, b);
 	for (size_t i = 0; i < b->nalerts; i++) {
 		int err;
 
-		if (!rowwise) {
-			if ((err = write_alert(s, &b->alerts[i], false)) < 0)
-				return err;
-			continue;
-		}
 		if ((err = exec_sql(s, "SAVEPOINT alert", NULL)) < 0)
 			return err;
 		err = write_alert(s, &b->alerts[i], false);

@@ -707,7 +707,7 @@ def test_sigkill_during_fever_burst(private_env):
     e.broker.start()
     e.pg.start()
     site, n = "akl", 200
-    d = e.cordond()
+    d = e.cordond({"rules": {"max_open_alerts": "1000"}})   # 200 open fevers, none folded
     wait_loaded(d)
     msgs = [gate_event(site, "G%02d" % (i % 4 + 1), "K%d-%04d" % (r, i), card="C-%04d" % i,
                        person="P-%04d" % i, temp_c=38.0 + (i % 9) / 10)

@@ -73,6 +73,7 @@ OBSERVED = {
     "rules.hotline_medical_limit": ("start+sighup", "test_rules_and_site_keys", "20m: an urgent medical call open 25 min is unresolved; 40m: one open 30 min is not"),
     "rules.hotline_other_limit": ("start+sighup", "test_rules_and_site_keys", "20m: an urgent call open 30 min is unresolved; 40m: open 30 min is not, 40 min is"),
     "rules.repeat_interval": ("start+sighup", "test_rules_and_site_keys", "0s: a second trigger 30 s later is published as updated; 1h: a third is not"),
+    "rules.max_open_alerts": ("start+sighup", "test_rules_and_site_keys", "10: the 11th unknown card of a site folds into the aggregate; 11 by SIGHUP: the 12th opens its own alert, the 13th folds"),
     "daemon.shutdown_timeout": ("start+sighup", "test_rules_and_site_keys, test_spool_store_service_keys", "1s at start, 1h then 1s by SIGHUP: with PostgreSQL locked, SIGTERM ends cordond within 15 s ('shutdown deadline reached')"),
     "metrics.listen": ("start", "test_spool_store_service_keys", "/metrics answers on that port"),
     "log.level": ("start+sighup", "test_spool_store_service_keys", "debug: a debug line (a COPY refused for a redelivered row); warning by SIGHUP: an alert's notice line is gone, a reject's warning is there"),
@@ -94,7 +95,8 @@ CHANGED = {
     "rules.check_interval": "11h", "rules.check_grace": "2h", "rules.silence_timeout": "6m",
     "rules.exit_quota": "3", "rules.exit_window": "47h", "rules.disinfection_interval": "5h",
     "rules.hotline_medical_limit": "31m", "rules.hotline_other_limit": "5h",
-    "rules.repeat_interval": "61s", "daemon.shutdown_timeout": "21s",
+    "rules.repeat_interval": "61s", "rules.max_open_alerts": "99",
+    "daemon.shutdown_timeout": "21s",
     "metrics.listen": "127.0.0.1:1", "log.level": "debug",
 }
 
@@ -506,7 +508,7 @@ def test_rules_and_site_keys(env):
                   "check_interval": "2h", "check_grace": "0s", "silence_timeout": "2s",
                   "exit_quota": "1", "exit_window": "30m", "disinfection_interval": "30m",
                   "hotline_medical_limit": "20m", "hotline_other_limit": "20m",
-                  "repeat_interval": "0s"},
+                  "repeat_interval": "0s", "max_open_alerts": "10"},
         "daemon": {"shutdown_timeout": "1s"},
         "metrics": {"listen": "off"},
         "log": {"level": "info"},
@@ -530,6 +532,10 @@ def test_rules_and_site_keys(env):
         f.write("household,building,unit,room,size,phone,cards\n")
         f.writelines("H%d,1,1,10%d,2,,K%d\n" % (i, i, i) for i in range(1, 9))
     ctl("import", "households", csv, "--site", "kr")
+    csv = os.path.join(work, "kb.csv")
+    with open(csv, "w") as f:
+        f.write("household,building,unit,room,size,phone,cards\n1,1,1,101,2,,KB-1\n")
+    ctl("import", "households", csv, "--site", "kb")
     ctl("site", "add", "kz", "--timezone", daytime_zone())
     ctl("zone", "add", "kz", "Z1")
     ctl("zone", "add", "kz", "Z2")
@@ -566,6 +572,8 @@ def test_rules_and_site_keys(env):
         pub(env, "cordon/kz/disinfection/Z1", {"id": "D-1", "ts": ago(minutes=50)})
         call(env, "kr", "CM1", ago(minutes=25), "medical")
         call(env, "kr", "CO1", ago(minutes=30), "food")
+        for i in range(1, 12):
+            gate(env, "kb", "G1", "UK-%d" % i, card="U%d" % i)
 
         # [site] timezone: New York, for an unregistered site and one without a zone
         assert stored(pg, "ku/G1/TZ-1")[0] == 1581895920
@@ -599,6 +607,11 @@ def test_rules_and_site_keys(env):
         # [rules] hotline limits = 20m
         wait_alert(pg, "kr", "hotline_unresolved", "call:CM1")
         wait_alert(pg, "kr", "hotline_unresolved", "call:CO1")
+        # [rules] max_open_alerts = 10: U11 folds into the aggregate
+        agg = wait_alert(pg, "kb", "unknown_card", "*")
+        assert agg[0][0] == "raised", agg
+        assert [len(alerts(pg, "kb", "unknown_card", "card:U%d" % i)) for i in range(1, 12)] \
+            == [1] * 10 + [0]
 
         # ---- phase 2: SIGHUP
         config["site"].update(timezone="Asia/Tokyo", max_clock_skew="3h")
@@ -606,7 +619,7 @@ def test_rules_and_site_keys(env):
                                check_interval="1m", check_grace="3h", silence_timeout="1h",
                                exit_quota="2", exit_window="2h", disinfection_interval="2h",
                                hotline_medical_limit="40m", hotline_other_limit="40m",
-                               repeat_interval="1h")
+                               repeat_interval="1h", max_open_alerts="11")
         reload(d, config)
         assert "sites without a time zone of their own now use Asia/Tokyo" in d.log()
         loads = d.log().count("register loaded")
@@ -628,6 +641,8 @@ def test_rules_and_site_keys(env):
         gate(env, "kr", "G2", "EX-7", card="K3", direction="out", ts=ago(minutes=50))
         gate(env, "kr", "G2", "EX-8", card="K3", direction="out", ts=ago(minutes=1))
         gate(env, "kr", "G2", "EX-9", card="K3", direction="out")
+        for i in (12, 13):
+            gate(env, "kb", "G1", "UK-%d" % i, card="U%d" % i)
         gate(env, "kr", "G2", "FV-5", temp_c=38.1, person="PC")     # control of the event rules
         pub(env, "cordon/kr/gate/G1/status", {"state": "online"})    # G1 speaks again
         pub(env, "cordon/kz/disinfection/Z2", {"id": "D-2", "ts": ago(minutes=50)})
@@ -643,6 +658,9 @@ def test_rules_and_site_keys(env):
         # event rules, against the control PC (handled after all of them)
         assert wait_alert(pg, "kr", "fever", "person:PC")[0][1] == "critical"
         assert alerts(pg, "kr", "fever", "person:PA") == []                # fever_c 37.8
+        assert len(alerts(pg, "kb", "unknown_card", "card:U12")) == 1      # max_open_alerts 11
+        assert alerts(pg, "kb", "unknown_card", "card:U13") == []
+        assert len(alerts(pg, "kb", "unknown_card", "*")) == 1
         assert alerts(pg, "kr", "fever", "person:PB")[0][1] == "warning"   # critical_c 38.0
         assert alerts(pg, "kr", "fever", "person:PR2")[0][0] == "raised"   # recheck_window 10m
         assert pg.scalar("SELECT count(*) FROM alert_transitions t JOIN alerts a USING (alert_id)"

@@ -321,7 +321,7 @@ restore_alert(struct fx *f, const struct alert *a)
 {
 	struct rules_clock now = clk(f, T0);
 
-	return rules_restore_alert(f->r, a, &now);
+	return rules_restore_alert(f->r, a, &now, &f->out);
 }
 
 static void
@@ -337,6 +337,9 @@ restore_seen(struct fx *f, const char *what, const char *site, const char *id,
 static const struct alert_transition *
 only(struct fx *f, enum alert_kind kind, const char *what)
 {
+	for (size_t i = 0; f->out.n != 1 && i < f->out.n; i++)
+		print_message("transition %zu: %s %s %s\n", i, rules_kind_name(f->out.t[i].a.kind),
+			      f->out.t[i].what, f->out.t[i].a.subject);
 	assert_int_equal(f->out.n, 1);
 	assert_int_equal(f->out.t[0].a.kind, kind);
 	assert_string_equal(f->out.t[0].what, what);
@@ -1486,6 +1489,332 @@ monotonic_origin_after_a_boot(void **state)
 	rules_destroy(r);
 }
 
+/* ---- the bound on open alerts (issue 13, point 5) ---- */
+
+/* The open alert of a kind and subject at a site, or NULL. */
+static const struct alert *
+open_alert(struct fx *f, const char *site, enum alert_kind kind, const char *subject)
+{
+	const struct alert *a[256];
+	size_t n = rules_open_alerts(f->r, a, 256);
+
+	for (size_t i = 0; i < n; i++)
+		if (a[i]->kind == kind && strcmp(a[i]->site, site) == 0 &&
+		    strcmp(a[i]->subject, subject) == 0)
+			return a[i];
+	return NULL;
+}
+
+static size_t
+open_of(struct fx *f, const char *site, enum alert_kind kind)
+{
+	const struct alert *a[256];
+	size_t n = rules_open_alerts(f->r, a, 256), k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		k += a[i]->kind == kind && strcmp(a[i]->site, site) == 0;
+	return k;
+}
+
+static void
+unknown_card(struct fx *f, const char *site, unsigned i, int64_t at)
+{
+	char card[32];
+	struct event ev;
+
+	snprintf(card, sizeof(card), "X-%05u", i);
+	ev = gate_ev(f, site, "G01", card, "", DIR_IN, TEMP_NONE, at);
+	apply(f, &ev);
+}
+
+/* 200 distinct unknown cards with max_open_alerts = 5: five alerts, then
+ * one aggregate that counts the other 195 exactly and shows four. */
+static void
+fold_past_the_bound(void **state)
+{
+	struct fx *f = *state;
+	const struct alert *g;
+	char agg_id[33];
+
+	f->cfg.max_open_alerts = 5;
+	set_config(f);
+	add_household(f->reg, "s1", "3-2-401");
+	add_card(f->reg, "s1", "C-0412", "3-2-401", 0);
+	add_household(f->reg, "s2", "1-1-101");
+	add_card(f->reg, "s2", "C-1", "1-1-101", 0);
+	for (unsigned i = 0; i < 5; i++) {
+		unknown_card(f, "s1", i, T0 + i);
+		only(f, KIND_UNKNOWN_CARD, "raised");
+	}
+	unknown_card(f, "s1", 5, T0 + 5);
+	only(f, KIND_UNKNOWN_CARD, "raised");
+	g = &f->out.t[0].a;
+	assert_string_equal(g->subject, RULES_AGGREGATE);
+	assert_int_equal(g->distinct, 1);
+	assert_int_equal(g->count, 1);
+	assert_string_equal(g->sample, "card:X-00005");
+	assert_string_equal(g->card, "");
+	assert_true(rules_is_aggregate(g));
+	snprintf(agg_id, sizeof(agg_id), "%s", g->alert_id);
+	/* within repeat_interval: counted, not published */
+	for (unsigned i = 6; i < 200; i++) {
+		unknown_card(f, "s1", i, T0 + i);
+		none(f);
+	}
+	assert_int_equal(open_of(f, "s1", KIND_UNKNOWN_CARD), 6);
+	g = open_alert(f, "s1", KIND_UNKNOWN_CARD, RULES_AGGREGATE);
+	assert_non_null(g);
+	assert_int_equal(g->distinct, 195);
+	assert_int_equal(g->count, 195);
+	assert_string_equal(g->sample, "card:X-00005 card:X-00006 card:X-00007 card:X-00008");
+	/* a folded card again: one more trigger, no more distinct; an open
+	 * card again: its own alert */
+	unknown_card(f, "s1", 100, T0 + 2 * S);
+	none(f);
+	unknown_card(f, "s1", 2, T0 + 3 * S);
+	none(f);
+	assert_int_equal(open_alert(f, "s1", KIND_UNKNOWN_CARD, "card:X-00002")->count, 2);
+	g = open_alert(f, "s1", KIND_UNKNOWN_CARD, RULES_AGGREGATE);
+	assert_int_equal(g->distinct, 195);
+	assert_int_equal(g->count, 196);
+	/* the repeats are published after repeat_interval */
+	tick(f, T0 + 61 * S);
+	assert_int_equal(f->out.n, 2);	/* X-00002's repeat, and the aggregate's */
+	{
+		const struct alert_transition *t = &f->out.t[rules_is_aggregate(&f->out.t[0].a) ? 0 : 1];
+
+		assert_string_equal(t->what, "updated");
+		assert_string_equal(t->a.alert_id, agg_id);
+		assert_int_equal(t->a.distinct, 195);
+	}
+	/* the bound is per site and per kind */
+	unknown_card(f, "s2", 1, T0 + 62 * S);
+	only(f, KIND_UNKNOWN_CARD, "raised");
+	assert_string_equal(f->out.t[0].a.subject, "card:X-00001");
+	{
+		struct event ev = gate_ev(f, "s1", "G01", "X-00199", "", DIR_IN, 380, T0 + 63 * S);
+
+		apply(f, &ev);
+		/* its unknown_card is folded (a repeat: no output), its fever not */
+		only(f, KIND_FEVER, "raised");
+	}
+	/* an individual alert resolved makes room for a new subject */
+	rules_output_clear(&f->out);
+	{
+		struct event ev = ack_ev(f, "s1", open_alert(f, "s1", KIND_UNKNOWN_CARD,
+							     "card:X-00000")->alert_id,
+					 ACK_RESOLVE, "op-1", T0 + 64 * S);
+
+		apply(f, &ev);
+		only(f, KIND_UNKNOWN_CARD, "resolved");
+	}
+	unknown_card(f, "s1", 1000, T0 + 65 * S);
+	only(f, KIND_UNKNOWN_CARD, "raised");
+	assert_string_equal(f->out.t[0].a.subject, "card:X-01000");
+	assert_int_equal(open_of(f, "s1", KIND_UNKNOWN_CARD), 6);
+}
+
+/* The aggregate is resolved once nothing was folded into it for an hour;
+ * the next folded subject raises a new one. */
+static void
+aggregate_resolved_when_quiet(void **state)
+{
+	struct fx *f = *state;
+	char first[33];
+
+	f->cfg.max_open_alerts = 1;
+	set_config(f);
+	add_household(f->reg, "s1", "3-2-401");
+	add_card(f->reg, "s1", "C-0412", "3-2-401", 0);
+	unknown_card(f, "s1", 0, T0);
+	unknown_card(f, "s1", 1, T0 + S);
+	only(f, KIND_UNKNOWN_CARD, "raised");
+	snprintf(first, sizeof(first), "%s", f->out.t[0].a.alert_id);
+	unknown_card(f, "s1", 1, T0 + 30 * MIN);	/* a repeat keeps it open */
+	tick(f, T0 + 30 * MIN + HOUR - 1);
+	assert_int_equal(f->out.n, 0);
+	tick(f, T0 + 30 * MIN + HOUR);
+	only(f, KIND_UNKNOWN_CARD, "resolved");
+	assert_string_equal(f->out.t[0].a.alert_id, first);
+	assert_string_equal(f->out.t[0].a.reason, "nothing folded for 1 h");
+	assert_int_equal(open_of(f, "s1", KIND_UNKNOWN_CARD), 1);
+	unknown_card(f, "s1", 2, T0 + 2 * HOUR);
+	only(f, KIND_UNKNOWN_CARD, "raised");
+	assert_true(rules_is_aggregate(&f->out.t[0].a));
+	assert_string_not_equal(f->out.t[0].a.alert_id, first);
+	assert_int_equal(f->out.t[0].a.distinct, 1);
+}
+
+/* Past 256 subjects the count is a HyperLogLog estimate: within 10 % of
+ * 100,000 (3.3 % standard error; the hash is fixed, so is the result). */
+static void
+fold_estimate_of_a_flood(void **state)
+{
+	struct fx *f = *state;
+	const struct alert *g;
+
+	f->cfg.max_open_alerts = 5;
+	set_config(f);
+	add_household(f->reg, "s1", "3-2-401");
+	add_card(f->reg, "s1", "C-0412", "3-2-401", 0);
+	for (unsigned i = 0; i < 100005; i++)
+		unknown_card(f, "s1", i, T0 + i);
+	assert_int_equal(open_of(f, "s1", KIND_UNKNOWN_CARD), 6);
+	g = open_alert(f, "s1", KIND_UNKNOWN_CARD, RULES_AGGREGATE);
+	assert_non_null(g);
+	print_message("100,000 distinct subjects folded: estimated %u\n", g->distinct);
+	assert_in_range(g->distinct, 90000, 110000);
+	assert_int_equal(g->count, 100000);
+	/* just past the exact part: still close */
+	rules_destroy(f->r);
+	assert_int_equal(rules_create(&f->cfg, (struct rules_clock[]){ clk(f, T0) }, &f->r), 0);
+	for (unsigned i = 0; i < 5 + 300; i++)
+		unknown_card(f, "s1", i, T0 + i);
+	g = open_alert(f, "s1", KIND_UNKNOWN_CARD, RULES_AGGREGATE);
+	assert_in_range(g->distinct, 285, 315);
+}
+
+/* A timer rule fires again on every tick: a folded subject counts once. */
+static void
+fold_timer_kind(void **state)
+{
+	struct fx *f = *state;
+	const struct alert *g;
+
+	f->cfg.max_open_alerts = 1;
+	set_config(f);
+	add_gate(f->reg, "s1", "G01", 0, 1);
+	add_gate(f->reg, "s1", "G02", 0, 1);
+	add_gate(f->reg, "s1", "G03", 0, 1);
+	tick(f, T0 + 6 * MIN);
+	assert_int_equal(f->out.n, 2);	/* G01, and the aggregate of G02 and G03 */
+	for (int i = 0; i < 10; i++)
+		tick(f, T0 + 7 * MIN + i * 2 * MIN);
+	g = open_alert(f, "s1", KIND_GATE_SILENT, RULES_AGGREGATE);
+	assert_non_null(g);
+	assert_int_equal(g->distinct, 2);
+	assert_int_equal(g->count, 2);
+	assert_string_equal(g->sample, "gate:G02 gate:G03");
+	/* still silent after an hour: the ticks keep it open */
+	tick(f, T0 + 6 * MIN + 2 * HOUR);
+	assert_non_null(open_alert(f, "s1", KIND_GATE_SILENT, RULES_AGGREGATE));
+}
+
+/* Restoring 4 open alerts with a bound of 2 (a database from before the
+ * bound): two restored, two folded into a new aggregate and resolved. An
+ * aggregate restored goes on from its count. */
+static void
+restore_respects_the_bound(void **state)
+{
+	struct fx *f = *state;
+	struct alert a;
+	const struct alert *g;
+
+	f->cfg.max_open_alerts = 2;
+	set_config(f);
+	memset(&a, 0, sizeof(a));
+	a.kind = KIND_UNKNOWN_CARD;
+	a.severity = SEVERITY_WARNING;
+	a.state = ALERT_RAISED;
+	a.temp_dc = TEMP_NONE;
+	snprintf(a.site, sizeof(a.site), "s1");
+	a.raised_us = a.updated_us = T0 - MIN;
+	a.count = 1;
+	for (int i = 0; i < 4; i++) {
+		snprintf(a.subject, sizeof(a.subject), "card:R-%d", i);
+		snprintf(a.event_key, sizeof(a.event_key), "s1/G01/%d", i);
+		rules_alert_id("s1", "unknown_card", a.subject, a.event_key, a.alert_id);
+		rules_output_clear(&f->out);
+		assert_int_equal(restore_alert(f, &a), i < 2 ? 0 : 1);
+		if (i < 2) {
+			none(f);
+			continue;
+		}
+		/* the aggregate raised (once), the alert resolved as folded */
+		assert_int_equal(f->out.n, i == 2 ? 2 : 1);
+		assert_string_equal(f->out.t[f->out.n - 1].what, "resolved");
+		assert_string_equal(f->out.t[f->out.n - 1].a.alert_id, a.alert_id);
+		assert_string_equal(f->out.t[f->out.n - 1].a.reason, "folded");
+		if (i == 2) {
+			assert_string_equal(f->out.t[0].what, "raised");
+			assert_true(rules_is_aggregate(&f->out.t[0].a));
+		}
+	}
+	assert_int_equal(open_of(f, "s1", KIND_UNKNOWN_CARD), 3);
+	g = open_alert(f, "s1", KIND_UNKNOWN_CARD, RULES_AGGREGATE);
+	assert_int_equal(g->distinct, 2);
+	assert_string_equal(g->sample, "card:R-2 card:R-3");
+
+	/* an aggregate from PostgreSQL */
+	rules_destroy(f->r);
+	assert_int_equal(rules_create(&f->cfg, (struct rules_clock[]){ clk(f, T0) }, &f->r), 0);
+	snprintf(a.subject, sizeof(a.subject), "%s", RULES_AGGREGATE);
+	snprintf(a.sample, sizeof(a.sample), "card:Q-1 card:Q-2");
+	rules_alert_id("s1", "unknown_card", a.subject, a.event_key, a.alert_id);
+	a.distinct = 10;
+	a.count = 12;
+	assert_int_equal(restore_alert(f, &a), 0);
+	add_household(f->reg, "s1", "3-2-401");
+	add_card(f->reg, "s1", "C-0412", "3-2-401", 0);
+	unknown_card(f, "s1", 0, T0 + S);
+	unknown_card(f, "s1", 1, T0 + 2 * S);
+	only(f, KIND_UNKNOWN_CARD, "raised");	/* X-00001: the second slot */
+	unknown_card(f, "s1", 2, T0 + 3 * S);
+	only(f, KIND_UNKNOWN_CARD, "updated");	/* folded: published at once, last out a min ago */
+	assert_string_equal(f->out.t[0].a.alert_id, a.alert_id);
+	assert_int_equal(f->out.t[0].a.distinct, 11);
+	assert_int_equal(f->out.t[0].a.count, 13);
+	assert_string_equal(f->out.t[0].a.sample, "card:Q-1 card:Q-2 card:X-00002");
+}
+
+/* What arrives cannot grow the rule state: 10,000 messages from
+ * unregistered gates, zones, households and urgent calls with distinct
+ * ids leave it bounded (registered ones are kept as before). */
+static void
+seen_state_bounded(void **state)
+{
+	struct fx *f = *state;
+	size_t base;
+	struct event ev;
+
+	add_gate(f->reg, "s1", "G01", 0, 1);
+	add_zone(f->reg, "s1", "Z1", 0);
+	add_order(f->reg, "s1", "3-2-401", "", T0 - HOUR, T0 + 48 * HOUR, 0);
+	ev = gate_ev(f, "s1", "G01", "", "", DIR_IN, TEMP_NONE, T0);
+	apply(f, &ev);
+	ev = ev_base(f, EVENT_DISINFECTION, "s1", T0);
+	snprintf(ev.zone, sizeof(ev.zone), "Z1");
+	apply(f, &ev);
+	ev = check_ev(f, "s1", "3-2-401", "", 365, "", T0);
+	apply(f, &ev);
+	base = rules_entries(f->r);
+	assert_int_equal(base, 3);	/* the gate, the zone, the household's check */
+	for (int i = 0; i < 10000; i++) {
+		char id[32];
+
+		snprintf(id, sizeof(id), "U-%05d", i);
+		ev = gate_ev(f, "s1", id, "", "", DIR_IN, TEMP_NONE, T0 + i);
+		apply(f, &ev);
+		ev = status_ev(f, "s1", id, STATE_ONLINE, T0 + i);
+		apply(f, &ev);
+		ev = ev_base(f, EVENT_DISINFECTION, "s1", T0 + i);
+		snprintf(ev.zone, sizeof(ev.zone), "%s", id);
+		apply(f, &ev);
+		ev = check_ev(f, "s1", id, "P-1", 365, "", T0 + i);
+		apply(f, &ev);
+	}
+	assert_int_equal(rules_entries(f->r), base);
+	/* urgent calls: at most 10,000 followed */
+	for (int i = 0; i < 10500; i++) {
+		char id[32];
+
+		snprintf(id, sizeof(id), "CALL-%05d", i);
+		ev = hotline_ev(f, "s1", id, CALL_OPEN, "other", 1, T0 + i);
+		apply(f, &ev);
+	}
+	assert_int_equal(rules_entries(f->r), base + 10000);
+}
+
 static void
 names(void **state)
 {
@@ -1545,6 +1874,12 @@ main(void)
 		T(repeat_interval_across_wall_steps),
 		T(restored_times_after_the_clock_was_set_back),
 		T(monotonic_origin_after_a_boot),
+		T(fold_past_the_bound),
+		T(aggregate_resolved_when_quiet),
+		T(fold_estimate_of_a_flood),
+		T(fold_timer_kind),
+		T(restore_respects_the_bound),
+		T(seen_state_bounded),
 		cmocka_unit_test(names),
 	};
 
