@@ -10,9 +10,11 @@
  * (its id, and its household's id shared with the household entry; the
  * two flags in the top bits), a household 20 (id, building, unit, room,
  * size); building, unit and room strings are interned within the block.
- * A block is built, then sealed (arrays and pool cut to size) and never
- * changed again; snapshots share blocks by reference count, so a reload
- * of one site costs one site's block. */
+ * The register thread builds a block, then seals it (arrays and pool cut
+ * to size) and never changes it again; snapshots share blocks by reference
+ * count, so a reload of one site costs one site's block. Blocks that tests
+ * and tools build with registry_snapshot_add_*() stay unsealed (never
+ * shared). */
 #include "registry.h"
 
 #include <errno.h>
@@ -414,8 +416,10 @@ registry_snapshot_add_household(struct registry_snapshot *s, const char *site,
 
 	if (!b)
 		return -ENOMEM;
+	/* Not sealed: the block keeps its room to grow and its intern table
+	 * (sealing after every add made n adds copy the block n times and
+	 * stored every building, unit and room again). */
 	err = block_add_household(b, household, building, unit, room, size);
-	block_seal(b);
 	if (err == 0)
 		s->nhouseholds++;
 	return err;
@@ -431,7 +435,6 @@ registry_snapshot_add_card(struct registry_snapshot *s, const char *site, const 
 	if (!b)
 		return -ENOMEM;
 	err = block_add_card(b, card, household, revoked, extra);
-	block_seal(b);
 	if (err == 0)
 		s->ncards++;
 	return err;
