@@ -149,9 +149,13 @@ int registry_snapshot_set_default_tz(struct registry_snapshot *s, const char *de
 
 /* Adds a household, or a card, to a snapshot that is not shared yet (one
  * of registry_snapshot_empty(): tests and tools build registers this way;
- * the register thread builds its blocks the same way in bulk). Strings are
- * copied (any length, any bytes but NUL); a card names its household by
- * id, registered or not; `size` is clamped to 0..255. Returns 0, -EEXIST
+ * the register thread appends rows in bulk and sorts each block once).
+ * Strings are copied (any length, any bytes but NUL), building, unit and
+ * room interned within the site's block; a card names its household by
+ * id, registered or not; `size` is clamped to 0..255. Such blocks keep
+ * their building form (room to grow, the intern table): an add in id
+ * order costs O(1) amortized, one out of order also moves the site's
+ * entries after it. Returns 0, -EEXIST
  * (that site already has that household or card; nothing changed),
  * -E2BIG (the site's strings passed 1 GiB) or -ENOMEM. */
 int registry_snapshot_add_household(struct registry_snapshot *s, const char *site,

@@ -10,9 +10,11 @@
  * (its id, and its household's id shared with the household entry; the
  * two flags in the top bits), a household 20 (id, building, unit, room,
  * size); building, unit and room strings are interned within the block.
- * A block is built, then sealed (arrays and pool cut to size) and never
- * changed again; snapshots share blocks by reference count, so a reload
- * of one site costs one site's block. */
+ * The register thread builds a block, then seals it (arrays and pool cut
+ * to size) and never changes it again; snapshots share blocks by reference
+ * count, so a reload of one site costs one site's block. Blocks that tests
+ * and tools build with registry_snapshot_add_*() stay unsealed (never
+ * shared). */
 #include "registry.h"
 
 #include <errno.h>
@@ -417,8 +419,10 @@ registry_snapshot_add_household(struct registry_snapshot *s, const char *site,
 
 	if (!b)
 		return -ENOMEM;
+	/* Not sealed: the block keeps its room to grow and its intern table
+	 * (sealing after every add made n adds copy the block n times and
+	 * stored every building, unit and room again). */
 	err = block_add_household(b, household, building, unit, room, size);
-	block_seal(b);
 	if (err == 0)
 		s->nhouseholds++;
 	return err;
@@ -434,7 +438,6 @@ registry_snapshot_add_card(struct registry_snapshot *s, const char *site, const 
 	if (!b)
 		return -ENOMEM;
 	err = block_add_card(b, card, household, revoked, extra);
-	block_seal(b);
 	if (err == 0)
 		s->ncards++;
 	return err;
@@ -800,7 +803,8 @@ stream(struct registry *r, struct registry_snapshot *s, const char *sql, const c
 /* Reads the households and cards of `sites` (all when NULL) into blocks of
  * snapshot s, row by row (libpq's single-row mode: no result ever holds
  * the whole register), then takes the blocks of the other sites from
- * r->blocks. 0, or -1 with err set. */
+ * r->blocks (the caller has checked r->blocks_valid). 0, or -1 with err
+ * set. */
 static int
 load_blocks(struct registry *r, struct registry_snapshot *s, char *const *sites, size_t nsites,
 	    char *err, size_t errlen)
@@ -846,10 +850,6 @@ load_blocks(struct registry *r, struct registry_snapshot *s, char *const *sites,
 	}
 	if (failed || !sites)
 		return failed ? -1 : 0;
-	if (!r->blocks_valid) {
-		snprintf(err, errlen, "no earlier load to start from");
-		return -1;
-	}
 
 	/* The other sites: the blocks of the last load, shared; both lists are
 	 * in site order. */
@@ -893,14 +893,14 @@ drop_blocks(struct registry *r)
 }
 
 /* r->blocks becomes the blocks of s (a reference each), for the next
- * reload of some sites. */
+ * reload of some sites. Out of memory: none kept (blocks_valid 0), and
+ * load() reads every site the next time. */
 static void
 keep_blocks(struct registry *r, const struct registry_snapshot *s)
 {
 	struct reg_block **arr = s->nblocks ? malloc(s->nblocks * sizeof(*arr)) : NULL;
 
 	drop_blocks(r);
-	/* Out of memory: the next NOTIFY reloads everything (nothing kept). */
 	if (!arr && s->nblocks)
 		return;
 	for (size_t i = 0; i < s->nblocks; i++)
@@ -920,8 +920,9 @@ keep_blocks(struct registry *r, const struct registry_snapshot *s)
 
 /* Loads a snapshot: households and cards of `sites` (nsites of them) from
  * PostgreSQL and those of the other sites from r->blocks, or every site's
- * when sites is NULL; the rest (sites, gates, zones, isolation orders) in
- * full. NULL with err set on failure. */
+ * when sites is NULL or r->blocks are not those of the last load; the rest
+ * (sites, gates, zones, isolation orders) in full. NULL with err set on
+ * failure (r->blocks unchanged). */
 static struct registry_snapshot *
 load(struct registry *r, char *const *sites, size_t nsites, char *err, size_t errlen)
 {
@@ -930,6 +931,10 @@ load(struct registry *r, char *const *sites, size_t nsites, char *err, size_t er
 	char zone[64];
 	struct timespec t0, t1;
 
+	if (!r->blocks_valid) {
+		sites = NULL;
+		nsites = 0;
+	}
 	pthread_mutex_lock(&r->lock);
 	snprintf(zone, sizeof(zone), "%s", r->default_tz);
 	pthread_mutex_unlock(&r->lock);
@@ -1253,6 +1258,54 @@ note_site(struct dirty *d, const char *payload)
 	d->n++;
 }
 
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A reload that failed (statement or lock timeout, a privilege, out of
+ * memory, a replica's recovery conflict) keeps what the NOTIFYs named and
+ * is tried again after a backoff: the sites named would otherwise keep
+ * their old block until they change again, as later reloads of other
+ * sites share it. */
+struct retry {
+	int64_t at_ms;		/* CLOCK_MONOTONIC: not before then; 0: now */
+	int64_t backoff_ms;
+	unsigned failures;	/* in a row */
+	char err[1024];		/* the last one logged */
+};
+
+static void
+reload(struct registry *r, struct dirty *d, struct retry *t)
+{
+	char err[sizeof(t->err)];
+	struct registry_snapshot *s;
+
+	s = load(r, d->all ? NULL : d->sites, d->all ? 0 : d->n, err, sizeof(err));
+	if (!s) {
+		/* Logged when it starts failing and when the reason changes. */
+		if (t->failures++ == 0 || strcmp(err, t->err) != 0)
+			log_warn("register reload failed: %s; the register in use stays as it"
+				 " was, retrying (every %d s at most)", err, BACKOFF_MAX_MS / 1000);
+		snprintf(t->err, sizeof(t->err), "%s", err);
+		t->at_ms = now_ms() + t->backoff_ms;
+		t->backoff_ms = t->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : t->backoff_ms * 2;
+		return;
+	}
+	if (t->failures)
+		log_info("register reloaded after %u failed attempts", t->failures);
+	publish(r, s);
+	dirty_clear(d);
+	t->at_ms = 0;
+	t->backoff_ms = BACKOFF_MIN_MS;
+	t->failures = 0;
+	t->err[0] = '\0';
+}
+
 static void *
 registry_thread(void *arg)
 {
@@ -1260,23 +1313,33 @@ registry_thread(void *arg)
 	int64_t backoff = BACKOFF_MIN_MS;
 	int warned = 0;
 	struct dirty dirty = { 0 };
+	struct retry retry = { .backoff_ms = BACKOFF_MIN_MS };
 
 	while (!atomic_load(&r->quit)) {
 		struct pollfd pfd;
 		PGnotify *n;
+		int timeout = 200;
 
 		if (!r->conn) {
 			if (connect_and_load(r, &warned) < 0) {
 				sleep_ms(r, backoff);
 				backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
 			} else {
+				/* Everything read, after what the NOTIFYs named. */
 				backoff = BACKOFF_MIN_MS;
+				dirty_clear(&dirty);
+				retry = (struct retry){ .backoff_ms = BACKOFF_MIN_MS };
 			}
 			continue;
 		}
+		if (dirty.any) {
+			int64_t left = retry.at_ms - now_ms();
+
+			timeout = left <= 0 ? 0 : left < timeout ? (int)left : timeout;
+		}
 		pfd.fd = PQsocket(r->conn);
 		pfd.events = POLLIN;
-		if (poll(&pfd, 1, 200) < 0 && errno != EINTR)
+		if (poll(&pfd, 1, timeout) < 0 && errno != EINTR)
 			break;
 		if (!PQconsumeInput(r->conn) || PQstatus(r->conn) != CONNECTION_OK) {
 			log_warn("register connection lost; reconnecting");
@@ -1296,25 +1359,19 @@ registry_thread(void *arg)
 				registry_snapshot_free(s);
 				s = NULL;
 			}
-			if (s)
+			if (s) {
+				/* Every site read: what the NOTIFYs named too. */
 				publish(r, s);
-			else {
+				dirty_clear(&dirty);
+				retry = (struct retry){ .backoff_ms = BACKOFF_MIN_MS };
+			} else {
 				log_warn("loading the open alerts again failed: %s; retrying", err);
 				atomic_store(&r->reseed, 1);
 				sleep_ms(r, 1000);
 			}
-		} else if (dirty.any) {
-			char err[1024];
-			struct registry_snapshot *s;
-
-			s = load(r, dirty.all ? NULL : dirty.sites, dirty.all ? 0 : dirty.n, err,
-				 sizeof(err));
-			if (s)
-				publish(r, s);
-			else
-				log_warn("register reload failed: %s", err);
+		} else if (dirty.any && now_ms() >= retry.at_ms) {
+			reload(r, &dirty, &retry);
 		}
-		dirty_clear(&dirty);
 	}
 	dirty_clear(&dirty);
 	PQfinish(r->conn);
