@@ -56,6 +56,10 @@ class Daemon:
         self.e = e
         self.d = e.cordond(cfg)
         self.spool = self.d.config["spool"]["dir"]
+        # The tests stop PostgreSQL next: first let cordond make its schema,
+        # so that it is there to query when PostgreSQL comes back.
+        wait_until(lambda: e.pg.query("SELECT to_regclass('rejects') IS NOT NULL")[0][0],
+                   what="cordond's schema in PostgreSQL")
 
     def metrics(self):
         return get("http://127.0.0.1:%d/metrics" % self.port)[1]
