@@ -602,29 +602,54 @@ norm_copy_text(char *dst, const json_t *v)
 int
 norm_json_number(const json_t *v, double *ret)
 {
+	const char *s, *p;
+	size_t len, digits;
+	char buf[33];
+	char *end;
+	double x;
+
 	if (json_is_number(v)) {
 		*ret = json_number_value(v);
 		return 0;
 	}
-	if (json_is_string(v)) {
-		const char *s = json_string_value(v);
-		char *end;
-		double x;
-
-		while (*s == ' ')
-			s++;
-		if (!*s || strlen(s) > 32)
-			return -EINVAL;
-		errno = 0;
-		x = strtod(s, &end);
-		while (*end == ' ')
-			end++;
-		if (*end || errno || !isfinite(x))
-			return -EINVAL;
-		*ret = x;
-		return 0;
+	if (!json_is_string(v))
+		return -EINVAL;
+	/* A plain decimal: -?[0-9]+(.[0-9]+)?, blanks around it allowed
+	 * (a device's "%5.1f"); no exponent, hex, sign '+', comma, unit,
+	 * inf or nan, which strtod() alone would take or half take. */
+	s = json_string_value(v);
+	len = json_string_length(v);
+	while (len > 0 && (*s == ' ' || *s == '\t')) {
+		s++;
+		len--;
 	}
-	return -EINVAL;
+	while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+		len--;
+	if (len == 0 || len >= sizeof(buf))
+		return -EINVAL;
+	p = s;
+	if (*p == '-')
+		p++;
+	digits = strspn(p, "0123456789");
+	if (digits == 0)
+		return -EINVAL;
+	p += digits;
+	if (*p == '.') {
+		digits = strspn(p + 1, "0123456789");
+		if (digits == 0)
+			return -EINVAL;
+		p += 1 + digits;
+	}
+	if ((size_t)(p - s) != len)
+		return -EINVAL;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	errno = 0;
+	x = strtod(buf, &end);
+	if (*end || errno || !isfinite(x))
+		return -EINVAL;
+	*ret = x;
+	return 0;
 }
 
 int

@@ -96,7 +96,14 @@ int norm_copy_id(char *dst, const json_t *v);
 /* A string of at most NORM_TEXT_MAX bytes without control characters
  * (longer ones are cut at a character boundary). */
 int norm_copy_text(char *dst, const json_t *v);
-/* A number, or a string holding one ("36.6"). */
+/* A JSON number, or a string holding a plain decimal number: the one
+ * rule for numbers written as strings on every topic and format.
+ * Accepted strings: -?[0-9]+(.[0-9]+)? with optional blanks (space, tab)
+ * around it and at most 32 bytes ("36.6", " 37.8", "-1", "036.60").
+ * Anything else is -EINVAL: "", "3.7e1", "0x25", "+36.6", "36,6",
+ * "36.6C", ".5", "5.", "inf", "nan"; the caller rejects with its existing
+ * reason (bad_temperature). Devices that write numbers as strings:
+ * Hikvision's currTemperature, WeCom's temperature, DIY firmwares. */
 int norm_json_number(const json_t *v, double *ret);
 /* Converts `value` in `unit` to degrees C, rounds to 0.1 and sets
  * FLAG_IMPLAUSIBLE outside 30.0-45.0. Returns 0, or -ERANGE when the
