@@ -599,33 +599,22 @@ norm_copy_text(char *dst, const json_t *v)
 	return 0;
 }
 
-int
-norm_json_number(const json_t *v, double *ret)
+/* The plain decimal of a JSON string: -?[0-9]+, then (.[0-9]+) when
+ * `fraction`, with spaces or tabs around it. Copies it without the blanks
+ * into buf (33 bytes) and returns 0, or -EINVAL. */
+static int
+plain_decimal(const json_t *v, int fraction, char buf[33])
 {
-	const char *s, *p;
-	size_t len, digits;
-	char buf[33];
-	char *end;
-	double x;
+	const char *s = json_string_value(v), *p;
+	size_t len = json_string_length(v), digits;
 
-	if (json_is_number(v)) {
-		*ret = json_number_value(v);
-		return 0;
-	}
-	if (!json_is_string(v))
-		return -EINVAL;
-	/* A plain decimal: -?[0-9]+(.[0-9]+)?, blanks around it allowed
-	 * (a device's "%5.1f"); no exponent, hex, sign '+', comma, unit,
-	 * inf or nan, which strtod() alone would take or half take. */
-	s = json_string_value(v);
-	len = json_string_length(v);
 	while (len > 0 && (*s == ' ' || *s == '\t')) {
 		s++;
 		len--;
 	}
 	while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
 		len--;
-	if (len == 0 || len >= sizeof(buf))
+	if (len == 0 || len > 32)
 		return -EINVAL;
 	p = s;
 	if (*p == '-')
@@ -634,7 +623,7 @@ norm_json_number(const json_t *v, double *ret)
 	if (digits == 0)
 		return -EINVAL;
 	p += digits;
-	if (*p == '.') {
+	if (fraction && *p == '.') {
 		digits = strspn(p + 1, "0123456789");
 		if (digits == 0)
 			return -EINVAL;
@@ -644,12 +633,59 @@ norm_json_number(const json_t *v, double *ret)
 		return -EINVAL;
 	memcpy(buf, s, len);
 	buf[len] = '\0';
+	return 0;
+}
+
+int
+norm_json_number(const json_t *v, double *ret)
+{
+	char buf[33], *end;
+	double x;
+
+	if (json_is_number(v)) {
+		*ret = json_number_value(v);
+		return 0;
+	}
+	if (!json_is_string(v) || plain_decimal(v, 1, buf) < 0)
+		return -EINVAL;
 	errno = 0;
 	x = strtod(buf, &end);
 	if (*end || errno || !isfinite(x))
 		return -EINVAL;
 	*ret = x;
 	return 0;
+}
+
+int
+norm_json_int(const json_t *v, json_int_t *ret)
+{
+	char buf[33], *end;
+	long long n;
+
+	if (json_is_integer(v)) {
+		*ret = json_integer_value(v);
+		return 0;
+	}
+	if (!json_is_string(v) || plain_decimal(v, 0, buf) < 0)
+		return -EINVAL;
+	errno = 0;
+	n = strtoll(buf, &end, 10);
+	if (*end || errno)
+		return -EINVAL;
+	*ret = (json_int_t)n;
+	return 0;
+}
+
+int
+norm_json_flag(const json_t *v)
+{
+	json_int_t n;
+
+	if (json_is_boolean(v))
+		return json_is_true(v);
+	if (json_is_string(v) && strcasecmp(json_string_value(v), "true") == 0)
+		return 1;
+	return norm_json_int(v, &n) == 0 && n != 0;
 }
 
 int
@@ -727,8 +763,8 @@ norm_thermometry_unit(const json_t *v, enum temp_unit *ret)
 		for (int i = 0; i < 3; i++)
 			if (strcasecmp(s, words[i]) == 0)
 				n = i;
-		if (s[0] >= '0' && s[0] <= '2' && s[1] == '\0')
-			n = s[0] - '0';
+		if (n < 0 && norm_json_int(v, &n) < 0)
+			n = -1;
 	}
 	switch (n) {
 	case 0: *ret = UNIT_CELSIUS; return 0;

@@ -105,6 +105,13 @@ int norm_copy_text(char *dst, const json_t *v);
  * reason (bad_temperature). Devices that write numbers as strings:
  * Hikvision's currTemperature, WeCom's temperature, DIY firmwares. */
 int norm_json_number(const json_t *v, double *ret);
+/* The same rule for integer-coded fields (units, status codes, flags): a
+ * JSON integer, or a string -?[0-9]+ with blanks around it ("1", " 0").
+ * Returns 0, or -EINVAL for anything else ("1.0", "0x1", "one"). */
+int norm_json_int(const json_t *v, json_int_t *ret);
+/* A device's yes/no flag: true, "true" (any case), or an integer other
+ * than 0 by norm_json_int() (1, "1"). 1 when set, else 0. */
+int norm_json_flag(const json_t *v);
 /* Converts `value` in `unit` to degrees C, rounds to 0.1 and sets
  * FLAG_IMPLAUSIBLE outside 30.0-45.0. Returns 0, or -ERANGE when the
  * rounded value is beyond +-999.9 (TEMP_DC_MAX tenths, what the numeric(4,1)

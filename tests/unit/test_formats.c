@@ -643,6 +643,88 @@ numbers_as_strings(void **state)
 	}
 }
 
+/* The same rule for integer-coded fields written as strings: units and
+ * the devices' abnormal flags and status codes take "1" and " 1 " as 1,
+ * and refuse "1.0", "0x1", "+1" (a unit: bad_temperature; a flag: not
+ * set). */
+static void
+integer_codes_as_strings(void **state)
+{
+#define HIK_U(u) HIK_ENV(HIK_REC ",\"currTemperature\":98.6,\"thermometryUnit\":" u)
+#define DH_U(u) DAHUA("\"UTC\":1581849120,\"ManTemperatureInfo\":" \
+		      "{\"CurrentTemperature\":98.6,\"TemperatureUnit\":" u "}")
+#define EZ_U(u) EZVIZ("[{" EZ_F ",\\\"temperature\\\":{\\\"currTemperature\\\":98.6," \
+		      "\\\"thermometryUnit\\\":" u "}}]")
+#define HIK_A(a) HIK_ENV(HIK_REC ",\"currTemperature\":38.2,\"isAbnomalTemperature\":" a)
+#define DH_A(a) DAHUA("\"UTC\":1581849120,\"ManTemperatureInfo\":" \
+		      "{\"CurrentTemperature\":38.2,\"IsOverTemperature\":" a "}")
+#define EZ_A(a) EZVIZ("[{" EZ_F ",\\\"temperature\\\":{\\\"currTemperature\\\":38.2," \
+		      "\\\"isAbnormalTemperature\\\":" a "}}]")
+#define WC_S(st) WECOM("{\"userid\":\"u1\",\"temperature\":\"38.2\",\"timestamp\":1581849120," \
+		       "\"status\":" st "}")
+	static const struct {
+		const char *topic, *payload, *reason;
+		int16_t temp_dc;
+		unsigned flags;
+	} cases[] = {
+		{ T("G03"), HIK_U("1"), "accepted", 370, 0 },
+		{ T("G03"), HIK_U("\"1\""), "accepted", 370, 0 },
+		{ T("G03"), HIK_U("\" 1 \""), "accepted", 370, 0 },
+		{ T("G03"), HIK_U("\"1.0\""), "bad_temperature", 0, 0 },
+		{ T("G03"), HIK_U("\"0x1\""), "bad_temperature", 0, 0 },
+		{ T("G03"), HIK_U("\"+1\""), "bad_temperature", 0, 0 },
+		{ T("G07"), DH_U("\"1\""), "accepted", 370, 0 },
+		{ T("G07"), DH_U("\" 1\""), "accepted", 370, 0 },
+		{ T("G07"), DH_U("\"01\""), "accepted", 370, 0 },
+		{ T("G07"), DH_U("\"1.0\""), "bad_temperature", 0, 0 },
+		{ T("G07"), DH_U("\"one\""), "bad_temperature", 0, 0 },
+		{ T("G11"), EZ_U("\\\" 1\\\""), "accepted", 370, 0 },
+		{ T("G11"), EZ_U("\\\"1.0\\\""), "bad_temperature", 0, 0 },
+		{ T("G03"), HIK_A("\"1\""), "accepted", 382, ABN },
+		{ T("G03"), HIK_A("\"true\""), "accepted", 382, ABN },
+		{ T("G03"), HIK_A("\"0\""), "accepted", 382, 0 },
+		{ T("G03"), HIK_A("\"yes\""), "accepted", 382, 0 },
+		{ T("G07"), DH_A("\"1\""), "accepted", 382, ABN },
+		{ T("G07"), DH_A("true"), "accepted", 382, ABN },
+		{ T("G07"), DH_A("\"0\""), "accepted", 382, 0 },
+		{ T("G07"), DH_A("\"1.0\""), "accepted", 382, 0 },
+		{ T("G11"), EZ_A("\\\"1\\\""), "accepted", 382, ABN },
+		{ T("G11"), EZ_A("1"), "accepted", 382, ABN },
+		{ T("G11"), EZ_A("\\\"0\\\""), "accepted", 382, 0 },
+		{ T("G12"), WC_S("1"), "accepted", 382, ABN },
+		{ T("G12"), WC_S("\" 1 \""), "accepted", 382, ABN },
+		{ T("G12"), WC_S("\"2\""), "accepted", 382, 0 },
+		{ T("G12"), WC_S("\"1.0\""), "accepted", 382, 0 },
+	};
+#undef HIK_U
+#undef DH_U
+#undef EZ_U
+#undef HIK_A
+#undef DH_A
+#undef EZ_A
+#undef WC_S
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct norm_result res;
+		const char *got;
+
+		assert_int_equal(run_max(cases[i].topic, cases[i].payload, strlen(cases[i].payload),
+					 NORM_MAX_EVENTS, &res), 0);
+		got = res.reason ? res.reason : "accepted";
+		if (strcmp(got, cases[i].reason) != 0)
+			fail_msg("case %zu (%s): got %s, want %s", i, cases[i].payload, got,
+				 cases[i].reason);
+		if (res.reason)
+			continue;
+		if (evs[0].temp_dc != cases[i].temp_dc ||
+		    (evs[0].flags & ABN) != cases[i].flags)
+			fail_msg("case %zu (%s): temp %d flags %#x, want %d %#x", i,
+				 cases[i].payload, evs[0].temp_dc, evs[0].flags,
+				 cases[i].temp_dc, cases[i].flags);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -654,6 +736,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(event_caps),
 		cmocka_unit_test(vendor_bounds),
 		cmocka_unit_test(numbers_as_strings),
+		cmocka_unit_test(integer_codes_as_strings),
 	};
 
 	if (argc > 1)
