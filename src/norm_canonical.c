@@ -23,6 +23,7 @@ norm_canonical_gate(const struct norm_msg *msg, json_t *root,
 {
 	struct event *ev = &events[0];
 	char id[NORM_ID_MAX + 1] = "";
+	double t;
 	json_t *v;
 
 	if (max < 1)
@@ -53,10 +54,10 @@ norm_canonical_gate(const struct norm_msg *msg, json_t *root,
 	if (!v)
 		return norm_reject(ret, "missing_temperature", "no temp_c");
 	if (!json_is_null(v)) {
-		if (!json_is_number(v))
+		if (norm_json_number(v, &t) < 0)
 			return norm_reject(ret, "bad_temperature", "temp_c is not a number");
-		if (norm_set_temp(ev, json_number_value(v)) < 0)
-			return norm_reject_temp(ret, json_number_value(v), "temp_c");
+		if (norm_set_temp(ev, t) < 0)
+			return norm_reject_temp(ret, t, "temp_c");
 	}
 
 	v = json_object_get(root, "direction");

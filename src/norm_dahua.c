@@ -36,13 +36,7 @@ temperature_unit(const json_t *v, enum temp_unit *ret)
 
 	if (!v || json_is_null(v))
 		n = 0;
-	else if (json_is_integer(v))
-		n = json_integer_value(v);
-	else if (json_is_string(v) && strcmp(json_string_value(v), "-1") == 0)
-		n = -1;
-	else if (json_is_string(v) && json_string_length(v) == 1)
-		n = json_string_value(v)[0] - '0';
-	else
+	else if (norm_json_int(v, &n) < 0)
 		return -EINVAL;
 	switch (n) {
 	case -1:
@@ -56,7 +50,7 @@ temperature_unit(const json_t *v, enum temp_unit *ret)
 static int
 is_set(const json_t *v)
 {
-	return json_is_true(v) || (json_is_integer(v) && json_integer_value(v) != 0);
+	return norm_json_flag(v);
 }
 
 int

@@ -65,7 +65,7 @@ ezviz_event(const struct norm_msg *msg, json_t *e, size_t i, struct event *ev,
 	v = json_object_get(temp, "isAbnomalTemperature");
 	if (!v)
 		v = json_object_get(temp, "isAbnormalTemperature");
-	if (json_is_true(v) || (json_is_integer(v) && json_integer_value(v) != 0))
+	if (norm_json_flag(v))
 		ev->flags |= FLAG_DEVICE_ABNORMAL;
 
 	v = json_object_get(e, "cardNo");

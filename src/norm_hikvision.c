@@ -57,8 +57,7 @@ mask_of(const json_t *v)
 static int
 is_set(const json_t *v)
 {
-	return json_is_true(v) || (json_is_integer(v) && json_integer_value(v) != 0) ||
-	       (json_is_string(v) && strcasecmp(json_string_value(v), "true") == 0);
+	return norm_json_flag(v);
 }
 
 int

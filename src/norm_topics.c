@@ -1,7 +1,8 @@
 /* norm_topics.c - the inbound topics other than gate events (SPEC 2):
  *
  * gate/<gate>/status   "online" | "offline" | "open" | "closed" | "forced"
- *                      (a bare word, e.g. the device's will), or
+ *                      (a bare word, e.g. the device's will; any case,
+ *                      blanks around; "true"/"false" for online/offline), or
  *                      {"state":"open","ts":...,"id":...}; without ts the
  *                      receive time is used (a will carries none)
  * disinfection/<zone>  {"id":"D-1","ts":...,"crew":"crew-3","agent":"..."}
@@ -15,6 +16,7 @@
  * Names and phone numbers that a hotline client may add are not read. */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "normalize_internal.h"
 
@@ -78,14 +80,30 @@ event_time(const struct norm_msg *msg, json_t *root, struct event *ev, int optio
 	return 0;
 }
 
+/* A status word: the canonical ones, case-insensitively, with blanks
+ * (space, tab, CR, LF) around them; and the vendors' own words for the
+ * same thing: Tasmota's default LWT "Online"/"Offline", ESPHome's and
+ * Home Assistant's birth/will "online"/"offline", Shelly's online topic
+ * "true"/"false" (Gen1 shellies/<id>/online, Gen2 <prefix>/online).
+ * STATE_NONE for anything else. */
 static enum gate_state
 state_from(const char *s, size_t len)
 {
-	static const char *const names[] = { "online", "offline", "open", "closed", "forced" };
+	static const struct { const char *word; enum gate_state state; } words[] = {
+		{ "online", STATE_ONLINE }, { "offline", STATE_OFFLINE },
+		{ "open", STATE_OPEN }, { "closed", STATE_CLOSED }, { "forced", STATE_FORCED },
+		{ "true", STATE_ONLINE }, { "false", STATE_OFFLINE },
+	};
 
-	for (size_t i = 0; i < 5; i++)
-		if (strlen(names[i]) == len && memcmp(names[i], s, len) == 0)
-			return (enum gate_state)(i + 1);
+	while (len > 0 && strchr(" \t\r\n", s[0]) && s[0] != '\0') {
+		s++;
+		len--;
+	}
+	while (len > 0 && strchr(" \t\r\n", s[len - 1]) && s[len - 1] != '\0')
+		len--;
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strlen(words[i].word) == len && strncasecmp(words[i].word, s, len) == 0)
+			return words[i].state;
 	return STATE_NONE;
 }
 
@@ -100,13 +118,15 @@ norm_status(const struct norm_msg *msg, json_t *root, struct event *events, size
 	if (first_slot(events, max, ret) < 1)
 		return 0;
 	norm_event_init(msg, ev, EVENT_STATUS, "canonical");
-	if (!root || json_is_string(root)) {
+	if (json_is_boolean(root)) {
+		/* Shelly's online topic: true or false. */
+		ev->state = json_is_true(root) ? STATE_ONLINE : STATE_OFFLINE;
+		ev->device_us = msg->in->received_us;
+	} else if (!root || json_is_string(root)) {
 		/* A bare word, with or without JSON quotes. */
 		const char *w = root ? json_string_value(root) : (const char *)msg->in->payload;
 		size_t len = root ? json_string_length(root) : msg->in->payload_len;
 
-		while (len > 0 && (w[len - 1] == '\n' || w[len - 1] == '\r' || w[len - 1] == ' '))
-			len--;
 		ev->state = state_from(w, len);
 		if (ev->state == STATE_NONE)
 			return norm_reject(ret, root ? "bad_state" : "not_json",

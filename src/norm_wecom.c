@@ -26,6 +26,7 @@ static int
 wecom_event(const struct norm_msg *msg, json_t *e, size_t i, struct event *ev,
 	    struct norm_result *ret)
 {
+	json_int_t code;
 	json_t *v;
 	double t;
 
@@ -51,8 +52,7 @@ wecom_event(const struct norm_msg *msg, json_t *e, size_t i, struct event *ev,
 		return norm_reject_temp(ret, t, "temperature_data[%zu].temperature", i) - 1;
 
 	v = json_object_get(e, "status");
-	if ((json_is_integer(v) && json_integer_value(v) == 1) ||
-	    (json_is_string(v) && strcmp(json_string_value(v), "1") == 0))
+	if (norm_json_int(v, &code) == 0 && code == 1)
 		ev->flags |= FLAG_DEVICE_ABNORMAL;
 
 	v = json_object_get(e, "userid");

@@ -599,32 +599,93 @@ norm_copy_text(char *dst, const json_t *v)
 	return 0;
 }
 
+/* The plain decimal of a JSON string: -?[0-9]+, then (.[0-9]+) when
+ * `fraction`, with spaces or tabs around it. Copies it without the blanks
+ * into buf (33 bytes) and returns 0, or -EINVAL. */
+static int
+plain_decimal(const json_t *v, int fraction, char buf[33])
+{
+	const char *s = json_string_value(v), *p;
+	size_t len = json_string_length(v), digits;
+
+	while (len > 0 && (*s == ' ' || *s == '\t')) {
+		s++;
+		len--;
+	}
+	while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+		len--;
+	if (len == 0 || len > 32)
+		return -EINVAL;
+	p = s;
+	if (*p == '-')
+		p++;
+	digits = strspn(p, "0123456789");
+	if (digits == 0)
+		return -EINVAL;
+	p += digits;
+	if (fraction && *p == '.') {
+		digits = strspn(p + 1, "0123456789");
+		if (digits == 0)
+			return -EINVAL;
+		p += 1 + digits;
+	}
+	if ((size_t)(p - s) != len)
+		return -EINVAL;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	return 0;
+}
+
 int
 norm_json_number(const json_t *v, double *ret)
 {
+	char buf[33], *end;
+	double x;
+
 	if (json_is_number(v)) {
 		*ret = json_number_value(v);
 		return 0;
 	}
-	if (json_is_string(v)) {
-		const char *s = json_string_value(v);
-		char *end;
-		double x;
+	if (!json_is_string(v) || plain_decimal(v, 1, buf) < 0)
+		return -EINVAL;
+	errno = 0;
+	x = strtod(buf, &end);
+	if (*end || errno || !isfinite(x))
+		return -EINVAL;
+	*ret = x;
+	return 0;
+}
 
-		while (*s == ' ')
-			s++;
-		if (!*s || strlen(s) > 32)
-			return -EINVAL;
-		errno = 0;
-		x = strtod(s, &end);
-		while (*end == ' ')
-			end++;
-		if (*end || errno || !isfinite(x))
-			return -EINVAL;
-		*ret = x;
+int
+norm_json_int(const json_t *v, json_int_t *ret)
+{
+	char buf[33], *end;
+	long long n;
+
+	if (json_is_integer(v)) {
+		*ret = json_integer_value(v);
 		return 0;
 	}
-	return -EINVAL;
+	if (!json_is_string(v) || plain_decimal(v, 0, buf) < 0)
+		return -EINVAL;
+	errno = 0;
+	n = strtoll(buf, &end, 10);
+	if (*end || errno)
+		return -EINVAL;
+	*ret = (json_int_t)n;
+	return 0;
+}
+
+int
+norm_json_flag(const json_t *v)
+{
+	json_int_t n;
+
+	if (json_is_boolean(v))
+		return json_is_true(v);
+	if (json_is_string(v) && strcasecmp(json_string_value(v), "true") == 0)
+		return 1;
+	return norm_json_int(v, &n) == 0 && n != 0;
 }
 
 int
@@ -702,8 +763,8 @@ norm_thermometry_unit(const json_t *v, enum temp_unit *ret)
 		for (int i = 0; i < 3; i++)
 			if (strcasecmp(s, words[i]) == 0)
 				n = i;
-		if (s[0] >= '0' && s[0] <= '2' && s[1] == '\0')
-			n = s[0] - '0';
+		if (n < 0 && norm_json_int(v, &n) < 0)
+			n = -1;
 	}
 	switch (n) {
 	case 0: *ret = UNIT_CELSIUS; return 0;

@@ -96,8 +96,22 @@ int norm_copy_id(char *dst, const json_t *v);
 /* A string of at most NORM_TEXT_MAX bytes without control characters
  * (longer ones are cut at a character boundary). */
 int norm_copy_text(char *dst, const json_t *v);
-/* A number, or a string holding one ("36.6"). */
+/* A JSON number, or a string holding a plain decimal number: the one
+ * rule for numbers written as strings on every topic and format.
+ * Accepted strings: -?[0-9]+(.[0-9]+)? with optional blanks (space, tab)
+ * around it and at most 32 bytes ("36.6", " 37.8", "-1", "036.60").
+ * Anything else is -EINVAL: "", "3.7e1", "0x25", "+36.6", "36,6",
+ * "36.6C", ".5", "5.", "inf", "nan"; the caller rejects with its existing
+ * reason (bad_temperature). Devices that write numbers as strings:
+ * Hikvision's currTemperature, WeCom's temperature, DIY firmwares. */
 int norm_json_number(const json_t *v, double *ret);
+/* The same rule for integer-coded fields (units, status codes, flags): a
+ * JSON integer, or a string -?[0-9]+ with blanks around it ("1", " 0").
+ * Returns 0, or -EINVAL for anything else ("1.0", "0x1", "one"). */
+int norm_json_int(const json_t *v, json_int_t *ret);
+/* A device's yes/no flag: true, "true" (any case), or an integer other
+ * than 0 by norm_json_int() (1, "1"). 1 when set, else 0. */
+int norm_json_flag(const json_t *v);
 /* Converts `value` in `unit` to degrees C, rounds to 0.1 and sets
  * FLAG_IMPLAUSIBLE outside 30.0-45.0. Returns 0, or -ERANGE when the
  * rounded value is beyond +-999.9 (TEMP_DC_MAX tenths, what the numeric(4,1)

@@ -580,6 +580,151 @@ event_caps(void **state)
 	free(big);
 }
 
+/* One rule for numbers written as strings (field case 20b: a check took
+ * "37.8" while a gate event rejected it): every topic and format that
+ * reads a temperature takes a plain decimal string as the number and
+ * rejects any other string as bad_temperature. Each template has one %s
+ * for the quoted value (EZVIZ's is inside a JSON string, hence \").
+ * WeCom's "" is its documented "not measured" (missing_temperature). */
+static void
+numbers_as_strings(void **state)
+{
+	static const struct { const char *topic, *fmt; int nested; } where[] = {
+		{ T("G03"), "{\"ts\":1581849120,\"temp_c\":%s}", 0 },
+		{ "cordon/s1/isolation/H1/check", "{\"ts\":1581849120,\"person\":\"P-1\",\"temp_c\":%s}", 0 },
+		{ T("G03"), HIK_ENV(HIK_REC ",\"currTemperature\":%s"), 0 },
+		{ T("G07"), DAHUA("\"UTC\":1581849120,\"ManTemperatureInfo\":"
+				  "{\"CurrentTemperature\":%s,\"TemperatureUnit\":0}"), 0 },
+		{ T("G11"), EZVIZ("[{" EZ_F ",\\\"temperature\\\":{\\\"currTemperature\\\":%s}}]"), 1 },
+		{ T("G12"), WECOM("{\"userid\":\"u1\",\"temperature\":%s,\"timestamp\":1581849120,"
+				  "\"status\":0}"), 0 },
+		{ T("G22"), "{\"temp\":%s}", 0 },
+		{ T("G22"), "[%s]", 0 },
+	};
+	static const struct { const char *s; int16_t dc; } good[] = {
+		{ "37.8", 378 }, { " 37.8 ", 378 }, { "037.80", 378 }, { "37", 370 },
+		{ "36.650000", 367 }, { "-1.5", -15 },
+	};
+	static const char *const bad[] = {
+		"", " ", "3.78e1", "0x25", "+37.8", "37,8", "37.8C", "37.8 C", ".5", "37.",
+		"inf", "nan", "37.8.1", "- 37.8", "--1", "hot", "37..8",
+		"000000000000000000000000000000037.8",	/* 35 bytes: over the cap */
+	};
+
+	(void)state;
+	for (size_t w = 0; w < sizeof(where) / sizeof(where[0]); w++) {
+		const char *q = where[w].nested ? "\\\"" : "\"";
+
+		size_t ngood = sizeof(good) / sizeof(good[0]);
+
+		for (size_t i = 0; i < ngood + sizeof(bad) / sizeof(bad[0]); i++) {
+			int ok = i < ngood;
+			size_t j = ok ? i : i - ngood;
+			const char *want = "bad_temperature";
+			char val[64], payload[512];
+			struct norm_result res;
+
+			if (!ok && bad[j][0] == '\0' && strstr(where[w].fmt, "userid"))
+				want = "missing_temperature";
+			snprintf(val, sizeof(val), "%s%s%s", q, ok ? good[j].s : bad[j], q);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+			snprintf(payload, sizeof(payload), where[w].fmt, val);
+#pragma GCC diagnostic pop
+			assert_int_equal(run_max(where[w].topic, payload, strlen(payload),
+						 NORM_MAX_EVENTS, &res), 0);
+			if (ok && (res.reason || res.nevents != 1 || evs[0].temp_dc != good[j].dc))
+				fail_msg("%s: got %s, temp %d, want %d", payload,
+					 res.reason ? res.reason : "accepted", evs[0].temp_dc, good[j].dc);
+			if (!ok && (!res.reason || strcmp(res.reason, want) != 0))
+				fail_msg("%s: got %s, want %s", payload,
+					 res.reason ? res.reason : "accepted", want);
+		}
+	}
+}
+
+/* The same rule for integer-coded fields written as strings: units and
+ * the devices' abnormal flags and status codes take "1" and " 1 " as 1,
+ * and refuse "1.0", "0x1", "+1" (a unit: bad_temperature; a flag: not
+ * set). */
+static void
+integer_codes_as_strings(void **state)
+{
+#define HIK_U(u) HIK_ENV(HIK_REC ",\"currTemperature\":98.6,\"thermometryUnit\":" u)
+#define DH_U(u) DAHUA("\"UTC\":1581849120,\"ManTemperatureInfo\":" \
+		      "{\"CurrentTemperature\":98.6,\"TemperatureUnit\":" u "}")
+#define EZ_U(u) EZVIZ("[{" EZ_F ",\\\"temperature\\\":{\\\"currTemperature\\\":98.6," \
+		      "\\\"thermometryUnit\\\":" u "}}]")
+#define HIK_A(a) HIK_ENV(HIK_REC ",\"currTemperature\":38.2,\"isAbnomalTemperature\":" a)
+#define DH_A(a) DAHUA("\"UTC\":1581849120,\"ManTemperatureInfo\":" \
+		      "{\"CurrentTemperature\":38.2,\"IsOverTemperature\":" a "}")
+#define EZ_A(a) EZVIZ("[{" EZ_F ",\\\"temperature\\\":{\\\"currTemperature\\\":38.2," \
+		      "\\\"isAbnormalTemperature\\\":" a "}}]")
+#define WC_S(st) WECOM("{\"userid\":\"u1\",\"temperature\":\"38.2\",\"timestamp\":1581849120," \
+		       "\"status\":" st "}")
+	static const struct {
+		const char *topic, *payload, *reason;
+		int16_t temp_dc;
+		unsigned flags;
+	} cases[] = {
+		{ T("G03"), HIK_U("1"), "accepted", 370, 0 },
+		{ T("G03"), HIK_U("\"1\""), "accepted", 370, 0 },
+		{ T("G03"), HIK_U("\" 1 \""), "accepted", 370, 0 },
+		{ T("G03"), HIK_U("\"1.0\""), "bad_temperature", 0, 0 },
+		{ T("G03"), HIK_U("\"0x1\""), "bad_temperature", 0, 0 },
+		{ T("G03"), HIK_U("\"+1\""), "bad_temperature", 0, 0 },
+		{ T("G07"), DH_U("\"1\""), "accepted", 370, 0 },
+		{ T("G07"), DH_U("\" 1\""), "accepted", 370, 0 },
+		{ T("G07"), DH_U("\"01\""), "accepted", 370, 0 },
+		{ T("G07"), DH_U("\"1.0\""), "bad_temperature", 0, 0 },
+		{ T("G07"), DH_U("\"one\""), "bad_temperature", 0, 0 },
+		{ T("G11"), EZ_U("\\\" 1\\\""), "accepted", 370, 0 },
+		{ T("G11"), EZ_U("\\\"1.0\\\""), "bad_temperature", 0, 0 },
+		{ T("G03"), HIK_A("\"1\""), "accepted", 382, ABN },
+		{ T("G03"), HIK_A("\"true\""), "accepted", 382, ABN },
+		{ T("G03"), HIK_A("\"0\""), "accepted", 382, 0 },
+		{ T("G03"), HIK_A("\"yes\""), "accepted", 382, 0 },
+		{ T("G07"), DH_A("\"1\""), "accepted", 382, ABN },
+		{ T("G07"), DH_A("true"), "accepted", 382, ABN },
+		{ T("G07"), DH_A("\"0\""), "accepted", 382, 0 },
+		{ T("G07"), DH_A("\"1.0\""), "accepted", 382, 0 },
+		{ T("G11"), EZ_A("\\\"1\\\""), "accepted", 382, ABN },
+		{ T("G11"), EZ_A("1"), "accepted", 382, ABN },
+		{ T("G11"), EZ_A("\\\"0\\\""), "accepted", 382, 0 },
+		{ T("G12"), WC_S("1"), "accepted", 382, ABN },
+		{ T("G12"), WC_S("\" 1 \""), "accepted", 382, ABN },
+		{ T("G12"), WC_S("\"2\""), "accepted", 382, 0 },
+		{ T("G12"), WC_S("\"1.0\""), "accepted", 382, 0 },
+	};
+#undef HIK_U
+#undef DH_U
+#undef EZ_U
+#undef HIK_A
+#undef DH_A
+#undef EZ_A
+#undef WC_S
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct norm_result res;
+		const char *got;
+
+		assert_int_equal(run_max(cases[i].topic, cases[i].payload, strlen(cases[i].payload),
+					 NORM_MAX_EVENTS, &res), 0);
+		got = res.reason ? res.reason : "accepted";
+		if (strcmp(got, cases[i].reason) != 0)
+			fail_msg("case %zu (%s): got %s, want %s", i, cases[i].payload, got,
+				 cases[i].reason);
+		if (res.reason)
+			continue;
+		if (evs[0].temp_dc != cases[i].temp_dc ||
+		    (evs[0].flags & ABN) != cases[i].flags)
+			fail_msg("case %zu (%s): temp %d flags %#x, want %d %#x", i,
+				 cases[i].payload, evs[0].temp_dc, evs[0].flags,
+				 cases[i].temp_dc, cases[i].flags);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -590,6 +735,8 @@ main(int argc, char **argv)
 		cmocka_unit_test(reject_reasons),
 		cmocka_unit_test(event_caps),
 		cmocka_unit_test(vendor_bounds),
+		cmocka_unit_test(numbers_as_strings),
+		cmocka_unit_test(integer_codes_as_strings),
 	};
 
 	if (argc > 1)

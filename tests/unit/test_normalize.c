@@ -80,7 +80,12 @@ reject_reasons(void **state)
 		{ GATE, "[1, \"garbage\"]", "not_object" },
 		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\"}", "missing_temperature" },
 		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":{\"v\":1}}", "bad_temperature" },
-		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":\"36.6\"}", "bad_temperature" },
+		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":\"36.6\"}", "accepted" },
+		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":\"\\t36.6\"}", "accepted" },
+		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":\"36.6\\n\"}",
+		  "bad_temperature" },
+		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":\"36.6 \\u00b0C\"}",
+		  "bad_temperature" },
 		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":1e300}",
 		  "temperature_out_of_range" },
 		{ GATE, "{\"temp_c\":36.6}", "missing_time" },
@@ -457,12 +462,62 @@ texts_cut_at_whole_characters(void **state)
 	assert_true(norm_valid_utf8((const uint8_t *)res.detail, strlen(res.detail)));
 }
 
+/* Status words as real firmwares send them (field cases 09a/09b:
+ * Tasmota's default LWT "Offline"/"Online"): any case, blanks around,
+ * bare or JSON-quoted or in {"state":...}; Shelly's true/false. */
+static void
+status_words(void **state)
+{
+	static const struct { const char *payload; enum gate_state state; } ok[] = {
+		{ "Offline", STATE_OFFLINE }, { "Online", STATE_ONLINE },
+		{ "online", STATE_ONLINE }, { "OFFLINE", STATE_OFFLINE },
+		{ " Online\r\n", STATE_ONLINE }, { "\tforced ", STATE_FORCED },
+		{ "Open", STATE_OPEN }, { "CLOSED\n", STATE_CLOSED },
+		{ "\"Offline\"", STATE_OFFLINE }, { "\" Online \"", STATE_ONLINE },
+		{ "{\"state\":\"Online\"}", STATE_ONLINE }, { "{\"state\":\"FORCED\"}", STATE_FORCED },
+		{ "true", STATE_ONLINE }, { "false", STATE_OFFLINE }, { "True", STATE_ONLINE },
+		{ "\"false\"", STATE_OFFLINE }, { " true\n", STATE_ONLINE },
+	};
+	static const struct { const char *payload, *reason; } bad[] = {
+		{ "Onlin", "not_json" }, { "on line", "not_json" }, { "Online!", "not_json" },
+		{ "", "empty_payload" }, { " ", "not_json" }, { "onlineoffline", "not_json" },
+		{ "\"Exploded\"", "bad_state" }, { "{\"state\":\"Onlin\"}", "bad_state" },
+		{ "{\"state\":true}", "bad_state" }, { "1", "not_object" }, { "yes", "not_json" },
+	};
+	const char *topic = "cordon/s1/gate/G03/status";
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		const char *got = reason_of(topic, ok[i].payload);
+
+		if (strcmp(got, "accepted") != 0 || evs[0].state != ok[i].state)
+			fail_msg("case %zu (%s): got %s, state %d, want %d", i, ok[i].payload, got,
+				 (int)evs[0].state, (int)ok[i].state);
+		assert_int_equal(evs[0].type, EVENT_STATUS);
+	}
+	/* An embedded NUL is not a blank: "online\0" is not a word. */
+	{
+		struct norm_result res;
+
+		assert_int_equal(run(topic, "online\0", 7, 0, &res), 0);
+		assert_non_null(res.reason);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *got = reason_of(topic, bad[i].payload);
+
+		if (strcmp(got, bad[i].reason) != 0)
+			fail_msg("case %zu (%s): got %s, want %s", i, bad[i].payload, got,
+				 bad[i].reason);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(canonical_event),
 		cmocka_unit_test(reject_reasons),
+		cmocka_unit_test(status_words),
 		cmocka_unit_test(invalid_utf8_and_oversize),
 		cmocka_unit_test(temperatures),
 		cmocka_unit_test(times),
