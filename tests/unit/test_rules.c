@@ -1088,6 +1088,186 @@ hotline_resolved_before_limit(void **state)
 	only(f, KIND_HOTLINE_UNRESOLVED, "raised");
 }
 
+/* Field case 16: the resolve arrives before the open (brokers and bridges
+ * reorder). The call is resolved: the late open neither opens nor alerts;
+ * nor does a late update, and a restored open row of it is not followed. */
+static void
+hotline_resolve_before_open(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	ev = hotline_ev(f, "s1", "H-16", CALL_RESOLVE, "", -1, T0 + 20 * MIN);
+	apply(f, &ev);
+	none(f);
+	ev = hotline_ev(f, "s1", "H-16", CALL_OPEN, "medical", 1, T0);
+	apply(f, &ev);
+	none(f);
+	ev = hotline_ev(f, "s1", "H-16", CALL_UPDATE, "medical", 1, T0 + 5 * MIN);
+	apply(f, &ev);
+	none(f);
+	tick(f, T0 + 5 * HOUR);
+	none(f);
+	/* restored at start: resolved (either order of the two rows) */
+	restore_seen(f, "call_resolved", "s1", "H-17", "", T0 + MIN, T0 + 2 * MIN);
+	restore_seen(f, "call", "s1", "H-17", "medical", T0, T0 + 2 * MIN);
+	restore_seen(f, "call", "s1", "H-18", "medical", T0, T0 + 2 * MIN);
+	restore_seen(f, "call_resolved", "s1", "H-18", "", T0 + MIN, T0 + 2 * MIN);
+	ev = hotline_ev(f, "s1", "H-17", CALL_OPEN, "medical", 1, T0);
+	apply(f, &ev);
+	tick(f, T0 + 6 * HOUR);
+	none(f);
+	/* the same call id on another site is another call */
+	ev = hotline_ev(f, "s2", "H-16", CALL_OPEN, "medical", 1, T0 + 6 * HOUR);
+	apply(f, &ev);
+	tick(f, T0 + 6 * HOUR + 30 * MIN + 1);
+	only(f, KIND_HOTLINE_UNRESOLVED, "raised");
+	assert_string_equal(f->out.t[0].a.site, "s2");
+}
+
+/* The steps of several calls, in every order: the same alerts at the same
+ * ticks. Steps carry their own times and are all processed at TP (after
+ * the last of them); the alert state is read at ticks after TP. */
+#define TP (T0 + 25 * MIN)
+#define NSTEP 10
+
+struct step {
+	const char *call;
+	enum call_action action;
+	const char *category, *household;
+	int urgent;
+	int64_t at;
+};
+
+static const struct step steps[NSTEP] = {
+	/* resolved: open, update, resolve */
+	{"A", CALL_OPEN, "medical", "1-1-101", 1, T0},
+	{"A", CALL_UPDATE, "", "", -1, T0 + 5 * MIN},
+	{"A", CALL_RESOLVE, "", "", -1, T0 + 10 * MIN},
+	/* resolved, as in field case 16 */
+	{"B", CALL_OPEN, "other", "1-1-102", 1, T0 + MIN},
+	{"B", CALL_RESOLVE, "", "", -1, T0 + 20 * MIN},
+	/* open; the category changes to medical (the later step wins) */
+	{"C", CALL_OPEN, "other", "1-1-103", 1, T0 + 2 * MIN},
+	{"C", CALL_UPDATE, "medical", "1-1-113", 1, T0 + 8 * MIN},
+	/* open; an update dated before its open, not urgent itself */
+	{"D", CALL_UPDATE, "medical", "", 0, T0 + 3 * MIN},
+	{"D", CALL_OPEN, "medical", "1-1-104", 1, T0 + 12 * MIN},
+	/* not urgent: never followed */
+	{"E", CALL_OPEN, "medical", "1-1-105", 0, T0},
+};
+
+/* The transitions of ticks at fixed times, as one string. */
+static void
+run_steps(const int *order, int n, char *out, size_t outlen)
+{
+	static const int64_t ticks[] = {T0 + 30 * MIN, T0 + 31 * MIN, T0 + 38 * MIN,
+					T0 + 43 * MIN, T0 + 5 * HOUR};
+	struct fx *f;
+	size_t len = 0;
+
+	out[0] = '\0';
+	setup((void **)&f);
+	for (int i = 0; i < n; i++) {
+		const struct step *s = &steps[order[i]];
+		struct event ev = hotline_ev(f, "s1", s->call, s->action, s->category, s->urgent,
+					     s->at);
+
+		snprintf(ev.household, sizeof(ev.household), "%s", s->household);
+		apply_at(f, &ev, clk(f, TP));
+		assert_int_equal(f->out.n, 0);
+	}
+	for (size_t k = 0; k < sizeof(ticks) / sizeof(ticks[0]); k++) {
+		tick(f, ticks[k]);
+		for (size_t i = 0; i < f->out.n; i++) {
+			const struct alert *a = &f->out.t[i].a;
+
+			len += (size_t)snprintf(out + len, outlen - len, "%zu %s %s %d %s;", k,
+						f->out.t[i].what, a->subject, (int)a->severity,
+						a->household);
+			assert_true(len < outlen);
+		}
+	}
+	teardown((void **)&f);
+}
+
+static uint64_t
+rng_next(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+static bool
+next_permutation(int *a, int n)
+{
+	int i = n - 2, j = n - 1;
+
+	while (i >= 0 && a[i] >= a[i + 1])
+		i--;
+	if (i < 0)
+		return false;
+	while (a[j] <= a[i])
+		j--;
+	{
+		int t = a[i];
+
+		a[i] = a[j];
+		a[j] = t;
+	}
+	for (int l = i + 1, r = n - 1; l < r; l++, r--) {
+		int t = a[l];
+
+		a[l] = a[r];
+		a[r] = t;
+	}
+	return true;
+}
+
+static void
+hotline_steps_in_any_order(void **state)
+{
+	char want[1024], got[1024];
+	int order[NSTEP];
+	uint64_t seed = 0x9e3779b97f4a7c15u;
+	long nperm = 0;
+
+	(void)state;
+	for (int i = 0; i < NSTEP; i++)
+		order[i] = i;
+	run_steps(order, NSTEP, want, sizeof(want));
+	/* in order: C raised (medical, 30 min from T0+2) at 38 min, D at 43 min */
+	assert_string_equal(want, "2 raised call:C 2 1-1-113;3 raised call:D 2 1-1-104;");
+	/* every order of the first eight steps (40,320): D's open and E last */
+	do {
+		run_steps(order, NSTEP, got, sizeof(got));
+		if (strcmp(got, want) != 0) {
+			for (int i = 0; i < NSTEP; i++)
+				print_message("%d ", order[i]);
+			fail_msg("order above gives %s, want %s", got, want);
+		}
+		nperm++;
+	} while (next_permutation(order, NSTEP - 2));
+	assert_int_equal(nperm, 40320);
+	/* 2,000 shuffles of all ten (Fisher-Yates, fixed seed) */
+	for (int round = 0; round < 2000; round++) {
+		for (int i = NSTEP - 1; i > 0; i--) {
+			int j = (int)(rng_next(&seed) % (uint64_t)(i + 1)), t = order[i];
+
+			order[i] = order[j];
+			order[j] = t;
+		}
+		run_steps(order, NSTEP, got, sizeof(got));
+		if (strcmp(got, want) != 0) {
+			for (int i = 0; i < NSTEP; i++)
+				print_message("%d ", order[i]);
+			fail_msg("shuffle above gives %s, want %s", got, want);
+		}
+	}
+}
+
 /* ---- backlog ---- */
 
 static int
@@ -1859,6 +2039,8 @@ main(void)
 		T(disinfection_site_zone_and_default_interval),
 		T(hotline_limits),
 		T(hotline_resolved_before_limit),
+		T(hotline_resolve_before_open),
+		T(hotline_steps_in_any_order),
 		T(backlog_raise_and_recover),
 		T(restored_alert_continues),
 		T(count_stops_at_the_column_maximum),
