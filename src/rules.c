@@ -8,6 +8,7 @@
  *   zones    site|zone -> last disinfection        disinfection_overdue
  *   calls    site|call_id -> struct call           hotline_unresolved
  *   resolved site|call_id -> resolve time (intptr) hotline_unresolved
+ *   seals    site|gate -> struct seal              sealed_gate
  *   exits    site|household -> struct ring         exit_quota
  *   nopen    site|kind -> open alerts but the aggregate (intptr)
  *
@@ -41,14 +42,19 @@
  * struct aggregate below) that counts them in a fixed 1 KiB sketch; gates,
  * zones and checks hold only what the register knows (a registered gate
  * or zone, a household under an isolation order), exits only registered
- * households; calls at most RULES_CALLS_MAX open urgent calls, resolved
+ * households, seals only gates registered sealed when a message came;
+ * calls at most RULES_CALLS_MAX open urgent calls, resolved
  * the RULES_RESOLVED_MAX calls resolved last (by the resolve's rule time).
  *
  * Order. Brokers and bridges reorder messages, so every rule that folds
  * the steps of one thing reaches the same state whatever order they come
  * in. A call's resolve is final: its id is kept in `resolved`, and an open
  * or update of that call arriving later neither opens it nor alerts (the
- * table hotline_calls keeps 'resolved' the same way, SQL in tables.c). */
+ * table hotline_calls keeps 'resolved' the same way, SQL in tables.c). A
+ * sealed gate's state is the one of its latest message by rule time: a
+ * breach (a pass, or a status open or forced) dated before the last
+ * `closed` is raised and resolved at once ("re-sealed"), a `closed` dated
+ * before the last breach resolves nothing. */
 #include "rules.h"
 
 #include <errno.h>
@@ -81,6 +87,12 @@ struct call {
 	int opened;		/* an open step was seen */
 	int medical;
 	char household[NORM_ID_MAX + 1];
+};
+
+/* A sealed gate's latest re-seal and breach: rule times (wall, us). */
+struct seal {
+	int64_t closed_us;
+	int64_t breach_us;
 };
 
 struct ring {
@@ -124,7 +136,7 @@ struct rules {
 	struct rules_config cfg;
 	int64_t start_mono;	/* silence is counted from here at the earliest */
 	int intake_down;
-	struct map alerts, by_id, gates, checks, zones, calls, resolved, exits, nopen;
+	struct map alerts, by_id, gates, checks, zones, calls, resolved, seals, exits, nopen;
 };
 
 static const char *const kind_names[KIND_COUNT] = {
@@ -255,6 +267,7 @@ rules_create(const struct rules_config *cfg, const struct rules_clock *now,
 	map_init(&r->zones);
 	map_init(&r->calls);
 	map_init(&r->resolved);
+	map_init(&r->seals);
 	map_init(&r->exits);
 	map_init(&r->nopen);
 	*ret_rules = r;
@@ -273,6 +286,7 @@ rules_destroy(struct rules *r)
 	map_finish(&r->zones, NULL);
 	map_finish(&r->calls, free);
 	map_finish(&r->resolved, NULL);
+	map_finish(&r->seals, free);
 	map_finish(&r->exits, free);
 	map_finish(&r->nopen, NULL);
 	free(r);
@@ -733,6 +747,49 @@ fever_rule(struct rules *r, const struct event *ev, const struct rules_clock *at
 	return trigger(r, out, &t, at);
 }
 
+/* The seal record of a sealed gate, made on first use; NULL on ENOMEM. */
+static struct seal *
+seal_of(struct rules *r, const char *site, const char *gate)
+{
+	char key[3 * NORM_KEY_MAX];
+	struct seal *s;
+
+	key2(key, sizeof(key), site, gate);
+	if ((s = map_get(&r->seals, key)))
+		return s;
+	if (!(s = calloc(1, sizeof(*s))) || map_put(&r->seals, key, s, NULL) < 0) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* A breach of the sealed gate `t` describes at `at` (its rule time): raised,
+ * unless a `closed` dated at or after it came first: then raised and
+ * resolved at once (the gate was re-sealed since), or nothing when an
+ * alert of a later breach is open. 0 or -ENOMEM. */
+static int
+seal_breach(struct rules *r, struct rules_output *out, const struct alert *t, const char *gate,
+	    const struct rules_clock *at)
+{
+	struct seal *s = seal_of(r, t->site, gate);
+	struct rules_clock closed;
+	int err;
+
+	if (!s)
+		return -ENOMEM;
+	if (at->wall_us > s->breach_us)
+		s->breach_us = at->wall_us;
+	if (at->wall_us > s->closed_us || s->closed_us == 0)
+		return trigger(r, out, t, at);
+	if (find(r, t->kind, t->site, t->subject))
+		return 0;
+	if ((err = trigger(r, out, t, at)) < 0)
+		return err;
+	closed = (struct rules_clock){ .wall_us = s->closed_us, .mono_us = at->mono_us };
+	return resolve(r, out, t->kind, t->site, t->subject, "re-sealed", &closed);
+}
+
 static int
 gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct event *ev,
 	   const struct rules_clock *tnow, struct rules_output *out)
@@ -752,7 +809,7 @@ gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct ev
 		snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
 		snprintf(t.card, sizeof(t.card), "%s", ev->card);
 		snprintf(t.household, sizeof(t.household), "%s", hh);
-		if ((err = trigger(r, out, &t, &at)) < 0)
+		if ((err = seal_breach(r, out, &t, ev->gate, &at)) < 0)
 			return err;
 	}
 	if (ev->card[0] && (!c || c->revoked) && site_has_cards(reg, ev->site)) {
@@ -840,14 +897,23 @@ status_rules(struct rules *r, const struct registry_snapshot *reg, const struct 
 	if (!g || !g->sealed)
 		return 0;
 	snprintf(subject, sizeof(subject), "gate:%s", ev->gate);
-	if (ev->state == STATE_CLOSED)
+	if (ev->state == STATE_CLOSED) {
+		struct seal *s = seal_of(r, ev->site, ev->gate);
+
+		if (!s)
+			return -ENOMEM;
+		if (at.wall_us > s->closed_us)
+			s->closed_us = at.wall_us;
+		if (at.wall_us < s->breach_us)
+			return 0;	/* a breach dated later stands */
 		return resolve(r, out, KIND_SEALED_GATE, ev->site, subject, "re-sealed", &at);
+	}
 	if (ev->state != STATE_OPEN && ev->state != STATE_FORCED)
 		return 0;
 	tmpl_init(&t, KIND_SEALED_GATE, ev->site, subject, ev->key, SEVERITY_CRITICAL);
 	snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
 	snprintf(t.reason, sizeof(t.reason), "%s", normalize_state_name(ev->state));
-	return trigger(r, out, &t, &at);
+	return seal_breach(r, out, &t, ev->gate, &at);
 }
 
 static int
@@ -1396,7 +1462,7 @@ size_t
 rules_entries(const struct rules *r)
 {
 	return r->alerts.len + r->by_id.len + r->gates.len + r->checks.len + r->zones.len +
-	       r->calls.len + r->resolved.len + r->exits.len + r->nopen.len;
+	       r->calls.len + r->resolved.len + r->seals.len + r->exits.len + r->nopen.len;
 }
 
 size_t

@@ -1268,6 +1268,125 @@ hotline_steps_in_any_order(void **state)
 	}
 }
 
+/* A sealed gate's state is that of its latest message by time, whatever
+ * order they arrive in: a forced dated before the re-seal that came first
+ * is raised and resolved at once (the operator sees it happened); a
+ * re-seal dated before a breach that came first resolves nothing. */
+static void
+sealed_gate_states_out_of_order(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	add_gate(f->reg, "s1", "G09", 1, 1);
+	ev = status_ev(f, "s1", "G09", STATE_CLOSED, T0 + 2 * S);
+	apply_at(f, &ev, clk(f, T0 + MIN));
+	none(f);
+	ev = status_ev(f, "s1", "G09", STATE_FORCED, T0 + S);
+	apply_at(f, &ev, clk(f, T0 + MIN));
+	assert_int_equal(f->out.n, 2);
+	assert_string_equal(f->out.t[0].what, "raised");
+	assert_string_equal(f->out.t[1].what, "resolved");
+	assert_string_equal(f->out.t[1].a.reason, "re-sealed");
+	assert_true(f->out.t[1].a.resolved_us == T0 + 2 * S);
+	assert_int_equal(open_count(f), 0);
+	/* a pass dated before the re-seal: the same */
+	ev = gate_ev(f, "s1", "G09", "C-1", "P-1", DIR_IN, 365, T0 + S);
+	apply_at(f, &ev, clk(f, T0 + MIN));
+	assert_int_equal(f->out.n, 2);
+	assert_int_equal(open_count(f), 0);
+	/* forced after the re-seal, then a re-seal dated between: stays open */
+	ev = status_ev(f, "s1", "G09", STATE_FORCED, T0 + 10 * S);
+	apply_at(f, &ev, clk(f, T0 + MIN));
+	only(f, KIND_SEALED_GATE, "raised");
+	ev = status_ev(f, "s1", "G09", STATE_CLOSED, T0 + 5 * S);
+	apply_at(f, &ev, clk(f, T0 + MIN));
+	none(f);
+	ev = status_ev(f, "s1", "G09", STATE_OPEN, T0 + 4 * S);
+	apply_at(f, &ev, clk(f, T0 + MIN));
+	none(f);	/* older than the open alert's breach, re-sealed since */
+	assert_int_equal(open_count(f), 1);
+	ev = status_ev(f, "s1", "G09", STATE_CLOSED, T0 + 10 * S);
+	apply_at(f, &ev, clk(f, T0 + MIN));
+	only(f, KIND_SEALED_GATE, "resolved");	/* a tie: the re-seal wins */
+}
+
+/* Every order of the states of two sealed gates and passes through them:
+ * the same sealed_gate alerts open at the end, and a gate whose last state
+ * is a breach has its alert open. */
+#define NGSTEP 8
+
+static void
+run_gate_steps(const int *order, int n, char *out, size_t outlen)
+{
+	static const struct {
+		const char *gate;
+		int kind;	/* 0 pass, else a gate state */
+		enum gate_state st;
+		int64_t at;
+	} gs[NGSTEP] = {
+		{"G1", 1, STATE_FORCED, T0 + 1 * S},
+		{"G1", 1, STATE_CLOSED, T0 + 2 * S},
+		{"G1", 0, STATE_OPEN, T0 + 3 * S},	/* a pass */
+		{"G1", 1, STATE_CLOSED, T0 + 4 * S},
+		{"G2", 1, STATE_CLOSED, T0 + 1 * S},
+		{"G2", 1, STATE_OPEN, T0 + 2 * S},
+		{"G2", 0, STATE_OPEN, T0 + 3 * S},	/* a pass */
+		{"G2", 1, STATE_FORCED, T0 + 5 * S},
+	};
+	const struct alert *open[8];
+	struct fx *f;
+	size_t len = 0, nopen, raised = 0, resolved = 0;
+
+	setup((void **)&f);
+	add_gate(f->reg, "s1", "G1", 1, 1);
+	add_gate(f->reg, "s1", "G2", 1, 1);
+	for (int i = 0; i < n; i++) {
+		struct event ev = gs[order[i]].kind ?
+			status_ev(f, "s1", gs[order[i]].gate, gs[order[i]].st, gs[order[i]].at) :
+			gate_ev(f, "s1", gs[order[i]].gate, "C-1", "P-1", DIR_IN, 365,
+				gs[order[i]].at);
+
+		apply_at(f, &ev, clk(f, T0 + MIN));
+		for (size_t k = 0; k < f->out.n; k++) {
+			raised += strcmp(f->out.t[k].what, "raised") == 0;
+			resolved += strcmp(f->out.t[k].what, "resolved") == 0;
+		}
+	}
+	nopen = rules_open_alerts(f->r, open, 8);
+	out[0] = '\0';
+	for (size_t i = 0; i < nopen; i++)
+		len += (size_t)snprintf(out + len, outlen - len, "%s %s;",
+					rules_kind_name(open[i]->kind), open[i]->subject);
+	/* every alert raised is resolved but the open ones */
+	assert_int_equal(raised, resolved + nopen);
+	teardown((void **)&f);
+}
+
+static void
+sealed_gate_states_in_any_order(void **state)
+{
+	char want[256], got[256];
+	int order[NGSTEP];
+	long nperm = 0;
+
+	(void)state;
+	for (int i = 0; i < NGSTEP; i++)
+		order[i] = i;
+	run_gate_steps(order, NGSTEP, want, sizeof(want));
+	assert_string_equal(want, "sealed_gate gate:G2;");
+	do {
+		run_gate_steps(order, NGSTEP, got, sizeof(got));
+		if (strcmp(got, want) != 0) {
+			for (int i = 0; i < NGSTEP; i++)
+				print_message("%d ", order[i]);
+			fail_msg("order above gives %s, want %s", got, want);
+		}
+		nperm++;
+	} while (next_permutation(order, NGSTEP));
+	assert_int_equal(nperm, 40320);
+}
+
 /* ---- backlog ---- */
 
 static int
@@ -2041,6 +2160,8 @@ main(void)
 		T(hotline_resolved_before_limit),
 		T(hotline_resolve_before_open),
 		T(hotline_steps_in_any_order),
+		T(sealed_gate_states_out_of_order),
+		T(sealed_gate_states_in_any_order),
 		T(backlog_raise_and_recover),
 		T(restored_alert_continues),
 		T(count_stops_at_the_column_maximum),
