@@ -369,6 +369,45 @@ def test_sealed_gate_raised_and_resealed(env, cordond, ctl):
         assert d.alive()
 
 
+def test_sealed_gate_states_out_of_order(env, cordond, ctl):
+    """Issue 14.4: a gate's `closed` (dated later) arrives before its
+    `forced` (dated earlier): the forced is on record (raised, then
+    resolved re-sealed at the closed's time) and no alert stays open. Then
+    a forced arrives before an older closed: the alert stays open."""
+    site = "aso"
+    topic = "cordon/%s/gate/G09/status" % site
+    ctl("gate", "add", site, "G09", "--sealed")
+    with Alerts(env.broker.port, site) as al:
+        d = cordond()
+        wait_loaded(d)
+        pub(env, topic, {"state": "closed", "ts": now_ts(-20), "id": "ST-2"})
+        wait_until(lambda: env.pg.count("gate_status", "site = %s", (site,)) == 1, LONG,
+                   what="the closed stored")
+        pub(env, topic, {"state": "forced", "ts": now_ts(-40), "id": "ST-1"})
+        a = al.wait("sealed_gate", "raised")
+        res = al.wait("sealed_gate", "resolved")
+        assert res["alert_id"] == a["alert_id"] and res["reason"] == "re-sealed", res
+        wait_row(env, a["alert_id"], "resolved")
+        # now the other way: forced (later) first, then an older closed
+        pub(env, topic, {"state": "forced", "ts": now_ts(-5), "id": "ST-4"})
+        f = al.wait("sealed_gate", "raised", lambda x: x["alert_id"] != a["alert_id"])
+        wait_row(env, f["alert_id"], "raised")
+        pub(env, topic, {"state": "closed", "ts": now_ts(-10), "id": "ST-3"})
+        wait_until(lambda: env.pg.count("gate_status", "site = %s", (site,)) == 4, LONG,
+                   what="the older closed stored")
+        # a marker the same rules pass must handle after ST-3: a newer closed
+        pub(env, topic, {"state": "closed", "ts": now_ts(), "id": "ST-5"})
+        res = al.wait("sealed_gate", "resolved", lambda x: x["alert_id"] == f["alert_id"])
+        assert res["reason"] == "re-sealed"
+        # resolved by ST-5 (its time), not by ST-3
+        wait_row(env, f["alert_id"], "resolved")
+        at, st5 = env.pg.query(
+            "SELECT a.resolved_at, s.ts FROM alerts a, gate_status s WHERE a.alert_id = %s"
+            " AND s.site = %s AND s.event_key LIKE %s", (f["alert_id"], site, "%ST-5"))[0]
+        assert at == st5, (at, st5)
+        assert d.alive()
+
+
 def test_sealed_gate_forced_twice(env, cordond, ctl):
     """A terminal that sends the bare word `forced` twice (resolved in
     between) must get a second alert that is stored as open: the second
