@@ -83,7 +83,7 @@ struct seed_alert {
 };
 
 struct seed_seen {
-	char what[8];		/* gate, zone, check, call, exit */
+	char what[16];		/* gate, zone, check, call, call_resolved, exit */
 	char site[REG_ID], id[REG_ID], sub[REG_ID];
 	int64_t at_us;
 };

@@ -182,7 +182,10 @@ int rules_restore_alert(struct rules *r, const struct alert *a, const struct rul
 bool rules_is_aggregate(const struct alert *a);
 /* Restores the last time something was seen: a gate's message, a
  * disinfection, a check (household, person or ""), an open urgent call
- * (its open time; category), an outward pass of a household. at_us is a
+ * (what "call": its open time; category), a resolved call (what
+ * "call_resolved": its resolve time; a call resolved is never restored or
+ * followed as open, whichever of the two comes first), an outward pass of
+ * a household. at_us is a
  * wall time (us since the epoch), put on the monotonic clock by its age at
  * `now` (a time later than now counts as now). Returns 0, -ENOMEM, or
  * -EINVAL for an unknown `what`. */

@@ -1034,6 +1034,7 @@ fail:
 	return NULL;
 }
 
+/* The resolved calls: the last RULES_RESOLVED_MAX (rules.c) of them. */
 #define SEEN_SQL \
 	"SELECT 'gate', site, gate, '', (extract(epoch FROM max(received_at)) * 1e6)::bigint" \
 	" FROM gate_events WHERE received_at > now() - interval '1 day' GROUP BY site, gate" \
@@ -1047,6 +1048,10 @@ fail:
 	" FROM isolation_checks WHERE ts > now() - interval '60 days' GROUP BY site, household" \
 	" UNION ALL SELECT 'call', site, call_id, coalesce(category, ''), (extract(epoch FROM opened_at) * 1e6)::bigint" \
 	" FROM hotline_calls WHERE status = 'open' AND urgent AND opened_at IS NOT NULL" \
+	" UNION ALL SELECT * FROM (SELECT 'call_resolved', site, call_id, ''," \
+	" (extract(epoch FROM coalesce(resolved_at, updated_at)) * 1e6)::bigint" \
+	" FROM hotline_calls WHERE status = 'resolved'" \
+	" ORDER BY coalesce(resolved_at, updated_at) DESC LIMIT 10000) r" \
 	" UNION ALL SELECT * FROM (SELECT 'exit', g.site, c.household, '', (extract(epoch FROM g.ts) * 1e6)::bigint" \
 	" FROM gate_events g JOIN cards c ON c.site = g.site AND c.card = g.card" \
 	" WHERE g.direction = 'out' AND g.ts > now() - interval '7 days' ORDER BY g.ts) e"

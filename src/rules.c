@@ -7,6 +7,8 @@
  *   checks   site|household|person -> last check   isolation_overdue
  *   zones    site|zone -> last disinfection        disinfection_overdue
  *   calls    site|call_id -> struct call           hotline_unresolved
+ *   resolved site|call_id -> resolve time (intptr) hotline_unresolved
+ *   seals    site|gate -> struct seal              sealed_gate
  *   exits    site|household -> struct ring         exit_quota
  *   nopen    site|kind -> open alerts but the aggregate (intptr)
  *
@@ -40,7 +42,19 @@
  * struct aggregate below) that counts them in a fixed 1 KiB sketch; gates,
  * zones and checks hold only what the register knows (a registered gate
  * or zone, a household under an isolation order), exits only registered
- * households; calls at most RULES_CALLS_MAX open urgent calls. */
+ * households, seals only gates registered sealed when a message came;
+ * calls at most RULES_CALLS_MAX open urgent calls, resolved
+ * the RULES_RESOLVED_MAX calls resolved last (by the resolve's rule time).
+ *
+ * Order. Brokers and bridges reorder messages, so every rule that folds
+ * the steps of one thing reaches the same state whatever order they come
+ * in. A call's resolve is final: its id is kept in `resolved`, and an open
+ * or update of that call arriving later neither opens it nor alerts (the
+ * table hotline_calls keeps 'resolved' the same way, SQL in tables.c). A
+ * sealed gate's state is the one of its latest message by rule time: a
+ * breach (a pass, or a status open or forced) dated before the last
+ * `closed` is raised and resolved at once ("re-sealed"), a `closed` dated
+ * before the last breach resolves nothing. */
 #include "rules.h"
 
 #include <errno.h>
@@ -59,11 +73,26 @@
  * each). Past it a new urgent call is not followed: 10,000 calls open at
  * once are a flood that the hotline's own system shows better. */
 #define RULES_CALLS_MAX 10000
+/* Resolved call ids remembered so that a late open is not taken for a new
+ * call (a key and a pointer, about 100 bytes each). Past it the call
+ * resolved earliest is forgotten: its open would have to arrive after
+ * 10,000 later resolves to be followed again. */
+#define RULES_RESOLVED_MAX 10000
 
+/* A followed call: each field from the steps whatever their order. */
 struct call {
-	int64_t opened_mono;	/* the earliest open */
+	int64_t opened_mono;	/* the earliest open; the earliest step till one */
+	int64_t medical_mono;	/* rule time (mono) of the step that gave medical */
+	int64_t household_mono;	/* and household: the latest such step wins */
+	int opened;		/* an open step was seen */
 	int medical;
 	char household[NORM_ID_MAX + 1];
+};
+
+/* A sealed gate's latest re-seal and breach: rule times (wall, us). */
+struct seal {
+	int64_t closed_us;
+	int64_t breach_us;
 };
 
 struct ring {
@@ -107,7 +136,7 @@ struct rules {
 	struct rules_config cfg;
 	int64_t start_mono;	/* silence is counted from here at the earliest */
 	int intake_down;
-	struct map alerts, by_id, gates, checks, zones, calls, exits, nopen;
+	struct map alerts, by_id, gates, checks, zones, calls, resolved, seals, exits, nopen;
 };
 
 static const char *const kind_names[KIND_COUNT] = {
@@ -237,6 +266,8 @@ rules_create(const struct rules_config *cfg, const struct rules_clock *now,
 	map_init(&r->checks);
 	map_init(&r->zones);
 	map_init(&r->calls);
+	map_init(&r->resolved);
+	map_init(&r->seals);
 	map_init(&r->exits);
 	map_init(&r->nopen);
 	*ret_rules = r;
@@ -254,6 +285,8 @@ rules_destroy(struct rules *r)
 	map_finish(&r->checks, NULL);
 	map_finish(&r->zones, NULL);
 	map_finish(&r->calls, free);
+	map_finish(&r->resolved, NULL);
+	map_finish(&r->seals, free);
 	map_finish(&r->exits, free);
 	map_finish(&r->nopen, NULL);
 	free(r);
@@ -714,6 +747,49 @@ fever_rule(struct rules *r, const struct event *ev, const struct rules_clock *at
 	return trigger(r, out, &t, at);
 }
 
+/* The seal record of a sealed gate, made on first use; NULL on ENOMEM. */
+static struct seal *
+seal_of(struct rules *r, const char *site, const char *gate)
+{
+	char key[3 * NORM_KEY_MAX];
+	struct seal *s;
+
+	key2(key, sizeof(key), site, gate);
+	if ((s = map_get(&r->seals, key)))
+		return s;
+	if (!(s = calloc(1, sizeof(*s))) || map_put(&r->seals, key, s, NULL) < 0) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* A breach of the sealed gate `t` describes at `at` (its rule time): raised,
+ * unless a `closed` dated at or after it came first: then raised and
+ * resolved at once (the gate was re-sealed since), or nothing when an
+ * alert of a later breach is open. 0 or -ENOMEM. */
+static int
+seal_breach(struct rules *r, struct rules_output *out, const struct alert *t, const char *gate,
+	    const struct rules_clock *at)
+{
+	struct seal *s = seal_of(r, t->site, gate);
+	struct rules_clock closed;
+	int err;
+
+	if (!s)
+		return -ENOMEM;
+	if (at->wall_us > s->breach_us)
+		s->breach_us = at->wall_us;
+	if (at->wall_us > s->closed_us || s->closed_us == 0)
+		return trigger(r, out, t, at);
+	if (find(r, t->kind, t->site, t->subject))
+		return 0;
+	if ((err = trigger(r, out, t, at)) < 0)
+		return err;
+	closed = (struct rules_clock){ .wall_us = s->closed_us, .mono_us = at->mono_us };
+	return resolve(r, out, t->kind, t->site, t->subject, "re-sealed", &closed);
+}
+
 static int
 gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct event *ev,
 	   const struct rules_clock *tnow, struct rules_output *out)
@@ -733,7 +809,7 @@ gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct ev
 		snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
 		snprintf(t.card, sizeof(t.card), "%s", ev->card);
 		snprintf(t.household, sizeof(t.household), "%s", hh);
-		if ((err = trigger(r, out, &t, &at)) < 0)
+		if ((err = seal_breach(r, out, &t, ev->gate, &at)) < 0)
 			return err;
 	}
 	if (ev->card[0] && (!c || c->revoked) && site_has_cards(reg, ev->site)) {
@@ -821,14 +897,23 @@ status_rules(struct rules *r, const struct registry_snapshot *reg, const struct 
 	if (!g || !g->sealed)
 		return 0;
 	snprintf(subject, sizeof(subject), "gate:%s", ev->gate);
-	if (ev->state == STATE_CLOSED)
+	if (ev->state == STATE_CLOSED) {
+		struct seal *s = seal_of(r, ev->site, ev->gate);
+
+		if (!s)
+			return -ENOMEM;
+		if (at.wall_us > s->closed_us)
+			s->closed_us = at.wall_us;
+		if (at.wall_us < s->breach_us)
+			return 0;	/* a breach dated later stands */
 		return resolve(r, out, KIND_SEALED_GATE, ev->site, subject, "re-sealed", &at);
+	}
 	if (ev->state != STATE_OPEN && ev->state != STATE_FORCED)
 		return 0;
 	tmpl_init(&t, KIND_SEALED_GATE, ev->site, subject, ev->key, SEVERITY_CRITICAL);
 	snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
 	snprintf(t.reason, sizeof(t.reason), "%s", normalize_state_name(ev->state));
-	return trigger(r, out, &t, &at);
+	return seal_breach(r, out, &t, ev->gate, &at);
 }
 
 static int
@@ -872,6 +957,35 @@ check_rules(struct rules *r, const struct registry_snapshot *reg, const struct e
 	return fever_rule(r, ev, &at, subject, ev->household, out);
 }
 
+/* Remembers that the call `key` was resolved at `m` (mono) and stops
+ * following it; at RULES_RESOLVED_MAX the call resolved earliest is
+ * forgotten. 0, or -ENOMEM. */
+static int
+remember_resolved(struct rules *r, const char *key, int64_t m)
+{
+	free(map_remove(&r->calls, key));
+	if (!map_get(&r->resolved, key) && r->resolved.len >= RULES_RESOLVED_MAX) {
+		const char *k, *oldest = NULL;
+		int64_t om = INT64_MAX;
+		void *v;
+
+		for (size_t it = 0; map_next(&r->resolved, &it, &k, &v);)
+			if ((int64_t)(intptr_t)v < om) {
+				om = (int64_t)(intptr_t)v;
+				oldest = k;
+			}
+		if (oldest && om > m)
+			return 0;	/* older than all kept: not worth one */
+		if (oldest) {
+			char drop[3 * NORM_KEY_MAX];
+
+			snprintf(drop, sizeof(drop), "%s", oldest);
+			map_remove(&r->resolved, drop);
+		}
+	}
+	return set_seen(&r->resolved, key, m);
+}
+
 static int
 hotline_rules(struct rules *r, const struct event *ev, const struct rules_clock *tnow,
 	      struct rules_output *out)
@@ -884,10 +998,15 @@ hotline_rules(struct rules *r, const struct event *ev, const struct rules_clock 
 	key2(key, sizeof(key), ev->site, ev->call_id);
 	snprintf(subject, sizeof(subject), "call:%s", ev->call_id);
 	if (ev->call == CALL_RESOLVE) {
-		free(map_remove(&r->calls, key));
+		int err;
+
+		if ((err = remember_resolved(r, key, m)) < 0)
+			return err;
 		return resolve(r, out, KIND_HOTLINE_UNRESOLVED, ev->site, subject, "call resolved",
 			       &at);
 	}
+	if (map_get(&r->resolved, key))
+		return 0;	/* a late step of a resolved call */
 	c = map_get(&r->calls, key);
 	if (!c && ev->urgent == 1 && r->calls.len < RULES_CALLS_MAX) {
 		c = calloc(1, sizeof(*c));
@@ -896,13 +1015,27 @@ hotline_rules(struct rules *r, const struct event *ev, const struct rules_clock 
 			return -ENOMEM;
 		}
 		c->opened_mono = m;
+		c->opened = ev->call == CALL_OPEN;
 	}
 	if (c) {
-		if (ev->category[0])
-			c->medical = strcmp(ev->category, "medical") == 0;
-		if (ev->household[0])
+		int med = strcmp(ev->category, "medical") == 0;
+
+		/* ties: medical, and the greater household, win */
+		if (ev->category[0] &&
+		    (m > c->medical_mono || (m == c->medical_mono && med))) {
+			c->medical = med;
+			c->medical_mono = m;
+		}
+		if (ev->household[0] &&
+		    (m > c->household_mono ||
+		     (m == c->household_mono && strcmp(ev->household, c->household) > 0))) {
 			snprintf(c->household, sizeof(c->household), "%s", ev->household);
-		if (ev->call == CALL_OPEN && m < c->opened_mono)
+			c->household_mono = m;
+		}
+		if (ev->call == CALL_OPEN && !c->opened) {
+			c->opened_mono = m;
+			c->opened = 1;
+		} else if ((ev->call == CALL_OPEN || !c->opened) && m < c->opened_mono)
 			c->opened_mono = m;
 	}
 	return 0;
@@ -1297,16 +1430,22 @@ rules_restore_seen(struct rules *r, const char *what, const char *site, const ch
 		struct call *c;
 
 		key2(key, sizeof(key), site, id);
-		if (map_get(&r->calls, key) || r->calls.len >= RULES_CALLS_MAX)
+		if (map_get(&r->calls, key) || map_get(&r->resolved, key) ||
+		    r->calls.len >= RULES_CALLS_MAX)
 			return 0;
 		c = calloc(1, sizeof(*c));
 		if (!c || map_put(&r->calls, key, c, NULL) < 0) {
 			free(c);
 			return -ENOMEM;
 		}
-		c->opened_mono = m;
+		c->opened_mono = c->medical_mono = m;
+		c->opened = 1;
 		c->medical = strcmp(sub, "medical") == 0;
 		return 0;
+	}
+	if (strcmp(what, "call_resolved") == 0) {
+		key2(key, sizeof(key), site, id);
+		return remember_resolved(r, key, m);
 	}
 	if (strcmp(what, "exit") == 0) {
 		struct ring *ring = exit_ring(r, site, id);
@@ -1323,7 +1462,7 @@ size_t
 rules_entries(const struct rules *r)
 {
 	return r->alerts.len + r->by_id.len + r->gates.len + r->checks.len + r->zones.len +
-	       r->calls.len + r->exits.len + r->nopen.len;
+	       r->calls.len + r->resolved.len + r->seals.len + r->exits.len + r->nopen.len;
 }
 
 size_t

@@ -369,6 +369,45 @@ def test_sealed_gate_raised_and_resealed(env, cordond, ctl):
         assert d.alive()
 
 
+def test_sealed_gate_states_out_of_order(env, cordond, ctl):
+    """Issue 14.4: a gate's `closed` (dated later) arrives before its
+    `forced` (dated earlier): the forced is on record (raised, then
+    resolved re-sealed at the closed's time) and no alert stays open. Then
+    a forced arrives before an older closed: the alert stays open."""
+    site = "aso"
+    topic = "cordon/%s/gate/G09/status" % site
+    ctl("gate", "add", site, "G09", "--sealed")
+    with Alerts(env.broker.port, site) as al:
+        d = cordond()
+        wait_loaded(d)
+        pub(env, topic, {"state": "closed", "ts": now_ts(-20), "id": "ST-2"})
+        wait_until(lambda: env.pg.count("gate_status", "site = %s", (site,)) == 1, LONG,
+                   what="the closed stored")
+        pub(env, topic, {"state": "forced", "ts": now_ts(-40), "id": "ST-1"})
+        a = al.wait("sealed_gate", "raised")
+        res = al.wait("sealed_gate", "resolved")
+        assert res["alert_id"] == a["alert_id"] and res["reason"] == "re-sealed", res
+        wait_row(env, a["alert_id"], "resolved")
+        # now the other way: forced (later) first, then an older closed
+        pub(env, topic, {"state": "forced", "ts": now_ts(-5), "id": "ST-4"})
+        f = al.wait("sealed_gate", "raised", lambda x: x["alert_id"] != a["alert_id"])
+        wait_row(env, f["alert_id"], "raised")
+        pub(env, topic, {"state": "closed", "ts": now_ts(-10), "id": "ST-3"})
+        wait_until(lambda: env.pg.count("gate_status", "site = %s", (site,)) == 4, LONG,
+                   what="the older closed stored")
+        # a marker the same rules pass must handle after ST-3: a newer closed
+        pub(env, topic, {"state": "closed", "ts": now_ts(), "id": "ST-5"})
+        res = al.wait("sealed_gate", "resolved", lambda x: x["alert_id"] == f["alert_id"])
+        assert res["reason"] == "re-sealed"
+        # resolved by ST-5 (its time), not by ST-3
+        wait_row(env, f["alert_id"], "resolved")
+        at, st5 = env.pg.query(
+            "SELECT a.resolved_at, s.ts FROM alerts a, gate_status s WHERE a.alert_id = %s"
+            " AND s.site = %s AND s.event_key LIKE %s", (f["alert_id"], site, "%ST-5"))[0]
+        assert at == st5, (at, st5)
+        assert d.alive()
+
+
 def test_sealed_gate_forced_twice(env, cordond, ctl):
     """A terminal that sends the bare word `forced` twice (resolved in
     between) must get a second alert that is stored as open: the second
@@ -508,6 +547,84 @@ def test_hotline_unresolved_raised_and_resolved(env, cordond):
         assert res["alert_id"] == a["alert_id"] and res["reason"] == "call resolved", res
         wait_row(env, a["alert_id"], "resolved")
         assert all(x["subject"] == "call:H-7" for x in al.all("hotline_unresolved"))
+        assert d.alive()
+
+
+FIELD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "field-cases")
+
+
+def field_case(name):
+    with open(os.path.join(FIELD, name), "rb") as f:
+        return f.read()
+
+
+def hotline_steps(env, site, call):
+    return env.pg.count("hotline_events", "site = %s AND call_id = %s", (site, call))
+
+
+def call_row(env, site, call):
+    r = env.pg.query("SELECT status, opened_at IS NOT NULL, resolved_at IS NOT NULL"
+                     " FROM hotline_calls WHERE site = %s AND call_id = %s", (site, call))
+    return tuple(r[0]) if r else None
+
+
+def no_alert_past_marker(env, al, site, call):
+    """Open a marker call (urgent, medical) now: the tick that finds it
+    overdue finds any earlier call overdue too, so once its alert is out
+    (MQTT and row) an alert of `call` would be out as well."""
+    pub(env, "cordon/%s/hotline" % site,
+        {"call_id": "M-1", "id": "1", "action": "open", "ts": now_ts(),
+         "category": "medical", "urgent": True})
+    m = al.wait("hotline_unresolved", "raised", lambda a: a["subject"] == "call:M-1")
+    wait_row(env, m["alert_id"], "raised")
+    subject = "call:%s" % call
+    assert [a for a in al.all("hotline_unresolved") if a["subject"] == subject] == []
+    assert env.pg.count("alerts", "site = %s AND kind = 'hotline_unresolved' AND subject = %s",
+                        (site, subject)) == 0
+
+
+def test_hotline_resolve_before_open(env, cordond):
+    """Field case 16: the resolve step arrives before the open step (brokers
+    and bridges reorder; both are dated 2020, so the rules use the receive
+    times). The call ends resolved and hotline_unresolved is never raised."""
+    site = "ahr"
+    topic = "cordon/%s/hotline" % site
+    with Alerts(env.broker.port, site) as al:
+        d = cordond({"rules": {"hotline_medical_limit": "2s"}})
+        wait_loaded(d)
+        pub(env, topic, field_case("16a-hotline-resolve-first.json"))
+        wait_until(lambda: hotline_steps(env, site, "H-16") == 1, LONG, what="the resolve stored")
+        pub(env, topic, field_case("16b-hotline-open-late.json"))
+        wait_until(lambda: hotline_steps(env, site, "H-16") == 2, LONG, what="the open stored")
+        assert call_row(env, site, "H-16") == ("resolved", True, True)
+        no_alert_past_marker(env, al, site, "H-16")
+        assert not al.rejects(), al.rejects()
+        assert d.alive()
+
+
+def test_hotline_open_after_resolve_across_restart(env, cordond):
+    """A sibling: the resolve is stored, cordond restarts, then the late
+    open and a late update arrive. The restore at start knows the call is
+    resolved (hotline_calls), so neither opens it."""
+    site = "ahs"
+    topic = "cordon/%s/hotline" % site
+    with Alerts(env.broker.port, site) as al:
+        d = cordond({"rules": {"hotline_medical_limit": "2s"}})
+        wait_loaded(d)
+        pub(env, topic, {"call_id": "H-1", "id": "3", "action": "resolve", "ts": now_ts()})
+        wait_until(lambda: call_row(env, site, "H-1") == ("resolved", False, True), LONG,
+                   what="the resolve stored")
+        d.stop()
+        before = loads(d)
+        env.restart(d)
+        wait_until(lambda: loads(d) > before, what="the register after the restart")
+        pub(env, topic, {"call_id": "H-1", "id": "1", "action": "open", "ts": now_ts(-60),
+                         "household": "5-1-302", "category": "medical", "urgent": True})
+        pub(env, topic, {"call_id": "H-1", "id": "2", "action": "update", "ts": now_ts(-30),
+                         "category": "medical", "urgent": True})
+        wait_until(lambda: hotline_steps(env, site, "H-1") == 3, LONG, what="the late steps stored")
+        assert call_row(env, site, "H-1") == ("resolved", True, True)
+        no_alert_past_marker(env, al, site, "H-1")
         assert d.alive()
 
 

@@ -1088,6 +1088,305 @@ hotline_resolved_before_limit(void **state)
 	only(f, KIND_HOTLINE_UNRESOLVED, "raised");
 }
 
+/* Field case 16: the resolve arrives before the open (brokers and bridges
+ * reorder). The call is resolved: the late open neither opens nor alerts;
+ * nor does a late update, and a restored open row of it is not followed. */
+static void
+hotline_resolve_before_open(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	ev = hotline_ev(f, "s1", "H-16", CALL_RESOLVE, "", -1, T0 + 20 * MIN);
+	apply(f, &ev);
+	none(f);
+	ev = hotline_ev(f, "s1", "H-16", CALL_OPEN, "medical", 1, T0);
+	apply(f, &ev);
+	none(f);
+	ev = hotline_ev(f, "s1", "H-16", CALL_UPDATE, "medical", 1, T0 + 5 * MIN);
+	apply(f, &ev);
+	none(f);
+	tick(f, T0 + 5 * HOUR);
+	none(f);
+	/* restored at start: resolved (either order of the two rows) */
+	restore_seen(f, "call_resolved", "s1", "H-17", "", T0 + MIN, T0 + 2 * MIN);
+	restore_seen(f, "call", "s1", "H-17", "medical", T0, T0 + 2 * MIN);
+	restore_seen(f, "call", "s1", "H-18", "medical", T0, T0 + 2 * MIN);
+	restore_seen(f, "call_resolved", "s1", "H-18", "", T0 + MIN, T0 + 2 * MIN);
+	ev = hotline_ev(f, "s1", "H-17", CALL_OPEN, "medical", 1, T0);
+	apply(f, &ev);
+	tick(f, T0 + 6 * HOUR);
+	none(f);
+	/* the same call id on another site is another call */
+	ev = hotline_ev(f, "s2", "H-16", CALL_OPEN, "medical", 1, T0 + 6 * HOUR);
+	apply(f, &ev);
+	tick(f, T0 + 6 * HOUR + 30 * MIN + 1);
+	only(f, KIND_HOTLINE_UNRESOLVED, "raised");
+	assert_string_equal(f->out.t[0].a.site, "s2");
+}
+
+/* The steps of several calls, in every order: the same alerts at the same
+ * ticks. Steps carry their own times and are all processed at TP (after
+ * the last of them); the alert state is read at ticks after TP. */
+#define TP (T0 + 25 * MIN)
+#define NSTEP 10
+
+struct step {
+	const char *call;
+	enum call_action action;
+	const char *category, *household;
+	int urgent;
+	int64_t at;
+};
+
+static const struct step steps[NSTEP] = {
+	/* resolved: open, update, resolve */
+	{"A", CALL_OPEN, "medical", "1-1-101", 1, T0},
+	{"A", CALL_UPDATE, "", "", -1, T0 + 5 * MIN},
+	{"A", CALL_RESOLVE, "", "", -1, T0 + 10 * MIN},
+	/* resolved, as in field case 16 */
+	{"B", CALL_OPEN, "other", "1-1-102", 1, T0 + MIN},
+	{"B", CALL_RESOLVE, "", "", -1, T0 + 20 * MIN},
+	/* open; the category changes to medical (the later step wins) */
+	{"C", CALL_OPEN, "other", "1-1-103", 1, T0 + 2 * MIN},
+	{"C", CALL_UPDATE, "medical", "1-1-113", 1, T0 + 8 * MIN},
+	/* open; an update dated before its open, not urgent itself */
+	{"D", CALL_UPDATE, "medical", "", 0, T0 + 3 * MIN},
+	{"D", CALL_OPEN, "medical", "1-1-104", 1, T0 + 12 * MIN},
+	/* not urgent: never followed */
+	{"E", CALL_OPEN, "medical", "1-1-105", 0, T0},
+};
+
+/* The transitions of ticks at fixed times, as one string. */
+static void
+run_steps(const int *order, int n, char *out, size_t outlen)
+{
+	static const int64_t ticks[] = {T0 + 30 * MIN, T0 + 31 * MIN, T0 + 38 * MIN,
+					T0 + 43 * MIN, T0 + 5 * HOUR};
+	struct fx *f;
+	size_t len = 0;
+
+	out[0] = '\0';
+	setup((void **)&f);
+	for (int i = 0; i < n; i++) {
+		const struct step *s = &steps[order[i]];
+		struct event ev = hotline_ev(f, "s1", s->call, s->action, s->category, s->urgent,
+					     s->at);
+
+		snprintf(ev.household, sizeof(ev.household), "%s", s->household);
+		apply_at(f, &ev, clk(f, TP));
+		assert_int_equal(f->out.n, 0);
+	}
+	for (size_t k = 0; k < sizeof(ticks) / sizeof(ticks[0]); k++) {
+		tick(f, ticks[k]);
+		for (size_t i = 0; i < f->out.n; i++) {
+			const struct alert *a = &f->out.t[i].a;
+
+			len += (size_t)snprintf(out + len, outlen - len, "%zu %s %s %d %s;", k,
+						f->out.t[i].what, a->subject, (int)a->severity,
+						a->household);
+			assert_true(len < outlen);
+		}
+	}
+	teardown((void **)&f);
+}
+
+static uint64_t
+rng_next(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+static bool
+next_permutation(int *a, int n)
+{
+	int i = n - 2, j = n - 1;
+
+	while (i >= 0 && a[i] >= a[i + 1])
+		i--;
+	if (i < 0)
+		return false;
+	while (a[j] <= a[i])
+		j--;
+	{
+		int t = a[i];
+
+		a[i] = a[j];
+		a[j] = t;
+	}
+	for (int l = i + 1, r = n - 1; l < r; l++, r--) {
+		int t = a[l];
+
+		a[l] = a[r];
+		a[r] = t;
+	}
+	return true;
+}
+
+static void
+hotline_steps_in_any_order(void **state)
+{
+	char want[1024], got[1024];
+	int order[NSTEP];
+	uint64_t seed = 0x9e3779b97f4a7c15u;
+	long nperm = 0;
+
+	(void)state;
+	for (int i = 0; i < NSTEP; i++)
+		order[i] = i;
+	run_steps(order, NSTEP, want, sizeof(want));
+	/* in order: C raised (medical, 30 min from T0+2) at 38 min, D at 43 min */
+	assert_string_equal(want, "2 raised call:C 2 1-1-113;3 raised call:D 2 1-1-104;");
+	/* every order of the first eight steps (40,320): D's open and E last */
+	do {
+		run_steps(order, NSTEP, got, sizeof(got));
+		if (strcmp(got, want) != 0) {
+			for (int i = 0; i < NSTEP; i++)
+				print_message("%d ", order[i]);
+			fail_msg("order above gives %s, want %s", got, want);
+		}
+		nperm++;
+	} while (next_permutation(order, NSTEP - 2));
+	assert_int_equal(nperm, 40320);
+	/* 2,000 shuffles of all ten (Fisher-Yates, fixed seed) */
+	for (int round = 0; round < 2000; round++) {
+		for (int i = NSTEP - 1; i > 0; i--) {
+			int j = (int)(rng_next(&seed) % (uint64_t)(i + 1)), t = order[i];
+
+			order[i] = order[j];
+			order[j] = t;
+		}
+		run_steps(order, NSTEP, got, sizeof(got));
+		if (strcmp(got, want) != 0) {
+			for (int i = 0; i < NSTEP; i++)
+				print_message("%d ", order[i]);
+			fail_msg("shuffle above gives %s, want %s", got, want);
+		}
+	}
+}
+
+/* A sealed gate's state is that of its latest message by time, whatever
+ * order they arrive in: a forced dated before the re-seal that came first
+ * is raised and resolved at once (the operator sees it happened); a
+ * re-seal dated before a breach that came first resolves nothing. */
+static void
+sealed_gate_states_out_of_order(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	add_gate(f->reg, "s1", "G09", 1, 1);
+	ev = status_ev(f, "s1", "G09", STATE_CLOSED, T0 + 2 * S);
+	apply_at(f, &ev, clk(f, T0 + MIN));
+	none(f);
+	ev = status_ev(f, "s1", "G09", STATE_FORCED, T0 + S);
+	apply_at(f, &ev, clk(f, T0 + MIN));
+	assert_int_equal(f->out.n, 2);
+	assert_string_equal(f->out.t[0].what, "raised");
+	assert_string_equal(f->out.t[1].what, "resolved");
+	assert_string_equal(f->out.t[1].a.reason, "re-sealed");
+	assert_true(f->out.t[1].a.resolved_us == T0 + 2 * S);
+	assert_int_equal(open_count(f), 0);
+	/* a pass dated before the re-seal: the same */
+	ev = gate_ev(f, "s1", "G09", "C-1", "P-1", DIR_IN, 365, T0 + S);
+	apply_at(f, &ev, clk(f, T0 + MIN));
+	assert_int_equal(f->out.n, 2);
+	assert_int_equal(open_count(f), 0);
+	/* forced after the re-seal, then a re-seal dated between: stays open */
+	ev = status_ev(f, "s1", "G09", STATE_FORCED, T0 + 10 * S);
+	apply_at(f, &ev, clk(f, T0 + MIN));
+	only(f, KIND_SEALED_GATE, "raised");
+	ev = status_ev(f, "s1", "G09", STATE_CLOSED, T0 + 5 * S);
+	apply_at(f, &ev, clk(f, T0 + MIN));
+	none(f);
+	ev = status_ev(f, "s1", "G09", STATE_OPEN, T0 + 4 * S);
+	apply_at(f, &ev, clk(f, T0 + MIN));
+	none(f);	/* older than the open alert's breach, re-sealed since */
+	assert_int_equal(open_count(f), 1);
+	ev = status_ev(f, "s1", "G09", STATE_CLOSED, T0 + 10 * S);
+	apply_at(f, &ev, clk(f, T0 + MIN));
+	only(f, KIND_SEALED_GATE, "resolved");	/* a tie: the re-seal wins */
+}
+
+/* Every order of the states of two sealed gates and passes through them:
+ * the same sealed_gate alerts open at the end, and a gate whose last state
+ * is a breach has its alert open. */
+#define NGSTEP 8
+
+static void
+run_gate_steps(const int *order, int n, char *out, size_t outlen)
+{
+	static const struct {
+		const char *gate;
+		int kind;	/* 0 pass, else a gate state */
+		enum gate_state st;
+		int64_t at;
+	} gs[NGSTEP] = {
+		{"G1", 1, STATE_FORCED, T0 + 1 * S},
+		{"G1", 1, STATE_CLOSED, T0 + 2 * S},
+		{"G1", 0, STATE_OPEN, T0 + 3 * S},	/* a pass */
+		{"G1", 1, STATE_CLOSED, T0 + 4 * S},
+		{"G2", 1, STATE_CLOSED, T0 + 1 * S},
+		{"G2", 1, STATE_OPEN, T0 + 2 * S},
+		{"G2", 0, STATE_OPEN, T0 + 3 * S},	/* a pass */
+		{"G2", 1, STATE_FORCED, T0 + 5 * S},
+	};
+	const struct alert *open[8];
+	struct fx *f;
+	size_t len = 0, nopen, raised = 0, resolved = 0;
+
+	setup((void **)&f);
+	add_gate(f->reg, "s1", "G1", 1, 1);
+	add_gate(f->reg, "s1", "G2", 1, 1);
+	for (int i = 0; i < n; i++) {
+		struct event ev = gs[order[i]].kind ?
+			status_ev(f, "s1", gs[order[i]].gate, gs[order[i]].st, gs[order[i]].at) :
+			gate_ev(f, "s1", gs[order[i]].gate, "C-1", "P-1", DIR_IN, 365,
+				gs[order[i]].at);
+
+		apply_at(f, &ev, clk(f, T0 + MIN));
+		for (size_t k = 0; k < f->out.n; k++) {
+			raised += strcmp(f->out.t[k].what, "raised") == 0;
+			resolved += strcmp(f->out.t[k].what, "resolved") == 0;
+		}
+	}
+	nopen = rules_open_alerts(f->r, open, 8);
+	out[0] = '\0';
+	for (size_t i = 0; i < nopen; i++)
+		len += (size_t)snprintf(out + len, outlen - len, "%s %s;",
+					rules_kind_name(open[i]->kind), open[i]->subject);
+	/* every alert raised is resolved but the open ones */
+	assert_int_equal(raised, resolved + nopen);
+	teardown((void **)&f);
+}
+
+static void
+sealed_gate_states_in_any_order(void **state)
+{
+	char want[256], got[256];
+	int order[NGSTEP];
+	long nperm = 0;
+
+	(void)state;
+	for (int i = 0; i < NGSTEP; i++)
+		order[i] = i;
+	run_gate_steps(order, NGSTEP, want, sizeof(want));
+	assert_string_equal(want, "sealed_gate gate:G2;");
+	do {
+		run_gate_steps(order, NGSTEP, got, sizeof(got));
+		if (strcmp(got, want) != 0) {
+			for (int i = 0; i < NGSTEP; i++)
+				print_message("%d ", order[i]);
+			fail_msg("order above gives %s, want %s", got, want);
+		}
+		nperm++;
+	} while (next_permutation(order, NGSTEP));
+	assert_int_equal(nperm, 40320);
+}
+
 /* ---- backlog ---- */
 
 static int
@@ -1859,6 +2158,10 @@ main(void)
 		T(disinfection_site_zone_and_default_interval),
 		T(hotline_limits),
 		T(hotline_resolved_before_limit),
+		T(hotline_resolve_before_open),
+		T(hotline_steps_in_any_order),
+		T(sealed_gate_states_out_of_order),
+		T(sealed_gate_states_in_any_order),
 		T(backlog_raise_and_recover),
 		T(restored_alert_continues),
 		T(count_stops_at_the_column_maximum),
