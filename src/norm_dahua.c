@@ -14,7 +14,19 @@
  * offset gets the clock_skew flag), else LocaleTime (naive: site zone).
  * TemperatureUnit: -1 unknown (taken as Celsius), 0 C, 1 F, 2 K.
  * Type "Entry"/"Exit" gives the direction. Name, snapshots and the
- * integer mask codes (which differ between firmwares) are not read. */
+ * integer mask codes (which differ between firmwares) are not read.
+ *
+ * Without CurrentTemperature (no ManTemperatureInfo: a card reader, a
+ * face terminal with thermometry off) an AccessControl event is a pass
+ * without a reading when it names who passed: a non-empty CardNo or
+ * UserID (a refused card too: Status 0 with an ErrorCode still names
+ * the card). One that names nobody (a door opened remotely or by its
+ * button: CardNo "" and no UserID) is not a pass: missing_temperature,
+ * as before. Door alarms and door states are other Codes (DoorStatus,
+ * BreakIn, ...) and stay unknown_format. Source: Dahua HTTP API,
+ * eventManager.cgi?action=attach&codes=[AccessControl], whose data holds
+ * CardNo, UserID, Method, Status, ErrorCode, Type, Door, ReaderID, UTC;
+ * card readers and VTO intercoms send it without ManTemperatureInfo. */
 #include <errno.h>
 #include <string.h>
 
@@ -63,6 +75,7 @@ norm_dahua_gate(const struct norm_msg *msg, json_t *root, struct event *events,
 	json_t *data, *temp, *v;
 	const char *s;
 	double t;
+	int who;
 
 	if (max < 1)
 		return norm_reject(ret, "too_many_events", "no room for an event");
@@ -106,20 +119,22 @@ norm_dahua_gate(const struct norm_msg *msg, json_t *root, struct event *events,
 	if (!json_is_object(temp))
 		temp = data;
 	v = json_object_get(temp, "CurrentTemperature");
-	if (!v || json_is_null(v))
-		return norm_reject(ret, "missing_temperature", "no CurrentTemperature");
-	if (norm_json_number(v, &t) < 0)
-		return norm_reject(ret, "bad_temperature", "CurrentTemperature is not a number");
-	if (temperature_unit(json_object_get(temp, "TemperatureUnit"), &unit) < 0)
-		return norm_reject(ret, "bad_temperature", "TemperatureUnit is not -1, 0, 1 or 2");
-	if (norm_set_temp_unit(ev, t, unit) < 0)
-		return norm_reject_temp(ret, t, "CurrentTemperature");
-	if (is_set(json_object_get(temp, "IsOverTemperature")))
-		ev->flags |= FLAG_DEVICE_ABNORMAL;
+	if (v && !json_is_null(v)) {
+		if (norm_json_number(v, &t) < 0)
+			return norm_reject(ret, "bad_temperature", "CurrentTemperature is not a number");
+		if (temperature_unit(json_object_get(temp, "TemperatureUnit"), &unit) < 0)
+			return norm_reject(ret, "bad_temperature",
+					   "TemperatureUnit is not -1, 0, 1 or 2");
+		if (norm_set_temp_unit(ev, t, unit) < 0)
+			return norm_reject_temp(ret, t, "CurrentTemperature");
+		if (is_set(json_object_get(temp, "IsOverTemperature")))
+			ev->flags |= FLAG_DEVICE_ABNORMAL;
+	}
 
 	v = json_object_get(data, "CardNo");
 	if (v && !json_is_null(v) && norm_copy_id(ev->card, v) < 0)
 		return norm_reject(ret, "bad_field", "CardNo is not a short string");
+	who = norm_names_someone(v);
 	v = json_object_get(data, "UserID");
 	if (v && !json_is_null(v)) {
 		char person[NORM_ID_MAX + 1];
@@ -127,7 +142,11 @@ norm_dahua_gate(const struct norm_msg *msg, json_t *root, struct event *events,
 		if (norm_copy_id(person, v) < 0)
 			return norm_reject(ret, "bad_field", "UserID is not a short string");
 		norm_set_person(msg, ev, person);
+		who |= norm_names_someone(v);
 	}
+	if (norm_pass_without_reading(ev, who, 1, ret,
+				      "no CurrentTemperature, and no CardNo or UserID: not a pass") < 0)
+		return 0;
 	s = json_string_value(json_object_get(data, "Type"));
 	if (s && strcmp(s, "Entry") == 0)
 		ev->direction = DIR_IN;

@@ -13,7 +13,12 @@
  *
  * By shape: a number, an object with "temp" and no keys but temp, ts, id
  * and card, or a non-empty array of those. A gate pinned to diy may send
- * other keys; they are ignored. */
+ * other keys; they are ignored.
+ *
+ * An object whose temp is null (or absent, on a pinned gate) is a pass
+ * without a reading when it has a card (a home-made card reader, a
+ * sensor that failed to read); without a card it is no pass and no
+ * reading: missing_temperature. */
 #include <string.h>
 
 #include "normalize_internal.h"
@@ -80,8 +85,13 @@ diy_event(const struct norm_msg *msg, json_t *e, size_t i, struct event *ev,
 			return norm_reject(ret, "bad_field", "reading %zu: card is not a short string",
 					   i) - 1;
 		temp = json_object_get(e, "temp");
-		if (!temp || json_is_null(temp))
-			return norm_reject(ret, "missing_temperature", "reading %zu has no temp", i) - 1;
+		if (!temp || json_is_null(temp)) {
+			if (norm_pass_without_reading(ev, norm_names_someone(v), 1, ret,
+						      "reading %zu has no temp, and no card: not a pass",
+						      i) < 0)
+				return -1;
+			return norm_finish_event(msg, ev, id, i, ret);
+		}
 	} else if (!json_is_number(e) && !json_is_string(e)) {
 		return norm_reject(ret, "bad_temperature",
 				   "reading %zu is neither a number nor an object", i) - 1;

@@ -13,7 +13,15 @@
  * national ID number (hashed by norm_set_person). An element's "id" is its
  * record number; without one the key is the message hash and the index.
  * header.deviceId is EZVIZ's device serial, not a cordon gate, and is not
- * compared with the topic. Names and picture URLs are not read. */
+ * compared with the topic. Names and picture URLs are not read.
+ *
+ * An element without temperature.currTemperature (a face terminal with
+ * thermometry off: EZVIZ forwards the device's access event, whose
+ * temperature block is optional as in Hikvision's AcsEvent) is a pass
+ * without a reading when it names who passed: a non-empty cardNo or
+ * employeeNo; one that names nobody is missing_temperature, as before.
+ * A temperature that is present but not an object is bad_temperature
+ * (a reading in the wrong place is refused, never dropped). */
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
@@ -36,6 +44,7 @@ ezviz_event(const struct norm_msg *msg, json_t *e, size_t i, struct event *ev,
 	json_t *temp, *v;
 	const char *s;
 	double t;
+	int who;
 
 	if (!json_is_object(e))
 		return norm_reject(ret, "not_object", "content[%zu] is not an object", i) - 1;
@@ -52,25 +61,30 @@ ezviz_event(const struct norm_msg *msg, json_t *e, size_t i, struct event *ev,
 		return norm_reject(ret, "bad_time", "content[%zu].faceTime is not a time", i) - 1;
 
 	temp = json_object_get(e, "temperature");
-	v = json_object_get(temp, "currTemperature");
-	if (!v || json_is_null(v))
-		return norm_reject(ret, "missing_temperature",
-				   "content[%zu] has no temperature.currTemperature", i) - 1;
-	if (norm_json_number(v, &t) < 0 ||
-	    norm_thermometry_unit(json_object_get(temp, "thermometryUnit"), &unit) < 0)
+	if (temp && !json_is_null(temp) && !json_is_object(temp))
 		return norm_reject(ret, "bad_temperature",
-				   "content[%zu].temperature is not a number in a known unit", i) - 1;
-	if (norm_set_temp_unit(ev, t, unit) < 0)
-		return norm_reject_temp(ret, t, "content[%zu].temperature.currTemperature", i) - 1;
-	v = json_object_get(temp, "isAbnomalTemperature");
-	if (!v)
-		v = json_object_get(temp, "isAbnormalTemperature");
-	if (norm_json_flag(v))
-		ev->flags |= FLAG_DEVICE_ABNORMAL;
+				   "content[%zu].temperature is not an object", i) - 1;
+	v = json_object_get(temp, "currTemperature");
+	if (v && !json_is_null(v)) {
+		if (norm_json_number(v, &t) < 0 ||
+		    norm_thermometry_unit(json_object_get(temp, "thermometryUnit"), &unit) < 0)
+			return norm_reject(ret, "bad_temperature",
+					   "content[%zu].temperature is not a number in a known unit",
+					   i) - 1;
+		if (norm_set_temp_unit(ev, t, unit) < 0)
+			return norm_reject_temp(ret, t, "content[%zu].temperature.currTemperature",
+						i) - 1;
+		v = json_object_get(temp, "isAbnomalTemperature");
+		if (!v)
+			v = json_object_get(temp, "isAbnormalTemperature");
+		if (norm_json_flag(v))
+			ev->flags |= FLAG_DEVICE_ABNORMAL;
+	}
 
 	v = json_object_get(e, "cardNo");
 	if (v && !json_is_null(v) && norm_copy_id(ev->card, v) < 0)
 		return norm_reject(ret, "bad_field", "content[%zu].cardNo is not a short string", i) - 1;
+	who = norm_names_someone(v);
 	v = json_object_get(e, "employeeNo");
 	if (v && !json_is_null(v)) {
 		char person[NORM_ID_MAX + 1];
@@ -79,7 +93,12 @@ ezviz_event(const struct norm_msg *msg, json_t *e, size_t i, struct event *ev,
 			return norm_reject(ret, "bad_field",
 					   "content[%zu].employeeNo is not a short string", i) - 1;
 		norm_set_person(msg, ev, person);
+		who |= norm_names_someone(v);
 	}
+	if (norm_pass_without_reading(ev, who, 1, ret, "content[%zu] has no temperature."
+				      "currTemperature, and no cardNo or employeeNo: not a pass",
+				      i) < 0)
+		return -1;
 	v = json_object_get(e, "mask");
 	s = json_string_value(v);
 	if (json_is_boolean(v))

@@ -821,6 +821,27 @@ norm_person_field(const struct norm_msg *msg, struct event *ev, const json_t *v)
 	return 0;
 }
 
+int
+norm_names_someone(const json_t *v)
+{
+	return json_is_integer(v) || (json_is_string(v) && json_string_length(v) > 0);
+}
+
+int
+norm_pass_without_reading(const struct event *ev, int who, int access,
+			  struct norm_result *ret, const char *fmt, ...)
+{
+	char detail[sizeof(ret->detail)];
+	va_list ap;
+
+	if (ev->temp_dc != TEMP_NONE || (who && access))
+		return 0;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	return norm_reject(ret, "missing_temperature", "%s", detail) - 1;
+}
+
 _Static_assert(3 * NORM_ID_MAX + 2 < NORM_KEY_MAX, "a gate, zone or household key fits");
 _Static_assert(sizeof("h:") - 1 + 32 + sizeof(":255") - 1 < NORM_KEY_MAX, "a hash key fits");
 _Static_assert(NORM_MAX_EVENTS <= 256, "the index of a hash key has at most 3 digits");

@@ -325,8 +325,18 @@ reject_reasons(void **state)
 		{ T("G03"), "{" HIK_REC ",\"currTemperature\":36.5}", "missing_time" },
 		{ T("G03"), "{" HIK_REC ",\"time\":null,\"currTemperature\":36.5}", "missing_time" },
 		{ T("G03"), "{" HIK_REC ",\"time\":\"yesterday\",\"currTemperature\":36.5}", "bad_time" },
-		{ T("G03"), HIK_ENV(HIK_REC), "missing_temperature" },
-		{ T("G03"), HIK_ENV(HIK_REC ",\"currTemperature\":null"), "missing_temperature" },
+		/* no reading: a pass when it names a card or person (see
+		 * passes_without_reading), else not a pass */
+		{ T("G03"), HIK_ENV(HIK_REC), "accepted" },
+		{ T("G03"), HIK_ENV(HIK_REC ",\"currTemperature\":null"), "accepted" },
+		{ T("G03"), HIK_ENV("\"majorEventType\":5,\"subEventType\":21,\"serialNo\":7"),
+		  "missing_temperature" },
+		{ T("G03"), HIK_ENV("\"majorEventType\":5,\"subEventType\":75,\"serialNo\":7,"
+				    "\"cardNo\":\"\",\"employeeNoString\":\"\""), "missing_temperature" },
+		{ T("G03"), HIK_ENV("\"majorEventType\":1,\"subEventType\":1024,\"serialNo\":7,"
+				    "\"cardNo\":\"1\""), "missing_temperature" },
+		{ T("G03"), HIK_ENV("\"majorEventType\":1,\"subEventType\":1024,\"serialNo\":7,"
+				    "\"cardNo\":\"1\",\"currTemperature\":36.5"), "accepted" },
 		{ T("G03"), HIK_ENV(HIK_REC ",\"currTemperature\":\"hot\""), "bad_temperature" },
 		{ T("G03"), HIK_ENV(HIK_REC ",\"currTemperature\":36.5,\"thermometryUnit\":\"rankine\""),
 		  "bad_temperature" },
@@ -343,7 +353,9 @@ reject_reasons(void **state)
 		{ T("G07"), DAHUA("\"LocaleTime\":\"16/02/2020 18:32\"," DH_TEMP), "bad_time" },
 		{ T("G07"), DAHUA("\"LocaleTime\":1581849120," DH_TEMP), "bad_time" },
 		{ T("G07"), DAHUA("\"UTC\":\"soon\"," DH_TEMP), "bad_time" },
-		{ T("G07"), DAHUA("\"UTC\":1581849120,\"CardNo\":\"A1\""), "missing_temperature" },
+		{ T("G07"), DAHUA("\"UTC\":1581849120,\"CardNo\":\"A1\""), "accepted" },
+		{ T("G07"), DAHUA("\"UTC\":1581849120,\"CardNo\":\"\",\"Method\":6"),
+		  "missing_temperature" },
 		{ T("G07"), DAHUA("\"UTC\":1581849120,\"ManTemperatureInfo\":{\"TemperatureUnit\":0}"),
 		  "missing_temperature" },
 		{ T("G07"), DAHUA("\"UTC\":1581849120,\"ManTemperatureInfo\":"
@@ -365,7 +377,11 @@ reject_reasons(void **state)
 		{ T("G11"), EZVIZ("[{" EZ_T "}]"), "missing_time" },
 		{ T("G11"), EZVIZ("[{\\\"faceTime\\\":\\\"02/16/2020\\\"," EZ_T "}]"), "bad_time" },
 		{ T("G11"), EZVIZ("[{" EZ_F "," EZ_T "},{" EZ_F "}]"), "missing_temperature" },
-		{ T("G11"), EZVIZ("[{" EZ_F ",\\\"temperature\\\":36.6}]"), "missing_temperature" },
+		{ T("G11"), EZVIZ("[{" EZ_F ",\\\"temperature\\\":36.6}]"), "bad_temperature" },
+		{ T("G11"), EZVIZ("[{" EZ_F ",\\\"cardNo\\\":\\\"C-1\\\",\\\"temperature\\\":36.6}]"),
+		  "bad_temperature" },
+		{ T("G11"), EZVIZ("[{" EZ_F "," EZ_T "},{" EZ_F ",\\\"cardNo\\\":\\\"C-1\\\"}]"),
+		  "accepted" },
 		{ T("G11"), EZVIZ("[{" EZ_F ",\\\"temperature\\\":{\\\"currTemperature\\\":\\\"n/a\\\"}}]"),
 		  "bad_temperature" },
 		/* WeCom */
@@ -390,6 +406,10 @@ reject_reasons(void **state)
 		{ T("G22"), "\"36.6\"", "accepted" },
 		{ T("G09"), "{\"temp\":\"hot\"}", "bad_temperature" },
 		{ T("G09"), "{\"temp\":null}", "missing_temperature" },
+		{ T("G09"), "{\"temp\":null,\"card\":\"\"}", "missing_temperature" },
+		{ T("G09"), "{\"temp\":null,\"card\":\"C-1\"}", "accepted" },
+		{ T("G22"), "{\"card\":\"C-1\",\"battery\":80}", "accepted" },
+		{ T("G22"), "{\"battery\":80}", "missing_temperature" },
 		{ T("G09"), "1e300", "temperature_out_of_range" },
 		{ T("G09"), "{\"temperature\":36.6}", "unknown_format" },
 		{ T("G09"), "{\"temp\":36.6,\"battery\":80}", "unknown_format" },
@@ -725,6 +745,207 @@ integer_codes_as_strings(void **state)
 	}
 }
 
+/* Passes without a reading (issue 14.3, field case 03): an access event
+ * without its temperature block that names a card or a person is a gate
+ * event with temp_dc TEMP_NONE, in every format that can carry one; the
+ * gate rules then run on it (test_rules.c). Each case also names the
+ * vendor documentation or capture it follows (comments in norm_*.c). */
+static void
+passes_without_reading(void **state)
+{
+	static const struct {
+		const char *file;	/* a field case under ../field-cases, or NULL */
+		const char *topic, *payload, *vendor, *card, *person, *key;
+		int mask;
+		enum direction dir;
+		unsigned flags;
+	} cases[] = {
+		/* Field case 03: a DS-K1T341 refusing an unknown card (5/9), no
+		 * thermometry keys at all; its 2024 clock is skewed against RECV. */
+		{ "03-hik-unknown-card-no-temperature.json", T("G03"), NULL, "hikvision",
+		  "C-9901", "", "s1/G03/5531", -1, DIR_NONE, FLAG_CLOCK_SKEW },
+		/* An element of an AcsEvent search (major/minor, its own time). */
+		{ NULL, T("G03"), "{\"major\":5,\"minor\":1,\"time\":\"2020-02-16T18:32:00+08:00\","
+		  "\"cardNo\":\"3308812528\",\"cardType\":1,\"cardReaderNo\":1,\"doorNo\":1,"
+		  "\"employeeNoString\":\"31\",\"serialNo\":10455,\"userType\":\"normal\","
+		  "\"currentVerifyMode\":\"faceOrFpOrCardOrPw\",\"mask\":\"unknown\"}",
+		  "hikvision", "3308812528", "31", "s1/G03/10455", -1, DIR_NONE, 0 },
+		/* A face pass with the thermal module off: the person only. */
+		{ NULL, T("G03"), HIK_ENV("\"majorEventType\":5,\"subEventType\":75,"
+		  "\"employeeNoString\":\"1042\",\"serialNo\":1300,\"mask\":\"no\""),
+		  "hikvision", "", "1042", "s1/G03/1300", 0, DIR_NONE, 0 },
+		/* An ID number as the person, hashed; "" card: the person counts. */
+		{ NULL, T("G03"), HIK_ENV("\"majorEventType\":\"5\",\"cardNo\":\"\","
+		  "\"employeeNoString\":\"110101199003078515\",\"serialNo\":1301"),
+		  "hikvision", "", HASH_ID1, "s1/G03/1301", -1, DIR_NONE, 0 },
+		/* Dahua card reader: Code AccessControl, no ManTemperatureInfo. */
+		{ NULL, T("G07"), "{\"Action\":\"Pulse\",\"Code\":\"AccessControl\",\"Index\":0,"
+		  "\"Data\":{\"RecNo\":5200,\"UTC\":1581849120,\"CardNo\":\"AABB1122\",\"Door\":0,"
+		  "\"ErrorCode\":0,\"Method\":1,\"ReaderID\":\"1\",\"Status\":1,\"Type\":\"Exit\","
+		  "\"UserID\":\"1042\",\"UserType\":0}}",
+		  "dahua", "AABB1122", "1042", "s1/G07/5200", -1, DIR_OUT, 0 },
+		/* Dahua VTO intercom: a user id only, no record number. */
+		{ NULL, T("G07"), "{\"Code\":\"AccessControl\",\"Action\":\"Pulse\","
+		  "\"Data\":{\"UTC\":1581849120,\"Method\":6,\"UserID\":\"1011\"}}",
+		  "dahua", "", "1011", "#0", -1, DIR_NONE, 0 },
+		/* EZVIZ: an element without its temperature object. */
+		{ NULL, T("G11"), EZVIZ("[{\\\"id\\\":\\\"e-1\\\"," EZ_F ",\\\"cardNo\\\":\\\"C-5\\\","
+		  "\\\"mask\\\":\\\"yes\\\"}]"), "ezviz", "C-5", "", "s1/G11/e-1", 1, DIR_NONE, 0 },
+		/* Canonical: a card reader sends no temp_c at all. */
+		{ NULL, T("G05"), "{\"id\":\"C-77\",\"ts\":\"2020-02-16T18:32:00+08:00\","
+		  "\"card\":\"C-0412\",\"direction\":\"out\"}",
+		  "canonical", "C-0412", "", "s1/G05/C-77", -1, DIR_OUT, 0 },
+		{ NULL, T("G05"), "{\"ts\":1581849120,\"person\":\"P-1\"}",
+		  "canonical", "", "P-1", "#0", -1, DIR_NONE, 0 },
+		/* DIY: a sensor that read nothing, with a card. */
+		{ NULL, T("G09"), "{\"temp\":null,\"card\":\"C-0412\",\"id\":\"r-90\","
+		  "\"ts\":1581849120}", "diy", "C-0412", "", "s1/G09/r-90", -1, DIR_NONE, 0 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct norm_input in = { .topic = cases[i].topic,
+					 .topic_len = strlen(cases[i].topic) };
+		struct norm_result res;
+		const struct event *ev = &evs[0];
+		char key[NORM_KEY_MAX], hex[33], name[128];
+		char *buf = NULL;
+		const char *payload = cases[i].payload;
+		size_t len;
+
+		if (cases[i].file) {
+			snprintf(name, sizeof(name), "../field-cases/%s", cases[i].file);
+			buf = load(name, &len);
+			payload = buf;
+		} else {
+			len = strlen(payload);
+		}
+		assert_int_equal(run_max(cases[i].topic, payload, len, NORM_MAX_EVENTS, &res), 0);
+		if (res.reason || res.nevents != 1)
+			fail_msg("case %zu: %s (%s), %zu events", i, res.reason ? res.reason : "accepted",
+				 res.detail, res.nevents);
+		in.payload = (const uint8_t *)payload;
+		in.payload_len = len;
+		normalize_message_hash(&in, hex);
+		if (cases[i].key[0] == '#')
+			snprintf(key, sizeof(key), "h:%s:%s", hex, cases[i].key + 1);
+		else
+			snprintf(key, sizeof(key), "%s", cases[i].key);
+		if (ev->type != EVENT_GATE || ev->temp_dc != TEMP_NONE ||
+		    strcmp(ev->vendor, cases[i].vendor) != 0 || strcmp(ev->card, cases[i].card) != 0 ||
+		    strcmp(ev->person, cases[i].person) != 0 || strcmp(ev->key, key) != 0 ||
+		    ev->mask != cases[i].mask || ev->direction != cases[i].dir ||
+		    ev->flags != cases[i].flags)
+			fail_msg("case %zu: %s temp %d card '%s' person '%s' key %s mask %d dir %d "
+				 "flags %u", i, ev->vendor, ev->temp_dc, ev->card, ev->person, ev->key,
+				 ev->mask, ev->direction, ev->flags);
+		free(buf);
+	}
+}
+
+/* WeCom's person ids (field cases 07a/07b): userid (direct connection),
+ * open_userid (cloud API, third-party data), user_id (bridges), the first
+ * present and non-empty; status 1 is the device's fever verdict, 2 (too
+ * low) sets nothing. An element without its temperature is no pass,
+ * whoever it names. */
+static void
+wecom_person_ids(void **state)
+{
+	static const struct {
+		const char *payload, *reason, *person;
+		int16_t temp_dc;
+		unsigned flags;
+	} cases[] = {
+		{ WECOM("{\"open_userid\":\"wo-1\",\"temperature\":\"36.6\",\"timestamp\":1581849120}"),
+		  "accepted", "wo-1", 366, 0 },
+		{ WECOM("{\"userid\":\"zhangsan\",\"open_userid\":\"wo-1\",\"temperature\":\"36.6\","
+			"\"timestamp\":1581849120}"), "accepted", "zhangsan", 366, 0 },
+		{ WECOM("{\"userid\":\"\",\"open_userid\":\"wo-1\",\"temperature\":\"36.6\","
+			"\"timestamp\":1581849120}"), "accepted", "wo-1", 366, 0 },
+		{ WECOM("{\"user_id\":\"u-9\",\"temperature\":\"36.6\",\"timestamp\":1581849120}"),
+		  "accepted", "u-9", 366, 0 },
+		{ WECOM("{\"open_userid\":\"wo-1\",\"temperature\":\"35.1\",\"timestamp\":1581849120,"
+			"\"status\":2}"), "accepted", "wo-1", 351, 0 },
+		{ WECOM("{\"open_userid\":\"110101199003078515\",\"temperature\":\"38.2\","
+			"\"timestamp\":1581849120,\"status\":1}"), "accepted", HASH_ID1, 382, ABN },
+		{ WECOM("{\"open_userid\":[1],\"temperature\":\"36.6\",\"timestamp\":1581849120}"),
+		  "bad_field", NULL, 0, 0 },
+		{ WECOM("{\"open_userid\":\"wo-1\",\"timestamp\":1581849120}"),
+		  "missing_temperature", NULL, 0, 0 },
+		{ WECOM("{\"open_userid\":\"wo-1\",\"temperature\":\"\",\"timestamp\":1581849120}"),
+		  "missing_temperature", NULL, 0, 0 },
+	};
+	static const struct { const char *file; int16_t temp_dc; unsigned flags; } field[] = {
+		{ "../field-cases/07a-wecom-open-userid-fever.json", 381, ABN | FLAG_CLOCK_SKEW },
+		{ "../field-cases/07b-wecom-open-userid-recheck.json", 366, FLAG_CLOCK_SKEW },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct norm_result res;
+
+		assert_int_equal(run_max(T("G15"), cases[i].payload, strlen(cases[i].payload),
+					 NORM_MAX_EVENTS, &res), 0);
+		if (strcmp(res.reason ? res.reason : "accepted", cases[i].reason) != 0)
+			fail_msg("case %zu (%s): got %s, want %s", i, cases[i].payload,
+				 res.reason ? res.reason : "accepted", cases[i].reason);
+		if (res.reason)
+			continue;
+		if (strcmp(evs[0].person, cases[i].person) != 0 ||
+		    evs[0].temp_dc != cases[i].temp_dc || evs[0].flags != cases[i].flags)
+			fail_msg("case %zu: person '%s' temp %d flags %u", i, evs[0].person,
+				 evs[0].temp_dc, evs[0].flags);
+	}
+	for (size_t i = 0; i < sizeof(field) / sizeof(field[0]); i++) {
+		struct norm_result res;
+		size_t len;
+		char *buf = load(field[i].file, &len);
+
+		assert_int_equal(run_max(T("G15"), buf, len, NORM_MAX_EVENTS, &res), 0);
+		if (res.reason)
+			fail_msg("%s: %s (%s)", field[i].file, res.reason, res.detail);
+		assert_int_equal(res.nevents, 1);
+		assert_string_equal(evs[0].vendor, "wecom");
+		assert_string_equal(evs[0].person, "wo-7Hq2xK");
+		assert_int_equal(evs[0].temp_dc, field[i].temp_dc);
+		assert_int_equal(evs[0].flags, field[i].flags);
+		free(buf);
+	}
+}
+
+/* Hikvision's mask as documented (ISAPI AcsEvent / AccessControllerEvent:
+ * "unknown", "yes", "no"; read in any case) or a boolean; EZVIZ's the same
+ * without "unknown" in its docs. Anything else is unknown (-1), never a
+ * reject: a mask is not what the gate rules judge. */
+static void
+mask_spellings(void **state)
+{
+	static const struct { const char *mask; int want; } words[] = {
+		{ "\"yes\"", 1 }, { "\"no\"", 0 }, { "\"unknown\"", -1 }, { "\"YES\"", 1 },
+		{ "\"No\"", 0 }, { "true", 1 }, { "false", 0 }, { "\"maybe\"", -1 },
+		{ "null", -1 }, { "2", -1 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		char hik[512], bare[512];
+		struct norm_result res;
+
+		snprintf(hik, sizeof(hik), HIK_ENV(HIK_REC ",\"currTemperature\":36.5,\"mask\":%s"),
+			 words[i].mask);
+		snprintf(bare, sizeof(bare), "{\"major\":5,\"minor\":75,\"time\":\"2020-02-16T18:32:00"
+			 "+08:00\",\"serialNo\":4101,\"cardNo\":\"1\",\"mask\":%s}", words[i].mask);
+		assert_int_equal(run_max(T("G03"), hik, strlen(hik), NORM_MAX_EVENTS, &res), 0);
+		if (res.reason || evs[0].mask != words[i].want)
+			fail_msg("push mask %s: %s, mask %d, want %d", words[i].mask,
+				 res.reason ? res.reason : "accepted", evs[0].mask, words[i].want);
+		assert_int_equal(run_max(T("G03"), bare, strlen(bare), NORM_MAX_EVENTS, &res), 0);
+		if (res.reason || evs[0].mask != words[i].want)
+			fail_msg("record mask %s: %s, mask %d, want %d", words[i].mask,
+				 res.reason ? res.reason : "accepted", evs[0].mask, words[i].want);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -737,6 +958,9 @@ main(int argc, char **argv)
 		cmocka_unit_test(vendor_bounds),
 		cmocka_unit_test(numbers_as_strings),
 		cmocka_unit_test(integer_codes_as_strings),
+		cmocka_unit_test(passes_without_reading),
+		cmocka_unit_test(wecom_person_ids),
+		cmocka_unit_test(mask_spellings),
 	};
 
 	if (argc > 1)

@@ -79,6 +79,16 @@ reject_reasons(void **state)
 		{ GATE, "card=C-0412 temp=36.6", "not_json" },
 		{ GATE, "[1, \"garbage\"]", "not_object" },
 		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\"}", "missing_temperature" },
+		/* no temp_c: a pass without a reading when it names a card or a
+		 * person, else not a pass; temp_c null is kept whoever passed */
+		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"card\":\"C-1\"}", "accepted" },
+		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"person\":\"P-1\"}", "accepted" },
+		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"card\":\"\",\"person\":null}",
+		  "missing_temperature" },
+		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"direction\":\"out\"}",
+		  "missing_temperature" },
+		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":null}", "accepted" },
+		{ GATE, "{\"ts\":1581849120,\"card\":[1]}", "bad_field" },
 		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":{\"v\":1}}", "bad_temperature" },
 		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":\"36.6\"}", "accepted" },
 		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":\"\\t36.6\"}", "accepted" },
