@@ -105,6 +105,12 @@ def test_field_case_03_unknown_card_at_sealed_gate(env, cordond, ctl):
         ("sealed_gate", "gate:G32", "raised", "", "C-0412", "nr3/G32/5200"),
         ("unknown_card", "card:C-9901", "raised", "unregistered", "C-9901", "nr3/G31/5531")], got
     assert rejects(env, site) == []
+    # The daily report counts it as a pass, not as screened (03 is dated
+    # 2024-08-26 +08:00, the site's zone; its clock is flagged skewed).
+    out = ctl("report", "daily", "--site", site, "--date", "2024-08-26", "--csv").stdout
+    gates = [line for line in out.splitlines() if line.startswith("gates,")]
+    assert gates == ["gates,gate,passes,screened,fevers,implausible,out,clock_skew",
+                     "gates,G31,1,0,0,0,0,1", "gates,G32,0,0,0,0,0,0"], out
     assert d.alive()
 
 
