@@ -160,6 +160,38 @@ static const struct fixture_case fixture_cases[] = {
 	{ "dahua_realutc.json", T("G08"), "dahua", NULL, 1, {
 		{ 368, "2020-02-16 10:32:00.000000+00", "A1B2C413", "3303", 0,
 		  "s1/G08/733", -1, DIR_IN } } },
+	/* Envelopes that bridges forward as they are (issue 14.6): each
+	 * element one event. Hikvision's AcsEvent search answer (numbers as
+	 * strings, a Fahrenheit code, an operation record that is skipped, an
+	 * element without serialNo keyed by its place in InfoList), its XML
+	 * EventNotificationAlert through an XML->JSON bridge (every value a
+	 * string); Dahua's RPC2 client.notifyEventStream with other codes in
+	 * the list (skipped), and the attach stream's lowercase keys. */
+	{ "hikvision_acsevent_search.json", T("G03"), "hikvision", NULL, 2, {
+		{ 368, "2020-02-16 10:31:20.000000+00", "3208840101", "2301", 0,
+		  "s1/G03/9001", -1, DIR_NONE },
+		{ 379, "2020-02-16 10:31:55.000000+00", "3208840102", "2302", ABN, "#2", 1,
+		  DIR_NONE } } },
+	{ "hikvision_xml_alert.json", T("G03"), "hikvision", NULL, 1, {
+		{ 376, "2020-02-16 10:32:06.000000+00", "3208840103", "2303", ABN,
+		  "s1/G03/1241", 1, DIR_NONE } } },
+	{ "dahua_rpc2_mixed.json", T("G07"), "dahua", NULL, 2, {
+		{ 364, "2020-02-16 10:32:01.000000+00", "C-0890", "3303", 0, "#1", -1, DIR_OUT },
+		{ 375, "2020-02-16 10:32:05.000000+00", "C-0891", "3304", 0, "s1/G07/7730", -1,
+		  DIR_IN } } },
+	{ "dahua_attach_lowercase.json", T("G07"), "dahua", NULL, 1, {
+		{ 374, "2020-02-16 10:32:02.000000+00", "A1B2C3F0", "1043", ABN, "s1/G07/5130", -1,
+		  DIR_IN } } },
+	{ "hikvision_acsevent_search.json", T("G23"), "hikvision", NULL, 2, {
+		{ 368, "2020-02-16 10:31:20.000000+00", "3208840101", "2301", 0,
+		  "s1/G23/9001", -1, DIR_NONE },
+		{ 379, "2020-02-16 10:31:55.000000+00", "3208840102", "2302", ABN, "#2", 1,
+		  DIR_NONE } } },
+	{ "dahua_rpc2_mixed.json", T("G24"), "dahua", NULL, 2, {
+		{ 364, "2020-02-16 10:32:01.000000+00", "C-0890", "3303", 0, "#1", -1, DIR_OUT },
+		{ 375, "2020-02-16 10:32:05.000000+00", "C-0891", "3304", 0, "s1/G24/7730", -1,
+		  DIR_IN } } },
+	{ "dahua_rpc2_mixed.json", T("G23"), NULL, "missing_time", 0, { { 0 } } },
 	/* EZVIZ: two events in the content string, one with an id. */
 	{ "ezviz_two_events.json", T("G11"), "ezviz", NULL, 2, {
 		{ 366, "2020-02-16 10:32:00.123000+00", "3208841234", "1042", 0,
@@ -259,7 +291,7 @@ redelivery_same_keys(void **state)
 {
 	static const char *const files[] = {
 		"hikvision_envelope.json", "ezviz_two_events.json", "wecom_report.json",
-		"diy_batch.json",
+		"diy_batch.json", "hikvision_acsevent_search.json", "dahua_rpc2_mixed.json",
 	};
 	struct norm_result res;
 
@@ -315,6 +347,10 @@ id_number_without_key(void **state)
 #define EZ_T "\\\"temperature\\\":{\\\"currTemperature\\\":36.6}"
 #define EZ_F "\\\"faceTime\\\":\\\"2020-02-16 18:32:00.123\\\""
 #define WECOM(elems) "{\"errcode\":0,\"errmsg\":\"ok\",\"temperature_data\":[" elems "]}"
+#define ACS(body) "{\"AcsEvent\":{\"searchID\":\"1\"," body "}}"
+#define ACS_T "\"time\":\"2020-02-16T18:32:00+08:00\""
+#define RPC2(elems) "{\"id\":2,\"method\":\"client.notifyEventStream\"," \
+	"\"params\":{\"SID\":513,\"eventList\":[" elems "]},\"session\":1}"
 
 static void
 reject_reasons(void **state)
@@ -354,6 +390,45 @@ reject_reasons(void **state)
 		{ T("G07"), DAHUA("\"UTC\":1581849120,\"ManTemperatureInfo\":[36.5]"), "bad_temperature" },
 		{ T("G07"), DAHUA("\"UTC\":1581849120,\"RecNo\":{}," DH_TEMP), "bad_field" },
 		{ T("G07"), "{\"Action\":\"Start\",\"Code\":\"VideoMotion\",\"Data\":{\"UTC\":1}}",
+		  "unknown_format" },
+		/* Hikvision AcsEvent search answers: an empty one ("NO MATCH") and
+		 * one with no access event carry no event; one bad element rejects
+		 * the whole answer (nothing of it is stored twice when resent). */
+		{ T("G03"), ACS("\"responseStatusStrg\":\"NO MATCH\",\"numOfMatches\":0,"
+				"\"totalMatches\":0"), "no_events" },
+		{ T("G03"), ACS("\"responseStatusStrg\":\"OK\",\"InfoList\":[]"), "no_events" },
+		{ T("G03"), ACS("\"InfoList\":[{\"major\":2,\"minor\":39," ACS_T "}]"), "no_events" },
+		{ T("G03"), ACS("\"InfoList\":[{\"major\":5," ACS_T ",\"currTemperature\":36.5}]"),
+		  "accepted" },
+		{ T("G03"), ACS("\"InfoList\":[{\"major\":\"5\"," ACS_T ",\"currTemperature\":36.5}]"),
+		  "accepted" },
+		{ T("G03"), ACS("\"InfoList\":[{\"major\":5,\"currTemperature\":36.5}]"),
+		  "missing_time" },
+		{ T("G03"), ACS("\"InfoList\":[{\"major\":5," ACS_T ",\"currTemperature\":36.5},"
+				"{\"major\":5," ACS_T ",\"currTemperature\":\"hot\"}]"),
+		  "bad_temperature" },
+		{ T("G03"), ACS("\"InfoList\":{\"major\":5}"), "bad_field" },
+		{ T("G03"), ACS("\"InfoList\":[7]"), "not_object" },
+		{ T("G03"), "{\"AcsEvent\":\"NO MATCH\"}", "unknown_format" },
+		{ T("G03"), "{\"EventNotificationAlert\":{\"dateTime\":\"2020-02-16T18:32:00+08:00\","
+			    "\"AccessControllerEvent\":{\"currTemperature\":\"36.5\"}}}", "accepted" },
+		{ T("G03"), "{\"EventNotificationAlert\":{\"AccessControllerEvent\":"
+			    "{\"currTemperature\":\"36.5\"}}}", "missing_time" },
+		/* Dahua client.notifyEventStream */
+		{ T("G07"), RPC2("{\"Code\":\"AccessControl\",\"Data\":{\"UTC\":1581849120," DH_TEMP "}}"),
+		  "accepted" },
+		{ T("G07"), RPC2(""), "no_events" },
+		{ T("G07"), RPC2("{\"Code\":\"VideoMotion\",\"Action\":\"Start\",\"Data\":{}}"),
+		  "no_events" },
+		{ T("G07"), RPC2("5"), "not_object" },
+		{ T("G07"), RPC2("{\"Code\":\"AccessControl\",\"Action\":\"Pulse\"}"), "bad_field" },
+		{ T("G07"), RPC2("{\"Code\":\"AccessControl\",\"Data\":{\"UTC\":1581849120," DH_TEMP "}},"
+				 "{\"Code\":\"AccessControl\",\"Data\":{" DH_TEMP "}}"), "missing_time" },
+		{ T("G07"), "{\"method\":\"client.notifyConfigChange\",\"params\":{\"eventList\":[]}}",
+		  "unknown_format" },
+		{ T("G07"), "{\"method\":\"client.notifyEventStream\",\"params\":{\"eventList\":{}}}",
+		  "unknown_format" },
+		{ T("G07"), "{\"action\":\"Pulse\",\"Code\":\"VideoMotion\",\"data\":{\"UTC\":1}}",
 		  "unknown_format" },
 		/* EZVIZ */
 		{ T("G11"), EZVIZ("[{" EZ_F "," EZ_T "}]"), "accepted" },
@@ -543,6 +618,8 @@ event_caps(void **state)
 		{ "hikvision_envelope.json", T("G03"), 0 },
 		{ "dahua_utc.json", T("G07"), 0 },
 		{ "diy_object.json", T("G09"), 0 },
+		{ "hikvision_acsevent_search.json", T("G03"), 1 },
+		{ "dahua_rpc2_mixed.json", T("G07"), 1 },
 	};
 	struct norm_result res;
 	char *big;
@@ -725,6 +802,67 @@ integer_codes_as_strings(void **state)
 	}
 }
 
+/* Field cases 01 and 05 (tests/fixtures/field-cases/, byte for byte):
+ * a Hikvision AcsEvent search answer and a Dahua RPC2
+ * client.notifyEventStream give one event per element, at the right UTC
+ * time ("-00:00" is UTC) and temperature, each keyed by its record id. */
+static void
+field_case_envelopes(void **state)
+{
+	static const struct {
+		const char *file, *topic;
+		int64_t received_us;
+		size_t nevents;
+		struct { int16_t temp_dc; const char *time, *person, *card, *key; unsigned flags;
+			 int mask; } ev[2];
+	} cases[] = {
+		{ "01-hik-acsevent-search-response.json", T("G03"), 1704819200000000LL, 2, {
+			{ 379, "2024-01-09 16:51:51.000000+00", "7001", "", "s1/G03/4101", ABN, 1 },
+			{ 364, "2024-01-09 16:52:10.000000+00", "7002", "", "s1/G03/4102", 0, 0 } } },
+		{ "05-dahua-rpc2-notify-eventlist.json", T("G07"), 1585587600000000LL, 1, {
+			{ 380, "2020-03-30 16:58:45.000000+00", "3302", "C-0889", "s1/G07/7722", ABN,
+			  -1 } } },
+	};
+
+	(void)state;
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		char name[128];
+		struct norm_result res;
+		size_t len;
+		char *buf;
+		struct norm_input in = {
+			.topic = cases[c].topic, .topic_len = strlen(cases[c].topic),
+			.received_us = cases[c].received_us,
+		};
+
+		snprintf(name, sizeof(name), "../field-cases/%s", cases[c].file);
+		buf = load(name, &len);
+		in.payload = (const uint8_t *)buf;
+		in.payload_len = in.orig_len = len;
+		assert_int_equal(normalize_message(&ctx, &in, evs, NORM_MAX_EVENTS, &res), 0);
+		if (res.reason)
+			fail_msg("%s: rejected %s (%s)", cases[c].file, res.reason, res.detail);
+		assert_int_equal(res.nevents, cases[c].nevents);
+		for (size_t i = 0; i < res.nevents; i++) {
+			char ts[40];
+
+			normalize_format_time(evs[i].device_us, ts, sizeof(ts));
+			if (evs[i].temp_dc != cases[c].ev[i].temp_dc ||
+			    strcmp(ts, cases[c].ev[i].time) != 0 ||
+			    strcmp(evs[i].person, cases[c].ev[i].person) != 0 ||
+			    strcmp(evs[i].card, cases[c].ev[i].card) != 0 ||
+			    strcmp(evs[i].key, cases[c].ev[i].key) != 0 ||
+			    evs[i].flags != cases[c].ev[i].flags || evs[i].mask != cases[c].ev[i].mask)
+				fail_msg("%s[%zu]: temp %d time %s person '%s' card '%s' key %s "
+					 "flags %u mask %d", cases[c].file, i, evs[i].temp_dc, ts,
+					 evs[i].person, evs[i].card, evs[i].key, evs[i].flags,
+					 evs[i].mask);
+			assert_true(evs[i].rule_us == evs[i].device_us);
+		}
+		free(buf);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -737,6 +875,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(vendor_bounds),
 		cmocka_unit_test(numbers_as_strings),
 		cmocka_unit_test(integer_codes_as_strings),
+		cmocka_unit_test(field_case_envelopes),
 	};
 
 	if (argc > 1)
