@@ -219,6 +219,24 @@ static const struct fixture_case fixture_cases[] = {
 		{ 370, "2020-02-16 10:32:00.000000+00", "", "", 0, "s1/G09/r-89", -1, DIR_NONE } } },
 	{ "diy_ts.json", T("G22"), "diy", NULL, 1, {
 		{ 370, "2020-02-16 10:32:00.000000+00", "", "", 0, "s1/G22/r-89", -1, DIR_NONE } } },
+	/* DIY firmwares' own JSON on a gate pinned to diy: Tasmota's SENSOR
+	 * telemetry (the infrared OBJTMP, never AMBTMP; local Time; TempUnit
+	 * over the register's unit), its Status 10 answer, a sensor with
+	 * Temperature; ESPHome's web server state (its "id" names the sensor,
+	 * it is not a record key). */
+	{ "tasmota_sensor.json", T("G22"), "diy", NULL, 1, {
+		{ 369, "2020-02-16 10:32:00.000000+00", "", "", 0, "#0", -1, DIR_NONE } } },
+	{ "tasmota_status10.json", T("G22"), "diy", NULL, 1, {
+		{ 373, "2020-02-16 10:31:30.000000+00", "", "", 0, "#0", -1, DIR_NONE } } },
+	{ "tasmota_ds18b20.json", T("G22"), "diy", NULL, 1, {
+		{ 367, "2020-02-16 10:32:00.000000+00", "", "", 0, "#0", -1, DIR_NONE } } },
+	{ "tasmota_two_sensors.json", T("G22"), "diy", NULL, 1, {
+		{ 375, "2020-02-16 10:32:00.000000+00", "", "", 0, "#0", -1, DIR_NONE } } },
+	{ "esphome_state.json", T("G22"), "diy", NULL, 1, {
+		{ 369, RECV, "", "", 0, "#0", -1, DIR_NONE } } },
+	/* Not taken by shape: their keys are too common. */
+	{ "tasmota_sensor.json", T("G09"), NULL, "unknown_format", 0, { { 0 } } },
+	{ "esphome_state.json", T("G09"), NULL, "unknown_format", 0, { { 0 } } },
 	/* A pinned format wins over the shape. */
 	{ "dahua_utc.json", T("G24"), "dahua", NULL, 1, {
 		{ 365, "2020-02-16 10:32:00.000000+00", "A1B2C3D4", "1042", 0,
@@ -472,6 +490,23 @@ reject_reasons(void **state)
 		{ T("G22"), "{\"temp\":36.6,\"ts\":\"noon\"}", "bad_time" },
 		{ T("G22"), "{\"temp\":36.6,\"id\":[1]}", "bad_field" },
 		{ T("G22"), "{\"temp\":36.6,\"card\":{}}", "bad_field" },
+		/* Tasmota and ESPHome on a gate pinned to diy */
+		{ T("G22"), "{\"Time\":\"noon\",\"MLX90614\":{\"OBJTMP\":36.9}}", "bad_time" },
+		{ T("G22"), "{\"Time\":\"2020-02-16T18:32:00\",\"MLX90614\":{\"AMBTMP\":24.1}}",
+		  "missing_temperature" },
+		{ T("G22"), "{\"MLX90614\":{\"OBJTMP\":null,\"AMBTMP\":24.1}}", "missing_temperature" },
+		{ T("G22"), "{\"MLX90614\":{\"OBJTMP\":36.9},\"TempUnit\":\"K\"}", "bad_temperature" },
+		{ T("G22"), "{\"MLX90614\":{\"OBJTMP\":\"hot\"}}", "bad_temperature" },
+		{ T("G22"), "{\"DS18B20-1\":{\"Temperature\":36.7},\"DS18B20-2\":{\"Temperature\":22.1}}",
+		  "bad_temperature" },
+		{ T("G22"), "{\"SHT3X\":{\"Temperature\":22.1,\"Humidity\":40},"
+			    "\"MLX90614\":{\"OBJTMP\":36.9,\"AMBTMP\":22.0}}", "accepted" },
+		{ T("G22"), "{\"StatusSNS\":{\"Time\":\"2020-02-16T18:32:00\"}}", "missing_temperature" },
+		{ T("G22"), "{\"id\":\"sensor-t\",\"value\":null,\"state\":\"NA\"}",
+		  "missing_temperature" },
+		{ T("G22"), "{\"state\":\"36.9 \u00b0C\"}", "bad_temperature" },
+		{ T("G22"), "{\"state\":\"36.9\"}", "accepted" },
+		{ T("G22"), "{\"state\":36.9}", "accepted" },
 		/* Two vendors' keys at once: the shapes overlap, nothing is guessed. */
 		{ T("G07"), "{\"Action\":\"Pulse\",\"Data\":{\"UTC\":1581849120},\"currTemperature\":36.5}",
 		  "ambiguous_format" },
