@@ -197,6 +197,11 @@ static const struct fixture_case fixture_cases[] = {
 		{ 366, "2020-02-16 10:32:00.123000+00", "3208841234", "1042", 0,
 		  "s1/G11/5e48f1a0c2b3401e", 1, DIR_NONE },
 		{ 382, "2020-02-16 10:32:04.871000+00", "", HASH_ID2, ABN, "#1", 0, DIR_NONE } } },
+	/* EZVIZ as its message push documents it: header + body object; the
+	 * record key is header.messageId (kept on EZVIZ's retries). */
+	{ "ezviz_body.json", T("G11"), "ezviz", NULL, 1, {
+		{ 376, "2020-02-16 10:32:01.250000+00", "3208841299", "2405", ABN,
+		  "s1/G11/5e57f239793f2b007fecb0de", 0, DIR_NONE } } },
 	/* WeCom: string temperatures, status 0/1/2. */
 	{ "wecom_report.json", T("G15"), "wecom", NULL, 3, {
 		{ 366, "2020-02-16 10:32:00.000000+00", "", "zhangsan", 0, "#0", -1, DIR_NONE },
@@ -310,6 +315,7 @@ redelivery_same_keys(void **state)
 	static const char *const files[] = {
 		"hikvision_envelope.json", "ezviz_two_events.json", "wecom_report.json",
 		"diy_batch.json", "hikvision_acsevent_search.json", "dahua_rpc2_mixed.json",
+		"ezviz_body.json",
 	};
 	struct norm_result res;
 
@@ -365,6 +371,10 @@ id_number_without_key(void **state)
 #define EZ_T "\\\"temperature\\\":{\\\"currTemperature\\\":36.6}"
 #define EZ_F "\\\"faceTime\\\":\\\"2020-02-16 18:32:00.123\\\""
 #define WECOM(elems) "{\"errcode\":0,\"errmsg\":\"ok\",\"temperature_data\":[" elems "]}"
+#define EZ_PUSH(body) "{\"header\":{\"type\":\"ys.open.face\",\"messageId\":\"m-1\"}," \
+	"\"body\":" body "}"
+#define EZ_PF "\"faceTime\":\"2020-02-16 18:32:00.123\""
+#define EZ_PT "\"temperature\":{\"currTemperature\":36.6}"
 #define ACS(body) "{\"AcsEvent\":{\"searchID\":\"1\"," body "}}"
 #define ACS_T "\"time\":\"2020-02-16T18:32:00+08:00\""
 #define RPC2(elems) "{\"id\":2,\"method\":\"client.notifyEventStream\"," \
@@ -461,6 +471,18 @@ reject_reasons(void **state)
 		{ T("G11"), EZVIZ("[{" EZ_F ",\\\"temperature\\\":36.6}]"), "missing_temperature" },
 		{ T("G11"), EZVIZ("[{" EZ_F ",\\\"temperature\\\":{\\\"currTemperature\\\":\\\"n/a\\\"}}]"),
 		  "bad_temperature" },
+		/* EZVIZ message push: header + body */
+		{ T("G11"), EZ_PUSH("{" EZ_PF "," EZ_PT "}"), "accepted" },
+		{ T("G11"), EZ_PUSH("[{" EZ_PF "," EZ_PT "},{" EZ_PF "," EZ_PT "}]"), "accepted" },
+		{ T("G11"), EZ_PUSH("\"[{" EZ_F "," EZ_T "}]\""), "accepted" },
+		{ T("G11"), EZ_PUSH("[]"), "no_events" },
+		{ T("G11"), EZ_PUSH("5"), "bad_field" },
+		{ T("G11"), EZ_PUSH("\"{faceTime\""), "not_json" },
+		{ T("G11"), "{\"header\":{\"type\":\"ys.onoffline\",\"messageId\":\"m-2\","
+			    "\"messageTime\":1581849120456},\"body\":{\"msgType\":\"ONLINE\"}}",
+		  "missing_time" },
+		{ T("G11"), "{\"header\":{\"messageId\":[1]},\"body\":{" EZ_PF "," EZ_PT "}}",
+		  "bad_field" },
 		/* WeCom */
 		{ T("G15"), WECOM("{\"userid\":\"a\",\"temperature\":\"36.6\",\"timestamp\":1581849120}"),
 		  "accepted" },
