@@ -6,9 +6,11 @@ element at the right UTC time and temperature, a fever alert for the
 feverish one only, and an empty answer in rejects as no_events. Waits are
 bounded; nothing is timed."""
 
+import datetime
 import json
 import os
 
+import harness
 from harness import publish_many, wait_until
 
 FIELD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "field-cases")
@@ -99,4 +101,38 @@ def test_dahua_rpc2_notify_eventlist(env, cordond):
     assert fevers(env, site) == [("person:3302", "38.0", "%s/G07/7722" % site, "G07"),
                                  ("person:3304", "38.5", "%s/G07/7724" % site, "G07")]
     assert env.pg.count("rejects", "topic = %s", (topic,)) == 0
+    assert d.alive()
+
+
+def test_diy_firmware_json_on_pinned_gate(env, cordond):
+    """Tasmota's SENSOR telemetry and ESPHome's web server state on a gate
+    registered --format diy; the same Tasmota message on an unpinned gate is
+    not taken by shape."""
+    site = "ey"
+    conf = harness.cordonctl_config(env.dir, env.pg.conninfo, name="envelopes-ctl.conf")
+    harness.cordonctl(conf, "migrate", expect=0)
+    harness.cordonctl(conf, "gate", "add", site, "G22", "--format", "diy", expect=0)
+    d = cordond()
+    wait_until(lambda: d.log().count("register loaded") >= 1, what="cordond loading the register")
+    # Tasmota's Time is the device's local time: the site's zone (Asia/Shanghai).
+    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    local = (now + datetime.timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M:%S")
+    tasmota = json.dumps({"Time": local, "SHT3X": {"Temperature": 22.1, "Humidity": 40.2},
+                          "MLX90614": {"OBJTMP": 37.6, "AMBTMP": 22.0},
+                          "TempUnit": "C"}).encode()
+    esphome = json.dumps({"id": "sensor-gate_body_temperature", "value": 97.7,
+                          "state": "97.7 \u00b0F"}).encode()
+    pinned = "cordon/%s/gate/G22/event" % site
+    unpinned = "cordon/%s/gate/G23/event" % site
+    publish_many(env.broker.port, [(pinned, tasmota), (pinned, esphome), (unpinned, tasmota)])
+    wait_until(lambda: env.pg.count("gate_events", "site = %s", (site,)) == 2, what="two readings")
+    wait_until(lambda: env.pg.count("rejects", "topic = %s", (unpinned,)) == 1, what="the reject")
+    got = env.pg.query("SELECT temp_c::text, extract(epoch FROM ts)::bigint, vendor"
+                       " FROM gate_events WHERE site = %s ORDER BY temp_c", (site,))
+    assert [(t, v) for t, _, v in got] == [("36.5", "diy"), ("37.6", "diy")]
+    assert got[1][1] == int(now.timestamp())
+    assert env.pg.query("SELECT reason FROM rejects WHERE topic = %s", (unpinned,)) == \
+        [("unknown_format",)]
+    wait_until(lambda: len(fevers(env, site)) == 1, what="the fever alert")
+    assert fevers(env, site)[0][1] == "37.6"
     assert d.alive()
