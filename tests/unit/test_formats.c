@@ -160,11 +160,48 @@ static const struct fixture_case fixture_cases[] = {
 	{ "dahua_realutc.json", T("G08"), "dahua", NULL, 1, {
 		{ 368, "2020-02-16 10:32:00.000000+00", "A1B2C413", "3303", 0,
 		  "s1/G08/733", -1, DIR_IN } } },
+	/* Envelopes that bridges forward as they are (issue 14.6): each
+	 * element one event. Hikvision's AcsEvent search answer (numbers as
+	 * strings, a Fahrenheit code, an operation record that is skipped, an
+	 * element without serialNo keyed by its place in InfoList), its XML
+	 * EventNotificationAlert through an XML->JSON bridge (every value a
+	 * string); Dahua's RPC2 client.notifyEventStream with other codes in
+	 * the list (skipped), and the attach stream's lowercase keys. */
+	{ "hikvision_acsevent_search.json", T("G03"), "hikvision", NULL, 2, {
+		{ 368, "2020-02-16 10:31:20.000000+00", "3208840101", "2301", 0,
+		  "s1/G03/9001", -1, DIR_NONE },
+		{ 379, "2020-02-16 10:31:55.000000+00", "3208840102", "2302", ABN, "#2", 1,
+		  DIR_NONE } } },
+	{ "hikvision_xml_alert.json", T("G03"), "hikvision", NULL, 1, {
+		{ 376, "2020-02-16 10:32:06.000000+00", "3208840103", "2303", ABN,
+		  "s1/G03/1241", 1, DIR_NONE } } },
+	{ "dahua_rpc2_mixed.json", T("G07"), "dahua", NULL, 2, {
+		{ 364, "2020-02-16 10:32:01.000000+00", "C-0890", "3303", 0, "#1", -1, DIR_OUT },
+		{ 375, "2020-02-16 10:32:05.000000+00", "C-0891", "3304", 0, "s1/G07/7730", -1,
+		  DIR_IN } } },
+	{ "dahua_attach_lowercase.json", T("G07"), "dahua", NULL, 1, {
+		{ 374, "2020-02-16 10:32:02.000000+00", "A1B2C3F0", "1043", ABN, "s1/G07/5130", -1,
+		  DIR_IN } } },
+	{ "hikvision_acsevent_search.json", T("G23"), "hikvision", NULL, 2, {
+		{ 368, "2020-02-16 10:31:20.000000+00", "3208840101", "2301", 0,
+		  "s1/G23/9001", -1, DIR_NONE },
+		{ 379, "2020-02-16 10:31:55.000000+00", "3208840102", "2302", ABN, "#2", 1,
+		  DIR_NONE } } },
+	{ "dahua_rpc2_mixed.json", T("G24"), "dahua", NULL, 2, {
+		{ 364, "2020-02-16 10:32:01.000000+00", "C-0890", "3303", 0, "#1", -1, DIR_OUT },
+		{ 375, "2020-02-16 10:32:05.000000+00", "C-0891", "3304", 0, "s1/G24/7730", -1,
+		  DIR_IN } } },
+	{ "dahua_rpc2_mixed.json", T("G23"), NULL, "missing_time", 0, { { 0 } } },
 	/* EZVIZ: two events in the content string, one with an id. */
 	{ "ezviz_two_events.json", T("G11"), "ezviz", NULL, 2, {
 		{ 366, "2020-02-16 10:32:00.123000+00", "3208841234", "1042", 0,
 		  "s1/G11/5e48f1a0c2b3401e", 1, DIR_NONE },
 		{ 382, "2020-02-16 10:32:04.871000+00", "", HASH_ID2, ABN, "#1", 0, DIR_NONE } } },
+	/* EZVIZ as its message push documents it: header + body object; the
+	 * record key is header.messageId (kept on EZVIZ's retries). */
+	{ "ezviz_body.json", T("G11"), "ezviz", NULL, 1, {
+		{ 376, "2020-02-16 10:32:01.250000+00", "3208841299", "2405", ABN,
+		  "s1/G11/5e57f239793f2b007fecb0de", 0, DIR_NONE } } },
 	/* WeCom: string temperatures, status 0/1/2. */
 	{ "wecom_report.json", T("G15"), "wecom", NULL, 3, {
 		{ 366, "2020-02-16 10:32:00.000000+00", "", "zhangsan", 0, "#0", -1, DIR_NONE },
@@ -187,6 +224,24 @@ static const struct fixture_case fixture_cases[] = {
 		{ 370, "2020-02-16 10:32:00.000000+00", "", "", 0, "s1/G09/r-89", -1, DIR_NONE } } },
 	{ "diy_ts.json", T("G22"), "diy", NULL, 1, {
 		{ 370, "2020-02-16 10:32:00.000000+00", "", "", 0, "s1/G22/r-89", -1, DIR_NONE } } },
+	/* DIY firmwares' own JSON on a gate pinned to diy: Tasmota's SENSOR
+	 * telemetry (the infrared OBJTMP, never AMBTMP; local Time; TempUnit
+	 * over the register's unit), its Status 10 answer, a sensor with
+	 * Temperature; ESPHome's web server state (its "id" names the sensor,
+	 * it is not a record key). */
+	{ "tasmota_sensor.json", T("G22"), "diy", NULL, 1, {
+		{ 369, "2020-02-16 10:32:00.000000+00", "", "", 0, "#0", -1, DIR_NONE } } },
+	{ "tasmota_status10.json", T("G22"), "diy", NULL, 1, {
+		{ 373, "2020-02-16 10:31:30.000000+00", "", "", 0, "#0", -1, DIR_NONE } } },
+	{ "tasmota_ds18b20.json", T("G22"), "diy", NULL, 1, {
+		{ 367, "2020-02-16 10:32:00.000000+00", "", "", 0, "#0", -1, DIR_NONE } } },
+	{ "tasmota_two_sensors.json", T("G22"), "diy", NULL, 1, {
+		{ 375, "2020-02-16 10:32:00.000000+00", "", "", 0, "#0", -1, DIR_NONE } } },
+	{ "esphome_state.json", T("G22"), "diy", NULL, 1, {
+		{ 369, RECV, "", "", 0, "#0", -1, DIR_NONE } } },
+	/* Not taken by shape: their keys are too common. */
+	{ "tasmota_sensor.json", T("G09"), NULL, "unknown_format", 0, { { 0 } } },
+	{ "esphome_state.json", T("G09"), NULL, "unknown_format", 0, { { 0 } } },
 	/* A pinned format wins over the shape. */
 	{ "dahua_utc.json", T("G24"), "dahua", NULL, 1, {
 		{ 365, "2020-02-16 10:32:00.000000+00", "A1B2C3D4", "1042", 0,
@@ -259,7 +314,8 @@ redelivery_same_keys(void **state)
 {
 	static const char *const files[] = {
 		"hikvision_envelope.json", "ezviz_two_events.json", "wecom_report.json",
-		"diy_batch.json",
+		"diy_batch.json", "hikvision_acsevent_search.json", "dahua_rpc2_mixed.json",
+		"ezviz_body.json",
 	};
 	struct norm_result res;
 
@@ -315,6 +371,14 @@ id_number_without_key(void **state)
 #define EZ_T "\\\"temperature\\\":{\\\"currTemperature\\\":36.6}"
 #define EZ_F "\\\"faceTime\\\":\\\"2020-02-16 18:32:00.123\\\""
 #define WECOM(elems) "{\"errcode\":0,\"errmsg\":\"ok\",\"temperature_data\":[" elems "]}"
+#define EZ_PUSH(body) "{\"header\":{\"type\":\"ys.open.face\",\"messageId\":\"m-1\"}," \
+	"\"body\":" body "}"
+#define EZ_PF "\"faceTime\":\"2020-02-16 18:32:00.123\""
+#define EZ_PT "\"temperature\":{\"currTemperature\":36.6}"
+#define ACS(body) "{\"AcsEvent\":{\"searchID\":\"1\"," body "}}"
+#define ACS_T "\"time\":\"2020-02-16T18:32:00+08:00\""
+#define RPC2(elems) "{\"id\":2,\"method\":\"client.notifyEventStream\"," \
+	"\"params\":{\"SID\":513,\"eventList\":[" elems "]},\"session\":1}"
 
 static void
 reject_reasons(void **state)
@@ -367,6 +431,45 @@ reject_reasons(void **state)
 		{ T("G07"), DAHUA("\"UTC\":1581849120,\"RecNo\":{}," DH_TEMP), "bad_field" },
 		{ T("G07"), "{\"Action\":\"Start\",\"Code\":\"VideoMotion\",\"Data\":{\"UTC\":1}}",
 		  "unknown_format" },
+		/* Hikvision AcsEvent search answers: an empty one ("NO MATCH") and
+		 * one with no access event carry no event; one bad element rejects
+		 * the whole answer (nothing of it is stored twice when resent). */
+		{ T("G03"), ACS("\"responseStatusStrg\":\"NO MATCH\",\"numOfMatches\":0,"
+				"\"totalMatches\":0"), "no_events" },
+		{ T("G03"), ACS("\"responseStatusStrg\":\"OK\",\"InfoList\":[]"), "no_events" },
+		{ T("G03"), ACS("\"InfoList\":[{\"major\":2,\"minor\":39," ACS_T "}]"), "no_events" },
+		{ T("G03"), ACS("\"InfoList\":[{\"major\":5," ACS_T ",\"currTemperature\":36.5}]"),
+		  "accepted" },
+		{ T("G03"), ACS("\"InfoList\":[{\"major\":\"5\"," ACS_T ",\"currTemperature\":36.5}]"),
+		  "accepted" },
+		{ T("G03"), ACS("\"InfoList\":[{\"major\":5,\"currTemperature\":36.5}]"),
+		  "missing_time" },
+		{ T("G03"), ACS("\"InfoList\":[{\"major\":5," ACS_T ",\"currTemperature\":36.5},"
+				"{\"major\":5," ACS_T ",\"currTemperature\":\"hot\"}]"),
+		  "bad_temperature" },
+		{ T("G03"), ACS("\"InfoList\":{\"major\":5}"), "bad_field" },
+		{ T("G03"), ACS("\"InfoList\":[7]"), "not_object" },
+		{ T("G03"), "{\"AcsEvent\":\"NO MATCH\"}", "unknown_format" },
+		{ T("G03"), "{\"EventNotificationAlert\":{\"dateTime\":\"2020-02-16T18:32:00+08:00\","
+			    "\"AccessControllerEvent\":{\"currTemperature\":\"36.5\"}}}", "accepted" },
+		{ T("G03"), "{\"EventNotificationAlert\":{\"AccessControllerEvent\":"
+			    "{\"currTemperature\":\"36.5\"}}}", "missing_time" },
+		/* Dahua client.notifyEventStream */
+		{ T("G07"), RPC2("{\"Code\":\"AccessControl\",\"Data\":{\"UTC\":1581849120," DH_TEMP "}}"),
+		  "accepted" },
+		{ T("G07"), RPC2(""), "no_events" },
+		{ T("G07"), RPC2("{\"Code\":\"VideoMotion\",\"Action\":\"Start\",\"Data\":{}}"),
+		  "no_events" },
+		{ T("G07"), RPC2("5"), "not_object" },
+		{ T("G07"), RPC2("{\"Code\":\"AccessControl\",\"Action\":\"Pulse\"}"), "bad_field" },
+		{ T("G07"), RPC2("{\"Code\":\"AccessControl\",\"Data\":{\"UTC\":1581849120," DH_TEMP "}},"
+				 "{\"Code\":\"AccessControl\",\"Data\":{" DH_TEMP "}}"), "missing_time" },
+		{ T("G07"), "{\"method\":\"client.notifyConfigChange\",\"params\":{\"eventList\":[]}}",
+		  "unknown_format" },
+		{ T("G07"), "{\"method\":\"client.notifyEventStream\",\"params\":{\"eventList\":{}}}",
+		  "unknown_format" },
+		{ T("G07"), "{\"action\":\"Pulse\",\"Code\":\"VideoMotion\",\"data\":{\"UTC\":1}}",
+		  "unknown_format" },
 		/* EZVIZ */
 		{ T("G11"), EZVIZ("[{" EZ_F "," EZ_T "}]"), "accepted" },
 		{ T("G11"), EZVIZ("{" EZ_F "," EZ_T "}"), "accepted" },
@@ -384,6 +487,18 @@ reject_reasons(void **state)
 		  "accepted" },
 		{ T("G11"), EZVIZ("[{" EZ_F ",\\\"temperature\\\":{\\\"currTemperature\\\":\\\"n/a\\\"}}]"),
 		  "bad_temperature" },
+		/* EZVIZ message push: header + body */
+		{ T("G11"), EZ_PUSH("{" EZ_PF "," EZ_PT "}"), "accepted" },
+		{ T("G11"), EZ_PUSH("[{" EZ_PF "," EZ_PT "},{" EZ_PF "," EZ_PT "}]"), "accepted" },
+		{ T("G11"), EZ_PUSH("\"[{" EZ_F "," EZ_T "}]\""), "accepted" },
+		{ T("G11"), EZ_PUSH("[]"), "no_events" },
+		{ T("G11"), EZ_PUSH("5"), "bad_field" },
+		{ T("G11"), EZ_PUSH("\"{faceTime\""), "not_json" },
+		{ T("G11"), "{\"header\":{\"type\":\"ys.onoffline\",\"messageId\":\"m-2\","
+			    "\"messageTime\":1581849120456},\"body\":{\"msgType\":\"ONLINE\"}}",
+		  "missing_time" },
+		{ T("G11"), "{\"header\":{\"messageId\":[1]},\"body\":{" EZ_PF "," EZ_PT "}}",
+		  "bad_field" },
 		/* WeCom */
 		{ T("G15"), WECOM("{\"userid\":\"a\",\"temperature\":\"36.6\",\"timestamp\":1581849120}"),
 		  "accepted" },
@@ -417,6 +532,23 @@ reject_reasons(void **state)
 		{ T("G22"), "{\"temp\":36.6,\"ts\":\"noon\"}", "bad_time" },
 		{ T("G22"), "{\"temp\":36.6,\"id\":[1]}", "bad_field" },
 		{ T("G22"), "{\"temp\":36.6,\"card\":{}}", "bad_field" },
+		/* Tasmota and ESPHome on a gate pinned to diy */
+		{ T("G22"), "{\"Time\":\"noon\",\"MLX90614\":{\"OBJTMP\":36.9}}", "bad_time" },
+		{ T("G22"), "{\"Time\":\"2020-02-16T18:32:00\",\"MLX90614\":{\"AMBTMP\":24.1}}",
+		  "missing_temperature" },
+		{ T("G22"), "{\"MLX90614\":{\"OBJTMP\":null,\"AMBTMP\":24.1}}", "missing_temperature" },
+		{ T("G22"), "{\"MLX90614\":{\"OBJTMP\":36.9},\"TempUnit\":\"K\"}", "bad_temperature" },
+		{ T("G22"), "{\"MLX90614\":{\"OBJTMP\":\"hot\"}}", "bad_temperature" },
+		{ T("G22"), "{\"DS18B20-1\":{\"Temperature\":36.7},\"DS18B20-2\":{\"Temperature\":22.1}}",
+		  "bad_temperature" },
+		{ T("G22"), "{\"SHT3X\":{\"Temperature\":22.1,\"Humidity\":40},"
+			    "\"MLX90614\":{\"OBJTMP\":36.9,\"AMBTMP\":22.0}}", "accepted" },
+		{ T("G22"), "{\"StatusSNS\":{\"Time\":\"2020-02-16T18:32:00\"}}", "missing_temperature" },
+		{ T("G22"), "{\"id\":\"sensor-t\",\"value\":null,\"state\":\"NA\"}",
+		  "missing_temperature" },
+		{ T("G22"), "{\"state\":\"36.9 \u00b0C\"}", "bad_temperature" },
+		{ T("G22"), "{\"state\":\"36.9\"}", "accepted" },
+		{ T("G22"), "{\"state\":36.9}", "accepted" },
 		/* Two vendors' keys at once: the shapes overlap, nothing is guessed. */
 		{ T("G07"), "{\"Action\":\"Pulse\",\"Data\":{\"UTC\":1581849120},\"currTemperature\":36.5}",
 		  "ambiguous_format" },
@@ -563,6 +695,8 @@ event_caps(void **state)
 		{ "hikvision_envelope.json", T("G03"), 0 },
 		{ "dahua_utc.json", T("G07"), 0 },
 		{ "diy_object.json", T("G09"), 0 },
+		{ "hikvision_acsevent_search.json", T("G03"), 1 },
+		{ "dahua_rpc2_mixed.json", T("G07"), 1 },
 	};
 	struct norm_result res;
 	char *big;
@@ -843,6 +977,67 @@ passes_without_reading(void **state)
 	}
 }
 
+/* Field cases 01 and 05 (tests/fixtures/field-cases/, byte for byte):
+ * a Hikvision AcsEvent search answer and a Dahua RPC2
+ * client.notifyEventStream give one event per element, at the right UTC
+ * time ("-00:00" is UTC) and temperature, each keyed by its record id. */
+static void
+field_case_envelopes(void **state)
+{
+	static const struct {
+		const char *file, *topic;
+		int64_t received_us;
+		size_t nevents;
+		struct { int16_t temp_dc; const char *time, *person, *card, *key; unsigned flags;
+			 int mask; } ev[2];
+	} cases[] = {
+		{ "01-hik-acsevent-search-response.json", T("G03"), 1704819200000000LL, 2, {
+			{ 379, "2024-01-09 16:51:51.000000+00", "7001", "", "s1/G03/4101", ABN, 1 },
+			{ 364, "2024-01-09 16:52:10.000000+00", "7002", "", "s1/G03/4102", 0, 0 } } },
+		{ "05-dahua-rpc2-notify-eventlist.json", T("G07"), 1585587600000000LL, 1, {
+			{ 380, "2020-03-30 16:58:45.000000+00", "3302", "C-0889", "s1/G07/7722", ABN,
+			  -1 } } },
+	};
+
+	(void)state;
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		char name[128];
+		struct norm_result res;
+		size_t len;
+		char *buf;
+		struct norm_input in = {
+			.topic = cases[c].topic, .topic_len = strlen(cases[c].topic),
+			.received_us = cases[c].received_us,
+		};
+
+		snprintf(name, sizeof(name), "../field-cases/%s", cases[c].file);
+		buf = load(name, &len);
+		in.payload = (const uint8_t *)buf;
+		in.payload_len = in.orig_len = len;
+		assert_int_equal(normalize_message(&ctx, &in, evs, NORM_MAX_EVENTS, &res), 0);
+		if (res.reason)
+			fail_msg("%s: rejected %s (%s)", cases[c].file, res.reason, res.detail);
+		assert_int_equal(res.nevents, cases[c].nevents);
+		for (size_t i = 0; i < res.nevents; i++) {
+			char ts[40];
+
+			normalize_format_time(evs[i].device_us, ts, sizeof(ts));
+			if (evs[i].temp_dc != cases[c].ev[i].temp_dc ||
+			    strcmp(ts, cases[c].ev[i].time) != 0 ||
+			    strcmp(evs[i].person, cases[c].ev[i].person) != 0 ||
+			    strcmp(evs[i].card, cases[c].ev[i].card) != 0 ||
+			    strcmp(evs[i].key, cases[c].ev[i].key) != 0 ||
+			    evs[i].flags != cases[c].ev[i].flags || evs[i].mask != cases[c].ev[i].mask)
+				fail_msg("%s[%zu]: temp %d time %s person '%s' card '%s' key %s "
+					 "flags %u mask %d", cases[c].file, i, evs[i].temp_dc, ts,
+					 evs[i].person, evs[i].card, evs[i].key, evs[i].flags,
+					 evs[i].mask);
+			assert_true(evs[i].rule_us == evs[i].device_us);
+		}
+		free(buf);
+	}
+}
+
 /* WeCom's person ids (field cases 07a/07b): userid (direct connection),
  * open_userid (cloud API, third-party data), user_id (bridges), the first
  * present and non-empty; status 1 is the device's fever verdict, 2 (too
@@ -961,6 +1156,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(passes_without_reading),
 		cmocka_unit_test(wecom_person_ids),
 		cmocka_unit_test(mask_spellings),
+		cmocka_unit_test(field_case_envelopes),
 	};
 
 	if (argc > 1)
