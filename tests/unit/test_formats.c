@@ -1141,6 +1141,128 @@ mask_spellings(void **state)
 	}
 }
 
+/* Passes without a reading inside envelopes (issue 14.3 and 14.6 together):
+ * an element of an AcsEvent search answer, an RPC2 eventList, an EZVIZ
+ * body or an XML alert without a reading that names a card or person is a
+ * pass without a reading (temp_dc TEMP_NONE) next to the elements with
+ * readings. In Hikvision's and Dahua's lists an access element that names
+ * nobody and has no reading (a door unlocked, an exit button, a door
+ * opened remotely) is skipped as the non-access records are; nothing left
+ * is no_events. An EZVIZ body element naming nobody rejects the message
+ * missing_temperature. Sources: ISAPI JSON_AcsEvent (major 5 minors 1
+ * valid card, 21 door unlocked, 23 exit button), Dahua RPC2
+ * client.notifyEventStream with AccessControl data of a card reader (no
+ * ManTemperatureInfo; Method 4 remote open with CardNo ""). */
+#define ACS_REC(serial, rest) "{\"major\":5,\"time\":\"2020-02-16T18:3" serial ":00+08:00\"," \
+	"\"serialNo\":90" serial rest "}"
+#define RPC2_AC(recno, data) "{\"Action\":\"Pulse\",\"Code\":\"AccessControl\",\"Index\":0," \
+	"\"Data\":{\"RecNo\":" recno ",\"UTC\":1581849120" data "}}"
+static void
+envelope_passes_without_reading(void **state)
+{
+	static const struct {
+		const char *topic, *payload, *reason;
+		size_t nevents;
+		struct { int16_t temp_dc; const char *card, *person, *key; } ev[3];
+	} cases[] = {
+		/* A polled answer: a reading, a card pass without one (5/1), a
+		 * door unlocked (5/21) and an exit button (5/23) naming nobody, a
+		 * remote login (3/112). */
+		{ T("G03"), ACS("\"responseStatusStrg\":\"OK\",\"InfoList\":["
+		  ACS_REC("1", ",\"minor\":75,\"employeeNoString\":\"31\",\"currTemperature\":36.8") ","
+		  ACS_REC("2", ",\"minor\":1,\"cardNo\":\"3308812528\",\"employeeNoString\":\"32\","
+			  "\"cardType\":1,\"mask\":\"unknown\"") ","
+		  ACS_REC("3", ",\"minor\":21,\"doorNo\":1") ","
+		  ACS_REC("4", ",\"minor\":23,\"cardNo\":\"\",\"currTemperature\":null") ","
+		  "{\"major\":3,\"minor\":112,\"time\":\"2020-02-16T18:35:00+08:00\",\"serialNo\":9005}"
+		  "]"), "accepted", 2, {
+			{ 368, "", "31", "s1/G03/901" },
+			{ TEMP_NONE, "3308812528", "32", "s1/G03/902" } } },
+		/* No major (a trimmed record), the person as an integer employeeNo. */
+		{ T("G03"), ACS("\"InfoList\":[{" ACS_T ",\"serialNo\":9010,\"employeeNo\":2302}]"),
+		  "accepted", 1, { { TEMP_NONE, "", "2302", "s1/G03/9010" } } },
+		/* Only door events: no pass and no reading in the answer. */
+		{ T("G03"), ACS("\"responseStatusStrg\":\"OK\",\"InfoList\":["
+		  ACS_REC("3", ",\"minor\":21") "," ACS_REC("4", ",\"minor\":23,\"cardNo\":\"\"") "]"),
+		  "no_events", 0, { { 0 } } },
+		/* A kept element that is malformed still rejects the answer; a
+		 * skipped door event is not read. */
+		{ T("G03"), ACS("\"InfoList\":[" ACS_REC("1", ",\"currTemperature\":36.8") ","
+		  "{\"major\":5,\"time\":\"soon\",\"serialNo\":9002,\"cardNo\":\"C-1\"}]"),
+		  "bad_time", 0, { { 0 } } },
+		{ T("G03"), ACS("\"InfoList\":[" ACS_REC("1", ",\"currTemperature\":36.8") ","
+		  "{\"major\":5,\"minor\":21,\"time\":\"soon\",\"serialNo\":9002}]"),
+		  "accepted", 1, { { 368, "", "", "s1/G03/901" } } },
+		/* The XML alert through a bridge, thermometry off: a card. */
+		{ T("G03"), "{\"EventNotificationAlert\":{\"@version\":\"2.0\",\"dateTime\":"
+		  "\"2020-02-16T18:32:00+08:00\",\"eventType\":\"AccessControllerEvent\","
+		  "\"AccessControllerEvent\":{\"majorEventType\":\"5\",\"subEventType\":\"9\","
+		  "\"cardNo\":\"C-9902\",\"serialNo\":\"1400\"}}}",
+		  "accepted", 1, { { TEMP_NONE, "C-9902", "", "s1/G03/1400" } } },
+		/* RPC2 [All]: a reading, a card reader's pass (no
+		 * ManTemperatureInfo), a remote open naming nobody, a motion event. */
+		{ T("G07"), RPC2(RPC2_AC("7801", ",\"CardNo\":\"C-0890\",\"UserID\":\"3303\"," DH_TEMP) ","
+		  RPC2_AC("7802", ",\"CardNo\":\"C-0892\",\"UserID\":\"3305\",\"Method\":1,"
+			  "\"Status\":1,\"Type\":\"Entry\"") ","
+		  RPC2_AC("7803", ",\"CardNo\":\"\",\"Method\":4,\"Status\":1") ","
+		  "{\"Action\":\"Start\",\"Code\":\"VideoMotion\",\"Data\":{\"UTC\":1581849121}}"),
+		  "accepted", 2, {
+			{ 365, "C-0890", "3303", "s1/G07/7801" },
+			{ TEMP_NONE, "C-0892", "3305", "s1/G07/7802" } } },
+		/* A user id only; ManTemperatureInfo without CurrentTemperature. */
+		{ T("G07"), RPC2(RPC2_AC("7804", ",\"UserID\":\"1011\","
+			  "\"ManTemperatureInfo\":{\"TemperatureUnit\":0}")),
+		  "accepted", 1, { { TEMP_NONE, "", "1011", "s1/G07/7804" } } },
+		/* Only a remote open and an exit button: no_events. */
+		{ T("G07"), RPC2(RPC2_AC("7803", ",\"CardNo\":\"\",\"Method\":4") ","
+			  RPC2_AC("7805", ",\"Method\":6")), "no_events", 0, { { 0 } } },
+		/* EZVIZ's documented body, thermometry off: the person. */
+		{ T("G11"), EZ_PUSH("{" EZ_PF ",\"employeeNo\":\"2405\",\"mask\":\"no\"}"),
+		  "accepted", 1, { { TEMP_NONE, "", "2405", "s1/G11/m-1" } } },
+		{ T("G11"), EZ_PUSH("[{" EZ_PF "," EZ_PT "},{" EZ_PF ",\"cardNo\":\"C-6\"}]"),
+		  "accepted", 2, { { 366, "", "", "#0" }, { TEMP_NONE, "C-6", "", "#1" } } },
+		/* An EZVIZ element naming nobody rejects the message. */
+		{ T("G11"), EZ_PUSH("[{" EZ_PF "," EZ_PT "},{" EZ_PF ",\"cardNo\":\"\"}]"),
+		  "missing_temperature", 0, { { 0 } } },
+	};
+
+	(void)state;
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct norm_input in = { .topic = cases[c].topic,
+					 .topic_len = strlen(cases[c].topic),
+					 .payload = (const uint8_t *)cases[c].payload,
+					 .payload_len = strlen(cases[c].payload) };
+		struct norm_result res;
+		char hex[33];
+
+		assert_int_equal(run_max(cases[c].topic, cases[c].payload, strlen(cases[c].payload),
+					 NORM_MAX_EVENTS, &res), 0);
+		if (strcmp(res.reason ? res.reason : "accepted", cases[c].reason) != 0)
+			fail_msg("case %zu: got %s (%s), want %s", c,
+				 res.reason ? res.reason : "accepted", res.reason ? res.detail : "",
+				 cases[c].reason);
+		if (res.reason)
+			continue;
+		if (res.nevents != cases[c].nevents)
+			fail_msg("case %zu: %zu events, want %zu", c, res.nevents, cases[c].nevents);
+		normalize_message_hash(&in, hex);
+		for (size_t i = 0; i < res.nevents; i++) {
+			char key[NORM_KEY_MAX];
+
+			if (cases[c].ev[i].key[0] == '#')
+				snprintf(key, sizeof(key), "h:%s:%s", hex, cases[c].ev[i].key + 1);
+			else
+				snprintf(key, sizeof(key), "%s", cases[c].ev[i].key);
+			if (evs[i].type != EVENT_GATE || evs[i].temp_dc != cases[c].ev[i].temp_dc ||
+			    strcmp(evs[i].card, cases[c].ev[i].card) != 0 ||
+			    strcmp(evs[i].person, cases[c].ev[i].person) != 0 ||
+			    strcmp(evs[i].key, key) != 0)
+				fail_msg("case %zu[%zu]: temp %d card '%s' person '%s' key %s", c, i,
+					 evs[i].temp_dc, evs[i].card, evs[i].person, evs[i].key);
+		}
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1157,6 +1279,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(wecom_person_ids),
 		cmocka_unit_test(mask_spellings),
 		cmocka_unit_test(field_case_envelopes),
+		cmocka_unit_test(envelope_passes_without_reading),
 	};
 
 	if (argc > 1)
