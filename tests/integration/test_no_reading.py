@@ -9,6 +9,7 @@ isolation_breach); one that names nobody is no pass (missing_temperature).
 Alerts are read from the alerts table; every wait is bounded, nothing is
 timed."""
 
+from decimal import Decimal
 import json
 import os
 
@@ -156,6 +157,56 @@ def test_passes_without_reading_in_other_formats(env, cordond, ctl):
     assert got == [("isolation_breach", "household:" + hh, "raised", "", "IB-1",
                     "nr4/G41/R-1")], got
     ctl("release", site, "--household", hh)
+    assert d.alive()
+
+
+def test_passes_without_reading_in_envelopes(env, cordond, ctl):
+    """Envelopes (issue 14 point 6) hold passes without a reading too: a
+    Hikvision AcsEvent search answer with a reading, a refused card without
+    currTemperature and a door unlocked (5/21, nobody named), and a Dahua
+    RPC2 notification with a card reader's AccessControl element (no
+    ManTemperatureInfo) and a remote open (CardNo ""). The two card passes
+    are rows with temp_c NULL and raise unknown_card; the door events are
+    skipped; an answer holding door events only is the reject no_events."""
+    site = "nr6"
+    import_households(env, ctl, site, [("6-1-101", ["C-0412"])])
+    d = start(env, cordond)
+    hik, dahua = "cordon/%s/gate/G61/event" % site, "cordon/%s/gate/G62/event" % site
+
+    def acs(*records):
+        return json.dumps({"AcsEvent": {"searchID": "7", "responseStatusStrg": "OK",
+                                        "numOfMatches": len(records), "totalMatches": 9,
+                                        "InfoList": list(records)}}).encode()
+    door = {"major": 5, "minor": 21, "time": "2020-02-16T18:31:58+08:00", "doorNo": 1,
+            "serialNo": 6001}
+    answer = acs(door,
+                 {"major": 5, "minor": 9, "time": "2020-02-16T18:32:00+08:00",
+                  "cardNo": "C-9911", "cardType": 1, "doorNo": 1, "serialNo": 6002,
+                  "mask": "unknown"},
+                 {"major": 5, "minor": 75, "time": "2020-02-16T18:32:05+08:00",
+                  "cardNo": "C-0412", "employeeNoString": "7003", "serialNo": 6003,
+                  "currTemperature": 36.6, "thermometryUnit": "celsius"})
+    rpc2 = json.dumps({"id": 4, "method": "client.notifyEventStream", "params": {
+        "SID": 513, "eventList": [
+            {"Action": "Pulse", "Code": "AccessControl", "Index": 0,
+             "Data": {"RecNo": 7901, "UTC": 1581849118, "CardNo": "", "Method": 4,
+                      "Status": 1, "Door": 0}},
+            {"Action": "Pulse", "Code": "AccessControl", "Index": 0,
+             "Data": {"RecNo": 7902, "UTC": 1581849121, "CardNo": "C-9912", "UserID": "",
+                      "Method": 1, "Status": 0, "ErrorCode": 16, "Type": "Entry"}}]},
+        "session": 2147483638}).encode()
+    publish_many(env.broker.port, [(hik, answer), (dahua, rpc2),
+                                   (hik, acs(door, dict(door, minor=23, serialNo=6004)))])
+    want_rows = [("nr6/G61/6002", "G61", "C-9911", "", None, "hikvision"),
+                 ("nr6/G61/6003", "G61", "C-0412", "7003", Decimal("36.6"), "hikvision"),
+                 ("nr6/G62/7902", "G62", "C-9912", "", None, "dahua")]
+    wait_until(lambda: rows(env, site) == want_rows and rejects(env, site) == [(hik, "no_events")],
+               what=lambda: "3 passes and 1 reject (have %r, %r)"
+               % (rows(env, site), rejects(env, site)))
+    got = wait_alerts(env, site, 2)
+    assert got == [
+        ("unknown_card", "card:C-9911", "raised", "unregistered", "C-9911", "nr6/G61/6002"),
+        ("unknown_card", "card:C-9912", "raised", "unregistered", "C-9912", "nr6/G62/7902")], got
     assert d.alive()
 
 
