@@ -225,7 +225,7 @@ check_fixture(const struct fixture_case *c)
 		char ts[40], key[NORM_KEY_MAX];
 
 		if (w->key[0] == '#')
-			snprintf(key, sizeof(key), "h:%s:%s", hex, w->key + 1);
+			snprintf(key, sizeof(key), "h:%s:%lld:%s", hex, RECV_US, w->key + 1);
 		else
 			snprintf(key, sizeof(key), "%s", w->key);
 		normalize_format_time(ev->device_us, ts, sizeof(ts));
@@ -503,7 +503,7 @@ vendor_bounds(void **state)
 		normalize_format_time(ev->device_us, ts, sizeof(ts));
 		normalize_message_hash(&in, hex);
 		if (cases[i].key[0] == '#')
-			snprintf(key, sizeof(key), "h:%s:%s", hex, cases[i].key + 1);
+			snprintf(key, sizeof(key), "h:%s:%lld:%s", hex, RECV_US, cases[i].key + 1);
 		else
 			snprintf(key, sizeof(key), "%s", cases[i].key);
 		if (ev->temp_dc != cases[i].temp_dc || strcmp(ts, cases[i].time) != 0 ||
