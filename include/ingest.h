@@ -58,7 +58,7 @@ struct ingest_stats {
 	 * SUBSCRIBE, redeliveries (DUP) of what the spool has. */
 	uint64_t replayed_retained, replayed_dup;
 	uint64_t replay_note_failed;	/* deliveries not remembered (out of memory) */
-	uint64_t replay_topics, replay_evicted;	/* as of the last look that got the lock */
+	uint64_t replay_topics, replay_evicted;
 };
 
 /* Makes `payload` (`len` bytes) fit in `max` bytes: returns a malloc'ed
@@ -84,10 +84,11 @@ int ingest_restore_replays(struct ingest *in, uint64_t *ret_pos)
 	__attribute__((warn_unused_result));
 /* Writes the replay memory to the spool directory (synced) when it has
  * changed since the last save, and sets *ret_pos to the spool position
- * it covers: the spool must keep the records from there on (released
- * only before it), for ingest_restore_replays() after a crash. Never
- * waits for the receive thread: -EAGAIN while it holds the memory (it
- * waits for the spool), another negative errno when writing fails. */
+ * it covers: the spool should keep the records from there on (released
+ * only before it), for ingest_restore_replays() after a crash. Waits for
+ * the receive thread only while it looks up or notes one message (a
+ * copy is taken, ~10 ms at REPLAY_MAX_TOPICS; the file is written
+ * after). Returns 0 or a negative errno (-ENOSPC ...: nothing written). */
 int ingest_save_replays(struct ingest *in, uint64_t *ret_pos)
 	__attribute__((warn_unused_result));
 /* Starts connecting; failures are retried from ingest_tick(). */

@@ -50,6 +50,13 @@ int replay_seen(const struct replay *r, uint64_t topic, uint64_t payload);
 int replay_note(struct replay *r, uint64_t topic, uint64_t payload)
 	__attribute__((warn_unused_result));
 void replay_get_stats(const struct replay *r, struct replay_stats *ret_stats);
+/* Copies `src` into *dst (made at the first call, NULL before; kept for
+ * the next, so that its pages are not faulted in again) for
+ * replay_save() only: the copy cannot look up or note. One memcpy, so
+ * that a lock around `src` is held briefly. Returns 0 or -ENOMEM. Free
+ * the copy with replay_destroy(). */
+int replay_copy(struct replay **dst, const struct replay *src)
+	__attribute__((warn_unused_result));
 
 /* Writes the memory, as of spool position `pos` (everything before it
  * noted, nothing after), into a malloc'ed buffer: the 48-byte header

@@ -759,11 +759,18 @@ flush(struct daemon *d)
 }
 
 /* Deletes the spool segments wholly before the committed position, and
- * before what the replay memory's file covers (ingest_save_replays()). */
+ * before what the replay memory's file covers (ingest_save_replays()),
+ * unless its last save failed: a full disk must not keep the spool from
+ * freeing what PostgreSQL has (a restart after that rebuilds the memory
+ * from what the spool still holds, and says so). */
 static void
 release(struct daemon *d)
 {
-	spool_release(d->spool, d->committed < d->replay_pos ? d->committed : d->replay_pos);
+	uint64_t pos = d->committed;
+
+	if (!d->replay_err && d->replay_pos < pos)
+		pos = d->replay_pos;
+	spool_release(d->spool, pos);
 }
 
 /* Saves the replay memory every REPLAY_SAVE_MS, every second while the
@@ -779,13 +786,11 @@ save_replays(struct daemon *d, int64_t now_ms, int force)
 	if (!force && now_ms - d->replay_saved_ms < (d->disk_low ? 1000 : REPLAY_SAVE_MS))
 		return;
 	err = ingest_save_replays(d->ingest, &pos);
-	if (err == -EAGAIN)
-		return;		/* the receive thread waits for the spool: next tick */
 	d->replay_saved_ms = now_ms;
 	if (err < 0) {
 		if (err != d->replay_err && spool_check_dir(d->spool) == SPOOL_DIR_OK)
-			log_warn("cannot save the replay memory in the spool directory: %s; the"
-				 " spool keeps what it would cover until a save succeeds",
+			log_warn("cannot save the replay memory in the spool directory: %s; until"
+				 " a save succeeds, a restart may judge a retained message again once",
 				 strerror(-err));
 		d->replay_err = err;
 		return;

@@ -122,13 +122,18 @@ struct ingest {
 	uint64_t quiet_drops_logged;		/* main thread */
 	_Atomic uint64_t received, spool_waits, published, publish_failed;
 	/* What each topic delivered lately (replay.h): Paho's receive thread
-	 * looks, appends and notes under replay_lock, so that a copy taken
-	 * under it (ingest_save_replays) matches a spool position exactly. */
+	 * looks, then appends, then notes; replay_lock is held only to look
+	 * or note (never while the append waits for space), and a copy taken
+	 * under it (ingest_save_replays) covers the spool up to noted_end. */
 	pthread_mutex_t replay_lock;
 	struct replay *replay;
 	uint64_t replay_changes, replay_saved;	/* under replay_lock */
+	/* The spool's end after the last record noted: the memory holds
+	 * every record before it (under replay_lock; Paho's receive thread
+	 * is the spool's only writer). */
+	uint64_t noted_end;
+	struct replay *replay_copy;	/* main thread: what is saved */
 	_Atomic uint64_t replayed_retained, replayed_dup, replay_note_failed;
-	_Atomic uint64_t replay_topics, replay_evicted;	/* as of the last look */
 	_Atomic int spool_failing;
 	_Atomic int want_wake;		/* the loop sleeps: write wake_fd */
 
@@ -206,6 +211,7 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 		MQTTAsync_free(topic);
 		return 1;
 	}
+	pthread_mutex_unlock(&in->replay_lock);
 	while ((err = spool_append(in->spool, topic, tlen, m->payload,
 				   (size_t)m->payloadlen, recv)) != 0) {
 		if (err == -EMSGSIZE)
@@ -219,17 +225,18 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 		if (atomic_load(&in->stopping)) {
 			/* Exiting without the PUBACK: the broker redelivers. */
 			log_err("cannot store a message while stopping; exiting without acknowledging it");
-			pthread_mutex_unlock(&in->replay_lock);
 			_exit(75);
 		}
 		usleep(100000);
 	}
 	if (err == 0) {
+		pthread_mutex_lock(&in->replay_lock);
 		if (replay_note(in->replay, th, ph) < 0)
 			atomic_fetch_add(&in->replay_note_failed, 1);
 		in->replay_changes++;
+		in->noted_end = spool_end(in->spool);
+		pthread_mutex_unlock(&in->replay_lock);
 	}
-	pthread_mutex_unlock(&in->replay_lock);
 	if (waited) {
 		atomic_store(&in->spool_failing, 0);
 		log_notice("spool append succeeded again after %d tries", waited);
@@ -1368,6 +1375,7 @@ ingest_destroy(struct ingest *in)
 	pthread_mutex_destroy(&in->limits_lock);
 	pthread_mutex_destroy(&in->replay_lock);
 	replay_destroy(in->replay);
+	replay_destroy(in->replay_copy);
 	pthread_cond_destroy(&in->out_cond);
 	if (in->password)
 		explicit_bzero(in->password, strlen(in->password));
@@ -1403,16 +1411,15 @@ ingest_get_stats(struct ingest *in, struct ingest_stats *ret)
 	ret->replayed_retained = atomic_load(&in->replayed_retained);
 	ret->replayed_dup = atomic_load(&in->replayed_dup);
 	ret->replay_note_failed = atomic_load(&in->replay_note_failed);
-	if (pthread_mutex_trylock(&in->replay_lock) == 0) {
+	{
 		struct replay_stats rs;
 
+		pthread_mutex_lock(&in->replay_lock);
 		replay_get_stats(in->replay, &rs);
 		pthread_mutex_unlock(&in->replay_lock);
-		atomic_store(&in->replay_topics, rs.topics);
-		atomic_store(&in->replay_evicted, rs.evicted);
+		ret->replay_topics = rs.topics;
+		ret->replay_evicted = rs.evicted;
 	}
-	ret->replay_topics = atomic_load(&in->replay_topics);
-	ret->replay_evicted = atomic_load(&in->replay_evicted);
 	ret->connected = atomic_load(&in->connected);
 	ret->spool_failing = atomic_load(&in->spool_failing);
 	pthread_mutex_lock(&in->out_lock);
@@ -1536,6 +1543,7 @@ ingest_restore_replays(struct ingest *in, uint64_t *ret_pos)
 	spool_reader_destroy(rd);
 	replay_get_stats(in->replay, &rs);
 	in->replay_changes = in->replay_saved = 0;
+	in->noted_end = spool_end(in->spool);
 	if (records)
 		in->replay_changes = 1;	/* save the records read with it */
 	pthread_mutex_unlock(&in->replay_lock);
@@ -1555,17 +1563,19 @@ ingest_save_replays(struct ingest *in, uint64_t *ret_pos)
 	size_t len;
 	int err;
 
-	if (pthread_mutex_trylock(&in->replay_lock) != 0)
-		return -EAGAIN;	/* the receive thread waits for the spool */
-	pos = spool_end(in->spool);
+	pthread_mutex_lock(&in->replay_lock);	/* held only to look or note */
+	pos = in->noted_end;
 	changes = in->replay_changes;
 	if (changes == in->replay_saved) {
 		pthread_mutex_unlock(&in->replay_lock);
 		*ret_pos = pos;	/* nothing appended since the last save */
 		return 0;
 	}
-	err = replay_save(in->replay, spool_id(in->spool), pos, &buf, &len);
+	err = replay_copy(&in->replay_copy, in->replay);
 	pthread_mutex_unlock(&in->replay_lock);
+	if (err < 0)
+		return err;
+	err = replay_save(in->replay_copy, spool_id(in->spool), pos, &buf, &len);
 	if (err < 0)
 		return err;
 	err = spool_write_file(in->spool, REPLAY_FILE, buf, len);

@@ -232,6 +232,33 @@ replay_note(struct replay *r, uint64_t topic, uint64_t payload)
 	return 0;
 }
 
+int
+replay_copy(struct replay **dst, const struct replay *src)
+{
+	struct replay *c = *dst;
+
+	if (!c) {
+		if (!(c = calloc(1, sizeof(*c))))
+			return -ENOMEM;
+		*dst = c;
+	}
+	if (c->cap < src->nslots) {
+		struct slot *slots = realloc(c->slots, (size_t)src->cap * sizeof(*slots));
+
+		if (!slots)
+			return -ENOMEM;
+		c->slots = slots;
+		c->cap = src->cap;
+	}
+	memcpy(c->slots, src->slots, (size_t)src->nslots * sizeof(*c->slots));
+	c->nslots = src->nslots;
+	c->max = src->max;
+	c->head = src->head;
+	c->tail = src->tail;
+	c->evicted = src->evicted;
+	return 0;
+}
+
 void
 replay_get_stats(const struct replay *r, struct replay_stats *ret_stats)
 {

@@ -316,3 +316,65 @@ def test_redeliveries_make_no_rows(env, cordond, ctl, how):
         d.stop()
     finally:
         proxy.close()
+
+
+# ------------------------------------------------------- the memory's file
+
+def test_replay_memory_kept_in_its_file(private_env):
+    """The replay memory outlives the spool records it came from: once the
+    segment holding a retained `forced` is released (only after a save of
+    the memory covers it), a SIGKILL and a restart still drop its replay.
+    A damaged file is refused with a warning and the memory is rebuilt from
+    what the spool still holds: here that no longer has `forced`, so its
+    replay is judged once more (the residual risk docs/topics.md states)."""
+    e = private_env
+    e.broker.start()
+    e.pg.start()
+    conf = harness.cordonctl_config(e.dir, e.pg.conninfo)
+    harness.cordonctl(conf, "migrate", expect=0)
+    site = "rf"
+    harness.cordonctl(conf, "gate", "add", site, "G11", "--sealed", expect=0)
+    port, o = with_metrics({"spool": {"max_bytes": "32MiB", "segment_bytes": "64KiB"}})
+    d = e.cordond(o)
+    wait_loaded(d)
+    topic = "cordon/%s/gate/G11/status" % site
+    spool = os.path.join(e.dir, "spool")
+    first = sorted(f for f in os.listdir(spool) if f.endswith(".seg"))[0]
+    publish_many(e.broker.port, [(topic, b"forced")], retain=True)
+    wait_until(lambda: len(sealed_alerts(e, site)) == 1, what="the sealed_gate alert")
+    alert_id = sealed_alerts(e, site)[0][0]
+    harness.cordonctl(d.conffile, "resolve", alert_id, "--by", "op-1", expect=0)
+    # 400 readings of about 600 bytes: six segments of 64 KiB
+    filler = [harness.gate_event(site, "G01", "F-%04d" % i, note="x" * 450) for i in range(400)]
+    publish_many(e.broker.port, filler)
+    wait_until(lambda: e.pg.count("gate_events", "site = %s", (site,)) == 400, what="the filler")
+    wait_until(lambda: first not in os.listdir(spool),
+               what="the segment that held `forced` released (a save covers it)")
+    assert os.path.exists(os.path.join(spool, "replay"))
+
+    d.kill()
+    since = e.broker.log_size()
+    d.start()
+    e.wait_connected(d, since)
+    wait_until(lambda: replays(port, "retained") >= 1, what="the replay of `forced`")
+    publish_many(e.broker.port, [("cordon/%s/gate/G12/status" % site, b"online")])
+    wait_until(lambda: states(e, site, "G12") == ["online"], what="the later message")
+    assert sealed_alerts(e, site) == [(alert_id, "resolved")]
+    assert states(e, site, "G11") == ["forced"]
+    assert "replay memory: " in d.log()
+
+    d.stop()
+    path = os.path.join(spool, "replay")
+    with open(path, "r+b") as f:
+        f.seek(os.path.getsize(path) // 2)
+        b = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([b[0] ^ 0xff]))
+    since = e.broker.log_size()
+    d.start()
+    e.wait_connected(d, since)
+    wait_until(lambda: "cannot use the saved file (it is damaged)" in d.log(),
+               what="the warning about the damaged file")
+    wait_until(lambda: len(sealed_alerts(e, site)) == 2,
+               what="`forced` judged once more (the spool no longer holds it)")
+    assert d.alive()
