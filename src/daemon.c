@@ -32,6 +32,7 @@
 #include "normalize.h"
 #include "notify.h"
 #include "registry.h"
+#include "replay.h"
 #include "rules.h"
 #include "spool.h"
 #include "store.h"
@@ -128,6 +129,11 @@ struct daemon {
 	int64_t disk_checked_us;
 	int64_t segment_bytes;		/* the spool's, fixed at the start */
 	int64_t wall_offset_us;		/* CLOCK_REALTIME - CLOCK_MONOTONIC, last tick */
+	/* The replay memory's file covers the spool up to replay_pos: the
+	 * spool keeps what follows (release()). */
+	uint64_t replay_pos;
+	int64_t replay_saved_ms;
+	int replay_err;			/* last save error logged, 0: none */
 };
 
 static int64_t
@@ -641,7 +647,9 @@ process_record(struct daemon *d, const struct spool_record *rec, int rules,
 			struct store_reject r = { .received_us = rec->recv_us, .reason = res.reason,
 						  .orig_len = rec->orig_len };
 
+			/* per delivery, as a keyless event's key (normalize.c) */
 			normalize_message_hash(&in, r.key);
+			snprintf(r.key + 32, sizeof(r.key) - 32, ":%" PRId64, rec->recv_us);
 			snprintf(r.detail, sizeof(r.detail), "%s", res.detail);
 			normalize_utf8_trim(r.detail);
 			err = store_batch_add_reject(batch, &r, rec->topic, rec->topic_len,
@@ -750,6 +758,49 @@ flush(struct daemon *d)
 	store_batch_clear(d->filling);
 }
 
+/* Deletes the spool segments wholly before the committed position, and
+ * before what the replay memory's file covers (ingest_save_replays()),
+ * unless its last save failed: a full disk must not keep the spool from
+ * freeing what PostgreSQL has (a restart after that rebuilds the memory
+ * from what the spool still holds, and says so). */
+static void
+release(struct daemon *d)
+{
+	uint64_t pos = d->committed;
+
+	if (!d->replay_err && d->replay_pos < pos)
+		pos = d->replay_pos;
+	spool_release(d->spool, pos);
+}
+
+/* Saves the replay memory every REPLAY_SAVE_MS, every second while the
+ * spool's disk is low (its release waits for the save), or now (force). */
+#define REPLAY_SAVE_MS 10000
+
+static void
+save_replays(struct daemon *d, int64_t now_ms, int force)
+{
+	uint64_t pos;
+	int err;
+
+	if (!force && now_ms - d->replay_saved_ms < (d->disk_low ? 1000 : REPLAY_SAVE_MS))
+		return;
+	err = ingest_save_replays(d->ingest, &pos);
+	d->replay_saved_ms = now_ms;
+	if (err < 0) {
+		if (err != d->replay_err && spool_check_dir(d->spool) == SPOOL_DIR_OK)
+			log_warn("cannot save the replay memory in the spool directory: %s; until"
+				 " a save succeeds, a restart may judge a retained message again once",
+				 strerror(-err));
+		d->replay_err = err;
+		return;
+	}
+	if (d->replay_err)
+		log_notice("replay memory saved again");
+	d->replay_err = 0;
+	d->replay_pos = pos;
+}
+
 static void
 on_committed(struct daemon *d)
 {
@@ -768,7 +819,7 @@ on_committed(struct daemon *d)
 	err = spool_save_checkpoint(d->spool, d->committed);
 	if (err < 0 && spool_check_dir(d->spool) == SPOOL_DIR_OK)
 		log_warn("cannot save the local checkpoint: %s", strerror(-err));
-	spool_release(d->spool, d->committed);
+	release(d);
 }
 
 static void
@@ -929,6 +980,23 @@ render_metrics(struct daemon *d, const struct ingest_stats *is, const struct sto
 	fprintf(f, "# HELP cordon_messages_received_total Messages appended to the spool.\n"
 		   "# TYPE cordon_messages_received_total counter\n"
 		   "cordon_messages_received_total %llu\n", (unsigned long long)is->received);
+	fprintf(f, "# HELP cordon_mqtt_replays_dropped_total Messages the broker sent again that the"
+		   " spool already has: a retained message at a SUBSCRIBE, a redelivery (DUP).\n"
+		   "# TYPE cordon_mqtt_replays_dropped_total counter\n"
+		   "cordon_mqtt_replays_dropped_total{why=\"retained\"} %llu\n"
+		   "cordon_mqtt_replays_dropped_total{why=\"redelivered\"} %llu\n",
+		   (unsigned long long)is->replayed_retained, (unsigned long long)is->replayed_dup);
+	fprintf(f, "# HELP cordon_replay_memory_topics Topics whose last payloads cordond remembers"
+		   " to tell replays from new messages.\n"
+		   "# TYPE cordon_replay_memory_topics gauge\ncordon_replay_memory_topics %llu\n"
+		   "# HELP cordon_replay_memory_evicted_total Topics forgotten to stay within %u.\n"
+		   "# TYPE cordon_replay_memory_evicted_total counter\n"
+		   "cordon_replay_memory_evicted_total %llu\n"
+		   "# HELP cordon_replay_memory_failed_total Deliveries not remembered (out of memory).\n"
+		   "# TYPE cordon_replay_memory_failed_total counter\n"
+		   "cordon_replay_memory_failed_total %llu\n",
+		   (unsigned long long)is->replay_topics, REPLAY_MAX_TOPICS,
+		   (unsigned long long)is->replay_evicted, (unsigned long long)is->replay_note_failed);
 	fprintf(f, "# HELP cordon_messages_total Messages normalized, by event type (rejected: not).\n"
 		   "# TYPE cordon_messages_total counter\n");
 	fprintf(f, "cordon_messages_total{type=\"rejected\"} %llu\n",
@@ -1233,11 +1301,12 @@ watch_spool(struct daemon *d)
 			log_notice("spool writable again: intake resumes");
 		d->write_err = werr;
 	}
-	spool_release(d->spool, d->committed);
+	release(d);
 	if (ds != SPOOL_DIR_OK && spool_pending(d->spool, d->committed) == 0) {
 		int err = spool_recreate(d->spool, d->committed);
 
 		if (err == 0) {
+			save_replays(d, mono_ms(), 1);	/* the file went with the directory */
 			log_notice("spool directory %s made again (spool %s, positions go on from"
 				   " %" PRIu64 "): everything before is in PostgreSQL; intake resumes",
 				   d->cfg->spool_dir, spool_id(d->spool), spool_end(d->spool));
@@ -1281,6 +1350,7 @@ on_tick(struct daemon *d)
 	next_restore_pass(d);
 	watch_spool(d);
 	check_spool_space(d);
+	save_replays(d, now, 0);
 	service_tick(d, now);
 	if (now - d->last_stats_ms >= STATS_INTERVAL_MS) {
 		log_stats(d);
@@ -1555,6 +1625,11 @@ setup(struct daemon *d)
 	if (err < 0)
 		return err;
 	ingest_set_shorten(d->ingest, alerts_shorten);
+	if ((err = ingest_restore_replays(d->ingest, &d->replay_pos)) < 0) {
+		log_err("cannot read the spool to restore the replay memory: %s", strerror(-err));
+		return err;
+	}
+	save_replays(d, mono_ms(), 1);
 	/* A spool disk already full at start: stay away from the broker
 	 * until PostgreSQL has taken what the spool holds. */
 	check_spool_space(d);
@@ -1575,6 +1650,7 @@ static void
 teardown(struct daemon *d)
 {
 	ingest_stop(d->ingest, 1000);
+	save_replays(d, mono_ms(), 1);
 	ingest_destroy(d->ingest);
 	store_destroy(d->store);
 	spool_reader_destroy(d->rules_rd);

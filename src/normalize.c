@@ -843,7 +843,8 @@ norm_pass_without_reading(const struct event *ev, int who, int access,
 }
 
 _Static_assert(3 * NORM_ID_MAX + 2 < NORM_KEY_MAX, "a gate, zone or household key fits");
-_Static_assert(sizeof("h:") - 1 + 32 + sizeof(":255") - 1 < NORM_KEY_MAX, "a hash key fits");
+_Static_assert(sizeof("h:") - 1 + 32 + sizeof(":-9223372036854775808:255") - 1 < NORM_KEY_MAX,
+	       "a hash key fits");
 _Static_assert(NORM_MAX_EVENTS <= 256, "the index of a hash key has at most 3 digits");
 
 /* Copies src into dst (room for dstlen bytes) with '%' and '/' written
@@ -905,8 +906,15 @@ norm_finish_event(const struct norm_msg *msg, struct event *ev, const char *reco
 	} else {
 		char hex[33];
 
+		/* No record id: the event is this delivery of the message. A
+		 * replay of it (same topic and payload, sent again by the broker)
+		 * never reaches us (replay.h); an identical message that is not a
+		 * replay (a second "offline", a second 36.6) is another event.
+		 * The receive time, read back from the spool, keeps the key the
+		 * same each time the record is processed. */
 		normalize_message_hash(msg->in, hex);
-		n = snprintf(ev->key, sizeof(ev->key), "h:%s:%zu", hex, index);
+		n = snprintf(ev->key, sizeof(ev->key), "h:%s:%" PRId64 ":%zu", hex,
+			     msg->in->received_us, index);
 	}
 	/* NORM_KEY_MAX holds every key the id limits allow; a cut key could
 	 * equal another event's and drop it as a "redelivery". */

@@ -15,6 +15,14 @@
 
 #define RECV_US 1581849120000000LL	/* 2020-02-16T10:32:00Z */
 #define RECV "2020-02-16 10:32:00.000000+00"
+
+/* The key of a keyless event received at RECV_US: "h:<message hash>:
+ * <receive time>:<index>" (normalize.c); `index` is the "#N" of a case. */
+static void
+keyless_key(char *buf, size_t len, const char *hex, const char *index)
+{
+	snprintf(buf, len, "h:%s:%lld:%s", hex, RECV_US, index);
+}
 #define ID_KEY "cordon-test-key"
 
 static const char *fixture_dir = "tests/fixtures/formats";
@@ -280,7 +288,7 @@ check_fixture(const struct fixture_case *c)
 		char ts[40], key[NORM_KEY_MAX];
 
 		if (w->key[0] == '#')
-			snprintf(key, sizeof(key), "h:%s:%s", hex, w->key + 1);
+			keyless_key(key, sizeof(key), hex, w->key + 1);
 		else
 			snprintf(key, sizeof(key), "%s", w->key);
 		normalize_format_time(ev->device_us, ts, sizeof(ts));
@@ -655,7 +663,7 @@ vendor_bounds(void **state)
 		normalize_format_time(ev->device_us, ts, sizeof(ts));
 		normalize_message_hash(&in, hex);
 		if (cases[i].key[0] == '#')
-			snprintf(key, sizeof(key), "h:%s:%s", hex, cases[i].key + 1);
+			keyless_key(key, sizeof(key), hex, cases[i].key + 1);
 		else
 			snprintf(key, sizeof(key), "%s", cases[i].key);
 		if (ev->temp_dc != cases[i].temp_dc || strcmp(ts, cases[i].time) != 0 ||
@@ -962,7 +970,7 @@ passes_without_reading(void **state)
 		in.payload_len = len;
 		normalize_message_hash(&in, hex);
 		if (cases[i].key[0] == '#')
-			snprintf(key, sizeof(key), "h:%s:%s", hex, cases[i].key + 1);
+			keyless_key(key, sizeof(key), hex, cases[i].key + 1);
 		else
 			snprintf(key, sizeof(key), "%s", cases[i].key);
 		if (ev->type != EVENT_GATE || ev->temp_dc != TEMP_NONE ||
@@ -1250,7 +1258,7 @@ envelope_passes_without_reading(void **state)
 			char key[NORM_KEY_MAX];
 
 			if (cases[c].ev[i].key[0] == '#')
-				snprintf(key, sizeof(key), "h:%s:%s", hex, cases[c].ev[i].key + 1);
+				keyless_key(key, sizeof(key), hex, cases[c].ev[i].key + 1);
 			else
 				snprintf(key, sizeof(key), "%s", cases[c].ev[i].key);
 			if (evs[i].type != EVENT_GATE || evs[i].temp_dc != cases[c].ev[i].temp_dc ||
