@@ -88,7 +88,8 @@ int ingest_restore_replays(struct ingest *in, uint64_t *ret_pos)
  * only before it), for ingest_restore_replays() after a crash. Waits for
  * the receive thread only while it looks up or notes one message (a
  * copy is taken, ~10 ms at REPLAY_MAX_TOPICS; the file is written
- * after). Returns 0 or a negative errno (-ENOSPC ...: nothing written). */
+ * after). Thread-safe (one save at a time). Returns 0 or a negative errno
+ * (-ENOSPC ...: nothing written). */
 int ingest_save_replays(struct ingest *in, uint64_t *ret_pos)
 	__attribute__((warn_unused_result));
 /* Starts connecting; failures are retried from ingest_tick(). */

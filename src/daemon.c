@@ -12,6 +12,7 @@
 #include <malloc.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,10 +131,14 @@ struct daemon {
 	int64_t segment_bytes;		/* the spool's, fixed at the start */
 	int64_t wall_offset_us;		/* CLOCK_REALTIME - CLOCK_MONOTONIC, last tick */
 	/* The replay memory's file covers the spool up to replay_pos: the
-	 * spool keeps what follows (release()). */
-	uint64_t replay_pos;
-	int64_t replay_saved_ms;
-	int replay_err;			/* last save error logged, 0: none */
+	 * spool keeps what follows (release()). The sync thread saves it
+	 * (save_replays()); the main loop reads these two. */
+	_Atomic uint64_t replay_pos;
+	_Atomic int replay_err;		/* the last save's error, 0: none */
+	_Atomic int replay_hurry;	/* the disk is low: save every second */
+	_Atomic int replay_force;	/* save at the next wake (the file went) */
+	_Atomic int replay_ready;	/* restored: the sync thread may save */
+	int64_t replay_saved_ms;	/* the sync thread's */
 };
 
 static int64_t
@@ -486,6 +491,7 @@ check_spool_space(struct daemon *d)
 		ingest_pause(d->ingest);
 		d->paused = 1;
 		d->disk_low = low;
+		atomic_store(&d->replay_hurry, low);
 		spool_set_low_disk(d->spool, low);
 	} else if (d->paused && !d->stopping && used <= d->resume_at &&
 		   (avail >= 2 * d->disk_reserve ||
@@ -495,6 +501,7 @@ check_spool_space(struct daemon *d)
 		ingest_resume(d->ingest);
 		d->paused = 0;
 		d->disk_low = 0;
+		atomic_store(&d->replay_hurry, 0);
 		spool_set_low_disk(d->spool, 0);
 	}
 }
@@ -766,15 +773,17 @@ flush(struct daemon *d)
 static void
 release(struct daemon *d)
 {
-	uint64_t pos = d->committed;
+	uint64_t pos = d->committed, saved = atomic_load(&d->replay_pos);
 
-	if (!d->replay_err && d->replay_pos < pos)
-		pos = d->replay_pos;
+	if (!atomic_load(&d->replay_err) && saved < pos)
+		pos = saved;
 	spool_release(d->spool, pos);
 }
 
 /* Saves the replay memory every REPLAY_SAVE_MS, every second while the
- * spool's disk is low (its release waits for the save), or now (force). */
+ * spool's disk is low (its release waits for the save), or now (force).
+ * From the sync thread (writing up to 20 MiB and a sync would hold up the
+ * alerts in the main loop), and before it starts and after it stops. */
 #define REPLAY_SAVE_MS 10000
 
 static void
@@ -783,22 +792,25 @@ save_replays(struct daemon *d, int64_t now_ms, int force)
 	uint64_t pos;
 	int err;
 
-	if (!force && now_ms - d->replay_saved_ms < (d->disk_low ? 1000 : REPLAY_SAVE_MS))
+	if (atomic_exchange(&d->replay_force, 0))
+		force = 1;
+	if (!force && now_ms - d->replay_saved_ms <
+	    (atomic_load(&d->replay_hurry) ? 1000 : REPLAY_SAVE_MS))
 		return;
 	err = ingest_save_replays(d->ingest, &pos);
 	d->replay_saved_ms = now_ms;
 	if (err < 0) {
-		if (err != d->replay_err && spool_check_dir(d->spool) == SPOOL_DIR_OK)
+		if (err != atomic_load(&d->replay_err) && spool_check_dir(d->spool) == SPOOL_DIR_OK)
 			log_warn("cannot save the replay memory in the spool directory: %s; until"
 				 " a save succeeds, a restart may judge a retained message again once",
 				 strerror(-err));
-		d->replay_err = err;
+		atomic_store(&d->replay_err, err);
 		return;
 	}
-	if (d->replay_err)
+	if (atomic_load(&d->replay_err))
 		log_notice("replay memory saved again");
-	d->replay_err = 0;
-	d->replay_pos = pos;
+	atomic_store(&d->replay_pos, pos);
+	atomic_store(&d->replay_err, 0);
 }
 
 static void
@@ -1194,7 +1206,8 @@ service_tick(struct daemon *d, int64_t now)
 
 /* `[spool] sync = interval`: a thread of its own fdatasyncs the spool
  * every sync_interval. A sync takes milliseconds on a busy disk; in the
- * main loop it would hold up the alerts behind it. */
+ * main loop it would hold up the alerts behind it. The same thread saves
+ * the replay memory (save_replays()), whatever the sync mode. */
 static void *
 sync_main(void *arg)
 {
@@ -1219,6 +1232,11 @@ sync_main(void *arg)
 			err = spool_sync(d->spool);
 			if (err < 0)
 				log_err("spool fdatasync failed: %s", strerror(-err));
+			pthread_mutex_lock(&d->sync_lock);
+		}
+		if (!d->sync_stop && atomic_load(&d->replay_ready)) {
+			pthread_mutex_unlock(&d->sync_lock);
+			save_replays(d, mono_ms(), 0);
 			pthread_mutex_lock(&d->sync_lock);
 		}
 	}
@@ -1306,7 +1324,7 @@ watch_spool(struct daemon *d)
 		int err = spool_recreate(d->spool, d->committed);
 
 		if (err == 0) {
-			save_replays(d, mono_ms(), 1);	/* the file went with the directory */
+			atomic_store(&d->replay_force, 1);	/* the file went with the directory */
 			log_notice("spool directory %s made again (spool %s, positions go on from"
 				   " %" PRIu64 "): everything before is in PostgreSQL; intake resumes",
 				   d->cfg->spool_dir, spool_id(d->spool), spool_end(d->spool));
@@ -1350,7 +1368,6 @@ on_tick(struct daemon *d)
 	next_restore_pass(d);
 	watch_spool(d);
 	check_spool_space(d);
-	save_replays(d, now, 0);
 	service_tick(d, now);
 	if (now - d->last_stats_ms >= STATS_INTERVAL_MS) {
 		log_stats(d);
@@ -1625,11 +1642,18 @@ setup(struct daemon *d)
 	if (err < 0)
 		return err;
 	ingest_set_shorten(d->ingest, alerts_shorten);
-	if ((err = ingest_restore_replays(d->ingest, &d->replay_pos)) < 0) {
-		log_err("cannot read the spool to restore the replay memory: %s", strerror(-err));
-		return err;
+	{
+		uint64_t covered;
+
+		if ((err = ingest_restore_replays(d->ingest, &covered)) < 0) {
+			log_err("cannot read the spool to restore the replay memory: %s",
+				strerror(-err));
+			return err;
+		}
+		atomic_store(&d->replay_pos, covered);
+		save_replays(d, mono_ms(), 1);
+		atomic_store(&d->replay_ready, 1);
 	}
-	save_replays(d, mono_ms(), 1);
 	/* A spool disk already full at start: stay away from the broker
 	 * until PostgreSQL has taken what the spool holds. */
 	check_spool_space(d);
@@ -1650,12 +1674,13 @@ static void
 teardown(struct daemon *d)
 {
 	ingest_stop(d->ingest, 1000);
-	save_replays(d, mono_ms(), 1);
+	sync_stop(d);	/* nothing is appended any more; its saves end */
+	if (atomic_load(&d->replay_ready))
+		save_replays(d, mono_ms(), 1);
 	ingest_destroy(d->ingest);
 	store_destroy(d->store);
 	spool_reader_destroy(d->rules_rd);
 	spool_reader_destroy(d->store_rd);
-	sync_stop(d);
 	spool_close(d->spool);
 	store_batch_free(d->batches[0]);
 	store_batch_free(d->batches[1]);

@@ -132,7 +132,8 @@ struct ingest {
 	 * every record before it (under replay_lock; Paho's receive thread
 	 * is the spool's only writer). */
 	uint64_t noted_end;
-	struct replay *replay_copy;	/* main thread: what is saved */
+	pthread_mutex_t save_lock;	/* one save at a time: replay_copy */
+	struct replay *replay_copy;	/* what is saved */
 	_Atomic uint64_t replayed_retained, replayed_dup, replay_note_failed;
 	_Atomic int spool_failing;
 	_Atomic int want_wake;		/* the loop sleeps: write wake_fd */
@@ -605,6 +606,7 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	pthread_mutex_init(&in->out_lock, NULL);
 	pthread_mutex_init(&in->limits_lock, NULL);
 	pthread_mutex_init(&in->replay_lock, NULL);
+	pthread_mutex_init(&in->save_lock, NULL);
 	in->fit_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10, 60);
 	{
 		pthread_condattr_t ca;
@@ -1374,6 +1376,7 @@ ingest_destroy(struct ingest *in)
 	pthread_mutex_destroy(&in->out_lock);
 	pthread_mutex_destroy(&in->limits_lock);
 	pthread_mutex_destroy(&in->replay_lock);
+	pthread_mutex_destroy(&in->save_lock);
 	replay_destroy(in->replay);
 	replay_destroy(in->replay_copy);
 	pthread_cond_destroy(&in->out_cond);
@@ -1563,28 +1566,30 @@ ingest_save_replays(struct ingest *in, uint64_t *ret_pos)
 	size_t len;
 	int err;
 
+	pthread_mutex_lock(&in->save_lock);
 	pthread_mutex_lock(&in->replay_lock);	/* held only to look or note */
 	pos = in->noted_end;
 	changes = in->replay_changes;
 	if (changes == in->replay_saved) {
 		pthread_mutex_unlock(&in->replay_lock);
+		pthread_mutex_unlock(&in->save_lock);
 		*ret_pos = pos;	/* nothing appended since the last save */
 		return 0;
 	}
 	err = replay_copy(&in->replay_copy, in->replay);
 	pthread_mutex_unlock(&in->replay_lock);
-	if (err < 0)
-		return err;
-	err = replay_save(in->replay_copy, spool_id(in->spool), pos, &buf, &len);
-	if (err < 0)
-		return err;
-	err = spool_write_file(in->spool, REPLAY_FILE, buf, len);
-	free(buf);
-	if (err < 0)
-		return err;
-	pthread_mutex_lock(&in->replay_lock);
-	in->replay_saved = changes;
-	pthread_mutex_unlock(&in->replay_lock);
-	*ret_pos = pos;
-	return 0;
+	if (err == 0)
+		err = replay_save(in->replay_copy, spool_id(in->spool), pos, &buf, &len);
+	if (err == 0) {
+		err = spool_write_file(in->spool, REPLAY_FILE, buf, len);
+		free(buf);
+	}
+	if (err == 0) {
+		pthread_mutex_lock(&in->replay_lock);
+		in->replay_saved = changes;
+		pthread_mutex_unlock(&in->replay_lock);
+		*ret_pos = pos;
+	}
+	pthread_mutex_unlock(&in->save_lock);
+	return err;
 }
