@@ -746,7 +746,7 @@ def scrape(port):
 def metric(text, name):
     """The value of the sample `name` (with its labels, e.g.
     'cordon_x_total{why="a"}') in a /metrics text, or None."""
-    for line in text.splitlines():
+    for line in (text or "").splitlines():
         if line.startswith(name + " "):
             return float(line.split()[-1])
     return None
