@@ -298,7 +298,10 @@ on_suback_failure(void *ctx, MQTTAsync_failureData5 *r)
 }
 
 /* Paho's thread (on_connected): subscribes to every inbound filter at
- * QoS 1 in one SUBSCRIBE; on_suback() reads the broker's answer. */
+ * QoS 1 in one SUBSCRIBE; on_suback() reads the broker's answer. No
+ * subscription options: Retain As Published stays off (MQTT 5.0
+ * 3.8.3.1), so RETAIN on a delivery means a retained message sent at
+ * this SUBSCRIBE, which on_message() relies on (replay.h). */
 static void
 subscribe(struct ingest *in)
 {
