@@ -7,9 +7,11 @@
  * The unit is the gate's register entry (gates.unit), Celsius when the
  * gate is not registered. Without ts the receive time is the device time
  * (no clock_skew is possible then). "id" is the record number; without it
- * the key is the message hash and the index, so two identical payloads
- * without ts or id are one event (a redelivery) - such sensors should send
- * ts or id.
+ * the key is per delivery (h:<message hash>:<receive time>:<index>,
+ * normalize.c): two identical payloads without id are two events (two
+ * people at 36.6), while a broker's replay of one delivery is dropped
+ * before it is normalized (replay.h). A sensor that resends a reading
+ * itself (its own retry) makes a second row unless it sends an "id".
  *
  * By shape: a number, an object with "temp" and no keys but temp, ts, id
  * and card, or a non-empty array of those. A gate pinned to diy may send
@@ -24,7 +26,13 @@
  *   reading is the object temperature OBJTMP of the infrared sensor
  *   (never AMBTMP, the room); without one, the "Temperature" of the one
  *   sensor that reports it (DS18B20, SHT3X...; two such sensors are
- *   ambiguous: bad_temperature). "Time" is local time (the site's zone)
+ *   ambiguous: bad_temperature). The "ESP32" object is never a sensor:
+ *   with SetOption146 Tasmota on any ESP32 (S2, S3, C3... too) adds the
+ *   chip's internal temperature as "ESP32":{"Temperature":51.1} (Tasmota
+ *   source xsns_127_esp32_sensors.ino, which writes that key for every
+ *   ESP32 variant; the ESP8266 has no such sensor and Tasmota reports
+ *   none for it); it is ignored, alone or next to a DS18B20.
+ *   "Time" is local time (the site's zone)
  *   unless it carries an offset (SetOption52); TempUnit overrides the
  *   register's unit. Every SENSOR message is one reading: a periodic
  *   TelePeriod report with nobody at the gate is stored too (flagged
@@ -91,11 +99,9 @@ norm_diy_shape(json_t *root)
 static int
 tasmota_unit(const json_t *v, enum temp_unit *ret)
 {
-	const char *s = json_string_value(v);
-
-	if (s && strcasecmp(s, "C") == 0)
+	if (norm_json_word(v, "c"))
 		*ret = UNIT_CELSIUS;
-	else if (s && strcasecmp(s, "F") == 0)
+	else if (norm_json_word(v, "f"))
 		*ret = UNIT_FAHRENHEIT;
 	else
 		return -EINVAL;
@@ -127,7 +133,7 @@ tasmota_reading(const struct norm_msg *msg, json_t *o, size_t i, struct event *e
 {
 	json_t *sns = json_object_get(o, "StatusSNS"), *v, *temp = NULL;
 	const char *k, *sensor = NULL;
-	int n = 0;
+	int n = 0, chip = 0;
 
 	if (json_is_object(sns))
 		o = sns;
@@ -139,6 +145,11 @@ tasmota_reading(const struct norm_msg *msg, json_t *o, size_t i, struct event *e
 		return norm_reject(ret, "bad_temperature", "reading %zu: TempUnit is not C or F",
 				   i) - 1;
 	json_object_foreach(o, k, v) {
+		/* The chip's own temperature (SetOption146), never a body. */
+		if (strcmp(k, "ESP32") == 0) {
+			chip = 1;
+			continue;
+		}
 		if (json_is_object(v) && json_object_get(v, "OBJTMP")) {
 			temp = json_object_get(v, "OBJTMP");
 			n = 1;
@@ -157,7 +168,8 @@ tasmota_reading(const struct norm_msg *msg, json_t *o, size_t i, struct event *e
 				   "none an infrared OBJTMP", i, n, sensor) - 1;
 	if (!temp || json_is_null(temp))
 		return norm_reject(ret, "missing_temperature",
-				   "reading %zu: no sensor reports OBJTMP or Temperature", i) - 1;
+				   "reading %zu: no sensor reports OBJTMP or Temperature%s", i,
+				   chip ? " (the ESP32 chip's own Temperature is not a reading)" : "") - 1;
 	*ret_temp = temp;
 	return 0;
 }

@@ -8,10 +8,19 @@
  *      "currTemperature":36.500000,"thermometryUnit":"celsius",
  *      "isAbnomalTemperature":false,"mask":"yes",...}}
  * the same envelope as XML->JSON bridges forward the XML form of
- * EventNotificationAlert (xmltodict, Node-RED's xml node with attributes
- * in "@..."/"$": every value a string, which the number rules take):
+ * EventNotificationAlert, every value a string (the number rules take
+ * them) and attributes ignored: xmltodict (attributes as "@version"),
  *   {"EventNotificationAlert":{"@version":"2.0","dateTime":"...",
  *    "eventType":"AccessControllerEvent","AccessControllerEvent":{...}}}
+ * and Node-RED's xml node (xml2js) with its default explicitArray: true,
+ * every child's value in an array of one, attributes under "$":
+ *   {"EventNotificationAlert":{"$":{"version":"2.0"},"dateTime":["..."],
+ *    "AccessControllerEvent":[{"majorEventType":["5"],"cardNo":["C9"],
+ *    "currTemperature":["37.9"],...}]}}
+ * (recognised by AccessControllerEvent being an array of one object; the
+ * one-element arrays of the alert and of AccessControllerEvent are
+ * unwrapped, for that envelope only). explicitArray: false gives the
+ * first form without "@"; both are read.
  * a bare AcsEvent record as /ISAPI/AccessControl/AcsEvent lists them
  * (the same keys, "major"/"minor", and its own "time"), or the whole
  * answer of that search, as bridges that poll a terminal forward it
@@ -64,14 +73,47 @@
 #include "normalize_internal.h"
 
 
-/* The EventNotificationAlert object of an XML->JSON bridge, or NULL. */
+/* The only element of a one-element array, else v itself. */
+static json_t *
+only_element(json_t *v)
+{
+	return json_is_array(v) && json_array_size(v) == 1 ? json_array_get(v, 0) : v;
+}
+
+/* The EventNotificationAlert object of an XML->JSON bridge, or NULL:
+ * AccessControllerEvent an object, or (xml2js explicitArray) an array
+ * holding one object. */
 static json_t *
 xml_alert(json_t *root)
 {
 	json_t *alert = json_object_get(root, "EventNotificationAlert");
 
-	return json_is_object(alert) && json_is_object(json_object_get(alert, "AccessControllerEvent"))
+	return json_is_object(alert) &&
+	       json_is_object(only_element(json_object_get(alert, "AccessControllerEvent")))
 	       ? alert : NULL;
+}
+
+/* A new object of o's members with each one-element array replaced by
+ * its element and xml2js's attribute key "$" left out; NULL when out of
+ * memory. xml2js (Node-RED's xml node) with its default explicitArray:
+ * true puts every child element's value in an array. */
+static json_t *
+xml_unwrap(json_t *o)
+{
+	json_t *ret = json_object(), *v;
+	const char *k;
+
+	if (!ret)
+		return NULL;
+	json_object_foreach(o, k, v) {
+		if (strcmp(k, "$") == 0)
+			continue;
+		if (json_object_set(ret, k, only_element(v)) < 0) {
+			json_decref(ret);
+			return NULL;
+		}
+	}
+	return ret;
 }
 
 int
@@ -89,21 +131,6 @@ norm_hikvision_shape(json_t *root)
 	       (json_object_get(root, "majorEventType") || json_object_get(root, "subEventType") ||
 		json_object_get(root, "major") || json_object_get(root, "minor") ||
 		json_object_get(root, "cardNo"));
-}
-
-/* mask: "yes" / "no" / "unknown" or a boolean; anything else: unknown. */
-static int
-mask_of(const json_t *v)
-{
-	const char *s = json_string_value(v);
-
-	if (json_is_boolean(v))
-		return json_is_true(v);
-	if (s && strcasecmp(s, "yes") == 0)
-		return 1;
-	if (s && strcasecmp(s, "no") == 0)
-		return 0;
-	return -1;
 }
 
 static int
@@ -210,7 +237,7 @@ hik_record(const struct norm_msg *msg, json_t *rec, json_t *when, const char *wh
 				      where, who ? "the major event type is not 5 (access)" :
 				      "no cardNo or employeeNo: not a pass") < 0)
 		return -1;
-	ev->mask = (int8_t)mask_of(json_object_get(rec, "mask"));
+	ev->mask = (int8_t)norm_json_mask(json_object_get(rec, "mask"));
 	if (is_set(json_object_get(rec, "isAbnomalTemperature")) ||
 	    is_set(json_object_get(rec, "isAbnormalTemperature")))
 		ev->flags |= FLAG_DEVICE_ABNORMAL;
@@ -278,6 +305,25 @@ norm_hikvision_gate(const struct norm_msg *msg, json_t *root, struct event *even
 		return search_response(msg, acs, events, max, ret);
 	if (max < 1)
 		return norm_reject(ret, "too_many_events", "no room for an event");
+	if (xml_alert(root) &&
+	    json_is_array(json_object_get(xml_alert(root), "AccessControllerEvent"))) {
+		json_t *alert, *inner;
+		int r = -1;
+
+		/* xml2js with explicitArray: every value in an array of one. */
+		alert = xml_unwrap(xml_alert(root));
+		inner = alert ? xml_unwrap(json_object_get(alert, "AccessControllerEvent")) : NULL;
+		if (!inner)
+			norm_reject(ret, "not_json", "out of memory unwrapping the XML alert");
+		else
+			r = hik_record(msg, inner, json_object_get(alert, "dateTime"), "", 0,
+				       &events[0], ret);
+		json_decref(inner);
+		json_decref(alert);
+		if (r == 0)
+			ret->nevents = 1;
+		return 0;
+	}
 	if (xml_alert(root))
 		root = xml_alert(root);
 	rec = json_object_get(root, "AccessControllerEvent");

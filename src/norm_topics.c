@@ -2,9 +2,11 @@
  *
  * gate/<gate>/status   "online" | "offline" | "open" | "closed" | "forced"
  *                      (a bare word, e.g. the device's will; any case,
- *                      blanks around; "true"/"false" for online/offline), or
- *                      {"state":"open","ts":...,"id":...}; without ts the
- *                      receive time is used (a will carries none)
+ *                      blanks around; "true"/"false" or JSON true/false
+ *                      for online/offline), or {"state":"open","ts":...,
+ *                      "id":...} whose state takes the same values (one
+ *                      rule, state_of()); without ts the receive time is
+ *                      used (a will carries none)
  * disinfection/<zone>  {"id":"D-1","ts":...,"crew":"crew-3","agent":"..."}
  * hotline              {"call_id":"H-12","action":"open|update|resolve",
  *                       "ts":...,"household":"3-2-401","category":"medical",
@@ -95,15 +97,22 @@ state_from(const char *s, size_t len)
 		{ "true", STATE_ONLINE }, { "false", STATE_OFFLINE },
 	};
 
-	while (len > 0 && strchr(" \t\r\n", s[0]) && s[0] != '\0') {
-		s++;
-		len--;
-	}
-	while (len > 0 && strchr(" \t\r\n", s[len - 1]) && s[len - 1] != '\0')
-		len--;
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-		if (strlen(words[i].word) == len && strncasecmp(words[i].word, s, len) == 0)
+		if (norm_word(s, len, words[i].word))
 			return words[i].state;
+	return STATE_NONE;
+}
+
+/* A status value, bare or the "state" of the object form: one rule for
+ * both. A JSON boolean (Shelly's online topic: true or false) or a
+ * string by state_from(); STATE_NONE for anything else. */
+static enum gate_state
+state_of(const json_t *v)
+{
+	if (json_is_boolean(v))
+		return json_is_true(v) ? STATE_ONLINE : STATE_OFFLINE;
+	if (json_is_string(v))
+		return state_from(json_string_value(v), json_string_length(v));
 	return STATE_NONE;
 }
 
@@ -118,27 +127,26 @@ norm_status(const struct norm_msg *msg, json_t *root, struct event *events, size
 	if (first_slot(events, max, ret) < 1)
 		return 0;
 	norm_event_init(msg, ev, EVENT_STATUS, "canonical");
-	if (json_is_boolean(root)) {
-		/* Shelly's online topic: true or false. */
-		ev->state = json_is_true(root) ? STATE_ONLINE : STATE_OFFLINE;
-		ev->device_us = msg->in->received_us;
-	} else if (!root || json_is_string(root)) {
-		/* A bare word, with or without JSON quotes. */
-		const char *w = root ? json_string_value(root) : (const char *)msg->in->payload;
-		size_t len = root ? json_string_length(root) : msg->in->payload_len;
-
-		ev->state = state_from(w, len);
+	if (!root) {
+		/* A bare word without JSON quotes (a will, Tasmota's LWT). */
+		ev->state = state_from((const char *)msg->in->payload, msg->in->payload_len);
 		if (ev->state == STATE_NONE)
-			return norm_reject(ret, root ? "bad_state" : "not_json",
+			return norm_reject(ret, "not_json",
+					   "status is not online, offline, open, closed or forced");
+		ev->device_us = msg->in->received_us;
+	} else if (json_is_boolean(root) || json_is_string(root)) {
+		ev->state = state_of(root);
+		if (ev->state == STATE_NONE)
+			return norm_reject(ret, "bad_state",
 					   "status is not online, offline, open, closed or forced");
 		ev->device_us = msg->in->received_us;
 	} else {
 		if (!json_is_object(root))
 			return norm_reject(ret, "not_object", "the payload is JSON but not an object");
 		v = json_object_get(root, "state");
-		if (!json_is_string(v))
+		if (!json_is_string(v) && !json_is_boolean(v))
 			return norm_reject(ret, "bad_state", "no state");
-		ev->state = state_from(json_string_value(v), json_string_length(v));
+		ev->state = state_of(v);
 		if (ev->state == STATE_NONE)
 			return norm_reject(ret, "bad_state",
 					   "state is not online, offline, open, closed or forced");

@@ -677,15 +677,46 @@ norm_json_int(const json_t *v, json_int_t *ret)
 }
 
 int
+norm_word(const char *s, size_t len, const char *word)
+{
+	while (len > 0 && (s[0] == ' ' || s[0] == '\t' || s[0] == '\r' || s[0] == '\n')) {
+		s++;
+		len--;
+	}
+	while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r' ||
+			   s[len - 1] == '\n'))
+		len--;
+	return strlen(word) == len && strncasecmp(s, word, len) == 0;
+}
+
+int
+norm_json_word(const json_t *v, const char *word)
+{
+	return json_is_string(v) && norm_word(json_string_value(v), json_string_length(v), word);
+}
+
+int
 norm_json_flag(const json_t *v)
 {
 	json_int_t n;
 
 	if (json_is_boolean(v))
 		return json_is_true(v);
-	if (json_is_string(v) && strcasecmp(json_string_value(v), "true") == 0)
+	if (norm_json_word(v, "true"))
 		return 1;
 	return norm_json_int(v, &n) == 0 && n != 0;
+}
+
+int
+norm_json_mask(const json_t *v)
+{
+	if (json_is_boolean(v))
+		return json_is_true(v);
+	if (norm_json_word(v, "yes"))
+		return 1;
+	if (norm_json_word(v, "no"))
+		return 0;
+	return -1;
 }
 
 int
@@ -758,10 +789,8 @@ norm_thermometry_unit(const json_t *v, enum temp_unit *ret)
 	if (json_is_integer(v)) {
 		n = json_integer_value(v);
 	} else if (json_is_string(v)) {
-		const char *s = json_string_value(v);
-
 		for (int i = 0; i < 3; i++)
-			if (strcasecmp(s, words[i]) == 0)
+			if (norm_json_word(v, words[i]))
 				n = i;
 		if (n < 0 && norm_json_int(v, &n) < 0)
 			n = -1;

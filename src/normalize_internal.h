@@ -109,9 +109,22 @@ int norm_json_number(const json_t *v, double *ret);
  * JSON integer, or a string -?[0-9]+ with blanks around it ("1", " 0").
  * Returns 0, or -EINVAL for anything else ("1.0", "0x1", "one"). */
 int norm_json_int(const json_t *v, json_int_t *ret);
-/* A device's yes/no flag: true, "true" (any case), or an integer other
- * than 0 by norm_json_int() (1, "1"). 1 when set, else 0. */
+/* The one rule for the vendors' words (status words, mask, flags, unit
+ * names): the `len` bytes at s are `word` (ASCII, lowercase) in any case,
+ * with blanks (space, tab, CR, LF) around it allowed: "Yes ", " ONLINE\n".
+ * 1 when they are, else 0. */
+int norm_word(const char *s, size_t len, const char *word);
+/* The same for a JSON value: 1 when v is a string that is `word` by
+ * norm_word(), else 0 (other types, NULL). */
+int norm_json_word(const json_t *v, const char *word);
+/* A device's yes/no flag: true, "true" (by norm_word()), or an integer
+ * other than 0 by norm_json_int() (1, "1"). 1 when set, else 0. */
 int norm_json_flag(const json_t *v);
+/* Hikvision's and EZVIZ's mask ("yes|no|unknown" in the ISAPI
+ * AccessControllerEvent and EZVIZ's face message, or a boolean): 1 for
+ * true or "yes", 0 for false or "no" (words by norm_word()), -1 (unknown)
+ * for anything else, absent included; never a reject. */
+int norm_json_mask(const json_t *v);
 /* Converts `value` in `unit` to degrees C, rounds to 0.1 and sets
  * FLAG_IMPLAUSIBLE outside 30.0-45.0. Returns 0, or -ERANGE when the
  * rounded value is beyond +-999.9 (TEMP_DC_MAX tenths, what the numeric(4,1)
@@ -123,8 +136,9 @@ int norm_set_temp(struct event *ev, double celsius);
  * received. Returns 0, as norm_reject() does. */
 int norm_reject_temp(struct norm_result *ret, double value, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* Hikvision-style unit: "celsius|fahrenheit|kelvin" or 0/1/2 (also as a
- * string); absent: celsius; anything else -EINVAL. */
+/* Hikvision-style unit: "celsius|fahrenheit|kelvin" (words by
+ * norm_word()) or 0/1/2 (also as a string); absent: celsius; anything
+ * else -EINVAL. */
 int norm_thermometry_unit(const json_t *v, enum temp_unit *ret);
 /* 1 when v names someone: a non-empty string or an integer (a card or
  * person field of a pass); absent, null, "" and other types: 0. */

@@ -200,11 +200,13 @@ static const struct fixture_case fixture_cases[] = {
 		{ 375, "2020-02-16 10:32:05.000000+00", "C-0891", "3304", 0, "s1/G24/7730", -1,
 		  DIR_IN } } },
 	{ "dahua_rpc2_mixed.json", T("G23"), NULL, "missing_time", 0, { { 0 } } },
-	/* EZVIZ: two events in the content string, one with an id. */
+	/* EZVIZ: two events in the content string, one with an id; the other
+	 * is keyed by header.messageId and its index. */
 	{ "ezviz_two_events.json", T("G11"), "ezviz", NULL, 2, {
 		{ 366, "2020-02-16 10:32:00.123000+00", "3208841234", "1042", 0,
 		  "s1/G11/5e48f1a0c2b3401e", 1, DIR_NONE },
-		{ 382, "2020-02-16 10:32:04.871000+00", "", HASH_ID2, ABN, "#1", 0, DIR_NONE } } },
+		{ 382, "2020-02-16 10:32:04.871000+00", "", HASH_ID2, ABN,
+		  "s1/G11/7f1c2a9e0b3d4c5f8e6a1b2c3d4e5f60:1", 0, DIR_NONE } } },
 	/* EZVIZ as its message push documents it: header + body object; the
 	 * record key is header.messageId (kept on EZVIZ's retries). */
 	{ "ezviz_body.json", T("G11"), "ezviz", NULL, 1, {
@@ -1127,11 +1129,14 @@ mask_spellings(void **state)
 		{ "\"yes\"", 1 }, { "\"no\"", 0 }, { "\"unknown\"", -1 }, { "\"YES\"", 1 },
 		{ "\"No\"", 0 }, { "true", 1 }, { "false", 0 }, { "\"maybe\"", -1 },
 		{ "null", -1 }, { "2", -1 },
+		/* blanks around the word, as around status words: one rule */
+		{ "\"Yes \"", 1 }, { "\" no\"", 0 }, { "\"\\tYES\\r\\n\"", 1 },
+		{ "\" Unknown \"", -1 }, { "\"y es\"", -1 }, { "\"\"", -1 },
 	};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
-		char hik[512], bare[512];
+		char hik[512], bare[512], ez[512];
 		struct norm_result res;
 
 		snprintf(hik, sizeof(hik), HIK_ENV(HIK_REC ",\"currTemperature\":36.5,\"mask\":%s"),
@@ -1145,6 +1150,11 @@ mask_spellings(void **state)
 		assert_int_equal(run_max(T("G03"), bare, strlen(bare), NORM_MAX_EVENTS, &res), 0);
 		if (res.reason || evs[0].mask != words[i].want)
 			fail_msg("record mask %s: %s, mask %d, want %d", words[i].mask,
+				 res.reason ? res.reason : "accepted", evs[0].mask, words[i].want);
+		snprintf(ez, sizeof(ez), EZ_PUSH("{" EZ_PF "," EZ_PT ",\"mask\":%s}"), words[i].mask);
+		assert_int_equal(run_max(T("G11"), ez, strlen(ez), NORM_MAX_EVENTS, &res), 0);
+		if (res.reason || evs[0].mask != words[i].want)
+			fail_msg("EZVIZ mask %s: %s, mask %d, want %d", words[i].mask,
 				 res.reason ? res.reason : "accepted", evs[0].mask, words[i].want);
 	}
 }
@@ -1228,7 +1238,8 @@ envelope_passes_without_reading(void **state)
 		{ T("G11"), EZ_PUSH("{" EZ_PF ",\"employeeNo\":\"2405\",\"mask\":\"no\"}"),
 		  "accepted", 1, { { TEMP_NONE, "", "2405", "s1/G11/m-1" } } },
 		{ T("G11"), EZ_PUSH("[{" EZ_PF "," EZ_PT "},{" EZ_PF ",\"cardNo\":\"C-6\"}]"),
-		  "accepted", 2, { { 366, "", "", "#0" }, { TEMP_NONE, "C-6", "", "#1" } } },
+		  "accepted", 2, { { 366, "", "", "s1/G11/m-1:0" },
+				   { TEMP_NONE, "C-6", "", "s1/G11/m-1:1" } } },
 		/* An EZVIZ element naming nobody rejects the message. */
 		{ T("G11"), EZ_PUSH("[{" EZ_PF "," EZ_PT "},{" EZ_PF ",\"cardNo\":\"\"}]"),
 		  "missing_temperature", 0, { { 0 } } },
@@ -1271,6 +1282,245 @@ envelope_passes_without_reading(void **state)
 	}
 }
 
+/* The other vendor words follow the mask's rule (any case, blanks
+ * around): the abnormal flag, the thermometry unit, Tasmota's TempUnit. */
+static void
+vendor_words_with_blanks(void **state)
+{
+	static const struct { const char *topic, *payload; int16_t temp_dc; unsigned flags; } cases[] = {
+		{ T("G03"), HIK_ENV(HIK_REC ",\"currTemperature\":99.5,\"thermometryUnit\":\" Fahrenheit \""),
+		  375, 0 },
+		{ T("G03"), HIK_ENV(HIK_REC ",\"currTemperature\":38.0,\"isAbnomalTemperature\":\"True \""),
+		  380, FLAG_DEVICE_ABNORMAL },
+		{ T("G11"), EZ_PUSH("{" EZ_PF ",\"temperature\":{\"currTemperature\":38.0,"
+				    "\"thermometryUnit\":\"CELSIUS\\n\",\"isAbnomalTemperature\":\" true\"}}"),
+		  380, FLAG_DEVICE_ABNORMAL },
+		{ T("G22"), "{\"MLX90614\":{\"OBJTMP\":99.5},\"TempUnit\":\"f \"}", 375, 0 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct norm_result res;
+
+		assert_int_equal(run_max(cases[i].topic, cases[i].payload, strlen(cases[i].payload),
+					 NORM_MAX_EVENTS, &res), 0);
+		if (res.reason || evs[0].temp_dc != cases[i].temp_dc ||
+		    (evs[0].flags & FLAG_DEVICE_ABNORMAL) != cases[i].flags)
+			fail_msg("case %zu: %s (%s), temp %d flags %u", i,
+				 res.reason ? res.reason : "accepted", res.reason ? res.detail : "",
+				 evs[0].temp_dc, evs[0].flags);
+	}
+}
+
+/* EZVIZ retries a message with the same header.messageId: a body or
+ * content array is keyed "<messageId>:<i>" per element (an element's own
+ * id wins), so the retry, received later, gives the same keys as the
+ * first delivery and stores nothing twice. Without a messageId the keys
+ * are per delivery. */
+static void
+ezviz_retry_keys(void **state)
+{
+	static const struct { const char *payload; const char *keys[3]; } cases[] = {
+		{ EZ_PUSH("[{" EZ_PF "," EZ_PT "},{" EZ_PF ",\"cardNo\":\"C-6\"}]"),
+		  { "s1/G11/m-1:0", "s1/G11/m-1:1" } },
+		{ EZ_PUSH("[{" EZ_PF "," EZ_PT ",\"id\":\"r-7\"},{" EZ_PF "," EZ_PT "},"
+			  "{" EZ_PF "," EZ_PT ",\"id\":null}]"),
+		  { "s1/G11/r-7", "s1/G11/m-1:1", "s1/G11/m-1:2" } },
+		/* body as a JSON string of an array, as bridges re-serialise it */
+		{ EZ_PUSH("\"[{" EZ_F "," EZ_T "},{" EZ_F "," EZ_T "}]\""),
+		  { "s1/G11/m-1:0", "s1/G11/m-1:1" } },
+		/* a lone event, in body or as a string: the messageId itself */
+		{ EZ_PUSH("{" EZ_PF "," EZ_PT "}"), { "s1/G11/m-1" } },
+		{ EZ_PUSH("\"{" EZ_F "," EZ_T "}\""), { "s1/G11/m-1" } },
+		/* the content layout, with a messageId */
+		{ "{\"header\":{\"type\":\"ys.open.face\",\"messageId\":\"m-9\"},\"content\":"
+		  "\"[{" EZ_F "," EZ_T "},{" EZ_F "," EZ_T "}]\"}",
+		  { "s1/G11/m-9:0", "s1/G11/m-9:1" } },
+		/* the longest messageId and index still make a whole key */
+		{ "{\"header\":{\"messageId\":\"" "0123456789012345678901234567890123456789"
+		  "012345678901234567890123\"},\"body\":[{" EZ_PF "," EZ_PT "}]}",
+		  { "s1/G11/0123456789012345678901234567890123456789012345678901234567890123:0" } },
+	};
+
+	(void)state;
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		for (int delivery = 0; delivery < 2; delivery++) {
+			struct norm_input in = {
+				.topic = T("G11"), .topic_len = strlen(T("G11")),
+				.payload = (const uint8_t *)cases[c].payload,
+				.payload_len = strlen(cases[c].payload),
+				.orig_len = strlen(cases[c].payload),
+				/* the retry comes a minute later */
+				.received_us = RECV_US + delivery * 60000000LL,
+			};
+			struct norm_result res;
+			size_t n = 0;
+
+			while (n < 3 && cases[c].keys[n])
+				n++;
+			assert_int_equal(normalize_message(&ctx, &in, evs, NORM_MAX_EVENTS, &res), 0);
+			if (res.reason || res.nevents != n)
+				fail_msg("case %zu: %s (%s), %zu events, want %zu", c,
+					 res.reason ? res.reason : "accepted",
+					 res.reason ? res.detail : "", res.nevents, n);
+			for (size_t i = 0; i < n; i++)
+				if (strcmp(evs[i].key, cases[c].keys[i]) != 0)
+					fail_msg("case %zu delivery %d [%zu]: key %s, want %s", c,
+						 delivery, i, evs[i].key, cases[c].keys[i]);
+		}
+	}
+	/* Without a messageId: per delivery, as every keyless event. */
+	{
+		const char *p = "{\"header\":{\"type\":\"ys.open.face\"},\"body\":[{" EZ_PF ","
+				EZ_PT "}]}";
+		struct norm_result res;
+
+		assert_int_equal(run_max(T("G11"), p, strlen(p), NORM_MAX_EVENTS, &res), 0);
+		assert_null(res.reason);
+		assert_true(strncmp(evs[0].key, "h:", 2) == 0);
+	}
+}
+
+/* A reject's detail names where the fault is in the layout the message
+ * used (body, body[i], content[i]), and says when header.type is not a
+ * face message (ys.onoffline: a device going off line). */
+static void
+ezviz_reject_details(void **state)
+{
+	static const struct { const char *payload, *reason, *detail; } cases[] = {
+		{ "{\"header\":{\"type\":\"ys.onoffline\",\"messageId\":\"m-2\","
+		  "\"messageTime\":1581849120456},\"body\":{\"msgType\":\"ONLINE\"}}",
+		  "missing_time", "body has no faceTime: header.type ys.onoffline is not a face/"
+		  "temperature message" },
+		{ "{\"header\":{\"type\":\"ys.alarm\"},\"body\":[{\"alarmType\":\"x\"}]}",
+		  "missing_time", "body[0] has no faceTime: header.type ys.alarm is not a face" },
+		{ EZ_PUSH("{" EZ_PT "}"), "missing_time", "body has no faceTime" },
+		{ EZ_PUSH("[{" EZ_PF "," EZ_PT "},{" EZ_PF ",\"temperature\":5}]"), "bad_temperature",
+		  "body[1].temperature is not an object" },
+		{ EZ_PUSH("\"{" EZ_F ",\\\"cardNo\\\":[1]}\""), "bad_field", "body.cardNo is not" },
+		{ EZ_PUSH("[{" EZ_PF "},5]"), "missing_temperature", "body[0] has no temperature" },
+		{ EZ_PUSH("[5]"), "not_object", "body[0] is not an object" },
+		{ EZ_PUSH("\"[{\""), "not_json", "body: " },
+		{ EZVIZ("[{" EZ_F "," EZ_T "},{" EZ_T "}]"), "missing_time",
+		  "content[1] has no faceTime" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct norm_result res;
+
+		assert_int_equal(run_max(T("G11"), cases[i].payload, strlen(cases[i].payload),
+					 NORM_MAX_EVENTS, &res), 0);
+		if (!res.reason || strcmp(res.reason, cases[i].reason) != 0 ||
+		    strncmp(res.detail, cases[i].detail, strlen(cases[i].detail)) != 0)
+			fail_msg("case %zu: %s (%s), want %s (%s...)", i,
+				 res.reason ? res.reason : "accepted", res.reason ? res.detail : "",
+				 cases[i].reason, cases[i].detail);
+	}
+}
+
+/* Tasmota on an ESP32 with SetOption146 adds the chip's own temperature,
+ * "ESP32":{"Temperature":51.1} (Tasmota xsns_127_esp32_sensors.ino), to
+ * SENSOR and Status 10: never a body reading, alone or next to a body
+ * sensor. */
+static void
+tasmota_chip_temperature(void **state)
+{
+	static const struct { const char *payload, *reason; int16_t temp_dc; } cases[] = {
+		{ "{\"Time\":\"2024-05-01T10:00:00\",\"ESP32\":{\"Temperature\":51.1},"
+		  "\"TempUnit\":\"C\"}", "missing_temperature", 0 },
+		{ "{\"Time\":\"2024-05-01T10:00:00\",\"DS18B20\":{\"Id\":\"01144A0CB1AA\","
+		  "\"Temperature\":36.7},\"ESP32\":{\"Temperature\":51.1},\"TempUnit\":\"C\"}",
+		  "accepted", 367 },
+		{ "{\"Time\":\"2024-05-01T10:00:00\",\"ESP32\":{\"Temperature\":51.1},"
+		  "\"DS18B20\":{\"Temperature\":36.7}}", "accepted", 367 },
+		{ "{\"StatusSNS\":{\"Time\":\"2024-05-01T10:00:00\",\"ESP32\":{\"Temperature\":"
+		  "124.0},\"MLX90614\":{\"OBJTMP\":36.9,\"AMBTMP\":24.0},\"TempUnit\":\"C\"}}",
+		  "accepted", 369 },
+		{ "{\"Time\":\"2024-05-01T10:00:00\",\"ESP32\":{\"Temperature\":51.1,"
+		  "\"HallEffect\":12},\"SHT3X\":{\"Temperature\":36.4,\"Humidity\":40}}",
+		  "accepted", 364 },
+		{ "{\"ESP32\":{\"Temperature\":51.1}}", "missing_temperature", 0 },
+		/* two body sensors are still ambiguous */
+		{ "{\"ESP32\":{\"Temperature\":51.1},\"DS18B20-1\":{\"Temperature\":36.7},"
+		  "\"DS18B20-2\":{\"Temperature\":22.1}}", "bad_temperature", 0 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct norm_result res;
+
+		assert_int_equal(run_max(T("G22"), cases[i].payload, strlen(cases[i].payload),
+					 NORM_MAX_EVENTS, &res), 0);
+		if (strcmp(res.reason ? res.reason : "accepted", cases[i].reason) != 0 ||
+		    (!res.reason && evs[0].temp_dc != cases[i].temp_dc))
+			fail_msg("case %zu: %s (%s), temp %d, want %s %d", i,
+				 res.reason ? res.reason : "accepted", res.reason ? res.detail : "",
+				 res.reason ? 0 : evs[0].temp_dc, cases[i].reason, cases[i].temp_dc);
+	}
+}
+
+/* Hikvision's XML EventNotificationAlert through Node-RED's xml node with
+ * xml2js's default explicitArray: true (every child's value in an array
+ * of one, attributes under "$"): read as the same alert. */
+#define XML2JS(inner) "{\"EventNotificationAlert\":{\"$\":{\"version\":\"2.0\"}," \
+	"\"ipAddress\":[\"10.0.0.1\"],\"dateTime\":[\"2024-08-26T12:32:28+08:00\"]," \
+	"\"eventType\":[\"AccessControllerEvent\"],\"AccessControllerEvent\":[{" inner "}]}}"
+static void
+xml2js_explicit_array(void **state)
+{
+	static const struct {
+		const char *payload, *reason;
+		int16_t temp_dc;
+		const char *card, *key, *time;
+	} cases[] = {
+		{ XML2JS("\"majorEventType\":[\"5\"],\"subEventType\":[\"75\"],\"cardNo\":[\"C9\"],"
+			 "\"serialNo\":[\"1235\"],\"currTemperature\":[\"37.9\"]"),
+		  "accepted", 379, "C9", "s1/G03/1235", "2024-08-26 04:32:28.000000+00" },
+		/* thermometry off: a pass without a reading; mask, unit, flag */
+		{ XML2JS("\"majorEventType\":[\"5\"],\"subEventType\":[\"9\"],\"cardNo\":[\"C10\"],"
+			 "\"serialNo\":[\"1236\"],\"mask\":[\"yes\"]"),
+		  "accepted", TEMP_NONE, "C10", "s1/G03/1236", "2024-08-26 04:32:28.000000+00" },
+		{ XML2JS("\"serialNo\":[\"1237\"],\"currTemperature\":[\"99.5\"],"
+			 "\"thermometryUnit\":[\"fahrenheit\"],\"isAbnomalTemperature\":[\"true\"]"),
+		  "accepted", 375, "", "s1/G03/1237", "2024-08-26 04:32:28.000000+00" },
+		/* a repeated element is not one value */
+		{ XML2JS("\"serialNo\":[\"1238\"],\"cardNo\":[\"C9\",\"C10\"],"
+			 "\"currTemperature\":[\"36.5\"]"), "bad_field", 0, NULL, NULL, NULL },
+		{ XML2JS("\"serialNo\":[\"1238\"],\"currTemperature\":[]"), "bad_temperature", 0,
+		  NULL, NULL, NULL },
+		{ "{\"EventNotificationAlert\":{\"AccessControllerEvent\":[{\"currTemperature\":"
+		  "[\"36.5\"]}]}}", "missing_time", 0, NULL, NULL, NULL },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct norm_result res;
+		char ts[64];
+
+		assert_int_equal(run_max(T("G03"), cases[i].payload, strlen(cases[i].payload),
+					 NORM_MAX_EVENTS, &res), 0);
+		if (strcmp(res.reason ? res.reason : "accepted", cases[i].reason) != 0)
+			fail_msg("case %zu: %s (%s), want %s", i, res.reason ? res.reason : "accepted",
+				 res.reason ? res.detail : "", cases[i].reason);
+		if (res.reason)
+			continue;
+		normalize_format_time(evs[0].device_us, ts, sizeof(ts));
+		if (res.nevents != 1 || evs[0].temp_dc != cases[i].temp_dc ||
+		    strcmp(evs[0].card, cases[i].card) != 0 || strcmp(evs[0].key, cases[i].key) != 0 ||
+		    strcmp(ts, cases[i].time) != 0 || strcmp(evs[0].vendor, "hikvision") != 0)
+			fail_msg("case %zu: temp %d card '%s' key %s time %s", i, evs[0].temp_dc,
+				 evs[0].card, evs[0].key, ts);
+	}
+	/* mask and the abnormal flag come through the arrays too */
+	assert_int_equal(run_max(T("G03"), cases[1].payload, strlen(cases[1].payload),
+				 NORM_MAX_EVENTS, &(struct norm_result){ 0 }), 0);
+	assert_int_equal(evs[0].mask, 1);
+	assert_int_equal(run_max(T("G03"), cases[2].payload, strlen(cases[2].payload),
+				 NORM_MAX_EVENTS, &(struct norm_result){ 0 }), 0);
+	assert_true(evs[0].flags & FLAG_DEVICE_ABNORMAL);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1288,6 +1538,11 @@ main(int argc, char **argv)
 		cmocka_unit_test(mask_spellings),
 		cmocka_unit_test(field_case_envelopes),
 		cmocka_unit_test(envelope_passes_without_reading),
+		cmocka_unit_test(vendor_words_with_blanks),
+		cmocka_unit_test(ezviz_retry_keys),
+		cmocka_unit_test(ezviz_reject_details),
+		cmocka_unit_test(tasmota_chip_temperature),
+		cmocka_unit_test(xml2js_explicit_array),
 	};
 
 	if (argc > 1)

@@ -509,7 +509,8 @@ texts_cut_at_whole_characters(void **state)
 
 /* Status words as real firmwares send them (field cases 09a/09b:
  * Tasmota's default LWT "Offline"/"Online"): any case, blanks around,
- * bare or JSON-quoted or in {"state":...}; Shelly's true/false. */
+ * bare or JSON-quoted or in {"state":...}; Shelly's true/false, bare or
+ * as the state. */
 static void
 status_words(void **state)
 {
@@ -522,12 +523,18 @@ status_words(void **state)
 		{ "{\"state\":\"Online\"}", STATE_ONLINE }, { "{\"state\":\"FORCED\"}", STATE_FORCED },
 		{ "true", STATE_ONLINE }, { "false", STATE_OFFLINE }, { "True", STATE_ONLINE },
 		{ "\"false\"", STATE_OFFLINE }, { " true\n", STATE_ONLINE },
+		/* the state object takes what the bare form takes: one rule */
+		{ "{\"state\":true}", STATE_ONLINE }, { "{\"state\":false}", STATE_OFFLINE },
+		{ "{\"state\":\" Offline\\n\"}", STATE_OFFLINE },
+		{ "{\"state\":\"True\"}", STATE_ONLINE },
 	};
 	static const struct { const char *payload, *reason; } bad[] = {
 		{ "Onlin", "not_json" }, { "on line", "not_json" }, { "Online!", "not_json" },
 		{ "", "empty_payload" }, { " ", "not_json" }, { "onlineoffline", "not_json" },
 		{ "\"Exploded\"", "bad_state" }, { "{\"state\":\"Onlin\"}", "bad_state" },
-		{ "{\"state\":true}", "bad_state" }, { "1", "not_object" }, { "yes", "not_json" },
+		{ "{\"state\":1}", "bad_state" }, { "{\"state\":null}", "bad_state" },
+		{ "{\"state\":[\"online\"]}", "bad_state" }, { "{\"state\":\"yes\"}", "bad_state" },
+		{ "1", "not_object" }, { "yes", "not_json" },
 	};
 	const char *topic = "cordon/s1/gate/G03/status";
 
