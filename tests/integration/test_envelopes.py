@@ -3,7 +3,8 @@ Hikvision AcsEvent search answer (field case 01) and a Dahua RPC2
 client.notifyEventStream (field case 05), published byte for byte from
 tests/fixtures/field-cases/ (copies of shared/field-cases): one row per
 element at the right UTC time and temperature, a fever alert for the
-feverish one only, and an empty answer in rejects as no_events. Waits are
+feverish one only, and an empty answer in rejects as no_events; an EZVIZ
+body array retried by EZVIZ (same messageId) stored once. Waits are
 bounded; nothing is timed."""
 
 import datetime
@@ -135,4 +136,50 @@ def test_diy_firmware_json_on_pinned_gate(env, cordond):
         [("unknown_format",)]
     wait_until(lambda: len(fevers(env, site)) == 1, what="the fever alert")
     assert fevers(env, site)[0][1] == "37.6"
+    assert d.alive()
+
+
+def test_ezviz_retry_of_a_list(env, cordond):
+    """EZVIZ retries a message with the same header.messageId (a new
+    publish, not a broker replay): the elements of a body array without
+    their own id are keyed <messageId>:<i>, so the retry stores nothing
+    twice; before, each element had a per-delivery key and every row
+    doubled. A later message (an event with its own id) is the marker that
+    the retry was processed: rows are stored in the order they arrive."""
+    d = cordond()
+    site = "ez"
+    topic = "cordon/%s/gate/G11/event" % site
+
+    def message(mid, events):
+        return json.dumps({"header": {"type": "ys.open.face", "deviceId": "E61923481",
+                                      "channelNo": 1, "messageId": mid,
+                                      "messageTime": 1581849121456},
+                           "body": events}).encode()
+
+    two = [{"faceTime": "2020-02-16 18:32:01.250", "employeeNo": "2405", "mask": "Yes ",
+            "temperature": {"currTemperature": 38.2, "thermometryUnit": "celsius",
+                            "isAbnomalTemperature": True}},
+           {"faceTime": "2020-02-16 18:32:03.500", "cardNo": "C-6"}]
+    publish_many(env.broker.port, [(topic, message("5e57f239793f2b007fecb0de", two))])
+    wait_until(lambda: env.pg.count("gate_events", "site = %s", (site,)) == 2,
+               what="one row per body element")
+    # The retry, then the marker.
+    marker = [{"id": "mark-1", "faceTime": "2020-02-16 18:33:00.000", "employeeNo": "2406",
+               "temperature": {"currTemperature": 36.5}}]
+    publish_many(env.broker.port, [(topic, message("5e57f239793f2b007fecb0de", two)),
+                                   (topic, message("5e57f239793f2b007fecb0df", marker))])
+    wait_until(lambda: env.pg.count("gate_events", "event_key = %s",
+                                    ("%s/G11/mark-1" % site,)) == 1,
+               what="the marker row")
+    got = env.pg.query("SELECT event_key, temp_c::text, person, card, mask FROM gate_events"
+                       " WHERE site = %s ORDER BY event_key", (site,))
+    assert got == [
+        ("%s/G11/5e57f239793f2b007fecb0de:0" % site, "38.2", "2405", None, True),
+        ("%s/G11/5e57f239793f2b007fecb0de:1" % site, None, None, "C-6", None),
+        ("%s/G11/mark-1" % site, "36.5", "2406", None, None),
+    ], got
+    wait_until(lambda: len(fevers(env, site)) == 1, what="the fever alert")
+    assert fevers(env, site) == [("person:2405", "38.2",
+                                  "%s/G11/5e57f239793f2b007fecb0de:0" % site, "G11")]
+    assert env.pg.count("rejects", "topic = %s", (topic,)) == 0
     assert d.alive()
