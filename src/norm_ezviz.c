@@ -82,9 +82,14 @@ ezviz_event(const struct norm_msg *msg, json_t *e, const char *where, const char
 		snprintf(id, sizeof(id), "%s", key);
 
 	v = json_object_get(e, "faceTime");
-	if ((!v || json_is_null(v)) && type && strcmp(type, "ys.open.face") != 0)
-		return norm_reject(ret, "missing_time", "%s has no faceTime: header.type %.40s is"
-				   " not a face/temperature message (ys.open.face)", where, type) - 1;
+	if ((!v || json_is_null(v)) && type && strcmp(type, "ys.open.face") != 0) {
+		char t40[41];
+
+		snprintf(t40, sizeof(t40), "%s", type);
+		normalize_utf8_trim(t40);
+		return norm_reject(ret, "missing_time", "%s has no faceTime: header.type %s is"
+				   " not a face/temperature message (ys.open.face)", where, t40) - 1;
+	}
 	if (!v || json_is_null(v))
 		return norm_reject(ret, "missing_time", "%s has no faceTime", where) - 1;
 	if (norm_json_time(msg, v, &ev->device_us) < 0)

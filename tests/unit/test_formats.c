@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "normalize.h"
+#include "normalize_internal.h"
 
 #define RECV_US 1581849120000000LL	/* 2020-02-16T10:32:00Z */
 #define RECV "2020-02-16 10:32:00.000000+00"
@@ -1403,6 +1404,11 @@ ezviz_reject_details(void **state)
 		{ EZ_PUSH("\"[{\""), "not_json", "body: " },
 		{ EZVIZ("[{" EZ_F "," EZ_T "},{" EZ_T "}]"), "missing_time",
 		  "content[1] has no faceTime" },
+		/* a long type is cut at a whole character (39 bytes, then a
+		 * 2-byte one across the 40th) */
+		{ "{\"header\":{\"type\":\"ys.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\u00e9\"},"
+		  "\"body\":{}}", "missing_time",
+		  "body has no faceTime: header.type ys.xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx is not" },
 	};
 
 	(void)state;
@@ -1412,7 +1418,8 @@ ezviz_reject_details(void **state)
 		assert_int_equal(run_max(T("G11"), cases[i].payload, strlen(cases[i].payload),
 					 NORM_MAX_EVENTS, &res), 0);
 		if (!res.reason || strcmp(res.reason, cases[i].reason) != 0 ||
-		    strncmp(res.detail, cases[i].detail, strlen(cases[i].detail)) != 0)
+		    strncmp(res.detail, cases[i].detail, strlen(cases[i].detail)) != 0 ||
+		    !norm_valid_utf8((const uint8_t *)res.detail, strlen(res.detail)))
 			fail_msg("case %zu: %s (%s), want %s (%s...)", i,
 				 res.reason ? res.reason : "accepted", res.reason ? res.detail : "",
 				 cases[i].reason, cases[i].detail);
