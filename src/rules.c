@@ -11,6 +11,7 @@
  *   seals    site|gate -> struct seal              sealed_gate
  *   exits    site|household -> struct ring         exit_quota
  *   nopen    site|kind -> open alerts but the aggregate (intptr)
+ *   readings site|subject -> struct readings       fever (recheck)
  *
  * Clocks. Every time kept for a deadline is a monotonic time ("mono":
  * CLOCK_MONOTONIC as the caller gives it, plus MONO_BIAS), and every
@@ -137,6 +138,8 @@ struct rules {
 	int64_t start_mono;	/* silence is counted from here at the earliest */
 	int intake_down;
 	struct map alerts, by_id, gates, checks, zones, calls, resolved, seals, exits, nopen;
+	struct map readings;
+	int64_t pruned_mono;	/* readings last pruned (rules_tick) */
 };
 
 static const char *const kind_names[KIND_COUNT] = {
@@ -270,6 +273,7 @@ rules_create(const struct rules_config *cfg, const struct rules_clock *now,
 	map_init(&r->seals);
 	map_init(&r->exits);
 	map_init(&r->nopen);
+	map_init(&r->readings);
 	*ret_rules = r;
 	return 0;
 }
@@ -289,6 +293,7 @@ rules_destroy(struct rules *r)
 	map_finish(&r->seals, free);
 	map_finish(&r->exits, free);
 	map_finish(&r->nopen, NULL);
+	map_finish(&r->readings, free);
 	free(r);
 }
 
@@ -423,6 +428,19 @@ unlink_alert(struct rules *r, struct alert *a)
 	(void)count_open(r, a, -1);
 }
 
+/* The id of alert `a` raised at `wall_us`. The trigger's time joins the
+ * id: the same event key may trigger again after the first alert was
+ * resolved (a bare "forced" has no record id). Replays see the same time
+ * (the spool keeps it). */
+static void
+alert_id_of(struct alert *a, int64_t wall_us)
+{
+	char ek[NORM_KEY_MAX + 24];
+
+	snprintf(ek, sizeof(ek), "%s@%" PRId64, a->event_key, wall_us);
+	rules_alert_id(a->site, kind_names[a->kind], a->subject, ek, a->alert_id);
+}
+
 /* A new open alert of `size` bytes (an alert, or an aggregate around
  * one) from template `t`, raised at `at` and put into the maps. Returns
  * it, or NULL when out of memory. */
@@ -439,15 +457,7 @@ new_alert(struct rules *r, const struct alert *t, size_t size, const struct rule
 	a->raised_us = a->updated_us = at->wall_us;
 	a->resolved_us = 0;
 	a->by[0] = '\0';
-	/* The trigger's time joins the id: the same event key may trigger
-	 * again after the first alert was resolved (a bare "forced" has
-	 * no record id). Replays see the same time (the spool keeps it). */
-	{
-		char ek[NORM_KEY_MAX + 24];
-
-		snprintf(ek, sizeof(ek), "%s@%" PRId64, a->event_key, at->wall_us);
-		rules_alert_id(a->site, kind_names[a->kind], a->subject, ek, a->alert_id);
-	}
+	alert_id_of(a, at->wall_us);
 	if (link_alert(r, a) < 0) {
 		free(a);
 		return NULL;
@@ -720,31 +730,252 @@ exit_ring(struct rules *r, const char *site, const char *household)
 	return ring;
 }
 
+/* ---- fever: the readings of a subject, whatever their order ---- */
+
+/* The readings of one subject kept so that a fever reading arriving after
+ * its normal re-check (brokers and bridges reorder, a bridge replays a
+ * backlog) has the alerts it would have had in time order. At most
+ * READINGS of them, the latest by rule time (16 bytes each). */
+#define READINGS 16
+/* Subjects whose readings are kept (some 350 bytes each: 7 MB). Past it a
+ * new subject's readings are judged in arrival order alone. */
+#define RULES_READINGS_MAX 20000
+/* A subject's readings are forgotten this long (wall clock) after its
+ * latest reading's rule time, plus recheck_window. */
+#define READINGS_KEEP_US (24 * 3600 * INT64_C(1000000))
+
+struct reading {
+	int64_t at;		/* rule time (wall, us) */
+	bool fever;
+};
+
+struct readings {
+	int n;
+	struct reading r[READINGS];	/* by rule time; a fever first at a tie */
+};
+
+/* A fever episode in time order: from the fever `from` that raised it to
+ * the normal reading `to` that resolved it (0 while open). */
+struct episode {
+	int64_t from, to;
+};
+
+/* The episodes of `rs` in time order, as fever_rule would make them one
+ * reading after another: a fever raises one when none is open; a normal
+ * reading within recheck_window of its raise resolves it. Returns how
+ * many (at most READINGS) in ret; the last one may be open. */
+static int
+episodes(const struct rules *r, const struct readings *rs, struct episode *ret)
+{
+	int n = 0;
+	bool open = false;
+
+	for (int i = 0; i < rs->n; i++) {
+		const struct reading *x = &rs->r[i];
+
+		if (x->fever && !open) {
+			ret[n++] = (struct episode){ .from = x->at, .to = 0 };
+			open = true;
+		} else if (!x->fever && open && x->at - ret[n - 1].from <= r->cfg.recheck_window_us) {
+			ret[n - 1].to = x->at;
+			open = false;
+		}
+	}
+	return n;
+}
+
+static bool
+reading_before(const struct reading *a, const struct reading *b)
+{
+	return a->at < b->at || (a->at == b->at && a->fever && !b->fever);
+}
+
+/* Adds `x` to `rs` in its place; the oldest goes when it is full (before
+ * the caller judges anything). Returns false for a reading already kept
+ * (a redelivery changes nothing). */
+static bool
+readings_add(struct readings *rs, const struct reading *x)
+{
+	int i;
+
+	for (i = 0; i < rs->n; i++)
+		if (rs->r[i].at == x->at && rs->r[i].fever == x->fever)
+			return false;
+	if (rs->n == READINGS) {
+		memmove(&rs->r[0], &rs->r[1], (READINGS - 1) * sizeof(rs->r[0]));
+		rs->n--;
+	}
+	for (i = rs->n; i > 0 && reading_before(x, &rs->r[i - 1]); i--)
+		rs->r[i] = rs->r[i - 1];
+	rs->r[i] = *x;
+	rs->n++;
+	return true;
+}
+
+/* The readings of site|subject, made on first use; NULL when they are not
+ * kept (RULES_READINGS_MAX subjects kept) or out of memory (*err). */
+static struct readings *
+readings_of(struct rules *r, const char *site, const char *subject, int *err)
+{
+	char key[3 * NORM_KEY_MAX];
+	struct readings *rs;
+
+	*err = 0;
+	key2(key, sizeof(key), site, subject);
+	if ((rs = map_get(&r->readings, key)))
+		return rs;
+	if (r->readings.len >= RULES_READINGS_MAX)
+		return NULL;
+	if (!(rs = calloc(1, sizeof(*rs))) || map_put(&r->readings, key, rs, NULL) < 0) {
+		free(rs);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	return rs;
+}
+
+/* An alert of `t` raised at `from` and resolved at `to` ("rechecked"), its
+ * own while the subject has another alert open: never linked. */
+static int
+raise_resolved(struct rules *r, struct rules_output *out, const struct alert *t, int64_t from,
+	       int64_t to, int64_t mono)
+{
+	const struct rules_clock at = { .wall_us = from, .mono_us = mono };
+	const struct rules_clock end = { .wall_us = to, .mono_us = mono };
+	struct alert a;
+	int err;
+
+	if (!find(r, t->kind, t->site, t->subject)) {
+		if ((err = trigger(r, out, t, &at)) < 0)
+			return err;
+		return resolve(r, out, t->kind, t->site, t->subject, "rechecked", &end);
+	}
+	a = *t;
+	a.state = ALERT_RAISED;
+	a.count = 1;
+	a.raised_us = a.updated_us = from;
+	a.resolved_us = 0;
+	a.by[0] = '\0';
+	alert_id_of(&a, from);
+	if ((err = emit(out, &a, "raised", &at)) < 0)
+		return err;
+	a.state = ALERT_RESOLVED;
+	a.resolved_us = a.updated_us = to;
+	snprintf(a.reason, sizeof(a.reason), "rechecked");
+	return emit(out, &a, "resolved", &end);
+}
+
 /* fever from a gate or a check; a normal reading within recheck_window
- * of the raise resolves the subject's fever as rechecked. */
+ * of the raise resolves the subject's fever as rechecked. The subject's
+ * readings are kept (struct readings) and the alerts follow their
+ * episodes in time order whatever order they arrive in: a fever dated
+ * before a normal reading that arrived first is raised and resolved at
+ * once; a fever dated before the open alert's raise moves its episode's
+ * start (its recheck window) back; a normal reading dated within an open
+ * episode's window resolves it, and a fever after it raises again. Past
+ * READINGS per subject the oldest is forgotten, past RULES_READINGS_MAX
+ * subjects a new one is judged in arrival order. */
 static int
 fever_rule(struct rules *r, const struct event *ev, const struct rules_clock *at,
 	   const char *subject, const char *hh, struct rules_output *out)
 {
-	struct alert t;
+	const struct reading x = { .at = ev->rule_us, .fever = ev->temp_dc >= r->cfg.fever_dc };
+	struct episode before[READINGS], after[READINGS];
+	struct readings *rs = NULL;
+	struct alert t, *a;
+	int nb, na, err = 0;
+	bool same = false;
 
 	if (ev->temp_dc == TEMP_NONE || (ev->flags & FLAG_IMPLAUSIBLE))
 		return 0;
-	if (ev->temp_dc < r->cfg.fever_dc) {
-		struct alert *a = find(r, KIND_FEVER, ev->site, subject);
-
-		if (a && ev->rule_us - a->raised_us <= r->cfg.recheck_window_us &&
-		    ev->rule_us >= a->raised_us)
-			return close_alert(r, out, a, "rechecked", NULL, at);
-		return 0;
-	}
 	tmpl_init(&t, KIND_FEVER, ev->site, subject, ev->key,
 		  ev->temp_dc >= r->cfg.critical_dc ? SEVERITY_CRITICAL : SEVERITY_WARNING);
 	t.temp_dc = ev->temp_dc;
 	snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
 	snprintf(t.card, sizeof(t.card), "%s", ev->card);
 	snprintf(t.household, sizeof(t.household), "%s", hh);
-	return trigger(r, out, &t, at);
+	/* A reading naming nobody has a subject of its own: nothing to keep. */
+	if (strncmp(subject, "gate:", 5) != 0 && !(rs = readings_of(r, ev->site, subject, &err)) &&
+	    err < 0)
+		return err;
+	a = find(r, KIND_FEVER, ev->site, subject);
+	/* An open alert the readings do not show (restored at start, or its
+	 * readings forgotten): its raise is a fever of the subject. */
+	if (rs && a && ((nb = episodes(r, rs, before)) == 0 || before[nb - 1].to != 0))
+		(void)readings_add(rs, &(struct reading){ .at = a->raised_us, .fever = true });
+	/* A reading older than all kept is judged in arrival order. */
+	if (rs && rs->n == READINGS && reading_before(&x, &rs->r[0]))
+		rs = NULL;
+	if (!rs) {
+		if (x.fever)
+			return trigger(r, out, &t, at);
+		if (a && ev->rule_us - a->raised_us <= r->cfg.recheck_window_us &&
+		    ev->rule_us >= a->raised_us)
+			return close_alert(r, out, a, "rechecked", NULL, at);
+		return 0;
+	}
+	for (int i = 0; i < rs->n; i++)
+		if (rs->r[i].at == x.at && rs->r[i].fever == x.fever)	/* a redelivery */
+			return x.fever && a ? trigger(r, out, &t, at) : 0;
+	if (rs->n == READINGS) {
+		memmove(&rs->r[0], &rs->r[1], (READINGS - 1) * sizeof(rs->r[0]));
+		rs->n--;
+	}
+	nb = episodes(r, rs, before);
+	(void)readings_add(rs, &x);
+	na = episodes(r, rs, after);
+	/* The open episode before is the open alert's (or one an operator
+	 * resolved): if it is resolved now (a recheck dated within its window
+	 * came late, or a fever dated earlier ...), so is the alert. */
+	if (nb > 0 && before[nb - 1].to == 0) {
+		int64_t s = before[nb - 1].from;
+
+		for (int i = 0; i < na; i++) {
+			if (after[i].from > s || (after[i].to != 0 && after[i].to < s))
+				continue;
+			same = after[i].to == 0;
+			if (after[i].to != 0) {
+				const struct rules_clock end = { .wall_us = after[i].to,
+								 .mono_us = at->mono_us };
+
+				if (a && (err = close_alert(r, out, a, "rechecked", NULL, &end)) < 0)
+					return err;
+				a = NULL;
+				after[i].to = -1;	/* accounted for */
+			}
+			break;
+		}
+	}
+	/* Episodes resolved now that were not before: raised and resolved. */
+	for (int i = 0; i < na; i++) {
+		bool known = false;
+
+		if (after[i].to <= 0)
+			continue;
+		for (int j = 0; j < nb && !known; j++)
+			known = before[j].to == after[i].to;	/* a recheck ends one */
+		if (!known && (err = raise_resolved(r, out, &t, after[i].from, after[i].to,
+						    at->mono_us)) < 0)
+			return err;
+	}
+	if (na > 0 && after[na - 1].to == 0) {
+		const struct rules_clock from = { .wall_us = after[na - 1].from,
+						  .mono_us = at->mono_us };
+
+		/* the open episode goes on (maybe from earlier now); if an
+		 * operator resolved its alert, a fever raises a new one */
+		if (a || same)
+			return x.fever && x.at >= from.wall_us ? trigger(r, out, &t, at) : 0;
+		if (!x.fever)
+			t.temp_dc = TEMP_NONE;
+		if ((a = new_alert(r, &t, sizeof(*a), &from)) == NULL)
+			return trigger(r, out, &t, &from);	/* folds, or ENOMEM */
+		a->count = 0;	/* its fevers so far */
+		for (int i = 0; i < rs->n; i++)
+			a->count += rs->r[i].fever && rs->r[i].at >= from.wall_us;
+		return emit(out, a, "raised", &from);
+	}
+	return 0;
 }
 
 /* The seal record of a sealed gate, made on first use; NULL on ENOMEM. */
@@ -1309,12 +1540,34 @@ tick_alerts(struct rules *r, const struct registry_snapshot *reg, const struct r
 	return 0;
 }
 
+/* Forgets the readings of subjects with nothing for READINGS_KEEP_US +
+ * recheck_window (by rule time against the wall clock), once a minute. */
+static void
+prune_readings(struct rules *r, const struct rules_clock *now)
+{
+	const char *key;
+	void *v;
+
+	if (now->mono_us - r->pruned_mono < 60 * INT64_C(1000000))
+		return;
+	r->pruned_mono = now->mono_us;
+	for (size_t it = 0; map_next(&r->readings, &it, &key, &v);) {
+		const struct readings *rs = v;
+
+		if (rs->n == 0 || now->wall_us - rs->r[rs->n - 1].at >
+					  READINGS_KEEP_US + r->cfg.recheck_window_us)
+			free(map_remove(&r->readings, key));
+	}
+}
+
 int
 rules_tick(struct rules *r, const struct registry_snapshot *reg, const struct rules_clock *now,
 	   struct rules_output *out)
 {
 	const struct rules_clock t = clock_in(now);
 	int err;
+
+	prune_readings(r, &t);
 
 	if ((!r->intake_down && (err = tick_gates(r, reg, &t, out)) < 0) ||
 	    (err = tick_isolation(r, reg, &t, out)) < 0 ||
@@ -1462,7 +1715,8 @@ size_t
 rules_entries(const struct rules *r)
 {
 	return r->alerts.len + r->by_id.len + r->gates.len + r->checks.len + r->zones.len +
-	       r->calls.len + r->resolved.len + r->seals.len + r->exits.len + r->nopen.len;
+	       r->calls.len + r->resolved.len + r->seals.len + r->exits.len + r->nopen.len +
+	       r->readings.len;
 }
 
 size_t

@@ -1463,6 +1463,95 @@ sealed_gate_states_in_any_order(void **state)
 	assert_int_equal(nperm, 40320);
 }
 
+/* Fever readings and their normal re-checks of two people, in every
+ * order (a bridge replaying a backlog, a broker reordering): the same
+ * alerts raised, resolved "rechecked" at the same times, and the same one
+ * left open, as in time order. */
+#define NFSTEP 8
+
+static void
+run_fever_steps(const int *order, int n, char *out, size_t outlen)
+{
+	static const struct {
+		const char *person;
+		int temp_dc;
+		int64_t at;
+	} fs[NFSTEP] = {
+		{"P-1", 380, T0},		/* rechecked at 5 min */
+		{"P-1", 365, T0 + 5 * MIN},
+		{"P-1", 381, T0 + 40 * MIN},	/* open: its recheck comes late */
+		{"P-1", 382, T0 + 45 * MIN},
+		{"P-1", 366, T0 + 80 * MIN},
+		{"P-2", 390, T0 + 10 * MIN},	/* rechecked at 35 min, 25 min later */
+		{"P-2", 380, T0 + 20 * MIN},
+		{"P-2", 364, T0 + 35 * MIN},
+	};
+	char res[8][96];
+	const struct alert *open[8];
+	struct fx *f;
+	size_t len = 0, nopen, raised = 0, nres = 0;
+
+	setup((void **)&f);
+	for (int i = 0; i < n; i++) {
+		struct event ev = gate_ev(f, "s1", "G01", "", fs[order[i]].person, DIR_IN,
+					  fs[order[i]].temp_dc, fs[order[i]].at);
+
+		apply_at(f, &ev, clk(f, T0 + 2 * HOUR));
+		for (size_t k = 0; k < f->out.n; k++) {
+			const struct alert *a = &f->out.t[k].a;
+
+			raised += strcmp(f->out.t[k].what, "raised") == 0;
+			if (strcmp(f->out.t[k].what, "resolved") != 0)
+				continue;
+			assert_true(nres < 8);
+			/* not its raised time: an alert is raised at its first
+			 * fever to arrive, and keeps it */
+			snprintf(res[nres++], sizeof(res[0]), "%.40s at %d %.20s", a->subject,
+				 (int)((a->resolved_us - T0) / MIN), a->reason);
+		}
+	}
+	/* the resolved ones sorted, then the open ones */
+	qsort(res, nres, sizeof(res[0]), (int (*)(const void *, const void *))strcmp);
+	out[0] = '\0';
+	for (size_t i = 0; i < nres; i++)
+		len += (size_t)snprintf(out + len, outlen - len, "resolved %s;", res[i]);
+	nopen = rules_open_alerts(f->r, open, 8);
+	for (size_t i = 0; i < nopen; i++)
+		len += (size_t)snprintf(out + len, outlen - len, "open %s %s %d;",
+					rules_kind_name(open[i]->kind), open[i]->subject,
+					open[i]->count);
+	/* as many raised as in time order; every one resolved but the open */
+	len += (size_t)snprintf(out + len, outlen - len, "raised %zu", raised);
+	assert_int_equal(raised, nres + nopen);
+	teardown((void **)&f);
+}
+
+static void
+fever_readings_in_any_order(void **state)
+{
+	char want[512], got[512];
+	int order[NFSTEP];
+	long nperm = 0;
+
+	(void)state;
+	for (int i = 0; i < NFSTEP; i++)
+		order[i] = i;
+	run_fever_steps(order, NFSTEP, want, sizeof(want));
+	assert_string_equal(want, "resolved person:P-1 at 5 rechecked;"
+				  "resolved person:P-2 at 35 rechecked;"
+				  "open fever person:P-1 2;raised 3");
+	do {
+		run_fever_steps(order, NFSTEP, got, sizeof(got));
+		if (strcmp(got, want) != 0) {
+			for (int i = 0; i < NFSTEP; i++)
+				print_message("%d ", order[i]);
+			fail_msg("order above gives %s, want %s", got, want);
+		}
+		nperm++;
+	} while (next_permutation(order, NFSTEP));
+	assert_int_equal(nperm, 40320);
+}
+
 /* ---- backlog ---- */
 
 static int
@@ -2163,7 +2252,9 @@ seen_state_bounded(void **state)
 	ev = check_ev(f, "s1", "3-2-401", "", 365, "", T0);
 	apply(f, &ev);
 	base = rules_entries(f->r);
-	assert_int_equal(base, 3);	/* the gate, the zone, the household's check */
+	/* the gate, the zone, the household's check and its reading (kept
+	 * for fever rechecks out of order) */
+	assert_int_equal(base, 4);
 	for (int i = 0; i < 10000; i++) {
 		char id[32];
 
@@ -2178,7 +2269,7 @@ seen_state_bounded(void **state)
 		ev = check_ev(f, "s1", id, "P-1", 365, "", T0 + i);
 		apply(f, &ev);
 	}
-	assert_int_equal(rules_entries(f->r), base);
+	assert_int_equal(rules_entries(f->r), base + 1);	/* person:P-1's readings */
 	/* urgent calls: at most 10,000 followed */
 	for (int i = 0; i < 10500; i++) {
 		char id[32];
@@ -2187,7 +2278,27 @@ seen_state_bounded(void **state)
 		ev = hotline_ev(f, "s1", id, CALL_OPEN, "other", 1, T0 + i);
 		apply(f, &ev);
 	}
-	assert_int_equal(rules_entries(f->r), base + 10000);
+	assert_int_equal(rules_entries(f->r), base + 1 + 10000);
+	/* readings kept for fever rechecks: of at most 20,000 subjects (a
+	 * new engine, an empty register) */
+	rules_destroy(f->r);
+	assert_int_equal(rules_create(&f->cfg, (struct rules_clock[]){ clk(f, T0) }, &f->r), 0);
+	registry_snapshot_free(f->reg);
+	f->reg = registry_snapshot_empty("Asia/Shanghai");
+	assert_non_null(f->reg);
+	for (int i = 0; i < 21000; i++) {
+		char id[32];
+
+		snprintf(id, sizeof(id), "R-%05d", i);
+		ev = check_ev(f, "s1", "9-9-999", id, 365, "", T0 + i);
+		apply(f, &ev);
+	}
+	assert_int_equal(rules_entries(f->r), 20000);
+	/* and forgotten a day (plus recheck_window) after their last */
+	tick(f, T0 + 24 * HOUR + 30 * MIN);
+	assert_int_equal(rules_entries(f->r), 20000);
+	tick(f, T0 + 24 * HOUR + 32 * MIN);
+	assert_int_equal(rules_entries(f->r), 0);
 }
 
 static void
@@ -2239,6 +2350,7 @@ main(void)
 		T(hotline_steps_in_any_order),
 		T(sealed_gate_states_out_of_order),
 		T(sealed_gate_states_in_any_order),
+		T(fever_readings_in_any_order),
 		T(backlog_raise_and_recover),
 		T(restored_alert_continues),
 		T(count_stops_at_the_column_maximum),
