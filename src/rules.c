@@ -890,7 +890,9 @@ fever_rule(struct rules *r, const struct event *ev, const struct rules_clock *at
 		return 0;
 	tmpl_init(&t, KIND_FEVER, ev->site, subject, ev->key,
 		  ev->temp_dc >= r->cfg.critical_dc ? SEVERITY_CRITICAL : SEVERITY_WARNING);
-	t.temp_dc = ev->temp_dc;
+	/* what a normal reading raises (a fever dated before it) shows no
+	 * temperature: the fever's own is not kept */
+	t.temp_dc = x.fever ? ev->temp_dc : TEMP_NONE;
 	snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
 	snprintf(t.card, sizeof(t.card), "%s", ev->card);
 	snprintf(t.household, sizeof(t.household), "%s", hh);
@@ -966,8 +968,6 @@ fever_rule(struct rules *r, const struct event *ev, const struct rules_clock *at
 		 * operator resolved its alert, a fever raises a new one */
 		if (a || same)
 			return x.fever && x.at >= from.wall_us ? trigger(r, out, &t, at) : 0;
-		if (!x.fever)
-			t.temp_dc = TEMP_NONE;
 		if ((a = new_alert(r, &t, sizeof(*a), &from)) == NULL)
 			return trigger(r, out, &t, &from);	/* folds, or ENOMEM */
 		a->count = 0;	/* its fevers so far */

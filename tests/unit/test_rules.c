@@ -1552,6 +1552,108 @@ fever_readings_in_any_order(void **state)
 	assert_int_equal(nperm, 40320);
 }
 
+/* Operators' acks and resolves mixed with the rules' own steps, in every
+ * order: each alert ends in the same state (acked, resolved), an open one
+ * with the same count, and none is acked twice or resolved twice. Who
+ * resolved an alert that both an operator and its rule resolve is the
+ * first to arrive (docs/alerts.md, "Acknowledging and resolving"). */
+#define NASTEP 8
+
+static void
+run_ack_steps(const int *order, int n, char *out, size_t outlen)
+{
+	struct fx *f;
+	struct event ev;
+	char ids[3][33];
+	const char *last[3] = { "", "", "" };
+	int acked[3] = { 0 }, resolved[3] = { 0 };
+	const struct alert *open[8];
+	size_t len = 0, nopen;
+
+	setup((void **)&f);
+	add_gate(f->reg, "s1", "G09", 1, 1);
+	/* A: a fever of P-1; B: the sealed gate G09; C: a fever of P-2 */
+	ev = gate_ev(f, "s1", "G01", "", "P-1", DIR_IN, 385, T0);
+	apply(f, &ev);
+	snprintf(ids[0], sizeof(ids[0]), "%s", f->out.t[0].a.alert_id);
+	ev = status_ev(f, "s1", "G09", STATE_FORCED, T0);
+	apply(f, &ev);
+	snprintf(ids[1], sizeof(ids[1]), "%s", f->out.t[0].a.alert_id);
+	ev = gate_ev(f, "s1", "G02", "", "P-2", DIR_IN, 380, T0);
+	apply(f, &ev);
+	snprintf(ids[2], sizeof(ids[2]), "%s", f->out.t[0].a.alert_id);
+	for (int i = 0; i < n; i++) {
+		switch (order[i]) {
+		case 0:	/* A acked */
+		case 1:	/* and the same ack again (a redelivery) */
+			ev = ack_ev(f, "s1", ids[0], ACK_ACK, "op-1", T0 + MIN);
+			break;
+		case 2:	/* A resolved by an operator */
+			ev = ack_ev(f, "s1", ids[0], ACK_RESOLVE, "op-2", T0 + 2 * MIN);
+			break;
+		case 3:	/* A's normal re-check */
+			ev = gate_ev(f, "s1", "G01", "", "P-1", DIR_IN, 365, T0 + 5 * MIN);
+			break;
+		case 4:	/* B acked */
+			ev = ack_ev(f, "s1", ids[1], ACK_ACK, "op-3", T0 + MIN);
+			break;
+		case 5:	/* B re-sealed */
+			ev = status_ev(f, "s1", "G09", STATE_CLOSED, T0 + 3 * MIN);
+			break;
+		case 6:	/* C acked */
+			ev = ack_ev(f, "s1", ids[2], ACK_ACK, "op-4", T0 + MIN);
+			break;
+		default:	/* C's fever again */
+			ev = gate_ev(f, "s1", "G02", "", "P-2", DIR_IN, 381, T0 + 4 * MIN);
+			break;
+		}
+		apply_at(f, &ev, clk(f, T0 + 10 * MIN));
+		for (size_t k = 0; k < f->out.n; k++)
+			for (int j = 0; j < 3; j++)
+				if (strcmp(f->out.t[k].a.alert_id, ids[j]) == 0) {
+					last[j] = f->out.t[k].what;
+					acked[j] += strcmp(last[j], "acked") == 0;
+					resolved[j] += strcmp(last[j], "resolved") == 0;
+				}
+	}
+	out[0] = '\0';
+	for (int j = 0; j < 3; j++) {
+		assert_true(acked[j] <= 1 && resolved[j] <= 1);
+		len += (size_t)snprintf(out + len, outlen - len, "%c %s;", 'A' + j,
+					resolved[j] ? "resolved" : acked[j] ? "acked" : "raised");
+	}
+	nopen = rules_open_alerts(f->r, open, 8);
+	for (size_t i = 0; i < nopen; i++)
+		len += (size_t)snprintf(out + len, outlen - len, "open %s %s %u;",
+					open[i]->subject, rules_state_name(open[i]->state),
+					open[i]->count);
+	teardown((void **)&f);
+}
+
+static void
+acks_in_any_order(void **state)
+{
+	char want[512], got[512];
+	int order[NASTEP];
+	long nperm = 0;
+
+	(void)state;
+	for (int i = 0; i < NASTEP; i++)
+		order[i] = i;
+	run_ack_steps(order, NASTEP, want, sizeof(want));
+	assert_string_equal(want, "A resolved;B resolved;C acked;open person:P-2 acked 2;");
+	do {
+		run_ack_steps(order, NASTEP, got, sizeof(got));
+		if (strcmp(got, want) != 0) {
+			for (int i = 0; i < NASTEP; i++)
+				print_message("%d ", order[i]);
+			fail_msg("order above gives %s, want %s", got, want);
+		}
+		nperm++;
+	} while (next_permutation(order, NASTEP));
+	assert_int_equal(nperm, 40320);
+}
+
 /* ---- backlog ---- */
 
 static int
@@ -2351,6 +2453,7 @@ main(void)
 		T(sealed_gate_states_out_of_order),
 		T(sealed_gate_states_in_any_order),
 		T(fever_readings_in_any_order),
+		T(acks_in_any_order),
 		T(backlog_raise_and_recover),
 		T(restored_alert_continues),
 		T(count_stops_at_the_column_maximum),
