@@ -55,7 +55,8 @@
  * sealed gate's state is the one of its latest message by rule time: a
  * breach (a pass, or a status open or forced) dated before the last
  * `closed` is raised and resolved at once ("re-sealed"), a `closed` dated
- * before the last breach resolves nothing. */
+ * before the last breach resolves nothing; both times are restored at start
+ * from gate_status and gate_events (rules_restore_seen). */
 #include "rules.h"
 
 #include <errno.h>
@@ -1699,6 +1700,16 @@ rules_restore_seen(struct rules *r, const char *what, const char *site, const ch
 	if (strcmp(what, "call_resolved") == 0) {
 		key2(key, sizeof(key), site, id);
 		return remember_resolved(r, key, m);
+	}
+	if (strcmp(what, "seal_closed") == 0 || strcmp(what, "seal_breach") == 0) {
+		struct seal *s = seal_of(r, site, id);
+		int64_t *at = s && what[5] == 'c' ? &s->closed_us : s ? &s->breach_us : NULL;
+
+		if (!s)
+			return -ENOMEM;
+		if (at_us > *at)
+			*at = at_us;
+		return 0;
 	}
 	if (strcmp(what, "exit") == 0) {
 		struct ring *ring = exit_ring(r, site, id);

@@ -1387,6 +1387,32 @@ sealed_gate_states_out_of_order(void **state)
 	only(f, KIND_SEALED_GATE, "resolved");	/* a tie: the re-seal wins */
 }
 
+/* A sealed gate's latest closed and breach restored at start: a forced
+ * dated before the closed is raised and resolved at once; a closed dated
+ * before the breach resolves nothing. */
+static void
+sealed_gate_state_restored(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	add_gate(f->reg, "s1", "G09", 1, 1);
+	restore_seen(f, "seal_closed", "s1", "G09", "", T0 + 2 * S, T0 + MIN);
+	restore_seen(f, "seal_closed", "s1", "G09", "", T0 + S, T0 + MIN);	/* older: kept 2 s */
+	ev = status_ev(f, "s1", "G09", STATE_FORCED, T0 + S);
+	apply_at(f, &ev, clk(f, T0 + MIN));
+	assert_int_equal(f->out.n, 2);
+	assert_string_equal(f->out.t[1].what, "resolved");
+	assert_true(f->out.t[1].a.resolved_us == T0 + 2 * S);
+	restore_seen(f, "seal_breach", "s1", "G09", "", T0 + 10 * S, T0 + MIN);
+	ev = status_ev(f, "s1", "G09", STATE_FORCED, T0 + 9 * S);
+	apply_at(f, &ev, clk(f, T0 + MIN));
+	only(f, KIND_SEALED_GATE, "raised");
+	ev = status_ev(f, "s1", "G09", STATE_CLOSED, T0 + 5 * S);
+	apply_at(f, &ev, clk(f, T0 + MIN));
+	none(f);	/* the restored breach is later */
+}
+
 /* Every order of the states of two sealed gates and passes through them:
  * the same sealed_gate alerts open at the end, and a gate whose last state
  * is a breach has its alert open. */
@@ -2452,6 +2478,7 @@ main(void)
 		T(hotline_steps_in_any_order),
 		T(sealed_gate_states_out_of_order),
 		T(sealed_gate_states_in_any_order),
+		T(sealed_gate_state_restored),
 		T(fever_readings_in_any_order),
 		T(acks_in_any_order),
 		T(backlog_raise_and_recover),
