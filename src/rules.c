@@ -1148,6 +1148,51 @@ status_rules(struct rules *r, const struct registry_snapshot *reg, const struct 
 	return seal_breach(r, out, &t, ev->gate, &at);
 }
 
+/* When the next check of order `o` is overdue (mono): check_interval +
+ * check_grace after its last check, or after its start. */
+static int64_t
+check_deadline(const struct rules *r, const struct reg_isolation *o, const struct rules_clock *now)
+{
+	char key[3 * NORM_KEY_MAX];
+	int64_t last, start, interval;
+
+	key3(key, sizeof(key), o->site, o->household, o->person);
+	last = seen(&r->checks, key);
+	start = mono_of(now, o->starts_s * 1000000);
+	if (last < start)
+		last = start;
+	interval = o->check_interval_s > 0 ? o->check_interval_s * 1000000 : r->cfg.check_interval_us;
+	return last + interval + r->cfg.check_grace_us;
+}
+
+/* A check of `person` ("": the household's order) resolves the open
+ * isolation_overdue alert of `subject`, unless it is dated before the
+ * alert's raise and leaves the order overdue all the same: in time order it
+ * came before the raise, and the alert stands (a very old check arriving
+ * late, a bridge's backlog). 0 or -ENOMEM. */
+static int
+checked_in(struct rules *r, const struct registry_snapshot *reg, const struct event *ev,
+	   const char *subject, const char *person, const struct rules_clock *tnow,
+	   const struct rules_clock *at, struct rules_output *out)
+{
+	struct alert *a = find(r, KIND_ISOLATION_OVERDUE, ev->site, subject);
+	size_t n;
+	const struct reg_isolation *o;
+
+	if (!a)
+		return 0;
+	if (at->wall_us < a->raised_us) {
+		o = registry_isolations(reg, ev->site, ev->household, &n);
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(o[i].person, person) == 0 &&
+			    o[i].starts_s * 1000000 <= tnow->wall_us &&
+			    tnow->wall_us < o[i].ends_s * 1000000 &&
+			    tnow->mono_us > check_deadline(r, &o[i], tnow))
+				return 0;
+	}
+	return close_alert(r, out, a, "checked in", NULL, at);
+}
+
 static int
 check_rules(struct rules *r, const struct registry_snapshot *reg, const struct event *ev,
 	    const struct rules_clock *tnow, struct rules_output *out)
@@ -1172,10 +1217,8 @@ check_rules(struct rules *r, const struct registry_snapshot *reg, const struct e
 	snprintf(hsubj, sizeof(hsubj), "household:%s", ev->household);
 	snprintf(psubj, sizeof(psubj), "person:%s", ev->person);
 	subject = ev->person[0] ? psubj : hsubj;
-	if ((err = resolve(r, out, KIND_ISOLATION_OVERDUE, ev->site, subject, "checked in",
-			   &at)) < 0 ||
-	    (err = resolve(r, out, KIND_ISOLATION_OVERDUE, ev->site, hsubj, "checked in",
-			   &at)) < 0)
+	if ((err = checked_in(r, reg, ev, subject, ev->person, tnow, &at, out)) < 0 ||
+	    (err = checked_in(r, reg, ev, hsubj, "", tnow, &at, out)) < 0)
 		return err;
 	if (ev->text[0]) {
 		tmpl_init(&t, KIND_ISOLATION_SYMPTOM, ev->site, subject, ev->key, SEVERITY_WARNING);
@@ -1393,21 +1436,14 @@ tick_isolation(struct rules *r, const struct registry_snapshot *reg,
 {
 	for (size_t i = 0; i < reg->nisolations; i++) {
 		const struct reg_isolation *o = &reg->isolations[i];
-		char key[3 * NORM_KEY_MAX], subject[RULES_SUBJECT_MAX], ek[160];
-		int64_t last, start, interval, deadline;
+		char subject[RULES_SUBJECT_MAX], ek[160];
+		int64_t deadline;
 		struct alert t;
 		int err;
 
 		if (o->starts_s * 1000000 > now->wall_us || now->wall_us >= o->ends_s * 1000000)
 			continue;
-		key3(key, sizeof(key), o->site, o->household, o->person);
-		last = seen(&r->checks, key);
-		start = mono_of(now, o->starts_s * 1000000);
-		if (last < start)
-			last = start;
-		interval = o->check_interval_s > 0 ? o->check_interval_s * 1000000
-						   : r->cfg.check_interval_us;
-		deadline = last + interval + r->cfg.check_grace_us;
+		deadline = check_deadline(r, o, now);
 		if (o->person[0])
 			snprintf(subject, sizeof(subject), "person:%s", o->person);
 		else

@@ -971,6 +971,51 @@ isolation_overdue_household_and_default_interval(void **state)
 	only(f, KIND_ISOLATION_OVERDUE, "resolved");
 }
 
+/* Checks that arrive after the overdue alert they predate (a bridge's
+ * backlog, a phone that was offline): one that leaves the order overdue
+ * all the same changes nothing, as in time order (before, it resolved the
+ * alert and the next tick raised it again); one that would have kept the
+ * order from being overdue resolves it; one dated after the raise
+ * resolves it as always. */
+static void
+isolation_late_checks(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	add_household(f->reg, "s1", "3-2-401");
+	add_order(f->reg, "s1", "3-2-401", "P-7", T0 - 24 * HOUR, T0 + 24 * HOUR, 3600);
+	ev = check_ev(f, "s1", "3-2-401", "P-7", 366, "", T0);
+	apply(f, &ev);
+	tick(f, T0 + 2 * HOUR + S);	/* due at T0 + 1 h, overdue after the 1 h grace */
+	only(f, KIND_ISOLATION_OVERDUE, "raised");
+	/* a very old check, 10 minutes before the last one */
+	ev = check_ev(f, "s1", "3-2-401", "P-7", 366, "", T0 - 10 * MIN);
+	apply_at(f, &ev, clk(f, T0 + 2 * HOUR + 2 * S));
+	none(f);
+	tick(f, T0 + 2 * HOUR + 3 * S);
+	none(f);
+	assert_int_equal(open_count(f), 1);
+	/* a check after the last one, before the raise, that still leaves it
+	 * overdue (due T0 + 2:10): the same */
+	ev = check_ev(f, "s1", "3-2-401", "P-7", 366, "", T0 + 10 * MIN);
+	apply_at(f, &ev, clk(f, T0 + 2 * HOUR + 20 * MIN));
+	none(f);
+	/* one that would have kept it from being overdue till T0 + 2:50 */
+	ev = check_ev(f, "s1", "3-2-401", "P-7", 366, "", T0 + 50 * MIN);
+	apply_at(f, &ev, clk(f, T0 + 2 * HOUR + 21 * MIN));
+	only(f, KIND_ISOLATION_OVERDUE, "resolved");
+	assert_string_equal(f->out.t[0].a.reason, "checked in");
+	tick(f, T0 + 2 * HOUR + 50 * MIN);
+	none(f);
+	tick(f, T0 + 2 * HOUR + 50 * MIN + S);
+	only(f, KIND_ISOLATION_OVERDUE, "raised");
+	/* dated after the raise: resolves */
+	ev = check_ev(f, "s1", "3-2-401", "P-7", 366, "", T0 + 2 * HOUR + 51 * MIN);
+	apply(f, &ev);
+	only(f, KIND_ISOLATION_OVERDUE, "resolved");
+}
+
 static void
 isolation_symptoms(void **state)
 {
@@ -2467,6 +2512,7 @@ main(void)
 		T(exit_quota_window),
 		T(isolation_overdue_and_checked_in),
 		T(isolation_overdue_household_and_default_interval),
+		T(isolation_late_checks),
 		T(isolation_symptoms),
 		cmocka_unit_test(daytime_elapsed),
 		T(disinfection_overdue_daytime),
