@@ -748,6 +748,7 @@ exit_ring(struct rules *r, const char *site, const char *household)
 struct reading {
 	int64_t at;		/* rule time (wall, us) */
 	bool fever;
+	bool done;		/* a normal reading whose resolve is published */
 };
 
 struct readings {
@@ -835,6 +836,29 @@ readings_of(struct rules *r, const char *site, const char *subject, int *err)
 	return rs;
 }
 
+/* Whether a normal reading of episode `i` (after its start, before the
+ * next one's) had its resolve published but ends no episode now; it is
+ * handed over to the episode's own re-check (its done flag cleared). */
+static bool
+orphan_done(struct readings *rs, const struct episode *ep, int n, int i)
+{
+	for (int j = 0; j < rs->n; j++) {
+		struct reading *x = &rs->r[j];
+		bool ends = false;
+
+		if (x->fever || !x->done || x->at < ep[i].from ||
+		    (i + 1 < n && x->at >= ep[i + 1].from))
+			continue;
+		for (int k = 0; k < n && !ends; k++)
+			ends = ep[k].to == x->at;
+		if (!ends) {
+			x->done = false;
+			return true;
+		}
+	}
+	return false;
+}
+
 /* An alert of `t` raised at `from` and resolved at `to` ("rechecked"), its
  * own while the subject has another alert open: never linked. */
 static int
@@ -884,8 +908,7 @@ fever_rule(struct rules *r, const struct event *ev, const struct rules_clock *at
 	struct episode before[READINGS], after[READINGS];
 	struct readings *rs = NULL;
 	struct alert t, *a;
-	int nb, na, err = 0;
-	bool same = false;
+	int nb, na, mine = -1, err = 0;
 
 	if (ev->temp_dc == TEMP_NONE || (ev->flags & FLAG_IMPLAUSIBLE))
 		return 0;
@@ -918,7 +941,7 @@ fever_rule(struct rules *r, const struct event *ev, const struct rules_clock *at
 		return 0;
 	}
 	for (int i = 0; i < rs->n; i++)
-		if (rs->r[i].at == x.at && rs->r[i].fever == x.fever)	/* a redelivery */
+		if (rs->r[i].at == x.at && rs->r[i].fever == x.fever)	/* no new episode */
 			return x.fever && a ? trigger(r, out, &t, at) : 0;
 	if (rs->n == READINGS) {
 		memmove(&rs->r[0], &rs->r[1], (READINGS - 1) * sizeof(rs->r[0]));
@@ -928,52 +951,64 @@ fever_rule(struct rules *r, const struct event *ev, const struct rules_clock *at
 	(void)readings_add(rs, &x);
 	na = episodes(r, rs, after);
 	/* The open episode before is the open alert's (or one an operator
-	 * resolved): if it is resolved now (a recheck dated within its window
-	 * came late, or a fever dated earlier ...), so is the alert. */
-	if (nb > 0 && before[nb - 1].to == 0) {
-		int64_t s = before[nb - 1].from;
-
-		for (int i = 0; i < na; i++) {
-			if (after[i].from > s || (after[i].to != 0 && after[i].to < s))
-				continue;
-			same = after[i].to == 0;
-			if (after[i].to != 0) {
-				const struct rules_clock end = { .wall_us = after[i].to,
-								 .mono_us = at->mono_us };
-
-				if (a && (err = close_alert(r, out, a, "rechecked", NULL, &end)) < 0)
-					return err;
-				a = NULL;
-				after[i].to = -1;	/* accounted for */
-			}
-			break;
-		}
-	}
-	/* Episodes resolved now that were not before: raised and resolved. */
+	 * resolved): `mine` is where it is now. */
+	if (nb > 0 && before[nb - 1].to == 0)
+		for (int i = 0; i < na && mine < 0; i++)
+			if (after[i].from <= before[nb - 1].from &&
+			    (after[i].to == 0 || before[nb - 1].from <= after[i].to))
+				mine = i;
+	/* Each episode resolved now whose re-check resolved nothing yet: the
+	 * open alert's is resolved (a recheck dated within its window came
+	 * late, a fever dated earlier came late), any other is raised and
+	 * resolved at once. A resolve already published stays. */
 	for (int i = 0; i < na; i++) {
-		bool known = false;
+		struct reading *nr = NULL;
 
-		if (after[i].to <= 0)
+		if (after[i].to == 0)
 			continue;
-		for (int j = 0; j < nb && !known; j++)
-			known = before[j].to == after[i].to;	/* a recheck ends one */
-		if (!known && (err = raise_resolved(r, out, &t, after[i].from, after[i].to,
-						    at->mono_us)) < 0)
+		for (int j = 0; j < rs->n && !nr; j++)
+			if (!rs->r[j].fever && rs->r[j].at == after[i].to)
+				nr = &rs->r[j];
+		if (nr->done && i != mine)
+			continue;
+		nr->done = true;
+		/* published already by a re-check that resolves nothing now
+		 * (one dated later, that came first): the resolve stays */
+		if (i != mine && orphan_done(rs, after, na, i))
+			continue;
+		if (i == mine) {
+			const struct rules_clock end = { .wall_us = after[i].to, .mono_us = at->mono_us };
+
+			if (a && (err = close_alert(r, out, a, "rechecked", NULL, &end)) < 0)
+				return err;
+			a = NULL;
+		} else if ((err = raise_resolved(r, out, &t, after[i].from, after[i].to,
+						  at->mono_us)) < 0)
 			return err;
 	}
 	if (na > 0 && after[na - 1].to == 0) {
 		const struct rules_clock from = { .wall_us = after[na - 1].from,
 						  .mono_us = at->mono_us };
+		uint32_t nfev = 0;
 
-		/* the open episode goes on (maybe from earlier now); if an
-		 * operator resolved its alert, a fever raises a new one */
-		if (a || same)
-			return x.fever && x.at >= from.wall_us ? trigger(r, out, &t, at) : 0;
-		if ((a = new_alert(r, &t, sizeof(*a), &from)) == NULL)
-			return trigger(r, out, &t, &from);	/* folds, or ENOMEM */
-		a->count = 0;	/* its fevers so far */
 		for (int i = 0; i < rs->n; i++)
-			a->count += rs->r[i].fever && rs->r[i].at >= from.wall_us;
+			nfev += rs->r[i].fever && rs->r[i].at >= from.wall_us;
+		/* the open episode goes on (maybe from earlier now, with more
+		 * fevers); if an operator resolved its alert, a fever raises a
+		 * new one */
+		if (a || mine == na - 1) {
+			if (!x.fever || x.at < from.wall_us)
+				return 0;
+			if (a && a->count < nfev - 1)
+				a->count = nfev - 1;
+			return trigger(r, out, &t, at);
+		}
+		if (r->cfg.max_open_alerts > 0 &&
+		    open_count(r, t.site, t.kind) >= r->cfg.max_open_alerts)
+			return trigger(r, out, &t, &from);	/* folds */
+		if (!(a = new_alert(r, &t, sizeof(*a), &from)))
+			return -ENOMEM;
+		a->count = nfev;	/* its fevers so far */
 		return emit(out, a, "raised", &from);
 	}
 	return 0;
