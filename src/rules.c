@@ -995,9 +995,10 @@ fever_rule(struct rules *r, const struct event *ev, const struct rules_clock *at
 			nfev += rs->r[i].fever && rs->r[i].at >= from.wall_us;
 		/* the open episode goes on (maybe from earlier now, with more
 		 * fevers); if an operator resolved its alert, a fever raises a
-		 * new one */
+		 * new one, but not one dated before that alert's */
 		if (a || mine == na - 1) {
-			if (!x.fever || x.at < from.wall_us)
+			if (!x.fever || x.at < from.wall_us ||
+			    (!a && x.at < before[nb - 1].from))
 				return 0;
 			if (a && a->count < nfev - 1)
 				a->count = nfev - 1;

@@ -472,6 +472,50 @@ fever_rechecked_within_window(void **state)
 	assert_int_equal(open_count(f), 1);
 }
 
+/* Readings kept for rechecks out of order do not undo an operator's
+ * resolve: a recheck after it publishes nothing, a fever dated before the
+ * resolved alert's raises nothing, a later fever raises a new alert; and
+ * a restored alert (no readings kept) is resolved by its recheck. */
+static void
+fever_after_operator_resolve_and_restore(void **state)
+{
+	struct fx *f = *state;
+	struct event ev = gate_ev(f, "s1", "G03", "", "P-1", DIR_IN, 380, T0);
+	struct alert a;
+	char id[33];
+
+	apply(f, &ev);
+	memcpy(id, only(f, KIND_FEVER, "raised")->a.alert_id, 33);
+	ev = ack_ev(f, "s1", id, ACK_RESOLVE, "op-1", T0 + MIN);
+	apply(f, &ev);
+	only(f, KIND_FEVER, "resolved");
+	ev = gate_ev(f, "s1", "G03", "", "P-1", DIR_IN, 381, T0 - MIN);
+	apply_at(f, &ev, clk(f, T0 + 2 * MIN));
+	none(f);
+	ev = gate_ev(f, "s1", "G03", "", "P-1", DIR_IN, 365, T0 + 5 * MIN);
+	apply(f, &ev);
+	none(f);
+	ev = gate_ev(f, "s1", "G03", "", "P-1", DIR_IN, 381, T0 + 40 * MIN);
+	apply(f, &ev);
+	assert_string_not_equal(only(f, KIND_FEVER, "raised")->a.alert_id, id);
+
+	/* restored from PostgreSQL: the recheck within its window resolves it */
+	memset(&a, 0, sizeof(a));
+	a.kind = KIND_FEVER;
+	a.state = ALERT_RAISED;
+	a.temp_dc = 385;
+	snprintf(a.site, sizeof(a.site), "s1");
+	snprintf(a.subject, sizeof(a.subject), "person:P-9");
+	snprintf(a.event_key, sizeof(a.event_key), "s1/k/x");
+	rules_alert_id("s1", "fever", a.subject, a.event_key, a.alert_id);
+	a.raised_us = a.updated_us = T0 - 10 * MIN;
+	a.count = 1;
+	assert_int_equal(restore_alert(f, &a), 0);
+	ev = gate_ev(f, "s1", "G03", "", "P-9", DIR_IN, 365, T0 + 5 * MIN);
+	apply(f, &ev);
+	assert_string_equal(only(f, KIND_FEVER, "resolved")->a.alert_id, a.alert_id);
+}
+
 static void
 fever_from_isolation_check(void **state)
 {
@@ -2577,6 +2621,7 @@ main(void)
 		T(fever_severity_and_fields),
 		T(fever_never_from_implausible_or_missing),
 		T(fever_subject_person_card_gate),
+		T(fever_after_operator_resolve_and_restore),
 		T(fever_rechecked_within_window),
 		T(fever_from_isolation_check),
 		T(dedupe_and_repeat_interval),
