@@ -11,7 +11,7 @@
  *   seals    site|gate -> struct seal              sealed_gate
  *   exits    site|household -> struct ring         exit_quota
  *   nopen    site|kind -> open alerts but the aggregate (intptr)
- *   readings site|subject -> struct readings       fever (recheck)
+ *   readings site|subject -> struct readings       fever (recheck order)
  *
  * Clocks. Every time kept for a deadline is a monotonic time ("mono":
  * CLOCK_MONOTONIC as the caller gives it, plus MONO_BIAS), and every
@@ -56,7 +56,12 @@
  * breach (a pass, or a status open or forced) dated before the last
  * `closed` is raised and resolved at once ("re-sealed"), a `closed` dated
  * before the last breach resolves nothing; both times are restored at start
- * from gate_status and gate_events (rules_restore_seen). */
+ * from gate_status and gate_events (rules_restore_seen). A subject's fever
+ * alerts follow its readings in time order (struct readings, fever_rule).
+ * A check dated before an isolation_overdue alert's raise resolves it only
+ * if the order is no longer overdue (checked_in). Operators' acks and
+ * resolves need nothing: an ack or resolve of an alert no longer open is
+ * refused, and the first of an ack and a resolve to arrive wins. */
 #include "rules.h"
 
 #include <errno.h>
