@@ -83,7 +83,8 @@ struct seed_alert {
 };
 
 struct seed_seen {
-	char what[16];		/* gate, zone, check, call, call_resolved, exit */
+	char what[16];		/* gate, zone, check, call, call_resolved, exit,
+				 * seal_closed, seal_breach */
 	char site[REG_ID], id[REG_ID], sub[REG_ID];
 	int64_t at_us;
 };

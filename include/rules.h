@@ -185,7 +185,9 @@ bool rules_is_aggregate(const struct alert *a);
  * (what "call": its open time; category), a resolved call (what
  * "call_resolved": its resolve time; a call resolved is never restored or
  * followed as open, whichever of the two comes first), an outward pass of
- * a household. at_us is a
+ * a household, a sealed gate's latest `closed` (what "seal_closed") or
+ * latest breach (what "seal_breach": a pass, or an open or forced status),
+ * by rule time (kept as wall times: the latest of each wins). at_us is a
  * wall time (us since the epoch), put on the monotonic clock by its age at
  * `now` (a time later than now counts as now). Returns 0, -ENOMEM, or
  * -EINVAL for an unknown `what`. */

@@ -321,10 +321,12 @@ restore_rule_state(struct daemon *d, const struct registry_snapshot *s)
 
 		/* The rules keep the last-seen times of what the register knows
 		 * only (rules.c): of registered gates and zones, of households
-		 * under an order. */
+		 * under an order, the seal state of gates registered sealed. */
 		if (strcmp(x->what, "check") == 0)
 			(void)registry_isolations(s, x->site, x->id, &norders);
-		if ((strcmp(x->what, "gate") == 0 && !registry_gate(s, x->site, x->id)) ||
+		if ((strncmp(x->what, "seal_", 5) == 0 &&
+		     !(registry_gate(s, x->site, x->id) && registry_gate(s, x->site, x->id)->sealed)) ||
+		    (strcmp(x->what, "gate") == 0 && !registry_gate(s, x->site, x->id)) ||
 		    (strcmp(x->what, "zone") == 0 && !registry_zone(s, x->site, x->id)) ||
 		    (strcmp(x->what, "check") == 0 && norders == 0))
 			continue;

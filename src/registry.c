@@ -1034,7 +1034,15 @@ fail:
 	return NULL;
 }
 
-/* The resolved calls: the last RULES_RESOLVED_MAX (rules.c) of them. */
+/* A stored event's rule time (normalize.c, norm_finish_event): its device
+ * time, or its receive time when the device clock was off. */
+#define RULE_TIME(t) \
+	"CASE WHEN 'clock_skew' = ANY(" t ".flags) THEN " t ".received_at ELSE " t ".ts END"
+
+/* The resolved calls: the last RULES_RESOLVED_MAX (rules.c) of them. A
+ * sealed gate's latest `closed` and latest breach (a status open or
+ * forced, a pass) received in the last 30 days, of gates registered
+ * sealed: two rows at most per gate (rules.c, struct seal). */
 #define SEEN_SQL \
 	"SELECT 'gate', site, gate, '', (extract(epoch FROM max(received_at)) * 1e6)::bigint" \
 	" FROM gate_events WHERE received_at > now() - interval '1 day' GROUP BY site, gate" \
@@ -1054,7 +1062,18 @@ fail:
 	" ORDER BY coalesce(resolved_at, updated_at) DESC LIMIT 10000) r" \
 	" UNION ALL SELECT * FROM (SELECT 'exit', g.site, c.household, '', (extract(epoch FROM g.ts) * 1e6)::bigint" \
 	" FROM gate_events g JOIN cards c ON c.site = g.site AND c.card = g.card" \
-	" WHERE g.direction = 'out' AND g.ts > now() - interval '7 days' ORDER BY g.ts) e"
+	" WHERE g.direction = 'out' AND g.ts > now() - interval '7 days' ORDER BY g.ts) e" \
+	" UNION ALL SELECT CASE WHEN s.state = 'closed' THEN 'seal_closed' ELSE 'seal_breach' END," \
+	" s.site, s.gate, '', (extract(epoch FROM max(" RULE_TIME("s") ")) * 1e6)::bigint" \
+	" FROM gates g JOIN gate_status s ON s.site = g.site AND s.gate = g.gate" \
+	" WHERE g.state = 'sealed' AND s.state IN ('closed', 'open', 'forced')" \
+	" AND s.received_at > now() - interval '30 days'" \
+	" GROUP BY 1, s.site, s.gate" \
+	" UNION ALL SELECT 'seal_breach', e.site, e.gate, ''," \
+	" (extract(epoch FROM max(" RULE_TIME("e") ")) * 1e6)::bigint" \
+	" FROM gates g JOIN gate_events e ON e.site = g.site AND e.gate = g.gate" \
+	" WHERE g.state = 'sealed' AND e.received_at > now() - interval '30 days'" \
+	" GROUP BY e.site, e.gate"
 
 /* The open alerts: aggregates first, then the oldest $1 of each site and
  * kind (the bound, and as many again to fold at most in one pass; the

@@ -11,6 +11,7 @@
  *   seals    site|gate -> struct seal              sealed_gate
  *   exits    site|household -> struct ring         exit_quota
  *   nopen    site|kind -> open alerts but the aggregate (intptr)
+ *   readings site|subject -> struct readings       fever (recheck order)
  *
  * Clocks. Every time kept for a deadline is a monotonic time ("mono":
  * CLOCK_MONOTONIC as the caller gives it, plus MONO_BIAS), and every
@@ -54,7 +55,13 @@
  * sealed gate's state is the one of its latest message by rule time: a
  * breach (a pass, or a status open or forced) dated before the last
  * `closed` is raised and resolved at once ("re-sealed"), a `closed` dated
- * before the last breach resolves nothing. */
+ * before the last breach resolves nothing; both times are restored at start
+ * from gate_status and gate_events (rules_restore_seen). A subject's fever
+ * alerts follow its readings in time order (struct readings, fever_rule).
+ * A check dated before an isolation_overdue alert's raise resolves it only
+ * if the order is no longer overdue (checked_in). Operators' acks and
+ * resolves need nothing: an ack or resolve of an alert no longer open is
+ * refused, and the first of an ack and a resolve to arrive wins. */
 #include "rules.h"
 
 #include <errno.h>
@@ -137,6 +144,8 @@ struct rules {
 	int64_t start_mono;	/* silence is counted from here at the earliest */
 	int intake_down;
 	struct map alerts, by_id, gates, checks, zones, calls, resolved, seals, exits, nopen;
+	struct map readings;
+	int64_t pruned_mono;	/* readings last pruned (rules_tick) */
 };
 
 static const char *const kind_names[KIND_COUNT] = {
@@ -270,6 +279,7 @@ rules_create(const struct rules_config *cfg, const struct rules_clock *now,
 	map_init(&r->seals);
 	map_init(&r->exits);
 	map_init(&r->nopen);
+	map_init(&r->readings);
 	*ret_rules = r;
 	return 0;
 }
@@ -289,6 +299,7 @@ rules_destroy(struct rules *r)
 	map_finish(&r->seals, free);
 	map_finish(&r->exits, free);
 	map_finish(&r->nopen, NULL);
+	map_finish(&r->readings, free);
 	free(r);
 }
 
@@ -423,6 +434,19 @@ unlink_alert(struct rules *r, struct alert *a)
 	(void)count_open(r, a, -1);
 }
 
+/* The id of alert `a` raised at `wall_us`. The trigger's time joins the
+ * id: the same event key may trigger again after the first alert was
+ * resolved (a bare "forced" has no record id). Replays see the same time
+ * (the spool keeps it). */
+static void
+alert_id_of(struct alert *a, int64_t wall_us)
+{
+	char ek[NORM_KEY_MAX + 24];
+
+	snprintf(ek, sizeof(ek), "%s@%" PRId64, a->event_key, wall_us);
+	rules_alert_id(a->site, kind_names[a->kind], a->subject, ek, a->alert_id);
+}
+
 /* A new open alert of `size` bytes (an alert, or an aggregate around
  * one) from template `t`, raised at `at` and put into the maps. Returns
  * it, or NULL when out of memory. */
@@ -439,15 +463,7 @@ new_alert(struct rules *r, const struct alert *t, size_t size, const struct rule
 	a->raised_us = a->updated_us = at->wall_us;
 	a->resolved_us = 0;
 	a->by[0] = '\0';
-	/* The trigger's time joins the id: the same event key may trigger
-	 * again after the first alert was resolved (a bare "forced" has
-	 * no record id). Replays see the same time (the spool keeps it). */
-	{
-		char ek[NORM_KEY_MAX + 24];
-
-		snprintf(ek, sizeof(ek), "%s@%" PRId64, a->event_key, at->wall_us);
-		rules_alert_id(a->site, kind_names[a->kind], a->subject, ek, a->alert_id);
-	}
+	alert_id_of(a, at->wall_us);
 	if (link_alert(r, a) < 0) {
 		free(a);
 		return NULL;
@@ -720,31 +736,288 @@ exit_ring(struct rules *r, const char *site, const char *household)
 	return ring;
 }
 
+/* ---- fever: the readings of a subject, whatever their order ---- */
+
+/* The readings of one subject kept so that a fever reading arriving after
+ * its normal re-check (brokers and bridges reorder, a bridge replays a
+ * backlog) has the alerts it would have had in time order. At most
+ * READINGS of them, the latest by rule time (16 bytes each). */
+#define READINGS 16
+/* Subjects whose readings are kept (some 350 bytes each: 7 MB). Past it a
+ * new subject's readings are judged in arrival order alone. */
+#define RULES_READINGS_MAX 20000
+/* A subject's readings are forgotten this long (wall clock) after its
+ * latest reading's rule time, plus recheck_window. */
+#define READINGS_KEEP_US (24 * 3600 * INT64_C(1000000))
+
+struct reading {
+	int64_t at;		/* rule time (wall, us) */
+	bool fever;
+	bool done;		/* a normal reading whose resolve is published */
+};
+
+struct readings {
+	int n;
+	struct reading r[READINGS];	/* by rule time; a fever first at a tie */
+};
+
+/* A fever episode in time order: from the fever `from` that raised it to
+ * the normal reading `to` that resolved it (0 while open). */
+struct episode {
+	int64_t from, to;
+};
+
+/* The episodes of `rs` in time order, as fever_rule would make them one
+ * reading after another: a fever raises one when none is open; a normal
+ * reading within recheck_window of its raise resolves it. Returns how
+ * many (at most READINGS) in ret; the last one may be open. */
+static int
+episodes(const struct rules *r, const struct readings *rs, struct episode *ret)
+{
+	int n = 0;
+	bool open = false;
+
+	for (int i = 0; i < rs->n; i++) {
+		const struct reading *x = &rs->r[i];
+
+		if (x->fever && !open) {
+			ret[n++] = (struct episode){ .from = x->at, .to = 0 };
+			open = true;
+		} else if (!x->fever && open && x->at - ret[n - 1].from <= r->cfg.recheck_window_us) {
+			ret[n - 1].to = x->at;
+			open = false;
+		}
+	}
+	return n;
+}
+
+static bool
+reading_before(const struct reading *a, const struct reading *b)
+{
+	return a->at < b->at || (a->at == b->at && a->fever && !b->fever);
+}
+
+/* Adds `x` to `rs` in its place; the oldest goes when it is full (before
+ * the caller judges anything). Returns false for a reading already kept
+ * (a redelivery changes nothing). */
+static bool
+readings_add(struct readings *rs, const struct reading *x)
+{
+	int i;
+
+	for (i = 0; i < rs->n; i++)
+		if (rs->r[i].at == x->at && rs->r[i].fever == x->fever)
+			return false;
+	if (rs->n == READINGS) {
+		memmove(&rs->r[0], &rs->r[1], (READINGS - 1) * sizeof(rs->r[0]));
+		rs->n--;
+	}
+	for (i = rs->n; i > 0 && reading_before(x, &rs->r[i - 1]); i--)
+		rs->r[i] = rs->r[i - 1];
+	rs->r[i] = *x;
+	rs->n++;
+	return true;
+}
+
+/* The readings of site|subject, made on first use; NULL when they are not
+ * kept (RULES_READINGS_MAX subjects kept) or out of memory (*err). */
+static struct readings *
+readings_of(struct rules *r, const char *site, const char *subject, int *err)
+{
+	char key[3 * NORM_KEY_MAX];
+	struct readings *rs;
+
+	*err = 0;
+	key2(key, sizeof(key), site, subject);
+	if ((rs = map_get(&r->readings, key)))
+		return rs;
+	if (r->readings.len >= RULES_READINGS_MAX)
+		return NULL;
+	if (!(rs = calloc(1, sizeof(*rs))) || map_put(&r->readings, key, rs, NULL) < 0) {
+		free(rs);
+		*err = -ENOMEM;
+		return NULL;
+	}
+	return rs;
+}
+
+/* Whether a normal reading of episode `i` (after its start, before the
+ * next one's) had its resolve published but ends no episode now; it is
+ * handed over to the episode's own re-check (its done flag cleared). */
+static bool
+orphan_done(struct readings *rs, const struct episode *ep, int n, int i)
+{
+	for (int j = 0; j < rs->n; j++) {
+		struct reading *x = &rs->r[j];
+		bool ends = false;
+
+		if (x->fever || !x->done || x->at < ep[i].from ||
+		    (i + 1 < n && x->at >= ep[i + 1].from))
+			continue;
+		for (int k = 0; k < n && !ends; k++)
+			ends = ep[k].to == x->at;
+		if (!ends) {
+			x->done = false;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* An alert of `t` raised at `from` and resolved at `to` ("rechecked"), its
+ * own while the subject has another alert open: never linked. */
+static int
+raise_resolved(struct rules *r, struct rules_output *out, const struct alert *t, int64_t from,
+	       int64_t to, int64_t mono)
+{
+	const struct rules_clock at = { .wall_us = from, .mono_us = mono };
+	const struct rules_clock end = { .wall_us = to, .mono_us = mono };
+	struct alert a;
+	int err;
+
+	if (!find(r, t->kind, t->site, t->subject)) {
+		if ((err = trigger(r, out, t, &at)) < 0)
+			return err;
+		return resolve(r, out, t->kind, t->site, t->subject, "rechecked", &end);
+	}
+	a = *t;
+	a.state = ALERT_RAISED;
+	a.count = 1;
+	a.raised_us = a.updated_us = from;
+	a.resolved_us = 0;
+	a.by[0] = '\0';
+	alert_id_of(&a, from);
+	if ((err = emit(out, &a, "raised", &at)) < 0)
+		return err;
+	a.state = ALERT_RESOLVED;
+	a.resolved_us = a.updated_us = to;
+	snprintf(a.reason, sizeof(a.reason), "rechecked");
+	return emit(out, &a, "resolved", &end);
+}
+
 /* fever from a gate or a check; a normal reading within recheck_window
- * of the raise resolves the subject's fever as rechecked. */
+ * of the raise resolves the subject's fever as rechecked. The subject's
+ * readings are kept (struct readings) and the alerts follow their
+ * episodes in time order whatever order they arrive in: a fever dated
+ * before a normal reading that arrived first is raised and resolved at
+ * once; a fever dated before the open alert's raise moves its episode's
+ * start (its recheck window) back; a normal reading dated within an open
+ * episode's window resolves it, and a fever after it raises again. Past
+ * READINGS per subject the oldest is forgotten, past RULES_READINGS_MAX
+ * subjects a new one is judged in arrival order. */
 static int
 fever_rule(struct rules *r, const struct event *ev, const struct rules_clock *at,
 	   const char *subject, const char *hh, struct rules_output *out)
 {
-	struct alert t;
+	const struct reading x = { .at = ev->rule_us, .fever = ev->temp_dc >= r->cfg.fever_dc };
+	struct episode before[READINGS], after[READINGS];
+	struct readings *rs = NULL;
+	struct alert t, *a;
+	int nb, na, mine = -1, err = 0;
 
 	if (ev->temp_dc == TEMP_NONE || (ev->flags & FLAG_IMPLAUSIBLE))
 		return 0;
-	if (ev->temp_dc < r->cfg.fever_dc) {
-		struct alert *a = find(r, KIND_FEVER, ev->site, subject);
-
+	tmpl_init(&t, KIND_FEVER, ev->site, subject, ev->key,
+		  ev->temp_dc >= r->cfg.critical_dc ? SEVERITY_CRITICAL : SEVERITY_WARNING);
+	/* what a normal reading raises (a fever dated before it) shows no
+	 * temperature: the fever's own is not kept */
+	t.temp_dc = x.fever ? ev->temp_dc : TEMP_NONE;
+	snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
+	snprintf(t.card, sizeof(t.card), "%s", ev->card);
+	snprintf(t.household, sizeof(t.household), "%s", hh);
+	/* A reading naming nobody has a subject of its own: nothing to keep. */
+	if (strncmp(subject, "gate:", 5) != 0 && !(rs = readings_of(r, ev->site, subject, &err)) &&
+	    err < 0)
+		return err;
+	a = find(r, KIND_FEVER, ev->site, subject);
+	/* An open alert the readings do not show (restored at start, or its
+	 * readings forgotten): its raise is a fever of the subject. */
+	if (rs && a && ((nb = episodes(r, rs, before)) == 0 || before[nb - 1].to != 0))
+		(void)readings_add(rs, &(struct reading){ .at = a->raised_us, .fever = true });
+	/* A reading older than all kept is judged in arrival order. */
+	if (rs && rs->n == READINGS && reading_before(&x, &rs->r[0]))
+		rs = NULL;
+	if (!rs) {
+		if (x.fever)
+			return trigger(r, out, &t, at);
 		if (a && ev->rule_us - a->raised_us <= r->cfg.recheck_window_us &&
 		    ev->rule_us >= a->raised_us)
 			return close_alert(r, out, a, "rechecked", NULL, at);
 		return 0;
 	}
-	tmpl_init(&t, KIND_FEVER, ev->site, subject, ev->key,
-		  ev->temp_dc >= r->cfg.critical_dc ? SEVERITY_CRITICAL : SEVERITY_WARNING);
-	t.temp_dc = ev->temp_dc;
-	snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
-	snprintf(t.card, sizeof(t.card), "%s", ev->card);
-	snprintf(t.household, sizeof(t.household), "%s", hh);
-	return trigger(r, out, &t, at);
+	for (int i = 0; i < rs->n; i++)
+		if (rs->r[i].at == x.at && rs->r[i].fever == x.fever)	/* no new episode */
+			return x.fever && a ? trigger(r, out, &t, at) : 0;
+	if (rs->n == READINGS) {
+		memmove(&rs->r[0], &rs->r[1], (READINGS - 1) * sizeof(rs->r[0]));
+		rs->n--;
+	}
+	nb = episodes(r, rs, before);
+	(void)readings_add(rs, &x);
+	na = episodes(r, rs, after);
+	/* The open episode before is the open alert's (or one an operator
+	 * resolved): `mine` is where it is now. */
+	if (nb > 0 && before[nb - 1].to == 0)
+		for (int i = 0; i < na && mine < 0; i++)
+			if (after[i].from <= before[nb - 1].from &&
+			    (after[i].to == 0 || before[nb - 1].from <= after[i].to))
+				mine = i;
+	/* Each episode resolved now whose re-check resolved nothing yet: the
+	 * open alert's is resolved (a recheck dated within its window came
+	 * late, a fever dated earlier came late), any other is raised and
+	 * resolved at once. A resolve already published stays. */
+	for (int i = 0; i < na; i++) {
+		struct reading *nr = NULL;
+
+		if (after[i].to == 0)
+			continue;
+		for (int j = 0; j < rs->n && !nr; j++)
+			if (!rs->r[j].fever && rs->r[j].at == after[i].to)
+				nr = &rs->r[j];
+		if (nr->done && i != mine)
+			continue;
+		nr->done = true;
+		/* published already by a re-check that resolves nothing now
+		 * (one dated later, that came first): the resolve stays */
+		if (i != mine && orphan_done(rs, after, na, i))
+			continue;
+		if (i == mine) {
+			const struct rules_clock end = { .wall_us = after[i].to, .mono_us = at->mono_us };
+
+			if (a && (err = close_alert(r, out, a, "rechecked", NULL, &end)) < 0)
+				return err;
+			a = NULL;
+		} else if ((err = raise_resolved(r, out, &t, after[i].from, after[i].to,
+						  at->mono_us)) < 0)
+			return err;
+	}
+	if (na > 0 && after[na - 1].to == 0) {
+		const struct rules_clock from = { .wall_us = after[na - 1].from,
+						  .mono_us = at->mono_us };
+		uint32_t nfev = 0;
+
+		for (int i = 0; i < rs->n; i++)
+			nfev += rs->r[i].fever && rs->r[i].at >= from.wall_us;
+		/* the open episode goes on (maybe from earlier now, with more
+		 * fevers); if an operator resolved its alert, a fever raises a
+		 * new one, but not one dated before that alert's */
+		if (a || mine == na - 1) {
+			if (!x.fever || x.at < from.wall_us ||
+			    (!a && x.at < before[nb - 1].from))
+				return 0;
+			if (a && a->count < nfev - 1)
+				a->count = nfev - 1;
+			return trigger(r, out, &t, at);
+		}
+		if (r->cfg.max_open_alerts > 0 &&
+		    open_count(r, t.site, t.kind) >= r->cfg.max_open_alerts)
+			return trigger(r, out, &t, &from);	/* folds */
+		if (!(a = new_alert(r, &t, sizeof(*a), &from)))
+			return -ENOMEM;
+		a->count = nfev;	/* its fevers so far */
+		return emit(out, a, "raised", &from);
+	}
+	return 0;
 }
 
 /* The seal record of a sealed gate, made on first use; NULL on ENOMEM. */
@@ -916,6 +1189,51 @@ status_rules(struct rules *r, const struct registry_snapshot *reg, const struct 
 	return seal_breach(r, out, &t, ev->gate, &at);
 }
 
+/* When the next check of order `o` is overdue (mono): check_interval +
+ * check_grace after its last check, or after its start. */
+static int64_t
+check_deadline(const struct rules *r, const struct reg_isolation *o, const struct rules_clock *now)
+{
+	char key[3 * NORM_KEY_MAX];
+	int64_t last, start, interval;
+
+	key3(key, sizeof(key), o->site, o->household, o->person);
+	last = seen(&r->checks, key);
+	start = mono_of(now, o->starts_s * 1000000);
+	if (last < start)
+		last = start;
+	interval = o->check_interval_s > 0 ? o->check_interval_s * 1000000 : r->cfg.check_interval_us;
+	return last + interval + r->cfg.check_grace_us;
+}
+
+/* A check of `person` ("": the household's order) resolves the open
+ * isolation_overdue alert of `subject`, unless it is dated before the
+ * alert's raise and leaves the order overdue all the same: in time order it
+ * came before the raise, and the alert stands (a very old check arriving
+ * late, a bridge's backlog). 0 or -ENOMEM. */
+static int
+checked_in(struct rules *r, const struct registry_snapshot *reg, const struct event *ev,
+	   const char *subject, const char *person, const struct rules_clock *tnow,
+	   const struct rules_clock *at, struct rules_output *out)
+{
+	struct alert *a = find(r, KIND_ISOLATION_OVERDUE, ev->site, subject);
+	size_t n;
+	const struct reg_isolation *o;
+
+	if (!a)
+		return 0;
+	if (at->wall_us < a->raised_us) {
+		o = registry_isolations(reg, ev->site, ev->household, &n);
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(o[i].person, person) == 0 &&
+			    o[i].starts_s * 1000000 <= tnow->wall_us &&
+			    tnow->wall_us < o[i].ends_s * 1000000 &&
+			    tnow->mono_us > check_deadline(r, &o[i], tnow))
+				return 0;
+	}
+	return close_alert(r, out, a, "checked in", NULL, at);
+}
+
 static int
 check_rules(struct rules *r, const struct registry_snapshot *reg, const struct event *ev,
 	    const struct rules_clock *tnow, struct rules_output *out)
@@ -940,10 +1258,8 @@ check_rules(struct rules *r, const struct registry_snapshot *reg, const struct e
 	snprintf(hsubj, sizeof(hsubj), "household:%s", ev->household);
 	snprintf(psubj, sizeof(psubj), "person:%s", ev->person);
 	subject = ev->person[0] ? psubj : hsubj;
-	if ((err = resolve(r, out, KIND_ISOLATION_OVERDUE, ev->site, subject, "checked in",
-			   &at)) < 0 ||
-	    (err = resolve(r, out, KIND_ISOLATION_OVERDUE, ev->site, hsubj, "checked in",
-			   &at)) < 0)
+	if ((err = checked_in(r, reg, ev, subject, ev->person, tnow, &at, out)) < 0 ||
+	    (err = checked_in(r, reg, ev, hsubj, "", tnow, &at, out)) < 0)
 		return err;
 	if (ev->text[0]) {
 		tmpl_init(&t, KIND_ISOLATION_SYMPTOM, ev->site, subject, ev->key, SEVERITY_WARNING);
@@ -1161,21 +1477,14 @@ tick_isolation(struct rules *r, const struct registry_snapshot *reg,
 {
 	for (size_t i = 0; i < reg->nisolations; i++) {
 		const struct reg_isolation *o = &reg->isolations[i];
-		char key[3 * NORM_KEY_MAX], subject[RULES_SUBJECT_MAX], ek[160];
-		int64_t last, start, interval, deadline;
+		char subject[RULES_SUBJECT_MAX], ek[160];
+		int64_t deadline;
 		struct alert t;
 		int err;
 
 		if (o->starts_s * 1000000 > now->wall_us || now->wall_us >= o->ends_s * 1000000)
 			continue;
-		key3(key, sizeof(key), o->site, o->household, o->person);
-		last = seen(&r->checks, key);
-		start = mono_of(now, o->starts_s * 1000000);
-		if (last < start)
-			last = start;
-		interval = o->check_interval_s > 0 ? o->check_interval_s * 1000000
-						   : r->cfg.check_interval_us;
-		deadline = last + interval + r->cfg.check_grace_us;
+		deadline = check_deadline(r, o, now);
 		if (o->person[0])
 			snprintf(subject, sizeof(subject), "person:%s", o->person);
 		else
@@ -1309,12 +1618,34 @@ tick_alerts(struct rules *r, const struct registry_snapshot *reg, const struct r
 	return 0;
 }
 
+/* Forgets the readings of subjects with nothing for READINGS_KEEP_US +
+ * recheck_window (by rule time against the wall clock), once a minute. */
+static void
+prune_readings(struct rules *r, const struct rules_clock *now)
+{
+	const char *key;
+	void *v;
+
+	if (now->mono_us - r->pruned_mono < 60 * INT64_C(1000000))
+		return;
+	r->pruned_mono = now->mono_us;
+	for (size_t it = 0; map_next(&r->readings, &it, &key, &v);) {
+		const struct readings *rs = v;
+
+		if (rs->n == 0 || now->wall_us - rs->r[rs->n - 1].at >
+					  READINGS_KEEP_US + r->cfg.recheck_window_us)
+			free(map_remove(&r->readings, key));
+	}
+}
+
 int
 rules_tick(struct rules *r, const struct registry_snapshot *reg, const struct rules_clock *now,
 	   struct rules_output *out)
 {
 	const struct rules_clock t = clock_in(now);
 	int err;
+
+	prune_readings(r, &t);
 
 	if ((!r->intake_down && (err = tick_gates(r, reg, &t, out)) < 0) ||
 	    (err = tick_isolation(r, reg, &t, out)) < 0 ||
@@ -1447,6 +1778,16 @@ rules_restore_seen(struct rules *r, const char *what, const char *site, const ch
 		key2(key, sizeof(key), site, id);
 		return remember_resolved(r, key, m);
 	}
+	if (strcmp(what, "seal_closed") == 0 || strcmp(what, "seal_breach") == 0) {
+		struct seal *s = seal_of(r, site, id);
+		int64_t *at = s && what[5] == 'c' ? &s->closed_us : s ? &s->breach_us : NULL;
+
+		if (!s)
+			return -ENOMEM;
+		if (at_us > *at)
+			*at = at_us;
+		return 0;
+	}
 	if (strcmp(what, "exit") == 0) {
 		struct ring *ring = exit_ring(r, site, id);
 
@@ -1462,7 +1803,8 @@ size_t
 rules_entries(const struct rules *r)
 {
 	return r->alerts.len + r->by_id.len + r->gates.len + r->checks.len + r->zones.len +
-	       r->calls.len + r->resolved.len + r->seals.len + r->exits.len + r->nopen.len;
+	       r->calls.len + r->resolved.len + r->seals.len + r->exits.len + r->nopen.len +
+	       r->readings.len;
 }
 
 size_t

@@ -408,6 +408,52 @@ def test_sealed_gate_states_out_of_order(env, cordond, ctl):
         assert d.alive()
 
 
+def test_sealed_gate_states_across_restart(env, cordond, ctl):
+    """Issue 14.4: a sealed gate's latest `closed` and breach are restored
+    at start (from gate_status). A `closed` stored before a restart, then a
+    `forced` dated before it arriving after: raised and resolved re-sealed
+    at once, nothing left open. A `forced` stored before a restart, then an
+    older `closed` arriving after: the alert stays open (a newer closed
+    resolves it, at its own time)."""
+    site = "asr"
+    topic = "cordon/%s/gate/G09/status" % site
+    ctl("gate", "add", site, "G09", "--sealed")
+    ctl("gate", "add", site, "G10", "--sealed")
+    topic2 = "cordon/%s/gate/G10/status" % site
+    with Alerts(env.broker.port, site) as al:
+        d = cordond()
+        wait_loaded(d)
+        pub(env, topic, {"state": "closed", "ts": now_ts(-20), "id": "ST-2"})
+        pub(env, topic2, {"state": "forced", "ts": now_ts(-5), "id": "ST-4"})
+        f = al.wait("sealed_gate", "raised", lambda x: x["subject"] == "gate:G10")
+        wait_row(env, f["alert_id"], "raised")
+        wait_until(lambda: env.pg.count("gate_status", "site = %s", (site,)) == 2, LONG,
+                   what="the closed and the forced stored")
+        d.stop()
+        before = loads(d)
+        env.restart(d)
+        wait_until(lambda: loads(d) > before, what="the register after the restart")
+        pub(env, topic, {"state": "forced", "ts": now_ts(-40), "id": "ST-1"})
+        a = al.wait("sealed_gate", "raised", lambda x: x["subject"] == "gate:G09")
+        res = al.wait("sealed_gate", "resolved", lambda x: x["alert_id"] == a["alert_id"])
+        assert res["reason"] == "re-sealed", res
+        wait_row(env, a["alert_id"], "resolved")
+        # G10: an older closed after the restart resolves nothing; a newer one does
+        pub(env, topic2, {"state": "closed", "ts": now_ts(-10), "id": "ST-3"})
+        wait_until(lambda: env.pg.count("gate_status", "site = %s", (site,)) == 4, LONG,
+                   what="the older closed stored")
+        pub(env, topic2, {"state": "closed", "ts": now_ts(), "id": "ST-5"})
+        res = al.wait("sealed_gate", "resolved", lambda x: x["alert_id"] == f["alert_id"])
+        assert res["reason"] == "re-sealed"
+        wait_row(env, f["alert_id"], "resolved")
+        at, st5 = env.pg.query(
+            "SELECT a.resolved_at, s.ts FROM alerts a, gate_status s WHERE a.alert_id = %s"
+            " AND s.site = %s AND s.event_key LIKE %s", (f["alert_id"], site, "%ST-5"))[0]
+        assert at == st5, (at, st5)
+        assert env.pg.count("alerts", "site = %s AND state <> 'resolved'", (site,)) == 0
+        assert d.alive()
+
+
 def test_sealed_gate_forced_twice(env, cordond, ctl):
     """A terminal that sends the bare word `forced` twice (resolved in
     between) must get a second alert that is stored as open: the second
