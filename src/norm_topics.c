@@ -67,7 +67,7 @@ event_time(const struct norm_msg *msg, json_t *root, struct event *ev, int optio
 
 	if (!v || json_is_null(v)) {
 		if (optional) {
-			ev->device_us = msg->in->received_us;
+			norm_time_received(msg, ev);
 			return 0;
 		}
 		norm_reject(ret, "missing_time", "no ts");
@@ -121,7 +121,7 @@ norm_status(const struct norm_msg *msg, json_t *root, struct event *events, size
 	if (json_is_boolean(root)) {
 		/* Shelly's online topic: true or false. */
 		ev->state = json_is_true(root) ? STATE_ONLINE : STATE_OFFLINE;
-		ev->device_us = msg->in->received_us;
+		norm_time_received(msg, ev);
 	} else if (!root || json_is_string(root)) {
 		/* A bare word, with or without JSON quotes. */
 		const char *w = root ? json_string_value(root) : (const char *)msg->in->payload;
@@ -131,7 +131,7 @@ norm_status(const struct norm_msg *msg, json_t *root, struct event *events, size
 		if (ev->state == STATE_NONE)
 			return norm_reject(ret, root ? "bad_state" : "not_json",
 					   "status is not online, offline, open, closed or forced");
-		ev->device_us = msg->in->received_us;
+		norm_time_received(msg, ev);
 	} else {
 		if (!json_is_object(root))
 			return norm_reject(ret, "not_object", "the payload is JSON but not an object");

@@ -859,6 +859,13 @@ norm_hotline_record(char *dst, size_t len, const char *call_id, const char *id)
 	return 0;
 }
 
+void
+norm_time_received(const struct norm_msg *msg, struct event *ev)
+{
+	ev->device_us = msg->in->received_us;
+	ev->flags |= FLAG_TS_RECEIVED;
+}
+
 int
 norm_finish_event(const struct norm_msg *msg, struct event *ev, const char *record_id,
 		  size_t index, struct norm_result *ret)
