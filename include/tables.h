@@ -12,19 +12,17 @@ struct table_desc {
 	const char *columns;	/* the column list that table_row() fills */
 	int ncols;
 	/* Statement that moves the staging rows into the table (and what
-	 * follows from them), idempotent by event_key. */
+	 * follows from them), idempotent by event_key; a row whose key holds
+	 * other content (a device that reused a record id) goes in under
+	 * "<key>~<12 hex digits of its content hash>", with what follows
+	 * from that (event_keys_reused, alerts.event_key). Returns one row
+	 * per row stored under a derived key: that key. */
 	const char *insert_sql;
 	/* The same for one row: parameters $1..$ncols. */
 	const char *insert_one_sql;
 	/* Rows may be COPYed straight into the table (nothing follows from
 	 * them, unlike a hotline step): the fast path when none is there yet. */
 	int direct;
-	/* After insert_sql: the staged rows whose key holds a row of other
-	 * content (a device that reused a record id) into the table under
-	 * "<key>~<12 hex digits of their content hash>", idempotently, with
-	 * what follows (event_keys_reused, alerts.event_key, a hotline step's
-	 * call). Returns one row per row it inserted: the derived key. */
-	const char *derive_sql;
 };
 
 /* A text[] literal of a comma-separated list of at most NORM_TEXT_MAX

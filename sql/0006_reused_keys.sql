@@ -19,7 +19,7 @@ ALTER TABLE acks             ADD COLUMN content_hash bytea;
 CREATE TABLE event_keys_reused (
     event_key    text NOT NULL,            -- as the device sent it
     content_hash bytea NOT NULL,
-    derived_key  text NOT NULL UNIQUE,     -- the row's event_key
+    derived_key  text NOT NULL,            -- the row's event_key
     event_table  text NOT NULL,
     received_at  timestamptz NOT NULL,
     PRIMARY KEY (event_key, content_hash)

@@ -518,30 +518,18 @@ exec_params(struct store *s, const char *sql, int n, const char *const *v, const
 	return err;
 }
 
-/* Runs the derive statement(s) `sql` of table `t` (tables.h, derive_sql;
- * after insert_sql when `prefix` is it, in the same round trip) and counts
- * the rows it stored under a derived key in s->part_reused. Returns 0, or
- * as step_failed(). */
+/* Runs table `t`'s insert_sql (the staged rows into the table, tables.h)
+ * and counts the rows it stored under a derived key (a reused record id)
+ * in s->part_reused. Returns 0, or as step_failed(). */
 static int
-exec_derive(struct store *s, const struct table_desc *t, const char *prefix, const char *what)
+exec_staged(struct store *s, const struct table_desc *t, const char *what)
 {
 	PGresult *res;
 	int err = 0;
 
 	if (stopping(s))
 		return step_refused(s, what);
-	if (prefix) {
-		size_t len = strlen(prefix) + strlen(t->derive_sql) + 3;
-		char *sql = malloc(len);
-
-		if (!sql)
-			return no_memory(s, what);
-		snprintf(sql, len, "%s; %s", prefix, t->derive_sql);
-		res = PQexec(s->conn, sql);
-		free(sql);
-	} else {
-		res = PQexec(s->conn, t->derive_sql);
-	}
+	res = PQexec(s->conn, t->insert_sql);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		err = step_failed(s, what, res);
 	} else if (PQntuples(res) > 0) {
@@ -630,8 +618,12 @@ connect_db(struct store *s)
 		err = PQstatus(s->conn) != CONNECTION_OK ? -ENOTCONN : -EAGAIN;
 		goto fail;
 	}
+	/* jit off: the staging statement's estimate (a primary key lookup
+	 * per staged row that conflicts, tables.c) passes jit_above_cost,
+	 * and compiling it would cost more than running it (about 45 ms a
+	 * batch, measured on PostgreSQL 15). */
 	if ((err = create_staging(s)) < 0 ||
-	    (err = exec_sql(s, "SET synchronous_commit = on", NULL)) < 0)
+	    (err = exec_sql(s, "SET synchronous_commit = on; SET jit = off", NULL)) < 0)
 		goto fail;
 	read_checkpoint(s);
 	s->schema_version = version;
@@ -759,9 +751,7 @@ write_table(struct store *s, const struct table_desc *t)
 	snprintf(what, sizeof(what), "INSERT INTO %s", t->table);
 	if ((err = copy_rows(s, t, "", stage)) < 0)
 		return err;
-	/* The rows not there yet, then those whose key holds other content
-	 * (a reused record id): one round trip. */
-	return exec_derive(s, t, t->insert_sql, what);
+	return exec_staged(s, t, what);
 }
 
 /* The events [from, to) of the batch, each type into its table. Returns
@@ -1083,7 +1073,7 @@ reject_row(struct store *s, const struct event *ev, const struct table_desc *t,
 
 /* A row that was not inserted for its key (write_row): through the
  * staging table, stored under a derived key when the key holds other
- * content (tables.h, derive_sql). 0, or as step_failed(). */
+ * content (tables.h, insert_sql). 0, or as step_failed(). */
 static int
 derive_row(struct store *s, const struct table_desc *t, const struct table_row *row)
 {
@@ -1099,7 +1089,7 @@ derive_row(struct store *s, const struct table_desc *t, const struct table_row *
 	if ((err = exec_params(s, sql, t->ncols, row->v, NULL, NULL, what)) < 0)
 		return err;
 	snprintf(what, sizeof(what), "INSERT INTO %s", t->table);
-	if ((err = exec_derive(s, t, NULL, what)) < 0)
+	if ((err = exec_staged(s, t, what)) < 0)
 		return err;
 	snprintf(sql, sizeof(sql), "DELETE FROM stage_%s", t->table);
 	return exec_sql(s, sql, NULL);

@@ -7,10 +7,6 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
-#define STAGE(t, cols) \
-	"INSERT INTO " t " (" cols ") SELECT " cols " FROM stage_" t \
-	" ON CONFLICT (event_key) DO NOTHING"
-
 /* Each table's columns: the key, its data, and the content hash. */
 #define GATE_DATA "site, gate, ts, received_at, card, person, direction, temp_c, mask, flags, " \
 	"vendor"
@@ -49,18 +45,27 @@
 #define ONE(t, cols, params) \
 	"INSERT INTO " t " (" cols ") VALUES (" params ") ON CONFLICT (event_key) DO NOTHING"
 
-/* A device reused a record id (issue 14.7): a staged row whose key holds a
- * row with another content hash goes in under "<key>~<its first 12 hex
- * digits>" (the same for every delivery of that reading: a redelivery adds
- * nothing), is listed in event_keys_reused, and the alerts that its
- * reading raised (alerts.event_hash, set from the event by the rules) are
- * pointed at it. A row stored before sql/0006 (content_hash NULL) counts
- * as the same content. `more`: further CTEs on the new rows `d`. */
-#define DERIVE(t, data, more) \
-	"WITH d AS (INSERT INTO " t " (" COLS(data) ")" \
+/* The staged rows into table `t` in one statement: those whose key is
+ * new (`i`), and (`d`) those whose key holds a row of other content (a
+ * device that reused a record id, issue 14.7) under "<key>~<first 12 hex
+ * digits of their content hash>" (the same for every delivery of that
+ * reading: a redelivery adds nothing). The row a staged row meets is the
+ * one inserted just now from the same batch (`i`: this statement does not
+ * see it in `t`) or the one that was there (looked up by key, the primary
+ * key index: only for the staged rows that `i` did not take); a row stored
+ * before sql/0006 (content_hash NULL) counts as the same content. A
+ * derived row is listed in event_keys_reused, and the alerts its reading
+ * raised (alerts.event_hash, set from the event by the rules) are pointed
+ * at it. `ret`: what `i` returns; `more`: further CTEs. Returns the
+ * derived keys. */
+#define INSERT_STAGED(t, data, ret, more) \
+	"WITH i AS (INSERT INTO " t " (" COLS(data) ") SELECT " COLS(data) " FROM stage_" t \
+	" ON CONFLICT (event_key) DO NOTHING RETURNING " ret ")," \
+	" d AS (INSERT INTO " t " (" COLS(data) ")" \
 	" SELECT event_key || '~' || substr(encode(content_hash, 'hex'), 1, 12), " data \
-	", content_hash FROM (SELECT s.* FROM stage_" t " s JOIN " t " e" \
-	"   ON e.event_key = s.event_key WHERE e.content_hash <> s.content_hash) s" \
+	", content_hash FROM (SELECT s.* FROM stage_" t " s LEFT JOIN i ON i.event_key = s.event_key" \
+	"   WHERE coalesce(i.content_hash, (SELECT e.content_hash FROM " t " e" \
+	"     WHERE e.event_key = s.event_key)) <> s.content_hash) s" \
 	" ON CONFLICT (event_key) DO NOTHING RETURNING *)," \
 	" r AS (INSERT INTO event_keys_reused (event_key, content_hash, derived_key," \
 	" event_table, received_at) SELECT left(event_key, -13), content_hash, event_key, '" t "'," \
@@ -68,34 +73,31 @@
 	" a AS (UPDATE alerts SET event_key = d.event_key FROM d" \
 	" WHERE alerts.event_key = left(d.event_key, -13) AND alerts.event_hash = d.content_hash)" \
 	more " SELECT event_key FROM d"
+#define INSERT_PLAIN(t, data) INSERT_STAGED(t, data, "event_key, content_hash", "")
 
 static const struct table_desc descs[] = {
-	{ EVENT_GATE, "gate_events", COLS(GATE_DATA), 13, STAGE("gate_events", COLS(GATE_DATA)),
+	{ EVENT_GATE, "gate_events", COLS(GATE_DATA), 13, INSERT_PLAIN("gate_events", GATE_DATA),
 	  ONE("gate_events", COLS(GATE_DATA),
-	      "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13"), 1,
-	  DERIVE("gate_events", GATE_DATA, "") },
-	{ EVENT_STATUS, "gate_status", COLS(STATUS_DATA), 8, STAGE("gate_status", COLS(STATUS_DATA)),
-	  ONE("gate_status", COLS(STATUS_DATA), "$1, $2, $3, $4, $5, $6, $7, $8"), 1,
-	  DERIVE("gate_status", STATUS_DATA, "") },
+	      "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13"), 1 },
+	{ EVENT_STATUS, "gate_status", COLS(STATUS_DATA), 8, INSERT_PLAIN("gate_status", STATUS_DATA),
+	  ONE("gate_status", COLS(STATUS_DATA), "$1, $2, $3, $4, $5, $6, $7, $8"), 1 },
 	{ EVENT_DISINFECTION, "disinfections", COLS(DISINF_DATA), 9,
-	  STAGE("disinfections", COLS(DISINF_DATA)),
-	  ONE("disinfections", COLS(DISINF_DATA), "$1, $2, $3, $4, $5, $6, $7, $8, $9"), 1,
-	  DERIVE("disinfections", DISINF_DATA, "") },
+	  INSERT_PLAIN("disinfections", DISINF_DATA),
+	  ONE("disinfections", COLS(DISINF_DATA), "$1, $2, $3, $4, $5, $6, $7, $8, $9"), 1 },
+	/* Hotline steps: the new ones, reused ids too, fold into their call
+	 * (one fold: two in one statement could update a call twice). */
 	{ EVENT_HOTLINE, "hotline_events", COLS(HOTLINE_DATA), 12,
-	  "WITH new AS (" STAGE("hotline_events", COLS(HOTLINE_DATA)) " RETURNING *) "
-	  HOTLINE_FOLD("new"),
+	  INSERT_STAGED("hotline_events", HOTLINE_DATA, "*",
+			", f AS (" HOTLINE_FOLD("(SELECT * FROM i UNION ALL SELECT * FROM d) n") ")"),
 	  "WITH new AS (" ONE("hotline_events", COLS(HOTLINE_DATA),
 			      "$1, $2, $3, $4, $5::timestamptz, $6, $7, $8, $9::boolean, $10, $11,"
 			      " $12::bytea")
-	  " RETURNING *) " HOTLINE_FOLD("new"), 0,
-	  DERIVE("hotline_events", HOTLINE_DATA, ", f AS (" HOTLINE_FOLD("d") ")") },
+	  " RETURNING *) " HOTLINE_FOLD("new"), 0 },
 	{ EVENT_CHECK, "isolation_checks", COLS(CHECK_DATA), 10,
-	  STAGE("isolation_checks", COLS(CHECK_DATA)),
-	  ONE("isolation_checks", COLS(CHECK_DATA), "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10"), 1,
-	  DERIVE("isolation_checks", CHECK_DATA, "") },
-	{ EVENT_ACK, "acks", COLS(ACK_DATA), 9, STAGE("acks", COLS(ACK_DATA)),
-	  ONE("acks", COLS(ACK_DATA), "$1, $2, $3, $4, $5, $6, $7, $8, $9"), 1,
-	  DERIVE("acks", ACK_DATA, "") },
+	  INSERT_PLAIN("isolation_checks", CHECK_DATA),
+	  ONE("isolation_checks", COLS(CHECK_DATA), "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10"), 1 },
+	{ EVENT_ACK, "acks", COLS(ACK_DATA), 9, INSERT_PLAIN("acks", ACK_DATA),
+	  ONE("acks", COLS(ACK_DATA), "$1, $2, $3, $4, $5, $6, $7, $8, $9"), 1 },
 };
 
 const struct table_desc *
