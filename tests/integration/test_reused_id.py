@@ -47,7 +47,7 @@ def hik(serial, when, person, temp):
 
 def rows(env, table, key):
     """{event_key: row} of the rows stored for a device's key, the derived
-    ones included."""
+    ones included (env: anything with .pg)."""
     return {r[0]: r[1:] for r in env.pg.query(
         "SELECT event_key, * FROM %s WHERE event_key = %%s OR event_key LIKE %%s" % table,
         (key, key.replace("%", r"\%").replace("_", r"\_") + "~%"))}
@@ -210,3 +210,42 @@ def test_other_tables(env, cordond):
     for type_ in ("disinfection", "isolation_check", "hotline", "gate_status"):
         wait_reused(port, type_, 1)
     assert d.alive()
+
+
+def test_reuse_in_the_row_pass(private_env):
+    """A batch that PostgreSQL refuses for one row's data is written row by
+    row: a reused id in that batch is stored under its derived key there
+    too, a redelivery in it adds nothing, and the refused row becomes a
+    store_failed reject. (PostgreSQL is stopped while the messages are
+    spooled, so that they are one batch.)"""
+    e, site = private_env, "rp"
+    e.broker.start()
+    e.pg.start()
+    port = free_port()
+    d = e.cordond({"metrics": {"listen": "127.0.0.1:%d" % port}})
+    publish_many(e.broker.port, [gate_event(site, "G01", "1", person="P-1", temp_c=36.5)])
+    wait_until(lambda: e.pg.count("gate_events", "event_key = 'rp/G01/1'") == 1,
+               what="the first reading")
+    e.pg.query("ALTER TABLE gate_events ADD CONSTRAINT below_40 CHECK (temp_c < 40.0)")
+    e.pg.stop()
+    msgs = [gate_event(site, "G01", "2", person="P-2", temp_c=41.0),       # refused
+            gate_event(site, "G01", "1", person="P-3", temp_c=38.1,       # reused
+                       ts="2020-02-17T08:00:00+08:00"),
+            gate_event(site, "G01", "1", person="P-1", temp_c=36.5),       # redelivered
+            gate_event(site, "G01", "3", person="P-4", temp_c=36.6)]       # new
+    publish_many(e.broker.port, msgs)
+    wait_until(lambda: (metrics(port).get("cordon_messages_received_total") or 0) >= 1 + len(msgs),
+               what="the messages spooled")
+    e.pg.start()
+    wait_until(lambda: e.pg.count("gate_events", "event_key = 'rp/G01/3'") == 1,
+               what="the batch written")
+    assert e.pg.count("rejects", "reason = 'store_failed'") == 1
+    got = rows(e, "gate_events", "rp/G01/1")
+    assert len(got) == 2, got
+    (derived,) = [k for k in got if k != "rp/G01/1"]
+    assert e.pg.scalar("SELECT person FROM gate_events WHERE event_key = %s", (derived,)) == "P-3"
+    assert "writing it row by row" in d.log()
+    wait_reused(port, "gate_event", 1)
+    wait_until(lambda: e.pg.scalar("SELECT event_key FROM alerts WHERE site = %s AND kind ="
+                                   " 'fever' AND subject = 'person:P-3'", (site,)) == derived,
+               what="the fever alert naming its row")
