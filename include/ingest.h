@@ -54,6 +54,11 @@ struct ingest_stats {
 	uint64_t disconnects[MQTT_REASONS + 1];
 	uint64_t taken_over;	/* DISCONNECTs with 0x8E, session taken over */
 	uint64_t quiet_drops;	/* closed without a DISCONNECT, back within INGEST_QUIET_DROP_MS */
+	/* Replays dropped (replay.h): retained messages sent again at a
+	 * SUBSCRIBE, redeliveries (DUP) of what the spool has. */
+	uint64_t replayed_retained, replayed_dup;
+	uint64_t replay_note_failed;	/* deliveries not remembered (out of memory) */
+	uint64_t replay_topics, replay_evicted;
 };
 
 /* Makes `payload` (`len` bytes) fit in `max` bytes: returns a malloc'ed
@@ -69,6 +74,24 @@ typedef char *ingest_shorten_fn(const void *payload, size_t len, size_t max, siz
  * password file) or another negative errno. */
 int ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 		  struct ingest **ret_ingest) __attribute__((warn_unused_result));
+/* Before ingest_start(): fills the replay memory from the file the last
+ * ingest_save_replays() wrote in the spool directory and from the spool
+ * records appended after it (all of them, without a usable file), and
+ * sets *ret_pos to the spool position the file covers: the spool must
+ * keep the records from there on until ingest_save_replays() succeeds.
+ * Returns 0, or a negative errno when the spool cannot be read. */
+int ingest_restore_replays(struct ingest *in, uint64_t *ret_pos)
+	__attribute__((warn_unused_result));
+/* Writes the replay memory to the spool directory (synced) when it has
+ * changed since the last save, and sets *ret_pos to the spool position
+ * it covers: the spool should keep the records from there on (released
+ * only before it), for ingest_restore_replays() after a crash. Waits for
+ * the receive thread only while it looks up or notes one message (a
+ * copy is taken, ~10 ms at REPLAY_MAX_TOPICS; the file is written
+ * after). Thread-safe (one save at a time). Returns 0 or a negative errno
+ * (-ENOSPC ...: nothing written). */
+int ingest_save_replays(struct ingest *in, uint64_t *ret_pos)
+	__attribute__((warn_unused_result));
 /* Starts connecting; failures are retried from ingest_tick(). */
 int ingest_start(struct ingest *in) __attribute__((warn_unused_result));
 /* Called from the loop about every 100 ms: retries a failed first connect

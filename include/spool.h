@@ -149,6 +149,20 @@ uint64_t spool_load_checkpoint(struct spool *spool);
 int spool_save_checkpoint(struct spool *spool, uint64_t pos)
 	__attribute__((warn_unused_result));
 
+/* The bytes of a payload of `len` the spool keeps (max_payload cuts it). */
+size_t spool_stored_len(const struct spool *spool, size_t len);
+/* Writes `name` in the spool directory atomically (a temporary file,
+ * fdatasync, rename, fsync of the directory); a side file of another
+ * module (replay.c's memory). Returns 0 or a negative errno (-ENOENT
+ * while the directory is deleted). */
+int spool_write_file(struct spool *spool, const char *name, const void *buf, size_t len)
+	__attribute__((warn_unused_result));
+/* Reads the whole of `name` (at most `max` bytes, else -EFBIG) into a
+ * malloc'ed buffer. Returns 0, -ENOENT when there is none, or another
+ * negative errno. */
+int spool_read_file(struct spool *spool, const char *name, size_t max, void **ret_buf,
+		    size_t *ret_len) __attribute__((warn_unused_result));
+
 int spool_reader_create(struct spool *spool, uint64_t pos,
 			struct spool_reader **ret_reader)
 	__attribute__((warn_unused_result));

@@ -12,6 +12,7 @@
 #include <malloc.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@
 #include "normalize.h"
 #include "notify.h"
 #include "registry.h"
+#include "replay.h"
 #include "rules.h"
 #include "spool.h"
 #include "store.h"
@@ -129,6 +131,15 @@ struct daemon {
 	int64_t disk_checked_us;
 	int64_t segment_bytes;		/* the spool's, fixed at the start */
 	int64_t wall_offset_us;		/* CLOCK_REALTIME - CLOCK_MONOTONIC, last tick */
+	/* The replay memory's file covers the spool up to replay_pos: the
+	 * spool keeps what follows (release()). The sync thread saves it
+	 * (save_replays()); the main loop reads these two. */
+	_Atomic uint64_t replay_pos;
+	_Atomic int replay_err;		/* the last save's error, 0: none */
+	_Atomic int replay_hurry;	/* the disk is low: save every second */
+	_Atomic int replay_force;	/* save at the next wake (the file went) */
+	_Atomic int replay_ready;	/* restored: the sync thread may save */
+	int64_t replay_saved_ms;	/* the sync thread's */
 };
 
 static int64_t
@@ -481,6 +492,7 @@ check_spool_space(struct daemon *d)
 		ingest_pause(d->ingest);
 		d->paused = 1;
 		d->disk_low = low;
+		atomic_store(&d->replay_hurry, low);
 		spool_set_low_disk(d->spool, low);
 	} else if (d->paused && !d->stopping && used <= d->resume_at &&
 		   (avail >= 2 * d->disk_reserve ||
@@ -490,6 +502,7 @@ check_spool_space(struct daemon *d)
 		ingest_resume(d->ingest);
 		d->paused = 0;
 		d->disk_low = 0;
+		atomic_store(&d->replay_hurry, 0);
 		spool_set_low_disk(d->spool, 0);
 	}
 }
@@ -642,7 +655,9 @@ process_record(struct daemon *d, const struct spool_record *rec, int rules,
 			struct store_reject r = { .received_us = rec->recv_us, .reason = res.reason,
 						  .orig_len = rec->orig_len };
 
+			/* per delivery, as a keyless event's key (normalize.c) */
 			normalize_message_hash(&in, r.key);
+			snprintf(r.key + 32, sizeof(r.key) - 32, ":%" PRId64, rec->recv_us);
 			snprintf(r.detail, sizeof(r.detail), "%s", res.detail);
 			normalize_utf8_trim(r.detail);
 			err = store_batch_add_reject(batch, &r, rec->topic, rec->topic_len,
@@ -754,6 +769,54 @@ flush(struct daemon *d)
 	store_batch_clear(d->filling);
 }
 
+/* Deletes the spool segments wholly before the committed position, and
+ * before what the replay memory's file covers (ingest_save_replays()),
+ * unless its last save failed: a full disk must not keep the spool from
+ * freeing what PostgreSQL has (a restart after that rebuilds the memory
+ * from what the spool still holds, and says so). */
+static void
+release(struct daemon *d)
+{
+	uint64_t pos = d->committed, saved = atomic_load(&d->replay_pos);
+
+	if (!atomic_load(&d->replay_err) && saved < pos)
+		pos = saved;
+	spool_release(d->spool, pos);
+}
+
+/* Saves the replay memory every REPLAY_SAVE_MS, every second while the
+ * spool's disk is low (its release waits for the save), or now (force).
+ * From the sync thread (writing up to 20 MiB and a sync would hold up the
+ * alerts in the main loop), and before it starts and after it stops. */
+#define REPLAY_SAVE_MS 10000
+
+static void
+save_replays(struct daemon *d, int64_t now_ms, int force)
+{
+	uint64_t pos;
+	int err;
+
+	if (atomic_exchange(&d->replay_force, 0))
+		force = 1;
+	if (!force && now_ms - d->replay_saved_ms <
+	    (atomic_load(&d->replay_hurry) ? 1000 : REPLAY_SAVE_MS))
+		return;
+	err = ingest_save_replays(d->ingest, &pos);
+	d->replay_saved_ms = now_ms;
+	if (err < 0) {
+		if (err != atomic_load(&d->replay_err) && spool_check_dir(d->spool) == SPOOL_DIR_OK)
+			log_warn("cannot save the replay memory in the spool directory: %s; until"
+				 " a save succeeds, a restart may judge a retained message again once",
+				 strerror(-err));
+		atomic_store(&d->replay_err, err);
+		return;
+	}
+	if (atomic_load(&d->replay_err))
+		log_notice("replay memory saved again");
+	atomic_store(&d->replay_pos, pos);
+	atomic_store(&d->replay_err, 0);
+}
+
 static void
 on_committed(struct daemon *d)
 {
@@ -772,7 +835,7 @@ on_committed(struct daemon *d)
 	err = spool_save_checkpoint(d->spool, d->committed);
 	if (err < 0 && spool_check_dir(d->spool) == SPOOL_DIR_OK)
 		log_warn("cannot save the local checkpoint: %s", strerror(-err));
-	spool_release(d->spool, d->committed);
+	release(d);
 }
 
 static void
@@ -933,6 +996,23 @@ render_metrics(struct daemon *d, const struct ingest_stats *is, const struct sto
 	fprintf(f, "# HELP cordon_messages_received_total Messages appended to the spool.\n"
 		   "# TYPE cordon_messages_received_total counter\n"
 		   "cordon_messages_received_total %llu\n", (unsigned long long)is->received);
+	fprintf(f, "# HELP cordon_mqtt_replays_dropped_total Messages the broker sent again that the"
+		   " spool already has: a retained message at a SUBSCRIBE, a redelivery (DUP).\n"
+		   "# TYPE cordon_mqtt_replays_dropped_total counter\n"
+		   "cordon_mqtt_replays_dropped_total{why=\"retained\"} %llu\n"
+		   "cordon_mqtt_replays_dropped_total{why=\"redelivered\"} %llu\n",
+		   (unsigned long long)is->replayed_retained, (unsigned long long)is->replayed_dup);
+	fprintf(f, "# HELP cordon_replay_memory_topics Topics whose last payloads cordond remembers"
+		   " to tell replays from new messages.\n"
+		   "# TYPE cordon_replay_memory_topics gauge\ncordon_replay_memory_topics %llu\n"
+		   "# HELP cordon_replay_memory_evicted_total Topics forgotten to stay within %u.\n"
+		   "# TYPE cordon_replay_memory_evicted_total counter\n"
+		   "cordon_replay_memory_evicted_total %llu\n"
+		   "# HELP cordon_replay_memory_failed_total Deliveries not remembered (out of memory).\n"
+		   "# TYPE cordon_replay_memory_failed_total counter\n"
+		   "cordon_replay_memory_failed_total %llu\n",
+		   (unsigned long long)is->replay_topics, REPLAY_MAX_TOPICS,
+		   (unsigned long long)is->replay_evicted, (unsigned long long)is->replay_note_failed);
 	fprintf(f, "# HELP cordon_messages_total Messages normalized, by event type (rejected: not).\n"
 		   "# TYPE cordon_messages_total counter\n");
 	fprintf(f, "cordon_messages_total{type=\"rejected\"} %llu\n",
@@ -1130,7 +1210,8 @@ service_tick(struct daemon *d, int64_t now)
 
 /* `[spool] sync = interval`: a thread of its own fdatasyncs the spool
  * every sync_interval. A sync takes milliseconds on a busy disk; in the
- * main loop it would hold up the alerts behind it. */
+ * main loop it would hold up the alerts behind it. The same thread saves
+ * the replay memory (save_replays()), whatever the sync mode. */
 static void *
 sync_main(void *arg)
 {
@@ -1155,6 +1236,11 @@ sync_main(void *arg)
 			err = spool_sync(d->spool);
 			if (err < 0)
 				log_err("spool fdatasync failed: %s", strerror(-err));
+			pthread_mutex_lock(&d->sync_lock);
+		}
+		if (!d->sync_stop && atomic_load(&d->replay_ready)) {
+			pthread_mutex_unlock(&d->sync_lock);
+			save_replays(d, mono_ms(), 0);
 			pthread_mutex_lock(&d->sync_lock);
 		}
 	}
@@ -1237,11 +1323,12 @@ watch_spool(struct daemon *d)
 			log_notice("spool writable again: intake resumes");
 		d->write_err = werr;
 	}
-	spool_release(d->spool, d->committed);
+	release(d);
 	if (ds != SPOOL_DIR_OK && spool_pending(d->spool, d->committed) == 0) {
 		int err = spool_recreate(d->spool, d->committed);
 
 		if (err == 0) {
+			atomic_store(&d->replay_force, 1);	/* the file went with the directory */
 			log_notice("spool directory %s made again (spool %s, positions go on from"
 				   " %" PRIu64 "): everything before is in PostgreSQL; intake resumes",
 				   d->cfg->spool_dir, spool_id(d->spool), spool_end(d->spool));
@@ -1559,6 +1646,18 @@ setup(struct daemon *d)
 	if (err < 0)
 		return err;
 	ingest_set_shorten(d->ingest, alerts_shorten);
+	{
+		uint64_t covered;
+
+		if ((err = ingest_restore_replays(d->ingest, &covered)) < 0) {
+			log_err("cannot read the spool to restore the replay memory: %s",
+				strerror(-err));
+			return err;
+		}
+		atomic_store(&d->replay_pos, covered);
+		save_replays(d, mono_ms(), 1);
+		atomic_store(&d->replay_ready, 1);
+	}
 	/* A spool disk already full at start: stay away from the broker
 	 * until PostgreSQL has taken what the spool holds. */
 	check_spool_space(d);
@@ -1579,11 +1678,13 @@ static void
 teardown(struct daemon *d)
 {
 	ingest_stop(d->ingest, 1000);
+	sync_stop(d);	/* nothing is appended any more; its saves end */
+	if (atomic_load(&d->replay_ready))
+		save_replays(d, mono_ms(), 1);
 	ingest_destroy(d->ingest);
 	store_destroy(d->store);
 	spool_reader_destroy(d->rules_rd);
 	spool_reader_destroy(d->store_rd);
-	sync_stop(d);
 	spool_close(d->spool);
 	store_batch_free(d->batches[0]);
 	store_batch_free(d->batches[1]);

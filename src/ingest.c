@@ -20,6 +20,7 @@
 
 #include <MQTTAsync.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -32,6 +33,7 @@
 #include "log.h"
 #include "mqtt_limits.h"
 #include "mqtt_persist.h"
+#include "replay.h"
 
 /* The outbound queue between the main loop and out_main: commands in
  * order, publishes bounded in count and bytes (memory is bounded; a
@@ -119,6 +121,20 @@ struct ingest {
 	int64_t keepalive_ms;
 	uint64_t quiet_drops_logged;		/* main thread */
 	_Atomic uint64_t received, spool_waits, published, publish_failed;
+	/* What each topic delivered lately (replay.h): Paho's receive thread
+	 * looks, then appends, then notes; replay_lock is held only to look
+	 * or note (never while the append waits for space), and a copy taken
+	 * under it (ingest_save_replays) covers the spool up to noted_end. */
+	pthread_mutex_t replay_lock;
+	struct replay *replay;
+	uint64_t replay_changes, replay_saved;	/* under replay_lock */
+	/* The spool's end after the last record noted: the memory holds
+	 * every record before it (under replay_lock; Paho's receive thread
+	 * is the spool's only writer). */
+	uint64_t noted_end;
+	pthread_mutex_t save_lock;	/* one save at a time: replay_copy */
+	struct replay *replay_copy;	/* what is saved */
+	_Atomic uint64_t replayed_retained, replayed_dup, replay_note_failed;
 	_Atomic int spool_failing;
 	_Atomic int want_wake;		/* the loop sleeps: write wake_fd */
 
@@ -179,9 +195,24 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 {
 	struct ingest *in = ctx;
 	size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
+	size_t plen = (size_t)m->payloadlen;
 	int64_t recv = now_us();
+	uint64_t th = replay_topic_hash(topic, tlen);
+	uint64_t ph = replay_payload_hash(m->payload, spool_stored_len(in->spool, plen), plen);
 	int waited = 0, err;
 
+	pthread_mutex_lock(&in->replay_lock);
+	if ((m->retained || m->dup) && replay_seen(in->replay, th, ph)) {
+		/* The broker sends again what we have: the retained message at
+		 * a SUBSCRIBE, or one whose PUBACK it did not get. The first is
+		 * in the spool or stored already; acknowledge and drop this one. */
+		pthread_mutex_unlock(&in->replay_lock);
+		atomic_fetch_add(m->retained ? &in->replayed_retained : &in->replayed_dup, 1);
+		MQTTAsync_freeMessage(&m);
+		MQTTAsync_free(topic);
+		return 1;
+	}
+	pthread_mutex_unlock(&in->replay_lock);
 	while ((err = spool_append(in->spool, topic, tlen, m->payload,
 				   (size_t)m->payloadlen, recv)) != 0) {
 		if (err == -EMSGSIZE)
@@ -198,6 +229,14 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 			_exit(75);
 		}
 		usleep(100000);
+	}
+	if (err == 0) {
+		pthread_mutex_lock(&in->replay_lock);
+		if (replay_note(in->replay, th, ph) < 0)
+			atomic_fetch_add(&in->replay_note_failed, 1);
+		in->replay_changes++;
+		in->noted_end = spool_end(in->spool);
+		pthread_mutex_unlock(&in->replay_lock);
 	}
 	if (waited) {
 		atomic_store(&in->spool_failing, 0);
@@ -259,7 +298,10 @@ on_suback_failure(void *ctx, MQTTAsync_failureData5 *r)
 }
 
 /* Paho's thread (on_connected): subscribes to every inbound filter at
- * QoS 1 in one SUBSCRIBE; on_suback() reads the broker's answer. */
+ * QoS 1 in one SUBSCRIBE; on_suback() reads the broker's answer. No
+ * subscription options: Retain As Published stays off (MQTT 5.0
+ * 3.8.3.1), so RETAIN on a delivery means a retained message sent at
+ * this SUBSCRIBE, which on_message() relies on (replay.h). */
 static void
 subscribe(struct ingest *in)
 {
@@ -566,6 +608,8 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	pthread_mutex_init(&in->fail_lock, NULL);
 	pthread_mutex_init(&in->out_lock, NULL);
 	pthread_mutex_init(&in->limits_lock, NULL);
+	pthread_mutex_init(&in->replay_lock, NULL);
+	pthread_mutex_init(&in->save_lock, NULL);
 	in->fit_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10, 60);
 	{
 		pthread_condattr_t ca;
@@ -580,6 +624,8 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 		in->sub_code[i] = in->sub_logged[i] = INGEST_SUB_PENDING;
 	in->spool = spool;
 	in->wake_fd = wake_fd;
+	if (replay_create(REPLAY_MAX_TOPICS, &in->replay) < 0)
+		goto fail;
 	atomic_store(&in->want_wake, 1);
 	in->root = strdup(cfg->topic_root);
 	in->client_id = strdup(cfg->mqtt_client_id);
@@ -1332,6 +1378,10 @@ ingest_destroy(struct ingest *in)
 	pthread_mutex_destroy(&in->fail_lock);
 	pthread_mutex_destroy(&in->out_lock);
 	pthread_mutex_destroy(&in->limits_lock);
+	pthread_mutex_destroy(&in->replay_lock);
+	pthread_mutex_destroy(&in->save_lock);
+	replay_destroy(in->replay);
+	replay_destroy(in->replay_copy);
 	pthread_cond_destroy(&in->out_cond);
 	if (in->password)
 		explicit_bzero(in->password, strlen(in->password));
@@ -1364,6 +1414,18 @@ ingest_get_stats(struct ingest *in, struct ingest_stats *ret)
 	ret->published = atomic_load(&in->published);
 	ret->publish_failed = atomic_load(&in->publish_failed);
 	ret->publish_dropped = atomic_load(&in->publish_dropped);
+	ret->replayed_retained = atomic_load(&in->replayed_retained);
+	ret->replayed_dup = atomic_load(&in->replayed_dup);
+	ret->replay_note_failed = atomic_load(&in->replay_note_failed);
+	{
+		struct replay_stats rs;
+
+		pthread_mutex_lock(&in->replay_lock);
+		replay_get_stats(in->replay, &rs);
+		pthread_mutex_unlock(&in->replay_lock);
+		ret->replay_topics = rs.topics;
+		ret->replay_evicted = rs.evicted;
+	}
 	ret->connected = atomic_load(&in->connected);
 	ret->spool_failing = atomic_load(&in->spool_failing);
 	pthread_mutex_lock(&in->out_lock);
@@ -1429,4 +1491,108 @@ ingest_filter(struct ingest *in, int i, int *ret_code)
 	*ret_code = in->sub_code[i];
 	pthread_mutex_unlock(&in->fail_lock);
 	return in->filters[i];
+}
+
+/* The replay memory's file in the spool directory. */
+#define REPLAY_FILE "replay"
+#define REPLAY_FILE_MAX ((size_t)96 << 20)
+
+int
+ingest_restore_replays(struct ingest *in, uint64_t *ret_pos)
+{
+	struct spool_reader *rd;
+	struct spool_record rec;
+	uint64_t pos = 0, from, records = 0;
+	struct replay_stats rs;
+	void *buf = NULL;
+	size_t len = 0;
+	int err, rc;
+	const char *why = NULL;
+
+	pthread_mutex_lock(&in->replay_lock);
+	err = spool_read_file(in->spool, REPLAY_FILE, REPLAY_FILE_MAX, &buf, &len);
+	if (err == 0) {
+		err = replay_load(in->replay, buf, len, spool_id(in->spool), &pos);
+		free(buf);
+		why = err == -EINVAL ? "it is damaged" : err == -ESTALE ? "it is another spool's" :
+		      err < 0 ? strerror(-err) : NULL;
+	} else if (err != -ENOENT) {
+		why = strerror(-err);
+	}
+	from = pos;
+	if (err < 0 || from < spool_first(in->spool)) {
+		if (why)
+			log_warn("replay memory: cannot use the saved file (%s): rebuilding it from"
+				 " the spool alone; a retained message delivered before what the"
+				 " spool holds is judged again once", why);
+		else if (err == 0)
+			log_warn("replay memory: the spool no longer holds what came after the"
+				 " saved file; a retained message delivered meanwhile is judged"
+				 " again once");
+		from = spool_first(in->spool);
+	}
+	if ((err = spool_reader_create(in->spool, from, &rd)) < 0) {
+		pthread_mutex_unlock(&in->replay_lock);
+		return err;
+	}
+	while ((rc = spool_reader_next(rd, &rec)) == 1) {
+		if (rec.flags & SPOOL_DAMAGED)
+			continue;
+		if (replay_note(in->replay, replay_topic_hash(rec.topic, rec.topic_len),
+				replay_payload_hash(rec.payload, rec.payload_len,
+						    rec.orig_len)) < 0) {
+			rc = -ENOMEM;
+			break;
+		}
+		records++;
+	}
+	spool_reader_destroy(rd);
+	replay_get_stats(in->replay, &rs);
+	in->replay_changes = in->replay_saved = 0;
+	in->noted_end = spool_end(in->spool);
+	if (records)
+		in->replay_changes = 1;	/* save the records read with it */
+	pthread_mutex_unlock(&in->replay_lock);
+	if (rc < 0)
+		return rc;
+	*ret_pos = from;
+	log_info("replay memory: %" PRIu64 " topics (%" PRIu64 " records read from the spool)",
+		 rs.topics, records);
+	return 0;
+}
+
+int
+ingest_save_replays(struct ingest *in, uint64_t *ret_pos)
+{
+	uint64_t pos, changes;
+	void *buf;
+	size_t len;
+	int err;
+
+	pthread_mutex_lock(&in->save_lock);
+	pthread_mutex_lock(&in->replay_lock);	/* held only to look or note */
+	pos = in->noted_end;
+	changes = in->replay_changes;
+	if (changes == in->replay_saved) {
+		pthread_mutex_unlock(&in->replay_lock);
+		pthread_mutex_unlock(&in->save_lock);
+		*ret_pos = pos;	/* nothing appended since the last save */
+		return 0;
+	}
+	err = replay_copy(&in->replay_copy, in->replay);
+	pthread_mutex_unlock(&in->replay_lock);
+	if (err == 0)
+		err = replay_save(in->replay_copy, spool_id(in->spool), pos, &buf, &len);
+	if (err == 0) {
+		err = spool_write_file(in->spool, REPLAY_FILE, buf, len);
+		free(buf);
+	}
+	if (err == 0) {
+		pthread_mutex_lock(&in->replay_lock);
+		in->replay_saved = changes;
+		pthread_mutex_unlock(&in->replay_lock);
+		*ret_pos = pos;
+	}
+	pthread_mutex_unlock(&in->save_lock);
+	return err;
 }

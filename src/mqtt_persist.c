@@ -129,21 +129,29 @@ out:
 	return data;
 }
 
-/* Moves the damaged entry `name` to broken/ (or deletes it when that
- * fails), counts and logs it. */
+/* Moves the entry `name` into the subdirectory `sub` (made if needed), or
+ * deletes it when that fails. */
 static void
-set_aside(struct mqtt_persist *p, const char *name)
+move_entry(struct mqtt_persist *p, const char *name, const char *sub)
 {
 	char from[PATH_MAX], to[PATH_MAX];
 
 	snprintf(from, sizeof(from), "%s/%s", p->dir, name);
-	snprintf(to, sizeof(to), "%s/broken", p->dir);
+	snprintf(to, sizeof(to), "%s/%s", p->dir, sub);
 	if (mkdir(to, 0750) < 0 && errno != EEXIST)
 		to[0] = '\0';
 	else
 		snprintf(to + strlen(to), sizeof(to) - strlen(to), "/%s", name);
 	if (!to[0] || rename(from, to) < 0)
 		unlink(from);
+}
+
+/* Moves the damaged entry `name` to broken/ (or deletes it when that
+ * fails), counts and logs it. */
+static void
+set_aside(struct mqtt_persist *p, const char *name)
+{
+	move_entry(p, name, "broken");
 	atomic_fetch_add(&p->set_aside, 1);
 	log_err("outbound MQTT queue: entry %s in %s is cut or damaged (a full disk or a power loss);"
 		" set aside in %s/broken: that queued alert or notice is lost", name, p->dir, p->dir);
@@ -157,18 +165,10 @@ static void
 set_aside_too_large(struct mqtt_persist *p, const char *name, const char *data, int len,
 		    uint32_t max)
 {
-	char from[PATH_MAX], to[PATH_MAX];
 	const char *topic = "";
 	size_t tlen = packet_topic(data, (size_t)len, &topic);
 
-	snprintf(from, sizeof(from), "%s/%s", p->dir, name);
-	snprintf(to, sizeof(to), "%s/" TOO_LARGE_DIR, p->dir);
-	if (mkdir(to, 0750) < 0 && errno != EEXIST)
-		to[0] = '\0';
-	else
-		snprintf(to + strlen(to), sizeof(to) - strlen(to), "/%s", name);
-	if (!to[0] || rename(from, to) < 0)
-		unlink(from);
+	move_entry(p, name, TOO_LARGE_DIR);
 	atomic_fetch_add(&p->too_large, 1);
 	log_err("outbound MQTT queue: the message in flight on %.*s (%d bytes, entry %s) is over the"
 		" broker's maximum packet size of %u bytes; set aside in %s/" TOO_LARGE_DIR ", not sent"

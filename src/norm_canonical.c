@@ -1,8 +1,12 @@
 /* norm_canonical.c - cordon's own gate event format (SPEC section 3):
  * {"id":"G03-000123","ts":"2020-02-16T18:32:00.123+08:00","card":"C-0412",
  *  "person":"P-10233","direction":"in","temp_c":36.6,"mask":true}
- * Required: ts, temp_c (an explicit null means "not screened"). Optional:
- * id, card, person, direction, mask, gate (must match the topic's gate),
+ * Required: ts. temp_c: a reading; an explicit null means "not screened".
+ * Without temp_c the event is a pass without a reading when it names who
+ * passed (a non-empty card or person: a card reader), as a vendor's access
+ * event without its temperature block is; a payload with neither temp_c
+ * nor card nor person is not a pass (missing_temperature). Optional: id,
+ * card, person, direction, mask, gate (must match the topic's gate),
  * abnormal (the device's own verdict). */
 #include <string.h>
 
@@ -23,8 +27,9 @@ norm_canonical_gate(const struct norm_msg *msg, json_t *root,
 {
 	struct event *ev = &events[0];
 	char id[NORM_ID_MAX + 1] = "";
+	json_t *v, *temp;
 	double t;
-	json_t *v;
+	int who;
 
 	if (max < 1)
 		return norm_reject(ret, "too_many_events", "no room for an event");
@@ -50,11 +55,9 @@ norm_canonical_gate(const struct norm_msg *msg, json_t *root,
 	if (norm_json_time(msg, v, &ev->device_us) < 0)
 		return norm_reject(ret, "bad_time", "ts is not ISO 8601 or epoch time");
 
-	v = json_object_get(root, "temp_c");
-	if (!v)
-		return norm_reject(ret, "missing_temperature", "no temp_c");
-	if (!json_is_null(v)) {
-		if (norm_json_number(v, &t) < 0)
+	temp = json_object_get(root, "temp_c");
+	if (temp && !json_is_null(temp)) {
+		if (norm_json_number(temp, &t) < 0)
 			return norm_reject(ret, "bad_temperature", "temp_c is not a number");
 		if (norm_set_temp(ev, t) < 0)
 			return norm_reject_temp(ret, t, "temp_c");
@@ -74,8 +77,15 @@ norm_canonical_gate(const struct norm_msg *msg, json_t *root,
 	v = json_object_get(root, "card");
 	if (v && !json_is_null(v) && norm_copy_id(ev->card, v) < 0)
 		return norm_reject(ret, "bad_field", "card is not a short string");
-	if (norm_person_field(msg, ev, json_object_get(root, "person")) < 0)
+	who = norm_names_someone(v);
+	v = json_object_get(root, "person");
+	if (norm_person_field(msg, ev, v) < 0)
 		return norm_reject(ret, "bad_field", "person is not a short string");
+	who |= norm_names_someone(v);
+	/* temp_c null ("not screened") is kept whoever passed, as before. */
+	if (!temp && norm_pass_without_reading(ev, who, 1, ret,
+					       "no temp_c, and no card or person: not a pass") < 0)
+		return 0;
 	v = json_object_get(root, "mask");
 	if (json_is_boolean(v))
 		ev->mask = json_is_true(v);

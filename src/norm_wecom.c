@@ -6,11 +6,29 @@
  *
  * Each element of temperature_data becomes an event: temperature is a
  * string (a number is accepted too) in degrees C, timestamp epoch seconds
- * (or milliseconds), userid (else user_id) the person. status: 0 normal,
- * 1 abnormal (flag device_abnormal), 2 "measure again" - kept as no flag,
- * as are unknown values: the site's threshold decides fever anyway. The
- * report carries no record number: the key is the message hash and the
- * element's index. */
+ * (or milliseconds). The person: userid (the device's direct-connection
+ * API, report_user_temperature / async_batch_report_user_temperature),
+ * else open_userid (the cloud API report_temperature_data, and what
+ * get_temperature_data and the device_temperature_data_report callback
+ * give third-party apps: an id of the person per app, stable for that
+ * person, so a re-check of the same person has the same subject), else
+ * user_id (seen from bridges). user_type (0 member, 1 visitor, 2
+ * student) is not read. status: 0 normal, 1 fever (flag
+ * device_abnormal), 2 temperature too low - no flag, as unknown values:
+ * the site's threshold decides fever anyway. The report carries no
+ * record number: the key is the message hash and the element's index.
+ *
+ * A temperature_data element is a temperature record: WeCom's passes
+ * without a reading are a different report (access_data, with
+ * pass_type and pass_method), not read here. An element without its
+ * temperature ("" is WeCom's "not measured") is not a pass:
+ * missing_temperature.
+ *
+ * Source: WeCom (developer.work.weixin.qq.com) smart hardware docs,
+ * "上报体温检测记录" (report_temperature_data: temperature_data[] of
+ * open_userid, user_type, temperature, timestamp, status), the
+ * direct-connection report_user_temperature (userid), and the
+ * third-party "获取温度检测原始数据" / "体温检测原始数据回调". */
 #include <string.h>
 
 #include "normalize_internal.h"
@@ -20,6 +38,9 @@ norm_wecom_shape(json_t *root)
 {
 	return json_is_object(root) && json_is_array(json_object_get(root, "temperature_data"));
 }
+
+/* The person's id, by precedence: the first present and non-empty. */
+static const char *const id_keys[] = { "userid", "open_userid", "user_id" };
 
 /* One element into *ev; 0, or -1 with the reject set. */
 static int
@@ -55,16 +76,18 @@ wecom_event(const struct norm_msg *msg, json_t *e, size_t i, struct event *ev,
 	if (norm_json_int(v, &code) == 0 && code == 1)
 		ev->flags |= FLAG_DEVICE_ABNORMAL;
 
-	v = json_object_get(e, "userid");
-	if (!v || json_is_null(v))
-		v = json_object_get(e, "user_id");
-	if (v && !json_is_null(v)) {
+	for (size_t k = 0; k < sizeof(id_keys) / sizeof(id_keys[0]); k++) {
 		char person[NORM_ID_MAX + 1];
 
+		v = json_object_get(e, id_keys[k]);
+		if (!v || json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0))
+			continue;
 		if (norm_copy_id(person, v) < 0)
 			return norm_reject(ret, "bad_field",
-					   "temperature_data[%zu].userid is not a short string", i) - 1;
+					   "temperature_data[%zu].%s is not a short string", i,
+					   id_keys[k]) - 1;
 		norm_set_person(msg, ev, person);
+		break;
 	}
 
 	return norm_finish_event(msg, ev, NULL, i, ret);

@@ -821,8 +821,30 @@ norm_person_field(const struct norm_msg *msg, struct event *ev, const json_t *v)
 	return 0;
 }
 
+int
+norm_names_someone(const json_t *v)
+{
+	return json_is_integer(v) || (json_is_string(v) && json_string_length(v) > 0);
+}
+
+int
+norm_pass_without_reading(const struct event *ev, int who, int access,
+			  struct norm_result *ret, const char *fmt, ...)
+{
+	char detail[sizeof(ret->detail)];
+	va_list ap;
+
+	if (ev->temp_dc != TEMP_NONE || (who && access))
+		return 0;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	return norm_reject(ret, "missing_temperature", "%s", detail) - 1;
+}
+
 _Static_assert(3 * NORM_ID_MAX + 2 < NORM_KEY_MAX, "a gate, zone or household key fits");
-_Static_assert(sizeof("h:") - 1 + 32 + sizeof(":255") - 1 < NORM_KEY_MAX, "a hash key fits");
+_Static_assert(sizeof("h:") - 1 + 32 + sizeof(":-9223372036854775808:255") - 1 < NORM_KEY_MAX,
+	       "a hash key fits");
 _Static_assert(NORM_MAX_EVENTS <= 256, "the index of a hash key has at most 3 digits");
 
 /* Copies src into dst (room for dstlen bytes) with '%' and '/' written
@@ -876,6 +898,10 @@ norm_finish_event(const struct norm_msg *msg, struct event *ev, const char *reco
 	snprintf(ev->site, sizeof(ev->site), "%s", msg->site_id);
 	ev->received_us = msg->in->received_us;
 	ev->rule_us = ev->device_us;
+	/* A format that read a time of its own after norm_time_received()
+	 * (and did not say so) has one. */
+	if (ev->device_us != ev->received_us)
+		ev->flags &= ~(unsigned)FLAG_TS_RECEIVED;
 	if (skew < 0)
 		skew = -skew;
 	if (skew > msg->ctx->max_clock_skew_us) {
@@ -891,8 +917,15 @@ norm_finish_event(const struct norm_msg *msg, struct event *ev, const char *reco
 	} else {
 		char hex[33];
 
+		/* No record id: the event is this delivery of the message. A
+		 * replay of it (same topic and payload, sent again by the broker)
+		 * never reaches us (replay.h); an identical message that is not a
+		 * replay (a second "offline", a second 36.6) is another event.
+		 * The receive time, read back from the spool, keeps the key the
+		 * same each time the record is processed. */
 		normalize_message_hash(msg->in, hex);
-		n = snprintf(ev->key, sizeof(ev->key), "h:%s:%zu", hex, index);
+		n = snprintf(ev->key, sizeof(ev->key), "h:%s:%" PRId64 ":%zu", hex,
+			     msg->in->received_us, index);
 	}
 	/* NORM_KEY_MAX holds every key the id limits allow; a cut key could
 	 * equal another event's and drop it as a "redelivery". */

@@ -129,6 +129,23 @@ int norm_reject_temp(struct norm_result *ret, double value, const char *fmt, ...
 /* Hikvision-style unit: "celsius|fahrenheit|kelvin" or 0/1/2 (also as a
  * string); absent: celsius; anything else -EINVAL. */
 int norm_thermometry_unit(const json_t *v, enum temp_unit *ret);
+/* 1 when v names someone: a non-empty string or an integer (a card or
+ * person field of a pass); absent, null, "" and other types: 0. */
+int norm_names_someone(const json_t *v);
+/* Passes without a reading (issue 14.3). A gate event whose payload has
+ * no temperature (ev->temp_dc still TEMP_NONE: a card reader, a terminal
+ * with its thermal module off, a refused card) is a pass without a
+ * reading when it names who passed (`who`: a card or person field for
+ * which norm_names_someone() is 1) and the format says it is an access
+ * (`access`): it is stored with temp_c NULL and the gate rules run on it
+ * (sealed_gate, unknown_card, isolation_breach, exit_quota; never fever).
+ * Anything else without a reading is not a pass (a door alarm, an exit
+ * button, a reading-only record without its value): rejected
+ * missing_temperature with the detail `fmt`. Returns 0 when ev is kept
+ * (it has a reading, or is such a pass), or -1 after the reject. */
+int norm_pass_without_reading(const struct event *ev, int who, int access,
+			      struct norm_result *ret, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
 /* Stores a person id; an 18-character national ID number (17 digits and
  * a digit or X) is replaced by "id:" + a keyed hash of it. */
 void norm_set_person(const struct norm_msg *msg, struct event *ev, const char *id);

@@ -191,10 +191,9 @@ mkdir_p(const char *path)
  * with `sync`, fdatasyncs the file and fsyncs the directory. Returns 0 or
  * a negative errno. */
 static int
-write_file_atomic(int dirfd, const char *name, const char *data, int sync)
+write_file_atomic_len(int dirfd, const char *name, const void *data, size_t len, int sync)
 {
 	char tmp[256];
-	size_t len = strlen(data);
 	int fd, err = 0;
 
 	snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
@@ -214,6 +213,12 @@ write_file_atomic(int dirfd, const char *name, const char *data, int sync)
 	else if (sync)
 		fsync(dirfd);
 	return err;
+}
+
+static int
+write_file_atomic(int dirfd, const char *name, const char *data, int sync)
+{
+	return write_file_atomic_len(dirfd, name, data, strlen(data), sync);
 }
 
 /* Reads spool.id, or makes a random one and writes it (synced). Returns
@@ -1011,6 +1016,79 @@ out:
 	pthread_mutex_unlock(&spool->lock);
 }
 
+size_t
+spool_stored_len(const struct spool *spool, size_t len)
+{
+	return len > (size_t)spool->opt.max_payload ? (size_t)spool->opt.max_payload : len;
+}
+
+/* A duplicate of the directory's descriptor taken under the lock: files
+ * are read and written outside it, so that the receive thread's appends
+ * (inside Paho's lock) never wait for that I/O. */
+static int
+dir_dup(struct spool *spool)
+{
+	int dfd;
+
+	pthread_mutex_lock(&spool->lock);
+	dfd = fcntl(spool->dir_fd, F_DUPFD_CLOEXEC, 0);
+	pthread_mutex_unlock(&spool->lock);
+	return dfd < 0 ? -errno : dfd;
+}
+
+int
+spool_write_file(struct spool *spool, const char *name, const void *buf, size_t len)
+{
+	int err, dfd = dir_dup(spool);
+
+	if (dfd < 0)
+		return dfd;
+	err = write_file_atomic_len(dfd, name, buf, len, 1);
+	close(dfd);
+	return err;
+}
+
+int
+spool_read_file(struct spool *spool, const char *name, size_t max, void **ret_buf,
+		size_t *ret_len)
+{
+	int dfd = dir_dup(spool), fd, err = 0;
+	struct stat st;
+	uint8_t *buf = NULL;
+	size_t got = 0;
+
+	if (dfd < 0)
+		return dfd;
+	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+	close(dfd);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		err = -errno;
+	else if ((uint64_t)st.st_size > max)
+		err = -EFBIG;
+	else if (!(buf = malloc(st.st_size ? (size_t)st.st_size : 1)))
+		err = -ENOMEM;
+	while (!err && got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			err = n < 0 ? -errno : -EIO;	/* shrank under us */
+		else
+			got += (size_t)n;
+	}
+	close(fd);
+	if (err) {
+		free(buf);
+		return err;
+	}
+	*ret_buf = buf;
+	*ret_len = got;
+	return 0;
+}
+
 uint64_t
 spool_load_checkpoint(struct spool *spool)
 {
@@ -1039,14 +1117,9 @@ spool_save_checkpoint(struct spool *spool, uint64_t pos)
 	int err, dfd;
 
 	snprintf(buf, sizeof(buf), "%s %" PRIu64 "\n", spool->id, pos);
-	/* A copy of the directory's descriptor taken under the lock, the
-	 * file written outside it: the receive thread's appends (inside
-	 * Paho's lock) must not wait for this file I/O at every commit. */
-	pthread_mutex_lock(&spool->lock);
-	dfd = fcntl(spool->dir_fd, F_DUPFD_CLOEXEC, 0);
-	pthread_mutex_unlock(&spool->lock);
-	if (dfd < 0)
-		return -errno;
+	/* written outside the lock: not at every commit under it */
+	if ((dfd = dir_dup(spool)) < 0)
+		return dfd;
 	err = write_file_atomic(dfd, "checkpoint", buf, 0);
 	close(dfd);
 	return err;

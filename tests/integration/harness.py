@@ -19,6 +19,8 @@ import socket
 import subprocess
 import tempfile
 import threading
+import urllib.error
+import urllib.request
 import time
 
 import paho.mqtt.client as mqtt
@@ -515,9 +517,10 @@ def _client(port, prefix):
     return c
 
 
-def publish_many(port, messages, qos=1, timeout=TIMEOUT * 2):
+def publish_many(port, messages, qos=1, timeout=TIMEOUT * 2, retain=False):
     """Publish [(topic, payload_bytes), ...] in order and return once the broker
-    acknowledged every one (a PUBACK for each at QoS 1)."""
+    acknowledged every one (a PUBACK for each at QoS 1); with retain, each as
+    the topic's retained message."""
     messages = list(messages)
     done = threading.Semaphore(0)
     c = _client(port, "pub")
@@ -526,7 +529,7 @@ def publish_many(port, messages, qos=1, timeout=TIMEOUT * 2):
     c.on_publish = lambda cl, ud, mid: done.release()
     try:
         for topic, payload in messages:
-            info = c.publish(topic, payload, qos=qos)
+            info = c.publish(topic, payload, qos=qos, retain=retain)
             assert info.rc == mqtt.MQTT_ERR_SUCCESS, "publish failed: %s" % mqtt.error_string(info.rc)
         deadline = time.monotonic() + timeout
         for i in range(len(messages)):
@@ -721,6 +724,33 @@ class Stream(threading.Thread):
 
 
 # ---------------------------------------------------------------- cordonctl
+
+def http_get(url):
+    """(status, body text) of a GET; an HTTP error status is returned, not raised."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def scrape(port):
+    """cordond's /metrics text on `port`, or "" when it does not answer 200."""
+    try:
+        code, text = http_get("http://127.0.0.1:%d/metrics" % port)
+    except OSError:
+        return ""
+    return text if code == 200 else ""
+
+
+def metric(text, name):
+    """The value of the sample `name` (with its labels, e.g.
+    'cordon_x_total{why="a"}') in a /metrics text, or None."""
+    for line in (text or "").splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return None
+
 
 def cordonctl_config(workdir, conninfo, name="cordonctl.conf"):
     """Write a config file with only [postgres] conninfo (all cordonctl

@@ -22,37 +22,17 @@ import json
 import os
 import re
 import threading
-import urllib.error
-import urllib.request
 
 import paho.mqtt.client as mqtt
 import pytest
 
 import harness
-from harness import ACTIVE, Broker, Collector, free_port, gate_event, publish_many, wait_until
+from harness import (ACTIVE, Broker, Collector, free_port, gate_event, metric, publish_many, scrape,
+                     wait_until)
+from harness import http_get as get
 from test_service import NotifySocket
 
 SITE = "ms"
-
-
-def get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
-def metric(text, name):
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[-1])
-    return None
-
-
-def scrape(port):
-    code, text = get("http://127.0.0.1:%d/metrics" % port)
-    return text if code == 200 else ""
 
 
 ADMIN_ACLS = [{"acltype": t, "topic": "$CONTROL/dynamic-security/#", "priority": 0, "allow": True}

@@ -10,7 +10,8 @@ import urllib.error
 import urllib.request
 
 import harness
-from harness import Collector, free_port, gate_event, publish_many, tail, wait_until
+from harness import Collector, free_port, gate_event, metric, publish_many, tail, wait_until
+from harness import http_get as get
 
 
 class NotifySocket:
@@ -115,21 +116,6 @@ def test_sighup_reload(env, cordond):
                    what="max_bytes held to 512 segments of 64 MiB")
     assert d.alive()
     assert d.stop() == 0
-
-
-def get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
-def metric(text, name):
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[-1])
-    return None
 
 
 def test_metrics_and_health(private_env):

@@ -22,7 +22,7 @@ import urllib.request
 
 import pytest
 
-from harness import Collector, Stream, free_port, sequence_events, tail, wait_until
+from harness import Collector, Stream, free_port, metric, sequence_events, tail, wait_until
 
 N = 10000
 LONG = 300
@@ -36,13 +36,6 @@ def get(url):
         return err.code, err.read().decode()
     except OSError as err:
         return None, str(err)
-
-
-def metric(text, name):
-    for line in (text or "").splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[-1])
-    return None
 
 
 class Daemon:

@@ -15,6 +15,14 @@
 
 #define RECV_US 1581849120000000LL	/* 2020-02-16T10:32:00Z */
 #define RECV "2020-02-16 10:32:00.000000+00"
+
+/* The key of a keyless event received at RECV_US: "h:<message hash>:
+ * <receive time>:<index>" (normalize.c); `index` is the "#N" of a case. */
+static void
+keyless_key(char *buf, size_t len, const char *hex, const char *index)
+{
+	snprintf(buf, len, "h:%s:%lld:%s", hex, RECV_US, index);
+}
 #define ID_KEY "cordon-test-key"
 
 static const char *fixture_dir = "tests/fixtures/formats";
@@ -160,11 +168,48 @@ static const struct fixture_case fixture_cases[] = {
 	{ "dahua_realutc.json", T("G08"), "dahua", NULL, 1, {
 		{ 368, "2020-02-16 10:32:00.000000+00", "A1B2C413", "3303", 0,
 		  "s1/G08/733", -1, DIR_IN } } },
+	/* Envelopes that bridges forward as they are (issue 14.6): each
+	 * element one event. Hikvision's AcsEvent search answer (numbers as
+	 * strings, a Fahrenheit code, an operation record that is skipped, an
+	 * element without serialNo keyed by its place in InfoList), its XML
+	 * EventNotificationAlert through an XML->JSON bridge (every value a
+	 * string); Dahua's RPC2 client.notifyEventStream with other codes in
+	 * the list (skipped), and the attach stream's lowercase keys. */
+	{ "hikvision_acsevent_search.json", T("G03"), "hikvision", NULL, 2, {
+		{ 368, "2020-02-16 10:31:20.000000+00", "3208840101", "2301", 0,
+		  "s1/G03/9001", -1, DIR_NONE },
+		{ 379, "2020-02-16 10:31:55.000000+00", "3208840102", "2302", ABN, "#2", 1,
+		  DIR_NONE } } },
+	{ "hikvision_xml_alert.json", T("G03"), "hikvision", NULL, 1, {
+		{ 376, "2020-02-16 10:32:06.000000+00", "3208840103", "2303", ABN,
+		  "s1/G03/1241", 1, DIR_NONE } } },
+	{ "dahua_rpc2_mixed.json", T("G07"), "dahua", NULL, 2, {
+		{ 364, "2020-02-16 10:32:01.000000+00", "C-0890", "3303", 0, "#1", -1, DIR_OUT },
+		{ 375, "2020-02-16 10:32:05.000000+00", "C-0891", "3304", 0, "s1/G07/7730", -1,
+		  DIR_IN } } },
+	{ "dahua_attach_lowercase.json", T("G07"), "dahua", NULL, 1, {
+		{ 374, "2020-02-16 10:32:02.000000+00", "A1B2C3F0", "1043", ABN, "s1/G07/5130", -1,
+		  DIR_IN } } },
+	{ "hikvision_acsevent_search.json", T("G23"), "hikvision", NULL, 2, {
+		{ 368, "2020-02-16 10:31:20.000000+00", "3208840101", "2301", 0,
+		  "s1/G23/9001", -1, DIR_NONE },
+		{ 379, "2020-02-16 10:31:55.000000+00", "3208840102", "2302", ABN, "#2", 1,
+		  DIR_NONE } } },
+	{ "dahua_rpc2_mixed.json", T("G24"), "dahua", NULL, 2, {
+		{ 364, "2020-02-16 10:32:01.000000+00", "C-0890", "3303", 0, "#1", -1, DIR_OUT },
+		{ 375, "2020-02-16 10:32:05.000000+00", "C-0891", "3304", 0, "s1/G24/7730", -1,
+		  DIR_IN } } },
+	{ "dahua_rpc2_mixed.json", T("G23"), NULL, "missing_time", 0, { { 0 } } },
 	/* EZVIZ: two events in the content string, one with an id. */
 	{ "ezviz_two_events.json", T("G11"), "ezviz", NULL, 2, {
 		{ 366, "2020-02-16 10:32:00.123000+00", "3208841234", "1042", 0,
 		  "s1/G11/5e48f1a0c2b3401e", 1, DIR_NONE },
 		{ 382, "2020-02-16 10:32:04.871000+00", "", HASH_ID2, ABN, "#1", 0, DIR_NONE } } },
+	/* EZVIZ as its message push documents it: header + body object; the
+	 * record key is header.messageId (kept on EZVIZ's retries). */
+	{ "ezviz_body.json", T("G11"), "ezviz", NULL, 1, {
+		{ 376, "2020-02-16 10:32:01.250000+00", "3208841299", "2405", ABN,
+		  "s1/G11/5e57f239793f2b007fecb0de", 0, DIR_NONE } } },
 	/* WeCom: string temperatures, status 0/1/2. */
 	{ "wecom_report.json", T("G15"), "wecom", NULL, 3, {
 		{ 366, "2020-02-16 10:32:00.000000+00", "", "zhangsan", 0, "#0", -1, DIR_NONE },
@@ -187,6 +232,24 @@ static const struct fixture_case fixture_cases[] = {
 		{ 370, "2020-02-16 10:32:00.000000+00", "", "", 0, "s1/G09/r-89", -1, DIR_NONE } } },
 	{ "diy_ts.json", T("G22"), "diy", NULL, 1, {
 		{ 370, "2020-02-16 10:32:00.000000+00", "", "", 0, "s1/G22/r-89", -1, DIR_NONE } } },
+	/* DIY firmwares' own JSON on a gate pinned to diy: Tasmota's SENSOR
+	 * telemetry (the infrared OBJTMP, never AMBTMP; local Time; TempUnit
+	 * over the register's unit), its Status 10 answer, a sensor with
+	 * Temperature; ESPHome's web server state (its "id" names the sensor,
+	 * it is not a record key). */
+	{ "tasmota_sensor.json", T("G22"), "diy", NULL, 1, {
+		{ 369, "2020-02-16 10:32:00.000000+00", "", "", 0, "#0", -1, DIR_NONE } } },
+	{ "tasmota_status10.json", T("G22"), "diy", NULL, 1, {
+		{ 373, "2020-02-16 10:31:30.000000+00", "", "", 0, "#0", -1, DIR_NONE } } },
+	{ "tasmota_ds18b20.json", T("G22"), "diy", NULL, 1, {
+		{ 367, "2020-02-16 10:32:00.000000+00", "", "", 0, "#0", -1, DIR_NONE } } },
+	{ "tasmota_two_sensors.json", T("G22"), "diy", NULL, 1, {
+		{ 375, "2020-02-16 10:32:00.000000+00", "", "", 0, "#0", -1, DIR_NONE } } },
+	{ "esphome_state.json", T("G22"), "diy", NULL, 1, {
+		{ 369, RECV, "", "", 0, "#0", -1, DIR_NONE } } },
+	/* Not taken by shape: their keys are too common. */
+	{ "tasmota_sensor.json", T("G09"), NULL, "unknown_format", 0, { { 0 } } },
+	{ "esphome_state.json", T("G09"), NULL, "unknown_format", 0, { { 0 } } },
 	/* A pinned format wins over the shape. */
 	{ "dahua_utc.json", T("G24"), "dahua", NULL, 1, {
 		{ 365, "2020-02-16 10:32:00.000000+00", "A1B2C3D4", "1042", 0,
@@ -225,7 +288,7 @@ check_fixture(const struct fixture_case *c)
 		char ts[40], key[NORM_KEY_MAX];
 
 		if (w->key[0] == '#')
-			snprintf(key, sizeof(key), "h:%s:%s", hex, w->key + 1);
+			keyless_key(key, sizeof(key), hex, w->key + 1);
 		else
 			snprintf(key, sizeof(key), "%s", w->key);
 		normalize_format_time(ev->device_us, ts, sizeof(ts));
@@ -259,7 +322,8 @@ redelivery_same_keys(void **state)
 {
 	static const char *const files[] = {
 		"hikvision_envelope.json", "ezviz_two_events.json", "wecom_report.json",
-		"diy_batch.json",
+		"diy_batch.json", "hikvision_acsevent_search.json", "dahua_rpc2_mixed.json",
+		"ezviz_body.json",
 	};
 	struct norm_result res;
 
@@ -315,6 +379,14 @@ id_number_without_key(void **state)
 #define EZ_T "\\\"temperature\\\":{\\\"currTemperature\\\":36.6}"
 #define EZ_F "\\\"faceTime\\\":\\\"2020-02-16 18:32:00.123\\\""
 #define WECOM(elems) "{\"errcode\":0,\"errmsg\":\"ok\",\"temperature_data\":[" elems "]}"
+#define EZ_PUSH(body) "{\"header\":{\"type\":\"ys.open.face\",\"messageId\":\"m-1\"}," \
+	"\"body\":" body "}"
+#define EZ_PF "\"faceTime\":\"2020-02-16 18:32:00.123\""
+#define EZ_PT "\"temperature\":{\"currTemperature\":36.6}"
+#define ACS(body) "{\"AcsEvent\":{\"searchID\":\"1\"," body "}}"
+#define ACS_T "\"time\":\"2020-02-16T18:32:00+08:00\""
+#define RPC2(elems) "{\"id\":2,\"method\":\"client.notifyEventStream\"," \
+	"\"params\":{\"SID\":513,\"eventList\":[" elems "]},\"session\":1}"
 
 static void
 reject_reasons(void **state)
@@ -325,8 +397,18 @@ reject_reasons(void **state)
 		{ T("G03"), "{" HIK_REC ",\"currTemperature\":36.5}", "missing_time" },
 		{ T("G03"), "{" HIK_REC ",\"time\":null,\"currTemperature\":36.5}", "missing_time" },
 		{ T("G03"), "{" HIK_REC ",\"time\":\"yesterday\",\"currTemperature\":36.5}", "bad_time" },
-		{ T("G03"), HIK_ENV(HIK_REC), "missing_temperature" },
-		{ T("G03"), HIK_ENV(HIK_REC ",\"currTemperature\":null"), "missing_temperature" },
+		/* no reading: a pass when it names a card or person (see
+		 * passes_without_reading), else not a pass */
+		{ T("G03"), HIK_ENV(HIK_REC), "accepted" },
+		{ T("G03"), HIK_ENV(HIK_REC ",\"currTemperature\":null"), "accepted" },
+		{ T("G03"), HIK_ENV("\"majorEventType\":5,\"subEventType\":21,\"serialNo\":7"),
+		  "missing_temperature" },
+		{ T("G03"), HIK_ENV("\"majorEventType\":5,\"subEventType\":75,\"serialNo\":7,"
+				    "\"cardNo\":\"\",\"employeeNoString\":\"\""), "missing_temperature" },
+		{ T("G03"), HIK_ENV("\"majorEventType\":1,\"subEventType\":1024,\"serialNo\":7,"
+				    "\"cardNo\":\"1\""), "missing_temperature" },
+		{ T("G03"), HIK_ENV("\"majorEventType\":1,\"subEventType\":1024,\"serialNo\":7,"
+				    "\"cardNo\":\"1\",\"currTemperature\":36.5"), "accepted" },
 		{ T("G03"), HIK_ENV(HIK_REC ",\"currTemperature\":\"hot\""), "bad_temperature" },
 		{ T("G03"), HIK_ENV(HIK_REC ",\"currTemperature\":36.5,\"thermometryUnit\":\"rankine\""),
 		  "bad_temperature" },
@@ -343,7 +425,9 @@ reject_reasons(void **state)
 		{ T("G07"), DAHUA("\"LocaleTime\":\"16/02/2020 18:32\"," DH_TEMP), "bad_time" },
 		{ T("G07"), DAHUA("\"LocaleTime\":1581849120," DH_TEMP), "bad_time" },
 		{ T("G07"), DAHUA("\"UTC\":\"soon\"," DH_TEMP), "bad_time" },
-		{ T("G07"), DAHUA("\"UTC\":1581849120,\"CardNo\":\"A1\""), "missing_temperature" },
+		{ T("G07"), DAHUA("\"UTC\":1581849120,\"CardNo\":\"A1\""), "accepted" },
+		{ T("G07"), DAHUA("\"UTC\":1581849120,\"CardNo\":\"\",\"Method\":6"),
+		  "missing_temperature" },
 		{ T("G07"), DAHUA("\"UTC\":1581849120,\"ManTemperatureInfo\":{\"TemperatureUnit\":0}"),
 		  "missing_temperature" },
 		{ T("G07"), DAHUA("\"UTC\":1581849120,\"ManTemperatureInfo\":"
@@ -355,6 +439,45 @@ reject_reasons(void **state)
 		{ T("G07"), DAHUA("\"UTC\":1581849120,\"RecNo\":{}," DH_TEMP), "bad_field" },
 		{ T("G07"), "{\"Action\":\"Start\",\"Code\":\"VideoMotion\",\"Data\":{\"UTC\":1}}",
 		  "unknown_format" },
+		/* Hikvision AcsEvent search answers: an empty one ("NO MATCH") and
+		 * one with no access event carry no event; one bad element rejects
+		 * the whole answer (nothing of it is stored twice when resent). */
+		{ T("G03"), ACS("\"responseStatusStrg\":\"NO MATCH\",\"numOfMatches\":0,"
+				"\"totalMatches\":0"), "no_events" },
+		{ T("G03"), ACS("\"responseStatusStrg\":\"OK\",\"InfoList\":[]"), "no_events" },
+		{ T("G03"), ACS("\"InfoList\":[{\"major\":2,\"minor\":39," ACS_T "}]"), "no_events" },
+		{ T("G03"), ACS("\"InfoList\":[{\"major\":5," ACS_T ",\"currTemperature\":36.5}]"),
+		  "accepted" },
+		{ T("G03"), ACS("\"InfoList\":[{\"major\":\"5\"," ACS_T ",\"currTemperature\":36.5}]"),
+		  "accepted" },
+		{ T("G03"), ACS("\"InfoList\":[{\"major\":5,\"currTemperature\":36.5}]"),
+		  "missing_time" },
+		{ T("G03"), ACS("\"InfoList\":[{\"major\":5," ACS_T ",\"currTemperature\":36.5},"
+				"{\"major\":5," ACS_T ",\"currTemperature\":\"hot\"}]"),
+		  "bad_temperature" },
+		{ T("G03"), ACS("\"InfoList\":{\"major\":5}"), "bad_field" },
+		{ T("G03"), ACS("\"InfoList\":[7]"), "not_object" },
+		{ T("G03"), "{\"AcsEvent\":\"NO MATCH\"}", "unknown_format" },
+		{ T("G03"), "{\"EventNotificationAlert\":{\"dateTime\":\"2020-02-16T18:32:00+08:00\","
+			    "\"AccessControllerEvent\":{\"currTemperature\":\"36.5\"}}}", "accepted" },
+		{ T("G03"), "{\"EventNotificationAlert\":{\"AccessControllerEvent\":"
+			    "{\"currTemperature\":\"36.5\"}}}", "missing_time" },
+		/* Dahua client.notifyEventStream */
+		{ T("G07"), RPC2("{\"Code\":\"AccessControl\",\"Data\":{\"UTC\":1581849120," DH_TEMP "}}"),
+		  "accepted" },
+		{ T("G07"), RPC2(""), "no_events" },
+		{ T("G07"), RPC2("{\"Code\":\"VideoMotion\",\"Action\":\"Start\",\"Data\":{}}"),
+		  "no_events" },
+		{ T("G07"), RPC2("5"), "not_object" },
+		{ T("G07"), RPC2("{\"Code\":\"AccessControl\",\"Action\":\"Pulse\"}"), "bad_field" },
+		{ T("G07"), RPC2("{\"Code\":\"AccessControl\",\"Data\":{\"UTC\":1581849120," DH_TEMP "}},"
+				 "{\"Code\":\"AccessControl\",\"Data\":{" DH_TEMP "}}"), "missing_time" },
+		{ T("G07"), "{\"method\":\"client.notifyConfigChange\",\"params\":{\"eventList\":[]}}",
+		  "unknown_format" },
+		{ T("G07"), "{\"method\":\"client.notifyEventStream\",\"params\":{\"eventList\":{}}}",
+		  "unknown_format" },
+		{ T("G07"), "{\"action\":\"Pulse\",\"Code\":\"VideoMotion\",\"data\":{\"UTC\":1}}",
+		  "unknown_format" },
 		/* EZVIZ */
 		{ T("G11"), EZVIZ("[{" EZ_F "," EZ_T "}]"), "accepted" },
 		{ T("G11"), EZVIZ("{" EZ_F "," EZ_T "}"), "accepted" },
@@ -365,9 +488,25 @@ reject_reasons(void **state)
 		{ T("G11"), EZVIZ("[{" EZ_T "}]"), "missing_time" },
 		{ T("G11"), EZVIZ("[{\\\"faceTime\\\":\\\"02/16/2020\\\"," EZ_T "}]"), "bad_time" },
 		{ T("G11"), EZVIZ("[{" EZ_F "," EZ_T "},{" EZ_F "}]"), "missing_temperature" },
-		{ T("G11"), EZVIZ("[{" EZ_F ",\\\"temperature\\\":36.6}]"), "missing_temperature" },
+		{ T("G11"), EZVIZ("[{" EZ_F ",\\\"temperature\\\":36.6}]"), "bad_temperature" },
+		{ T("G11"), EZVIZ("[{" EZ_F ",\\\"cardNo\\\":\\\"C-1\\\",\\\"temperature\\\":36.6}]"),
+		  "bad_temperature" },
+		{ T("G11"), EZVIZ("[{" EZ_F "," EZ_T "},{" EZ_F ",\\\"cardNo\\\":\\\"C-1\\\"}]"),
+		  "accepted" },
 		{ T("G11"), EZVIZ("[{" EZ_F ",\\\"temperature\\\":{\\\"currTemperature\\\":\\\"n/a\\\"}}]"),
 		  "bad_temperature" },
+		/* EZVIZ message push: header + body */
+		{ T("G11"), EZ_PUSH("{" EZ_PF "," EZ_PT "}"), "accepted" },
+		{ T("G11"), EZ_PUSH("[{" EZ_PF "," EZ_PT "},{" EZ_PF "," EZ_PT "}]"), "accepted" },
+		{ T("G11"), EZ_PUSH("\"[{" EZ_F "," EZ_T "}]\""), "accepted" },
+		{ T("G11"), EZ_PUSH("[]"), "no_events" },
+		{ T("G11"), EZ_PUSH("5"), "bad_field" },
+		{ T("G11"), EZ_PUSH("\"{faceTime\""), "not_json" },
+		{ T("G11"), "{\"header\":{\"type\":\"ys.onoffline\",\"messageId\":\"m-2\","
+			    "\"messageTime\":1581849120456},\"body\":{\"msgType\":\"ONLINE\"}}",
+		  "missing_time" },
+		{ T("G11"), "{\"header\":{\"messageId\":[1]},\"body\":{" EZ_PF "," EZ_PT "}}",
+		  "bad_field" },
 		/* WeCom */
 		{ T("G15"), WECOM("{\"userid\":\"a\",\"temperature\":\"36.6\",\"timestamp\":1581849120}"),
 		  "accepted" },
@@ -390,6 +529,10 @@ reject_reasons(void **state)
 		{ T("G22"), "\"36.6\"", "accepted" },
 		{ T("G09"), "{\"temp\":\"hot\"}", "bad_temperature" },
 		{ T("G09"), "{\"temp\":null}", "missing_temperature" },
+		{ T("G09"), "{\"temp\":null,\"card\":\"\"}", "missing_temperature" },
+		{ T("G09"), "{\"temp\":null,\"card\":\"C-1\"}", "accepted" },
+		{ T("G22"), "{\"card\":\"C-1\",\"battery\":80}", "accepted" },
+		{ T("G22"), "{\"battery\":80}", "missing_temperature" },
 		{ T("G09"), "1e300", "temperature_out_of_range" },
 		{ T("G09"), "{\"temperature\":36.6}", "unknown_format" },
 		{ T("G09"), "{\"temp\":36.6,\"battery\":80}", "unknown_format" },
@@ -397,6 +540,23 @@ reject_reasons(void **state)
 		{ T("G22"), "{\"temp\":36.6,\"ts\":\"noon\"}", "bad_time" },
 		{ T("G22"), "{\"temp\":36.6,\"id\":[1]}", "bad_field" },
 		{ T("G22"), "{\"temp\":36.6,\"card\":{}}", "bad_field" },
+		/* Tasmota and ESPHome on a gate pinned to diy */
+		{ T("G22"), "{\"Time\":\"noon\",\"MLX90614\":{\"OBJTMP\":36.9}}", "bad_time" },
+		{ T("G22"), "{\"Time\":\"2020-02-16T18:32:00\",\"MLX90614\":{\"AMBTMP\":24.1}}",
+		  "missing_temperature" },
+		{ T("G22"), "{\"MLX90614\":{\"OBJTMP\":null,\"AMBTMP\":24.1}}", "missing_temperature" },
+		{ T("G22"), "{\"MLX90614\":{\"OBJTMP\":36.9},\"TempUnit\":\"K\"}", "bad_temperature" },
+		{ T("G22"), "{\"MLX90614\":{\"OBJTMP\":\"hot\"}}", "bad_temperature" },
+		{ T("G22"), "{\"DS18B20-1\":{\"Temperature\":36.7},\"DS18B20-2\":{\"Temperature\":22.1}}",
+		  "bad_temperature" },
+		{ T("G22"), "{\"SHT3X\":{\"Temperature\":22.1,\"Humidity\":40},"
+			    "\"MLX90614\":{\"OBJTMP\":36.9,\"AMBTMP\":22.0}}", "accepted" },
+		{ T("G22"), "{\"StatusSNS\":{\"Time\":\"2020-02-16T18:32:00\"}}", "missing_temperature" },
+		{ T("G22"), "{\"id\":\"sensor-t\",\"value\":null,\"state\":\"NA\"}",
+		  "missing_temperature" },
+		{ T("G22"), "{\"state\":\"36.9 \u00b0C\"}", "bad_temperature" },
+		{ T("G22"), "{\"state\":\"36.9\"}", "accepted" },
+		{ T("G22"), "{\"state\":36.9}", "accepted" },
 		/* Two vendors' keys at once: the shapes overlap, nothing is guessed. */
 		{ T("G07"), "{\"Action\":\"Pulse\",\"Data\":{\"UTC\":1581849120},\"currTemperature\":36.5}",
 		  "ambiguous_format" },
@@ -503,7 +663,7 @@ vendor_bounds(void **state)
 		normalize_format_time(ev->device_us, ts, sizeof(ts));
 		normalize_message_hash(&in, hex);
 		if (cases[i].key[0] == '#')
-			snprintf(key, sizeof(key), "h:%s:%s", hex, cases[i].key + 1);
+			keyless_key(key, sizeof(key), hex, cases[i].key + 1);
 		else
 			snprintf(key, sizeof(key), "%s", cases[i].key);
 		if (ev->temp_dc != cases[i].temp_dc || strcmp(ts, cases[i].time) != 0 ||
@@ -543,6 +703,8 @@ event_caps(void **state)
 		{ "hikvision_envelope.json", T("G03"), 0 },
 		{ "dahua_utc.json", T("G07"), 0 },
 		{ "diy_object.json", T("G09"), 0 },
+		{ "hikvision_acsevent_search.json", T("G03"), 1 },
+		{ "dahua_rpc2_mixed.json", T("G07"), 1 },
 	};
 	struct norm_result res;
 	char *big;
@@ -725,6 +887,390 @@ integer_codes_as_strings(void **state)
 	}
 }
 
+/* Passes without a reading (issue 14.3, field case 03): an access event
+ * without its temperature block that names a card or a person is a gate
+ * event with temp_dc TEMP_NONE, in every format that can carry one; the
+ * gate rules then run on it (test_rules.c). Each case also names the
+ * vendor documentation or capture it follows (comments in norm_*.c). */
+static void
+passes_without_reading(void **state)
+{
+	static const struct {
+		const char *file;	/* a field case under ../field-cases, or NULL */
+		const char *topic, *payload, *vendor, *card, *person, *key;
+		int mask;
+		enum direction dir;
+		unsigned flags;
+	} cases[] = {
+		/* Field case 03: a DS-K1T341 refusing an unknown card (5/9), no
+		 * thermometry keys at all; its 2024 clock is skewed against RECV. */
+		{ "03-hik-unknown-card-no-temperature.json", T("G03"), NULL, "hikvision",
+		  "C-9901", "", "s1/G03/5531", -1, DIR_NONE, FLAG_CLOCK_SKEW },
+		/* An element of an AcsEvent search (major/minor, its own time). */
+		{ NULL, T("G03"), "{\"major\":5,\"minor\":1,\"time\":\"2020-02-16T18:32:00+08:00\","
+		  "\"cardNo\":\"3308812528\",\"cardType\":1,\"cardReaderNo\":1,\"doorNo\":1,"
+		  "\"employeeNoString\":\"31\",\"serialNo\":10455,\"userType\":\"normal\","
+		  "\"currentVerifyMode\":\"faceOrFpOrCardOrPw\",\"mask\":\"unknown\"}",
+		  "hikvision", "3308812528", "31", "s1/G03/10455", -1, DIR_NONE, 0 },
+		/* A face pass with the thermal module off: the person only. */
+		{ NULL, T("G03"), HIK_ENV("\"majorEventType\":5,\"subEventType\":75,"
+		  "\"employeeNoString\":\"1042\",\"serialNo\":1300,\"mask\":\"no\""),
+		  "hikvision", "", "1042", "s1/G03/1300", 0, DIR_NONE, 0 },
+		/* An ID number as the person, hashed; "" card: the person counts. */
+		{ NULL, T("G03"), HIK_ENV("\"majorEventType\":\"5\",\"cardNo\":\"\","
+		  "\"employeeNoString\":\"110101199003078515\",\"serialNo\":1301"),
+		  "hikvision", "", HASH_ID1, "s1/G03/1301", -1, DIR_NONE, 0 },
+		/* Dahua card reader: Code AccessControl, no ManTemperatureInfo. */
+		{ NULL, T("G07"), "{\"Action\":\"Pulse\",\"Code\":\"AccessControl\",\"Index\":0,"
+		  "\"Data\":{\"RecNo\":5200,\"UTC\":1581849120,\"CardNo\":\"AABB1122\",\"Door\":0,"
+		  "\"ErrorCode\":0,\"Method\":1,\"ReaderID\":\"1\",\"Status\":1,\"Type\":\"Exit\","
+		  "\"UserID\":\"1042\",\"UserType\":0}}",
+		  "dahua", "AABB1122", "1042", "s1/G07/5200", -1, DIR_OUT, 0 },
+		/* Dahua VTO intercom: a user id only, no record number. */
+		{ NULL, T("G07"), "{\"Code\":\"AccessControl\",\"Action\":\"Pulse\","
+		  "\"Data\":{\"UTC\":1581849120,\"Method\":6,\"UserID\":\"1011\"}}",
+		  "dahua", "", "1011", "#0", -1, DIR_NONE, 0 },
+		/* EZVIZ: an element without its temperature object. */
+		{ NULL, T("G11"), EZVIZ("[{\\\"id\\\":\\\"e-1\\\"," EZ_F ",\\\"cardNo\\\":\\\"C-5\\\","
+		  "\\\"mask\\\":\\\"yes\\\"}]"), "ezviz", "C-5", "", "s1/G11/e-1", 1, DIR_NONE, 0 },
+		/* Canonical: a card reader sends no temp_c at all. */
+		{ NULL, T("G05"), "{\"id\":\"C-77\",\"ts\":\"2020-02-16T18:32:00+08:00\","
+		  "\"card\":\"C-0412\",\"direction\":\"out\"}",
+		  "canonical", "C-0412", "", "s1/G05/C-77", -1, DIR_OUT, 0 },
+		{ NULL, T("G05"), "{\"ts\":1581849120,\"person\":\"P-1\"}",
+		  "canonical", "", "P-1", "#0", -1, DIR_NONE, 0 },
+		/* DIY: a sensor that read nothing, with a card. */
+		{ NULL, T("G09"), "{\"temp\":null,\"card\":\"C-0412\",\"id\":\"r-90\","
+		  "\"ts\":1581849120}", "diy", "C-0412", "", "s1/G09/r-90", -1, DIR_NONE, 0 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct norm_input in = { .topic = cases[i].topic,
+					 .topic_len = strlen(cases[i].topic) };
+		struct norm_result res;
+		const struct event *ev = &evs[0];
+		char key[NORM_KEY_MAX], hex[33], name[128];
+		char *buf = NULL;
+		const char *payload = cases[i].payload;
+		size_t len;
+
+		if (cases[i].file) {
+			snprintf(name, sizeof(name), "../field-cases/%s", cases[i].file);
+			buf = load(name, &len);
+			payload = buf;
+		} else {
+			len = strlen(payload);
+		}
+		assert_int_equal(run_max(cases[i].topic, payload, len, NORM_MAX_EVENTS, &res), 0);
+		if (res.reason || res.nevents != 1)
+			fail_msg("case %zu: %s (%s), %zu events", i, res.reason ? res.reason : "accepted",
+				 res.detail, res.nevents);
+		in.payload = (const uint8_t *)payload;
+		in.payload_len = len;
+		normalize_message_hash(&in, hex);
+		if (cases[i].key[0] == '#')
+			keyless_key(key, sizeof(key), hex, cases[i].key + 1);
+		else
+			snprintf(key, sizeof(key), "%s", cases[i].key);
+		if (ev->type != EVENT_GATE || ev->temp_dc != TEMP_NONE ||
+		    strcmp(ev->vendor, cases[i].vendor) != 0 || strcmp(ev->card, cases[i].card) != 0 ||
+		    strcmp(ev->person, cases[i].person) != 0 || strcmp(ev->key, key) != 0 ||
+		    ev->mask != cases[i].mask || ev->direction != cases[i].dir ||
+		    ev->flags != cases[i].flags)
+			fail_msg("case %zu: %s temp %d card '%s' person '%s' key %s mask %d dir %d "
+				 "flags %u", i, ev->vendor, ev->temp_dc, ev->card, ev->person, ev->key,
+				 ev->mask, ev->direction, ev->flags);
+		free(buf);
+	}
+}
+
+/* Field cases 01 and 05 (tests/fixtures/field-cases/, byte for byte):
+ * a Hikvision AcsEvent search answer and a Dahua RPC2
+ * client.notifyEventStream give one event per element, at the right UTC
+ * time ("-00:00" is UTC) and temperature, each keyed by its record id. */
+static void
+field_case_envelopes(void **state)
+{
+	static const struct {
+		const char *file, *topic;
+		int64_t received_us;
+		size_t nevents;
+		struct { int16_t temp_dc; const char *time, *person, *card, *key; unsigned flags;
+			 int mask; } ev[2];
+	} cases[] = {
+		{ "01-hik-acsevent-search-response.json", T("G03"), 1704819200000000LL, 2, {
+			{ 379, "2024-01-09 16:51:51.000000+00", "7001", "", "s1/G03/4101", ABN, 1 },
+			{ 364, "2024-01-09 16:52:10.000000+00", "7002", "", "s1/G03/4102", 0, 0 } } },
+		{ "05-dahua-rpc2-notify-eventlist.json", T("G07"), 1585587600000000LL, 1, {
+			{ 380, "2020-03-30 16:58:45.000000+00", "3302", "C-0889", "s1/G07/7722", ABN,
+			  -1 } } },
+	};
+
+	(void)state;
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		char name[128];
+		struct norm_result res;
+		size_t len;
+		char *buf;
+		struct norm_input in = {
+			.topic = cases[c].topic, .topic_len = strlen(cases[c].topic),
+			.received_us = cases[c].received_us,
+		};
+
+		snprintf(name, sizeof(name), "../field-cases/%s", cases[c].file);
+		buf = load(name, &len);
+		in.payload = (const uint8_t *)buf;
+		in.payload_len = in.orig_len = len;
+		assert_int_equal(normalize_message(&ctx, &in, evs, NORM_MAX_EVENTS, &res), 0);
+		if (res.reason)
+			fail_msg("%s: rejected %s (%s)", cases[c].file, res.reason, res.detail);
+		assert_int_equal(res.nevents, cases[c].nevents);
+		for (size_t i = 0; i < res.nevents; i++) {
+			char ts[40];
+
+			normalize_format_time(evs[i].device_us, ts, sizeof(ts));
+			if (evs[i].temp_dc != cases[c].ev[i].temp_dc ||
+			    strcmp(ts, cases[c].ev[i].time) != 0 ||
+			    strcmp(evs[i].person, cases[c].ev[i].person) != 0 ||
+			    strcmp(evs[i].card, cases[c].ev[i].card) != 0 ||
+			    strcmp(evs[i].key, cases[c].ev[i].key) != 0 ||
+			    evs[i].flags != cases[c].ev[i].flags || evs[i].mask != cases[c].ev[i].mask)
+				fail_msg("%s[%zu]: temp %d time %s person '%s' card '%s' key %s "
+					 "flags %u mask %d", cases[c].file, i, evs[i].temp_dc, ts,
+					 evs[i].person, evs[i].card, evs[i].key, evs[i].flags,
+					 evs[i].mask);
+			assert_true(evs[i].rule_us == evs[i].device_us);
+		}
+		free(buf);
+	}
+}
+
+/* WeCom's person ids (field cases 07a/07b): userid (direct connection),
+ * open_userid (cloud API, third-party data), user_id (bridges), the first
+ * present and non-empty; status 1 is the device's fever verdict, 2 (too
+ * low) sets nothing. An element without its temperature is no pass,
+ * whoever it names. */
+static void
+wecom_person_ids(void **state)
+{
+	static const struct {
+		const char *payload, *reason, *person;
+		int16_t temp_dc;
+		unsigned flags;
+	} cases[] = {
+		{ WECOM("{\"open_userid\":\"wo-1\",\"temperature\":\"36.6\",\"timestamp\":1581849120}"),
+		  "accepted", "wo-1", 366, 0 },
+		{ WECOM("{\"userid\":\"zhangsan\",\"open_userid\":\"wo-1\",\"temperature\":\"36.6\","
+			"\"timestamp\":1581849120}"), "accepted", "zhangsan", 366, 0 },
+		{ WECOM("{\"userid\":\"\",\"open_userid\":\"wo-1\",\"temperature\":\"36.6\","
+			"\"timestamp\":1581849120}"), "accepted", "wo-1", 366, 0 },
+		{ WECOM("{\"user_id\":\"u-9\",\"temperature\":\"36.6\",\"timestamp\":1581849120}"),
+		  "accepted", "u-9", 366, 0 },
+		{ WECOM("{\"open_userid\":\"wo-1\",\"temperature\":\"35.1\",\"timestamp\":1581849120,"
+			"\"status\":2}"), "accepted", "wo-1", 351, 0 },
+		{ WECOM("{\"open_userid\":\"110101199003078515\",\"temperature\":\"38.2\","
+			"\"timestamp\":1581849120,\"status\":1}"), "accepted", HASH_ID1, 382, ABN },
+		{ WECOM("{\"open_userid\":[1],\"temperature\":\"36.6\",\"timestamp\":1581849120}"),
+		  "bad_field", NULL, 0, 0 },
+		{ WECOM("{\"open_userid\":\"wo-1\",\"timestamp\":1581849120}"),
+		  "missing_temperature", NULL, 0, 0 },
+		{ WECOM("{\"open_userid\":\"wo-1\",\"temperature\":\"\",\"timestamp\":1581849120}"),
+		  "missing_temperature", NULL, 0, 0 },
+	};
+	static const struct { const char *file; int16_t temp_dc; unsigned flags; } field[] = {
+		{ "../field-cases/07a-wecom-open-userid-fever.json", 381, ABN | FLAG_CLOCK_SKEW },
+		{ "../field-cases/07b-wecom-open-userid-recheck.json", 366, FLAG_CLOCK_SKEW },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct norm_result res;
+
+		assert_int_equal(run_max(T("G15"), cases[i].payload, strlen(cases[i].payload),
+					 NORM_MAX_EVENTS, &res), 0);
+		if (strcmp(res.reason ? res.reason : "accepted", cases[i].reason) != 0)
+			fail_msg("case %zu (%s): got %s, want %s", i, cases[i].payload,
+				 res.reason ? res.reason : "accepted", cases[i].reason);
+		if (res.reason)
+			continue;
+		if (strcmp(evs[0].person, cases[i].person) != 0 ||
+		    evs[0].temp_dc != cases[i].temp_dc || evs[0].flags != cases[i].flags)
+			fail_msg("case %zu: person '%s' temp %d flags %u", i, evs[0].person,
+				 evs[0].temp_dc, evs[0].flags);
+	}
+	for (size_t i = 0; i < sizeof(field) / sizeof(field[0]); i++) {
+		struct norm_result res;
+		size_t len;
+		char *buf = load(field[i].file, &len);
+
+		assert_int_equal(run_max(T("G15"), buf, len, NORM_MAX_EVENTS, &res), 0);
+		if (res.reason)
+			fail_msg("%s: %s (%s)", field[i].file, res.reason, res.detail);
+		assert_int_equal(res.nevents, 1);
+		assert_string_equal(evs[0].vendor, "wecom");
+		assert_string_equal(evs[0].person, "wo-7Hq2xK");
+		assert_int_equal(evs[0].temp_dc, field[i].temp_dc);
+		assert_int_equal(evs[0].flags, field[i].flags);
+		free(buf);
+	}
+}
+
+/* Hikvision's mask as documented (ISAPI AcsEvent / AccessControllerEvent:
+ * "unknown", "yes", "no"; read in any case) or a boolean; EZVIZ's the same
+ * without "unknown" in its docs. Anything else is unknown (-1), never a
+ * reject: a mask is not what the gate rules judge. */
+static void
+mask_spellings(void **state)
+{
+	static const struct { const char *mask; int want; } words[] = {
+		{ "\"yes\"", 1 }, { "\"no\"", 0 }, { "\"unknown\"", -1 }, { "\"YES\"", 1 },
+		{ "\"No\"", 0 }, { "true", 1 }, { "false", 0 }, { "\"maybe\"", -1 },
+		{ "null", -1 }, { "2", -1 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		char hik[512], bare[512];
+		struct norm_result res;
+
+		snprintf(hik, sizeof(hik), HIK_ENV(HIK_REC ",\"currTemperature\":36.5,\"mask\":%s"),
+			 words[i].mask);
+		snprintf(bare, sizeof(bare), "{\"major\":5,\"minor\":75,\"time\":\"2020-02-16T18:32:00"
+			 "+08:00\",\"serialNo\":4101,\"cardNo\":\"1\",\"mask\":%s}", words[i].mask);
+		assert_int_equal(run_max(T("G03"), hik, strlen(hik), NORM_MAX_EVENTS, &res), 0);
+		if (res.reason || evs[0].mask != words[i].want)
+			fail_msg("push mask %s: %s, mask %d, want %d", words[i].mask,
+				 res.reason ? res.reason : "accepted", evs[0].mask, words[i].want);
+		assert_int_equal(run_max(T("G03"), bare, strlen(bare), NORM_MAX_EVENTS, &res), 0);
+		if (res.reason || evs[0].mask != words[i].want)
+			fail_msg("record mask %s: %s, mask %d, want %d", words[i].mask,
+				 res.reason ? res.reason : "accepted", evs[0].mask, words[i].want);
+	}
+}
+
+/* Passes without a reading inside envelopes (issue 14.3 and 14.6 together):
+ * an element of an AcsEvent search answer, an RPC2 eventList, an EZVIZ
+ * body or an XML alert without a reading that names a card or person is a
+ * pass without a reading (temp_dc TEMP_NONE) next to the elements with
+ * readings. In Hikvision's and Dahua's lists an access element that names
+ * nobody and has no reading (a door unlocked, an exit button, a door
+ * opened remotely) is skipped as the non-access records are; nothing left
+ * is no_events. An EZVIZ body element naming nobody rejects the message
+ * missing_temperature. Sources: ISAPI JSON_AcsEvent (major 5 minors 1
+ * valid card, 21 door unlocked, 23 exit button), Dahua RPC2
+ * client.notifyEventStream with AccessControl data of a card reader (no
+ * ManTemperatureInfo; Method 4 remote open with CardNo ""). */
+#define ACS_REC(serial, rest) "{\"major\":5,\"time\":\"2020-02-16T18:3" serial ":00+08:00\"," \
+	"\"serialNo\":90" serial rest "}"
+#define RPC2_AC(recno, data) "{\"Action\":\"Pulse\",\"Code\":\"AccessControl\",\"Index\":0," \
+	"\"Data\":{\"RecNo\":" recno ",\"UTC\":1581849120" data "}}"
+static void
+envelope_passes_without_reading(void **state)
+{
+	static const struct {
+		const char *topic, *payload, *reason;
+		size_t nevents;
+		struct { int16_t temp_dc; const char *card, *person, *key; } ev[3];
+	} cases[] = {
+		/* A polled answer: a reading, a card pass without one (5/1), a
+		 * door unlocked (5/21) and an exit button (5/23) naming nobody, a
+		 * remote login (3/112). */
+		{ T("G03"), ACS("\"responseStatusStrg\":\"OK\",\"InfoList\":["
+		  ACS_REC("1", ",\"minor\":75,\"employeeNoString\":\"31\",\"currTemperature\":36.8") ","
+		  ACS_REC("2", ",\"minor\":1,\"cardNo\":\"3308812528\",\"employeeNoString\":\"32\","
+			  "\"cardType\":1,\"mask\":\"unknown\"") ","
+		  ACS_REC("3", ",\"minor\":21,\"doorNo\":1") ","
+		  ACS_REC("4", ",\"minor\":23,\"cardNo\":\"\",\"currTemperature\":null") ","
+		  "{\"major\":3,\"minor\":112,\"time\":\"2020-02-16T18:35:00+08:00\",\"serialNo\":9005}"
+		  "]"), "accepted", 2, {
+			{ 368, "", "31", "s1/G03/901" },
+			{ TEMP_NONE, "3308812528", "32", "s1/G03/902" } } },
+		/* No major (a trimmed record), the person as an integer employeeNo. */
+		{ T("G03"), ACS("\"InfoList\":[{" ACS_T ",\"serialNo\":9010,\"employeeNo\":2302}]"),
+		  "accepted", 1, { { TEMP_NONE, "", "2302", "s1/G03/9010" } } },
+		/* Only door events: no pass and no reading in the answer. */
+		{ T("G03"), ACS("\"responseStatusStrg\":\"OK\",\"InfoList\":["
+		  ACS_REC("3", ",\"minor\":21") "," ACS_REC("4", ",\"minor\":23,\"cardNo\":\"\"") "]"),
+		  "no_events", 0, { { 0 } } },
+		/* A kept element that is malformed still rejects the answer; a
+		 * skipped door event is not read. */
+		{ T("G03"), ACS("\"InfoList\":[" ACS_REC("1", ",\"currTemperature\":36.8") ","
+		  "{\"major\":5,\"time\":\"soon\",\"serialNo\":9002,\"cardNo\":\"C-1\"}]"),
+		  "bad_time", 0, { { 0 } } },
+		{ T("G03"), ACS("\"InfoList\":[" ACS_REC("1", ",\"currTemperature\":36.8") ","
+		  "{\"major\":5,\"minor\":21,\"time\":\"soon\",\"serialNo\":9002}]"),
+		  "accepted", 1, { { 368, "", "", "s1/G03/901" } } },
+		/* The XML alert through a bridge, thermometry off: a card. */
+		{ T("G03"), "{\"EventNotificationAlert\":{\"@version\":\"2.0\",\"dateTime\":"
+		  "\"2020-02-16T18:32:00+08:00\",\"eventType\":\"AccessControllerEvent\","
+		  "\"AccessControllerEvent\":{\"majorEventType\":\"5\",\"subEventType\":\"9\","
+		  "\"cardNo\":\"C-9902\",\"serialNo\":\"1400\"}}}",
+		  "accepted", 1, { { TEMP_NONE, "C-9902", "", "s1/G03/1400" } } },
+		/* RPC2 [All]: a reading, a card reader's pass (no
+		 * ManTemperatureInfo), a remote open naming nobody, a motion event. */
+		{ T("G07"), RPC2(RPC2_AC("7801", ",\"CardNo\":\"C-0890\",\"UserID\":\"3303\"," DH_TEMP) ","
+		  RPC2_AC("7802", ",\"CardNo\":\"C-0892\",\"UserID\":\"3305\",\"Method\":1,"
+			  "\"Status\":1,\"Type\":\"Entry\"") ","
+		  RPC2_AC("7803", ",\"CardNo\":\"\",\"Method\":4,\"Status\":1") ","
+		  "{\"Action\":\"Start\",\"Code\":\"VideoMotion\",\"Data\":{\"UTC\":1581849121}}"),
+		  "accepted", 2, {
+			{ 365, "C-0890", "3303", "s1/G07/7801" },
+			{ TEMP_NONE, "C-0892", "3305", "s1/G07/7802" } } },
+		/* A user id only; ManTemperatureInfo without CurrentTemperature. */
+		{ T("G07"), RPC2(RPC2_AC("7804", ",\"UserID\":\"1011\","
+			  "\"ManTemperatureInfo\":{\"TemperatureUnit\":0}")),
+		  "accepted", 1, { { TEMP_NONE, "", "1011", "s1/G07/7804" } } },
+		/* Only a remote open and an exit button: no_events. */
+		{ T("G07"), RPC2(RPC2_AC("7803", ",\"CardNo\":\"\",\"Method\":4") ","
+			  RPC2_AC("7805", ",\"Method\":6")), "no_events", 0, { { 0 } } },
+		/* EZVIZ's documented body, thermometry off: the person. */
+		{ T("G11"), EZ_PUSH("{" EZ_PF ",\"employeeNo\":\"2405\",\"mask\":\"no\"}"),
+		  "accepted", 1, { { TEMP_NONE, "", "2405", "s1/G11/m-1" } } },
+		{ T("G11"), EZ_PUSH("[{" EZ_PF "," EZ_PT "},{" EZ_PF ",\"cardNo\":\"C-6\"}]"),
+		  "accepted", 2, { { 366, "", "", "#0" }, { TEMP_NONE, "C-6", "", "#1" } } },
+		/* An EZVIZ element naming nobody rejects the message. */
+		{ T("G11"), EZ_PUSH("[{" EZ_PF "," EZ_PT "},{" EZ_PF ",\"cardNo\":\"\"}]"),
+		  "missing_temperature", 0, { { 0 } } },
+	};
+
+	(void)state;
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct norm_input in = { .topic = cases[c].topic,
+					 .topic_len = strlen(cases[c].topic),
+					 .payload = (const uint8_t *)cases[c].payload,
+					 .payload_len = strlen(cases[c].payload) };
+		struct norm_result res;
+		char hex[33];
+
+		assert_int_equal(run_max(cases[c].topic, cases[c].payload, strlen(cases[c].payload),
+					 NORM_MAX_EVENTS, &res), 0);
+		if (strcmp(res.reason ? res.reason : "accepted", cases[c].reason) != 0)
+			fail_msg("case %zu: got %s (%s), want %s", c,
+				 res.reason ? res.reason : "accepted", res.reason ? res.detail : "",
+				 cases[c].reason);
+		if (res.reason)
+			continue;
+		if (res.nevents != cases[c].nevents)
+			fail_msg("case %zu: %zu events, want %zu", c, res.nevents, cases[c].nevents);
+		normalize_message_hash(&in, hex);
+		for (size_t i = 0; i < res.nevents; i++) {
+			char key[NORM_KEY_MAX];
+
+			if (cases[c].ev[i].key[0] == '#')
+				keyless_key(key, sizeof(key), hex, cases[c].ev[i].key + 1);
+			else
+				snprintf(key, sizeof(key), "%s", cases[c].ev[i].key);
+			if (evs[i].type != EVENT_GATE || evs[i].temp_dc != cases[c].ev[i].temp_dc ||
+			    strcmp(evs[i].card, cases[c].ev[i].card) != 0 ||
+			    strcmp(evs[i].person, cases[c].ev[i].person) != 0 ||
+			    strcmp(evs[i].key, key) != 0)
+				fail_msg("case %zu[%zu]: temp %d card '%s' person '%s' key %s", c, i,
+					 evs[i].temp_dc, evs[i].card, evs[i].person, evs[i].key);
+		}
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -737,6 +1283,11 @@ main(int argc, char **argv)
 		cmocka_unit_test(vendor_bounds),
 		cmocka_unit_test(numbers_as_strings),
 		cmocka_unit_test(integer_codes_as_strings),
+		cmocka_unit_test(passes_without_reading),
+		cmocka_unit_test(wecom_person_ids),
+		cmocka_unit_test(mask_spellings),
+		cmocka_unit_test(field_case_envelopes),
+		cmocka_unit_test(envelope_passes_without_reading),
 	};
 
 	if (argc > 1)

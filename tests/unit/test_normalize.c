@@ -79,6 +79,16 @@ reject_reasons(void **state)
 		{ GATE, "card=C-0412 temp=36.6", "not_json" },
 		{ GATE, "[1, \"garbage\"]", "not_object" },
 		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\"}", "missing_temperature" },
+		/* no temp_c: a pass without a reading when it names a card or a
+		 * person, else not a pass; temp_c null is kept whoever passed */
+		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"card\":\"C-1\"}", "accepted" },
+		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"person\":\"P-1\"}", "accepted" },
+		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"card\":\"\",\"person\":null}",
+		  "missing_temperature" },
+		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"direction\":\"out\"}",
+		  "missing_temperature" },
+		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":null}", "accepted" },
+		{ GATE, "{\"ts\":1581849120,\"card\":[1]}", "bad_field" },
 		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":{\"v\":1}}", "bad_temperature" },
 		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":\"36.6\"}", "accepted" },
 		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":\"\\t36.6\"}", "accepted" },
@@ -218,6 +228,41 @@ hash_keys_are_stable(void **state)
 	assert_string_not_equal(k1, k2);
 	assert_int_equal(run("cordon/s1/gate/G04/event", p, strlen(p), 0, &res), 0);
 	assert_string_not_equal(evs[0].key, k1);
+}
+
+/* Issue 14.2: without a record id, the same payload delivered again later
+ * (a second person at 36.6, a second "offline" will) is another event;
+ * the same delivery read again from the spool is the same one. */
+static void
+keyless_repeats_are_new_events(void **state)
+{
+	static const char *const cases[][2] = {
+		{ GATE, "36.6" },
+		{ GATE, "{\"ts\":1581849120,\"temp_c\":36.6}" },
+		{ "cordon/s1/gate/G03/status", "offline" },
+		{ "cordon/s1/gate/G03/status", "{\"state\":\"offline\"}" },
+	};
+	struct norm_input in = { .received_us = RECV_US };
+	struct norm_result res;
+	char k1[NORM_KEY_MAX];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		in.topic = cases[i][0];
+		in.topic_len = strlen(cases[i][0]);
+		in.payload = (const uint8_t *)cases[i][1];
+		in.payload_len = in.orig_len = strlen(cases[i][1]);
+		in.received_us = RECV_US;
+		assert_int_equal(normalize_message(&ctx, &in, evs, NORM_MAX_EVENTS, &res), 0);
+		if (res.reason)
+			fail_msg("%s on %s: %s (%s)", cases[i][1], cases[i][0], res.reason, res.detail);
+		snprintf(k1, sizeof(k1), "%s", evs[0].key);
+		assert_int_equal(normalize_message(&ctx, &in, evs, NORM_MAX_EVENTS, &res), 0);
+		assert_string_equal(evs[0].key, k1);
+		in.received_us = RECV_US + 1;
+		assert_int_equal(normalize_message(&ctx, &in, evs, NORM_MAX_EVENTS, &res), 0);
+		assert_string_not_equal(evs[0].key, k1);
+	}
 }
 
 
@@ -523,6 +568,7 @@ main(void)
 		cmocka_unit_test(times),
 		cmocka_unit_test(epoch_seconds_millis_and_skew),
 		cmocka_unit_test(hash_keys_are_stable),
+		cmocka_unit_test(keyless_repeats_are_new_events),
 		cmocka_unit_test(temperatures_within_the_column),
 		cmocka_unit_test(times_at_the_edges),
 		cmocka_unit_test(longest_ids_make_whole_keys),

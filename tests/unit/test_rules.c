@@ -745,6 +745,82 @@ sealed_gate_event_status_and_reseal(void **state)
 	only(f, KIND_FEVER, "raised");
 }
 
+/* The transitions of `kind` in the output (any `what`). */
+static size_t
+count_kind(const struct fx *f, enum alert_kind kind, const char *what)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < f->out.n; i++)
+		n += f->out.t[i].a.kind == kind && strcmp(f->out.t[i].what, what) == 0;
+	return n;
+}
+
+/* A pass without a reading (temp_dc TEMP_NONE: a card reader, a terminal
+ * whose thermal module is off, a refused card; issue 14.3) runs every gate
+ * rule as a pass with a reading does: sealed_gate, unknown_card,
+ * isolation_breach, exit_quota; it is never a fever and never the normal
+ * re-check of one. Field case 03: an unknown card at a sealed gate raises
+ * both sealed_gate and unknown_card. */
+static void
+gate_rules_without_reading(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+	const struct alert_transition *t;
+
+	add_gate(f->reg, "s1", "G09", 1, 1);
+	add_household(f->reg, "s1", "3-2-401");
+	add_card(f->reg, "s1", "C-1", "3-2-401", 0);
+	add_card(f->reg, "s1", "C-2", "3-2-401", 0);
+	add_order(f->reg, "s1", "3-2-401", "", T0 - HOUR, T0 + 14 * 24 * HOUR, 0);
+
+	/* field case 03: card C-9901 is not registered, the gate is sealed */
+	ev = gate_ev(f, "s1", "G09", "C-9901", "", DIR_NONE, TEMP_NONE, T0);
+	apply(f, &ev);
+	assert_int_equal(f->out.n, 2);
+	assert_int_equal(count_kind(f, KIND_SEALED_GATE, "raised"), 1);
+	assert_int_equal(count_kind(f, KIND_UNKNOWN_CARD, "raised"), 1);
+	for (size_t i = 0; i < f->out.n; i++) {
+		t = &f->out.t[i];
+		assert_string_equal(t->a.card, "C-9901");
+		assert_string_equal(t->a.event_key, ev.key);
+		assert_int_equal(t->a.temp_dc, TEMP_NONE);
+		if (t->a.kind == KIND_UNKNOWN_CARD)
+			assert_string_equal(t->a.subject, "card:C-9901");
+		else
+			assert_string_equal(t->a.subject, "gate:G09");
+	}
+
+	/* a registered card of a household in isolation going out; exit_quota
+	 * counts passes without a reading */
+	f->cfg.exit_quota = 1;
+	f->cfg.exit_window_us = HOUR;
+	set_config(f);
+	ev = gate_ev(f, "s1", "G01", "C-1", "", DIR_OUT, TEMP_NONE, T0 + S);
+	apply(f, &ev);
+	t = only(f, KIND_ISOLATION_BREACH, "raised");
+	assert_string_equal(t->a.subject, "household:3-2-401");
+	assert_int_equal(t->a.temp_dc, TEMP_NONE);
+
+	ev = gate_ev(f, "s1", "G02", "C-2", "", DIR_OUT, TEMP_NONE, T0 + 2 * S);
+	apply(f, &ev);
+	assert_int_equal(count_kind(f, KIND_EXIT_QUOTA, "raised"), 1);
+	assert_int_equal(count_kind(f, KIND_ISOLATION_BREACH, "raised"), 0);	/* open: counted */
+
+	/* no fever from it, and no re-check of an open fever either */
+	ev = gate_ev(f, "s1", "G01", "X-7", "P-7", DIR_IN, 386, T0 + 3 * S);
+	apply(f, &ev);
+	assert_int_equal(count_kind(f, KIND_FEVER, "raised"), 1);
+	ev = gate_ev(f, "s1", "G01", "X-7", "P-7", DIR_IN, TEMP_NONE, T0 + 4 * S);
+	apply(f, &ev);
+	assert_int_equal(count_kind(f, KIND_FEVER, "resolved"), 0);
+	assert_int_equal(count_kind(f, KIND_FEVER, "raised"), 0);
+	ev = gate_ev(f, "s1", "G01", "X-7", "P-7", DIR_IN, 366, T0 + 5 * S);
+	apply(f, &ev);
+	assert_int_equal(count_kind(f, KIND_FEVER, "resolved"), 1);
+}
+
 static void
 gate_silent_timer(void **state)
 {
@@ -2186,6 +2262,7 @@ main(void)
 		T(ack_unknown_or_other_site),
 		T(open_alerts_listed),
 		T(sealed_gate_event_status_and_reseal),
+		T(gate_rules_without_reading),
 		T(gate_silent_timer),
 		T(unknown_and_revoked_cards),
 		T(isolation_breach_outward_only),
