@@ -20,6 +20,11 @@
  * (norm_finish_event() rejects rather than cut one; normalize.c asserts
  * the sizes at build time). */
 #define NORM_KEY_MAX (NORM_ID_MAX + sizeof("/hotline/") - 1 + NORM_RECORD_MAX + 1)
+/* A key that its device reused for a reading with other content is stored
+ * as "<key>~<12 hex digits of the content hash>" (store.c, sql/0006): the
+ * room for such a key as PostgreSQL may hand it back (alerts.event_key). */
+#define NORM_STORED_KEY_MAX (NORM_KEY_MAX + 13)
+#define NORM_HASH_LEN 16	/* struct event's content_hash: XXH3-128 */
 #define NORM_MAX_EVENTS 256	/* events from one message (arrays) */
 #define TEMP_NONE INT16_MIN	/* no temperature reading */
 /* The temp_c columns are numeric(4,1): a reading that rounds beyond
@@ -79,6 +84,9 @@ enum event_flag {
 	FLAG_IMPLAUSIBLE = 1u << 0,	/* outside 30.0-45.0 degrees C */
 	FLAG_CLOCK_SKEW = 1u << 1,	/* device clock off by > max_clock_skew */
 	FLAG_DEVICE_ABNORMAL = 1u << 2,	/* the device said abnormal temperature */
+	/* Not stored: the message had no time of its own, device_us is the
+	 * receive time (norm_time_received()); not part of the content. */
+	FLAG_TS_RECEIVED = 1u << 3,
 };
 
 enum direction {
@@ -119,6 +127,10 @@ struct event {
 	enum ack_action ack;	/* ACK */
 	unsigned flags;		/* enum event_flag */
 	const char *vendor;	/* static string */
+	/* What the reading says, for telling a device's reused record id from a
+	 * redelivery: tables_content_hash(), set by the caller after
+	 * normalize_message() (all zero until then). */
+	uint8_t content_hash[NORM_HASH_LEN];
 };
 
 /* What the register says about a gate (all zero: not registered). */

@@ -72,7 +72,7 @@ struct reg_isolation {
 struct seed_alert {
 	char alert_id[33];
 	char site[REG_ID], kind[32], severity[16], state[16];
-	char subject[NORM_ID_MAX + 24], event_key[NORM_KEY_MAX];	/* RULES_SUBJECT_MAX */
+	char subject[NORM_ID_MAX + 24], event_key[NORM_STORED_KEY_MAX];	/* RULES_SUBJECT_MAX */
 	char gate[REG_ID], household[REG_ID], card[REG_ID], zone[REG_ID], call_id[REG_ID];
 	char reason[32], by[REG_ID];
 	int temp_dc;		/* TEMP_NONE when none */

@@ -96,7 +96,11 @@ struct alert {
 	enum alert_state state;
 	char site[NORM_ID_MAX + 1];
 	char subject[RULES_SUBJECT_MAX];
-	char event_key[NORM_KEY_MAX];	/* the first triggering event */
+	char event_key[NORM_STORED_KEY_MAX];	/* the first triggering event */
+	/* That event's content hash (tables_content_hash()); all zero when
+	 * no event raised the alert (a timer). The store points the alert at
+	 * the event's own row when its device reused the key (sql/0006). */
+	uint8_t event_hash[NORM_HASH_LEN];
 	char gate[NORM_ID_MAX + 1];
 	char household[NORM_ID_MAX + 1];
 	char card[NORM_ID_MAX + 1];

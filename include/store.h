@@ -56,6 +56,9 @@ struct store_error_count {
 
 struct store_stats {
 	uint64_t rows_by_type[EVENT_TYPES + 1];	/* events written, by enum event_type */
+	/* Events stored under a derived key because their device had used
+	 * their record id for other content (sql/0006), by enum event_type. */
+	uint64_t reused_by_type[EVENT_TYPES + 1];
 	struct histogram batch_rows;		/* rows per committed batch */
 	struct histogram batch_seconds;		/* time to write and commit a batch */
 	int db_up;

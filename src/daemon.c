@@ -37,6 +37,7 @@
 #include "rules.h"
 #include "spool.h"
 #include "store.h"
+#include "tables.h"
 
 #define TICK_MS 100
 #define STATS_INTERVAL_MS 60000
@@ -669,6 +670,9 @@ process_record(struct daemon *d, const struct spool_record *rec, int rules,
 		return 0;
 	}
 	for (size_t i = 0; i < res.nevents; i++) {
+		/* What the reading says: the rules' alerts and the store tell a
+		 * reused record id from a redelivery by it (tables.h). */
+		tables_content_hash(&d->events[i], d->events[i].content_hash);
 		if (rules) {
 			struct rules_clock now = rules_now();
 

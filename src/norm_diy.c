@@ -140,6 +140,8 @@ tasmota_reading(const struct norm_msg *msg, json_t *o, size_t i, struct event *e
 	v = json_object_get(o, "Time");
 	if (v && !json_is_null(v) && norm_json_time(msg, v, &ev->device_us) < 0)
 		return norm_reject(ret, "bad_time", "reading %zu: Time is not a time", i) - 1;
+	if (v && !json_is_null(v))
+		ev->flags &= ~(unsigned)FLAG_TS_RECEIVED;	/* a time of its own */
 	v = json_object_get(o, "TempUnit");
 	if (v && !json_is_null(v) && tasmota_unit(v, unit) < 0)
 		return norm_reject(ret, "bad_temperature", "reading %zu: TempUnit is not C or F",
@@ -208,7 +210,7 @@ diy_event(const struct norm_msg *msg, json_t *e, size_t i, struct event *ev,
 	double t;
 
 	norm_event_init(msg, ev, EVENT_GATE, "diy");
-	ev->device_us = msg->in->received_us;
+	norm_time_received(msg, ev);
 	if (json_is_object(e) && !json_object_get(e, "temp") && is_tasmota(e)) {
 		if (tasmota_reading(msg, e, i, ev, &unit, &temp, ret) < 0)
 			return -1;
@@ -225,6 +227,8 @@ diy_event(const struct norm_msg *msg, json_t *e, size_t i, struct event *ev,
 		v = json_object_get(e, "ts");
 		if (v && !json_is_null(v) && norm_json_time(msg, v, &ev->device_us) < 0)
 			return norm_reject(ret, "bad_time", "reading %zu: ts is not a time", i) - 1;
+		if (v && !json_is_null(v))
+			ev->flags &= ~(unsigned)FLAG_TS_RECEIVED;	/* a time of its own */
 		v = json_object_get(e, "card");
 		if (v && !json_is_null(v) && norm_copy_id(ev->card, v) < 0)
 			return norm_reject(ret, "bad_field", "reading %zu: card is not a short string",

@@ -69,7 +69,7 @@ event_time(const struct norm_msg *msg, json_t *root, struct event *ev, int optio
 
 	if (!v || json_is_null(v)) {
 		if (optional) {
-			ev->device_us = msg->in->received_us;
+			norm_time_received(msg, ev);
 			return 0;
 		}
 		norm_reject(ret, "missing_time", "no ts");
@@ -133,13 +133,13 @@ norm_status(const struct norm_msg *msg, json_t *root, struct event *events, size
 		if (ev->state == STATE_NONE)
 			return norm_reject(ret, "not_json",
 					   "status is not online, offline, open, closed or forced");
-		ev->device_us = msg->in->received_us;
+		norm_time_received(msg, ev);
 	} else if (json_is_boolean(root) || json_is_string(root)) {
 		ev->state = state_of(root);
 		if (ev->state == STATE_NONE)
 			return norm_reject(ret, "bad_state",
 					   "status is not online, offline, open, closed or forced");
-		ev->device_us = msg->in->received_us;
+		norm_time_received(msg, ev);
 	} else {
 		if (!json_is_object(root))
 			return norm_reject(ret, "not_object", "the payload is JSON but not an object");

@@ -910,6 +910,13 @@ norm_hotline_record(char *dst, size_t len, const char *call_id, const char *id)
 	return 0;
 }
 
+void
+norm_time_received(const struct norm_msg *msg, struct event *ev)
+{
+	ev->device_us = msg->in->received_us;
+	ev->flags |= FLAG_TS_RECEIVED;
+}
+
 int
 norm_finish_event(const struct norm_msg *msg, struct event *ev, const char *record_id,
 		  size_t index, struct norm_result *ret)
@@ -920,6 +927,10 @@ norm_finish_event(const struct norm_msg *msg, struct event *ev, const char *reco
 	snprintf(ev->site, sizeof(ev->site), "%s", msg->site_id);
 	ev->received_us = msg->in->received_us;
 	ev->rule_us = ev->device_us;
+	/* A format that read a time of its own after norm_time_received()
+	 * (and did not say so) has one. */
+	if (ev->device_us != ev->received_us)
+		ev->flags &= ~(unsigned)FLAG_TS_RECEIVED;
 	if (skew < 0)
 		skew = -skew;
 	if (skew > msg->ctx->max_clock_skew_us) {

@@ -83,6 +83,9 @@ int norm_ack(const struct norm_msg *msg, json_t *root, struct event *events,
 
 /* Zeroes *ev and sets type, vendor, mask/urgent unknown, no temperature,
  * and the topic's device as gate/zone/household by type. */
+/* The event has no time of its own: the receive time stands for it
+ * (device_us, FLAG_TS_RECEIVED). */
+void norm_time_received(const struct norm_msg *msg, struct event *ev);
 void norm_event_init(const struct norm_msg *msg, struct event *ev,
 		     enum event_type type, const char *vendor);
 /* An ISO 8601 string (naive: the site's zone) or epoch seconds or

@@ -441,7 +441,7 @@ unlink_alert(struct rules *r, struct alert *a)
 static void
 alert_id_of(struct alert *a, int64_t wall_us)
 {
-	char ek[NORM_KEY_MAX + 24];
+	char ek[NORM_STORED_KEY_MAX + 24];
 
 	snprintf(ek, sizeof(ek), "%s@%" PRId64, a->event_key, wall_us);
 	rules_alert_id(a->site, kind_names[a->kind], a->subject, ek, a->alert_id);
@@ -688,6 +688,16 @@ tmpl_init(struct alert *t, enum alert_kind kind, const char *site, const char *s
 	snprintf(t->event_key, sizeof(t->event_key), "%s", event_key);
 }
 
+/* The template of an alert that event `ev` raises: its site, its key and
+ * the hash of its content (which row is its own, if the key was reused). */
+static void
+tmpl_event(struct alert *t, enum alert_kind kind, const struct event *ev, const char *subject,
+	   enum alert_severity severity)
+{
+	tmpl_init(t, kind, ev->site, subject, ev->key, severity);
+	memcpy(t->event_hash, ev->content_hash, sizeof(t->event_hash));
+}
+
 /* ---- event rules ---- */
 
 /* The clock of what event `ev`, processed at `t`, raises or resolves: it
@@ -917,8 +927,8 @@ fever_rule(struct rules *r, const struct event *ev, const struct rules_clock *at
 
 	if (ev->temp_dc == TEMP_NONE || (ev->flags & FLAG_IMPLAUSIBLE))
 		return 0;
-	tmpl_init(&t, KIND_FEVER, ev->site, subject, ev->key,
-		  ev->temp_dc >= r->cfg.critical_dc ? SEVERITY_CRITICAL : SEVERITY_WARNING);
+	tmpl_event(&t, KIND_FEVER, ev, subject,
+		   ev->temp_dc >= r->cfg.critical_dc ? SEVERITY_CRITICAL : SEVERITY_WARNING);
 	/* what a normal reading raises (a fever dated before it) shows no
 	 * temperature: the fever's own is not kept */
 	t.temp_dc = x.fever ? ev->temp_dc : TEMP_NONE;
@@ -1078,7 +1088,7 @@ gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct ev
 
 	if (g && g->sealed) {
 		snprintf(subject, sizeof(subject), "gate:%s", ev->gate);
-		tmpl_init(&t, KIND_SEALED_GATE, ev->site, subject, ev->key, SEVERITY_CRITICAL);
+		tmpl_event(&t, KIND_SEALED_GATE, ev, subject, SEVERITY_CRITICAL);
 		snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
 		snprintf(t.card, sizeof(t.card), "%s", ev->card);
 		snprintf(t.household, sizeof(t.household), "%s", hh);
@@ -1087,7 +1097,7 @@ gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct ev
 	}
 	if (ev->card[0] && (!c || c->revoked) && site_has_cards(reg, ev->site)) {
 		snprintf(subject, sizeof(subject), "card:%s", ev->card);
-		tmpl_init(&t, KIND_UNKNOWN_CARD, ev->site, subject, ev->key, SEVERITY_WARNING);
+		tmpl_event(&t, KIND_UNKNOWN_CARD, ev, subject, SEVERITY_WARNING);
 		snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
 		snprintf(t.card, sizeof(t.card), "%s", ev->card);
 		snprintf(t.reason, sizeof(t.reason), "%s", c ? "revoked" : "unregistered");
@@ -1097,7 +1107,7 @@ gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct ev
 	if (c && !c->revoked && ev->direction == DIR_OUT) {
 		if (under_isolation(reg, ev->site, hh, ev->rule_us)) {
 			snprintf(subject, sizeof(subject), "household:%s", hh);
-			tmpl_init(&t, KIND_ISOLATION_BREACH, ev->site, subject, ev->key,
+			tmpl_event(&t, KIND_ISOLATION_BREACH, ev, subject,
 				  SEVERITY_CRITICAL);
 			snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
 			snprintf(t.card, sizeof(t.card), "%s", ev->card);
@@ -1117,7 +1127,7 @@ gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct ev
 				n += m - ring->t[i] < r->cfg.exit_window_us;
 			if (n > r->cfg.exit_quota) {
 				snprintf(subject, sizeof(subject), "household:%s", hh);
-				tmpl_init(&t, KIND_EXIT_QUOTA, ev->site, subject, ev->key,
+				tmpl_event(&t, KIND_EXIT_QUOTA, ev, subject,
 					  SEVERITY_WARNING);
 				snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
 				snprintf(t.card, sizeof(t.card), "%s", ev->card);
@@ -1132,9 +1142,15 @@ gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct ev
 	else if (ev->card[0])
 		snprintf(subject, sizeof(subject), "card:%s", ev->card);
 	else {
-		char id[33];
+		/* An anonymous reading is its own subject: its key and what it
+		 * says (a device that reused the record id for another
+		 * reading makes another subject, a redelivery the same). */
+		char id[33], kc[NORM_KEY_MAX + 2 * NORM_HASH_LEN + 2];
+		size_t n = (size_t)snprintf(kc, sizeof(kc), "%s#", ev->key);
 
-		rules_alert_id(ev->site, "", ev->gate, ev->key, id);
+		for (size_t i = 0; i < NORM_HASH_LEN && n < sizeof(kc); i++)
+			n += (size_t)snprintf(kc + n, sizeof(kc) - n, "%02x", ev->content_hash[i]);
+		rules_alert_id(ev->site, "", ev->gate, kc, id);
 		snprintf(subject, sizeof(subject), "gate:%s:%.12s", ev->gate, id);
 	}
 	return fever_rule(r, ev, &at, subject, hh, out);
@@ -1183,7 +1199,7 @@ status_rules(struct rules *r, const struct registry_snapshot *reg, const struct 
 	}
 	if (ev->state != STATE_OPEN && ev->state != STATE_FORCED)
 		return 0;
-	tmpl_init(&t, KIND_SEALED_GATE, ev->site, subject, ev->key, SEVERITY_CRITICAL);
+	tmpl_event(&t, KIND_SEALED_GATE, ev, subject, SEVERITY_CRITICAL);
 	snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
 	snprintf(t.reason, sizeof(t.reason), "%s", normalize_state_name(ev->state));
 	return seal_breach(r, out, &t, ev->gate, &at);
@@ -1262,7 +1278,7 @@ check_rules(struct rules *r, const struct registry_snapshot *reg, const struct e
 	    (err = checked_in(r, reg, ev, hsubj, "", tnow, &at, out)) < 0)
 		return err;
 	if (ev->text[0]) {
-		tmpl_init(&t, KIND_ISOLATION_SYMPTOM, ev->site, subject, ev->key, SEVERITY_WARNING);
+		tmpl_event(&t, KIND_ISOLATION_SYMPTOM, ev, subject, SEVERITY_WARNING);
 		snprintf(t.household, sizeof(t.household), "%s", ev->household);
 		snprintf(t.reason, sizeof(t.reason), "%.31s", ev->text);
 		normalize_utf8_trim(t.reason);

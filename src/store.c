@@ -88,12 +88,18 @@ struct store {
 	size_t resume_from;
 	uint64_t part_rejected;		/* rows turned rejects in the transaction under way */
 	struct log_ratelimit row_rl;	/* rows refused for their data */
+	/* Readings stored under a derived key in the transaction under way
+	 * (a device reused their record id), by type; the first one's key. */
+	uint64_t part_reused[EVENT_TYPES + 1];
+	char part_reused_key[NORM_STORED_KEY_MAX];
+	struct log_ratelimit reuse_rl;
 
 	_Atomic int db_up, writes_held;
 	_Atomic uint64_t batches, events_written, rejects_written, db_checkpoint;
 	_Atomic uint64_t connect_attempts, rows_rejected;
 	/* under lock */
 	uint64_t rows_by_type[EVENT_TYPES + 1];
+	uint64_t reused_by_type[EVENT_TYPES + 1];	/* committed part_reused */
 	struct histogram batch_rows, batch_seconds;
 	char held_sqlstate[DB_SQLSTATE_LEN];
 	char held_reason[STORE_REASON_MAX];
@@ -512,6 +518,30 @@ exec_params(struct store *s, const char *sql, int n, const char *const *v, const
 	return err;
 }
 
+/* Runs table `t`'s insert_sql (the staged rows into the table, tables.h)
+ * and counts the rows it stored under a derived key (a reused record id)
+ * in s->part_reused. Returns 0, or as step_failed(). */
+static int
+exec_staged(struct store *s, const struct table_desc *t, const char *what)
+{
+	PGresult *res;
+	int err = 0;
+
+	if (stopping(s))
+		return step_refused(s, what);
+	res = PQexec(s->conn, t->insert_sql);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		err = step_failed(s, what, res);
+	} else if (PQntuples(res) > 0) {
+		if (!s->part_reused_key[0])
+			snprintf(s->part_reused_key, sizeof(s->part_reused_key), "%s",
+				 PQgetvalue(res, 0, 0));
+		s->part_reused[t->type] += (uint64_t)PQntuples(res);
+	}
+	PQclear(res);
+	return err;
+}
+
 /* Reads where this instance's checkpoint is; a failure leaves it unknown. */
 static void
 read_checkpoint(struct store *s)
@@ -588,8 +618,12 @@ connect_db(struct store *s)
 		err = PQstatus(s->conn) != CONNECTION_OK ? -ENOTCONN : -EAGAIN;
 		goto fail;
 	}
+	/* jit off: the staging statement's estimate (a primary key lookup
+	 * per staged row that conflicts, tables.c) passes jit_above_cost,
+	 * and compiling it would cost more than running it (about 45 ms a
+	 * batch, measured on PostgreSQL 15). */
 	if ((err = create_staging(s)) < 0 ||
-	    (err = exec_sql(s, "SET synchronous_commit = on", NULL)) < 0)
+	    (err = exec_sql(s, "SET synchronous_commit = on; SET jit = off", NULL)) < 0)
 		goto fail;
 	read_checkpoint(s);
 	s->schema_version = version;
@@ -691,10 +725,11 @@ copy_rows(struct store *s, const struct table_desc *t, const char *prefix, const
 
 /* Writes one table's formatted rows: straight into the table when it
  * takes them all, else (a row already there: a replay after a restart, a
- * device sending twice; or a row it refuses) into its staging table and
- * from there with ON CONFLICT DO NOTHING. The direct COPY is about twice
- * as cheap for PostgreSQL; one refused for its data is undone to its
- * savepoint. One refused for another reason (privilege, timeout...)
+ * device sending twice or reusing a record id; or a row it refuses) into
+ * its staging table and from there with ON CONFLICT DO NOTHING, a row
+ * whose key holds other content under a derived key (tables.h). The
+ * direct COPY is about twice as cheap for PostgreSQL; one refused for its
+ * data is undone to its savepoint. One refused for another reason (privilege, timeout...)
  * would fail the same way through the staging table: that ends it.
  * Returns 0, or as step_failed(). */
 static int
@@ -716,7 +751,7 @@ write_table(struct store *s, const struct table_desc *t)
 	snprintf(what, sizeof(what), "INSERT INTO %s", t->table);
 	if ((err = copy_rows(s, t, "", stage)) < 0)
 		return err;
-	return exec_sql(s, t->insert_sql, what);
+	return exec_staged(s, t, what);
 }
 
 /* The events [from, to) of the batch, each type into its table. Returns
@@ -753,8 +788,8 @@ opt_text(const char *s)
 #define ALERT_COLUMNS \
 	"alert_id, site, kind, severity, state, subject, event_key, gate, household, card," \
 	" zone, call_id, temp_c, raised_at, updated_at, resolved_at, count, reason, by_whom," \
-	" distinct_subjects, sample"
-#define ALERT_NCOLS 21
+	" distinct_subjects, sample, event_hash"
+#define ALERT_NCOLS 22
 /* The text columns of ALERT_COLUMNS: 0, 1, 5..11, 17, 18, 20. */
 #define ALERT_TEXT_COLS 0x160fe3u
 
@@ -771,6 +806,7 @@ opt_text(const char *s)
 /* Text for an alert's row, in ALERT_COLUMNS order (NULL: SQL NULL). */
 struct alert_row {
 	char raised[40], updated[40], resolved[40], count[16], temp[16], distinct[16];
+	char hash[2 * NORM_HASH_LEN + 3];
 	const char *v[ALERT_NCOLS];
 };
 
@@ -806,6 +842,17 @@ alert_row(const struct alert *a, struct alert_row *row)
 	v[18] = opt_text(a->by);
 	v[19] = rules_is_aggregate(a) ? row->distinct : NULL;
 	v[20] = rules_is_aggregate(a) ? a->sample : NULL;
+	v[21] = NULL;
+	for (size_t i = 0; i < NORM_HASH_LEN; i++)
+		if (a->event_hash[i]) {
+			size_t n = (size_t)snprintf(row->hash, sizeof(row->hash), "\\x");
+
+			for (size_t j = 0; j < NORM_HASH_LEN; j++)
+				n += (size_t)snprintf(row->hash + n, sizeof(row->hash) - n, "%02x",
+						      a->event_hash[j]);
+			v[21] = row->hash;
+			break;
+		}
 }
 
 /* One alert transition: the alert's row as it is after it (a resolved
@@ -826,8 +873,10 @@ write_alert(struct store *s, const struct alert_transition *t, bool escaped)
 	if (escaped && escape_values(v, ALERT_NCOLS, ALERT_TEXT_COLS, copies) < 0)
 		return no_memory(s, "alert upsert");
 	err = exec_params(s,
-		"INSERT INTO alerts (" ALERT_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
-		" $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)" ALERT_UPSERT,
+		"INSERT INTO alerts (" ALERT_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6,"
+		" coalesce((SELECT derived_key FROM event_keys_reused WHERE event_key = $7"
+		" AND content_hash = $22::bytea), $7), $8, $9, $10, $11, $12, $13, $14, $15, $16,"
+		" $17, $18, $19, $20, $21, $22::bytea)" ALERT_UPSERT,
 		ALERT_NCOLS, v, NULL, NULL, "alert upsert");
 	if (!err) {
 		const char *tv[7] = { v[0], t->what, v[16], v[14],
@@ -880,8 +929,12 @@ write_alerts_batched(struct store *s, const struct store_batch *b)
 		if (err < 0)
 			return err;
 	}
+	/* An alert whose event was stored under a derived key (its device
+	 * reused the key: sql/0006) names that row. */
 	return exec_sql(s,
-		"INSERT INTO alerts (" ALERT_COLUMNS ") SELECT DISTINCT ON (alert_id) "
+		"UPDATE stage_alert_rows s SET event_key = r.derived_key FROM event_keys_reused r"
+		" WHERE r.event_key = s.event_key AND r.content_hash = s.event_hash;"
+		" INSERT INTO alerts (" ALERT_COLUMNS ") SELECT DISTINCT ON (alert_id) "
 		ALERT_COLUMNS " FROM stage_alert_rows ORDER BY alert_id, seq DESC" ALERT_UPSERT ";"
 		" INSERT INTO alert_transitions (alert_id, transition, count, at, severity, by_whom,"
 		" reason) SELECT alert_id, transition, count, updated_at, severity, by_whom, reason"
@@ -1018,14 +1071,40 @@ reject_row(struct store *s, const struct event *ev, const struct table_desc *t,
 	return err;
 }
 
+/* A row that was not inserted for its key (write_row): through the
+ * staging table, stored under a derived key when the key holds other
+ * content (tables.h, insert_sql). 0, or as step_failed(). */
+static int
+derive_row(struct store *s, const struct table_desc *t, const struct table_row *row)
+{
+	char sql[1024], params[256], what[64];
+	size_t n = 0;
+	int err;
+
+	for (int c = 0; c < t->ncols; c++)
+		n += (size_t)snprintf(params + n, sizeof(params) - n, "%s$%d", c ? ", " : "", c + 1);
+	snprintf(sql, sizeof(sql), "INSERT INTO stage_%s (%s) VALUES (%s)", t->table, t->columns,
+		 params);
+	snprintf(what, sizeof(what), "INSERT INTO stage_%s", t->table);
+	if ((err = exec_params(s, sql, t->ncols, row->v, NULL, NULL, what)) < 0)
+		return err;
+	snprintf(what, sizeof(what), "INSERT INTO %s", t->table);
+	if ((err = exec_staged(s, t, what)) < 0)
+		return err;
+	snprintf(sql, sizeof(sql), "DELETE FROM stage_%s", t->table);
+	return exec_sql(s, sql, NULL);
+}
+
 /* One event row behind a savepoint; one refused for its data becomes a
- * reject. Returns 0, or as step_failed() for anything else (the pass
- * ends and the batch is held: no row becomes a reject for it). */
+ * reject, one whose key is taken goes to derive_row(). Returns 0, or as
+ * step_failed() for anything else (the pass ends and the batch is held:
+ * no row becomes a reject for it). */
 static int
 write_row(struct store *s, const struct event *ev)
 {
 	const struct table_desc *t = tables_for(ev->type);
 	struct table_row row;
+	PGresult *res;
 	char what[64];
 	int err;
 
@@ -1033,7 +1112,18 @@ write_row(struct store *s, const struct event *ev)
 	snprintf(what, sizeof(what), "INSERT INTO %s", t->table);
 	if ((err = exec_sql(s, "SAVEPOINT row", NULL)) < 0)
 		return err;
-	err = exec_params(s, t->insert_one_sql, t->ncols, row.v, NULL, NULL, what);
+	if (stopping(s))
+		return step_refused(s, what);
+	res = PQexecParams(s->conn, t->insert_one_sql, t->ncols, NULL, row.v, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		err = step_failed(s, what, res);
+	} else if (strcmp(PQcmdTuples(res), "0") == 0) {
+		/* The key is taken (the hotline's statement counts the calls
+		 * its new steps fold into: 0 as well). */
+		PQclear(res);
+		return derive_row(s, t, &row);
+	}
+	PQclear(res);
 	if (err != -EBADMSG)
 		return err;
 	err = exec_sql(s, "ROLLBACK TO SAVEPOINT row", NULL);
@@ -1052,6 +1142,8 @@ write_part(struct store *s, const struct store_batch *b, size_t from, size_t to,
 	int err = exec_sql(s, "BEGIN", NULL);
 
 	s->part_rejected = 0;
+	memset(s->part_reused, 0, sizeof(s->part_reused));
+	s->part_reused_key[0] = '\0';
 	for (size_t i = from; rowwise && !err && i < to; i++)
 		err = write_row(s, &b->events[i]);
 	if (!rowwise && !err && (err = write_events(s, b, from, to)) < 0)
@@ -1073,6 +1165,20 @@ write_part(struct store *s, const struct store_batch *b, size_t from, size_t to,
 		atomic_fetch_add(&s->rows_rejected, s->part_rejected);
 		log_warn("%" PRIu64 " of %zu rows refused for their data, stored in rejects as"
 			 " store_failed", s->part_rejected, to - from);
+	}
+	if (s->part_reused_key[0]) {
+		uint64_t n = 0;
+
+		pthread_mutex_lock(&s->lock);
+		for (int i = 0; i <= EVENT_TYPES; i++) {
+			s->reused_by_type[i] += s->part_reused[i];
+			n += s->part_reused[i];
+		}
+		pthread_mutex_unlock(&s->lock);
+		log_limited(&s->reuse_rl, LOG_LEVEL_WARNING,
+			    "%" PRIu64 " event(s) came with a record id their device had used for"
+			    " other content (a reset or replaced terminal?): stored under derived"
+			    " keys, e.g. %s", n, s->part_reused_key);
 	}
 	return 0;
 }
@@ -1376,6 +1482,7 @@ store_create(const struct store_options *opt, int done_fd, struct store **ret_st
 	}
 	pthread_mutex_init(&s->lock, NULL);
 	s->row_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10, 10);
+	s->reuse_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10, 10);
 	s->batch_rows.bounds = rows_bounds;
 	s->batch_seconds.bounds = sec_bounds;
 	s->done_fd = done_fd;
@@ -1474,6 +1581,7 @@ store_get_stats(struct store *s, struct store_stats *ret)
 	ret->db_checkpoint = atomic_load(&s->db_checkpoint);
 	pthread_mutex_lock(&s->lock);
 	memcpy(ret->rows_by_type, s->rows_by_type, sizeof(ret->rows_by_type));
+	memcpy(ret->reused_by_type, s->reused_by_type, sizeof(ret->reused_by_type));
 	ret->batch_rows = s->batch_rows;
 	ret->batch_seconds = s->batch_seconds;
 	pthread_mutex_unlock(&s->lock);
@@ -1518,6 +1626,14 @@ store_stats_print(const struct store_stats *ss, void *stream)
 		   " data (SQLSTATE class 22 or 23), stored in rejects as store_failed.\n"
 		   "# TYPE cordon_store_rows_rejected_total counter\n"
 		   "cordon_store_rows_rejected_total %llu\n", (unsigned long long)ss->rows_rejected);
+	fprintf(f, "# HELP cordon_events_key_reused_total Events that came with a record id their"
+		   " device had used for other content (a reset, updated or replaced terminal):"
+		   " stored under a derived key <key>~<12 hex digits>, listed in event_keys_reused.\n"
+		   "# TYPE cordon_events_key_reused_total counter\n");
+	for (int t = 1; t <= EVENT_TYPES; t++)
+		fprintf(f, "cordon_events_key_reused_total{type=\"%s\"} %llu\n",
+			normalize_type_name((enum event_type)t),
+			(unsigned long long)ss->reused_by_type[t]);
 }
 
 const char *

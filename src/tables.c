@@ -4,20 +4,19 @@
 
 #include <stdio.h>
 #include <string.h>
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
 
-#define STAGE(t, cols) \
-	"INSERT INTO " t " (" cols ") SELECT " cols " FROM stage_" t \
-	" ON CONFLICT (event_key) DO NOTHING"
-
-#define GATE_COLS "event_key, site, gate, ts, received_at, card, person, direction, " \
-	"temp_c, mask, flags, vendor"
-#define STATUS_COLS "event_key, site, gate, ts, received_at, state, flags"
-#define DISINF_COLS "event_key, site, zone, ts, received_at, crew, agent, flags"
-#define HOTLINE_COLS "event_key, site, call_id, action, ts, received_at, household, " \
-	"category, urgent, note, flags"
-#define CHECK_COLS "event_key, site, household, person, ts, received_at, temp_c, " \
-	"symptoms, flags"
-#define ACK_COLS "event_key, site, alert_id, by_whom, action, note, ts, received_at"
+/* Each table's columns: the key, its data, and the content hash. */
+#define GATE_DATA "site, gate, ts, received_at, card, person, direction, temp_c, mask, flags, " \
+	"vendor"
+#define STATUS_DATA "site, gate, ts, received_at, state, flags"
+#define DISINF_DATA "site, zone, ts, received_at, crew, agent, flags"
+#define HOTLINE_DATA "site, call_id, action, ts, received_at, household, category, urgent, " \
+	"note, flags"
+#define CHECK_DATA "site, household, person, ts, received_at, temp_c, symptoms, flags"
+#define ACK_DATA "site, alert_id, by_whom, action, note, ts, received_at"
+#define COLS(data) "event_key, " data ", content_hash"
 
 /* New hotline steps (only those not seen before: RETURNING of the
  * idempotent insert) fold into one row per call. */
@@ -46,24 +45,59 @@
 #define ONE(t, cols, params) \
 	"INSERT INTO " t " (" cols ") VALUES (" params ") ON CONFLICT (event_key) DO NOTHING"
 
+/* The staged rows into table `t` in one statement: those whose key is
+ * new (`i`), and (`d`) those whose key holds a row of other content (a
+ * device that reused a record id, issue 14.7) under "<key>~<first 12 hex
+ * digits of their content hash>" (the same for every delivery of that
+ * reading: a redelivery adds nothing). The row a staged row meets is the
+ * one inserted just now from the same batch (`i`: this statement does not
+ * see it in `t`) or the one that was there (looked up by key, the primary
+ * key index: only for the staged rows that `i` did not take); a row stored
+ * before sql/0006 (content_hash NULL) counts as the same content. A
+ * derived row is listed in event_keys_reused, and the alerts its reading
+ * raised (alerts.event_hash, set from the event by the rules) are pointed
+ * at it. `ret`: what `i` returns; `more`: further CTEs. Returns the
+ * derived keys. */
+#define INSERT_STAGED(t, data, ret, more) \
+	"WITH i AS (INSERT INTO " t " (" COLS(data) ") SELECT " COLS(data) " FROM stage_" t \
+	" ON CONFLICT (event_key) DO NOTHING RETURNING " ret ")," \
+	" d AS (INSERT INTO " t " (" COLS(data) ")" \
+	" SELECT event_key || '~' || substr(encode(content_hash, 'hex'), 1, 12), " data \
+	", content_hash FROM (SELECT s.* FROM stage_" t " s LEFT JOIN i ON i.event_key = s.event_key" \
+	"   WHERE coalesce(i.content_hash, (SELECT e.content_hash FROM " t " e" \
+	"     WHERE e.event_key = s.event_key)) <> s.content_hash) s" \
+	" ON CONFLICT (event_key) DO NOTHING RETURNING *)," \
+	" r AS (INSERT INTO event_keys_reused (event_key, content_hash, derived_key," \
+	" event_table, received_at) SELECT left(event_key, -13), content_hash, event_key, '" t "'," \
+	" received_at FROM d ON CONFLICT DO NOTHING)," \
+	" a AS (UPDATE alerts SET event_key = d.event_key FROM d" \
+	" WHERE alerts.event_key = left(d.event_key, -13) AND alerts.event_hash = d.content_hash)" \
+	more " SELECT event_key FROM d"
+#define INSERT_PLAIN(t, data) INSERT_STAGED(t, data, "event_key, content_hash", "")
+
 static const struct table_desc descs[] = {
-	{ EVENT_GATE, "gate_events", GATE_COLS, 12, STAGE("gate_events", GATE_COLS),
-	  ONE("gate_events", GATE_COLS, "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12"), 1 },
-	{ EVENT_STATUS, "gate_status", STATUS_COLS, 7, STAGE("gate_status", STATUS_COLS),
-	  ONE("gate_status", STATUS_COLS, "$1, $2, $3, $4, $5, $6, $7"), 1 },
-	{ EVENT_DISINFECTION, "disinfections", DISINF_COLS, 8,
-	  STAGE("disinfections", DISINF_COLS),
-	  ONE("disinfections", DISINF_COLS, "$1, $2, $3, $4, $5, $6, $7, $8"), 1 },
-	{ EVENT_HOTLINE, "hotline_events", HOTLINE_COLS, 11,
-	  "WITH new AS (" STAGE("hotline_events", HOTLINE_COLS) " RETURNING *) "
-	  HOTLINE_FOLD("new"),
-	  "WITH new AS (" ONE("hotline_events", HOTLINE_COLS,
-			      "$1, $2, $3, $4, $5::timestamptz, $6, $7, $8, $9::boolean, $10, $11")
+	{ EVENT_GATE, "gate_events", COLS(GATE_DATA), 13, INSERT_PLAIN("gate_events", GATE_DATA),
+	  ONE("gate_events", COLS(GATE_DATA),
+	      "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13"), 1 },
+	{ EVENT_STATUS, "gate_status", COLS(STATUS_DATA), 8, INSERT_PLAIN("gate_status", STATUS_DATA),
+	  ONE("gate_status", COLS(STATUS_DATA), "$1, $2, $3, $4, $5, $6, $7, $8"), 1 },
+	{ EVENT_DISINFECTION, "disinfections", COLS(DISINF_DATA), 9,
+	  INSERT_PLAIN("disinfections", DISINF_DATA),
+	  ONE("disinfections", COLS(DISINF_DATA), "$1, $2, $3, $4, $5, $6, $7, $8, $9"), 1 },
+	/* Hotline steps: the new ones, reused ids too, fold into their call
+	 * (one fold: two in one statement could update a call twice). */
+	{ EVENT_HOTLINE, "hotline_events", COLS(HOTLINE_DATA), 12,
+	  INSERT_STAGED("hotline_events", HOTLINE_DATA, "*",
+			", f AS (" HOTLINE_FOLD("(SELECT * FROM i UNION ALL SELECT * FROM d) n") ")"),
+	  "WITH new AS (" ONE("hotline_events", COLS(HOTLINE_DATA),
+			      "$1, $2, $3, $4, $5::timestamptz, $6, $7, $8, $9::boolean, $10, $11,"
+			      " $12::bytea")
 	  " RETURNING *) " HOTLINE_FOLD("new"), 0 },
-	{ EVENT_CHECK, "isolation_checks", CHECK_COLS, 9, STAGE("isolation_checks", CHECK_COLS),
-	  ONE("isolation_checks", CHECK_COLS, "$1, $2, $3, $4, $5, $6, $7, $8, $9"), 1 },
-	{ EVENT_ACK, "acks", ACK_COLS, 8, STAGE("acks", ACK_COLS),
-	  ONE("acks", ACK_COLS, "$1, $2, $3, $4, $5, $6, $7, $8"), 1 },
+	{ EVENT_CHECK, "isolation_checks", COLS(CHECK_DATA), 10,
+	  INSERT_PLAIN("isolation_checks", CHECK_DATA),
+	  ONE("isolation_checks", COLS(CHECK_DATA), "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10"), 1 },
+	{ EVENT_ACK, "acks", COLS(ACK_DATA), 9, INSERT_PLAIN("acks", ACK_DATA),
+	  ONE("acks", COLS(ACK_DATA), "$1, $2, $3, $4, $5, $6, $7, $8, $9"), 1 },
 };
 
 const struct table_desc *
@@ -216,4 +250,104 @@ tables_row(const struct event *ev, struct table_row *row)
 		v[7] = row->rx;
 		break;
 	}
+	{
+		const struct table_desc *t = tables_for(ev->type);
+		size_t n = (size_t)snprintf(row->hash, sizeof(row->hash), "\\x");
+
+		for (size_t i = 0; i < NORM_HASH_LEN; i++)
+			n += (size_t)snprintf(row->hash + n, sizeof(row->hash) - n, "%02x",
+					      ev->content_hash[i]);
+		if (t)
+			v[t->ncols - 1] = row->hash;
+	}
+}
+
+/* ---- the content hash ---- */
+
+/* The serialisation that tables_content_hash() hashes. Sized for the
+ * longest event: every string field at its limit, and the integers. */
+struct content_buf {
+	uint8_t b[16 * (NORM_ID_MAX + 1) + 2 * (NORM_TEXT_MAX + 1) + 128];
+	size_t n;
+};
+
+/* A string with its NUL: no two sequences of strings serialise alike. */
+static void
+put_str(struct content_buf *c, const char *s)
+{
+	size_t len = strlen(s) + 1;
+
+	if (c->n + len <= sizeof(c->b)) {
+		memcpy(c->b + c->n, s, len);
+		c->n += len;
+	}
+}
+
+/* An integer as 8 bytes, little-endian whatever the host. */
+static void
+put_int(struct content_buf *c, int64_t v)
+{
+	uint64_t u = (uint64_t)v;
+
+	if (c->n + 8 <= sizeof(c->b))
+		for (int i = 0; i < 8; i++)
+			c->b[c->n++] = (uint8_t)(u >> (8 * i));
+}
+
+void
+tables_content_hash(const struct event *ev, uint8_t ret[NORM_HASH_LEN])
+{
+	struct content_buf c;
+	XXH128_canonical_t h;
+
+	c.n = 0;
+	put_int(&c, 1);		/* the serialisation's version */
+	put_int(&c, ev->type);
+	put_str(&c, ev->site);
+	/* The device's time; none when the event has the receive time
+	 * instead (FLAG_TS_RECEIVED: a will, a DIY reading without ts). */
+	put_int(&c, (ev->flags & FLAG_TS_RECEIVED) ? INT64_MIN : ev->device_us);
+	put_int(&c, ev->flags & ~(unsigned)(FLAG_CLOCK_SKEW | FLAG_TS_RECEIVED));
+	switch (ev->type) {
+	case EVENT_GATE:
+		put_str(&c, ev->gate);
+		put_str(&c, ev->card);
+		put_str(&c, ev->person);
+		put_int(&c, ev->direction);
+		put_int(&c, ev->temp_dc);
+		put_int(&c, ev->mask);
+		put_str(&c, ev->vendor ? ev->vendor : "");
+		break;
+	case EVENT_STATUS:
+		put_str(&c, ev->gate);
+		put_int(&c, ev->state);
+		break;
+	case EVENT_DISINFECTION:
+		put_str(&c, ev->zone);
+		put_str(&c, ev->crew);
+		put_str(&c, ev->text);
+		break;
+	case EVENT_HOTLINE:
+		put_str(&c, ev->call_id);
+		put_int(&c, ev->call);
+		put_str(&c, ev->household);
+		put_str(&c, ev->category);
+		put_int(&c, ev->urgent);
+		put_str(&c, ev->text);
+		break;
+	case EVENT_CHECK:
+		put_str(&c, ev->household);
+		put_str(&c, ev->person);
+		put_int(&c, ev->temp_dc);
+		put_str(&c, ev->text);
+		break;
+	case EVENT_ACK:
+		put_str(&c, ev->alert_id);
+		put_str(&c, ev->by);
+		put_int(&c, ev->ack);
+		put_str(&c, ev->text);
+		break;
+	}
+	XXH128_canonicalFromHash(&h, XXH3_128bits(c.b, c.n));
+	memcpy(ret, h.digest, NORM_HASH_LEN);
 }

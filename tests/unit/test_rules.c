@@ -438,6 +438,46 @@ fever_subject_person_card_gate(void **state)
 	assert_string_not_equal(only(f, KIND_FEVER, "raised")->a.alert_id, a1);
 }
 
+/* A device that reused a record id (issue 14.7): an anonymous reading is
+ * its own subject by key and content, so a later reading under the same key
+ * with other content is judged as the new reading it is (another alert, no
+ * "recheck" of the first); a redelivery (same content) is the same subject.
+ * The alert carries its event's content hash, for the store. */
+static void
+fever_anonymous_reused_key(void **state)
+{
+	struct fx *f = *state;
+	struct event ev = gate_ev(f, "s1", "G01", "", "", DIR_IN, 385, T0);
+	struct event again, other, normal;
+	char a1[33];
+
+	memset(ev.content_hash, 0xa1, sizeof(ev.content_hash));
+	apply(f, &ev);
+	assert_memory_equal(only(f, KIND_FEVER, "raised")->a.event_hash, ev.content_hash,
+			    NORM_HASH_LEN);
+	memcpy(a1, f->out.t[0].a.alert_id, 33);
+	/* the same reading again: the same alert, counted */
+	again = ev;
+	apply(f, &again);
+	assert_int_equal(open_count(f), 1);
+	/* a normal reading under the same key, other content: not a recheck */
+	normal = gate_ev(f, "s1", "G01", "", "", DIR_IN, 365, T0 + S);
+	snprintf(normal.key, sizeof(normal.key), "%s", ev.key);
+	memset(normal.content_hash, 0xb2, sizeof(normal.content_hash));
+	apply(f, &normal);
+	none(f);
+	assert_int_equal(open_count(f), 1);
+	/* a fever under the same key, other content: an alert of its own */
+	other = gate_ev(f, "s1", "G01", "", "", DIR_IN, 390, T0 + 2 * S);
+	snprintf(other.key, sizeof(other.key), "%s", ev.key);
+	memset(other.content_hash, 0xc3, sizeof(other.content_hash));
+	apply(f, &other);
+	assert_string_not_equal(only(f, KIND_FEVER, "raised")->a.alert_id, a1);
+	assert_memory_equal(f->out.t[0].a.event_hash, other.content_hash, NORM_HASH_LEN);
+	assert_string_equal(f->out.t[0].a.event_key, ev.key);
+	assert_int_equal(open_count(f), 2);
+}
+
 static void
 fever_rechecked_within_window(void **state)
 {
@@ -2622,6 +2662,7 @@ main(void)
 		T(fever_never_from_implausible_or_missing),
 		T(fever_subject_person_card_gate),
 		T(fever_after_operator_resolve_and_restore),
+		T(fever_anonymous_reused_key),
 		T(fever_rechecked_within_window),
 		T(fever_from_isolation_check),
 		T(dedupe_and_repeat_interval),
