@@ -1,0 +1,122 @@
+/* pktid.c - the packet identifier table, mapped from a file.
+ *
+ * File: a 64-byte header ("CPI1", spool id at 8, 32 bytes), then 65,536
+ * slots of two u64 in host order (content, end position): the file never
+ * leaves this machine. */
+#include "pktid.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define MAGIC "CPI1"
+#define HEADER 64
+#define SLOTS 65536
+#define FILE_SIZE (HEADER + SLOTS * 16)
+
+struct slot {
+	uint64_t content;
+	uint64_t end;
+};
+
+struct pktid {
+	int fd;
+	uint8_t *map;
+	struct slot *slots;
+};
+
+int
+pktid_open(int fd, const char *spool_id, struct pktid **ret_table)
+{
+	struct pktid *t = calloc(1, sizeof(*t));
+	int fresh;
+
+	if (!t) {
+		close(fd);
+		return -ENOMEM;
+	}
+	t->fd = fd;
+	if (ftruncate(fd, FILE_SIZE) < 0) {
+		int err = -errno;
+
+		pktid_close(t);
+		return err;
+	}
+	t->map = mmap(NULL, FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (t->map == MAP_FAILED) {
+		int err = -errno;
+
+		t->map = NULL;
+		pktid_close(t);
+		return err;
+	}
+	t->slots = (struct slot *)(t->map + HEADER);
+	fresh = memcmp(t->map, MAGIC, 4) != 0 || strncmp((char *)t->map + 8, spool_id, 32) != 0;
+	if (fresh) {
+		memset(t->map, 0, FILE_SIZE);
+		memcpy(t->map, MAGIC, 4);
+		strncpy((char *)t->map + 8, spool_id, 32);
+	}
+	*ret_table = t;
+	return 0;
+}
+
+void
+pktid_close(struct pktid *t)
+{
+	if (!t)
+		return;
+	if (t->map)
+		munmap(t->map, FILE_SIZE);
+	if (t->fd >= 0)
+		close(t->fd);
+	free(t);
+}
+
+uint64_t
+pktid_content(uint64_t topic_hash, uint64_t payload_hash)
+{
+	uint64_t c = topic_hash ^ (payload_hash * 0x9e3779b97f4a7c15ull);
+
+	return c ? c : 1;
+}
+
+int
+pktid_match(const struct pktid *t, uint16_t id, uint64_t content)
+{
+	return id != 0 && t->slots[id].content == content;
+}
+
+void
+pktid_set(struct pktid *t, uint16_t id, uint64_t content, uint64_t end)
+{
+	if (id == 0)
+		return;
+	/* the position first: a slot is never seen naming a record it does
+	 * not (pktid_trim reads both) */
+	t->slots[id].content = 0;
+	t->slots[id].end = end;
+	t->slots[id].content = content;
+}
+
+void
+pktid_clear(struct pktid *t)
+{
+	memset(t->slots, 0, SLOTS * sizeof(*t->slots));
+}
+
+void
+pktid_trim(struct pktid *t, uint64_t end)
+{
+	for (int i = 0; i < SLOTS; i++)
+		if (t->slots[i].end > end)
+			t->slots[i] = (struct slot){ 0, 0 };
+}
+
+int
+pktid_sync(struct pktid *t)
+{
+	return msync(t->map, FILE_SIZE, MS_ASYNC) < 0 ? -errno : 0;
+}
