@@ -9,7 +9,7 @@
  * not reuse an identifier before it has the PUBACK, so a DUP is a replay
  * exactly when the slot of its identifier holds its topic and payload.
  *
- * The table lives in a 1 MiB file of the spool directory, mapped: each
+ * The table lives in a 96 KiB file of the spool directory, mapped: each
  * slot (64-bit hash of topic and payload, spool position after the
  * record) is written after the append and before Paho sends the PUBACK,
  * so it survives SIGKILL with the spool record. Slots whose record a

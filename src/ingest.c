@@ -1546,24 +1546,27 @@ ingest_restore_replays(struct ingest *in, uint64_t *ret_pos)
 	if (err == 0) {
 		err = replay_load(in->replay, buf, len, spool_id(in->spool), &pos);
 		free(buf);
-		why = err == -EINVAL ? "it is damaged, or from another version" : err == -ESTALE ? "it is another spool's" :
-		      err < 0 ? strerror(-err) : NULL;
-	} else if (err != -ENOENT) {
-		why = strerror(-err);
-	} else if (spool_end(in->spool) > spool_first(in->spool)) {
-		why = "there is none";
 	}
-	from = pos;
-	if (err < 0 || from < spool_first(in->spool)) {
+	why = err == -ENOENT ? "there is none" : err == -EINVAL ?
+	      "it is damaged, or from another version" : err == -ESTALE ?
+	      "it is another spool's" : err < 0 ? strerror(-err) : NULL;
+	from = err < 0 ? 0 : pos;
+	if (from < spool_first(in->spool)) {
+		/* records before the spool's first are gone: what the file
+		 * would have said of them is lost */
 		if (why)
 			log_warn("replay memory: cannot use the saved file (%s): rebuilding it from"
 				 " the spool alone; a retained message delivered before what the"
-				 " spool holds is judged again once", why);
-		else if (err == 0)
+				 " spool holds is judged again once, if the broker sends it again",
+				 why);
+		else
 			log_warn("replay memory: the spool no longer holds what came after the"
 				 " saved file; a retained message delivered meanwhile is judged"
-				 " again once");
+				 " again once, if the broker sends it again");
 		from = spool_first(in->spool);
+	} else if (err < 0 && err != -ENOENT) {
+		log_warn("replay memory: cannot use the saved file (%s): rebuilt from the spool,"
+			 " which holds all it covered", why);
 	}
 	if ((err = spool_reader_create(in->spool, from, &rd)) < 0) {
 		pthread_mutex_unlock(&in->replay_lock);
@@ -1595,8 +1598,8 @@ ingest_restore_replays(struct ingest *in, uint64_t *ret_pos)
 		else
 			pktid_trim(in->pktid, in->noted_end);
 	}
-	if (records)
-		in->replay_changes = 1;	/* save the records read with it */
+	if (records || err < 0)
+		in->replay_changes = 1;	/* save what was read (a file at the first start) */
 	pthread_mutex_unlock(&in->replay_lock);
 	if (rc < 0)
 		return rc;

@@ -1,8 +1,12 @@
 /* pktid.c - the packet identifier table, mapped from a file.
  *
- * File: a 64-byte header ("CPI1", spool id at 8, 32 bytes), then 65,536
- * slots of two u64 in host order (content, end position): the file never
- * leaves this machine. */
+ * File: a 64-byte header ("CPI2", spool id at 8, 32 bytes), then SLOTS
+ * slots (content, end position, identifier) in host order: the file never
+ * leaves this machine. Identifier N lives in slot N % SLOTS, which names
+ * it: the broker has at most INGEST_RECEIVE_MAXIMUM (1,000) messages
+ * unacknowledged, and cordond acknowledges in order, so an identifier
+ * still awaiting its PUBACK is never among the SLOTS - 1,000 before the
+ * latest. 96 KiB: it fits a small disk. */
 #include "pktid.h"
 
 #include <errno.h>
@@ -11,14 +15,15 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define MAGIC "CPI1"
+#define MAGIC "CPI2"
 #define HEADER 64
-#define SLOTS 65536
-#define FILE_SIZE (HEADER + SLOTS * 16)
+#define SLOTS 4096
+#define FILE_SIZE (HEADER + SLOTS * sizeof(struct slot))
 
 struct slot {
 	uint64_t content;
 	uint64_t end;
+	uint64_t id;
 };
 
 struct pktid {
@@ -55,7 +60,8 @@ pktid_open(int fd, const char *spool_id, struct pktid **ret_table)
 	t->slots = (struct slot *)(t->map + HEADER);
 	fresh = memcmp(t->map, MAGIC, 4) != 0 || strncmp((char *)t->map + 8, spool_id, 32) != 0;
 	if (fresh) {
-		memset(t->map, 0, FILE_SIZE);
+		if (memcmp(t->map, "\0\0\0\0", 4) != 0)	/* not a new, sparse file */
+			memset(t->map, 0, FILE_SIZE);
 		memcpy(t->map, MAGIC, 4);
 		strncpy((char *)t->map + 8, spool_id, 32);
 	}
@@ -86,19 +92,23 @@ pktid_content(uint64_t topic_hash, uint64_t payload_hash)
 int
 pktid_match(const struct pktid *t, uint16_t id, uint64_t content)
 {
-	return id != 0 && t->slots[id].content == content;
+	const struct slot *s = &t->slots[id % SLOTS];
+
+	return id != 0 && s->id == id && s->content == content;
 }
 
 void
 pktid_set(struct pktid *t, uint16_t id, uint64_t content, uint64_t end)
 {
+	struct slot *s = &t->slots[id % SLOTS];
+
 	if (id == 0)
 		return;
-	/* the position first: a slot is never seen naming a record it does
-	 * not (pktid_trim reads both) */
-	t->slots[id].content = 0;
-	t->slots[id].end = end;
-	t->slots[id].content = content;
+	/* emptied first: a slot is never seen naming a record it does not */
+	s->content = 0;
+	s->end = end;
+	s->id = id;
+	s->content = content;
 }
 
 void
@@ -112,7 +122,7 @@ pktid_trim(struct pktid *t, uint64_t end)
 {
 	for (int i = 0; i < SLOTS; i++)
 		if (t->slots[i].end > end)
-			t->slots[i] = (struct slot){ 0, 0 };
+			t->slots[i] = (struct slot){ 0, 0, 0 };
 }
 
 int

@@ -51,6 +51,12 @@ slots(void **state)
 	pktid_set(t, 7, on, 4000);
 	assert_false(pktid_match(t, 7, off));
 	assert_true(pktid_match(t, 7, on));
+	/* identifiers 4,096 apart share a slot, which names its own */
+	pktid_set(t, 9, off, 4100);
+	pktid_set(t, 9 + 4096, on, 4200);
+	assert_false(pktid_match(t, 9, off));
+	assert_true(pktid_match(t, 9 + 4096, on));
+	assert_false(pktid_match(t, 9, on));
 	assert_int_equal(pktid_sync(t), 0);
 	pktid_close(t);
 
