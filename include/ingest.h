@@ -92,6 +92,9 @@ int ingest_restore_replays(struct ingest *in, uint64_t *ret_pos)
  * (-ENOSPC ...: nothing written). */
 int ingest_save_replays(struct ingest *in, uint64_t *ret_pos)
 	__attribute__((warn_unused_result));
+/* Writes the packet identifier table (pktid.h) back to its file, after
+ * the spool's own sync. 0 or a negative errno. */
+int ingest_sync_replays(struct ingest *in) __attribute__((warn_unused_result));
 /* Starts connecting; failures are retried from ingest_tick(). */
 int ingest_start(struct ingest *in) __attribute__((warn_unused_result));
 /* Called from the loop about every 100 ms: retries a failed first connect

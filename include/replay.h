@@ -1,26 +1,25 @@
-/* replay.h - what each topic delivered lately: tells the broker's replays
- * from new messages.
+/* replay.h - each topic's retained payload as cordond last saw it: tells
+ * a retained message the broker sends again at a SUBSCRIBE from a new
+ * retained publication.
  *
- * A broker sends a message again in two ways (MQTT 5.0 sections 3.3.1.1
- * and 3.3.1.3): a redelivery of a QoS 1 PUBLISH we did not acknowledge
- * carries DUP = 1, and the retained message of a topic is sent at every
- * SUBSCRIBE with RETAIN = 1 (a message forwarded live has RETAIN = 0 with
- * the default Retain As Published = 0). Either is a replay when its
- * payload is one of the last REPLAY_DEPTH distinct payloads the topic
- * delivered; anything else, a payload identical to an earlier one
- * included, is a new message (docs/topics.md, "Identical messages").
+ * cordond subscribes with Retain As Published (MQTT 5.0 section 3.8.3.1),
+ * so RETAIN on a delivery says the publisher retained it; and with Retain
+ * Handling 1, so the broker sends the retained messages at a SUBSCRIBE
+ * only for a new subscription (a session the broker lost or never had).
+ * A RETAIN delivery is a replay when its payload is the topic's retained
+ * payload as last noted; any other is new and becomes it. (Redeliveries,
+ * DUP, are pktid.h's.)
  *
- * Bounded: at most max_topics topics, the least recently delivered
- * dropped first; 96 bytes a topic at most. Not thread-safe: the caller
- * locks. */
+ * Bounded: at most max_topics topics, the least recently noted dropped
+ * first; 40 bytes a topic at most. Not thread-safe: the caller locks. */
 #ifndef CORDON_REPLAY_H
 #define CORDON_REPLAY_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define REPLAY_DEPTH 8		/* distinct payloads remembered per topic */
-#define REPLAY_MAX_TOPICS (1u << 18)	/* 262,144 topics: 24 MiB at most */
+#define REPLAY_DEPTH 1		/* payloads remembered per topic: the retained one */
+#define REPLAY_MAX_TOPICS (1u << 18)	/* 262,144 topics: 10 MiB at most */
 
 struct replay;
 
@@ -42,7 +41,7 @@ uint64_t replay_topic_hash(const char *topic, size_t len);
 uint64_t replay_payload_hash(const void *payload, size_t stored_len, size_t orig_len);
 
 /* 1 when `payload` is among the topic's last REPLAY_DEPTH distinct
- * payloads, else 0. */
+ * payloads noted (with REPLAY_DEPTH 1: its retained payload), else 0. */
 int replay_seen(const struct replay *r, uint64_t topic, uint64_t payload);
 /* Notes a delivery: the payload becomes the topic's latest (moved up if
  * it was there), the topic the most recently delivered. Returns 0 or
@@ -61,8 +60,8 @@ int replay_copy(struct replay **dst, const struct replay *src)
 /* Writes the memory, as of spool position `pos` (everything before it
  * noted, nothing after), into a malloc'ed buffer: the 48-byte header
  * "CRP1", version, spool id (32 bytes), pos; then per topic, the least
- * recently delivered first, 80 bytes (topic hash, count, REPLAY_DEPTH
- * payload hashes, latest first); then an XXH3-64 of all that. Returns 0
+ * recently noted first, 8 * (2 + REPLAY_DEPTH) bytes (topic hash, count,
+ * REPLAY_DEPTH payload hashes, latest first); then an XXH3-64 of all that. Returns 0
  * or -ENOMEM. */
 int replay_save(const struct replay *r, const char *spool_id, uint64_t pos,
 		void **ret_buf, size_t *ret_len) __attribute__((warn_unused_result));

@@ -25,6 +25,10 @@
  * Each such span held at least one record, now lost. */
 #define SPOOL_DAMAGED 0x2
 #define SPOOL_DAMAGE_KEEP 65536
+/* The broker delivered it with RETAIN set: with Retain As Published, a
+ * retained publication or a retained message sent at a SUBSCRIBE
+ * (replay.h). */
+#define SPOOL_RETAINED 0x4
 
 struct spool;
 struct spool_reader;
@@ -42,7 +46,7 @@ struct spool_record {
 	uint64_t next;		/* position just after it */
 	int64_t recv_us;	/* receive time, microseconds since the epoch */
 	uint32_t orig_len;	/* payload length as received */
-	uint32_t flags;		/* SPOOL_TRUNCATED, SPOOL_DAMAGED */
+	uint32_t flags;		/* SPOOL_TRUNCATED, SPOOL_DAMAGED, SPOOL_RETAINED */
 	const char *topic;	/* not NUL-terminated */
 	size_t topic_len;
 	const uint8_t *payload;
@@ -85,6 +89,11 @@ void spool_close(struct spool *spool);
  * through the open descriptor). */
 int spool_append(struct spool *spool, const char *topic, size_t topic_len,
 		 const void *payload, size_t payload_len, int64_t recv_us)
+	__attribute__((warn_unused_result));
+/* The same, with record flags (SPOOL_RETAINED; others are ignored),
+ * which the readers hand back in spool_record.flags. */
+int spool_append_flags(struct spool *spool, const char *topic, size_t topic_len,
+		       const void *payload, size_t payload_len, int64_t recv_us, unsigned flags)
 	__attribute__((warn_unused_result));
 
 /* 0, or the negative errno of the last append that failed on I/O
@@ -157,6 +166,9 @@ size_t spool_stored_len(const struct spool *spool, size_t len);
  * while the directory is deleted). */
 int spool_write_file(struct spool *spool, const char *name, const void *buf, size_t len)
 	__attribute__((warn_unused_result));
+/* Opens (creating, mode 0640) the file `name` in the spool directory for
+ * reading and writing; returns the descriptor or a negative errno. */
+int spool_open_file(struct spool *spool, const char *name) __attribute__((warn_unused_result));
 /* Reads the whole of `name` (at most `max` bytes, else -EFBIG) into a
  * malloc'ed buffer. Returns 0, -ENOENT when there is none, or another
  * negative errno. */

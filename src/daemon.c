@@ -53,6 +53,7 @@ struct counters {
 	uint64_t events;
 	uint64_t rejects;
 	uint64_t alerts;
+	uint64_t retained_cleared;	/* empty retained messages: no data */
 	uint64_t by_type[EVENT_TYPES + 1];	/* events normalized, by type */
 	struct map reject_reasons;		/* reason -> count (intptr) */
 	uint64_t transitions[KIND_COUNT][4];	/* raised, updated, acked, resolved */
@@ -641,6 +642,14 @@ process_record(struct daemon *d, const struct spool_record *rec, int rules,
 
 	if (rec->flags & SPOOL_DAMAGED)
 		return process_damaged(d, rec, rules, batch);
+	/* An empty retained publication deletes a topic's retained message
+	 * (MQTT 5.0 3.3.1.3): broker housekeeping, not a device's data. It
+	 * is in the spool for the replay memory (replay.h) and counted. */
+	if ((rec->flags & SPOOL_RETAINED) && rec->orig_len == 0) {
+		if (rules)
+			d->count.retained_cleared++;
+		return 0;
+	}
 	err = normalize_message(&d->nctx, &in, d->events, NORM_MAX_EVENTS, &res);
 	if (err < 0)
 		return err;
@@ -1004,8 +1013,13 @@ render_metrics(struct daemon *d, const struct ingest_stats *is, const struct sto
 		   "cordon_mqtt_replays_dropped_total{why=\"retained\"} %llu\n"
 		   "cordon_mqtt_replays_dropped_total{why=\"redelivered\"} %llu\n",
 		   (unsigned long long)is->replayed_retained, (unsigned long long)is->replayed_dup);
-	fprintf(f, "# HELP cordon_replay_memory_topics Topics whose last payloads cordond remembers"
-		   " to tell replays from new messages.\n"
+	fprintf(f, "# HELP cordon_mqtt_retained_cleared_total Empty retained messages (a retained"
+		   " message deleted): not stored, not a reject.\n"
+		   "# TYPE cordon_mqtt_retained_cleared_total counter\n"
+		   "cordon_mqtt_retained_cleared_total %llu\n",
+		   (unsigned long long)d->count.retained_cleared);
+	fprintf(f, "# HELP cordon_replay_memory_topics Topics whose retained payload cordond"
+		   " remembers to tell replays from new retained messages.\n"
 		   "# TYPE cordon_replay_memory_topics gauge\ncordon_replay_memory_topics %llu\n"
 		   "# HELP cordon_replay_memory_evicted_total Topics forgotten to stay within %u.\n"
 		   "# TYPE cordon_replay_memory_evicted_total counter\n"
@@ -1238,6 +1252,10 @@ sync_main(void *arg)
 			err = spool_sync(d->spool);
 			if (err < 0)
 				log_err("spool fdatasync failed: %s", strerror(-err));
+			if (atomic_load(&d->replay_ready) &&
+			    (err = ingest_sync_replays(d->ingest)) < 0)
+				log_err("msync of the packet identifier table failed: %s",
+					strerror(-err));
 			pthread_mutex_lock(&d->sync_lock);
 		}
 		if (!d->sync_stop && atomic_load(&d->replay_ready)) {

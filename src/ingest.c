@@ -33,6 +33,7 @@
 #include "log.h"
 #include "mqtt_limits.h"
 #include "mqtt_persist.h"
+#include "pktid.h"
 #include "replay.h"
 
 /* The outbound queue between the main loop and out_main: commands in
@@ -132,6 +133,7 @@ struct ingest {
 	 * every record before it (under replay_lock; Paho's receive thread
 	 * is the spool's only writer). */
 	uint64_t noted_end;
+	struct pktid *pktid;	/* under replay_lock; NULL: none (DUP taken as new) */
 	pthread_mutex_t save_lock;	/* one save at a time: replay_copy */
 	struct replay *replay_copy;	/* what is saved */
 	_Atomic uint64_t replayed_retained, replayed_dup, replay_note_failed;
@@ -201,20 +203,27 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 	uint64_t ph = replay_payload_hash(m->payload, spool_stored_len(in->spool, plen), plen);
 	int waited = 0, err;
 
+	uint64_t content = pktid_content(th, ph);
+	_Atomic uint64_t *replayed = NULL;
+
 	pthread_mutex_lock(&in->replay_lock);
-	if ((m->retained || m->dup) && replay_seen(in->replay, th, ph)) {
-		/* The broker sends again what we have: the retained message at
-		 * a SUBSCRIBE, or one whose PUBACK it did not get. The first is
-		 * in the spool or stored already; acknowledge and drop this one. */
-		pthread_mutex_unlock(&in->replay_lock);
-		atomic_fetch_add(m->retained ? &in->replayed_retained : &in->replayed_dup, 1);
+	/* The broker sends again what the spool has: a message whose PUBACK
+	 * it did not get, under its packet identifier (pktid.h), or a
+	 * retained message at a SUBSCRIBE (replay.h). Acknowledge and drop
+	 * it: the first is in the spool or stored already. */
+	if (m->dup && in->pktid && pktid_match(in->pktid, (uint16_t)m->msgid, content))
+		replayed = &in->replayed_dup;
+	else if (m->retained && replay_seen(in->replay, th, ph))
+		replayed = &in->replayed_retained;
+	pthread_mutex_unlock(&in->replay_lock);
+	if (replayed) {
+		atomic_fetch_add(replayed, 1);
 		MQTTAsync_freeMessage(&m);
 		MQTTAsync_free(topic);
 		return 1;
 	}
-	pthread_mutex_unlock(&in->replay_lock);
-	while ((err = spool_append(in->spool, topic, tlen, m->payload,
-				   (size_t)m->payloadlen, recv)) != 0) {
+	while ((err = spool_append_flags(in->spool, topic, tlen, m->payload, plen, recv,
+					 m->retained ? SPOOL_RETAINED : 0)) != 0) {
 		if (err == -EMSGSIZE)
 			break;	/* a topic over 64 KiB cannot be stored: drop it */
 		if (!waited++)
@@ -232,10 +241,14 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 	}
 	if (err == 0) {
 		pthread_mutex_lock(&in->replay_lock);
-		if (replay_note(in->replay, th, ph) < 0)
-			atomic_fetch_add(&in->replay_note_failed, 1);
-		in->replay_changes++;
+		if (m->retained) {
+			if (replay_note(in->replay, th, ph) < 0)
+				atomic_fetch_add(&in->replay_note_failed, 1);
+			in->replay_changes++;
+		}
 		in->noted_end = spool_end(in->spool);
+		if (in->pktid)
+			pktid_set(in->pktid, (uint16_t)m->msgid, content, in->noted_end);
 		pthread_mutex_unlock(&in->replay_lock);
 	}
 	if (waited) {
@@ -298,24 +311,31 @@ on_suback_failure(void *ctx, MQTTAsync_failureData5 *r)
 }
 
 /* Paho's thread (on_connected): subscribes to every inbound filter at
- * QoS 1 in one SUBSCRIBE; on_suback() reads the broker's answer. No
- * subscription options: Retain As Published stays off (MQTT 5.0
- * 3.8.3.1), so RETAIN on a delivery means a retained message sent at
- * this SUBSCRIBE, which on_message() relies on (replay.h). */
+ * QoS 1 in one SUBSCRIBE; on_suback() reads the broker's answer. With
+ * Retain As Published (RETAIN on a delivery says the publisher retained
+ * it) and Retain Handling 1 (the retained messages come at a SUBSCRIBE
+ * only for a subscription the session did not have): MQTT 5.0 3.8.3.1,
+ * and what on_message() relies on (replay.h). */
 static void
 subscribe(struct ingest *in)
 {
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
 	char *filters[INGEST_MAX_FILTERS];
+	MQTTSubscribe_options opts[INGEST_MAX_FILTERS];
 	int qos[INGEST_MAX_FILTERS], rc;
 
 	for (int i = 0; i < in->nfilters; i++) {
 		filters[i] = in->filters[i];
 		qos[i] = 1;
+		opts[i] = (MQTTSubscribe_options)MQTTSubscribe_options_initializer;
+		opts[i].retainAsPublished = 1;
+		opts[i].retainHandling = 1;
 	}
 	ro.onSuccess5 = on_suback;
 	ro.onFailure5 = on_suback_failure;
 	ro.context = in;
+	ro.subscribeOptionsCount = in->nfilters;
+	ro.subscribeOptionsList = opts;
 	rc = MQTTAsync_subscribeMany(in->client, in->nfilters, filters, qos, &ro);
 	if (rc != MQTTASYNC_SUCCESS)
 		log_err("MQTT subscribe to %s and the other inbound filters failed: %s",
@@ -431,6 +451,15 @@ on_connect_success(void *ctx, MQTTAsync_successData5 *resp)
 	struct ingest *in = ctx;
 	struct mqtt_limits l = MQTT_LIMITS_NONE;
 	MQTTProperties *props = &resp->properties;
+
+	/* A new session: its packet identifiers name nothing we had, and
+	 * the broker redelivers nothing of an old one (pktid.h). */
+	if (!resp->alt.connect.sessionPresent) {
+		pthread_mutex_lock(&in->replay_lock);
+		if (in->pktid)
+			pktid_clear(in->pktid);
+		pthread_mutex_unlock(&in->replay_lock);
+	}
 
 	if (MQTTProperties_hasProperty(props, MQTTPROPERTY_CODE_MAXIMUM_PACKET_SIZE))
 		l.max_packet = (uint32_t)MQTTProperties_getNumericValue(props,
@@ -1382,6 +1411,7 @@ ingest_destroy(struct ingest *in)
 	pthread_mutex_destroy(&in->save_lock);
 	replay_destroy(in->replay);
 	replay_destroy(in->replay_copy);
+	pktid_close(in->pktid);
 	pthread_cond_destroy(&in->out_cond);
 	if (in->password)
 		explicit_bzero(in->password, strlen(in->password));
@@ -1496,6 +1526,8 @@ ingest_filter(struct ingest *in, int i, int *ret_code)
 /* The replay memory's file in the spool directory. */
 #define REPLAY_FILE "replay"
 #define REPLAY_FILE_MAX ((size_t)96 << 20)
+/* The packet identifier table's file (pktid.h). */
+#define PKTID_FILE "packet-ids"
 
 int
 ingest_restore_replays(struct ingest *in, uint64_t *ret_pos)
@@ -1514,29 +1546,34 @@ ingest_restore_replays(struct ingest *in, uint64_t *ret_pos)
 	if (err == 0) {
 		err = replay_load(in->replay, buf, len, spool_id(in->spool), &pos);
 		free(buf);
-		why = err == -EINVAL ? "it is damaged" : err == -ESTALE ? "it is another spool's" :
-		      err < 0 ? strerror(-err) : NULL;
-	} else if (err != -ENOENT) {
-		why = strerror(-err);
 	}
-	from = pos;
-	if (err < 0 || from < spool_first(in->spool)) {
+	why = err == -ENOENT ? "there is none" : err == -EINVAL ?
+	      "it is damaged, or from another version" : err == -ESTALE ?
+	      "it is another spool's" : err < 0 ? strerror(-err) : NULL;
+	from = err < 0 ? 0 : pos;
+	if (from < spool_first(in->spool)) {
+		/* records before the spool's first are gone: what the file
+		 * would have said of them is lost */
 		if (why)
 			log_warn("replay memory: cannot use the saved file (%s): rebuilding it from"
 				 " the spool alone; a retained message delivered before what the"
-				 " spool holds is judged again once", why);
-		else if (err == 0)
+				 " spool holds is judged again once, if the broker sends it again",
+				 why);
+		else
 			log_warn("replay memory: the spool no longer holds what came after the"
 				 " saved file; a retained message delivered meanwhile is judged"
-				 " again once");
+				 " again once, if the broker sends it again");
 		from = spool_first(in->spool);
+	} else if (err < 0 && err != -ENOENT) {
+		log_warn("replay memory: cannot use the saved file (%s): rebuilt from the spool,"
+			 " which holds all it covered", why);
 	}
 	if ((err = spool_reader_create(in->spool, from, &rd)) < 0) {
 		pthread_mutex_unlock(&in->replay_lock);
 		return err;
 	}
 	while ((rc = spool_reader_next(rd, &rec)) == 1) {
-		if (rec.flags & SPOOL_DAMAGED)
+		if (!(rec.flags & SPOOL_RETAINED) || (rec.flags & SPOOL_DAMAGED))
 			continue;
 		if (replay_note(in->replay, replay_topic_hash(rec.topic, rec.topic_len),
 				replay_payload_hash(rec.payload, rec.payload_len,
@@ -1550,8 +1587,19 @@ ingest_restore_replays(struct ingest *in, uint64_t *ret_pos)
 	replay_get_stats(in->replay, &rs);
 	in->replay_changes = in->replay_saved = 0;
 	in->noted_end = spool_end(in->spool);
-	if (records)
-		in->replay_changes = 1;	/* save the records read with it */
+	if (!in->pktid) {
+		int fd = spool_open_file(in->spool, PKTID_FILE);
+
+		err = fd < 0 ? fd : pktid_open(fd, spool_id(in->spool), &in->pktid);
+		if (err < 0)
+			log_warn("packet identifiers: cannot map %s in the spool directory (%s): a"
+				 " redelivery (DUP) of a message the spool has is stored again",
+				 PKTID_FILE, strerror(-err));
+		else
+			pktid_trim(in->pktid, in->noted_end);
+	}
+	if (records || err < 0)
+		in->replay_changes = 1;	/* save what was read (a file at the first start) */
 	pthread_mutex_unlock(&in->replay_lock);
 	if (rc < 0)
 		return rc;
@@ -1595,4 +1643,10 @@ ingest_save_replays(struct ingest *in, uint64_t *ret_pos)
 	}
 	pthread_mutex_unlock(&in->save_lock);
 	return err;
+}
+
+int
+ingest_sync_replays(struct ingest *in)
+{
+	return in->pktid ? pktid_sync(in->pktid) : 0;
 }

@@ -14,7 +14,7 @@
 
 #define NIL UINT32_MAX
 #define SAVE_MAGIC "CRP1"
-#define SAVE_VERSION 1u
+#define SAVE_VERSION 2u	/* 1: 8 payloads a topic */
 #define SAVE_HEADER 48		/* magic, version, spool id (32), pos */
 #define SAVE_ENTRY (8 * (2 + REPLAY_DEPTH))
 
@@ -34,7 +34,7 @@ struct replay {
 	uint64_t evicted;
 };
 
-_Static_assert(sizeof(struct slot) == 88, "88 bytes a topic, and 8 of index at most");
+_Static_assert(sizeof(struct slot) <= 32, "32 bytes a topic, and 8 of index at most");
 
 int
 replay_create(uint32_t max_topics, struct replay **ret_replay)

@@ -2,7 +2,7 @@
  *
  * Record layout (little endian), 32-byte header then topic then payload:
  *   0  u32 magic "CSR1"       4  u32 payload_len (as stored)
- *   8  u32 orig_len           12 u16 topic_len   14 u16 flags
+ *   8  u32 orig_len           12 u16 topic_len   14 u16 flags (TRUNCATED, RETAINED)
  *   16 i64 recv_us            24 u64 XXH3-64 of bytes 0..23, topic, payload
  * The writer (Paho's callback thread) appends with one writev() under a
  * mutex and then publishes the new end position; readers (the main loop)
@@ -608,6 +608,13 @@ int
 spool_append(struct spool *spool, const char *topic, size_t topic_len,
 	     const void *payload, size_t payload_len, int64_t recv_us)
 {
+	return spool_append_flags(spool, topic, topic_len, payload, payload_len, recv_us, 0);
+}
+
+int
+spool_append_flags(struct spool *spool, const char *topic, size_t topic_len,
+		   const void *payload, size_t payload_len, int64_t recv_us, unsigned flags)
+{
 	uint8_t hdr[SPOOL_HEADER_SIZE];
 	size_t stored = payload_len, size, done = 0;
 	struct iovec iov[3];
@@ -624,7 +631,8 @@ spool_append(struct spool *spool, const char *topic, size_t topic_len,
 	put_u32(hdr + 4, (uint32_t)stored);
 	put_u32(hdr + 8, payload_len > UINT32_MAX ? UINT32_MAX : (uint32_t)payload_len);
 	put_u16(hdr + 12, (uint16_t)topic_len);
-	put_u16(hdr + 14, stored < payload_len ? SPOOL_TRUNCATED : 0);
+	put_u16(hdr + 14, (uint16_t)((stored < payload_len ? SPOOL_TRUNCATED : 0) |
+				     (flags & SPOOL_RETAINED)));
 	put_u64(hdr + 16, (uint64_t)recv_us);
 	put_u64(hdr + 24, record_checksum(hdr, topic, topic_len, payload, stored));
 	iov[0] = (struct iovec){ hdr, sizeof(hdr) };
@@ -1046,6 +1054,18 @@ spool_write_file(struct spool *spool, const char *name, const void *buf, size_t 
 	err = write_file_atomic_len(dfd, name, buf, len, 1);
 	close(dfd);
 	return err;
+}
+
+int
+spool_open_file(struct spool *spool, const char *name)
+{
+	int dfd = dir_dup(spool), fd;
+
+	if (dfd < 0)
+		return dfd;
+	fd = openat(dfd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	close(dfd);
+	return fd < 0 ? -errno : fd;
 }
 
 int
@@ -1494,7 +1514,7 @@ spool_reader_next(struct spool_reader *r, struct spool_record *ret)
 				ret->next = r->pos + size;
 				ret->payload_len = get_u32(h + 4);
 				ret->orig_len = get_u32(h + 8);
-				ret->flags = get_u16(h + 14) & SPOOL_TRUNCATED;
+				ret->flags = get_u16(h + 14) & (SPOOL_TRUNCATED | SPOOL_RETAINED);
 				ret->recv_us = (int64_t)get_u64(h + 16);
 				ret->topic = (const char *)h + SPOOL_HEADER_SIZE;
 				ret->topic_len = tlen;

@@ -75,8 +75,9 @@ rnd(uint64_t *s)
 	return *s;
 }
 
-/* A status topic: offline, online, offline. Each is a payload the topic
- * delivered; a payload it never delivered is not. */
+/* A status topic whose retained payload goes offline, online, offline:
+ * the topic's last REPLAY_DEPTH payloads are seen, one it never had or
+ * had before those is not, nor the same payload on another topic. */
 static void
 remembers_the_last_payloads(void **state)
 {
@@ -89,19 +90,22 @@ remembers_the_last_payloads(void **state)
 	assert_int_equal(replay_create(16, &r), 0);
 	assert_false(replay_seen(r, t, off));
 	assert_int_equal(replay_note(r, t, off), 0);
+	assert_true(replay_seen(r, t, off));
 	assert_int_equal(replay_note(r, t, on), 0);
+	assert_true(replay_seen(r, t, on));
+	assert_int_equal(replay_seen(r, t, off), REPLAY_DEPTH > 1);
 	assert_int_equal(replay_note(r, t, off), 0);
 	assert_true(replay_seen(r, t, off));
-	assert_true(replay_seen(r, t, on));
 	assert_false(replay_seen(r, t, replay_payload_hash("forced", 6, 6)));
 	assert_false(replay_seen(r, replay_topic_hash("cordon/s1/gate/G02/status", 25), off));
 	/* a payload cut at max_payload hashes with its length as received */
 	assert_true(replay_payload_hash("offline", 7, 7) != replay_payload_hash("offline", 7, 9));
-	/* the topic's oldest distinct payload goes after REPLAY_DEPTH others */
-	for (uint64_t h = 1; h <= REPLAY_DEPTH - 1; h++)
+	/* the oldest of REPLAY_DEPTH + 1 distinct payloads goes */
+	for (uint64_t h = 1; h <= REPLAY_DEPTH; h++)
 		assert_int_equal(replay_note(r, t, h), 0);
-	assert_true(replay_seen(r, t, off));
-	assert_false(replay_seen(r, t, on));
+	assert_false(replay_seen(r, t, off));
+	for (uint64_t h = 1; h <= REPLAY_DEPTH; h++)
+		assert_true(replay_seen(r, t, h));
 	replay_destroy(r);
 }
 
@@ -177,7 +181,7 @@ refuses_damaged_files(void **state)
 		assert_int_equal(replay_load(r, buf, len, ID, &pos), -EINVAL);
 		buf[i] ^= 0x20;
 	}
-	assert_int_equal(replay_load(r, buf, len - 80, ID, &pos), -EINVAL);
+	assert_int_equal(replay_load(r, buf, len - 8 * (2 + REPLAY_DEPTH), ID, &pos), -EINVAL);
 	assert_int_equal(replay_load(r, buf, 10, ID, &pos), -EINVAL);
 	assert_true(pos == 7);
 	assert_false(replay_seen(r, 1, 3));
