@@ -4,8 +4,10 @@ client.notifyEventStream (field case 05), published byte for byte from
 tests/fixtures/field-cases/ (copies of shared/field-cases): one row per
 element at the right UTC time and temperature, a fever alert for the
 feverish one only, and an empty answer in rejects as no_events; an EZVIZ
-body array retried by EZVIZ (same messageId) stored once. Waits are
-bounded; nothing is timed."""
+body array retried by EZVIZ (same messageId) stored once; WeCom's
+get_temperature_data reply (temperature_data.items[]) one row per item,
+a fever alert for the feverish one, and a WeCom error reply in rejects as
+vendor_error. Waits are bounded; nothing is timed."""
 
 import datetime
 import json
@@ -182,4 +184,41 @@ def test_ezviz_retry_of_a_list(env, cordond):
     assert fevers(env, site) == [("person:2405", "38.2",
                                   "%s/G11/5e57f239793f2b007fecb0de:0" % site, "G11")]
     assert env.pg.count("rejects", "topic = %s", (topic,)) == 0
+    assert d.alive()
+
+
+def test_wecom_get_temperature_data_reply(env, cordond):
+    """WeCom's get_temperature_data reply as a bridge polling the API
+    forwards it: each element of temperature_data.items is a record (the
+    open_userid is the person), the one WeCom marks fever (status 1, 38.1)
+    raises the fever alert for person:<open_userid>; an error reply
+    (errcode != 0) carries no data: vendor_error with its errmsg."""
+    d = cordond()
+    site = "ew"
+    topic = "cordon/%s/gate/G15/event" % site
+    now = int(datetime.datetime.now(datetime.timezone.utc).timestamp())
+    reply = json.dumps({"errcode": 0, "errmsg": "ok", "temperature_data": {"items": [
+        {"open_userid": "wo-userid1", "user_type": 0, "timestamp": now - 30,
+         "temperature": "36.7", "status": 0},
+        {"open_userid": "wo-userid2", "user_type": 2, "timestamp": now - 20,
+         "temperature": "38.1", "status": 1}]}, "next_cursor": "c2V0MQ"}).encode()
+    error = json.dumps({"errcode": 40014, "errmsg": "invalid access_token"}).encode()
+    publish_many(env.broker.port, [(topic, reply), (topic, error)])
+    wait_until(lambda: env.pg.count("gate_events", "site = %s", (site,)) == 2,
+               what="one row per item")
+    wait_until(lambda: env.pg.count("rejects", "topic = %s", (topic,)) == 1, what="the reject")
+    got = [r[1:] for r in rows(env, site)]
+    assert sorted(got) == [
+        ("G15", now - 30, "36.7", "wo-userid1", None, None, None, False, "wecom"),
+        ("G15", now - 20, "38.1", "wo-userid2", None, None, None, True, "wecom"),
+    ], got
+    wait_until(lambda: len(fevers(env, site)) == 1, what="the fever alert")
+    subject, temp, key, gate = fevers(env, site)[0]
+    assert (subject, temp, gate) == ("person:wo-userid2", "38.1", "G15")
+    assert key == env.pg.query("SELECT event_key FROM gate_events WHERE site = %s"
+                               " AND person = 'wo-userid2'", (site,))[0][0]
+    reason, detail = env.pg.query("SELECT reason, detail FROM rejects WHERE topic = %s",
+                                  (topic,))[0]
+    assert reason == "vendor_error"
+    assert "40014" in detail and "invalid access_token" in detail, detail
     assert d.alive()

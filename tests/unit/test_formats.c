@@ -29,7 +29,7 @@ keyless_key(char *buf, size_t len, const char *hex, const char *index)
 static const char *fixture_dir = "tests/fixtures/formats";
 
 /* The register of the tests: G21 is a DIY sensor in Fahrenheit, G22 is
- * pinned to diy, G23 to hikvision, G24 to dahua; other gates are not
+ * pinned to diy, G23 to hikvision, G24 to dahua, G25 to wecom; other gates are not
  * registered. */
 static int
 gate_info(void *arg, const char *site, const char *gate, struct norm_gate_info *ret)
@@ -39,6 +39,7 @@ gate_info(void *arg, const char *site, const char *gate, struct norm_gate_info *
 		{ "G22", { FORMAT_DIY, UNIT_CELSIUS } },
 		{ "G23", { FORMAT_HIKVISION, UNIT_CELSIUS } },
 		{ "G24", { FORMAT_DAHUA, UNIT_CELSIUS } },
+		{ "G25", { FORMAT_WECOM, UNIT_CELSIUS } },
 	};
 
 	(void)arg;
@@ -218,6 +219,30 @@ static const struct fixture_case fixture_cases[] = {
 		{ 366, "2020-02-16 10:32:00.000000+00", "", "zhangsan", 0, "#0", -1, DIR_NONE },
 		{ 379, "2020-02-16 10:32:30.000000+00", "", "lisi", ABN, "#1", -1, DIR_NONE },
 		{ 369, "2020-02-16 10:33:01.000000+00", "", "wangwu", 0, "#2", -1, DIR_NONE } } },
+	/* WeCom's get_temperature_data reply as a polling bridge forwards it:
+	 * each element of temperature_data.items is a record. */
+	{ "wecom_get_reply.json", T("G15"), "wecom", NULL, 2, {
+		{ 367, "2020-02-16 10:32:00.000000+00", "", "wo-userid1", 0, "#0", -1, DIR_NONE },
+		{ 381, "2020-02-16 10:32:30.000000+00", "", "wo-userid2", ABN, "#1", -1,
+		  DIR_NONE } } },
+	{ "wecom_get_reply.json", T("G25"), "wecom", NULL, 2, {
+		{ 367, "2020-02-16 10:32:00.000000+00", "", "wo-userid1", 0, "#0", -1, DIR_NONE },
+		{ 381, "2020-02-16 10:32:30.000000+00", "", "wo-userid2", ABN, "#1", -1,
+		  DIR_NONE } } },
+	/* The device_temperature_data_report callback through xmltodict: one
+	 * Item (an object), several (an array); and through xml2js with
+	 * explicitArray (every value in an array of one). All strings. */
+	{ "wecom_xml_callback.json", T("G15"), "wecom", NULL, 1, {
+		{ 367, "2020-02-16 10:32:00.000000+00", "", "wo-userid1", 0, "#0", -1,
+		  DIR_NONE } } },
+	{ "wecom_xml_callback_array.json", T("G15"), "wecom", NULL, 2, {
+		{ 367, "2020-02-16 10:32:00.000000+00", "", "wo-userid1", 0, "#0", -1, DIR_NONE },
+		{ 379, "2020-02-16 10:33:01.000000+00", "", "wo-userid3", ABN, "#1", -1,
+		  DIR_NONE } } },
+	{ "wecom_xml_callback_items.json", T("G25"), "wecom", NULL, 2, {
+		{ 367, "2020-02-16 10:32:00.000000+00", "", "wo-userid1", 0, "#0", -1, DIR_NONE },
+		{ 379, "2020-02-16 10:33:01.000000+00", "", "wo-userid3", ABN, "#1", -1,
+		  DIR_NONE } } },
 	/* DIY: the unit from the register (G21: Fahrenheit; G09 is not
 	 * registered: Celsius, so 98.9 is stored flagged implausible). */
 	{ "diy_number.json", T("G21"), "diy", NULL, 1, {
@@ -326,7 +351,7 @@ redelivery_same_keys(void **state)
 	static const char *const files[] = {
 		"hikvision_envelope.json", "ezviz_two_events.json", "wecom_report.json",
 		"diy_batch.json", "hikvision_acsevent_search.json", "dahua_rpc2_mixed.json",
-		"ezviz_body.json",
+		"ezviz_body.json", "wecom_get_reply.json", "wecom_xml_callback_items.json",
 	};
 	struct norm_result res;
 
@@ -382,6 +407,13 @@ id_number_without_key(void **state)
 #define EZ_T "\\\"temperature\\\":{\\\"currTemperature\\\":36.6}"
 #define EZ_F "\\\"faceTime\\\":\\\"2020-02-16 18:32:00.123\\\""
 #define WECOM(elems) "{\"errcode\":0,\"errmsg\":\"ok\",\"temperature_data\":[" elems "]}"
+#define WECOM_ITEMS(elems) \
+	"{\"errcode\":0,\"errmsg\":\"ok\",\"temperature_data\":{\"items\":[" elems "]}," \
+	"\"next_cursor\":\"c1\"}"
+#define WECOM_XML(list) \
+	"{\"xml\":{\"ToUserName\":\"ww1\",\"FromUserName\":\"sys\",\"MsgType\":\"event\"," \
+	"\"Event\":\"device_temperature_data_report\",\"TimeStamp\":\"1581849125\"," \
+	"\"TemperatureDataList\":" list ",\"DeviceSn\":\"SN1\"}}"
 #define EZ_PUSH(body) "{\"header\":{\"type\":\"ys.open.face\",\"messageId\":\"m-1\"}," \
 	"\"body\":" body "}"
 #define EZ_PF "\"faceTime\":\"2020-02-16 18:32:00.123\""
@@ -524,6 +556,29 @@ reject_reasons(void **state)
 		  "bad_temperature" },
 		{ T("G15"), WECOM("{\"temperature\":\"36.6\",\"timestamp\":1581849120,\"userid\":[1]}"),
 		  "bad_field" },
+		/* WeCom get_temperature_data replies and callbacks */
+		{ T("G15"), WECOM_ITEMS(""), "no_events" },
+		{ T("G25"), WECOM_ITEMS(""), "no_events" },
+		{ T("G15"), WECOM_ITEMS("5"), "not_object" },
+		{ T("G15"), WECOM_ITEMS("{\"open_userid\":\"a\",\"temperature\":\"36.6\"}"),
+		  "missing_time" },
+		{ T("G15"), "{\"errcode\":0,\"errmsg\":\"ok\",\"temperature_data\":{\"items\":{}}}",
+		  "bad_field" },
+		{ T("G15"), "{\"errcode\":40014,\"errmsg\":\"invalid access_token\"}", "vendor_error" },
+		{ T("G25"), "{\"errcode\":40014,\"errmsg\":\"invalid access_token\"}", "vendor_error" },
+		{ T("G15"), "{\"errcode\":301002,\"errmsg\":\"no privilege\","
+			    "\"temperature_data\":{\"items\":[]}}", "vendor_error" },
+		{ T("G15"), "{\"errcode\":0,\"errmsg\":\"ok\"}", "unknown_format" },
+		{ T("G15"), WECOM_XML("{\"Item\":[]}"), "no_events" },
+		{ T("G15"), WECOM_XML("null"), "no_events" },
+		{ T("G15"), WECOM_XML("[\"\"]"), "no_events" },
+		{ T("G15"), WECOM_XML("{\"Item\":\"x\"}"), "not_object" },
+		{ T("G15"), WECOM_XML("{\"Item\":{\"OpenUserId\":\"a\",\"TimeStamp\":\"1581849120\"}}"),
+		  "missing_temperature" },
+		{ T("G15"), WECOM_XML("{\"Item\":{\"OpenUserId\":\"a\",\"Temperature\":\"36.6\"}}"),
+		  "missing_time" },
+		{ T("G15"), "{\"xml\":{\"MsgType\":\"event\",\"Event\":\"device_data_report\","
+			    "\"TemperatureDataList\":{}}}", "unknown_format" },
 		/* DIY */
 		{ T("G09"), "36.6", "accepted" },
 		{ T("G09"), "[]", "not_object" },
@@ -702,6 +757,8 @@ event_caps(void **state)
 	static const struct { const char *file, *topic; size_t max; } full[] = {
 		{ "ezviz_two_events.json", T("G11"), 1 },
 		{ "wecom_report.json", T("G15"), 2 },
+		{ "wecom_get_reply.json", T("G15"), 1 },
+		{ "wecom_xml_callback_array.json", T("G15"), 1 },
 		{ "diy_batch.json", T("G09"), 2 },
 		{ "hikvision_envelope.json", T("G03"), 0 },
 		{ "dahua_utc.json", T("G07"), 0 },
