@@ -65,6 +65,8 @@
  * bridge gets nothing (unknown_format would hide it). */
 #include <string.h>
 
+#include <inttypes.h>
+
 #include "normalize_internal.h"
 
 /* The only element of a one-element array (xml2js explicitArray), else
@@ -170,6 +172,16 @@ wecom_event(const struct norm_msg *msg, json_t *e, const char *list, size_t i,
 		break;
 	}
 
+	/* No record id in any of WeCom's forms, and its API "may return the
+	 * same records again: the caller removes duplicates" (document path
+	 * 96028): one person measured at one instant is one record. Another
+	 * reading under the same key is stored as a reused id (store.c). */
+	if (ev->person[0]) {
+		char rec[NORM_ID_MAX + 32];
+
+		snprintf(rec, sizeof(rec), "%s@%" PRId64, ev->person, ev->device_us / 1000);
+		return norm_finish_event(msg, ev, rec, i, ret);
+	}
 	return norm_finish_event(msg, ev, NULL, i, ret);
 }
 

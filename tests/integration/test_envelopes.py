@@ -192,7 +192,8 @@ def test_wecom_get_temperature_data_reply(env, cordond):
     forwards it: each element of temperature_data.items is a record (the
     open_userid is the person), the one WeCom marks fever (status 1, 38.1)
     raises the fever alert for person:<open_userid>; an error reply
-    (errcode != 0) carries no data: vendor_error with its errmsg."""
+    (errcode != 0) carries no data: vendor_error with its errmsg. A record
+    in the next, overlapping poll is stored once (key person@time)."""
     d = cordond()
     site = "ew"
     topic = "cordon/%s/gate/G15/event" % site
@@ -221,4 +222,17 @@ def test_wecom_get_temperature_data_reply(env, cordond):
                                   (topic,))[0]
     assert reason == "vendor_error"
     assert "40014" in detail and "invalid access_token" in detail, detail
+    assert key == "%s/G15/wo-userid2@%d000" % (site, now - 20)
+    # The API "may return the same records again": the next poll's window
+    # overlaps; each person measured at one instant is stored once.
+    again = json.dumps({"errcode": 0, "errmsg": "ok", "temperature_data": {"items": [
+        {"open_userid": "wo-userid2", "user_type": 2, "timestamp": now - 20,
+         "temperature": "38.1", "status": 1},
+        {"open_userid": "wo-userid3", "user_type": 0, "timestamp": now - 10,
+         "temperature": "36.5", "status": 0}]}}).encode()
+    publish_many(env.broker.port, [(topic, again)])
+    wait_until(lambda: env.pg.count("gate_events", "site = %s", (site,)) == 3,
+               what="the new record of the overlapping poll")
+    assert env.pg.count("gate_events", "site = %s AND person = 'wo-userid2'", (site,)) == 1
+    assert len(fevers(env, site)) == 1
     assert d.alive()

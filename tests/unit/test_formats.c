@@ -216,32 +216,39 @@ static const struct fixture_case fixture_cases[] = {
 		  "s1/G11/5e57f239793f2b007fecb0de", 0, DIR_NONE } } },
 	/* WeCom: string temperatures, status 0/1/2. */
 	{ "wecom_report.json", T("G15"), "wecom", NULL, 3, {
-		{ 366, "2020-02-16 10:32:00.000000+00", "", "zhangsan", 0, "#0", -1, DIR_NONE },
-		{ 379, "2020-02-16 10:32:30.000000+00", "", "lisi", ABN, "#1", -1, DIR_NONE },
-		{ 369, "2020-02-16 10:33:01.000000+00", "", "wangwu", 0, "#2", -1, DIR_NONE } } },
+		{ 366, "2020-02-16 10:32:00.000000+00", "", "zhangsan", 0, "s1/G15/zhangsan@1581849120000",
+		  -1, DIR_NONE },
+		{ 379, "2020-02-16 10:32:30.000000+00", "", "lisi", ABN, "s1/G15/lisi@1581849150000",
+		  -1, DIR_NONE },
+		{ 369, "2020-02-16 10:33:01.000000+00", "", "wangwu", 0, "s1/G15/wangwu@1581849181000",
+		  -1, DIR_NONE } } },
 	/* WeCom's get_temperature_data reply as a polling bridge forwards it:
 	 * each element of temperature_data.items is a record. */
 	{ "wecom_get_reply.json", T("G15"), "wecom", NULL, 2, {
-		{ 367, "2020-02-16 10:32:00.000000+00", "", "wo-userid1", 0, "#0", -1, DIR_NONE },
-		{ 381, "2020-02-16 10:32:30.000000+00", "", "wo-userid2", ABN, "#1", -1,
+		{ 367, "2020-02-16 10:32:00.000000+00", "", "wo-userid1", 0, "s1/G15/wo-userid1@1581849120000",
+		  -1, DIR_NONE },
+		{ 381, "2020-02-16 10:32:30.000000+00", "", "wo-userid2", ABN, "s1/G15/wo-userid2@1581849150000", -1,
 		  DIR_NONE } } },
 	{ "wecom_get_reply.json", T("G25"), "wecom", NULL, 2, {
-		{ 367, "2020-02-16 10:32:00.000000+00", "", "wo-userid1", 0, "#0", -1, DIR_NONE },
-		{ 381, "2020-02-16 10:32:30.000000+00", "", "wo-userid2", ABN, "#1", -1,
+		{ 367, "2020-02-16 10:32:00.000000+00", "", "wo-userid1", 0, "s1/G25/wo-userid1@1581849120000",
+		  -1, DIR_NONE },
+		{ 381, "2020-02-16 10:32:30.000000+00", "", "wo-userid2", ABN, "s1/G25/wo-userid2@1581849150000", -1,
 		  DIR_NONE } } },
 	/* The device_temperature_data_report callback through xmltodict: one
 	 * Item (an object), several (an array); and through xml2js with
 	 * explicitArray (every value in an array of one). All strings. */
 	{ "wecom_xml_callback.json", T("G15"), "wecom", NULL, 1, {
-		{ 367, "2020-02-16 10:32:00.000000+00", "", "wo-userid1", 0, "#0", -1,
+		{ 367, "2020-02-16 10:32:00.000000+00", "", "wo-userid1", 0, "s1/G15/wo-userid1@1581849120000", -1,
 		  DIR_NONE } } },
 	{ "wecom_xml_callback_array.json", T("G15"), "wecom", NULL, 2, {
-		{ 367, "2020-02-16 10:32:00.000000+00", "", "wo-userid1", 0, "#0", -1, DIR_NONE },
-		{ 379, "2020-02-16 10:33:01.000000+00", "", "wo-userid3", ABN, "#1", -1,
+		{ 367, "2020-02-16 10:32:00.000000+00", "", "wo-userid1", 0, "s1/G15/wo-userid1@1581849120000",
+		  -1, DIR_NONE },
+		{ 379, "2020-02-16 10:33:01.000000+00", "", "wo-userid3", ABN, "s1/G15/wo-userid3@1581849181000", -1,
 		  DIR_NONE } } },
 	{ "wecom_xml_callback_items.json", T("G25"), "wecom", NULL, 2, {
-		{ 367, "2020-02-16 10:32:00.000000+00", "", "wo-userid1", 0, "#0", -1, DIR_NONE },
-		{ 379, "2020-02-16 10:33:01.000000+00", "", "wo-userid3", ABN, "#1", -1,
+		{ 367, "2020-02-16 10:32:00.000000+00", "", "wo-userid1", 0, "s1/G25/wo-userid1@1581849120000",
+		  -1, DIR_NONE },
+		{ 379, "2020-02-16 10:33:01.000000+00", "", "wo-userid3", ABN, "s1/G25/wo-userid3@1581849181000", -1,
 		  DIR_NONE } } },
 	/* DIY: the unit from the register (G21: Fahrenheit; G09 is not
 	 * registered: Celsius, so 98.9 is stored flagged implausible). */
