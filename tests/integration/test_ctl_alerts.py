@@ -58,7 +58,20 @@ def test_alerts_ack_resolve_stats_report(env, cordond, setup):
         # cordond's own config file: [postgres] and [mqtt] (uri, topic_root)
         return harness.cordonctl(d.conffile, *args, expect=expect)
 
-    ts = now_ts()
+    # One local day (the site's zone, Asia/Shanghai: UTC+8, no summer
+    # time) holds the whole scenario, and the reports name it: a run just
+    # after local midnight moves the calls' opening to that midnight
+    # (their resolves, 4 and 6 minutes on, stay within max_clock_skew).
+    utc = datetime.timezone.utc
+    now = datetime.datetime.now(utc)
+    local = now.astimezone(datetime.timezone(datetime.timedelta(hours=8)))
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    t0 = max(now - datetime.timedelta(seconds=360), midnight + datetime.timedelta(seconds=1))
+
+    def at(t, s=0):
+        return (t + datetime.timedelta(seconds=s)).astimezone(utc).isoformat(
+            timespec="milliseconds")
+    ts, day = at(now), local.date().isoformat()
     publish_many(env.broker.port, [
         gate_event(SITE, "G01", "E-1", card="C-1", person="P-1", temp_c=38.6, ts=ts),
         gate_event(SITE, "G01", "E-2", card="C-2", person="P-2", temp_c=36.5, ts=ts),
@@ -71,10 +84,10 @@ def test_alerts_ack_resolve_stats_report(env, cordond, setup):
         ("cordon/%s/isolation/HH-1/check" % SITE,
          json.dumps({"id": "K-2", "ts": ts, "temp_c": 36.8}).encode()),
         # medical: resolved after 4 and 6 minutes (median 5.0); other: still open
-        hotline("H-1", "1", "open", now_ts(-360), category="medical", urgent=False),
-        hotline("H-1", "2", "resolve", now_ts(-120)),
-        hotline("H-2", "1", "open", now_ts(-360), category="medical", urgent=False),
-        hotline("H-2", "2", "resolve", ts),
+        hotline("H-1", "1", "open", at(t0), category="medical", urgent=False),
+        hotline("H-1", "2", "resolve", at(t0, 240)),
+        hotline("H-2", "1", "open", at(t0), category="medical", urgent=False),
+        hotline("H-2", "2", "resolve", at(t0, 360)),
         hotline("H-3", "1", "open", ts, category="supplies", urgent=False),
         ("cordon/%s/gate/G01/event" % SITE, b"{not json"),
     ])
@@ -142,7 +155,7 @@ def test_alerts_ack_resolve_stats_report(env, cordond, setup):
     assert "spool checkpoint" in out and "cordond-test" in out, out
 
     # report daily, human
-    out = ctl("report", "daily", "--site", SITE).stdout
+    out = ctl("report", "daily", "--site", SITE, "--date", day).stdout
     assert "Daily report: site %s" % SITE in out and "Asia/Shanghai" in out, out
     rows = {l.split()[0]: l.split()[1:] for l in out.splitlines() if l.split()}
     # passes screened fevers implausible out clock_skew
@@ -157,7 +170,7 @@ def test_alerts_ack_resolve_stats_report(env, cordond, setup):
     assert "Rejected payloads" in out and rows["not_json"] == ["1"], out
 
     # report daily --csv: one section name per line
-    out = ctl("report", "daily", "--site", SITE, "--csv").stdout
+    out = ctl("report", "daily", "--site", SITE, "--date", day, "--csv").stdout
     lines = out.splitlines()
     assert "gates,gate,passes,screened,fevers,implausible,out,clock_skew" in lines, out
     assert "gates,G01,3,3,1,1,0,0" in lines and "gates,G09,1,1,0,0,0,0" in lines, out
