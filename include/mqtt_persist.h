@@ -19,7 +19,7 @@
  * its PUBACK ("s5-N") that is over it is moved to too_large/ at open,
  * before Paho reads it back, and counted. Paho sends such packets again
  * at each reconnect before we see the broker's CONNACK, and no call of
- * its API drops one: ingest.c opens the store again (a new client) when
+ * its API drops one: mqtt_client.c opens the store again (a new client) when
  * mqtt_persist_set_max_packet() finds one. */
 #ifndef CORDON_MQTT_PERSIST_H
 #define CORDON_MQTT_PERSIST_H

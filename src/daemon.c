@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "alerts.h"
-#include "ingest.h"
+#include "mqtt_client.h"
 #include "log.h"
 #include "map.h"
 #include "metrics.h"
@@ -64,7 +64,7 @@ struct daemon {
 	struct config *cfg;
 	const char *config_path;
 	struct spool *spool;
-	struct ingest *ingest;
+	struct mqtt_client *mqtt;
 	struct store *store;
 	int epfd, sigfd, timerfd, wakefd, donefd, regfd;
 
@@ -125,7 +125,7 @@ struct daemon {
 	enum spool_dir_state dir_state;
 	int write_err;			/* -errno: appends fail */
 	int recreate_err;		/* the last failure to make the directory again */
-	int stop_ingest;		/* SIGTERM while the directory is gone: ingest_stop() waits */
+	int stop_ingest;		/* SIGTERM while the directory is gone: mqtt_client_stop() waits */
 	uint64_t disk_reserve;		/* pause below this many free bytes on the disk */
 	uint64_t disk_free;		/* free bytes on the spool's disk, last look */
 	int disk_low;			/* the pause is for the disk */
@@ -420,7 +420,7 @@ apply_config(struct daemon *d)
 }
 
 /* Intake pauses early enough that what the broker has already sent us
- * (INGEST_RECEIVE_MAXIMUM messages) still fits under max_bytes, and
+ * (MQTT_CLIENT_RECEIVE_MAXIMUM messages) still fits under max_bytes, and
  * resumes once PostgreSQL has caught up by as much again. Segments are
  * kept small against max_bytes so that releasing them can get there. */
 static void
@@ -428,7 +428,7 @@ spool_limits(const struct config *cfg, int64_t *ret_segment, uint64_t *ret_pause
 	     uint64_t *ret_resume)
 {
 	uint64_t max = (uint64_t)cfg->spool_max_bytes;
-	uint64_t headroom = (uint64_t)INGEST_RECEIVE_MAXIMUM * ((uint64_t)cfg->max_payload + 512);
+	uint64_t headroom = (uint64_t)MQTT_CLIENT_RECEIVE_MAXIMUM * ((uint64_t)cfg->max_payload + 512);
 
 	if (headroom > max / 4)
 		headroom = max / 4;
@@ -462,7 +462,7 @@ disk_free(struct daemon *d)
 		d->disk_free = UINT64_MAX;
 		return d->disk_free;
 	}
-	d->disk_reserve = (uint64_t)INGEST_RECEIVE_MAXIMUM * ((uint64_t)d->cfg->max_payload + 512);
+	d->disk_reserve = (uint64_t)MQTT_CLIENT_RECEIVE_MAXIMUM * ((uint64_t)d->cfg->max_payload + 512);
 	if (d->disk_reserve > (uint64_t)sv.f_blocks * sv.f_frsize / 4)
 		d->disk_reserve = (uint64_t)sv.f_blocks * sv.f_frsize / 4;
 	d->disk_free = (uint64_t)sv.f_bavail * sv.f_frsize;
@@ -492,7 +492,7 @@ check_spool_space(struct daemon *d)
 			log_warn("spool holds %" PRIu64 " of %" PRIu64 " bytes: pausing intake from the"
 				 " broker (it keeps our messages) until PostgreSQL catches up",
 				 used, (uint64_t)d->cfg->spool_max_bytes);
-		ingest_pause(d->ingest);
+		mqtt_client_pause(d->mqtt);
 		d->paused = 1;
 		d->disk_low = low;
 		atomic_store(&d->replay_hurry, low);
@@ -502,7 +502,7 @@ check_spool_space(struct daemon *d)
 		    (avail >= d->disk_reserve && spool_pending(d->spool, d->committed) == 0))) {
 		log_notice("spool down to %" PRIu64 " bytes, %" PRIu64 " bytes free on its disk:"
 			   " resuming intake", used, avail);
-		ingest_resume(d->ingest);
+		mqtt_client_resume(d->mqtt);
 		d->paused = 0;
 		d->disk_low = 0;
 		atomic_store(&d->replay_hurry, 0);
@@ -538,11 +538,11 @@ publish_transitions(struct daemon *d, int64_t received_us)
 			continue;
 		}
 		alerts_topic(d->cfg->topic_root, a, topic, sizeof(topic));
-		if (ingest_publish(d->ingest, topic, json, strlen(json), 1, 0) < 0)
+		if (mqtt_client_publish(d->mqtt, topic, json, strlen(json), 1, 0) < 0)
 			log_limited(&d->publish_rl, LOG_LEVEL_ERR,
 				    "cannot queue alert %s on %s", a->alert_id, topic);
 		alerts_state_topic(d->cfg->topic_root, a, topic, sizeof(topic));
-		if (ingest_publish(d->ingest, topic, json,
+		if (mqtt_client_publish(d->mqtt, topic, json,
 				   a->state == ALERT_RESOLVED ? 0 : strlen(json), 1, 1) < 0)
 			log_limited(&d->publish_rl, LOG_LEVEL_ERR,
 				    "cannot queue the state of alert %s", a->alert_id);
@@ -568,7 +568,7 @@ publish_transitions(struct daemon *d, int64_t received_us)
 		json = alerts_reject_notice(ack_topic, strlen(ack_topic), "unknown_alert",
 					    d->out.reject_reason, "", 0);
 		snprintf(topic, sizeof(topic), "%s/%s/reject", d->cfg->topic_root, d->out.reject_site);
-		if (json && ingest_publish(d->ingest, topic, json, strlen(json), 0, 0) < 0)
+		if (json && mqtt_client_publish(d->mqtt, topic, json, strlen(json), 0, 0) < 0)
 			log_limited(&d->publish_rl, LOG_LEVEL_WARNING, "cannot publish on %s", topic);
 		log_limited(&d->reject_rl, LOG_LEVEL_WARNING, "ack refused on site %s: %s",
 			    d->out.reject_site, d->out.reject_reason);
@@ -588,7 +588,7 @@ reject_notice(struct daemon *d, const struct spool_record *rec, const struct nor
 	json = alerts_reject_notice(rec->topic, rec->topic_len, res->reason, res->detail,
 				    rec->payload, rec->payload_len);
 	snprintf(topic, sizeof(topic), "%s/%s/reject", d->cfg->topic_root, res->site);
-	if (json && ingest_publish(d->ingest, topic, json, strlen(json), 0, 0) < 0)
+	if (json && mqtt_client_publish(d->mqtt, topic, json, strlen(json), 0, 0) < 0)
 		log_limited(&d->publish_rl, LOG_LEVEL_WARNING, "cannot publish on %s", topic);
 	free(json);
 }
@@ -781,7 +781,7 @@ flush(struct daemon *d)
 }
 
 /* Deletes the spool segments wholly before the committed position, and
- * before what the replay memory's file covers (ingest_save_replays()),
+ * before what the replay memory's file covers (mqtt_client_save_replays()),
  * unless its last save failed: a full disk must not keep the spool from
  * freeing what PostgreSQL has (a restart after that rebuilds the memory
  * from what the spool still holds, and says so). */
@@ -812,7 +812,7 @@ save_replays(struct daemon *d, int64_t now_ms, int force)
 	if (!force && now_ms - d->replay_saved_ms <
 	    (atomic_load(&d->replay_hurry) ? 1000 : REPLAY_SAVE_MS))
 		return;
-	err = ingest_save_replays(d->ingest, &pos);
+	err = mqtt_client_save_replays(d->mqtt, &pos);
 	d->replay_saved_ms = now_ms;
 	if (err < 0) {
 		if (err != atomic_load(&d->replay_err) && spool_check_dir(d->spool) == SPOOL_DIR_OK)
@@ -889,7 +889,7 @@ on_spool(struct daemon *d, int woken)
 	d->polling = stream;
 	if (stream)
 		return;
-	ingest_want_wake(d->ingest);
+	mqtt_client_want_wake(d->mqtt);
 	/* A message appended just before we asked wrote no eventfd. (Until
 	 * the rules are ready their cursor stays put: the register's arrival
 	 * pumps what came meanwhile.) */
@@ -900,10 +900,10 @@ on_spool(struct daemon *d, int woken)
 static void
 log_stats(struct daemon *d)
 {
-	struct ingest_stats is;
+	struct mqtt_client_stats is;
 	struct store_stats ss;
 
-	ingest_get_stats(d->ingest, &is);
+	mqtt_client_get_stats(d->mqtt, &is);
 	store_get_stats(d->store, &ss);
 	log_info("stats: received %" PRIu64 ", events %" PRIu64 ", rejects %" PRIu64
 		 ", alerts %" PRIu64 ", wrote %" PRIu64 " rows in %" PRIu64
@@ -955,7 +955,7 @@ check_backlog(struct daemon *d, int64_t now)
  * from a broker that gives no reason (Mosquitto before 2.0.15), as quiet
  * drops; resolved after MQTT_CONFLICT_QUIET_MS without one. */
 static void
-check_conflict(struct daemon *d, const struct ingest_stats *is, int64_t now)
+check_conflict(struct daemon *d, const struct mqtt_client_stats *is, int64_t now)
 {
 	uint64_t seen = is->taken_over + is->quiet_drops;
 	struct rules_clock rnow;
@@ -974,7 +974,7 @@ check_conflict(struct daemon *d, const struct ingest_stats *is, int64_t now)
 
 /* Renders the Prometheus text and hands it to the HTTP thread. */
 static void
-render_metrics(struct daemon *d, const struct ingest_stats *is, const struct store_stats *ss)
+render_metrics(struct daemon *d, const struct mqtt_client_stats *is, const struct store_stats *ss)
 {
 	char *text = NULL;
 	size_t len = 0;
@@ -1107,9 +1107,9 @@ render_metrics(struct daemon *d, const struct ingest_stats *is, const struct sto
 	fprintf(f, "# HELP cordon_mqtt_subscription_reason_code Each inbound filter's SUBACK code:"
 		   " 0-2 the granted QoS, 128 and up refused (135 not authorized), -1 none yet.\n"
 		   "# TYPE cordon_mqtt_subscription_reason_code gauge\n");
-	for (int i = 0; i < ingest_filter_count(d->ingest); i++) {
+	for (int i = 0; i < mqtt_client_filter_count(d->mqtt); i++) {
 		int code;
-		const char *filter = ingest_filter(d->ingest, i, &code);
+		const char *filter = mqtt_client_filter(d->mqtt, i, &code);
 
 		fprintf(f, "cordon_mqtt_subscription_reason_code{filter=\"%s\"} %d\n", filter, code);
 	}
@@ -1135,7 +1135,7 @@ render_metrics(struct daemon *d, const struct ingest_stats *is, const struct sto
 		   "# TYPE cordon_mqtt_session_taken_over_total counter\n"
 		   "cordon_mqtt_session_taken_over_total{evidence=\"reason_code\"} %llu\n"
 		   "cordon_mqtt_session_taken_over_total{evidence=\"quiet_drop\"} %llu\n",
-		INGEST_QUIET_DROP_MS / 1000, (unsigned long long)is->taken_over,
+		MQTT_CLIENT_QUIET_DROP_MS / 1000, (unsigned long long)is->taken_over,
 		(unsigned long long)is->quiet_drops);
 	fprintf(f, "# HELP cordon_mqtt_outbound_queued Alerts and notices waiting for the publish thread.\n"
 		   "# TYPE cordon_mqtt_outbound_queued gauge\ncordon_mqtt_outbound_queued %llu\n",
@@ -1187,10 +1187,10 @@ render_metrics(struct daemon *d, const struct ingest_stats *is, const struct sto
 static void
 service_tick(struct daemon *d, int64_t now)
 {
-	struct ingest_stats is;
+	struct mqtt_client_stats is;
 	struct store_stats ss;
 
-	ingest_get_stats(d->ingest, &is);
+	mqtt_client_get_stats(d->mqtt, &is);
 	/* Connected means subscribed too: the SUBACK has come. */
 	if (!d->ready_sent && ((is.connected && !is.subs_pending) || d->paused)) {
 		notify_ready();
@@ -1253,7 +1253,7 @@ sync_main(void *arg)
 			if (err < 0)
 				log_err("spool fdatasync failed: %s", strerror(-err));
 			if (atomic_load(&d->replay_ready) &&
-			    (err = ingest_sync_replays(d->ingest)) < 0)
+			    (err = mqtt_client_sync_replays(d->mqtt)) < 0)
 				log_err("msync of the packet identifier table failed: %s",
 					strerror(-err));
 			pthread_mutex_lock(&d->sync_lock);
@@ -1371,11 +1371,11 @@ watch_spool(struct daemon *d)
 static void
 next_restore_pass(struct daemon *d)
 {
-	struct ingest_stats is;
+	struct mqtt_client_stats is;
 
 	if (!d->reseed_due)
 		return;
-	ingest_get_stats(d->ingest, &is);
+	mqtt_client_get_stats(d->mqtt, &is);
 	if (is.out_queued >= RESTORE_FOLD_STEP)
 		return;
 	d->reseed_due = 0;
@@ -1387,7 +1387,7 @@ on_tick(struct daemon *d)
 {
 	int64_t now = mono_ms();
 
-	ingest_tick(d->ingest, now);
+	mqtt_client_tick(d->mqtt, now);
 	watch_wall_clock(d);
 	next_restore_pass(d);
 	watch_spool(d);
@@ -1404,10 +1404,10 @@ on_tick(struct daemon *d)
 		d->rules_ready = 1;
 	}
 	if (d->rules_ready && now - d->last_rules_tick_ms >= 1000) {
-		struct ingest_stats is;
+		struct mqtt_client_stats is;
 		struct rules_clock rnow = rules_now();
 
-		ingest_get_stats(d->ingest, &is);
+		mqtt_client_get_stats(d->mqtt, &is);
 		rules_intake(d->rules, is.connected && !d->paused, &rnow);
 		check_backlog(d, now);
 		check_conflict(d, &is, now);
@@ -1519,7 +1519,7 @@ handle_signal(struct daemon *d)
 				 * told to stop, it would end the process at once, and
 				 * what only the open files still hold would be lost. */
 				if (spool_check_dir(d->spool) == SPOOL_DIR_OK)
-					ingest_stop(d->ingest, 2000);
+					mqtt_client_stop(d->mqtt, 2000);
 				else
 					d->stop_ingest = 1;
 			}
@@ -1662,14 +1662,14 @@ setup(struct daemon *d)
 		log_err("cannot start the store: %s", strerror(-err));
 		return err;
 	}
-	err = ingest_create(d->cfg, d->spool, d->wakefd, &d->ingest);
+	err = mqtt_client_create(d->cfg, d->spool, d->wakefd, &d->mqtt);
 	if (err < 0)
 		return err;
-	ingest_set_shorten(d->ingest, alerts_shorten);
+	mqtt_client_set_shorten(d->mqtt, alerts_shorten);
 	{
 		uint64_t covered;
 
-		if ((err = ingest_restore_replays(d->ingest, &covered)) < 0) {
+		if ((err = mqtt_client_restore_replays(d->mqtt, &covered)) < 0) {
 			log_err("cannot read the spool to restore the replay memory: %s",
 				strerror(-err));
 			return err;
@@ -1681,7 +1681,7 @@ setup(struct daemon *d)
 	/* A spool disk already full at start: stay away from the broker
 	 * until PostgreSQL has taken what the spool holds. */
 	check_spool_space(d);
-	if (!d->paused && (err = ingest_start(d->ingest)) < 0)
+	if (!d->paused && (err = mqtt_client_start(d->mqtt)) < 0)
 		return err;
 	err = metrics_start(d->cfg->metrics_listen, &d->metrics);
 	if (err < 0)
@@ -1697,11 +1697,11 @@ setup(struct daemon *d)
 static void
 teardown(struct daemon *d)
 {
-	ingest_stop(d->ingest, 1000);
+	mqtt_client_stop(d->mqtt, 1000);
 	sync_stop(d);	/* nothing is appended any more; its saves end */
 	if (atomic_load(&d->replay_ready))
 		save_replays(d, mono_ms(), 1);
-	ingest_destroy(d->ingest);
+	mqtt_client_destroy(d->mqtt);
 	store_destroy(d->store);
 	spool_reader_destroy(d->rules_rd);
 	spool_reader_destroy(d->store_rd);
@@ -1804,7 +1804,7 @@ daemon_run(struct config *cfg, const char *config_path)
 
 			pump(&d);
 			if (d.stop_ingest && spool_check_dir(d.spool) == SPOOL_DIR_OK) {
-				ingest_stop(d.ingest, 2000);
+				mqtt_client_stop(d.mqtt, 2000);
 				d.stop_ingest = 0;
 			}
 			/* Bytes, not the distance between positions: a gap

@@ -3,7 +3,7 @@
  * File: a 64-byte header ("CPI2", spool id at 8, 32 bytes), then SLOTS
  * slots (content, end position, identifier) in host order: the file never
  * leaves this machine. Identifier N lives in slot N % SLOTS, which names
- * it: the broker has at most INGEST_RECEIVE_MAXIMUM (1,000) messages
+ * it: the broker has at most MQTT_CLIENT_RECEIVE_MAXIMUM (1,000) messages
  * unacknowledged, and cordond acknowledges in order, so an identifier
  * still awaiting its PUBACK is never among the SLOTS - 1,000 before the
  * latest. 96 KiB: it fits a small disk. */

@@ -1,7 +1,7 @@
-/* ingest.c - Paho MQTTAsync client.
+/* mqtt_client.c - the MQTT client: Paho MQTTAsync, MQTT v5, persistent session.
  *
  * Threads: Paho's receive thread runs on_message(); the main loop calls
- * ingest_publish(), ingest_pause() and the rest, which only queue a
+ * mqtt_client_publish(), mqtt_client_pause() and the rest, which only queue a
  * command; a thread of our own (out_main) makes every call into Paho for
  * them. Paho runs on_message() holding its process-wide lock, and
  * on_message() may wait there for spool space that only the main loop
@@ -16,7 +16,7 @@
  * memory and acknowledge it anyway, so we never return 0: on a spool error
  * we wait and retry inside the callback, holding back the PUBACK (see
  * docs/architecture.md). */
-#include "ingest.h"
+#include "mqtt_client.h"
 
 #include <MQTTAsync.h>
 #include <errno.h>
@@ -54,7 +54,7 @@ struct out_cmd {
 	char data[];		/* payload, then topic and its NUL */
 };
 
-struct ingest {
+struct mqtt_client {
 	MQTTAsync client;
 	struct spool *spool;
 	int wake_fd;
@@ -68,7 +68,7 @@ struct ingest {
 	char *password;
 	char *ca_file, *cert_file, *key_file;
 	char state_topic[256];
-	char filters[INGEST_MAX_FILTERS][256];
+	char filters[MQTT_CLIENT_MAX_FILTERS][256];
 	int nfilters;
 
 	MQTTAsync_connectOptions conn;
@@ -99,10 +99,10 @@ struct ingest {
 	pthread_mutex_t fail_lock;	/* fail_why, tls_error, sub_code, disc_* (Paho's thread writes) */
 	char fail_why[256];
 	char tls_error[256];
-	/* Each filter's SUBACK on this connection: INGEST_SUB_PENDING, the
+	/* Each filter's SUBACK on this connection: MQTT_CLIENT_SUB_PENDING, the
 	 * granted QoS, or the refusal's reason code. */
-	int sub_code[INGEST_MAX_FILTERS];
-	int sub_logged[INGEST_MAX_FILTERS];	/* main thread: as last logged */
+	int sub_code[MQTT_CLIENT_MAX_FILTERS];
+	int sub_logged[MQTT_CLIENT_MAX_FILTERS];	/* main thread: as last logged */
 	/* The broker's DISCONNECTs (MQTT 5): counts by mqtt_reason_index(),
 	 * the latest's code, reason string and server reference. */
 	_Atomic uint64_t disconnects[MQTT_REASONS + 1];
@@ -125,7 +125,7 @@ struct ingest {
 	/* What each topic delivered lately (replay.h): Paho's receive thread
 	 * looks, then appends, then notes; replay_lock is held only to look
 	 * or note (never while the append waits for space), and a copy taken
-	 * under it (ingest_save_replays) covers the spool up to noted_end. */
+	 * under it (mqtt_client_save_replays) covers the spool up to noted_end. */
 	pthread_mutex_t replay_lock;
 	struct replay *replay;
 	uint64_t replay_changes, replay_saved;	/* under replay_lock */
@@ -162,13 +162,13 @@ struct ingest {
 	int limits_known;
 	int qos_noted, retain_noted;	/* said once per CONNACK */
 	struct log_ratelimit fit_rl;
-	ingest_shorten_fn *shorten;
+	mqtt_client_shorten_fn *shorten;
 	_Atomic uint64_t shortened, too_large;
 	_Atomic uint32_t max_packet;	/* for the metrics */
 };
 
-static void out_control(struct ingest *in, enum out_kind kind, int timeout_ms);
-static void connect_done(struct ingest *in);
+static void out_control(struct mqtt_client *in, enum out_kind kind, int timeout_ms);
+static void connect_done(struct mqtt_client *in);
 static int after_read(void *ctx, char **buffer, int *buflen);
 static void *out_main(void *arg);
 
@@ -195,7 +195,7 @@ now_us(void)
 static int
 on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 {
-	struct ingest *in = ctx;
+	struct mqtt_client *in = ctx;
 	size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
 	size_t plen = (size_t)m->payloadlen;
 	int64_t recv = now_us();
@@ -259,7 +259,7 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 	MQTTAsync_free(topic);
 	atomic_fetch_add(&in->received, 1);
 	/* The loop asks to be woken only when it is about to sleep (see
-	 * ingest_want_wake()); while busy it polls the spool itself. The
+	 * mqtt_client_want_wake()); while busy it polls the spool itself. The
 	 * fence orders our append before the look at want_wake, as the loop
 	 * orders its request before its look at the spool's end: one of the
 	 * two always sees the other. */
@@ -276,11 +276,11 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
  * the broker refused some or all of them: reasonCodes holds one code per
  * filter, in order (only when there are several: with one, reasonCode is
  * it, and a refusal goes to onFailure5). Codes 0-2 are the granted QoS,
- * 0x80 and up a refusal. The main loop logs them (ingest_tick). */
+ * 0x80 and up a refusal. The main loop logs them (mqtt_client_tick). */
 static void
 on_suback(void *ctx, MQTTAsync_successData5 *r)
 {
-	struct ingest *in = ctx;
+	struct mqtt_client *in = ctx;
 	int n = r->alt.sub.reasonCodeCount;
 
 	pthread_mutex_lock(&in->fail_lock);
@@ -301,7 +301,7 @@ on_suback(void *ctx, MQTTAsync_successData5 *r)
 static void
 on_suback_failure(void *ctx, MQTTAsync_failureData5 *r)
 {
-	struct ingest *in = ctx;
+	struct mqtt_client *in = ctx;
 
 	if (in->nfilters == 1 && r && (int)r->reasonCode >= MQTTREASONCODE_UNSPECIFIED_ERROR) {
 		pthread_mutex_lock(&in->fail_lock);
@@ -317,12 +317,12 @@ on_suback_failure(void *ctx, MQTTAsync_failureData5 *r)
  * only for a subscription the session did not have): MQTT 5.0 3.8.3.1,
  * and what on_message() relies on (replay.h). */
 static void
-subscribe(struct ingest *in)
+subscribe(struct mqtt_client *in)
 {
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-	char *filters[INGEST_MAX_FILTERS];
-	MQTTSubscribe_options opts[INGEST_MAX_FILTERS];
-	int qos[INGEST_MAX_FILTERS], rc;
+	char *filters[MQTT_CLIENT_MAX_FILTERS];
+	MQTTSubscribe_options opts[MQTT_CLIENT_MAX_FILTERS];
+	int qos[MQTT_CLIENT_MAX_FILTERS], rc;
 
 	for (int i = 0; i < in->nfilters; i++) {
 		filters[i] = in->filters[i];
@@ -348,7 +348,7 @@ subscribe(struct ingest *in)
 static void
 on_connected(void *ctx, char *cause)
 {
-	struct ingest *in = ctx;
+	struct mqtt_client *in = ctx;
 	int64_t lost = atomic_exchange(&in->lost_at_ms, 0);
 
 	(void)cause;
@@ -356,7 +356,7 @@ on_connected(void *ctx, char *cause)
 	 * our client id looks like on Mosquitto before 2.0.15 (and a quick
 	 * broker restart too). */
 	if (lost && !atomic_load(&in->disconnect_said) &&
-	    mono_ms() - lost <= INGEST_QUIET_DROP_MS) {
+	    mono_ms() - lost <= MQTT_CLIENT_QUIET_DROP_MS) {
 		atomic_store(&in->quiet_drop_ms, mono_ms() - lost);
 		atomic_fetch_add(&in->quiet_drops, 1);
 	}
@@ -364,20 +364,20 @@ on_connected(void *ctx, char *cause)
 	/* No SUBACK yet on this connection: READY waits for it. */
 	pthread_mutex_lock(&in->fail_lock);
 	for (int i = 0; i < in->nfilters; i++)
-		in->sub_code[i] = INGEST_SUB_PENDING;
+		in->sub_code[i] = MQTT_CLIENT_SUB_PENDING;
 	pthread_mutex_unlock(&in->fail_lock);
 	atomic_fetch_add(&in->connects, 1);
 	atomic_store(&in->lost, 0);
 	atomic_store(&in->connected, 1);
 	subscribe(in);
-	if (ingest_publish(in, in->state_topic, "online", 6, 1, 1) < 0)
+	if (mqtt_client_publish(in, in->state_topic, "online", 6, 1, 1) < 0)
 		log_warn("cannot publish our online state");
 }
 
 static void
 on_connection_lost(void *ctx, char *cause)
 {
-	struct ingest *in = ctx;
+	struct mqtt_client *in = ctx;
 
 	pthread_mutex_lock(&in->fail_lock);
 	snprintf(in->fail_why, sizeof(in->fail_why), "%s", cause ? cause : "connection lost");
@@ -389,20 +389,20 @@ on_connection_lost(void *ctx, char *cause)
 	    mono_ms() - atomic_load(&in->stalled_at_ms) > 2 * in->keepalive_ms)
 		atomic_store(&in->lost_at_ms, mono_ms());
 	atomic_store(&in->connected, 0);
-	/* We reconnect ourselves (ingest_tick), never Paho: only a connect
+	/* We reconnect ourselves (mqtt_client_tick), never Paho: only a connect
 	 * of ours brings the CONNACK's properties (see on_connect_success). */
 	atomic_store(&in->lost, 1);
 }
 
 /* Paho's thread: the broker sent a DISCONNECT (MQTT 5, 3.14). Paho 1.3.12
  * then closes without calling on_connection_lost (it marks the client
- * disconnected first); ingest_tick reconnects. We count it by reason
+ * disconnected first); mqtt_client_tick reconnects. We count it by reason
  * and keep its reason string (and, for 0x9C/0x9D, the server to use) for
- * ingest_tick's log line. */
+ * mqtt_client_tick's log line. */
 static void
 on_disconnected(void *ctx, MQTTProperties *props, enum MQTTReasonCodes code)
 {
-	struct ingest *in = ctx;
+	struct mqtt_client *in = ctx;
 	int i = mqtt_reason_index((int)code);
 	MQTTProperty *why = props ? MQTTProperties_getProperty(props,
 							       MQTTPROPERTY_CODE_REASON_STRING) : NULL;
@@ -433,7 +433,7 @@ on_disconnected(void *ctx, MQTTProperties *props, enum MQTTReasonCodes code)
 		atomic_fetch_add(&in->taken_over, 1);
 	atomic_fetch_add(&in->disconnects_seen, 1);
 	atomic_store(&in->connected, 0);
-	/* We reconnect ourselves (ingest_tick), never Paho: only a connect
+	/* We reconnect ourselves (mqtt_client_tick), never Paho: only a connect
 	 * of ours brings the CONNACK's properties (see on_connect_success). */
 	atomic_store(&in->lost, 1);
 }
@@ -448,7 +448,7 @@ on_disconnected(void *ctx, MQTTProperties *props, enum MQTTReasonCodes code)
 static void
 on_connect_success(void *ctx, MQTTAsync_successData5 *resp)
 {
-	struct ingest *in = ctx;
+	struct mqtt_client *in = ctx;
 	struct mqtt_limits l = MQTT_LIMITS_NONE;
 	MQTTProperties *props = &resp->properties;
 
@@ -506,7 +506,7 @@ on_connect_success(void *ctx, MQTTAsync_successData5 *resp)
 	connect_done(in);
 }
 
-/* Paho's thread: keep why the connect failed, for ingest_tick's log.
+/* Paho's thread: keep why the connect failed, for mqtt_client_tick's log.
  * A broker that refuses us answers with a CONNACK reason code, which
  * Paho 1.3.12 hands over as resp->code (MQTTAsyncUtils.c, nextOrClose:
  * "CONNACK return code"); Paho's own errors are negative; a TLS failure
@@ -515,7 +515,7 @@ on_connect_success(void *ctx, MQTTAsync_successData5 *resp)
 static void
 on_connect_failure(void *ctx, MQTTAsync_failureData5 *resp)
 {
-	struct ingest *in = ctx;
+	struct mqtt_client *in = ctx;
 	int code = resp ? resp->code : 0;
 
 	if (code == 0x9A && !atomic_exchange(&in->will_no_retain, 1))
@@ -547,7 +547,7 @@ on_connect_failure(void *ctx, MQTTAsync_failureData5 *resp)
 /* Paho's thread, or out_main: our connect has its outcome (the flags
  * above are set); wakes pause_now. */
 static void
-connect_done(struct ingest *in)
+connect_done(struct mqtt_client *in)
 {
 	atomic_store(&in->connecting, 0);
 	pthread_mutex_lock(&in->out_lock);
@@ -557,9 +557,9 @@ connect_done(struct ingest *in)
 
 /* Makes the Paho client (in->client) with our persistence and callbacks;
  * Paho reads the persistence (mqtt_persist.c's open) in it. Returns 0 or
- * -EINVAL (logged). out_main, or ingest_create before it runs. */
+ * -EINVAL (logged). out_main, or mqtt_client_create before it runs. */
 static int
-make_client(struct ingest *in)
+make_client(struct mqtt_client *in)
 {
 	int rc = MQTTAsync_createWithOptions(&in->client, in->uri, in->client_id,
 					     MQTTCLIENT_PERSISTENCE_USER, &in->paho_persist, &in->co);
@@ -581,7 +581,7 @@ make_client(struct ingest *in)
 static int
 on_tls_error(const char *str, size_t len, void *ctx)
 {
-	struct ingest *in = ctx;
+	struct mqtt_client *in = ctx;
 
 	while (len > 0 && (str[len - 1] == '\n' || str[len - 1] == '\r'))
 		len--;
@@ -619,8 +619,8 @@ read_secret(const char *path)
 }
 
 int
-ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
-	      struct ingest **ret_ingest)
+mqtt_client_create(const struct config *cfg, struct spool *spool, int wake_fd,
+	      struct mqtt_client **ret_client)
 {
 	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
 	MQTTAsync_connectOptions conn = MQTTAsync_connectOptions_initializer5;
@@ -628,7 +628,7 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
 	MQTTProperty p;
 	char persist_dir[4096];
-	struct ingest *in;
+	struct mqtt_client *in;
 	int rc, err = -ENOMEM;
 
 	in = calloc(1, sizeof(*in));
@@ -649,8 +649,8 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 		pthread_condattr_destroy(&ca);
 	}
 	in->drop_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10, 10);
-	for (int i = 0; i < INGEST_MAX_FILTERS; i++)
-		in->sub_code[i] = in->sub_logged[i] = INGEST_SUB_PENDING;
+	for (int i = 0; i < MQTT_CLIENT_MAX_FILTERS; i++)
+		in->sub_code[i] = in->sub_logged[i] = MQTT_CLIENT_SUB_PENDING;
 	in->spool = spool;
 	in->wake_fd = wake_fd;
 	if (replay_create(REPLAY_MAX_TOPICS, &in->replay) < 0)
@@ -705,7 +705,7 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	p.value.integer4 = (unsigned)(cfg->mqtt_session_expiry / 1000);
 	MQTTProperties_add(&in->props, &p);
 	p.identifier = MQTTPROPERTY_CODE_RECEIVE_MAXIMUM;
-	p.value.integer2 = INGEST_RECEIVE_MAXIMUM;
+	p.value.integer2 = MQTT_CLIENT_RECEIVE_MAXIMUM;
 	MQTTProperties_add(&in->props, &p);
 
 	will.topicName = in->state_topic;
@@ -719,7 +719,7 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	atomic_store(&in->stalled_at_ms, INT64_MIN / 2);	/* never (monotonic 0 is the boot) */
 	conn.cleanstart = 0;
 	conn.connectProperties = &in->props;
-	/* Reconnects are ours (ingest_tick), with the same backoff Paho's
+	/* Reconnects are ours (mqtt_client_tick), with the same backoff Paho's
 	 * would have (1 s doubling to 30 s): see on_connect_success. */
 	conn.automaticReconnect = 0;
 	conn.connectTimeout = 10;
@@ -771,15 +771,15 @@ ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
 		goto fail;
 	}
 	in->out_started = 1;
-	*ret_ingest = in;
+	*ret_client = in;
 	return 0;
 fail:
-	ingest_destroy(in);
+	mqtt_client_destroy(in);
 	return err;
 }
 
 int
-ingest_start(struct ingest *in)
+mqtt_client_start(struct mqtt_client *in)
 {
 	int rc;
 
@@ -796,7 +796,7 @@ ingest_start(struct ingest *in)
 
 /* The last failure's reason (a copy in a static buffer: main thread). */
 static const char *
-fail_reason(struct ingest *in)
+fail_reason(struct mqtt_client *in)
 {
 	static char why[256];
 
@@ -809,11 +809,11 @@ fail_reason(struct ingest *in)
 /* Main thread: logs what changed in the SUBACKs, and the broker's
  * DISCONNECTs and quiet drops since the last call. */
 static void
-log_broker_news(struct ingest *in)
+log_broker_news(struct mqtt_client *in)
 {
 	uint64_t seen = atomic_load(&in->disconnects_seen);
 	uint64_t drops = atomic_load(&in->quiet_drops);
-	int codes[INGEST_MAX_FILTERS];
+	int codes[MQTT_CLIENT_MAX_FILTERS];
 
 	pthread_mutex_lock(&in->fail_lock);
 	memcpy(codes, in->sub_code, sizeof(codes));
@@ -821,7 +821,7 @@ log_broker_news(struct ingest *in)
 	for (int i = 0; i < in->nfilters; i++) {
 		int c = codes[i], was = in->sub_logged[i];
 
-		if (c == INGEST_SUB_PENDING || c == was)
+		if (c == MQTT_CLIENT_SUB_PENDING || c == was)
 			continue;
 		if (c >= MQTTREASONCODE_UNSPECIFIED_ERROR)
 			log_err("MQTT: the broker refused our subscription to %s: %s (reason code"
@@ -831,7 +831,7 @@ log_broker_news(struct ingest *in)
 		else if (c < 1)
 			log_warn("MQTT: the broker granted QoS %d for %s, not the 1 we asked for: a"
 				 " message it cannot deliver at once is lost", c, in->filters[i]);
-		else if (was != INGEST_SUB_PENDING)
+		else if (was != MQTT_CLIENT_SUB_PENDING)
 			log_notice("MQTT: the broker grants our subscription to %s again",
 				   in->filters[i]);
 		in->sub_logged[i] = c;
@@ -871,7 +871,7 @@ log_broker_news(struct ingest *in)
 }
 
 void
-ingest_tick(struct ingest *in, int64_t now_ms)
+mqtt_client_tick(struct mqtt_client *in, int64_t now_ms)
 {
 	int connected = atomic_load(&in->connected);
 	int64_t connecting = atomic_load(&in->connecting);
@@ -921,7 +921,7 @@ enum fit { FIT_AS_IS, FIT_CHANGED, FIT_SET_ASIDE };
  * bytes of the PUBLISH's properties (1 when none). out_main and Paho's
  * send thread (after_read). */
 static enum fit
-fit_publish(struct ingest *in, const char *topic, size_t topic_len, const void **payload,
+fit_publish(struct mqtt_client *in, const char *topic, size_t topic_len, const void **payload,
 	    size_t *len, int *qos, int *retained, size_t props_len, char **ret_owned)
 {
 	enum fit r = FIT_AS_IS;
@@ -991,7 +991,7 @@ out:
 static int
 after_read(void *ctx, char **buffer, int *buflen)
 {
-	struct ingest *in = ctx;
+	struct mqtt_client *in = ctx;
 	struct mqtt_paho_publish p;
 	const void *payload;
 	char *owned = NULL, *nb, notice[768], topic[512];
@@ -1042,7 +1042,7 @@ after_read(void *ctx, char **buffer, int *buflen)
 /* Hand a message to Paho (out_main only); return 0 and set *ret_token
  * (when not NULL) to its token, or -EAGAIN when Paho refuses it. */
 static int
-send_message(struct ingest *in, const char *topic, const void *payload, size_t len, int qos,
+send_message(struct mqtt_client *in, const char *topic, const void *payload, size_t len, int qos,
 	     int retained, MQTTAsync_token *ret_token)
 {
 	MQTTAsync_message m = MQTTAsync_message_initializer;
@@ -1070,7 +1070,7 @@ send_message(struct ingest *in, const char *topic, const void *payload, size_t l
 
 /* Appends `c` to the outbound queue and wakes out_main. */
 static void
-out_push(struct ingest *in, struct out_cmd *c)
+out_push(struct mqtt_client *in, struct out_cmd *c)
 {
 	c->next = NULL;
 	pthread_mutex_lock(&in->out_lock);
@@ -1090,7 +1090,7 @@ out_push(struct ingest *in, struct out_cmd *c)
 /* Queues a command without payload. Control commands are never refused:
  * they wait for memory rather than be lost (they are rare and small). */
 static void
-out_control(struct ingest *in, enum out_kind kind, int timeout_ms)
+out_control(struct mqtt_client *in, enum out_kind kind, int timeout_ms)
 {
 	struct out_cmd *c;
 
@@ -1101,9 +1101,9 @@ out_control(struct ingest *in, enum out_kind kind, int timeout_ms)
 	out_push(in, c);
 }
 
-/* What out_main does on our offline state and disconnect (ingest_stop). */
+/* What out_main does on our offline state and disconnect (mqtt_client_stop). */
 static void
-do_stop(struct ingest *in, int timeout_ms)
+do_stop(struct mqtt_client *in, int timeout_ms)
 {
 	MQTTAsync_disconnectOptions dopt = MQTTAsync_disconnectOptions_initializer5;
 
@@ -1135,7 +1135,7 @@ do_stop(struct ingest *in, int timeout_ms)
 static void
 on_disconnect_done(void *ctx, void *response)
 {
-	struct ingest *in = ctx;
+	struct mqtt_client *in = ctx;
 
 	(void)response;
 	pthread_mutex_lock(&in->out_lock);
@@ -1167,7 +1167,7 @@ on_disconnect_failure(void *ctx, MQTTAsync_failureData5 *response)
  * looks only at c->connected), and the connect would then complete and
  * take messages while we believe we are paused. */
 static void
-pause_now(struct ingest *in)
+pause_now(struct mqtt_client *in)
 {
 	MQTTAsync_disconnectOptions dopt = MQTTAsync_disconnectOptions_initializer5;
 	struct timespec until;
@@ -1209,7 +1209,7 @@ out:
  * What Paho held only in memory (QoS 0 messages, QoS 1 ones whose entry
  * could not be written) goes with the old client. */
 static int
-rebuild_client(struct ingest *in)
+rebuild_client(struct mqtt_client *in)
 {
 	if (in->client)
 		MQTTAsync_destroy(&in->client);
@@ -1221,7 +1221,7 @@ rebuild_client(struct ingest *in)
 
 /* Executes one command from the queue (out_main, no lock held). */
 static void
-out_run(struct ingest *in, const struct out_cmd *c)
+out_run(struct mqtt_client *in, const struct out_cmd *c)
 {
 	switch (c->kind) {
 	case OUT_PUBLISH: {
@@ -1246,7 +1246,7 @@ out_run(struct ingest *in, const struct out_cmd *c)
 	case OUT_CONNECT:
 		if (c->kind == OUT_CONNECT && atomic_load(&in->stopping))
 			break;
-		/* One connect at a time, and none on a live link (ingest_tick
+		/* One connect at a time, and none on a live link (mqtt_client_tick
 		 * asks for none then; this holds for a resume too). */
 		if (atomic_load(&in->connecting) || (in->client && MQTTAsync_isConnected(in->client)))
 			break;
@@ -1280,7 +1280,7 @@ out_run(struct ingest *in, const struct out_cmd *c)
 static void *
 out_main(void *arg)
 {
-	struct ingest *in = arg;
+	struct mqtt_client *in = arg;
 
 	pthread_mutex_lock(&in->out_lock);
 	for (;;) {
@@ -1309,7 +1309,7 @@ out_main(void *arg)
 }
 
 int
-ingest_publish(struct ingest *in, const char *topic, const void *payload,
+mqtt_client_publish(struct mqtt_client *in, const char *topic, const void *payload,
 	       size_t len, int qos, int retained)
 {
 	size_t tlen = strlen(topic);
@@ -1337,7 +1337,7 @@ ingest_publish(struct ingest *in, const char *topic, const void *payload,
 }
 
 void
-ingest_pause(struct ingest *in)
+mqtt_client_pause(struct mqtt_client *in)
 {
 	if (in->paused)
 		return;
@@ -1351,7 +1351,7 @@ ingest_pause(struct ingest *in)
 }
 
 void
-ingest_resume(struct ingest *in)
+mqtt_client_resume(struct mqtt_client *in)
 {
 	if (!in->paused)
 		return;
@@ -1365,7 +1365,7 @@ ingest_resume(struct ingest *in)
 }
 
 void
-ingest_stop(struct ingest *in, int timeout_ms)
+mqtt_client_stop(struct mqtt_client *in, int timeout_ms)
 {
 	if (!in)
 		return;
@@ -1383,7 +1383,7 @@ ingest_stop(struct ingest *in, int timeout_ms)
 }
 
 void
-ingest_destroy(struct ingest *in)
+mqtt_client_destroy(struct mqtt_client *in)
 {
 	if (!in)
 		return;
@@ -1427,13 +1427,13 @@ ingest_destroy(struct ingest *in)
 }
 
 void
-ingest_want_wake(struct ingest *in)
+mqtt_client_want_wake(struct mqtt_client *in)
 {
 	atomic_store(&in->want_wake, 1);
 }
 
 void
-ingest_get_stats(struct ingest *in, struct ingest_stats *ret)
+mqtt_client_get_stats(struct mqtt_client *in, struct mqtt_client_stats *ret)
 {
 	struct mqtt_persist_stats ps = { 0 };
 
@@ -1467,7 +1467,7 @@ ingest_get_stats(struct ingest *in, struct ingest_stats *ret)
 	for (int i = 0; i < in->nfilters; i++) {
 		int c = in->sub_code[i];
 
-		if (c == INGEST_SUB_PENDING) {
+		if (c == MQTT_CLIENT_SUB_PENDING) {
 			ret->subs_pending++;
 		} else if (c >= MQTTREASONCODE_UNSPECIFIED_ERROR) {
 			if (ret->subs_refused++ == 0)
@@ -1501,7 +1501,7 @@ ingest_get_stats(struct ingest *in, struct ingest_stats *ret)
 }
 
 void
-ingest_set_shorten(struct ingest *in, ingest_shorten_fn *fn)
+mqtt_client_set_shorten(struct mqtt_client *in, mqtt_client_shorten_fn *fn)
 {
 	pthread_mutex_lock(&in->limits_lock);
 	in->shorten = fn;
@@ -1509,13 +1509,13 @@ ingest_set_shorten(struct ingest *in, ingest_shorten_fn *fn)
 }
 
 int
-ingest_filter_count(struct ingest *in)
+mqtt_client_filter_count(struct mqtt_client *in)
 {
 	return in->nfilters;
 }
 
 const char *
-ingest_filter(struct ingest *in, int i, int *ret_code)
+mqtt_client_filter(struct mqtt_client *in, int i, int *ret_code)
 {
 	pthread_mutex_lock(&in->fail_lock);
 	*ret_code = in->sub_code[i];
@@ -1530,7 +1530,7 @@ ingest_filter(struct ingest *in, int i, int *ret_code)
 #define PKTID_FILE "packet-ids"
 
 int
-ingest_restore_replays(struct ingest *in, uint64_t *ret_pos)
+mqtt_client_restore_replays(struct mqtt_client *in, uint64_t *ret_pos)
 {
 	struct spool_reader *rd;
 	struct spool_record rec;
@@ -1610,7 +1610,7 @@ ingest_restore_replays(struct ingest *in, uint64_t *ret_pos)
 }
 
 int
-ingest_save_replays(struct ingest *in, uint64_t *ret_pos)
+mqtt_client_save_replays(struct mqtt_client *in, uint64_t *ret_pos)
 {
 	uint64_t pos, changes;
 	void *buf;
@@ -1646,7 +1646,7 @@ ingest_save_replays(struct ingest *in, uint64_t *ret_pos)
 }
 
 int
-ingest_sync_replays(struct ingest *in)
+mqtt_client_sync_replays(struct mqtt_client *in)
 {
 	return in->pktid ? pktid_sync(in->pktid) : 0;
 }

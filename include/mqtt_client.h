@@ -1,9 +1,9 @@
-/* ingest.h - the MQTT side: Paho MQTTAsync, MQTT v5, persistent session.
+/* mqtt_client.h - the MQTT client: Paho MQTTAsync, MQTT v5, persistent session.
  *
  * Paho's receive callback appends each message to the spool and returns;
  * everything else happens in the main loop. Owns the MQTTAsync handle. */
-#ifndef CORDON_INGEST_H
-#define CORDON_INGEST_H
+#ifndef CORDON_MQTT_CLIENT_H
+#define CORDON_MQTT_CLIENT_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -12,22 +12,22 @@
 #include "mqtt_watch.h"
 #include "spool.h"
 
-struct ingest;
+struct mqtt_client;
 
 /* Unacknowledged messages the broker may send us (MQTT v5 Receive
  * Maximum): what can still arrive after we decide to pause. */
-#define INGEST_RECEIVE_MAXIMUM 1000
+#define MQTT_CLIENT_RECEIVE_MAXIMUM 1000
 
 /* The inbound filters we subscribe to (SPEC 2): at most this many. */
-#define INGEST_MAX_FILTERS 6
+#define MQTT_CLIENT_MAX_FILTERS 6
 /* A filter's SUBACK outcome while none has come on this connection. */
-#define INGEST_SUB_PENDING (-1)
+#define MQTT_CLIENT_SUB_PENDING (-1)
 /* A takeover as Mosquitto before 2.0.15 shows it: the connection closed
  * without a DISCONNECT and back within this many ms (a broker restart
  * looks the same; see docs/operations.md). */
-#define INGEST_QUIET_DROP_MS 30000
+#define MQTT_CLIENT_QUIET_DROP_MS 30000
 
-struct ingest_stats {
+struct mqtt_client_stats {
 	uint64_t received;	/* messages appended to the spool */
 	uint64_t spool_waits;	/* times the callback had to wait for the spool */
 	uint64_t published;	/* outbound messages handed to Paho */
@@ -53,7 +53,7 @@ struct ingest_stats {
 	 * their reason code; the last slot counts codes MQTT 5 does not define. */
 	uint64_t disconnects[MQTT_REASONS + 1];
 	uint64_t taken_over;	/* DISCONNECTs with 0x8E, session taken over */
-	uint64_t quiet_drops;	/* closed without a DISCONNECT, back within INGEST_QUIET_DROP_MS */
+	uint64_t quiet_drops;	/* closed without a DISCONNECT, back within MQTT_CLIENT_QUIET_DROP_MS */
 	/* Replays dropped (replay.h): retained messages sent again at a
 	 * SUBSCRIBE, redeliveries (DUP) of what the spool has. */
 	uint64_t replayed_retained, replayed_dup;
@@ -64,75 +64,75 @@ struct ingest_stats {
 /* Makes `payload` (`len` bytes) fit in `max` bytes: returns a malloc'ed
  * shorter form of *ret_len bytes, or NULL when it cannot. Called from
  * the publish thread and from Paho's send thread (see alerts_shorten). */
-typedef char *ingest_shorten_fn(const void *payload, size_t len, size_t max, size_t *ret_len);
+typedef char *mqtt_client_shorten_fn(const void *payload, size_t len, size_t max, size_t *ret_len);
 
 /* Creates the client (nothing is sent yet). `wake_fd` is an eventfd that
  * is written after an append when the loop has asked for it with
- * ingest_want_wake() since the last write. Copies what it keeps of `cfg`
+ * mqtt_client_want_wake() since the last write. Copies what it keeps of `cfg`
  * (user name, password, TLS file names, ids): `cfg` may be freed after
  * (a SIGHUP does). Returns 0, -ENOMEM, -EINVAL (the URI), -EACCES (the
  * password file) or another negative errno. */
-int ingest_create(const struct config *cfg, struct spool *spool, int wake_fd,
-		  struct ingest **ret_ingest) __attribute__((warn_unused_result));
-/* Before ingest_start(): fills the replay memory from the file the last
- * ingest_save_replays() wrote in the spool directory and from the spool
+int mqtt_client_create(const struct config *cfg, struct spool *spool, int wake_fd,
+		  struct mqtt_client **ret_client) __attribute__((warn_unused_result));
+/* Before mqtt_client_start(): fills the replay memory from the file the last
+ * mqtt_client_save_replays() wrote in the spool directory and from the spool
  * records appended after it (all of them, without a usable file), and
  * sets *ret_pos to the spool position the file covers: the spool must
- * keep the records from there on until ingest_save_replays() succeeds.
+ * keep the records from there on until mqtt_client_save_replays() succeeds.
  * Returns 0, or a negative errno when the spool cannot be read. */
-int ingest_restore_replays(struct ingest *in, uint64_t *ret_pos)
+int mqtt_client_restore_replays(struct mqtt_client *in, uint64_t *ret_pos)
 	__attribute__((warn_unused_result));
 /* Writes the replay memory to the spool directory (synced) when it has
  * changed since the last save, and sets *ret_pos to the spool position
  * it covers: the spool should keep the records from there on (released
- * only before it), for ingest_restore_replays() after a crash. Waits for
+ * only before it), for mqtt_client_restore_replays() after a crash. Waits for
  * the receive thread only while it looks up or notes one message (a
  * copy is taken, ~10 ms at REPLAY_MAX_TOPICS; the file is written
  * after). Thread-safe (one save at a time). Returns 0 or a negative errno
  * (-ENOSPC ...: nothing written). */
-int ingest_save_replays(struct ingest *in, uint64_t *ret_pos)
+int mqtt_client_save_replays(struct mqtt_client *in, uint64_t *ret_pos)
 	__attribute__((warn_unused_result));
 /* Writes the packet identifier table (pktid.h) back to its file, after
  * the spool's own sync. 0 or a negative errno. */
-int ingest_sync_replays(struct ingest *in) __attribute__((warn_unused_result));
-/* Starts connecting; failures are retried from ingest_tick(). */
-int ingest_start(struct ingest *in) __attribute__((warn_unused_result));
+int mqtt_client_sync_replays(struct mqtt_client *in) __attribute__((warn_unused_result));
+/* Starts connecting; failures are retried from mqtt_client_tick(). */
+int mqtt_client_start(struct mqtt_client *in) __attribute__((warn_unused_result));
 /* Called from the loop about every 100 ms: retries a failed first connect
  * with backoff and logs connection state changes, each refused (or
  * downgraded) subscription, and each DISCONNECT of the broker with its
  * reason in words. */
-void ingest_tick(struct ingest *in, int64_t now_ms);
+void mqtt_client_tick(struct mqtt_client *in, int64_t now_ms);
 /* Queues an outbound message (QoS 0 or 1) for the publish thread, which
  * hands it to Paho; Paho keeps it while the broker is away. Never waits
  * on Paho. Returns 0, or -ENOBUFS when 100,000 messages or 64 MiB are
  * already queued (counted in publish_dropped), or -ENOMEM. */
-int ingest_publish(struct ingest *in, const char *topic, const void *payload,
+int mqtt_client_publish(struct mqtt_client *in, const char *topic, const void *payload,
 		   size_t len, int qos, int retained) __attribute__((warn_unused_result));
 /* Stops taking messages: disconnects (from the publish thread, after what
  * is queued before), and the broker keeps what comes meanwhile in our
- * persistent session. ingest_resume() connects again. Neither waits. */
-void ingest_pause(struct ingest *in);
-void ingest_resume(struct ingest *in);
+ * persistent session. mqtt_client_resume() connects again. Neither waits. */
+void mqtt_client_pause(struct mqtt_client *in);
+void mqtt_client_resume(struct mqtt_client *in);
 
 /* Hands everything queued to Paho, then publishes our retained "offline"
  * state and disconnects (within timeout_ms); no message is received
  * after this returns. Publishes queued later go to Paho's persistence,
  * for the next start. */
-void ingest_stop(struct ingest *in, int timeout_ms);
-void ingest_destroy(struct ingest *in);
+void mqtt_client_stop(struct mqtt_client *in, int timeout_ms);
+void mqtt_client_destroy(struct mqtt_client *in);
 /* The loop is about to sleep: the next append writes wake_fd once. The
  * loop must look at the spool again after this call (an append may have
  * come just before it). */
-void ingest_want_wake(struct ingest *in);
+void mqtt_client_want_wake(struct mqtt_client *in);
 /* Sets how an outbound message over the broker's maximum packet size is
  * shortened (none by default: such a message is set aside). */
-void ingest_set_shorten(struct ingest *in, ingest_shorten_fn *fn);
-void ingest_get_stats(struct ingest *in, struct ingest_stats *ret_stats);
-/* The inbound filter number i (0 <= i < ingest_filter_count()) and, in
- * *ret_code, its SUBACK on this connection: INGEST_SUB_PENDING, the
+void mqtt_client_set_shorten(struct mqtt_client *in, mqtt_client_shorten_fn *fn);
+void mqtt_client_get_stats(struct mqtt_client *in, struct mqtt_client_stats *ret_stats);
+/* The inbound filter number i (0 <= i < mqtt_client_filter_count()) and, in
+ * *ret_code, its SUBACK on this connection: MQTT_CLIENT_SUB_PENDING, the
  * granted QoS 0-2, or the refusal's reason code (0x80 and up, see
  * mqtt_reason_text()). */
-int ingest_filter_count(struct ingest *in);
-const char *ingest_filter(struct ingest *in, int i, int *ret_code);
+int mqtt_client_filter_count(struct mqtt_client *in);
+const char *mqtt_client_filter(struct mqtt_client *in, int i, int *ret_code);
 
 #endif
