@@ -47,7 +47,8 @@ main(void)
 
 			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
 			tl = snprintf(topic, sizeof(topic), "cordon/s%05u/gate/G%02u/event",
-				      (unsigned)((seed >> 33) % n) / 16, (unsigned)((seed >> 33) % 16));
+				      (unsigned)((seed >> 33) % n) / 16,
+				      (unsigned)((seed >> 33) % 16));
 			pl = snprintf(payload, sizeof(payload),
 				      "{\"id\":\"%d\",\"ts\":1581849120,\"temp_c\":36.%d}", i,
 				      (int)(seed >> 60));
@@ -78,8 +79,7 @@ main(void)
 		t3 = now_s();
 		printf("%10u %12.0f %12.1f %12.1f %12.1f %10.1f %10.2g\n", n,
 		       (t1 - t0) / deliveries * 1e9, (tc - t1d) * 1e3, (t2 - tc) * 1e3,
-		       (t3 - t2) * 1e3,
-		       len / 1048576.0, deliveries / (t1 - t0));
+		       (t3 - t2) * 1e3, len / 1048576.0, deliveries / (t1 - t0));
 		(void)hits;
 		free(buf);
 		replay_destroy(r);

@@ -78,9 +78,7 @@ int config_keep_restart_keys(struct config *cfg, const struct config *running, F
 
 /* Parse helpers, shared with cordonctl: "30s", "5m", "12h", "100ms",
  * "2d" -> milliseconds; "64KiB", "1GiB", "512" -> bytes. */
-int config_parse_duration(const char *s, int64_t *ret_ms)
-	__attribute__((warn_unused_result));
-int config_parse_size(const char *s, int64_t *ret_bytes)
-	__attribute__((warn_unused_result));
+int config_parse_duration(const char *s, int64_t *ret_ms) __attribute__((warn_unused_result));
+int config_parse_size(const char *s, int64_t *ret_bytes) __attribute__((warn_unused_result));
 
 #endif

@@ -23,24 +23,25 @@ struct log_ratelimit {
 	uint64_t suppressed;
 };
 
-#define LOG_RATELIMIT_INIT(b, i) { 0, (b), (i), 0, 0 }
+#define LOG_RATELIMIT_INIT(b, i)  \
+	{                         \
+		0, (b), (i), 0, 0 \
+	}
 
 /* Detects journald (JOURNAL_STREAM matching stderr) to choose the prefix. */
 void log_init(void);
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 /* Parses "error|warning|notice|info|debug"; returns 0 or -EINVAL. */
-int log_parse_level(const char *s, enum log_level *ret_level)
-	__attribute__((warn_unused_result));
+int log_parse_level(const char *s, enum log_level *ret_level) __attribute__((warn_unused_result));
 const char *log_level_name(enum log_level level);
 
-void log_msg(enum log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 /* Logs through `rl`; when lines were suppressed, says how many first. */
-void log_limited(struct log_ratelimit *rl, enum log_level level,
-		 const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void log_limited(struct log_ratelimit *rl, enum log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 #define log_err(...) log_msg(LOG_LEVEL_ERR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_LEVEL_WARNING, __VA_ARGS__)

@@ -6,13 +6,13 @@
 
 struct map {
 	struct map_slot *slots;
-	size_t cap;		/* a power of two, or 0 */
-	size_t len;		/* live entries */
-	size_t used;		/* live + tombstones */
+	size_t cap;  /* a power of two, or 0 */
+	size_t len;  /* live entries */
+	size_t used; /* live + tombstones */
 };
 
 struct map_slot {
-	char *key;		/* NULL: empty; MAP_TOMBSTONE: deleted */
+	char *key; /* NULL: empty; MAP_TOMBSTONE: deleted */
 	void *value;
 };
 

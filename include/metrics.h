@@ -20,8 +20,8 @@ void metrics_publish(struct metrics *m, const char *text, size_t len, int health
 /* A fixed-bucket histogram (upper bounds in the unit of the metric). */
 #define HIST_BUCKETS 12
 struct histogram {
-	const double *bounds;	/* HIST_BUCKETS upper bounds, ascending */
-	uint64_t counts[HIST_BUCKETS + 1];	/* the last: +Inf */
+	const double *bounds;		   /* HIST_BUCKETS upper bounds, ascending */
+	uint64_t counts[HIST_BUCKETS + 1]; /* the last: +Inf */
 	double sum;
 	uint64_t count;
 };
@@ -29,7 +29,6 @@ struct histogram {
 void histogram_observe(struct histogram *h, double v);
 /* Appends the Prometheus text of h as `name` with optional labels
  * ("kind=\"fever\"" or NULL) to a memstream. */
-void histogram_print(const struct histogram *h, const char *name, const char *labels,
-		     void *stream);
+void histogram_print(const struct histogram *h, const char *name, const char *labels, void *stream);
 
 #endif

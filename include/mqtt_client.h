@@ -28,21 +28,21 @@ struct mqtt_client;
 #define MQTT_CLIENT_QUIET_DROP_MS 30000
 
 struct mqtt_client_stats {
-	uint64_t received;	/* messages appended to the spool */
-	uint64_t spool_waits;	/* times the callback had to wait for the spool */
-	uint64_t published;	/* outbound messages handed to Paho */
-	uint64_t publish_failed;	/* refused by Paho */
-	uint64_t publish_dropped;	/* refused by our queue: full, or out of memory */
-	uint64_t out_queued;		/* publishes waiting for the publish thread */
-	uint64_t persist_write_failed;	/* outbound entries not written to disk */
-	uint64_t persist_set_aside;	/* damaged outbound entries set aside at start */
-	uint64_t persist_read_failed;	/* outbound entries lost from disk */
-	uint64_t connects;		/* connections the broker accepted */
-	uint64_t outbound_shortened;	/* sent shortened to fit the broker's maximum packet size */
-	uint64_t outbound_too_large;	/* set aside: over it even shortened */
-	uint32_t broker_max_packet;	/* bytes, from the last CONNACK; 0: none stated */
+	uint64_t received;	       /* messages appended to the spool */
+	uint64_t spool_waits;	       /* times the callback had to wait for the spool */
+	uint64_t published;	       /* outbound messages handed to Paho */
+	uint64_t publish_failed;       /* refused by Paho */
+	uint64_t publish_dropped;      /* refused by our queue: full, or out of memory */
+	uint64_t out_queued;	       /* publishes waiting for the publish thread */
+	uint64_t persist_write_failed; /* outbound entries not written to disk */
+	uint64_t persist_set_aside;    /* damaged outbound entries set aside at start */
+	uint64_t persist_read_failed;  /* outbound entries lost from disk */
+	uint64_t connects;	       /* connections the broker accepted */
+	uint64_t outbound_shortened;   /* sent shortened to fit the broker's maximum packet size */
+	uint64_t outbound_too_large;   /* set aside: over it even shortened */
+	uint32_t broker_max_packet;    /* bytes, from the last CONNACK; 0: none stated */
 	int connected;
-	int spool_failing;	/* the callback cannot append right now */
+	int spool_failing; /* the callback cannot append right now */
 	/* This connection's SUBACK, over the inbound filters: granted at the
 	 * QoS asked (1), granted lower, refused, no answer yet. */
 	int subs_granted, subs_downgraded, subs_refused, subs_pending;
@@ -52,12 +52,12 @@ struct mqtt_client_stats {
 	/* DISCONNECTs from the broker (MQTT 5) by mqtt_reason_index() of
 	 * their reason code; the last slot counts codes MQTT 5 does not define. */
 	uint64_t disconnects[MQTT_REASONS + 1];
-	uint64_t taken_over;	/* DISCONNECTs with 0x8E, session taken over */
-	uint64_t quiet_drops;	/* closed without a DISCONNECT, back within MQTT_CLIENT_QUIET_DROP_MS */
+	uint64_t taken_over; /* DISCONNECTs with 0x8E, session taken over */
+	uint64_t quiet_drops; /* closed without a DISCONNECT, back within MQTT_CLIENT_QUIET_DROP_MS */
 	/* Replays dropped (replay.h): retained messages sent again at a
 	 * SUBSCRIBE, redeliveries (DUP) of what the spool has. */
 	uint64_t replayed_retained, replayed_dup;
-	uint64_t replay_note_failed;	/* deliveries not remembered (out of memory) */
+	uint64_t replay_note_failed; /* deliveries not remembered (out of memory) */
 	uint64_t replay_topics, replay_evicted;
 };
 
@@ -73,7 +73,7 @@ typedef char *mqtt_client_shorten_fn(const void *payload, size_t len, size_t max
  * (a SIGHUP does). Returns 0, -ENOMEM, -EINVAL (the URI), -EACCES (the
  * password file) or another negative errno. */
 int mqtt_client_create(const struct config *cfg, struct spool *spool, int wake_fd,
-		  struct mqtt_client **ret_client) __attribute__((warn_unused_result));
+		       struct mqtt_client **ret_client) __attribute__((warn_unused_result));
 /* Before mqtt_client_start(): fills the replay memory from the file the last
  * mqtt_client_save_replays() wrote in the spool directory and from the spool
  * records appended after it (all of them, without a usable file), and
@@ -106,8 +106,8 @@ void mqtt_client_tick(struct mqtt_client *in, int64_t now_ms);
  * hands it to Paho; Paho keeps it while the broker is away. Never waits
  * on Paho. Returns 0, or -ENOBUFS when 100,000 messages or 64 MiB are
  * already queued (counted in publish_dropped), or -ENOMEM. */
-int mqtt_client_publish(struct mqtt_client *in, const char *topic, const void *payload,
-		   size_t len, int qos, int retained) __attribute__((warn_unused_result));
+int mqtt_client_publish(struct mqtt_client *in, const char *topic, const void *payload, size_t len,
+			int qos, int retained) __attribute__((warn_unused_result));
 /* Stops taking messages: disconnects (from the publish thread, after what
  * is queued before), and the broker keeps what comes meanwhile in our
  * persistent session. mqtt_client_resume() connects again. Neither waits. */

@@ -15,11 +15,11 @@
 #include <stdint.h>
 
 struct mqtt_limits {
-	uint32_t max_packet;	/* bytes of a whole packet; 0: no limit stated */
-	int max_qos;		/* 0, 1 or 2 (2 when not stated) */
-	int retain_available;	/* 1 when not stated */
-	uint32_t receive_max;	/* QoS > 0 publishes in flight; 65535 when not stated */
-	uint32_t topic_alias_max;	/* 0 when not stated: no aliases */
+	uint32_t max_packet;	  /* bytes of a whole packet; 0: no limit stated */
+	int max_qos;		  /* 0, 1 or 2 (2 when not stated) */
+	int retain_available;	  /* 1 when not stated */
+	uint32_t receive_max;	  /* QoS > 0 publishes in flight; 65535 when not stated */
+	uint32_t topic_alias_max; /* 0 when not stated: no aliases */
 };
 
 /* The limits of a broker that stated none (MQTT 5.0 §3.2.2.3 defaults). */
@@ -50,16 +50,16 @@ size_t mqtt_publish_size(size_t topic_len, size_t payload_len, int qos, size_t p
  * buffer that was parsed. */
 struct mqtt_paho_publish {
 	int token;
-	const char *topic;	/* NUL-terminated */
+	const char *topic; /* NUL-terminated */
 	size_t topic_len;
 	const char *payload;
 	size_t payload_len;
 	int qos, retained;
-	const char *props;	/* props_len bytes; "\0" (empty) when none */
+	const char *props; /* props_len bytes; "\0" (empty) when none */
 	size_t props_len;
 };
 
-#define MQTT_PAHO_PUBLISH 3	/* MQTTPacket.h: enum msgTypes, PUBLISH */
+#define MQTT_PAHO_PUBLISH 3 /* MQTTPacket.h: enum msgTypes, PUBLISH */
 
 /* Parses `buf` (`len` bytes); returns 0, -ENOMSG when it is a command but
  * not a PUBLISH (a subscribe, ...), or -EBADMSG when it is not a Paho

@@ -30,12 +30,12 @@
 struct mqtt_persist;
 
 struct mqtt_persist_stats {
-	uint64_t written;	/* entries written whole */
-	uint64_t write_failed;	/* entries Paho asked for that could not be written */
-	uint64_t set_aside;	/* damaged entries found at open, moved to broken/ */
-	uint64_t read_failed;	/* entries Paho wrote and could not read back */
-	uint64_t too_large;	/* sent entries over the broker's maximum packet size, set aside */
-	int last_errno;		/* of the last failed write, 0 if none */
+	uint64_t written;      /* entries written whole */
+	uint64_t write_failed; /* entries Paho asked for that could not be written */
+	uint64_t set_aside;    /* damaged entries found at open, moved to broken/ */
+	uint64_t read_failed;  /* entries Paho wrote and could not read back */
+	uint64_t too_large;    /* sent entries over the broker's maximum packet size, set aside */
+	int last_errno;	       /* of the last failed write, 0 if none */
 };
 
 /* Creates a store rooted at `dir` (created at open if missing, mode

@@ -29,10 +29,10 @@ int mqtt_reason_index(int code);
 #define MQTT_CONFLICT_QUIET_MS (10 * 60 * 1000)
 
 struct mqtt_conflict {
-	int64_t at[MQTT_CONFLICT_COUNT];	/* the latest takeovers, a ring */
-	unsigned next;				/* where the next one goes */
-	unsigned seen;				/* takeovers so far */
-	int64_t last_ms;			/* the latest; at init: now */
+	int64_t at[MQTT_CONFLICT_COUNT]; /* the latest takeovers, a ring */
+	unsigned next;			 /* where the next one goes */
+	unsigned seen;			 /* takeovers so far */
+	int64_t last_ms;		 /* the latest; at init: now */
 	int active;
 };
 

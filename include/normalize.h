@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define NORM_ID_MAX 64		/* site, gate, card, person, record ids (bytes) */
+#define NORM_ID_MAX 64 /* site, gate, card, person, record ids (bytes) */
 /* The record part of an event key: a record id, or for a hotline step
  * "<call_id>/<id>" with '%' and '/' of the call id escaped as %25 and %2F
  * (3 bytes each), so that no two (call, step) pairs share a key. */
@@ -24,20 +24,20 @@
  * as "<key>~<12 hex digits of the content hash>" (store.c, sql/0006): the
  * room for such a key as PostgreSQL may hand it back (alerts.event_key). */
 #define NORM_STORED_KEY_MAX (NORM_KEY_MAX + 13)
-#define NORM_HASH_LEN 16	/* struct event's content_hash: XXH3-128 */
-#define NORM_MAX_EVENTS 256	/* events from one message (arrays) */
-#define TEMP_NONE INT16_MIN	/* no temperature reading */
+#define NORM_HASH_LEN 16    /* struct event's content_hash: XXH3-128 */
+#define NORM_MAX_EVENTS 256 /* events from one message (arrays) */
+#define TEMP_NONE INT16_MIN /* no temperature reading */
 /* The temp_c columns are numeric(4,1): a reading that rounds beyond
  * +-999.9 degrees C cannot be stored and is rejected (temperature_out_of_range). */
 #define TEMP_DC_MAX 9999
 
 enum event_type {
-	EVENT_GATE = 1,		/* gate_events */
-	EVENT_STATUS,		/* gate_status */
-	EVENT_DISINFECTION,	/* disinfections */
-	EVENT_HOTLINE,		/* hotline_events (+ hotline_calls) */
-	EVENT_CHECK,		/* isolation_checks */
-	EVENT_ACK,		/* acks */
+	EVENT_GATE = 1,	    /* gate_events */
+	EVENT_STATUS,	    /* gate_status */
+	EVENT_DISINFECTION, /* disinfections */
+	EVENT_HOTLINE,	    /* hotline_events (+ hotline_calls) */
+	EVENT_CHECK,	    /* isolation_checks */
+	EVENT_ACK,	    /* acks */
 };
 #define EVENT_TYPES 6
 
@@ -83,7 +83,7 @@ enum temp_unit {
 enum event_flag {
 	FLAG_IMPLAUSIBLE = 1u << 0,	/* outside 30.0-45.0 degrees C */
 	FLAG_CLOCK_SKEW = 1u << 1,	/* device clock off by > max_clock_skew */
-	FLAG_DEVICE_ABNORMAL = 1u << 2,	/* the device said abnormal temperature */
+	FLAG_DEVICE_ABNORMAL = 1u << 2, /* the device said abnormal temperature */
 	/* Not stored: the message had no time of its own, device_us is the
 	 * receive time (norm_time_received()); not part of the content. */
 	FLAG_TS_RECEIVED = 1u << 3,
@@ -95,7 +95,7 @@ enum direction {
 	DIR_OUT,
 };
 
-#define NORM_TEXT_MAX 255	/* notes, agents, symptom lists */
+#define NORM_TEXT_MAX 255 /* notes, agents, symptom lists */
 
 /* One normalized event. Strings are NUL-terminated, "" when absent; each
  * type uses the fields its table has (see sql/). */
@@ -103,30 +103,30 @@ struct event {
 	enum event_type type;
 	char key[NORM_KEY_MAX];
 	char site[NORM_ID_MAX + 1];
-	char gate[NORM_ID_MAX + 1];	/* GATE, STATUS */
-	char zone[NORM_ID_MAX + 1];	/* DISINFECTION */
-	char household[NORM_ID_MAX + 1];	/* CHECK, HOTLINE */
-	char card[NORM_ID_MAX + 1];	/* GATE */
-	char person[NORM_ID_MAX + 1];	/* GATE (ID numbers only as keyed hash), CHECK */
-	char crew[NORM_ID_MAX + 1];	/* DISINFECTION */
-	char call_id[NORM_ID_MAX + 1];	/* HOTLINE */
-	char category[NORM_ID_MAX + 1];	/* HOTLINE */
-	char alert_id[NORM_ID_MAX + 1];	/* ACK */
-	char by[NORM_ID_MAX + 1];	/* ACK */
-	char text[NORM_TEXT_MAX + 1];	/* DISINFECTION agent, HOTLINE/ACK note,
+	char gate[NORM_ID_MAX + 1];	 /* GATE, STATUS */
+	char zone[NORM_ID_MAX + 1];	 /* DISINFECTION */
+	char household[NORM_ID_MAX + 1]; /* CHECK, HOTLINE */
+	char card[NORM_ID_MAX + 1];	 /* GATE */
+	char person[NORM_ID_MAX + 1];	 /* GATE (ID numbers only as keyed hash), CHECK */
+	char crew[NORM_ID_MAX + 1];	 /* DISINFECTION */
+	char call_id[NORM_ID_MAX + 1];	 /* HOTLINE */
+	char category[NORM_ID_MAX + 1];	 /* HOTLINE */
+	char alert_id[NORM_ID_MAX + 1];	 /* ACK */
+	char by[NORM_ID_MAX + 1];	 /* ACK */
+	char text[NORM_TEXT_MAX + 1];	 /* DISINFECTION agent, HOTLINE/ACK note,
 					 * CHECK symptoms (comma-separated) */
-	int64_t device_us;	/* the device's time */
-	int64_t received_us;	/* when cordond received the message */
-	int64_t rule_us;	/* the time rules use (received_us if skewed) */
-	int16_t temp_dc;	/* tenths of a degree C, or TEMP_NONE */
-	int8_t mask;		/* -1 unknown, 0, 1 */
-	int8_t urgent;		/* HOTLINE: -1 unknown, 0, 1 */
+	int64_t device_us;		 /* the device's time */
+	int64_t received_us;		 /* when cordond received the message */
+	int64_t rule_us;		 /* the time rules use (received_us if skewed) */
+	int16_t temp_dc;		 /* tenths of a degree C, or TEMP_NONE */
+	int8_t mask;			 /* -1 unknown, 0, 1 */
+	int8_t urgent;			 /* HOTLINE: -1 unknown, 0, 1 */
 	enum direction direction;
-	enum gate_state state;	/* STATUS */
-	enum call_action call;	/* HOTLINE */
-	enum ack_action ack;	/* ACK */
-	unsigned flags;		/* enum event_flag */
-	const char *vendor;	/* static string */
+	enum gate_state state; /* STATUS */
+	enum call_action call; /* HOTLINE */
+	enum ack_action ack;   /* ACK */
+	unsigned flags;	       /* enum event_flag */
+	const char *vendor;    /* static string */
 	/* What the reading says, for telling a device's reused record id from a
 	 * redelivery: tables_content_hash(), set by the caller after
 	 * normalize_message() (all zero until then). */
@@ -136,7 +136,7 @@ struct event {
 /* What the register says about a gate (all zero: not registered). */
 struct norm_gate_info {
 	enum gate_format format;
-	enum temp_unit unit;	/* of bare DIY readings */
+	enum temp_unit unit; /* of bare DIY readings */
 };
 
 /* What the normalizer needs to know beyond the message itself. The
@@ -144,13 +144,12 @@ struct norm_gate_info {
 struct norm_context {
 	const char *topic_root;
 	int64_t max_clock_skew_us;
-	int64_t tz_offset_s;	/* default zone offset for naive local times */
+	int64_t tz_offset_s; /* default zone offset for naive local times */
 	/* Converts a naive local time of `site` (seconds as if UTC) to UTC
 	 * seconds; without it, tz_offset_s is used. */
 	int64_t (*local_to_utc)(void *arg, const char *site, int64_t naive_s);
 	/* Fills what the register knows of a gate; returns 0 if registered. */
-	int (*gate_info)(void *arg, const char *site, const char *gate,
-			 struct norm_gate_info *ret);
+	int (*gate_info)(void *arg, const char *site, const char *gate, struct norm_gate_info *ret);
 	void *arg;
 	/* Key of the hash that replaces national ID numbers (HMAC-SHA256). */
 	const uint8_t *id_key;
@@ -163,15 +162,15 @@ struct norm_input {
 	size_t topic_len;
 	const uint8_t *payload;
 	size_t payload_len;
-	size_t orig_len;	/* > payload_len when truncated at max_payload */
+	size_t orig_len; /* > payload_len when truncated at max_payload */
 	int64_t received_us;
 };
 
 struct norm_result {
 	size_t nevents;
-	const char *reason;	/* a reject reason (static), or NULL */
-	char detail[128];	/* for the log: what exactly was wrong */
-	char site[NORM_ID_MAX + 1];	/* "" when the topic had none */
+	const char *reason;	    /* a reject reason (static), or NULL */
+	char detail[128];	    /* for the log: what exactly was wrong */
+	char site[NORM_ID_MAX + 1]; /* "" when the topic had none */
 };
 
 /* Normalizes one message into events[0..max). Returns 0 and fills *ret:
@@ -189,9 +188,8 @@ int normalize_parse_time(const char *s, int64_t tz_offset_s, int64_t *ret_us)
 	__attribute__((warn_unused_result));
 /* The same, with a naive time converted through ctx (site zone); sets
  * *ret_naive when the string had no offset. */
-int normalize_parse_time_ctx(const struct norm_context *ctx, const char *site,
-			     const char *s, int64_t *ret_us, int *ret_naive)
-	__attribute__((warn_unused_result));
+int normalize_parse_time_ctx(const struct norm_context *ctx, const char *site, const char *s,
+			     int64_t *ret_us, int *ret_naive) __attribute__((warn_unused_result));
 
 const char *normalize_type_name(enum event_type t);
 const char *normalize_state_name(enum gate_state s);
@@ -232,8 +230,11 @@ normalize_utf8_trim(char *s)
 	if (i == 0)
 		return;
 	c = (unsigned char)s[i - 1];
-	need = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 :
-	       (c & 0xf8) == 0xf0 ? 4 : 0;
+	need = c < 0x80		   ? 1 :
+		(c & 0xe0) == 0xc0 ? 2 :
+		(c & 0xf0) == 0xe0 ? 3 :
+		(c & 0xf8) == 0xf0 ? 4 :
+				     0;
 	if (n - (i - 1) < need)
 		s[i - 1] = '\0';
 }
@@ -249,8 +250,8 @@ normalize_valid_id(const char *s, size_t len)
 	for (size_t i = 0; i < len; i++) {
 		char c = s[i];
 
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '_' || c == '-'))
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-'))
 			return 0;
 	}
 	return 1;

@@ -27,7 +27,7 @@
 
 struct reg_site {
 	char site[REG_ID];
-	struct tz *tz;		/* NULL: none of its own, the default ([site] timezone) */
+	struct tz *tz; /* NULL: none of its own, the default ([site] timezone) */
 };
 
 struct reg_gate {
@@ -40,7 +40,7 @@ struct reg_gate {
 
 struct reg_zone {
 	char site[REG_ID], zone[REG_ID];
-	int64_t interval_s;	/* 0: none of its own, [rules] disinfection_interval */
+	int64_t interval_s; /* 0: none of its own, [rules] disinfection_interval */
 };
 
 /* A household as registry_household() returns it: strings of the
@@ -48,7 +48,7 @@ struct reg_zone {
 struct reg_household {
 	const char *site, *household;
 	const char *building, *unit, *room;
-	int size;		/* 0 to 255 (the table allows 0 to 50) */
+	int size; /* 0 to 255 (the table allows 0 to 50) */
 };
 
 /* A card as registry_card() returns it; strings as in reg_household. */
@@ -58,13 +58,13 @@ struct reg_card {
 	int extra;
 };
 
-struct reg_block;		/* one site's households and cards (registry.c) */
+struct reg_block; /* one site's households and cards (registry.c) */
 
 struct reg_isolation {
 	char site[REG_ID], household[REG_ID];
-	char person[REG_ID];	/* "" = the whole household */
+	char person[REG_ID]; /* "" = the whole household */
 	int64_t starts_s, ends_s;
-	int64_t check_interval_s;	/* 0: none of its own, [rules] check_interval */
+	int64_t check_interval_s; /* 0: none of its own, [rules] check_interval */
 };
 
 /* Rule state read from PostgreSQL once at start (SPEC G3): open alerts
@@ -72,18 +72,18 @@ struct reg_isolation {
 struct seed_alert {
 	char alert_id[33];
 	char site[REG_ID], kind[32], severity[16], state[16];
-	char subject[NORM_ID_MAX + 24], event_key[NORM_STORED_KEY_MAX];	/* RULES_SUBJECT_MAX */
+	char subject[NORM_ID_MAX + 24], event_key[NORM_STORED_KEY_MAX]; /* RULES_SUBJECT_MAX */
 	char gate[REG_ID], household[REG_ID], card[REG_ID], zone[REG_ID], call_id[REG_ID];
 	char reason[32], by[REG_ID];
-	int temp_dc;		/* TEMP_NONE when none */
+	int temp_dc; /* TEMP_NONE when none */
 	int64_t raised_us, updated_us;
 	uint32_t count;
-	uint32_t distinct;	/* an aggregate's distinct subjects, else 0 */
-	char sample[4 * (NORM_ID_MAX + 24)];	/* RULES_SAMPLE_MAX */
+	uint32_t distinct;		     /* an aggregate's distinct subjects, else 0 */
+	char sample[4 * (NORM_ID_MAX + 24)]; /* RULES_SAMPLE_MAX */
 };
 
 struct seed_seen {
-	char what[16];		/* gate, zone, check, call, call_resolved, exit,
+	char what[16]; /* gate, zone, check, call, call_resolved, exit,
 				 * seal_closed, seal_breach */
 	char site[REG_ID], id[REG_ID], sub[REG_ID];
 	int64_t at_us;
@@ -92,13 +92,13 @@ struct seed_seen {
 struct registry_seed {
 	struct seed_alert *alerts;
 	size_t nalerts;
-	int more;	/* a site and kind has more open alerts than were loaded */
+	int more; /* a site and kind has more open alerts than were loaded */
 	struct seed_seen *seen;
 	size_t nseen;
 };
 
 struct registry_snapshot {
-	struct registry_seed *seed;	/* only in the first snapshot */
+	struct registry_seed *seed; /* only in the first snapshot */
 	uint64_t generation;
 	struct reg_site *sites;
 	size_t nsites;
@@ -106,15 +106,15 @@ struct registry_snapshot {
 	size_t ngates;
 	struct reg_zone *zones;
 	size_t nzones;
-	struct reg_block **blocks;	/* by site (strcmp order), sites with households or cards */
+	struct reg_block **blocks; /* by site (strcmp order), sites with households or cards */
 	size_t nblocks;
-	size_t nhouseholds;	/* in all blocks */
+	size_t nhouseholds; /* in all blocks */
 	size_t ncards;
-	struct reg_isolation *isolations;	/* active orders, by site and household */
+	struct reg_isolation *isolations; /* active orders, by site and household */
 	size_t nisolations;
-	struct tz *default_tz;	/* of sites without their own: [site] timezone */
-	double load_seconds;	/* how long the register thread took to load it; 0: not loaded */
-	size_t reloaded_sites;	/* sites whose cards this load read: 0 = all of them */
+	struct tz *default_tz; /* of sites without their own: [site] timezone */
+	double load_seconds;   /* how long the register thread took to load it; 0: not loaded */
+	size_t reloaded_sites; /* sites whose cards this load read: 0 = all of them */
 };
 
 struct registry;
@@ -124,9 +124,8 @@ struct registry;
  * The first snapshot carries the rule state (seed): of the open alerts,
  * the aggregates and the oldest `seed_rows` of each site and kind
  * (seed->more: a site and kind has more; registry_reseed loads the next). */
-int registry_create(const char *conninfo, const char *default_tz, int wake_fd,
-		    int64_t seed_rows, struct registry **ret_registry)
-	__attribute__((warn_unused_result));
+int registry_create(const char *conninfo, const char *default_tz, int wake_fd, int64_t seed_rows,
+		    struct registry **ret_registry) __attribute__((warn_unused_result));
 void registry_destroy(struct registry *r);
 /* Loads the open alerts again (the next `rows` of a site and kind, once
  * the ones folded are resolved in PostgreSQL): the next snapshot carries
@@ -160,9 +159,8 @@ int registry_snapshot_set_default_tz(struct registry_snapshot *s, const char *de
  * (that site already has that household or card; nothing changed),
  * -E2BIG (the site's strings passed 1 GiB) or -ENOMEM. */
 int registry_snapshot_add_household(struct registry_snapshot *s, const char *site,
-				    const char *household, const char *building,
-				    const char *unit, const char *room, int size)
-	__attribute__((warn_unused_result));
+				    const char *household, const char *building, const char *unit,
+				    const char *room, int size) __attribute__((warn_unused_result));
 int registry_snapshot_add_card(struct registry_snapshot *s, const char *site, const char *card,
 			       const char *household, int revoked, int extra)
 	__attribute__((warn_unused_result));
@@ -179,9 +177,8 @@ const struct reg_zone *registry_zone(const struct registry_snapshot *s, const ch
 /* Households and cards: fill *ret (a view into the snapshot) and return
  * ret, or NULL (then *ret is untouched). O(log n): a binary search for the
  * site's block, then one in the block. */
-const struct reg_household *registry_household(const struct registry_snapshot *s,
-					       const char *site, const char *household,
-					       struct reg_household *ret);
+const struct reg_household *registry_household(const struct registry_snapshot *s, const char *site,
+					       const char *household, struct reg_household *ret);
 const struct reg_card *registry_card(const struct registry_snapshot *s, const char *site,
 				     const char *card, struct reg_card *ret);
 /* Whether a site has any card registered (revoked ones count). */
@@ -190,8 +187,7 @@ bool registry_site_has_cards(const struct registry_snapshot *s, const char *site
 const struct tz *registry_site_tz(const struct registry_snapshot *s, const char *site);
 /* Active isolation orders of a household: *ret_n entries from the
  * returned pointer (NULL, 0 when none). */
-const struct reg_isolation *registry_isolations(const struct registry_snapshot *s,
-						const char *site, const char *household,
-						size_t *ret_n);
+const struct reg_isolation *registry_isolations(const struct registry_snapshot *s, const char *site,
+						const char *household, size_t *ret_n);
 
 #endif

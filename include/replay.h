@@ -18,14 +18,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define REPLAY_DEPTH 1		/* payloads remembered per topic: the retained one */
-#define REPLAY_MAX_TOPICS (1u << 18)	/* 262,144 topics: 10 MiB at most */
+#define REPLAY_DEPTH 1		     /* payloads remembered per topic: the retained one */
+#define REPLAY_MAX_TOPICS (1u << 18) /* 262,144 topics: 10 MiB at most */
 
 struct replay;
 
 struct replay_stats {
-	uint64_t topics;	/* topics remembered now */
-	uint64_t evicted;	/* topics dropped to stay within max_topics */
+	uint64_t topics;  /* topics remembered now */
+	uint64_t evicted; /* topics dropped to stay within max_topics */
 };
 
 /* Returns 0 or -ENOMEM; max_topics >= 1. Memory grows with use. */
@@ -54,8 +54,7 @@ void replay_get_stats(const struct replay *r, struct replay_stats *ret_stats);
  * replay_save() only: the copy cannot look up or note. One memcpy, so
  * that a lock around `src` is held briefly. Returns 0 or -ENOMEM. Free
  * the copy with replay_destroy(). */
-int replay_copy(struct replay **dst, const struct replay *src)
-	__attribute__((warn_unused_result));
+int replay_copy(struct replay **dst, const struct replay *src) __attribute__((warn_unused_result));
 
 /* Writes the memory, as of spool position `pos` (everything before it
  * noted, nothing after), into a malloc'ed buffer: the 48-byte header
@@ -63,8 +62,8 @@ int replay_copy(struct replay **dst, const struct replay *src)
  * recently noted first, 8 * (2 + REPLAY_DEPTH) bytes (topic hash, count,
  * REPLAY_DEPTH payload hashes, latest first); then an XXH3-64 of all that. Returns 0
  * or -ENOMEM. */
-int replay_save(const struct replay *r, const char *spool_id, uint64_t pos,
-		void **ret_buf, size_t *ret_len) __attribute__((warn_unused_result));
+int replay_save(const struct replay *r, const char *spool_id, uint64_t pos, void **ret_buf,
+		size_t *ret_len) __attribute__((warn_unused_result));
 /* Replaces the memory with what replay_save() wrote and sets *ret_pos.
  * Returns 0, -EINVAL when the bytes do not check (damaged, cut, another
  * version), -ESTALE when they belong to another spool, or -ENOMEM; on

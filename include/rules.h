@@ -30,7 +30,7 @@
 /* The subject of a site's aggregate alert of one kind: the subjects past
  * max_open_alerts fold into it (no subject of an event can be "*"). */
 #define RULES_AGGREGATE "*"
-#define RULES_SAMPLE 4			/* subjects an aggregate shows */
+#define RULES_SAMPLE 4 /* subjects an aggregate shows */
 #define RULES_SAMPLE_MAX (RULES_SAMPLE * RULES_SUBJECT_MAX)
 /* An aggregate into which nothing was folded for this long is resolved. */
 #define RULES_FOLD_QUIET_US (3600LL * 1000000)
@@ -45,19 +45,19 @@ struct rules_clock {
 };
 
 struct rules_config {
-	int16_t fever_dc;		/* tenths of a degree C */
+	int16_t fever_dc; /* tenths of a degree C */
 	int16_t critical_dc;
 	int64_t recheck_window_us;
-	int64_t check_interval_us;	/* default for orders without one */
+	int64_t check_interval_us; /* default for orders without one */
 	int64_t check_grace_us;
 	int64_t silence_timeout_us;
-	int64_t exit_quota;		/* 0: off */
+	int64_t exit_quota; /* 0: off */
 	int64_t exit_window_us;
-	int64_t disinfection_interval_us;	/* default for zones without one */
+	int64_t disinfection_interval_us; /* default for zones without one */
 	int64_t hotline_medical_us;
 	int64_t hotline_other_us;
 	int64_t repeat_interval_us;
-	int64_t max_open_alerts;	/* per site and kind; past it subjects fold */
+	int64_t max_open_alerts; /* per site and kind; past it subjects fold */
 };
 
 enum alert_kind {
@@ -96,7 +96,7 @@ struct alert {
 	enum alert_state state;
 	char site[NORM_ID_MAX + 1];
 	char subject[RULES_SUBJECT_MAX];
-	char event_key[NORM_STORED_KEY_MAX];	/* the first triggering event */
+	char event_key[NORM_STORED_KEY_MAX]; /* the first triggering event */
 	/* That event's content hash (tables_content_hash()); all zero when
 	 * no event raised the alert (a timer). The store points the alert at
 	 * the event's own row when its device reused the key (sql/0006). */
@@ -106,14 +106,14 @@ struct alert {
 	char card[NORM_ID_MAX + 1];
 	char zone[NORM_ID_MAX + 1];
 	char call_id[NORM_ID_MAX + 1];
-	int16_t temp_dc;		/* TEMP_NONE when not a reading */
-	int64_t raised_us, updated_us, resolved_us;	/* wall clock, us since the epoch */
-	int64_t published_mono_us;	/* last transition handed out (the engine's
+	int16_t temp_dc;			    /* TEMP_NONE when not a reading */
+	int64_t raised_us, updated_us, resolved_us; /* wall clock, us since the epoch */
+	int64_t published_mono_us;		    /* last transition handed out (the engine's
 					 * monotonic time; set by the engine) */
-	uint32_t count;			/* triggers so far */
-	uint32_t published_count;	/* count at the last transition */
-	char reason[32];		/* why it was resolved */
-	char by[NORM_ID_MAX + 1];	/* who acked or resolved it */
+	uint32_t count;				    /* triggers so far */
+	uint32_t published_count;		    /* count at the last transition */
+	char reason[32];			    /* why it was resolved */
+	char by[NORM_ID_MAX + 1];		    /* who acked or resolved it */
 	/* An aggregate (subject RULES_AGGREGATE) only: the distinct subjects
 	 * folded into it (exact up to 256, then a HyperLogLog estimate, see
 	 * rules.c), and the first RULES_SAMPLE of them, ' '-separated. */
@@ -124,7 +124,7 @@ struct alert {
 /* A transition to publish and store: the alert as it is after it. */
 struct alert_transition {
 	struct alert a;
-	const char *what;	/* "raised", "updated", "acked", "resolved" */
+	const char *what; /* "raised", "updated", "acked", "resolved" */
 };
 
 struct rules_output {
@@ -155,9 +155,8 @@ int rules_event(struct rules *r, const struct registry_snapshot *reg, const stru
 	__attribute__((warn_unused_result));
 /* Runs the timer rules (overdue, silent, quotas, repeats) at `now`.
  * Returns 0 or -ENOMEM. */
-int rules_tick(struct rules *r, const struct registry_snapshot *reg,
-	       const struct rules_clock *now, struct rules_output *out)
-	__attribute__((warn_unused_result));
+int rules_tick(struct rules *r, const struct registry_snapshot *reg, const struct rules_clock *now,
+	       struct rules_output *out) __attribute__((warn_unused_result));
 /* The instance-level backlog alert: raised while `trouble` is set (its
  * text in `why`), resolved when it clears. Returns 0 or -ENOMEM. */
 int rules_backlog(struct rules *r, const char *instance, int trouble, const char *why,
@@ -167,9 +166,8 @@ int rules_backlog(struct rules *r, const char *instance, int trouble, const char
 /* The instance-level client_id_conflict alert (another MQTT client
  * taking our client id): raised while `trouble` is set (`why`, up to 31
  * bytes, says how often), resolved when it clears. Returns 0 or -ENOMEM. */
-int rules_client_id_conflict(struct rules *r, const char *instance, int trouble,
-			     const char *why, const struct rules_clock *now,
-			     struct rules_output *out)
+int rules_client_id_conflict(struct rules *r, const char *instance, int trouble, const char *why,
+			     const struct rules_clock *now, struct rules_output *out)
 	__attribute__((warn_unused_result));
 
 /* Restores an open alert (from PostgreSQL at start); its times are wall
@@ -216,8 +214,8 @@ const char *rules_state_name(enum alert_state s);
 
 /* alert_id: hex of a 128-bit hash of site, kind, subject and the first
  * triggering event's key, so that a replay yields the same id. */
-void rules_alert_id(const char *site, const char *kind, const char *subject,
-		    const char *event_key, char ret_id[33]);
+void rules_alert_id(const char *site, const char *kind, const char *subject, const char *event_key,
+		    char ret_id[33]);
 
 /* Seconds between from and to that fall between 06:00 and 22:00 local
  * time in zone tz (disinfection intervals count only those hours). */

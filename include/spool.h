@@ -18,7 +18,7 @@
 #include "config.h"
 
 #define SPOOL_HEADER_SIZE 32
-#define SPOOL_TRUNCATED 0x1	/* payload cut at max_payload */
+#define SPOOL_TRUNCATED 0x1 /* payload cut at max_payload */
 /* Not a message: damaged bytes the reader skipped (a span from `pos` to
  * `next`). Its payload is the span's first bytes (at most
  * SPOOL_DAMAGE_KEEP), orig_len its length, the topic empty, recv_us 0.
@@ -42,12 +42,12 @@ struct spool_options {
 };
 
 struct spool_record {
-	uint64_t pos;		/* position of the record */
-	uint64_t next;		/* position just after it */
-	int64_t recv_us;	/* receive time, microseconds since the epoch */
-	uint32_t orig_len;	/* payload length as received */
-	uint32_t flags;		/* SPOOL_TRUNCATED, SPOOL_DAMAGED, SPOOL_RETAINED */
-	const char *topic;	/* not NUL-terminated */
+	uint64_t pos;	   /* position of the record */
+	uint64_t next;	   /* position just after it */
+	int64_t recv_us;   /* receive time, microseconds since the epoch */
+	uint32_t orig_len; /* payload length as received */
+	uint32_t flags;	   /* SPOOL_TRUNCATED, SPOOL_DAMAGED, SPOOL_RETAINED */
+	const char *topic; /* not NUL-terminated */
 	size_t topic_len;
 	const uint8_t *payload;
 	size_t payload_len;
@@ -55,16 +55,16 @@ struct spool_record {
 
 struct spool_stats {
 	uint64_t torn_bytes;	/* cut from a torn tail at open */
-	uint64_t damaged_spans;	/* damaged spans readers skipped (each once) */
-	uint64_t damaged_bytes;	/* their bytes */
+	uint64_t damaged_spans; /* damaged spans readers skipped (each once) */
+	uint64_t damaged_bytes; /* their bytes */
 	uint64_t syncs;		/* fdatasyncs of segment data (sync = interval or always) */
 };
 
 /* What became of the spool directory while we run (spool_check_dir()). */
 enum spool_dir_state {
 	SPOOL_DIR_OK,
-	SPOOL_DIR_DELETED,	/* the directory, or the segment being written, was deleted */
-	SPOOL_DIR_REPLACED,	/* the path names another directory (a remount) */
+	SPOOL_DIR_DELETED,  /* the directory, or the segment being written, was deleted */
+	SPOOL_DIR_REPLACED, /* the path names another directory (a remount) */
 };
 
 /* Opens (creating if needed) the spool in opt->dir and recovers it: the
@@ -87,9 +87,8 @@ void spool_close(struct spool *spool);
  * once a millisecond, that the segment file is still linked: one deleted
  * under us fails the append (what was appended to it before still reads
  * through the open descriptor). */
-int spool_append(struct spool *spool, const char *topic, size_t topic_len,
-		 const void *payload, size_t payload_len, int64_t recv_us)
-	__attribute__((warn_unused_result));
+int spool_append(struct spool *spool, const char *topic, size_t topic_len, const void *payload,
+		 size_t payload_len, int64_t recv_us) __attribute__((warn_unused_result));
 /* The same, with record flags (SPOOL_RETAINED; others are ignored),
  * which the readers hand back in spool_record.flags. */
 int spool_append_flags(struct spool *spool, const char *topic, size_t topic_len,
@@ -114,8 +113,7 @@ enum spool_dir_state spool_check_dir(struct spool *spool);
  * on) and the checkpoint `committed`. Returns 0 (also when there was
  * nothing to do), -EBUSY while bytes are not committed, -EEXIST when the
  * path names a directory holding another spool, or another negative errno. */
-int spool_recreate(struct spool *spool, uint64_t committed)
-	__attribute__((warn_unused_result));
+int spool_recreate(struct spool *spool, uint64_t committed) __attribute__((warn_unused_result));
 
 /* Changes max_bytes and the sync mode of an open spool (SIGHUP). */
 void spool_set_limits(struct spool *spool, int64_t max_bytes, enum spool_sync_mode sync);
@@ -123,8 +121,8 @@ void spool_set_limits(struct spool *spool, int64_t max_bytes, enum spool_sync_mo
 /* fdatasync of what has been appended so far (sync = interval). */
 int spool_sync(struct spool *spool) __attribute__((warn_unused_result));
 
-uint64_t spool_end(struct spool *spool);	/* after the last whole record */
-uint64_t spool_first(struct spool *spool);	/* first retained position */
+uint64_t spool_end(struct spool *spool);   /* after the last whole record */
+uint64_t spool_first(struct spool *spool); /* first retained position */
 /* Bytes in the segment files (positions may have gaps: never subtract
  * positions to size the spool). */
 uint64_t spool_bytes(struct spool *spool);
@@ -134,7 +132,7 @@ uint64_t spool_pending(struct spool *spool, uint64_t pos);
 /* Of spool_pending(spool, pos), the bytes in files that are deleted:
  * readable only as long as the spool is open. */
 uint64_t spool_pending_deleted(struct spool *spool, uint64_t pos);
-const char *spool_id(struct spool *spool);	/* random, fixed at creation */
+const char *spool_id(struct spool *spool); /* random, fixed at creation */
 void spool_get_stats(struct spool *spool, struct spool_stats *ret_stats);
 
 /* Deletes the segment files that lie wholly before `pos`. When everything
@@ -155,8 +153,7 @@ void spool_set_low_disk(struct spool *spool, int low);
  * database's checkpoint may be further on. */
 uint64_t spool_load_checkpoint(struct spool *spool);
 /* Returns 0 or a negative errno (-ENOENT while the directory is deleted). */
-int spool_save_checkpoint(struct spool *spool, uint64_t pos)
-	__attribute__((warn_unused_result));
+int spool_save_checkpoint(struct spool *spool, uint64_t pos) __attribute__((warn_unused_result));
 
 /* The bytes of a payload of `len` the spool keeps (max_payload cuts it). */
 size_t spool_stored_len(const struct spool *spool, size_t len);
@@ -175,8 +172,7 @@ int spool_open_file(struct spool *spool, const char *name) __attribute__((warn_u
 int spool_read_file(struct spool *spool, const char *name, size_t max, void **ret_buf,
 		    size_t *ret_len) __attribute__((warn_unused_result));
 
-int spool_reader_create(struct spool *spool, uint64_t pos,
-			struct spool_reader **ret_reader)
+int spool_reader_create(struct spool *spool, uint64_t pos, struct spool_reader **ret_reader)
 	__attribute__((warn_unused_result));
 void spool_reader_destroy(struct spool_reader *reader);
 /* Reads the next record. Returns 1 with *ret_record filled (valid until

@@ -16,12 +16,12 @@
 struct store;
 
 struct store_reject {
-	char key[NORM_KEY_MAX + 8];	/* message hash, or "row:" + event key */
+	char key[NORM_KEY_MAX + 8]; /* message hash, or "row:" + event key */
 	int64_t received_us;
-	const char *reason;	/* static */
+	const char *reason; /* static */
 	char detail[128];
-	char *topic;		/* malloc'ed */
-	uint8_t *payload;	/* malloc'ed */
+	char *topic;	  /* malloc'ed */
+	uint8_t *payload; /* malloc'ed */
 	size_t payload_len;
 	size_t orig_len;
 };
@@ -31,21 +31,21 @@ struct store_batch {
 	size_t nevents, cap;
 	struct store_reject *rejects;
 	size_t nrejects, rcap;
-	struct alert_transition *alerts;	/* to store in alerts + alert_transitions */
+	struct alert_transition *alerts; /* to store in alerts + alert_transitions */
 	size_t nalerts, acap;
-	uint64_t end_pos;	/* spool position just after the last record */
+	uint64_t end_pos; /* spool position just after the last record */
 };
 
 struct store_options {
 	const char *conninfo;
-	const char *instance;	/* the checkpoint's owner */
+	const char *instance; /* the checkpoint's owner */
 	const char *spool_id;
-	const char *topic_root;	/* for the topic of a row turned reject */
+	const char *topic_root; /* for the topic of a row turned reject */
 };
 
 #include "metrics.h"
 
-#define STORE_SQLSTATES_MAX 16	/* distinct SQLSTATEs counted; the rest as "other" */
+#define STORE_SQLSTATES_MAX 16 /* distinct SQLSTATEs counted; the rest as "other" */
 #define STORE_REASON_MAX 200
 
 /* How often writes failed with one SQLSTATE ("" when PostgreSQL sent none). */
@@ -55,31 +55,31 @@ struct store_error_count {
 };
 
 struct store_stats {
-	uint64_t rows_by_type[EVENT_TYPES + 1];	/* events written, by enum event_type */
+	uint64_t rows_by_type[EVENT_TYPES + 1]; /* events written, by enum event_type */
 	/* Events stored under a derived key because their device had used
 	 * their record id for other content (sql/0006), by enum event_type. */
 	uint64_t reused_by_type[EVENT_TYPES + 1];
-	struct histogram batch_rows;		/* rows per committed batch */
-	struct histogram batch_seconds;		/* time to write and commit a batch */
+	struct histogram batch_rows;	/* rows per committed batch */
+	struct histogram batch_seconds; /* time to write and commit a batch */
 	int db_up;
 	uint64_t batches;
-	uint64_t events_written;	/* rows handed to PostgreSQL */
+	uint64_t events_written; /* rows handed to PostgreSQL */
 	uint64_t rejects_written;
-	uint64_t db_checkpoint;		/* as read at connect (0 if other spool) */
+	uint64_t db_checkpoint; /* as read at connect (0 if other spool) */
 	int have_db_checkpoint;
-	uint64_t connect_attempts;	/* connections tried, successful or not */
+	uint64_t connect_attempts; /* connections tried, successful or not */
 	/* 1 while PostgreSQL is reachable but refuses our writes for a reason
 	 * that is not the data (privilege, schema, timeout, read-only, ...):
 	 * the batch is held and retried. Why: */
 	int writes_held;
 	char held_sqlstate[6];
-	char held_reason[STORE_REASON_MAX];	/* "message (step)" */
+	char held_reason[STORE_REASON_MAX]; /* "message (step)" */
 	/* Failed write attempts by SQLSTATE: each attempt of a held batch,
 	 * and each row refused for its data. */
 	struct store_error_count write_errors[STORE_SQLSTATES_MAX];
 	size_t nwrite_errors;
-	uint64_t write_errors_other;	/* SQLSTATEs beyond the first STORE_SQLSTATES_MAX */
-	uint64_t rows_rejected;		/* event rows turned store_failed rejects */
+	uint64_t write_errors_other; /* SQLSTATEs beyond the first STORE_SQLSTATES_MAX */
+	uint64_t rows_rejected;	     /* event rows turned store_failed rejects */
 };
 
 /* Starts the store thread; it connects in the background. `done_fd` is an
@@ -106,9 +106,8 @@ const char *store_stats_db_text(const struct store_stats *stats);
 
 int store_batch_add_event(struct store_batch *b, const struct event *ev)
 	__attribute__((warn_unused_result));
-int store_batch_add_reject(struct store_batch *b, const struct store_reject *r,
-			   const char *topic, size_t topic_len,
-			   const uint8_t *payload, size_t len)
+int store_batch_add_reject(struct store_batch *b, const struct store_reject *r, const char *topic,
+			   size_t topic_len, const uint8_t *payload, size_t len)
 	__attribute__((warn_unused_result));
 int store_batch_add_alert(struct store_batch *b, const struct alert_transition *t)
 	__attribute__((warn_unused_result));

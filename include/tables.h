@@ -8,8 +8,8 @@
 
 struct table_desc {
 	enum event_type type;
-	const char *table;	/* e.g. "gate_events"; staging: "stage_" + table */
-	const char *columns;	/* the column list that table_row() fills */
+	const char *table;   /* e.g. "gate_events"; staging: "stage_" + table */
+	const char *columns; /* the column list that table_row() fills */
 	int ncols;
 	/* Statement that moves the staging rows into the table (and what
 	 * follows from them), idempotent by event_key; a row whose key holds
@@ -34,8 +34,8 @@ struct table_desc {
 struct table_row {
 	const char *v[TABLE_MAX_COLS];
 	char ts[40], rx[40], temp[16], flags[64];
-	char hash[2 * NORM_HASH_LEN + 3];	/* content_hash as bytea text: \\x + hex */
-	char list[TABLE_LIST_MAX];	/* a text[] literal */
+	char hash[2 * NORM_HASH_LEN + 3]; /* content_hash as bytea text: \\x + hex */
+	char list[TABLE_LIST_MAX];	  /* a text[] literal */
 };
 
 /* The descriptor of `type`, or NULL. */

@@ -51,20 +51,14 @@ static const char *
 subjects_noun(enum alert_kind k)
 {
 	switch (k) {
-	case KIND_UNKNOWN_CARD:
-		return "cards";
+	case KIND_UNKNOWN_CARD: return "cards";
 	case KIND_SEALED_GATE:
-	case KIND_GATE_SILENT:
-		return "gates";
-	case KIND_DISINFECTION_OVERDUE:
-		return "zones";
-	case KIND_HOTLINE_UNRESOLVED:
-		return "calls";
+	case KIND_GATE_SILENT: return "gates";
+	case KIND_DISINFECTION_OVERDUE: return "zones";
+	case KIND_HOTLINE_UNRESOLVED: return "calls";
 	case KIND_EXIT_QUOTA:
-	case KIND_ISOLATION_BREACH:
-		return "households";
-	default:
-		return "subjects";
+	case KIND_ISOLATION_BREACH: return "households";
+	default: return "subjects";
 	}
 }
 
@@ -130,12 +124,13 @@ alerts_text(const struct alert *a, char *buf, size_t len)
 		if (a->gate[0])
 			snprintf(buf, len, "Fever %s \u00b0C at gate %s%s", t, a->gate, who);
 		else
-			snprintf(buf, len, "Fever %s \u00b0C at the home check of household %s",
-				 t, a->household);
+			snprintf(buf, len, "Fever %s \u00b0C at the home check of household %s", t,
+				 a->household);
 		break;
 	case KIND_ISOLATION_OVERDUE:
 		snprintf(buf, len, "Isolation check overdue for %s of household %s",
-			 strncmp(a->subject, "person:", 7) == 0 ? after_colon(a->subject) : "everyone",
+			 strncmp(a->subject, "person:", 7) == 0 ? after_colon(a->subject) :
+								  "everyone",
 			 a->household);
 		break;
 	case KIND_ISOLATION_SYMPTOM:
@@ -143,7 +138,8 @@ alerts_text(const struct alert *a, char *buf, size_t len)
 			 a->household, a->reason);
 		break;
 	case KIND_ISOLATION_BREACH:
-		snprintf(buf, len, "Household %s is in isolation but its card %s went out at gate %s",
+		snprintf(buf, len,
+			 "Household %s is in isolation but its card %s went out at gate %s",
 			 a->household, a->card, a->gate);
 		break;
 	case KIND_SEALED_GATE:
@@ -175,8 +171,7 @@ alerts_text(const struct alert *a, char *buf, size_t len)
 		snprintf(buf, len, "Another MQTT client is using client id %s: %s",
 			 after_colon(a->subject), a->reason);
 		break;
-	default:
-		snprintf(buf, len, "%s %s", rules_kind_name(a->kind), a->subject);
+	default: snprintf(buf, len, "%s %s", rules_kind_name(a->kind), a->subject);
 	}
 }
 
@@ -206,8 +201,8 @@ alerts_render(const struct alert_transition *tr, const struct registry_snapshot 
 {
 	const struct alert *a = &tr->a;
 	struct reg_household hh;
-	const struct reg_household *h = a->household[0] && reg ?
-		registry_household(reg, a->site, a->household, &hh) : NULL;
+	const struct reg_household *h =
+		a->household[0] && reg ? registry_household(reg, a->site, a->household, &hh) : NULL;
 	char text[384];
 	json_t *o;
 	char *s;
@@ -234,8 +229,8 @@ alerts_render(const struct alert_transition *tr, const struct registry_snapshot 
 	json_object_set_new(o, "card", str_or_null(a->card));
 	json_object_set_new(o, "zone", str_or_null(a->zone));
 	json_object_set_new(o, "call_id", str_or_null(a->call_id));
-	json_object_set_new(o, "temp_c", a->temp_dc == TEMP_NONE ? json_null()
-							      : json_real(a->temp_dc / 10.0));
+	json_object_set_new(o, "temp_c",
+			    a->temp_dc == TEMP_NONE ? json_null() : json_real(a->temp_dc / 10.0));
 	if (a->state == ALERT_RESOLVED)
 		json_object_set_new(o, "reason", json_string(a->reason));
 	if (a->by[0])
@@ -261,8 +256,8 @@ alerts_render(const struct alert_transition *tr, const struct registry_snapshot 
 }
 
 char *
-alerts_reject_notice(const char *topic, size_t topic_len, const char *reason,
-		     const char *detail, const void *payload, size_t len)
+alerts_reject_notice(const char *topic, size_t topic_len, const char *reason, const char *detail,
+		     const void *payload, size_t len)
 {
 	size_t n = len > 256 ? 256 : len;
 	json_t *o = json_object(), *ex;
@@ -294,8 +289,8 @@ alerts_reject_notice(const char *topic, size_t topic_len, const char *reason,
  * temp_c and text), then a reject notice's excerpt and detail (SPEC 2:
  * topic and reason are what an integrator needs). */
 static const char *const optional_keys[] = {
-	"building", "zone", "call_id", "card", "by", "resolved_at", "reason", "transition",
-	"excerpt", "detail",
+	"building",    "zone",	 "call_id",    "card",	  "by",
+	"resolved_at", "reason", "transition", "excerpt", "detail",
 };
 
 /* The compact JSON of `o` when it fits in `max` bytes, else NULL. */
@@ -348,7 +343,7 @@ alerts_shorten(const void *payload, size_t len, size_t max, size_t *ret_len)
 		for (n = have > over + 3 ? have - over - 3 : 0;; n = n > 8 ? n - 8 : 0) {
 			while (n > 0 && ((unsigned char)buf[n] & 0xC0) == 0x80)
 				n--;
-			memcpy(buf + n, "\xe2\x80\xa6", 4);	/* U+2026 and the NUL */
+			memcpy(buf + n, "\xe2\x80\xa6", 4); /* U+2026 and the NUL */
 			json_object_set_new(o, "text", json_string(buf));
 			if ((s = dump_if_fits(o, max, ret_len)) != NULL || n == 0)
 				break;

@@ -53,22 +53,18 @@ const struct config_key config_keys[] = {
 
 	{ "spool", "dir", KEY_STRING, OFF(spool_dir), "/var/lib/cordon/spool", 0, 0, 0,
 	  "directory of the local spool (segments and checkpoint)" },
-	{ "spool", "max_bytes", KEY_SIZE, OFF(spool_max_bytes), "1GiB", 1048576,
-	  INT64_MAX, 1,
+	{ "spool", "max_bytes", KEY_SIZE, OFF(spool_max_bytes), "1GiB", 1048576, INT64_MAX, 1,
 	  "spool size at which cordond stops taking messages from the broker" },
-	{ "spool", "segment_bytes", KEY_SIZE, OFF(spool_segment_bytes), "64MiB", 65536,
-	  1073741824, 0,
-	  "size at which the spool starts a new segment file" },
+	{ "spool", "segment_bytes", KEY_SIZE, OFF(spool_segment_bytes), "64MiB", 65536, 1073741824,
+	  0, "size at which the spool starts a new segment file" },
 	{ "spool", "sync", KEY_SYNC, OFF(spool_sync), "interval", 0, 0, 1,
 	  "off | interval | always: when the spool is fdatasync'ed" },
-	{ "spool", "sync_interval", KEY_DURATION, OFF(spool_sync_interval), "100ms", 1,
-	  60000, 1,
+	{ "spool", "sync_interval", KEY_DURATION, OFF(spool_sync_interval), "100ms", 1, 60000, 1,
 	  "with sync = interval: the most acknowledged messages a power loss can take" },
 
 	{ "site", "timezone", KEY_TIMEZONE, OFF(site_timezone), "Asia/Shanghai", 0, 0, 1,
 	  "time zone of naive local device times at sites without a zone of their own" },
-	{ "site", "max_clock_skew", KEY_DURATION, OFF(max_clock_skew), "10m", 0,
-	  86400000, 1,
+	{ "site", "max_clock_skew", KEY_DURATION, OFF(max_clock_skew), "10m", 0, 86400000, 1,
 	  "device clock error beyond which the receive time is used for rules" },
 	{ "site", "id_key_file", KEY_STRING, OFF(id_key_file), "", 0, 0, 0,
 	  "file holding the secret key that hashes national ID numbers (empty: such numbers are dropped)" },
@@ -81,24 +77,21 @@ const struct config_key config_keys[] = {
 	  "temperature from which a fever alert is critical" },
 	{ "rules", "recheck_window", KEY_DURATION, OFF(recheck_window), "30m", 0, 86400000, 1,
 	  "a normal re-check of a fever's subject within this time resolves it" },
-	{ "rules", "check_interval", KEY_DURATION, OFF(check_interval), "12h", 60000,
-	  604800000, 1,
+	{ "rules", "check_interval", KEY_DURATION, OFF(check_interval), "12h", 60000, 604800000, 1,
 	  "isolation health checks are due this often (orders made without --check-interval)" },
 	{ "rules", "check_grace", KEY_DURATION, OFF(check_grace), "1h", 0, 86400000, 1,
 	  "how late a check may be before isolation_overdue" },
-	{ "rules", "silence_timeout", KEY_DURATION, OFF(silence_timeout), "5m", 1000,
-	  86400000, 1,
+	{ "rules", "silence_timeout", KEY_DURATION, OFF(silence_timeout), "5m", 1000, 86400000, 1,
 	  "an active gate with no message for this long raises gate_silent" },
 	{ "rules", "exit_quota", KEY_INT, OFF(exit_quota), "0", 0, 63, 1,
 	  "outward passes a household may make per exit_window (0: off)" },
 	{ "rules", "exit_window", KEY_DURATION, OFF(exit_window), "48h", 60000, 604800000, 1,
 	  "the window of exit_quota" },
-	{ "rules", "disinfection_interval", KEY_DURATION, OFF(disinfection_interval), "4h",
-	  60000, 604800000, 1,
+	{ "rules", "disinfection_interval", KEY_DURATION, OFF(disinfection_interval), "4h", 60000,
+	  604800000, 1,
 	  "zones made without --interval must be disinfected this often (06:00-22:00 local)" },
-	{ "rules", "hotline_medical_limit", KEY_DURATION, OFF(hotline_medical_limit), "30m",
-	  1000, 604800000, 1,
-	  "an urgent medical call open longer raises hotline_unresolved" },
+	{ "rules", "hotline_medical_limit", KEY_DURATION, OFF(hotline_medical_limit), "30m", 1000,
+	  604800000, 1, "an urgent medical call open longer raises hotline_unresolved" },
 	{ "rules", "hotline_other_limit", KEY_DURATION, OFF(hotline_other_limit), "4h", 1000,
 	  604800000, 1,
 	  "an urgent call of another category open longer raises hotline_unresolved" },
@@ -107,8 +100,7 @@ const struct config_key config_keys[] = {
 	{ "rules", "max_open_alerts", KEY_INT, OFF(max_open_alerts), "100", 1, 100000, 1,
 	  "open alerts per site and kind; past it new subjects fold into one aggregate alert" },
 
-	{ "daemon", "shutdown_timeout", KEY_DURATION, OFF(shutdown_timeout), "20s", 0,
-	  3600000, 1,
+	{ "daemon", "shutdown_timeout", KEY_DURATION, OFF(shutdown_timeout), "20s", 0, 3600000, 1,
 	  "on SIGTERM, how long to keep draining the spool into PostgreSQL" },
 
 	{ "metrics", "listen", KEY_STRING, OFF(metrics_listen), "127.0.0.1:9478", 0, 0, 0,
@@ -148,9 +140,12 @@ parse_number(const char *s, double *ret)
 int
 config_parse_duration(const char *s, int64_t *ret_ms)
 {
-	static const struct { const char *unit; double ms; } units[] = {
-		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "min", 60000 },
-		{ "h", 3600000 }, { "d", 86400000 },
+	static const struct {
+		const char *unit;
+		double ms;
+	} units[] = {
+		{ "ms", 1 },	  { "s", 1000 },    { "m", 60000 },
+		{ "min", 60000 }, { "h", 3600000 }, { "d", 86400000 },
 	};
 	double v;
 	int n = parse_number(s, &v);
@@ -173,10 +168,19 @@ config_parse_duration(const char *s, int64_t *ret_ms)
 int
 config_parse_size(const char *s, int64_t *ret_bytes)
 {
-	static const struct { const char *unit; double mult; } units[] = {
-		{ "", 1 }, { "B", 1 }, { "KiB", 1024.0 }, { "MiB", 1048576.0 },
-		{ "GiB", 1073741824.0 }, { "TiB", 1099511627776.0 },
-		{ "kB", 1e3 }, { "MB", 1e6 }, { "GB", 1e9 },
+	static const struct {
+		const char *unit;
+		double mult;
+	} units[] = {
+		{ "", 1 },
+		{ "B", 1 },
+		{ "KiB", 1024.0 },
+		{ "MiB", 1048576.0 },
+		{ "GiB", 1073741824.0 },
+		{ "TiB", 1099511627776.0 },
+		{ "kB", 1e3 },
+		{ "MB", 1e6 },
+		{ "GB", 1e9 },
 	};
 	double v;
 	int n = parse_number(s, &v);
@@ -195,7 +199,6 @@ config_parse_size(const char *s, int64_t *ret_bytes)
 	}
 	return -EINVAL;
 }
-
 
 /* Stores `value` into the field of `k`; on error returns a static reason. */
 static const char *
@@ -268,8 +271,7 @@ set_value(struct config *cfg, const struct config_key *k, const char *value)
 		*(int *)field = (int)level;
 		return NULL;
 	}
-	default:
-		return "internal error: unknown key type";
+	default: return "internal error: unknown key type";
 	}
 	if (i64 < k->min || i64 > k->max)
 		return "out of range";
@@ -328,8 +330,8 @@ read_line(char *str, int num, void *stream)
 	if (len == (size_t)num - 1 && str[len - 1] != '\n' && !feof(ps->in)) {
 		int c;
 
-		fprintf(ps->errors, "%s:%d: line too long (at most %d characters)\n",
-			ps->path, ps->line, num - 2);
+		fprintf(ps->errors, "%s:%d: line too long (at most %d characters)\n", ps->path,
+			ps->line, num - 2);
 		ps->nerrors++;
 		while ((c = fgetc(ps->in)) != EOF && c != '\n')
 			;
@@ -347,22 +349,22 @@ handle_key(void *user, const char *section, const char *name, const char *value)
 	const char *why;
 
 	if (!k) {
-		fprintf(ps->errors, "%s:%d: unknown key '%s' in section [%s]\n",
-			ps->path, ps->line, name, section);
+		fprintf(ps->errors, "%s:%d: unknown key '%s' in section [%s]\n", ps->path, ps->line,
+			name, section);
 		ps->nerrors++;
 		return 1;
 	}
 	if (ps->seen[k - config_keys]) {
-		fprintf(ps->errors, "%s:%d: [%s] %s is set twice\n",
-			ps->path, ps->line, section, name);
+		fprintf(ps->errors, "%s:%d: [%s] %s is set twice\n", ps->path, ps->line, section,
+			name);
 		ps->nerrors++;
 		return 1;
 	}
 	ps->seen[k - config_keys] = 1;
 	why = set_value(ps->cfg, k, value ? value : "");
 	if (why) {
-		fprintf(ps->errors, "%s:%d: [%s] %s = '%s': %s\n",
-			ps->path, ps->line, section, name, value ? value : "", why);
+		fprintf(ps->errors, "%s:%d: [%s] %s = '%s': %s\n", ps->path, ps->line, section,
+			name, value ? value : "", why);
 		ps->nerrors++;
 	}
 	return 1;
@@ -384,18 +386,21 @@ config_load(struct config *cfg, const char *path, FILE *errors)
 	rc = ini_parse_stream(read_line, &ps, handle_key, &ps);
 	fclose(ps.in);
 	if (rc > 0) {
-		fprintf(errors, "%s:%d: syntax error (expected [section] or key = value)\n",
-			path, rc);
+		fprintf(errors, "%s:%d: syntax error (expected [section] or key = value)\n", path,
+			rc);
 		ps.nerrors++;
 	} else if (rc < 0) {
 		fprintf(errors, "%s: cannot parse: out of memory\n", path);
 		return -ENOMEM;
 	}
 	if ((cfg->mqtt_ca_file[0] || cfg->mqtt_cert_file[0] || cfg->mqtt_key_file[0]) &&
-	    strncmp(cfg->mqtt_uri, "ssl://", 6) != 0 && strncmp(cfg->mqtt_uri, "mqtts://", 8) != 0 &&
+	    strncmp(cfg->mqtt_uri, "ssl://", 6) != 0 &&
+	    strncmp(cfg->mqtt_uri, "mqtts://", 8) != 0 &&
 	    strncmp(cfg->mqtt_uri, "wss://", 6) != 0) {
-		fprintf(errors, "%s: [mqtt] ca_file, cert_file or key_file is set but uri '%s' is not"
-			" ssl://: the connection would not be encrypted\n", path, cfg->mqtt_uri);
+		fprintf(errors,
+			"%s: [mqtt] ca_file, cert_file or key_file is set but uri '%s' is not"
+			" ssl://: the connection would not be encrypted\n",
+			path, cfg->mqtt_uri);
 		ps.nerrors++;
 	}
 	if (ps.nerrors == 0 && cfg->critical_c < cfg->fever_c) {
@@ -409,8 +414,14 @@ config_load(struct config *cfg, const char *path, FILE *errors)
 static void
 format_duration(int64_t ms, char *buf, size_t len)
 {
-	static const struct { const char *unit; int64_t ms; } units[] = {
-		{ "d", 86400000 }, { "h", 3600000 }, { "m", 60000 }, { "s", 1000 },
+	static const struct {
+		const char *unit;
+		int64_t ms;
+	} units[] = {
+		{ "d", 86400000 },
+		{ "h", 3600000 },
+		{ "m", 60000 },
+		{ "s", 1000 },
 	};
 
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
@@ -425,8 +436,13 @@ format_duration(int64_t ms, char *buf, size_t len)
 static void
 format_size(int64_t b, char *buf, size_t len)
 {
-	static const struct { const char *unit; int64_t mult; } units[] = {
-		{ "TiB", 1099511627776LL }, { "GiB", 1073741824 }, { "MiB", 1048576 },
+	static const struct {
+		const char *unit;
+		int64_t mult;
+	} units[] = {
+		{ "TiB", 1099511627776LL },
+		{ "GiB", 1073741824 },
+		{ "MiB", 1048576 },
 		{ "KiB", 1024 },
 	};
 
@@ -440,35 +456,20 @@ format_size(int64_t b, char *buf, size_t len)
 }
 
 void
-config_format_value(const struct config *cfg, const struct config_key *k,
-		    char *buf, size_t len)
+config_format_value(const struct config *cfg, const struct config_key *k, char *buf, size_t len)
 {
 	const char *field = (const char *)cfg + k->offset;
 
 	switch (k->type) {
 	case KEY_STRING:
 	case KEY_TOPIC:
-	case KEY_TIMEZONE:
-		snprintf(buf, len, "%s", *(char *const *)field);
-		break;
-	case KEY_DURATION:
-		format_duration(*(const int64_t *)field, buf, len);
-		break;
-	case KEY_SIZE:
-		format_size(*(const int64_t *)field, buf, len);
-		break;
-	case KEY_INT:
-		snprintf(buf, len, "%lld", (long long)*(const int64_t *)field);
-		break;
-	case KEY_TEMP:
-		snprintf(buf, len, "%.1f", *(const double *)field);
-		break;
-	case KEY_SYNC:
-		snprintf(buf, len, "%s", sync_names[*(const int *)field]);
-		break;
-	case KEY_LEVEL:
-		snprintf(buf, len, "%s", log_level_name(*(const int *)field));
-		break;
+	case KEY_TIMEZONE: snprintf(buf, len, "%s", *(char *const *)field); break;
+	case KEY_DURATION: format_duration(*(const int64_t *)field, buf, len); break;
+	case KEY_SIZE: format_size(*(const int64_t *)field, buf, len); break;
+	case KEY_INT: snprintf(buf, len, "%lld", (long long)*(const int64_t *)field); break;
+	case KEY_TEMP: snprintf(buf, len, "%.1f", *(const double *)field); break;
+	case KEY_SYNC: snprintf(buf, len, "%s", sync_names[*(const int *)field]); break;
+	case KEY_LEVEL: snprintf(buf, len, "%s", log_level_name(*(const int *)field)); break;
 	}
 }
 
@@ -501,7 +502,8 @@ config_keep_restart_keys(struct config *cfg, const struct config *running, FILE 
 		config_format_value(running, k, was, sizeof(was));
 		if (strcmp(now, was) == 0)
 			continue;
-		fprintf(out, "[%s] %s changed from '%s' to '%s': it takes effect at the next restart\n",
+		fprintf(out,
+			"[%s] %s changed from '%s' to '%s': it takes effect at the next restart\n",
 			k->section, k->name, was, now);
 		if (set_value(cfg, k, was) == NULL)
 			kept++;

@@ -41,7 +41,7 @@
 
 #define TICK_MS 100
 #define STATS_INTERVAL_MS 60000
-#define RULE_STATE_WAIT_MS 5000	/* at start, rules wait this long for G3 state */
+#define RULE_STATE_WAIT_MS 5000 /* at start, rules wait this long for G3 state */
 /* Open alerts past max_open_alerts of a site and kind folded at start in
  * one pass (each pass's are resolved in PostgreSQL before the next is
  * loaded): what a pass holds in memory is bounded. */
@@ -53,11 +53,11 @@ struct counters {
 	uint64_t events;
 	uint64_t rejects;
 	uint64_t alerts;
-	uint64_t retained_cleared;	/* empty retained messages: no data */
-	uint64_t by_type[EVENT_TYPES + 1];	/* events normalized, by type */
-	struct map reject_reasons;		/* reason -> count (intptr) */
-	uint64_t transitions[KIND_COUNT][4];	/* raised, updated, acked, resolved */
-	struct histogram fever_latency;		/* receive -> alert published, s */
+	uint64_t retained_cleared;	     /* empty retained messages: no data */
+	uint64_t by_type[EVENT_TYPES + 1];   /* events normalized, by type */
+	struct map reject_reasons;	     /* reason -> count (intptr) */
+	uint64_t transitions[KIND_COUNT][4]; /* raised, updated, acked, resolved */
+	struct histogram fever_latency;	     /* receive -> alert published, s */
 };
 
 struct daemon {
@@ -68,40 +68,40 @@ struct daemon {
 	struct store *store;
 	int epfd, sigfd, timerfd, wakefd, donefd, regfd;
 
-	struct spool_reader *rules_rd;	/* ahead: rules and alerts */
-	struct spool_reader *store_rd;	/* catch-up when the store lags */
-	uint64_t store_pos;		/* records before this are in a batch */
-	uint64_t committed;		/* in PostgreSQL */
+	struct spool_reader *rules_rd; /* ahead: rules and alerts */
+	struct spool_reader *store_rd; /* catch-up when the store lags */
+	uint64_t store_pos;	       /* records before this are in a batch */
+	uint64_t committed;	       /* in PostgreSQL */
 	struct store_batch *batches[2];
 	struct store_batch *filling;
 	size_t batch_rows;
-	int polling;			/* a stream: poll the spool, unwoken */
-	int64_t last_wake_us;		/* the receive thread's last wake-up */
-	uint64_t nrecords;		/* records the rules cursor has read */
+	int polling;	      /* a stream: poll the spool, unwoken */
+	int64_t last_wake_us; /* the receive thread's last wake-up */
+	uint64_t nrecords;    /* records the rules cursor has read */
 
 	struct norm_context nctx;
 	struct registry *registry;
-	struct registry_snapshot *reg;	/* the register as the rules see it */
-	size_t reg_bytes;	/* registry_snapshot_bytes(reg), counted when taken */
+	struct registry_snapshot *reg; /* the register as the rules see it */
+	size_t reg_bytes;	       /* registry_snapshot_bytes(reg), counted when taken */
 	uint8_t *id_key;
 	size_t id_key_len;
 	struct rules_config rcfg;
 	struct rules *rules;
 	struct rules_output out;
 	int64_t last_rules_tick_ms;
-	int64_t db_down_since_ms;	/* 0 while PostgreSQL is up */
-	int rules_ready;		/* rule state restored, or given up on */
-	struct store_batch *reseed_batch;	/* once committed: the next restore pass */
-	int reseed_due;			/* ... once the outbound queue has drained */
+	int64_t db_down_since_ms;	  /* 0 while PostgreSQL is up */
+	int rules_ready;		  /* rule state restored, or given up on */
+	struct store_batch *reseed_batch; /* once committed: the next restore pass */
+	int reseed_due;			  /* ... once the outbound queue has drained */
 	struct metrics *metrics;
-	int ready_sent;			/* READY=1 told to systemd */
+	int ready_sent; /* READY=1 told to systemd */
 	int64_t watchdog_ms, last_watchdog_ms, last_status_ms;
-	uint64_t last_received;		/* for the rate in STATUS= */
+	uint64_t last_received; /* for the rate in STATUS= */
 	int64_t started_ms;
 	struct event *events;
 	/* Another client taking our client id (client_id_conflict). */
 	struct mqtt_conflict conflict;
-	uint64_t conflict_seen;		/* takeovers and quiet drops noted */
+	uint64_t conflict_seen; /* takeovers and quiet drops noted */
 
 	struct counters count;
 	struct log_ratelimit reject_rl;
@@ -112,35 +112,35 @@ struct daemon {
 	pthread_t sync_thread;
 	int sync_started;
 	pthread_mutex_t sync_lock;
-	pthread_cond_t sync_cond;	/* CLOCK_MONOTONIC */
-	int sync_stop;			/* under sync_lock, as the two below */
+	pthread_cond_t sync_cond; /* CLOCK_MONOTONIC */
+	int sync_stop;		  /* under sync_lock, as the two below */
 	enum spool_sync_mode sync_mode;
 	int64_t sync_interval_ms;
 	int stopping;
 	int64_t stop_deadline_ms;
-	int paused;			/* intake paused: the spool or its disk is full */
-	uint64_t pause_at, resume_at;	/* spool bytes */
+	int paused;		      /* intake paused: the spool or its disk is full */
+	uint64_t pause_at, resume_at; /* spool bytes */
 
 	/* The spool's health as last logged (watch_spool). */
 	enum spool_dir_state dir_state;
-	int write_err;			/* -errno: appends fail */
-	int recreate_err;		/* the last failure to make the directory again */
-	int stop_ingest;		/* SIGTERM while the directory is gone: mqtt_client_stop() waits */
-	uint64_t disk_reserve;		/* pause below this many free bytes on the disk */
-	uint64_t disk_free;		/* free bytes on the spool's disk, last look */
-	int disk_low;			/* the pause is for the disk */
+	int write_err;	       /* -errno: appends fail */
+	int recreate_err;      /* the last failure to make the directory again */
+	int stop_ingest;       /* SIGTERM while the directory is gone: mqtt_client_stop() waits */
+	uint64_t disk_reserve; /* pause below this many free bytes on the disk */
+	uint64_t disk_free;    /* free bytes on the spool's disk, last look */
+	int disk_low;	       /* the pause is for the disk */
 	int64_t disk_checked_us;
-	int64_t segment_bytes;		/* the spool's, fixed at the start */
-	int64_t wall_offset_us;		/* CLOCK_REALTIME - CLOCK_MONOTONIC, last tick */
+	int64_t segment_bytes;	/* the spool's, fixed at the start */
+	int64_t wall_offset_us; /* CLOCK_REALTIME - CLOCK_MONOTONIC, last tick */
 	/* The replay memory's file covers the spool up to replay_pos: the
 	 * spool keeps what follows (release()). The sync thread saves it
 	 * (save_replays()); the main loop reads these two. */
 	_Atomic uint64_t replay_pos;
-	_Atomic int replay_err;		/* the last save's error, 0: none */
-	_Atomic int replay_hurry;	/* the disk is low: save every second */
-	_Atomic int replay_force;	/* save at the next wake (the file went) */
-	_Atomic int replay_ready;	/* restored: the sync thread may save */
-	int64_t replay_saved_ms;	/* the sync thread's */
+	_Atomic int replay_err;	  /* the last save's error, 0: none */
+	_Atomic int replay_hurry; /* the disk is low: save every second */
+	_Atomic int replay_force; /* save at the next wake (the file went) */
+	_Atomic int replay_ready; /* restored: the sync thread may save */
+	int64_t replay_saved_ms;  /* the sync thread's */
 };
 
 static int64_t
@@ -236,7 +236,8 @@ load_id_key(struct daemon *d)
 	}
 	f = fopen(d->cfg->id_key_file, "re");
 	if (!f) {
-		log_err("cannot read [site] id_key_file %s: %s", d->cfg->id_key_file, strerror(errno));
+		log_err("cannot read [site] id_key_file %s: %s", d->cfg->id_key_file,
+			strerror(errno));
 		return -errno;
 	}
 	n = fread(buf, 1, sizeof(buf), f);
@@ -244,7 +245,8 @@ load_id_key(struct daemon *d)
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 		n--;
 	if (n < 16) {
-		log_err("[site] id_key_file %s: the key must be at least 16 bytes", d->cfg->id_key_file);
+		log_err("[site] id_key_file %s: the key must be at least 16 bytes",
+			d->cfg->id_key_file);
 		return -EINVAL;
 	}
 	d->id_key = malloc(n);
@@ -259,7 +261,8 @@ static enum alert_severity
 severity_from(const char *s)
 {
 	return strcmp(s, "critical") == 0 ? SEVERITY_CRITICAL :
-	       strcmp(s, "warning") == 0 ? SEVERITY_WARNING : SEVERITY_INFO;
+		strcmp(s, "warning") == 0 ? SEVERITY_WARNING :
+					    SEVERITY_INFO;
 }
 
 /* G3: the open alerts and last-seen times from PostgreSQL, so that timer
@@ -327,20 +330,21 @@ restore_rule_state(struct daemon *d, const struct registry_snapshot *s)
 		if (strcmp(x->what, "check") == 0)
 			(void)registry_isolations(s, x->site, x->id, &norders);
 		if ((strncmp(x->what, "seal_", 5) == 0 &&
-		     !(registry_gate(s, x->site, x->id) && registry_gate(s, x->site, x->id)->sealed)) ||
+		     !(registry_gate(s, x->site, x->id) &&
+		       registry_gate(s, x->site, x->id)->sealed)) ||
 		    (strcmp(x->what, "gate") == 0 && !registry_gate(s, x->site, x->id)) ||
 		    (strcmp(x->what, "zone") == 0 && !registry_zone(s, x->site, x->id)) ||
 		    (strcmp(x->what, "check") == 0 && norders == 0))
 			continue;
 		nseen++;
-		if (rules_restore_seen(d->rules, x->what, x->site, x->id, x->sub, x->at_us,
-				       &now) < 0)
+		if (rules_restore_seen(d->rules, x->what, x->site, x->id, x->sub, x->at_us, &now) <
+		    0)
 			log_warn("cannot restore %s %s/%s", x->what, x->site, x->id);
 	}
 	if (folded)
 		log_warn("%zu open alerts past [rules] max_open_alerts = %" PRId64 " for their site"
-			 " and kind folded into aggregate alerts (resolved as \"folded\")", folded,
-			 d->cfg->max_open_alerts);
+			 " and kind folded into aggregate alerts (resolved as \"folded\")",
+			 folded, d->cfg->max_open_alerts);
 	log_notice("rule state restored: %zu open alerts, %zu last-seen times", restored, nseen);
 }
 
@@ -356,7 +360,8 @@ apply_timezone(struct daemon *d, struct registry_snapshot *s)
 	err = registry_snapshot_set_default_tz(s, d->cfg->site_timezone);
 	if (err < 0)
 		log_err("cannot load [site] timezone %s (%s); sites without a zone of their own"
-			" keep %s", d->cfg->site_timezone, strerror(-err), tz_name(s->default_tz));
+			" keep %s",
+			d->cfg->site_timezone, strerror(-err), tz_name(s->default_tz));
 }
 
 static void
@@ -393,7 +398,7 @@ apply_config(struct daemon *d)
 	log_set_level((enum log_level)d->cfg->log_level);
 	d->nctx.topic_root = d->cfg->topic_root;
 	d->nctx.max_clock_skew_us = d->cfg->max_clock_skew * 1000;
-	d->nctx.tz_offset_s = 0;	/* unused: local_to_utc knows each site's zone */
+	d->nctx.tz_offset_s = 0; /* unused: local_to_utc knows each site's zone */
 	d->nctx.local_to_utc = local_to_utc;
 	d->nctx.gate_info = gate_info;
 	d->nctx.arg = d;
@@ -428,7 +433,8 @@ spool_limits(const struct config *cfg, int64_t *ret_segment, uint64_t *ret_pause
 	     uint64_t *ret_resume)
 {
 	uint64_t max = (uint64_t)cfg->spool_max_bytes;
-	uint64_t headroom = (uint64_t)MQTT_CLIENT_RECEIVE_MAXIMUM * ((uint64_t)cfg->max_payload + 512);
+	uint64_t headroom =
+		(uint64_t)MQTT_CLIENT_RECEIVE_MAXIMUM * ((uint64_t)cfg->max_payload + 512);
 
 	if (headroom > max / 4)
 		headroom = max / 4;
@@ -462,7 +468,8 @@ disk_free(struct daemon *d)
 		d->disk_free = UINT64_MAX;
 		return d->disk_free;
 	}
-	d->disk_reserve = (uint64_t)MQTT_CLIENT_RECEIVE_MAXIMUM * ((uint64_t)d->cfg->max_payload + 512);
+	d->disk_reserve =
+		(uint64_t)MQTT_CLIENT_RECEIVE_MAXIMUM * ((uint64_t)d->cfg->max_payload + 512);
 	if (d->disk_reserve > (uint64_t)sv.f_blocks * sv.f_frsize / 4)
 		d->disk_reserve = (uint64_t)sv.f_blocks * sv.f_frsize / 4;
 	d->disk_free = (uint64_t)sv.f_bavail * sv.f_frsize;
@@ -489,7 +496,8 @@ check_spool_space(struct daemon *d)
 				 " PostgreSQL catches up and committed spool space is freed",
 				 avail, d->disk_reserve);
 		else
-			log_warn("spool holds %" PRIu64 " of %" PRIu64 " bytes: pausing intake from the"
+			log_warn("spool holds %" PRIu64 " of %" PRIu64
+				 " bytes: pausing intake from the"
 				 " broker (it keeps our messages) until PostgreSQL catches up",
 				 used, (uint64_t)d->cfg->spool_max_bytes);
 		mqtt_client_pause(d->mqtt);
@@ -501,7 +509,8 @@ check_spool_space(struct daemon *d)
 		   (avail >= 2 * d->disk_reserve ||
 		    (avail >= d->disk_reserve && spool_pending(d->spool, d->committed) == 0))) {
 		log_notice("spool down to %" PRIu64 " bytes, %" PRIu64 " bytes free on its disk:"
-			   " resuming intake", used, avail);
+			   " resuming intake",
+			   used, avail);
 		mqtt_client_resume(d->mqtt);
 		d->paused = 0;
 		d->disk_low = 0;
@@ -539,11 +548,11 @@ publish_transitions(struct daemon *d, int64_t received_us)
 		}
 		alerts_topic(d->cfg->topic_root, a, topic, sizeof(topic));
 		if (mqtt_client_publish(d->mqtt, topic, json, strlen(json), 1, 0) < 0)
-			log_limited(&d->publish_rl, LOG_LEVEL_ERR,
-				    "cannot queue alert %s on %s", a->alert_id, topic);
+			log_limited(&d->publish_rl, LOG_LEVEL_ERR, "cannot queue alert %s on %s",
+				    a->alert_id, topic);
 		alerts_state_topic(d->cfg->topic_root, a, topic, sizeof(topic));
 		if (mqtt_client_publish(d->mqtt, topic, json,
-				   a->state == ALERT_RESOLVED ? 0 : strlen(json), 1, 1) < 0)
+					a->state == ALERT_RESOLVED ? 0 : strlen(json), 1, 1) < 0)
 			log_limited(&d->publish_rl, LOG_LEVEL_ERR,
 				    "cannot queue the state of alert %s", a->alert_id);
 		log_notice("alert %s %s (%s, %s, count %u) %s", rules_kind_name(a->kind), t->what,
@@ -567,9 +576,11 @@ publish_transitions(struct daemon *d, int64_t received_us)
 			 d->out.reject_site);
 		json = alerts_reject_notice(ack_topic, strlen(ack_topic), "unknown_alert",
 					    d->out.reject_reason, "", 0);
-		snprintf(topic, sizeof(topic), "%s/%s/reject", d->cfg->topic_root, d->out.reject_site);
+		snprintf(topic, sizeof(topic), "%s/%s/reject", d->cfg->topic_root,
+			 d->out.reject_site);
 		if (json && mqtt_client_publish(d->mqtt, topic, json, strlen(json), 0, 0) < 0)
-			log_limited(&d->publish_rl, LOG_LEVEL_WARNING, "cannot publish on %s", topic);
+			log_limited(&d->publish_rl, LOG_LEVEL_WARNING, "cannot publish on %s",
+				    topic);
 		log_limited(&d->reject_rl, LOG_LEVEL_WARNING, "ack refused on site %s: %s",
 			    d->out.reject_site, d->out.reject_reason);
 		free(json);
@@ -584,7 +595,7 @@ reject_notice(struct daemon *d, const struct spool_record *rec, const struct nor
 	char *json;
 
 	if (!res->site[0])
-		return;	/* no site to tell */
+		return; /* no site to tell */
 	json = alerts_reject_notice(rec->topic, rec->topic_len, res->reason, res->detail,
 				    rec->payload, rec->payload_len);
 	snprintf(topic, sizeof(topic), "%s/%s/reject", d->cfg->topic_root, res->site);
@@ -612,7 +623,8 @@ static int
 process_damaged(struct daemon *d, const struct spool_record *rec, int rules,
 		struct store_batch *batch)
 {
-	struct store_reject r = { .received_us = wall_us(), .reason = "spool_corrupt",
+	struct store_reject r = { .received_us = wall_us(),
+				  .reason = "spool_corrupt",
 				  .orig_len = rec->orig_len };
 
 	if (rules)
@@ -620,7 +632,8 @@ process_damaged(struct daemon *d, const struct spool_record *rec, int rules,
 	if (!batch)
 		return 0;
 	snprintf(r.key, sizeof(r.key), "spool:%s:%" PRIu64, spool_id(d->spool), rec->pos);
-	snprintf(r.detail, sizeof(r.detail), "spool position %" PRIu64 ": %" PRIu32
+	snprintf(r.detail, sizeof(r.detail),
+		 "spool position %" PRIu64 ": %" PRIu32
 		 " damaged bytes, the record(s) in them lost (first %zu bytes kept)",
 		 rec->pos, rec->orig_len, rec->payload_len);
 	return store_batch_add_reject(batch, &r, "", 0, rec->payload, rec->payload_len);
@@ -633,9 +646,12 @@ process_record(struct daemon *d, const struct spool_record *rec, int rules,
 	       struct store_batch *batch)
 {
 	struct norm_input in = {
-		.topic = rec->topic, .topic_len = rec->topic_len,
-		.payload = rec->payload, .payload_len = rec->payload_len,
-		.orig_len = rec->orig_len, .received_us = rec->recv_us,
+		.topic = rec->topic,
+		.topic_len = rec->topic_len,
+		.payload = rec->payload,
+		.payload_len = rec->payload_len,
+		.orig_len = rec->orig_len,
+		.received_us = rec->recv_us,
 	};
 	struct norm_result res;
 	int err;
@@ -657,13 +673,15 @@ process_record(struct daemon *d, const struct spool_record *rec, int rules,
 		if (rules) {
 			count_reject(d, res.reason);
 			d->count.by_type[0]++;
-			log_limited(&d->reject_rl, LOG_LEVEL_WARNING, "rejected message on %.*s: %s (%s)",
+			log_limited(&d->reject_rl, LOG_LEVEL_WARNING,
+				    "rejected message on %.*s: %s (%s)",
 				    (int)(rec->topic_len > 200 ? 200 : rec->topic_len), rec->topic,
 				    res.reason, res.detail);
 			reject_notice(d, rec, &res);
 		}
 		if (batch) {
-			struct store_reject r = { .received_us = rec->recv_us, .reason = res.reason,
+			struct store_reject r = { .received_us = rec->recv_us,
+						  .reason = res.reason,
 						  .orig_len = rec->orig_len };
 
 			/* per delivery, as a keyless event's key (normalize.c) */
@@ -773,7 +791,7 @@ flush(struct daemon *d)
 	if (b->end_pos <= d->committed && store_batch_rows(b) == 0)
 		return;
 	if (b->end_pos < d->committed)
-		b->end_pos = d->committed;	/* only alerts from the timers */
+		b->end_pos = d->committed; /* only alerts from the timers */
 	if (store_submit(d->store, b) < 0)
 		return;
 	d->filling = b == d->batches[0] ? d->batches[1] : d->batches[0];
@@ -809,16 +827,17 @@ save_replays(struct daemon *d, int64_t now_ms, int force)
 
 	if (atomic_exchange(&d->replay_force, 0))
 		force = 1;
-	if (!force && now_ms - d->replay_saved_ms <
-	    (atomic_load(&d->replay_hurry) ? 1000 : REPLAY_SAVE_MS))
+	if (!force &&
+	    now_ms - d->replay_saved_ms < (atomic_load(&d->replay_hurry) ? 1000 : REPLAY_SAVE_MS))
 		return;
 	err = mqtt_client_save_replays(d->mqtt, &pos);
 	d->replay_saved_ms = now_ms;
 	if (err < 0) {
 		if (err != atomic_load(&d->replay_err) && spool_check_dir(d->spool) == SPOOL_DIR_OK)
-			log_warn("cannot save the replay memory in the spool directory: %s; until"
-				 " a save succeeds, a restart may judge a retained message again once",
-				 strerror(-err));
+			log_warn(
+				"cannot save the replay memory in the spool directory: %s; until"
+				" a save succeeds, a restart may judge a retained message again once",
+				strerror(-err));
 		atomic_store(&d->replay_err, err);
 		return;
 	}
@@ -910,8 +929,8 @@ log_stats(struct daemon *d)
 		 " batches, backlog %" PRIu64 " bytes, broker %s, PostgreSQL %s",
 		 is.received, d->count.events, d->count.rejects, d->count.alerts,
 		 ss.events_written + ss.rejects_written, ss.batches,
-		 spool_pending(d->spool, d->committed),
-		 is.connected ? "up" : "down", store_stats_db_text(&ss));
+		 spool_pending(d->spool, d->committed), is.connected ? "up" : "down",
+		 store_stats_db_text(&ss));
 }
 
 /* backlog: the spool directory deleted or replaced, or the spool not
@@ -945,8 +964,8 @@ check_backlog(struct daemon *d, int64_t now)
 	else if (used * 5 > (uint64_t)d->cfg->spool_max_bytes * 4)
 		snprintf(why, sizeof(why), "spool over 80%% full");
 	rnow = rules_now();
-	if (rules_backlog(d->rules, d->cfg->mqtt_client_id, why[0] != '\0', why, &rnow,
-			  &d->out) < 0)
+	if (rules_backlog(d->rules, d->cfg->mqtt_client_id, why[0] != '\0', why, &rnow, &d->out) <
+	    0)
 		log_err("out of memory in the backlog rule");
 }
 
@@ -964,8 +983,9 @@ check_conflict(struct daemon *d, const struct mqtt_client_stats *is, int64_t now
 
 	trouble = mqtt_conflict_update(&d->conflict, (unsigned)(seen - d->conflict_seen), now);
 	d->conflict_seen = seen;
-	snprintf(why, sizeof(why), is->taken_over ? "session taken over %u times" :
-		 "%u drops without a reason", mqtt_conflict_recent(&d->conflict, now));
+	snprintf(why, sizeof(why),
+		 is->taken_over ? "session taken over %u times" : "%u drops without a reason",
+		 mqtt_conflict_recent(&d->conflict, now));
 	rnow = rules_now();
 	if (rules_client_id_conflict(d->rules, d->cfg->mqtt_client_id, trouble, why, &rnow,
 				     &d->out) < 0)
@@ -988,10 +1008,11 @@ render_metrics(struct daemon *d, const struct mqtt_client_stats *is, const struc
 	/* The spool first: while it takes nothing, the receive callback waits
 	 * inside Paho and the broker soon drops us too. */
 	const char *why = ds == SPOOL_DIR_DELETED ? "spool directory deleted" :
-			  ds == SPOOL_DIR_REPLACED ? "spool directory replaced" :
-			  werr || is->spool_failing ? "spool not writable" :
-			  d->disk_low ? "spool disk full: intake paused" :
-			  !is->connected ? "broker not connected" : "";
+		ds == SPOOL_DIR_REPLACED	  ? "spool directory replaced" :
+		werr || is->spool_failing	  ? "spool not writable" :
+		d->disk_low			  ? "spool disk full: intake paused" :
+		!is->connected			  ? "broker not connected" :
+						    "";
 	char sub_why[384];
 
 	if (!why[0] && is->subs_refused) {
@@ -1004,117 +1025,151 @@ render_metrics(struct daemon *d, const struct mqtt_client_stats *is, const struc
 	f = open_memstream(&text, &len);
 	if (!f)
 		return;
-	fprintf(f, "# HELP cordon_messages_received_total Messages appended to the spool.\n"
-		   "# TYPE cordon_messages_received_total counter\n"
-		   "cordon_messages_received_total %llu\n", (unsigned long long)is->received);
-	fprintf(f, "# HELP cordon_mqtt_replays_dropped_total Messages the broker sent again that the"
-		   " spool already has: a retained message at a SUBSCRIBE, a redelivery (DUP).\n"
-		   "# TYPE cordon_mqtt_replays_dropped_total counter\n"
-		   "cordon_mqtt_replays_dropped_total{why=\"retained\"} %llu\n"
-		   "cordon_mqtt_replays_dropped_total{why=\"redelivered\"} %llu\n",
-		   (unsigned long long)is->replayed_retained, (unsigned long long)is->replayed_dup);
-	fprintf(f, "# HELP cordon_mqtt_retained_cleared_total Empty retained messages (a retained"
-		   " message deleted): not stored, not a reject.\n"
-		   "# TYPE cordon_mqtt_retained_cleared_total counter\n"
-		   "cordon_mqtt_retained_cleared_total %llu\n",
-		   (unsigned long long)d->count.retained_cleared);
-	fprintf(f, "# HELP cordon_replay_memory_topics Topics whose retained payload cordond"
-		   " remembers to tell replays from new retained messages.\n"
-		   "# TYPE cordon_replay_memory_topics gauge\ncordon_replay_memory_topics %llu\n"
-		   "# HELP cordon_replay_memory_evicted_total Topics forgotten to stay within %u.\n"
-		   "# TYPE cordon_replay_memory_evicted_total counter\n"
-		   "cordon_replay_memory_evicted_total %llu\n"
-		   "# HELP cordon_replay_memory_failed_total Deliveries not remembered (out of memory).\n"
-		   "# TYPE cordon_replay_memory_failed_total counter\n"
-		   "cordon_replay_memory_failed_total %llu\n",
-		   (unsigned long long)is->replay_topics, REPLAY_MAX_TOPICS,
-		   (unsigned long long)is->replay_evicted, (unsigned long long)is->replay_note_failed);
-	fprintf(f, "# HELP cordon_messages_total Messages normalized, by event type (rejected: not).\n"
-		   "# TYPE cordon_messages_total counter\n");
+	fprintf(f,
+		"# HELP cordon_messages_received_total Messages appended to the spool.\n"
+		"# TYPE cordon_messages_received_total counter\n"
+		"cordon_messages_received_total %llu\n",
+		(unsigned long long)is->received);
+	fprintf(f,
+		"# HELP cordon_mqtt_replays_dropped_total Messages the broker sent again that the"
+		" spool already has: a retained message at a SUBSCRIBE, a redelivery (DUP).\n"
+		"# TYPE cordon_mqtt_replays_dropped_total counter\n"
+		"cordon_mqtt_replays_dropped_total{why=\"retained\"} %llu\n"
+		"cordon_mqtt_replays_dropped_total{why=\"redelivered\"} %llu\n",
+		(unsigned long long)is->replayed_retained, (unsigned long long)is->replayed_dup);
+	fprintf(f,
+		"# HELP cordon_mqtt_retained_cleared_total Empty retained messages (a retained"
+		" message deleted): not stored, not a reject.\n"
+		"# TYPE cordon_mqtt_retained_cleared_total counter\n"
+		"cordon_mqtt_retained_cleared_total %llu\n",
+		(unsigned long long)d->count.retained_cleared);
+	fprintf(f,
+		"# HELP cordon_replay_memory_topics Topics whose retained payload cordond"
+		" remembers to tell replays from new retained messages.\n"
+		"# TYPE cordon_replay_memory_topics gauge\ncordon_replay_memory_topics %llu\n"
+		"# HELP cordon_replay_memory_evicted_total Topics forgotten to stay within %u.\n"
+		"# TYPE cordon_replay_memory_evicted_total counter\n"
+		"cordon_replay_memory_evicted_total %llu\n"
+		"# HELP cordon_replay_memory_failed_total Deliveries not remembered (out of memory).\n"
+		"# TYPE cordon_replay_memory_failed_total counter\n"
+		"cordon_replay_memory_failed_total %llu\n",
+		(unsigned long long)is->replay_topics, REPLAY_MAX_TOPICS,
+		(unsigned long long)is->replay_evicted, (unsigned long long)is->replay_note_failed);
+	fprintf(f,
+		"# HELP cordon_messages_total Messages normalized, by event type (rejected: not).\n"
+		"# TYPE cordon_messages_total counter\n");
 	fprintf(f, "cordon_messages_total{type=\"rejected\"} %llu\n",
 		(unsigned long long)d->count.by_type[0]);
 	for (int t = 1; t <= EVENT_TYPES; t++)
 		fprintf(f, "cordon_messages_total{type=\"%s\"} %llu\n",
-			normalize_type_name((enum event_type)t), (unsigned long long)d->count.by_type[t]);
-	fprintf(f, "# HELP cordon_events_stored_total Event rows written to PostgreSQL, by type.\n"
-		   "# TYPE cordon_events_stored_total counter\n");
+			normalize_type_name((enum event_type)t),
+			(unsigned long long)d->count.by_type[t]);
+	fprintf(f,
+		"# HELP cordon_events_stored_total Event rows written to PostgreSQL, by type.\n"
+		"# TYPE cordon_events_stored_total counter\n");
 	for (int t = 1; t <= EVENT_TYPES; t++)
 		fprintf(f, "cordon_events_stored_total{type=\"%s\"} %llu\n",
-			normalize_type_name((enum event_type)t), (unsigned long long)ss->rows_by_type[t]);
-	fprintf(f, "# HELP cordon_rejects_total Rejected messages, by reason.\n"
-		   "# TYPE cordon_rejects_total counter\n");
+			normalize_type_name((enum event_type)t),
+			(unsigned long long)ss->rows_by_type[t]);
+	fprintf(f,
+		"# HELP cordon_rejects_total Rejected messages, by reason.\n"
+		"# TYPE cordon_rejects_total counter\n");
 	for (size_t it = 0; map_next(&d->count.reject_reasons, &it, &key, &v);)
 		fprintf(f, "cordon_rejects_total{reason=\"%s\"} %llu\n", key,
 			(unsigned long long)(intptr_t)v);
-	fprintf(f, "# HELP cordon_alert_transitions_total Alert transitions, by kind and transition.\n"
-		   "# TYPE cordon_alert_transitions_total counter\n");
+	fprintf(f,
+		"# HELP cordon_alert_transitions_total Alert transitions, by kind and transition.\n"
+		"# TYPE cordon_alert_transitions_total counter\n");
 	for (int k = 0; k < KIND_COUNT; k++)
 		for (int w = 0; w < 4; w++)
-			fprintf(f, "cordon_alert_transitions_total{kind=\"%s\",transition=\"%s\"} %llu\n",
+			fprintf(f,
+				"cordon_alert_transitions_total{kind=\"%s\",transition=\"%s\"} %llu\n",
 				rules_kind_name((enum alert_kind)k), transition_names[w],
 				(unsigned long long)d->count.transitions[k][w]);
-	fprintf(f, "# HELP cordon_spool_bytes Bytes in the spool.\n# TYPE cordon_spool_bytes gauge\n"
-		   "cordon_spool_bytes %llu\n", (unsigned long long)used);
-	fprintf(f, "# HELP cordon_spool_backlog_bytes Spool bytes not yet in PostgreSQL.\n"
-		   "# TYPE cordon_spool_backlog_bytes gauge\ncordon_spool_backlog_bytes %llu\n",
+	fprintf(f,
+		"# HELP cordon_spool_bytes Bytes in the spool.\n# TYPE cordon_spool_bytes gauge\n"
+		"cordon_spool_bytes %llu\n",
+		(unsigned long long)used);
+	fprintf(f,
+		"# HELP cordon_spool_backlog_bytes Spool bytes not yet in PostgreSQL.\n"
+		"# TYPE cordon_spool_backlog_bytes gauge\ncordon_spool_backlog_bytes %llu\n",
 		(unsigned long long)spool_pending(d->spool, d->committed));
 	spool_get_stats(d->spool, &sps);
-	fprintf(f, "# HELP cordon_spool_writable 0 while the spool takes no message (disk full or failing,"
-		   " directory deleted or replaced): nothing is acknowledged then.\n"
-		   "# TYPE cordon_spool_writable gauge\ncordon_spool_writable %d\n",
+	fprintf(f,
+		"# HELP cordon_spool_writable 0 while the spool takes no message (disk full or failing,"
+		" directory deleted or replaced): nothing is acknowledged then.\n"
+		"# TYPE cordon_spool_writable gauge\ncordon_spool_writable %d\n",
 		ds == SPOOL_DIR_OK && !werr);
-	fprintf(f, "# HELP cordon_spool_damaged_spans_total Damaged spans of the spool skipped by its"
-		   " readers; each lost at least one record and is a spool_corrupt reject.\n"
-		   "# TYPE cordon_spool_damaged_spans_total counter\n"
-		   "cordon_spool_damaged_spans_total %llu\n", (unsigned long long)sps.damaged_spans);
-	fprintf(f, "# HELP cordon_spool_damaged_bytes_total Bytes in those spans.\n"
-		   "# TYPE cordon_spool_damaged_bytes_total counter\n"
-		   "cordon_spool_damaged_bytes_total %llu\n", (unsigned long long)sps.damaged_bytes);
-	fprintf(f, "# HELP cordon_spool_syncs_total fdatasyncs of spool data ([spool] sync).\n"
-		   "# TYPE cordon_spool_syncs_total counter\ncordon_spool_syncs_total %llu\n",
+	fprintf(f,
+		"# HELP cordon_spool_damaged_spans_total Damaged spans of the spool skipped by its"
+		" readers; each lost at least one record and is a spool_corrupt reject.\n"
+		"# TYPE cordon_spool_damaged_spans_total counter\n"
+		"cordon_spool_damaged_spans_total %llu\n",
+		(unsigned long long)sps.damaged_spans);
+	fprintf(f,
+		"# HELP cordon_spool_damaged_bytes_total Bytes in those spans.\n"
+		"# TYPE cordon_spool_damaged_bytes_total counter\n"
+		"cordon_spool_damaged_bytes_total %llu\n",
+		(unsigned long long)sps.damaged_bytes);
+	fprintf(f,
+		"# HELP cordon_spool_syncs_total fdatasyncs of spool data ([spool] sync).\n"
+		"# TYPE cordon_spool_syncs_total counter\ncordon_spool_syncs_total %llu\n",
 		(unsigned long long)sps.syncs);
-	fprintf(f, "# HELP cordon_spool_torn_bytes Bytes of a torn spool tail cut at start.\n"
-		   "# TYPE cordon_spool_torn_bytes gauge\ncordon_spool_torn_bytes %llu\n",
+	fprintf(f,
+		"# HELP cordon_spool_torn_bytes Bytes of a torn spool tail cut at start.\n"
+		"# TYPE cordon_spool_torn_bytes gauge\ncordon_spool_torn_bytes %llu\n",
 		(unsigned long long)sps.torn_bytes);
-	fprintf(f, "# HELP cordon_spool_disk_free_bytes Free bytes on the spool's file system.\n"
-		   "# TYPE cordon_spool_disk_free_bytes gauge\ncordon_spool_disk_free_bytes %llu\n",
+	fprintf(f,
+		"# HELP cordon_spool_disk_free_bytes Free bytes on the spool's file system.\n"
+		"# TYPE cordon_spool_disk_free_bytes gauge\ncordon_spool_disk_free_bytes %llu\n",
 		(unsigned long long)(d->disk_free == UINT64_MAX ? 0 : d->disk_free));
-	fprintf(f, "# HELP cordon_intake_paused 1 while intake is paused (spool full).\n"
-		   "# TYPE cordon_intake_paused gauge\ncordon_intake_paused %d\n", d->paused);
-	fprintf(f, "# HELP cordon_postgres_up 1 when PostgreSQL is reachable (connected, or"
-		   " refusing writes: see cordon_postgres_writes_held).\n"
-		   "# TYPE cordon_postgres_up gauge\ncordon_postgres_up %d\n", ss->db_up);
+	fprintf(f,
+		"# HELP cordon_intake_paused 1 while intake is paused (spool full).\n"
+		"# TYPE cordon_intake_paused gauge\ncordon_intake_paused %d\n",
+		d->paused);
+	fprintf(f,
+		"# HELP cordon_postgres_up 1 when PostgreSQL is reachable (connected, or"
+		" refusing writes: see cordon_postgres_writes_held).\n"
+		"# TYPE cordon_postgres_up gauge\ncordon_postgres_up %d\n",
+		ss->db_up);
 	store_stats_print(ss, f);
-	fprintf(f, "# HELP cordon_register_cards Cards in the register in use.\n"
-		   "# TYPE cordon_register_cards gauge\ncordon_register_cards %zu\n"
-		   "# HELP cordon_register_households Households in the register in use.\n"
-		   "# TYPE cordon_register_households gauge\ncordon_register_households %zu\n"
-		   "# HELP cordon_register_bytes Memory the register in use holds.\n"
-		   "# TYPE cordon_register_bytes gauge\ncordon_register_bytes %zu\n"
-		   "# HELP cordon_register_load_seconds How long loading the register in use took.\n"
-		   "# TYPE cordon_register_load_seconds gauge\ncordon_register_load_seconds %.3f\n",
+	fprintf(f,
+		"# HELP cordon_register_cards Cards in the register in use.\n"
+		"# TYPE cordon_register_cards gauge\ncordon_register_cards %zu\n"
+		"# HELP cordon_register_households Households in the register in use.\n"
+		"# TYPE cordon_register_households gauge\ncordon_register_households %zu\n"
+		"# HELP cordon_register_bytes Memory the register in use holds.\n"
+		"# TYPE cordon_register_bytes gauge\ncordon_register_bytes %zu\n"
+		"# HELP cordon_register_load_seconds How long loading the register in use took.\n"
+		"# TYPE cordon_register_load_seconds gauge\ncordon_register_load_seconds %.3f\n",
 		d->reg->ncards, d->reg->nhouseholds, d->reg_bytes, d->reg->load_seconds);
-	fprintf(f, "# HELP cordon_broker_up 1 when the MQTT broker is connected.\n"
-		   "# TYPE cordon_broker_up gauge\ncordon_broker_up %d\n", is->connected);
-	fprintf(f, "# HELP cordon_mqtt_subscriptions Inbound topic filters by the broker's SUBACK on"
-		   " this connection: granted (at QoS 1), downgraded (granted QoS 0), refused,"
-		   " pending (no SUBACK yet).\n# TYPE cordon_mqtt_subscriptions gauge\n"
-		   "cordon_mqtt_subscriptions{state=\"granted\"} %d\n"
-		   "cordon_mqtt_subscriptions{state=\"downgraded\"} %d\n"
-		   "cordon_mqtt_subscriptions{state=\"refused\"} %d\n"
-		   "cordon_mqtt_subscriptions{state=\"pending\"} %d\n",
+	fprintf(f,
+		"# HELP cordon_broker_up 1 when the MQTT broker is connected.\n"
+		"# TYPE cordon_broker_up gauge\ncordon_broker_up %d\n",
+		is->connected);
+	fprintf(f,
+		"# HELP cordon_mqtt_subscriptions Inbound topic filters by the broker's SUBACK on"
+		" this connection: granted (at QoS 1), downgraded (granted QoS 0), refused,"
+		" pending (no SUBACK yet).\n# TYPE cordon_mqtt_subscriptions gauge\n"
+		"cordon_mqtt_subscriptions{state=\"granted\"} %d\n"
+		"cordon_mqtt_subscriptions{state=\"downgraded\"} %d\n"
+		"cordon_mqtt_subscriptions{state=\"refused\"} %d\n"
+		"cordon_mqtt_subscriptions{state=\"pending\"} %d\n",
 		is->subs_granted, is->subs_downgraded, is->subs_refused, is->subs_pending);
-	fprintf(f, "# HELP cordon_mqtt_subscription_reason_code Each inbound filter's SUBACK code:"
-		   " 0-2 the granted QoS, 128 and up refused (135 not authorized), -1 none yet.\n"
-		   "# TYPE cordon_mqtt_subscription_reason_code gauge\n");
+	fprintf(f,
+		"# HELP cordon_mqtt_subscription_reason_code Each inbound filter's SUBACK code:"
+		" 0-2 the granted QoS, 128 and up refused (135 not authorized), -1 none yet.\n"
+		"# TYPE cordon_mqtt_subscription_reason_code gauge\n");
 	for (int i = 0; i < mqtt_client_filter_count(d->mqtt); i++) {
 		int code;
 		const char *filter = mqtt_client_filter(d->mqtt, i, &code);
 
-		fprintf(f, "cordon_mqtt_subscription_reason_code{filter=\"%s\"} %d\n", filter, code);
+		fprintf(f, "cordon_mqtt_subscription_reason_code{filter=\"%s\"} %d\n", filter,
+			code);
 	}
-	fprintf(f, "# HELP cordon_mqtt_server_disconnects_total DISCONNECTs from the broker (MQTT 5),"
-		   " by reason.\n# TYPE cordon_mqtt_server_disconnects_total counter\n");
+	fprintf(f,
+		"# HELP cordon_mqtt_server_disconnects_total DISCONNECTs from the broker (MQTT 5),"
+		" by reason.\n# TYPE cordon_mqtt_server_disconnects_total counter\n");
 	for (int i = 0; i <= MQTT_REASONS; i++) {
 		int code = mqtt_reason_code_at(i);
 		char label[64];
@@ -1128,54 +1183,66 @@ render_metrics(struct daemon *d, const struct mqtt_client_stats *is, const struc
 		fprintf(f, "cordon_mqtt_server_disconnects_total{reason=\"%s\"} %llu\n", label,
 			(unsigned long long)is->disconnects[i]);
 	}
-	fprintf(f, "# HELP cordon_mqtt_session_taken_over_total Another client took our client id:"
-		   " seen as the broker's DISCONNECT 0x8E (evidence reason_code) or, from a broker"
-		   " that closes without a reason (Mosquitto before 2.0.15), as a drop back within"
-		   " %d s (evidence quiet_drop; a quick broker restart counts too).\n"
-		   "# TYPE cordon_mqtt_session_taken_over_total counter\n"
-		   "cordon_mqtt_session_taken_over_total{evidence=\"reason_code\"} %llu\n"
-		   "cordon_mqtt_session_taken_over_total{evidence=\"quiet_drop\"} %llu\n",
+	fprintf(f,
+		"# HELP cordon_mqtt_session_taken_over_total Another client took our client id:"
+		" seen as the broker's DISCONNECT 0x8E (evidence reason_code) or, from a broker"
+		" that closes without a reason (Mosquitto before 2.0.15), as a drop back within"
+		" %d s (evidence quiet_drop; a quick broker restart counts too).\n"
+		"# TYPE cordon_mqtt_session_taken_over_total counter\n"
+		"cordon_mqtt_session_taken_over_total{evidence=\"reason_code\"} %llu\n"
+		"cordon_mqtt_session_taken_over_total{evidence=\"quiet_drop\"} %llu\n",
 		MQTT_CLIENT_QUIET_DROP_MS / 1000, (unsigned long long)is->taken_over,
 		(unsigned long long)is->quiet_drops);
-	fprintf(f, "# HELP cordon_mqtt_outbound_queued Alerts and notices waiting for the publish thread.\n"
-		   "# TYPE cordon_mqtt_outbound_queued gauge\ncordon_mqtt_outbound_queued %llu\n",
+	fprintf(f,
+		"# HELP cordon_mqtt_outbound_queued Alerts and notices waiting for the publish thread.\n"
+		"# TYPE cordon_mqtt_outbound_queued gauge\ncordon_mqtt_outbound_queued %llu\n",
 		(unsigned long long)is->out_queued);
-	fprintf(f, "# HELP cordon_mqtt_outbound_dropped_total Outbound messages not sent: queue full,"
-		   " refused by Paho, or over the broker's maximum packet size even shortened.\n"
-		   "# TYPE cordon_mqtt_outbound_dropped_total counter\n"
-		   "cordon_mqtt_outbound_dropped_total{why=\"queue_full\"} %llu\n"
-		   "cordon_mqtt_outbound_dropped_total{why=\"refused\"} %llu\n"
-		   "cordon_mqtt_outbound_dropped_total{why=\"too_large\"} %llu\n",
+	fprintf(f,
+		"# HELP cordon_mqtt_outbound_dropped_total Outbound messages not sent: queue full,"
+		" refused by Paho, or over the broker's maximum packet size even shortened.\n"
+		"# TYPE cordon_mqtt_outbound_dropped_total counter\n"
+		"cordon_mqtt_outbound_dropped_total{why=\"queue_full\"} %llu\n"
+		"cordon_mqtt_outbound_dropped_total{why=\"refused\"} %llu\n"
+		"cordon_mqtt_outbound_dropped_total{why=\"too_large\"} %llu\n",
 		(unsigned long long)is->publish_dropped, (unsigned long long)is->publish_failed,
 		(unsigned long long)is->outbound_too_large);
-	fprintf(f, "# HELP cordon_mqtt_outbound_shortened_total Outbound messages sent without their"
-		   " optional fields to fit the broker's maximum packet size.\n"
-		   "# TYPE cordon_mqtt_outbound_shortened_total counter\n"
-		   "cordon_mqtt_outbound_shortened_total %llu\n",
+	fprintf(f,
+		"# HELP cordon_mqtt_outbound_shortened_total Outbound messages sent without their"
+		" optional fields to fit the broker's maximum packet size.\n"
+		"# TYPE cordon_mqtt_outbound_shortened_total counter\n"
+		"cordon_mqtt_outbound_shortened_total %llu\n",
 		(unsigned long long)is->outbound_shortened);
-	fprintf(f, "# HELP cordon_mqtt_connects_total Connections the broker accepted (CONNACK success).\n"
-		   "# TYPE cordon_mqtt_connects_total counter\ncordon_mqtt_connects_total %llu\n",
+	fprintf(f,
+		"# HELP cordon_mqtt_connects_total Connections the broker accepted (CONNACK success).\n"
+		"# TYPE cordon_mqtt_connects_total counter\ncordon_mqtt_connects_total %llu\n",
 		(unsigned long long)is->connects);
-	fprintf(f, "# HELP cordon_mqtt_broker_max_packet_bytes The broker's maximum packet size"
-		   " from its last CONNACK (0: none stated).\n"
-		   "# TYPE cordon_mqtt_broker_max_packet_bytes gauge\n"
-		   "cordon_mqtt_broker_max_packet_bytes %u\n", is->broker_max_packet);
-	fprintf(f, "# HELP cordon_mqtt_outbound_unpersisted_total Outbound messages that could not be written to disk (kept in memory only).\n"
-		   "# TYPE cordon_mqtt_outbound_unpersisted_total counter\n"
-		   "cordon_mqtt_outbound_unpersisted_total %llu\n",
+	fprintf(f,
+		"# HELP cordon_mqtt_broker_max_packet_bytes The broker's maximum packet size"
+		" from its last CONNACK (0: none stated).\n"
+		"# TYPE cordon_mqtt_broker_max_packet_bytes gauge\n"
+		"cordon_mqtt_broker_max_packet_bytes %u\n",
+		is->broker_max_packet);
+	fprintf(f,
+		"# HELP cordon_mqtt_outbound_unpersisted_total Outbound messages that could not be written to disk (kept in memory only).\n"
+		"# TYPE cordon_mqtt_outbound_unpersisted_total counter\n"
+		"cordon_mqtt_outbound_unpersisted_total %llu\n",
 		(unsigned long long)is->persist_write_failed);
-	fprintf(f, "# HELP cordon_mqtt_outbound_lost_total Queued outbound messages found cut or damaged on disk, or gone from it.\n"
-		   "# TYPE cordon_mqtt_outbound_lost_total counter\n"
-		   "cordon_mqtt_outbound_lost_total %llu\n",
+	fprintf(f,
+		"# HELP cordon_mqtt_outbound_lost_total Queued outbound messages found cut or damaged on disk, or gone from it.\n"
+		"# TYPE cordon_mqtt_outbound_lost_total counter\n"
+		"cordon_mqtt_outbound_lost_total %llu\n",
 		(unsigned long long)(is->persist_set_aside + is->persist_read_failed));
-	fprintf(f, "# HELP cordon_batch_rows Rows per committed batch.\n"
-		   "# TYPE cordon_batch_rows histogram\n");
+	fprintf(f,
+		"# HELP cordon_batch_rows Rows per committed batch.\n"
+		"# TYPE cordon_batch_rows histogram\n");
 	histogram_print(&ss->batch_rows, "cordon_batch_rows", NULL, f);
-	fprintf(f, "# HELP cordon_store_seconds Time to write and commit a batch.\n"
-		   "# TYPE cordon_store_seconds histogram\n");
+	fprintf(f,
+		"# HELP cordon_store_seconds Time to write and commit a batch.\n"
+		"# TYPE cordon_store_seconds histogram\n");
 	histogram_print(&ss->batch_seconds, "cordon_store_seconds", NULL, f);
-	fprintf(f, "# HELP cordon_fever_alert_latency_seconds From receiving a reading to publishing its fever alert.\n"
-		   "# TYPE cordon_fever_alert_latency_seconds histogram\n");
+	fprintf(f,
+		"# HELP cordon_fever_alert_latency_seconds From receiving a reading to publishing its fever alert.\n"
+		"# TYPE cordon_fever_alert_latency_seconds histogram\n");
 	histogram_print(&d->count.fever_latency, "cordon_fever_alert_latency_seconds", NULL, f);
 	fclose(f);
 	metrics_publish(d->metrics, text, len, why[0] == '\0', why);
@@ -1210,13 +1277,15 @@ service_tick(struct daemon *d, int64_t now)
 		return;
 	store_get_stats(d->store, &ss);
 	notify_status("%.0f msg/s in, broker %s, PostgreSQL %s, backlog %llu bytes%s%s%s",
-		      (double)(is.received - d->last_received) * 1000.0 / (double)(now - d->last_status_ms),
+		      (double)(is.received - d->last_received) * 1000.0 /
+			      (double)(now - d->last_status_ms),
 		      is.connected ? "up" : "down", store_stats_db_text(&ss),
 		      (unsigned long long)spool_pending(d->spool, d->committed),
 		      d->dir_state != SPOOL_DIR_OK ? ", spool directory gone: intake stopped" :
-		      d->write_err ? ", spool not writable: intake stopped" :
-		      d->disk_low ? ", intake paused (spool disk full)" :
-		      d->paused ? ", intake paused (spool full)" : "",
+			      d->write_err	   ? ", spool not writable: intake stopped" :
+			      d->disk_low	   ? ", intake paused (spool disk full)" :
+			      d->paused		   ? ", intake paused (spool full)" :
+						     "",
 		      is.connected && is.subs_refused ? ", subscription refused: " : "",
 		      is.connected && is.subs_refused ? is.sub_refused : "");
 	d->last_received = is.received;
@@ -1274,7 +1343,7 @@ sync_configure(struct daemon *d)
 {
 	pthread_mutex_lock(&d->sync_lock);
 	d->sync_mode = d->cfg->spool_sync;
-	d->sync_interval_ms = d->cfg->spool_sync_interval;	/* at least 1 (config.c) */
+	d->sync_interval_ms = d->cfg->spool_sync_interval; /* at least 1 (config.c) */
 	pthread_cond_signal(&d->sync_cond);
 	pthread_mutex_unlock(&d->sync_lock);
 }
@@ -1329,16 +1398,18 @@ watch_spool(struct daemon *d)
 		log_err("spool directory %s %s while cordond runs: no message is acknowledged until"
 			" it is back (the broker keeps them); the %" PRIu64 " bytes not yet in"
 			" PostgreSQL are read from the files still open and go there, but are lost"
-			" if cordond stops first", d->cfg->spool_dir,
+			" if cordond stops first",
+			d->cfg->spool_dir,
 			ds == SPOOL_DIR_DELETED ? "was deleted" :
-			"now names another directory (remounted?)",
+						  "now names another directory (remounted?)",
 			spool_pending(d->spool, d->committed));
 	d->dir_state = ds;
 	if (werr != d->write_err) {
 		if (werr)
 			log_err("spool not writable: %s; no message is acknowledged (the broker keeps"
 				" them) until an append succeeds; committed segments are deleted to"
-				" make room", strerror(-werr));
+				" make room",
+				strerror(-werr));
 		else
 			log_notice("spool writable again: intake resumes");
 		d->write_err = werr;
@@ -1348,17 +1419,20 @@ watch_spool(struct daemon *d)
 		int err = spool_recreate(d->spool, d->committed);
 
 		if (err == 0) {
-			atomic_store(&d->replay_force, 1);	/* the file went with the directory */
+			atomic_store(&d->replay_force, 1); /* the file went with the directory */
 			log_notice("spool directory %s made again (spool %s, positions go on from"
-				   " %" PRIu64 "): everything before is in PostgreSQL; intake resumes",
+				   " %" PRIu64
+				   "): everything before is in PostgreSQL; intake resumes",
 				   d->cfg->spool_dir, spool_id(d->spool), spool_end(d->spool));
 			d->dir_state = SPOOL_DIR_OK;
 			d->recreate_err = 0;
 		} else if (err != d->recreate_err) {
 			log_err("cannot make the spool directory %s again: %s; trying again",
-				d->cfg->spool_dir, err == -EEXIST ?
-				"another spool is there (empty the directory, or restart cordond to"
-				" take that spool)" : strerror(-err));
+				d->cfg->spool_dir,
+				err == -EEXIST ?
+					"another spool is there (empty the directory, or restart cordond to"
+					" take that spool)" :
+					strerror(-err));
 			d->recreate_err = err;
 		}
 	}
@@ -1508,9 +1582,11 @@ handle_signal(struct daemon *d)
 		case SIGTERM:
 		case SIGINT:
 			if (!d->stopping) {
-				log_notice("received %s: stopping intake, draining the spool to PostgreSQL"
-					   " (at most %lld s)", strsignal((int)si.ssi_signo),
-					   (long long)d->cfg->shutdown_timeout / 1000);
+				log_notice(
+					"received %s: stopping intake, draining the spool to PostgreSQL"
+					" (at most %lld s)",
+					strsignal((int)si.ssi_signo),
+					(long long)d->cfg->shutdown_timeout / 1000);
 				d->stopping = 1;
 				notify_stopping();
 				d->stop_deadline_ms = mono_ms() + d->cfg->shutdown_timeout;
@@ -1524,11 +1600,8 @@ handle_signal(struct daemon *d)
 					d->stop_ingest = 1;
 			}
 			break;
-		case SIGHUP:
-			reload(d);
-			break;
-		default:
-			break;
+		case SIGHUP: reload(d); break;
+		default: break;
 		}
 	}
 	return 0;
@@ -1556,9 +1629,11 @@ static int
 setup(struct daemon *d)
 {
 	struct spool_options so = {
-		.dir = d->cfg->spool_dir, .max_bytes = d->cfg->spool_max_bytes,
+		.dir = d->cfg->spool_dir,
+		.max_bytes = d->cfg->spool_max_bytes,
 		.segment_bytes = d->cfg->spool_segment_bytes,
-		.max_payload = d->cfg->max_payload, .sync = d->cfg->spool_sync,
+		.max_payload = d->cfg->max_payload,
+		.sync = d->cfg->spool_sync,
 	};
 	struct itimerspec its = { { 0, TICK_MS * 1000000 }, { 0, TICK_MS * 1000000 } };
 	struct store_options sto;
@@ -1584,8 +1659,9 @@ setup(struct daemon *d)
 			return err;
 	}
 	{
-		static const double bounds[HIST_BUCKETS] = {
-			0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5, 60 };
+		static const double bounds[HIST_BUCKETS] = { 0.0005, 0.001, 0.002, 0.005,
+							     0.01,   0.02,  0.05,  0.1,
+							     0.5,    1,	    5,	   60 };
 
 		d->count.fever_latency.bounds = bounds;
 		map_init(&d->count.reject_reasons);
@@ -1611,7 +1687,8 @@ setup(struct daemon *d)
 	if (start > spool_end(d->spool))
 		start = spool_end(d->spool);
 	d->committed = d->store_pos = start;
-	log_info("spool %s: replaying from position %" PRIu64 " (%" PRIu64 " bytes not yet in PostgreSQL)",
+	log_info("spool %s: replaying from position %" PRIu64 " (%" PRIu64
+		 " bytes not yet in PostgreSQL)",
 		 so.dir, start, spool_pending(d->spool, start));
 	if ((err = spool_reader_create(d->spool, start, &d->rules_rd)) < 0 ||
 	    (err = spool_reader_create(d->spool, start, &d->store_rd)) < 0)
@@ -1698,7 +1775,7 @@ static void
 teardown(struct daemon *d)
 {
 	mqtt_client_stop(d->mqtt, 1000);
-	sync_stop(d);	/* nothing is appended any more; its saves end */
+	sync_stop(d); /* nothing is appended any more; its saves end */
 	if (atomic_load(&d->replay_ready))
 		save_replays(d, mono_ms(), 1);
 	mqtt_client_destroy(d->mqtt);
@@ -1734,7 +1811,8 @@ log_stop_loss(struct daemon *d, uint64_t pending)
 
 	if (deleted > 0)
 		log_err("shutdown deadline reached with %" PRIu64 " spool bytes not yet in"
-			" PostgreSQL; %" PRIu64 " of them are in spool files that were deleted: those"
+			" PostgreSQL; %" PRIu64
+			" of them are in spool files that were deleted: those"
 			" are lost (they were acknowledged: the broker does not send them again)",
 			pending, deleted);
 	if (deleted == pending)
@@ -1746,7 +1824,8 @@ log_stop_loss(struct daemon *d, uint64_t pending)
 			pending - deleted, d->cfg->spool_dir);
 	else
 		log_warn("shutdown deadline reached with %" PRIu64 " spool bytes not yet in"
-			 " PostgreSQL; they are loaded at the next start", pending - deleted);
+			 " PostgreSQL; they are loaded at the next start",
+			 pending - deleted);
 }
 
 int
@@ -1773,9 +1852,7 @@ daemon_run(struct config *cfg, const char *config_path)
 			on_spool(&d, 0);
 		for (int i = 0; i < n; i++) {
 			switch (evs[i].data.u32) {
-			case SRC_SIGNAL:
-				handle_signal(&d);
-				break;
+			case SRC_SIGNAL: handle_signal(&d); break;
 			case SRC_TIMER: {
 				uint64_t ticks;
 

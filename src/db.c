@@ -8,7 +8,7 @@
 #include "log.h"
 #include "migrations.h"
 
-#define MIGRATE_LOCK "7236312"	/* pg_advisory_xact_lock key */
+#define MIGRATE_LOCK "7236312" /* pg_advisory_xact_lock key */
 
 /* Server notices ("relation ... already exists, skipping") go to our log
  * at debug level instead of raw to stderr. */
@@ -54,8 +54,7 @@ db_error_text(PGconn *conn, PGresult *res, char *buf, size_t len)
 /* Writes "what: message" into errbuf and, when `errstate` is not NULL,
  * the SQLSTATE of `res` ("" when there is none: a lost connection). */
 static void
-set_err(char *errbuf, size_t errlen, char *errstate, const char *what, PGconn *conn,
-	PGresult *res)
+set_err(char *errbuf, size_t errlen, char *errstate, const char *what, PGconn *conn, PGresult *res)
 {
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	char msg[512];
@@ -147,12 +146,13 @@ db_migrate(PGconn *conn, char *errbuf, size_t errlen, char *errstate)
 
 		if (exec_state(conn, "BEGIN", errbuf, errlen, errstate) < 0)
 			return -1;
-		if (exec_state(conn, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ")", errbuf, errlen,
-			       errstate) < 0 ||
-		    exec_state(conn, "CREATE TABLE IF NOT EXISTS schema_version ("
+		if (exec_state(conn, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ")", errbuf,
+			       errlen, errstate) < 0 ||
+		    exec_state(conn,
+			       "CREATE TABLE IF NOT EXISTS schema_version ("
 			       " version integer PRIMARY KEY, name text NOT NULL,"
-			       " applied_at timestamptz NOT NULL DEFAULT now())", errbuf, errlen,
-			       errstate) < 0)
+			       " applied_at timestamptz NOT NULL DEFAULT now())",
+			       errbuf, errlen, errstate) < 0)
 			goto fail;
 		version = current_version(conn, errbuf, errlen, errstate);
 		if (version < 0)
@@ -170,8 +170,8 @@ db_migrate(PGconn *conn, char *errbuf, size_t errlen, char *errstate)
 			goto fail;
 		}
 		snprintf(insert, sizeof(insert),
-			 "INSERT INTO schema_version (version, name) VALUES (%d, '%s')",
-			 m->version, m->name);
+			 "INSERT INTO schema_version (version, name) VALUES (%d, '%s')", m->version,
+			 m->name);
 		if (exec_state(conn, insert, errbuf, errlen, errstate) < 0 ||
 		    exec_state(conn, "COMMIT", errbuf, errlen, errstate) < 0)
 			goto fail;

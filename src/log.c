@@ -18,11 +18,8 @@ static _Atomic int current_level = LOG_LEVEL_INFO;
 static int under_journald;
 
 static const char *const level_names[] = {
-	[LOG_LEVEL_ERR] = "error",
-	[LOG_LEVEL_WARNING] = "warning",
-	[LOG_LEVEL_NOTICE] = "notice",
-	[LOG_LEVEL_INFO] = "info",
-	[LOG_LEVEL_DEBUG] = "debug",
+	[LOG_LEVEL_ERR] = "error", [LOG_LEVEL_WARNING] = "warning", [LOG_LEVEL_NOTICE] = "notice",
+	[LOG_LEVEL_INFO] = "info", [LOG_LEVEL_DEBUG] = "debug",
 };
 
 void
@@ -33,10 +30,8 @@ log_init(void)
 	struct stat st;
 
 	under_journald = 0;
-	if (js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 &&
-	    fstat(STDERR_FILENO, &st) == 0 &&
-	    (unsigned long long)st.st_dev == dev &&
-	    (unsigned long long)st.st_ino == ino)
+	if (js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
+	    (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino)
 		under_journald = 1;
 }
 
@@ -89,11 +84,9 @@ log_vmsg(enum log_level level, const char *fmt, va_list ap)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
 		n = snprintf(buf, sizeof(buf),
-			     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ [%d] %s: ",
-			     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-			     tm.tm_hour, tm.tm_min, tm.tm_sec,
-			     ts.tv_nsec / 1000000, (int)getpid(),
-			     log_level_name(level));
+			     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ [%d] %s: ", tm.tm_year + 1900,
+			     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+			     ts.tv_nsec / 1000000, (int)getpid(), log_level_name(level));
 	}
 	if (n < 0)
 		n = 0;

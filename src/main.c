@@ -38,21 +38,11 @@ main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "c:nVh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c':
-			path = optarg;
-			break;
-		case 'n':
-			check = 1;
-			break;
-		case 'V':
-			printf("cordond %s\n", CORDON_VERSION);
-			return 0;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
+		case 'c': path = optarg; break;
+		case 'n': check = 1; break;
+		case 'V': printf("cordond %s\n", CORDON_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
 		}
 	}
 	if (optind != argc) {

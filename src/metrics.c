@@ -27,15 +27,15 @@
 
 #include "log.h"
 
-#define METRICS_CONNECTIONS 32	/* libmicrohttpd's connection limit */
-#define METRICS_SPARE 4		/* slots kept free for new clients */
-#define METRICS_IDLE_S 5U	/* libmicrohttpd's idle timeout, seconds */
+#define METRICS_CONNECTIONS 32 /* libmicrohttpd's connection limit */
+#define METRICS_SPARE 4	       /* slots kept free for new clients */
+#define METRICS_IDLE_S 5U      /* libmicrohttpd's idle timeout, seconds */
 
 /* One open connection, as the notify callback saw it. */
 struct metrics_conn {
-	struct MHD_Connection *conn;	/* NULL: the slot is free */
+	struct MHD_Connection *conn; /* NULL: the slot is free */
 	int fd;
-	int64_t active_ms;	/* accepted, or last answered (CLOCK_MONOTONIC) */
+	int64_t active_ms; /* accepted, or last answered (CLOCK_MONOTONIC) */
 };
 
 struct metrics {
@@ -48,7 +48,7 @@ struct metrics {
 	/* libmicrohttpd's polling thread only */
 	struct metrics_conn conns[METRICS_CONNECTIONS];
 	unsigned nconns;
-	uint64_t evicted;	/* connections pushed out for a new one */
+	uint64_t evicted; /* connections pushed out for a new one */
 };
 
 static int64_t
@@ -106,12 +106,13 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
 	}
 	if (oldest) {
 		shutdown(oldest->fd, SHUT_RDWR);
-		oldest->fd = -1;	/* shut down once */
+		oldest->fd = -1; /* shut down once */
 		if (m->evicted++ == 0)
-			log_warn("metrics: %u HTTP connections open, shut down the one idle the "
-				 "longest to admit a new client (slow or idle clients on the metrics "
-				 "port; counted in cordon_metrics_connections_evicted_total)",
-				 m->nconns);
+			log_warn(
+				"metrics: %u HTTP connections open, shut down the one idle the "
+				"longest to admit a new client (slow or idle clients on the metrics "
+				"port; counted in cordon_metrics_connections_evicted_total)",
+				m->nconns);
 	}
 }
 
@@ -265,12 +266,11 @@ metrics_start(const char *listen, struct metrics **ret_metrics)
 	pthread_mutex_init(&m->lock, NULL);
 	snprintf(m->reason, sizeof(m->reason), "starting");
 	m->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
-				  (family == AF_INET6 ? MHD_USE_IPv6 : 0),
-				  0, NULL, NULL, answer, m,
-				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_CONNECTIONS,
-				  MHD_OPTION_CONNECTION_TIMEOUT, METRICS_IDLE_S,
-				  MHD_OPTION_NOTIFY_CONNECTION, on_connection, m,
+					  (family == AF_INET6 ? MHD_USE_IPv6 : 0),
+				  0, NULL, NULL, answer, m, MHD_OPTION_SOCK_ADDR,
+				  (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
+				  (unsigned)METRICS_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+				  METRICS_IDLE_S, MHD_OPTION_NOTIFY_CONNECTION, on_connection, m,
 				  MHD_OPTION_END);
 	if (!m->mhd) {
 		pthread_mutex_destroy(&m->lock);
@@ -293,8 +293,7 @@ metrics_stop(struct metrics *m)
 }
 
 void
-metrics_publish(struct metrics *m, const char *text, size_t len, int healthy,
-		const char *reason)
+metrics_publish(struct metrics *m, const char *text, size_t len, int healthy, const char *reason)
 {
 	char *copy;
 

@@ -48,10 +48,10 @@ struct out_cmd {
 	struct out_cmd *next;
 	enum out_kind kind;
 	int qos, retained;
-	int timeout_ms;		/* OUT_STOP */
-	size_t len;		/* payload bytes */
-	char *topic;		/* points into data */
-	char data[];		/* payload, then topic and its NUL */
+	int timeout_ms; /* OUT_STOP */
+	size_t len;	/* payload bytes */
+	char *topic;	/* points into data */
+	char data[];	/* payload, then topic and its NUL */
 };
 
 struct mqtt_client {
@@ -61,7 +61,7 @@ struct mqtt_client {
 	char *root;
 	char *client_id;
 	char *uri;
-	MQTTAsync_createOptions co;	/* for make_client() */
+	MQTTAsync_createOptions co; /* for make_client() */
 	/* Ours, not the config's: a SIGHUP frees the config, and every
 	 * connect (a retry, a resume) reads these again. */
 	char *username;
@@ -85,42 +85,42 @@ struct mqtt_client {
 	/* Messages in flight over the broker's maximum packet size: the next
 	 * connect makes a new client first (see on_connect_success). */
 	_Atomic int rebuild;
-	_Atomic int connect_failed;	/* a connect failed: retry */
-	_Atomic int lost;		/* the connection was lost: connect again */
-	_Atomic int will_no_retain;	/* the broker refused a retained will (0x9A) */
-	_Atomic int will_qos0;		/* the broker refused a QoS 1 will (0x9B) */
-	_Atomic uint64_t connects;	/* CONNACKs that let us in */
+	_Atomic int connect_failed; /* a connect failed: retry */
+	_Atomic int lost;	    /* the connection was lost: connect again */
+	_Atomic int will_no_retain; /* the broker refused a retained will (0x9A) */
+	_Atomic int will_qos0;	    /* the broker refused a QoS 1 will (0x9B) */
+	_Atomic uint64_t connects;  /* CONNACKs that let us in */
 	_Atomic int stopping;
 	int paused;
 	int64_t retry_at_ms;
 	int64_t backoff_ms;
-	int reported;		/* last connection state logged */
+	int reported; /* last connection state logged */
 
-	pthread_mutex_t fail_lock;	/* fail_why, tls_error, sub_code, disc_* (Paho's thread writes) */
+	pthread_mutex_t fail_lock; /* fail_why, tls_error, sub_code, disc_* (Paho's thread writes) */
 	char fail_why[256];
 	char tls_error[256];
 	/* Each filter's SUBACK on this connection: MQTT_CLIENT_SUB_PENDING, the
 	 * granted QoS, or the refusal's reason code. */
 	int sub_code[MQTT_CLIENT_MAX_FILTERS];
-	int sub_logged[MQTT_CLIENT_MAX_FILTERS];	/* main thread: as last logged */
+	int sub_logged[MQTT_CLIENT_MAX_FILTERS]; /* main thread: as last logged */
 	/* The broker's DISCONNECTs (MQTT 5): counts by mqtt_reason_index(),
 	 * the latest's code, reason string and server reference. */
 	_Atomic uint64_t disconnects[MQTT_REASONS + 1];
 	_Atomic uint64_t disconnects_seen, taken_over;
-	uint64_t disconnects_logged;		/* main thread */
+	uint64_t disconnects_logged; /* main thread */
 	int disc_code;
 	char disc_detail[200];
 	/* A connection lost without a DISCONNECT (Paho's thread): when, in
 	 * monotonic ms (0: none pending); and the quick comebacks counted. */
 	_Atomic int64_t lost_at_ms;
-	_Atomic int disconnect_said;	/* a DISCONNECT came on this connection */
+	_Atomic int disconnect_said; /* a DISCONNECT came on this connection */
 	_Atomic uint64_t quiet_drops;
-	_Atomic int64_t quiet_drop_ms;	/* how long the latest one took */
+	_Atomic int64_t quiet_drop_ms; /* how long the latest one took */
 	/* The receive callback last waited for the spool (monotonic ms): the
 	 * broker may then drop us for a missed keepalive, our own doing. */
 	_Atomic int64_t stalled_at_ms;
 	int64_t keepalive_ms;
-	uint64_t quiet_drops_logged;		/* main thread */
+	uint64_t quiet_drops_logged; /* main thread */
 	_Atomic uint64_t received, spool_waits, published, publish_failed;
 	/* What each topic delivered lately (replay.h): Paho's receive thread
 	 * looks, then appends, then notes; replay_lock is held only to look
@@ -128,43 +128,43 @@ struct mqtt_client {
 	 * under it (mqtt_client_save_replays) covers the spool up to noted_end. */
 	pthread_mutex_t replay_lock;
 	struct replay *replay;
-	uint64_t replay_changes, replay_saved;	/* under replay_lock */
+	uint64_t replay_changes, replay_saved; /* under replay_lock */
 	/* The spool's end after the last record noted: the memory holds
 	 * every record before it (under replay_lock; Paho's receive thread
 	 * is the spool's only writer). */
 	uint64_t noted_end;
-	struct pktid *pktid;	/* under replay_lock; NULL: none (DUP taken as new) */
-	pthread_mutex_t save_lock;	/* one save at a time: replay_copy */
-	struct replay *replay_copy;	/* what is saved */
+	struct pktid *pktid;	    /* under replay_lock; NULL: none (DUP taken as new) */
+	pthread_mutex_t save_lock;  /* one save at a time: replay_copy */
+	struct replay *replay_copy; /* what is saved */
 	_Atomic uint64_t replayed_retained, replayed_dup, replay_note_failed;
 	_Atomic int spool_failing;
-	_Atomic int want_wake;		/* the loop sleeps: write wake_fd */
+	_Atomic int want_wake; /* the loop sleeps: write wake_fd */
 
 	struct mqtt_persist *persist;
 	MQTTClient_persistence paho_persist;
 
 	pthread_t out_thread;
 	int out_started;
-	pthread_mutex_t out_lock;	/* the queue and the fields below */
-	pthread_cond_t out_cond;	/* work queued, or a stop done */
+	pthread_mutex_t out_lock; /* the queue and the fields below */
+	pthread_cond_t out_cond;  /* work queued, or a stop done */
 	struct out_cmd *out_head, *out_tail;
-	size_t out_count, out_bytes;	/* publishes queued */
+	size_t out_count, out_bytes; /* publishes queued */
 	int out_quit;
 	int stop_done;
-	int disconnect_done;		/* the pause's disconnect has completed */
+	int disconnect_done; /* the pause's disconnect has completed */
 	_Atomic uint64_t publish_dropped;
-	struct log_ratelimit drop_rl;	/* main thread */
+	struct log_ratelimit drop_rl; /* main thread */
 
 	/* The broker's limits from the last CONNACK (out_main and Paho's
 	 * send thread obey them; Paho's receive thread sets them). */
-	pthread_mutex_t limits_lock;	/* the fields below */
+	pthread_mutex_t limits_lock; /* the fields below */
 	struct mqtt_limits limits;
 	int limits_known;
-	int qos_noted, retain_noted;	/* said once per CONNACK */
+	int qos_noted, retain_noted; /* said once per CONNACK */
 	struct log_ratelimit fit_rl;
 	mqtt_client_shorten_fn *shorten;
 	_Atomic uint64_t shortened, too_large;
-	_Atomic uint32_t max_packet;	/* for the metrics */
+	_Atomic uint32_t max_packet; /* for the metrics */
 };
 
 static void out_control(struct mqtt_client *in, enum out_kind kind, int timeout_ms);
@@ -225,7 +225,7 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 	while ((err = spool_append_flags(in->spool, topic, tlen, m->payload, plen, recv,
 					 m->retained ? SPOOL_RETAINED : 0)) != 0) {
 		if (err == -EMSGSIZE)
-			break;	/* a topic over 64 KiB cannot be stored: drop it */
+			break; /* a topic over 64 KiB cannot be stored: drop it */
 		if (!waited++)
 			log_err("spool append failed (%s): holding the acknowledgement and retrying",
 				strerror(-err));
@@ -289,7 +289,7 @@ on_suback(void *ctx, MQTTAsync_successData5 *r)
 			in->sub_code[i] = (int)r->reasonCode;
 		else if (i < n && r->alt.sub.reasonCodes)
 			in->sub_code[i] = (int)r->alt.sub.reasonCodes[i];
-		else	/* no code for it (Paho out of memory): unspecified */
+		else /* no code for it (Paho out of memory): unspecified */
 			in->sub_code[i] = MQTTREASONCODE_UNSPECIFIED_ERROR;
 	}
 	pthread_mutex_unlock(&in->fail_lock);
@@ -404,25 +404,27 @@ on_disconnected(void *ctx, MQTTProperties *props, enum MQTTReasonCodes code)
 {
 	struct mqtt_client *in = ctx;
 	int i = mqtt_reason_index((int)code);
-	MQTTProperty *why = props ? MQTTProperties_getProperty(props,
-							       MQTTPROPERTY_CODE_REASON_STRING) : NULL;
-	MQTTProperty *ref = props ? MQTTProperties_getProperty(props,
-							       MQTTPROPERTY_CODE_SERVER_REFERENCE) : NULL;
+	MQTTProperty *why =
+		props ? MQTTProperties_getProperty(props, MQTTPROPERTY_CODE_REASON_STRING) : NULL;
+	MQTTProperty *ref = props ?
+		MQTTProperties_getProperty(props, MQTTPROPERTY_CODE_SERVER_REFERENCE) :
+		NULL;
 
 	pthread_mutex_lock(&in->fail_lock);
 	in->disc_code = (int)code;
 	in->disc_detail[0] = '\0';
 	if (why && ref)
-		snprintf(in->disc_detail, sizeof(in->disc_detail), ", \"%.*s\", server reference %.*s",
-			 why->value.data.len, why->value.data.data,
-			 ref->value.data.len, ref->value.data.data);
+		snprintf(in->disc_detail, sizeof(in->disc_detail),
+			 ", \"%.*s\", server reference %.*s", why->value.data.len,
+			 why->value.data.data, ref->value.data.len, ref->value.data.data);
 	else if (why)
 		snprintf(in->disc_detail, sizeof(in->disc_detail), ", \"%.*s\"",
 			 why->value.data.len, why->value.data.data);
 	else if (ref)
 		snprintf(in->disc_detail, sizeof(in->disc_detail), ", server reference %.*s",
 			 ref->value.data.len, ref->value.data.data);
-	snprintf(in->fail_why, sizeof(in->fail_why), "the broker disconnected us: %s (reason code 0x%02X)",
+	snprintf(in->fail_why, sizeof(in->fail_why),
+		 "the broker disconnected us: %s (reason code 0x%02X)",
 		 mqtt_reason_text((int)code) ? mqtt_reason_text((int)code) : "unknown reason",
 		 (unsigned)code);
 	pthread_mutex_unlock(&in->fail_lock);
@@ -462,19 +464,19 @@ on_connect_success(void *ctx, MQTTAsync_successData5 *resp)
 	}
 
 	if (MQTTProperties_hasProperty(props, MQTTPROPERTY_CODE_MAXIMUM_PACKET_SIZE))
-		l.max_packet = (uint32_t)MQTTProperties_getNumericValue(props,
-				MQTTPROPERTY_CODE_MAXIMUM_PACKET_SIZE);
+		l.max_packet = (uint32_t)MQTTProperties_getNumericValue(
+			props, MQTTPROPERTY_CODE_MAXIMUM_PACKET_SIZE);
 	if (MQTTProperties_hasProperty(props, MQTTPROPERTY_CODE_MAXIMUM_QOS))
 		l.max_qos = MQTTProperties_getNumericValue(props, MQTTPROPERTY_CODE_MAXIMUM_QOS);
 	if (MQTTProperties_hasProperty(props, MQTTPROPERTY_CODE_RETAIN_AVAILABLE))
-		l.retain_available = MQTTProperties_getNumericValue(props,
-				MQTTPROPERTY_CODE_RETAIN_AVAILABLE) != 0;
+		l.retain_available = MQTTProperties_getNumericValue(
+					     props, MQTTPROPERTY_CODE_RETAIN_AVAILABLE) != 0;
 	if (MQTTProperties_hasProperty(props, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM))
-		l.receive_max = (uint32_t)MQTTProperties_getNumericValue(props,
-				MQTTPROPERTY_CODE_RECEIVE_MAXIMUM);
+		l.receive_max = (uint32_t)MQTTProperties_getNumericValue(
+			props, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM);
 	if (MQTTProperties_hasProperty(props, MQTTPROPERTY_CODE_TOPIC_ALIAS_MAXIMUM))
-		l.topic_alias_max = (uint32_t)MQTTProperties_getNumericValue(props,
-				MQTTPROPERTY_CODE_TOPIC_ALIAS_MAXIMUM);
+		l.topic_alias_max = (uint32_t)MQTTProperties_getNumericValue(
+			props, MQTTPROPERTY_CODE_TOPIC_ALIAS_MAXIMUM);
 	pthread_mutex_lock(&in->limits_lock);
 	if (!in->limits_known || memcmp(&l, &in->limits, sizeof(l)) != 0) {
 		char mp[32];
@@ -502,7 +504,8 @@ on_connect_success(void *ctx, MQTTAsync_successData5 *resp)
 	    !atomic_exchange(&in->rebuild, 1))
 		log_warn("MQTT: messages in flight are over the broker's maximum packet size of %u"
 			 " bytes (Paho sent them again before the broker's limits were known): the"
-			 " next connect sets them aside", l.max_packet);
+			 " next connect sets them aside",
+			 l.max_packet);
 	connect_done(in);
 }
 
@@ -530,7 +533,8 @@ on_connect_failure(void *ctx, MQTTAsync_failureData5 *resp)
 			 "the broker refused us: %s (CONNACK reason code 0x%02X)%s",
 			 mqtt_connack_reason(code), (unsigned)code,
 			 code == 0x86 || code == 0x87 || code == 4 || code == 5 ?
-			 "; check [mqtt] username and password_file, and the broker's ACL" : "");
+				 "; check [mqtt] username and password_file, and the broker's ACL" :
+				 "");
 	else if (in->tls_error[0])
 		snprintf(in->fail_why, sizeof(in->fail_why), "TLS: %.240s", in->tls_error);
 	else
@@ -562,7 +566,8 @@ static int
 make_client(struct mqtt_client *in)
 {
 	int rc = MQTTAsync_createWithOptions(&in->client, in->uri, in->client_id,
-					     MQTTCLIENT_PERSISTENCE_USER, &in->paho_persist, &in->co);
+					     MQTTCLIENT_PERSISTENCE_USER, &in->paho_persist,
+					     &in->co);
 
 	if (rc != MQTTASYNC_SUCCESS) {
 		log_err("MQTT client for %s: %s", in->uri, MQTTAsync_strerror(rc));
@@ -620,7 +625,7 @@ read_secret(const char *path)
 
 int
 mqtt_client_create(const struct config *cfg, struct spool *spool, int wake_fd,
-	      struct mqtt_client **ret_client)
+		   struct mqtt_client **ret_client)
 {
 	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
 	MQTTAsync_connectOptions conn = MQTTAsync_connectOptions_initializer5;
@@ -661,18 +666,18 @@ mqtt_client_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	in->uri = strdup(cfg->mqtt_uri);
 	if (!in->root || !in->client_id || !in->uri)
 		goto fail;
-	snprintf(in->state_topic, sizeof(in->state_topic), "%s/_daemon/%s/state",
-		 cfg->topic_root, cfg->mqtt_client_id);
+	snprintf(in->state_topic, sizeof(in->state_topic), "%s/_daemon/%s/state", cfg->topic_root,
+		 cfg->mqtt_client_id);
 	{
 		/* Every inbound topic of SPEC 2, and nothing we publish. */
 		static const char *const patterns[] = {
-			"+/gate/+/event", "+/gate/+/status", "+/disinfection/+",
-			"+/hotline", "+/isolation/+/check", "+/ack",
+			"+/gate/+/event", "+/gate/+/status",	 "+/disinfection/+",
+			"+/hotline",	  "+/isolation/+/check", "+/ack",
 		};
 
 		for (size_t i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++)
-			snprintf(in->filters[i], sizeof(in->filters[i]), "%s/%s",
-				 cfg->topic_root, patterns[i]);
+			snprintf(in->filters[i], sizeof(in->filters[i]), "%s/%s", cfg->topic_root,
+				 patterns[i]);
 		in->nfilters = (int)(sizeof(patterns) / sizeof(patterns[0]));
 	}
 
@@ -689,7 +694,8 @@ mqtt_client_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	snprintf(persist_dir, sizeof(persist_dir), "%s/paho", cfg->spool_dir);
 	if (access(persist_dir, F_OK) == 0)
 		log_warn("%s holds the outbound queue of an older cordond (Paho's own file format):"
-			 " it is not read; remove it once its alerts are no longer wanted", persist_dir);
+			 " it is not read; remove it once its alerts are no longer wanted",
+			 persist_dir);
 	snprintf(persist_dir, sizeof(persist_dir), "%s/mqtt-out", cfg->spool_dir);
 	err = mqtt_persist_create(persist_dir, &in->persist, &in->paho_persist);
 	if (err < 0)
@@ -716,7 +722,7 @@ mqtt_client_create(const struct config *cfg, struct spool *spool, int wake_fd,
 
 	conn.keepAliveInterval = (int)(cfg->mqtt_keepalive / 1000);
 	in->keepalive_ms = cfg->mqtt_keepalive;
-	atomic_store(&in->stalled_at_ms, INT64_MIN / 2);	/* never (monotonic 0 is the boot) */
+	atomic_store(&in->stalled_at_ms, INT64_MIN / 2); /* never (monotonic 0 is the boot) */
 	conn.cleanstart = 0;
 	conn.connectProperties = &in->props;
 	/* Reconnects are ours (mqtt_client_tick), with the same backoff Paho's
@@ -738,8 +744,7 @@ mqtt_client_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	if (cfg->mqtt_password_file[0]) {
 		in->password = read_secret(cfg->mqtt_password_file);
 		if (!in->password) {
-			log_err("cannot read [mqtt] password_file %s: %s",
-				cfg->mqtt_password_file,
+			log_err("cannot read [mqtt] password_file %s: %s", cfg->mqtt_password_file,
 				errno == EINVAL ? "empty, or over 1 KiB" : strerror(errno));
 			err = -EACCES;
 			goto fail;
@@ -826,11 +831,13 @@ log_broker_news(struct mqtt_client *in)
 		if (c >= MQTTREASONCODE_UNSPECIFIED_ERROR)
 			log_err("MQTT: the broker refused our subscription to %s: %s (reason code"
 				" 0x%02X); no message on it reaches cordond (see /healthz)",
-				in->filters[i], mqtt_reason_text(c) ? mqtt_reason_text(c) : "unknown reason",
+				in->filters[i],
+				mqtt_reason_text(c) ? mqtt_reason_text(c) : "unknown reason",
 				(unsigned)c);
 		else if (c < 1)
 			log_warn("MQTT: the broker granted QoS %d for %s, not the 1 we asked for: a"
-				 " message it cannot deliver at once is lost", c, in->filters[i]);
+				 " message it cannot deliver at once is lost",
+				 c, in->filters[i]);
 		else if (was != MQTT_CLIENT_SUB_PENDING)
 			log_notice("MQTT: the broker grants our subscription to %s again",
 				   in->filters[i]);
@@ -848,24 +855,27 @@ log_broker_news(struct mqtt_client *in)
 			log_err("MQTT: the broker ended our session: session taken over (reason code"
 				" 0x8E%s): another client connected with our client id %s and takes"
 				" our messages while it holds the session; reconnecting (see"
-				" docs/operations.md, \"Client id conflicts\")", detail, in->client_id);
+				" docs/operations.md, \"Client id conflicts\")",
+				detail, in->client_id);
 		else
-			log_warn("MQTT: the broker disconnected us: %s (reason code 0x%02X%s); reconnecting",
-				 mqtt_reason_text(code) ? mqtt_reason_text(code) : "unknown reason",
-				 (unsigned)code, detail);
-		if (seen - in->disconnects_logged > 1)	/* only the latest's reason is kept */
+			log_warn(
+				"MQTT: the broker disconnected us: %s (reason code 0x%02X%s); reconnecting",
+				mqtt_reason_text(code) ? mqtt_reason_text(code) : "unknown reason",
+				(unsigned)code, detail);
+		if (seen - in->disconnects_logged > 1) /* only the latest's reason is kept */
 			log_warn("MQTT: %llu DISCONNECTs from the broker since the last line"
 				 " (cordon_mqtt_server_disconnects_total counts them by reason)",
 				 (unsigned long long)(seen - in->disconnects_logged));
 		in->disconnects_logged = seen;
 	}
 	if (drops != in->quiet_drops_logged) {
-		log_warn("MQTT: the connection closed without a reason from the broker and was back"
-			 " in %.1f s (%llu such drops so far): another client using our client id %s"
-			 " (Mosquitto before 2.0.15 closes a session taken over without saying so), or"
-			 " a broker restart; see docs/operations.md, \"Client id conflicts\"",
-			 (double)atomic_load(&in->quiet_drop_ms) / 1000.0, (unsigned long long)drops,
-			 in->client_id);
+		log_warn(
+			"MQTT: the connection closed without a reason from the broker and was back"
+			" in %.1f s (%llu such drops so far): another client using our client id %s"
+			" (Mosquitto before 2.0.15 closes a session taken over without saying so), or"
+			" a broker restart; see docs/operations.md, \"Client id conflicts\"",
+			(double)atomic_load(&in->quiet_drop_ms) / 1000.0, (unsigned long long)drops,
+			in->client_id);
 		in->quiet_drops_logged = drops;
 	}
 }
@@ -881,8 +891,9 @@ mqtt_client_tick(struct mqtt_client *in, int64_t now_ms)
 		if (connected)
 			log_notice("MQTT connected to the broker as %s", in->client_id);
 		else if (!in->paused && !atomic_load(&in->stopping))
-			log_warn("MQTT connection lost (%s); reconnecting (the broker keeps our session)",
-				 fail_reason(in));
+			log_warn(
+				"MQTT connection lost (%s); reconnecting (the broker keeps our session)",
+				fail_reason(in));
 		in->reported = connected;
 		in->backoff_ms = 1000;
 	}
@@ -895,8 +906,9 @@ mqtt_client_tick(struct mqtt_client *in, int64_t now_ms)
 	    !atomic_load(&in->stopping) && !in->paused) {
 		if (in->retry_at_ms == 0) {
 			if (atomic_load(&in->connect_failed))
-				log_warn("MQTT connect to the broker failed: %s; retrying in %lld s",
-					 fail_reason(in), (long long)in->backoff_ms / 1000);
+				log_warn(
+					"MQTT connect to the broker failed: %s; retrying in %lld s",
+					fail_reason(in), (long long)in->backoff_ms / 1000);
 			in->retry_at_ms = now_ms + in->backoff_ms;
 		} else if (now_ms >= in->retry_at_ms) {
 			atomic_store(&in->connect_failed, 0);
@@ -934,15 +946,17 @@ fit_publish(struct mqtt_client *in, const char *topic, size_t topic_len, const v
 		goto out;
 	if (*qos > in->limits.max_qos) {
 		if (!in->qos_noted++)
-			log_warn("the broker takes QoS up to %d: outbound messages are sent at QoS %d",
-				 in->limits.max_qos, in->limits.max_qos);
+			log_warn(
+				"the broker takes QoS up to %d: outbound messages are sent at QoS %d",
+				in->limits.max_qos, in->limits.max_qos);
 		*qos = in->limits.max_qos;
 		r = FIT_CHANGED;
 	}
 	if (*retained && !in->limits.retain_available) {
 		if (!in->retain_noted++)
-			log_warn("the broker does not take retained messages: the current state of"
-				 " alerts (alerts/<id>) and our online state are sent without retain");
+			log_warn(
+				"the broker does not take retained messages: the current state of"
+				" alerts (alerts/<id>) and our online state are sent without retain");
 		*retained = 0;
 		r = FIT_CHANGED;
 	}
@@ -953,11 +967,12 @@ fit_publish(struct mqtt_client *in, const char *topic, size_t topic_len, const v
 	s = room && in->shorten ? in->shorten(*payload, *len, room, &n) : NULL;
 	if (s) {
 		atomic_fetch_add(&in->shortened, 1);
-		log_limited(&in->fit_rl, LOG_LEVEL_WARNING,
-			    "outbound message on %.*s: %zu bytes, over the broker's maximum packet"
-			    " size of %u bytes; sent shortened (optional fields left out, %zu bytes)",
-			    (int)topic_len, topic, size, in->limits.max_packet,
-			    mqtt_publish_size(topic_len, n, *qos, props_len));
+		log_limited(
+			&in->fit_rl, LOG_LEVEL_WARNING,
+			"outbound message on %.*s: %zu bytes, over the broker's maximum packet"
+			" size of %u bytes; sent shortened (optional fields left out, %zu bytes)",
+			(int)topic_len, topic, size, in->limits.max_packet,
+			mqtt_publish_size(topic_len, n, *qos, props_len));
 		*ret_owned = s;
 		*payload = s;
 		*len = n;
@@ -967,7 +982,8 @@ fit_publish(struct mqtt_client *in, const char *topic, size_t topic_len, const v
 		log_limited(&in->fit_rl, LOG_LEVEL_ERR,
 			    "outbound message on %.*s: %zu bytes, over the broker's maximum packet"
 			    " size of %u bytes even shortened; set aside, not sent (an alert stays"
-			    " in PostgreSQL)", (int)topic_len, topic, size, in->limits.max_packet);
+			    " in PostgreSQL)",
+			    (int)topic_len, topic, size, in->limits.max_packet);
 		r = FIT_SET_ASIDE;
 	}
 out:
@@ -1007,12 +1023,13 @@ after_read(void *ctx, char **buffer, int *buflen)
 	if (f == FIT_AS_IS)
 		return 0;
 	if (f == FIT_SET_ASIDE) {
-		int n = snprintf(notice, sizeof(notice),
-				 "{\"topic\":\"%.*s\",\"bytes\":%zu,\"limit\":%u,\"why\":\"too_large\"}",
-				 (int)(p.topic_len > 400 ? 400 : p.topic_len), p.topic,
-				 mqtt_publish_size(p.topic_len, p.payload_len, p.qos,
-						   p.props_len ? p.props_len : 1),
-				 atomic_load(&in->max_packet));
+		int n = snprintf(
+			notice, sizeof(notice),
+			"{\"topic\":\"%.*s\",\"bytes\":%zu,\"limit\":%u,\"why\":\"too_large\"}",
+			(int)(p.topic_len > 400 ? 400 : p.topic_len), p.topic,
+			mqtt_publish_size(p.topic_len, p.payload_len, p.qos,
+					  p.props_len ? p.props_len : 1),
+			atomic_load(&in->max_packet));
 
 		snprintf(topic, sizeof(topic), "%s/_daemon/%s/set_aside", in->root, in->client_id);
 		p.topic = topic;
@@ -1021,7 +1038,7 @@ after_read(void *ctx, char **buffer, int *buflen)
 		p.payload_len = n > 0 && (size_t)n < sizeof(notice) ? (size_t)n : 0;
 		p.qos = 0;
 		p.retained = 0;
-		if (p.props_len) {	/* not the original's properties: none */
+		if (p.props_len) { /* not the original's properties: none */
 			p.props = "";
 			p.props_len = 1;
 		}
@@ -1032,7 +1049,7 @@ after_read(void *ctx, char **buffer, int *buflen)
 	nb = mqtt_paho_publish_build(&p, MQTTAsync_malloc, &nlen);
 	free(owned);
 	if (!nb)
-		return 0;	/* out of memory: sent as it was */
+		return 0; /* out of memory: sent as it was */
 	MQTTAsync_free(*buffer);
 	*buffer = nb;
 	*buflen = (int)nlen;
@@ -1049,7 +1066,7 @@ send_message(struct mqtt_client *in, const char *topic, const void *payload, siz
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
 	int rc;
 
-	if (!in->client) {	/* a new client could not be made: see make_client */
+	if (!in->client) { /* a new client could not be made: see make_client */
 		atomic_fetch_add(&in->publish_failed, 1);
 		return -EAGAIN;
 	}
@@ -1119,8 +1136,8 @@ do_stop(struct mqtt_client *in, int timeout_ms)
 		 * are acknowledged before it (QoS 1 keeps order on one link). */
 		if (send_message(in, in->state_topic, "offline", 7, 1, 1, &tok) < 0)
 			log_warn("cannot publish our offline state");
-		else if (MQTTAsync_waitForCompletion(in->client, tok, (unsigned long)timeout_ms)
-			 != MQTTASYNC_SUCCESS)
+		else if (MQTTAsync_waitForCompletion(in->client, tok, (unsigned long)timeout_ms) !=
+			 MQTTASYNC_SUCCESS)
 			log_warn("the broker did not acknowledge our offline state within %d ms",
 				 timeout_ms);
 	}
@@ -1239,16 +1256,15 @@ out_run(struct mqtt_client *in, const struct out_cmd *c)
 		free(owned);
 		break;
 	}
-	case OUT_PAUSE:
-		pause_now(in);
-		break;
+	case OUT_PAUSE: pause_now(in); break;
 	case OUT_RESUME:
 	case OUT_CONNECT:
 		if (c->kind == OUT_CONNECT && atomic_load(&in->stopping))
 			break;
 		/* One connect at a time, and none on a live link (mqtt_client_tick
 		 * asks for none then; this holds for a resume too). */
-		if (atomic_load(&in->connecting) || (in->client && MQTTAsync_isConnected(in->client)))
+		if (atomic_load(&in->connecting) ||
+		    (in->client && MQTTAsync_isConnected(in->client)))
 			break;
 		if ((atomic_exchange(&in->rebuild, 0) || !in->client) && rebuild_client(in) < 0) {
 			atomic_store(&in->connect_failed, 1);
@@ -1309,8 +1325,8 @@ out_main(void *arg)
 }
 
 int
-mqtt_client_publish(struct mqtt_client *in, const char *topic, const void *payload,
-	       size_t len, int qos, int retained)
+mqtt_client_publish(struct mqtt_client *in, const char *topic, const void *payload, size_t len,
+		    int qos, int retained)
 {
 	size_t tlen = strlen(topic);
 	struct out_cmd *c;
@@ -1472,8 +1488,9 @@ mqtt_client_get_stats(struct mqtt_client *in, struct mqtt_client_stats *ret)
 		} else if (c >= MQTTREASONCODE_UNSPECIFIED_ERROR) {
 			if (ret->subs_refused++ == 0)
 				snprintf(ret->sub_refused, sizeof(ret->sub_refused), "%s (%s)",
-					 in->filters[i], mqtt_reason_text(c) ? mqtt_reason_text(c) :
-					 "unknown reason");
+					 in->filters[i],
+					 mqtt_reason_text(c) ? mqtt_reason_text(c) :
+							       "unknown reason");
 		} else if (c < 1) {
 			ret->subs_downgraded++;
 		} else {
@@ -1547,9 +1564,11 @@ mqtt_client_restore_replays(struct mqtt_client *in, uint64_t *ret_pos)
 		err = replay_load(in->replay, buf, len, spool_id(in->spool), &pos);
 		free(buf);
 	}
-	why = err == -ENOENT ? "there is none" : err == -EINVAL ?
-	      "it is damaged, or from another version" : err == -ESTALE ?
-	      "it is another spool's" : err < 0 ? strerror(-err) : NULL;
+	why = err == -ENOENT   ? "there is none" :
+		err == -EINVAL ? "it is damaged, or from another version" :
+		err == -ESTALE ? "it is another spool's" :
+		err < 0	       ? strerror(-err) :
+				 NULL;
 	from = err < 0 ? 0 : pos;
 	if (from < spool_first(in->spool)) {
 		/* records before the spool's first are gone: what the file
@@ -1566,7 +1585,8 @@ mqtt_client_restore_replays(struct mqtt_client *in, uint64_t *ret_pos)
 		from = spool_first(in->spool);
 	} else if (err < 0 && err != -ENOENT) {
 		log_warn("replay memory: cannot use the saved file (%s): rebuilt from the spool,"
-			 " which holds all it covered", why);
+			 " which holds all it covered",
+			 why);
 	}
 	if ((err = spool_reader_create(in->spool, from, &rd)) < 0) {
 		pthread_mutex_unlock(&in->replay_lock);
@@ -1576,8 +1596,8 @@ mqtt_client_restore_replays(struct mqtt_client *in, uint64_t *ret_pos)
 		if (!(rec.flags & SPOOL_RETAINED) || (rec.flags & SPOOL_DAMAGED))
 			continue;
 		if (replay_note(in->replay, replay_topic_hash(rec.topic, rec.topic_len),
-				replay_payload_hash(rec.payload, rec.payload_len,
-						    rec.orig_len)) < 0) {
+				replay_payload_hash(rec.payload, rec.payload_len, rec.orig_len)) <
+		    0) {
 			rc = -ENOMEM;
 			break;
 		}
@@ -1599,7 +1619,7 @@ mqtt_client_restore_replays(struct mqtt_client *in, uint64_t *ret_pos)
 			pktid_trim(in->pktid, in->noted_end);
 	}
 	if (records || err < 0)
-		in->replay_changes = 1;	/* save what was read (a file at the first start) */
+		in->replay_changes = 1; /* save what was read (a file at the first start) */
 	pthread_mutex_unlock(&in->replay_lock);
 	if (rc < 0)
 		return rc;
@@ -1618,13 +1638,13 @@ mqtt_client_save_replays(struct mqtt_client *in, uint64_t *ret_pos)
 	int err;
 
 	pthread_mutex_lock(&in->save_lock);
-	pthread_mutex_lock(&in->replay_lock);	/* held only to look or note */
+	pthread_mutex_lock(&in->replay_lock); /* held only to look or note */
 	pos = in->noted_end;
 	changes = in->replay_changes;
 	if (changes == in->replay_saved) {
 		pthread_mutex_unlock(&in->replay_lock);
 		pthread_mutex_unlock(&in->save_lock);
-		*ret_pos = pos;	/* nothing appended since the last save */
+		*ret_pos = pos; /* nothing appended since the last save */
 		return 0;
 	}
 	err = replay_copy(&in->replay_copy, in->replay);

@@ -27,12 +27,8 @@ mqtt_connack_reason(int code)
 	};
 	/* MQTT 3.1.1 §3.2.2.3, Table 3.1 (CONNACK return codes). */
 	static const char *const v311[] = {
-		"connection accepted",
-		"unacceptable protocol version",
-		"identifier rejected",
-		"server unavailable",
-		"bad user name or password",
-		"not authorized",
+		"connection accepted", "unacceptable protocol version", "identifier rejected",
+		"server unavailable",  "bad user name or password",	"not authorized",
 	};
 
 	if (code >= 1 && code <= 5)
@@ -119,8 +115,7 @@ mqtt_paho_publish_parse(const char *buf, size_t len, struct mqtt_paho_publish *r
 }
 
 char *
-mqtt_paho_publish_build(const struct mqtt_paho_publish *p, void *(*alloc)(size_t),
-			size_t *ret_len)
+mqtt_paho_publish_build(const struct mqtt_paho_publish *p, void *(*alloc)(size_t), size_t *ret_len)
 {
 	int type = MQTT_PAHO_PUBLISH, plen = (int)p->payload_len;
 	size_t len;

@@ -28,19 +28,19 @@
 
 #include "log.h"
 
-#define MAGIC 0x31504d43u	/* "CMP1" */
+#define MAGIC 0x31504d43u /* "CMP1" */
 #define HEADER 16
-#define MAX_ENTRY (256u << 20)	/* Paho's largest packet is 256 MiB */
+#define MAX_ENTRY (256u << 20) /* Paho's largest packet is 256 MiB */
 #define TMP_PREFIX ".tmp-"
 
-#define MAX_PACKET_FILE ".max_packet"	/* the broker's last maximum packet size */
+#define MAX_PACKET_FILE ".max_packet" /* the broker's last maximum packet size */
 #define TOO_LARGE_DIR "too_large"
 
 struct mqtt_persist {
 	char *dir;
 	_Atomic uint64_t written, write_failed, set_aside, read_failed, too_large;
 	_Atomic int last_errno;
-	_Atomic uint32_t max_packet;	/* bytes; 0: none known */
+	_Atomic uint32_t max_packet; /* bytes; 0: none known */
 };
 
 /* A PUBLISH sent and awaiting its PUBACK: Paho's keys "s-N" (MQTT 3) and
@@ -154,7 +154,8 @@ set_aside(struct mqtt_persist *p, const char *name)
 	move_entry(p, name, "broken");
 	atomic_fetch_add(&p->set_aside, 1);
 	log_err("outbound MQTT queue: entry %s in %s is cut or damaged (a full disk or a power loss);"
-		" set aside in %s/broken: that queued alert or notice is lost", name, p->dir, p->dir);
+		" set aside in %s/broken: that queued alert or notice is lost",
+		name, p->dir, p->dir);
 }
 
 /* Moves the sent PUBLISH `name` (`len` bytes, over the broker's maximum
@@ -171,9 +172,10 @@ set_aside_too_large(struct mqtt_persist *p, const char *name, const char *data, 
 	move_entry(p, name, TOO_LARGE_DIR);
 	atomic_fetch_add(&p->too_large, 1);
 	log_err("outbound MQTT queue: the message in flight on %.*s (%d bytes, entry %s) is over the"
-		" broker's maximum packet size of %u bytes; set aside in %s/" TOO_LARGE_DIR ", not sent"
-		" again (an alert stays in PostgreSQL)", (int)(tlen > 400 ? 400 : tlen), topic, len,
-		name, max, p->dir);
+		" broker's maximum packet size of %u bytes; set aside in %s/" TOO_LARGE_DIR
+		", not sent"
+		" again (an alert stays in PostgreSQL)",
+		(int)(tlen > 400 ? 400 : tlen), topic, len, name, max, p->dir);
 }
 
 static int
@@ -202,8 +204,9 @@ p_open(void **handle, const char *client_id, const char *uri, void *context)
 
 		if (de->d_name[0] == '.') {
 			if (strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0 &&
-			    snprintf(path, sizeof(path), "%s/%s", p->dir, de->d_name) < (int)sizeof(path))
-				unlink(path);	/* a write that never completed */
+			    snprintf(path, sizeof(path), "%s/%s", p->dir, de->d_name) <
+				    (int)sizeof(path))
+				unlink(path); /* a write that never completed */
 			continue;
 		}
 		if (path_of(p, de->d_name, path, sizeof(path)) < 0)
@@ -299,7 +302,8 @@ p_put(void *handle, char *key, int bufcount, char *buffers[], int buflens[])
 fail:
 	if (atomic_exchange(&p->last_errno, err) != err)
 		log_err("outbound MQTT queue: cannot write %s: %s; the message stays in memory only"
-			" (lost if cordond stops before the broker takes it)", path, strerror(err));
+			" (lost if cordond stops before the broker takes it)",
+			path, strerror(err));
 	atomic_fetch_add(&p->write_failed, 1);
 	return MQTTCLIENT_PERSISTENCE_ERROR;
 }
@@ -319,7 +323,8 @@ p_get(void *handle, char *key, char **buffer, int *buflen)
 		 * us (the directory deleted, the file damaged). */
 		atomic_fetch_add(&p->read_failed, 1);
 		log_err("outbound MQTT queue: entry %s cannot be read (%s): that queued alert or"
-			" notice is lost", path, strerror(errno));
+			" notice is lost",
+			path, strerror(errno));
 		return MQTTCLIENT_PERSISTENCE_ERROR;
 	}
 	*buffer = data;
@@ -359,7 +364,8 @@ p_keys(void *handle, char ***keys, int *nkeys)
 		    strcmp(de->d_name, TOO_LARGE_DIR) == 0)
 			continue;
 		if (n == cap) {
-			char **nl = MQTTAsync_malloc((size_t)(cap = cap ? cap * 2 : 16) * sizeof(*nl));
+			char **nl =
+				MQTTAsync_malloc((size_t)(cap = cap ? cap * 2 : 16) * sizeof(*nl));
 
 			if (!nl)
 				goto fail;
@@ -433,8 +439,14 @@ mqtt_persist_create(const char *dir, struct mqtt_persist **ret_persist,
 		fclose(f);
 	}
 	*ret_paho = (MQTTClient_persistence){
-		.context = p, .popen = p_open, .pclose = p_close, .pput = p_put, .pget = p_get,
-		.premove = p_remove, .pkeys = p_keys, .pclear = p_clear,
+		.context = p,
+		.popen = p_open,
+		.pclose = p_close,
+		.pput = p_put,
+		.pget = p_get,
+		.premove = p_remove,
+		.pkeys = p_keys,
+		.pclear = p_clear,
 		.pcontainskey = p_containskey,
 	};
 	*ret_persist = p;
@@ -484,8 +496,9 @@ mqtt_persist_set_max_packet(struct mqtt_persist *p, uint32_t max)
 		char path[PATH_MAX];
 		struct stat st;
 
-		if (is_sent_publish(de->d_name) && path_of(p, de->d_name, path, sizeof(path)) == 0 &&
-		    stat(path, &st) == 0 && st.st_size > HEADER && (uint64_t)st.st_size - HEADER > max)
+		if (is_sent_publish(de->d_name) &&
+		    path_of(p, de->d_name, path, sizeof(path)) == 0 && stat(path, &st) == 0 &&
+		    st.st_size > HEADER && (uint64_t)st.st_size - HEADER > max)
 			over++;
 	}
 	closedir(d);

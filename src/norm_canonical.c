@@ -18,12 +18,12 @@ int
 norm_canonical_shape(json_t *root)
 {
 	return json_is_object(root) && !json_object_get(root, "temp") &&
-	       (json_object_get(root, "temp_c") || json_object_get(root, "ts"));
+		(json_object_get(root, "temp_c") || json_object_get(root, "ts"));
 }
 
 int
-norm_canonical_gate(const struct norm_msg *msg, json_t *root,
-		    struct event *events, size_t max, struct norm_result *ret)
+norm_canonical_gate(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+		    struct norm_result *ret)
 {
 	struct event *ev = &events[0];
 	char id[NORM_ID_MAX + 1] = "";
@@ -83,8 +83,9 @@ norm_canonical_gate(const struct norm_msg *msg, json_t *root,
 		return norm_reject(ret, "bad_field", "person is not a short string");
 	who |= norm_names_someone(v);
 	/* temp_c null ("not screened") is kept whoever passed, as before. */
-	if (!temp && norm_pass_without_reading(ev, who, 1, ret,
-					       "no temp_c, and no card or person: not a pass") < 0)
+	if (!temp &&
+	    norm_pass_without_reading(ev, who, 1, ret,
+				      "no temp_c, and no card or person: not a pass") < 0)
 		return 0;
 	v = json_object_get(root, "mask");
 	if (json_is_boolean(v))

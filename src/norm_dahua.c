@@ -66,8 +66,8 @@ static int
 event_shape(json_t *e)
 {
 	return json_is_object(e) && json_is_object(data_of(e)) &&
-	       (json_object_get(e, "Action") || json_object_get(e, "action") ||
-		json_object_get(e, "Code"));
+		(json_object_get(e, "Action") || json_object_get(e, "action") ||
+		 json_object_get(e, "Code"));
 }
 
 /* params.eventList of a client.notifyEventStream, or NULL. */
@@ -129,7 +129,7 @@ static int
 names_someone(json_t *data)
 {
 	return norm_names_someone(json_object_get(data, "CardNo")) ||
-	       norm_names_someone(json_object_get(data, "UserID"));
+		norm_names_someone(json_object_get(data, "UserID"));
 }
 
 /* 1 when an event of an eventList is not a pass: an object whose Data
@@ -178,37 +178,44 @@ dahua_event(const struct norm_msg *msg, json_t *e, const char *where, size_t ind
 	v = json_object_get(data, "RecNo");
 	if (v && !json_is_null(v) && norm_copy_id(id, v) < 0)
 		return norm_reject(ret, "bad_field", "%sRecNo is not a short string or integer",
-				   where) - 1;
+				   where) -
+			1;
 
 	v = json_object_get(data, "RealUTC");
 	if (!v || json_is_null(v))
 		v = json_object_get(data, "UTC");
 	if (v && !json_is_null(v)) {
 		if (norm_epoch(v, &ev->device_us) < 0)
-			return norm_reject(ret, "bad_time", "%sUTC is not epoch seconds", where) - 1;
+			return norm_reject(ret, "bad_time", "%sUTC is not epoch seconds", where) -
+				1;
 	} else {
 		v = json_object_get(data, "LocaleTime");
 		if (!v || json_is_null(v))
-			return norm_reject(ret, "missing_time", "%sno UTC or LocaleTime", where) - 1;
+			return norm_reject(ret, "missing_time", "%sno UTC or LocaleTime", where) -
+				1;
 		if (!json_is_string(v) || norm_json_time(msg, v, &ev->device_us) < 0)
 			return norm_reject(ret, "bad_time", "%sLocaleTime is not a local time",
-					   where) - 1;
+					   where) -
+				1;
 	}
 
 	temp = json_object_get(data, "ManTemperatureInfo");
 	if (temp && !json_is_null(temp) && !json_is_object(temp))
 		return norm_reject(ret, "bad_temperature", "%sManTemperatureInfo is not an object",
-				   where) - 1;
+				   where) -
+			1;
 	if (!json_is_object(temp))
 		temp = data;
 	v = json_object_get(temp, "CurrentTemperature");
 	if (v && !json_is_null(v)) {
 		if (norm_json_number(v, &t) < 0)
-			return norm_reject(ret, "bad_temperature", "%sCurrentTemperature is not a number",
-					   where) - 1;
+			return norm_reject(ret, "bad_temperature",
+					   "%sCurrentTemperature is not a number", where) -
+				1;
 		if (temperature_unit(json_object_get(temp, "TemperatureUnit"), &unit) < 0)
 			return norm_reject(ret, "bad_temperature",
-					   "%sTemperatureUnit is not -1, 0, 1 or 2", where) - 1;
+					   "%sTemperatureUnit is not -1, 0, 1 or 2", where) -
+				1;
 		if (norm_set_temp_unit(ev, t, unit) < 0)
 			return norm_reject_temp(ret, t, "%sCurrentTemperature", where) - 1;
 		if (is_set(json_object_get(temp, "IsOverTemperature")))
@@ -224,12 +231,13 @@ dahua_event(const struct norm_msg *msg, json_t *e, const char *where, size_t ind
 
 		if (norm_copy_id(person, v) < 0)
 			return norm_reject(ret, "bad_field", "%sUserID is not a short string",
-					   where) - 1;
+					   where) -
+				1;
 		norm_set_person(msg, ev, person);
 	}
-	if (norm_pass_without_reading(ev, names_someone(data), 1, ret,
-				      "%sno CurrentTemperature, and no CardNo or UserID: not a pass",
-				      where) < 0)
+	if (norm_pass_without_reading(
+		    ev, names_someone(data), 1, ret,
+		    "%sno CurrentTemperature, and no CardNo or UserID: not a pass", where) < 0)
 		return -1;
 	s = json_string_value(json_object_get(data, "Type"));
 	if (s && strcmp(s, "Entry") == 0)
@@ -251,7 +259,8 @@ notify_stream(const struct norm_msg *msg, json_t *list, struct event *events, si
 	size_t i, n = 0, nopass = 0;
 	json_t *e;
 
-	json_array_foreach(list, i, e) {
+	json_array_foreach(list, i, e)
+	{
 		if (json_is_object(e) && !is_access(e))
 			continue;
 		if (not_a_pass(e)) {
@@ -260,7 +269,8 @@ notify_stream(const struct norm_msg *msg, json_t *list, struct event *events, si
 		}
 		if (n == max)
 			return norm_reject(ret, "too_many_events",
-					   "params.eventList holds more than %zu access events", max);
+					   "params.eventList holds more than %zu access events",
+					   max);
 		snprintf(where, sizeof(where), "eventList[%zu]: ", i);
 		if (dahua_event(msg, e, where, i, &events[n], ret) < 0)
 			return 0;
@@ -270,14 +280,15 @@ notify_stream(const struct norm_msg *msg, json_t *list, struct event *events, si
 		return norm_reject(ret, "no_events",
 				   "client.notifyEventStream with no AccessControl pass or reading"
 				   " (%zu elements in params.eventList, %zu AccessControl without a"
-				   " reading naming nobody)", json_array_size(list), nopass);
+				   " reading naming nobody)",
+				   json_array_size(list), nopass);
 	ret->nevents = n;
 	return 0;
 }
 
 int
-norm_dahua_gate(const struct norm_msg *msg, json_t *root, struct event *events,
-		size_t max, struct norm_result *ret)
+norm_dahua_gate(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+		struct norm_result *ret)
 {
 	const char *s;
 
@@ -295,8 +306,8 @@ norm_dahua_gate(const struct norm_msg *msg, json_t *root, struct event *events,
 
 		snprintf(code, sizeof(code), "%s", s);
 		normalize_utf8_trim(code);
-		return norm_reject(ret, "unknown_format", "Dahua event code %s is not AccessControl",
-				   code);
+		return norm_reject(ret, "unknown_format",
+				   "Dahua event code %s is not AccessControl", code);
 	}
 	if (dahua_event(msg, root, "", 0, &events[0], ret) < 0)
 		return 0;

@@ -65,7 +65,8 @@ diy_object(json_t *o)
 
 	if (!json_is_object(o) || !json_object_get(o, "temp"))
 		return 0;
-	json_object_foreach(o, k, v) {
+	json_object_foreach(o, k, v)
+	{
 		if (strcmp(k, "temp") != 0 && strcmp(k, "ts") != 0 && strcmp(k, "id") != 0 &&
 		    strcmp(k, "card") != 0)
 			return 0;
@@ -89,9 +90,7 @@ norm_diy_shape(json_t *root)
 		return diy_item(root);
 	if (json_array_size(root) == 0)
 		return 0;
-	json_array_foreach(root, i, v)
-		if (!diy_item(v))
-			return 0;
+	json_array_foreach(root, i, v) if (!diy_item(v)) return 0;
 	return 1;
 }
 
@@ -118,10 +117,9 @@ is_tasmota(json_t *o)
 
 	if (json_is_object(json_object_get(o, "StatusSNS")) || json_object_get(o, "Time"))
 		return 1;
-	json_object_foreach(o, k, v)
-		if (json_is_object(v) && (json_object_get(v, "OBJTMP") ||
-					  json_object_get(v, "Temperature")))
-			return 1;
+	json_object_foreach(o, k, v) if (json_is_object(v) &&
+					 (json_object_get(v, "OBJTMP") ||
+					  json_object_get(v, "Temperature"))) return 1;
 	return 0;
 }
 
@@ -141,12 +139,14 @@ tasmota_reading(const struct norm_msg *msg, json_t *o, size_t i, struct event *e
 	if (v && !json_is_null(v) && norm_json_time(msg, v, &ev->device_us) < 0)
 		return norm_reject(ret, "bad_time", "reading %zu: Time is not a time", i) - 1;
 	if (v && !json_is_null(v))
-		ev->flags &= ~(unsigned)FLAG_TS_RECEIVED;	/* a time of its own */
+		ev->flags &= ~(unsigned)FLAG_TS_RECEIVED; /* a time of its own */
 	v = json_object_get(o, "TempUnit");
 	if (v && !json_is_null(v) && tasmota_unit(v, unit) < 0)
 		return norm_reject(ret, "bad_temperature", "reading %zu: TempUnit is not C or F",
-				   i) - 1;
-	json_object_foreach(o, k, v) {
+				   i) -
+			1;
+	json_object_foreach(o, k, v)
+	{
 		/* The chip's own temperature (SetOption146), never a body. */
 		if (strcmp(k, "ESP32") == 0) {
 			chip = 1;
@@ -167,11 +167,15 @@ tasmota_reading(const struct norm_msg *msg, json_t *o, size_t i, struct event *e
 	if (n > 1)
 		return norm_reject(ret, "bad_temperature",
 				   "reading %zu: %d sensors report Temperature (%.40s, ...), "
-				   "none an infrared OBJTMP", i, n, sensor) - 1;
+				   "none an infrared OBJTMP",
+				   i, n, sensor) -
+			1;
 	if (!temp || json_is_null(temp))
 		return norm_reject(ret, "missing_temperature",
 				   "reading %zu: no sensor reports OBJTMP or Temperature%s", i,
-				   chip ? " (the ESP32 chip's own Temperature is not a reading)" : "") - 1;
+				   chip ? " (the ESP32 chip's own Temperature is not a reading)" :
+					  "") -
+			1;
 	*ret_temp = temp;
 	return 0;
 }
@@ -219,31 +223,36 @@ diy_event(const struct norm_msg *msg, json_t *e, size_t i, struct event *ev,
 		/* ESPHome's "id" names the sensor, not the reading: not a key. */
 		if (!temp)
 			return norm_reject(ret, "missing_temperature", "reading %zu: value is null",
-					   i) - 1;
+					   i) -
+				1;
 	} else if (json_is_object(e)) {
 		v = json_object_get(e, "id");
 		if (v && !json_is_null(v) && norm_copy_id(id, v) < 0)
-			return norm_reject(ret, "bad_field", "reading %zu: id is not a short string", i) - 1;
+			return norm_reject(ret, "bad_field",
+					   "reading %zu: id is not a short string", i) -
+				1;
 		v = json_object_get(e, "ts");
 		if (v && !json_is_null(v) && norm_json_time(msg, v, &ev->device_us) < 0)
 			return norm_reject(ret, "bad_time", "reading %zu: ts is not a time", i) - 1;
 		if (v && !json_is_null(v))
-			ev->flags &= ~(unsigned)FLAG_TS_RECEIVED;	/* a time of its own */
+			ev->flags &= ~(unsigned)FLAG_TS_RECEIVED; /* a time of its own */
 		v = json_object_get(e, "card");
 		if (v && !json_is_null(v) && norm_copy_id(ev->card, v) < 0)
-			return norm_reject(ret, "bad_field", "reading %zu: card is not a short string",
-					   i) - 1;
+			return norm_reject(ret, "bad_field",
+					   "reading %zu: card is not a short string", i) -
+				1;
 		temp = json_object_get(e, "temp");
 		if (!temp || json_is_null(temp)) {
-			if (norm_pass_without_reading(ev, norm_names_someone(v), 1, ret,
-						      "reading %zu has no temp, and no card: not a pass",
-						      i) < 0)
+			if (norm_pass_without_reading(
+				    ev, norm_names_someone(v), 1, ret,
+				    "reading %zu has no temp, and no card: not a pass", i) < 0)
 				return -1;
 			return norm_finish_event(msg, ev, id, i, ret);
 		}
 	} else if (!json_is_number(e) && !json_is_string(e)) {
 		return norm_reject(ret, "bad_temperature",
-				   "reading %zu is neither a number nor an object", i) - 1;
+				   "reading %zu is neither a number nor an object", i) -
+			1;
 	}
 	if (norm_json_number(temp, &t) < 0)
 		return norm_reject(ret, "bad_temperature", "reading %zu is not a number", i) - 1;
@@ -253,8 +262,8 @@ diy_event(const struct norm_msg *msg, json_t *e, size_t i, struct event *ev,
 }
 
 int
-norm_diy_gate(const struct norm_msg *msg, json_t *root, struct event *events,
-	      size_t max, struct norm_result *ret)
+norm_diy_gate(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+	      struct norm_result *ret)
 {
 	size_t n = json_is_array(root) ? json_array_size(root) : 1;
 

@@ -52,8 +52,9 @@ int
 norm_ezviz_shape(json_t *root)
 {
 	return json_is_object(root) &&
-	       (json_is_string(json_object_get(root, "content")) ||
-		(json_is_object(json_object_get(root, "header")) && json_object_get(root, "body")));
+		(json_is_string(json_object_get(root, "content")) ||
+		 (json_is_object(json_object_get(root, "header")) &&
+		  json_object_get(root, "body")));
 }
 
 /* One event (body, or an element of body or content) into *ev. `where`
@@ -62,8 +63,8 @@ norm_ezviz_shape(json_t *root)
  * lone event, "<messageId>:<i>" for element i; "" without a messageId),
  * is the record key. 0, or -1 with the reject set. */
 static int
-ezviz_event(const struct norm_msg *msg, json_t *e, const char *where, const char *type,
-	    size_t i, const char *key, struct event *ev, struct norm_result *ret)
+ezviz_event(const struct norm_msg *msg, json_t *e, const char *where, const char *type, size_t i,
+	    const char *key, struct event *ev, struct norm_result *ret)
 {
 	char id[NORM_RECORD_MAX + 1] = "";
 	enum temp_unit unit;
@@ -87,8 +88,11 @@ ezviz_event(const struct norm_msg *msg, json_t *e, const char *where, const char
 
 		snprintf(t40, sizeof(t40), "%s", type);
 		normalize_utf8_trim(t40);
-		return norm_reject(ret, "missing_time", "%s has no faceTime: header.type %s is"
-				   " not a face/temperature message (ys.open.face)", where, t40) - 1;
+		return norm_reject(ret, "missing_time",
+				   "%s has no faceTime: header.type %s is"
+				   " not a face/temperature message (ys.open.face)",
+				   where, t40) -
+			1;
 	}
 	if (!v || json_is_null(v))
 		return norm_reject(ret, "missing_time", "%s has no faceTime", where) - 1;
@@ -97,18 +101,20 @@ ezviz_event(const struct norm_msg *msg, json_t *e, const char *where, const char
 
 	temp = json_object_get(e, "temperature");
 	if (temp && !json_is_null(temp) && !json_is_object(temp))
-		return norm_reject(ret, "bad_temperature",
-				   "%s.temperature is not an object", where) - 1;
+		return norm_reject(ret, "bad_temperature", "%s.temperature is not an object",
+				   where) -
+			1;
 	v = json_object_get(temp, "currTemperature");
 	if (v && !json_is_null(v)) {
 		if (norm_json_number(v, &t) < 0 ||
 		    norm_thermometry_unit(json_object_get(temp, "thermometryUnit"), &unit) < 0)
 			return norm_reject(ret, "bad_temperature",
 					   "%s.temperature is not a number in a known unit",
-					   where) - 1;
+					   where) -
+				1;
 		if (norm_set_temp_unit(ev, t, unit) < 0)
-			return norm_reject_temp(ret, t, "%s.temperature.currTemperature",
-						where) - 1;
+			return norm_reject_temp(ret, t, "%s.temperature.currTemperature", where) -
+				1;
 		v = json_object_get(temp, "isAbnomalTemperature");
 		if (!v)
 			v = json_object_get(temp, "isAbnormalTemperature");
@@ -125,12 +131,14 @@ ezviz_event(const struct norm_msg *msg, json_t *e, const char *where, const char
 		char person[NORM_ID_MAX + 1];
 
 		if (norm_copy_id(person, v) < 0)
-			return norm_reject(ret, "bad_field",
-					   "%s.employeeNo is not a short string", where) - 1;
+			return norm_reject(ret, "bad_field", "%s.employeeNo is not a short string",
+					   where) -
+				1;
 		norm_set_person(msg, ev, person);
 		who |= norm_names_someone(v);
 	}
-	if (norm_pass_without_reading(ev, who, 1, ret, "%s has no temperature."
+	if (norm_pass_without_reading(ev, who, 1, ret,
+				      "%s has no temperature."
 				      "currTemperature, and no cardNo or employeeNo: not a pass",
 				      where) < 0)
 		return -1;
@@ -140,8 +148,8 @@ ezviz_event(const struct norm_msg *msg, json_t *e, const char *where, const char
 }
 
 int
-norm_ezviz_gate(const struct norm_msg *msg, json_t *root, struct event *events,
-		size_t max, struct norm_result *ret)
+norm_ezviz_gate(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+		struct norm_result *ret)
 {
 	char message_id[NORM_ID_MAX + 1] = "", key[NORM_RECORD_MAX + 1], where[32];
 	json_t *content, *list, *header, *v;

@@ -72,7 +72,6 @@
 
 #include "normalize_internal.h"
 
-
 /* The only element of a one-element array, else v itself. */
 static json_t *
 only_element(json_t *v)
@@ -89,8 +88,10 @@ xml_alert(json_t *root)
 	json_t *alert = json_object_get(root, "EventNotificationAlert");
 
 	return json_is_object(alert) &&
-	       json_is_object(only_element(json_object_get(alert, "AccessControllerEvent")))
-	       ? alert : NULL;
+			json_is_object(
+				only_element(json_object_get(alert, "AccessControllerEvent"))) ?
+		alert :
+		NULL;
 }
 
 /* A new object of o's members with each one-element array replaced by
@@ -105,7 +106,8 @@ xml_unwrap(json_t *o)
 
 	if (!ret)
 		return NULL;
-	json_object_foreach(o, k, v) {
+	json_object_foreach(o, k, v)
+	{
 		if (strcmp(k, "$") == 0)
 			continue;
 		if (json_object_set(ret, k, only_element(v)) < 0) {
@@ -128,9 +130,9 @@ norm_hikvision_shape(json_t *root)
 	if (json_object_get(root, "currTemperature"))
 		return 1;
 	return json_object_get(root, "serialNo") &&
-	       (json_object_get(root, "majorEventType") || json_object_get(root, "subEventType") ||
-		json_object_get(root, "major") || json_object_get(root, "minor") ||
-		json_object_get(root, "cardNo"));
+		(json_object_get(root, "majorEventType") || json_object_get(root, "subEventType") ||
+		 json_object_get(root, "major") || json_object_get(root, "minor") ||
+		 json_object_get(root, "cardNo"));
 }
 
 static int
@@ -172,7 +174,7 @@ static int
 names_someone(json_t *rec)
 {
 	return norm_names_someone(json_object_get(rec, "cardNo")) ||
-	       norm_names_someone(person_of(rec));
+		norm_names_someone(person_of(rec));
 }
 
 /* One record `rec` into *ev: its own "time", else `when` (the envelope's
@@ -183,8 +185,8 @@ names_someone(json_t *rec)
  * missing_temperature (see the top of the file). Returns 0, or -1 with
  * the reject set. */
 static int
-hik_record(const struct norm_msg *msg, json_t *rec, json_t *when, const char *where,
-	   size_t index, struct event *ev, struct norm_result *ret)
+hik_record(const struct norm_msg *msg, json_t *rec, json_t *when, const char *where, size_t index,
+	   struct event *ev, struct norm_result *ret)
 {
 	char id[NORM_ID_MAX + 1] = "";
 	enum temp_unit unit;
@@ -200,7 +202,8 @@ hik_record(const struct norm_msg *msg, json_t *rec, json_t *when, const char *wh
 	v = json_object_get(rec, "serialNo");
 	if (v && !json_is_null(v) && norm_copy_id(id, v) < 0)
 		return norm_reject(ret, "bad_field", "%sserialNo is not a short string or integer",
-				   where) - 1;
+				   where) -
+			1;
 
 	if (!when || json_is_null(when))
 		return norm_reject(ret, "missing_time", "%sno time or dateTime", where) - 1;
@@ -210,12 +213,15 @@ hik_record(const struct norm_msg *msg, json_t *rec, json_t *when, const char *wh
 	v = json_object_get(rec, "currTemperature");
 	if (v && !json_is_null(v)) {
 		if (norm_json_number(v, &t) < 0)
-			return norm_reject(ret, "bad_temperature", "%scurrTemperature is not a number",
-					   where) - 1;
-		if (norm_thermometry_unit(json_object_get(rec, "thermometryUnit"), &unit) < 0)
 			return norm_reject(ret, "bad_temperature",
-					   "%sthermometryUnit is not celsius, fahrenheit, kelvin or 0-2",
-					   where) - 1;
+					   "%scurrTemperature is not a number", where) -
+				1;
+		if (norm_thermometry_unit(json_object_get(rec, "thermometryUnit"), &unit) < 0)
+			return norm_reject(
+				       ret, "bad_temperature",
+				       "%sthermometryUnit is not celsius, fahrenheit, kelvin or 0-2",
+				       where) -
+				1;
 		if (norm_set_temp_unit(ev, t, unit) < 0)
 			return norm_reject_temp(ret, t, "%scurrTemperature", where) - 1;
 	}
@@ -228,14 +234,16 @@ hik_record(const struct norm_msg *msg, json_t *rec, json_t *when, const char *wh
 		char person[NORM_ID_MAX + 1];
 
 		if (norm_copy_id(person, v) < 0)
-			return norm_reject(ret, "bad_field", "%semployeeNoString is not a short string",
-					   where) - 1;
+			return norm_reject(ret, "bad_field",
+					   "%semployeeNoString is not a short string", where) -
+				1;
 		norm_set_person(msg, ev, person);
 	}
 	who = names_someone(rec);
 	if (norm_pass_without_reading(ev, who, is_access(rec), ret, "%sno currTemperature, and %s",
-				      where, who ? "the major event type is not 5 (access)" :
-				      "no cardNo or employeeNo: not a pass") < 0)
+				      where,
+				      who ? "the major event type is not 5 (access)" :
+					    "no cardNo or employeeNo: not a pass") < 0)
 		return -1;
 	ev->mask = (int8_t)norm_json_mask(json_object_get(rec, "mask"));
 	if (is_set(json_object_get(rec, "isAbnomalTemperature")) ||
@@ -262,10 +270,11 @@ search_response(const struct norm_msg *msg, json_t *acs, struct event *events, s
 	normalize_utf8_trim(st);
 	if (list && !json_is_null(list) && !json_is_array(list))
 		return norm_reject(ret, "bad_field", "AcsEvent.InfoList is not an array");
-	json_array_foreach(list, i, rec) {
+	json_array_foreach(list, i, rec)
+	{
 		if (!json_is_object(rec))
-			return norm_reject(ret, "not_object", "AcsEvent.InfoList[%zu] is not an object",
-					   i);
+			return norm_reject(ret, "not_object",
+					   "AcsEvent.InfoList[%zu] is not an object", i);
 		if (!is_access(rec))
 			continue;
 		v = json_object_get(rec, "currTemperature");
@@ -275,7 +284,8 @@ search_response(const struct norm_msg *msg, json_t *acs, struct event *events, s
 		}
 		if (n == max)
 			return norm_reject(ret, "too_many_events",
-					   "AcsEvent.InfoList holds more than %zu access events", max);
+					   "AcsEvent.InfoList holds more than %zu access events",
+					   max);
 		snprintf(where, sizeof(where), "InfoList[%zu]: ", i);
 		if (hik_record(msg, rec, NULL, where, i, &events[n], ret) < 0)
 			return 0;
@@ -285,14 +295,15 @@ search_response(const struct norm_msg *msg, json_t *acs, struct event *events, s
 		return norm_reject(ret, "no_events",
 				   "AcsEvent search response with no pass or reading in InfoList"
 				   " (%zu elements, %zu access events without a reading naming"
-				   " nobody, responseStatusStrg %s)", json_array_size(list), nopass, st);
+				   " nobody, responseStatusStrg %s)",
+				   json_array_size(list), nopass, st);
 	ret->nevents = n;
 	return 0;
 }
 
 int
-norm_hikvision_gate(const struct norm_msg *msg, json_t *root, struct event *events,
-		    size_t max, struct norm_result *ret)
+norm_hikvision_gate(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+		    struct norm_result *ret)
 {
 	json_t *rec, *acs;
 

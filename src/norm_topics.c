@@ -91,10 +91,13 @@ event_time(const struct norm_msg *msg, json_t *root, struct event *ev, int optio
 static enum gate_state
 state_from(const char *s, size_t len)
 {
-	static const struct { const char *word; enum gate_state state; } words[] = {
-		{ "online", STATE_ONLINE }, { "offline", STATE_OFFLINE },
-		{ "open", STATE_OPEN }, { "closed", STATE_CLOSED }, { "forced", STATE_FORCED },
-		{ "true", STATE_ONLINE }, { "false", STATE_OFFLINE },
+	static const struct {
+		const char *word;
+		enum gate_state state;
+	} words[] = {
+		{ "online", STATE_ONLINE }, { "offline", STATE_OFFLINE }, { "open", STATE_OPEN },
+		{ "closed", STATE_CLOSED }, { "forced", STATE_FORCED },	  { "true", STATE_ONLINE },
+		{ "false", STATE_OFFLINE },
 	};
 
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
@@ -142,7 +145,8 @@ norm_status(const struct norm_msg *msg, json_t *root, struct event *events, size
 		norm_time_received(msg, ev);
 	} else {
 		if (!json_is_object(root))
-			return norm_reject(ret, "not_object", "the payload is JSON but not an object");
+			return norm_reject(ret, "not_object",
+					   "the payload is JSON but not an object");
 		v = json_object_get(root, "state");
 		if (!json_is_string(v) && !json_is_boolean(v))
 			return norm_reject(ret, "bad_state", "no state");
@@ -160,8 +164,8 @@ norm_status(const struct norm_msg *msg, json_t *root, struct event *events, size
 }
 
 int
-norm_disinfection(const struct norm_msg *msg, json_t *root, struct event *events,
-		  size_t max, struct norm_result *ret)
+norm_disinfection(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+		  struct norm_result *ret)
 {
 	struct event *ev;
 	char id[NORM_ID_MAX + 1];
@@ -257,11 +261,13 @@ norm_check(const struct norm_msg *msg, json_t *root, struct event *events, size_
 
 		if (!json_is_array(v))
 			return norm_reject(ret, "bad_field", "symptoms is not an array of strings");
-		json_array_foreach(v, i, sym) {
+		json_array_foreach(v, i, sym)
+		{
 			char one[NORM_ID_MAX + 1];
 
 			if (norm_copy_id(one, sym) < 0 || strchr(one, ','))
-				return norm_reject(ret, "bad_field", "symptom %zu is not a short word", i);
+				return norm_reject(ret, "bad_field",
+						   "symptom %zu is not a short word", i);
 			if (n + strlen(one) + 2 > sizeof(ev->text))
 				break;
 			n += (size_t)snprintf(ev->text + n, sizeof(ev->text) - n, "%s%s",

@@ -85,7 +85,7 @@ error_reply(json_t *root)
 	json_t *code = json_object_get(root, "errcode");
 
 	return json_is_integer(code) && json_integer_value(code) != 0 &&
-	       json_is_string(json_object_get(root, "errmsg"));
+		json_is_string(json_object_get(root, "errmsg"));
 }
 
 /* The "xml" object of a device_temperature_data_report callback as an
@@ -115,8 +115,8 @@ int
 norm_wecom_shape(json_t *root)
 {
 	return json_is_object(root) &&
-	       (json_is_array(json_object_get(root, "temperature_data")) || items_reply(root) ||
-		xml_callback(root) || error_reply(root));
+		(json_is_array(json_object_get(root, "temperature_data")) || items_reply(root) ||
+		 xml_callback(root) || error_reply(root));
 }
 
 /* The person's id, by precedence: the first present and non-empty. */
@@ -126,8 +126,8 @@ static const char *const id_keys[] = { "userid", "open_userid", "user_id" };
  * ("temperature_data", "temperature_data.items"). 0, or -1 with the
  * reject set. */
 static int
-wecom_event(const struct norm_msg *msg, json_t *e, const char *list, size_t i,
-	    struct event *ev, struct norm_result *ret)
+wecom_event(const struct norm_msg *msg, json_t *e, const char *list, size_t i, struct event *ev,
+	    struct norm_result *ret)
 {
 	json_int_t code;
 	json_t *v;
@@ -141,16 +141,19 @@ wecom_event(const struct norm_msg *msg, json_t *e, const char *list, size_t i,
 	if (!v || json_is_null(v))
 		return norm_reject(ret, "missing_time", "%s[%zu] has no timestamp", list, i) - 1;
 	if (norm_epoch(v, &ev->device_us) < 0)
-		return norm_reject(ret, "bad_time",
-				   "%s[%zu].timestamp is not epoch time", list, i) - 1;
+		return norm_reject(ret, "bad_time", "%s[%zu].timestamp is not epoch time", list,
+				   i) -
+			1;
 
 	v = json_object_get(e, "temperature");
 	if (!v || json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0))
-		return norm_reject(ret, "missing_temperature",
-				   "%s[%zu] has no temperature", list, i) - 1;
+		return norm_reject(ret, "missing_temperature", "%s[%zu] has no temperature", list,
+				   i) -
+			1;
 	if (norm_json_number(v, &t) < 0)
-		return norm_reject(ret, "bad_temperature",
-				   "%s[%zu].temperature is not a number", list, i) - 1;
+		return norm_reject(ret, "bad_temperature", "%s[%zu].temperature is not a number",
+				   list, i) -
+			1;
 	if (norm_set_temp_unit(ev, t, UNIT_CELSIUS) < 0)
 		return norm_reject_temp(ret, t, "%s[%zu].temperature", list, i) - 1;
 
@@ -165,9 +168,9 @@ wecom_event(const struct norm_msg *msg, json_t *e, const char *list, size_t i,
 		if (!v || json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0))
 			continue;
 		if (norm_copy_id(person, v) < 0)
-			return norm_reject(ret, "bad_field",
-					   "%s[%zu].%s is not a short string", list, i,
-					   id_keys[k]) - 1;
+			return norm_reject(ret, "bad_field", "%s[%zu].%s is not a short string",
+					   list, i, id_keys[k]) -
+				1;
 		norm_set_person(msg, ev, person);
 		break;
 	}
@@ -194,8 +197,10 @@ static json_t *
 xml_items(json_t *xml)
 {
 	static const char *const names[][2] = {
-		{ "OpenUserId", "open_userid" }, { "Temperature", "temperature" },
-		{ "TimeStamp", "timestamp" }, { "Status", "status" },
+		{ "OpenUserId", "open_userid" },
+		{ "Temperature", "temperature" },
+		{ "TimeStamp", "timestamp" },
+		{ "Status", "status" },
 	};
 	json_t *list = only_element(json_object_get(xml, "TemperatureDataList"));
 	json_t *items = json_is_object(list) ? json_object_get(list, "Item") : NULL;
@@ -242,8 +247,8 @@ wecom_list(const struct norm_msg *msg, json_t *list, const char *name, struct ev
 	if (n == 0)
 		return norm_reject(ret, "no_events", "%s is empty", name);
 	if (n > max)
-		return norm_reject(ret, "too_many_events", "%s holds %zu events, at most %zu",
-				   name, n, max);
+		return norm_reject(ret, "too_many_events", "%s holds %zu events, at most %zu", name,
+				   n, max);
 	for (size_t i = 0; i < n; i++)
 		if (wecom_event(msg, json_array_get(list, i), name, i, &events[i], ret) < 0)
 			return 0;
@@ -252,8 +257,8 @@ wecom_list(const struct norm_msg *msg, json_t *list, const char *name, struct ev
 }
 
 int
-norm_wecom_gate(const struct norm_msg *msg, json_t *root, struct event *events,
-		size_t max, struct norm_result *ret)
+norm_wecom_gate(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+		struct norm_result *ret)
 {
 	json_t *data, *xml;
 
@@ -262,11 +267,12 @@ norm_wecom_gate(const struct norm_msg *msg, json_t *root, struct event *events,
 	if (error_reply(root)) {
 		char why[128];
 
-		snprintf(why, sizeof(why), "%s", json_string_value(json_object_get(root, "errmsg")));
+		snprintf(why, sizeof(why), "%s",
+			 json_string_value(json_object_get(root, "errmsg")));
 		normalize_utf8_trim(why);
-		return norm_reject(ret, "vendor_error", "WeCom error reply: errcode %" JSON_INTEGER_FORMAT
-				   ", errmsg %s", json_integer_value(json_object_get(root, "errcode")),
-				   why);
+		return norm_reject(ret, "vendor_error",
+				   "WeCom error reply: errcode %" JSON_INTEGER_FORMAT ", errmsg %s",
+				   json_integer_value(json_object_get(root, "errcode")), why);
 	}
 	xml = xml_callback(root);
 	if (xml && !json_object_get(root, "temperature_data")) {
@@ -274,7 +280,8 @@ norm_wecom_gate(const struct norm_msg *msg, json_t *root, struct event *events,
 		int r;
 
 		if (!list)
-			return norm_reject(ret, "not_json", "out of memory reading the XML callback");
+			return norm_reject(ret, "not_json",
+					   "out of memory reading the XML callback");
 		r = wecom_list(msg, list, "TemperatureDataList.Item", events, max, ret);
 		json_decref(list);
 		return r;
@@ -283,7 +290,8 @@ norm_wecom_gate(const struct norm_msg *msg, json_t *root, struct event *events,
 	if (json_is_object(data)) {
 		data = json_object_get(data, "items");
 		if (!json_is_array(data))
-			return norm_reject(ret, "bad_field", "temperature_data.items is not an array");
+			return norm_reject(ret, "bad_field",
+					   "temperature_data.items is not an array");
 		return wecom_list(msg, data, "temperature_data.items", events, max, ret);
 	}
 	if (!json_is_array(data))

@@ -66,9 +66,8 @@ norm_valid_utf8(const uint8_t *s, size_t len)
 				return 0;
 			cp = (cp << 6) | (s[i + k] & 0x3f);
 		}
-		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
-		    (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
 			return 0;
 		i += n + 1;
 	}
@@ -232,7 +231,8 @@ gate_event(struct norm_msg *msg, json_t *root, struct event *events, size_t max,
 	}
 	if (nfound > 1)
 		return norm_reject(ret, "ambiguous_format",
-				   "the payload matches %d terminal formats; pin the gate's format", nfound);
+				   "the payload matches %d terminal formats; pin the gate's format",
+				   nfound);
 	if (nfound == 0)
 		return norm_reject(ret, json_is_object(root) ? "unknown_format" : "not_object",
 				   "no known terminal format has this shape");
@@ -240,14 +240,14 @@ gate_event(struct norm_msg *msg, json_t *root, struct event *events, size_t max,
 }
 
 int
-normalize_message(const struct norm_context *ctx, const struct norm_input *in,
-		  struct event *events, size_t max, struct norm_result *ret)
+normalize_message(const struct norm_context *ctx, const struct norm_input *in, struct event *events,
+		  size_t max, struct norm_result *ret)
 {
 	struct norm_level lv[8];
 	struct norm_msg msg = { .ctx = ctx, .in = in };
 	int (*handler)(const struct norm_msg *, json_t *, struct event *, size_t,
 		       struct norm_result *) = NULL;
-	int bare_ok = 0;	/* a payload that is not JSON may be a bare word */
+	int bare_ok = 0; /* a payload that is not JSON may be a bare word */
 	json_error_t jerr;
 	json_t *root;
 	int n, rc;
@@ -389,8 +389,8 @@ parse_iso(const char *s, int64_t *ret_us, int *ret_naive)
 	if (*p)
 		return -EINVAL;
 	if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
-	    (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) ||
-	    h > 23 || mi > 59 || sec > 60)
+	    (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0)) || h > 23 ||
+	    mi > 59 || sec > 60)
 		return -EINVAL;
 	t = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec - off;
 	*ret_us = t * 1000000 + us;
@@ -411,8 +411,8 @@ normalize_parse_time(const char *s, int64_t tz_offset_s, int64_t *ret_us)
 }
 
 int
-normalize_parse_time_ctx(const struct norm_context *ctx, const char *site,
-			 const char *s, int64_t *ret_us, int *ret_naive)
+normalize_parse_time_ctx(const struct norm_context *ctx, const char *site, const char *s,
+			 int64_t *ret_us, int *ret_naive)
 {
 	int64_t us;
 	int naive, err = parse_iso(s, &us, &naive);
@@ -423,8 +423,8 @@ normalize_parse_time_ctx(const struct norm_context *ctx, const char *site,
 		int64_t secs = us >= 0 ? us / 1000000 : (us - 999999) / 1000000;
 		int64_t frac = us - secs * 1000000;
 
-		secs = ctx->local_to_utc ? ctx->local_to_utc(ctx->arg, site, secs)
-					 : secs - ctx->tz_offset_s;
+		secs = ctx->local_to_utc ? ctx->local_to_utc(ctx->arg, site, secs) :
+					   secs - ctx->tz_offset_s;
 		us = secs * 1000000 + frac;
 	}
 	*ret_us = us;
@@ -452,8 +452,8 @@ normalize_format_time(int64_t us, char *buf, size_t len)
 	unsigned m = mp < 10 ? mp + 3 : mp - 9;
 
 	y += m <= 2;
-	snprintf(buf, len, "%04" PRId64 "-%02u-%02u %02d:%02d:%02d.%06" PRId64 "+00",
-		 y, m, d, (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), frac);
+	snprintf(buf, len, "%04" PRId64 "-%02u-%02u %02d:%02d:%02d.%06" PRId64 "+00", y, m, d,
+		 (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), frac);
 }
 
 void
@@ -468,24 +468,19 @@ norm_event_init(const struct norm_msg *msg, struct event *ev, enum event_type ty
 	ev->temp_dc = TEMP_NONE;
 	switch (type) {
 	case EVENT_GATE:
-	case EVENT_STATUS:
-		snprintf(ev->gate, sizeof(ev->gate), "%s", msg->device_id);
-		break;
-	case EVENT_DISINFECTION:
-		snprintf(ev->zone, sizeof(ev->zone), "%s", msg->device_id);
-		break;
+	case EVENT_STATUS: snprintf(ev->gate, sizeof(ev->gate), "%s", msg->device_id); break;
+	case EVENT_DISINFECTION: snprintf(ev->zone, sizeof(ev->zone), "%s", msg->device_id); break;
 	case EVENT_CHECK:
 		snprintf(ev->household, sizeof(ev->household), "%s", msg->device_id);
 		break;
-	default:
-		break;
+	default: break;
 	}
 }
 
 int
 norm_epoch(const json_t *v, int64_t *ret_us)
 {
-	int64_t whole = -1;	/* the value when it is a whole number */
+	int64_t whole = -1; /* the value when it is a whole number */
 	double x;
 
 	if (json_is_string(v)) {
@@ -683,8 +678,9 @@ norm_word(const char *s, size_t len, const char *word)
 		s++;
 		len--;
 	}
-	while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r' ||
-			   s[len - 1] == '\n'))
+	while (len > 0 &&
+	       (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r' ||
+		s[len - 1] == '\n'))
 		len--;
 	return strlen(word) == len && strncasecmp(s, word, len) == 0;
 }
@@ -748,7 +744,8 @@ norm_reject_temp(struct norm_result *ret, double value, const char *fmt, ...)
 	va_end(ap);
 	return norm_reject(ret, "temperature_out_of_range",
 			   "%s %.6g is beyond what temp_c holds (-999.9 to 999.9 \u00b0C"
-			   " after conversion)", field, value);
+			   " after conversion)",
+			   field, value);
 }
 
 void
@@ -767,12 +764,9 @@ int
 norm_set_temp_unit(struct event *ev, double value, enum temp_unit unit)
 {
 	switch (unit) {
-	case UNIT_FAHRENHEIT:
-		return norm_set_temp(ev, (value - 32.0) * 5.0 / 9.0);
-	case UNIT_KELVIN:
-		return norm_set_temp(ev, value - 273.15);
-	default:
-		return norm_set_temp(ev, value);
+	case UNIT_FAHRENHEIT: return norm_set_temp(ev, (value - 32.0) * 5.0 / 9.0);
+	case UNIT_KELVIN: return norm_set_temp(ev, value - 273.15);
+	default: return norm_set_temp(ev, value);
 	}
 }
 
@@ -829,8 +823,9 @@ norm_set_person(const struct norm_msg *msg, struct event *ev, const char *id)
 	/* Never stored as it is: an HMAC-SHA256 under the site's key; without
 	 * a key the number is dropped. */
 	ev->person[0] = '\0';
-	if (!msg->ctx->id_key || !HMAC(EVP_sha256(), msg->ctx->id_key, (int)msg->ctx->id_key_len,
-				       (const unsigned char *)id, 18, mac, &maclen))
+	if (!msg->ctx->id_key ||
+	    !HMAC(EVP_sha256(), msg->ctx->id_key, (int)msg->ctx->id_key_len,
+		  (const unsigned char *)id, 18, mac, &maclen))
 		return;
 	for (unsigned i = 0; i < 16 && i < maclen; i++)
 		snprintf(hex + 2 * i, 3, "%02x", mac[i]);
@@ -857,8 +852,8 @@ norm_names_someone(const json_t *v)
 }
 
 int
-norm_pass_without_reading(const struct event *ev, int who, int access,
-			  struct norm_result *ret, const char *fmt, ...)
+norm_pass_without_reading(const struct event *ev, int who, int access, struct norm_result *ret,
+			  const char *fmt, ...)
 {
 	char detail[sizeof(ret->detail)];
 	va_list ap;
@@ -918,8 +913,8 @@ norm_time_received(const struct norm_msg *msg, struct event *ev)
 }
 
 int
-norm_finish_event(const struct norm_msg *msg, struct event *ev, const char *record_id,
-		  size_t index, struct norm_result *ret)
+norm_finish_event(const struct norm_msg *msg, struct event *ev, const char *record_id, size_t index,
+		  struct norm_result *ret)
 {
 	int64_t skew = ev->device_us - msg->in->received_us;
 	int n;
@@ -960,8 +955,10 @@ norm_finish_event(const struct norm_msg *msg, struct event *ev, const char *reco
 	 * equal another event's and drop it as a "redelivery". */
 	if (n < 0 || (size_t)n >= sizeof(ev->key)) {
 		ev->key[0] = '\0';
-		return norm_reject(ret, "key_too_long", "the event key would be %d bytes, at most %d",
-				   n, (int)NORM_KEY_MAX - 1) - 1;
+		return norm_reject(ret, "key_too_long",
+				   "the event key would be %d bytes, at most %d", n,
+				   (int)NORM_KEY_MAX - 1) -
+			1;
 	}
 	return 0;
 }

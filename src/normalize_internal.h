@@ -25,19 +25,19 @@ struct norm_msg {
 	const struct norm_context *ctx;
 	const struct norm_input *in;
 	struct norm_level site;
-	struct norm_level device;	/* gate, zone or household from the topic */
+	struct norm_level device; /* gate, zone or household from the topic */
 	char site_id[NORM_ID_MAX + 1];
 	char device_id[NORM_ID_MAX + 1];
-	struct norm_gate_info gate;	/* register entry of the gate (GATE) */
-	int registered;			/* the gate is in the register */
+	struct norm_gate_info gate; /* register entry of the gate (GATE) */
+	int registered;		    /* the gate is in the register */
 };
 
 struct norm_format {
 	enum gate_format format;
-	const char *name;	/* also the `vendor` column */
+	const char *name; /* also the `vendor` column */
 	int (*shape)(json_t *root);
-	int (*gate)(const struct norm_msg *msg, json_t *root, struct event *events,
-		    size_t max, struct norm_result *ret);
+	int (*gate)(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+		    struct norm_result *ret);
 };
 
 int norm_valid_utf8(const uint8_t *s, size_t len);
@@ -48,36 +48,36 @@ int norm_reject(struct norm_result *ret, const char *reason, const char *fmt, ..
 
 /* Gate event formats (norm_<vendor>.c). */
 int norm_canonical_shape(json_t *root);
-int norm_canonical_gate(const struct norm_msg *msg, json_t *root,
-			struct event *events, size_t max, struct norm_result *ret);
+int norm_canonical_gate(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+			struct norm_result *ret);
 int norm_hikvision_shape(json_t *root);
-int norm_hikvision_gate(const struct norm_msg *msg, json_t *root,
-			struct event *events, size_t max, struct norm_result *ret);
+int norm_hikvision_gate(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+			struct norm_result *ret);
 int norm_dahua_shape(json_t *root);
-int norm_dahua_gate(const struct norm_msg *msg, json_t *root,
-		    struct event *events, size_t max, struct norm_result *ret);
+int norm_dahua_gate(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+		    struct norm_result *ret);
 int norm_ezviz_shape(json_t *root);
-int norm_ezviz_gate(const struct norm_msg *msg, json_t *root,
-		    struct event *events, size_t max, struct norm_result *ret);
+int norm_ezviz_gate(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+		    struct norm_result *ret);
 int norm_wecom_shape(json_t *root);
-int norm_wecom_gate(const struct norm_msg *msg, json_t *root,
-		    struct event *events, size_t max, struct norm_result *ret);
+int norm_wecom_gate(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+		    struct norm_result *ret);
 int norm_diy_shape(json_t *root);
-int norm_diy_gate(const struct norm_msg *msg, json_t *root,
-		  struct event *events, size_t max, struct norm_result *ret);
+int norm_diy_gate(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+		  struct norm_result *ret);
 
 /* The other inbound topics (norm_topics.c); root is any JSON value, or
  * NULL when the payload is not JSON (a bare word such as "offline"). */
-int norm_status(const struct norm_msg *msg, json_t *root, struct event *events,
-		size_t max, struct norm_result *ret);
-int norm_disinfection(const struct norm_msg *msg, json_t *root, struct event *events,
-		      size_t max, struct norm_result *ret);
-int norm_hotline(const struct norm_msg *msg, json_t *root, struct event *events,
-		 size_t max, struct norm_result *ret);
-int norm_check(const struct norm_msg *msg, json_t *root, struct event *events,
-	       size_t max, struct norm_result *ret);
-int norm_ack(const struct norm_msg *msg, json_t *root, struct event *events,
-	     size_t max, struct norm_result *ret);
+int norm_status(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+		struct norm_result *ret);
+int norm_disinfection(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+		      struct norm_result *ret);
+int norm_hotline(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+		 struct norm_result *ret);
+int norm_check(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+	       struct norm_result *ret);
+int norm_ack(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+	     struct norm_result *ret);
 
 /* ---- shared field helpers; each returns 0 or a negative errno ---- */
 
@@ -86,8 +86,8 @@ int norm_ack(const struct norm_msg *msg, json_t *root, struct event *events,
 /* The event has no time of its own: the receive time stands for it
  * (device_us, FLAG_TS_RECEIVED). */
 void norm_time_received(const struct norm_msg *msg, struct event *ev);
-void norm_event_init(const struct norm_msg *msg, struct event *ev,
-		     enum event_type type, const char *vendor);
+void norm_event_init(const struct norm_msg *msg, struct event *ev, enum event_type type,
+		     const char *vendor);
 /* An ISO 8601 string (naive: the site's zone) or epoch seconds or
  * milliseconds (by magnitude). */
 int norm_json_time(const struct norm_msg *msg, const json_t *v, int64_t *ret_us);
@@ -157,9 +157,8 @@ int norm_names_someone(const json_t *v);
  * button, a reading-only record without its value): rejected
  * missing_temperature with the detail `fmt`. Returns 0 when ev is kept
  * (it has a reading, or is such a pass), or -1 after the reject. */
-int norm_pass_without_reading(const struct event *ev, int who, int access,
-			      struct norm_result *ret, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+int norm_pass_without_reading(const struct event *ev, int who, int access, struct norm_result *ret,
+			      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* Stores a person id; an 18-character national ID number (17 digits and
  * a digit or X) is replaced by "id:" + a keyed hash of it. */
 void norm_set_person(const struct norm_msg *msg, struct event *ev, const char *id);
@@ -170,9 +169,8 @@ int norm_person_field(const struct norm_msg *msg, struct event *ev, const json_t
  * record_id, or from the message hash and `index`). Returns 0, or -1 after
  * rejecting the message as key_too_long: a key is never cut (cannot happen
  * while the ids keep to NORM_ID_MAX: NORM_KEY_MAX is sized for them). */
-int norm_finish_event(const struct norm_msg *msg, struct event *ev,
-		      const char *record_id, size_t index, struct norm_result *ret)
-	__attribute__((warn_unused_result));
+int norm_finish_event(const struct norm_msg *msg, struct event *ev, const char *record_id,
+		      size_t index, struct norm_result *ret) __attribute__((warn_unused_result));
 /* The record part of a hotline step's key, "<call_id>/<id>" with the call
  * id's '%' and '/' escaped (%25, %2F): "a/b" + "c" and "a" + "b/c" differ.
  * Returns 0, or -ENAMETOOLONG when it does not fit in len bytes. */

@@ -60,7 +60,7 @@ pktid_open(int fd, const char *spool_id, struct pktid **ret_table)
 	t->slots = (struct slot *)(t->map + HEADER);
 	fresh = memcmp(t->map, MAGIC, 4) != 0 || strncmp((char *)t->map + 8, spool_id, 32) != 0;
 	if (fresh) {
-		if (memcmp(t->map, "\0\0\0\0", 4) != 0)	/* not a new, sparse file */
+		if (memcmp(t->map, "\0\0\0\0", 4) != 0) /* not a new, sparse file */
 			memset(t->map, 0, FILE_SIZE);
 		memcpy(t->map, MAGIC, 4);
 		strncpy((char *)t->map + 8, spool_id, 32);

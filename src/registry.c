@@ -50,33 +50,33 @@ struct registry {
 	pthread_t thread;
 	int started;
 	_Atomic int quit;
-	int seeded;		/* the rule state was loaded once */
-	_Atomic int reseed;	/* load the open alerts again (registry_reseed) */
-	_Atomic int64_t seed_rows;	/* open alerts loaded per site and kind */
+	int seeded;		   /* the rule state was loaded once */
+	_Atomic int reseed;	   /* load the open alerts again (registry_reseed) */
+	_Atomic int64_t seed_rows; /* open alerts loaded per site and kind */
 	pthread_mutex_t lock;
-	struct registry_snapshot *ready;	/* loaded, not yet taken */
+	struct registry_snapshot *ready; /* loaded, not yet taken */
 	uint64_t generation;
 	PGconn *conn;
 	/* register thread only: the blocks of the last snapshot loaded (one
 	 * reference each), what a reload of some sites starts from */
 	struct reg_block **blocks;
 	size_t nblocks;
-	int blocks_valid;	/* r->blocks are those of the last load */
+	int blocks_valid; /* r->blocks are those of the last load */
 };
 
 struct hh_entry {
-	uint32_t id, building, unit, room;	/* offsets into the block's pool */
+	uint32_t id, building, unit, room; /* offsets into the block's pool */
 	uint32_t size;
 };
 
 struct card_entry {
-	uint32_t id;		/* offset into the block's pool */
-	uint32_t household;	/* offset of the household id | CARD_REVOKED | CARD_EXTRA */
+	uint32_t id;	    /* offset into the block's pool */
+	uint32_t household; /* offset of the household id | CARD_REVOKED | CARD_EXTRA */
 };
 
 struct reg_block {
 	atomic_uint refs;
-	uint32_t site;		/* offset of the site's name */
+	uint32_t site; /* offset of the site's name */
 	char *pool;
 	uint32_t pool_len, pool_cap;
 	struct hh_entry *hh;
@@ -167,7 +167,7 @@ pool_add(struct reg_block *b, const char *str, uint32_t *ret_off)
 static uint32_t
 hash_str(const char *str)
 {
-	uint32_t h = 2166136261u;	/* FNV-1a */
+	uint32_t h = 2166136261u; /* FNV-1a */
 
 	for (; *str; str++)
 		h = (h ^ (uint8_t)*str) * 16777619u;
@@ -192,7 +192,8 @@ intern(struct reg_block *b, const char *str, uint32_t *ret_off)
 
 			if (!v)
 				continue;
-			for (i = hash_str(b->pool + v - 1) & (cap - 1); t[i]; i = (i + 1) & (cap - 1))
+			for (i = hash_str(b->pool + v - 1) & (cap - 1); t[i];
+			     i = (i + 1) & (cap - 1))
 				;
 			t[i] = v;
 		}
@@ -352,7 +353,8 @@ static size_t
 block_bytes(const struct reg_block *b)
 {
 	return sizeof(*b) + b->pool_cap + (size_t)b->hh_cap * sizeof(*b->hh) +
-	       (size_t)b->cards_cap * sizeof(*b->cards) + (size_t)b->intern_cap * sizeof(*b->intern);
+		(size_t)b->cards_cap * sizeof(*b->cards) +
+		(size_t)b->intern_cap * sizeof(*b->intern);
 }
 
 /* Index of the first block whose site is not below `site` in blocks[0..n). */
@@ -447,8 +449,8 @@ size_t
 registry_snapshot_bytes(const struct registry_snapshot *s)
 {
 	size_t n = sizeof(*s) + s->nblocks * sizeof(*s->blocks) + s->nsites * sizeof(*s->sites) +
-		   s->ngates * sizeof(*s->gates) + s->nzones * sizeof(*s->zones) +
-		   s->nisolations * sizeof(*s->isolations);
+		s->ngates * sizeof(*s->gates) + s->nzones * sizeof(*s->zones) +
+		s->nisolations * sizeof(*s->isolations);
 
 	for (size_t i = 0; i < s->nblocks; i++)
 		n += block_bytes(s->blocks[i]);
@@ -581,8 +583,8 @@ const struct reg_isolation *
 registry_isolations(const struct registry_snapshot *s, const char *site, const char *hh,
 		    size_t *ret_n)
 {
-	const struct reg_isolation *hit = find(s->isolations, s->nisolations,
-					       sizeof(*s->isolations), site, hh);
+	const struct reg_isolation *hit =
+		find(s->isolations, s->nisolations, sizeof(*s->isolations), site, hh);
 	const struct reg_isolation *first, *last;
 
 	*ret_n = 0;
@@ -740,7 +742,7 @@ card_row(struct registry_snapshot *s, struct reg_block **cur, const PGresult *re
 	else if ((err = intern(b, household, &hh)) < 0)
 		return err;
 	e.household = hh | (strcmp(PQgetvalue(res, 0, 3), "revoked") == 0 ? CARD_REVOKED : 0) |
-		      (*PQgetvalue(res, 0, 4) == 't' ? CARD_EXTRA : 0);
+		(*PQgetvalue(res, 0, 4) == 't' ? CARD_EXTRA : 0);
 	b->cards[b->ncards++] = e;
 	s->ncards++;
 	return 0;
@@ -765,8 +767,8 @@ cmp_card(const void *a, const void *b, void *pool)
  * ever holds the whole register). 0, or -1 with err set. */
 static int
 stream(struct registry *r, struct registry_snapshot *s, const char *sql, const char *list,
-       int (*row)(struct registry_snapshot *, struct reg_block **, const PGresult *),
-       char *err, size_t errlen)
+       int (*row)(struct registry_snapshot *, struct reg_block **, const PGresult *), char *err,
+       size_t errlen)
 {
 	struct reg_block *cur = NULL;
 	PGresult *res;
@@ -783,12 +785,12 @@ stream(struct registry *r, struct registry_snapshot *s, const char *sql, const c
 		switch (PQresultStatus(res)) {
 		case PGRES_SINGLE_TUPLE:
 			if (!failed && row(s, &cur, res) < 0) {
-				snprintf(err, errlen, "out of memory (or a site's strings over 1 GiB)");
+				snprintf(err, errlen,
+					 "out of memory (or a site's strings over 1 GiB)");
 				failed = 1;
 			}
 			break;
-		case PGRES_TUPLES_OK:
-			break;
+		case PGRES_TUPLES_OK: break;
 		default:
 			if (!failed)
 				db_error_text(r->conn, res, err, errlen);
@@ -865,8 +867,9 @@ load_blocks(struct registry *r, struct registry_snapshot *s, char *const *sites,
 			reloaded = strcmp(sites[k], block_site(r->blocks[j])) == 0;
 		if (reloaded) {
 			j++;
-		} else if (j == r->nblocks || (i < s->nblocks && strcmp(block_site(s->blocks[i]),
-									 block_site(r->blocks[j])) < 0)) {
+		} else if (j == r->nblocks ||
+			   (i < s->nblocks &&
+			    strcmp(block_site(s->blocks[i]), block_site(r->blocks[j])) < 0)) {
 			arr[n++] = s->blocks[i++];
 		} else {
 			arr[n++] = block_ref(r->blocks[j]);
@@ -910,12 +913,12 @@ keep_blocks(struct registry *r, const struct registry_snapshot *s)
 	r->blocks_valid = 1;
 }
 
-#define LOAD(snap, field, count, res)						\
-	do {									\
-		(snap)->count = (size_t)PQntuples(res);				\
+#define LOAD(snap, field, count, res)                                              \
+	do {                                                                       \
+		(snap)->count = (size_t)PQntuples(res);                            \
 		(snap)->field = calloc((snap)->count + 1, sizeof(*(snap)->field)); \
-		if (!(snap)->field)						\
-			goto fail;						\
+		if (!(snap)->field)                                                \
+			goto fail;                                                 \
 	} while (0)
 
 /* Loads a snapshot: households and cards of `sites` (nsites of them) from
@@ -964,7 +967,8 @@ load(struct registry *r, char *const *sites, size_t nsites, char *err, size_t er
 	PQclear(res);
 	qsort(s->sites, s->nsites, sizeof(*s->sites), cmp_site);
 
-	if (!(res = select_rows(r->conn, "SELECT site, gate, state, format, unit, active FROM gates")))
+	if (!(res = select_rows(r->conn,
+				"SELECT site, gate, state, format, unit, active FROM gates")))
 		goto sqlfail;
 	LOAD(s, gates, ngates, res);
 	for (size_t i = 0; i < s->ngates; i++) {
@@ -997,11 +1001,12 @@ load(struct registry *r, char *const *sites, size_t nsites, char *err, size_t er
 	if (load_blocks(r, s, sites, nsites, err, errlen) < 0)
 		goto fail;
 
-	if (!(res = select_rows(r->conn,
-		"SELECT site, household, coalesce(person, ''),"
-		" floor(extract(epoch FROM starts_at))::bigint, floor(extract(epoch FROM ends_at))::bigint,"
-		" coalesce(check_interval_s, 0) FROM isolation_orders"
-		" WHERE released_at IS NULL AND ends_at > now()")))
+	if (!(res = select_rows(
+		      r->conn,
+		      "SELECT site, household, coalesce(person, ''),"
+		      " floor(extract(epoch FROM starts_at))::bigint, floor(extract(epoch FROM ends_at))::bigint,"
+		      " coalesce(check_interval_s, 0) FROM isolation_orders"
+		      " WHERE released_at IS NULL AND ends_at > now()")))
 		goto sqlfail;
 	LOAD(s, isolations, nisolations, res);
 	for (size_t i = 0; i < s->nisolations; i++) {
@@ -1043,51 +1048,53 @@ fail:
  * sealed gate's latest `closed` and latest breach (a status open or
  * forced, a pass) received in the last 30 days, of gates registered
  * sealed: two rows at most per gate (rules.c, struct seal). */
-#define SEEN_SQL \
-	"SELECT 'gate', site, gate, '', (extract(epoch FROM max(received_at)) * 1e6)::bigint" \
-	" FROM gate_events WHERE received_at > now() - interval '1 day' GROUP BY site, gate" \
-	" UNION ALL SELECT 'gate', site, gate, '', (extract(epoch FROM max(received_at)) * 1e6)::bigint" \
-	" FROM gate_status WHERE received_at > now() - interval '1 day' GROUP BY site, gate" \
-	" UNION ALL SELECT 'zone', site, zone, '', (extract(epoch FROM max(ts)) * 1e6)::bigint" \
-	" FROM disinfections WHERE ts > now() - interval '7 days' GROUP BY site, zone" \
-	" UNION ALL SELECT 'check', site, household, coalesce(person, ''), (extract(epoch FROM max(ts)) * 1e6)::bigint" \
-	" FROM isolation_checks WHERE ts > now() - interval '60 days' GROUP BY site, household, person" \
-	" UNION ALL SELECT 'check', site, household, '', (extract(epoch FROM max(ts)) * 1e6)::bigint" \
-	" FROM isolation_checks WHERE ts > now() - interval '60 days' GROUP BY site, household" \
+#define SEEN_SQL                                                                                                         \
+	"SELECT 'gate', site, gate, '', (extract(epoch FROM max(received_at)) * 1e6)::bigint"                            \
+	" FROM gate_events WHERE received_at > now() - interval '1 day' GROUP BY site, gate"                             \
+	" UNION ALL SELECT 'gate', site, gate, '', (extract(epoch FROM max(received_at)) * 1e6)::bigint"                 \
+	" FROM gate_status WHERE received_at > now() - interval '1 day' GROUP BY site, gate"                             \
+	" UNION ALL SELECT 'zone', site, zone, '', (extract(epoch FROM max(ts)) * 1e6)::bigint"                          \
+	" FROM disinfections WHERE ts > now() - interval '7 days' GROUP BY site, zone"                                   \
+	" UNION ALL SELECT 'check', site, household, coalesce(person, ''), (extract(epoch FROM max(ts)) * 1e6)::bigint"  \
+	" FROM isolation_checks WHERE ts > now() - interval '60 days' GROUP BY site, household, person"                  \
+	" UNION ALL SELECT 'check', site, household, '', (extract(epoch FROM max(ts)) * 1e6)::bigint"                    \
+	" FROM isolation_checks WHERE ts > now() - interval '60 days' GROUP BY site, household"                          \
 	" UNION ALL SELECT 'call', site, call_id, coalesce(category, ''), (extract(epoch FROM opened_at) * 1e6)::bigint" \
-	" FROM hotline_calls WHERE status = 'open' AND urgent AND opened_at IS NOT NULL" \
-	" UNION ALL SELECT * FROM (SELECT 'call_resolved', site, call_id, ''," \
-	" (extract(epoch FROM coalesce(resolved_at, updated_at)) * 1e6)::bigint" \
-	" FROM hotline_calls WHERE status = 'resolved'" \
-	" ORDER BY coalesce(resolved_at, updated_at) DESC LIMIT 10000) r" \
-	" UNION ALL SELECT * FROM (SELECT 'exit', g.site, c.household, '', (extract(epoch FROM g.ts) * 1e6)::bigint" \
-	" FROM gate_events g JOIN cards c ON c.site = g.site AND c.card = g.card" \
-	" WHERE g.direction = 'out' AND g.ts > now() - interval '7 days' ORDER BY g.ts) e" \
-	" UNION ALL SELECT CASE WHEN s.state = 'closed' THEN 'seal_closed' ELSE 'seal_breach' END," \
-	" s.site, s.gate, '', (extract(epoch FROM max(" RULE_TIME("s") ")) * 1e6)::bigint" \
-	" FROM gates g JOIN gate_status s ON s.site = g.site AND s.gate = g.gate" \
-	" WHERE g.state = 'sealed' AND s.state IN ('closed', 'open', 'forced')" \
-	" AND s.received_at > now() - interval '30 days'" \
-	" GROUP BY 1, s.site, s.gate" \
-	" UNION ALL SELECT 'seal_breach', e.site, e.gate, ''," \
-	" (extract(epoch FROM max(" RULE_TIME("e") ")) * 1e6)::bigint" \
-	" FROM gates g JOIN gate_events e ON e.site = g.site AND e.gate = g.gate" \
-	" WHERE g.state = 'sealed' AND e.received_at > now() - interval '30 days'" \
-	" GROUP BY e.site, e.gate"
+	" FROM hotline_calls WHERE status = 'open' AND urgent AND opened_at IS NOT NULL"                                 \
+	" UNION ALL SELECT * FROM (SELECT 'call_resolved', site, call_id, '',"                                           \
+	" (extract(epoch FROM coalesce(resolved_at, updated_at)) * 1e6)::bigint"                                         \
+	" FROM hotline_calls WHERE status = 'resolved'"                                                                  \
+	" ORDER BY coalesce(resolved_at, updated_at) DESC LIMIT 10000) r"                                                \
+	" UNION ALL SELECT * FROM (SELECT 'exit', g.site, c.household, '', (extract(epoch FROM g.ts) * 1e6)::bigint"     \
+	" FROM gate_events g JOIN cards c ON c.site = g.site AND c.card = g.card"                                        \
+	" WHERE g.direction = 'out' AND g.ts > now() - interval '7 days' ORDER BY g.ts) e"                               \
+	" UNION ALL SELECT CASE WHEN s.state = 'closed' THEN 'seal_closed' ELSE 'seal_breach' END,"                      \
+	" s.site, s.gate, '', (extract(epoch FROM max(" RULE_TIME(                                                       \
+		"s") ")) * 1e6)::bigint"                                                                                 \
+		     " FROM gates g JOIN gate_status s ON s.site = g.site AND s.gate = g.gate"                           \
+		     " WHERE g.state = 'sealed' AND s.state IN ('closed', 'open', 'forced')"                             \
+		     " AND s.received_at > now() - interval '30 days'"                                                   \
+		     " GROUP BY 1, s.site, s.gate"                                                                       \
+		     " UNION ALL SELECT 'seal_breach', e.site, e.gate, '',"                                              \
+		     " (extract(epoch FROM max(" RULE_TIME(                                                              \
+			     "e") ")) * 1e6)::bigint"                                                                    \
+				  " FROM gates g JOIN gate_events e ON e.site = g.site AND e.gate = g.gate"              \
+				  " WHERE g.state = 'sealed' AND e.received_at > now() - interval '30 days'"             \
+				  " GROUP BY e.site, e.gate"
 
 /* The open alerts: aggregates first, then the oldest $1 of each site and
  * kind (the bound, and as many again to fold at most in one pass; the
  * last column says whether a site and kind has more). */
-#define ALERTS_SQL \
-	"SELECT alert_id, site, kind, severity, state, subject, event_key, coalesce(gate, '')," \
+#define ALERTS_SQL                                                                                 \
+	"SELECT alert_id, site, kind, severity, state, subject, event_key, coalesce(gate, ''),"    \
 	" coalesce(household, ''), coalesce(card, ''), coalesce(zone, ''), coalesce(call_id, '')," \
-	" coalesce((temp_c * 10)::int, -32768), (extract(epoch FROM raised_at) * 1e6)::bigint," \
-	" (extract(epoch FROM updated_at) * 1e6)::bigint, count, coalesce(reason, '')," \
-	" coalesce(by_whom, ''), coalesce(distinct_subjects, 0), coalesce(sample, '')," \
-	" (total > $1)::int FROM (SELECT *, row_number() OVER w AS rank, count(*) OVER" \
-	" (PARTITION BY site, kind, subject = '*') AS total FROM alerts" \
-	" WHERE state <> 'resolved' WINDOW w AS (PARTITION BY site, kind, subject = '*'" \
-	" ORDER BY raised_at, alert_id)) a WHERE rank <= $1" \
+	" coalesce((temp_c * 10)::int, -32768), (extract(epoch FROM raised_at) * 1e6)::bigint,"    \
+	" (extract(epoch FROM updated_at) * 1e6)::bigint, count, coalesce(reason, ''),"            \
+	" coalesce(by_whom, ''), coalesce(distinct_subjects, 0), coalesce(sample, ''),"            \
+	" (total > $1)::int FROM (SELECT *, row_number() OVER w AS rank, count(*) OVER"            \
+	" (PARTITION BY site, kind, subject = '*') AS total FROM alerts"                           \
+	" WHERE state <> 'resolved' WINDOW w AS (PARTITION BY site, kind, subject = '*'"           \
+	" ORDER BY raised_at, alert_id)) a WHERE rank <= $1"                                       \
 	" ORDER BY subject = '*' DESC, raised_at, alert_id"
 
 /* The rule state of G3; NULL with err set on failure. */
@@ -1174,8 +1181,8 @@ publish(struct registry *r, struct registry_snapshot *s)
 
 	/* Logged before the main loop may have it (and free it). */
 	log_info("register loaded: %zu sites, %zu gates, %zu zones, %zu households, %zu cards,"
-		 " %zu active isolation orders; %.1f MiB, %s in %.3f s", s->nsites, s->ngates,
-		 s->nzones, s->nhouseholds, s->ncards, s->nisolations,
+		 " %zu active isolation orders; %.1f MiB, %s in %.3f s",
+		 s->nsites, s->ngates, s->nzones, s->nhouseholds, s->ncards, s->nisolations,
 		 (double)registry_snapshot_bytes(s) / (1 << 20),
 		 s->reloaded_sites ? "the cards of the sites named reloaded" : "all read",
 		 s->load_seconds);
@@ -1243,7 +1250,7 @@ fail:
 
 /* The sites named by the NOTIFYs read in one turn. */
 struct dirty {
-	int any, all;		/* all: reload everything */
+	int any, all; /* all: reload everything */
 	char *sites[PARTIAL_MAX_SITES];
 	size_t n;
 };
@@ -1267,8 +1274,10 @@ note_site(struct dirty *d, const char *payload)
 	d->any = 1;
 	if (d->all)
 		return;
-	if (len == 0 || len > NORM_ID_MAX || strspn(payload, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-				"abcdefghijklmnopqrstuvwxyz0123456789_-") != len) {
+	if (len == 0 || len > NORM_ID_MAX ||
+	    strspn(payload,
+		   "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		   "abcdefghijklmnopqrstuvwxyz0123456789_-") != len) {
 		d->all = 1;
 		return;
 	}
@@ -1297,10 +1306,10 @@ now_ms(void)
  * their old block until they change again, as later reloads of other
  * sites share it. */
 struct retry {
-	int64_t at_ms;		/* CLOCK_MONOTONIC: not before then; 0: now */
+	int64_t at_ms; /* CLOCK_MONOTONIC: not before then; 0: now */
 	int64_t backoff_ms;
-	unsigned failures;	/* in a row */
-	char err[1024];		/* the last one logged */
+	unsigned failures; /* in a row */
+	char err[1024];	   /* the last one logged */
 };
 
 static void
@@ -1314,10 +1323,12 @@ reload(struct registry *r, struct dirty *d, struct retry *t)
 		/* Logged when it starts failing and when the reason changes. */
 		if (t->failures++ == 0 || strcmp(err, t->err) != 0)
 			log_warn("register reload failed: %s; the register in use stays as it"
-				 " was, retrying (every %d s at most)", err, BACKOFF_MAX_MS / 1000);
+				 " was, retrying (every %d s at most)",
+				 err, BACKOFF_MAX_MS / 1000);
 		snprintf(t->err, sizeof(t->err), "%s", err);
 		t->at_ms = now_ms() + t->backoff_ms;
-		t->backoff_ms = t->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : t->backoff_ms * 2;
+		t->backoff_ms = t->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
+								     t->backoff_ms * 2;
 		return;
 	}
 	if (t->failures)
@@ -1347,7 +1358,8 @@ registry_thread(void *arg)
 		if (!r->conn) {
 			if (connect_and_load(r, &warned) < 0) {
 				sleep_ms(r, backoff);
-				backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+				backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
+									 backoff * 2;
 			} else {
 				/* Everything read, after what the NOTIFYs named. */
 				backoff = BACKOFF_MIN_MS;

@@ -14,22 +14,22 @@
 
 #define NIL UINT32_MAX
 #define SAVE_MAGIC "CRP1"
-#define SAVE_VERSION 2u	/* 1: 8 payloads a topic */
-#define SAVE_HEADER 48		/* magic, version, spool id (32), pos */
+#define SAVE_VERSION 2u /* 1: 8 payloads a topic */
+#define SAVE_HEADER 48	/* magic, version, spool id (32), pos */
 #define SAVE_ENTRY (8 * (2 + REPLAY_DEPTH))
 
 struct slot {
 	uint64_t topic;
-	uint64_t h[REPLAY_DEPTH];	/* latest first */
+	uint64_t h[REPLAY_DEPTH]; /* latest first */
 	uint32_t n;
-	uint32_t prev, next;	/* towards head (more recent), towards tail */
+	uint32_t prev, next; /* towards head (more recent), towards tail */
 };
 
 struct replay {
 	struct slot *slots;
 	uint32_t nslots, cap, max;
 	uint32_t head, tail;
-	uint32_t *index;	/* slot + 1; 0: empty */
+	uint32_t *index; /* slot + 1; 0: empty */
 	uint32_t index_mask;
 	uint64_t evicted;
 };
@@ -183,7 +183,7 @@ grow(struct replay *r)
 	if (icap - 1 != r->index_mask || !r->index) {
 		index = calloc(icap, sizeof(*index));
 		if (!index)
-			return -ENOMEM;	/* slots grew; the old index still serves */
+			return -ENOMEM; /* slots grew; the old index still serves */
 		free(r->index);
 		r->index = index;
 		r->index_mask = icap - 1;
@@ -226,7 +226,7 @@ replay_note(struct replay *r, uint64_t topic, uint64_t payload)
 	if (k == s->n && s->n < REPLAY_DEPTH)
 		s->n++;
 	if (k == s->n)
-		k = s->n - 1;	/* not there and full: the oldest goes */
+		k = s->n - 1; /* not there and full: the oldest goes */
 	memmove(&s->h[1], &s->h[0], k * sizeof(s->h[0]));
 	s->h[0] = payload;
 	return 0;
@@ -322,8 +322,7 @@ clear(struct replay *r)
 }
 
 int
-replay_load(struct replay *r, const void *buf, size_t len, const char *spool_id,
-	    uint64_t *ret_pos)
+replay_load(struct replay *r, const void *buf, size_t len, const char *spool_id, uint64_t *ret_pos)
 {
 	const uint8_t *b = buf, *p;
 	char id[33];

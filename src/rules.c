@@ -90,7 +90,7 @@
 struct call {
 	int64_t opened_mono;	/* the earliest open; the earliest step till one */
 	int64_t medical_mono;	/* rule time (mono) of the step that gave medical */
-	int64_t household_mono;	/* and household: the latest such step wins */
+	int64_t household_mono; /* and household: the latest such step wins */
 	int opened;		/* an open step was seen */
 	int medical;
 	char household[NORM_ID_MAX + 1];
@@ -103,7 +103,7 @@ struct seal {
 };
 
 struct ring {
-	int64_t t[RING];	/* mono */
+	int64_t t[RING]; /* mono */
 	int n;
 };
 
@@ -123,7 +123,7 @@ struct ring {
 #define FOLD_HLL (1u << FOLD_HLL_BITS)
 
 struct sketch {
-	uint32_t nexact;	/* hashes in exact[], while !dense */
+	uint32_t nexact; /* hashes in exact[], while !dense */
 	bool dense;
 	union {
 		uint32_t exact[FOLD_EXACT];
@@ -134,18 +134,18 @@ struct sketch {
 /* An open aggregate alert: the alert first (the maps hold it as one). */
 struct aggregate {
 	struct alert a;
-	int64_t last_mono;	/* the last trigger folded into it (mono) */
-	uint32_t base;		/* distinct subjects restored (not in the sketch) */
+	int64_t last_mono; /* the last trigger folded into it (mono) */
+	uint32_t base;	   /* distinct subjects restored (not in the sketch) */
 	struct sketch sk;
 };
 
 struct rules {
 	struct rules_config cfg;
-	int64_t start_mono;	/* silence is counted from here at the earliest */
+	int64_t start_mono; /* silence is counted from here at the earliest */
 	int intake_down;
 	struct map alerts, by_id, gates, checks, zones, calls, resolved, seals, exits, nopen;
 	struct map readings;
-	int64_t pruned_mono;	/* readings last pruned (rules_tick) */
+	int64_t pruned_mono; /* readings last pruned (rules_tick) */
 };
 
 static const char *const kind_names[KIND_COUNT] = {
@@ -191,8 +191,8 @@ rules_state_name(enum alert_state s)
 }
 
 void
-rules_alert_id(const char *site, const char *kind, const char *subject,
-	       const char *event_key, char ret_id[33])
+rules_alert_id(const char *site, const char *kind, const char *subject, const char *event_key,
+	       char ret_id[33])
 {
 	XXH3_state_t st;
 	XXH128_hash_t h;
@@ -561,8 +561,7 @@ fold_subject(struct aggregate *g, const char *subject)
 	for (size_t i = 0; i < len; i++)
 		words += a->sample[i] == ' ';
 	if (len == 0 || words + 1 < RULES_SAMPLE)
-		snprintf(a->sample + len, sizeof(a->sample) - len, "%s%s", len ? " " : "",
-			 subject);
+		snprintf(a->sample + len, sizeof(a->sample) - len, "%s%s", len ? " " : "", subject);
 	return true;
 }
 
@@ -572,15 +571,14 @@ static bool
 is_timer_kind(enum alert_kind k)
 {
 	return k == KIND_GATE_SILENT || k == KIND_ISOLATION_OVERDUE ||
-	       k == KIND_DISINFECTION_OVERDUE || k == KIND_HOTLINE_UNRESOLVED;
+		k == KIND_DISINFECTION_OVERDUE || k == KIND_HOTLINE_UNRESOLVED;
 }
 
 /* The trigger `t` of a site and kind that has max_open_alerts open: into
  * the aggregate of that site and kind (raised with it when none is open;
  * repeats published as trigger() does). */
 static int
-fold(struct rules *r, struct rules_output *out, const struct alert *t,
-     const struct rules_clock *at)
+fold(struct rules *r, struct rules_output *out, const struct alert *t, const struct rules_clock *at)
 {
 	struct aggregate *g = (struct aggregate *)find(r, t->kind, t->site, RULES_AGGREGATE);
 	bool fresh;
@@ -641,8 +639,7 @@ trigger(struct rules *r, struct rules_output *out, const struct alert *t,
 			return emit(out, a, "updated", at);
 		return 0;
 	}
-	if (r->cfg.max_open_alerts > 0 &&
-	    open_count(r, t->site, t->kind) >= r->cfg.max_open_alerts)
+	if (r->cfg.max_open_alerts > 0 && open_count(r, t->site, t->kind) >= r->cfg.max_open_alerts)
 		return fold(r, out, t, at);
 	a = new_alert(r, t, sizeof(*a), at);
 	if (!a)
@@ -761,14 +758,14 @@ exit_ring(struct rules *r, const char *site, const char *household)
 #define READINGS_KEEP_US (24 * 3600 * INT64_C(1000000))
 
 struct reading {
-	int64_t at;		/* rule time (wall, us) */
+	int64_t at; /* rule time (wall, us) */
 	bool fever;
-	bool done;		/* a normal reading whose resolve is published */
+	bool done; /* a normal reading whose resolve is published */
 };
 
 struct readings {
 	int n;
-	struct reading r[READINGS];	/* by rule time; a fever first at a tie */
+	struct reading r[READINGS]; /* by rule time; a fever first at a tie */
 };
 
 /* A fever episode in time order: from the fever `from` that raised it to
@@ -793,7 +790,8 @@ episodes(const struct rules *r, const struct readings *rs, struct episode *ret)
 		if (x->fever && !open) {
 			ret[n++] = (struct episode){ .from = x->at, .to = 0 };
 			open = true;
-		} else if (!x->fever && open && x->at - ret[n - 1].from <= r->cfg.recheck_window_us) {
+		} else if (!x->fever && open &&
+			   x->at - ret[n - 1].from <= r->cfg.recheck_window_us) {
 			ret[n - 1].to = x->at;
 			open = false;
 		}
@@ -956,7 +954,7 @@ fever_rule(struct rules *r, const struct event *ev, const struct rules_clock *at
 		return 0;
 	}
 	for (int i = 0; i < rs->n; i++)
-		if (rs->r[i].at == x.at && rs->r[i].fever == x.fever)	/* no new episode */
+		if (rs->r[i].at == x.at && rs->r[i].fever == x.fever) /* no new episode */
 			return x.fever && a ? trigger(r, out, &t, at) : 0;
 	if (rs->n == READINGS) {
 		memmove(&rs->r[0], &rs->r[1], (READINGS - 1) * sizeof(rs->r[0]));
@@ -992,13 +990,14 @@ fever_rule(struct rules *r, const struct event *ev, const struct rules_clock *at
 		if (i != mine && orphan_done(rs, after, na, i))
 			continue;
 		if (i == mine) {
-			const struct rules_clock end = { .wall_us = after[i].to, .mono_us = at->mono_us };
+			const struct rules_clock end = { .wall_us = after[i].to,
+							 .mono_us = at->mono_us };
 
 			if (a && (err = close_alert(r, out, a, "rechecked", NULL, &end)) < 0)
 				return err;
 			a = NULL;
 		} else if ((err = raise_resolved(r, out, &t, after[i].from, after[i].to,
-						  at->mono_us)) < 0)
+						 at->mono_us)) < 0)
 			return err;
 	}
 	if (na > 0 && after[na - 1].to == 0) {
@@ -1012,8 +1011,7 @@ fever_rule(struct rules *r, const struct event *ev, const struct rules_clock *at
 		 * fevers); if an operator resolved its alert, a fever raises a
 		 * new one, but not one dated before that alert's */
 		if (a || mine == na - 1) {
-			if (!x.fever || x.at < from.wall_us ||
-			    (!a && x.at < before[nb - 1].from))
+			if (!x.fever || x.at < from.wall_us || (!a && x.at < before[nb - 1].from))
 				return 0;
 			if (a && a->count < nfev - 1)
 				a->count = nfev - 1;
@@ -1021,10 +1019,10 @@ fever_rule(struct rules *r, const struct event *ev, const struct rules_clock *at
 		}
 		if (r->cfg.max_open_alerts > 0 &&
 		    open_count(r, t.site, t.kind) >= r->cfg.max_open_alerts)
-			return trigger(r, out, &t, &from);	/* folds */
+			return trigger(r, out, &t, &from); /* folds */
 		if (!(a = new_alert(r, &t, sizeof(*a), &from)))
 			return -ENOMEM;
-		a->count = nfev;	/* its fevers so far */
+		a->count = nfev; /* its fevers so far */
 		return emit(out, a, "raised", &from);
 	}
 	return 0;
@@ -1080,7 +1078,8 @@ gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct ev
 	const struct rules_clock at = event_at(ev, tnow);
 	const struct reg_gate *g = registry_gate(reg, ev->site, ev->gate);
 	struct reg_card card;
-	const struct reg_card *c = ev->card[0] ? registry_card(reg, ev->site, ev->card, &card) : NULL;
+	const struct reg_card *c = ev->card[0] ? registry_card(reg, ev->site, ev->card, &card) :
+						 NULL;
 	const char *hh = c ? c->household : "";
 	char subject[RULES_SUBJECT_MAX];
 	struct alert t;
@@ -1107,8 +1106,7 @@ gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct ev
 	if (c && !c->revoked && ev->direction == DIR_OUT) {
 		if (under_isolation(reg, ev->site, hh, ev->rule_us)) {
 			snprintf(subject, sizeof(subject), "household:%s", hh);
-			tmpl_event(&t, KIND_ISOLATION_BREACH, ev, subject,
-				  SEVERITY_CRITICAL);
+			tmpl_event(&t, KIND_ISOLATION_BREACH, ev, subject, SEVERITY_CRITICAL);
 			snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
 			snprintf(t.card, sizeof(t.card), "%s", ev->card);
 			snprintf(t.household, sizeof(t.household), "%s", hh);
@@ -1127,8 +1125,7 @@ gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct ev
 				n += m - ring->t[i] < r->cfg.exit_window_us;
 			if (n > r->cfg.exit_quota) {
 				snprintf(subject, sizeof(subject), "household:%s", hh);
-				tmpl_event(&t, KIND_EXIT_QUOTA, ev, subject,
-					  SEVERITY_WARNING);
+				tmpl_event(&t, KIND_EXIT_QUOTA, ev, subject, SEVERITY_WARNING);
 				snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
 				snprintf(t.card, sizeof(t.card), "%s", ev->card);
 				snprintf(t.household, sizeof(t.household), "%s", hh);
@@ -1194,7 +1191,7 @@ status_rules(struct rules *r, const struct registry_snapshot *reg, const struct 
 		if (at.wall_us > s->closed_us)
 			s->closed_us = at.wall_us;
 		if (at.wall_us < s->breach_us)
-			return 0;	/* a breach dated later stands */
+			return 0; /* a breach dated later stands */
 		return resolve(r, out, KIND_SEALED_GATE, ev->site, subject, "re-sealed", &at);
 	}
 	if (ev->state != STATE_OPEN && ev->state != STATE_FORCED)
@@ -1218,7 +1215,8 @@ check_deadline(const struct rules *r, const struct reg_isolation *o, const struc
 	start = mono_of(now, o->starts_s * 1000000);
 	if (last < start)
 		last = start;
-	interval = o->check_interval_s > 0 ? o->check_interval_s * 1000000 : r->cfg.check_interval_us;
+	interval = o->check_interval_s > 0 ? o->check_interval_s * 1000000 :
+					     r->cfg.check_interval_us;
 	return last + interval + r->cfg.check_grace_us;
 }
 
@@ -1307,7 +1305,7 @@ remember_resolved(struct rules *r, const char *key, int64_t m)
 				oldest = k;
 			}
 		if (oldest && om > m)
-			return 0;	/* older than all kept: not worth one */
+			return 0; /* older than all kept: not worth one */
 		if (oldest) {
 			char drop[3 * NORM_KEY_MAX];
 
@@ -1338,7 +1336,7 @@ hotline_rules(struct rules *r, const struct event *ev, const struct rules_clock 
 			       &at);
 	}
 	if (map_get(&r->resolved, key))
-		return 0;	/* a late step of a resolved call */
+		return 0; /* a late step of a resolved call */
 	c = map_get(&r->calls, key);
 	if (!c && ev->urgent == 1 && r->calls.len < RULES_CALLS_MAX) {
 		c = calloc(1, sizeof(*c));
@@ -1353,8 +1351,7 @@ hotline_rules(struct rules *r, const struct event *ev, const struct rules_clock 
 		int med = strcmp(ev->category, "medical") == 0;
 
 		/* ties: medical, and the greater household, win */
-		if (ev->category[0] &&
-		    (m > c->medical_mono || (m == c->medical_mono && med))) {
+		if (ev->category[0] && (m > c->medical_mono || (m == c->medical_mono && med))) {
 			c->medical = med;
 			c->medical_mono = m;
 		}
@@ -1422,12 +1419,9 @@ rules_event(struct rules *r, const struct registry_snapshot *reg, const struct e
 		snprintf(subject, sizeof(subject), "zone:%s", ev->zone);
 		return resolve(r, out, KIND_DISINFECTION_OVERDUE, ev->site, subject, "disinfected",
 			       &at);
-	case EVENT_HOTLINE:
-		return hotline_rules(r, ev, &t, out);
-	case EVENT_CHECK:
-		return check_rules(r, reg, ev, &t, out);
-	case EVENT_ACK:
-		return ack_rules(r, ev, &t, out);
+	case EVENT_HOTLINE: return hotline_rules(r, ev, &t, out);
+	case EVENT_CHECK: return check_rules(r, reg, ev, &t, out);
+	case EVENT_ACK: return ack_rules(r, ev, &t, out);
 	}
 	return 0;
 }
@@ -1488,8 +1482,8 @@ tick_gates(struct rules *r, const struct registry_snapshot *reg, const struct ru
  * a check is due check_interval + check_grace after the last one, or after
  * the order's start, on the monotonic clock. */
 static int
-tick_isolation(struct rules *r, const struct registry_snapshot *reg,
-	       const struct rules_clock *now, struct rules_output *out)
+tick_isolation(struct rules *r, const struct registry_snapshot *reg, const struct rules_clock *now,
+	       struct rules_output *out)
 {
 	for (size_t i = 0; i < reg->nisolations; i++) {
 		const struct reg_isolation *o = &reg->isolations[i];
@@ -1507,7 +1501,8 @@ tick_isolation(struct rules *r, const struct registry_snapshot *reg,
 			snprintf(subject, sizeof(subject), "household:%s", o->household);
 		if (now->mono_us <= deadline || find(r, KIND_ISOLATION_OVERDUE, o->site, subject))
 			continue;
-		snprintf(ek, sizeof(ek), "overdue:%s:%" PRId64, o->household, wall_of(now, deadline));
+		snprintf(ek, sizeof(ek), "overdue:%s:%" PRId64, o->household,
+			 wall_of(now, deadline));
 		tmpl_init(&t, KIND_ISOLATION_OVERDUE, o->site, subject, ek, SEVERITY_WARNING);
 		snprintf(t.household, sizeof(t.household), "%s", o->household);
 		if ((err = trigger(r, out, &t, now)) < 0)
@@ -1538,11 +1533,14 @@ tick_zones(struct rules *r, const struct registry_snapshot *reg, const struct ru
 		 * interval back (G3). */
 		if (last == 0)
 			last = r->start_mono;
-		interval = z->interval_s > 0 ? z->interval_s * 1000000 : r->cfg.disinfection_interval_us;
+		interval = z->interval_s > 0 ? z->interval_s * 1000000 :
+					       r->cfg.disinfection_interval_us;
 		snprintf(subject, sizeof(subject), "zone:%s", z->zone);
 		if (find(r, KIND_DISINFECTION_OVERDUE, z->site, subject) ||
-		    rules_daytime_elapsed(registry_site_tz(reg, z->site), wall_of(now, last) / 1000000,
-					  now->wall_us / 1000000) * 1000000 <= interval)
+		    rules_daytime_elapsed(registry_site_tz(reg, z->site),
+					  wall_of(now, last) / 1000000, now->wall_us / 1000000) *
+				    1000000 <=
+			    interval)
 			continue;
 		snprintf(ek, sizeof(ek), "disinfection:%" PRId64, wall_of(now, last));
 		tmpl_init(&t, KIND_DISINFECTION_OVERDUE, z->site, subject, ek, SEVERITY_WARNING);
@@ -1648,8 +1646,9 @@ prune_readings(struct rules *r, const struct rules_clock *now)
 	for (size_t it = 0; map_next(&r->readings, &it, &key, &v);) {
 		const struct readings *rs = v;
 
-		if (rs->n == 0 || now->wall_us - rs->r[rs->n - 1].at >
-					  READINGS_KEEP_US + r->cfg.recheck_window_us)
+		if (rs->n == 0 ||
+		    now->wall_us - rs->r[rs->n - 1].at >
+			    READINGS_KEEP_US + r->cfg.recheck_window_us)
 			free(map_remove(&r->readings, key));
 	}
 }
@@ -1665,8 +1664,7 @@ rules_tick(struct rules *r, const struct registry_snapshot *reg, const struct ru
 
 	if ((!r->intake_down && (err = tick_gates(r, reg, &t, out)) < 0) ||
 	    (err = tick_isolation(r, reg, &t, out)) < 0 ||
-	    (err = tick_zones(r, reg, &t, out)) < 0 ||
-	    (err = tick_calls(r, &t, out)) < 0)
+	    (err = tick_zones(r, reg, &t, out)) < 0 || (err = tick_calls(r, &t, out)) < 0)
 		return err;
 	return tick_alerts(r, reg, &t, out);
 }
@@ -1819,8 +1817,8 @@ size_t
 rules_entries(const struct rules *r)
 {
 	return r->alerts.len + r->by_id.len + r->gates.len + r->checks.len + r->zones.len +
-	       r->calls.len + r->resolved.len + r->seals.len + r->exits.len + r->nopen.len +
-	       r->readings.len;
+		r->calls.len + r->resolved.len + r->seals.len + r->exits.len + r->nopen.len +
+		r->readings.len;
 }
 
 size_t

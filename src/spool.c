@@ -49,7 +49,7 @@
 
 #include "log.h"
 
-#define MAGIC 0x31525343u	/* "CSR1" */
+#define MAGIC 0x31525343u /* "CSR1" */
 static const uint8_t magic_bytes[4] = { 'C', 'S', 'R', '1' };
 #define MAX_STORED_PAYLOAD (16u << 20)
 /* Bounds of what one segment can hold: the largest segment_bytes the
@@ -57,14 +57,14 @@ static const uint8_t magic_bytes[4] = { 'C', 'S', 'R', '1' };
 #define SPOOL_MAX_SEGMENT (1ull << 30)
 #define SPOOL_MAX_RECORD (SPOOL_HEADER_SIZE + 65535ull + MAX_STORED_PAYLOAD)
 #define SEG_SUFFIX ".seg"
-#define SEG_NAME_LEN (20 + sizeof(SEG_SUFFIX))	/* with the NUL */
+#define SEG_NAME_LEN (20 + sizeof(SEG_SUFFIX)) /* with the NUL */
 #define READ_BUF (1u << 20)
 
 struct seg {
-	uint64_t start;		/* position of its first byte */
-	uint64_t len;		/* bytes in the file */
-	uint64_t gen;		/* tells a recreated segment from an old one */
-	int fd;			/* open until released (the last: for append too) */
+	uint64_t start; /* position of its first byte */
+	uint64_t len;	/* bytes in the file */
+	uint64_t gen;	/* tells a recreated segment from an old one */
+	int fd;		/* open until released (the last: for append too) */
 };
 
 struct spool {
@@ -72,43 +72,43 @@ struct spool {
 	struct spool_options opt;
 	char id[33];
 
-	pthread_mutex_t lock;	/* everything below but the atomics */
+	pthread_mutex_t lock; /* everything below but the atomics */
 	int dir_fd;
 	dev_t dir_dev;
 	ino_t dir_ino;
-	struct seg *segs;	/* ascending; the last one is being written */
+	struct seg *segs; /* ascending; the last one is being written */
 	size_t nsegs, cap;
 	uint64_t next_gen;
-	uint64_t closed_bytes;	/* bytes in the segments before the last */
-	uint64_t damage_mark;	/* damaged spans before this are counted */
-	int64_t linked_at_ns;	/* the last append that checked its file was linked */
-	int reclaim_logged;	/* a failed reclaim was logged */
+	uint64_t closed_bytes; /* bytes in the segments before the last */
+	uint64_t damage_mark;  /* damaged spans before this are counted */
+	int64_t linked_at_ns;  /* the last append that checked its file was linked */
+	int reclaim_logged;    /* a failed reclaim was logged */
 	struct log_ratelimit damage_rl;
 
 	_Atomic uint64_t end;
 	_Atomic uint64_t first;
-	_Atomic int write_err;	/* -errno of the last failed append, or 0 */
-	_Atomic int low_disk;	/* spool_set_low_disk(): reclaim whatever the size */
-	_Atomic int gone;	/* enum spool_dir_state */
+	_Atomic int write_err; /* -errno of the last failed append, or 0 */
+	_Atomic int low_disk;  /* spool_set_low_disk(): reclaim whatever the size */
+	_Atomic int gone;      /* enum spool_dir_state */
 	_Atomic uint64_t damaged_spans, damaged_bytes;
-	_Atomic uint64_t syncs;	/* fdatasyncs of segment data done */
+	_Atomic uint64_t syncs; /* fdatasyncs of segment data done */
 	uint64_t torn_bytes;
 };
 
 struct spool_reader {
 	struct spool *spool;
-	uint64_t pos;		/* position of buf[off] */
-	int have_seg;		/* the segment below is known */
+	uint64_t pos; /* position of buf[off] */
+	int have_seg; /* the segment below is known */
 	uint64_t seg_start, seg_gen;
-	uint64_t de;		/* data end of the segment (position), as last seen */
-	uint64_t limit;		/* the next segment's start, UINT64_MAX for the last */
-	uint64_t missing_end;	/* the file ends before de: bytes up to here are missing */
+	uint64_t de;	      /* data end of the segment (position), as last seen */
+	uint64_t limit;	      /* the next segment's start, UINT64_MAX for the last */
+	uint64_t missing_end; /* the file ends before de: bytes up to here are missing */
 	uint8_t *buf;
-	size_t cap, off, len;	/* valid bytes: buf[off..len) */
-	int scanning;		/* looking for the next whole record after damage */
-	uint64_t span_start;	/* where the damage began */
-	uint8_t *span;		/* the first bytes of a damaged span */
-	int quiet;		/* recovery's own reader: neither counts nor logs */
+	size_t cap, off, len; /* valid bytes: buf[off..len) */
+	int scanning;	      /* looking for the next whole record after damage */
+	uint64_t span_start;  /* where the damage began */
+	uint8_t *span;	      /* the first bytes of a damaged span */
+	int quiet;	      /* recovery's own reader: neither counts nor logs */
 };
 
 static void
@@ -118,21 +118,48 @@ seg_name(uint64_t start, char *buf, size_t len)
 }
 
 static void
-put_u16(uint8_t *p, uint16_t v) { v = htole16(v); memcpy(p, &v, 2); }
+put_u16(uint8_t *p, uint16_t v)
+{
+	v = htole16(v);
+	memcpy(p, &v, 2);
+}
 static void
-put_u32(uint8_t *p, uint32_t v) { v = htole32(v); memcpy(p, &v, 4); }
+put_u32(uint8_t *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, 4);
+}
 static void
-put_u64(uint8_t *p, uint64_t v) { v = htole64(v); memcpy(p, &v, 8); }
+put_u64(uint8_t *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, 8);
+}
 static uint16_t
-get_u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return le16toh(v); }
+get_u16(const uint8_t *p)
+{
+	uint16_t v;
+	memcpy(&v, p, 2);
+	return le16toh(v);
+}
 static uint32_t
-get_u32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return le32toh(v); }
+get_u32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return le32toh(v);
+}
 static uint64_t
-get_u64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return le64toh(v); }
+get_u64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
 
 static uint64_t
-record_checksum(const uint8_t *hdr, const void *topic, size_t topic_len,
-		const void *payload, size_t payload_len)
+record_checksum(const uint8_t *hdr, const void *topic, size_t topic_len, const void *payload,
+		size_t payload_len)
 {
 	XXH3_state_t st;
 
@@ -149,8 +176,7 @@ header_size(const uint8_t *hdr)
 {
 	uint32_t plen = get_u32(hdr + 4);
 
-	if (get_u32(hdr) != MAGIC || plen > MAX_STORED_PAYLOAD ||
-	    get_u32(hdr + 8) < plen)
+	if (get_u32(hdr) != MAGIC || plen > MAX_STORED_PAYLOAD || get_u32(hdr + 8) < plen)
 		return 0;
 	return SPOOL_HEADER_SIZE + get_u16(hdr + 12) + (size_t)plen;
 }
@@ -160,8 +186,7 @@ record_valid(const uint8_t *rec, size_t size)
 {
 	size_t tlen = get_u16(rec + 12);
 
-	return record_checksum(rec, rec + SPOOL_HEADER_SIZE, tlen,
-			       rec + SPOOL_HEADER_SIZE + tlen,
+	return record_checksum(rec, rec + SPOOL_HEADER_SIZE, tlen, rec + SPOOL_HEADER_SIZE + tlen,
 			       size - SPOOL_HEADER_SIZE - tlen) == get_u64(rec + 24);
 }
 
@@ -271,7 +296,10 @@ push_seg(struct spool *spool, uint64_t start, uint64_t len, int fd)
 		spool->cap = cap;
 	}
 	spool->segs[spool->nsegs++] = (struct seg){
-		.start = start, .len = len, .gen = ++spool->next_gen, .fd = fd,
+		.start = start,
+		.len = len,
+		.gen = ++spool->next_gen,
+		.fd = fd,
 	};
 	return 0;
 }
@@ -408,7 +436,8 @@ recover_last(struct spool *spool)
 		}
 		whole = rec.payload_len >= SPOOL_HEADER_SIZE ? header_size(rec.payload) : 0;
 		if (whole && whole <= rec.next - rec.pos) {
-			log_warn("spool: the last record of %s/%s (offset %" PRIu64 ", %zu bytes) is"
+			log_warn("spool: the last record of %s/%s (offset %" PRIu64
+				 ", %zu bytes) is"
 				 " whole but its checksum fails: kept as damage; readers skip it",
 				 spool->dir, name, rec.pos - start, whole);
 			cut = rec.pos + whole;
@@ -436,21 +465,26 @@ recover_last(struct spool *spool)
 
 		spool->torn_bytes = file_end - cut;
 		if (cut == file_end) {
-			log_warn("spool: the local checkpoint (position %" PRIu64 ") lies beyond the"
-				 " end of %s/%s (position %" PRIu64 "): a power loss took the segment's"
-				 " unsynced tail, up to [spool] sync_interval of acknowledged messages",
-				 ckpt, spool->dir, name, file_end);
+			log_warn(
+				"spool: the local checkpoint (position %" PRIu64 ") lies beyond the"
+				" end of %s/%s (position %" PRIu64
+				"): a power loss took the segment's"
+				" unsynced tail, up to [spool] sync_interval of acknowledged messages",
+				ckpt, spool->dir, name, file_end);
 		} else {
-			log_warn("spool: torn tail in %s/%s at offset %" PRIu64 ": %" PRIu64 " bytes cut (an"
-				 " incomplete last write: cordond or the machine stopped during it; a message"
-				 " not acknowledged is sent again by the broker, and a power loss may also take"
-				 " up to [spool] sync_interval of acknowledged ones)",
-				 spool->dir, name, cut - start, spool->torn_bytes);
+			log_warn(
+				"spool: torn tail in %s/%s at offset %" PRIu64 ": %" PRIu64
+				" bytes cut (an"
+				" incomplete last write: cordond or the machine stopped during it; a message"
+				" not acknowledged is sent again by the broker, and a power loss may also take"
+				" up to [spool] sync_interval of acknowledged ones)",
+				spool->dir, name, cut - start, spool->torn_bytes);
 		}
 		if (ftruncate(last->fd, (off_t)(cut - start)) < 0 || fsync(last->fd) < 0)
 			return -errno;
 		last->len = cut - start;
-		next = start + (held > SPOOL_MAX_SEGMENT ? held : SPOOL_MAX_SEGMENT) + SPOOL_MAX_RECORD;
+		next = start + (held > SPOOL_MAX_SEGMENT ? held : SPOOL_MAX_SEGMENT) +
+			SPOOL_MAX_RECORD;
 		log_notice("spool: new records start at position %" PRIu64 " in a new segment;"
 			   " positions %" PRIu64 "..%" PRIu64 " are a gap that holds no data",
 			   next, cut, next);
@@ -605,15 +639,15 @@ gone_errno(int gone)
 }
 
 int
-spool_append(struct spool *spool, const char *topic, size_t topic_len,
-	     const void *payload, size_t payload_len, int64_t recv_us)
+spool_append(struct spool *spool, const char *topic, size_t topic_len, const void *payload,
+	     size_t payload_len, int64_t recv_us)
 {
 	return spool_append_flags(spool, topic, topic_len, payload, payload_len, recv_us, 0);
 }
 
 int
-spool_append_flags(struct spool *spool, const char *topic, size_t topic_len,
-		   const void *payload, size_t payload_len, int64_t recv_us, unsigned flags)
+spool_append_flags(struct spool *spool, const char *topic, size_t topic_len, const void *payload,
+		   size_t payload_len, int64_t recv_us, unsigned flags)
 {
 	uint8_t hdr[SPOOL_HEADER_SIZE];
 	size_t stored = payload_len, size, done = 0;
@@ -631,8 +665,9 @@ spool_append_flags(struct spool *spool, const char *topic, size_t topic_len,
 	put_u32(hdr + 4, (uint32_t)stored);
 	put_u32(hdr + 8, payload_len > UINT32_MAX ? UINT32_MAX : (uint32_t)payload_len);
 	put_u16(hdr + 12, (uint16_t)topic_len);
-	put_u16(hdr + 14, (uint16_t)((stored < payload_len ? SPOOL_TRUNCATED : 0) |
-				     (flags & SPOOL_RETAINED)));
+	put_u16(hdr + 14,
+		(uint16_t)((stored < payload_len ? SPOOL_TRUNCATED : 0) |
+			   (flags & SPOOL_RETAINED)));
 	put_u64(hdr + 16, (uint64_t)recv_us);
 	put_u64(hdr + 24, record_checksum(hdr, topic, topic_len, payload, stored));
 	iov[0] = (struct iovec){ hdr, sizeof(hdr) };
@@ -730,8 +765,7 @@ spool_check_dir(struct spool *spool)
 		return (enum spool_dir_state)state;
 	pthread_mutex_lock(&spool->lock);
 	rc = stat(spool->dir, &path) < 0 ? errno : 0;
-	if (!segment_linked(spool) ||
-	    (fstat(spool->dir_fd, &st) == 0 && st.st_nlink == 0) ||
+	if (!segment_linked(spool) || (fstat(spool->dir_fd, &st) == 0 && st.st_nlink == 0) ||
 	    rc == ENOENT || rc == ENOTDIR)
 		state = SPOOL_DIR_DELETED;
 	else if (rc == 0 && (path.st_dev != spool->dir_dev || path.st_ino != spool->dir_ino))
@@ -846,7 +880,7 @@ spool_recreate(struct spool *spool, uint64_t committed)
 		goto out;
 	}
 	close_segments(spool);
-	err = push_seg(spool, end, 0, fd);	/* cannot fail: cap >= 1 */
+	err = push_seg(spool, end, 0, fd); /* cannot fail: cap >= 1 */
 	if (err)
 		goto out;
 	fd = -1;
@@ -979,8 +1013,8 @@ is_big(const struct spool *spool, uint64_t len)
 	struct statvfs sv;
 
 	return len >= (uint64_t)spool->opt.segment_bytes / 4 ||
-	       (fstatvfs(spool->dir_fd, &sv) == 0 &&
-		len >= (uint64_t)sv.f_blocks * sv.f_frsize / 16);
+		(fstatvfs(spool->dir_fd, &sv) == 0 &&
+		 len >= (uint64_t)sv.f_blocks * sv.f_frsize / 16);
 }
 
 void
@@ -1007,14 +1041,15 @@ spool_release(struct spool *spool, uint64_t pos)
 		if (err) {
 			if (!spool->reclaim_logged)
 				log_err("spool: cannot start a new segment to free the committed one"
-					" (%" PRIu64 " bytes): %s; trying again", len, strerror(-err));
+					" (%" PRIu64 " bytes): %s; trying again",
+					len, strerror(-err));
 			spool->reclaim_logged = 1;
 			goto out;
 		}
 		log_msg(werr || spool->reclaim_logged ? LOG_LEVEL_NOTICE : LOG_LEVEL_DEBUG,
 			"spool: the segment being written was all committed; deleted it (%" PRIu64
-			" bytes) to make room%s%s", len, werr ? ": appends failed with " : "",
-			werr ? strerror(-werr) : "");
+			" bytes) to make room%s%s",
+			len, werr ? ": appends failed with " : "", werr ? strerror(-werr) : "");
 		spool->reclaim_logged = 0;
 		while (spool->nsegs > 1 && spool->segs[1].start <= pos)
 			if (drop_first(spool) < 0)
@@ -1069,8 +1104,7 @@ spool_open_file(struct spool *spool, const char *name)
 }
 
 int
-spool_read_file(struct spool *spool, const char *name, size_t max, void **ret_buf,
-		size_t *ret_len)
+spool_read_file(struct spool *spool, const char *name, size_t max, void **ret_buf, size_t *ret_len)
 {
 	int dfd = dir_dup(spool), fd, err = 0;
 	struct stat st;
@@ -1095,7 +1129,7 @@ spool_read_file(struct spool *spool, const char *name, size_t max, void **ret_bu
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			err = n < 0 ? -errno : -EIO;	/* shrank under us */
+			err = n < 0 ? -errno : -EIO; /* shrank under us */
 		else
 			got += (size_t)n;
 	}
@@ -1152,7 +1186,7 @@ reader_create(struct spool *spool, uint64_t pos, int quiet, struct spool_reader 
 
 	if (!r)
 		return -ENOMEM;
-	r->cap = quiet ? READ_BUF / 16 : READ_BUF;	/* recovery reads once, sequentially */
+	r->cap = quiet ? READ_BUF / 16 : READ_BUF; /* recovery reads once, sequentially */
 	r->buf = malloc(r->cap);
 	if (!r->buf) {
 		free(r);
@@ -1230,8 +1264,10 @@ open_seg(struct spool_reader *r)
 
 		pthread_mutex_unlock(&s->lock);
 		if (!r->quiet)
-			log_err("spool: a reader at position %" PRIu64 " is before the first segment"
-				" (%" PRIu64 "): the bytes in between were deleted unread", r->pos, first);
+			log_err("spool: a reader at position %" PRIu64
+				" is before the first segment"
+				" (%" PRIu64 "): the bytes in between were deleted unread",
+				r->pos, first);
 		reset(r, first);
 		return;
 	}
@@ -1368,8 +1404,8 @@ note_damage(struct spool_reader *r, uint64_t from, uint64_t to)
 		    "spool: damaged data at position %" PRIu64 " (segment %020" PRIu64 SEG_SUFFIX
 		    ", offset %" PRIu64 "): %" PRIu64 " bytes skipped, whole records again from"
 		    " position %" PRIu64 "; the records in them are lost (cordond stores the bytes"
-		    " in rejects as spool_corrupt)", from, r->seg_start, from - r->seg_start,
-		    to - from, to);
+		    " in rejects as spool_corrupt)",
+		    from, r->seg_start, from - r->seg_start, to - from, to);
 }
 
 /* Hands up the damaged span from r->span_start to `to`, with its first
@@ -1391,7 +1427,7 @@ emit_span(struct spool_reader *r, uint64_t to, struct spool_record *ret)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			break;	/* the bytes are missing: a shorter payload */
+			break; /* the bytes are missing: a shorter payload */
 		got += (size_t)n;
 	}
 	if (fd >= 0)
@@ -1427,7 +1463,8 @@ scan(struct spool_reader *r, struct spool_record *ret)
 	for (;;) {
 		size_t avail = r->len - r->off, need;
 		const uint8_t *p = avail >= sizeof(magic_bytes) ?
-			memmem(r->buf + r->off, avail, magic_bytes, sizeof(magic_bytes)) : NULL;
+			memmem(r->buf + r->off, avail, magic_bytes, sizeof(magic_bytes)) :
+			NULL;
 		int err;
 
 		if (p) {
@@ -1545,7 +1582,7 @@ spool_reader_next(struct spool_reader *r, struct spool_record *ret)
 			return emit_span(r, r->pos, ret);
 		}
 		if (r->limit == UINT64_MAX)
-			return 0;	/* the segment being written: nothing more yet */
+			return 0; /* the segment being written: nothing more yet */
 		/* A finished segment, read to its end: on to the next, over
 		 * the gap a cut tail left if there is one. */
 		reset(r, r->limit);

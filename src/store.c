@@ -41,15 +41,15 @@
 
 /* Where the thread is; each change is logged once. */
 enum db_state {
-	DB_START,	/* not connected yet */
-	DB_UP,		/* connected, writes go through */
-	DB_DOWN,	/* unreachable, or the connection was lost */
-	DB_HELD,	/* reachable, but refuses our writes for a reason that is not the data */
+	DB_START, /* not connected yet */
+	DB_UP,	  /* connected, writes go through */
+	DB_DOWN,  /* unreachable, or the connection was lost */
+	DB_HELD,  /* reachable, but refuses our writes for a reason that is not the data */
 };
 
 /* The last step that failed. */
 struct pg_error {
-	char sqlstate[DB_SQLSTATE_LEN];	/* "" when PostgreSQL sent none */
+	char sqlstate[DB_SQLSTATE_LEN]; /* "" when PostgreSQL sent none */
 	char what[64];			/* the step */
 	char message[256];		/* the primary message, one line */
 	bool in_events;			/* it was an event table's COPY or INSERT */
@@ -67,9 +67,9 @@ struct store {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int quit;
-	PGcancel *cancel;		/* of conn: store_destroy() cancels its statement */
-	struct store_batch *pending;	/* handed in, not yet committed */
-	struct store_batch *done;	/* committed, not yet taken back */
+	PGcancel *cancel;	     /* of conn: store_destroy() cancels its statement */
+	struct store_batch *pending; /* handed in, not yet committed */
+	struct store_batch *done;    /* committed, not yet taken back */
 
 	/* only the thread touches these */
 	PGconn *conn;
@@ -77,17 +77,17 @@ struct store {
 	size_t copylen, copycap;
 	int64_t backoff_ms;
 	enum db_state state;
-	bool unreachable_logged;	/* this outage's "unreachable" line is out */
+	bool unreachable_logged; /* this outage's "unreachable" line is out */
 	int schema_version;
 	struct pg_error err;
-	int64_t held_since_us;		/* CLOCK_MONOTONIC */
+	int64_t held_since_us; /* CLOCK_MONOTONIC */
 	uint64_t held_attempts;
-	size_t part_events;		/* after a statement timeout: events per transaction (0: all) */
-	const struct store_batch *resume_batch;	/* its parts before resume_from are committed */
+	size_t part_events; /* after a statement timeout: events per transaction (0: all) */
+	const struct store_batch *resume_batch; /* its parts before resume_from are committed */
 	uint64_t resume_end;
 	size_t resume_from;
-	uint64_t part_rejected;		/* rows turned rejects in the transaction under way */
-	struct log_ratelimit row_rl;	/* rows refused for their data */
+	uint64_t part_rejected;	     /* rows turned rejects in the transaction under way */
+	struct log_ratelimit row_rl; /* rows refused for their data */
 	/* Readings stored under a derived key in the transaction under way
 	 * (a device reused their record id), by type; the first one's key. */
 	uint64_t part_reused[EVENT_TYPES + 1];
@@ -99,7 +99,7 @@ struct store {
 	_Atomic uint64_t connect_attempts, rows_rejected;
 	/* under lock */
 	uint64_t rows_by_type[EVENT_TYPES + 1];
-	uint64_t reused_by_type[EVENT_TYPES + 1];	/* committed part_reused */
+	uint64_t reused_by_type[EVENT_TYPES + 1]; /* committed part_reused */
 	struct histogram batch_rows, batch_seconds;
 	char held_sqlstate[DB_SQLSTATE_LEN];
 	char held_reason[STORE_REASON_MAX];
@@ -128,9 +128,8 @@ store_batch_add_event(struct store_batch *b, const struct event *ev)
 }
 
 int
-store_batch_add_reject(struct store_batch *b, const struct store_reject *r,
-		       const char *topic, size_t topic_len,
-		       const uint8_t *payload, size_t len)
+store_batch_add_reject(struct store_batch *b, const struct store_reject *r, const char *topic,
+		       size_t topic_len, const uint8_t *payload, size_t len)
 {
 	struct store_reject *dst;
 
@@ -329,20 +328,20 @@ step_failed(struct store *s, const char *what, PGresult *res)
 		 * lines: join them. */
 		snprintf(s->err.message, sizeof(s->err.message), "%s",
 			 s->conn ? PQerrorMessage(s->conn) : "out of memory");
-		for (size_t n = strlen(s->err.message); n > 0 &&
-		     (s->err.message[n - 1] == '\n' || s->err.message[n - 1] == ' ');)
+		for (size_t n = strlen(s->err.message);
+		     n > 0 && (s->err.message[n - 1] == '\n' || s->err.message[n - 1] == ' ');)
 			s->err.message[--n] = '\0';
 	}
 	for (p = s->err.message; *p; p++)
 		if (*p == '\n' || *p == '\t')
 			*p = ' ';
-	normalize_utf8_trim(s->err.message);	/* a localized message cut short */
+	normalize_utf8_trim(s->err.message); /* a localized message cut short */
 	s->err.in_events = false;
 	log_debug("PostgreSQL %s failed: %s %s", what, state ? state : "-", s->err.message);
 	if (!s->conn || PQstatus(s->conn) != CONNECTION_OK)
 		return -ENOTCONN;
 	if (stopping(s))
-		return -ECANCELED;	/* cancelled by store_destroy(), or failed meanwhile */
+		return -ECANCELED; /* cancelled by store_destroy(), or failed meanwhile */
 	return is_data_error(s->err.sqlstate) ? -EBADMSG : -EAGAIN;
 }
 
@@ -547,9 +546,9 @@ static void
 read_checkpoint(struct store *s)
 {
 	const char *params[1] = { s->instance };
-	PGresult *res = PQexecParams(s->conn,
-		"SELECT spool_id, position FROM spool_checkpoint WHERE instance = $1",
-		1, NULL, params, NULL, NULL, 0);
+	PGresult *res = PQexecParams(
+		s->conn, "SELECT spool_id, position FROM spool_checkpoint WHERE instance = $1", 1,
+		NULL, params, NULL, NULL, 0);
 
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
 	    strcmp(PQgetvalue(res, 0, 0), s->spool_id) == 0) {
@@ -572,13 +571,16 @@ create_staging(struct store *s)
 	for (size_t i = 0; i < n && !err; i++) {
 		char sql[256], what[64];
 
-		snprintf(sql, sizeof(sql), "CREATE TEMP TABLE stage_%s (LIKE %s INCLUDING DEFAULTS)"
-			 " ON COMMIT DELETE ROWS", all[i].table, all[i].table);
+		snprintf(sql, sizeof(sql),
+			 "CREATE TEMP TABLE stage_%s (LIKE %s INCLUDING DEFAULTS)"
+			 " ON COMMIT DELETE ROWS",
+			 all[i].table, all[i].table);
 		snprintf(what, sizeof(what), "CREATE TEMP TABLE stage_%s", all[i].table);
 		err = exec_sql(s, sql, what);
 	}
 	if (!err)
-		err = exec_sql(s, "CREATE TEMP TABLE stage_alert_rows (seq integer, transition text,"
+		err = exec_sql(s,
+			       "CREATE TEMP TABLE stage_alert_rows (seq integer, transition text,"
 			       " LIKE alerts INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
 			       "CREATE TEMP TABLE stage_alert_rows");
 	return err;
@@ -660,10 +662,10 @@ insert_reject(struct store *s, const struct store_reject *r, bool escaped)
 	if (escaped && escape_values(vals, 7, 1u << 0 | 1u << 2 | 1u << 4, copies) < 0)
 		return no_memory(s, "insert into rejects");
 	err = exec_params(s,
-		"INSERT INTO rejects (reject_key, received_at, topic, reason, detail,"
-		" payload, payload_len) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-		" ON CONFLICT (reject_key) DO NOTHING",
-		7, vals, lens, fmts, "insert into rejects");
+			  "INSERT INTO rejects (reject_key, received_at, topic, reason, detail,"
+			  " payload, payload_len) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+			  " ON CONFLICT (reject_key) DO NOTHING",
+			  7, vals, lens, fmts, "insert into rejects");
 	if (escaped)
 		free_values(copies, 7);
 	return err;
@@ -683,8 +685,8 @@ insert_reject_surely(struct store *s, const struct store_reject *r)
 	if (err == -EBADMSG) {
 		log_limited(&s->row_rl, LOG_LEVEL_WARNING,
 			    "reject on %.200s refused for its text (SQLSTATE %s %s);"
-			    " stored with the text escaped", r->topic, s->err.sqlstate,
-			    s->err.message);
+			    " stored with the text escaped",
+			    r->topic, s->err.sqlstate, s->err.message);
 		err = exec_sql(s, "ROLLBACK TO SAVEPOINT reject", NULL);
 		if (!err)
 			err = insert_reject(s, r, true);
@@ -785,8 +787,8 @@ opt_text(const char *s)
 	return s[0] ? s : NULL;
 }
 
-#define ALERT_COLUMNS \
-	"alert_id, site, kind, severity, state, subject, event_key, gate, household, card," \
+#define ALERT_COLUMNS                                                                         \
+	"alert_id, site, kind, severity, state, subject, event_key, gate, household, card,"   \
 	" zone, call_id, temp_c, raised_at, updated_at, resolved_at, count, reason, by_whom," \
 	" distinct_subjects, sample, event_hash"
 #define ALERT_NCOLS 22
@@ -795,12 +797,12 @@ opt_text(const char *s)
 
 /* What an alert row is updated with (a resolved row never changes: a
  * replay does not reopen it). */
-#define ALERT_UPSERT \
-	" ON CONFLICT (alert_id) DO UPDATE SET severity = excluded.severity," \
-	" state = excluded.state, temp_c = excluded.temp_c," \
-	" updated_at = excluded.updated_at, resolved_at = excluded.resolved_at," \
+#define ALERT_UPSERT                                                                     \
+	" ON CONFLICT (alert_id) DO UPDATE SET severity = excluded.severity,"            \
+	" state = excluded.state, temp_c = excluded.temp_c,"                             \
+	" updated_at = excluded.updated_at, resolved_at = excluded.resolved_at,"         \
 	" count = excluded.count, reason = excluded.reason, by_whom = excluded.by_whom," \
-	" distinct_subjects = excluded.distinct_subjects, sample = excluded.sample" \
+	" distinct_subjects = excluded.distinct_subjects, sample = excluded.sample"      \
 	" WHERE alerts.state <> 'resolved'"
 
 /* Text for an alert's row, in ALERT_COLUMNS order (NULL: SQL NULL). */
@@ -872,20 +874,24 @@ write_alert(struct store *s, const struct alert_transition *t, bool escaped)
 	alert_row(a, &row);
 	if (escaped && escape_values(v, ALERT_NCOLS, ALERT_TEXT_COLS, copies) < 0)
 		return no_memory(s, "alert upsert");
-	err = exec_params(s,
+	err = exec_params(
+		s,
 		"INSERT INTO alerts (" ALERT_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6,"
 		" coalesce((SELECT derived_key FROM event_keys_reused WHERE event_key = $7"
 		" AND content_hash = $22::bytea), $7), $8, $9, $10, $11, $12, $13, $14, $15, $16,"
 		" $17, $18, $19, $20, $21, $22::bytea)" ALERT_UPSERT,
 		ALERT_NCOLS, v, NULL, NULL, "alert upsert");
 	if (!err) {
-		const char *tv[7] = { v[0], t->what, v[16], v[14],
-				      rules_severity_name(a->severity), v[18], v[17] };
+		const char *tv[7] = {
+			v[0], t->what, v[16], v[14], rules_severity_name(a->severity), v[18], v[17]
+		};
 
-		err = exec_params(s,
+		err = exec_params(
+			s,
 			"INSERT INTO alert_transitions (alert_id, transition, count, at, severity,"
 			" by_whom, reason) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-			" ON CONFLICT DO NOTHING", 7, tv, NULL, NULL, "alert transition");
+			" ON CONFLICT DO NOTHING",
+			7, tv, NULL, NULL, "alert transition");
 	}
 	if (escaped)
 		free_values(copies, ALERT_NCOLS);
@@ -903,7 +909,8 @@ static int
 write_alerts_batched(struct store *s, const struct store_batch *b)
 {
 	static const struct table_desc stage = {
-		.table = "alerts", .columns = "seq, transition, " ALERT_COLUMNS,
+		.table = "alerts",
+		.columns = "seq, transition, " ALERT_COLUMNS,
 		.ncols = ALERT_NCOLS + 2,
 	};
 
@@ -931,11 +938,13 @@ write_alerts_batched(struct store *s, const struct store_batch *b)
 	}
 	/* An alert whose event was stored under a derived key (its device
 	 * reused the key: sql/0006) names that row. */
-	return exec_sql(s,
+	return exec_sql(
+		s,
 		"UPDATE stage_alert_rows s SET event_key = r.derived_key FROM event_keys_reused r"
 		" WHERE r.event_key = s.event_key AND r.content_hash = s.event_hash;"
-		" INSERT INTO alerts (" ALERT_COLUMNS ") SELECT DISTINCT ON (alert_id) "
-		ALERT_COLUMNS " FROM stage_alert_rows ORDER BY alert_id, seq DESC" ALERT_UPSERT ";"
+		" INSERT INTO alerts (" ALERT_COLUMNS
+		") SELECT DISTINCT ON (alert_id) " ALERT_COLUMNS
+		" FROM stage_alert_rows ORDER BY alert_id, seq DESC" ALERT_UPSERT ";"
 		" INSERT INTO alert_transitions (alert_id, transition, count, at, severity, by_whom,"
 		" reason) SELECT alert_id, transition, count, updated_at, severity, by_whom, reason"
 		" FROM stage_alert_rows ORDER BY seq ON CONFLICT DO NOTHING",
@@ -960,8 +969,8 @@ write_alerts(struct store *s, const struct store_batch *b, bool rowwise)
 		if (err == -EBADMSG) {
 			log_limited(&s->row_rl, LOG_LEVEL_WARNING,
 				    "alert %s refused for its text (SQLSTATE %s %s);"
-				    " stored with the text escaped", b->alerts[i].a.alert_id,
-				    s->err.sqlstate, s->err.message);
+				    " stored with the text escaped",
+				    b->alerts[i].a.alert_id, s->err.sqlstate, s->err.message);
 			err = exec_sql(s, "ROLLBACK TO SAVEPOINT alert", NULL);
 			if (!err)
 				err = write_alert(s, &b->alerts[i], true);
@@ -986,7 +995,8 @@ commit_part(struct store *s, const struct store_batch *b, bool last)
 	if (!last)
 		return exec_sql(s, "COMMIT", NULL);
 	snprintf(pos, sizeof(pos), "%" PRIu64, b->end_pos);
-	err = exec_params(s,
+	err = exec_params(
+		s,
 		"INSERT INTO spool_checkpoint (instance, spool_id, position) VALUES ($1, $2, $3)"
 		" ON CONFLICT (instance) DO UPDATE SET spool_id = excluded.spool_id,"
 		" position = CASE WHEN spool_checkpoint.spool_id = excluded.spool_id"
@@ -1017,16 +1027,12 @@ event_topic(struct store *s, const struct event *ev, char *buf, size_t len)
 	case EVENT_DISINFECTION:
 		snprintf(buf, len, "%s/%s/disinfection/%s", s->topic_root, ev->site, ev->zone);
 		break;
-	case EVENT_HOTLINE:
-		snprintf(buf, len, "%s/%s/hotline", s->topic_root, ev->site);
-		break;
+	case EVENT_HOTLINE: snprintf(buf, len, "%s/%s/hotline", s->topic_root, ev->site); break;
 	case EVENT_CHECK:
 		snprintf(buf, len, "%s/%s/isolation/%s/check", s->topic_root, ev->site,
 			 ev->household);
 		break;
-	case EVENT_ACK:
-		snprintf(buf, len, "%s/%s/ack", s->topic_root, ev->site);
-		break;
+	case EVENT_ACK: snprintf(buf, len, "%s/%s/ack", s->topic_root, ev->site); break;
 	}
 }
 
@@ -1045,8 +1051,8 @@ reject_row(struct store *s, const struct event *ev, const struct table_desc *t,
 	int err;
 
 	for (int c = 0; c < t->ncols && n < sizeof(payload); c++)
-		n += (size_t)snprintf(payload + n, sizeof(payload) - n, "%s%s",
-				      c ? "\t" : "", row->v[c] ? row->v[c] : "\\N");
+		n += (size_t)snprintf(payload + n, sizeof(payload) - n, "%s%s", c ? "\t" : "",
+				      row->v[c] ? row->v[c] : "\\N");
 	event_topic(s, ev, topic, sizeof(topic));
 	snprintf(r.key, sizeof(r.key), "row:%s", ev->key);
 	{
@@ -1082,7 +1088,8 @@ derive_row(struct store *s, const struct table_desc *t, const struct table_row *
 	int err;
 
 	for (int c = 0; c < t->ncols; c++)
-		n += (size_t)snprintf(params + n, sizeof(params) - n, "%s$%d", c ? ", " : "", c + 1);
+		n += (size_t)snprintf(params + n, sizeof(params) - n, "%s$%d", c ? ", " : "",
+				      c + 1);
 	snprintf(sql, sizeof(sql), "INSERT INTO stage_%s (%s) VALUES (%s)", t->table, t->columns,
 		 params);
 	snprintf(what, sizeof(what), "INSERT INTO stage_%s", t->table);
@@ -1164,7 +1171,8 @@ write_part(struct store *s, const struct store_batch *b, size_t from, size_t to,
 	if (s->part_rejected) {
 		atomic_fetch_add(&s->rows_rejected, s->part_rejected);
 		log_warn("%" PRIu64 " of %zu rows refused for their data, stored in rejects as"
-			 " store_failed", s->part_rejected, to - from);
+			 " store_failed",
+			 s->part_rejected, to - from);
 	}
 	if (s->part_reused_key[0]) {
 		uint64_t n = 0;
@@ -1178,7 +1186,8 @@ write_part(struct store *s, const struct store_batch *b, size_t from, size_t to,
 		log_limited(&s->reuse_rl, LOG_LEVEL_WARNING,
 			    "%" PRIu64 " event(s) came with a record id their device had used for"
 			    " other content (a reset or replaced terminal?): stored under derived"
-			    " keys, e.g. %s", n, s->part_reused_key);
+			    " keys, e.g. %s",
+			    n, s->part_reused_key);
 	}
 	return 0;
 }
@@ -1206,8 +1215,8 @@ write_batch_any(struct store *s, const struct store_batch *b)
 		if (err == -EBADMSG) {
 			log_limited(&s->row_rl, LOG_LEVEL_WARNING,
 				    "batch of %zu events refused for its data (SQLSTATE %s %s, %s);"
-				    " writing it row by row", to - from, s->err.sqlstate,
-				    s->err.message, s->err.what);
+				    " writing it row by row",
+				    to - from, s->err.sqlstate, s->err.message, s->err.what);
 			err = write_part(s, b, from, to, last, true);
 		}
 		if (err == -EAGAIN && is_statement_timeout(s->err.sqlstate) && s->err.in_events &&
@@ -1218,7 +1227,8 @@ write_batch_any(struct store *s, const struct store_batch *b)
 			 * the batch is held like any other. */
 			if (!s->part_events)
 				log_warn("statement timeout on a part of %zu events: writing"
-					 " batches in smaller parts", to - from);
+					 " batches in smaller parts",
+					 to - from);
 			s->part_events = (to - from) / 2;
 			continue;
 		}
@@ -1271,7 +1281,8 @@ enter_down(struct store *s, bool lost)
 {
 	if (lost) {
 		log_warn("PostgreSQL connection lost (%s); the batch stays in the spool and is"
-			 " retried", s->err.message);
+			 " retried",
+			 s->err.message);
 		s->unreachable_logged = false;
 	} else if (s->state != DB_DOWN || !s->unreachable_logged) {
 		log_warn("PostgreSQL unreachable, retrying with backoff up to %d s: %s",
@@ -1304,8 +1315,8 @@ enter_held(struct store *s, const struct store_batch *b)
 			snprintf(batch, sizeof(batch), "the batch (%zu rows) stays in the spool, ",
 				 store_batch_rows(b));
 		log_err("PostgreSQL refuses writes: SQLSTATE %s %s (%s); %sretrying with backoff"
-			" up to %d s", state, s->err.message, s->err.what, batch,
-			BACKOFF_MAX_MS / 1000);
+			" up to %d s",
+			state, s->err.message, s->err.what, batch, BACKOFF_MAX_MS / 1000);
 	}
 	s->state = DB_HELD;
 	pthread_mutex_lock(&s->lock);
@@ -1434,7 +1445,7 @@ store_thread(void *arg)
 			continue;
 		}
 		if (err == -ECANCELED)
-			break;		/* stopping: the batch stays in the spool */
+			break; /* stopping: the batch stays in the spool */
 		if (err == -ENOTCONN) {
 			enter_down(s, true);
 		} else {
@@ -1451,7 +1462,6 @@ store_thread(void *arg)
 	return NULL;
 }
 
-
 int
 store_create(const struct store_options *opt, int done_fd, struct store **ret_store)
 {
@@ -1461,10 +1471,10 @@ store_create(const struct store_options *opt, int done_fd, struct store **ret_st
 
 	if (!s)
 		return -ENOMEM;
-	static const double rows_bounds[HIST_BUCKETS] = {
-		1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000, 50000, 100000 };
-	static const double sec_bounds[HIST_BUCKETS] = {
-		0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10 };
+	static const double rows_bounds[HIST_BUCKETS] = { 1,	10,   50,   100,   250,	  500,
+							  1000, 2000, 5000, 10000, 50000, 100000 };
+	static const double sec_bounds[HIST_BUCKETS] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+							 0.1,	0.25,	0.5,   1,    2.5,   10 };
 
 	/* wait_backoff() waits for a CLOCK_MONOTONIC deadline: the condition
 	 * variable must measure it on that clock (the default is
@@ -1603,18 +1613,21 @@ store_stats_print(const struct store_stats *ss, void *stream)
 {
 	FILE *f = stream;
 
-	fprintf(f, "# HELP cordon_postgres_connect_attempts_total Connections to PostgreSQL tried,"
-		   " successful or not.\n# TYPE cordon_postgres_connect_attempts_total counter\n"
-		   "cordon_postgres_connect_attempts_total %llu\n",
+	fprintf(f,
+		"# HELP cordon_postgres_connect_attempts_total Connections to PostgreSQL tried,"
+		" successful or not.\n# TYPE cordon_postgres_connect_attempts_total counter\n"
+		"cordon_postgres_connect_attempts_total %llu\n",
 		(unsigned long long)ss->connect_attempts);
-	fprintf(f, "# HELP cordon_postgres_writes_held 1 while PostgreSQL refuses writes for a"
-		   " reason that is not the data (privilege, schema, timeout, read-only, ...):"
-		   " the batch stays in the spool and is retried.\n"
-		   "# TYPE cordon_postgres_writes_held gauge\ncordon_postgres_writes_held %d\n",
+	fprintf(f,
+		"# HELP cordon_postgres_writes_held 1 while PostgreSQL refuses writes for a"
+		" reason that is not the data (privilege, schema, timeout, read-only, ...):"
+		" the batch stays in the spool and is retried.\n"
+		"# TYPE cordon_postgres_writes_held gauge\ncordon_postgres_writes_held %d\n",
 		ss->writes_held);
-	fprintf(f, "# HELP cordon_postgres_write_errors_total Failed writes by SQLSTATE: each"
-		   " attempt of a held batch, each row refused for its data.\n"
-		   "# TYPE cordon_postgres_write_errors_total counter\n");
+	fprintf(f,
+		"# HELP cordon_postgres_write_errors_total Failed writes by SQLSTATE: each"
+		" attempt of a held batch, each row refused for its data.\n"
+		"# TYPE cordon_postgres_write_errors_total counter\n");
 	for (size_t i = 0; i < ss->nwrite_errors; i++)
 		fprintf(f, "cordon_postgres_write_errors_total{sqlstate=\"%s\"} %llu\n",
 			ss->write_errors[i].sqlstate[0] ? ss->write_errors[i].sqlstate : "none",
@@ -1622,14 +1635,17 @@ store_stats_print(const struct store_stats *ss, void *stream)
 	if (ss->write_errors_other)
 		fprintf(f, "cordon_postgres_write_errors_total{sqlstate=\"other\"} %llu\n",
 			(unsigned long long)ss->write_errors_other);
-	fprintf(f, "# HELP cordon_store_rows_rejected_total Event rows PostgreSQL refused for their"
-		   " data (SQLSTATE class 22 or 23), stored in rejects as store_failed.\n"
-		   "# TYPE cordon_store_rows_rejected_total counter\n"
-		   "cordon_store_rows_rejected_total %llu\n", (unsigned long long)ss->rows_rejected);
-	fprintf(f, "# HELP cordon_events_key_reused_total Events that came with a record id their"
-		   " device had used for other content (a reset, updated or replaced terminal):"
-		   " stored under a derived key <key>~<12 hex digits>, listed in event_keys_reused.\n"
-		   "# TYPE cordon_events_key_reused_total counter\n");
+	fprintf(f,
+		"# HELP cordon_store_rows_rejected_total Event rows PostgreSQL refused for their"
+		" data (SQLSTATE class 22 or 23), stored in rejects as store_failed.\n"
+		"# TYPE cordon_store_rows_rejected_total counter\n"
+		"cordon_store_rows_rejected_total %llu\n",
+		(unsigned long long)ss->rows_rejected);
+	fprintf(f,
+		"# HELP cordon_events_key_reused_total Events that came with a record id their"
+		" device had used for other content (a reset, updated or replaced terminal):"
+		" stored under a derived key <key>~<12 hex digits>, listed in event_keys_reused.\n"
+		"# TYPE cordon_events_key_reused_total counter\n");
 	for (int t = 1; t <= EVENT_TYPES; t++)
 		fprintf(f, "cordon_events_key_reused_total{type=\"%s\"} %llu\n",
 			normalize_type_name((enum event_type)t),

@@ -8,11 +8,13 @@
 #include <xxhash.h>
 
 /* Each table's columns: the key, its data, and the content hash. */
-#define GATE_DATA "site, gate, ts, received_at, card, person, direction, temp_c, mask, flags, " \
+#define GATE_DATA                                                                     \
+	"site, gate, ts, received_at, card, person, direction, temp_c, mask, flags, " \
 	"vendor"
 #define STATUS_DATA "site, gate, ts, received_at, state, flags"
 #define DISINF_DATA "site, zone, ts, received_at, crew, agent, flags"
-#define HOTLINE_DATA "site, call_id, action, ts, received_at, household, category, urgent, " \
+#define HOTLINE_DATA                                                            \
+	"site, call_id, action, ts, received_at, household, category, urgent, " \
 	"note, flags"
 #define CHECK_DATA "site, household, person, ts, received_at, temp_c, symptoms, flags"
 #define ACK_DATA "site, alert_id, by_whom, action, note, ts, received_at"
@@ -20,26 +22,26 @@
 
 /* New hotline steps (only those not seen before: RETURNING of the
  * idempotent insert) fold into one row per call. */
-#define HOTLINE_FOLD(source) \
-	"INSERT INTO hotline_calls (call_id, site, household, category, urgent, status," \
-	" opened_at, resolved_at, updated_at)" \
-	" SELECT call_id, site," \
-	" (array_agg(household ORDER BY ts DESC) FILTER (WHERE household IS NOT NULL))[1]," \
-	" (array_agg(category ORDER BY ts DESC) FILTER (WHERE category IS NOT NULL))[1]," \
-	" (array_agg(urgent ORDER BY ts DESC) FILTER (WHERE urgent IS NOT NULL))[1]," \
-	" CASE WHEN bool_or(action = 'resolve') THEN 'resolved' ELSE 'open' END," \
-	" min(ts) FILTER (WHERE action = 'open'), max(ts) FILTER (WHERE action = 'resolve')," \
-	" max(ts) FROM " source " GROUP BY site, call_id" \
-	" ON CONFLICT (site, call_id) DO UPDATE SET" \
-	" household = coalesce(excluded.household, hotline_calls.household)," \
-	" category = coalesce(excluded.category, hotline_calls.category)," \
-	" urgent = CASE WHEN excluded.updated_at >= hotline_calls.updated_at" \
-	"   THEN coalesce(excluded.urgent, hotline_calls.urgent)" \
-	"   ELSE coalesce(hotline_calls.urgent, excluded.urgent) END," \
+#define HOTLINE_FOLD(source)                                                                    \
+	"INSERT INTO hotline_calls (call_id, site, household, category, urgent, status,"        \
+	" opened_at, resolved_at, updated_at)"                                                  \
+	" SELECT call_id, site,"                                                                \
+	" (array_agg(household ORDER BY ts DESC) FILTER (WHERE household IS NOT NULL))[1],"     \
+	" (array_agg(category ORDER BY ts DESC) FILTER (WHERE category IS NOT NULL))[1],"       \
+	" (array_agg(urgent ORDER BY ts DESC) FILTER (WHERE urgent IS NOT NULL))[1],"           \
+	" CASE WHEN bool_or(action = 'resolve') THEN 'resolved' ELSE 'open' END,"               \
+	" min(ts) FILTER (WHERE action = 'open'), max(ts) FILTER (WHERE action = 'resolve'),"   \
+	" max(ts) FROM " source " GROUP BY site, call_id"                                       \
+	" ON CONFLICT (site, call_id) DO UPDATE SET"                                            \
+	" household = coalesce(excluded.household, hotline_calls.household),"                   \
+	" category = coalesce(excluded.category, hotline_calls.category),"                      \
+	" urgent = CASE WHEN excluded.updated_at >= hotline_calls.updated_at"                   \
+	"   THEN coalesce(excluded.urgent, hotline_calls.urgent)"                               \
+	"   ELSE coalesce(hotline_calls.urgent, excluded.urgent) END,"                          \
 	" status = CASE WHEN hotline_calls.status = 'resolved' OR excluded.status = 'resolved'" \
-	"   THEN 'resolved' ELSE 'open' END," \
-	" opened_at = least(hotline_calls.opened_at, excluded.opened_at)," \
-	" resolved_at = greatest(hotline_calls.resolved_at, excluded.resolved_at)," \
+	"   THEN 'resolved' ELSE 'open' END,"                                                   \
+	" opened_at = least(hotline_calls.opened_at, excluded.opened_at),"                      \
+	" resolved_at = greatest(hotline_calls.resolved_at, excluded.resolved_at),"             \
 	" updated_at = greatest(hotline_calls.updated_at, excluded.updated_at)"
 
 #define ONE(t, cols, params) \
@@ -58,28 +60,34 @@
  * raised (alerts.event_hash, set from the event by the rules) are pointed
  * at it. `ret`: what `i` returns; `more`: further CTEs. Returns the
  * derived keys. */
-#define INSERT_STAGED(t, data, ret, more) \
-	"WITH i AS (INSERT INTO " t " (" COLS(data) ") SELECT " COLS(data) " FROM stage_" t \
-	" ON CONFLICT (event_key) DO NOTHING RETURNING " ret ")," \
-	" d AS (INSERT INTO " t " (" COLS(data) ")" \
-	" SELECT event_key || '~' || substr(encode(content_hash, 'hex'), 1, 12), " data \
-	", content_hash FROM (SELECT s.* FROM stage_" t " s LEFT JOIN i ON i.event_key = s.event_key" \
-	"   WHERE coalesce(i.content_hash, (SELECT e.content_hash FROM " t " e" \
-	"     WHERE e.event_key = s.event_key)) <> s.content_hash) s" \
-	" ON CONFLICT (event_key) DO NOTHING RETURNING *)," \
-	" r AS (INSERT INTO event_keys_reused (event_key, content_hash, derived_key," \
-	" event_table, received_at) SELECT left(event_key, -13), content_hash, event_key, '" t "'," \
-	" received_at FROM d ON CONFLICT DO NOTHING)," \
-	" a AS (UPDATE alerts SET event_key = d.event_key FROM d" \
-	" WHERE alerts.event_key = left(d.event_key, -13) AND alerts.event_hash = d.content_hash)" \
-	more " SELECT event_key FROM d"
+#define INSERT_STAGED(t, data, ret, more)                                                                                           \
+	"WITH i AS (INSERT INTO " t " (" COLS(data) ") SELECT " COLS(                                                               \
+		data) " FROM stage_" t " ON CONFLICT (event_key) DO NOTHING RETURNING " ret "),"                                    \
+		      " d AS (INSERT INTO " t " (" COLS(                                                                            \
+			      data) ")"                                                                                             \
+				    " SELECT event_key || '~' || substr(encode(content_hash, 'hex'), 1, 12), " data                 \
+				    ", content_hash FROM (SELECT s.* FROM stage_" t                                                 \
+				    " s LEFT JOIN i ON i.event_key = s.event_key"                                                   \
+				    "   WHERE coalesce(i.content_hash, (SELECT e.content_hash FROM " t                              \
+				    " e"                                                                                            \
+				    "     WHERE e.event_key = s.event_key)) <> s.content_hash) s"                                   \
+				    " ON CONFLICT (event_key) DO NOTHING RETURNING *),"                                             \
+				    " r AS (INSERT INTO event_keys_reused (event_key, content_hash, derived_key,"                   \
+				    " event_table, received_at) SELECT left(event_key, -13), content_hash, event_key, '" t          \
+				    "',"                                                                                            \
+				    " received_at FROM d ON CONFLICT DO NOTHING),"                                                  \
+				    " a AS (UPDATE alerts SET event_key = d.event_key FROM d"                                       \
+				    " WHERE alerts.event_key = left(d.event_key, -13) AND alerts.event_hash = d.content_hash)" more \
+				    " SELECT event_key FROM d"
 #define INSERT_PLAIN(t, data) INSERT_STAGED(t, data, "event_key, content_hash", "")
 
 static const struct table_desc descs[] = {
 	{ EVENT_GATE, "gate_events", COLS(GATE_DATA), 13, INSERT_PLAIN("gate_events", GATE_DATA),
 	  ONE("gate_events", COLS(GATE_DATA),
-	      "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13"), 1 },
-	{ EVENT_STATUS, "gate_status", COLS(STATUS_DATA), 8, INSERT_PLAIN("gate_status", STATUS_DATA),
+	      "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13"),
+	  1 },
+	{ EVENT_STATUS, "gate_status", COLS(STATUS_DATA), 8,
+	  INSERT_PLAIN("gate_status", STATUS_DATA),
 	  ONE("gate_status", COLS(STATUS_DATA), "$1, $2, $3, $4, $5, $6, $7, $8"), 1 },
 	{ EVENT_DISINFECTION, "disinfections", COLS(DISINF_DATA), 9,
 	  INSERT_PLAIN("disinfections", DISINF_DATA),
@@ -87,12 +95,13 @@ static const struct table_desc descs[] = {
 	/* Hotline steps: the new ones, reused ids too, fold into their call
 	 * (one fold: two in one statement could update a call twice). */
 	{ EVENT_HOTLINE, "hotline_events", COLS(HOTLINE_DATA), 12,
-	  INSERT_STAGED("hotline_events", HOTLINE_DATA, "*",
-			", f AS (" HOTLINE_FOLD("(SELECT * FROM i UNION ALL SELECT * FROM d) n") ")"),
+	  INSERT_STAGED(
+		  "hotline_events", HOTLINE_DATA, "*",
+		  ", f AS (" HOTLINE_FOLD("(SELECT * FROM i UNION ALL SELECT * FROM d) n") ")"),
 	  "WITH new AS (" ONE("hotline_events", COLS(HOTLINE_DATA),
 			      "$1, $2, $3, $4, $5::timestamptz, $6, $7, $8, $9::boolean, $10, $11,"
-			      " $12::bytea")
-	  " RETURNING *) " HOTLINE_FOLD("new"), 0 },
+			      " $12::bytea") " RETURNING *) " HOTLINE_FOLD("new"),
+	  0 },
 	{ EVENT_CHECK, "isolation_checks", COLS(CHECK_DATA), 10,
 	  INSERT_PLAIN("isolation_checks", CHECK_DATA),
 	  ONE("isolation_checks", COLS(CHECK_DATA), "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10"), 1 },
@@ -301,7 +310,7 @@ tables_content_hash(const struct event *ev, uint8_t ret[NORM_HASH_LEN])
 	XXH128_canonical_t h;
 
 	c.n = 0;
-	put_int(&c, 1);		/* the serialisation's version */
+	put_int(&c, 1); /* the serialisation's version */
 	put_int(&c, ev->type);
 	put_str(&c, ev->site);
 	/* The device's time; none when the event has the receive time

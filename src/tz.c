@@ -14,11 +14,11 @@
 
 struct tz {
 	char name[64];
-	int64_t *times;		/* transitions, ascending */
-	uint8_t *idx;		/* type index after each transition */
-	int32_t *offsets;	/* utoff of each type */
+	int64_t *times;	  /* transitions, ascending */
+	uint8_t *idx;	  /* type index after each transition */
+	int32_t *offsets; /* utoff of each type */
 	uint32_t ntimes, ntypes;
-	int32_t initial;	/* offset before the first transition */
+	int32_t initial; /* offset before the first transition */
 };
 
 static uint32_t
@@ -55,9 +55,9 @@ block_size(const uint8_t *p, size_t len, int tsize, uint32_t c[6])
 	if (len < 44 || memcmp(p, "TZif", 4) != 0)
 		return 0;
 	for (int i = 0; i < 6; i++)
-		c[i] = be32(p + 20 + 4 * i);	/* isutc, isstd, leap, time, type, char */
+		c[i] = be32(p + 20 + 4 * i); /* isutc, isstd, leap, time, type, char */
 	need = (size_t)c[3] * (size_t)tsize + c[3] + (size_t)c[4] * 6 + c[5] +
-	       (size_t)c[2] * (size_t)(tsize + 4) + c[1] + c[0];
+		(size_t)c[2] * (size_t)(tsize + 4) + c[1] + c[0];
 	return need;
 }
 

@@ -72,7 +72,8 @@ usage(FILE *out)
 	      "\n"
 	      "Deterministic: the same --seed gives the same register and the same messages\n"
 	      "(only the device times follow the wall clock).\n"
-	      "exit status: 0 done, 1 failed, 2 usage error\n", out);
+	      "exit status: 0 done, 1 failed, 2 usage error\n",
+	      out);
 }
 
 /* ---------------------------------------------------------------- PRNG */
@@ -164,7 +165,7 @@ rng_gauss(struct rng *r, double mu, double sigma)
 		r->has_spare = false;
 		return mu + sigma * r->spare;
 	}
-	u = 1.0 - rng_real(r);		/* (0, 1] */
+	u = 1.0 - rng_real(r); /* (0, 1] */
 	v = rng_real(r);
 	m = sqrt(-2.0 * log(u));
 	r->spare = m * sin(2.0 * M_PI * v);
@@ -283,7 +284,7 @@ sim_iso_time(char *buf, size_t len, int64_t real_us, bool ms)
 static void
 on_signal(int sig)
 {
-	(void)sig;	/* never runs: the signals are blocked and taken by sigtimedwait */
+	(void)sig; /* never runs: the signals are blocked and taken by sigtimedwait */
 }
 
 static bool stopped;
@@ -334,7 +335,7 @@ sim_sleep(double seconds)
 			return true;
 		}
 		if (sig < 0 && errno == EINTR)
-			continue;	/* another signal (SIGCHLD, a debugger): the timeout is
+			continue; /* another signal (SIGCHLD, a debugger): the timeout is
 					 * approximate then, the callers use absolute schedules */
 		return false;
 	}
@@ -345,8 +346,13 @@ sim_sleep(double seconds)
 int
 main(int argc, char **argv)
 {
-	static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
-		{ "register", sim_register }, { "run", sim_run }, { "load", sim_load },
+	static const struct {
+		const char *name;
+		int (*fn)(int, char **);
+	} cmds[] = {
+		{ "register", sim_register },
+		{ "run", sim_run },
+		{ "load", sim_load },
 	};
 
 	if (argc < 2)

@@ -79,7 +79,8 @@ usage(FILE *out)
 	      "                                     hotline calls, alerts and rejected\n"
 	      "                                     payloads per site\n"
 	      "\n"
-	      "exit status: 0 done, 1 failed (nothing changed), 2 usage error\n", out);
+	      "exit status: 0 done, 1 failed (nothing changed), 2 usage error\n",
+	      out);
 }
 
 /* ---------------------------------------------------------------- arguments */
@@ -94,8 +95,8 @@ ctl_check_id(const char *synopsis, const char *what, const char *s)
 }
 
 int
-ctl_parse(const char *synopsis, int argc, char **argv, const struct ctl_opt *opts,
-	  const char **pos, int min_pos, int max_pos)
+ctl_parse(const char *synopsis, int argc, char **argv, const struct ctl_opt *opts, const char **pos,
+	  int min_pos, int max_pos)
 {
 	int npos = 0, options_done = 0;
 
@@ -232,8 +233,8 @@ print_pg_error(struct ctl *ctl, const char *what, PGresult *res)
 }
 
 PGresult *
-ctl_query_typed(struct ctl *ctl, const char *what, const char *sql, int nparams,
-		const Oid *types, const char *const *params)
+ctl_query_typed(struct ctl *ctl, const char *what, const char *sql, int nparams, const Oid *types,
+		const char *const *params)
 {
 	PGresult *res = PQexecParams(ctl->conn, sql, nparams, types, params, NULL, NULL, 0);
 	ExecStatusType st = PQresultStatus(res);
@@ -253,8 +254,7 @@ ctl_query(struct ctl *ctl, const char *what, const char *sql, int nparams,
 }
 
 int
-ctl_exec(struct ctl *ctl, const char *what, const char *sql, int nparams,
-	 const char *const *params)
+ctl_exec(struct ctl *ctl, const char *what, const char *sql, int nparams, const char *const *params)
 {
 	PGresult *res = ctl_query(ctl, what, sql, nparams, params);
 
@@ -276,8 +276,8 @@ ctl_commit(struct ctl *ctl, const char *site)
 {
 	const char *params[] = { site };
 
-	if (ctl_exec(ctl, "notifying cordond", "SELECT pg_notify('cordon_register', $1)",
-		     1, params) < 0 ||
+	if (ctl_exec(ctl, "notifying cordond", "SELECT pg_notify('cordon_register', $1)", 1,
+		     params) < 0 ||
 	    ctl_exec(ctl, "COMMIT", "COMMIT", 0, NULL) < 0) {
 		ctl_rollback(ctl);
 		return -1;
@@ -300,16 +300,16 @@ ctl_ensure_site(struct ctl *ctl, const char *site)
 	const char *params[] = { site };
 
 	return ctl_exec(ctl, "creating the site",
-			"INSERT INTO sites (site) VALUES ($1) ON CONFLICT (site) DO NOTHING",
-			1, params);
+			"INSERT INTO sites (site) VALUES ($1) ON CONFLICT (site) DO NOTHING", 1,
+			params);
 }
 
 int
 ctl_site_exists(struct ctl *ctl, const char *site)
 {
 	const char *params[] = { site };
-	PGresult *res = ctl_query(ctl, "looking up the site",
-				  "SELECT 1 FROM sites WHERE site = $1", 1, params);
+	PGresult *res = ctl_query(ctl, "looking up the site", "SELECT 1 FROM sites WHERE site = $1",
+				  1, params);
 	int found;
 
 	if (!res)
@@ -377,7 +377,7 @@ cmd_import_words(struct ctl *ctl, int argc, char **argv)
 {
 	if (argc < 1 || strcmp(argv[0], "households") != 0)
 		return tool_usage("import households FILE.csv --site S",
-				 "import what? (only 'households' is known)");
+				  "import what? (only 'households' is known)");
 	return ctl_cmd_import(ctl, argc - 1, argv + 1);
 }
 
@@ -394,18 +394,12 @@ main(int argc, char **argv)
 		const char *name;
 		int (*run)(struct ctl *ctl, int argc, char **argv);
 	} commands[] = {
-		{ "migrate", cmd_migrate },
-		{ "site", ctl_cmd_site },
-		{ "import", cmd_import_words },
-		{ "gate", ctl_cmd_gate },
-		{ "zone", ctl_cmd_zone },
-		{ "card", ctl_cmd_card },
-		{ "isolate", ctl_cmd_isolate },
-		{ "release", ctl_cmd_release },
-		{ "alerts", ctl_cmd_alerts },
-		{ "ack", ctl_cmd_ack },
-		{ "resolve", ctl_cmd_resolve },
-		{ "stats", ctl_cmd_stats },
+		{ "migrate", cmd_migrate },	{ "site", ctl_cmd_site },
+		{ "import", cmd_import_words }, { "gate", ctl_cmd_gate },
+		{ "zone", ctl_cmd_zone },	{ "card", ctl_cmd_card },
+		{ "isolate", ctl_cmd_isolate }, { "release", ctl_cmd_release },
+		{ "alerts", ctl_cmd_alerts },	{ "ack", ctl_cmd_ack },
+		{ "resolve", ctl_cmd_resolve }, { "stats", ctl_cmd_stats },
 		{ "report", ctl_cmd_report },
 	};
 	struct ctl ctl = { .config_path = "/etc/cordon/cordond.conf" };
@@ -414,18 +408,10 @@ main(int argc, char **argv)
 	/* "+": stop at the command, whose own options follow it. */
 	while ((c = getopt_long(argc, argv, "+c:Vh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'c':
-			ctl.config_path = optarg;
-			break;
-		case 'V':
-			printf("cordonctl %s\n", CORDON_VERSION);
-			return CTL_OK;
-		case 'h':
-			usage(stdout);
-			return CTL_OK;
-		default:
-			usage(stderr);
-			return CTL_USAGE;
+		case 'c': ctl.config_path = optarg; break;
+		case 'V': printf("cordonctl %s\n", CORDON_VERSION); return CTL_OK;
+		case 'h': usage(stdout); return CTL_OK;
+		default: usage(stderr); return CTL_USAGE;
 		}
 	}
 	if (optind == argc)

@@ -25,9 +25,9 @@ struct ctl {
 	int in_tx;
 	/* From the config file, at ctl_open(): what a register entry without
 	 * a value of its own (NULL, sql/0004) follows in cordond. */
-	char default_tz[64];			/* [site] timezone */
-	long long check_interval_s;		/* [rules] check_interval */
-	long long disinfection_interval_s;	/* [rules] disinfection_interval */
+	char default_tz[64];		   /* [site] timezone */
+	long long check_interval_s;	   /* [rules] check_interval */
+	long long disinfection_interval_s; /* [rules] disinfection_interval */
 };
 
 /* An option of a command: "--name VALUE" (value != NULL) or a "--name"
@@ -59,14 +59,14 @@ void ctl_close(struct ctl *ctl);
 /* Runs one parameterized statement (text parameters, NULL = SQL NULL).
  * Returns the result when it succeeded (PQclear it), or NULL after
  * printing "cordonctl: <what>: <PostgreSQL's message>". */
-PGresult *ctl_query(struct ctl *ctl, const char *what, const char *sql,
-		    int nparams, const char *const *params);
+PGresult *ctl_query(struct ctl *ctl, const char *what, const char *sql, int nparams,
+		    const char *const *params);
 /* ctl_query() with the parameters' types given (NULL: inferred by PostgreSQL). */
 PGresult *ctl_query_typed(struct ctl *ctl, const char *what, const char *sql, int nparams,
 			  const Oid *types, const char *const *params);
 /* Like ctl_query() for statements whose result is not needed: 0 or -1. */
-int ctl_exec(struct ctl *ctl, const char *what, const char *sql,
-	     int nparams, const char *const *params);
+int ctl_exec(struct ctl *ctl, const char *what, const char *sql, int nparams,
+	     const char *const *params);
 
 /* BEGIN: 0 or -1. */
 int ctl_begin(struct ctl *ctl);

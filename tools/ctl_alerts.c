@@ -20,8 +20,8 @@
 #include "config.h"
 #include "ctl.h"
 
-#define QUERY(ctl, what, sql, ...) \
-	ctl_query((ctl), (what), (sql), \
+#define QUERY(ctl, what, sql, ...)                                                       \
+	ctl_query((ctl), (what), (sql),                                                  \
 		  (int)(sizeof((const char *[]){ __VA_ARGS__ }) / sizeof(const char *)), \
 		  (const char *const[]){ __VA_ARGS__ })
 
@@ -47,24 +47,25 @@ ctl_load_config(struct ctl *ctl, struct config *cfg)
 PGresult *
 ctl_open_alerts(struct ctl *ctl, const char *kind, const char *site)
 {
-	return QUERY(ctl, "listing the open alerts",
-		     "SELECT to_char(a.raised_at AT TIME ZONE coalesce(s.timezone, $3),"
-		     "               'YYYY-MM-DD\"T\"HH24:MI:SS') AS raised,"
-		     "       a.site, a.kind, a.severity, a.state, a.subject, a.count, a.alert_id,"
-		     "       floor(extract(epoch FROM a.raised_at))::bigint,"
-		     "       floor(extract(epoch FROM a.updated_at))::bigint,"
-		     "       concat_ws(', ', 'gate ' || a.gate, 'household ' || a.household,"
-		     "                 'card ' || a.card, 'zone ' || a.zone, 'call ' || a.call_id,"
-		     "                 a.temp_c || ' °C',"
-		     "                 a.distinct_subjects || ' distinct, e.g. '"
-		     "                 || replace(a.sample, ' ', ', '))"
-		     "  FROM alerts a LEFT JOIN sites s ON s.site = a.site"
-		     " WHERE a.state <> 'resolved'"
-		     "   AND ($1::text IS NULL OR a.kind = $1)"
-		     "   AND ($2::text IS NULL OR a.site = $2)"
-		     " ORDER BY CASE a.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,"
-		     "          a.raised_at DESC, a.alert_id",
-		     kind, site, ctl->default_tz);
+	return QUERY(
+		ctl, "listing the open alerts",
+		"SELECT to_char(a.raised_at AT TIME ZONE coalesce(s.timezone, $3),"
+		"               'YYYY-MM-DD\"T\"HH24:MI:SS') AS raised,"
+		"       a.site, a.kind, a.severity, a.state, a.subject, a.count, a.alert_id,"
+		"       floor(extract(epoch FROM a.raised_at))::bigint,"
+		"       floor(extract(epoch FROM a.updated_at))::bigint,"
+		"       concat_ws(', ', 'gate ' || a.gate, 'household ' || a.household,"
+		"                 'card ' || a.card, 'zone ' || a.zone, 'call ' || a.call_id,"
+		"                 a.temp_c || ' °C',"
+		"                 a.distinct_subjects || ' distinct, e.g. '"
+		"                 || replace(a.sample, ' ', ', '))"
+		"  FROM alerts a LEFT JOIN sites s ON s.site = a.site"
+		" WHERE a.state <> 'resolved'"
+		"   AND ($1::text IS NULL OR a.kind = $1)"
+		"   AND ($2::text IS NULL OR a.site = $2)"
+		" ORDER BY CASE a.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,"
+		"          a.raised_at DESC, a.alert_id",
+		kind, site, ctl->default_tz);
 }
 
 int
@@ -137,10 +138,11 @@ ctl_mqtt_connect(const struct config *cfg, const char *client_id, MQTTClient *re
 	char *password = NULL;
 	int rc;
 
-	rc = MQTTClient_create(&client, cfg->mqtt_uri, client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
+	rc = MQTTClient_create(&client, cfg->mqtt_uri, client_id, MQTTCLIENT_PERSISTENCE_NONE,
+			       NULL);
 	if (rc != MQTTCLIENT_SUCCESS) {
 		tool_err("MQTT: cannot create a client for %s: %s", cfg->mqtt_uri,
-			MQTTClient_strerror(rc));
+			 MQTTClient_strerror(rc));
 		return -1;
 	}
 	co.keepAliveInterval = 30;
@@ -152,13 +154,14 @@ ctl_mqtt_connect(const struct config *cfg, const char *client_id, MQTTClient *re
 		password = read_secret(cfg->mqtt_password_file);
 		if (!password) {
 			tool_err("cannot read [mqtt] password_file %s: %s", cfg->mqtt_password_file,
-				strerror(errno));
+				 strerror(errno));
 			MQTTClient_destroy(&client);
 			return -1;
 		}
 		co.password = password;
 	}
-	if (strncmp(cfg->mqtt_uri, "ssl://", 6) == 0 || strncmp(cfg->mqtt_uri, "mqtts://", 8) == 0) {
+	if (strncmp(cfg->mqtt_uri, "ssl://", 6) == 0 ||
+	    strncmp(cfg->mqtt_uri, "mqtts://", 8) == 0) {
 		if (cfg->mqtt_ca_file[0])
 			ssl.trustStore = cfg->mqtt_ca_file;
 		if (cfg->mqtt_cert_file[0])
@@ -175,7 +178,7 @@ ctl_mqtt_connect(const struct config *cfg, const char *client_id, MQTTClient *re
 	}
 	if (rc != MQTTCLIENT_SUCCESS) {
 		tool_err("MQTT: cannot connect to %s: %s (%d)", cfg->mqtt_uri,
-			rc < 0 ? MQTTClient_strerror(rc) : "refused by the broker", rc);
+			 rc < 0 ? MQTTClient_strerror(rc) : "refused by the broker", rc);
 		MQTTClient_destroy(&client);
 		return -1;
 	}
@@ -196,8 +199,9 @@ is_transition_done(const char *action, const void *payload, int len)
 		return 1;
 	o = json_loadb(payload, (size_t)len, 0, NULL);
 	state = json_string_value(json_object_get(o, "state"));
-	done = state && (strcmp(state, "resolved") == 0 ||
-			 (strcmp(action, "ack") == 0 && strcmp(state, "acked") == 0));
+	done = state &&
+		(strcmp(state, "resolved") == 0 ||
+		 (strcmp(action, "ack") == 0 && strcmp(state, "acked") == 0));
 	json_decref(o);
 	return done;
 }
@@ -257,10 +261,13 @@ publish_and_wait(const struct config *cfg, const char *site, const char *id, con
 		}
 		rc = MQTTClient_subscribeMany(client, 2, filters, qos);
 		if (rc != MQTTCLIENT_SUCCESS || qos[0] >= 0x80 || qos[1] >= 0x80) {
-			tool_err("MQTT: the broker refused the subscription to %s: %s; cannot wait for"
-				 " the %s (give --no-wait to send it anyway)", filters[0],
-				 rc != MQTTCLIENT_SUCCESS ? MQTTClient_strerror(rc) : "not authorized?",
-				 action);
+			tool_err(
+				"MQTT: the broker refused the subscription to %s: %s; cannot wait for"
+				" the %s (give --no-wait to send it anyway)",
+				filters[0],
+				rc != MQTTCLIENT_SUCCESS ? MQTTClient_strerror(rc) :
+							   "not authorized?",
+				action);
 			goto out;
 		}
 	}
@@ -287,11 +294,12 @@ publish_and_wait(const struct config *cfg, const char *site, const char *id, con
 		if (left <= 0) {
 			tool_err("no %s of alert %s within %ld s: is cordond running and subscribed"
 				 " to %s/+/ack? (its log and /healthz say why not)",
-				 strcmp(action, "ack") == 0 ? "acknowledgement" : "resolution",
-				 id, wait_s, cfg->topic_root);
+				 strcmp(action, "ack") == 0 ? "acknowledgement" : "resolution", id,
+				 wait_s, cfg->topic_root);
 			break;
 		}
-		rc = MQTTClient_receive(client, &t, &tlen, &m, (unsigned long)(left < 500 ? left : 500));
+		rc = MQTTClient_receive(client, &t, &tlen, &m,
+					(unsigned long)(left < 500 ? left : 500));
 		if ((rc == MQTTCLIENT_SUCCESS || rc == MQTTCLIENT_TOPICNAME_TRUNCATED) && m) {
 			int done = 0, refused = 0;
 
@@ -312,8 +320,8 @@ publish_and_wait(const struct config *cfg, const char *site, const char *id, con
 			continue;
 		}
 		if (rc != MQTTCLIENT_SUCCESS || !MQTTClient_isConnected(client)) {
-			tool_err("MQTT: connection to %s lost while waiting for the %s", cfg->mqtt_uri,
-				 action);
+			tool_err("MQTT: connection to %s lost while waiting for the %s",
+				 cfg->mqtt_uri, action);
 			break;
 		}
 	}
@@ -332,10 +340,8 @@ ack_or_resolve(struct ctl *ctl, const char *action, const char *synopsis, int ar
 	const char *pos[1], *by = NULL, *note = NULL, *wait = NULL;
 	int no_wait = 0;
 	const struct ctl_opt opts[] = {
-		{ "--by", &by, NULL },
-		{ "--note", &note, NULL },
-		{ "--wait", &wait, NULL },
-		{ "--no-wait", NULL, &no_wait },
+		{ "--by", &by, NULL },	   { "--note", &note, NULL },
+		{ "--wait", &wait, NULL }, { "--no-wait", NULL, &no_wait },
 		{ NULL, NULL, NULL },
 	};
 	struct config cfg;
@@ -353,7 +359,8 @@ ack_or_resolve(struct ctl *ctl, const char *action, const char *synopsis, int ar
 		errno = 0;
 		wait_s = strtol(wait, &end, 10);
 		if (errno || end == wait || *end || wait_s < 1 || wait_s > 3600)
-			return tool_usage(synopsis, "bad --wait '%.80s': whole seconds, 1 to 3600", wait);
+			return tool_usage(synopsis, "bad --wait '%.80s': whole seconds, 1 to 3600",
+					  wait);
 	}
 	if (no_wait)
 		wait_s = 0;
@@ -437,8 +444,7 @@ print_titled(const char *title, PGresult *res)
 
 /* Runs a query and prints it under a heading. */
 static int
-section(struct ctl *ctl, const char *title, const char *sql, int nparams,
-	const char *const *params)
+section(struct ctl *ctl, const char *title, const char *sql, int nparams, const char *const *params)
 {
 	PGresult *res = ctl_query(ctl, title, sql, nparams, params);
 
@@ -481,20 +487,24 @@ ctl_cmd_stats(struct ctl *ctl, int argc, char **argv)
 		    " UNION ALL SELECT 7, 'rejects',"
 		    "  count(*) FILTER (WHERE received_at >= now() - interval '1 hour'), count(*)"
 		    "  FROM rejects"
-		    ") x ORDER BY o", 0, NULL) < 0 ||
+		    ") x ORDER BY o",
+		    0, NULL) < 0 ||
 	    section(ctl, "rejects by reason (last 24 h)",
 		    "SELECT reason, count(*) AS rejects FROM rejects"
 		    " WHERE received_at >= now() - interval '24 hours'"
-		    " GROUP BY reason ORDER BY count(*) DESC, reason", 0, NULL) < 0 ||
+		    " GROUP BY reason ORDER BY count(*) DESC, reason",
+		    0, NULL) < 0 ||
 	    section(ctl, "open alerts by kind",
 		    "SELECT kind, count(*) AS open,"
 		    "       count(*) FILTER (WHERE severity = 'critical') AS critical,"
 		    "       count(*) FILTER (WHERE state = 'acked') AS acked"
-		    "  FROM alerts WHERE state <> 'resolved' GROUP BY kind ORDER BY kind", 0, NULL) < 0 ||
+		    "  FROM alerts WHERE state <> 'resolved' GROUP BY kind ORDER BY kind",
+		    0, NULL) < 0 ||
 	    section(ctl, "spool checkpoint",
 		    "SELECT instance, spool_id, position,"
 		    "       to_char(updated_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF') AS updated_at"
-		    "  FROM spool_checkpoint ORDER BY instance", 0, NULL) < 0)
+		    "  FROM spool_checkpoint ORDER BY instance",
+		    0, NULL) < 0)
 		return CTL_FAIL;
 	return CTL_OK;
 }
@@ -502,7 +512,7 @@ ctl_cmd_stats(struct ctl *ctl, int argc, char **argv)
 /* ---------------------------------------------------------------- report daily */
 
 #define REPORT "report daily [--date YYYY-MM-DD] [--site S] [--csv]"
-#define REPORT_PARAMS 6   /* see report_sections */
+#define REPORT_PARAMS 6 /* see report_sections */
 
 static void
 csv_field(const char *v)
@@ -526,7 +536,7 @@ static int
 report_section(struct ctl *ctl, int csv, const char *name, const char *title, const char *sql,
 	       const char *const *params)
 {
-	static const Oid text[REPORT_PARAMS] = { 25, 25, 25, 25, 25, 25 };   /* TEXTOID */
+	static const Oid text[REPORT_PARAMS] = { 25, 25, 25, 25, 25, 25 }; /* TEXTOID */
 	PGresult *res = ctl_query_typed(ctl, title, sql, REPORT_PARAMS, text, params);
 	int ncols, nrows;
 
@@ -669,22 +679,28 @@ ctl_cmd_report(struct ctl *ctl, int argc, char **argv)
 	}
 
 	/* Each site's day, in its own time zone. */
-	sites = QUERY(ctl, "computing the day",
-		      "SELECT site, timezone, d::text,"
-		      "       (d::timestamp AT TIME ZONE timezone)::text,"
-		      "       ((d + 1)::timestamp AT TIME ZONE timezone)::text"
-		      "  FROM (SELECT site, coalesce(timezone, $3) AS timezone,"
-		      "               coalesce($2::date, (now() AT TIME ZONE coalesce(timezone, $3))::date) AS d"
-		      "          FROM sites WHERE $1::text IS NULL OR site = $1) s"
-		      " ORDER BY site", site, date, ctl->default_tz);
+	sites = QUERY(
+		ctl, "computing the day",
+		"SELECT site, timezone, d::text,"
+		"       (d::timestamp AT TIME ZONE timezone)::text,"
+		"       ((d + 1)::timestamp AT TIME ZONE timezone)::text"
+		"  FROM (SELECT site, coalesce(timezone, $3) AS timezone,"
+		"               coalesce($2::date, (now() AT TIME ZONE coalesce(timezone, $3))::date) AS d"
+		"          FROM sites WHERE $1::text IS NULL OR site = $1) s"
+		" ORDER BY site",
+		site, date, ctl->default_tz);
 	if (!sites) {
 		free(root);
 		return CTL_FAIL;
 	}
 	for (int i = 0; i < PQntuples(sites) && rc == CTL_OK; i++) {
 		const char *params[REPORT_PARAMS] = {
-			PQgetvalue(sites, i, 0), PQgetvalue(sites, i, 3), PQgetvalue(sites, i, 4),
-			PQgetvalue(sites, i, 1), fever, root,
+			PQgetvalue(sites, i, 0),
+			PQgetvalue(sites, i, 3),
+			PQgetvalue(sites, i, 4),
+			PQgetvalue(sites, i, 1),
+			fever,
+			root,
 		};
 
 		if (csv) {
@@ -693,12 +709,13 @@ ctl_cmd_report(struct ctl *ctl, int argc, char **argv)
 			csv_field(PQgetvalue(sites, i, 1));
 			putchar('\n');
 		} else {
-			printf("Daily report: site %s, %s (%s)\n\n", params[0], PQgetvalue(sites, i, 2),
-			       PQgetvalue(sites, i, 1));
+			printf("Daily report: site %s, %s (%s)\n\n", params[0],
+			       PQgetvalue(sites, i, 2), PQgetvalue(sites, i, 1));
 		}
 		for (size_t s = 0; s < sizeof(report_sections) / sizeof(report_sections[0]); s++)
-			if (report_section(ctl, csv, report_sections[s].name, report_sections[s].title,
-					   report_sections[s].sql, params) < 0) {
+			if (report_section(ctl, csv, report_sections[s].name,
+					   report_sections[s].title, report_sections[s].sql,
+					   params) < 0) {
 				rc = CTL_FAIL;
 				break;
 			}

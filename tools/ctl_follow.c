@@ -25,8 +25,8 @@
 #include "config.h"
 #include "ctl.h"
 
-#define MAX_ROWS 4096             /* open alerts kept for the table */
-#define MAX_PAYLOAD (64 * 1024)   /* larger messages are not alerts of cordond's */
+#define MAX_ROWS 4096		/* open alerts kept for the table */
+#define MAX_PAYLOAD (64 * 1024) /* larger messages are not alerts of cordond's */
 #define RECONNECT_S 2
 
 /* One open alert, as its latest transition (or PostgreSQL) describes it.
@@ -40,7 +40,7 @@ struct row {
 struct view {
 	int tty;
 	const char *filter;
-	char status[160];   /* "" or what is wrong (shown in the table's title) */
+	char status[160]; /* "" or what is wrong (shown in the table's title) */
 	struct row *rows;
 	size_t n, not_shown;
 };
@@ -68,7 +68,7 @@ copy(char *dst, size_t size, const char *src)
 
 		dst[n] = c < 0x20 || c == 0x7f ? '?' : (char)c;
 	}
-	if (src[n])   /* truncated: drop a partial sequence */
+	if (src[n]) /* truncated: drop a partial sequence */
 		while (n > 0 && ((unsigned char)dst[n - 1] & 0xc0) == 0x80)
 			n--;
 	if (src[n] && n > 0 && ((unsigned char)dst[n - 1] & 0xc0) == 0xc0)
@@ -83,8 +83,9 @@ parse_utc(const char *s)
 {
 	struct tm tm = { 0 };
 
-	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-			 &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
+	if (!s ||
+	    sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+		   &tm.tm_min, &tm.tm_sec) != 6)
 		return time(NULL);
 	tm.tm_year -= 1900;
 	tm.tm_mon -= 1;
@@ -220,8 +221,7 @@ put_cols(const char *s, int cols)
 
 /* Prints one line of the table, cut at the terminal's width, and clears
  * the rest of it. */
-static void
-line(int width, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void line(int width, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void
 line(int width, const char *fmt, ...)
 {
@@ -244,7 +244,7 @@ draw(struct view *v)
 	char clock[16], a1[32], a2[32];
 
 	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 && ws.ws_row > 4) {
-		width = ws.ws_col - 1;   /* never the last column: no wrap on any terminal */
+		width = ws.ws_col - 1; /* never the last column: no wrap on any terminal */
 		height = ws.ws_row;
 	}
 	qsort(v->rows, v->n, sizeof(v->rows[0]), row_order);
@@ -262,7 +262,7 @@ draw(struct view *v)
 	line(width, "%s", "");
 	line(width, "%-32s  %-*s  %-8s  %-8s  %-*s  %5s  %6s  %7s  %s", "alert_id", kindw, "kind",
 	     "severity", "state", subjw, "subject", "count", "age", "updated", "text");
-	shown = height - 4;   /* title, blank, header, and the "more" line */
+	shown = height - 4; /* title, blank, header, and the "more" line */
 	for (size_t i = 0; i < v->n; i++) {
 		const struct row *r = &v->rows[i];
 
@@ -270,9 +270,10 @@ draw(struct view *v)
 			line(width, "... and %zu more", v->n - i + v->not_shown);
 			break;
 		}
-		line(width, "%-32s  %-*s  %-8s  %-8s  %-*.*s  %5ld  %6s  %7s  %s", r->id, kindw, r->kind,
-		     r->severity, r->state, subjw, subjw, r->subject, r->count,
-		     age(a1, sizeof(a1), r->raised, now), age(a2, sizeof(a2), r->updated, now), r->text);
+		line(width, "%-32s  %-*s  %-8s  %-8s  %-*.*s  %5ld  %6s  %7s  %s", r->id, kindw,
+		     r->kind, r->severity, r->state, subjw, subjw, r->subject, r->count,
+		     age(a1, sizeof(a1), r->raised, now), age(a2, sizeof(a2), r->updated, now),
+		     r->text);
 	}
 	if (v->n == 0)
 		line(width, "(none)");
@@ -299,8 +300,10 @@ handle(struct view *v, const char *topic, const void *payload, int len)
 	id = msg ? str(msg, "alert_id") : NULL;
 	if (!id || !*id) {
 		if (!warned++ && !v->tty)
-			tool_err("ignoring a message on %.200s that is not an alert (only the first "
-				"is reported)", topic);
+			tool_err(
+				"ignoring a message on %.200s that is not an alert (only the first "
+				"is reported)",
+				topic);
 		json_decref(msg);
 		return 0;
 	}
@@ -346,7 +349,7 @@ subscribe(const struct config *cfg, struct view *v, MQTTClient *ret_client)
 	rc = MQTTClient_subscribe(client, v->filter, 1);
 	if (rc != MQTTCLIENT_SUCCESS) {
 		tool_err("MQTT: the broker refused the subscription to %s: %s (%d)", v->filter,
-			rc < 0 ? MQTTClient_strerror(rc) : "not authorized?", rc);
+			 rc < 0 ? MQTTClient_strerror(rc) : "not authorized?", rc);
 		MQTTClient_disconnect(client, 1000);
 		MQTTClient_destroy(&client);
 		return -1;
@@ -367,7 +370,7 @@ pause_retry(void)
 int
 ctl_follow_alerts(struct ctl *ctl, const char *kind, const char *site)
 {
-	struct sigaction sa = { .sa_handler = on_signal };   /* no SA_RESTART */
+	struct sigaction sa = { .sa_handler = on_signal }; /* no SA_RESTART */
 	struct view v = { .tty = isatty(STDOUT_FILENO) };
 	struct config cfg;
 	MQTTClient client = NULL;
@@ -379,7 +382,7 @@ ctl_follow_alerts(struct ctl *ctl, const char *kind, const char *site)
 		return CTL_FAIL;
 	if (asprintf(&filter, "%s/%s/alert/%s", cfg.topic_root, site ? site : "+",
 		     kind ? kind : "#") < 0)
-		filter = NULL;   /* undefined after a failure */
+		filter = NULL; /* undefined after a failure */
 	if (!filter || !(v.rows = calloc(MAX_ROWS, sizeof(v.rows[0])))) {
 		tool_err("out of memory");
 		goto out;
@@ -392,9 +395,10 @@ ctl_follow_alerts(struct ctl *ctl, const char *kind, const char *site)
 	if (subscribe(&cfg, &v, &client) < 0 || load(ctl, &v, kind, site, !v.tty) < 0)
 		goto out;
 	if (v.tty)
-		fputs("\033[?1049h\033[?25l", stdout);   /* alternate screen, no cursor */
+		fputs("\033[?1049h\033[?25l", stdout); /* alternate screen, no cursor */
 	else
-		fprintf(stderr, "following %s at %s (SIGINT or SIGTERM ends)\n", filter, cfg.mqtt_uri);
+		fprintf(stderr, "following %s at %s (SIGINT or SIGTERM ends)\n", filter,
+			cfg.mqtt_uri);
 	fflush(stdout);
 
 	while (!stop_signal) {
@@ -415,7 +419,7 @@ ctl_follow_alerts(struct ctl *ctl, const char *kind, const char *site)
 			continue;
 		}
 		if (r == MQTTCLIENT_SUCCESS && MQTTClient_isConnected(client))
-			continue;   /* timeout */
+			continue; /* timeout */
 
 		/* Lost: reconnect until it works; what was published meanwhile is
 		 * not shown (the table is read again from PostgreSQL). */
@@ -423,10 +427,11 @@ ctl_follow_alerts(struct ctl *ctl, const char *kind, const char *site)
 		client = NULL;
 		snprintf(v.status, sizeof(v.status), "connection to the broker lost, reconnecting");
 		if (!v.tty)
-			tool_err("connection to the broker lost; reconnecting every %d s", RECONNECT_S);
+			tool_err("connection to the broker lost; reconnecting every %d s",
+				 RECONNECT_S);
 		for (;;) {
 			if (v.tty)
-				draw(&v);   /* the last attempt's error shows below the table */
+				draw(&v); /* the last attempt's error shows below the table */
 			if (stop_signal || subscribe(&cfg, &v, &client) == 0)
 				break;
 			pause_retry();
@@ -437,7 +442,8 @@ ctl_follow_alerts(struct ctl *ctl, const char *kind, const char *site)
 		if (v.tty)
 			load(ctl, &v, kind, site, 0);
 		else
-			tool_err("reconnected to %s; transitions meanwhile are not shown", cfg.mqtt_uri);
+			tool_err("reconnected to %s; transitions meanwhile are not shown",
+				 cfg.mqtt_uri);
 		drawn = 0;
 	}
 	rc = CTL_OK;

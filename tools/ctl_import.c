@@ -20,11 +20,11 @@
 #define IMPORT "import households FILE.csv --site S"
 #define HEADER "household,building,unit,room,size,phone,cards"
 #define NCOLS 7
-#define MAX_REPORTED 100	/* bad rows printed */
-#define MAX_RECORD 65536	/* bytes of one record */
-#define MAX_FIELDS 16		/* fields kept of one record (more are counted) */
-#define MAX_CARDS 64		/* cards of one household */
-#define MAX_TEXT 64		/* bytes of building, unit, room */
+#define MAX_REPORTED 100 /* bad rows printed */
+#define MAX_RECORD 65536 /* bytes of one record */
+#define MAX_FIELDS 16	 /* fields kept of one record (more are counted) */
+#define MAX_CARDS 64	 /* cards of one household */
+#define MAX_TEXT 64	 /* bytes of building, unit, room */
 
 /* ---------------------------------------------------------------- buffers */
 
@@ -79,12 +79,12 @@ buf_copy_field(struct buf *b, const char *s, char sep)
 
 struct csv {
 	FILE *in;
-	int line;			/* physical lines consumed */
-	int start_line;			/* where the current record starts */
-	struct buf rec;			/* the fields' bytes, each NUL-terminated */
+	int line;	/* physical lines consumed */
+	int start_line; /* where the current record starts */
+	struct buf rec; /* the fields' bytes, each NUL-terminated */
 	size_t off[MAX_FIELDS];
-	int nfields;			/* may exceed MAX_FIELDS */
-	const char *error;		/* a syntax error in this record, or NULL */
+	int nfields;	   /* may exceed MAX_FIELDS */
+	const char *error; /* a syntax error in this record, or NULL */
 };
 
 static const char *
@@ -156,7 +156,7 @@ restart:
 				return 1;
 			}
 			if (st == FIELD_START && c->nfields == 1 && c->rec.len == 0)
-				return 0;	/* nothing after the last newline */
+				return 0; /* nothing after the last newline */
 			if (st == QUOTED)
 				c->error = "unterminated quoted field";
 			c->line++;
@@ -182,7 +182,7 @@ restart:
 				if (csv_end_field(c, 1) < 0)
 					return -1;
 				if (c->nfields == 1 && !first_quoted && c->rec.p[c->off[0]] == '\0')
-					goto restart;	/* a blank line */
+					goto restart; /* a blank line */
 				return 1;
 			} else {
 				if (ch == '"' && !c->error)
@@ -245,7 +245,7 @@ struct idset {
 	struct ident {
 		char *key;
 		int line;
-	} *tab;
+	} * tab;
 	size_t cap, n;
 };
 
@@ -340,8 +340,8 @@ report_finish(struct report *r)
 }
 
 /* Appends "; reason" (or the first reason) to a row's message. */
-static void
-reason(char *msg, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void reason(char *msg, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static void
 reason(char *msg, size_t len, const char *fmt, ...)
@@ -479,7 +479,7 @@ check_row(struct import *im, struct csv *c)
 		       shown(size, v, sizeof(v)));
 	phone = csv_field(c, 5);
 	if (*phone && (!all_digits(phone) || strlen(phone) != 11))
-		reason(msg, sizeof(msg), "phone is not 11 digits");	/* never shown */
+		reason(msg, sizeof(msg), "phone is not 11 digits"); /* never shown */
 
 	/* Cards: ';'-separated ids; an empty one (";;", a leading or trailing
 	 * ';') is an error, an empty field means no cards. */
@@ -498,7 +498,8 @@ check_row(struct import *im, struct csv *c)
 				reason(msg, sizeof(msg), "empty card id in cards");
 			empty_card = 1;
 		} else if (n > 64 || !tool_valid_id(card)) {
-			reason(msg, sizeof(msg), "bad card id '%s' (use 1 to 64 of A-Z a-z 0-9 _ -)",
+			reason(msg, sizeof(msg),
+			       "bad card id '%s' (use 1 to 64 of A-Z a-z 0-9 _ -)",
 			       shown(card, v, sizeof(v)));
 		} else if ((seen = idset_add(&im->cards, card, line)) < 0) {
 			goto out;
@@ -513,7 +514,7 @@ check_row(struct import *im, struct csv *c)
 		p += n;
 		if (!*p)
 			break;
-		if (!p[1]) {	/* a trailing ';' */
+		if (!p[1]) { /* a trailing ';' */
 			if (!empty_card)
 				reason(msg, sizeof(msg), "empty card id in cards");
 			break;
@@ -675,21 +676,23 @@ upsert(struct ctl *ctl, struct import *im, const char *site, double started)
 	struct timespec now;
 	long hnew, hupd, cnew;
 
-	hres = ctl_query(ctl, "importing households",
-			 "WITH up AS (INSERT INTO households"
-			 "  (site, household, building, unit, room, size, phone)"
-			 "  SELECT $1, household, building, unit, room, size, phone"
-			 "  FROM import_households"
-			 "  ON CONFLICT (site, household) DO UPDATE SET building = excluded.building,"
-			 "   unit = excluded.unit, room = excluded.room, size = excluded.size,"
-			 "   phone = excluded.phone"
-			 "  WHERE (households.building, households.unit, households.room,"
-			 "   households.size, households.phone) IS DISTINCT FROM"
-			 "   (excluded.building, excluded.unit, excluded.room, excluded.size,"
-			 "   excluded.phone)"
-			 "  RETURNING xmax = 0 AS inserted)"
-			 " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)"
-			 " FROM up", 1, params);
+	hres = ctl_query(
+		ctl, "importing households",
+		"WITH up AS (INSERT INTO households"
+		"  (site, household, building, unit, room, size, phone)"
+		"  SELECT $1, household, building, unit, room, size, phone"
+		"  FROM import_households"
+		"  ON CONFLICT (site, household) DO UPDATE SET building = excluded.building,"
+		"   unit = excluded.unit, room = excluded.room, size = excluded.size,"
+		"   phone = excluded.phone"
+		"  WHERE (households.building, households.unit, households.room,"
+		"   households.size, households.phone) IS DISTINCT FROM"
+		"   (excluded.building, excluded.unit, excluded.room, excluded.size,"
+		"   excluded.phone)"
+		"  RETURNING xmax = 0 AS inserted)"
+		" SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)"
+		" FROM up",
+		1, params);
 	if (!hres)
 		return -1;
 	hnew = atol(PQgetvalue(hres, 0, 0));
@@ -701,7 +704,8 @@ upsert(struct ctl *ctl, struct import *im, const char *site, double started)
 			 "WITH ins AS (INSERT INTO cards (site, card, household)"
 			 "  SELECT $1, card, household FROM import_cards"
 			 "  ON CONFLICT (site, card) DO NOTHING RETURNING 1)"
-			 " SELECT count(*) FROM ins", 1, params);
+			 " SELECT count(*) FROM ins",
+			 1, params);
 	if (!cres)
 		return -1;
 	cnew = atol(PQgetvalue(cres, 0, 0));
@@ -710,9 +714,10 @@ upsert(struct ctl *ctl, struct import *im, const char *site, double started)
 		return -1;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	printf("imported %s into site %s in %.2f s: %ld row%s; households: %ld new, %ld updated, "
-	       "%ld unchanged; cards: %ld new, %ld unchanged\n", im->path, site,
-	       (double)now.tv_sec + now.tv_nsec / 1e9 - started, im->rows, im->rows == 1 ? "" : "s", hnew, hupd,
-	       im->rows - hnew - hupd, cnew, im->ncards - cnew);
+	       "%ld unchanged; cards: %ld new, %ld unchanged\n",
+	       im->path, site, (double)now.tv_sec + now.tv_nsec / 1e9 - started, im->rows,
+	       im->rows == 1 ? "" : "s", hnew, hupd, im->rows - hnew - hupd, cnew,
+	       im->ncards - cnew);
 	return 0;
 }
 
@@ -743,16 +748,18 @@ ctl_cmd_import(struct ctl *ctl, int argc, char **argv)
 		goto out;
 	/* One import per site at a time: the owner check must hold until COMMIT. */
 	if (ctl_exec(ctl, "locking the site's register",
-		     "SELECT pg_advisory_xact_lock(hashtext('cordon_register'), hashtext($1))",
-		     1, params) < 0 ||
+		     "SELECT pg_advisory_xact_lock(hashtext('cordon_register'), hashtext($1))", 1,
+		     params) < 0 ||
 	    ctl_ensure_site(ctl, site) < 0 ||
 	    ctl_exec(ctl, "creating temporary tables",
 		     "CREATE TEMPORARY TABLE import_households (line integer, household text,"
 		     " building text, unit text, room text, size integer, phone text)"
-		     " ON COMMIT DROP", 0, NULL) < 0 ||
+		     " ON COMMIT DROP",
+		     0, NULL) < 0 ||
 	    ctl_exec(ctl, "creating temporary tables",
 		     "CREATE TEMPORARY TABLE import_cards (line integer, household text, card text)"
-		     " ON COMMIT DROP", 0, NULL) < 0 ||
+		     " ON COMMIT DROP",
+		     0, NULL) < 0 ||
 	    copy_in(ctl, "loading households", "COPY import_households FROM STDIN",
 		    &im.copy_households) < 0 ||
 	    copy_in(ctl, "loading cards", "COPY import_cards FROM STDIN", &im.copy_cards) < 0 ||
@@ -772,7 +779,7 @@ out:
 			fprintf(stderr, "%s: ... and %ld more bad rows\n", im.path,
 				im.bad.total - im.bad.kept);
 		tool_err("%ld bad row%s in %s: nothing imported", im.bad.total,
-			im.bad.total == 1 ? "" : "s", im.path);
+			 im.bad.total == 1 ? "" : "s", im.path);
 	}
 	ctl_rollback(ctl);
 	idset_finish(&im.households);

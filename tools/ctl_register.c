@@ -44,10 +44,12 @@ parse_seconds(const char *synopsis, const char *opt, const char *s, long long mi
 
 	format_seconds(min_s, lo, sizeof(lo));
 	format_seconds(max_s, hi, sizeof(hi));
-	if (config_parse_duration(s, &ms) < 0 || ms % 1000 != 0 ||
-	    ms / 1000 < min_s || ms / 1000 > max_s) {
-		tool_usage(synopsis, "%s '%.40s': expected a duration from %s to %s in whole "
-			  "seconds, such as 30m, 4h or 2d", opt, s, lo, hi);
+	if (config_parse_duration(s, &ms) < 0 || ms % 1000 != 0 || ms / 1000 < min_s ||
+	    ms / 1000 > max_s) {
+		tool_usage(synopsis,
+			   "%s '%.40s': expected a duration from %s to %s in whole "
+			   "seconds, such as 30m, 4h or 2d",
+			   opt, s, lo, hi);
 		return -1;
 	}
 	*ret_s = ms / 1000;
@@ -56,8 +58,8 @@ parse_seconds(const char *synopsis, const char *opt, const char *s, long long mi
 
 /* Runs a query in the open transaction that must return one row; returns
  * the result (0 or 1 rows, PQclear it) or NULL on error. */
-#define QUERY(ctl, what, sql, ...) \
-	ctl_query((ctl), (what), (sql), \
+#define QUERY(ctl, what, sql, ...)                                                       \
+	ctl_query((ctl), (what), (sql),                                                  \
 		  (int)(sizeof((const char *[]){ __VA_ARGS__ }) / sizeof(const char *)), \
 		  (const char *const[]){ __VA_ARGS__ })
 
@@ -66,8 +68,8 @@ static int
 household_exists(struct ctl *ctl, const char *site, const char *household)
 {
 	PGresult *res = QUERY(ctl, "looking up the household",
-			      "SELECT 1 FROM households WHERE site = $1 AND household = $2",
-			      site, household);
+			      "SELECT 1 FROM households WHERE site = $1 AND household = $2", site,
+			      household);
 	int found;
 
 	if (!res)
@@ -105,7 +107,8 @@ site_add(struct ctl *ctl, int argc, char **argv)
 		 * PostgreSQL formats times in it: both must know it. */
 		if (tz_load(tz, &zone) < 0) {
 			tool_err("unknown time zone '%s' (no such file under /usr/share/zoneinfo; "
-				"use a name such as Asia/Shanghai)", tz);
+				 "use a name such as Asia/Shanghai)",
+				 tz);
 			return CTL_FAIL;
 		}
 		tz_free(zone);
@@ -127,7 +130,8 @@ site_add(struct ctl *ctl, int argc, char **argv)
 	 * uses [site] timezone for it, also after a change and a SIGHUP. */
 	res = QUERY(ctl, "adding the site",
 		    "INSERT INTO sites (site, timezone) VALUES ($1, $2)"
-		    " ON CONFLICT (site) DO NOTHING RETURNING timezone", pos[0], tz);
+		    " ON CONFLICT (site) DO NOTHING RETURNING timezone",
+		    pos[0], tz);
 	if (!res)
 		return CTL_FAIL;
 	if (PQntuples(res) == 1) {
@@ -144,8 +148,8 @@ site_add(struct ctl *ctl, int argc, char **argv)
 		tool_err("site %s already exists (--timezone TZ changes its time zone)", pos[0]);
 		return CTL_FAIL;
 	}
-	res = QUERY(ctl, "changing the time zone",
-		    "UPDATE sites SET timezone = $2 WHERE site = $1", pos[0], tz);
+	res = QUERY(ctl, "changing the time zone", "UPDATE sites SET timezone = $2 WHERE site = $1",
+		    pos[0], tz);
 	if (!res)
 		return CTL_FAIL;
 	PQclear(res);
@@ -170,8 +174,8 @@ ctl_cmd_site(struct ctl *ctl, int argc, char **argv)
 static void
 print_gate(const char *verb, const char *site, const char *gate, PGresult *res)
 {
-	printf("gate %s/%s %s: %s, format %s, unit %s\n", site, gate, verb,
-	       PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+	printf("gate %s/%s %s: %s, format %s, unit %s\n", site, gate, verb, PQgetvalue(res, 0, 0),
+	       PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
 }
 
 static int
@@ -194,19 +198,22 @@ gate_add(struct ctl *ctl, int argc, char **argv)
 	for (int i = 0; format && gate_formats[i]; i++)
 		known |= strcmp(format, gate_formats[i]) == 0;
 	if (format && !known)
-		return tool_usage(GATE_ADD, "unknown format '%.40s' (auto canonical hikvision dahua "
-				 "ezviz wecom diy)", format);
+		return tool_usage(GATE_ADD,
+				  "unknown format '%.40s' (auto canonical hikvision dahua "
+				  "ezviz wecom diy)",
+				  format);
 	if (unit && strcmp(unit, "c") != 0 && strcmp(unit, "f") != 0 && strcmp(unit, "k") != 0)
 		return tool_usage(GATE_ADD, "unknown unit '%.40s' (c, f or k)", unit);
 	if (sealed)
 		state = "sealed";
 	if (ctl_open(ctl) < 0 || ctl_begin(ctl) < 0 || ctl_ensure_site(ctl, pos[0]) < 0)
 		return CTL_FAIL;
-	res = QUERY(ctl, "adding the gate",
-		    "INSERT INTO gates (site, gate, state, format, unit)"
-		    " VALUES ($1, $2, coalesce($3, 'open'), coalesce($4, 'auto'), coalesce($5, 'c'))"
-		    " ON CONFLICT (site, gate) DO NOTHING RETURNING state, format, unit",
-		    pos[0], pos[1], state, format, unit);
+	res = QUERY(
+		ctl, "adding the gate",
+		"INSERT INTO gates (site, gate, state, format, unit)"
+		" VALUES ($1, $2, coalesce($3, 'open'), coalesce($4, 'auto'), coalesce($5, 'c'))"
+		" ON CONFLICT (site, gate) DO NOTHING RETURNING state, format, unit",
+		pos[0], pos[1], state, format, unit);
 	if (!res)
 		return CTL_FAIL;
 	if (PQntuples(res) == 1) {
@@ -217,13 +224,14 @@ gate_add(struct ctl *ctl, int argc, char **argv)
 	PQclear(res);
 	if (!state && !format && !unit) {
 		tool_err("gate %s already exists at site %s (gate seal/open changes its state)",
-			pos[1], pos[0]);
+			 pos[1], pos[0]);
 		return CTL_FAIL;
 	}
 	res = QUERY(ctl, "updating the gate",
 		    "UPDATE gates SET state = coalesce($3, state), format = coalesce($4, format),"
 		    " unit = coalesce($5, unit) WHERE site = $1 AND gate = $2"
-		    " RETURNING state, format, unit", pos[0], pos[1], state, format, unit);
+		    " RETURNING state, format, unit",
+		    pos[0], pos[1], state, format, unit);
 	if (!res)
 		return CTL_FAIL;
 	print_gate("updated", pos[0], pos[1], res);
@@ -244,8 +252,8 @@ gate_set_state(struct ctl *ctl, const char *state, int argc, char **argv)
 	if (ctl_open(ctl) < 0 || ctl_begin(ctl) < 0)
 		return CTL_FAIL;
 	res = QUERY(ctl, "looking up the gate",
-		    "SELECT state FROM gates WHERE site = $1 AND gate = $2 FOR UPDATE",
-		    pos[0], pos[1]);
+		    "SELECT state FROM gates WHERE site = $1 AND gate = $2 FOR UPDATE", pos[0],
+		    pos[1]);
 	if (!res)
 		return CTL_FAIL;
 	if (PQntuples(res) == 0) {
@@ -260,8 +268,8 @@ gate_set_state(struct ctl *ctl, const char *state, int argc, char **argv)
 	}
 	PQclear(res);
 	res = QUERY(ctl, "changing the gate's state",
-		    "UPDATE gates SET state = $3 WHERE site = $1 AND gate = $2",
-		    pos[0], pos[1], state);
+		    "UPDATE gates SET state = $3 WHERE site = $1 AND gate = $2", pos[0], pos[1],
+		    state);
 	if (!res)
 		return CTL_FAIL;
 	PQclear(res);
@@ -273,8 +281,8 @@ gate_set_state(struct ctl *ctl, const char *state, int argc, char **argv)
 
 /* Prints `sql` (one optional parameter: the site, NULL for all) as a table. */
 static int
-list(struct ctl *ctl, const char *synopsis, const char *what, const char *sql,
-     int argc, char **argv)
+list(struct ctl *ctl, const char *synopsis, const char *what, const char *sql, int argc,
+     char **argv)
 {
 	const char *pos[1] = { NULL };
 	PGresult *res;
@@ -311,7 +319,7 @@ ctl_cmd_gate(struct ctl *ctl, int argc, char **argv)
 			    " WHERE $1::text IS NULL OR site = $1 ORDER BY site, gate",
 			    argc - 1, argv + 1);
 	return tool_usage(GATE_ADD "\n       " GATE_SET "\n       " GATE_LIST,
-			 "gate: expected add, seal, open or list");
+			  "gate: expected add, seal, open or list");
 }
 
 /* ---------------------------------------------------------------- zone */
@@ -348,13 +356,15 @@ zone_add(struct ctl *ctl, int argc, char **argv)
 	if (PQntuples(res) == 0) {
 		PQclear(res);
 		if (!interval) {
-			tool_err("zone %s already exists at site %s (--interval changes its interval)",
+			tool_err(
+				"zone %s already exists at site %s (--interval changes its interval)",
 				pos[1], pos[0]);
 			return CTL_FAIL;
 		}
 		res = QUERY(ctl, "updating the zone",
 			    "UPDATE zones SET interval_s = $3::int WHERE site = $1 AND zone = $2"
-			    " RETURNING interval_s", pos[0], pos[1], secs);
+			    " RETURNING interval_s",
+			    pos[0], pos[1], secs);
 		if (!res)
 			return CTL_FAIL;
 		format_seconds(atoll(PQgetvalue(res, 0, 0)), shown, sizeof(shown));
@@ -444,14 +454,16 @@ card_add(struct ctl *ctl, int argc, char **argv)
 		return CTL_FAIL;
 	res = QUERY(ctl, "looking up the card",
 		    "SELECT household, state, extra FROM cards WHERE site = $1 AND card = $2"
-		    " FOR UPDATE", pos[0], pos[1]);
+		    " FOR UPDATE",
+		    pos[0], pos[1]);
 	if (!res)
 		return CTL_FAIL;
 	if (PQntuples(res) == 0) {
 		PQclear(res);
-		res = QUERY(ctl, "adding the card",
-			    "INSERT INTO cards (site, card, household, extra) VALUES ($1, $2, $3, $4)",
-			    pos[0], pos[1], hh, extra ? "true" : "false");
+		res = QUERY(
+			ctl, "adding the card",
+			"INSERT INTO cards (site, card, household, extra) VALUES ($1, $2, $3, $4)",
+			pos[0], pos[1], hh, extra ? "true" : "false");
 		if (!res)
 			return CTL_FAIL;
 		PQclear(res);
@@ -464,13 +476,13 @@ card_add(struct ctl *ctl, int argc, char **argv)
 	was_extra = PQgetvalue(res, 0, 2)[0] == 't';
 	if (strcmp(owner, hh) != 0) {
 		tool_err("card %s at site %s belongs to household %s (%s)", pos[1], pos[0], owner,
-			state);
+			 state);
 		PQclear(res);
 		return CTL_FAIL;
 	}
 	if (strcmp(state, "active") == 0 && (was_extra || !extra)) {
 		tool_err("card %s is already registered to household %s at site %s", pos[1], hh,
-			pos[0]);
+			 pos[0]);
 		PQclear(res);
 		return CTL_FAIL;
 	}
@@ -480,7 +492,8 @@ card_add(struct ctl *ctl, int argc, char **argv)
 	PQclear(res);
 	res = QUERY(ctl, "updating the card",
 		    "UPDATE cards SET state = 'active', extra = extra OR $3::boolean"
-		    " WHERE site = $1 AND card = $2", pos[0], pos[1], extra ? "true" : "false");
+		    " WHERE site = $1 AND card = $2",
+		    pos[0], pos[1], extra ? "true" : "false");
 	if (!res)
 		return CTL_FAIL;
 	PQclear(res);
@@ -518,8 +531,8 @@ card_revoke(struct ctl *ctl, int argc, char **argv)
 	printf("card %s/%s (household %s) revoked\n", pos[0], pos[1], PQgetvalue(res, 0, 1));
 	PQclear(res);
 	res = QUERY(ctl, "revoking the card",
-		    "UPDATE cards SET state = 'revoked' WHERE site = $1 AND card = $2",
-		    pos[0], pos[1]);
+		    "UPDATE cards SET state = 'revoked' WHERE site = $1 AND card = $2", pos[0],
+		    pos[1]);
 	if (!res)
 		return CTL_FAIL;
 	PQclear(res);
@@ -548,10 +561,8 @@ ctl_cmd_isolate(struct ctl *ctl, int argc, char **argv)
 {
 	const char *pos[1], *hh = NULL, *person = NULL, *days_s = NULL, *check = NULL;
 	const struct ctl_opt opts[] = {
-		{ "--household", &hh, NULL },
-		{ "--person", &person, NULL },
-		{ "--days", &days_s, NULL },
-		{ "--check-interval", &check, NULL },
+		{ "--household", &hh, NULL }, { "--person", &person, NULL },
+		{ "--days", &days_s, NULL },  { "--check-interval", &check, NULL },
 		{ NULL, NULL, NULL },
 	};
 	char days[16] = "14", secs[32], shown[48];
@@ -565,8 +576,8 @@ ctl_cmd_isolate(struct ctl *ctl, int argc, char **argv)
 		return tool_usage(ISOLATE, "--household is required");
 	if (ctl_check_id(ISOLATE, "household", hh) < 0 ||
 	    (person && ctl_check_id(ISOLATE, "person", person) < 0) ||
-	    (check && parse_seconds(ISOLATE, "--check-interval", check, 60, 7 * 86400,
-				    &check_s) < 0))
+	    (check &&
+	     parse_seconds(ISOLATE, "--check-interval", check, 60, 7 * 86400, &check_s) < 0))
 		return CTL_USAGE;
 	if (days_s) {
 		char *end;
@@ -575,8 +586,10 @@ ctl_cmd_isolate(struct ctl *ctl, int argc, char **argv)
 		errno = 0;
 		d = strtol(days_s, &end, 10);
 		if (end == days_s || *end || errno || d < 1 || d > 365)
-			return tool_usage(ISOLATE, "--days '%.40s': expected a whole number of days "
-					 "from 1 to 365", days_s);
+			return tool_usage(ISOLATE,
+					  "--days '%.40s': expected a whole number of days "
+					  "from 1 to 365",
+					  days_s);
 		snprintf(days, sizeof(days), "%ld", d);
 	}
 	snprintf(secs, sizeof(secs), "%lld", check_s);
@@ -593,25 +606,27 @@ ctl_cmd_isolate(struct ctl *ctl, int argc, char **argv)
 		return CTL_FAIL;
 	if (PQntuples(res) > 0) {
 		tool_err("household %s%s%s at site %s is already under isolation order %s until %s "
-			"(release it first)", hh, person ? ", person " : " (all)",
-			person ? person : "", pos[0], PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+			 "(release it first)",
+			 hh, person ? ", person " : " (all)", person ? person : "", pos[0],
+			 PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
 		PQclear(res);
 		return CTL_FAIL;
 	}
 	PQclear(res);
 	/* Without --check-interval the order has none of its own (NULL):
 	 * cordond uses [rules] check_interval for it, also after a SIGHUP. */
-	res = QUERY(ctl, "adding the isolation order",
-		    "WITH o AS (INSERT INTO isolation_orders"
-		    "   (site, household, person, ends_at, check_interval_s)"
-		    "   VALUES ($1, $2, $3, now() + make_interval(days => $4::int), $5::int)"
-		    "   RETURNING id, starts_at, ends_at)"
-		    " SELECT o.id,"
-		    "  to_char(o.starts_at AT TIME ZONE coalesce(s.timezone, $6), 'YYYY-MM-DD HH24:MI'),"
-		    "  to_char(o.ends_at AT TIME ZONE coalesce(s.timezone, $6), 'YYYY-MM-DD HH24:MI'),"
-		    "  coalesce(s.timezone, $6)"
-		    " FROM o, sites s WHERE s.site = $1",
-		    pos[0], hh, person, days, check ? secs : NULL, ctl->default_tz);
+	res = QUERY(
+		ctl, "adding the isolation order",
+		"WITH o AS (INSERT INTO isolation_orders"
+		"   (site, household, person, ends_at, check_interval_s)"
+		"   VALUES ($1, $2, $3, now() + make_interval(days => $4::int), $5::int)"
+		"   RETURNING id, starts_at, ends_at)"
+		" SELECT o.id,"
+		"  to_char(o.starts_at AT TIME ZONE coalesce(s.timezone, $6), 'YYYY-MM-DD HH24:MI'),"
+		"  to_char(o.ends_at AT TIME ZONE coalesce(s.timezone, $6), 'YYYY-MM-DD HH24:MI'),"
+		"  coalesce(s.timezone, $6)"
+		" FROM o, sites s WHERE s.site = $1",
+		pos[0], hh, person, days, check ? secs : NULL, ctl->default_tz);
 	if (!res)
 		return CTL_FAIL;
 	if (check) {
@@ -621,9 +636,9 @@ ctl_cmd_isolate(struct ctl *ctl, int argc, char **argv)
 		strncat(shown, " ([rules] check_interval)", sizeof(shown) - strlen(shown) - 1);
 	}
 	printf("isolation order %s: household %s%s%s at site %s, from %s until %s (%s), "
-	       "a check every %s\n", PQgetvalue(res, 0, 0), hh, person ? ", person " : " (all)",
-	       person ? person : "", pos[0], PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
-	       PQgetvalue(res, 0, 3), shown);
+	       "a check every %s\n",
+	       PQgetvalue(res, 0, 0), hh, person ? ", person " : " (all)", person ? person : "",
+	       pos[0], PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), shown);
 	PQclear(res);
 	return ctl_commit(ctl, pos[0]) < 0 ? CTL_FAIL : CTL_OK;
 }
@@ -644,10 +659,12 @@ ctl_cmd_release(struct ctl *ctl, int argc, char **argv)
 		return CTL_USAGE;
 	if (ctl_open(ctl) < 0 || ctl_begin(ctl) < 0 || household_exists(ctl, pos[0], hh) <= 0)
 		return CTL_FAIL;
-	res = QUERY(ctl, "releasing isolation orders",
-		    "UPDATE isolation_orders SET released_at = now()"
-		    " WHERE site = $1 AND household = $2 AND released_at IS NULL AND ends_at > now()"
-		    " RETURNING id, coalesce(person, '')", pos[0], hh);
+	res = QUERY(
+		ctl, "releasing isolation orders",
+		"UPDATE isolation_orders SET released_at = now()"
+		" WHERE site = $1 AND household = $2 AND released_at IS NULL AND ends_at > now()"
+		" RETURNING id, coalesce(person, '')",
+		pos[0], hh);
 	if (!res)
 		return CTL_FAIL;
 	if (PQntuples(res) == 0) {

@@ -16,14 +16,13 @@
 #define SIM_FAILED 1
 #define SIM_USAGE 2
 
-#define SIM_ID_MAX 65		/* ids are [A-Za-z0-9_-]{1,64} (SPEC 2), + NUL */
-#define SIM_CARDS_MAX 4		/* cards kept per household */
+#define SIM_ID_MAX 65	/* ids are [A-Za-z0-9_-]{1,64} (SPEC 2), + NUL */
+#define SIM_CARDS_MAX 4 /* cards kept per household */
 #define SIM_N_GATES 16
 #define SIM_N_ZONES 12
 #define SIM_N_ISOLATED 40
 #define SIM_OPEN_GATE "G01"
 #define SIM_FORCED_GATE "G07"
-
 
 /* ---------------------------------------------------------------- numbers */
 
@@ -37,9 +36,9 @@ struct rng {
 
 void rng_seed(struct rng *r, uint64_t seed, uint64_t stream);
 uint64_t rng_next(struct rng *r);
-double rng_real(struct rng *r);				/* [0, 1) */
-uint64_t rng_below(struct rng *r, uint64_t n);		/* [0, n), n > 0 */
-int rng_range(struct rng *r, int lo, int hi);		/* [lo, hi] */
+double rng_real(struct rng *r);		       /* [0, 1) */
+uint64_t rng_below(struct rng *r, uint64_t n); /* [0, n), n > 0 */
+int rng_range(struct rng *r, int lo, int hi);  /* [lo, hi] */
 double rng_uniform(struct rng *r, double a, double b);
 double rng_gauss(struct rng *r, double mu, double sigma);
 double rng_expo(struct rng *r, double lambda);
@@ -56,8 +55,8 @@ int sim_parse_real(const char *s, double lo, double hi, double *ret)
 
 /* ---------------------------------------------------------------- time */
 
-double sim_mono(void);		/* CLOCK_MONOTONIC, seconds */
-int64_t sim_real_us(void);	/* CLOCK_REALTIME, microseconds */
+double sim_mono(void);	   /* CLOCK_MONOTONIC, seconds */
+int64_t sim_real_us(void); /* CLOCK_REALTIME, microseconds */
 /* Formats a wall-clock time in the compound's zone (UTC+08:00, Asia/Shanghai
  * has no DST): "2020-02-16T18:32:00.123+08:00", or without the milliseconds. */
 void sim_iso_time(char *buf, size_t len, int64_t real_us, bool ms);
@@ -84,7 +83,7 @@ struct reg {
 	int buildings;
 	long residents;
 	long cards;
-	int isolated[SIM_N_ISOLATED];	/* indices into hh; [0] missed_check, [1] breach, [2] hotline */
+	int isolated[SIM_N_ISOLATED]; /* indices into hh; [0] missed_check, [1] breach, [2] hotline */
 };
 
 /* Generates the reference compound from the seed (52 buildings, 3,427
@@ -101,7 +100,8 @@ void reg_finish(struct reg *reg);
 
 /* What a publish counts for once the broker acknowledged it: a kind (0..7),
  * the rows it makes (0..255) and a label (0 none, 1..15). */
-#define PUB_TAG(kind, rows, label) ((uint32_t)(kind) | (uint32_t)(rows) << 4 | (uint32_t)(label) << 12)
+#define PUB_TAG(kind, rows, label) \
+	((uint32_t)(kind) | (uint32_t)(rows) << 4 | (uint32_t)(label) << 12)
 #define PUB_KINDS 8
 #define PUB_LABELS 16
 

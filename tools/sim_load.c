@@ -52,7 +52,7 @@ device_time(struct load *l, int64_t now_us, char *buf, size_t len, bool ms)
 		char full[40];
 
 		sim_iso_time(full, sizeof(full), sec * 1000000, false);
-		memcpy(l->ts_prefix, full, 19);		/* YYYY-MM-DDTHH:MM:SS */
+		memcpy(l->ts_prefix, full, 19); /* YYYY-MM-DDTHH:MM:SS */
 		l->ts_prefix[19] = '\0';
 		l->ts_sec = sec;
 	}
@@ -96,32 +96,39 @@ build(struct load *l, struct rng *r, uint64_t seq, char *buf, size_t len, int *r
 		snprintf(id, sizeof(id), "L-%s-%llu", l->run, (unsigned long long)seq);
 	if (fmt < 0.10) {
 		device_time(l, now, ts, sizeof(ts), false);
-		n = snprintf(buf, len,
-			     "{\"ipAddress\":\"10.6.1.21\",\"portNo\":80,\"protocol\":\"HTTP\","
-			     "\"dateTime\":\"%s\",\"eventType\":\"AccessControllerEvent\","
-			     "\"eventState\":\"active\",\"AccessControllerEvent\":{"
-			     "\"majorEventType\":5,\"subEventType\":75,\"cardNo\":\"C-%05u\","
-			     "\"serialNo\":\"%s\",\"currentVerifyMode\":\"cardOrFace\",\"mask\":\"%s\","
-			     "\"currTemperature\":%.1f,\"thermometryUnit\":\"celsius\","
-			     "\"isAbnomalTemperature\":%s}}",
-			     ts, card, id, mask ? "yes" : "no", temp, temp >= 37.3 ? "true" : "false");
+		n = snprintf(
+			buf, len,
+			"{\"ipAddress\":\"10.6.1.21\",\"portNo\":80,\"protocol\":\"HTTP\","
+			"\"dateTime\":\"%s\",\"eventType\":\"AccessControllerEvent\","
+			"\"eventState\":\"active\",\"AccessControllerEvent\":{"
+			"\"majorEventType\":5,\"subEventType\":75,\"cardNo\":\"C-%05u\","
+			"\"serialNo\":\"%s\",\"currentVerifyMode\":\"cardOrFace\",\"mask\":\"%s\","
+			"\"currTemperature\":%.1f,\"thermometryUnit\":\"celsius\","
+			"\"isAbnomalTemperature\":%s}}",
+			ts, card, id, mask ? "yes" : "no", temp, temp >= 37.3 ? "true" : "false");
 	} else if (fmt < 0.15) {
 		/* WeCom reports have no record id: the daemon keys them by their
 		 * hash, which the user id (made of the message id) keeps unique */
-		n = snprintf(buf, len, "{\"errcode\":0,\"errmsg\":\"ok\",\"temperature_data\":["
+		n = snprintf(buf, len,
+			     "{\"errcode\":0,\"errmsg\":\"ok\",\"temperature_data\":["
 			     "{\"userid\":\"u-%s\",\"temperature\":\"%.1f\",\"timestamp\":%lld,"
-			     "\"status\":%d}]}", id, temp, (long long)(now / 1000000), temp >= 37.3);
+			     "\"status\":%d}]}",
+			     id, temp, (long long)(now / 1000000), temp >= 37.3);
 	} else {
 		device_time(l, now, ts, sizeof(ts), true);
 		/* a --fever-every reading carries no card: each raises an alert of its
 		 * own (subject gate:<gate>:<hash>) whose event_id names this message */
 		if (fever)
-			n = snprintf(buf, len, "{\"id\":\"%s\",\"ts\":\"%s\",\"direction\":\"in\","
-				     "\"temp_c\":38.9,\"mask\":true}", id, ts);
+			n = snprintf(buf, len,
+				     "{\"id\":\"%s\",\"ts\":\"%s\",\"direction\":\"in\","
+				     "\"temp_c\":38.9,\"mask\":true}",
+				     id, ts);
 		else
-			n = snprintf(buf, len, "{\"id\":\"%s\",\"ts\":\"%s\",\"card\":\"C-%05u\","
-				     "\"direction\":\"%s\",\"temp_c\":%.1f,\"mask\":%s}", id, ts, card,
-				     in ? "in" : "out", temp, mask ? "true" : "false");
+			n = snprintf(buf, len,
+				     "{\"id\":\"%s\",\"ts\":\"%s\",\"card\":\"C-%05u\","
+				     "\"direction\":\"%s\",\"temp_c\":%.1f,\"mask\":%s}",
+				     id, ts, card, in ? "in" : "out", temp,
+				     mask ? "true" : "false");
 	}
 	return n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
 }
@@ -183,22 +190,26 @@ sim_load(int argc, char **argv)
 		case 't': l->stamp = true; break;
 		case 'r':
 			if (sim_parse_real(optarg, 0, 1e7, &l->rate) < 0) {
-				rc = tool_usage(synopsis, "--rate: messages per second (0 = as fast as "
-					       "possible): '%s'", optarg);
+				rc = tool_usage(synopsis,
+						"--rate: messages per second (0 = as fast as "
+						"possible): '%s'",
+						optarg);
 				goto out;
 			}
 			break;
 		case 'n':
 		case 'E':
 			if (sim_parse_int(optarg, 0, INT64_MAX, &v) < 0) {
-				rc = tool_usage(synopsis, "%s: not a count: '%s'", argv[optind - 2], optarg);
+				rc = tool_usage(synopsis, "%s: not a count: '%s'", argv[optind - 2],
+						optarg);
 				goto out;
 			}
 			*(ch == 'n' ? &l->count : &l->fever_every) = v;
 			break;
 		case 'd':
 			if (sim_parse_duration(optarg, &l->duration) < 0) {
-				rc = tool_usage(synopsis, "--duration: not a duration: '%s'", optarg);
+				rc = tool_usage(synopsis, "--duration: not a duration: '%s'",
+						optarg);
 				goto out;
 			}
 			break;
@@ -206,17 +217,22 @@ sim_load(int argc, char **argv)
 		case 'q':
 		case 'i':
 			if (sim_parse_int(optarg, ch == 'q' ? 0 : 1,
-					  ch == 'g' ? MAX_GATES : ch == 'q' ? 1 : 65535, &v) < 0) {
-				rc = tool_usage(synopsis, "%s: out of range (--gates 1..%d, --qos 0|1, "
-					       "--inflight 1..65535): '%s'", argv[optind - 2],
-					       MAX_GATES, optarg);
+					  ch == 'g'	    ? MAX_GATES :
+						  ch == 'q' ? 1 :
+							      65535,
+					  &v) < 0) {
+				rc = tool_usage(synopsis,
+						"%s: out of range (--gates 1..%d, --qos 0|1, "
+						"--inflight 1..65535): '%s'",
+						argv[optind - 2], MAX_GATES, optarg);
 				goto out;
 			}
 			*(ch == 'g' ? &l->gates : ch == 'q' ? &l->qos : &l->inflight) = (int)v;
 			break;
 		case 'F':
 			if (sim_parse_real(optarg, 0, 1, &l->fever_rate) < 0) {
-				rc = tool_usage(synopsis, "--fever-rate: a share in [0, 1]: '%s'", optarg);
+				rc = tool_usage(synopsis, "--fever-rate: a share in [0, 1]: '%s'",
+						optarg);
 				goto out;
 			}
 			break;
@@ -232,7 +248,8 @@ sim_load(int argc, char **argv)
 			} else if (strcmp(optarg, "mix") == 0) {
 				l->format = FMT_MIX;
 			} else {
-				rc = tool_usage(synopsis, "--format: canonical or mix: '%s'", optarg);
+				rc = tool_usage(synopsis, "--format: canonical or mix: '%s'",
+						optarg);
 				goto out;
 			}
 			break;
@@ -240,9 +257,7 @@ sim_load(int argc, char **argv)
 			printf("usage: cordon-sim %s\n", synopsis);
 			rc = 0;
 			goto out;
-		case ':':
-			rc = tool_usage(synopsis, "%s needs a value", argv[optind - 1]);
-			goto out;
+		case ':': rc = tool_usage(synopsis, "%s needs a value", argv[optind - 1]); goto out;
 		default:
 			rc = tool_usage(synopsis, "unknown option '%s'", argv[optind - 1]);
 			goto out;
@@ -261,7 +276,8 @@ sim_load(int argc, char **argv)
 		goto out;
 	}
 	for (int g = 0; g < l->gates; g++)
-		snprintf(l->topic[g], sizeof(l->topic[g]), "cordon/%s/gate/G%02d/event", l->site, g + 1);
+		snprintf(l->topic[g], sizeof(l->topic[g]), "cordon/%s/gate/G%02d/event", l->site,
+			 g + 1);
 	mix = (uint64_t)sim_real_us() ^ ((uint64_t)getpid() << 32);
 	{
 		struct rng id_rng;
@@ -279,7 +295,8 @@ sim_load(int argc, char **argv)
 		       l->site, l->run, l->rate, l->qos, l->inflight, l->gates);
 	else
 		printf("cordon-sim load: site %s, run %s, as fast as %d in flight allow, QoS %d, "
-		       "%d gates\n", l->site, l->run, l->inflight, l->qos, l->gates);
+		       "%d gates\n",
+		       l->site, l->run, l->inflight, l->qos, l->gates);
 	fflush(stdout);
 
 	start = sim_mono();
@@ -309,7 +326,7 @@ sim_load(int argc, char **argv)
 	pub_counts(p, &c);
 	if (!all_acked || c.failed)
 		tool_err("only %llu of %llu messages acknowledged", (unsigned long long)c.acked,
-			(unsigned long long)c.sent);
+			 (unsigned long long)c.sent);
 	printf("published      %llu\n"
 	       "acknowledged   %llu\n"
 	       "elapsed_s      %.3f\n"

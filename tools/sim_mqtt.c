@@ -24,13 +24,13 @@ struct pub {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int inflight;
-	int waiting;			/* the main thread waits on cond ... */
-	uint64_t resume;		/* ... until at most this many are unacknowledged */
-	int connected;			/* 1 connected, -1 refused or lost */
+	int waiting;	 /* the main thread waits on cond ... */
+	uint64_t resume; /* ... until at most this many are unacknowledged */
+	int connected;	 /* 1 connected, -1 refused or lost */
 	char why[160];
-	uint64_t sent;			/* main thread only */
-	_Atomic uint64_t done;		/* acked + failed */
-	struct pub_counts c;		/* under lock, but for c.sent */
+	uint64_t sent;	       /* main thread only */
+	_Atomic uint64_t done; /* acked + failed */
+	struct pub_counts c;   /* under lock, but for c.sent */
 };
 
 /* Wakes the main thread once the window has drained to p->resume: one
@@ -39,7 +39,8 @@ struct pub {
 static void
 wake(struct pub *p)
 {
-	if (p->waiting && p->sent - atomic_load_explicit(&p->done, memory_order_relaxed) <= p->resume)
+	if (p->waiting &&
+	    p->sent - atomic_load_explicit(&p->done, memory_order_relaxed) <= p->resume)
 		pthread_cond_signal(&p->cond);
 }
 
@@ -203,7 +204,8 @@ pub_ready(struct pub *p)
 {
 	int state;
 
-	if (p->sent - atomic_load_explicit(&p->done, memory_order_acquire) < (uint64_t)p->inflight &&
+	if (p->sent - atomic_load_explicit(&p->done, memory_order_acquire) <
+		    (uint64_t)p->inflight &&
 	    p->connected == 1)
 		return true;
 	pthread_mutex_lock(&p->lock);
@@ -223,8 +225,7 @@ pub_ready(struct pub *p)
 }
 
 int
-pub_send(struct pub *p, const char *topic, const void *payload, size_t len, int qos,
-	 uint32_t tag)
+pub_send(struct pub *p, const char *topic, const void *payload, size_t len, int qos, uint32_t tag)
 {
 	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
 	int rc;

@@ -15,7 +15,7 @@
 #define BUILDINGS 52
 #define HOUSEHOLDS 3427
 #define RESIDENTS 10803
-#define CARD_IDS 99999		/* C-00001 .. C-99999 */
+#define CARD_IDS 99999 /* C-00001 .. C-99999 */
 
 enum { STREAM_REGISTER = 1, STREAM_ISOLATION = 2 };
 
@@ -170,7 +170,7 @@ reg_isolate(struct reg *reg, uint64_t seed)
 
 	if (reg->n < SIM_N_ISOLATED + 3) {
 		tool_err("the register has %zu households; the simulation needs at least %d",
-			reg->n, SIM_N_ISOLATED + 3);
+			 reg->n, SIM_N_ISOLATED + 3);
 		return -1;
 	}
 	idx = malloc(reg->n * sizeof(*idx));
@@ -404,8 +404,10 @@ sim_register(int argc, char **argv)
 		tool_err("%s: %s", script, strerror(errno));
 		goto out;
 	}
-	fprintf(f, "#!/bin/sh\n# cordon-sim register --seed %lld: gates, zones, isolation orders\n"
-		"set -e\n", seed);
+	fprintf(f,
+		"#!/bin/sh\n# cordon-sim register --seed %lld: gates, zones, isolation orders\n"
+		"set -e\n",
+		seed);
 	setup_commands(f, &reg, site);
 	if (script) {
 		if (fclose(f) != 0 || chmod(script, 0755) < 0) {
@@ -420,7 +422,8 @@ sim_register(int argc, char **argv)
 			tool_err("%s: %s", sql, strerror(errno));
 			goto out;
 		}
-		fprintf(f, "-- the missed_check household: its order started an hour ago, no check since\n"
+		fprintf(f,
+			"-- the missed_check household: its order started an hour ago, no check since\n"
 			"UPDATE isolation_orders SET starts_at = now() - interval '1 hour'\n"
 			" WHERE site = '%s' AND household = '%s' AND released_at IS NULL;\n",
 			site, reg.hh[reg.isolated[0]].id);
@@ -429,7 +432,8 @@ sim_register(int argc, char **argv)
 			goto out;
 		}
 	}
-	fprintf(stderr, "cordon-sim: register %s (seed %lld): %d buildings, %zu households, "
+	fprintf(stderr,
+		"cordon-sim: register %s (seed %lld): %d buildings, %zu households, "
 		"%ld residents, %ld cards; %d gates (%d sealed), %d zones, %d isolated households\n",
 		out, seed, reg.buildings, reg.n, reg.residents, reg.cards, SIM_N_GATES,
 		SIM_N_GATES - 1, SIM_N_ZONES, SIM_N_ISOLATED);

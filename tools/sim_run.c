@@ -18,28 +18,51 @@
 
 #include "sim.h"
 
-enum kind { K_GATE_EVENTS, K_GATE_STATUS, K_DISINFECTIONS, K_HOTLINE_EVENTS,
-	    K_ISOLATION_CHECKS, K_REJECTS, N_KINDS };
+enum kind {
+	K_GATE_EVENTS,
+	K_GATE_STATUS,
+	K_DISINFECTIONS,
+	K_HOTLINE_EVENTS,
+	K_ISOLATION_CHECKS,
+	K_REJECTS,
+	N_KINDS
+};
 static const char *const kind_names[N_KINDS] = {
-	"gate_events", "gate_status", "disinfections", "hotline_events", "isolation_checks",
-	"rejects",
+	"gate_events",	  "gate_status",      "disinfections",
+	"hotline_events", "isolation_checks", "rejects",
 };
 
-enum fault { F_FEVER, F_SEALED, F_BREACH, F_MALFORMED, F_UNKNOWN_CARD, F_SKEW, F_EXIT_QUOTA,
-	     F_HOTLINE, F_MISSED_CHECK, F_SILENT, N_FAULTS };
+enum fault {
+	F_FEVER,
+	F_SEALED,
+	F_BREACH,
+	F_MALFORMED,
+	F_UNKNOWN_CARD,
+	F_SKEW,
+	F_EXIT_QUOTA,
+	F_HOTLINE,
+	F_MISSED_CHECK,
+	F_SILENT,
+	N_FAULTS
+};
 static const char *const fault_names[N_FAULTS] = {
-	"fever", "sealed", "breach", "malformed", "unknown_card", "skew", "exit_quota",
-	"hotline", "missed_check", "silent",
+	"fever", "sealed",     "breach",  "malformed",	  "unknown_card",
+	"skew",	 "exit_quota", "hotline", "missed_check", "silent",
 };
 #define NO_LABEL 0
 #define LABEL(f) ((f) + 1)
 
 /* The malformed fault's payloads: topic suffix, payload. */
-static const struct { const char *topic; const char *payload; } bad_payloads[] = {
-	{ "gate/" SIM_OPEN_GATE "/event", "{\"id\":\"BAD-1\",\"ts\":\"2020-02-16T18:32:00+08:00\",\"card\":" },
+static const struct {
+	const char *topic;
+	const char *payload;
+} bad_payloads[] = {
+	{ "gate/" SIM_OPEN_GATE "/event",
+	  "{\"id\":\"BAD-1\",\"ts\":\"2020-02-16T18:32:00+08:00\",\"card\":" },
 	/* no reading and nobody named: not a pass (with a card it would be
 	 * a pass without a reading, docs/topics.md) */
-	{ "gate/" SIM_OPEN_GATE "/event", "{\"id\":\"BAD-2\",\"ts\":\"2020-02-16T18:32:00+08:00\",\"direction\":\"in\"}" },
+	{ "gate/" SIM_OPEN_GATE "/event",
+	  "{\"id\":\"BAD-2\",\"ts\":\"2020-02-16T18:32:00+08:00\",\"direction\":\"in\"}" },
 	{ "gate/" SIM_OPEN_GATE "/event", "{\"id\":\"BAD-3\",\"card\":\"C-1\",\"temp_c\":36.6}" },
 	{ "gate/" SIM_OPEN_GATE "/event", "\xff\xfe not utf-8" },
 	{ "gate/" SIM_OPEN_GATE "/status", "{\"state\":\"exploded\"}" },
@@ -47,8 +70,16 @@ static const struct { const char *topic; const char *payload; } bad_payloads[] =
 };
 #define N_BAD (sizeof(bad_payloads) / sizeof(bad_payloads[0]))
 
-enum mtype { M_CANONICAL, M_HIKVISION, M_WECOM, M_STATUS, M_RAW, M_DISINFECTION, M_HOTLINE,
-	     M_CHECK };
+enum mtype {
+	M_CANONICAL,
+	M_HIKVISION,
+	M_WECOM,
+	M_STATUS,
+	M_RAW,
+	M_DISINFECTION,
+	M_HOTLINE,
+	M_CHECK
+};
 
 struct reading {
 	char user[SIM_ID_MAX + 2];
@@ -57,20 +88,20 @@ struct reading {
 
 /* One scheduled message; which fields count depends on the type. */
 struct msg {
-	double at;			/* real offset from the start, s */
-	uint64_t seq;			/* creation order, breaks ties */
+	double at;    /* real offset from the start, s */
+	uint64_t seq; /* creation order, breaks ties */
 	uint8_t type, kind, rows, label;
-	char id[48];			/* record id; status id; call id */
+	char id[48]; /* record id; status id; call id */
 	char gate[8];
-	char ref[SIM_ID_MAX];		/* card, zone, household */
-	const char *what;		/* direction, state, crew, action */
-	const char *category;		/* hotline */
-	const char *note;		/* hotline */
+	char ref[SIM_ID_MAX]; /* card, zone, household */
+	const char *what;     /* direction, state, crew, action */
+	const char *category; /* hotline */
+	const char *note;     /* hotline */
 	double temp, skew;
-	bool flag;			/* mask, urgent, symptoms */
-	int step;			/* hotline update number */
-	long serial;			/* Hikvision */
-	int bad;			/* index into bad_payloads */
+	bool flag;   /* mask, urgent, symptoms */
+	int step;    /* hotline update number */
+	long serial; /* Hikvision */
+	int bad;     /* index into bad_payloads */
 	int nread;
 	struct reading rd[3];
 };
@@ -81,18 +112,18 @@ struct sim {
 	long long seed;
 	double day, duration, fever_rate, silent_at, silent_for;
 	int passes_per_day, calls_per_day;
-	unsigned faults;		/* 1 << enum fault */
+	unsigned faults; /* 1 << enum fault */
 	struct rng rng;
 	struct reg reg;
-	int *order;			/* households that are not isolated, shuffled */
+	int *order; /* households that are not isolated, shuffled */
 	size_t norder, next_out;
-	int *out;			/* households out of the compound */
+	int *out; /* households out of the compound */
 	size_t nout;
 	bool *is_out;
-	int hb[SIM_N_GATES + 1];	/* heartbeats sent per gate */
+	int hb[SIM_N_GATES + 1]; /* heartbeats sent per gate */
 	int calls;
 	uint64_t nseq;
-	uint64_t *wecom_seen;		/* hashes of WeCom payloads built */
+	uint64_t *wecom_seen; /* hashes of WeCom payloads built */
 	size_t nwecom, capwecom;
 	struct msg **heap;
 	size_t nheap, capheap;
@@ -192,7 +223,7 @@ static bool
 in_silence(const struct sim *s, const char *gate, double at)
 {
 	return has(s, F_SILENT) && strcmp(gate, SIM_OPEN_GATE) == 0 && s->silent_at <= at &&
-	       at < s->silent_at + s->silent_for;
+		at < s->silent_at + s->silent_for;
 }
 
 static struct msg *
@@ -255,7 +286,8 @@ cmp_double(const void *a, const void *b)
 static int
 day(struct sim *s, double base)
 {
-	static const char *const categories[] = { "medical", "supplies", "supplies", "waste", "other" };
+	static const char *const categories[] = { "medical", "supplies", "supplies", "waste",
+						  "other" };
 	static const char *const crews[] = { "crew-1", "crew-2", "crew-3", "crew-4" };
 	double hour = s->day / 24.0, *times;
 	struct reading pending[3];
@@ -267,8 +299,8 @@ day(struct sim *s, double base)
 	if (!times)
 		return -ENOMEM;
 	for (int i = 0; i < s->passes_per_day; i++)
-		times[i] = rng_real(&s->rng) < 0.9 ? rng_uniform(&s->rng, 6, 22)
-						   : rng_uniform(&s->rng, 0, 24);
+		times[i] = rng_real(&s->rng) < 0.9 ? rng_uniform(&s->rng, 6, 22) :
+						     rng_uniform(&s->rng, 0, 24);
 	qsort(times, (size_t)s->passes_per_day, sizeof(*times), cmp_double);
 	for (int i = 0; i < s->passes_per_day; i++) {
 		double at = base + times[i] * hour, temp;
@@ -301,7 +333,8 @@ day(struct sim *s, double base)
 		if (direction[0] == 'i' && fmt < 0.10) {
 			m = hikvision(s, at, card, temp);
 		} else if (direction[0] == 'i' && fmt < 0.15) {
-			snprintf(pending[npending].user, sizeof(pending[npending].user), "u-%s", h->id);
+			snprintf(pending[npending].user, sizeof(pending[npending].user), "u-%s",
+				 h->id);
 			pending[npending++].temp = temp;
 			if (npending < rng_range(&s->rng, 1, 3))
 				continue;
@@ -481,7 +514,7 @@ wecom_seen(struct sim *s, uint64_t h)
 		uint64_t *n = realloc(s->wecom_seen, cap * sizeof(*n));
 
 		if (!n)
-			return false;	/* then a rare duplicate is stored once: counts differ, loudly */
+			return false; /* then a rare duplicate is stored once: counts differ, loudly */
 		s->wecom_seen = n;
 		s->capwecom = cap;
 	}
@@ -503,24 +536,26 @@ build(struct sim *s, const struct msg *m, char *topic, size_t tlen, char *buf, s
 	case M_CANONICAL:
 		sim_iso_time(ts, sizeof(ts), now - (int64_t)(m->skew * 1e6), true);
 		snprintf(topic, tlen, "%s/gate/%s/event", s->root, m->gate);
-		n = snprintf(buf, len, "{\"id\":\"%s\",\"ts\":\"%s\",\"card\":\"%s\",\"direction\":\"%s\","
-			     "\"temp_c\":%.1f,\"mask\":%s}", m->id, ts, m->ref, m->what, m->temp,
-			     m->flag ? "true" : "false");
+		n = snprintf(buf, len,
+			     "{\"id\":\"%s\",\"ts\":\"%s\",\"card\":\"%s\",\"direction\":\"%s\","
+			     "\"temp_c\":%.1f,\"mask\":%s}",
+			     m->id, ts, m->ref, m->what, m->temp, m->flag ? "true" : "false");
 		break;
 	case M_HIKVISION:
 		sim_iso_time(ts, sizeof(ts), now, false);
 		snprintf(topic, tlen, "%s/gate/%s/event", s->root, SIM_OPEN_GATE);
-		n = snprintf(buf, len,
-			     "{\"ipAddress\":\"10.6.1.21\",\"portNo\":80,\"protocol\":\"HTTP\","
-			     "\"dateTime\":\"%s\",\"eventType\":\"AccessControllerEvent\","
-			     "\"eventState\":\"active\",\"AccessControllerEvent\":{"
-			     "\"majorEventType\":5,\"subEventType\":75,\"cardNo\":\"%s\","
-			     "\"serialNo\":%ld,\"currentVerifyMode\":\"cardOrFace\",\"mask\":\"%s\","
-			     "\"currTemperature\":%.1f,\"thermometryUnit\":\"celsius\","
-			     "\"isAbnomalTemperature\":%s},"
-			     "\"pictureURL\":\"http://10.6.1.21/LOCALS/pic/acsLinkCap/%ld.jpg\"}",
-			     ts, m->ref, m->serial, m->flag ? "yes" : "no", m->temp,
-			     m->temp >= 37.3 ? "true" : "false", m->serial);
+		n = snprintf(
+			buf, len,
+			"{\"ipAddress\":\"10.6.1.21\",\"portNo\":80,\"protocol\":\"HTTP\","
+			"\"dateTime\":\"%s\",\"eventType\":\"AccessControllerEvent\","
+			"\"eventState\":\"active\",\"AccessControllerEvent\":{"
+			"\"majorEventType\":5,\"subEventType\":75,\"cardNo\":\"%s\","
+			"\"serialNo\":%ld,\"currentVerifyMode\":\"cardOrFace\",\"mask\":\"%s\","
+			"\"currTemperature\":%.1f,\"thermometryUnit\":\"celsius\","
+			"\"isAbnomalTemperature\":%s},"
+			"\"pictureURL\":\"http://10.6.1.21/LOCALS/pic/acsLinkCap/%ld.jpg\"}",
+			ts, m->ref, m->serial, m->flag ? "yes" : "no", m->temp,
+			m->temp >= 37.3 ? "true" : "false", m->serial);
 		break;
 	case M_WECOM: {
 		long t = (long)(now / 1000000);
@@ -528,12 +563,14 @@ build(struct sim *s, const struct msg *m, char *topic, size_t tlen, char *buf, s
 		snprintf(topic, tlen, "%s/gate/%s/event", s->root, SIM_OPEN_GATE);
 		/* the daemon keys a WeCom report by its hash: keep every report distinct */
 		for (;; t--) {
-			n = snprintf(buf, len, "{\"errcode\":0,\"errmsg\":\"ok\",\"temperature_data\":[");
+			n = snprintf(buf, len,
+				     "{\"errcode\":0,\"errmsg\":\"ok\",\"temperature_data\":[");
 			for (int i = 0; i < m->nread; i++)
 				n += snprintf(buf + n, len - (size_t)n,
 					      "%s{\"userid\":\"%s\",\"temperature\":\"%.1f\","
-					      "\"timestamp\":%ld,\"status\":%d}", i ? "," : "",
-					      m->rd[i].user, m->rd[i].temp, t, m->rd[i].temp >= 37.3);
+					      "\"timestamp\":%ld,\"status\":%d}",
+					      i ? "," : "", m->rd[i].user, m->rd[i].temp, t,
+					      m->rd[i].temp >= 37.3);
 			n += snprintf(buf + n, len - (size_t)n, "]}");
 			if (!wecom_seen(s, fnv1a(buf, (size_t)n)))
 				break;
@@ -542,8 +579,8 @@ build(struct sim *s, const struct msg *m, char *topic, size_t tlen, char *buf, s
 	}
 	case M_STATUS:
 		snprintf(topic, tlen, "%s/gate/%s/status", s->root, m->gate);
-		n = snprintf(buf, len, "{\"state\":\"%s\",\"ts\":\"%s\",\"id\":\"%s\"}", m->what, ts,
-			     m->id);
+		n = snprintf(buf, len, "{\"state\":\"%s\",\"ts\":\"%s\",\"id\":\"%s\"}", m->what,
+			     ts, m->id);
 		break;
 	case M_RAW:
 		snprintf(topic, tlen, "%s/%s", s->root, bad_payloads[m->bad].topic);
@@ -551,23 +588,28 @@ build(struct sim *s, const struct msg *m, char *topic, size_t tlen, char *buf, s
 		break;
 	case M_DISINFECTION:
 		snprintf(topic, tlen, "%s/disinfection/%s", s->root, m->ref);
-		n = snprintf(buf, len, "{\"id\":\"%s\",\"ts\":\"%s\",\"crew\":\"%s\","
-			     "\"agent\":\"chlorine 500 mg/L\"}", m->id, ts, m->what);
+		n = snprintf(buf, len,
+			     "{\"id\":\"%s\",\"ts\":\"%s\",\"crew\":\"%s\","
+			     "\"agent\":\"chlorine 500 mg/L\"}",
+			     m->id, ts, m->what);
 		break;
 	case M_HOTLINE:
 		snprintf(topic, tlen, "%s/hotline", s->root);
-		n = snprintf(buf, len, "{\"call_id\":\"%s\",\"id\":\"%d\",\"action\":\"%s\","
+		n = snprintf(buf, len,
+			     "{\"call_id\":\"%s\",\"id\":\"%d\",\"action\":\"%s\","
 			     "\"household\":\"%s\",\"category\":\"%s\",\"urgent\":%s,",
-			     m->id, m->step, m->what, m->ref, m->category, m->flag ? "true" : "false");
+			     m->id, m->step, m->what, m->ref, m->category,
+			     m->flag ? "true" : "false");
 		if (m->note)
 			n += snprintf(buf + n, len - (size_t)n, "\"note\":\"%s\",", m->note);
 		n += snprintf(buf + n, len - (size_t)n, "\"ts\":\"%s\"}", ts);
 		break;
 	case M_CHECK:
 		snprintf(topic, tlen, "%s/isolation/%s/check", s->root, m->ref);
-		n = snprintf(buf, len, "{\"id\":\"%s\",\"ts\":\"%s\",\"person\":\"P-%s-1\","
-			     "\"temp_c\":%.1f,\"symptoms\":[%s]}", m->id, ts, m->ref, m->temp,
-			     m->flag ? "\"cough\"" : "");
+		n = snprintf(buf, len,
+			     "{\"id\":\"%s\",\"ts\":\"%s\",\"person\":\"P-%s-1\","
+			     "\"temp_c\":%.1f,\"symptoms\":[%s]}",
+			     m->id, ts, m->ref, m->temp, m->flag ? "\"cough\"" : "");
 		break;
 	}
 	return n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
@@ -602,7 +644,8 @@ parse_faults(const char *arg, unsigned *ret)
 			;
 		if (i == N_FAULTS) {
 			tool_err("unknown fault '%s' (known: fever, sealed, breach, malformed, "
-				"unknown_card, skew, exit_quota, hotline, missed_check, silent)", tok);
+				 "unknown_card, skew, exit_quota, hotline, missed_check, silent)",
+				 tok);
 			return -1;
 		}
 		f |= 1u << i;
@@ -734,19 +777,26 @@ sim_run(int argc, char **argv)
 		case 'o': summary = optarg; break;
 		case 'd':
 			if (sim_parse_duration(optarg, &s.duration) < 0)
-				return tool_usage(synopsis, "--duration: not a duration: '%s' (e.g. 60s, 5m, 2h)", optarg);
+				return tool_usage(
+					synopsis,
+					"--duration: not a duration: '%s' (e.g. 60s, 5m, 2h)",
+					optarg);
 			break;
 		case 'D':
 			if (sim_parse_duration(optarg, &s.day) < 0 || s.day <= 0)
-				return tool_usage(synopsis, "--day must be a positive duration: '%s'", optarg);
+				return tool_usage(synopsis,
+						  "--day must be a positive duration: '%s'",
+						  optarg);
 			break;
 		case 'a':
 			if (sim_parse_duration(optarg, &s.silent_at) < 0)
-				return tool_usage(synopsis, "--silent-at: not a duration: '%s'", optarg);
+				return tool_usage(synopsis, "--silent-at: not a duration: '%s'",
+						  optarg);
 			break;
 		case 'A':
 			if (sim_parse_duration(optarg, &s.silent_for) < 0)
-				return tool_usage(synopsis, "--silent-for: not a duration: '%s'", optarg);
+				return tool_usage(synopsis, "--silent-for: not a duration: '%s'",
+						  optarg);
 			break;
 		case 'S':
 			if (sim_parse_int(optarg, 0, INT64_MAX, &s.seed) < 0)
@@ -758,12 +808,14 @@ sim_run(int argc, char **argv)
 			break;
 		case 'F':
 			if (sim_parse_real(optarg, 0, 1, &s.fever_rate) < 0)
-				return tool_usage(synopsis, "--fever-rate: a share in [0, 1]: '%s'", optarg);
+				return tool_usage(synopsis, "--fever-rate: a share in [0, 1]: '%s'",
+						  optarg);
 			break;
 		case 'p':
 		case 'c':
 			if (sim_parse_int(optarg, 0, 10000000, &v) < 0)
-				return tool_usage(synopsis, "%s: not a count: '%s'", argv[optind - 2], optarg);
+				return tool_usage(synopsis, "%s: not a count: '%s'",
+						  argv[optind - 2], optarg);
 			*(ch == 'p' ? &s.passes_per_day : &s.calls_per_day) = (int)v;
 			break;
 		case 'h': printf("usage: cordon-sim %s\n", synopsis); return 0;
@@ -776,7 +828,8 @@ sim_run(int argc, char **argv)
 	if (!uri || !s.site)
 		return tool_usage(synopsis, "--uri and --site are required");
 	if (!tool_valid_id(s.site))
-		return tool_usage(synopsis, "--site: not an id ([A-Za-z0-9_-]{1,64}): '%s'", s.site);
+		return tool_usage(synopsis, "--site: not an id ([A-Za-z0-9_-]{1,64}): '%s'",
+				  s.site);
 	snprintf(s.root, sizeof(s.root), "cordon/%s", s.site);
 
 	if (regfile ? reg_read(&s.reg, regfile) < 0 : reg_generate(&s.reg, (uint64_t)s.seed) < 0) {
@@ -809,10 +862,11 @@ sim_run(int argc, char **argv)
 		goto nomem;
 	for (int f = 0; f < N_FAULTS; f++)
 		if (has(&s, (enum fault)f))
-			snprintf(faults_text + strlen(faults_text), sizeof(faults_text) - strlen(faults_text),
-				 "%s%s", faults_text[0] ? "," : "", fault_names[f]);
-	printf("cordon-sim: site %s, seed %lld, 1 simulated day = %gs, faults: %s\n", s.site, s.seed,
-	       s.day, faults_text[0] ? faults_text : "none");
+			snprintf(faults_text + strlen(faults_text),
+				 sizeof(faults_text) - strlen(faults_text), "%s%s",
+				 faults_text[0] ? "," : "", fault_names[f]);
+	printf("cordon-sim: site %s, seed %lld, 1 simulated day = %gs, faults: %s\n", s.site,
+	       s.seed, s.day, faults_text[0] ? faults_text : "none");
 	fflush(stdout);
 
 	end = s.duration > 0 ? s.duration : INFINITY;
@@ -849,7 +903,7 @@ sim_run(int argc, char **argv)
 	pub_counts(p, &c);
 	if (!all_acked || c.failed)
 		tool_err("only %llu of %llu messages acknowledged", (unsigned long long)c.acked,
-			(unsigned long long)c.sent);
+			 (unsigned long long)c.sent);
 	print_table(&s, &c, elapsed);
 	fflush(stdout);
 	if (summary && write_summary(&s, &c, elapsed, summary) < 0)

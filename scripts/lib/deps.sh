@@ -2,13 +2,14 @@
 # Debian packages cordon needs, and install-if-missing. Source it, then call
 # deps_ensure [build|run|all]  (default all).
 
-# clang and libclang-rt-14-dev (libFuzzer) build the fuzz targets (tests/fuzz).
+# clang and libclang-rt-14-dev (libFuzzer) build the fuzz targets (tests/fuzz);
+# clang-format-14, cppcheck and shellcheck are the checks before the build.
 # python3-pytest, python3-paho-mqtt and python3-psycopg2 drive the integration
 # tests (the simulator, cordon-sim, is C and needs only libpaho-mqtt); libfaketime
 # sets cordond's wall clock back and forward in tests/integration/test_clock.py.
 DEPS_BUILD=(gcc meson ninja-build pkg-config libpaho-mqtt-dev libpq-dev libjansson-dev
             libinih-dev libsystemd-dev libmicrohttpd-dev libxxhash-dev libcmocka-dev libssl-dev
-            clang libclang-rt-14-dev)
+            clang libclang-rt-14-dev clang-format-14 cppcheck shellcheck)
 DEPS_RUN=(mosquitto mosquitto-clients postgresql tzdata python3-pytest python3-paho-mqtt
           python3-psycopg2 openssl systemd libfaketime)
 

@@ -28,7 +28,7 @@
 #include "tables.h"
 
 #define TOPIC_LINE_MAX 256
-#define RECV_US 1581849120000000LL	/* 2020-02-16T10:32:00Z */
+#define RECV_US 1581849120000000LL /* 2020-02-16T10:32:00Z */
 #define YEAR_10000_US 253402300800000000LL
 /* The earliest and latest device times the normalizer can give: 1970 at
  * +18:00, and 9999-12-31T23:59:60.999999 at -18:00. */
@@ -45,12 +45,13 @@ static const struct norm_context ctx = {
 
 static struct event events[NORM_MAX_EVENTS];
 
-#define CHECK(cond) do {						\
-		if (!(cond)) {						\
-			fprintf(stderr, "%s:%d: invariant failed: %s\n",	\
-				__FILE__, __LINE__, #cond);		\
-			abort();					\
-		}							\
+#define CHECK(cond)                                                                          \
+	do {                                                                                 \
+		if (!(cond)) {                                                               \
+			fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, \
+				#cond);                                                      \
+			abort();                                                             \
+		}                                                                            \
 	} while (0)
 
 static void
@@ -154,8 +155,7 @@ check_time(const uint8_t *p, size_t len)
 		return;
 	memcpy(s, p, len);
 	s[len] = '\0';
-	if (normalize_parse_time(s, ctx.tz_offset_s, &us) == 0 &&
-	    us >= 0 && us < YEAR_10000_US) {
+	if (normalize_parse_time(s, ctx.tz_offset_s, &us) == 0 && us >= 0 && us < YEAR_10000_US) {
 		normalize_format_time(us, buf, sizeof(buf));
 		CHECK(normalize_parse_time(buf, 0, &again) == 0);
 		CHECK(again == us);
@@ -192,9 +192,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(pbuf, payload, payload_len);
 
 	in = (struct norm_input){
-		.topic = tbuf, .topic_len = topic_len,
-		.payload = pbuf, .payload_len = payload_len,
-		.orig_len = payload_len, .received_us = RECV_US,
+		.topic = tbuf,
+		.topic_len = topic_len,
+		.payload = pbuf,
+		.payload_len = payload_len,
+		.orig_len = payload_len,
+		.received_us = RECV_US,
 	};
 	CHECK(normalize_message(&ctx, &in, events, NORM_MAX_EVENTS, &res) == 0);
 	check_result(&res);

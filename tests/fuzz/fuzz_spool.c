@@ -49,10 +49,9 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size);
-size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size,
-			       unsigned int seed);
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed);
 
-#define MAGIC 0x31525343u	/* "CSR1", as in spool.c */
+#define MAGIC 0x31525343u /* "CSR1", as in spool.c */
 
 /* Was a known spool.c issue (tests/fuzz/crashes/README.md, fixed): a
  * corrupt header claiming more bytes than there are up to the end made
@@ -62,28 +61,28 @@ size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size,
 #endif
 
 #define SEGMENT_BYTES 4096
-#define MAX_READS 100000	/* a reader that loops for ever is a bug */
+#define MAX_READS 100000 /* a reader that loops for ever is a bug */
 
 static char dir[4096];
-static int cur_layout = '-';	/* for messages */
-static volatile uint64_t sink;	/* keeps the reads of every record byte */
+static int cur_layout = '-';   /* for messages */
+static volatile uint64_t sink; /* keeps the reads of every record byte */
 
 static const char topic[] = "cordon/s1/gate/G03/event";
-static const char payload[] =
-	"{\"id\":\"G03-000123\",\"ts\":\"2020-02-16T18:32:00.123+08:00\","
-	"\"card\":\"C-0412\",\"person\":\"P-10233\",\"direction\":\"in\","
-	"\"temp_c\":36.6,\"mask\":true}";
+static const char payload[] = "{\"id\":\"G03-000123\",\"ts\":\"2020-02-16T18:32:00.123+08:00\","
+			      "\"card\":\"C-0412\",\"person\":\"P-10233\",\"direction\":\"in\","
+			      "\"temp_c\":36.6,\"mask\":true}";
 #define RECV_US 1581849120000000LL
 #define RECORD_SIZE (SPOOL_HEADER_SIZE + sizeof(topic) - 1 + sizeof(payload) - 1)
-#define RECORD_MIN (SPOOL_HEADER_SIZE + sizeof(topic) - 1)	/* empty payload */
+#define RECORD_MIN (SPOOL_HEADER_SIZE + sizeof(topic) - 1) /* empty payload */
 #define MAX_PAYLOAD 65536
 
-#define CHECK(cond) do {						\
-		if (!(cond)) {						\
-			fprintf(stderr, "%s:%d: layout %c: invariant failed: %s\n", \
-				__FILE__, __LINE__, cur_layout, #cond);	\
-			abort();					\
-		}							\
+#define CHECK(cond)                                                                           \
+	do {                                                                                  \
+		if (!(cond)) {                                                                \
+			fprintf(stderr, "%s:%d: layout %c: invariant failed: %s\n", __FILE__, \
+				__LINE__, cur_layout, #cond);                                 \
+			abort();                                                              \
+		}                                                                             \
 	} while (0)
 
 #define DIR_PREFIX "cordon-fuzz-spool."
@@ -156,7 +155,9 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	/* tmpfs when there is one: no disk I/O. */
 	if (!tmp || !*tmp)
 		tmp = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) &&
-		      access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+				access("/dev/shm", W_OK) == 0 ?
+			"/dev/shm" :
+			"/tmp";
 	remove_stale_dirs(tmp);
 	snprintf(dir, sizeof(dir), "%s/" DIR_PREFIX "%ld", tmp, (long)getpid());
 	if (mkdir(dir, 0700) < 0) {
@@ -164,7 +165,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 			perror(dir);
 			exit(1);
 		}
-		empty_dir(dir, 0);	/* left by an earlier process with our pid */
+		empty_dir(dir, 0); /* left by an earlier process with our pid */
 	}
 	atexit(remove_dir);
 	return 0;
@@ -219,7 +220,8 @@ read_all(struct spool *s, struct spool_reader *r)
 		if (rec.flags & SPOOL_DAMAGED) {
 			/* A span: its length, its first bytes, no topic. */
 			CHECK(rec.orig_len == rec.next - rec.pos);
-			CHECK(rec.payload_len <= rec.orig_len && rec.payload_len <= SPOOL_DAMAGE_KEEP);
+			CHECK(rec.payload_len <= rec.orig_len &&
+			      rec.payload_len <= SPOOL_DAMAGE_KEEP);
 			CHECK(rec.topic_len == 0);
 			n--;
 		} else {
@@ -236,8 +238,8 @@ read_all(struct spool *s, struct spool_reader *r)
 			sum += rec.payload[i];
 	}
 	if (rc != 0) {
-		fprintf(stderr, "spool_reader_next: %s at %" PRIu64 "\n",
-			strerror(-rc), spool_reader_pos(r));
+		fprintf(stderr, "spool_reader_next: %s at %" PRIu64 "\n", strerror(-rc),
+			spool_reader_pos(r));
 		abort();
 	}
 	sink += sum;
@@ -281,8 +283,8 @@ run(const uint8_t *data, size_t size, int layout)
 
 	/* The same reader, at the end, must see one new record, then 0. */
 	bytes = spool_bytes(s);
-	CHECK(spool_append(s, topic, sizeof(topic) - 1, payload, sizeof(payload) - 1,
-			   RECV_US) == 0);
+	CHECK(spool_append(s, topic, sizeof(topic) - 1, payload, sizeof(payload) - 1, RECV_US) ==
+	      0);
 	CHECK(spool_end(s) == end + RECORD_SIZE);
 	CHECK(spool_bytes(s) == bytes + RECORD_SIZE);
 	CHECK(spool_reader_next(r, &rec) == 1);
@@ -349,8 +351,8 @@ run_c(const uint8_t *data, size_t size)
 	CHECK(spool_reader_create(s, 0, &r) == 0);
 	(void)read_all(s, r);
 	CHECK(spool_reader_pos(r) <= size);
-	CHECK(spool_append(s, topic, sizeof(topic) - 1, payload, sizeof(payload) - 1,
-			   RECV_US) == 0);
+	CHECK(spool_append(s, topic, sizeof(topic) - 1, payload, sizeof(payload) - 1, RECV_US) ==
+	      0);
 	/* Records it could not tell from a partial one before may come
 	 * first (all below the old end), then the new one, then 0. */
 	while ((rc = spool_reader_next(r, &rec)) == 1 && rec.pos < size)
@@ -412,12 +414,17 @@ d_put_record(uint8_t *out, int i, size_t plen)
 	uint16_t w;
 	XXH3_state_t st;
 
-	u = htole32(MAGIC); memcpy(h, &u, 4);
-	u = htole32((uint32_t)plen); memcpy(h + 4, &u, 4);
+	u = htole32(MAGIC);
+	memcpy(h, &u, 4);
+	u = htole32((uint32_t)plen);
+	memcpy(h + 4, &u, 4);
 	memcpy(h + 8, &u, 4);
-	w = htole16((uint16_t)tlen); memcpy(h + 12, &w, 2);
-	w = 0; memcpy(h + 14, &w, 2);
-	v = htole64((uint64_t)(RECV_US + i)); memcpy(h + 16, &v, 8);
+	w = htole16((uint16_t)tlen);
+	memcpy(h + 12, &w, 2);
+	w = 0;
+	memcpy(h + 14, &w, 2);
+	v = htole64((uint64_t)(RECV_US + i));
+	memcpy(h + 16, &v, 8);
 	memcpy(h + SPOOL_HEADER_SIZE, tname, tlen);
 	for (size_t j = 0; j < plen; j++)
 		p[j] = (uint8_t)(i * 31 + j * 7);
@@ -454,8 +461,10 @@ d_read(struct spool *s, struct d_rec *recs, int n, const uint8_t *orig, int *exc
 		if (k < n && recs[k].pos == rec.pos && recs[k].next == rec.next) {
 			size_t hdr_topic = SPOOL_HEADER_SIZE + rec.topic_len;
 
-			CHECK(memcmp(rec.topic, orig + rec.pos + SPOOL_HEADER_SIZE, rec.topic_len) == 0);
-			CHECK(memcmp(rec.payload, orig + rec.pos + hdr_topic, rec.payload_len) == 0);
+			CHECK(memcmp(rec.topic, orig + rec.pos + SPOOL_HEADER_SIZE,
+				     rec.topic_len) == 0);
+			CHECK(memcmp(rec.payload, orig + rec.pos + hdr_topic, rec.payload_len) ==
+			      0);
 			CHECK(rec.recv_us == RECV_US + k);
 			recs[k].seen = 1;
 			continue;
@@ -525,8 +534,8 @@ run_d(const uint8_t *data, size_t size)
 		int f = recs[i].pos >= split;
 
 		recs[i].touched = recs[i].next > cut[f] ||
-				  memcmp(orig + recs[i].pos, dmg + recs[i].pos,
-					 recs[i].next - recs[i].pos) != 0;
+			memcmp(orig + recs[i].pos, dmg + recs[i].pos, recs[i].next - recs[i].pos) !=
+				0;
 	}
 
 	empty_dir(dir, 1);
@@ -541,8 +550,8 @@ run_d(const uint8_t *data, size_t size)
 
 	/* Appends go on; a restart reads the same. */
 	CHECK(spool_reader_create(s, spool_end(s), &r) == 0);
-	CHECK(spool_append(s, topic, sizeof(topic) - 1, payload, sizeof(payload) - 1,
-			   RECV_US) == 0);
+	CHECK(spool_append(s, topic, sizeof(topic) - 1, payload, sizeof(payload) - 1, RECV_US) ==
+	      0);
 	CHECK(spool_reader_next(r, &rec) == 1);
 	CHECK(!(rec.flags & SPOOL_DAMAGED) && rec.payload_len == sizeof(payload) - 1);
 	CHECK(spool_reader_next(r, &rec) == 0);

@@ -55,13 +55,15 @@ spit(const char *dir, const char *name, const unsigned char *buf, size_t len)
 
 /* Appends `n` payloads to a fresh spool and returns the segment's bytes. */
 static size_t
-make_segment(int64_t max_payload, const char *const *p, size_t n,
-	     unsigned char *buf, size_t cap)
+make_segment(int64_t max_payload, const char *const *p, size_t n, unsigned char *buf, size_t cap)
 {
 	char tmp[] = "/tmp/gen_spool_seed.XXXXXX", path[4096], cmd[4200];
 	struct spool_options o = {
-		.dir = tmp, .max_bytes = 1 << 20, .segment_bytes = 1 << 20,
-		.max_payload = max_payload, .sync = SPOOL_SYNC_OFF,
+		.dir = tmp,
+		.max_bytes = 1 << 20,
+		.segment_bytes = 1 << 20,
+		.max_payload = max_payload,
+		.sync = SPOOL_SYNC_OFF,
 	};
 	struct spool *s;
 	size_t len;

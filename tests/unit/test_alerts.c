@@ -19,11 +19,12 @@ static const char ALERT[] =
 	"\"updated_at\":\"2026-11-30T11:02:08.491Z\",\"resolved_at\":null,\"count\":1,"
 	"\"event_id\":\"s1/G03/R-1\",\"gate\":\"G03\",\"household\":null,\"building\":null,"
 	"\"card\":\"C-0412\",\"zone\":null,\"call_id\":null,\"temp_c\":38.6,"
-	"\"text\":\"Fever 38.6 \xc2\xb0""C at gate G03 (card C-0412) \xc2\xb0\xc2\xb0\xc2\xb0\xc2\xb0\"}";
+	"\"text\":\"Fever 38.6 \xc2\xb0"
+	"C at gate G03 (card C-0412) \xc2\xb0\xc2\xb0\xc2\xb0\xc2\xb0\"}";
 
 static const char *const required[] = {
-	"alert_id", "kind", "severity", "state", "site", "subject", "raised_at", "updated_at",
-	"count", "event_id", "gate", "household", "temp_c", "text",
+	"alert_id",   "kind",  "severity", "state", "site",	 "subject", "raised_at",
+	"updated_at", "count", "event_id", "gate",  "household", "temp_c",  "text",
 };
 
 static json_t *
@@ -54,9 +55,10 @@ test_drops_optional_fields_first(void **state)
 	s = alerts_shorten(ALERT, full, full - 10, &len);
 	o = check_shortened(s, len, full - 10);
 	assert_null(json_object_get(o, "building"));
-	assert_non_null(json_object_get(o, "card"));	/* not needed yet */
+	assert_non_null(json_object_get(o, "card")); /* not needed yet */
 	assert_string_equal(json_string_value(json_object_get(o, "text")),
-			    "Fever 38.6 \xc2\xb0""C at gate G03 (card C-0412) \xc2\xb0\xc2\xb0\xc2\xb0\xc2\xb0");
+			    "Fever 38.6 \xc2\xb0"
+			    "C at gate G03 (card C-0412) \xc2\xb0\xc2\xb0\xc2\xb0\xc2\xb0");
 	json_decref(o);
 	free(s);
 }
@@ -70,7 +72,7 @@ test_cuts_text_last(void **state)
 	const char *t;
 
 	(void)state;
-	assert_int_equal(full, 452);	/* 369 without the optional fields, 323 with text "…" */
+	assert_int_equal(full, 452); /* 369 without the optional fields, 323 with text "…" */
 	/* Every optional field gone is not enough: the text is cut at a
 	 * whole character, with an ellipsis. */
 	for (max = 365; max >= 325; max--) {
@@ -79,7 +81,7 @@ test_cuts_text_last(void **state)
 		assert_null(json_object_get(o, "card"));
 		assert_null(json_object_get(o, "transition"));
 		t = json_string_value(json_object_get(o, "text"));
-		assert_non_null(t);	/* jansson refuses invalid UTF-8 */
+		assert_non_null(t); /* jansson refuses invalid UTF-8 */
 		assert_true(strlen(t) >= 3 && strcmp(t + strlen(t) - 3, "\xe2\x80\xa6") == 0);
 		json_decref(o);
 		free(s);

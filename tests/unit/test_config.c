@@ -60,7 +60,9 @@ defaults_and_values(void **state)
 	assert_int_equal(load("[mqtt]\nuri = tcp://10.0.0.1:1883\n"
 			      "[spool]\nmax_bytes = 2GiB\nsync = always\nsync_interval = 250ms\n"
 			      "[rules]\nfever_c = 37.5 ; inline comment\n"
-			      "[log]\nlevel = debug\n", &cfg, &errs), 0);
+			      "[log]\nlevel = debug\n",
+			      &cfg, &errs),
+			 0);
 	assert_string_equal(errs, "");
 	assert_string_equal(cfg.mqtt_uri, "tcp://10.0.0.1:1883");
 	assert_string_equal(cfg.mqtt_client_id, "cordond");
@@ -93,7 +95,9 @@ errors_name_file_and_line(void **state)
 			      "[rules]\n"
 			      "fever_c = 50\n"
 			      "fever_c = 37\n"
-			      "this line is not ini\n", &cfg, &errs), -22);
+			      "this line is not ini\n",
+			      &cfg, &errs),
+			 -22);
 	assert_non_null(strstr(errs, ":2: unknown key 'bogus' in section [mqtt]"));
 	assert_non_null(strstr(errs, ":3: [mqtt] keepalive = 'soon': not a duration"));
 	assert_non_null(strstr(errs, ":5: [spool] sync = 'sometimes'"));
@@ -128,8 +132,8 @@ printed_config_reloads_identically(void **state)
 	FILE *f;
 
 	(void)state;
-	assert_int_equal(load("[spool]\nmax_bytes = 1536MiB\n[site]\nmax_clock_skew = 90s\n",
-			      &a, &errs), 0);
+	assert_int_equal(
+		load("[spool]\nmax_bytes = 1536MiB\n[site]\nmax_clock_skew = 90s\n", &a, &errs), 0);
 	free(errs);
 	f = open_memstream(&out1, &l1);
 	config_print(&a, f);
@@ -194,7 +198,8 @@ every_key_documented(void **state)
 		sec = section_of(doc, header, "\n## ");
 		snprintf(needle, sizeof(needle), "`%s`", k->name);
 		if (!sec || !strstr(sec, needle)) {
-			fprintf(stderr, "docs/config.md: [%s] %s is not documented\n", k->section, k->name);
+			fprintf(stderr, "docs/config.md: [%s] %s is not documented\n", k->section,
+				k->name);
 			missing++;
 		}
 		free(sec);
@@ -203,7 +208,8 @@ every_key_documented(void **state)
 		sec = section_of(example, header, "\n[");
 		snprintf(needle, sizeof(needle), "\n;%s = ", k->name);
 		if (!sec || (!strstr(sec, needle) && !strstr(sec, needle + 2))) {
-			fprintf(stderr, "config/cordond.conf: [%s] %s is missing\n", k->section, k->name);
+			fprintf(stderr, "config/cordond.conf: [%s] %s is missing\n", k->section,
+				k->name);
 			missing++;
 		}
 		free(sec);

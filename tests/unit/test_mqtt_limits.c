@@ -88,7 +88,7 @@ paho_buffer(char *buf, int type, int token, const char *topic, const char *paylo
 	n += sizeof(int);
 	memcpy(buf + n, &retained, sizeof(int));
 	n += sizeof(int);
-	buf[n++] = 0;	/* v5 properties: length 0 */
+	buf[n++] = 0; /* v5 properties: length 0 */
 	return n;
 }
 

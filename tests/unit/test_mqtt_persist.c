@@ -29,7 +29,8 @@ static int
 setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "%s/persisttest.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	snprintf(dir, sizeof(dir), "%s/persisttest.XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	if (!mkdtemp(dir))
 		return -1;
 	snprintf(qdir, sizeof(qdir), "%s/q", dir);
@@ -53,7 +54,8 @@ open_store(MQTTClient_persistence *paho, void **ret_handle)
 	struct mqtt_persist *p;
 
 	assert_int_equal(mqtt_persist_create(qdir, &p, paho), 0);
-	assert_int_equal(paho->popen(ret_handle, "client", "tcp://localhost:1883", paho->context), 0);
+	assert_int_equal(paho->popen(ret_handle, "client", "tcp://localhost:1883", paho->context),
+			 0);
 	return p;
 }
 
@@ -102,7 +104,7 @@ test_round_trip(void **state)
 	(void)state;
 	put(&paho, h, "c5-1", "head", "payload one");
 	put(&paho, h, "c5-2", "head", "payload two");
-	put(&paho, h, "c5-2", "head", "payload two, again");	/* overwrite */
+	put(&paho, h, "c5-2", "head", "payload two, again"); /* overwrite */
 	assert_int_equal(nkeys(&paho, h), 2);
 	assert_int_equal(paho.pcontainskey(h, "c5-1"), 0);
 	assert_int_not_equal(paho.pcontainskey(h, "c5-9"), 0);
@@ -162,10 +164,10 @@ test_damaged_set_aside(void **state)
 	put(&paho, h, "s5-7", "in flight", "");
 	mqtt_persist_destroy(p);
 
-	damage("c5-2", 20);	/* cut in the middle: a full disk */
-	damage("c5-3", 0);	/* empty: a power loss after rename */
-	damage("c5-4", -18);	/* one flipped byte in the data */
-	snprintf(path, sizeof(path), "%s/.tmp-c5-5", qdir);	/* an interrupted write */
+	damage("c5-2", 20);				    /* cut in the middle: a full disk */
+	damage("c5-3", 0);				    /* empty: a power loss after rename */
+	damage("c5-4", -18);				    /* one flipped byte in the data */
+	snprintf(path, sizeof(path), "%s/.tmp-c5-5", qdir); /* an interrupted write */
 	f = fopen(path, "w");
 	assert_non_null(f);
 	fputs("half", f);
@@ -174,7 +176,7 @@ test_damaged_set_aside(void **state)
 	p = open_store(&paho, &h);
 	mqtt_persist_get_stats(p, &st);
 	assert_int_equal(st.set_aside, 3);
-	assert_int_equal(nkeys(&paho, h), 2);	/* c5-1 and s5-7 only */
+	assert_int_equal(nkeys(&paho, h), 2); /* c5-1 and s5-7 only */
 	expect_entry(&paho, h, "c5-1", "alert one");
 	expect_entry(&paho, h, "s5-7", "in flight");
 	assert_int_not_equal(access(path, F_OK), 0);

@@ -97,7 +97,7 @@ conflict_restored_alert_ends_after_quiet(void **state)
 	(void)state;
 	/* Nothing seen since the start: over once the quiet period has passed. */
 	mqtt_conflict_init(&c, 1000);
-	c.active = 1;	/* as if restored open */
+	c.active = 1; /* as if restored open */
 	assert_int_equal(mqtt_conflict_update(&c, 0, 1000 + MQTT_CONFLICT_QUIET_MS - 1), 1);
 	assert_int_equal(mqtt_conflict_update(&c, 0, 1000 + MQTT_CONFLICT_QUIET_MS), 0);
 }

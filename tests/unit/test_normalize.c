@@ -11,7 +11,7 @@
 #include "normalize.h"
 #include "normalize_internal.h"
 
-#define RECV_US 1581849120000000LL	/* 2020-02-16T10:32:00Z */
+#define RECV_US 1581849120000000LL /* 2020-02-16T10:32:00Z */
 
 static const struct norm_context ctx = {
 	.topic_root = "cordon",
@@ -25,9 +25,12 @@ static int
 run(const char *topic, const char *payload, size_t len, size_t orig, struct norm_result *res)
 {
 	struct norm_input in = {
-		.topic = topic, .topic_len = strlen(topic),
-		.payload = (const uint8_t *)payload, .payload_len = len,
-		.orig_len = orig ? orig : len, .received_us = RECV_US,
+		.topic = topic,
+		.topic_len = strlen(topic),
+		.payload = (const uint8_t *)payload,
+		.payload_len = len,
+		.orig_len = orig ? orig : len,
+		.received_us = RECV_US,
 	};
 
 	return normalize_message(&ctx, &in, evs, NORM_MAX_EVENTS, res);
@@ -43,7 +46,8 @@ reason_of(const char *topic, const char *payload)
 }
 
 #define GATE "cordon/s1/gate/G03/event"
-#define GOOD "{\"id\":\"G03-000123\",\"ts\":\"2020-02-16T18:32:00.123+08:00\"," \
+#define GOOD                                                               \
+	"{\"id\":\"G03-000123\",\"ts\":\"2020-02-16T18:32:00.123+08:00\"," \
 	"\"card\":\"C-0412\",\"person\":\"P-10233\",\"direction\":\"in\",\"temp_c\":36.6,\"mask\":true}"
 
 static void
@@ -74,7 +78,9 @@ canonical_event(void **state)
 static void
 reject_reasons(void **state)
 {
-	static const struct { const char *topic, *payload, *reason; } cases[] = {
+	static const struct {
+		const char *topic, *payload, *reason;
+	} cases[] = {
 		{ GATE, "", "empty_payload" },
 		{ GATE, "card=C-0412 temp=36.6", "not_json" },
 		{ GATE, "[1, \"garbage\"]", "not_object" },
@@ -89,9 +95,11 @@ reject_reasons(void **state)
 		  "missing_temperature" },
 		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":null}", "accepted" },
 		{ GATE, "{\"ts\":1581849120,\"card\":[1]}", "bad_field" },
-		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":{\"v\":1}}", "bad_temperature" },
+		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":{\"v\":1}}",
+		  "bad_temperature" },
 		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":\"36.6\"}", "accepted" },
-		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":\"\\t36.6\"}", "accepted" },
+		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":\"\\t36.6\"}",
+		  "accepted" },
 		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":\"36.6\\n\"}",
 		  "bad_temperature" },
 		{ GATE, "{\"ts\":\"2020-02-16T18:32:00+08:00\",\"temp_c\":\"36.6 \\u00b0C\"}",
@@ -102,7 +110,8 @@ reject_reasons(void **state)
 		{ GATE, "{\"ts\":\"tuesday\",\"temp_c\":36.6}", "bad_time" },
 		{ GATE, "{\"ts\":\"2020-02-30T18:32:00+08:00\",\"temp_c\":36.6}", "bad_time" },
 		{ GATE, "{\"ts\":true,\"temp_c\":36.6}", "bad_time" },
-		{ GATE, "{\"ts\":1581849120,\"temp_c\":36.6,\"direction\":\"up\"}", "bad_direction" },
+		{ GATE, "{\"ts\":1581849120,\"temp_c\":36.6,\"direction\":\"up\"}",
+		  "bad_direction" },
 		{ GATE, "{\"ts\":1581849120,\"temp_c\":36.6,\"gate\":\"G04\"}", "device_mismatch" },
 		{ GATE, "{\"ts\":1581849120,\"temp_c\":36.6,\"card\":[1]}", "bad_field" },
 		{ GATE, "{\"ts\":1581849120,\"temp_c\":36.6,\"ts\":1}", "not_json" },
@@ -127,7 +136,8 @@ invalid_utf8_and_oversize(void **state)
 {
 	static const char bad[] = "{\"ts\":1581849120,\"temp_c\":36.6,\"card\":\"C-\xff\xfe\"}";
 	static const char overlong[] = "{\"ts\":1581849120,\"temp_c\":36.6,\"card\":\"\xc0\xaf\"}";
-	static const char surrogate[] = "{\"ts\":1581849120,\"temp_c\":36.6,\"card\":\"\xed\xa0\x80\"}";
+	static const char surrogate[] =
+		"{\"ts\":1581849120,\"temp_c\":36.6,\"card\":\"\xed\xa0\x80\"}";
 	struct norm_result res;
 
 	(void)state;
@@ -141,11 +151,21 @@ invalid_utf8_and_oversize(void **state)
 static void
 temperatures(void **state)
 {
-	static const struct { const char *temp; int16_t dc; unsigned flags; } cases[] = {
-		{ "36.6", 366, 0 }, { "36.64", 366, 0 }, { "36.65", 367, 0 },
-		{ "37.299999", 373, 0 }, { "98.9", 989, FLAG_IMPLAUSIBLE },
-		{ "3.66", 37, FLAG_IMPLAUSIBLE }, { "29.9", 299, FLAG_IMPLAUSIBLE },
-		{ "30.0", 300, 0 }, { "45.0", 450, 0 }, { "45.1", 451, FLAG_IMPLAUSIBLE },
+	static const struct {
+		const char *temp;
+		int16_t dc;
+		unsigned flags;
+	} cases[] = {
+		{ "36.6", 366, 0 },
+		{ "36.64", 366, 0 },
+		{ "36.65", 367, 0 },
+		{ "37.299999", 373, 0 },
+		{ "98.9", 989, FLAG_IMPLAUSIBLE },
+		{ "3.66", 37, FLAG_IMPLAUSIBLE },
+		{ "29.9", 299, FLAG_IMPLAUSIBLE },
+		{ "30.0", 300, 0 },
+		{ "45.0", 450, 0 },
+		{ "45.1", 451, FLAG_IMPLAUSIBLE },
 		{ "null", TEMP_NONE, 0 },
 	};
 
@@ -154,28 +174,38 @@ temperatures(void **state)
 		char payload[128];
 		struct norm_result res;
 
-		snprintf(payload, sizeof(payload), "{\"ts\":1581849120,\"temp_c\":%s}", cases[i].temp);
+		snprintf(payload, sizeof(payload), "{\"ts\":1581849120,\"temp_c\":%s}",
+			 cases[i].temp);
 		assert_int_equal(run(GATE, payload, strlen(payload), 0, &res), 0);
 		assert_null(res.reason);
 		if (evs[0].temp_dc != cases[i].dc || evs[0].flags != cases[i].flags)
-			fail_msg("temp %s: got %d flags %u", cases[i].temp, evs[0].temp_dc, evs[0].flags);
+			fail_msg("temp %s: got %d flags %u", cases[i].temp, evs[0].temp_dc,
+				 evs[0].flags);
 	}
 }
 
 static void
 times(void **state)
 {
-	static const struct { const char *s; int64_t us; } ok[] = {
+	static const struct {
+		const char *s;
+		int64_t us;
+	} ok[] = {
 		{ "2020-02-16T18:32:00.123+08:00", 1581849120123000LL },
 		{ "2020-02-16T10:32:00Z", 1581849120000000LL },
 		{ "2020-02-16 10:32:00.5+0000", 1581849120500000LL },
-		{ "2020-02-16T18:32:00", 1581849120000000LL },	/* naive: site zone +08:00 */
+		{ "2020-02-16T18:32:00", 1581849120000000LL }, /* naive: site zone +08:00 */
 		{ "2020-02-16T18:32", 1581849120000000LL },
 		{ "2020-02-29T00:00:00Z", 1582934400000000LL },
 	};
 	static const char *const bad[] = {
-		"2020-02-16", "2020-13-01T00:00:00Z", "2019-02-29T00:00:00Z",
-		"2020-02-16T25:00:00Z", "2020-02-16T10:32:00+25:00", "2020-02-16T10:32:00Zjunk", "",
+		"2020-02-16",
+		"2020-13-01T00:00:00Z",
+		"2019-02-29T00:00:00Z",
+		"2020-02-16T25:00:00Z",
+		"2020-02-16T10:32:00+25:00",
+		"2020-02-16T10:32:00Zjunk",
+		"",
 	};
 	int64_t us;
 
@@ -255,7 +285,8 @@ keyless_repeats_are_new_events(void **state)
 		in.received_us = RECV_US;
 		assert_int_equal(normalize_message(&ctx, &in, evs, NORM_MAX_EVENTS, &res), 0);
 		if (res.reason)
-			fail_msg("%s on %s: %s (%s)", cases[i][1], cases[i][0], res.reason, res.detail);
+			fail_msg("%s on %s: %s (%s)", cases[i][1], cases[i][0], res.reason,
+				 res.detail);
 		snprintf(k1, sizeof(k1), "%s", evs[0].key);
 		assert_int_equal(normalize_message(&ctx, &in, evs, NORM_MAX_EVENTS, &res), 0);
 		assert_string_equal(evs[0].key, k1);
@@ -265,7 +296,6 @@ keyless_repeats_are_new_events(void **state)
 	}
 }
 
-
 /* The temp_c columns are numeric(4,1): every reading that rounds into
  * -999.9..999.9 is stored (flagged implausible outside 30-45), and what
  * rounds beyond is a reject of its own, decided here and not by a
@@ -273,9 +303,12 @@ keyless_repeats_are_new_events(void **state)
 static void
 temperatures_within_the_column(void **state)
 {
-	static const struct { const char *temp; int16_t dc; } stored[] = {
-		{ "999.94", 9999 }, { "999.9", 9999 }, { "-999.94", -9999 },
-		{ "-273.15", -2732 }, { "-0.04", 0 }, { "-0.05", -1 }, { "100", 1000 },
+	static const struct {
+		const char *temp;
+		int16_t dc;
+	} stored[] = {
+		{ "999.94", 9999 }, { "999.9", 9999 }, { "-999.94", -9999 }, { "-273.15", -2732 },
+		{ "-0.04", 0 },	    { "-0.05", -1 },   { "100", 1000 },
 	};
 	static const char *const refused[] = {
 		"999.96", "999.95", "-999.96", "1000", "-1000", "1e300", "-1e300",
@@ -286,12 +319,14 @@ temperatures_within_the_column(void **state)
 	for (size_t i = 0; i < sizeof(stored) / sizeof(stored[0]); i++) {
 		char payload[128];
 
-		snprintf(payload, sizeof(payload), "{\"ts\":1581849120,\"temp_c\":%s}", stored[i].temp);
+		snprintf(payload, sizeof(payload), "{\"ts\":1581849120,\"temp_c\":%s}",
+			 stored[i].temp);
 		assert_int_equal(run(GATE, payload, strlen(payload), 0, &res), 0);
 		if (res.reason || evs[0].temp_dc != stored[i].dc ||
 		    evs[0].flags != FLAG_IMPLAUSIBLE)
 			fail_msg("temp %s: %s, %d flags %u", stored[i].temp,
-				 res.reason ? res.reason : "accepted", evs[0].temp_dc, evs[0].flags);
+				 res.reason ? res.reason : "accepted", evs[0].temp_dc,
+				 evs[0].flags);
 	}
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
 		char payload[128];
@@ -308,7 +343,8 @@ temperatures_within_the_column(void **state)
 		const char *p = "{\"ts\":1581849120,\"temp_c\":999.96}";
 
 		assert_int_equal(run(GATE, p, strlen(p), 0, &res), 0);
-		assert_string_equal(res.detail, "temp_c 999.96 is beyond what temp_c holds"
+		assert_string_equal(res.detail,
+				    "temp_c 999.96 is beyond what temp_c holds"
 				    " (-999.9 to 999.9 \u00b0C after conversion)");
 	}
 	/* The same bound for the home checks' temp_c. */
@@ -316,7 +352,8 @@ temperatures_within_the_column(void **state)
 				      "{\"ts\":1581849120,\"temp_c\":\"999.96\"}"),
 			    "temperature_out_of_range");
 	assert_string_equal(reason_of("cordon/s1/isolation/H1/check",
-				      "{\"ts\":1581849120,\"temp_c\":-999.9}"), "accepted");
+				      "{\"ts\":1581849120,\"temp_c\":-999.9}"),
+			    "accepted");
 	assert_int_equal(evs[0].temp_dc, -9999);
 	assert_int_equal(evs[0].flags, FLAG_IMPLAUSIBLE);
 }
@@ -328,9 +365,12 @@ temperatures_within_the_column(void **state)
 static void
 times_at_the_edges(void **state)
 {
-	static const struct { const char *ts; const char *want; } ok[] = {
+	static const struct {
+		const char *ts;
+		const char *want;
+	} ok[] = {
 		{ "\"1970-01-01T00:00:00+18:00\"", "1969-12-31 06:00:00.000000+00" },
-		{ "\"1970-01-01T00:00:00\"", "1969-12-31 16:00:00.000000+00" },	/* naive, +08:00 */
+		{ "\"1970-01-01T00:00:00\"", "1969-12-31 16:00:00.000000+00" }, /* naive, +08:00 */
 		{ "\"9999-12-31T23:59:60.999999-18:00\"", "10000-01-01 18:00:00.999999+00" },
 		{ "\"9999-12-31T23:59:59.9999999\"", "9999-12-31 15:59:59.999999+00" },
 		{ "0", "1970-01-01 00:00:00.000000+00" },
@@ -340,9 +380,14 @@ times_at_the_edges(void **state)
 		{ "99999999999999", "5138-11-16 09:46:39.999000+00" },
 	};
 	static const char *const bad[] = {
-		"100000000000000", "-1", "1e300", "\"1969-12-31T23:59:59Z\"",
-		"\"10000-01-01T00:00:00Z\"", "\"9999-12-31T23:59:59+19:00\"",
-		"\"9999-12-31T23:59:59-18:01\"", "\"1970-01-01T00:00:00+18:30\"",
+		"100000000000000",
+		"-1",
+		"1e300",
+		"\"1969-12-31T23:59:59Z\"",
+		"\"10000-01-01T00:00:00Z\"",
+		"\"9999-12-31T23:59:59+19:00\"",
+		"\"9999-12-31T23:59:59-18:01\"",
+		"\"1970-01-01T00:00:00+18:30\"",
 	};
 	struct norm_result res;
 
@@ -395,8 +440,10 @@ longest_ids_make_whole_keys(void **state)
 	rep("G", 64, gate, sizeof(gate));
 	/* Gate event: 64-byte id of 21 three-byte characters and a '/'. */
 	snprintf(topic, sizeof(topic), "cordon/%s/gate/%s/event", site, gate);
-	snprintf(payload, sizeof(payload), "{\"id\":\"%s/\",\"ts\":1581849120,\"temp_c\":36.6,"
-		 "\"card\":\"%s\",\"person\":\"%s\"}", rep("\xe7\xbc\x96", 21, idbuf, sizeof(idbuf)),
+	snprintf(payload, sizeof(payload),
+		 "{\"id\":\"%s/\",\"ts\":1581849120,\"temp_c\":36.6,"
+		 "\"card\":\"%s\",\"person\":\"%s\"}",
+		 rep("\xe7\xbc\x96", 21, idbuf, sizeof(idbuf)),
 		 rep("C", 64, ids[0], sizeof(ids[0])), rep("P", 64, ids[1], sizeof(ids[1])));
 	assert_int_equal(run(topic, payload, strlen(payload), 0, &res), 0);
 	assert_null(res.reason);
@@ -418,8 +465,10 @@ longest_ids_make_whole_keys(void **state)
 		static const char *const actions[] = { "open", "update", "resolve" };
 
 		snprintf(ids[i], sizeof(ids[i]), "%s-%02d", rep("x", 61, x61, sizeof(x61)), i);
-		snprintf(payload, sizeof(payload), "{\"call_id\":\"%s\",\"id\":\"%s\",\"action\":\"%s\","
-			 "\"ts\":1581849120}", call, ids[i], actions[i]);
+		snprintf(payload, sizeof(payload),
+			 "{\"call_id\":\"%s\",\"id\":\"%s\",\"action\":\"%s\","
+			 "\"ts\":1581849120}",
+			 call, ids[i], actions[i]);
 		assert_int_equal(run(topic, payload, strlen(payload), 0, &res), 0);
 		assert_null(res.reason);
 		snprintf(keys[i], sizeof(keys[i]), "%s", evs[0].key);
@@ -431,8 +480,10 @@ longest_ids_make_whole_keys(void **state)
 
 	/* The longest key of all: a call id of 64 '/' (escaped, 192 bytes). */
 	rep("/", 64, call, sizeof(call));
-	snprintf(payload, sizeof(payload), "{\"call_id\":\"%s\",\"id\":\"%s\",\"action\":\"open\","
-		 "\"ts\":1581849120}", call, ids[2]);
+	snprintf(payload, sizeof(payload),
+		 "{\"call_id\":\"%s\",\"id\":\"%s\",\"action\":\"open\","
+		 "\"ts\":1581849120}",
+		 call, ids[2]);
 	assert_int_equal(run(topic, payload, strlen(payload), 0, &res), 0);
 	assert_null(res.reason);
 	snprintf(want, sizeof(want), "%s/hotline/%s/%s", site, rep("%2F", 64, idbuf, sizeof(idbuf)),
@@ -446,11 +497,13 @@ longest_ids_make_whole_keys(void **state)
 static void
 hotline_keys_are_unambiguous(void **state)
 {
-	static const struct { const char *call, *id, *key; } cases[] = {
+	static const struct {
+		const char *call, *id, *key;
+	} cases[] = {
 		{ "a/b", "c", "s1/hotline/a%2Fb/c" },
 		{ "a", "b/c", "s1/hotline/a/b/c" },
 		{ "a%2Fb", "c", "s1/hotline/a%252Fb/c" },
-		{ "H-7", "1", "s1/hotline/H-7/1" },	/* the usual ids: as before */
+		{ "H-7", "1", "s1/hotline/H-7/1" }, /* the usual ids: as before */
 	};
 
 	(void)state;
@@ -458,8 +511,10 @@ hotline_keys_are_unambiguous(void **state)
 		char payload[256];
 		struct norm_result res;
 
-		snprintf(payload, sizeof(payload), "{\"call_id\":\"%s\",\"id\":\"%s\","
-			 "\"action\":\"open\",\"ts\":1581849120}", cases[i].call, cases[i].id);
+		snprintf(payload, sizeof(payload),
+			 "{\"call_id\":\"%s\",\"id\":\"%s\","
+			 "\"action\":\"open\",\"ts\":1581849120}",
+			 cases[i].call, cases[i].id);
 		assert_int_equal(run("cordon/s1/hotline", payload, strlen(payload), 0, &res), 0);
 		assert_null(res.reason);
 		assert_string_equal(evs[0].key, cases[i].key);
@@ -473,14 +528,16 @@ hotline_keys_are_unambiguous(void **state)
 static void
 texts_cut_at_whole_characters(void **state)
 {
-	static const struct { const char *in, *out; } cases[] = {
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
 		{ "", "" },
 		{ "abc", "abc" },
-		{ "\xe4\xbd\x93\xe6\xb8\xa9", "\xe4\xbd\x93\xe6\xb8\xa9" },	/* whole */
-		{ "\xe4\xbd\x93\xe6\xb8", "\xe4\xbd\x93" },			/* 2 of 3 bytes */
-		{ "\xe4\xbd\x93\xe6", "\xe4\xbd\x93" },				/* 1 of 3 */
-		{ "a\xf0\x9f\x98", "a" },						/* 3 of 4 */
-		{ "a\xf0\x9f\x98\x80", "a\xf0\x9f\x98\x80" },			/* whole */
+		{ "\xe4\xbd\x93\xe6\xb8\xa9", "\xe4\xbd\x93\xe6\xb8\xa9" }, /* whole */
+		{ "\xe4\xbd\x93\xe6\xb8", "\xe4\xbd\x93" },		    /* 2 of 3 bytes */
+		{ "\xe4\xbd\x93\xe6", "\xe4\xbd\x93" },			    /* 1 of 3 */
+		{ "a\xf0\x9f\x98", "a" },				    /* 3 of 4 */
+		{ "a\xf0\x9f\x98\x80", "a\xf0\x9f\x98\x80" },		    /* whole */
 		{ "\xc3", "" },
 		{ "x\xc3\xa9", "x\xc3\xa9" },
 	};
@@ -514,27 +571,50 @@ texts_cut_at_whole_characters(void **state)
 static void
 status_words(void **state)
 {
-	static const struct { const char *payload; enum gate_state state; } ok[] = {
-		{ "Offline", STATE_OFFLINE }, { "Online", STATE_ONLINE },
-		{ "online", STATE_ONLINE }, { "OFFLINE", STATE_OFFLINE },
-		{ " Online\r\n", STATE_ONLINE }, { "\tforced ", STATE_FORCED },
-		{ "Open", STATE_OPEN }, { "CLOSED\n", STATE_CLOSED },
-		{ "\"Offline\"", STATE_OFFLINE }, { "\" Online \"", STATE_ONLINE },
-		{ "{\"state\":\"Online\"}", STATE_ONLINE }, { "{\"state\":\"FORCED\"}", STATE_FORCED },
-		{ "true", STATE_ONLINE }, { "false", STATE_OFFLINE }, { "True", STATE_ONLINE },
-		{ "\"false\"", STATE_OFFLINE }, { " true\n", STATE_ONLINE },
+	static const struct {
+		const char *payload;
+		enum gate_state state;
+	} ok[] = {
+		{ "Offline", STATE_OFFLINE },
+		{ "Online", STATE_ONLINE },
+		{ "online", STATE_ONLINE },
+		{ "OFFLINE", STATE_OFFLINE },
+		{ " Online\r\n", STATE_ONLINE },
+		{ "\tforced ", STATE_FORCED },
+		{ "Open", STATE_OPEN },
+		{ "CLOSED\n", STATE_CLOSED },
+		{ "\"Offline\"", STATE_OFFLINE },
+		{ "\" Online \"", STATE_ONLINE },
+		{ "{\"state\":\"Online\"}", STATE_ONLINE },
+		{ "{\"state\":\"FORCED\"}", STATE_FORCED },
+		{ "true", STATE_ONLINE },
+		{ "false", STATE_OFFLINE },
+		{ "True", STATE_ONLINE },
+		{ "\"false\"", STATE_OFFLINE },
+		{ " true\n", STATE_ONLINE },
 		/* the state object takes what the bare form takes: one rule */
-		{ "{\"state\":true}", STATE_ONLINE }, { "{\"state\":false}", STATE_OFFLINE },
+		{ "{\"state\":true}", STATE_ONLINE },
+		{ "{\"state\":false}", STATE_OFFLINE },
 		{ "{\"state\":\" Offline\\n\"}", STATE_OFFLINE },
 		{ "{\"state\":\"True\"}", STATE_ONLINE },
 	};
-	static const struct { const char *payload, *reason; } bad[] = {
-		{ "Onlin", "not_json" }, { "on line", "not_json" }, { "Online!", "not_json" },
-		{ "", "empty_payload" }, { " ", "not_json" }, { "onlineoffline", "not_json" },
-		{ "\"Exploded\"", "bad_state" }, { "{\"state\":\"Onlin\"}", "bad_state" },
-		{ "{\"state\":1}", "bad_state" }, { "{\"state\":null}", "bad_state" },
-		{ "{\"state\":[\"online\"]}", "bad_state" }, { "{\"state\":\"yes\"}", "bad_state" },
-		{ "1", "not_object" }, { "yes", "not_json" },
+	static const struct {
+		const char *payload, *reason;
+	} bad[] = {
+		{ "Onlin", "not_json" },
+		{ "on line", "not_json" },
+		{ "Online!", "not_json" },
+		{ "", "empty_payload" },
+		{ " ", "not_json" },
+		{ "onlineoffline", "not_json" },
+		{ "\"Exploded\"", "bad_state" },
+		{ "{\"state\":\"Onlin\"}", "bad_state" },
+		{ "{\"state\":1}", "bad_state" },
+		{ "{\"state\":null}", "bad_state" },
+		{ "{\"state\":[\"online\"]}", "bad_state" },
+		{ "{\"state\":\"yes\"}", "bad_state" },
+		{ "1", "not_object" },
+		{ "yes", "not_json" },
 	};
 	const char *topic = "cordon/s1/gate/G03/status";
 

@@ -44,9 +44,9 @@ slots(void **state)
 	pktid_set(t, 8, on, 2000);
 	pktid_set(t, 65535, on, 3000);
 	assert_true(pktid_match(t, 7, off));
-	assert_false(pktid_match(t, 7, on));	/* same id, other content: new */
-	assert_false(pktid_match(t, 9, off));	/* other id */
-	assert_false(pktid_match(t, 0, off));	/* QoS 0 has none */
+	assert_false(pktid_match(t, 7, on));  /* same id, other content: new */
+	assert_false(pktid_match(t, 9, off)); /* other id */
+	assert_false(pktid_match(t, 0, off)); /* QoS 0 has none */
 	/* the broker reuses an id once it has our PUBACK */
 	pktid_set(t, 7, on, 4000);
 	assert_false(pktid_match(t, 7, off));
@@ -60,19 +60,19 @@ slots(void **state)
 	assert_int_equal(pktid_sync(t), 0);
 	pktid_close(t);
 
-	t = open_table(ID1);	/* kept in the file */
+	t = open_table(ID1); /* kept in the file */
 	assert_true(pktid_match(t, 7, on));
 	assert_true(pktid_match(t, 65535, on));
-	pktid_trim(t, 2500);	/* a torn tail cut what ended after 2500 */
+	pktid_trim(t, 2500); /* a torn tail cut what ended after 2500 */
 	assert_true(pktid_match(t, 8, on));
 	assert_false(pktid_match(t, 7, on));
 	assert_false(pktid_match(t, 65535, on));
-	pktid_clear(t);		/* a new session */
+	pktid_clear(t); /* a new session */
 	assert_false(pktid_match(t, 8, on));
 	pktid_set(t, 8, on, 10);
 	pktid_close(t);
 
-	t = open_table(ID2);	/* another spool's table */
+	t = open_table(ID2); /* another spool's table */
 	assert_false(pktid_match(t, 8, on));
 	pktid_close(t);
 }

@@ -31,7 +31,8 @@ static void
 add_hh(struct registry_snapshot *s, const char *site, const char *hh, const char *building,
        int size)
 {
-	assert_int_equal(registry_snapshot_add_household(s, site, hh, building, "2", "401", size), 0);
+	assert_int_equal(registry_snapshot_add_household(s, site, hh, building, "2", "401", size),
+			 0);
 }
 
 static void
@@ -42,8 +43,8 @@ add_card(struct registry_snapshot *s, const char *site, const char *card, const 
 }
 
 static void
-expect_card(const struct registry_snapshot *s, const char *site, const char *card,
-	    const char *hh, int revoked, int extra)
+expect_card(const struct registry_snapshot *s, const char *site, const char *card, const char *hh,
+	    int revoked, int extra)
 {
 	struct reg_card c;
 
@@ -119,12 +120,12 @@ test_long_ids(void **state)
 	expect_card(s, site, card, hh, 0, 1);
 	expect_card(s, site, longer, hh, 1, 0);
 	assert_null(registry_card(s, site, "ccc", &c));
-	longer[NORM_ID_MAX + 1] = '\0';	/* 65 bytes: neither */
+	longer[NORM_ID_MAX + 1] = '\0'; /* 65 bytes: neither */
 	assert_null(registry_card(s, site, longer, &c));
 	assert_non_null(registry_household(s, site, hh, &h));
 	assert_int_equal(strlen(h.building), sizeof(building) - 1);
 	assert_int_equal(h.size, 50);
-	site[NORM_ID_MAX - 1] = '\0';	/* a shorter site is another site */
+	site[NORM_ID_MAX - 1] = '\0'; /* a shorter site is another site */
 	assert_null(registry_card(s, site, card, &c));
 	registry_snapshot_free(s);
 }
@@ -143,7 +144,8 @@ test_utf8(void **state)
 	for (int i = 0; i < 22; i++)
 		strcat(name, "楼");
 	assert_int_equal(registry_snapshot_add_household(s, "阳光小区", "三号楼-2-401", name,
-							 "二单元", "四〇一", 4), 0);
+							 "二单元", "四〇一", 4),
+			 0);
 	add_card(s, "阳光小区", "卡-0001", "三号楼-2-401", 0, 0);
 	expect_card(s, "阳光小区", "卡-0001", "三号楼-2-401", 0, 0);
 	assert_non_null(registry_household(s, "阳光小区", "三号楼-2-401", &h));
@@ -266,7 +268,7 @@ test_many_shuffled(void **state)
 		snprintf(card, sizeof(card), "C-%05u", i * 2 + 2);
 		snprintf(hh, sizeof(hh), "%u-1-%u", i % 7, i / 7);
 		expect_card(s, site, card, hh, i % 5 == 0, i % 4 == 0);
-		snprintf(card, sizeof(card), "C-%05u", i * 2 + 1);	/* between */
+		snprintf(card, sizeof(card), "C-%05u", i * 2 + 1); /* between */
 		assert_null(registry_card(s, site, card, &c));
 		if (i % 3 == 0) {
 			struct reg_household h;

@@ -40,7 +40,7 @@ model_note(struct model *m, uint64_t topic, uint64_t h)
 		memmove(&m->t[i], &m->t[i + 1], (m->n - i - 1) * sizeof(*m->t));
 		m->n--;
 	} else if (m->n == m->max) {
-		memmove(&m->t[0], &m->t[1], (m->n - 1) * sizeof(*m->t));	/* LRU goes */
+		memmove(&m->t[0], &m->t[1], (m->n - 1) * sizeof(*m->t)); /* LRU goes */
 		m->n--;
 	}
 	for (k = 0; k < cur.n && cur.h[k] != h; k++)
@@ -151,8 +151,9 @@ matches_the_model(void **state)
 	model_note(&m, 100000, 1);
 	for (uint64_t topic = 0; topic < 700; topic++)
 		assert_int_equal(replay_seen(r2, topic, 0) || replay_seen(r2, topic, 1) ||
-				 replay_seen(r2, topic, 2), model_seen(&m, topic, 0) ||
-				 model_seen(&m, topic, 1) || model_seen(&m, topic, 2));
+					 replay_seen(r2, topic, 2),
+				 model_seen(&m, topic, 0) || model_seen(&m, topic, 1) ||
+					 model_seen(&m, topic, 2));
 	free(buf);
 	free(m.t);
 	replay_destroy(r);

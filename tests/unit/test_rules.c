@@ -121,7 +121,7 @@ struct fx {
 	struct registry_snapshot *reg;
 	struct rules_output out;
 	unsigned seq;
-	int64_t off;	/* wall - monotonic: a step of the wall clock changes it */
+	int64_t off; /* wall - monotonic: a step of the wall clock changes it */
 };
 
 /* The monotonic clock reads MONO0 at T0 (some 80 minutes after a boot):
@@ -266,8 +266,8 @@ hotline_ev(struct fx *f, const char *site, const char *call, enum call_action ac
 }
 
 static struct event
-ack_ev(struct fx *f, const char *site, const char *alert_id, enum ack_action action,
-       const char *by, int64_t at)
+ack_ev(struct fx *f, const char *site, const char *alert_id, enum ack_action action, const char *by,
+       int64_t at)
 {
 	struct event ev = ev_base(f, EVENT_ACK, site, at);
 
@@ -325,8 +325,8 @@ restore_alert(struct fx *f, const struct alert *a)
 }
 
 static void
-restore_seen(struct fx *f, const char *what, const char *site, const char *id,
-	     const char *sub, int64_t at, int64_t now_wall)
+restore_seen(struct fx *f, const char *what, const char *site, const char *id, const char *sub,
+	     int64_t at, int64_t now_wall)
 {
 	struct rules_clock now = clk(f, now_wall);
 
@@ -582,8 +582,8 @@ dedupe_and_repeat_interval(void **state)
 	char id[33];
 
 	for (int i = 0; i < 50; i++) {
-		struct event ev = gate_ev(f, "s1", "G02", "C-1", "P-1", DIR_IN, 380 + i % 5,
-					  T0 + i * 100000);
+		struct event ev =
+			gate_ev(f, "s1", "G02", "C-1", "P-1", DIR_IN, 380 + i % 5, T0 + i * 100000);
 
 		apply(f, &ev);
 		if (i == 0)
@@ -597,9 +597,9 @@ dedupe_and_repeat_interval(void **state)
 	tick(f, T0 + 60 * S);
 	assert_string_equal(only(f, KIND_FEVER, "updated")->a.alert_id, id);
 	assert_int_equal(f->out.t[0].a.count, 50);
-	assert_int_equal(f->out.t[0].a.temp_dc, 384);	/* the latest reading */
+	assert_int_equal(f->out.t[0].a.temp_dc, 384); /* the latest reading */
 	tick(f, T0 + 200 * S);
-	none(f);	/* nothing new: nothing to republish */
+	none(f); /* nothing new: nothing to republish */
 	/* a trigger after repeat_interval is published at once */
 	{
 		struct event ev = gate_ev(f, "s1", "G02", "C-1", "P-1", DIR_IN, 390, T0 + 200 * S);
@@ -758,7 +758,7 @@ sealed_gate_event_status_and_reseal(void **state)
 	none(f);
 	ev = status_ev(f, "s1", "G01", STATE_OPEN, T0);
 	apply(f, &ev);
-	none(f);	/* an open gate may open */
+	none(f); /* an open gate may open */
 
 	ev = gate_ev(f, "s1", "G09", "C-1", "P-1", DIR_IN, 365, T0);
 	apply(f, &ev);
@@ -781,7 +781,7 @@ sealed_gate_event_status_and_reseal(void **state)
 	assert_string_not_equal(f->out.t[0].a.alert_id, id);
 	ev = status_ev(f, "s1", "G09", STATE_OPEN, T0 + 4 * S);
 	apply(f, &ev);
-	none(f);	/* the same open alert, counted */
+	none(f); /* the same open alert, counted */
 	assert_int_equal(open_count(f), 1);
 	/* a fever at a sealed gate raises both */
 	ev = gate_ev(f, "s1", "G09", "C-1", "P-1", DIR_IN, 390, T0 + 5 * S);
@@ -850,7 +850,7 @@ gate_rules_without_reading(void **state)
 	ev = gate_ev(f, "s1", "G02", "C-2", "", DIR_OUT, TEMP_NONE, T0 + 2 * S);
 	apply(f, &ev);
 	assert_int_equal(count_kind(f, KIND_EXIT_QUOTA, "raised"), 1);
-	assert_int_equal(count_kind(f, KIND_ISOLATION_BREACH, "raised"), 0);	/* open: counted */
+	assert_int_equal(count_kind(f, KIND_ISOLATION_BREACH, "raised"), 0); /* open: counted */
 
 	/* no fever from it, and no re-check of an open fever either */
 	ev = gate_ev(f, "s1", "G01", "X-7", "P-7", DIR_IN, 386, T0 + 3 * S);
@@ -872,8 +872,8 @@ gate_silent_timer(void **state)
 	struct event ev;
 
 	add_gate(f->reg, "s1", "G05", 0, 1);
-	add_gate(f->reg, "s1", "G06", 0, 0);	/* inactive */
-	add_gate(f->reg, "s1", "G07", 1, 1);	/* sealed */
+	add_gate(f->reg, "s1", "G06", 0, 0); /* inactive */
+	add_gate(f->reg, "s1", "G07", 1, 1); /* sealed */
 	tick(f, T0 + 5 * MIN);
 	none(f);
 	tick(f, T0 + 5 * MIN + 1);
@@ -881,7 +881,7 @@ gate_silent_timer(void **state)
 	assert_string_equal(f->out.t[0].a.subject, "gate:G05");
 	assert_string_equal(f->out.t[0].a.gate, "G05");
 	tick(f, T0 + 10 * MIN);
-	none(f);	/* one open alert per gate */
+	none(f); /* one open alert per gate */
 	ev = status_ev(f, "s1", "G05", STATE_ONLINE, T0 + 11 * MIN);
 	apply(f, &ev);
 	only(f, KIND_GATE_SILENT, "resolved");
@@ -986,14 +986,14 @@ exit_quota_window(void **state)
 	ev = gate_ev(f, "s1", "G01", "C-1", "", DIR_IN, 365, T0 + 101 * S);
 	apply(f, &ev);
 	none(f);
-	ev = gate_ev(f, "s1", "G02", "C-2", "", DIR_OUT, 365, T0 + 102 * S);	/* same household */
+	ev = gate_ev(f, "s1", "G02", "C-2", "", DIR_OUT, 365, T0 + 102 * S); /* same household */
 	apply(f, &ev);
 	only(f, KIND_EXIT_QUOTA, "raised");
 	assert_string_equal(f->out.t[0].a.subject, "household:3-2-401");
 	assert_string_equal(f->out.t[0].a.event_key, ev.key);
 	tick(f, T0 + 104 * S);
 	none(f);
-	tick(f, T0 + 105 * S);	/* the first pass left the window */
+	tick(f, T0 + 105 * S); /* the first pass left the window */
 	only(f, KIND_EXIT_QUOTA, "resolved");
 	assert_string_equal(f->out.t[0].a.reason, "window ended");
 }
@@ -1071,7 +1071,7 @@ isolation_late_checks(void **state)
 	add_order(f->reg, "s1", "3-2-401", "P-7", T0 - 24 * HOUR, T0 + 24 * HOUR, 3600);
 	ev = check_ev(f, "s1", "3-2-401", "P-7", 366, "", T0);
 	apply(f, &ev);
-	tick(f, T0 + 2 * HOUR + S);	/* due at T0 + 1 h, overdue after the 1 h grace */
+	tick(f, T0 + 2 * HOUR + S); /* due at T0 + 1 h, overdue after the 1 h grace */
 	only(f, KIND_ISOLATION_OVERDUE, "raised");
 	/* a very old check, 10 minutes before the last one */
 	ev = check_ev(f, "s1", "3-2-401", "P-7", 366, "", T0 - 10 * MIN);
@@ -1132,7 +1132,7 @@ static void
 daytime_elapsed(void **state)
 {
 	struct tz *tz;
-	int64_t t0 = T0 / S;	/* 08:00 local */
+	int64_t t0 = T0 / S; /* 08:00 local */
 
 	(void)state;
 	assert_int_equal(tz_load("Asia/Shanghai", &tz), 0);
@@ -1179,9 +1179,9 @@ disinfection_overdue_daytime(void **state)
 	snprintf(ev.zone, sizeof(ev.zone), "Z01");
 	apply(f, &ev);
 	none(f);
-	tick(f, T0 + 22 * HOUR);	/* 06:00 next day */
+	tick(f, T0 + 22 * HOUR); /* 06:00 next day */
 	none(f);
-	tick(f, T0 + 23 * HOUR);	/* 07:00 */
+	tick(f, T0 + 23 * HOUR); /* 07:00 */
 	none(f);
 	tick(f, T0 + 23 * HOUR + S);
 	only(f, KIND_DISINFECTION_OVERDUE, "raised");
@@ -1225,7 +1225,7 @@ disinfection_site_zone_and_default_interval(void **state)
 
 	/* a site in UTC: 08:00 Shanghai is 00:00 UTC, night until 06:00 */
 	add_site(f->reg, "s1", "UTC");
-	add_zone(f->reg, "s1", "Z01", 0);	/* 0: the configured default (4 h) */
+	add_zone(f->reg, "s1", "Z01", 0); /* 0: the configured default (4 h) */
 	tick(f, T0 + 6 * HOUR);
 	none(f);
 	tick(f, T0 + 10 * HOUR);
@@ -1247,7 +1247,7 @@ hotline_limits(void **state)
 	none(f);
 	ev = hotline_ev(f, "s1", "H-8", CALL_OPEN, "supplies", 1, T0);
 	apply(f, &ev);
-	ev = hotline_ev(f, "s1", "H-9", CALL_OPEN, "medical", 0, T0);	/* not urgent */
+	ev = hotline_ev(f, "s1", "H-9", CALL_OPEN, "medical", 0, T0); /* not urgent */
 	apply(f, &ev);
 	tick(f, T0 + 30 * MIN);
 	none(f);
@@ -1266,7 +1266,7 @@ hotline_limits(void **state)
 	only(f, KIND_HOTLINE_UNRESOLVED, "resolved");
 	assert_string_equal(f->out.t[0].a.reason, "call resolved");
 	tick(f, T0 + 6 * HOUR);
-	none(f);	/* H-8 still open, not raised twice; H-7 gone */
+	none(f); /* H-8 still open, not raised twice; H-7 gone */
 	tick(f, T0 + 30 * HOUR);
 	none(f);
 }
@@ -1346,28 +1346,28 @@ struct step {
 
 static const struct step steps[NSTEP] = {
 	/* resolved: open, update, resolve */
-	{"A", CALL_OPEN, "medical", "1-1-101", 1, T0},
-	{"A", CALL_UPDATE, "", "", -1, T0 + 5 * MIN},
-	{"A", CALL_RESOLVE, "", "", -1, T0 + 10 * MIN},
+	{ "A", CALL_OPEN, "medical", "1-1-101", 1, T0 },
+	{ "A", CALL_UPDATE, "", "", -1, T0 + 5 * MIN },
+	{ "A", CALL_RESOLVE, "", "", -1, T0 + 10 * MIN },
 	/* resolved, as in field case 16 */
-	{"B", CALL_OPEN, "other", "1-1-102", 1, T0 + MIN},
-	{"B", CALL_RESOLVE, "", "", -1, T0 + 20 * MIN},
+	{ "B", CALL_OPEN, "other", "1-1-102", 1, T0 + MIN },
+	{ "B", CALL_RESOLVE, "", "", -1, T0 + 20 * MIN },
 	/* open; the category changes to medical (the later step wins) */
-	{"C", CALL_OPEN, "other", "1-1-103", 1, T0 + 2 * MIN},
-	{"C", CALL_UPDATE, "medical", "1-1-113", 1, T0 + 8 * MIN},
+	{ "C", CALL_OPEN, "other", "1-1-103", 1, T0 + 2 * MIN },
+	{ "C", CALL_UPDATE, "medical", "1-1-113", 1, T0 + 8 * MIN },
 	/* open; an update dated before its open, not urgent itself */
-	{"D", CALL_UPDATE, "medical", "", 0, T0 + 3 * MIN},
-	{"D", CALL_OPEN, "medical", "1-1-104", 1, T0 + 12 * MIN},
+	{ "D", CALL_UPDATE, "medical", "", 0, T0 + 3 * MIN },
+	{ "D", CALL_OPEN, "medical", "1-1-104", 1, T0 + 12 * MIN },
 	/* not urgent: never followed */
-	{"E", CALL_OPEN, "medical", "1-1-105", 0, T0},
+	{ "E", CALL_OPEN, "medical", "1-1-105", 0, T0 },
 };
 
 /* The transitions of ticks at fixed times, as one string. */
 static void
 run_steps(const int *order, int n, char *out, size_t outlen)
 {
-	static const int64_t ticks[] = {T0 + 30 * MIN, T0 + 31 * MIN, T0 + 38 * MIN,
-					T0 + 43 * MIN, T0 + 5 * HOUR};
+	static const int64_t ticks[] = { T0 + 30 * MIN, T0 + 31 * MIN, T0 + 38 * MIN, T0 + 43 * MIN,
+					 T0 + 5 * HOUR };
 	struct fx *f;
 	size_t len = 0;
 
@@ -1375,8 +1375,8 @@ run_steps(const int *order, int n, char *out, size_t outlen)
 	setup((void **)&f);
 	for (int i = 0; i < n; i++) {
 		const struct step *s = &steps[order[i]];
-		struct event ev = hotline_ev(f, "s1", s->call, s->action, s->category, s->urgent,
-					     s->at);
+		struct event ev =
+			hotline_ev(f, "s1", s->call, s->action, s->category, s->urgent, s->at);
 
 		snprintf(ev.household, sizeof(ev.household), "%s", s->household);
 		apply_at(f, &ev, clk(f, TP));
@@ -1509,11 +1509,11 @@ sealed_gate_states_out_of_order(void **state)
 	none(f);
 	ev = status_ev(f, "s1", "G09", STATE_OPEN, T0 + 4 * S);
 	apply_at(f, &ev, clk(f, T0 + MIN));
-	none(f);	/* older than the open alert's breach, re-sealed since */
+	none(f); /* older than the open alert's breach, re-sealed since */
 	assert_int_equal(open_count(f), 1);
 	ev = status_ev(f, "s1", "G09", STATE_CLOSED, T0 + 10 * S);
 	apply_at(f, &ev, clk(f, T0 + MIN));
-	only(f, KIND_SEALED_GATE, "resolved");	/* a tie: the re-seal wins */
+	only(f, KIND_SEALED_GATE, "resolved"); /* a tie: the re-seal wins */
 }
 
 /* A sealed gate's latest closed and breach restored at start: a forced
@@ -1527,7 +1527,7 @@ sealed_gate_state_restored(void **state)
 
 	add_gate(f->reg, "s1", "G09", 1, 1);
 	restore_seen(f, "seal_closed", "s1", "G09", "", T0 + 2 * S, T0 + MIN);
-	restore_seen(f, "seal_closed", "s1", "G09", "", T0 + S, T0 + MIN);	/* older: kept 2 s */
+	restore_seen(f, "seal_closed", "s1", "G09", "", T0 + S, T0 + MIN); /* older: kept 2 s */
 	ev = status_ev(f, "s1", "G09", STATE_FORCED, T0 + S);
 	apply_at(f, &ev, clk(f, T0 + MIN));
 	assert_int_equal(f->out.n, 2);
@@ -1539,7 +1539,7 @@ sealed_gate_state_restored(void **state)
 	only(f, KIND_SEALED_GATE, "raised");
 	ev = status_ev(f, "s1", "G09", STATE_CLOSED, T0 + 5 * S);
 	apply_at(f, &ev, clk(f, T0 + MIN));
-	none(f);	/* the restored breach is later */
+	none(f); /* the restored breach is later */
 }
 
 /* Every order of the states of two sealed gates and passes through them:
@@ -1552,18 +1552,18 @@ run_gate_steps(const int *order, int n, char *out, size_t outlen)
 {
 	static const struct {
 		const char *gate;
-		int kind;	/* 0 pass, else a gate state */
+		int kind; /* 0 pass, else a gate state */
 		enum gate_state st;
 		int64_t at;
 	} gs[NGSTEP] = {
-		{"G1", 1, STATE_FORCED, T0 + 1 * S},
-		{"G1", 1, STATE_CLOSED, T0 + 2 * S},
-		{"G1", 0, STATE_OPEN, T0 + 3 * S},	/* a pass */
-		{"G1", 1, STATE_CLOSED, T0 + 4 * S},
-		{"G2", 1, STATE_CLOSED, T0 + 1 * S},
-		{"G2", 1, STATE_OPEN, T0 + 2 * S},
-		{"G2", 0, STATE_OPEN, T0 + 3 * S},	/* a pass */
-		{"G2", 1, STATE_FORCED, T0 + 5 * S},
+		{ "G1", 1, STATE_FORCED, T0 + 1 * S },
+		{ "G1", 1, STATE_CLOSED, T0 + 2 * S },
+		{ "G1", 0, STATE_OPEN, T0 + 3 * S }, /* a pass */
+		{ "G1", 1, STATE_CLOSED, T0 + 4 * S },
+		{ "G2", 1, STATE_CLOSED, T0 + 1 * S },
+		{ "G2", 1, STATE_OPEN, T0 + 2 * S },
+		{ "G2", 0, STATE_OPEN, T0 + 3 * S }, /* a pass */
+		{ "G2", 1, STATE_FORCED, T0 + 5 * S },
 	};
 	const struct alert *open[8];
 	struct fx *f;
@@ -1632,14 +1632,14 @@ run_fever_steps(const int *order, int n, char *out, size_t outlen)
 		int temp_dc;
 		int64_t at;
 	} fs[NFSTEP] = {
-		{"P-1", 380, T0},		/* rechecked at 5 min */
-		{"P-1", 365, T0 + 5 * MIN},
-		{"P-1", 381, T0 + 40 * MIN},	/* open: its recheck comes late */
-		{"P-1", 382, T0 + 45 * MIN},
-		{"P-1", 366, T0 + 80 * MIN},
-		{"P-2", 390, T0 + 10 * MIN},	/* rechecked at 35 min, 25 min later */
-		{"P-2", 380, T0 + 20 * MIN},
-		{"P-2", 364, T0 + 35 * MIN},
+		{ "P-1", 380, T0 }, /* rechecked at 5 min */
+		{ "P-1", 365, T0 + 5 * MIN },
+		{ "P-1", 381, T0 + 40 * MIN }, /* open: its recheck comes late */
+		{ "P-1", 382, T0 + 45 * MIN },
+		{ "P-1", 366, T0 + 80 * MIN },
+		{ "P-2", 390, T0 + 10 * MIN }, /* rechecked at 35 min, 25 min later */
+		{ "P-2", 380, T0 + 20 * MIN },
+		{ "P-2", 364, T0 + 35 * MIN },
 	};
 	char res[8][96];
 	const struct alert *open[8];
@@ -1692,9 +1692,10 @@ fever_readings_in_any_order(void **state)
 	for (int i = 0; i < NFSTEP; i++)
 		order[i] = i;
 	run_fever_steps(order, NFSTEP, want, sizeof(want));
-	assert_string_equal(want, "resolved person:P-1 at 5 rechecked;"
-				  "resolved person:P-2 at 35 rechecked;"
-				  "open fever person:P-1 2;raised 3");
+	assert_string_equal(want,
+			    "resolved person:P-1 at 5 rechecked;"
+			    "resolved person:P-2 at 35 rechecked;"
+			    "open fever person:P-1 2;raised 3");
 	do {
 		run_fever_steps(order, NFSTEP, got, sizeof(got));
 		if (strcmp(got, want) != 0) {
@@ -1739,26 +1740,26 @@ run_ack_steps(const int *order, int n, char *out, size_t outlen)
 	snprintf(ids[2], sizeof(ids[2]), "%s", f->out.t[0].a.alert_id);
 	for (int i = 0; i < n; i++) {
 		switch (order[i]) {
-		case 0:	/* A acked */
-		case 1:	/* and the same ack again (a redelivery) */
+		case 0: /* A acked */
+		case 1: /* and the same ack again (a redelivery) */
 			ev = ack_ev(f, "s1", ids[0], ACK_ACK, "op-1", T0 + MIN);
 			break;
-		case 2:	/* A resolved by an operator */
+		case 2: /* A resolved by an operator */
 			ev = ack_ev(f, "s1", ids[0], ACK_RESOLVE, "op-2", T0 + 2 * MIN);
 			break;
-		case 3:	/* A's normal re-check */
+		case 3: /* A's normal re-check */
 			ev = gate_ev(f, "s1", "G01", "", "P-1", DIR_IN, 365, T0 + 5 * MIN);
 			break;
-		case 4:	/* B acked */
+		case 4: /* B acked */
 			ev = ack_ev(f, "s1", ids[1], ACK_ACK, "op-3", T0 + MIN);
 			break;
-		case 5:	/* B re-sealed */
+		case 5: /* B re-sealed */
 			ev = status_ev(f, "s1", "G09", STATE_CLOSED, T0 + 3 * MIN);
 			break;
-		case 6:	/* C acked */
+		case 6: /* C acked */
 			ev = ack_ev(f, "s1", ids[2], ACK_ACK, "op-4", T0 + MIN);
 			break;
-		default:	/* C's fever again */
+		default: /* C's fever again */
 			ev = gate_ev(f, "s1", "G02", "", "P-2", DIR_IN, 381, T0 + 4 * MIN);
 			break;
 		}
@@ -1775,13 +1776,14 @@ run_ack_steps(const int *order, int n, char *out, size_t outlen)
 	for (int j = 0; j < 3; j++) {
 		assert_true(acked[j] <= 1 && resolved[j] <= 1);
 		len += (size_t)snprintf(out + len, outlen - len, "%c %s;", 'A' + j,
-					resolved[j] ? "resolved" : acked[j] ? "acked" : "raised");
+					resolved[j]	 ? "resolved" :
+						acked[j] ? "acked" :
+							   "raised");
 	}
 	nopen = rules_open_alerts(f->r, open, 8);
 	for (size_t i = 0; i < nopen; i++)
-		len += (size_t)snprintf(out + len, outlen - len, "open %s %s %u;",
-					open[i]->subject, rules_state_name(open[i]->state),
-					open[i]->count);
+		len += (size_t)snprintf(out + len, outlen - len, "open %s %s %u;", open[i]->subject,
+					rules_state_name(open[i]->state), open[i]->count);
 	teardown((void **)&f);
 }
 
@@ -1808,7 +1810,6 @@ acks_in_any_order(void **state)
 	} while (next_permutation(order, NASTEP));
 	assert_int_equal(nperm, 40320);
 }
-
 
 /* Random sets of ten readings of one person within two hours, each in
  * time order and in 50 shuffles: the same alert left open, with the same
@@ -1863,7 +1864,7 @@ fever_readings_shuffled(void **state)
 			rd[i].temp = rng_next(&seed) % 2 ? 380 : 365;
 			order[i] = i;
 		}
-		for (int i = 1; i < n; i++)	/* time order */
+		for (int i = 1; i < n; i++) /* time order */
 			for (int j = i; j > 0 && rd[order[j]].at < rd[order[j - 1]].at; j--) {
 				int t = order[j];
 
@@ -1885,8 +1886,8 @@ fever_readings_shuffled(void **state)
 			more_raised += got_raised != want_raised;
 		}
 	}
-	print_message("fever shuffles: %d, with more alerts raised than in time order: %d\n",
-		      total, more_raised);
+	print_message("fever shuffles: %d, with more alerts raised than in time order: %d\n", total,
+		      more_raised);
 }
 
 /* ---- backlog ---- */
@@ -1942,7 +1943,7 @@ restored_alert_continues(void **state)
 	a.raised_us = a.updated_us = T0 - MIN;
 	a.count = 7;
 	assert_int_equal(restore_alert(f, &a), 0);
-	assert_int_equal(restore_alert(f, &a), 0);	/* twice: once */
+	assert_int_equal(restore_alert(f, &a), 0); /* twice: once */
 	assert_int_equal(open_count(f), 1);
 	ev = gate_ev(f, "s1", "G01", "C-1", "P-1", DIR_IN, 380, T0 + 5 * MIN);
 	apply(f, &ev);
@@ -2177,7 +2178,7 @@ disinfection_night_after_a_step(void **state)
 {
 	struct fx *f = *state;
 	struct event ev;
-	int64_t m = MONO0 + 13 * HOUR;	/* 21:00 local */
+	int64_t m = MONO0 + 13 * HOUR; /* 21:00 local */
 
 	add_site(f->reg, "s1", "Asia/Shanghai");
 	add_zone(f->reg, "s1", "Z01", 2 * 3600);
@@ -2185,9 +2186,9 @@ disinfection_night_after_a_step(void **state)
 	snprintf(ev.zone, sizeof(ev.zone), "Z01");
 	apply(f, &ev);
 	f->off -= HOUR;
-	tick_mono(f, m + 2 * HOUR);	/* 22:00 by the wall clock */
+	tick_mono(f, m + 2 * HOUR); /* 22:00 by the wall clock */
 	none(f);
-	tick_mono(f, m + 10 * HOUR);	/* 06:00 */
+	tick_mono(f, m + 10 * HOUR); /* 06:00 */
 	none(f);
 	tick_mono(f, m + 10 * HOUR + S);
 	only(f, KIND_DISINFECTION_OVERDUE, "raised");
@@ -2213,7 +2214,7 @@ exit_quota_window_across_wall_steps(void **state)
 	f->off += 2 * HOUR;
 	tick_mono(f, MONO0 + 59 * MIN);
 	none(f);
-	tick_mono(f, MONO0 + HOUR);	/* the first pass left the window */
+	tick_mono(f, MONO0 + HOUR); /* the first pass left the window */
 	only(f, KIND_EXIT_QUOTA, "resolved");
 	assert_string_equal(f->out.t[0].a.reason, "window ended");
 }
@@ -2276,7 +2277,8 @@ monotonic_origin_after_a_boot(void **state)
 	add_order(f->reg, "s1", "3-2-401", "", T0 - 24 * HOUR, T0 + 24 * HOUR, 3600);
 	assert_int_equal(rules_create(&f->cfg, &now, &r), 0);
 	/* the last check 90 min ago, long before the boot: due 30 min from now */
-	assert_int_equal(rules_restore_seen(r, "check", "s1", "3-2-401", "", T0 - 90 * MIN, &now), 0);
+	assert_int_equal(rules_restore_seen(r, "check", "s1", "3-2-401", "", T0 - 90 * MIN, &now),
+			 0);
 	now.wall_us += 30 * MIN - HOUR;
 	now.mono_us += 30 * MIN;
 	assert_int_equal(rules_tick(r, f->reg, &now, &out), 0);
@@ -2380,9 +2382,10 @@ fold_past_the_bound(void **state)
 	assert_int_equal(g->count, 196);
 	/* the repeats are published after repeat_interval */
 	tick(f, T0 + 61 * S);
-	assert_int_equal(f->out.n, 2);	/* X-00002's repeat, and the aggregate's */
+	assert_int_equal(f->out.n, 2); /* X-00002's repeat, and the aggregate's */
 	{
-		const struct alert_transition *t = &f->out.t[rules_is_aggregate(&f->out.t[0].a) ? 0 : 1];
+		const struct alert_transition *t =
+			&f->out.t[rules_is_aggregate(&f->out.t[0].a) ? 0 : 1];
 
 		assert_string_equal(t->what, "updated");
 		assert_string_equal(t->a.alert_id, agg_id);
@@ -2402,9 +2405,9 @@ fold_past_the_bound(void **state)
 	/* an individual alert resolved makes room for a new subject */
 	rules_output_clear(&f->out);
 	{
-		struct event ev = ack_ev(f, "s1", open_alert(f, "s1", KIND_UNKNOWN_CARD,
-							     "card:X-00000")->alert_id,
-					 ACK_RESOLVE, "op-1", T0 + 64 * S);
+		struct event ev = ack_ev(
+			f, "s1", open_alert(f, "s1", KIND_UNKNOWN_CARD, "card:X-00000")->alert_id,
+			ACK_RESOLVE, "op-1", T0 + 64 * S);
 
 		apply(f, &ev);
 		only(f, KIND_UNKNOWN_CARD, "resolved");
@@ -2431,7 +2434,7 @@ aggregate_resolved_when_quiet(void **state)
 	unknown_card(f, "s1", 1, T0 + S);
 	only(f, KIND_UNKNOWN_CARD, "raised");
 	snprintf(first, sizeof(first), "%s", f->out.t[0].a.alert_id);
-	unknown_card(f, "s1", 1, T0 + 30 * MIN);	/* a repeat keeps it open */
+	unknown_card(f, "s1", 1, T0 + 30 * MIN); /* a repeat keeps it open */
 	tick(f, T0 + 30 * MIN + HOUR - 1);
 	assert_int_equal(f->out.n, 0);
 	tick(f, T0 + 30 * MIN + HOUR);
@@ -2488,7 +2491,7 @@ fold_timer_kind(void **state)
 	add_gate(f->reg, "s1", "G02", 0, 1);
 	add_gate(f->reg, "s1", "G03", 0, 1);
 	tick(f, T0 + 6 * MIN);
-	assert_int_equal(f->out.n, 2);	/* G01, and the aggregate of G02 and G03 */
+	assert_int_equal(f->out.n, 2); /* G01, and the aggregate of G02 and G03 */
 	for (int i = 0; i < 10; i++)
 		tick(f, T0 + 7 * MIN + i * 2 * MIN);
 	g = open_alert(f, "s1", KIND_GATE_SILENT, RULES_AGGREGATE);
@@ -2559,9 +2562,9 @@ restore_respects_the_bound(void **state)
 	add_card(f->reg, "s1", "C-0412", "3-2-401", 0);
 	unknown_card(f, "s1", 0, T0 + S);
 	unknown_card(f, "s1", 1, T0 + 2 * S);
-	only(f, KIND_UNKNOWN_CARD, "raised");	/* X-00001: the second slot */
+	only(f, KIND_UNKNOWN_CARD, "raised"); /* X-00001: the second slot */
 	unknown_card(f, "s1", 2, T0 + 3 * S);
-	only(f, KIND_UNKNOWN_CARD, "updated");	/* folded: published at once, last out a min ago */
+	only(f, KIND_UNKNOWN_CARD, "updated"); /* folded: published at once, last out a min ago */
 	assert_string_equal(f->out.t[0].a.alert_id, a.alert_id);
 	assert_int_equal(f->out.t[0].a.distinct, 11);
 	assert_int_equal(f->out.t[0].a.count, 13);
@@ -2606,7 +2609,7 @@ seen_state_bounded(void **state)
 		ev = check_ev(f, "s1", id, "P-1", 365, "", T0 + i);
 		apply(f, &ev);
 	}
-	assert_int_equal(rules_entries(f->r), base + 1);	/* person:P-1's readings */
+	assert_int_equal(rules_entries(f->r), base + 1); /* person:P-1's readings */
 	/* urgent calls: at most 10,000 followed */
 	for (int i = 0; i < 10500; i++) {
 		char id[32];

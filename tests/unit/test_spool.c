@@ -27,7 +27,8 @@ static int
 setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof(dir), "%s/spooltest.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	snprintf(dir, sizeof(dir), "%s/spooltest.XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	return mkdtemp(dir) ? 0 : -1;
 }
 
@@ -38,7 +39,7 @@ teardown(void **state)
 
 	(void)state;
 	snprintf(cmd, sizeof(cmd), "%s/tmpfs", dir);
-	umount2(cmd, MNT_DETACH);	/* left by a failed reclaim_on_full_tmpfs */
+	umount2(cmd, MNT_DETACH); /* left by a failed reclaim_on_full_tmpfs */
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	return system(cmd) == 0 ? 0 : -1;
 }
@@ -47,8 +48,11 @@ static struct spool *
 open_spool(int64_t segment_bytes, int64_t max_bytes)
 {
 	struct spool_options o = {
-		.dir = dir, .max_bytes = max_bytes, .segment_bytes = segment_bytes,
-		.max_payload = 65536, .sync = SPOOL_SYNC_OFF,
+		.dir = dir,
+		.max_bytes = max_bytes,
+		.segment_bytes = segment_bytes,
+		.max_payload = 65536,
+		.sync = SPOOL_SYNC_OFF,
 	};
 	struct spool *s = NULL;
 
@@ -64,7 +68,8 @@ append_n(struct spool *s, int from, int n)
 
 		snprintf(topic, sizeof(topic), "cordon/s1/gate/G%02d/event", i % 16);
 		snprintf(payload, sizeof(payload), "{\"seq\":%d}", i);
-		assert_int_equal(spool_append(s, topic, strlen(topic), payload, strlen(payload), i), 0);
+		assert_int_equal(spool_append(s, topic, strlen(topic), payload, strlen(payload), i),
+				 0);
 	}
 }
 
@@ -225,8 +230,7 @@ torn_tail_is_cut(void **state)
  * which must come as damaged spans, one each. Returns the records read;
  * *ret_spans (if not NULL) gets the spans. */
 static int
-read_expect(struct spool *s, uint64_t pos, int first, const int *lost, int n_lost,
-	    int *ret_spans)
+read_expect(struct spool *s, uint64_t pos, int first, const int *lost, int n_lost, int *ret_spans)
 {
 	struct spool_reader *r;
 	struct spool_record rec;
@@ -310,7 +314,7 @@ damage_in_closed_segment_loses_one_record(void **state)
 	(void)state;
 	append_n(s, 0, 200);
 	record_at(s, 7, &pos, &size);
-	assert_true(pos + size < 2048);	/* in the first segment */
+	assert_true(pos + size < 2048); /* in the first segment */
 	flip_byte(0, pos + size / 2);
 	assert_int_equal(read_expect(s, 0, 0, lost, 1, NULL), 199);
 	assert_int_equal(read_expect(s, 0, 0, lost, 1, NULL), 199);
@@ -326,7 +330,7 @@ damage_in_closed_segment_loses_one_record(void **state)
 
 		record_at(s, 30, &p2, &s2);
 		assert_true(p2 + s2 < 2048);
-		flip_byte(0, p2 + 4);	/* payload length */
+		flip_byte(0, p2 + 4); /* payload length */
 	}
 	{
 		int lost3[] = { 7, 20, 30 };
@@ -547,7 +551,7 @@ reclaim_when_appends_fail(void **state)
 	assert_int_equal(count_segments(), 1);
 	assert_true(spool_bytes(s) == 0);
 	assert_true(spool_pending(s, 0) == 0);
-	assert_int_equal(spool_write_error(s), -EFBIG);	/* until an append succeeds */
+	assert_int_equal(spool_write_error(s), -EFBIG); /* until an append succeeds */
 	assert_int_equal(append_until_error(s, n, &err), n);
 	assert_int_equal(err, -EFBIG);
 	assert_int_equal(spool_write_error(s), -EFBIG);
@@ -565,8 +569,10 @@ static void
 reclaim_on_full_tmpfs(void **state)
 {
 	struct spool_options o = {
-		.max_bytes = 1 << 30, .segment_bytes = 1 << 20,
-		.max_payload = 65536, .sync = SPOOL_SYNC_INTERVAL,
+		.max_bytes = 1 << 30,
+		.segment_bytes = 1 << 20,
+		.max_payload = 65536,
+		.sync = SPOOL_SYNC_INTERVAL,
 	};
 	char mnt[512];
 	struct statvfs vfs;
@@ -588,7 +594,7 @@ reclaim_on_full_tmpfs(void **state)
 	assert_int_equal(spool_open(&o, &s), 0);
 	/* A sixteenth of the disk (16 KiB), all committed: replaced while
 	 * appends still work (a pause for the disk never lets them fail). */
-	append_n(s, 0, 100);		/* about 4.5 KiB */
+	append_n(s, 0, 100); /* about 4.5 KiB */
 	spool_release(s, spool_end(s));
 	assert_true(spool_first(s) == 0);
 	append_n(s, 100, 300);
@@ -641,14 +647,14 @@ reclaim_large_committed_segment(void **state)
 	uint64_t end;
 
 	(void)state;
-	append_n(s, 0, 100);		/* about 4.5 KiB */
+	append_n(s, 0, 100); /* about 4.5 KiB */
 	end = spool_end(s);
 	spool_release(s, end);
-	assert_true(spool_first(s) == 0);	/* small: kept */
-	append_n(s, 100, 300);		/* over 16 KiB */
+	assert_true(spool_first(s) == 0); /* small: kept */
+	append_n(s, 100, 300);		  /* over 16 KiB */
 	end = spool_end(s);
 	spool_release(s, end - 1);
-	assert_true(spool_first(s) == 0);	/* not all committed */
+	assert_true(spool_first(s) == 0); /* not all committed */
 	spool_release(s, end);
 	assert_true(spool_first(s) == end);
 	assert_int_equal(count_segments(), 1);
@@ -693,7 +699,7 @@ directory_deleted_while_open(void **state)
 	assert_int_equal(read_all(s, 0, 0), 50);
 	assert_int_equal(spool_save_checkpoint(s, end), -ENOENT);
 	assert_int_equal(spool_recreate(s, end - 1), -EBUSY);
-	spool_release(s, end);		/* frees the old files */
+	spool_release(s, end); /* frees the old files */
 	assert_int_equal(spool_recreate(s, end), 0);
 	assert_int_equal(spool_check_dir(s), SPOOL_DIR_OK);
 	assert_true(spool_first(s) == end && spool_end(s) == end);
@@ -730,7 +736,7 @@ append_fails_once_segment_deleted(void **state)
 	end = spool_end(s);
 	last_segment(path, sizeof(path));
 	assert_int_equal(unlink(path), 0);
-	usleep(2000);	/* an append looks at most once a millisecond */
+	usleep(2000); /* an append looks at most once a millisecond */
 	assert_int_equal(spool_append(s, "t", 1, "x", 1, 1), -ENOENT);
 	assert_true(spool_end(s) == end);
 	assert_int_equal(spool_check_dir(s), SPOOL_DIR_DELETED);
@@ -821,25 +827,25 @@ checkpoint_beyond_a_clean_end_reuses_no_position(void **state)
 
 	(void)state;
 	append_n(s, 0, 10);
-	synced = spool_end(s);			/* what reached the disk */
-	append_n(s, 10, 10);			/* acknowledged, committed, not yet synced */
+	synced = spool_end(s); /* what reached the disk */
+	append_n(s, 10, 10);   /* acknowledged, committed, not yet synced */
 	ck = spool_end(s);
 	assert_int_equal(spool_save_checkpoint(s, ck), 0);
 	spool_close(s);
 	last_segment(path, sizeof(path));
-	assert_int_equal(truncate(path, (off_t)synced), 0);	/* the power loss */
+	assert_int_equal(truncate(path, (off_t)synced), 0); /* the power loss */
 
 	/* First start after the loss: replay from min(checkpoint, end). */
 	s = open_spool(1 << 20, 1 << 30);
-	assert_true(spool_end(s) > ck);	/* beyond the checkpoint: a gap */
+	assert_true(spool_end(s) > ck); /* beyond the checkpoint: a gap */
 	/* The broker delivers 10 new messages (seq 100..109); they are
 	 * acknowledged; cordond stops before PostgreSQL commits them. */
 	for (int i = 100; i < 110; i++) {
 		char topic[] = "cordon/s1/gate/G01/event", payload[64];
 
 		snprintf(payload, sizeof(payload), "{\"seq\":%d}", i);
-		assert_int_equal(spool_append(s, topic, strlen(topic), payload,
-					      strlen(payload), i), 0);
+		assert_int_equal(spool_append(s, topic, strlen(topic), payload, strlen(payload), i),
+				 0);
 	}
 	spool_close(s);
 
@@ -860,7 +866,7 @@ checkpoint_beyond_a_clean_end_reuses_no_position(void **state)
 			n++;
 		spool_reader_destroy(r);
 	}
-	assert_int_equal(n, 10);		/* every acknowledged record replayed */
+	assert_int_equal(n, 10); /* every acknowledged record replayed */
 	spool_close(s);
 }
 
@@ -870,8 +876,10 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(append_read_rotate_release, setup, teardown),
 		cmocka_unit_test_setup_teardown(torn_tail_is_cut, setup, teardown),
-		cmocka_unit_test_setup_teardown(damage_in_closed_segment_loses_one_record, setup, teardown),
-		cmocka_unit_test_setup_teardown(damage_in_last_segment_is_kept_at_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(damage_in_closed_segment_loses_one_record, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(damage_in_last_segment_is_kept_at_open, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(damaged_last_record_and_torn_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(limit_and_truncation, setup, teardown),
 		cmocka_unit_test_setup_teardown(reclaim_when_appends_fail, setup, teardown),
@@ -881,8 +889,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(append_fails_once_segment_deleted, setup, teardown),
 		cmocka_unit_test_setup_teardown(directory_replaced, setup, teardown),
 		cmocka_unit_test_setup_teardown(checkpoint_round_trip, setup, teardown),
-		cmocka_unit_test_setup_teardown(reader_survives_release_of_its_segment, setup, teardown),
-		cmocka_unit_test_setup_teardown(checkpoint_beyond_a_clean_end_reuses_no_position, setup, teardown),
+		cmocka_unit_test_setup_teardown(reader_survives_release_of_its_segment, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(checkpoint_beyond_a_clean_end_reuses_no_position,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

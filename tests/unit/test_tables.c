@@ -13,7 +13,7 @@
 #include "normalize.h"
 #include "tables.h"
 
-#define RECV_US 1581849120000000LL	/* 2020-02-16T10:32:00Z */
+#define RECV_US 1581849120000000LL /* 2020-02-16T10:32:00Z */
 
 static const struct norm_context ctx = {
 	.topic_root = "cordon",
@@ -29,9 +29,12 @@ hash_of(const char *topic, const char *payload, int64_t recv_us, size_t index, c
 {
 	static struct event evs[NORM_MAX_EVENTS];
 	struct norm_input in = {
-		.topic = topic, .topic_len = strlen(topic),
-		.payload = (const uint8_t *)payload, .payload_len = strlen(payload),
-		.orig_len = strlen(payload), .received_us = recv_us,
+		.topic = topic,
+		.topic_len = strlen(topic),
+		.payload = (const uint8_t *)payload,
+		.payload_len = strlen(payload),
+		.orig_len = strlen(payload),
+		.received_us = recv_us,
 	};
 	struct norm_result res;
 	uint8_t h[NORM_HASH_LEN];
@@ -48,17 +51,17 @@ hash_of(const char *topic, const char *payload, int64_t recv_us, size_t index, c
 }
 
 #define GATE "cordon/s1/gate/G01/event"
-#define HIK_ENV(serial, when, person, temp) \
-	"{\"ipAddress\":\"10.6.1.21\",\"dateTime\":\"" when "\"," \
+#define HIK_ENV(serial, when, person, temp)                                   \
+	"{\"ipAddress\":\"10.6.1.21\",\"dateTime\":\"" when "\","             \
 	"\"eventType\":\"AccessControllerEvent\",\"AccessControllerEvent\":{" \
-	"\"majorEventType\":5,\"subEventType\":75,\"serialNo\":" serial "," \
-	"\"employeeNoString\":\"" person "\",\"currTemperature\":" temp "," \
+	"\"majorEventType\":5,\"subEventType\":75,\"serialNo\":" serial ","   \
+	"\"employeeNoString\":\"" person "\",\"currTemperature\":" temp ","   \
 	"\"thermometryUnit\":\"celsius\",\"mask\":\"yes\"}}"
 /* The same record as /ISAPI/AccessControl/AcsEvent lists it (bare, its own
  * "time"), e.g. forwarded by a bridge that polls the terminal. */
-#define HIK_BARE(serial, when, person, temp) \
+#define HIK_BARE(serial, when, person, temp)                                       \
 	"{\"major\":5,\"minor\":75,\"time\":\"" when "\",\"serialNo\":" serial "," \
-	"\"employeeNoString\":\"" person "\",\"currTemperature\":" temp "," \
+	"\"employeeNoString\":\"" person "\",\"currTemperature\":" temp ","        \
 	"\"thermometryUnit\":\"celsius\",\"mask\":\"yes\"}"
 
 /* Two deliveries of one reading, an hour apart: the same content. */
@@ -141,8 +144,7 @@ reuse_other_hash(void **state)
 	char a[33], b[33];
 
 	(void)state;
-	hash_of(GATE, HIK_ENV("1", "2020-02-16T18:31:00+08:00", "P-1", "36.5"), RECV_US, 0, a,
-		&e0);
+	hash_of(GATE, HIK_ENV("1", "2020-02-16T18:31:00+08:00", "P-1", "36.5"), RECV_US, 0, a, &e0);
 	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
 		hash_of(GATE, others[i], RECV_US, 0, b, &e);
 		assert_string_equal(e.key, e0.key);
@@ -155,7 +157,9 @@ reuse_other_hash(void **state)
 static void
 every_type_every_field(void **state)
 {
-	static const struct { const char *topic, *a, *b; } cases[] = {
+	static const struct {
+		const char *topic, *a, *b;
+	} cases[] = {
 		{ "cordon/s1/disinfection/Z1",
 		  "{\"id\":\"D-1\",\"ts\":1581849120,\"crew\":\"c-1\",\"agent\":\"x\"}",
 		  "{\"id\":\"D-1\",\"ts\":1581849120,\"crew\":\"c-2\",\"agent\":\"x\"}" },
@@ -218,7 +222,8 @@ hash_is_stable(void **state)
 	assert_string_equal(a, "9d46cdc31bf31c210d397743dbe0055e");
 	hash_of("cordon/s1/isolation/H1/check",
 		"{\"id\":\"K-1\",\"ts\":1581849120,\"person\":\"P-1\",\"temp_c\":36.5,"
-		"\"symptoms\":[\"cough\",\"fatigue\"]}", RECV_US, 0, a, NULL);
+		"\"symptoms\":[\"cough\",\"fatigue\"]}",
+		RECV_US, 0, a, NULL);
 	assert_string_equal(a, "1a336f14ae95c375f64cb94bdd3ec14c");
 }
 
@@ -232,8 +237,7 @@ row_carries_hash(void **state)
 	char a[33], want[40];
 
 	(void)state;
-	hash_of(GATE, HIK_ENV("1", "2020-02-16T18:31:00+08:00", "P-1", "36.5"), RECV_US, 0, a,
-		&ev);
+	hash_of(GATE, HIK_ENV("1", "2020-02-16T18:31:00+08:00", "P-1", "36.5"), RECV_US, 0, a, &ev);
 	tables_content_hash(&ev, ev.content_hash);
 	tables_row(&ev, &row);
 	t = tables_for(ev.type);

@@ -29,8 +29,8 @@ new_york_dst(void **state)
 
 	(void)state;
 	assert_int_equal(tz_load("America/New_York", &tz), 0);
-	assert_int_equal(tz_offset_at(tz, 1581849120), -5 * 3600);	/* February: EST */
-	assert_int_equal(tz_offset_at(tz, 1594900000), -4 * 3600);	/* July: EDT */
+	assert_int_equal(tz_offset_at(tz, 1581849120), -5 * 3600); /* February: EST */
+	assert_int_equal(tz_offset_at(tz, 1594900000), -4 * 3600); /* July: EDT */
 	/* 2020-07-16 12:00 local (EDT) is 16:00 UTC. */
 	assert_true(tz_local_to_utc(tz, 1594900800) == 1594900800 + 4 * 3600);
 	/* 2020-11-01 01:30 local happens twice: the earlier (EDT) is taken. */
