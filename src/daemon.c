@@ -38,6 +38,8 @@
 #include "spool.h"
 #include "store.h"
 #include "tables.h"
+#include "temp.h"
+#include "topics.h"
 
 #define TICK_MS 100
 #define STATS_INTERVAL_MS 60000
@@ -572,12 +574,12 @@ publish_transitions(struct daemon *d, int64_t received_us)
 		char ack_topic[256];
 		char *json;
 
-		snprintf(ack_topic, sizeof(ack_topic), "%s/%s/ack", d->cfg->topic_root,
-			 d->out.reject_site);
+		topics_build(ack_topic, sizeof(ack_topic), d->cfg->topic_root, TOPIC_ACK,
+			     d->out.reject_site, NULL);
 		json = alerts_reject_notice(ack_topic, strlen(ack_topic), "unknown_alert",
 					    d->out.reject_reason, "", 0);
-		snprintf(topic, sizeof(topic), "%s/%s/reject", d->cfg->topic_root,
-			 d->out.reject_site);
+		topics_build(topic, sizeof(topic), d->cfg->topic_root, TOPIC_REJECT,
+			     d->out.reject_site, NULL);
 		if (json && mqtt_client_publish(d->mqtt, topic, json, strlen(json), 0, 0) < 0)
 			log_limited(&d->publish_rl, LOG_LEVEL_WARNING, "cannot publish on %s",
 				    topic);
@@ -598,7 +600,7 @@ reject_notice(struct daemon *d, const struct spool_record *rec, const struct nor
 		return; /* no site to tell */
 	json = alerts_reject_notice(rec->topic, rec->topic_len, res->reason, res->detail,
 				    rec->payload, rec->payload_len);
-	snprintf(topic, sizeof(topic), "%s/%s/reject", d->cfg->topic_root, res->site);
+	topics_build(topic, sizeof(topic), d->cfg->topic_root, TOPIC_REJECT, res->site, NULL);
 	if (json && mqtt_client_publish(d->mqtt, topic, json, strlen(json), 0, 0) < 0)
 		log_limited(&d->publish_rl, LOG_LEVEL_WARNING, "cannot publish on %s", topic);
 	free(json);
@@ -1565,8 +1567,13 @@ reload(struct daemon *d)
 
 			spool_limits(d->cfg, &seg, &d->pause_at, &d->resume_at);
 		}
-		log_notice("configuration reloaded (log level %s, fever at %.1f \u00b0C)",
-			   log_level_name((enum log_level)d->cfg->log_level), d->cfg->fever_c);
+		{
+			char fever[16];
+
+			temp_format_c(d->cfg->fever_c, fever, sizeof(fever));
+			log_notice("configuration reloaded (log level %s, fever at %s \u00b0C)",
+				   log_level_name((enum log_level)d->cfg->log_level), fever);
+		}
 	}
 	free(errs);
 	notify_ready();
