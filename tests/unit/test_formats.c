@@ -2034,7 +2034,7 @@ format_table(void **state)
 		assert_string_equal(evs[0].vendor, f->name);
 		assert_int_equal(evs[0].temp_dc, f->sample_temp_dc);
 	}
-	assert_int_equal(normalize_format_from_name("acme"), -1);
+	assert_int_equal(normalize_format_from_name("no-such-format"), -1);
 	assert_string_equal(normalize_format_name((enum gate_format)(norm_nformats + 1)), "auto");
 }
 
