@@ -639,13 +639,6 @@ gone_errno(int gone)
 }
 
 int
-spool_append(struct spool *spool, const char *topic, size_t topic_len, const void *payload,
-	     size_t payload_len, int64_t recv_us)
-{
-	return spool_append_flags(spool, topic, topic_len, payload, payload_len, recv_us, 0);
-}
-
-int
 spool_append_flags(struct spool *spool, const char *topic, size_t topic_len, const void *payload,
 		   size_t payload_len, int64_t recv_us, unsigned flags)
 {

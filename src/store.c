@@ -1570,17 +1570,6 @@ store_take_done(struct store *s)
 	return b;
 }
 
-int
-store_busy(struct store *s)
-{
-	int busy;
-
-	pthread_mutex_lock(&s->lock);
-	busy = s->pending != NULL || s->done != NULL;
-	pthread_mutex_unlock(&s->lock);
-	return busy;
-}
-
 void
 store_get_stats(struct store *s, struct store_stats *ret)
 {
