@@ -382,8 +382,8 @@ add_segment(struct spool *spool, uint64_t start)
 	fd = openat(spool->dir_fd, name, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 	if (fd < 0)
 		return -errno;
-	if (fsync(spool->dir_fd) < 0 || (err = push_seg(spool, start, 0, fd)) < 0) {
-		err = errno ? -errno : -ENOMEM;
+	err = fsync(spool->dir_fd) < 0 ? -errno : push_seg(spool, start, 0, fd);
+	if (err < 0) {
 		close(fd);
 		unlinkat(spool->dir_fd, name, 0);
 		return err;

@@ -511,6 +511,7 @@ run_d(const uint8_t *data, size_t size)
 		total += SPOOL_HEADER_SIZE + tlen + plen;
 		recs[i].next = total;
 	}
+	// cppcheck-suppress uninitvar ; recs[0] to recs[n - 1] set above, and k < n
 	split = k < n ? recs[k].pos : total;
 	memcpy(dmg, orig, total);
 	cut[0] = split;

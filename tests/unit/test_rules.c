@@ -1676,7 +1676,7 @@ run_fever_steps(const int *order, int n, char *out, size_t outlen)
 					rules_kind_name(open[i]->kind), open[i]->subject,
 					open[i]->count);
 	/* as many raised as in time order; every one resolved but the open */
-	len += (size_t)snprintf(out + len, outlen - len, "raised %zu", raised);
+	snprintf(out + len, outlen - len, "raised %zu", raised);
 	assert_int_equal(raised, nres + nopen);
 	teardown((void **)&f);
 }
