@@ -79,8 +79,20 @@ def median(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
+def syscall_us(n=20000):
+    """What one system call costs here, in µs (getppid, a call that does
+    nothing, from Python: ~0.05 µs of it is Python's). Every message costs
+    the broker, the publisher and the consumer several system calls, so on
+    a VM where they are slow (a few µs instead of a tenth) every figure
+    here is several times worse; print it beside them."""
+    t0 = time.thread_time()  # CPU time: the wall clock would count other processes' turns
+    for _ in range(n):
+        os.getppid()
+    return (time.thread_time() - t0) / n * 1e6
+
+
 def machine():
-    """One line: CPUs, model, memory, load, versions."""
+    """One line: CPUs, model, memory, load, a system call's cost, versions."""
     model = "?"
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
         for line in f:
@@ -91,8 +103,9 @@ def machine():
     mosq = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True).stdout.split("\n")[0]
     pg = subprocess.run([os.path.join(harness.PG_BIN, "postgres"), "--version"],
                         capture_output=True, text=True).stdout.strip()
-    return "%d CPUs (%s), %.0f GiB, kernel %s, load %.2f; %s; %s" % (
-        os.cpu_count(), model, mem, platform.release(), os.getloadavg()[0], mosq.strip(), pg)
+    return "%d CPUs (%s), %.0f GiB, kernel %s, load %.2f, a system call %.2f µs; %s; %s" % (
+        os.cpu_count(), model, mem, platform.release(), os.getloadavg()[0], syscall_us(), mosq.strip(),
+        pg)
 
 
 def popen(argv, stdin=None, log=os.devnull):
