@@ -40,8 +40,10 @@ static int
 on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 {
 	size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
-	uint64_t hdr[2] = {((uint64_t)tlen << 32) | (uint32_t)m->payloadlen, 0};
-	struct iovec iov[3] = {{hdr, sizeof(hdr)}, {topic, tlen}, {m->payload, (size_t)m->payloadlen}};
+	uint64_t hdr[2] = { ((uint64_t)tlen << 32) | (uint32_t)m->payloadlen, 0 };
+	struct iovec iov[3] = { { hdr, sizeof(hdr) },
+				{ topic, tlen },
+				{ m->payload, (size_t)m->payloadlen } };
 	long n;
 
 	(void)ctx;
@@ -153,7 +155,7 @@ main(int argc, char **argv)
 		return 1;
 	getrusage(RUSAGE_SELF, &ru);
 	cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-	      (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+		(double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 	printf("received %ld in %.3f s, CPU %.2f us/message (whole process, connect included)\n",
 	       target, seconds(&first, &last), cpu / (double)target * 1e6);
 	fflush(stdout);
