@@ -47,8 +47,7 @@ enum alert_severity {
 	X(DISINFECTION_OVERDUE, "disinfection_overdue", SEVERITY_WARNING, "zones", true)    \
 	X(HOTLINE_UNRESOLVED, "hotline_unresolved", SEVERITY_WARNING, "calls", true)        \
 	X(BACKLOG, "backlog", SEVERITY_CRITICAL, "subjects", false)                         \
-	X(CLIENT_ID_CONFLICT, "client_id_conflict", SEVERITY_CRITICAL, "subjects", false)   \
-	X(GATE_FORCED, "gate_forced", SEVERITY_WARNING, "gates", false)
+	X(CLIENT_ID_CONFLICT, "client_id_conflict", SEVERITY_CRITICAL, "subjects", false)
 /* clang-format on */
 
 enum alert_kind {

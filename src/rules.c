@@ -1114,18 +1114,7 @@ status_rules(struct rules *r, const struct registry_snapshot *reg, const struct 
 	char subject[ALERT_SUBJECT_MAX];
 	struct alert t;
 
-	if (g && !g->sealed) {
-		/* gate_forced: a gate not sealed forced open, until it closes */
-		snprintf(subject, sizeof(subject), "gate:%s", ev->gate);
-		if (ev->state == STATE_CLOSED)
-			return resolve(r, out, KIND_GATE_FORCED, ev->site, subject, "closed", &at);
-		if (ev->state != STATE_FORCED)
-			return 0;
-		tmpl_event(&t, KIND_GATE_FORCED, ev, subject);
-		snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
-		return trigger(r, out, &t, &at);
-	}
-	if (!g)
+	if (!g || !g->sealed)
 		return 0;
 	snprintf(subject, sizeof(subject), "gate:%s", ev->gate);
 	if (ev->state == STATE_CLOSED) {

@@ -1572,21 +1572,6 @@ hotline_steps_in_any_order(void **state)
  * is raised and resolved at once (the operator sees it happened); a
  * re-seal dated before a breach that came first resolves nothing. */
 static void
-gate_forced_raised_and_closed(void **state)
-{
-	struct fx *f = *state;
-	struct event ev;
-
-	add_gate(f->reg, "s1", "G01", 0, 1);
-	ev = status_ev(f, "s1", "G01", STATE_FORCED, T0);
-	apply(f, &ev);
-	assert_int_equal(only(f, KIND_GATE_FORCED, "raised")->a.severity, SEVERITY_WARNING);
-	ev = status_ev(f, "s1", "G01", STATE_CLOSED, T0 + MIN);
-	apply(f, &ev);
-	assert_string_equal(only(f, KIND_GATE_FORCED, "resolved")->a.reason, "closed");
-}
-
-static void
 sealed_gate_states_out_of_order(void **state)
 {
 	struct fx *f = *state;
@@ -2806,7 +2791,6 @@ main(void)
 		T(hotline_resolve_before_open),
 		T(hotline_resolved_bound),
 		T(hotline_steps_in_any_order),
-		T(gate_forced_raised_and_closed),
 		T(sealed_gate_states_out_of_order),
 		T(sealed_gate_states_in_any_order),
 		T(sealed_gate_state_restored),
