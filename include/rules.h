@@ -1,5 +1,6 @@
-/* rules.h - the alert engine (SPEC 4): rule state, the catalogue, and the
- * alert lifecycle raised -> (acked) -> resolved.
+/* rules.h - the alert engine (SPEC 4): rule state, the rules of the
+ * catalogue, and the alert lifecycle raised -> (acked) -> resolved. What an
+ * alert is (struct alert, the kinds table) is alert_state.h's.
  *
  * Pure: no I/O and no clock reads. Events and ticks come in with the time
  * (struct rules_clock); transitions come out into a list that the caller
