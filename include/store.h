@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alert_state.h"
 #include "normalize.h"
-#include "rules.h"
 
 struct store;
 

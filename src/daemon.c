@@ -257,18 +257,12 @@ load_id_key(struct daemon *d)
 	return 0;
 }
 
-static enum alert_severity
-severity_from(const char *s)
-{
-	return strcmp(s, "critical") == 0 ? SEVERITY_CRITICAL :
-		strcmp(s, "warning") == 0 ? SEVERITY_WARNING :
-					    SEVERITY_INFO;
-}
-
 /* G3: the open alerts and last-seen times from PostgreSQL, so that timer
  * rules go on across a restart. Open alerts past max_open_alerts for a
  * site and kind (from before the bound, or a bound lowered meanwhile)
- * fold into the aggregate and are resolved, their retained state cleared. */
+ * fold into the aggregate and are resolved, their retained state cleared.
+ * The rows come typed (alert_state.h); the rules keep what the register
+ * knows (rules_restore_seen). */
 static void
 restore_rule_state(struct daemon *d, const struct registry_snapshot *s)
 {
@@ -277,69 +271,32 @@ restore_rule_state(struct daemon *d, const struct registry_snapshot *s)
 	size_t restored = 0, folded = 0, nseen = 0;
 
 	for (size_t i = 0; i < seed->nalerts; i++) {
-		const struct seed_alert *sa = &seed->alerts[i];
-		int kind = rules_kind_from_name(sa->kind);
-		struct alert a;
-		int err;
+		const struct alert *a = &seed->alerts[i];
+		int err = rules_restore_alert(d->rules, a, &now, &d->out);
 
-		if (kind < 0)
-			continue;
-		memset(&a, 0, sizeof(a));
-		snprintf(a.alert_id, sizeof(a.alert_id), "%s", sa->alert_id);
-		a.kind = (enum alert_kind)kind;
-		a.severity = severity_from(sa->severity);
-		a.state = strcmp(sa->state, "acked") == 0 ? ALERT_ACKED : ALERT_RAISED;
-		snprintf(a.site, sizeof(a.site), "%s", sa->site);
-		snprintf(a.subject, sizeof(a.subject), "%s", sa->subject);
-		snprintf(a.event_key, sizeof(a.event_key), "%s", sa->event_key);
-		snprintf(a.gate, sizeof(a.gate), "%s", sa->gate);
-		snprintf(a.household, sizeof(a.household), "%s", sa->household);
-		snprintf(a.card, sizeof(a.card), "%s", sa->card);
-		snprintf(a.zone, sizeof(a.zone), "%s", sa->zone);
-		snprintf(a.call_id, sizeof(a.call_id), "%s", sa->call_id);
-		snprintf(a.reason, sizeof(a.reason), "%s", sa->reason);
-		snprintf(a.by, sizeof(a.by), "%s", sa->by);
-		a.temp_dc = (int16_t)sa->temp_dc;
-		a.raised_us = sa->raised_us;
-		a.updated_us = sa->updated_us;
-		a.count = sa->count;
-		a.distinct = sa->distinct;
-		snprintf(a.sample, sizeof(a.sample), "%s", sa->sample);
-		err = rules_restore_alert(d->rules, &a, &now, &d->out);
 		if (err == 0)
 			restored++;
 		else if (err == 1)
 			folded++;
 		else
-			log_err("out of memory restoring alert %s", a.alert_id);
+			log_err("out of memory restoring alert %s", a->alert_id);
 		if (d->out.n)
 			publish_transitions(d, 0);
 		/* Open before the restart: over after a quiet period from now. */
-		if (err == 0 && a.kind == KIND_CLIENT_ID_CONFLICT &&
-		    strncmp(a.subject, "instance:", 9) == 0 &&
-		    strcmp(a.subject + 9, d->cfg->mqtt_client_id) == 0)
+		if (err == 0 && a->kind == KIND_CLIENT_ID_CONFLICT &&
+		    strncmp(a->subject, "instance:", 9) == 0 &&
+		    strcmp(a->subject + 9, d->cfg->mqtt_client_id) == 0)
 			d->conflict.active = 1;
 	}
 	for (size_t i = 0; i < seed->nseen; i++) {
-		const struct seed_seen *x = &seed->seen[i];
-		size_t norders = 0;
+		const struct alert_seen *x = &seed->seen[i];
+		int err = rules_restore_seen(d->rules, s, x, &now);
 
-		/* The rules keep the last-seen times of what the register knows
-		 * only (rules.c): of registered gates and zones, of households
-		 * under an order, the seal state of gates registered sealed. */
-		if (strcmp(x->what, "check") == 0)
-			(void)registry_isolations(s, x->site, x->id, &norders);
-		if ((strncmp(x->what, "seal_", 5) == 0 &&
-		     !(registry_gate(s, x->site, x->id) &&
-		       registry_gate(s, x->site, x->id)->sealed)) ||
-		    (strcmp(x->what, "gate") == 0 && !registry_gate(s, x->site, x->id)) ||
-		    (strcmp(x->what, "zone") == 0 && !registry_zone(s, x->site, x->id)) ||
-		    (strcmp(x->what, "check") == 0 && norders == 0))
-			continue;
-		nseen++;
-		if (rules_restore_seen(d->rules, x->what, x->site, x->id, x->sub, x->at_us, &now) <
-		    0)
-			log_warn("cannot restore %s %s/%s", x->what, x->site, x->id);
+		if (err != 1)
+			nseen++;
+		if (err < 0)
+			log_warn("cannot restore %s %s/%s", alert_state_seen_name(x->what), x->site,
+				 x->id);
 	}
 	if (folded)
 		log_warn("%zu open alerts past [rules] max_open_alerts = %" PRId64 " for their site"
