@@ -1469,6 +1469,10 @@ hotline_resolved_bound(void **state)
 			for (int c = 0; c < RESOLVED_CALLS; c++)
 				if (kept[c] && (oldest < 0 || kept[c] < kept[oldest]))
 					oldest = c;
+			if (oldest < 0) {
+				fail_msg("the model holds %d calls and found none", nkept);
+				break;
+			}
 			if (kept[oldest] > at)
 				continue;
 			kept[oldest] = 0;
