@@ -81,7 +81,7 @@ struct daemon {
 	int64_t wall_offset_us; /* CLOCK_REALTIME - CLOCK_MONOTONIC, last tick */
 	int stopping;
 	int64_t stop_deadline_ms;
-	int stop_ingest; /* SIGTERM while the directory is gone: mqtt_client_stop() waits */
+	int stop_ingest; /* SIGTERM while the directory is gone: the stop waits */
 };
 
 static struct rules_clock
@@ -310,14 +310,14 @@ on_tick(struct daemon *d)
  * every SPOOL_POLL_MS instead: a wake-up and a context switch per message
  * cost cordond 8 % of its CPU at 9,000 messages/s; a message then waits at
  * most SPOOL_POLL_MS. A poll that finds fewer than two ends the stream.
- * `before`: the records the rules cursor had read before this turn's pump. */
+ * `now` (CLOCK_MONOTONIC, us) and `before` (the records the rules cursor had
+ * read): as they were before this turn's pump. */
 #define SPOOL_POLL_MS 1
 #define SPOOL_STREAM_US 500
 
 static void
-moderate_wakes(struct daemon *d, int woken, uint64_t before)
+moderate_wakes(struct daemon *d, int woken, int64_t now, uint64_t before)
 {
-	int64_t now = clocks_mono_us();
 	int stream;
 
 	if (woken) {
@@ -427,7 +427,7 @@ handle_signal(struct daemon *d)
 				 * told to stop, it would end the process at once, and
 				 * what only the open files still hold would be lost. */
 				if (spool_check_dir(d->spool) == SPOOL_DIR_OK)
-					mqtt_client_stop(d->mqtt, 2000);
+					mqtt_client_stop_begin(d->mqtt, 2000);
 				else
 					d->stop_ingest = 1;
 			}
@@ -687,20 +687,25 @@ wait_events(struct daemon *d, struct wakeups *w)
 }
 
 /* After SIGTERM, each turn: the receive thread stopped once the spool
- * directory is back, and the end once everything received is in
- * PostgreSQL or the shutdown deadline passed. Returns 1 to end the loop. */
+ * directory is back, and the end once that stop is done and everything
+ * received is in PostgreSQL, or the shutdown deadline passed. The stop is
+ * the publish thread's (it calls into Paho): the loop never waits for it,
+ * and goes on pumping meanwhile. Returns 1 to end the loop. */
 static int
 drain_step(struct daemon *d)
 {
 	uint64_t pending;
 
 	if (d->stop_ingest && spool_check_dir(d->spool) == SPOOL_DIR_OK) {
-		mqtt_client_stop(d->mqtt, 2000);
+		mqtt_client_stop_begin(d->mqtt, 2000);
 		d->stop_ingest = 0;
 	}
 	/* Bytes, not the distance between positions: a gap
 	 * left by a cut tail holds none. */
 	pending = pipeline_pending(&d->pl);
+	if (pending == 0 && !d->stop_ingest && !mqtt_client_is_stopped(d->mqtt) &&
+	    clocks_mono_ms() < d->stop_deadline_ms)
+		return 0; /* the stop is under way: messages may still come */
 	if (pending == 0) {
 		log_notice("drained: everything received is in PostgreSQL");
 		return 1;
@@ -720,6 +725,7 @@ loop_once(struct daemon *d)
 {
 	struct wakeups w;
 	uint64_t before;
+	int64_t now;
 	int err;
 
 	if ((err = wait_events(d, &w)) < 0)
@@ -730,6 +736,7 @@ loop_once(struct daemon *d)
 		take_register(d); /* a new register snapshot; at start the rule state */
 	if (w.tick)
 		on_tick(d); /* broker, clocks, spool health, status, timer rules */
+	now = clocks_mono_us();
 	before = d->pl.nrecords;
 	pipeline_pump(&d->pl); /* committed batch back, rules, catch-up, flush */
 	if (w.woken || w.polled) {
@@ -737,7 +744,7 @@ loop_once(struct daemon *d)
 		 * receive thread must never reach the spool's hard limit, where it
 		 * would wait for space inside Paho's callback, holding Paho's lock. */
 		intake_check_space(&d->intake, d->stopping);
-		moderate_wakes(d, w.woken, before);
+		moderate_wakes(d, w.woken, now, before);
 	}
 	if (d->stopping)
 		return drain_step(d);
