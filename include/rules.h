@@ -136,20 +136,6 @@ size_t rules_open_alerts(struct rules *r, const struct alert **ret, size_t max);
 void rules_output_clear(struct rules_output *out);
 void rules_output_free(struct rules_output *out);
 
-/* The names daemon.c calls the kinds and severities by, until its split
- * (issue 15) lands: then its callers call alert_state.h's directly. */
-static inline const char *
-rules_kind_name(enum alert_kind k)
-{
-	return alert_state_kind_name(k);
-}
-
-static inline const char *
-rules_severity_name(enum alert_severity s)
-{
-	return alert_state_severity_name(s);
-}
-
 /* alert_id: hex of a 128-bit hash of site, kind, subject and the first
  * triggering event's key, so that a replay yields the same id. */
 void rules_alert_id(const char *site, const char *kind, const char *subject, const char *event_key,

@@ -80,8 +80,9 @@ publisher_transitions(struct publisher *p, struct rules_output *out,
 					a->state == ALERT_RESOLVED ? 0 : strlen(json), 1, 1) < 0)
 			log_limited(&p->publish_rl, LOG_LEVEL_ERR,
 				    "cannot queue the state of alert %s", a->alert_id);
-		log_notice("alert %s %s (%s, %s, count %u) %s", rules_kind_name(a->kind), t->what,
-			   rules_severity_name(a->severity), a->subject, a->count, a->alert_id);
+		log_notice("alert %s %s (%s, %s, count %u) %s", alert_state_kind_name(a->kind),
+			   t->what, alert_state_severity_name(a->severity), a->subject, a->count,
+			   a->alert_id);
 		p->transitions[a->kind][transition_index(t->what)]++;
 		if (a->kind == KIND_FEVER && received_us && transition_index(t->what) <= 1)
 			histogram_observe(&p->fever_latency,

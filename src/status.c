@@ -166,7 +166,8 @@ render_metrics(struct status *st, const struct mqtt_client_stats *is, const stru
 		for (int w = 0; w < 4; w++)
 			fprintf(f,
 				"cordon_alert_transitions_total{kind=\"%s\",transition=\"%s\"} %llu\n",
-				rules_kind_name((enum alert_kind)k), publisher_transition_name(w),
+				alert_state_kind_name((enum alert_kind)k),
+				publisher_transition_name(w),
 				(unsigned long long)st->pub->transitions[k][w]);
 	fprintf(f,
 		"# HELP cordon_spool_bytes Bytes in the spool.\n# TYPE cordon_spool_bytes gauge\n"

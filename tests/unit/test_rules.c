@@ -353,8 +353,9 @@ static const struct alert_transition *
 only(struct fx *f, enum alert_kind kind, const char *what)
 {
 	for (size_t i = 0; f->out.n != 1 && i < f->out.n; i++)
-		print_message("transition %zu: %s %s %s\n", i, rules_kind_name(f->out.t[i].a.kind),
-			      f->out.t[i].what, f->out.t[i].a.subject);
+		print_message("transition %zu: %s %s %s\n", i,
+			      alert_state_kind_name(f->out.t[i].a.kind), f->out.t[i].what,
+			      f->out.t[i].a.subject);
 	assert_int_equal(f->out.n, 1);
 	assert_int_equal(f->out.t[0].a.kind, kind);
 	assert_string_equal(f->out.t[0].what, what);
@@ -365,8 +366,9 @@ static void
 none(struct fx *f)
 {
 	if (f->out.n)
-		fail_msg("unexpected transition: %s %s %s", rules_kind_name(f->out.t[0].a.kind),
-			 f->out.t[0].what, f->out.t[0].a.subject);
+		fail_msg("unexpected transition: %s %s %s",
+			 alert_state_kind_name(f->out.t[0].a.kind), f->out.t[0].what,
+			 f->out.t[0].a.subject);
 }
 
 static size_t
@@ -1686,7 +1688,7 @@ run_gate_steps(const int *order, int n, char *out, size_t outlen)
 	out[0] = '\0';
 	for (size_t i = 0; i < nopen; i++)
 		len += (size_t)snprintf(out + len, outlen - len, "%s %s;",
-					rules_kind_name(open[i]->kind), open[i]->subject);
+					alert_state_kind_name(open[i]->kind), open[i]->subject);
 	/* every alert raised is resolved but the open ones */
 	assert_int_equal(raised, resolved + nopen);
 	teardown((void **)&f);
@@ -1771,7 +1773,7 @@ run_fever_steps(const int *order, int n, char *out, size_t outlen)
 	nopen = rules_open_alerts(f->r, open, 8);
 	for (size_t i = 0; i < nopen; i++)
 		len += (size_t)snprintf(out + len, outlen - len, "open %s %s %d;",
-					rules_kind_name(open[i]->kind), open[i]->subject,
+					alert_state_kind_name(open[i]->kind), open[i]->subject,
 					open[i]->count);
 	/* as many raised as in time order; every one resolved but the open */
 	snprintf(out + len, outlen - len, "raised %zu", raised);
@@ -2748,12 +2750,12 @@ names(void **state)
 {
 	(void)state;
 	for (int k = 0; k < KIND_COUNT; k++)
-		assert_int_equal(alert_state_kind_from_name(rules_kind_name((enum alert_kind)k)),
-				 k);
+		assert_int_equal(
+			alert_state_kind_from_name(alert_state_kind_name((enum alert_kind)k)), k);
 	assert_int_equal(alert_state_kind_from_name("plague"), -EINVAL);
-	assert_string_equal(rules_kind_name(KIND_HOTLINE_UNRESOLVED), "hotline_unresolved");
-	assert_string_equal(rules_severity_name(SEVERITY_CRITICAL), "critical");
-	assert_string_equal(rules_severity_name(SEVERITY_WARNING), "warning");
+	assert_string_equal(alert_state_kind_name(KIND_HOTLINE_UNRESOLVED), "hotline_unresolved");
+	assert_string_equal(alert_state_severity_name(SEVERITY_CRITICAL), "critical");
+	assert_string_equal(alert_state_severity_name(SEVERITY_WARNING), "warning");
 	assert_string_equal(alert_state_name(ALERT_ACKED), "acked");
 	assert_string_equal(alert_state_name(ALERT_RESOLVED), "resolved");
 }
