@@ -27,6 +27,12 @@ from harness import Broker, Cordond, Postgres, free_port, make_tmpdir, sequence_
 # mosquitto_pub -l at QoS 1 stops early past 65,535 lines (message ids wrap).
 LINES_PER_PUBLISHER = 50000
 
+# Appended to the harness's mosquitto.conf (the last setting wins): a
+# production broker keeps persistence on with Mosquitto's default autosave
+# (the harness's 0 saves only at exit); or persistence off, for comparison.
+BROKER_PRODUCTION = "autosave_interval 1800\n"
+BROKER_NO_PERSISTENCE = "persistence false\n"
+
 
 def cpu_seconds(pid):
     """utime + stime of a live process, in seconds."""
@@ -73,8 +79,20 @@ def median(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
+def syscall_us(n=20000):
+    """What one system call costs here, in µs (getppid, a call that does
+    nothing, from Python: ~0.05 µs of it is Python's). Every message costs
+    the broker, the publisher and the consumer several system calls, so on
+    a VM where they are slow (a few µs instead of a tenth) every figure
+    here is several times worse; print it beside them."""
+    t0 = time.thread_time()  # CPU time: the wall clock would count other processes' turns
+    for _ in range(n):
+        os.getppid()
+    return (time.thread_time() - t0) / n * 1e6
+
+
 def machine():
-    """One line: CPUs, model, memory, load, versions."""
+    """One line: CPUs, model, memory, load, a system call's cost, versions."""
     model = "?"
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
         for line in f:
@@ -85,8 +103,9 @@ def machine():
     mosq = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True).stdout.split("\n")[0]
     pg = subprocess.run([os.path.join(harness.PG_BIN, "postgres"), "--version"],
                         capture_output=True, text=True).stdout.strip()
-    return "%d CPUs (%s), %.0f GiB, kernel %s, load %.2f; %s; %s" % (
-        os.cpu_count(), model, mem, platform.release(), os.getloadavg()[0], mosq.strip(), pg)
+    return "%d CPUs (%s), %.0f GiB, kernel %s, load %.2f, a system call %.2f µs; %s; %s" % (
+        os.cpu_count(), model, mem, platform.release(), os.getloadavg()[0], syscall_us(), mosq.strip(),
+        pg)
 
 
 def popen(argv, stdin=None, log=os.devnull):
@@ -103,14 +122,23 @@ def killpg(p):
 
 class Publishers:
     """Canonical gate events (harness.sequence_events, 4 gates) published at
-    QoS 1 by `mosquitto_pub -l -q 1 -M 1000`, one process per 50,000 lines,
-    each reading its payloads from a file written beforehand (a Python
-    publisher tops out near 5,000 msg/s here and would be the bottleneck).
-    Each exits once the broker has acknowledged its last message."""
+    QoS 1 by `mosquitto_pub -l -q 1 -M 1000`, one process per chunk of at
+    most 50,000 lines (past 65,535 lines mosquitto_pub stops early), each
+    reading its payloads from a file written beforehand (a Python publisher
+    tops out near 5,000 msg/s here and would be the bottleneck). Each exits
+    once the broker has acknowledged its last message.
 
-    def __init__(self, dir, port, site, count, prefix="S", events=None):
+    By default the chunks are published one after the other by a single
+    mosquitto_pub at a time: one publisher, as a gateway or a bridge feeds a
+    production broker. parallel=True starts every chunk at once (what
+    bench/ingest did until 2026-11-30: four or more publishers competing with
+    the broker and the consumer for two cores, which measured the scheduler
+    more than the consumer; bench/ingest --parallel-publishers keeps it)."""
+
+    def __init__(self, dir, port, site, count, prefix="S", events=None, parallel=False):
         """events: (topic, payload) pairs to publish instead of
         sequence_events(site, count)."""
+        self.parallel = parallel
         by_topic = {}
         for topic, payload in events if events is not None else \
                 sequence_events(site, count, prefix=prefix):
@@ -129,14 +157,24 @@ class Publishers:
                 self.last_keys.append("%s/%s/%s" % (site, gate, json.loads(chunk[-1])["id"]))
                 n += 1
 
+    def _spawn(self, n):
+        topic, path = self.files[n]
+        p = popen(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(self.port),
+                   "-i", "bench-pub-%d" % n, "-q", "1", "-M", "1000", "-l", "-t", topic],
+                  path, os.path.join(self.dir, "pub.log"))
+        self.procs.append(p)
+        return p
+
     def start(self):
+        self.stopped = False
         t0 = time.monotonic()
-        for n, (topic, path) in enumerate(self.files):
-            p = popen(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(self.port),
-                       "-i", "bench-pub-%d" % n, "-q", "1", "-M", "1000", "-l", "-t", topic],
-                      path, os.path.join(self.dir, "pub.log"))
-            self.procs.append(p)
-            t = threading.Thread(target=self._reap, args=(p,), daemon=True)
+        if self.parallel:
+            for n in range(len(self.files)):
+                t = threading.Thread(target=self._reap, args=(self._spawn(n),), daemon=True)
+                t.start()
+                self.threads.append(t)
+        else:
+            t = threading.Thread(target=self._in_turn, daemon=True)
             t.start()
             self.threads.append(t)
         return t0
@@ -144,6 +182,16 @@ class Publishers:
     def _reap(self, p):
         p.wait()
         self.exits.append(time.monotonic())
+
+    def _in_turn(self):
+        for n in range(len(self.files)):
+            if self.stopped:
+                return
+            p = self._spawn(n)
+            p.wait()
+            self.exits.append(time.monotonic())
+            if p.returncode != 0:
+                return
 
     def wait(self, timeout=1800):
         """Return when the last publisher exited (its last PUBACK)."""
@@ -156,6 +204,7 @@ class Publishers:
         return max(self.exits)
 
     def kill(self):
+        self.stopped = True
         for p in self.procs:
             killpg(p)
 
@@ -176,11 +225,14 @@ class Setup:
     folder, and a cordond with its metrics on a free port. Use as a context
     manager: everything is stopped and removed at the end."""
 
-    def __init__(self, prefix="cordon-bench-", durable=True):
+    def __init__(self, prefix="cordon-bench-", durable=True, broker_persistence=True):
+        """broker_persistence: Mosquitto as in production (persistence on,
+        its default autosave_interval of 1800 s); False: persistence off."""
         self.dir = make_tmpdir(prefix)
         os.mkdir(os.path.join(self.dir, "broker"))
         os.mkdir(os.path.join(self.dir, "pg"))
-        self.broker = Broker(os.path.join(self.dir, "broker"))
+        self.broker = Broker(os.path.join(self.dir, "broker"),
+                             extra=BROKER_PRODUCTION if broker_persistence else BROKER_NO_PERSISTENCE)
         self.pg = Postgres(os.path.join(self.dir, "pg"), durable=durable)
         self.cordond = None
         self.metrics_port = None

@@ -5,7 +5,7 @@
 #include <stddef.h>
 
 #include "registry.h"
-#include "rules.h"
+#include "alert_state.h"
 
 /* Renders the SPEC 4 alert message of a transition; returns a malloc'ed
  * JSON string, or NULL when out of memory. `reg` adds the building. */

@@ -31,7 +31,6 @@ struct log_ratelimit {
 /* Detects journald (JOURNAL_STREAM matching stderr) to choose the prefix. */
 void log_init(void);
 void log_set_level(enum log_level level);
-enum log_level log_get_level(void);
 /* Parses "error|warning|notice|info|debug"; returns 0 or -EINVAL. */
 int log_parse_level(const char *s, enum log_level *ret_level) __attribute__((warn_unused_result));
 const char *log_level_name(enum log_level level);

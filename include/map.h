@@ -24,6 +24,10 @@ void *map_get(const struct map *m, const char *key);
  * *ret_old. Returns 0 or -ENOMEM. */
 int map_put(struct map *m, const char *key, void *value, void **ret_old)
 	__attribute__((warn_unused_result));
+/* The value of key; when there is none, a new one of `size` bytes,
+ * zeroed (calloc), put under key (freed by the map's owner, as the
+ * others). NULL when out of memory (nothing changed). */
+void *map_get_or_make(struct map *m, const char *key, size_t size);
 /* Removes key; returns its value or NULL. */
 void *map_remove(struct map *m, const char *key);
 /* Iteration: for (size_t i = 0; map_next(m, &i, &k, &v);) ...; removing

@@ -5,6 +5,7 @@
 #ifndef CORDON_MQTT_CLIENT_H
 #define CORDON_MQTT_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -119,6 +120,12 @@ void mqtt_client_resume(struct mqtt_client *in);
  * after this returns. Publishes queued later go to Paho's persistence,
  * for the next start. */
 void mqtt_client_stop(struct mqtt_client *in, int timeout_ms);
+/* The same stop, queued without waiting for it (the main loop: the stop
+ * calls into Paho, and Paho's lock may be held by a receive callback that
+ * waits for spool space only the loop frees); mqtt_client_is_stopped()
+ * tells when every stop begun is done. */
+void mqtt_client_stop_begin(struct mqtt_client *in, int timeout_ms);
+bool mqtt_client_is_stopped(struct mqtt_client *in);
 void mqtt_client_destroy(struct mqtt_client *in);
 /* The loop is about to sleep: the next append writes wake_fd once. The
  * loop must look at the spool again after this call (an append may have

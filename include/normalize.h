@@ -177,11 +177,9 @@ int normalize_message(const struct norm_context *ctx, const struct norm_input *i
 void normalize_message_hash(const struct norm_input *in, char ret_hex[33]);
 
 /* Parses ISO 8601 ("2020-02-16T18:32:00.123+08:00", "...Z", or naive local
- * time interpreted at tz_offset_s) into microseconds since the epoch. */
-int normalize_parse_time(const char *s, int64_t tz_offset_s, int64_t *ret_us)
-	__attribute__((warn_unused_result));
-/* The same, with a naive time converted through ctx (site zone); sets
- * *ret_naive when the string had no offset. */
+ * time) into microseconds since the epoch; a naive time is converted
+ * through ctx (the site's zone, else ctx->tz_offset_s). Sets *ret_naive
+ * (when not NULL) when the string had no offset. */
 int normalize_parse_time_ctx(const struct norm_context *ctx, const char *site, const char *s,
 			     int64_t *ret_us, int *ret_naive) __attribute__((warn_unused_result));
 

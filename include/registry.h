@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alert_state.h"
 #include "normalize.h"
 #include "tz.h"
 
@@ -68,32 +69,12 @@ struct reg_isolation {
 };
 
 /* Rule state read from PostgreSQL once at start (SPEC G3): open alerts
- * and the last time each thing was seen. Strings as the tables hold them. */
-struct seed_alert {
-	char alert_id[33];
-	char site[REG_ID], kind[32], severity[16], state[16];
-	char subject[NORM_ID_MAX + 24], event_key[NORM_STORED_KEY_MAX]; /* RULES_SUBJECT_MAX */
-	char gate[REG_ID], household[REG_ID], card[REG_ID], zone[REG_ID], call_id[REG_ID];
-	char reason[32], by[REG_ID];
-	int temp_dc; /* TEMP_NONE when none */
-	int64_t raised_us, updated_us;
-	uint32_t count;
-	uint32_t distinct;		     /* an aggregate's distinct subjects, else 0 */
-	char sample[4 * (NORM_ID_MAX + 24)]; /* RULES_SAMPLE_MAX */
-};
-
-struct seed_seen {
-	char what[16]; /* gate, zone, check, call, call_resolved, exit,
-				 * seal_closed, seal_breach */
-	char site[REG_ID], id[REG_ID], sub[REG_ID];
-	int64_t at_us;
-};
-
+ * and the last time each thing was seen, as typed rows (alert_state.h). */
 struct registry_seed {
-	struct seed_alert *alerts;
+	struct alert *alerts;
 	size_t nalerts;
 	int more; /* a site and kind has more open alerts than were loaded */
-	struct seed_seen *seen;
+	struct alert_seen *seen;
 	size_t nseen;
 };
 

@@ -1,5 +1,6 @@
-/* rules.h - the alert engine (SPEC 4): rule state, the catalogue, and the
- * alert lifecycle raised -> (acked) -> resolved.
+/* rules.h - the alert engine (SPEC 4): rule state, the rules of the
+ * catalogue, and the alert lifecycle raised -> (acked) -> resolved. What an
+ * alert is (struct alert, the kinds table) is alert_state.h's.
  *
  * Pure: no I/O and no clock reads. Events and ticks come in with the time
  * (struct rules_clock); transitions come out into a list that the caller
@@ -22,16 +23,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alert_state.h"
 #include "map.h"
 #include "normalize.h"
 #include "registry.h"
 
-#define RULES_SUBJECT_MAX (NORM_ID_MAX + 24)
-/* The subject of a site's aggregate alert of one kind: the subjects past
- * max_open_alerts fold into it (no subject of an event can be "*"). */
-#define RULES_AGGREGATE "*"
-#define RULES_SAMPLE 4 /* subjects an aggregate shows */
-#define RULES_SAMPLE_MAX (RULES_SAMPLE * RULES_SUBJECT_MAX)
 /* An aggregate into which nothing was folded for this long is resolved. */
 #define RULES_FOLD_QUIET_US (3600LL * 1000000)
 
@@ -58,73 +54,6 @@ struct rules_config {
 	int64_t hotline_other_us;
 	int64_t repeat_interval_us;
 	int64_t max_open_alerts; /* per site and kind; past it subjects fold */
-};
-
-enum alert_kind {
-	KIND_FEVER,
-	KIND_ISOLATION_OVERDUE,
-	KIND_ISOLATION_SYMPTOM,
-	KIND_ISOLATION_BREACH,
-	KIND_SEALED_GATE,
-	KIND_GATE_SILENT,
-	KIND_UNKNOWN_CARD,
-	KIND_EXIT_QUOTA,
-	KIND_DISINFECTION_OVERDUE,
-	KIND_HOTLINE_UNRESOLVED,
-	KIND_BACKLOG,
-	KIND_CLIENT_ID_CONFLICT,
-	KIND_COUNT,
-};
-
-enum alert_severity {
-	SEVERITY_INFO,
-	SEVERITY_WARNING,
-	SEVERITY_CRITICAL,
-};
-
-enum alert_state {
-	ALERT_RAISED,
-	ALERT_ACKED,
-	ALERT_RESOLVED,
-};
-
-/* One alert: its current state. */
-struct alert {
-	char alert_id[33];
-	enum alert_kind kind;
-	enum alert_severity severity;
-	enum alert_state state;
-	char site[NORM_ID_MAX + 1];
-	char subject[RULES_SUBJECT_MAX];
-	char event_key[NORM_STORED_KEY_MAX]; /* the first triggering event */
-	/* That event's content hash (tables_content_hash()); all zero when
-	 * no event raised the alert (a timer). The store points the alert at
-	 * the event's own row when its device reused the key (sql/0006). */
-	uint8_t event_hash[NORM_HASH_LEN];
-	char gate[NORM_ID_MAX + 1];
-	char household[NORM_ID_MAX + 1];
-	char card[NORM_ID_MAX + 1];
-	char zone[NORM_ID_MAX + 1];
-	char call_id[NORM_ID_MAX + 1];
-	int16_t temp_dc;			    /* TEMP_NONE when not a reading */
-	int64_t raised_us, updated_us, resolved_us; /* wall clock, us since the epoch */
-	int64_t published_mono_us;		    /* last transition handed out (the engine's
-					 * monotonic time; set by the engine) */
-	uint32_t count;				    /* triggers so far */
-	uint32_t published_count;		    /* count at the last transition */
-	char reason[32];			    /* why it was resolved */
-	char by[NORM_ID_MAX + 1];		    /* who acked or resolved it */
-	/* An aggregate (subject RULES_AGGREGATE) only: the distinct subjects
-	 * folded into it (exact up to 256, then a HyperLogLog estimate, see
-	 * rules.c), and the first RULES_SAMPLE of them, ' '-separated. */
-	uint32_t distinct;
-	char sample[RULES_SAMPLE_MAX];
-};
-
-/* A transition to publish and store: the alert as it is after it. */
-struct alert_transition {
-	struct alert a;
-	const char *what; /* "raised", "updated", "acked", "resolved" */
 };
 
 struct rules_output {
@@ -180,21 +109,21 @@ int rules_client_id_conflict(struct rules *r, const char *instance, int trouble,
  * sample. Returns 0 (restored), 1 (folded) or -ENOMEM. */
 int rules_restore_alert(struct rules *r, const struct alert *a, const struct rules_clock *now,
 			struct rules_output *out) __attribute__((warn_unused_result));
-/* Whether `a` is an aggregate alert (subject RULES_AGGREGATE). */
-bool rules_is_aggregate(const struct alert *a);
-/* Restores the last time something was seen: a gate's message, a
+/* Restores the last time something was seen (alert_state.h, struct
+ * alert_seen) as PostgreSQL had it at start: a gate's message, a
  * disinfection, a check (household, person or ""), an open urgent call
- * (what "call": its open time; category), a resolved call (what
- * "call_resolved": its resolve time; a call resolved is never restored or
- * followed as open, whichever of the two comes first), an outward pass of
- * a household, a sealed gate's latest `closed` (what "seal_closed") or
- * latest breach (what "seal_breach": a pass, or an open or forced status),
- * by rule time (kept as wall times: the latest of each wins). at_us is a
- * wall time (us since the epoch), put on the monotonic clock by its age at
- * `now` (a time later than now counts as now). Returns 0, -ENOMEM, or
- * -EINVAL for an unknown `what`. */
-int rules_restore_seen(struct rules *r, const char *what, const char *site, const char *id,
-		       const char *sub, int64_t at_us, const struct rules_clock *now)
+ * (its open time; category), a resolved call (its resolve time; a call
+ * resolved is never restored or followed as open, whichever of the two
+ * comes first), an outward pass of a household, a sealed gate's latest
+ * `closed` or latest breach (a pass, or an open or forced status), by rule
+ * time (kept as wall times: the latest of each wins). x->at_us is put on
+ * the monotonic clock by its age at `now` (a time later than now counts
+ * as now). As at run time, only what the register `reg` knows is kept:
+ * registered gates and zones, households under an order, the seal state
+ * of gates registered sealed. Returns 0, 1 (not kept: the register does
+ * not know it) or -ENOMEM. */
+int rules_restore_seen(struct rules *r, const struct registry_snapshot *reg,
+		       const struct alert_seen *x, const struct rules_clock *now)
 	__attribute__((warn_unused_result));
 
 /* Entries of the rule state (open alerts, last-seen times, calls, exit
@@ -206,11 +135,6 @@ size_t rules_open_alerts(struct rules *r, const struct alert **ret, size_t max);
 
 void rules_output_clear(struct rules_output *out);
 void rules_output_free(struct rules_output *out);
-
-const char *rules_kind_name(enum alert_kind k);
-int rules_kind_from_name(const char *name);
-const char *rules_severity_name(enum alert_severity s);
-const char *rules_state_name(enum alert_state s);
 
 /* alert_id: hex of a 128-bit hash of site, kind, subject and the first
  * triggering event's key, so that a replay yields the same id. */

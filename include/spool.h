@@ -83,7 +83,9 @@ int spool_open(const struct spool_options *opt, struct spool **ret_spool)
 	__attribute__((warn_unused_result));
 void spool_close(struct spool *spool);
 
-/* Appends one message; thread-safe. Returns 0, -ENOSPC when the spool is
+/* Appends one message with record flags (SPOOL_RETAINED; others are
+ * ignored), which the readers hand back in spool_record.flags;
+ * thread-safe. Returns 0, -ENOSPC when the spool is
  * at max_bytes (the caller must not acknowledge the message), -EMSGSIZE for
  * a topic over 65535 bytes, -ENOENT or -ESTALE while the directory is
  * deleted or replaced (spool_check_dir()), or another negative errno on I/O
@@ -92,10 +94,6 @@ void spool_close(struct spool *spool);
  * once a millisecond, that the segment file is still linked: one deleted
  * under us fails the append (what was appended to it before still reads
  * through the open descriptor). */
-int spool_append(struct spool *spool, const char *topic, size_t topic_len, const void *payload,
-		 size_t payload_len, int64_t recv_us) __attribute__((warn_unused_result));
-/* The same, with record flags (SPOOL_RETAINED; others are ignored),
- * which the readers hand back in spool_record.flags. */
 int spool_append_flags(struct spool *spool, const char *topic, size_t topic_len,
 		       const void *payload, size_t payload_len, int64_t recv_us, unsigned flags)
 	__attribute__((warn_unused_result));

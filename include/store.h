@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alert_state.h"
 #include "normalize.h"
-#include "rules.h"
 
 struct store;
 
@@ -95,7 +95,6 @@ int store_submit(struct store *store, struct store_batch *batch)
 	__attribute__((warn_unused_result));
 /* Takes back a committed batch: returns it, or NULL when none is done. */
 struct store_batch *store_take_done(struct store *store);
-int store_busy(struct store *store);
 void store_get_stats(struct store *store, struct store_stats *ret_stats);
 /* Appends the store's own metrics (connection attempts, held writes,
  * write errors by SQLSTATE, rows turned rejects) as Prometheus text to a

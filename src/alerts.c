@@ -14,7 +14,7 @@
 void
 alerts_topic(const char *root, const struct alert *a, char *buf, size_t len)
 {
-	topics_build(buf, len, root, TOPIC_ALERT, a->site, rules_kind_name(a->kind));
+	topics_build(buf, len, root, TOPIC_ALERT, a->site, alert_state_kind_name(a->kind));
 }
 
 void
@@ -45,22 +45,6 @@ after_colon(const char *subject)
 	const char *c = strchr(subject, ':');
 
 	return c ? c + 1 : subject;
-}
-
-/* What the subjects of an aggregate of kind k are, in the plural. */
-static const char *
-subjects_noun(enum alert_kind k)
-{
-	switch (k) {
-	case KIND_UNKNOWN_CARD: return "cards";
-	case KIND_SEALED_GATE:
-	case KIND_GATE_SILENT: return "gates";
-	case KIND_DISINFECTION_OVERDUE: return "zones";
-	case KIND_HOTLINE_UNRESOLVED: return "calls";
-	case KIND_EXIT_QUOTA:
-	case KIND_ISOLATION_BREACH: return "households";
-	default: return "subjects";
-	}
 }
 
 /* n with thousands separated by commas: "8,214". */
@@ -108,13 +92,13 @@ alerts_text(const struct alert *a, char *buf, size_t len)
 {
 	char t[16], who[160];
 
-	if (rules_is_aggregate(a)) {
-		char n[16], ids[RULES_SAMPLE_MAX];
+	if (alert_state_is_aggregate(a)) {
+		char n[16], ids[ALERT_SAMPLE_MAX];
 
 		format_count(a->distinct, n, sizeof(n));
 		sample_ids(a->sample, ids, sizeof(ids));
 		snprintf(buf, len, "%s: %s distinct %s past the bound of open alerts (e.g. %s)",
-			 rules_kind_name(a->kind), n, subjects_noun(a->kind), ids);
+			 alert_state_kind_name(a->kind), n, alert_state_kind(a->kind)->noun, ids);
 		return;
 	}
 	ids(a, who, sizeof(who));
@@ -172,7 +156,7 @@ alerts_text(const struct alert *a, char *buf, size_t len)
 		snprintf(buf, len, "Another MQTT client is using client id %s: %s",
 			 after_colon(a->subject), a->reason);
 		break;
-	default: snprintf(buf, len, "%s %s", rules_kind_name(a->kind), a->subject);
+	default: snprintf(buf, len, "%s %s", alert_state_kind_name(a->kind), a->subject);
 	}
 }
 
@@ -213,9 +197,9 @@ alerts_render(const struct alert_transition *tr, const struct registry_snapshot 
 	if (!o)
 		return NULL;
 	json_object_set_new(o, "alert_id", json_string(a->alert_id));
-	json_object_set_new(o, "kind", json_string(rules_kind_name(a->kind)));
-	json_object_set_new(o, "severity", json_string(rules_severity_name(a->severity)));
-	json_object_set_new(o, "state", json_string(rules_state_name(a->state)));
+	json_object_set_new(o, "kind", json_string(alert_state_kind_name(a->kind)));
+	json_object_set_new(o, "severity", json_string(alert_state_severity_name(a->severity)));
+	json_object_set_new(o, "state", json_string(alert_state_name(a->state)));
 	json_object_set_new(o, "transition", json_string(tr->what));
 	json_object_set_new(o, "site", json_string(a->site));
 	json_object_set_new(o, "subject", json_string(a->subject));
@@ -236,7 +220,7 @@ alerts_render(const struct alert_transition *tr, const struct registry_snapshot 
 		json_object_set_new(o, "reason", json_string(a->reason));
 	if (a->by[0])
 		json_object_set_new(o, "by", json_string(a->by));
-	if (rules_is_aggregate(a)) {
+	if (alert_state_is_aggregate(a)) {
 		json_t *sample = json_array();
 		const char *p = a->sample;
 

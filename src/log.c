@@ -41,12 +41,6 @@ log_set_level(enum log_level level)
 	current_level = level;
 }
 
-enum log_level
-log_get_level(void)
-{
-	return current_level;
-}
-
 int
 log_parse_level(const char *s, enum log_level *ret_level)
 {

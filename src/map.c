@@ -133,6 +133,20 @@ map_put(struct map *m, const char *key, void *value, void **ret_old)
 }
 
 void *
+map_get_or_make(struct map *m, const char *key, size_t size)
+{
+	void *v = map_get(m, key);
+
+	if (v)
+		return v;
+	if (!(v = calloc(1, size)) || map_put(m, key, v, NULL) < 0) {
+		free(v);
+		return NULL;
+	}
+	return v;
+}
+
+void *
 map_remove(struct map *m, const char *key)
 {
 	struct map_slot *s = lookup(m, key);

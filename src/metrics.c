@@ -61,7 +61,7 @@ mono_ms(void)
 }
 
 static struct metrics_conn *
-conn_find(struct metrics *m, struct MHD_Connection *conn)
+conn_find(struct metrics *m, const struct MHD_Connection *conn)
 {
 	for (unsigned i = 0; i < METRICS_CONNECTIONS; i++)
 		if (m->conns[i].conn == conn)

@@ -152,7 +152,8 @@ struct mqtt_client {
 	struct out_cmd *out_head, *out_tail;
 	size_t out_count, out_bytes; /* publishes queued */
 	int out_quit;
-	int stop_done;
+	unsigned stop_asked; /* stops queued (main thread) */
+	unsigned stop_done;  /* stops the publish thread has done */
 	int disconnect_done; /* the pause's disconnect has completed */
 	_Atomic uint64_t publish_dropped;
 	struct log_ratelimit drop_rl; /* main thread */
@@ -1282,7 +1283,7 @@ out_run(struct mqtt_client *in, const struct out_cmd *c)
 	case OUT_STOP:
 		do_stop(in, c->timeout_ms);
 		pthread_mutex_lock(&in->out_lock);
-		in->stop_done = 1;
+		in->stop_done++;
 		pthread_cond_broadcast(&in->out_cond);
 		pthread_mutex_unlock(&in->out_lock);
 		break;
@@ -1380,20 +1381,43 @@ mqtt_client_resume(struct mqtt_client *in)
 }
 
 void
-mqtt_client_stop(struct mqtt_client *in, int timeout_ms)
+mqtt_client_stop_begin(struct mqtt_client *in, int timeout_ms)
 {
 	if (!in)
 		return;
 	atomic_store(&in->stopping, 1);
 	if (in->out_started) {
 		/* Everything queued before goes to Paho first, in order. */
+		in->stop_asked++;
 		out_control(in, OUT_STOP, timeout_ms);
-		pthread_mutex_lock(&in->out_lock);
-		while (!in->stop_done)
-			pthread_cond_wait(&in->out_cond, &in->out_lock);
-		in->stop_done = 0;
-		pthread_mutex_unlock(&in->out_lock);
 	}
+}
+
+bool
+mqtt_client_is_stopped(struct mqtt_client *in)
+{
+	bool done;
+
+	if (!in)
+		return true;
+	pthread_mutex_lock(&in->out_lock);
+	done = in->stop_done == in->stop_asked;
+	pthread_mutex_unlock(&in->out_lock);
+	if (done)
+		atomic_store(&in->connected, 0);
+	return done;
+}
+
+void
+mqtt_client_stop(struct mqtt_client *in, int timeout_ms)
+{
+	if (!in)
+		return;
+	mqtt_client_stop_begin(in, timeout_ms);
+	pthread_mutex_lock(&in->out_lock);
+	while (in->stop_done != in->stop_asked)
+		pthread_cond_wait(&in->out_cond, &in->out_lock);
+	pthread_mutex_unlock(&in->out_lock);
 	atomic_store(&in->connected, 0);
 }
 

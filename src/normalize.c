@@ -374,18 +374,6 @@ parse_iso(const char *s, int64_t *ret_us, int *ret_naive)
 }
 
 int
-normalize_parse_time(const char *s, int64_t tz_offset_s, int64_t *ret_us)
-{
-	int64_t us;
-	int naive, err = parse_iso(s, &us, &naive);
-
-	if (err)
-		return err;
-	*ret_us = naive ? us - tz_offset_s * 1000000 : us;
-	return 0;
-}
-
-int
 normalize_parse_time_ctx(const struct norm_context *ctx, const char *site, const char *s,
 			 int64_t *ret_us, int *ret_naive)
 {

@@ -7,7 +7,7 @@
  *   checks   site|household|person -> last check   isolation_overdue
  *   zones    site|zone -> last disinfection        disinfection_overdue
  *   calls    site|call_id -> struct call           hotline_unresolved
- *   resolved site|call_id -> resolve time (intptr) hotline_unresolved
+ *   resolved site|call_id -> struct resolved     hotline_unresolved
  *   seals    site|gate -> struct seal              sealed_gate
  *   exits    site|household -> struct ring         exit_quota
  *   nopen    site|kind -> open alerts but the aggregate (intptr)
@@ -107,6 +107,14 @@ struct ring {
 	int n;
 };
 
+/* A resolved call remembered: its resolve time (mono), its place in
+ * rules.rheap and its key in `resolved`. */
+struct resolved {
+	int64_t m;
+	size_t pos;
+	char key[];
+};
+
 /* Monotonic times in the engine carry this bias, so that one laid back
  * from a wall time long before the clock's origin (before the boot) is
  * still positive: 0 in a map means "never". 2^60 us is some 36,000 years. */
@@ -145,50 +153,9 @@ struct rules {
 	int intake_down;
 	struct map alerts, by_id, gates, checks, zones, calls, resolved, seals, exits, nopen;
 	struct map readings;
-	int64_t pruned_mono; /* readings last pruned (rules_tick) */
+	struct resolved **rheap; /* the values of `resolved`, a min-heap by m */
+	int64_t pruned_mono;	 /* readings last pruned (rules_tick) */
 };
-
-static const char *const kind_names[KIND_COUNT] = {
-	[KIND_FEVER] = "fever",
-	[KIND_ISOLATION_OVERDUE] = "isolation_overdue",
-	[KIND_ISOLATION_SYMPTOM] = "isolation_symptom",
-	[KIND_ISOLATION_BREACH] = "isolation_breach",
-	[KIND_SEALED_GATE] = "sealed_gate",
-	[KIND_GATE_SILENT] = "gate_silent",
-	[KIND_UNKNOWN_CARD] = "unknown_card",
-	[KIND_EXIT_QUOTA] = "exit_quota",
-	[KIND_DISINFECTION_OVERDUE] = "disinfection_overdue",
-	[KIND_HOTLINE_UNRESOLVED] = "hotline_unresolved",
-	[KIND_BACKLOG] = "backlog",
-	[KIND_CLIENT_ID_CONFLICT] = "client_id_conflict",
-};
-
-const char *
-rules_kind_name(enum alert_kind k)
-{
-	return k < KIND_COUNT ? kind_names[k] : "?";
-}
-
-int
-rules_kind_from_name(const char *name)
-{
-	for (int k = 0; k < KIND_COUNT; k++)
-		if (strcmp(kind_names[k], name) == 0)
-			return k;
-	return -1;
-}
-
-const char *
-rules_severity_name(enum alert_severity s)
-{
-	return s == SEVERITY_CRITICAL ? "critical" : s == SEVERITY_WARNING ? "warning" : "info";
-}
-
-const char *
-rules_state_name(enum alert_state s)
-{
-	return s == ALERT_RESOLVED ? "resolved" : s == ALERT_ACKED ? "acked" : "raised";
-}
 
 void
 rules_alert_id(const char *site, const char *kind, const char *subject, const char *event_key,
@@ -295,7 +262,8 @@ rules_destroy(struct rules *r)
 	map_finish(&r->checks, NULL);
 	map_finish(&r->zones, NULL);
 	map_finish(&r->calls, free);
-	map_finish(&r->resolved, NULL);
+	map_finish(&r->resolved, free);
+	free(r->rheap);
 	map_finish(&r->seals, free);
 	map_finish(&r->exits, free);
 	map_finish(&r->nopen, NULL);
@@ -364,14 +332,8 @@ find(struct rules *r, enum alert_kind kind, const char *site, const char *subjec
 {
 	char key[3 * NORM_KEY_MAX];
 
-	key3(key, sizeof(key), site, kind_names[kind], subject);
+	key3(key, sizeof(key), site, alert_state_kind_name(kind), subject);
 	return map_get(&r->alerts, key);
-}
-
-bool
-rules_is_aggregate(const struct alert *a)
-{
-	return strcmp(a->subject, RULES_AGGREGATE) == 0;
 }
 
 /* Open alerts of a site and kind, the aggregate not counted. */
@@ -380,7 +342,7 @@ open_count(const struct rules *r, const char *site, enum alert_kind kind)
 {
 	char key[2 * NORM_KEY_MAX];
 
-	key2(key, sizeof(key), site, kind_names[kind]);
+	key2(key, sizeof(key), site, alert_state_kind_name(kind));
 	return (int64_t)(intptr_t)map_get(&r->nopen, key);
 }
 
@@ -392,9 +354,9 @@ count_open(struct rules *r, const struct alert *a, int delta)
 	char key[2 * NORM_KEY_MAX];
 	intptr_t n;
 
-	if (rules_is_aggregate(a))
+	if (alert_state_is_aggregate(a))
 		return 0;
-	key2(key, sizeof(key), a->site, kind_names[a->kind]);
+	key2(key, sizeof(key), a->site, alert_state_kind_name(a->kind));
 	n = (intptr_t)map_get(&r->nopen, key) + delta;
 	if (n <= 0) {
 		map_remove(&r->nopen, key);
@@ -411,7 +373,7 @@ link_alert(struct rules *r, struct alert *a)
 	char key[3 * NORM_KEY_MAX];
 	int err;
 
-	key3(key, sizeof(key), a->site, kind_names[a->kind], a->subject);
+	key3(key, sizeof(key), a->site, alert_state_kind_name(a->kind), a->subject);
 	if ((err = map_put(&r->alerts, key, a, NULL)) < 0)
 		return err;
 	if ((err = map_put(&r->by_id, a->alert_id, a, NULL)) < 0 ||
@@ -428,7 +390,7 @@ unlink_alert(struct rules *r, struct alert *a)
 {
 	char key[3 * NORM_KEY_MAX];
 
-	key3(key, sizeof(key), a->site, kind_names[a->kind], a->subject);
+	key3(key, sizeof(key), a->site, alert_state_kind_name(a->kind), a->subject);
 	map_remove(&r->alerts, key);
 	map_remove(&r->by_id, a->alert_id);
 	(void)count_open(r, a, -1);
@@ -444,7 +406,7 @@ alert_id_of(struct alert *a, int64_t wall_us)
 	char ek[NORM_STORED_KEY_MAX + 24];
 
 	snprintf(ek, sizeof(ek), "%s@%" PRId64, a->event_key, wall_us);
-	rules_alert_id(a->site, kind_names[a->kind], a->subject, ek, a->alert_id);
+	rules_alert_id(a->site, alert_state_kind_name(a->kind), a->subject, ek, a->alert_id);
 }
 
 /* A new open alert of `size` bytes (an alert, or an aggregate around
@@ -555,23 +517,15 @@ fold_subject(struct aggregate *g, const char *subject)
 		return false;
 	n = (uint64_t)g->base + sketch_count(&g->sk);
 	n = n > UINT32_MAX ? UINT32_MAX : n;
+	// cppcheck-suppress knownConditionTrueFalse ; wrong: n grows with the sketch
 	if (n > a->distinct)
 		a->distinct = (uint32_t)n;
 	len = strlen(a->sample);
 	for (size_t i = 0; i < len; i++)
 		words += a->sample[i] == ' ';
-	if (len == 0 || words + 1 < RULES_SAMPLE)
+	if (len == 0 || words + 1 < ALERT_SAMPLE)
 		snprintf(a->sample + len, sizeof(a->sample) - len, "%s%s", len ? " " : "", subject);
 	return true;
-}
-
-/* Timer rules trigger again on every tick while their condition holds:
- * such a subject, once folded, is not counted again. */
-static bool
-is_timer_kind(enum alert_kind k)
-{
-	return k == KIND_GATE_SILENT || k == KIND_ISOLATION_OVERDUE ||
-		k == KIND_DISINFECTION_OVERDUE || k == KIND_HOTLINE_UNRESOLVED;
 }
 
 /* The trigger `t` of a site and kind that has max_open_alerts open: into
@@ -580,7 +534,7 @@ is_timer_kind(enum alert_kind k)
 static int
 fold(struct rules *r, struct rules_output *out, const struct alert *t, const struct rules_clock *at)
 {
-	struct aggregate *g = (struct aggregate *)find(r, t->kind, t->site, RULES_AGGREGATE);
+	struct aggregate *g = (struct aggregate *)find(r, t->kind, t->site, ALERT_AGGREGATE);
 	bool fresh;
 
 	if (!g) {
@@ -591,7 +545,7 @@ fold(struct rules *r, struct rules_output *out, const struct alert *t, const str
 		gt.severity = t->severity;
 		gt.temp_dc = TEMP_NONE;
 		snprintf(gt.site, sizeof(gt.site), "%s", t->site);
-		snprintf(gt.subject, sizeof(gt.subject), "%s", RULES_AGGREGATE);
+		snprintf(gt.subject, sizeof(gt.subject), "%s", ALERT_AGGREGATE);
 		snprintf(gt.event_key, sizeof(gt.event_key), "%s", t->event_key);
 		g = (struct aggregate *)new_alert(r, &gt, sizeof(*g), at);
 		if (!g)
@@ -603,7 +557,7 @@ fold(struct rules *r, struct rules_output *out, const struct alert *t, const str
 	fresh = fold_subject(g, t->subject);
 	if (at->mono_us > g->last_mono)
 		g->last_mono = at->mono_us;
-	if (!fresh && is_timer_kind(t->kind))
+	if (!fresh && alert_state_kind(t->kind)->timer)
 		return 0;
 	if (g->a.count < INT32_MAX)
 		g->a.count++;
@@ -672,13 +626,15 @@ resolve(struct rules *r, struct rules_output *out, enum alert_kind kind, const c
 	return a ? close_alert(r, out, a, reason, NULL, at) : 0;
 }
 
+/* The template of an alert of `kind`, with its kind's usual severity
+ * (alert_state.h; a rule may raise it). */
 static void
 tmpl_init(struct alert *t, enum alert_kind kind, const char *site, const char *subject,
-	  const char *event_key, enum alert_severity severity)
+	  const char *event_key)
 {
 	memset(t, 0, sizeof(*t));
 	t->kind = kind;
-	t->severity = severity;
+	t->severity = alert_state_kind(kind)->severity;
 	t->temp_dc = TEMP_NONE;
 	snprintf(t->site, sizeof(t->site), "%s", site);
 	snprintf(t->subject, sizeof(t->subject), "%s", subject);
@@ -688,10 +644,9 @@ tmpl_init(struct alert *t, enum alert_kind kind, const char *site, const char *s
 /* The template of an alert that event `ev` raises: its site, its key and
  * the hash of its content (which row is its own, if the key was reused). */
 static void
-tmpl_event(struct alert *t, enum alert_kind kind, const struct event *ev, const char *subject,
-	   enum alert_severity severity)
+tmpl_event(struct alert *t, enum alert_kind kind, const struct event *ev, const char *subject)
 {
-	tmpl_init(t, kind, ev->site, subject, ev->key, severity);
+	tmpl_init(t, kind, ev->site, subject, ev->key);
 	memcpy(t->event_hash, ev->content_hash, sizeof(t->event_hash));
 }
 
@@ -729,18 +684,9 @@ static struct ring *
 exit_ring(struct rules *r, const char *site, const char *household)
 {
 	char key[3 * NORM_KEY_MAX];
-	struct ring *ring;
 
 	key2(key, sizeof(key), site, household);
-	ring = map_get(&r->exits, key);
-	if (!ring) {
-		ring = calloc(1, sizeof(*ring));
-		if (!ring || map_put(&r->exits, key, ring, NULL) < 0) {
-			free(ring);
-			return NULL;
-		}
-	}
-	return ring;
+	return map_get_or_make(&r->exits, key, sizeof(struct ring));
 }
 
 /* ---- fever: the readings of a subject, whatever their order ---- */
@@ -837,15 +783,10 @@ readings_of(struct rules *r, const char *site, const char *subject, int *err)
 
 	*err = 0;
 	key2(key, sizeof(key), site, subject);
-	if ((rs = map_get(&r->readings, key)))
-		return rs;
-	if (r->readings.len >= RULES_READINGS_MAX)
+	if (r->readings.len >= RULES_READINGS_MAX && !map_get(&r->readings, key))
 		return NULL;
-	if (!(rs = calloc(1, sizeof(*rs))) || map_put(&r->readings, key, rs, NULL) < 0) {
-		free(rs);
+	if (!(rs = map_get_or_make(&r->readings, key, sizeof(*rs))))
 		*err = -ENOMEM;
-		return NULL;
-	}
 	return rs;
 }
 
@@ -925,8 +866,9 @@ fever_rule(struct rules *r, const struct event *ev, const struct rules_clock *at
 
 	if (ev->temp_dc == TEMP_NONE || (ev->flags & FLAG_IMPLAUSIBLE))
 		return 0;
-	tmpl_event(&t, KIND_FEVER, ev, subject,
-		   ev->temp_dc >= r->cfg.critical_dc ? SEVERITY_CRITICAL : SEVERITY_WARNING);
+	tmpl_event(&t, KIND_FEVER, ev, subject);
+	if (ev->temp_dc >= r->cfg.critical_dc)
+		t.severity = SEVERITY_CRITICAL;
 	/* what a normal reading raises (a fever dated before it) shows no
 	 * temperature: the fever's own is not kept */
 	t.temp_dc = x.fever ? ev->temp_dc : TEMP_NONE;
@@ -1033,16 +975,9 @@ static struct seal *
 seal_of(struct rules *r, const char *site, const char *gate)
 {
 	char key[3 * NORM_KEY_MAX];
-	struct seal *s;
 
 	key2(key, sizeof(key), site, gate);
-	if ((s = map_get(&r->seals, key)))
-		return s;
-	if (!(s = calloc(1, sizeof(*s))) || map_put(&r->seals, key, s, NULL) < 0) {
-		free(s);
-		return NULL;
-	}
-	return s;
+	return map_get_or_make(&r->seals, key, sizeof(struct seal));
 }
 
 /* A breach of the sealed gate `t` describes at `at` (its rule time): raised,
@@ -1081,13 +1016,13 @@ gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct ev
 	const struct reg_card *c = ev->card[0] ? registry_card(reg, ev->site, ev->card, &card) :
 						 NULL;
 	const char *hh = c ? c->household : "";
-	char subject[RULES_SUBJECT_MAX];
+	char subject[ALERT_SUBJECT_MAX];
 	struct alert t;
 	int err;
 
 	if (g && g->sealed) {
 		snprintf(subject, sizeof(subject), "gate:%s", ev->gate);
-		tmpl_event(&t, KIND_SEALED_GATE, ev, subject, SEVERITY_CRITICAL);
+		tmpl_event(&t, KIND_SEALED_GATE, ev, subject);
 		snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
 		snprintf(t.card, sizeof(t.card), "%s", ev->card);
 		snprintf(t.household, sizeof(t.household), "%s", hh);
@@ -1096,7 +1031,7 @@ gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct ev
 	}
 	if (ev->card[0] && (!c || c->revoked) && site_has_cards(reg, ev->site)) {
 		snprintf(subject, sizeof(subject), "card:%s", ev->card);
-		tmpl_event(&t, KIND_UNKNOWN_CARD, ev, subject, SEVERITY_WARNING);
+		tmpl_event(&t, KIND_UNKNOWN_CARD, ev, subject);
 		snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
 		snprintf(t.card, sizeof(t.card), "%s", ev->card);
 		snprintf(t.reason, sizeof(t.reason), "%s", c ? "revoked" : "unregistered");
@@ -1106,7 +1041,7 @@ gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct ev
 	if (c && !c->revoked && ev->direction == DIR_OUT) {
 		if (under_isolation(reg, ev->site, hh, ev->rule_us)) {
 			snprintf(subject, sizeof(subject), "household:%s", hh);
-			tmpl_event(&t, KIND_ISOLATION_BREACH, ev, subject, SEVERITY_CRITICAL);
+			tmpl_event(&t, KIND_ISOLATION_BREACH, ev, subject);
 			snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
 			snprintf(t.card, sizeof(t.card), "%s", ev->card);
 			snprintf(t.household, sizeof(t.household), "%s", hh);
@@ -1125,7 +1060,7 @@ gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct ev
 				n += m - ring->t[i] < r->cfg.exit_window_us;
 			if (n > r->cfg.exit_quota) {
 				snprintf(subject, sizeof(subject), "household:%s", hh);
-				tmpl_event(&t, KIND_EXIT_QUOTA, ev, subject, SEVERITY_WARNING);
+				tmpl_event(&t, KIND_EXIT_QUOTA, ev, subject);
 				snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
 				snprintf(t.card, sizeof(t.card), "%s", ev->card);
 				snprintf(t.household, sizeof(t.household), "%s", hh);
@@ -1159,7 +1094,7 @@ gate_seen(struct rules *r, const struct registry_snapshot *reg, const struct eve
 	  const struct rules_clock *tnow, struct rules_output *out)
 {
 	const struct rules_clock at = event_at(ev, tnow);
-	char key[3 * NORM_KEY_MAX], subject[RULES_SUBJECT_MAX];
+	char key[3 * NORM_KEY_MAX], subject[ALERT_SUBJECT_MAX];
 	int err;
 
 	/* Only registered gates are timed (tick_gates): no other is kept. */
@@ -1177,7 +1112,7 @@ status_rules(struct rules *r, const struct registry_snapshot *reg, const struct 
 {
 	const struct rules_clock at = event_at(ev, tnow);
 	const struct reg_gate *g = registry_gate(reg, ev->site, ev->gate);
-	char subject[RULES_SUBJECT_MAX];
+	char subject[ALERT_SUBJECT_MAX];
 	struct alert t;
 
 	if (!g || !g->sealed)
@@ -1196,7 +1131,7 @@ status_rules(struct rules *r, const struct registry_snapshot *reg, const struct 
 	}
 	if (ev->state != STATE_OPEN && ev->state != STATE_FORCED)
 		return 0;
-	tmpl_event(&t, KIND_SEALED_GATE, ev, subject, SEVERITY_CRITICAL);
+	tmpl_event(&t, KIND_SEALED_GATE, ev, subject);
 	snprintf(t.gate, sizeof(t.gate), "%s", ev->gate);
 	snprintf(t.reason, sizeof(t.reason), "%s", normalize_state_name(ev->state));
 	return seal_breach(r, out, &t, ev->gate, &at);
@@ -1254,7 +1189,7 @@ check_rules(struct rules *r, const struct registry_snapshot *reg, const struct e
 {
 	const struct rules_clock at = event_at(ev, tnow);
 	int64_t m = mono_of(tnow, ev->rule_us);
-	char key[3 * NORM_KEY_MAX], psubj[RULES_SUBJECT_MAX], hsubj[RULES_SUBJECT_MAX];
+	char key[3 * NORM_KEY_MAX], psubj[ALERT_SUBJECT_MAX], hsubj[ALERT_SUBJECT_MAX];
 	const char *subject;
 	struct alert t;
 	size_t norders = 0;
@@ -1276,7 +1211,7 @@ check_rules(struct rules *r, const struct registry_snapshot *reg, const struct e
 	    (err = checked_in(r, reg, ev, hsubj, "", tnow, &at, out)) < 0)
 		return err;
 	if (ev->text[0]) {
-		tmpl_event(&t, KIND_ISOLATION_SYMPTOM, ev, subject, SEVERITY_WARNING);
+		tmpl_event(&t, KIND_ISOLATION_SYMPTOM, ev, subject);
 		snprintf(t.household, sizeof(t.household), "%s", ev->household);
 		snprintf(t.reason, sizeof(t.reason), "%.31s", ev->text);
 		normalize_utf8_trim(t.reason);
@@ -1287,33 +1222,90 @@ check_rules(struct rules *r, const struct registry_snapshot *reg, const struct e
 	return fever_rule(r, ev, &at, subject, ev->household, out);
 }
 
+/* ---- resolved calls: a map and a min-heap by resolve time ---- */
+
+static void
+heap_set(struct rules *r, size_t i, struct resolved *x)
+{
+	r->rheap[i] = x;
+	x->pos = i;
+}
+
+static void
+heap_up(struct rules *r, size_t i)
+{
+	struct resolved *x = r->rheap[i];
+
+	while (i > 0 && r->rheap[(i - 1) / 2]->m > x->m) {
+		heap_set(r, i, r->rheap[(i - 1) / 2]);
+		i = (i - 1) / 2;
+	}
+	heap_set(r, i, x);
+}
+
+static void
+heap_down(struct rules *r, size_t i)
+{
+	struct resolved *x = r->rheap[i];
+	size_t n = r->resolved.len;
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= n)
+			break;
+		if (c + 1 < n && r->rheap[c + 1]->m < r->rheap[c]->m)
+			c++;
+		if (r->rheap[c]->m >= x->m)
+			break;
+		heap_set(r, i, r->rheap[c]);
+		i = c;
+	}
+	heap_set(r, i, x);
+}
+
 /* Remembers that the call `key` was resolved at `m` (mono) and stops
  * following it; at RULES_RESOLVED_MAX the call resolved earliest is
- * forgotten. 0, or -ENOMEM. */
+ * forgotten (the top of the heap: O(log n), not a scan of all 10,000), or
+ * this one is not remembered when it is older than all kept. 0, or
+ * -ENOMEM. */
 static int
 remember_resolved(struct rules *r, const char *key, int64_t m)
 {
+	struct resolved *x;
+	size_t len = strlen(key) + 1;
+
 	free(map_remove(&r->calls, key));
-	if (!map_get(&r->resolved, key) && r->resolved.len >= RULES_RESOLVED_MAX) {
-		const char *k, *oldest = NULL;
-		int64_t om = INT64_MAX;
-		void *v;
-
-		for (size_t it = 0; map_next(&r->resolved, &it, &k, &v);)
-			if ((int64_t)(intptr_t)v < om) {
-				om = (int64_t)(intptr_t)v;
-				oldest = k;
-			}
-		if (oldest && om > m)
-			return 0; /* older than all kept: not worth one */
-		if (oldest) {
-			char drop[3 * NORM_KEY_MAX];
-
-			snprintf(drop, sizeof(drop), "%s", oldest);
-			map_remove(&r->resolved, drop);
+	if ((x = map_get(&r->resolved, key))) {
+		if (m > x->m) {
+			x->m = m;
+			heap_down(r, x->pos);
 		}
+		return 0;
 	}
-	return set_seen(&r->resolved, key, m);
+	if (!r->rheap && !(r->rheap = malloc(RULES_RESOLVED_MAX * sizeof(*r->rheap))))
+		return -ENOMEM;
+	if (r->resolved.len >= RULES_RESOLVED_MAX) {
+		struct resolved *oldest = r->rheap[0];
+
+		if (oldest->m > m)
+			return 0; /* older than all kept: not worth one */
+		map_remove(&r->resolved, oldest->key);
+		heap_set(r, 0, r->rheap[r->resolved.len]);
+		heap_down(r, 0);
+		free(oldest);
+	}
+	if (!(x = malloc(sizeof(*x) + len)))
+		return -ENOMEM;
+	x->m = m;
+	memcpy(x->key, key, len);
+	if (map_put(&r->resolved, key, x, NULL) < 0) {
+		free(x);
+		return -ENOMEM;
+	}
+	heap_set(r, r->resolved.len - 1, x);
+	heap_up(r, r->resolved.len - 1);
+	return 0;
 }
 
 static int
@@ -1322,7 +1314,7 @@ hotline_rules(struct rules *r, const struct event *ev, const struct rules_clock 
 {
 	const struct rules_clock at = event_at(ev, tnow);
 	int64_t m = mono_of(tnow, ev->rule_us);
-	char key[3 * NORM_KEY_MAX], subject[RULES_SUBJECT_MAX];
+	char key[3 * NORM_KEY_MAX], subject[ALERT_SUBJECT_MAX];
 	struct call *c;
 
 	key2(key, sizeof(key), ev->site, ev->call_id);
@@ -1399,7 +1391,7 @@ rules_event(struct rules *r, const struct registry_snapshot *reg, const struct e
 	    const struct rules_clock *now, struct rules_output *out)
 {
 	const struct rules_clock t = clock_in(now), at = event_at(ev, &t);
-	char key[3 * NORM_KEY_MAX], subject[RULES_SUBJECT_MAX];
+	char key[3 * NORM_KEY_MAX], subject[ALERT_SUBJECT_MAX];
 	int err;
 
 	switch (ev->type) {
@@ -1454,7 +1446,7 @@ tick_gates(struct rules *r, const struct registry_snapshot *reg, const struct ru
 {
 	for (size_t i = 0; i < reg->ngates; i++) {
 		const struct reg_gate *g = &reg->gates[i];
-		char key[3 * NORM_KEY_MAX], subject[RULES_SUBJECT_MAX], ek[64];
+		char key[3 * NORM_KEY_MAX], subject[ALERT_SUBJECT_MAX], ek[64];
 		int64_t last;
 		struct alert t;
 		int err;
@@ -1470,7 +1462,7 @@ tick_gates(struct rules *r, const struct registry_snapshot *reg, const struct ru
 		    find(r, KIND_GATE_SILENT, g->site, subject))
 			continue;
 		snprintf(ek, sizeof(ek), "silent:%" PRId64, wall_of(now, last));
-		tmpl_init(&t, KIND_GATE_SILENT, g->site, subject, ek, SEVERITY_WARNING);
+		tmpl_init(&t, KIND_GATE_SILENT, g->site, subject, ek);
 		snprintf(t.gate, sizeof(t.gate), "%s", g->gate);
 		if ((err = trigger(r, out, &t, now)) < 0)
 			return err;
@@ -1487,7 +1479,7 @@ tick_isolation(struct rules *r, const struct registry_snapshot *reg, const struc
 {
 	for (size_t i = 0; i < reg->nisolations; i++) {
 		const struct reg_isolation *o = &reg->isolations[i];
-		char subject[RULES_SUBJECT_MAX], ek[160];
+		char subject[ALERT_SUBJECT_MAX], ek[160];
 		int64_t deadline;
 		struct alert t;
 		int err;
@@ -1503,7 +1495,7 @@ tick_isolation(struct rules *r, const struct registry_snapshot *reg, const struc
 			continue;
 		snprintf(ek, sizeof(ek), "overdue:%s:%" PRId64, o->household,
 			 wall_of(now, deadline));
-		tmpl_init(&t, KIND_ISOLATION_OVERDUE, o->site, subject, ek, SEVERITY_WARNING);
+		tmpl_init(&t, KIND_ISOLATION_OVERDUE, o->site, subject, ek);
 		snprintf(t.household, sizeof(t.household), "%s", o->household);
 		if ((err = trigger(r, out, &t, now)) < 0)
 			return err;
@@ -1520,7 +1512,7 @@ tick_zones(struct rules *r, const struct registry_snapshot *reg, const struct ru
 {
 	for (size_t i = 0; i < reg->nzones; i++) {
 		const struct reg_zone *z = &reg->zones[i];
-		char key[3 * NORM_KEY_MAX], subject[RULES_SUBJECT_MAX], ek[64];
+		char key[3 * NORM_KEY_MAX], subject[ALERT_SUBJECT_MAX], ek[64];
 		int64_t last, interval;
 		struct alert t;
 		int err;
@@ -1543,7 +1535,7 @@ tick_zones(struct rules *r, const struct registry_snapshot *reg, const struct ru
 			    interval)
 			continue;
 		snprintf(ek, sizeof(ek), "disinfection:%" PRId64, wall_of(now, last));
-		tmpl_init(&t, KIND_DISINFECTION_OVERDUE, z->site, subject, ek, SEVERITY_WARNING);
+		tmpl_init(&t, KIND_DISINFECTION_OVERDUE, z->site, subject, ek);
 		snprintf(t.zone, sizeof(t.zone), "%s", z->zone);
 		if ((err = trigger(r, out, &t, now)) < 0)
 			return err;
@@ -1560,7 +1552,7 @@ tick_calls(struct rules *r, const struct rules_clock *now, struct rules_output *
 	for (size_t it = 0; map_next(&r->calls, &it, &key, &v);) {
 		const struct call *c = v;
 		const char *sep = strchr(key, SEP[0]);
-		char site[NORM_ID_MAX + 1], subject[RULES_SUBJECT_MAX], ek[NORM_ID_MAX + 16];
+		char site[NORM_ID_MAX + 1], subject[ALERT_SUBJECT_MAX], ek[NORM_ID_MAX + 16];
 		int64_t limit = c->medical ? r->cfg.hotline_medical_us : r->cfg.hotline_other_us;
 		struct alert t;
 		int err;
@@ -1572,8 +1564,9 @@ tick_calls(struct rules *r, const struct rules_clock *now, struct rules_output *
 		if (find(r, KIND_HOTLINE_UNRESOLVED, site, subject))
 			continue;
 		snprintf(ek, sizeof(ek), "call:%s", sep + 1);
-		tmpl_init(&t, KIND_HOTLINE_UNRESOLVED, site, subject, ek,
-			  c->medical ? SEVERITY_CRITICAL : SEVERITY_WARNING);
+		tmpl_init(&t, KIND_HOTLINE_UNRESOLVED, site, subject, ek);
+		if (c->medical)
+			t.severity = SEVERITY_CRITICAL;
 		snprintf(t.call_id, sizeof(t.call_id), "%s", sep + 1);
 		snprintf(t.household, sizeof(t.household), "%s", c->household);
 		if ((err = trigger(r, out, &t, now)) < 0)
@@ -1594,7 +1587,7 @@ tick_alerts(struct rules *r, const struct registry_snapshot *reg, const struct r
 		struct alert *a = v;
 		int err;
 
-		if (rules_is_aggregate(a)) {
+		if (alert_state_is_aggregate(a)) {
 			/* The flood is over: nothing folded for an hour. */
 			if (now->mono_us - ((struct aggregate *)a)->last_mono >=
 			    RULES_FOLD_QUIET_US) {
@@ -1609,7 +1602,7 @@ tick_alerts(struct rules *r, const struct registry_snapshot *reg, const struct r
 				return err;
 			continue;
 		}
-		if (a->kind == KIND_EXIT_QUOTA && !rules_is_aggregate(a)) {
+		if (a->kind == KIND_EXIT_QUOTA && !alert_state_is_aggregate(a)) {
 			char k[3 * NORM_KEY_MAX];
 			const struct ring *ring;
 			int n = 0;
@@ -1669,44 +1662,43 @@ rules_tick(struct rules *r, const struct registry_snapshot *reg, const struct ru
 	return tick_alerts(r, reg, &t, out);
 }
 
-int
-rules_backlog(struct rules *r, const char *instance, int trouble, const char *why,
-	      const struct rules_clock *now, struct rules_output *out)
+/* An instance-level alert of `kind` (site _daemon, subject
+ * instance:<instance>): raised while `trouble` is set, its reason `why`,
+ * resolved with `resolved` when it clears. 0 or -ENOMEM. */
+static int
+instance_alert(struct rules *r, enum alert_kind kind, const char *instance, int trouble,
+	       const char *why, const char *resolved, const struct rules_clock *now,
+	       struct rules_output *out)
 {
 	const struct rules_clock at = clock_in(now);
-	char subject[RULES_SUBJECT_MAX], ek[64];
+	char subject[ALERT_SUBJECT_MAX], ek[64];
 	struct alert t;
 
 	snprintf(subject, sizeof(subject), "instance:%s", instance);
 	if (!trouble)
-		return resolve(r, out, KIND_BACKLOG, "_daemon", subject, "recovered", &at);
-	if (find(r, KIND_BACKLOG, "_daemon", subject))
+		return resolve(r, out, kind, "_daemon", subject, resolved, &at);
+	if (find(r, kind, "_daemon", subject))
 		return 0;
-	snprintf(ek, sizeof(ek), "backlog:%" PRId64, at.wall_us);
-	tmpl_init(&t, KIND_BACKLOG, "_daemon", subject, ek, SEVERITY_CRITICAL);
+	snprintf(ek, sizeof(ek), "%s:%" PRId64, alert_state_kind_name(kind), at.wall_us);
+	tmpl_init(&t, kind, "_daemon", subject, ek);
 	snprintf(t.reason, sizeof(t.reason), "%.31s", why);
 	normalize_utf8_trim(t.reason);
 	return trigger(r, out, &t, &at);
 }
 
 int
+rules_backlog(struct rules *r, const char *instance, int trouble, const char *why,
+	      const struct rules_clock *now, struct rules_output *out)
+{
+	return instance_alert(r, KIND_BACKLOG, instance, trouble, why, "recovered", now, out);
+}
+
+int
 rules_client_id_conflict(struct rules *r, const char *instance, int trouble, const char *why,
 			 const struct rules_clock *now, struct rules_output *out)
 {
-	const struct rules_clock at = clock_in(now);
-	char subject[RULES_SUBJECT_MAX], ek[64];
-	struct alert t;
-
-	snprintf(subject, sizeof(subject), "instance:%s", instance);
-	if (!trouble)
-		return resolve(r, out, KIND_CLIENT_ID_CONFLICT, "_daemon", subject, "quiet", &at);
-	if (find(r, KIND_CLIENT_ID_CONFLICT, "_daemon", subject))
-		return 0;
-	snprintf(ek, sizeof(ek), "client_id_conflict:%" PRId64, at.wall_us);
-	tmpl_init(&t, KIND_CLIENT_ID_CONFLICT, "_daemon", subject, ek, SEVERITY_CRITICAL);
-	snprintf(t.reason, sizeof(t.reason), "%.31s", why);
-	normalize_utf8_trim(t.reason);
-	return trigger(r, out, &t, &at);
+	return instance_alert(r, KIND_CLIENT_ID_CONFLICT, instance, trouble, why, "quiet", now,
+			      out);
 }
 
 int
@@ -1719,7 +1711,7 @@ rules_restore_alert(struct rules *r, const struct alert *src, const struct rules
 
 	if (find(r, src->kind, src->site, src->subject))
 		return 0;
-	if (!rules_is_aggregate(src) && r->cfg.max_open_alerts > 0 &&
+	if (!alert_state_is_aggregate(src) && r->cfg.max_open_alerts > 0 &&
 	    open_count(r, src->site, src->kind) >= r->cfg.max_open_alerts) {
 		struct alert x = *src;
 
@@ -1731,7 +1723,7 @@ rules_restore_alert(struct rules *r, const struct alert *src, const struct rules
 		x.by[0] = '\0';
 		return (err = emit(out, &x, "resolved", &t)) < 0 ? err : 1;
 	}
-	if (rules_is_aggregate(src)) {
+	if (alert_state_is_aggregate(src)) {
 		struct aggregate *g = calloc(1, sizeof(*g));
 
 		if (!g)
@@ -1752,29 +1744,36 @@ rules_restore_alert(struct rules *r, const struct alert *src, const struct rules
 }
 
 int
-rules_restore_seen(struct rules *r, const char *what, const char *site, const char *id,
-		   const char *sub, int64_t at_us, const struct rules_clock *now)
+rules_restore_seen(struct rules *r, const struct registry_snapshot *reg, const struct alert_seen *x,
+		   const struct rules_clock *now)
 {
 	const struct rules_clock t = clock_in(now);
-	int64_t m = mono_of(&t, at_us);
+	int64_t m = mono_of(&t, x->at_us);
+	const struct reg_gate *g;
 	char key[3 * NORM_KEY_MAX];
+	size_t norders = 0;
 
-	if (strcmp(what, "gate") == 0) {
-		key2(key, sizeof(key), site, id);
+	switch (x->what) {
+	case SEEN_GATE:
+		if (!registry_gate(reg, x->site, x->id))
+			return 1;
+		key2(key, sizeof(key), x->site, x->id);
 		return set_seen(&r->gates, key, m);
-	}
-	if (strcmp(what, "zone") == 0) {
-		key2(key, sizeof(key), site, id);
+	case SEEN_ZONE:
+		if (!registry_zone(reg, x->site, x->id))
+			return 1;
+		key2(key, sizeof(key), x->site, x->id);
 		return set_seen(&r->zones, key, m);
-	}
-	if (strcmp(what, "check") == 0) {
-		key3(key, sizeof(key), site, id, sub);
+	case SEEN_CHECK:
+		(void)registry_isolations(reg, x->site, x->id, &norders);
+		if (norders == 0)
+			return 1;
+		key3(key, sizeof(key), x->site, x->id, x->sub);
 		return set_seen(&r->checks, key, m);
-	}
-	if (strcmp(what, "call") == 0) {
+	case SEEN_CALL: {
 		struct call *c;
 
-		key2(key, sizeof(key), site, id);
+		key2(key, sizeof(key), x->site, x->id);
 		if (map_get(&r->calls, key) || map_get(&r->resolved, key) ||
 		    r->calls.len >= RULES_CALLS_MAX)
 			return 0;
@@ -1785,32 +1784,37 @@ rules_restore_seen(struct rules *r, const char *what, const char *site, const ch
 		}
 		c->opened_mono = c->medical_mono = m;
 		c->opened = 1;
-		c->medical = strcmp(sub, "medical") == 0;
+		c->medical = strcmp(x->sub, "medical") == 0;
 		return 0;
 	}
-	if (strcmp(what, "call_resolved") == 0) {
-		key2(key, sizeof(key), site, id);
+	case SEEN_CALL_RESOLVED:
+		key2(key, sizeof(key), x->site, x->id);
 		return remember_resolved(r, key, m);
-	}
-	if (strcmp(what, "seal_closed") == 0 || strcmp(what, "seal_breach") == 0) {
-		struct seal *s = seal_of(r, site, id);
-		int64_t *at = s && what[5] == 'c' ? &s->closed_us : s ? &s->breach_us : NULL;
+	case SEEN_SEAL_CLOSED:
+	case SEEN_SEAL_BREACH: {
+		struct seal *sl;
+		int64_t *at;
 
-		if (!s)
+		if (!(g = registry_gate(reg, x->site, x->id)) || !g->sealed)
+			return 1;
+		if (!(sl = seal_of(r, x->site, x->id)))
 			return -ENOMEM;
-		if (at_us > *at)
-			*at = at_us;
+		at = x->what == SEEN_SEAL_CLOSED ? &sl->closed_us : &sl->breach_us;
+		if (x->at_us > *at)
+			*at = x->at_us;
 		return 0;
 	}
-	if (strcmp(what, "exit") == 0) {
-		struct ring *ring = exit_ring(r, site, id);
+	case SEEN_EXIT: {
+		struct ring *ring = exit_ring(r, x->site, x->id);
 
 		if (!ring)
 			return -ENOMEM;
 		ring->t[ring->n++ % RING] = m;
 		return 0;
 	}
-	return -EINVAL;
+	case SEEN_COUNT: break;
+	}
+	return 1;
 }
 
 size_t

@@ -382,8 +382,8 @@ add_segment(struct spool *spool, uint64_t start)
 	fd = openat(spool->dir_fd, name, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 	if (fd < 0)
 		return -errno;
-	if (fsync(spool->dir_fd) < 0 || (err = push_seg(spool, start, 0, fd)) < 0) {
-		err = errno ? -errno : -ENOMEM;
+	err = fsync(spool->dir_fd) < 0 ? -errno : push_seg(spool, start, 0, fd);
+	if (err < 0) {
 		close(fd);
 		unlinkat(spool->dir_fd, name, 0);
 		return err;
@@ -636,13 +636,6 @@ static int
 gone_errno(int gone)
 {
 	return gone == SPOOL_DIR_REPLACED ? -ESTALE : -ENOENT;
-}
-
-int
-spool_append(struct spool *spool, const char *topic, size_t topic_len, const void *payload,
-	     size_t payload_len, int64_t recv_us)
-{
-	return spool_append_flags(spool, topic, topic_len, payload, payload_len, recv_us, 0);
 }
 
 int

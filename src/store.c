@@ -827,9 +827,9 @@ alert_row(const struct alert *a, struct alert_row *row)
 	temp_format(a->temp_dc, row->temp, sizeof(row->temp));
 	v[0] = a->alert_id;
 	v[1] = a->site;
-	v[2] = rules_kind_name(a->kind);
-	v[3] = rules_severity_name(a->severity);
-	v[4] = rules_state_name(a->state);
+	v[2] = alert_state_kind_name(a->kind);
+	v[3] = alert_state_severity_name(a->severity);
+	v[4] = alert_state_name(a->state);
 	v[5] = a->subject;
 	v[6] = a->event_key;
 	v[7] = opt_text(a->gate);
@@ -844,8 +844,8 @@ alert_row(const struct alert *a, struct alert_row *row)
 	v[16] = row->count;
 	v[17] = opt_text(a->reason);
 	v[18] = opt_text(a->by);
-	v[19] = rules_is_aggregate(a) ? row->distinct : NULL;
-	v[20] = rules_is_aggregate(a) ? a->sample : NULL;
+	v[19] = alert_state_is_aggregate(a) ? row->distinct : NULL;
+	v[20] = alert_state_is_aggregate(a) ? a->sample : NULL;
 	v[21] = NULL;
 	for (size_t i = 0; i < NORM_HASH_LEN; i++)
 		if (a->event_hash[i]) {
@@ -885,7 +885,8 @@ write_alert(struct store *s, const struct alert_transition *t, bool escaped)
 		ALERT_NCOLS, v, NULL, NULL, "alert upsert");
 	if (!err) {
 		const char *tv[7] = {
-			v[0], t->what, v[16], v[14], rules_severity_name(a->severity), v[18], v[17]
+			v[0],  t->what, v[16], v[14], alert_state_severity_name(a->severity),
+			v[18], v[17]
 		};
 
 		err = exec_params(
@@ -1571,17 +1572,6 @@ store_take_done(struct store *s)
 	s->done = NULL;
 	pthread_mutex_unlock(&s->lock);
 	return b;
-}
-
-int
-store_busy(struct store *s)
-{
-	int busy;
-
-	pthread_mutex_lock(&s->lock);
-	busy = s->pending != NULL || s->done != NULL;
-	pthread_mutex_unlock(&s->lock);
-	return busy;
 }
 
 void

@@ -133,6 +133,8 @@ rng_below(struct rng *r, uint64_t n)
 	uint64_t low = (uint64_t)m;
 
 	if (low < n) {
+		/* 2^64 mod n, in 64 bits (-n is 2^64 - n) */
+		// cppcheck-suppress oppositeExpression
 		uint64_t t = -n % n;
 
 		while (low < t) {

@@ -364,7 +364,7 @@ shown(const char *s, char *out, size_t len)
 {
 	size_t i = 0;
 
-	for (; s[i] && i < 40 && i + 4 < len; i++)
+	for (; i < 40 && i + 4 < len && s[i]; i++)
 		out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
 	if (s[i] && i + 4 < len) {
 		memcpy(out + i, "...", 3);

@@ -16,7 +16,7 @@
  *     numeric(4,1), a device time within 1969-12-31T06:00Z..10000-01-01T18:00Z
  *     (timestamptz holds far more), a key never cut (no key_too_long), and
  *     a row (tables_row) whose text[] literal and temp_c are well formed;
- *   - normalize_parse_time() of the payload as a C string either fails or
+ *   - normalize_parse_time_ctx() of the payload as a C string either fails or
  *     gives a time that normalize_format_time() prints and parses back to
  *     the same value (for times in 1970..9999). */
 #include <stdint.h>
@@ -155,9 +155,10 @@ check_time(const uint8_t *p, size_t len)
 		return;
 	memcpy(s, p, len);
 	s[len] = '\0';
-	if (normalize_parse_time(s, ctx.tz_offset_s, &us) == 0 && us >= 0 && us < YEAR_10000_US) {
+	if (normalize_parse_time_ctx(&ctx, "s1", s, &us, NULL) == 0 && us >= 0 &&
+	    us < YEAR_10000_US) {
 		normalize_format_time(us, buf, sizeof(buf));
-		CHECK(normalize_parse_time(buf, 0, &again) == 0);
+		CHECK(normalize_parse_time_ctx(&ctx, "s1", buf, &again, NULL) == 0);
 		CHECK(again == us);
 	}
 	free(s);

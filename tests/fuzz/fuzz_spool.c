@@ -283,8 +283,8 @@ run(const uint8_t *data, size_t size, int layout)
 
 	/* The same reader, at the end, must see one new record, then 0. */
 	bytes = spool_bytes(s);
-	CHECK(spool_append(s, topic, sizeof(topic) - 1, payload, sizeof(payload) - 1, RECV_US) ==
-	      0);
+	CHECK(spool_append_flags(s, topic, sizeof(topic) - 1, payload, sizeof(payload) - 1, RECV_US,
+				 0) == 0);
 	CHECK(spool_end(s) == end + RECORD_SIZE);
 	CHECK(spool_bytes(s) == bytes + RECORD_SIZE);
 	CHECK(spool_reader_next(r, &rec) == 1);
@@ -339,7 +339,8 @@ run_c(const uint8_t *data, size_t size)
 	CHECK(spool_end(s) == 0);
 	fill = calloc(1, size - RECORD_MIN + 1);
 	CHECK(fill != NULL);
-	CHECK(spool_append(s, topic, sizeof(topic) - 1, fill, size - RECORD_MIN, RECV_US) == 0);
+	CHECK(spool_append_flags(s, topic, sizeof(topic) - 1, fill, size - RECORD_MIN, RECV_US,
+				 0) == 0);
 	free(fill);
 	CHECK(spool_end(s) == size);
 	snprintf(path, sizeof(path), "%s/%020d.seg", dir, 0);
@@ -351,8 +352,8 @@ run_c(const uint8_t *data, size_t size)
 	CHECK(spool_reader_create(s, 0, &r) == 0);
 	(void)read_all(s, r);
 	CHECK(spool_reader_pos(r) <= size);
-	CHECK(spool_append(s, topic, sizeof(topic) - 1, payload, sizeof(payload) - 1, RECV_US) ==
-	      0);
+	CHECK(spool_append_flags(s, topic, sizeof(topic) - 1, payload, sizeof(payload) - 1, RECV_US,
+				 0) == 0);
 	/* Records it could not tell from a partial one before may come
 	 * first (all below the old end), then the new one, then 0. */
 	while ((rc = spool_reader_next(r, &rec)) == 1 && rec.pos < size)
@@ -510,6 +511,7 @@ run_d(const uint8_t *data, size_t size)
 		total += SPOOL_HEADER_SIZE + tlen + plen;
 		recs[i].next = total;
 	}
+	// cppcheck-suppress uninitvar ; recs[0] to recs[n - 1] set above, and k < n
 	split = k < n ? recs[k].pos : total;
 	memcpy(dmg, orig, total);
 	cut[0] = split;
@@ -550,8 +552,8 @@ run_d(const uint8_t *data, size_t size)
 
 	/* Appends go on; a restart reads the same. */
 	CHECK(spool_reader_create(s, spool_end(s), &r) == 0);
-	CHECK(spool_append(s, topic, sizeof(topic) - 1, payload, sizeof(payload) - 1, RECV_US) ==
-	      0);
+	CHECK(spool_append_flags(s, topic, sizeof(topic) - 1, payload, sizeof(payload) - 1, RECV_US,
+				 0) == 0);
 	CHECK(spool_reader_next(r, &rec) == 1);
 	CHECK(!(rec.flags & SPOOL_DAMAGED) && rec.payload_len == sizeof(payload) - 1);
 	CHECK(spool_reader_next(r, &rec) == 0);

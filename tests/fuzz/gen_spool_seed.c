@@ -1,5 +1,5 @@
 /* gen_spool_seed.c - writes the seed segments of fuzz_spool into OUTDIR:
- *   valid.seg      four records written by spool_append (one empty payload)
+ *   valid.seg      four records written by spool_append_flags (one empty payload)
  *   truncated.seg  one record cut at max_payload (SPOOL_TRUNCATED)
  *   torn.seg       valid.seg plus the first 40 bytes of another record
  *   corrupt.seg    valid.seg with one payload byte of the 2nd record flipped
@@ -74,10 +74,10 @@ make_segment(int64_t max_payload, const char *const *p, size_t n, unsigned char 
 	if ((err = spool_open(&o, &s)) != 0)
 		die("spool_open", -err);
 	for (size_t i = 0; i < n; i++) {
-		err = spool_append(s, "cordon/s1/gate/G03/event", 24, p[i], strlen(p[i]),
-				   1581849120000000LL + (int64_t)i * 1000000);
+		err = spool_append_flags(s, "cordon/s1/gate/G03/event", 24, p[i], strlen(p[i]),
+					 1581849120000000LL + (int64_t)i * 1000000, 0);
 		if (err)
-			die("spool_append", -err);
+			die("spool_append_flags", -err);
 	}
 	spool_close(s);
 	snprintf(path, sizeof(path), "%s/00000000000000000000.seg", tmp);

@@ -3,6 +3,8 @@
 env          module scope: a running private Mosquitto + PostgreSQL in a temp dir
 cordond      function scope: factory cordond(overrides=None, wait=True) -> Cordond on `env`
 private_env  function scope: its own Env, nothing started (for outage tests)
+ctl          module scope: ctl(*args, expect=0) runs cordonctl against env's
+             PostgreSQL (migrated first) and returns the CompletedProcess
 
 Every test, and every Env when it closes, fails if a cordond log holds a
 sanitizer report (harness.SANITIZER_MARKERS), even from a daemon the test
@@ -136,6 +138,16 @@ def cordond(env):
         return d
     yield factory
     env.stop_daemons(made)
+
+
+@pytest.fixture(scope="module")
+def ctl(env):
+    conf = harness.cordonctl_config(env.dir, env.pg.conninfo)
+
+    def run(*args, expect=0):
+        return harness.cordonctl(conf, *args, expect=expect)
+    run("migrate")
+    return run
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ conftest.py can print log tails when a test fails.
 """
 
 import atexit
+import datetime
 import glob
 import json
 import os
@@ -781,3 +782,44 @@ def sim_binary():
     assert binary and os.access(binary, os.X_OK), \
         "set CORDON_SIM to the cordon-sim binary (meson does: meson test --suite integration)"
     return binary
+
+
+# ---- shared by the tests of the register, alerts and field cases
+
+FIELD_CASES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures",
+                           "field-cases")
+# The header of a households CSV for `cordonctl import households`.
+HOUSEHOLDS_HEADER = "household,building,unit,room,size,phone,cards\n"
+
+
+def field(name):
+    """The bytes of tests/fixtures/field-cases/<name>."""
+    with open(os.path.join(FIELD_CASES, name), "rb") as f:
+        return f.read()
+
+
+def now_ts(offset_s=0.0):
+    """The current time (UTC) as ISO 8601 with milliseconds, offset_s from now."""
+    t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=offset_s)
+    return t.isoformat(timespec="milliseconds")
+
+
+def register_loads(d):
+    """How many times cordond d has loaded the register (its log says so)."""
+    return d.log().count("register loaded")
+
+
+def wait_register_loaded(d, at_least=1):
+    wait_until(lambda: register_loads(d) >= at_least,
+               what="cordond loading the register (%d times)" % at_least)
+
+
+def import_households(env, ctl, site, rows, phone="18012341999"):
+    """Import rows [(household, [cards])] into `site` with cordonctl; every
+    household gets `phone` (which must never leave the database)."""
+    path = os.path.join(env.dir, "%s.csv" % site)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(HOUSEHOLDS_HEADER)
+        for i, (hh, cards) in enumerate(rows):
+            f.write("%s,%d,1,%d,2,%s,%s\n" % (hh, i + 1, 101 + i, phone, ";".join(cards)))
+    ctl("import", "households", path, "--site", site)

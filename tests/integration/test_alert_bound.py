@@ -12,36 +12,20 @@ import json
 import os
 import threading
 
-import pytest
-
 import harness
-from harness import TIMEOUT, gate_event, publish_many, wait_until
+from harness import (HOUSEHOLDS_HEADER, TIMEOUT, gate_event, publish_many, register_loads,
+                     wait_until)
 
 LONG = 120
 BOUND = 5
-HEADER = "household,building,unit,room,size,phone,cards\n"
-
-
-@pytest.fixture(scope="module")
-def ctl(env):
-    conf = harness.cordonctl_config(env.dir, env.pg.conninfo)
-
-    def run(*args, expect=0):
-        return harness.cordonctl(conf, *args, expect=expect)
-    run("migrate")
-    return run
 
 
 def register_site(env, ctl, site):
     """A site with one registered card: unknown cards are alerts there."""
     path = os.path.join(env.dir, "%s.csv" % site)
     with open(path, "w", encoding="utf-8") as f:
-        f.write(HEADER + "1-1-101,1,1,101,2,,%s-REG\n" % site.upper())
+        f.write(HOUSEHOLDS_HEADER + "1-1-101,1,1,101,2,,%s-REG\n" % site.upper())
     ctl("import", "households", path, "--site", site)
-
-
-def loads(d):
-    return d.log().count("register loaded")
 
 
 def retained(port, site):
@@ -105,7 +89,7 @@ def test_flood_of_unknown_cards_folds(env, ctl):
     al = Alerts(env.broker.port, site)
     try:
         d = env.cordond({"rules": {"max_open_alerts": str(BOUND), "repeat_interval": "1s"}})
-        wait_until(lambda: loads(d) >= 1, what="the register")
+        wait_until(lambda: register_loads(d) >= 1, what="the register")
         publish_many(env.broker.port, [
             gate_event(site, "G01", "F-%04d" % i, card="UK-%04d" % i, person="")
             for i in range(n)])
@@ -151,9 +135,9 @@ def test_flood_of_unknown_cards_folds(env, ctl):
         # a restart restores the same open set: a new card folds into the
         # same aggregate, a known one updates its own alert
         d.stop()
-        before = loads(d)
+        before = register_loads(d)
         env.restart(d)
-        wait_until(lambda: loads(d) > before, what="the register after the restart")
+        wait_until(lambda: register_loads(d) > before, what="the register after the restart")
         assert "rule state restored: %d open alerts" % (BOUND + 1) in d.log(), d.log()[-2000:]
         assert "folded into aggregate" not in d.log()
         publish_many(env.broker.port, [
@@ -201,7 +185,7 @@ def test_open_alerts_of_an_old_database_fold_at_start(env, ctl):
     assert len(retained(env.broker.port, site)) == 20
 
     d = env.cordond({"rules": {"max_open_alerts": str(BOUND), "repeat_interval": "1s"}})
-    wait_until(lambda: loads(d) >= 1, what="the register")
+    wait_until(lambda: register_loads(d) >= 1, what="the register")
     wait_until(lambda: env.pg.count("alerts", "site = %s AND state = 'resolved'", (site,)) == 15,
                LONG, what="15 alerts resolved as folded")
     # the aggregate's count is republished after repeat_interval

@@ -12,18 +12,14 @@ refuses intervals under a minute). Waits are bounded; nothing is timed.
 
 import datetime
 import json
-import os
 import re
 import signal
 import time
 
-import pytest
-
-import harness
-from harness import Collector, Stream, gate_event, publish_many, wait_until
+from harness import (Collector, Stream, field, gate_event, import_households, now_ts,
+                     publish_many, register_loads, wait_register_loaded, wait_until)
 
 LONG = 120
-HEADER = "household,building,unit,room,size,phone,cards\n"
 PHONE = "18012341999"          # a household's contact phone: must never leave the database
 ALERT_KEYS = {"alert_id", "kind", "severity", "state", "transition", "site", "subject",
               "raised_at", "updated_at", "count", "event_id", "gate", "household", "temp_c",
@@ -33,50 +29,16 @@ OLD_TS = "2020-02-16T18:32:00.123+08:00"   # skewed: rules use the receive time
 
 # ---------------------------------------------------------------- helpers
 
-@pytest.fixture(scope="module")
-def ctl(env):
-    conf = harness.cordonctl_config(env.dir, env.pg.conninfo)
-
-    def run(*args, expect=0):
-        return harness.cordonctl(conf, *args, expect=expect)
-    run("migrate")
-    return run
-
-
-def now_ts(offset_s=0.0):
-    """The current time as ISO 8601 with offset (within max_clock_skew)."""
-    t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=offset_s)
-    return t.isoformat(timespec="milliseconds")
-
-
 def pub(env, topic, body):
     payload = body if isinstance(body, bytes) else json.dumps(body).encode()
     publish_many(env.broker.port, [(topic, payload)])
 
 
-def import_households(env, ctl, site, rows):
-    """rows: [(household, [cards])]; every household gets PHONE."""
-    path = os.path.join(env.dir, "%s.csv" % site)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(HEADER)
-        for i, (hh, cards) in enumerate(rows):
-            f.write("%s,%d,1,%d,2,%s,%s\n" % (hh, i + 1, 101 + i, PHONE, ";".join(cards)))
-    ctl("import", "households", path, "--site", site)
-
-
-def loads(d):
-    return d.log().count("register loaded")
-
-
-def wait_loaded(d, at_least=1):
-    wait_until(lambda: loads(d) >= at_least, what="cordond loading the register (%d times)" % at_least)
-
-
 def changed(d, fn):
     """Run fn (a register change that NOTIFYs) and wait until cordond reloaded."""
-    before = loads(d)
+    before = register_loads(d)
     out = fn()
-    wait_until(lambda: loads(d) > before, what="cordond reloading the register")
+    wait_until(lambda: register_loads(d) > before, what="cordond reloading the register")
     return out
 
 
@@ -162,6 +124,19 @@ def wait_row(env, alert_id, state, timeout=LONG):
                       % (alert_id, state, row(env, alert_id)))
 
 
+def resealed_by(env, al, site, alert_id, status_id):
+    """Wait until sealed_gate alert_id is resolved "re-sealed" on the broker
+    and in PostgreSQL, and check that it was resolved at the time of the
+    gate status message status_id (its ts), not of another one."""
+    res = al.wait("sealed_gate", "resolved", lambda x: x["alert_id"] == alert_id)
+    assert res["reason"] == "re-sealed", res
+    wait_row(env, alert_id, "resolved")
+    at, ts = env.pg.query(
+        "SELECT a.resolved_at, s.ts FROM alerts a, gate_status s WHERE a.alert_id = %s"
+        " AND s.site = %s AND s.event_key LIKE %s", (alert_id, site, "%" + status_id))[0]
+    assert at == ts, (at, ts)
+
+
 def transitions(env, alert_id):
     return [t for (t,) in env.pg.query("SELECT transition FROM alert_transitions"
                                        " WHERE alert_id = %s ORDER BY at, count", (alert_id,))]
@@ -208,7 +183,7 @@ def test_fever_raised_and_resolved(env, cordond):
     site = "af"
     with Alerts(env.broker.port, site) as al:
         d = cordond({"rules": {"recheck_window": "10m"}})
-        wait_loaded(d)
+        wait_register_loaded(d)
         publish_many(env.broker.port, [
             gate_event(site, "G03", "F-1", card="C-0412", person="P-1", temp_c=38.6),
             gate_event(site, "G03", "F-2", card="C-0413", person="P-2", temp_c=37.5),
@@ -250,12 +225,12 @@ def test_fever_raised_and_resolved(env, cordond):
 
 def test_isolation_overdue_raised_and_resolved(env, cordond, ctl):
     site, hh = "aio", "5-1-101"
-    import_households(env, ctl, site, [(hh, ["IO-1"])])
+    import_households(env, ctl, site, [(hh, ["IO-1"])], PHONE)
     env.pg.query("INSERT INTO isolation_orders (site, household, person, ends_at, check_interval_s)"
                  " VALUES (%s, %s, 'P-51', now() + interval '1 day', 3)", (site, hh))
     with Alerts(env.broker.port, site) as al:
         d = cordond({"rules": {"check_grace": "1s"}})
-        wait_loaded(d)
+        wait_register_loaded(d)
         a = al.wait("isolation_overdue", "raised")
         check_message(a, "isolation_overdue", site, "warning", "person:P-51", "raised", "raised")
         assert a["household"] == hh
@@ -273,10 +248,10 @@ def test_isolation_overdue_raised_and_resolved(env, cordond, ctl):
 
 def test_isolation_symptom_raised_and_resolved(env, cordond, ctl):
     site, hh = "ais", "5-2-101"
-    import_households(env, ctl, site, [(hh, ["IS-1"])])
+    import_households(env, ctl, site, [(hh, ["IS-1"])], PHONE)
     with Alerts(env.broker.port, site) as al:
         d = cordond()
-        wait_loaded(d)
+        wait_register_loaded(d)
         pub(env, *check(site, hh, "K-1", person="P-52", symptoms=["cough", "fatigue"]))
         a = al.wait("isolation_symptom", "raised")
         check_message(a, "isolation_symptom", site, "warning", "person:P-52", "raised", "raised")
@@ -292,14 +267,14 @@ def test_isolation_symptom_raised_and_resolved(env, cordond, ctl):
 
 def test_isolation_breach_raised_and_resolved(env, cordond, ctl):
     site, hh = "aib", "5-3-101"
-    import_households(env, ctl, site, [(hh, ["IB-1"]), ("5-3-102", ["IB-2"])])
+    import_households(env, ctl, site, [(hh, ["IB-1"]), ("5-3-102", ["IB-2"])], PHONE)
     ctl("isolate", site, "--household", hh)
     # backdated: an order that starts at this very moment is the next test's case
     env.pg.query("UPDATE isolation_orders SET starts_at = starts_at - interval '1 minute'"
                  " WHERE site = %s", (site,))
     with Alerts(env.broker.port, site) as al:
         d = cordond()
-        wait_loaded(d)
+        wait_register_loaded(d)
         publish_many(env.broker.port, [
             gate_event(site, "G01", "B-1", card="IB-1", person="P-1", direction="in"),
             gate_event(site, "G01", "B-2", card="IB-2", person="P-2", direction="out"),
@@ -323,10 +298,10 @@ def test_isolation_breach_just_after_order_start(env, cordond, ctl):
     breach. The order is made at .6 s past a whole second, so that a start
     time rounded to whole seconds would lie after the pass."""
     site, hh = "aib2", "5-4-101"
-    import_households(env, ctl, site, [(hh, ["IB-9"])])
+    import_households(env, ctl, site, [(hh, ["IB-9"])], PHONE)
     with Alerts(env.broker.port, site) as al:
         d = cordond()
-        wait_loaded(d)
+        wait_register_loaded(d)
         wait_until(lambda: 0.55 <= time.time() % 1 <= 0.65, interval=0.005,
                    what="the wall clock at .6 s")
         changed(d, lambda: env.pg.query(
@@ -346,7 +321,7 @@ def test_sealed_gate_raised_and_resealed(env, cordond, ctl):
     ctl("gate", "add", site, "G09", "--sealed")
     with Alerts(env.broker.port, site) as al:
         d = cordond()
-        wait_loaded(d)
+        wait_register_loaded(d)
         pub(env, *gate_event(site, "G09", "S-1", card="C-0412", person="P-1"))
         a = al.wait("sealed_gate", "raised")
         check_message(a, "sealed_gate", site, "critical", "gate:G09", "raised", "raised")
@@ -379,7 +354,7 @@ def test_sealed_gate_states_out_of_order(env, cordond, ctl):
     ctl("gate", "add", site, "G09", "--sealed")
     with Alerts(env.broker.port, site) as al:
         d = cordond()
-        wait_loaded(d)
+        wait_register_loaded(d)
         pub(env, topic, {"state": "closed", "ts": now_ts(-20), "id": "ST-2"})
         wait_until(lambda: env.pg.count("gate_status", "site = %s", (site,)) == 1, LONG,
                    what="the closed stored")
@@ -397,14 +372,7 @@ def test_sealed_gate_states_out_of_order(env, cordond, ctl):
                    what="the older closed stored")
         # a marker the same rules pass must handle after ST-3: a newer closed
         pub(env, topic, {"state": "closed", "ts": now_ts(), "id": "ST-5"})
-        res = al.wait("sealed_gate", "resolved", lambda x: x["alert_id"] == f["alert_id"])
-        assert res["reason"] == "re-sealed"
-        # resolved by ST-5 (its time), not by ST-3
-        wait_row(env, f["alert_id"], "resolved")
-        at, st5 = env.pg.query(
-            "SELECT a.resolved_at, s.ts FROM alerts a, gate_status s WHERE a.alert_id = %s"
-            " AND s.site = %s AND s.event_key LIKE %s", (f["alert_id"], site, "%ST-5"))[0]
-        assert at == st5, (at, st5)
+        resealed_by(env, al, site, f["alert_id"], "ST-5")   # not by ST-3
         assert d.alive()
 
 
@@ -422,7 +390,7 @@ def test_sealed_gate_states_across_restart(env, cordond, ctl):
     topic2 = "cordon/%s/gate/G10/status" % site
     with Alerts(env.broker.port, site) as al:
         d = cordond()
-        wait_loaded(d)
+        wait_register_loaded(d)
         pub(env, topic, {"state": "closed", "ts": now_ts(-20), "id": "ST-2"})
         pub(env, topic2, {"state": "forced", "ts": now_ts(-5), "id": "ST-4"})
         f = al.wait("sealed_gate", "raised", lambda x: x["subject"] == "gate:G10")
@@ -430,9 +398,9 @@ def test_sealed_gate_states_across_restart(env, cordond, ctl):
         wait_until(lambda: env.pg.count("gate_status", "site = %s", (site,)) == 2, LONG,
                    what="the closed and the forced stored")
         d.stop()
-        before = loads(d)
+        before = register_loads(d)
         env.restart(d)
-        wait_until(lambda: loads(d) > before, what="the register after the restart")
+        wait_until(lambda: register_loads(d) > before, what="the register after the restart")
         pub(env, topic, {"state": "forced", "ts": now_ts(-40), "id": "ST-1"})
         a = al.wait("sealed_gate", "raised", lambda x: x["subject"] == "gate:G09")
         res = al.wait("sealed_gate", "resolved", lambda x: x["alert_id"] == a["alert_id"])
@@ -443,13 +411,7 @@ def test_sealed_gate_states_across_restart(env, cordond, ctl):
         wait_until(lambda: env.pg.count("gate_status", "site = %s", (site,)) == 4, LONG,
                    what="the older closed stored")
         pub(env, topic2, {"state": "closed", "ts": now_ts(), "id": "ST-5"})
-        res = al.wait("sealed_gate", "resolved", lambda x: x["alert_id"] == f["alert_id"])
-        assert res["reason"] == "re-sealed"
-        wait_row(env, f["alert_id"], "resolved")
-        at, st5 = env.pg.query(
-            "SELECT a.resolved_at, s.ts FROM alerts a, gate_status s WHERE a.alert_id = %s"
-            " AND s.site = %s AND s.event_key LIKE %s", (f["alert_id"], site, "%ST-5"))[0]
-        assert at == st5, (at, st5)
+        resealed_by(env, al, site, f["alert_id"], "ST-5")
         assert env.pg.count("alerts", "site = %s AND state <> 'resolved'", (site,)) == 0
         assert d.alive()
 
@@ -462,7 +424,7 @@ def test_sealed_gate_forced_twice(env, cordond, ctl):
     ctl("gate", "add", site, "G09", "--sealed")
     with Alerts(env.broker.port, site) as al:
         d = cordond()
-        wait_loaded(d)
+        wait_register_loaded(d)
         topic = "cordon/%s/gate/G09/status" % site
         pub(env, topic, b"forced")
         a = al.wait("sealed_gate", "raised")
@@ -487,7 +449,7 @@ def test_gate_silent_raised_and_resolved(env, cordond, ctl):
     ctl("gate", "add", site, "G05")
     with Alerts(env.broker.port, site) as al:
         d = cordond({"rules": {"silence_timeout": "2s"}})
-        wait_loaded(d)
+        wait_register_loaded(d)
         a = al.wait("gate_silent", "raised")
         check_message(a, "gate_silent", site, "warning", "gate:G05", "raised", "raised")
         assert a["gate"] == "G05" and "G05" in a["text"]
@@ -503,11 +465,11 @@ def test_gate_silent_raised_and_resolved(env, cordond, ctl):
 
 def test_unknown_card_raised_and_resolved(env, cordond, ctl):
     site = "auc"
-    import_households(env, ctl, site, [("6-1-101", ["UC-1", "UC-2"])])
+    import_households(env, ctl, site, [("6-1-101", ["UC-1", "UC-2"])], PHONE)
     ctl("card", "revoke", site, "UC-2")
     with Alerts(env.broker.port, site) as al:
         d = cordond()
-        wait_loaded(d)
+        wait_register_loaded(d)
         publish_many(env.broker.port, [
             gate_event(site, "G01", "U-1", card="UC-1", person="P-1"),      # registered
             gate_event(site, "G01", "U-2", card="XX-9", person="P-2"),      # not registered
@@ -530,11 +492,11 @@ def test_unknown_card_raised_and_resolved(env, cordond, ctl):
 
 def test_exit_quota_raised_and_window_ends(env, cordond, ctl):
     site, hh = "aeq", "7-1-101"
-    import_households(env, ctl, site, [(hh, ["EQ-1", "EQ-2"])])
+    import_households(env, ctl, site, [(hh, ["EQ-1", "EQ-2"])], PHONE)
     with Alerts(env.broker.port, site) as al:
         # exit_window is at least 60 s ([rules] refuses less): the test waits that long
         d = cordond({"rules": {"exit_quota": "1", "exit_window": "60s"}})
-        wait_loaded(d)
+        wait_register_loaded(d)
         publish_many(env.broker.port, [
             gate_event(site, "G01", "X-1", card="EQ-1", person="P-1", direction="out"),
             gate_event(site, "G01", "X-2", card="EQ-1", person="P-1", direction="in"),
@@ -558,7 +520,7 @@ def test_disinfection_overdue_raised_and_resolved(env, cordond):
     env.pg.query("INSERT INTO zones (site, zone, interval_s) VALUES (%s, 'Z07', 2)", (site,))
     with Alerts(env.broker.port, site) as al:
         d = cordond()
-        wait_loaded(d)
+        wait_register_loaded(d)
         a = al.wait("disinfection_overdue", "raised")
         check_message(a, "disinfection_overdue", site, "warning", "zone:Z07", "raised", "raised")
         assert a["zone"] == "Z07" and "Z07" in a["text"], a
@@ -576,7 +538,7 @@ def test_hotline_unresolved_raised_and_resolved(env, cordond):
     site = "ahl"
     with Alerts(env.broker.port, site) as al:
         d = cordond({"rules": {"hotline_medical_limit": "2s"}})
-        wait_loaded(d)
+        wait_register_loaded(d)
         pub(env, "cordon/%s/hotline" % site,
             {"call_id": "H-7", "id": "1", "action": "open", "ts": now_ts(), "household": "3-2-401",
              "category": "medical", "urgent": True, "note": "call back " + PHONE})
@@ -594,14 +556,6 @@ def test_hotline_unresolved_raised_and_resolved(env, cordond):
         wait_row(env, a["alert_id"], "resolved")
         assert all(x["subject"] == "call:H-7" for x in al.all("hotline_unresolved"))
         assert d.alive()
-
-
-FIELD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "field-cases")
-
-
-def field_case(name):
-    with open(os.path.join(FIELD, name), "rb") as f:
-        return f.read()
 
 
 def hotline_steps(env, site, call):
@@ -637,10 +591,10 @@ def test_hotline_resolve_before_open(env, cordond):
     topic = "cordon/%s/hotline" % site
     with Alerts(env.broker.port, site) as al:
         d = cordond({"rules": {"hotline_medical_limit": "2s"}})
-        wait_loaded(d)
-        pub(env, topic, field_case("16a-hotline-resolve-first.json"))
+        wait_register_loaded(d)
+        pub(env, topic, field("16a-hotline-resolve-first.json"))
         wait_until(lambda: hotline_steps(env, site, "H-16") == 1, LONG, what="the resolve stored")
-        pub(env, topic, field_case("16b-hotline-open-late.json"))
+        pub(env, topic, field("16b-hotline-open-late.json"))
         wait_until(lambda: hotline_steps(env, site, "H-16") == 2, LONG, what="the open stored")
         assert call_row(env, site, "H-16") == ("resolved", True, True)
         no_alert_past_marker(env, al, site, "H-16")
@@ -656,14 +610,14 @@ def test_hotline_open_after_resolve_across_restart(env, cordond):
     topic = "cordon/%s/hotline" % site
     with Alerts(env.broker.port, site) as al:
         d = cordond({"rules": {"hotline_medical_limit": "2s"}})
-        wait_loaded(d)
+        wait_register_loaded(d)
         pub(env, topic, {"call_id": "H-1", "id": "3", "action": "resolve", "ts": now_ts()})
         wait_until(lambda: call_row(env, site, "H-1") == ("resolved", False, True), LONG,
                    what="the resolve stored")
         d.stop()
-        before = loads(d)
+        before = register_loads(d)
         env.restart(d)
-        wait_until(lambda: loads(d) > before, what="the register after the restart")
+        wait_until(lambda: register_loads(d) > before, what="the register after the restart")
         pub(env, topic, {"call_id": "H-1", "id": "1", "action": "open", "ts": now_ts(-60),
                          "household": "5-1-302", "category": "medical", "urgent": True})
         pub(env, topic, {"call_id": "H-1", "id": "2", "action": "update", "ts": now_ts(-30),
@@ -687,7 +641,7 @@ def test_backlog_raised_and_recovered(private_env):
     e.broker.start()
     e.pg.start()
     d = e.cordond({"spool": {"max_bytes": "16MiB"}, "site": {"max_payload": "1KiB"}})
-    wait_loaded(d)
+    wait_register_loaded(d)
     with Alerts(e.broker.port, "_daemon") as al:
         e.pg.stop("fast")
         topic = "cordon/bk/gate/G01/event"
@@ -722,7 +676,7 @@ def test_dedupe_one_alert_per_subject(env, cordond):
     site = "add"
     with Alerts(env.broker.port, site) as al:
         d = cordond({"rules": {"repeat_interval": "3s"}})
-        wait_loaded(d)
+        wait_register_loaded(d)
         publish_many(env.broker.port, [
             gate_event(site, "G02", "R-%03d" % i, card="C-1", person="P-1", temp_c=38.0)
             for i in range(50)])
@@ -744,7 +698,7 @@ def test_retained_state_topic(env, cordond):
     site = "art"
     with Alerts(env.broker.port, site) as al:
         d = cordond()
-        wait_loaded(d)
+        wait_register_loaded(d)
         publish_many(env.broker.port, [
             gate_event(site, "G01", "T-1", card="C-1", person="P-1", temp_c=38.1),
             gate_event(site, "G01", "T-2", card="C-2", person="P-2", temp_c=38.2)])
@@ -774,7 +728,7 @@ def test_ack_round_trip(env, cordond):
     site = "aak"
     with Alerts(env.broker.port, site) as al:
         d = cordond()
-        wait_loaded(d)
+        wait_register_loaded(d)
         pub(env, *gate_event(site, "G01", "A-1", card="C-1", person="P-1", temp_c=38.7))
         a = al.wait("fever", "raised")
         ack(env, site, a["alert_id"], "ack", note="on my way")
@@ -814,7 +768,7 @@ def test_reject_notice_masks_numbers(env, cordond):
     site = "arj"
     with Alerts(env.broker.port, site) as al:
         d = cordond()
-        wait_loaded(d)
+        wait_register_loaded(d)
         topic = "cordon/%s/gate/G01/event" % site
         bad = [
             # the phone inside a string of a payload that is not JSON
@@ -846,7 +800,7 @@ def test_fever_while_postgres_down(private_env):
     e.broker.start()
     e.pg.start()
     d = e.cordond()
-    wait_loaded(d)
+    wait_register_loaded(d)
     with Alerts(e.broker.port, "apg") as al:
         e.pg.stop("fast")
         pub(e, *gate_event("apg", "G01", "PG-1", card="C-1", person="P-1", temp_c=38.9))
@@ -871,7 +825,7 @@ def test_sigkill_during_fever_burst(private_env):
     e.pg.start()
     site, n = "akl", 200
     d = e.cordond({"rules": {"max_open_alerts": "1000"}})   # 200 open fevers, none folded
-    wait_loaded(d)
+    wait_register_loaded(d)
     msgs = [gate_event(site, "G%02d" % (i % 4 + 1), "K%d-%04d" % (r, i), card="C-%04d" % i,
                        person="P-%04d" % i, temp_c=38.0 + (i % 9) / 10)
             for r in (1, 2) for i in range(n)]
@@ -913,13 +867,13 @@ def test_isolation_overdue_across_restart(env, cordond, ctl):
     and starts after it: the overdue alert is raised, with a deadline
     counted from the check (not from the order's start)."""
     site, hh = "air", "8-1-101"
-    import_households(env, ctl, site, [(hh, ["IR-1"])])
+    import_households(env, ctl, site, [(hh, ["IR-1"])], PHONE)
     env.pg.query("INSERT INTO isolation_orders (site, household, person, starts_at, ends_at,"
                  " check_interval_s) VALUES (%s, %s, 'P-81', now() - interval '1 hour',"
                  " now() + interval '1 day', 8)", (site, hh))
     with Alerts(env.broker.port, site) as al:
         d = cordond({"rules": {"check_grace": "1s"}})
-        wait_loaded(d)
+        wait_register_loaded(d)
         first = al.wait("isolation_overdue", "raised")    # no check for an hour
         ts = now_ts()
         t_check = datetime.datetime.fromisoformat(ts)
@@ -956,7 +910,7 @@ def test_alert_queued_while_broker_down(private_env):
     e.pg.start()
     site = "abd"
     d = e.cordond({"rules": {"hotline_medical_limit": "5s"}})
-    wait_loaded(d)
+    wait_register_loaded(d)
     pub(e, "cordon/%s/hotline" % site,
         {"call_id": "H-1", "id": "1", "action": "open", "ts": now_ts(), "category": "medical",
          "urgent": True})
@@ -982,16 +936,16 @@ def test_open_alerts_survive_restart(env, cordond, ctl):
     ctl("gate", "add", site, "G05")
     with Alerts(env.broker.port, site) as al:
         d = cordond({"rules": {"silence_timeout": "2s"}})
-        wait_loaded(d)
+        wait_register_loaded(d)
         pub(env, *gate_event(site, "G01", "R-1", card="C-1", person="P-1", temp_c=38.8))
         fever = al.wait("fever", "raised")
         silent = al.wait("gate_silent", "raised", lambda a: a["subject"] == "gate:G05")
         wait_row(env, fever["alert_id"], "raised")
         wait_row(env, silent["alert_id"], "raised")
         d.stop()
-        before = loads(d)
+        before = register_loads(d)
         env.restart(d)
-        wait_until(lambda: loads(d) > before, what="the register after the restart")
+        wait_until(lambda: register_loads(d) > before, what="the register after the restart")
         ack(env, site, fever["alert_id"], "resolve")
         res = al.wait("fever", "resolved")
         assert res["alert_id"] == fever["alert_id"] and res["reason"] == "operator"

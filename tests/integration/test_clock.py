@@ -17,7 +17,7 @@ import os
 import pytest
 
 import harness
-from harness import Collector, publish_many, wait_until
+from harness import Collector, now_ts, publish_many, register_loads, wait_until
 
 LONG = 120
 FAKETIME_LIBS = ("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1",
@@ -29,16 +29,6 @@ def faketime_lib():
         if os.path.exists(path):
             return path
     pytest.fail("libfaketime is not installed (Debian package libfaketime; scripts/lib/deps.sh)")
-
-
-@pytest.fixture(scope="module")
-def ctl(env):
-    conf = harness.cordonctl_config(env.dir, env.pg.conninfo)
-
-    def run(*args, expect=0):
-        return harness.cordonctl(conf, *args, expect=expect)
-    run("migrate")
-    return run
 
 
 class Clock:
@@ -76,10 +66,6 @@ def start(env, overrides, clock):
     return d
 
 
-def now_ts():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
-
-
 def status(env, site, gate, id):
     publish_many(env.broker.port, [("cordon/%s/gate/%s/status" % (site, gate),
                                     json.dumps({"state": "online", "ts": now_ts(),
@@ -93,10 +79,6 @@ def wait_stored(env, site, gate, id):
     wait_until(lambda: env.pg.count("gate_status", "event_key = %s", (key,)) == 1,
                LONG, what="status %s stored" % key)
     return env.pg.scalar("SELECT received_at FROM gate_status WHERE event_key = %s", (key,))
-
-
-def loads(d):
-    return d.log().count("register loaded")
 
 
 def alerts(env, site, kind):
@@ -116,14 +98,14 @@ def test_gate_silent_after_the_clock_is_set_back(env, ctl):
     ctl("gate", "add", site, "G01", "--sealed")
     clock = Clock(env.dir, site)
     d = start(env, {"rules": {"silence_timeout": "3s"}}, clock)
-    wait_until(lambda: loads(d) >= 1, what="the register loaded")
+    wait_until(lambda: register_loads(d) >= 1, what="the register loaded")
     status(env, site, "G01", "HB-1")
     last = wait_stored(env, site, "G01", "HB-1")
     clock.set(-3600)
     wait_step_logged(d, "wall clock stepped back by 3600 s")
-    before = loads(d)
+    before = register_loads(d)
     ctl("gate", "open", site, "G01")    # judged from now on: silent since HB-1
-    wait_until(lambda: loads(d) > before, what="the register reloaded")
+    wait_until(lambda: register_loads(d) > before, what="the register reloaded")
     rows = wait_until(lambda: alerts(env, site, "gate_silent"), LONG,
                       what="gate_silent for G01 after the clock was set back")
     assert [(r[1], r[2]) for r in rows] == [("gate:G01", "raised")], rows
@@ -144,7 +126,7 @@ def test_no_false_gate_silent_when_the_clock_is_set_forward(env, ctl):
         ctl("gate", "add", site, g)
     clock = Clock(env.dir, site)
     d = start(env, {"rules": {"silence_timeout": "30m", "hotline_other_limit": "1s"}}, clock)
-    wait_until(lambda: loads(d) >= 1, what="the register loaded")
+    wait_until(lambda: register_loads(d) >= 1, what="the register loaded")
     for g in gates:
         status(env, site, g, "HB-%s" % g)
     for g in gates:

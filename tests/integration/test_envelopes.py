@@ -11,17 +11,9 @@ vendor_error. Waits are bounded; nothing is timed."""
 
 import datetime
 import json
-import os
 
 import harness
-from harness import publish_many, wait_until
-
-FIELD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "field-cases")
-
-
-def field(name):
-    with open(os.path.join(FIELD, name), "rb") as f:
-        return f.read()
+from harness import field, publish_many, wait_until
 
 
 def rows(env, site):

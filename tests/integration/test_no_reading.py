@@ -11,41 +11,10 @@ timed."""
 
 from decimal import Decimal
 import json
-import os
 
-import pytest
+from harness import field, gate_event, import_households, publish_many, wait_until
 
-import harness
-from harness import gate_event, publish_many, wait_until
-
-FIELD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "field-cases")
-HEADER = "household,building,unit,room,size,phone,cards\n"
 PHONE = "18012341999"
-
-
-def field(name):
-    with open(os.path.join(FIELD, name), "rb") as f:
-        return f.read()
-
-
-@pytest.fixture(scope="module")
-def ctl(env):
-    conf = harness.cordonctl_config(env.dir, env.pg.conninfo)
-
-    def run(*args, expect=0):
-        return harness.cordonctl(conf, *args, expect=expect)
-    run("migrate")
-    return run
-
-
-def import_households(env, ctl, site, rows):
-    """rows: [(household, [cards])]."""
-    path = os.path.join(env.dir, "%s.csv" % site)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(HEADER)
-        for i, (hh, cards) in enumerate(rows):
-            f.write("%s,%d,1,%d,2,%s,%s\n" % (hh, i + 1, 101 + i, PHONE, ";".join(cards)))
-    ctl("import", "households", path, "--site", site)
 
 
 def start(env, cordond):
@@ -86,7 +55,7 @@ def test_field_case_03_unknown_card_at_sealed_gate(env, cordond, ctl):
     site = "nr3"
     ctl("gate", "add", site, "G31", "--sealed")
     ctl("gate", "add", site, "G32", "--sealed")
-    import_households(env, ctl, site, [("3-2-401", ["C-0412"])])
+    import_households(env, ctl, site, [("3-2-401", ["C-0412"])], PHONE)
     d = start(env, cordond)
     dahua = json.dumps({"Action": "Pulse", "Code": "AccessControl", "Index": 0,
                         "Data": {"RecNo": 5200, "UTC": 1581849120, "CardNo": "C-0412",
@@ -122,7 +91,7 @@ def test_passes_without_reading_in_other_formats(env, cordond, ctl):
     event (5/21, nobody named) and a canonical payload naming nobody are
     not passes: missing_temperature, nothing stored."""
     site, hh = "nr4", "5-3-101"
-    import_households(env, ctl, site, [(hh, ["IB-1"])])
+    import_households(env, ctl, site, [(hh, ["IB-1"])], PHONE)
     ctl("isolate", site, "--household", hh)
     env.pg.query("UPDATE isolation_orders SET starts_at = starts_at - interval '1 minute'"
                  " WHERE site = %s", (site,))
@@ -169,7 +138,7 @@ def test_passes_without_reading_in_envelopes(env, cordond, ctl):
     are rows with temp_c NULL and raise unknown_card; the door events are
     skipped; an answer holding door events only is the reject no_events."""
     site = "nr6"
-    import_households(env, ctl, site, [("6-1-101", ["C-0412"])])
+    import_households(env, ctl, site, [("6-1-101", ["C-0412"])], PHONE)
     d = start(env, cordond)
     hik, dahua = "cordon/%s/gate/G61/event" % site, "cordon/%s/gate/G62/event" % site
 

@@ -22,24 +22,8 @@ import threading
 import pytest
 
 import harness
-from harness import free_port, metric, publish_many, scrape, wait_until
-
-FIELD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "field-cases")
-
-
-def field(name):
-    with open(os.path.join(FIELD, name), "rb") as f:
-        return f.read()
-
-
-@pytest.fixture(scope="module")
-def ctl(env):
-    conf = harness.cordonctl_config(env.dir, env.pg.conninfo)
-
-    def run(*args, expect=0):
-        return harness.cordonctl(conf, *args, expect=expect)
-    run("migrate")
-    return run
+from harness import (field, free_port, metric, publish_many, scrape, wait_register_loaded,
+                     wait_until)
 
 
 def with_metrics(overrides=None):
@@ -63,10 +47,6 @@ def states(env, site, gate):
 def sealed_alerts(env, site):
     return env.pg.query("SELECT alert_id, state FROM alerts WHERE site = %s AND kind ="
                         " 'sealed_gate' ORDER BY raised_at", (site,))
-
-
-def wait_loaded(d):
-    wait_until(lambda: "register loaded" in d.log(), what="cordond loading the register")
 
 
 def restart_broker(env, d, port, replayed):
@@ -99,7 +79,7 @@ def test_retained_forced_judged_once(env, cordond, ctl, session):
     port, o = with_metrics({"mqtt": {"client_id": "cordond-" + site,
                                      **({"session_expiry": "0s"} if new else {})}})
     d = cordond(o)
-    wait_loaded(d)
+    wait_register_loaded(d)
     topic = "cordon/%s/gate/G11/status" % site
     publish_many(env.broker.port, [(topic, field("11-retained-forced.txt"))], retain=True)
     wait_until(lambda: len(sealed_alerts(env, site)) == 1, what="the sealed_gate alert")
@@ -151,7 +131,7 @@ def test_retained_again_is_new(env, cordond, ctl):
     ctl("gate", "add", site, "G11", "--sealed")
     port, o = with_metrics({"mqtt": {"client_id": "cordond-ra", "session_expiry": "0s"}})
     d = cordond(o)
-    wait_loaded(d)
+    wait_register_loaded(d)
     topic = "cordon/%s/gate/G11/status" % site
     publish_many(env.broker.port, [(topic, b"forced")], retain=True)
     wait_until(lambda: len(sealed_alerts(env, site)) == 1, what="the first alert")
@@ -441,7 +421,7 @@ def test_replay_memory_kept_in_its_file(private_env):
     port, o = with_metrics({"spool": {"max_bytes": "32MiB", "segment_bytes": "64KiB"},
                             "mqtt": {"session_expiry": "0s"}})
     d = e.cordond(o)
-    wait_loaded(d)
+    wait_register_loaded(d)
     topic = "cordon/%s/gate/G11/status" % site
     spool = os.path.join(e.dir, "spool")
     first = sorted(f for f in os.listdir(spool) if f.endswith(".seg"))[0]

@@ -7,27 +7,14 @@ redelivery of either reading adds nothing."""
 
 import json
 import re
-import urllib.request
 
-from harness import free_port, gate_event, publish_many, wait_until
+from harness import free_port, gate_event, metric, publish_many, scrape, wait_until
 
 DERIVED = re.compile(r"^(.*)~([0-9a-f]{12})$")
 
 
-def metrics(port):
-    """{'name{labels}': value} from cordond's /metrics."""
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
-        text = r.read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            out[name] = float(value)
-    return out
-
-
 def reused(port, type_):
-    return metrics(port).get('cordon_events_key_reused_total{type="%s"}' % type_)
+    return metric(scrape(port), 'cordon_events_key_reused_total{type="%s"}' % type_)
 
 
 def wait_reused(port, type_, n):
@@ -234,7 +221,7 @@ def test_reuse_in_the_row_pass(private_env):
             gate_event(site, "G01", "1", person="P-1", temp_c=36.5),       # redelivered
             gate_event(site, "G01", "3", person="P-4", temp_c=36.6)]       # new
     publish_many(e.broker.port, msgs)
-    wait_until(lambda: (metrics(port).get("cordon_messages_received_total") or 0) >= 1 + len(msgs),
+    wait_until(lambda: (metric(scrape(port), "cordon_messages_received_total") or 0) >= 1 + len(msgs),
                what="the messages spooled")
     e.pg.start()
     wait_until(lambda: e.pg.count("gate_events", "event_key = 'rp/G01/3'") == 1,

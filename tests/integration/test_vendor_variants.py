@@ -4,16 +4,8 @@ cases (tests/fixtures/field-cases/, copies of shared/field-cases) are
 published byte for byte."""
 
 import json
-import os
 
-from harness import gate_event, publish_many, wait_until
-
-FIELD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "field-cases")
-
-
-def field(name):
-    with open(os.path.join(FIELD, name), "rb") as f:
-        return f.read()
+from harness import field, gate_event, publish_many, wait_until
 
 
 def states(env, site, gate):

@@ -211,12 +211,12 @@ times(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-		assert_int_equal(normalize_parse_time(ok[i].s, 8 * 3600, &us), 0);
+		assert_int_equal(normalize_parse_time_ctx(&ctx, "s1", ok[i].s, &us, NULL), 0);
 		if (us != ok[i].us)
 			fail_msg("%s: got %lld", ok[i].s, (long long)us);
 	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		if (normalize_parse_time(bad[i], 0, &us) == 0)
+		if (normalize_parse_time_ctx(&ctx, "s1", bad[i], &us, NULL) == 0)
 			fail_msg("%s parsed", bad[i]);
 }
 

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,13 +325,27 @@ restore_alert(struct fx *f, const struct alert *a)
 	return rules_restore_alert(f->r, a, &now, &f->out);
 }
 
+/* rules_restore_seen of a row as the register thread parses it. */
+static int
+restore_seen_in(struct rules *r, const struct registry_snapshot *reg, const char *what,
+		const char *site, const char *id, const char *sub, int64_t at,
+		struct rules_clock now)
+{
+	char at_text[24];
+	const char *v[ALERT_STATE_SEEN_COLS] = { what, site, id, sub, at_text };
+	struct alert_seen x;
+
+	snprintf(at_text, sizeof(at_text), "%" PRId64, at);
+	assert_int_equal(alert_state_parse_seen(v, ALERT_STATE_SEEN_COLS, &x), 0);
+	return rules_restore_seen(r, reg, &x, &now);
+}
+
 static void
 restore_seen(struct fx *f, const char *what, const char *site, const char *id, const char *sub,
 	     int64_t at, int64_t now_wall)
 {
-	struct rules_clock now = clk(f, now_wall);
-
-	assert_int_equal(rules_restore_seen(f->r, what, site, id, sub, at, &now), 0);
+	assert_int_equal(restore_seen_in(f->r, f->reg, what, site, id, sub, at, clk(f, now_wall)),
+			 0);
 }
 
 /* The only transition in the output; asserts there is exactly one. */
@@ -338,8 +353,9 @@ static const struct alert_transition *
 only(struct fx *f, enum alert_kind kind, const char *what)
 {
 	for (size_t i = 0; f->out.n != 1 && i < f->out.n; i++)
-		print_message("transition %zu: %s %s %s\n", i, rules_kind_name(f->out.t[i].a.kind),
-			      f->out.t[i].what, f->out.t[i].a.subject);
+		print_message("transition %zu: %s %s %s\n", i,
+			      alert_state_kind_name(f->out.t[i].a.kind), f->out.t[i].what,
+			      f->out.t[i].a.subject);
 	assert_int_equal(f->out.n, 1);
 	assert_int_equal(f->out.t[0].a.kind, kind);
 	assert_string_equal(f->out.t[0].what, what);
@@ -350,8 +366,9 @@ static void
 none(struct fx *f)
 {
 	if (f->out.n)
-		fail_msg("unexpected transition: %s %s %s", rules_kind_name(f->out.t[0].a.kind),
-			 f->out.t[0].what, f->out.t[0].a.subject);
+		fail_msg("unexpected transition: %s %s %s",
+			 alert_state_kind_name(f->out.t[0].a.kind), f->out.t[0].what,
+			 f->out.t[0].a.subject);
 }
 
 static size_t
@@ -1405,6 +1422,89 @@ rng_next(uint64_t *x)
 	return *x;
 }
 
+/* The resolved calls remembered (10,000: rules.c RULES_RESOLVED_MAX): past
+ * the bound the call resolved earliest (by rule time) is forgotten, and a
+ * resolve older than all kept is not remembered, whatever order the
+ * resolves come in (repeats keep the latest time). Checked against a model
+ * that scans as remember_resolved once did: a call is followed again
+ * exactly when the model has forgotten it. */
+#define RESOLVED_MAX 10000
+#define RESOLVED_CALLS (RESOLVED_MAX + 700)
+#define RESOLVED_OPS (RESOLVED_CALLS + 2000)
+
+static void
+hotline_resolved_bound(void **state)
+{
+	struct fx *f = *state;
+	static int64_t kept[RESOLVED_CALLS]; /* model: resolve time, 0 = not kept */
+	static int perm[RESOLVED_OPS];
+	uint64_t seed = 0x9e3779b97f4a7c15ULL;
+	size_t nkept = 0, expect = 0, raised = 0;
+	struct event ev;
+	char id[32];
+
+	memset(kept, 0, sizeof(kept));
+	for (int i = 0; i < RESOLVED_OPS; i++)
+		perm[i] = i;
+	for (int i = RESOLVED_OPS - 1; i > 0; i--) {
+		int j = (int)(rng_next(&seed) % (uint64_t)(i + 1)), t = perm[i];
+
+		perm[i] = perm[j];
+		perm[j] = t;
+	}
+	for (int op = 0; op < RESOLVED_OPS; op++) {
+		/* every call once, then repeats of random ones; distinct times */
+		int call = op < RESOLVED_CALLS ? op : (int)(rng_next(&seed) % RESOLVED_CALLS);
+		int64_t at = T0 - HOUR - (int64_t)perm[op] * S;
+
+		snprintf(id, sizeof(id), "H-%d", call);
+		ev = hotline_ev(f, "s1", id, CALL_RESOLVE, "", -1, at);
+		apply_at(f, &ev, clk(f, T0));
+		if (kept[call]) {
+			if (at > kept[call])
+				kept[call] = at;
+			continue;
+		}
+		if (nkept == RESOLVED_MAX) {
+			int oldest = -1;
+
+			for (int c = 0; c < RESOLVED_CALLS; c++)
+				if (kept[c] && (oldest < 0 || kept[c] < kept[oldest]))
+					oldest = c;
+			if (oldest < 0) {
+				fail_msg("the model holds %d calls and found none", nkept);
+				break;
+			}
+			if (kept[oldest] > at)
+				continue;
+			kept[oldest] = 0;
+			nkept--;
+		}
+		kept[call] = at;
+		nkept++;
+	}
+	for (int c = 0; c < RESOLVED_CALLS; c++) {
+		snprintf(id, sizeof(id), "H-%d", c);
+		ev = hotline_ev(f, "s1", id, CALL_OPEN, "medical", 1, T0);
+		apply_at(f, &ev, clk(f, T0));
+		expect += kept[c] == 0;
+	}
+	tick(f, T0 + HOUR);
+	for (size_t i = 0; i < f->out.n; i++) {
+		const struct alert *a = &f->out.t[i].a;
+		int c;
+
+		if (a->kind != KIND_HOTLINE_UNRESOLVED)
+			continue;
+		assert_int_equal(sscanf(a->subject, "call:H-%d", &c), 1);
+		if (kept[c])
+			fail_msg("call H-%d followed, but its resolve is remembered", c);
+		raised++;
+	}
+	assert_int_equal(expect, RESOLVED_CALLS - RESOLVED_MAX);
+	assert_int_equal(raised, expect);
+}
+
 static bool
 next_permutation(int *a, int n)
 {
@@ -1588,7 +1688,7 @@ run_gate_steps(const int *order, int n, char *out, size_t outlen)
 	out[0] = '\0';
 	for (size_t i = 0; i < nopen; i++)
 		len += (size_t)snprintf(out + len, outlen - len, "%s %s;",
-					rules_kind_name(open[i]->kind), open[i]->subject);
+					alert_state_kind_name(open[i]->kind), open[i]->subject);
 	/* every alert raised is resolved but the open ones */
 	assert_int_equal(raised, resolved + nopen);
 	teardown((void **)&f);
@@ -1673,10 +1773,10 @@ run_fever_steps(const int *order, int n, char *out, size_t outlen)
 	nopen = rules_open_alerts(f->r, open, 8);
 	for (size_t i = 0; i < nopen; i++)
 		len += (size_t)snprintf(out + len, outlen - len, "open %s %s %d;",
-					rules_kind_name(open[i]->kind), open[i]->subject,
+					alert_state_kind_name(open[i]->kind), open[i]->subject,
 					open[i]->count);
 	/* as many raised as in time order; every one resolved but the open */
-	len += (size_t)snprintf(out + len, outlen - len, "raised %zu", raised);
+	snprintf(out + len, outlen - len, "raised %zu", raised);
 	assert_int_equal(raised, nres + nopen);
 	teardown((void **)&f);
 }
@@ -1783,7 +1883,7 @@ run_ack_steps(const int *order, int n, char *out, size_t outlen)
 	nopen = rules_open_alerts(f->r, open, 8);
 	for (size_t i = 0; i < nopen; i++)
 		len += (size_t)snprintf(out + len, outlen - len, "open %s %s %u;", open[i]->subject,
-					rules_state_name(open[i]->state), open[i]->count);
+					alert_state_name(open[i]->state), open[i]->count);
 	teardown((void **)&f);
 }
 
@@ -1997,7 +2097,11 @@ restored_seen_times(void **state)
 	restore_seen(f, "gate", "s1", "G05", "", T0 + 2 * MIN, T0 + 3 * MIN);
 	restore_seen(f, "check", "s1", "3-2-401", "P-7", T0 - 10 * MIN, T0 + 3 * MIN);
 	restore_seen(f, "call", "s1", "H-1", "medical", T0 - 20 * MIN, T0 + 3 * MIN);
-	assert_int_equal(rules_restore_seen(f->r, "bogus", "s1", "x", "", T0, &now), -EINVAL);
+	/* what the register does not know is not kept */
+	assert_int_equal(restore_seen_in(f->r, f->reg, "gate", "s1", "G99", "", T0, now), 1);
+	assert_int_equal(restore_seen_in(f->r, f->reg, "zone", "s1", "Z99", "", T0, now), 1);
+	assert_int_equal(restore_seen_in(f->r, f->reg, "check", "s1", "9-9-999", "", T0, now), 1);
+	assert_int_equal(restore_seen_in(f->r, f->reg, "seal_closed", "s1", "G05", "", T0, now), 1);
 	/* the gate was seen 2 min after start: silent only 5 min after that */
 	tick(f, T0 + 6 * MIN);
 	none(f);
@@ -2277,8 +2381,8 @@ monotonic_origin_after_a_boot(void **state)
 	add_order(f->reg, "s1", "3-2-401", "", T0 - 24 * HOUR, T0 + 24 * HOUR, 3600);
 	assert_int_equal(rules_create(&f->cfg, &now, &r), 0);
 	/* the last check 90 min ago, long before the boot: due 30 min from now */
-	assert_int_equal(rules_restore_seen(r, "check", "s1", "3-2-401", "", T0 - 90 * MIN, &now),
-			 0);
+	assert_int_equal(
+		restore_seen_in(r, f->reg, "check", "s1", "3-2-401", "", T0 - 90 * MIN, now), 0);
 	now.wall_us += 30 * MIN - HOUR;
 	now.mono_us += 30 * MIN;
 	assert_int_equal(rules_tick(r, f->reg, &now, &out), 0);
@@ -2352,12 +2456,12 @@ fold_past_the_bound(void **state)
 	unknown_card(f, "s1", 5, T0 + 5);
 	only(f, KIND_UNKNOWN_CARD, "raised");
 	g = &f->out.t[0].a;
-	assert_string_equal(g->subject, RULES_AGGREGATE);
+	assert_string_equal(g->subject, ALERT_AGGREGATE);
 	assert_int_equal(g->distinct, 1);
 	assert_int_equal(g->count, 1);
 	assert_string_equal(g->sample, "card:X-00005");
 	assert_string_equal(g->card, "");
-	assert_true(rules_is_aggregate(g));
+	assert_true(alert_state_is_aggregate(g));
 	snprintf(agg_id, sizeof(agg_id), "%s", g->alert_id);
 	/* within repeat_interval: counted, not published */
 	for (unsigned i = 6; i < 200; i++) {
@@ -2365,7 +2469,7 @@ fold_past_the_bound(void **state)
 		none(f);
 	}
 	assert_int_equal(open_of(f, "s1", KIND_UNKNOWN_CARD), 6);
-	g = open_alert(f, "s1", KIND_UNKNOWN_CARD, RULES_AGGREGATE);
+	g = open_alert(f, "s1", KIND_UNKNOWN_CARD, ALERT_AGGREGATE);
 	assert_non_null(g);
 	assert_int_equal(g->distinct, 195);
 	assert_int_equal(g->count, 195);
@@ -2377,7 +2481,7 @@ fold_past_the_bound(void **state)
 	unknown_card(f, "s1", 2, T0 + 3 * S);
 	none(f);
 	assert_int_equal(open_alert(f, "s1", KIND_UNKNOWN_CARD, "card:X-00002")->count, 2);
-	g = open_alert(f, "s1", KIND_UNKNOWN_CARD, RULES_AGGREGATE);
+	g = open_alert(f, "s1", KIND_UNKNOWN_CARD, ALERT_AGGREGATE);
 	assert_int_equal(g->distinct, 195);
 	assert_int_equal(g->count, 196);
 	/* the repeats are published after repeat_interval */
@@ -2385,7 +2489,7 @@ fold_past_the_bound(void **state)
 	assert_int_equal(f->out.n, 2); /* X-00002's repeat, and the aggregate's */
 	{
 		const struct alert_transition *t =
-			&f->out.t[rules_is_aggregate(&f->out.t[0].a) ? 0 : 1];
+			&f->out.t[alert_state_is_aggregate(&f->out.t[0].a) ? 0 : 1];
 
 		assert_string_equal(t->what, "updated");
 		assert_string_equal(t->a.alert_id, agg_id);
@@ -2444,7 +2548,7 @@ aggregate_resolved_when_quiet(void **state)
 	assert_int_equal(open_of(f, "s1", KIND_UNKNOWN_CARD), 1);
 	unknown_card(f, "s1", 2, T0 + 2 * HOUR);
 	only(f, KIND_UNKNOWN_CARD, "raised");
-	assert_true(rules_is_aggregate(&f->out.t[0].a));
+	assert_true(alert_state_is_aggregate(&f->out.t[0].a));
 	assert_string_not_equal(f->out.t[0].a.alert_id, first);
 	assert_int_equal(f->out.t[0].a.distinct, 1);
 }
@@ -2464,7 +2568,7 @@ fold_estimate_of_a_flood(void **state)
 	for (unsigned i = 0; i < 100005; i++)
 		unknown_card(f, "s1", i, T0 + i);
 	assert_int_equal(open_of(f, "s1", KIND_UNKNOWN_CARD), 6);
-	g = open_alert(f, "s1", KIND_UNKNOWN_CARD, RULES_AGGREGATE);
+	g = open_alert(f, "s1", KIND_UNKNOWN_CARD, ALERT_AGGREGATE);
 	assert_non_null(g);
 	print_message("100,000 distinct subjects folded: estimated %u\n", g->distinct);
 	assert_in_range(g->distinct, 90000, 110000);
@@ -2474,7 +2578,7 @@ fold_estimate_of_a_flood(void **state)
 	assert_int_equal(rules_create(&f->cfg, (struct rules_clock[]){ clk(f, T0) }, &f->r), 0);
 	for (unsigned i = 0; i < 5 + 300; i++)
 		unknown_card(f, "s1", i, T0 + i);
-	g = open_alert(f, "s1", KIND_UNKNOWN_CARD, RULES_AGGREGATE);
+	g = open_alert(f, "s1", KIND_UNKNOWN_CARD, ALERT_AGGREGATE);
 	assert_in_range(g->distinct, 285, 315);
 }
 
@@ -2494,14 +2598,14 @@ fold_timer_kind(void **state)
 	assert_int_equal(f->out.n, 2); /* G01, and the aggregate of G02 and G03 */
 	for (int i = 0; i < 10; i++)
 		tick(f, T0 + 7 * MIN + i * 2 * MIN);
-	g = open_alert(f, "s1", KIND_GATE_SILENT, RULES_AGGREGATE);
+	g = open_alert(f, "s1", KIND_GATE_SILENT, ALERT_AGGREGATE);
 	assert_non_null(g);
 	assert_int_equal(g->distinct, 2);
 	assert_int_equal(g->count, 2);
 	assert_string_equal(g->sample, "gate:G02 gate:G03");
 	/* still silent after an hour: the ticks keep it open */
 	tick(f, T0 + 6 * MIN + 2 * HOUR);
-	assert_non_null(open_alert(f, "s1", KIND_GATE_SILENT, RULES_AGGREGATE));
+	assert_non_null(open_alert(f, "s1", KIND_GATE_SILENT, ALERT_AGGREGATE));
 }
 
 /* Restoring 4 open alerts with a bound of 2 (a database from before the
@@ -2541,18 +2645,18 @@ restore_respects_the_bound(void **state)
 		assert_string_equal(f->out.t[f->out.n - 1].a.reason, "folded");
 		if (i == 2) {
 			assert_string_equal(f->out.t[0].what, "raised");
-			assert_true(rules_is_aggregate(&f->out.t[0].a));
+			assert_true(alert_state_is_aggregate(&f->out.t[0].a));
 		}
 	}
 	assert_int_equal(open_of(f, "s1", KIND_UNKNOWN_CARD), 3);
-	g = open_alert(f, "s1", KIND_UNKNOWN_CARD, RULES_AGGREGATE);
+	g = open_alert(f, "s1", KIND_UNKNOWN_CARD, ALERT_AGGREGATE);
 	assert_int_equal(g->distinct, 2);
 	assert_string_equal(g->sample, "card:R-2 card:R-3");
 
 	/* an aggregate from PostgreSQL */
 	rules_destroy(f->r);
 	assert_int_equal(rules_create(&f->cfg, (struct rules_clock[]){ clk(f, T0) }, &f->r), 0);
-	snprintf(a.subject, sizeof(a.subject), "%s", RULES_AGGREGATE);
+	snprintf(a.subject, sizeof(a.subject), "%s", ALERT_AGGREGATE);
 	snprintf(a.sample, sizeof(a.sample), "card:Q-1 card:Q-2");
 	rules_alert_id("s1", "unknown_card", a.subject, a.event_key, a.alert_id);
 	a.distinct = 10;
@@ -2646,13 +2750,14 @@ names(void **state)
 {
 	(void)state;
 	for (int k = 0; k < KIND_COUNT; k++)
-		assert_int_equal(rules_kind_from_name(rules_kind_name((enum alert_kind)k)), k);
-	assert_int_equal(rules_kind_from_name("plague"), -1);
-	assert_string_equal(rules_kind_name(KIND_HOTLINE_UNRESOLVED), "hotline_unresolved");
-	assert_string_equal(rules_severity_name(SEVERITY_CRITICAL), "critical");
-	assert_string_equal(rules_severity_name(SEVERITY_WARNING), "warning");
-	assert_string_equal(rules_state_name(ALERT_ACKED), "acked");
-	assert_string_equal(rules_state_name(ALERT_RESOLVED), "resolved");
+		assert_int_equal(
+			alert_state_kind_from_name(alert_state_kind_name((enum alert_kind)k)), k);
+	assert_int_equal(alert_state_kind_from_name("plague"), -EINVAL);
+	assert_string_equal(alert_state_kind_name(KIND_HOTLINE_UNRESOLVED), "hotline_unresolved");
+	assert_string_equal(alert_state_severity_name(SEVERITY_CRITICAL), "critical");
+	assert_string_equal(alert_state_severity_name(SEVERITY_WARNING), "warning");
+	assert_string_equal(alert_state_name(ALERT_ACKED), "acked");
+	assert_string_equal(alert_state_name(ALERT_RESOLVED), "resolved");
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -2690,6 +2795,7 @@ main(void)
 		T(hotline_limits),
 		T(hotline_resolved_before_limit),
 		T(hotline_resolve_before_open),
+		T(hotline_resolved_bound),
 		T(hotline_steps_in_any_order),
 		T(sealed_gate_states_out_of_order),
 		T(sealed_gate_states_in_any_order),

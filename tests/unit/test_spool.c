@@ -68,7 +68,8 @@ append_n(struct spool *s, int from, int n)
 
 		snprintf(topic, sizeof(topic), "cordon/s1/gate/G%02d/event", i % 16);
 		snprintf(payload, sizeof(payload), "{\"seq\":%d}", i);
-		assert_int_equal(spool_append(s, topic, strlen(topic), payload, strlen(payload), i),
+		assert_int_equal(spool_append_flags(s, topic, strlen(topic), payload,
+						    strlen(payload), i, 0),
 				 0);
 	}
 }
@@ -424,7 +425,7 @@ limit_and_truncation(void **state)
 	(void)state;
 	memset(big, 'x', sizeof(big));
 	/* Payloads are cut at max_payload and marked. */
-	assert_int_equal(spool_append(s, "t", 1, big, sizeof(big), 1), 0);
+	assert_int_equal(spool_append_flags(s, "t", 1, big, sizeof(big), 1, 0), 0);
 	assert_int_equal(spool_reader_create(s, 0, &r), 0);
 	assert_int_equal(spool_reader_next(r, &rec), 1);
 	assert_int_equal(rec.payload_len, 65536);
@@ -432,7 +433,7 @@ limit_and_truncation(void **state)
 	assert_int_equal(rec.flags, SPOOL_TRUNCATED);
 	spool_reader_destroy(r);
 	/* The spool refuses appends past max_bytes. */
-	while (n++ < 100 && (err = spool_append(s, "t", 1, big, 60000, 1)) == 0)
+	while (n++ < 100 && (err = spool_append_flags(s, "t", 1, big, 60000, 1, 0)) == 0)
 		;
 	assert_int_equal(err, -ENOSPC);
 	assert_true(spool_end(s) <= (1 << 20));
@@ -488,7 +489,7 @@ append_until_error(struct spool *s, int from, int *ret_err)
 
 		snprintf(topic, sizeof(topic), "cordon/s1/gate/G%02d/event", i % 16);
 		snprintf(payload, sizeof(payload), "{\"seq\":%d,\"pad\":\"%s\"}", i, pad);
-		err = spool_append(s, topic, strlen(topic), payload, strlen(payload), i);
+		err = spool_append_flags(s, topic, strlen(topic), payload, strlen(payload), i, 0);
 		if (err)
 			break;
 	}
@@ -692,7 +693,7 @@ directory_deleted_while_open(void **state)
 	assert_int_equal(spool_check_dir(s), SPOOL_DIR_OK);
 	rm_rf(dir);
 	assert_int_equal(spool_check_dir(s), SPOOL_DIR_DELETED);
-	assert_int_equal(spool_append(s, "t", 1, "x", 1, 1), -ENOENT);
+	assert_int_equal(spool_append_flags(s, "t", 1, "x", 1, 1, 0), -ENOENT);
 	assert_true(spool_end(s) == end);
 	assert_true(spool_pending(s, 0) == bytes);
 	assert_true(spool_pending_deleted(s, 0) == bytes);
@@ -737,10 +738,10 @@ append_fails_once_segment_deleted(void **state)
 	last_segment(path, sizeof(path));
 	assert_int_equal(unlink(path), 0);
 	usleep(2000); /* an append looks at most once a millisecond */
-	assert_int_equal(spool_append(s, "t", 1, "x", 1, 1), -ENOENT);
+	assert_int_equal(spool_append_flags(s, "t", 1, "x", 1, 1, 0), -ENOENT);
 	assert_true(spool_end(s) == end);
 	assert_int_equal(spool_check_dir(s), SPOOL_DIR_DELETED);
-	assert_int_equal(spool_append(s, "t", 1, "x", 1, 1), -ENOENT);
+	assert_int_equal(spool_append_flags(s, "t", 1, "x", 1, 1, 0), -ENOENT);
 	assert_int_equal(read_all(s, 0, 0), 10);
 	assert_int_equal(spool_recreate(s, end), 0);
 	append_n(s, 10, 1);
@@ -774,7 +775,7 @@ directory_replaced(void **state)
 	fputs("0123456789abcdef0123456789abcdef\n", f);
 	fclose(f);
 	assert_int_equal(spool_check_dir(s), SPOOL_DIR_REPLACED);
-	assert_int_equal(spool_append(s, "t", 1, "x", 1, 1), -ESTALE);
+	assert_int_equal(spool_append_flags(s, "t", 1, "x", 1, 1, 0), -ESTALE);
 	assert_int_equal(read_all(s, 0, 0), 50);
 	assert_int_equal(spool_recreate(s, end), -EEXIST);
 	assert_int_equal(unlink(path), 0);
@@ -844,7 +845,8 @@ checkpoint_beyond_a_clean_end_reuses_no_position(void **state)
 		char topic[] = "cordon/s1/gate/G01/event", payload[64];
 
 		snprintf(payload, sizeof(payload), "{\"seq\":%d}", i);
-		assert_int_equal(spool_append(s, topic, strlen(topic), payload, strlen(payload), i),
+		assert_int_equal(spool_append_flags(s, topic, strlen(topic), payload,
+						    strlen(payload), i, 0),
 				 0);
 	}
 	spool_close(s);

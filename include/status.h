@@ -1,0 +1,49 @@
+/* status.h - what cordond tells about itself: systemd (READY, WATCHDOG,
+ * STATUS), the /healthz and /metrics text (rendered here every 2 s and
+ * handed to the HTTP thread of metrics.c), and the periodic stats line. */
+#ifndef CORDON_STATUS_H
+#define CORDON_STATUS_H
+
+#include <stdint.h>
+
+#include "config.h"
+
+struct intake;
+struct metrics;
+struct mqtt_client;
+struct pipeline;
+struct publisher;
+struct store;
+
+/* Embedded in the daemon; the pointers under "wiring" are its objects,
+ * read only. */
+struct status {
+	const struct config *cfg;
+	/* wiring */
+	struct mqtt_client *mqtt;
+	struct store *store;
+	const struct pipeline *pl;
+	const struct publisher *pub;
+	const struct intake *intake;
+
+	struct metrics *metrics; /* NULL: running without them */
+	int ready_sent;		 /* READY=1 told to systemd */
+	int64_t watchdog_ms, last_watchdog_ms, last_status_ms;
+	uint64_t last_received; /* for the rate in STATUS= */
+	int64_t last_stats_ms;
+};
+
+void status_init(struct status *st, const struct config *cfg);
+/* Starts the metrics' HTTP thread (running without it if it cannot) and
+ * the intervals, from `now_ms`. */
+void status_start(struct status *st, int64_t now_ms);
+void status_finish(struct status *st);
+void status_reconfigure(struct status *st, const struct config *cfg);
+/* Each tick: READY once the broker is connected and has answered our
+ * SUBSCRIBE (or intake is paused), WATCHDOG at half its interval, STATUS
+ * and the metrics every 2 s, the stats line every minute. */
+void status_tick(struct status *st, int64_t now_ms);
+/* Logs the stats line (also at the stop). */
+void status_log_stats(struct status *st);
+
+#endif

@@ -1,0 +1,824 @@
+/* registry_load.c - the register thread: loads the register from
+ * PostgreSQL into snapshots (registry.c), LISTENs on cordon_register and
+ * loads again on every NOTIFY; the first load also reads the rule state
+ * (SPEC G3) with the SQL of alert_state.c, as typed rows. */
+#include "registry.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alert_state.h"
+#include "backoff.h"
+#include "db.h"
+#include "log.h"
+#include "registry_internal.h"
+
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 15000
+/* NOTIFYs naming more sites than this between two loads reload everything. */
+#define PARTIAL_MAX_SITES 64
+
+struct registry {
+	char *conninfo;
+	char *default_tz;
+	int wake_fd;
+	pthread_t thread;
+	int started;
+	_Atomic int quit;
+	int seeded;		   /* the rule state was loaded once */
+	_Atomic int reseed;	   /* load the open alerts again (registry_reseed) */
+	_Atomic int64_t seed_rows; /* open alerts loaded per site and kind */
+	pthread_mutex_t lock;
+	struct registry_snapshot *ready; /* loaded, not yet taken */
+	uint64_t generation;
+	PGconn *conn;
+	/* register thread only: the blocks of the last snapshot loaded (one
+	 * reference each), what a reload of some sites starts from */
+	struct reg_block **blocks;
+	size_t nblocks;
+	int blocks_valid; /* r->blocks are those of the last load */
+};
+
+int
+registry_set_default_tz(struct registry *r, const char *default_tz)
+{
+	char *copy = strdup(default_tz);
+
+	if (!copy)
+		return -ENOMEM;
+	pthread_mutex_lock(&r->lock);
+	free(r->default_tz);
+	r->default_tz = copy;
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+/* ---- loading (register thread) ---- */
+
+static int
+cmp_site(const void *a, const void *b)
+{
+	return strcmp(((const struct reg_site *)a)->site, ((const struct reg_site *)b)->site);
+}
+
+static void
+copy_id(char *dst, const char *src)
+{
+	snprintf(dst, REG_ID, "%s", src);
+}
+
+static PGresult *
+select_rows(PGconn *conn, const char *sql)
+{
+	PGresult *res = PQexec(conn, sql);
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+/* Rows in the tables' own order (an ORDER BY made PostgreSQL sort the whole
+ * register: 4x slower at 4 million cards); each block is sorted once its
+ * rows are in. */
+#define HH_SQL "SELECT site, household, building, unit, room, size FROM households%s"
+#define CARDS_SQL "SELECT site, card, household, state, extra FROM cards%s"
+
+/* The block of `site` while loading: the last one used (rows come mostly
+ * site by site), else found or made in s. */
+static struct reg_block *
+row_block(struct registry_snapshot *s, struct reg_block **cur, const char *site)
+{
+	if (!*cur || strcmp(block_site(*cur), site) != 0)
+		*cur = registry_snapshot_block(s, site);
+	return *cur;
+}
+
+static int
+hh_row(struct registry_snapshot *s, struct reg_block **cur, const PGresult *res)
+{
+	struct reg_block *b = row_block(s, cur, PQgetvalue(res, 0, 0));
+	struct hh_entry e;
+	int err, size = atoi(PQgetvalue(res, 0, 5));
+
+	/* Appended unsorted: load_blocks() sorts them. */
+	if (!b)
+		return -ENOMEM;
+	if ((err = block_grow((void **)&b->hh, &b->hh_cap, b->nhh, sizeof(*b->hh))) < 0 ||
+	    (err = block_pool_add(b, PQgetvalue(res, 0, 1), &e.id)) < 0 ||
+	    (err = block_intern(b, PQgetvalue(res, 0, 2), &e.building)) < 0 ||
+	    (err = block_intern(b, PQgetvalue(res, 0, 3), &e.unit)) < 0 ||
+	    (err = block_intern(b, PQgetvalue(res, 0, 4), &e.room)) < 0)
+		return err;
+	e.size = size < 0 ? 0 : size > 255 ? 255 : (uint32_t)size;
+	b->hh[b->nhh++] = e;
+	s->nhouseholds++;
+	return 0;
+}
+
+static int
+card_row(struct registry_snapshot *s, struct reg_block **cur, const PGresult *res)
+{
+	struct reg_block *b = row_block(s, cur, PQgetvalue(res, 0, 0));
+	const char *household = PQgetvalue(res, 0, 2);
+	struct card_entry e;
+	uint32_t hh, at;
+	int found, err;
+
+	/* Appended unsorted (the households are sorted by now). */
+	if (!b)
+		return -ENOMEM;
+	at = block_hh_pos(b, household, &found);
+	if ((err = block_grow((void **)&b->cards, &b->cards_cap, b->ncards, sizeof(*b->cards))) <
+		    0 ||
+	    (err = block_pool_add(b, PQgetvalue(res, 0, 1), &e.id)) < 0)
+		return err;
+	if (found)
+		hh = b->hh[at].id;
+	else if ((err = block_intern(b, household, &hh)) < 0)
+		return err;
+	e.household = hh | (strcmp(PQgetvalue(res, 0, 3), "revoked") == 0 ? CARD_REVOKED : 0) |
+		(*PQgetvalue(res, 0, 4) == 't' ? CARD_EXTRA : 0);
+	b->cards[b->ncards++] = e;
+	s->ncards++;
+	return 0;
+}
+
+static int
+cmp_hh(const void *a, const void *b, void *pool)
+{
+	return strcmp((const char *)pool + ((const struct hh_entry *)a)->id,
+		      (const char *)pool + ((const struct hh_entry *)b)->id);
+}
+
+static int
+cmp_card(const void *a, const void *b, void *pool)
+{
+	return strcmp((const char *)pool + ((const struct card_entry *)a)->id,
+		      (const char *)pool + ((const struct card_entry *)b)->id);
+}
+
+/* Runs `sql` (with the site list `list` as $1 when not NULL) and hands
+ * each row to `row`, one row at a time (libpq's single-row mode: no result
+ * ever holds the whole register). 0, or -1 with err set. */
+static int
+stream(struct registry *r, struct registry_snapshot *s, const char *sql, const char *list,
+       int (*row)(struct registry_snapshot *, struct reg_block **, const PGresult *), char *err,
+       size_t errlen)
+{
+	struct reg_block *cur = NULL;
+	PGresult *res;
+	int failed = 0;
+
+	if (!PQsendQueryParams(r->conn, sql, list ? 1 : 0, NULL, &list, NULL, NULL, 0) ||
+	    !PQsetSingleRowMode(r->conn)) {
+		db_error_text(r->conn, NULL, err, errlen);
+		while ((res = PQgetResult(r->conn)) != NULL)
+			PQclear(res);
+		return -1;
+	}
+	while ((res = PQgetResult(r->conn)) != NULL) {
+		switch (PQresultStatus(res)) {
+		case PGRES_SINGLE_TUPLE:
+			if (!failed && row(s, &cur, res) < 0) {
+				snprintf(err, errlen,
+					 "out of memory (or a site's strings over 1 GiB)");
+				failed = 1;
+			}
+			break;
+		case PGRES_TUPLES_OK: break;
+		default:
+			if (!failed)
+				db_error_text(r->conn, res, err, errlen);
+			failed = 1;
+			break;
+		}
+		PQclear(res);
+	}
+	return failed ? -1 : 0;
+}
+
+/* Reads the households and cards of `sites` (all when NULL) into blocks of
+ * snapshot s, row by row (libpq's single-row mode: no result ever holds
+ * the whole register), then takes the blocks of the other sites from
+ * r->blocks (the caller has checked r->blocks_valid). 0, or -1 with err
+ * set. */
+static int
+load_blocks(struct registry *r, struct registry_snapshot *s, char *const *sites, size_t nsites,
+	    char *err, size_t errlen)
+{
+	char sql[512], *list = NULL;
+	const char *where;
+	struct reg_block **arr;
+	int failed;
+	size_t n = 0;
+
+	if (sites) {
+		size_t len = 3;
+
+		/* {"a","b"}: ids are [A-Za-z0-9_-] (notify_site()), quoted so that
+		 * none reads as NULL. */
+		for (size_t i = 0; i < nsites; i++)
+			len += strlen(sites[i]) + 3;
+		if (!(list = malloc(len))) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		strcpy(list, "{");
+		for (size_t i = 0; i < nsites; i++) {
+			strcat(list, i ? ",\"" : "\"");
+			strcat(list, sites[i]);
+			strcat(list, "\"");
+		}
+		strcat(list, "}");
+	}
+	where = sites ? " WHERE site = ANY($1::text[])" : "";
+	snprintf(sql, sizeof(sql), HH_SQL, where);
+	failed = stream(r, s, sql, list, hh_row, err, errlen) < 0;
+	for (size_t i = 0; !failed && i < s->nblocks; i++)
+		qsort_r(s->blocks[i]->hh, s->blocks[i]->nhh, sizeof(*s->blocks[i]->hh), cmp_hh,
+			s->blocks[i]->pool);
+	snprintf(sql, sizeof(sql), CARDS_SQL, where);
+	failed = failed || stream(r, s, sql, list, card_row, err, errlen) < 0;
+	free(list);
+	for (size_t i = 0; !failed && i < s->nblocks; i++) {
+		qsort_r(s->blocks[i]->cards, s->blocks[i]->ncards, sizeof(*s->blocks[i]->cards),
+			cmp_card, s->blocks[i]->pool);
+		block_seal(s->blocks[i]);
+	}
+	if (failed || !sites)
+		return failed ? -1 : 0;
+
+	/* The other sites: the blocks of the last load, shared; both lists are
+	 * in site order. */
+	arr = malloc((s->nblocks + r->nblocks + 1) * sizeof(*arr));
+	if (!arr) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0, j = 0; i < s->nblocks || j < r->nblocks;) {
+		int reloaded = 0;
+
+		for (size_t k = 0; j < r->nblocks && k < nsites && !reloaded; k++)
+			reloaded = strcmp(sites[k], block_site(r->blocks[j])) == 0;
+		if (reloaded) {
+			j++;
+		} else if (j == r->nblocks ||
+			   (i < s->nblocks &&
+			    strcmp(block_site(s->blocks[i]), block_site(r->blocks[j])) < 0)) {
+			arr[n++] = s->blocks[i++];
+		} else {
+			arr[n++] = block_ref(r->blocks[j]);
+			s->nhouseholds += r->blocks[j]->nhh;
+			s->ncards += r->blocks[j]->ncards;
+			j++;
+		}
+	}
+	free(s->blocks);
+	s->blocks = arr;
+	s->nblocks = n;
+	return 0;
+}
+
+static void
+drop_blocks(struct registry *r)
+{
+	for (size_t i = 0; i < r->nblocks; i++)
+		block_unref(r->blocks[i]);
+	free(r->blocks);
+	r->blocks = NULL;
+	r->nblocks = 0;
+	r->blocks_valid = 0;
+}
+
+/* r->blocks becomes the blocks of s (a reference each), for the next
+ * reload of some sites. Out of memory: none kept (blocks_valid 0), and
+ * load() reads every site the next time. */
+static void
+keep_blocks(struct registry *r, const struct registry_snapshot *s)
+{
+	struct reg_block **arr = s->nblocks ? malloc(s->nblocks * sizeof(*arr)) : NULL;
+
+	drop_blocks(r);
+	if (!arr && s->nblocks)
+		return;
+	for (size_t i = 0; i < s->nblocks; i++)
+		arr[i] = block_ref(s->blocks[i]);
+	r->blocks = arr;
+	r->nblocks = s->nblocks;
+	r->blocks_valid = 1;
+}
+
+#define LOAD(snap, field, count, res)                                              \
+	do {                                                                       \
+		(snap)->count = (size_t)PQntuples(res);                            \
+		(snap)->field = calloc((snap)->count + 1, sizeof(*(snap)->field)); \
+		if (!(snap)->field)                                                \
+			goto fail;                                                 \
+	} while (0)
+
+/* Loads a snapshot: households and cards of `sites` (nsites of them) from
+ * PostgreSQL and those of the other sites from r->blocks, or every site's
+ * when sites is NULL or r->blocks are not those of the last load; the rest
+ * (sites, gates, zones, isolation orders) in full. NULL with err set on
+ * failure (r->blocks unchanged). */
+static struct registry_snapshot *
+load(struct registry *r, char *const *sites, size_t nsites, char *err, size_t errlen)
+{
+	struct registry_snapshot *s;
+	PGresult *res = NULL;
+	char zone[64];
+	struct timespec t0, t1;
+
+	if (!r->blocks_valid) {
+		sites = NULL;
+		nsites = 0;
+	}
+	pthread_mutex_lock(&r->lock);
+	snprintf(zone, sizeof(zone), "%s", r->default_tz);
+	pthread_mutex_unlock(&r->lock);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	s = registry_snapshot_empty(zone);
+	if (!s) {
+		snprintf(err, errlen, "out of memory or no zone %s", zone);
+		return NULL;
+	}
+	/* jit: compiling the scans of a big register took longer than they run */
+	if (db_exec(r->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err, errlen) < 0 ||
+	    db_exec(r->conn, "SET LOCAL jit = off", err, errlen) < 0)
+		goto fail;
+
+	if (!(res = select_rows(r->conn, "SELECT site, timezone FROM sites")))
+		goto sqlfail;
+	LOAD(s, sites, nsites, res);
+	for (size_t i = 0; i < s->nsites; i++) {
+		const char *own = PQgetvalue(res, (int)i, 1);
+
+		/* NULL: none of its own, the default (tz stays NULL). */
+		copy_id(s->sites[i].site, PQgetvalue(res, (int)i, 0));
+		if (!PQgetisnull(res, (int)i, 1) && tz_load(own, &s->sites[i].tz) < 0)
+			log_warn("site %s: unknown time zone %s, using [site] timezone %s",
+				 s->sites[i].site, own, zone);
+	}
+	PQclear(res);
+	qsort(s->sites, s->nsites, sizeof(*s->sites), cmp_site);
+
+	if (!(res = select_rows(r->conn,
+				"SELECT site, gate, state, format, unit, active FROM gates")))
+		goto sqlfail;
+	LOAD(s, gates, ngates, res);
+	for (size_t i = 0; i < s->ngates; i++) {
+		struct reg_gate *g = &s->gates[i];
+		int f = normalize_format_from_name(PQgetvalue(res, (int)i, 3));
+		const char *u = PQgetvalue(res, (int)i, 4);
+
+		copy_id(g->site, PQgetvalue(res, (int)i, 0));
+		copy_id(g->gate, PQgetvalue(res, (int)i, 1));
+		g->sealed = strcmp(PQgetvalue(res, (int)i, 2), "sealed") == 0;
+		g->format = f < 0 ? FORMAT_AUTO : (enum gate_format)f;
+		g->unit = *u == 'f' ? UNIT_FAHRENHEIT : *u == 'k' ? UNIT_KELVIN : UNIT_CELSIUS;
+		g->active = *PQgetvalue(res, (int)i, 5) == 't';
+	}
+	PQclear(res);
+	qsort(s->gates, s->ngates, sizeof(*s->gates), registry_cmp_pair);
+
+	if (!(res = select_rows(r->conn, "SELECT site, zone, coalesce(interval_s, 0) FROM zones")))
+		goto sqlfail;
+	LOAD(s, zones, nzones, res);
+	for (size_t i = 0; i < s->nzones; i++) {
+		copy_id(s->zones[i].site, PQgetvalue(res, (int)i, 0));
+		copy_id(s->zones[i].zone, PQgetvalue(res, (int)i, 1));
+		s->zones[i].interval_s = strtoll(PQgetvalue(res, (int)i, 2), NULL, 10);
+	}
+	PQclear(res);
+	qsort(s->zones, s->nzones, sizeof(*s->zones), registry_cmp_pair);
+
+	res = NULL;
+	if (load_blocks(r, s, sites, nsites, err, errlen) < 0)
+		goto fail;
+
+	if (!(res = select_rows(
+		      r->conn,
+		      "SELECT site, household, coalesce(person, ''),"
+		      " floor(extract(epoch FROM starts_at))::bigint, floor(extract(epoch FROM ends_at))::bigint,"
+		      " coalesce(check_interval_s, 0) FROM isolation_orders"
+		      " WHERE released_at IS NULL AND ends_at > now()")))
+		goto sqlfail;
+	LOAD(s, isolations, nisolations, res);
+	for (size_t i = 0; i < s->nisolations; i++) {
+		struct reg_isolation *o = &s->isolations[i];
+
+		copy_id(o->site, PQgetvalue(res, (int)i, 0));
+		copy_id(o->household, PQgetvalue(res, (int)i, 1));
+		copy_id(o->person, PQgetvalue(res, (int)i, 2));
+		o->starts_s = strtoll(PQgetvalue(res, (int)i, 3), NULL, 10);
+		o->ends_s = strtoll(PQgetvalue(res, (int)i, 4), NULL, 10);
+		o->check_interval_s = strtoll(PQgetvalue(res, (int)i, 5), NULL, 10);
+	}
+	PQclear(res);
+	res = NULL;
+	qsort(s->isolations, s->nisolations, sizeof(*s->isolations), registry_cmp_pair);
+
+	if (db_exec(r->conn, "COMMIT", err, errlen) < 0)
+		goto fail;
+	keep_blocks(r, s);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	s->load_seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	s->reloaded_sites = sites ? nsites : 0;
+	return s;
+sqlfail:
+	db_error_text(r->conn, NULL, err, errlen);
+fail:
+	PQclear(res);
+	PQclear(PQexec(r->conn, "ROLLBACK"));
+	registry_snapshot_free(s);
+	return NULL;
+}
+
+/* The rule state of G3; NULL with err set on failure. */
+static struct registry_seed *
+load_seed(struct registry *r, char *err, size_t errlen)
+{
+	struct registry_seed *seed = calloc(1, sizeof(*seed));
+	const char *v[ALERT_STATE_ALERT_COLS];
+	size_t skipped = 0;
+	PGresult *res = NULL;
+	char limit[24];
+	const char *params[1] = { limit };
+
+	if (!seed)
+		return NULL;
+	snprintf(limit, sizeof(limit), "%" PRId64, atomic_load(&r->seed_rows));
+	res = PQexecParams(r->conn, alert_state_alerts_sql, 1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		goto fail;
+	seed->alerts = calloc((size_t)PQntuples(res) + 1, sizeof(*seed->alerts));
+	if (!seed->alerts)
+		goto fail;
+	for (int row = 0; row < PQntuples(res); row++) {
+		size_t ncols = (size_t)PQnfields(res);
+		bool more;
+
+		for (size_t c = 0; c < ncols && c < ALERT_STATE_ALERT_COLS; c++)
+			v[c] = PQgetvalue(res, row, (int)c);
+		if (alert_state_parse_alert(v, ncols, &seed->alerts[seed->nalerts], &more) < 0) {
+			if (!skipped++)
+				log_warn("open alert %s of kind %s (%s, %s) not restored: not known"
+					 " to this build",
+					 PQgetvalue(res, row, 0), PQgetvalue(res, row, 2),
+					 PQgetvalue(res, row, 3), PQgetvalue(res, row, 4));
+			continue;
+		}
+		seed->nalerts++;
+		if (more)
+			seed->more = 1;
+	}
+	PQclear(res);
+	if (!(res = select_rows(r->conn, alert_state_seen_sql)))
+		goto fail;
+	seed->seen = calloc((size_t)PQntuples(res) + 1, sizeof(*seed->seen));
+	if (!seed->seen)
+		goto fail;
+	for (int row = 0; row < PQntuples(res); row++) {
+		size_t ncols = (size_t)PQnfields(res);
+
+		for (size_t c = 0; c < ncols && c < ALERT_STATE_SEEN_COLS; c++)
+			v[c] = PQgetvalue(res, row, (int)c);
+		if (alert_state_parse_seen(v, ncols, &seed->seen[seed->nseen]) == 0)
+			seed->nseen++;
+	}
+	PQclear(res);
+	if (skipped > 1)
+		log_warn("%zu open alerts not restored: kind, severity or state not known to this"
+			 " build",
+			 skipped);
+	return seed;
+fail:
+	db_error_text(r->conn, NULL, err, errlen);
+	PQclear(res);
+	free(seed->alerts);
+	free(seed->seen);
+	free(seed);
+	return NULL;
+}
+
+static void
+publish(struct registry *r, struct registry_snapshot *s)
+{
+	struct registry_snapshot *old;
+
+	/* Logged before the main loop may have it (and free it). */
+	log_info("register loaded: %zu sites, %zu gates, %zu zones, %zu households, %zu cards,"
+		 " %zu active isolation orders; %.1f MiB, %s in %.3f s",
+		 s->nsites, s->ngates, s->nzones, s->nhouseholds, s->ncards, s->nisolations,
+		 (double)registry_snapshot_bytes(s) / (1 << 20),
+		 s->reloaded_sites ? "the cards of the sites named reloaded" : "all read",
+		 s->load_seconds);
+	pthread_mutex_lock(&r->lock);
+	s->generation = ++r->generation;
+	old = r->ready;
+	if (old && old->seed && !s->seed) {
+		/* Not taken yet: the rule state must not get lost. */
+		s->seed = old->seed;
+		old->seed = NULL;
+	}
+	r->ready = s;
+	pthread_mutex_unlock(&r->lock);
+	registry_snapshot_free(old);
+	if (eventfd_write(r->wake_fd, 1) < 0)
+		log_err("register: cannot wake the main loop: %s", strerror(errno));
+}
+
+static void
+sleep_ms(struct registry *r, int64_t ms)
+{
+	for (int64_t waited = 0; waited < ms && !atomic_load(&r->quit); waited += 100)
+		usleep(100000);
+}
+
+/* Connects, LISTENs and loads; 0 or -1. */
+static int
+connect_and_load(struct registry *r, int *warned)
+{
+	char err[1024];
+	struct registry_snapshot *s;
+
+	r->conn = db_connect(r->conninfo, "cordond-register");
+	if (!r->conn || PQstatus(r->conn) != CONNECTION_OK ||
+	    db_exec(r->conn, "LISTEN cordon_register", err, sizeof(err)) < 0)
+		goto fail;
+	s = load(r, NULL, 0, err, sizeof(err));
+	atomic_store(&r->reseed, 0);
+	if (s && !r->seeded) {
+		s->seed = load_seed(r, err, sizeof(err));
+		if (!s->seed) {
+			registry_snapshot_free(s);
+			s = NULL;
+		}
+	}
+	if (!s) {
+		if (!*warned)
+			log_warn("register not loaded yet (%s); retrying", err);
+		*warned = 1;
+		goto fail;
+	}
+	if (s->seed) {
+		r->seeded = 1;
+		log_info("rule state loaded: %zu open alerts, %zu last-seen times",
+			 s->seed->nalerts, s->seed->nseen);
+	}
+	publish(r, s);
+	*warned = 0;
+	return 0;
+fail:
+	PQfinish(r->conn);
+	r->conn = NULL;
+	return -1;
+}
+
+/* The sites named by the NOTIFYs read in one turn. */
+struct dirty {
+	int any, all; /* all: reload everything */
+	char *sites[PARTIAL_MAX_SITES];
+	size_t n;
+};
+
+static void
+dirty_clear(struct dirty *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		free(d->sites[i]);
+	memset(d, 0, sizeof(*d));
+}
+
+/* A NOTIFY cordon_register with `payload`: cordonctl names the site it
+ * changed; anything else (no payload, not a site id, too many sites)
+ * reloads every site. */
+static void
+note_site(struct dirty *d, const char *payload)
+{
+	size_t len = strlen(payload);
+
+	d->any = 1;
+	if (d->all)
+		return;
+	if (len == 0 || len > NORM_ID_MAX ||
+	    strspn(payload,
+		   "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		   "abcdefghijklmnopqrstuvwxyz0123456789_-") != len) {
+		d->all = 1;
+		return;
+	}
+	for (size_t i = 0; i < d->n; i++)
+		if (strcmp(d->sites[i], payload) == 0)
+			return;
+	if (d->n == PARTIAL_MAX_SITES || !(d->sites[d->n] = strdup(payload))) {
+		d->all = 1;
+		return;
+	}
+	d->n++;
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A reload that failed (statement or lock timeout, a privilege, out of
+ * memory, a replica's recovery conflict) keeps what the NOTIFYs named and
+ * is tried again after a backoff: the sites named would otherwise keep
+ * their old block until they change again, as later reloads of other
+ * sites share it. */
+struct retry {
+	int64_t at_ms; /* CLOCK_MONOTONIC: not before then; 0: now */
+	struct backoff backoff;
+	unsigned failures; /* in a row */
+	char err[1024];	   /* the last one logged */
+};
+
+/* Forgets the failures: the next reload is tried at once. */
+static void
+retry_clear(struct retry *t)
+{
+	*t = (struct retry){ 0 };
+	backoff_init(&t->backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
+}
+
+static void
+reload(struct registry *r, struct dirty *d, struct retry *t)
+{
+	char err[sizeof(t->err)];
+	struct registry_snapshot *s;
+
+	s = load(r, d->all ? NULL : d->sites, d->all ? 0 : d->n, err, sizeof(err));
+	if (!s) {
+		/* Logged when it starts failing and when the reason changes. */
+		if (t->failures++ == 0 || strcmp(err, t->err) != 0)
+			log_warn("register reload failed: %s; the register in use stays as it"
+				 " was, retrying (every %d s at most)",
+				 err, BACKOFF_MAX_MS / 1000);
+		snprintf(t->err, sizeof(t->err), "%s", err);
+		t->at_ms = now_ms() + backoff_next(&t->backoff);
+		return;
+	}
+	if (t->failures)
+		log_info("register reloaded after %u failed attempts", t->failures);
+	publish(r, s);
+	dirty_clear(d);
+	t->at_ms = 0;
+	backoff_reset(&t->backoff);
+	t->failures = 0;
+	t->err[0] = '\0';
+}
+
+static void *
+registry_thread(void *arg)
+{
+	struct registry *r = arg;
+	struct backoff backoff;
+	int warned = 0;
+	struct dirty dirty = { 0 };
+	struct retry retry;
+
+	backoff_init(&backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
+	retry_clear(&retry);
+	while (!atomic_load(&r->quit)) {
+		struct pollfd pfd;
+		PGnotify *n;
+		int timeout = 200;
+
+		if (!r->conn) {
+			if (connect_and_load(r, &warned) < 0) {
+				sleep_ms(r, backoff_next(&backoff));
+			} else {
+				/* Everything read, after what the NOTIFYs named. */
+				backoff_reset(&backoff);
+				dirty_clear(&dirty);
+				retry_clear(&retry);
+			}
+			continue;
+		}
+		if (dirty.any) {
+			int64_t left = retry.at_ms - now_ms();
+
+			timeout = left <= 0 ? 0 : left < timeout ? (int)left : timeout;
+		}
+		pfd.fd = PQsocket(r->conn);
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, timeout) < 0 && errno != EINTR)
+			break;
+		if (!PQconsumeInput(r->conn) || PQstatus(r->conn) != CONNECTION_OK) {
+			log_warn("register connection lost; reconnecting");
+			PQfinish(r->conn);
+			r->conn = NULL;
+			continue;
+		}
+		while ((n = PQnotifies(r->conn)) != NULL) {
+			note_site(&dirty, n->extra);
+			PQfreemem(n);
+		}
+		if (atomic_exchange(&r->reseed, 0)) {
+			char err[1024];
+			struct registry_snapshot *s = load(r, NULL, 0, err, sizeof(err));
+
+			if (s && !(s->seed = load_seed(r, err, sizeof(err)))) {
+				registry_snapshot_free(s);
+				s = NULL;
+			}
+			if (s) {
+				/* Every site read: what the NOTIFYs named too. */
+				publish(r, s);
+				dirty_clear(&dirty);
+				retry_clear(&retry);
+			} else {
+				log_warn("loading the open alerts again failed: %s; retrying", err);
+				atomic_store(&r->reseed, 1);
+				sleep_ms(r, 1000);
+			}
+		} else if (dirty.any && now_ms() >= retry.at_ms) {
+			reload(r, &dirty, &retry);
+		}
+	}
+	dirty_clear(&dirty);
+	PQfinish(r->conn);
+	r->conn = NULL;
+	return NULL;
+}
+
+int
+registry_create(const char *conninfo, const char *default_tz, int wake_fd, int64_t seed_rows,
+		struct registry **ret_registry)
+{
+	struct registry *r = calloc(1, sizeof(*r));
+	int err;
+
+	if (!r)
+		return -ENOMEM;
+	pthread_mutex_init(&r->lock, NULL);
+	atomic_store(&r->seed_rows, seed_rows);
+	r->wake_fd = wake_fd;
+	r->conninfo = strdup(conninfo);
+	r->default_tz = strdup(default_tz);
+	if (!r->conninfo || !r->default_tz) {
+		registry_destroy(r);
+		return -ENOMEM;
+	}
+	err = pthread_create(&r->thread, NULL, registry_thread, r);
+	if (err) {
+		registry_destroy(r);
+		return -err;
+	}
+	r->started = 1;
+	*ret_registry = r;
+	return 0;
+}
+
+void
+registry_reseed(struct registry *r)
+{
+	atomic_store(&r->reseed, 1);
+}
+
+void
+registry_destroy(struct registry *r)
+{
+	if (!r)
+		return;
+	if (r->started) {
+		atomic_store(&r->quit, 1);
+		pthread_join(r->thread, NULL);
+	}
+	registry_snapshot_free(r->ready);
+	drop_blocks(r);
+	pthread_mutex_destroy(&r->lock);
+	free(r->conninfo);
+	free(r->default_tz);
+	free(r);
+}
+
+struct registry_snapshot *
+registry_take(struct registry *r)
+{
+	struct registry_snapshot *s;
+
+	pthread_mutex_lock(&r->lock);
+	s = r->ready;
+	r->ready = NULL;
+	pthread_mutex_unlock(&r->lock);
+	return s;
+}

@@ -1,0 +1,390 @@
+/* status.c - READY/WATCHDOG/STATUS for systemd, the /healthz and /metrics
+ * text, the stats line. Reads the other objects; changes none of them. */
+#include "status.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "intake.h"
+#include "log.h"
+#include "map.h"
+#include "metrics.h"
+#include "mqtt_client.h"
+#include "mqtt_watch.h"
+#include "normalize.h"
+#include "notify.h"
+#include "pipeline.h"
+#include "publisher.h"
+#include "registry.h"
+#include "replay.h"
+#include "rules.h"
+#include "spool.h"
+#include "store.h"
+
+#define STATS_INTERVAL_MS 60000
+
+void
+status_init(struct status *st, const struct config *cfg)
+{
+	memset(st, 0, sizeof(*st));
+	st->cfg = cfg;
+}
+
+void
+status_start(struct status *st, int64_t now_ms)
+{
+	int err = metrics_start(st->cfg->metrics_listen, &st->metrics);
+
+	if (err < 0)
+		log_warn("metrics on %s not available (%s); running without them",
+			 st->cfg->metrics_listen, strerror(-err));
+	st->watchdog_ms = notify_watchdog_ms();
+	st->last_stats_ms = now_ms;
+	st->last_watchdog_ms = st->last_status_ms = now_ms;
+}
+
+void
+status_finish(struct status *st)
+{
+	metrics_stop(st->metrics);
+	st->metrics = NULL;
+}
+
+void
+status_reconfigure(struct status *st, const struct config *cfg)
+{
+	st->cfg = cfg;
+}
+
+void
+status_log_stats(struct status *st)
+{
+	struct mqtt_client_stats is;
+	struct store_stats ss;
+
+	mqtt_client_get_stats(st->mqtt, &is);
+	store_get_stats(st->store, &ss);
+	log_info("stats: received %" PRIu64 ", events %" PRIu64 ", rejects %" PRIu64
+		 ", alerts %" PRIu64 ", wrote %" PRIu64 " rows in %" PRIu64
+		 " batches, backlog %" PRIu64 " bytes, broker %s, PostgreSQL %s",
+		 is.received, st->pl->count.events, st->pl->count.rejects, st->pub->alerts,
+		 ss.events_written + ss.rejects_written, ss.batches, pipeline_pending(st->pl),
+		 is.connected ? "up" : "down", store_stats_db_text(&ss));
+}
+
+/* Renders the Prometheus text and hands it to the HTTP thread. */
+static void
+render_metrics(struct status *st, const struct mqtt_client_stats *is, const struct store_stats *ss)
+{
+	char *text = NULL;
+	size_t len = 0;
+	const char *key;
+	void *v;
+	FILE *f;
+	uint64_t used = spool_bytes(st->pl->spool);
+	enum spool_dir_state ds = spool_check_dir(st->pl->spool);
+	int werr = spool_write_error(st->pl->spool);
+	struct spool_stats sps;
+	/* The spool first: while it takes nothing, the receive callback waits
+	 * inside Paho and the broker soon drops us too. */
+	const char *why = ds == SPOOL_DIR_DELETED ? "spool directory deleted" :
+		ds == SPOOL_DIR_REPLACED	  ? "spool directory replaced" :
+		werr || is->spool_failing	  ? "spool not writable" :
+		st->intake->disk_low		  ? "spool disk full: intake paused" :
+		!is->connected			  ? "broker not connected" :
+						    "";
+	char sub_why[384];
+
+	if (!why[0] && is->subs_refused) {
+		snprintf(sub_why, sizeof(sub_why), "subscription refused: %s", is->sub_refused);
+		why = sub_why;
+	}
+
+	if (!st->metrics)
+		return;
+	f = open_memstream(&text, &len);
+	if (!f)
+		return;
+	fprintf(f,
+		"# HELP cordon_messages_received_total Messages appended to the spool.\n"
+		"# TYPE cordon_messages_received_total counter\n"
+		"cordon_messages_received_total %llu\n",
+		(unsigned long long)is->received);
+	fprintf(f,
+		"# HELP cordon_mqtt_replays_dropped_total Messages the broker sent again that the"
+		" spool already has: a retained message at a SUBSCRIBE, a redelivery (DUP).\n"
+		"# TYPE cordon_mqtt_replays_dropped_total counter\n"
+		"cordon_mqtt_replays_dropped_total{why=\"retained\"} %llu\n"
+		"cordon_mqtt_replays_dropped_total{why=\"redelivered\"} %llu\n",
+		(unsigned long long)is->replayed_retained, (unsigned long long)is->replayed_dup);
+	fprintf(f,
+		"# HELP cordon_mqtt_retained_cleared_total Empty retained messages (a retained"
+		" message deleted): not stored, not a reject.\n"
+		"# TYPE cordon_mqtt_retained_cleared_total counter\n"
+		"cordon_mqtt_retained_cleared_total %llu\n",
+		(unsigned long long)st->pl->count.retained_cleared);
+	fprintf(f,
+		"# HELP cordon_replay_memory_topics Topics whose retained payload cordond"
+		" remembers to tell replays from new retained messages.\n"
+		"# TYPE cordon_replay_memory_topics gauge\ncordon_replay_memory_topics %llu\n"
+		"# HELP cordon_replay_memory_evicted_total Topics forgotten to stay within %u.\n"
+		"# TYPE cordon_replay_memory_evicted_total counter\n"
+		"cordon_replay_memory_evicted_total %llu\n"
+		"# HELP cordon_replay_memory_failed_total Deliveries not remembered (out of memory).\n"
+		"# TYPE cordon_replay_memory_failed_total counter\n"
+		"cordon_replay_memory_failed_total %llu\n",
+		(unsigned long long)is->replay_topics, REPLAY_MAX_TOPICS,
+		(unsigned long long)is->replay_evicted, (unsigned long long)is->replay_note_failed);
+	fprintf(f,
+		"# HELP cordon_messages_total Messages normalized, by event type (rejected: not).\n"
+		"# TYPE cordon_messages_total counter\n");
+	fprintf(f, "cordon_messages_total{type=\"rejected\"} %llu\n",
+		(unsigned long long)st->pl->count.by_type[0]);
+	for (int t = 1; t <= EVENT_TYPES; t++)
+		fprintf(f, "cordon_messages_total{type=\"%s\"} %llu\n",
+			normalize_type_name((enum event_type)t),
+			(unsigned long long)st->pl->count.by_type[t]);
+	fprintf(f,
+		"# HELP cordon_events_stored_total Event rows written to PostgreSQL, by type.\n"
+		"# TYPE cordon_events_stored_total counter\n");
+	for (int t = 1; t <= EVENT_TYPES; t++)
+		fprintf(f, "cordon_events_stored_total{type=\"%s\"} %llu\n",
+			normalize_type_name((enum event_type)t),
+			(unsigned long long)ss->rows_by_type[t]);
+	fprintf(f,
+		"# HELP cordon_rejects_total Rejected messages, by reason.\n"
+		"# TYPE cordon_rejects_total counter\n");
+	for (size_t it = 0; map_next(&st->pl->count.reject_reasons, &it, &key, &v);)
+		fprintf(f, "cordon_rejects_total{reason=\"%s\"} %llu\n", key,
+			(unsigned long long)(intptr_t)v);
+	fprintf(f,
+		"# HELP cordon_alert_transitions_total Alert transitions, by kind and transition.\n"
+		"# TYPE cordon_alert_transitions_total counter\n");
+	for (int k = 0; k < KIND_COUNT; k++)
+		for (int w = 0; w < 4; w++)
+			fprintf(f,
+				"cordon_alert_transitions_total{kind=\"%s\",transition=\"%s\"} %llu\n",
+				alert_state_kind_name((enum alert_kind)k),
+				publisher_transition_name(w),
+				(unsigned long long)st->pub->transitions[k][w]);
+	fprintf(f,
+		"# HELP cordon_spool_bytes Bytes in the spool.\n# TYPE cordon_spool_bytes gauge\n"
+		"cordon_spool_bytes %llu\n",
+		(unsigned long long)used);
+	fprintf(f,
+		"# HELP cordon_spool_backlog_bytes Spool bytes not yet in PostgreSQL.\n"
+		"# TYPE cordon_spool_backlog_bytes gauge\ncordon_spool_backlog_bytes %llu\n",
+		(unsigned long long)pipeline_pending(st->pl));
+	spool_get_stats(st->pl->spool, &sps);
+	fprintf(f,
+		"# HELP cordon_spool_writable 0 while the spool takes no message (disk full or failing,"
+		" directory deleted or replaced): nothing is acknowledged then.\n"
+		"# TYPE cordon_spool_writable gauge\ncordon_spool_writable %d\n",
+		ds == SPOOL_DIR_OK && !werr);
+	fprintf(f,
+		"# HELP cordon_spool_damaged_spans_total Damaged spans of the spool skipped by its"
+		" readers; each lost at least one record and is a spool_corrupt reject.\n"
+		"# TYPE cordon_spool_damaged_spans_total counter\n"
+		"cordon_spool_damaged_spans_total %llu\n",
+		(unsigned long long)sps.damaged_spans);
+	fprintf(f,
+		"# HELP cordon_spool_damaged_bytes_total Bytes in those spans.\n"
+		"# TYPE cordon_spool_damaged_bytes_total counter\n"
+		"cordon_spool_damaged_bytes_total %llu\n",
+		(unsigned long long)sps.damaged_bytes);
+	fprintf(f,
+		"# HELP cordon_spool_syncs_total fdatasyncs of spool data ([spool] sync).\n"
+		"# TYPE cordon_spool_syncs_total counter\ncordon_spool_syncs_total %llu\n",
+		(unsigned long long)sps.syncs);
+	fprintf(f,
+		"# HELP cordon_spool_torn_bytes Bytes of a torn spool tail cut at start.\n"
+		"# TYPE cordon_spool_torn_bytes gauge\ncordon_spool_torn_bytes %llu\n",
+		(unsigned long long)sps.torn_bytes);
+	fprintf(f,
+		"# HELP cordon_spool_disk_free_bytes Free bytes on the spool's file system.\n"
+		"# TYPE cordon_spool_disk_free_bytes gauge\ncordon_spool_disk_free_bytes %llu\n",
+		(unsigned long long)(st->intake->disk_free == UINT64_MAX ? 0 :
+									   st->intake->disk_free));
+	fprintf(f,
+		"# HELP cordon_intake_paused 1 while intake is paused (spool full).\n"
+		"# TYPE cordon_intake_paused gauge\ncordon_intake_paused %d\n",
+		st->intake->paused);
+	fprintf(f,
+		"# HELP cordon_postgres_up 1 when PostgreSQL is reachable (connected, or"
+		" refusing writes: see cordon_postgres_writes_held).\n"
+		"# TYPE cordon_postgres_up gauge\ncordon_postgres_up %d\n",
+		ss->db_up);
+	store_stats_print(ss, f);
+	fprintf(f,
+		"# HELP cordon_register_cards Cards in the register in use.\n"
+		"# TYPE cordon_register_cards gauge\ncordon_register_cards %zu\n"
+		"# HELP cordon_register_households Households in the register in use.\n"
+		"# TYPE cordon_register_households gauge\ncordon_register_households %zu\n"
+		"# HELP cordon_register_bytes Memory the register in use holds.\n"
+		"# TYPE cordon_register_bytes gauge\ncordon_register_bytes %zu\n"
+		"# HELP cordon_register_load_seconds How long loading the register in use took.\n"
+		"# TYPE cordon_register_load_seconds gauge\ncordon_register_load_seconds %.3f\n",
+		st->pl->reg->ncards, st->pl->reg->nhouseholds, st->pl->reg_bytes,
+		st->pl->reg->load_seconds);
+	fprintf(f,
+		"# HELP cordon_broker_up 1 when the MQTT broker is connected.\n"
+		"# TYPE cordon_broker_up gauge\ncordon_broker_up %d\n",
+		is->connected);
+	fprintf(f,
+		"# HELP cordon_mqtt_subscriptions Inbound topic filters by the broker's SUBACK on"
+		" this connection: granted (at QoS 1), downgraded (granted QoS 0), refused,"
+		" pending (no SUBACK yet).\n# TYPE cordon_mqtt_subscriptions gauge\n"
+		"cordon_mqtt_subscriptions{state=\"granted\"} %d\n"
+		"cordon_mqtt_subscriptions{state=\"downgraded\"} %d\n"
+		"cordon_mqtt_subscriptions{state=\"refused\"} %d\n"
+		"cordon_mqtt_subscriptions{state=\"pending\"} %d\n",
+		is->subs_granted, is->subs_downgraded, is->subs_refused, is->subs_pending);
+	fprintf(f,
+		"# HELP cordon_mqtt_subscription_reason_code Each inbound filter's SUBACK code:"
+		" 0-2 the granted QoS, 128 and up refused (135 not authorized), -1 none yet.\n"
+		"# TYPE cordon_mqtt_subscription_reason_code gauge\n");
+	for (int i = 0; i < mqtt_client_filter_count(st->mqtt); i++) {
+		int code;
+		const char *filter = mqtt_client_filter(st->mqtt, i, &code);
+
+		fprintf(f, "cordon_mqtt_subscription_reason_code{filter=\"%s\"} %d\n", filter,
+			code);
+	}
+	fprintf(f,
+		"# HELP cordon_mqtt_server_disconnects_total DISCONNECTs from the broker (MQTT 5),"
+		" by reason.\n# TYPE cordon_mqtt_server_disconnects_total counter\n");
+	for (int i = 0; i <= MQTT_REASONS; i++) {
+		int code = mqtt_reason_code_at(i);
+		char label[64];
+
+		if (!is->disconnects[i] && code != 0x8E)
+			continue;
+		snprintf(label, sizeof(label), "%s", code < 0 ? "other" : mqtt_reason_text(code));
+		for (char *c = label; *c; c++)
+			if (*c == ' ')
+				*c = '_';
+		fprintf(f, "cordon_mqtt_server_disconnects_total{reason=\"%s\"} %llu\n", label,
+			(unsigned long long)is->disconnects[i]);
+	}
+	fprintf(f,
+		"# HELP cordon_mqtt_session_taken_over_total Another client took our client id:"
+		" seen as the broker's DISCONNECT 0x8E (evidence reason_code) or, from a broker"
+		" that closes without a reason (Mosquitto before 2.0.15), as a drop back within"
+		" %d s (evidence quiet_drop; a quick broker restart counts too).\n"
+		"# TYPE cordon_mqtt_session_taken_over_total counter\n"
+		"cordon_mqtt_session_taken_over_total{evidence=\"reason_code\"} %llu\n"
+		"cordon_mqtt_session_taken_over_total{evidence=\"quiet_drop\"} %llu\n",
+		MQTT_CLIENT_QUIET_DROP_MS / 1000, (unsigned long long)is->taken_over,
+		(unsigned long long)is->quiet_drops);
+	fprintf(f,
+		"# HELP cordon_mqtt_outbound_queued Alerts and notices waiting for the publish thread.\n"
+		"# TYPE cordon_mqtt_outbound_queued gauge\ncordon_mqtt_outbound_queued %llu\n",
+		(unsigned long long)is->out_queued);
+	fprintf(f,
+		"# HELP cordon_mqtt_outbound_dropped_total Outbound messages not sent: queue full,"
+		" refused by Paho, or over the broker's maximum packet size even shortened.\n"
+		"# TYPE cordon_mqtt_outbound_dropped_total counter\n"
+		"cordon_mqtt_outbound_dropped_total{why=\"queue_full\"} %llu\n"
+		"cordon_mqtt_outbound_dropped_total{why=\"refused\"} %llu\n"
+		"cordon_mqtt_outbound_dropped_total{why=\"too_large\"} %llu\n",
+		(unsigned long long)is->publish_dropped, (unsigned long long)is->publish_failed,
+		(unsigned long long)is->outbound_too_large);
+	fprintf(f,
+		"# HELP cordon_mqtt_outbound_shortened_total Outbound messages sent without their"
+		" optional fields to fit the broker's maximum packet size.\n"
+		"# TYPE cordon_mqtt_outbound_shortened_total counter\n"
+		"cordon_mqtt_outbound_shortened_total %llu\n",
+		(unsigned long long)is->outbound_shortened);
+	fprintf(f,
+		"# HELP cordon_mqtt_connects_total Connections the broker accepted (CONNACK success).\n"
+		"# TYPE cordon_mqtt_connects_total counter\ncordon_mqtt_connects_total %llu\n",
+		(unsigned long long)is->connects);
+	fprintf(f,
+		"# HELP cordon_mqtt_broker_max_packet_bytes The broker's maximum packet size"
+		" from its last CONNACK (0: none stated).\n"
+		"# TYPE cordon_mqtt_broker_max_packet_bytes gauge\n"
+		"cordon_mqtt_broker_max_packet_bytes %u\n",
+		is->broker_max_packet);
+	fprintf(f,
+		"# HELP cordon_mqtt_outbound_unpersisted_total Outbound messages that could not be written to disk (kept in memory only).\n"
+		"# TYPE cordon_mqtt_outbound_unpersisted_total counter\n"
+		"cordon_mqtt_outbound_unpersisted_total %llu\n",
+		(unsigned long long)is->persist_write_failed);
+	fprintf(f,
+		"# HELP cordon_mqtt_outbound_lost_total Queued outbound messages found cut or damaged on disk, or gone from it.\n"
+		"# TYPE cordon_mqtt_outbound_lost_total counter\n"
+		"cordon_mqtt_outbound_lost_total %llu\n",
+		(unsigned long long)(is->persist_set_aside + is->persist_read_failed));
+	fprintf(f,
+		"# HELP cordon_batch_rows Rows per committed batch.\n"
+		"# TYPE cordon_batch_rows histogram\n");
+	histogram_print(&ss->batch_rows, "cordon_batch_rows", NULL, f);
+	fprintf(f,
+		"# HELP cordon_store_seconds Time to write and commit a batch.\n"
+		"# TYPE cordon_store_seconds histogram\n");
+	histogram_print(&ss->batch_seconds, "cordon_store_seconds", NULL, f);
+	fprintf(f,
+		"# HELP cordon_fever_alert_latency_seconds From receiving a reading to publishing its fever alert.\n"
+		"# TYPE cordon_fever_alert_latency_seconds histogram\n");
+	histogram_print(&st->pub->fever_latency, "cordon_fever_alert_latency_seconds", NULL, f);
+	fclose(f);
+	metrics_publish(st->metrics, text, len, why[0] == '\0', why);
+	free(text);
+}
+
+/* READY=1 once the broker is connected (the spool is open by then),
+ * WATCHDOG=1 at half the interval, STATUS= every 2 s, metrics. */
+static void
+service_tick(struct status *st, int64_t now)
+{
+	struct mqtt_client_stats is;
+	struct store_stats ss;
+
+	mqtt_client_get_stats(st->mqtt, &is);
+	/* Connected means subscribed too: the SUBACK has come. */
+	if (!st->ready_sent && ((is.connected && !is.subs_pending) || st->intake->paused)) {
+		notify_ready();
+		st->ready_sent = 1;
+		if (st->intake->paused)
+			log_notice("ready: spool open, intake paused");
+		else if (is.subs_refused)
+			log_err("ready, but not whole: subscription refused: %s", is.sub_refused);
+		else
+			log_notice("ready: broker connected and subscribed, spool open");
+	}
+	if (st->watchdog_ms && now - st->last_watchdog_ms >= st->watchdog_ms / 2) {
+		notify_watchdog();
+		st->last_watchdog_ms = now;
+	}
+	if (now - st->last_status_ms < 2000)
+		return;
+	store_get_stats(st->store, &ss);
+	notify_status("%.0f msg/s in, broker %s, PostgreSQL %s, backlog %llu bytes%s%s%s",
+		      (double)(is.received - st->last_received) * 1000.0 /
+			      (double)(now - st->last_status_ms),
+		      is.connected ? "up" : "down", store_stats_db_text(&ss),
+		      (unsigned long long)pipeline_pending(st->pl),
+		      st->intake->dir_state != SPOOL_DIR_OK ?
+			      ", spool directory gone: intake stopped" :
+			      st->intake->write_err ? ", spool not writable: intake stopped" :
+			      st->intake->disk_low  ? ", intake paused (spool disk full)" :
+			      st->intake->paused    ? ", intake paused (spool full)" :
+						      "",
+		      is.connected && is.subs_refused ? ", subscription refused: " : "",
+		      is.connected && is.subs_refused ? is.sub_refused : "");
+	st->last_received = is.received;
+	st->last_status_ms = now;
+	render_metrics(st, &is, &ss);
+}
+
+void
+status_tick(struct status *st, int64_t now_ms)
+{
+	service_tick(st, now_ms);
+	if (now_ms - st->last_stats_ms >= STATS_INTERVAL_MS) {
+		status_log_stats(st);
+		st->last_stats_ms = now_ms;
+	}
+}
