@@ -7,12 +7,6 @@
 
 #include "log.h"
 
-enum spool_sync_mode {
-	SPOOL_SYNC_OFF,
-	SPOOL_SYNC_INTERVAL,
-	SPOOL_SYNC_ALWAYS,
-};
-
 /* Durations are in milliseconds, sizes in bytes. */
 struct config {
 	char *mqtt_uri;
@@ -32,7 +26,7 @@ struct config {
 	char *spool_dir;
 	int64_t spool_max_bytes;
 	int64_t spool_segment_bytes;
-	int spool_sync;
+	int spool_sync; /* enum spool_sync_mode (spool.h) */
 	int64_t spool_sync_interval;
 
 	char *site_timezone;

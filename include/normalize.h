@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "temp.h"
+
 #define NORM_ID_MAX 64 /* site, gate, card, person, record ids (bytes) */
 /* The record part of an event key: a record id, or for a hotline step
  * "<call_id>/<id>" with '%' and '/' of the call id escaped as %25 and %2F
@@ -26,10 +28,6 @@
 #define NORM_STORED_KEY_MAX (NORM_KEY_MAX + 13)
 #define NORM_HASH_LEN 16    /* struct event's content_hash: XXH3-128 */
 #define NORM_MAX_EVENTS 256 /* events from one message (arrays) */
-#define TEMP_NONE INT16_MIN /* no temperature reading */
-/* The temp_c columns are numeric(4,1): a reading that rounds beyond
- * +-999.9 degrees C cannot be stored and is rejected (temperature_out_of_range). */
-#define TEMP_DC_MAX 9999
 
 enum event_type {
 	EVENT_GATE = 1,	    /* gate_events */
@@ -63,15 +61,11 @@ enum ack_action {
 	ACK_RESOLVE,
 };
 
-/* How a gate's terminal talks, from the register; AUTO: by shape. */
+/* How a gate's terminal talks, from the register; AUTO: by shape. Every
+ * other value is a format of the table (meson.build's gate_formats, in its
+ * order from 1): normalize_format_from_name("hikvision") gives its value. */
 enum gate_format {
 	FORMAT_AUTO = 0,
-	FORMAT_CANONICAL,
-	FORMAT_HIKVISION,
-	FORMAT_DAHUA,
-	FORMAT_EZVIZ,
-	FORMAT_WECOM,
-	FORMAT_DIY,
 };
 
 enum temp_unit {
@@ -192,18 +186,15 @@ int normalize_parse_time_ctx(const struct norm_context *ctx, const char *site, c
 const char *normalize_type_name(enum event_type t);
 const char *normalize_state_name(enum gate_state s);
 const char *normalize_format_name(enum gate_format f);
-/* "hikvision" -> FORMAT_HIKVISION ...; -1 when unknown. */
+/* Writes the names a gate's format takes, "auto canonical hikvision ...". */
+void normalize_format_names(char *buf, size_t len);
+/* "hikvision" -> its enum gate_format, "auto" -> FORMAT_AUTO; -1 when unknown. */
 int normalize_format_from_name(const char *name);
 
 /* Writes "2020-02-16 10:32:00.123000+00" (UTC) into buf. */
 void normalize_format_time(int64_t us, char *buf, size_t len);
 
 const char *normalize_flag_name(unsigned flag);
-
-/* Writes a temperature in tenths of a degree as the temp_c columns and the
- * alert text show it: "36.6", "-0.5" (TEMP_NONE: ""). The one place that
- * says how a temperature is written. */
-void normalize_format_temp(int16_t temp_dc, char *buf, size_t len);
 
 /* Runs of 7 or more digits (phone and ID numbers) keep their first 3
  * and last 4 digits: 180****1999. In place, over s[0..len). */

@@ -15,8 +15,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
-
 #define SPOOL_HEADER_SIZE 32
 #define SPOOL_TRUNCATED 0x1 /* payload cut at max_payload */
 /* Not a message: damaged bytes the reader skipped (a span from `pos` to
@@ -32,6 +30,13 @@
 
 struct spool;
 struct spool_reader;
+
+/* When appended bytes reach the disk ([spool] sync). */
+enum spool_sync_mode {
+	SPOOL_SYNC_OFF,
+	SPOOL_SYNC_INTERVAL,
+	SPOOL_SYNC_ALWAYS,
+};
 
 struct spool_options {
 	const char *dir;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "spool.h"
 
 struct mqtt_client;
 struct spool;

@@ -9,17 +9,18 @@
 #include <string.h>
 
 #include "normalize.h"
+#include "topics.h"
 
 void
 alerts_topic(const char *root, const struct alert *a, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s/%s/alert/%s", root, a->site, alert_state_kind_name(a->kind));
+	topics_build(buf, len, root, TOPIC_ALERT, a->site, alert_state_kind_name(a->kind));
 }
 
 void
 alerts_state_topic(const char *root, const struct alert *a, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s/%s/alerts/%s", root, a->site, a->alert_id);
+	topics_build(buf, len, root, TOPIC_ALERT_STATE, a->site, a->alert_id);
 }
 
 /* " (household H, card C)" from what the alert has. */
@@ -102,7 +103,7 @@ alerts_text(const struct alert *a, char *buf, size_t len)
 	}
 	ids(a, who, sizeof(who));
 	if (a->temp_dc != TEMP_NONE)
-		normalize_format_temp(a->temp_dc, t, sizeof(t));
+		temp_format(a->temp_dc, t, sizeof(t));
 	switch (a->kind) {
 	case KIND_FEVER:
 		if (a->gate[0])

@@ -19,6 +19,8 @@
 #include <strings.h>
 
 #include "config_keys.h"
+#include "spool.h"
+#include "temp.h"
 #include "tz.h"
 
 #define OFF(f) offsetof(struct config, f)
@@ -111,7 +113,11 @@ const struct config_key config_keys[] = {
 	{ NULL, NULL, 0, 0, NULL, 0, 0, 0, NULL },
 };
 
-static const char *const sync_names[] = { "off", "interval", "always" };
+static const char *const sync_names[] = {
+	[SPOOL_SYNC_OFF] = "off",
+	[SPOOL_SYNC_INTERVAL] = "interval",
+	[SPOOL_SYNC_ALWAYS] = "always",
+};
 
 static const struct config_key *
 find_key(const char *section, const char *name)
@@ -467,7 +473,7 @@ config_format_value(const struct config *cfg, const struct config_key *k, char *
 	case KEY_DURATION: format_duration(*(const int64_t *)field, buf, len); break;
 	case KEY_SIZE: format_size(*(const int64_t *)field, buf, len); break;
 	case KEY_INT: snprintf(buf, len, "%lld", (long long)*(const int64_t *)field); break;
-	case KEY_TEMP: snprintf(buf, len, "%.1f", *(const double *)field); break;
+	case KEY_TEMP: temp_format_c(*(const double *)field, buf, len); break;
 	case KEY_SYNC: snprintf(buf, len, "%s", sync_names[*(const int *)field]); break;
 	case KEY_LEVEL: snprintf(buf, len, "%s", log_level_name(*(const int *)field)); break;
 	}

@@ -38,6 +38,7 @@
 #include "status.h"
 #include "store.h"
 #include "syncer.h"
+#include "temp.h"
 
 #define TICK_MS 100
 #define RULE_STATE_WAIT_MS 5000 /* at start, rules wait this long for G3 state */
@@ -354,8 +355,13 @@ reload(struct daemon *d)
 		config_finish(d->cfg);
 		*d->cfg = next;
 		reconfigure(d);
-		log_notice("configuration reloaded (log level %s, fever at %.1f \u00b0C)",
-			   log_level_name((enum log_level)d->cfg->log_level), d->cfg->fever_c);
+		{
+			char fever[16];
+
+			temp_format_c(d->cfg->fever_c, fever, sizeof(fever));
+			log_notice("configuration reloaded (log level %s, fever at %s \u00b0C)",
+				   log_level_name((enum log_level)d->cfg->log_level), fever);
+		}
 	}
 	free(errs);
 	notify_ready();

@@ -30,12 +30,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backoff.h"
 #include "log.h"
 #include "mqtt_limits.h"
 #include "mqtt_link.h"
 #include "mqtt_persist.h"
 #include "pktid.h"
 #include "replay.h"
+#include "topics.h"
 
 /* The outbound queue between the main loop and out_main: commands in
  * order, publishes bounded in count and bytes (memory is bounded; a
@@ -105,8 +107,8 @@ struct mqtt_client {
 	_Atomic int paused;
 	int resumed; /* main thread: a resume whose reconnect is not yet logged */
 	int64_t retry_at_ms;
-	int64_t backoff_ms;
-	int reported; /* last connection state logged */
+	struct backoff backoff; /* 1 s to 30 s */
+	int reported;		/* last connection state logged */
 
 	pthread_mutex_t fail_lock; /* fail_why, tls_error, sub_code, disc_* (Paho's thread writes) */
 	char fail_why[256];
@@ -667,6 +669,7 @@ mqtt_client_create(const struct config *cfg, struct spool *spool, int wake_fd,
 		pthread_condattr_destroy(&ca);
 	}
 	in->drop_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10, 10);
+	backoff_init(&in->backoff, 1000, 30000); /* as Paho's own reconnect */
 	for (int i = 0; i < MQTT_CLIENT_MAX_FILTERS; i++)
 		in->sub_code[i] = in->sub_logged[i] = MQTT_CLIENT_SUB_PENDING;
 	in->spool = spool;
@@ -679,20 +682,14 @@ mqtt_client_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	in->uri = strdup(cfg->mqtt_uri);
 	if (!in->root || !in->client_id || !in->uri)
 		goto fail;
-	snprintf(in->state_topic, sizeof(in->state_topic), "%s/_daemon/%s/state", cfg->topic_root,
-		 cfg->mqtt_client_id);
-	{
-		/* Every inbound topic of SPEC 2, and nothing we publish. */
-		static const char *const patterns[] = {
-			"+/gate/+/event", "+/gate/+/status",	 "+/disinfection/+",
-			"+/hotline",	  "+/isolation/+/check", "+/ack",
-		};
-
-		for (size_t i = 0; i < sizeof(patterns) / sizeof(patterns[0]); i++)
-			snprintf(in->filters[i], sizeof(in->filters[i]), "%s/%s", cfg->topic_root,
-				 patterns[i]);
-		in->nfilters = (int)(sizeof(patterns) / sizeof(patterns[0]));
-	}
+	topics_build(in->state_topic, sizeof(in->state_topic), cfg->topic_root, TOPIC_DAEMON_STATE,
+		     NULL, cfg->mqtt_client_id);
+	/* Every inbound topic of SPEC 2, and nothing we publish. */
+	_Static_assert(TOPIC_NINBOUND <= MQTT_CLIENT_MAX_FILTERS, "a filter per inbound topic");
+	for (int k = 0; k < TOPIC_NINBOUND; k++)
+		topics_filter(in->filters[k], sizeof(in->filters[k]), cfg->topic_root,
+			      (enum topic_kind)k);
+	in->nfilters = TOPIC_NINBOUND;
 
 	/* Outbound messages (alerts) are kept while the broker is away, in
 	 * a persistence of our own (mqtt_persist.c: checksummed, written by
@@ -801,7 +798,7 @@ mqtt_client_start(struct mqtt_client *in)
 {
 	int rc;
 
-	in->backoff_ms = 1000;
+	backoff_reset(&in->backoff);
 	atomic_store(&in->connecting, mono_ms());
 	rc = MQTTAsync_connect(in->client, &in->conn);
 	if (rc != MQTTASYNC_SUCCESS) {
@@ -939,13 +936,14 @@ reconcile(struct mqtt_client *in, int64_t now_ms)
 					log_warn(
 						"MQTT connect to the broker failed: %s; retrying in"
 						" %lld s",
-						fail_reason(in), (long long)in->backoff_ms / 1000);
-				in->retry_at_ms = now_ms + in->backoff_ms;
+						fail_reason(in),
+						(long long)backoff_delay(&in->backoff) / 1000);
+				in->retry_at_ms = now_ms + backoff_delay(&in->backoff);
 				break;
 			}
 			if (now_ms < in->retry_at_ms)
 				break;
-			in->backoff_ms = in->backoff_ms < 15000 ? in->backoff_ms * 2 : 30000;
+			(void)backoff_next(&in->backoff);
 		}
 		atomic_store(&in->connect_failed, 0);
 		atomic_store(&in->lost, 0);
@@ -984,7 +982,7 @@ mqtt_client_tick(struct mqtt_client *in, int64_t now_ms)
 				"MQTT connection lost (%s); reconnecting (the broker keeps our session)",
 				fail_reason(in));
 		in->reported = connected;
-		in->backoff_ms = 1000;
+		backoff_reset(&in->backoff);
 	}
 	reconcile(in, now_ms);
 }
@@ -1100,7 +1098,8 @@ after_read(void *ctx, char **buffer, int *buflen)
 					  p.props_len ? p.props_len : 1),
 			atomic_load(&in->max_packet));
 
-		snprintf(topic, sizeof(topic), "%s/_daemon/%s/set_aside", in->root, in->client_id);
+		topics_build(topic, sizeof(topic), in->root, TOPIC_DAEMON_SET_ASIDE, NULL,
+			     in->client_id);
 		p.topic = topic;
 		p.topic_len = strlen(topic);
 		p.payload = notice;
@@ -1462,7 +1461,7 @@ mqtt_client_resume(struct mqtt_client *in)
 		return;
 	atomic_store(&in->paused, 0);
 	in->resumed = 1;
-	in->backoff_ms = 1000;
+	backoff_reset(&in->backoff);
 	/* A connect that failed during the pause is not this one's. */
 	atomic_store(&in->lost, 0);
 	atomic_store(&in->connect_failed, 0);

@@ -14,14 +14,14 @@
 
 /* Ours: a temp_c or ts key, and not DIY's "temp" (a DIY reading may
  * carry a ts too). */
-int
+static int
 norm_canonical_shape(json_t *root)
 {
 	return json_is_object(root) && !json_object_get(root, "temp") &&
 		(json_object_get(root, "temp_c") || json_object_get(root, "ts"));
 }
 
-int
+static int
 norm_canonical_gate(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
 		    struct norm_result *ret)
 {
@@ -99,3 +99,13 @@ norm_canonical_gate(const struct norm_msg *msg, json_t *root, struct event *even
 	ret->nevents = 1;
 	return 0;
 }
+
+const struct norm_format norm_format_canonical = {
+	.name = "canonical",
+	.shape = norm_canonical_shape,
+	.gate = norm_canonical_gate,
+	.sample =
+		"{\"id\":\"G03-000123\",\"ts\":\"2020-02-16T18:32:00.123+08:00\",\"card\":\"C-0412\","
+		"\"temp_c\":36.6}",
+	.sample_temp_dc = 366,
+};

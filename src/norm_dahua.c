@@ -82,7 +82,7 @@ event_list(json_t *root)
 	return list;
 }
 
-int
+static int
 norm_dahua_shape(json_t *root)
 {
 	return json_is_object(root) && (event_shape(root) || event_list(root));
@@ -286,7 +286,7 @@ notify_stream(const struct norm_msg *msg, json_t *list, struct event *events, si
 	return 0;
 }
 
-int
+static int
 norm_dahua_gate(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
 		struct norm_result *ret)
 {
@@ -314,3 +314,12 @@ norm_dahua_gate(const struct norm_msg *msg, json_t *root, struct event *events, 
 	ret->nevents = 1;
 	return 0;
 }
+
+const struct norm_format norm_format_dahua = {
+	.name = "dahua",
+	.shape = norm_dahua_shape,
+	.gate = norm_dahua_gate,
+	.sample = "{\"Code\":\"AccessControl\",\"Data\":{\"CardNo\":\"A1B2C3D4\",\"RecNo\":5127,"
+		  "\"UTC\":1581849120,\"ManTemperatureInfo\":{\"CurrentTemperature\":36.5}}}",
+	.sample_temp_dc = 365,
+};

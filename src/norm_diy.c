@@ -80,7 +80,7 @@ diy_item(json_t *v)
 	return json_is_number(v) || diy_object(v);
 }
 
-int
+static int
 norm_diy_shape(json_t *root)
 {
 	size_t i;
@@ -261,7 +261,7 @@ diy_event(const struct norm_msg *msg, json_t *e, size_t i, struct event *ev,
 	return norm_finish_event(msg, ev, id, i, ret);
 }
 
-int
+static int
 norm_diy_gate(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
 	      struct norm_result *ret)
 {
@@ -278,3 +278,11 @@ norm_diy_gate(const struct norm_msg *msg, json_t *root, struct event *events, si
 	ret->nevents = n;
 	return 0;
 }
+
+const struct norm_format norm_format_diy = {
+	.name = "diy",
+	.shape = norm_diy_shape,
+	.gate = norm_diy_gate,
+	.sample = "{\"temp\":36.7}",
+	.sample_temp_dc = 367,
+};

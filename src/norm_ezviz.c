@@ -48,7 +48,7 @@
 
 #include "normalize_internal.h"
 
-int
+static int
 norm_ezviz_shape(json_t *root)
 {
 	return json_is_object(root) &&
@@ -147,7 +147,7 @@ ezviz_event(const struct norm_msg *msg, json_t *e, const char *where, const char
 	return norm_finish_event(msg, ev, id, i, ret);
 }
 
-int
+static int
 norm_ezviz_gate(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
 		struct norm_result *ret)
 {
@@ -215,3 +215,13 @@ out:
 		json_decref(list);
 	return 0;
 }
+
+const struct norm_format norm_format_ezviz = {
+	.name = "ezviz",
+	.shape = norm_ezviz_shape,
+	.gate = norm_ezviz_gate,
+	.sample = "{\"header\":{\"type\":\"ys.open.face\",\"messageId\":\"5e57f239\"},\"body\":{"
+		  "\"faceTime\":\"2020-02-16 18:32:01.250\",\"employeeNo\":\"2405\","
+		  "\"temperature\":{\"currTemperature\":37.55}}}",
+	.sample_temp_dc = 376,
+};

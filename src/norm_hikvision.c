@@ -118,7 +118,7 @@ xml_unwrap(json_t *o)
 	return ret;
 }
 
-int
+static int
 norm_hikvision_shape(json_t *root)
 {
 	if (!json_is_object(root))
@@ -301,7 +301,7 @@ search_response(const struct norm_msg *msg, json_t *acs, struct event *events, s
 	return 0;
 }
 
-int
+static int
 norm_hikvision_gate(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
 		    struct norm_result *ret)
 {
@@ -347,3 +347,13 @@ norm_hikvision_gate(const struct norm_msg *msg, json_t *root, struct event *even
 	ret->nevents = 1;
 	return 0;
 }
+
+const struct norm_format norm_format_hikvision = {
+	.name = "hikvision",
+	.shape = norm_hikvision_shape,
+	.gate = norm_hikvision_gate,
+	.sample =
+		"{\"major\":5,\"minor\":75,\"time\":\"2020-02-16T18:33:05+08:00\",\"cardNo\":\"C-1\","
+		"\"serialNo\":1235,\"currTemperature\":37.35,\"thermometryUnit\":\"celsius\"}",
+	.sample_temp_dc = 374,
+};

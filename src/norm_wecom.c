@@ -111,7 +111,7 @@ items_reply(json_t *root)
 	return json_is_object(data) && json_object_get(data, "items");
 }
 
-int
+static int
 norm_wecom_shape(json_t *root)
 {
 	return json_is_object(root) &&
@@ -256,7 +256,7 @@ wecom_list(const struct norm_msg *msg, json_t *list, const char *name, struct ev
 	return 0;
 }
 
-int
+static int
 norm_wecom_gate(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
 		struct norm_result *ret)
 {
@@ -298,3 +298,12 @@ norm_wecom_gate(const struct norm_msg *msg, json_t *root, struct event *events, 
 		return norm_reject(ret, "bad_field", "temperature_data is not an array");
 	return wecom_list(msg, data, "temperature_data", events, max, ret);
 }
+
+const struct norm_format norm_format_wecom = {
+	.name = "wecom",
+	.shape = norm_wecom_shape,
+	.gate = norm_wecom_gate,
+	.sample = "{\"errcode\":0,\"errmsg\":\"ok\",\"temperature_data\":[{\"userid\":\"zhangsan\","
+		  "\"temperature\":\"36.6\",\"timestamp\":1581849120,\"status\":0}]}",
+	.sample_temp_dc = 366,
+};

@@ -20,6 +20,7 @@
 #include <openssl/hmac.h>
 
 #include "normalize_internal.h"
+#include "topics.h"
 
 const char *
 normalize_flag_name(unsigned flag)
@@ -72,33 +73,6 @@ norm_valid_utf8(const uint8_t *s, size_t len)
 		i += n + 1;
 	}
 	return 1;
-}
-
-/* Splits the topic into at most `max` levels; returns the count, or -1
- * when there are more. */
-static int
-split_topic(const char *t, size_t len, struct norm_level *lv, int max)
-{
-	int n = 0;
-	size_t start = 0;
-
-	for (size_t i = 0; i <= len; i++) {
-		if (i < len && t[i] != '/')
-			continue;
-		if (n == max)
-			return -1;
-		lv[n].s = t + start;
-		lv[n].len = i - start;
-		n++;
-		start = i + 1;
-	}
-	return n;
-}
-
-static int
-level_is(const struct norm_level *lv, const char *word)
-{
-	return lv->len == strlen(word) && memcmp(lv->s, word, lv->len) == 0;
 }
 
 void
@@ -154,23 +128,28 @@ normalize_message_hash(const struct norm_input *in, char ret_hex[33])
 	snprintf(ret_hex, 33, "%016" PRIx64 "%016" PRIx64, h.high64, h.low64);
 }
 
-static const struct norm_format formats[] = {
-	{ FORMAT_CANONICAL, "canonical", norm_canonical_shape, norm_canonical_gate },
-	{ FORMAT_HIKVISION, "hikvision", norm_hikvision_shape, norm_hikvision_gate },
-	{ FORMAT_DAHUA, "dahua", norm_dahua_shape, norm_dahua_gate },
-	{ FORMAT_EZVIZ, "ezviz", norm_ezviz_shape, norm_ezviz_gate },
-	{ FORMAT_WECOM, "wecom", norm_wecom_shape, norm_wecom_gate },
-	{ FORMAT_DIY, "diy", norm_diy_shape, norm_diy_gate },
+const struct norm_format *const norm_formats[] = {
+#define X(name) &norm_format_##name,
+	NORM_FORMATS
+#undef X
 };
-#define NFORMATS (sizeof(formats) / sizeof(formats[0]))
+const size_t norm_nformats = sizeof(norm_formats) / sizeof(norm_formats[0]);
 
 const char *
 normalize_format_name(enum gate_format f)
 {
-	for (size_t i = 0; i < NFORMATS; i++)
-		if (formats[i].format == f)
-			return formats[i].name;
+	if (f > FORMAT_AUTO && (size_t)f <= norm_nformats)
+		return norm_formats[f - 1]->name;
 	return "auto";
+}
+
+void
+normalize_format_names(char *buf, size_t len)
+{
+	size_t n = (size_t)snprintf(buf, len, "auto");
+
+	for (size_t i = 0; i < norm_nformats && n < len; i++)
+		n += (size_t)snprintf(buf + n, len - n, " %s", norm_formats[i]->name);
 }
 
 int
@@ -178,9 +157,9 @@ normalize_format_from_name(const char *name)
 {
 	if (strcmp(name, "auto") == 0)
 		return FORMAT_AUTO;
-	for (size_t i = 0; i < NFORMATS; i++)
-		if (strcmp(formats[i].name, name) == 0)
-			return (int)formats[i].format;
+	for (size_t i = 0; i < norm_nformats; i++)
+		if (strcmp(norm_formats[i]->name, name) == 0)
+			return (int)i + 1;
 	return -1;
 }
 
@@ -218,15 +197,16 @@ gate_event(struct norm_msg *msg, json_t *root, struct event *events, size_t max,
 	if (msg->ctx->gate_info &&
 	    msg->ctx->gate_info(msg->ctx->arg, msg->site_id, msg->device_id, &msg->gate) == 0)
 		msg->registered = 1;
-	for (size_t i = 0; i < NFORMATS; i++) {
-		if (msg->gate.format != FORMAT_AUTO) {
-			if (formats[i].format == msg->gate.format)
-				return formats[i].gate(msg, root, events, max, ret);
-			continue;
-		}
-		if (formats[i].shape(root)) {
-			found = &formats[i];
-			nfound++;
+	if (msg->gate.format != FORMAT_AUTO) {
+		if ((size_t)msg->gate.format <= norm_nformats)
+			return norm_formats[msg->gate.format - 1]->gate(msg, root, events, max,
+									ret);
+	} else {
+		for (size_t i = 0; i < norm_nformats; i++) {
+			if (norm_formats[i]->shape(root)) {
+				found = norm_formats[i];
+				nfound++;
+			}
 		}
 	}
 	if (nfound > 1)
@@ -243,40 +223,35 @@ int
 normalize_message(const struct norm_context *ctx, const struct norm_input *in, struct event *events,
 		  size_t max, struct norm_result *ret)
 {
-	struct norm_level lv[8];
+	struct topic_parts tp;
 	struct norm_msg msg = { .ctx = ctx, .in = in };
 	int (*handler)(const struct norm_msg *, json_t *, struct event *, size_t,
 		       struct norm_result *) = NULL;
 	int bare_ok = 0; /* a payload that is not JSON may be a bare word */
 	json_error_t jerr;
 	json_t *root;
-	int n, rc;
+	int rc;
 
 	memset(ret, 0, sizeof(*ret));
-	n = split_topic(in->topic, in->topic_len, lv, 8);
-	if (n < 3 || !level_is(&lv[0], ctx->topic_root) || !normalize_valid_id(lv[1].s, lv[1].len))
+	rc = topics_parse(in->topic, in->topic_len, ctx->topic_root, &tp);
+	if (rc == -ENOENT || !normalize_valid_id(tp.site, tp.site_len))
 		return norm_reject(ret, "unknown_topic", "topic is not <root>/<site>/...");
-	msg.site = lv[1];
-	norm_copy_level(ret->site, &lv[1]);
-	norm_copy_level(msg.site_id, &lv[1]);
-	if (n == 5 && level_is(&lv[2], "gate") && level_is(&lv[4], "event")) {
-		msg.device = lv[3];
-	} else if (n == 5 && level_is(&lv[2], "gate") && level_is(&lv[4], "status")) {
-		msg.device = lv[3];
+	msg.site = (struct norm_level){ tp.site, tp.site_len };
+	norm_copy_level(ret->site, &msg.site);
+	norm_copy_level(msg.site_id, &msg.site);
+	if (rc < 0 || tp.kind >= TOPIC_NINBOUND)
+		return norm_reject(ret, "unknown_topic", "no inbound topic of this shape");
+	msg.device = (struct norm_level){ tp.id, tp.id_len };
+	switch (tp.kind) {
+	case TOPIC_GATE_STATUS:
 		handler = norm_status;
 		bare_ok = 1;
-	} else if (n == 4 && level_is(&lv[2], "disinfection")) {
-		msg.device = lv[3];
-		handler = norm_disinfection;
-	} else if (n == 3 && level_is(&lv[2], "hotline")) {
-		handler = norm_hotline;
-	} else if (n == 5 && level_is(&lv[2], "isolation") && level_is(&lv[4], "check")) {
-		msg.device = lv[3];
-		handler = norm_check;
-	} else if (n == 3 && level_is(&lv[2], "ack")) {
-		handler = norm_ack;
-	} else {
-		return norm_reject(ret, "unknown_topic", "no inbound topic of this shape");
+		break;
+	case TOPIC_DISINFECTION: handler = norm_disinfection; break;
+	case TOPIC_HOTLINE: handler = norm_hotline; break;
+	case TOPIC_CHECK: handler = norm_check; break;
+	case TOPIC_ACK: handler = norm_ack; break;
+	default: break; /* TOPIC_GATE_EVENT: gate_event() */
 	}
 	if (msg.device.s) {
 		if (!normalize_valid_id(msg.device.s, msg.device.len))
@@ -706,16 +681,11 @@ norm_json_mask(const json_t *v)
 int
 norm_set_temp(struct event *ev, double celsius)
 {
-	double r = celsius * 10.0;
+	int16_t dc;
 
-	/* Half away from zero on the decimal value: 36.65 (36.6499... in
-	 * binary) is 36.7, as a person reading the display would round it.
-	 * The bound is the column's, after rounding: 999.94 is 999.9, 999.96
-	 * would be 1000.0, which numeric(4,1) cannot hold. */
-	r = trunc(r < 0 ? r - 0.5 - 1e-6 : r + 0.5 + 1e-6);
-	if (!(r >= -TEMP_DC_MAX && r <= TEMP_DC_MAX))
+	if (temp_round(celsius, &dc) < 0)
 		return -ERANGE;
-	ev->temp_dc = (int16_t)r;
+	ev->temp_dc = dc;
 	if (ev->temp_dc < 300 || ev->temp_dc > 450)
 		ev->flags |= FLAG_IMPLAUSIBLE;
 	return 0;
@@ -734,18 +704,6 @@ norm_reject_temp(struct norm_result *ret, double value, const char *fmt, ...)
 			   "%s %.6g is beyond what temp_c holds (-999.9 to 999.9 \u00b0C"
 			   " after conversion)",
 			   field, value);
-}
-
-void
-normalize_format_temp(int16_t temp_dc, char *buf, size_t len)
-{
-	int t = temp_dc < 0 ? -temp_dc : temp_dc;
-
-	if (temp_dc == TEMP_NONE) {
-		snprintf(buf, len, "%s", "");
-		return;
-	}
-	snprintf(buf, len, "%s%d.%d", temp_dc < 0 ? "-" : "", t / 10, t % 10);
 }
 
 int

@@ -1,10 +1,8 @@
 /* normalize_internal.h - shared between normalize.c and the format files.
  *
  * Each gate terminal format lives in its own file (norm_<vendor>.c) and
- * exports two functions through the table in normalize.c:
- *   shape(root)  -> 1 if the JSON looks like this format, else 0
- *   gate(msg, root, events, max, ret) -> 0; fills events (ret->nevents)
- *                   or sets a reject through norm_reject()
+ * exports one struct norm_format (below), named in meson.build's
+ * gate_formats, which makes the table of normalize.c.
  * A format file starts every event with norm_event_init(), fills what it
  * knows, and ends with norm_finish_event(), which sets the site, the
  * times, the skew flag and the event key. */
@@ -14,6 +12,7 @@
 #include <jansson.h>
 #include <stdarg.h>
 
+#include "norm_formats.h" /* NORM_FORMATS, generated from meson.build */
 #include "normalize.h"
 
 struct norm_level {
@@ -32,13 +31,26 @@ struct norm_msg {
 	int registered;		    /* the gate is in the register */
 };
 
+/* A gate terminal format (norm_<name>.c): how to recognize its payloads
+ * and how to read them. */
 struct norm_format {
-	enum gate_format format;
-	const char *name; /* also the `vendor` column */
+	const char *name; /* the register's `format`, also the `vendor` column */
+	/* 1 if the JSON looks like this format, else 0 */
 	int (*shape)(json_t *root);
+	/* 0; fills events (ret->nevents) or sets a reject through norm_reject() */
 	int (*gate)(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
 		    struct norm_result *ret);
+	/* One message of the format that its shape alone recognizes, and the
+	 * temperature of its first event in tenths: test_formats reads it
+	 * by shape and pinned, for every format of the table. */
+	const char *sample;
+	int16_t sample_temp_dc;
 };
+
+/* The table, in meson.build's order: the format of index i is
+ * enum gate_format i + 1 (0 is FORMAT_AUTO). */
+extern const struct norm_format *const norm_formats[];
+extern const size_t norm_nformats;
 
 int norm_valid_utf8(const uint8_t *s, size_t len);
 void norm_copy_level(char *dst, const struct norm_level *lv);
@@ -46,25 +58,11 @@ void norm_copy_level(char *dst, const struct norm_level *lv);
 int norm_reject(struct norm_result *ret, const char *reason, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* Gate event formats (norm_<vendor>.c). */
-int norm_canonical_shape(json_t *root);
-int norm_canonical_gate(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
-			struct norm_result *ret);
-int norm_hikvision_shape(json_t *root);
-int norm_hikvision_gate(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
-			struct norm_result *ret);
-int norm_dahua_shape(json_t *root);
-int norm_dahua_gate(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
-		    struct norm_result *ret);
-int norm_ezviz_shape(json_t *root);
-int norm_ezviz_gate(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
-		    struct norm_result *ret);
-int norm_wecom_shape(json_t *root);
-int norm_wecom_gate(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
-		    struct norm_result *ret);
-int norm_diy_shape(json_t *root);
-int norm_diy_gate(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
-		  struct norm_result *ret);
+/* The gate event formats: one `norm_format_<name>` per src/norm_<name>.c,
+ * listed once, in meson.build's gate_formats (norm_formats.h). */
+#define X(name) extern const struct norm_format norm_format_##name;
+NORM_FORMATS
+#undef X
 
 /* The other inbound topics (norm_topics.c); root is any JSON value, or
  * NULL when the payload is not JSON (a bare word such as "offline"). */

@@ -13,6 +13,7 @@
 #include "mqtt_client.h"
 #include "spool.h"
 #include "store.h"
+#include "topics.h"
 
 static const char *const transition_names[4] = { "raised", "updated", "acked", "resolved" };
 
@@ -98,12 +99,12 @@ publisher_transitions(struct publisher *p, struct rules_output *out,
 		char ack_topic[256];
 		char *json;
 
-		snprintf(ack_topic, sizeof(ack_topic), "%s/%s/ack", p->cfg->topic_root,
-			 out->reject_site);
+		topics_build(ack_topic, sizeof(ack_topic), p->cfg->topic_root, TOPIC_ACK,
+			     out->reject_site, NULL);
 		json = alerts_reject_notice(ack_topic, strlen(ack_topic), "unknown_alert",
 					    out->reject_reason, "", 0);
-		snprintf(topic, sizeof(topic), "%s/%s/reject", p->cfg->topic_root,
-			 out->reject_site);
+		topics_build(topic, sizeof(topic), p->cfg->topic_root, TOPIC_REJECT,
+			     out->reject_site, NULL);
 		if (json && mqtt_client_publish(p->mqtt, topic, json, strlen(json), 0, 0) < 0)
 			log_limited(&p->publish_rl, LOG_LEVEL_WARNING, "cannot publish on %s",
 				    topic);
@@ -125,7 +126,7 @@ publisher_reject_notice(struct publisher *p, const struct spool_record *rec,
 		return; /* no site to tell */
 	json = alerts_reject_notice(rec->topic, rec->topic_len, res->reason, res->detail,
 				    rec->payload, rec->payload_len);
-	snprintf(topic, sizeof(topic), "%s/%s/reject", p->cfg->topic_root, res->site);
+	topics_build(topic, sizeof(topic), p->cfg->topic_root, TOPIC_REJECT, res->site, NULL);
 	if (json && mqtt_client_publish(p->mqtt, topic, json, strlen(json), 0, 0) < 0)
 		log_limited(&p->publish_rl, LOG_LEVEL_WARNING, "cannot publish on %s", topic);
 	free(json);

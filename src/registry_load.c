@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "alert_state.h"
+#include "backoff.h"
 #include "db.h"
 #include "log.h"
 #include "registry_internal.h"
@@ -645,10 +646,18 @@ now_ms(void)
  * sites share it. */
 struct retry {
 	int64_t at_ms; /* CLOCK_MONOTONIC: not before then; 0: now */
-	int64_t backoff_ms;
+	struct backoff backoff;
 	unsigned failures; /* in a row */
 	char err[1024];	   /* the last one logged */
 };
+
+/* Forgets the failures: the next reload is tried at once. */
+static void
+retry_clear(struct retry *t)
+{
+	*t = (struct retry){ 0 };
+	backoff_init(&t->backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
+}
 
 static void
 reload(struct registry *r, struct dirty *d, struct retry *t)
@@ -664,9 +673,7 @@ reload(struct registry *r, struct dirty *d, struct retry *t)
 				 " was, retrying (every %d s at most)",
 				 err, BACKOFF_MAX_MS / 1000);
 		snprintf(t->err, sizeof(t->err), "%s", err);
-		t->at_ms = now_ms() + t->backoff_ms;
-		t->backoff_ms = t->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
-								     t->backoff_ms * 2;
+		t->at_ms = now_ms() + backoff_next(&t->backoff);
 		return;
 	}
 	if (t->failures)
@@ -674,7 +681,7 @@ reload(struct registry *r, struct dirty *d, struct retry *t)
 	publish(r, s);
 	dirty_clear(d);
 	t->at_ms = 0;
-	t->backoff_ms = BACKOFF_MIN_MS;
+	backoff_reset(&t->backoff);
 	t->failures = 0;
 	t->err[0] = '\0';
 }
@@ -683,11 +690,13 @@ static void *
 registry_thread(void *arg)
 {
 	struct registry *r = arg;
-	int64_t backoff = BACKOFF_MIN_MS;
+	struct backoff backoff;
 	int warned = 0;
 	struct dirty dirty = { 0 };
-	struct retry retry = { .backoff_ms = BACKOFF_MIN_MS };
+	struct retry retry;
 
+	backoff_init(&backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
+	retry_clear(&retry);
 	while (!atomic_load(&r->quit)) {
 		struct pollfd pfd;
 		PGnotify *n;
@@ -695,14 +704,12 @@ registry_thread(void *arg)
 
 		if (!r->conn) {
 			if (connect_and_load(r, &warned) < 0) {
-				sleep_ms(r, backoff);
-				backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
-									 backoff * 2;
+				sleep_ms(r, backoff_next(&backoff));
 			} else {
 				/* Everything read, after what the NOTIFYs named. */
-				backoff = BACKOFF_MIN_MS;
+				backoff_reset(&backoff);
 				dirty_clear(&dirty);
-				retry = (struct retry){ .backoff_ms = BACKOFF_MIN_MS };
+				retry_clear(&retry);
 			}
 			continue;
 		}
@@ -737,7 +744,7 @@ registry_thread(void *arg)
 				/* Every site read: what the NOTIFYs named too. */
 				publish(r, s);
 				dirty_clear(&dirty);
-				retry = (struct retry){ .backoff_ms = BACKOFF_MIN_MS };
+				retry_clear(&retry);
 			} else {
 				log_warn("loading the open alerts again failed: %s; retrying", err);
 				atomic_store(&r->reseed, 1);

@@ -32,9 +32,11 @@
 #include <sys/eventfd.h>
 #include <time.h>
 
+#include "backoff.h"
 #include "db.h"
 #include "log.h"
 #include "tables.h"
+#include "topics.h"
 
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 15000
@@ -75,7 +77,7 @@ struct store {
 	PGconn *conn;
 	char *copybuf;
 	size_t copylen, copycap;
-	int64_t backoff_ms;
+	struct backoff backoff; /* BACKOFF_MIN_MS to BACKOFF_MAX_MS */
 	enum db_state state;
 	bool unreachable_logged; /* this outage's "unreachable" line is out */
 	int schema_version;
@@ -822,7 +824,7 @@ alert_row(const struct alert *a, struct alert_row *row)
 	normalize_format_time(a->resolved_us, row->resolved, sizeof(row->resolved));
 	snprintf(row->count, sizeof(row->count), "%u", a->count);
 	snprintf(row->distinct, sizeof(row->distinct), "%u", a->distinct);
-	normalize_format_temp(a->temp_dc, row->temp, sizeof(row->temp));
+	temp_format(a->temp_dc, row->temp, sizeof(row->temp));
 	v[0] = a->alert_id;
 	v[1] = a->site;
 	v[2] = alert_state_kind_name(a->kind);
@@ -1020,20 +1022,21 @@ event_topic(struct store *s, const struct event *ev, char *buf, size_t len)
 {
 	switch (ev->type) {
 	case EVENT_GATE:
-		snprintf(buf, len, "%s/%s/gate/%s/event", s->topic_root, ev->site, ev->gate);
+		topics_build(buf, len, s->topic_root, TOPIC_GATE_EVENT, ev->site, ev->gate);
 		break;
 	case EVENT_STATUS:
-		snprintf(buf, len, "%s/%s/gate/%s/status", s->topic_root, ev->site, ev->gate);
+		topics_build(buf, len, s->topic_root, TOPIC_GATE_STATUS, ev->site, ev->gate);
 		break;
 	case EVENT_DISINFECTION:
-		snprintf(buf, len, "%s/%s/disinfection/%s", s->topic_root, ev->site, ev->zone);
+		topics_build(buf, len, s->topic_root, TOPIC_DISINFECTION, ev->site, ev->zone);
 		break;
-	case EVENT_HOTLINE: snprintf(buf, len, "%s/%s/hotline", s->topic_root, ev->site); break;
+	case EVENT_HOTLINE:
+		topics_build(buf, len, s->topic_root, TOPIC_HOTLINE, ev->site, NULL);
+		break;
 	case EVENT_CHECK:
-		snprintf(buf, len, "%s/%s/isolation/%s/check", s->topic_root, ev->site,
-			 ev->household);
+		topics_build(buf, len, s->topic_root, TOPIC_CHECK, ev->site, ev->household);
 		break;
-	case EVENT_ACK: snprintf(buf, len, "%s/%s/ack", s->topic_root, ev->site); break;
+	case EVENT_ACK: topics_build(buf, len, s->topic_root, TOPIC_ACK, ev->site, NULL); break;
 	}
 }
 
@@ -1269,7 +1272,7 @@ enter_up(struct store *s)
 		log_notice("PostgreSQL connected (schema version %d)", s->schema_version);
 	s->state = DB_UP;
 	s->unreachable_logged = false;
-	s->backoff_ms = BACKOFF_MIN_MS;
+	backoff_reset(&s->backoff);
 	atomic_store(&s->writes_held, 0);
 	atomic_store(&s->db_up, 1);
 }
@@ -1342,10 +1345,11 @@ static void
 wait_backoff(struct store *s)
 {
 	struct timespec until;
+	int64_t ms = backoff_next(&s->backoff);
 
 	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += s->backoff_ms / 1000;
-	until.tv_nsec += (s->backoff_ms % 1000) * 1000000;
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000000;
 	if (until.tv_nsec >= 1000000000) {
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000;
@@ -1355,7 +1359,6 @@ wait_backoff(struct store *s)
 	while (!s->quit && pthread_cond_timedwait(&s->cond, &s->lock, &until) == 0)
 		;
 	pthread_mutex_unlock(&s->lock);
-	s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
 }
 
 /* Closes the connection and forgets its cancel handle. */
@@ -1400,7 +1403,7 @@ store_thread(void *arg)
 {
 	struct store *s = arg;
 
-	s->backoff_ms = BACKOFF_MIN_MS;
+	backoff_init(&s->backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
 	s->state = DB_START;
 	for (;;) {
 		struct store_batch *b;

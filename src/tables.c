@@ -136,7 +136,7 @@ temp_text(const struct event *ev, char *buf, size_t len)
 {
 	if (ev->temp_dc == TEMP_NONE)
 		return NULL;
-	normalize_format_temp(ev->temp_dc, buf, len);
+	temp_format(ev->temp_dc, buf, len);
 	return buf;
 }
 

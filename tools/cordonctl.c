@@ -15,6 +15,7 @@
 #include "ctl.h"
 #include "db.h"
 #include "log.h"
+#include "normalize.h"
 
 #ifndef CORDON_VERSION
 #define CORDON_VERSION "0"
@@ -26,6 +27,8 @@ const char tool_synopsis_prefix[] = "cordonctl [-c FILE]";
 static void
 usage(FILE *out)
 {
+	char formats[256];
+
 	fputs("usage: cordonctl [-c FILE] COMMAND [ARGS]\n"
 	      "  -c, --config FILE   configuration file of cordond (default /etc/cordon/cordond.conf);\n"
 	      "                      [postgres] conninfo is used, and [mqtt] by ack, resolve\n"
@@ -46,9 +49,11 @@ usage(FILE *out)
 	      "                                     upsert households and cards from a CSV with the\n"
 	      "                                     header household,building,unit,room,size,phone,cards\n"
 	      "                                     (cards separated by ';'); all rows or none\n"
-	      "  gate add S G [--sealed] [--format F] [--unit c|f|k]\n"
-	      "                                     formats: auto canonical hikvision dahua ezviz wecom diy\n"
-	      "  gate seal S G | gate open S G      change a gate's state\n"
+	      "  gate add S G [--sealed] [--format F] [--unit c|f|k]\n",
+	      out);
+	normalize_format_names(formats, sizeof(formats));
+	fprintf(out, "                                     formats: %s\n", formats);
+	fputs("  gate seal S G | gate open S G      change a gate's state\n"
 	      "  gate list [S]                      site gate state format unit\n"
 	      "  zone add S Z [--interval 4h]       a disinfection zone and its interval (without\n"
 	      "                                     --interval it follows [rules] disinfection_interval)\n"

@@ -19,6 +19,8 @@
 
 #include "config.h"
 #include "ctl.h"
+#include "temp.h"
+#include "topics.h"
 
 #define QUERY(ctl, what, sql, ...)                                                       \
 	ctl_query((ctl), (what), (sql),                                                  \
@@ -251,10 +253,16 @@ publish_and_wait(const struct config *cfg, const char *site, const char *id, con
 	if (ctl_mqtt_connect(cfg, client_id, &client) < 0)
 		return -1;
 	if (wait_s > 0) {
-		if (asprintf(&filters[0], "%s/%s/alerts/%s", cfg->topic_root, site, id) < 0)
-			filters[0] = NULL;
-		if (asprintf(&filters[1], "%s/%s/reject", cfg->topic_root, site) < 0)
-			filters[1] = NULL;
+		filters[0] = malloc(TOPIC_MAX_BYTES);
+		filters[1] = malloc(TOPIC_MAX_BYTES);
+		if (filters[0] && filters[1] &&
+		    (topics_build(filters[0], TOPIC_MAX_BYTES, cfg->topic_root, TOPIC_ALERT_STATE,
+				  site, id) < 0 ||
+		     topics_build(filters[1], TOPIC_MAX_BYTES, cfg->topic_root, TOPIC_REJECT, site,
+				  NULL) < 0)) {
+			tool_err("alert id too long");
+			goto out;
+		}
 		if (!filters[0] || !filters[1]) {
 			tool_err("out of memory");
 			goto out;
@@ -401,7 +409,9 @@ ack_or_resolve(struct ctl *ctl, const char *action, const char *synopsis, int ar
 		json_object_set_new(msg, "note", json_string(note));
 	payload = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
 	json_decref(msg);
-	if (!payload || asprintf(&topic, "%s/%s/ack", cfg.topic_root, site) < 0) {
+	topic = malloc(TOPIC_MAX_BYTES);
+	if (!payload || !topic ||
+	    topics_build(topic, TOPIC_MAX_BYTES, cfg.topic_root, TOPIC_ACK, site, NULL) < 0) {
 		tool_err("out of memory");
 		rc = CTL_FAIL;
 	} else if (publish_and_wait(&cfg, site, pos[0], action, by, topic, payload, wait_s) < 0) {
@@ -670,7 +680,7 @@ ctl_cmd_report(struct ctl *ctl, int argc, char **argv)
 		return CTL_FAIL;
 	if (ctl_load_config(ctl, &cfg) < 0)
 		return CTL_FAIL;
-	snprintf(fever, sizeof(fever), "%.1f", cfg.fever_c);
+	temp_format_c(cfg.fever_c, fever, sizeof(fever));
 	root = strdup(cfg.topic_root);
 	config_finish(&cfg);
 	if (!root) {

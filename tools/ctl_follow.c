@@ -24,6 +24,7 @@
 
 #include "config.h"
 #include "ctl.h"
+#include "topics.h"
 
 #define MAX_ROWS 4096		/* open alerts kept for the table */
 #define MAX_PAYLOAD (64 * 1024) /* larger messages are not alerts of cordond's */
@@ -380,9 +381,13 @@ ctl_follow_alerts(struct ctl *ctl, const char *kind, const char *site)
 
 	if (ctl_load_config(ctl, &cfg) < 0)
 		return CTL_FAIL;
-	if (asprintf(&filter, "%s/%s/alert/%s", cfg.topic_root, site ? site : "+",
-		     kind ? kind : "#") < 0)
-		filter = NULL; /* undefined after a failure */
+	filter = malloc(TOPIC_MAX_BYTES);
+	if (filter &&
+	    topics_build(filter, TOPIC_MAX_BYTES, cfg.topic_root, TOPIC_ALERT, site,
+			 kind ? kind : "#") < 0) {
+		tool_err("--site or --kind too long");
+		goto out;
+	}
 	if (!filter || !(v.rows = calloc(MAX_ROWS, sizeof(v.rows[0])))) {
 		tool_err("out of memory");
 		goto out;

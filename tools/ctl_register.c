@@ -13,11 +13,8 @@
 
 #include "config.h"
 #include "ctl.h"
+#include "normalize.h"
 #include "tz.h"
-
-static const char *const gate_formats[] = {
-	"auto", "canonical", "hikvision", "dahua", "ezviz", "wecom", "diy", NULL,
-};
 
 /* Formats whole seconds as "12h", "30m", "90s" or "2d". */
 static void
@@ -182,7 +179,7 @@ static int
 gate_add(struct ctl *ctl, int argc, char **argv)
 {
 	const char *pos[2], *format = NULL, *unit = NULL, *state = NULL;
-	int sealed = 0, known = 0;
+	int sealed = 0;
 	const struct ctl_opt opts[] = {
 		{ "--sealed", NULL, &sealed },
 		{ "--format", &format, NULL },
@@ -195,13 +192,12 @@ gate_add(struct ctl *ctl, int argc, char **argv)
 	    ctl_check_id(GATE_ADD, "site", pos[0]) < 0 ||
 	    ctl_check_id(GATE_ADD, "gate", pos[1]) < 0)
 		return CTL_USAGE;
-	for (int i = 0; format && gate_formats[i]; i++)
-		known |= strcmp(format, gate_formats[i]) == 0;
-	if (format && !known)
-		return tool_usage(GATE_ADD,
-				  "unknown format '%.40s' (auto canonical hikvision dahua "
-				  "ezviz wecom diy)",
-				  format);
+	if (format && normalize_format_from_name(format) < 0) {
+		char names[256];
+
+		normalize_format_names(names, sizeof(names));
+		return tool_usage(GATE_ADD, "unknown format '%.40s' (%s)", format, names);
+	}
 	if (unit && strcmp(unit, "c") != 0 && strcmp(unit, "f") != 0 && strcmp(unit, "k") != 0)
 		return tool_usage(GATE_ADD, "unknown unit '%.40s' (c, f or k)", unit);
 	if (sealed)

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "sim.h"
+#include "topics.h"
 
 #define MAX_GATES 99
 
@@ -275,9 +276,13 @@ sim_load(int argc, char **argv)
 		rc = tool_usage(synopsis, "--site: not an id ([A-Za-z0-9_-]{1,64}): '%s'", l->site);
 		goto out;
 	}
-	for (int g = 0; g < l->gates; g++)
-		snprintf(l->topic[g], sizeof(l->topic[g]), "cordon/%s/gate/G%02d/event", l->site,
-			 g + 1);
+	for (int g = 0; g < l->gates; g++) {
+		char gate[16];
+
+		snprintf(gate, sizeof(gate), "G%02d", g + 1);
+		topics_build(l->topic[g], sizeof(l->topic[g]), "cordon", TOPIC_GATE_EVENT, l->site,
+			     gate);
+	}
 	mix = (uint64_t)sim_real_us() ^ ((uint64_t)getpid() << 32);
 	{
 		struct rng id_rng;

@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "sim.h"
+#include "topics.h"
 
 enum kind {
 	K_GATE_EVENTS,
@@ -52,21 +53,22 @@ static const char *const fault_names[N_FAULTS] = {
 #define NO_LABEL 0
 #define LABEL(f) ((f) + 1)
 
-/* The malformed fault's payloads: topic suffix, payload. */
+/* The malformed fault's payloads: topic kind and id, payload. */
 static const struct {
-	const char *topic;
+	enum topic_kind kind;
+	const char *id;
 	const char *payload;
 } bad_payloads[] = {
-	{ "gate/" SIM_OPEN_GATE "/event",
+	{ TOPIC_GATE_EVENT, SIM_OPEN_GATE,
 	  "{\"id\":\"BAD-1\",\"ts\":\"2020-02-16T18:32:00+08:00\",\"card\":" },
 	/* no reading and nobody named: not a pass (with a card it would be
 	 * a pass without a reading, docs/topics.md) */
-	{ "gate/" SIM_OPEN_GATE "/event",
+	{ TOPIC_GATE_EVENT, SIM_OPEN_GATE,
 	  "{\"id\":\"BAD-2\",\"ts\":\"2020-02-16T18:32:00+08:00\",\"direction\":\"in\"}" },
-	{ "gate/" SIM_OPEN_GATE "/event", "{\"id\":\"BAD-3\",\"card\":\"C-1\",\"temp_c\":36.6}" },
-	{ "gate/" SIM_OPEN_GATE "/event", "\xff\xfe not utf-8" },
-	{ "gate/" SIM_OPEN_GATE "/status", "{\"state\":\"exploded\"}" },
-	{ "disinfection/Z01", "sprayed" },
+	{ TOPIC_GATE_EVENT, SIM_OPEN_GATE, "{\"id\":\"BAD-3\",\"card\":\"C-1\",\"temp_c\":36.6}" },
+	{ TOPIC_GATE_EVENT, SIM_OPEN_GATE, "\xff\xfe not utf-8" },
+	{ TOPIC_GATE_STATUS, SIM_OPEN_GATE, "{\"state\":\"exploded\"}" },
+	{ TOPIC_DISINFECTION, "Z01", "sprayed" },
 };
 #define N_BAD (sizeof(bad_payloads) / sizeof(bad_payloads[0]))
 
@@ -535,7 +537,7 @@ build(struct sim *s, const struct msg *m, char *topic, size_t tlen, char *buf, s
 	switch ((enum mtype)m->type) {
 	case M_CANONICAL:
 		sim_iso_time(ts, sizeof(ts), now - (int64_t)(m->skew * 1e6), true);
-		snprintf(topic, tlen, "%s/gate/%s/event", s->root, m->gate);
+		topics_build(topic, tlen, s->root, TOPIC_GATE_EVENT, s->site, m->gate);
 		n = snprintf(buf, len,
 			     "{\"id\":\"%s\",\"ts\":\"%s\",\"card\":\"%s\",\"direction\":\"%s\","
 			     "\"temp_c\":%.1f,\"mask\":%s}",
@@ -543,7 +545,7 @@ build(struct sim *s, const struct msg *m, char *topic, size_t tlen, char *buf, s
 		break;
 	case M_HIKVISION:
 		sim_iso_time(ts, sizeof(ts), now, false);
-		snprintf(topic, tlen, "%s/gate/%s/event", s->root, SIM_OPEN_GATE);
+		topics_build(topic, tlen, s->root, TOPIC_GATE_EVENT, s->site, SIM_OPEN_GATE);
 		n = snprintf(
 			buf, len,
 			"{\"ipAddress\":\"10.6.1.21\",\"portNo\":80,\"protocol\":\"HTTP\","
@@ -560,7 +562,7 @@ build(struct sim *s, const struct msg *m, char *topic, size_t tlen, char *buf, s
 	case M_WECOM: {
 		long t = (long)(now / 1000000);
 
-		snprintf(topic, tlen, "%s/gate/%s/event", s->root, SIM_OPEN_GATE);
+		topics_build(topic, tlen, s->root, TOPIC_GATE_EVENT, s->site, SIM_OPEN_GATE);
 		/* the daemon keys a WeCom report by its hash: keep every report distinct */
 		for (;; t--) {
 			n = snprintf(buf, len,
@@ -578,23 +580,24 @@ build(struct sim *s, const struct msg *m, char *topic, size_t tlen, char *buf, s
 		break;
 	}
 	case M_STATUS:
-		snprintf(topic, tlen, "%s/gate/%s/status", s->root, m->gate);
+		topics_build(topic, tlen, s->root, TOPIC_GATE_STATUS, s->site, m->gate);
 		n = snprintf(buf, len, "{\"state\":\"%s\",\"ts\":\"%s\",\"id\":\"%s\"}", m->what,
 			     ts, m->id);
 		break;
 	case M_RAW:
-		snprintf(topic, tlen, "%s/%s", s->root, bad_payloads[m->bad].topic);
+		topics_build(topic, tlen, s->root, bad_payloads[m->bad].kind, s->site,
+			     bad_payloads[m->bad].id);
 		n = snprintf(buf, len, "%s", bad_payloads[m->bad].payload);
 		break;
 	case M_DISINFECTION:
-		snprintf(topic, tlen, "%s/disinfection/%s", s->root, m->ref);
+		topics_build(topic, tlen, s->root, TOPIC_DISINFECTION, s->site, m->ref);
 		n = snprintf(buf, len,
 			     "{\"id\":\"%s\",\"ts\":\"%s\",\"crew\":\"%s\","
 			     "\"agent\":\"chlorine 500 mg/L\"}",
 			     m->id, ts, m->what);
 		break;
 	case M_HOTLINE:
-		snprintf(topic, tlen, "%s/hotline", s->root);
+		topics_build(topic, tlen, s->root, TOPIC_HOTLINE, s->site, NULL);
 		n = snprintf(buf, len,
 			     "{\"call_id\":\"%s\",\"id\":\"%d\",\"action\":\"%s\","
 			     "\"household\":\"%s\",\"category\":\"%s\",\"urgent\":%s,",
@@ -605,7 +608,7 @@ build(struct sim *s, const struct msg *m, char *topic, size_t tlen, char *buf, s
 		n += snprintf(buf + n, len - (size_t)n, "\"ts\":\"%s\"}", ts);
 		break;
 	case M_CHECK:
-		snprintf(topic, tlen, "%s/isolation/%s/check", s->root, m->ref);
+		topics_build(topic, tlen, s->root, TOPIC_CHECK, s->site, m->ref);
 		n = snprintf(buf, len,
 			     "{\"id\":\"%s\",\"ts\":\"%s\",\"person\":\"P-%s-1\","
 			     "\"temp_c\":%.1f,\"symptoms\":[%s]}",
@@ -830,7 +833,7 @@ sim_run(int argc, char **argv)
 	if (!tool_valid_id(s.site))
 		return tool_usage(synopsis, "--site: not an id ([A-Za-z0-9_-]{1,64}): '%s'",
 				  s.site);
-	snprintf(s.root, sizeof(s.root), "cordon/%s", s.site);
+	snprintf(s.root, sizeof(s.root), "cordon");
 
 	if (regfile ? reg_read(&s.reg, regfile) < 0 : reg_generate(&s.reg, (uint64_t)s.seed) < 0) {
 		if (!regfile)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "spool.h"
 #include "config_keys.h"
 
 static const char *doc_path, *example_path;

@@ -36,21 +36,27 @@ gate_info(void *arg, const char *site, const char *gate, struct norm_gate_info *
 {
 	static const struct {
 		const char *gate;
-		struct norm_gate_info info;
+		const char *format;
+		enum temp_unit unit;
 	} reg[] = {
-		{ "G21", { FORMAT_AUTO, UNIT_FAHRENHEIT } },
-		{ "G22", { FORMAT_DIY, UNIT_CELSIUS } },
-		{ "G23", { FORMAT_HIKVISION, UNIT_CELSIUS } },
-		{ "G24", { FORMAT_DAHUA, UNIT_CELSIUS } },
-		{ "G25", { FORMAT_WECOM, UNIT_CELSIUS } },
+		{ "G21", "auto", UNIT_FAHRENHEIT },   { "G22", "diy", UNIT_CELSIUS },
+		{ "G23", "hikvision", UNIT_CELSIUS }, { "G24", "dahua", UNIT_CELSIUS },
+		{ "G25", "wecom", UNIT_CELSIUS },
 	};
 
-	(void)arg;
+	if (arg) { /* pinned_samples(): every gate pinned to the format arg names */
+		*ret = (struct norm_gate_info){ (enum gate_format)normalize_format_from_name(arg),
+						UNIT_CELSIUS };
+		return 0;
+	}
 	if (strcmp(site, "s1") != 0)
 		return -1;
 	for (size_t i = 0; i < sizeof(reg) / sizeof(reg[0]); i++) {
 		if (strcmp(reg[i].gate, gate) == 0) {
-			*ret = reg[i].info;
+			*ret = (struct norm_gate_info){
+				(enum gate_format)normalize_format_from_name(reg[i].format),
+				reg[i].unit
+			};
 			return 0;
 		}
 	}
@@ -1980,6 +1986,105 @@ xml2js_explicit_array(void **state)
 	assert_true(evs[0].flags & FLAG_DEVICE_ABNORMAL);
 }
 
+/* Every format of the table (meson.build's gate_formats): its name maps
+ * to its value and back, and its sample is read by its shape alone (on
+ * a gate not in the register: no other format claims it) and on a gate
+ * pinned to it, to the temperature it names, under its name as vendor.
+ * What a new format must hold to join (HACKING.md). */
+static void
+format_table(void **state)
+{
+	(void)state;
+	assert_true(norm_nformats >= 6);
+	assert_string_equal(normalize_format_name(FORMAT_AUTO), "auto");
+	for (size_t i = 0; i < norm_nformats; i++) {
+		const struct norm_format *f = norm_formats[i];
+		struct norm_result res;
+		struct norm_context pinned = ctx;
+
+		assert_int_equal(normalize_format_from_name(f->name), (int)i + 1);
+		assert_string_equal(normalize_format_name((enum gate_format)(i + 1)), f->name);
+		assert_non_null(f->sample);
+		assert_int_equal(run_max("cordon/s9/gate/G01/event", f->sample, strlen(f->sample),
+					 8, &res),
+				 0);
+		if (res.reason)
+			fail_msg("%s: its sample by shape is %s (%s)", f->name, res.reason,
+				 res.detail);
+		assert_true(res.nevents >= 1);
+		assert_string_equal(evs[0].vendor, f->name);
+		assert_int_equal(evs[0].temp_dc, f->sample_temp_dc);
+
+		pinned.arg = (void *)(uintptr_t)f->name;
+		{
+			struct norm_input in = {
+				.topic = "cordon/s9/gate/G01/event",
+				.topic_len = strlen("cordon/s9/gate/G01/event"),
+				.payload = (const uint8_t *)f->sample,
+				.payload_len = strlen(f->sample),
+				.orig_len = strlen(f->sample),
+				.received_us = RECV_US,
+			};
+
+			assert_int_equal(normalize_message(&pinned, &in, evs, 8, &res), 0);
+		}
+		if (res.reason)
+			fail_msg("%s: its sample pinned is %s (%s)", f->name, res.reason,
+				 res.detail);
+		assert_string_equal(evs[0].vendor, f->name);
+		assert_int_equal(evs[0].temp_dc, f->sample_temp_dc);
+	}
+	assert_int_equal(normalize_format_from_name("no-such-format"), -1);
+	assert_string_equal(normalize_format_name((enum gate_format)(norm_nformats + 1)), "auto");
+}
+
+static const char *topics_md = "docs/topics.md";
+
+/* docs/topics.md's "Terminal formats" names every format of the table in
+ * backquotes, and each of its headings "### ... (`name`)" is one of them. */
+static void
+formats_documented(void **state)
+{
+	FILE *f = fopen(topics_md, "r");
+	char line[4096];
+	int in_section = 0;
+	int named[64] = { 0 };
+
+	(void)state;
+	if (!f)
+		fail_msg("cannot open %s", topics_md);
+	assert_true(norm_nformats <= 64);
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "## ", 3) == 0)
+			in_section = strncmp(line, "## Terminal formats", 19) == 0;
+		if (!in_section)
+			continue;
+		for (size_t i = 0; i < norm_nformats; i++) {
+			char word[80];
+
+			snprintf(word, sizeof(word), "`%s`", norm_formats[i]->name);
+			if (strstr(line, word))
+				named[i] = 1;
+		}
+		if (strncmp(line, "### ", 4) == 0) {
+			char *open = strstr(line, "(`"), *close = open ? strstr(open, "`)") : NULL;
+
+			if (!open || !close)
+				fail_msg("%s: a format heading without (`name`): %s", topics_md,
+					 line);
+			*close = '\0';
+			if (normalize_format_from_name(open + 2) <= 0)
+				fail_msg("%s names format `%s`, which the table does not have",
+					 topics_md, open + 2);
+		}
+	}
+	fclose(f);
+	for (size_t i = 0; i < norm_nformats; i++)
+		if (!named[i])
+			fail_msg("%s: \"## Terminal formats\" does not name `%s`", topics_md,
+				 norm_formats[i]->name);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -2002,9 +2107,13 @@ main(int argc, char **argv)
 		cmocka_unit_test(ezviz_reject_details),
 		cmocka_unit_test(tasmota_chip_temperature),
 		cmocka_unit_test(xml2js_explicit_array),
+		cmocka_unit_test(format_table),
+		cmocka_unit_test(formats_documented),
 	};
 
 	if (argc > 1)
 		fixture_dir = argv[1];
+	if (argc > 2)
+		topics_md = argv[2];
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
