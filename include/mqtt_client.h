@@ -98,8 +98,9 @@ int mqtt_client_save_replays(struct mqtt_client *in, uint64_t *ret_pos)
 int mqtt_client_sync_replays(struct mqtt_client *in) __attribute__((warn_unused_result));
 /* Starts connecting; failures are retried from mqtt_client_tick(). */
 int mqtt_client_start(struct mqtt_client *in) __attribute__((warn_unused_result));
-/* Called from the loop about every 100 ms: retries a failed first connect
- * with backoff and logs connection state changes, each refused (or
+/* Called from the loop about every 100 ms: brings the connection to the
+ * one wanted (connected unless paused; mqtt_link.h), a connect after a
+ * loss or a failure with backoff, and logs connection state changes, each refused (or
  * downgraded) subscription, and each DISCONNECT of the broker with its
  * reason in words. */
 void mqtt_client_tick(struct mqtt_client *in, int64_t now_ms);
@@ -111,7 +112,10 @@ int mqtt_client_publish(struct mqtt_client *in, const char *topic, const void *p
 			int qos, int retained) __attribute__((warn_unused_result));
 /* Stops taking messages: disconnects (from the publish thread, after what
  * is queued before), and the broker keeps what comes meanwhile in our
- * persistent session. mqtt_client_resume() connects again. Neither waits. */
+ * persistent session. mqtt_client_resume() connects again, once what is
+ * under way (a connect, the pause's disconnect) is done, whatever the
+ * order. Both set the connection wanted and look at once; the tick goes
+ * on from there. Neither waits. */
 void mqtt_client_pause(struct mqtt_client *in);
 void mqtt_client_resume(struct mqtt_client *in);
 

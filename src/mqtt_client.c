@@ -33,6 +33,7 @@
 #include "backoff.h"
 #include "log.h"
 #include "mqtt_limits.h"
+#include "mqtt_link.h"
 #include "mqtt_persist.h"
 #include "pktid.h"
 #include "replay.h"
@@ -44,7 +45,7 @@
 #define OUT_MAX_MESSAGES 100000
 #define OUT_MAX_BYTES (64u << 20)
 
-enum out_kind { OUT_PUBLISH, OUT_PAUSE, OUT_RESUME, OUT_CONNECT, OUT_STOP };
+enum out_kind { OUT_PUBLISH, OUT_PAUSE, OUT_CONNECT, OUT_STOP };
 
 struct out_cmd {
 	struct out_cmd *next;
@@ -84,6 +85,14 @@ struct mqtt_client {
 	 * frees and replaces the options a connect in progress reads), and
 	 * a pause waits for its outcome (see pause_now). */
 	_Atomic int64_t connecting;
+	/* The pause's disconnect is under way (monotonic ms of its start; 0:
+	 * none): set by the publish thread before MQTTAsync_disconnect,
+	 * cleared by its outcome (on_disconnect_done), however long the
+	 * receive callback holds Paho's lock before Paho gets to it. */
+	_Atomic int64_t disconnecting;
+	/* Connects and disconnects queued for the publish thread and not yet
+	 * run (the main loop adds, the publish thread takes away). */
+	_Atomic int link_queued;
 	/* Messages in flight over the broker's maximum packet size: the next
 	 * connect makes a new client first (see on_connect_success). */
 	_Atomic int rebuild;
@@ -93,7 +102,10 @@ struct mqtt_client {
 	_Atomic int will_qos0;	    /* the broker refused a QoS 1 will (0x9B) */
 	_Atomic uint64_t connects;  /* CONNACKs that let us in */
 	_Atomic int stopping;
-	int paused;
+	/* The connection wanted: intake paused (main thread writes; the
+	 * metrics read it). mqtt_client_tick brings the link to it. */
+	_Atomic int paused;
+	int resumed; /* main thread: a resume whose reconnect is not yet logged */
 	int64_t retry_at_ms;
 	struct backoff backoff; /* 1 s to 30 s */
 	int reported;		/* last connection state logged */
@@ -154,7 +166,7 @@ struct mqtt_client {
 	int out_quit;
 	unsigned stop_asked; /* stops queued (main thread) */
 	unsigned stop_done;  /* stops the publish thread has done */
-	int disconnect_done; /* the pause's disconnect has completed */
+	int disconnect_done; /* the pause's disconnect has completed (under out_lock) */
 	_Atomic uint64_t publish_dropped;
 	struct log_ratelimit drop_rl; /* main thread */
 
@@ -878,45 +890,101 @@ log_broker_news(struct mqtt_client *in)
 	}
 }
 
+/* Queues a connect or the pause's disconnect for the publish thread. */
+static void
+queue_link(struct mqtt_client *in, enum out_kind kind)
+{
+	atomic_fetch_add(&in->link_queued, 1);
+	out_control(in, kind, 0);
+}
+
+/* Is the change that started at `since` (monotonic ms; 0: none) still
+ * under way? Past MQTT_LINK_STALE_MS we stop believing in it. */
+static bool
+under_way(int64_t since)
+{
+	return since && mono_ms() - since < MQTT_LINK_STALE_MS;
+}
+
+/* Main thread: brings the connection to the one wanted (connected unless
+ * intake is paused), from whatever the pause, the resume and Paho's
+ * callbacks left, in whatever order they came (mqtt_link_next decides).
+ * A connect after a loss or a failure waits out the backoff. */
+static void
+reconcile(struct mqtt_client *in, int64_t now_ms)
+{
+	struct mqtt_link_view v;
+
+	/* In this order: only we start a change, and the publish thread sets
+	 * `connecting` or `disconnecting` before it counts the queued command
+	 * done, so no change under way is missed. A disconnect clears
+	 * `connected` before its own flag; a connect's onSuccess5 may clear
+	 * `connecting` just before on_connected sets `connected`: a connect
+	 * asked then finds Paho connected and is skipped (connect_now). */
+	v.queued = atomic_load(&in->link_queued) > 0;
+	v.connecting = under_way(atomic_load(&in->connecting));
+	v.disconnecting = under_way(atomic_load(&in->disconnecting));
+	v.up = atomic_load(&in->connected);
+	v.want_up = !atomic_load(&in->paused);
+	v.stopping = atomic_load(&in->stopping);
+	switch (mqtt_link_next(&v)) {
+	case MQTT_LINK_DISCONNECT: queue_link(in, OUT_PAUSE); break;
+	case MQTT_LINK_CONNECT:
+		if (atomic_load(&in->connect_failed) || atomic_load(&in->lost)) {
+			if (in->retry_at_ms == 0) {
+				if (atomic_load(&in->connect_failed))
+					log_warn(
+						"MQTT connect to the broker failed: %s; retrying in"
+						" %lld s",
+						fail_reason(in),
+						(long long)backoff_delay(&in->backoff) / 1000);
+				in->retry_at_ms = now_ms + backoff_delay(&in->backoff);
+				break;
+			}
+			if (now_ms < in->retry_at_ms)
+				break;
+			(void)backoff_next(&in->backoff);
+		}
+		atomic_store(&in->connect_failed, 0);
+		atomic_store(&in->lost, 0);
+		in->retry_at_ms = 0;
+		if (in->resumed) {
+			log_notice("MQTT: intake resumed: connecting to the broker again");
+			in->resumed = 0;
+		}
+		queue_link(in, OUT_CONNECT);
+		break;
+	case MQTT_LINK_NONE:
+	case MQTT_LINK_WAIT: break;
+	}
+}
+
+/* The link as the rest of cordond sees it: up, not paused, and not on its
+ * way down for the pause. */
+static int
+link_shown(struct mqtt_client *in)
+{
+	return atomic_load(&in->connected) && !atomic_load(&in->paused) &&
+		!under_way(atomic_load(&in->disconnecting));
+}
+
 void
 mqtt_client_tick(struct mqtt_client *in, int64_t now_ms)
 {
-	int connected = atomic_load(&in->connected);
-	int64_t connecting = atomic_load(&in->connecting);
+	int connected = link_shown(in);
 
 	log_broker_news(in);
 	if (connected != in->reported) {
 		if (connected)
 			log_notice("MQTT connected to the broker as %s", in->client_id);
-		else if (!in->paused && !atomic_load(&in->stopping))
+		else if (!atomic_load(&in->paused) && !atomic_load(&in->stopping))
 			log_warn(
 				"MQTT connection lost (%s); reconnecting (the broker keeps our session)",
 				fail_reason(in));
 		in->reported = connected;
 		backoff_reset(&in->backoff);
 	}
-	/* Never a second connect beside one under way (Paho gives each up
-	 * after conn.connectTimeout; past 60 s we stop believing in it) or
-	 * on a live link. */
-	if (connected || (connecting && mono_ms() - connecting < 60000))
-		return;
-	if ((atomic_load(&in->connect_failed) || atomic_load(&in->lost)) &&
-	    !atomic_load(&in->stopping) && !in->paused) {
-		if (in->retry_at_ms == 0) {
-			if (atomic_load(&in->connect_failed))
-				log_warn(
-					"MQTT connect to the broker failed: %s; retrying in %lld s",
-					fail_reason(in),
-					(long long)backoff_delay(&in->backoff) / 1000);
-			in->retry_at_ms = now_ms + backoff_delay(&in->backoff);
-		} else if (now_ms >= in->retry_at_ms) {
-			atomic_store(&in->connect_failed, 0);
-			atomic_store(&in->lost, 0);
-			in->retry_at_ms = 0;
-			(void)backoff_next(&in->backoff);
-			out_control(in, OUT_CONNECT, 0);
-		}
-	}
+	reconcile(in, now_ms);
 }
 
 enum fit { FIT_AS_IS, FIT_CHANGED, FIT_SET_ASIDE };
@@ -1148,13 +1216,15 @@ do_stop(struct mqtt_client *in, int timeout_ms)
 }
 
 /* Paho's thread: the pause's disconnect is done (or failed: either way
- * Paho no longer works on it). */
+ * Paho no longer works on it). Done, the link is down: our own disconnect
+ * calls no connection-lost callback. Failed, the link is as it was (a loss
+ * says so itself), and mqtt_client_tick disconnects again if still paused. */
 static void
-on_disconnect_done(void *ctx, void *response)
+on_disconnect_done(struct mqtt_client *in, int ok)
 {
-	struct mqtt_client *in = ctx;
-
-	(void)response;
+	if (ok)
+		atomic_store(&in->connected, 0);
+	atomic_store(&in->disconnecting, 0);
 	pthread_mutex_lock(&in->out_lock);
 	in->disconnect_done = 1;
 	pthread_cond_broadcast(&in->out_cond);
@@ -1164,20 +1234,24 @@ on_disconnect_done(void *ctx, void *response)
 static void
 on_disconnect_success(void *ctx, MQTTAsync_successData5 *response)
 {
-	on_disconnect_done(ctx, response);
+	(void)response;
+	on_disconnect_done(ctx, 1);
 }
 
 static void
 on_disconnect_failure(void *ctx, MQTTAsync_failureData5 *response)
 {
-	on_disconnect_done(ctx, response);
+	(void)response;
+	on_disconnect_done(ctx, 0);
 }
 
 /* The pause: disconnects, giving the PUBACKs of what we took and our own
  * messages in flight up to 1 s to go out (a disconnect at once would drop
  * PUBACKs, and the broker would send the same messages again at each
- * resume), and waits, at most 5 s, until Paho has done it, so that a
- * resume right after is not undone by it. A connect of ours under way is
+ * resume), and waits, at most 5 s, until Paho has done it. Paho may get
+ * to it much later (its lock held by a receive callback waiting for spool
+ * space): `disconnecting` stays set until it has, and mqtt_client_tick
+ * connects again for a resume only then. A connect of ours under way is
  * waited for first (at most its connectTimeout and 5 s): Paho 1.3.12's
  * MQTTAsync_disconnect answers MQTTASYNC_DISCONNECTED at once while the
  * client is not yet connected (MQTTAsyncUtils.c, MQTTAsync_disconnect1
@@ -1203,10 +1277,14 @@ pause_now(struct mqtt_client *in)
 	pthread_mutex_lock(&in->out_lock);
 	in->disconnect_done = 0;
 	pthread_mutex_unlock(&in->out_lock);
-	/* Also stops automatic reconnects when the link is already down
-	 * (then Paho answers at once, without a callback). */
-	if (!in->client || MQTTAsync_disconnect(in->client, &dopt) != MQTTASYNC_SUCCESS)
-		goto out;
+	atomic_store(&in->disconnecting, mono_ms());
+	/* When the link is already down Paho answers at once, without a
+	 * callback. */
+	if (!in->client || MQTTAsync_disconnect(in->client, &dopt) != MQTTASYNC_SUCCESS) {
+		atomic_store(&in->connected, 0);
+		atomic_store(&in->disconnecting, 0);
+		return;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += 5;
 	pthread_mutex_lock(&in->out_lock);
@@ -1214,10 +1292,6 @@ pause_now(struct mqtt_client *in)
 	       pthread_cond_timedwait(&in->out_cond, &in->out_lock, &until) == 0)
 		;
 	pthread_mutex_unlock(&in->out_lock);
-out:
-	/* A connect that completed while we waited set it (on_connected);
-	 * our own disconnect calls no callback that would clear it. */
-	atomic_store(&in->connected, 0);
 }
 
 /* Makes a new Paho client in place of the old one (out_main, the link
@@ -1234,6 +1308,33 @@ rebuild_client(struct mqtt_client *in)
 	log_notice("MQTT: a new client reads the outbound queue again, without the messages in"
 		   " flight over the broker's maximum packet size");
 	return make_client(in);
+}
+
+/* A connect (out_main). One at a time, and none on a live link: then
+ * mqtt_client_tick looks again after the backoff (`lost`). */
+static void
+connect_now(struct mqtt_client *in)
+{
+	if (atomic_load(&in->stopping))
+		return;
+	if (under_way(atomic_load(&in->connecting)) ||
+	    (in->client && MQTTAsync_isConnected(in->client))) {
+		atomic_store(&in->lost, 1);
+		return;
+	}
+	if ((atomic_exchange(&in->rebuild, 0) || !in->client) && rebuild_client(in) < 0) {
+		atomic_store(&in->connect_failed, 1);
+		return;
+	}
+	if (atomic_load(&in->will_no_retain))
+		in->will.retained = 0;
+	if (atomic_load(&in->will_qos0))
+		in->will.qos = 0;
+	atomic_store(&in->connecting, mono_ms());
+	if (MQTTAsync_connect(in->client, &in->conn) != MQTTASYNC_SUCCESS) {
+		atomic_store(&in->connect_failed, 1);
+		connect_done(in);
+	}
 }
 
 /* Executes one command from the queue (out_main, no lock held). */
@@ -1256,29 +1357,13 @@ out_run(struct mqtt_client *in, const struct out_cmd *c)
 		free(owned);
 		break;
 	}
-	case OUT_PAUSE: pause_now(in); break;
-	case OUT_RESUME:
+	case OUT_PAUSE:
+		pause_now(in);
+		atomic_fetch_sub(&in->link_queued, 1);
+		break;
 	case OUT_CONNECT:
-		if (c->kind == OUT_CONNECT && atomic_load(&in->stopping))
-			break;
-		/* One connect at a time, and none on a live link (mqtt_client_tick
-		 * asks for none then; this holds for a resume too). */
-		if (atomic_load(&in->connecting) ||
-		    (in->client && MQTTAsync_isConnected(in->client)))
-			break;
-		if ((atomic_exchange(&in->rebuild, 0) || !in->client) && rebuild_client(in) < 0) {
-			atomic_store(&in->connect_failed, 1);
-			break;
-		}
-		if (atomic_load(&in->will_no_retain))
-			in->will.retained = 0;
-		if (atomic_load(&in->will_qos0))
-			in->will.qos = 0;
-		atomic_store(&in->connecting, mono_ms());
-		if (MQTTAsync_connect(in->client, &in->conn) != MQTTASYNC_SUCCESS) {
-			atomic_store(&in->connect_failed, 1);
-			connect_done(in);
-		}
+		connect_now(in);
+		atomic_fetch_sub(&in->link_queued, 1);
 		break;
 	case OUT_STOP:
 		do_stop(in, c->timeout_ms);
@@ -1352,32 +1437,36 @@ mqtt_client_publish(struct mqtt_client *in, const char *topic, const void *paylo
 	return 0;
 }
 
+/* Both only change the connection wanted and look at once; what is
+ * still under way (a connect, the pause's disconnect) finishes first, and
+ * mqtt_client_tick goes on from there (see reconcile). */
 void
 mqtt_client_pause(struct mqtt_client *in)
 {
-	if (in->paused)
+	if (atomic_load(&in->paused))
 		return;
-	in->paused = 1;
+	atomic_store(&in->paused, 1);
+	in->resumed = 0;
 	atomic_store(&in->lost_at_ms, 0);
-	atomic_store(&in->connected, 0);
 	atomic_store(&in->connect_failed, 0);
 	atomic_store(&in->lost, 0);
 	in->retry_at_ms = 0;
-	out_control(in, OUT_PAUSE, 0);
+	reconcile(in, mono_ms());
 }
 
 void
 mqtt_client_resume(struct mqtt_client *in)
 {
-	if (!in->paused)
+	if (!atomic_load(&in->paused))
 		return;
-	in->paused = 0;
+	atomic_store(&in->paused, 0);
+	in->resumed = 1;
 	backoff_reset(&in->backoff);
 	/* A connect that failed during the pause is not this one's. */
 	atomic_store(&in->lost, 0);
 	atomic_store(&in->connect_failed, 0);
 	in->retry_at_ms = 0;
-	out_control(in, OUT_RESUME, 0);
+	reconcile(in, mono_ms());
 }
 
 void
@@ -1495,7 +1584,7 @@ mqtt_client_get_stats(struct mqtt_client *in, struct mqtt_client_stats *ret)
 		ret->replay_topics = rs.topics;
 		ret->replay_evicted = rs.evicted;
 	}
-	ret->connected = atomic_load(&in->connected);
+	ret->connected = link_shown(in);
 	ret->spool_failing = atomic_load(&in->spool_failing);
 	pthread_mutex_lock(&in->out_lock);
 	ret->out_queued = in->out_count;
