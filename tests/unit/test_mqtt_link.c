@@ -204,9 +204,8 @@ converges(struct model m, enum policy p)
 static uint64_t
 key(const struct model *m)
 {
-	uint64_t k = 0;
+	uint64_t k = m->paused;
 
-	k = k << 1 | m->paused;
 	k = k << 1 | m->retry;
 	for (int i = 0; i < 4; i++)
 		k = k << 2 | (i < m->nq ? m->q[i] : 0);
