@@ -14,7 +14,7 @@
 #define MQTT_LINK_STALE_MS 60000
 
 struct mqtt_link_view {
-	bool want_up;	    /* intake not paused and the client not stopping */
+	bool want_up;	    /* intake not paused (stopping is its own field) */
 	bool stopping;	    /* a stop was asked: the stop disconnects, nothing else */
 	bool up;	    /* the link is up (on_connected; no loss or disconnect since) */
 	bool connecting;    /* a connect of ours is under way (and not stale) */

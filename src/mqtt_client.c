@@ -1311,11 +1311,13 @@ rebuild_client(struct mqtt_client *in)
 }
 
 /* A connect (out_main). One at a time, and none on a live link: then
- * mqtt_client_tick looks again after the backoff (`lost`). */
+ * mqtt_client_tick looks again after the backoff (`lost`). None once a
+ * pause came after the connect was queued: the tick's reconcile() decides
+ * again from the wanted state (mqtt_link.c). */
 static void
 connect_now(struct mqtt_client *in)
 {
-	if (atomic_load(&in->stopping))
+	if (atomic_load(&in->stopping) || atomic_load(&in->paused))
 		return;
 	if (under_way(atomic_load(&in->connecting)) ||
 	    (in->client && MQTTAsync_isConnected(in->client))) {

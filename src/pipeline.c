@@ -18,6 +18,7 @@
 #include "store.h"
 #include "syncer.h"
 #include "tables.h"
+#include "temp.h"
 #include "tz.h"
 
 /* Normalizer callbacks: what the register says. */
@@ -149,8 +150,6 @@ pipeline_reconfigure(struct pipeline *pl, const struct config *cfg)
 	pl->nctx.gate_info = gate_info;
 	pl->nctx.arg = pl;
 	pl->rcfg = (struct rules_config){
-		.fever_dc = (int16_t)(cfg->fever_c * 10.0 + 0.5),
-		.critical_dc = (int16_t)(cfg->critical_c * 10.0 + 0.5),
 		.recheck_window_us = cfg->recheck_window * 1000,
 		.check_interval_us = cfg->check_interval * 1000,
 		.check_grace_us = cfg->check_grace * 1000,
@@ -163,6 +162,14 @@ pipeline_reconfigure(struct pipeline *pl, const struct config *cfg)
 		.repeat_interval_us = cfg->repeat_interval * 1000,
 		.max_open_alerts = cfg->max_open_alerts,
 	};
+	/* The thresholds are rounded as readings are and as --check-config and
+	 * the reload log print them (temp.c): fever_c = 36.65 is 36.7. config.c
+	 * bounds them to 30-45 degrees, so the rounding cannot fail. */
+	if (temp_round(cfg->fever_c, &pl->rcfg.fever_dc) < 0 ||
+	    temp_round(cfg->critical_c, &pl->rcfg.critical_dc) < 0)
+		log_err("[rules] fever_c or critical_c out of range: %.2f, %.2f", cfg->fever_c,
+			cfg->critical_c);
+
 	if (pl->rules)
 		rules_set_config(pl->rules, &pl->rcfg);
 	pl->batch_rows = (size_t)cfg->pg_batch_rows;

@@ -12,8 +12,10 @@ refuses intervals under a minute). Waits are bounded; nothing is timed.
 
 import datetime
 import json
+import os
 import re
 import signal
+import subprocess
 import time
 
 from harness import (Collector, Stream, field, gate_event, import_households, now_ts,
@@ -178,6 +180,29 @@ def daytime_zone():
 
 
 # ---------------------------------------------------------------- fever
+
+def test_fever_threshold_between_tenths(env, cordond):
+    """The rules take [rules] fever_c to a tenth as --check-config and the
+    reload log print it (temp.c, one rounding): 36.6499999 is printed 36.7,
+    so 36.6 is no fever and 36.7 is one. (The rules had their own rounding,
+    fever_c * 10 + 0.5 truncated: 366, a fever at 36.6.)"""
+    site = "aft"
+    with Alerts(env.broker.port, site) as al:
+        d = cordond({"rules": {"fever_c": "36.6499999"}})
+        shown = subprocess.run([os.environ["CORDOND"], "--check-config", "-c", d.conffile],
+                               capture_output=True, text=True, check=True).stdout
+        assert "\nfever_c = 36.7\n" in shown, shown
+        wait_register_loaded(d)
+        publish_many(env.broker.port, [
+            gate_event(site, "G03", "T-1", card="C-0412", person="P-1", temp_c=36.6),
+            gate_event(site, "G03", "T-2", card="C-0413", person="P-2", temp_c=36.7),
+        ])
+        warn = al.wait("fever", "raised", lambda a: a["subject"] == "person:P-2")
+        assert warn["temp_c"] == 36.7
+        # One publisher, one topic, QoS 1: a fever of T-1 (judged first)
+        # would have come before T-2's.
+        assert [a["subject"] for a in al.all("fever")] == ["person:P-2"], al.all("fever")
+
 
 def test_fever_raised_and_resolved(env, cordond):
     site = "af"
