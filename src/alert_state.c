@@ -20,6 +20,8 @@ static const char *const seen_names[SEEN_COUNT] = {
 #undef ALERT_SEEN_NAME
 };
 
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
 static const char *const severity_names[] = {
 	[SEVERITY_INFO] = "info",
 	[SEVERITY_WARNING] = "warning",
@@ -66,25 +68,25 @@ alert_state_kind_from_name(const char *name)
 const char *
 alert_state_severity_name(enum alert_severity s)
 {
-	return s == SEVERITY_CRITICAL ? "critical" : s == SEVERITY_WARNING ? "warning" : "info";
+	return (unsigned)s < COUNT(severity_names) ? severity_names[s] : "info";
 }
 
 int
 alert_state_severity_from_name(const char *name)
 {
-	return lookup(severity_names, sizeof(severity_names) / sizeof(severity_names[0]), name);
+	return lookup(severity_names, COUNT(severity_names), name);
 }
 
 const char *
 alert_state_name(enum alert_state s)
 {
-	return s == ALERT_RESOLVED ? "resolved" : s == ALERT_ACKED ? "acked" : "raised";
+	return (unsigned)s < COUNT(state_names) ? state_names[s] : "raised";
 }
 
 int
 alert_state_from_name(const char *name)
 {
-	return lookup(state_names, sizeof(state_names) / sizeof(state_names[0]), name);
+	return lookup(state_names, COUNT(state_names), name);
 }
 
 bool

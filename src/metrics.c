@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "clocks.h"
 #include "log.h"
 
 #define METRICS_CONNECTIONS 32 /* libmicrohttpd's connection limit */
@@ -50,15 +51,6 @@ struct metrics {
 	unsigned nconns;
 	uint64_t evicted; /* connections pushed out for a new one */
 };
-
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static struct metrics_conn *
 conn_find(struct metrics *m, const struct MHD_Connection *conn)
@@ -94,7 +86,9 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
 	info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	if (!info || !(c = conn_find(m, NULL)))
 		return;
-	*c = (struct metrics_conn){ .conn = conn, .fd = info->connect_fd, .active_ms = mono_ms() };
+	*c = (struct metrics_conn){ .conn = conn,
+				    .fd = info->connect_fd,
+				    .active_ms = clocks_mono_ms() };
 	m->nconns++;
 	if (m->nconns + METRICS_SPARE <= METRICS_CONNECTIONS)
 		return;
@@ -170,7 +164,7 @@ answer(void *cls, struct MHD_Connection *conn, const char *url, const char *meth
 		struct metrics_conn *c = conn_find(m, conn);
 
 		if (c)
-			c->active_ms = mono_ms();
+			c->active_ms = clocks_mono_ms();
 	}
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
 		snprintf(body, sizeof(body), "only GET\n");

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "backoff.h"
+#include "clocks.h"
 #include "log.h"
 #include "mqtt_limits.h"
 #include "mqtt_link.h"
@@ -187,24 +188,6 @@ static void connect_done(struct mqtt_client *in);
 static int after_read(void *ctx, char **buffer, int *buflen);
 static void *out_main(void *arg);
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t
-now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Paho's receive thread. Copies the message into the spool and returns 1;
  * Paho sends the PUBACK after we return. */
 static int
@@ -213,7 +196,7 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 	struct mqtt_client *in = ctx;
 	size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
 	size_t plen = (size_t)m->payloadlen;
-	int64_t recv = now_us();
+	int64_t recv = clocks_wall_us();
 	uint64_t th = replay_topic_hash(topic, tlen);
 	uint64_t ph = replay_payload_hash(m->payload, spool_stored_len(in->spool, plen), plen);
 	int waited = 0, err;
@@ -246,7 +229,7 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 				strerror(-err));
 		atomic_fetch_add(&in->spool_waits, 1);
 		atomic_store(&in->spool_failing, 1);
-		atomic_store(&in->stalled_at_ms, mono_ms());
+		atomic_store(&in->stalled_at_ms, clocks_mono_ms());
 		if (atomic_load(&in->stopping)) {
 			/* Exiting without the PUBACK: the broker redelivers. */
 			log_err("cannot store a message while stopping; exiting without acknowledging it");
@@ -371,8 +354,8 @@ on_connected(void *ctx, char *cause)
 	 * our client id looks like on Mosquitto before 2.0.15 (and a quick
 	 * broker restart too). */
 	if (lost && !atomic_load(&in->disconnect_said) &&
-	    mono_ms() - lost <= MQTT_CLIENT_QUIET_DROP_MS) {
-		atomic_store(&in->quiet_drop_ms, mono_ms() - lost);
+	    clocks_mono_ms() - lost <= MQTT_CLIENT_QUIET_DROP_MS) {
+		atomic_store(&in->quiet_drop_ms, clocks_mono_ms() - lost);
 		atomic_fetch_add(&in->quiet_drops, 1);
 	}
 	atomic_store(&in->disconnect_said, 0);
@@ -401,8 +384,8 @@ on_connection_lost(void *ctx, char *cause)
 	 * for the spool (or just after) is a missed keepalive, not another
 	 * client: not a quiet drop. */
 	if (!atomic_load(&in->disconnect_said) &&
-	    mono_ms() - atomic_load(&in->stalled_at_ms) > 2 * in->keepalive_ms)
-		atomic_store(&in->lost_at_ms, mono_ms());
+	    clocks_mono_ms() - atomic_load(&in->stalled_at_ms) > 2 * in->keepalive_ms)
+		atomic_store(&in->lost_at_ms, clocks_mono_ms());
 	atomic_store(&in->connected, 0);
 	/* We reconnect ourselves (mqtt_client_tick), never Paho: only a connect
 	 * of ours brings the CONNACK's properties (see on_connect_success). */
@@ -799,7 +782,7 @@ mqtt_client_start(struct mqtt_client *in)
 	int rc;
 
 	backoff_reset(&in->backoff);
-	atomic_store(&in->connecting, mono_ms());
+	atomic_store(&in->connecting, clocks_mono_ms());
 	rc = MQTTAsync_connect(in->client, &in->conn);
 	if (rc != MQTTASYNC_SUCCESS) {
 		atomic_store(&in->connecting, 0);
@@ -903,7 +886,7 @@ queue_link(struct mqtt_client *in, enum out_kind kind)
 static bool
 under_way(int64_t since)
 {
-	return since && mono_ms() - since < MQTT_LINK_STALE_MS;
+	return since && clocks_mono_ms() - since < MQTT_LINK_STALE_MS;
 }
 
 /* Main thread: brings the connection to the one wanted (connected unless
@@ -1277,7 +1260,7 @@ pause_now(struct mqtt_client *in)
 	pthread_mutex_lock(&in->out_lock);
 	in->disconnect_done = 0;
 	pthread_mutex_unlock(&in->out_lock);
-	atomic_store(&in->disconnecting, mono_ms());
+	atomic_store(&in->disconnecting, clocks_mono_ms());
 	/* When the link is already down Paho answers at once, without a
 	 * callback. */
 	if (!in->client || MQTTAsync_disconnect(in->client, &dopt) != MQTTASYNC_SUCCESS) {
@@ -1332,7 +1315,7 @@ connect_now(struct mqtt_client *in)
 		in->will.retained = 0;
 	if (atomic_load(&in->will_qos0))
 		in->will.qos = 0;
-	atomic_store(&in->connecting, mono_ms());
+	atomic_store(&in->connecting, clocks_mono_ms());
 	if (MQTTAsync_connect(in->client, &in->conn) != MQTTASYNC_SUCCESS) {
 		atomic_store(&in->connect_failed, 1);
 		connect_done(in);
@@ -1453,7 +1436,7 @@ mqtt_client_pause(struct mqtt_client *in)
 	atomic_store(&in->connect_failed, 0);
 	atomic_store(&in->lost, 0);
 	in->retry_at_ms = 0;
-	reconcile(in, mono_ms());
+	reconcile(in, clocks_mono_ms());
 }
 
 void
@@ -1468,7 +1451,7 @@ mqtt_client_resume(struct mqtt_client *in)
 	atomic_store(&in->lost, 0);
 	atomic_store(&in->connect_failed, 0);
 	in->retry_at_ms = 0;
-	reconcile(in, mono_ms());
+	reconcile(in, clocks_mono_ms());
 }
 
 void

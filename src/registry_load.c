@@ -19,6 +19,7 @@
 
 #include "alert_state.h"
 #include "backoff.h"
+#include "clocks.h"
 #include "db.h"
 #include "log.h"
 #include "registry_internal.h"
@@ -630,15 +631,6 @@ note_site(struct dirty *d, const char *payload)
 	d->n++;
 }
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A reload that failed (statement or lock timeout, a privilege, out of
  * memory, a replica's recovery conflict) keeps what the NOTIFYs named and
  * is tried again after a backoff: the sites named would otherwise keep
@@ -673,7 +665,7 @@ reload(struct registry *r, struct dirty *d, struct retry *t)
 				 " was, retrying (every %d s at most)",
 				 err, BACKOFF_MAX_MS / 1000);
 		snprintf(t->err, sizeof(t->err), "%s", err);
-		t->at_ms = now_ms() + backoff_next(&t->backoff);
+		t->at_ms = clocks_mono_ms() + backoff_next(&t->backoff);
 		return;
 	}
 	if (t->failures)
@@ -714,7 +706,7 @@ registry_thread(void *arg)
 			continue;
 		}
 		if (dirty.any) {
-			int64_t left = retry.at_ms - now_ms();
+			int64_t left = retry.at_ms - clocks_mono_ms();
 
 			timeout = left <= 0 ? 0 : left < timeout ? (int)left : timeout;
 		}
@@ -750,7 +742,7 @@ registry_thread(void *arg)
 				atomic_store(&r->reseed, 1);
 				sleep_ms(r, 1000);
 			}
-		} else if (dirty.any && now_ms() >= retry.at_ms) {
+		} else if (dirty.any && clocks_mono_ms() >= retry.at_ms) {
 			reload(r, &dirty, &retry);
 		}
 	}

@@ -33,6 +33,7 @@
 #include <time.h>
 
 #include "backoff.h"
+#include "clocks.h"
 #include "db.h"
 #include "log.h"
 #include "tables.h"
@@ -270,15 +271,6 @@ format_events(struct store *s, const struct store_batch *b, size_t from, size_t 
 }
 
 /* ---- errors ---- */
-
-static int64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* 1 once store_destroy() has begun: no statement is sent any more, and a
  * batch not committed stays in the spool for the next start. */
@@ -1266,7 +1258,7 @@ enter_up(struct store *s)
 	if (s->state == DB_HELD)
 		log_notice("PostgreSQL takes writes again after %" PRId64 " s held by SQLSTATE %s"
 			   " (%" PRIu64 " attempts)",
-			   (mono_us() - s->held_since_us) / 1000000, s->held_sqlstate,
+			   (clocks_mono_us() - s->held_since_us) / 1000000, s->held_sqlstate,
 			   s->held_attempts);
 	else if (s->state != DB_UP)
 		log_notice("PostgreSQL connected (schema version %d)", s->schema_version);
@@ -1308,7 +1300,7 @@ enter_held(struct store *s, const struct store_batch *b)
 
 	count_error(s, s->err.sqlstate);
 	if (s->state != DB_HELD) {
-		s->held_since_us = mono_us();
+		s->held_since_us = clocks_mono_us();
 		s->held_attempts = 0;
 	}
 	s->held_attempts++;
@@ -1382,7 +1374,7 @@ batch_done(struct store *s, struct store_batch *b, int64_t t0)
 	for (size_t i = 0; i < b->nevents; i++)
 		s->rows_by_type[b->events[i].type]++;
 	histogram_observe(&s->batch_rows, (double)store_batch_rows(b));
-	histogram_observe(&s->batch_seconds, (double)(mono_us() - t0) / 1e6);
+	histogram_observe(&s->batch_seconds, (double)(clocks_mono_us() - t0) / 1e6);
 	pthread_mutex_unlock(&s->lock);
 	atomic_fetch_add(&s->batches, 1);
 	atomic_fetch_add(&s->events_written, b->nevents);
@@ -1441,7 +1433,7 @@ store_thread(void *arg)
 			enter_up(s);
 			continue;
 		}
-		t0 = mono_us();
+		t0 = clocks_mono_us();
 		err = write_batch_any(s, b);
 		if (err == 0) {
 			enter_up(s);

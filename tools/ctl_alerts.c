@@ -17,6 +17,7 @@
 #include <MQTTClient.h>
 #include <jansson.h>
 
+#include "clocks.h"
 #include "config.h"
 #include "ctl.h"
 #include "temp.h"
@@ -224,15 +225,6 @@ is_refusal_of(const char *id, const void *payload, int len)
 	return yes;
 }
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Publishes the operator's message (QoS 1, waiting for the broker's
  * PUBACK) and, when wait_s > 0, waits up to wait_s seconds for cordond's
  * transition: it subscribes to the alert's retained state and the site's
@@ -292,9 +284,9 @@ publish_and_wait(const struct config *cfg, const char *site, const char *id, con
 		ret = 0;
 		goto out;
 	}
-	deadline = mono_ms() + wait_s * 1000;
+	deadline = clocks_mono_ms() + wait_s * 1000;
 	while (ret < 0) {
-		int64_t left = deadline - mono_ms();
+		int64_t left = deadline - clocks_mono_ms();
 		MQTTClient_message *m = NULL;
 		char *t = NULL;
 		int tlen = 0;

@@ -55,8 +55,7 @@ int sim_parse_real(const char *s, double lo, double hi, double *ret)
 
 /* ---------------------------------------------------------------- time */
 
-double sim_mono(void);	   /* CLOCK_MONOTONIC, seconds */
-int64_t sim_real_us(void); /* CLOCK_REALTIME, microseconds */
+double sim_mono(void); /* CLOCK_MONOTONIC, seconds */
 /* Formats a wall-clock time in the compound's zone (UTC+08:00, Asia/Shanghai
  * has no DST): "2020-02-16T18:32:00.123+08:00", or without the milliseconds. */
 void sim_iso_time(char *buf, size_t len, int64_t real_us, bool ms);

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clocks.h"
 #include "sim.h"
 #include "topics.h"
 
@@ -85,7 +86,7 @@ build(struct load *l, struct rng *r, uint64_t seq, char *buf, size_t len, int *r
 	double fmt = l->format == FMT_MIX && !fever ? rng_real(r) : 1.0;
 	unsigned card = 1 + (unsigned)rng_below(r, 99999);
 	bool in = rng_real(r) < 0.5, mask = rng_real(r) < 0.97;
-	int64_t now = sim_real_us();
+	int64_t now = clocks_wall_us();
 	char id[64], ts[40];
 	int n;
 
@@ -283,7 +284,7 @@ sim_load(int argc, char **argv)
 		topics_build(l->topic[g], sizeof(l->topic[g]), "cordon", TOPIC_GATE_EVENT, l->site,
 			     gate);
 	}
-	mix = (uint64_t)sim_real_us() ^ ((uint64_t)getpid() << 32);
+	mix = (uint64_t)clocks_wall_us() ^ ((uint64_t)getpid() << 32);
 	{
 		struct rng id_rng;
 

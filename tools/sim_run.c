@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 
+#include "clocks.h"
 #include "sim.h"
 #include "topics.h"
 
@@ -529,7 +530,7 @@ wecom_seen(struct sim *s, uint64_t h)
 static size_t
 build(struct sim *s, const struct msg *m, char *topic, size_t tlen, char *buf, size_t len)
 {
-	int64_t now = sim_real_us();
+	int64_t now = clocks_wall_us();
 	char ts[40];
 	int n = 0;
 
