@@ -68,10 +68,21 @@ if threading.current_thread() is threading.main_thread():
 def wait_until(pred, timeout=TIMEOUT, interval=0.1, what=None):
     """Poll pred() until it returns a truthy value; return that value. On timeout
     raise AssertionError naming `what` (a string, or a callable giving one)
-    and the last value seen."""
+    and the last value seen.
+
+    A table that does not exist yet is a value not reached yet: cordond's
+    store thread makes the schema on its own connection after cordond says
+    it is ready, so a wait for rows that starts at once may come first. A
+    table that never appears still fails, at the timeout, by name."""
     deadline = time.monotonic() + timeout
     while True:
-        last = pred()
+        try:
+            last = pred()
+        except psycopg2.errors.UndefinedTable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(interval)
+            continue
         if last:
             return last
         if time.monotonic() > deadline:

@@ -52,10 +52,6 @@ def us(pg, expr, args=None):
 @pytest.fixture(scope="module")
 def daemon(env):
     d = env.cordond()
-    # The tests read the tables at once: wait until the store thread has
-    # made them (it migrates on its own connection, after "ready").
-    wait_until(lambda: "PostgreSQL connected (schema version" in d.log(),
-               what="cordond's store migrating the schema")
     yield d
     log = d.log()
     for p in PROBLEMS:
