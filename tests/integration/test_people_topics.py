@@ -232,3 +232,48 @@ def test_people_topic_rejects(env, cordond):
     assert env.pg.count("welfare_calls", "site = %s", (site,)) == 1
     assert env.pg.count("need_events", "site = %s", (site,)) == 0
     assert d.alive()
+
+
+def test_people_rows_one_by_one(env, cordond):
+    """A CHECK a DBA added refuses some steps, calls and drop-offs: the batch
+    is written row by row (each table's one-row statement, the needs fold
+    included), exactly the refused rows become store_failed rejects and
+    the rest land. A step id reused with other content is stored under a
+    derived key and folds into its need like any step."""
+    d = cordond()
+    site = "p1"
+    for table in ("need_events", "welfare_calls", "dropoffs"):
+        env.pg.query("ALTER TABLE %s ADD CONSTRAINT no_refuse CHECK (note IS DISTINCT FROM"
+                     " 'refuse')" % table)
+    ts = "2020-02-16T09:%02d:00+08:00"
+    msgs = []
+    for i in range(10):
+        note = "refuse" if i % 3 == 1 else "ok"
+        msgs += [need(site, "N-%d" % i, "1", "open", ts % i, household="1-1-10%d" % i,
+                      note=note),
+                 call(site, "1-1-10%d" % i, "W-%d" % i, ts % i, "reached", note=note),
+                 dropoff(site, "DP-%d" % i, ts % i, "1-1-10%d" % i, "placed", note=note)]
+    publish_many(env.broker.port, msgs)
+    refused = [i for i in range(10) if i % 3 == 1]
+    wait_until(lambda: env.pg.count("rejects", "reason = 'store_failed'") == 3 * len(refused),
+               what="the refused rows turned rejects")
+    marker(env, site, "M1")
+    assert env.pg.count("need_events", "site = %s", (site,)) == 10 - len(refused)
+    assert env.pg.count("welfare_calls", "site = %s", (site,)) == 10 - len(refused)
+    assert env.pg.count("dropoffs", "site = %s", (site,)) == 10 - len(refused)
+    assert sorted(r[0] for r in env.pg.query("SELECT need_id FROM needs WHERE site = %s",
+                                             (site,))) == \
+        sorted("N-%d" % i for i in range(10) if i not in refused)
+    assert all("23514" in r[0] for r in env.pg.query(
+        "SELECT detail FROM rejects WHERE reason = 'store_failed'"))
+
+    # N-0's step 1 again with other content (a device that numbers again):
+    # a derived key, and the fold takes it (a later open keeps the first).
+    publish_many(env.broker.port, [need(site, "N-0", "1", "deliver", "2020-02-16T12:00:00+08:00",
+                                        by="vol-01")])
+    wait_until(lambda: env.pg.count("need_events", "site = %s AND need_id = 'N-0'",
+                                    (site,)) == 2, what="the reused step id stored")
+    assert env.pg.scalar("SELECT count(*) FROM need_events WHERE site = %s AND event_key LIKE"
+                         " %s", (site, site + "/need/N-0/1~%")) == 1
+    assert need_row(env, site, "N-0")[2] == "delivered"
+    assert d.alive()
