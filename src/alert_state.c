@@ -137,7 +137,8 @@ alert_state_seen_from_name(const char *name)
 	" ORDER BY coalesce(resolved_at, updated_at) DESC LIMIT 10000) r"                                                \
 	" UNION ALL SELECT * FROM (SELECT 'exit', g.site, c.household, '', (extract(epoch FROM g.ts) * 1e6)::bigint"     \
 	" FROM gate_events g JOIN cards c ON c.site = g.site AND c.card = g.card"                                        \
-	" WHERE g.direction = 'out' AND g.ts > now() - interval '7 days' ORDER BY g.ts) e"                               \
+	" WHERE g.direction = 'out' AND NOT c.extra AND g.ts > now() - interval '7 days'"                                \
+	" ORDER BY g.ts) e"                                                                                              \
 	" UNION ALL SELECT CASE WHEN s.state = 'closed' THEN 'seal_closed' ELSE 'seal_breach' END,"                      \
 	" s.site, s.gate, '', (extract(epoch FROM max(" RULE_TIME(                                                       \
 		"s") ")) * 1e6)::bigint"                                                                                 \

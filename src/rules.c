@@ -1048,7 +1048,8 @@ gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct ev
 			if ((err = trigger(r, out, &t, &at)) < 0)
 				return err;
 		}
-		if (r->cfg.exit_quota > 0) {
+		/* An exception card (extra: a carer's) does not count. */
+		if (r->cfg.exit_quota > 0 && !c->extra) {
 			struct ring *ring = exit_ring(r, ev->site, hh);
 			int64_t m = mono_of(tnow, ev->rule_us);
 			int n = 0;

@@ -518,11 +518,17 @@ def test_unknown_card_raised_and_resolved(env, cordond, ctl):
 def test_exit_quota_raised_and_window_ends(env, cordond, ctl):
     site, hh = "aeq", "7-1-101"
     import_households(env, ctl, site, [(hh, ["EQ-1", "EQ-2"])], PHONE)
+    # a carer's exception card: its passes do not count against the quota
+    ctl("card", "add", site, "EQ-C", "--household", hh, "--extra")
     with Alerts(env.broker.port, site) as al:
         # exit_window is at least 60 s ([rules] refuses less): the test waits that long
         d = cordond({"rules": {"exit_quota": "1", "exit_window": "60s"}})
         wait_register_loaded(d)
         publish_many(env.broker.port, [
+            # in order on one connection: were they counted, the second would raise
+            gate_event(site, "G02", "C-1", card="EQ-C", person="P-9", direction="out"),
+            gate_event(site, "G02", "C-2", card="EQ-C", person="P-9", direction="out"),
+            gate_event(site, "G02", "C-3", card="EQ-C", person="P-9", direction="out"),
             gate_event(site, "G01", "X-1", card="EQ-1", person="P-1", direction="out"),
             gate_event(site, "G01", "X-2", card="EQ-1", person="P-1", direction="in"),
             gate_event(site, "G01", "X-3", card="EQ-2", person="P-2", direction="out"),
@@ -533,6 +539,9 @@ def test_exit_quota_raised_and_window_ends(env, cordond, ctl):
         res = al.wait("exit_quota", "resolved", timeout=LONG + 60)
         assert res["alert_id"] == a["alert_id"] and res["reason"] == "window ended", res
         wait_row(env, a["alert_id"], "resolved")
+        # one exit_quota alert, the ordinary card's: none from the carer's passes
+        assert [x["event_id"] for x in al.all("exit_quota") if x["transition"] == "raised"] \
+            == ["%s/G01/X-3" % site]
         assert d.alive()
 
 

@@ -1015,6 +1015,38 @@ exit_quota_window(void **state)
 	assert_string_equal(f->out.t[0].a.reason, "window ended");
 }
 
+/* exit_quota: an exception card's (extra: a carer's) passes do not count
+ * against its household's quota; the ordinary card's do. */
+static void
+exit_quota_carer_exception(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	add_household(f->reg, "s1", "3-2-401");
+	assert_int_equal(registry_snapshot_add_card(f->reg, "s1", "C-1", "3-2-401", 0, 0), 0);
+	assert_int_equal(registry_snapshot_add_card(f->reg, "s1", "C-2", "3-2-401", 0, 1), 0);
+	f->cfg.exit_quota = 1;
+	f->cfg.exit_window_us = HOUR;
+	set_config(f);
+	for (int i = 0; i < 5; i++) { /* the carer goes out five times */
+		ev = gate_ev(f, "s1", "G01", "C-2", "", DIR_OUT, 365, T0 + i * MIN);
+		apply(f, &ev);
+		none(f);
+	}
+	ev = gate_ev(f, "s1", "G01", "C-1", "", DIR_OUT, 365, T0 + 10 * MIN);
+	apply(f, &ev);
+	none(f); /* the household's first counted pass */
+	ev = gate_ev(f, "s1", "G01", "C-2", "", DIR_OUT, 365, T0 + 11 * MIN);
+	apply(f, &ev);
+	none(f); /* over the quota only with the carer's passes: nothing */
+	ev = gate_ev(f, "s1", "G01", "C-1", "", DIR_OUT, 365, T0 + 12 * MIN);
+	apply(f, &ev);
+	only(f, KIND_EXIT_QUOTA, "raised");
+	assert_string_equal(f->out.t[0].a.card, "C-1");
+	assert_string_equal(f->out.t[0].a.household, "3-2-401");
+}
+
 /* ---- isolation ---- */
 
 static void
@@ -2784,6 +2816,7 @@ main(void)
 		T(unknown_and_revoked_cards),
 		T(isolation_breach_outward_only),
 		T(exit_quota_window),
+		T(exit_quota_carer_exception),
 		T(isolation_overdue_and_checked_in),
 		T(isolation_overdue_household_and_default_interval),
 		T(isolation_late_checks),
