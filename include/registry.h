@@ -162,6 +162,16 @@ const struct reg_household *registry_household(const struct registry_snapshot *s
 					       const char *household, struct reg_household *ret);
 const struct reg_card *registry_card(const struct registry_snapshot *s, const char *site,
 				     const char *card, struct reg_card *ret);
+/* The households that hold at least `min` (>= 1) active ordinary cards
+ * (neither revoked nor extra), site by site in strcmp order (households
+ * in no set order): fn(arg, site, household, cards, n) with the n card ids
+ * sorted (strcmp); the strings are the snapshot's, the array fn's only for
+ * the call. O(c log c) for the c cards of each site. Returns 0, fn's first
+ * negative return (the walk stops), or -ENOMEM. */
+int registry_ordinary_cards(const struct registry_snapshot *s, size_t min,
+			    int (*fn)(void *arg, const char *site, const char *household,
+				      const char *const *cards, size_t n),
+			    void *arg) __attribute__((warn_unused_result));
 /* Whether a site has any card registered (revoked ones count). */
 bool registry_site_has_cards(const struct registry_snapshot *s, const char *site);
 /* The zone of a site: its own, else the default (never NULL). */

@@ -12,6 +12,7 @@
  *   exits    site|household -> struct ring         exit_quota
  *   nopen    site|kind -> open alerts but the aggregate (intptr)
  *   readings site|subject -> struct readings       fever (recheck order)
+ *   cardx    site|household -> struct cardx        card_exception
  *
  * Clocks. Every time kept for a deadline is a monotonic time ("mono":
  * CLOCK_MONOTONIC as the caller gives it, plus MONO_BIAS), and every
@@ -153,6 +154,8 @@ struct rules {
 	int intake_down;
 	struct map alerts, by_id, gates, checks, zones, calls, resolved, seals, exits, nopen;
 	struct map readings;
+	struct map cardx;	 /* card_exception: the situations raised */
+	unsigned cardx_gen;	 /* rules_register's pass */
 	struct resolved **rheap; /* the values of `resolved`, a min-heap by m */
 	int64_t pruned_mono;	 /* readings last pruned (rules_tick) */
 };
@@ -247,6 +250,7 @@ rules_create(const struct rules_config *cfg, const struct rules_clock *now,
 	map_init(&r->exits);
 	map_init(&r->nopen);
 	map_init(&r->readings);
+	map_init(&r->cardx);
 	*ret_rules = r;
 	return 0;
 }
@@ -268,6 +272,7 @@ rules_destroy(struct rules *r)
 	map_finish(&r->exits, free);
 	map_finish(&r->nopen, NULL);
 	map_finish(&r->readings, free);
+	map_finish(&r->cardx, free);
 	free(r);
 }
 
@@ -425,7 +430,9 @@ new_alert(struct rules *r, const struct alert *t, size_t size, const struct rule
 	a->raised_us = a->updated_us = at->wall_us;
 	a->resolved_us = 0;
 	a->by[0] = '\0';
-	alert_id_of(a, at->wall_us);
+	/* A template with an id keeps it (card_exception: the situation's). */
+	if (!a->alert_id[0])
+		alert_id_of(a, at->wall_us);
 	if (link_alert(r, a) < 0) {
 		free(a);
 		return NULL;
@@ -1419,6 +1426,153 @@ rules_event(struct rules *r, const struct registry_snapshot *reg, const struct e
 	return 0;
 }
 
+/* ---- card_exception: the register's ordinary cards per household ---- */
+
+/* What was raised for a household: the situation (a hash of its sorted
+ * ordinary card ids), the id of the alert raised for it (the next one's
+ * id is chained to it, so a situation that comes back after another, or
+ * after a correction, has an id of its own), whether that situation is
+ * over (corrected, or the check off), and the pass that last saw it. */
+struct cardx {
+	uint64_t hash;
+	unsigned gen;
+	bool over;
+	char last_id[33];
+};
+
+struct cardx_walk {
+	struct rules *r;
+	const struct rules_clock *at;
+	struct rules_output *out;
+};
+
+/* The event key of a situation: "cards:" and 16 hex digits. */
+static void
+cardx_key(uint64_t hash, char *buf, size_t len)
+{
+	snprintf(buf, len, "cards:%016" PRIx64, hash);
+}
+
+/* A household holding more ordinary cards than allowed (registry walk). */
+static int
+cardx_household(void *arg, const char *site, const char *hh, const char *const *cards, size_t n)
+{
+	struct cardx_walk *w = arg;
+	struct rules *r = w->r;
+	char key[3 * NORM_KEY_MAX], subject[ALERT_SUBJECT_MAX], ek[32], chain[80];
+	struct cardx *e = NULL;
+	struct alert t, *a;
+	XXH3_state_t st;
+	uint64_t hash;
+	size_t len;
+	int err;
+
+	XXH3_64bits_reset(&st);
+	for (size_t i = 0; i < n; i++)
+		XXH3_64bits_update(&st, cards[i], strlen(cards[i]) + 1);
+	hash = XXH3_64bits_digest(&st);
+	cardx_key(hash, ek, sizeof(ek));
+	snprintf(subject, sizeof(subject), "household:%s", hh);
+	key2(key, sizeof(key), site, hh);
+	if (!(e = map_get_or_make(&r->cardx, key, sizeof(*e))))
+		return -ENOMEM;
+	a = find(r, KIND_CARD_EXCEPTION, site, subject);
+	if ((a && strcmp(a->event_key, ek) == 0) || (!a && !e->over && e->hash == hash)) {
+		/* raised once for this situation (and resolved, or open) */
+		e->gen = r->cardx_gen;
+		e->hash = hash;
+		e->over = false;
+		if (a)
+			snprintf(e->last_id, sizeof(e->last_id), "%s", a->alert_id);
+		return 0;
+	}
+	if (a) {
+		/* another situation: the next alert's id is chained to it */
+		snprintf(e->last_id, sizeof(e->last_id), "%s", a->alert_id);
+		if ((err = close_alert(r, w->out, a, "register changed", NULL, w->at)) < 0)
+			return err;
+	}
+	tmpl_init(&t, KIND_CARD_EXCEPTION, site, subject, ek);
+	snprintf(t.household, sizeof(t.household), "%s", hh);
+	/* "<n> <allowed> <card> <card> ...": the text's (alerts.c), as many
+	 * ids as fit */
+	len = (size_t)snprintf(t.sample, sizeof(t.sample), "%zu %" PRId64, n,
+			       r->cfg.cards_per_household);
+	for (size_t i = 0; i < n && len + strlen(cards[i]) + 1 < sizeof(t.sample); i++)
+		len += (size_t)snprintf(t.sample + len, sizeof(t.sample) - len, " %s", cards[i]);
+	snprintf(chain, sizeof(chain), "%s@%s", ek, e->last_id);
+	rules_alert_id(site, alert_state_kind_name(KIND_CARD_EXCEPTION), subject, chain,
+		       t.alert_id);
+	e->gen = r->cardx_gen;
+	e->hash = hash;
+	e->over = false;
+	snprintf(e->last_id, sizeof(e->last_id), "%s", t.alert_id);
+	return trigger(r, w->out, &t, w->at);
+}
+
+int
+rules_register(struct rules *r, const struct registry_snapshot *reg, const struct rules_clock *now,
+	       struct rules_output *out)
+{
+	const struct rules_clock at = clock_in(now);
+	struct cardx_walk w = { .r = r, .at = &at, .out = out };
+	bool off = r->cfg.cards_per_household <= 0;
+	const char *key;
+	void *v;
+	int err;
+
+	r->cardx_gen++;
+	if (!off &&
+	    (err = registry_ordinary_cards(reg, (size_t)r->cfg.cards_per_household + 1,
+					   cardx_household, &w)) < 0)
+		return err;
+	/* Households not walked: the excess is gone (or the check is off). */
+	for (size_t it = 0; map_next(&r->cardx, &it, &key, &v);) {
+		struct cardx *e = v;
+		const char *sep = strchr(key, SEP[0]);
+		char site[NORM_ID_MAX + 1], subject[ALERT_SUBJECT_MAX];
+		struct reg_household h;
+
+		if (e->gen == r->cardx_gen || !sep)
+			continue;
+		snprintf(site, sizeof(site), "%.*s", (int)(sep - key), key);
+		snprintf(subject, sizeof(subject), "household:%s", sep + 1);
+		if ((err = resolve(r, out, KIND_CARD_EXCEPTION, site, subject,
+				   off ? "check off" : "register corrected", &at)) < 0)
+			return err;
+		e->over = true;
+		/* Bounded by the register: a household gone is forgotten. */
+		if (!registry_household(reg, site, sep + 1, &h))
+			free(map_remove(&r->cardx, key));
+	}
+	return 0;
+}
+
+/* A household's latest card_exception alert, restored at start: x->sub
+ * is "<alert_id> <event_key> <over>". 0, 1 (not kept: not a registered
+ * household, or not a card_exception's key) or -ENOMEM. */
+static int
+cardx_restore(struct rules *r, const struct registry_snapshot *reg, const struct alert_seen *x)
+{
+	char key[3 * NORM_KEY_MAX], id[33], ek[NORM_ID_MAX + 1];
+	struct reg_household h;
+	struct cardx *e;
+	int over;
+
+	if (sscanf(x->sub, "%32s %64s %d", id, ek, &over) != 3 || strncmp(ek, "cards:", 6) != 0 ||
+	    !registry_household(reg, x->site, x->id, &h))
+		return 1;
+	key2(key, sizeof(key), x->site, x->id);
+	if (map_get(&r->cardx, key))
+		return 0; /* a later pass of the restore: what runs now is newer */
+	if (!(e = map_get_or_make(&r->cardx, key, sizeof(*e))))
+		return -ENOMEM;
+	e->hash = strtoull(ek + 6, NULL, 16);
+	e->over = over != 0;
+	snprintf(e->last_id, sizeof(e->last_id), "%s", id);
+	return 0;
+}
+
 /* ---- timer rules ---- */
 
 int64_t
@@ -1813,6 +1967,7 @@ rules_restore_seen(struct rules *r, const struct registry_snapshot *reg, const s
 		ring->t[ring->n++ % RING] = m;
 		return 0;
 	}
+	case SEEN_CARD_EXCEPTION: return cardx_restore(r, reg, x);
 	case SEEN_COUNT: break;
 	}
 	return 1;
@@ -1823,7 +1978,7 @@ rules_entries(const struct rules *r)
 {
 	return r->alerts.len + r->by_id.len + r->gates.len + r->checks.len + r->zones.len +
 		r->calls.len + r->resolved.len + r->seals.len + r->exits.len + r->nopen.len +
-		r->readings.len;
+		r->readings.len + r->cardx.len;
 }
 
 size_t
