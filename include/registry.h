@@ -166,9 +166,15 @@ const struct reg_card *registry_card(const struct registry_snapshot *s, const ch
  * (neither revoked nor extra), site by site in strcmp order (households
  * in no set order): fn(arg, site, household, cards, n) with the n card ids
  * sorted (strcmp); the strings are the snapshot's, the array fn's only for
- * the call. O(c log c) for the c cards of each site. Returns 0, fn's first
- * negative return (the walk stops), or -ENOMEM. */
+ * the call. Before each site with households or cards,
+ * walk_site(arg, site, serial) (NULL: walk all) says whether to walk it:
+ * `serial` (never 0) is the same as long as the site's households and
+ * cards are, in this snapshot and the later ones that share them (a reload
+ * that did not read the site). O(c log c) for the c cards of each site
+ * walked. Returns 0, fn's first negative return (the walk stops), or
+ * -ENOMEM. */
 int registry_ordinary_cards(const struct registry_snapshot *s, size_t min,
+			    bool (*walk_site)(void *arg, const char *site, uint64_t serial),
 			    int (*fn)(void *arg, const char *site, const char *household,
 				      const char *const *cards, size_t n),
 			    void *arg) __attribute__((warn_unused_result));

@@ -97,8 +97,10 @@ int rules_tick(struct rules *r, const struct registry_snapshot *reg, const struc
  * rules_restore_seen). A household whose set changed has its open alert
  * resolved ("register changed") and a new one raised; one without the
  * excess any more has it resolved ("register corrected", or "check off"
- * when cards_per_household is 0). O(c log c) for the register's c cards;
- * its memory is one entry (some 100 bytes) per household raised for,
+ * when cards_per_household is 0). Only the sites whose households and
+ * cards changed since they were last judged (or all, after
+ * cards_per_household changed) are walked: O(c log c) for their c cards.
+ * Its memory is one entry (some 100 bytes) per household raised for,
  * forgotten when the household leaves the register. Returns 0 or
  * -ENOMEM. */
 int rules_register(struct rules *r, const struct registry_snapshot *reg,

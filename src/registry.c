@@ -151,6 +151,9 @@ block_intern(struct reg_block *b, const char *str, uint32_t *ret_off)
 	return 0;
 }
 
+/* Block serials: never 0, never reused. */
+static _Atomic uint64_t block_serials;
+
 static struct reg_block *
 block_create(const char *site)
 {
@@ -159,6 +162,7 @@ block_create(const char *site)
 	if (!b)
 		return NULL;
 	atomic_init(&b->refs, 1);
+	b->serial = atomic_fetch_add(&block_serials, 1) + 1;
 	if (block_pool_add(b, site, &b->site) < 0) {
 		block_unref(b);
 		return NULL;
@@ -257,6 +261,7 @@ block_add_household(struct reg_block *b, const char *id, const char *building, c
 	memmove(&b->hh[at + 1], &b->hh[at], (b->nhh - at) * sizeof(*b->hh));
 	b->hh[at] = e;
 	b->nhh++;
+	b->serial = atomic_fetch_add(&block_serials, 1) + 1;
 	return 0;
 }
 
@@ -284,6 +289,7 @@ block_add_card(struct reg_block *b, const char *id, const char *household, int r
 	memmove(&b->cards[at + 1], &b->cards[at], (b->ncards - at) * sizeof(*b->cards));
 	b->cards[at] = e;
 	b->ncards++;
+	b->serial = atomic_fetch_add(&block_serials, 1) + 1;
 	return 0;
 }
 
@@ -511,6 +517,7 @@ cmp_u64(const void *a, const void *b)
  * id). */
 int
 registry_ordinary_cards(const struct registry_snapshot *s, size_t min,
+			bool (*walk_site)(void *arg, const char *site, uint64_t serial),
 			int (*fn)(void *arg, const char *site, const char *household,
 				  const char *const *cards, size_t n),
 			void *arg)
@@ -526,7 +533,7 @@ registry_ordinary_cards(const struct registry_snapshot *s, size_t min,
 		const struct reg_block *b = s->blocks[i];
 		size_t n = 0;
 
-		if (b->ncards < min)
+		if ((walk_site && !walk_site(arg, block_site(b), b->serial)) || b->ncards < min)
 			continue;
 		if (b->ncards > cap) {
 			uint64_t *k = realloc(keys, b->ncards * sizeof(*keys));

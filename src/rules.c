@@ -12,7 +12,8 @@
  *   exits    site|household -> struct ring         exit_quota
  *   nopen    site|kind -> open alerts but the aggregate (intptr)
  *   readings site|subject -> struct readings       fever (recheck order)
- *   cardx    site|household -> struct cardx        card_exception
+ *   cardx    site -> struct cardx_site             card_exception
+ *            (its hh: household -> struct cardx)
  *
  * Clocks. Every time kept for a deadline is a monotonic time ("mono":
  * CLOCK_MONOTONIC as the caller gives it, plus MONO_BIAS), and every
@@ -160,6 +161,8 @@ struct rules {
 	int64_t pruned_mono;	 /* readings last pruned (rules_tick) */
 };
 
+static void cardx_site_free(void *v);
+
 void
 rules_alert_id(const char *site, const char *kind, const char *subject, const char *event_key,
 	       char ret_id[33])
@@ -272,7 +275,7 @@ rules_destroy(struct rules *r)
 	map_finish(&r->exits, free);
 	map_finish(&r->nopen, NULL);
 	map_finish(&r->readings, free);
-	map_finish(&r->cardx, free);
+	map_finish(&r->cardx, cardx_site_free);
 	free(r);
 }
 
@@ -1440,17 +1443,66 @@ struct cardx {
 	char last_id[33];
 };
 
+/* A site's households raised for (household -> struct cardx), the
+ * register's serial of the site when it was last walked with `limit`, and
+ * the passes that last met it (`seen`) and walked it (`walked`). */
+struct cardx_site {
+	struct map hh;
+	uint64_t serial;
+	int64_t limit;
+	unsigned seen, walked;
+};
+
 struct cardx_walk {
 	struct rules *r;
 	const struct rules_clock *at;
 	struct rules_output *out;
 };
 
-/* The event key of a situation: "cards:" and 16 hex digits. */
 static void
-cardx_key(uint64_t hash, char *buf, size_t len)
+cardx_site_free(void *v)
 {
-	snprintf(buf, len, "cards:%016" PRIx64, hash);
+	struct cardx_site *cs = v;
+
+	map_finish(&cs->hh, free);
+	free(cs);
+}
+
+/* A site's entry, made on first use; NULL on ENOMEM. */
+static struct cardx_site *
+cardx_site(struct rules *r, const char *site)
+{
+	struct cardx_site *cs = map_get(&r->cardx, site);
+
+	if (cs)
+		return cs;
+	if (!(cs = calloc(1, sizeof(*cs))))
+		return NULL;
+	map_init(&cs->hh);
+	if (map_put(&r->cardx, site, cs, NULL) < 0) {
+		free(cs);
+		return NULL;
+	}
+	return cs;
+}
+
+/* Whether to walk a site: not when its households and cards are the ones
+ * judged last time, under the same limit (a reload of another site). */
+static bool
+cardx_walk_site(void *arg, const char *site, uint64_t serial)
+{
+	struct cardx_walk *w = arg;
+	struct cardx_site *cs = cardx_site(w->r, site);
+
+	if (!cs)
+		return true; /* no memory: cardx_household says so */
+	cs->seen = w->r->cardx_gen;
+	if (cs->serial == serial && cs->limit == w->r->cfg.cards_per_household)
+		return false;
+	cs->serial = serial;
+	cs->limit = w->r->cfg.cards_per_household;
+	cs->walked = w->r->cardx_gen;
+	return true;
 }
 
 /* A household holding more ordinary cards than allowed (registry walk). */
@@ -1459,31 +1511,27 @@ cardx_household(void *arg, const char *site, const char *hh, const char *const *
 {
 	struct cardx_walk *w = arg;
 	struct rules *r = w->r;
-	char key[3 * NORM_KEY_MAX], subject[ALERT_SUBJECT_MAX], ek[32], chain[80];
-	struct cardx *e = NULL;
+	char subject[ALERT_SUBJECT_MAX], ek[32], chain[80];
+	struct cardx_site *cs = map_get(&r->cardx, site);
+	struct cardx *e;
 	struct alert t, *a;
 	XXH3_state_t st;
 	uint64_t hash;
 	size_t len;
 	int err;
 
+	if (!cs || !(e = map_get_or_make(&cs->hh, hh, sizeof(*e))))
+		return -ENOMEM;
 	XXH3_64bits_reset(&st);
 	for (size_t i = 0; i < n; i++)
 		XXH3_64bits_update(&st, cards[i], strlen(cards[i]) + 1);
 	hash = XXH3_64bits_digest(&st);
-	cardx_key(hash, ek, sizeof(ek));
+	snprintf(ek, sizeof(ek), "cards:%016" PRIx64, hash);
 	snprintf(subject, sizeof(subject), "household:%s", hh);
-	key2(key, sizeof(key), site, hh);
-	if (!(e = map_get_or_make(&r->cardx, key, sizeof(*e))))
-		return -ENOMEM;
 	a = find(r, KIND_CARD_EXCEPTION, site, subject);
 	if ((a && strcmp(a->event_key, ek) == 0) || (!a && !e->over && e->hash == hash)) {
 		/* raised once for this situation (and resolved, or open) */
 		e->gen = r->cardx_gen;
-		e->hash = hash;
-		e->over = false;
-		if (a)
-			snprintf(e->last_id, sizeof(e->last_id), "%s", a->alert_id);
 		return 0;
 	}
 	if (a) {
@@ -1510,6 +1558,36 @@ cardx_household(void *arg, const char *site, const char *hh, const char *const *
 	return trigger(r, w->out, &t, w->at);
 }
 
+/* The households of site `cs` not met in this pass: the excess is gone
+ * (or the check is off): resolved, over, and forgotten when the register
+ * no longer has them. 0 or -ENOMEM. */
+static int
+cardx_sweep(struct rules *r, const struct registry_snapshot *reg, const char *site,
+	    struct cardx_site *cs, const char *reason, const struct rules_clock *at,
+	    struct rules_output *out)
+{
+	const char *hh;
+	void *v;
+	int err;
+
+	for (size_t it = 0; map_next(&cs->hh, &it, &hh, &v);) {
+		struct cardx *e = v;
+		char subject[ALERT_SUBJECT_MAX];
+		struct reg_household h;
+
+		if (e->gen == r->cardx_gen)
+			continue;
+		snprintf(subject, sizeof(subject), "household:%s", hh);
+		if ((err = resolve(r, out, KIND_CARD_EXCEPTION, site, subject, reason, at)) < 0)
+			return err;
+		e->over = true;
+		/* Bounded by the register: a household gone is forgotten. */
+		if (!registry_household(reg, site, hh, &h))
+			free(map_remove(&cs->hh, hh));
+	}
+	return 0;
+}
+
 int
 rules_register(struct rules *r, const struct registry_snapshot *reg, const struct rules_clock *now,
 	       struct rules_output *out)
@@ -1517,33 +1595,32 @@ rules_register(struct rules *r, const struct registry_snapshot *reg, const struc
 	const struct rules_clock at = clock_in(now);
 	struct cardx_walk w = { .r = r, .at = &at, .out = out };
 	bool off = r->cfg.cards_per_household <= 0;
-	const char *key;
+	const char *site;
 	void *v;
 	int err;
 
-	r->cardx_gen++;
+	if (++r->cardx_gen == 0)
+		r->cardx_gen = 1;
 	if (!off &&
 	    (err = registry_ordinary_cards(reg, (size_t)r->cfg.cards_per_household + 1,
-					   cardx_household, &w)) < 0)
+					   cardx_walk_site, cardx_household, &w)) < 0)
 		return err;
-	/* Households not walked: the excess is gone (or the check is off). */
-	for (size_t it = 0; map_next(&r->cardx, &it, &key, &v);) {
-		struct cardx *e = v;
-		const char *sep = strchr(key, SEP[0]);
-		char site[NORM_ID_MAX + 1], subject[ALERT_SUBJECT_MAX];
-		struct reg_household h;
+	/* Sites walked: their households not met. Sites the register no
+	 * longer has (or all, when off): every household. A site skipped
+	 * (the same serial) keeps its state. */
+	for (size_t it = 0; map_next(&r->cardx, &it, &site, &v);) {
+		struct cardx_site *cs = v;
 
-		if (e->gen == r->cardx_gen || !sep)
+		if (!off && cs->seen == r->cardx_gen && cs->walked != r->cardx_gen)
 			continue;
-		snprintf(site, sizeof(site), "%.*s", (int)(sep - key), key);
-		snprintf(subject, sizeof(subject), "household:%s", sep + 1);
-		if ((err = resolve(r, out, KIND_CARD_EXCEPTION, site, subject,
-				   off ? "check off" : "register corrected", &at)) < 0)
+		if ((err = cardx_sweep(r, reg, site, cs, off ? "check off" : "register corrected",
+				       &at, out)) < 0)
 			return err;
-		e->over = true;
-		/* Bounded by the register: a household gone is forgotten. */
-		if (!registry_household(reg, site, sep + 1, &h))
-			free(map_remove(&r->cardx, key));
+		if (off || cs->seen != r->cardx_gen) {
+			cs->serial = 0; /* walk it in full next time */
+			if (cs->hh.len == 0)
+				cardx_site_free(map_remove(&r->cardx, site));
+		}
 	}
 	return 0;
 }
@@ -1554,22 +1631,25 @@ rules_register(struct rules *r, const struct registry_snapshot *reg, const struc
 static int
 cardx_restore(struct rules *r, const struct registry_snapshot *reg, const struct alert_seen *x)
 {
-	char key[3 * NORM_KEY_MAX], id[33], ek[NORM_ID_MAX + 1];
+	char id[33], ek[NORM_ID_MAX + 1];
 	struct reg_household h;
+	struct cardx_site *cs;
 	struct cardx *e;
 	int over;
 
 	if (sscanf(x->sub, "%32s %64s %d", id, ek, &over) != 3 || strncmp(ek, "cards:", 6) != 0 ||
 	    !registry_household(reg, x->site, x->id, &h))
 		return 1;
-	key2(key, sizeof(key), x->site, x->id);
-	if (map_get(&r->cardx, key))
+	if (!(cs = cardx_site(r, x->site)))
+		return -ENOMEM;
+	if (map_get(&cs->hh, x->id))
 		return 0; /* a later pass of the restore: what runs now is newer */
-	if (!(e = map_get_or_make(&r->cardx, key, sizeof(*e))))
+	if (!(e = map_get_or_make(&cs->hh, x->id, sizeof(*e))))
 		return -ENOMEM;
 	e->hash = strtoull(ek + 6, NULL, 16);
 	e->over = over != 0;
 	snprintf(e->last_id, sizeof(e->last_id), "%s", id);
+	cs->serial = 0; /* walked in full at the next pass */
 	return 0;
 }
 
@@ -1973,12 +2053,25 @@ rules_restore_seen(struct rules *r, const struct registry_snapshot *reg, const s
 	return 1;
 }
 
+/* Sites and households of card_exception's memory. */
+static size_t
+cardx_entries(const struct rules *r)
+{
+	size_t n = r->cardx.len;
+	const char *key;
+	void *v;
+
+	for (size_t it = 0; map_next(&r->cardx, &it, &key, &v);)
+		n += ((const struct cardx_site *)v)->hh.len;
+	return n;
+}
+
 size_t
 rules_entries(const struct rules *r)
 {
 	return r->alerts.len + r->by_id.len + r->gates.len + r->checks.len + r->zones.len +
 		r->calls.len + r->resolved.len + r->seals.len + r->exits.len + r->nopen.len +
-		r->readings.len + r->cardx.len;
+		r->readings.len + cardx_entries(r);
 }
 
 size_t
