@@ -47,7 +47,8 @@ enum alert_severity {
 	X(DISINFECTION_OVERDUE, "disinfection_overdue", SEVERITY_WARNING, "zones", true)    \
 	X(HOTLINE_UNRESOLVED, "hotline_unresolved", SEVERITY_WARNING, "calls", true)        \
 	X(BACKLOG, "backlog", SEVERITY_CRITICAL, "subjects", false)                         \
-	X(CLIENT_ID_CONFLICT, "client_id_conflict", SEVERITY_CRITICAL, "subjects", false)
+	X(CLIENT_ID_CONFLICT, "client_id_conflict", SEVERITY_CRITICAL, "subjects", false)  \
+	X(CARD_EXCEPTION, "card_exception", SEVERITY_WARNING, "households", false)
 /* clang-format on */
 
 enum alert_kind {
@@ -137,8 +138,11 @@ bool alert_state_is_aggregate(const struct alert *a);
 /* What a restored last-seen time is of (X(ID, name)): a gate's message, a
  * disinfection of a zone, a check (household, person or ""), an open
  * urgent call (sub: its category), a resolved call, an outward pass of a
- * household, a sealed gate's latest `closed`, its latest breach. The
- * names are what alert_state_seen_sql() selects. */
+ * household, a sealed gate's latest `closed`, its latest breach, a
+ * household's latest card_exception alert (sub: "<alert_id> <event_key>
+ * <over>", over 1 when it was resolved because the register no longer had
+ * the excess or the check was off, else 0). The names are what
+ * alert_state_seen_sql() selects. */
 #define ALERT_SEEN(X)                     \
 	X(GATE, "gate")                   \
 	X(ZONE, "zone")                   \
@@ -147,7 +151,8 @@ bool alert_state_is_aggregate(const struct alert *a);
 	X(CALL_RESOLVED, "call_resolved") \
 	X(EXIT, "exit")                   \
 	X(SEAL_CLOSED, "seal_closed")     \
-	X(SEAL_BREACH, "seal_breach")
+	X(SEAL_BREACH, "seal_breach")     \
+	X(CARD_EXCEPTION, "card_exception")
 
 enum alert_seen_what {
 #define ALERT_SEEN_ENUM(id, name) SEEN_##id,

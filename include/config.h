@@ -47,6 +47,7 @@ struct config {
 	int64_t hotline_other_limit;
 	int64_t repeat_interval;
 	int64_t max_open_alerts;
+	int64_t cards_per_household;
 
 	int64_t shutdown_timeout;
 	char *metrics_listen;

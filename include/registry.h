@@ -162,6 +162,22 @@ const struct reg_household *registry_household(const struct registry_snapshot *s
 					       const char *household, struct reg_household *ret);
 const struct reg_card *registry_card(const struct registry_snapshot *s, const char *site,
 				     const char *card, struct reg_card *ret);
+/* The households that hold at least `min` (>= 1) active ordinary cards
+ * (neither revoked nor extra), site by site in strcmp order (households
+ * in no set order): fn(arg, site, household, cards, n) with the n card ids
+ * sorted (strcmp); the strings are the snapshot's, the array fn's only for
+ * the call. Before each site with households or cards,
+ * walk_site(arg, site, serial) (NULL: walk all) says whether to walk it:
+ * `serial` (never 0) is the same as long as the site's households and
+ * cards are, in this snapshot and the later ones that share them (a reload
+ * that did not read the site). O(c log c) for the c cards of each site
+ * walked. Returns 0, fn's first negative return (the walk stops), or
+ * -ENOMEM. */
+int registry_ordinary_cards(const struct registry_snapshot *s, size_t min,
+			    bool (*walk_site)(void *arg, const char *site, uint64_t serial),
+			    int (*fn)(void *arg, const char *site, const char *household,
+				      const char *const *cards, size_t n),
+			    void *arg) __attribute__((warn_unused_result));
 /* Whether a site has any card registered (revoked ones count). */
 bool registry_site_has_cards(const struct registry_snapshot *s, const char *site);
 /* The zone of a site: its own, else the default (never NULL). */

@@ -53,7 +53,8 @@ struct rules_config {
 	int64_t hotline_medical_us;
 	int64_t hotline_other_us;
 	int64_t repeat_interval_us;
-	int64_t max_open_alerts; /* per site and kind; past it subjects fold */
+	int64_t max_open_alerts;     /* per site and kind; past it subjects fold */
+	int64_t cards_per_household; /* active ordinary cards allowed; 0: off */
 };
 
 struct rules_output {
@@ -86,6 +87,25 @@ int rules_event(struct rules *r, const struct registry_snapshot *reg, const stru
  * Returns 0 or -ENOMEM. */
 int rules_tick(struct rules *r, const struct registry_snapshot *reg, const struct rules_clock *now,
 	       struct rules_output *out) __attribute__((warn_unused_result));
+/* The register's rules (card_exception): judges the snapshot `reg` the
+ * caller took at `now` (at start and at every register hand-over, and
+ * after a SIGHUP), not events. A household holding more active ordinary
+ * (neither revoked nor extra) cards than cards_per_household raises one
+ * alert, subject household:<household>, whose id is the same for the same
+ * set of cards; raised once: one an operator resolved is not raised again
+ * while the set stays the same (across restarts through
+ * rules_restore_seen). A household whose set changed has its open alert
+ * resolved ("register changed") and a new one raised; one without the
+ * excess any more has it resolved ("register corrected", or "check off"
+ * when cards_per_household is 0). Only the sites whose households and
+ * cards changed since they were last judged (or all, after
+ * cards_per_household changed) are walked: O(c log c) for their c cards.
+ * Its memory is one entry (some 100 bytes) per household raised for,
+ * forgotten when the household leaves the register. Returns 0 or
+ * -ENOMEM. */
+int rules_register(struct rules *r, const struct registry_snapshot *reg,
+		   const struct rules_clock *now, struct rules_output *out)
+	__attribute__((warn_unused_result));
 /* The instance-level backlog alert: raised while `trouble` is set (its
  * text in `why`), resolved when it clears. Returns 0 or -ENOMEM. */
 int rules_backlog(struct rules *r, const char *instance, int trouble, const char *why,
@@ -118,9 +138,10 @@ int rules_restore_alert(struct rules *r, const struct alert *a, const struct rul
  * `closed` or latest breach (a pass, or an open or forced status), by rule
  * time (kept as wall times: the latest of each wins). x->at_us is put on
  * the monotonic clock by its age at `now` (a time later than now counts
- * as now). As at run time, only what the register `reg` knows is kept:
- * registered gates and zones, households under an order, the seal state
- * of gates registered sealed. Returns 0, 1 (not kept: the register does
+ * as now), a household's latest card_exception alert (its id, its set of
+ * cards, whether it is over). As at run time, only what the register `reg`
+ * knows is kept: registered gates and zones, households under an order,
+ * the seal state of gates registered sealed, registered households. Returns 0, 1 (not kept: the register does
  * not know it) or -ENOMEM. */
 int rules_restore_seen(struct rules *r, const struct registry_snapshot *reg,
 		       const struct alert_seen *x, const struct rules_clock *now)

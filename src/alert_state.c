@@ -114,6 +114,17 @@ alert_state_seen_from_name(const char *name)
 #define RULE_TIME(t) \
 	"CASE WHEN 'clock_skew' = ANY(" t ".flags) THEN " t ".received_at ELSE " t ".ts END"
 
+/* A household's latest card_exception alert (rules.c, card_exception),
+ * whatever its state: what was raised for it, and whether that situation
+ * is over. */
+#define CARDX_SQL_TEXT                                                                          \
+	" UNION ALL SELECT 'card_exception', site, household, sub, at FROM (SELECT DISTINCT ON" \
+	" (site, household) site, household, alert_id || ' ' || event_key || ' ' || (state ="   \
+	" 'resolved' AND reason IN ('register corrected', 'check off'))::int::text AS sub,"     \
+	" (extract(epoch FROM raised_at) * 1e6)::bigint AS at FROM alerts"                      \
+	" WHERE kind = 'card_exception' AND subject <> '*' AND household IS NOT NULL"           \
+	" ORDER BY site, household, raised_at DESC, alert_id DESC) x"
+
 /* The resolved calls: the last RULES_RESOLVED_MAX (rules.c) of them. A
  * sealed gate's latest `closed` and latest breach (a status open or
  * forced, a pass) received in the last 30 days, of gates registered
@@ -137,7 +148,8 @@ alert_state_seen_from_name(const char *name)
 	" ORDER BY coalesce(resolved_at, updated_at) DESC LIMIT 10000) r"                                                \
 	" UNION ALL SELECT * FROM (SELECT 'exit', g.site, c.household, '', (extract(epoch FROM g.ts) * 1e6)::bigint"     \
 	" FROM gate_events g JOIN cards c ON c.site = g.site AND c.card = g.card"                                        \
-	" WHERE g.direction = 'out' AND g.ts > now() - interval '7 days' ORDER BY g.ts) e"                               \
+	" WHERE g.direction = 'out' AND NOT c.extra AND g.ts > now() - interval '7 days'"                                \
+	" ORDER BY g.ts) e"                                                                                              \
 	" UNION ALL SELECT CASE WHEN s.state = 'closed' THEN 'seal_closed' ELSE 'seal_breach' END,"                      \
 	" s.site, s.gate, '', (extract(epoch FROM max(" RULE_TIME(                                                       \
 		"s") ")) * 1e6)::bigint"                                                                                 \
@@ -167,7 +179,7 @@ alert_state_seen_from_name(const char *name)
 	" ORDER BY raised_at, alert_id)) a WHERE rank <= $1"                                       \
 	" ORDER BY subject = '*' DESC, raised_at, alert_id"
 
-const char alert_state_seen_sql[] = SEEN_SQL_TEXT;
+const char alert_state_seen_sql[] = SEEN_SQL_TEXT CARDX_SQL_TEXT;
 const char alert_state_alerts_sql[] = ALERTS_SQL_TEXT;
 
 int

@@ -156,6 +156,21 @@ alerts_text(const struct alert *a, char *buf, size_t len)
 		snprintf(buf, len, "Another MQTT client is using client id %s: %s",
 			 after_colon(a->subject), a->reason);
 		break;
+	case KIND_CARD_EXCEPTION: {
+		/* sample: "<n> <allowed> <card> ..." (rules.c; none when restored) */
+		char cards[ALERT_SAMPLE_MAX];
+		unsigned n, allowed;
+		int off = 0;
+
+		if (sscanf(a->sample, "%u %u %n", &n, &allowed, &off) == 2 && off > 0) {
+			sample_ids(a->sample + off, cards, sizeof(cards));
+			snprintf(buf, len, "Household %s holds %u ordinary cards (%u allowed): %s",
+				 a->household, n, allowed, cards);
+		} else
+			snprintf(buf, len, "Household %s holds more ordinary cards than allowed",
+				 a->household);
+		break;
+	}
 	default: snprintf(buf, len, "%s %s", alert_state_kind_name(a->kind), a->subject);
 	}
 }

@@ -101,6 +101,9 @@ const struct config_key config_keys[] = {
 	  "an open alert's repeated triggers are republished at most this often" },
 	{ "rules", "max_open_alerts", KEY_INT, OFF(max_open_alerts), "100", 1, 100000, 1,
 	  "open alerts per site and kind; past it new subjects fold into one aggregate alert" },
+	{ "rules", "cards_per_household", KEY_INT, OFF(cards_per_household), "1", 0, 1000, 1,
+	  "active ordinary (not extra) cards a household may hold; more raises card_exception"
+	  " (0: off)" },
 
 	{ "daemon", "shutdown_timeout", KEY_DURATION, OFF(shutdown_timeout), "20s", 0, 3600000, 1,
 	  "on SIGTERM, how long to keep draining the spool into PostgreSQL" },

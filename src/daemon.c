@@ -182,6 +182,20 @@ restore_rule_state(struct daemon *d, const struct registry_snapshot *s)
 	log_notice("rule state restored: %zu open alerts, %zu last-seen times", restored, nseen);
 }
 
+/* The register's rules (card_exception) on the snapshot in use, once the
+ * rule state is there (its memory of what was raised comes with it). */
+static void
+register_rules(struct daemon *d)
+{
+	struct rules_clock now = rules_now();
+
+	if (!d->pl.rules_ready)
+		return;
+	if (rules_register(d->rules, d->pl.reg, &now, &d->out) < 0)
+		log_err("out of memory in the register's rules");
+	publish_transitions(d, 0);
+}
+
 static void
 take_register(struct daemon *d)
 {
@@ -200,6 +214,7 @@ take_register(struct daemon *d)
 			d->pl.reseed_batch = d->pl.filling;
 	}
 	pipeline_set_register(&d->pl, s);
+	register_rules(d);
 }
 
 /* The next pass of the restore (take_register) once this one's folded
@@ -355,6 +370,7 @@ reload(struct daemon *d)
 		config_finish(d->cfg);
 		*d->cfg = next;
 		reconfigure(d);
+		register_rules(d); /* [rules] cards_per_household */
 		{
 			char fever[16];
 

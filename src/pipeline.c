@@ -161,6 +161,7 @@ pipeline_reconfigure(struct pipeline *pl, const struct config *cfg)
 		.hotline_other_us = cfg->hotline_other_limit * 1000,
 		.repeat_interval_us = cfg->repeat_interval * 1000,
 		.max_open_alerts = cfg->max_open_alerts,
+		.cards_per_household = cfg->cards_per_household,
 	};
 	/* The thresholds are rounded as readings are and as --check-config and
 	 * the reload log print them (temp.c): fever_c = 36.65 is 36.7. config.c

@@ -151,6 +151,9 @@ block_intern(struct reg_block *b, const char *str, uint32_t *ret_off)
 	return 0;
 }
 
+/* Block serials: never 0, never reused. */
+static _Atomic uint64_t block_serials;
+
 static struct reg_block *
 block_create(const char *site)
 {
@@ -159,6 +162,7 @@ block_create(const char *site)
 	if (!b)
 		return NULL;
 	atomic_init(&b->refs, 1);
+	b->serial = atomic_fetch_add(&block_serials, 1) + 1;
 	if (block_pool_add(b, site, &b->site) < 0) {
 		block_unref(b);
 		return NULL;
@@ -257,6 +261,7 @@ block_add_household(struct reg_block *b, const char *id, const char *building, c
 	memmove(&b->hh[at + 1], &b->hh[at], (b->nhh - at) * sizeof(*b->hh));
 	b->hh[at] = e;
 	b->nhh++;
+	b->serial = atomic_fetch_add(&block_serials, 1) + 1;
 	return 0;
 }
 
@@ -284,6 +289,7 @@ block_add_card(struct reg_block *b, const char *id, const char *household, int r
 	memmove(&b->cards[at + 1], &b->cards[at], (b->ncards - at) * sizeof(*b->cards));
 	b->cards[at] = e;
 	b->ncards++;
+	b->serial = atomic_fetch_add(&block_serials, 1) + 1;
 	return 0;
 }
 
@@ -494,6 +500,77 @@ registry_card(const struct registry_snapshot *s, const char *site, const char *c
 	ret->revoked = (e->household & CARD_REVOKED) != 0;
 	ret->extra = (e->household & CARD_EXTRA) != 0;
 	return ret;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* A card's household is an offset into its block's pool (the household
+ * entry's own id when registered, else an interned string): one offset per
+ * household, so the cards group by it. Each (offset << 32 | index) sorted
+ * groups a household's cards, in index order (the cards array is sorted by
+ * id). */
+int
+registry_ordinary_cards(const struct registry_snapshot *s, size_t min,
+			bool (*walk_site)(void *arg, const char *site, uint64_t serial),
+			int (*fn)(void *arg, const char *site, const char *household,
+				  const char *const *cards, size_t n),
+			void *arg)
+{
+	uint64_t *keys = NULL;
+	const char **ids = NULL;
+	size_t cap = 0;
+	int err = 0;
+
+	if (min < 1)
+		min = 1;
+	for (size_t i = 0; i < s->nblocks && err >= 0; i++) {
+		const struct reg_block *b = s->blocks[i];
+		size_t n = 0;
+
+		if ((walk_site && !walk_site(arg, block_site(b), b->serial)) || b->ncards < min)
+			continue;
+		if (b->ncards > cap) {
+			uint64_t *k = realloc(keys, b->ncards * sizeof(*keys));
+			const char **p;
+
+			if (!k) {
+				err = -ENOMEM;
+				break;
+			}
+			keys = k;
+			if (!(p = realloc(ids, b->ncards * sizeof(*ids)))) {
+				err = -ENOMEM;
+				break;
+			}
+			ids = p;
+			cap = b->ncards;
+		}
+		for (uint32_t c = 0; c < b->ncards; c++) {
+			uint32_t h = b->cards[c].household;
+
+			if (!(h & (CARD_REVOKED | CARD_EXTRA)))
+				keys[n++] = (uint64_t)(h & CARD_HH) << 32 | c;
+		}
+		qsort(keys, n, sizeof(*keys), cmp_u64);
+		for (size_t lo = 0, hi; lo < n && err >= 0; lo = hi) {
+			for (hi = lo + 1; hi < n && keys[hi] >> 32 == keys[lo] >> 32; hi++)
+				;
+			if (hi - lo < min)
+				continue;
+			for (size_t k = lo; k < hi; k++)
+				ids[k - lo] = b->pool + b->cards[(uint32_t)keys[k]].id;
+			err = fn(arg, block_site(b), b->pool + (keys[lo] >> 32), ids, hi - lo);
+		}
+	}
+	free(keys);
+	free(ids);
+	return err < 0 ? err : 0;
 }
 
 bool

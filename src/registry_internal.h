@@ -27,6 +27,10 @@ struct card_entry {
 
 struct reg_block {
 	atomic_uint refs;
+	/* Unique to this block's content: given at creation, again at each
+	 * add to an unsealed block (registry_ordinary_cards' callers skip a
+	 * site whose serial they judged). */
+	uint64_t serial;
 	uint32_t site; /* offset of the site's name */
 	char *pool;
 	uint32_t pool_len, pool_cap;

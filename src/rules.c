@@ -12,6 +12,8 @@
  *   exits    site|household -> struct ring         exit_quota
  *   nopen    site|kind -> open alerts but the aggregate (intptr)
  *   readings site|subject -> struct readings       fever (recheck order)
+ *   cardx    site -> struct cardx_site             card_exception
+ *            (its hh: household -> struct cardx)
  *
  * Clocks. Every time kept for a deadline is a monotonic time ("mono":
  * CLOCK_MONOTONIC as the caller gives it, plus MONO_BIAS), and every
@@ -153,9 +155,13 @@ struct rules {
 	int intake_down;
 	struct map alerts, by_id, gates, checks, zones, calls, resolved, seals, exits, nopen;
 	struct map readings;
+	struct map cardx;	 /* card_exception: the situations raised */
+	unsigned cardx_gen;	 /* rules_register's pass */
 	struct resolved **rheap; /* the values of `resolved`, a min-heap by m */
 	int64_t pruned_mono;	 /* readings last pruned (rules_tick) */
 };
+
+static void cardx_site_free(void *v);
 
 void
 rules_alert_id(const char *site, const char *kind, const char *subject, const char *event_key,
@@ -247,6 +253,7 @@ rules_create(const struct rules_config *cfg, const struct rules_clock *now,
 	map_init(&r->exits);
 	map_init(&r->nopen);
 	map_init(&r->readings);
+	map_init(&r->cardx);
 	*ret_rules = r;
 	return 0;
 }
@@ -268,6 +275,7 @@ rules_destroy(struct rules *r)
 	map_finish(&r->exits, free);
 	map_finish(&r->nopen, NULL);
 	map_finish(&r->readings, free);
+	map_finish(&r->cardx, cardx_site_free);
 	free(r);
 }
 
@@ -425,7 +433,9 @@ new_alert(struct rules *r, const struct alert *t, size_t size, const struct rule
 	a->raised_us = a->updated_us = at->wall_us;
 	a->resolved_us = 0;
 	a->by[0] = '\0';
-	alert_id_of(a, at->wall_us);
+	/* A template with an id keeps it (card_exception: the situation's). */
+	if (!a->alert_id[0])
+		alert_id_of(a, at->wall_us);
 	if (link_alert(r, a) < 0) {
 		free(a);
 		return NULL;
@@ -1048,7 +1058,8 @@ gate_rules(struct rules *r, const struct registry_snapshot *reg, const struct ev
 			if ((err = trigger(r, out, &t, &at)) < 0)
 				return err;
 		}
-		if (r->cfg.exit_quota > 0) {
+		/* An exception card (extra: a carer's) does not count. */
+		if (r->cfg.exit_quota > 0 && !c->extra) {
 			struct ring *ring = exit_ring(r, ev->site, hh);
 			int64_t m = mono_of(tnow, ev->rule_us);
 			int n = 0;
@@ -1418,6 +1429,230 @@ rules_event(struct rules *r, const struct registry_snapshot *reg, const struct e
 	case EVENT_CALL:
 	case EVENT_DROPOFF: return 0;
 	}
+	return 0;
+}
+
+/* ---- card_exception: the register's ordinary cards per household ---- */
+
+/* What was raised for a household: the situation (a hash of its sorted
+ * ordinary card ids), the id of the alert raised for it (the next one's
+ * id is chained to it, so a situation that comes back after another, or
+ * after a correction, has an id of its own), whether that situation is
+ * over (corrected, or the check off), and the pass that last saw it. */
+struct cardx {
+	uint64_t hash;
+	unsigned gen;
+	bool over;
+	char last_id[33];
+};
+
+/* A site's households raised for (household -> struct cardx), the
+ * register's serial of the site when it was last walked with `limit`, and
+ * the passes that last met it (`seen`) and walked it (`walked`). */
+struct cardx_site {
+	struct map hh;
+	uint64_t serial;
+	int64_t limit;
+	unsigned seen, walked;
+};
+
+struct cardx_walk {
+	struct rules *r;
+	const struct rules_clock *at;
+	struct rules_output *out;
+};
+
+static void
+cardx_site_free(void *v)
+{
+	struct cardx_site *cs = v;
+
+	map_finish(&cs->hh, free);
+	free(cs);
+}
+
+/* A site's entry, made on first use; NULL on ENOMEM. */
+static struct cardx_site *
+cardx_site(struct rules *r, const char *site)
+{
+	struct cardx_site *cs = map_get(&r->cardx, site);
+
+	if (cs)
+		return cs;
+	if (!(cs = calloc(1, sizeof(*cs))))
+		return NULL;
+	map_init(&cs->hh);
+	if (map_put(&r->cardx, site, cs, NULL) < 0) {
+		free(cs);
+		return NULL;
+	}
+	return cs;
+}
+
+/* Whether to walk a site: not when its households and cards are the ones
+ * judged last time, under the same limit (a reload of another site). */
+static bool
+cardx_walk_site(void *arg, const char *site, uint64_t serial)
+{
+	struct cardx_walk *w = arg;
+	struct cardx_site *cs = cardx_site(w->r, site);
+
+	if (!cs)
+		return true; /* no memory: cardx_household says so */
+	cs->seen = w->r->cardx_gen;
+	if (cs->serial == serial && cs->limit == w->r->cfg.cards_per_household)
+		return false;
+	cs->serial = serial;
+	cs->limit = w->r->cfg.cards_per_household;
+	cs->walked = w->r->cardx_gen;
+	return true;
+}
+
+/* A household holding more ordinary cards than allowed (registry walk). */
+static int
+cardx_household(void *arg, const char *site, const char *hh, const char *const *cards, size_t n)
+{
+	struct cardx_walk *w = arg;
+	struct rules *r = w->r;
+	char subject[ALERT_SUBJECT_MAX], ek[32], chain[80];
+	struct cardx_site *cs = map_get(&r->cardx, site);
+	struct cardx *e;
+	struct alert t, *a;
+	XXH3_state_t st;
+	uint64_t hash;
+	size_t len;
+	int err;
+
+	if (!cs || !(e = map_get_or_make(&cs->hh, hh, sizeof(*e))))
+		return -ENOMEM;
+	XXH3_64bits_reset(&st);
+	for (size_t i = 0; i < n; i++)
+		XXH3_64bits_update(&st, cards[i], strlen(cards[i]) + 1);
+	hash = XXH3_64bits_digest(&st);
+	snprintf(ek, sizeof(ek), "cards:%016" PRIx64, hash);
+	snprintf(subject, sizeof(subject), "household:%s", hh);
+	a = find(r, KIND_CARD_EXCEPTION, site, subject);
+	if ((a && strcmp(a->event_key, ek) == 0) || (!a && !e->over && e->hash == hash)) {
+		/* raised once for this situation (and resolved, or open) */
+		e->gen = r->cardx_gen;
+		return 0;
+	}
+	if (a) {
+		/* another situation: the next alert's id is chained to it */
+		snprintf(e->last_id, sizeof(e->last_id), "%s", a->alert_id);
+		if ((err = close_alert(r, w->out, a, "register changed", NULL, w->at)) < 0)
+			return err;
+	}
+	tmpl_init(&t, KIND_CARD_EXCEPTION, site, subject, ek);
+	snprintf(t.household, sizeof(t.household), "%s", hh);
+	/* "<n> <allowed> <card> <card> ...": the text's (alerts.c), as many
+	 * ids as fit */
+	len = (size_t)snprintf(t.sample, sizeof(t.sample), "%zu %" PRId64, n,
+			       r->cfg.cards_per_household);
+	for (size_t i = 0; i < n && len + strlen(cards[i]) + 1 < sizeof(t.sample); i++)
+		len += (size_t)snprintf(t.sample + len, sizeof(t.sample) - len, " %s", cards[i]);
+	snprintf(chain, sizeof(chain), "%s@%s", ek, e->last_id);
+	rules_alert_id(site, alert_state_kind_name(KIND_CARD_EXCEPTION), subject, chain,
+		       t.alert_id);
+	e->gen = r->cardx_gen;
+	e->hash = hash;
+	e->over = false;
+	snprintf(e->last_id, sizeof(e->last_id), "%s", t.alert_id);
+	return trigger(r, w->out, &t, w->at);
+}
+
+/* The households of site `cs` not met in this pass: the excess is gone
+ * (or the check is off): resolved, over, and forgotten when the register
+ * no longer has them. 0 or -ENOMEM. */
+static int
+cardx_sweep(struct rules *r, const struct registry_snapshot *reg, const char *site,
+	    struct cardx_site *cs, const char *reason, const struct rules_clock *at,
+	    struct rules_output *out)
+{
+	const char *hh;
+	void *v;
+	int err;
+
+	for (size_t it = 0; map_next(&cs->hh, &it, &hh, &v);) {
+		struct cardx *e = v;
+		char subject[ALERT_SUBJECT_MAX];
+		struct reg_household h;
+
+		if (e->gen == r->cardx_gen)
+			continue;
+		snprintf(subject, sizeof(subject), "household:%s", hh);
+		if ((err = resolve(r, out, KIND_CARD_EXCEPTION, site, subject, reason, at)) < 0)
+			return err;
+		e->over = true;
+		/* Bounded by the register: a household gone is forgotten. */
+		if (!registry_household(reg, site, hh, &h))
+			free(map_remove(&cs->hh, hh));
+	}
+	return 0;
+}
+
+int
+rules_register(struct rules *r, const struct registry_snapshot *reg, const struct rules_clock *now,
+	       struct rules_output *out)
+{
+	const struct rules_clock at = clock_in(now);
+	struct cardx_walk w = { .r = r, .at = &at, .out = out };
+	bool off = r->cfg.cards_per_household <= 0;
+	const char *site;
+	void *v;
+	int err;
+
+	if (++r->cardx_gen == 0)
+		r->cardx_gen = 1;
+	if (!off &&
+	    (err = registry_ordinary_cards(reg, (size_t)r->cfg.cards_per_household + 1,
+					   cardx_walk_site, cardx_household, &w)) < 0)
+		return err;
+	/* Sites walked: their households not met. Sites the register no
+	 * longer has (or all, when off): every household. A site skipped
+	 * (the same serial) keeps its state. */
+	for (size_t it = 0; map_next(&r->cardx, &it, &site, &v);) {
+		struct cardx_site *cs = v;
+
+		if (!off && cs->seen == r->cardx_gen && cs->walked != r->cardx_gen)
+			continue;
+		if ((err = cardx_sweep(r, reg, site, cs, off ? "check off" : "register corrected",
+				       &at, out)) < 0)
+			return err;
+		if (off || cs->seen != r->cardx_gen) {
+			cs->serial = 0; /* walk it in full next time */
+			if (cs->hh.len == 0)
+				cardx_site_free(map_remove(&r->cardx, site));
+		}
+	}
+	return 0;
+}
+
+/* A household's latest card_exception alert, restored at start: x->sub
+ * is "<alert_id> <event_key> <over>". 0, 1 (not kept: not a registered
+ * household, or not a card_exception's key) or -ENOMEM. */
+static int
+cardx_restore(struct rules *r, const struct registry_snapshot *reg, const struct alert_seen *x)
+{
+	char id[33], ek[NORM_ID_MAX + 1];
+	struct reg_household h;
+	struct cardx_site *cs;
+	struct cardx *e;
+	int over;
+
+	if (sscanf(x->sub, "%32s %64s %d", id, ek, &over) != 3 || strncmp(ek, "cards:", 6) != 0 ||
+	    !registry_household(reg, x->site, x->id, &h))
+		return 1;
+	if (!(cs = cardx_site(r, x->site)))
+		return -ENOMEM;
+	if (map_get(&cs->hh, x->id))
+		return 0; /* a later pass of the restore: what runs now is newer */
+	if (!(e = map_get_or_make(&cs->hh, x->id, sizeof(*e))))
+		return -ENOMEM;
+	e->hash = strtoull(ek + 6, NULL, 16);
+	e->over = over != 0;
+	snprintf(e->last_id, sizeof(e->last_id), "%s", id);
+	cs->serial = 0; /* walked in full at the next pass */
 	return 0;
 }
 
@@ -1815,9 +2050,23 @@ rules_restore_seen(struct rules *r, const struct registry_snapshot *reg, const s
 		ring->t[ring->n++ % RING] = m;
 		return 0;
 	}
+	case SEEN_CARD_EXCEPTION: return cardx_restore(r, reg, x);
 	case SEEN_COUNT: break;
 	}
 	return 1;
+}
+
+/* Sites and households of card_exception's memory. */
+static size_t
+cardx_entries(const struct rules *r)
+{
+	size_t n = r->cardx.len;
+	const char *key;
+	void *v;
+
+	for (size_t it = 0; map_next(&r->cardx, &it, &key, &v);)
+		n += ((const struct cardx_site *)v)->hh.len;
+	return n;
 }
 
 size_t
@@ -1825,7 +2074,7 @@ rules_entries(const struct rules *r)
 {
 	return r->alerts.len + r->by_id.len + r->gates.len + r->checks.len + r->zones.len +
 		r->calls.len + r->resolved.len + r->seals.len + r->exits.len + r->nopen.len +
-		r->readings.len;
+		r->readings.len + cardx_entries(r);
 }
 
 size_t

@@ -518,11 +518,17 @@ def test_unknown_card_raised_and_resolved(env, cordond, ctl):
 def test_exit_quota_raised_and_window_ends(env, cordond, ctl):
     site, hh = "aeq", "7-1-101"
     import_households(env, ctl, site, [(hh, ["EQ-1", "EQ-2"])], PHONE)
+    # a carer's exception card: its passes do not count against the quota
+    ctl("card", "add", site, "EQ-C", "--household", hh, "--extra")
     with Alerts(env.broker.port, site) as al:
         # exit_window is at least 60 s ([rules] refuses less): the test waits that long
         d = cordond({"rules": {"exit_quota": "1", "exit_window": "60s"}})
         wait_register_loaded(d)
         publish_many(env.broker.port, [
+            # in order on one connection: were they counted, the second would raise
+            gate_event(site, "G02", "C-1", card="EQ-C", person="P-9", direction="out"),
+            gate_event(site, "G02", "C-2", card="EQ-C", person="P-9", direction="out"),
+            gate_event(site, "G02", "C-3", card="EQ-C", person="P-9", direction="out"),
             gate_event(site, "G01", "X-1", card="EQ-1", person="P-1", direction="out"),
             gate_event(site, "G01", "X-2", card="EQ-1", person="P-1", direction="in"),
             gate_event(site, "G01", "X-3", card="EQ-2", person="P-2", direction="out"),
@@ -533,6 +539,53 @@ def test_exit_quota_raised_and_window_ends(env, cordond, ctl):
         res = al.wait("exit_quota", "resolved", timeout=LONG + 60)
         assert res["alert_id"] == a["alert_id"] and res["reason"] == "window ended", res
         wait_row(env, a["alert_id"], "resolved")
+        # one exit_quota alert, the ordinary card's: none from the carer's passes
+        assert [x["event_id"] for x in al.all("exit_quota") if x["transition"] == "raised"] \
+            == ["%s/G01/X-3" % site]
+        assert d.alive()
+
+
+def test_card_exception_once_across_restart(env, cordond, ctl):
+    """card_exception is judged on the register (issue 16): a second
+    ordinary card raises it once; resolved by an operator, neither a reload
+    nor a restart raises it again (the row is read back at start); another
+    household's second card, marked extra afterwards, is corrected."""
+    site, a_hh, b_hh = "ace", "3-2-401", "3-2-402"
+    import_households(env, ctl, site, [(a_hh, ["CE-1"]), (b_hh, ["CE-8"])], PHONE)
+    with Alerts(env.broker.port, site) as al:
+        d = cordond()   # [rules] cards_per_household = 1, the default
+        wait_register_loaded(d)
+        changed(d, lambda: ctl("card", "add", site, "CE-2", "--household", a_hh))
+        a = al.wait("card_exception", "raised")
+        check_message(a, "card_exception", site, "warning", "household:" + a_hh, "raised",
+                      "raised")
+        assert a["household"] == a_hh and a["event_id"].startswith("cards:"), a
+        assert a["text"] == "Household %s holds 2 ordinary cards (1 allowed): CE-1, CE-2" % a_hh, a
+        wait_row(env, a["alert_id"], "raised")
+        ack(env, site, a["alert_id"], "resolve")
+        res = al.wait("card_exception", "resolved", lambda x: x["alert_id"] == a["alert_id"])
+        assert res["reason"] == "operator", res
+        wait_row(env, a["alert_id"], "resolved")
+        # a reload of the register: not raised again
+        changed(d, lambda: notify(env, site))
+        d.stop()
+        before = register_loads(d)
+        env.restart(d)
+        wait_until(lambda: register_loads(d) > before, what="the register after the restart")
+        # household B's second card: its alert comes after the restart's judgement of A
+        changed(d, lambda: ctl("card", "add", site, "CE-9", "--household", b_hh))
+        b = al.wait("card_exception", "raised", lambda x: x["subject"] == "household:" + b_hh)
+        assert b["text"] == "Household %s holds 2 ordinary cards (1 allowed): CE-8, CE-9" % b_hh, b
+        raised_a = [x for x in al.all("card_exception")
+                    if x["subject"] == "household:" + a_hh and x["transition"] == "raised"]
+        assert [x["alert_id"] for x in raised_a] == [a["alert_id"]], raised_a
+        assert env.pg.query("SELECT count(*) FROM alerts WHERE site = %s AND kind ="
+                            " 'card_exception' AND household = %s", (site, a_hh))[0][0] == 1
+        # B's second card marked extra (a carer's): the register is corrected
+        ctl("card", "add", site, "CE-9", "--household", b_hh, "--extra")
+        res = al.wait("card_exception", "resolved", lambda x: x["alert_id"] == b["alert_id"])
+        assert res["reason"] == "register corrected", res
+        wait_row(env, b["alert_id"], "resolved")
         assert d.alive()
 
 

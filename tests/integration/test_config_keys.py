@@ -73,6 +73,7 @@ OBSERVED = {
     "rules.hotline_medical_limit": ("start+sighup", "test_rules_and_site_keys", "20m: an urgent medical call open 25 min is unresolved; 40m: one open 30 min is not"),
     "rules.hotline_other_limit": ("start+sighup", "test_rules_and_site_keys", "20m: an urgent call open 30 min is unresolved; 40m: open 30 min is not, 40 min is"),
     "rules.repeat_interval": ("start+sighup", "test_rules_and_site_keys", "0s: a second trigger 30 s later is published as updated; 1h: a third is not"),
+    "rules.cards_per_household": ("start+sighup", "test_rules_and_site_keys", "2: a household of 3 ordinary cards raises card_exception, one of 2 does not; 1 by SIGHUP: it does"),
     "rules.max_open_alerts": ("start+sighup", "test_rules_and_site_keys", "10: the 11th unknown card of a site folds into the aggregate; 11 by SIGHUP: the 12th opens its own alert, the 13th folds"),
     "daemon.shutdown_timeout": ("start+sighup", "test_rules_and_site_keys, test_spool_store_service_keys", "1s at start, 1h then 1s by SIGHUP: with PostgreSQL locked, SIGTERM ends cordond within 15 s ('shutdown deadline reached')"),
     "metrics.listen": ("start", "test_spool_store_service_keys", "/metrics answers on that port"),
@@ -96,6 +97,7 @@ CHANGED = {
     "rules.exit_quota": "3", "rules.exit_window": "47h", "rules.disinfection_interval": "5h",
     "rules.hotline_medical_limit": "31m", "rules.hotline_other_limit": "5h",
     "rules.repeat_interval": "61s", "rules.max_open_alerts": "99",
+    "rules.cards_per_household": "3",
     "daemon.shutdown_timeout": "21s",
     "metrics.listen": "127.0.0.1:1", "log.level": "debug",
 }
@@ -508,7 +510,7 @@ def test_rules_and_site_keys(env):
                   "check_interval": "2h", "check_grace": "0s", "silence_timeout": "2s",
                   "exit_quota": "1", "exit_window": "30m", "disinfection_interval": "30m",
                   "hotline_medical_limit": "20m", "hotline_other_limit": "20m",
-                  "repeat_interval": "0s", "max_open_alerts": "10"},
+                  "repeat_interval": "0s", "max_open_alerts": "10", "cards_per_household": "2"},
         "daemon": {"shutdown_timeout": "1s"},
         "metrics": {"listen": "off"},
         "log": {"level": "info"},
@@ -536,6 +538,11 @@ def test_rules_and_site_keys(env):
     with open(csv, "w") as f:
         f.write("household,building,unit,room,size,phone,cards\n1,1,1,101,2,,KB-1\n")
     ctl("import", "households", csv, "--site", "kb")
+    csv = os.path.join(work, "kc.csv")
+    with open(csv, "w") as f:
+        f.write("household,building,unit,room,size,phone,cards\n"
+                "C1,1,1,101,2,,KC-1;KC-2\nC2,1,1,102,3,,KC-3;KC-4;KC-5\n")
+    ctl("import", "households", csv, "--site", "kc")
     ctl("site", "add", "kz", "--timezone", daytime_zone())
     ctl("zone", "add", "kz", "Z1")
     ctl("zone", "add", "kz", "Z2")
@@ -613,13 +620,18 @@ def test_rules_and_site_keys(env):
         assert [len(alerts(pg, "kb", "unknown_card", "card:U%d" % i)) for i in range(1, 12)] \
             == [1] * 10 + [0]
 
+        # [rules] cards_per_household = 2: C2's three cards, not C1's two (one pass)
+        wait_alert(pg, "kc", "card_exception", "household:C2")
+        assert alerts(pg, "kc", "card_exception", "household:C1") == []
+
         # ---- phase 2: SIGHUP
         config["site"].update(timezone="Asia/Tokyo", max_clock_skew="3h")
         config["rules"].update(fever_c="37.8", critical_c="38.0", recheck_window="10m",
                                check_interval="1m", check_grace="3h", silence_timeout="1h",
                                exit_quota="2", exit_window="2h", disinfection_interval="2h",
                                hotline_medical_limit="40m", hotline_other_limit="40m",
-                               repeat_interval="1h", max_open_alerts="11")
+                               repeat_interval="1h", max_open_alerts="11",
+                               cards_per_household="1")
         reload(d, config)
         assert "sites without a time zone of their own now use Asia/Tokyo" in d.log()
         loads = d.log().count("register loaded")
@@ -650,6 +662,8 @@ def test_rules_and_site_keys(env):
         call(env, "kr", "CO2", ago(minutes=30), "food")
         call(env, "kr", "CO3", ago(minutes=40, seconds=-4), "food")  # due in 4 s: control
 
+        # [rules] cards_per_household = 1 by SIGHUP: the register judged again
+        wait_alert(pg, "kc", "card_exception", "household:C1")
         # [site] timezone = Asia/Tokyo by SIGHUP
         assert stored(pg, "ku/G1/TZ-2")[0] == 1581845520
         assert stored(pg, "kr/G2/TZ-2")[0] == 1581845520

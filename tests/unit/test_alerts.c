@@ -100,6 +100,29 @@ test_cannot_fit(void **state)
 	assert_null(alerts_shorten("online", 6, 3, &len));
 }
 
+/* card_exception's text: from the counts and ids rules.c leaves in the
+ * sample; a restored alert (no sample) says less. */
+static void
+test_card_exception_text(void **state)
+{
+	struct alert a;
+	char text[256];
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	a.kind = KIND_CARD_EXCEPTION;
+	a.temp_dc = TEMP_NONE;
+	strcpy(a.subject, "household:3-2-401");
+	strcpy(a.household, "3-2-401");
+	strcpy(a.sample, "2 1 C-0412 C-0413");
+	alerts_text(&a, text, sizeof(text));
+	assert_string_equal(text,
+			    "Household 3-2-401 holds 2 ordinary cards (1 allowed): C-0412, C-0413");
+	a.sample[0] = '\0';
+	alerts_text(&a, text, sizeof(text));
+	assert_string_equal(text, "Household 3-2-401 holds more ordinary cards than allowed");
+}
+
 int
 main(void)
 {
@@ -107,6 +130,7 @@ main(void)
 		cmocka_unit_test(test_drops_optional_fields_first),
 		cmocka_unit_test(test_cuts_text_last),
 		cmocka_unit_test(test_cannot_fit),
+		cmocka_unit_test(test_card_exception_text),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

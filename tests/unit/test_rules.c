@@ -1015,6 +1015,263 @@ exit_quota_window(void **state)
 	assert_string_equal(f->out.t[0].a.reason, "window ended");
 }
 
+/* exit_quota: an exception card's (extra: a carer's) passes do not count
+ * against its household's quota; the ordinary card's do. */
+static void
+exit_quota_carer_exception(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	add_household(f->reg, "s1", "3-2-401");
+	assert_int_equal(registry_snapshot_add_card(f->reg, "s1", "C-1", "3-2-401", 0, 0), 0);
+	assert_int_equal(registry_snapshot_add_card(f->reg, "s1", "C-2", "3-2-401", 0, 1), 0);
+	f->cfg.exit_quota = 1;
+	f->cfg.exit_window_us = HOUR;
+	set_config(f);
+	for (int i = 0; i < 5; i++) { /* the carer goes out five times */
+		ev = gate_ev(f, "s1", "G01", "C-2", "", DIR_OUT, 365, T0 + i * MIN);
+		apply(f, &ev);
+		none(f);
+	}
+	ev = gate_ev(f, "s1", "G01", "C-1", "", DIR_OUT, 365, T0 + 10 * MIN);
+	apply(f, &ev);
+	none(f); /* the household's first counted pass */
+	ev = gate_ev(f, "s1", "G01", "C-2", "", DIR_OUT, 365, T0 + 11 * MIN);
+	apply(f, &ev);
+	none(f); /* over the quota only with the carer's passes: nothing */
+	ev = gate_ev(f, "s1", "G01", "C-1", "", DIR_OUT, 365, T0 + 12 * MIN);
+	apply(f, &ev);
+	only(f, KIND_EXIT_QUOTA, "raised");
+	assert_string_equal(f->out.t[0].a.card, "C-1");
+	assert_string_equal(f->out.t[0].a.household, "3-2-401");
+}
+
+/* ---- card_exception: the register's ordinary cards ---- */
+
+/* A fresh register at s1: households 3-2-401 and 3-2-402, and the cards
+ * "HH/ID" given: "HH/ID" ordinary, "HH/ID+" extra, "HH/ID-" revoked. */
+static void
+register_cards(struct fx *f, const char *const *cards)
+{
+	registry_snapshot_free(f->reg);
+	f->reg = registry_snapshot_empty("Asia/Shanghai");
+	assert_non_null(f->reg);
+	add_household(f->reg, "s1", "3-2-401");
+	add_household(f->reg, "s1", "3-2-402");
+	for (; *cards; cards++) {
+		char hh[16], id[16];
+		size_t len;
+		int revoked, extra;
+
+		assert_int_equal(sscanf(*cards, "%15[^/]/%15s", hh, id), 2);
+		len = strlen(id);
+		revoked = id[len - 1] == '-';
+		extra = id[len - 1] == '+';
+		if (revoked || extra)
+			id[len - 1] = '\0';
+		assert_int_equal(registry_snapshot_add_card(f->reg, "s1", id, hh, revoked, extra),
+				 0);
+	}
+}
+
+/* rules_register on the register in use, the wall clock at `wall`. */
+static void
+judge(struct fx *f, int64_t wall)
+{
+	struct rules_clock now = clk(f, wall);
+
+	rules_output_clear(&f->out);
+	assert_int_equal(rules_register(f->r, f->reg, &now, &f->out), 0);
+}
+
+/* Raised once for a situation; an operator's resolve ends it; a changed
+ * set raises again; a corrected register resolves; the same set coming
+ * back after a correction is a new alert. Extra and revoked cards do not
+ * count. */
+static void
+card_exception_once(void **state)
+{
+	struct fx *f = *state;
+	const char *two[] = { "3-2-401/C-0412",	 "3-2-401/C-0413", "3-2-401/C-0414+",
+			      "3-2-401/C-0415-", "3-2-402/C-0500", NULL };
+	const char *three[] = { "3-2-401/C-0412", "3-2-401/C-0413", "3-2-401/C-0416", NULL };
+	const char *swapped[] = { "3-2-401/C-0412", "3-2-401/C-0413", "3-2-401/C-0417", NULL };
+	const char *fixed[] = { "3-2-401/C-0412", "3-2-401/C-0413+", NULL };
+	char first[33], second[33], third[33];
+	struct event ev;
+	const struct alert *a;
+
+	f->cfg.cards_per_household = 1;
+	set_config(f);
+	register_cards(f, two);
+	judge(f, T0);
+	a = &only(f, KIND_CARD_EXCEPTION, "raised")->a;
+	assert_string_equal(a->subject, "household:3-2-401");
+	assert_string_equal(a->household, "3-2-401");
+	assert_int_equal(a->severity, SEVERITY_WARNING);
+	assert_int_equal(strncmp(a->event_key, "cards:", 6), 0);
+	assert_int_equal(a->raised_us, T0);
+	assert_string_equal(a->sample, "2 1 C-0412 C-0413"); /* the text's (alerts.c) */
+	snprintf(first, sizeof(first), "%s", a->alert_id);
+	judge(f, T0 + MIN); /* the next register snapshot, the same cards */
+	none(f);
+	ev = ack_ev(f, "s1", first, ACK_ACK, "op-1", T0 + 2 * MIN);
+	apply(f, &ev);
+	only(f, KIND_CARD_EXCEPTION, "acked");
+	judge(f, T0 + 3 * MIN);
+	none(f);
+	ev = ack_ev(f, "s1", first, ACK_RESOLVE, "op-1", T0 + 4 * MIN);
+	apply(f, &ev);
+	only(f, KIND_CARD_EXCEPTION, "resolved");
+	judge(f, T0 + 5 * MIN); /* resolved by an operator: not again */
+	none(f);
+	assert_int_equal(open_count(f), 0);
+
+	register_cards(f, three); /* a third ordinary card: a new situation */
+	judge(f, T0 + 6 * MIN);
+	a = &only(f, KIND_CARD_EXCEPTION, "raised")->a;
+	assert_string_equal(a->sample, "3 1 C-0412 C-0413 C-0416");
+	assert_string_not_equal(a->alert_id, first);
+	snprintf(second, sizeof(second), "%s", a->alert_id);
+
+	register_cards(f, swapped); /* one card for another, the alert open */
+	judge(f, T0 + 7 * MIN);
+	assert_int_equal(f->out.n, 2);
+	assert_string_equal(f->out.t[0].what, "resolved");
+	assert_string_equal(f->out.t[0].a.alert_id, second);
+	assert_string_equal(f->out.t[0].a.reason, "register changed");
+	assert_string_equal(f->out.t[1].what, "raised");
+	assert_string_not_equal(f->out.t[1].a.alert_id, second);
+	snprintf(third, sizeof(third), "%s", f->out.t[1].a.alert_id);
+
+	register_cards(f, fixed); /* the second card marked extra */
+	judge(f, T0 + 8 * MIN);
+	a = &only(f, KIND_CARD_EXCEPTION, "resolved")->a;
+	assert_string_equal(a->alert_id, third);
+	assert_string_equal(a->reason, "register corrected");
+	judge(f, T0 + 9 * MIN);
+	none(f);
+
+	register_cards(f, two); /* the first set back after a correction */
+	judge(f, T0 + 10 * MIN);
+	a = &only(f, KIND_CARD_EXCEPTION, "raised")->a;
+	assert_string_not_equal(a->alert_id, first); /* its row is resolved: an id of its own */
+	assert_string_not_equal(a->alert_id, third);
+}
+
+/* The id is the situation's: another engine (a restart) with the same
+ * register raises the same id; the household's latest alert restored
+ * (rules_restore_seen) is not raised again when an operator resolved it,
+ * and is when it was over (corrected) before the restart. */
+static void
+card_exception_across_restart(void **state)
+{
+	struct fx *f = *state;
+	const char *two[] = { "3-2-401/C-0412", "3-2-401/C-0413", NULL };
+	char sub[NORM_STORED_KEY_MAX + 64], id[33], ek[NORM_STORED_KEY_MAX];
+	struct rules_clock now = clk(f, T0 + HOUR);
+	struct rules *again;
+	const struct alert *a;
+
+	f->cfg.cards_per_household = 1;
+	set_config(f);
+	register_cards(f, two);
+	judge(f, T0);
+	a = &only(f, KIND_CARD_EXCEPTION, "raised")->a;
+	snprintf(id, sizeof(id), "%s", a->alert_id);
+	snprintf(ek, sizeof(ek), "%s", a->event_key);
+
+	/* a crash before the alert was stored: the next engine, the same id */
+	assert_int_equal(rules_create(&f->cfg, &now, &again), 0);
+	rules_output_clear(&f->out);
+	assert_int_equal(rules_register(again, f->reg, &now, &f->out), 0);
+	a = &only(f, KIND_CARD_EXCEPTION, "raised")->a;
+	assert_string_equal(a->alert_id, id);
+	assert_int_equal(a->raised_us, T0 + HOUR);
+	rules_destroy(again);
+
+	/* resolved by an operator before the restart: the row read back */
+	rules_destroy(f->r);
+	assert_int_equal(rules_create(&f->cfg, &now, &f->r), 0);
+	snprintf(sub, sizeof(sub), "%s %s 0", id, ek);
+	restore_seen(f, "card_exception", "s1", "3-2-401", sub, T0, T0 + HOUR);
+	judge(f, T0 + HOUR);
+	none(f);
+	/* a household not in the register is not kept */
+	assert_int_equal(
+		restore_seen_in(f->r, f->reg, "card_exception", "s1", "9-9-999", sub, T0, now), 1);
+
+	/* corrected before the restart, back now: raised, with an id of its own */
+	rules_destroy(f->r);
+	assert_int_equal(rules_create(&f->cfg, &now, &f->r), 0);
+	snprintf(sub, sizeof(sub), "%s %s 1", id, ek);
+	restore_seen(f, "card_exception", "s1", "3-2-401", sub, T0, T0 + HOUR);
+	judge(f, T0 + HOUR);
+	a = &only(f, KIND_CARD_EXCEPTION, "raised")->a;
+	assert_string_not_equal(a->alert_id, id);
+	assert_string_equal(a->event_key, ek);
+}
+
+/* [rules] cards_per_household: the threshold, 0 = off (open alerts
+ * resolved "check off"); past max_open_alerts households fold, once. */
+static void
+card_exception_threshold_and_fold(void **state)
+{
+	struct fx *f = *state;
+	const char *cards[] = { "3-2-401/C-1", "3-2-401/C-2", "3-2-401/C-3",
+				"3-2-402/C-4", "3-2-402/C-5", NULL };
+	const char *less[] = { "3-2-401/C-1", NULL };
+
+	register_cards(f, cards);
+	f->cfg.cards_per_household = 3;
+	set_config(f);
+	judge(f, T0);
+	none(f);			/* 3 and 2 ordinary cards, 3 allowed */
+	f->cfg.cards_per_household = 2; /* a SIGHUP */
+	set_config(f);
+	judge(f, T0 + MIN);
+	assert_string_equal(only(f, KIND_CARD_EXCEPTION, "raised")->a.subject, "household:3-2-401");
+	f->cfg.cards_per_household = 0;
+	set_config(f);
+	judge(f, T0 + 2 * MIN);
+	assert_string_equal(only(f, KIND_CARD_EXCEPTION, "resolved")->a.reason, "check off");
+	judge(f, T0 + 3 * MIN);
+	none(f);
+
+	f->cfg.cards_per_household = 1;
+	f->cfg.max_open_alerts = 1;
+	set_config(f);
+	judge(f, T0 + 4 * MIN);
+	assert_int_equal(f->out.n, 2); /* one household's own alert, the other folded */
+	assert_string_equal(f->out.t[0].what, "raised");
+	assert_string_equal(f->out.t[1].what, "raised");
+	assert_string_equal(f->out.t[1].a.subject, ALERT_AGGREGATE);
+	assert_int_equal(f->out.t[1].a.distinct, 1);
+	judge(f, T0 + 5 * MIN);
+	none(f); /* the folded household is not folded again */
+
+	/* bounded: a household gone from the register is forgotten */
+	assert_true(rules_entries(f->r) > 0);
+	register_cards(f, less);
+	judge(f, T0 + 6 * MIN);
+	assert_int_equal(f->out.n, 1); /* the open household alert corrected */
+	assert_string_equal(f->out.t[0].a.reason, "register corrected");
+	rules_destroy(f->r);
+	{
+		struct rules_clock now = clk(f, T0);
+
+		assert_int_equal(rules_create(&f->cfg, &now, &f->r), 0);
+	}
+	register_cards(f, cards);
+	judge(f, T0);
+	assert_int_equal(f->out.n, 2);
+	registry_snapshot_free(f->reg);
+	f->reg = registry_snapshot_empty("Asia/Shanghai");
+	judge(f, T0 + MIN);			  /* the households are gone */
+	assert_int_equal(rules_entries(f->r), 2); /* the aggregate, in alerts and by_id */
+}
+
 /* ---- isolation ---- */
 
 static void
@@ -2784,6 +3041,10 @@ main(void)
 		T(unknown_and_revoked_cards),
 		T(isolation_breach_outward_only),
 		T(exit_quota_window),
+		T(exit_quota_carer_exception),
+		T(card_exception_once),
+		T(card_exception_across_restart),
+		T(card_exception_threshold_and_fold),
 		T(isolation_overdue_and_checked_in),
 		T(isolation_overdue_household_and_default_interval),
 		T(isolation_late_checks),
