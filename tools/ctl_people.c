@@ -24,6 +24,9 @@
 #define JSONOID 114
 #define NUMERICOID 1700
 
+/* Bytes of a note shown in the text page (--json has it whole). */
+#define TEXT_SHOWN 60
+
 /* Columns shown masked: phones, and notes (free text that may quote one). */
 static int
 is_masked_column(const char *name)
@@ -32,7 +35,7 @@ is_masked_column(const char *name)
 }
 
 /* The value of (r, c) as shown: NULL as "-", booleans as yes/no, masked
- * columns masked, into buf (len bytes) when it must change. */
+ * columns masked, on one line and cut, into buf (len bytes). */
 static const char *
 shown_value(PGresult *res, int r, int c, char *buf, size_t len)
 {
@@ -43,9 +46,22 @@ shown_value(PGresult *res, int r, int c, char *buf, size_t len)
 	if (PQftype(res, c) == BOOLOID)
 		return v[0] == 't' ? "yes" : "no";
 	if (is_masked_column(PQfname(res, c))) {
-		snprintf(buf, len, "%s", v);
+		/* Masked whole, then cut: a number cut first would keep more of
+		 * its digits. At most TEXT_SHOWN bytes on one line. */
+		char *m = strdup(v);
+
+		if (!m)
+			return "?";
+		normalize_mask_digits(m, strlen(m));
+		for (char *p = m; *p; p++)
+			if ((unsigned char)*p < 0x20)
+				*p = ' ';
+		if (strlen(m) > TEXT_SHOWN && len > TEXT_SHOWN)
+			snprintf(buf, len, "%.*s...", TEXT_SHOWN - 3, m);
+		else
+			snprintf(buf, len, "%s", m);
+		free(m);
 		normalize_utf8_trim(buf);
-		normalize_mask_digits(buf, strlen(buf));
 		return buf;
 	}
 	return v;
@@ -122,7 +138,6 @@ static json_t *
 json_value(PGresult *res, int r, int c)
 {
 	const char *v = PQgetvalue(res, r, c);
-	char buf[256];
 
 	if (PQgetisnull(res, r, c))
 		return json_null();
@@ -134,8 +149,18 @@ json_value(PGresult *res, int r, int c)
 	case NUMERICOID: return json_real(strtod(v, NULL));
 	case JSONOID: return json_loads(v, JSON_DECODE_ANY, NULL);
 	default:
-		if (is_masked_column(PQfname(res, c)))
-			return json_string(shown_value(res, r, c, buf, sizeof(buf)));
+		if (is_masked_column(PQfname(res, c))) {
+			/* Whole (the text table cuts at 255 bytes). */
+			char *m = strdup(v);
+			json_t *j;
+
+			if (!m)
+				return NULL;
+			normalize_mask_digits(m, strlen(m));
+			j = json_string(m);
+			free(m);
+			return j;
+		}
 		return json_string(v);
 	}
 }

@@ -367,6 +367,11 @@ def fill_household(env, ctl, site, hh, person, number, card, other_card):
     pg.query("INSERT INTO welfare_calls (event_key, site, household, ts, received_at, by_whom,"
              " outcome, note) VALUES (%s, %s, %s, %s, now(), 'V-1', 'needs_help',"
              " 'call back on ' || %s)", (site + "/wc/1", site, hh, ts, PHONE2))
+    # a long note: its phone masked at the end too (whole in --json)
+    pg.query("INSERT INTO welfare_calls (event_key, site, household, ts, received_at, by_whom,"
+             " outcome, note) VALUES (%s, %s, %s, %s::timestamptz - interval '1 day', now(),"
+             " 'V-2', 'reached', repeat('x', 300) || E' \\n' || %s)",
+             (site + "/wc/0", site, hh, ts, PHONE))
     pg.query("INSERT INTO needs (site, need_id, household, category, status, opened_at, due,"
              " assigned_to, updated_at) VALUES (%s, 'N-1', %s, 'medicine', 'assigned', %s,"
              " %s::timestamptz + interval '4 hours', 'V-1', now()),"
@@ -450,9 +455,10 @@ def test_household_page(env, ctl):
     assert rows[2] == ["2026-03-02", "02:00", "T-1", "36.5", "[]"]
     assert len(rows) == 11
     head, rows = section("welfare calls")
-    assert head == "welfare calls: 1"
+    assert head == "welfare calls: 2"
     assert rows[1] == ["2026-03-01", "16:00", "needs_help", "V-1", "call", "back", "on",
                        "139****1111"]
+    assert rows[2] == ["2026-02-28", "16:00", "reached", "V-2", "x" * 57 + "..."]
     head, rows = section("needs")
     assert head == "needs: 2 (1 open)"
     assert rows[0] == ["need_id", "category", "status", "opened", "due", "assigned_to",
@@ -503,9 +509,11 @@ def test_household_page(env, ctl):
     assert chk["total"] == 12 and len(chk["items"]) == 10
     assert chk["items"][0] == {"ts": "2026-03-01T19:00:00.000Z", "person": "T-1",
                                "temp_c": 37.8, "symptoms": ["cough"]}
-    assert page["welfare_calls"] == {"total": 1, "items": [
+    assert page["welfare_calls"] == {"total": 2, "items": [
         {"ts": "2026-03-01T08:00:00.000Z", "outcome": "needs_help", "by": "V-1",
-         "note": "call back on 139****1111"}]}
+         "note": "call back on 139****1111"},
+        {"ts": "2026-02-28T08:00:00.000Z", "outcome": "reached", "by": "V-2",
+         "note": "x" * 300 + " \n180****1999"}]}
     assert page["needs"]["total"] == 2 and page["needs"]["open"] == 1
     assert page["needs"]["items"][0] == {
         "need_id": "N-1", "category": "medicine", "status": "assigned",
