@@ -25,6 +25,7 @@
 #include "alerts.h"
 #include "clocks.h"
 #include "health.h"
+#include "idhash.h"
 #include "intake.h"
 #include "log.h"
 #include "mqtt_client.h"
@@ -103,35 +104,20 @@ publish_transitions(struct daemon *d, int64_t received_us)
 static int
 load_id_key(struct daemon *d)
 {
-	uint8_t buf[1024];
-	size_t n;
-	FILE *f;
+	int err;
 
 	if (!d->cfg->id_key_file[0]) {
 		log_notice("no [site] id_key_file: national ID numbers are dropped, never stored");
 		return 0;
 	}
-	f = fopen(d->cfg->id_key_file, "re");
-	if (!f) {
+	err = idhash_key_load(d->cfg->id_key_file, &d->id_key, &d->id_key_len);
+	if (err == -EINVAL)
+		log_err("[site] id_key_file %s: the key must be at least %d bytes",
+			d->cfg->id_key_file, IDHASH_KEY_MIN);
+	else if (err < 0)
 		log_err("cannot read [site] id_key_file %s: %s", d->cfg->id_key_file,
-			strerror(errno));
-		return -errno;
-	}
-	n = fread(buf, 1, sizeof(buf), f);
-	fclose(f);
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-		n--;
-	if (n < 16) {
-		log_err("[site] id_key_file %s: the key must be at least 16 bytes",
-			d->cfg->id_key_file);
-		return -EINVAL;
-	}
-	d->id_key = malloc(n);
-	if (!d->id_key)
-		return -ENOMEM;
-	memcpy(d->id_key, buf, n);
-	d->id_key_len = n;
-	return 0;
+			strerror(-err));
+	return err;
 }
 
 /* G3: the open alerts and last-seen times from PostgreSQL, so that timer

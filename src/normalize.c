@@ -16,9 +16,8 @@
 #include <xxhash.h>
 #include <math.h>
 #include <stdlib.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
+#include "idhash.h"
 #include "normalize_internal.h"
 #include "topics.h"
 
@@ -749,39 +748,21 @@ norm_thermometry_unit(const json_t *v, enum temp_unit *ret)
 	}
 }
 
-/* 17 digits and a check character (digit or X): a national ID number. */
-static int
-looks_like_id_number(const char *s)
-{
-	if (strlen(s) != 18)
-		return 0;
-	for (int i = 0; i < 17; i++)
-		if (s[i] < '0' || s[i] > '9')
-			return 0;
-	return (s[17] >= '0' && s[17] <= '9') || s[17] == 'X' || s[17] == 'x';
-}
-
 void
 norm_set_person(const struct norm_msg *msg, struct event *ev, const char *id)
 {
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned int maclen = 0;
-	char hex[41];
+	char hash[IDHASH_SIZE];
 
-	if (!looks_like_id_number(id)) {
+	if (!idhash_is_id_number(id)) {
 		snprintf(ev->person, sizeof(ev->person), "%s", id);
 		return;
 	}
-	/* Never stored as it is: an HMAC-SHA256 under the site's key; without
+	/* Never stored as it is: an HMAC-SHA256 under the site's key
+	 * (idhash.c, the value cordonctl import residents writes); without
 	 * a key the number is dropped. */
 	ev->person[0] = '\0';
-	if (!msg->ctx->id_key ||
-	    !HMAC(EVP_sha256(), msg->ctx->id_key, (int)msg->ctx->id_key_len,
-		  (const unsigned char *)id, 18, mac, &maclen))
-		return;
-	for (unsigned i = 0; i < 16 && i < maclen; i++)
-		snprintf(hex + 2 * i, 3, "%02x", mac[i]);
-	snprintf(ev->person, sizeof(ev->person), "id:%s", hex);
+	if (idhash_person(msg->ctx->id_key, msg->ctx->id_key_len, id, hash) == 0)
+		snprintf(ev->person, sizeof(ev->person), "%s", hash);
 }
 
 int

@@ -38,7 +38,8 @@ usage(FILE *out)
 	      "\n"
 	      "Every command applies pending schema migrations first. Commands that change\n"
 	      "the register run in one transaction and notify cordond (NOTIFY cordon_register).\n"
-	      "Ids (site, gate, zone, household, card, person): [A-Za-z0-9_-]{1,64}.\n"
+	      "Ids (site, gate, zone, household, card, person, volunteer):\n"
+	      "[A-Za-z0-9_-]{1,64}. Phones are shown masked (180****1999).\n"
 	      "\n"
 	      "commands:\n"
 	      "  migrate                            apply migrations, print the schema version\n"
@@ -49,6 +50,11 @@ usage(FILE *out)
 	      "                                     upsert households and cards from a CSV with the\n"
 	      "                                     header household,building,unit,room,size,phone,cards\n"
 	      "                                     (cards separated by ';'); all rows or none\n"
+	      "  import residents FILE.csv --site S\n"
+	      "                                     upsert residents from a CSV with the columns\n"
+	      "                                     household,person,born,phone,id_number[,name];\n"
+	      "                                     ID numbers kept only as the keyed hash of\n"
+	      "                                     [site] id_key_file; all rows or none\n"
 	      "  gate add S G [--sealed] [--format F] [--unit c|f|k]\n",
 	      out);
 	normalize_format_names(formats, sizeof(formats));
@@ -58,15 +64,25 @@ usage(FILE *out)
 	      "  zone add S Z [--interval 4h]       a disinfection zone and its interval (without\n"
 	      "                                     --interval it follows [rules] disinfection_interval)\n"
 	      "  zone list [S]                      site zone interval\n"
-	      "  card add S CARD --household H [--extra]\n"
+	      "  card add S CARD --household H [--extra [--reason WORD]]\n"
 	      "                                     register (or reactivate) a card; --extra marks an\n"
-	      "                                     exception such as a carer's card\n"
+	      "                                     exception such as a carer's card, --reason says\n"
+	      "                                     why (carer)\n"
 	      "  card revoke S CARD                 revoke a card\n"
 	      "  isolate S --household H [--person P] [--days N] [--check-interval 12h]\n"
 	      "                                     home isolation order (default 14 days, the whole\n"
 	      "                                     household unless --person; without\n"
 	      "                                     --check-interval it follows [rules] check_interval)\n"
 	      "  release S --household H            end the household's active isolation orders\n"
+	      "  volunteer add S V [--team T] [--phone P]\n"
+	      "                                     a volunteer of the delivery team\n"
+	      "  volunteer list [S]                 site volunteer team phone (masked) active\n"
+	      "  household S H [--json] [--last N]  one household's page: register entry,\n"
+	      "                                     residents, cards, isolation orders, health\n"
+	      "                                     checks, welfare calls, needs, drop-offs,\n"
+	      "                                     passes and alerts (the last N, default 10)\n"
+	      "  purge resident S P                 delete every row of person P (and of the\n"
+	      "                                     hash of its ID number) in one transaction\n"
 	      "  alerts [--follow] [--kind K] [--site S]\n"
 	      "                                     open alerts, critical first, then newest;\n"
 	      "                                     --follow then shows their transitions live\n"
@@ -187,8 +203,9 @@ ctl_open(struct ctl *ctl)
 	snprintf(ctl->default_tz, sizeof(ctl->default_tz), "%s", cfg.site_timezone);
 	ctl->check_interval_s = cfg.check_interval / 1000;
 	ctl->disinfection_interval_s = cfg.disinfection_interval / 1000;
+	ctl->id_key_file = strdup(cfg.id_key_file ? cfg.id_key_file : "");
 	config_finish(&cfg);
-	if (!ctl->conn) {
+	if (!ctl->conn || !ctl->id_key_file) {
 		tool_err("out of memory");
 		return -1;
 	}
@@ -216,6 +233,8 @@ ctl_open(struct ctl *ctl)
 void
 ctl_close(struct ctl *ctl)
 {
+	free(ctl->id_key_file);
+	ctl->id_key_file = NULL;
 	if (!ctl->conn)
 		return;
 	ctl_rollback(ctl);
@@ -380,10 +399,12 @@ cmd_migrate(struct ctl *ctl, int argc, char **argv)
 static int
 cmd_import_words(struct ctl *ctl, int argc, char **argv)
 {
-	if (argc < 1 || strcmp(argv[0], "households") != 0)
-		return tool_usage("import households FILE.csv --site S",
-				  "import what? (only 'households' is known)");
-	return ctl_cmd_import(ctl, argc - 1, argv + 1);
+	if (argc >= 1 && strcmp(argv[0], "households") == 0)
+		return ctl_cmd_import(ctl, argc - 1, argv + 1);
+	if (argc >= 1 && strcmp(argv[0], "residents") == 0)
+		return ctl_cmd_import_residents(ctl, argc - 1, argv + 1);
+	return tool_usage("import households|residents FILE.csv --site S",
+			  "import what? ('households' or 'residents')");
 }
 
 int
@@ -399,13 +420,14 @@ main(int argc, char **argv)
 		const char *name;
 		int (*run)(struct ctl *ctl, int argc, char **argv);
 	} commands[] = {
-		{ "migrate", cmd_migrate },	{ "site", ctl_cmd_site },
-		{ "import", cmd_import_words }, { "gate", ctl_cmd_gate },
-		{ "zone", ctl_cmd_zone },	{ "card", ctl_cmd_card },
-		{ "isolate", ctl_cmd_isolate }, { "release", ctl_cmd_release },
-		{ "alerts", ctl_cmd_alerts },	{ "ack", ctl_cmd_ack },
-		{ "resolve", ctl_cmd_resolve }, { "stats", ctl_cmd_stats },
-		{ "report", ctl_cmd_report },
+		{ "migrate", cmd_migrate },	    { "site", ctl_cmd_site },
+		{ "import", cmd_import_words },	    { "gate", ctl_cmd_gate },
+		{ "zone", ctl_cmd_zone },	    { "card", ctl_cmd_card },
+		{ "isolate", ctl_cmd_isolate },	    { "release", ctl_cmd_release },
+		{ "alerts", ctl_cmd_alerts },	    { "ack", ctl_cmd_ack },
+		{ "resolve", ctl_cmd_resolve },	    { "stats", ctl_cmd_stats },
+		{ "report", ctl_cmd_report },	    { "volunteer", ctl_cmd_volunteer },
+		{ "household", ctl_cmd_household }, { "purge", ctl_cmd_purge },
 	};
 	struct ctl ctl = { .config_path = "/etc/cordon/cordond.conf" };
 	int c, rc;

@@ -28,6 +28,7 @@ struct ctl {
 	char default_tz[64];		   /* [site] timezone */
 	long long check_interval_s;	   /* [rules] check_interval */
 	long long disinfection_interval_s; /* [rules] disinfection_interval */
+	char *id_key_file;		   /* [site] id_key_file, "" when none */
 };
 
 /* An option of a command: "--name VALUE" (value != NULL) or a "--name"
@@ -81,6 +82,17 @@ int ctl_ensure_site(struct ctl *ctl, const char *site);
 /* 1 when `site` exists, 0 when not (an error is printed), -1 on error. */
 int ctl_site_exists(struct ctl *ctl, const char *site);
 
+/* ctl_query() with the parameters as arguments: QUERY(ctl, what, sql,
+ * p1, p2, ...) (text, NULL = SQL NULL). */
+#define QUERY(ctl, what, sql, ...)                                                       \
+	ctl_query((ctl), (what), (sql),                                                  \
+		  (int)(sizeof((const char *[]){ __VA_ARGS__ }) / sizeof(const char *)), \
+		  (const char *const[]){ __VA_ARGS__ })
+
+/* 1 when household h exists at site s, 0 when not ("unknown household"
+ * printed), -1 on error. */
+int ctl_household_exists(struct ctl *ctl, const char *site, const char *household);
+
 /* Prints a result as an aligned table with the column names as header. */
 void ctl_print_table(PGresult *res);
 /* The same for the first ncols columns only. */
@@ -123,5 +135,11 @@ int ctl_cmd_ack(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_resolve(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_stats(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_report(struct ctl *ctl, int argc, char **argv);
+/* ctl_import.c: import residents FILE.csv --site S. */
+int ctl_cmd_import_residents(struct ctl *ctl, int argc, char **argv);
+/* ctl_people.c: volunteer add|list, household, purge resident. */
+int ctl_cmd_volunteer(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_household(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_purge(struct ctl *ctl, int argc, char **argv);
 
 #endif

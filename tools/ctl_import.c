@@ -1,4 +1,4 @@
-/* ctl_import.c - cordonctl import households: the household register CSV.
+/* ctl_import.c - cordonctl import households|residents: the register CSVs.
  *
  * The file is read and checked whole before anything is written: a
  * RFC 4180 reader (double quotes, "" inside quotes, CRLF, a UTF-8 BOM)
@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "ctl.h"
+#include "idhash.h"
 
 #define IMPORT "import households FILE.csv --site S"
 #define HEADER "household,building,unit,room,size,phone,cards"
@@ -621,21 +622,19 @@ copy_in(struct ctl *ctl, const char *what, const char *sql, const struct buf *da
 	return ok ? 0 : -1;
 }
 
-/* Adds the cards that another household owns to the report, merged in
- * line order. 0 or -1. */
+/* Runs `sql` ($1: the site), which finds rows PostgreSQL refuses: it
+ * returns (line, reason, count(*) OVER ()) in line order, at most
+ * MAX_REPORTED; merges them into the report in line order. 0 or -1. */
 static int
-check_owned_cards(struct ctl *ctl, struct import *im, const char *site)
+check_in_db(struct ctl *ctl, struct report *bad, const char *what, const char *sql,
+	    const char *site)
 {
 	const char *params[] = { site };
 	struct report merged = { 0 };
 	PGresult *res;
 	int i = 0, j = 0, n, rc = 0;
 
-	res = ctl_query(ctl, "checking card owners",
-			"SELECT i.line, i.card, c.household, count(*) OVER ()"
-			" FROM import_cards i JOIN cards c ON c.site = $1 AND c.card = i.card"
-			" WHERE c.household <> i.household ORDER BY i.line, i.card LIMIT 100",
-			1, params);
+	res = ctl_query(ctl, what, sql, 1, params);
 	if (!res)
 		return -1;
 	n = PQntuples(res);
@@ -643,28 +642,36 @@ check_owned_cards(struct ctl *ctl, struct import *im, const char *site)
 		PQclear(res);
 		return 0;
 	}
-	while (rc == 0 && (i < im->bad.kept || j < n)) {
+	while (rc == 0 && (i < bad->kept || j < n)) {
 		int dbline = j < n ? atoi(PQgetvalue(res, j, 0)) : 0;
 
-		if (j >= n || (i < im->bad.kept && im->bad.lines[i] <= dbline)) {
-			rc = report_add(&merged, im->bad.lines[i], im->bad.reasons[i]);
+		if (j >= n || (i < bad->kept && bad->lines[i] <= dbline)) {
+			rc = report_add(&merged, bad->lines[i], bad->reasons[i]);
 			i++;
 		} else {
-			char msg[256];
-
-			snprintf(msg, sizeof(msg), "card %s belongs to household %s",
-				 PQgetvalue(res, j, 1), PQgetvalue(res, j, 2));
-			rc = report_add(&merged, dbline, msg);
+			rc = report_add(&merged, dbline, PQgetvalue(res, j, 1));
 			j++;
 		}
 	}
-	merged.total = im->bad.total + atol(PQgetvalue(res, 0, 3));
+	merged.total = bad->total + atol(PQgetvalue(res, 0, 2));
 	PQclear(res);
-	report_finish(&im->bad);
-	im->bad = merged;
+	report_finish(bad);
+	*bad = merged;
 	if (rc < 0)
 		tool_err("out of memory");
 	return rc;
+}
+
+/* Adds the cards that another household owns to the report. 0 or -1. */
+static int
+check_owned_cards(struct ctl *ctl, struct import *im, const char *site)
+{
+	return check_in_db(ctl, &im->bad, "checking card owners",
+			   "SELECT i.line, 'card ' || i.card || ' belongs to household '"
+			   " || c.household, count(*) OVER ()"
+			   " FROM import_cards i JOIN cards c ON c.site = $1 AND c.card = i.card"
+			   " WHERE c.household <> i.household ORDER BY i.line, i.card LIMIT 100",
+			   site);
 }
 
 /* Upserts from the temporary tables; prints the counts. 0 or -1. */
@@ -787,5 +794,368 @@ out:
 	report_finish(&im.bad);
 	free(im.copy_households.p);
 	free(im.copy_cards.p);
+	return ret;
+}
+
+/* ---------------------------------------------------------------- residents
+ *
+ * import residents FILE.csv --site S: the residents' register. The same
+ * reader, report and all-or-nothing transaction as households; the
+ * header names the columns (any order): household, person, born, phone,
+ * id_number and, optionally, name. An ID number is hashed (idhash.c)
+ * while its row is checked and only the hash goes on; without
+ * [site] id_key_file the numbers are dropped with a warning. */
+
+#define IMPORT_RESIDENTS "import residents FILE.csv --site S"
+#define RESIDENTS_HEADER "household,person,born,phone,id_number[,name]"
+
+enum { R_HOUSEHOLD, R_PERSON, R_BORN, R_PHONE, R_ID, R_NAME, R_NCOLS };
+
+static const char *const resident_columns[R_NCOLS] = { "household", "person",	 "born",
+						       "phone",	    "id_number", "name" };
+
+struct residents {
+	const char *path;
+	char today[16];	    /* YYYY-MM-DD (UTC): no one is born later */
+	int col[R_NCOLS];   /* the field of each column; -1: no name column */
+	int nfields;	    /* of the header */
+	const uint8_t *key; /* [site] id_key_file, NULL: none */
+	size_t key_len;
+	struct idset persons, ids;
+	struct report bad;
+	struct buf copy;
+	long rows, hashed, dropped;
+};
+
+/* 1 when s is a date YYYY-MM-DD of the Gregorian calendar from 1900 on. */
+static int
+is_date(const char *s)
+{
+	static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	int y, m, d, leap;
+
+	if (strlen(s) != 10 || s[4] != '-' || s[7] != '-')
+		return 0;
+	for (int i = 0; i < 10; i++)
+		if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
+			return 0;
+	y = atoi(s);
+	m = atoi(s + 5);
+	d = atoi(s + 8);
+	leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	return y >= 1900 && m >= 1 && m <= 12 && d >= 1 && d <= days[m - 1] + (m == 2 && leap);
+}
+
+/* Checks one record; a good row goes to the COPY buffer, a bad one to
+ * the report. Values of born, phone, id_number and name are never shown.
+ * 0, or -1 when out of memory. */
+static int
+check_resident(struct residents *im, struct csv *c)
+{
+	const char *hh, *person, *born, *phone, *id, *name = "";
+	char msg[1024] = "", v[48], linebuf[16], hash[IDHASH_SIZE] = "";
+	int line = c->start_line, seen;
+
+	im->rows++;
+	if (c->error)
+		return report_add(&im->bad, line, c->error);
+	if (c->nfields != im->nfields) {
+		snprintf(msg, sizeof(msg), "expected %d fields (as the header), found %d",
+			 im->nfields, c->nfields);
+		return report_add(&im->bad, line, msg);
+	}
+	hh = csv_field(c, im->col[R_HOUSEHOLD]);
+	person = csv_field(c, im->col[R_PERSON]);
+	born = csv_field(c, im->col[R_BORN]);
+	phone = csv_field(c, im->col[R_PHONE]);
+	id = csv_field(c, im->col[R_ID]);
+	if (im->col[R_NAME] >= 0)
+		name = csv_field(c, im->col[R_NAME]);
+
+	if (!*hh)
+		reason(msg, sizeof(msg), "empty household");
+	else if (!tool_valid_id(hh))
+		reason(msg, sizeof(msg), "bad household id '%s' (use 1 to 64 of A-Z a-z 0-9 _ -)",
+		       shown(hh, v, sizeof(v)));
+	if (!*person) {
+		reason(msg, sizeof(msg), "empty person");
+	} else if (idhash_is_id_number(person)) {
+		/* Never shown, never stored: it belongs in id_number. */
+		reason(msg, sizeof(msg), "person is an ID number (put it in id_number)");
+	} else if (!tool_valid_id(person)) {
+		reason(msg, sizeof(msg), "bad person id '%s' (use 1 to 64 of A-Z a-z 0-9 _ -)",
+		       shown(person, v, sizeof(v)));
+	} else if ((seen = idset_add(&im->persons, person, line)) < 0) {
+		return -1;
+	} else if (seen) {
+		reason(msg, sizeof(msg), "person %s is also on line %d", person, seen);
+	}
+	if (*born && !is_date(born))
+		reason(msg, sizeof(msg), "born is not a date YYYY-MM-DD from 1900 on");
+	else if (*born && strcmp(born, im->today) > 0)
+		reason(msg, sizeof(msg), "born is in the future");
+	if (*phone && (!all_digits(phone) || strlen(phone) != 11))
+		reason(msg, sizeof(msg), "phone is not 11 digits");
+	if (*id && !idhash_is_id_number(id)) {
+		reason(msg, sizeof(msg), "id_number is not 17 digits and a check digit or X");
+	} else if (*id && im->key) {
+		if (idhash_person(im->key, im->key_len, id, hash) < 0) {
+			reason(msg, sizeof(msg), "id_number could not be hashed");
+		} else if ((seen = idset_add(&im->ids, hash, line)) < 0) {
+			return -1;
+		} else if (seen) {
+			reason(msg, sizeof(msg), "id_number is also on line %d", seen);
+		}
+	}
+	if (*name) {
+		const char *why = text_problem(name);
+
+		if (why)
+			reason(msg, sizeof(msg), "name %s", why);
+	}
+	if (msg[0])
+		return report_add(&im->bad, line, msg);
+	if (*id && im->key)
+		im->hashed++;
+	else if (*id)
+		im->dropped++;
+	snprintf(linebuf, sizeof(linebuf), "%d\t", line);
+	if (buf_str(&im->copy, linebuf) < 0 || buf_copy_field(&im->copy, hh, '\t') < 0 ||
+	    buf_copy_field(&im->copy, person, '\t') < 0 ||
+	    (*name ? buf_copy_field(&im->copy, name, '\t') : buf_str(&im->copy, "\\N\t")) < 0 ||
+	    buf_str(&im->copy, *born ? born : "\\N") < 0 || buf_add(&im->copy, "\t", 1) < 0 ||
+	    buf_str(&im->copy, *phone ? phone : "\\N") < 0 || buf_add(&im->copy, "\t", 1) < 0 ||
+	    buf_str(&im->copy, *hash ? hash : "\\N") < 0 || buf_add(&im->copy, "\n", 1) < 0)
+		return -1;
+	return 0;
+}
+
+/* Maps the header's names to columns. 0, or -1 after printing why. */
+static int
+resident_header(struct residents *im, struct csv *c)
+{
+	for (int k = 0; k < R_NCOLS; k++)
+		im->col[k] = -1;
+	im->nfields = c->nfields;
+	if (c->error || c->nfields > MAX_FIELDS)
+		goto bad;
+	for (int i = 0; i < c->nfields; i++) {
+		const char *h = csv_field(c, i);
+		int k;
+
+		if (i == 0 && strncmp(h, "\xef\xbb\xbf", 3) == 0)
+			h += 3;
+		for (k = 0; k < R_NCOLS; k++)
+			if (strcmp(h, resident_columns[k]) == 0)
+				break;
+		if (k == R_NCOLS || im->col[k] >= 0)
+			goto bad;
+		im->col[k] = i;
+	}
+	for (int k = 0; k < R_NAME; k++)
+		if (im->col[k] < 0)
+			goto bad;
+	return 0;
+bad:
+	fprintf(stderr,
+		"%s:%d: the header must name the columns " RESIDENTS_HEADER
+		" (each once, in any order)\n",
+		im->path, c->start_line);
+	return -1;
+}
+
+/* Reads and checks the whole file. 0 (bad rows in im->bad) or -1 after
+ * printing why the file cannot be used at all. */
+static int
+read_residents(struct residents *im)
+{
+	struct csv c = { 0 };
+	int rc, ret = -1;
+
+	c.in = fopen(im->path, "r");
+	if (!c.in) {
+		tool_err("cannot open %s: %s", im->path, strerror(errno));
+		return -1;
+	}
+	rc = csv_read(&c);
+	if (rc == 0) {
+		tool_err("%s: empty file (the first line must be the header " RESIDENTS_HEADER ")",
+			 im->path);
+		goto out;
+	}
+	if (rc < 0)
+		goto oom;
+	if (resident_header(im, &c) < 0)
+		goto out;
+	while ((rc = csv_read(&c)) == 1)
+		if (check_resident(im, &c) < 0)
+			goto oom;
+	if (rc < 0)
+		goto oom;
+	ret = 0;
+	goto out;
+oom:
+	tool_err("out of memory reading %s", im->path);
+out:
+	fclose(c.in);
+	/* The record buffer held the last ID number read. */
+	if (c.rec.p)
+		explicit_bzero(c.rec.p, c.rec.cap);
+	free(c.rec.p);
+	return ret;
+}
+
+/* Upserts from import_residents; prints the counts. 0 or -1. */
+static int
+upsert_residents(struct ctl *ctl, struct residents *im, const char *site, double started)
+{
+	const char *params[] = { site, im->col[R_NAME] >= 0 ? "true" : "false",
+				 im->key ? "true" : "false" };
+	struct timespec now;
+	PGresult *res;
+	long added, updated;
+	char ids[96];
+
+	/* Without a name column names stay as they are; without a key, the
+	 * hashes. */
+	res = ctl_query(
+		ctl, "importing residents",
+		"WITH up AS (INSERT INTO residents"
+		"  (site, person, household, name, born, phone, id_hash)"
+		"  SELECT $1, person, household, name, born, phone, id_hash FROM import_residents"
+		"  ON CONFLICT (site, person) DO UPDATE SET household = excluded.household,"
+		"   name = CASE WHEN $2::boolean THEN excluded.name ELSE residents.name END,"
+		"   born = excluded.born, phone = excluded.phone,"
+		"   id_hash = CASE WHEN $3::boolean THEN excluded.id_hash ELSE residents.id_hash END"
+		"  WHERE (residents.household, residents.name, residents.born, residents.phone,"
+		"   residents.id_hash) IS DISTINCT FROM (excluded.household,"
+		"   CASE WHEN $2::boolean THEN excluded.name ELSE residents.name END,"
+		"   excluded.born, excluded.phone,"
+		"   CASE WHEN $3::boolean THEN excluded.id_hash ELSE residents.id_hash END)"
+		"  RETURNING xmax = 0 AS inserted)"
+		" SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)"
+		" FROM up",
+		3, params);
+	if (!res)
+		return -1;
+	added = atol(PQgetvalue(res, 0, 0));
+	updated = atol(PQgetvalue(res, 0, 1));
+	PQclear(res);
+	if (ctl_commit(ctl, site) < 0)
+		return -1;
+	if (im->dropped)
+		snprintf(ids, sizeof(ids), "%ld dropped (no [site] id_key_file)", im->dropped);
+	else
+		snprintf(ids, sizeof(ids), "%ld hashed", im->hashed);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	printf("imported %s into site %s in %.2f s: %ld row%s; residents: %ld new, %ld updated, "
+	       "%ld unchanged; ID numbers: %s\n",
+	       im->path, site, (double)now.tv_sec + now.tv_nsec / 1e9 - started, im->rows,
+	       im->rows == 1 ? "" : "s", added, updated, im->rows - added - updated, ids);
+	return 0;
+}
+
+int
+ctl_cmd_import_residents(struct ctl *ctl, int argc, char **argv)
+{
+	const char *pos[1], *site = NULL;
+	const struct ctl_opt opts[] = { { "--site", &site, NULL }, { NULL, NULL, NULL } };
+	const char *params[1];
+	struct residents im = { 0 };
+	uint8_t *key = NULL;
+	size_t key_len = 0;
+	struct timespec t0;
+	struct tm tm;
+	time_t t;
+	double started;
+	int ret = CTL_FAIL, err;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	started = (double)t0.tv_sec + t0.tv_nsec / 1e9;
+	if (ctl_parse(IMPORT_RESIDENTS, argc, argv, opts, pos, 1, 1) < 0)
+		return CTL_USAGE;
+	if (!site)
+		return tool_usage(IMPORT_RESIDENTS, "--site is required");
+	if (ctl_check_id(IMPORT_RESIDENTS, "site", site) < 0)
+		return CTL_USAGE;
+	im.path = pos[0];
+	params[0] = site;
+	t = time(NULL);
+	gmtime_r(&t, &tm);
+	strftime(im.today, sizeof(im.today), "%Y-%m-%d", &tm);
+	/* The key first: ID numbers are hashed as their rows are read. */
+	if (ctl_open(ctl) < 0)
+		goto out;
+	if (ctl->id_key_file[0]) {
+		err = idhash_key_load(ctl->id_key_file, &key, &key_len);
+		if (err == -EINVAL) {
+			tool_err("[site] id_key_file %s: the key must be at least %d bytes",
+				 ctl->id_key_file, IDHASH_KEY_MIN);
+			goto out;
+		}
+		if (err < 0) {
+			tool_err("cannot read [site] id_key_file %s: %s", ctl->id_key_file,
+				 strerror(-err));
+			goto out;
+		}
+		im.key = key;
+		im.key_len = key_len;
+	}
+	if (read_residents(&im) < 0)
+		goto out;
+	if (ctl_begin(ctl) < 0 || ctl_site_exists(ctl, site) <= 0)
+		goto out;
+	/* Serialized with the site's other imports (the checks hold until
+	 * COMMIT). */
+	if (ctl_exec(ctl, "locking the site's register",
+		     "SELECT pg_advisory_xact_lock(hashtext('cordon_register'), hashtext($1))", 1,
+		     params) < 0 ||
+	    ctl_exec(ctl, "creating temporary tables",
+		     "CREATE TEMPORARY TABLE import_residents (line integer, household text,"
+		     " person text, name text, born date, phone text, id_hash text)"
+		     " ON COMMIT DROP",
+		     0, NULL) < 0 ||
+	    copy_in(ctl, "loading residents", "COPY import_residents FROM STDIN", &im.copy) < 0 ||
+	    check_in_db(ctl, &im.bad, "checking households",
+			"SELECT i.line, 'household ' || i.household || ' is not in the register"
+			" of site ' || $1 || ' (import households first)', count(*) OVER ()"
+			" FROM import_residents i LEFT JOIN households h"
+			" ON h.site = $1 AND h.household = i.household"
+			" WHERE h.household IS NULL ORDER BY i.line LIMIT 100",
+			site) < 0 ||
+	    check_in_db(ctl, &im.bad, "checking ID numbers",
+			"SELECT i.line, 'id_number is that of person ' || r.person, count(*) OVER ()"
+			" FROM import_residents i JOIN residents r"
+			" ON r.site = $1 AND r.id_hash = i.id_hash AND r.person <> i.person"
+			" ORDER BY i.line LIMIT 100",
+			site) < 0)
+		goto out;
+	if (im.bad.total)
+		goto out;
+	if (upsert_residents(ctl, &im, site, started) < 0)
+		goto out;
+	if (im.dropped)
+		tool_err("warning: no [site] id_key_file in %s: %ld ID number%s of %s dropped, "
+			 "never stored",
+			 ctl->config_path, im.dropped, im.dropped == 1 ? "" : "s", im.path);
+	ret = CTL_OK;
+out:
+	if (im.bad.total) {
+		for (int i = 0; i < im.bad.kept; i++)
+			fprintf(stderr, "%s:%d: %s\n", im.path, im.bad.lines[i], im.bad.reasons[i]);
+		if (im.bad.total > im.bad.kept)
+			fprintf(stderr, "%s: ... and %ld more bad rows\n", im.path,
+				im.bad.total - im.bad.kept);
+		tool_err("%ld bad row%s in %s: nothing imported", im.bad.total,
+			 im.bad.total == 1 ? "" : "s", im.path);
+	}
+	ctl_rollback(ctl);
+	idset_finish(&im.persons);
+	idset_finish(&im.ids);
+	report_finish(&im.bad);
+	free(im.copy.p);
+	if (key)
+		explicit_bzero(key, key_len);
+	free(key);
 	return ret;
 }

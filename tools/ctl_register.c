@@ -53,16 +53,8 @@ parse_seconds(const char *synopsis, const char *opt, const char *s, long long mi
 	return 0;
 }
 
-/* Runs a query in the open transaction that must return one row; returns
- * the result (0 or 1 rows, PQclear it) or NULL on error. */
-#define QUERY(ctl, what, sql, ...)                                                       \
-	ctl_query((ctl), (what), (sql),                                                  \
-		  (int)(sizeof((const char *[]){ __VA_ARGS__ }) / sizeof(const char *)), \
-		  (const char *const[]){ __VA_ARGS__ })
-
-/* 1 when household h exists at site s, 0 when not (error printed), -1 on error. */
-static int
-household_exists(struct ctl *ctl, const char *site, const char *household)
+int
+ctl_household_exists(struct ctl *ctl, const char *site, const char *household)
 {
 	PGresult *res = QUERY(ctl, "looking up the household",
 			      "SELECT 1 FROM households WHERE site = $1 AND household = $2", site,
@@ -423,19 +415,34 @@ ctl_cmd_zone(struct ctl *ctl, int argc, char **argv)
 
 /* ---------------------------------------------------------------- card */
 
-#define CARD_ADD "card add S CARD --household H [--extra]"
+#define CARD_ADD "card add S CARD --household H [--extra [--reason WORD]]"
 #define CARD_REVOKE "card revoke S CARD"
+
+/* " (extra)" or " (extra: carer)" into buf. */
+static const char *
+extra_text(int extra, const char *reason, char *buf, size_t len)
+{
+	if (!extra)
+		snprintf(buf, len, "%s", "");
+	else if (reason && *reason)
+		snprintf(buf, len, " (extra: %s)", reason);
+	else
+		snprintf(buf, len, "%s", " (extra)");
+	return buf;
+}
 
 static int
 card_add(struct ctl *ctl, int argc, char **argv)
 {
-	const char *pos[2], *hh = NULL, *owner, *state;
+	const char *pos[2], *hh = NULL, *owner, *state, *why = NULL, *was_why;
 	int extra = 0, was_extra;
 	const struct ctl_opt opts[] = {
 		{ "--household", &hh, NULL },
 		{ "--extra", NULL, &extra },
+		{ "--reason", &why, NULL },
 		{ NULL, NULL, NULL },
 	};
+	char shown[96];
 	PGresult *res;
 
 	if (ctl_parse(CARD_ADD, argc, argv, opts, pos, 2, 2) < 0 ||
@@ -446,50 +453,60 @@ card_add(struct ctl *ctl, int argc, char **argv)
 		return tool_usage(CARD_ADD, "--household is required");
 	if (ctl_check_id(CARD_ADD, "household", hh) < 0)
 		return CTL_USAGE;
-	if (ctl_open(ctl) < 0 || ctl_begin(ctl) < 0 || household_exists(ctl, pos[0], hh) <= 0)
+	if (why && !extra)
+		return tool_usage(CARD_ADD,
+				  "--reason is the reason of an exception: it needs --extra");
+	if (why && !tool_valid_id(why))
+		return tool_usage(CARD_ADD,
+				  "bad reason '%.80s': one word of 1 to 64 of A-Z a-z 0-9 _ - "
+				  "(such as carer)",
+				  why);
+	if (ctl_open(ctl) < 0 || ctl_begin(ctl) < 0 || ctl_household_exists(ctl, pos[0], hh) <= 0)
 		return CTL_FAIL;
 	res = QUERY(ctl, "looking up the card",
-		    "SELECT household, state, extra FROM cards WHERE site = $1 AND card = $2"
-		    " FOR UPDATE",
+		    "SELECT household, state, extra, coalesce(reason, '') FROM cards"
+		    " WHERE site = $1 AND card = $2 FOR UPDATE",
 		    pos[0], pos[1]);
 	if (!res)
 		return CTL_FAIL;
 	if (PQntuples(res) == 0) {
 		PQclear(res);
-		res = QUERY(
-			ctl, "adding the card",
-			"INSERT INTO cards (site, card, household, extra) VALUES ($1, $2, $3, $4)",
-			pos[0], pos[1], hh, extra ? "true" : "false");
+		res = QUERY(ctl, "adding the card",
+			    "INSERT INTO cards (site, card, household, extra, reason)"
+			    " VALUES ($1, $2, $3, $4, $5)",
+			    pos[0], pos[1], hh, extra ? "true" : "false", why);
 		if (!res)
 			return CTL_FAIL;
 		PQclear(res);
 		printf("card %s/%s added to household %s%s\n", pos[0], pos[1], hh,
-		       extra ? " (extra)" : "");
+		       extra_text(extra, why, shown, sizeof(shown)));
 		return ctl_commit(ctl, pos[0]) < 0 ? CTL_FAIL : CTL_OK;
 	}
 	owner = PQgetvalue(res, 0, 0);
 	state = PQgetvalue(res, 0, 1);
 	was_extra = PQgetvalue(res, 0, 2)[0] == 't';
+	was_why = PQgetvalue(res, 0, 3);
 	if (strcmp(owner, hh) != 0) {
 		tool_err("card %s at site %s belongs to household %s (%s)", pos[1], pos[0], owner,
 			 state);
 		PQclear(res);
 		return CTL_FAIL;
 	}
-	if (strcmp(state, "active") == 0 && (was_extra || !extra)) {
-		tool_err("card %s is already registered to household %s at site %s", pos[1], hh,
-			 pos[0]);
+	if (strcmp(state, "active") == 0 && (was_extra || !extra) &&
+	    (!why || strcmp(why, was_why) == 0)) {
+		tool_err("card %s is already registered to household %s at site %s%s", pos[1], hh,
+			 pos[0], extra_text(was_extra, was_why, shown, sizeof(shown)));
 		PQclear(res);
 		return CTL_FAIL;
 	}
 	printf("card %s/%s of household %s %s%s\n", pos[0], pos[1], hh,
 	       strcmp(state, "active") == 0 ? "marked" : "reactivated",
-	       extra || was_extra ? " (extra)" : "");
+	       extra_text(extra || was_extra, why ? why : was_why, shown, sizeof(shown)));
 	PQclear(res);
 	res = QUERY(ctl, "updating the card",
-		    "UPDATE cards SET state = 'active', extra = extra OR $3::boolean"
-		    " WHERE site = $1 AND card = $2",
-		    pos[0], pos[1], extra ? "true" : "false");
+		    "UPDATE cards SET state = 'active', extra = extra OR $3::boolean,"
+		    " reason = coalesce($4, reason) WHERE site = $1 AND card = $2",
+		    pos[0], pos[1], extra ? "true" : "false", why);
 	if (!res)
 		return CTL_FAIL;
 	PQclear(res);
@@ -589,7 +606,7 @@ ctl_cmd_isolate(struct ctl *ctl, int argc, char **argv)
 		snprintf(days, sizeof(days), "%ld", d);
 	}
 	snprintf(secs, sizeof(secs), "%lld", check_s);
-	if (ctl_open(ctl) < 0 || ctl_begin(ctl) < 0 || household_exists(ctl, pos[0], hh) <= 0)
+	if (ctl_open(ctl) < 0 || ctl_begin(ctl) < 0 || ctl_household_exists(ctl, pos[0], hh) <= 0)
 		return CTL_FAIL;
 	res = QUERY(ctl, "looking up isolation orders",
 		    "SELECT o.id, to_char(o.ends_at AT TIME ZONE coalesce(s.timezone, $4),"
@@ -653,7 +670,7 @@ ctl_cmd_release(struct ctl *ctl, int argc, char **argv)
 		return tool_usage(RELEASE, "--household is required");
 	if (ctl_check_id(RELEASE, "household", hh) < 0)
 		return CTL_USAGE;
-	if (ctl_open(ctl) < 0 || ctl_begin(ctl) < 0 || household_exists(ctl, pos[0], hh) <= 0)
+	if (ctl_open(ctl) < 0 || ctl_begin(ctl) < 0 || ctl_household_exists(ctl, pos[0], hh) <= 0)
 		return CTL_FAIL;
 	res = QUERY(
 		ctl, "releasing isolation orders",
