@@ -34,6 +34,29 @@ is_masked_column(const char *name)
 	return strcmp(name, "phone") == 0 || strcmp(name, "note") == 0;
 }
 
+/* A resident's name as shown: its first character and one '*' for each
+ * other one (王五 -> 王*, 欧阳娜娜 -> 欧***), the way Chinese registers
+ * mask names (姓名脱敏): enough for the duty desk to tell residents apart,
+ * never the whole name. Written into buf (len bytes, cut at a whole
+ * character). */
+static const char *
+masked_name(const char *v, char *buf, size_t len)
+{
+	size_t n = 0, chars = 0;
+
+	for (const unsigned char *p = (const unsigned char *)v; *p && n + 5 < len; p++) {
+		if ((*p & 0xc0) == 0x80) { /* a continuation byte */
+			if (chars == 1)
+				buf[n++] = (char)*p;
+			continue;
+		}
+		chars++;
+		buf[n++] = chars == 1 ? (char)*p : '*';
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
 /* The value of (r, c) as shown: NULL as "-", booleans as yes/no, masked
  * columns masked, on one line and cut, into buf (len bytes). */
 static const char *
@@ -45,6 +68,8 @@ shown_value(PGresult *res, int r, int c, char *buf, size_t len)
 		return "-";
 	if (PQftype(res, c) == BOOLOID)
 		return v[0] == 't' ? "yes" : "no";
+	if (strcmp(PQfname(res, c), "name") == 0)
+		return masked_name(v, buf, len);
 	if (is_masked_column(PQfname(res, c))) {
 		/* Masked whole, then cut: a number cut first would keep more of
 		 * its digits. At most TEXT_SHOWN bytes on one line. */
@@ -149,6 +174,11 @@ json_value(PGresult *res, int r, int c)
 	case NUMERICOID: return json_real(strtod(v, NULL));
 	case JSONOID: return json_loads(v, JSON_DECODE_ANY, NULL);
 	default:
+		if (strcmp(PQfname(res, c), "name") == 0) {
+			char buf[4 * NORM_TEXT_MAX];
+
+			return json_string(masked_name(v, buf, sizeof(buf)));
+		}
 		if (is_masked_column(PQfname(res, c))) {
 			/* Whole (the text table cuts at 255 bytes). */
 			char *m = strdup(v);

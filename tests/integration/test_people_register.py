@@ -420,6 +420,7 @@ def test_household_page(env, ctl):
     assert lines[0] == ("household pr7/7-1-101: building 1, unit 1, room 101, size 2, "
                         "phone 180****1999 (times in Asia/Shanghai)")
     assert "id:" not in out     # never a hash, and (checked by ctl) no number
+    assert "王五" not in out     # a name only masked
 
     def section(title):
         i = next(i for i, l in enumerate(lines) if l.startswith(title + ":"))
@@ -432,12 +433,12 @@ def test_household_page(env, ctl):
     head, rows = section("residents")
     assert head == "residents: 2"
     assert rows == [["person", "name", "born", "phone"],
-                    ["T-1", "王五", "1948-12-01", "139****1111"],
+                    ["T-1", "王*", "1948-12-01", "139****1111"],
                     ["T-2", "-", "-", "-"]]
     # aligned on a terminal, where 王五 takes 4 columns
     i = lines.index("residents: 2")
     assert lines[i + 1:i + 4] == ["  person  name  born        phone",
-                                  "  T-1     王五  1948-12-01  139****1111",
+                                  "  T-1     王*   1948-12-01  139****1111",
                                   "  T-2     -     -           -"]
     head, rows = section("cards")
     assert head == "cards: 2"
@@ -498,7 +499,7 @@ def test_household_page(env, ctl):
         "site": "pr7", "household": "7-1-101", "building": "1", "unit": "1", "room": "101",
         "size": 2, "phone": "180****1999", "timezone": "Asia/Shanghai"}
     assert page["residents"] == {"total": 2, "items": [
-        {"person": "T-1", "name": "王五", "born": "1948-12-01", "phone": "139****1111"},
+        {"person": "T-1", "name": "王*", "born": "1948-12-01", "phone": "139****1111"},
         {"person": "T-2", "name": None, "born": None, "phone": None}]}
     assert page["cards"]["items"][1] == {"card": "C-702", "state": "active", "extra": True,
                                          "reason": "carer"}
