@@ -53,7 +53,10 @@ struct rules_config {
 	int64_t hotline_medical_us;
 	int64_t hotline_other_us;
 	int64_t repeat_interval_us;
-	int64_t max_open_alerts; /* per site and kind; past it subjects fold */
+	int64_t max_open_alerts;      /* per site and kind; past it subjects fold */
+	int64_t need_assign_limit_us; /* need_overdue: open to assigned */
+	int64_t call_deadline_s;      /* call_missed: seconds after local midnight */
+	int64_t dropoff_limit_us;     /* dropoff_uncollected */
 };
 
 struct rules_output {

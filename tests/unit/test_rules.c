@@ -159,6 +159,9 @@ default_config(void)
 		.hotline_medical_us = 30 * MIN,
 		.hotline_other_us = 4 * HOUR,
 		.repeat_interval_us = 60 * S,
+		.need_assign_limit_us = 2 * HOUR,
+		.call_deadline_s = 20 * 3600,
+		.dropoff_limit_us = 2 * HOUR,
 	};
 }
 
@@ -1061,6 +1064,8 @@ isolation_overdue_household_and_default_interval(void **state)
 
 	add_household(f->reg, "s1", "3-2-401");
 	add_order(f->reg, "s1", "3-2-401", "", T0, T0 + 14 * 24 * HOUR, 0);
+	f->cfg.call_deadline_s = 22 * 3600; /* its welfare call not due at 21:00 */
+	set_config(f);
 	tick(f, T0 + 13 * HOUR);
 	none(f);
 	tick(f, T0 + 13 * HOUR + 1);
