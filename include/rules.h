@@ -119,7 +119,10 @@ int rules_restore_alert(struct rules *r, const struct alert *a, const struct rul
  * resolved is never restored or followed as open, whichever of the two
  * comes first), an outward pass of a household, a sealed gate's latest
  * `closed` or latest breach (a pass, or an open or forced status), by rule
- * time (kept as wall times: the latest of each wins). x->at_us is put on
+ * time (kept as wall times: the latest of each wins); the people work's
+ * rows (an open need's open, category, due and assignment, a need done, a
+ * household's latest reach, an uncollected delivery and the latest
+ * collection: rules.c's people section). x->at_us is put on
  * the monotonic clock by its age at `now` (a time later than now counts
  * as now). As at run time, only what the register `reg` knows is kept:
  * registered gates and zones, households under an order, the seal state

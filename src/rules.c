@@ -12,6 +12,7 @@
  *   exits    site|household -> struct ring         exit_quota
  *   nopen    site|kind -> open alerts but the aggregate (intptr)
  *   readings site|subject -> struct readings       fever (recheck order)
+ *   needs, welfare, drops: the people work (issue 16), at the end
  *
  * Clocks. Every time kept for a deadline is a monotonic time ("mono":
  * CLOCK_MONOTONIC as the caller gives it, plus MONO_BIAS), and every
