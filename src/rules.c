@@ -2242,24 +2242,28 @@ tick_welfare(struct rules *r, const struct registry_snapshot *reg, const struct 
 	     struct rules_output *out)
 {
 	const int64_t now_s = now->wall_us / 1000000;
-	const char *key;
+	const char *key, *site = NULL;
+	int64_t day = 0, midnight = 0, deadline = 0;
 	void *v;
 	int err;
 
+	/* the orders come by site: each site's day and deadline once */
 	for (size_t i = 0; i < reg->nisolations; i++) {
 		const struct reg_isolation *o = &reg->isolations[i];
-		const struct tz *tz;
 		char k[3 * NORM_KEY_MAX], subject[ALERT_SUBJECT_MAX], ek[NORM_ID_MAX + 40];
-		int64_t day, midnight, deadline;
 		struct alert t, *a;
 		struct tm tm;
 		time_t day_t;
 
 		if (o->starts_s * 1000000 > now->wall_us || now->wall_us >= o->ends_s * 1000000)
 			continue;
-		tz = registry_site_tz(reg, o->site);
-		midnight = local_midnight(tz, now_s, &day);
-		deadline = tz_local_to_utc(tz, day * 86400 + r->cfg.call_deadline_s);
+		if (!site || strcmp(site, o->site) != 0) {
+			const struct tz *tz = registry_site_tz(reg, o->site);
+
+			site = o->site;
+			midnight = local_midnight(tz, now_s, &day);
+			deadline = tz_local_to_utc(tz, day * 86400 + r->cfg.call_deadline_s);
+		}
 		if (now_s < deadline || o->starts_s > deadline)
 			continue;
 		key2(k, sizeof(k), o->site, o->household);

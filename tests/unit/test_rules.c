@@ -3093,11 +3093,17 @@ call_missed_site_time(void **state)
 	add_household(f->reg, "ny", "7-1");
 	/* T0 is 2020-02-15 19:00 in New York; the order ends 2020-02-17 00:00 UTC */
 	add_order(f->reg, "ny", "7-1", "", T0 - 24 * HOUR, T0 + 24 * HOUR, 0);
+	/* and one at a Shanghai site (the default zone), judged in the same ticks */
+	add_household(f->reg, "s1", "3-2-401");
+	add_order(f->reg, "s1", "3-2-401", "", T0 - 24 * HOUR, T0 + 48 * HOUR, 0);
 	tick(f, T0 + HOUR - S);
 	none(f);
 	tick(f, T0 + HOUR);
 	assert_string_equal(only(f, KIND_CALL_MISSED, "raised")->a.event_key,
 			    "call_missed:7-1:2020-02-15");
+	tick(f, T0 + 12 * HOUR); /* 20:00 in Shanghai, 07:00 in New York */
+	assert_string_equal(only(f, KIND_CALL_MISSED, "raised")->a.event_key,
+			    "call_missed:3-2-401:2020-02-16");
 	tick(f, T0 + 24 * HOUR);
 	assert_string_equal(only(f, KIND_CALL_MISSED, "resolved")->a.reason, "order ended");
 }
