@@ -48,7 +48,10 @@ enum alert_severity {
 	X(HOTLINE_UNRESOLVED, "hotline_unresolved", SEVERITY_WARNING, "calls", true)        \
 	X(BACKLOG, "backlog", SEVERITY_CRITICAL, "subjects", false)                         \
 	X(CLIENT_ID_CONFLICT, "client_id_conflict", SEVERITY_CRITICAL, "subjects", false)  \
-	X(CARD_EXCEPTION, "card_exception", SEVERITY_WARNING, "households", false)
+	X(CARD_EXCEPTION, "card_exception", SEVERITY_WARNING, "households", false)          \
+	X(NEED_OVERDUE, "need_overdue", SEVERITY_WARNING, "needs", true)                    \
+	X(CALL_MISSED, "call_missed", SEVERITY_WARNING, "households", true)                 \
+	X(DROPOFF_UNCOLLECTED, "dropoff_uncollected", SEVERITY_WARNING, "households", true)
 /* clang-format on */
 
 enum alert_kind {
@@ -141,17 +144,31 @@ bool alert_state_is_aggregate(const struct alert *a);
  * household, a sealed gate's latest `closed`, its latest breach, a
  * household's latest card_exception alert (sub: "<alert_id> <event_key>
  * <over>", over 1 when it was resolved because the register no longer had
- * the excess or the check was off, else 0). The names are what
- * alert_state_seen_sql() selects. */
-#define ALERT_SEEN(X)                     \
-	X(GATE, "gate")                   \
-	X(ZONE, "zone")                   \
-	X(CHECK, "check")                 \
-	X(CALL, "call")                   \
-	X(CALL_RESOLVED, "call_resolved") \
-	X(EXIT, "exit")                   \
-	X(SEAL_CLOSED, "seal_closed")     \
-	X(SEAL_BREACH, "seal_breach")     \
+ * the excess or the check was off, else 0). The
+ * people work (issue 16), id the need or the household: an open or
+ * assigned need's open (sub: its household), its category (sub), its due
+ * time, its latest assignment; a need delivered or cancelled (when); a
+ * household's latest welfare call that reached it; a delivery placed at
+ * the drop-off point after the household's latest collection (sub: the
+ * item), and that collection. The names are what alert_state_seen_sql()
+ * selects. */
+#define ALERT_SEEN(X)                         \
+	X(GATE, "gate")                       \
+	X(ZONE, "zone")                       \
+	X(CHECK, "check")                     \
+	X(CALL, "call")                       \
+	X(CALL_RESOLVED, "call_resolved")     \
+	X(EXIT, "exit")                       \
+	X(SEAL_CLOSED, "seal_closed")         \
+	X(SEAL_BREACH, "seal_breach")         \
+	X(NEED_OPEN, "need_open")             \
+	X(NEED_CATEGORY, "need_category")     \
+	X(NEED_DUE, "need_due")               \
+	X(NEED_ASSIGNED, "need_assigned")     \
+	X(NEED_DONE, "need_done")             \
+	X(WELFARE_REACHED, "welfare_reached") \
+	X(DROPOFF_PLACED, "dropoff_placed")   \
+	X(DROPOFF_COLLECTED, "dropoff_collected")   \
 	X(CARD_EXCEPTION, "card_exception")
 
 enum alert_seen_what {

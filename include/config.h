@@ -48,6 +48,9 @@ struct config {
 	int64_t repeat_interval;
 	int64_t max_open_alerts;
 	int64_t cards_per_household;
+	int64_t need_assign_limit;
+	int64_t call_deadline; /* seconds after local midnight */
+	int64_t dropoff_limit;
 
 	int64_t shutdown_timeout;
 	char *metrics_listen;
@@ -75,5 +78,8 @@ int config_keep_restart_keys(struct config *cfg, const struct config *running, F
  * "2d" -> milliseconds; "64KiB", "1GiB", "512" -> bytes. */
 int config_parse_duration(const char *s, int64_t *ret_ms) __attribute__((warn_unused_result));
 int config_parse_size(const char *s, int64_t *ret_bytes) __attribute__((warn_unused_result));
+/* "HH:MM" (00:00 to 23:59, two digits each) -> seconds after midnight;
+ * 0 or -EINVAL. */
+int config_parse_time_of_day(const char *s, int64_t *ret_s) __attribute__((warn_unused_result));
 
 #endif

@@ -9,14 +9,15 @@
 
 enum config_key_type {
 	KEY_STRING,
-	KEY_TOPIC,    /* one MQTT topic level: [A-Za-z0-9_-]{1,64} */
-	KEY_TIMEZONE, /* a zone under /usr/share/zoneinfo, e.g. Asia/Shanghai */
-	KEY_DURATION, /* int64_t milliseconds */
-	KEY_SIZE,     /* int64_t bytes */
-	KEY_INT,      /* int64_t */
-	KEY_TEMP,     /* double, degrees C */
-	KEY_SYNC,     /* int, enum spool_sync_mode */
-	KEY_LEVEL,    /* int, enum log_level */
+	KEY_TOPIC,	 /* one MQTT topic level: [A-Za-z0-9_-]{1,64} */
+	KEY_TIMEZONE,	 /* a zone under /usr/share/zoneinfo, e.g. Asia/Shanghai */
+	KEY_DURATION,	 /* int64_t milliseconds */
+	KEY_SIZE,	 /* int64_t bytes */
+	KEY_INT,	 /* int64_t */
+	KEY_TEMP,	 /* double, degrees C */
+	KEY_SYNC,	 /* int, enum spool_sync_mode */
+	KEY_LEVEL,	 /* int, enum log_level */
+	KEY_TIME_OF_DAY, /* int64_t seconds after local midnight, written HH:MM */
 };
 
 struct config_key {

@@ -53,8 +53,11 @@ struct rules_config {
 	int64_t hotline_medical_us;
 	int64_t hotline_other_us;
 	int64_t repeat_interval_us;
-	int64_t max_open_alerts;     /* per site and kind; past it subjects fold */
-	int64_t cards_per_household; /* active ordinary cards allowed; 0: off */
+	int64_t max_open_alerts;      /* per site and kind; past it subjects fold */
+	int64_t cards_per_household;  /* active ordinary cards allowed; 0: off */
+	int64_t need_assign_limit_us; /* need_overdue: open to assigned */
+	int64_t call_deadline_s;      /* call_missed: seconds after local midnight */
+	int64_t dropoff_limit_us;     /* dropoff_uncollected */
 };
 
 struct rules_output {
@@ -136,7 +139,10 @@ int rules_restore_alert(struct rules *r, const struct alert *a, const struct rul
  * resolved is never restored or followed as open, whichever of the two
  * comes first), an outward pass of a household, a sealed gate's latest
  * `closed` or latest breach (a pass, or an open or forced status), by rule
- * time (kept as wall times: the latest of each wins). x->at_us is put on
+ * time (kept as wall times: the latest of each wins); the people work's
+ * rows (an open need's open, category, due and assignment, a need done, a
+ * household's latest reach, an uncollected delivery and the latest
+ * collection: rules.c's people section). x->at_us is put on
  * the monotonic clock by its age at `now` (a time later than now counts
  * as now), a household's latest card_exception alert (its id, its set of
  * cards, whether it is over). As at run time, only what the register `reg`

@@ -124,6 +124,45 @@ alert_state_seen_from_name(const char *name)
 	" (extract(epoch FROM raised_at) * 1e6)::bigint AS at FROM alerts"                      \
 	" WHERE kind = 'card_exception' AND subject <> '*' AND household IS NOT NULL"           \
 	" ORDER BY site, household, raised_at DESC, alert_id DESC) x"
+/* The people work (issue 16, rules.c): the open and assigned needs (their
+ * open, category, due and latest assignment: one row each), the needs
+ * done in the last day (the last 20,000, RULES_NEEDS_MAX: a late step of
+ * one does not follow it again); each household's latest welfare call
+ * that reached it, of the last two days; the deliveries placed in the last
+ * 7 days and not collected since (by rule time), and each household's
+ * latest collection. */
+#define PEOPLE_SEEN_SQL                                                                                                   \
+	" UNION ALL SELECT 'need_open', site, need_id, coalesce(household, ''),"                                          \
+	" (extract(epoch FROM opened_at) * 1e6)::bigint FROM needs"                                                       \
+	" WHERE status IN ('open', 'assigned') AND opened_at IS NOT NULL"                                                 \
+	" UNION ALL SELECT 'need_category', site, need_id, category, 0 FROM needs"                                        \
+	" WHERE status IN ('open', 'assigned') AND category IS NOT NULL"                                                  \
+	" UNION ALL SELECT 'need_due', site, need_id, '', (extract(epoch FROM due) * 1e6)::bigint"                        \
+	" FROM needs WHERE status IN ('open', 'assigned') AND due IS NOT NULL"                                            \
+	" UNION ALL SELECT 'need_assigned', site, need_id, '',"                                                           \
+	" (extract(epoch FROM assigned_at) * 1e6)::bigint FROM needs"                                                     \
+	" WHERE status = 'assigned' AND assigned_at IS NOT NULL"                                                          \
+	" UNION ALL SELECT * FROM (SELECT 'need_done', site, need_id, '',"                                                \
+	" (extract(epoch FROM coalesce(delivered_at, cancelled_at)) * 1e6)::bigint FROM needs"                            \
+	" WHERE status IN ('delivered', 'cancelled') AND updated_at > now() - interval '1 day'"                           \
+	" ORDER BY updated_at DESC LIMIT 20000) nd"                                                                       \
+	" UNION ALL SELECT 'welfare_reached', w.site, w.household, '',"                                                   \
+	" (extract(epoch FROM max(" RULE_TIME(                                                                            \
+		"w") ")) * 1e6)::bigint FROM welfare_calls w"                                                             \
+		     " WHERE w.outcome <> 'no_answer' AND w.received_at > now() - interval '2 days'"                      \
+		     " GROUP BY w.site, w.household"                                                                      \
+		     " UNION ALL SELECT 'dropoff_collected', c.site, c.household, '',"                                    \
+		     " (extract(epoch FROM max(" RULE_TIME(                                                               \
+			     "c") ")) * 1e6)::bigint FROM dropoffs c"                                                     \
+				  " WHERE c.action = 'collected' AND c.received_at > now() - interval '7 days'"           \
+				  " GROUP BY c.site, c.household"                                                         \
+				  " UNION ALL SELECT 'dropoff_placed', p.site, p.household, coalesce(p.item, ''),"        \
+				  " (extract(epoch FROM " RULE_TIME(                                                      \
+					  "p") ") * 1e6)::bigint FROM dropoffs p"                                         \
+					       " WHERE p.action = 'placed' AND p.received_at > now() - interval '7 days'" \
+					       " AND NOT EXISTS (SELECT 1 FROM dropoffs c WHERE c.site = p.site"          \
+					       " AND c.household = p.household AND c.action = 'collected'"                \
+					       " AND " RULE_TIME("c") " >= " RULE_TIME("p") ")"
 
 /* The resolved calls: the last RULES_RESOLVED_MAX (rules.c) of them. A
  * sealed gate's latest `closed` and latest breach (a status open or
@@ -162,7 +201,7 @@ alert_state_seen_from_name(const char *name)
 			     "e") ")) * 1e6)::bigint"                                                                    \
 				  " FROM gates g JOIN gate_events e ON e.site = g.site AND e.gate = g.gate"              \
 				  " WHERE g.state = 'sealed' AND e.received_at > now() - interval '30 days'"             \
-				  " GROUP BY e.site, e.gate"
+				  " GROUP BY e.site, e.gate" PEOPLE_SEEN_SQL
 
 /* The open alerts: aggregates first, then the oldest $1 of each site and
  * kind (the bound, and as many again to fold at most in one pass; the

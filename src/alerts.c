@@ -87,6 +87,30 @@ sample_ids(const char *sample, char *buf, size_t len)
 	}
 }
 
+/* need_overdue: its reason while open is "<category> by HH:MM" or
+ * "<category> unassigned <limit>" (rules.c); once resolved, the word. */
+static void
+need_text(const struct alert *a, char *buf, size_t len)
+{
+	const char *sp = strchr(a->reason, ' '), *what = sp ? sp + 1 : "";
+	const char *id = after_colon(a->subject);
+	char hh[NORM_ID_MAX + 16];
+
+	snprintf(hh, sizeof(hh), "%s%s", a->household[0] ? ", household " : "", a->household);
+	if (a->state == ALERT_RESOLVED || !sp)
+		snprintf(buf, len, "Need %s (household %s) was overdue: %s", id,
+			 a->household[0] ? a->household : "?", a->reason);
+	else if (strncmp(what, "by ", 3) == 0)
+		snprintf(buf, len, "Need %s (%.*s%s) not delivered %s", id, (int)(sp - a->reason),
+			 a->reason, hh, what);
+	else if (strncmp(what, "unassigned ", 11) == 0)
+		snprintf(buf, len, "Need %s (%.*s%s) not assigned within %s", id,
+			 (int)(sp - a->reason), a->reason, hh, what + 11);
+	else
+		snprintf(buf, len, "Need %s (%.*s%s) overdue: %s", id, (int)(sp - a->reason),
+			 a->reason, hh, what);
+}
+
 void
 alerts_text(const struct alert *a, char *buf, size_t len)
 {
@@ -171,6 +195,27 @@ alerts_text(const struct alert *a, char *buf, size_t len)
 				 a->household);
 		break;
 	}
+	case KIND_NEED_OVERDUE: need_text(a, buf, len); break;
+	case KIND_CALL_MISSED:
+		if (a->state == ALERT_RESOLVED)
+			snprintf(buf, len, "Household %s under isolation missed its daily call: %s",
+				 a->household, a->reason);
+		else
+			snprintf(buf, len,
+				 "Household %s under isolation not reached by today's %s call",
+				 a->household, a->reason);
+		break;
+	case KIND_DROPOFF_UNCOLLECTED:
+		if (a->state == ALERT_RESOLVED)
+			snprintf(buf, len,
+				 "Delivery for household %s was late at the drop-off point: %s",
+				 a->household, a->reason);
+		else
+			snprintf(
+				buf, len,
+				"Delivery for household %s uncollected at the drop-off point for %s",
+				a->household, a->reason);
+		break;
 	default: snprintf(buf, len, "%s %s", alert_state_kind_name(a->kind), a->subject);
 	}
 }

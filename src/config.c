@@ -104,6 +104,12 @@ const struct config_key config_keys[] = {
 	{ "rules", "cards_per_household", KEY_INT, OFF(cards_per_household), "1", 0, 1000, 1,
 	  "active ordinary (not extra) cards a household may hold; more raises card_exception"
 	  " (0: off)" },
+	{ "rules", "need_assign_limit", KEY_DURATION, OFF(need_assign_limit), "2h", 1000, 604800000,
+	  1, "a need not assigned to a volunteer this long after its open raises need_overdue" },
+	{ "rules", "call_deadline", KEY_TIME_OF_DAY, OFF(call_deadline), "20:00", 0, 0, 1,
+	  "site time by which each isolated household must be reached by its daily welfare call" },
+	{ "rules", "dropoff_limit", KEY_DURATION, OFF(dropoff_limit), "2h", 1000, 604800000, 1,
+	  "a delivery for an isolated household uncollected this long raises dropoff_uncollected" },
 
 	{ "daemon", "shutdown_timeout", KEY_DURATION, OFF(shutdown_timeout), "20s", 0, 3600000, 1,
 	  "on SIGTERM, how long to keep draining the spool into PostgreSQL" },
@@ -209,6 +215,22 @@ config_parse_size(const char *s, int64_t *ret_bytes)
 	return -EINVAL;
 }
 
+int
+config_parse_time_of_day(const char *s, int64_t *ret_s)
+{
+	int h, m;
+
+	if (strlen(s) != 5 || s[2] != ':' || s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9' ||
+	    s[3] < '0' || s[3] > '9' || s[4] < '0' || s[4] > '9')
+		return -EINVAL;
+	h = (s[0] - '0') * 10 + (s[1] - '0');
+	m = (s[3] - '0') * 10 + (s[4] - '0');
+	if (h > 23 || m > 59)
+		return -EINVAL;
+	*ret_s = h * 3600 + m * 60;
+	return 0;
+}
+
 /* Stores `value` into the field of `k`; on error returns a static reason. */
 static const char *
 set_value(struct config *cfg, const struct config_key *k, const char *value)
@@ -272,6 +294,11 @@ set_value(struct config *cfg, const struct config_key *k, const char *value)
 			}
 		}
 		return "must be off, interval or always";
+	case KEY_TIME_OF_DAY:
+		if (config_parse_time_of_day(value, &i64) < 0)
+			return "not a time of day HH:MM (00:00 to 23:59, e.g. 20:00)";
+		*(int64_t *)field = i64;
+		return NULL;
 	case KEY_LEVEL: {
 		enum log_level level;
 
@@ -479,6 +506,12 @@ config_format_value(const struct config *cfg, const struct config_key *k, char *
 	case KEY_TEMP: temp_format_c(*(const double *)field, buf, len); break;
 	case KEY_SYNC: snprintf(buf, len, "%s", sync_names[*(const int *)field]); break;
 	case KEY_LEVEL: snprintf(buf, len, "%s", log_level_name(*(const int *)field)); break;
+	case KEY_TIME_OF_DAY: {
+		int64_t v = *(const int64_t *)field;
+
+		snprintf(buf, len, "%02d:%02d", (int)(v / 3600), (int)(v / 60 % 60));
+		break;
+	}
 	}
 }
 

@@ -162,6 +162,9 @@ pipeline_reconfigure(struct pipeline *pl, const struct config *cfg)
 		.repeat_interval_us = cfg->repeat_interval * 1000,
 		.max_open_alerts = cfg->max_open_alerts,
 		.cards_per_household = cfg->cards_per_household,
+		.need_assign_limit_us = cfg->need_assign_limit * 1000,
+		.call_deadline_s = cfg->call_deadline,
+		.dropoff_limit_us = cfg->dropoff_limit * 1000,
 	};
 	/* The thresholds are rounded as readings are and as --check-config and
 	 * the reload log print them (temp.c): fever_c = 36.65 is 36.7. config.c

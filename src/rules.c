@@ -14,6 +14,7 @@
  *   readings site|subject -> struct readings       fever (recheck order)
  *   cardx    site -> struct cardx_site             card_exception
  *            (its hh: household -> struct cardx)
+ *   needs, welfare, drops: the people work (issue 16), at the end
  *
  * Clocks. Every time kept for a deadline is a monotonic time ("mono":
  * CLOCK_MONOTONIC as the caller gives it, plus MONO_BIAS), and every
@@ -73,6 +74,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
@@ -159,9 +161,20 @@ struct rules {
 	unsigned cardx_gen;	 /* rules_register's pass */
 	struct resolved **rheap; /* the values of `resolved`, a min-heap by m */
 	int64_t pruned_mono;	 /* readings last pruned (rules_tick) */
+	struct map needs, welfare, drops; /* the people work (issue 16), below */
+	int64_t people_pruned_mono;	  /* needs done last pruned */
 };
 
 static void cardx_site_free(void *v);
+
+/* The people work's rules (issue 16), at the end of this file. */
+static int people_event(struct rules *r, const struct registry_snapshot *reg,
+			const struct event *ev, const struct rules_clock *t,
+			struct rules_output *out);
+static int tick_people(struct rules *r, const struct registry_snapshot *reg,
+		       const struct rules_clock *now, struct rules_output *out);
+static int people_restore_seen(struct rules *r, const struct registry_snapshot *reg,
+			       const struct alert_seen *x, const struct rules_clock *t);
 
 void
 rules_alert_id(const char *site, const char *kind, const char *subject, const char *event_key,
@@ -254,6 +267,9 @@ rules_create(const struct rules_config *cfg, const struct rules_clock *now,
 	map_init(&r->nopen);
 	map_init(&r->readings);
 	map_init(&r->cardx);
+	map_init(&r->needs);
+	map_init(&r->welfare);
+	map_init(&r->drops);
 	*ret_rules = r;
 	return 0;
 }
@@ -276,6 +292,9 @@ rules_destroy(struct rules *r)
 	map_finish(&r->nopen, NULL);
 	map_finish(&r->readings, free);
 	map_finish(&r->cardx, cardx_site_free);
+	map_finish(&r->needs, free);
+	map_finish(&r->welfare, NULL);
+	map_finish(&r->drops, free);
 	free(r);
 }
 
@@ -1427,7 +1446,7 @@ rules_event(struct rules *r, const struct registry_snapshot *reg, const struct e
 	case EVENT_ACK: return ack_rules(r, ev, &t, out);
 	case EVENT_NEED:
 	case EVENT_CALL:
-	case EVENT_DROPOFF: return 0;
+	case EVENT_DROPOFF: return people_event(r, reg, ev, &t, out);
 	}
 	return 0;
 }
@@ -1895,7 +1914,8 @@ rules_tick(struct rules *r, const struct registry_snapshot *reg, const struct ru
 
 	if ((!r->intake_down && (err = tick_gates(r, reg, &t, out)) < 0) ||
 	    (err = tick_isolation(r, reg, &t, out)) < 0 ||
-	    (err = tick_zones(r, reg, &t, out)) < 0 || (err = tick_calls(r, &t, out)) < 0)
+	    (err = tick_zones(r, reg, &t, out)) < 0 || (err = tick_calls(r, &t, out)) < 0 ||
+	    (err = tick_people(r, reg, &t, out)) < 0)
 		return err;
 	return tick_alerts(r, reg, &t, out);
 }
@@ -2051,6 +2071,14 @@ rules_restore_seen(struct rules *r, const struct registry_snapshot *reg, const s
 		return 0;
 	}
 	case SEEN_CARD_EXCEPTION: return cardx_restore(r, reg, x);
+	case SEEN_NEED_OPEN:
+	case SEEN_NEED_CATEGORY:
+	case SEEN_NEED_DUE:
+	case SEEN_NEED_ASSIGNED:
+	case SEEN_NEED_DONE:
+	case SEEN_WELFARE_REACHED:
+	case SEEN_DROPOFF_PLACED:
+	case SEEN_DROPOFF_COLLECTED: return people_restore_seen(r, reg, x, &t);
 	case SEEN_COUNT: break;
 	}
 	return 1;
@@ -2074,7 +2102,7 @@ rules_entries(const struct rules *r)
 {
 	return r->alerts.len + r->by_id.len + r->gates.len + r->checks.len + r->zones.len +
 		r->calls.len + r->resolved.len + r->seals.len + r->exits.len + r->nopen.len +
-		r->readings.len + cardx_entries(r);
+		r->readings.len + cardx_entries(r) + r->needs.len + r->welfare.len + r->drops.len;
 }
 
 size_t
@@ -2087,4 +2115,560 @@ rules_open_alerts(struct rules *r, const struct alert **ret, size_t max)
 	for (size_t it = 0; n < max && map_next(&r->alerts, &it, &key, &v);)
 		ret[n++] = v;
 	return n;
+}
+
+/* ---- the people work (issue 16): needs, welfare calls, drop-offs ----
+ *
+ *   needs    site|need_id -> struct need         need_overdue
+ *   welfare  site|household -> latest reach (wall us, intptr)  call_missed
+ *   drops    site|household -> struct drops      dropoff_uncollected
+ *
+ * Clocks, as above: a need's assign limit runs from its open's rule time
+ * and a delivery's limit from its placement's, both put on the monotonic
+ * clock when they come in; a need's due time is a wall time from outside,
+ * put on the monotonic clock once, when it comes in (its distance from
+ * the wall clock then). The welfare call's deadline is calendar: the
+ * local day and its call_deadline in the site's zone, and a reach counts
+ * for the local day of its rule time (wall clock).
+ *
+ * Order: a need's deliver or cancel is final (kept as `done`, and in the
+ * table needs the same way): a step of it arriving later, an open among
+ * them, neither follows nor raises it. A household's reach is the latest
+ * by rule time, whatever order the calls come in. A collection collects
+ * every delivery placed for the household up to its rule time: one placed
+ * before a collection that came first is never timed.
+ *
+ * Bounds: needs at most RULES_NEEDS_MAX (followed and done); welfare and
+ * drops only households under an isolation order in the register (started
+ * or not yet), drops at most DROPS pending deliveries each. */
+
+/* Needs followed or remembered done (some 250 bytes each: 5 MB). Past it
+ * a new need is not followed (its deliver still resolves its alert): a
+ * compound of 5,000 households opening four needs a day each. A done need
+ * is forgotten NEED_DONE_KEEP_US after its deliver or cancel: a step of it
+ * arriving later than that is taken for a new need. */
+#define RULES_NEEDS_MAX 20000
+#define NEED_DONE_KEEP_US (24 * 3600 * INT64_C(1000000))
+/* Deliveries of one household waiting at the drop-off point that are
+ * timed: the earliest DROPS by rule time (a later one past it is timed
+ * once a collection makes room, from its own placement). */
+#define DROPS 8
+
+struct need {
+	int64_t opened_mono;   /* the earliest open (mono); 0: none seen */
+	int64_t due_mono;      /* delivered by then (mono); 0: no due */
+	int64_t due_us;	       /* the same on the wall clock, for the text */
+	int64_t due_at;	       /* rule time (wall) of the step that gave the due */
+	int64_t done_mono;     /* delivered or cancelled (mono); 0: not */
+	int64_t hh_at, cat_at; /* rule times of the steps that gave these */
+	bool assigned;
+	char household[NORM_ID_MAX + 1];
+	char category[NORM_ID_MAX + 1];
+};
+
+struct drop {
+	int64_t at;   /* rule time (wall, us) */
+	int64_t mono; /* the same on the monotonic clock */
+};
+
+struct drops {
+	int64_t collected_us; /* the latest collection (rule time, wall) */
+	int n;
+	struct drop p[DROPS]; /* uncollected, earliest first */
+};
+
+/* Wall time wall_us (maybe later than now) on the monotonic clock, by its
+ * distance from the wall clock now. */
+static int64_t
+mono_ahead(const struct rules_clock *t, int64_t wall_us)
+{
+	int64_t d = wall_us - t->wall_us;
+
+	if (d > MONO_BIAS / 2)
+		d = MONO_BIAS / 2;
+	if (d < -MONO_BIAS / 2)
+		d = -MONO_BIAS / 2;
+	return t->mono_us + d;
+}
+
+/* Local midnight (UTC seconds) of the day in zone tz that holds UTC second
+ * s; *ret_day is that day (days since 1970-01-01, local). */
+static int64_t
+local_midnight(const struct tz *tz, int64_t s, int64_t *ret_day)
+{
+	int64_t naive = s + tz_offset_at(tz, s);
+	int64_t day = naive >= 0 ? naive / 86400 : -((-naive + 86399) / 86400);
+
+	*ret_day = day;
+	return tz_local_to_utc(tz, day * 86400);
+}
+
+/* Wall time us as HH:MM local time in zone tz. */
+static void
+local_hhmm(const struct tz *tz, int64_t us, char *buf, size_t len)
+{
+	int64_t s = us / 1000000, local = s + tz_offset_at(tz, s);
+	int64_t sod = (local % 86400 + 86400) % 86400;
+
+	snprintf(buf, len, "%02d:%02d", (int)(sod / 3600), (int)(sod / 60 % 60));
+}
+
+/* "2 h", "90 min", "45 s": a limit for a sentence. */
+static void
+limit_text(int64_t us, char *buf, size_t len)
+{
+	int64_t s = us / 1000000;
+
+	if (s >= 3600 && s % 3600 == 0)
+		snprintf(buf, len, "%" PRId64 " h", s / 3600);
+	else if (s >= 60 && s % 60 == 0)
+		snprintf(buf, len, "%" PRId64 " min", s / 60);
+	else
+		snprintf(buf, len, "%" PRId64 " s", s);
+}
+
+/* The need site|need_id, made on first use; NULL when not followed
+ * (RULES_NEEDS_MAX) or out of memory (*err). */
+static struct need *
+need_of(struct rules *r, const char *site, const char *need_id, int *err)
+{
+	char key[3 * NORM_KEY_MAX];
+	struct need *n;
+
+	*err = 0;
+	key2(key, sizeof(key), site, need_id);
+	if ((n = map_get(&r->needs, key)) || r->needs.len >= RULES_NEEDS_MAX)
+		return n;
+	if (!(n = map_get_or_make(&r->needs, key, sizeof(*n))))
+		*err = -ENOMEM;
+	return n;
+}
+
+/* A step of a need: an open starts its assign limit (the earliest open),
+ * an assign stops it, a due (the latest step's that gives one) sets its
+ * deadline; a deliver or cancel ends it and resolves its alert. */
+static int
+need_rules(struct rules *r, const struct event *ev, const struct rules_clock *tnow,
+	   struct rules_output *out)
+{
+	const struct rules_clock at = event_at(ev, tnow);
+	int64_t m = mono_of(tnow, ev->rule_us);
+	char subject[ALERT_SUBJECT_MAX];
+	struct need *n;
+	int err;
+
+	snprintf(subject, sizeof(subject), "need:%s", ev->need_id);
+	if (!(n = need_of(r, ev->site, ev->need_id, &err)) && err < 0)
+		return err;
+	if (ev->need == NEED_DELIVER || ev->need == NEED_CANCEL) {
+		if (n && !n->done_mono)
+			n->done_mono = m;
+		return resolve(r, out, KIND_NEED_OVERDUE, ev->site, subject,
+			       ev->need == NEED_DELIVER ? "delivered" : "cancelled", &at);
+	}
+	if (!n || n->done_mono)
+		return 0; /* not followed, or a late step of a need done */
+	if (ev->household[0] && ev->rule_us >= n->hh_at) {
+		snprintf(n->household, sizeof(n->household), "%s", ev->household);
+		n->hh_at = ev->rule_us;
+	}
+	if (ev->category[0] && ev->rule_us >= n->cat_at) {
+		snprintf(n->category, sizeof(n->category), "%s", ev->category);
+		n->cat_at = ev->rule_us;
+	}
+	if (ev->due_us && (n->due_mono == 0 || ev->rule_us >= n->due_at)) {
+		n->due_us = ev->due_us;
+		n->due_mono = mono_ahead(tnow, ev->due_us);
+		n->due_at = ev->rule_us;
+	}
+	if (ev->need == NEED_OPEN && (n->opened_mono == 0 || m < n->opened_mono))
+		n->opened_mono = m;
+	if (ev->need == NEED_ASSIGN)
+		n->assigned = true;
+	return 0;
+}
+
+/* A welfare call: any outcome but no_answer reached the household (a
+ * needs_help or counselling call was answered). The reach counts for the
+ * local day of its rule time: it resolves the household's call_missed
+ * alert of that day or of an earlier one, not a later day's. */
+static int
+welfare_rules(struct rules *r, const struct registry_snapshot *reg, const struct event *ev,
+	      const struct rules_clock *tnow, struct rules_output *out)
+{
+	const struct rules_clock at = event_at(ev, tnow);
+	char key[3 * NORM_KEY_MAX], subject[ALERT_SUBJECT_MAX];
+	struct alert *a;
+	size_t norders = 0;
+	int64_t day;
+	int err;
+
+	if (ev->outcome == OUTCOME_NO_ANSWER || ev->outcome == OUTCOME_NONE)
+		return 0;
+	(void)registry_isolations(reg, ev->site, ev->household, &norders);
+	key2(key, sizeof(key), ev->site, ev->household);
+	if (norders && (err = set_seen(&r->welfare, key, ev->rule_us)) < 0)
+		return err;
+	snprintf(subject, sizeof(subject), "household:%s", ev->household);
+	if (!(a = find(r, KIND_CALL_MISSED, ev->site, subject)) ||
+	    ev->rule_us <
+		    local_midnight(registry_site_tz(reg, ev->site), a->raised_us / 1000000, &day) *
+			    1000000)
+		return 0;
+	return close_alert(r, out, a, "reached", NULL, &at);
+}
+
+/* Whether a delivery dated `at` is past its limit at `now` (mono). */
+static bool
+drop_overdue(const struct rules *r, const struct drops *d, const struct rules_clock *now)
+{
+	return d->n > 0 && now->mono_us - d->p[0].mono > r->cfg.dropoff_limit_us;
+}
+
+/* A delivery placed at `at` (rule time; `mono` on the monotonic clock),
+ * unless a collection dated at or after it is known. */
+static void
+drops_place(struct drops *d, int64_t at, int64_t mono)
+{
+	int i;
+
+	if (at <= d->collected_us)
+		return; /* collected already (the collection came first) */
+	for (i = 0; i < d->n; i++)
+		if (d->p[i].at == at)
+			return; /* a redelivery, or one of the same time */
+	if (d->n == DROPS) {
+		if (at > d->p[DROPS - 1].at)
+			return;
+		d->n--;
+	}
+	for (i = d->n; i > 0 && at < d->p[i - 1].at; i--)
+		d->p[i] = d->p[i - 1];
+	d->p[i] = (struct drop){ .at = at, .mono = mono };
+	d->n++;
+}
+
+/* A collection at `at` (rule time): everything placed up to then. */
+static void
+drops_collect(struct drops *d, int64_t at)
+{
+	int i;
+
+	if (at > d->collected_us)
+		d->collected_us = at;
+	for (i = 0; i < d->n && d->p[i].at <= d->collected_us; i++)
+		;
+	memmove(&d->p[0], &d->p[i], (size_t)(d->n - i) * sizeof(d->p[0]));
+	d->n -= i;
+}
+
+/* A delivery placed for, or collected by, a household under an order. */
+static int
+dropoff_rules(struct rules *r, const struct registry_snapshot *reg, const struct event *ev,
+	      const struct rules_clock *tnow, struct rules_output *out)
+{
+	const struct rules_clock at = event_at(ev, tnow);
+	char key[3 * NORM_KEY_MAX], subject[ALERT_SUBJECT_MAX];
+	struct drops *d;
+	size_t norders = 0;
+
+	key2(key, sizeof(key), ev->site, ev->household);
+	snprintf(subject, sizeof(subject), "household:%s", ev->household);
+	if (ev->dropoff == DROPOFF_PLACED) {
+		if (!under_isolation(reg, ev->site, ev->household, ev->rule_us))
+			return 0;
+		if (!(d = map_get_or_make(&r->drops, key, sizeof(*d))))
+			return -ENOMEM;
+		drops_place(d, ev->rule_us, mono_of(tnow, ev->rule_us));
+		return 0;
+	}
+	if (ev->dropoff != DROPOFF_COLLECTED)
+		return 0;
+	(void)registry_isolations(reg, ev->site, ev->household, &norders);
+	d = map_get(&r->drops, key);
+	if (!d && norders && !(d = map_get_or_make(&r->drops, key, sizeof(*d))))
+		return -ENOMEM;
+	if (d) {
+		drops_collect(d, ev->rule_us);
+		/* A collection dated before the late delivery leaves it late. */
+		if (drop_overdue(r, d, tnow))
+			return 0;
+	}
+	return resolve(r, out, KIND_DROPOFF_UNCOLLECTED, ev->site, subject, "collected", &at);
+}
+
+static int
+people_event(struct rules *r, const struct registry_snapshot *reg, const struct event *ev,
+	     const struct rules_clock *t, struct rules_output *out)
+{
+	switch (ev->type) {
+	case EVENT_NEED: return need_rules(r, ev, t, out);
+	case EVENT_CALL: return welfare_rules(r, reg, ev, t, out);
+	case EVENT_DROPOFF: return dropoff_rules(r, reg, ev, t, out);
+	default: return 0;
+	}
+}
+
+/* Splits a map key site|rest; false when it has no separator. */
+static bool
+split_key(const char *key, char *site, size_t len, const char **ret_rest)
+{
+	const char *sep = strchr(key, SEP[0]);
+
+	if (!sep)
+		return false;
+	snprintf(site, len, "%.*s", (int)(sep - key), key);
+	*ret_rest = sep + 1;
+	return true;
+}
+
+/* need_overdue: past its due time (first), or open longer than
+ * need_assign_limit with no assignment. Done needs are forgotten
+ * NEED_DONE_KEEP_US after their end (once a minute). */
+static int
+tick_needs(struct rules *r, const struct registry_snapshot *reg, const struct rules_clock *now,
+	   struct rules_output *out)
+{
+	bool prune = now->mono_us - r->people_pruned_mono >= 60 * INT64_C(1000000);
+	const char *key;
+	void *v;
+
+	if (prune)
+		r->people_pruned_mono = now->mono_us;
+	for (size_t it = 0; map_next(&r->needs, &it, &key, &v);) {
+		struct need *n = v;
+		char site[NORM_ID_MAX + 1], subject[ALERT_SUBJECT_MAX], ek[NORM_ID_MAX + 8],
+			what[40];
+		const char *id;
+		struct alert t;
+		int err;
+
+		if (n->done_mono) {
+			if (prune && now->mono_us - n->done_mono > NEED_DONE_KEEP_US)
+				free(map_remove(&r->needs, key));
+			continue;
+		}
+		if (n->due_mono && now->mono_us > n->due_mono) {
+			if (!split_key(key, site, sizeof(site), &id))
+				continue;
+			snprintf(what, sizeof(what), "by ");
+			local_hhmm(registry_site_tz(reg, site), n->due_us, what + 3,
+				   sizeof(what) - 3);
+		} else if (n->opened_mono && !n->assigned &&
+			   now->mono_us - n->opened_mono > r->cfg.need_assign_limit_us) {
+			char lim[16];
+
+			if (!split_key(key, site, sizeof(site), &id))
+				continue;
+			limit_text(r->cfg.need_assign_limit_us, lim, sizeof(lim));
+			snprintf(what, sizeof(what), "unassigned %s", lim);
+		} else
+			continue;
+		snprintf(subject, sizeof(subject), "need:%s", id);
+		if (find(r, KIND_NEED_OVERDUE, site, subject))
+			continue;
+		snprintf(ek, sizeof(ek), "need:%s", id);
+		tmpl_init(&t, KIND_NEED_OVERDUE, site, subject, ek);
+		snprintf(t.household, sizeof(t.household), "%s", n->household);
+		/* the text's details (alerts.c): "<category> by 18:00" or
+		 * "<category> unassigned 2 h"; the resolve's word replaces it */
+		snprintf(t.reason, sizeof(t.reason), "%.12s %.18s",
+			 n->category[0] ? n->category : "other", what);
+		if ((err = trigger(r, out, &t, now)) < 0)
+			return err;
+	}
+	return 0;
+}
+
+/* call_missed: each household under an order in force, past its local
+ * day's call_deadline with no reach that day, unless its order started
+ * after that deadline. One alert per household and day (its event key
+ * names the day): the last day's, still open, is resolved "next day" when
+ * the new one is raised. An alert whose household has no order in force
+ * any more is resolved "order ended". */
+static int
+tick_welfare(struct rules *r, const struct registry_snapshot *reg, const struct rules_clock *now,
+	     struct rules_output *out)
+{
+	const int64_t now_s = now->wall_us / 1000000;
+	const char *key, *site = NULL;
+	int64_t day = 0, midnight = 0, deadline = 0;
+	void *v;
+	int err;
+
+	/* the orders come by site: each site's day and deadline once */
+	for (size_t i = 0; i < reg->nisolations; i++) {
+		const struct reg_isolation *o = &reg->isolations[i];
+		char k[3 * NORM_KEY_MAX], subject[ALERT_SUBJECT_MAX], ek[NORM_ID_MAX + 40];
+		struct alert t, *a;
+		struct tm tm;
+		time_t day_t;
+
+		if (o->starts_s * 1000000 > now->wall_us || now->wall_us >= o->ends_s * 1000000)
+			continue;
+		if (!site || strcmp(site, o->site) != 0) {
+			const struct tz *tz = registry_site_tz(reg, o->site);
+
+			site = o->site;
+			midnight = local_midnight(tz, now_s, &day);
+			deadline = tz_local_to_utc(tz, day * 86400 + r->cfg.call_deadline_s);
+		}
+		if (now_s < deadline || o->starts_s > deadline)
+			continue;
+		key2(k, sizeof(k), o->site, o->household);
+		if (seen(&r->welfare, k) >= midnight * 1000000)
+			continue;
+		snprintf(subject, sizeof(subject), "household:%s", o->household);
+		if ((a = find(r, KIND_CALL_MISSED, o->site, subject))) {
+			if (a->raised_us >= midnight * 1000000)
+				continue; /* today's */
+			if ((err = close_alert(r, out, a, "next day", NULL, now)) < 0)
+				return err;
+		}
+		day_t = (time_t)(day * 86400);
+		gmtime_r(&day_t, &tm);
+		snprintf(ek, sizeof(ek), "call_missed:%s:%04d-%02d-%02d", o->household,
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+		tmpl_init(&t, KIND_CALL_MISSED, o->site, subject, ek);
+		snprintf(t.household, sizeof(t.household), "%s", o->household);
+		/* the text's detail (alerts.c): the deadline */
+		snprintf(t.reason, sizeof(t.reason), "%02d:%02d",
+			 (int)(r->cfg.call_deadline_s / 3600),
+			 (int)(r->cfg.call_deadline_s / 60 % 60));
+		if ((err = trigger(r, out, &t, now)) < 0)
+			return err;
+	}
+	for (size_t it = 0; map_next(&r->alerts, &it, &key, &v);) {
+		struct alert *a = v;
+
+		if (a->kind == KIND_CALL_MISSED && !alert_state_is_aggregate(a) &&
+		    !under_isolation(reg, a->site, a->household, now->wall_us) &&
+		    (err = close_alert(r, out, a, "order ended", NULL, now)) < 0)
+			return err;
+	}
+	return 0;
+}
+
+/* dropoff_uncollected: the earliest uncollected delivery of a household
+ * waiting longer than dropoff_limit. Households with nothing waiting and
+ * no order any more are forgotten (welfare too). */
+static int
+tick_drops(struct rules *r, const struct registry_snapshot *reg, const struct rules_clock *now,
+	   struct rules_output *out)
+{
+	const char *key;
+	void *v;
+
+	for (size_t it = 0; map_next(&r->drops, &it, &key, &v);) {
+		struct drops *d = v;
+		char site[NORM_ID_MAX + 1], subject[ALERT_SUBJECT_MAX], ek[NORM_ID_MAX + 40];
+		const char *hh;
+		size_t norders = 0;
+		struct alert t;
+		int err;
+
+		if (!split_key(key, site, sizeof(site), &hh))
+			continue;
+		if (d->n == 0) {
+			(void)registry_isolations(reg, site, hh, &norders);
+			if (!norders)
+				free(map_remove(&r->drops, key));
+			continue;
+		}
+		snprintf(subject, sizeof(subject), "household:%s", hh);
+		if (!drop_overdue(r, d, now) || find(r, KIND_DROPOFF_UNCOLLECTED, site, subject))
+			continue;
+		snprintf(ek, sizeof(ek), "dropoff:%s:%" PRId64, hh, d->p[0].at);
+		tmpl_init(&t, KIND_DROPOFF_UNCOLLECTED, site, subject, ek);
+		snprintf(t.household, sizeof(t.household), "%s", hh);
+		/* the text's detail (alerts.c): the limit */
+		limit_text(r->cfg.dropoff_limit_us, t.reason, sizeof(t.reason));
+		if ((err = trigger(r, out, &t, now)) < 0)
+			return err;
+	}
+	for (size_t it = 0; map_next(&r->welfare, &it, &key, &v);) {
+		char site[NORM_ID_MAX + 1];
+		const char *hh;
+		size_t norders = 0;
+
+		if (split_key(key, site, sizeof(site), &hh))
+			(void)registry_isolations(reg, site, hh, &norders);
+		if (!norders)
+			map_remove(&r->welfare, key);
+	}
+	return 0;
+}
+
+static int
+tick_people(struct rules *r, const struct registry_snapshot *reg, const struct rules_clock *now,
+	    struct rules_output *out)
+{
+	int err;
+
+	if ((err = tick_needs(r, reg, now, out)) < 0 || (err = tick_welfare(r, reg, now, out)) < 0)
+		return err;
+	return tick_drops(r, reg, now, out);
+}
+
+/* The people work's rows of rules_restore_seen (its comment): as the
+ * events would have left the state. 0, 1 (not kept) or -ENOMEM. */
+static int
+people_restore_seen(struct rules *r, const struct registry_snapshot *reg,
+		    const struct alert_seen *x, const struct rules_clock *t)
+{
+	int64_t m = mono_of(t, x->at_us);
+	char key[3 * NORM_KEY_MAX];
+	size_t norders = 0;
+	struct need *n;
+	struct drops *d;
+	int err = 0;
+
+	switch (x->what) {
+	case SEEN_NEED_OPEN:
+	case SEEN_NEED_CATEGORY:
+	case SEEN_NEED_DUE:
+	case SEEN_NEED_ASSIGNED:
+	case SEEN_NEED_DONE:
+		if (!(n = need_of(r, x->site, x->id, &err)))
+			return err < 0 ? err : 1;
+		if (x->what == SEEN_NEED_DONE) {
+			if (!n->done_mono || m < n->done_mono)
+				n->done_mono = m;
+		} else if (x->what == SEEN_NEED_OPEN) {
+			if (!n->opened_mono || m < n->opened_mono)
+				n->opened_mono = m;
+			snprintf(n->household, sizeof(n->household), "%s", x->sub);
+		} else if (x->what == SEEN_NEED_CATEGORY)
+			snprintf(n->category, sizeof(n->category), "%s", x->sub);
+		else if (x->what == SEEN_NEED_DUE) {
+			n->due_us = x->at_us;
+			n->due_mono = mono_ahead(t, x->at_us);
+		} else
+			n->assigned = true;
+		return 0;
+	case SEEN_WELFARE_REACHED:
+		(void)registry_isolations(reg, x->site, x->id, &norders);
+		if (!norders)
+			return 1;
+		key2(key, sizeof(key), x->site, x->id);
+		return set_seen(&r->welfare, key, x->at_us);
+	case SEEN_DROPOFF_PLACED:
+	case SEEN_DROPOFF_COLLECTED:
+		/* as the events would: a placement for a household under an
+		 * order then, a collection of a household with an order */
+		(void)registry_isolations(reg, x->site, x->id, &norders);
+		if (x->what == SEEN_DROPOFF_PLACED ?
+			    !under_isolation(reg, x->site, x->id, x->at_us) :
+			    !norders)
+			return 1;
+		key2(key, sizeof(key), x->site, x->id);
+		if (!(d = map_get_or_make(&r->drops, key, sizeof(*d))))
+			return -ENOMEM;
+		if (x->what == SEEN_DROPOFF_PLACED)
+			drops_place(d, x->at_us, m);
+		else
+			drops_collect(d, x->at_us);
+		return 0;
+	default: return 1;
+	}
 }

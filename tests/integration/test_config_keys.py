@@ -75,6 +75,9 @@ OBSERVED = {
     "rules.repeat_interval": ("start+sighup", "test_rules_and_site_keys", "0s: a second trigger 30 s later is published as updated; 1h: a third is not"),
     "rules.cards_per_household": ("start+sighup", "test_rules_and_site_keys", "2: a household of 3 ordinary cards raises card_exception, one of 2 does not; 1 by SIGHUP: it does"),
     "rules.max_open_alerts": ("start+sighup", "test_rules_and_site_keys", "10: the 11th unknown card of a site folds into the aggregate; 11 by SIGHUP: the 12th opens its own alert, the 13th folds"),
+    "rules.need_assign_limit": ("start+sighup", "test_people_keys", "20m: a need open 25 min unassigned is overdue, one open 15 min is not; 10m by SIGHUP: that one is, one open 5 min is not"),
+    "rules.call_deadline": ("start+sighup", "test_people_keys", "a minute ago in the site's zone (before 20:00 there): an isolated household not called is call_missed; 23:59 by SIGHUP: a household isolated then is not"),
+    "rules.dropoff_limit": ("start+sighup", "test_people_keys", "20m: a delivery placed 25 min ago is uncollected, one placed 15 min ago is not; 10m by SIGHUP: that one is, one placed 5 min ago is not"),
     "daemon.shutdown_timeout": ("start+sighup", "test_rules_and_site_keys, test_spool_store_service_keys", "1s at start, 1h then 1s by SIGHUP: with PostgreSQL locked, SIGTERM ends cordond within 15 s ('shutdown deadline reached')"),
     "metrics.listen": ("start", "test_spool_store_service_keys", "/metrics answers on that port"),
     "log.level": ("start+sighup", "test_spool_store_service_keys", "debug: a debug line (a COPY refused for a redelivered row); warning by SIGHUP: an alert's notice line is gone, a reject's warning is there"),
@@ -98,6 +101,7 @@ CHANGED = {
     "rules.hotline_medical_limit": "31m", "rules.hotline_other_limit": "5h",
     "rules.repeat_interval": "61s", "rules.max_open_alerts": "99",
     "rules.cards_per_household": "3",
+    "rules.need_assign_limit": "3h", "rules.call_deadline": "19:00", "rules.dropoff_limit": "3h",
     "daemon.shutdown_timeout": "21s",
     "metrics.listen": "127.0.0.1:1", "log.level": "debug",
 }
@@ -702,5 +706,115 @@ def test_rules_and_site_keys(env):
             lock.release()
         assert "draining the spool to PostgreSQL (at most 1 s)" in d.log()
         assert "shutdown deadline reached" in d.log()
+    finally:
+        env.stop_daemons([d])
+
+
+def test_people_keys(env):
+    """[rules] need_assign_limit, call_deadline and dropoff_limit (issue 16),
+    at start and by SIGHUP, at a site whose zone is between 01:00 and 18:59
+    (the default 20:00 deadline not passed there). Negative observations
+    come from the same tick as a positive one: needs are judged first, the
+    welfare calls next, the drop-off point last."""
+    from zoneinfo import ZoneInfo
+    work = subdir(env, "keys-p")
+    zone = None
+    for name in ("Asia/Shanghai", "Europe/London", "America/New_York", "Asia/Tokyo",
+                 "America/Los_Angeles", "Asia/Kolkata", "Pacific/Auckland", "Pacific/Honolulu"):
+        if 1 <= datetime.datetime.now(ZoneInfo(name)).hour <= 18:
+            zone = name
+            break
+    assert zone, "no zone between 01:00 and 18:59"
+    deadline = (datetime.datetime.now(ZoneInfo(zone)) - datetime.timedelta(seconds=60))
+    config = {
+        "mqtt": {"uri": "tcp://127.0.0.1:%d" % env.broker.port, "client_id": "keys-p"},
+        "postgres": {"conninfo": env.pg.conninfo},
+        "spool": {"dir": os.path.join(work, "spool")},
+        "site": {"max_clock_skew": "1h"},  # steps dated 25 min ago are on time
+        "rules": {"need_assign_limit": "20m", "dropoff_limit": "20m",
+                  "call_deadline": deadline.strftime("%H:%M")},
+        "metrics": {"listen": "off"},
+    }
+    d = Cordond(work, env.broker.port, env.pg.conninfo)
+    write_config(d, config)
+    env.daemons.append(d)
+    pg = env.pg
+
+    def ctl(*args):
+        return harness.cordonctl(d.conffile, *args, expect=0)
+
+    ctl("migrate")
+    csv = os.path.join(work, "kp.csv")
+    with open(csv, "w") as f:
+        f.write("household,building,unit,room,size,phone,cards\n")
+        f.writelines("Q%d,1,1,10%d,2,,\n" % (i, i) for i in range(1, 8))
+    ctl("import", "households", csv, "--site", "kp")
+    pg.query("UPDATE sites SET timezone = %s WHERE site = 'kp'", (zone,))
+
+    def order(hh):
+        ctl("isolate", "kp", "--household", hh)
+        pg.query("UPDATE isolation_orders SET starts_at = now() - interval '3 hours'"
+                 " WHERE site = 'kp' AND household = %s", (hh,))
+    for hh in ("Q1", "Q2", "Q3", "Q4", "Q5", "Q6"):
+        order(hh)
+
+    def need(nid, minutes_ago):
+        pub(env, "cordon/kp/need", {"need_id": nid, "action": "open", "id": "1",
+                                    "ts": ago(minutes=minutes_ago), "household": "Q1",
+                                    "category": "groceries"})
+
+    def placed(hh, minutes_ago):
+        pub(env, "cordon/kp/dropoff", {"id": "DP-%s-%d" % (hh, minutes_ago), "action": "placed",
+                                       "ts": ago(minutes=minutes_ago), "household": hh})
+
+    def reached(hh):
+        pub(env, "cordon/kp/call/%s" % hh, {"id": "WC-%s" % hh, "ts": ago(minutes=1),
+                                            "outcome": "reached"})
+
+    since = env.broker.log_size()
+    d.start()
+    env.wait_connected(d, since)
+    wait_until(lambda: "register loaded" in d.log(), LONG)
+    try:
+        # ---- phase 1: the values at start
+        for hh in ("Q1", "Q2", "Q4", "Q5", "Q6"):
+            reached(hh)
+        wait_until(lambda: pg.count("welfare_calls", "site = 'kp'") == 5, LONG)
+        need("NA2", 15)
+        need("NA3", 5)
+        placed("Q2", 15)
+        placed("Q4", 5)
+        wait_until(lambda: pg.count("dropoffs", "site = 'kp'") == 2, LONG)
+        need("NA1", 25)
+        placed("Q1", 25)
+        # [rules] need_assign_limit = 20m
+        wait_alert(pg, "kp", "need_overdue", "need:NA1")
+        # [rules] call_deadline a minute ago: Q3, not called today
+        wait_alert(pg, "kp", "call_missed", "household:Q3")
+        # [rules] dropoff_limit = 20m (judged after the needs and the calls)
+        wait_alert(pg, "kp", "dropoff_uncollected", "household:Q1")
+        assert alerts(pg, "kp", "need_overdue", "need:NA2") == []
+        assert alerts(pg, "kp", "dropoff_uncollected", "household:Q2") == []
+
+        # ---- phase 2: SIGHUP
+        config["rules"].update(need_assign_limit="10m", dropoff_limit="10m",
+                               call_deadline="23:59")
+        reload(d, config)
+        # Q7 isolated since 3 h: with the old deadline it would be call_missed now
+        loads = d.log().count("register loaded")
+        order("Q7")
+        pg.query("NOTIFY cordon_register, 'kp'")
+        wait_until(lambda: d.log().count("register loaded") > loads, LONG)
+        # [rules] need_assign_limit = 10m, dropoff_limit = 10m
+        wait_alert(pg, "kp", "need_overdue", "need:NA2")
+        wait_alert(pg, "kp", "dropoff_uncollected", "household:Q2")
+        assert alerts(pg, "kp", "need_overdue", "need:NA3") == []
+        assert alerts(pg, "kp", "dropoff_uncollected", "household:Q4") == []
+        # [rules] call_deadline = 23:59: Q7 is not due yet (a delivery for Q6
+        # placed 11 min ago falls due in a tick after the register's reload)
+        placed("Q6", 11)
+        wait_alert(pg, "kp", "dropoff_uncollected", "household:Q6")
+        assert alerts(pg, "kp", "call_missed", "household:Q7") == []
+        assert [r[0] for r in alerts(pg, "kp", "call_missed", "household:Q3")] == ["raised"]
     finally:
         env.stop_daemons([d])

@@ -123,6 +123,43 @@ test_card_exception_text(void **state)
 	assert_string_equal(text, "Household 3-2-401 holds more ordinary cards than allowed");
 }
 
+/* The people work's sentences (issue 16): ids only, the details the rule
+ * put in `reason` while open, the resolve's word once resolved. */
+static void
+test_people_texts(void **state)
+{
+	struct alert a;
+	char buf[384];
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	a.temp_dc = TEMP_NONE;
+	a.kind = KIND_NEED_OVERDUE;
+	snprintf(a.subject, sizeof(a.subject), "need:N-12");
+	snprintf(a.household, sizeof(a.household), "3-2-401");
+	snprintf(a.reason, sizeof(a.reason), "groceries by 18:00");
+	alerts_text(&a, buf, sizeof(buf));
+	assert_string_equal(buf, "Need N-12 (groceries, household 3-2-401) not delivered by 18:00");
+	snprintf(a.reason, sizeof(a.reason), "other unassigned 2 h");
+	alerts_text(&a, buf, sizeof(buf));
+	assert_string_equal(buf, "Need N-12 (other, household 3-2-401) not assigned within 2 h");
+	a.state = ALERT_RESOLVED;
+	snprintf(a.reason, sizeof(a.reason), "delivered");
+	alerts_text(&a, buf, sizeof(buf));
+	assert_string_equal(buf, "Need N-12 (household 3-2-401) was overdue: delivered");
+	a.state = ALERT_RAISED;
+	a.kind = KIND_CALL_MISSED;
+	snprintf(a.subject, sizeof(a.subject), "household:3-2-401");
+	snprintf(a.reason, sizeof(a.reason), "20:00");
+	alerts_text(&a, buf, sizeof(buf));
+	assert_string_equal(buf,
+			    "Household 3-2-401 under isolation not reached by today's 20:00 call");
+	a.kind = KIND_DROPOFF_UNCOLLECTED;
+	snprintf(a.reason, sizeof(a.reason), "2 h");
+	alerts_text(&a, buf, sizeof(buf));
+	assert_string_equal(
+		buf, "Delivery for household 3-2-401 uncollected at the drop-off point for 2 h");
+}
 int
 main(void)
 {
@@ -131,6 +168,7 @@ main(void)
 		cmocka_unit_test(test_cuts_text_last),
 		cmocka_unit_test(test_cannot_fit),
 		cmocka_unit_test(test_card_exception_text),
+		cmocka_unit_test(test_people_texts),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -159,6 +159,9 @@ default_config(void)
 		.hotline_medical_us = 30 * MIN,
 		.hotline_other_us = 4 * HOUR,
 		.repeat_interval_us = 60 * S,
+		.need_assign_limit_us = 2 * HOUR,
+		.call_deadline_s = 20 * 3600,
+		.dropoff_limit_us = 2 * HOUR,
 	};
 }
 
@@ -1318,6 +1321,8 @@ isolation_overdue_household_and_default_interval(void **state)
 
 	add_household(f->reg, "s1", "3-2-401");
 	add_order(f->reg, "s1", "3-2-401", "", T0, T0 + 14 * 24 * HOUR, 0);
+	f->cfg.call_deadline_s = 22 * 3600; /* its welfare call not due at 21:00 */
+	set_config(f);
 	tick(f, T0 + 13 * HOUR);
 	none(f);
 	tick(f, T0 + 13 * HOUR + 1);
@@ -3019,6 +3024,474 @@ names(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
+/* ---- the people work (issue 16) ---- */
+
+static struct event
+need_ev(struct fx *f, const char *site, const char *need, enum need_action action, const char *hh,
+	const char *category, int64_t due, int64_t at)
+{
+	struct event ev = ev_base(f, EVENT_NEED, site, at);
+
+	snprintf(ev.need_id, sizeof(ev.need_id), "%s", need);
+	snprintf(ev.household, sizeof(ev.household), "%s", hh);
+	snprintf(ev.category, sizeof(ev.category), "%s", category);
+	if (action == NEED_ASSIGN)
+		snprintf(ev.by, sizeof(ev.by), "V-3");
+	ev.need = action;
+	ev.due_us = due;
+	return ev;
+}
+
+static struct event
+call_ev(struct fx *f, const char *site, const char *hh, enum call_outcome outcome, int64_t at)
+{
+	struct event ev = ev_base(f, EVENT_CALL, site, at);
+
+	snprintf(ev.household, sizeof(ev.household), "%s", hh);
+	ev.outcome = outcome;
+	return ev;
+}
+
+static struct event
+drop_ev(struct fx *f, const char *site, const char *hh, enum dropoff_action action, int64_t at)
+{
+	struct event ev = ev_base(f, EVENT_DROPOFF, site, at);
+
+	snprintf(ev.household, sizeof(ev.household), "%s", hh);
+	snprintf(ev.category, sizeof(ev.category), "groceries");
+	ev.dropoff = action;
+	return ev;
+}
+
+/* Not delivered by its due time (09:00 in Shanghai: T0 is 08:00 there):
+ * raised with the household, the category and the due time for the
+ * text; its deliver resolves it. */
+static void
+need_overdue_past_due(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+	const struct alert_transition *t;
+
+	ev = need_ev(f, "s1", "N-12", NEED_OPEN, "3-2-401", "groceries", T0 + HOUR, T0);
+	apply(f, &ev);
+	none(f);
+	tick(f, T0 + HOUR);
+	none(f);
+	tick(f, T0 + HOUR + S);
+	t = only(f, KIND_NEED_OVERDUE, "raised");
+	assert_string_equal(t->a.subject, "need:N-12");
+	assert_string_equal(t->a.household, "3-2-401");
+	assert_string_equal(t->a.reason, "groceries by 09:00");
+	assert_int_equal(t->a.severity, SEVERITY_WARNING);
+	tick(f, T0 + HOUR + 2 * S); /* raised once */
+	none(f);
+	ev = need_ev(f, "s1", "N-12", NEED_DELIVER, "", "", 0, T0 + 90 * MIN);
+	apply(f, &ev);
+	t = only(f, KIND_NEED_OVERDUE, "resolved");
+	assert_string_equal(t->a.reason, "delivered");
+	tick(f, T0 + 5 * HOUR);
+	none(f);
+}
+
+/* Not assigned within need_assign_limit of its open (a need a welfare
+ * call opened has no due time): raised; an assignment after that leaves it
+ * open, a cancel resolves it. Assigned in time, it never raises. */
+static void
+need_overdue_unassigned(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+	const struct alert_transition *t;
+
+	ev = need_ev(f, "s1", "call-0123456789abcdef", NEED_OPEN, "3-2-401", "other", 0, T0);
+	apply(f, &ev);
+	ev = need_ev(f, "s1", "N-2", NEED_OPEN, "3-2-402", "medicine", 0, T0);
+	apply(f, &ev);
+	ev = need_ev(f, "s1", "N-2", NEED_ASSIGN, "", "", 0, T0 + HOUR);
+	apply(f, &ev);
+	tick(f, T0 + 2 * HOUR);
+	none(f);
+	tick(f, T0 + 2 * HOUR + S);
+	t = only(f, KIND_NEED_OVERDUE, "raised");
+	assert_string_equal(t->a.subject, "need:call-0123456789abcdef");
+	assert_string_equal(t->a.reason, "other unassigned 2 h");
+	ev = need_ev(f, "s1", "call-0123456789abcdef", NEED_ASSIGN, "", "", 0, T0 + 3 * HOUR);
+	apply(f, &ev);
+	none(f);
+	tick(f, T0 + 4 * HOUR);
+	none(f);
+	ev = need_ev(f, "s1", "call-0123456789abcdef", NEED_CANCEL, "", "", 0, T0 + 5 * HOUR);
+	apply(f, &ev);
+	t = only(f, KIND_NEED_OVERDUE, "resolved");
+	assert_string_equal(t->a.reason, "cancelled");
+	/* the limit is a key */
+	f->cfg.need_assign_limit_us = 10 * MIN;
+	set_config(f);
+	ev = need_ev(f, "s1", "N-3", NEED_OPEN, "3-2-403", "groceries", 0, T0 + 6 * HOUR);
+	apply(f, &ev);
+	tick(f, T0 + 6 * HOUR + 10 * MIN + S);
+	t = only(f, KIND_NEED_OVERDUE, "raised");
+	assert_string_equal(t->a.reason, "groceries unassigned 10 min");
+}
+
+/* Delivered before its due time: never raised. A step dated later gives
+ * the due time whatever the order of arrival. */
+static void
+need_delivered_in_time(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	ev = need_ev(f, "s1", "N-1", NEED_OPEN, "3-2-401", "groceries", T0 + HOUR, T0);
+	apply(f, &ev);
+	ev = need_ev(f, "s1", "N-1", NEED_ASSIGN, "", "", 0, T0 + 10 * MIN);
+	apply(f, &ev);
+	ev = need_ev(f, "s1", "N-1", NEED_DELIVER, "", "", 0, T0 + 50 * MIN);
+	apply(f, &ev);
+	none(f);
+	tick(f, T0 + 5 * HOUR);
+	none(f);
+	/* a later assign moves the due time to 11:00; the open's 09:00,
+	 * arriving after it, does not take it back */
+	ev = need_ev(f, "s1", "N-4", NEED_ASSIGN, "", "", T0 + 3 * HOUR, T0 + 20 * MIN);
+	apply_at(f, &ev, clk(f, T0 + 30 * MIN));
+	ev = need_ev(f, "s1", "N-4", NEED_OPEN, "3-2-404", "groceries", T0 + HOUR, T0);
+	apply_at(f, &ev, clk(f, T0 + 30 * MIN));
+	tick(f, T0 + 3 * HOUR);
+	none(f);
+	tick(f, T0 + 3 * HOUR + S);
+	assert_string_equal(only(f, KIND_NEED_OVERDUE, "raised")->a.reason, "groceries by 11:00");
+}
+
+/* Steps in any order: a deliver or cancel arriving before the open (a
+ * bridge's backlog) ends the need for good, the late open neither follows
+ * it nor raises; an assign before its open stops the assign limit. */
+static void
+need_steps_reordered(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	ev = need_ev(f, "s1", "N-5", NEED_DELIVER, "", "", 0, T0 + HOUR);
+	apply_at(f, &ev, clk(f, T0 + HOUR));
+	ev = need_ev(f, "s1", "N-5", NEED_OPEN, "3-2-401", "groceries", T0 + 30 * MIN, T0);
+	apply_at(f, &ev, clk(f, T0 + 2 * HOUR));
+	none(f);
+	ev = need_ev(f, "s1", "N-6", NEED_CANCEL, "", "", 0, T0 + HOUR);
+	apply_at(f, &ev, clk(f, T0 + HOUR));
+	ev = need_ev(f, "s1", "N-6", NEED_ASSIGN, "", "", 0, T0 + 30 * MIN);
+	apply_at(f, &ev, clk(f, T0 + 2 * HOUR));
+	ev = need_ev(f, "s1", "N-6", NEED_OPEN, "3-2-401", "groceries", 0, T0);
+	apply_at(f, &ev, clk(f, T0 + 2 * HOUR));
+	ev = need_ev(f, "s1", "N-7", NEED_ASSIGN, "", "", 0, T0 + 30 * MIN);
+	apply_at(f, &ev, clk(f, T0 + HOUR));
+	ev = need_ev(f, "s1", "N-7", NEED_OPEN, "3-2-401", "groceries", 0, T0);
+	apply_at(f, &ev, clk(f, T0 + HOUR));
+	tick(f, T0 + 10 * HOUR);
+	none(f);
+	/* the limit runs from the open's own time, not its arrival */
+	ev = need_ev(f, "s1", "N-8", NEED_OPEN, "3-2-401", "groceries", 0, T0 + 10 * HOUR);
+	apply_at(f, &ev, clk(f, T0 + 11 * HOUR));
+	tick(f, T0 + 12 * HOUR + S);
+	only(f, KIND_NEED_OVERDUE, "raised");
+}
+
+/* A due time is put on the monotonic clock when it comes in: a step of
+ * the wall clock neither fires nor delays it. */
+static void
+need_due_across_wall_steps(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	ev = need_ev(f, "s1", "N-9", NEED_OPEN, "3-2-401", "groceries", T0 + HOUR, T0);
+	apply(f, &ev);
+	f->off += 3 * HOUR; /* the wall clock jumps 3 h ahead */
+	tick_mono(f, T0 - (f->off - 3 * HOUR) + 30 * MIN);
+	none(f);
+	tick_mono(f, T0 - (f->off - 3 * HOUR) + HOUR + S);
+	only(f, KIND_NEED_OVERDUE, "raised");
+}
+
+/* At most RULES_NEEDS_MAX (20,000) needs are followed: more opens leave
+ * the state bounded; a done need is forgotten a day after its end. */
+static void
+need_state_bounded(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+	size_t before = rules_entries(f->r), after;
+	char id[32];
+
+	for (int i = 0; i < 25000; i++) {
+		snprintf(id, sizeof(id), "N-%d", i);
+		ev = need_ev(f, "s1", id, NEED_OPEN, "3-2-401", "groceries", 0, T0);
+		apply(f, &ev);
+	}
+	after = rules_entries(f->r);
+	assert_int_equal(after - before, 20000);
+	for (int i = 0; i < 25000; i++) {
+		snprintf(id, sizeof(id), "N-%d", i);
+		ev = need_ev(f, "s1", id, NEED_DELIVER, "", "", 0, T0 + MIN);
+		apply(f, &ev);
+	}
+	none(f);
+	assert_int_equal(rules_entries(f->r), after);
+	tick(f, T0 + 25 * HOUR);
+	assert_int_equal(rules_entries(f->r), before);
+}
+
+/* A household under an order not reached by 20:00 of its local day:
+ * raised once that day (a no_answer call does not resolve it, a reached
+ * one does); tomorrow's miss is another alert, naming its day. */
+static void
+call_missed_raised_and_reached(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+	const struct alert_transition *t;
+	char first[33];
+
+	add_household(f->reg, "s1", "3-2-401");
+	add_order(f->reg, "s1", "3-2-401", "", T0 - 24 * HOUR, T0 + 14 * 24 * HOUR, 0);
+	/* checks in time: isolation_overdue stays out of the way */
+	f->cfg.check_interval_us = 30 * 24 * HOUR;
+	set_config(f);
+	tick(f, T0 + 12 * HOUR - S); /* 19:59:59 */
+	none(f);
+	tick(f, T0 + 12 * HOUR); /* 20:00 */
+	t = only(f, KIND_CALL_MISSED, "raised");
+	assert_string_equal(t->a.subject, "household:3-2-401");
+	assert_string_equal(t->a.household, "3-2-401");
+	assert_string_equal(t->a.event_key, "call_missed:3-2-401:2020-02-16");
+	assert_string_equal(t->a.reason, "20:00");
+	memcpy(first, t->a.alert_id, sizeof(first));
+	tick(f, T0 + 13 * HOUR);
+	none(f);
+	ev = call_ev(f, "s1", "3-2-401", OUTCOME_NO_ANSWER, T0 + 13 * HOUR);
+	apply(f, &ev);
+	none(f);
+	ev = call_ev(f, "s1", "3-2-401", OUTCOME_REACHED, T0 + 14 * HOUR);
+	apply(f, &ev);
+	t = only(f, KIND_CALL_MISSED, "resolved");
+	assert_string_equal(t->a.reason, "reached");
+	tick(f, T0 + 15 * HOUR);
+	none(f);
+	/* the next day: not reached by its 20:00 */
+	tick(f, T0 + 36 * HOUR - S);
+	none(f);
+	tick(f, T0 + 36 * HOUR + S);
+	t = only(f, KIND_CALL_MISSED, "raised");
+	assert_string_equal(t->a.event_key, "call_missed:3-2-401:2020-02-17");
+	assert_string_not_equal(t->a.alert_id, first);
+	/* ... nor by the day after's: yesterday's goes, today's comes */
+	tick(f, T0 + 60 * HOUR + S);
+	assert_int_equal(f->out.n, 2);
+	assert_string_equal(f->out.t[0].what, "resolved");
+	assert_string_equal(f->out.t[0].a.reason, "next day");
+	assert_string_equal(f->out.t[1].what, "raised");
+	assert_string_equal(f->out.t[1].a.event_key, "call_missed:3-2-401:2020-02-18");
+	/* a call of the day before arriving late resolves nothing of today */
+	ev = call_ev(f, "s1", "3-2-401", OUTCOME_REACHED, T0 + 30 * HOUR);
+	apply_at(f, &ev, clk(f, T0 + 61 * HOUR));
+	none(f);
+	ev = call_ev(f, "s1", "3-2-401", OUTCOME_COUNSELLING, T0 + 61 * HOUR);
+	apply(f, &ev);
+	assert_string_equal(only(f, KIND_CALL_MISSED, "resolved")->a.reason, "reached");
+}
+
+/* Reached before the deadline (needs_help and counselling count: the
+ * person answered): not raised. Not under isolation, or under an order
+ * that started after that day's deadline: not due that day. */
+static void
+call_missed_not_due(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	f->cfg.check_interval_us = 30 * 24 * HOUR;
+	set_config(f);
+	add_household(f->reg, "s1", "3-2-401");
+	add_household(f->reg, "s1", "3-2-402");
+	add_household(f->reg, "s1", "3-2-403");
+	add_household(f->reg, "s1", "3-2-404");
+	add_order(f->reg, "s1", "3-2-401", "", T0 - 24 * HOUR, T0 + 14 * 24 * HOUR, 0);
+	add_order(f->reg, "s1", "3-2-402", "", T0 - 24 * HOUR, T0 + 14 * 24 * HOUR, 0);
+	/* starts at 21:00, after the day's 20:00 */
+	add_order(f->reg, "s1", "3-2-403", "", T0 + 13 * HOUR, T0 + 14 * 24 * HOUR, 0);
+	ev = call_ev(f, "s1", "3-2-401", OUTCOME_NEEDS_HELP, T0 + HOUR);
+	apply(f, &ev);
+	ev = call_ev(f, "s1", "3-2-402", OUTCOME_COUNSELLING, T0 + 2 * HOUR);
+	apply(f, &ev);
+	ev = call_ev(f, "s1", "3-2-404", OUTCOME_NO_ANSWER, T0 + 2 * HOUR); /* no order */
+	apply(f, &ev);
+	tick(f, T0 + 12 * HOUR + S);
+	none(f);
+	tick(f, T0 + 15 * HOUR);
+	none(f);
+	/* the next day all three are due: yesterday's calls do not count */
+	tick(f, T0 + 36 * HOUR + S);
+	assert_int_equal(f->out.n, 3);
+	for (size_t i = 0; i < 3; i++)
+		assert_int_equal(f->out.t[i].a.kind, KIND_CALL_MISSED);
+}
+
+/* The deadline is the site's local time (America/New_York: 20:00 EST is
+ * 01:00 UTC the next day); an order that ends resolves the alert. */
+static void
+call_missed_site_time(void **state)
+{
+	struct fx *f = *state;
+
+	f->cfg.check_interval_us = 30 * 24 * HOUR;
+	set_config(f);
+	add_site(f->reg, "ny", "America/New_York");
+	add_household(f->reg, "ny", "7-1");
+	/* T0 is 2020-02-15 19:00 in New York; the order ends 2020-02-17 00:00 UTC */
+	add_order(f->reg, "ny", "7-1", "", T0 - 24 * HOUR, T0 + 24 * HOUR, 0);
+	/* and one at a Shanghai site (the default zone), judged in the same ticks */
+	add_household(f->reg, "s1", "3-2-401");
+	add_order(f->reg, "s1", "3-2-401", "", T0 - 24 * HOUR, T0 + 48 * HOUR, 0);
+	tick(f, T0 + HOUR - S);
+	none(f);
+	tick(f, T0 + HOUR);
+	assert_string_equal(only(f, KIND_CALL_MISSED, "raised")->a.event_key,
+			    "call_missed:7-1:2020-02-15");
+	tick(f, T0 + 12 * HOUR); /* 20:00 in Shanghai, 07:00 in New York */
+	assert_string_equal(only(f, KIND_CALL_MISSED, "raised")->a.event_key,
+			    "call_missed:3-2-401:2020-02-16");
+	tick(f, T0 + 24 * HOUR);
+	assert_string_equal(only(f, KIND_CALL_MISSED, "resolved")->a.reason, "order ended");
+}
+
+/* A delivery for a household under isolation uncollected for
+ * dropoff_limit: raised; its collection resolves it. Never for a
+ * household not under isolation. */
+static void
+dropoff_uncollected_raised_and_collected(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+	const struct alert_transition *t;
+
+	f->cfg.check_interval_us = 30 * 24 * HOUR; /* isolation_overdue out of the way */
+	set_config(f);
+
+	add_household(f->reg, "s1", "3-2-401");
+	add_household(f->reg, "s1", "3-2-402");
+	add_order(f->reg, "s1", "3-2-401", "", T0 - 24 * HOUR, T0 + 24 * HOUR, 0);
+	ev = drop_ev(f, "s1", "3-2-401", DROPOFF_PLACED, T0);
+	apply(f, &ev);
+	ev = drop_ev(f, "s1", "3-2-402", DROPOFF_PLACED, T0);
+	apply(f, &ev);
+	none(f);
+	tick(f, T0 + 2 * HOUR);
+	none(f);
+	tick(f, T0 + 2 * HOUR + S);
+	t = only(f, KIND_DROPOFF_UNCOLLECTED, "raised");
+	assert_string_equal(t->a.subject, "household:3-2-401");
+	assert_string_equal(t->a.household, "3-2-401");
+	assert_string_equal(t->a.reason, "2 h");
+	tick(f, T0 + 3 * HOUR);
+	none(f);
+	ev = drop_ev(f, "s1", "3-2-401", DROPOFF_COLLECTED, T0 + 3 * HOUR + MIN);
+	apply(f, &ev);
+	assert_string_equal(only(f, KIND_DROPOFF_UNCOLLECTED, "resolved")->a.reason, "collected");
+	tick(f, T0 + 6 * HOUR);
+	none(f);
+}
+
+/* A collection collects everything placed up to its time, whatever the
+ * order of arrival: a placement dated before a collection that came first
+ * is never timed; one dated after it is timed on its own; a collection
+ * dated before a delivery already late leaves the alert open. */
+static void
+dropoff_reordered(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+
+	f->cfg.check_interval_us = 30 * 24 * HOUR; /* isolation_overdue out of the way */
+	set_config(f);
+
+	add_household(f->reg, "s1", "3-2-401");
+	add_order(f->reg, "s1", "3-2-401", "", T0 - 24 * HOUR, T0 + 48 * HOUR, 0);
+	ev = drop_ev(f, "s1", "3-2-401", DROPOFF_COLLECTED, T0 + 30 * MIN);
+	apply(f, &ev);
+	ev = drop_ev(f, "s1", "3-2-401", DROPOFF_PLACED, T0);
+	apply_at(f, &ev, clk(f, T0 + 40 * MIN));
+	ev = drop_ev(f, "s1", "3-2-401", DROPOFF_PLACED, T0 + 20 * MIN);
+	apply_at(f, &ev, clk(f, T0 + 40 * MIN));
+	tick(f, T0 + 5 * HOUR);
+	none(f);
+	ev = drop_ev(f, "s1", "3-2-401", DROPOFF_PLACED, T0 + 6 * HOUR);
+	apply(f, &ev);
+	ev = drop_ev(f, "s1", "3-2-401", DROPOFF_PLACED, T0 + 7 * HOUR);
+	apply(f, &ev);
+	tick(f, T0 + 8 * HOUR + S);
+	only(f, KIND_DROPOFF_UNCOLLECTED, "raised");
+	/* a collection at 6:30 in: the 6 h one is collected, the 7 h one is
+	 * not yet late: resolved */
+	ev = drop_ev(f, "s1", "3-2-401", DROPOFF_COLLECTED, T0 + 6 * HOUR + 30 * MIN);
+	apply_at(f, &ev, clk(f, T0 + 8 * HOUR + 2 * S));
+	only(f, KIND_DROPOFF_UNCOLLECTED, "resolved");
+	tick(f, T0 + 9 * HOUR + S);
+	only(f, KIND_DROPOFF_UNCOLLECTED, "raised");
+	/* an older collection that came late leaves the late one late */
+	ev = drop_ev(f, "s1", "3-2-401", DROPOFF_COLLECTED, T0 + 6 * HOUR + 40 * MIN);
+	apply_at(f, &ev, clk(f, T0 + 9 * HOUR + 2 * S));
+	none(f);
+}
+
+/* The people work's state restored at start (G3): an open need, its due
+ * time and category; a need done (its late open raises nothing); a
+ * household's reach today; an uncollected delivery, and one a restored
+ * collection took. */
+static void
+people_restored(void **state)
+{
+	struct fx *f = *state;
+	struct event ev;
+	const struct alert_transition *t;
+
+	f->cfg.check_interval_us = 30 * 24 * HOUR;
+	set_config(f);
+	add_household(f->reg, "s1", "3-2-401");
+	add_household(f->reg, "s1", "3-2-402");
+	add_order(f->reg, "s1", "3-2-401", "", T0 - 24 * HOUR, T0 + 48 * HOUR, 0);
+	add_order(f->reg, "s1", "3-2-402", "", T0 - 24 * HOUR, T0 + 48 * HOUR, 0);
+	restore_seen(f, "need_open", "s1", "N-1", "3-2-401", T0 - HOUR, T0);
+	restore_seen(f, "need_category", "s1", "N-1", "medicine", 0, T0);
+	restore_seen(f, "need_due", "s1", "N-1", "", T0 + 3 * HOUR, T0);
+	restore_seen(f, "need_assigned", "s1", "N-1", "", T0 - 30 * MIN, T0);
+	restore_seen(f, "need_open", "s1", "N-2", "3-2-402", T0 - HOUR, T0);
+	restore_seen(f, "need_done", "s1", "N-3", "", T0 - HOUR, T0);
+	restore_seen(f, "welfare_reached", "s1", "3-2-401", "", T0 - HOUR, T0);
+	restore_seen(f, "dropoff_placed", "s1", "3-2-401", "groceries", T0 - 30 * MIN, T0);
+	restore_seen(f, "dropoff_placed", "s1", "3-2-402", "groceries", T0 - 30 * MIN, T0);
+	restore_seen(f, "dropoff_collected", "s1", "3-2-402", "", T0 - 20 * MIN, T0);
+	assert_int_equal(restore_seen_in(f->r, f->reg, "welfare_reached", "s1", "9-9", "",
+					 T0 - HOUR, clk(f, T0)),
+			 1); /* no order: not kept */
+	ev = need_ev(f, "s1", "N-3", NEED_OPEN, "3-2-401", "groceries", 0, T0 - 2 * HOUR);
+	apply_at(f, &ev, clk(f, T0 + MIN));
+	none(f);
+	tick(f, T0 + HOUR + S); /* N-2 open 2 h, unassigned */
+	t = only(f, KIND_NEED_OVERDUE, "raised");
+	assert_string_equal(t->a.subject, "need:N-2");
+	tick(f, T0 + 90 * MIN + S); /* the delivery for 3-2-401 placed at 07:30 */
+	t = only(f, KIND_DROPOFF_UNCOLLECTED, "raised");
+	assert_string_equal(t->a.household, "3-2-401");
+	tick(f, T0 + 3 * HOUR + S); /* N-1 assigned, due 11:00 */
+	t = only(f, KIND_NEED_OVERDUE, "raised");
+	assert_string_equal(t->a.subject, "need:N-1");
+	assert_string_equal(t->a.reason, "medicine by 11:00");
+	tick(f, T0 + 12 * HOUR + S); /* 3-2-401 reached today: only 3-2-402 */
+	t = only(f, KIND_CALL_MISSED, "raised");
+	assert_string_equal(t->a.household, "3-2-402");
+}
+
 int
 main(void)
 {
@@ -3085,6 +3558,18 @@ main(void)
 		T(fold_timer_kind),
 		T(restore_respects_the_bound),
 		T(seen_state_bounded),
+		T(need_overdue_past_due),
+		T(need_overdue_unassigned),
+		T(need_delivered_in_time),
+		T(need_steps_reordered),
+		T(need_due_across_wall_steps),
+		T(need_state_bounded),
+		T(call_missed_raised_and_reached),
+		T(call_missed_not_due),
+		T(call_missed_site_time),
+		T(dropoff_uncollected_raised_and_collected),
+		T(dropoff_reordered),
+		T(people_restored),
 		cmocka_unit_test(names),
 	};
 
