@@ -152,23 +152,23 @@ bool alert_state_is_aggregate(const struct alert *a);
  * the drop-off point after the household's latest collection (sub: the
  * item), and that collection. The names are what alert_state_seen_sql()
  * selects. */
-#define ALERT_SEEN(X)                         \
-	X(GATE, "gate")                       \
-	X(ZONE, "zone")                       \
-	X(CHECK, "check")                     \
-	X(CALL, "call")                       \
-	X(CALL_RESOLVED, "call_resolved")     \
-	X(EXIT, "exit")                       \
-	X(SEAL_CLOSED, "seal_closed")         \
-	X(SEAL_BREACH, "seal_breach")         \
-	X(NEED_OPEN, "need_open")             \
-	X(NEED_CATEGORY, "need_category")     \
-	X(NEED_DUE, "need_due")               \
-	X(NEED_ASSIGNED, "need_assigned")     \
-	X(NEED_DONE, "need_done")             \
-	X(WELFARE_REACHED, "welfare_reached") \
-	X(DROPOFF_PLACED, "dropoff_placed")   \
-	X(DROPOFF_COLLECTED, "dropoff_collected")   \
+#define ALERT_SEEN(X)                             \
+	X(GATE, "gate")                           \
+	X(ZONE, "zone")                           \
+	X(CHECK, "check")                         \
+	X(CALL, "call")                           \
+	X(CALL_RESOLVED, "call_resolved")         \
+	X(EXIT, "exit")                           \
+	X(SEAL_CLOSED, "seal_closed")             \
+	X(SEAL_BREACH, "seal_breach")             \
+	X(NEED_OPEN, "need_open")                 \
+	X(NEED_CATEGORY, "need_category")         \
+	X(NEED_DUE, "need_due")                   \
+	X(NEED_ASSIGNED, "need_assigned")         \
+	X(NEED_DONE, "need_done")                 \
+	X(WELFARE_REACHED, "welfare_reached")     \
+	X(DROPOFF_PLACED, "dropoff_placed")       \
+	X(DROPOFF_COLLECTED, "dropoff_collected") \
 	X(CARD_EXCEPTION, "card_exception")
 
 enum alert_seen_what {

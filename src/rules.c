@@ -157,10 +157,10 @@ struct rules {
 	int intake_down;
 	struct map alerts, by_id, gates, checks, zones, calls, resolved, seals, exits, nopen;
 	struct map readings;
-	struct map cardx;	 /* card_exception: the situations raised */
-	unsigned cardx_gen;	 /* rules_register's pass */
-	struct resolved **rheap; /* the values of `resolved`, a min-heap by m */
-	int64_t pruned_mono;	 /* readings last pruned (rules_tick) */
+	struct map cardx;		  /* card_exception: the situations raised */
+	unsigned cardx_gen;		  /* rules_register's pass */
+	struct resolved **rheap;	  /* the values of `resolved`, a min-heap by m */
+	int64_t pruned_mono;		  /* readings last pruned (rules_tick) */
 	struct map needs, welfare, drops; /* the people work (issue 16), below */
 	int64_t people_pruned_mono;	  /* needs done last pruned */
 };
