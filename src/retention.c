@@ -332,6 +332,8 @@ retention_thread(void *arg)
 		}
 		backoff_reset(&backoff);
 		rc = run(r, days, counts, cutoff, sizeof(cutoff), err, sizeof(err));
+		if (rc < 0 && quitting(r))
+			break; /* stopped between two batches: nothing failed */
 		if (rc == 1) {
 			/* The store migrates at start: look again shortly. */
 			next_ms = started_ms + SCHEMA_WAIT_MS;
