@@ -33,6 +33,7 @@ struct config {
 	char *id_key_file;
 	int64_t max_clock_skew;
 	int64_t max_payload;
+	int64_t retention_days; /* 0: keep forever */
 
 	double fever_c;
 	double critical_c;

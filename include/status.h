@@ -13,6 +13,7 @@ struct metrics;
 struct mqtt_client;
 struct pipeline;
 struct publisher;
+struct retention;
 struct store;
 
 /* Embedded in the daemon; the pointers under "wiring" are its objects,
@@ -25,6 +26,7 @@ struct status {
 	const struct pipeline *pl;
 	const struct publisher *pub;
 	const struct intake *intake;
+	const struct retention *retention; /* NULL: not started */
 
 	struct metrics *metrics; /* NULL: running without them */
 	int ready_sent;		 /* READY=1 told to systemd */

@@ -72,6 +72,8 @@ const struct config_key config_keys[] = {
 	  "file holding the secret key that hashes national ID numbers (empty: such numbers are dropped)" },
 	{ "site", "max_payload", KEY_SIZE, OFF(max_payload), "64KiB", 1024, 1048576, 0,
 	  "largest payload accepted; larger ones are rejected and stored truncated" },
+	{ "site", "retention_days", KEY_INT, OFF(retention_days), "90", 0, 36500, 1,
+	  "event rows whose device time is older than this many days are removed hourly (0: kept)" },
 
 	{ "rules", "fever_c", KEY_TEMP, OFF(fever_c), "37.3", 0, 0, 1,
 	  "body temperature (degrees C) from which a reading is a fever" },

@@ -34,6 +34,7 @@
 #include "pipeline.h"
 #include "publisher.h"
 #include "registry.h"
+#include "retention.h"
 #include "rules.h"
 #include "spool.h"
 #include "status.h"
@@ -57,6 +58,7 @@ struct daemon {
 	struct mqtt_client *mqtt;
 	struct store *store;
 	struct registry *registry;
+	struct retention *retention;
 	int epfd, sigfd, timerfd, wakefd, donefd, regfd;
 
 	/* The objects, one job each. */
@@ -317,6 +319,9 @@ reconfigure(struct daemon *d)
 	publisher_reconfigure(&d->pub, d->cfg);
 	health_reconfigure(&d->health, d->cfg);
 	status_reconfigure(&d->status, d->cfg);
+	/* A reload also runs the retention at once (NULL at start: its first
+	 * run follows its start). */
+	retention_reconfigure(d->retention, d->cfg->retention_days);
 }
 
 /* SIGHUP: reads the configuration again. A valid one is applied (keys
@@ -509,6 +514,11 @@ setup(struct daemon *d)
 		log_err("cannot start the store: %s", strerror(-err));
 		return err;
 	}
+	err = retention_create(d->cfg->pg_conninfo, d->cfg->retention_days, &d->retention);
+	if (err < 0) {
+		log_err("cannot start the retention thread: %s", strerror(-err));
+		return err;
+	}
 	err = mqtt_client_create(d->cfg, d->spool, d->wakefd, &d->mqtt);
 	if (err < 0)
 		return err;
@@ -533,6 +543,7 @@ setup(struct daemon *d)
 	d->status.pl = &d->pl;
 	d->status.pub = &d->pub;
 	d->status.intake = &d->intake;
+	d->status.retention = d->retention;
 	d->health.spool = d->spool;
 	d->health.store = d->store;
 	d->health.intake = &d->intake;
@@ -557,6 +568,7 @@ teardown(struct daemon *d)
 	mqtt_client_stop(d->mqtt, 1000);
 	syncer_stop(&d->syncer); /* then its last save of the replay memory */
 	mqtt_client_destroy(d->mqtt);
+	retention_destroy(d->retention);
 	store_destroy(d->store);
 	registry_destroy(d->registry);
 	pipeline_finish(&d->pl);

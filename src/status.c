@@ -19,6 +19,7 @@
 #include "publisher.h"
 #include "registry.h"
 #include "replay.h"
+#include "retention.h"
 #include "rules.h"
 #include "spool.h"
 #include "store.h"
@@ -228,6 +229,24 @@ render_metrics(struct status *st, const struct mqtt_client_stats *is, const stru
 		"# TYPE cordon_register_load_seconds gauge\ncordon_register_load_seconds %.3f\n",
 		st->pl->reg->ncards, st->pl->reg->nhouseholds, st->pl->reg_bytes,
 		st->pl->reg->load_seconds);
+	if (st->retention) {
+		fprintf(f,
+			"# HELP cordon_retention_rows_removed_total Rows removed as older than"
+			" [site] retention_days, by table.\n"
+			"# TYPE cordon_retention_rows_removed_total counter\n");
+		for (int i = 0; i < RETENTION_TABLES; i++)
+			fprintf(f, "cordon_retention_rows_removed_total{table=\"%s\"} %llu\n",
+				retention_table(i),
+				(unsigned long long)retention_removed(st->retention, i));
+		fprintf(f,
+			"# HELP cordon_retention_runs_total Retention runs finished"
+			" (failed: stopped by an error, tried again at the next run).\n"
+			"# TYPE cordon_retention_runs_total counter\n"
+			"cordon_retention_runs_total{result=\"done\"} %llu\n"
+			"cordon_retention_runs_total{result=\"failed\"} %llu\n",
+			(unsigned long long)retention_runs(st->retention),
+			(unsigned long long)retention_failures(st->retention));
+	}
 	fprintf(f,
 		"# HELP cordon_broker_up 1 when the MQTT broker is connected.\n"
 		"# TYPE cordon_broker_up gauge\ncordon_broker_up %d\n",

@@ -61,8 +61,11 @@ usage(FILE *out)
 	fprintf(out, "                                     formats: %s\n", formats);
 	fputs("  gate seal S G | gate open S G      change a gate's state\n"
 	      "  gate list [S]                      site gate state format unit\n"
-	      "  zone add S Z [--interval 4h]       a disinfection zone and its interval (without\n"
-	      "                                     --interval it follows [rules] disinfection_interval)\n"
+	      "  zone add S Z [--interval 4h] [--per-day N]\n"
+	      "                                     a disinfection zone and its interval (without\n"
+	      "                                     --interval it follows [rules] disinfection_interval);\n"
+	      "                                     --per-day: the disinfections a day the report\n"
+	      "                                     expects (else 16 h over the interval)\n"
 	      "  zone list [S]                      site zone interval\n"
 	      "  card add S CARD --household H [--extra [--reason WORD]]\n"
 	      "                                     register (or reactivate) a card; --extra marks an\n"
@@ -96,9 +99,10 @@ usage(FILE *out)
 	      "  stats                              rows per event table, rejects by reason,\n"
 	      "                                     open alerts by kind, spool checkpoints\n"
 	      "  report daily [--date YYYY-MM-DD] [--site S] [--csv]\n"
-	      "                                     the day's gates, zones, isolation checks,\n"
-	      "                                     hotline calls, alerts and rejected\n"
-	      "                                     payloads per site\n"
+	      "                                     the day's gates, zones (done and expected),\n"
+	      "                                     isolation checks, health checks and welfare\n"
+	      "                                     calls due and done, needs, drop-offs, hotline\n"
+	      "                                     calls, alerts and rejected payloads per site\n"
 	      "\n"
 	      "exit status: 0 done, 1 failed (nothing changed), 2 usage error\n",
 	      out);

@@ -312,15 +312,22 @@ ctl_cmd_gate(struct ctl *ctl, int argc, char **argv)
 
 /* ---------------------------------------------------------------- zone */
 
-#define ZONE_ADD "zone add S Z [--interval 4h]"
+#define ZONE_ADD "zone add S Z [--interval 4h] [--per-day N]"
 #define ZONE_LIST "zone list [S]"
+/* The most disinfections a day --per-day takes: one a minute. */
+#define ZONE_PER_DAY_MAX 1440
 
+/* Adds a zone, or on an existing one sets what --interval and --per-day
+ * give (zones.per_day: the disinfections a day the daily report expects;
+ * without it, the 16 h day over the interval). */
 static int
 zone_add(struct ctl *ctl, int argc, char **argv)
 {
-	const char *pos[2], *interval = NULL;
-	const struct ctl_opt opts[] = { { "--interval", &interval, NULL }, { NULL, NULL, NULL } };
-	char secs[32] = "", shown[32];
+	const char *pos[2], *interval = NULL, *per_day_s = NULL;
+	const struct ctl_opt opts[] = { { "--interval", &interval, NULL },
+					{ "--per-day", &per_day_s, NULL },
+					{ NULL, NULL, NULL } };
+	char secs[32] = "", per_day[16] = "", shown[32], perday_note[48] = "";
 	long long s = 0;
 	PGresult *res;
 
@@ -329,6 +336,19 @@ zone_add(struct ctl *ctl, int argc, char **argv)
 	    ctl_check_id(ZONE_ADD, "zone", pos[1]) < 0 ||
 	    (interval && parse_seconds(ZONE_ADD, "--interval", interval, 60, 30 * 86400, &s) < 0))
 		return CTL_USAGE;
+	if (per_day_s) {
+		char *end;
+		long n;
+
+		errno = 0;
+		n = strtol(per_day_s, &end, 10);
+		if (end == per_day_s || *end || errno || n < 1 || n > ZONE_PER_DAY_MAX)
+			return tool_usage(ZONE_ADD,
+					  "--per-day '%.40s': expected a whole number from 1 to %d",
+					  per_day_s, ZONE_PER_DAY_MAX);
+		snprintf(per_day, sizeof(per_day), "%ld", n);
+		snprintf(perday_note, sizeof(perday_note), ", %ld a day", n);
+	}
 	if (interval)
 		snprintf(secs, sizeof(secs), "%lld", s);
 	if (ctl_open(ctl) < 0 || ctl_begin(ctl) < 0 || ctl_ensure_site(ctl, pos[0]) < 0)
@@ -336,34 +356,44 @@ zone_add(struct ctl *ctl, int argc, char **argv)
 	/* Without --interval the zone has none of its own (NULL): cordond uses
 	 * [rules] disinfection_interval for it, also after a SIGHUP. */
 	res = QUERY(ctl, "adding the zone",
-		    "INSERT INTO zones (site, zone, interval_s) VALUES ($1, $2, $3::int)"
+		    "INSERT INTO zones (site, zone, interval_s, per_day)"
+		    " VALUES ($1, $2, $3::int, $4::int)"
 		    " ON CONFLICT (site, zone) DO NOTHING RETURNING interval_s",
-		    pos[0], pos[1], interval ? secs : NULL);
+		    pos[0], pos[1], interval ? secs : NULL, per_day_s ? per_day : NULL);
 	if (!res)
 		return CTL_FAIL;
 	if (PQntuples(res) == 0) {
 		PQclear(res);
-		if (!interval) {
-			tool_err(
-				"zone %s already exists at site %s (--interval changes its interval)",
-				pos[1], pos[0]);
+		if (!interval && !per_day_s) {
+			tool_err("zone %s already exists at site %s (--interval or --per-day"
+				 " changes it)",
+				 pos[1], pos[0]);
 			return CTL_FAIL;
 		}
 		res = QUERY(ctl, "updating the zone",
-			    "UPDATE zones SET interval_s = $3::int WHERE site = $1 AND zone = $2"
-			    " RETURNING interval_s",
-			    pos[0], pos[1], secs);
+			    "UPDATE zones SET interval_s = coalesce($3::int, interval_s),"
+			    "                 per_day = coalesce($4::int, per_day)"
+			    " WHERE site = $1 AND zone = $2 RETURNING interval_s, per_day",
+			    pos[0], pos[1], interval ? secs : NULL, per_day_s ? per_day : NULL);
 		if (!res)
 			return CTL_FAIL;
-		format_seconds(atoll(PQgetvalue(res, 0, 0)), shown, sizeof(shown));
-		printf("zone %s/%s updated: disinfection every %s\n", pos[0], pos[1], shown);
+		if (PQgetisnull(res, 0, 0))
+			snprintf(shown, sizeof(shown), "[rules] disinfection_interval");
+		else
+			format_seconds(atoll(PQgetvalue(res, 0, 0)), shown, sizeof(shown));
+		if (!PQgetisnull(res, 0, 1))
+			snprintf(perday_note, sizeof(perday_note), ", %s a day",
+				 PQgetvalue(res, 0, 1));
+		printf("zone %s/%s updated: disinfection every %s%s\n", pos[0], pos[1], shown,
+		       perday_note);
 	} else if (interval) {
 		format_seconds(s, shown, sizeof(shown));
-		printf("zone %s/%s added: disinfection every %s\n", pos[0], pos[1], shown);
+		printf("zone %s/%s added: disinfection every %s%s\n", pos[0], pos[1], shown,
+		       perday_note);
 	} else {
 		format_seconds(ctl->disinfection_interval_s, shown, sizeof(shown));
-		printf("zone %s/%s added: disinfection every %s ([rules] disinfection_interval)\n",
-		       pos[0], pos[1], shown);
+		printf("zone %s/%s added: disinfection every %s ([rules] disinfection_interval)%s\n",
+		       pos[0], pos[1], shown, perday_note);
 	}
 	PQclear(res);
 	return ctl_commit(ctl, pos[0]) < 0 ? CTL_FAIL : CTL_OK;
