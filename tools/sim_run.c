@@ -310,7 +310,8 @@ cmp_double(const void *a, const void *b)
 
 /* ---------------------------------------------------------------- the people work */
 
-static const char *const need_items[] = { "groceries", "medicine", "elderly_care", "other" };
+static const char *const need_categories[] = { "groceries", "medicine", "elderly_care",
+					       "counselling", "other" };
 
 /* The item a drop-off of a need's category holds. */
 static const char *
@@ -404,7 +405,9 @@ need_follow(struct sim *s, double base, const char *need_id, int hh, const char 
 	if (!need_step(s, base + ta * hour, need_id, 2, "assign", vol, NO_LABEL) ||
 	    !need_step(s, base + td * hour, need_id, 3, "deliver", vol, NO_LABEL))
 		return -ENOMEM;
-	return plan_drop(s, hh, td, item_of(category), vol);
+	/* counselling is given on the phone: nothing to drop off */
+	return strcmp(category, "counselling") == 0 ? 0 :
+						      plan_drop(s, hh, td, item_of(category), vol);
 }
 
 /* A need opened by the hotline call `call` ("" none) or by the office, for
@@ -494,7 +497,7 @@ people(struct sim *s, double base)
 	/* the office's needs for isolated households */
 	for (int k = 0; k < 6; k++) {
 		int hh = s->reg.isolated[rng_below(&s->people, SIM_N_ISOLATED)];
-		const char *category = need_items[rng_below(&s->people, 4)];
+		const char *category = need_categories[rng_below(&s->people, 5)];
 
 		if (need(s, base, hh, rng_uniform(&s->people, 7, 17), category, "") < 0)
 			return -ENOMEM;
