@@ -20,7 +20,7 @@ struct mqtt_client;
 #define MQTT_CLIENT_RECEIVE_MAXIMUM 1000
 
 /* The inbound filters we subscribe to (SPEC 2): at most this many. */
-#define MQTT_CLIENT_MAX_FILTERS 6
+#define MQTT_CLIENT_MAX_FILTERS 9
 /* A filter's SUBACK outcome while none has come on this connection. */
 #define MQTT_CLIENT_SUB_PENDING (-1)
 /* A takeover as Mosquitto before 2.0.15 shows it: the connection closed

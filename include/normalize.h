@@ -36,8 +36,11 @@ enum event_type {
 	EVENT_HOTLINE,	    /* hotline_events (+ hotline_calls) */
 	EVENT_CHECK,	    /* isolation_checks */
 	EVENT_ACK,	    /* acks */
+	EVENT_NEED,	    /* need_events (+ needs) */
+	EVENT_CALL,	    /* welfare_calls: the daily call to an isolated household */
+	EVENT_DROPOFF,	    /* dropoffs */
 };
-#define EVENT_TYPES 6
+#define EVENT_TYPES 9
 
 enum gate_state {
 	STATE_NONE = 0,
@@ -59,6 +62,32 @@ enum ack_action {
 	ACK_NONE = 0,
 	ACK_ACK,
 	ACK_RESOLVE,
+};
+
+/* A step of a need (need_events.action). */
+enum need_action {
+	NEED_NONE = 0,
+	NEED_OPEN,
+	NEED_ASSIGN,
+	NEED_DELIVER,
+	NEED_CANCEL,
+};
+
+/* How a welfare call ended (welfare_calls.outcome). Every outcome but
+ * NO_ANSWER reached the household. */
+enum call_outcome {
+	OUTCOME_NONE = 0,
+	OUTCOME_REACHED,
+	OUTCOME_NO_ANSWER,
+	OUTCOME_NEEDS_HELP,
+	OUTCOME_COUNSELLING,
+};
+
+/* What happened at the drop-off point (dropoffs.action). */
+enum dropoff_action {
+	DROPOFF_NONE = 0,
+	DROPOFF_PLACED,
+	DROPOFF_COLLECTED,
 };
 
 /* How a gate's terminal talks, from the register; AUTO: by shape. Every
@@ -99,28 +128,33 @@ struct event {
 	char site[NORM_ID_MAX + 1];
 	char gate[NORM_ID_MAX + 1];	 /* GATE, STATUS */
 	char zone[NORM_ID_MAX + 1];	 /* DISINFECTION */
-	char household[NORM_ID_MAX + 1]; /* CHECK, HOTLINE */
+	char household[NORM_ID_MAX + 1]; /* CHECK, HOTLINE, NEED, CALL, DROPOFF */
 	char card[NORM_ID_MAX + 1];	 /* GATE */
 	char person[NORM_ID_MAX + 1];	 /* GATE (ID numbers only as keyed hash), CHECK */
 	char crew[NORM_ID_MAX + 1];	 /* DISINFECTION */
-	char call_id[NORM_ID_MAX + 1];	 /* HOTLINE */
-	char category[NORM_ID_MAX + 1];	 /* HOTLINE */
+	char call_id[NORM_ID_MAX + 1];	 /* HOTLINE; NEED: the call that opened it */
+	char need_id[NORM_ID_MAX + 1];	 /* NEED */
+	char category[NORM_ID_MAX + 1];	 /* HOTLINE, NEED; DROPOFF: the item */
 	char alert_id[NORM_ID_MAX + 1];	 /* ACK */
-	char by[NORM_ID_MAX + 1];	 /* ACK */
+	char by[NORM_ID_MAX + 1];	 /* ACK, NEED, CALL, DROPOFF: who */
 	char text[NORM_TEXT_MAX + 1];	 /* DISINFECTION agent, HOTLINE/ACK note,
 					 * CHECK symptoms (comma-separated) */
 	int64_t device_us;		 /* the device's time */
 	int64_t received_us;		 /* when cordond received the message */
 	int64_t rule_us;		 /* the time rules use (received_us if skewed) */
+	int64_t due_us;			 /* NEED: delivered by then (0: not given) */
 	int16_t temp_dc;		 /* tenths of a degree C, or TEMP_NONE */
 	int8_t mask;			 /* -1 unknown, 0, 1 */
 	int8_t urgent;			 /* HOTLINE: -1 unknown, 0, 1 */
 	enum direction direction;
-	enum gate_state state; /* STATUS */
-	enum call_action call; /* HOTLINE */
-	enum ack_action ack;   /* ACK */
-	unsigned flags;	       /* enum event_flag */
-	const char *vendor;    /* static string */
+	enum gate_state state;	     /* STATUS */
+	enum call_action call;	     /* HOTLINE */
+	enum ack_action ack;	     /* ACK */
+	enum need_action need;	     /* NEED */
+	enum call_outcome outcome;   /* CALL */
+	enum dropoff_action dropoff; /* DROPOFF */
+	unsigned flags;		     /* enum event_flag */
+	const char *vendor;	     /* static string */
 	/* What the reading says, for telling a device's reused record id from a
 	 * redelivery: tables_content_hash(), set by the caller after
 	 * normalize_message() (all zero until then). */

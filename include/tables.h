@@ -4,7 +4,7 @@
 
 #include "normalize.h"
 
-#define TABLE_MAX_COLS 13
+#define TABLE_MAX_COLS 14
 
 struct table_desc {
 	enum event_type type;
@@ -33,7 +33,7 @@ struct table_desc {
 /* One row's text values (NULL for SQL NULL) and their storage. */
 struct table_row {
 	const char *v[TABLE_MAX_COLS];
-	char ts[40], rx[40], temp[16], flags[64];
+	char ts[40], rx[40], due[40], temp[16], flags[64];
 	char hash[2 * NORM_HASH_LEN + 3]; /* content_hash as bytea text: \\x + hex */
 	char list[TABLE_LIST_MAX];	  /* a text[] literal */
 };

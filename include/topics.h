@@ -14,20 +14,23 @@
 
 /* The inbound kinds come first (TOPIC_NINBOUND of them). */
 enum topic_kind {
-	TOPIC_GATE_EVENT,	/* +/gate/+/event: a pass or a reading */
-	TOPIC_GATE_STATUS,	/* +/gate/+/status: a terminal's heartbeat or gate state */
-	TOPIC_DISINFECTION,	/* +/disinfection/+: a zone disinfected */
-	TOPIC_HOTLINE,		/* +/hotline: a hotline call's step */
-	TOPIC_CHECK,		/* +/isolation/+/check: a health check at home */
-	TOPIC_ACK,		/* +/ack: an operator's ack or resolve */
-	TOPIC_ALERT,		/* +/alert/+: an alert transition, by kind */
+	TOPIC_GATE_EVENT,   /* +/gate/+/event: a pass or a reading */
+	TOPIC_GATE_STATUS,  /* +/gate/+/status: a terminal's heartbeat or gate state */
+	TOPIC_DISINFECTION, /* +/disinfection/+: a zone disinfected */
+	TOPIC_HOTLINE,	    /* +/hotline: a hotline call's step */
+	TOPIC_CHECK,	    /* +/isolation/+/check: a health check at home */
+	TOPIC_ACK,	    /* +/ack: an operator's ack or resolve */
+	TOPIC_NEED,	    /* +/need: a step of a need of the needs ledger */
+	TOPIC_CALL,	    /* +/call/+: a welfare call to an isolated household */
+	TOPIC_DROPOFF, /* +/dropoff: a delivery placed at or collected from the drop-off point */
+	TOPIC_ALERT,   /* +/alert/+: an alert transition, by kind */
 	TOPIC_ALERT_STATE,	/* +/alerts/+: an alert's retained state, by id */
 	TOPIC_REJECT,		/* +/reject: a reject notice */
 	TOPIC_DAEMON_STATE,	/* _daemon/+/state: cordond's retained state and will */
 	TOPIC_DAEMON_SET_ASIDE, /* _daemon/+/set_aside: an outbound message set aside */
 	TOPIC_NKINDS,
 };
-#define TOPIC_NINBOUND (TOPIC_ACK + 1)
+#define TOPIC_NINBOUND (TOPIC_DROPOFF + 1)
 
 /* A buffer that holds any topic cordon builds (a root, a site and an id
  * of the lengths config and normalize allow, an alert id). */

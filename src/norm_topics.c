@@ -15,12 +15,24 @@
  *                       "symptoms":["cough","fever"]}
  * ack                  {"alert_id":"...","by":"op-7","action":"ack|resolve",
  *                       "note":"..."}
+ * need                 {"need_id":"N-12","id":"1","action":"open|assign|deliver|cancel",
+ *                       "ts":...,"household":"3-2-401","category":"groceries",
+ *                       "due":...,"by":"vol-07","call_id":"H-12","note":"..."}
+ * call/<household>     {"id":...,"ts":...,"by":"op-3",
+ *                       "outcome":"reached|no_answer|needs_help|counselling",
+ *                       "category":"medicine","note":"..."}: needs_help also
+ *                      opens a need (a second event, need_id "call-" + 16 hex)
+ * dropoff              {"id":...,"ts":...,"household":"3-2-401","item":"groceries",
+ *                       "action":"placed|collected","by":"vol-07","note":"..."}
  * Names and phone numbers that a hotline client may add are not read. */
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "normalize_internal.h"
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 static int
 first_slot(struct event *events, size_t max, struct norm_result *ret)
@@ -311,6 +323,193 @@ norm_ack(const struct norm_msg *msg, json_t *root, struct event *events, size_t 
 	if (event_time(msg, root, ev, 1, ret) < 0)
 		return 0;
 	if (norm_finish_event(msg, ev, NULL, 0, ret) < 0)
+		return 0;
+	ret->nevents = 1;
+	return 0;
+}
+
+/* The index + 1 of `word` in `names` (n of them), or 0. */
+static int
+word_index(const char *word, const char *const *names, int n)
+{
+	for (int i = 0; word && i < n; i++)
+		if (strcmp(word, names[i]) == 0)
+			return i + 1;
+	return 0;
+}
+
+/* The needs ledger's categories (issue 16). */
+static const char *const need_categories[] = { "groceries", "medicine", "elderly_care",
+					       "counselling", "other" };
+#define NCATEGORIES (int)(sizeof(need_categories) / sizeof(need_categories[0]))
+
+/* An optional short-string field into dst; 0, or -1 after a reject. */
+static int
+opt_id(json_t *root, const char *name, char *dst, struct norm_result *ret)
+{
+	json_t *v = json_object_get(root, name);
+
+	if (v && !json_is_null(v) && norm_copy_id(dst, v) < 0) {
+		norm_reject(ret, "bad_field", "%s is not a short string", name);
+		return -1;
+	}
+	return 0;
+}
+
+/* An optional note; 0, or -1 after a reject. */
+static int
+opt_note(json_t *root, struct event *ev, struct norm_result *ret)
+{
+	json_t *v = json_object_get(root, "note");
+
+	if (v && !json_is_null(v) && norm_copy_text(ev->text, v) < 0) {
+		norm_reject(ret, "bad_field", "note is not a string");
+		return -1;
+	}
+	return 0;
+}
+
+/* An optional category of the needs ledger; 0, or -1 after a reject. */
+static int
+opt_category(json_t *root, struct event *ev, struct norm_result *ret)
+{
+	if (opt_id(root, "category", ev->category, ret) < 0)
+		return -1;
+	if (ev->category[0] && !word_index(ev->category, need_categories, NCATEGORIES)) {
+		norm_reject(
+			ret, "bad_field",
+			"category is not groceries, medicine, elderly_care, counselling or other");
+		return -1;
+	}
+	return 0;
+}
+
+int
+norm_need(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+	  struct norm_result *ret)
+{
+	static const char *const actions[] = { "open", "assign", "deliver", "cancel" };
+	struct event *ev;
+	char id[NORM_ID_MAX + 1], rec[NORM_RECORD_MAX + 1];
+	json_t *v;
+
+	if ((ev = begin_object(msg, root, events, max, EVENT_NEED, ret)) == NULL)
+		return 0;
+	v = json_object_get(root, "need_id");
+	if (!v || norm_copy_id(ev->need_id, v) < 0 || !ev->need_id[0])
+		return norm_reject(ret, "bad_field", "no need_id");
+	ev->need = (enum need_action)word_index(json_string_value(json_object_get(root, "action")),
+						actions, 4);
+	if (ev->need == NEED_NONE)
+		return norm_reject(ret, "bad_field",
+				   "action is not open, assign, deliver or cancel");
+	if (record_id(root, id, ret) < 0 || event_time(msg, root, ev, 0, ret) < 0)
+		return 0;
+	if (opt_id(root, "household", ev->household, ret) < 0 || opt_category(root, ev, ret) < 0 ||
+	    opt_id(root, "by", ev->by, ret) < 0 || opt_id(root, "call_id", ev->call_id, ret) < 0 ||
+	    opt_note(root, ev, ret) < 0)
+		return 0;
+	v = json_object_get(root, "due");
+	if (v && !json_is_null(v) && norm_json_time(msg, v, &ev->due_us) < 0)
+		return norm_reject(ret, "bad_time", "due is not ISO 8601 or epoch time");
+	if (ev->need == NEED_OPEN && !ev->household[0])
+		return norm_reject(ret, "bad_field", "an open step needs the household");
+	if (ev->need == NEED_ASSIGN && !ev->by[0])
+		return norm_reject(ret, "bad_field", "an assign step needs by (the volunteer)");
+	/* One need has many steps: the record is the need and its step. */
+	rec[0] = '\0';
+	if (id[0] && norm_hotline_record(rec, sizeof(rec), ev->need_id, id) < 0)
+		return norm_reject(ret, "key_too_long", "need_id and id do not fit in a key");
+	if (norm_finish_event(msg, ev, rec, 0, ret) < 0)
+		return 0;
+	ret->nevents = 1;
+	return 0;
+}
+
+/* The need that a needs_help call opens: its id is "call-" and 16 hex
+ * digits of XXH3-64 of the call's event key, so every delivery of the call
+ * opens the same need. */
+static int
+need_from_call(const struct norm_msg *msg, const struct event *call, struct event *ev,
+	       struct norm_result *ret)
+{
+	char rec[NORM_RECORD_MAX + 1];
+
+	norm_event_init(msg, ev, EVENT_NEED, "canonical");
+	snprintf(ev->need_id, sizeof(ev->need_id), "call-%016llx",
+		 (unsigned long long)XXH3_64bits(call->key, strlen(call->key)));
+	ev->need = NEED_OPEN;
+	ev->device_us = call->device_us;
+	ev->flags = call->flags & FLAG_TS_RECEIVED;
+	memcpy(ev->household, call->household, sizeof(ev->household));
+	snprintf(ev->category, sizeof(ev->category), "%s",
+		 call->category[0] ? call->category : "other");
+	memcpy(ev->by, call->by, sizeof(ev->by));
+	memcpy(ev->text, call->text, sizeof(ev->text));
+	if (norm_hotline_record(rec, sizeof(rec), ev->need_id, "open") < 0)
+		return norm_reject(ret, "key_too_long", "need_id does not fit in a key") - 1;
+	return norm_finish_event(msg, ev, rec, 1, ret);
+}
+
+int
+norm_call(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+	  struct norm_result *ret)
+{
+	static const char *const outcomes[] = { "reached", "no_answer", "needs_help",
+						"counselling" };
+	struct event *ev;
+	char id[NORM_ID_MAX + 1];
+
+	if ((ev = begin_object(msg, root, events, max, EVENT_CALL, ret)) == NULL)
+		return 0;
+	snprintf(ev->household, sizeof(ev->household), "%s", msg->device_id);
+	ev->outcome = (enum call_outcome)word_index(
+		json_string_value(json_object_get(root, "outcome")), outcomes, 4);
+	if (ev->outcome == OUTCOME_NONE)
+		return norm_reject(ret, "bad_field",
+				   "outcome is not reached, no_answer, needs_help or counselling");
+	/* Not a health check: no temperature is read or required. */
+	if (record_id(root, id, ret) < 0 || event_time(msg, root, ev, 0, ret) < 0)
+		return 0;
+	if (opt_id(root, "by", ev->by, ret) < 0 || opt_category(root, ev, ret) < 0 ||
+	    opt_note(root, ev, ret) < 0)
+		return 0;
+	if (norm_finish_event(msg, ev, id, 0, ret) < 0)
+		return 0;
+	ret->nevents = 1;
+	if (ev->outcome == OUTCOME_NEEDS_HELP) {
+		if (max < 2)
+			return norm_reject(ret, "too_many_events", "no room for the call's need");
+		if (need_from_call(msg, ev, &events[1], ret) < 0)
+			return 0;
+		ret->nevents = 2;
+	}
+	return 0;
+}
+
+int
+norm_dropoff(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+	     struct norm_result *ret)
+{
+	static const char *const actions[] = { "placed", "collected" };
+	struct event *ev;
+	char id[NORM_ID_MAX + 1];
+
+	if ((ev = begin_object(msg, root, events, max, EVENT_DROPOFF, ret)) == NULL)
+		return 0;
+	ev->dropoff = (enum dropoff_action)word_index(
+		json_string_value(json_object_get(root, "action")), actions, 2);
+	if (ev->dropoff == DROPOFF_NONE)
+		return norm_reject(ret, "bad_field", "action is not placed or collected");
+	if (record_id(root, id, ret) < 0 || event_time(msg, root, ev, 0, ret) < 0)
+		return 0;
+	if (opt_id(root, "household", ev->household, ret) < 0 ||
+	    opt_id(root, "item", ev->category, ret) < 0 || opt_id(root, "by", ev->by, ret) < 0 ||
+	    opt_note(root, ev, ret) < 0)
+		return 0;
+	if (!ev->household[0])
+		return norm_reject(ret, "bad_field", "no household");
+	if (norm_finish_event(msg, ev, id, 0, ret) < 0)
 		return 0;
 	ret->nevents = 1;
 	return 0;

@@ -173,6 +173,9 @@ normalize_type_name(enum event_type t)
 	case EVENT_HOTLINE: return "hotline";
 	case EVENT_CHECK: return "isolation_check";
 	case EVENT_ACK: return "ack";
+	case EVENT_NEED: return "need";
+	case EVENT_CALL: return "call";
+	case EVENT_DROPOFF: return "dropoff";
 	}
 	return "?";
 }
@@ -251,6 +254,9 @@ normalize_message(const struct norm_context *ctx, const struct norm_input *in, s
 	case TOPIC_HOTLINE: handler = norm_hotline; break;
 	case TOPIC_CHECK: handler = norm_check; break;
 	case TOPIC_ACK: handler = norm_ack; break;
+	case TOPIC_NEED: handler = norm_need; break;
+	case TOPIC_CALL: handler = norm_call; break;
+	case TOPIC_DROPOFF: handler = norm_dropoff; break;
 	default: break; /* TOPIC_GATE_EVENT: gate_event() */
 	}
 	if (msg.device.s) {

@@ -76,6 +76,12 @@ int norm_check(const struct norm_msg *msg, json_t *root, struct event *events, s
 	       struct norm_result *ret);
 int norm_ack(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
 	     struct norm_result *ret);
+int norm_need(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+	      struct norm_result *ret);
+int norm_call(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+	      struct norm_result *ret);
+int norm_dropoff(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
+		 struct norm_result *ret);
 
 /* ---- shared field helpers; each returns 0 or a negative errno ---- */
 

@@ -1414,6 +1414,9 @@ rules_event(struct rules *r, const struct registry_snapshot *reg, const struct e
 	case EVENT_HOTLINE: return hotline_rules(r, ev, &t, out);
 	case EVENT_CHECK: return check_rules(r, reg, ev, &t, out);
 	case EVENT_ACK: return ack_rules(r, ev, &t, out);
+	case EVENT_NEED:
+	case EVENT_CALL:
+	case EVENT_DROPOFF: return 0;
 	}
 	return 0;
 }

@@ -1029,6 +1029,13 @@ event_topic(struct store *s, const struct event *ev, char *buf, size_t len)
 		topics_build(buf, len, s->topic_root, TOPIC_CHECK, ev->site, ev->household);
 		break;
 	case EVENT_ACK: topics_build(buf, len, s->topic_root, TOPIC_ACK, ev->site, NULL); break;
+	case EVENT_NEED: topics_build(buf, len, s->topic_root, TOPIC_NEED, ev->site, NULL); break;
+	case EVENT_CALL:
+		topics_build(buf, len, s->topic_root, TOPIC_CALL, ev->site, ev->household);
+		break;
+	case EVENT_DROPOFF:
+		topics_build(buf, len, s->topic_root, TOPIC_DROPOFF, ev->site, NULL);
+		break;
 	}
 }
 

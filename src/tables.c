@@ -18,6 +18,11 @@
 	"note, flags"
 #define CHECK_DATA "site, household, person, ts, received_at, temp_c, symptoms, flags"
 #define ACK_DATA "site, alert_id, by_whom, action, note, ts, received_at"
+#define NEED_DATA                                                                     \
+	"site, need_id, action, ts, received_at, household, category, due, by_whom, " \
+	"call_id, note, flags"
+#define CALL_DATA "site, household, ts, received_at, by_whom, outcome, note, flags"
+#define DROPOFF_DATA "site, household, ts, received_at, item, action, by_whom, note, flags"
 #define COLS(data) "event_key, " data ", content_hash"
 
 /* New hotline steps (only those not seen before: RETURNING of the
@@ -43,6 +48,64 @@
 	" opened_at = least(hotline_calls.opened_at, excluded.opened_at),"                      \
 	" resolved_at = greatest(hotline_calls.resolved_at, excluded.resolved_at),"             \
 	" updated_at = greatest(hotline_calls.updated_at, excluded.updated_at)"
+
+/* A field of the row of a need or call that the newer step says (by ts),
+ * when it says anything. */
+#define NEWER(t, col)                                                                              \
+	" " col " = CASE WHEN excluded.updated_at >= " t ".updated_at THEN coalesce(excluded." col \
+	", " t "." col ") ELSE coalesce(" t "." col ", excluded." col ") END,"
+
+/* New steps of needs fold into one row per need (sql/0008), in any order:
+ * the status is the furthest step seen (delivered > cancelled > assigned >
+ * open), the times the first open, the latest assign (with its volunteer),
+ * the first delivery and cancel; household, category, due and note as the
+ * newest step that gives them. */
+#define NEED_STATUS(d, c, a)                                                                   \
+	"CASE WHEN " d " IS NOT NULL THEN 'delivered' WHEN " c " IS NOT NULL THEN 'cancelled'" \
+	" WHEN " a " IS NOT NULL THEN 'assigned' ELSE 'open' END"
+#define NEED_FOLD(source)                                                                                                                                                                                                    \
+	"INSERT INTO needs (site, need_id, household, category, status, opened_at, due,"                                                                                                                                     \
+	" assigned_to, assigned_at, delivered_at, delivered_by, cancelled_at, call_id, note,"                                                                                                                                \
+	" updated_at)"                                                                                                                                                                                                       \
+	" SELECT site, need_id,"                                                                                                                                                                                             \
+	" (array_agg(household ORDER BY ts DESC) FILTER (WHERE household IS NOT NULL))[1],"                                                                                                                                  \
+	" (array_agg(category ORDER BY ts DESC) FILTER (WHERE category IS NOT NULL))[1],"                                                                                                                                    \
+	" " NEED_STATUS(                                                                                                                                                                                                     \
+		"min(ts) FILTER (WHERE action = 'deliver')",                                                                                                                                                                 \
+		"min(ts) FILTER (WHERE action = 'cancel')",                                                                                                                                                                  \
+		"max(ts) FILTER (WHERE action = 'assign')") ","                                                                                                                                                              \
+							    " min(ts) FILTER (WHERE action = 'open'),"                                                                                                                       \
+							    " (array_agg(due ORDER BY ts DESC) FILTER (WHERE due IS NOT NULL))[1],"                                                                                          \
+							    " (array_agg(by_whom ORDER BY ts DESC) FILTER (WHERE action = 'assign'))[1],"                                                                                    \
+							    " max(ts) FILTER (WHERE action = 'assign'),"                                                                                                                     \
+							    " min(ts) FILTER (WHERE action = 'deliver'),"                                                                                                                    \
+							    " (array_agg(by_whom ORDER BY ts) FILTER (WHERE action = 'deliver'))[1],"                                                                                        \
+							    " min(ts) FILTER (WHERE action = 'cancel'),"                                                                                                                     \
+							    " (array_agg(call_id ORDER BY ts) FILTER (WHERE call_id IS NOT NULL))[1],"                                                                                       \
+							    " (array_agg(note ORDER BY ts DESC) FILTER (WHERE note IS NOT NULL))[1],"                                                                                        \
+							    " max(ts) FROM " source                                                                                                                                          \
+							    " GROUP BY site, need_id"                                                                                                                                        \
+							    " ON CONFLICT (site, need_id) DO UPDATE SET" NEWER(                                                                                                              \
+								    "needs",                                                                                                                                                 \
+								    "household") NEWER("needs",                                                                                                                              \
+										       "category") NEWER("needs",                                                                                                            \
+													 "due")                                                                                                              \
+								    NEWER("needs", "note") " status = " NEED_STATUS(                                                                                                         \
+									    "least(needs.delivered_at, excluded.delivered_at)",                                                                                              \
+									    "least(needs.cancelled_at, excluded.cancelled_at)",                                                                                              \
+									    "greatest(needs.assigned_at, excluded.assigned_at)") ","                                                                                         \
+																 " opened_at = least(needs.opened_at, excluded.opened_at),"                                  \
+																 " assigned_to = CASE WHEN excluded.assigned_at >= needs.assigned_at"                        \
+																 "   OR needs.assigned_at IS NULL THEN coalesce(excluded.assigned_to, needs.assigned_to)"    \
+																 "   ELSE needs.assigned_to END,"                                                            \
+																 " assigned_at = greatest(needs.assigned_at, excluded.assigned_at),"                         \
+																 " delivered_by = CASE WHEN excluded.delivered_at < needs.delivered_at"                      \
+																 "   OR needs.delivered_at IS NULL THEN coalesce(excluded.delivered_by, needs.delivered_by)" \
+																 "   ELSE needs.delivered_by END,"                                                           \
+																 " delivered_at = least(needs.delivered_at, excluded.delivered_at),"                         \
+																 " cancelled_at = least(needs.cancelled_at, excluded.cancelled_at),"                         \
+																 " call_id = coalesce(needs.call_id, excluded.call_id),"                                     \
+																 " updated_at = greatest(needs.updated_at, excluded.updated_at)"
 
 #define ONE(t, cols, params) \
 	"INSERT INTO " t " (" cols ") VALUES (" params ") ON CONFLICT (event_key) DO NOTHING"
@@ -107,6 +170,19 @@ static const struct table_desc descs[] = {
 	  ONE("isolation_checks", COLS(CHECK_DATA), "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10"), 1 },
 	{ EVENT_ACK, "acks", COLS(ACK_DATA), 9, INSERT_PLAIN("acks", ACK_DATA),
 	  ONE("acks", COLS(ACK_DATA), "$1, $2, $3, $4, $5, $6, $7, $8, $9"), 1 },
+	/* Steps of needs fold into their need, as hotline steps. */
+	{ EVENT_NEED, "need_events", COLS(NEED_DATA), 14,
+	  INSERT_STAGED("need_events", NEED_DATA, "*",
+			", f AS (" NEED_FOLD("(SELECT * FROM i UNION ALL SELECT * FROM d) n") ")"),
+	  "WITH new AS (" ONE("need_events", COLS(NEED_DATA),
+			      "$1, $2, $3, $4, $5::timestamptz, $6, $7, $8, $9::timestamptz, $10,"
+			      " $11, $12, $13, $14::bytea") " RETURNING *) " NEED_FOLD("new"),
+	  0 },
+	{ EVENT_CALL, "welfare_calls", COLS(CALL_DATA), 10,
+	  INSERT_PLAIN("welfare_calls", CALL_DATA),
+	  ONE("welfare_calls", COLS(CALL_DATA), "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10"), 1 },
+	{ EVENT_DROPOFF, "dropoffs", COLS(DROPOFF_DATA), 11, INSERT_PLAIN("dropoffs", DROPOFF_DATA),
+	  ONE("dropoffs", COLS(DROPOFF_DATA), "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11"), 1 },
 };
 
 const struct table_desc *
@@ -195,6 +271,10 @@ tables_row(const struct event *ev, struct table_row *row)
 {
 	static const char *const calls[] = { NULL, "open", "update", "resolve" };
 	static const char *const acks[] = { NULL, "ack", "resolve" };
+	static const char *const needs[] = { NULL, "open", "assign", "deliver", "cancel" };
+	static const char *const outcomes[] = { NULL, "reached", "no_answer", "needs_help",
+						"counselling" };
+	static const char *const dropoffs[] = { NULL, "placed", "collected" };
 	const char **v = row->v;
 
 	memset(row->v, 0, sizeof(row->v));
@@ -257,6 +337,41 @@ tables_row(const struct event *ev, struct table_row *row)
 		v[5] = nonempty(ev->text);
 		v[6] = row->ts;
 		v[7] = row->rx;
+		break;
+	case EVENT_NEED:
+		v[2] = ev->need_id;
+		v[3] = needs[ev->need <= NEED_CANCEL ? ev->need : 0];
+		v[4] = row->ts;
+		v[5] = row->rx;
+		v[6] = nonempty(ev->household);
+		v[7] = nonempty(ev->category);
+		if (ev->due_us) {
+			normalize_format_time(ev->due_us, row->due, sizeof(row->due));
+			v[8] = row->due;
+		}
+		v[9] = nonempty(ev->by);
+		v[10] = nonempty(ev->call_id);
+		v[11] = nonempty(ev->text);
+		v[12] = flags_text(ev, row->flags, sizeof(row->flags));
+		break;
+	case EVENT_CALL:
+		v[2] = ev->household;
+		v[3] = row->ts;
+		v[4] = row->rx;
+		v[5] = nonempty(ev->by);
+		v[6] = outcomes[ev->outcome <= OUTCOME_COUNSELLING ? ev->outcome : 0];
+		v[7] = nonempty(ev->text);
+		v[8] = flags_text(ev, row->flags, sizeof(row->flags));
+		break;
+	case EVENT_DROPOFF:
+		v[2] = ev->household;
+		v[3] = row->ts;
+		v[4] = row->rx;
+		v[5] = nonempty(ev->category);
+		v[6] = dropoffs[ev->dropoff <= DROPOFF_COLLECTED ? ev->dropoff : 0];
+		v[7] = nonempty(ev->by);
+		v[8] = nonempty(ev->text);
+		v[9] = flags_text(ev, row->flags, sizeof(row->flags));
 		break;
 	}
 	{
@@ -354,6 +469,29 @@ tables_content_hash(const struct event *ev, uint8_t ret[NORM_HASH_LEN])
 		put_str(&c, ev->alert_id);
 		put_str(&c, ev->by);
 		put_int(&c, ev->ack);
+		put_str(&c, ev->text);
+		break;
+	case EVENT_NEED:
+		put_str(&c, ev->need_id);
+		put_int(&c, ev->need);
+		put_str(&c, ev->household);
+		put_str(&c, ev->category);
+		put_int(&c, ev->due_us);
+		put_str(&c, ev->by);
+		put_str(&c, ev->call_id);
+		put_str(&c, ev->text);
+		break;
+	case EVENT_CALL:
+		put_str(&c, ev->household);
+		put_str(&c, ev->by);
+		put_int(&c, ev->outcome);
+		put_str(&c, ev->text);
+		break;
+	case EVENT_DROPOFF:
+		put_str(&c, ev->household);
+		put_str(&c, ev->category);
+		put_int(&c, ev->dropoff);
+		put_str(&c, ev->by);
 		put_str(&c, ev->text);
 		break;
 	}

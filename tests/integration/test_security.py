@@ -373,7 +373,8 @@ def test_example_acl(env, parts):
     reaches neither cordond nor any subscriber), its own topics work; cordond may
     subscribe to every inbound topic and publish its state; an operator may ack
     but not forge a gate event."""
-    pws = {user: new_password() for user in ("cordond", "gate-s1-G01", "gate-s1-G02", "operator-duty1")}
+    pws = {user: new_password() for user in ("cordond", "gate-s1-G01", "gate-s1-G02", "operator-duty1",
+                                             "volunteers-s1")}
     pw = make_passwd(os.path.join(env.dir, "passwd-acl"), pws)
     b = Broker(subdir(env, "broker-acl"), password_file=pw, acl_file=EXAMPLE_ACL)
     with open(b.conf, "a") as f:
@@ -389,7 +390,8 @@ def test_example_acl(env, parts):
     # Every one of cordond's subscriptions was granted at QoS 1 (Mosquitto logs
     # "<client id> <granted QoS> <filter>"; a refused one is 128 or 135).
     subs = re.findall(r"^\S+: cordond-acl (\d+) (\S+)$", b.log()[since:], re.M)
-    assert len(subs) >= 6 and all(q == "1" for q, _ in subs), subs
+    assert len(subs) >= 9 and all(q == "1" for q, _ in subs), subs
+    assert {"cordon/+/need", "cordon/+/call/+", "cordon/+/dropoff"} <= {f for _, f in subs}
 
     def publish_as(user, topic, payload):
         # One connection per message: Mosquitto 2.0.11 with max_queued_messages 0
@@ -417,17 +419,23 @@ def test_example_acl(env, parts):
         publish_as("operator-duty1", *gate_event("s1", "G01", "OPFORGED-1"))
         publish_as("operator-duty1", "cordon/s1/ack",
                    b'{"alert_id":"0123abcd","by":"duty1","action":"ack"}')
+        publish_as("volunteers-s1", *gate_event("s1", "G01", "VOLFORGED-1"))
+        publish_as("volunteers-s1", "cordon/s1/dropoff",
+                   b'{"id":"DP-1","ts":1581849120,"household":"3-2-401","action":"placed"}')
 
         wait_until(lambda: stored(env, "s1", "G02", "OWN-2") == 1, what="G02's own event stored")
         wait_until(lambda: env.pg.count("acks", "site = 's1' AND alert_id = '0123abcd'") == 1,
                    what="the operator's ack stored")
         assert stored(env, "s1", "G01", "OWN-1") == 1
+        wait_until(lambda: env.pg.count("dropoffs", "site = 's1'") == 1,
+                   what="the volunteers' drop-off stored")
         wait_until(lambda: env.pg.count("gate_status", "site = 's1' AND gate = 'G01'") == 1,
                    what="G01's own status stored")
         # Messages are published one after the other and each waits for its
         # PUBACK: whatever had got through before the stored ones would be here.
         assert stored(env, "s1", "G02", "FORGED-1") == 0
         assert stored(env, "s1", "G01", "OPFORGED-1") == 0
+        assert stored(env, "s1", "G01", "VOLFORGED-1") == 0
         assert env.pg.count("gate_status", "site = 's1' AND gate = 'G02'") == 0
         wait_until(lambda: len(watcher.snapshot()) >= 2, what="the watcher saw both own events")
         seen = sorted(t for t, _ in watcher.snapshot())

@@ -522,6 +522,65 @@ hotline_keys_are_unambiguous(void **state)
 	}
 }
 
+/* The people work's topics (issue 16): their keys, a need's step escaped
+ * as a hotline step's, and the need a needs_help call opens, the same for
+ * every delivery of the call and another for another call. */
+static void
+people_topics(void **state)
+{
+	static const char need[] =
+		"{\"need_id\":\"N/1\",\"id\":\"2\",\"action\":\"open\","
+		"\"ts\":1581849120,\"household\":\"3-2-401\","
+		"\"category\":\"medicine\",\"due\":\"2020-02-16T18:00:00+08:00\"}";
+	static const char help[] = "{\"id\":\"W-1\",\"ts\":1581849120,\"outcome\":\"needs_help\","
+				   "\"by\":\"op-3\",\"note\":\"stairs\"}";
+	static const char help2[] = "{\"id\":\"W-2\",\"ts\":1581849120,\"outcome\":\"needs_help\"}";
+	static const char drop[] = "{\"id\":\"DP-1\",\"ts\":1581849120,\"household\":\"3-2-401\","
+				   "\"item\":\"groceries\",\"action\":\"collected\"}";
+	struct norm_result res;
+	char first[NORM_ID_MAX + 1];
+
+	(void)state;
+	assert_int_equal(run("cordon/s1/need", need, strlen(need), 0, &res), 0);
+	assert_null(res.reason);
+	assert_int_equal(res.nevents, 1);
+	assert_int_equal(evs[0].type, EVENT_NEED);
+	assert_string_equal(evs[0].key, "s1/need/N%2F1/2");
+	assert_int_equal(evs[0].need, NEED_OPEN);
+	assert_string_equal(evs[0].category, "medicine");
+	/* 18:00 +08:00 is 10:00 UTC, 32 minutes before ts (10:32 UTC) */
+	assert_true(evs[0].due_us == (1581849120LL - 32 * 60) * 1000000);
+
+	assert_int_equal(run("cordon/s1/call/3-2-401", help, strlen(help), 0, &res), 0);
+	assert_null(res.reason);
+	assert_int_equal(res.nevents, 2);
+	assert_int_equal(evs[0].type, EVENT_CALL);
+	assert_string_equal(evs[0].key, "s1/3-2-401/W-1");
+	assert_string_equal(evs[0].household, "3-2-401");
+	assert_int_equal(evs[0].outcome, OUTCOME_NEEDS_HELP);
+	assert_int_equal(evs[0].temp_dc, TEMP_NONE);
+	assert_int_equal(evs[1].type, EVENT_NEED);
+	assert_int_equal(evs[1].need, NEED_OPEN);
+	assert_int_equal(strlen(evs[1].need_id), strlen("call-") + 16);
+	assert_string_equal(evs[1].household, "3-2-401");
+	assert_string_equal(evs[1].category, "other");
+	assert_string_equal(evs[1].by, "op-3");
+	assert_string_equal(evs[1].text, "stairs");
+	assert_true(evs[1].device_us == evs[0].device_us);
+	snprintf(first, sizeof(first), "%s", evs[1].need_id);
+	assert_int_equal(run("cordon/s1/call/3-2-401", help, strlen(help), 0, &res), 0);
+	assert_string_equal(evs[1].need_id, first);
+	assert_int_equal(run("cordon/s1/call/3-2-401", help2, strlen(help2), 0, &res), 0);
+	assert_int_equal(res.nevents, 2);
+	assert_string_not_equal(evs[1].need_id, first);
+
+	assert_int_equal(run("cordon/s1/dropoff", drop, strlen(drop), 0, &res), 0);
+	assert_null(res.reason);
+	assert_string_equal(evs[0].key, "s1/dropoff/DP-1");
+	assert_int_equal(evs[0].dropoff, DROPOFF_COLLECTED);
+	assert_string_equal(evs[0].category, "groceries");
+}
+
 /* A text cut by a bounded copy never ends inside a UTF-8 character: the
  * helper itself, and a reject detail that quotes 40 bytes of Chinese text
  * (13 characters and a third: the Dahua event code). */
@@ -660,6 +719,7 @@ main(void)
 		cmocka_unit_test(times_at_the_edges),
 		cmocka_unit_test(longest_ids_make_whole_keys),
 		cmocka_unit_test(hotline_keys_are_unambiguous),
+		cmocka_unit_test(people_topics),
 		cmocka_unit_test(texts_cut_at_whole_characters),
 	};
 

@@ -78,8 +78,15 @@ static void
 filters(void **state)
 {
 	static const char *const want[TOPIC_NINBOUND] = {
-		"cordon/+/gate/+/event", "cordon/+/gate/+/status",     "cordon/+/disinfection/+",
-		"cordon/+/hotline",	 "cordon/+/isolation/+/check", "cordon/+/ack",
+		"cordon/+/gate/+/event",
+		"cordon/+/gate/+/status",
+		"cordon/+/disinfection/+",
+		"cordon/+/hotline",
+		"cordon/+/isolation/+/check",
+		"cordon/+/ack",
+		"cordon/+/need",
+		"cordon/+/call/+",
+		"cordon/+/dropoff",
 	};
 	char buf[TOPIC_MAX_BYTES];
 
