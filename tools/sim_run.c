@@ -328,9 +328,9 @@ volunteer(struct sim *s, char *buf, size_t len)
 	reg_volunteer(buf, len, (int)rng_below(&s->people, SIM_N_VOLUNTEERS));
 }
 
-/* The need cordond opens for a needs_help call (the normalizer's rule,
- * docs/topics.md): "call-" and 16 hex digits of XXH3-64 of the call's event
- * key "<site>/<household>/<call id>". */
+/* The need cordond opens for a needs_help call (norm_call(), docs/topics.md):
+ * "call-" and 16 hex digits of XXH3-64 of the call's event key
+ * "<site>/<household>/<call id>". */
 static void
 call_need_id(char *buf, size_t len, const char *site, const char *household, const char *call)
 {
@@ -901,9 +901,8 @@ build(struct sim *s, const struct msg *m, char *topic, size_t tlen, char *buf, s
 			     "\"temp_c\":%.1f,\"symptoms\":[%s]}",
 			     m->id, ts, m->ref, m->temp, m->flag ? "\"cough\"" : "");
 		break;
-	/* topics.h names these shapes once the normalizer has them (issue 16) */
 	case M_NEED:
-		snprintf(topic, tlen, "%s/%s/need", s->root, s->site);
+		topics_build(topic, tlen, s->root, TOPIC_NEED, s->site, NULL);
 		n = snprintf(buf, len,
 			     "{\"need_id\":\"%s\",\"id\":\"%d\",\"action\":\"%s\",\"ts\":\"%s\"",
 			     m->id, m->step, m->what, ts);
@@ -928,7 +927,7 @@ build(struct sim *s, const struct msg *m, char *topic, size_t tlen, char *buf, s
 		n += snprintf(buf + n, len - (size_t)n, "}");
 		break;
 	case M_CALL:
-		snprintf(topic, tlen, "%s/%s/call/%s", s->root, s->site, m->ref);
+		topics_build(topic, tlen, s->root, TOPIC_CALL, s->site, m->ref);
 		n = snprintf(buf, len,
 			     "{\"id\":\"%s\",\"ts\":\"%s\",\"by\":\"%s\",\"outcome\":\"%s\"", m->id,
 			     ts, m->by, m->what);
@@ -940,7 +939,7 @@ build(struct sim *s, const struct msg *m, char *topic, size_t tlen, char *buf, s
 		n += snprintf(buf + n, len - (size_t)n, "}");
 		break;
 	case M_DROPOFF:
-		snprintf(topic, tlen, "%s/%s/dropoff", s->root, s->site);
+		topics_build(topic, tlen, s->root, TOPIC_DROPOFF, s->site, NULL);
 		n = snprintf(buf, len,
 			     "{\"id\":\"%s\",\"ts\":\"%s\",\"household\":\"%s\",\"item\":\"%s\","
 			     "\"action\":\"%s\"",

@@ -24,12 +24,11 @@ TABLES = {   # sim summary kind -> (table, where)
     "disinfections": ("disinfections", "site = %s"),
     "hotline_events": ("hotline_events", "site = %s"),
     "isolation_checks": ("isolation_checks", "site = %s"),
+    "need_events": ("need_events", "site = %s"),
+    "welfare_calls": ("welfare_calls", "site = %s"),
+    "dropoffs": ("dropoffs", "site = %s"),
     "rejects": ("rejects", "topic LIKE 'cordon/' || %s || '/%%'"),
 }
-# The people work's kinds in the summary (need_events, welfare_calls,
-# dropoffs) are left out of the stored == published comparison until cordond
-# subscribes to their topics (issue 16's normalizer); test_sim_people_work
-# checks them at the broker.
 FAULT_ALERTS = {   # fault -> alert kind it must raise
     "fever": "fever", "sealed": "sealed_gate", "breach": "isolation_breach",
     "unknown_card": "unknown_card", "exit_quota": "exit_quota", "hotline": "hotline_unresolved",
@@ -108,7 +107,8 @@ def test_sim_counts_and_faults(env, cordond):
     with open(summary) as f:
         published = json.load(f)
     assert published["second_card"] == ordinary_pairs(env, SITE)[0]
-    rows = {k: published["rows"][k] for k in TABLES}
+    rows = published["rows"]
+    assert set(rows) == set(TABLES)
     assert rows["gate_events"] > 50 and rows["gate_status"] > 50
     assert rows["rejects"] == 6
     assert set(published["faults"]) >= {"fever", "sealed", "breach", "malformed", "unknown_card",
@@ -118,6 +118,21 @@ def test_sim_counts_and_faults(env, cordond):
         return {k: env.pg.count(t, w, (SITE,)) for k, (t, w) in TABLES.items()}
     harness.wait_until(lambda: stored() == rows,
                        what=lambda: "stored %r == published %r" % (stored(), rows))
+    # A needs_help call's need is opened by cordond and assigned and
+    # delivered by the simulator under the id cordond gives it: every such
+    # need is whole (no need made of later steps alone, without a household).
+    helped = env.pg.count("welfare_calls", "site = %s AND outcome = 'needs_help'", (SITE,))
+    assert helped >= 1
+    harness.wait_until(lambda: env.pg.count(
+        "needs", "site = %s AND need_id LIKE 'call-%%' AND status = 'delivered'"
+        " AND household IS NOT NULL AND opened_at IS NOT NULL", (SITE,)) == helped,
+        what="every needs_help call's need delivered")
+    assert env.pg.count("needs", "site = %s AND (household IS NULL OR opened_at IS NULL)",
+                        (SITE,)) == 0
+    # the undelivered fault's need: assigned, never delivered
+    assert env.pg.query("SELECT status, assigned_to FROM needs WHERE site = %s"
+                        " AND need_id = %s", (SITE, published["undelivered"])) == \
+        [("assigned", "vol-01")]
     # the vendor formats were part of the mix
     vendors = dict(env.pg.query("SELECT vendor, count(*) FROM gate_events WHERE site = %s"
                                 " GROUP BY vendor", (SITE,)))
