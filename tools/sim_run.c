@@ -520,7 +520,7 @@ people(struct sim *s, double base)
 	for (size_t k = 0; k < s->nplan; k++) {
 		const struct drop *d = &s->plan[k];
 		double placed = d->t > busy[d->iso] + 0.05 ? d->t : busy[d->iso] + 0.05;
-		double collected = placed + rng_uniform(&s->people, 0.1, 1.5);
+		double collected = placed + rng_uniform(&s->people, 0.1, 1.0);
 
 		for (int step = 0; step < 2; step++) {
 			if (!(m = push(s, base + (step ? collected : placed) * hour, M_DROPOFF,
