@@ -36,10 +36,12 @@ usage(FILE *out)
 	      "hotline, 40 households in home isolation.\n"
 	      "\n"
 	      "  register --site S --out FILE.csv [--seed N] [--script FILE.sh] [--sql FILE.sql]\n"
+	      "      [--faults all|none|LIST]\n"
 	      "      writes the household CSV for `cordonctl import households`, and prints (or\n"
 	      "      writes with --script) the cordonctl commands for gates, zones and isolation\n"
-	      "      orders; --sql writes the SQL that backdates the isolation order of the\n"
-	      "      household whose checks the missed_check fault skips.\n"
+	      "      orders; --sql writes the SQL that marks every second card a carer's (extra,\n"
+	      "      reason 'carer'), registers the volunteers vol-01..vol-24, and backdates the\n"
+	      "      isolation order of the household whose checks the missed_check fault skips.\n"
 	      "\n"
 	      "  run --uri tcp://HOST:PORT --site S [--duration 60s] [--day 120s] [--seed N]\n"
 	      "      [--register FILE.csv] [--faults all|none|LIST] [--fever-rate R]\n"
@@ -48,8 +50,10 @@ usage(FILE *out)
 	      "      publishes a simulated day compressed into --day, at QoS 1, with real device\n"
 	      "      times: gate passes at G01 (canonical, Hikvision and WeCom payloads),\n"
 	      "      heartbeats of every gate, disinfection rounds, hotline calls, isolation checks\n"
-	      "      twice a simulated day; plus the injected faults. Without --duration it runs\n"
-	      "      until Ctrl-C. Prints what the broker acknowledged, by kind.\n"
+	      "      twice a simulated day, the daily welfare call to every isolated household,\n"
+	      "      the needs ledger (open, assign to a volunteer, deliver), drop-offs placed\n"
+	      "      and collected; plus the injected faults. Without --duration it runs until\n"
+	      "      Ctrl-C. Prints what the broker acknowledged, by kind.\n"
 	      "\n"
 	      "  load --uri tcp://HOST:PORT --site S [--rate N|0] [--count N] [--duration D]\n"
 	      "      [--gates N] [--qos 0|1] [--inflight N] [--fever-rate R] [--fever-every N]\n"
@@ -58,7 +62,8 @@ usage(FILE *out)
 	      "      in-flight window allows) until --count, --duration or Ctrl-C, and prints\n"
 	      "      the messages published and acknowledged, the elapsed time and the rate.\n"
 	      "\n"
-	      "Faults (run --faults all, none, or a comma list of):\n"
+	      "Faults (--faults all, none, or a comma list of; run injects all but\n"
+	      "second_card, register only second_card):\n"
 	      "  fever         a critical fever reading at G01 (besides --fever-rate)\n"
 	      "  sealed        the sealed gate G07 reports status \"forced\"\n"
 	      "  breach        a card of an isolated household goes out at G01\n"
@@ -69,6 +74,10 @@ usage(FILE *out)
 	      "  hotline       an urgent medical call that is never resolved\n"
 	      "  missed_check  one isolated household never sends its health check\n"
 	      "  silent        gate G01 goes silent (no pass, no heartbeat) for --silent-for\n"
+	      "  undelivered   a need assigned and never delivered, past its due\n"
+	      "  missed_call   one isolated household never gets its daily welfare call\n"
+	      "  uncollected   a drop-off for an isolated household never collected\n"
+	      "  second_card   (register) one household keeps a second ordinary card\n"
 	      "\n"
 	      "Deterministic: the same --seed gives the same register and the same messages\n"
 	      "(only the device times follow the wall clock).\n"
@@ -191,6 +200,49 @@ rng_shuffle(struct rng *r, int *a, size_t n)
 		a[i - 1] = a[j];
 		a[j] = t;
 	}
+}
+
+/* ---------------------------------------------------------------- faults */
+
+const char *const sim_fault_names[SIM_N_FAULTS] = {
+	"fever",       "sealed",      "breach",	     "malformed",    "unknown_card",
+	"skew",	       "exit_quota",  "hotline",     "missed_check", "silent",
+	"undelivered", "missed_call", "uncollected", "second_card",
+};
+
+int
+sim_parse_faults(const char *arg, unsigned *ret)
+{
+	char buf[256], *tok, *save = NULL;
+	unsigned f = 0;
+
+	if (strcmp(arg, "all") == 0) {
+		*ret = SIM_ALL_FAULTS;
+		return 0;
+	}
+	if (strcmp(arg, "none") == 0) {
+		*ret = 0;
+		return 0;
+	}
+	snprintf(buf, sizeof(buf), "%s", arg);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		int i;
+
+		for (i = 0; i < SIM_N_FAULTS && strcmp(tok, sim_fault_names[i]) != 0; i++)
+			;
+		if (i == SIM_N_FAULTS) {
+			char known[400] = "";
+
+			for (int k = 0; k < SIM_N_FAULTS; k++)
+				snprintf(known + strlen(known), sizeof(known) - strlen(known),
+					 "%s%s", k ? ", " : "", sim_fault_names[k]);
+			tool_err("unknown fault '%s' (known: %s)", tok, known);
+			return -1;
+		}
+		f |= 1u << i;
+	}
+	*ret = f;
+	return 0;
 }
 
 /* ---------------------------------------------------------------- arguments */

@@ -2,7 +2,10 @@
 """Generates the household register CSV of the reference compound (SPEC):
 52 buildings, 3,427 households, 10,803 residents (as household sizes),
 1-2 cards `C-xxxxx` per household, 11-digit phones. The same --seed always
-gives the same file, byte for byte.
+gives the same file, byte for byte. A second card stands for a carer's
+(one card a household is the rule): the CSV has no column to mark it extra,
+so an import leaves it ordinary; `cordon-sim register --sql` writes the SQL
+that marks them (extra, reason 'carer').
 
 usage: gen_register.py [--seed N] [-o FILE] [--buildings 52] [--households 3427]
                        [--residents 10803]

@@ -21,6 +21,7 @@
 #define SIM_N_GATES 16
 #define SIM_N_ZONES 12
 #define SIM_N_ISOLATED 40
+#define SIM_N_VOLUNTEERS 24 /* vol-01 .. vol-24, in 4 teams */
 #define SIM_OPEN_GATE "G01"
 #define SIM_FORCED_GATE "G07"
 
@@ -53,6 +54,34 @@ int sim_parse_int(const char *s, long long lo, long long hi, long long *ret)
 int sim_parse_real(const char *s, double lo, double hi, double *ret)
 	__attribute__((warn_unused_result));
 
+/* ---------------------------------------------------------------- faults */
+
+/* The injected faults, in `--faults` order; 1 << enum sim_fault in a mask.
+ * F_SECOND_CARD is the register's (`register --faults`), the others run's. */
+enum sim_fault {
+	F_FEVER,
+	F_SEALED,
+	F_BREACH,
+	F_MALFORMED,
+	F_UNKNOWN_CARD,
+	F_SKEW,
+	F_EXIT_QUOTA,
+	F_HOTLINE,
+	F_MISSED_CHECK,
+	F_SILENT,
+	F_UNDELIVERED,
+	F_MISSED_CALL,
+	F_UNCOLLECTED,
+	F_SECOND_CARD,
+	SIM_N_FAULTS
+};
+#define SIM_ALL_FAULTS ((1u << SIM_N_FAULTS) - 1)
+extern const char *const sim_fault_names[SIM_N_FAULTS];
+
+/* "all", "none" or a comma list of fault names -> a mask of 1 << enum
+ * sim_fault. 0, or -1 after printing the unknown name. */
+int sim_parse_faults(const char *arg, unsigned *ret) __attribute__((warn_unused_result));
+
 /* ---------------------------------------------------------------- time */
 
 double sim_mono(void); /* CLOCK_MONOTONIC, seconds */
@@ -82,7 +111,11 @@ struct reg {
 	int buildings;
 	long residents;
 	long cards;
-	int isolated[SIM_N_ISOLATED]; /* indices into hh; [0] missed_check, [1] breach, [2] hotline */
+	/* indices into hh; [0] missed_check, [1] breach, [2] hotline, [3] missed_call,
+	 * [4] uncollected */
+	int isolated[SIM_N_ISOLATED];
+	int second_card; /* index into hh of the household the second_card fault gives
+			  * two ordinary cards (reg_second_card), or -1 */
 };
 
 /* Generates the reference compound from the seed (52 buildings, 3,427
@@ -93,15 +126,21 @@ int reg_generate(struct reg *reg, uint64_t seed) __attribute__((warn_unused_resu
 int reg_read(struct reg *reg, const char *path) __attribute__((warn_unused_result));
 /* Picks the isolated households, deterministic from the seed. 0 or -1. */
 int reg_isolate(struct reg *reg, uint64_t seed) __attribute__((warn_unused_result));
+/* Picks reg->second_card, deterministic from the seed and the register: a
+ * household that is not isolated and has two cards or more (call after
+ * reg_isolate()); -1 when there is none. */
+void reg_second_card(struct reg *reg, uint64_t seed);
+/* A volunteer's id for k in [0, SIM_N_VOLUNTEERS): "vol-01" .. "vol-24". */
+void reg_volunteer(char *buf, size_t len, int k);
 void reg_finish(struct reg *reg);
 
 /* ---------------------------------------------------------------- MQTT */
 
-/* What a publish counts for once the broker acknowledged it: a kind (0..7),
+/* What a publish counts for once the broker acknowledged it: a kind (0..15),
  * the rows it makes (0..255) and a label (0 none, 1..15). */
 #define PUB_TAG(kind, rows, label) \
 	((uint32_t)(kind) | (uint32_t)(rows) << 4 | (uint32_t)(label) << 12)
-#define PUB_KINDS 8
+#define PUB_KINDS 16
 #define PUB_LABELS 16
 
 struct pub;

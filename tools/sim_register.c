@@ -2,7 +2,13 @@
  * seed (the shape tools/gen_register.py writes: 52 buildings, 3,427
  * households BUILDING-UNIT-ROOM, 10,803 residents, 1-2 cards C-xxxxx per
  * household, 11-digit phones), read back from a CSV, the 40 isolated
- * households, and `cordon-sim register`. */
+ * households, the second_card fault's household, the volunteers, and
+ * `cordon-sim register`.
+ *
+ * One card a household is the rule; a second card is the documented
+ * exception, a carer's (children caring for a bedridden parent): the --sql
+ * file marks every second card extra with reason 'carer' (the household
+ * CSV has no column for it), but for the second_card fault's household. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -17,7 +23,7 @@
 #define RESIDENTS 10803
 #define CARD_IDS 99999 /* C-00001 .. C-99999 */
 
-enum { STREAM_REGISTER = 1, STREAM_ISOLATION = 2 };
+enum { STREAM_REGISTER = 1, STREAM_ISOLATION = 2, STREAM_SECOND_CARD = 3, STREAM_VOLUNTEERS = 4 };
 
 /* Share of households by size (1 to 6 people), then nudged to the exact total. */
 static const double size_weights[] = { 0.15, 0.25, 0.27, 0.19, 0.09, 0.05 };
@@ -62,6 +68,7 @@ generate(struct reg *reg, uint64_t seed, struct row **ret_rows)
 	int base = HOUSEHOLDS / BUILDINGS, extra = HOUSEHOLDS % BUILDINGS;
 
 	memset(reg, 0, sizeof(*reg));
+	reg->second_card = -1;
 	rng_seed(&r, seed, STREAM_REGISTER);
 	reg->hh = calloc(HOUSEHOLDS, sizeof(*reg->hh));
 	rows = calloc(HOUSEHOLDS, sizeof(*rows));
@@ -193,6 +200,42 @@ reg_isolate(struct reg *reg, uint64_t seed)
 	return 0;
 }
 
+void
+reg_second_card(struct reg *reg, uint64_t seed)
+{
+	struct rng r;
+	size_t n = 0, pick;
+
+	reg->second_card = -1;
+	for (size_t i = 0; i < reg->n; i++) {
+		bool isolated = false;
+
+		for (int k = 0; k < SIM_N_ISOLATED; k++)
+			isolated |= reg->isolated[k] == (int)i;
+		n += !isolated && reg->hh[i].ncards >= 2;
+	}
+	if (n == 0)
+		return;
+	rng_seed(&r, seed, STREAM_SECOND_CARD);
+	pick = (size_t)rng_below(&r, n);
+	for (size_t i = 0; i < reg->n; i++) {
+		bool isolated = false;
+
+		for (int k = 0; k < SIM_N_ISOLATED; k++)
+			isolated |= reg->isolated[k] == (int)i;
+		if (!isolated && reg->hh[i].ncards >= 2 && pick-- == 0) {
+			reg->second_card = (int)i;
+			return;
+		}
+	}
+}
+
+void
+reg_volunteer(char *buf, size_t len, int k)
+{
+	snprintf(buf, len, "vol-%02d", k + 1);
+}
+
 /* ---------------------------------------------------------------- CSV */
 
 /* Splits a CSV line in place (no quoted commas in a register; surrounding
@@ -232,6 +275,7 @@ reg_read(struct reg *reg, const char *path)
 	FILE *in = fopen(path, "r");
 
 	memset(reg, 0, sizeof(*reg));
+	reg->second_card = -1;
 	if (!in) {
 		tool_err("%s: %s", path, strerror(errno));
 		return -1;
@@ -333,8 +377,8 @@ write_csv(const struct reg *reg, const struct row *rows, const char *path)
 
 /* ---------------------------------------------------------------- register */
 
-static const char synopsis[] =
-	"register --site S --out FILE.csv [--seed N] [--script FILE.sh] [--sql FILE.sql]";
+static const char synopsis[] = "register --site S --out FILE.csv [--seed N] [--script FILE.sh] "
+			       "[--sql FILE.sql]\n      [--faults all|none|LIST]";
 
 static void
 setup_commands(FILE *out, const struct reg *reg, const char *site)
@@ -351,6 +395,74 @@ setup_commands(FILE *out, const struct reg *reg, const char *site)
 			site, reg->hh[reg->isolated[i]].id);
 }
 
+/* The --sql file: the carers' cards, the volunteers, the missed_check
+ * household's order backdated. Ids are the generated ones and the site an
+ * id (tool_valid_id), so they are written as literals. 0 or -1 (printed). */
+static int
+write_sql(const struct reg *reg, const char *site, long long seed, bool second_card,
+	  const char *path)
+{
+	static const char *const prefixes[] = { "135", "138", "139", "150", "186", "189" };
+	FILE *f = fopen(path, "w");
+	struct rng r;
+	int n = 0;
+
+	if (!f) {
+		tool_err("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	fprintf(f,
+		"-- cordon-sim register --site %s --seed %lld: what the household CSV cannot say\n",
+		site, seed);
+	fputs("\n-- One card a household is the rule; every second card is a carer's (extra).\n",
+	      f);
+	if (second_card && reg->second_card >= 0)
+		fprintf(f, "-- The second_card fault: household %s keeps two ordinary cards.\n",
+			reg->hh[reg->second_card].id);
+	fprintf(f,
+		"UPDATE cards SET extra = true, reason = 'carer'\n WHERE site = '%s' AND card IN (",
+		site);
+	for (size_t i = 0; i < reg->n; i++) {
+		const struct household *h = &reg->hh[i];
+
+		if (second_card && (int)i == reg->second_card)
+			continue;
+		for (int c = 1; c < h->ncards; c++) {
+			fprintf(f, "%s'%s'", n == 0 ? "\n  " : n % 8 ? ", " : ",\n  ", h->card[c]);
+			n++;
+		}
+	}
+	fprintf(f, "%s);\n", n ? "" : "NULL");
+
+	fputs("\n-- The volunteers who deliver (their phones never leave the database).\n"
+	      "INSERT INTO volunteers (site, volunteer, team, phone) VALUES",
+	      f);
+	rng_seed(&r, (uint64_t)seed, STREAM_VOLUNTEERS);
+	for (int k = 0; k < SIM_N_VOLUNTEERS; k++) {
+		const char *prefix =
+			prefixes[rng_below(&r, sizeof(prefixes) / sizeof(prefixes[0]))];
+		char id[16];
+
+		reg_volunteer(id, sizeof(id), k);
+		fprintf(f, "%s\n  ('%s', '%s', 'team-%d', '%s%08u')", k ? "," : "", site, id,
+			k * 4 / SIM_N_VOLUNTEERS + 1, prefix, (unsigned)rng_below(&r, 100000000));
+	}
+	fputs("\nON CONFLICT (site, volunteer) DO UPDATE SET team = EXCLUDED.team, phone = "
+	      "EXCLUDED.phone;\n",
+	      f);
+
+	fprintf(f,
+		"\n-- The missed_check household: its order started an hour ago, no check since.\n"
+		"UPDATE isolation_orders SET starts_at = now() - interval '1 hour'\n"
+		" WHERE site = '%s' AND household = '%s' AND released_at IS NULL;\n",
+		site, reg->hh[reg->isolated[0]].id);
+	if (fclose(f) != 0) {
+		tool_err("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int
 sim_register(int argc, char **argv)
 {
@@ -360,6 +472,7 @@ sim_register(int argc, char **argv)
 		{ "seed", required_argument, NULL, 'S' },
 		{ "script", required_argument, NULL, 'x' },
 		{ "sql", required_argument, NULL, 'q' },
+		{ "faults", required_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -368,6 +481,9 @@ sim_register(int argc, char **argv)
 	struct row *rows = NULL;
 	struct reg reg;
 	FILE *f = stdout;
+	unsigned faults = SIM_ALL_FAULTS;
+	long carers = 0;
+	bool fault;
 	int c, rc = SIM_FAILED;
 
 	optind = 1;
@@ -378,6 +494,10 @@ sim_register(int argc, char **argv)
 		case 'o': out = optarg; break;
 		case 'x': script = optarg; break;
 		case 'q': sql = optarg; break;
+		case 'f':
+			if (sim_parse_faults(optarg, &faults) < 0)
+				return SIM_USAGE;
+			break;
 		case 'S':
 			if (sim_parse_int(optarg, 0, INT64_MAX, &seed) < 0)
 				return tool_usage(synopsis, "--seed: not a number: '%s'", optarg);
@@ -400,6 +520,7 @@ sim_register(int argc, char **argv)
 	}
 	if (reg_isolate(&reg, (uint64_t)seed) < 0 || write_csv(&reg, rows, out) < 0)
 		goto out;
+	reg_second_card(&reg, (uint64_t)seed);
 	if (script && !(f = fopen(script, "w"))) {
 		tool_err("%s: %s", script, strerror(errno));
 		goto out;
@@ -417,26 +538,25 @@ sim_register(int argc, char **argv)
 	} else {
 		fflush(stdout);
 	}
-	if (sql) {
-		if (!(f = fopen(sql, "w"))) {
-			tool_err("%s: %s", sql, strerror(errno));
-			goto out;
-		}
-		fprintf(f,
-			"-- the missed_check household: its order started an hour ago, no check since\n"
-			"UPDATE isolation_orders SET starts_at = now() - interval '1 hour'\n"
-			" WHERE site = '%s' AND household = '%s' AND released_at IS NULL;\n",
-			site, reg.hh[reg.isolated[0]].id);
-		if (fclose(f) != 0) {
-			tool_err("%s: %s", sql, strerror(errno));
-			goto out;
-		}
-	}
+	if (sql && write_sql(&reg, site, seed, faults & (1u << F_SECOND_CARD), sql) < 0)
+		goto out;
+	for (size_t i = 0; i < reg.n; i++)
+		carers += reg.hh[i].ncards - 1;
 	fprintf(stderr,
 		"cordon-sim: register %s (seed %lld): %d buildings, %zu households, "
 		"%ld residents, %ld cards; %d gates (%d sealed), %d zones, %d isolated households\n",
 		out, seed, reg.buildings, reg.n, reg.residents, reg.cards, SIM_N_GATES,
 		SIM_N_GATES - 1, SIM_N_ZONES, SIM_N_ISOLATED);
+	fault = (faults & (1u << F_SECOND_CARD)) && reg.second_card >= 0;
+	if (sql)
+		fprintf(stderr, "cordon-sim: %s: %ld carers' cards (extra), %d volunteers%s%s\n",
+			sql, carers - fault, SIM_N_VOLUNTEERS,
+			fault ? "; second_card: household with two ordinary cards " : "",
+			fault ? reg.hh[reg.second_card].id : "");
+	else
+		fprintf(stderr,
+			"cordon-sim: without --sql, second cards are left ordinary "
+			"(not carers') and no volunteer is registered\n");
 	rc = 0;
 out:
 	free(rows);

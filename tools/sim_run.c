@@ -6,7 +6,16 @@
  * generated when the first message of the previous one is due past its end,
  * so the schedule is a heap (by offset, then by creation order). The PRNG
  * draws happen when a day is generated, never when a message is sent: the
- * same --seed gives the same messages in the same order. */
+ * same --seed gives the same messages in the same order. The people work
+ * (welfare calls, needs, drop-offs) draws from a stream of its own, so the
+ * rest of a day is what it was before it was added.
+ *
+ * Time compression: a simulated hour is --day / 24 of real time, the device
+ * times are the wall clock, and a need's `due` is the wall-clock time its
+ * offset will be. The daily welfare calls (like the isolation checks) come
+ * in the first simulated hours of each day, so that a call deadline a minute
+ * or so after the start finds every household called but the missed_call
+ * fault's. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -15,44 +24,37 @@
 #include <string.h>
 
 #include <jansson.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #include "clocks.h"
 #include "sim.h"
 #include "topics.h"
 
+/* What a message counts for: the table its rows go to. */
 enum kind {
 	K_GATE_EVENTS,
 	K_GATE_STATUS,
 	K_DISINFECTIONS,
 	K_HOTLINE_EVENTS,
 	K_ISOLATION_CHECKS,
+	K_NEED_EVENTS,
+	K_WELFARE_CALLS,
+	K_DROPOFFS,
 	K_REJECTS,
-	N_KINDS
+	N_KINDS,
+	/* a needs_help call: a welfare_calls row, and the need_events row of
+	 * the need cordond opens for it (folded by fold_help_calls()) */
+	K_HELP_CALLS = N_KINDS,
 };
 static const char *const kind_names[N_KINDS] = {
-	"gate_events",	  "gate_status",      "disinfections",
-	"hotline_events", "isolation_checks", "rejects",
-};
-
-enum fault {
-	F_FEVER,
-	F_SEALED,
-	F_BREACH,
-	F_MALFORMED,
-	F_UNKNOWN_CARD,
-	F_SKEW,
-	F_EXIT_QUOTA,
-	F_HOTLINE,
-	F_MISSED_CHECK,
-	F_SILENT,
-	N_FAULTS
-};
-static const char *const fault_names[N_FAULTS] = {
-	"fever", "sealed",     "breach",  "malformed",	  "unknown_card",
-	"skew",	 "exit_quota", "hotline", "missed_check", "silent",
+	"gate_events", "gate_status",	"disinfections", "hotline_events", "isolation_checks",
+	"need_events", "welfare_calls", "dropoffs",	 "rejects",
 };
 #define NO_LABEL 0
 #define LABEL(f) ((f) + 1)
+_Static_assert(K_HELP_CALLS < PUB_KINDS, "a kind is 4 bits of a publish's tag");
+_Static_assert(SIM_N_FAULTS < PUB_LABELS, "a label is 4 bits of a publish's tag");
 
 /* The malformed fault's payloads: topic kind and id, payload. */
 static const struct {
@@ -81,7 +83,10 @@ enum mtype {
 	M_RAW,
 	M_DISINFECTION,
 	M_HOTLINE,
-	M_CHECK
+	M_CHECK,
+	M_NEED,
+	M_CALL,
+	M_DROPOFF
 };
 
 struct reading {
@@ -94,19 +99,31 @@ struct msg {
 	double at;    /* real offset from the start, s */
 	uint64_t seq; /* creation order, breaks ties */
 	uint8_t type, kind, rows, label;
-	char id[48]; /* record id; status id; call id */
+	char id[48]; /* record id; status id; call id; need id */
 	char gate[8];
 	char ref[SIM_ID_MAX]; /* card, zone, household */
-	const char *what;     /* direction, state, crew, action */
-	const char *category; /* hotline */
-	const char *note;     /* hotline */
+	char by[16];	      /* need, call, drop-off: volunteer or operator; "" none */
+	char call[24];	      /* need (open): the hotline call that opened it; "" none */
+	const char *what;     /* direction, state, crew, action, outcome */
+	const char *category; /* hotline, need (open), call (needs_help); drop-off: item */
+	const char *note;     /* hotline, need, call */
+	double due;	      /* need (open): real offset it is due at, s; < 0 none */
 	double temp, skew;
 	bool flag;   /* mask, urgent, symptoms */
-	int step;    /* hotline update number */
+	int step;    /* hotline update number; need step id */
 	long serial; /* Hikvision */
 	int bad;     /* index into bad_payloads */
 	int nread;
 	struct reading rd[3];
+};
+
+/* A drop-off a day plans for an isolated household, before they are
+ * spread so that one is collected before the next is placed. */
+struct drop {
+	double t; /* simulated hours from the day's start */
+	int iso;  /* index into reg.isolated */
+	const char *item;
+	char by[16];
 };
 
 struct sim {
@@ -115,9 +132,15 @@ struct sim {
 	long long seed;
 	double day, duration, fever_rate, silent_at, silent_for;
 	int passes_per_day, calls_per_day;
-	unsigned faults; /* 1 << enum fault */
+	unsigned faults; /* 1 << enum sim_fault */
 	struct rng rng;
+	struct rng people; /* welfare calls, needs, drop-offs */
 	struct reg reg;
+	int *iso_of;	       /* per household: its index in reg.isolated, or -1 */
+	int64_t start_wall_us; /* the wall clock at offset 0 (a need's due) */
+	int needs, wcalls, drops;
+	struct drop *plan; /* the day's drop-offs */
+	size_t nplan, capplan;
 	int *order; /* households that are not isolated, shuffled */
 	size_t norder, next_out;
 	int *out; /* households out of the compound */
@@ -134,7 +157,7 @@ struct sim {
 };
 
 static bool
-has(const struct sim *s, enum fault f)
+has(const struct sim *s, enum sim_fault f)
 {
 	return s->faults & (1u << f);
 }
@@ -285,6 +308,238 @@ cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* ---------------------------------------------------------------- the people work */
+
+static const char *const need_categories[] = { "groceries", "medicine", "elderly_care",
+					       "counselling", "other" };
+
+/* The item a drop-off of a need's category holds. */
+static const char *
+item_of(const char *category)
+{
+	return strcmp(category, "medicine") == 0   ? "medicine" :
+		strcmp(category, "groceries") == 0 ? "groceries" :
+						     "supplies";
+}
+
+static void
+volunteer(struct sim *s, char *buf, size_t len)
+{
+	reg_volunteer(buf, len, (int)rng_below(&s->people, SIM_N_VOLUNTEERS));
+}
+
+/* The need cordond opens for a needs_help call (norm_call(), docs/topics.md):
+ * "call-" and 16 hex digits of XXH3-64 of the call's event key
+ * "<site>/<household>/<call id>". */
+static void
+call_need_id(char *buf, size_t len, const char *site, const char *household, const char *call)
+{
+	char key[3 * SIM_ID_MAX + 4];
+	int n = snprintf(key, sizeof(key), "%s/%s/%s", site, household, call);
+
+	snprintf(buf, len, "call-%016llx",
+		 (unsigned long long)XXH3_64bits(key, n > 0 ? (size_t)n : 0));
+}
+
+/* A step of a need at `at` (real offset). NULL when out of memory. */
+static struct msg *
+need_step(struct sim *s, double at, const char *need_id, int step, const char *action,
+	  const char *by, int label)
+{
+	struct msg *m = push(s, at, M_NEED, K_NEED_EVENTS);
+
+	if (!m)
+		return NULL;
+	snprintf(m->id, sizeof(m->id), "%s", need_id);
+	m->step = step;
+	m->what = action;
+	m->due = -1;
+	if (by)
+		snprintf(m->by, sizeof(m->by), "%s", by);
+	m->label = (uint8_t)label;
+	return m;
+}
+
+/* Plans a drop-off for household hh (an index into reg.hh) at simulated
+ * hour t of the day, when it is isolated (and not the uncollected fault's,
+ * whose only drop-off is the fault's). 0 or -ENOMEM. */
+static int
+plan_drop(struct sim *s, int hh, double t, const char *item, const char *by)
+{
+	int iso = s->iso_of[hh];
+	struct drop *d;
+
+	if (iso < 0 || (iso == 4 && has(s, F_UNCOLLECTED)))
+		return 0;
+	if (s->nplan == s->capplan) {
+		size_t cap = s->capplan ? s->capplan * 2 : 64;
+		struct drop *n = realloc(s->plan, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		s->plan = n;
+		s->capplan = cap;
+	}
+	d = &s->plan[s->nplan++];
+	d->t = t;
+	d->iso = iso;
+	d->item = item;
+	snprintf(d->by, sizeof(d->by), "%s", by);
+	return 0;
+}
+
+/* Assign and deliver of a need opened at simulated hour t0 (a day from
+ * `base`), delivered at least an hour before due_h (simulated hours; < 0:
+ * no due), with a drop-off when its household is isolated. 0 or -ENOMEM. */
+static int
+need_follow(struct sim *s, double base, const char *need_id, int hh, const char *category,
+	    double t0, double due_h)
+{
+	double hour = s->day / 24.0, ta = t0 + rng_uniform(&s->people, 0.1, 1.0), td;
+	char vol[16];
+
+	volunteer(s, vol, sizeof(vol));
+	td = due_h < 0 ?
+		ta + rng_uniform(&s->people, 0.3, 2.0) :
+		ta + rng_uniform(&s->people, 0.3, due_h - 1.0 - ta > 0.4 ? due_h - 1.0 - ta : 0.4);
+	if (!need_step(s, base + ta * hour, need_id, 2, "assign", vol, NO_LABEL) ||
+	    !need_step(s, base + td * hour, need_id, 3, "deliver", vol, NO_LABEL))
+		return -ENOMEM;
+	/* counselling is given on the phone: nothing to drop off */
+	return strcmp(category, "counselling") == 0 ? 0 :
+						      plan_drop(s, hh, td, item_of(category), vol);
+}
+
+/* A need opened by the hotline call `call` ("" none) or by the office, for
+ * household hh at simulated hour t0, due some hours later; then assigned
+ * and delivered before its due, or (rarely) cancelled. 0 or -ENOMEM. */
+static int
+need(struct sim *s, double base, int hh, double t0, const char *category, const char *call)
+{
+	double hour = s->day / 24.0, due_h = t0 + rng_uniform(&s->people, 3.0, 6.0);
+	char need_id[16];
+	struct msg *m;
+
+	snprintf(need_id, sizeof(need_id), "N-%05d", ++s->needs);
+	if (!(m = need_step(s, base + t0 * hour, need_id, 1, "open", NULL, NO_LABEL)))
+		return -ENOMEM;
+	snprintf(m->ref, sizeof(m->ref), "%s", s->reg.hh[hh].id);
+	snprintf(m->call, sizeof(m->call), "%s", call);
+	m->category = category;
+	m->due = base + due_h * hour;
+	if (!call[0] && rng_real(&s->people) < 0.05) {
+		m = need_step(s, base + (t0 + rng_uniform(&s->people, 0.2, 1.0)) * hour, need_id, 2,
+			      "cancel", NULL, NO_LABEL);
+		if (m)
+			m->note = "the family brought it";
+		return m ? 0 : -ENOMEM;
+	}
+	return need_follow(s, base, need_id, hh, category, t0, due_h);
+}
+
+static int
+cmp_drop(const void *a, const void *b)
+{
+	const struct drop *x = a, *y = b;
+
+	return (x->t > y->t) - (x->t < y->t);
+}
+
+/* The people work of one simulated day from `base`, but the needs the
+ * hotline opens (day()): the daily welfare calls, the office's needs,
+ * parcels, and every drop-off planned, each collected before the household's
+ * next is placed. 0 or -ENOMEM. */
+static int
+people(struct sim *s, double base)
+{
+	static const char *const help[] = { "groceries", "medicine", "elderly_care" };
+	static const char *const parcels[] = { "groceries", "parcel", "meal" };
+	double hour = s->day / 24.0, busy[SIM_N_ISOLATED];
+	struct msg *m;
+
+	/* the welfare calls, in the first simulated hours (see the top) */
+	for (int i = 0; i < SIM_N_ISOLATED; i++) {
+		int hh = s->reg.isolated[i];
+		double t = (i + 0.5) * 0.05, u = rng_real(&s->people);
+		const char *outcome = u < 0.78 ? "reached" :
+			u < 0.90	       ? "no_answer" :
+			u < 0.97	       ? "needs_help" :
+						 "counselling";
+
+		if (i == 3 && has(s, F_MISSED_CALL))
+			continue;
+		for (int attempt = 0; attempt < 2; attempt++) {
+			bool needs_help = strcmp(outcome, "needs_help") == 0;
+
+			if (!(m = push(s, base + t * hour, M_CALL,
+				       needs_help ? K_HELP_CALLS : K_WELFARE_CALLS)))
+				return -ENOMEM;
+			snprintf(m->id, sizeof(m->id), "W-%06d", ++s->wcalls);
+			snprintf(m->ref, sizeof(m->ref), "%s", s->reg.hh[hh].id);
+			snprintf(m->by, sizeof(m->by), "op-%d", i % 3 + 1);
+			m->what = outcome;
+			if (needs_help) {
+				char need_id[32];
+
+				m->category = help[rng_below(&s->people, 3)];
+				m->note = "asked for a delivery";
+				call_need_id(need_id, sizeof(need_id), s->site, m->ref, m->id);
+				if (need_follow(s, base, need_id, hh, m->category, t, -1) < 0)
+					return -ENOMEM;
+			}
+			if (strcmp(outcome, "no_answer") != 0)
+				break;
+			/* called again an hour or two later, and reached */
+			t += rng_uniform(&s->people, 1.0, 2.0);
+			outcome = "reached";
+		}
+	}
+	/* the office's needs for isolated households */
+	for (int k = 0; k < 6; k++) {
+		int hh = s->reg.isolated[rng_below(&s->people, SIM_N_ISOLATED)];
+		const char *category = need_categories[rng_below(&s->people, 5)];
+
+		if (need(s, base, hh, rng_uniform(&s->people, 7, 17), category, "") < 0)
+			return -ENOMEM;
+	}
+	/* parcels from families for isolated households */
+	for (int i = 0; i < SIM_N_ISOLATED; i++) {
+		char vol[16];
+		double t = rng_uniform(&s->people, 8, 20);
+		const char *item = parcels[rng_below(&s->people, 3)];
+
+		volunteer(s, vol, sizeof(vol));
+		if (rng_real(&s->people) < 0.4 &&
+		    plan_drop(s, s->reg.isolated[i], t, item, vol) < 0)
+			return -ENOMEM;
+	}
+	/* the drop-offs, one at a time per household: placed, collected */
+	qsort(s->plan, s->nplan, sizeof(*s->plan), cmp_drop);
+	for (int i = 0; i < SIM_N_ISOLATED; i++)
+		busy[i] = 0;
+	for (size_t k = 0; k < s->nplan; k++) {
+		const struct drop *d = &s->plan[k];
+		double placed = d->t > busy[d->iso] + 0.05 ? d->t : busy[d->iso] + 0.05;
+		double collected = placed + rng_uniform(&s->people, 0.1, 1.0);
+
+		for (int step = 0; step < 2; step++) {
+			if (!(m = push(s, base + (step ? collected : placed) * hour, M_DROPOFF,
+				       K_DROPOFFS)))
+				return -ENOMEM;
+			snprintf(m->id, sizeof(m->id), "P-%06d", ++s->drops);
+			snprintf(m->ref, sizeof(m->ref), "%s",
+				 s->reg.hh[s->reg.isolated[d->iso]].id);
+			m->category = d->item;
+			m->what = step ? "collected" : "placed";
+			if (!step)
+				snprintf(m->by, sizeof(m->by), "%s", d->by);
+		}
+		busy[d->iso] = collected;
+	}
+	s->nplan = 0;
+	return 0;
+}
+
 /* One simulated day from real offset `base`. 0 or -ENOMEM. */
 static int
 day(struct sim *s, double base)
@@ -386,7 +641,8 @@ day(struct sim *s, double base)
 		}
 	/* hotline calls: open, maybe updates, resolve */
 	for (int c = 0; c < s->calls_per_day; c++) {
-		const char *hh = s->reg.hh[rng_below(&s->rng, s->reg.n)].id;
+		int hi = (int)rng_below(&s->rng, s->reg.n);
+		const char *hh = s->reg.hh[hi].id;
 		const char *cat = categories[rng_below(&s->rng, 5)];
 		bool urgent = strcmp(cat, "medical") == 0 && rng_real(&s->rng) < 0.4;
 		double t = rng_uniform(&s->rng, 7, 21), when[4];
@@ -414,6 +670,12 @@ day(struct sim *s, double base)
 			m->note = i == 0 ? NULL : "called back";
 			m->flag = urgent;
 		}
+		/* half the calls for supplies, or medical and not urgent, open a need */
+		if ((strcmp(cat, "supplies") == 0 || (strcmp(cat, "medical") == 0 && !urgent)) &&
+		    rng_real(&s->people) < 0.5 &&
+		    need(s, base, hi, when[0] + 0.05, cat[0] == 's' ? "groceries" : "medicine",
+			 call) < 0)
+			goto nomem;
 	}
 	/* isolation checks: twice a simulated day, the first round right at the start */
 	for (int i = 0; i < SIM_N_ISOLATED; i++) {
@@ -435,6 +697,8 @@ day(struct sim *s, double base)
 			m->flag = symptoms;
 		}
 	}
+	if (people(s, base) < 0)
+		goto nomem;
 	return 0;
 nomem:
 	free(times);
@@ -492,6 +756,28 @@ fault_msgs(struct sim *s)
 		m->flag = true;
 		m->note = "short of breath";
 		m->label = LABEL(F_HOTLINE);
+	}
+	if (has(s, F_UNDELIVERED)) {
+		/* due two simulated hours after it opens (at most 15 s): assigned, never delivered */
+		h = &s->reg.hh[s->order[s->norder - 4]];
+		if (!(m = need_step(s, 11.0, "N-LATE-1", 1, "open", NULL, LABEL(F_UNDELIVERED))))
+			return -ENOMEM;
+		snprintf(m->ref, sizeof(m->ref), "%s", h->id);
+		m->category = "medicine";
+		m->note = "insulin";
+		m->due = 11.0 + (s->day / 12 < 15 ? s->day / 12 : 15);
+		if (!need_step(s, 11.5, "N-LATE-1", 2, "assign", "vol-01", LABEL(F_UNDELIVERED)))
+			return -ENOMEM;
+	}
+	if (has(s, F_UNCOLLECTED)) {
+		if (!(m = push(s, 11.2, M_DROPOFF, K_DROPOFFS)))
+			return -ENOMEM;
+		snprintf(m->id, sizeof(m->id), "P-UNCOLLECTED-1");
+		snprintf(m->ref, sizeof(m->ref), "%s", s->reg.hh[s->reg.isolated[4]].id);
+		snprintf(m->by, sizeof(m->by), "vol-02");
+		m->category = "groceries";
+		m->what = "placed";
+		m->label = LABEL(F_UNCOLLECTED);
 	}
 	return 0;
 }
@@ -615,6 +901,53 @@ build(struct sim *s, const struct msg *m, char *topic, size_t tlen, char *buf, s
 			     "\"temp_c\":%.1f,\"symptoms\":[%s]}",
 			     m->id, ts, m->ref, m->temp, m->flag ? "\"cough\"" : "");
 		break;
+	case M_NEED:
+		topics_build(topic, tlen, s->root, TOPIC_NEED, s->site, NULL);
+		n = snprintf(buf, len,
+			     "{\"need_id\":\"%s\",\"id\":\"%d\",\"action\":\"%s\",\"ts\":\"%s\"",
+			     m->id, m->step, m->what, ts);
+		if (m->ref[0])
+			n += snprintf(buf + n, len - (size_t)n, ",\"household\":\"%s\"", m->ref);
+		if (m->category)
+			n += snprintf(buf + n, len - (size_t)n, ",\"category\":\"%s\"",
+				      m->category);
+		if (m->due >= 0) {
+			char due[40];
+
+			sim_iso_time(due, sizeof(due), s->start_wall_us + (int64_t)(m->due * 1e6),
+				     true);
+			n += snprintf(buf + n, len - (size_t)n, ",\"due\":\"%s\"", due);
+		}
+		if (m->call[0])
+			n += snprintf(buf + n, len - (size_t)n, ",\"call_id\":\"%s\"", m->call);
+		if (m->by[0])
+			n += snprintf(buf + n, len - (size_t)n, ",\"by\":\"%s\"", m->by);
+		if (m->note)
+			n += snprintf(buf + n, len - (size_t)n, ",\"note\":\"%s\"", m->note);
+		n += snprintf(buf + n, len - (size_t)n, "}");
+		break;
+	case M_CALL:
+		topics_build(topic, tlen, s->root, TOPIC_CALL, s->site, m->ref);
+		n = snprintf(buf, len,
+			     "{\"id\":\"%s\",\"ts\":\"%s\",\"by\":\"%s\",\"outcome\":\"%s\"", m->id,
+			     ts, m->by, m->what);
+		if (m->category)
+			n += snprintf(buf + n, len - (size_t)n, ",\"category\":\"%s\"",
+				      m->category);
+		if (m->note)
+			n += snprintf(buf + n, len - (size_t)n, ",\"note\":\"%s\"", m->note);
+		n += snprintf(buf + n, len - (size_t)n, "}");
+		break;
+	case M_DROPOFF:
+		topics_build(topic, tlen, s->root, TOPIC_DROPOFF, s->site, NULL);
+		n = snprintf(buf, len,
+			     "{\"id\":\"%s\",\"ts\":\"%s\",\"household\":\"%s\",\"item\":\"%s\","
+			     "\"action\":\"%s\"",
+			     m->id, ts, m->ref, m->category, m->what);
+		if (m->by[0])
+			n += snprintf(buf + n, len - (size_t)n, ",\"by\":\"%s\"", m->by);
+		n += snprintf(buf + n, len - (size_t)n, "}");
+		break;
 	}
 	return n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
 }
@@ -627,38 +960,6 @@ static const char synopsis[] =
 	"      [--calls-per-day N] [--silent-at 12s] [--silent-for 25s] [--summary FILE]";
 
 static int
-parse_faults(const char *arg, unsigned *ret)
-{
-	char buf[256], *tok, *save = NULL;
-	unsigned f = 0;
-
-	if (strcmp(arg, "all") == 0) {
-		*ret = (1u << N_FAULTS) - 1;
-		return 0;
-	}
-	if (strcmp(arg, "none") == 0) {
-		*ret = 0;
-		return 0;
-	}
-	snprintf(buf, sizeof(buf), "%s", arg);
-	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		int i;
-
-		for (i = 0; i < N_FAULTS && strcmp(tok, fault_names[i]) != 0; i++)
-			;
-		if (i == N_FAULTS) {
-			tool_err("unknown fault '%s' (known: fever, sealed, breach, malformed, "
-				 "unknown_card, skew, exit_quota, hotline, missed_check, silent)",
-				 tok);
-			return -1;
-		}
-		f |= 1u << i;
-	}
-	*ret = f;
-	return 0;
-}
-
-static int
 write_summary(const struct sim *s, const struct pub_counts *c, double elapsed, const char *path)
 {
 	json_t *o = json_object(), *msgs = json_object(), *rows = json_object(),
@@ -669,9 +970,9 @@ write_summary(const struct sim *s, const struct pub_counts *c, double elapsed, c
 		json_object_set_new(msgs, kind_names[k], json_integer((json_int_t)c->msgs[k]));
 		json_object_set_new(rows, kind_names[k], json_integer((json_int_t)c->rows[k]));
 	}
-	for (int f = 0; f < N_FAULTS; f++)
+	for (int f = 0; f < SIM_N_FAULTS; f++)
 		if (c->labels[LABEL(f)])
-			json_object_set_new(faults, fault_names[f],
+			json_object_set_new(faults, sim_fault_names[f],
 					    json_integer((json_int_t)c->labels[LABEL(f)]));
 	for (int i = 0; i < SIM_N_ISOLATED; i++)
 		json_array_append_new(iso, json_string(s->reg.hh[s->reg.isolated[i]].id));
@@ -683,6 +984,19 @@ write_summary(const struct sim *s, const struct pub_counts *c, double elapsed, c
 	json_object_set_new(o, "faults", faults);
 	json_object_set_new(o, "isolated", iso);
 	json_object_set_new(o, "missed_check", json_string(s->reg.hh[s->reg.isolated[0]].id));
+	/* the people work's faults: who or what to look for (null: not injected) */
+	json_object_set_new(o, "missed_call",
+			    has(s, F_MISSED_CALL) ? json_string(s->reg.hh[s->reg.isolated[3]].id) :
+						    json_null());
+	json_object_set_new(o, "uncollected",
+			    has(s, F_UNCOLLECTED) ? json_string(s->reg.hh[s->reg.isolated[4]].id) :
+						    json_null());
+	json_object_set_new(o, "undelivered",
+			    has(s, F_UNDELIVERED) ? json_string("N-LATE-1") : json_null());
+	json_object_set_new(o, "second_card",
+			    has(s, F_SECOND_CARD) && s->reg.second_card >= 0 ?
+				    json_string(s->reg.hh[s->reg.second_card].id) :
+				    json_null());
 	rc = json_dump_file(o, path, JSON_INDENT(1) | JSON_REAL_PRECISION(10));
 	json_decref(o);
 	if (rc < 0)
@@ -708,15 +1022,26 @@ print_table(const struct sim *s, const struct pub_counts *c, double elapsed)
 	printf("%-18s %9llu %9llu\n", "total", (unsigned long long)tm, (unsigned long long)tr);
 	/* by name, as the Python simulator printed them */
 	for (char first = 'a'; first <= 'z'; first++)
-		for (int f = 0; f < N_FAULTS; f++) {
-			if (fault_names[f][0] != first || !c->labels[LABEL(f)])
+		for (int f = 0; f < SIM_N_FAULTS; f++) {
+			if (sim_fault_names[f][0] != first || !c->labels[LABEL(f)])
 				continue;
-			printf("%s%s (%llu)", any ? ", " : "faults injected: ", fault_names[f],
+			printf("%s%s (%llu)", any ? ", " : "faults injected: ", sim_fault_names[f],
 			       (unsigned long long)c->labels[LABEL(f)]);
 			any = true;
 		}
 	if (any)
 		putchar('\n');
+}
+
+/* A needs_help call is a welfare_calls row and the need_events row of the
+ * need cordond opens for it. */
+static void
+fold_help_calls(struct pub_counts *c)
+{
+	c->msgs[K_WELFARE_CALLS] += c->msgs[K_HELP_CALLS];
+	c->rows[K_WELFARE_CALLS] += c->msgs[K_HELP_CALLS];
+	c->rows[K_NEED_EVENTS] += c->msgs[K_HELP_CALLS];
+	c->msgs[K_HELP_CALLS] = c->rows[K_HELP_CALLS] = 0;
 }
 
 static void
@@ -729,6 +1054,8 @@ sim_finish(struct sim *s)
 	free(s->out);
 	free(s->is_out);
 	free(s->wecom_seen);
+	free(s->iso_of);
+	free(s->plan);
 	reg_finish(&s->reg);
 }
 
@@ -753,7 +1080,7 @@ sim_run(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *uri = NULL, *regfile = NULL, *summary = NULL;
-	char topic[256], payload[2048], faults_text[160] = "";
+	char topic[256], payload[2048], faults_text[256] = "";
 	struct sim s;
 	struct pub *p = NULL;
 	struct pub_counts c;
@@ -770,7 +1097,7 @@ sim_run(int argc, char **argv)
 	s.calls_per_day = 40;
 	s.silent_at = 12;
 	s.silent_for = 25;
-	s.faults = (1u << N_FAULTS) - 1;
+	s.faults = SIM_ALL_FAULTS;
 	optind = 1;
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -807,7 +1134,7 @@ sim_run(int argc, char **argv)
 				return tool_usage(synopsis, "--seed: not a number: '%s'", optarg);
 			break;
 		case 'f':
-			if (parse_faults(optarg, &s.faults) < 0)
+			if (sim_parse_faults(optarg, &s.faults) < 0)
 				return SIM_USAGE;
 			break;
 		case 'F':
@@ -843,20 +1170,22 @@ sim_run(int argc, char **argv)
 	}
 	if (reg_isolate(&s.reg, (uint64_t)s.seed) < 0)
 		goto out;
+	reg_second_card(&s.reg, (uint64_t)s.seed);
 	rng_seed(&s.rng, (uint64_t)s.seed, 0);
+	rng_seed(&s.people, (uint64_t)s.seed, 3);
 	s.order = malloc(s.reg.n * sizeof(*s.order));
 	s.out = malloc(s.reg.n * sizeof(*s.out));
 	s.is_out = calloc(s.reg.n, sizeof(*s.is_out));
-	if (!s.order || !s.out || !s.is_out)
+	s.iso_of = malloc(s.reg.n * sizeof(*s.iso_of));
+	if (!s.order || !s.out || !s.is_out || !s.iso_of)
 		goto nomem;
-	for (size_t i = 0; i < s.reg.n; i++) {
-		bool isolated = false;
-
-		for (int k = 0; k < SIM_N_ISOLATED; k++)
-			isolated |= s.reg.isolated[k] == (int)i;
-		if (!isolated)
+	for (size_t i = 0; i < s.reg.n; i++)
+		s.iso_of[i] = -1;
+	for (int k = 0; k < SIM_N_ISOLATED; k++)
+		s.iso_of[s.reg.isolated[k]] = k;
+	for (size_t i = 0; i < s.reg.n; i++)
+		if (s.iso_of[i] < 0)
 			s.order[s.norder++] = (int)i;
-	}
 	rng_shuffle(&s.rng, s.order, s.norder);
 
 	sim_signals_block();
@@ -864,17 +1193,18 @@ sim_run(int argc, char **argv)
 		goto out;
 	if (fault_msgs(&s) < 0)
 		goto nomem;
-	for (int f = 0; f < N_FAULTS; f++)
-		if (has(&s, (enum fault)f))
+	for (int f = 0; f < SIM_N_FAULTS; f++)
+		if (has(&s, (enum sim_fault)f))
 			snprintf(faults_text + strlen(faults_text),
 				 sizeof(faults_text) - strlen(faults_text), "%s%s",
-				 faults_text[0] ? "," : "", fault_names[f]);
+				 faults_text[0] ? "," : "", sim_fault_names[f]);
 	printf("cordon-sim: site %s, seed %lld, 1 simulated day = %gs, faults: %s\n", s.site,
 	       s.seed, s.day, faults_text[0] ? faults_text : "none");
 	fflush(stdout);
 
 	end = s.duration > 0 ? s.duration : INFINITY;
 	start = sim_mono();
+	s.start_wall_us = clocks_wall_us();
 	for (;;) {
 		struct msg *m;
 		double delay;
@@ -905,6 +1235,7 @@ sim_run(int argc, char **argv)
 	all_acked = pub_drain(p, 60);
 	elapsed = sim_mono() - start;
 	pub_counts(p, &c);
+	fold_help_calls(&c);
 	if (!all_acked || c.failed)
 		tool_err("only %llu of %llu messages acknowledged", (unsigned long long)c.acked,
 			 (unsigned long long)c.sent);

@@ -1,10 +1,11 @@
 """scripts/demo --duration 25s, as a user without a terminal would run it:
 exit 0, alerts on screen from cordonctl alerts --follow (a fever, the forced
-sealed gate), cordonctl's daily report,
-and nothing it started left running. The simulator injects all its faults in
-the first 10 s of a run, so 25 s covers them all."""
+sealed gate), cordonctl's daily report, the simulator's table with the people
+work and its faults, and nothing it started left running. The simulator
+injects all its faults in the first 12 s of a run, so 25 s covers them all."""
 
 import os
+import re
 import subprocess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -34,4 +35,10 @@ def test_demo_runs_and_cleans_up():
         assert "\n%s\n" % section in out, section + " missing:\n" + out
     assert "not_json" in out.split("Rejected payloads", 1)[1], out
     assert "published" in out, out   # the simulator's table
+    # with the people work: welfare calls, needs and drop-offs were published
+    table = out.split("published", 1)[1]
+    for kind in ("need_events", "welfare_calls", "dropoffs"):
+        row = re.search(r"^%s +(\d+) +(\d+)$" % kind, table, re.M)
+        assert row and int(row.group(1)) > 0, kind + " missing:\n" + out
+    assert "undelivered (2)" in table and "uncollected (1)" in table, out
     assert not leftovers(), "left running:\n" + "\n".join(leftovers())
