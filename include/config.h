@@ -79,8 +79,8 @@ int config_keep_restart_keys(struct config *cfg, const struct config *running, F
  * "2d" -> milliseconds; "64KiB", "1GiB", "512" -> bytes. */
 int config_parse_duration(const char *s, int64_t *ret_ms) __attribute__((warn_unused_result));
 int config_parse_size(const char *s, int64_t *ret_bytes) __attribute__((warn_unused_result));
-/* "HH:MM" (00:00 to 23:59, two digits each) -> seconds after midnight;
- * 0 or -EINVAL. */
+/* "HH:MM" or "HH:MM:SS" (00:00 to 23:59:59, two digits each) -> seconds
+ * after midnight; 0 or -EINVAL. */
 int config_parse_time_of_day(const char *s, int64_t *ret_s) __attribute__((warn_unused_result));
 
 #endif

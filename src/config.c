@@ -220,16 +220,21 @@ config_parse_size(const char *s, int64_t *ret_bytes)
 int
 config_parse_time_of_day(const char *s, int64_t *ret_s)
 {
-	int h, m;
+	size_t len = strlen(s);
+	int v[3] = { 0, 0, 0 };
 
-	if (strlen(s) != 5 || s[2] != ':' || s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9' ||
-	    s[3] < '0' || s[3] > '9' || s[4] < '0' || s[4] > '9')
+	/* HH:MM or HH:MM:SS, two digits each */
+	if (len != 5 && len != 8)
 		return -EINVAL;
-	h = (s[0] - '0') * 10 + (s[1] - '0');
-	m = (s[3] - '0') * 10 + (s[4] - '0');
-	if (h > 23 || m > 59)
+	for (size_t i = 0; i < len; i += 3) {
+		if (s[i] < '0' || s[i] > '9' || s[i + 1] < '0' || s[i + 1] > '9' ||
+		    (i + 2 < len && s[i + 2] != ':'))
+			return -EINVAL;
+		v[i / 3] = (s[i] - '0') * 10 + (s[i + 1] - '0');
+	}
+	if (v[0] > 23 || v[1] > 59 || v[2] > 59)
 		return -EINVAL;
-	*ret_s = h * 3600 + m * 60;
+	*ret_s = v[0] * 3600 + v[1] * 60 + v[2];
 	return 0;
 }
 
@@ -298,7 +303,7 @@ set_value(struct config *cfg, const struct config_key *k, const char *value)
 		return "must be off, interval or always";
 	case KEY_TIME_OF_DAY:
 		if (config_parse_time_of_day(value, &i64) < 0)
-			return "not a time of day HH:MM (00:00 to 23:59, e.g. 20:00)";
+			return "not a time of day HH:MM or HH:MM:SS (00:00 to 23:59:59, e.g. 20:00)";
 		*(int64_t *)field = i64;
 		return NULL;
 	case KEY_LEVEL: {
@@ -511,7 +516,11 @@ config_format_value(const struct config *cfg, const struct config_key *k, char *
 	case KEY_TIME_OF_DAY: {
 		int64_t v = *(const int64_t *)field;
 
-		snprintf(buf, len, "%02d:%02d", (int)(v / 3600), (int)(v / 60 % 60));
+		if (v % 60)
+			snprintf(buf, len, "%02d:%02d:%02d", (int)(v / 3600), (int)(v / 60 % 60),
+				 (int)(v % 60));
+		else
+			snprintf(buf, len, "%02d:%02d", (int)(v / 3600), (int)(v / 60 % 60));
 		break;
 	}
 	}

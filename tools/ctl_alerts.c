@@ -709,6 +709,20 @@ static const struct {
 	  "     OR count(*) FILTER (WHERE action = 'placed')"
 	  "        > count(*) FILTER (WHERE action = 'collected')"
 	  " ORDER BY household" },
+	/* The register's exception cards (cards.extra, e.g. a carer's second
+	 * card: their passes count against no exit quota), by reason: how many
+	 * cards and households hold them now, and their passes that day. One
+	 * card at a time: cordonctl household. */
+	{ "exception_cards", "Exception cards",
+	  "SELECT coalesce(c.reason, '-') AS reason, count(DISTINCT c.card) AS cards,"
+	  "       count(DISTINCT c.household) AS households,"
+	  "       count(e.event_key) AS passes,"
+	  "       count(e.event_key) FILTER (WHERE e.direction = 'out') AS out"
+	  "  FROM cards c"
+	  "  LEFT JOIN gate_events e ON e.site = $1 AND e.card = c.card"
+	  "       AND e.ts >= $2::timestamptz AND e.ts < $3::timestamptz"
+	  " WHERE c.site = $1 AND c.extra AND c.state = 'active'"
+	  " GROUP BY 1 ORDER BY 1" },
 	{ "hotline", "Hotline calls",
 	  "SELECT coalesce(category, '-') AS category, count(*) AS calls,"
 	  "       count(*) FILTER (WHERE urgent) AS urgent,"

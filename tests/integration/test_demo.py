@@ -1,8 +1,12 @@
-"""scripts/demo --duration 25s, as a user without a terminal would run it:
+"""scripts/demo --duration 40s, as a user without a terminal would run it:
 exit 0, alerts on screen from cordonctl alerts --follow (a fever, the forced
-sealed gate), cordonctl's daily report, the simulator's table with the people
-work and its faults, and nothing it started left running. The simulator
-injects all its faults in the first 12 s of a run, so 25 s covers them all."""
+sealed gate, the people work's four: a household's second ordinary card, a
+need never delivered, a drop-off never collected, a household never called by
+the day's deadline), cordonctl's daily report with its due-and-done sections,
+the simulator's table with the people work and its faults, and nothing it
+started left running. The simulator injects all its faults in the first 12 s
+of a run, and the demo sets the call deadline 35 s after it writes cordond's
+configuration, before the sim starts: 40 s covers them all."""
 
 import os
 import re
@@ -21,17 +25,21 @@ def leftovers():
 def test_demo_runs_and_cleans_up():
     assert not leftovers(), "a demo is already running:\n" + "\n".join(leftovers())
     env = dict(os.environ, CI="1", TERM="dumb")
-    p = subprocess.run(["scripts/demo", "--duration", "25s"], cwd=ROOT, env=env,
+    p = subprocess.run(["scripts/demo", "--duration", "40s"], cwd=ROOT, env=env,
                        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=500)
     out = p.stdout + p.stderr
     assert p.returncode == 0, out
     lines = out.splitlines()
     assert any(" fever " in l and "raised" in l for l in lines), out
     assert any(" sealed_gate " in l and "G07" in l for l in lines), out
+    for kind in ("card_exception", "need_overdue", "dropoff_uncollected", "call_missed"):
+        assert any(" %s " % kind in l for l in lines), kind + " missing:\n" + out
     # cordonctl report daily, with the simulator's malformed payloads among the rejects
     assert "daily report" in out and "Daily report: site demo" in out, out
     for section in ("Gates", "Disinfection zones", "Home isolation checks", "Hotline calls",
-                    "Alerts raised", "Rejected payloads"):
+                    "Health checks, due and done per isolated person",
+                    "Welfare calls, due and reached per household", "Needs", "Drop-offs",
+                    "Exception cards", "Alerts raised", "Rejected payloads"):
         assert "\n%s\n" % section in out, section + " missing:\n" + out
     assert "not_json" in out.split("Rejected payloads", 1)[1], out
     assert "published" in out, out   # the simulator's table

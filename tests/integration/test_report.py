@@ -187,7 +187,8 @@ def test_report_csv(ctl, day):
     names = [l.split(",")[0] for l in lines]
     order = [n for i, n in enumerate(names) if n not in names[:i]]
     assert order == ["report", "gates", "zones", "isolation", "health_checks", "welfare",
-                     "needs", "dropoffs", "hotline", "alerts", "rejects"], out
+                     "needs", "dropoffs", "exception_cards", "hotline", "alerts",
+                     "rejects"], out
 
 
 def text_sections(out):
@@ -231,6 +232,34 @@ def test_report_other_day_and_defaults(ctl, day):
     for name, header, _ in EXPECTED[1:]:
         assert csv_section(lines, name) == [header], (name, out)
     assert csv_section(lines, "zones")[1:] == ["Z1,0,-,10", "Z2,0,-,8", "Z3,0,-,5"], out
+
+
+def test_report_exception_cards(ctl, env, day):
+    """The register's exception cards by reason, with their passes that
+    day; ordinary and revoked cards are not listed."""
+    site, pg = "rq", env.pg
+    ctl("site", "add", site, "--timezone", "Asia/Shanghai")
+    harness.import_households(env, ctl, site, [("K1", ["C-1"]), ("K2", ["C-2"]),
+                                               ("K3", ["C-3"])])
+    ctl("card", "add", site, "C-1B", "--household", "K1", "--extra", "--reason", "carer")
+    ctl("card", "add", site, "C-2B", "--household", "K2", "--extra", "--reason", "carer")
+    ctl("card", "add", site, "C-3B", "--household", "K3", "--extra")
+    ctl("card", "add", site, "C-3C", "--household", "K3", "--extra", "--reason", "carer")
+    ctl("card", "revoke", site, "C-3C")
+    for i, (card, direction, local) in enumerate([
+            ("C-1B", "out", "D 08:00"), ("C-1B", "in", "D 09:00"), ("C-2B", "out", "D 10:00"),
+            ("C-1B", "out", "D-1 23:00"), ("C-3B", "in", "D+1 00:30"), ("C-1", "out", "D 11:00"),
+            ("C-3C", "out", "D 12:00")]):
+        pg.query("INSERT INTO gate_events (event_key, site, gate, ts, received_at, card,"
+                 " direction, vendor) VALUES (%s, %s, 'G01', %s, now(), %s, %s, 'canonical')",
+                 ("%s/G01/%d" % (site, i), site, at(local), card, direction))
+    lines = ctl("report", "daily", "--site", site, "--date", day, "--csv").stdout.splitlines()
+    assert csv_section(lines, "exception_cards") == [
+        "reason,cards,households,passes,out", "-,1,1,0,0", "carer,2,2,3,2"], lines
+    out = ctl("report", "daily", "--site", site, "--date", day).stdout
+    assert text_sections(out)["Exception cards"] == [
+        ["reason", "cards", "households", "passes", "out"], ["-", "1", "1", "0", "0"],
+        ["carer", "2", "2", "3", "2"]], out
 
 
 def test_zone_per_day(ctl, env):

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,6 +234,43 @@ example_config_is_valid(void **state)
 	config_finish(&cfg);
 }
 
+static void
+times_of_day(void **state)
+{
+	static const struct {
+		const char *in;
+		int64_t s; /* -1: refused */
+	} cases[] = {
+		{ "20:00", 72000 },
+		{ "00:00", 0 },
+		{ "23:59", 86340 },
+		{ "07:05:09", 25509 },
+		{ "23:59:59", 86399 },
+		{ "24:00", -1 },
+		{ "12:60", -1 },
+		{ "12:00:60", -1 },
+		{ "8:00", -1 },
+		{ "12:00:", -1 },
+		{ "12-00", -1 },
+		{ "12:0a", -1 },
+		{ "", -1 },
+		{ "12:00:00:00", -1 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int64_t v = -2;
+		int rc = config_parse_time_of_day(cases[i].in, &v);
+
+		if (cases[i].s < 0) {
+			assert_int_equal(rc, -EINVAL);
+		} else {
+			assert_int_equal(rc, 0);
+			assert_int_equal(v, cases[i].s);
+		}
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -243,6 +281,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(printed_config_reloads_identically),
 		cmocka_unit_test(every_key_documented),
 		cmocka_unit_test(example_config_is_valid),
+		cmocka_unit_test(times_of_day),
 	};
 
 	if (argc != 3) {
