@@ -328,12 +328,13 @@ norm_ack(const struct norm_msg *msg, json_t *root, struct event *events, size_t 
 	return 0;
 }
 
-/* The index + 1 of `word` in `names` (n of them), or 0. */
+/* The index + 1 of `word` in `names` (n of them), in any case and with
+ * blanks around it (as the status words, "Words" in docs/topics.md), or 0. */
 static int
 word_index(const char *word, const char *const *names, int n)
 {
 	for (int i = 0; word && i < n; i++)
-		if (strcmp(word, names[i]) == 0)
+		if (norm_word(word, strlen(word), names[i]))
 			return i + 1;
 	return 0;
 }
@@ -351,6 +352,21 @@ opt_id(json_t *root, const char *name, char *dst, struct norm_result *ret)
 
 	if (v && !json_is_null(v) && norm_copy_id(dst, v) < 0) {
 		norm_reject(ret, "bad_field", "%s is not a short string", name);
+		return -1;
+	}
+	return 0;
+}
+
+/* An optional household: an id of the register's shape ([A-Za-z0-9_-],
+ * 1-64 bytes), or it could never meet an isolation order; 0, or -1 after
+ * a reject. */
+static int
+opt_household(json_t *root, struct event *ev, struct norm_result *ret)
+{
+	if (opt_id(root, "household", ev->household, ret) < 0)
+		return -1;
+	if (ev->household[0] && !normalize_valid_id(ev->household, strlen(ev->household))) {
+		norm_reject(ret, "bad_field", "household is not an id of A-Z a-z 0-9 _ -");
 		return -1;
 	}
 	return 0;
@@ -375,11 +391,16 @@ opt_category(json_t *root, struct event *ev, struct norm_result *ret)
 {
 	if (opt_id(root, "category", ev->category, ret) < 0)
 		return -1;
-	if (ev->category[0] && !word_index(ev->category, need_categories, NCATEGORIES)) {
-		norm_reject(
-			ret, "bad_field",
-			"category is not groceries, medicine, elderly_care, counselling or other");
-		return -1;
+	if (ev->category[0]) {
+		int i = word_index(ev->category, need_categories, NCATEGORIES);
+
+		if (!i) {
+			norm_reject(ret, "bad_field",
+				    "category is not groceries, medicine, elderly_care, counselling"
+				    " or other");
+			return -1;
+		}
+		snprintf(ev->category, sizeof(ev->category), "%s", need_categories[i - 1]);
 	}
 	return 0;
 }
@@ -405,7 +426,7 @@ norm_need(const struct norm_msg *msg, json_t *root, struct event *events, size_t
 				   "action is not open, assign, deliver or cancel");
 	if (record_id(root, id, ret) < 0 || event_time(msg, root, ev, 0, ret) < 0)
 		return 0;
-	if (opt_id(root, "household", ev->household, ret) < 0 || opt_category(root, ev, ret) < 0 ||
+	if (opt_household(root, ev, ret) < 0 || opt_category(root, ev, ret) < 0 ||
 	    opt_id(root, "by", ev->by, ret) < 0 || opt_id(root, "call_id", ev->call_id, ret) < 0 ||
 	    opt_note(root, ev, ret) < 0)
 		return 0;
@@ -471,9 +492,18 @@ norm_call(const struct norm_msg *msg, json_t *root, struct event *events, size_t
 	/* Not a health check: no temperature is read or required. */
 	if (record_id(root, id, ret) < 0 || event_time(msg, root, ev, 0, ret) < 0)
 		return 0;
-	if (opt_id(root, "by", ev->by, ret) < 0 || opt_category(root, ev, ret) < 0 ||
-	    opt_note(root, ev, ret) < 0)
+	if (opt_id(root, "by", ev->by, ret) < 0 || opt_note(root, ev, ret) < 0)
 		return 0;
+	/* A call's category only names the need a needs_help call opens: one
+	 * of the ledger's, else none (the need's is then "other"); never a
+	 * reason to lose the call (the hotline says "medical"). */
+	{
+		int i = word_index(json_string_value(json_object_get(root, "category")),
+				   need_categories, NCATEGORIES);
+
+		if (i)
+			snprintf(ev->category, sizeof(ev->category), "%s", need_categories[i - 1]);
+	}
 	if (norm_finish_event(msg, ev, id, 0, ret) < 0)
 		return 0;
 	ret->nevents = 1;
@@ -487,13 +517,47 @@ norm_call(const struct norm_msg *msg, json_t *root, struct event *events, size_t
 	return 0;
 }
 
+/* The optional item of a drop-off: free text (a string, or an array of
+ * strings joined by ", "), kept to its first 64 bytes (NORM_ID_MAX, cut at
+ * a whole character); 0, or -1 after a reject. */
+static int
+opt_item(json_t *root, struct event *ev, struct norm_result *ret)
+{
+	json_t *v = json_object_get(root, "item"), *one;
+	char text[NORM_TEXT_MAX + 1], all[NORM_TEXT_MAX + 1] = "";
+	size_t i, n = 0;
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (json_is_string(v)) {
+		(void)norm_copy_text(all, v);
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, one)
+		{
+			if (norm_copy_text(text, one) < 0) {
+				norm_reject(ret, "bad_field", "item %zu is not a string", i);
+				return -1;
+			}
+			if (n < sizeof(all) - 1)
+				n += (size_t)snprintf(all + n, sizeof(all) - n, "%s%s",
+						      n ? ", " : "", text);
+		}
+	} else {
+		norm_reject(ret, "bad_field", "item is not a string or an array of strings");
+		return -1;
+	}
+	snprintf(ev->category, sizeof(ev->category), "%.*s", NORM_ID_MAX, all);
+	normalize_utf8_trim(ev->category);
+	return 0;
+}
+
 int
 norm_dropoff(const struct norm_msg *msg, json_t *root, struct event *events, size_t max,
 	     struct norm_result *ret)
 {
 	static const char *const actions[] = { "placed", "collected" };
 	struct event *ev;
-	char id[NORM_ID_MAX + 1];
+	char id[NORM_ID_MAX + 1], rec[NORM_RECORD_MAX + 1];
 
 	if ((ev = begin_object(msg, root, events, max, EVENT_DROPOFF, ret)) == NULL)
 		return 0;
@@ -503,13 +567,17 @@ norm_dropoff(const struct norm_msg *msg, json_t *root, struct event *events, siz
 		return norm_reject(ret, "bad_field", "action is not placed or collected");
 	if (record_id(root, id, ret) < 0 || event_time(msg, root, ev, 0, ret) < 0)
 		return 0;
-	if (opt_id(root, "household", ev->household, ret) < 0 ||
-	    opt_id(root, "item", ev->category, ret) < 0 || opt_id(root, "by", ev->by, ret) < 0 ||
-	    opt_note(root, ev, ret) < 0)
+	if (opt_household(root, ev, ret) < 0 || opt_item(root, ev, ret) < 0 ||
+	    opt_id(root, "by", ev->by, ret) < 0 || opt_note(root, ev, ret) < 0)
 		return 0;
 	if (!ev->household[0])
 		return norm_reject(ret, "bad_field", "no household");
-	if (norm_finish_event(msg, ev, id, 0, ret) < 0)
+	/* A delivery's id may name both its steps (placed, then collected):
+	 * the record is the id and the step. */
+	rec[0] = '\0';
+	if (id[0] && norm_hotline_record(rec, sizeof(rec), id, actions[ev->dropoff - 1]) < 0)
+		return norm_reject(ret, "key_too_long", "id does not fit in a key");
+	if (norm_finish_event(msg, ev, rec, 0, ret) < 0)
 		return 0;
 	ret->nevents = 1;
 	return 0;

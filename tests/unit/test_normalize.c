@@ -576,9 +576,45 @@ people_topics(void **state)
 
 	assert_int_equal(run("cordon/s1/dropoff", drop, strlen(drop), 0, &res), 0);
 	assert_null(res.reason);
-	assert_string_equal(evs[0].key, "s1/dropoff/DP-1");
+	assert_string_equal(evs[0].key, "s1/dropoff/DP-1/collected");
 	assert_int_equal(evs[0].dropoff, DROPOFF_COLLECTED);
 	assert_string_equal(evs[0].category, "groceries");
+
+	/* words in any case; a call's category outside the ledger loses
+	 * nothing (its need is "other"); a long item kept to 64 bytes; a
+	 * household that is not an id refused */
+	{
+		static const char mixed[] = "{\"need_id\":\"N-2\",\"action\":\" Open\","
+					    "\"ts\":1581849120,\"household\":\"1-1-101\","
+					    "\"category\":\"Medicine\"}";
+		static const char medical[] =
+			"{\"id\":\"W-9\",\"ts\":1581849120,"
+			"\"outcome\":\"NEEDS_HELP\",\"category\":\"medical\"}";
+		char longitem[300], want[NORM_ID_MAX + 1];
+
+		assert_int_equal(run("cordon/s1/need", mixed, strlen(mixed), 0, &res), 0);
+		assert_null(res.reason);
+		assert_int_equal(evs[0].need, NEED_OPEN);
+		assert_string_equal(evs[0].category, "medicine");
+		assert_int_equal(run("cordon/s1/call/1-1-101", medical, strlen(medical), 0, &res),
+				 0);
+		assert_null(res.reason);
+		assert_int_equal(res.nevents, 2);
+		assert_string_equal(evs[1].category, "other");
+		snprintf(longitem, sizeof(longitem),
+			 "{\"id\":\"DP-2\",\"ts\":1581849120,\"household\":\"1-1-101\","
+			 "\"action\":\"placed\",\"item\":\"%0100d\"}",
+			 0);
+		assert_int_equal(run("cordon/s1/dropoff", longitem, strlen(longitem), 0, &res), 0);
+		assert_null(res.reason);
+		memset(want, '0', NORM_ID_MAX);
+		want[NORM_ID_MAX] = '\0';
+		assert_string_equal(evs[0].category, want);
+		assert_string_equal(reason_of("cordon/s1/dropoff",
+					      "{\"ts\":1581849120,\"household\":\"3/2/401\","
+					      "\"action\":\"placed\"}"),
+				    "bad_field");
+	}
 }
 
 /* A text cut by a bounded copy never ends inside a UTF-8 character: the
