@@ -162,7 +162,8 @@ struct rules {
 	struct resolved **rheap;	  /* the values of `resolved`, a min-heap by m */
 	int64_t pruned_mono;		  /* readings last pruned (rules_tick) */
 	struct map needs, welfare, drops; /* the people work (issue 16), below */
-	int64_t people_pruned_mono;	  /* needs done last pruned */
+	struct map missed;	    /* call_missed: site|household -> the local day raised + 1 */
+	int64_t people_pruned_mono; /* needs done last pruned */
 };
 
 static void cardx_site_free(void *v);
@@ -270,6 +271,7 @@ rules_create(const struct rules_config *cfg, const struct rules_clock *now,
 	map_init(&r->needs);
 	map_init(&r->welfare);
 	map_init(&r->drops);
+	map_init(&r->missed);
 	*ret_rules = r;
 	return 0;
 }
@@ -295,6 +297,7 @@ rules_destroy(struct rules *r)
 	map_finish(&r->needs, free);
 	map_finish(&r->welfare, NULL);
 	map_finish(&r->drops, free);
+	map_finish(&r->missed, NULL);
 	free(r);
 }
 
@@ -2102,7 +2105,8 @@ rules_entries(const struct rules *r)
 {
 	return r->alerts.len + r->by_id.len + r->gates.len + r->checks.len + r->zones.len +
 		r->calls.len + r->resolved.len + r->seals.len + r->exits.len + r->nopen.len +
-		r->readings.len + cardx_entries(r) + r->needs.len + r->welfare.len + r->drops.len;
+		r->readings.len + cardx_entries(r) + r->needs.len + r->welfare.len + r->drops.len +
+		r->missed.len;
 }
 
 size_t
@@ -2162,6 +2166,9 @@ struct need {
 	int64_t done_mono;     /* delivered or cancelled (mono); 0: not */
 	int64_t hh_at, cat_at; /* rule times of the steps that gave these */
 	bool assigned;
+	/* need_overdue raised for it: not again while it is not done, also
+	 * when an operator resolved the alert (docs/alerts.md) */
+	bool raised;
 	char household[NORM_ID_MAX + 1];
 	char category[NORM_ID_MAX + 1];
 };
@@ -2173,6 +2180,7 @@ struct drop {
 
 struct drops {
 	int64_t collected_us; /* the latest collection (rule time, wall) */
+	int64_t raised_at;    /* the delivery (at) dropoff_uncollected was raised for */
 	int n;
 	struct drop p[DROPS]; /* uncollected, earliest first */
 };
@@ -2448,6 +2456,8 @@ tick_needs(struct rules *r, const struct registry_snapshot *reg, const struct ru
 				free(map_remove(&r->needs, key));
 			continue;
 		}
+		if (n->raised)
+			continue;
 		if (n->due_mono && now->mono_us > n->due_mono) {
 			if (!split_key(key, site, sizeof(site), &id))
 				continue;
@@ -2476,6 +2486,7 @@ tick_needs(struct rules *r, const struct registry_snapshot *reg, const struct ru
 			 n->category[0] ? n->category : "other", what);
 		if ((err = trigger(r, out, &t, now)) < 0)
 			return err;
+		n->raised = true;
 	}
 	return 0;
 }
@@ -2518,6 +2529,9 @@ tick_welfare(struct rules *r, const struct registry_snapshot *reg, const struct 
 		key2(k, sizeof(k), o->site, o->household);
 		if (seen(&r->welfare, k) >= midnight * 1000000)
 			continue;
+		/* raised today already, resolved by whom it may be: once a day */
+		if (seen(&r->missed, k) == day + 1)
+			continue;
 		snprintf(subject, sizeof(subject), "household:%s", o->household);
 		if ((a = find(r, KIND_CALL_MISSED, o->site, subject))) {
 			if (a->raised_us >= midnight * 1000000)
@@ -2536,6 +2550,8 @@ tick_welfare(struct rules *r, const struct registry_snapshot *reg, const struct 
 			 (int)(r->cfg.call_deadline_s / 3600),
 			 (int)(r->cfg.call_deadline_s / 60 % 60));
 		if ((err = trigger(r, out, &t, now)) < 0)
+			return err;
+		if ((err = map_put(&r->missed, k, (void *)(intptr_t)(day + 1), NULL)) < 0)
 			return err;
 	}
 	for (size_t it = 0; map_next(&r->alerts, &it, &key, &v);) {
@@ -2576,7 +2592,8 @@ tick_drops(struct rules *r, const struct registry_snapshot *reg, const struct ru
 			continue;
 		}
 		snprintf(subject, sizeof(subject), "household:%s", hh);
-		if (!drop_overdue(r, d, now) || find(r, KIND_DROPOFF_UNCOLLECTED, site, subject))
+		if (!drop_overdue(r, d, now) || d->raised_at == d->p[0].at ||
+		    find(r, KIND_DROPOFF_UNCOLLECTED, site, subject))
 			continue;
 		snprintf(ek, sizeof(ek), "dropoff:%s:%" PRId64, hh, d->p[0].at);
 		tmpl_init(&t, KIND_DROPOFF_UNCOLLECTED, site, subject, ek);
@@ -2585,6 +2602,7 @@ tick_drops(struct rules *r, const struct registry_snapshot *reg, const struct ru
 		limit_text(r->cfg.dropoff_limit_us, t.reason, sizeof(t.reason));
 		if ((err = trigger(r, out, &t, now)) < 0)
 			return err;
+		d->raised_at = d->p[0].at; /* once per delivery, resolved by whom it may be */
 	}
 	for (size_t it = 0; map_next(&r->welfare, &it, &key, &v);) {
 		char site[NORM_ID_MAX + 1];
@@ -2595,6 +2613,16 @@ tick_drops(struct rules *r, const struct registry_snapshot *reg, const struct ru
 			(void)registry_isolations(reg, site, hh, &norders);
 		if (!norders)
 			map_remove(&r->welfare, key);
+	}
+	for (size_t it = 0; map_next(&r->missed, &it, &key, &v);) {
+		char site[NORM_ID_MAX + 1];
+		const char *hh;
+		size_t norders = 0;
+
+		if (split_key(key, site, sizeof(site), &hh))
+			(void)registry_isolations(reg, site, hh, &norders);
+		if (!norders)
+			map_remove(&r->missed, key);
 	}
 	return 0;
 }
