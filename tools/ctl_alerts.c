@@ -563,15 +563,18 @@ report_section(struct ctl *ctl, int csv, const char *name, const char *title, co
 }
 
 /* The isolation orders of site $1 active at some moment of the day [$2, $3)
- * (released ones up to their release), each with the part of the day it
+ * up to now (today: what has been due so far, not the rest of the day;
+ * released ones up to their release), each with the part of the day it
  * covers, [f, t). */
-#define ORDERS_OF_THE_DAY                                                                \
-	"SELECT household, person, check_interval_s,"                                    \
-	"       greatest(starts_at, $2::timestamptz) AS f,"                              \
-	"       least(ends_at, coalesce(released_at, 'infinity'), $3::timestamptz) AS t" \
-	"  FROM isolation_orders"                                                        \
-	" WHERE site = $1 AND starts_at < $3::timestamptz AND ends_at > $2::timestamptz" \
-	"   AND (released_at IS NULL OR released_at > $2::timestamptz)"                  \
+#define ORDERS_OF_THE_DAY                                                                  \
+	"SELECT household, person, check_interval_s,"                                      \
+	"       greatest(starts_at, $2::timestamptz) AS f,"                                \
+	"       least(ends_at, coalesce(released_at, 'infinity'), $3::timestamptz, now())" \
+	"         AS t"                                                                    \
+	"  FROM isolation_orders"                                                          \
+	" WHERE site = $1 AND starts_at < least($3::timestamptz, now())"                   \
+	"   AND ends_at > $2::timestamptz"                                                 \
+	"   AND (released_at IS NULL OR released_at > $2::timestamptz)"                    \
 	"   AND starts_at < coalesce(released_at, 'infinity')"
 
 /* Every parameter is text: $1 site, $2 start of the day, $3 its end, $4 the
@@ -667,6 +670,7 @@ static const struct {
 	  "  FROM h FULL JOIN c USING (household) ORDER BY household" },
 	/* Per category: opened, delivered and cancelled that day; overdue:
 	 * past due, neither delivered nor cancelled, at some moment of the day
+	 * up to now
 	 * (delivered late that day, or still open past due at its end); open:
 	 * neither delivered nor cancelled at the day's end; the median time
 	 * from open to delivery of those delivered that day. */
@@ -678,7 +682,7 @@ static const struct {
 	  "                          AND delivered_at < $3::timestamptz) AS delivered,"
 	  "       count(*) FILTER (WHERE cancelled_at >= $2::timestamptz"
 	  "                          AND cancelled_at < $3::timestamptz) AS cancelled,"
-	  "       count(*) FILTER (WHERE due < $3::timestamptz"
+	  "       count(*) FILTER (WHERE due < least($3::timestamptz, now())"
 	  "           AND coalesce(delivered_at, 'infinity') > greatest(due, $2::timestamptz)"
 	  "           AND coalesce(cancelled_at, 'infinity') > greatest(due, $2::timestamptz))"
 	  "         AS overdue,"

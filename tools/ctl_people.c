@@ -34,6 +34,40 @@ is_masked_column(const char *name)
 	return strcmp(name, "phone") == 0 || strcmp(name, "note") == 0;
 }
 
+/* Masks what normalize_mask_digits() leaves of a number written with
+ * separators (138-1234-5678, 138 1234 5678, 110105.1949...): a run of
+ * digit groups joined by single '-', ' ' or '.' holding 7 digits or more
+ * keeps its first 3 and last 4 digits, the others become '*' (the
+ * separators stay). In place, s NUL-terminated. */
+static void
+mask_grouped_digits(char *s)
+{
+	for (size_t i = 0; s[i];) {
+		size_t j = i, ndig = 0;
+
+		while (s[j]) {
+			if (s[j] >= '0' && s[j] <= '9') {
+				ndig++;
+				j++;
+			} else if (j > i && (s[j] == '-' || s[j] == ' ' || s[j] == '.') &&
+				   s[j + 1] >= '0' && s[j + 1] <= '9' && s[j - 1] >= '0' &&
+				   s[j - 1] <= '9') {
+				j++;
+			} else {
+				break;
+			}
+		}
+		if (ndig >= 7) {
+			size_t d = 0;
+
+			for (size_t k = i; k < j; k++)
+				if (s[k] >= '0' && s[k] <= '9' && d++ >= 3 && d <= ndig - 4)
+					s[k] = '*';
+		}
+		i = j > i ? j : i + 1;
+	}
+}
+
 /* A resident's name as shown: its first character and one '*' for each
  * other one (王五 -> 王*, 欧阳娜娜 -> 欧***), the way Chinese registers
  * mask names (姓名脱敏): enough for the duty desk to tell residents apart,
@@ -78,6 +112,7 @@ shown_value(PGresult *res, int r, int c, char *buf, size_t len)
 		if (!m)
 			return "?";
 		normalize_mask_digits(m, strlen(m));
+		mask_grouped_digits(m);
 		for (char *p = m; *p; p++)
 			if ((unsigned char)*p < 0x20)
 				*p = ' ';
@@ -187,6 +222,7 @@ json_value(PGresult *res, int r, int c)
 			if (!m)
 				return NULL;
 			normalize_mask_digits(m, strlen(m));
+			mask_grouped_digits(m);
 			j = json_string(m);
 			free(m);
 			return j;
@@ -342,14 +378,16 @@ ctl_cmd_volunteer(struct ctl *ctl, int argc, char **argv)
 #define T(col) "to_char(" col " AT TIME ZONE $3, $4)"
 /* The household's person ids and the hashes of their ID numbers, each
  * with the person it stands for. */
-#define PERSONS                                              \
-	"pmap AS (SELECT person AS k, person FROM residents" \
-	"  WHERE site = $1 AND household = $2"               \
-	" UNION ALL SELECT id_hash, person FROM residents"   \
+#define PERSONS                                                     \
+	"pmap AS (SELECT person AS k, person AS who FROM residents" \
+	"  WHERE site = $1 AND household = $2"                      \
+	" UNION ALL SELECT id_hash, person FROM residents"          \
 	"  WHERE site = $1 AND household = $2 AND id_hash IS NOT NULL)"
-/* A person column as shown: the resident, never the hash of an ID number. */
-#define PERSON(col)                                                  \
-	"coalesce((SELECT min(person) FROM pmap WHERE k = " col ")," \
+/* A person column as shown: the resident, never the hash of an ID number.
+ * (pmap's column is `who`, not `person`: inside the subquery an unqualified
+ * `person` would name pmap's own column, not the outer row's.) */
+#define PERSON(col)                                               \
+	"coalesce((SELECT min(who) FROM pmap WHERE k = " col ")," \
 	" CASE WHEN " col " LIKE 'id:%' THEN '(ID number)' ELSE " col " END)"
 
 static const struct section {
@@ -408,13 +446,14 @@ static const struct section {
 			      " ORDER BY e.ts DESC, e.event_key LIMIT $5" },
 	{ "alerts", "alerts", 7, "open",
 	  "WITH " PERSONS ", subj AS ("
-	  "  SELECT 'person:' || k AS s, 'person:' || person AS shown FROM pmap"
+	  "  SELECT 'person:' || k AS s, 'person:' || who AS shown FROM pmap"
 	  "  UNION ALL SELECT 'card:' || card, 'card:' || card FROM cards"
 	  "   WHERE site = $1 AND household = $2"
 	  "  UNION ALL SELECT 'household:' || $2, 'household:' || $2)"
 	  " SELECT " T(
 		  "a.raised_at") " AS raised, a.kind, a.severity, a.state,"
-				 " coalesce((SELECT min(shown) FROM subj WHERE s = a.subject), a.subject) AS subject,"
+				 " coalesce((SELECT min(shown) FROM subj WHERE s = a.subject),"
+				 "  regexp_replace(a.subject, 'id:[0-9a-f]{32}', '(ID number)', 'g')) AS subject,"
 				 " a.count, a.alert_id, count(*) OVER () AS total,"
 				 " count(*) FILTER (WHERE a.state <> 'resolved') OVER () AS open"
 				 " FROM alerts a WHERE a.site = $1 AND (a.household = $2"
