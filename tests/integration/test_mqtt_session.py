@@ -181,7 +181,7 @@ def test_refused_subscription_is_loud(env, parts, ctlconf):
         assert "subscription refused: cordon/+/ack (not authorized)" in body, body
         text = wait_until(lambda: scrape(mport), what="/metrics")
         assert metric(text, 'cordon_mqtt_subscriptions{state="refused"}') == 1, text
-        assert metric(text, 'cordon_mqtt_subscriptions{state="granted"}') == 5, text
+        assert metric(text, 'cordon_mqtt_subscriptions{state="granted"}') == 8, text
         assert metric(text, 'cordon_mqtt_subscription_reason_code{filter="cordon/+/ack"}') == 135
         assert metric(text,
                       'cordon_mqtt_subscription_reason_code{filter="cordon/+/gate/+/event"}') == 1
