@@ -557,7 +557,8 @@ registry_ordinary_cards(const struct registry_snapshot *s, size_t min,
 			if (!(h & (CARD_REVOKED | CARD_EXTRA)))
 				keys[n++] = (uint64_t)(h & CARD_HH) << 32 | c;
 		}
-		qsort(keys, n, sizeof(*keys), cmp_u64);
+		if (n > 1)
+			qsort(keys, n, sizeof(*keys), cmp_u64);
 		for (size_t lo = 0, hi; lo < n && err >= 0; lo = hi) {
 			for (hi = lo + 1; hi < n && keys[hi] >> 32 == keys[lo] >> 32; hi++)
 				;

@@ -247,15 +247,19 @@ load_blocks(struct registry *r, struct registry_snapshot *s, char *const *sites,
 	where = sites ? " WHERE site = ANY($1::text[])" : "";
 	snprintf(sql, sizeof(sql), HH_SQL, where);
 	failed = stream(r, s, sql, list, hh_row, err, errlen) < 0;
+	/* (qsort_r's array may not be NULL, even for 0 entries: a site with
+	 * households and no cards has none.) */
 	for (size_t i = 0; !failed && i < s->nblocks; i++)
-		qsort_r(s->blocks[i]->hh, s->blocks[i]->nhh, sizeof(*s->blocks[i]->hh), cmp_hh,
-			s->blocks[i]->pool);
+		if (s->blocks[i]->nhh > 1)
+			qsort_r(s->blocks[i]->hh, s->blocks[i]->nhh, sizeof(*s->blocks[i]->hh),
+				cmp_hh, s->blocks[i]->pool);
 	snprintf(sql, sizeof(sql), CARDS_SQL, where);
 	failed = failed || stream(r, s, sql, list, card_row, err, errlen) < 0;
 	free(list);
 	for (size_t i = 0; !failed && i < s->nblocks; i++) {
-		qsort_r(s->blocks[i]->cards, s->blocks[i]->ncards, sizeof(*s->blocks[i]->cards),
-			cmp_card, s->blocks[i]->pool);
+		if (s->blocks[i]->ncards > 1)
+			qsort_r(s->blocks[i]->cards, s->blocks[i]->ncards,
+				sizeof(*s->blocks[i]->cards), cmp_card, s->blocks[i]->pool);
 		block_seal(s->blocks[i]);
 	}
 	if (failed || !sites)
@@ -373,7 +377,8 @@ load(struct registry *r, char *const *sites, size_t nsites, char *err, size_t er
 				 s->sites[i].site, own, zone);
 	}
 	PQclear(res);
-	qsort(s->sites, s->nsites, sizeof(*s->sites), cmp_site);
+	if (s->nsites > 1)
+		qsort(s->sites, s->nsites, sizeof(*s->sites), cmp_site);
 
 	if (!(res = select_rows(r->conn,
 				"SELECT site, gate, state, format, unit, active FROM gates")))
@@ -392,7 +397,8 @@ load(struct registry *r, char *const *sites, size_t nsites, char *err, size_t er
 		g->active = *PQgetvalue(res, (int)i, 5) == 't';
 	}
 	PQclear(res);
-	qsort(s->gates, s->ngates, sizeof(*s->gates), registry_cmp_pair);
+	if (s->ngates > 1)
+		qsort(s->gates, s->ngates, sizeof(*s->gates), registry_cmp_pair);
 
 	if (!(res = select_rows(r->conn, "SELECT site, zone, coalesce(interval_s, 0) FROM zones")))
 		goto sqlfail;
@@ -403,7 +409,8 @@ load(struct registry *r, char *const *sites, size_t nsites, char *err, size_t er
 		s->zones[i].interval_s = strtoll(PQgetvalue(res, (int)i, 2), NULL, 10);
 	}
 	PQclear(res);
-	qsort(s->zones, s->nzones, sizeof(*s->zones), registry_cmp_pair);
+	if (s->nzones > 1)
+		qsort(s->zones, s->nzones, sizeof(*s->zones), registry_cmp_pair);
 
 	res = NULL;
 	if (load_blocks(r, s, sites, nsites, err, errlen) < 0)
@@ -429,7 +436,8 @@ load(struct registry *r, char *const *sites, size_t nsites, char *err, size_t er
 	}
 	PQclear(res);
 	res = NULL;
-	qsort(s->isolations, s->nisolations, sizeof(*s->isolations), registry_cmp_pair);
+	if (s->nisolations > 1)
+		qsort(s->isolations, s->nisolations, sizeof(*s->isolations), registry_cmp_pair);
 
 	if (db_exec(r->conn, "COMMIT", err, errlen) < 0)
 		goto fail;
