@@ -2565,6 +2565,26 @@ tick_welfare(struct rules *r, const struct registry_snapshot *reg, const struct 
 	return 0;
 }
 
+/* Drops from `m` (values inline, keys site|household) the households with
+ * no isolation order in the register any more: what bounds it. */
+static void
+forget_without_order(const struct registry_snapshot *reg, struct map *m)
+{
+	const char *key;
+	void *v;
+
+	for (size_t it = 0; map_next(m, &it, &key, &v);) {
+		char site[NORM_ID_MAX + 1];
+		const char *hh;
+		size_t norders = 0;
+
+		if (split_key(key, site, sizeof(site), &hh))
+			(void)registry_isolations(reg, site, hh, &norders);
+		if (!norders)
+			map_remove(m, key);
+	}
+}
+
 /* dropoff_uncollected: the earliest uncollected delivery of a household
  * waiting longer than dropoff_limit. Households with nothing waiting and
  * no order any more are forgotten (welfare too). */
@@ -2604,26 +2624,8 @@ tick_drops(struct rules *r, const struct registry_snapshot *reg, const struct ru
 			return err;
 		d->raised_at = d->p[0].at; /* once per delivery, resolved by whom it may be */
 	}
-	for (size_t it = 0; map_next(&r->welfare, &it, &key, &v);) {
-		char site[NORM_ID_MAX + 1];
-		const char *hh;
-		size_t norders = 0;
-
-		if (split_key(key, site, sizeof(site), &hh))
-			(void)registry_isolations(reg, site, hh, &norders);
-		if (!norders)
-			map_remove(&r->welfare, key);
-	}
-	for (size_t it = 0; map_next(&r->missed, &it, &key, &v);) {
-		char site[NORM_ID_MAX + 1];
-		const char *hh;
-		size_t norders = 0;
-
-		if (split_key(key, site, sizeof(site), &hh))
-			(void)registry_isolations(reg, site, hh, &norders);
-		if (!norders)
-			map_remove(&r->missed, key);
-	}
+	forget_without_order(reg, &r->welfare);
+	forget_without_order(reg, &r->missed);
 	return 0;
 }
 

@@ -333,6 +333,21 @@ report_add(struct report *r, int line, const char *reason)
 	return 0;
 }
 
+/* Prints the bad rows found as FILE:LINE: reason (the first
+ * MAX_REPORTED, then a count) and that nothing was imported; nothing when
+ * there were none. */
+static void
+report_print(const struct report *r, const char *path)
+{
+	if (!r->total)
+		return;
+	for (int i = 0; i < r->kept; i++)
+		fprintf(stderr, "%s:%d: %s\n", path, r->lines[i], r->reasons[i]);
+	if (r->total > r->kept)
+		fprintf(stderr, "%s: ... and %ld more bad rows\n", path, r->total - r->kept);
+	tool_err("%ld bad row%s in %s: nothing imported", r->total, r->total == 1 ? "" : "s", path);
+}
+
 static void
 report_finish(struct report *r)
 {
@@ -779,15 +794,7 @@ ctl_cmd_import(struct ctl *ctl, int argc, char **argv)
 	ret = CTL_OK;
 out:
 	/* The bad rows found, even when PostgreSQL failed us afterwards. */
-	if (im.bad.total) {
-		for (int i = 0; i < im.bad.kept; i++)
-			fprintf(stderr, "%s:%d: %s\n", im.path, im.bad.lines[i], im.bad.reasons[i]);
-		if (im.bad.total > im.bad.kept)
-			fprintf(stderr, "%s: ... and %ld more bad rows\n", im.path,
-				im.bad.total - im.bad.kept);
-		tool_err("%ld bad row%s in %s: nothing imported", im.bad.total,
-			 im.bad.total == 1 ? "" : "s", im.path);
-	}
+	report_print(&im.bad, im.path);
 	ctl_rollback(ctl);
 	idset_finish(&im.households);
 	idset_finish(&im.cards);
@@ -1140,15 +1147,7 @@ ctl_cmd_import_residents(struct ctl *ctl, int argc, char **argv)
 			 ctl->config_path, im.dropped, im.dropped == 1 ? "" : "s", im.path);
 	ret = CTL_OK;
 out:
-	if (im.bad.total) {
-		for (int i = 0; i < im.bad.kept; i++)
-			fprintf(stderr, "%s:%d: %s\n", im.path, im.bad.lines[i], im.bad.reasons[i]);
-		if (im.bad.total > im.bad.kept)
-			fprintf(stderr, "%s: ... and %ld more bad rows\n", im.path,
-				im.bad.total - im.bad.kept);
-		tool_err("%ld bad row%s in %s: nothing imported", im.bad.total,
-			 im.bad.total == 1 ? "" : "s", im.path);
-	}
+	report_print(&im.bad, im.path);
 	ctl_rollback(ctl);
 	idset_finish(&im.persons);
 	idset_finish(&im.ids);
