@@ -7,11 +7,14 @@
 # python3-pytest, python3-paho-mqtt and python3-psycopg2 drive the integration
 # tests (the simulator, cordon-sim, is C and needs only libpaho-mqtt); libfaketime
 # sets cordond's wall clock back and forward in tests/integration/test_clock.py.
+# libcurl sends cordon-notify's messages; python3-aiosmtpd is the SMTP server of its tests.
 DEPS_BUILD=(gcc meson ninja-build pkg-config libpaho-mqtt-dev libpq-dev libjansson-dev
             libinih-dev libsystemd-dev libmicrohttpd-dev libxxhash-dev libcmocka-dev libssl-dev
+            libcurl4-openssl-dev
             clang libclang-rt-14-dev clang-format-14 cppcheck shellcheck)
 DEPS_RUN=(mosquitto mosquitto-clients postgresql tzdata python3-pytest python3-paho-mqtt
-          python3-psycopg2 openssl systemd libfaketime)
+          python3-psycopg2 openssl systemd libfaketime
+          python3-aiosmtpd)
 
 # deps_missing PKG... : print the packages that are not installed, one a line.
 deps_missing() {
