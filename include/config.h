@@ -2,6 +2,7 @@
 #ifndef CORDON_CONFIG_H
 #define CORDON_CONFIG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -67,6 +68,18 @@ void config_finish(struct config *cfg);
  * another negative errno when the file cannot be read. */
 int config_load(struct config *cfg, const char *path, FILE *errors)
 	__attribute__((warn_unused_result));
+/* One file serves every daemon: cordond's sections are the key table's;
+ * [notify], [receiver.NAME] and [route.NAME] are cordon-notify's, [web]
+ * cordon-web's. config_load() accepts those without reading them; a
+ * daemon that owns them passes `foreign`, called for each of their keys
+ * with the key's FILE and LINE, which prints its errors to `errors` and
+ * returns 0 or -1. */
+typedef int config_foreign_fn(void *arg, const char *section, const char *name,
+			      const char *value, const char *path, int line, FILE *errors);
+/* Whether `section` belongs to another daemon (the list above). */
+bool config_section_foreign(const char *section);
+int config_load_with(struct config *cfg, const char *path, FILE *errors, config_foreign_fn *foreign,
+		     void *arg) __attribute__((warn_unused_result));
 /* Prints the effective configuration in INI form (secrets' files only). */
 void config_print(const struct config *cfg, FILE *out);
 

@@ -352,6 +352,8 @@ config_finish(struct config *cfg)
 
 struct parse_state {
 	struct config *cfg;
+	config_foreign_fn *foreign;
+	void *foreign_arg;
 	const char *path;
 	FILE *errors;
 	FILE *in;
@@ -388,9 +390,17 @@ static int
 handle_key(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse_state *ps = user;
-	const struct config_key *k = find_key(section, name);
+	const struct config_key *k;
 	const char *why;
 
+	if (config_section_foreign(section)) {
+		if (ps->foreign &&
+		    ps->foreign(ps->foreign_arg, section, name, value ? value : "", ps->path,
+				ps->line, ps->errors) < 0)
+			ps->nerrors++;
+		return 1;
+	}
+	k = find_key(section, name);
 	if (!k) {
 		fprintf(ps->errors, "%s:%d: unknown key '%s' in section [%s]\n", ps->path, ps->line,
 			name, section);
@@ -413,10 +423,33 @@ handle_key(void *user, const char *section, const char *name, const char *value)
 	return 1;
 }
 
+bool
+config_section_foreign(const char *section)
+{
+	static const char *const whole[] = { "notify", "web" };
+	static const char *const prefixes[] = { "receiver.", "route." };
+
+	for (size_t i = 0; i < sizeof(whole) / sizeof(whole[0]); i++)
+		if (strcmp(section, whole[i]) == 0)
+			return true;
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		if (strncmp(section, prefixes[i], strlen(prefixes[i])) == 0)
+			return true;
+	return false;
+}
+
 int
 config_load(struct config *cfg, const char *path, FILE *errors)
 {
-	struct parse_state ps = { .cfg = cfg, .path = path, .errors = errors };
+	return config_load_with(cfg, path, errors, NULL, NULL);
+}
+
+int
+config_load_with(struct config *cfg, const char *path, FILE *errors, config_foreign_fn *foreign,
+		 void *arg)
+{
+	struct parse_state ps = { .cfg = cfg, .path = path, .errors = errors, .foreign = foreign,
+				  .foreign_arg = arg };
 	int rc;
 
 	ps.in = fopen(path, "r");

@@ -513,6 +513,28 @@ class Cordond:
             return f.read()
 
 
+class Notifier(Cordond):
+    """One cordon-notify process (CORDON_NOTIFY) with a generated config: the
+    shared sections as cordond's, plus `overrides` (its [notify],
+    [receiver.NAME] and [route.NAME] sections). Same start/stop/kill/log."""
+
+    name = "cordon-notify"
+
+    def __init__(self, workdir, broker_port, conninfo, overrides=None):
+        binary = os.environ.get("CORDON_NOTIFY")
+        assert binary and os.access(binary, os.X_OK), \
+            "set CORDON_NOTIFY to the cordon-notify binary (meson does)"
+        overrides = dict(overrides or {})
+        overrides.setdefault("notify", {}).setdefault("metrics_listen", "off")
+        os.environ.setdefault("CORDOND", binary)  # Cordond checks it; the binary is ours
+        super().__init__(workdir, broker_port, conninfo, overrides)
+        self.binary = binary
+        self.client_id = self.config["notify"].get("client_id", "cordon-notify")
+        base = os.path.join(workdir, "cordon-notify-%d" % Cordond._seq)
+        os.replace(self.conffile, base + ".conf")
+        self.conffile, self.logfile = base + ".conf", base + ".log"
+
+
 # ---------------------------------------------------------------- MQTT clients
 
 _cid = 0

@@ -1,0 +1,89 @@
+/* notifier_db.h - cordon-notify's state in PostgreSQL (sql/0010_notify.sql):
+ * the inbox of alert transitions, their routing into messages, the
+ * reminder, escalation and silence clocks, and each receiver's queue.
+ *
+ * Every step is one transaction, so a crash anywhere leaves either the
+ * step done or not begun: an inbox row is routed once; a message is
+ * 'sent' only after the receiver accepted it. The one repeat: a crash
+ * after the receiver's answer and before the commit of 'sent' leaves the
+ * message 'sending', and it is sent again after the restart.
+ *
+ * All functions take a connection of their own thread. Errors: -1 with
+ * the reason (and SQLSTATE where PostgreSQL gave one) in `err`; the
+ * caller logs, reconnects when PQstatus says so, and tries again. */
+#ifndef CORDON_NOTIFIER_DB_H
+#define CORDON_NOTIFIER_DB_H
+
+#include <libpq-fe.h>
+#include <stdint.h>
+
+#include "notifier.h"
+#include "notifier_send.h"
+
+#define NOTIFIER_ERR_LEN 256
+
+/* Stores one alert message `payload` (`len` bytes, already read into `a`)
+ * in the inbox. Returns 1 when new, 0 for a redelivery (its alert,
+ * transition and count are there already), -1 on a database error. */
+int notifier_db_inbox_add(PGconn *c, const char *payload, size_t len,
+			  const struct notifier_alert *a, char *err);
+
+/* What a routing or timer pass did (added to the counters given). */
+struct notifier_db_counts {
+	uint64_t routed;     /* inbox rows routed */
+	uint64_t unrouted;   /* of those, taken by no route */
+	uint64_t queued;     /* notifications (alert x receiver) queued */
+	uint64_t held;	     /* raises held by a silence */
+	uint64_t released;   /* held raises let go when their silence ended */
+	uint64_t reminders;  /* reminders queued (per alert and route) */
+	uint64_t escalations;
+	uint64_t bad;	     /* inbox rows that are not an alert message */
+};
+
+/* Routes up to 200 inbox rows, oldest first, in one transaction. Sets
+ * *ret_more when more may be waiting. Returns 0 or -1. */
+int notifier_db_route(PGconn *c, const struct notifier_config *nc,
+		      struct notifier_db_counts *counts, int *ret_more, char *err);
+
+/* Queues the reminders and escalations that are due, and the raises held
+ * by silences that have ended. Returns 0 or -1. */
+int notifier_db_timers(PGconn *c, const struct notifier_config *nc,
+		       struct notifier_db_counts *counts, char *err);
+
+/* One message taken for an attempt, with its items. */
+struct notifier_attempt {
+	struct notifier_message msg;
+	struct notifier_item *items;
+	json_t **docs; /* the items' alert documents (owners of their strings) */
+	char route[80];
+	int attempts;	       /* this one included */
+	int64_t age_ms;	       /* since the message was made */
+	int64_t first_raised_ms; /* the earliest raised_at among its alerts (latency) */
+};
+
+/* Takes the receiver's next due message: marks it 'sending' (attempts
+ * + 1) and commits, then reads its items. Returns 1 with `at` filled, 0
+ * when none is due (*ret_wait_ms: until the next one, at most 1000), -1 on
+ * error. A message older than `give_up_ms` is marked 'failed' instead and
+ * counted in *ret_given_up. */
+int notifier_db_take(PGconn *c, const char *receiver, int64_t give_up_ms,
+		     struct notifier_attempt *at, int64_t *ret_wait_ms, uint64_t *ret_given_up,
+		     char *err);
+void notifier_attempt_free(struct notifier_attempt *at);
+
+/* Records the attempt's outcome: 'sent', or back to 'pending' to be tried
+ * again in `retry_ms`. `body` is what was sent (may be NULL). Returns 0
+ * or -1. */
+int notifier_db_finish(PGconn *c, int64_t id, const struct send_result *res, const char *body,
+		       int64_t retry_ms, char *err);
+
+/* The receiver's sends in the last 60 s (UTC ms, oldest first, at most
+ * `max`), to restore its rate window after a restart. Returns how many,
+ * or -1. */
+int notifier_db_recent_sends(PGconn *c, const char *receiver, int64_t *ms, int max, char *err);
+
+/* Messages waiting per receiver, for the metrics: fills `counts`
+ * (nreceivers, in config order). Returns 0 or -1. */
+int notifier_db_backlog(PGconn *c, const struct notifier_config *nc, int64_t *counts, char *err);
+
+#endif

@@ -1,0 +1,435 @@
+"""cordon-notify end to end (issue 17): real Mosquitto, PostgreSQL, cordond
+and cordon-notify, and local servers that answer as the WeCom and DingTalk
+robot APIs, a webhook, an SMS gateway and an SMTP server do
+(notify_servers.py).
+
+Fevers are published as gate events; cordond raises the alerts and
+cordon-notify tells the receivers. Each test has its own subjects (persons
+P-<TEST>-n), its own cordon-notify client id, and starts from empty notify
+tables, so tests do not see each other's messages.
+
+Races are controlled by waiting for states in PostgreSQL and on the fake
+servers, never by sleeping; a negative ("no more reminders after the ack")
+is observed against a control alert on the same route whose reminders go on.
+"""
+
+import csv
+import datetime
+import json
+import os
+import re
+import signal
+import urllib.request
+
+import pytest
+
+import harness
+from harness import Collector, Notifier, free_port, gate_event, publish_many, wait_until
+from notify_servers import DingTalk, Smtp, Sms, WeCom, Webhook
+
+SITE = "s1"
+LONG = 2 * harness.TIMEOUT
+
+
+def now_ts(offset_s=0.0):
+    t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=offset_s)
+    return t.isoformat(timespec="milliseconds")
+
+
+_seq = [0]
+
+
+def reading(person, temp, gate="G01"):
+    _seq[0] += 1
+    return gate_event(SITE, gate, "N-%06d" % _seq[0], card="C-%s" % person, person=person,
+                      temp_c=temp, ts=now_ts())
+
+
+@pytest.fixture(scope="module")
+def servers():
+    s = {
+        "wecom": WeCom(keys=["k-workers", "k-burst", "k-tight"]).start(),
+        "ding": DingTalk(tokens={"t-heads": "SEC-heads-secret"}).start(),
+        "hook": Webhook().start(),
+        "sms": Sms().start(),
+        "smtp": Smtp().start(),
+    }
+    yield s
+    for srv in s.values():
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(env, servers):
+    conf = harness.cordonctl_config(env.dir, env.pg.conninfo)
+    harness.cordonctl(conf, "migrate", expect=0)
+    for gate in ("G01", "G02"):
+        harness.cordonctl(conf, "gate", "add", SITE, gate, expect=0)
+    for gate in ("G08", "G09"):
+        harness.cordonctl(conf, "gate", "add", SITE, gate, "--sealed", expect=0)
+    d = env.cordond({"rules": {"max_open_alerts": "5000", "recheck_window": "1h"}})
+    wait_until(lambda: "register loaded" in d.log(), what="cordond loading the register")
+    yield d
+    env.stop_daemons([d])
+
+
+def url_file(env, name, url):
+    path = os.path.join(env.dir, "%s.url" % name)
+    with open(path, "w") as f:
+        f.write(url + "\n")
+    return path
+
+
+def receivers(env, servers):
+    """[receiver.*] sections for every fake server."""
+    secret = os.path.join(env.dir, "heads.secret")
+    with open(secret, "w") as f:
+        f.write("SEC-heads-secret\n")
+    wecom = servers["wecom"]
+    return {
+        "receiver.workers": {"type": "wecom", "url_file": url_file(
+            env, "workers", wecom.url("/cgi-bin/webhook/send?key=k-workers"))},
+        "receiver.burst": {"type": "wecom", "format": "text", "url_file": url_file(
+            env, "burst", wecom.url("/cgi-bin/webhook/send?key=k-burst"))},
+        "receiver.tight": {"type": "wecom", "rate_limit": "100", "url_file": url_file(
+            env, "tight", wecom.url("/cgi-bin/webhook/send?key=k-tight"))},
+        "receiver.heads": {"type": "dingtalk", "language": "en", "format": "text",
+                           "secret_file": secret, "url_file": url_file(
+                               env, "heads", servers["ding"].url("/robot/send?access_token=t-heads"))},
+        "receiver.hook": {"type": "webhook", "url_file": url_file(env, "hook",
+                                                                  servers["hook"].url("/alerts"))},
+        "receiver.mail": {"type": "smtp", "from": "cordon@compound.example",
+                          "to": "duty@office.example", "url_file": url_file(
+                              env, "mail", servers["smtp"].url())},
+        "receiver.phone": {"type": "sms", "to": "13800000000",
+                           "body_template": '{"to":"{to}","text":"{text}"}',
+                           "url_file": url_file(env, "phone", servers["sms"].url("/send?key=k"))},
+    }
+
+
+def start_notifier(env, servers, name, routes, notify=None, extra=None):
+    """A cordon-notify with client id notify-NAME, every receiver and `routes`
+    ({route name: section}), after emptying the notify tables; returns once
+    the broker has seen it subscribe."""
+    env.pg.query("TRUNCATE notify_inbox, notify_alerts, notify_messages, notify_items, silences")
+    overrides = receivers(env, servers)
+    overrides.update(extra or {})
+    overrides["notify"] = {"client_id": "notify-" + name, "retry_max": "1s", **(notify or {})}
+    for rname, section in routes.items():
+        overrides["route." + rname] = section
+    n = Notifier(env.dir, env.broker.port, env.pg.conninfo, overrides)
+    env.daemons.append(n)
+    since = env.broker.log_size()
+    n.start()
+    env.wait_connected(n, since)
+    wait_until(lambda: "ready" in n.log(), what="cordon-notify ready")
+    return n
+
+
+def alert_id(env, person, kind="fever"):
+    return wait_until(lambda: env.pg.scalar(
+        "SELECT alert_id FROM alerts WHERE kind = %s AND subject = %s ORDER BY raised_at DESC"
+        " LIMIT 1", (kind, "person:" + person)), what="the %s alert of %s" % (kind, person))
+
+
+def sent_items(env, where="true", args=None):
+    """(alert_id, transition, receiver, message_id) of the notifications sent."""
+    return env.pg.query("SELECT alert_id, transition, receiver, message_id FROM notifications"
+                        " WHERE status = 'sent' AND " + where, args)
+
+
+def texts(req):
+    """Every string of a request's JSON body, joined."""
+    out = []
+
+    def walk(v):
+        if isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+    walk(req.json)
+    return "\n".join(out)
+
+
+def has_cjk(s):
+    return re.search(r"[\u4e00-\u9fff]", s) is not None
+
+
+def test_each_receiver_told_then_resolved(env, servers, stack):
+    """One fever goes to all five kinds of receiver, in each one's language,
+    then the re-check's resolve goes to the same five. The register's names
+    and phone numbers appear in none of them."""
+    ctl_conf = stack.conffile
+    homes = os.path.join(env.dir, "households.csv")
+    with open(homes, "w", newline="") as f:
+        csv.writer(f).writerows([["household", "building", "unit", "room", "size", "phone", "cards"],
+                                 ["3-2-401", "3", "2", "401", "2", "13900001111", "C-P-EACH-1"]])
+    people = os.path.join(env.dir, "residents.csv")
+    with open(people, "w", newline="") as f:
+        csv.writer(f).writerows([["household", "person", "born", "phone", "id_number", "name"],
+                                 ["3-2-401", "P-EACH-1", "1950-01-01", "13912345678", "", "张秀英"]])
+    harness.cordonctl(ctl_conf, "import", "households", homes, "--site", SITE, expect=0)
+    harness.cordonctl(ctl_conf, "import", "residents", people, "--site", SITE, expect=0)
+    for srv in servers.values():
+        srv.clear()
+    start_notifier(env, servers, "each", {"all": {
+        "subjects": "person:P-EACH-*", "group_wait": "0s",
+        "receivers": "workers, heads, hook, mail, phone"}})
+    publish_many(env.broker.port, [reading("P-EACH-1", 38.9)])
+    aid = alert_id(env, "P-EACH-1")
+    wait_until(lambda: len(sent_items(env, "alert_id = %s", (aid,))) == 5,
+               timeout=LONG, what="the raise sent to five receivers")
+
+    wecom = [r for r in servers["wecom"].received() if r.query.get("key") == "k-workers"]
+    assert len(wecom) == 1 and wecom[0].answer["errcode"] == 0
+    assert wecom[0].json["msgtype"] == "markdown"
+    content = wecom[0].json["markdown"]["content"]
+    assert "38.9" in content and "G01" in content and has_cjk(content), content
+
+    ding = servers["ding"].received()
+    assert len(ding) == 1 and ding[0].answer["errcode"] == 0, ding  # signed right
+    assert ding[0].json["msgtype"] == "text"
+    text = ding[0].json["text"]["content"]
+    assert "38.9" in text and not has_cjk(text) and re.search("fever", text, re.I), text
+
+    hook = servers["hook"].received()
+    assert len(hook) == 1
+    body = hook[0].json
+    assert body["version"] == "4" and body["status"] == "firing", body
+    assert body["alerts"][0]["labels"]["alertname"] == "fever"
+    assert body["alerts"][0]["fingerprint"] == aid
+
+    mail = servers["smtp"].received()
+    assert len(mail) == 1 and mail[0].rcpt_tos == ["duty@office.example"]
+    assert mail[0].subject and "38.9" in mail[0].body and has_cjk(mail[0].subject)
+
+    sms = servers["sms"].received()
+    assert len(sms) == 1 and sms[0].json["to"] == "13800000000" and "38.9" in sms[0].json["text"]
+
+    # Each HTTP request carries its message id, and the table says who took what.
+    ids = {str(r[3]) for r in sent_items(env, "alert_id = %s", (aid,))}
+    assert {wecom[0].notification, ding[0].notification, hook[0].notification,
+            sms[0].notification, mail[0].notification} == ids
+
+    # The re-check resolves it: a resolved notice to the same five.
+    publish_many(env.broker.port, [reading("P-EACH-1", 36.5)])
+    wait_until(lambda: len(sent_items(env, "alert_id = %s AND transition = 'resolved'", (aid,)))
+               == 5, timeout=LONG, what="the resolved notice sent to five receivers")
+    assert servers["hook"].received()[-1].json["status"] == "resolved"
+    everything = "\n".join([texts(r) for s in ("wecom", "ding", "hook", "sms")
+                            for r in servers[s].received()]
+                           + [m.body + m.subject for m in servers["smtp"].received()])
+    assert "张秀英" not in everything and "13912345678" not in everything
+    assert "1391234" not in everything and "13900001111" not in everything
+
+
+def test_burst_of_100_fevers_is_grouped_within_the_rate_limit(env, servers, stack):
+    """100 fevers within a second reach a WeCom robot (20 messages a minute)
+    as a few messages: every one of the 100 alerts in one, none refused."""
+    servers["wecom"].clear()
+    start_notifier(env, servers, "burst", {"burst": {
+        "subjects": "person:P-BURST-*", "group_wait": "3s", "receivers": "burst"}})
+    publish_many(env.broker.port, [reading("P-BURST-%03d" % i, 38.0 + (i % 10) / 10)
+                                   for i in range(100)])
+    wait_until(lambda: env.pg.scalar("SELECT count(DISTINCT alert_id) FROM notifications"
+                                     " WHERE receiver = 'burst' AND status = 'sent'") == 100,
+               timeout=LONG, what="all 100 fevers sent")
+    reqs = [r for r in servers["wecom"].received() if r.query.get("key") == "k-burst"]
+    assert 2 <= len(reqs) <= 4, [len(texts(r)) for r in reqs]
+    assert all(r.answer["errcode"] == 0 for r in reqs), [r.answer for r in reqs]
+    per_msg = dict(env.pg.query("SELECT message_id::text, count(*) FROM notifications"
+                                " WHERE receiver = 'burst' GROUP BY message_id"))
+    assert sum(per_msg.values()) == 100
+    big = max(per_msg, key=per_msg.get)
+    assert per_msg[big] >= 50
+    req = next(r for r in reqs if r.notification == big)
+    content = req.json["text"]["content"]
+    assert len(content.encode()) <= 2048
+    assert str(per_msg[big]) in content, content[:300]
+
+
+def test_reminders_and_escalation_stop_at_ack(env, servers, stack):
+    """Not acknowledged: reminded every 2 s, escalated to the heads after
+    4 s. The ack stops both for that alert, while the other, unacknowledged,
+    goes on being reminded."""
+    servers["ding"].clear()
+    start_notifier(env, servers, "remind", {"remind": {
+        "subjects": "person:P-REM-*", "group_wait": "0s", "receivers": "workers",
+        "remind_every": "2s", "escalate_after": "4s", "escalate_to": "heads"}})
+    publish_many(env.broker.port, [reading("P-REM-1", 38.4), reading("P-REM-2", 38.4)])
+    a1, a2 = alert_id(env, "P-REM-1"), alert_id(env, "P-REM-2")
+
+    def state(aid):
+        return env.pg.query("SELECT state, level, reminders FROM notify_alerts"
+                            " WHERE alert_id = %s", (aid,))[0]
+    wait_until(lambda: state(a1)[1] == 1 and state(a2)[1] == 1, timeout=LONG,
+               what="both escalated")
+    wait_until(lambda: len(sent_items(env, "receiver = 'heads' AND transition = 'escalate'"
+                                      " AND alert_id IN (%s, %s)", (a1, a2))) == 2,
+               timeout=LONG, what="the escalation sent to the heads")
+    wait_until(lambda: len(sent_items(env, "receiver = 'workers' AND transition = 'remind'"
+                                      " AND alert_id = %s", (a1,))) >= 1,
+               timeout=LONG, what="a reminder sent to the workers")
+    # After the escalation the heads get the reminders too.
+    wait_until(lambda: len(sent_items(env, "receiver = 'heads' AND transition = 'remind'"
+                                      " AND alert_id = %s", (a2,))) >= 1,
+               timeout=LONG, what="a reminder to the heads")
+
+    harness.cordonctl(stack.conffile, "ack", a1, "--by", "op-1", expect=0)
+    wait_until(lambda: state(a1)[0] == "acked", what="cordon-notify seeing the ack")
+    before = env.pg.scalar("SELECT count(*) FROM notify_items WHERE alert_id = %s", (a1,))
+    r2 = state(a2)[2]
+    wait_until(lambda: state(a2)[2] >= r2 + 2, timeout=LONG,
+               what="two more reminders of the unacknowledged alert")
+    assert env.pg.scalar("SELECT count(*) FROM notify_items WHERE alert_id = %s", (a1,)) == before
+    assert env.pg.scalar("SELECT next_remind_at IS NULL AND escalate_at IS NULL FROM"
+                         " notify_alerts WHERE alert_id = %s", (a1,))
+
+
+def test_silence_and_gate_maintenance(env, servers, stack):
+    """A silenced fever and a gate under maintenance are raised and stored,
+    but told only when their silence ends (a control beside each is told at
+    once); cordonctl alerts shows them as silenced."""
+    servers["hook"].clear()
+    n = start_notifier(env, servers, "silence", {"quiet": {
+        "kinds": "fever sealed_gate", "subjects": "person:P-SIL-* gate:G08 gate:G09",
+        "group_wait": "0s", "receivers": "hook"}})
+    ctl = stack.conffile
+    out = harness.cordonctl(ctl, "silence", "add", SITE, "--kind", "fever", "--subject",
+                            "person:P-SIL-1", "--for", "1h", "--reason", "test", expect=0).stdout
+    sid = re.search(r"\d+", out).group(0)
+    harness.cordonctl(ctl, "gate", "maintain", SITE, "G09", "--for", "1h", expect=0)
+    publish_many(env.broker.port, [reading("P-SIL-1", 38.6), reading("P-SIL-2", 38.6),
+                                   gate_event(SITE, "G09", "M-1", ts=now_ts()),
+                                   gate_event(SITE, "G08", "M-2", ts=now_ts())])
+    s1, s2 = alert_id(env, "P-SIL-1"), alert_id(env, "P-SIL-2")
+    g9 = wait_until(lambda: env.pg.scalar("SELECT alert_id FROM alerts WHERE kind = 'sealed_gate'"
+                                          " AND subject = 'gate:G09' AND state <> 'resolved'"))
+    g8 = wait_until(lambda: env.pg.scalar("SELECT alert_id FROM alerts WHERE kind = 'sealed_gate'"
+                                          " AND subject = 'gate:G08' AND state <> 'resolved'"))
+    wait_until(lambda: {r[0] for r in sent_items(env)} >= {s2, g8}, timeout=LONG,
+               what="the controls told")
+    # Held: routed, not told, nothing queued.
+    wait_until(lambda: env.pg.scalar("SELECT count(*) FROM notify_alerts WHERE alert_id IN"
+                                     " (%s, %s) AND NOT told AND silence_id IS NOT NULL",
+                                     (s1, g9)) == 2, what="both held by their silences")
+    assert env.pg.scalar("SELECT count(*) FROM notify_items WHERE alert_id IN (%s, %s)",
+                         (s1, g9)) == 0
+    listing = harness.cordonctl(ctl, "alerts", "--json", expect=0).stdout
+    rows = {a["alert_id"]: a for a in json.loads(listing)}
+    assert rows[s1].get("silenced") and rows[g9].get("silenced"), listing
+    assert not rows[s2].get("silenced")
+
+    harness.cordonctl(ctl, "silence", "expire", sid, expect=0)
+    wait_until(lambda: s1 in {r[0] for r in sent_items(env)}, timeout=LONG,
+               what="the fever told once its silence was expired")
+    assert g9 not in {r[0] for r in sent_items(env)}
+    assert n.alive()
+
+
+def test_sigkill_during_a_burst_sends_each_once(env, servers, stack):
+    """300 fevers, each its own message (group_wait 0) to a webhook.
+    cordon-notify is SIGKILLed while they go out, and started again: every
+    message is received, and more than once only if it was 'sending' when
+    the process died (the documented window)."""
+    hook = servers["hook"]
+    hook.clear()
+    routes = {"kill": {"subjects": "person:P-KILL-*", "group_wait": "0s", "receivers": "hook"}}
+    n = start_notifier(env, servers, "kill", routes)
+    publish_many(env.broker.port, [reading("P-KILL-%03d" % i, 38.1) for i in range(300)])
+    hook.wait_for(40, timeout=LONG)
+    n.kill()
+    sending = {str(r[0]) for r in env.pg.query(
+        "SELECT id FROM notify_messages WHERE status = 'sending'")}
+    assert len(sending) <= 1  # one sender thread for the receiver
+    since = env.broker.log_size()
+    n.start()
+    env.wait_connected(n, since)
+    wait_until(lambda: env.pg.scalar("SELECT count(DISTINCT alert_id) FROM notifications"
+                                     " WHERE receiver = 'hook' AND status = 'sent'") == 300,
+               timeout=LONG, what="all 300 sent after the restart")
+    counts = {}
+    for r in hook.received():
+        counts[r.notification] = counts.get(r.notification, 0) + 1
+    ids = {str(r[0]) for r in env.pg.query("SELECT id FROM notify_messages WHERE receiver = 'hook'")}
+    assert set(counts) == ids
+    twice = {i for i, c in counts.items() if c > 1}
+    assert twice <= sending, (twice, sending)
+    assert all(c <= 2 for c in counts.values())
+    # Each alert in exactly one raise message: the MQTT redeliveries after
+    # the kill were recognised.
+    assert env.pg.scalar("SELECT count(*) FROM notify_items i JOIN notify_messages m"
+                         " ON m.id = i.message_id WHERE m.receiver = 'hook'") == 300
+
+
+def metrics(port):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+        return r.read().decode()
+
+
+def test_receiver_outage_raises_notify_failed(env, servers, stack):
+    """A webhook down: its message is retried with backoff, the metric drops,
+    and after fail_after cordon-notify raises notify_failed, which its own
+    route sends to WeCom. Back up: the message goes out and notify_failed
+    is resolved."""
+    down = Webhook().start()
+    try:
+        down.set_down(True, mode="500")
+        port = free_port()
+        extra = {"receiver.down": {"type": "webhook", "url_file": url_file(env, "down", down.url())}}
+        with Collector(env.broker.port, "cordon/_daemon/alert/notify_failed") as col:
+            start_notifier(env, servers, "outage", {
+                "out": {"subjects": "person:P-OUT-*", "group_wait": "0s", "receivers": "down"},
+                "sys": {"kinds": "notify_failed", "group_wait": "0s", "receivers": "workers"}},
+                notify={"fail_after": "2s", "metrics_listen": "127.0.0.1:%d" % port}, extra=extra)
+            publish_many(env.broker.port, [reading("P-OUT-1", 38.3)])
+            aid = alert_id(env, "P-OUT-1")
+            col.wait_for(lambda t, p: json.loads(p)["transition"] == "raised", timeout=LONG)
+            failed = env.pg.query("SELECT alert_id, state, subject FROM alerts"
+                                  " WHERE kind = 'notify_failed' ORDER BY raised_at DESC")[0]
+            assert failed[1] == "raised" and failed[2] == "receiver:down"
+            m = metrics(port)
+            assert 'cordon_notify_receiver_up{receiver="down"} 0' in m
+            assert re.search(r'cordon_notify_attempts_total\{receiver="down",result="retry"\} [1-9]', m)
+            wait_until(lambda: failed[0] in {r[0] for r in sent_items(env, "receiver = 'workers'")},
+                       timeout=LONG, what="notify_failed sent to the workers' group")
+            assert len(down.received()) >= 2  # retried
+            down.set_down(False)
+            wait_until(lambda: aid in {r[0] for r in sent_items(env, "receiver = 'down'")},
+                       timeout=LONG, what="the fever sent once the webhook is back")
+            col.wait_for(lambda t, p: json.loads(p)["transition"] == "resolved", timeout=LONG)
+            assert env.pg.scalar("SELECT state FROM alerts WHERE alert_id = %s",
+                                 (failed[0],)) == "resolved"
+            attempts = env.pg.scalar("SELECT attempts FROM notifications WHERE alert_id = %s"
+                                     " AND receiver = 'down'", (aid,))
+            assert attempts >= 2
+    finally:
+        down.stop()
+
+
+def test_rate_limited_answers_are_waited_out(env, servers, stack):
+    """A robot that answers 45009 (api freq out of limit) beyond 2 messages:
+    the refused messages wait and all of them arrive, none dropped."""
+    wecom = servers["wecom"]
+    wecom.clear()
+    wecom.window.limit, wecom.window.window_s = 2, 3.0
+    try:
+        start_notifier(env, servers, "tight", {"tight": {
+            "subjects": "person:P-TIGHT-*", "group_wait": "0s", "receivers": "tight"}})
+        for i in range(5):
+            publish_many(env.broker.port, [reading("P-TIGHT-%d" % i, 38.2)])
+            wait_until(lambda: env.pg.scalar("SELECT count(*) FROM notify_inbox WHERE alert->>'subject'"
+                                             " = %s", ("person:P-TIGHT-%d" % i,)) == 1)
+        wait_until(lambda: env.pg.scalar("SELECT count(DISTINCT alert_id) FROM notifications"
+                                         " WHERE receiver = 'tight' AND status = 'sent'") == 5,
+                   timeout=LONG, what="all five sent")
+        reqs = [r for r in wecom.received() if r.query.get("key") == "k-tight"]
+        assert any(r.answer["errcode"] == 45009 for r in reqs)
+        assert sum(1 for r in reqs if r.answer["errcode"] == 0) == env.pg.scalar(
+            "SELECT count(*) FROM notify_messages WHERE receiver = 'tight'")
+    finally:
+        wecom.window.limit, wecom.window.window_s = 20, 60.0
