@@ -107,17 +107,27 @@ buf_puts(struct buf *b, const char *s)
 
 static void __attribute__((format(printf, 2, 3))) buf_printf(struct buf *b, const char *fmt, ...)
 {
-	char tmp[512];
+	char tmp[256], *big = NULL;
 	va_list ap;
 	int n;
 
 	va_start(ap, fmt);
 	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
 	va_end(ap);
-	if (n < 0)
+	if (n < 0) {
 		b->oom = true;
-	else
-		buf_add(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+	} else if ((size_t)n < sizeof(tmp)) {
+		buf_add(b, tmp, (size_t)n);
+	} else {
+		va_start(ap, fmt);
+		n = vasprintf(&big, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			b->oom = true;
+		else
+			buf_add(b, big, (size_t)n);
+		free(big);
+	}
 }
 
 /* Hands the string over (*ret); -ENOMEM when an append failed. */
@@ -507,29 +517,37 @@ http_post(struct notifier_sender *s, const struct receiver *r, const struct noti
 	  const char *url, const char *content_type, const char *body, struct buf *answer,
 	  struct send_result *res)
 {
-	struct curl_slist *h = NULL, *t;
-	char line[128];
+	struct curl_slist *h = NULL;
+	struct buf line = { 0 };
 	CURLcode rc;
 	long status = 0;
 	curl_off_t retry_after = 0;
 	char excerpt[ANSWER_BODY_BYTES * 2];
-	int err = 0;
 
 	curl_easy_reset(s->curl);
 	s->errbuf[0] = '\0';
-	snprintf(line, sizeof(line), "Content-Type: %s", content_type);
-	t = curl_slist_append(h, line);
-	if (t) {
-		h = t;
-		snprintf(line, sizeof(line), "X-Cordon-Notification: %" PRId64, m->id);
-		t = curl_slist_append(h, line);
-	}
-	if (t)
-		t = curl_slist_append(h, "Expect:");
-	if (!t) {
-		curl_slist_free_all(h);
+	/* Three header lines, NUL-separated in one buffer; "Expect:" spares the
+	 * 100-continue round trip. */
+	buf_printf(&line, "Content-Type: %s", content_type);
+	buf_add(&line, "", 1);
+	buf_printf(&line, "X-Cordon-Notification: %" PRId64, m->id);
+	buf_add(&line, "", 1);
+	buf_puts(&line, "Expect:");
+	if (line.oom) {
+		free(line.p);
 		return -ENOMEM;
 	}
+	for (const char *p = line.p; p < line.p + line.len; p += strlen(p) + 1) {
+		struct curl_slist *t = curl_slist_append(h, p);
+
+		if (!t) {
+			curl_slist_free_all(h);
+			free(line.p);
+			return -ENOMEM;
+		}
+		h = t;
+	}
+	free(line.p);
 	curl_easy_setopt(s->curl, CURLOPT_URL, url);
 	curl_easy_setopt(s->curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(s->curl, CURLOPT_NOSIGNAL, 1L);
@@ -567,7 +585,7 @@ http_post(struct notifier_sender *s, const struct receiver *r, const struct noti
 	} else {
 		res->outcome = SEND_RETRY;
 	}
-	return err;
+	return 0;
 }
 
 /* ---------------------------------------------------------- the robots */
@@ -991,17 +1009,26 @@ on_read(char *out, size_t size, size_t n, void *arg)
 	return len;
 }
 
-/* Keeps the server's last reply line (SMTP replies come as "headers"). */
+/* The server's replies (libcurl gives an SMTP session's replies to the
+ * header callback): the last one, and the last that refused something. */
+struct replies {
+	char last[256];
+	char refused[256]; /* 4xx or 5xx */
+};
+
 static size_t
 on_reply(char *data, size_t size, size_t n, void *arg)
 {
-	char *last = arg;
+	struct replies *rp = arg;
 	size_t len = size * n;
 
 	while (len && (data[len - 1] == '\n' || data[len - 1] == '\r'))
 		len--;
-	if (len)
-		notifier_send_excerpt(last, 256, data, len, 255);
+	if (len) {
+		notifier_send_excerpt(rp->last, sizeof(rp->last), data, len, 255);
+		if (data[0] == '4' || data[0] == '5')
+			memcpy(rp->refused, rp->last, sizeof(rp->refused));
+	}
 	return size * n;
 }
 
@@ -1090,7 +1117,8 @@ static int
 send_smtp(struct notifier_sender *s, const struct receiver *r, const struct notifier_message *m,
 	  notifier_zone_fn *zone, void *zarg, struct send_result *res, char **ret_body)
 {
-	char *title = NULL, *text = NULL, *msg = NULL, *from = NULL, last[256] = "";
+	char *title = NULL, *text = NULL, *msg = NULL, *from = NULL;
+	struct replies rp = { "", "" };
 	struct curl_slist *rcpt = NULL;
 	struct upload u;
 	CURLcode rc;
@@ -1139,7 +1167,7 @@ send_smtp(struct notifier_sender *s, const struct receiver *r, const struct noti
 	curl_easy_setopt(s->curl, CURLOPT_READFUNCTION, on_read);
 	curl_easy_setopt(s->curl, CURLOPT_READDATA, &u);
 	curl_easy_setopt(s->curl, CURLOPT_HEADERFUNCTION, on_reply);
-	curl_easy_setopt(s->curl, CURLOPT_HEADERDATA, last);
+	curl_easy_setopt(s->curl, CURLOPT_HEADERDATA, &rp);
 	curl_easy_setopt(s->curl, CURLOPT_TIMEOUT_MS, timeout_ms(r));
 	curl_easy_setopt(s->curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms(r));
 	rc = curl_easy_perform(s->curl);
@@ -1147,15 +1175,17 @@ send_smtp(struct notifier_sender *s, const struct receiver *r, const struct noti
 	curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &code);
 	res->http_status = code;
 	if (rc != CURLE_OK) {
+		const char *why = rp.refused[0] ? rp.refused : rp.last;
+
 		res->outcome = SEND_RETRY;
-		if (last[0])
-			set_answer(res, "%s (%s)",
-				   s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc), last);
+		if (why[0])
+			set_answer(res, "%s: %s", s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc),
+				   why);
 		else
 			curl_failed(s, rc, res);
 	} else {
 		res->outcome = SEND_OK;
-		set_answer(res, "%s", last[0] ? last : "250");
+		set_answer(res, "%s", rp.last[0] ? rp.last : "250");
 	}
 record:
 	if (asprintf(ret_body, "Subject: %s\n\n%s", title, text) < 0) {

@@ -268,6 +268,18 @@ def test_connection_refused_is_retried_without_waiting_for_the_timeout(tmp_path)
     assert r["elapsed_ms"] < 60000
 
 
+def test_a_server_that_never_answers_times_out(tmp_path):
+    with ns.Webhook() as h:
+        h.set_down(True, mode="hang")
+        r = one(tmp_path, alert(), "--type", "webhook", "--url", h.url("/hook"),
+                "--timeout", "300")
+        h.set_down(False)
+        assert r["outcome"] == "retry"
+        assert r["http_status"] == 0
+        assert "timed out" in r["answer"].lower(), r["answer"]
+        assert r["elapsed_ms"] >= 300
+
+
 def test_the_url_key_never_reaches_the_answer(tmp_path):
     """A server that echoes the url (as WeCom's hints do) still leaves no key
     in the answer the daemon records."""
@@ -310,6 +322,16 @@ def test_smtp_mail_with_chinese_subject(tmp_path):
         payload = m.raw.split(b"\r\n\r\n", 1)[1]
         assert all(len(line) <= 76 for line in payload.split(b"\r\n"))
         assert base64.b64decode(payload).decode() == text
+
+
+def test_smtp_refused_recipient_is_retried(tmp_path):
+    with ns.Smtp(reject_rcpt=["nobody@example.org"]) as s:
+        r = one(tmp_path, alert(), "--type", "smtp", "--url", s.url(),
+                "--to", "ops@example.org,nobody@example.org", "--from", "notify@example.org")
+        assert r["outcome"] == "retry"
+        assert r["http_status"] == 550
+        assert "550 5.1.1" in r["answer"]
+        assert s.received() == []
 
 
 def test_smtp_down_is_retried(tmp_path):
