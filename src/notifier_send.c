@@ -1041,6 +1041,36 @@ domain_of(const char *addr)
 	return at && at[1] ? at + 1 : "cordon-notify";
 }
 
+/* Appends an address for From: or To:: "Name <a@b>" with the name in RFC
+ * 2047 words when it is not printable ASCII, or "a@b" as it is. */
+static int
+address_header(struct buf *b, const char *addr)
+{
+	const char *lt = strchr(addr, '<');
+	char *name, *word;
+	size_t n;
+	int err;
+
+	if (!lt || lt == addr) {
+		buf_puts(b, addr);
+		return 0;
+	}
+	for (n = (size_t)(lt - addr); n && addr[n - 1] == ' '; n--)
+		;
+	name = strndup(addr, n);
+	if (!name)
+		return -ENOMEM;
+	err = notifier_send_subject(name, &word);
+	free(name);
+	if (err)
+		return err;
+	buf_puts(b, word);
+	buf_puts(b, " ");
+	buf_puts(b, lt);
+	free(word);
+	return 0;
+}
+
 static int
 mail_message(const struct receiver *r, const struct notifier_message *m, const char *title,
 	     const char *text, char **ret)
@@ -1048,11 +1078,11 @@ mail_message(const struct receiver *r, const struct notifier_message *m, const c
 	static const char *const days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
 	static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
 					      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-	struct buf b = { 0 };
+	struct buf b = { 0 }, crlf = { 0 };
 	struct timespec ts;
 	struct tm tm;
 	char *subject, *dom;
-	size_t n = strlen(text);
+	size_t n;
 	int err;
 
 	err = notifier_send_subject(title, &subject);
@@ -1069,10 +1099,26 @@ mail_message(const struct receiver *r, const struct notifier_message *m, const c
 	buf_printf(&b, "Date: %s, %02d %s %04d %02d:%02d:%02d +0000\r\n", days[tm.tm_wday],
 		   tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
 		   tm.tm_sec);
-	buf_printf(&b, "From: %s\r\n", r->from ? r->from : "cordon-notify@localhost");
+	buf_puts(&b, "From: ");
+	err = address_header(&b, r->from ? r->from : "cordon-notify@localhost");
+	if (err) {
+		free(b.p);
+		free(subject);
+		free(dom);
+		return err;
+	}
+	buf_puts(&b, "\r\n");
 	buf_puts(&b, "To: ");
-	for (char **to = r->to; to && *to; to++)
-		buf_printf(&b, "%s%s", to == r->to ? "" : ",\r\n ", *to);
+	for (char **to = r->to; to && *to && !err; to++) {
+		buf_puts(&b, to == r->to ? "" : ",\r\n ");
+		err = address_header(&b, *to);
+	}
+	if (err) {
+		free(b.p);
+		free(subject);
+		free(dom);
+		return err;
+	}
 	buf_puts(&b, "\r\nSubject: ");
 	buf_puts(&b, subject);
 	buf_printf(&b, "\r\nMessage-ID: <cordon-notify.%" PRId64 ".%lld.%ld@%s>\r\n", m->id,
@@ -1083,8 +1129,21 @@ mail_message(const struct receiver *r, const struct notifier_message *m, const c
 		 "Content-Type: text/plain; charset=UTF-8\r\n"
 		 "Content-Transfer-Encoding: base64\r\n"
 		 "\r\n");
+	/* Text in its canonical form (RFC 2046 4.1.1: lines end in CRLF), then
+	 * base64 in lines of 76. */
+	for (const char *p = text; *p; p++) {
+		if (*p == '\n' && (p == text || p[-1] != '\r'))
+			buf_add(&crlf, "\r", 1);
+		buf_add(&crlf, p, 1);
+	}
+	if (crlf.oom || !crlf.p) {
+		b.oom = b.oom || crlf.oom;
+		n = 0;
+	} else {
+		n = crlf.len;
+	}
 	for (size_t i = 0; i < n; i += 57) {
-		char *line = base64((const unsigned char *)text + i, n - i < 57 ? n - i : 57);
+		char *line = base64((const unsigned char *)crlf.p + i, n - i < 57 ? n - i : 57);
 
 		if (!line) {
 			b.oom = true;
@@ -1094,6 +1153,7 @@ mail_message(const struct receiver *r, const struct notifier_message *m, const c
 		buf_puts(&b, "\r\n");
 		free(line);
 	}
+	free(crlf.p);
 	free(subject);
 	free(dom);
 	return buf_take(&b, ret);

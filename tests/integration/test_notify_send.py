@@ -298,8 +298,8 @@ def test_the_url_key_never_reaches_the_answer(tmp_path):
 def test_smtp_mail_with_chinese_subject(tmp_path):
     with ns.Smtp() as s:
         r = one(tmp_path, [alert(0), alert(1)], "--type", "smtp", "--url", s.url(),
-                "--to", "ops@example.org,duty@example.org", "--from",
-                "cordon-notify <notify@example.org>", "--lang", "zh-CN", "--id", "44")
+                "--to", "ops@example.org,值班 <duty@example.org>", "--from",
+                "防疫通知 <notify@example.org>", "--lang", "zh-CN", "--id", "44")
         assert r["outcome"] == "ok", r
         assert r["http_status"] == 250
         assert r["answer"].startswith("250")
@@ -313,7 +313,11 @@ def test_smtp_mail_with_chinese_subject(tmp_path):
         assert m.subject == title
         assert any(ord(c) > 0x2e80 for c in m.subject), m.subject  # Chinese
         assert m.headers["Subject"].startswith("=?UTF-8?B?")
-        assert m.body == text
+        assert m.body.replace("\r\n", "\n") == text
+        assert m.message["From"].addresses[0].display_name == "防疫通知"
+        assert m.message["From"].addresses[0].addr_spec == "notify@example.org"
+        assert [a.display_name for a in m.message["To"].addresses] == ["", "值班"]
+        assert m.headers["From"].startswith("=?UTF-8?B?")
         assert m.message["Content-Type"].params["charset"].upper() == "UTF-8"
         assert m.headers["Content-Transfer-Encoding"] == "base64"
         assert m.headers["MIME-Version"] == "1.0"
@@ -321,7 +325,8 @@ def test_smtp_mail_with_chinese_subject(tmp_path):
         assert m.message["Date"].datetime is not None
         payload = m.raw.split(b"\r\n\r\n", 1)[1]
         assert all(len(line) <= 76 for line in payload.split(b"\r\n"))
-        assert base64.b64decode(payload).decode() == text
+        # Lines end in CRLF inside the base64 (the canonical form of text).
+        assert base64.b64decode(payload).decode() == text.replace("\n", "\r\n")
 
 
 def test_smtp_refused_recipient_is_retried(tmp_path):
