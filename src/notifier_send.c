@@ -55,10 +55,10 @@
 #define RATE_LIMIT_WAIT_MS 60000	 /* robots count messages per minute */
 #define WECOM_TEXT_MAX 2048		 /* bytes of text.content */
 #define WECOM_MARKDOWN_MAX 4096		 /* bytes of markdown.content */
-#define DINGTALK_MAX 4096		 /* our default; DingTalk takes more */
-#define WEBHOOK_MAX 4096		 /* default, of each description */
-#define SMS_MAX 500			 /* default */
-#define MAIL_MAX (256 * 1024)		 /* default */
+#define DINGTALK_MAX 20000		 /* default (docs/notify.md) */
+#define WEBHOOK_MAX 16384		 /* default, of each description */
+#define SMS_MAX 300			 /* default */
+#define MAIL_MAX 65536			 /* default */
 #define DEFAULT_TIMEOUT_MS 10000	 /* when r->timeout is 0 */
 #define ZERO_TIME "0001-01-01T00:00:00Z" /* Alertmanager's endsAt of a firing alert */
 
@@ -942,7 +942,8 @@ static int
 send_sms(struct notifier_sender *s, const struct receiver *r, const struct notifier_message *m,
 	 notifier_zone_fn *zone, void *zarg, struct send_result *res, char **ret_body)
 {
-	const enum send_escape how = notifier_send_escape_for(r->content_type);
+	const char *ctype = r->content_type ? r->content_type : "application/json";
+	const enum send_escape how = notifier_send_escape_for(ctype);
 	char *title = NULL, *text = NULL;
 	size_t n = 0;
 	int err;
@@ -968,9 +969,7 @@ send_sms(struct notifier_sender *s, const struct receiver *r, const struct notif
 		}
 		if (err)
 			break;
-		err = http_post(s, r, m, r->url,
-				r->content_type ? r->content_type : "text/plain; charset=UTF-8",
-				body, &answer, res);
+		err = http_post(s, r, m, r->url, ctype, body, &answer, res);
 		free(body);
 		free(answer.p);
 		if (err)
