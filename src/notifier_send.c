@@ -12,7 +12,11 @@
  *             410100 (sent too fast) are SEND_RATE_LIMITED for 60 s.
  *   webhook   Alertmanager's webhook JSON (version 4), one alert per item,
  *             each rendered on its own for its summary and description.
- *   smtp      one mail: text/plain UTF-8, base64, the Subject in RFC 2047.
+ *   smtp      one mail to every address of r->to: text/plain UTF-8 in CRLF
+ *             lines, base64; the Subject and the names of From and To in
+ *             RFC 2047. STARTTLS when the server offers it (smtp://), TLS
+ *             from the start with smtps://. Any refusal (a recipient too)
+ *             is SEND_RETRY with the server's refusing reply.
  *   sms       one POST per number of r->to, of r->body_template filled in.
  *             Every number must be accepted: when one is not, the message
  *             is SEND_RETRY and the next attempt sends to all of them again,
