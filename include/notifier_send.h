@@ -31,9 +31,16 @@ int notifier_sender_create(struct notifier_sender **ret) __attribute__((warn_unu
 void notifier_sender_free(struct notifier_sender *s);
 
 /* Renders `m` (notifier_render, in r's language and style) and sends it to
- * `r`, blocking at most r->timeout. Fills `res`; *ret_body (malloc'ed, may
- * be NULL on -ENOMEM) is what was sent, for the record. Returns 0 when
- * `res` says what happened, -ENOMEM. */
+ * `r`, blocking at most r->timeout (ms; each SMS recipient's request has
+ * its own). Fills `res`; res->answer is "HTTP <status>: <first 400 bytes
+ * of the answer>" (printable, UTF-8 whole), the SMTP server's reply, or
+ * curl's error, never with the url's key, user info or secret (masked
+ * "***"). *ret_body (malloc'ed; NULL on -ENOMEM or when nothing was
+ * rendered) is what was sent, for the record: the JSON request of wecom,
+ * dingtalk and webhook, the text of sms (before the template), and
+ * "Subject: <title>\n\n<text>" of smtp. Returns 0 when `res` says what
+ * happened (a receiver without url: SEND_RETRY), -ENOMEM, or the error of
+ * notifier_render. Not thread-safe on one `s`. */
 int notifier_send(struct notifier_sender *s, const struct receiver *r,
 		  const struct notifier_message *m, notifier_zone_fn *zone, void *zarg,
 		  struct send_result *res, char **ret_body) __attribute__((warn_unused_result));

@@ -12,7 +12,11 @@
  *             410100 (sent too fast) are SEND_RATE_LIMITED for 60 s.
  *   webhook   Alertmanager's webhook JSON (version 4), one alert per item,
  *             each rendered on its own for its summary and description.
- *   smtp      one mail: text/plain UTF-8, base64, the Subject in RFC 2047.
+ *   smtp      one mail to every address of r->to: text/plain UTF-8 in CRLF
+ *             lines, base64; the Subject and the names of From and To in
+ *             RFC 2047. STARTTLS when the server offers it (smtp://), TLS
+ *             from the start with smtps://. Any refusal (a recipient too)
+ *             is SEND_RETRY with the server's refusing reply.
  *   sms       one POST per number of r->to, of r->body_template filled in.
  *             Every number must be accepted: when one is not, the message
  *             is SEND_RETRY and the next attempt sends to all of them again,
@@ -55,10 +59,10 @@
 #define RATE_LIMIT_WAIT_MS 60000	 /* robots count messages per minute */
 #define WECOM_TEXT_MAX 2048		 /* bytes of text.content */
 #define WECOM_MARKDOWN_MAX 4096		 /* bytes of markdown.content */
-#define DINGTALK_MAX 4096		 /* our default; DingTalk takes more */
-#define WEBHOOK_MAX 4096		 /* default, of each description */
-#define SMS_MAX 500			 /* default */
-#define MAIL_MAX (256 * 1024)		 /* default */
+#define DINGTALK_MAX 20000		 /* default (docs/notify.md) */
+#define WEBHOOK_MAX 16384		 /* default, of each description */
+#define SMS_MAX 300			 /* default */
+#define MAIL_MAX 65536			 /* default */
 #define DEFAULT_TIMEOUT_MS 10000	 /* when r->timeout is 0 */
 #define ZERO_TIME "0001-01-01T00:00:00Z" /* Alertmanager's endsAt of a firing alert */
 
@@ -107,17 +111,27 @@ buf_puts(struct buf *b, const char *s)
 
 static void __attribute__((format(printf, 2, 3))) buf_printf(struct buf *b, const char *fmt, ...)
 {
-	char tmp[512];
+	char tmp[256], *big = NULL;
 	va_list ap;
 	int n;
 
 	va_start(ap, fmt);
 	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
 	va_end(ap);
-	if (n < 0)
+	if (n < 0) {
 		b->oom = true;
-	else
-		buf_add(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+	} else if ((size_t)n < sizeof(tmp)) {
+		buf_add(b, tmp, (size_t)n);
+	} else {
+		va_start(ap, fmt);
+		n = vasprintf(&big, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			b->oom = true;
+		else
+			buf_add(b, big, (size_t)n);
+		free(big);
+	}
 }
 
 /* Hands the string over (*ret); -ENOMEM when an append failed. */
@@ -507,29 +521,37 @@ http_post(struct notifier_sender *s, const struct receiver *r, const struct noti
 	  const char *url, const char *content_type, const char *body, struct buf *answer,
 	  struct send_result *res)
 {
-	struct curl_slist *h = NULL, *t;
-	char line[128];
+	struct curl_slist *h = NULL;
+	struct buf line = { 0 };
 	CURLcode rc;
 	long status = 0;
 	curl_off_t retry_after = 0;
 	char excerpt[ANSWER_BODY_BYTES * 2];
-	int err = 0;
 
 	curl_easy_reset(s->curl);
 	s->errbuf[0] = '\0';
-	snprintf(line, sizeof(line), "Content-Type: %s", content_type);
-	t = curl_slist_append(h, line);
-	if (t) {
-		h = t;
-		snprintf(line, sizeof(line), "X-Cordon-Notification: %" PRId64, m->id);
-		t = curl_slist_append(h, line);
-	}
-	if (t)
-		t = curl_slist_append(h, "Expect:");
-	if (!t) {
-		curl_slist_free_all(h);
+	/* Three header lines, NUL-separated in one buffer; "Expect:" spares the
+	 * 100-continue round trip. */
+	buf_printf(&line, "Content-Type: %s", content_type);
+	buf_add(&line, "", 1);
+	buf_printf(&line, "X-Cordon-Notification: %" PRId64, m->id);
+	buf_add(&line, "", 1);
+	buf_puts(&line, "Expect:");
+	if (line.oom) {
+		free(line.p);
 		return -ENOMEM;
 	}
+	for (const char *p = line.p; p < line.p + line.len; p += strlen(p) + 1) {
+		struct curl_slist *t = curl_slist_append(h, p);
+
+		if (!t) {
+			curl_slist_free_all(h);
+			free(line.p);
+			return -ENOMEM;
+		}
+		h = t;
+	}
+	free(line.p);
 	curl_easy_setopt(s->curl, CURLOPT_URL, url);
 	curl_easy_setopt(s->curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(s->curl, CURLOPT_NOSIGNAL, 1L);
@@ -567,7 +589,7 @@ http_post(struct notifier_sender *s, const struct receiver *r, const struct noti
 	} else {
 		res->outcome = SEND_RETRY;
 	}
-	return err;
+	return 0;
 }
 
 /* ---------------------------------------------------------- the robots */
@@ -924,7 +946,8 @@ static int
 send_sms(struct notifier_sender *s, const struct receiver *r, const struct notifier_message *m,
 	 notifier_zone_fn *zone, void *zarg, struct send_result *res, char **ret_body)
 {
-	const enum send_escape how = notifier_send_escape_for(r->content_type);
+	const char *ctype = r->content_type ? r->content_type : "application/json";
+	const enum send_escape how = notifier_send_escape_for(ctype);
 	char *title = NULL, *text = NULL;
 	size_t n = 0;
 	int err;
@@ -950,9 +973,7 @@ send_sms(struct notifier_sender *s, const struct receiver *r, const struct notif
 		}
 		if (err)
 			break;
-		err = http_post(s, r, m, r->url,
-				r->content_type ? r->content_type : "text/plain; charset=UTF-8",
-				body, &answer, res);
+		err = http_post(s, r, m, r->url, ctype, body, &answer, res);
 		free(body);
 		free(answer.p);
 		if (err)
@@ -991,17 +1012,26 @@ on_read(char *out, size_t size, size_t n, void *arg)
 	return len;
 }
 
-/* Keeps the server's last reply line (SMTP replies come as "headers"). */
+/* The server's replies (libcurl gives an SMTP session's replies to the
+ * header callback): the last one, and the last that refused something. */
+struct replies {
+	char last[256];
+	char refused[256]; /* 4xx or 5xx */
+};
+
 static size_t
 on_reply(char *data, size_t size, size_t n, void *arg)
 {
-	char *last = arg;
+	struct replies *rp = arg;
 	size_t len = size * n;
 
 	while (len && (data[len - 1] == '\n' || data[len - 1] == '\r'))
 		len--;
-	if (len)
-		notifier_send_excerpt(last, 256, data, len, 255);
+	if (len) {
+		notifier_send_excerpt(rp->last, sizeof(rp->last), data, len, 255);
+		if (data[0] == '4' || data[0] == '5')
+			memcpy(rp->refused, rp->last, sizeof(rp->refused));
+	}
 	return size * n;
 }
 
@@ -1014,6 +1044,36 @@ domain_of(const char *addr)
 	return at && at[1] ? at + 1 : "cordon-notify";
 }
 
+/* Appends an address for From: or To:: "Name <a@b>" with the name in RFC
+ * 2047 words when it is not printable ASCII, or "a@b" as it is. */
+static int
+address_header(struct buf *b, const char *addr)
+{
+	const char *lt = strchr(addr, '<');
+	char *name, *word;
+	size_t n;
+	int err;
+
+	if (!lt || lt == addr) {
+		buf_puts(b, addr);
+		return 0;
+	}
+	for (n = (size_t)(lt - addr); n && addr[n - 1] == ' '; n--)
+		;
+	name = strndup(addr, n);
+	if (!name)
+		return -ENOMEM;
+	err = notifier_send_subject(name, &word);
+	free(name);
+	if (err)
+		return err;
+	buf_puts(b, word);
+	buf_puts(b, " ");
+	buf_puts(b, lt);
+	free(word);
+	return 0;
+}
+
 static int
 mail_message(const struct receiver *r, const struct notifier_message *m, const char *title,
 	     const char *text, char **ret)
@@ -1021,11 +1081,11 @@ mail_message(const struct receiver *r, const struct notifier_message *m, const c
 	static const char *const days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
 	static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
 					      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-	struct buf b = { 0 };
+	struct buf b = { 0 }, crlf = { 0 };
 	struct timespec ts;
 	struct tm tm;
 	char *subject, *dom;
-	size_t n = strlen(text);
+	size_t n;
 	int err;
 
 	err = notifier_send_subject(title, &subject);
@@ -1042,10 +1102,26 @@ mail_message(const struct receiver *r, const struct notifier_message *m, const c
 	buf_printf(&b, "Date: %s, %02d %s %04d %02d:%02d:%02d +0000\r\n", days[tm.tm_wday],
 		   tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
 		   tm.tm_sec);
-	buf_printf(&b, "From: %s\r\n", r->from ? r->from : "cordon-notify@localhost");
+	buf_puts(&b, "From: ");
+	err = address_header(&b, r->from ? r->from : "cordon-notify@localhost");
+	if (err) {
+		free(b.p);
+		free(subject);
+		free(dom);
+		return err;
+	}
+	buf_puts(&b, "\r\n");
 	buf_puts(&b, "To: ");
-	for (char **to = r->to; to && *to; to++)
-		buf_printf(&b, "%s%s", to == r->to ? "" : ",\r\n ", *to);
+	for (char **to = r->to; to && *to && !err; to++) {
+		buf_puts(&b, to == r->to ? "" : ",\r\n ");
+		err = address_header(&b, *to);
+	}
+	if (err) {
+		free(b.p);
+		free(subject);
+		free(dom);
+		return err;
+	}
 	buf_puts(&b, "\r\nSubject: ");
 	buf_puts(&b, subject);
 	buf_printf(&b, "\r\nMessage-ID: <cordon-notify.%" PRId64 ".%lld.%ld@%s>\r\n", m->id,
@@ -1056,8 +1132,21 @@ mail_message(const struct receiver *r, const struct notifier_message *m, const c
 		 "Content-Type: text/plain; charset=UTF-8\r\n"
 		 "Content-Transfer-Encoding: base64\r\n"
 		 "\r\n");
+	/* Text in its canonical form (RFC 2046 4.1.1: lines end in CRLF), then
+	 * base64 in lines of 76. */
+	for (const char *p = text; *p; p++) {
+		if (*p == '\n' && (p == text || p[-1] != '\r'))
+			buf_add(&crlf, "\r", 1);
+		buf_add(&crlf, p, 1);
+	}
+	if (crlf.oom || !crlf.p) {
+		b.oom = b.oom || crlf.oom;
+		n = 0;
+	} else {
+		n = crlf.len;
+	}
 	for (size_t i = 0; i < n; i += 57) {
-		char *line = base64((const unsigned char *)text + i, n - i < 57 ? n - i : 57);
+		char *line = base64((const unsigned char *)crlf.p + i, n - i < 57 ? n - i : 57);
 
 		if (!line) {
 			b.oom = true;
@@ -1067,6 +1156,7 @@ mail_message(const struct receiver *r, const struct notifier_message *m, const c
 		buf_puts(&b, "\r\n");
 		free(line);
 	}
+	free(crlf.p);
 	free(subject);
 	free(dom);
 	return buf_take(&b, ret);
@@ -1090,7 +1180,8 @@ static int
 send_smtp(struct notifier_sender *s, const struct receiver *r, const struct notifier_message *m,
 	  notifier_zone_fn *zone, void *zarg, struct send_result *res, char **ret_body)
 {
-	char *title = NULL, *text = NULL, *msg = NULL, *from = NULL, last[256] = "";
+	char *title = NULL, *text = NULL, *msg = NULL, *from = NULL;
+	struct replies rp = { "", "" };
 	struct curl_slist *rcpt = NULL;
 	struct upload u;
 	CURLcode rc;
@@ -1139,7 +1230,7 @@ send_smtp(struct notifier_sender *s, const struct receiver *r, const struct noti
 	curl_easy_setopt(s->curl, CURLOPT_READFUNCTION, on_read);
 	curl_easy_setopt(s->curl, CURLOPT_READDATA, &u);
 	curl_easy_setopt(s->curl, CURLOPT_HEADERFUNCTION, on_reply);
-	curl_easy_setopt(s->curl, CURLOPT_HEADERDATA, last);
+	curl_easy_setopt(s->curl, CURLOPT_HEADERDATA, &rp);
 	curl_easy_setopt(s->curl, CURLOPT_TIMEOUT_MS, timeout_ms(r));
 	curl_easy_setopt(s->curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms(r));
 	rc = curl_easy_perform(s->curl);
@@ -1147,15 +1238,17 @@ send_smtp(struct notifier_sender *s, const struct receiver *r, const struct noti
 	curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &code);
 	res->http_status = code;
 	if (rc != CURLE_OK) {
+		const char *why = rp.refused[0] ? rp.refused : rp.last;
+
 		res->outcome = SEND_RETRY;
-		if (last[0])
-			set_answer(res, "%s (%s)",
-				   s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc), last);
+		if (why[0])
+			set_answer(res, "%s: %s", s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc),
+				   why);
 		else
 			curl_failed(s, rc, res);
 	} else {
 		res->outcome = SEND_OK;
-		set_answer(res, "%s", last[0] ? last : "250");
+		set_answer(res, "%s", rp.last[0] ? rp.last : "250");
 	}
 record:
 	if (asprintf(ret_body, "Subject: %s\n\n%s", title, text) < 0) {

@@ -8,7 +8,8 @@ process on a free port of 127.0.0.1:
                                            requests checked exactly as DingTalk does)
   Webhook()                                any POST, JSON body (Alertmanager's shape)
   Sms()                                    an SMS gateway: any POST, JSON / form / raw
-  Smtp()                                   aiosmtpd; records the mails, decoded
+  Smtp(reject_rcpt=())                     aiosmtpd; records the mails, decoded;
+                                           550 to RCPT TO of an address in reject_rcpt
 
 Every server:
   start() -> self      listen on a free port (also the constructor's use as `with`)
@@ -18,7 +19,8 @@ Every server:
   wait_for(n, timeout) until at least n were received; returns received()
   clear()
   set_down(True|False, mode="close")  "close": close each connection without an
-                       answer; "500": answer HTTP 500 (HTTP servers only)
+                       answer; "500": answer HTTP 500; "hang": read the request and
+                       answer nothing until set_down(False) or stop() (HTTP servers)
   set_status(code, retry_after=None, body=None)  answer every request with this
                        HTTP status (None: back to the service's own behaviour)
 
@@ -134,12 +136,16 @@ class _HttpFake(_Recorder):
         self._thread = None
         self._down = None
         self._status = None
+        self._release = threading.Event()
 
     def start(self):
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: without this a kept-alive
+            # connection waits for the client's delayed ACK (40 ms) each time.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):
                 pass
@@ -158,6 +164,7 @@ class _HttpFake(_Recorder):
         return self
 
     def stop(self):
+        self._release.set()
         if self._httpd:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -167,7 +174,11 @@ class _HttpFake(_Recorder):
         return "http://127.0.0.1:%d%s" % (self.port, path)
 
     def set_down(self, down=True, mode="close"):
-        assert mode in ("close", "500")
+        assert mode in ("close", "500", "hang")
+        if down:
+            self._release.clear()
+        else:
+            self._release.set()
         self._down = mode if down else None
 
     def set_status(self, code, retry_after=None, body=None):
@@ -177,6 +188,9 @@ class _HttpFake(_Recorder):
         n = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(n) if n else b""
         down = self._down
+        if down == "hang":
+            self._release.wait()
+            down = "close"
         if down == "close":
             h.close_connection = True
             try:
@@ -361,9 +375,10 @@ class Smtp(_Recorder):
     """An SMTP server (aiosmtpd) that accepts every mail and records it
     decoded. set_down(True) stops listening (connections refused)."""
 
-    def __init__(self):
+    def __init__(self, reject_rcpt=()):
         super().__init__()
         self.port = _free_port()
+        self.reject_rcpt = set(reject_rcpt)
         self._controller = None
 
     def start(self):
@@ -372,6 +387,12 @@ class Smtp(_Recorder):
         fake = self
 
         class Handler:
+            async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+                if address in fake.reject_rcpt:
+                    return "550 5.1.1 <%s>: Recipient address rejected" % address
+                envelope.rcpt_tos.append(address)
+                return "250 2.1.5 Ok"
+
             async def handle_DATA(self, server, session, envelope):
                 fake._record(Mail(envelope.mail_from, envelope.rcpt_tos, envelope.original_content
                                   or envelope.content))
