@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -582,6 +583,8 @@ reason_word(const char *reason, enum notifier_lang lang)
 struct parts {
 	struct sbuf *v;
 	size_t n, cap;
+	size_t optional; /* a part left out rather than ending there (a group's
+			  * to-do), or SIZE_MAX */
 	bool oom;
 };
 
@@ -659,7 +662,8 @@ ending(struct sbuf *b, const struct render *r, size_t more)
 }
 
 /* Joins the parts into *ret, at most `max` bytes (0: no limit): whole
- * parts while they fit with the ending that would follow them. */
+ * parts while they fit with the ending that would follow them (the
+ * optional one skipped when it does not). */
 static int
 assemble(const struct parts *ps, size_t head, const struct render *r, size_t max, char **ret)
 {
@@ -672,10 +676,33 @@ assemble(const struct parts *ps, size_t head, const struct render *r, size_t max
 		size_t need = out.len + p->len;
 
 		sb_free(&end);
-		if (i + 1 < ps->n) /* the ending if the parts after this one are cut */
+		if (i == ps->optional && i + 1 < ps->n) {
+			/* Only with the line after it: the first alert first. */
+			need += ps->v[i + 1].len;
+			if (i + 2 < ps->n)
+				ending(&end, r, ps->n - (i + 2 > head ? i + 2 : head));
+		} else if (i + 1 < ps->n) { /* the ending if the parts after this one are cut */
 			ending(&end, r, ps->n - (i + 1 > head ? i + 1 : head));
+		}
+		if (i == ps->optional && i + 1 < ps->n && max > 0) {
+			/* And without it, should the line after not fit after all. */
+			struct sbuf alone = { 0 };
+
+			ending(&alone, r, ps->n - (i + 1 > head ? i + 1 : head));
+			if (out.len + p->len + alone.len > max)
+				need = max + 1;
+			sb_free(&alone);
+		}
 		if (max == 0 || need + end.len <= max) {
-			sb_add(&out, p->p, p->len);
+			size_t skip = 0;
+
+			while (out.len == 0 && skip < p->len && p->p[skip] == '\n')
+				skip++; /* a first part after a skipped one */
+			sb_add(&out, p->p + skip, p->len - skip);
+			continue;
+		}
+		if (i == ps->optional && i + 1 < ps->n) {
+			/* The invariant for the part after: its ending fits. */
 			continue;
 		}
 		break;
@@ -796,14 +823,14 @@ body_single(struct parts *ps, const struct render *r, const struct notifier_aler
 	}
 }
 
-/* A group: the items' order, most severe first, then by raised_at. */
-static const struct notifier_item *sort_items;
-
+/* A group: the items' order, most severe first, then by raised_at
+ * (qsort_r: renders may run on several threads at once). */
 static int
-cmp_items(const void *x, const void *y)
+cmp_items(const void *x, const void *y, void *arg)
 {
-	const struct notifier_alert *a = &sort_items[*(const size_t *)x].alert;
-	const struct notifier_alert *b = &sort_items[*(const size_t *)y].alert;
+	const struct notifier_item *items = arg;
+	const struct notifier_alert *a = &items[*(const size_t *)x].alert;
+	const struct notifier_alert *b = &items[*(const size_t *)y].alert;
 
 	if (critical(a) != critical(b))
 		return critical(a) ? -1 : 1;
@@ -978,9 +1005,7 @@ body_group(struct parts *ps, size_t *head, const struct render *r, const char *t
 		else if (strcmp(date, date0) != 0)
 			one_day = false;
 	}
-	sort_items = m->items;
-	qsort(order, m->nitems, sizeof(*order), cmp_items);
-	sort_items = NULL;
+	qsort_r(order, m->nitems, sizeof(*order), cmp_items, (void *)m->items);
 
 	if (r->style != STYLE_MAIL && (b = part(ps, r))) {
 		sb_str(b, r->style == STYLE_MARKDOWN ? "**" : "");
@@ -990,6 +1015,7 @@ body_group(struct parts *ps, size_t *head, const struct render *r, const char *t
 	if (kind && m->transition != NTR_RESOLVED && (b = part(ps, r))) {
 		const struct notifier_alert *a = &m->items[0].alert;
 
+		ps->optional = ps->n - 1;
 		sb_str(b, en ? "To do: " : "处理：");
 		sb_str(b,
 		       is_aggregate(a) ? (en ? "Review them one by one in the console" :
@@ -1055,7 +1081,7 @@ notifier_render(const struct notifier_message *m, enum notifier_lang lang,
 		m, lang == LANG_EN ? LANG_EN : LANG_ZH_CN, style, zone, zarg, m->now_ms
 	};
 	struct sbuf title = { 0 };
-	struct parts ps = { 0 };
+	struct parts ps = { .optional = SIZE_MAX };
 	size_t head = 0;
 	char *body = NULL;
 	int err = 0;

@@ -413,6 +413,24 @@ cut_at_every_size(void **state)
 			out_free(&whole1);
 		}
 	}
+	/* Too little room for the to-do and an alert: the alert, not the to-do. */
+	struct out whole = render(items, 12, NTR_RAISED, LANG_ZH_CN, STYLE_TEXT, 0, 0);
+	char *l1 = strchr(whole.body, '\n'), *l2 = strchr(l1 + 1, '\n'), *l3 = strchr(l2 + 1, '\n');
+	char *want;
+
+	assert_true(strncmp(l1, "\n处理：", strlen("\n处理：")) == 0);
+	assert_true(asprintf(&want, "%.*s%.*s\n…另有 11 条", (int)(l1 - whole.body), whole.body,
+			     (int)(l3 - l2), l2) > 0);
+	struct out o = render(items, 12, NTR_RAISED, LANG_ZH_CN, STYLE_TEXT, strlen(want), 0);
+	assert_string_equal(o.body, want);
+	out_free(&o);
+	o = render(items, 12, NTR_RAISED, LANG_ZH_CN, STYLE_TEXT, strlen(want) + (size_t)(l2 - l1),
+		   0);
+	assert_non_null(strstr(o.body, "处理："));
+	assert_non_null(strstr(o.body, "…另有 11 条"));
+	out_free(&o);
+	out_free(&whole);
+	free(want);
 	free(items);
 }
 
