@@ -44,7 +44,9 @@ extern const struct notifier_template notifier_templates[];
  * rendered from the generic fields). */
 const struct notifier_template *notifier_template_find(const char *kind);
 
-/* Renders `m` for a receiver of language `lang` and style `style`.
+/* Renders `m` for a receiver of language `lang` and style `style`. Its
+ * items' alerts are as notifier_alert_from_json gives them: alert_id,
+ * kind, site, subject and severity set.
  *
  * *ret_title is one line (the mail subject, DingTalk's markdown title):
  * for one alert "[s1] 新告警 · 发热（紧急）"; for a group the count per
