@@ -125,6 +125,10 @@ struct notifier_message {
 	enum notifier_transition transition;
 	const struct notifier_item *items;
 	size_t nitems;
+	/* UTC ms the message is rendered for: how long a reminded or
+	 * escalated alert has been open is counted to it; 0: now (the
+	 * realtime clock). */
+	int64_t now_ms;
 };
 
 /* The site's time zone for rendering times; NULL: UTC. */

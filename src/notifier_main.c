@@ -218,8 +218,11 @@ static void
 on_subscribed(void *context, MQTTAsync_successData5 *resp)
 {
 	struct notify *n = context;
-	int granted = resp->alt.sub.reasonCodeCount > 0 ? resp->alt.sub.reasonCodes[0]
-							: resp->reasonCode;
+	/* Paho: one filter's reason code is in reasonCode; reasonCodes holds
+	 * them only for several (MQTTAsync_subscribeMany). */
+	int granted = resp->alt.sub.reasonCodeCount > 1 && resp->alt.sub.reasonCodes
+			      ? resp->alt.sub.reasonCodes[0]
+			      : resp->reasonCode;
 
 	if (granted >= 0x80)
 		log_err("MQTT: subscription to %s refused (reason 0x%02x): check the broker's ACL",
