@@ -50,8 +50,9 @@ ctl_load_config(struct ctl *ctl, struct config *cfg)
 PGresult *
 ctl_open_alerts(struct ctl *ctl, const char *kind, const char *site)
 {
-	/* m: the silence holding the alert now (sql/0010 silence_match, the
-	 * one definition cordon-notify uses too); z: the site's time zone. */
+	/* h, m: the silence holding the alert now (sql/0010 silence_match, the
+	 * one definition cordon-notify uses too; OFFSET 0 keeps it one call
+	 * per alert); z: the site's time zone. */
 	return QUERY(
 		ctl, "listing the open alerts",
 		"SELECT to_char(a.raised_at AT TIME ZONE z.tz, 'YYYY-MM-DD\"T\"HH24:MI:SS') AS raised,"
@@ -72,7 +73,9 @@ ctl_open_alerts(struct ctl *ctl, const char *kind, const char *site)
 		"       coalesce(u.shown, ''), coalesce(m.reason, '')"
 		"  FROM alerts a LEFT JOIN sites s ON s.site = a.site"
 		" CROSS JOIN LATERAL (SELECT coalesce(s.timezone, $3) AS tz) z"
-		"  LEFT JOIN silences m ON m.id = silence_match(a.site, a.kind, a.subject, now())"
+		" CROSS JOIN LATERAL (SELECT silence_match(a.site, a.kind, a.subject, now()) AS id"
+		"                     OFFSET 0) h"
+		"  LEFT JOIN silences m ON m.id = h.id"
 		" CROSS JOIN LATERAL (SELECT to_char(m.ends_at AT TIME ZONE z.tz,"
 		"        CASE WHEN (m.ends_at AT TIME ZONE z.tz)::date = (now() AT TIME ZONE z.tz)::date"
 		"             THEN 'HH24:MI' ELSE 'YYYY-MM-DD HH24:MI' END) AS shown) u"

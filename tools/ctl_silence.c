@@ -307,8 +307,13 @@ silence_add(struct ctl *ctl, int argc, char **argv)
 
 /* ---------------------------------------------------------------- silence list */
 
-/* $1 site or NULL, $2 [site] timezone, $3 'true' for every silence. */
+/* $1 site or NULL, $2 [site] timezone, $3 'true' for every silence. held:
+ * the silence of each open alert now (one silence_match() per alert). */
 static const char list_sql[] =
+	"WITH held AS (SELECT h.id, count(*) AS n FROM"
+	"   (SELECT silence_match(a.site, a.kind, a.subject, now()) AS id FROM alerts a"
+	"     WHERE a.state <> 'resolved' AND ($1::text IS NULL OR a.site = $1)) h"
+	"   WHERE h.id IS NOT NULL GROUP BY h.id)"
 	"SELECT m.id, m.site, coalesce(array_to_string(m.kinds, ','), '*') AS kinds,"
 	"       coalesce(m.subject, '*') AS subject,"
 	"       to_char(m.starts_at AT TIME ZONE z.tz, 'YYYY-MM-DD HH24:MI') AS starts,"
@@ -319,8 +324,7 @@ static const char list_sql[] =
 	"            ELSE 'active' END AS state,"
 	"       coalesce(m.by_whom, '-') AS by, CASE WHEN m.maintenance THEN 'yes' ELSE 'no' END"
 	"         AS maintenance,"
-	"       (SELECT count(*) FROM alerts a WHERE a.site = m.site AND a.state <> 'resolved'"
-	"           AND silence_match(a.site, a.kind, a.subject, now()) = m.id) AS alerts,"
+	"       coalesce(held.n, 0) AS alerts,"
 	"       m.reason,"
 	"       to_char(m.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
 	"       to_char(m.ends_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
@@ -328,6 +332,7 @@ static const char list_sql[] =
 	"                        'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''),"
 	"       z.tz, m.kinds IS NULL, m.subject IS NULL"
 	"  FROM silences m LEFT JOIN sites s ON s.site = m.site"
+	"  LEFT JOIN held ON held.id = m.id"
 	" CROSS JOIN LATERAL (SELECT coalesce(s.timezone, $2) AS tz) z"
 	" WHERE ($1::text IS NULL OR m.site = $1)"
 	"   AND ($3::boolean OR (m.expired_at IS NULL AND m.ends_at > now()))"
