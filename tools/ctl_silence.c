@@ -64,12 +64,28 @@ check_site(const char *synopsis, const char *site)
 	return ctl_check_id(synopsis, "site", site);
 }
 
-/* 1 when `site` can be silenced (registered, or _daemon), 0 when not (an
- * error is printed), -1 on error. */
+/* 1 when `site` can be silenced (registered, _daemon, or the site of an
+ * alert: cordond raises alerts for sites it has no register of), 0 when
+ * not (an error is printed), -1 on error. */
 static int
 site_known(struct ctl *ctl, const char *site)
 {
-	return strcmp(site, "_daemon") == 0 ? 1 : ctl_site_exists(ctl, site);
+	PGresult *res;
+	int found;
+
+	if (strcmp(site, "_daemon") == 0)
+		return 1;
+	res = QUERY(ctl, "looking up the site",
+		    "SELECT EXISTS (SELECT 1 FROM sites WHERE site = $1)"
+		    "    OR EXISTS (SELECT 1 FROM alerts WHERE site = $1)",
+		    site);
+	if (!res)
+		return -1;
+	found = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (!found)
+		tool_err("unknown site %s (neither registered nor with alerts)", site);
+	return found;
 }
 
 /* Whether `name` is a kind an alert can have. */

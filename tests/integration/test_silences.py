@@ -132,6 +132,15 @@ def test_validation(env, ctl):
     p = ctl("silence", "add", "nosuchsite", "--kind", "fever", "--for", "1h", "--reason", "x",
             expect=1)
     assert "unknown site nosuchsite" in p.stderr, p.stderr
+    # A site cordond raised alerts for without a register of it can be silenced.
+    env.pg.query("INSERT INTO alerts (alert_id, site, kind, severity, state, subject, event_key,"
+                 " raised_at, updated_at, count) VALUES ('unreg-1', 'unreg', 'unknown_card',"
+                 " 'warning', 'raised', 'card:C-1', 'k', now(), now(), 1)")
+    unreg = silence_id(ctl("silence", "add", "unreg", "--kind", "unknown_card", "--for", "1h",
+                           "--reason", "x").stdout)
+    assert match(env, "unreg", "unknown_card", "card:C-1") == unreg
+    assert listed(ctl, "unreg")[unreg]["alerts"] == 1
+    ctl("silence", "expire", str(unreg))
     p = ctl("gate", "maintain", "sv", "G99", "--for", "1h", expect=1)
     assert "unknown gate G99" in p.stderr, p.stderr
     p = ctl("gate", "maintain", "sv", "G99", "--end", expect=1)
@@ -140,7 +149,7 @@ def test_validation(env, ctl):
     p = ctl(*base, "--kind", "fever", "--for", "1h", "--reason", "x",
             "--start", "2020-01-01 08:00", expect=1)
     assert "ended already" in p.stderr, p.stderr
-    assert env.pg.count("silences") == before
+    assert env.pg.count("silences") == before + 1
     # The help names them, and how to silence every kind.
     p = ctl("--help")
     for words in ("silence add S --kind K", "silence list", "silence expire ID",
@@ -149,7 +158,7 @@ def test_validation(env, ctl):
         assert words in p.stdout, words
     # notify_failed (cordon-notify's own kind) is a kind too.
     ctl(*base, "--kind", "notify_failed", "--for", "1h", "--reason", "receiver down")
-    assert env.pg.count("silences") == before + 1
+    assert env.pg.count("silences") == before + 2
 
 
 def test_silence_match(env, ctl):
