@@ -7,11 +7,16 @@ silence_match(site, kind, subject, at) (sql/0010) is the one definition of
 "is this alert silenced", asked here directly for its semantics."""
 
 import datetime
+import fcntl
 import json
 import os
+import pty
 import re
+import select
 import signal
+import struct
 import subprocess
+import termios
 import threading
 from zoneinfo import ZoneInfo
 
@@ -346,6 +351,40 @@ def test_alerts_show_silenced(env, cordond):
     finally:
         if f.proc.poll() is None:
             f.proc.kill()
+
+    # On a terminal: the table puts the silence before the alert's text.
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 300, 0, 0))
+    tty = subprocess.Popen([os.environ["CORDONCTL"], "-c", conf, "alerts", "--follow",
+                            "--site", site], stdin=slave, stdout=slave,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    harness._PROCS.add(tty)
+    os.close(slave)
+    screen = bytearray()
+
+    def shown():
+        while select.select([master], [], [], 0)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            screen.extend(chunk)
+        text = screen.decode(errors="replace")
+        return [l for l in text.split("\n") if ids["sealed_gate"] in l and "silenced #" in l]
+    try:
+        held = wait_until(shown, timeout=60, what=lambda: "the table in %r" % bytes(screen))[0]
+        assert "silenced #%d until %s; " % (sid, until) in held, held
+    finally:
+        tty.send_signal(signal.SIGTERM)
+        try:
+            tty.wait(20)
+        finally:
+            if tty.poll() is None:
+                tty.kill()
+            harness._PROCS.discard(tty)
+            os.close(master)
 
     # A silence of the fever too: two silenced; the other one's count is its own.
     fsid = silence_id(ctl("silence", "add", site, "--kind", "fever", "--subject", "person:P-?",
