@@ -20,6 +20,7 @@
 #include "clocks.h"
 #include "config.h"
 #include "ctl.h"
+#include "normalize.h"
 #include "temp.h"
 #include "topics.h"
 
@@ -98,13 +99,18 @@ print_alerts_json(PGresult *res)
 
 	for (int i = 0; arr && i < PQntuples(res); i++) {
 		json_t *o = json_object(), *sil = json_null();
+		char reason[512];
 
+		/* The silence's reason is free text: a phone in it is masked. */
+		snprintf(reason, sizeof(reason), "%s",
+			 PQgetvalue(res, i, CTL_ALERT_SILENCE_REASON));
+		normalize_mask_digits(reason, strlen(reason));
 		if (*PQgetvalue(res, i, CTL_ALERT_SILENCE_ID))
 			sil = json_pack("{s:I, s:s, s:s, s:s}", "id",
 					(json_int_t)atoll(PQgetvalue(res, i, CTL_ALERT_SILENCE_ID)),
 					"until", PQgetvalue(res, i, CTL_ALERT_SILENCE_UNTIL),
 					"until_local", PQgetvalue(res, i, CTL_ALERT_SILENCE_SHOWN),
-					"reason", PQgetvalue(res, i, CTL_ALERT_SILENCE_REASON));
+					"reason", reason);
 		json_object_set_new(o, "alert_id", json_string(PQgetvalue(res, i, 7)));
 		json_object_set_new(o, "raised", json_string(PQgetvalue(res, i, 0)));
 		json_object_set_new(o, "site", json_string(PQgetvalue(res, i, 1)));

@@ -388,10 +388,15 @@ def test_alerts_show_silenced(env, cordond):
 
     # A silence of the fever too: two silenced; the other one's count is its own.
     fsid = silence_id(ctl("silence", "add", site, "--kind", "fever", "--subject", "person:P-?",
-                          "--for", "1h", "--reason", "known case").stdout)
+                          "--for", "1h", "--reason", "known case, call 13812345678").stdout)
     lines, out = states()
     assert "(silenced #%d until" % fsid in lines[ids["fever"]], out
+    js = {a["alert_id"]: a for a in json.loads(ctl("alerts", "--site", site, "--json").stdout)}
+    assert js[ids["fever"]]["silenced"]["reason"] == "known case, call 138****5678", js
     assert listed(lambda *a: ctl(*a), site)[fsid]["alerts"] == 1
+    assert listed(lambda *a: ctl(*a), site)[fsid]["reason"] == "known case, call 138****5678"
+    out = ctl("silence", "list", site).stdout
+    assert "known case, call 138****5678" in out and "13812345678" not in out, out
 
     # Expired: the alert is shown as raised again; it was stored all along.
     ctl("silence", "expire", str(sid))
