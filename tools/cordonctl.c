@@ -61,6 +61,11 @@ usage(FILE *out)
 	fprintf(out, "                                     formats: %s\n", formats);
 	fputs("  gate seal S G | gate open S G      change a gate's state\n"
 	      "  gate list [S]                      site gate state format unit\n"
+	      "  gate maintain S G --for DURATION [--reason TEXT] [--by NAME]\n"
+	      "                                     a maintenance window: a silence of the gate's\n"
+	      "                                     gate_silent and sealed_gate alerts (reason\n"
+	      "                                     'maintenance' unless given)\n"
+	      "  gate maintain S G --end            expire the gate's maintenance windows\n"
 	      "  zone add S Z [--interval 4h] [--per-day N]\n"
 	      "                                     a disinfection zone and its interval (without\n"
 	      "                                     --interval it follows [rules] disinfection_interval);\n"
@@ -86,10 +91,23 @@ usage(FILE *out)
 	      "                                     passes and alerts (the last N, default 10)\n"
 	      "  purge resident S P                 delete every row of person P (and of the\n"
 	      "                                     hash of its ID number) in one transaction\n"
-	      "  alerts [--follow] [--kind K] [--site S]\n"
-	      "                                     open alerts, critical first, then newest;\n"
-	      "                                     --follow then shows their transitions live\n"
-	      "                                     (a table on a terminal, else a line each)\n"
+	      "  alerts [--follow | --json] [--kind K] [--site S]\n"
+	      "                                     open alerts, critical first, then newest,\n"
+	      "                                     silenced ones as 'raised (silenced #ID until\n"
+	      "                                     HH:MI)'; --follow then shows their transitions\n"
+	      "                                     live (a table on a terminal, else a line each)\n"
+	      "  silence add S --kind K [--kind K2 ...] [--subject PATTERN] --for DURATION\n"
+	      "              --reason TEXT [--by NAME] [--start TIME]\n"
+	      "                                     hold the notifications (cordon-notify) of the\n"
+	      "                                     site's alerts of those kinds and subjects (glob:\n"
+	      "                                     * and ?) from TIME (YYYY-MM-DD HH:MM, site time;\n"
+	      "                                     default now) for DURATION (1m to 30d); --kind\n"
+	      "                                     or --subject needed, --kind '*' is every kind.\n"
+	      "                                     Alerts are still raised, stored and listed\n"
+	      "  silence list [S] [--all] [--json]  silences in force or to come (--all: also\n"
+	      "                                     ended and expired ones) and the open alerts\n"
+	      "                                     each one holds now\n"
+	      "  silence expire ID                  end a silence now\n"
 	      "  ack ID [--by NAME] [--note TEXT] [--wait SECONDS | --no-wait]\n"
 	      "                                     acknowledge an open alert (published on\n"
 	      "                                     <topic_root>/<site>/ack; --by defaults to $USER)\n"
@@ -432,6 +450,7 @@ main(int argc, char **argv)
 		{ "resolve", ctl_cmd_resolve },	    { "stats", ctl_cmd_stats },
 		{ "report", ctl_cmd_report },	    { "volunteer", ctl_cmd_volunteer },
 		{ "household", ctl_cmd_household }, { "purge", ctl_cmd_purge },
+		{ "silence", ctl_cmd_silence },
 	};
 	struct ctl ctl = { .config_path = "/etc/cordon/cordond.conf" };
 	int c, rc;

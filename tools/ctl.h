@@ -110,12 +110,34 @@ int ctl_mqtt_connect(const struct config *cfg, const char *client_id, MQTTClient
 
 /* The open alerts, critical first, then newest (what `alerts` lists), with
  * kind and site filters (NULL: any). The first CTL_ALERTS_LISTED columns
- * are the listing: raised site kind severity state subject count alert_id;
- * then raised_epoch, updated_epoch and detail (gate, household, card, zone,
- * call, temperature: the alerts table keeps no text). NULL after printing
- * why; PQclear the result. */
+ * are the listing: raised site kind severity state subject count alert_id,
+ * where state is "raised" or "acked", followed by " (silenced #ID until
+ * HH:MI)" (another day: "YYYY-MM-DD HH:MI", the site's time) when
+ * silence_match() (sql/0010) holds the alert now; then the CTL_ALERT_*
+ * columns below. NULL after printing why; PQclear the result. */
 PGresult *ctl_open_alerts(struct ctl *ctl, const char *kind, const char *site);
 #define CTL_ALERTS_LISTED 8
+#define CTL_ALERT_RAISED_EPOCH 8   /* seconds since the epoch */
+#define CTL_ALERT_UPDATED_EPOCH 9  /* seconds since the epoch */
+#define CTL_ALERT_DETAIL 10	   /* gate, household, card, zone, call, temperature */
+#define CTL_ALERT_STATE 11	   /* "raised" or "acked" alone */
+#define CTL_ALERT_SILENCE_ID 12	   /* the silence holding it, "" when none */
+#define CTL_ALERT_SILENCE_UNTIL 13 /* its end in UTC, 2026-12-01T06:00:00Z, or "" */
+#define CTL_ALERT_SILENCE_SHOWN 14 /* its end as the state shows it, or "" */
+#define CTL_ALERT_SILENCE_REASON 15
+
+/* Who the operator is, for --by: $USER, else the login name of the real
+ * user; NULL when neither is known. */
+const char *ctl_whoami(void);
+
+/* Parses a duration argument (config_parse_duration: 90s, 30m, 4h, 2d)
+ * into whole seconds within [min_s, max_s]; prints a usage error naming
+ * `opt` and returns -1 when it is not one. */
+int ctl_parse_seconds(const char *synopsis, const char *opt, const char *s, long long min_s,
+		      long long max_s, long long *ret_s);
+/* Formats whole seconds as "12h", "30m", "90s" or "2d" (the largest unit
+ * that divides them) into buf of len bytes. */
+void ctl_format_seconds(long long s, char *buf, size_t len);
 
 /* alerts --follow (ctl_follow.c): the open alerts, then their transitions
  * as they are published, until SIGINT or SIGTERM. Returns the exit code. */
@@ -141,5 +163,9 @@ int ctl_cmd_import_residents(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_volunteer(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_household(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_purge(struct ctl *ctl, int argc, char **argv);
+/* ctl_silence.c: silence add|list|expire, and gate maintain (called by
+ * ctl_cmd_gate with the words after "maintain"). */
+int ctl_cmd_silence(struct ctl *ctl, int argc, char **argv);
+int ctl_gate_maintain(struct ctl *ctl, int argc, char **argv);
 
 #endif

@@ -20,6 +20,7 @@
 #include "clocks.h"
 #include "config.h"
 #include "ctl.h"
+#include "normalize.h"
 #include "temp.h"
 #include "topics.h"
 
@@ -45,24 +46,40 @@ ctl_load_config(struct ctl *ctl, struct config *cfg)
 
 /* ---------------------------------------------------------------- alerts */
 
-#define ALERTS "alerts [--follow] [--kind K] [--site S]"
+#define ALERTS "alerts [--follow | --json] [--kind K] [--site S]"
 
 PGresult *
 ctl_open_alerts(struct ctl *ctl, const char *kind, const char *site)
 {
+	/* h, m: the silence holding the alert now (sql/0010 silence_match, the
+	 * one definition cordon-notify uses too; OFFSET 0 keeps it one call
+	 * per alert); z: the site's time zone. */
 	return QUERY(
 		ctl, "listing the open alerts",
-		"SELECT to_char(a.raised_at AT TIME ZONE coalesce(s.timezone, $3),"
-		"               'YYYY-MM-DD\"T\"HH24:MI:SS') AS raised,"
-		"       a.site, a.kind, a.severity, a.state, a.subject, a.count, a.alert_id,"
+		"SELECT to_char(a.raised_at AT TIME ZONE z.tz, 'YYYY-MM-DD\"T\"HH24:MI:SS') AS raised,"
+		"       a.site, a.kind, a.severity,"
+		"       a.state || coalesce(' (silenced #' || m.id || ' until ' || u.shown || ')', '')"
+		"         AS state,"
+		"       a.subject, a.count, a.alert_id,"
 		"       floor(extract(epoch FROM a.raised_at))::bigint,"
 		"       floor(extract(epoch FROM a.updated_at))::bigint,"
 		"       concat_ws(', ', 'gate ' || a.gate, 'household ' || a.household,"
 		"                 'card ' || a.card, 'zone ' || a.zone, 'call ' || a.call_id,"
 		"                 a.temp_c || ' °C',"
 		"                 a.distinct_subjects || ' distinct, e.g. '"
-		"                 || replace(a.sample, ' ', ', '))"
+		"                 || replace(a.sample, ' ', ', ')),"
+		"       a.state, coalesce(m.id::text, ''),"
+		"       coalesce(to_char(m.ends_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+		"                ''),"
+		"       coalesce(u.shown, ''), coalesce(m.reason, '')"
 		"  FROM alerts a LEFT JOIN sites s ON s.site = a.site"
+		" CROSS JOIN LATERAL (SELECT coalesce(s.timezone, $3) AS tz) z"
+		" CROSS JOIN LATERAL (SELECT silence_match(a.site, a.kind, a.subject, now()) AS id"
+		"                     OFFSET 0) h"
+		"  LEFT JOIN silences m ON m.id = h.id"
+		" CROSS JOIN LATERAL (SELECT to_char(m.ends_at AT TIME ZONE z.tz,"
+		"        CASE WHEN (m.ends_at AT TIME ZONE z.tz)::date = (now() AT TIME ZONE z.tz)::date"
+		"             THEN 'HH24:MI' ELSE 'YYYY-MM-DD HH24:MI' END) AS shown) u"
 		" WHERE a.state <> 'resolved'"
 		"   AND ($1::text IS NULL OR a.kind = $1)"
 		"   AND ($2::text IS NULL OR a.site = $2)"
@@ -71,21 +88,67 @@ ctl_open_alerts(struct ctl *ctl, const char *kind, const char *site)
 		kind, site, ctl->default_tz);
 }
 
+/* Prints the open alerts as a JSON array (alerts --json): the listing's
+ * fields, with count a number, state without the silence, detail, and
+ * "silenced": {"id", "until" (UTC), "until_local", "reason"} or null. */
+static int
+print_alerts_json(PGresult *res)
+{
+	json_t *arr = json_array();
+	char *text;
+
+	for (int i = 0; arr && i < PQntuples(res); i++) {
+		json_t *o = json_object(), *sil = json_null();
+		char reason[512];
+
+		/* The silence's reason is free text: a phone in it is masked. */
+		snprintf(reason, sizeof(reason), "%s",
+			 PQgetvalue(res, i, CTL_ALERT_SILENCE_REASON));
+		normalize_mask_digits(reason, strlen(reason));
+		if (*PQgetvalue(res, i, CTL_ALERT_SILENCE_ID))
+			sil = json_pack("{s:I, s:s, s:s, s:s}", "id",
+					(json_int_t)atoll(PQgetvalue(res, i, CTL_ALERT_SILENCE_ID)),
+					"until", PQgetvalue(res, i, CTL_ALERT_SILENCE_UNTIL),
+					"until_local", PQgetvalue(res, i, CTL_ALERT_SILENCE_SHOWN),
+					"reason", reason);
+		json_object_set_new(o, "alert_id", json_string(PQgetvalue(res, i, 7)));
+		json_object_set_new(o, "raised", json_string(PQgetvalue(res, i, 0)));
+		json_object_set_new(o, "site", json_string(PQgetvalue(res, i, 1)));
+		json_object_set_new(o, "kind", json_string(PQgetvalue(res, i, 2)));
+		json_object_set_new(o, "severity", json_string(PQgetvalue(res, i, 3)));
+		json_object_set_new(o, "state", json_string(PQgetvalue(res, i, CTL_ALERT_STATE)));
+		json_object_set_new(o, "subject", json_string(PQgetvalue(res, i, 5)));
+		json_object_set_new(o, "count", json_integer(atoll(PQgetvalue(res, i, 6))));
+		json_object_set_new(o, "detail", json_string(PQgetvalue(res, i, CTL_ALERT_DETAIL)));
+		json_object_set_new(o, "silenced", sil);
+		json_array_append_new(arr, o);
+	}
+	text = arr ? json_dumps(arr, JSON_INDENT(2)) : NULL;
+	json_decref(arr);
+	if (!text) {
+		tool_err("out of memory");
+		return CTL_FAIL;
+	}
+	printf("%s\n", text);
+	free(text);
+	return CTL_OK;
+}
+
 int
 ctl_cmd_alerts(struct ctl *ctl, int argc, char **argv)
 {
 	const char *pos[1], *kind = NULL, *site = NULL;
-	int follow = 0;
+	int follow = 0, json = 0, rc;
 	const struct ctl_opt opts[] = {
-		{ "--follow", NULL, &follow },
-		{ "--kind", &kind, NULL },
-		{ "--site", &site, NULL },
-		{ NULL, NULL, NULL },
+		{ "--follow", NULL, &follow }, { "--json", NULL, &json }, { "--kind", &kind, NULL },
+		{ "--site", &site, NULL },     { NULL, NULL, NULL },
 	};
 	PGresult *res;
 
 	if (ctl_parse(ALERTS, argc, argv, opts, pos, 0, 0) < 0)
 		return CTL_USAGE;
+	if (follow && json)
+		return tool_usage(ALERTS, "--follow and --json exclude each other");
 	if (site && strcmp(site, "_daemon") != 0 && ctl_check_id(ALERTS, "site", site) < 0)
 		return CTL_USAGE;
 	/* A kind is a word such as isolation_overdue; --follow puts it in a topic filter. */
@@ -98,12 +161,27 @@ ctl_cmd_alerts(struct ctl *ctl, int argc, char **argv)
 	res = ctl_open_alerts(ctl, kind, site);
 	if (!res)
 		return CTL_FAIL;
-	if (PQntuples(res) == 0)
+	rc = CTL_OK;
+	if (json)
+		rc = print_alerts_json(res);
+	else if (PQntuples(res) == 0)
 		printf("no open alerts\n");
 	else
 		ctl_print_columns(res, CTL_ALERTS_LISTED);
 	PQclear(res);
-	return CTL_OK;
+	return rc;
+}
+
+const char *
+ctl_whoami(void)
+{
+	const char *by = getenv("USER");
+	struct passwd *pw;
+
+	if (by && *by)
+		return by;
+	pw = getpwuid(getuid());
+	return pw && pw->pw_name && *pw->pw_name ? pw->pw_name : NULL;
 }
 
 /* ---------------------------------------------------------------- ack, resolve */
@@ -366,15 +444,8 @@ ack_or_resolve(struct ctl *ctl, const char *action, const char *synopsis, int ar
 		wait_s = 0;
 	if (!*pos[0] || strlen(pos[0]) > 128)
 		return tool_usage(synopsis, "bad alert id '%.80s'", pos[0]);
-	if (!by) {
-		struct passwd *pw = getpwuid(getuid());
-
-		by = getenv("USER");
-		if ((!by || !*by) && pw)
-			by = pw->pw_name;
-		if (!by || !*by)
-			return tool_usage(synopsis, "cannot tell who you are: give --by NAME");
-	}
+	if (!by && !(by = ctl_whoami()))
+		return tool_usage(synopsis, "cannot tell who you are: give --by NAME");
 	if (!*by || strlen(by) > 128)
 		return tool_usage(synopsis, "bad --by '%.80s'", by);
 	if (note && strlen(note) > 1000)

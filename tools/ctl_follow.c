@@ -34,6 +34,9 @@
  * Strings are copied with control characters replaced (see copy()). */
 struct row {
 	char id[65], site[65], kind[65], severity[16], state[16], subject[136], text[512];
+	/* "silenced #12 until 14:00; " when PostgreSQL said a silence held it
+	 * (kept across its transitions until the table is read again), else "". */
+	char silenced[80];
 	long count;
 	time_t raised, updated;
 };
@@ -120,7 +123,12 @@ apply(struct view *v, const struct row *r)
 		if (old)
 			*old = v->rows[--v->n];
 	} else if (old) {
+		char held[sizeof(old->silenced)];
+
+		memcpy(held, old->silenced, sizeof(held));
 		*old = *r;
+		if (!old->silenced[0])
+			memcpy(old->silenced, held, sizeof(held));
 	} else if (v->n < MAX_ROWS) {
 		v->rows[v->n++] = *r;
 	} else {
@@ -152,13 +160,22 @@ load(struct ctl *ctl, struct view *v, const char *kind, const char *site, int pr
 		copy(r.site, sizeof(r.site), PQgetvalue(res, i, 1));
 		copy(r.kind, sizeof(r.kind), PQgetvalue(res, i, 2));
 		copy(r.severity, sizeof(r.severity), PQgetvalue(res, i, 3));
-		copy(r.state, sizeof(r.state), PQgetvalue(res, i, 4));
+		copy(r.state, sizeof(r.state), PQgetvalue(res, i, CTL_ALERT_STATE));
 		copy(r.subject, sizeof(r.subject), PQgetvalue(res, i, 5));
 		r.count = atol(PQgetvalue(res, i, 6));
 		copy(r.id, sizeof(r.id), PQgetvalue(res, i, 7));
-		r.raised = (time_t)atoll(PQgetvalue(res, i, 8));
-		r.updated = (time_t)atoll(PQgetvalue(res, i, 9));
-		copy(r.text, sizeof(r.text), PQgetvalue(res, i, 10));
+		r.raised = (time_t)atoll(PQgetvalue(res, i, CTL_ALERT_RAISED_EPOCH));
+		r.updated = (time_t)atoll(PQgetvalue(res, i, CTL_ALERT_UPDATED_EPOCH));
+		copy(r.text, sizeof(r.text), PQgetvalue(res, i, CTL_ALERT_DETAIL));
+		r.silenced[0] = '\0';
+		if (*PQgetvalue(res, i, CTL_ALERT_SILENCE_ID)) {
+			char held[80];
+
+			snprintf(held, sizeof(held), "silenced #%.20s until %.20s; ",
+				 PQgetvalue(res, i, CTL_ALERT_SILENCE_ID),
+				 PQgetvalue(res, i, CTL_ALERT_SILENCE_SHOWN));
+			copy(r.silenced, sizeof(r.silenced), held);
+		}
 		apply(v, &r);
 	}
 	PQclear(res);
@@ -271,10 +288,10 @@ draw(struct view *v)
 			line(width, "... and %zu more", v->n - i + v->not_shown);
 			break;
 		}
-		line(width, "%-32s  %-*s  %-8s  %-8s  %-*.*s  %5ld  %6s  %7s  %s", r->id, kindw,
+		line(width, "%-32s  %-*s  %-8s  %-8s  %-*.*s  %5ld  %6s  %7s  %s%s", r->id, kindw,
 		     r->kind, r->severity, r->state, subjw, subjw, r->subject, r->count,
 		     age(a1, sizeof(a1), r->raised, now), age(a2, sizeof(a2), r->updated, now),
-		     r->text);
+		     r->silenced, r->text);
 	}
 	if (v->n == 0)
 		line(width, "(none)");
@@ -315,6 +332,7 @@ handle(struct view *v, const char *topic, const void *payload, int len)
 	copy(r.state, sizeof(r.state), str(msg, "state"));
 	copy(r.subject, sizeof(r.subject), str(msg, "subject"));
 	copy(r.text, sizeof(r.text), str(msg, "text"));
+	r.silenced[0] = '\0';
 	r.count = (long)json_integer_value(json_object_get(msg, "count"));
 	r.raised = parse_utc(str(msg, "raised_at"));
 	r.updated = parse_utc(str(msg, "updated_at"));

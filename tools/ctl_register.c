@@ -16,9 +16,8 @@
 #include "normalize.h"
 #include "tz.h"
 
-/* Formats whole seconds as "12h", "30m", "90s" or "2d". */
-static void
-format_seconds(long long s, char *buf, size_t len)
+void
+ctl_format_seconds(long long s, char *buf, size_t len)
 {
 	if (s % 86400 == 0)
 		snprintf(buf, len, "%lldd", s / 86400);
@@ -30,17 +29,15 @@ format_seconds(long long s, char *buf, size_t len)
 		snprintf(buf, len, "%llds", s);
 }
 
-/* Parses a duration argument into whole seconds within [min_s, max_s];
- * prints a usage error and returns -1 when it is not one. */
-static int
-parse_seconds(const char *synopsis, const char *opt, const char *s, long long min_s,
-	      long long max_s, long long *ret_s)
+int
+ctl_parse_seconds(const char *synopsis, const char *opt, const char *s, long long min_s,
+		  long long max_s, long long *ret_s)
 {
 	char lo[32], hi[32];
 	int64_t ms;
 
-	format_seconds(min_s, lo, sizeof(lo));
-	format_seconds(max_s, hi, sizeof(hi));
+	ctl_format_seconds(min_s, lo, sizeof(lo));
+	ctl_format_seconds(max_s, hi, sizeof(hi));
 	if (config_parse_duration(s, &ms) < 0 || ms % 1000 != 0 || ms / 1000 < min_s ||
 	    ms / 1000 > max_s) {
 		tool_usage(synopsis,
@@ -301,13 +298,16 @@ ctl_cmd_gate(struct ctl *ctl, int argc, char **argv)
 		return gate_set_state(ctl, "sealed", argc - 1, argv + 1);
 	if (strcmp(sub, "open") == 0)
 		return gate_set_state(ctl, "open", argc - 1, argv + 1);
+	if (strcmp(sub, "maintain") == 0)
+		return ctl_gate_maintain(ctl, argc - 1, argv + 1);
 	if (strcmp(sub, "list") == 0)
 		return list(ctl, GATE_LIST, "listing gates",
 			    "SELECT site, gate, state, format, unit FROM gates"
 			    " WHERE $1::text IS NULL OR site = $1 ORDER BY site, gate",
 			    argc - 1, argv + 1);
-	return tool_usage(GATE_ADD "\n       " GATE_SET "\n       " GATE_LIST,
-			  "gate: expected add, seal, open or list");
+	return tool_usage(GATE_ADD "\n       " GATE_SET "\n       " GATE_LIST
+				   "\n       gate maintain S G --for DURATION | --end",
+			  "gate: expected add, seal, open, list or maintain");
 }
 
 /* ---------------------------------------------------------------- zone */
@@ -334,7 +334,8 @@ zone_add(struct ctl *ctl, int argc, char **argv)
 	if (ctl_parse(ZONE_ADD, argc, argv, opts, pos, 2, 2) < 0 ||
 	    ctl_check_id(ZONE_ADD, "site", pos[0]) < 0 ||
 	    ctl_check_id(ZONE_ADD, "zone", pos[1]) < 0 ||
-	    (interval && parse_seconds(ZONE_ADD, "--interval", interval, 60, 30 * 86400, &s) < 0))
+	    (interval &&
+	     ctl_parse_seconds(ZONE_ADD, "--interval", interval, 60, 30 * 86400, &s) < 0))
 		return CTL_USAGE;
 	if (per_day_s) {
 		char *end;
@@ -380,18 +381,18 @@ zone_add(struct ctl *ctl, int argc, char **argv)
 		if (PQgetisnull(res, 0, 0))
 			snprintf(shown, sizeof(shown), "[rules] disinfection_interval");
 		else
-			format_seconds(atoll(PQgetvalue(res, 0, 0)), shown, sizeof(shown));
+			ctl_format_seconds(atoll(PQgetvalue(res, 0, 0)), shown, sizeof(shown));
 		if (!PQgetisnull(res, 0, 1))
 			snprintf(perday_note, sizeof(perday_note), ", %s a day",
 				 PQgetvalue(res, 0, 1));
 		printf("zone %s/%s updated: disinfection every %s%s\n", pos[0], pos[1], shown,
 		       perday_note);
 	} else if (interval) {
-		format_seconds(s, shown, sizeof(shown));
+		ctl_format_seconds(s, shown, sizeof(shown));
 		printf("zone %s/%s added: disinfection every %s%s\n", pos[0], pos[1], shown,
 		       perday_note);
 	} else {
-		format_seconds(ctl->disinfection_interval_s, shown, sizeof(shown));
+		ctl_format_seconds(ctl->disinfection_interval_s, shown, sizeof(shown));
 		printf("zone %s/%s added: disinfection every %s ([rules] disinfection_interval)%s\n",
 		       pos[0], pos[1], shown, perday_note);
 	}
@@ -415,7 +416,7 @@ zone_list(struct ctl *ctl, int argc, char **argv)
 		return CTL_FAIL;
 	if (pos[0] && ctl_site_exists(ctl, pos[0]) <= 0)
 		return CTL_FAIL;
-	format_seconds(ctl->disinfection_interval_s, fallback, sizeof(fallback));
+	ctl_format_seconds(ctl->disinfection_interval_s, fallback, sizeof(fallback));
 	res = QUERY(ctl, "listing zones",
 		    "SELECT site, zone, coalesce(CASE"
 		    "  WHEN interval_s % 86400 = 0 THEN (interval_s / 86400) || 'd'"
@@ -620,7 +621,7 @@ ctl_cmd_isolate(struct ctl *ctl, int argc, char **argv)
 	if (ctl_check_id(ISOLATE, "household", hh) < 0 ||
 	    (person && ctl_check_id(ISOLATE, "person", person) < 0) ||
 	    (check &&
-	     parse_seconds(ISOLATE, "--check-interval", check, 60, 7 * 86400, &check_s) < 0))
+	     ctl_parse_seconds(ISOLATE, "--check-interval", check, 60, 7 * 86400, &check_s) < 0))
 		return CTL_USAGE;
 	if (days_s) {
 		char *end;
@@ -673,9 +674,9 @@ ctl_cmd_isolate(struct ctl *ctl, int argc, char **argv)
 	if (!res)
 		return CTL_FAIL;
 	if (check) {
-		format_seconds(check_s, shown, sizeof(shown));
+		ctl_format_seconds(check_s, shown, sizeof(shown));
 	} else {
-		format_seconds(ctl->check_interval_s, shown, sizeof(shown));
+		ctl_format_seconds(ctl->check_interval_s, shown, sizeof(shown));
 		strncat(shown, " ([rules] check_interval)", sizeof(shown) - strlen(shown) - 1);
 	}
 	printf("isolation order %s: household %s%s%s at site %s, from %s until %s (%s), "
