@@ -73,6 +73,18 @@ def stack(env, servers):
     env.stop_daemons([d])
 
 
+_running = []
+
+
+@pytest.fixture(autouse=True)
+def stop_notifiers(env):
+    """Each test's cordon-notify stops at its end: the next one starts from
+    empty tables, with nobody else routing them."""
+    yield
+    env.stop_daemons([n for n in _running if n.alive()])
+    _running.clear()
+
+
 def url_file(env, name, url):
     path = os.path.join(env.dir, "%s.url" % name)
     with open(path, "w") as f:
@@ -119,6 +131,7 @@ def start_notifier(env, servers, name, routes, notify=None, extra=None):
         overrides["route." + rname] = section
     n = Notifier(env.dir, env.broker.port, env.pg.conninfo, overrides)
     env.daemons.append(n)
+    _running.append(n)
     since = env.broker.log_size()
     n.start()
     env.wait_connected(n, since)
@@ -126,9 +139,15 @@ def start_notifier(env, servers, name, routes, notify=None, extra=None):
     return n
 
 
+def first(env, sql, args=None):
+    """The first column of the first row, or None when there is none."""
+    rows = env.pg.query(sql, args)
+    return rows[0][0] if rows else None
+
+
 def alert_id(env, person, kind="fever"):
-    return wait_until(lambda: env.pg.scalar(
-        "SELECT alert_id FROM alerts WHERE kind = %s AND subject = %s ORDER BY raised_at DESC"
+    return wait_until(lambda: first(
+        env, "SELECT alert_id FROM alerts WHERE kind = %s AND subject = %s ORDER BY raised_at DESC"
         " LIMIT 1", (kind, "person:" + person)), what="the %s alert of %s" % (kind, person))
 
 
@@ -264,8 +283,9 @@ def test_reminders_and_escalation_stop_at_ack(env, servers, stack):
     a1, a2 = alert_id(env, "P-REM-1"), alert_id(env, "P-REM-2")
 
     def state(aid):
-        return env.pg.query("SELECT state, level, reminders FROM notify_alerts"
-                            " WHERE alert_id = %s", (aid,))[0]
+        rows = env.pg.query("SELECT state, level, reminders FROM notify_alerts"
+                            " WHERE alert_id = %s", (aid,))
+        return rows[0] if rows else (None, None, None)
     wait_until(lambda: state(a1)[1] == 1 and state(a2)[1] == 1, timeout=LONG,
                what="both escalated")
     wait_until(lambda: len(sent_items(env, "receiver = 'heads' AND transition = 'escalate'"
@@ -307,9 +327,9 @@ def test_silence_and_gate_maintenance(env, servers, stack):
                                    gate_event(SITE, "G09", "M-1", ts=now_ts()),
                                    gate_event(SITE, "G08", "M-2", ts=now_ts())])
     s1, s2 = alert_id(env, "P-SIL-1"), alert_id(env, "P-SIL-2")
-    g9 = wait_until(lambda: env.pg.scalar("SELECT alert_id FROM alerts WHERE kind = 'sealed_gate'"
+    g9 = wait_until(lambda: first(env, "SELECT alert_id FROM alerts WHERE kind = 'sealed_gate'"
                                           " AND subject = 'gate:G09' AND state <> 'resolved'"))
-    g8 = wait_until(lambda: env.pg.scalar("SELECT alert_id FROM alerts WHERE kind = 'sealed_gate'"
+    g8 = wait_until(lambda: first(env, "SELECT alert_id FROM alerts WHERE kind = 'sealed_gate'"
                                           " AND subject = 'gate:G08' AND state <> 'resolved'"))
     wait_until(lambda: {r[0] for r in sent_items(env)} >= {s2, g8}, timeout=LONG,
                what="the controls told")
