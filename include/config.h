@@ -74,8 +74,8 @@ int config_load(struct config *cfg, const char *path, FILE *errors)
  * daemon that owns them passes `foreign`, called for each of their keys
  * with the key's FILE and LINE, which prints its errors to `errors` and
  * returns 0 or -1. */
-typedef int config_foreign_fn(void *arg, const char *section, const char *name,
-			      const char *value, const char *path, int line, FILE *errors);
+typedef int config_foreign_fn(void *arg, const char *section, const char *name, const char *value,
+			      const char *path, int line, FILE *errors);
 /* Whether `section` belongs to another daemon (the list above). */
 bool config_section_foreign(const char *section);
 int config_load_with(struct config *cfg, const char *path, FILE *errors, config_foreign_fn *foreign,

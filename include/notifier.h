@@ -44,16 +44,16 @@ enum notifier_style {
 };
 
 struct receiver {
-	char *name;		 /* NAME of [receiver.NAME] */
+	char *name; /* NAME of [receiver.NAME] */
 	enum receiver_type type;
-	char *url;		 /* read from url_file at load: the secret key is in it */
+	char *url; /* read from url_file at load: the secret key is in it */
 	char *url_file;
-	char *secret;		 /* dingtalk: the signing secret from secret_file, or NULL */
+	char *secret; /* dingtalk: the signing secret from secret_file, or NULL */
 	char *secret_file;
-	char **to;		 /* smtp: addresses; sms: phone numbers; NULL-terminated */
-	char *from;		 /* smtp: the From address */
-	char *body_template;	 /* sms: request body, {to} and {text} replaced */
-	char *content_type;	 /* sms: of the body (application/json escapes for JSON) */
+	char **to;	     /* smtp: addresses; sms: phone numbers; NULL-terminated */
+	char *from;	     /* smtp: the From address */
+	char *body_template; /* sms: request body, {to} and {text} replaced */
+	char *content_type;  /* sms: of the body (application/json escapes for JSON) */
 	enum notifier_lang language;
 	enum notifier_style style; /* wecom/dingtalk: text or markdown (default) */
 	int64_t rate_limit;	   /* most messages per minute; 0: no limit */
@@ -66,13 +66,13 @@ struct route {
 	/* Each a NULL-terminated list of patterns (* and ? globs); NULL means
 	 * every value. */
 	char **sites, **kinds, **severities, **subjects;
-	size_t *receivers;	   /* indexes into notifier_config.receivers */
+	size_t *receivers; /* indexes into notifier_config.receivers */
 	size_t nreceivers;
-	size_t *escalate_to;	   /* indexes; the next level */
+	size_t *escalate_to; /* indexes; the next level */
 	size_t nescalate_to;
-	int64_t group_wait;	   /* ms */
-	int64_t remind_every;	   /* ms; 0: no reminders */
-	int64_t escalate_after;	   /* ms; 0: no escalation */
+	int64_t group_wait;	/* ms */
+	int64_t remind_every;	/* ms; 0: no reminders */
+	int64_t escalate_after; /* ms; 0: no escalation */
 };
 
 struct notifier_config {

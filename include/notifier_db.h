@@ -30,14 +30,14 @@ int notifier_db_inbox_add(PGconn *c, const char *payload, size_t len,
 
 /* What a routing or timer pass did (added to the counters given). */
 struct notifier_db_counts {
-	uint64_t routed;     /* inbox rows routed */
-	uint64_t unrouted;   /* of those, taken by no route */
-	uint64_t queued;     /* notifications (alert x receiver) queued */
-	uint64_t held;	     /* raises held by a silence */
-	uint64_t released;   /* held raises let go when their silence ended */
-	uint64_t reminders;  /* reminders queued (per alert and route) */
+	uint64_t routed;    /* inbox rows routed */
+	uint64_t unrouted;  /* of those, taken by no route */
+	uint64_t queued;    /* notifications (alert x receiver) queued */
+	uint64_t held;	    /* raises held by a silence */
+	uint64_t released;  /* held raises let go when their silence ended */
+	uint64_t reminders; /* reminders queued (per alert and route) */
 	uint64_t escalations;
-	uint64_t bad;	     /* inbox rows that are not an alert message */
+	uint64_t bad; /* inbox rows that are not an alert message */
 };
 
 /* Routes up to 200 inbox rows, oldest first, in one transaction. Sets
@@ -56,8 +56,8 @@ struct notifier_attempt {
 	struct notifier_item *items;
 	json_t **docs; /* the items' alert documents (owners of their strings) */
 	char route[80];
-	int attempts;	       /* this one included */
-	int64_t age_ms;	       /* since the message was made */
+	int attempts;		 /* this one included */
+	int64_t age_ms;		 /* since the message was made */
 	int64_t first_raised_ms; /* the earliest raised_at among its alerts (latency) */
 };
 

@@ -448,8 +448,9 @@ int
 config_load_with(struct config *cfg, const char *path, FILE *errors, config_foreign_fn *foreign,
 		 void *arg)
 {
-	struct parse_state ps = { .cfg = cfg, .path = path, .errors = errors, .foreign = foreign,
-				  .foreign_arg = arg };
+	struct parse_state ps = {
+		.cfg = cfg, .path = path, .errors = errors, .foreign = foreign, .foreign_arg = arg
+	};
 	int rc;
 
 	ps.in = fopen(path, "r");

@@ -70,8 +70,9 @@ time_field(const json_t *msg, const char *name)
 	struct tm tm = { 0 };
 	int ms = 0, n = 0;
 
-	if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-			 &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6)
+	if (!s ||
+	    sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+		   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6)
 		return 0;
 	s += n;
 	if (*s == '.') {
@@ -102,8 +103,8 @@ notifier_alert_from_json(const json_t *msg, struct notifier_alert *a)
 	a->transition = str_field(msg, "transition");
 	a->site = str_field(msg, "site");
 	a->subject = str_field(msg, "subject");
-	if (!a->alert_id || !a->kind || !a->severity || !a->state || !a->transition ||
-	    !a->site || !a->subject)
+	if (!a->alert_id || !a->kind || !a->severity || !a->state || !a->transition || !a->site ||
+	    !a->subject)
 		return -EINVAL;
 	a->gate = str_field(msg, "gate");
 	a->household = str_field(msg, "household");
@@ -144,5 +145,5 @@ notifier_route_matches(const struct route *r, const char *site, const char *kind
 		       const char *severity, const char *subject)
 {
 	return list_matches(r->sites, site) && list_matches(r->kinds, kind) &&
-	       list_matches(r->severities, severity) && list_matches(r->subjects, subject);
+		list_matches(r->severities, severity) && list_matches(r->subjects, subject);
 }

@@ -18,28 +18,28 @@
 
 /* Keys of [notify], [receiver.*] and [route.*]: their names, for the
  * "set twice" check (a bit each) and for docs/notify.md. */
-static const char *const notify_keys[] = { "client_id", "metrics_listen", "fail_after",
-					   "give_up_after", "retry_max", NULL };
-static const char *const receiver_keys[] = { "type",	     "url_file",   "secret_file", "to",
-					     "from",	     "body_template", "content_type",
-					     "language",     "format",	   "rate_limit",  "timeout",
-					     "max_bytes",    NULL };
-static const char *const route_keys[] = { "sites",	    "kinds",	      "severities",
-					  "subjects",	    "receivers",      "group_wait",
-					  "remind_every",   "escalate_after", "escalate_to",
-					  NULL };
+static const char *const notify_keys[] = { "client_id",	    "metrics_listen", "fail_after",
+					   "give_up_after", "retry_max",      NULL };
+static const char *const receiver_keys[] = { "type",   "url_file",	"secret_file",	"to",
+					     "from",   "body_template", "content_type", "language",
+					     "format", "rate_limit",	"timeout",	"max_bytes",
+					     NULL };
+static const char *const route_keys[] = {
+	"sites",      "kinds",	      "severities",	"subjects",    "receivers",
+	"group_wait", "remind_every", "escalate_after", "escalate_to", NULL
+};
 
 static const char *const type_names[] = {
-	[RECEIVER_WECOM] = "wecom", [RECEIVER_DINGTALK] = "dingtalk",
-	[RECEIVER_WEBHOOK] = "webhook", [RECEIVER_SMTP] = "smtp", [RECEIVER_SMS] = "sms",
+	[RECEIVER_WECOM] = "wecom",	[RECEIVER_DINGTALK] = "dingtalk",
+	[RECEIVER_WEBHOOK] = "webhook", [RECEIVER_SMTP] = "smtp",
+	[RECEIVER_SMS] = "sms",
 };
 
 /* What a section's parse keeps beside the struct until the check. */
 struct pending {
-	char *name;
-	unsigned seen;		/* bit per key index */
-	int line;		/* of its first key */
-	char **receiver_names;	/* routes */
+	unsigned seen;	       /* bit per key index */
+	int line;	       /* of its first key */
+	char **receiver_names; /* routes */
 	char **escalate_names;
 	bool has_type;
 };
@@ -283,8 +283,9 @@ receiver_key(struct receiver *r, struct pending *p, const char *name, const char
 			return "must name a file";
 		secret = read_secret(value);
 		if (!secret)
-			return errno == ENODATA ? "the file is empty"
-						: "cannot read the file (missing, or not readable by us)";
+			return errno == ENODATA ?
+				"the file is empty" :
+				"cannot read the file (missing, or not readable by us)";
 		if (set_string(url ? &r->url_file : &r->secret_file, value) < 0) {
 			free(secret);
 			return "out of memory";
@@ -357,8 +358,8 @@ static const char *
 check_severities(char **sev)
 {
 	for (char **s = sev; s && *s; s++)
-		if (!strpbrk(*s, "*?[") && strcmp(*s, "info") != 0 &&
-		    strcmp(*s, "warning") != 0 && strcmp(*s, "critical") != 0)
+		if (!strpbrk(*s, "*?[") && strcmp(*s, "info") != 0 && strcmp(*s, "warning") != 0 &&
+		    strcmp(*s, "critical") != 0)
 			return "must list info, warning or critical";
 	return NULL;
 }
@@ -439,10 +440,10 @@ notifier_config_key(void *arg, const char *section, const char *name, const char
 		}
 		seen = route ? &ld->route_pending[i].seen : &ld->recv_pending[i].seen;
 		if (!(*seen & (1u << ki)))
-			why = route ? route_key(&ld->nc->routes[i], &ld->route_pending[i], name,
-						value)
-				    : receiver_key(&ld->nc->receivers[i], &ld->recv_pending[i],
-						   name, value);
+			why = route ?
+				route_key(&ld->nc->routes[i], &ld->route_pending[i], name, value) :
+				receiver_key(&ld->nc->receivers[i], &ld->recv_pending[i], name,
+					     value);
 	} else {
 		seen = &ld->notify_seen;
 		if (!(*seen & (1u << ki)))
@@ -497,16 +498,15 @@ check_receiver(struct receiver *r, const struct pending *p, const char *path, FI
 		return -1;
 	}
 	if (r->secret && r->type != RECEIVER_DINGTALK) {
-		fprintf(errors, "%s:%d: [receiver.%s] secret_file is for type dingtalk only\n", path,
-			p->line, r->name);
+		fprintf(errors, "%s:%d: [receiver.%s] secret_file is for type dingtalk only\n",
+			path, p->line, r->name);
 		return -1;
 	}
-	if (r->type == RECEIVER_SMS && !r->content_type && !(r->content_type = strdup(
-									  "application/json")))
+	if (r->type == RECEIVER_SMS && !r->content_type &&
+	    !(r->content_type = strdup("application/json")))
 		return -1;
 	if (r->rate_limit < 0)
-		r->rate_limit =
-			r->type == RECEIVER_WECOM || r->type == RECEIVER_DINGTALK ? 20 : 0;
+		r->rate_limit = r->type == RECEIVER_WECOM || r->type == RECEIVER_DINGTALK ? 20 : 0;
 	if (r->type == RECEIVER_SMS)
 		r->style = STYLE_SMS;
 	else if (r->type == RECEIVER_SMTP)
@@ -539,7 +539,8 @@ resolve(const struct notifier_config *nc, char **names, size_t **ret, size_t *re
 			if (strcmp(nc->receivers[j].name, names[i]) == 0)
 				break;
 		if (j == nc->nreceivers) {
-			fprintf(errors, "%s:%d: [route.%s] %s names '%s', which has no [receiver.%s]\n",
+			fprintf(errors,
+				"%s:%d: [route.%s] %s names '%s', which has no [receiver.%s]\n",
 				path, p->line, rt->name, key, names[i], names[i]);
 			return -1;
 		}
@@ -625,12 +626,12 @@ notifier_config_load(struct notifier_config *nc, const char *path, FILE *errors)
 				   p, "escalate_to", path, errors) < 0) {
 			nerr++;
 		} else if (rt->nescalate_to && !rt->escalate_after) {
-			fprintf(errors, "%s:%d: [route.%s] escalate_to needs escalate_after\n", path,
-				p->line, rt->name);
+			fprintf(errors, "%s:%d: [route.%s] escalate_to needs escalate_after\n",
+				path, p->line, rt->name);
 			nerr++;
 		} else if (!rt->nescalate_to && rt->escalate_after) {
-			fprintf(errors, "%s:%d: [route.%s] escalate_after needs escalate_to\n", path,
-				p->line, rt->name);
+			fprintf(errors, "%s:%d: [route.%s] escalate_after needs escalate_to\n",
+				path, p->line, rt->name);
 			nerr++;
 		}
 		free_list(p->receiver_names);
@@ -681,7 +682,8 @@ notifier_config_print(const struct notifier_config *nc, FILE *out)
 		}
 		if (r->from)
 			fprintf(out, "from = %s\n", r->from);
-		fprintf(out, "language = %s\nrate_limit = %lld\ntimeout = %lldms\nmax_bytes = %zu\n",
+		fprintf(out,
+			"language = %s\nrate_limit = %lld\ntimeout = %lldms\nmax_bytes = %zu\n",
 			notifier_lang_name(r->language), (long long)r->rate_limit,
 			(long long)r->timeout, r->max_bytes);
 	}

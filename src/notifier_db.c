@@ -89,8 +89,8 @@ rollback(PGconn *c)
 }
 
 int
-notifier_db_inbox_add(PGconn *c, const char *payload, size_t len,
-		      const struct notifier_alert *a, char *err)
+notifier_db_inbox_add(PGconn *c, const char *payload, size_t len, const struct notifier_alert *a,
+		      char *err)
 {
 	char count[24], *doc = strndup(payload, len);
 	PGresult *res;
@@ -147,7 +147,8 @@ queue(PGconn *c, const struct route *rt, const struct receiver *r, const char *t
 			  "clock_timestamp(), (SELECT max(send_after) FROM notify_messages"
 			  " WHERE route = $1 AND receiver = $2 AND transition = $3)"
 			  " + $4::interval) AS t) x RETURNING id",
-			  4, rt->name, r->name, transition, interval(rt->group_wait, wait, sizeof(wait)));
+			  4, rt->name, r->name, transition,
+			  interval(rt->group_wait, wait, sizeof(wait)));
 		if (!res)
 			return -1;
 	}
@@ -252,18 +253,19 @@ route_one(PGconn *c, const struct notifier_config *nc, const struct route *rt,
 		 * ran (an update or ack): told as a raise while it is open. */
 		bool open = strcmp(a->state, "raised") == 0;
 
-		res = run(c, err, "alert",
-			  "INSERT INTO notify_alerts (alert_id, route, site, kind, subject, severity,"
-			  " state, alert, first_at, told, silence_id, next_remind_at, escalate_at)"
-			  " SELECT $1, $2, $3, $4, $5, $6, $7, $8, now(), $9 AND s IS NULL, s,"
-			  " CASE WHEN $9 AND s IS NULL AND $7 = 'raised' AND $10::interval > '0'"
-			  " THEN now() + $10::interval END,"
-			  " CASE WHEN $9 AND s IS NULL AND $7 = 'raised' AND $11::interval > '0'"
-			  " THEN now() + $11::interval END"
-			  " FROM (SELECT silence_match($3, $4, $5, now()) AS s) x"
-			  " RETURNING told, silence_id IS NOT NULL",
-			  11, a->alert_id, rt->name, a->site, a->kind, a->subject, a->severity,
-			  a->state, alert, open ? "true" : "false", remind, esc);
+		res = run(
+			c, err, "alert",
+			"INSERT INTO notify_alerts (alert_id, route, site, kind, subject, severity,"
+			" state, alert, first_at, told, silence_id, next_remind_at, escalate_at)"
+			" SELECT $1, $2, $3, $4, $5, $6, $7, $8, now(), $9 AND s IS NULL, s,"
+			" CASE WHEN $9 AND s IS NULL AND $7 = 'raised' AND $10::interval > '0'"
+			" THEN now() + $10::interval END,"
+			" CASE WHEN $9 AND s IS NULL AND $7 = 'raised' AND $11::interval > '0'"
+			" THEN now() + $11::interval END"
+			" FROM (SELECT silence_match($3, $4, $5, now()) AS s) x"
+			" RETURNING told, silence_id IS NOT NULL",
+			11, a->alert_id, rt->name, a->site, a->kind, a->subject, a->severity,
+			a->state, alert, open ? "true" : "false", remind, esc);
 		if (!res)
 			return -1;
 		told = PQgetvalue(res, 0, 0)[0] == 't';
@@ -291,8 +293,7 @@ route_one(PGconn *c, const struct notifier_config *nc, const struct route *rt,
 		return -1;
 	if (strcmp(a->transition, "resolved") == 0 && told)
 		n = queue_resolved(c, nc, rt, a->alert_id, alert, err);
-	else if (strcmp(a->transition, "updated") == 0 && told &&
-		 strcmp(a->state, "raised") == 0 &&
+	else if (strcmp(a->transition, "updated") == 0 && told && strcmp(a->state, "raised") == 0 &&
 		 severity_rank(a->severity) > severity_rank(old_sev))
 		n = queue_level(c, nc, rt, level, "updated", a->alert_id, alert, err);
 	if (n < 0)
@@ -302,8 +303,8 @@ route_one(PGconn *c, const struct notifier_config *nc, const struct route *rt,
 }
 
 int
-notifier_db_route(PGconn *c, const struct notifier_config *nc,
-		  struct notifier_db_counts *counts, int *ret_more, char *err)
+notifier_db_route(PGconn *c, const struct notifier_config *nc, struct notifier_db_counts *counts,
+		  int *ret_more, char *err)
 {
 	struct notifier_db_counts k = { 0 };
 	PGresult *rows;
@@ -347,8 +348,9 @@ notifier_db_route(PGconn *c, const struct notifier_config *nc,
 				k.unrouted++;
 		}
 		json_decref(doc);
-		if (run_ok(c, err, "routed", "UPDATE notify_inbox SET routed_at = now() WHERE seq = $1",
-			   1, seq) < 0) {
+		if (run_ok(c, err, "routed",
+			   "UPDATE notify_inbox SET routed_at = now() WHERE seq = $1", 1,
+			   seq) < 0) {
 			PQclear(rows);
 			goto fail;
 		}
@@ -379,8 +381,8 @@ route_named(const struct notifier_config *nc, const char *name)
 }
 
 int
-notifier_db_timers(PGconn *c, const struct notifier_config *nc,
-		   struct notifier_db_counts *counts, char *err)
+notifier_db_timers(PGconn *c, const struct notifier_config *nc, struct notifier_db_counts *counts,
+		   char *err)
 {
 	PGresult *rows;
 	char remind[40], esc[40];
@@ -420,14 +422,15 @@ notifier_db_timers(PGconn *c, const struct notifier_config *nc,
 	PQclear(rows);
 
 	/* Reminders and escalations due; a silence postpones them. */
-	rows = run(c, err, "due",
-		   "SELECT alert_id, route, alert::text, level,"
-		   " coalesce(next_remind_at <= now(), false), coalesce(escalate_at <= now(), false),"
-		   " (SELECT ends_at FROM silences WHERE id = silence_match(site, kind, subject,"
-		   " now()))::text FROM notify_alerts WHERE state = 'raised' AND told"
-		   " AND (next_remind_at <= now() OR escalate_at <= now())"
-		   " LIMIT 500 FOR UPDATE SKIP LOCKED",
-		   0);
+	rows = run(
+		c, err, "due",
+		"SELECT alert_id, route, alert::text, level,"
+		" coalesce(next_remind_at <= now(), false), coalesce(escalate_at <= now(), false),"
+		" (SELECT ends_at FROM silences WHERE id = silence_match(site, kind, subject,"
+		" now()))::text FROM notify_alerts WHERE state = 'raised' AND told"
+		" AND (next_remind_at <= now() OR escalate_at <= now())"
+		" LIMIT 500 FOR UPDATE SKIP LOCKED",
+		0);
 	if (!rows)
 		goto fail;
 	for (int i = 0; i < PQntuples(rows); i++) {
@@ -505,9 +508,8 @@ notifier_attempt_free(struct notifier_attempt *at)
 }
 
 int
-notifier_db_take(PGconn *c, const char *receiver, int64_t give_up_ms,
-		 struct notifier_attempt *at, int64_t *ret_wait_ms, uint64_t *ret_given_up,
-		 char *err)
+notifier_db_take(PGconn *c, const char *receiver, int64_t give_up_ms, struct notifier_attempt *at,
+		 int64_t *ret_wait_ms, uint64_t *ret_given_up, char *err)
 {
 	char give_up[40];
 	PGresult *res;

@@ -52,7 +52,7 @@
 #define RATE_WINDOW_MS 60000
 #define RATE_MAX 1000 /* the largest rate_limit we keep a window for */
 
-static const double latency_bounds[HIST_BUCKETS] = { 0.05, 0.1, 0.25, 0.5, 1,	 2,
+static const double latency_bounds[HIST_BUCKETS] = { 0.05, 0.1, 0.25, 0.5, 1,	2,
 						     5,	   10,	30,   60,  300, 3600 };
 
 struct sender {
@@ -188,8 +188,8 @@ on_message(void *context, char *topic, int topic_len, MQTTAsync_message *m)
 	for (;;) {
 		rc = -1;
 		if (db_ready(&n->inbox_db, n->cfg.base.pg_conninfo, "cordon-notify inbox"))
-			rc = notifier_db_inbox_add(n->inbox_db, m->payload, (size_t)m->payloadlen, &a,
-						   err);
+			rc = notifier_db_inbox_add(n->inbox_db, m->payload, (size_t)m->payloadlen,
+						   &a, err);
 		else
 			db_error_text(n->inbox_db, NULL, err, sizeof(err));
 		if (rc >= 0)
@@ -220,9 +220,9 @@ on_subscribed(void *context, MQTTAsync_successData5 *resp)
 	struct notify *n = context;
 	/* Paho: one filter's reason code is in reasonCode; reasonCodes holds
 	 * them only for several (MQTTAsync_subscribeMany). */
-	int granted = resp->alt.sub.reasonCodeCount > 1 && resp->alt.sub.reasonCodes
-			      ? resp->alt.sub.reasonCodes[0]
-			      : resp->reasonCode;
+	int granted = resp->alt.sub.reasonCodeCount > 1 && resp->alt.sub.reasonCodes ?
+		resp->alt.sub.reasonCodes[0] :
+		resp->reasonCode;
 
 	if (granted >= 0x80)
 		log_err("MQTT: subscription to %s refused (reason 0x%02x): check the broker's ACL",
@@ -473,11 +473,12 @@ failed_restore(struct sender *s)
 	PGresult *res;
 
 	snprintf(subject, sizeof(subject), "receiver:%s", s->r->name);
-	res = PQexecParams(s->db,
-			   "SELECT alert_id, (extract(epoch FROM raised_at) * 1000)::bigint"
-			   " FROM alerts WHERE site = '_daemon' AND kind = 'notify_failed'"
-			   " AND subject = $1 AND state <> 'resolved' ORDER BY raised_at DESC LIMIT 1",
-			   1, NULL, params, NULL, NULL, 0);
+	res = PQexecParams(
+		s->db,
+		"SELECT alert_id, (extract(epoch FROM raised_at) * 1000)::bigint"
+		" FROM alerts WHERE site = '_daemon' AND kind = 'notify_failed'"
+		" AND subject = $1 AND state <> 'resolved' ORDER BY raised_at DESC LIMIT 1",
+		1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
 		snprintf(s->failed_alert, sizeof(s->failed_alert), "%s", PQgetvalue(res, 0, 0));
 		s->failed_raised_ms = atoll(PQgetvalue(res, 0, 1));
@@ -519,13 +520,17 @@ zone_of(void *arg, const char *site)
 static int64_t
 rate_wait(struct sender *s, int64_t now)
 {
-	int64_t limit = s->r->rate_limit > RATE_MAX ? RATE_MAX : s->r->rate_limit;
+	int64_t limit = s->r->rate_limit;
 
 	while (s->wlen > 0 && s->window[s->wstart] <= now - RATE_WINDOW_MS) {
 		s->wstart = (s->wstart + 1) % RATE_MAX;
 		s->wlen--;
 	}
-	if (limit <= 0 || s->wlen < limit)
+	if (limit <= 0)
+		return 0;
+	if (limit > RATE_MAX)
+		limit = RATE_MAX;
+	if (s->wlen < limit)
 		return 0;
 	return s->window[s->wstart] + RATE_WINDOW_MS - now;
 }
@@ -623,10 +628,12 @@ sender_main(void *arg)
 			if (at.first_raised_ms && at.msg.transition == NTR_RAISED &&
 			    at.attempts == 1) {
 				pthread_mutex_lock(&s->hist_lock);
-				histogram_observe(&s->latency, (double)(now - at.first_raised_ms) / 1e3);
+				histogram_observe(&s->latency,
+						  (double)(now - at.first_raised_ms) / 1e3);
 				pthread_mutex_unlock(&s->hist_lock);
 			}
-			log_info("receiver %s: message %" PRId64 " (%s, %zu alert(s), route %s) sent%s",
+			log_info("receiver %s: message %" PRId64
+				 " (%s, %zu alert(s), route %s) sent%s",
 				 s->r->name, at.msg.id, notifier_transition_name(at.msg.transition),
 				 at.msg.nitems, at.route, at.attempts > 1 ? " after retries" : "");
 			break;
@@ -761,7 +768,8 @@ render_metrics(struct notify *n)
 		" took them).\n# TYPE cordon_notify_routed_total counter\n"
 		"cordon_notify_routed_total %" PRIu64 "\ncordon_notify_unrouted_total %" PRIu64 "\n"
 		"# HELP cordon_notify_queued_total Notifications queued (alert x receiver).\n"
-		"# TYPE cordon_notify_queued_total counter\ncordon_notify_queued_total %" PRIu64 "\n"
+		"# TYPE cordon_notify_queued_total counter\ncordon_notify_queued_total %" PRIu64
+		"\n"
 		"# HELP cordon_notify_silenced_total Raises held by a silence, and let go when it"
 		" ended.\n# TYPE cordon_notify_silenced_total counter\n"
 		"cordon_notify_silenced_total{what=\"held\"} %" PRIu64 "\n"
@@ -830,9 +838,9 @@ render_metrics(struct notify *n)
 	fclose(f);
 	healthy = atomic_load(&n->connected) && atomic_load(&n->db_up);
 	metrics_publish(n->metrics, text, len, healthy,
-			healthy ? "ok"
-			: !atomic_load(&n->connected) ? "broker not connected"
-						      : "PostgreSQL unreachable");
+			healthy				    ? "ok" :
+				!atomic_load(&n->connected) ? "broker not connected" :
+							      "PostgreSQL unreachable");
 	free(text);
 }
 
