@@ -984,7 +984,7 @@ run(struct notify *n)
 		if (!ready && atomic_load(&n->connected) && atomic_load(&n->db_up)) {
 			ready = true;
 			sd_notify(0, "READY=1\nSTATUS=connected to the broker and PostgreSQL");
-			log_info("cordon-notify %s ready: %zu receiver(s), %zu route(s)",
+			log_notice("cordon-notify %s ready: %zu receiver(s), %zu route(s)",
 				 CORDON_VERSION, n->cfg.nreceivers, n->cfg.nroutes);
 		}
 		if (now >= next_metrics) {

@@ -3,8 +3,10 @@ exit 0, alerts on screen from cordonctl alerts --follow (a fever, the forced
 sealed gate, the people work's four: a household's second ordinary card, a
 need never delivered, a drop-off never collected, a household never called by
 the day's deadline), cordonctl's daily report with its due-and-done sections,
-the simulator's table with the people work and its faults, and nothing it
-started left running. The simulator injects all its faults in the first 12 s
+the simulator's table with the people work and its faults, what cordon-notify
+sent to the community workers' WeCom group (its stand-in prints what the group
+shows: Chinese messages, the fever and the sealed gate among them, a reminder),
+and nothing it started left running. The simulator injects all its faults in the first 12 s
 of a run, and the demo sets the call deadline 35 s after it writes cordond's
 configuration, before the sim starts: 40 s covers them all."""
 
@@ -49,4 +51,12 @@ def test_demo_runs_and_cleans_up():
         row = re.search(r"^%s +(\d+) +(\d+)$" % kind, table, re.M)
         assert row and int(row.group(1)) > 0, kind + " missing:\n" + out
     assert "undelivered (2)" in table and "uncollected (1)" in table, out
+    # cordon-notify: the WeCom group's stand-in got messages, in Chinese.
+    m = re.search(r"the community workers' WeCom group: (\d+) messages", out)
+    assert m and int(m.group(1)) > 0, out
+    with open(os.path.join(DEMO_DIR, "wecom-group.log"), encoding="utf-8") as f:
+        group = f.read()
+    assert group.count("──── 社区工作者群") == int(m.group(1)), group
+    for words in ("发热", "封闭门岗", "处理：", "提醒：仍未确认"):
+        assert words in group, words + " missing:\n" + group
     assert not leftovers(), "left running:\n" + "\n".join(leftovers())

@@ -333,7 +333,7 @@ static struct notifier_item *
 fevers(size_t n, const char *gate)
 {
 	struct notifier_item *items = calloc(n, sizeof(*items));
-	static char cards[200][16], households[200][16];
+	static char cards[200][32], households[200][32];
 
 	assert_non_null(items);
 	assert_true(n <= 200);
