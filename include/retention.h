@@ -21,7 +21,7 @@
 
 /* The tables the thread removes rows from, in the order of a run; the
  * index is what retention_removed() takes. */
-#define RETENTION_TABLES 15
+#define RETENTION_TABLES 19
 
 struct retention;
 

@@ -53,6 +53,8 @@ static const char *const table_names[RETENTION_TABLES] = {
 	"acks",		  "need_events",       "needs",
 	"welfare_calls",  "dropoffs",	       "rejects",
 	"alerts",	  "alert_transitions", "event_keys_reused",
+	"notify_inbox",	  "notify_messages",   "notify_alerts",
+	"silences",
 };
 
 /* Rows of `t` matching `cond`, at most $2 of them, removed; the count. $1
@@ -105,6 +107,18 @@ static const struct {
 	  " RETURNING 1)"
 	  " SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM t)" },
 	{ 14, DELETE_WHERE("event_keys_reused", "e.received_at < $1::timestamptz") },
+	/* cordon-notify's (docs/notify.md): what was routed, sent or given up,
+	 * alerts no longer waiting for an ack, silences over; a message's items
+	 * go with it (ON DELETE CASCADE). */
+	{ 15, DELETE_WHERE("notify_inbox", "e.routed_at < $1::timestamptz") },
+	{ 16,
+	  DELETE_WHERE("notify_messages",
+		       "e.status IN ('sent', 'failed') AND e.created_at < $1::timestamptz") },
+	{ 17,
+	  DELETE_WHERE("notify_alerts", "e.state <> 'raised' AND e.first_at < $1::timestamptz") },
+	{ 18,
+	  DELETE_WHERE("silences",
+		       "least(e.ends_at, coalesce(e.expired_at, e.ends_at)) < $1::timestamptz") },
 };
 
 struct retention {

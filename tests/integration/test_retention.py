@@ -17,7 +17,8 @@ SITE = "rt"
 # Every table a run removes from, as its log line and the metric name them.
 TABLES = ["gate_events", "gate_status", "disinfections", "hotline_events", "hotline_calls",
           "isolation_checks", "acks", "need_events", "needs", "welfare_calls", "dropoffs",
-          "rejects", "alerts", "alert_transitions", "event_keys_reused"]
+          "rejects", "alerts", "alert_transitions", "event_keys_reused",
+          "notify_inbox", "notify_messages", "notify_alerts", "silences"]
 
 # How many days old each generation of rows is.
 OLD, NEW = 40, 10
@@ -79,13 +80,38 @@ def insert_rows(pg, tag, days):
         for tr in ("raised", state) if state != "raised" else ("raised",):
             q("INSERT INTO alert_transitions (alert_id, transition, count, at, severity)"
               " VALUES (%%s, %%s, 1, %s, 'warning')" % ago, (aid, tr))
+    # cordon-notify's: routed (over) and not yet routed (stays); a message
+    # sent (over, with its item) and one pending (stays); an alert resolved
+    # (over) and one still waiting for its ack (stays); a silence over and
+    # one that began as long ago but is still in force (stays).
+    for routed in (True, False):
+        aid = "ni-%s-%s" % (routed, tag)
+        q("INSERT INTO notify_inbox (alert_id, transition, count, site, kind, alert,"
+          " received_at, routed_at) VALUES (%%s, 'raised', 1, %%s, 'fever', '{}', %s, %s)"
+          % (ago, ago if routed else "NULL"), (aid, SITE))
+    for status in ("sent", "pending"):
+        mid = q("INSERT INTO notify_messages (route, receiver, transition, status, created_at,"
+                " send_after, next_attempt_at) VALUES (%%s, 'r', 'raised', %%s, %s, %s, %s)"
+                " RETURNING id" % (ago, ago, ago), ("nm-%s-%s" % (status, tag), status))[0][0]
+        q("INSERT INTO notify_items (message_id, alert_id, transition, alert)"
+          " VALUES (%s, 'x', 'raised', '{}')", (mid,))
+    for state in ("resolved", "raised"):
+        q("INSERT INTO notify_alerts (alert_id, route, site, kind, subject, severity, state,"
+          " alert, first_at) VALUES (%%s, 'r', %%s, 'fever', 's', 'warning', %%s, '{}', %s)"
+          % ago, ("na-%s-%s" % (state, tag), SITE, state))
+    for over in (True, False):
+        q("INSERT INTO silences (site, ends_at, starts_at, created_at, reason)"
+          " VALUES (%%s, %s, %s, %s, %%s)"
+          % ("%s + interval '1 hour'" % ago if over else "now() + interval '1 day'", ago, ago),
+          (SITE, "si-%s-%s" % (over, tag)))
 
 
 # What insert_rows puts in each table, and how many of them a run removes
 # when they are older than retention_days.
 PER_TAG = {t: 1 for t in TABLES}
 PER_TAG.update({"hotline_calls": 2, "hotline_events": 2, "needs": 4, "need_events": 4,
-                "alerts": 3, "alert_transitions": 5})
+                "alerts": 3, "alert_transitions": 5, "notify_inbox": 2, "notify_messages": 2,
+                "notify_alerts": 2, "silences": 2})
 REMOVED_PER_TAG = {t: 1 for t in TABLES}
 REMOVED_PER_TAG.update({"need_events": 2, "needs": 2, "alert_transitions": 2})
 
@@ -93,7 +119,8 @@ REMOVED_PER_TAG.update({"need_events": 2, "needs": 2, "alert_transitions": 2})
 def counts(pg, tag):
     """Rows of each table whose key carries `tag`."""
     key = {"rejects": "reject_key", "hotline_calls": "call_id", "needs": "need_id",
-           "alerts": "alert_id", "alert_transitions": "alert_id"}
+           "alerts": "alert_id", "alert_transitions": "alert_id", "notify_inbox": "alert_id",
+           "notify_messages": "route", "notify_alerts": "alert_id", "silences": "reason"}
     return {t: pg.scalar("SELECT count(*) FROM %s WHERE %s LIKE %%s" % (t, key.get(t, "event_key")),
                          ("%-" + tag + "%",)) for t in TABLES}
 
