@@ -453,3 +453,61 @@ def test_rate_limited_answers_are_waited_out(env, servers, stack):
             "SELECT count(*) FROM notify_messages WHERE receiver = 'tight'")
     finally:
         wecom.window.limit, wecom.window.window_s = 20, 60.0
+
+
+def test_service_protocol_reload_and_stop(env, servers, stack):
+    """Under systemd: READY=1 once connected, WATCHDOG=1, and on SIGHUP
+    RELOADING=1 ... READY=1 with the new routes applied; a file with errors
+    keeps the routes in use; SIGTERM: STOPPING=1 and exit 0. /healthz says
+    healthy."""
+    from test_service import NotifySocket, rewrite_config
+    hook = servers["hook"]
+    hook.clear()
+    ns = NotifySocket()
+    port = free_port()
+    try:
+        env.pg.query("TRUNCATE notify_inbox, notify_alerts, notify_messages, notify_items")
+        overrides = receivers(env, servers)
+        overrides["notify"] = {"client_id": "notify-service", "metrics_listen": "127.0.0.1:%d" % port}
+        overrides["route.one"] = {"subjects": "person:P-SVC-1", "group_wait": "0s",
+                                  "receivers": "hook"}
+        n = Notifier(env.dir, env.broker.port, env.pg.conninfo, overrides)
+        env.daemons.append(n)
+        _running.append(n)
+        since = env.broker.log_size()
+        n.start({"NOTIFY_SOCKET": ns.path, "WATCHDOG_USEC": "1000000"})
+        env.wait_connected(n, since)
+        wait_until(lambda: ns.first("READY=1") is not None, what="READY=1")
+        wait_until(lambda: ns.first("WATCHDOG=1") is not None, what="WATCHDOG=1")
+        with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % port, timeout=5) as r:
+            assert r.status == 200
+
+        # Route one takes P-SVC-1 only (P-SVC-2 is nobody's); route two, added by
+        # SIGHUP, takes P-SVC-3.
+        publish_many(env.broker.port, [reading("P-SVC-2", 38.0), reading("P-SVC-1", 38.0)])
+        a1, a2 = alert_id(env, "P-SVC-1"), alert_id(env, "P-SVC-2")
+        wait_until(lambda: a1 in {r[0] for r in sent_items(env)}, what="P-SVC-1 told")
+        assert a2 not in {r[0] for r in sent_items(env)}
+        rewrite_config(n, "route.two", "subjects", "person:P-SVC-3")
+        rewrite_config(n, "route.two", "receivers", "hook")
+        rewrite_config(n, "route.two", "group_wait", "0s")
+        n.send_signal(signal.SIGHUP)
+        wait_until(lambda: ns.first("RELOADING=1") is not None, what="RELOADING=1")
+        wait_until(lambda: ns.poll().count("READY=1") >= 2, what="READY=1 after the reload")
+        assert "2 route(s)" in n.log()
+        publish_many(env.broker.port, [reading("P-SVC-3", 38.0)])
+        a3 = alert_id(env, "P-SVC-3")
+        wait_until(lambda: a3 in {r[0] for r in sent_items(env)}, what="P-SVC-3 told by route two")
+
+        # A file with an error: refused, the routes in use stay.
+        rewrite_config(n, "route.two", "kinds", "no_such_kind")
+        n.send_signal(signal.SIGHUP)
+        wait_until(lambda: "the configuration in use stays" in n.log(), what="reload refused")
+        assert "unknown alert kind" in n.log()
+        publish_many(env.broker.port, [reading("P-SVC-3", 36.5)])
+        wait_until(lambda: (a3, "resolved") in {(r[0], r[1]) for r in sent_items(env)},
+                   what="P-SVC-3's resolve told by route two, still in use")
+        assert n.stop() == 0
+        assert "STOPPING=1" in ns.poll()
+    finally:
+        ns.close()
