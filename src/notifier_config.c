@@ -234,7 +234,9 @@ set_duration(int64_t *field, const char *value, int64_t min, int64_t max)
 {
 	int64_t ms;
 
-	if (config_parse_duration(value, &ms) < 0)
+	if (strcmp(value, "0") == 0)
+		ms = 0; /* "off", where the range allows it */
+	else if (config_parse_duration(value, &ms) < 0)
 		return "not a duration (e.g. 30s, 5m, 2h)";
 	if (ms < min || ms > max)
 		return "out of range";

@@ -985,7 +985,7 @@ run(struct notify *n)
 			ready = true;
 			sd_notify(0, "READY=1\nSTATUS=connected to the broker and PostgreSQL");
 			log_notice("cordon-notify %s ready: %zu receiver(s), %zu route(s)",
-				 CORDON_VERSION, n->cfg.nreceivers, n->cfg.nroutes);
+				   CORDON_VERSION, n->cfg.nreceivers, n->cfg.nroutes);
 		}
 		if (now >= next_metrics) {
 			render_metrics(n);

@@ -47,6 +47,7 @@
 #include <time.h>
 
 #include "notifier_send_internal.h"
+#include "strbuf.h"
 #include "notifier_text.h"
 
 #ifndef CORDON_VERSION
@@ -70,83 +71,6 @@ struct notifier_sender {
 	CURL *curl;
 	char errbuf[CURL_ERROR_SIZE];
 };
-
-/* ------------------------------------------------------------- a string */
-
-struct buf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void
-buf_add(struct buf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		char *p;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		p = realloc(b->p, cap);
-		if (!p) {
-			b->oom = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-buf_puts(struct buf *b, const char *s)
-{
-	buf_add(b, s, strlen(s));
-}
-
-static void __attribute__((format(printf, 2, 3))) buf_printf(struct buf *b, const char *fmt, ...)
-{
-	char tmp[256], *big = NULL;
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		b->oom = true;
-	} else if ((size_t)n < sizeof(tmp)) {
-		buf_add(b, tmp, (size_t)n);
-	} else {
-		va_start(ap, fmt);
-		n = vasprintf(&big, fmt, ap);
-		va_end(ap);
-		if (n < 0)
-			b->oom = true;
-		else
-			buf_add(b, big, (size_t)n);
-		free(big);
-	}
-}
-
-/* Hands the string over (*ret); -ENOMEM when an append failed. */
-static int
-buf_take(struct buf *b, char **ret)
-{
-	if (b->oom || (!b->p && (buf_add(b, "", 0), b->oom))) {
-		free(b->p);
-		*b = (struct buf){ 0 };
-		return -ENOMEM;
-	}
-	*ret = b->p;
-	*b = (struct buf){ 0 };
-	return 0;
-}
 
 /* ------------------------------------------------------ the pure parts */
 
@@ -239,7 +163,7 @@ base64(const unsigned char *in, size_t n)
 }
 
 static void
-escape_form(struct buf *b, const char *s)
+escape_form(struct strbuf *b, const char *s)
 {
 	static const char hex[] = "0123456789ABCDEF";
 
@@ -248,21 +172,21 @@ escape_form(struct buf *b, const char *s)
 
 		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
 		    c == '-' || c == '.' || c == '_' || c == '~') {
-			buf_add(b, s, 1);
+			strbuf_add(b, s, 1);
 		} else {
 			char e[3] = { '%', hex[c >> 4], hex[c & 15] };
 
-			buf_add(b, e, 3);
+			strbuf_add(b, e, 3);
 		}
 	}
 }
 
 /* Appends `s` escaped `how`; -EINVAL for JSON of bytes that are not UTF-8. */
 static int
-escape_into(struct buf *b, const char *s, enum send_escape how)
+escape_into(struct strbuf *b, const char *s, enum send_escape how)
 {
 	switch (how) {
-	case ESC_RAW: buf_puts(b, s); return 0;
+	case ESC_RAW: strbuf_puts(b, s); return 0;
 	case ESC_FORM: escape_form(b, s); return 0;
 	case ESC_JSON: {
 		json_t *j = json_string(s); /* NULL: not UTF-8 (or no memory) */
@@ -274,7 +198,7 @@ escape_into(struct buf *b, const char *s, enum send_escape how)
 		json_decref(j);
 		if (!d)
 			return -ENOMEM;
-		buf_add(b, d + 1, strlen(d) - 2); /* without the quotes */
+		strbuf_add(b, d + 1, strlen(d) - 2); /* without the quotes */
 		free(d);
 		return 0;
 	}
@@ -285,14 +209,14 @@ escape_into(struct buf *b, const char *s, enum send_escape how)
 int
 notifier_send_escape(const char *s, enum send_escape how, char **ret)
 {
-	struct buf b = { 0 };
+	struct strbuf b = { 0 };
 	int err = escape_into(&b, s, how);
 
 	if (err) {
 		free(b.p);
 		return err;
 	}
-	return buf_take(&b, ret);
+	return strbuf_take(&b, ret);
 }
 
 enum send_escape
@@ -311,7 +235,7 @@ int
 notifier_send_fill(const char *tmpl, const char *to, const char *text, enum send_escape how,
 		   char **ret)
 {
-	struct buf b = { 0 };
+	struct strbuf b = { 0 };
 	const char *p = tmpl;
 	int err = 0;
 
@@ -325,7 +249,7 @@ notifier_send_fill(const char *tmpl, const char *to, const char *text, enum send
 		} else {
 			size_t n = strcspn(p + 1, "{") + 1;
 
-			buf_add(&b, p, n);
+			strbuf_add(&b, p, n);
 			p += n;
 		}
 	}
@@ -333,7 +257,7 @@ notifier_send_fill(const char *tmpl, const char *to, const char *text, enum send
 		free(b.p);
 		return err;
 	}
-	return buf_take(&b, ret);
+	return strbuf_take(&b, ret);
 }
 
 int
@@ -365,7 +289,7 @@ notifier_send_subject(const char *s, char **ret)
 {
 	/* "=?UTF-8?B?" + 60 base64 characters + "?=" = 72 <= 75 (RFC 2047 2). */
 	enum { WORD_BYTES = 45 };
-	struct buf b = { 0 };
+	struct strbuf b = { 0 };
 	size_t n = strlen(s), i = 0;
 	bool plain = true;
 
@@ -374,8 +298,8 @@ notifier_send_subject(const char *s, char **ret)
 			plain = false;
 	/* Plain ASCII that looks like an encoded word is encoded too. */
 	if (plain && n <= 900 && !strstr(s, "=?")) {
-		buf_puts(&b, s);
-		return buf_take(&b, ret);
+		strbuf_puts(&b, s);
+		return strbuf_take(&b, ret);
 	}
 	while (i < n) {
 		size_t end = i, k;
@@ -397,12 +321,12 @@ notifier_send_subject(const char *s, char **ret)
 			return -ENOMEM;
 		}
 		if (i)
-			buf_puts(&b, "\r\n ");
-		buf_printf(&b, "=?UTF-8?B?%s?=", w);
+			strbuf_puts(&b, "\r\n ");
+		strbuf_printf(&b, "=?UTF-8?B?%s?=", w);
 		free(w);
 		i = end;
 	}
-	return buf_take(&b, ret);
+	return strbuf_take(&b, ret);
 }
 
 /* --------------------------------------------------------- the sender */
@@ -490,11 +414,11 @@ mask_secrets(struct send_result *res, const struct receiver *r)
 static size_t
 on_body(char *data, size_t size, size_t n, void *arg)
 {
-	struct buf *b = arg;
+	struct strbuf *b = arg;
 	size_t len = size * n;
 
 	if (b->len < READ_CAP)
-		buf_add(b, data, len < READ_CAP - b->len ? len : READ_CAP - b->len);
+		strbuf_add(b, data, len < READ_CAP - b->len ? len : READ_CAP - b->len);
 	return len;
 }
 
@@ -518,11 +442,11 @@ curl_failed(struct notifier_sender *s, CURLcode rc, struct send_result *res)
  * errcode. Returns 0, -ENOMEM. */
 static int
 http_post(struct notifier_sender *s, const struct receiver *r, const struct notifier_message *m,
-	  const char *url, const char *content_type, const char *body, struct buf *answer,
+	  const char *url, const char *content_type, const char *body, struct strbuf *answer,
 	  struct send_result *res)
 {
 	struct curl_slist *h = NULL;
-	struct buf line = { 0 };
+	struct strbuf line = { 0 };
 	CURLcode rc;
 	long status = 0;
 	curl_off_t retry_after = 0;
@@ -532,11 +456,11 @@ http_post(struct notifier_sender *s, const struct receiver *r, const struct noti
 	s->errbuf[0] = '\0';
 	/* Three header lines, NUL-separated in one buffer; "Expect:" spares the
 	 * 100-continue round trip. */
-	buf_printf(&line, "Content-Type: %s", content_type);
-	buf_add(&line, "", 1);
-	buf_printf(&line, "X-Cordon-Notification: %" PRId64, m->id);
-	buf_add(&line, "", 1);
-	buf_puts(&line, "Expect:");
+	strbuf_printf(&line, "Content-Type: %s", content_type);
+	strbuf_add(&line, "", 1);
+	strbuf_printf(&line, "X-Cordon-Notification: %" PRId64, m->id);
+	strbuf_add(&line, "", 1);
+	strbuf_puts(&line, "Expect:");
 	if (line.oom) {
 		free(line.p);
 		return -ENOMEM;
@@ -606,7 +530,7 @@ max_or(size_t configured, size_t dflt, size_t limit)
  * one of `limited` SEND_RATE_LIMITED for a minute, anything else (or no
  * errcode at all) SEND_RETRY. */
 static void
-robot_answer(const struct buf *answer, const long *limited, size_t nlimited,
+robot_answer(const struct strbuf *answer, const long *limited, size_t nlimited,
 	     struct send_result *res)
 {
 	json_t *j, *e;
@@ -661,7 +585,7 @@ send_robot(struct notifier_sender *s, const struct receiver *r, const struct not
 				    md ? WECOM_MARKDOWN_MAX : WECOM_TEXT_MAX) :
 			     max_or(r->max_bytes, DINGTALK_MAX, 0);
 	char *title = NULL, *text = NULL, *body = NULL, *url = NULL;
-	struct buf answer = { 0 };
+	struct strbuf answer = { 0 };
 	json_t *j;
 	int err;
 
@@ -796,20 +720,20 @@ intersect(json_t *common, const json_t *o)
 static json_t *
 group_key(const struct notifier_message *m, const json_t *group)
 {
-	struct buf b = { 0 };
+	struct strbuf b = { 0 };
 	const char *k;
 	json_t *v;
 	bool first = true;
 	char *s;
 
-	buf_printf(&b, "{}/{route=\"%s\"}:{", m->route ? m->route : "");
+	strbuf_printf(&b, "{}/{route=\"%s\"}:{", m->route ? m->route : "");
 	json_object_foreach((json_t *)group, k, v)
 	{
-		buf_printf(&b, "%s%s=\"%s\"", first ? "" : ", ", k, json_string_value(v));
+		strbuf_printf(&b, "%s%s=\"%s\"", first ? "" : ", ", k, json_string_value(v));
 		first = false;
 	}
-	buf_puts(&b, "}");
-	if (buf_take(&b, &s))
+	strbuf_puts(&b, "}");
+	if (strbuf_take(&b, &s))
 		return NULL;
 	v = json_string(s);
 	free(s);
@@ -905,7 +829,7 @@ static int
 send_webhook(struct notifier_sender *s, const struct receiver *r, const struct notifier_message *m,
 	     notifier_zone_fn *zone, void *zarg, struct send_result *res, char **ret_body)
 {
-	struct buf answer = { 0 };
+	struct strbuf answer = { 0 };
 	char *body = NULL;
 	int err;
 
@@ -960,7 +884,7 @@ send_sms(struct notifier_sender *s, const struct receiver *r, const struct notif
 	res->outcome = SEND_RETRY;
 	set_answer(res, "no recipients (to)");
 	for (char **to = r->to; to && *to; to++, n++) {
-		struct buf answer = { 0 };
+		struct strbuf answer = { 0 };
 		char *body, phone[32], answer1[sizeof(res->answer)];
 
 		err = notifier_send_fill(r->body_template ? r->body_template : "{text}", *to, text,
@@ -1047,7 +971,7 @@ domain_of(const char *addr)
 /* Appends an address for From: or To:: "Name <a@b>" with the name in RFC
  * 2047 words when it is not printable ASCII, or "a@b" as it is. */
 static int
-address_header(struct buf *b, const char *addr)
+address_header(struct strbuf *b, const char *addr)
 {
 	const char *lt = strchr(addr, '<');
 	char *name, *word;
@@ -1055,7 +979,7 @@ address_header(struct buf *b, const char *addr)
 	int err;
 
 	if (!lt || lt == addr) {
-		buf_puts(b, addr);
+		strbuf_puts(b, addr);
 		return 0;
 	}
 	for (n = (size_t)(lt - addr); n && addr[n - 1] == ' '; n--)
@@ -1067,9 +991,9 @@ address_header(struct buf *b, const char *addr)
 	free(name);
 	if (err)
 		return err;
-	buf_puts(b, word);
-	buf_puts(b, " ");
-	buf_puts(b, lt);
+	strbuf_puts(b, word);
+	strbuf_puts(b, " ");
+	strbuf_puts(b, lt);
 	free(word);
 	return 0;
 }
@@ -1081,7 +1005,7 @@ mail_message(const struct receiver *r, const struct notifier_message *m, const c
 	static const char *const days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
 	static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
 					      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-	struct buf b = { 0 }, crlf = { 0 };
+	struct strbuf b = { 0 }, crlf = { 0 };
 	struct timespec ts;
 	struct tm tm;
 	char *subject, *dom;
@@ -1099,10 +1023,10 @@ mail_message(const struct receiver *r, const struct notifier_message *m, const c
 		return -ENOMEM;
 	}
 	dom[strcspn(dom, ">")] = '\0';
-	buf_printf(&b, "Date: %s, %02d %s %04d %02d:%02d:%02d +0000\r\n", days[tm.tm_wday],
-		   tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-		   tm.tm_sec);
-	buf_puts(&b, "From: ");
+	strbuf_printf(&b, "Date: %s, %02d %s %04d %02d:%02d:%02d +0000\r\n", days[tm.tm_wday],
+		      tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+		      tm.tm_sec);
+	strbuf_puts(&b, "From: ");
 	err = address_header(&b, r->from ? r->from : "cordon-notify@localhost");
 	if (err) {
 		free(b.p);
@@ -1110,10 +1034,10 @@ mail_message(const struct receiver *r, const struct notifier_message *m, const c
 		free(dom);
 		return err;
 	}
-	buf_puts(&b, "\r\n");
-	buf_puts(&b, "To: ");
+	strbuf_puts(&b, "\r\n");
+	strbuf_puts(&b, "To: ");
 	for (char **to = r->to; to && *to && !err; to++) {
-		buf_puts(&b, to == r->to ? "" : ",\r\n ");
+		strbuf_puts(&b, to == r->to ? "" : ",\r\n ");
 		err = address_header(&b, *to);
 	}
 	if (err) {
@@ -1122,22 +1046,22 @@ mail_message(const struct receiver *r, const struct notifier_message *m, const c
 		free(dom);
 		return err;
 	}
-	buf_puts(&b, "\r\nSubject: ");
-	buf_puts(&b, subject);
-	buf_printf(&b, "\r\nMessage-ID: <cordon-notify.%" PRId64 ".%lld.%ld@%s>\r\n", m->id,
-		   (long long)ts.tv_sec, ts.tv_nsec / 1000000, dom);
-	buf_printf(&b, "X-Cordon-Notification: %" PRId64 "\r\n", m->id);
-	buf_puts(&b,
-		 "MIME-Version: 1.0\r\n"
-		 "Content-Type: text/plain; charset=UTF-8\r\n"
-		 "Content-Transfer-Encoding: base64\r\n"
-		 "\r\n");
+	strbuf_puts(&b, "\r\nSubject: ");
+	strbuf_puts(&b, subject);
+	strbuf_printf(&b, "\r\nMessage-ID: <cordon-notify.%" PRId64 ".%lld.%ld@%s>\r\n", m->id,
+		      (long long)ts.tv_sec, ts.tv_nsec / 1000000, dom);
+	strbuf_printf(&b, "X-Cordon-Notification: %" PRId64 "\r\n", m->id);
+	strbuf_puts(&b,
+		    "MIME-Version: 1.0\r\n"
+		    "Content-Type: text/plain; charset=UTF-8\r\n"
+		    "Content-Transfer-Encoding: base64\r\n"
+		    "\r\n");
 	/* Text in its canonical form (RFC 2046 4.1.1: lines end in CRLF), then
 	 * base64 in lines of 76. */
 	for (const char *p = text; *p; p++) {
 		if (*p == '\n' && (p == text || p[-1] != '\r'))
-			buf_add(&crlf, "\r", 1);
-		buf_add(&crlf, p, 1);
+			strbuf_add(&crlf, "\r", 1);
+		strbuf_add(&crlf, p, 1);
 	}
 	if (crlf.oom || !crlf.p) {
 		b.oom = b.oom || crlf.oom;
@@ -1152,14 +1076,14 @@ mail_message(const struct receiver *r, const struct notifier_message *m, const c
 			b.oom = true;
 			break;
 		}
-		buf_puts(&b, line);
-		buf_puts(&b, "\r\n");
+		strbuf_puts(&b, line);
+		strbuf_puts(&b, "\r\n");
 		free(line);
 	}
 	free(crlf.p);
 	free(subject);
 	free(dom);
-	return buf_take(&b, ret);
+	return strbuf_take(&b, ret);
 }
 
 /* The address of "Name <a@b>" for MAIL FROM / RCPT TO: "<a@b>". */

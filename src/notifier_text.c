@@ -1,6 +1,7 @@
 /* notifier_text.c - the templates and the rendering (notifier_text.h).
  * Pure: no I/O; the realtime clock only when a message gives no now_ms. */
 #include "notifier_text.h"
+#include "strbuf.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -184,74 +185,16 @@ notifier_template_find(const char *kind)
 	return NULL;
 }
 
-/* A growing string; `oom` once an allocation failed (then it stays as it
- * was). */
-struct sbuf {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
-
-static void
-sb_add(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 128;
-		char *p;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		p = realloc(b->p, cap);
-		if (!p) {
-			b->oom = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-sb_str(struct sbuf *b, const char *s)
-{
-	sb_add(b, s, strlen(s));
-}
-
-static void __attribute__((format(printf, 2, 3))) sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-	char buf[256];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		sb_add(b, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
-}
-
 /* A value from the alert: control characters (a newline in an id) become
  * spaces, so a line stays one line. */
 static void
-sb_value(struct sbuf *b, const char *s)
+sb_value(struct strbuf *b, const char *s)
 {
 	for (; *s; s++) {
 		char c = (unsigned char)*s < 0x20 || *s == 0x7f ? ' ' : *s;
 
-		sb_add(b, &c, 1);
+		strbuf_add(b, &c, 1);
 	}
-}
-
-static void
-sb_free(struct sbuf *b)
-{
-	free(b->p);
-	*b = (struct sbuf){ 0 };
 }
 
 /* The id of `subject` when it has the shape "<prefix>:<id>". */
@@ -318,7 +261,7 @@ placeholder(const struct notifier_alert *a, const char *name, size_t n, char *bu
 
 /* Appends `tpl` filled from `a` (the syntax in notifier_text.h). */
 static void
-fill(struct sbuf *b, const char *tpl, const struct notifier_alert *a)
+fill(struct strbuf *b, const char *tpl, const struct notifier_alert *a)
 {
 	const char *p = tpl;
 
@@ -354,7 +297,7 @@ fill(struct sbuf *b, const char *tpl, const struct notifier_alert *a)
 				const char *v;
 
 				if (!close) {
-					sb_add(b, q, 1);
+					strbuf_add(b, q, 1);
 					continue;
 				}
 				v = placeholder(a, q + 1, (size_t)(close - q - 1), num,
@@ -414,20 +357,20 @@ label_of(const struct notifier_alert *a, enum notifier_lang lang)
 
 /* The what-line of `a`. */
 static void
-what_line(struct sbuf *b, const struct notifier_alert *a, enum notifier_lang lang)
+what_line(struct strbuf *b, const struct notifier_alert *a, enum notifier_lang lang)
 {
 	const struct notifier_template *t = notifier_template_find(a->kind);
 
 	if (is_aggregate(a)) {
-		sb_str(b, label_of(a, lang));
+		strbuf_puts(b, label_of(a, lang));
 		if (lang == LANG_EN)
-			sb_printf(b, ": %" PRId64 " %s past the bound of open alerts",
-				  a->distinct > 0 ? a->distinct : a->count,
-				  aggregate_noun(a->kind, lang));
+			strbuf_printf(b, ": %" PRId64 " %s past the bound of open alerts",
+				      a->distinct > 0 ? a->distinct : a->count,
+				      aggregate_noun(a->kind, lang));
 		else
-			sb_printf(b, "：超出未关闭告警上限，另有 %" PRId64 " %s",
-				  a->distinct > 0 ? a->distinct : a->count,
-				  aggregate_noun(a->kind, lang));
+			strbuf_printf(b, "：超出未关闭告警上限，另有 %" PRId64 " %s",
+				      a->distinct > 0 ? a->distinct : a->count,
+				      aggregate_noun(a->kind, lang));
 		return;
 	}
 	if (!t && lang == LANG_EN && a->text && *a->text) {
@@ -454,33 +397,33 @@ severity_word(const struct notifier_alert *a, enum notifier_lang lang)
 }
 
 static void
-sb_severity(struct sbuf *b, const struct notifier_alert *a, enum notifier_lang lang,
+sb_severity(struct strbuf *b, const struct notifier_alert *a, enum notifier_lang lang,
 	    enum notifier_style style)
 {
 	if (style == STYLE_MARKDOWN && critical(a)) {
-		sb_str(b, "<font color=\"warning\">");
-		sb_str(b, severity_word(a, lang));
-		sb_str(b, "</font>");
+		strbuf_puts(b, "<font color=\"warning\">");
+		strbuf_puts(b, severity_word(a, lang));
+		strbuf_puts(b, "</font>");
 	} else {
-		sb_str(b, severity_word(a, lang));
+		strbuf_puts(b, severity_word(a, lang));
 	}
 }
 
 /* "1 h 5 min" / "1 小时 5 分钟"; at least a minute. */
 static void
-duration(struct sbuf *b, int64_t ms, enum notifier_lang lang)
+duration(struct strbuf *b, int64_t ms, enum notifier_lang lang)
 {
 	int64_t min = ms / 60000;
 
 	if (min < 1)
 		min = 1;
 	if (min >= 60) {
-		sb_printf(b, "%" PRId64 "%s", min / 60, lang == LANG_EN ? " h" : " 小时");
+		strbuf_printf(b, "%" PRId64 "%s", min / 60, lang == LANG_EN ? " h" : " 小时");
 		if (min % 60 == 0)
 			return;
-		sb_str(b, " ");
+		strbuf_puts(b, " ");
 	}
-	sb_printf(b, "%" PRId64 "%s", min % 60, lang == LANG_EN ? " min" : " 分钟");
+	strbuf_printf(b, "%" PRId64 "%s", min % 60, lang == LANG_EN ? " min" : " 分钟");
 }
 
 struct render {
@@ -503,7 +446,7 @@ offset_of(const struct render *r, const char *site, int64_t ms)
 /* `ms` as local time of `site`: "2026-12-01 10:32 (+08:00)" (full), or
  * the "%m-%d %H:%M" / "%H:%M" of `fmt`. */
 static void
-local_time(struct sbuf *b, const struct render *r, const char *site, int64_t ms, const char *fmt)
+local_time(struct strbuf *b, const struct render *r, const char *site, int64_t ms, const char *fmt)
 {
 	int32_t off = offset_of(r, site, ms);
 	time_t t = (time_t)(ms / 1000 + off);
@@ -514,12 +457,12 @@ local_time(struct sbuf *b, const struct render *r, const char *site, int64_t ms,
 		return;
 	if (fmt) {
 		strftime(buf, sizeof(buf), fmt, &tm);
-		sb_str(b, buf);
+		strbuf_puts(b, buf);
 		return;
 	}
 	strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M", &tm);
-	sb_printf(b, "%s (%c%02d:%02d)", buf, off < 0 ? '-' : '+', abs(off) / 3600,
-		  abs(off) % 3600 / 60);
+	strbuf_printf(b, "%s (%c%02d:%02d)", buf, off < 0 ? '-' : '+', abs(off) / 3600,
+		      abs(off) % 3600 / 60);
 }
 
 static void
@@ -536,33 +479,33 @@ local_date(char *buf, size_t len, const struct render *r, const char *site, int6
 
 /* The transition's word for a title: "新告警", "提醒：45 分钟未确认", … */
 static void
-transition_word(struct sbuf *b, const struct render *r, const struct notifier_alert *a)
+transition_word(struct strbuf *b, const struct render *r, const struct notifier_alert *a)
 {
 	bool en = r->lang == LANG_EN;
 	int64_t open = a && a->raised_at_ms ? r->now_ms - a->raised_at_ms : 0;
 
 	switch (r->m->transition) {
-	case NTR_RAISED: sb_str(b, en ? "New alert" : "新告警"); break;
-	case NTR_UPDATED: sb_str(b, en ? "Now critical" : "升级为紧急"); break;
+	case NTR_RAISED: strbuf_puts(b, en ? "New alert" : "新告警"); break;
+	case NTR_UPDATED: strbuf_puts(b, en ? "Now critical" : "升级为紧急"); break;
 	case NTR_REMIND:
-		sb_str(b, en ? "Reminder: not acknowledged" : "提醒：仍未确认");
+		strbuf_puts(b, en ? "Reminder: not acknowledged" : "提醒：仍未确认");
 		if (open > 0) {
-			sb_str(b, en ? " for " : "，已 ");
+			strbuf_puts(b, en ? " for " : "，已 ");
 			duration(b, open, r->lang);
 		}
 		break;
 	case NTR_ESCALATE:
-		sb_str(b, en ? "Escalation: not acknowledged" : "升级通知：");
+		strbuf_puts(b, en ? "Escalation: not acknowledged" : "升级通知：");
 		if (open > 0) {
-			sb_str(b, en ? " for " : "");
+			strbuf_puts(b, en ? " for " : "");
 			duration(b, open, r->lang);
-			sb_str(b, en ? "" : "未确认");
+			strbuf_puts(b, en ? "" : "未确认");
 		} else if (!en) {
-			sb_str(b, "超时未确认");
+			strbuf_puts(b, "超时未确认");
 		}
 		break;
 	case NTR_RESOLVED:
-	default: sb_str(b, en ? "Resolved" : "已解除"); break;
+	default: strbuf_puts(b, en ? "Resolved" : "已解除"); break;
 	}
 }
 
@@ -581,19 +524,19 @@ reason_word(const char *reason, enum notifier_lang lang)
  * `head` are kept whole or cut, the others (a group's items) dropped from
  * the end with an ending that counts them. */
 struct parts {
-	struct sbuf *v;
+	struct strbuf *v;
 	size_t n, cap;
 	size_t optional; /* a part left out rather than ending there (a group's
 			  * to-do), or SIZE_MAX */
 	bool oom;
 };
 
-static struct sbuf *
+static struct strbuf *
 part_new(struct parts *ps)
 {
 	if (ps->n == ps->cap) {
 		size_t cap = ps->cap ? ps->cap * 2 : 16;
-		struct sbuf *v = realloc(ps->v, cap * sizeof(*v));
+		struct strbuf *v = realloc(ps->v, cap * sizeof(*v));
 
 		if (!v) {
 			ps->oom = true;
@@ -602,7 +545,7 @@ part_new(struct parts *ps)
 		ps->v = v;
 		ps->cap = cap;
 	}
-	ps->v[ps->n] = (struct sbuf){ 0 };
+	ps->v[ps->n] = (struct strbuf){ 0 };
 	return &ps->v[ps->n++];
 }
 
@@ -610,7 +553,7 @@ static void
 parts_free(struct parts *ps)
 {
 	for (size_t i = 0; i < ps->n; i++)
-		sb_free(&ps->v[i]);
+		strbuf_free(&ps->v[i]);
 	free(ps->v);
 }
 
@@ -627,14 +570,14 @@ sep(const struct render *r, bool first)
 }
 
 /* Starts a part: its separator, unless it is the first. */
-static struct sbuf *
+static struct strbuf *
 part(struct parts *ps, const struct render *r)
 {
 	bool first = ps->n == 0;
-	struct sbuf *b = part_new(ps);
+	struct strbuf *b = part_new(ps);
 
 	if (b)
-		sb_str(b, sep(r, first));
+		strbuf_puts(b, sep(r, first));
 	return b;
 }
 
@@ -650,15 +593,15 @@ utf8_cut(const char *s, size_t len, size_t max)
 }
 
 static void
-ending(struct sbuf *b, const struct render *r, size_t more)
+ending(struct strbuf *b, const struct render *r, size_t more)
 {
-	sb_str(b, r->style == STYLE_SMS ? "" : "\n");
+	strbuf_puts(b, r->style == STYLE_SMS ? "" : "\n");
 	if (more == 0)
-		sb_str(b, "…");
+		strbuf_puts(b, "…");
 	else if (r->lang == LANG_EN)
-		sb_printf(b, "… and %zu more", more);
+		strbuf_printf(b, "… and %zu more", more);
 	else
-		sb_printf(b, "…另有 %zu 条", more);
+		strbuf_printf(b, "…另有 %zu 条", more);
 }
 
 /* Joins the parts into *ret, at most `max` bytes (0: no limit): whole
@@ -667,15 +610,15 @@ ending(struct sbuf *b, const struct render *r, size_t more)
 static int
 assemble(const struct parts *ps, size_t head, const struct render *r, size_t max, char **ret)
 {
-	struct sbuf out = { 0 }, end = { 0 };
+	struct strbuf out = { 0 }, end = { 0 };
 	size_t i;
 
-	sb_str(&out, "");
+	strbuf_puts(&out, "");
 	for (i = 0; i < ps->n; i++) {
-		const struct sbuf *p = &ps->v[i];
+		const struct strbuf *p = &ps->v[i];
 		size_t need = out.len + p->len;
 
-		sb_free(&end);
+		strbuf_free(&end);
 		if (i == ps->optional && i + 1 < ps->n) {
 			/* Only with the line after it: the first alert first. */
 			need += ps->v[i + 1].len;
@@ -686,19 +629,19 @@ assemble(const struct parts *ps, size_t head, const struct render *r, size_t max
 		}
 		if (i == ps->optional && i + 1 < ps->n && max > 0) {
 			/* And without it, should the line after not fit after all. */
-			struct sbuf alone = { 0 };
+			struct strbuf alone = { 0 };
 
 			ending(&alone, r, ps->n - (i + 1 > head ? i + 1 : head));
 			if (out.len + p->len + alone.len > max)
 				need = max + 1;
-			sb_free(&alone);
+			strbuf_free(&alone);
 		}
 		if (max == 0 || need + end.len <= max) {
 			size_t skip = 0;
 
 			while (out.len == 0 && skip < p->len && p->p[skip] == '\n')
 				skip++; /* a first part after a skipped one */
-			sb_add(&out, p->p + skip, p->len - skip);
+			strbuf_add(&out, p->p + skip, p->len - skip);
 			continue;
 		}
 		if (i == ps->optional && i + 1 < ps->n) {
@@ -710,25 +653,25 @@ assemble(const struct parts *ps, size_t head, const struct render *r, size_t max
 	if (i < ps->n) {
 		size_t more = ps->n - (i > head ? i : head);
 
-		sb_free(&end);
+		strbuf_free(&end);
 		ending(&end, r, more);
 		if (i == 0 || out.len + end.len > max) {
 			/* Not even the first part and its ending: cut it. */
 			const char *dots = "…";
 			size_t keep = max > strlen(dots) ? max - strlen(dots) : 0;
-			const struct sbuf *p = &ps->v[0];
+			const struct strbuf *p = &ps->v[0];
 
 			out.len = 0;
-			sb_add(&out, p->p, utf8_cut(p->p, p->len, keep));
+			strbuf_add(&out, p->p, utf8_cut(p->p, p->len, keep));
 			if (out.len + strlen(dots) <= max)
-				sb_str(&out, dots);
+				strbuf_puts(&out, dots);
 		} else {
-			sb_add(&out, end.p, end.len);
+			strbuf_add(&out, end.p, end.len);
 		}
 	}
-	sb_free(&end);
+	strbuf_free(&end);
 	if (out.oom || !out.p) {
-		sb_free(&out);
+		strbuf_free(&out);
 		return -ENOMEM;
 	}
 	*ret = out.p;
@@ -736,20 +679,20 @@ assemble(const struct parts *ps, size_t head, const struct render *r, size_t max
 }
 
 static void
-title_single(struct sbuf *b, const struct render *r, const struct notifier_alert *a)
+title_single(struct strbuf *b, const struct render *r, const struct notifier_alert *a)
 {
-	sb_str(b, "[");
+	strbuf_puts(b, "[");
 	sb_value(b, a->site);
-	sb_str(b, "] ");
+	strbuf_puts(b, "] ");
 	transition_word(b, r, a);
-	sb_str(b, " · ");
+	strbuf_puts(b, " · ");
 	if (is_aggregate(a))
 		what_line(b, a, r->lang);
 	else
 		sb_value(b, label_of(a, r->lang));
-	sb_str(b, r->lang == LANG_EN ? " (" : "（");
-	sb_str(b, severity_word(a, r->lang));
-	sb_str(b, r->lang == LANG_EN ? ")" : "）");
+	strbuf_puts(b, r->lang == LANG_EN ? " (" : "（");
+	strbuf_puts(b, severity_word(a, r->lang));
+	strbuf_puts(b, r->lang == LANG_EN ? ")" : "）");
 }
 
 static void
@@ -757,69 +700,69 @@ body_single(struct parts *ps, const struct render *r, const struct notifier_aler
 {
 	const struct notifier_template *t = template_of(a);
 	bool en = r->lang == LANG_EN;
-	struct sbuf *b;
+	struct strbuf *b;
 
 	if (r->style != STYLE_MAIL && (b = part(ps, r))) {
 		if (r->style == STYLE_MARKDOWN)
-			sb_str(b, "**");
+			strbuf_puts(b, "**");
 		title_single(b, r, a);
 		if (r->style == STYLE_MARKDOWN)
-			sb_str(b, "**");
+			strbuf_puts(b, "**");
 	}
 	if ((b = part(ps, r))) {
 		if (r->style == STYLE_MARKDOWN && critical(a)) {
 			sb_severity(b, a, r->lang, r->style);
-			sb_str(b, " ");
+			strbuf_puts(b, " ");
 		}
 		what_line(b, a, r->lang);
 	}
 	if (!is_aggregate(a) && a->has_temp && !uses(t->what[r->lang], "{temp}") &&
 	    (b = part(ps, r)))
-		sb_printf(b, en ? "Reading: %.1f°C" : "体温：%.1f°C", a->temp_c);
+		strbuf_printf(b, en ? "Reading: %.1f°C" : "体温：%.1f°C", a->temp_c);
 	if (a->count > 1 && (is_aggregate(a) || !uses(t->what[r->lang], "{count}")) &&
 	    (b = part(ps, r)))
-		sb_printf(b, en ? "Triggered %" PRId64 " times" : "共触发 %" PRId64 " 次",
-			  a->count);
+		strbuf_printf(b, en ? "Triggered %" PRId64 " times" : "共触发 %" PRId64 " 次",
+			      a->count);
 	if (r->style != STYLE_SMS && (b = part(ps, r))) {
-		sb_str(b, en ? "Site: " : "小区：");
+		strbuf_puts(b, en ? "Site: " : "小区：");
 		sb_value(b, a->site);
 	}
 	if (a->raised_at_ms && (b = part(ps, r))) {
-		sb_str(b, en ? "Raised: " : "时间：");
+		strbuf_puts(b, en ? "Raised: " : "时间：");
 		local_time(b, r, a->site, a->raised_at_ms, NULL);
 	}
 	if ((r->m->transition == NTR_REMIND || r->m->transition == NTR_ESCALATE) &&
 	    a->raised_at_ms && r->now_ms > a->raised_at_ms && (b = part(ps, r))) {
-		sb_str(b, en ? "Open for " : "已持续 ");
+		strbuf_puts(b, en ? "Open for " : "已持续 ");
 		duration(b, r->now_ms - a->raised_at_ms, r->lang);
-		sb_str(b, en ? ", not acknowledged" : "，仍未确认");
+		strbuf_puts(b, en ? ", not acknowledged" : "，仍未确认");
 		if (r->m->transition == NTR_ESCALATE)
-			sb_str(b, en ? ": now told to the next level" : "，现通知上一级");
+			strbuf_puts(b, en ? ": now told to the next level" : "，现通知上一级");
 	}
 	if (r->m->transition == NTR_RESOLVED) {
 		if ((b = part(ps, r))) {
-			sb_str(b, en ? "Resolved" : "已解除");
+			strbuf_puts(b, en ? "Resolved" : "已解除");
 			if (a->resolved_at_ms) {
-				sb_str(b, en ? " " : "：");
+				strbuf_puts(b, en ? " " : "：");
 				local_time(b, r, a->site, a->resolved_at_ms, NULL);
 			}
 			if (a->reason && *a->reason) {
-				sb_str(b, en ? ", reason: " : "，原因：");
+				strbuf_puts(b, en ? ", reason: " : "，原因：");
 				sb_value(b, reason_word(a->reason, r->lang));
 			}
 			if (a->by && *a->by) {
-				sb_str(b, en ? ", by " : "，处理人 ");
+				strbuf_puts(b, en ? ", by " : "，处理人 ");
 				sb_value(b, a->by);
 			}
 		}
 		return;
 	}
 	if ((b = part(ps, r))) {
-		sb_str(b, en ? "To do: " : "处理：");
-		sb_str(b,
-		       is_aggregate(a) ? (en ? "Review them one by one in the console" :
-					       "请登录管理台逐一查看处理") :
-					 t->todo[r->lang]);
+		strbuf_puts(b, en ? "To do: " : "处理：");
+		strbuf_puts(b,
+			    is_aggregate(a) ? (en ? "Review them one by one in the console" :
+						    "请登录管理台逐一查看处理") :
+					      t->todo[r->lang]);
 	}
 }
 
@@ -879,7 +822,7 @@ kind_of(const struct notifier_alert *a)
 }
 
 static void
-title_group(struct sbuf *b, const struct render *r)
+title_group(struct strbuf *b, const struct render *r)
 {
 	const struct notifier_message *m = r->m;
 	bool en = r->lang == LANG_EN;
@@ -887,7 +830,7 @@ title_group(struct sbuf *b, const struct render *r)
 	const char *building = gate ? NULL : common(m, building_of);
 	const char *kind = common(m, kind_of);
 	int64_t first = INT64_MAX, last = 0;
-	struct sbuf place = { 0 }, span = { 0 }, counts = { 0 };
+	struct strbuf place = { 0 }, span = { 0 }, counts = { 0 };
 
 	for (size_t i = 0; i < m->nitems; i++) {
 		int64_t t = m->items[i].alert.raised_at_ms;
@@ -899,12 +842,12 @@ title_group(struct sbuf *b, const struct render *r)
 		first = t < first ? t : first;
 		last = t > last ? t : last;
 	}
-	sb_str(b, "[");
+	strbuf_puts(b, "[");
 	if (site)
 		sb_value(b, site);
 	else
-		sb_str(b, en ? "several sites" : "多个小区");
-	sb_str(b, "] ");
+		strbuf_puts(b, en ? "several sites" : "多个小区");
+	strbuf_puts(b, "] ");
 	if (m->transition != NTR_RAISED) {
 		static const char *const words[NTR_COUNT][2] = {
 			[NTR_UPDATED] = { "【升级为紧急】", "Now critical: " },
@@ -913,26 +856,28 @@ title_group(struct sbuf *b, const struct render *r)
 			[NTR_RESOLVED] = { "【已解除】", "Resolved: " },
 		};
 
-		sb_str(b, words[m->transition < NTR_COUNT ? m->transition : NTR_RESOLVED][r->lang]);
+		strbuf_puts(
+			b,
+			words[m->transition < NTR_COUNT ? m->transition : NTR_RESOLVED][r->lang]);
 	}
 	if (gate) {
-		sb_str(&place, en ? " at gate " : "门岗 ");
+		strbuf_puts(&place, en ? " at gate " : "门岗 ");
 		sb_value(&place, gate);
 	} else if (building) {
-		sb_str(&place, en ? " in building " : "楼栋 ");
+		strbuf_puts(&place, en ? " in building " : "楼栋 ");
 		sb_value(&place, building);
 	}
 	if (first != INT64_MAX) {
 		int64_t min = (last - first + 59999) / 60000;
 
 		if (min <= 1)
-			sb_str(&span, en ? " in the last minute" : "1 分钟内");
+			strbuf_puts(&span, en ? " in the last minute" : "1 分钟内");
 		else if (min <= 120)
-			sb_printf(&span, en ? " within %" PRId64 " min" : "%" PRId64 " 分钟内",
-				  min);
+			strbuf_printf(&span, en ? " within %" PRId64 " min" : "%" PRId64 " 分钟内",
+				      min);
 		else
-			sb_printf(&span, en ? " within %" PRId64 " h" : "%" PRId64 " 小时内",
-				  (min + 59) / 60);
+			strbuf_printf(&span, en ? " within %" PRId64 " h" : "%" PRId64 " 小时内",
+				      (min + 59) / 60);
 	}
 	/* The count per kind, in order of first appearance. */
 	for (size_t i = 0; !kind && i < m->nitems; i++) {
@@ -947,40 +892,41 @@ title_group(struct sbuf *b, const struct render *r)
 		for (j = i; j < m->nitems; j++)
 			n += strcmp(m->items[j].alert.kind, k) == 0;
 		if (counts.len)
-			sb_str(&counts, en ? ", " : "，");
+			strbuf_puts(&counts, en ? ", " : "，");
 		if (en)
-			sb_printf(&counts, "%zu %s", n, label_of(&m->items[i].alert, r->lang));
+			strbuf_printf(&counts, "%zu %s", n, label_of(&m->items[i].alert, r->lang));
 		else
-			sb_printf(&counts, "%s %zu 条", label_of(&m->items[i].alert, r->lang), n);
+			strbuf_printf(&counts, "%s %zu 条", label_of(&m->items[i].alert, r->lang),
+				      n);
 	}
 	if (en) {
-		sb_printf(b, "%zu ", m->nitems);
+		strbuf_printf(b, "%zu ", m->nitems);
 		if (kind)
-			sb_printf(b, "%s ", label_of(&m->items[0].alert, r->lang));
-		sb_str(b, m->nitems == 1 ? "alert" : "alerts");
+			strbuf_printf(b, "%s ", label_of(&m->items[0].alert, r->lang));
+		strbuf_puts(b, m->nitems == 1 ? "alert" : "alerts");
 		if (place.p)
-			sb_str(b, place.p);
+			strbuf_puts(b, place.p);
 		if (span.p)
-			sb_str(b, span.p);
+			strbuf_puts(b, span.p);
 		if (counts.p)
-			sb_printf(b, ": %s", counts.p);
+			strbuf_printf(b, ": %s", counts.p);
 	} else {
 		if (place.p) {
-			sb_str(b, place.p);
-			sb_str(b, " ");
+			strbuf_puts(b, place.p);
+			strbuf_puts(b, " ");
 		}
 		if (span.p) {
-			sb_str(b, span.p);
-			sb_str(b, " ");
+			strbuf_puts(b, span.p);
+			strbuf_puts(b, " ");
 		}
-		sb_printf(b, "%zu 条%s告警", m->nitems,
-			  kind ? label_of(&m->items[0].alert, r->lang) : "");
+		strbuf_printf(b, "%zu 条%s告警", m->nitems,
+			      kind ? label_of(&m->items[0].alert, r->lang) : "");
 		if (counts.p)
-			sb_printf(b, "：%s", counts.p);
+			strbuf_printf(b, "：%s", counts.p);
 	}
-	sb_free(&place);
-	sb_free(&span);
-	sb_free(&counts);
+	strbuf_free(&place);
+	strbuf_free(&span);
+	strbuf_free(&counts);
 }
 
 static int
@@ -992,7 +938,7 @@ body_group(struct parts *ps, size_t *head, const struct render *r, const char *t
 	size_t *order = calloc(m->nitems, sizeof(*order));
 	char date[16], date0[16] = "";
 	bool one_day = true;
-	struct sbuf *b;
+	struct strbuf *b;
 
 	if (!order)
 		return -ENOMEM;
@@ -1008,19 +954,19 @@ body_group(struct parts *ps, size_t *head, const struct render *r, const char *t
 	qsort_r(order, m->nitems, sizeof(*order), cmp_items, (void *)m->items);
 
 	if (r->style != STYLE_MAIL && (b = part(ps, r))) {
-		sb_str(b, r->style == STYLE_MARKDOWN ? "**" : "");
-		sb_str(b, title);
-		sb_str(b, r->style == STYLE_MARKDOWN ? "**" : "");
+		strbuf_puts(b, r->style == STYLE_MARKDOWN ? "**" : "");
+		strbuf_puts(b, title);
+		strbuf_puts(b, r->style == STYLE_MARKDOWN ? "**" : "");
 	}
 	if (kind && m->transition != NTR_RESOLVED && (b = part(ps, r))) {
 		const struct notifier_alert *a = &m->items[0].alert;
 
 		ps->optional = ps->n - 1;
-		sb_str(b, en ? "To do: " : "处理：");
-		sb_str(b,
-		       is_aggregate(a) ? (en ? "Review them one by one in the console" :
-					       "请登录管理台逐一查看处理") :
-					 template_of(a)->todo[r->lang]);
+		strbuf_puts(b, en ? "To do: " : "处理：");
+		strbuf_puts(b,
+			    is_aggregate(a) ? (en ? "Review them one by one in the console" :
+						    "请登录管理台逐一查看处理") :
+					      template_of(a)->todo[r->lang]);
 	}
 	*head = ps->n;
 	for (size_t k = 0; k < m->nitems; k++) {
@@ -1031,40 +977,40 @@ body_group(struct parts *ps, size_t *head, const struct render *r, const char *t
 		if (k == 0 && ps->n == 1) {
 			/* MAIL: the first line of the body */
 		} else if (r->style == STYLE_SMS) {
-			sb_str(b, sep(r, false));
+			strbuf_puts(b, sep(r, false));
 		} else {
-			sb_str(b, "\n");
+			strbuf_puts(b, "\n");
 		}
 		if (r->style != STYLE_SMS)
-			sb_str(b, r->style == STYLE_MARKDOWN || en ? "- " : "· ");
+			strbuf_puts(b, r->style == STYLE_MARKDOWN || en ? "- " : "· ");
 		if (a->raised_at_ms) {
 			local_time(b, r, a->site, a->raised_at_ms,
 				   one_day ? "%H:%M" : "%m-%d %H:%M");
-			sb_str(b, " ");
+			strbuf_puts(b, " ");
 		}
 		sb_severity(b, a, r->lang, r->style);
-		sb_str(b, " ");
+		strbuf_puts(b, " ");
 		what_line(b, a, r->lang);
 		if (m->transition == NTR_RESOLVED && a->reason && *a->reason) {
-			sb_str(b, en ? " (" : "（");
+			strbuf_puts(b, en ? " (" : "（");
 			sb_value(b, reason_word(a->reason, r->lang));
-			sb_str(b, en ? ")" : "）");
+			strbuf_puts(b, en ? ")" : "）");
 		}
 	}
 	if (r->style == STYLE_MARKDOWN && *head < ps->n && ps->n > 1) {
 		/* The list after a paragraph: a blank line before it. */
-		struct sbuf *first = &ps->v[*head];
+		struct strbuf *first = &ps->v[*head];
 
 		if (!first->oom && first->len && first->p[0] == '\n') {
-			struct sbuf nb = { 0 };
+			struct strbuf nb = { 0 };
 
-			sb_str(&nb, "\n");
-			sb_add(&nb, first->p, first->len);
+			strbuf_puts(&nb, "\n");
+			strbuf_add(&nb, first->p, first->len);
 			if (!nb.oom) {
-				sb_free(first);
+				strbuf_free(first);
 				*first = nb;
 			} else {
-				sb_free(&nb);
+				strbuf_free(&nb);
 			}
 		}
 	}
@@ -1080,7 +1026,7 @@ notifier_render(const struct notifier_message *m, enum notifier_lang lang,
 	struct render r = {
 		m, lang == LANG_EN ? LANG_EN : LANG_ZH_CN, style, zone, zarg, m->now_ms
 	};
-	struct sbuf title = { 0 };
+	struct strbuf title = { 0 };
 	struct parts ps = { .optional = SIZE_MAX };
 	size_t head = 0;
 	char *body = NULL;
@@ -1111,7 +1057,7 @@ notifier_render(const struct notifier_message *m, enum notifier_lang lang,
 		err = assemble(&ps, head, &r, max_bytes, &body);
 	parts_free(&ps);
 	if (err) {
-		sb_free(&title);
+		strbuf_free(&title);
 		return err;
 	}
 	*ret_title = title.p;

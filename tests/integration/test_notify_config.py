@@ -103,7 +103,7 @@ severities = warning, critical
 sites = s1 s2
 receivers = workers, mail
 group_wait = 1m
-remind_every = 10m
+remind_every = 0
 escalate_after = 30m
 escalate_to = office phone
 
@@ -127,6 +127,7 @@ def test_both_daemons_accept_one_file(tmp):
     assert "rate_limit = 20" in out.split("[receiver.workers]")[1].split("[")[0]
     assert "rate_limit = 0" in out.split("[receiver.hook]")[1].split("[")[0]
     assert "escalate_to = office phone" in out
+    assert "remind_every = 0ms" in out.split("[route.fever]")[1]  # "0": off
     assert "secret-key" not in out and "secret-token" not in out and "SECsecret" not in out
     assert "secret" not in d.stdout  # cordond prints none of ours
 
