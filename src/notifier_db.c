@@ -36,20 +36,15 @@ set_error(PGconn *c, PGresult *res, const char *what, char *err)
 		 state ? state : "", state ? ")" : "");
 }
 
-/* Runs `sql` with `n` text parameters; returns the result (tuples or
- * command OK) or NULL with `err` set. */
 static PGresult *
-run(PGconn *c, char *err, const char *what, const char *sql, int n, ...)
+vrun(PGconn *c, char *err, const char *what, const char *sql, int n, va_list ap)
 {
 	const char *params[12];
-	va_list ap;
 	PGresult *res;
 	ExecStatusType st;
 
-	va_start(ap, n);
 	for (int i = 0; i < n && i < 12; i++)
 		params[i] = va_arg(ap, const char *);
-	va_end(ap);
 	res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
 	st = PQresultStatus(res);
 	if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
@@ -59,27 +54,32 @@ run(PGconn *c, char *err, const char *what, const char *sql, int n, ...)
 	return NULL;
 }
 
+/* Runs `sql` with `n` (at most 12) text parameters; returns the result
+ * (tuples or command OK) or NULL with `err` set. */
+static PGresult *
+run(PGconn *c, char *err, const char *what, const char *sql, int n, ...)
+{
+	va_list ap;
+	PGresult *res;
+
+	va_start(ap, n);
+	res = vrun(c, err, what, sql, n, ap);
+	va_end(ap);
+	return res;
+}
+
+/* run() for a statement whose result is not needed: 0 or -1. */
 static int
 run_ok(PGconn *c, char *err, const char *what, const char *sql, int n, ...)
 {
-	const char *params[12];
 	va_list ap;
 	PGresult *res;
-	ExecStatusType st;
 
 	va_start(ap, n);
-	for (int i = 0; i < n && i < 12; i++)
-		params[i] = va_arg(ap, const char *);
+	res = vrun(c, err, what, sql, n, ap);
 	va_end(ap);
-	res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
-	st = PQresultStatus(res);
-	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-		set_error(c, res, what, err);
-		PQclear(res);
-		return -1;
-	}
 	PQclear(res);
-	return 0;
+	return res ? 0 : -1;
 }
 
 static void

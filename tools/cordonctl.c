@@ -369,6 +369,21 @@ ctl_site_exists(struct ctl *ctl, const char *site)
 
 /* ---------------------------------------------------------------- output */
 
+int
+ctl_print_json(json_t *doc)
+{
+	char *text = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) : NULL;
+
+	json_decref(doc);
+	if (!text) {
+		tool_err("out of memory");
+		return CTL_FAIL;
+	}
+	printf("%s\n", text);
+	free(text);
+	return CTL_OK;
+}
+
 void
 ctl_print_table(PGresult *res)
 {

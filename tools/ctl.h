@@ -4,6 +4,7 @@
 #define CORDON_CTL_H
 
 #include <MQTTClient.h>
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <stdarg.h>
 
@@ -95,6 +96,10 @@ int ctl_household_exists(struct ctl *ctl, const char *site, const char *househol
 
 /* Prints a result as an aligned table with the column names as header. */
 void ctl_print_table(PGresult *res);
+/* Prints `doc` as indented JSON and a newline, then drops the reference
+ * (NULL: out of memory while building it). Returns CTL_OK, or CTL_FAIL
+ * after saying "out of memory". */
+int ctl_print_json(json_t *doc);
 /* The same for the first ncols columns only. */
 void ctl_print_columns(PGresult *res, int ncols);
 

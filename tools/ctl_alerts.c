@@ -95,7 +95,6 @@ static int
 print_alerts_json(PGresult *res)
 {
 	json_t *arr = json_array();
-	char *text;
 
 	for (int i = 0; arr && i < PQntuples(res); i++) {
 		json_t *o = json_object(), *sil = json_null();
@@ -123,15 +122,7 @@ print_alerts_json(PGresult *res)
 		json_object_set_new(o, "silenced", sil);
 		json_array_append_new(arr, o);
 	}
-	text = arr ? json_dumps(arr, JSON_INDENT(2)) : NULL;
-	json_decref(arr);
-	if (!text) {
-		tool_err("out of memory");
-		return CTL_FAIL;
-	}
-	printf("%s\n", text);
-	free(text);
-	return CTL_OK;
+	return ctl_print_json(arr);
 }
 
 int

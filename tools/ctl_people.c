@@ -628,14 +628,9 @@ ctl_cmd_household(struct ctl *ctl, int argc, char **argv)
 		PQclear(res);
 	}
 	if (page) {
-		char *text = json_dumps(page, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
-
-		if (!text) {
-			tool_err("out of memory");
-			goto out;
-		}
-		printf("%s\n", text);
-		free(text);
+		ret = ctl_print_json(page);
+		page = NULL;
+		goto out;
 	}
 	ret = CTL_OK;
 out:

@@ -370,7 +370,7 @@ static int
 print_list_json(PGresult *res)
 {
 	json_t *arr = json_array();
-	char *text, reason[REASON_MAX + 1];
+	char reason[REASON_MAX + 1];
 
 	for (int i = 0; arr && i < PQntuples(res); i++) {
 		json_t *o = json_object(), *kinds = json_null();
@@ -408,15 +408,7 @@ print_list_json(PGresult *res)
 		json_object_set_new(o, "alerts", json_integer(atoll(PQgetvalue(res, i, 9))));
 		json_array_append_new(arr, o);
 	}
-	text = arr ? json_dumps(arr, JSON_INDENT(2)) : NULL;
-	json_decref(arr);
-	if (!text) {
-		tool_err("out of memory");
-		return CTL_FAIL;
-	}
-	printf("%s\n", text);
-	free(text);
-	return CTL_OK;
+	return ctl_print_json(arr);
 }
 
 static int
