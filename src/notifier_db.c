@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "strbuf.h"
 
 #define ROUTE_BATCH 200
 #define TIMER_BATCH 500
@@ -385,7 +386,31 @@ notifier_db_timers(PGconn *c, const struct notifier_config *nc, struct notifier_
 		   char *err)
 {
 	PGresult *rows;
-	char remind[40], esc[40];
+	char remind[40], esc[40], give_up[40];
+	struct strbuf names = { 0 };
+	char *list;
+
+	/* Messages of a receiver removed from the file (SIGHUP): no sender
+	 * takes them, so give_up_after is applied here. Receiver names are
+	 * [A-Za-z0-9_-] (notifier_config.c), safe in an array literal. */
+	strbuf_puts(&names, "{");
+	for (size_t i = 0; i < nc->nreceivers; i++)
+		strbuf_printf(&names, "%s\"%s\"", i ? "," : "", nc->receivers[i].name);
+	strbuf_puts(&names, "}");
+	if (strbuf_take(&names, &list) < 0) {
+		snprintf(err, NOTIFIER_ERR_LEN, "out of memory");
+		return -1;
+	}
+	rows = run(c, err, "give up orphans",
+		   "UPDATE notify_messages SET status = 'failed' WHERE status IN ('pending',"
+		   " 'sending') AND created_at < now() - $2::interval"
+		   " AND NOT (receiver = ANY ($1::text[]))",
+		   2, list, interval(nc->give_up_after, give_up, sizeof(give_up)));
+	free(list);
+	if (!rows)
+		return -1;
+	counts->orphans_given_up += (uint64_t)atoll(PQcmdTuples(rows));
+	PQclear(rows);
 
 	if (run_ok(c, err, "begin", "BEGIN", 0) < 0)
 		return -1;

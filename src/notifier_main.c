@@ -850,7 +850,7 @@ static int
 work(struct notify *n, bool clocks)
 {
 	char err[NOTIFIER_ERR_LEN];
-	uint64_t queued = n->counts.queued;
+	uint64_t queued = n->counts.queued, orphans = n->counts.orphans_given_up;
 	int more = 1;
 
 	while (more && !atomic_load(&n->stopping))
@@ -858,6 +858,10 @@ work(struct notify *n, bool clocks)
 			goto fail;
 	if (clocks && notifier_db_timers(n->db, &n->cfg, &n->counts, err) < 0)
 		goto fail;
+	if (n->counts.orphans_given_up != orphans)
+		log_err("%" PRIu64 " message(s) of a removed receiver given up after %" PRId64
+			" s (status 'failed' in notify_messages)",
+			n->counts.orphans_given_up - orphans, n->cfg.give_up_after / 1000);
 	if (n->counts.queued != queued)
 		wake_senders(n);
 	return 0;

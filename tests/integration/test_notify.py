@@ -511,3 +511,31 @@ def test_service_protocol_reload_and_stop(env, servers, stack):
         assert "STOPPING=1" in ns.poll()
     finally:
         ns.close()
+
+
+def test_removed_receivers_messages_given_up(env, servers, stack):
+    """A receiver removed by SIGHUP has no sender any more: its waiting
+    messages are marked 'failed' once older than give_up_after, like any
+    receiver's, instead of staying 'pending' for ever."""
+    from test_service import rewrite_config
+    dead = "http://127.0.0.1:%d/alerts" % free_port()  # nobody listens
+    n = start_notifier(env, servers, "gone", {"gone": {
+        "subjects": "person:P-GONE-*", "group_wait": "0s", "receivers": "gone"}},
+        extra={"receiver.gone": {"type": "webhook", "url_file": url_file(env, "gone", dead)}})
+    publish_many(env.broker.port, [reading("P-GONE-1", 38.2)])
+    aid = alert_id(env, "P-GONE-1")
+    wait_until(lambda: first(env, "SELECT attempts FROM notifications WHERE alert_id = %s"
+                             " AND receiver = 'gone'", (aid,)) or 0, what="a failed attempt")
+
+    n.config.pop("receiver.gone")
+    rewrite_config(n, "route.gone", "receivers", "hook")
+    left = "SIGHUP: %d receiver(s)" % sum(1 for k in n.config if k.startswith("receiver."))
+    n.send_signal(signal.SIGHUP)
+    wait_until(lambda: left in n.log(), what="the reload without receiver gone")
+    # Its message is a day old now (give_up_after is 24 h by default).
+    env.pg.query("UPDATE notify_messages SET created_at = now() - interval '25 hours'"
+                 " WHERE receiver = 'gone'")
+    wait_until(lambda: first(env, "SELECT status FROM notifications WHERE alert_id = %s"
+                             " AND receiver = 'gone'", (aid,)) == "failed",
+               what="the removed receiver's message given up")
+    assert "removed receiver" in n.log()
