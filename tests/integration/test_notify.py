@@ -539,3 +539,37 @@ def test_removed_receivers_messages_given_up(env, servers, stack):
                              " AND receiver = 'gone'", (aid,)) == "failed",
                what="the removed receiver's message given up")
     assert "removed receiver" in n.log()
+
+
+def test_answer_kept_over_a_reload_while_postgres_is_away(env, servers, stack):
+    """The webhook accepts a raise while PostgreSQL is away, and a SIGHUP
+    comes before the answer could be recorded: the new sender records it
+    when PostgreSQL is back, and the raise is not sent a second time."""
+    from test_service import rewrite_config
+    hook = servers["hook"]
+    hook.clear()
+    slow = dict(receivers(env, servers)["receiver.hook"], timeout="60s")
+    n = start_notifier(env, servers, "heldover", {"held": {
+        "subjects": "person:P-HELD-*", "group_wait": "0s", "receivers": "hook"}},
+        extra={"receiver.hook": slow})
+    hook.hold()
+    try:
+        publish_many(env.broker.port, [reading("P-HELD-1", 38.3)])
+        aid = alert_id(env, "P-HELD-1")
+        wait_until(lambda: hook.held == 1, what="the webhook holding the raise")
+        env.pg.stop()
+    finally:
+        hook.release()
+    try:
+        wait_until(lambda: "cannot record message" in n.log(), what="the answer not recorded")
+        rewrite_config(n, "route.held", "remind_every", "1h")
+        n.send_signal(signal.SIGHUP)
+        wait_until(lambda: "SIGHUP: " in n.log(), what="the reload")
+    finally:
+        env.pg.start()
+    wait_until(lambda: first(env, "SELECT status FROM notifications WHERE alert_id = %s"
+                             " AND receiver = 'hook'", (aid,)) == "sent",
+               timeout=LONG, what="the raise recorded as sent")
+    told = [r for r in hook.received() if r.json["alerts"][0]["fingerprint"] == aid]
+    assert len(told) == 1, "the raise was sent %d times" % len(told)
+    assert "recorded after the reload" in n.log()
