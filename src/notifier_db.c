@@ -303,6 +303,36 @@ route_one(PGconn *c, const struct notifier_config *nc, const struct route *rt,
 	return 0;
 }
 
+static const struct route *route_named(const struct notifier_config *nc, const char *name);
+
+/* The alert's rows of routes no longer in the configuration (renamed or
+ * removed by SIGHUP) still follow it: an ack or resolve stops their
+ * clocks, and a resolve is told to the receivers they told. */
+static int
+route_gone(PGconn *c, const struct notifier_config *nc, const struct notifier_alert *a,
+	   const char *alert, struct notifier_db_counts *counts, char *err)
+{
+	PGresult *res = run(c, err, "gone routes",
+			    "SELECT route FROM notify_alerts WHERE alert_id = $1"
+			    " AND state <> 'resolved'",
+			    1, a->alert_id);
+
+	if (!res)
+		return -1;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct route gone = { .name = PQgetvalue(res, i, 0) };
+
+		if (route_named(nc, gone.name))
+			continue;
+		if (route_one(c, nc, &gone, a, alert, counts, err) < 0) {
+			PQclear(res);
+			return -1;
+		}
+	}
+	PQclear(res);
+	return 0;
+}
+
 int
 notifier_db_route(PGconn *c, const struct notifier_config *nc, struct notifier_db_counts *counts,
 		  int *ret_more, char *err)
@@ -347,6 +377,12 @@ notifier_db_route(PGconn *c, const struct notifier_config *nc, struct notifier_d
 			}
 			if (!matched)
 				k.unrouted++;
+			if (strcmp(a.transition, "raised") != 0 &&
+			    route_gone(c, nc, &a, alert, &k, err) < 0) {
+				json_decref(doc);
+				PQclear(rows);
+				goto fail;
+			}
 		}
 		json_decref(doc);
 		if (run_ok(c, err, "routed",

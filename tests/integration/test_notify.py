@@ -573,3 +573,31 @@ def test_answer_kept_over_a_reload_while_postgres_is_away(env, servers, stack):
     told = [r for r in hook.received() if r.json["alerts"][0]["fingerprint"] == aid]
     assert len(told) == 1, "the raise was sent %d times" % len(told)
     assert "recorded after the reload" in n.log()
+
+
+def test_renamed_route_still_tells_the_resolve(env, servers, stack):
+    """A route renamed by SIGHUP: the alerts it told are still resolved to
+    the receivers they reached, and their rows under the old name stop
+    waiting for reminders."""
+    from test_service import rewrite_config
+    hook = servers["hook"]
+    hook.clear()
+    route = {"subjects": "person:P-REN-*", "group_wait": "0s", "receivers": "hook",
+             "remind_every": "1h"}
+    n = start_notifier(env, servers, "rename", {"old": dict(route)})
+    publish_many(env.broker.port, [reading("P-REN-1", 38.3)])
+    aid = alert_id(env, "P-REN-1")
+    wait_until(lambda: (aid, "raised") in {(r[0], r[1]) for r in sent_items(env)},
+               what="the raise told by route old")
+
+    n.config.pop("route.old")
+    for k, v in route.items():
+        rewrite_config(n, "route.new", k, v)
+    n.send_signal(signal.SIGHUP)
+    wait_until(lambda: "SIGHUP: " in n.log(), what="the reload")
+    publish_many(env.broker.port, [reading("P-REN-1", 36.5)])
+    wait_until(lambda: (aid, "resolved", "hook") in {r[:3] for r in sent_items(env)},
+               timeout=LONG, what="the resolve told to the hook")
+    assert first(env, "SELECT state FROM notify_alerts WHERE alert_id = %s AND route = 'old'",
+                 (aid,)) == "resolved"
+    assert len([r for r in hook.received() if r.json["alerts"][0]["fingerprint"] == aid]) == 2
