@@ -37,7 +37,8 @@ struct notifier_db_counts {
 	uint64_t released;  /* held raises let go when their silence ended */
 	uint64_t reminders; /* reminders queued (per alert and route) */
 	uint64_t escalations;
-	uint64_t bad; /* inbox rows that are not an alert message */
+	uint64_t bad;		   /* inbox rows that are not an alert message */
+	uint64_t orphans_given_up; /* messages of removed receivers marked failed */
 };
 
 /* Routes up to 200 inbox rows, oldest first, in one transaction. Sets
@@ -46,7 +47,9 @@ int notifier_db_route(PGconn *c, const struct notifier_config *nc,
 		      struct notifier_db_counts *counts, int *ret_more, char *err);
 
 /* Queues the reminders and escalations that are due, and the raises held
- * by silences that have ended. Returns 0 or -1. */
+ * by silences that have ended; marks 'failed' the messages, older than
+ * [notify] give_up_after, of receivers no longer in the configuration (no
+ * sender takes them). Returns 0 or -1. */
 int notifier_db_timers(PGconn *c, const struct notifier_config *nc,
 		       struct notifier_db_counts *counts, char *err);
 

@@ -80,6 +80,15 @@ CREATE TABLE notify_alerts (
     PRIMARY KEY (alert_id, route)
 );
 CREATE INDEX notify_alerts_open ON notify_alerts (site) WHERE state = 'raised';
+-- The clocks' two questions, asked every 500 ms: which reminders and
+-- escalations are due, and which held raises may go (without these, a
+-- scan of every open alert each time).
+CREATE INDEX notify_alerts_remind ON notify_alerts (next_remind_at)
+    WHERE state = 'raised' AND told;
+CREATE INDEX notify_alerts_escalate ON notify_alerts (escalate_at)
+    WHERE state = 'raised' AND told;
+CREATE INDEX notify_alerts_held ON notify_alerts (silence_id)
+    WHERE state = 'raised' AND NOT told AND silence_id IS NOT NULL;
 
 -- One message to one receiver: the alerts of one route and transition that
 -- arrived within the route's group_wait. 'pending' until sent; 'sending'
@@ -109,6 +118,9 @@ CREATE INDEX notify_messages_due ON notify_messages (receiver, next_attempt_at, 
     WHERE status IN ('pending', 'sending');
 CREATE INDEX notify_messages_grouping ON notify_messages (route, receiver, transition)
     WHERE status = 'pending';
+-- The last message's send_after of a (route, receiver, transition), asked
+-- for each notification queued, whatever the status.
+CREATE INDEX notify_messages_last ON notify_messages (route, receiver, transition, send_after);
 
 -- The alerts in each message.
 CREATE TABLE notify_items (

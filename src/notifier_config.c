@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "alert_state.h"
+#include "normalize.h"
 
 #define NAME_MAX_LEN 64
 
@@ -677,9 +678,16 @@ notifier_config_print(const struct notifier_config *nc, FILE *out)
 		if (r->secret_file)
 			fprintf(out, "secret_file = %s\n", r->secret_file);
 		if (r->to) {
+			/* Phone numbers as everywhere else: 138****0000. */
 			fputs("to =", out);
-			for (char **t = r->to; *t; t++)
-				fprintf(out, " %s", *t);
+			for (char **t = r->to; *t; t++) {
+				char shown[256];
+
+				snprintf(shown, sizeof(shown), "%s", *t);
+				if (r->type == RECEIVER_SMS)
+					normalize_mask_digits(shown, strlen(shown));
+				fprintf(out, " %s", shown);
+			}
 			fputc('\n', out);
 		}
 		if (r->from)

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "strbuf.h"
 
 #define ROUTE_BATCH 200
 #define TIMER_BATCH 500
@@ -302,6 +303,36 @@ route_one(PGconn *c, const struct notifier_config *nc, const struct route *rt,
 	return 0;
 }
 
+static const struct route *route_named(const struct notifier_config *nc, const char *name);
+
+/* The alert's rows of routes no longer in the configuration (renamed or
+ * removed by SIGHUP) still follow it: an ack or resolve stops their
+ * clocks, and a resolve is told to the receivers they told. */
+static int
+route_gone(PGconn *c, const struct notifier_config *nc, const struct notifier_alert *a,
+	   const char *alert, struct notifier_db_counts *counts, char *err)
+{
+	PGresult *res = run(c, err, "gone routes",
+			    "SELECT route FROM notify_alerts WHERE alert_id = $1"
+			    " AND state <> 'resolved'",
+			    1, a->alert_id);
+
+	if (!res)
+		return -1;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct route gone = { .name = PQgetvalue(res, i, 0) };
+
+		if (route_named(nc, gone.name))
+			continue;
+		if (route_one(c, nc, &gone, a, alert, counts, err) < 0) {
+			PQclear(res);
+			return -1;
+		}
+	}
+	PQclear(res);
+	return 0;
+}
+
 int
 notifier_db_route(PGconn *c, const struct notifier_config *nc, struct notifier_db_counts *counts,
 		  int *ret_more, char *err)
@@ -346,6 +377,12 @@ notifier_db_route(PGconn *c, const struct notifier_config *nc, struct notifier_d
 			}
 			if (!matched)
 				k.unrouted++;
+			if (strcmp(a.transition, "raised") != 0 &&
+			    route_gone(c, nc, &a, alert, &k, err) < 0) {
+				json_decref(doc);
+				PQclear(rows);
+				goto fail;
+			}
 		}
 		json_decref(doc);
 		if (run_ok(c, err, "routed",
@@ -385,7 +422,31 @@ notifier_db_timers(PGconn *c, const struct notifier_config *nc, struct notifier_
 		   char *err)
 {
 	PGresult *rows;
-	char remind[40], esc[40];
+	char remind[40], esc[40], give_up[40];
+	struct strbuf names = { 0 };
+	char *list;
+
+	/* Messages of a receiver removed from the file (SIGHUP): no sender
+	 * takes them, so give_up_after is applied here. Receiver names are
+	 * [A-Za-z0-9_-] (notifier_config.c), safe in an array literal. */
+	strbuf_puts(&names, "{");
+	for (size_t i = 0; i < nc->nreceivers; i++)
+		strbuf_printf(&names, "%s\"%s\"", i ? "," : "", nc->receivers[i].name);
+	strbuf_puts(&names, "}");
+	if (strbuf_take(&names, &list) < 0) {
+		snprintf(err, NOTIFIER_ERR_LEN, "out of memory");
+		return -1;
+	}
+	rows = run(c, err, "give up orphans",
+		   "UPDATE notify_messages SET status = 'failed' WHERE status IN ('pending',"
+		   " 'sending') AND created_at < now() - $2::interval"
+		   " AND NOT (receiver = ANY ($1::text[]))",
+		   2, list, interval(nc->give_up_after, give_up, sizeof(give_up)));
+	free(list);
+	if (!rows)
+		return -1;
+	counts->orphans_given_up += (uint64_t)atoll(PQcmdTuples(rows));
+	PQclear(rows);
 
 	if (run_ok(c, err, "begin", "BEGIN", 0) < 0)
 		return -1;

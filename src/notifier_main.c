@@ -84,6 +84,17 @@ struct sender {
 	struct histogram latency;
 };
 
+/* An answer a sender could not record before a reload stopped it (PostgreSQL
+ * away): the next sender of that receiver records it before it takes
+ * anything, so that the message is not sent again. */
+struct held_answer {
+	char receiver[65];
+	int64_t id;
+	struct send_result res;
+	char *body;
+	int64_t retry_ms;
+};
+
 struct notify {
 	struct notifier_config cfg;
 	const char *config_path;
@@ -101,6 +112,8 @@ struct notify {
 	size_t nsenders;
 	pthread_mutex_t lock; /* the senders' wake-up */
 	pthread_cond_t cond;
+	struct held_answer *held; /* under lock */
+	size_t nheld;
 	struct notifier_db_counts counts;
 	_Atomic uint64_t inbox_new, inbox_dup, inbox_bad, inbox_waits;
 	struct metrics *metrics;
@@ -489,6 +502,66 @@ failed_restore(struct sender *s)
 
 /* ---- sender threads ---- */
 
+/* Keeps s's unrecorded answer for message `id` for the next sender of the
+ * receiver; takes `body`. Returns 0, or -1 (out of memory: the message
+ * stays 'sending' and is sent again). */
+static int
+answer_hold(struct sender *s, int64_t id, const struct send_result *res, char *body,
+	    int64_t retry_ms)
+{
+	struct notify *n = s->n;
+	struct held_answer *h;
+
+	pthread_mutex_lock(&n->lock);
+	h = realloc(n->held, (n->nheld + 1) * sizeof(*n->held));
+	if (h) {
+		n->held = h;
+		h = &n->held[n->nheld++];
+		snprintf(h->receiver, sizeof(h->receiver), "%s", s->r->name);
+		h->id = id;
+		h->res = *res;
+		h->body = body;
+		h->retry_ms = retry_ms;
+	}
+	pthread_mutex_unlock(&n->lock);
+	return h ? 0 : -1;
+}
+
+/* Records the answers held for s's receiver by answer_hold(). Returns 0
+ * when none is left, -1 when PostgreSQL refused (they stay held). */
+static int
+answers_record(struct sender *s)
+{
+	struct notify *n = s->n;
+	char err[NOTIFIER_ERR_LEN];
+
+	for (;;) {
+		struct held_answer h;
+		bool found = false;
+
+		pthread_mutex_lock(&n->lock);
+		for (size_t i = 0; i < n->nheld && !found; i++)
+			if (strcmp(n->held[i].receiver, s->r->name) == 0) {
+				h = n->held[i];
+				n->held[i] = n->held[--n->nheld];
+				found = true;
+			}
+		pthread_mutex_unlock(&n->lock);
+		if (!found)
+			return 0;
+		if (notifier_db_finish(s->db, h.id, &h.res, h.body, h.retry_ms, err) < 0) {
+			log_warn("receiver %s: cannot record message %" PRId64 ": %s; retrying",
+				 s->r->name, h.id, err);
+			if (answer_hold(s, h.id, &h.res, h.body, h.retry_ms) < 0)
+				free(h.body);
+			return -1;
+		}
+		log_info("receiver %s: message %" PRId64 "'s answer recorded after the reload",
+			 s->r->name, h.id);
+		free(h.body);
+	}
+}
+
 static const struct tz *
 zone_of(void *arg, const char *site)
 {
@@ -582,6 +655,10 @@ sender_main(void *arg)
 			sender_wait(n, backoff_next(&db_b));
 			continue;
 		}
+		if (answers_record(s) < 0) {
+			sender_wait(n, backoff_next(&db_b));
+			continue;
+		}
 		if (!restored) {
 			sender_restore(s);
 			restored = true;
@@ -664,8 +741,13 @@ sender_main(void *arg)
 		while (notifier_db_finish(s->db, at.msg.id, &res, body, retry_ms, err) < 0) {
 			log_warn("receiver %s: cannot record message %" PRId64 ": %s; retrying",
 				 s->r->name, at.msg.id, err);
-			if (atomic_load(&n->stopping))
+			if (atomic_load(&n->stopping)) {
+				/* A reload: the next sender records it; at exit
+				 * it is the documented window. */
+				if (answer_hold(s, at.msg.id, &res, body, retry_ms) == 0)
+					body = NULL;
 				break;
+			}
 			sender_wait(n, backoff_next(&db_b));
 			db_ready(&s->db, n->cfg.base.pg_conninfo, "cordon-notify sender");
 		}
@@ -850,7 +932,7 @@ static int
 work(struct notify *n, bool clocks)
 {
 	char err[NOTIFIER_ERR_LEN];
-	uint64_t queued = n->counts.queued;
+	uint64_t queued = n->counts.queued, orphans = n->counts.orphans_given_up;
 	int more = 1;
 
 	while (more && !atomic_load(&n->stopping))
@@ -858,6 +940,10 @@ work(struct notify *n, bool clocks)
 			goto fail;
 	if (clocks && notifier_db_timers(n->db, &n->cfg, &n->counts, err) < 0)
 		goto fail;
+	if (n->counts.orphans_given_up != orphans)
+		log_err("%" PRIu64 " message(s) of a removed receiver given up after %" PRId64
+			" s (status 'failed' in notify_messages)",
+			n->counts.orphans_given_up - orphans, n->cfg.give_up_after / 1000);
 	if (n->counts.queued != queued)
 		wake_senders(n);
 	return 0;
@@ -1030,6 +1116,13 @@ run(struct notify *n)
 			usleep(50000);
 		MQTTAsync_destroy(&n->mqtt);
 	} /* else the receive thread waits for PostgreSQL: leave, unacknowledged */
+	for (size_t i = 0; i < n->nheld; i++) {
+		log_warn("receiver %s: message %" PRId64 "'s answer not recorded: it is sent again"
+			 " at the next start",
+			 n->held[i].receiver, n->held[i].id);
+		free(n->held[i].body);
+	}
+	free(n->held);
 	metrics_stop(n->metrics);
 	close(sfd);
 	close(n->wake_fd);

@@ -137,6 +137,19 @@ class _HttpFake(_Recorder):
         self._down = None
         self._status = None
         self._release = threading.Event()
+        self._gate = None
+        self.held = 0
+
+    def hold(self):
+        """From now on each request is read and counted in self.held, and
+        answered only after release()."""
+        self.held = 0
+        self._gate = threading.Event()
+
+    def release(self):
+        if self._gate:
+            self._gate.set()
+        self._gate = None
 
     def start(self):
         fake = self
@@ -165,6 +178,7 @@ class _HttpFake(_Recorder):
 
     def stop(self):
         self._release.set()
+        self.release()
         if self._httpd:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -187,6 +201,11 @@ class _HttpFake(_Recorder):
     def _serve(self, h):
         n = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(n) if n else b""
+        gate = self._gate
+        if gate:
+            with self._lock:
+                self.held += 1
+            gate.wait()
         down = self._down
         if down == "hang":
             self._release.wait()

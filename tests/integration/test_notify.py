@@ -511,3 +511,93 @@ def test_service_protocol_reload_and_stop(env, servers, stack):
         assert "STOPPING=1" in ns.poll()
     finally:
         ns.close()
+
+
+def test_removed_receivers_messages_given_up(env, servers, stack):
+    """A receiver removed by SIGHUP has no sender any more: its waiting
+    messages are marked 'failed' once older than give_up_after, like any
+    receiver's, instead of staying 'pending' for ever."""
+    from test_service import rewrite_config
+    dead = "http://127.0.0.1:%d/alerts" % free_port()  # nobody listens
+    n = start_notifier(env, servers, "gone", {"gone": {
+        "subjects": "person:P-GONE-*", "group_wait": "0s", "receivers": "gone"}},
+        extra={"receiver.gone": {"type": "webhook", "url_file": url_file(env, "gone", dead)}})
+    publish_many(env.broker.port, [reading("P-GONE-1", 38.2)])
+    aid = alert_id(env, "P-GONE-1")
+    wait_until(lambda: first(env, "SELECT attempts FROM notifications WHERE alert_id = %s"
+                             " AND receiver = 'gone'", (aid,)) or 0, what="a failed attempt")
+
+    n.config.pop("receiver.gone")
+    rewrite_config(n, "route.gone", "receivers", "hook")
+    left = "SIGHUP: %d receiver(s)" % sum(1 for k in n.config if k.startswith("receiver."))
+    n.send_signal(signal.SIGHUP)
+    wait_until(lambda: left in n.log(), what="the reload without receiver gone")
+    # Its message is a day old now (give_up_after is 24 h by default).
+    env.pg.query("UPDATE notify_messages SET created_at = now() - interval '25 hours'"
+                 " WHERE receiver = 'gone'")
+    wait_until(lambda: first(env, "SELECT status FROM notifications WHERE alert_id = %s"
+                             " AND receiver = 'gone'", (aid,)) == "failed",
+               what="the removed receiver's message given up")
+    assert "removed receiver" in n.log()
+
+
+def test_answer_kept_over_a_reload_while_postgres_is_away(env, servers, stack):
+    """The webhook accepts a raise while PostgreSQL is away, and a SIGHUP
+    comes before the answer could be recorded: the new sender records it
+    when PostgreSQL is back, and the raise is not sent a second time."""
+    from test_service import rewrite_config
+    hook = servers["hook"]
+    hook.clear()
+    slow = dict(receivers(env, servers)["receiver.hook"], timeout="60s")
+    n = start_notifier(env, servers, "heldover", {"held": {
+        "subjects": "person:P-HELD-*", "group_wait": "0s", "receivers": "hook"}},
+        extra={"receiver.hook": slow})
+    hook.hold()
+    try:
+        publish_many(env.broker.port, [reading("P-HELD-1", 38.3)])
+        aid = alert_id(env, "P-HELD-1")
+        wait_until(lambda: hook.held == 1, what="the webhook holding the raise")
+        env.pg.stop()
+    finally:
+        hook.release()
+    try:
+        wait_until(lambda: "cannot record message" in n.log(), what="the answer not recorded")
+        rewrite_config(n, "route.held", "remind_every", "1h")
+        n.send_signal(signal.SIGHUP)
+        wait_until(lambda: "SIGHUP: " in n.log(), what="the reload")
+    finally:
+        env.pg.start()
+    wait_until(lambda: first(env, "SELECT status FROM notifications WHERE alert_id = %s"
+                             " AND receiver = 'hook'", (aid,)) == "sent",
+               timeout=LONG, what="the raise recorded as sent")
+    told = [r for r in hook.received() if r.json["alerts"][0]["fingerprint"] == aid]
+    assert len(told) == 1, "the raise was sent %d times" % len(told)
+    assert "recorded after the reload" in n.log()
+
+
+def test_renamed_route_still_tells_the_resolve(env, servers, stack):
+    """A route renamed by SIGHUP: the alerts it told are still resolved to
+    the receivers they reached, and their rows under the old name stop
+    waiting for reminders."""
+    from test_service import rewrite_config
+    hook = servers["hook"]
+    hook.clear()
+    route = {"subjects": "person:P-REN-*", "group_wait": "0s", "receivers": "hook",
+             "remind_every": "1h"}
+    n = start_notifier(env, servers, "rename", {"old": dict(route)})
+    publish_many(env.broker.port, [reading("P-REN-1", 38.3)])
+    aid = alert_id(env, "P-REN-1")
+    wait_until(lambda: (aid, "raised") in {(r[0], r[1]) for r in sent_items(env)},
+               what="the raise told by route old")
+
+    n.config.pop("route.old")
+    for k, v in route.items():
+        rewrite_config(n, "route.new", k, v)
+    n.send_signal(signal.SIGHUP)
+    wait_until(lambda: "SIGHUP: " in n.log(), what="the reload")
+    publish_many(env.broker.port, [reading("P-REN-1", 36.5)])
+    wait_until(lambda: (aid, "resolved", "hook") in {r[:3] for r in sent_items(env)},
+               timeout=LONG, what="the resolve told to the hook")
+    assert first(env, "SELECT state FROM notify_alerts WHERE alert_id = %s AND route = 'old'",
+                 (aid,)) == "resolved"
+    assert len([r for r in hook.received() if r.json["alerts"][0]["fingerprint"] == aid]) == 2

@@ -130,6 +130,9 @@ def test_both_daemons_accept_one_file(tmp):
     assert "remind_every = 0ms" in out.split("[route.fever]")[1]  # "0": off
     assert "secret-key" not in out and "secret-token" not in out and "SECsecret" not in out
     assert "secret" not in d.stdout  # cordond prints none of ours
+    # The duty phone is masked like every phone number cordon shows.
+    assert "13800000000" not in out
+    assert "to = 138****0000" in out.split("[receiver.phone]")[1]
 
 
 @pytest.mark.parametrize("section, bad, why", [
