@@ -28,6 +28,17 @@
 int notifier_db_inbox_add(PGconn *c, const char *payload, size_t len,
 			  const struct notifier_alert *a, char *err);
 
+/* The most of a bad payload kept in rejects (as cordond's [site] max_payload). */
+#define NOTIFIER_REJECT_MAX 65536
+
+/* Stores a message on an alert topic that is not an alert (not JSON, or
+ * without the fields of docs/alerts.md) in `rejects`, reason 'not_alert'
+ * and `why` as its detail, keyed by a hash of topic and payload (a
+ * redelivery is dropped). Returns 1 when new, 0 for a redelivery, -1 on a
+ * database error. */
+int notifier_db_reject_add(PGconn *c, const char *topic, const char *payload, size_t len,
+			   const char *why, char *err);
+
 /* What a routing or timer pass did (added to the counters given). */
 struct notifier_db_counts {
 	uint64_t routed;    /* inbox rows routed */

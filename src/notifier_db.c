@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "db.h"
+#include <xxhash.h>
 #include "strbuf.h"
 
 #define ROUTE_BATCH 200
@@ -112,6 +113,51 @@ notifier_db_inbox_add(PGconn *c, const char *payload, size_t len, const struct n
 	added = atoi(PQcmdTuples(res)) == 1;
 	PQclear(res);
 	return added;
+}
+
+int
+notifier_db_reject_add(PGconn *c, const char *topic, const char *payload, size_t len,
+		       const char *why, char *err)
+{
+	XXH128_hash_t h;
+	XXH3_state_t *st = XXH3_createState();
+	char key[48], plen[24];
+	size_t keep = len > NOTIFIER_REJECT_MAX ? NOTIFIER_REJECT_MAX : len;
+	const char *params[6];
+	const int lengths[6] = { 0, 0, 0, 0, (int)keep, 0 };
+	const int formats[6] = { 0, 0, 0, 0, 1, 0 };
+	PGresult *res;
+	int rc = -1;
+
+	if (!st) {
+		snprintf(err, NOTIFIER_ERR_LEN, "out of memory");
+		return -1;
+	}
+	XXH3_128bits_reset(st);
+	XXH3_128bits_update(st, topic, strlen(topic) + 1);
+	XXH3_128bits_update(st, payload, len);
+	h = XXH3_128bits_digest(st);
+	XXH3_freeState(st);
+	snprintf(key, sizeof(key), "notify-%016" PRIx64 "%016" PRIx64, (uint64_t)h.high64,
+		 (uint64_t)h.low64);
+	snprintf(plen, sizeof(plen), "%zu", len);
+	params[0] = key;
+	params[1] = topic;
+	params[2] = "not_alert";
+	params[3] = why;
+	params[4] = payload;
+	params[5] = plen;
+	res = PQexecParams(c,
+			   "INSERT INTO rejects (reject_key, received_at, topic, reason, detail,"
+			   " payload, payload_len) VALUES ($1, now(), $2, $3, $4, $5, $6)"
+			   " ON CONFLICT DO NOTHING",
+			   6, NULL, params, lengths, formats, 0);
+	if (PQresultStatus(res) == PGRES_COMMAND_OK)
+		rc = atoi(PQcmdTuples(res)) == 1;
+	else
+		set_error(c, res, "reject", err);
+	PQclear(res);
+	return rc;
 }
 
 static const char *
@@ -214,6 +260,25 @@ queue_resolved(PGconn *c, const struct notifier_config *nc, const struct route *
 	return n;
 }
 
+/* An ack or resolve takes the alert out of the reminders and escalations
+ * still grouping (not yet taken by the sender: it skips the rows locked
+ * here), and drops those left empty. */
+static int
+withdraw_reminders(PGconn *c, const struct route *rt, const char *alert_id, char *err)
+{
+	if (run_ok(c, err, "withdraw",
+		   "DELETE FROM notify_items WHERE alert_id = $1 AND message_id IN"
+		   " (SELECT id FROM notify_messages WHERE route = $2 AND status = 'pending'"
+		   " AND attempts = 0 AND transition IN ('remind', 'escalate') FOR UPDATE)",
+		   2, alert_id, rt->name) < 0)
+		return -1;
+	return run_ok(c, err, "withdraw empty",
+		      "DELETE FROM notify_messages m WHERE route = $1 AND status = 'pending'"
+		      " AND attempts = 0 AND transition IN ('remind', 'escalate')"
+		      " AND NOT EXISTS (SELECT 1 FROM notify_items i WHERE i.message_id = m.id)",
+		      1, rt->name);
+}
+
 static int
 severity_rank(const char *s)
 {
@@ -291,6 +356,8 @@ route_one(PGconn *c, const struct notifier_config *nc, const struct route *rt,
 		   5, a->alert_id, rt->name, alert,
 		   severity_rank(a->severity) > severity_rank(old_sev) ? a->severity : old_sev,
 		   a->state) < 0)
+		return -1;
+	if (strcmp(a->state, "raised") != 0 && withdraw_reminders(c, rt, a->alert_id, err) < 0)
 		return -1;
 	if (strcmp(a->transition, "resolved") == 0 && told)
 		n = queue_resolved(c, nc, rt, a->alert_id, alert, err);
@@ -572,7 +639,7 @@ int
 notifier_db_take(PGconn *c, const char *receiver, int64_t give_up_ms, struct notifier_attempt *at,
 		 int64_t *ret_wait_ms, uint64_t *ret_given_up, char *err)
 {
-	char give_up[40];
+	char give_up[40], id_copy[24];
 	PGresult *res;
 	const char *id;
 	int n;
@@ -627,7 +694,8 @@ notifier_db_take(PGconn *c, const char *receiver, int64_t give_up_ms, struct not
 		at->msg.transition = NTR_RAISED;
 	at->attempts = atoi(PQgetvalue(res, 0, 3));
 	at->age_ms = atoll(PQgetvalue(res, 0, 4));
-	id = PQgetvalue(res, 0, 0);
+	snprintf(id_copy, sizeof(id_copy), "%s", PQgetvalue(res, 0, 0));
+	id = id_copy;
 	{
 		PGresult *items = run(c, err, "items",
 				      "SELECT alert::text FROM notify_items WHERE message_id = $1"
@@ -665,6 +733,17 @@ notifier_db_take(PGconn *c, const char *receiver, int64_t give_up_ms, struct not
 		PQclear(items);
 	}
 	at->msg.items = at->items;
+	if (at->msg.nitems == 0) {
+		/* Nothing left to tell (its alerts' rows unreadable): on record as
+		 * failed, never sent empty. */
+		notifier_attempt_free(at);
+		return run_ok(c, err, "empty",
+			      "UPDATE notify_messages SET status = 'failed',"
+			      " answer = 'no alert in the message' WHERE id = $1",
+			      1, id_copy) < 0 ?
+			-1 :
+			0;
+	}
 	return 1;
 }
 

@@ -184,41 +184,47 @@ on_message(void *context, char *topic, int topic_len, MQTTAsync_message *m)
 	struct notifier_alert a;
 	struct backoff b;
 	char err[NOTIFIER_ERR_LEN];
+	const char *bad;
 	int rc;
 
 	(void)topic_len;
-	if (!doc || notifier_alert_from_json(doc, &a) < 0) {
+	bad = !doc ? "not JSON" :
+		notifier_alert_from_json(doc, &a) < 0 ?
+		     "not an alert message (docs/alerts.md, \"The message\")" :
+		     NULL;
+	if (bad) {
 		atomic_fetch_add(&n->inbox_bad, 1);
 		log_limited(&n->bad_rl, LOG_LEVEL_WARNING,
-			    "%s: not an alert message (%d bytes; docs/alerts.md): ignored", topic,
+			    "%s: %s (%d bytes): stored in rejects as not_alert", topic, bad,
 			    m->payloadlen);
-		json_decref(doc);
-		MQTTAsync_freeMessage(&m);
-		MQTTAsync_free(topic);
-		return 1;
 	}
 	backoff_init(&b, 500, 15000);
 	for (;;) {
 		rc = -1;
-		if (db_ready(&n->inbox_db, n->cfg.base.pg_conninfo, "cordon-notify inbox"))
+		if (!db_ready(&n->inbox_db, n->cfg.base.pg_conninfo, "cordon-notify inbox"))
+			db_error_text(n->inbox_db, NULL, err, sizeof(err));
+		else if (bad)
+			rc = notifier_db_reject_add(n->inbox_db, topic, m->payload,
+						    (size_t)m->payloadlen, bad, err);
+		else
 			rc = notifier_db_inbox_add(n->inbox_db, m->payload, (size_t)m->payloadlen,
 						   &a, err);
-		else
-			db_error_text(n->inbox_db, NULL, err, sizeof(err));
 		if (rc >= 0)
 			break;
 		/* No PUBACK for what is not stored: wait, the broker keeps the rest. */
 		if (!atomic_exchange(&n->callback_waiting, 1))
-			log_warn("inbox: cannot store alert %s %s: %s; holding it (and the broker"
-				 " the ones after it) and retrying",
-				 a.alert_id, a.transition, err);
+			log_warn(
+				"inbox: cannot store a message of %s: %s; holding it (and the broker"
+				" the ones after it) and retrying",
+				topic, err);
 		atomic_fetch_add(&n->inbox_waits, 1);
 		usleep((useconds_t)backoff_next(&b) * 1000);
 	}
 	if (atomic_exchange(&n->callback_waiting, 0))
 		log_notice("inbox: PostgreSQL takes alerts again");
-	atomic_fetch_add(rc == 1 ? &n->inbox_new : &n->inbox_dup, 1);
-	if (rc == 1)
+	if (!bad)
+		atomic_fetch_add(rc == 1 ? &n->inbox_new : &n->inbox_dup, 1);
+	if (rc == 1 && !bad)
 		log_debug("inbox: alert %s %s %s %s", a.alert_id, a.kind, a.transition, a.subject);
 	json_decref(doc);
 	MQTTAsync_freeMessage(&m);

@@ -601,3 +601,43 @@ def test_renamed_route_still_tells_the_resolve(env, servers, stack):
     assert first(env, "SELECT state FROM notify_alerts WHERE alert_id = %s AND route = 'old'",
                  (aid,)) == "resolved"
     assert len([r for r in hook.received() if r.json["alerts"][0]["fingerprint"] == aid]) == 2
+
+
+def test_ack_withdraws_a_reminder_still_grouping(env, servers, stack):
+    """A reminder waiting out group_wait when the ack comes is not sent: the
+    ack takes the alert out of it (and the message, left empty, goes)."""
+    start_notifier(env, servers, "withdraw", {"withdraw": {
+        "subjects": "person:P-WD-*", "group_wait": "1h", "receivers": "hook",
+        "remind_every": "1s"}})
+    publish_many(env.broker.port, [reading("P-WD-1", 38.2)])
+    aid = alert_id(env, "P-WD-1")
+
+    def waiting():
+        return env.pg.query(
+            "SELECT m.id FROM notify_items i JOIN notify_messages m ON m.id = i.message_id"
+            " WHERE i.alert_id = %s AND m.transition = 'remind' AND m.status = 'pending'"
+            " AND m.send_after > now()", (aid,))
+    held = wait_until(waiting, timeout=LONG, what="a reminder waiting out group_wait")
+    harness.cordonctl(stack.conffile, "ack", aid, "--by", "op-2", expect=0)
+    wait_until(lambda: first(env, "SELECT state FROM notify_alerts WHERE alert_id = %s",
+                             (aid,)) == "acked", what="cordon-notify seeing the ack")
+    assert waiting() == []
+    assert env.pg.scalar("SELECT count(*) FROM notify_messages WHERE id = %s",
+                         (held[0][0],)) == 0
+
+
+def test_a_bad_payload_on_an_alert_topic_is_a_reject(env, servers, stack):
+    """What is not an alert message on cordon/+/alert/# is kept in rejects
+    (reason not_alert), once however often it is delivered, and the alerts
+    behind it are told as usual."""
+    start_notifier(env, servers, "bad", {"bad": {
+        "subjects": "person:P-BAD-*", "group_wait": "0s", "receivers": "hook"}})
+    junk = [("cordon/s1/alert/fever", b"not json {"), ("cordon/s1/alert/fever", b'{"kind":"fever"}')]
+    publish_many(env.broker.port, junk + junk + [reading("P-BAD-1", 38.0)])
+    aid = alert_id(env, "P-BAD-1")
+    wait_until(lambda: aid in {r[0] for r in sent_items(env)}, what="the fever behind them told")
+    rows = env.pg.query("SELECT detail, payload FROM rejects WHERE reason = 'not_alert'"
+                        " AND topic = 'cordon/s1/alert/fever' ORDER BY detail")
+    assert [(d, bytes(p)) for d, p in rows] == [
+        ('not JSON', b"not json {"),
+        ('not an alert message (docs/alerts.md, "The message")', b'{"kind":"fever"}')]
