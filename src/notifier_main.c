@@ -1075,6 +1075,7 @@ run(struct notify *n)
 		}
 		if (!ready && atomic_load(&n->connected) && atomic_load(&n->db_up)) {
 			ready = true;
+			render_metrics(n); /* /healthz says so before READY does */
 			sd_notify(0, "READY=1\nSTATUS=connected to the broker and PostgreSQL");
 			log_notice("cordon-notify %s ready: %zu receiver(s), %zu route(s)",
 				   CORDON_VERSION, n->cfg.nreceivers, n->cfg.nroutes);
