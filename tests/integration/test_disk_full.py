@@ -121,7 +121,12 @@ def test_disk_full_pauses_survives_and_resumes(private_env, small_disk):
                    "spool disk full" in http(base + "/healthz")[1], what="/healthz saying the disk is full")
 
         # 2. The disk filled to its last byte by someone else, then an alert:
-        # it cannot be written to the outbound queue on disk.
+        # it cannot be written to the outbound queue on disk. First every
+        # outbound entry is acknowledged by the broker: an entry deleted at
+        # its PUBACK after the fill would free room for the alert's.
+        out = os.path.join(spool, "mqtt-out")
+        wait_until(lambda: not any(os.path.isfile(os.path.join(out, f)) for f in os.listdir(out)),
+                   what="the outbound queue on disk empty (all acknowledged)")
         filler = os.path.join(small_disk, "filler")
         fill(filler)
         rewrite_config(d, "rules", "hotline_medical_limit", "1s")
