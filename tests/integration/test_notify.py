@@ -258,7 +258,14 @@ def test_burst_of_100_fevers_is_grouped_within_the_rate_limit(env, servers, stac
                                      " WHERE receiver = 'burst' AND status = 'sent'") == 100,
                timeout=LONG, what="all 100 fevers sent")
     reqs = [r for r in servers["wecom"].received() if r.query.get("key") == "k-burst"]
-    assert 2 <= len(reqs) <= 4, [len(texts(r)) for r in reqs]
+    # The first alert leaves at once, then one message per group_wait (3 s)
+    # for as long as the alerts kept arriving: the bound follows how long
+    # cordond took to raise them (longer on a loaded machine), not a guess.
+    span = env.pg.scalar("SELECT extract(epoch FROM max(received_at) - min(received_at))"
+                         " FROM notify_inbox WHERE alert->>'subject' LIKE 'person:P-BURST-%%'"
+                         " AND transition = 'raised'")
+    assert 2 <= len(reqs) <= 2 + int(float(span) // 3), (span, [len(texts(r)) for r in reqs])
+    assert len(reqs) <= 20  # within the robot's 20 messages a minute
     assert all(r.answer["errcode"] == 0 for r in reqs), [r.answer for r in reqs]
     per_msg = dict(env.pg.query("SELECT message_id::text, count(*) FROM notifications"
                                 " WHERE receiver = 'burst' GROUP BY message_id"))
