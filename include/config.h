@@ -88,6 +88,12 @@ void config_print(const struct config *cfg, FILE *out);
  * on `out`; returns how many. */
 int config_keep_restart_keys(struct config *cfg, const struct config *running, FILE *out);
 
+/* A secret from its file (a password, a robot's URL with its key): the
+ * first line, without its end. Returns a malloc'ed string, or NULL with
+ * errno set (EINVAL: empty, or over 1 KiB). The buffer it read through is
+ * zeroed. Shared by cordond and cordon-notify. */
+char *config_read_secret(const char *path) __attribute__((warn_unused_result));
+
 /* Parse helpers, shared with cordonctl: "30s", "5m", "12h", "100ms",
  * "2d" -> milliseconds; "64KiB", "1GiB", "512" -> bytes. */
 int config_parse_duration(const char *s, int64_t *ret_ms) __attribute__((warn_unused_result));

@@ -597,3 +597,28 @@ config_keep_restart_keys(struct config *cfg, const struct config *running, FILE 
 	}
 	return kept;
 }
+
+char *
+config_read_secret(const char *path)
+{
+	char buf[1025];
+	size_t n;
+	FILE *f = fopen(path, "re");
+	char *s;
+
+	if (!f)
+		return NULL;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	n = strlen(buf);
+	if (n == 0 || n >= sizeof(buf) - 1) {
+		explicit_bzero(buf, sizeof(buf));
+		errno = EINVAL;
+		return NULL;
+	}
+	s = strdup(buf);
+	explicit_bzero(buf, sizeof(buf));
+	return s;
+}

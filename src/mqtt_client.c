@@ -594,33 +594,6 @@ on_tls_error(const char *str, size_t len, void *ctx)
 	return 0;
 }
 
-/* The first line of `path`; NULL with errno set (EINVAL: empty or over
- * 1 KiB). */
-static char *
-read_secret(const char *path)
-{
-	char buf[1025];
-	size_t n;
-	FILE *f = fopen(path, "re");
-	char *s;
-
-	if (!f)
-		return NULL;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
-	n = strlen(buf);
-	if (n == 0 || n >= sizeof(buf) - 1) {
-		explicit_bzero(buf, sizeof(buf));
-		errno = EINVAL;
-		return NULL;
-	}
-	s = strdup(buf);
-	explicit_bzero(buf, sizeof(buf));
-	return s;
-}
-
 int
 mqtt_client_create(const struct config *cfg, struct spool *spool, int wake_fd,
 		   struct mqtt_client **ret_client)
@@ -735,7 +708,7 @@ mqtt_client_create(const struct config *cfg, struct spool *spool, int wake_fd,
 		conn.username = in->username;
 	}
 	if (cfg->mqtt_password_file[0]) {
-		in->password = read_secret(cfg->mqtt_password_file);
+		in->password = config_read_secret(cfg->mqtt_password_file);
 		if (!in->password) {
 			log_err("cannot read [mqtt] password_file %s: %s", cfg->mqtt_password_file,
 				errno == EINVAL ? "empty, or over 1 KiB" : strerror(errno));

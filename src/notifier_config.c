@@ -134,35 +134,6 @@ key_index(const char *const *keys, const char *name)
 	return -1;
 }
 
-/* Reads a secret's file: its first line, without the line end. Returns a
- * malloc'ed string, or NULL with errno (ENODATA for an empty file). */
-static char *
-read_secret(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-
-	if (!f)
-		return NULL;
-	n = getline(&line, &cap, f);
-	fclose(f);
-	if (n < 0) {
-		free(line);
-		errno = ENODATA;
-		return NULL;
-	}
-	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
-		line[--n] = '\0';
-	if (n == 0) {
-		free(line);
-		errno = ENODATA;
-		return NULL;
-	}
-	return line;
-}
-
 static int
 grow(void **array, size_t *n, size_t size)
 {
@@ -284,10 +255,10 @@ receiver_key(struct receiver *r, struct pending *p, const char *name, const char
 
 		if (!*value)
 			return "must name a file";
-		secret = read_secret(value);
+		secret = config_read_secret(value);
 		if (!secret)
-			return errno == ENODATA ?
-				"the file is empty" :
+			return errno == EINVAL ?
+				"the file is empty, or its first line is over 1 KiB" :
 				"cannot read the file (missing, or not readable by us)";
 		if (set_string(url ? &r->url_file : &r->secret_file, value) < 0) {
 			free(secret);

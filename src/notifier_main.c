@@ -293,24 +293,6 @@ on_connect_failed(void *context, MQTTAsync_failureData5 *resp)
 		 resp && resp->message ? resp->message : "no answer");
 }
 
-static char *
-read_password(const char *path)
-{
-	char buf[1025];
-	size_t len;
-	FILE *f = fopen(path, "re");
-
-	if (!f)
-		return NULL;
-	len = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[len] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
-	if (!buf[0])
-		return NULL;
-	return strdup(buf);
-}
-
 static int
 mqtt_start(struct notify *n)
 {
@@ -347,7 +329,7 @@ mqtt_start(struct notify *n)
 	if (c->mqtt_username[0])
 		conn.username = c->mqtt_username;
 	if (c->mqtt_password_file[0]) {
-		n->mqtt_password = read_password(c->mqtt_password_file);
+		n->mqtt_password = config_read_secret(c->mqtt_password_file);
 		if (!n->mqtt_password) {
 			log_err("cannot read [mqtt] password_file %s", c->mqtt_password_file);
 			MQTTProperties_free(&props);

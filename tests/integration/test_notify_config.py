@@ -174,6 +174,8 @@ def test_whole_file_checks(tmp):
         ("[receiver.a]\ntype = wecom\nurl_file = %s\n" % s["wecom"], "no [route.NAME] section"),
         ("[receiver.a b]\ntype = wecom\n", "must be 1 to 64 letters"),
         ("[recever.a]\ntype = wecom\n", "unknown key 'type' in section [recever.a]"),
+        ("[receiver.a]\ntype = wecom\nurl_file = %s\n[route.r]\nreceivers = a\n"
+         % write(tmp, "empty.url", "\n"), "the file is empty"),
     ]
     for text, why in cases:
         path = write(tmp, "case.conf", base + text)
