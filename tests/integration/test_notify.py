@@ -648,3 +648,31 @@ def test_a_bad_payload_on_an_alert_topic_is_a_reject(env, servers, stack):
     assert [(d, bytes(p)) for d, p in rows] == [
         ('not JSON', b"not json {"),
         ('not an alert message (docs/alerts.md, "The message")', b'{"kind":"fever"}')]
+
+
+def test_alert_held_unacknowledged_while_postgres_is_away(env, servers, stack):
+    """PostgreSQL down when an alert arrives: cordon-notify holds it without
+    a PUBACK (nothing acknowledged that is not stored). Killed then, it gets
+    the alert again from its session at restart, and tells it."""
+    hook = servers["hook"]
+    hook.clear()
+    routes = {"away": {"subjects": "person:P-AWAY-*", "group_wait": "0s", "receivers": "hook"}}
+    n = start_notifier(env, servers, "away", routes)
+    alert = {"alert_id": "a" * 32, "kind": "fever", "severity": "warning", "state": "raised",
+             "transition": "raised", "site": SITE, "subject": "person:P-AWAY-1",
+             "raised_at": now_ts(), "updated_at": now_ts(), "resolved_at": None, "count": 1,
+             "gate": "G01", "temp_c": 38.1, "text": "Fever 38.1 °C at gate G01"}
+    env.pg.stop()
+    try:
+        publish_many(env.broker.port, [("cordon/%s/alert/fever" % SITE,
+                                        json.dumps(alert).encode())])
+        wait_until(lambda: "cannot store a message" in n.log(), what="the inbox holding it")
+        n.kill()
+    finally:
+        env.pg.start()
+    since = env.broker.log_size()
+    n.start()
+    env.wait_connected(n, since)
+    wait_until(lambda: "a" * 32 in {r[0] for r in sent_items(env)}, timeout=LONG,
+               what="the held alert told after the restart")
+    assert [r.json["alerts"][0]["fingerprint"] for r in hook.received()] == ["a" * 32]
