@@ -33,7 +33,9 @@ ID4 = "440301198512120011"
 ID5 = "44030119851212002X"
 PHONE = "18012341999"
 PHONE2 = "13900001111"
-PHONE_RE = re.compile(r"\d{11}")
+# A run of 11 digits standing alone: not the digits inside a hex id
+# (an alert_id may hold eleven in a row).
+PHONE_RE = re.compile(r"(?<![0-9A-Za-z])\d{11}(?![0-9A-Za-z])")
 
 
 def id_hash(number):
