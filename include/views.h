@@ -11,10 +11,14 @@
  *
  * Every function takes a connection to a migrated database that the
  * caller owns and does not change it (read-only statements, parameters
- * only). Times in JSON are RFC 3339 UTC strings, temperatures numbers in
- * °C. Errors: -ENOENT (no such site / household), -EINVAL (a bad
- * argument: a date not YYYY-MM-DD), -EIO (PostgreSQL failed: the message
- * is in errbuf, the connection may be broken: PQstatus tells), -ENOMEM. */
+ * only; the household page and the report, several statements each,
+ * read one snapshot: a read-only REPEATABLE READ transaction when the
+ * connection is idle, ended before they return). Times in JSON are
+ * RFC 3339 UTC strings, temperatures numbers in °C. Errors: -ENOENT (no
+ * such site / household), -EINVAL (a bad argument: a date not
+ * YYYY-MM-DD, a calendar date or time zone PostgreSQL refuses, a string
+ * not UTF-8), -EIO (PostgreSQL failed), -ENOMEM; errbuf says what (the
+ * connection may be broken after -EIO: PQstatus tells). */
 #ifndef CORDON_VIEWS_H
 #define CORDON_VIEWS_H
 

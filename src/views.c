@@ -69,6 +69,31 @@ run(PGconn *conn, const char *what, const char *sql, int n, const Oid *types,
 	return 0;
 }
 
+/* A page of several statements reads one snapshot: when the connection
+ * is idle (no transaction of the caller's), a read-only REPEATABLE READ
+ * transaction around them, ended by snapshot_end() (the connection is
+ * idle again). Returns whether it began one. */
+static bool
+snapshot_begin(PGconn *conn)
+{
+	PGresult *res;
+	bool began;
+
+	if (PQtransactionStatus(conn) != PQTRANS_IDLE)
+		return false;
+	res = PQexec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+	began = PQresultStatus(res) == PGRES_COMMAND_OK;
+	PQclear(res);
+	return began;
+}
+
+static void
+snapshot_end(PGconn *conn, bool began)
+{
+	if (began)
+		PQclear(PQexec(conn, "ROLLBACK"));
+}
+
 /* `sites` as a text[] literal ({"s1","s2"}, quotes and backslashes
  * escaped) in *ret (malloc'ed), or NULL for NULL (every site). */
 static int
@@ -352,7 +377,7 @@ views_household_head(PGconn *conn, const char *site, const char *household, cons
 		     PGresult **ret_head, char *errbuf, size_t errlen)
 {
 	static const Oid types[3] = { TEXTOID, TEXTOID, TEXTOID };
-	const char *params[3] = { site, household, default_tz };
+	const char *params[3] = { site, household, default_tz ? default_tz : "UTC" };
 	PGresult *res;
 	int rc;
 
@@ -430,9 +455,9 @@ oom:
 	return NULL;
 }
 
-int
-views_household_json(PGconn *conn, const char *site, const char *household, const char *default_tz,
-		     int last, json_t **ret_page, char *errbuf, size_t errlen)
+static int
+household_json(PGconn *conn, const char *site, const char *household, const char *default_tz,
+	       int last, json_t **ret_page, char *errbuf, size_t errlen)
 {
 	PGresult *res;
 	json_t *page;
@@ -477,6 +502,17 @@ views_household_json(PGconn *conn, const char *site, const char *household, cons
 	}
 	*ret_page = page;
 	return 0;
+}
+
+int
+views_household_json(PGconn *conn, const char *site, const char *household, const char *default_tz,
+		     int last, json_t **ret_page, char *errbuf, size_t errlen)
+{
+	bool began = snapshot_begin(conn);
+	int rc = household_json(conn, site, household, default_tz, last, ret_page, errbuf, errlen);
+
+	snapshot_end(conn, began);
+	return rc;
 }
 
 /* ---------------------------------------------------------------- the daily report */
@@ -715,7 +751,8 @@ views_report_days(PGconn *conn, const struct views_report_args *args, PGresult *
 		  char *errbuf, size_t errlen)
 {
 	static const Oid types[3] = { TEXTOID, TEXTOID, TEXTOID };
-	const char *params[3] = { args->site, args->date, args->default_tz };
+	const char *params[3] = { args->site, args->date,
+				  args->default_tz ? args->default_tz : "UTC" };
 	PGresult *res;
 	int rc;
 
@@ -799,9 +836,9 @@ csv_field(FILE *out, const char *v)
 	}
 }
 
-int
-views_report_csv(PGconn *conn, const struct views_report_args *args, FILE *out, char *errbuf,
-		 size_t errlen)
+static int
+report_csv(PGconn *conn, const struct views_report_args *args, FILE *out, char *errbuf,
+	   size_t errlen)
 {
 	PGresult *days, *res;
 	int rc;
@@ -838,6 +875,17 @@ views_report_csv(PGconn *conn, const struct views_report_args *args, FILE *out, 
 		fputs("no sites\n", out);
 	PQclear(days);
 	return 0;
+}
+
+int
+views_report_csv(PGconn *conn, const struct views_report_args *args, FILE *out, char *errbuf,
+		 size_t errlen)
+{
+	bool began = snapshot_begin(conn);
+	int rc = report_csv(conn, args, out, errbuf, errlen);
+
+	snapshot_end(conn, began);
+	return rc;
 }
 
 /* {"name","title","columns":[…],"rows":[[…],…]} of a section's result;
@@ -934,9 +982,9 @@ fail:
 	return rc;
 }
 
-int
-views_report_json(PGconn *conn, const struct views_report_args *args, json_t **ret_report,
-		  char *errbuf, size_t errlen)
+static int
+report_json(PGconn *conn, const struct views_report_args *args, json_t **ret_report, char *errbuf,
+	    size_t errlen)
 {
 	PGresult *days, *res;
 	json_t *report, *sections, *charts;
@@ -981,6 +1029,17 @@ views_report_json(PGconn *conn, const struct views_report_args *args, json_t **r
 fail:
 	PQclear(days);
 	json_decref(report);
+	return rc;
+}
+
+int
+views_report_json(PGconn *conn, const struct views_report_args *args, json_t **ret_report,
+		  char *errbuf, size_t errlen)
+{
+	bool began = snapshot_begin(conn);
+	int rc = report_json(conn, args, ret_report, errbuf, errlen);
+
+	snapshot_end(conn, began);
 	return rc;
 }
 

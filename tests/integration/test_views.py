@@ -278,6 +278,10 @@ def test_hostile_site_strings(env, today):
         assert probe(env, "needs", sites_arg(odd), "-", "all")["needs"] == [], odd
     assert "ENOENT" in probe(env, "report", HOSTILE, "2026-03-10", expect=1)
     assert "ENOENT" in probe(env, "household", HOSTILE, "H1", 10, expect=1)
+    # Not UTF-8: PostgreSQL refuses the parameter, the view says EINVAL.
+    p = subprocess.run([os.environ["VIEWS_PROBE"], env.pg.conninfo, "gates", b"vb\xff", "-"],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=harness.TIMEOUT)
+    assert p.returncode == 1 and b"EINVAL" in p.stderr, p.stderr
     assert env.pg.scalar("SELECT count(*) FROM gates") == before
     assert len(probe(env, "gates", sites_arg("vb"), "-")["gates"]) == 2
 
