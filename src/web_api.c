@@ -711,9 +711,11 @@ need_step(struct web_req *r, const char *action)
 	}
 	web_db_release(r->w->db, conn);
 	if (err == -EINVAL) {
+		int rc = web_reply_error(r, 400, "bad_request", "no active volunteer %s at %s", vol,
+					 site);
+
 		json_decref(b);
-		return web_reply_error(r, 400, "bad_request", "no active volunteer %s at %s", vol,
-				       site);
+		return rc;
 	}
 	if (err < 0) {
 		json_decref(b);

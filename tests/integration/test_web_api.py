@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.parse
 
+import paho.mqtt.client as mqtt
 import pytest
 
 import harness
@@ -408,6 +409,9 @@ def test_ack_through_the_broker_and_live(web, env):
         wait_until(lambda: not any(x["alert_id"] == aid
                                    for x in duty.get("/api/alerts").json()["alerts"]),
                    what="the resolved alert gone from the open ones")
+        wait_until(lambda: env.pg.query("SELECT state FROM alerts WHERE alert_id = %s",
+                                        (aid,))[0][0] == "resolved",
+                   what="resolved in PostgreSQL")
         a = duty.post("/api/alerts/%s/ack" % aid, {})
         assert a.status == 404
     finally:
@@ -546,3 +550,123 @@ def test_broker_outage_under_sse(web, env):
         ev2.close()
     assert web.alive()
     assert c.get("/healthz").status == 200
+
+
+# ---------------------------------------------------------------- needs
+
+def test_need_assign_and_deliver(web, env):
+    web.ctl("volunteer", "add", "s1", "vol-07", "--team", "east")
+    publish_many(env.broker.port, [("cordon/s1/need", json.dumps({
+        "need_id": "N-WEB-1", "id": "1", "action": "open", "ts": now_ts(),
+        "household": "3-2-401", "category": "groceries"}).encode())])
+    wait_until(lambda: env.pg.count("needs", "site = 's1' AND need_id = 'N-WEB-1'") == 1,
+               what="the need opened")
+    duty, viewer, wang = Client(web), Client(web), Client(web)
+    duty.login("duty")
+    viewer.login("watcher")
+    wang.login("wang")
+    vols = duty.get("/api/volunteers?site=s1").json()["volunteers"]
+    assert {"site": "s1", "volunteer": "vol-07", "team": "east"} in vols
+    path = "/api/needs/s1/N-WEB-1/"
+    assert viewer.post(path + "assign", {"volunteer": "vol-07"}).status == 403
+    assert wang.post(path + "assign", {"volunteer": "vol-07"}).status == 403  # not its site
+    assert duty.post(path + "assign", {"volunteer": "nobody"}).status == 400
+    assert duty.post(path + "assign", {}).status == 400
+    assert duty.post("/api/needs/s1/N-NONE/assign", {"volunteer": "vol-07"}).status == 404
+    a = duty.post(path + "assign", {"volunteer": "vol-07"})
+    assert a.status == 202 and a.json() == {"need_id": "N-WEB-1", "action": "assign"}, a
+    wait_until(lambda: env.pg.query("SELECT status, assigned_to, note FROM needs"
+                                    " WHERE site = 's1' AND need_id = 'N-WEB-1'")[0]
+               == ("assigned", "vol-07", "by duty"), what="the need assigned")
+    a = duty.post(path + "deliver", {})
+    assert a.status == 202, a
+    wait_until(lambda: env.pg.query("SELECT status, delivered_by FROM needs"
+                                    " WHERE site = 's1' AND need_id = 'N-WEB-1'")[0]
+               == ("delivered", "vol-07"), what="the need delivered by its volunteer")
+
+
+# ---------------------------------------------------------------- PostgreSQL away
+
+def test_postgres_outage(web, env):
+    c = Client(web)
+    c.login("duty")
+    env.pg.stop()
+    try:
+        a = c.get("/api/me")
+        assert a.status == 503 and a.json()["error"] == "unavailable", a
+        assert a.headers["Retry-After"]
+        assert c.request("POST", "/api/login", {"name": "duty", "password": PASSWORD}).status == 503
+        h = c.get("/healthz")
+        assert h.status == 503 and h.json()["postgres"] is False
+        assert web.alive()
+    finally:
+        env.pg.start()
+    wait_until(lambda: c.get("/api/me").status == 200, what="the session usable again")
+    wait_until(lambda: c.get("/healthz").status == 200, what="/healthz ok again")
+    assert "PostgreSQL unreachable" in web.log()
+
+
+# ---------------------------------------------------------------- the example ACL
+
+def test_example_acl_user(web, env):
+    """cordon-web as user cordon-web of config/mosquitto.acl: it reads the
+    retained alerts and publishes a need's step; cordond's user sees it."""
+    import subprocess
+    pws = {"cordon-web": "pw-web-0123456789", "cordond": "pw-cordond-0123456789"}
+    d = os.path.join(env.dir, "broker-acl")
+    os.makedirs(d)
+    pwfile = os.path.join(d, "passwd")
+    for i, (user, pw) in enumerate(pws.items()):
+        subprocess.run(["mosquitto_passwd"] + (["-c"] if i == 0 else []) + ["-b", pwfile, user, pw],
+                       check=True, capture_output=True)
+    b = harness.Broker(d, password_file=pwfile, acl_file=os.path.join(ROOT, "config",
+                                                                        "mosquitto.acl"))
+    b.start()
+    secret = os.path.join(env.dir, "cordon-web-acl.password")
+    with open(secret, "w") as f:
+        f.write(pws["cordon-web"] + "\n")
+    w = None
+    try:
+        publish_many(env.broker.port, [("cordon/s1/need", json.dumps({
+            "need_id": "N-ACL-1", "id": "1", "action": "open", "ts": now_ts(),
+            "household": "3-2-402"}).encode())])
+        wait_until(lambda: env.pg.count("needs", "need_id = 'N-ACL-1'") == 1, what="the need")
+        since = b.log_size()
+        w = Web(env.dir, b.port, env.pg.conninfo,
+                {"mqtt": {"username": "cordon-web", "password_file": secret}})
+        w.start()
+        w.wait_ready(b, since)
+        watcher = mqtt.Client(client_id="acl-watch", clean_session=True)
+        watcher.username_pw_set("cordond", pws["cordond"])
+        got, subscribed = [], threading.Event()
+        watcher.on_message = lambda cl, ud, m: got.append((m.topic, m.payload))
+        watcher.on_subscribe = lambda *a: subscribed.set()
+        watcher.connect("127.0.0.1", b.port)
+        watcher.loop_start()
+        try:
+            watcher.subscribe("cordon/+/need", qos=1)
+            assert subscribed.wait(10)
+            # cordond's retained state, read by cordon-web.
+            state = {"alert_id": "acl0", "kind": "fever", "severity": "critical",
+                     "state": "raised", "site": "s1", "subject": "person:ACL",
+                     "raised_at": "2026-12-01T00:00:00.000Z"}
+            info = watcher.publish("cordon/s1/alerts/acl0", json.dumps(state), qos=1,
+                                   retain=True)
+            info.wait_for_publish(10)
+            c = Client(w)
+            c.login("duty")
+            wait_until(lambda: any(a["alert_id"] == "acl0"
+                                   for a in c.get("/api/alerts").json()["alerts"]),
+                       what="the retained alert read through the ACL")
+            a = c.post("/api/needs/s1/N-ACL-1/deliver", {})
+            assert a.status == 202, a
+            wait_until(lambda: any(t == "cordon/s1/need" and b"N-ACL-1" in p for t, p in got),
+                       what="cordon-web's need step through the ACL")
+            watcher.publish("cordon/s1/alerts/acl0", b"", qos=1, retain=True).wait_for_publish(10)
+        finally:
+            watcher.loop_stop()
+            watcher.disconnect()
+    finally:
+        if w:
+            w.stop()
+        b.stop()
