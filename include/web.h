@@ -122,10 +122,13 @@ enum web_login_result { WEB_LOGIN_OK, WEB_LOGIN_BAD, WEB_LOGIN_LOCKED };
 /* The login: lock-out check, password check, lock-out bookkeeping, and on
  * success a new session: ret_cookie (65 bytes: the token, hex) and
  * ret_sess (web_session_clear() it). ret_retry_s: seconds left of a
- * lock-out. -EIO when PostgreSQL failed. */
-int web_login(PGconn *conn, const struct web_config *wc, const char *name, const char *password,
-	      const char *addr, enum web_login_result *ret_result, char *ret_cookie,
-	      struct web_session *ret_sess, long *ret_retry_s) __attribute__((warn_unused_result));
+ * lock-out. Takes connections from `db` itself, and none while the
+ * password is checked. -EIO when PostgreSQL failed, -EAGAIN as
+ * web_db_acquire. */
+int web_login(struct web_db *db, const struct web_config *wc, const char *name,
+	      const char *password, const char *addr, enum web_login_result *ret_result,
+	      char *ret_cookie, struct web_session *ret_sess, long *ret_retry_s)
+	__attribute__((warn_unused_result));
 /* The session of cookie value `token` (touches seen_at): 0, -ENOENT (none
  * or expired), -EIO. */
 int web_session_get(PGconn *conn, const struct web_config *wc, const char *token,
