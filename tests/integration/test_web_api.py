@@ -670,3 +670,45 @@ def test_example_acl_user(web, env):
         if w:
             w.stop()
         b.stop()
+
+
+# ---------------------------------------------------------------- boards and report
+
+def test_boards_household_and_report(web, env):
+    """The read side through the console is what cordonctl prints: the
+    household page as `household --json`, the CSV as `report daily --csv`
+    byte for byte; the boards are limited to the operator's sites."""
+    harness.import_households(env, web.ctl, "s1", [("1-1-101", ["C-H1"])])
+    harness.import_households(env, web.ctl, "s2", [("2-1-101", ["C-H2"])])
+    duty, wang = Client(web), Client(web)
+    duty.login("duty")
+    wang.login("wang")
+    gates = duty.get("/api/gates").json()["gates"]
+    assert {("s1", "G01"), ("s2", "G01")} <= {(g["site"], g["gate"]) for g in gates}
+    assert {g["site"] for g in wang.get("/api/gates").json()["gates"]} == {"s2"}
+    for path in ("/api/zones", "/api/isolation", "/api/needs?status=all"):
+        a = wang.get(path)
+        assert a.status == 200, (path, a)
+        rows = next(iter(a.json().values()))
+        assert all(r["site"] == "s2" for r in rows), (path, rows)
+    assert duty.get("/api/needs?status=bogus").status == 400
+
+    page = duty.get("/api/households/s1/1-1-101")
+    assert page.status == 200, page
+    ctl_page = json.loads(web.ctl("household", "s1", "1-1-101", "--json").stdout)
+    assert page.json() == ctl_page
+    assert "18012341999" not in page.body  # the phone is masked
+    assert duty.get("/api/households/s1/9-9-999").status == 404
+    assert wang.get("/api/households/s1/1-1-101").status == 403
+
+    rep = duty.get("/api/report?site=s1")
+    assert rep.status == 200, rep
+    r = rep.json()
+    assert r["site"] == "s1" and r["timezone"] == "Asia/Shanghai" and r["sections"]
+    assert len(r["charts"]["passes_per_hour"]) == 24
+    csv = duty.get("/api/report.csv?site=s1&date=" + r["date"])
+    assert csv.status == 200 and csv.headers["Content-Type"].startswith("text/csv")
+    assert "attachment" in csv.headers["Content-Disposition"]
+    out = web.ctl("report", "daily", "--site", "s1", "--date", r["date"], "--csv").stdout
+    assert csv.body == out
+    assert duty.get("/api/report").status == 400  # site= is required
