@@ -450,9 +450,12 @@ on_message(void *context, char *topic, int topic_len, MQTTAsync_message *m)
 
 		pthread_mutex_lock(&live->lock);
 		if (copy && live->dq_count < DISPATCH_MAX) {
+			struct raw *slot =
+				&live->dq[(live->dq_head + live->dq_count) % DISPATCH_MAX];
+
 			memcpy(copy, m->payload, (size_t)m->payloadlen);
-			live->dq[(live->dq_head + live->dq_count) % DISPATCH_MAX] =
-				(struct raw){ copy, (size_t)m->payloadlen };
+			slot->payload = copy;
+			slot->len = (size_t)m->payloadlen;
 			live->dq_count++;
 			pthread_cond_signal(&live->dispatch_cond);
 			copy = NULL;
