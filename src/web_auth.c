@@ -366,7 +366,11 @@ web_session_has_site(const struct web_session *s, const char *site)
 char *
 web_session_sites_param(const struct web_session *s)
 {
+	char *text;
+
 	if (json_array_size(s->sites) == 0)
 		return NULL;
-	return json_dumps(s->sites, JSON_COMPACT);
+	text = json_dumps(s->sites, JSON_COMPACT);
+	/* Out of memory: no site rather than every site. */
+	return text ? text : strdup("[\"\"]");
 }

@@ -190,8 +190,16 @@ def web(env):
     d = env.cordond()
     wait_until(lambda: "register loaded" in d.log(), what="cordond loading the register")
     since = env.broker.log_size()
+    # Its own page, not the console's (web/): these tests need to know the files.
+    assets = os.path.join(env.dir, "api-assets")
+    os.makedirs(assets)
+    with open(os.path.join(assets, "index.html"), "w") as f:
+        f.write("<!doctype html><title>cordon</title><script src=app.js></script>\n")
+    with open(os.path.join(assets, "app.js"), "w") as f:
+        f.write("// the console\n")
     w = Web(env.dir, env.broker.port, env.pg.conninfo,
-            {"web": {"lockout_after": str(LOCKOUT_AFTER), "lockout_time": "10m"}})
+            {"web": {"lockout_after": str(LOCKOUT_AFTER), "lockout_time": "10m",
+                     "assets_dir": assets}})
     env.daemons.append(w)
     w.start()
     w.wait_ready(env.broker, since)
@@ -712,3 +720,21 @@ def test_boards_household_and_report(web, env):
     out = web.ctl("report", "daily", "--site", "s1", "--date", r["date"], "--csv").stdout
     assert csv.body == out
     assert duty.get("/api/report").status == 400  # site= is required
+
+
+# ---------------------------------------------------------------- stop
+
+def test_sigterm_with_live_pages(web, env):
+    """Last: SIGTERM with live streams open ends them and exits 0 at once."""
+    c = Client(web)
+    c.login("duty")
+    streams = [Events(c) for _ in range(3)]
+    for ev in streams:
+        wait_until(ev.snapshot, what="the snapshot")
+    t0 = time.monotonic()
+    assert web.stop() == 0
+    assert time.monotonic() - t0 < 10
+    for ev in streams:
+        assert ev.closed.wait(10)
+        ev.close()
+    assert "stopping" in web.log()
