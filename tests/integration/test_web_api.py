@@ -297,6 +297,29 @@ def test_login_cookie_and_headers(web, env):
     assert c.get("/api/me").status == 401
 
 
+def test_session_ends(web, env):
+    """Idle too long, past its lifetime, or its operator replaced: 401."""
+    c = Client(web)
+    c.login("duty")
+    assert c.get("/api/me").status == 200
+    env.pg.query("UPDATE web_sessions SET seen_at = now() - interval '61 minutes'"
+                 " WHERE operator = 'duty'")
+    assert c.get("/api/me").status == 401  # [web] idle_timeout 1h
+    c.login("duty")
+    env.pg.query("UPDATE web_sessions SET expires_at = now() - interval '1 second'"
+                 " WHERE operator = 'duty'")
+    assert c.get("/api/me").status == 401  # session_ttl
+    c.login("duty")
+    web.ctl("operator", "add", "locky2", "--role", "viewer", "--password-file",
+            os.path.join(env.dir, "pw"))
+    c2 = Client(web)
+    c2.login("locky2")
+    assert c2.get("/api/me").json()["role"] == "viewer"
+    web.ctl("operator", "add", "locky2", "--password-file", os.path.join(env.dir, "pw"))
+    assert c2.get("/api/me").status == 401  # replaced: logged out everywhere
+    assert c.get("/api/me").status == 200   # others stay
+
+
 def test_bad_login_and_lockout(web, env):
     c = Client(web)
     a = c.login("nobody-here", "whatever1", expect=401)
