@@ -175,8 +175,11 @@ struct web_sse *web_sse_open(struct web_live *live, json_t *sites, char *first);
  * -1 when the client is to be closed (slow, or the server stops). */
 ssize_t web_sse_read(struct web_sse *c, char *buf, size_t max);
 void web_sse_close(struct web_sse *c);
-/* Wakes every SSE client to close it (at stop). */
+/* Wakes every SSE client to close it (its page reconnects). */
 void web_live_close_clients(struct web_live *live);
+/* The same, and every client opened from now on is closed at once (at
+ * stop, before the HTTP server stops). */
+void web_live_refuse_clients(struct web_live *live);
 unsigned web_live_clients(struct web_live *live);
 
 /* Adds "silenced" ({"id","until"} or null) and "texts" to each alert of
@@ -194,7 +197,6 @@ struct web {
 	struct web_db *db;
 	struct web_live *live;
 	struct MHD_Daemon *httpd;
-	_Atomic int stopping;
 };
 
 /* Starts listening on [web] listen. 0 or -errno (logged). */

@@ -140,6 +140,17 @@ web_live_close_clients(struct web_live *live)
 	pthread_mutex_unlock(&live->lock);
 }
 
+void
+web_live_refuse_clients(struct web_live *live)
+{
+	pthread_mutex_lock(&live->lock);
+	live->stopping = true;
+	for (struct web_sse *c = live->clients; c; c = c->next)
+		client_kill(c);
+	pthread_cond_signal(&live->dispatch_cond);
+	pthread_mutex_unlock(&live->lock);
+}
+
 unsigned
 web_live_clients(struct web_live *live)
 {
