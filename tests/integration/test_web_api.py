@@ -342,6 +342,32 @@ def test_bad_login_and_lockout(web, env):
     assert env.pg.count("web_lockouts", "name = 'locky'") == 0
 
 
+def test_login_flood_is_bounded(web):
+    """Ten logins at once: at most two Argon2id checks (64 MiB each) run
+    together, so the peak memory stays far under ten times 64 MiB; each
+    still gets its answer."""
+    answers = []
+
+    def one(i):
+        answers.append(Client(web).login("flood%d" % i, "wrong password", expect=401).status)
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    took = time.monotonic() - t0
+    assert answers == [401] * 10
+    with open("/proc/%d/status" % web.proc.pid) as f:
+        hwm = int(re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1)) // 1024
+    print("10 logins at once: %.1f s; cordon-web's peak memory %d MiB" % (took, hwm))
+    assert hwm < 400, hwm  # 10 checks at once would be over 640 MiB
+    c = Client(web)
+    t0 = time.monotonic()
+    c.login("duty")
+    print("one login: %.0f ms" % ((time.monotonic() - t0) * 1000))
+
+
 # ---------------------------------------------------------------- CSRF
 
 def test_changes_need_csrf_json_and_origin(web, env):
