@@ -14,7 +14,7 @@ if ! [ -f "$work/node_modules/uplot/dist/uPlot.iife.min.js" ] ||
     (cd "$work" && npm ci --ignore-scripts --no-audit --no-fund --prefer-offline --loglevel=error)
     cp "$src/package-lock.json" "$work/node_modules/.package-lock.json.src"
 fi
-cp "$src/index.html" "$out/"
+cp "$src/index.html" "$src/favicon.svg" "$out/"
 cp "$src"/js/*.js "$out/js/"
 cp "$src"/css/*.css "$out/css/"
 cp "$work/node_modules/uplot/dist/uPlot.iife.min.js" "$work/node_modules/uplot/dist/uPlot.min.css" \

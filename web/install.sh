@@ -8,6 +8,6 @@ for d in js css vendor; do
     rm -rf "${dest:?}/$d"
     cp -R "$built/$d" "$dest/$d"
 done
-cp "$built/index.html" "$dest/"
+cp "$built/index.html" "$built/favicon.svg" "$dest/"
 chmod -R u=rwX,go=rX "$dest"
 echo "installed the console's page in $dest"

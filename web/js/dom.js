@@ -23,7 +23,9 @@ export function h(spec, attrs, ...children) {
   return el;
 }
 
-function append(el, children) {
+// Append children to el, skipping null, undefined and false (Element.append
+// would write them as text).
+export function append(el, children) {
   for (const c of children) {
     if (c === null || c === undefined || c === false) continue;
     if (Array.isArray(c)) append(el, c);

@@ -57,7 +57,7 @@ const TEXT = {
   "alerts.resolve": ["解除", "Resolve"],
   "alerts.details": ["详情", "Details"],
   "alerts.what": ["情况", "What"],
-  "alerts.todo": ["处理", "To do"],
+  "alerts.todo": ["处理：", "To do: "],
   "alerts.silenced": ["已静默，至 {until}", "Silenced until {until}"],
   "alerts.acked_by": ["已由 {by} 确认", "Acknowledged by {by}"],
   "alerts.count": ["触发 {n} 次", "triggered {n} times"],

@@ -9,7 +9,7 @@ import { has, t } from "./i18n.js";
 const COLORS = { passes: "#2563eb", fevers: "#dc2626", temps: "#ea580c", done: "#16a34a", due: "#9ca3af" };
 
 // A chart box; draws when it has a width, redraws when that changes.
-function chartBox(name, title, make) {
+function chartBox(name, title, make, keys) {
   const box = h("div.chart", { "data-chart": name, role: "img", "aria-label": title });
   let plot = null;
   const ro = new ResizeObserver(() => {
@@ -19,7 +19,7 @@ function chartBox(name, title, make) {
     else plot.setSize({ width: w, height: 220 });
   });
   ro.observe(box);
-  const fig = h("figure.chart-figure", h("figcaption", { text: title }), box);
+  const fig = h("figure.chart-figure", h("figcaption", { text: title }), keys ? legend(keys) : null, box);
   fig.cleanup = () => {
     ro.disconnect();
     if (plot) plot.destroy();
@@ -46,7 +46,7 @@ function hourlyChart(passes, fevers) {
       { label: t("report.passes.s"), stroke: COLORS.passes, fill: COLORS.passes + "99", paths: bars({ size: [0.7, 40] }), points: { show: false } },
       { label: t("report.fevers"), scale: "f", stroke: COLORS.fevers, width: 2, points: { show: true, size: 5 } },
     ],
-  }, [xs, passes.map(Number), fevers.map(Number)], el));
+  }, [xs, passes.map(Number), fevers.map(Number)], el), [["report.passes.s", "passes"], ["report.fevers", "fevers"]]);
 }
 
 function tempChart(temps) {
@@ -56,7 +56,10 @@ function tempChart(temps) {
   const step = xs.length > 1 ? Math.min(...xs.slice(1).map((x, i) => x - xs[i]).filter((x) => x > 0), 0.1) : 0.1;
   return chartBox("temperatures", t("report.temps"), (el, width) => new window.uPlot({
     width, height: 220, legend: { show: false }, cursor: { show: false },
-    scales: { x: { time: false, range: xs.length ? [xs[0] - step, xs[xs.length - 1] + step] : [35, 40] } },
+    scales: {
+      x: { time: false, range: xs.length ? [xs[0] - step, xs[xs.length - 1] + step] : [35, 40] },
+      y: { range: (u, min, max) => [0, Math.max(1, max)] },
+    },
     axes: [{ label: "°C", values: (u, vals) => vals.map((v) => v.toFixed(1)) }, { label: t("report.n") }],
     series: [{}, { label: t("report.n"), stroke: COLORS.temps, fill: COLORS.temps + "aa", paths: bars({ size: [0.8, 30] }), points: { show: false } }],
   }, [xs, ys], el));
@@ -76,7 +79,7 @@ function zoneChart(rows) {
       { label: t("report.done"), stroke: COLORS.done, fill: COLORS.done + "cc", paths: bars({ size: [0.35, 40], align: -1 }), points: { show: false } },
       { label: t("report.due"), stroke: COLORS.due, fill: COLORS.due + "cc", paths: bars({ size: [0.35, 40], align: 1 }), points: { show: false } },
     ],
-  }, [xs, rows.map((r) => Number(r.done)), rows.map((r) => Number(r.due))], el));
+  }, [xs, rows.map((r) => Number(r.done)), rows.map((r) => Number(r.due))], el), [["report.done", "done"], ["report.due", "due"]]);
 }
 
 function legend(items) {
@@ -113,8 +116,7 @@ export async function reportView(ctx) {
     figures.push(hourlyChart(c.passes_per_hour || Array(24).fill(0), c.fevers_per_hour || Array(24).fill(0)));
     figures.push(tempChart(c.temperatures || []));
     figures.push(zoneChart(c.disinfections || []));
-    charts.append(figures[0], legend([["report.passes.s", "passes"], ["report.fevers", "fevers"]]),
-      figures[1], figures[2], legend([["report.done", "done"], ["report.due", "due"]]));
+    charts.append(...figures);
     box.append(charts);
     for (const s of j.sections || []) {
       const title = has("sec." + s.name) ? t("sec." + s.name) : s.title;

@@ -3,7 +3,7 @@
 
 import { api, canAct, qs } from "./api.js";
 import { askNote } from "./dialog.js";
-import { cell, clear, d, empty, fmtTime, h, table, tn, today } from "./dom.js";
+import { append, cell, clear, d, empty, fmtTime, h, table, tn, today } from "./dom.js";
 import { getLang, has, KINDS, t } from "./i18n.js";
 import * as live from "./live.js";
 import { reportView } from "./report.js";
@@ -71,20 +71,20 @@ function alertCard(a, tz, withLink = true) {
     class: `sev-${a.severity} state-${a.state}${silenced ? " silenced" : ""}`,
     "data-alert-id": a.alert_id, "data-state": a.state, "data-severity": a.severity,
   });
-  card.append(
+  append(card, [
     h("header",
       h("span.badge.sev", { text: has("sev." + a.severity) ? t("sev." + a.severity) : a.severity }),
       h("h3.label", h("span.d", { text: kindLabel(a) })),
       h("span.badge.state", { text: has("state." + a.state) ? t("state." + a.state) : a.state })),
     tx ? h("p.what", d(tx.what)) : h("p.what", d(a.text)),
-    tx && tx.todo ? h("p.todo", h("strong", { text: t("alerts.todo") + "：" }), d(tx.todo)) : null,
+    tx && tx.todo ? h("p.todo", h("strong", { text: t("alerts.todo") }), d(tx.todo)) : null,
     h("dl.facts",
       h("dt", { text: t("site") }), h("dd", d(a.site)),
       h("dt", { text: t("alerts.subject") }), h("dd", d(a.subject)),
       h("dt", { text: t("alerts.raised_at") }), h("dd", d(fmtTime(a.raised_at, tz))),
       h("dt", { text: t("col.count") }), h("dd", d(a.count))),
     silenced ? h("p.silenced-note", tn("alerts.silenced", { until: d(a.silenced.until ? fmtTime(a.silenced.until, tz) : "–") })) : null,
-    a.state === "acked" && a.by ? h("p.acked-by", tn("alerts.acked_by", { by: d(a.by) })) : null);
+    a.state === "acked" && a.by ? h("p.acked-by", tn("alerts.acked_by", { by: d(a.by) })) : null]);
   const buttons = h("div.buttons");
   if (canAct() && a.state !== "resolved") {
     if (a.state === "raised")
