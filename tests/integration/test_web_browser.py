@@ -71,9 +71,12 @@ def world(env, ctl):
 
     d = env.cordond()
     harness.wait_register_loaded(d)
+    since = env.broker.log_size()
     web = harness.Web(env.dir, env.broker.port, env.pg.conninfo, overrides={
         "web": {"assets_dir": os.environ["CORDON_WEB_ASSETS"],
-                "lockout_after": str(LOCKOUT_AFTER), "lockout_time": "5m"}}).start()
+                "lockout_after": str(LOCKOUT_AFTER), "lockout_time": "5m"}})
+    env.daemons.append(web)   # stopped, and its log scanned, with the env
+    web.start().wait_ready(env.broker, since)
     # Passes of today, so the gates page and the report have figures.
     publish_many(env.broker.port, [
         gate_event(SITE, "G01", "P-%02d" % i, card="C-0412", person="P-2",
@@ -82,8 +85,7 @@ def world(env, ctl):
     wait_until(lambda: env.pg.count("gate_events", "site = %s", (SITE,)) == 6,
                what="the six passes in PostgreSQL")
     yield d, web
-    web.stop()
-    env.stop_daemons([d])
+    env.stop_daemons([web, d])
 
 
 @pytest.fixture(scope="module")
@@ -123,14 +125,14 @@ def visible(drv, selector):
 
 
 def go(drv, web, page):
-    drv.get(web.url + "/#/" + page)
+    drv.get(web.url("/#/" + page))
     until(drv, lambda d: d.execute_script("return document.querySelector('main')"
                                          " && document.querySelector('main').dataset.view")
           == page.split("/")[0], "page %s shown" % page)
 
 
 def log_in(drv, web, name, password=PASSWORD):
-    drv.get(web.url + "/")
+    drv.get(web.url("/"))
     until(drv, lambda d: visible(d, "#login-name") or visible(d, "#logout"), "the login or the app")
     if visible(drv, "#logout"):
         log_out(drv)
@@ -175,7 +177,7 @@ def fever(env, id, person, temp_c=39.2):
 def test_login(world, browser):
     _, web = world
     drv = browser
-    drv.get(web.url + "/")
+    drv.get(web.url("/"))
     until(drv, lambda d: visible(d, "#login-name"), "the login form")
     # The language follows the browser's (zh-CN), and the page says so.
     assert drv.execute_script("return document.documentElement.lang") == "zh-CN"

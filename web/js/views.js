@@ -307,7 +307,11 @@ async function needsView(ctx) {
     if (!ctx.alive()) return;
     clear(box);
     const delivered = (b.needs || []).sort((x, y) => String(y.delivered_at).localeCompare(String(x.delivered_at))).slice(0, 20);
-    const all = [...(a.needs || []), ...delivered];
+    const seen = new Set();
+    const all = [...(a.needs || []), ...delivered].filter((n) => {
+      const k = n.site + "/" + n.need_id;
+      return !seen.has(k) && seen.add(k);
+    });
     for (const col of ["open", "assigned", "delivered"]) {
       const items = all.filter((n) => n.status === col);
       box.append(h("section.column", { class: "col-" + col },
