@@ -21,7 +21,7 @@ import tempfile
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -107,13 +107,22 @@ def browser(world):
 # ---------------------------------------------------------------- helpers
 
 def until(drv, cond, what, timeout=WAIT):
-    """WebDriverWait for cond(drv), retried over stale elements; its value."""
+    """WebDriverWait for cond(drv), retried over stale elements; its value.
+    On a timeout, a screenshot in ARTIFACTS and the page's text in the error."""
     def check(d):
         try:
             return cond(d)
         except StaleElementReferenceException:
             return False
-    return WebDriverWait(drv, timeout, poll_frequency=0.1).until(check, message=what)
+    try:
+        return WebDriverWait(drv, timeout, poll_frequency=0.1).until(check)
+    except TimeoutException:
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        shot = os.path.join(ARTIFACTS, "failed-%s.png" % re.sub(r"[^A-Za-z0-9]+", "-", what)[:60])
+        drv.save_screenshot(shot)
+        raise AssertionError("timed out after %d s waiting for %s (%s; screenshot %s)\npage text:\n%s"
+                             % (timeout, what, drv.current_url, shot,
+                                drv.find_element(By.TAG_NAME, "body").text[:3000])) from None
 
 
 def css(drv, selector):

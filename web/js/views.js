@@ -20,17 +20,20 @@ function failed(box, e, retry) {
   if (key === "err.offline" && retry) setTimeout(retry, 5000);
 }
 
-// Load with fn() into box now and every `ms`; returns the cleanup.
+// Load with fn() into box now and every `ms` (5 s after a failure);
+// returns the cleanup.
 function poll(ctx, box, ms, fn) {
   let timer = null;
   async function run() {
     if (!ctx.alive()) return;
+    let wait = ms;
     try {
       await fn();
     } catch (e) {
       if (ctx.alive()) failed(box, e, null);
+      wait = Math.min(ms, 5000);
     }
-    if (ctx.alive()) timer = setTimeout(run, ms);
+    if (ctx.alive()) timer = setTimeout(run, wait);
   }
   run();
   return () => clearTimeout(timer);
