@@ -71,4 +71,14 @@ int notifier_render(const struct notifier_message *m, enum notifier_lang lang,
 		    enum notifier_style style, size_t max_bytes, notifier_zone_fn *zone, void *zarg,
 		    char **ret_title, char **ret_body) __attribute__((warn_unused_result));
 
+/* The words of `alert`, an alert as its MQTT message gives it
+ * (docs/topics.md, "Outbound"; parsed as notifier_alert_from_json does),
+ * in both languages: {"zh-CN":{"label","what","todo"},"en":{…}}. label is
+ * the kind's short name, what the filled what-line (the same expansion
+ * notifier_render uses; an aggregate's count, cordond's `text` in en for a
+ * kind without a row), todo what to do. A new reference, or NULL when the
+ * alert does not parse or memory ran out. (cordon-web: docs/web.md,
+ * "Alerts".) */
+json_t *notifier_texts_json(const json_t *alert);
+
 #endif

@@ -380,6 +380,17 @@ what_line(struct strbuf *b, const struct notifier_alert *a, enum notifier_lang l
 	fill(b, template_of(a)->what[lang], a);
 }
 
+/* The to-do line of `a`: its row's, or for an aggregate the one of every
+ * aggregate (no placeholders in either). */
+static const char *
+todo_of(const struct notifier_alert *a, enum notifier_lang lang)
+{
+	if (is_aggregate(a))
+		return lang == LANG_EN ? "Review them one by one in the console" :
+					 "请登录管理台逐一查看处理";
+	return template_of(a)->todo[lang];
+}
+
 static bool
 critical(const struct notifier_alert *a)
 {
@@ -759,10 +770,7 @@ body_single(struct parts *ps, const struct render *r, const struct notifier_aler
 	}
 	if ((b = part(ps, r))) {
 		strbuf_puts(b, en ? "To do: " : "处理：");
-		strbuf_puts(b,
-			    is_aggregate(a) ? (en ? "Review them one by one in the console" :
-						    "请登录管理台逐一查看处理") :
-					      t->todo[r->lang]);
+		strbuf_puts(b, todo_of(a, r->lang));
 	}
 }
 
@@ -963,10 +971,7 @@ body_group(struct parts *ps, size_t *head, const struct render *r, const char *t
 
 		ps->optional = ps->n - 1;
 		strbuf_puts(b, en ? "To do: " : "处理：");
-		strbuf_puts(b,
-			    is_aggregate(a) ? (en ? "Review them one by one in the console" :
-						    "请登录管理台逐一查看处理") :
-					      template_of(a)->todo[r->lang]);
+		strbuf_puts(b, todo_of(a, r->lang));
 	}
 	*head = ps->n;
 	for (size_t k = 0; k < m->nitems; k++) {
@@ -1063,4 +1068,39 @@ notifier_render(const struct notifier_message *m, enum notifier_lang lang,
 	*ret_title = title.p;
 	*ret_body = body;
 	return 0;
+}
+
+/* One language's {"label","what","todo"} of `a`; NULL when out of memory. */
+static json_t *
+texts_of(const struct notifier_alert *a, enum notifier_lang lang)
+{
+	struct strbuf b = { 0 };
+	char *what;
+	json_t *o;
+
+	what_line(&b, a, lang);
+	if (strbuf_take(&b, &what) < 0)
+		return NULL;
+	o = json_pack("{s:s, s:s, s:s}", "label", label_of(a, lang), "what", what, "todo",
+		      todo_of(a, lang));
+	free(what);
+	return o;
+}
+
+json_t *
+notifier_texts_json(const json_t *alert)
+{
+	struct notifier_alert a;
+	json_t *zh, *en;
+
+	if (!alert || notifier_alert_from_json(alert, &a) < 0)
+		return NULL;
+	zh = texts_of(&a, LANG_ZH_CN);
+	en = texts_of(&a, LANG_EN);
+	if (!zh || !en) {
+		json_decref(zh);
+		json_decref(en);
+		return NULL;
+	}
+	return json_pack("{s:o, s:o}", "zh-CN", zh, "en", en);
 }

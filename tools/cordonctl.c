@@ -114,6 +114,16 @@ usage(FILE *out)
 	      "                                     and wait (10 s) until cordond has acked it\n"
 	      "  resolve ID [--by NAME] [--note TEXT] [--wait SECONDS | --no-wait]\n"
 	      "                                     resolve an open alert the same way\n"
+	      "  operator add NAME [--role viewer|operator|admin] [--site S]... [--password-file F]\n"
+	      "                                     who may log in to the console (cordon-web):\n"
+	      "                                     role operator by default; only the sites given\n"
+	      "                                     (every site without --site); the password from\n"
+	      "                                     the file's first line, else asked twice (at\n"
+	      "                                     least 8 bytes). An existing NAME is replaced:\n"
+	      "                                     role, sites and password, its sessions ended\n"
+	      "  operator list [--json]             name role sites sessions locked\n"
+	      "  operator remove NAME               remove an operator and end its sessions\n"
+	      "  operator unlock NAME               end a lock-out after failed logins (any name)\n"
 	      "  stats                              rows per event table, rejects by reason,\n"
 	      "                                     open alerts by kind, spool checkpoints\n"
 	      "  report daily [--date YYYY-MM-DD] [--site S] [--csv]\n"
@@ -465,7 +475,7 @@ main(int argc, char **argv)
 		{ "resolve", ctl_cmd_resolve },	    { "stats", ctl_cmd_stats },
 		{ "report", ctl_cmd_report },	    { "volunteer", ctl_cmd_volunteer },
 		{ "household", ctl_cmd_household }, { "purge", ctl_cmd_purge },
-		{ "silence", ctl_cmd_silence },
+		{ "silence", ctl_cmd_silence },	    { "operator", ctl_cmd_operator },
 	};
 	struct ctl ctl = { .config_path = "/etc/cordon/cordond.conf" };
 	int c, rc;

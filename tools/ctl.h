@@ -172,5 +172,7 @@ int ctl_cmd_purge(struct ctl *ctl, int argc, char **argv);
  * ctl_cmd_gate with the words after "maintain"). */
 int ctl_cmd_silence(struct ctl *ctl, int argc, char **argv);
 int ctl_gate_maintain(struct ctl *ctl, int argc, char **argv);
+/* ctl_operator.c: operator add|list|remove|unlock (cordon-web's logins). */
+int ctl_cmd_operator(struct ctl *ctl, int argc, char **argv);
 
 #endif

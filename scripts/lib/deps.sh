@@ -13,7 +13,7 @@
 # real browser (tests/integration/test_web_browser.py, suite 'browser').
 DEPS_BUILD=(gcc meson ninja-build pkg-config libpaho-mqtt-dev libpq-dev libjansson-dev
             libinih-dev libsystemd-dev libmicrohttpd-dev libxxhash-dev libcmocka-dev libssl-dev
-            libcurl4-openssl-dev
+            libcurl4-openssl-dev libsodium-dev
             clang libclang-rt-14-dev clang-format-14 cppcheck shellcheck)
 DEPS_RUN=(mosquitto mosquitto-clients postgresql tzdata python3-pytest python3-paho-mqtt
           python3-psycopg2 openssl systemd libfaketime

@@ -535,6 +535,59 @@ class Notifier(Cordond):
         self.conffile, self.logfile = base + ".conf", base + ".log"
 
 
+class Web(Cordond):
+    """One cordon-web process (CORDON_WEB) with a generated config: the shared
+    sections as cordond's, [web] listen on a free port, its own client id and
+    assets_dir (CORDON_WEB_ASSETS, else a minimal page written into workdir),
+    plus `overrides`. Same start/stop/kill/log; url(path) for requests and
+    wait_ready() until it answers and the broker has seen it subscribe."""
+
+    name = "cordon-web"
+
+    def __init__(self, workdir, broker_port, conninfo, overrides=None):
+        binary = os.environ.get("CORDON_WEB")
+        assert binary and os.access(binary, os.X_OK), \
+            "set CORDON_WEB to the cordon-web binary (meson does)"
+        overrides = {s: dict(kv) for s, kv in (overrides or {}).items()}
+        web = overrides.setdefault("web", {})
+        self.port = free_port()
+        web.setdefault("listen", "127.0.0.1:%d" % self.port)
+        web.setdefault("client_id", "cordon-web-test-%d" % (Cordond._seq + 1))
+        if "assets_dir" not in web:
+            assets = os.environ.get("CORDON_WEB_ASSETS")
+            if not assets or not os.path.isdir(assets):
+                assets = os.path.join(workdir, "web-assets")
+                os.makedirs(assets, exist_ok=True)
+                with open(os.path.join(assets, "index.html"), "w") as f:
+                    f.write("<!doctype html><title>cordon</title><script src=app.js></script>\n")
+                with open(os.path.join(assets, "app.js"), "w") as f:
+                    f.write("// the console\n")
+            web["assets_dir"] = assets
+        os.environ.setdefault("CORDOND", binary)  # Cordond checks it; the binary is ours
+        super().__init__(workdir, broker_port, conninfo, overrides)
+        self.binary = binary
+        self.client_id = web["client_id"]
+        base = os.path.join(workdir, "cordon-web-%d" % Cordond._seq)
+        os.replace(self.conffile, base + ".conf")
+        self.conffile, self.logfile = base + ".conf", base + ".log"
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def wait_ready(self, broker=None, since=0):
+        """Wait until /healthz answers (any status) and, with broker, until
+        the broker has seen this client subscribe."""
+        def up():
+            assert self.alive(), "cordon-web exited with %r:\n%s" % (self.returncode(),
+                                                                    tail(self.logfile))
+            return port_open(self.port)
+        wait_until(up, what="cordon-web listening on %d" % self.port)
+        if broker is not None:
+            wait_until(lambda: broker.subscribed(self.client_id, since),
+                       what="%s subscribed at the broker" % self.client_id)
+        return self
+
+
 # ---------------------------------------------------------------- MQTT clients
 
 _cid = 0

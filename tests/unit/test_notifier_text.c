@@ -764,15 +764,81 @@ documented(void **state)
 	free(doc);
 }
 
+/* notifier_texts_json (cordon-web's words of an alert): a fever with its
+ * reading and gate filled into both languages from the same table; a kind
+ * without a row gives the generic words (cordond's sentence in en); an
+ * alert that does not parse gives NULL. */
+static void
+texts_json(void **state)
+{
+	json_t *fever, *other, *t;
+	const struct notifier_template *row = notifier_template_find("fever");
+
+	(void)state;
+	fever = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:f, s:i}", "alert_id",
+			  "0f3c9e0d5b1a47c2a8e1f6d4c3b2a190", "kind", "fever", "severity",
+			  "critical", "state", "raised", "transition", "raised", "site", "s1",
+			  "subject", "person:P-7", "gate", "G03", "temp_c", 38.6, "count", 1);
+	assert_non_null(fever);
+	t = notifier_texts_json(fever);
+	assert_non_null(t);
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(t, "zh-CN"), "label")), "发热");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(t, "zh-CN"), "what")),
+			    "发热 38.6°C，门岗 G03，人员 P-7");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(t, "en"), "what")),
+			    "Fever 38.6°C at gate G03, person P-7");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(t, "en"), "label")),
+			    row->label[LANG_EN]);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(t, "en"), "todo")),
+			    row->todo[LANG_EN]);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(t, "zh-CN"), "todo")),
+			    row->todo[LANG_ZH_CN]);
+	assert_int_equal(json_object_size(t), 2);
+	json_decref(t);
+
+	other = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "alert_id", "a2", "kind",
+			  "brand_new_kind", "severity", "warning", "state", "raised", "transition",
+			  "raised", "site", "s1", "subject", "gate:G09", "gate", "G09", "text",
+			  "A newer cordond's sentence");
+	assert_non_null(other);
+	t = notifier_texts_json(other);
+	assert_non_null(t);
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(t, "zh-CN"), "label")),
+		"其他告警");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(t, "zh-CN"), "what")),
+			    "告警类型 brand_new_kind，门岗 G09，对象 G09");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(t, "zh-CN"), "todo")),
+			    "请登录管理台查看详情");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(t, "en"), "label")),
+			    "brand_new_kind");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(t, "en"), "what")),
+			    "A newer cordond's sentence");
+	json_decref(t);
+
+	json_object_del(other, "kind");
+	assert_null(notifier_texts_json(other));
+	assert_null(notifier_texts_json(NULL));
+	json_decref(other);
+	json_decref(fever);
+}
+
 int
 main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(every_kind_has_a_row),	 cmocka_unit_test(placeholders_fill),
-		cmocka_unit_test(cut_at_every_size),	 cmocka_unit_test(group_of_100),
-		cmocka_unit_test(times_in_site_zone),	 cmocka_unit_test(transitions),
-		cmocka_unit_test(styles_differ),	 cmocka_unit_test(languages_clean),
-		cmocka_unit_test(aggregate_and_unknown), cmocka_unit_test(documented),
+		cmocka_unit_test(every_kind_has_a_row),
+		cmocka_unit_test(placeholders_fill),
+		cmocka_unit_test(cut_at_every_size),
+		cmocka_unit_test(group_of_100),
+		cmocka_unit_test(times_in_site_zone),
+		cmocka_unit_test(transitions),
+		cmocka_unit_test(styles_differ),
+		cmocka_unit_test(languages_clean),
+		cmocka_unit_test(aggregate_and_unknown),
+		cmocka_unit_test(documented),
+		cmocka_unit_test(texts_json),
 	};
 	int rc;
 

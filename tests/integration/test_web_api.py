@@ -1,0 +1,548 @@
+"""cordon-web's HTTP API (issue 18, docs/web.md) against a real broker,
+PostgreSQL, cordond and cordon-web: every /api/ route needs a session,
+changes need the CSRF token, JSON and the console's own Origin, the
+lock-out, roles and site scope, ack through the broker recorded with the
+operator's name, the live stream (SSE), parameters that are SQL, static
+files that try to leave the assets, and a broker outage under SSE clients."""
+
+import http.client
+import json
+import os
+import re
+import socket
+import threading
+import time
+import urllib.parse
+
+import pytest
+
+import harness
+from harness import Web, gate_event, now_ts, publish_many, wait_until
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+PASSWORD = "correct horse battery"
+LOCKOUT_AFTER = 3
+
+
+# ---------------------------------------------------------------- HTTP helpers
+
+class Answer:
+    def __init__(self, resp, body):
+        self.status = resp.status
+        self.headers = resp.headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return "<%d %r>" % (self.status, self.body[:300])
+
+
+class Client:
+    """A browser's side: the session cookie and the CSRF token once logged in."""
+
+    def __init__(self, web):
+        self.web = web
+        self.cookie = None
+        self.csrf = None
+
+    def request(self, method, path, body=None, headers=None, csrf=True, cookie=True,
+                content_type="application/json", raw_body=None):
+        h = {"Host": "127.0.0.1:%d" % self.web.port}
+        if cookie and self.cookie:
+            h["Cookie"] = "cordon_session=" + self.cookie
+        if method == "POST":
+            if content_type:
+                h["Content-Type"] = content_type
+            if csrf and self.csrf:
+                h["X-CSRF-Token"] = self.csrf
+        h.update(headers or {})
+        data = raw_body if raw_body is not None else (
+            json.dumps(body).encode() if body is not None else
+            (b"{}" if method == "POST" else None))
+        c = http.client.HTTPConnection("127.0.0.1", self.web.port, timeout=30)
+        try:
+            c.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+            for k, v in h.items():
+                c.putheader(k, v)
+            if data is not None:
+                c.putheader("Content-Length", str(len(data)))
+            c.endheaders(data)
+            resp = c.getresponse()
+            return Answer(resp, resp.read().decode("utf-8", "replace"))
+        finally:
+            c.close()
+
+    def login(self, name, password=PASSWORD, expect=200):
+        a = self.request("POST", "/api/login", {"name": name, "password": password})
+        assert a.status == expect, a
+        if a.status == 200:
+            m = re.search(r"cordon_session=([0-9a-f]{64})", a.headers["Set-Cookie"])
+            assert m, a.headers["Set-Cookie"]
+            self.cookie = m.group(1)
+            self.csrf = a.json()["csrf"]
+        return a
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body, **kw)
+
+
+class Events(threading.Thread):
+    """GET /api/events with the client's cookie, read in a thread: events
+    as (name, data) in self.events; self.closed once the stream ended."""
+
+    def __init__(self, client):
+        super().__init__(daemon=True)
+        self.client = client
+        self.events = []
+        self.comments = 0
+        self.closed = threading.Event()
+        self.status = None
+        self.headers = None
+        self.lock = threading.Lock()
+        self.conn = http.client.HTTPConnection("127.0.0.1", client.web.port, timeout=60)
+        self.conn.connect()
+        self.sock = self.conn.sock
+        self.conn.request("GET", "/api/events",
+                          headers={"Cookie": "cordon_session=" + client.cookie})
+        self.resp = self.conn.getresponse()
+        self.status = self.resp.status
+        self.headers = self.resp.headers
+        self.start()
+
+    def run(self):
+        name, data = None, []
+        try:
+            while True:
+                line = self.resp.readline()
+                if not line:
+                    break
+                line = line.decode().rstrip("\r\n")
+                if line == "":
+                    if data or name:
+                        with self.lock:
+                            self.events.append((name or "message", "\n".join(data)))
+                    name, data = None, []
+                elif line.startswith(":"):
+                    self.comments += 1
+                elif line.startswith("event: "):
+                    name = line[7:]
+                elif line.startswith("data: "):
+                    data.append(line[6:])
+        except (OSError, ValueError, http.client.HTTPException):
+            pass
+        finally:
+            self.closed.set()
+
+    def find(self, pred):
+        with self.lock:
+            for name, data in self.events:
+                if name == "alert":
+                    a = json.loads(data)
+                    if pred(a):
+                        return a
+        return None
+
+    def wait_alert(self, pred, what="an alert event"):
+        return wait_until(lambda: self.find(pred), timeout=30, what=what)
+
+    def snapshot(self):
+        with self.lock:
+            for name, data in self.events:
+                if name == "snapshot":
+                    return json.loads(data)
+        return None
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.conn.close()
+
+
+# ---------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="module")
+def web(env):
+    conf = harness.cordonctl_config(env.dir, env.pg.conninfo)
+    pwfile = os.path.join(env.dir, "pw")
+    with open(pwfile, "w") as f:
+        f.write(PASSWORD + "\n")
+
+    def ctl(*args, expect=0):
+        return harness.cordonctl(conf, *args, expect=expect)
+    ctl("migrate")
+    for site in ("s1", "s2"):
+        ctl("site", "add", site, "--timezone", "Asia/Shanghai")
+        ctl("gate", "add", site, "G01")
+    ctl("operator", "add", "duty", "--password-file", pwfile)
+    ctl("operator", "add", "watcher", "--role", "viewer", "--password-file", pwfile)
+    ctl("operator", "add", "wang", "--site", "s2", "--password-file", pwfile)
+    for n in ("locky", "locky2"):
+        ctl("operator", "add", n, "--password-file", pwfile)
+    d = env.cordond()
+    wait_until(lambda: "register loaded" in d.log(), what="cordond loading the register")
+    since = env.broker.log_size()
+    w = Web(env.dir, env.broker.port, env.pg.conninfo,
+            {"web": {"lockout_after": str(LOCKOUT_AFTER), "lockout_time": "10m"}})
+    env.daemons.append(w)
+    w.start()
+    w.wait_ready(env.broker, since)
+    w.ctl = ctl
+    w.cordond = d
+    yield w
+
+
+def fever(env, site, eid, temp=38.6, person=None):
+    publish_many(env.broker.port, [gate_event(site, "G01", eid, card="C-" + eid,
+                                              person=person or "P-" + eid, temp_c=temp,
+                                              ts=now_ts())])
+
+
+def open_alert(env, site, person):
+    def row():
+        r = env.pg.query("SELECT alert_id FROM alerts WHERE site = %s AND subject = %s"
+                         " AND state <> 'resolved'", (site, "person:" + person))
+        return r[0][0] if r else None
+    return wait_until(row, timeout=30, what="the fever alert of %s at %s" % (person, site))
+
+
+# ---------------------------------------------------------------- the routes
+
+def routes_in_code():
+    with open(os.path.join(ROOT, "src", "web_api.c")) as f:
+        text = f.read()
+    table = text[text.index("const struct web_route web_routes[]"):]
+    return sorted(set(re.findall(r'\{ "(GET|POST)", "(/api/[^"]*)"', table)))
+
+
+def routes_in_docs():
+    with open(os.path.join(ROOT, "docs", "web.md")) as f:
+        text = f.read()
+    found = set()
+    for method, path in re.findall(r"`(GET|POST) (/api/[^` ]*)`", text):
+        path = "/".join("*" if re.fullmatch(r"[A-Z]+", seg) else seg for seg in path.split("/"))
+        found.add((method, path))
+    return sorted(found)
+
+
+def concrete(path):
+    return path.replace("*", "x1")
+
+
+def test_routes_are_documented(web):
+    code = routes_in_code()
+    assert len(code) >= 19, code
+    assert code == routes_in_docs()
+
+
+def test_every_route_needs_a_session(web):
+    anon = Client(web)
+    for method, path in routes_in_code():
+        if path == "/api/login":
+            continue
+        a = anon.request(method, concrete(path))
+        assert a.status == 401 and a.json()["error"] == "login_required", (method, path, a)
+        assert a.headers["Cache-Control"] == "no-store"
+        # A made-up cookie is no session either.
+        anon.cookie = "0" * 64
+        a = anon.request(method, concrete(path))
+        assert a.status == 401, (method, path, a)
+        anon.cookie = None
+    assert anon.get("/api/nothing").status == 404
+    assert anon.get("/healthz").status == 200
+
+
+# ---------------------------------------------------------------- login
+
+def test_login_cookie_and_headers(web, env):
+    c = Client(web)
+    a = c.login("duty")
+    cookie = a.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie, cookie
+    assert "Secure" not in cookie  # [web] secure_cookies is off here
+    body = a.json()
+    assert body["name"] == "duty" and body["role"] == "operator" and body["sites"] == []
+    assert re.fullmatch(r"[0-9a-f]{64}", body["csrf"])
+    me = c.get("/api/me")
+    assert me.status == 200 and me.json() == body
+    for ans in (me, c.get("/")):
+        assert "default-src 'self'" in ans.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in ans.headers["Content-Security-Policy"]
+        assert ans.headers["X-Content-Type-Options"] == "nosniff"
+        assert ans.headers["Referrer-Policy"] == "no-referrer"
+    assert me.headers["Cache-Control"] == "no-store"
+    assert me.headers["Content-Type"].startswith("application/json")
+    # Only the token's hash is stored.
+    hashes = [bytes(r[0]).hex() for r in env.pg.query(
+        "SELECT token_hash FROM web_sessions WHERE operator = 'duty'")]
+    assert hashes and c.cookie not in hashes
+    # Logout ends the session.
+    assert c.post("/api/logout").status == 204
+    assert c.get("/api/me").status == 401
+
+
+def test_bad_login_and_lockout(web, env):
+    c = Client(web)
+    a = c.login("nobody-here", "whatever1", expect=401)
+    assert a.json()["error"] == "bad_login"
+    wrong = c.login("duty", "not the password", expect=401)
+    assert wrong.json() == a.json()  # the same answer for both
+    c.login("duty")  # a success resets the count
+    for i in range(LOCKOUT_AFTER):
+        c.login("locky", "wrong password %d" % i, expect=401)
+    a = c.login("locky", PASSWORD, expect=429)
+    assert a.json()["error"] == "locked"
+    assert 0 < int(a.headers["Retry-After"]) <= 600
+    # A name that is nobody's locks the same way (nothing tells them apart).
+    for i in range(LOCKOUT_AFTER):
+        c.login("ghost", "wrong password", expect=401)
+    c.login("ghost", "wrong password", expect=429)
+    out = web.ctl("operator", "unlock", "locky").stdout
+    assert "unlocked" in out
+    c.login("locky")
+    assert env.pg.count("web_lockouts", "name = 'locky'") == 0
+
+
+# ---------------------------------------------------------------- CSRF
+
+def test_changes_need_csrf_json_and_origin(web, env):
+    c = Client(web)
+    c.login("duty")
+    fever(env, "s1", "CS-1", person="P-CS1")
+    aid = open_alert(env, "s1", "P-CS1")
+    path = "/api/alerts/%s/ack" % aid
+    a = c.post(path, {"note": "x"}, csrf=False)
+    assert a.status == 403 and a.json()["error"] == "csrf", a
+    a = c.post(path, {"note": "x"}, headers={"X-CSRF-Token": "0" * 64})
+    assert a.status == 403 and a.json()["error"] == "csrf", a
+    a = c.post(path, {"note": "x"}, headers={"Origin": "http://evil.example"})
+    assert a.status == 403 and a.json()["error"] == "csrf", a
+    a = c.post(path, raw_body=b"note=x", content_type="application/x-www-form-urlencoded")
+    assert a.status == 415 and a.json()["error"] == "json_required", a
+    a = c.post(path, raw_body=b"note=x", content_type="text/plain")
+    assert a.status == 415, a
+    # Login too refuses another origin and a form.
+    anon = Client(web)
+    a = anon.request("POST", "/api/login", {"name": "duty", "password": PASSWORD},
+                     headers={"Origin": "http://evil.example"})
+    assert a.status == 403
+    a = anon.request("POST", "/api/login", raw_body=b"name=duty",
+                     content_type="application/x-www-form-urlencoded")
+    assert a.status == 415
+    # Nothing was published: no ack row.
+    assert env.pg.count("acks", "alert_id = %s", (aid,)) == 0
+    # A body over 16 KiB.
+    a = c.post(path, raw_body=b'{"note":"' + b"x" * 20000 + b'"}')
+    assert a.status == 413, a
+    # The same request, right: accepted (and the own Origin is fine).
+    a = c.post(path, {"note": "seen"}, headers={"Origin": "http://127.0.0.1:%d" % web.port})
+    assert a.status == 202, a
+
+
+# ---------------------------------------------------------------- ack, SSE
+
+def test_ack_through_the_broker_and_live(web, env):
+    duty, viewer = Client(web), Client(web)
+    duty.login("duty")
+    viewer.login("watcher")
+    ev = Events(duty)
+    try:
+        assert ev.status == 200
+        assert ev.headers["Content-Type"].startswith("text/event-stream")
+        wait_until(ev.snapshot, what="the snapshot")
+        with harness.Collector(env.broker.port, "cordon/s1/alert/+") as col:
+            t0 = time.monotonic()
+            fever(env, "s1", "LV-1", person="P-LV1")
+            raised = ev.wait_alert(lambda a: a["subject"] == "person:P-LV1"
+                                   and a["transition"] == "raised", "the raise, live")
+            latency = time.monotonic() - t0
+            print("publish -> SSE event: %.0f ms" % (latency * 1000))
+            assert raised["kind"] == "fever" and raised["site"] == "s1"
+            assert raised["silenced"] is None
+            assert raised["texts"]["en"]["label"] and raised["texts"]["zh-CN"]["what"]
+            aid = raised["alert_id"]
+
+            a = viewer.post("/api/alerts/%s/ack" % aid, {"note": "no"})
+            assert a.status == 403 and a.json()["error"] == "forbidden", a
+            a = duty.post("/api/alerts/%s/ack" % aid, {"note": "called 13812345678"})
+            assert a.status == 202 and a.json() == {"alert_id": aid, "action": "ack"}, a
+
+            acked = ev.wait_alert(lambda a: a["alert_id"] == aid and a["transition"] == "acked",
+                                  "the ack, live")
+            assert acked["by"] == "duty"
+            col.wait_for(lambda t, p: json.loads(p).get("transition") == "acked"
+                         and json.loads(p)["alert_id"] == aid and json.loads(p)["by"] == "duty")
+        wait_until(lambda: env.pg.query("SELECT state FROM alerts WHERE alert_id = %s",
+                                        (aid,))[0][0] == "acked", what="acked in PostgreSQL")
+        rows = env.pg.query("SELECT by_whom, action, note FROM acks WHERE alert_id = %s", (aid,))
+        assert rows == [("duty", "ack", "called 13812345678")], rows
+        detail = duty.get("/api/alerts/" + aid).json()
+        assert detail["alert"]["state"] == "acked" and detail["alert"]["by"] == "duty"
+        assert [t["transition"] for t in detail["transitions"]] == ["raised", "acked"]
+        assert detail["acks"][0]["by"] == "duty"
+        assert "13812345678" not in json.dumps(detail)  # the note's phone is masked
+
+        # Open alerts: the broker's retained state, with the ack in it.
+        listed = duty.get("/api/alerts").json()
+        assert listed["source"] == "broker"
+        mine = [a for a in listed["alerts"] if a["alert_id"] == aid]
+        assert mine and mine[0]["state"] == "acked"
+
+        # A silence shows.
+        web.ctl("silence", "add", "s1", "--kind", "fever", "--for", "1h", "--reason", "drill",
+                "--by", "duty")
+        a = [x for x in duty.get("/api/alerts").json()["alerts"] if x["alert_id"] == aid][0]
+        assert a["silenced"] and a["silenced"]["id"] > 0 and a["silenced"]["until"]
+
+        a = duty.post("/api/alerts/%s/resolve" % aid, {"note": "rechecked"})
+        assert a.status == 202, a
+        ev.wait_alert(lambda a: a["alert_id"] == aid and a["transition"] == "resolved",
+                      "the resolve, live")
+        wait_until(lambda: not any(x["alert_id"] == aid
+                                   for x in duty.get("/api/alerts").json()["alerts"]),
+                   what="the resolved alert gone from the open ones")
+        a = duty.post("/api/alerts/%s/ack" % aid, {})
+        assert a.status == 404
+    finally:
+        ev.close()
+
+
+# ---------------------------------------------------------------- site scope
+
+def test_site_scope(web, env):
+    fever(env, "s1", "SC-1", person="P-SC1")
+    fever(env, "s2", "SC-2", person="P-SC2")
+    a1 = open_alert(env, "s1", "P-SC1")
+    a2 = open_alert(env, "s2", "P-SC2")
+    wang = Client(web)
+    body = wang.login("wang").json()
+    assert body["sites"] == ["s2"]
+    for q in ("/api/alerts", "/api/alerts?state=all"):
+        ids = {a["alert_id"] for a in wang.get(q).json()["alerts"]}
+        assert a2 in ids and a1 not in ids, q
+        assert all(a["site"] == "s2" for a in wang.get(q).json()["alerts"])
+    assert wang.get("/api/alerts/" + a1).status == 403
+    assert wang.get("/api/alerts/" + a2).status == 200
+    assert wang.get("/api/alerts?state=all&site=s1").status == 403
+    assert wang.post("/api/alerts/%s/ack" % a1, {}).status == 403
+    assert [s["site"] for s in wang.get("/api/sites").json()["sites"]] == ["s2"]
+    assert wang.get("/api/households/s1/1-1-101").status == 403
+    assert wang.get("/api/gates?site=s1").status == 403
+    assert wang.get("/api/report?site=s1").status == 403
+    ev = Events(wang)
+    try:
+        snap = wait_until(ev.snapshot, what="wang's snapshot")
+        assert {a["site"] for a in snap["alerts"]} <= {"s2"}
+        fever(env, "s1", "SC-3", person="P-SC3")
+        fever(env, "s2", "SC-4", person="P-SC4")
+        ev.wait_alert(lambda a: a["subject"] == "person:P-SC4", "s2's alert")
+        assert ev.find(lambda a: a["site"] != "s2") is None
+    finally:
+        ev.close()
+    everyone = Client(web)
+    everyone.login("duty")
+    ids = {a["alert_id"] for a in everyone.get("/api/alerts").json()["alerts"]}
+    assert {a1, a2} <= ids
+
+
+# ---------------------------------------------------------------- parameters
+
+INJECTIONS = ["s1' OR '1'='1", "s1; DROP TABLE alerts; --", "x\") OR 1=1 --", "%", "s1%00",
+              "' UNION SELECT pwhash FROM operators --"]
+
+
+def test_parameters_are_not_sql(web, env):
+    c = Client(web)
+    c.login("duty")
+    fever(env, "s1", "IN-1", person="P-IN1")
+    open_alert(env, "s1", "P-IN1")
+    before = env.pg.count("alerts")
+    assert before > 0
+    for bad in INJECTIONS:
+        q = urllib.parse.quote(bad)
+        for name in ("site", "kind"):
+            a = c.get("/api/alerts?state=all&%s=%s" % (name, q))
+            assert a.status == 400 and a.json()["error"] == "bad_request", (name, bad, a)
+        for name in ("from", "to"):
+            a = c.get("/api/alerts?state=all&%s=%s" % (name, q))
+            assert a.status == 400, (name, bad, a)
+        a = c.get("/api/alerts?state=all&subject=%s" % q)
+        assert a.status == 200 and a.json()["total"] == 0, (bad, a)
+        for path in ("/api/gates?site=%s", "/api/zones?date=%s", "/api/volunteers?site=%s",
+                     "/api/report?site=s1&date=%s"):
+            assert c.get(path % q).status == 400, (path, bad)
+        assert c.get("/api/alerts/%s" % q).status in (400, 404)
+        assert c.get("/api/alerts?state=all&limit=%s" % q).status == 400
+    assert c.get("/api/alerts?state=all&limit=501").status == 400
+    assert c.get("/api/alerts?state=all&from=2026-02-30").status == 400
+    assert c.get("/api/alerts?state=bogus").status == 400
+    a = c.get("/api/alerts?state=all&subject=P-IN1&limit=5").json()
+    assert a["total"] >= 1 and all("P-IN1" in x["subject"] for x in a["alerts"])
+    assert env.pg.count("alerts") == before
+    assert env.pg.count("operators") >= 5
+
+
+# ---------------------------------------------------------------- static files
+
+@pytest.mark.parametrize("path", ["/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd",
+                                  "/..%2f..%2fetc%2fpasswd", "/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+                                  "/.%2e/.%2e/etc/passwd", "/app.js/../../../etc/passwd",
+                                  "/..\\..\\etc\\passwd", "//etc/passwd", "/.hidden"])
+def test_path_traversal_refused(web, path):
+    a = Client(web).get(path)
+    assert a.status in (400, 404), (path, a)
+    assert "root:" not in a.body
+
+
+def test_static_files(web):
+    c = Client(web)
+    a = c.get("/")
+    assert a.status == 200 and a.headers["Content-Type"].startswith("text/html")
+    a = c.get("/app.js")
+    assert a.status == 200 and a.headers["Content-Type"].startswith("text/javascript")
+    assert c.get("/missing.js").status == 404
+
+
+# ---------------------------------------------------------------- outage
+
+def test_broker_outage_under_sse(web, env):
+    c = Client(web)
+    c.login("duty")
+    ev = Events(c)
+    wait_until(ev.snapshot, what="the snapshot")
+    env.broker.stop()
+    try:
+        ev.closed.wait(30)
+        assert ev.closed.is_set(), "the stream should end when the broker is lost"
+        assert web.alive()
+        wait_until(lambda: c.get("/api/alerts").json()["source"] == "database",
+                   what="open alerts from PostgreSQL while the broker is away")
+        a = c.get("/healthz")
+        assert a.status == 503 and a.json()["broker"] is False
+        fever_id = [x["alert_id"] for x in c.get("/api/alerts").json()["alerts"]][:1]
+        if fever_id:
+            a = c.post("/api/alerts/%s/ack" % fever_id[0], {})
+            assert a.status == 503 and a.json()["error"] == "unavailable", a
+    finally:
+        since = env.broker.log_size()
+        env.broker.start()
+    wait_until(lambda: env.broker.subscribed(web.client_id, since),
+               what="cordon-web subscribed again")
+    wait_until(lambda: env.broker.subscribed(web.cordond.client_id, since),
+               what="cordond back")
+    ev2 = Events(c)
+    try:
+        wait_until(ev2.snapshot, what="a new snapshot")
+        fever(env, "s1", "OUT-1", person="P-OUT1")
+        ev2.wait_alert(lambda a: a["subject"] == "person:P-OUT1", "a transition after the outage")
+    finally:
+        ev2.close()
+    assert web.alive()
+    assert c.get("/healthz").status == 200
