@@ -6,7 +6,7 @@ import { api, qs } from "./api.js";
 import { clear, d, empty, h, table, today } from "./dom.js";
 import { has, t } from "./i18n.js";
 
-const COLORS = { passes: "#2563eb", fevers: "#dc2626", temps: "#ea580c", done: "#16a34a", due: "#9ca3af" };
+const COLORS = { passes: "#2563eb", fevers: "#dc2626", temps: "#ea580c", done: "#16a34a", due: "#93c5fd" };
 
 // A chart box; draws when it has a width, redraws when that changes.
 function chartBox(name, title, make, keys) {
