@@ -339,6 +339,29 @@ def test_viewer_cannot_ack(env, world, browser):
     log_out(drv)
 
 
+def test_silenced_alert_shown_as_such(world, browser, ctl):
+    """A silence over P-2's critical fever: the page shows it grey with
+    "已静默，至 …", and it rings no more (banner, title, beep)."""
+    _, web = world
+    drv = browser
+    log_in(drv, web, "duty")
+    until(drv, lambda d: visible(d, "#logout"), "logged in")
+    go(drv, web, "alerts")
+    until(drv, lambda d: d.title.startswith("(1) "), "P-2's fever ringing")
+    ctl("silence", "add", SITE, "--kind", "fever", "--subject", "person:P-2", "--for", "2h",
+        "--reason", "rechecked by the doctor")
+    drv.refresh()   # a new event stream: its snapshot says silenced
+    card = until(drv, lambda d: alert_card(d, lambda e: "person:P-2" in e.text
+                                            and "silenced" in e.get_attribute("class").split()),
+                 "P-2's fever shown silenced")
+    assert re.search(r"已静默，至 \d{4}-\d\d-\d\d \d\d:\d\d", card.text), card.text
+    assert card.get_attribute("data-state") == "raised"
+    until(drv, lambda d: not d.title.startswith("("), "the title without a count")
+    assert not visible(drv, "#critical-banner")
+    # This document (since the refresh) has not beeped once.
+    assert drv.execute_script("return Number(document.body.dataset.beeps || 0)") == 0
+
+
 def test_wrong_password_then_lockout(world, browser):
     _, web = world
     drv = browser
