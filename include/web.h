@@ -122,10 +122,13 @@ enum web_login_result { WEB_LOGIN_OK, WEB_LOGIN_BAD, WEB_LOGIN_LOCKED };
 /* The login: lock-out check, password check, lock-out bookkeeping, and on
  * success a new session: ret_cookie (65 bytes: the token, hex) and
  * ret_sess (web_session_clear() it). ret_retry_s: seconds left of a
- * lock-out. -EIO when PostgreSQL failed. */
-int web_login(PGconn *conn, const struct web_config *wc, const char *name, const char *password,
-	      const char *addr, enum web_login_result *ret_result, char *ret_cookie,
-	      struct web_session *ret_sess, long *ret_retry_s) __attribute__((warn_unused_result));
+ * lock-out. Takes connections from `db` itself, and none while the
+ * password is checked. -EIO when PostgreSQL failed, -EAGAIN as
+ * web_db_acquire. */
+int web_login(struct web_db *db, const struct web_config *wc, const char *name,
+	      const char *password, const char *addr, enum web_login_result *ret_result,
+	      char *ret_cookie, struct web_session *ret_sess, long *ret_retry_s)
+	__attribute__((warn_unused_result));
 /* The session of cookie value `token` (touches seen_at): 0, -ENOENT (none
  * or expired), -EIO. */
 int web_session_get(PGconn *conn, const struct web_config *wc, const char *token,
@@ -172,8 +175,11 @@ struct web_sse *web_sse_open(struct web_live *live, json_t *sites, char *first);
  * -1 when the client is to be closed (slow, or the server stops). */
 ssize_t web_sse_read(struct web_sse *c, char *buf, size_t max);
 void web_sse_close(struct web_sse *c);
-/* Wakes every SSE client to close it (at stop). */
+/* Wakes every SSE client to close it (its page reconnects). */
 void web_live_close_clients(struct web_live *live);
+/* The same, and every client opened from now on is closed at once (at
+ * stop, before the HTTP server stops). */
+void web_live_refuse_clients(struct web_live *live);
 unsigned web_live_clients(struct web_live *live);
 
 /* Adds "silenced" ({"id","until"} or null) and "texts" to each alert of
@@ -191,7 +197,6 @@ struct web {
 	struct web_db *db;
 	struct web_live *live;
 	struct MHD_Daemon *httpd;
-	_Atomic int stopping;
 };
 
 /* Starts listening on [web] listen. 0 or -errno (logged). */

@@ -124,7 +124,6 @@ api_login(struct web_req *r)
 	struct web_session s;
 	char cookie[65], header[160], retry[24];
 	long retry_s = 0;
-	PGconn *conn;
 	int err;
 
 	if (!name || !password || strlen(name) > 256 || strlen(password) > 1024) {
@@ -132,14 +131,8 @@ api_login(struct web_req *r)
 		return web_reply_error(r, 400, "bad_request",
 				       "the body must be {\"name\":…,\"password\":…}");
 	}
-	err = web_db_acquire(r->w->db, WEB_DB_WAIT_MS, &conn);
-	if (err < 0) {
-		json_decref(b);
-		return web_reply_db_error(r, err);
-	}
 	memset(&s, 0, sizeof(s));
-	err = web_login(conn, &r->w->cfg, name, password, r->addr, &res, cookie, &s, &retry_s);
-	web_db_release(r->w->db, conn);
+	err = web_login(r->w->db, &r->w->cfg, name, password, r->addr, &res, cookie, &s, &retry_s);
 	if (err < 0) {
 		json_decref(b);
 		return web_reply_db_error(r, err);
@@ -711,9 +704,11 @@ need_step(struct web_req *r, const char *action)
 	}
 	web_db_release(r->w->db, conn);
 	if (err == -EINVAL) {
+		int rc = web_reply_error(r, 400, "bad_request", "no active volunteer %s at %s", vol,
+					 site);
+
 		json_decref(b);
-		return web_reply_error(r, 400, "bad_request", "no active volunteer %s at %s", vol,
-				       site);
+		return rc;
 	}
 	if (err < 0) {
 		json_decref(b);

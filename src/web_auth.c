@@ -150,13 +150,15 @@ ms_text(int64_t ms, char *buf, size_t len)
 }
 
 int
-web_login(PGconn *conn, const struct web_config *wc, const char *name, const char *password,
+web_login(struct web_db *db, const struct web_config *wc, const char *name, const char *password,
 	  const char *addr, enum web_login_result *ret_result, char *ret_cookie,
 	  struct web_session *ret_sess, long *ret_retry_s)
 {
+	PGconn *conn;
 	PGresult *res;
 	char *hash = NULL, token[65], th[67], ttl[48], lock_ms[48], after[24];
 	bool ok;
+	int err;
 
 	if (!web_name_is_valid(name)) {
 		/* Not a name anybody has: the same work and answer as a wrong password. */
@@ -164,17 +166,21 @@ web_login(PGconn *conn, const struct web_config *wc, const char *name, const cha
 		*ret_result = WEB_LOGIN_BAD;
 		return 0;
 	}
+	err = web_db_acquire(db, WEB_DB_WAIT_MS, &conn);
+	if (err < 0)
+		return err;
 	res = WEB_QUERY(conn, "login: lock-out",
 			"SELECT ceil(extract(epoch FROM locked_until - now()))::bigint"
 			"  FROM web_lockouts WHERE name = $1 AND locked_until > now()",
 			name);
 	if (!res)
-		return -EIO;
+		goto fail;
 	if (PQntuples(res) > 0) {
 		*ret_retry_s = atol(PQgetvalue(res, 0, 0));
 		if (*ret_retry_s < 1)
 			*ret_retry_s = 1;
 		PQclear(res);
+		web_db_release(db, conn);
 		*ret_result = WEB_LOGIN_LOCKED;
 		return 0;
 	}
@@ -182,12 +188,18 @@ web_login(PGconn *conn, const struct web_config *wc, const char *name, const cha
 	res = WEB_QUERY(conn, "login: operator", "SELECT pwhash FROM operators WHERE name = $1",
 			name);
 	if (!res)
-		return -EIO;
+		goto fail;
 	if (PQntuples(res) > 0)
 		hash = strdup(PQgetvalue(res, 0, 0));
 	PQclear(res);
+	/* The check takes long and may wait for a slot: the connection goes
+	 * back to the pool meanwhile, so that logins do not starve the rest. */
+	web_db_release(db, conn);
 	ok = web_auth_verify(hash, password);
 	free(hash);
+	err = web_db_acquire(db, WEB_DB_WAIT_MS, &conn);
+	if (err < 0)
+		return err;
 	if (!ok) {
 		ms_text(wc->lockout_time, lock_ms, sizeof(lock_ms));
 		snprintf(after, sizeof(after), "%lld", (long long)wc->lockout_after);
@@ -206,14 +218,15 @@ web_login(PGconn *conn, const struct web_config *wc, const char *name, const cha
 				"                       THEN now() + $3::interval END",
 				name, after, lock_ms);
 		if (!res)
-			return -EIO;
+			goto fail;
 		PQclear(res);
+		web_db_release(db, conn);
 		*ret_result = WEB_LOGIN_BAD;
 		return 0;
 	}
 	res = WEB_QUERY(conn, "login: reset", "DELETE FROM web_lockouts WHERE name = $1", name);
 	if (!res)
-		return -EIO;
+		goto fail;
 	PQclear(res);
 	random_hex(token);
 	token_hash_text(token, th);
@@ -234,16 +247,20 @@ web_login(PGconn *conn, const struct web_config *wc, const char *name, const cha
 		sodium_memzero(csrf, sizeof(csrf));
 	}
 	if (!res)
-		return -EIO;
+		goto fail;
 	if (PQntuples(res) != 1 || fill_session(res, ret_sess) < 0) {
 		PQclear(res);
-		return -EIO;
+		goto fail;
 	}
 	PQclear(res);
+	web_db_release(db, conn);
 	memcpy(ret_cookie, token, sizeof(token));
 	sodium_memzero(token, sizeof(token));
 	*ret_result = WEB_LOGIN_OK;
 	return 0;
+fail:
+	web_db_release(db, conn);
+	return -EIO;
 }
 
 /* Whether `token` looks like ours: 64 lower-case hex digits. */
@@ -349,7 +366,11 @@ web_session_has_site(const struct web_session *s, const char *site)
 char *
 web_session_sites_param(const struct web_session *s)
 {
+	char *text;
+
 	if (json_array_size(s->sites) == 0)
 		return NULL;
-	return json_dumps(s->sites, JSON_COMPACT);
+	text = json_dumps(s->sites, JSON_COMPACT);
+	/* Out of memory: no site rather than every site. */
+	return text ? text : strdup("[\"\"]");
 }

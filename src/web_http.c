@@ -631,11 +631,12 @@ web_http_start(struct web *w)
 	w->httpd = MHD_start_daemon(
 		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 			MHD_USE_ERROR_LOG | flags,
-		0, NULL, NULL, on_request, w, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)w->cfg.max_connections,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(w->cfg.request_timeout / 1000),
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_EXTERNAL_LOGGER,
-		mhd_log, NULL, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_END);
+		0, NULL, NULL, on_request, w, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT,
+		(unsigned)w->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+		(unsigned)(w->cfg.request_timeout / 1000), MHD_OPTION_NOTIFY_COMPLETED,
+		on_completed, NULL, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536,
+		MHD_OPTION_END);
 	if (!w->httpd) {
 		log_err("cannot listen on [web] listen %s: %s", w->cfg.listen, strerror(errno));
 		return -EADDRINUSE;

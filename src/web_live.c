@@ -140,6 +140,17 @@ web_live_close_clients(struct web_live *live)
 	pthread_mutex_unlock(&live->lock);
 }
 
+void
+web_live_refuse_clients(struct web_live *live)
+{
+	pthread_mutex_lock(&live->lock);
+	live->stopping = true;
+	for (struct web_sse *c = live->clients; c; c = c->next)
+		client_kill(c);
+	pthread_cond_signal(&live->dispatch_cond);
+	pthread_mutex_unlock(&live->lock);
+}
+
 unsigned
 web_live_clients(struct web_live *live)
 {
@@ -450,9 +461,12 @@ on_message(void *context, char *topic, int topic_len, MQTTAsync_message *m)
 
 		pthread_mutex_lock(&live->lock);
 		if (copy && live->dq_count < DISPATCH_MAX) {
+			struct raw *slot =
+				&live->dq[(live->dq_head + live->dq_count) % DISPATCH_MAX];
+
 			memcpy(copy, m->payload, (size_t)m->payloadlen);
-			live->dq[(live->dq_head + live->dq_count) % DISPATCH_MAX] =
-				(struct raw){ copy, (size_t)m->payloadlen };
+			slot->payload = copy;
+			slot->len = (size_t)m->payloadlen;
 			live->dq_count++;
 			pthread_cond_signal(&live->dispatch_cond);
 			copy = NULL;

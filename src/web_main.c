@@ -143,8 +143,7 @@ run(struct web *w, const char *path)
 	}
 	sd_notify(0, "STOPPING=1");
 	log_info("stopping");
-	atomic_store(&w->stopping, 1);
-	web_live_close_clients(w->live);
+	web_live_refuse_clients(w->live);
 	web_http_stop(w);
 	web_live_stop(w->live);
 	web_db_destroy(w->db);

@@ -23,6 +23,7 @@
 #include "normalize.h"
 #include "temp.h"
 #include "topics.h"
+#include "views.h"
 
 #define QUERY(ctl, what, sql, ...)                                                       \
 	ctl_query((ctl), (what), (sql),                                                  \
@@ -576,259 +577,8 @@ ctl_cmd_stats(struct ctl *ctl, int argc, char **argv)
 /* ---------------------------------------------------------------- report daily */
 
 #define REPORT "report daily [--date YYYY-MM-DD] [--site S] [--csv]"
-#define REPORT_PARAMS 8 /* see report_sections */
-
-static void
-csv_field(const char *v)
-{
-	if (strpbrk(v, ",\"\r\n")) {
-		putchar('"');
-		for (; *v; v++) {
-			if (*v == '"')
-				putchar('"');
-			putchar(*v);
-		}
-		putchar('"');
-	} else {
-		fputs(v, stdout);
-	}
-}
-
-/* One section of the report: a heading and a table, or CSV lines whose
- * first field names the section (a header line first). */
-static int
-report_section(struct ctl *ctl, int csv, const char *name, const char *title, const char *sql,
-	       const char *const *params)
-{
-	static const Oid text[REPORT_PARAMS] = { 25, 25, 25, 25, 25, 25, 25, 25 }; /* TEXTOID */
-	PGresult *res = ctl_query_typed(ctl, title, sql, REPORT_PARAMS, text, params);
-	int ncols, nrows;
-
-	if (!res)
-		return -1;
-	ncols = PQnfields(res);
-	nrows = PQntuples(res);
-	if (csv) {
-		for (int r = -1; r < nrows; r++) {
-			fputs(name, stdout);
-			for (int c = 0; c < ncols; c++) {
-				putchar(',');
-				csv_field(r < 0 ? PQfname(res, c) : PQgetvalue(res, r, c));
-			}
-			putchar('\n');
-		}
-	} else {
-		print_titled(title, res);
-	}
-	PQclear(res);
-	return 0;
-}
-
-/* The isolation orders of site $1 active at some moment of the day [$2, $3)
- * up to now (today: what has been due so far, not the rest of the day;
- * released ones up to their release), each with the part of the day it
- * covers, [f, t). */
-#define ORDERS_OF_THE_DAY                                                                  \
-	"SELECT household, person, check_interval_s,"                                      \
-	"       greatest(starts_at, $2::timestamptz) AS f,"                                \
-	"       least(ends_at, coalesce(released_at, 'infinity'), $3::timestamptz, now())" \
-	"         AS t"                                                                    \
-	"  FROM isolation_orders"                                                          \
-	" WHERE site = $1 AND starts_at < least($3::timestamptz, now())"                   \
-	"   AND ends_at > $2::timestamptz"                                                 \
-	"   AND (released_at IS NULL OR released_at > $2::timestamptz)"                    \
-	"   AND starts_at < coalesce(released_at, 'infinity')"
-
-/* Every parameter is text: $1 site, $2 start of the day, $3 its end, $4 the
- * site's time zone, $5 fever threshold, $6 topic root, $7 [rules]
- * check_interval and $8 [rules] disinfection_interval in seconds (what an
- * order or a zone without an interval of its own follows). Each section
- * says what was done that day and, where the register says what was due,
- * what was expected beside it (docs/operations.md, "The daily report"). */
-static const struct {
-	const char *name, *title, *sql;
-} report_sections[] = {
-	{ "gates", "Gates",
-	  "SELECT g.gate,"
-	  "       count(e.event_key) AS passes,"
-	  "       count(e.temp_c) AS screened,"
-	  "       count(e.event_key) FILTER (WHERE e.temp_c >= $5::numeric"
-	  "                                  AND NOT 'implausible' = ANY(e.flags)) AS fevers,"
-	  "       count(e.event_key) FILTER (WHERE 'implausible' = ANY(e.flags)) AS implausible,"
-	  "       count(e.event_key) FILTER (WHERE e.direction = 'out') AS out,"
-	  "       count(e.event_key) FILTER (WHERE 'clock_skew' = ANY(e.flags)) AS clock_skew"
-	  "  FROM (SELECT gate FROM gates WHERE site = $1"
-	  "        UNION SELECT gate FROM gate_events"
-	  "         WHERE site = $1 AND ts >= $2::timestamptz AND ts < $3::timestamptz) g"
-	  "  LEFT JOIN gate_events e ON e.site = $1 AND e.gate = g.gate"
-	  "       AND e.ts >= $2::timestamptz AND e.ts < $3::timestamptz"
-	  " GROUP BY g.gate ORDER BY g.gate" },
-	/* expected: the zone's per_day, else the 16 h day (06:00-22:00) in
-	 * whole intervals of its own or [rules] disinfection_interval; '-' for
-	 * a zone not registered. */
-	{ "zones", "Disinfection zones",
-	  "SELECT z.zone, count(d.event_key) AS disinfections,"
-	  "       coalesce(to_char(max(d.ts) AT TIME ZONE $4, 'HH24:MI'), '-') AS last,"
-	  "       CASE WHEN min(r.zone) IS NULL THEN '-'"
-	  "            ELSE coalesce(min(r.per_day), 57600 / min(coalesce(r.interval_s, $8::int)))::text"
-	  "       END AS expected"
-	  "  FROM (SELECT zone FROM zones WHERE site = $1"
-	  "        UNION SELECT zone FROM disinfections"
-	  "         WHERE site = $1 AND ts >= $2::timestamptz AND ts < $3::timestamptz) z"
-	  "  LEFT JOIN zones r ON r.site = $1 AND r.zone = z.zone"
-	  "  LEFT JOIN disinfections d ON d.site = $1 AND d.zone = z.zone"
-	  "       AND d.ts >= $2::timestamptz AND d.ts < $3::timestamptz"
-	  " GROUP BY z.zone ORDER BY z.zone" },
-	{ "isolation", "Home isolation checks",
-	  "SELECT h.household, count(c.event_key) AS checks,"
-	  "       count(c.event_key) FILTER (WHERE c.temp_c >= $5::numeric) AS febrile,"
-	  "       count(c.event_key) FILTER (WHERE cardinality(c.symptoms) > 0) AS with_symptoms"
-	  "  FROM (SELECT household FROM isolation_orders WHERE site = $1"
-	  "         AND starts_at < $3::timestamptz AND ends_at > $2::timestamptz"
-	  "         AND (released_at IS NULL OR released_at > $2::timestamptz)"
-	  "        UNION SELECT household FROM isolation_checks"
-	  "         WHERE site = $1 AND ts >= $2::timestamptz AND ts < $3::timestamptz) h"
-	  "  LEFT JOIN isolation_checks c ON c.site = $1 AND c.household = h.household"
-	  "       AND c.ts >= $2::timestamptz AND c.ts < $3::timestamptz"
-	  " GROUP BY h.household ORDER BY h.household" },
-	/* One row per isolated person: the person of a person order, each
-	 * registered resident of a household order, else the household itself
-	 * (person '-'). hours: of the day under an order; due: whole check
-	 * intervals in them (the order's, else [rules] check_interval), the
-	 * largest of a person's orders; done: the day's checks naming the
-	 * person (any check of the household for a row of the household). */
-	{ "health_checks", "Health checks, due and done per isolated person",
-	  "WITH o AS (" ORDERS_OF_THE_DAY "),"
-	  " p AS (SELECT o.household, coalesce(o.person, r.person) AS person,"
-	  "              max(extract(epoch FROM o.t - o.f)) AS secs,"
-	  "              max(floor(extract(epoch FROM o.t - o.f)"
-	  "                        / coalesce(o.check_interval_s, $7::int))) AS due"
-	  "         FROM o LEFT JOIN residents r ON o.person IS NULL AND r.site = $1"
-	  "              AND r.household = o.household"
-	  "        GROUP BY 1, 2) "
-	  "SELECT p.household, coalesce(p.person, '-') AS person,"
-	  "       round((p.secs / 3600)::numeric, 1) AS hours, p.due::bigint AS due, c.done,"
-	  "       greatest(p.due::bigint - c.done, 0) AS missing"
-	  "  FROM p CROSS JOIN LATERAL (SELECT count(*) AS done FROM isolation_checks k"
-	  "        WHERE k.site = $1 AND k.household = p.household"
-	  "          AND k.ts >= $2::timestamptz AND k.ts < $3::timestamptz"
-	  "          AND (p.person IS NULL OR k.person = p.person)) c"
-	  " ORDER BY p.household, p.person NULLS FIRST" },
-	/* Each household under isolation at some moment of the day is due one
-	 * welfare call; reached: a call that day with an outcome other than
-	 * no_answer (1 or 0). Households called but not isolated show due 0. */
-	{ "welfare", "Welfare calls, due and reached per household",
-	  "WITH h AS (SELECT DISTINCT household FROM (" ORDERS_OF_THE_DAY ") o),"
-	  " c AS (SELECT household, count(*) AS calls,"
-	  "              count(*) FILTER (WHERE outcome <> 'no_answer') AS answered,"
-	  "              count(*) FILTER (WHERE outcome = 'needs_help') AS needs_help,"
-	  "              count(*) FILTER (WHERE outcome = 'counselling') AS counselling"
-	  "         FROM welfare_calls"
-	  "        WHERE site = $1 AND ts >= $2::timestamptz AND ts < $3::timestamptz"
-	  "        GROUP BY household) "
-	  "SELECT household, (h.household IS NOT NULL)::int AS due, coalesce(c.calls, 0) AS calls,"
-	  "       (coalesce(c.answered, 0) > 0)::int AS reached,"
-	  "       coalesce(c.needs_help, 0) AS needs_help, coalesce(c.counselling, 0) AS counselling"
-	  "  FROM h FULL JOIN c USING (household) ORDER BY household" },
-	/* Per category: opened, delivered and cancelled that day; overdue:
-	 * past due, neither delivered nor cancelled, at some moment of the day
-	 * up to now
-	 * (delivered late that day, or still open past due at its end); open:
-	 * neither delivered nor cancelled at the day's end; the median time
-	 * from open to delivery of those delivered that day. */
-	{ "needs", "Needs",
-	  "SELECT coalesce(category, '-') AS category,"
-	  "       count(*) FILTER (WHERE opened_at >= $2::timestamptz"
-	  "                          AND opened_at < $3::timestamptz) AS opened,"
-	  "       count(*) FILTER (WHERE delivered_at >= $2::timestamptz"
-	  "                          AND delivered_at < $3::timestamptz) AS delivered,"
-	  "       count(*) FILTER (WHERE cancelled_at >= $2::timestamptz"
-	  "                          AND cancelled_at < $3::timestamptz) AS cancelled,"
-	  "       count(*) FILTER (WHERE due < least($3::timestamptz, now())"
-	  "           AND coalesce(delivered_at, 'infinity') > greatest(due, $2::timestamptz)"
-	  "           AND coalesce(cancelled_at, 'infinity') > greatest(due, $2::timestamptz))"
-	  "         AS overdue,"
-	  "       count(*) FILTER (WHERE coalesce(delivered_at, 'infinity') >= $3::timestamptz"
-	  "           AND coalesce(cancelled_at, 'infinity') >= $3::timestamptz) AS open,"
-	  "       coalesce(round((percentile_cont(0.5) WITHIN GROUP (ORDER BY"
-	  "           extract(epoch FROM delivered_at - opened_at) / 60)"
-	  "           FILTER (WHERE delivered_at >= $2::timestamptz"
-	  "                     AND delivered_at < $3::timestamptz))::numeric, 1)::text, '-')"
-	  "         AS median_min_to_deliver"
-	  "  FROM needs"
-	  " WHERE site = $1 AND coalesce(opened_at, '-infinity') < $3::timestamptz"
-	  "   AND coalesce(delivered_at, 'infinity') >= $2::timestamptz"
-	  "   AND coalesce(cancelled_at, 'infinity') >= $2::timestamptz"
-	  " GROUP BY 1 ORDER BY 1" },
-	/* Per household: placed and collected that day; uncollected: all
-	 * placed minus all collected up to the day's end. */
-	{ "dropoffs", "Drop-offs",
-	  "SELECT household,"
-	  "       count(*) FILTER (WHERE action = 'placed' AND ts >= $2::timestamptz) AS placed,"
-	  "       count(*) FILTER (WHERE action = 'collected' AND ts >= $2::timestamptz)"
-	  "         AS collected,"
-	  "       greatest(count(*) FILTER (WHERE action = 'placed')"
-	  "                - count(*) FILTER (WHERE action = 'collected'), 0) AS uncollected"
-	  "  FROM dropoffs WHERE site = $1 AND ts < $3::timestamptz"
-	  " GROUP BY household"
-	  " HAVING count(*) FILTER (WHERE ts >= $2::timestamptz) > 0"
-	  "     OR count(*) FILTER (WHERE action = 'placed')"
-	  "        > count(*) FILTER (WHERE action = 'collected')"
-	  " ORDER BY household" },
-	/* The register's exception cards (cards.extra, e.g. a carer's second
-	 * card: their passes count against no exit quota), by reason: how many
-	 * cards and households hold them now, and their passes that day. One
-	 * card at a time: cordonctl household. */
-	{ "exception_cards", "Exception cards",
-	  "SELECT coalesce(c.reason, '-') AS reason, count(DISTINCT c.card) AS cards,"
-	  "       count(DISTINCT c.household) AS households,"
-	  "       count(e.event_key) AS passes,"
-	  "       count(e.event_key) FILTER (WHERE e.direction = 'out') AS out"
-	  "  FROM cards c"
-	  "  LEFT JOIN gate_events e ON e.site = $1 AND e.card = c.card"
-	  "       AND e.ts >= $2::timestamptz AND e.ts < $3::timestamptz"
-	  " WHERE c.site = $1 AND c.extra AND c.state = 'active'"
-	  " GROUP BY 1 ORDER BY 1" },
-	{ "hotline", "Hotline calls",
-	  "SELECT coalesce(category, '-') AS category, count(*) AS calls,"
-	  "       count(*) FILTER (WHERE urgent) AS urgent,"
-	  "       count(resolved_at) AS resolved,"
-	  "       coalesce(round((percentile_cont(0.5) WITHIN GROUP (ORDER BY"
-	  "           extract(epoch FROM resolved_at - opened_at) / 60))::numeric, 1)::text, '-')"
-	  "         AS median_min_to_resolve"
-	  "  FROM hotline_calls"
-	  " WHERE site = $1 AND opened_at >= $2::timestamptz AND opened_at < $3::timestamptz"
-	  " GROUP BY 1 ORDER BY 1" },
-	{ "alerts", "Alerts raised",
-	  "SELECT kind, count(*) AS raised,"
-	  "       count(*) FILTER (WHERE severity = 'critical') AS critical,"
-	  "       count(*) FILTER (WHERE state <> 'resolved') AS open,"
-	  "       sum(count) AS triggers"
-	  "  FROM alerts"
-	  " WHERE site = $1 AND raised_at >= $2::timestamptz AND raised_at < $3::timestamptz"
-	  " GROUP BY kind ORDER BY kind" },
-	/* rejects has no site column: its topic names the site. */
-	{ "rejects", "Rejected payloads",
-	  "SELECT reason, count(*) AS rejects"
-	  "  FROM rejects"
-	  " WHERE starts_with(topic, $6 || '/' || $1 || '/')"
-	  "   AND received_at >= $2::timestamptz AND received_at < $3::timestamptz"
-	  " GROUP BY reason ORDER BY count(*) DESC, reason" },
-};
-
-static int
-valid_date(const char *s)
-{
-	static const char pat[] = "dddd-dd-dd";
-
-	if (strlen(s) != sizeof(pat) - 1)
-		return 0;
-	for (size_t i = 0; pat[i]; i++)
-		if (pat[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != pat[i])
-			return 0;
-	return 1;
-}
-
+/* The report's sections and days are views.c's (shared with cordon-web);
+ * the text form prints each section under its title. */
 int
 ctl_cmd_report(struct ctl *ctl, int argc, char **argv)
 {
@@ -841,8 +591,9 @@ ctl_cmd_report(struct ctl *ctl, int argc, char **argv)
 		{ NULL, NULL, NULL },
 	};
 	struct config cfg;
-	char fever[32], check_s[32], disinfect_s[32], *root;
-	PGresult *sites;
+	struct views_report_args args;
+	char fever[32], errbuf[512], *root;
+	PGresult *days, *res;
 
 	if (argc < 1 || strcmp(argv[0], "daily") != 0)
 		return tool_usage(REPORT, "report what? (only 'daily' is known)");
@@ -850,7 +601,7 @@ ctl_cmd_report(struct ctl *ctl, int argc, char **argv)
 		return CTL_USAGE;
 	if (site && ctl_check_id(REPORT, "site", site) < 0)
 		return CTL_USAGE;
-	if (date && !valid_date(date))
+	if (date && !views_is_date(date))
 		return tool_usage(REPORT, "bad date '%.40s': use YYYY-MM-DD", date);
 	if (ctl_open(ctl) < 0)
 		return CTL_FAIL;
@@ -859,62 +610,53 @@ ctl_cmd_report(struct ctl *ctl, int argc, char **argv)
 	if (ctl_load_config(ctl, &cfg) < 0)
 		return CTL_FAIL;
 	temp_format_c(cfg.fever_c, fever, sizeof(fever));
-	snprintf(check_s, sizeof(check_s), "%lld", ctl->check_interval_s);
-	snprintf(disinfect_s, sizeof(disinfect_s), "%lld", ctl->disinfection_interval_s);
 	root = strdup(cfg.topic_root);
 	config_finish(&cfg);
 	if (!root) {
 		tool_err("out of memory");
 		return CTL_FAIL;
 	}
-
-	/* Each site's day, in its own time zone. */
-	sites = QUERY(
-		ctl, "computing the day",
-		"SELECT site, timezone, d::text,"
-		"       (d::timestamp AT TIME ZONE timezone)::text,"
-		"       ((d + 1)::timestamp AT TIME ZONE timezone)::text"
-		"  FROM (SELECT site, coalesce(timezone, $3) AS timezone,"
-		"               coalesce($2::date, (now() AT TIME ZONE coalesce(timezone, $3))::date) AS d"
-		"          FROM sites WHERE $1::text IS NULL OR site = $1) s"
-		" ORDER BY site",
-		site, date, ctl->default_tz);
-	if (!sites) {
+	args = (struct views_report_args){
+		.site = site,
+		.date = date,
+		.default_tz = ctl->default_tz,
+		.fever = fever,
+		.topic_root = root,
+		.check_interval_s = ctl->check_interval_s,
+		.disinfection_interval_s = ctl->disinfection_interval_s,
+	};
+	if (csv) {
+		if (views_report_csv(ctl->conn, &args, stdout, errbuf, sizeof(errbuf)) < 0) {
+			fflush(stdout);
+			tool_err("%s", errbuf);
+			rc = CTL_FAIL;
+		}
+		free(root);
+		return rc;
+	}
+	if (views_report_days(ctl->conn, &args, &days, errbuf, sizeof(errbuf)) < 0) {
+		tool_err("%s", errbuf);
 		free(root);
 		return CTL_FAIL;
 	}
-	for (int i = 0; i < PQntuples(sites) && rc == CTL_OK; i++) {
-		const char *params[REPORT_PARAMS] = {
-			PQgetvalue(sites, i, 0),
-			PQgetvalue(sites, i, 3),
-			PQgetvalue(sites, i, 4),
-			PQgetvalue(sites, i, 1),
-			fever,
-			root,
-			check_s,
-			disinfect_s,
-		};
-
-		if (csv) {
-			printf("report,site,date,timezone\nreport,%s,%s,", params[0],
-			       PQgetvalue(sites, i, 2));
-			csv_field(PQgetvalue(sites, i, 1));
-			putchar('\n');
-		} else {
-			printf("Daily report: site %s, %s (%s)\n\n", params[0],
-			       PQgetvalue(sites, i, 2), PQgetvalue(sites, i, 1));
-		}
-		for (size_t s = 0; s < sizeof(report_sections) / sizeof(report_sections[0]); s++)
-			if (report_section(ctl, csv, report_sections[s].name,
-					   report_sections[s].title, report_sections[s].sql,
-					   params) < 0) {
+	for (int i = 0; i < PQntuples(days) && rc == CTL_OK; i++) {
+		printf("Daily report: site %s, %s (%s)\n\n", PQgetvalue(days, i, 0),
+		       PQgetvalue(days, i, 2), PQgetvalue(days, i, 1));
+		for (size_t s = 0; s < VIEWS_REPORT_NSECTIONS; s++) {
+			if (views_report_section(ctl->conn, &args, days, i, s, &res, errbuf,
+						 sizeof(errbuf)) < 0) {
+				fflush(stdout);
+				tool_err("%s", errbuf);
 				rc = CTL_FAIL;
 				break;
 			}
+			print_titled(views_report_sections[s].title, res);
+			PQclear(res);
+		}
 	}
-	if (rc == CTL_OK && PQntuples(sites) == 0)
+	if (rc == CTL_OK && PQntuples(days) == 0)
 		printf("no sites\n");
-	PQclear(sites);
+	PQclear(days);
 	free(root);
 	return rc;
 }

@@ -13,83 +13,15 @@
 
 #include "ctl.h"
 #include "normalize.h"
+#include "views.h"
 
 /* PostgreSQL type oids (server/catalog/pg_type_d.h, stable). */
 #define BOOLOID 16
-#define INT8OID 20
-#define INT2OID 21
-#define INT4OID 23
 #define TEXTOID 25
 #define TEXTARRAYOID 1009
-#define JSONOID 114
-#define NUMERICOID 1700
 
 /* Bytes of a note shown in the text page (--json has it whole). */
 #define TEXT_SHOWN 60
-
-/* Columns shown masked: phones, and notes (free text that may quote one). */
-static int
-is_masked_column(const char *name)
-{
-	return strcmp(name, "phone") == 0 || strcmp(name, "note") == 0;
-}
-
-/* Masks what normalize_mask_digits() leaves of a number written with
- * separators (138-1234-5678, 138 1234 5678, 110105.1949...): a run of
- * digit groups joined by single '-', ' ' or '.' holding 7 digits or more
- * keeps its first 3 and last 4 digits, the others become '*' (the
- * separators stay). In place, s NUL-terminated. */
-static void
-mask_grouped_digits(char *s)
-{
-	for (size_t i = 0; s[i];) {
-		size_t j = i, ndig = 0;
-
-		while (s[j]) {
-			if (s[j] >= '0' && s[j] <= '9') {
-				ndig++;
-				j++;
-			} else if (j > i && (s[j] == '-' || s[j] == ' ' || s[j] == '.') &&
-				   s[j + 1] >= '0' && s[j + 1] <= '9' && s[j - 1] >= '0' &&
-				   s[j - 1] <= '9') {
-				j++;
-			} else {
-				break;
-			}
-		}
-		if (ndig >= 7) {
-			size_t d = 0;
-
-			for (size_t k = i; k < j; k++)
-				if (s[k] >= '0' && s[k] <= '9' && d++ >= 3 && d <= ndig - 4)
-					s[k] = '*';
-		}
-		i = j > i ? j : i + 1;
-	}
-}
-
-/* A resident's name as shown: its first character and one '*' for each
- * other one (王五 -> 王*, 欧阳娜娜 -> 欧***), the way Chinese registers
- * mask names (姓名脱敏): enough for the duty desk to tell residents apart,
- * never the whole name. Written into buf (len bytes, cut at a whole
- * character). */
-static const char *
-masked_name(const char *v, char *buf, size_t len)
-{
-	size_t n = 0, chars = 0;
-
-	for (const unsigned char *p = (const unsigned char *)v; *p && n + 5 < len; p++) {
-		if ((*p & 0xc0) == 0x80) { /* a continuation byte */
-			if (chars == 1)
-				buf[n++] = (char)*p;
-			continue;
-		}
-		chars++;
-		buf[n++] = chars == 1 ? (char)*p : '*';
-	}
-	buf[n] = '\0';
-	return buf;
-}
 
 /* The value of (r, c) as shown: NULL as "-", booleans as yes/no, masked
  * columns masked, on one line and cut, into buf (len bytes). */
@@ -103,16 +35,15 @@ shown_value(PGresult *res, int r, int c, char *buf, size_t len)
 	if (PQftype(res, c) == BOOLOID)
 		return v[0] == 't' ? "yes" : "no";
 	if (strcmp(PQfname(res, c), "name") == 0)
-		return masked_name(v, buf, len);
-	if (is_masked_column(PQfname(res, c))) {
+		return views_masked_name(v, buf, len);
+	if (views_is_masked_column(PQfname(res, c))) {
 		/* Masked whole, then cut: a number cut first would keep more of
 		 * its digits. At most TEXT_SHOWN bytes on one line. */
 		char *m = strdup(v);
 
 		if (!m)
 			return "?";
-		normalize_mask_digits(m, strlen(m));
-		mask_grouped_digits(m);
+		views_mask_text(m);
 		for (char *p = m; *p; p++)
 			if ((unsigned char)*p < 0x20)
 				*p = ' ';
@@ -189,63 +120,6 @@ print_rows(PGresult *res, int ncols, const char *indent)
 				printf("%s%*s  ", v, width[c] - display_width(v), "");
 		}
 	}
-}
-
-/* The value of (r, c) as JSON: null, true/false, integers, numbers,
- * parsed JSON, masked text, or text. A new reference (NULL when out of
- * memory). */
-static json_t *
-json_value(PGresult *res, int r, int c)
-{
-	const char *v = PQgetvalue(res, r, c);
-
-	if (PQgetisnull(res, r, c))
-		return json_null();
-	switch (PQftype(res, c)) {
-	case BOOLOID: return json_boolean(v[0] == 't');
-	case INT2OID:
-	case INT4OID:
-	case INT8OID: return json_integer(strtoll(v, NULL, 10));
-	case NUMERICOID: return json_real(strtod(v, NULL));
-	case JSONOID: return json_loads(v, JSON_DECODE_ANY, NULL);
-	default:
-		if (strcmp(PQfname(res, c), "name") == 0) {
-			char buf[4 * NORM_TEXT_MAX];
-
-			return json_string(masked_name(v, buf, sizeof(buf)));
-		}
-		if (is_masked_column(PQfname(res, c))) {
-			/* Whole (the text table cuts at 255 bytes). */
-			char *m = strdup(v);
-			json_t *j;
-
-			if (!m)
-				return NULL;
-			normalize_mask_digits(m, strlen(m));
-			mask_grouped_digits(m);
-			j = json_string(m);
-			free(m);
-			return j;
-		}
-		return json_string(v);
-	}
-}
-
-/* Row r's first ncols columns as a JSON object; NULL when out of memory. */
-static json_t *
-json_row(PGresult *res, int r, int ncols)
-{
-	json_t *o = json_object();
-
-	for (int c = 0; o && c < ncols; c++) {
-		json_t *v = json_value(res, r, c);
-
-		if (!v || json_object_set_new(o, PQfname(res, c), v) < 0) {
-			json_decref(o);
-			return NULL;
-		}
-	}
-	return o;
 }
 
 /* ---------------------------------------------------------------- volunteer */
@@ -371,125 +245,15 @@ ctl_cmd_volunteer(struct ctl *ctl, int argc, char **argv)
 
 #define HOUSEHOLD "household S H [--json] [--last N]"
 
-/* Every section's query takes $1 site, $2 household, $3 time zone, $4
- * to_char() format of times, $5 how many rows (of the lists of events;
- * residents and cards are listed whole, up to 100). Its columns: ncols
- * shown, then `total` (rows in all) and, for some, `open` (still open). */
-#define T(col) "to_char(" col " AT TIME ZONE $3, $4)"
-/* The household's person ids and the hashes of their ID numbers, each
- * with the person it stands for. */
-#define PERSONS                                                     \
-	"pmap AS (SELECT person AS k, person AS who FROM residents" \
-	"  WHERE site = $1 AND household = $2"                      \
-	" UNION ALL SELECT id_hash, person FROM residents"          \
-	"  WHERE site = $1 AND household = $2 AND id_hash IS NOT NULL)"
-/* A person column as shown: the resident, never the hash of an ID number.
- * (pmap's column is `who`, not `person`: inside the subquery an unqualified
- * `person` would name pmap's own column, not the outer row's.) */
-#define PERSON(col)                                               \
-	"coalesce((SELECT min(who) FROM pmap WHERE k = " col ")," \
-	" CASE WHEN " col " LIKE 'id:%' THEN '(ID number)' ELSE " col " END)"
-
-static const struct section {
-	const char *key;   /* JSON member */
-	const char *title; /* text heading */
-	int ncols;
-	const char *open_word; /* what `open` counts, NULL: no such column */
-	const char *sql;
-} sections[] = {
-	{ "residents", "residents", 4, NULL,
-	  "SELECT person, name, to_char(born, 'YYYY-MM-DD') AS born, phone,"
-	  " count(*) OVER () AS total"
-	  " FROM residents WHERE site = $1 AND household = $2 ORDER BY person LIMIT 100" },
-	{ "cards", "cards", 4, NULL,
-	  "SELECT card, state, extra, reason, count(*) OVER () AS total"
-	  " FROM cards WHERE site = $1 AND household = $2 ORDER BY state, card LIMIT 100" },
-	{ "isolation_orders", "isolation orders", 6, "active",
-	  "WITH " PERSONS ", o AS (SELECT *, released_at IS NULL AND ends_at > now() AS live"
-	  "  FROM isolation_orders WHERE site = $1 AND household = $2)"
-	  " SELECT id, " PERSON("person") " AS person, " T(
-		  "starts_at") " AS starts,"
-			       " " T("ends_at") " AS ends, " T(
-				       "released_at") " AS released,"
-						      " CASE WHEN live THEN 'active' WHEN released_at IS NOT NULL THEN 'released'"
-						      "  ELSE 'ended' END AS status,"
-						      " count(*) OVER () AS total, count(*) FILTER (WHERE live) OVER () AS open"
-						      " FROM o ORDER BY live DESC, starts_at DESC, id DESC LIMIT $5" },
-	{ "isolation_checks", "health checks", 4, NULL,
-	  "WITH " PERSONS " SELECT " T("ts") " AS ts, " PERSON(
-		  "person") " AS person, temp_c,"
-			    " to_json(symptoms) AS symptoms, count(*) OVER () AS total"
-			    " FROM isolation_checks WHERE site = $1 AND household = $2"
-			    " ORDER BY isolation_checks.ts DESC, event_key LIMIT $5" },
-	{ "welfare_calls", "welfare calls", 4, NULL,
-	  "SELECT " T("ts") " AS ts, outcome, by_whom AS by, note, count(*) OVER () AS total"
-			    " FROM welfare_calls WHERE site = $1 AND household = $2"
-			    " ORDER BY welfare_calls.ts DESC, event_key LIMIT $5" },
-	{ "needs", "needs", 7, "open",
-	  "SELECT need_id, category, status, " T("opened_at") " AS opened, " T(
-		  "due") " AS due,"
-			 " assigned_to, " T(
-				 "delivered_at") " AS delivered, count(*) OVER () AS total,"
-						 " count(*) FILTER (WHERE status IN ('open', 'assigned')) OVER () AS open"
-						 " FROM needs WHERE site = $1 AND household = $2"
-						 " ORDER BY status IN ('open', 'assigned') DESC, coalesce(opened_at, updated_at) DESC,"
-						 " need_id LIMIT $5" },
-	{ "dropoffs", "drop-offs", 4, NULL,
-	  "SELECT " T("ts") " AS ts, action, item, by_whom AS by, count(*) OVER () AS total"
-			    " FROM dropoffs WHERE site = $1 AND household = $2"
-			    " ORDER BY dropoffs.ts DESC, event_key LIMIT $5" },
-	{ "passes", "passes", 6, NULL,
-	  "SELECT " T("e.ts") " AS ts, e.gate, e.card, e.direction, e.temp_c, e.mask,"
-			      " count(*) OVER () AS total FROM gate_events e"
-			      " WHERE e.site = $1 AND e.card IN (SELECT card FROM cards"
-			      "  WHERE site = $1 AND household = $2)"
-			      " ORDER BY e.ts DESC, e.event_key LIMIT $5" },
-	{ "alerts", "alerts", 7, "open",
-	  "WITH " PERSONS ", subj AS ("
-	  "  SELECT 'person:' || k AS s, 'person:' || who AS shown FROM pmap"
-	  "  UNION ALL SELECT 'card:' || card, 'card:' || card FROM cards"
-	  "   WHERE site = $1 AND household = $2"
-	  "  UNION ALL SELECT 'household:' || $2, 'household:' || $2)"
-	  " SELECT " T(
-		  "a.raised_at") " AS raised, a.kind, a.severity, a.state,"
-				 " coalesce((SELECT min(shown) FROM subj WHERE s = a.subject),"
-				 "  regexp_replace(a.subject, 'id:[0-9a-f]{32}', '(ID number)', 'g')) AS subject,"
-				 " a.count, a.alert_id, count(*) OVER () AS total,"
-				 " count(*) FILTER (WHERE a.state <> 'resolved') OVER () AS open"
-				 " FROM alerts a WHERE a.site = $1 AND (a.household = $2"
-				 "  OR a.subject IN (SELECT s FROM subj)"
-				 "  OR a.card IN (SELECT card FROM cards WHERE site = $1 AND household = $2))"
-				 " ORDER BY a.state <> 'resolved' DESC, a.raised_at DESC, a.alert_id LIMIT $5" },
-};
-
-/* Runs a section's query. NULL after printing why. */
-static PGresult *
-section_query(struct ctl *ctl, const struct section *s, const char *const params[5])
-{
-	static const Oid types[5] = { TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID };
-	char what[64];
-
-	snprintf(what, sizeof(what), "reading the %s", s->title);
-	return ctl_query_typed(ctl, what, s->sql, 5, types, params);
-}
-
-/* total and open of a section's result (0 when it has no rows). */
+/* The page's sections and their statements are views.c's (shared with
+ * cordon-web); this prints them as text. */
 static void
-section_counts(const struct section *s, PGresult *res, long *ret_total, long *ret_open)
-{
-	int n = PQntuples(res);
-
-	*ret_total = n ? atol(PQgetvalue(res, 0, s->ncols)) : 0;
-	*ret_open = n && s->open_word ? atol(PQgetvalue(res, 0, s->ncols + 1)) : 0;
-}
-
-static void
-print_section(const struct section *s, PGresult *res)
+print_section(const struct views_section *s, PGresult *res)
 {
 	long total, open;
 	int n = PQntuples(res);
 
-	section_counts(s, res, &total, &open);
+	views_section_counts(s, res, &total, &open);
 	if (total == 0) {
 		printf("%s: none\n", s->title);
 		return;
@@ -503,48 +267,60 @@ print_section(const struct section *s, PGresult *res)
 	print_rows(res, s->ncols, "  ");
 }
 
-/* The section as {"total": N, ["open"|"active": K,] "items": [...]};
- * NULL when out of memory. */
-static json_t *
-json_section(const struct section *s, PGresult *res)
+/* The page as text, in the household's time zone. CTL_OK or CTL_FAIL
+ * after printing why. */
+static int
+print_household(struct ctl *ctl, const char *site, const char *household, int last)
 {
-	json_t *o = json_object(), *items = json_array();
-	long total, open;
+	char errbuf[512], phone[32] = "-", tz[128];
+	PGresult *res;
+	int rc;
 
-	if (!o || !items)
-		goto oom;
-	section_counts(s, res, &total, &open);
-	if (json_object_set_new(o, "total", json_integer(total)) < 0 ||
-	    (s->open_word && json_object_set_new(o, s->open_word, json_integer(open)) < 0))
-		goto oom;
-	for (int r = 0; r < PQntuples(res); r++)
-		if (json_array_append_new(items, json_row(res, r, s->ncols)) < 0)
-			goto oom;
-	if (json_object_set_new(o, "items", items) < 0) {
-		items = NULL;
-		goto oom;
+	rc = views_household_head(ctl->conn, site, household, ctl->default_tz, &res, errbuf,
+				  sizeof(errbuf));
+	if (rc < 0) {
+		tool_err("%s", errbuf);
+		return CTL_FAIL;
 	}
-	return o;
-oom:
-	json_decref(items);
-	json_decref(o);
-	return NULL;
+	snprintf(tz, sizeof(tz), "%s", PQgetvalue(res, 0, 5));
+	if (!PQgetisnull(res, 0, 4)) {
+		snprintf(phone, sizeof(phone), "%s", PQgetvalue(res, 0, 4));
+		normalize_mask_digits(phone, strlen(phone));
+	}
+	printf("household %s/%s: building %s, unit %s, room %s, size %s, phone %s"
+	       " (times in %s)\n",
+	       site, household, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
+	       PQgetvalue(res, 0, 3), phone, tz);
+	PQclear(res);
+	for (size_t i = 0; i < VIEWS_HOUSEHOLD_NSECTIONS; i++) {
+		const struct views_section *s = &views_household_sections[i];
+
+		rc = views_household_section(ctl->conn, s, site, household, tz,
+					     "YYYY-MM-DD HH24:MI", last, &res, errbuf,
+					     sizeof(errbuf));
+		if (rc < 0) {
+			tool_err("%s", errbuf);
+			return CTL_FAIL;
+		}
+		print_section(s, res);
+		PQclear(res);
+	}
+	return CTL_OK;
 }
 
 int
 ctl_cmd_household(struct ctl *ctl, int argc, char **argv)
 {
 	const char *pos[2], *last_s = NULL;
-	int as_json = 0, ret = CTL_FAIL;
+	int as_json = 0, rc;
 	const struct ctl_opt opts[] = {
 		{ "--json", NULL, &as_json },
 		{ "--last", &last_s, NULL },
 		{ NULL, NULL, NULL },
 	};
-	const char *params[5];
-	char last[16] = "10", tz[128];
-	json_t *page = NULL;
-	PGresult *res;
+	long last = 10;
+	char errbuf[512];
+	json_t *page;
 
 	if (ctl_parse(HOUSEHOLD, argc, argv, opts, pos, 2, 2) < 0 ||
 	    ctl_check_id(HOUSEHOLD, "site", pos[0]) < 0 ||
@@ -552,90 +328,27 @@ ctl_cmd_household(struct ctl *ctl, int argc, char **argv)
 		return CTL_USAGE;
 	if (last_s) {
 		char *end;
-		long n;
 
 		errno = 0;
-		n = strtol(last_s, &end, 10);
-		if (end == last_s || *end || errno || n < 1 || n > 1000)
+		last = strtol(last_s, &end, 10);
+		if (end == last_s || *end || errno || last < 1 || last > 1000)
 			return tool_usage(HOUSEHOLD, "--last '%.40s': expected 1 to 1000", last_s);
-		snprintf(last, sizeof(last), "%ld", n);
 	}
 	if (ctl_open(ctl) < 0)
 		return CTL_FAIL;
-	res = QUERY(ctl, "reading the household",
-		    "SELECT h.building, h.unit, h.room, h.size, h.phone,"
-		    " coalesce(s.timezone, $3) AS timezone"
-		    " FROM households h JOIN sites s USING (site)"
-		    " WHERE h.site = $1 AND h.household = $2",
-		    pos[0], pos[1], ctl->default_tz);
-	if (!res)
-		return CTL_FAIL;
-	if (PQntuples(res) == 0) {
-		PQclear(res);
-		tool_err("unknown household %s at site %s", pos[1], pos[0]);
+	if (!as_json)
+		return print_household(ctl, pos[0], pos[1], (int)last);
+	rc = views_household_json(ctl->conn, pos[0], pos[1], ctl->default_tz, (int)last, &page,
+				  errbuf, sizeof(errbuf));
+	if (rc == -ENOMEM) {
+		tool_err("out of memory");
 		return CTL_FAIL;
 	}
-	snprintf(tz, sizeof(tz), "%s", PQgetvalue(res, 0, 5));
-	if (as_json) {
-		page = json_pack("{s:s, s:s}", "site", pos[0], "household", pos[1]);
-		for (int c = 0; page && c < PQnfields(res); c++) {
-			json_t *v = json_value(res, 0, c);
-
-			if (!v || json_object_set_new(page, PQfname(res, c), v) < 0) {
-				json_decref(page);
-				page = NULL;
-			}
-		}
-		if (!page) {
-			PQclear(res);
-			tool_err("out of memory");
-			return CTL_FAIL;
-		}
-		/* Times in UTC, RFC 3339. */
-		params[2] = "UTC";
-		params[3] = "YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"";
-	} else {
-		char phone[32] = "-";
-
-		if (!PQgetisnull(res, 0, 4)) {
-			snprintf(phone, sizeof(phone), "%s", PQgetvalue(res, 0, 4));
-			normalize_mask_digits(phone, strlen(phone));
-		}
-		printf("household %s/%s: building %s, unit %s, room %s, size %s, phone %s"
-		       " (times in %s)\n",
-		       pos[0], pos[1], PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
-		       PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), phone, tz);
-		params[2] = tz;
-		params[3] = "YYYY-MM-DD HH24:MI";
+	if (rc < 0) {
+		tool_err("%s", errbuf);
+		return CTL_FAIL;
 	}
-	PQclear(res);
-	params[0] = pos[0];
-	params[1] = pos[1];
-	params[4] = last;
-	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
-		const struct section *s = &sections[i];
-
-		res = section_query(ctl, s, params);
-		if (!res)
-			goto out;
-		if (!page) {
-			print_section(s, res);
-		} else if (json_object_set_new(page, s->key, json_section(s, res)) < 0) {
-			PQclear(res);
-			tool_err("out of memory");
-			goto out;
-		}
-		PQclear(res);
-	}
-	if (page) {
-		ret = ctl_print_json(page);
-		page = NULL;
-		goto out;
-	}
-	ret = CTL_OK;
-out:
-	json_decref(page);
-	return ret;
+	return ctl_print_json(page);
 }
 
 /* ---------------------------------------------------------------- purge */

@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.parse
 
+import paho.mqtt.client as mqtt
 import pytest
 
 import harness
@@ -189,8 +190,16 @@ def web(env):
     d = env.cordond()
     wait_until(lambda: "register loaded" in d.log(), what="cordond loading the register")
     since = env.broker.log_size()
+    # Its own page, not the console's (web/): these tests need to know the files.
+    assets = os.path.join(env.dir, "api-assets")
+    os.makedirs(assets)
+    with open(os.path.join(assets, "index.html"), "w") as f:
+        f.write("<!doctype html><title>cordon</title><script src=app.js></script>\n")
+    with open(os.path.join(assets, "app.js"), "w") as f:
+        f.write("// the console\n")
     w = Web(env.dir, env.broker.port, env.pg.conninfo,
-            {"web": {"lockout_after": str(LOCKOUT_AFTER), "lockout_time": "10m"}})
+            {"web": {"lockout_after": str(LOCKOUT_AFTER), "lockout_time": "10m",
+                     "assets_dir": assets}})
     env.daemons.append(w)
     w.start()
     w.wait_ready(env.broker, since)
@@ -286,6 +295,29 @@ def test_login_cookie_and_headers(web, env):
     # Logout ends the session.
     assert c.post("/api/logout").status == 204
     assert c.get("/api/me").status == 401
+
+
+def test_session_ends(web, env):
+    """Idle too long, past its lifetime, or its operator replaced: 401."""
+    c = Client(web)
+    c.login("duty")
+    assert c.get("/api/me").status == 200
+    env.pg.query("UPDATE web_sessions SET seen_at = now() - interval '61 minutes'"
+                 " WHERE operator = 'duty'")
+    assert c.get("/api/me").status == 401  # [web] idle_timeout 1h
+    c.login("duty")
+    env.pg.query("UPDATE web_sessions SET expires_at = now() - interval '1 second'"
+                 " WHERE operator = 'duty'")
+    assert c.get("/api/me").status == 401  # session_ttl
+    c.login("duty")
+    web.ctl("operator", "add", "locky2", "--role", "viewer", "--password-file",
+            os.path.join(env.dir, "pw"))
+    c2 = Client(web)
+    c2.login("locky2")
+    assert c2.get("/api/me").json()["role"] == "viewer"
+    web.ctl("operator", "add", "locky2", "--password-file", os.path.join(env.dir, "pw"))
+    assert c2.get("/api/me").status == 401  # replaced: logged out everywhere
+    assert c.get("/api/me").status == 200   # others stay
 
 
 def test_bad_login_and_lockout(web, env):
@@ -408,6 +440,9 @@ def test_ack_through_the_broker_and_live(web, env):
         wait_until(lambda: not any(x["alert_id"] == aid
                                    for x in duty.get("/api/alerts").json()["alerts"]),
                    what="the resolved alert gone from the open ones")
+        wait_until(lambda: env.pg.query("SELECT state FROM alerts WHERE alert_id = %s",
+                                        (aid,))[0][0] == "resolved",
+                   what="resolved in PostgreSQL")
         a = duty.post("/api/alerts/%s/ack" % aid, {})
         assert a.status == 404
     finally:
@@ -546,3 +581,183 @@ def test_broker_outage_under_sse(web, env):
         ev2.close()
     assert web.alive()
     assert c.get("/healthz").status == 200
+
+
+# ---------------------------------------------------------------- needs
+
+def test_need_assign_and_deliver(web, env):
+    web.ctl("volunteer", "add", "s1", "vol-07", "--team", "east")
+    publish_many(env.broker.port, [("cordon/s1/need", json.dumps({
+        "need_id": "N-WEB-1", "id": "1", "action": "open", "ts": now_ts(),
+        "household": "3-2-401", "category": "groceries"}).encode())])
+    wait_until(lambda: env.pg.count("needs", "site = 's1' AND need_id = 'N-WEB-1'") == 1,
+               what="the need opened")
+    duty, viewer, wang = Client(web), Client(web), Client(web)
+    duty.login("duty")
+    viewer.login("watcher")
+    wang.login("wang")
+    vols = duty.get("/api/volunteers?site=s1").json()["volunteers"]
+    assert {"site": "s1", "volunteer": "vol-07", "team": "east"} in vols
+    path = "/api/needs/s1/N-WEB-1/"
+    assert viewer.post(path + "assign", {"volunteer": "vol-07"}).status == 403
+    assert wang.post(path + "assign", {"volunteer": "vol-07"}).status == 403  # not its site
+    assert duty.post(path + "assign", {"volunteer": "nobody"}).status == 400
+    assert duty.post(path + "assign", {}).status == 400
+    assert duty.post("/api/needs/s1/N-NONE/assign", {"volunteer": "vol-07"}).status == 404
+    a = duty.post(path + "assign", {"volunteer": "vol-07"})
+    assert a.status == 202 and a.json() == {"need_id": "N-WEB-1", "action": "assign"}, a
+    wait_until(lambda: env.pg.query("SELECT status, assigned_to, note FROM needs"
+                                    " WHERE site = 's1' AND need_id = 'N-WEB-1'")[0]
+               == ("assigned", "vol-07", "by duty"), what="the need assigned")
+    a = duty.post(path + "deliver", {})
+    assert a.status == 202, a
+    wait_until(lambda: env.pg.query("SELECT status, delivered_by FROM needs"
+                                    " WHERE site = 's1' AND need_id = 'N-WEB-1'")[0]
+               == ("delivered", "vol-07"), what="the need delivered by its volunteer")
+
+
+# ---------------------------------------------------------------- PostgreSQL away
+
+def test_postgres_outage(web, env):
+    c = Client(web)
+    c.login("duty")
+    env.pg.stop()
+    try:
+        a = c.get("/api/me")
+        assert a.status == 503 and a.json()["error"] == "unavailable", a
+        assert a.headers["Retry-After"]
+        assert c.request("POST", "/api/login", {"name": "duty", "password": PASSWORD}).status == 503
+        h = c.get("/healthz")
+        assert h.status == 503 and h.json()["postgres"] is False
+        assert web.alive()
+    finally:
+        env.pg.start()
+    wait_until(lambda: c.get("/api/me").status == 200, what="the session usable again")
+    wait_until(lambda: c.get("/healthz").status == 200, what="/healthz ok again")
+    assert "PostgreSQL unreachable" in web.log()
+
+
+# ---------------------------------------------------------------- the example ACL
+
+def test_example_acl_user(web, env):
+    """cordon-web as user cordon-web of config/mosquitto.acl: it reads the
+    retained alerts and publishes a need's step; cordond's user sees it."""
+    import subprocess
+    pws = {"cordon-web": "pw-web-0123456789", "cordond": "pw-cordond-0123456789"}
+    d = os.path.join(env.dir, "broker-acl")
+    os.makedirs(d)
+    pwfile = os.path.join(d, "passwd")
+    for i, (user, pw) in enumerate(pws.items()):
+        subprocess.run(["mosquitto_passwd"] + (["-c"] if i == 0 else []) + ["-b", pwfile, user, pw],
+                       check=True, capture_output=True)
+    b = harness.Broker(d, password_file=pwfile, acl_file=os.path.join(ROOT, "config",
+                                                                        "mosquitto.acl"))
+    b.start()
+    secret = os.path.join(env.dir, "cordon-web-acl.password")
+    with open(secret, "w") as f:
+        f.write(pws["cordon-web"] + "\n")
+    w = None
+    try:
+        publish_many(env.broker.port, [("cordon/s1/need", json.dumps({
+            "need_id": "N-ACL-1", "id": "1", "action": "open", "ts": now_ts(),
+            "household": "3-2-402"}).encode())])
+        wait_until(lambda: env.pg.count("needs", "need_id = 'N-ACL-1'") == 1, what="the need")
+        since = b.log_size()
+        w = Web(env.dir, b.port, env.pg.conninfo,
+                {"mqtt": {"username": "cordon-web", "password_file": secret}})
+        w.start()
+        w.wait_ready(b, since)
+        watcher = mqtt.Client(client_id="acl-watch", clean_session=True)
+        watcher.username_pw_set("cordond", pws["cordond"])
+        got, subscribed = [], threading.Event()
+        watcher.on_message = lambda cl, ud, m: got.append((m.topic, m.payload))
+        watcher.on_subscribe = lambda *a: subscribed.set()
+        watcher.connect("127.0.0.1", b.port)
+        watcher.loop_start()
+        try:
+            watcher.subscribe("cordon/+/need", qos=1)
+            assert subscribed.wait(10)
+            # cordond's retained state, read by cordon-web.
+            state = {"alert_id": "acl0", "kind": "fever", "severity": "critical",
+                     "state": "raised", "site": "s1", "subject": "person:ACL",
+                     "raised_at": "2026-12-01T00:00:00.000Z"}
+            info = watcher.publish("cordon/s1/alerts/acl0", json.dumps(state), qos=1,
+                                   retain=True)
+            info.wait_for_publish(10)
+            c = Client(w)
+            c.login("duty")
+            wait_until(lambda: any(a["alert_id"] == "acl0"
+                                   for a in c.get("/api/alerts").json()["alerts"]),
+                       what="the retained alert read through the ACL")
+            a = c.post("/api/needs/s1/N-ACL-1/deliver", {})
+            assert a.status == 202, a
+            wait_until(lambda: any(t == "cordon/s1/need" and b"N-ACL-1" in p for t, p in got),
+                       what="cordon-web's need step through the ACL")
+            watcher.publish("cordon/s1/alerts/acl0", b"", qos=1, retain=True).wait_for_publish(10)
+        finally:
+            watcher.loop_stop()
+            watcher.disconnect()
+    finally:
+        if w:
+            w.stop()
+        b.stop()
+
+
+# ---------------------------------------------------------------- boards and report
+
+def test_boards_household_and_report(web, env):
+    """The read side through the console is what cordonctl prints: the
+    household page as `household --json`, the CSV as `report daily --csv`
+    byte for byte; the boards are limited to the operator's sites."""
+    harness.import_households(env, web.ctl, "s1", [("1-1-101", ["C-H1"])])
+    harness.import_households(env, web.ctl, "s2", [("2-1-101", ["C-H2"])])
+    duty, wang = Client(web), Client(web)
+    duty.login("duty")
+    wang.login("wang")
+    gates = duty.get("/api/gates").json()["gates"]
+    assert {("s1", "G01"), ("s2", "G01")} <= {(g["site"], g["gate"]) for g in gates}
+    assert {g["site"] for g in wang.get("/api/gates").json()["gates"]} == {"s2"}
+    for path in ("/api/zones", "/api/isolation", "/api/needs?status=all"):
+        a = wang.get(path)
+        assert a.status == 200, (path, a)
+        rows = next(iter(a.json().values()))
+        assert all(r["site"] == "s2" for r in rows), (path, rows)
+    assert duty.get("/api/needs?status=bogus").status == 400
+
+    page = duty.get("/api/households/s1/1-1-101")
+    assert page.status == 200, page
+    ctl_page = json.loads(web.ctl("household", "s1", "1-1-101", "--json").stdout)
+    assert page.json() == ctl_page
+    assert "18012341999" not in page.body  # the phone is masked
+    assert duty.get("/api/households/s1/9-9-999").status == 404
+    assert wang.get("/api/households/s1/1-1-101").status == 403
+
+    rep = duty.get("/api/report?site=s1")
+    assert rep.status == 200, rep
+    r = rep.json()
+    assert r["site"] == "s1" and r["timezone"] == "Asia/Shanghai" and r["sections"]
+    assert len(r["charts"]["passes_per_hour"]) == 24
+    csv = duty.get("/api/report.csv?site=s1&date=" + r["date"])
+    assert csv.status == 200 and csv.headers["Content-Type"].startswith("text/csv")
+    assert "attachment" in csv.headers["Content-Disposition"]
+    out = web.ctl("report", "daily", "--site", "s1", "--date", r["date"], "--csv").stdout
+    assert csv.body == out
+    assert duty.get("/api/report").status == 400  # site= is required
+
+
+# ---------------------------------------------------------------- stop
+
+def test_sigterm_with_live_pages(web, env):
+    """Last: SIGTERM with live streams open ends them and exits 0 at once."""
+    c = Client(web)
+    c.login("duty")
+    streams = [Events(c) for _ in range(3)]
+    for ev in streams:
+        wait_until(ev.snapshot, what="the snapshot")
+    t0 = time.monotonic()
+    assert web.stop() == 0
+    assert time.monotonic() - t0 < 10
+    for ev in streams:
+        assert ev.closed.wait(10)
+        ev.close()
+    assert "stopping" in web.log()
