@@ -14,6 +14,7 @@ its fixed texts when it is Chinese, nor wider than a phone.
 
 Every wait is WebDriverWait or harness.wait_until on a condition."""
 
+import glob
 import json
 import os
 import re
@@ -27,7 +28,7 @@ from selenium.common.exceptions import StaleElementReferenceException, TimeoutEx
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 import harness
 from harness import Collector, gate_event, now_ts, publish_many, wait_until
@@ -99,7 +100,10 @@ def world(env, ctl):
 
 @pytest.fixture(scope="module")
 def browser(world):
-    """One headless Chromium for the module, its languages Chinese first."""
+    """One headless Chromium for the module, its languages Chinese first.
+    The screenshots of an earlier run's failed waits are removed."""
+    for old in glob.glob(os.path.join(ARTIFACTS, "failed-*.png")):
+        os.remove(old)
     opts = webdriver.ChromeOptions()
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,900",
                 "--lang=zh-CN", "--autoplay-policy=no-user-gesture-required"):
@@ -512,8 +516,15 @@ def test_chinese_page_has_no_english(env, world, browser, views):
         until(drv, lambda d: not d.find_elements(By.CSS_SELECTOR, "main .error"), "no error on " + page)
         left = [w for w in drv.execute_script(LATIN_WORDS) if w[0] not in ALLOWED_LATIN]
         assert not left, "English on the Chinese page %s: %s" % (page, left[:10])
-    # The open dialog, too.
+    # The history, searched by kind and subject: both fevers, in Chinese.
     go(drv, web, "alerts")
+    Select(drv.find_element(By.ID, "h-kind")).select_by_value("fever")
+    drv.find_element(By.ID, "h-subject").send_keys("person:P-" + Keys.ENTER)
+    rows = until(drv, lambda d: css(d, ".history-results tbody tr"), "the history's rows")
+    assert len(rows) == 2 and all("发热" in r.text for r in rows), [r.text for r in rows]
+    left = [w for w in drv.execute_script(LATIN_WORDS) if w[0] not in ALLOWED_LATIN]
+    assert not left, "English in the history: %s" % left
+    # The open dialog, too.
     button = until(drv, lambda d: visible(d, "article.alert button.resolve"), "a resolve button")[0]
     button.click()
     until(drv, lambda d: visible(d, "dialog.note-dialog"), "the dialog")

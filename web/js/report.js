@@ -27,6 +27,9 @@ function chartBox(name, title, make, keys) {
   return fig;
 }
 
+// Counts have whole-number ticks.
+const WHOLE = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000];
+
 function bars(opts) {
   return window.uPlot.paths.bars(opts);
 }
@@ -38,8 +41,8 @@ function hourlyChart(passes, fevers) {
     scales: { x: { time: false, range: [-0.5, 23.5] }, f: { range: (u, min, max) => [0, Math.max(1, max)] } },
     axes: [
       { label: t("report.hour"), values: (u, vals) => vals.map((v) => (Number.isInteger(v) ? String(v) : "")) },
-      { label: t("report.passes.s") },
-      { scale: "f", side: 1, label: t("report.fevers"), grid: { show: false } },
+      { label: t("report.passes.s"), incrs: WHOLE },
+      { scale: "f", side: 1, label: t("report.fevers"), grid: { show: false }, incrs: WHOLE },
     ],
     series: [
       {},
@@ -60,7 +63,7 @@ function tempChart(temps) {
       x: { time: false, range: xs.length ? [xs[0] - step, xs[xs.length - 1] + step] : [35, 40] },
       y: { range: (u, min, max) => [0, Math.max(1, max)] },
     },
-    axes: [{ label: "°C", values: (u, vals) => vals.map((v) => v.toFixed(1)) }, { label: t("report.n") }],
+    axes: [{ label: "°C", values: (u, vals) => vals.map((v) => v.toFixed(1)) }, { label: t("report.n"), incrs: WHOLE }],
     series: [{}, { label: t("report.n"), stroke: COLORS.temps, fill: COLORS.temps + "aa", paths: bars({ size: [0.8, 30] }), points: { show: false } }],
   }, [xs, ys], el));
 }
@@ -72,7 +75,7 @@ function zoneChart(rows) {
     scales: { x: { time: false, range: [-0.6, Math.max(0, rows.length - 1) + 0.6] }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
     axes: [
       { label: t("col.zone"), splits: () => xs, values: (u, vals) => vals.map((v) => (rows[v] ? rows[v].zone : "")) },
-      { label: t("report.n") },
+      { label: t("report.n"), incrs: WHOLE },
     ],
     series: [
       {},
