@@ -439,6 +439,37 @@ def canvas_report(drv):
         });""")
 
 
+def test_needs_board(env, world, browser, views):
+    """A need opened on the ledger's topic: open → assign vol-07 → delivered,
+    from the board, and PostgreSQL says so at each step."""
+    _, web = world
+    drv = browser
+    publish_many(env.broker.port, [("cordon/%s/need" % SITE, json.dumps({
+        "need_id": "N-1", "id": "1", "action": "open", "ts": now_ts(), "household": HH,
+        "category": "medicine"}).encode())])
+    wait_until(lambda: env.pg.count("needs", "site = %s AND need_id = 'N-1'", (SITE,)),
+               what="need N-1 in PostgreSQL")
+    go(drv, web, "needs")
+
+    def card(column):
+        return until(drv, lambda d: css(d, "section.col-%s article.need[data-need-id=N-1]" % column),
+                     "N-1 in the %s column" % column)[0]
+    c = card("open")
+    assert "药品" in c.text and HH in c.text
+    Select(c.find_element(By.TAG_NAME, "select")).select_by_value("vol-07")
+    next(b for b in c.find_elements(By.TAG_NAME, "button") if b.text == "分配").click()
+    wait_until(lambda: env.pg.query("SELECT status, assigned_to FROM needs WHERE site = %s"
+                                    " AND need_id = 'N-1'", (SITE,)) == [("assigned", "vol-07")],
+               what="N-1 assigned to vol-07")
+    c = card("assigned")
+    assert "vol-07" in c.text
+    next(b for b in c.find_elements(By.TAG_NAME, "button") if b.text == "标记送达").click()
+    wait_until(lambda: env.pg.scalar("SELECT status FROM needs WHERE site = %s AND need_id = 'N-1'",
+                                     (SITE,)) == "delivered", what="N-1 delivered")
+    c = card("delivered")
+    assert not c.find_elements(By.TAG_NAME, "button")
+
+
 def test_report_draws_its_charts(env, world, browser, views):
     """Screenshots: report-desktop.png and report-phone.png in Chinese (the
     console's language; a machine without a CJK font draws boxes for it), and

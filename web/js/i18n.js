@@ -268,6 +268,7 @@ const TEXT = {
   "val.collected": ["已取走", "collected"],
   "val.groceries": ["生活物资", "groceries"],
   "val.medicine": ["药品", "medicine"],
+  "val.elderly_care": ["老人照护", "elderly care"],
   "val.other": ["其他", "other"],
   "val.raised": ["未确认", "raised"],
   "val.acked": ["已确认", "acknowledged"],
