@@ -592,3 +592,35 @@ def test_no_policy_violations(browser):
     bad = [e for e in console(browser) if e["level"] == "SEVERE"
            and not re.search(r"status of (401|403|429)", e["message"])]
     assert not bad, bad
+
+
+def test_only_its_own_origin(world, browser):
+    """Every resource the page loaded came from cordon-web itself."""
+    _, web = world
+    drv = browser
+    go(drv, web, "report")
+    until(drv, lambda d: len(css(d, ".chart canvas")) == 3, "three charts")
+    urls = drv.execute_script("return performance.getEntriesByType('resource').map(e => e.name)"
+                              ".concat([location.href])")
+    assert urls and all(u.startswith(web.url("/")) for u in urls), urls
+    assert any(u.endswith("/vendor/uPlot.iife.min.js") for u in urls), urls
+
+
+def test_database_away_then_back(env, world, browser, views):
+    """PostgreSQL stops: the next request says "暂时无法连接，正在重试" and
+    the page keeps trying; PostgreSQL is back: the banner goes and the
+    zones show, without anyone touching the page."""
+    _, web = world
+    drv = browser
+    go(drv, web, "gates")
+    until(drv, lambda d: "G01" in d.find_element(By.ID, "main").text, "the gates")
+    env.pg.stop()
+    try:
+        go(drv, web, "zones")
+        until(drv, lambda d: visible(d, "#offline-banner"), "the offline banner")
+        assert drv.find_element(By.ID, "offline-banner").text == "暂时无法连接，正在重试"
+        assert "暂时无法连接" in drv.find_element(By.ID, "main").text
+    finally:
+        env.pg.start()
+    until(drv, lambda d: not visible(d, "#offline-banner") and css(d, "main td[data-col=zone]"),
+          "the zones, without the banner", timeout=60)

@@ -164,7 +164,16 @@ function init() {
     route();
   });
   window.addEventListener("hashchange", route);
-  api("/api/me", { quiet401: true }).then(enter, (e) => showLogin(e.status === 401 ? "" : t("err.offline")));
+  boot();
+}
+
+// Who is logged in: the app, or the login; while the server cannot say
+// (503, no answer), the offline banner and another try in 5 s.
+function boot() {
+  api("/api/me", { quiet401: true }).then(enter, (e) => {
+    if (e.status === 401) showLogin();
+    else setTimeout(boot, 5000);
+  });
 }
 
 init();
