@@ -360,6 +360,9 @@ def test_silenced_alert_shown_as_such(world, browser, ctl):
                  "P-2's fever shown silenced")
     assert re.search(r"已静默，至 \d{4}-\d\d-\d\d \d\d:\d\d", card.text), card.text
     assert card.get_attribute("data-state") == "raised"
+    # Grey, not red: the computed background of the card.
+    assert card.value_of_css_property("background-color") == "rgba(229, 231, 235, 1)", \
+        card.value_of_css_property("background-color")
     until(drv, lambda d: not d.title.startswith("("), "the title without a count")
     assert not visible(drv, "#critical-banner")
     # This document (since the refresh) has not beeped once.
@@ -572,6 +575,8 @@ def test_chinese_page_has_no_english(env, world, browser, views):
 
 
 def test_phone_width(world, browser, views):
+    """Every page at 375 px: no sideways scroll; a screenshot of each
+    (phone-<page>.png) for a person to look at."""
     _, web = world
     drv = browser
     drv.set_window_size(375, 812)
@@ -582,6 +587,7 @@ def test_phone_width(world, browser, views):
                   "page %s loaded" % page)
             wide = drv.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
             assert wide[0] <= wide[1], "page %s scrolls sideways at 375 px: %s" % (page, wide)
+            drv.save_screenshot(os.path.join(ARTIFACTS, "phone-%s.png" % page.split("/")[0]))
     finally:
         drv.set_window_size(1280, 900)
 
