@@ -315,6 +315,12 @@ def test_ack_from_the_page(env, world, browser):
     card = alert_card(drv, lambda e: e.get_attribute("data-alert-id") == alert_id)
     assert "已由 duty 确认" in card.text
     assert not card.find_elements(By.CSS_SELECTOR, "button.ack")
+    # The keyboard keeps its place: the focus is on the same card (its ack
+    # button gone, on its resolve button).
+    focused = drv.switch_to.active_element
+    assert "resolve" in focused.get_attribute("class").split(), focused.get_attribute("outerHTML")
+    assert focused.find_element(By.XPATH, "ancestor::article").get_attribute("data-alert-id") \
+        == alert_id
 
 
 def test_viewer_cannot_ack(env, world, browser):

@@ -27,8 +27,13 @@ function poll(ctx, box, ms, fn) {
   async function run() {
     if (!ctx.alive()) return;
     let wait = ms;
+    // Someone is working in the box (a volunteer chosen, a button
+    // focused): not now, it would undo their choice.
+    const busy = box.contains(document.activeElement) && document.activeElement !== box &&
+      box.dataset.loaded === "1";
     try {
-      await fn();
+      if (!busy) await fn();
+      box.dataset.loaded = "1";
     } catch (e) {
       if (ctx.alive()) failed(box, e, null);
       wait = Math.min(ms, 5000);
@@ -108,10 +113,22 @@ async function alertsView(ctx) {
   function render() {
     state.textContent = live.live.connected ? t("alerts.live") : t("alerts.reconnecting");
     state.className = "live-state " + (live.live.connected ? "on" : "off");
+    // Keep the keyboard's place across the redraw: the same button of the
+    // same alert, else another of its buttons, else its card's first.
+    const f = document.activeElement;
+    const was = f && list.contains(f) && f.closest("article.alert");
+    const focusId = was && was.dataset.alertId;
+    const focusClass = was && f.className;
     clear(list);
     const shown = live.sorted().filter((a) => !ctx.site || a.site === ctx.site);
     if (!shown.length) list.append(empty(t("alerts.none")));
     for (const a of shown) list.append(alertCard(a, ctx.zone(a.site)));
+    if (focusId) {
+      const card = [...list.querySelectorAll("article.alert")].find((c) => c.dataset.alertId === focusId);
+      const target = card && ([...card.querySelectorAll("button, a")].find((b) => b.className === focusClass) ||
+        card.querySelector("button, a"));
+      if (target) target.focus();
+    }
   }
   render();
   live.live.listeners.add(render);
