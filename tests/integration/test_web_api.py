@@ -342,6 +342,32 @@ def test_bad_login_and_lockout(web, env):
     assert env.pg.count("web_lockouts", "name = 'locky'") == 0
 
 
+def test_login_flood_is_bounded(web):
+    """Ten logins at once: at most two Argon2id checks (64 MiB each) run
+    together, so the peak memory stays far under ten times 64 MiB; each
+    still gets its answer."""
+    answers = []
+
+    def one(i):
+        answers.append(Client(web).login("flood%d" % i, "wrong password", expect=401).status)
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    took = time.monotonic() - t0
+    assert answers == [401] * 10
+    with open("/proc/%d/status" % web.proc.pid) as f:
+        hwm = int(re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1)) // 1024
+    print("10 logins at once: %.1f s; cordon-web's peak memory %d MiB" % (took, hwm))
+    assert hwm < 400, hwm  # 10 checks at once would be over 640 MiB
+    c = Client(web)
+    t0 = time.monotonic()
+    c.login("duty")
+    print("one login: %.0f ms" % ((time.monotonic() - t0) * 1000))
+
+
 # ---------------------------------------------------------------- CSRF
 
 def test_changes_need_csrf_json_and_origin(web, env):
@@ -743,6 +769,62 @@ def test_boards_household_and_report(web, env):
     out = web.ctl("report", "daily", "--site", "s1", "--date", r["date"], "--csv").stdout
     assert csv.body == out
     assert duty.get("/api/report").status == 400  # site= is required
+
+
+# ---------------------------------------------------------------- a slow page
+
+def test_slow_page_is_disconnected(web, env):
+    """A page that reads nothing while thousands of transitions go out is
+    disconnected once its queue (256 events) is full: its stream ends, the
+    others go on, memory is not spent on it."""
+    c = Client(web)
+    c.login("duty")
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+    slow.connect(("127.0.0.1", web.port))
+    slow.sendall(("GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  "Cookie: cordon_session=%s\r\n\r\n" % c.cookie).encode())
+    fast = Events(c)
+    wait_until(fast.snapshot, what="the fast page's snapshot")
+    pad = "x" * 2000
+    n = 4000
+    msgs = [("cordon/s1/alert/fever", json.dumps({
+        "alert_id": "slow%04d" % i, "kind": "fever", "severity": "critical",
+        "state": "raised", "transition": "raised", "site": "s1",
+        "subject": "person:SLOW", "raised_at": "2026-12-01T00:00:00.000Z",
+        "updated_at": "2026-12-01T00:00:00.000Z", "resolved_at": None, "count": 1,
+        "temp_c": 38.6, "text": pad}).encode()) for i in range(n)]
+    try:
+        # In steps the fan-out keeps up with (the fast page saw each step's last).
+        t0 = time.monotonic()
+        for i in range(0, n, 200):
+            publish_many(env.broker.port, msgs[i:i + 200])
+            last = "slow%04d" % (i + 199)
+            fast.wait_alert(lambda a: a["alert_id"] == last, "step %d on the fast page" % i)
+            if "does not keep up" in web.log():
+                break
+        print("fan-out: %d events in %.1f s" % (i + 200, time.monotonic() - t0))
+        wait_until(lambda: "does not keep up" in web.log(), timeout=60,
+                   what="cordon-web closing the slow page")
+        # Now read it: what was in the pipes, then the end of the stream.
+        slow.settimeout(60)
+        got = b""
+        while True:
+            chunk = slow.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        events = got.count(b"event: alert")
+        assert events < n, events
+        print("slow page: %d of %d events before it was closed" % (events, n))
+        # The fast page goes on after the slow one was dropped.
+        publish_many(env.broker.port, msgs[-1:])
+        fast.wait_alert(lambda a: a["alert_id"] == "slow%04d" % (n - 1), "the fast page")
+        assert not fast.closed.is_set()
+        assert web.alive()
+    finally:
+        slow.close()
+        fast.close()
 
 
 # ---------------------------------------------------------------- stop
