@@ -636,3 +636,30 @@ def test_database_away_then_back(env, world, browser, views):
         env.pg.start()
     until(drv, lambda d: not visible(d, "#offline-banner") and css(d, "main td[data-col=zone]"),
           "the zones, without the banner", timeout=60)
+
+
+def test_sound_waits_for_a_click(env, world, browser):
+    """A browser that starts sound only after a click (Chromium's default
+    autoplay policy): a page reloaded with a critical alert open says so in
+    the top bar, and the first click anywhere turns the sound on."""
+    _, web = world
+    opts = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,900",
+                "--lang=zh-CN", "--autoplay-policy=document-user-activation-required"):
+        opts.add_argument(arg)
+    opts.add_experimental_option("prefs", {"intl.accept_languages": "zh-CN,zh"})
+    drv = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    try:
+        log_in(drv, web, "duty")
+        until(drv, lambda d: visible(d, "#logout"), "logged in")
+        fever(env, "F-4", "P-9", temp_c=39.0)
+        go(drv, web, "alerts")
+        until(drv, lambda d: visible(d, "#critical-banner"), "P-9's fever ringing")
+        drv.refresh()   # no click on this document yet
+        until(drv, lambda d: visible(d, "#critical-banner"), "the banner after the reload")
+        hint = until(drv, lambda d: visible(d, "#sound-hint"), "the hint to click for sound")[0]
+        assert hint.text == "点页面任意处开启声音"
+        drv.find_element(By.CSS_SELECTOR, "main h1").click()
+        until(drv, lambda d: not visible(d, "#sound-hint"), "the sound on after a click")
+    finally:
+        drv.quit()

@@ -16,6 +16,7 @@ const TEXT = {
   "sound.on": ["声音：开", "Sound: on"],
   "sound.off": ["声音：关", "Sound: off"],
   "sound.label": ["告警声音", "Alert sound"],
+  "sound.blocked": ["点页面任意处开启声音", "Click anywhere for sound"],
   "logout": ["退出", "Log out"],
   "site": ["小区", "Site"],
   "site.all": ["全部小区", "All sites"],

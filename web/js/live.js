@@ -97,6 +97,8 @@ export function sync() {
     const text = document.getElementById("critical-text");
     if (text) text.textContent = t("alerts.critical_banner", { n });
   }
+  const hint = document.getElementById("sound-hint");
+  if (hint) hint.hidden = !(n && !muted && audio && audio.state === "suspended");
   if (n && !muted) {
     if (!beepTimer) {
       beep();
@@ -108,11 +110,27 @@ export function sync() {
   }
 }
 
+// The audio context. A browser keeps it suspended until someone has
+// clicked or typed on the page (a reload with a live session: nobody has
+// yet): then a hint in the top bar says so, and the first click or key
+// anywhere turns the sound on.
+function ensureAudio() {
+  if (!audio) {
+    audio = new (window.AudioContext || window.webkitAudioContext)();
+    audio.addEventListener("statechange", sync);
+    const wake = () => audio.state === "suspended" && audio.resume().then(sync, sync);
+    document.addEventListener("pointerdown", wake, true);
+    document.addEventListener("keydown", wake, true);
+    audio.resume().then(sync, sync);
+    setTimeout(sync, 500);
+  }
+  return audio;
+}
+
 // Two short tones from WebAudio: no file to load.
 function beep() {
   try {
-    audio = audio || new (window.AudioContext || window.webkitAudioContext)();
-    if (audio.state === "suspended") audio.resume();
+    ensureAudio();
     const now = audio.currentTime;
     for (const [i, f] of [[0, 880], [1, 660]]) {
       const o = audio.createOscillator();
