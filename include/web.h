@@ -182,9 +182,11 @@ void web_live_close_clients(struct web_live *live);
 void web_live_refuse_clients(struct web_live *live);
 unsigned web_live_clients(struct web_live *live);
 
-/* Adds "silenced" ({"id","until"} or null) and "texts" to each alert of
- * `alerts` (an array). conn NULL: silenced stays null. 0 or -EIO. */
-int web_alerts_enrich(PGconn *conn, json_t *alerts) __attribute__((warn_unused_result));
+/* Adds "silenced" ({"id","until"} or null), "texts" and "timezone" (the
+ * site's zone, else default_tz) to each alert of `alerts` (an array).
+ * conn NULL: silenced null, timezone default_tz. 0 or -EIO. */
+int web_alerts_enrich(PGconn *conn, json_t *alerts, const char *default_tz)
+	__attribute__((warn_unused_result));
 
 /* ---- web_http.c / web_api.c ---- */
 

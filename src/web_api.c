@@ -261,7 +261,7 @@ open_alerts(struct web_req *r, const char *site, int *ret_err)
 		json_decref(alerts);
 		alerts = kept;
 	}
-	if (alerts && web_alerts_enrich(conn, alerts) < 0)
+	if (alerts && web_alerts_enrich(conn, alerts, r->w->cfg.base.site_timezone) < 0)
 		log_debug("open alerts: without their silences (PostgreSQL failed)");
 	if (conn)
 		web_db_release(r->w->db, conn);
@@ -352,7 +352,7 @@ api_alerts(struct web_req *r)
 			(json_int_t)(PQntuples(res) ? atoll(PQgetvalue(res, 0, 1)) : 0), "alerts",
 			alerts);
 	PQclear(res);
-	if (alerts && web_alerts_enrich(conn, alerts) < 0)
+	if (alerts && web_alerts_enrich(conn, alerts, r->w->cfg.base.site_timezone) < 0)
 		log_debug("alerts search: without their silences");
 	web_db_release(r->w->db, conn);
 	return web_reply_json(r, 200, doc);
@@ -406,7 +406,7 @@ api_alert(struct web_req *r)
 		web_db_release(r->w->db, conn);
 		return web_reply_error(r, 403, "forbidden", "the alert's site is not yours");
 	}
-	if (web_alerts_enrich(conn, alerts) < 0) {
+	if (web_alerts_enrich(conn, alerts, r->w->cfg.base.site_timezone) < 0) {
 		json_decref(alerts);
 		goto fail;
 	}

@@ -4,6 +4,7 @@
  * away a connect is tried at most once a second, so a flood of requests
  * does not become a flood of connects. */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,14 @@ connect_one(struct web_db *db)
 	return NULL;
 }
 
+static bool
+is_readable(PGconn *c)
+{
+	struct pollfd p = { PQsocket(c), POLLIN, 0 };
+
+	return p.fd < 0 || poll(&p, 1, 0) != 0;
+}
+
 int
 web_db_acquire(struct web_db *db, int wait_ms, PGconn **ret)
 {
@@ -145,7 +154,11 @@ web_db_acquire(struct web_db *db, int wait_ms, PGconn **ret)
 		return -EIO;
 	}
 	pthread_mutex_unlock(&db->lock);
-	if (c && PQstatus(c) != CONNECTION_OK) {
+	/* An idle connection has nothing to read: when its socket is readable
+	 * the server has sent its goodbye (a restart, an idle timeout) or at
+	 * least something we do not wait for. Made again now rather than
+	 * failing the caller's query. */
+	if (c && (PQstatus(c) != CONNECTION_OK || is_readable(c))) {
 		PQfinish(c);
 		c = NULL;
 	}

@@ -285,7 +285,7 @@ fan_out(struct web_live *live, struct ev *e, const char *site)
 /* ---- silenced and texts ---- */
 
 int
-web_alerts_enrich(PGconn *conn, json_t *alerts)
+web_alerts_enrich(PGconn *conn, json_t *alerts, const char *default_tz)
 {
 	json_t *keys = json_array(), *a;
 	size_t i;
@@ -299,6 +299,7 @@ web_alerts_enrich(PGconn *conn, json_t *alerts)
 
 		json_object_set_new(a, "texts", t ? t : json_null());
 		json_object_set_new(a, "silenced", json_null());
+		json_object_set_new(a, "timezone", json_string(default_tz));
 		json_array_append_new(
 			keys,
 			json_pack("[sss]", json_string_value(json_object_get(a, "site")) ?: "",
@@ -307,17 +308,21 @@ web_alerts_enrich(PGconn *conn, json_t *alerts)
 	}
 	if (conn && json_array_size(keys)) {
 		char *param = json_dumps(keys, JSON_COMPACT);
+		/* Per alert: the silence holding it now (sql/0010 silence_match,
+		 * one call per alert: OFFSET 0) and its site's zone. */
 		PGresult *res = param ?
 			WEB_QUERY(
 				conn, "silences of the alerts",
 				"SELECT i.ord - 1, m.id,"
 				"       to_char(m.ends_at AT TIME ZONE 'UTC',"
-				"               'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+				"               'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
+				"       coalesce(s.timezone, $2)"
 				"  FROM json_array_elements($1::json) WITH ORDINALITY AS i(e, ord)"
 				" CROSS JOIN LATERAL (SELECT silence_match(i.e->>0, i.e->>1, i.e->>2, now())"
 				"                     AS id OFFSET 0) h"
-				"  JOIN silences m ON m.id = h.id",
-				param) :
+				"  LEFT JOIN silences m ON m.id = h.id"
+				"  LEFT JOIN sites s ON s.site = i.e->>0",
+				param, default_tz) :
 			NULL;
 
 		free(param);
@@ -326,7 +331,10 @@ web_alerts_enrich(PGconn *conn, json_t *alerts)
 		for (int r = 0; res && r < PQntuples(res); r++) {
 			json_t *al = json_array_get(alerts, (size_t)atoll(PQgetvalue(res, r, 0)));
 
-			if (al)
+			if (!al)
+				continue;
+			json_object_set_new(al, "timezone", json_string(PQgetvalue(res, r, 3)));
+			if (!PQgetisnull(res, r, 1))
 				json_object_set_new(
 					al, "silenced",
 					json_pack("{s:I, s:s}", "id",
@@ -357,7 +365,7 @@ dispatch_one(struct web_live *live, struct raw *m)
 	arr = json_pack("[O]", alert);
 	if (arr && web_db_acquire(live->db, 1000, &conn) < 0)
 		conn = NULL;
-	if (arr && web_alerts_enrich(conn, arr) < 0 && conn)
+	if (arr && web_alerts_enrich(conn, arr, live->wc->base.site_timezone) < 0 && conn)
 		log_debug("live: a transition goes out without its silence (PostgreSQL failed)");
 	if (conn)
 		web_db_release(live->db, conn);

@@ -114,6 +114,7 @@ class Events(threading.Thread):
         self.resp = self.conn.getresponse()
         self.status = self.resp.status
         self.headers = self.resp.headers
+        assert self.status == 200, (self.status, self.resp.read())
         self.start()
 
     def run(self):
@@ -423,7 +424,7 @@ def test_ack_through_the_broker_and_live(web, env):
             latency = time.monotonic() - t0
             print("publish -> SSE event: %.0f ms" % (latency * 1000))
             assert raised["kind"] == "fever" and raised["site"] == "s1"
-            assert raised["silenced"] is None
+            assert raised["silenced"] is None and raised["timezone"] == "Asia/Shanghai"
             assert raised["texts"]["en"]["label"] and raised["texts"]["zh-CN"]["what"]
             aid = raised["alert_id"]
 
@@ -644,9 +645,21 @@ def test_need_assign_and_deliver(web, env):
 
 # ---------------------------------------------------------------- PostgreSQL away
 
+def many_at_once(c, n=8):
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(c.get("/api/me").status))
+               for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return got
+
+
 def test_postgres_outage(web, env):
     c = Client(web)
     c.login("duty")
+    assert many_at_once(c) == [200] * 8  # every pooled connection made
     env.pg.stop()
     try:
         a = c.get("/api/me")
@@ -660,6 +673,10 @@ def test_postgres_outage(web, env):
         env.pg.start()
     wait_until(lambda: c.get("/api/me").status == 200, what="the session usable again")
     wait_until(lambda: c.get("/healthz").status == 200, what="/healthz ok again")
+    # Every pooled connection made before the restart is found dead before
+    # use: requests at once (more than [web] db_pool) all succeed.
+    got = many_at_once(c)
+    assert got == [200] * 8, got
     assert "PostgreSQL unreachable" in web.log()
 
 
