@@ -8,13 +8,16 @@
 # tests (the simulator, cordon-sim, is C and needs only libpaho-mqtt); libfaketime
 # sets cordond's wall clock back and forward in tests/integration/test_clock.py.
 # libcurl sends cordon-notify's messages; python3-aiosmtpd is the SMTP server of its tests.
+# npm fetches the console page's one dependency (uPlot, pinned by web/package-lock.json;
+# web/build.sh): any npm on PATH will do, else Debian's package `npm` is added to the build set; chromium, chromium-driver and python3-selenium run the page's tests in a
+# real browser (tests/integration/test_web_browser.py, suite 'browser').
 DEPS_BUILD=(gcc meson ninja-build pkg-config libpaho-mqtt-dev libpq-dev libjansson-dev
             libinih-dev libsystemd-dev libmicrohttpd-dev libxxhash-dev libcmocka-dev libssl-dev
             libcurl4-openssl-dev libsodium-dev
             clang libclang-rt-14-dev clang-format-14 cppcheck shellcheck)
 DEPS_RUN=(mosquitto mosquitto-clients postgresql tzdata python3-pytest python3-paho-mqtt
           python3-psycopg2 openssl systemd libfaketime
-          python3-aiosmtpd)
+          python3-aiosmtpd chromium chromium-driver python3-selenium)
 
 # deps_missing PKG... : print the packages that are not installed, one a line.
 deps_missing() {
@@ -28,12 +31,16 @@ deps_missing() {
 # command to do it and return 1.
 deps_ensure() {
     local -a want missing
-    case "${1:-all}" in
+    set -- "${1:-all}"
+    case "$1" in
         build) want=("${DEPS_BUILD[@]}") ;;
         run)   want=("${DEPS_RUN[@]}") ;;
         all)   want=("${DEPS_BUILD[@]}" "${DEPS_RUN[@]}") ;;
         *)     echo "deps_ensure: unknown set '$1'" >&2; return 2 ;;
     esac
+    if [[ $1 != run ]] && ! command -v npm >/dev/null 2>&1; then
+        want+=(npm)
+    fi
     mapfile -t missing < <(deps_missing "${want[@]}")
     ((${#missing[@]} == 0)) && return 0
     if ((EUID != 0)); then
