@@ -9,15 +9,17 @@
 # sets cordond's wall clock back and forward in tests/integration/test_clock.py.
 # libcurl sends cordon-notify's messages; python3-aiosmtpd is the SMTP server of its tests.
 # npm fetches the console page's one dependency (uPlot, pinned by web/package-lock.json;
-# web/build.sh): any npm on PATH will do, else Debian's package `npm` is added to the build set; chromium, chromium-driver and python3-selenium run the page's tests in a
-# real browser (tests/integration/test_web_browser.py, suite 'browser').
+# web/build.sh): any npm on PATH will do, else Debian's package `npm` is added to
+# the build set. chromium, chromium-driver and python3-selenium run the page's
+# tests in a real browser (tests/integration/test_web_browser.py, suite
+# 'browser'); fonts-noto-cjk lets its screenshots show the Chinese page's words.
 DEPS_BUILD=(gcc meson ninja-build pkg-config libpaho-mqtt-dev libpq-dev libjansson-dev
             libinih-dev libsystemd-dev libmicrohttpd-dev libxxhash-dev libcmocka-dev libssl-dev
             libcurl4-openssl-dev libsodium-dev
             clang libclang-rt-14-dev clang-format-14 cppcheck shellcheck)
 DEPS_RUN=(mosquitto mosquitto-clients postgresql tzdata python3-pytest python3-paho-mqtt
           python3-psycopg2 openssl systemd libfaketime
-          python3-aiosmtpd chromium chromium-driver python3-selenium)
+          python3-aiosmtpd chromium chromium-driver python3-selenium fonts-noto-cjk)
 
 # deps_missing PKG... : print the packages that are not installed, one a line.
 deps_missing() {

@@ -6,13 +6,19 @@ the day's deadline), cordonctl's daily report with its due-and-done sections,
 the simulator's table with the people work and its faults, what cordon-notify
 sent to the community workers' WeCom group (its stand-in prints what the group
 shows: Chinese messages, the fever and the sealed gate among them, a reminder),
-and nothing it started left running. The simulator injects all its faults in the first 12 s
+the operator console (cordon-web) at the URL it prints, where the printed
+login works and the alerts are listed, and nothing it started left running. The simulator injects all its faults in the first 12 s
 of a run, and the demo sets the call deadline 35 s after it writes cordond's
 configuration, before the sim starts: 40 s covers them all."""
 
+import http.cookiejar
+import json
 import os
 import re
 import subprocess
+import tempfile
+import time
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -24,13 +30,59 @@ def leftovers():
     return [l for l in ps.splitlines() if DEMO_DIR in l and "ps -eo" not in l]
 
 
+def use_the_console(p, log):
+    """Wait for the demo's console line, log in with what it prints, and read
+    the open alerts once the simulator has raised some (within the demo's
+    40 s). Returns {"role", "alerts"}."""
+    line = None
+    deadline = time.monotonic() + 300
+    while line is None:
+        assert p.poll() is None, "the demo ended before printing the console's URL"
+        assert time.monotonic() < deadline, "no console line from the demo"
+        log.seek(0)
+        line = re.search(r"the operator console: (http://\S+/)  login: (\S+)  password: (\S+)",
+                         log.read())
+        if line is None:
+            time.sleep(0.2)
+    url, name, password = line.groups()
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    req = urllib.request.Request(url + "api/login", method="POST",
+                                 data=json.dumps({"name": name, "password": password}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with opener.open(req, timeout=10) as r:
+        me = json.load(r)
+    with opener.open(url, timeout=10) as r:
+        assert b"<html" in r.read().lower()
+    alerts = []
+    while not alerts and p.poll() is None and time.monotonic() < deadline:
+        with opener.open(url + "api/alerts", timeout=10) as r:
+            alerts = json.load(r)["alerts"]
+        if not alerts:
+            time.sleep(0.5)
+    return {"role": me["role"], "alerts": alerts}
+
+
 def test_demo_runs_and_cleans_up():
     assert not leftovers(), "a demo is already running:\n" + "\n".join(leftovers())
     env = dict(os.environ, CI="1", TERM="dumb")
-    p = subprocess.run(["scripts/demo", "--duration", "40s"], cwd=ROOT, env=env,
-                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=500)
-    out = p.stdout + p.stderr
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as log:
+        p = subprocess.Popen(["scripts/demo", "--duration", "40s"], cwd=ROOT, env=env,
+                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                             text=True)
+        try:
+            console = use_the_console(p, log)
+            p.wait(timeout=500)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        log.seek(0)
+        out = log.read()
     assert p.returncode == 0, out
+    # the console listed the simulator's alerts while the demo ran
+    assert console["role"] == "operator", console
+    assert console["alerts"], console
     lines = out.splitlines()
     assert any(" fever " in l and "raised" in l for l in lines), out
     assert any(" sealed_gate " in l and "G07" in l for l in lines), out
