@@ -315,6 +315,15 @@ api_alerts(struct web_req *r)
 		return web_reply_error(r, 400, "bad_request", "state must be open or all");
 	if (subject && strlen(subject) > 256)
 		return web_reply_error(r, 400, "bad_request", "subject is longer than 256 bytes");
+	if (subject) {
+		/* PostgreSQL refuses a parameter that is not UTF-8 (22021):
+		 * that is the caller's mistake, not an outage. jansson checks. */
+		json_t *t = json_string(subject);
+
+		if (!t)
+			return web_reply_error(r, 400, "bad_request", "subject is not UTF-8");
+		json_decref(t);
+	}
 	if (!parse_count(web_arg(r, "limit"), 1, 500, &limit) ||
 	    !parse_count(web_arg(r, "offset"), 0, 1000000, &offset))
 		return web_reply_error(r, 400, "bad_request",

@@ -576,6 +576,19 @@ def test_parameters_are_not_sql(web, env):
     assert env.pg.count("operators") >= 5
 
 
+def test_parameter_not_utf8_is_400(web, env):
+    """A subject that is not UTF-8 is the caller's mistake (400), not a
+    PostgreSQL outage (503), and the connection it used still works."""
+    c = Client(web)
+    c.login("duty")
+    for q in ("%FF%FE", "a%C3", "%ED%A0%80"):
+        a = c.get("/api/alerts?state=all&subject=" + q)
+        assert a.status == 400 and a.json()["error"] == "bad_request", (q, a)
+    a = c.get("/api/alerts?state=all&subject=%E4%BD%93")
+    assert a.status == 200, a
+    assert Client(web).get("/healthz").json()["postgres"] is True
+
+
 # ---------------------------------------------------------------- static files
 
 @pytest.mark.parametrize("path", ["/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd",
