@@ -492,7 +492,7 @@ ack_or_resolve(struct web_req *r, const char *action)
 	const char *id = r->seg[1];
 	json_t *b = body_json(r), *note = json_object_get(b, "note"), *msg;
 	char site[80] = "", ts[40], mid[24];
-	bool found = false;
+	bool found = false, resolved = false;
 	PGconn *conn;
 	int err;
 
@@ -512,16 +512,23 @@ ack_or_resolve(struct web_req *r, const char *action)
 	err = web_db_acquire(r->w->db, WEB_DB_WAIT_MS, &conn);
 	if (err == 0) {
 		PGresult *res = WEB_QUERY(conn, "ack: the alert",
-					  "SELECT site FROM alerts WHERE alert_id = $1"
-					  "   AND state <> 'resolved'",
+					  "SELECT site, state = 'resolved' FROM alerts"
+					  " WHERE alert_id = $1",
 					  id);
 
-		if (res && PQntuples(res) == 1) {
+		if (!res)
+			err = -EIO;
+		else if (PQntuples(res) == 1) {
 			snprintf(site, sizeof(site), "%s", PQgetvalue(res, 0, 0));
-			found = true;
+			resolved = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+			found = !resolved;
 		}
 		PQclear(res);
 		web_db_release(r->w->db, conn);
+	}
+	if (resolved && web_session_has_site(&r->sess, site)) {
+		json_decref(b);
+		return web_reply_error(r, 404, "not_found", "alert %s is resolved already", id);
 	}
 	if (!found && err < 0) {
 		/* PostgreSQL away: the broker's state knows the open alerts. */
@@ -533,6 +540,11 @@ ack_or_resolve(struct web_req *r, const char *action)
 			found = site[0] != '\0';
 			json_decref(a);
 		}
+	}
+	if (!found && err < 0 && !resolved) {
+		/* Neither PostgreSQL nor the broker's state can say. */
+		json_decref(b);
+		return web_reply_db_error(r, err);
 	}
 	if (!found) {
 		json_decref(b);

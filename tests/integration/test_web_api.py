@@ -503,6 +503,37 @@ def test_ack_through_the_broker_and_live(web, env):
 
 # ---------------------------------------------------------------- site scope
 
+def test_ack_twice_then_after_resolve(web, env):
+    """A double click (two acks) is harmless: both taken, one transition.
+    An ack or resolve of an alert resolved already says so (404); the note
+    keeps its emoji and quotes, its digits masked on the way out."""
+    c = Client(web)
+    c.login("duty")
+    fever(env, "s1", "DC-1", person="P-DC1")
+    aid = open_alert(env, "s1", "P-DC1")
+    note = "door 3\nleft open \U0001F600 \"13800138000\" </script>"
+    for _ in range(2):
+        a = c.post("/api/alerts/%s/ack" % aid, {"note": note})
+        assert a.status == 202, a
+    wait_until(lambda: env.pg.count("acks", "alert_id = %s", (aid,)) == 2, what="two acks")
+    acked = env.pg.query("SELECT count(*) FROM alert_transitions WHERE alert_id = %s"
+                         " AND transition = 'acked'", (aid,))
+    assert acked == [(1,)], acked
+    acks = c.get("/api/alerts/" + aid).json()["acks"]
+    assert all("\U0001F600" in x["note"] and "138****8000" in x["note"] for x in acks), acks
+    assert c.post("/api/alerts/%s/resolve" % aid, {}).status == 202
+    wait_until(lambda: env.pg.query("SELECT state FROM alerts WHERE alert_id = %s",
+                                    (aid,))[0][0] == "resolved", what="the alert resolved")
+    for step in ("ack", "resolve"):
+        a = c.post("/api/alerts/%s/%s" % (aid, step), {})
+        assert a.status == 404 and "resolved already" in a.json()["message"], a
+    # Another site's operator learns nothing more than before.
+    wang = Client(web)
+    wang.login("wang")
+    a = wang.post("/api/alerts/%s/ack" % aid, {})
+    assert a.status == 404 and "resolved" not in a.json()["message"], a
+
+
 def test_site_scope(web, env):
     fever(env, "s1", "SC-1", person="P-SC1")
     fever(env, "s2", "SC-2", person="P-SC2")
