@@ -620,6 +620,26 @@ def test_parameter_not_utf8_is_400(web, env):
     assert Client(web).get("/healthz").json()["postgres"] is True
 
 
+def test_libmicrohttpd_messages_are_one_line(web):
+    """A request over the 64 KiB a connection may use is refused by
+    libmicrohttpd (431), which says so in the log: one line, not a line
+    and an empty one (its messages end in a newline)."""
+    before = len(web.log())
+    s = socket.create_connection(("127.0.0.1", web.port), timeout=30)
+    try:
+        s.sendall(b"GET /api/me HTTP/1.1\r\nHost: x\r\nCookie: a=" + b"x" * 70000 + b"\r\n\r\n")
+        try:
+            s.recv(4096)
+        except OSError:
+            pass
+    finally:
+        s.close()
+    wait_until(lambda: "Request too big" in web.log()[before:], what="libmicrohttpd's message")
+    new = web.log()[before:]
+    assert "\n\n" not in new, new
+    assert all(re.match(r"\d{4}-\d\d-\d\dT", line) for line in new.splitlines() if line), new
+
+
 # ---------------------------------------------------------------- static files
 
 @pytest.mark.parametrize("path", ["/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd",
