@@ -435,15 +435,21 @@ split_topic(const struct web_live *live, const char *topic, const char *what, ch
 	return true;
 }
 
+/* The retained state of alert `id` at `site` (the topic's levels): kept
+ * when it is an open alert whose own alert_id and site are the topic's,
+ * else the alert is dropped from the map (a resolved one, an empty
+ * payload, or something else that a broker writer put there). */
 static void
-retained(struct web_live *live, const char *id, const char *payload, size_t len)
+retained(struct web_live *live, const char *site, const char *id, const char *payload, size_t len)
 {
 	json_t *a = len ? json_loadb(payload, len, 0, NULL) : NULL;
 	const char *state = json_string_value(json_object_get(a, "state"));
+	const char *a_site = json_string_value(json_object_get(a, "site"));
+	const char *a_id = json_string_value(json_object_get(a, "alert_id"));
 
 	pthread_mutex_lock(&live->map_lock);
-	if (!a || !state || strcmp(state, "resolved") == 0 ||
-	    !json_is_string(json_object_get(a, "site")))
+	if (!a || !state || strcmp(state, "resolved") == 0 || !a_site ||
+	    strcmp(a_site, site) != 0 || !a_id || strcmp(a_id, id) != 0)
 		json_object_del(live->map, id);
 	else if (json_object_size(live->map) < WEB_RETAINED_MAX || json_object_get(live->map, id))
 		json_object_set(live->map, id, a);
@@ -462,7 +468,7 @@ on_message(void *context, char *topic, int topic_len, MQTTAsync_message *m)
 	if (m->payloadlen > PAYLOAD_MAX) {
 		/* not an alert of ours */
 	} else if (split_topic(live, topic, "alerts", site, sizeof(site), &last)) {
-		retained(live, last, m->payload, (size_t)m->payloadlen);
+		retained(live, site, last, m->payload, (size_t)m->payloadlen);
 	} else if (m->payloadlen > 0 &&
 		   split_topic(live, topic, "alert", site, sizeof(site), &last)) {
 		char *copy = malloc((size_t)m->payloadlen);

@@ -534,6 +534,42 @@ def test_ack_twice_then_after_resolve(web, env):
     assert a.status == 404 and "resolved" not in a.json()["message"], a
 
 
+def test_retained_state_must_match_its_topic(web, env):
+    """Whoever may write the broker's retained alerts: a state whose own
+    alert_id or site is not its topic's, or not a string, is not shown
+    (an s1 topic cannot put an alert before s2's operators), and nothing
+    of it crashes cordon-web."""
+    def state(site, aid, **kw):
+        a = {"alert_id": aid, "site": site, "state": "open", "severity": "critical",
+             "kind": "fever", "subject": "person:RT", "raised_at": now_ts()}
+        a.update(kw)
+        return json.dumps(a).encode()
+    bad = [("cordon/s1/alerts/rt-site", state("s2", "rt-site")),
+           ("cordon/s1/alerts/rt-id", state("s1", "rt-other")),
+           ("cordon/s1/alerts/rt-null", state("s1", None)),
+           ("cordon/s1/alerts/rt-num", state(5, "rt-num")),
+           ("cordon/s1/alerts/rt-list", b"[1, 2]"),
+           ("cordon/s1/alerts/rt-deep", b'{"a":' + b"[" * 5000 + b"]" * 5000 + b"}")]
+    good = [("cordon/s1/alerts/rt-ok", state("s1", "rt-ok"))]
+    publish_many(env.broker.port, bad + good, retain=True)
+    try:
+        duty, wang = Client(web), Client(web)
+        duty.login("duty")
+        wang.login("wang")
+
+        def ids(c):
+            d = c.get("/api/alerts").json()
+            return d["source"], {a["alert_id"] for a in d["alerts"]}
+        src, got = wait_until(lambda: ids(duty) if "rt-ok" in ids(duty)[1] else None,
+                              what="the retained rt-ok")
+        assert src == "broker"
+        assert not got & {"rt-site", "rt-id", "rt-other", "rt-null", "rt-num", None}, got
+        assert "rt-site" not in ids(wang)[1]
+        assert web.alive()
+    finally:
+        publish_many(env.broker.port, [(t, b"") for t, _ in bad + good], retain=True)
+
+
 def test_site_scope(web, env):
     fever(env, "s1", "SC-1", person="P-SC1")
     fever(env, "s2", "SC-2", person="P-SC2")
