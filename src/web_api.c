@@ -584,11 +584,14 @@ api_events(struct web_req *r)
 {
 	int err = 0;
 	json_t *snap = open_alerts(r, NULL, &err);
-	char *data, *first;
+	const char *cookie =
+		MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, "cordon_session");
+	char *data, *first, key[WEB_SESSION_KEY_LEN];
 	struct web_sse *c;
 
 	if (!snap)
 		return web_reply_db_error(r, err);
+	web_session_key(cookie ? cookie : "", key);
 	data = json_dumps(snap, JSON_COMPACT);
 	json_decref(snap);
 	if (!data || asprintf(&first, "retry: 3000\n\nevent: snapshot\ndata: %s\n\n", data) < 0) {
@@ -596,7 +599,7 @@ api_events(struct web_req *r)
 		return web_reply_error(r, 500, "internal", "out of memory");
 	}
 	free(data);
-	c = web_sse_open(r->w->live, r->sess.sites, first);
+	c = web_sse_open(r->w->live, r->sess.sites, key, first);
 	free(first);
 	if (!c)
 		return web_reply_error(r, 500, "internal", "out of memory");

@@ -328,6 +328,34 @@ is_token(const char *token)
 	return true;
 }
 
+void
+web_session_key(const char *token, char *ret)
+{
+	if (is_token(token))
+		token_hash_text(token, ret);
+	else
+		ret[0] = '\0';
+}
+
+int
+web_session_renew(PGconn *conn, const char *key)
+{
+	PGresult *res;
+	int rc;
+
+	if (!key[0])
+		return -ENOENT;
+	res = WEB_QUERY(conn, "session renewal",
+			"UPDATE web_sessions SET seen_at = now()"
+			" WHERE token_hash = $1::bytea AND expires_at > now()",
+			key);
+	if (!res)
+		return -EIO;
+	rc = strcmp(PQcmdTuples(res), "0") == 0 ? -ENOENT : 0;
+	PQclear(res);
+	return rc;
+}
+
 int
 web_session_get(PGconn *conn, const struct web_config *wc, const char *token,
 		struct web_session *ret_sess)

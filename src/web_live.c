@@ -48,6 +48,8 @@ struct web_sse {
 	struct ev *cur; /* being written */
 	size_t off;
 	bool dead;
+	char session_key[WEB_SESSION_KEY_LEN];
+	int64_t next_renew; /* monotonic ms */
 	pthread_cond_t cond;
 };
 
@@ -163,7 +165,7 @@ web_live_clients(struct web_live *live)
 }
 
 struct web_sse *
-web_sse_open(struct web_live *live, json_t *sites, char *first)
+web_sse_open(struct web_live *live, json_t *sites, const char *session_key, char *first)
 {
 	struct web_sse *c = calloc(1, sizeof(*c));
 
@@ -176,6 +178,8 @@ web_sse_open(struct web_live *live, json_t *sites, char *first)
 	}
 	c->live = live;
 	c->sites = json_incref(sites);
+	snprintf(c->session_key, sizeof(c->session_key), "%s", session_key);
+	c->next_renew = clocks_mono_ms() + KEEPALIVE_MS;
 	cond_init_mono(&c->cond);
 	pthread_mutex_lock(&live->lock);
 	c->next = live->clients;
@@ -187,6 +191,25 @@ web_sse_open(struct web_live *live, json_t *sites, char *first)
 	return c;
 }
 
+/* An open page is in use: its session is renewed every KEEPALIVE_MS,
+ * and its stream ends once the session has (logout, its operator
+ * removed). PostgreSQL away or busy: the stream goes on. */
+static bool
+session_lives(struct web_sse *c)
+{
+	PGconn *conn;
+	int err;
+
+	if (clocks_mono_ms() < c->next_renew)
+		return true;
+	c->next_renew = clocks_mono_ms() + KEEPALIVE_MS;
+	if (web_db_acquire(c->live->db, 1000, &conn) < 0)
+		return true;
+	err = web_session_renew(conn, c->session_key);
+	web_db_release(c->live->db, conn);
+	return err != -ENOENT;
+}
+
 ssize_t
 web_sse_read(struct web_sse *c, char *buf, size_t max)
 {
@@ -194,6 +217,8 @@ web_sse_read(struct web_sse *c, char *buf, size_t max)
 	struct timespec until;
 	ssize_t n = -1;
 
+	if (!c->cur && !session_lives(c))
+		return -1;
 	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += KEEPALIVE_MS / 1000;
 	pthread_mutex_lock(&live->lock);

@@ -570,6 +570,32 @@ def test_retained_state_must_match_its_topic(web, env):
         publish_many(env.broker.port, [(t, b"") for t, _ in bad + good], retain=True)
 
 
+def test_live_stream_is_use_of_its_session(web, env):
+    """A duty desk that watches the live alerts for hours without a click
+    stays logged in (the open stream renews its session), and a stream
+    whose session ended (its operator removed) is closed: no alerts go on
+    flowing to a removed operator."""
+    pw = os.path.join(env.dir, "pw")
+    web.ctl("operator", "add", "streamer", "--password-file", pw)
+    c = Client(web)
+    c.login("streamer")
+    ev = Events(c)
+    try:
+        wait_until(ev.snapshot, what="the snapshot")
+        env.pg.query("UPDATE web_sessions SET seen_at = now() - interval '61 minutes'"
+                     " WHERE operator = 'streamer'")
+        wait_until(lambda: env.pg.query(
+            "SELECT seen_at > now() - interval '1 minute' FROM web_sessions"
+            " WHERE operator = 'streamer'") == [(True,)], timeout=45,
+            what="the session renewed by its open stream")
+        assert c.get("/api/me").status == 200
+        web.ctl("operator", "remove", "streamer")
+        assert ev.closed.wait(45), "the removed operator's stream still open"
+    finally:
+        ev.close()
+    assert c.get("/api/me").status == 401
+
+
 def test_site_scope(web, env):
     fever(env, "s1", "SC-1", person="P-SC1")
     fever(env, "s2", "SC-2", person="P-SC2")
