@@ -56,6 +56,7 @@ struct web_sse {
 struct raw {
 	char *payload;
 	size_t len;
+	char site[80]; /* the topic's */
 };
 
 struct web_live {
@@ -383,7 +384,10 @@ dispatch_one(struct web_live *live, struct raw *m)
 	char *data, *text;
 	struct ev *e;
 
-	if (!json_is_object(alert) || !json_is_string(json_object_get(alert, "site"))) {
+	/* Only the topic's site: a message on one site's topic reaches no
+	 * other site's operators. */
+	if (!json_is_object(alert) ||
+	    strcmp(json_string_value(json_object_get(alert, "site")) ?: "", m->site) != 0) {
 		json_decref(alert);
 		return;
 	}
@@ -506,6 +510,7 @@ on_message(void *context, char *topic, int topic_len, MQTTAsync_message *m)
 			memcpy(copy, m->payload, (size_t)m->payloadlen);
 			slot->payload = copy;
 			slot->len = (size_t)m->payloadlen;
+			snprintf(slot->site, sizeof(slot->site), "%s", site);
 			live->dq_count++;
 			pthread_cond_signal(&live->dispatch_cond);
 			copy = NULL;

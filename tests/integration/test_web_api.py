@@ -570,6 +570,32 @@ def test_retained_state_must_match_its_topic(web, env):
         publish_many(env.broker.port, [(t, b"") for t, _ in bad + good], retain=True)
 
 
+def test_transition_must_match_its_topic(web, env):
+    """A transition on s1's topic that says it is s2's does not reach s2's
+    operators (nor anybody's): the stream takes the topic's site."""
+    def tr(site, aid):
+        return json.dumps({"alert_id": aid, "site": site, "state": "open", "kind": "fever",
+                           "severity": "critical", "subject": "person:TM",
+                           "transition": "raised", "raised_at": now_ts()}).encode()
+    wang, duty = Client(web), Client(web)
+    wang.login("wang")
+    duty.login("duty")
+    ew, ed = Events(wang), Events(duty)
+    try:
+        wait_until(lambda: ew.snapshot() and ed.snapshot(), what="the snapshots")
+        publish_many(env.broker.port, [("cordon/s1/alert/fever", tr("s2", "tm-forged")),
+                                       ("cordon/s1/alert/fever", b'{"site":5}'),
+                                       ("cordon/s1/alert/fever", b"[1]"),
+                                       ("cordon/s2/alert/fever", tr("s2", "tm-real"))])
+        ew.wait_alert(lambda a: a["alert_id"] == "tm-real", "the real s2 transition")
+        ed.wait_alert(lambda a: a["alert_id"] == "tm-real", "the real s2 transition")
+        assert ew.find(lambda a: a["alert_id"] == "tm-forged") is None
+        assert ed.find(lambda a: a["alert_id"] == "tm-forged") is None
+    finally:
+        ew.close()
+        ed.close()
+
+
 def test_live_stream_is_use_of_its_session(web, env):
     """A duty desk that watches the live alerts for hours without a click
     stays logged in (the open stream renews its session), and a stream
