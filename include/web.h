@@ -133,6 +133,15 @@ int web_login(struct web_db *db, const struct web_config *wc, const char *name,
  * or expired), -EIO. */
 int web_session_get(PGconn *conn, const struct web_config *wc, const char *token,
 		    struct web_session *ret_sess) __attribute__((warn_unused_result));
+/* The key of the session of cookie value `token` in web_sessions (the
+ * SHA-256 as bytea input text: "\\x" and 64 hex digits), into ret
+ * (WEB_SESSION_KEY_LEN bytes); "" when `token` is not one of ours. */
+#define WEB_SESSION_KEY_LEN 67
+void web_session_key(const char *token, char *ret);
+/* Renews the session of `key` (web_session_key) as a request would: an
+ * open live stream is use. 0, -ENOENT (it ended: logout, its operator
+ * removed or replaced, session_ttl), -EIO. */
+int web_session_renew(PGconn *conn, const char *key) __attribute__((warn_unused_result));
 /* Ends the session of `token`: 0 or -EIO. */
 int web_session_end(PGconn *conn, const char *token) __attribute__((warn_unused_result));
 /* Deletes expired sessions and lock-outs long over: 0 or -EIO. */
@@ -167,12 +176,15 @@ json_t *web_live_alert(struct web_live *live, const char *alert_id);
 int web_live_publish(struct web_live *live, const char *topic, const char *payload, int wait_ms)
 	__attribute__((warn_unused_result));
 
-/* An SSE client: registered with its sites (NULL: every one) and its
- * first bytes (the snapshot). */
-struct web_sse *web_sse_open(struct web_live *live, json_t *sites, char *first);
+/* An SSE client: registered with its sites (NULL: every one), its
+ * session's key (web_session_key) and its first bytes (the snapshot). */
+struct web_sse *web_sse_open(struct web_live *live, json_t *sites, const char *session_key,
+			     char *first);
 /* Copies the next bytes for the client into buf (at most max), waiting
- * up to 15 s and then giving a keepalive comment. Returns the count, or
- * -1 when the client is to be closed (slow, or the server stops). */
+ * up to 15 s and then giving a keepalive comment; every 15 s it renews
+ * the client's session (web_session_renew). Returns the count, or -1 when
+ * the client is to be closed (slow, its session ended, or the server
+ * stops). */
 ssize_t web_sse_read(struct web_sse *c, char *buf, size_t max);
 void web_sse_close(struct web_sse *c);
 /* Wakes every SSE client to close it (its page reconnects). */

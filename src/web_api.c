@@ -315,6 +315,15 @@ api_alerts(struct web_req *r)
 		return web_reply_error(r, 400, "bad_request", "state must be open or all");
 	if (subject && strlen(subject) > 256)
 		return web_reply_error(r, 400, "bad_request", "subject is longer than 256 bytes");
+	if (subject) {
+		/* PostgreSQL refuses a parameter that is not UTF-8 (22021):
+		 * that is the caller's mistake, not an outage. jansson checks. */
+		json_t *t = json_string(subject);
+
+		if (!t)
+			return web_reply_error(r, 400, "bad_request", "subject is not UTF-8");
+		json_decref(t);
+	}
 	if (!parse_count(web_arg(r, "limit"), 1, 500, &limit) ||
 	    !parse_count(web_arg(r, "offset"), 0, 1000000, &offset))
 		return web_reply_error(r, 400, "bad_request",
@@ -483,7 +492,7 @@ ack_or_resolve(struct web_req *r, const char *action)
 	const char *id = r->seg[1];
 	json_t *b = body_json(r), *note = json_object_get(b, "note"), *msg;
 	char site[80] = "", ts[40], mid[24];
-	bool found = false;
+	bool found = false, resolved = false;
 	PGconn *conn;
 	int err;
 
@@ -503,16 +512,23 @@ ack_or_resolve(struct web_req *r, const char *action)
 	err = web_db_acquire(r->w->db, WEB_DB_WAIT_MS, &conn);
 	if (err == 0) {
 		PGresult *res = WEB_QUERY(conn, "ack: the alert",
-					  "SELECT site FROM alerts WHERE alert_id = $1"
-					  "   AND state <> 'resolved'",
+					  "SELECT site, state = 'resolved' FROM alerts"
+					  " WHERE alert_id = $1",
 					  id);
 
-		if (res && PQntuples(res) == 1) {
+		if (!res)
+			err = -EIO;
+		else if (PQntuples(res) == 1) {
 			snprintf(site, sizeof(site), "%s", PQgetvalue(res, 0, 0));
-			found = true;
+			resolved = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+			found = !resolved;
 		}
 		PQclear(res);
 		web_db_release(r->w->db, conn);
+	}
+	if (resolved && web_session_has_site(&r->sess, site)) {
+		json_decref(b);
+		return web_reply_error(r, 404, "not_found", "alert %s is resolved already", id);
 	}
 	if (!found && err < 0) {
 		/* PostgreSQL away: the broker's state knows the open alerts. */
@@ -524,6 +540,11 @@ ack_or_resolve(struct web_req *r, const char *action)
 			found = site[0] != '\0';
 			json_decref(a);
 		}
+	}
+	if (!found && err < 0 && !resolved) {
+		/* Neither PostgreSQL nor the broker's state can say. */
+		json_decref(b);
+		return web_reply_db_error(r, err);
 	}
 	if (!found) {
 		json_decref(b);
@@ -563,11 +584,14 @@ api_events(struct web_req *r)
 {
 	int err = 0;
 	json_t *snap = open_alerts(r, NULL, &err);
-	char *data, *first;
+	const char *cookie =
+		MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, "cordon_session");
+	char *data, *first, key[WEB_SESSION_KEY_LEN];
 	struct web_sse *c;
 
 	if (!snap)
 		return web_reply_db_error(r, err);
+	web_session_key(cookie ? cookie : "", key);
 	data = json_dumps(snap, JSON_COMPACT);
 	json_decref(snap);
 	if (!data || asprintf(&first, "retry: 3000\n\nevent: snapshot\ndata: %s\n\n", data) < 0) {
@@ -575,7 +599,7 @@ api_events(struct web_req *r)
 		return web_reply_error(r, 500, "internal", "out of memory");
 	}
 	free(data);
-	c = web_sse_open(r->w->live, r->sess.sites, first);
+	c = web_sse_open(r->w->live, r->sess.sites, key, first);
 	free(first);
 	if (!c)
 		return web_reply_error(r, 500, "internal", "out of memory");

@@ -149,6 +149,41 @@ ms_text(int64_t ms, char *buf, size_t len)
 	snprintf(buf, len, "%lld milliseconds", (long long)ms);
 }
 
+/* Whether `name` is locked out now: 1 with *ret_retry_s (seconds left,
+ * at least 1), 0, or -EIO. `lock`: FOR UPDATE (inside a transaction). */
+static int
+locked_for(PGconn *conn, const char *name, bool lock, long *ret_retry_s)
+{
+	PGresult *res = WEB_QUERY(
+		conn, "login: lock-out",
+		lock ? "SELECT ceil(extract(epoch FROM locked_until - now()))::bigint"
+		       "  FROM web_lockouts WHERE name = $1 AND locked_until > now() FOR UPDATE" :
+		       "SELECT ceil(extract(epoch FROM locked_until - now()))::bigint"
+		       "  FROM web_lockouts WHERE name = $1 AND locked_until > now()",
+		name);
+	int rc;
+
+	if (!res)
+		return -EIO;
+	rc = PQntuples(res) > 0;
+	if (rc) {
+		*ret_retry_s = atol(PQgetvalue(res, 0, 0));
+		if (*ret_retry_s < 1)
+			*ret_retry_s = 1;
+	}
+	PQclear(res);
+	return rc;
+}
+
+static bool
+exec_ok(PGconn *conn, const char *what, const char *sql)
+{
+	PGresult *res = web_db_query(conn, what, sql, 0, NULL);
+
+	PQclear(res);
+	return res != NULL;
+}
+
 int
 web_login(struct web_db *db, const struct web_config *wc, const char *name, const char *password,
 	  const char *addr, enum web_login_result *ret_result, char *ret_cookie,
@@ -158,7 +193,7 @@ web_login(struct web_db *db, const struct web_config *wc, const char *name, cons
 	PGresult *res;
 	char *hash = NULL, token[65], th[67], ttl[48], lock_ms[48], after[24];
 	bool ok;
-	int err;
+	int err, locked;
 
 	if (!web_name_is_valid(name)) {
 		/* Not a name anybody has: the same work and answer as a wrong password. */
@@ -169,22 +204,14 @@ web_login(struct web_db *db, const struct web_config *wc, const char *name, cons
 	err = web_db_acquire(db, WEB_DB_WAIT_MS, &conn);
 	if (err < 0)
 		return err;
-	res = WEB_QUERY(conn, "login: lock-out",
-			"SELECT ceil(extract(epoch FROM locked_until - now()))::bigint"
-			"  FROM web_lockouts WHERE name = $1 AND locked_until > now()",
-			name);
-	if (!res)
+	locked = locked_for(conn, name, false, ret_retry_s);
+	if (locked < 0)
 		goto fail;
-	if (PQntuples(res) > 0) {
-		*ret_retry_s = atol(PQgetvalue(res, 0, 0));
-		if (*ret_retry_s < 1)
-			*ret_retry_s = 1;
-		PQclear(res);
+	if (locked) {
 		web_db_release(db, conn);
 		*ret_result = WEB_LOGIN_LOCKED;
 		return 0;
 	}
-	PQclear(res);
 	res = WEB_QUERY(conn, "login: operator", "SELECT pwhash FROM operators WHERE name = $1",
 			name);
 	if (!res)
@@ -200,11 +227,16 @@ web_login(struct web_db *db, const struct web_config *wc, const char *name, cons
 	err = web_db_acquire(db, WEB_DB_WAIT_MS, &conn);
 	if (err < 0)
 		return err;
+	/* Logins of one name at once all pass the first check before any
+	 * of them fails: the lock-out is decided again now, so that a lock
+	 * taken meanwhile holds (the right password is refused too) and is
+	 * neither counted on nor lifted by the failures still under way. */
 	if (!ok) {
 		ms_text(wc->lockout_time, lock_ms, sizeof(lock_ms));
 		snprintf(after, sizeof(after), "%lld", (long long)wc->lockout_after);
 		/* A failure in a row more; the one that reaches lockout_after
-		 * locks the name and starts the count again. */
+		 * locks the name and starts the count again. No row comes
+		 * back when the name is locked: then nothing changes. */
 		res = WEB_QUERY(conn, "login: failure",
 				"INSERT INTO web_lockouts AS l (name, failures, last_failure,"
 				"                            locked_until)"
@@ -215,13 +247,29 @@ web_login(struct web_db *db, const struct web_config *wc, const char *name, cons
 				"                   ELSE l.failures + 1 END,"
 				"   last_failure = now(),"
 				"   locked_until = CASE WHEN l.failures + 1 >= $2::int"
-				"                       THEN now() + $3::interval END",
+				"                       THEN now() + $3::interval END"
+				" WHERE l.locked_until IS NULL OR l.locked_until <= now()"
+				" RETURNING 1",
 				name, after, lock_ms);
 		if (!res)
 			goto fail;
+		locked = PQntuples(res) == 0;
 		PQclear(res);
+		if (locked && locked_for(conn, name, false, ret_retry_s) <= 0)
+			*ret_retry_s = 1;
 		web_db_release(db, conn);
-		*ret_result = WEB_LOGIN_BAD;
+		*ret_result = locked ? WEB_LOGIN_LOCKED : WEB_LOGIN_BAD;
+		return 0;
+	}
+	if (!exec_ok(conn, "login: begin", "BEGIN"))
+		goto fail;
+	locked = locked_for(conn, name, true, ret_retry_s);
+	if (locked < 0)
+		goto fail;
+	if (locked) {
+		(void)exec_ok(conn, "login: rollback", "ROLLBACK");
+		web_db_release(db, conn);
+		*ret_result = WEB_LOGIN_LOCKED;
 		return 0;
 	}
 	res = WEB_QUERY(conn, "login: reset", "DELETE FROM web_lockouts WHERE name = $1", name);
@@ -253,12 +301,17 @@ web_login(struct web_db *db, const struct web_config *wc, const char *name, cons
 		goto fail;
 	}
 	PQclear(res);
+	if (!exec_ok(conn, "login: commit", "COMMIT")) {
+		web_session_clear(ret_sess);
+		goto fail;
+	}
 	web_db_release(db, conn);
 	memcpy(ret_cookie, token, sizeof(token));
 	sodium_memzero(token, sizeof(token));
 	*ret_result = WEB_LOGIN_OK;
 	return 0;
 fail:
+	/* web_db_release() rolls back a transaction left open. */
 	web_db_release(db, conn);
 	return -EIO;
 }
@@ -273,6 +326,34 @@ is_token(const char *token)
 		if (!isxdigit((unsigned char)*token) || isupper((unsigned char)*token))
 			return false;
 	return true;
+}
+
+void
+web_session_key(const char *token, char *ret)
+{
+	if (is_token(token))
+		token_hash_text(token, ret);
+	else
+		ret[0] = '\0';
+}
+
+int
+web_session_renew(PGconn *conn, const char *key)
+{
+	PGresult *res;
+	int rc;
+
+	if (!key[0])
+		return -ENOENT;
+	res = WEB_QUERY(conn, "session renewal",
+			"UPDATE web_sessions SET seen_at = now()"
+			" WHERE token_hash = $1::bytea AND expires_at > now()",
+			key);
+	if (!res)
+		return -EIO;
+	rc = strcmp(PQcmdTuples(res), "0") == 0 ? -ENOENT : 0;
+	PQclear(res);
+	return rc;
 }
 
 int

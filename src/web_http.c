@@ -572,11 +572,24 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	}
 }
 
+/* libmicrohttpd's messages end in a newline and may quote the request's
+ * (decoded) URL: one line each, with no control character a client could
+ * use to forge a line of its own. */
 static void
 mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	char msg[1024];
+	size_t n;
+
 	(void)cls;
-	log_vmsg(LOG_LEVEL_INFO, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+	log_info("%s", msg);
 }
 
 /* [web] listen -> an address; 0 or -EINVAL. */

@@ -48,12 +48,15 @@ struct web_sse {
 	struct ev *cur; /* being written */
 	size_t off;
 	bool dead;
+	char session_key[WEB_SESSION_KEY_LEN];
+	int64_t next_renew; /* monotonic ms */
 	pthread_cond_t cond;
 };
 
 struct raw {
 	char *payload;
 	size_t len;
+	char site[80]; /* the topic's */
 };
 
 struct web_live {
@@ -163,7 +166,7 @@ web_live_clients(struct web_live *live)
 }
 
 struct web_sse *
-web_sse_open(struct web_live *live, json_t *sites, char *first)
+web_sse_open(struct web_live *live, json_t *sites, const char *session_key, char *first)
 {
 	struct web_sse *c = calloc(1, sizeof(*c));
 
@@ -176,6 +179,8 @@ web_sse_open(struct web_live *live, json_t *sites, char *first)
 	}
 	c->live = live;
 	c->sites = json_incref(sites);
+	snprintf(c->session_key, sizeof(c->session_key), "%s", session_key);
+	c->next_renew = clocks_mono_ms() + KEEPALIVE_MS;
 	cond_init_mono(&c->cond);
 	pthread_mutex_lock(&live->lock);
 	c->next = live->clients;
@@ -187,6 +192,25 @@ web_sse_open(struct web_live *live, json_t *sites, char *first)
 	return c;
 }
 
+/* An open page is in use: its session is renewed every KEEPALIVE_MS,
+ * and its stream ends once the session has (logout, its operator
+ * removed). PostgreSQL away or busy: the stream goes on. */
+static bool
+session_lives(struct web_sse *c)
+{
+	PGconn *conn;
+	int err;
+
+	if (clocks_mono_ms() < c->next_renew)
+		return true;
+	c->next_renew = clocks_mono_ms() + KEEPALIVE_MS;
+	if (web_db_acquire(c->live->db, 1000, &conn) < 0)
+		return true;
+	err = web_session_renew(conn, c->session_key);
+	web_db_release(c->live->db, conn);
+	return err != -ENOENT;
+}
+
 ssize_t
 web_sse_read(struct web_sse *c, char *buf, size_t max)
 {
@@ -194,6 +218,8 @@ web_sse_read(struct web_sse *c, char *buf, size_t max)
 	struct timespec until;
 	ssize_t n = -1;
 
+	if (!c->cur && !session_lives(c))
+		return -1;
 	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += KEEPALIVE_MS / 1000;
 	pthread_mutex_lock(&live->lock);
@@ -358,7 +384,10 @@ dispatch_one(struct web_live *live, struct raw *m)
 	char *data, *text;
 	struct ev *e;
 
-	if (!json_is_object(alert) || !json_is_string(json_object_get(alert, "site"))) {
+	/* Only the topic's site: a message on one site's topic reaches no
+	 * other site's operators. */
+	if (!json_is_object(alert) ||
+	    strcmp(json_string_value(json_object_get(alert, "site")) ?: "", m->site) != 0) {
 		json_decref(alert);
 		return;
 	}
@@ -435,15 +464,21 @@ split_topic(const struct web_live *live, const char *topic, const char *what, ch
 	return true;
 }
 
+/* The retained state of alert `id` at `site` (the topic's levels): kept
+ * when it is an open alert whose own alert_id and site are the topic's,
+ * else the alert is dropped from the map (a resolved one, an empty
+ * payload, or something else that a broker writer put there). */
 static void
-retained(struct web_live *live, const char *id, const char *payload, size_t len)
+retained(struct web_live *live, const char *site, const char *id, const char *payload, size_t len)
 {
 	json_t *a = len ? json_loadb(payload, len, 0, NULL) : NULL;
 	const char *state = json_string_value(json_object_get(a, "state"));
+	const char *a_site = json_string_value(json_object_get(a, "site"));
+	const char *a_id = json_string_value(json_object_get(a, "alert_id"));
 
 	pthread_mutex_lock(&live->map_lock);
-	if (!a || !state || strcmp(state, "resolved") == 0 ||
-	    !json_is_string(json_object_get(a, "site")))
+	if (!a || !state || strcmp(state, "resolved") == 0 || !a_site ||
+	    strcmp(a_site, site) != 0 || !a_id || strcmp(a_id, id) != 0)
 		json_object_del(live->map, id);
 	else if (json_object_size(live->map) < WEB_RETAINED_MAX || json_object_get(live->map, id))
 		json_object_set(live->map, id, a);
@@ -462,7 +497,7 @@ on_message(void *context, char *topic, int topic_len, MQTTAsync_message *m)
 	if (m->payloadlen > PAYLOAD_MAX) {
 		/* not an alert of ours */
 	} else if (split_topic(live, topic, "alerts", site, sizeof(site), &last)) {
-		retained(live, last, m->payload, (size_t)m->payloadlen);
+		retained(live, site, last, m->payload, (size_t)m->payloadlen);
 	} else if (m->payloadlen > 0 &&
 		   split_topic(live, topic, "alert", site, sizeof(site), &last)) {
 		char *copy = malloc((size_t)m->payloadlen);
@@ -475,6 +510,7 @@ on_message(void *context, char *topic, int topic_len, MQTTAsync_message *m)
 			memcpy(copy, m->payload, (size_t)m->payloadlen);
 			slot->payload = copy;
 			slot->len = (size_t)m->payloadlen;
+			snprintf(slot->site, sizeof(slot->site), "%s", site);
 			live->dq_count++;
 			pthread_cond_signal(&live->dispatch_cond);
 			copy = NULL;

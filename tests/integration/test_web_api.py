@@ -78,7 +78,7 @@ class Client:
 
     def login(self, name, password=PASSWORD, expect=200):
         a = self.request("POST", "/api/login", {"name": name, "password": password})
-        assert a.status == expect, a
+        assert expect is None or a.status == expect, a
         if a.status == 200:
             m = re.search(r"cordon_session=([0-9a-f]{64})", a.headers["Set-Cookie"])
             assert m, a.headers["Set-Cookie"]
@@ -343,6 +343,31 @@ def test_bad_login_and_lockout(web, env):
     assert env.pg.count("web_lockouts", "name = 'locky'") == 0
 
 
+def test_lockout_holds_against_logins_at_once(web, env):
+    """Ten wrong logins of one name at once all pass the first lock-out
+    check before any fails: exactly LOCKOUT_AFTER are counted and answered
+    401, the rest 429, and the name stays locked (the failures still under
+    way neither count on nor lift the lock), the right password too."""
+    web.ctl("operator", "add", "racer", "--password-file", os.path.join(env.dir, "pw"))
+    answers = []
+
+    def one(i):
+        answers.append(Client(web).login("racer", "wrong password %d" % i,
+                                         expect=None).status)
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert sorted(answers) == [401] * LOCKOUT_AFTER + [429] * (10 - LOCKOUT_AFTER), answers
+    a = Client(web).login("racer", PASSWORD, expect=429)
+    assert a.json()["error"] == "locked"
+    rows = env.pg.query("SELECT locked_until > now() FROM web_lockouts WHERE name = 'racer'")
+    assert rows == [(True,)], rows
+    web.ctl("operator", "unlock", "racer")
+    Client(web).login("racer")
+
+
 def test_login_flood_is_bounded(web):
     """Ten logins at once: at most two Argon2id checks (64 MiB each) run
     together, so the peak memory stays far under ten times 64 MiB; each
@@ -478,6 +503,125 @@ def test_ack_through_the_broker_and_live(web, env):
 
 # ---------------------------------------------------------------- site scope
 
+def test_ack_twice_then_after_resolve(web, env):
+    """A double click (two acks) is harmless: both taken, one transition.
+    An ack or resolve of an alert resolved already says so (404); the note
+    keeps its emoji and quotes, its digits masked on the way out."""
+    c = Client(web)
+    c.login("duty")
+    fever(env, "s1", "DC-1", person="P-DC1")
+    aid = open_alert(env, "s1", "P-DC1")
+    note = "door 3\nleft open \U0001F600 \"13800138000\" </script>"
+    for _ in range(2):
+        a = c.post("/api/alerts/%s/ack" % aid, {"note": note})
+        assert a.status == 202, a
+    wait_until(lambda: env.pg.count("acks", "alert_id = %s", (aid,)) == 2, what="two acks")
+    acked = env.pg.query("SELECT count(*) FROM alert_transitions WHERE alert_id = %s"
+                         " AND transition = 'acked'", (aid,))
+    assert acked == [(1,)], acked
+    acks = c.get("/api/alerts/" + aid).json()["acks"]
+    assert all("\U0001F600" in x["note"] and "138****8000" in x["note"] for x in acks), acks
+    assert c.post("/api/alerts/%s/resolve" % aid, {}).status == 202
+    wait_until(lambda: env.pg.query("SELECT state FROM alerts WHERE alert_id = %s",
+                                    (aid,))[0][0] == "resolved", what="the alert resolved")
+    for step in ("ack", "resolve"):
+        a = c.post("/api/alerts/%s/%s" % (aid, step), {})
+        assert a.status == 404 and "resolved already" in a.json()["message"], a
+    # Another site's operator learns nothing more than before.
+    wang = Client(web)
+    wang.login("wang")
+    a = wang.post("/api/alerts/%s/ack" % aid, {})
+    assert a.status == 404 and "resolved" not in a.json()["message"], a
+
+
+def test_retained_state_must_match_its_topic(web, env):
+    """Whoever may write the broker's retained alerts: a state whose own
+    alert_id or site is not its topic's, or not a string, is not shown
+    (an s1 topic cannot put an alert before s2's operators), and nothing
+    of it crashes cordon-web."""
+    def state(site, aid, **kw):
+        a = {"alert_id": aid, "site": site, "state": "open", "severity": "critical",
+             "kind": "fever", "subject": "person:RT", "raised_at": now_ts()}
+        a.update(kw)
+        return json.dumps(a).encode()
+    bad = [("cordon/s1/alerts/rt-site", state("s2", "rt-site")),
+           ("cordon/s1/alerts/rt-id", state("s1", "rt-other")),
+           ("cordon/s1/alerts/rt-null", state("s1", None)),
+           ("cordon/s1/alerts/rt-num", state(5, "rt-num")),
+           ("cordon/s1/alerts/rt-list", b"[1, 2]"),
+           ("cordon/s1/alerts/rt-deep", b'{"a":' + b"[" * 5000 + b"]" * 5000 + b"}")]
+    good = [("cordon/s1/alerts/rt-ok", state("s1", "rt-ok"))]
+    publish_many(env.broker.port, bad + good, retain=True)
+    try:
+        duty, wang = Client(web), Client(web)
+        duty.login("duty")
+        wang.login("wang")
+
+        def ids(c):
+            d = c.get("/api/alerts").json()
+            return d["source"], {a["alert_id"] for a in d["alerts"]}
+        src, got = wait_until(lambda: ids(duty) if "rt-ok" in ids(duty)[1] else None,
+                              what="the retained rt-ok")
+        assert src == "broker"
+        assert not got & {"rt-site", "rt-id", "rt-other", "rt-null", "rt-num", None}, got
+        assert "rt-site" not in ids(wang)[1]
+        assert web.alive()
+    finally:
+        publish_many(env.broker.port, [(t, b"") for t, _ in bad + good], retain=True)
+
+
+def test_transition_must_match_its_topic(web, env):
+    """A transition on s1's topic that says it is s2's does not reach s2's
+    operators (nor anybody's): the stream takes the topic's site."""
+    def tr(site, aid):
+        return json.dumps({"alert_id": aid, "site": site, "state": "open", "kind": "fever",
+                           "severity": "critical", "subject": "person:TM",
+                           "transition": "raised", "raised_at": now_ts()}).encode()
+    wang, duty = Client(web), Client(web)
+    wang.login("wang")
+    duty.login("duty")
+    ew, ed = Events(wang), Events(duty)
+    try:
+        wait_until(lambda: ew.snapshot() and ed.snapshot(), what="the snapshots")
+        publish_many(env.broker.port, [("cordon/s1/alert/fever", tr("s2", "tm-forged")),
+                                       ("cordon/s1/alert/fever", b'{"site":5}'),
+                                       ("cordon/s1/alert/fever", b"[1]"),
+                                       ("cordon/s2/alert/fever", tr("s2", "tm-real"))])
+        ew.wait_alert(lambda a: a["alert_id"] == "tm-real", "the real s2 transition")
+        ed.wait_alert(lambda a: a["alert_id"] == "tm-real", "the real s2 transition")
+        assert ew.find(lambda a: a["alert_id"] == "tm-forged") is None
+        assert ed.find(lambda a: a["alert_id"] == "tm-forged") is None
+    finally:
+        ew.close()
+        ed.close()
+
+
+def test_live_stream_is_use_of_its_session(web, env):
+    """A duty desk that watches the live alerts for hours without a click
+    stays logged in (the open stream renews its session), and a stream
+    whose session ended (its operator removed) is closed: no alerts go on
+    flowing to a removed operator."""
+    pw = os.path.join(env.dir, "pw")
+    web.ctl("operator", "add", "streamer", "--password-file", pw)
+    c = Client(web)
+    c.login("streamer")
+    ev = Events(c)
+    try:
+        wait_until(ev.snapshot, what="the snapshot")
+        env.pg.query("UPDATE web_sessions SET seen_at = now() - interval '61 minutes'"
+                     " WHERE operator = 'streamer'")
+        wait_until(lambda: env.pg.query(
+            "SELECT seen_at > now() - interval '1 minute' FROM web_sessions"
+            " WHERE operator = 'streamer'") == [(True,)], timeout=45,
+            what="the session renewed by its open stream")
+        assert c.get("/api/me").status == 200
+        web.ctl("operator", "remove", "streamer")
+        assert ev.closed.wait(45), "the removed operator's stream still open"
+    finally:
+        ev.close()
+    assert c.get("/api/me").status == 401
+
+
 def test_site_scope(web, env):
     fever(env, "s1", "SC-1", person="P-SC1")
     fever(env, "s2", "SC-2", person="P-SC2")
@@ -549,6 +693,39 @@ def test_parameters_are_not_sql(web, env):
     assert a["total"] >= 1 and all("P-IN1" in x["subject"] for x in a["alerts"])
     assert env.pg.count("alerts") == before
     assert env.pg.count("operators") >= 5
+
+
+def test_parameter_not_utf8_is_400(web, env):
+    """A subject that is not UTF-8 is the caller's mistake (400), not a
+    PostgreSQL outage (503), and the connection it used still works."""
+    c = Client(web)
+    c.login("duty")
+    for q in ("%FF%FE", "a%C3", "%ED%A0%80"):
+        a = c.get("/api/alerts?state=all&subject=" + q)
+        assert a.status == 400 and a.json()["error"] == "bad_request", (q, a)
+    a = c.get("/api/alerts?state=all&subject=%E4%BD%93")
+    assert a.status == 200, a
+    assert Client(web).get("/healthz").json()["postgres"] is True
+
+
+def test_libmicrohttpd_messages_are_one_line(web):
+    """A request over the 64 KiB a connection may use is refused by
+    libmicrohttpd (431), which says so in the log: one line, not a line
+    and an empty one (its messages end in a newline)."""
+    before = len(web.log())
+    s = socket.create_connection(("127.0.0.1", web.port), timeout=30)
+    try:
+        s.sendall(b"GET /api/me HTTP/1.1\r\nHost: x\r\nCookie: a=" + b"x" * 70000 + b"\r\n\r\n")
+        try:
+            s.recv(4096)
+        except OSError:
+            pass
+    finally:
+        s.close()
+    wait_until(lambda: "Request too big" in web.log()[before:], what="libmicrohttpd's message")
+    new = web.log()[before:]
+    assert "\n\n" not in new, new
+    assert all(re.match(r"\d{4}-\d\d-\d\dT", line) for line in new.splitlines() if line), new
 
 
 # ---------------------------------------------------------------- static files
