@@ -37,7 +37,10 @@ def use_the_console(p, log):
     line = None
     deadline = time.monotonic() + 300
     while line is None:
-        assert p.poll() is None, "the demo ended before printing the console's URL"
+        if p.poll() is not None:
+            log.seek(0)
+            raise AssertionError("the demo ended before printing the console's URL:\n"
+                                 + log.read())
         assert time.monotonic() < deadline, "no console line from the demo"
         log.seek(0)
         line = re.search(r"the operator console: (http://\S+/)  login: (\S+)  password: (\S+)",
