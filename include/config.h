@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 #include "log.h"
 
@@ -93,6 +94,22 @@ int config_keep_restart_keys(struct config *cfg, const struct config *running, F
  * errno set (EINVAL: empty, or over 1 KiB). The buffer it read through is
  * zeroed. Shared by cordond and cordon-notify. */
 char *config_read_secret(const char *path) __attribute__((warn_unused_result));
+
+/* The setters of the sections config.c leaves to another daemon
+ * ([notify], [receiver.*], [route.*], [web]): config_set_string() replaces
+ * *field with a copy of value (0 or -ENOMEM); config_set_duration() stores
+ * value in ms when it is a duration ("0" too) within min..max, else
+ * returns the reason for a FILE:LINE message (NULL on success). */
+int config_set_string(char **field, const char *value) __attribute__((warn_unused_result));
+const char *config_set_duration(int64_t *field, const char *value, int64_t min, int64_t max)
+	__attribute__((warn_unused_result));
+
+/* A listen address: "HOST:PORT" with HOST an IPv4 address, "localhost"
+ * (127.0.0.1) or "*" (every address), or "[IPv6]:PORT"; port 1..65535.
+ * Fills *ret (zeroed first) and returns AF_INET or AF_INET6, or -EINVAL.
+ * [metrics] listen, [notify] metrics_listen, [web] listen. */
+int config_parse_listen(const char *s, struct sockaddr_storage *ret)
+	__attribute__((warn_unused_result));
 
 /* Parse helpers, shared with cordonctl: "30s", "5m", "12h", "100ms",
  * "2d" -> milliseconds; "64KiB", "1GiB", "512" -> bytes. */

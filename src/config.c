@@ -9,6 +9,7 @@
 #include "config.h"
 #include "normalize.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
 
 #include "config_keys.h"
 #include "spool.h"
@@ -152,6 +154,73 @@ parse_number(const char *s, double *ret)
 		return -1;
 	*ret = v;
 	return (int)(end - s);
+}
+
+int
+config_set_string(char **field, const char *value)
+{
+	char *s = strdup(value);
+
+	if (!s)
+		return -ENOMEM;
+	free(*field);
+	*field = s;
+	return 0;
+}
+
+const char *
+config_set_duration(int64_t *field, const char *value, int64_t min, int64_t max)
+{
+	int64_t ms;
+
+	if (strcmp(value, "0") == 0)
+		ms = 0; /* "off", where the range allows it */
+	else if (config_parse_duration(value, &ms) < 0)
+		return "not a duration (e.g. 30s, 15m, 12h)";
+	if (ms < min || ms > max)
+		return "out of range";
+	*field = ms;
+	return NULL;
+}
+
+int
+config_parse_listen(const char *s, struct sockaddr_storage *ret)
+{
+	char host[128];
+	const char *colon = strrchr(s, ':');
+	size_t hl;
+	long port;
+	char *end;
+
+	memset(ret, 0, sizeof(*ret));
+	if (!colon || colon == s || (hl = (size_t)(colon - s)) >= sizeof(host))
+		return -EINVAL;
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (errno || end == colon + 1 || *end || port <= 0 || port > 65535)
+		return -EINVAL;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ret;
+
+		host[hl - 1] = '\0';
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		return inet_pton(AF_INET6, host + 1, &a->sin6_addr) == 1 ? AF_INET6 : -EINVAL;
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)ret;
+
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		if (strcmp(host, "*") == 0) {
+			a->sin_addr.s_addr = htonl(INADDR_ANY);
+			return AF_INET;
+		}
+		if (strcmp(host, "localhost") == 0)
+			snprintf(host, sizeof(host), "127.0.0.1");
+		return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? AF_INET : -EINVAL;
+	}
 }
 
 int

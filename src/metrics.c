@@ -12,6 +12,7 @@
  * new client is therefore always accepted at once and served in the same
  * poll round; the clients pushed out are the ones holding a slot longest.
  * All of it runs in libmicrohttpd's single polling thread. */
+#include "config.h"
 #include "metrics.h"
 
 #include <arpa/inet.h>
@@ -208,39 +209,6 @@ answer(void *cls, struct MHD_Connection *conn, const char *url, const char *meth
 	return ret;
 }
 
-/* "127.0.0.1:9478" or "[::1]:9478" */
-static int
-parse_listen(const char *s, struct sockaddr_storage *ss)
-{
-	char host[128];
-	const char *colon = strrchr(s, ':');
-	long port;
-	char *end;
-
-	if (!colon || (size_t)(colon - s) >= sizeof(host))
-		return -EINVAL;
-	port = strtol(colon + 1, &end, 10);
-	if (*end || port <= 0 || port > 65535)
-		return -EINVAL;
-	memcpy(host, s, (size_t)(colon - s));
-	host[colon - s] = '\0';
-	memset(ss, 0, sizeof(*ss));
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-
-		host[strlen(host) - 1] = '\0';
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons((uint16_t)port);
-		return inet_pton(AF_INET6, host + 1, &a->sin6_addr) == 1 ? AF_INET6 : -EINVAL;
-	} else {
-		struct sockaddr_in *a = (struct sockaddr_in *)ss;
-
-		a->sin_family = AF_INET;
-		a->sin_port = htons((uint16_t)port);
-		return inet_pton(AF_INET, host, &a->sin_addr) == 1 ? AF_INET : -EINVAL;
-	}
-}
-
 int
 metrics_start(const char *listen, struct metrics **ret_metrics)
 {
@@ -251,7 +219,7 @@ metrics_start(const char *listen, struct metrics **ret_metrics)
 	*ret_metrics = NULL;
 	if (strcmp(listen, "off") == 0)
 		return 0;
-	family = parse_listen(listen, &ss);
+	family = config_parse_listen(listen, &ss);
 	if (family < 0)
 		return family;
 	m = calloc(1, sizeof(*m));

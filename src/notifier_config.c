@@ -189,49 +189,22 @@ find_or_add(struct notifier_load *ld, bool route, const char *name, int line)
 	return (ssize_t)i;
 }
 
-static int
-set_string(char **field, const char *value)
-{
-	char *s = strdup(value);
-
-	if (!s)
-		return -ENOMEM;
-	free(*field);
-	*field = s;
-	return 0;
-}
-
-static const char *
-set_duration(int64_t *field, const char *value, int64_t min, int64_t max)
-{
-	int64_t ms;
-
-	if (strcmp(value, "0") == 0)
-		ms = 0; /* "off", where the range allows it */
-	else if (config_parse_duration(value, &ms) < 0)
-		return "not a duration (e.g. 30s, 5m, 2h)";
-	if (ms < min || ms > max)
-		return "out of range";
-	*field = ms;
-	return NULL;
-}
-
 static const char *
 notify_key(struct notifier_config *nc, const char *name, const char *value)
 {
 	if (strcmp(name, "client_id") == 0) {
 		if (!*value || strlen(value) > 128)
 			return "must be 1 to 128 characters";
-		return set_string(&nc->client_id, value) < 0 ? "out of memory" : NULL;
+		return config_set_string(&nc->client_id, value) < 0 ? "out of memory" : NULL;
 	}
 	if (strcmp(name, "metrics_listen") == 0)
-		return set_string(&nc->metrics_listen, value) < 0 ? "out of memory" : NULL;
+		return config_set_string(&nc->metrics_listen, value) < 0 ? "out of memory" : NULL;
 	if (strcmp(name, "fail_after") == 0)
-		return set_duration(&nc->fail_after, value, 1000, 86400000);
+		return config_set_duration(&nc->fail_after, value, 1000, 86400000);
 	if (strcmp(name, "give_up_after") == 0)
-		return set_duration(&nc->give_up_after, value, 60000, 30 * 86400000LL);
+		return config_set_duration(&nc->give_up_after, value, 60000, 30 * 86400000LL);
 	if (strcmp(name, "retry_max") == 0)
-		return set_duration(&nc->retry_max, value, 1000, 3600000);
+		return config_set_duration(&nc->retry_max, value, 1000, 3600000);
 	return "unknown key";
 }
 
@@ -260,7 +233,7 @@ receiver_key(struct receiver *r, struct pending *p, const char *name, const char
 			return errno == EINVAL ?
 				"the file is empty, or its first line is over 1 KiB" :
 				"cannot read the file (missing, or not readable by us)";
-		if (set_string(url ? &r->url_file : &r->secret_file, value) < 0) {
+		if (config_set_string(url ? &r->url_file : &r->secret_file, value) < 0) {
 			free(secret);
 			return "out of memory";
 		}
@@ -278,11 +251,11 @@ receiver_key(struct receiver *r, struct pending *p, const char *name, const char
 		return r->to ? NULL : "must list at least one recipient";
 	}
 	if (strcmp(name, "from") == 0)
-		return set_string(&r->from, value) < 0 ? "out of memory" : NULL;
+		return config_set_string(&r->from, value) < 0 ? "out of memory" : NULL;
 	if (strcmp(name, "body_template") == 0)
-		return set_string(&r->body_template, value) < 0 ? "out of memory" : NULL;
+		return config_set_string(&r->body_template, value) < 0 ? "out of memory" : NULL;
 	if (strcmp(name, "content_type") == 0)
-		return set_string(&r->content_type, value) < 0 ? "out of memory" : NULL;
+		return config_set_string(&r->content_type, value) < 0 ? "out of memory" : NULL;
 	if (strcmp(name, "language") == 0)
 		return notifier_lang_parse(value, &r->language) < 0 ? "must be zh-CN or en" : NULL;
 	if (strcmp(name, "format") == 0) {
@@ -305,7 +278,7 @@ receiver_key(struct receiver *r, struct pending *p, const char *name, const char
 		return NULL;
 	}
 	if (strcmp(name, "timeout") == 0)
-		return set_duration(&r->timeout, value, 100, 300000);
+		return config_set_duration(&r->timeout, value, 100, 300000);
 	if (strcmp(name, "max_bytes") == 0) {
 		if (config_parse_size(value, &v) < 0 || v < 64 || v > 1048576)
 			return "must be a size from 64 to 1MiB";
@@ -368,11 +341,11 @@ route_key(struct route *rt, struct pending *p, const char *name, const char *val
 		return NULL;
 	}
 	if (strcmp(name, "group_wait") == 0)
-		return set_duration(&rt->group_wait, value, 0, 3600000);
+		return config_set_duration(&rt->group_wait, value, 0, 3600000);
 	if (strcmp(name, "remind_every") == 0)
-		return set_duration(&rt->remind_every, value, 0, 7 * 86400000LL);
+		return config_set_duration(&rt->remind_every, value, 0, 7 * 86400000LL);
 	if (strcmp(name, "escalate_after") == 0)
-		return set_duration(&rt->escalate_after, value, 0, 7 * 86400000LL);
+		return config_set_duration(&rt->escalate_after, value, 0, 7 * 86400000LL);
 	return "unknown key";
 }
 

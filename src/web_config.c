@@ -24,31 +24,6 @@ struct web_load {
 	unsigned seen;
 };
 
-static int
-set_string(char **field, const char *value)
-{
-	char *s = strdup(value);
-
-	if (!s)
-		return -ENOMEM;
-	free(*field);
-	*field = s;
-	return 0;
-}
-
-static const char *
-set_duration(int64_t *field, const char *value, int64_t min, int64_t max)
-{
-	int64_t ms;
-
-	if (config_parse_duration(value, &ms) < 0)
-		return "not a duration (e.g. 30s, 15m, 12h)";
-	if (ms < min || ms > max)
-		return "out of range";
-	*field = ms;
-	return NULL;
-}
-
 static const char *
 set_int(int64_t *field, const char *value, int64_t min, int64_t max)
 {
@@ -63,48 +38,34 @@ set_int(int64_t *field, const char *value, int64_t min, int64_t max)
 	return NULL;
 }
 
-/* "HOST:PORT" with a port 1..65535 (HOST an IPv4 address, "localhost" or
- * "*"; "[v6]:PORT" too). */
-static bool
-is_listen(const char *s)
-{
-	const char *colon = strrchr(s, ':');
-	char *end;
-	long port;
-
-	if (!colon || colon == s)
-		return false;
-	errno = 0;
-	port = strtol(colon + 1, &end, 10);
-	return !errno && end != colon + 1 && !*end && port > 0 && port < 65536;
-}
-
 static const char *
 web_key(struct web_config *wc, const char *name, const char *value)
 {
 	if (strcmp(name, "listen") == 0) {
-		if (!is_listen(value))
-			return "must be HOST:PORT";
-		return set_string(&wc->listen, value) < 0 ? "out of memory" : NULL;
+		struct sockaddr_storage ss;
+
+		if (config_parse_listen(value, &ss) < 0)
+			return "must be HOST:PORT (an IPv4 address, localhost, * or [IPv6])";
+		return config_set_string(&wc->listen, value) < 0 ? "out of memory" : NULL;
 	}
 	if (strcmp(name, "assets_dir") == 0) {
 		if (value[0] != '/')
 			return "must be an absolute path";
-		return set_string(&wc->assets_dir, value) < 0 ? "out of memory" : NULL;
+		return config_set_string(&wc->assets_dir, value) < 0 ? "out of memory" : NULL;
 	}
 	if (strcmp(name, "client_id") == 0) {
 		if (!*value || strlen(value) > 128)
 			return "must be 1 to 128 characters";
-		return set_string(&wc->client_id, value) < 0 ? "out of memory" : NULL;
+		return config_set_string(&wc->client_id, value) < 0 ? "out of memory" : NULL;
 	}
 	if (strcmp(name, "session_ttl") == 0)
-		return set_duration(&wc->session_ttl, value, 60000, 30 * 86400000LL);
+		return config_set_duration(&wc->session_ttl, value, 60000, 30 * 86400000LL);
 	if (strcmp(name, "idle_timeout") == 0)
-		return set_duration(&wc->idle_timeout, value, 60000, 30 * 86400000LL);
+		return config_set_duration(&wc->idle_timeout, value, 60000, 30 * 86400000LL);
 	if (strcmp(name, "lockout_after") == 0)
 		return set_int(&wc->lockout_after, value, 1, 1000);
 	if (strcmp(name, "lockout_time") == 0)
-		return set_duration(&wc->lockout_time, value, 1000, 7 * 86400000LL);
+		return config_set_duration(&wc->lockout_time, value, 1000, 7 * 86400000LL);
 	if (strcmp(name, "secure_cookies") == 0) {
 		if (strcmp(value, "true") == 0)
 			wc->secure_cookies = true;
@@ -119,7 +80,7 @@ web_key(struct web_config *wc, const char *name, const char *value)
 	if (strcmp(name, "db_pool") == 0)
 		return set_int(&wc->db_pool, value, 1, 64);
 	if (strcmp(name, "request_timeout") == 0)
-		return set_duration(&wc->request_timeout, value, 1000, 3600000);
+		return config_set_duration(&wc->request_timeout, value, 1000, 3600000);
 	return "unknown key";
 }
 
@@ -199,7 +160,7 @@ web_config_load(struct web_config *wc, const char *path, FILE *errors)
 			strcpy(host, "localhost");
 		host[sizeof(host) - 1] = '\0';
 		snprintf(id, sizeof(id), "cordon-web-%s-%ld", host, (long)getpid());
-		if (set_string(&wc->client_id, id) < 0)
+		if (config_set_string(&wc->client_id, id) < 0)
 			return -ENOMEM;
 	}
 	if (rc == 0 && wc->idle_timeout > wc->session_ttl) {

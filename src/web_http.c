@@ -592,43 +592,17 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	log_info("%s", msg);
 }
 
-/* [web] listen -> an address; 0 or -EINVAL. */
+/* [web] listen -> an address and libmicrohttpd's flag for its family;
+ * 0 or -EINVAL. */
 static int
 listen_addr(const char *listen, struct sockaddr_storage *ret, unsigned *ret_flags)
 {
-	char host[128];
-	const char *colon = strrchr(listen, ':');
-	size_t hl = (size_t)(colon - listen);
-	long port = atol(colon + 1);
+	int family = config_parse_listen(listen, ret);
 
-	memset(ret, 0, sizeof(*ret));
-	*ret_flags = 0;
-	if (hl >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, listen, hl);
-	host[hl] = '\0';
-	if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ret;
-
-		host[hl - 1] = '\0';
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)port);
-		*ret_flags = MHD_USE_IPv6;
-		return inet_pton(AF_INET6, host + 1, &s6->sin6_addr) == 1 ? 0 : -EINVAL;
-	}
-	{
-		struct sockaddr_in *s4 = (struct sockaddr_in *)ret;
-
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)port);
-		if (strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0) {
-			s4->sin_addr.s_addr = htonl(INADDR_ANY);
-			return 0;
-		}
-		if (strcmp(host, "localhost") == 0)
-			strcpy(host, "127.0.0.1");
-		return inet_pton(AF_INET, host, &s4->sin_addr) == 1 ? 0 : -EINVAL;
-	}
+	if (family < 0)
+		return family;
+	*ret_flags = family == AF_INET6 ? MHD_USE_IPv6 : 0;
+	return 0;
 }
 
 int

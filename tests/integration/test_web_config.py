@@ -106,6 +106,9 @@ def test_defaults(tmp):
 @pytest.mark.parametrize("bad, why", [
     ("listen = 8478", "must be HOST:PORT"),
     ("listen = 127.0.0.1:99999", "must be HOST:PORT"),
+    # a host that is no address: refused by --check-config, not at the bind
+    ("listen = gate-pc:8478", "must be HOST:PORT"),
+    ("listen = [::1:8478", "must be HOST:PORT"),
     ("assets_dir = web", "must be an absolute path"),
     ("session_ttl = forever", "not a duration"),
     ("idle_timeout = 1s", "out of range"),
