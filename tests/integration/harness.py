@@ -899,6 +899,19 @@ def register_loads(d):
     return d.log().count("register loaded")
 
 
+def wait_register_holds_gates(d, pg):
+    """Wait until cordond d's latest register load holds as many gates as the
+    database does. Counting loads is not enough after several changes: the
+    changes' NOTIFYs may come as one reload or several, and a count reached
+    by an earlier change's reload says nothing of a later one."""
+    gates = pg.count("gates")
+
+    def current():
+        loads = re.findall(r"register loaded: \d+ sites, (\d+) gates", d.log())
+        return loads and int(loads[-1]) == gates
+    wait_until(current, what="cordond's register holding all %d gates" % gates)
+
+
 def wait_register_loaded(d, at_least=1):
     wait_until(lambda: register_loads(d) >= at_least,
                what="cordond loading the register (%d times)" % at_least)

@@ -242,7 +242,7 @@ def test_alerts_follow(env, cordond):
     conf = d.conffile
     harness.cordonctl(conf, "gate", "add", FSITE, "G08", "--sealed", expect=0)
     harness.cordonctl(conf, "gate", "add", FSITE, "G09", "--sealed", expect=0)
-    wait_until(lambda: d.log().count("register loaded") >= 2, what="cordond reloading the register")
+    harness.wait_register_holds_gates(d, env.pg)
 
     # An alert open before the followers start.
     publish_many(env.broker.port, [gate_event(FSITE, "G09", "F-1", card="C-1", person="P-1",
