@@ -57,6 +57,11 @@ struct config {
 
 	int64_t shutdown_timeout;
 	char *metrics_listen;
+
+	/* [cluster] (docs/scaling.md): 0 shards = not clustered */
+	int64_t cluster_shards;
+	int64_t cluster_lease_time;
+	char *cluster_session_prefix;
 	int log_level;
 };
 

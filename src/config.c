@@ -121,6 +121,14 @@ const struct config_key config_keys[] = {
 	{ "metrics", "listen", KEY_STRING, OFF(metrics_listen), "127.0.0.1:9478", 0, 0, 0,
 	  "address of the Prometheus /metrics and /healthz endpoint, or off" },
 
+	{ "cluster", "shards", KEY_INT, OFF(cluster_shards), "0", 0, 256, 0,
+	  "split the sites into this many shards shared by the instances on one database (0: not"
+	  " clustered); the same on every instance" },
+	{ "cluster", "lease_time", KEY_DURATION, OFF(cluster_lease_time), "10s", 3000, 60000, 0,
+	  "how long a shard's lease lasts unrenewed: a dead instance's shards are taken over after it" },
+	{ "cluster", "session_prefix", KEY_TOPIC, OFF(cluster_session_prefix), "cordon-shard-", 0, 0,
+	  0, "MQTT client id of shard N is this prefix and N (3 digits); the same on every instance" },
+
 	{ "log", "level", KEY_LEVEL, OFF(log_level), "info", 0, 0, 1,
 	  "error | warning | notice | info | debug" },
 	{ NULL, NULL, 0, 0, NULL, 0, 0, 0, NULL },
