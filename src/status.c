@@ -23,6 +23,7 @@
 #include "rules.h"
 #include "spool.h"
 #include "store.h"
+#include "topics.h"
 
 #define STATS_INTERVAL_MS 60000
 
@@ -265,11 +266,12 @@ render_metrics(struct status *st, const struct mqtt_client_stats *is, const stru
 		" 0-2 the granted QoS, 128 and up refused (135 not authorized), -1 none yet.\n"
 		"# TYPE cordon_mqtt_subscription_reason_code gauge\n");
 	for (int i = 0; i < mqtt_client_filter_count(st->mqtt); i++) {
+		char filter[TOPIC_MAX_BYTES];
 		int code;
-		const char *filter = mqtt_client_filter(st->mqtt, i, &code);
 
-		fprintf(f, "cordon_mqtt_subscription_reason_code{filter=\"%s\"} %d\n", filter,
-			code);
+		if (mqtt_client_filter(st->mqtt, i, filter, sizeof(filter), &code) >= 0)
+			fprintf(f, "cordon_mqtt_subscription_reason_code{filter=\"%s\"} %d\n",
+				filter, code);
 	}
 	fprintf(f,
 		"# HELP cordon_mqtt_server_disconnects_total DISCONNECTs from the broker (MQTT 5),"
