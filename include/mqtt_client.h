@@ -110,6 +110,8 @@ struct mqtt_client_options {
 	 * the publish thread. */
 	bool (*mine)(void *arg, const char *topic, size_t len);
 	void *mine_arg;
+	/* Topics its replay memory keeps at most; 0: REPLAY_MAX_TOPICS. */
+	uint32_t replay_topics;
 };
 
 /* Creates the client (nothing is sent yet). `wake_fd` is an eventfd that

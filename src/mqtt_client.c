@@ -812,7 +812,8 @@ mqtt_client_create_with(const struct config *cfg, struct spool *spool, int wake_
 	backoff_init(&in->backoff, 1000, 30000); /* as Paho's own reconnect */
 	in->spool = spool;
 	in->wake_fd = wake_fd;
-	if (replay_create(REPLAY_MAX_TOPICS, &in->replay) < 0)
+	if (replay_create(opts->replay_topics ? opts->replay_topics : REPLAY_MAX_TOPICS,
+			  &in->replay) < 0)
 		goto fail;
 	atomic_store(&in->want_wake, 1);
 	in->root = strdup(cfg->topic_root);
