@@ -79,8 +79,7 @@ enum mqtt_client_inbound {
 };
 
 /* How a client is made (mqtt_client_create_with()). Zeroed, it is the
- * instance's own client of one instance alone: what mqtt_client_create()
- * makes. */
+ * instance's own client of one instance alone ([cluster] shards = 0). */
 struct mqtt_client_options {
 	/* The client id; NULL: cfg->mqtt_client_id. */
 	const char *client_id;
@@ -120,10 +119,7 @@ struct mqtt_client_options {
  * (user name, password, TLS file names, ids) and of `opts`: both may be
  * freed after (a SIGHUP frees the config). Returns 0, -ENOMEM, -EINVAL
  * (the URI, the client id, the directory), -EACCES (the password file)
- * or another negative errno. mqtt_client_create() is
- * mqtt_client_create_with() with zeroed options. */
-int mqtt_client_create(const struct config *cfg, struct spool *spool, int wake_fd,
-		       struct mqtt_client **ret_client) __attribute__((warn_unused_result));
+ * or another negative errno. */
 int mqtt_client_create_with(const struct config *cfg, struct spool *spool, int wake_fd,
 			    const struct mqtt_client_options *opts, struct mqtt_client **ret_client)
 	__attribute__((warn_unused_result));

@@ -731,7 +731,7 @@ connect_done(struct mqtt_client *in)
 
 /* Makes the Paho client (in->client) with our persistence and callbacks;
  * Paho reads the persistence (mqtt_persist.c's open) in it. Returns 0 or
- * -EINVAL (logged). out_main, or mqtt_client_create before it runs. */
+ * -EINVAL (logged). out_main, or mqtt_client_create_with before it runs. */
 static int
 make_client(struct mqtt_client *in)
 {
@@ -764,15 +764,6 @@ on_tls_error(const char *str, size_t len, void *ctx)
 	snprintf(in->tls_error, sizeof(in->tls_error), "%.*s", (int)len, str);
 	pthread_mutex_unlock(&in->fail_lock);
 	return 0;
-}
-
-int
-mqtt_client_create(const struct config *cfg, struct spool *spool, int wake_fd,
-		   struct mqtt_client **ret_client)
-{
-	struct mqtt_client_options opts = { 0 };
-
-	return mqtt_client_create_with(cfg, spool, wake_fd, &opts, ret_client);
 }
 
 int
