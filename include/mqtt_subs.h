@@ -97,8 +97,8 @@ int mqtt_subs_build(const struct mqtt_subs *s, const char *site, int kind, char 
 /* What the SUBACKs changed since the last call, for the log: calls
  * fn(arg, filter, code, was) for each filter whose code is no longer the
  * one last told (was: that code, MQTT_SUBS_PENDING the first time; a
- * code still pending is not news), at most `max` times, and marks every
- * change told. Returns how many changes fn was not called for. Skips the
+ * code still pending, and a first grant at the QoS asked, are not news),
+ * at most `max` times, and marks every change told. Returns how many changes fn was not called for. Skips the
  * walk when no SUBACK came since the last call. */
 size_t mqtt_subs_news(struct mqtt_subs *s,
 		      void (*fn)(void *arg, const char *filter, int code, int was), void *arg,

@@ -131,6 +131,8 @@ void sessions_apply(struct sessions *ss, const struct cluster_view *v, const boo
 void sessions_tick(struct sessions *ss, int64_t now_ms);
 /* The next report, oldest first; false when none. Each once. */
 bool sessions_next_report(struct sessions *ss, struct sessions_report *ret_report);
+/* Shard sessions that exist (live or ending). */
+int sessions_count(struct sessions *ss);
 
 /* Intake (intake.c): pauses and resumes every client that receives (the
  * instance's own client only when it does: shards = 0), and the sessions

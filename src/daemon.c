@@ -722,19 +722,24 @@ wait_events(struct daemon *d, struct wakeups *w)
 
 /* Clustered, after SIGTERM: whether the shards are given back (the
  * lease thread released every lease and marked the instance stopped), or
- * no longer can be (PostgreSQL away, and every shard's session ended and
- * its records through the rules), or the shutdown deadline came. Not
- * clustered: at once. */
+ * nothing is left to give back while PostgreSQL is away, or the shutdown
+ * deadline came. Not clustered: at once. */
 static bool
 releases_over(struct daemon *d)
 {
-	bool waiting = false;
-
 	if (!d->cluster || d->view.stopped || clocks_mono_ms() >= d->stop_deadline_ms)
 		return true;
-	for (int k = 0; k < d->view.nshards && !waiting; k++)
-		waiting = d->view.shard[k].state != CLUSTER_NOT_OWNED;
-	return !waiting || !d->view.db_ok;
+	/* A shard released here is NOT_OWNED in the view at once; the lease
+	 * is released at the thread's next turn, and `stopped` says all are. */
+	if (d->view.db_ok)
+		return false;
+	/* PostgreSQL away (no lease can be released, nor taken by anyone):
+	 * over once nothing is held nor on its way to a release. */
+	for (int k = 0; k < CLUSTER_MAX_SHARDS; k++)
+		if (d->release_wait[k] ||
+		    (k < d->view.nshards && d->view.shard[k].state != CLUSTER_NOT_OWNED))
+			return false;
+	return sessions_count(d->sessions) == 0;
 }
 
 /* After SIGTERM, each turn: clustered, the shards given back first

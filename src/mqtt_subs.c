@@ -341,6 +341,8 @@ mqtt_subs_news(struct mqtt_subs *s, void (*fn)(void *arg, const char *filter, in
 			if (c == MQTT_SUBS_PENDING || c == was)
 				continue;
 			x->told[k] = (int16_t)c;
+			if (was == MQTT_SUBS_PENDING && c >= 1 && c < 0x80)
+				continue; /* granted as asked, the first time: no news */
 			if (told == max) {
 				untold++;
 				continue;

@@ -63,6 +63,10 @@ struct sessions {
 	size_t nnames;
 	size_t first[CLUSTER_MAX_SHARDS + 1];
 
+	/* The inbound counters of the sessions ended (add_inbound()), so that
+	 * the totals never go back. */
+	struct mqtt_client_stats ended;
+
 	struct sessions_report reports[REPORTS_MAX];
 	size_t rhead, rcount;
 	uint64_t released;
@@ -310,6 +314,8 @@ end_session(struct shard *sh, bool report_stop, const char *why)
 	sh->report_stop = report_stop;
 }
 
+static void add_inbound(struct mqtt_client_stats *to, const struct mqtt_client_stats *st);
+
 /* Frees shard k's ended session once its end is done and no sync pass
  * holds it; reports it if asked. Returns whether no session is ending. */
 static bool
@@ -330,6 +336,10 @@ reap(struct sessions *ss, struct shard *sh)
 	sh->ending = NULL;
 	pthread_mutex_unlock(&ss->lock);
 	mqtt_client_get_stats(c, &st);
+	st.connected = 0;     /* its SUBACKs are gone with it */
+	st.replay_topics = 0; /* and its memory */
+	st.spool_failing = 0;
+	add_inbound(&ss->ended, &st);
 	sh->received += st.received;
 	sh->connects += st.connects;
 	sh->taken_over += st.taken_over;
@@ -459,6 +469,10 @@ sessions_apply(struct sessions *ss, const struct cluster_view *v, const bool *re
 void
 sessions_tick(struct sessions *ss, int64_t now_ms)
 {
+	/* The leases' deadlines first: a session whose lease passed its
+	 * deadline while the process stood still (SIGSTOP) must not
+	 * reconnect at its own tick. */
+	step(ss, now_ms);
 	mqtt_client_tick(ss->instance, now_ms);
 	for (int k = 0; k < ss->nshards; k++) {
 		if (ss->shard[k].c)
@@ -466,7 +480,16 @@ sessions_tick(struct sessions *ss, int64_t now_ms)
 		if (ss->shard[k].ending)
 			mqtt_client_tick(ss->shard[k].ending, now_ms);
 	}
-	step(ss, now_ms);
+}
+
+int
+sessions_count(struct sessions *ss)
+{
+	int n = 0;
+
+	for (int k = 0; k < ss->nshards; k++)
+		n += (ss->shard[k].c != NULL) + (ss->shard[k].ending != NULL);
+	return n;
 }
 
 /* Whether the instance's own client receives anything. */
@@ -521,7 +544,7 @@ add_inbound(struct mqtt_client_stats *to, const struct mqtt_client_stats *st)
 	to->replayed_retained += st->replayed_retained;
 	to->replayed_dup += st->replayed_dup;
 	to->replay_note_failed += st->replay_note_failed;
-	to->replay_topics += st->replay_topics;
+	to->replay_topics += st->replay_topics; /* ended: 0 (see reap) */
 	to->replay_evicted += st->replay_evicted;
 	if (!st->connected)
 		return;
@@ -540,6 +563,7 @@ sessions_get_stats(struct sessions *ss, int64_t now_ms, struct sessions_stats *r
 
 	memset(ret, 0, sizeof(*ret));
 	mqtt_client_get_stats(ss->instance, &ret->mqtt);
+	add_inbound(&ret->mqtt, &ss->ended);
 	ret->clustered = ss->nshards > 0;
 	ret->shards = ss->nshards;
 	ret->released = ss->released;
