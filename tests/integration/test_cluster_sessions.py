@@ -39,11 +39,6 @@ def start(cordond, env, name, prefix):
     return d
 
 
-def m(d, name):
-    """A sample of d's /metrics (0 when absent or not answering)."""
-    return metric(scrape(d.metrics_port), name) or 0
-
-
 def leases(ctl):
     """cordonctl cluster --json's leases: {shard: {"owner", "epoch", "sites"}}."""
     out = json.loads(ctl("cluster", "--json").stdout)
@@ -259,3 +254,38 @@ def test_a_paused_instance_does_not_take_its_sessions_back(env, cordond, ctl):
     # as "given back", never as a lost connection).
     assert "MQTT connection lost" not in a.log(), harness.tail(a.logfile)
     assert b.stop() == 0 and a.stop() == 0
+
+
+def test_a_session_forgets_what_another_owner_held(env, cordond, ctl):
+    """A shard session's packet identifier table and replay memory describe
+    what this instance saw: kept when the shard comes back to it under the
+    next epoch (nobody held it in between), started empty when another
+    instance held it since (a redelivery must never be dropped as a replay
+    of something seen long ago). a alone, a again, then b, then a: each owns
+    every shard in turn."""
+    prefix = "cs4-shard-"
+    register(ctl, ["cs4-00"])
+    fresh = "started empty, with the packet identifiers, for a session another owner held"
+
+    def run(name):
+        port = free_port()
+        d = cordond({"mqtt": {"client_id": name},
+                     "spool": {"dir": os.path.join(env.dir, "spool-" + name)},
+                     "metrics": {"listen": "127.0.0.1:%d" % port},
+                     "cluster": {"shards": str(SHARDS), "lease_time": LEASE,
+                                 "session_prefix": prefix}},
+                    wait=False)
+        d.metrics_port = port
+        wait_until(lambda: metric(scrape(port), 'cordon_cluster_sessions{state="connected"}')
+                   == SHARDS, LONG, what="%s's sessions of every shard connected" % name)
+        assert d.stop() == 0
+        return d.log()
+
+    assert fresh in run("cs4-a")          # the first session of its directory
+    assert fresh not in run("cs4-a")      # its next epoch: kept
+    assert fresh in run("cs4-b")          # b's first
+    assert fresh in run("cs4-a")          # b held it since: forgotten
+    hist = env.pg.query("SELECT owner, how FROM lease_history WHERE shard = 0"
+                        " AND owner LIKE 'cs4-%%' ORDER BY epoch")
+    assert hist == [("cs4-a", "released"), ("cs4-a", "released"), ("cs4-b", "released"),
+                    ("cs4-a", "released")], hist
