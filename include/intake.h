@@ -11,8 +11,8 @@
 #include "config.h"
 #include "spool.h"
 
-struct mqtt_client;
 struct pipeline;
+struct sessions;
 struct syncer;
 
 /* Embedded in the daemon; the pointers under "wiring" are its objects. */
@@ -20,8 +20,8 @@ struct intake {
 	const struct config *cfg;
 	/* wiring */
 	struct spool *spool;
-	struct mqtt_client *mqtt;
-	struct pipeline *pl; /* the committed position, release */
+	struct sessions *sessions; /* the clients that receive (sessions_pause) */
+	struct pipeline *pl;	   /* the committed position, release */
 	struct syncer *syncer;
 
 	int paused;		      /* intake paused: the spool or its disk is full */

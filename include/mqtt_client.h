@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "mqtt_subs.h"
 #include "mqtt_watch.h"
 #include "spool.h"
 
@@ -19,10 +20,8 @@ struct mqtt_client;
  * Maximum): what can still arrive after we decide to pause. */
 #define MQTT_CLIENT_RECEIVE_MAXIMUM 1000
 
-/* The inbound filters we subscribe to (SPEC 2): at most this many. */
-#define MQTT_CLIENT_MAX_FILTERS 9
 /* A filter's SUBACK outcome while none has come on this connection. */
-#define MQTT_CLIENT_SUB_PENDING (-1)
+#define MQTT_CLIENT_SUB_PENDING MQTT_SUBS_PENDING
 /* A takeover as Mosquitto before 2.0.15 shows it: the connection closed
  * without a DISCONNECT and back within this many ms (a broker restart
  * looks the same; see docs/operations.md). */
@@ -67,14 +66,75 @@ struct mqtt_client_stats {
  * the publish thread and from Paho's send thread (see alerts_shorten). */
 typedef char *mqtt_client_shorten_fn(const void *payload, size_t len, size_t max, size_t *ret_len);
 
+/* What a client receives. */
+enum mqtt_client_inbound {
+	/* Every site: the inbound filters of topics.c with `+` for the site
+	 * (one instance alone, [cluster] shards = 0). */
+	MQTT_CLIENT_INBOUND_WILDCARD,
+	/* Nothing: the instance's own client when clustered (it publishes). */
+	MQTT_CLIENT_INBOUND_NONE,
+	/* The sites of mqtt_client_set_sites(), each with every inbound
+	 * filter (a shard session, docs/scaling.md). */
+	MQTT_CLIENT_INBOUND_SITES,
+};
+
+/* How a client is made (mqtt_client_create_with()). Zeroed, it is the
+ * instance's own client of one instance alone ([cluster] shards = 0). */
+struct mqtt_client_options {
+	/* The client id; NULL: cfg->mqtt_client_id. */
+	const char *client_id;
+	/* The subdirectory of the spool directory for the client's files
+	 * (Paho's outbound queue mqtt-out/, the packet identifier table, the
+	 * replay memory), one level, e.g. "shard-007" (made if missing); NULL
+	 * or "": the spool directory itself. */
+	const char *dir;
+	enum mqtt_client_inbound inbound;
+	/* Not the instance's own client: no retained state topic, no will,
+	 * no offline state at the stop; Paho's client is made, and the
+	 * replay memory restored, by the publish thread at the start (a
+	 * client created while the main loop runs never waits on Paho's
+	 * lock); and a takeover of its session (DISCONNECT 0x8E) ends it: it
+	 * never reconnects after one (mqtt_client_is_taken_over()). */
+	bool session;
+	/* With `session`: the lease epoch the session is taken under. The
+	 * packet identifier table and the replay memory of its directory are
+	 * kept only when the directory's last session ran under this epoch
+	 * or the one before (no other instance held the shard in between);
+	 * otherwise they describe another owner's time and start empty. The
+	 * epoch is written in the directory (file "epoch") before the first
+	 * connect. */
+	int64_t epoch;
+	/* With `session`: which spool records are this client's (their
+	 * retained payloads rebuild its replay memory); NULL: all. Called on
+	 * the publish thread. */
+	bool (*mine)(void *arg, const char *topic, size_t len);
+	void *mine_arg;
+	/* Topics its replay memory keeps at most; 0: REPLAY_MAX_TOPICS. */
+	uint32_t replay_topics;
+};
+
 /* Creates the client (nothing is sent yet). `wake_fd` is an eventfd that
  * is written after an append when the loop has asked for it with
  * mqtt_client_want_wake() since the last write. Copies what it keeps of `cfg`
- * (user name, password, TLS file names, ids): `cfg` may be freed after
- * (a SIGHUP does). Returns 0, -ENOMEM, -EINVAL (the URI), -EACCES (the
- * password file) or another negative errno. */
-int mqtt_client_create(const struct config *cfg, struct spool *spool, int wake_fd,
-		       struct mqtt_client **ret_client) __attribute__((warn_unused_result));
+ * (user name, password, TLS file names, ids) and of `opts`: both may be
+ * freed after (a SIGHUP frees the config). Returns 0, -ENOMEM, -EINVAL
+ * (the URI, the client id, the directory), -EACCES (the password file)
+ * or another negative errno. */
+int mqtt_client_create_with(const struct config *cfg, struct spool *spool, int wake_fd,
+			    const struct mqtt_client_options *opts, struct mqtt_client **ret_client)
+	__attribute__((warn_unused_result));
+/* MQTT_CLIENT_INBOUND_SITES: replaces the set of sites subscribed to
+ * (names as the register holds them; any order; a name that cannot be a
+ * topic level, and beyond MQTT_SUBS_MAX_SITES, left out and counted in
+ * *ret_skipped, NULL: not wanted). What is new is subscribed and what
+ * left unsubscribed through the publish thread (in SUBSCRIBEs of at most
+ * MQTT_SUBS_REQUEST_FILTERS filters), on a live link; every connect
+ * subscribes to the whole set. Never waits on Paho. Returns 0, -ENOMEM
+ * (nothing changed), or -EINVAL (another kind of client). */
+int mqtt_client_set_sites(struct mqtt_client *in, const char *const *sites, size_t n,
+			  size_t *ret_skipped) __attribute__((warn_unused_result));
+/* Sites in the set (MQTT_CLIENT_INBOUND_SITES; 0 otherwise). */
+size_t mqtt_client_sites(struct mqtt_client *in);
 /* Before mqtt_client_start(): fills the replay memory from the file the last
  * mqtt_client_save_replays() wrote in the spool directory and from the spool
  * records appended after it (all of them, without a usable file), and
@@ -96,7 +156,10 @@ int mqtt_client_save_replays(struct mqtt_client *in, uint64_t *ret_pos)
 /* Writes the packet identifier table (pktid.h) back to its file, after
  * the spool's own sync. 0 or a negative errno. */
 int mqtt_client_sync_replays(struct mqtt_client *in) __attribute__((warn_unused_result));
-/* Starts connecting; failures are retried from mqtt_client_tick(). */
+/* Starts connecting; failures are retried from mqtt_client_tick(). The
+ * instance's client connects from the calling thread (setup, before the
+ * loop); a session's start is queued for the publish thread (restore of
+ * its replay memory, Paho's client, the connect) and never waits. */
 int mqtt_client_start(struct mqtt_client *in) __attribute__((warn_unused_result));
 /* Called from the loop about every 100 ms: brings the connection to the
  * one wanted (connected unless paused; mqtt_link.h), a connect after a
@@ -119,6 +182,19 @@ int mqtt_client_publish(struct mqtt_client *in, const char *topic, const void *p
 void mqtt_client_pause(struct mqtt_client *in);
 void mqtt_client_resume(struct mqtt_client *in);
 
+/* What the owner of a session allows besides the pause (the lease,
+ * docs/scaling.md "Fencing"). */
+enum mqtt_client_hold {
+	MQTT_CLIENT_GO,		/* connect as wanted */
+	MQTT_CLIENT_NO_CONNECT, /* keep a live link, but connect no more */
+	MQTT_CLIENT_DOWN,	/* disconnect (as the pause does) and stay down */
+};
+/* Sets the hold; looks at once, never waits. */
+void mqtt_client_hold(struct mqtt_client *in, enum mqtt_client_hold hold);
+/* A session whose broker said DISCONNECT 0x8E (session taken over):
+ * another client resumed it, and this one never connects again. */
+bool mqtt_client_is_taken_over(struct mqtt_client *in);
+
 /* Hands everything queued to Paho, then publishes our retained "offline"
  * state and disconnects (within timeout_ms); no message is received
  * after this returns. Publishes queued later go to Paho's persistence,
@@ -130,6 +206,17 @@ void mqtt_client_stop(struct mqtt_client *in, int timeout_ms);
  * tells when every stop begun is done. */
 void mqtt_client_stop_begin(struct mqtt_client *in, int timeout_ms);
 bool mqtt_client_is_stopped(struct mqtt_client *in);
+/* Queues the end of the client for the publish thread: the stop as
+ * above (a session's DISCONNECT is a normal one, reason 0x00: the broker
+ * keeps the session, and queues for the next owner what comes
+ * meanwhile), a last save of the replay memory, and Paho's client
+ * destroyed; nothing is received after. mqtt_client_is_closed() tells
+ * when it is done; mqtt_client_destroy() then never waits on Paho.
+ * Never waits. */
+void mqtt_client_close_begin(struct mqtt_client *in, int timeout_ms);
+bool mqtt_client_is_closed(struct mqtt_client *in);
+/* Frees the client. One not closed is stopped here first, waiting on
+ * Paho's lock: only before the main loop runs or after it ends. */
 void mqtt_client_destroy(struct mqtt_client *in);
 /* The loop is about to sleep: the next append writes wake_fd once. The
  * loop must look at the spool again after this call (an append may have
@@ -139,11 +226,18 @@ void mqtt_client_want_wake(struct mqtt_client *in);
  * shortened (none by default: such a message is set aside). */
 void mqtt_client_set_shorten(struct mqtt_client *in, mqtt_client_shorten_fn *fn);
 void mqtt_client_get_stats(struct mqtt_client *in, struct mqtt_client_stats *ret_stats);
-/* The inbound filter number i (0 <= i < mqtt_client_filter_count()) and, in
- * *ret_code, its SUBACK on this connection: MQTT_CLIENT_SUB_PENDING, the
- * granted QoS 0-2, or the refusal's reason code (0x80 and up, see
- * mqtt_reason_text()). */
+/* The inbound filter number i (0 <= i < mqtt_client_filter_count()),
+ * written into buf, and in *ret_code its SUBACK on this connection:
+ * MQTT_CLIENT_SUB_PENDING, the granted QoS 0-2, or the refusal's reason
+ * code (0x80 and up, see mqtt_reason_text()). Returns its length, or -1
+ * (out of range, or it does not fit). */
 int mqtt_client_filter_count(struct mqtt_client *in);
-const char *mqtt_client_filter(struct mqtt_client *in, int i, int *ret_code);
+int mqtt_client_filter(struct mqtt_client *in, int i, char *buf, size_t len, int *ret_code);
+/* The spool position the replay memory's file covers (the spool keeps
+ * the records from there on for it), or UINT64_MAX while its saves fail
+ * (a full disk must not keep the spool from freeing what PostgreSQL
+ * has). Set by mqtt_client_restore_replays() and each save that
+ * succeeds; a session's is the spool's end at its creation until then. */
+uint64_t mqtt_client_covered(struct mqtt_client *in);
 
 #endif

@@ -160,17 +160,21 @@ int spool_save_checkpoint(struct spool *spool, uint64_t pos) __attribute__((warn
 
 /* The bytes of a payload of `len` the spool keeps (max_payload cuts it). */
 size_t spool_stored_len(const struct spool *spool, size_t len);
-/* Writes `name` in the spool directory atomically (a temporary file,
- * fdatasync, rename, fsync of the directory); a side file of another
- * module (replay.c's memory). Returns 0 or a negative errno (-ENOENT
- * while the directory is deleted). */
+/* Side files of other modules (replay.c's memory, pktid.c's table): a
+ * `name` is "file" in the spool directory or "subdir/file" in a
+ * subdirectory of it (one level; one shard session's files, made 0750 by
+ * a write or an open when missing; -EINVAL for a name of more levels).
+ *
+ * Writes `name` atomically (a temporary file beside it, fdatasync,
+ * rename, fsync of its directory). Returns 0 or a negative errno
+ * (-ENOENT while the directory is deleted). */
 int spool_write_file(struct spool *spool, const char *name, const void *buf, size_t len)
 	__attribute__((warn_unused_result));
-/* Opens (creating, mode 0640) the file `name` in the spool directory for
- * reading and writing; returns the descriptor or a negative errno. */
+/* Opens (creating, mode 0640) the side file `name` for reading and
+ * writing; returns the descriptor or a negative errno. */
 int spool_open_file(struct spool *spool, const char *name) __attribute__((warn_unused_result));
-/* Reads the whole of `name` (at most `max` bytes, else -EFBIG) into a
- * malloc'ed buffer. Returns 0, -ENOENT when there is none, or another
+/* Reads the whole of side file `name` (at most `max` bytes, else -EFBIG)
+ * into a malloc'ed buffer. Returns 0, -ENOENT when there is none, or another
  * negative errno. */
 int spool_read_file(struct spool *spool, const char *name, size_t max, void **ret_buf,
 		    size_t *ret_len) __attribute__((warn_unused_result));

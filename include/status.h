@@ -10,10 +10,10 @@
 
 struct intake;
 struct metrics;
-struct mqtt_client;
 struct pipeline;
 struct publisher;
 struct retention;
+struct sessions;
 struct store;
 
 /* Embedded in the daemon; the pointers under "wiring" are its objects,
@@ -21,7 +21,7 @@ struct store;
 struct status {
 	const struct config *cfg;
 	/* wiring */
-	struct mqtt_client *mqtt;
+	struct sessions *sessions; /* the instance's client and its shard sessions */
 	struct store *store;
 	const struct pipeline *pl;
 	const struct publisher *pub;

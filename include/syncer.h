@@ -14,13 +14,13 @@
 #include "config.h"
 #include "spool.h"
 
-struct mqtt_client;
+struct sessions;
 struct spool;
 
 /* Embedded in the daemon. */
 struct syncer {
 	struct spool *spool;
-	struct mqtt_client *mqtt;
+	struct sessions *sessions; /* every MQTT client's memory and table */
 	pthread_t thread;
 	int started;
 	pthread_mutex_t lock;
@@ -28,10 +28,8 @@ struct syncer {
 	int stop;	     /* under lock, as the two below */
 	enum spool_sync_mode mode;
 	int64_t interval_ms;
-	/* The replay memory's file covers the spool up to replay_pos: the
-	 * spool keeps what follows (pipeline's release()). The thread saves
-	 * it (save_replays()); the main loop reads these two. */
-	_Atomic uint64_t replay_pos;
+	/* The thread saves the replay memories (save_replays()); what their
+	 * files cover bounds the spool's release (syncer_covered()). */
 	_Atomic int replay_err;	  /* the last save's error, 0: none */
 	_Atomic int replay_hurry; /* the disk is low: save every second */
 	_Atomic int replay_force; /* save at the next wake (the file went) */
@@ -44,16 +42,19 @@ void syncer_init(struct syncer *s, struct spool *spool);
 int syncer_start(struct syncer *s, const struct config *cfg) __attribute__((warn_unused_result));
 /* Sets the thread's mode and interval (SIGHUP). */
 void syncer_reconfigure(struct syncer *s, const struct config *cfg);
-/* Restores the replay memory from its file and the spool, saves it once,
- * and lets the thread save it from then on; 0 or -errno. */
-int syncer_restore_replays(struct syncer *s, struct mqtt_client *mqtt)
+/* Restores the instance's client's replay memory from its file and the
+ * spool, saves it once, and lets the thread save every client's of
+ * `sessions` from then on (a shard session restores its own at its
+ * start); 0 or -errno. */
+int syncer_restore_replays(struct syncer *s, struct sessions *sessions)
 	__attribute__((warn_unused_result));
 /* Stops the thread (nothing is appended any more), then saves the replay
  * memory a last time. Accepts a syncer never started. */
 void syncer_stop(struct syncer *s);
-/* The spool position the replay memory's file covers, or UINT64_MAX while
- * saves fail (a full disk must not keep the spool from freeing what
- * PostgreSQL has). */
+/* The spool position the replay memories' files cover (the lowest of
+ * every client's: sessions_covered()), a client whose saves fail counting
+ * as UINT64_MAX (a full disk must not keep the spool from freeing what
+ * PostgreSQL has); 0 before syncer_restore_replays(). Main thread. */
 uint64_t syncer_covered(const struct syncer *s);
 /* The spool's disk is low: save every second (its release waits). */
 void syncer_hurry(struct syncer *s, int low);

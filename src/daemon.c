@@ -24,6 +24,7 @@
 
 #include "alerts.h"
 #include "clocks.h"
+#include "cluster.h"
 #include "health.h"
 #include "idhash.h"
 #include "intake.h"
@@ -36,6 +37,7 @@
 #include "registry.h"
 #include "retention.h"
 #include "rules.h"
+#include "sessions.h"
 #include "spool.h"
 #include "status.h"
 #include "store.h"
@@ -49,17 +51,29 @@
  * loaded): what a pass holds in memory is bounded. */
 #define RESTORE_FOLD_STEP 1000
 
-enum { SRC_SIGNAL = 1, SRC_TIMER, SRC_SPOOL, SRC_STORE, SRC_REGISTER };
+enum { SRC_SIGNAL = 1, SRC_TIMER, SRC_SPOOL, SRC_STORE, SRC_REGISTER, SRC_CLUSTER };
 
 struct daemon {
 	struct config *cfg;
 	const char *config_path;
 	struct spool *spool;
-	struct mqtt_client *mqtt;
+	struct mqtt_client *mqtt;  /* the instance's own client */
+	struct sessions *sessions; /* it, and the shard sessions (sessions.h) */
 	struct store *store;
 	struct registry *registry;
 	struct retention *retention;
-	int epfd, sigfd, timerfd, wakefd, donefd, regfd;
+	int epfd, sigfd, timerfd, wakefd, donefd, regfd, clusterfd;
+
+	/* [cluster] shards > 0 (docs/scaling.md): the lease thread, its last
+	 * view, the shards ready for a session (their rule state loaded),
+	 * and the released shards waiting for the pipeline to pass the
+	 * spool's end at their session's end. NULL/0 when not clustered. */
+	struct cluster *cluster;
+	struct cluster_view view;
+	bool ready[CLUSTER_MAX_SHARDS];
+	bool release_wait[CLUSTER_MAX_SHARDS];
+	uint64_t release_pos[CLUSTER_MAX_SHARDS];
+	bool registered; /* a register snapshot was taken */
 
 	/* The objects, one job each. */
 	struct pipeline pl;
@@ -202,6 +216,8 @@ take_register(struct daemon *d)
 			d->pl.reseed_batch = d->pl.filling;
 	}
 	pipeline_set_register(&d->pl, s);
+	sessions_set_register(d->sessions, d->pl.reg); /* each shard session's sites */
+	d->registered = true;
 	register_rules(d);
 }
 
@@ -255,7 +271,7 @@ on_tick(struct daemon *d)
 {
 	int64_t now = clocks_mono_ms();
 
-	mqtt_client_tick(d->mqtt, now);
+	sessions_tick(d->sessions, now); /* the instance's client and every shard session */
 	clocks_watch_wall(&d->wall_offset_us);
 	next_restore_pass(d);
 	intake_watch(&d->intake);
@@ -290,7 +306,7 @@ moderate_wakes(struct daemon *d, int woken, int64_t now, uint64_t before)
 	d->polling = stream;
 	if (stream)
 		return;
-	mqtt_client_want_wake(d->mqtt);
+	sessions_want_wake(d->sessions);
 	/* A message appended just before we asked wrote no eventfd. (Until
 	 * the rules are ready their cursor stays put: the register's arrival
 	 * pumps what came meanwhile.) */
@@ -319,6 +335,7 @@ reconfigure(struct daemon *d)
 	publisher_reconfigure(&d->pub, d->cfg);
 	health_reconfigure(&d->health, d->cfg);
 	status_reconfigure(&d->status, d->cfg);
+	sessions_reconfigure(d->sessions, d->cfg);
 	/* A reload also runs the retention at once (NULL at start: its first
 	 * run follows its start). */
 	retention_reconfigure(d->retention, d->cfg->retention_days);
@@ -392,12 +409,20 @@ handle_signal(struct daemon *d)
 				d->stopping = 1;
 				notify_stopping();
 				d->stop_deadline_ms = clocks_mono_ms() + d->cfg->shutdown_timeout;
+				/* Clustered: every shard is given back first (its
+				 * session ends, the rules pass what it delivered, the
+				 * lease is released); the instance's own client stops
+				 * after, once their alerts are out (drain_step). */
+				if (d->cluster) {
+					cluster_stop_begin(d->cluster);
+					d->stop_ingest = 1;
+				}
 				/* While the spool directory is gone the receive thread
 				 * may be waiting, unacknowledged, for it to come back;
 				 * told to stop, it would end the process at once, and
 				 * what only the open files still hold would be lost. */
-				if (spool_check_dir(d->spool) == SPOOL_DIR_OK)
-					mqtt_client_stop_begin(d->mqtt, 2000);
+				else if (spool_check_dir(d->spool) == SPOOL_DIR_OK)
+					sessions_stop_begin(d->sessions, 2000);
 				else
 					d->stop_ingest = 1;
 			}
@@ -442,7 +467,7 @@ setup(struct daemon *d)
 	sigset_t mask;
 	int err;
 
-	d->epfd = d->sigfd = d->timerfd = d->wakefd = d->donefd = d->regfd = -1;
+	d->epfd = d->sigfd = d->timerfd = d->wakefd = d->donefd = d->regfd = d->clusterfd = -1;
 	publisher_init(&d->pub, d->cfg);
 	intake_init(&d->intake, d->cfg);
 	status_init(&d->status, d->cfg);
@@ -486,9 +511,10 @@ setup(struct daemon *d)
 	d->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	d->donefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	d->regfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	d->clusterfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	d->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (d->sigfd < 0 || d->timerfd < 0 || d->wakefd < 0 || d->donefd < 0 || d->regfd < 0 ||
-	    d->epfd < 0)
+	    d->clusterfd < 0 || d->epfd < 0)
 		return -errno;
 	if (timerfd_settime(d->timerfd, 0, &its, NULL) < 0)
 		return -errno;
@@ -496,7 +522,8 @@ setup(struct daemon *d)
 	    (err = add_fd(d, d->timerfd, SRC_TIMER)) < 0 ||
 	    (err = add_fd(d, d->wakefd, SRC_SPOOL)) < 0 ||
 	    (err = add_fd(d, d->donefd, SRC_STORE)) < 0 ||
-	    (err = add_fd(d, d->regfd, SRC_REGISTER)) < 0)
+	    (err = add_fd(d, d->regfd, SRC_REGISTER)) < 0 ||
+	    (err = add_fd(d, d->clusterfd, SRC_CLUSTER)) < 0)
 		return err;
 
 	sto.conninfo = d->cfg->pg_conninfo;
@@ -519,11 +546,22 @@ setup(struct daemon *d)
 		log_err("cannot start the retention thread: %s", strerror(-err));
 		return err;
 	}
-	err = mqtt_client_create(d->cfg, d->spool, d->wakefd, &d->mqtt);
-	if (err < 0)
-		return err;
+	{
+		/* Clustered, the instance's own client subscribes to nothing:
+		 * the shard sessions do (sessions.c). */
+		struct mqtt_client_options mo = {
+			.inbound = d->cfg->cluster_shards > 0 ? MQTT_CLIENT_INBOUND_NONE :
+								MQTT_CLIENT_INBOUND_WILDCARD,
+		};
+
+		err = mqtt_client_create_with(d->cfg, d->spool, d->wakefd, &mo, &d->mqtt);
+		if (err < 0)
+			return err;
+	}
 	mqtt_client_set_shorten(d->mqtt, alerts_shorten);
-	if ((err = syncer_restore_replays(&d->syncer, d->mqtt)) < 0)
+	if ((err = sessions_create(d->cfg, d->spool, d->wakefd, d->mqtt, &d->sessions)) < 0)
+		return err;
+	if ((err = syncer_restore_replays(&d->syncer, d->sessions)) < 0)
 		return err;
 
 	/* The wiring: who reads and calls whom. */
@@ -535,10 +573,10 @@ setup(struct daemon *d)
 	d->pl.out = &d->out;
 	d->pub.mqtt = d->mqtt;
 	d->intake.spool = d->spool;
-	d->intake.mqtt = d->mqtt;
+	d->intake.sessions = d->sessions;
 	d->intake.pl = &d->pl;
 	d->intake.syncer = &d->syncer;
-	d->status.mqtt = d->mqtt;
+	d->status.sessions = d->sessions;
 	d->status.store = d->store;
 	d->status.pl = &d->pl;
 	d->status.pub = &d->pub;
@@ -556,6 +594,17 @@ setup(struct daemon *d)
 	intake_check_space(&d->intake, 0);
 	if (!d->intake.paused && (err = mqtt_client_start(d->mqtt)) < 0)
 		return err;
+	/* Clustered: the lease thread; the shards it gives come through
+	 * SRC_CLUSTER (cluster_step). With no intake (paused) the instance's
+	 * own client still publishes: start it anyway. */
+	if (d->cfg->cluster_shards > 0) {
+		if (d->intake.paused && (err = mqtt_client_start(d->mqtt)) < 0)
+			return err;
+		if ((err = cluster_create(d->cfg, d->clusterfd, &d->cluster)) < 0) {
+			log_err("cannot start the cluster thread: %s", strerror(-err));
+			return err;
+		}
+	}
 	d->last_rules_tick_ms = d->started_ms = clocks_mono_ms();
 	status_start(&d->status, d->started_ms);
 	mqtt_conflict_init(&d->conflict, d->started_ms);
@@ -566,7 +615,9 @@ static void
 teardown(struct daemon *d)
 {
 	mqtt_client_stop(d->mqtt, 1000);
-	syncer_stop(&d->syncer); /* then its last save of the replay memory */
+	syncer_stop(&d->syncer);       /* then its last save of the replay memories */
+	sessions_destroy(d->sessions); /* every shard session ended (and saved) */
+	cluster_destroy(d->cluster);   /* leases still held are left to expire */
 	mqtt_client_destroy(d->mqtt);
 	retention_destroy(d->retention);
 	store_destroy(d->store);
@@ -579,7 +630,8 @@ teardown(struct daemon *d)
 	rules_output_free(&d->out);
 	free(d->id_key);
 	{
-		int fds[] = { d->epfd, d->sigfd, d->timerfd, d->wakefd, d->donefd, d->regfd };
+		int fds[] = { d->epfd,	 d->sigfd, d->timerfd,	d->wakefd,
+			      d->donefd, d->regfd, d->clusterfd };
 
 		for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 			if (fds[i] >= 0)
@@ -620,6 +672,7 @@ struct wakeups {
 	int woken;	/* the receive thread's eventfd: new records */
 	int polled;	/* a stream: the poll's timeout ran out */
 	int registered; /* the register thread's eventfd: a new snapshot */
+	int clustered;	/* the cluster thread's eventfd: the view changed */
 };
 
 /* Waits for the next event (at most SPOOL_POLL_MS while polling) and reads
@@ -658,31 +711,60 @@ wait_events(struct daemon *d, struct wakeups *w)
 			drain_fd(d->regfd);
 			w->registered = 1;
 			break;
+		case SRC_CLUSTER:
+			drain_fd(d->clusterfd);
+			w->clustered = 1;
+			break;
 		}
 	}
 	return 0;
 }
 
-/* After SIGTERM, each turn: the receive thread stopped once the spool
- * directory is back, and the end once that stop is done and everything
- * received is in PostgreSQL, or the shutdown deadline passed. The stop is
- * the publish thread's (it calls into Paho): the loop never waits for it,
- * and goes on pumping meanwhile. Returns 1 to end the loop. */
+/* Clustered, after SIGTERM: whether the shards are given back (the
+ * lease thread released every lease and marked the instance stopped), or
+ * nothing is left to give back while PostgreSQL is away, or the shutdown
+ * deadline came. Not clustered: at once. */
+static bool
+releases_over(struct daemon *d)
+{
+	if (!d->cluster || d->view.stopped || clocks_mono_ms() >= d->stop_deadline_ms)
+		return true;
+	/* A shard released here is NOT_OWNED in the view at once; the lease
+	 * is released at the thread's next turn, and `stopped` says all are. */
+	if (d->view.db_ok)
+		return false;
+	/* PostgreSQL away (no lease can be released, nor taken by anyone):
+	 * over once nothing is held nor on its way to a release. */
+	for (int k = 0; k < CLUSTER_MAX_SHARDS; k++)
+		if (d->release_wait[k] ||
+		    (k < d->view.nshards && d->view.shard[k].state != CLUSTER_NOT_OWNED))
+			return false;
+	return sessions_count(d->sessions) == 0;
+}
+
+/* After SIGTERM, each turn: clustered, the shards given back first
+ * (releases_over()); the receive thread stopped once the spool directory
+ * is back, and the end once that stop is done and everything received is
+ * in PostgreSQL, or the shutdown deadline passed. The stop is the publish
+ * thread's (it calls into Paho): the loop never waits for it, and goes on
+ * pumping meanwhile. Returns 1 to end the loop. */
 static int
 drain_step(struct daemon *d)
 {
 	uint64_t pending;
 
-	if (d->stop_ingest && spool_check_dir(d->spool) == SPOOL_DIR_OK) {
-		mqtt_client_stop_begin(d->mqtt, 2000);
+	if (d->stop_ingest && spool_check_dir(d->spool) == SPOOL_DIR_OK && releases_over(d)) {
+		sessions_stop_begin(d->sessions, 2000);
 		d->stop_ingest = 0;
 	}
 	/* Bytes, not the distance between positions: a gap
 	 * left by a cut tail holds none. */
 	pending = pipeline_pending(&d->pl);
-	if (pending == 0 && !d->stop_ingest && !mqtt_client_is_stopped(d->mqtt) &&
+	if (pending == 0 && !d->stop_ingest && !sessions_is_stopped(d->sessions) &&
 	    clocks_mono_ms() < d->stop_deadline_ms)
 		return 0; /* the stop is under way: messages may still come */
+	if (pending == 0 && !releases_over(d))
+		return 0; /* shards still being given back */
 	if (pending == 0) {
 		log_notice("drained: everything received is in PostgreSQL");
 		return 1;
@@ -692,6 +774,75 @@ drain_step(struct daemon *d)
 		return 1;
 	}
 	return 0;
+}
+
+/* INTEGRATION POINT (rules side, branch wrules): which shards may have a
+ * session, i.e. whose rule state is loaded. Until then: every shard this
+ * instance owns, once the register is there. */
+static void
+shards_ready(struct daemon *d)
+{
+	for (int k = 0; k < CLUSTER_MAX_SHARDS; k++)
+		d->ready[k] = k < d->view.nshards && d->registered &&
+			d->view.shard[k].state != CLUSTER_NOT_OWNED;
+}
+
+/* Clustered, at each wake of the lease thread and each tick: the view
+ * taken (INTEGRATION POINT: the pipeline's rules read it through
+ * cluster_may_act(), rules side), given to the sessions, and what they
+ * report told to the lease thread. A fatal misconfiguration found by the
+ * thread ends cordond. Returns 0 or -EINVAL (fatal). */
+static int
+cluster_step(struct daemon *d, int64_t now)
+{
+	struct sessions_report r;
+	const char *fatal;
+
+	if (!d->cluster)
+		return 0;
+	if ((fatal = cluster_fatal(d->cluster)) != NULL) {
+		log_err("cluster: %s", fatal);
+		return -EINVAL;
+	}
+	cluster_view(d->cluster, &d->view);
+	shards_ready(d);
+	sessions_apply(d->sessions, &d->view, d->ready, now);
+	while (sessions_next_report(d->sessions, &r)) {
+		if (r.kind == SESSIONS_LOST) {
+			log_warn(
+				"shard %d: its session was taken over by another instance: the shard"
+				" is no longer ours",
+				r.shard);
+			cluster_session_lost(d->cluster, r.shard);
+		} else {
+			d->release_wait[r.shard] = true;
+			d->release_pos[r.shard] = r.end_pos;
+		}
+	}
+	return 0;
+}
+
+/* Clustered, each turn: a shard whose session ended is released once its
+ * records are through the rules and in PostgreSQL with their alerts (the
+ * next owner loads its rule state from there). */
+static void
+release_passed(struct daemon *d)
+{
+	uint64_t rules_pos;
+
+	if (!d->cluster)
+		return;
+	rules_pos = spool_reader_pos(d->pl.rules_rd);
+	for (int k = 0; k < CLUSTER_MAX_SHARDS; k++) {
+		if (!d->release_wait[k] || d->pl.committed < d->release_pos[k] ||
+		    rules_pos < d->release_pos[k])
+			continue;
+		d->release_wait[k] = false;
+		log_notice("shard %d: its records are through the rules and in PostgreSQL:"
+			   " releasing the lease",
+			   k);
+		cluster_released(d->cluster, k);
+	}
 }
 
 /* One turn of the loop: one wait, then every step in this order (PgBouncer's
@@ -713,9 +864,12 @@ loop_once(struct daemon *d)
 		take_register(d); /* a new register snapshot; at start the rule state */
 	if (w.tick)
 		on_tick(d); /* broker, clocks, spool health, status, timer rules */
+	if ((w.clustered || w.tick) && (err = cluster_step(d, clocks_mono_ms())) < 0)
+		return err; /* clustered: the view to the sessions, their reports */
 	now = clocks_mono_us();
 	before = d->pl.nrecords;
 	pipeline_pump(&d->pl); /* committed batch back, rules, catch-up, flush */
+	release_passed(d);     /* clustered: shards whose records are through */
 	if (w.woken || w.polled) {
 		/* Pause intake within a poll, not a tick, of crossing the mark: the
 		 * receive thread must never reach the spool's hard limit, where it
@@ -738,7 +892,12 @@ daemon_run(struct config *cfg, const char *config_path)
 		teardown(&d);
 		return 1;
 	}
-	log_notice("cordond started: broker %s, spool %s", cfg->mqtt_uri, cfg->spool_dir);
+	if (cfg->cluster_shards > 0)
+		log_notice("cordond started: broker %s, spool %s, %lld shards shared through"
+			   " PostgreSQL",
+			   cfg->mqtt_uri, cfg->spool_dir, (long long)cfg->cluster_shards);
+	else
+		log_notice("cordond started: broker %s, spool %s", cfg->mqtt_uri, cfg->spool_dir);
 	while ((rc = loop_once(&d)) == 0)
 		;
 	status_log_stats(&d.status);

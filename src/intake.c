@@ -11,6 +11,7 @@
 #include "log.h"
 #include "mqtt_client.h"
 #include "pipeline.h"
+#include "sessions.h"
 #include "syncer.h"
 
 /* Intake pauses early enough that what the broker has already sent us
@@ -118,7 +119,7 @@ intake_check_space(struct intake *in, int stopping)
 				 " bytes: pausing intake from the"
 				 " broker (it keeps our messages) until PostgreSQL catches up",
 				 used, (uint64_t)in->cfg->spool_max_bytes);
-		mqtt_client_pause(in->mqtt);
+		sessions_pause(in->sessions);
 		in->paused = 1;
 		in->disk_low = low;
 		syncer_hurry(in->syncer, low);
@@ -129,7 +130,7 @@ intake_check_space(struct intake *in, int stopping)
 		log_notice("spool down to %" PRIu64 " bytes, %" PRIu64 " bytes free on its disk:"
 			   " resuming intake",
 			   used, avail);
-		mqtt_client_resume(in->mqtt);
+		sessions_resume(in->sessions);
 		in->paused = 0;
 		in->disk_low = 0;
 		syncer_hurry(in->syncer, 0);

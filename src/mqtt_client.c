@@ -21,12 +21,14 @@
 #include <MQTTAsync.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +38,7 @@
 #include "mqtt_limits.h"
 #include "mqtt_link.h"
 #include "mqtt_persist.h"
+#include "mqtt_subs.h"
 #include "pktid.h"
 #include "replay.h"
 #include "topics.h"
@@ -46,16 +49,58 @@
 #define OUT_MAX_MESSAGES 100000
 #define OUT_MAX_BYTES (64u << 20)
 
-enum out_kind { OUT_PUBLISH, OUT_PAUSE, OUT_CONNECT, OUT_STOP };
+/* The replay memory's file in the client's directory. */
+#define REPLAY_FILE "replay"
+#define REPLAY_FILE_MAX ((size_t)96 << 20)
+/* The packet identifier table's file (pktid.h). */
+#define PKTID_FILE "packet-ids"
+/* A session's last epoch (mqtt_client_options.epoch). */
+#define EPOCH_FILE "epoch"
+
+/* OUT_SUBSCRIBE, OUT_UNSUBSCRIBE: a change of the sites (their list);
+ * OUT_RESUBSCRIBE: every site, at a connect; OUT_CLOSE: the end. */
+enum out_kind {
+	OUT_PUBLISH,
+	OUT_PAUSE,
+	OUT_CONNECT,
+	OUT_STOP,
+	OUT_SUBSCRIBE,
+	OUT_UNSUBSCRIBE,
+	OUT_RESUBSCRIBE,
+	OUT_CLOSE,
+};
 
 struct out_cmd {
 	struct out_cmd *next;
 	enum out_kind kind;
 	int qos, retained;
-	int timeout_ms; /* OUT_STOP */
-	size_t len;	/* payload bytes */
-	char *topic;	/* points into data */
-	char data[];	/* payload, then topic and its NUL */
+	int timeout_ms;		     /* OUT_STOP, OUT_CLOSE */
+	struct mqtt_subs_list sites; /* OUT_SUBSCRIBE, OUT_UNSUBSCRIBE */
+	size_t len;		     /* payload bytes */
+	char *topic;		     /* points into data */
+	char data[];		     /* payload, then topic and its NUL */
+};
+
+/* Sites in one SUBSCRIBE or UNSUBSCRIBE: whole sites, at most
+ * MQTT_SUBS_REQUEST_FILTERS filters. */
+#define REQ_SITES (MQTT_SUBS_REQUEST_FILTERS / TOPIC_NINBOUND)
+_Static_assert(REQ_SITES >= 1, "a site's filters fit in one SUBSCRIBE");
+
+/* Sites of the next request when `left` are left to send. */
+static size_t
+req_sites(size_t left)
+{
+	return left < REQ_SITES ? left : REQ_SITES;
+}
+
+/* One SUBSCRIBE's context for its SUBACK: Paho calls onSuccess5 or
+ * onFailure5 exactly once for it (at the latest from MQTTAsync_destroy,
+ * MQTTAsync_freeResponses), which frees it. */
+struct sub_req {
+	struct mqtt_client *in;
+	uint64_t generation; /* mqtt_subs_generation() when it was sent */
+	size_t nsites;
+	const char *sites[]; /* copies, after the pointers */
 };
 
 struct mqtt_client {
@@ -71,9 +116,28 @@ struct mqtt_client {
 	char *username;
 	char *password;
 	char *ca_file, *cert_file, *key_file;
-	char state_topic[256];
-	char filters[MQTT_CLIENT_MAX_FILTERS][256];
-	int nfilters;
+	char state_topic[256]; /* "": none (a session) */
+	/* What we subscribe to (mqtt_subs.h), under subs_lock: Paho's thread
+	 * sets SUBACK codes, the main thread changes the sites, the publish
+	 * thread reads them to subscribe. */
+	enum mqtt_client_inbound inbound;
+	pthread_mutex_t subs_lock;
+	struct mqtt_subs *subs;
+	/* A session (mqtt_client_options.session): its directory in the
+	 * spool's ("" for the instance's client), the names of its side
+	 * files there, the epoch it runs under, which records are its. */
+	bool session;
+	char *dir;
+	char *persist_parent; /* the path of the directory that holds mqtt-out/ */
+	char replay_name[128], pktid_name[128];
+	char who[160]; /* "" or "shard session <id>: ", before its log lines */
+	int64_t epoch;
+	bool (*mine)(void *arg, const char *topic, size_t len);
+	void *mine_arg;
+	int set_up;	    /* publish thread: the session's files read, Paho's client made */
+	_Atomic int hold;   /* enum mqtt_client_hold */
+	_Atomic int taken;  /* the session was taken over: never connect again */
+	_Atomic int closed; /* OUT_CLOSE done: Paho's client is gone */
 
 	MQTTAsync_connectOptions conn;
 	MQTTAsync_willOptions will;
@@ -111,13 +175,9 @@ struct mqtt_client {
 	struct backoff backoff; /* 1 s to 30 s */
 	int reported;		/* last connection state logged */
 
-	pthread_mutex_t fail_lock; /* fail_why, tls_error, sub_code, disc_* (Paho's thread writes) */
+	pthread_mutex_t fail_lock; /* fail_why, tls_error, disc_* (Paho's thread writes) */
 	char fail_why[256];
 	char tls_error[256];
-	/* Each filter's SUBACK on this connection: MQTT_CLIENT_SUB_PENDING, the
-	 * granted QoS, or the refusal's reason code. */
-	int sub_code[MQTT_CLIENT_MAX_FILTERS];
-	int sub_logged[MQTT_CLIENT_MAX_FILTERS]; /* main thread: as last logged */
 	/* The broker's DISCONNECTs (MQTT 5): counts by mqtt_reason_index(),
 	 * the latest's code, reason string and server reference. */
 	_Atomic uint64_t disconnects[MQTT_REASONS + 1];
@@ -148,10 +208,14 @@ struct mqtt_client {
 	 * every record before it (under replay_lock; Paho's receive thread
 	 * is the spool's only writer). */
 	uint64_t noted_end;
+	int appending;		    /* an append of ours is under way (under replay_lock) */
 	struct pktid *pktid;	    /* under replay_lock; NULL: none (DUP taken as new) */
 	pthread_mutex_t save_lock;  /* one save at a time: replay_copy */
 	struct replay *replay_copy; /* what is saved */
 	_Atomic uint64_t replayed_retained, replayed_dup, replay_note_failed;
+	/* What the replay memory's file covers (mqtt_client_covered()). */
+	_Atomic uint64_t covered;
+	_Atomic int save_failed;
 	_Atomic int spool_failing;
 	_Atomic int want_wake; /* the loop sleeps: write wake_fd */
 
@@ -187,6 +251,7 @@ static void out_control(struct mqtt_client *in, enum out_kind kind, int timeout_
 static void connect_done(struct mqtt_client *in);
 static int after_read(void *ctx, char **buffer, int *buflen);
 static void *out_main(void *arg);
+static int restore(struct mqtt_client *in, bool fresh, uint64_t *ret_pos);
 
 /* Paho's receive thread. Copies the message into the spool and returns 1;
  * Paho sends the PUBACK after we return. */
@@ -213,6 +278,8 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 		replayed = &in->replayed_dup;
 	else if (m->retained && replay_seen(in->replay, th, ph))
 		replayed = &in->replayed_retained;
+	else
+		in->appending = 1;
 	pthread_mutex_unlock(&in->replay_lock);
 	if (replayed) {
 		atomic_fetch_add(replayed, 1);
@@ -237,8 +304,8 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 		}
 		usleep(100000);
 	}
+	pthread_mutex_lock(&in->replay_lock);
 	if (err == 0) {
-		pthread_mutex_lock(&in->replay_lock);
 		if (m->retained) {
 			if (replay_note(in->replay, th, ph) < 0)
 				atomic_fetch_add(&in->replay_note_failed, 1);
@@ -247,8 +314,9 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 		in->noted_end = spool_end(in->spool);
 		if (in->pktid)
 			pktid_set(in->pktid, (uint16_t)m->msgid, content, in->noted_end);
-		pthread_mutex_unlock(&in->replay_lock);
 	}
+	in->appending = 0;
+	pthread_mutex_unlock(&in->replay_lock);
 	if (waited) {
 		atomic_store(&in->spool_failing, 0);
 		log_notice("spool append succeeded again after %d tries", waited);
@@ -269,75 +337,172 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 	return 1;
 }
 
-/* Paho's thread: the SUBACK of subscribe(). Paho 1.3.12 (MQTTAsyncUtils.c,
- * SUBACK) gives a SUBSCRIBE of several filters to onSuccess5 even when
- * the broker refused some or all of them: reasonCodes holds one code per
- * filter, in order (only when there are several: with one, reasonCode is
- * it, and a refusal goes to onFailure5). Codes 0-2 are the granted QoS,
- * 0x80 and up a refusal. The main loop logs them (mqtt_client_tick). */
+/* Paho's thread: the SUBACK of one SUBSCRIBE (subscribe_sites()). Paho
+ * 1.3.12 (MQTTAsyncUtils.c, SUBACK) gives a SUBSCRIBE of several filters
+ * to onSuccess5 even when the broker refused some or all of them:
+ * reasonCodes holds one code per filter, in order (only when there are
+ * several: with one, reasonCode is it, and a refusal goes to onFailure5).
+ * Codes 0-2 are the granted QoS, 0x80 and up a refusal. The main loop
+ * logs them (mqtt_client_tick). */
 static void
 on_suback(void *ctx, MQTTAsync_successData5 *r)
 {
-	struct mqtt_client *in = ctx;
-	int n = r->alt.sub.reasonCodeCount;
+	struct sub_req *q = ctx;
+	struct mqtt_client *in = q->in;
+	int codes[MQTT_SUBS_REQUEST_FILTERS];
+	size_t n = 0, nf = q->nsites * TOPIC_NINBOUND;
 
-	pthread_mutex_lock(&in->fail_lock);
-	for (int i = 0; i < in->nfilters; i++) {
-		if (n == 1 && in->nfilters == 1)
-			in->sub_code[i] = (int)r->reasonCode;
-		else if (i < n && r->alt.sub.reasonCodes)
-			in->sub_code[i] = (int)r->alt.sub.reasonCodes[i];
-		else /* no code for it (Paho out of memory): unspecified */
-			in->sub_code[i] = MQTTREASONCODE_UNSPECIFIED_ERROR;
-	}
-	pthread_mutex_unlock(&in->fail_lock);
+	if (nf == 1)
+		codes[n++] = (int)r->reasonCode;
+	else if (r->alt.sub.reasonCodes) /* else none (Paho out of memory): unspecified */
+		for (; n < (size_t)r->alt.sub.reasonCodeCount && n < nf; n++)
+			codes[n] = (int)r->alt.sub.reasonCodes[n];
+	pthread_mutex_lock(&in->subs_lock);
+	mqtt_subs_suback(in->subs, q->generation, q->sites, q->nsites, codes, n);
+	pthread_mutex_unlock(&in->subs_lock);
+	free(q);
 }
 
 /* Paho's thread: a SUBSCRIBE that failed whole. With one filter that is
  * the broker's refusal (reasonCode); otherwise the connection went before
- * the SUBACK, and the next connect subscribes again. */
+ * the SUBACK (or Paho's client is destroyed), and the next connect
+ * subscribes again. */
 static void
 on_suback_failure(void *ctx, MQTTAsync_failureData5 *r)
 {
-	struct mqtt_client *in = ctx;
+	struct sub_req *q = ctx;
+	struct mqtt_client *in = q->in;
 
-	if (in->nfilters == 1 && r && (int)r->reasonCode >= MQTTREASONCODE_UNSPECIFIED_ERROR) {
-		pthread_mutex_lock(&in->fail_lock);
-		in->sub_code[0] = (int)r->reasonCode;
-		pthread_mutex_unlock(&in->fail_lock);
+	if (q->nsites * TOPIC_NINBOUND == 1 && r &&
+	    (int)r->reasonCode >= MQTTREASONCODE_UNSPECIFIED_ERROR) {
+		int code = (int)r->reasonCode;
+
+		pthread_mutex_lock(&in->subs_lock);
+		mqtt_subs_suback(in->subs, q->generation, q->sites, 1, &code, 1);
+		pthread_mutex_unlock(&in->subs_lock);
+	}
+	free(q);
+}
+
+/* Subscribes to every inbound filter of `sites` at QoS 1, in SUBSCRIBEs of
+ * at most MQTT_SUBS_REQUEST_FILTERS filters (whole sites); on_suback()
+ * reads each answer. With Retain As Published (RETAIN on a delivery says
+ * the publisher retained it) and Retain Handling 1 (the retained messages
+ * come at a SUBSCRIBE only for a subscription the session did not have):
+ * MQTT 5.0 3.8.3.1, and what on_message() relies on (replay.h). Paho's
+ * thread (on_connected) or the publish thread. */
+static void
+subscribe_sites(struct mqtt_client *in, const struct mqtt_subs_list *sites, uint64_t generation)
+{
+	char bufs[REQ_SITES * TOPIC_NINBOUND][TOPIC_MAX_BYTES];
+	char *filters[REQ_SITES * TOPIC_NINBOUND];
+	MQTTSubscribe_options opts[REQ_SITES * TOPIC_NINBOUND];
+	int qos[REQ_SITES * TOPIC_NINBOUND], rc;
+
+	for (size_t at = 0; at < sites->n; at += REQ_SITES) {
+		size_t ns = req_sites(sites->n - at), bytes = 0;
+		MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+		struct sub_req *q;
+		char *pool;
+		int nf = 0;
+
+		for (size_t i = 0; i < ns; i++)
+			bytes += strlen(sites->names[at + i]) + 1;
+		q = malloc(sizeof(*q) + ns * sizeof(q->sites[0]) + bytes);
+		if (!q) {
+			log_err("%sMQTT subscribe: out of memory; the next connect subscribes again",
+				in->who);
+			return;
+		}
+		q->in = in;
+		q->generation = generation;
+		q->nsites = ns;
+		pool = (char *)&q->sites[ns];
+		for (size_t i = 0; i < ns; i++) {
+			size_t len = strlen(sites->names[at + i]) + 1;
+
+			memcpy(pool, sites->names[at + i], len);
+			q->sites[i] = pool;
+			pool += len;
+			for (int k = 0; k < TOPIC_NINBOUND; k++, nf++) {
+				/* the root only: no lock */
+				mqtt_subs_build(in->subs, q->sites[i], k, bufs[nf],
+						sizeof(bufs[nf]));
+				filters[nf] = bufs[nf];
+				qos[nf] = 1;
+				opts[nf] = (MQTTSubscribe_options)MQTTSubscribe_options_initializer;
+				opts[nf].retainAsPublished = 1;
+				opts[nf].retainHandling = 1;
+			}
+		}
+		ro.onSuccess5 = on_suback;
+		ro.onFailure5 = on_suback_failure;
+		ro.context = q;
+		ro.subscribeOptionsCount = nf;
+		ro.subscribeOptionsList = opts;
+		rc = MQTTAsync_subscribeMany(in->client, nf, filters, qos, &ro);
+		if (rc != MQTTASYNC_SUCCESS) {
+			free(q);
+			if (rc != MQTTASYNC_DISCONNECTED) /* the next connect subscribes again */
+				log_err("%sMQTT subscribe to %s and the other inbound filters failed:"
+					" %s",
+					in->who, filters[0], MQTTAsync_strerror(rc));
+			return;
+		}
 	}
 }
 
-/* Paho's thread (on_connected): subscribes to every inbound filter at
- * QoS 1 in one SUBSCRIBE; on_suback() reads the broker's answer. With
- * Retain As Published (RETAIN on a delivery says the publisher retained
- * it) and Retain Handling 1 (the retained messages come at a SUBSCRIBE
- * only for a subscription the session did not have): MQTT 5.0 3.8.3.1,
- * and what on_message() relies on (replay.h). */
+/* Unsubscribes from every inbound filter of `sites` (publish thread), in
+ * UNSUBSCRIBEs of at most MQTT_SUBS_REQUEST_FILTERS filters. A failure
+ * needs nothing: the next connect subscribes to the set as it is (the
+ * broker still sends the sites that left until then; the pipeline takes
+ * what comes). */
 static void
-subscribe(struct mqtt_client *in)
+unsubscribe_sites(struct mqtt_client *in, const struct mqtt_subs_list *sites)
 {
-	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-	char *filters[MQTT_CLIENT_MAX_FILTERS];
-	MQTTSubscribe_options opts[MQTT_CLIENT_MAX_FILTERS];
-	int qos[MQTT_CLIENT_MAX_FILTERS], rc;
+	char bufs[REQ_SITES * TOPIC_NINBOUND][TOPIC_MAX_BYTES];
+	char *filters[REQ_SITES * TOPIC_NINBOUND];
 
-	for (int i = 0; i < in->nfilters; i++) {
-		filters[i] = in->filters[i];
-		qos[i] = 1;
-		opts[i] = (MQTTSubscribe_options)MQTTSubscribe_options_initializer;
-		opts[i].retainAsPublished = 1;
-		opts[i].retainHandling = 1;
+	for (size_t at = 0; at < sites->n; at += REQ_SITES) {
+		size_t ns = req_sites(sites->n - at);
+		MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+		int nf = 0;
+
+		for (size_t i = 0; i < ns; i++)
+			for (int k = 0; k < TOPIC_NINBOUND; k++, nf++) {
+				mqtt_subs_build(in->subs, sites->names[at + i], k, bufs[nf],
+						sizeof(bufs[nf]));
+				filters[nf] = bufs[nf];
+			}
+		if (MQTTAsync_unsubscribeMany(in->client, nf, filters, &ro) != MQTTASYNC_SUCCESS)
+			return;
 	}
-	ro.onSuccess5 = on_suback;
-	ro.onFailure5 = on_suback_failure;
-	ro.context = in;
-	ro.subscribeOptionsCount = in->nfilters;
-	ro.subscribeOptionsList = opts;
-	rc = MQTTAsync_subscribeMany(in->client, in->nfilters, filters, qos, &ro);
-	if (rc != MQTTASYNC_SUCCESS)
-		log_err("MQTT subscribe to %s and the other inbound filters failed: %s",
-			in->filters[0], MQTTAsync_strerror(rc));
+}
+
+/* Subscribes to every site of the set (a connect): Paho's thread for the
+ * wildcard filters (as soon as connected, as cordond always did), the
+ * publish thread for a session's sites (OUT_RESUBSCRIBE: after every
+ * change of the set queued before, so that the set it reads and the
+ * changes queued after it agree). */
+static void
+subscribe_all(struct mqtt_client *in)
+{
+	struct mqtt_subs_list all;
+	uint64_t gen;
+	int err;
+
+	pthread_mutex_lock(&in->subs_lock);
+	err = mqtt_subs_all(in->subs, &all);
+	gen = mqtt_subs_generation(in->subs);
+	pthread_mutex_unlock(&in->subs_lock);
+	if (err < 0) {
+		log_err("%sMQTT subscribe: out of memory; the next connect subscribes again",
+			in->who);
+		return;
+	}
+	if (all.n)
+		subscribe_sites(in, &all, gen);
+	free(all.names);
 }
 
 /* Called on every successful connect, the first and each automatic
@@ -360,15 +525,17 @@ on_connected(void *ctx, char *cause)
 	}
 	atomic_store(&in->disconnect_said, 0);
 	/* No SUBACK yet on this connection: READY waits for it. */
-	pthread_mutex_lock(&in->fail_lock);
-	for (int i = 0; i < in->nfilters; i++)
-		in->sub_code[i] = MQTT_CLIENT_SUB_PENDING;
-	pthread_mutex_unlock(&in->fail_lock);
+	pthread_mutex_lock(&in->subs_lock);
+	mqtt_subs_reset(in->subs);
+	pthread_mutex_unlock(&in->subs_lock);
 	atomic_fetch_add(&in->connects, 1);
 	atomic_store(&in->lost, 0);
 	atomic_store(&in->connected, 1);
-	subscribe(in);
-	if (mqtt_client_publish(in, in->state_topic, "online", 6, 1, 1) < 0)
+	if (in->inbound == MQTT_CLIENT_INBOUND_WILDCARD)
+		subscribe_all(in);
+	else if (in->inbound == MQTT_CLIENT_INBOUND_SITES)
+		out_control(in, OUT_RESUBSCRIBE, 0);
+	if (in->state_topic[0] && mqtt_client_publish(in, in->state_topic, "online", 6, 1, 1) < 0)
 		log_warn("cannot publish our online state");
 }
 
@@ -429,8 +596,13 @@ on_disconnected(void *ctx, MQTTProperties *props, enum MQTTReasonCodes code)
 	atomic_store(&in->disconnect_said, 1);
 	atomic_store(&in->lost_at_ms, 0);
 	atomic_fetch_add(&in->disconnects[i < 0 ? MQTT_REASONS : i], 1);
-	if (code == MQTTREASONCODE_SESSION_TAKEN_OVER)
+	if (code == MQTTREASONCODE_SESSION_TAKEN_OVER) {
 		atomic_fetch_add(&in->taken_over, 1);
+		/* A session resumed by another instance: its now (the lease
+		 * says so); we never take it back on our own. */
+		if (in->session)
+			atomic_store(&in->taken, 1);
+	}
 	atomic_fetch_add(&in->disconnects_seen, 1);
 	atomic_store(&in->connected, 0);
 	/* We reconnect ourselves (mqtt_client_tick), never Paho: only a connect
@@ -559,7 +731,7 @@ connect_done(struct mqtt_client *in)
 
 /* Makes the Paho client (in->client) with our persistence and callbacks;
  * Paho reads the persistence (mqtt_persist.c's open) in it. Returns 0 or
- * -EINVAL (logged). out_main, or mqtt_client_create before it runs. */
+ * -EINVAL (logged). out_main, or mqtt_client_create_with before it runs. */
 static int
 make_client(struct mqtt_client *in)
 {
@@ -595,9 +767,11 @@ on_tls_error(const char *str, size_t len, void *ctx)
 }
 
 int
-mqtt_client_create(const struct config *cfg, struct spool *spool, int wake_fd,
-		   struct mqtt_client **ret_client)
+mqtt_client_create_with(const struct config *cfg, struct spool *spool, int wake_fd,
+			const struct mqtt_client_options *opts, struct mqtt_client **ret_client)
 {
+	const char *id = opts->client_id ? opts->client_id : cfg->mqtt_client_id;
+	const char *dir = opts->dir ? opts->dir : "";
 	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
 	MQTTAsync_connectOptions conn = MQTTAsync_connectOptions_initializer5;
 	MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
@@ -615,6 +789,7 @@ mqtt_client_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	pthread_mutex_init(&in->limits_lock, NULL);
 	pthread_mutex_init(&in->replay_lock, NULL);
 	pthread_mutex_init(&in->save_lock, NULL);
+	pthread_mutex_init(&in->subs_lock, NULL);
 	in->fit_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10, 60);
 	{
 		pthread_condattr_t ca;
@@ -626,26 +801,45 @@ mqtt_client_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	}
 	in->drop_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10, 10);
 	backoff_init(&in->backoff, 1000, 30000); /* as Paho's own reconnect */
-	for (int i = 0; i < MQTT_CLIENT_MAX_FILTERS; i++)
-		in->sub_code[i] = in->sub_logged[i] = MQTT_CLIENT_SUB_PENDING;
 	in->spool = spool;
 	in->wake_fd = wake_fd;
-	if (replay_create(REPLAY_MAX_TOPICS, &in->replay) < 0)
+	if (replay_create(opts->replay_topics ? opts->replay_topics : REPLAY_MAX_TOPICS,
+			  &in->replay) < 0)
 		goto fail;
 	atomic_store(&in->want_wake, 1);
 	in->root = strdup(cfg->topic_root);
-	in->client_id = strdup(cfg->mqtt_client_id);
+	in->client_id = strdup(id);
 	in->uri = strdup(cfg->mqtt_uri);
-	if (!in->root || !in->client_id || !in->uri)
+	in->dir = strdup(dir);
+	if (!in->root || !in->client_id || !in->uri || !in->dir ||
+	    mqtt_subs_create(cfg->topic_root, &in->subs) < 0)
 		goto fail;
-	topics_build(in->state_topic, sizeof(in->state_topic), cfg->topic_root, TOPIC_DAEMON_STATE,
-		     NULL, cfg->mqtt_client_id);
-	/* Every inbound topic of SPEC 2, and nothing we publish. */
-	_Static_assert(TOPIC_NINBOUND <= MQTT_CLIENT_MAX_FILTERS, "a filter per inbound topic");
-	for (int k = 0; k < TOPIC_NINBOUND; k++)
-		topics_filter(in->filters[k], sizeof(in->filters[k]), cfg->topic_root,
-			      (enum topic_kind)k);
-	in->nfilters = TOPIC_NINBOUND;
+	err = -EINVAL;
+	if (!id[0] || strchr(dir, '/') || strcmp(dir, ".") == 0 || strcmp(dir, "..") == 0 ||
+	    strlen(dir) > 64)
+		goto fail;
+	in->session = opts->session;
+	in->epoch = opts->epoch;
+	in->mine = opts->mine;
+	in->mine_arg = opts->mine_arg;
+	in->inbound = opts->inbound;
+	snprintf(in->replay_name, sizeof(in->replay_name), "%s%s" REPLAY_FILE, dir,
+		 dir[0] ? "/" : "");
+	snprintf(in->pktid_name, sizeof(in->pktid_name), "%s%s" PKTID_FILE, dir, dir[0] ? "/" : "");
+	if (in->session)
+		snprintf(in->who, sizeof(in->who), "shard session %.120s: ", id);
+	else
+		topics_build(in->state_topic, sizeof(in->state_topic), cfg->topic_root,
+			     TOPIC_DAEMON_STATE, NULL, id);
+	/* Every inbound topic of SPEC 2, and nothing we publish: every site
+	 * at once ("+"), or the sites of mqtt_client_set_sites(). */
+	err = -ENOMEM;
+	if (in->inbound == MQTT_CLIENT_INBOUND_WILDCARD &&
+	    mqtt_subs_set(in->subs, (const char *[]){ "+" }, 1, NULL, NULL, NULL) < 0)
+		goto fail;
+	/* Until its memory is restored (the publish thread, at the start), a
+	 * session's covers what comes from now on. */
+	atomic_store(&in->covered, in->session ? spool_end(spool) : 0);
 
 	/* Outbound messages (alerts) are kept while the broker is away, in
 	 * a persistence of our own (mqtt_persist.c: checksummed, written by
@@ -658,17 +852,22 @@ mqtt_client_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	co.restoreMessages = 1;
 	co.persistQoS0 = 0;
 	snprintf(persist_dir, sizeof(persist_dir), "%s/paho", cfg->spool_dir);
-	if (access(persist_dir, F_OK) == 0)
+	if (!in->session && access(persist_dir, F_OK) == 0)
 		log_warn("%s holds the outbound queue of an older cordond (Paho's own file format):"
 			 " it is not read; remove it once its alerts are no longer wanted",
 			 persist_dir);
-	snprintf(persist_dir, sizeof(persist_dir), "%s/mqtt-out", cfg->spool_dir);
+	snprintf(persist_dir, sizeof(persist_dir), "%s%s%s/mqtt-out", cfg->spool_dir,
+		 dir[0] ? "/" : "", dir);
+	if (!(in->persist_parent = strdup(persist_dir)))
+		goto fail;
+	*strrchr(in->persist_parent, '/') = '\0';
 	err = mqtt_persist_create(persist_dir, &in->persist, &in->paho_persist);
 	if (err < 0)
 		goto fail;
 	in->co = co;
-	err = make_client(in);
-	if (err < 0)
+	/* A session's Paho client is made by the publish thread (Paho's
+	 * create takes its process-wide lock: see session_setup). */
+	if (!in->session && (err = make_client(in)) < 0)
 		goto fail;
 	err = -ENOMEM;
 
@@ -701,7 +900,7 @@ mqtt_client_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	conn.onSuccess5 = on_connect_success;
 	conn.onFailure5 = on_connect_failure;
 	conn.context = in;
-	conn.will = &in->will;
+	conn.will = in->state_topic[0] ? &in->will : NULL;
 	if (cfg->mqtt_username[0]) {
 		if (!(in->username = strdup(cfg->mqtt_username)))
 			goto fail;
@@ -749,12 +948,18 @@ fail:
 	return err;
 }
 
+static void queue_link(struct mqtt_client *in, enum out_kind kind);
+
 int
 mqtt_client_start(struct mqtt_client *in)
 {
 	int rc;
 
 	backoff_reset(&in->backoff);
+	if (in->session) {
+		queue_link(in, OUT_CONNECT); /* session_setup() first */
+		return 0;
+	}
 	atomic_store(&in->connecting, clocks_mono_ms());
 	rc = MQTTAsync_connect(in->client, &in->conn);
 	if (rc != MQTTASYNC_SUCCESS) {
@@ -777,38 +982,64 @@ fail_reason(struct mqtt_client *in)
 	return why;
 }
 
-/* Main thread: logs what changed in the SUBACKs, and the broker's
- * DISCONNECTs and quiet drops since the last call. */
+/* What changed in the SUBACKs, collected under subs_lock for the log. */
+#define NEWS_MAX 10
+struct news {
+	int n;
+	struct {
+		char filter[TOPIC_MAX_BYTES];
+		int code, was;
+	} item[NEWS_MAX];
+};
+
+static void
+note_news(void *arg, const char *filter, int code, int was)
+{
+	struct news *w = arg;
+
+	snprintf(w->item[w->n].filter, sizeof(w->item[w->n].filter), "%s", filter);
+	w->item[w->n].code = code;
+	w->item[w->n].was = was;
+	w->n++;
+}
+
+/* Main thread: logs what changed in the SUBACKs (at most NEWS_MAX lines
+ * a tick, and how many more), and the broker's DISCONNECTs and quiet
+ * drops since the last call. */
 static void
 log_broker_news(struct mqtt_client *in)
 {
 	uint64_t seen = atomic_load(&in->disconnects_seen);
 	uint64_t drops = atomic_load(&in->quiet_drops);
-	int codes[MQTT_CLIENT_MAX_FILTERS];
+	struct news w = { 0 };
+	size_t more;
 
-	pthread_mutex_lock(&in->fail_lock);
-	memcpy(codes, in->sub_code, sizeof(codes));
-	pthread_mutex_unlock(&in->fail_lock);
-	for (int i = 0; i < in->nfilters; i++) {
-		int c = codes[i], was = in->sub_logged[i];
+	pthread_mutex_lock(&in->subs_lock);
+	more = mqtt_subs_news(in->subs, note_news, &w, NEWS_MAX);
+	pthread_mutex_unlock(&in->subs_lock);
+	for (int i = 0; i < w.n; i++) {
+		int c = w.item[i].code, was = w.item[i].was;
+		const char *f = w.item[i].filter;
 
-		if (c == MQTT_CLIENT_SUB_PENDING || c == was)
-			continue;
 		if (c >= MQTTREASONCODE_UNSPECIFIED_ERROR)
-			log_err("MQTT: the broker refused our subscription to %s: %s (reason code"
+			log_err("%sMQTT: the broker refused our subscription to %s: %s (reason code"
 				" 0x%02X); no message on it reaches cordond (see /healthz)",
-				in->filters[i],
+				in->who, f,
 				mqtt_reason_text(c) ? mqtt_reason_text(c) : "unknown reason",
 				(unsigned)c);
 		else if (c < 1)
-			log_warn("MQTT: the broker granted QoS %d for %s, not the 1 we asked for: a"
-				 " message it cannot deliver at once is lost",
-				 c, in->filters[i]);
+			log_warn(
+				"%sMQTT: the broker granted QoS %d for %s, not the 1 we asked for: a"
+				" message it cannot deliver at once is lost",
+				in->who, c, f);
 		else if (was != MQTT_CLIENT_SUB_PENDING)
-			log_notice("MQTT: the broker grants our subscription to %s again",
-				   in->filters[i]);
-		in->sub_logged[i] = c;
+			log_notice("%sMQTT: the broker grants our subscription to %s again",
+				   in->who, f);
 	}
+	if (more)
+		log_warn("%sMQTT: %zu more filters changed their SUBACK (cordon_mqtt_subscriptions"
+			 " counts them by outcome)",
+			 in->who, more);
 	if (seen != in->disconnects_logged) {
 		char detail[200];
 		int code;
@@ -817,31 +1048,45 @@ log_broker_news(struct mqtt_client *in)
 		code = in->disc_code;
 		snprintf(detail, sizeof(detail), "%s", in->disc_detail);
 		pthread_mutex_unlock(&in->fail_lock);
-		if (code == MQTTREASONCODE_SESSION_TAKEN_OVER)
+		if (code == MQTTREASONCODE_SESSION_TAKEN_OVER && in->session)
+			log_warn(
+				"%sMQTT: the broker ended the session: session taken over (reason"
+				" code 0x8E%s): another instance resumed it and owns its shard now;"
+				" not reconnecting",
+				in->who, detail);
+		else if (code == MQTTREASONCODE_SESSION_TAKEN_OVER)
 			log_err("MQTT: the broker ended our session: session taken over (reason code"
 				" 0x8E%s): another client connected with our client id %s and takes"
 				" our messages while it holds the session; reconnecting (see"
 				" docs/operations.md, \"Client id conflicts\")",
 				detail, in->client_id);
 		else
-			log_warn(
-				"MQTT: the broker disconnected us: %s (reason code 0x%02X%s); reconnecting",
-				mqtt_reason_text(code) ? mqtt_reason_text(code) : "unknown reason",
-				(unsigned)code, detail);
+			log_warn("%sMQTT: the broker disconnected us: %s (reason code 0x%02X%s);"
+				 " reconnecting",
+				 in->who,
+				 mqtt_reason_text(code) ? mqtt_reason_text(code) : "unknown reason",
+				 (unsigned)code, detail);
 		if (seen - in->disconnects_logged > 1) /* only the latest's reason is kept */
-			log_warn("MQTT: %llu DISCONNECTs from the broker since the last line"
+			log_warn("%sMQTT: %llu DISCONNECTs from the broker since the last line"
 				 " (cordon_mqtt_server_disconnects_total counts them by reason)",
-				 (unsigned long long)(seen - in->disconnects_logged));
+				 in->who, (unsigned long long)(seen - in->disconnects_logged));
 		in->disconnects_logged = seen;
 	}
 	if (drops != in->quiet_drops_logged) {
-		log_warn(
-			"MQTT: the connection closed without a reason from the broker and was back"
-			" in %.1f s (%llu such drops so far): another client using our client id %s"
-			" (Mosquitto before 2.0.15 closes a session taken over without saying so), or"
-			" a broker restart; see docs/operations.md, \"Client id conflicts\"",
-			(double)atomic_load(&in->quiet_drop_ms) / 1000.0, (unsigned long long)drops,
-			in->client_id);
+		if (in->session)
+			log_notice("%sMQTT: the connection closed without a reason from the broker"
+				   " and was back in %.1f s (a broker restart, or a network"
+				   " failure)",
+				   in->who, (double)atomic_load(&in->quiet_drop_ms) / 1000.0);
+		else
+			log_warn(
+				"MQTT: the connection closed without a reason from the broker and"
+				" was back in %.1f s (%llu such drops so far): another client using"
+				" our client id %s (Mosquitto before 2.0.15 closes a session taken"
+				" over without saying so), or a broker restart; see"
+				" docs/operations.md, \"Client id conflicts\"",
+				(double)atomic_load(&in->quiet_drop_ms) / 1000.0,
+				(unsigned long long)drops, in->client_id);
 		in->quiet_drops_logged = drops;
 	}
 }
@@ -881,18 +1126,23 @@ reconcile(struct mqtt_client *in, int64_t now_ms)
 	v.connecting = under_way(atomic_load(&in->connecting));
 	v.disconnecting = under_way(atomic_load(&in->disconnecting));
 	v.up = atomic_load(&in->connected);
-	v.want_up = !atomic_load(&in->paused);
+	/* A session taken over, or held down by its owner, is wanted down
+	 * like a paused one; one held from connecting keeps a live link. */
+	v.want_up = !atomic_load(&in->paused) && !atomic_load(&in->taken) &&
+		atomic_load(&in->hold) != MQTT_CLIENT_DOWN;
 	v.stopping = atomic_load(&in->stopping);
 	switch (mqtt_link_next(&v)) {
 	case MQTT_LINK_DISCONNECT: queue_link(in, OUT_PAUSE); break;
 	case MQTT_LINK_CONNECT:
+		if (atomic_load(&in->hold) != MQTT_CLIENT_GO)
+			break;
 		if (atomic_load(&in->connect_failed) || atomic_load(&in->lost)) {
 			if (in->retry_at_ms == 0) {
 				if (atomic_load(&in->connect_failed))
 					log_warn(
-						"MQTT connect to the broker failed: %s; retrying in"
+						"%sMQTT connect to the broker failed: %s; retrying in"
 						" %lld s",
-						fail_reason(in),
+						in->who, fail_reason(in),
 						(long long)backoff_delay(&in->backoff) / 1000);
 				in->retry_at_ms = now_ms + backoff_delay(&in->backoff);
 				break;
@@ -905,7 +1155,8 @@ reconcile(struct mqtt_client *in, int64_t now_ms)
 		atomic_store(&in->lost, 0);
 		in->retry_at_ms = 0;
 		if (in->resumed) {
-			log_notice("MQTT: intake resumed: connecting to the broker again");
+			log_notice("%sMQTT: intake resumed: connecting to the broker again",
+				   in->who);
 			in->resumed = 0;
 		}
 		queue_link(in, OUT_CONNECT);
@@ -921,7 +1172,7 @@ static int
 link_shown(struct mqtt_client *in)
 {
 	return atomic_load(&in->connected) && !atomic_load(&in->paused) &&
-		!under_way(atomic_load(&in->disconnecting));
+		!under_way(atomic_load(&in->disconnecting)) && !atomic_load(&in->closed);
 }
 
 void
@@ -932,11 +1183,16 @@ mqtt_client_tick(struct mqtt_client *in, int64_t now_ms)
 	log_broker_news(in);
 	if (connected != in->reported) {
 		if (connected)
-			log_notice("MQTT connected to the broker as %s", in->client_id);
-		else if (!atomic_load(&in->paused) && !atomic_load(&in->stopping))
-			log_warn(
-				"MQTT connection lost (%s); reconnecting (the broker keeps our session)",
-				fail_reason(in));
+			log_notice("%sMQTT connected to the broker as %s", in->who, in->client_id);
+		else if (atomic_load(&in->paused) || atomic_load(&in->stopping))
+			; /* said by whoever paused or stopped it */
+		else if (atomic_load(&in->taken) || atomic_load(&in->hold) != MQTT_CLIENT_GO)
+			log_notice("%sMQTT connection down (%s); not reconnecting", in->who,
+				   fail_reason(in));
+		else
+			log_warn("%sMQTT connection lost (%s); reconnecting (the broker keeps our"
+				 " session)",
+				 in->who, fail_reason(in));
 		in->reported = connected;
 		backoff_reset(&in->backoff);
 	}
@@ -1142,7 +1398,23 @@ out_control(struct mqtt_client *in, enum out_kind kind, int timeout_ms)
 	out_push(in, c);
 }
 
-/* What out_main does on our offline state and disconnect (mqtt_client_stop). */
+/* Queues a change of the sites (its list, taken over) for the publish
+ * thread; waits for memory rather than lose it, as out_control. */
+static void
+out_sites(struct mqtt_client *in, enum out_kind kind, const struct mqtt_subs_list *list)
+{
+	struct out_cmd *c;
+
+	while (!(c = calloc(1, sizeof(*c))))
+		usleep(10000);
+	c->kind = kind;
+	c->sites = *list;
+	out_push(in, c);
+}
+
+/* What out_main does on our offline state and disconnect (mqtt_client_stop).
+ * A session has no state: its DISCONNECT (reason 0x00, what Paho sends)
+ * leaves the session to the broker, which queues for the next owner. */
 static void
 do_stop(struct mqtt_client *in, int timeout_ms)
 {
@@ -1150,7 +1422,7 @@ do_stop(struct mqtt_client *in, int timeout_ms)
 
 	if (!in->client || !MQTTAsync_isConnected(in->client))
 		return;
-	{
+	if (in->state_topic[0]) {
 		MQTTAsync_token tok;
 
 		/* Wait for the broker's PUBACK before disconnecting: Paho lets a
@@ -1266,15 +1538,75 @@ rebuild_client(struct mqtt_client *in)
 	return make_client(in);
 }
 
+/* The publish thread, before a session's first connect: its directory
+ * (made if missing), whether its packet identifier table and replay
+ * memory can be trusted (the epoch file: the last session of this
+ * directory ran under this epoch or the one before), the epoch written,
+ * the memory restored, Paho's client made. Paho's create takes its
+ * process-wide lock, which a receive callback waiting for spool space
+ * may hold: the main loop must never wait for it, this thread may.
+ * Returns 0 or a negative errno (logged; the connect is retried). */
+static int
+session_setup(struct mqtt_client *in)
+{
+	char name[160], text[32];
+	void *buf = NULL;
+	size_t len = 0;
+	long long last = -1;
+	uint64_t pos;
+	bool keep;
+	int err;
+
+	if (mkdir(in->persist_parent, 0750) < 0 && errno != EEXIST) {
+		err = -errno;
+		log_err("%scannot make %s: %s", in->who, in->persist_parent, strerror(-err));
+		return err;
+	}
+	snprintf(name, sizeof(name), "%s/" EPOCH_FILE, in->dir);
+	if (spool_read_file(in->spool, name, sizeof(text) - 1, &buf, &len) == 0) {
+		memcpy(text, buf, len);
+		text[len] = '\0';
+		if (sscanf(text, "%lld", &last) != 1)
+			last = -1;
+		free(buf);
+	}
+	keep = last >= 0 && (last == in->epoch || last + 1 == in->epoch);
+	if (last != in->epoch) {
+		int n = snprintf(text, sizeof(text), "%lld\n", (long long)in->epoch);
+
+		/* Not written: the next session of this directory starts
+		 * empty, which is only safe. */
+		if ((err = spool_write_file(in->spool, name, text, (size_t)n)) < 0)
+			log_warn("%scannot write %s in the spool directory: %s", in->who, name,
+				 strerror(-err));
+	}
+	if ((err = restore(in, !keep, &pos)) < 0)
+		log_err("%scannot read the spool to restore the replay memory: %s; going on"
+			" with what was read",
+			in->who, strerror(-err));
+	else
+		atomic_store(&in->covered, pos);
+	if (!in->client && (err = make_client(in)) < 0)
+		return err;
+	in->set_up = 1;
+	return 0;
+}
+
 /* A connect (out_main). One at a time, and none on a live link: then
  * mqtt_client_tick looks again after the backoff (`lost`). None once a
- * pause came after the connect was queued: the tick's reconcile() decides
+ * pause came after the connect was queued, nor while the session's owner
+ * holds it back or it was taken over: the tick's reconcile() decides
  * again from the wanted state (mqtt_link.c). */
 static void
 connect_now(struct mqtt_client *in)
 {
-	if (atomic_load(&in->stopping) || atomic_load(&in->paused))
+	if (atomic_load(&in->stopping) || atomic_load(&in->paused) || atomic_load(&in->taken) ||
+	    atomic_load(&in->hold) != MQTT_CLIENT_GO)
 		return;
+	if (in->session && !in->set_up && session_setup(in) < 0) {
+		atomic_store(&in->connect_failed, 1);
+		return;
+	}
 	if (under_way(atomic_load(&in->connecting)) ||
 	    (in->client && MQTTAsync_isConnected(in->client))) {
 		atomic_store(&in->lost, 1);
@@ -1330,6 +1662,47 @@ out_run(struct mqtt_client *in, const struct out_cmd *c)
 		pthread_cond_broadcast(&in->out_cond);
 		pthread_mutex_unlock(&in->out_lock);
 		break;
+	case OUT_SUBSCRIBE:
+	case OUT_UNSUBSCRIBE:
+		/* A change of the set on a live link; a link down gets the
+		 * whole set at its next connect. */
+		if (in->client && MQTTAsync_isConnected(in->client)) {
+			uint64_t gen;
+
+			pthread_mutex_lock(&in->subs_lock);
+			gen = mqtt_subs_generation(in->subs);
+			pthread_mutex_unlock(&in->subs_lock);
+			if (c->kind == OUT_SUBSCRIBE)
+				subscribe_sites(in, &c->sites, gen);
+			else
+				unsubscribe_sites(in, &c->sites);
+		}
+		break;
+	case OUT_RESUBSCRIBE:
+		if (in->client && MQTTAsync_isConnected(in->client))
+			subscribe_all(in);
+		break;
+	case OUT_CLOSE: {
+		uint64_t pos;
+
+		do_stop(in, c->timeout_ms);
+		if (in->client)
+			MQTTAsync_destroy(&in->client);
+		in->client = NULL;
+		atomic_store(&in->connected, 0);
+		/* Nothing arrives any more: the memory as it ends. */
+		if ((in->set_up || !in->session) && mqtt_client_save_replays(in, &pos) < 0)
+			log_warn("%scannot save the replay memory at the end: a later session of"
+				 " this shard under the next epoch judges a retained message again"
+				 " once",
+				 in->who);
+		pthread_mutex_lock(&in->out_lock);
+		in->stop_done++;
+		pthread_cond_broadcast(&in->out_cond);
+		pthread_mutex_unlock(&in->out_lock);
+		atomic_store(&in->closed, 1);
+		break;
+	}
 	}
 }
 
@@ -1360,6 +1733,7 @@ out_main(void *arg)
 		}
 		pthread_mutex_unlock(&in->out_lock);
 		out_run(in, c);
+		free(c->sites.names);
 		free(c);
 		pthread_mutex_lock(&in->out_lock);
 	}
@@ -1440,6 +1814,82 @@ mqtt_client_stop_begin(struct mqtt_client *in, int timeout_ms)
 	}
 }
 
+void
+mqtt_client_close_begin(struct mqtt_client *in, int timeout_ms)
+{
+	if (!in || atomic_load(&in->closed))
+		return;
+	atomic_store(&in->stopping, 1);
+	if (in->out_started) {
+		in->stop_asked++;
+		out_control(in, OUT_CLOSE, timeout_ms);
+	}
+}
+
+bool
+mqtt_client_is_closed(struct mqtt_client *in)
+{
+	return !in || atomic_load(&in->closed) || !in->out_started;
+}
+
+void
+mqtt_client_hold(struct mqtt_client *in, enum mqtt_client_hold hold)
+{
+	if (atomic_exchange(&in->hold, (int)hold) == (int)hold)
+		return;
+	if (hold == MQTT_CLIENT_GO) { /* a fresh start: no backoff left from before */
+		backoff_reset(&in->backoff);
+		in->retry_at_ms = 0;
+	}
+	reconcile(in, clocks_mono_ms());
+}
+
+bool
+mqtt_client_is_taken_over(struct mqtt_client *in)
+{
+	return atomic_load(&in->taken);
+}
+
+int
+mqtt_client_set_sites(struct mqtt_client *in, const char *const *sites, size_t n,
+		      size_t *ret_skipped)
+{
+	struct mqtt_subs_list add, rm;
+	int err;
+
+	if (in->inbound != MQTT_CLIENT_INBOUND_SITES)
+		return -EINVAL;
+	pthread_mutex_lock(&in->subs_lock);
+	err = mqtt_subs_set(in->subs, sites, n, &add, &rm, ret_skipped);
+	pthread_mutex_unlock(&in->subs_lock);
+	if (err < 0)
+		return err;
+	/* In the set's order: what the publish thread runs after a
+	 * OUT_RESUBSCRIBE that read this set is a change after it. */
+	if (rm.n)
+		out_sites(in, OUT_UNSUBSCRIBE, &rm);
+	else
+		free(rm.names);
+	if (add.n)
+		out_sites(in, OUT_SUBSCRIBE, &add);
+	else
+		free(add.names);
+	return 0;
+}
+
+size_t
+mqtt_client_sites(struct mqtt_client *in)
+{
+	size_t n;
+
+	if (in->inbound != MQTT_CLIENT_INBOUND_SITES)
+		return 0;
+	pthread_mutex_lock(&in->subs_lock);
+	n = mqtt_subs_sites(in->subs);
+	pthread_mutex_unlock(&in->subs_lock);
+	return n;
+}
+
 bool
 mqtt_client_is_stopped(struct mqtt_client *in)
 {
@@ -1484,6 +1934,7 @@ mqtt_client_destroy(struct mqtt_client *in)
 		struct out_cmd *c = in->out_head;
 
 		in->out_head = c->next;
+		free(c->sites.names);
 		free(c);
 	}
 	if (in->client)
@@ -1495,6 +1946,8 @@ mqtt_client_destroy(struct mqtt_client *in)
 	pthread_mutex_destroy(&in->limits_lock);
 	pthread_mutex_destroy(&in->replay_lock);
 	pthread_mutex_destroy(&in->save_lock);
+	pthread_mutex_destroy(&in->subs_lock);
+	mqtt_subs_destroy(in->subs);
 	replay_destroy(in->replay);
 	replay_destroy(in->replay_copy);
 	pktid_close(in->pktid);
@@ -1509,6 +1962,8 @@ mqtt_client_destroy(struct mqtt_client *in)
 	free(in->root);
 	free(in->client_id);
 	free(in->uri);
+	free(in->dir);
+	free(in->persist_parent);
 	free(in);
 }
 
@@ -1547,27 +2002,24 @@ mqtt_client_get_stats(struct mqtt_client *in, struct mqtt_client_stats *ret)
 	pthread_mutex_lock(&in->out_lock);
 	ret->out_queued = in->out_count;
 	pthread_mutex_unlock(&in->out_lock);
-	ret->subs_granted = ret->subs_downgraded = ret->subs_refused = ret->subs_pending = 0;
-	ret->sub_refused[0] = '\0';
-	pthread_mutex_lock(&in->fail_lock);
-	for (int i = 0; i < in->nfilters; i++) {
-		int c = in->sub_code[i];
+	{
+		struct mqtt_subs_counts sc;
 
-		if (c == MQTT_CLIENT_SUB_PENDING) {
-			ret->subs_pending++;
-		} else if (c >= MQTTREASONCODE_UNSPECIFIED_ERROR) {
-			if (ret->subs_refused++ == 0)
-				snprintf(ret->sub_refused, sizeof(ret->sub_refused), "%s (%s)",
-					 in->filters[i],
-					 mqtt_reason_text(c) ? mqtt_reason_text(c) :
-							       "unknown reason");
-		} else if (c < 1) {
-			ret->subs_downgraded++;
-		} else {
-			ret->subs_granted++;
-		}
+		pthread_mutex_lock(&in->subs_lock);
+		mqtt_subs_count(in->subs, &sc);
+		pthread_mutex_unlock(&in->subs_lock);
+		ret->subs_granted = sc.granted;
+		ret->subs_downgraded = sc.downgraded;
+		ret->subs_refused = sc.refused;
+		ret->subs_pending = sc.pending;
+		ret->sub_refused[0] = '\0';
+		if (sc.refused)
+			snprintf(ret->sub_refused, sizeof(ret->sub_refused), "%.250s (%s)",
+				 sc.first_refused,
+				 mqtt_reason_text(sc.first_refused_code) ?
+					 mqtt_reason_text(sc.first_refused_code) :
+					 "unknown reason");
 	}
-	pthread_mutex_unlock(&in->fail_lock);
 	if (ret->subs_refused > 1) {
 		size_t n = strlen(ret->sub_refused);
 
@@ -1598,26 +2050,35 @@ mqtt_client_set_shorten(struct mqtt_client *in, mqtt_client_shorten_fn *fn)
 int
 mqtt_client_filter_count(struct mqtt_client *in)
 {
-	return in->nfilters;
-}
+	size_t n;
 
-const char *
-mqtt_client_filter(struct mqtt_client *in, int i, int *ret_code)
-{
-	pthread_mutex_lock(&in->fail_lock);
-	*ret_code = in->sub_code[i];
-	pthread_mutex_unlock(&in->fail_lock);
-	return in->filters[i];
+	pthread_mutex_lock(&in->subs_lock);
+	n = mqtt_subs_filters(in->subs);
+	pthread_mutex_unlock(&in->subs_lock);
+	return n > INT_MAX ? INT_MAX : (int)n;
 }
-
-/* The replay memory's file in the spool directory. */
-#define REPLAY_FILE "replay"
-#define REPLAY_FILE_MAX ((size_t)96 << 20)
-/* The packet identifier table's file (pktid.h). */
-#define PKTID_FILE "packet-ids"
 
 int
-mqtt_client_restore_replays(struct mqtt_client *in, uint64_t *ret_pos)
+mqtt_client_filter(struct mqtt_client *in, int i, char *buf, size_t len, int *ret_code)
+{
+	int n;
+
+	if (i < 0)
+		return -1;
+	pthread_mutex_lock(&in->subs_lock);
+	n = mqtt_subs_filter(in->subs, (size_t)i, buf, len, ret_code);
+	pthread_mutex_unlock(&in->subs_lock);
+	return n;
+}
+
+/* Fills the replay memory from the client's file and the spool records
+ * of its own appended after it, and opens its packet identifier table;
+ * `fresh`: neither is trusted (another owner's time), both start empty
+ * and cover what comes from now on. Sets *ret_pos to the spool position
+ * the memory covers. Returns 0, or a negative errno when the spool cannot
+ * be read. */
+static int
+restore(struct mqtt_client *in, bool fresh, uint64_t *ret_pos)
 {
 	struct spool_reader *rd;
 	struct spool_record rec;
@@ -1625,45 +2086,56 @@ mqtt_client_restore_replays(struct mqtt_client *in, uint64_t *ret_pos)
 	struct replay_stats rs;
 	void *buf = NULL;
 	size_t len = 0;
-	int err, rc;
+	int err = -ENOENT, rc = 0;
 	const char *why = NULL;
 
 	pthread_mutex_lock(&in->replay_lock);
-	err = spool_read_file(in->spool, REPLAY_FILE, REPLAY_FILE_MAX, &buf, &len);
-	if (err == 0) {
-		err = replay_load(in->replay, buf, len, spool_id(in->spool), &pos);
-		free(buf);
+	if (!fresh) {
+		err = spool_read_file(in->spool, in->replay_name, REPLAY_FILE_MAX, &buf, &len);
+		if (err == 0) {
+			err = replay_load(in->replay, buf, len, spool_id(in->spool), &pos);
+			free(buf);
+		}
 	}
 	why = err == -ENOENT   ? "there is none" :
 		err == -EINVAL ? "it is damaged, or from another version" :
 		err == -ESTALE ? "it is another spool's" :
 		err < 0	       ? strerror(-err) :
 				 NULL;
-	from = err < 0 ? 0 : pos;
-	if (from < spool_first(in->spool)) {
+	from = fresh ? spool_end(in->spool) : err < 0 ? 0 : pos;
+	if (from < spool_first(in->spool) && in->session && !why) {
+		/* A session's memory covers the spool up to its end while it
+		 * appends nothing; the file is written when the memory
+		 * changes: what came after it and is gone was not its. */
+		from = spool_first(in->spool);
+	} else if (from < spool_first(in->spool)) {
 		/* records before the spool's first are gone: what the file
 		 * would have said of them is lost */
 		if (why)
-			log_warn("replay memory: cannot use the saved file (%s): rebuilding it from"
-				 " the spool alone; a retained message delivered before what the"
-				 " spool holds is judged again once, if the broker sends it again",
-				 why);
+			log_warn("%sreplay memory: cannot use the saved file (%s): rebuilding it"
+				 " from the spool alone; a retained message delivered before what"
+				 " the spool holds is judged again once, if the broker sends it"
+				 " again",
+				 in->who, why);
 		else
-			log_warn("replay memory: the spool no longer holds what came after the"
+			log_warn("%sreplay memory: the spool no longer holds what came after the"
 				 " saved file; a retained message delivered meanwhile is judged"
-				 " again once, if the broker sends it again");
+				 " again once, if the broker sends it again",
+				 in->who);
 		from = spool_first(in->spool);
 	} else if (err < 0 && err != -ENOENT) {
-		log_warn("replay memory: cannot use the saved file (%s): rebuilt from the spool,"
-			 " which holds all it covered",
-			 why);
+		log_warn("%sreplay memory: cannot use the saved file (%s): rebuilt from the"
+			 " spool, which holds all it covered",
+			 in->who, why);
 	}
 	if ((err = spool_reader_create(in->spool, from, &rd)) < 0) {
 		pthread_mutex_unlock(&in->replay_lock);
 		return err;
 	}
-	while ((rc = spool_reader_next(rd, &rec)) == 1) {
+	while (!fresh && (rc = spool_reader_next(rd, &rec)) == 1) {
 		if (!(rec.flags & SPOOL_RETAINED) || (rec.flags & SPOOL_DAMAGED))
+			continue;
+		if (in->mine && !in->mine(in->mine_arg, rec.topic, rec.topic_len))
 			continue;
 		if (replay_note(in->replay, replay_topic_hash(rec.topic, rec.topic_len),
 				replay_payload_hash(rec.payload, rec.payload_len, rec.orig_len)) <
@@ -1678,24 +2150,47 @@ mqtt_client_restore_replays(struct mqtt_client *in, uint64_t *ret_pos)
 	in->replay_changes = in->replay_saved = 0;
 	in->noted_end = spool_end(in->spool);
 	if (!in->pktid) {
-		int fd = spool_open_file(in->spool, PKTID_FILE);
+		int fd = spool_open_file(in->spool, in->pktid_name);
 
 		err = fd < 0 ? fd : pktid_open(fd, spool_id(in->spool), &in->pktid);
 		if (err < 0)
-			log_warn("packet identifiers: cannot map %s in the spool directory (%s): a"
-				 " redelivery (DUP) of a message the spool has is stored again",
-				 PKTID_FILE, strerror(-err));
+			log_warn(
+				"%spacket identifiers: cannot map %s in the spool directory (%s): a"
+				" redelivery (DUP) of a message the spool has is stored again",
+				in->who, in->pktid_name, strerror(-err));
+		else if (fresh)
+			pktid_clear(in->pktid);
 		else
 			pktid_trim(in->pktid, in->noted_end);
 	}
-	if (records || err < 0)
-		in->replay_changes = 1; /* save what was read (a file at the first start) */
+	/* save what was read (a file at the first start), or the empty
+	 * memory in place of another time's */
+	if (records || err < 0 || fresh)
+		in->replay_changes = 1;
 	pthread_mutex_unlock(&in->replay_lock);
 	if (rc < 0)
 		return rc;
 	*ret_pos = from;
-	log_info("replay memory: %" PRIu64 " topics (%" PRIu64 " records read from the spool)",
-		 rs.topics, records);
+	log_info("%sreplay memory: %" PRIu64 " topics (%" PRIu64 " records read from the spool)%s",
+		 in->who, rs.topics, records,
+		 fresh ? "; started empty, with the packet identifiers, for a session another"
+			 " owner held" :
+			 "");
+	return 0;
+}
+
+int
+mqtt_client_restore_replays(struct mqtt_client *in, uint64_t *ret_pos)
+{
+	uint64_t pos;
+	int err;
+
+	if (in->session)
+		return -EINVAL; /* its start restores it (session_setup) */
+	if ((err = restore(in, false, &pos)) < 0)
+		return err;
+	atomic_store(&in->covered, pos);
+	*ret_pos = pos;
 	return 0;
 }
 
@@ -1709,12 +2204,19 @@ mqtt_client_save_replays(struct mqtt_client *in, uint64_t *ret_pos)
 
 	pthread_mutex_lock(&in->save_lock);
 	pthread_mutex_lock(&in->replay_lock); /* held only to look or note */
-	pos = in->noted_end;
+	/* Every record of ours before the spool's end is noted, unless an
+	 * append of ours is under way: then up to the end after our last
+	 * (other clients' records in between are not ours to note). */
+	pos = in->appending ? in->noted_end : spool_end(in->spool);
+	if (pos < in->noted_end)
+		pos = in->noted_end;
 	changes = in->replay_changes;
 	if (changes == in->replay_saved) {
 		pthread_mutex_unlock(&in->replay_lock);
 		pthread_mutex_unlock(&in->save_lock);
 		*ret_pos = pos; /* nothing appended since the last save */
+		atomic_store(&in->covered, pos);
+		atomic_store(&in->save_failed, 0);
 		return 0;
 	}
 	err = replay_copy(&in->replay_copy, in->replay);
@@ -1722,7 +2224,7 @@ mqtt_client_save_replays(struct mqtt_client *in, uint64_t *ret_pos)
 	if (err == 0)
 		err = replay_save(in->replay_copy, spool_id(in->spool), pos, &buf, &len);
 	if (err == 0) {
-		err = spool_write_file(in->spool, REPLAY_FILE, buf, len);
+		err = spool_write_file(in->spool, in->replay_name, buf, len);
 		free(buf);
 	}
 	if (err == 0) {
@@ -1730,9 +2232,17 @@ mqtt_client_save_replays(struct mqtt_client *in, uint64_t *ret_pos)
 		in->replay_saved = changes;
 		pthread_mutex_unlock(&in->replay_lock);
 		*ret_pos = pos;
+		atomic_store(&in->covered, pos);
 	}
+	atomic_store(&in->save_failed, err < 0);
 	pthread_mutex_unlock(&in->save_lock);
 	return err;
+}
+
+uint64_t
+mqtt_client_covered(struct mqtt_client *in)
+{
+	return atomic_load(&in->save_failed) ? UINT64_MAX : atomic_load(&in->covered);
 }
 
 int

@@ -1072,14 +1072,55 @@ dir_dup(struct spool *spool)
 	return dfd < 0 ? -errno : dfd;
 }
 
+/* The directory that holds side file `name` ("file", or "subdir/file"
+ * for a file of a subdirectory of the spool's, made (0750) when `make`
+ * and missing), as a descriptor of its own, and in *ret_base the name in
+ * it. Returns the descriptor or a negative errno (-EINVAL: more than one
+ * level, or an empty part). */
+static int
+side_dir(struct spool *spool, const char *name, int make, const char **ret_base)
+{
+	const char *slash = strchr(name, '/');
+	char sub[256];
+	int dfd = dir_dup(spool), fd;
+
+	*ret_base = name;
+	if (dfd < 0 || !slash)
+		return dfd;
+	if (slash == name || !slash[1] || strchr(slash + 1, '/') ||
+	    (size_t)(slash - name) >= sizeof(sub)) {
+		close(dfd);
+		return -EINVAL;
+	}
+	memcpy(sub, name, (size_t)(slash - name));
+	sub[slash - name] = '\0';
+	fd = openat(dfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && make) {
+		if (mkdirat(dfd, sub, 0750) < 0 && errno != EEXIST) {
+			int err = -errno;
+
+			close(dfd);
+			return err;
+		}
+		fsync(dfd);
+		fd = openat(dfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (fd < 0)
+		fd = -errno;
+	close(dfd);
+	*ret_base = slash + 1;
+	return fd;
+}
+
 int
 spool_write_file(struct spool *spool, const char *name, const void *buf, size_t len)
 {
-	int err, dfd = dir_dup(spool);
+	const char *base;
+	int err, dfd = side_dir(spool, name, 1, &base);
 
 	if (dfd < 0)
 		return dfd;
-	err = write_file_atomic_len(dfd, name, buf, len, 1);
+	err = write_file_atomic_len(dfd, base, buf, len, 1);
 	close(dfd);
 	return err;
 }
@@ -1087,26 +1128,30 @@ spool_write_file(struct spool *spool, const char *name, const void *buf, size_t 
 int
 spool_open_file(struct spool *spool, const char *name)
 {
-	int dfd = dir_dup(spool), fd;
+	const char *base;
+	int dfd = side_dir(spool, name, 1, &base), fd;
 
 	if (dfd < 0)
 		return dfd;
-	fd = openat(dfd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	fd = openat(dfd, base, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0)
+		fd = -errno;
 	close(dfd);
-	return fd < 0 ? -errno : fd;
+	return fd;
 }
 
 int
 spool_read_file(struct spool *spool, const char *name, size_t max, void **ret_buf, size_t *ret_len)
 {
-	int dfd = dir_dup(spool), fd, err = 0;
+	const char *base;
+	int dfd = side_dir(spool, name, 0, &base), fd, err = 0;
 	struct stat st;
 	uint8_t *buf = NULL;
 	size_t got = 0;
 
 	if (dfd < 0)
 		return dfd;
-	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+	fd = openat(dfd, base, O_RDONLY | O_CLOEXEC);
 	close(dfd);
 	if (fd < 0)
 		return -errno;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clocks.h"
 #include "intake.h"
 #include "log.h"
 #include "map.h"
@@ -21,8 +22,10 @@
 #include "replay.h"
 #include "retention.h"
 #include "rules.h"
+#include "sessions.h"
 #include "spool.h"
 #include "store.h"
+#include "topics.h"
 
 #define STATS_INTERVAL_MS 60000
 
@@ -62,23 +65,97 @@ status_reconfigure(struct status *st, const struct config *cfg)
 void
 status_log_stats(struct status *st)
 {
-	struct mqtt_client_stats is;
+	struct sessions_stats xs;
+	const struct mqtt_client_stats *is = &xs.mqtt;
 	struct store_stats ss;
 
-	mqtt_client_get_stats(st->mqtt, &is);
+	sessions_get_stats(st->sessions, clocks_mono_ms(), &xs);
 	store_get_stats(st->store, &ss);
 	log_info("stats: received %" PRIu64 ", events %" PRIu64 ", rejects %" PRIu64
 		 ", alerts %" PRIu64 ", wrote %" PRIu64 " rows in %" PRIu64
 		 " batches, backlog %" PRIu64 " bytes, broker %s, PostgreSQL %s",
-		 is.received, st->pl->count.events, st->pl->count.rejects, st->pub->alerts,
+		 is->received, st->pl->count.events, st->pl->count.rejects, st->pub->alerts,
 		 ss.events_written + ss.rejects_written, ss.batches, pipeline_pending(st->pl),
-		 is.connected ? "up" : "down", store_stats_db_text(&ss));
+		 is->connected ? "up" : "down", store_stats_db_text(&ss));
+	if (xs.clustered)
+		log_info("stats: shards %d of %d owned (%d being given back), %d of %d sessions"
+			 " connected, %" PRIu64 " sites subscribed, %" PRIu64 " shards given back"
+			 " and %" PRIu64 " sessions taken over since start",
+			 xs.owned, xs.shards, xs.releasing, xs.connected, xs.sessions, xs.sites,
+			 xs.released, xs.taken_over);
+}
+
+/* Clustered: what this instance owns (docs/operations.md, metrics). */
+static void
+print_cluster(struct status *st, const struct sessions_stats *xs, FILE *f)
+{
+	struct sessions_shard_stats sh;
+
+	fprintf(f,
+		"# HELP cordon_cluster_shards Shards the sites are split into ([cluster] shards).\n"
+		"# TYPE cordon_cluster_shards gauge\ncordon_cluster_shards %d\n"
+		"# HELP cordon_cluster_shards_owned Shards this instance holds the lease of"
+		" (releasing: being given back).\n"
+		"# TYPE cordon_cluster_shards_owned gauge\n"
+		"cordon_cluster_shards_owned %d\n"
+		"cordon_cluster_shards_owned{state=\"releasing\"} %d\n"
+		"# HELP cordon_cluster_sessions Shard sessions of this instance (MQTT clients),"
+		" and those connected.\n"
+		"# TYPE cordon_cluster_sessions gauge\n"
+		"cordon_cluster_sessions %d\n"
+		"cordon_cluster_sessions{state=\"connected\"} %d\n"
+		"# HELP cordon_cluster_sites_subscribed Sites the shard sessions subscribe to.\n"
+		"# TYPE cordon_cluster_sites_subscribed gauge\n"
+		"cordon_cluster_sites_subscribed %llu\n"
+		"# HELP cordon_cluster_shards_given_back_total Shards whose session ended for"
+		" a release (another instance's share, or the stop).\n"
+		"# TYPE cordon_cluster_shards_given_back_total counter\n"
+		"cordon_cluster_shards_given_back_total %llu\n"
+		"# HELP cordon_cluster_sessions_taken_over_total Shard sessions the broker"
+		" handed to another instance (DISCONNECT 0x8E).\n"
+		"# TYPE cordon_cluster_sessions_taken_over_total counter\n"
+		"cordon_cluster_sessions_taken_over_total %llu\n",
+		xs->shards, xs->owned, xs->releasing, xs->sessions, xs->connected,
+		(unsigned long long)xs->sites, (unsigned long long)xs->released,
+		(unsigned long long)xs->taken_over);
+	fprintf(f,
+		"# HELP cordon_cluster_shard_owned 1 while this instance holds the shard's"
+		" lease, 2 while it gives it back.\n"
+		"# TYPE cordon_cluster_shard_owned gauge\n");
+	for (int k = 0; k < xs->shards; k++) {
+		sessions_shard_stats(st->sessions, k, &sh);
+		fprintf(f, "cordon_cluster_shard_owned{shard=\"%d\"} %d\n", k, (int)sh.state);
+	}
+	fprintf(f,
+		"# HELP cordon_cluster_shard_session_up 1 while the shard's session is"
+		" connected.\n# TYPE cordon_cluster_shard_session_up gauge\n");
+	for (int k = 0; k < xs->shards; k++) {
+		sessions_shard_stats(st->sessions, k, &sh);
+		fprintf(f, "cordon_cluster_shard_session_up{shard=\"%d\"} %d\n", k, sh.connected);
+	}
+	fprintf(f,
+		"# HELP cordon_cluster_shard_sites Sites of the shard its session subscribes"
+		" to.\n# TYPE cordon_cluster_shard_sites gauge\n");
+	for (int k = 0; k < xs->shards; k++) {
+		sessions_shard_stats(st->sessions, k, &sh);
+		fprintf(f, "cordon_cluster_shard_sites{shard=\"%d\"} %zu\n", k, sh.sites);
+	}
+	fprintf(f,
+		"# HELP cordon_cluster_shard_messages_received_total Messages this instance"
+		" appended to its spool from the shard's sessions.\n"
+		"# TYPE cordon_cluster_shard_messages_received_total counter\n");
+	for (int k = 0; k < xs->shards; k++) {
+		sessions_shard_stats(st->sessions, k, &sh);
+		fprintf(f, "cordon_cluster_shard_messages_received_total{shard=\"%d\"} %llu\n", k,
+			(unsigned long long)sh.received);
+	}
 }
 
 /* Renders the Prometheus text and hands it to the HTTP thread. */
 static void
-render_metrics(struct status *st, const struct mqtt_client_stats *is, const struct store_stats *ss)
+render_metrics(struct status *st, const struct sessions_stats *xs, const struct store_stats *ss)
 {
+	const struct mqtt_client_stats *is = &xs->mqtt;
 	char *text = NULL;
 	size_t len = 0;
 	const char *key;
@@ -95,6 +172,7 @@ render_metrics(struct status *st, const struct mqtt_client_stats *is, const stru
 		werr || is->spool_failing	  ? "spool not writable" :
 		st->intake->disk_low		  ? "spool disk full: intake paused" :
 		!is->connected			  ? "broker not connected" :
+		xs->down			  ? xs->down_why :
 						    "";
 	char sub_why[384];
 
@@ -264,12 +342,14 @@ render_metrics(struct status *st, const struct mqtt_client_stats *is, const stru
 		"# HELP cordon_mqtt_subscription_reason_code Each inbound filter's SUBACK code:"
 		" 0-2 the granted QoS, 128 and up refused (135 not authorized), -1 none yet.\n"
 		"# TYPE cordon_mqtt_subscription_reason_code gauge\n");
-	for (int i = 0; i < mqtt_client_filter_count(st->mqtt); i++) {
+	for (int i = 0; i < mqtt_client_filter_count(sessions_instance(st->sessions)); i++) {
+		char filter[TOPIC_MAX_BYTES];
 		int code;
-		const char *filter = mqtt_client_filter(st->mqtt, i, &code);
 
-		fprintf(f, "cordon_mqtt_subscription_reason_code{filter=\"%s\"} %d\n", filter,
-			code);
+		if (mqtt_client_filter(sessions_instance(st->sessions), i, filter, sizeof(filter),
+				       &code) >= 0)
+			fprintf(f, "cordon_mqtt_subscription_reason_code{filter=\"%s\"} %d\n",
+				filter, code);
 	}
 	fprintf(f,
 		"# HELP cordon_mqtt_server_disconnects_total DISCONNECTs from the broker (MQTT 5),"
@@ -348,6 +428,8 @@ render_metrics(struct status *st, const struct mqtt_client_stats *is, const stru
 		"# HELP cordon_fever_alert_latency_seconds From receiving a reading to publishing its fever alert.\n"
 		"# TYPE cordon_fever_alert_latency_seconds histogram\n");
 	histogram_print(&st->pub->fever_latency, "cordon_fever_alert_latency_seconds", NULL, f);
+	if (xs->clustered)
+		print_cluster(st, xs, f);
 	fclose(f);
 	metrics_publish(st->metrics, text, len, why[0] == '\0', why);
 	free(text);
@@ -358,10 +440,13 @@ render_metrics(struct status *st, const struct mqtt_client_stats *is, const stru
 static void
 service_tick(struct status *st, int64_t now)
 {
+	struct sessions_stats xs;
 	struct mqtt_client_stats is;
 	struct store_stats ss;
+	char owns[160] = "";
 
-	mqtt_client_get_stats(st->mqtt, &is);
+	sessions_get_stats(st->sessions, now, &xs);
+	is = xs.mqtt;
 	/* Connected means subscribed too: the SUBACK has come. */
 	if (!st->ready_sent && ((is.connected && !is.subs_pending) || st->intake->paused)) {
 		notify_ready();
@@ -380,7 +465,12 @@ service_tick(struct status *st, int64_t now)
 	if (now - st->last_status_ms < 2000)
 		return;
 	store_get_stats(st->store, &ss);
-	notify_status("%.0f msg/s in, broker %s, PostgreSQL %s, backlog %llu bytes%s%s%s",
+	if (xs.clustered)
+		snprintf(owns, sizeof(owns),
+			 ", shards %d/%d owned, %d/%d sessions up, %llu sites%s%s", xs.owned,
+			 xs.shards, xs.connected, xs.sessions, (unsigned long long)xs.sites,
+			 xs.down ? ", " : "", xs.down ? xs.down_why : "");
+	notify_status("%.0f msg/s in, broker %s, PostgreSQL %s, backlog %llu bytes%s%s%s%s",
 		      (double)(is.received - st->last_received) * 1000.0 /
 			      (double)(now - st->last_status_ms),
 		      is.connected ? "up" : "down", store_stats_db_text(&ss),
@@ -392,10 +482,10 @@ service_tick(struct status *st, int64_t now)
 			      st->intake->paused    ? ", intake paused (spool full)" :
 						      "",
 		      is.connected && is.subs_refused ? ", subscription refused: " : "",
-		      is.connected && is.subs_refused ? is.sub_refused : "");
+		      is.connected && is.subs_refused ? is.sub_refused : "", owns);
 	st->last_received = is.received;
 	st->last_status_ms = now;
-	render_metrics(st, &is, &ss);
+	render_metrics(st, &xs, &ss);
 }
 
 void

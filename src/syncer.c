@@ -11,6 +11,7 @@
 #include "clocks.h"
 #include "log.h"
 #include "mqtt_client.h"
+#include "sessions.h"
 #include "spool.h"
 
 /* Saves the replay memory every REPLAY_SAVE_MS, every second while the
@@ -22,7 +23,6 @@
 static void
 save_replays(struct syncer *s, int64_t now_ms, int force)
 {
-	uint64_t pos;
 	int err;
 
 	if (atomic_exchange(&s->replay_force, 0))
@@ -30,7 +30,7 @@ save_replays(struct syncer *s, int64_t now_ms, int force)
 	if (!force &&
 	    now_ms - s->replay_saved_ms < (atomic_load(&s->replay_hurry) ? 1000 : REPLAY_SAVE_MS))
 		return;
-	err = mqtt_client_save_replays(s->mqtt, &pos);
+	err = sessions_save_replays(s->sessions);
 	s->replay_saved_ms = now_ms;
 	if (err < 0) {
 		if (err != atomic_load(&s->replay_err) && spool_check_dir(s->spool) == SPOOL_DIR_OK)
@@ -43,7 +43,6 @@ save_replays(struct syncer *s, int64_t now_ms, int force)
 	}
 	if (atomic_load(&s->replay_err))
 		log_notice("replay memory saved again");
-	atomic_store(&s->replay_pos, pos);
 	atomic_store(&s->replay_err, 0);
 }
 
@@ -75,7 +74,7 @@ sync_main(void *arg)
 			if (err < 0)
 				log_err("spool fdatasync failed: %s", strerror(-err));
 			if (atomic_load(&s->replay_ready) &&
-			    (err = mqtt_client_sync_replays(s->mqtt)) < 0)
+			    (err = sessions_sync_replays(s->sessions)) < 0)
 				log_err("msync of the packet identifier table failed: %s",
 					strerror(-err));
 			pthread_mutex_lock(&s->lock);
@@ -127,17 +126,16 @@ syncer_start(struct syncer *s, const struct config *cfg)
 }
 
 int
-syncer_restore_replays(struct syncer *s, struct mqtt_client *mqtt)
+syncer_restore_replays(struct syncer *s, struct sessions *sessions)
 {
 	uint64_t covered;
 	int err;
 
-	s->mqtt = mqtt;
-	if ((err = mqtt_client_restore_replays(mqtt, &covered)) < 0) {
+	s->sessions = sessions;
+	if ((err = mqtt_client_restore_replays(sessions_instance(sessions), &covered)) < 0) {
 		log_err("cannot read the spool to restore the replay memory: %s", strerror(-err));
 		return err;
 	}
-	atomic_store(&s->replay_pos, covered);
 	save_replays(s, clocks_mono_ms(), 1);
 	atomic_store(&s->replay_ready, 1);
 	return 0;
@@ -164,7 +162,7 @@ syncer_stop(struct syncer *s)
 uint64_t
 syncer_covered(const struct syncer *s)
 {
-	return atomic_load(&s->replay_err) ? UINT64_MAX : atomic_load(&s->replay_pos);
+	return atomic_load(&s->replay_ready) ? sessions_covered(s->sessions) : 0;
 }
 
 void
