@@ -33,6 +33,7 @@
 #include "backoff.h"
 #include "clocks.h"
 #include "log.h"
+#include "mqtt_broker.h"
 #include "mqtt_limits.h"
 #include "mqtt_link.h"
 #include "mqtt_persist.h"
@@ -64,13 +65,12 @@ struct mqtt_client {
 	int wake_fd;
 	char *root;
 	char *client_id;
-	char *uri;
 	MQTTAsync_createOptions co; /* for make_client() */
 	/* Ours, not the config's: a SIGHUP frees the config, and every
 	 * connect (a retry, a resume) reads these again. */
+	struct mqtt_broker broker; /* the URIs, the TLS files */
 	char *username;
 	char *password;
-	char *ca_file, *cert_file, *key_file;
 	char state_topic[256];
 	char filters[MQTT_CLIENT_MAX_FILTERS][256];
 	int nfilters;
@@ -111,8 +111,10 @@ struct mqtt_client {
 	struct backoff backoff; /* 1 s to 30 s */
 	int reported;		/* last connection state logged */
 
-	pthread_mutex_t fail_lock; /* fail_why, tls_error, sub_code, disc_* (Paho's thread writes) */
+	pthread_mutex_t
+		fail_lock; /* fail_why, tls_error, sub_code, disc_*, server (Paho's thread writes) */
 	char fail_why[256];
+	char server[256]; /* the URI of the list the last connect went to */
 	char tls_error[256];
 	/* Each filter's SUBACK on this connection: MQTT_CLIENT_SUB_PENDING, the
 	 * granted QoS, or the refusal's reason code. */
@@ -452,6 +454,10 @@ on_connect_success(void *ctx, MQTTAsync_successData5 *resp)
 	struct mqtt_limits l = MQTT_LIMITS_NONE;
 	MQTTProperties *props = &resp->properties;
 
+	pthread_mutex_lock(&in->fail_lock);
+	snprintf(in->server, sizeof(in->server), "%s",
+		 resp->alt.connect.serverURI ? resp->alt.connect.serverURI : "?");
+	pthread_mutex_unlock(&in->fail_lock);
 	/* A new session: its packet identifiers name nothing we had, and
 	 * the broker redelivers nothing of an old one (pktid.h). */
 	if (!resp->alt.connect.sessionPresent) {
@@ -563,12 +569,13 @@ connect_done(struct mqtt_client *in)
 static int
 make_client(struct mqtt_client *in)
 {
-	int rc = MQTTAsync_createWithOptions(&in->client, in->uri, in->client_id,
+	const char *uri = mqtt_broker_first(&in->broker);
+	int rc = MQTTAsync_createWithOptions(&in->client, uri, in->client_id,
 					     MQTTCLIENT_PERSISTENCE_USER, &in->paho_persist,
 					     &in->co);
 
 	if (rc != MQTTASYNC_SUCCESS) {
-		log_err("MQTT client for %s: %s", in->uri, MQTTAsync_strerror(rc));
+		log_err("MQTT client for %s: %s", uri, MQTTAsync_strerror(rc));
 		if (in->client)
 			MQTTAsync_destroy(&in->client);
 		in->client = NULL;
@@ -601,7 +608,6 @@ mqtt_client_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
 	MQTTAsync_connectOptions conn = MQTTAsync_connectOptions_initializer5;
 	MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
-	MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
 	MQTTProperty p;
 	char persist_dir[4096];
 	struct mqtt_client *in;
@@ -635,8 +641,10 @@ mqtt_client_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	atomic_store(&in->want_wake, 1);
 	in->root = strdup(cfg->topic_root);
 	in->client_id = strdup(cfg->mqtt_client_id);
-	in->uri = strdup(cfg->mqtt_uri);
-	if (!in->root || !in->client_id || !in->uri)
+	if (!in->root || !in->client_id)
+		goto fail;
+	err = mqtt_broker_init(&in->broker, cfg);
+	if (err < 0)
 		goto fail;
 	topics_build(in->state_topic, sizeof(in->state_topic), cfg->topic_root, TOPIC_DAEMON_STATE,
 		     NULL, cfg->mqtt_client_id);
@@ -717,22 +725,12 @@ mqtt_client_create(const struct config *cfg, struct spool *spool, int wake_fd,
 		}
 		conn.password = in->password;
 	}
-	if (cfg->mqtt_ca_file[0] || strncmp(cfg->mqtt_uri, "ssl://", 6) == 0 ||
-	    strncmp(cfg->mqtt_uri, "mqtts://", 8) == 0) {
-		if ((cfg->mqtt_ca_file[0] && !(in->ca_file = strdup(cfg->mqtt_ca_file))) ||
-		    (cfg->mqtt_cert_file[0] && !(in->cert_file = strdup(cfg->mqtt_cert_file))) ||
-		    (cfg->mqtt_key_file[0] && !(in->key_file = strdup(cfg->mqtt_key_file)))) {
-			err = -ENOMEM;
-			goto fail;
-		}
-		ssl.trustStore = in->ca_file;
-		ssl.keyStore = in->cert_file;
-		ssl.privateKey = in->key_file;
-		ssl.enableServerCertAuth = 1;
-		ssl.verify = 1;
-		ssl.ssl_error_cb = on_tls_error;
-		ssl.ssl_error_context = in;
-		in->ssl = ssl;
+	/* Every URI of the list, tried in order at each connect (ours: see
+	 * on_connect_success); TLS for ssl://. */
+	mqtt_broker_async_options(&in->broker, &conn, &in->ssl);
+	if (conn.ssl) {
+		in->ssl.ssl_error_cb = on_tls_error;
+		in->ssl.ssl_error_context = in;
 		conn.ssl = &in->ssl;
 	}
 	in->conn = conn;
@@ -931,9 +929,15 @@ mqtt_client_tick(struct mqtt_client *in, int64_t now_ms)
 
 	log_broker_news(in);
 	if (connected != in->reported) {
-		if (connected)
-			log_notice("MQTT connected to the broker as %s", in->client_id);
-		else if (!atomic_load(&in->paused) && !atomic_load(&in->stopping))
+		if (connected) {
+			char server[256];
+
+			pthread_mutex_lock(&in->fail_lock);
+			snprintf(server, sizeof(server), "%s", in->server);
+			pthread_mutex_unlock(&in->fail_lock);
+			log_notice("MQTT connected to the broker at %s as %s", server,
+				   in->client_id);
+		} else if (!atomic_load(&in->paused) && !atomic_load(&in->stopping))
 			log_warn(
 				"MQTT connection lost (%s); reconnecting (the broker keeps our session)",
 				fail_reason(in));
@@ -1503,12 +1507,9 @@ mqtt_client_destroy(struct mqtt_client *in)
 		explicit_bzero(in->password, strlen(in->password));
 	free(in->password);
 	free(in->username);
-	free(in->ca_file);
-	free(in->cert_file);
-	free(in->key_file);
+	mqtt_broker_finish(&in->broker);
 	free(in->root);
 	free(in->client_id);
-	free(in->uri);
 	free(in);
 }
 
