@@ -1,15 +1,18 @@
 /* mqtt_broker.c - [mqtt] uri's list and TLS files as Paho's connect
- * options, and the reconnects that walk the list again (mqtt_broker.h).
+ * options, the URI to dial next, and the reconnects of cordon-notify and
+ * cordon-web (mqtt_broker.h).
  *
- * Paho 1.3.12 and a list (MQTTAsync.c, MQTTAsyncUtils.c): the URI given
- * to MQTTAsync_createWithOptions() names the persistence and sets the
- * client's TLS and WebSocket flags; a connect with serverURIcount > 0
- * tries serverURIs[0], [1], ... until one lets it in (a refused TCP
- * connect, a timeout after connectTimeout or a refusing CONNACK moves on
- * to the next) and reports only the last failure. A tcp:// entry does not
- * clear the TLS flag an ssl:// one set: hence one scheme per list
- * (config_parse_uris). The connect's success data names the URI that let
- * us in (alt.connect.serverURI). */
+ * Paho 1.3.12 and serverURIs (MQTTAsync.c, MQTTAsyncUtils.c, MQTTClient.c):
+ * the URI given to MQTTAsync_createWithOptions() names the persistence
+ * and sets the client's TLS and WebSocket flags; a connect with
+ * serverURIcount > 0 dials serverURIs[0], [1], ... until one lets it in.
+ * A tcp:// entry does not clear the TLS flag an ssl:// one set: hence one
+ * scheme per list (config_parse_uris). MQTTAsync also dials the next
+ * entry by itself when an established connection is lost
+ * (nextOrClose(): "more to try"), without the connect's callbacks, and a
+ * connect of ours meanwhile replaces the options that attempt reads (the
+ * trace then says "MQTT version is 0 in MQTTAsync_connecting"); with one
+ * entry there is no next, so an MQTTAsync client gets one at a time. */
 #include "mqtt_broker.h"
 
 #include <errno.h>
@@ -72,11 +75,29 @@ mqtt_broker_first(const struct mqtt_broker *b)
 }
 
 void
-mqtt_broker_async_options(const struct mqtt_broker *b, MQTTAsync_connectOptions *conn,
+mqtt_broker_dial(struct mqtt_broker *b, MQTTAsync_connectOptions *conn)
+{
+	int i = atomic_load(&b->current);
+
+	conn->serverURIcount = 1;
+	conn->serverURIs = &b->uris.uri[i >= 0 && i < b->uris.count ? i : 0];
+}
+
+void
+mqtt_broker_next(struct mqtt_broker *b)
+{
+	int i = atomic_load(&b->current), next;
+
+	do {
+		next = b->uris.count > 0 ? (i + 1) % b->uris.count : 0;
+	} while (!atomic_compare_exchange_weak(&b->current, &i, next));
+}
+
+void
+mqtt_broker_async_options(struct mqtt_broker *b, MQTTAsync_connectOptions *conn,
 			  MQTTAsync_SSLOptions *ssl)
 {
-	conn->serverURIcount = b->uris.count;
-	conn->serverURIs = b->uris.uri;
+	mqtt_broker_dial(b, conn);
 	if (!b->uris.tls)
 		return;
 	*ssl = (MQTTAsync_SSLOptions)MQTTAsync_SSLOptions_initializer;

@@ -131,6 +131,7 @@ struct mqtt_client {
 	 * monotonic ms (0: none pending); and the quick comebacks counted. */
 	_Atomic int64_t lost_at_ms;
 	_Atomic int disconnect_said; /* a DISCONNECT came on this connection */
+	_Atomic int moved;	     /* this connection went to another URI of the list */
 	_Atomic uint64_t quiet_drops;
 	_Atomic int64_t quiet_drop_ms; /* how long the latest one took */
 	/* The receive callback last waited for the spool (monotonic ms): the
@@ -354,8 +355,9 @@ on_connected(void *ctx, char *cause)
 	(void)cause;
 	/* Closed without a DISCONNECT and back at once: what a takeover of
 	 * our client id looks like on Mosquitto before 2.0.15 (and a quick
-	 * broker restart too). */
-	if (lost && !atomic_load(&in->disconnect_said) &&
+	 * broker restart too). Not when we are back on another node of the
+	 * list: the one we were on went away. */
+	if (lost && !atomic_load(&in->disconnect_said) && !atomic_load(&in->moved) &&
 	    clocks_mono_ms() - lost <= MQTT_CLIENT_QUIET_DROP_MS) {
 		atomic_store(&in->quiet_drop_ms, clocks_mono_ms() - lost);
 		atomic_fetch_add(&in->quiet_drops, 1);
@@ -455,6 +457,9 @@ on_connect_success(void *ctx, MQTTAsync_successData5 *resp)
 	MQTTProperties *props = &resp->properties;
 
 	pthread_mutex_lock(&in->fail_lock);
+	atomic_store(&in->moved,
+		     in->server[0] && resp->alt.connect.serverURI &&
+			     strcmp(in->server, resp->alt.connect.serverURI) != 0);
 	snprintf(in->server, sizeof(in->server), "%s",
 		 resp->alt.connect.serverURI ? resp->alt.connect.serverURI : "?");
 	pthread_mutex_unlock(&in->fail_lock);
@@ -725,8 +730,7 @@ mqtt_client_create(const struct config *cfg, struct spool *spool, int wake_fd,
 		}
 		conn.password = in->password;
 	}
-	/* Every URI of the list, tried in order at each connect (ours: see
-	 * on_connect_success); TLS for ssl://. */
+	/* The URI to dial (one of the list: connect_now) and TLS for ssl://. */
 	mqtt_broker_async_options(&in->broker, &conn, &in->ssl);
 	if (conn.ssl) {
 		in->ssl.ssl_error_cb = on_tls_error;
@@ -898,6 +902,7 @@ reconcile(struct mqtt_client *in, int64_t now_ms)
 			if (now_ms < in->retry_at_ms)
 				break;
 			(void)backoff_next(&in->backoff);
+			mqtt_broker_next(&in->broker); /* the next node, if a list */
 		}
 		atomic_store(&in->connect_failed, 0);
 		atomic_store(&in->lost, 0);
@@ -1293,6 +1298,7 @@ connect_now(struct mqtt_client *in)
 	if (atomic_load(&in->will_qos0))
 		in->will.qos = 0;
 	atomic_store(&in->connecting, clocks_mono_ms());
+	mqtt_broker_dial(&in->broker, &in->conn); /* one URI of the list: mqtt_broker.h */
 	if (MQTTAsync_connect(in->client, &in->conn) != MQTTASYNC_SUCCESS) {
 		atomic_store(&in->connect_failed, 1);
 		connect_done(in);

@@ -324,6 +324,8 @@ mqtt_tick(struct notify *n, int64_t now_ms)
 
 	if (!mqtt_redial_due(&n->redial, now_ms))
 		return;
+	mqtt_broker_next(&n->broker); /* the next node, if a list */
+	mqtt_broker_dial(&n->broker, &n->conn);
 	rc = MQTTAsync_connect(n->mqtt, &n->conn);
 	if (rc != MQTTASYNC_SUCCESS) {
 		log_warn("MQTT: cannot start connecting: %s; retrying", MQTTAsync_strerror(rc));

@@ -619,6 +619,8 @@ web_live_tick(struct web_live *live, int64_t now_ms)
 
 	if (!live->mqtt || !mqtt_redial_due(&live->redial, now_ms))
 		return;
+	mqtt_broker_next(&live->broker); /* the next node, if a list */
+	mqtt_broker_dial(&live->broker, &live->conn);
 	rc = MQTTAsync_connect(live->mqtt, &live->conn);
 	if (rc != MQTTASYNC_SUCCESS) {
 		log_warn("MQTT: cannot start connecting: %s; retrying", MQTTAsync_strerror(rc));
@@ -667,6 +669,9 @@ web_live_start(const struct web_config *wc, struct web_db *db, struct web_live *
 	MQTTAsync_setConnected(live->mqtt, live, on_connected);
 	conn.keepAliveInterval = (int)(c->mqtt_keepalive / 1000);
 	conn.cleansession = 1;
+	/* Not MQTTVERSION_DEFAULT: Paho would then try 3.1 by itself after
+	 * a lost 3.1.1 connection, racing our reconnect (mqtt_broker.c). */
+	conn.MQTTVersion = MQTTVERSION_3_1_1;
 	/* Our reconnects (web_live_tick), so that each walks the list of
 	 * URIs from the first. */
 	conn.automaticReconnect = 0;

@@ -29,12 +29,25 @@ list_as_connect_options(void **state)
 	assert_int_equal(mqtt_broker_init(&b, &cfg), 0);
 	config_finish(&cfg); /* a SIGHUP frees it: the broker's copies stay */
 	assert_string_equal(mqtt_broker_first(&b), "tcp://n1:1883");
+	/* MQTTAsync: one URI per connect, the next after mqtt_broker_next(),
+	 * round and round. */
 	mqtt_broker_async_options(&b, &conn, &ssl);
-	assert_int_equal(conn.serverURIcount, 2);
+	assert_int_equal(conn.serverURIcount, 1);
 	assert_string_equal(conn.serverURIs[0], "tcp://n1:1883");
-	assert_string_equal(conn.serverURIs[1], "tcp://n2:1884");
 	assert_null(conn.ssl);
+	mqtt_broker_dial(&b, &conn);
+	assert_string_equal(conn.serverURIs[0], "tcp://n1:1883");
+	mqtt_broker_next(&b);
+	mqtt_broker_dial(&b, &conn);
+	assert_int_equal(conn.serverURIcount, 1);
+	assert_string_equal(conn.serverURIs[0], "tcp://n2:1884");
+	mqtt_broker_next(&b);
+	mqtt_broker_dial(&b, &conn);
+	assert_string_equal(conn.serverURIs[0], "tcp://n1:1883");
+	/* MQTTClient: the whole list. */
 	mqtt_broker_sync_options(&b, &sconn, &sssl);
+	assert_int_equal(sconn.serverURIcount, 2);
+	assert_string_equal(sconn.serverURIs[0], "tcp://n1:1883");
 	assert_int_equal(sconn.serverURIcount, 2);
 	assert_string_equal(sconn.serverURIs[1], "tcp://n2:1884");
 	assert_null(sconn.ssl);
@@ -46,8 +59,10 @@ list_as_connect_options(void **state)
 	assert_int_equal(config_set_string(&cfg.mqtt_ca_file, "/etc/ca.pem"), 0);
 	assert_int_equal(mqtt_broker_init(&b, &cfg), 0);
 	config_finish(&cfg);
+	mqtt_broker_next(&b); /* one URI: stays */
 	mqtt_broker_async_options(&b, &conn, &ssl);
 	assert_int_equal(conn.serverURIcount, 1);
+	assert_string_equal(conn.serverURIs[0], "ssl://n1:8883");
 	assert_ptr_equal(conn.ssl, &ssl);
 	assert_string_equal(ssl.trustStore, "/etc/ca.pem");
 	assert_null(ssl.keyStore);
