@@ -30,7 +30,7 @@
 const struct config_key config_keys[] = {
 	{ "mqtt", "uri", KEY_URIS, OFF(mqtt_uri), "tcp://127.0.0.1:1883", 0, 0, 0,
 	  "broker URI tcp://host:port, or ssl://host:port for TLS; or a comma-separated list of"
-	  " a clustered broker's nodes, tried in order at every connect" },
+	  " a clustered broker's nodes: after a lost connection or a failed connect, the next" },
 	{ "mqtt", "client_id", KEY_STRING, OFF(mqtt_client_id), "cordond", 0, 0, 0,
 	  "fixed MQTT client id; also names this instance and its spool checkpoint" },
 	{ "mqtt", "username", KEY_STRING, OFF(mqtt_username), "", 0, 0, 0,
