@@ -592,9 +592,10 @@ class Postgres:
 
     name = "postgresql"
 
-    def __init__(self, dir, port=None, durable=False):
+    def __init__(self, dir, port=None, durable=False, initdb=True):
         """durable: fsync, synchronous_commit and full_page_writes on, as in
-        production (benchmarks); tests run without them, for speed."""
+        production (benchmarks); tests run without them, for speed.
+        initdb=False: dir/data is made by the caller (make_standby)."""
         self.dir = dir
         self.port = port or free_port()
         self.data = os.path.join(dir, "data")
@@ -605,6 +606,9 @@ class Postgres:
         if self.user:
             pw = pwd.getpwnam(self.user)
             os.chown(dir, pw.pw_uid, pw.pw_gid)
+        self._created = False
+        if not initdb:
+            return
         env = dict(os.environ, LC_ALL="C", LANG="C")
         subprocess.run([os.path.join(PG_BIN, "initdb"), "-D", self.data, "-A", "trust", "--nosync",
                         "-U", "cordon", "-E", "UTF8", "--locale=C"],
@@ -618,7 +622,32 @@ max_connections = 50
 """)
             if not durable:
                 f.write("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
-        self._created = False
+
+    def make_standby(self, dir):
+        """A streaming standby of this running server, in dir/data: a base
+        backup with the settings to follow it (pg_basebackup -R: standby.signal
+        and primary_conninfo), its own port and socket dir. Returned not
+        started; its start() waits until it takes (read-only) connections,
+        promote() makes it a primary."""
+        s = Postgres(dir, initdb=False)
+        subprocess.run([os.path.join(PG_BIN, "pg_basebackup"), "-h", self.dir, "-p", str(self.port),
+                        "-U", "cordon", "-D", s.data, "-R", "-X", "stream", "-c", "fast"],
+                       check=True, cwd=dir, user=self.user, capture_output=True,
+                       env=dict(os.environ, LC_ALL="C"))
+        with open(os.path.join(s.data, "postgresql.conf"), "a") as f:
+            f.write("\n# the standby's own\nport = %d\nunix_socket_directories = '%s'\n"
+                    % (s.port, dir))
+        s._created = True   # the base backup holds database `cordon`
+        return s
+
+    def in_recovery(self):
+        return self.scalar("SELECT pg_is_in_recovery()")
+
+    def promote(self):
+        """pg_ctl promote; returns once the server takes writes."""
+        subprocess.run([os.path.join(PG_BIN, "pg_ctl"), "promote", "-D", self.data],
+                       check=True, cwd=self.dir, user=self.user, capture_output=True)
+        wait_until(lambda: not self.in_recovery(), what="the standby promoted")
 
     def start(self):
         """Start the postmaster and wait until it accepts connections; the first
