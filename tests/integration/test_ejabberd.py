@@ -30,8 +30,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 import harness
-from harness import (ACTIVE, Collector, Cordond, Ejabberd, Postgres, Stream, gate_event,
-                     make_tmpdir, publish_many, sequence_events, tail, wait_until)
+from harness import (ACTIVE, Collector, Cordond, Ejabberd, Notifier, Postgres, Stream, Web,
+                     gate_event, make_tmpdir, publish_many, sequence_events, tail, wait_until)
+from notify_servers import Webhook
 
 LONG = 120
 
@@ -239,6 +240,63 @@ def test_gate_fails_over_cordond_stays(cl):
         assert connected_at(d, n2) == 1, "cordond reconnected:\n" + tail(d.logfile)
     finally:
         cl.ej.start_node(0)
+
+
+def test_notify_and_web_fail_over(cl):
+    """cordon-notify and cordon-web with uri = node1,node2 reconnect to node 2
+    when node 1 stops (their reconnects are their own, mqtt_broker.h: Paho's
+    would stay on node 1), and cordon-notify takes an alert published there."""
+    n1, n2 = cl.ej.nodes
+    auth = {"uri": cl.ej.uris([0, 1]), "username": cl.ej.user,
+            "password_file": cl.ej.password_file}
+    work = os.path.join(cl.dir, "notify-web")
+    os.mkdir(work)
+    hook = Webhook().start()
+    try:
+        url = os.path.join(work, "hook.url")
+        with open(url, "w") as f:
+            f.write(hook.url("/alerts") + "\n")
+        n = Notifier(work, n1.port, cl.pg.conninfo, {
+            "mqtt": dict(auth), "notify": {"client_id": "notify-ej"},
+            "receiver.hook": {"type": "webhook", "url_file": url},
+            "route.all": {"subjects": "person:*", "group_wait": "0s", "receivers": "hook"}})
+        w = Web(work, n1.port, cl.pg.conninfo, {"mqtt": dict(auth)})
+        cl.daemons += [n, w]
+        n.start()
+        w.start()
+        for d in (n, w):
+            wait_until(lambda: "MQTT: connected to %s" % n1.uri in d.log(), LONG,
+                       what="%s on node 1" % d.name)
+        cl.ej.stop_node(0)
+        try:
+            for d in (n, w):
+                wait_until(lambda: "MQTT: connected to %s" % n2.uri in d.log(), LONG,
+                           what=lambda: "%s on node 2:\n%s" % (d.name, tail(d.logfile, 10)))
+            wait_until(lambda: b'"status":"ok"' in http_get(w, "/healthz").replace(b" ", b""),
+                       LONG, what="cordon-web healthy on node 2")
+            site = "ejn"
+            d = cl.cordond("cordond-ejn", n2.uri)
+            publish_many(n2.port, [fever(site, "G01", "F-1", "P-7")])
+            # (every cordond of the module is subscribed to every site: each
+            # raises it; the inbox keeps one row per alert id)
+            wait_until(lambda: cl.pg.count("notify_inbox", "alert->>'subject' = %s",
+                                           ("person:P-7",)) >= 1, LONG,
+                       what="the alert in cordon-notify's inbox")
+            assert d.alive()
+        finally:
+            cl.ej.start_node(0)
+    finally:
+        hook.stop()
+
+
+def http_get(web, path):
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", web.port, timeout=10)
+    try:
+        c.request("GET", path)
+        return c.getresponse().read()
+    finally:
+        c.close()
 
 
 # ---------------------------------------------------------------- ejabberd's behaviour
