@@ -116,6 +116,26 @@ const char *config_set_duration(int64_t *field, const char *value, int64_t min, 
 int config_parse_listen(const char *s, struct sockaddr_storage *ret)
 	__attribute__((warn_unused_result));
 
+/* [mqtt] uri: 1 to CONFIG_MAX_URIS broker URIs separated by commas
+ * (blanks around each are ignored), each "tcp://HOST[:PORT]" or
+ * "ssl://HOST[:PORT]", all of one scheme (Paho keeps the first one's TLS
+ * setting for the whole list); HOST a name ([A-Za-z0-9._-]) or
+ * "[IPv6]", PORT 1..65535 (Paho's default: 1883, 8883 for ssl://).
+ * On success fills *ret (its own copy of the list: free it with
+ * config_uris_free()) and returns NULL; otherwise returns the reason, a
+ * static string for a FILE:LINE message, and leaves *ret zeroed. */
+#define CONFIG_MAX_URIS 16
+struct config_uris {
+	char *buf;		    /* the URIs, each NUL-terminated */
+	char *uri[CONFIG_MAX_URIS]; /* each URI, pointing into buf */
+	int count;		    /* 1..CONFIG_MAX_URIS */
+	bool tls;		    /* ssl:// */
+};
+const char *config_parse_uris(const char *list, struct config_uris *ret)
+	__attribute__((warn_unused_result));
+/* Frees what config_parse_uris() made; accepts a zeroed struct. */
+void config_uris_free(struct config_uris *u);
+
 /* Parse helpers, shared with cordonctl: "30s", "5m", "12h", "100ms",
  * "2d" -> milliseconds; "64KiB", "1GiB", "512" -> bytes. */
 int config_parse_duration(const char *s, int64_t *ret_ms) __attribute__((warn_unused_result));

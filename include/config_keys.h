@@ -9,6 +9,7 @@
 
 enum config_key_type {
 	KEY_STRING,
+	KEY_URIS,	 /* a string: a list of broker URIs (config_parse_uris) */
 	KEY_TOPIC,	 /* one MQTT topic level: [A-Za-z0-9_-]{1,64} */
 	KEY_TIMEZONE,	 /* a zone under /usr/share/zoneinfo, e.g. Asia/Shanghai */
 	KEY_DURATION,	 /* int64_t milliseconds */

@@ -165,6 +165,10 @@ int web_live_start(const struct web_config *wc, struct web_db *db, struct web_li
 	__attribute__((warn_unused_result));
 void web_live_stop(struct web_live *live);
 bool web_live_is_connected(struct web_live *live);
+/* The main loop, at least once a second (monotonic `now_ms`): connects
+ * again after a lost connection or a failed connect, from the first URI
+ * of [mqtt] uri (mqtt_broker.h, struct mqtt_redial). */
+void web_live_tick(struct web_live *live, int64_t now_ms);
 /* The open alerts of the retained state (a new array, sorted critical
  * first, then newest), limited to `sess`'s sites; NULL when the broker
  * holds none (then the caller asks the database). */

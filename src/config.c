@@ -28,8 +28,9 @@
 #define OFF(f) offsetof(struct config, f)
 
 const struct config_key config_keys[] = {
-	{ "mqtt", "uri", KEY_STRING, OFF(mqtt_uri), "tcp://127.0.0.1:1883", 0, 0, 0,
-	  "broker URI: tcp://host:port, or ssl://host:port for TLS" },
+	{ "mqtt", "uri", KEY_URIS, OFF(mqtt_uri), "tcp://127.0.0.1:1883", 0, 0, 0,
+	  "broker URI tcp://host:port, or ssl://host:port for TLS; or a comma-separated list of"
+	  " a clustered broker's nodes: after a lost connection or a failed connect, the next" },
 	{ "mqtt", "client_id", KEY_STRING, OFF(mqtt_client_id), "cordond", 0, 0, 0,
 	  "fixed MQTT client id; also names this instance and its spool checkpoint" },
 	{ "mqtt", "username", KEY_STRING, OFF(mqtt_username), "", 0, 0, 0,
@@ -232,6 +233,111 @@ config_parse_listen(const char *s, struct sockaddr_storage *ret)
 	}
 }
 
+/* One URI of [mqtt] uri, blanks already trimmed: NULL or the reason. */
+static const char *
+check_uri(const char *u, bool *ret_tls)
+{
+	const char *host, *end, *colon = NULL;
+
+	if (strncmp(u, "tcp://", 6) == 0)
+		*ret_tls = false;
+	else if (strncmp(u, "ssl://", 6) == 0)
+		*ret_tls = true;
+	else
+		return "each URI must start with tcp:// or ssl:// (e.g. tcp://broker-1:1883)";
+	host = u + 6;
+	if (*host == '[') {
+		end = host + 1 + strspn(host + 1, "0123456789abcdefABCDEF:.");
+		if (*end != ']' || end == host + 1)
+			return "an IPv6 host is written [address] (e.g. tcp://[::1]:1883)";
+		end++;
+	} else {
+		end = host +
+			strspn(host,
+			       "abcdefghijklmnopqrstuvwxyz"
+			       "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_");
+		if (end == host)
+			return "a URI has no host (e.g. tcp://broker-1:1883)";
+	}
+	if (*end == ':')
+		colon = end;
+	else if (*end)
+		return "a URI is scheme://host:port, with nothing after the port";
+	if (colon) {
+		char *pend;
+		long port;
+
+		errno = 0;
+		port = strtol(colon + 1, &pend, 10);
+		if (errno || pend == colon + 1 || *pend || colon[1] == '+' || colon[1] == '-' ||
+		    port < 1 || port > 65535)
+			return "a port must be 1 to 65535, with nothing after it";
+	}
+	return NULL;
+}
+
+const char *
+config_parse_uris(const char *list, struct config_uris *ret)
+{
+	struct config_uris u = { 0 };
+	char *p;
+	const char *why = NULL;
+
+	memset(ret, 0, sizeof(*ret));
+	u.buf = strdup(list);
+	if (!u.buf)
+		return "out of memory";
+	p = u.buf;
+	for (;;) {
+		char *comma = strchr(p, ',');
+		char *end = comma ? comma : p + strlen(p);
+		bool tls;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		if (comma)
+			*comma = '\0';
+		*end = '\0';
+		if (!*p) {
+			why = "an empty URI: a list is URIs separated by single commas";
+			break;
+		}
+		if (u.count == CONFIG_MAX_URIS) {
+			why = "more than 16 URIs";
+			break;
+		}
+		why = check_uri(p, &tls);
+		if (why)
+			break;
+		if (u.count > 0 && tls != u.tls) {
+			why = "all URIs must use one scheme: all tcp:// or all ssl://";
+			break;
+		}
+		u.tls = tls;
+		u.uri[u.count++] = p;
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	if (why) {
+		free(u.buf);
+		return why;
+	}
+	*ret = u;
+	return NULL;
+}
+
+void
+config_uris_free(struct config_uris *u)
+{
+	if (!u)
+		return;
+	free(u->buf);
+	memset(u, 0, sizeof(*u));
+}
+
 int
 config_parse_duration(const char *s, int64_t *ret_ms)
 {
@@ -326,6 +432,15 @@ set_value(struct config *cfg, const struct config_key *k, const char *value)
 	char *end;
 
 	switch (k->type) {
+	case KEY_URIS: {
+		struct config_uris u;
+		const char *why = config_parse_uris(value, &u);
+
+		if (why)
+			return why;
+		config_uris_free(&u);
+		return config_set_string((char **)field, value) < 0 ? "out of memory" : NULL;
+	}
 	case KEY_TOPIC:
 		if (!normalize_valid_id(value, strlen(value)))
 			return "must be 1-64 characters of A-Z a-z 0-9 _ -";
@@ -339,15 +454,8 @@ set_value(struct config *cfg, const struct config_key *k, const char *value)
 			tz_free(tz);
 		}
 		/* fall through */
-	case KEY_STRING: {
-		char *copy = strdup(value);
-
-		if (!copy)
-			return "out of memory";
-		free(*(char **)field);
-		*(char **)field = copy;
-		return NULL;
-	}
+	case KEY_STRING:
+		return config_set_string((char **)field, value) < 0 ? "out of memory" : NULL;
 	case KEY_DURATION:
 		if (config_parse_duration(value, &i64) < 0)
 			return "not a duration (e.g. 100ms, 30s, 5m, 12h, 2d)";
@@ -419,7 +527,8 @@ config_finish(struct config *cfg)
 	if (!cfg)
 		return;
 	for (const struct config_key *k = config_keys; k->section; k++) {
-		if (k->type == KEY_STRING || k->type == KEY_TOPIC || k->type == KEY_TIMEZONE) {
+		if (k->type == KEY_STRING || k->type == KEY_URIS || k->type == KEY_TOPIC ||
+		    k->type == KEY_TIMEZONE) {
 			char **p = (char **)((char *)cfg + k->offset);
 
 			free(*p);
@@ -548,10 +657,9 @@ config_load_with(struct config *cfg, const char *path, FILE *errors, config_fore
 		fprintf(errors, "%s: cannot parse: out of memory\n", path);
 		return -ENOMEM;
 	}
+	/* One scheme for the whole list: the first URI's is every URI's. */
 	if ((cfg->mqtt_ca_file[0] || cfg->mqtt_cert_file[0] || cfg->mqtt_key_file[0]) &&
-	    strncmp(cfg->mqtt_uri, "ssl://", 6) != 0 &&
-	    strncmp(cfg->mqtt_uri, "mqtts://", 8) != 0 &&
-	    strncmp(cfg->mqtt_uri, "wss://", 6) != 0) {
+	    strncmp(cfg->mqtt_uri, "ssl://", 6) != 0) {
 		fprintf(errors,
 			"%s: [mqtt] ca_file, cert_file or key_file is set but uri '%s' is not"
 			" ssl://: the connection would not be encrypted\n",
@@ -617,6 +725,7 @@ config_format_value(const struct config *cfg, const struct config_key *k, char *
 
 	switch (k->type) {
 	case KEY_STRING:
+	case KEY_URIS:
 	case KEY_TOPIC:
 	case KEY_TIMEZONE: snprintf(buf, len, "%s", *(char *const *)field); break;
 	case KEY_DURATION: format_duration(*(const int64_t *)field, buf, len); break;

@@ -35,6 +35,7 @@
 #include "backoff.h"
 #include "clocks.h"
 #include "log.h"
+#include "mqtt_broker.h"
 #include "mqtt_limits.h"
 #include "mqtt_link.h"
 #include "mqtt_persist.h"
@@ -109,13 +110,12 @@ struct mqtt_client {
 	int wake_fd;
 	char *root;
 	char *client_id;
-	char *uri;
 	MQTTAsync_createOptions co; /* for make_client() */
 	/* Ours, not the config's: a SIGHUP frees the config, and every
 	 * connect (a retry, a resume) reads these again. */
+	struct mqtt_broker broker; /* the URIs, the TLS files */
 	char *username;
 	char *password;
-	char *ca_file, *cert_file, *key_file;
 	char state_topic[256]; /* "": none (a session) */
 	/* What we subscribe to (mqtt_subs.h), under subs_lock: Paho's thread
 	 * sets SUBACK codes, the main thread changes the sites, the publish
@@ -175,8 +175,9 @@ struct mqtt_client {
 	struct backoff backoff; /* 1 s to 30 s */
 	int reported;		/* last connection state logged */
 
-	pthread_mutex_t fail_lock; /* fail_why, tls_error, disc_* (Paho's thread writes) */
+	pthread_mutex_t fail_lock; /* fail_why, tls_error, disc_*, server (Paho's thread writes) */
 	char fail_why[256];
+	char server[256]; /* the URI of the list the last connect went to */
 	char tls_error[256];
 	/* The broker's DISCONNECTs (MQTT 5): counts by mqtt_reason_index(),
 	 * the latest's code, reason string and server reference. */
@@ -189,6 +190,7 @@ struct mqtt_client {
 	 * monotonic ms (0: none pending); and the quick comebacks counted. */
 	_Atomic int64_t lost_at_ms;
 	_Atomic int disconnect_said; /* a DISCONNECT came on this connection */
+	_Atomic int moved;	     /* this connection went to another URI of the list */
 	_Atomic uint64_t quiet_drops;
 	_Atomic int64_t quiet_drop_ms; /* how long the latest one took */
 	/* The receive callback last waited for the spool (monotonic ms): the
@@ -517,8 +519,9 @@ on_connected(void *ctx, char *cause)
 	(void)cause;
 	/* Closed without a DISCONNECT and back at once: what a takeover of
 	 * our client id looks like on Mosquitto before 2.0.15 (and a quick
-	 * broker restart too). */
-	if (lost && !atomic_load(&in->disconnect_said) &&
+	 * broker restart too). Not when we are back on another node of the
+	 * list: the one we were on went away. */
+	if (lost && !atomic_load(&in->disconnect_said) && !atomic_load(&in->moved) &&
 	    clocks_mono_ms() - lost <= MQTT_CLIENT_QUIET_DROP_MS) {
 		atomic_store(&in->quiet_drop_ms, clocks_mono_ms() - lost);
 		atomic_fetch_add(&in->quiet_drops, 1);
@@ -624,6 +627,13 @@ on_connect_success(void *ctx, MQTTAsync_successData5 *resp)
 	struct mqtt_limits l = MQTT_LIMITS_NONE;
 	MQTTProperties *props = &resp->properties;
 
+	pthread_mutex_lock(&in->fail_lock);
+	atomic_store(&in->moved,
+		     in->server[0] && resp->alt.connect.serverURI &&
+			     strcmp(in->server, resp->alt.connect.serverURI) != 0);
+	snprintf(in->server, sizeof(in->server), "%s",
+		 resp->alt.connect.serverURI ? resp->alt.connect.serverURI : "?");
+	pthread_mutex_unlock(&in->fail_lock);
 	/* A new session: its packet identifiers name nothing we had, and
 	 * the broker redelivers nothing of an old one (pktid.h). */
 	if (!resp->alt.connect.sessionPresent) {
@@ -735,12 +745,13 @@ connect_done(struct mqtt_client *in)
 static int
 make_client(struct mqtt_client *in)
 {
-	int rc = MQTTAsync_createWithOptions(&in->client, in->uri, in->client_id,
+	const char *uri = mqtt_broker_first(&in->broker);
+	int rc = MQTTAsync_createWithOptions(&in->client, uri, in->client_id,
 					     MQTTCLIENT_PERSISTENCE_USER, &in->paho_persist,
 					     &in->co);
 
 	if (rc != MQTTASYNC_SUCCESS) {
-		log_err("MQTT client for %s: %s", in->uri, MQTTAsync_strerror(rc));
+		log_err("MQTT client for %s: %s", uri, MQTTAsync_strerror(rc));
 		if (in->client)
 			MQTTAsync_destroy(&in->client);
 		in->client = NULL;
@@ -775,7 +786,6 @@ mqtt_client_create_with(const struct config *cfg, struct spool *spool, int wake_
 	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
 	MQTTAsync_connectOptions conn = MQTTAsync_connectOptions_initializer5;
 	MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
-	MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
 	MQTTProperty p;
 	char persist_dir[4096];
 	struct mqtt_client *in;
@@ -809,10 +819,10 @@ mqtt_client_create_with(const struct config *cfg, struct spool *spool, int wake_
 	atomic_store(&in->want_wake, 1);
 	in->root = strdup(cfg->topic_root);
 	in->client_id = strdup(id);
-	in->uri = strdup(cfg->mqtt_uri);
 	in->dir = strdup(dir);
-	if (!in->root || !in->client_id || !in->uri || !in->dir ||
-	    mqtt_subs_create(cfg->topic_root, &in->subs) < 0)
+	if (!in->root || !in->client_id || !in->dir ||
+	    mqtt_subs_create(cfg->topic_root, &in->subs) < 0 ||
+	    mqtt_broker_init(&in->broker, cfg) < 0)
 		goto fail;
 	err = -EINVAL;
 	if (!id[0] || strchr(dir, '/') || strcmp(dir, ".") == 0 || strcmp(dir, "..") == 0 ||
@@ -916,22 +926,11 @@ mqtt_client_create_with(const struct config *cfg, struct spool *spool, int wake_
 		}
 		conn.password = in->password;
 	}
-	if (cfg->mqtt_ca_file[0] || strncmp(cfg->mqtt_uri, "ssl://", 6) == 0 ||
-	    strncmp(cfg->mqtt_uri, "mqtts://", 8) == 0) {
-		if ((cfg->mqtt_ca_file[0] && !(in->ca_file = strdup(cfg->mqtt_ca_file))) ||
-		    (cfg->mqtt_cert_file[0] && !(in->cert_file = strdup(cfg->mqtt_cert_file))) ||
-		    (cfg->mqtt_key_file[0] && !(in->key_file = strdup(cfg->mqtt_key_file)))) {
-			err = -ENOMEM;
-			goto fail;
-		}
-		ssl.trustStore = in->ca_file;
-		ssl.keyStore = in->cert_file;
-		ssl.privateKey = in->key_file;
-		ssl.enableServerCertAuth = 1;
-		ssl.verify = 1;
-		ssl.ssl_error_cb = on_tls_error;
-		ssl.ssl_error_context = in;
-		in->ssl = ssl;
+	/* The URI to dial (one of the list: connect_now) and TLS for ssl://. */
+	mqtt_broker_async_options(&in->broker, &conn, &in->ssl);
+	if (conn.ssl) {
+		in->ssl.ssl_error_cb = on_tls_error;
+		in->ssl.ssl_error_context = in;
 		conn.ssl = &in->ssl;
 	}
 	in->conn = conn;
@@ -1150,6 +1149,7 @@ reconcile(struct mqtt_client *in, int64_t now_ms)
 			if (now_ms < in->retry_at_ms)
 				break;
 			(void)backoff_next(&in->backoff);
+			mqtt_broker_next(&in->broker); /* the next node, if a list */
 		}
 		atomic_store(&in->connect_failed, 0);
 		atomic_store(&in->lost, 0);
@@ -1182,9 +1182,15 @@ mqtt_client_tick(struct mqtt_client *in, int64_t now_ms)
 
 	log_broker_news(in);
 	if (connected != in->reported) {
-		if (connected)
-			log_notice("%sMQTT connected to the broker as %s", in->who, in->client_id);
-		else if (atomic_load(&in->paused) || atomic_load(&in->stopping))
+		if (connected) {
+			char server[256];
+
+			pthread_mutex_lock(&in->fail_lock);
+			snprintf(server, sizeof(server), "%s", in->server);
+			pthread_mutex_unlock(&in->fail_lock);
+			log_notice("%sMQTT connected to the broker at %s as %s", in->who, server,
+				   in->client_id);
+		} else if (atomic_load(&in->paused) || atomic_load(&in->stopping))
 			; /* said by whoever paused or stopped it */
 		else if (atomic_load(&in->taken) || atomic_load(&in->hold) != MQTT_CLIENT_GO)
 			log_notice("%sMQTT connection down (%s); not reconnecting", in->who,
@@ -1621,6 +1627,7 @@ connect_now(struct mqtt_client *in)
 	if (atomic_load(&in->will_qos0))
 		in->will.qos = 0;
 	atomic_store(&in->connecting, clocks_mono_ms());
+	mqtt_broker_dial(&in->broker, &in->conn); /* one URI of the list: mqtt_broker.h */
 	if (MQTTAsync_connect(in->client, &in->conn) != MQTTASYNC_SUCCESS) {
 		atomic_store(&in->connect_failed, 1);
 		connect_done(in);
@@ -1956,12 +1963,9 @@ mqtt_client_destroy(struct mqtt_client *in)
 		explicit_bzero(in->password, strlen(in->password));
 	free(in->password);
 	free(in->username);
-	free(in->ca_file);
-	free(in->cert_file);
-	free(in->key_file);
+	mqtt_broker_finish(&in->broker);
 	free(in->root);
 	free(in->client_id);
-	free(in->uri);
 	free(in->dir);
 	free(in->persist_parent);
 	free(in);

@@ -39,6 +39,7 @@
 #include "db.h"
 #include "log.h"
 #include "metrics.h"
+#include "mqtt_broker.h"
 #include "notifier.h"
 #include "notifier_config.h"
 #include "notifier_db.h"
@@ -100,6 +101,13 @@ struct notify {
 	const char *config_path;
 	MQTTAsync mqtt;
 	char *mqtt_password;
+	/* The connect options every (re)connect of ours uses, and what they
+	 * point to; the reconnects (mqtt_broker.h). */
+	struct mqtt_broker broker;
+	MQTTAsync_connectOptions conn;
+	MQTTAsync_SSLOptions ssl;
+	MQTTProperties props;
+	struct mqtt_redial redial;
 	char topic_alerts[80];
 	_Atomic int stopping;
 	_Atomic int connected;
@@ -267,7 +275,6 @@ on_connected(void *context, char *cause)
 
 	(void)cause;
 	atomic_store(&n->connected, 1);
-	log_info("MQTT: connected to %s as %s", n->cfg.base.mqtt_uri, n->cfg.client_id);
 	ro.context = n;
 	ro.onSuccess5 = on_subscribed;
 	ro.onFailure5 = on_subscribe_failed;
@@ -283,14 +290,47 @@ on_connection_lost(void *context, char *cause)
 
 	atomic_store(&n->connected, 0);
 	log_warn("MQTT: connection lost (%s); reconnecting", cause ? cause : "no reason given");
+	mqtt_redial_lost(&n->redial);
+}
+
+/* Paho's thread: our connect got in; the connected callback (above)
+ * subscribes. */
+static void
+on_connect_success(void *context, MQTTAsync_successData5 *resp)
+{
+	struct notify *n = context;
+
+	log_info("MQTT: connected to %s as %s",
+		 resp->alt.connect.serverURI ? resp->alt.connect.serverURI : "the broker",
+		 n->cfg.client_id);
+	mqtt_redial_up(&n->redial);
 }
 
 static void
 on_connect_failed(void *context, MQTTAsync_failureData5 *resp)
 {
-	(void)context;
+	struct notify *n = context;
+
 	log_warn("MQTT: connect failed (%s); retrying",
 		 resp && resp->message ? resp->message : "no answer");
+	mqtt_redial_failed(&n->redial);
+}
+
+/* The main loop: connects again when mqtt_redial says so. */
+static void
+mqtt_tick(struct notify *n, int64_t now_ms)
+{
+	int rc;
+
+	if (!mqtt_redial_due(&n->redial, now_ms))
+		return;
+	mqtt_broker_next(&n->broker); /* the next node, if a list */
+	mqtt_broker_dial(&n->broker, &n->conn);
+	rc = MQTTAsync_connect(n->mqtt, &n->conn);
+	if (rc != MQTTASYNC_SUCCESS) {
+		log_warn("MQTT: cannot start connecting: %s; retrying", MQTTAsync_strerror(rc));
+		mqtt_redial_failed(&n->redial);
+	}
 }
 
 static int
@@ -299,15 +339,15 @@ mqtt_start(struct notify *n)
 	const struct config *c = &n->cfg.base;
 	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
 	MQTTAsync_connectOptions conn = MQTTAsync_connectOptions_initializer5;
-	MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
-	MQTTProperties props = MQTTProperties_initializer;
 	MQTTProperty p;
 	int rc;
 
 	snprintf(n->topic_alerts, sizeof(n->topic_alerts), "%s/+/alert/#", c->topic_root);
+	if (mqtt_broker_init(&n->broker, c) < 0)
+		return -1;
 	co.sendWhileDisconnected = 1;
 	co.maxBufferedMessages = 1000;
-	rc = MQTTAsync_createWithOptions(&n->mqtt, c->mqtt_uri, n->cfg.client_id,
+	rc = MQTTAsync_createWithOptions(&n->mqtt, mqtt_broker_first(&n->broker), n->cfg.client_id,
 					 MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
 	if (rc != MQTTASYNC_SUCCESS) {
 		log_err("MQTT: cannot create the client for %s (%d)", c->mqtt_uri, rc);
@@ -317,36 +357,32 @@ mqtt_start(struct notify *n)
 	MQTTAsync_setConnected(n->mqtt, n, on_connected);
 	conn.keepAliveInterval = (int)(c->mqtt_keepalive / 1000);
 	conn.cleanstart = 0; /* our session, and what it queued while we were away */
-	conn.automaticReconnect = 1;
-	conn.minRetryInterval = 1;
-	conn.maxRetryInterval = 30;
+	/* Our reconnects (mqtt_tick), so that each walks the list of URIs
+	 * from the first. */
+	conn.automaticReconnect = 0;
+	conn.connectTimeout = 10;
+	conn.onSuccess5 = on_connect_success;
 	conn.onFailure5 = on_connect_failed;
 	conn.context = n;
+	n->props = (MQTTProperties)MQTTProperties_initializer;
 	p.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL;
 	p.value.integer4 = (unsigned)(c->mqtt_session_expiry / 1000);
-	MQTTProperties_add(&props, &p);
-	conn.connectProperties = &props;
+	MQTTProperties_add(&n->props, &p);
+	conn.connectProperties = &n->props;
 	if (c->mqtt_username[0])
 		conn.username = c->mqtt_username;
 	if (c->mqtt_password_file[0]) {
 		n->mqtt_password = config_read_secret(c->mqtt_password_file);
 		if (!n->mqtt_password) {
 			log_err("cannot read [mqtt] password_file %s", c->mqtt_password_file);
-			MQTTProperties_free(&props);
 			return -1;
 		}
 		conn.password = n->mqtt_password;
 	}
-	if (strncmp(c->mqtt_uri, "ssl://", 6) == 0 || strncmp(c->mqtt_uri, "mqtts://", 8) == 0) {
-		ssl.trustStore = c->mqtt_ca_file[0] ? c->mqtt_ca_file : NULL;
-		ssl.keyStore = c->mqtt_cert_file[0] ? c->mqtt_cert_file : NULL;
-		ssl.privateKey = c->mqtt_key_file[0] ? c->mqtt_key_file : NULL;
-		ssl.enableServerCertAuth = 1;
-		ssl.verify = 1;
-		conn.ssl = &ssl;
-	}
-	rc = MQTTAsync_connect(n->mqtt, &conn);
-	MQTTProperties_free(&props);
+	mqtt_broker_async_options(&n->broker, &conn, &n->ssl);
+	n->conn = conn;
+	mqtt_redial_init(&n->redial);
+	rc = MQTTAsync_connect(n->mqtt, &n->conn);
 	if (rc != MQTTASYNC_SUCCESS) {
 		log_err("MQTT: cannot start connecting to %s (%d)", c->mqtt_uri, rc);
 		return -1;
@@ -1037,6 +1073,8 @@ run(struct notify *n)
 		int64_t now = clocks_mono_ms();
 		bool clocks = false;
 
+		mqtt_tick(n, now);
+
 		if (!atomic_load(&n->db_up) && now >= next_db) {
 			if (db_start(n) < 0)
 				next_db = now + backoff_next(&db_b);
@@ -1188,6 +1226,8 @@ main(int argc, char **argv)
 	if (n.db)
 		PQfinish(n.db);
 	free(n.mqtt_password);
+	MQTTProperties_free(&n.props);
+	mqtt_broker_finish(&n.broker);
 	notifier_config_finish(&n.cfg);
 	curl_global_cleanup();
 	return rc;

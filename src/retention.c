@@ -353,17 +353,27 @@ retention_thread(void *arg)
 			next_ms = started_ms + SCHEMA_WAIT_MS;
 			continue;
 		}
-		log_run(cutoff, days, counts, clocks_mono_ms() - started_ms, rc < 0 ? err : NULL);
-		if (rc < 0) {
-			atomic_fetch_add(&r->failures, 1);
-			if (PQstatus(r->conn) != CONNECTION_OK) {
-				PQfinish(r->conn);
-				r->conn = NULL;
-			}
-		} else {
-			atomic_fetch_add(&r->runs, 1);
-		}
 		next_ms = started_ms + RETENTION_PERIOD_MS;
+		if (rc < 0 && PQstatus(r->conn) != CONNECTION_OK) {
+			/* The connection went away since the last run (a server
+			 * restart, a failover to a standby): the run again on a
+			 * new one after the backoff, not an hour later. */
+			int64_t wait = backoff_next(&backoff);
+
+			log_warn("retention: the connection to PostgreSQL was lost (%s); the run"
+				 " again on a new one in %" PRId64 " ms",
+				 err, wait);
+			atomic_fetch_add(&r->failures, 1);
+			PQfinish(r->conn);
+			r->conn = NULL;
+			next_ms = started_ms + wait;
+			continue;
+		}
+		log_run(cutoff, days, counts, clocks_mono_ms() - started_ms, rc < 0 ? err : NULL);
+		if (rc < 0)
+			atomic_fetch_add(&r->failures, 1);
+		else
+			atomic_fetch_add(&r->runs, 1);
 	}
 	PQfinish(r->conn);
 	r->conn = NULL;

@@ -301,7 +301,8 @@ is_statement_timeout(const char *sqlstate)
 
 /* Records why step `what` failed in s->err (`res` may be NULL: then the
  * connection's own error) and classifies it. Returns -ENOTCONN when the
- * connection is gone; -EBADMSG when PostgreSQL refused the data (class
+ * connection is gone or the server ended the session (SQLSTATE 57P*, 08*);
+ * -EBADMSG when PostgreSQL refused the data (class
  * 22 or 23); else -EAGAIN: a privilege, a missing table or column, a
  * timeout, a lock, a read-only or full server are not the data's fault,
  * and the batch is held. Logs at debug only: the thread logs each change
@@ -332,7 +333,12 @@ step_failed(struct store *s, const char *what, PGresult *res)
 	normalize_utf8_trim(s->err.message); /* a localized message cut short */
 	s->err.in_events = false;
 	log_debug("PostgreSQL %s failed: %s %s", what, state ? state : "-", s->err.message);
-	if (!s->conn || PQstatus(s->conn) != CONNECTION_OK)
+	/* The server ending the session (57P01 a shutdown, the old primary's
+	 * at a failover; 57P02, 57P03, 57P05) or a connection exception
+	 * (08): gone, not held, even while libpq has not yet seen the socket
+	 * close. */
+	if (!s->conn || PQstatus(s->conn) != CONNECTION_OK ||
+	    strncmp(s->err.sqlstate, "57P", 3) == 0 || strncmp(s->err.sqlstate, "08", 2) == 0)
 		return -ENOTCONN;
 	if (stopping(s))
 		return -ECANCELED; /* cancelled by store_destroy(), or failed meanwhile */

@@ -25,6 +25,7 @@
 
 #include "clocks.h"
 #include "log.h"
+#include "mqtt_broker.h"
 #include "notifier_text.h"
 #include "web.h"
 
@@ -64,6 +65,12 @@ struct web_live {
 	struct web_db *db;
 	MQTTAsync mqtt;
 	char *password;
+	/* The connect options of every (re)connect of ours, what they point
+	 * to, and the reconnects (mqtt_broker.h). */
+	struct mqtt_broker broker;
+	MQTTAsync_connectOptions conn;
+	MQTTAsync_SSLOptions ssl;
+	struct mqtt_redial redial;
 	char filter_state[160], filter_alert[160];
 	atomic_int connected;
 	pthread_mutex_t map_lock;
@@ -559,7 +566,6 @@ on_connected(void *context, char *cause)
 
 	(void)cause;
 	atomic_store(&live->connected, 1);
-	log_info("MQTT: connected to %s as %s", live->wc->base.mqtt_uri, live->wc->client_id);
 	ro.context = live;
 	ro.onSuccess = on_subscribed;
 	ro.onFailure = on_subscribe_failed;
@@ -580,14 +586,46 @@ on_connection_lost(void *context, char *cause)
 	log_warn("MQTT: connection lost (%s); reconnecting; open alerts come from PostgreSQL"
 		 " meanwhile",
 		 cause ? cause : "no reason given");
+	mqtt_redial_lost(&live->redial);
+}
+
+/* Paho's thread: our connect got in; the connected callback (above)
+ * subscribes. */
+static void
+on_connect_success(void *context, MQTTAsync_successData *resp)
+{
+	struct web_live *live = context;
+
+	log_info("MQTT: connected to %s as %s",
+		 resp && resp->alt.connect.serverURI ? resp->alt.connect.serverURI : "the broker",
+		 live->wc->client_id);
+	mqtt_redial_up(&live->redial);
 }
 
 static void
 on_connect_failed(void *context, MQTTAsync_failureData *resp)
 {
-	(void)context;
+	struct web_live *live = context;
+
 	log_warn("MQTT: connect failed (%s); retrying",
 		 resp && resp->message ? resp->message : "no answer");
+	mqtt_redial_failed(&live->redial);
+}
+
+void
+web_live_tick(struct web_live *live, int64_t now_ms)
+{
+	int rc;
+
+	if (!live->mqtt || !mqtt_redial_due(&live->redial, now_ms))
+		return;
+	mqtt_broker_next(&live->broker); /* the next node, if a list */
+	mqtt_broker_dial(&live->broker, &live->conn);
+	rc = MQTTAsync_connect(live->mqtt, &live->conn);
+	if (rc != MQTTASYNC_SUCCESS) {
+		log_warn("MQTT: cannot start connecting: %s; retrying", MQTTAsync_strerror(rc));
+		mqtt_redial_failed(&live->redial);
+	}
 }
 
 /* ---- start, stop ---- */
@@ -599,7 +637,6 @@ web_live_start(const struct web_config *wc, struct web_db *db, struct web_live *
 	struct web_live *live = calloc(1, sizeof(*live));
 	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
 	MQTTAsync_connectOptions conn = MQTTAsync_connectOptions_initializer;
-	MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
 	int rc;
 
 	if (!live || !(live->map = json_object())) {
@@ -619,8 +656,10 @@ web_live_start(const struct web_config *wc, struct web_db *db, struct web_live *
 		return -EAGAIN;
 	live->thread_started = true;
 	co.sendWhileDisconnected = 0;
-	rc = MQTTAsync_createWithOptions(&live->mqtt, c->mqtt_uri, wc->client_id,
-					 MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
+	if (mqtt_broker_init(&live->broker, c) < 0)
+		return -EINVAL;
+	rc = MQTTAsync_createWithOptions(&live->mqtt, mqtt_broker_first(&live->broker),
+					 wc->client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
 	if (rc != MQTTASYNC_SUCCESS) {
 		log_err("MQTT: cannot create the client for %s (%d)", c->mqtt_uri, rc);
 		live->mqtt = NULL;
@@ -630,9 +669,14 @@ web_live_start(const struct web_config *wc, struct web_db *db, struct web_live *
 	MQTTAsync_setConnected(live->mqtt, live, on_connected);
 	conn.keepAliveInterval = (int)(c->mqtt_keepalive / 1000);
 	conn.cleansession = 1;
-	conn.automaticReconnect = 1;
-	conn.minRetryInterval = 1;
-	conn.maxRetryInterval = 15;
+	/* Not MQTTVERSION_DEFAULT: Paho would then try 3.1 by itself after
+	 * a lost 3.1.1 connection, racing our reconnect (mqtt_broker.c). */
+	conn.MQTTVersion = MQTTVERSION_3_1_1;
+	/* Our reconnects (web_live_tick), so that each walks the list of
+	 * URIs from the first. */
+	conn.automaticReconnect = 0;
+	conn.connectTimeout = 10;
+	conn.onSuccess = on_connect_success;
 	conn.onFailure = on_connect_failed;
 	conn.context = live;
 	if (c->mqtt_username[0])
@@ -645,15 +689,10 @@ web_live_start(const struct web_config *wc, struct web_db *db, struct web_live *
 		}
 		conn.password = live->password;
 	}
-	if (strncmp(c->mqtt_uri, "ssl://", 6) == 0 || strncmp(c->mqtt_uri, "mqtts://", 8) == 0) {
-		ssl.trustStore = c->mqtt_ca_file[0] ? c->mqtt_ca_file : NULL;
-		ssl.keyStore = c->mqtt_cert_file[0] ? c->mqtt_cert_file : NULL;
-		ssl.privateKey = c->mqtt_key_file[0] ? c->mqtt_key_file : NULL;
-		ssl.enableServerCertAuth = 1;
-		ssl.verify = 1;
-		conn.ssl = &ssl;
-	}
-	rc = MQTTAsync_connect(live->mqtt, &conn);
+	mqtt_broker_async_options(&live->broker, &conn, &live->ssl);
+	live->conn = conn;
+	mqtt_redial_init(&live->redial);
+	rc = MQTTAsync_connect(live->mqtt, &live->conn);
 	if (rc != MQTTASYNC_SUCCESS) {
 		log_err("MQTT: cannot start connecting to %s (%d)", c->mqtt_uri, rc);
 		return -EIO;
@@ -691,6 +730,7 @@ web_live_stop(struct web_live *live)
 	}
 	json_decref(live->map);
 	free(live->password);
+	mqtt_broker_finish(&live->broker);
 	/* The clients are freed by their connections (web_sse_close), which
 	 * the HTTP server has ended before this. */
 	free(live);

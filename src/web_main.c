@@ -123,6 +123,7 @@ run(struct web *w, const char *path)
 			next_purge = now + PURGE_EVERY_MS;
 		}
 		status(w, &ok);
+		web_live_tick(w->live, now);
 		if (now >= next_dog) {
 			sd_notify(0, "WATCHDOG=1");
 			next_dog = now + 5000;

@@ -20,6 +20,7 @@
 #include "clocks.h"
 #include "config.h"
 #include "ctl.h"
+#include "mqtt_broker.h"
 #include "normalize.h"
 #include "temp.h"
 #include "topics.h"
@@ -207,15 +208,22 @@ ctl_mqtt_connect(const struct config *cfg, const char *client_id, MQTTClient *re
 {
 	MQTTClient client;
 	MQTTClient_connectOptions co = MQTTClient_connectOptions_initializer;
-	MQTTClient_SSLOptions ssl = MQTTClient_SSLOptions_initializer;
+	MQTTClient_SSLOptions ssl;
+	struct mqtt_broker broker;
 	char *password = NULL;
 	int rc;
 
-	rc = MQTTClient_create(&client, cfg->mqtt_uri, client_id, MQTTCLIENT_PERSISTENCE_NONE,
-			       NULL);
+	if (mqtt_broker_init(&broker, cfg) < 0) {
+		tool_err("MQTT: [mqtt] uri '%s' is not a list of tcp:// or ssl:// URIs",
+			 cfg->mqtt_uri);
+		return -1;
+	}
+	rc = MQTTClient_create(&client, mqtt_broker_first(&broker), client_id,
+			       MQTTCLIENT_PERSISTENCE_NONE, NULL);
 	if (rc != MQTTCLIENT_SUCCESS) {
 		tool_err("MQTT: cannot create a client for %s: %s", cfg->mqtt_uri,
 			 MQTTClient_strerror(rc));
+		mqtt_broker_finish(&broker);
 		return -1;
 	}
 	co.keepAliveInterval = 30;
@@ -229,22 +237,15 @@ ctl_mqtt_connect(const struct config *cfg, const char *client_id, MQTTClient *re
 			tool_err("cannot read [mqtt] password_file %s: %s", cfg->mqtt_password_file,
 				 strerror(errno));
 			MQTTClient_destroy(&client);
+			mqtt_broker_finish(&broker);
 			return -1;
 		}
 		co.password = password;
 	}
-	if (strncmp(cfg->mqtt_uri, "ssl://", 6) == 0 ||
-	    strncmp(cfg->mqtt_uri, "mqtts://", 8) == 0) {
-		if (cfg->mqtt_ca_file[0])
-			ssl.trustStore = cfg->mqtt_ca_file;
-		if (cfg->mqtt_cert_file[0])
-			ssl.keyStore = cfg->mqtt_cert_file;
-		if (cfg->mqtt_key_file[0])
-			ssl.privateKey = cfg->mqtt_key_file;
-		ssl.enableServerCertAuth = 1;
-		co.ssl = &ssl;
-	}
+	/* Each URI of the list in turn, the first that lets us in. */
+	mqtt_broker_sync_options(&broker, &co, &ssl);
 	rc = MQTTClient_connect(client, &co);
+	mqtt_broker_finish(&broker);
 	if (password) {
 		memset(password, 0, strlen(password));
 		free(password);

@@ -285,6 +285,305 @@ log_timestamp_format %Y-%m-%dT%H:%M:%S
                     and re.search(r"^\S+: %s \d \S+$" % cid, text, re.M))
 
 
+# ---------------------------------------------------------------- ejabberd
+
+# MQTT credentials by broker port: _client(), Collector, publish_many and
+# Stream log in with them (a broker that, unlike the tests' Mosquitto,
+# takes no anonymous client registers its ports here).
+MQTT_AUTH = {}
+
+
+class EjabberdNode:
+    """One node of an Ejabberd cluster (see there): its name, MQTT port,
+    directory and log; start/stop/kill through the cluster."""
+
+    def __init__(self, cluster, index):
+        self.cluster = cluster
+        self.index = index
+        self.name = "ejabberd-%d" % index
+        self.node = "ejabberd%d-%d-%d@127.0.0.1" % (index, os.getpid(), cluster.seq)
+        self.dir = os.path.join(cluster.dir, "node%d" % index)
+        self.port = free_port()
+        self.uri = "tcp://127.0.0.1:%d" % self.port
+        self.logfile = os.path.join(self.dir, "ejabberd.log")
+        self.config = os.path.join(self.dir, "ejabberd.yml")
+        self.proc = None
+        for sub in ("spool", "queue"):
+            os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
+        with open(self.config, "w") as f:
+            f.write(cluster.config_text(self))
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self):
+        try:
+            with open(self.logfile, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+
+class Ejabberd:
+    """A cluster of `nodes` ejabberd nodes (Debian's 23.01, mod_mqtt) on this
+    machine, in `dir`, run as the current user (root or not: it runs erl
+    itself, not ejabberdctl, which insists on becoming user `ejabberd`).
+
+    Each node: an Erlang node name ejabberdN-PID-SEQ@127.0.0.1, its own
+    Mnesia spool (dir/nodeN/spool), file queues (dir/nodeN/queue),
+    ejabberd.yml, log (dir/nodeN/ejabberd.log) and one listener: mod_mqtt
+    on 127.0.0.1:nodes[i].port. A private epmd on a free port and a random
+    cookie keep it apart from any other Erlang on the machine. Node 2..N
+    join node 1 (`join_cluster`) at the first start: Mnesia then holds the
+    users, the session and subscription tables on every node.
+
+    mod_mqtt as docs/scaling.md, "The broker", sets it: sessions kept
+    `session_expiry` (ejabberd's default is 5 minutes), up to `max_queue`
+    messages queued per session (default 5,000), queues in files
+    (`queue_type: file`), and a session's mailbox bound (`max_fsm_queue`)
+    raised. Clients log in as user `user` with `password` (internal auth;
+    the user is registered at the first start); MQTT_AUTH has them for
+    every port, so the MQTT helpers of this module log in by themselves.
+
+    start() brings every node up and waits until each one's MQTT port
+    takes a client (CONNACK); start_node(i)/stop_node(i) (SIGTERM: ejabberd
+    stops cleanly, its sessions end)/kill_node(i) (SIGKILL) per node, 0-based;
+    close() stops them all and epmd."""
+
+    _seq = 0
+
+    def __init__(self, dir, nodes=2, session_expiry="7 days", max_queue=1000000,
+                 user="cordon", password="cordon-secret"):
+        Ejabberd._seq += 1
+        self.seq = Ejabberd._seq
+        self.dir = dir
+        self.session_expiry = session_expiry
+        self.max_queue = max_queue
+        self.user = user
+        self.password = password
+        self.cookie = "cordon%d%d" % (os.getpid(), int(time.time() * 1000) % 1000000)
+        self.epmd_port = free_port()
+        self.epmd = None
+        self.epmd_log = os.path.join(dir, "epmd.log")
+        self.erl = shutil.which("erl") or "/usr/bin/erl"
+        self.libs = self._ejabberd_libs()
+        self.nodes = [EjabberdNode(self, i + 1) for i in range(nodes)]
+        self.password_file = os.path.join(dir, "mqtt-password")
+        with open(self.password_file, "w") as f:
+            f.write(password + "\n")
+        for n in self.nodes:
+            MQTT_AUTH[n.port] = (user, password)
+        self._joined = False
+
+    @staticmethod
+    def _ejabberd_libs():
+        """ERL_LIBS as Debian's ejabberdctl sets it: where ejabberd-23.01 is."""
+        for d in glob.glob("/usr/lib/*/ejabberd-*/ebin") + glob.glob("/usr/lib/ejabberd*/ebin"):
+            return os.path.dirname(os.path.dirname(d))
+        raise AssertionError("ejabberd not found under /usr/lib (apt-get install ejabberd)")
+
+    def config_text(self, node):
+        return f"""\
+# cordon's test cluster, node {node.index}: mod_mqtt only (docs/scaling.md, "The broker")
+hosts:
+  - localhost
+loglevel: info
+log_rotate_count: 0
+hide_sensitive_log_data: false
+queue_dir: {node.dir}/queue
+auth_method: [internal]
+listen:
+  -
+    port: {node.port}
+    ip: "127.0.0.1"
+    module: mod_mqtt
+    backlog: 1000
+    # a session's mailbox (messages routed to it, not yet in its queue);
+    # past it ejabberd ends the session (default 10,000)
+    max_fsm_queue: 1000000
+api_permissions:
+  "console commands":
+    from:
+      - ejabberd_ctl
+    who: all
+    what: "*"
+modules:
+  mod_mqtt:
+    # how long a session outlives its connection (default 5 minutes)
+    session_expiry: {self.session_expiry}
+    # messages queued per session, beyond which ejabberd ends it (default 5,000)
+    max_queue: {self.max_queue}
+    # queues in files under queue_dir instead of memory (they do not
+    # survive the node: a session lives in the node its client is on)
+    queue_type: file
+"""
+
+    def _env(self, node=None):
+        env = dict(os.environ, ERL_EPMD_PORT=str(self.epmd_port), ERL_LIBS=self.libs,
+                   HOME=self.dir, CONTRIB_MODULES_PATH=os.path.join(self.dir, "modules"),
+                   LC_ALL="C.UTF-8")
+        if node:
+            env.update(EJABBERD_CONFIG_PATH=node.config, EJABBERD_LOG_PATH=node.logfile,
+                       ERL_CRASH_DUMP=os.path.join(node.dir, "erl_crash.dump"))
+        return env
+
+    def _start_epmd(self):
+        if self.epmd is not None and self.epmd.poll() is None:
+            return
+        epmd = shutil.which("epmd") or "/usr/bin/epmd"
+        self.epmd = _spawn([epmd, "-port", str(self.epmd_port), "-address", "127.0.0.1"],
+                           self.epmd_log, env=self._env())
+        wait_until(lambda: port_open(self.epmd_port) or self.epmd.poll() is not None,
+                   what="epmd on port %d" % self.epmd_port)
+        assert self.epmd.poll() is None, "epmd exited:\n" + tail(self.epmd_log)
+
+    def ctl(self, node, *args, timeout=TIMEOUT):
+        """Run an ejabberdctl command on `node` (an EjabberdNode) the way
+        ejabberdctl does (a hidden Erlang node calling ejabberd_ctl); return
+        (exit code, output)."""
+        self.ctl_seq = getattr(self, "ctl_seq", 0) + 1
+        argv = [self.erl, "-name", "ctl%d-%d@127.0.0.1" % (self.ctl_seq, os.getpid()),
+                "-setcookie", self.cookie, "-hidden", "-noinput", "-s", "ejabberd_ctl",
+                "-extra", node.node] + [str(a) for a in args]
+        p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           env=self._env(), cwd=self.dir, timeout=timeout)
+        return p.returncode, (p.stdout + p.stderr).strip()
+
+    def _launch(self, node):
+        assert not node.alive(), "%s already running" % node.name
+        node.proc = _spawn([self.erl, "-name", node.node, "-setcookie", self.cookie, "-noinput",
+                            "+K", "true", "+P", "250000",
+                            "-mnesia", "dir", '"%s"' % os.path.join(node.dir, "spool"),
+                            "-s", "ejabberd"],
+                           os.path.join(node.dir, "erl.log"), cwd=node.dir, env=self._env(node))
+        if node not in ACTIVE:
+            ACTIVE.append(node)
+
+    def _wait_ready(self, node):
+        """Until node's MQTT port takes a client with our credentials."""
+        def ready():
+            if not node.alive():
+                raise AssertionError("%s exited:\n%s\n%s" % (
+                    node.name, tail(node.logfile), tail(os.path.join(node.dir, "erl.log"))))
+            return port_open(node.port) and mqtt_login_works(node.port)
+        wait_until(ready, timeout=max(TIMEOUT, 90), interval=0.3,
+                   what="%s taking MQTT clients on port %d" % (node.name, node.port))
+
+    def start(self):
+        """Start every node; the first time, cluster them and register the user."""
+        self._start_epmd()
+        for node in self.nodes:
+            if not node.alive():
+                self._launch(node)
+        first = self.nodes[0]
+        if not self._joined:
+            wait_until(lambda: port_open(first.port) or not first.alive(), timeout=max(TIMEOUT, 90),
+                       what="%s listening" % first.name)
+            for node in self.nodes[1:]:
+                wait_until(lambda: port_open(node.port) or not node.alive(),
+                           timeout=max(TIMEOUT, 90), what="%s listening" % node.name)
+                rc, out = self.ctl(node, "join_cluster", first.node)
+                assert rc == 0, "%s: join_cluster %s: %s" % (node.name, first.node, out)
+            rc, out = self.ctl(first, "register", self.user, "localhost", self.password)
+            assert rc == 0, "register %s: %s" % (self.user, out)
+            rc, out = self.ctl(first, "list_cluster")
+            assert all(n.node in out for n in self.nodes), "list_cluster: %s" % out
+            self._joined = True
+        for node in self.nodes:
+            self._wait_ready(node)
+        wait_until(self.settled, what="every node counting the whole cluster")
+        return self
+
+    def settled(self):
+        """True when every running node counts exactly the running nodes as
+        the cluster (`list_cluster`: Mnesia's running nodes). Until then a
+        PUBLISH on a node may crash its sender's session (docs/scaling.md,
+        "ejabberd": a node going or coming)."""
+        live = {n.node for n in self.nodes if n.alive()}
+        for n in self.nodes:
+            if n.alive():
+                rc, out = self.ctl(n, "list_cluster")
+                if rc != 0 or {w.strip("'") for w in out.split()} != live:
+                    return False
+        return True
+
+    def start_node(self, i, settle=True):
+        """Start node i again (it rejoins the cluster by itself: Mnesia
+        remembers) and wait until it takes MQTT clients (and, with settle,
+        until the cluster counts it)."""
+        self._start_epmd()
+        self._launch(self.nodes[i])
+        self._wait_ready(self.nodes[i])
+        if settle:
+            wait_until(self.settled, what="the cluster counting %s" % self.nodes[i].name)
+
+    def stop_node(self, i, timeout=TIMEOUT, settle=False):
+        """SIGTERM: the Erlang VM stops cleanly (init:stop); its sessions end.
+        With settle, wait until the other nodes no longer count it."""
+        node = self.nodes[i]
+        if node.proc:
+            _signal(node.proc, signal.SIGTERM)
+            rc = _reap(node.proc, timeout)
+            assert rc is not None, "%s did not stop within %.0f s" % (node.name, timeout)
+        node.proc = None
+        if settle:
+            wait_until(self.settled, what="the cluster without %s" % node.name)
+
+    def kill_node(self, i, settle=False):
+        """SIGKILL; with settle as stop_node()."""
+        node = self.nodes[i]
+        if node.proc:
+            _signal(node.proc, signal.SIGKILL)
+            _reap(node.proc, TIMEOUT)
+        node.proc = None
+        if settle:
+            wait_until(self.settled, what="the cluster without %s" % node.name)
+
+    def uris(self, order=None):
+        """[mqtt] uri listing the nodes (0-based indexes, in that order)."""
+        order = range(len(self.nodes)) if order is None else order
+        return ",".join(self.nodes[i].uri for i in order)
+
+    def close(self):
+        for i in range(len(self.nodes)):
+            try:
+                self.stop_node(i)
+            finally:
+                if self.nodes[i] in ACTIVE:
+                    ACTIVE.remove(self.nodes[i])
+        if self.epmd is not None:
+            _signal(self.epmd, signal.SIGTERM)
+            _reap(self.epmd, TIMEOUT)
+            self.epmd = None
+        for n in self.nodes:
+            MQTT_AUTH.pop(n.port, None)
+
+
+def mqtt_login_works(port, timeout=5):
+    """True when a clean-session client logs in on port (with MQTT_AUTH's
+    credentials for it, if any) and gets a CONNACK that lets it in."""
+    got = threading.Event()
+    ok = []
+    c = mqtt.Client(client_id="probe-%d-%d" % (os.getpid(), port), clean_session=True)
+    if port in MQTT_AUTH:
+        c.username_pw_set(*MQTT_AUTH[port])
+
+    def on_connect(cl, ud, flags, rc):
+        ok.append(rc == 0)
+        got.set()
+    c.on_connect = on_connect
+    try:
+        c.connect("127.0.0.1", port, keepalive=10)
+    except OSError:
+        return False
+    c.loop_start()
+    try:
+        return got.wait(timeout) and ok[0]
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+
 # ---------------------------------------------------------------- PostgreSQL
 
 class Postgres:
@@ -293,9 +592,10 @@ class Postgres:
 
     name = "postgresql"
 
-    def __init__(self, dir, port=None, durable=False):
+    def __init__(self, dir, port=None, durable=False, initdb=True):
         """durable: fsync, synchronous_commit and full_page_writes on, as in
-        production (benchmarks); tests run without them, for speed."""
+        production (benchmarks); tests run without them, for speed.
+        initdb=False: dir/data is made by the caller (make_standby)."""
         self.dir = dir
         self.port = port or free_port()
         self.data = os.path.join(dir, "data")
@@ -306,6 +606,9 @@ class Postgres:
         if self.user:
             pw = pwd.getpwnam(self.user)
             os.chown(dir, pw.pw_uid, pw.pw_gid)
+        self._created = False
+        if not initdb:
+            return
         env = dict(os.environ, LC_ALL="C", LANG="C")
         subprocess.run([os.path.join(PG_BIN, "initdb"), "-D", self.data, "-A", "trust", "--nosync",
                         "-U", "cordon", "-E", "UTF8", "--locale=C"],
@@ -319,7 +622,32 @@ max_connections = 50
 """)
             if not durable:
                 f.write("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
-        self._created = False
+
+    def make_standby(self, dir):
+        """A streaming standby of this running server, in dir/data: a base
+        backup with the settings to follow it (pg_basebackup -R: standby.signal
+        and primary_conninfo), its own port and socket dir. Returned not
+        started; its start() waits until it takes (read-only) connections,
+        promote() makes it a primary."""
+        s = Postgres(dir, initdb=False)
+        subprocess.run([os.path.join(PG_BIN, "pg_basebackup"), "-h", self.dir, "-p", str(self.port),
+                        "-U", "cordon", "-D", s.data, "-R", "-X", "stream", "-c", "fast"],
+                       check=True, cwd=dir, user=self.user, capture_output=True,
+                       env=dict(os.environ, LC_ALL="C"))
+        with open(os.path.join(s.data, "postgresql.conf"), "a") as f:
+            f.write("\n# the standby's own\nport = %d\nunix_socket_directories = '%s'\n"
+                    % (s.port, dir))
+        s._created = True   # the base backup holds database `cordon`
+        return s
+
+    def in_recovery(self):
+        return self.scalar("SELECT pg_is_in_recovery()")
+
+    def promote(self):
+        """pg_ctl promote; returns once the server takes writes."""
+        subprocess.run([os.path.join(PG_BIN, "pg_ctl"), "promote", "-D", self.data],
+                       check=True, cwd=self.dir, user=self.user, capture_output=True)
+        wait_until(lambda: not self.in_recovery(), what="the standby promoted")
 
     def start(self):
         """Start the postmaster and wait until it accepts connections; the first
@@ -599,6 +927,8 @@ def _client(port, prefix):
     _cid += 1
     connected = threading.Event()
     c = mqtt.Client(client_id="%s-%d-%d" % (prefix, os.getpid(), _cid), clean_session=True)
+    if port in MQTT_AUTH:
+        c.username_pw_set(*MQTT_AUTH[port])
     c.on_connect = lambda cl, ud, flags, rc: rc == 0 and connected.set()
     c.connect("127.0.0.1", port, keepalive=60)
     c.loop_start()
@@ -716,16 +1046,22 @@ class Stream(threading.Thread):
     time (paho's message ids are 16 bits). `rate` (messages/s) paces the
     stream; None publishes as fast as the broker acknowledges.
 
+    `more_ports`: the other nodes of a clustered broker: after a lost
+    connection or a failed connect the client goes on to the next port of
+    [port] + more_ports, round and round (as a gate listing every node).
+
     start(); then .sent (handed to paho), .acked (PUBACKs), .connects,
     .done (Event: every message acknowledged), .error; wait(timeout) joins,
     raises on a publisher error or if not everything was acknowledged in
     time, and disconnects. close() always disconnects."""
 
-    def __init__(self, port, messages, client_id, rate=None, window=2000, inflight=1000):
+    def __init__(self, port, messages, client_id, rate=None, window=2000, inflight=1000,
+                 more_ports=()):
         super().__init__(daemon=True, name="stream-" + client_id)
         self.messages = messages if isinstance(messages, list) else list(messages)
         self.total = len(self.messages)
         self.port = port
+        self.ports = [port] + list(more_ports)
         self.client_id = client_id
         self.rate = rate
         self.sent = 0
@@ -739,11 +1075,16 @@ class Stream(threading.Thread):
         self._connected = threading.Event()
         self._halt = False
         c = mqtt.Client(client_id=client_id, clean_session=False)
+        if port in MQTT_AUTH:
+            c.username_pw_set(*MQTT_AUTH[port])
         c.max_inflight_messages_set(inflight)
         c.max_queued_messages_set(0)
         c.reconnect_delay_set(1, 2)
         c.on_connect = self._on_connect
         c.on_publish = self._on_publish
+        if more_ports:
+            c.on_disconnect = self._next_port
+            c.on_connect_fail = self._next_port
         self.client = c
         if self.total == 0:
             self.done.set()
@@ -752,6 +1093,12 @@ class Stream(threading.Thread):
         if rc == 0:
             self.connects += 1
             self._connected.set()
+
+    def _next_port(self, client, userdata, rc=None):
+        if self._halt:
+            return
+        self.port = self.ports[(self.ports.index(self.port) + 1) % len(self.ports)]
+        client.connect_async("127.0.0.1", self.port, keepalive=30)
 
     def _on_publish(self, client, userdata, mid):
         with self._lock:

@@ -271,6 +271,97 @@ times_of_day(void **state)
 	}
 }
 
+static void
+uri_lists(void **state)
+{
+	static const struct {
+		const char *in;
+		int count; /* 0: refused */
+		bool tls;
+		const char *second; /* the second URI, as handed to Paho */
+	} cases[] = {
+		{ "tcp://127.0.0.1:1883", 1, false, NULL },
+		{ "tcp://broker-1:1883,tcp://broker-2:1883", 2, false, "tcp://broker-2:1883" },
+		{ "tcp://a:1883 , tcp://b", 2, false, "tcp://b" },
+		{ "ssl://a.example:8883,ssl://[::1]:8883", 2, true, "ssl://[::1]:8883" },
+		{ "tcp://[fe80::1]:1", 1, false, NULL },
+		{ "tcp://a,tcp://b,tcp://c,tcp://d,tcp://e,tcp://f,tcp://g,tcp://h,"
+		  "tcp://i,tcp://j,tcp://k,tcp://l,tcp://m,tcp://n,tcp://o,tcp://p",
+		  16, false, "tcp://b" },
+		{ "tcp://a,tcp://b,tcp://c,tcp://d,tcp://e,tcp://f,tcp://g,tcp://h,"
+		  "tcp://i,tcp://j,tcp://k,tcp://l,tcp://m,tcp://n,tcp://o,tcp://p,tcp://q",
+		  0, false, NULL },
+		{ "tcp://a:1883,ssl://b:8883", 0, false, NULL },
+		{ "ssl://a:8883,tcp://b:1883", 0, false, NULL },
+		{ "tcp://a:1883,", 0, false, NULL },
+		{ ",tcp://a:1883", 0, false, NULL },
+		{ "tcp://a:1883,,tcp://b:1883", 0, false, NULL },
+		{ "", 0, false, NULL },
+		{ "mqtt://a:1883", 0, false, NULL },
+		{ "ws://a:80", 0, false, NULL },
+		{ "a:1883", 0, false, NULL },
+		{ "tcp://:1883", 0, false, NULL },
+		{ "tcp://a:0", 0, false, NULL },
+		{ "tcp://a:65536", 0, false, NULL },
+		{ "tcp://a:-1", 0, false, NULL },
+		{ "tcp://a:", 0, false, NULL },
+		{ "tcp://a:1883/x", 0, false, NULL },
+		{ "tcp://a b:1883", 0, false, NULL },
+		{ "tcp://user@a:1883", 0, false, NULL },
+		{ "tcp://[::1:1883", 0, false, NULL },
+		{ "tcp://a:1883 tcp://b:1883", 0, false, NULL },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct config_uris u;
+		const char *why = config_parse_uris(cases[i].in, &u);
+
+		if (cases[i].count == 0) {
+			if (!why)
+				fail_msg("'%s' was taken", cases[i].in);
+			assert_null(u.buf);
+			continue;
+		}
+		if (why)
+			fail_msg("'%s' was refused: %s", cases[i].in, why);
+		assert_int_equal(u.count, cases[i].count);
+		assert_int_equal(u.tls, cases[i].tls);
+		if (cases[i].second)
+			assert_string_equal(u.uri[1], cases[i].second);
+		config_uris_free(&u);
+		config_uris_free(&u); /* zeroed: a second free is harmless */
+	}
+}
+
+static void
+uri_list_errors_name_file_and_line(void **state)
+{
+	struct config cfg;
+	char *errs;
+
+	(void)state;
+	assert_int_equal(
+		load("[mqtt]\nclient_id = x\nuri = tcp://a:1883,ssl://b:8883\n", &cfg, &errs), -22);
+	assert_non_null(strstr(errs,
+			       ":3: [mqtt] uri = 'tcp://a:1883,ssl://b:8883': all URIs"
+			       " must use one scheme"));
+	free(errs);
+	config_finish(&cfg);
+	assert_int_equal(load("[mqtt]\nuri = ssl://a:8883, ssl://b:8883\nca_file = /ca.pem\n", &cfg,
+			      &errs),
+			 0);
+	assert_string_equal(cfg.mqtt_uri, "ssl://a:8883, ssl://b:8883");
+	free(errs);
+	config_finish(&cfg);
+	assert_int_equal(load("[mqtt]\nuri = tcp://a:1883,tcp://b:1883\nca_file = /ca.pem\n", &cfg,
+			      &errs),
+			 -22);
+	assert_non_null(strstr(errs, "is not ssl://"));
+	free(errs);
+	config_finish(&cfg);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -282,6 +373,8 @@ main(int argc, char **argv)
 		cmocka_unit_test(every_key_documented),
 		cmocka_unit_test(example_config_is_valid),
 		cmocka_unit_test(times_of_day),
+		cmocka_unit_test(uri_lists),
+		cmocka_unit_test(uri_list_errors_name_file_and_line),
 	};
 
 	if (argc != 3) {
