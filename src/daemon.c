@@ -504,7 +504,8 @@ setup(struct daemon *d)
 	sto.spool_id = spool_id(d->spool);
 	sto.topic_root = d->cfg->topic_root;
 	err = registry_create(d->cfg->pg_conninfo, d->cfg->site_timezone, d->regfd,
-			      d->cfg->max_open_alerts + RESTORE_FOLD_STEP, &d->registry);
+			      d->cfg->max_open_alerts + RESTORE_FOLD_STEP,
+			      d->cfg->cluster_shards > 0 ? "_daemon" : NULL, &d->registry);
 	if (err < 0) {
 		log_err("cannot start the register thread: %s", strerror(-err));
 		return err;
