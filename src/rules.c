@@ -276,17 +276,11 @@ in_scope(struct rules *r, const char *site)
 	return r->scope_in;
 }
 
-/* The instance-level kinds: not of a site, in every scope. */
-static bool
-is_instance_kind(enum alert_kind kind)
-{
-	return kind == KIND_BACKLOG || kind == KIND_CLIENT_ID_CONFLICT;
-}
-
 static bool
 alert_in_scope(struct rules *r, const struct alert *a)
 {
-	return is_instance_kind(a->kind) || in_scope(r, a->site);
+	/* the instance-level kinds are in every scope */
+	return alert_state_is_instance_kind(a->kind) || in_scope(r, a->site);
 }
 
 void
@@ -2250,7 +2244,7 @@ rules_forget_sites(struct rules *r, bool (*keep)(void *ctx, const char *site), v
 	for (size_t it = 0; map_next(&r->alerts, &it, &key, &v);) {
 		struct alert *a = v;
 
-		if (is_instance_kind(a->kind) || f.keep(f.ctx, a->site))
+		if (alert_state_is_instance_kind(a->kind) || f.keep(f.ctx, a->site))
 			continue;
 		unlink_alert(r, a);
 		free(a);
