@@ -55,11 +55,77 @@ struct cluster_view {
 	 * the database is away, and the broker fences a session that another
 	 * instance resumes. */
 	bool db_ok;
-	int instances_alive; /* instances whose heartbeat is within their lease time */
+	/* Instances whose heartbeat is within their lease time and that are
+	 * not stopping (sql/0012, cluster_instances). */
+	int instances_alive;
 	struct cluster_shard shard[CLUSTER_MAX_SHARDS];
+	/* Added for the metrics and STATUS; none changes what the main loop
+	 * may do. fair_share: ceil or floor of nshards / instances_alive, as
+	 * cluster_plan() last chose it (0 before the first plan). */
+	int fair_share;
+	/* After cluster_stop_begin(): every lease was released (or lost) and
+	 * the heartbeat row has stopped_at; the process may exit. */
+	bool stopped;
+	/* Since start: leases acquired, released, lost (a renewal that did
+	 * not return one, or cluster_session_lost()), and renewal turns that
+	 * failed (PostgreSQL unreachable or refusing). */
+	uint64_t acquired, released, lost, renew_failures;
+	/* CLOCK_MONOTONIC ms of the last renewal PostgreSQL answered; 0 never. */
+	int64_t renewed_ms;
 };
 
 struct cluster;
+
+/* What cluster_plan() is told of one shard, as the thread read it. */
+enum cluster_row_kind {
+	CLUSTER_ROW_FREE = 0,  /* no owner (never held, or released) */
+	CLUSTER_ROW_MINE,      /* held by this process, OWNED */
+	CLUSTER_ROW_RELEASING, /* held by this process, offered back */
+	CLUSTER_ROW_SELF,      /* this instance's name, held by no lease of this
+				* process: a previous process of the same name */
+	CLUSTER_ROW_OTHER,     /* another instance's */
+};
+
+struct cluster_row {
+	enum cluster_row_kind kind;
+	bool expired; /* expires_at < clock_timestamp() (FREE: irrelevant) */
+};
+
+struct cluster_plan_input {
+	int nshards;			/* 1..CLUSTER_MAX_SHARDS */
+	const struct cluster_row *rows; /* nshards of them */
+	/* The shards each other instance alive owns (as shard_leases says);
+	 * this instance is the one more: alive = nothers + 1. */
+	const int *others;
+	int nothers;
+	bool stopping;	   /* cluster_stop_begin(): offer every shard, take none */
+	bool take;	   /* may take shards this turn (past the join delay) */
+	bool take_expired; /* may take other instances' expired leases */
+	bool reclaim;	   /* may take SELF rows, expired or not */
+	unsigned seed;	   /* where the search for shards to take starts */
+	int offer_max;	   /* RELEASING shards at once, at most (>= 1) */
+};
+
+struct cluster_plan {
+	/* The share this instance aims at: ceil(nshards / alive), or
+	 * floor(nshards / alive) while another instance alive holds fewer
+	 * than that floor (so that the over-share offer back and it gets
+	 * its floor). */
+	int target;
+	int ntake, noffer;
+	int take[CLUSTER_MAX_SHARDS];  /* shards to acquire, in this order */
+	int offer[CLUSTER_MAX_SHARDS]; /* MINE shards to set RELEASING */
+};
+
+/* Decides one turn from the rows read (pure, no clock): stopping offers
+ * every MINE shard; otherwise with owned = MINE + RELEASING, below the
+ * target it takes (when `take`) SELF rows (when `reclaim`), then FREE
+ * rows, then expired OTHER or SELF rows (when `take_expired`), each class
+ * from shard `seed % nshards` on, up to the target; above it, it offers
+ * the highest MINE shards, so that at most `offer_max` are RELEASING and
+ * MINE + RELEASING - offered never goes below the target. Never both takes
+ * and offers. */
+void cluster_plan(const struct cluster_plan_input *in, struct cluster_plan *ret);
 
 /* The shard of `site` among `nshards` (1..CLUSTER_MAX_SHARDS): XXH3-64 of
  * the site's bytes, modulo nshards. The same on every instance and every

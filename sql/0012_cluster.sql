@@ -12,7 +12,9 @@ CREATE TABLE cluster_settings (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 
--- Each instance's heartbeat: alive while seen_at is within its lease time.
+-- Each instance's heartbeat: alive while seen_at is within its lease time
+-- and it is not stopping (a stopping instance takes nothing and gives its
+-- shards back, so the others' fair share leaves it out).
 CREATE TABLE cluster_instances (
     instance    text PRIMARY KEY,       -- its [mqtt] client_id
     host        text NOT NULL,
@@ -22,7 +24,8 @@ CREATE TABLE cluster_instances (
     lease_ms    integer NOT NULL,
     started_at  timestamptz NOT NULL,
     seen_at     timestamptz NOT NULL,
-    stopped_at  timestamptz               -- set by a clean stop
+    stopping_at timestamptz,              -- a clean stop began (SIGTERM)
+    stopped_at  timestamptz               -- ... and every lease was given back
 );
 
 -- One row per shard. epoch is the fencing token: it grows by one at every

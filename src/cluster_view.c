@@ -36,3 +36,69 @@ cluster_may_act(const struct cluster_view *v, int shard, int64_t now_ms)
 	 * cluster_session_lost() when it is). */
 	return now_ms < s->deadline_ms || !v->db_ok;
 }
+
+/* Appends to ret->take the rows of `kind` (expired ones only when
+ * `expired_only`) from shard seed on, until `want` are listed. */
+static void
+take_rows(const struct cluster_plan_input *in, enum cluster_row_kind kind, bool expired_only,
+	  int want, struct cluster_plan *ret)
+{
+	for (int i = 0; i < in->nshards && ret->ntake < want; i++) {
+		int s = (int)((in->seed + (unsigned)i) % (unsigned)in->nshards);
+		const struct cluster_row *r = &in->rows[s];
+
+		if (r->kind == kind && (!expired_only || r->expired))
+			ret->take[ret->ntake++] = s;
+	}
+}
+
+void
+cluster_plan(const struct cluster_plan_input *in, struct cluster_plan *ret)
+{
+	int n = in->nshards, alive = in->nothers + 1;
+	int owned = 0, releasing = 0, floor_share, ceil_share;
+	bool starving = false;
+
+	ret->ntake = ret->noffer = 0;
+	for (int s = 0; s < n; s++) {
+		owned += in->rows[s].kind == CLUSTER_ROW_MINE ||
+			in->rows[s].kind == CLUSTER_ROW_RELEASING;
+		releasing += in->rows[s].kind == CLUSTER_ROW_RELEASING;
+	}
+	floor_share = n / alive;
+	ceil_share = (n + alive - 1) / alive;
+	for (int i = 0; i < in->nothers; i++)
+		starving |= in->others[i] < floor_share;
+	ret->target = starving ? floor_share : ceil_share;
+	if (in->stopping) {
+		ret->target = 0;
+		for (int s = 0; s < n; s++)
+			if (in->rows[s].kind == CLUSTER_ROW_MINE)
+				ret->offer[ret->noffer++] = s;
+		return;
+	}
+	if (owned < ret->target) {
+		int want = ret->target - owned;
+
+		if (!in->take)
+			return;
+		if (in->reclaim)
+			take_rows(in, CLUSTER_ROW_SELF, false, want, ret);
+		take_rows(in, CLUSTER_ROW_FREE, false, want, ret);
+		if (in->take_expired) {
+			take_rows(in, CLUSTER_ROW_OTHER, true, want, ret);
+			if (!in->reclaim)
+				take_rows(in, CLUSTER_ROW_SELF, true, want, ret);
+		}
+		return;
+	}
+	if (owned > ret->target) {
+		int more = owned - ret->target - releasing;
+
+		if (more > in->offer_max - releasing)
+			more = in->offer_max - releasing;
+		for (int s = n - 1; s >= 0 && ret->noffer < more; s--)
+			if (in->rows[s].kind == CLUSTER_ROW_MINE)
+				ret->offer[ret->noffer++] = s;
+	}
+}

@@ -124,6 +124,12 @@ usage(FILE *out)
 	      "  operator list [--json]             name role sites sessions locked\n"
 	      "  operator remove NAME               remove an operator and end its sessions\n"
 	      "  operator unlock NAME               end a lock-out after failed logins (any name)\n"
+	      "  cluster [--json]                   the instances sharing the sites ([cluster]\n"
+	      "                                     shards > 0): state, since when, shards owned,\n"
+	      "                                     metrics address; then each shard's owner,\n"
+	      "                                     epoch, lease expiry and registered sites\n"
+	      "  cluster --history [--shard N] [--last N] [--json]\n"
+	      "                                     the leases held, newest first (default 50)\n"
 	      "  stats                              rows per event table, rejects by reason,\n"
 	      "                                     open alerts by kind, spool checkpoints\n"
 	      "  report daily [--date YYYY-MM-DD] [--site S] [--csv]\n"
@@ -476,6 +482,7 @@ main(int argc, char **argv)
 		{ "report", ctl_cmd_report },	    { "volunteer", ctl_cmd_volunteer },
 		{ "household", ctl_cmd_household }, { "purge", ctl_cmd_purge },
 		{ "silence", ctl_cmd_silence },	    { "operator", ctl_cmd_operator },
+		{ "cluster", ctl_cmd_cluster },
 	};
 	struct ctl ctl = { .config_path = "/etc/cordon/cordond.conf" };
 	int c, rc;

@@ -174,5 +174,7 @@ int ctl_cmd_silence(struct ctl *ctl, int argc, char **argv);
 int ctl_gate_maintain(struct ctl *ctl, int argc, char **argv);
 /* ctl_operator.c: operator add|list|remove|unlock (cordon-web's logins). */
 int ctl_cmd_operator(struct ctl *ctl, int argc, char **argv);
+/* ctl_cluster.c: cluster [--json], cluster --history [--shard N] [--last N]. */
+int ctl_cmd_cluster(struct ctl *ctl, int argc, char **argv);
 
 #endif
