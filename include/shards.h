@@ -44,6 +44,9 @@ struct shards {
 	 * with; the epoch whose seed was asked for (0: none). */
 	bool ready[CLUSTER_MAX_SHARDS];
 	int64_t asked[CLUSTER_MAX_SHARDS];
+	/* The main loop told the lease thread it is done with the shard
+	 * (cluster_released), RELEASING until the next view says so. */
+	bool released[CLUSTER_MAX_SHARDS];
 	int64_t now_ms; /* CLOCK_MONOTONIC ms: the time verdicts are given for */
 };
 

@@ -24,6 +24,7 @@
 
 #include "alerts.h"
 #include "clocks.h"
+#include "cluster.h"
 #include "health.h"
 #include "idhash.h"
 #include "intake.h"
@@ -36,6 +37,7 @@
 #include "registry.h"
 #include "retention.h"
 #include "rules.h"
+#include "shards.h"
 #include "spool.h"
 #include "status.h"
 #include "store.h"
@@ -49,7 +51,7 @@
  * loaded): what a pass holds in memory is bounded. */
 #define RESTORE_FOLD_STEP 1000
 
-enum { SRC_SIGNAL = 1, SRC_TIMER, SRC_SPOOL, SRC_STORE, SRC_REGISTER };
+enum { SRC_SIGNAL = 1, SRC_TIMER, SRC_SPOOL, SRC_STORE, SRC_REGISTER, SRC_CLUSTER };
 
 struct daemon {
 	struct config *cfg;
@@ -59,7 +61,8 @@ struct daemon {
 	struct store *store;
 	struct registry *registry;
 	struct retention *retention;
-	int epfd, sigfd, timerfd, wakefd, donefd, regfd;
+	struct cluster *cluster; /* clustered: the lease thread */
+	int epfd, sigfd, timerfd, wakefd, donefd, regfd, clusterfd;
 
 	/* The objects, one job each. */
 	struct pipeline pl;
@@ -77,6 +80,13 @@ struct daemon {
 	size_t id_key_len;
 	/* Another client taking our client id (client_id_conflict). */
 	struct mqtt_conflict conflict;
+	/* Clustered ([cluster] shards > 0): the shards the rules act for, as
+	 * the last lease view said (shards.h); the shards whose seed had more
+	 * open alerts than one pass loads, with their epochs, asked for again
+	 * at the next restore pass. reseed_first: the first seed had more. */
+	struct shards shards;
+	int64_t shards_reseed_tag[CLUSTER_MAX_SHARDS];
+	bool reseed_first;
 
 	int polling;	      /* a stream: poll the spool, unwoken */
 	int64_t last_wake_us; /* the receive thread's last wake-up */
@@ -137,7 +147,15 @@ restore_rule_state(struct daemon *d, const struct registry_snapshot *s)
 
 	for (size_t i = 0; i < seed->nalerts; i++) {
 		const struct alert *a = &seed->alerts[i];
-		int err = rules_restore_alert(d->rules, a, &now, &d->out);
+		int err;
+
+		/* Clustered, the first seed is of site _daemon: only this
+		 * instance's own alerts are its to carry on. */
+		if (d->shards.nshards &&
+		    (strncmp(a->subject, "instance:", 9) != 0 ||
+		     strcmp(a->subject + 9, d->cfg->mqtt_client_id) != 0))
+			continue;
+		err = rules_restore_alert(d->rules, a, &now, &d->out);
 
 		if (err == 0)
 			restored++;
@@ -179,6 +197,7 @@ register_rules(struct daemon *d)
 
 	if (!d->pl.rules_ready)
 		return;
+	shards_set_now(&d->shards, clocks_mono_ms());
 	if (rules_register(d->rules, d->pl.reg, &now, &d->out) < 0)
 		log_err("out of memory in the register's rules");
 	publish_transitions(d, 0);
@@ -198,11 +217,215 @@ take_register(struct daemon *d)
 		/* More open alerts than one pass loads: the next pass once
 		 * this one's folded alerts are resolved in PostgreSQL (and
 		 * their messages handed on: next_restore_pass). */
-		if (s->seed->more)
+		if (s->seed->more) {
 			d->pl.reseed_batch = d->pl.filling;
+			d->reseed_first = true;
+		}
 	}
 	pipeline_set_register(&d->pl, s);
 	register_rules(d);
+}
+
+/* ---- clustered: the rule state of the shards owned (docs/scaling.md,
+ * "Rule state at a takeover") ---- */
+
+/* A new lease view, copied from the cluster thread: the rule state of the
+ * shards lost (or taken again under another epoch) is forgotten, and the
+ * register thread is asked for the state of the shards newly owned. The
+ * rules cursor waits before their records, and their timers are out of
+ * the rules' scope, until it is restored (take_seeds). */
+static void
+shards_view_changed(struct daemon *d, const struct cluster_view *v)
+{
+	struct shards_change ch;
+
+	shards_apply_view(&d->shards, v, &ch);
+	if (ch.nlost > 0) {
+		int64_t t0 = clocks_mono_us();
+		size_t n = rules_forget_sites(d->rules, shards_holds, &d->shards);
+
+		for (int i = 0; i < ch.nlost; i++)
+			d->shards_reseed_tag[ch.lost[i]] = 0;
+		log_notice("%d shard(s) lost (shard %d%s): their rule state forgotten (%zu entries"
+			   " in %" PRId64 " ms)",
+			   ch.nlost, ch.lost[0], ch.nlost > 1 ? " and more" : "", n,
+			   (clocks_mono_us() - t0) / 1000);
+	}
+	for (int i = 0; i < ch.nwanted; i++) {
+		int shard = ch.wanted[i];
+
+		registry_seed_shard(d->registry, d->shards.nshards, shard, d->shards.asked[shard]);
+		log_info("shard %d taken (epoch %" PRId64 "): loading its rule state", shard,
+			 d->shards.asked[shard]);
+	}
+}
+
+/* A seed of shards (registry_seed_shard): its rows of the shards still
+ * owned under the epoch they were asked for are restored as at start
+ * (folds published), those shards are ready, and the register's rules run
+ * for their sites. Rows of a shard lost meanwhile are dropped. */
+static void
+restore_shard_seed(struct daemon *d, const struct registry_seed *seed)
+{
+	struct rules_clock now = rules_now();
+	size_t restored = 0, folded = 0, nseen = 0, stale = 0;
+	int nready = 0, first = -1;
+
+	for (size_t i = 0; i < seed->nalerts; i++) {
+		const struct alert *a = &seed->alerts[i];
+		int shard = cluster_shard_of(a->site, seed->nshards);
+		int err;
+
+		if (!shards_seed_wanted(&d->shards, shard, seed->shard_tags[shard])) {
+			stale++;
+			continue;
+		}
+		err = rules_restore_alert(d->rules, a, &now, &d->out);
+		if (err == 0)
+			restored++;
+		else if (err == 1)
+			folded++;
+		else
+			log_err("out of memory restoring alert %s", a->alert_id);
+		if (d->out.n)
+			publish_transitions(d, 0);
+	}
+	for (size_t i = 0; i < seed->nseen; i++) {
+		const struct alert_seen *x = &seed->seen[i];
+		int shard = cluster_shard_of(x->site, seed->nshards);
+		int err;
+
+		if (!shards_seed_wanted(&d->shards, shard, seed->shard_tags[shard])) {
+			stale++;
+			continue;
+		}
+		if ((err = rules_restore_seen(d->rules, d->pl.reg, x, &now)) != 1)
+			nseen++;
+		if (err < 0)
+			log_warn("cannot restore %s %s/%s", alert_state_seen_name(x->what), x->site,
+				 x->id);
+	}
+	for (int shard = 0; shard < seed->nshards; shard++) {
+		if (!shards_seed_restored(&d->shards, shard, seed->shard_tags[shard]))
+			continue;
+		if (first < 0)
+			first = shard;
+		nready++;
+		if (seed->more)
+			d->shards_reseed_tag[shard] = seed->shard_tags[shard];
+	}
+	if (seed->more && nready)
+		d->pl.reseed_batch = d->pl.filling;
+	if (folded)
+		log_warn("%zu open alerts past [rules] max_open_alerts = %" PRId64 " for their site"
+			 " and kind folded into aggregate alerts (resolved as \"folded\")",
+			 folded, d->cfg->max_open_alerts);
+	if (nready)
+		log_notice("rule state of %d shard(s) restored (shard %d%s, %zu sites): %zu open"
+			   " alerts, %zu last-seen times; the rules act for them",
+			   nready, first, nready > 1 ? " and more" : "", seed->nsites, restored,
+			   nseen);
+	if (stale)
+		log_info("%zu rows of a rule state loaded for shards lost since dropped", stale);
+	register_rules(d); /* card_exception of the sites now in scope */
+}
+
+/* Every seed of shards loaded (the register's eventfd). */
+static void
+take_seeds(struct daemon *d)
+{
+	struct registry_seed *seed;
+
+	while ((seed = registry_take_seed(d->registry)) != NULL) {
+		restore_shard_seed(d, seed);
+		registry_seed_free(seed);
+	}
+}
+
+/* The next restore pass of the shards whose seed had more open alerts
+ * (next_restore_pass): asked for again under the same epoch. */
+static void
+reseed_shards(struct daemon *d)
+{
+	for (int shard = 0; shard < d->shards.nshards; shard++) {
+		int64_t tag = d->shards_reseed_tag[shard];
+
+		d->shards_reseed_tag[shard] = 0;
+		if (tag && shards_seed_wanted(&d->shards, shard, tag))
+			registry_seed_shard(d->registry, d->shards.nshards, shard, tag);
+	}
+}
+
+/* ---- the lease thread's view, as the rules side needs it (the least
+ * wiring: src/sessions.c's shard sessions take over the releases and the
+ * stop) ---- */
+
+/* Starts the lease thread (clustered only); 0 or a negative errno. */
+static int
+start_cluster(struct daemon *d)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = SRC_CLUSTER };
+	int err;
+
+	if (!d->shards.nshards)
+		return 0;
+	if ((d->clusterfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
+	    epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->clusterfd, &ev) < 0)
+		return -errno;
+	if ((err = cluster_create(d->cfg, d->clusterfd, &d->cluster)) < 0)
+		log_err("cannot start the lease thread: %s", strerror(-err));
+	return err;
+}
+
+/* A RELEASING shard is given back once the rules cursor has read every
+ * record received: with no session of its own nothing more comes for it.
+ * (The shard sessions stop the session first, then do the same.) */
+static void
+release_shards(struct daemon *d)
+{
+	if (!d->cluster || !pipeline_is_caught_up(&d->pl) || pipeline_is_waiting(&d->pl))
+		return;
+	for (int i = 0; i < d->shards.nshards; i++)
+		if (d->shards.view.shard[i].state == CLUSTER_RELEASING && !d->shards.released[i]) {
+			cluster_released(d->cluster, i);
+			d->shards.released[i] = true;
+		}
+}
+
+/* The lease thread's eventfd: its view copied and applied. Returns 0, or
+ * -EINVAL when the thread found the configuration fatal (another number
+ * of shards than the database's). */
+static int
+take_cluster_view(struct daemon *d)
+{
+	struct cluster_view v;
+	const char *fatal = cluster_fatal(d->cluster);
+
+	if (fatal) {
+		log_err("%s", fatal);
+		return -EINVAL;
+	}
+	cluster_view(d->cluster, &v);
+	shards_view_changed(d, &v);
+	for (int i = 0; i < d->shards.nshards; i++)
+		if (v.shard[i].state != CLUSTER_RELEASING)
+			d->shards.released[i] = false;
+	release_shards(d);
+	return 0;
+}
+
+/* Clustered: the rules act for the shards owned and ready (their scope),
+ * the pipeline judges their records only, the alert rows carry their
+ * epochs (shards.h). */
+static void
+setup_shards(struct daemon *d)
+{
+	shards_init(&d->shards, (int)d->cfg->cluster_shards);
+	if (!d->shards.nshards)
+		return;
+	rules_set_scope(d->rules, shards_in_scope, &d->shards);
+	d->pl.shards = &d->shards;
+	d->pub.shards = &d->shards;
 }
 
 /* The next pass of the restore (take_register) once this one's folded
@@ -220,7 +443,10 @@ next_restore_pass(struct daemon *d)
 	if (is.out_queued >= RESTORE_FOLD_STEP)
 		return;
 	d->pl.reseed_due = 0;
-	registry_reseed(d->registry);
+	if (d->reseed_first)
+		registry_reseed(d->registry);
+	d->reseed_first = false;
+	reseed_shards(d);
 }
 
 /* Every second, once the rule state is there: the timer rules, the
@@ -242,6 +468,7 @@ rules_timers(struct daemon *d, int64_t now)
 		rules_intake(d->rules, is.connected && !d->intake.paused, &rnow);
 		health_tick(&d->health, &is, now);
 		rnow = rules_now();
+		shards_set_now(&d->shards, now);
 		if (rules_tick(d->rules, d->pl.reg, &rnow, &d->out) < 0)
 			log_err("out of memory in the timer rules");
 		publish_transitions(d, 0);
@@ -294,7 +521,7 @@ moderate_wakes(struct daemon *d, int woken, int64_t now, uint64_t before)
 	/* A message appended just before we asked wrote no eventfd. (Until
 	 * the rules are ready their cursor stays put: the register's arrival
 	 * pumps what came meanwhile.) */
-	if (d->pl.rules_ready && !pipeline_is_caught_up(&d->pl))
+	if (d->pl.rules_ready && !pipeline_is_caught_up(&d->pl) && !pipeline_is_waiting(&d->pl))
 		d->polling = 1;
 }
 
@@ -391,6 +618,8 @@ handle_signal(struct daemon *d)
 					(long long)d->cfg->shutdown_timeout / 1000);
 				d->stopping = 1;
 				notify_stopping();
+				if (d->cluster)
+					cluster_stop_begin(d->cluster); /* shards offered back */
 				d->stop_deadline_ms = clocks_mono_ms() + d->cfg->shutdown_timeout;
 				/* While the spool directory is gone the receive thread
 				 * may be waiting, unacknowledged, for it to come back;
@@ -442,7 +671,7 @@ setup(struct daemon *d)
 	sigset_t mask;
 	int err;
 
-	d->epfd = d->sigfd = d->timerfd = d->wakefd = d->donefd = d->regfd = -1;
+	d->epfd = d->sigfd = d->timerfd = d->wakefd = d->donefd = d->regfd = d->clusterfd = -1;
 	publisher_init(&d->pub, d->cfg);
 	intake_init(&d->intake, d->cfg);
 	status_init(&d->status, d->cfg);
@@ -551,6 +780,9 @@ setup(struct daemon *d)
 	d->health.rules = d->rules;
 	d->health.out = &d->out;
 	d->health.conflict = &d->conflict;
+	setup_shards(d);
+	if ((err = start_cluster(d)) < 0)
+		return err;
 
 	/* A spool disk already full at start: stay away from the broker
 	 * until PostgreSQL has taken what the spool holds. */
@@ -567,6 +799,7 @@ static void
 teardown(struct daemon *d)
 {
 	mqtt_client_stop(d->mqtt, 1000);
+	cluster_destroy(d->cluster);
 	syncer_stop(&d->syncer); /* then its last save of the replay memory */
 	mqtt_client_destroy(d->mqtt);
 	retention_destroy(d->retention);
@@ -580,7 +813,8 @@ teardown(struct daemon *d)
 	rules_output_free(&d->out);
 	free(d->id_key);
 	{
-		int fds[] = { d->epfd, d->sigfd, d->timerfd, d->wakefd, d->donefd, d->regfd };
+		int fds[] = { d->epfd,	 d->sigfd, d->timerfd,	d->wakefd,
+			      d->donefd, d->regfd, d->clusterfd };
 
 		for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 			if (fds[i] >= 0)
@@ -621,6 +855,7 @@ struct wakeups {
 	int woken;	/* the receive thread's eventfd: new records */
 	int polled;	/* a stream: the poll's timeout ran out */
 	int registered; /* the register thread's eventfd: a new snapshot */
+	int clustered;	/* the lease thread's eventfd: a new view */
 };
 
 /* Waits for the next event (at most SPOOL_POLL_MS while polling) and reads
@@ -658,6 +893,10 @@ wait_events(struct daemon *d, struct wakeups *w)
 		case SRC_REGISTER:
 			drain_fd(d->regfd);
 			w->registered = 1;
+			break;
+		case SRC_CLUSTER:
+			drain_fd(d->clusterfd);
+			w->clustered = 1;
 			break;
 		}
 	}
@@ -710,13 +949,18 @@ loop_once(struct daemon *d)
 		return err;
 	if (w.signal)
 		handle_signal(d); /* SIGTERM, SIGINT: stop intake, drain; SIGHUP: reload() */
-	if (w.registered)
+	if (w.clustered && (err = take_cluster_view(d)) < 0)
+		return err; /* clustered: a new lease view */
+	if (w.registered) {
 		take_register(d); /* a new register snapshot; at start the rule state */
+		take_seeds(d);	  /* clustered: the rule state of shards taken */
+	}
 	if (w.tick)
 		on_tick(d); /* broker, clocks, spool health, status, timer rules */
 	now = clocks_mono_us();
 	before = d->pl.nrecords;
 	pipeline_pump(&d->pl); /* committed batch back, rules, catch-up, flush */
+	release_shards(d);     /* clustered: RELEASING shards whose records are judged */
 	if (w.woken || w.polled) {
 		/* Pause intake within a poll, not a tick, of crossing the mark: the
 		 * receive thread must never reach the spool's hard limit, where it

@@ -324,7 +324,8 @@ open_of(struct fx *f, const char *site, struct alert *ret, size_t max)
 	for (size_t i = 0; i < n && k < max; i++)
 		if (strcmp(all[i]->site, site) == 0)
 			ret[k++] = *all[i];
-	qsort(ret, k, sizeof(*ret), cmp_alert_id);
+	if (k > 1)
+		qsort(ret, k, sizeof(*ret), cmp_alert_id);
 	return k;
 }
 
