@@ -169,6 +169,9 @@ bool web_live_is_connected(struct web_live *live);
  * first, then newest), limited to `sess`'s sites; NULL when the broker
  * holds none (then the caller asks the database). */
 json_t *web_live_open_alerts(struct web_live *live, const struct web_session *sess);
+/* Sorts an array of alerts in place as web_live_open_alerts() does:
+ * critical first, then newest, then by alert_id. */
+void web_live_sort_alerts(json_t *alerts);
 /* One alert of the retained state by id (a new reference) or NULL. */
 json_t *web_live_alert(struct web_live *live, const char *alert_id);
 /* Publishes `payload` on `topic` at QoS 1 and waits up to `wait_ms` for

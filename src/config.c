@@ -126,8 +126,9 @@ const struct config_key config_keys[] = {
 	  " clustered); the same on every instance" },
 	{ "cluster", "lease_time", KEY_DURATION, OFF(cluster_lease_time), "10s", 3000, 60000, 0,
 	  "how long a shard's lease lasts unrenewed: a dead instance's shards are taken over after it" },
-	{ "cluster", "session_prefix", KEY_TOPIC, OFF(cluster_session_prefix), "cordon-shard-", 0, 0,
-	  0, "MQTT client id of shard N is this prefix and N (3 digits); the same on every instance" },
+	{ "cluster", "session_prefix", KEY_TOPIC, OFF(cluster_session_prefix), "cordon-shard-", 0,
+	  0, 0,
+	  "MQTT client id of shard N is this prefix and N (3 digits); the same on every instance" },
 
 	{ "log", "level", KEY_LEVEL, OFF(log_level), "info", 0, 0, 1,
 	  "error | warning | notice | info | debug" },

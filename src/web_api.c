@@ -211,11 +211,73 @@ alerts_from(PGresult *res)
 	return arr;
 }
 
-/* The open alerts of the session: {"source","alerts"}; NULL with *ret_err. */
+/* The open alerts in PostgreSQL of the session's sites (an array), or
+ * NULL when the query failed. */
+static json_t *
+db_open_alerts(struct web_req *r, PGconn *conn, const char *sites)
+{
+	PGresult *res = WEB_QUERY(conn, "open alerts",
+				  "SELECT " ALERT_JSON " FROM alerts a WHERE a.state <> 'resolved'"
+				  "   AND ($1::json IS NULL OR a.site IN"
+				  "        (SELECT json_array_elements_text($1::json)))"
+				  " ORDER BY " SEVERITY_ORDER ", a.raised_at DESC, a.alert_id"
+				  " LIMIT 10000",
+				  sites);
+	json_t *alerts;
+
+	(void)r;
+	if (!res)
+		return NULL;
+	alerts = alerts_from(res);
+	PQclear(res);
+	return alerts;
+}
+
+/* `db` with each alert of `broker` in place of the row of its id, or added
+ * (both arrays are consumed): the broker's retained state is the newer, the
+ * database has what a clustered broker keeps on another node (ejabberd
+ * keeps a retained message on the node that received it:
+ * docs/scaling.md). NULL when out of memory. */
+static json_t *
+merge_open(json_t *db, json_t *broker)
+{
+	json_t *by_id = json_object(), *out = json_array(), *a;
+	const char *id;
+	size_t i;
+
+	if (!by_id || !out)
+		goto fail;
+	json_array_foreach(db, i, a)
+	{
+		if ((id = json_string_value(json_object_get(a, "alert_id"))))
+			json_object_set(by_id, id, a);
+	}
+	json_array_foreach(broker, i, a)
+	{
+		if ((id = json_string_value(json_object_get(a, "alert_id"))))
+			json_object_set(by_id, id, a);
+	}
+	json_object_foreach(by_id, id, a) json_array_append(out, a);
+	json_decref(by_id);
+	json_decref(db);
+	json_decref(broker);
+	web_live_sort_alerts(out);
+	return out;
+fail:
+	json_decref(by_id);
+	json_decref(out);
+	json_decref(db);
+	json_decref(broker);
+	return NULL;
+}
+
+/* The open alerts of the session: {"source","alerts"}; NULL with *ret_err.
+ * Both the broker's retained state and PostgreSQL, merged: "broker" alone
+ * while PostgreSQL is away, "database" alone while the broker is. */
 static json_t *
 open_alerts(struct web_req *r, const char *site, int *ret_err)
 {
-	json_t *alerts = web_live_open_alerts(r->w->live, &r->sess), *kept;
+	json_t *broker = web_live_open_alerts(r->w->live, &r->sess), *alerts, *db = NULL, *kept;
 	const char *source = "broker";
 	PGconn *conn = NULL;
 	char *sites = web_session_sites_param(&r->sess);
@@ -223,32 +285,23 @@ open_alerts(struct web_req *r, const char *site, int *ret_err)
 
 	if (err < 0)
 		conn = NULL;
-	if (!alerts) {
-		PGresult *res;
-
-		source = "database";
-		if (!conn) {
-			free(sites);
-			*ret_err = err;
-			return NULL;
-		}
-		res = WEB_QUERY(conn, "open alerts",
-				"SELECT " ALERT_JSON " FROM alerts a WHERE a.state <> 'resolved'"
-				"   AND ($1::json IS NULL OR a.site IN"
-				"        (SELECT json_array_elements_text($1::json)))"
-				" ORDER BY " SEVERITY_ORDER ", a.raised_at DESC, a.alert_id"
-				" LIMIT 10000",
-				sites);
-		if (!res) {
-			web_db_release(r->w->db, conn);
-			free(sites);
-			*ret_err = -EIO;
-			return NULL;
-		}
-		alerts = alerts_from(res);
-		PQclear(res);
-	}
+	else if (!(db = db_open_alerts(r, conn, sites)))
+		err = -EIO;
 	free(sites);
+	if (!db && !broker) {
+		if (conn)
+			web_db_release(r->w->db, conn);
+		*ret_err = err < 0 ? err : -ENOMEM;
+		return NULL;
+	}
+	if (db && broker) {
+		source = "broker+database";
+		alerts = merge_open(db, broker);
+	} else if (db) {
+		source = "database";
+		alerts = db;
+	} else
+		alerts = broker;
 	if (site && alerts) {
 		size_t i;
 		json_t *a;

@@ -729,6 +729,23 @@ cmp_alerts(const void *pa, const void *pb)
 		      json_string_value(json_object_get(b, "alert_id")) ?: "");
 }
 
+void
+web_live_sort_alerts(json_t *alerts)
+{
+	size_t n = json_array_size(alerts);
+	json_t **list = n ? calloc(n, sizeof(*list)) : NULL;
+
+	if (!list)
+		return; /* out of memory: left in the order it has */
+	for (size_t i = 0; i < n; i++)
+		list[i] = json_incref(json_array_get(alerts, i));
+	qsort(list, n, sizeof(*list), cmp_alerts);
+	json_array_clear(alerts);
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(alerts, list[i]);
+	free(list);
+}
+
 json_t *
 web_live_open_alerts(struct web_live *live, const struct web_session *sess)
 {

@@ -81,6 +81,9 @@ OBSERVED = {
     "rules.dropoff_limit": ("start+sighup", "test_people_keys", "20m: a delivery placed 25 min ago is uncollected, one placed 15 min ago is not; 10m by SIGHUP: that one is, one placed 5 min ago is not"),
     "daemon.shutdown_timeout": ("start+sighup", "test_rules_and_site_keys, test_spool_store_service_keys", "1s at start, 1h then 1s by SIGHUP: with PostgreSQL locked, SIGTERM ends cordond within 15 s ('shutdown deadline reached')"),
     "metrics.listen": ("start", "test_spool_store_service_keys", "/metrics answers on that port"),
+    "cluster.shards": ("start", "test_cluster_sessions.py", "two instances with 8 shards: each subscribes only its shards' sites, under the shards' client ids"),
+    "cluster.lease_time": ("start", "test_cluster_leases.py", "a SIGKILLed holder's shards are taken by the others once its leases expire"),
+    "cluster.session_prefix": ("start", "test_cluster_sessions.py", "the broker logs the shard sessions' client ids with that prefix"),
     "log.level": ("start+sighup", "test_spool_store_service_keys", "debug: a debug line (a COPY refused for a redelivered row); warning by SIGHUP: an alert's notice line is gone, a reject's warning is there"),
 }
 
@@ -106,6 +109,7 @@ CHANGED = {
     "rules.need_assign_limit": "3h", "rules.call_deadline": "19:00", "rules.dropoff_limit": "3h",
     "daemon.shutdown_timeout": "21s",
     "metrics.listen": "127.0.0.1:1", "log.level": "debug",
+    "cluster.shards": "4", "cluster.lease_time": "5s", "cluster.session_prefix": "km-shard-",
 }
 
 

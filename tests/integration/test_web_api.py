@@ -473,9 +473,10 @@ def test_ack_through_the_broker_and_live(web, env):
         assert detail["acks"][0]["by"] == "duty"
         assert "13812345678" not in json.dumps(detail)  # the note's phone is masked
 
-        # Open alerts: the broker's retained state, with the ack in it.
+        # Open alerts: the broker's retained state (with the ack in it) and
+        # PostgreSQL's, merged.
         listed = duty.get("/api/alerts").json()
-        assert listed["source"] == "broker"
+        assert listed["source"] == "broker+database"
         mine = [a for a in listed["alerts"] if a["alert_id"] == aid]
         assert mine and mine[0]["state"] == "acked"
 
@@ -562,12 +563,52 @@ def test_retained_state_must_match_its_topic(web, env):
             return d["source"], {a["alert_id"] for a in d["alerts"]}
         src, got = wait_until(lambda: ids(duty) if "rt-ok" in ids(duty)[1] else None,
                               what="the retained rt-ok")
-        assert src == "broker"
+        assert src == "broker+database"
         assert not got & {"rt-site", "rt-id", "rt-other", "rt-null", "rt-num", None}, got
         assert "rt-site" not in ids(wang)[1]
         assert web.alive()
     finally:
         publish_many(env.broker.port, [(t, b"") for t, _ in bad + good], retain=True)
+
+
+def test_open_alerts_merge_broker_and_database(web, env):
+    """A clustered broker (ejabberd) keeps a retained message only on the node
+    that received it, so the node cordon-web reads may hold some open alerts
+    and not others: the list and the live snapshot merge PostgreSQL's open
+    alerts with the broker's state, whose copy of an alert wins."""
+    def state(aid, st):
+        return json.dumps({"alert_id": aid, "site": "s1", "state": st, "severity": "critical",
+                           "kind": "fever", "subject": "person:MG", "raised_at": now_ts()}
+                          ).encode()
+    env.pg.query("INSERT INTO alerts (alert_id, site, kind, severity, state, subject,"
+                   " event_key, raised_at, updated_at, count)"
+                   " VALUES ('mg-db-only', 's1', 'fever', 'critical', 'raised', 'person:MG1',"
+                   " 's1/G1/mg1', now(), now(), 1),"
+                   " ('mg-both', 's1', 'fever', 'critical', 'raised', 'person:MG2',"
+                   " 's1/G1/mg2', now(), now(), 1)")
+    retained = [("cordon/s1/alerts/mg-broker-only", state("mg-broker-only", "raised")),
+                ("cordon/s1/alerts/mg-both", state("mg-both", "acked"))]
+    publish_many(env.broker.port, retained, retain=True)
+    try:
+        c = Client(web)
+        c.login("duty")
+
+        def listed():
+            d = c.get("/api/alerts").json()
+            return d["source"], {a["alert_id"]: a["state"] for a in d["alerts"]}
+        src, got = wait_until(lambda: listed() if "mg-broker-only" in listed()[1] else None,
+                              what="the retained mg-broker-only")
+        assert src == "broker+database"
+        assert got["mg-db-only"] == "raised", "an alert only PostgreSQL has is listed"
+        assert got["mg-both"] == "acked", "the broker's copy wins"
+        ev = Events(c)
+        snap = wait_until(ev.snapshot, what="the snapshot")
+        ids = {a["alert_id"] for a in snap["alerts"]}
+        assert {"mg-db-only", "mg-broker-only", "mg-both"} <= ids, ids
+        ev.close()
+    finally:
+        publish_many(env.broker.port, [(t, b"") for t, _ in retained], retain=True)
+        env.pg.query("DELETE FROM alerts WHERE alert_id LIKE 'mg-%'")
 
 
 def test_transition_must_match_its_topic(web, env):
