@@ -120,6 +120,9 @@ struct alert_transition {
 	const char *what; /* "raised", "updated", "acked", "resolved" */
 };
 
+/* Whether a kind is of the instance, not of a site (backlog,
+ * client_id_conflict: site "_daemon"): never of a shard. */
+bool alert_state_is_instance_kind(enum alert_kind k);
 /* The kind's row of the table (k < KIND_COUNT). */
 const struct alert_kind_info *alert_state_kind(enum alert_kind k);
 /* "fever", ...; "?" for no kind. */
@@ -198,6 +201,12 @@ extern const char alert_state_alerts_sql[];
  * alert_state_parse_seen. */
 #define ALERT_STATE_SEEN_COLS 5
 extern const char alert_state_seen_sql[];
+/* The same two for the sites of a list only (a clustered instance's shard
+ * taken over): the alerts' with the list as $2 (text[]), the seen times'
+ * as $1. Each branch filters its own rows (a branch's LIMIT counts the
+ * sites listed). */
+extern const char alert_state_alerts_sites_sql[];
+extern const char alert_state_seen_sites_sql[];
 
 /* One row of alert_state_alerts_sql (ncols text values, as libpq gives
  * them) into *ret (an open alert as PostgreSQL keeps it; its last update

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "log.h"
 #include "map.h"
 #include "normalize.h"
 #include "rules.h"
@@ -23,6 +24,7 @@
 struct publisher;
 struct registry;
 struct registry_snapshot;
+struct shards;
 struct spool;
 struct spool_reader;
 struct store;
@@ -35,6 +37,9 @@ struct pipeline_counts {
 	uint64_t retained_cleared;	   /* empty retained messages: no data */
 	uint64_t by_type[EVENT_TYPES + 1]; /* events normalized, by type */
 	struct map reject_reasons;	   /* reason -> count (intptr) */
+	/* Messages of sites of shards another instance owns, stored without
+	 * the rules (clustered). */
+	uint64_t not_judged;
 };
 
 /* Embedded in the daemon. The pointers under "wiring" are the daemon's
@@ -49,6 +54,9 @@ struct pipeline {
 	struct syncer *syncer; /* what the replay memory's file covers */
 	struct rules *rules;
 	struct rules_output *out;
+	/* Clustered: the shards this instance acts for (shards.h); NULL: every
+	 * site is judged. */
+	struct shards *shards;
 
 	struct spool_reader *rules_rd; /* ahead: rules and alerts */
 	struct spool_reader *store_rd; /* catch-up when the store lags */
@@ -69,6 +77,12 @@ struct pipeline {
 	char site_tz[64];	       /* [site] timezone as told to the register thread */
 	struct event *events;
 	struct pipeline_counts count;
+	/* Clustered: the shard the rules cursor waits for (-1: none), why,
+	 * since when (CLOCK_MONOTONIC ms); the log of records not judged. */
+	int wait_shard;
+	int wait_why;
+	int64_t wait_since_ms;
+	struct log_ratelimit not_judged_rl;
 };
 
 /* Allocates the buffers and an empty register in `cfg`'s [site] timezone;
@@ -98,5 +112,10 @@ void pipeline_release(struct pipeline *pl);
 uint64_t pipeline_pending(const struct pipeline *pl);
 /* Whether the rules cursor has read all that is appended. */
 bool pipeline_is_caught_up(const struct pipeline *pl);
+/* Whether the rules cursor waits before a record of a shard this
+ * instance owns but may not act on yet (its rule state loading, its lease
+ * unsure): polling the spool will not move it, a change of the lease view
+ * (or a seed restored) will. */
+bool pipeline_is_waiting(const struct pipeline *pl);
 
 #endif

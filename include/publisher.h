@@ -15,13 +15,17 @@
 
 struct mqtt_client;
 struct registry_snapshot;
+struct shards;
 struct spool_record;
 struct store_batch;
 
 /* Embedded in the daemon (publisher_init/publisher_finish). */
 struct publisher {
-	const struct config *cfg;	/* topic_root */
-	struct mqtt_client *mqtt;	/* NULL until the client is made */
+	const struct config *cfg; /* topic_root */
+	struct mqtt_client *mqtt; /* NULL until the client is made */
+	/* Clustered: the shards, whose lease epochs the alert rows carry
+	 * (store.h, struct store_alert); NULL: rows not fenced. */
+	const struct shards *shards;
 	struct log_ratelimit reject_rl; /* rejected messages, refused acks */
 	struct log_ratelimit publish_rl;
 	uint64_t alerts;		     /* transitions published */

@@ -68,14 +68,23 @@ struct reg_isolation {
 	int64_t check_interval_s; /* 0: none of its own, [rules] check_interval */
 };
 
-/* Rule state read from PostgreSQL once at start (SPEC G3): open alerts
- * and the last time each thing was seen, as typed rows (alert_state.h). */
+/* Rule state read from PostgreSQL (SPEC G3): open alerts and the last
+ * time each thing was seen, as typed rows (alert_state.h). Once at start
+ * (in the first snapshot), and for a clustered instance at each shard it
+ * takes (registry_seed_shard(): shard_tags set). */
 struct registry_seed {
 	struct alert *alerts;
 	size_t nalerts;
 	int more; /* a site and kind has more open alerts than were loaded */
 	struct alert_seen *seen;
 	size_t nseen;
+	/* A shard's seed: nshards entries, the tag each shard was asked for
+	 * with, 0 for a shard it does not cover; NULL in the first
+	 * snapshot's. */
+	int64_t *shard_tags;
+	int nshards;
+	size_t nsites;		    /* the sites its rows were read for */
+	struct registry_seed *next; /* the register thread's queue */
 };
 
 struct registry_snapshot {
@@ -101,17 +110,40 @@ struct registry_snapshot {
 struct registry;
 
 /* Starts the register thread; `wake_fd` (an eventfd) is written when a
- * new snapshot is ready. default_tz names the zone of unregistered sites.
- * The first snapshot carries the rule state (seed): of the open alerts,
- * the aggregates and the oldest `seed_rows` of each site and kind
- * (seed->more: a site and kind has more; registry_reseed loads the next). */
+ * new snapshot, or a seed asked for, is ready. default_tz names the zone
+ * of unregistered sites. The first snapshot carries the rule state
+ * (seed): of the open alerts, the aggregates and the oldest `seed_rows` of
+ * each site and kind (seed->more: a site and kind has more;
+ * registry_reseed loads the next), of every site, or with `first_site`
+ * not NULL of that site only (a clustered instance owns no shard at start:
+ * "_daemon", its instance-level alerts). */
 int registry_create(const char *conninfo, const char *default_tz, int wake_fd, int64_t seed_rows,
-		    struct registry **ret_registry) __attribute__((warn_unused_result));
+		    const char *first_site, struct registry **ret_registry)
+	__attribute__((warn_unused_result));
 void registry_destroy(struct registry *r);
 /* Loads the open alerts again (the next `rows` of a site and kind, once
- * the ones folded are resolved in PostgreSQL): the next snapshot carries
- * a seed. */
+ * the ones folded are resolved in PostgreSQL), of the sites the first
+ * seed was of: the next snapshot carries a seed. */
 void registry_reseed(struct registry *r);
+/* Asks for the rule state of the sites of shard `shard` of `nshards`
+ * (1..CLUSTER_MAX_SHARDS; cluster_shard_of()), as at start, tagged `tag`
+ * (> 0, the caller's: the lease's epoch). The register thread lists the
+ * sites PostgreSQL knows (the register's, and those with open alerts,
+ * open calls or open needs: a site nobody registered still has its fever
+ * alerts), keeps the shard's, and reads their rows with
+ * alert_state_alerts_sites_sql and alert_state_seen_sites_sql in one
+ * REPEATABLE READ transaction. Shards asked for together (before the
+ * thread gets to them) come in one seed; a shard asked for again before
+ * its load began is loaded once, with the last tag. The seed comes
+ * through registry_take_seed() (wake_fd written), not in a snapshot: it
+ * needs no load of the register, and seeds of several shards must not
+ * replace one another as snapshots do. A load that fails is tried again
+ * (0.5 s doubling to 15 s). Never blocks: a lock and an eventfd write. */
+void registry_seed_shard(struct registry *r, int nshards, int shard, int64_t tag);
+/* The oldest seed loaded for registry_seed_shard() not taken yet, or NULL;
+ * the caller frees it (registry_seed_free). */
+struct registry_seed *registry_take_seed(struct registry *r);
+void registry_seed_free(struct registry_seed *seed);
 /* The newest snapshot not taken yet, or NULL; the caller frees it. */
 struct registry_snapshot *registry_take(struct registry *r);
 void registry_snapshot_free(struct registry_snapshot *snap);

@@ -26,12 +26,24 @@ struct store_reject {
 	size_t orig_len;
 };
 
+/* An alert transition to store in alerts and alert_transitions, with the
+ * fencing token of a clustered instance (docs/scaling.md, "Fencing"): the
+ * shard of its site and the epoch of the lease the rules held when they
+ * made it. A row whose epoch is older than the shard's in shard_leases
+ * when the batch commits is not written. shard -1: not fenced (one
+ * instance, or an instance-level alert). */
+struct store_alert {
+	struct alert_transition t;
+	int shard;
+	int64_t epoch;
+};
+
 struct store_batch {
 	struct event *events;
 	size_t nevents, cap;
 	struct store_reject *rejects;
 	size_t nrejects, rcap;
-	struct alert_transition *alerts; /* to store in alerts + alert_transitions */
+	struct store_alert *alerts;
 	size_t nalerts, acap;
 	uint64_t end_pos; /* spool position just after the last record */
 };
@@ -80,6 +92,9 @@ struct store_stats {
 	size_t nwrite_errors;
 	uint64_t write_errors_other; /* SQLSTATEs beyond the first STORE_SQLSTATES_MAX */
 	uint64_t rows_rejected;	     /* event rows turned store_failed rejects */
+	/* Alert rows not written: their shard's epoch had moved on (another
+	 * instance took it over; docs/scaling.md, "Fencing"). */
+	uint64_t alert_rows_fenced;
 };
 
 /* Starts the store thread; it connects in the background. `done_fd` is an
@@ -108,8 +123,10 @@ int store_batch_add_event(struct store_batch *b, const struct event *ev)
 int store_batch_add_reject(struct store_batch *b, const struct store_reject *r, const char *topic,
 			   size_t topic_len, const uint8_t *payload, size_t len)
 	__attribute__((warn_unused_result));
-int store_batch_add_alert(struct store_batch *b, const struct alert_transition *t)
-	__attribute__((warn_unused_result));
+/* Adds transition `t` to write; `shard` and `epoch` as in struct
+ * store_alert (-1 and 0: not fenced). 0 or -ENOMEM. */
+int store_batch_add_alert(struct store_batch *b, const struct alert_transition *t, int shard,
+			  int64_t epoch) __attribute__((warn_unused_result));
 void store_batch_clear(struct store_batch *b);
 void store_batch_free(struct store_batch *b);
 size_t store_batch_rows(const struct store_batch *b);

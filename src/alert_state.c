@@ -90,6 +90,12 @@ alert_state_from_name(const char *name)
 }
 
 bool
+alert_state_is_instance_kind(enum alert_kind k)
+{
+	return k == KIND_BACKLOG || k == KIND_CLIENT_ID_CONFLICT;
+}
+
+bool
 alert_state_is_aggregate(const struct alert *a)
 {
 	return strcmp(a->subject, ALERT_AGGREGATE) == 0;
@@ -114,16 +120,23 @@ alert_state_seen_from_name(const char *name)
 #define RULE_TIME(t) \
 	"CASE WHEN 'clock_skew' = ANY(" t ".flags) THEN " t ".received_at ELSE " t ".ts END"
 
+/* Each statement comes twice: for every site (F = ALL_SITES) and for the
+ * sites of a list (F = SEEN_SITES or ALERTS_SITES: a clustered instance's shard taken
+ * over, docs/scaling.md). F(col) is what each branch's WHERE adds. */
+#define ALL_SITES(col) ""
+#define SEEN_SITES(col) " AND " col " = ANY($1::text[])"
+#define ALERTS_SITES(col) " AND " col " = ANY($2::text[])"
+
 /* A household's latest card_exception alert (rules.c, card_exception),
  * whatever its state: what was raised for it, and whether that situation
  * is over. */
-#define CARDX_SQL_TEXT                                                                          \
+#define CARDX_SQL_TEXT(F)                                                                       \
 	" UNION ALL SELECT 'card_exception', site, household, sub, at FROM (SELECT DISTINCT ON" \
 	" (site, household) site, household, alert_id || ' ' || event_key || ' ' || (state ="   \
 	" 'resolved' AND reason IN ('register corrected', 'check off'))::int::text AS sub,"     \
 	" (extract(epoch FROM raised_at) * 1e6)::bigint AS at FROM alerts"                      \
-	" WHERE kind = 'card_exception' AND subject <> '*' AND household IS NOT NULL"           \
-	" ORDER BY site, household, raised_at DESC, alert_id DESC) x"
+	" WHERE kind = 'card_exception' AND subject <> '*' AND household IS NOT NULL" F(        \
+		"site") " ORDER BY site, household, raised_at DESC, alert_id DESC) x"
 /* The people work (issue 16, rules.c): the open and assigned needs (their
  * open, category, due and latest assignment: one row each), the needs
  * done in the last day (the last 20,000, RULES_NEEDS_MAX: a late step of
@@ -131,82 +144,93 @@ alert_state_seen_from_name(const char *name)
  * that reached it, of the last two days; the deliveries placed in the last
  * 7 days and not collected since (by rule time), and each household's
  * latest collection. */
-#define PEOPLE_SEEN_SQL                                                                                                   \
-	" UNION ALL SELECT 'need_open', site, need_id, coalesce(household, ''),"                                          \
-	" (extract(epoch FROM opened_at) * 1e6)::bigint FROM needs"                                                       \
-	" WHERE status IN ('open', 'assigned') AND opened_at IS NOT NULL"                                                 \
-	" UNION ALL SELECT 'need_category', site, need_id, category, 0 FROM needs"                                        \
-	" WHERE status IN ('open', 'assigned') AND category IS NOT NULL"                                                  \
-	" UNION ALL SELECT 'need_due', site, need_id, '', (extract(epoch FROM due) * 1e6)::bigint"                        \
-	" FROM needs WHERE status IN ('open', 'assigned') AND due IS NOT NULL"                                            \
-	" UNION ALL SELECT 'need_assigned', site, need_id, '',"                                                           \
-	" (extract(epoch FROM assigned_at) * 1e6)::bigint FROM needs"                                                     \
-	" WHERE status = 'assigned' AND assigned_at IS NOT NULL"                                                          \
-	" UNION ALL SELECT * FROM (SELECT 'need_done', site, need_id, '',"                                                \
-	" (extract(epoch FROM coalesce(delivered_at, cancelled_at)) * 1e6)::bigint FROM needs"                            \
-	" WHERE status IN ('delivered', 'cancelled') AND updated_at > now() - interval '1 day'"                           \
-	" ORDER BY updated_at DESC LIMIT 20000) nd"                                                                       \
-	" UNION ALL SELECT 'welfare_reached', w.site, w.household, '',"                                                   \
-	" (extract(epoch FROM max(" RULE_TIME(                                                                            \
-		"w") ")) * 1e6)::bigint FROM welfare_calls w"                                                             \
-		     " WHERE w.outcome <> 'no_answer' AND w.received_at > now() - interval '2 days'"                      \
-		     " GROUP BY w.site, w.household"                                                                      \
-		     " UNION ALL SELECT 'dropoff_collected', c.site, c.household, '',"                                    \
-		     " (extract(epoch FROM max(" RULE_TIME(                                                               \
-			     "c") ")) * 1e6)::bigint FROM dropoffs c"                                                     \
-				  " WHERE c.action = 'collected' AND c.received_at > now() - interval '7 days'"           \
-				  " GROUP BY c.site, c.household"                                                         \
-				  " UNION ALL SELECT 'dropoff_placed', p.site, p.household, coalesce(p.item, ''),"        \
-				  " (extract(epoch FROM " RULE_TIME(                                                      \
-					  "p") ") * 1e6)::bigint FROM dropoffs p"                                         \
-					       " WHERE p.action = 'placed' AND p.received_at > now() - interval '7 days'" \
-					       " AND NOT EXISTS (SELECT 1 FROM dropoffs c WHERE c.site = p.site"          \
-					       " AND c.household = p.household AND c.action = 'collected'"                \
-					       " AND " RULE_TIME("c") " >= " RULE_TIME("p") ")"
+#define PEOPLE_SEEN_SQL(F)                                                                                                                                                                                                                             \
+	" UNION ALL SELECT 'need_open', site, need_id, coalesce(household, ''),"                                                                                                                                                                       \
+	" (extract(epoch FROM opened_at) * 1e6)::bigint FROM needs"                                                                                                                                                                                    \
+	" WHERE status IN ('open', 'assigned') AND opened_at IS NOT NULL" F(                                                                                                                                                                           \
+		"site") " UNION ALL SELECT 'need_category', site, need_id, category, 0 FROM needs"                                                                                                                                                     \
+			" WHERE status IN ('open', 'assigned') AND category IS NOT NULL" F(                                                                                                                                                            \
+				"site") " UNION ALL SELECT 'need_due', site, need_id, '', (extract(epoch FROM due) * 1e6)::bigint"                                                                                                                     \
+					" FROM needs WHERE status IN ('open', 'assigned') AND due IS NOT NULL" F(                                                                                                                                      \
+						"site") " UNION ALL SELECT 'need_assigned', site, need_id, '',"                                                                                                                                        \
+							" (extract(epoch FROM assigned_at) * 1e6)::bigint FROM needs"                                                                                                                                  \
+							" WHERE status = 'assigned' AND assigned_at IS NOT NULL" F(                                                                                                                                    \
+								"site") " UNION ALL SELECT * FROM (SELECT 'need_done', site, need_id, '',"                                                                                                             \
+									" (extract(epoch FROM coalesce(delivered_at, cancelled_at)) * 1e6)::bigint FROM needs"                                                                                         \
+									" WHERE status IN ('delivered', 'cancelled') AND updated_at > now() - interval '1 day'" F(                                                                                     \
+										"site") " ORDER BY updated_at DESC LIMIT 20000) nd"                                                                                                                    \
+											" UNION ALL SELECT 'welfare_reached', w.site, w.household, '',"                                                                                                \
+											" (extract(epoch FROM max(" RULE_TIME(                                                                                                                         \
+												"w") ")) * 1e6)::bigint FROM welfare_calls w"                                                                                                          \
+												     " WHERE w.outcome <> 'no_answer' AND w.received_at > now() - interval '2 days'" F(                                                                \
+													     "w.site") " GROUP BY w.site, w.household"                                                                                                 \
+														       " UNION ALL SELECT 'dropoff_collected', c.site, c.household, '',"                                                               \
+														       " (extract(epoch FROM max(" RULE_TIME(                                                                                          \
+															       "c") ")) * 1e6)::bigint FROM dropoffs c"                                                                                \
+																    " WHERE c.action = 'collected' AND c.received_at > now() - interval '7 days'" F(                                   \
+																	    "c.site") " GROUP BY c.site, c.household"                                                                  \
+																		      " UNION ALL SELECT 'dropoff_placed', p.site, p.household, coalesce(p.item, ''),"                 \
+																		      " (extract(epoch FROM " RULE_TIME(                                                               \
+																			      "p") ") * 1e6)::bigint FROM dropoffs p"                                                  \
+																				   " WHERE p.action = 'placed' AND p.received_at > now() - interval '7 days'" F(       \
+																					   "p.site") " AND NOT EXISTS (SELECT 1 FROM dropoffs c WHERE c.site = p.site" \
+																						     " AND c.household = p.household AND c.action = 'collected'"       \
+																						     " AND " RULE_TIME("c") " >= " RULE_TIME(                          \
+																							     "p") ")"
 
 /* The resolved calls: the last RULES_RESOLVED_MAX (rules.c) of them. A
  * sealed gate's latest `closed` and latest breach (a status open or
  * forced, a pass) received in the last 30 days, of gates registered
  * sealed: two rows at most per gate (rules.c, struct seal). */
-#define SEEN_SQL_TEXT                                                                                                    \
-	"SELECT 'gate', site, gate, '', (extract(epoch FROM max(received_at)) * 1e6)::bigint"                            \
-	" FROM gate_events WHERE received_at > now() - interval '1 day' GROUP BY site, gate"                             \
-	" UNION ALL SELECT 'gate', site, gate, '', (extract(epoch FROM max(received_at)) * 1e6)::bigint"                 \
-	" FROM gate_status WHERE received_at > now() - interval '1 day' GROUP BY site, gate"                             \
-	" UNION ALL SELECT 'zone', site, zone, '', (extract(epoch FROM max(ts)) * 1e6)::bigint"                          \
-	" FROM disinfections WHERE ts > now() - interval '7 days' GROUP BY site, zone"                                   \
-	" UNION ALL SELECT 'check', site, household, coalesce(person, ''), (extract(epoch FROM max(ts)) * 1e6)::bigint"  \
-	" FROM isolation_checks WHERE ts > now() - interval '60 days' GROUP BY site, household, person"                  \
-	" UNION ALL SELECT 'check', site, household, '', (extract(epoch FROM max(ts)) * 1e6)::bigint"                    \
-	" FROM isolation_checks WHERE ts > now() - interval '60 days' GROUP BY site, household"                          \
-	" UNION ALL SELECT 'call', site, call_id, coalesce(category, ''), (extract(epoch FROM opened_at) * 1e6)::bigint" \
-	" FROM hotline_calls WHERE status = 'open' AND urgent AND opened_at IS NOT NULL"                                 \
-	" UNION ALL SELECT * FROM (SELECT 'call_resolved', site, call_id, '',"                                           \
-	" (extract(epoch FROM coalesce(resolved_at, updated_at)) * 1e6)::bigint"                                         \
-	" FROM hotline_calls WHERE status = 'resolved'"                                                                  \
-	" ORDER BY coalesce(resolved_at, updated_at) DESC LIMIT 10000) r"                                                \
-	" UNION ALL SELECT * FROM (SELECT 'exit', g.site, c.household, '', (extract(epoch FROM g.ts) * 1e6)::bigint"     \
-	" FROM gate_events g JOIN cards c ON c.site = g.site AND c.card = g.card"                                        \
-	" WHERE g.direction = 'out' AND NOT c.extra AND g.ts > now() - interval '7 days'"                                \
-	" ORDER BY g.ts) e"                                                                                              \
-	" UNION ALL SELECT CASE WHEN s.state = 'closed' THEN 'seal_closed' ELSE 'seal_breach' END,"                      \
-	" s.site, s.gate, '', (extract(epoch FROM max(" RULE_TIME(                                                       \
-		"s") ")) * 1e6)::bigint"                                                                                 \
-		     " FROM gates g JOIN gate_status s ON s.site = g.site AND s.gate = g.gate"                           \
-		     " WHERE g.state = 'sealed' AND s.state IN ('closed', 'open', 'forced')"                             \
-		     " AND s.received_at > now() - interval '30 days'"                                                   \
-		     " GROUP BY 1, s.site, s.gate"                                                                       \
-		     " UNION ALL SELECT 'seal_breach', e.site, e.gate, '',"                                              \
-		     " (extract(epoch FROM max(" RULE_TIME(                                                              \
-			     "e") ")) * 1e6)::bigint"                                                                    \
-				  " FROM gates g JOIN gate_events e ON e.site = g.site AND e.gate = g.gate"              \
-				  " WHERE g.state = 'sealed' AND e.received_at > now() - interval '30 days'"             \
-				  " GROUP BY e.site, e.gate" PEOPLE_SEEN_SQL
+#define SEEN_SQL_TEXT(F)                                                                                                                                                                                                                                            \
+	"SELECT 'gate', site, gate, '', (extract(epoch FROM max(received_at)) * 1e6)::bigint"                                                                                                                                                                       \
+	" FROM gate_events WHERE received_at > now() - interval '1 day'" F(                                                                                                                                                                                         \
+		"site") " GROUP BY site, gate"                                                                                                                                                                                                                      \
+			" UNION ALL SELECT 'gate', site, gate, '', (extract(epoch FROM max(received_at)) * 1e6)::bigint"                                                                                                                                            \
+			" FROM gate_status WHERE received_at > now() - interval '1 day'" F(                                                                                                                                                                         \
+				"site") " GROUP BY site, gate"                                                                                                                                                                                                      \
+					" UNION ALL SELECT 'zone', site, zone, '', (extract(epoch FROM max(ts)) * 1e6)::bigint"                                                                                                                                     \
+					" FROM disinfections WHERE ts > now() - interval '7 days'" F(                                                                                                                                                               \
+						"site") " GROUP BY site, zone"                                                                                                                                                                                      \
+							" UNION ALL SELECT 'check', site, household, coalesce(person, ''),"                                                                                                                                         \
+							" (extract(epoch FROM max(ts)) * 1e6)::bigint"                                                                                                                                                              \
+							" FROM isolation_checks WHERE ts > now() - interval '60 days'" F(                                                                                                                                           \
+								"site") " GROUP BY site, household, person"                                                                                                                                                         \
+									" UNION ALL SELECT 'check', site, household, '', (extract(epoch FROM max(ts)) * 1e6)::bigint"                                                                                               \
+									" FROM isolation_checks WHERE ts > now() - interval '60 days'" F(                                                                                                                           \
+										"site") " GROUP BY site, household"                                                                                                                                                 \
+											" UNION ALL SELECT 'call', site, call_id, coalesce(category, ''),"                                                                                                          \
+											" (extract(epoch FROM opened_at) * 1e6)::bigint"                                                                                                                            \
+											" FROM hotline_calls WHERE status = 'open' AND urgent AND opened_at IS NOT NULL" F(                                                                                         \
+												"site") " UNION ALL SELECT * FROM (SELECT 'call_resolved', site, call_id, '',"                                                                                      \
+													" (extract(epoch FROM coalesce(resolved_at, updated_at)) * 1e6)::bigint"                                                                                    \
+													" FROM hotline_calls WHERE status = 'resolved'" F(                                                                                                          \
+														"site") " ORDER BY coalesce(resolved_at, updated_at) DESC LIMIT 10000) r"                                                                           \
+															" UNION ALL SELECT * FROM (SELECT 'exit', g.site, c.household, '',"                                                                         \
+															" (extract(epoch FROM g.ts) * 1e6)::bigint"                                                                                                 \
+															" FROM gate_events g JOIN cards c ON c.site = g.site AND c.card = g.card"                                                                   \
+															" WHERE g.direction = 'out' AND NOT c.extra AND g.ts > now() - interval '7 days'" F(                                                        \
+																"g.site") " ORDER BY g.ts) e"                                                                                                       \
+																	  " UNION ALL SELECT CASE WHEN s.state = 'closed' THEN 'seal_closed' ELSE 'seal_breach' END,"                               \
+																	  " s.site, s.gate, '', (extract(epoch FROM max(" RULE_TIME(                                                                \
+																		  "s") ")) * 1e6)::bigint"                                                                                          \
+																		       " FROM gates g JOIN gate_status s ON s.site = g.site AND s.gate = g.gate"                                    \
+																		       " WHERE g.state = 'sealed' AND s.state IN ('closed', 'open', 'forced')"                                      \
+																		       " AND s.received_at > now() - interval '30 days'" F(                                                         \
+																			       "s.site") " GROUP BY 1, s.site, s.gate"                                                              \
+																					 " UNION ALL SELECT 'seal_breach', e.site, e.gate, '',"                                     \
+																					 " (extract(epoch FROM max(" RULE_TIME(                                                     \
+																						 "e") ")) * 1e6)::bigint"                                                           \
+																						      " FROM gates g JOIN gate_events e ON e.site = g.site AND e.gate = g.gate"     \
+																						      " WHERE g.state = 'sealed' AND e.received_at > now() - interval '30 days'" F( \
+																							      "e.site") " GROUP BY e.site, e.gate" PEOPLE_SEEN_SQL(F)               \
+																							      CARDX_SQL_TEXT(                                                       \
+																								      F)
 
 /* The open alerts: aggregates first, then the oldest $1 of each site and
  * kind (the bound, and as many again to fold at most in one pass; the
  * last column says whether a site and kind has more). */
-#define ALERTS_SQL_TEXT                                                                            \
+#define ALERTS_SQL_TEXT(F)                                                                         \
 	"SELECT alert_id, site, kind, severity, state, subject, event_key, coalesce(gate, ''),"    \
 	" coalesce(household, ''), coalesce(card, ''), coalesce(zone, ''), coalesce(call_id, '')," \
 	" coalesce((temp_c * 10)::int, -32768), (extract(epoch FROM raised_at) * 1e6)::bigint,"    \
@@ -214,12 +238,15 @@ alert_state_seen_from_name(const char *name)
 	" coalesce(by_whom, ''), coalesce(distinct_subjects, 0), coalesce(sample, ''),"            \
 	" (total > $1)::int FROM (SELECT *, row_number() OVER w AS rank, count(*) OVER"            \
 	" (PARTITION BY site, kind, subject = '*') AS total FROM alerts"                           \
-	" WHERE state <> 'resolved' WINDOW w AS (PARTITION BY site, kind, subject = '*'"           \
-	" ORDER BY raised_at, alert_id)) a WHERE rank <= $1"                                       \
-	" ORDER BY subject = '*' DESC, raised_at, alert_id"
+	" WHERE state <> 'resolved'" F(                                                            \
+		"site") " WINDOW w AS (PARTITION BY site, kind,"                                   \
+			" subject = '*' ORDER BY raised_at, alert_id)) a WHERE rank <= $1"         \
+			" ORDER BY subject = '*' DESC, raised_at, alert_id"
 
-const char alert_state_seen_sql[] = SEEN_SQL_TEXT CARDX_SQL_TEXT;
-const char alert_state_alerts_sql[] = ALERTS_SQL_TEXT;
+const char alert_state_seen_sql[] = SEEN_SQL_TEXT(ALL_SITES);
+const char alert_state_alerts_sql[] = ALERTS_SQL_TEXT(ALL_SITES);
+const char alert_state_seen_sites_sql[] = SEEN_SQL_TEXT(SEEN_SITES);
+const char alert_state_alerts_sites_sql[] = ALERTS_SQL_TEXT(ALERTS_SITES);
 
 int
 alert_state_parse_alert(const char *const *v, size_t ncols, struct alert *ret, bool *ret_more)

@@ -38,6 +38,7 @@
 #include "retention.h"
 #include "rules.h"
 #include "sessions.h"
+#include "shards.h"
 #include "spool.h"
 #include "status.h"
 #include "store.h"
@@ -91,6 +92,13 @@ struct daemon {
 	size_t id_key_len;
 	/* Another client taking our client id (client_id_conflict). */
 	struct mqtt_conflict conflict;
+	/* Clustered ([cluster] shards > 0): the shards the rules act for, as
+	 * the last lease view said (shards.h); the shards whose seed had more
+	 * open alerts than one pass loads, with their epochs, asked for again
+	 * at the next restore pass. reseed_first: the first seed had more. */
+	struct shards shards;
+	int64_t shards_reseed_tag[CLUSTER_MAX_SHARDS];
+	bool reseed_first;
 
 	int polling;	      /* a stream: poll the spool, unwoken */
 	int64_t last_wake_us; /* the receive thread's last wake-up */
@@ -151,7 +159,15 @@ restore_rule_state(struct daemon *d, const struct registry_snapshot *s)
 
 	for (size_t i = 0; i < seed->nalerts; i++) {
 		const struct alert *a = &seed->alerts[i];
-		int err = rules_restore_alert(d->rules, a, &now, &d->out);
+		int err;
+
+		/* Clustered, the first seed is of site _daemon: only this
+		 * instance's own alerts are its to carry on. */
+		if (d->shards.nshards &&
+		    (strncmp(a->subject, "instance:", 9) != 0 ||
+		     strcmp(a->subject + 9, d->cfg->mqtt_client_id) != 0))
+			continue;
+		err = rules_restore_alert(d->rules, a, &now, &d->out);
 
 		if (err == 0)
 			restored++;
@@ -193,6 +209,7 @@ register_rules(struct daemon *d)
 
 	if (!d->pl.rules_ready)
 		return;
+	shards_set_now(&d->shards, clocks_mono_ms());
 	if (rules_register(d->rules, d->pl.reg, &now, &d->out) < 0)
 		log_err("out of memory in the register's rules");
 	publish_transitions(d, 0);
@@ -212,13 +229,159 @@ take_register(struct daemon *d)
 		/* More open alerts than one pass loads: the next pass once
 		 * this one's folded alerts are resolved in PostgreSQL (and
 		 * their messages handed on: next_restore_pass). */
-		if (s->seed->more)
+		if (s->seed->more) {
 			d->pl.reseed_batch = d->pl.filling;
+			d->reseed_first = true;
+		}
 	}
 	pipeline_set_register(&d->pl, s);
 	sessions_set_register(d->sessions, d->pl.reg); /* each shard session's sites */
 	d->registered = true;
 	register_rules(d);
+}
+
+/* ---- clustered: the rule state of the shards owned (docs/scaling.md,
+ * "Rule state at a takeover") ---- */
+
+/* A new lease view, copied from the cluster thread: the rule state of the
+ * shards lost (or taken again under another epoch) is forgotten, and the
+ * register thread is asked for the state of the shards newly owned. The
+ * rules cursor waits before their records, and their timers are out of
+ * the rules' scope, until it is restored (take_seeds). */
+static void
+shards_view_changed(struct daemon *d, const struct cluster_view *v)
+{
+	struct shards_change ch;
+
+	shards_apply_view(&d->shards, v, &ch);
+	if (ch.nlost > 0) {
+		int64_t t0 = clocks_mono_us();
+		size_t n = rules_forget_sites(d->rules, shards_holds, &d->shards);
+
+		for (int i = 0; i < ch.nlost; i++)
+			d->shards_reseed_tag[ch.lost[i]] = 0;
+		log_notice("%d shard(s) lost (shard %d%s): their rule state forgotten (%zu entries"
+			   " in %" PRId64 " ms)",
+			   ch.nlost, ch.lost[0], ch.nlost > 1 ? " and more" : "", n,
+			   (clocks_mono_us() - t0) / 1000);
+	}
+	for (int i = 0; i < ch.nwanted; i++) {
+		int shard = ch.wanted[i];
+
+		registry_seed_shard(d->registry, d->shards.nshards, shard, d->shards.asked[shard]);
+		log_info("shard %d taken (epoch %" PRId64 "): loading its rule state", shard,
+			 d->shards.asked[shard]);
+	}
+}
+
+/* A seed of shards (registry_seed_shard): its rows of the shards still
+ * owned under the epoch they were asked for are restored as at start
+ * (folds published), those shards are ready, and the register's rules run
+ * for their sites. Rows of a shard lost meanwhile are dropped. */
+static void
+restore_shard_seed(struct daemon *d, const struct registry_seed *seed)
+{
+	struct rules_clock now = rules_now();
+	size_t restored = 0, folded = 0, nseen = 0, stale = 0;
+	int nready = 0, first = -1;
+
+	for (size_t i = 0; i < seed->nalerts; i++) {
+		const struct alert *a = &seed->alerts[i];
+		int shard = cluster_shard_of(a->site, seed->nshards);
+		int err;
+
+		if (!shards_seed_wanted(&d->shards, shard, seed->shard_tags[shard])) {
+			stale++;
+			continue;
+		}
+		err = rules_restore_alert(d->rules, a, &now, &d->out);
+		if (err == 0)
+			restored++;
+		else if (err == 1)
+			folded++;
+		else
+			log_err("out of memory restoring alert %s", a->alert_id);
+		if (d->out.n)
+			publish_transitions(d, 0);
+	}
+	for (size_t i = 0; i < seed->nseen; i++) {
+		const struct alert_seen *x = &seed->seen[i];
+		int shard = cluster_shard_of(x->site, seed->nshards);
+		int err;
+
+		if (!shards_seed_wanted(&d->shards, shard, seed->shard_tags[shard])) {
+			stale++;
+			continue;
+		}
+		if ((err = rules_restore_seen(d->rules, d->pl.reg, x, &now)) != 1)
+			nseen++;
+		if (err < 0)
+			log_warn("cannot restore %s %s/%s", alert_state_seen_name(x->what), x->site,
+				 x->id);
+	}
+	for (int shard = 0; shard < seed->nshards; shard++) {
+		if (!shards_seed_restored(&d->shards, shard, seed->shard_tags[shard]))
+			continue;
+		if (first < 0)
+			first = shard;
+		nready++;
+		if (seed->more)
+			d->shards_reseed_tag[shard] = seed->shard_tags[shard];
+	}
+	if (seed->more && nready)
+		d->pl.reseed_batch = d->pl.filling;
+	if (folded)
+		log_warn("%zu open alerts past [rules] max_open_alerts = %" PRId64 " for their site"
+			 " and kind folded into aggregate alerts (resolved as \"folded\")",
+			 folded, d->cfg->max_open_alerts);
+	if (nready)
+		log_notice("rule state of %d shard(s) restored (shard %d%s, %zu sites): %zu open"
+			   " alerts, %zu last-seen times; the rules act for them",
+			   nready, first, nready > 1 ? " and more" : "", seed->nsites, restored,
+			   nseen);
+	if (stale)
+		log_info("%zu rows of a rule state loaded for shards lost since dropped", stale);
+	register_rules(d); /* card_exception of the sites now in scope */
+}
+
+/* Every seed of shards loaded (the register's eventfd). */
+static void
+take_seeds(struct daemon *d)
+{
+	struct registry_seed *seed;
+
+	while ((seed = registry_take_seed(d->registry)) != NULL) {
+		restore_shard_seed(d, seed);
+		registry_seed_free(seed);
+	}
+}
+
+/* The next restore pass of the shards whose seed had more open alerts
+ * (next_restore_pass): asked for again under the same epoch. */
+static void
+reseed_shards(struct daemon *d)
+{
+	for (int shard = 0; shard < d->shards.nshards; shard++) {
+		int64_t tag = d->shards_reseed_tag[shard];
+
+		d->shards_reseed_tag[shard] = 0;
+		if (tag && shards_seed_wanted(&d->shards, shard, tag))
+			registry_seed_shard(d->registry, d->shards.nshards, shard, tag);
+	}
+}
+
+/* Clustered: the rules act for the shards owned and ready (their scope),
+ * the pipeline judges their records only, the alert rows carry their
+ * epochs (shards.h). */
+static void
+setup_shards(struct daemon *d)
+{
+	shards_init(&d->shards, (int)d->cfg->cluster_shards);
+	if (!d->shards.nshards)
+		return;
+	rules_set_scope(d->rules, shards_in_scope, &d->shards);
+	d->pl.shards = &d->shards;
+	d->pub.shards = &d->shards;
 }
 
 /* The next pass of the restore (take_register) once this one's folded
@@ -236,7 +399,10 @@ next_restore_pass(struct daemon *d)
 	if (is.out_queued >= RESTORE_FOLD_STEP)
 		return;
 	d->pl.reseed_due = 0;
-	registry_reseed(d->registry);
+	if (d->reseed_first)
+		registry_reseed(d->registry);
+	d->reseed_first = false;
+	reseed_shards(d);
 }
 
 /* Every second, once the rule state is there: the timer rules, the
@@ -254,10 +420,14 @@ rules_timers(struct daemon *d, int64_t now)
 		struct mqtt_client_stats is;
 		struct rules_clock rnow = rules_now();
 
+		/* INTEGRATION POINT (rules side): clustered, messages flow for
+		 * a shard while its session is up (sessions_shard_stats()); the
+		 * instance's own client here says only that the broker is. */
 		mqtt_client_get_stats(d->mqtt, &is);
 		rules_intake(d->rules, is.connected && !d->intake.paused, &rnow);
 		health_tick(&d->health, &is, now);
 		rnow = rules_now();
+		shards_set_now(&d->shards, now);
 		if (rules_tick(d->rules, d->pl.reg, &rnow, &d->out) < 0)
 			log_err("out of memory in the timer rules");
 		publish_transitions(d, 0);
@@ -310,7 +480,7 @@ moderate_wakes(struct daemon *d, int woken, int64_t now, uint64_t before)
 	/* A message appended just before we asked wrote no eventfd. (Until
 	 * the rules are ready their cursor stays put: the register's arrival
 	 * pumps what came meanwhile.) */
-	if (d->pl.rules_ready && !pipeline_is_caught_up(&d->pl))
+	if (d->pl.rules_ready && !pipeline_is_caught_up(&d->pl) && !pipeline_is_waiting(&d->pl))
 		d->polling = 1;
 }
 
@@ -531,7 +701,8 @@ setup(struct daemon *d)
 	sto.spool_id = spool_id(d->spool);
 	sto.topic_root = d->cfg->topic_root;
 	err = registry_create(d->cfg->pg_conninfo, d->cfg->site_timezone, d->regfd,
-			      d->cfg->max_open_alerts + RESTORE_FOLD_STEP, &d->registry);
+			      d->cfg->max_open_alerts + RESTORE_FOLD_STEP,
+			      d->cfg->cluster_shards > 0 ? "_daemon" : NULL, &d->registry);
 	if (err < 0) {
 		log_err("cannot start the register thread: %s", strerror(-err));
 		return err;
@@ -588,6 +759,7 @@ setup(struct daemon *d)
 	d->health.rules = d->rules;
 	d->health.out = &d->out;
 	d->health.conflict = &d->conflict;
+	setup_shards(d);
 
 	/* A spool disk already full at start: stay away from the broker
 	 * until PostgreSQL has taken what the spool holds. */
@@ -776,21 +948,23 @@ drain_step(struct daemon *d)
 	return 0;
 }
 
-/* INTEGRATION POINT (rules side, branch wrules): which shards may have a
- * session, i.e. whose rule state is loaded. Until then: every shard this
- * instance owns, once the register is there. */
+/* Which shards may have a session: owned, with their rule state loaded
+ * (shards.h: restore_shard_seed() set it for the epoch owned), once the
+ * register is there. */
 static void
 shards_ready(struct daemon *d)
 {
 	for (int k = 0; k < CLUSTER_MAX_SHARDS; k++)
-		d->ready[k] = k < d->view.nshards && d->registered &&
+		d->ready[k] = k < d->view.nshards && d->registered && d->shards.ready[k] &&
 			d->view.shard[k].state != CLUSTER_NOT_OWNED;
 }
 
 /* Clustered, at each wake of the lease thread and each tick: the view
- * taken (INTEGRATION POINT: the pipeline's rules read it through
- * cluster_may_act(), rules side), given to the sessions, and what they
- * report told to the lease thread. A fatal misconfiguration found by the
+ * taken, given to the rules side (shards_view_changed(): the rule state
+ * of shards lost forgotten, of shards taken asked for; the pipeline's
+ * verdicts read it), to the sessions (a shard's session starts once its
+ * rule state is restored), and what the sessions report told to the
+ * lease thread. A fatal misconfiguration found by the
  * thread ends cordond. Returns 0 or -EINVAL (fatal). */
 static int
 cluster_step(struct daemon *d, int64_t now)
@@ -805,6 +979,7 @@ cluster_step(struct daemon *d, int64_t now)
 		return -EINVAL;
 	}
 	cluster_view(d->cluster, &d->view);
+	shards_view_changed(d, &d->view);
 	shards_ready(d);
 	sessions_apply(d->sessions, &d->view, d->ready, now);
 	while (sessions_next_report(d->sessions, &r)) {
@@ -860,8 +1035,10 @@ loop_once(struct daemon *d)
 		return err;
 	if (w.signal)
 		handle_signal(d); /* SIGTERM, SIGINT: stop intake, drain; SIGHUP: reload() */
-	if (w.registered)
+	if (w.registered) {
 		take_register(d); /* a new register snapshot; at start the rule state */
+		take_seeds(d);	  /* clustered: the rule state of shards taken */
+	}
 	if (w.tick)
 		on_tick(d); /* broker, clocks, spool health, status, timer rules */
 	if ((w.clustered || w.tick) && (err = cluster_step(d, clocks_mono_ms())) < 0)

@@ -14,12 +14,20 @@
 #include "log.h"
 #include "publisher.h"
 #include "registry.h"
+#include "shards.h"
 #include "spool.h"
 #include "store.h"
 #include "syncer.h"
 #include "tables.h"
 #include "temp.h"
+#include "topics.h"
 #include "tz.h"
+
+/* What process_record does besides normalizing: the counters and the
+ * reject log (once per record: the rules cursor), the rules and the
+ * messages they make (a record judged). */
+#define PR_COUNT 1
+#define PR_JUDGE 2
 
 /* Normalizer callbacks: what the register says. */
 static int
@@ -49,6 +57,8 @@ pipeline_init(struct pipeline *pl, const struct config *cfg, const uint8_t *id_k
 {
 	memset(pl, 0, sizeof(*pl));
 	map_init(&pl->count.reject_reasons);
+	pl->wait_shard = -1;
+	pl->not_judged_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10, 10);
 	pl->nctx.id_key = id_key;
 	pl->nctx.id_key_len = id_key_len;
 	pl->reg = registry_snapshot_empty(cfg->site_timezone);
@@ -209,14 +219,14 @@ count_reject(struct pipeline *pl, const char *reason)
  * replay lands on the same row; its first bytes are the payload. Returns
  * 0 or -ENOMEM. */
 static int
-process_damaged(struct pipeline *pl, const struct spool_record *rec, int rules,
+process_damaged(struct pipeline *pl, const struct spool_record *rec, int what,
 		struct store_batch *batch)
 {
 	struct store_reject r = { .received_us = clocks_wall_us(),
 				  .reason = "spool_corrupt",
 				  .orig_len = rec->orig_len };
 
-	if (rules)
+	if (what & PR_COUNT)
 		count_reject(pl, r.reason);
 	if (!batch)
 		return 0;
@@ -228,10 +238,11 @@ process_damaged(struct pipeline *pl, const struct spool_record *rec, int rules,
 	return store_batch_add_reject(batch, &r, "", 0, rec->payload, rec->payload_len);
 }
 
-/* Normalizes one record. With `rules`, runs the rules on its events; with
- * `batch`, adds its events or its reject to that batch. */
+/* Normalizes one record. `what` (PR_COUNT, PR_JUDGE): counts it, runs
+ * the rules on its events and sends its reject notice; with `batch`, adds
+ * its events or its reject to that batch. */
 static int
-process_record(struct pipeline *pl, const struct spool_record *rec, int rules,
+process_record(struct pipeline *pl, const struct spool_record *rec, int what,
 	       struct store_batch *batch)
 {
 	struct norm_input in = {
@@ -246,12 +257,12 @@ process_record(struct pipeline *pl, const struct spool_record *rec, int rules,
 	int err;
 
 	if (rec->flags & SPOOL_DAMAGED)
-		return process_damaged(pl, rec, rules, batch);
+		return process_damaged(pl, rec, what, batch);
 	/* An empty retained publication deletes a topic's retained message
 	 * (MQTT 5.0 3.3.1.3): broker housekeeping, not a device's data. It
 	 * is in the spool for the replay memory (replay.h) and counted. */
 	if ((rec->flags & SPOOL_RETAINED) && rec->orig_len == 0) {
-		if (rules)
+		if (what & PR_COUNT)
 			pl->count.retained_cleared++;
 		return 0;
 	}
@@ -259,15 +270,16 @@ process_record(struct pipeline *pl, const struct spool_record *rec, int rules,
 	if (err < 0)
 		return err;
 	if (res.reason) {
-		if (rules) {
+		if (what & PR_COUNT) {
 			count_reject(pl, res.reason);
 			pl->count.by_type[0]++;
 			log_limited(&pl->pub->reject_rl, LOG_LEVEL_WARNING,
 				    "rejected message on %.*s: %s (%s)",
 				    (int)(rec->topic_len > 200 ? 200 : rec->topic_len), rec->topic,
 				    res.reason, res.detail);
-			publisher_reject_notice(pl->pub, rec, &res);
 		}
+		if (what & PR_JUDGE)
+			publisher_reject_notice(pl->pub, rec, &res);
 		if (batch) {
 			struct store_reject r = { .received_us = rec->recv_us,
 						  .reason = res.reason,
@@ -289,11 +301,13 @@ process_record(struct pipeline *pl, const struct spool_record *rec, int rules,
 		/* What the reading says: the rules' alerts and the store tell a
 		 * reused record id from a redelivery by it (tables.h). */
 		tables_content_hash(&pl->events[i], pl->events[i].content_hash);
-		if (rules) {
-			struct rules_clock now = clocks_rules_now();
-
+		if (what & PR_COUNT) {
 			pl->count.events++;
 			pl->count.by_type[pl->events[i].type]++;
+		}
+		if (what & PR_JUDGE) {
+			struct rules_clock now = clocks_rules_now();
+
 			if (rules_event(pl->rules, pl->reg, &pl->events[i], &now, pl->out) < 0)
 				log_err("out of memory in the rules: event %s not checked",
 					pl->events[i].key);
@@ -314,7 +328,68 @@ batch_has_room(struct pipeline *pl)
 	return store_batch_rows(pl->filling) < pl->batch_rows;
 }
 
-/* Reads every new record with the rules cursor. */
+/* The site a record's topic names (an inbound shape), into site[]; ""
+ * for a record of no site (damaged, an unknown topic): not per site. */
+static void
+record_site(const struct pipeline *pl, const struct spool_record *rec, char *site, size_t len)
+{
+	struct topic_parts parts;
+
+	site[0] = '\0';
+	if ((rec->flags & SPOOL_DAMAGED) || !rec->topic ||
+	    topics_parse(rec->topic, rec->topic_len, pl->cfg->topic_root, &parts) < 0 ||
+	    parts.kind >= TOPIC_NINBOUND || parts.site_len == 0 || parts.site_len >= len)
+		return;
+	memcpy(site, parts.site, parts.site_len);
+	site[parts.site_len] = '\0';
+	/* the instance's own (an ack of its backlog alert): of no shard */
+	if (strcmp(site, "_daemon") == 0)
+		site[0] = '\0';
+}
+
+/* A clustered instance (pl->shards): what the rules cursor does with
+ * `rec` (shards.h). A wait is logged when it starts and when it ends;
+ * a record not judged is counted and logged (rate-limited). */
+static enum shards_verdict
+verdict(struct pipeline *pl, const struct spool_record *rec)
+{
+	char site[NORM_ID_MAX + 1];
+	enum shards_verdict v;
+	enum shards_why why;
+	int shard;
+
+	record_site(pl, rec, site, sizeof(site));
+	shards_set_now(pl->shards, clocks_mono_ms());
+	v = shards_verdict(pl->shards, site, &shard, &why);
+	if (v == SHARDS_WAIT) {
+		if (pl->wait_shard != shard || pl->wait_why != (int)why) {
+			log_info("rules wait at spool position %" PRIu64 " (site %s, shard %d): %s",
+				 rec->pos, site, shard, shards_why_text(why));
+			if (pl->wait_shard < 0)
+				pl->wait_since_ms = clocks_mono_ms();
+			pl->wait_shard = shard;
+			pl->wait_why = (int)why;
+		}
+		return v;
+	}
+	if (pl->wait_shard >= 0) {
+		log_info("rules go on after waiting %" PRId64 " ms for shard %d",
+			 clocks_mono_ms() - pl->wait_since_ms, pl->wait_shard);
+		pl->wait_shard = -1;
+	}
+	if (v == SHARDS_STORE_ONLY) {
+		pl->count.not_judged++;
+		log_limited(&pl->not_judged_rl, LOG_LEVEL_NOTICE,
+			    "message of site %s stored without the rules: shard %d %s", site, shard,
+			    shards_why_text(why));
+	}
+	return v;
+}
+
+/* Reads every new record with the rules cursor. A clustered instance's
+ * cursor judges only the records of the shards it may act on, stores the
+ * others without the rules, and stops before a record of a shard it owns
+ * but may not act on yet (shards.h); the store cursor never passes it. */
 static void
 run_rules(struct pipeline *pl)
 {
@@ -325,9 +400,20 @@ run_rules(struct pipeline *pl)
 		return;
 	while ((rc = spool_reader_next(pl->rules_rd, &rec)) == 1) {
 		int joined = pl->store_pos == rec.pos && batch_has_room(pl);
+		int what = PR_COUNT | PR_JUDGE;
 
+		if (pl->shards) {
+			enum shards_verdict v = verdict(pl, &rec);
+
+			if (v == SHARDS_WAIT) {
+				spool_reader_seek(pl->rules_rd, rec.pos);
+				return;
+			}
+			if (v == SHARDS_STORE_ONLY)
+				what = PR_COUNT;
+		}
 		pl->nrecords++;
-		if (process_record(pl, &rec, 1, joined ? pl->filling : NULL) < 0) {
+		if (process_record(pl, &rec, what, joined ? pl->filling : NULL) < 0) {
 			log_err("out of memory processing the spool; retrying");
 			spool_reader_seek(pl->rules_rd, rec.pos);
 			return;
@@ -442,4 +528,10 @@ bool
 pipeline_is_caught_up(const struct pipeline *pl)
 {
 	return spool_end(pl->spool) == spool_reader_pos(pl->rules_rd);
+}
+
+bool
+pipeline_is_waiting(const struct pipeline *pl)
+{
+	return pl->wait_shard >= 0;
 }

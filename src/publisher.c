@@ -11,6 +11,7 @@
 #include "alerts.h"
 #include "clocks.h"
 #include "mqtt_client.h"
+#include "shards.h"
 #include "spool.h"
 #include "store.h"
 #include "topics.h"
@@ -67,6 +68,8 @@ publisher_transitions(struct publisher *p, struct rules_output *out,
 		const struct alert *a = &t->a;
 		char topic[512];
 		char *json = alerts_render(t, reg);
+		int shard = -1;
+		int64_t epoch = 0;
 
 		if (!json) {
 			log_err("out of memory rendering alert %s", a->alert_id);
@@ -88,7 +91,11 @@ publisher_transitions(struct publisher *p, struct rules_output *out,
 		if (a->kind == KIND_FEVER && received_us && transition_index(t->what) <= 1)
 			histogram_observe(&p->fever_latency,
 					  (double)(clocks_wall_us() - received_us) / 1e6);
-		if (store_batch_add_alert(batch, t) < 0)
+		/* a clustered instance's alert of a site carries its lease's
+		 * epoch: PostgreSQL refuses it once the shard moved on */
+		if (p->shards && !alert_state_is_instance_kind(a->kind))
+			epoch = shards_epoch_of(p->shards, a->site, &shard);
+		if (store_batch_add_alert(batch, t, shard, epoch) < 0)
 			log_err("out of memory: alert %s %s is published but not stored",
 				a->alert_id, t->what);
 		p->alerts++;

@@ -625,12 +625,19 @@ registry_snapshot_free(struct registry_snapshot *s)
 	free(s->gates);
 	free(s->zones);
 	free(s->isolations);
-	if (s->seed) {
-		free(s->seed->alerts);
-		free(s->seed->seen);
-		free(s->seed);
-	}
+	registry_seed_free(s->seed);
 	free(s);
+}
+
+void
+registry_seed_free(struct registry_seed *seed)
+{
+	if (!seed)
+		return;
+	free(seed->alerts);
+	free(seed->seen);
+	free(seed->shard_tags);
+	free(seed);
 }
 
 struct registry_snapshot *

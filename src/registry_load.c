@@ -1,7 +1,9 @@
 /* registry_load.c - the register thread: loads the register from
  * PostgreSQL into snapshots (registry.c), LISTENs on cordon_register and
  * loads again on every NOTIFY; the first load also reads the rule state
- * (SPEC G3) with the SQL of alert_state.c, as typed rows. */
+ * (SPEC G3) with the SQL of alert_state.c, as typed rows, and a clustered
+ * instance's shards taken over have theirs read on request
+ * (registry_seed_shard). */
 #include "registry.h"
 
 #include <errno.h>
@@ -20,6 +22,7 @@
 #include "alert_state.h"
 #include "backoff.h"
 #include "clocks.h"
+#include "cluster.h"
 #include "db.h"
 #include "log.h"
 #include "registry_internal.h"
@@ -48,6 +51,20 @@ struct registry {
 	struct reg_block **blocks;
 	size_t nblocks;
 	int blocks_valid; /* r->blocks are those of the last load */
+
+	char *first_list; /* the first seed's sites, a text[] literal; NULL: every site */
+	/* The seeds of shards (registry_seed_shard): under `lock`, the tag
+	 * each shard is wanted with (0: not wanted) and the seeds loaded, not
+	 * yet taken; req_fd wakes the thread. */
+	int req_fd;
+	int want_nshards;
+	bool want_any;
+	int64_t want_tag[CLUSTER_MAX_SHARDS];
+	struct registry_seed *seeds, **seeds_tail;
+	/* register thread only: a failed seed load is tried again then */
+	int64_t seed_at_ms;
+	struct backoff seed_backoff;
+	unsigned seed_failures;
 };
 
 int
@@ -170,6 +187,36 @@ cmp_card(const void *a, const void *b, void *pool)
 		      (const char *)pool + ((const struct card_entry *)b)->id);
 }
 
+/* The text[] literal of `sites` ({"a","b"}), each quoted with `"` and `\`
+ * escaped so that none reads as NULL or splits; NULL when out of memory
+ * (the caller frees it). */
+static char *
+text_array(char *const *sites, size_t nsites)
+{
+	size_t len = 3, n = 0;
+	char *list;
+
+	for (size_t i = 0; i < nsites; i++)
+		len += 2 * strlen(sites[i]) + 3;
+	if (!(list = malloc(len)))
+		return NULL;
+	list[n++] = '{';
+	for (size_t i = 0; i < nsites; i++) {
+		if (i)
+			list[n++] = ',';
+		list[n++] = '"';
+		for (const char *c = sites[i]; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				list[n++] = '\\';
+			list[n++] = *c;
+		}
+		list[n++] = '"';
+	}
+	list[n++] = '}';
+	list[n] = '\0';
+	return list;
+}
+
 /* Runs `sql` (with the site list `list` as $1 when not NULL) and hands
  * each row to `row`, one row at a time (libpq's single-row mode: no result
  * ever holds the whole register). 0, or -1 with err set. */
@@ -225,24 +272,9 @@ load_blocks(struct registry *r, struct registry_snapshot *s, char *const *sites,
 	int failed;
 	size_t n = 0;
 
-	if (sites) {
-		size_t len = 3;
-
-		/* {"a","b"}: ids are [A-Za-z0-9_-] (notify_site()), quoted so that
-		 * none reads as NULL. */
-		for (size_t i = 0; i < nsites; i++)
-			len += strlen(sites[i]) + 3;
-		if (!(list = malloc(len))) {
-			snprintf(err, errlen, "out of memory");
-			return -1;
-		}
-		strcpy(list, "{");
-		for (size_t i = 0; i < nsites; i++) {
-			strcat(list, i ? ",\"" : "\"");
-			strcat(list, sites[i]);
-			strcat(list, "\"");
-		}
-		strcat(list, "}");
+	if (sites && !(list = text_array(sites, nsites))) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
 	}
 	where = sites ? " WHERE site = ANY($1::text[])" : "";
 	snprintf(sql, sizeof(sql), HH_SQL, where);
@@ -455,21 +487,26 @@ fail:
 	return NULL;
 }
 
-/* The rule state of G3; NULL with err set on failure. */
+/* The rule state of G3, of every site or (`list`, a text[] literal) of
+ * the sites listed; NULL with err set on failure. */
 static struct registry_seed *
-load_seed(struct registry *r, char *err, size_t errlen)
+load_seed(struct registry *r, const char *list, char *err, size_t errlen)
 {
 	struct registry_seed *seed = calloc(1, sizeof(*seed));
 	const char *v[ALERT_STATE_ALERT_COLS];
 	size_t skipped = 0;
 	PGresult *res = NULL;
 	char limit[24];
-	const char *params[1] = { limit };
+	const char *params[2] = { limit, list };
 
-	if (!seed)
+	if (!seed) {
+		snprintf(err, errlen, "out of memory");
 		return NULL;
+	}
 	snprintf(limit, sizeof(limit), "%" PRId64, atomic_load(&r->seed_rows));
-	res = PQexecParams(r->conn, alert_state_alerts_sql, 1, NULL, params, NULL, NULL, 0);
+	res = list ? PQexecParams(r->conn, alert_state_alerts_sites_sql, 2, NULL, params, NULL,
+				  NULL, 0) :
+		     PQexecParams(r->conn, alert_state_alerts_sql, 1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		goto fail;
 	seed->alerts = calloc((size_t)PQntuples(res) + 1, sizeof(*seed->alerts));
@@ -494,7 +531,10 @@ load_seed(struct registry *r, char *err, size_t errlen)
 			seed->more = 1;
 	}
 	PQclear(res);
-	if (!(res = select_rows(r->conn, alert_state_seen_sql)))
+	res = list ?
+		PQexecParams(r->conn, alert_state_seen_sites_sql, 1, NULL, &list, NULL, NULL, 0) :
+		PQexec(r->conn, alert_state_seen_sql);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		goto fail;
 	seed->seen = calloc((size_t)PQntuples(res) + 1, sizeof(*seed->seen));
 	if (!seed->seen)
@@ -514,7 +554,7 @@ load_seed(struct registry *r, char *err, size_t errlen)
 			 skipped);
 	return seed;
 fail:
-	db_error_text(r->conn, NULL, err, errlen);
+	db_error_text(r->conn, res, err, errlen);
 	PQclear(res);
 	free(seed->alerts);
 	free(seed->seen);
@@ -570,7 +610,7 @@ connect_and_load(struct registry *r, int *warned)
 	s = load(r, NULL, 0, err, sizeof(err));
 	atomic_store(&r->reseed, 0);
 	if (s && !r->seeded) {
-		s->seed = load_seed(r, err, sizeof(err));
+		s->seed = load_seed(r, r->first_list, err, sizeof(err));
 		if (!s->seed) {
 			registry_snapshot_free(s);
 			s = NULL;
@@ -594,6 +634,161 @@ fail:
 	PQfinish(r->conn);
 	r->conn = NULL;
 	return -1;
+}
+
+/* ---- the seeds of shards (registry_seed_shard) ---- */
+
+/* Every site PostgreSQL knows that has rule state: the register's, and
+ * those that only events named (a fever of a site nobody registered is
+ * an alert all the same): open alerts, open calls, open needs. */
+#define SHARD_SITES_SQL                                                                  \
+	"SELECT site FROM sites UNION SELECT site FROM alerts WHERE state <> 'resolved'" \
+	" UNION SELECT site FROM hotline_calls WHERE status = 'open'"                    \
+	" UNION SELECT site FROM needs WHERE status IN ('open', 'assigned')"
+
+/* The sites of the shards with tags[shard] > 0 (of nshards), as a text[]
+ * literal in *ret_list; their number in *ret_n. 0, or -1 with err set. */
+static int
+shard_sites(struct registry *r, int nshards, const int64_t *tags, char **ret_list, size_t *ret_n,
+	    char *err, size_t errlen)
+{
+	PGresult *res = PQexec(r->conn, SHARD_SITES_SQL);
+	char **sites;
+	size_t n = 0;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		db_error_text(r->conn, res, err, errlen);
+		PQclear(res);
+		return -1;
+	}
+	sites = malloc(((size_t)PQntuples(res) + 1) * sizeof(*sites));
+	if (!sites) {
+		PQclear(res);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (int i = 0; i < PQntuples(res); i++) {
+		char *site = PQgetvalue(res, i, 0);
+
+		if (tags[cluster_shard_of(site, nshards)] > 0)
+			sites[n++] = site;
+	}
+	*ret_list = text_array(sites, n);
+	free(sites);
+	PQclear(res);
+	if (!*ret_list) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	*ret_n = n;
+	return 0;
+}
+
+/* Loads the seed of the shards wanted (registry_seed_shard) and queues it
+ * for the main loop. A failure puts them back (unless asked for again
+ * meanwhile) and is tried again after the backoff. */
+static void
+load_shard_seed(struct registry *r)
+{
+	int64_t tags[CLUSTER_MAX_SHARDS];
+	struct registry_seed *seed = NULL;
+	char err[1024] = "", *list = NULL;
+	size_t nsites = 0;
+	int nshards;
+
+	pthread_mutex_lock(&r->lock);
+	nshards = r->want_nshards;
+	memcpy(tags, r->want_tag, sizeof(tags));
+	memset(r->want_tag, 0, sizeof(r->want_tag));
+	r->want_any = false;
+	pthread_mutex_unlock(&r->lock);
+
+	/* One snapshot for the list and the rows: a site's rows all read at
+	 * the same instant, after the lease was taken. */
+	if (db_exec(r->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err, sizeof(err)) <
+		    0 ||
+	    db_exec(r->conn, "SET LOCAL jit = off", err, sizeof(err)) < 0 ||
+	    shard_sites(r, nshards, tags, &list, &nsites, err, sizeof(err)) < 0 ||
+	    !(seed = load_seed(r, list, err, sizeof(err))) ||
+	    db_exec(r->conn, "COMMIT", err, sizeof(err)) < 0 ||
+	    (!(seed->shard_tags = calloc((size_t)nshards, sizeof(*seed->shard_tags))) &&
+	     snprintf(err, sizeof(err), "out of memory") > 0)) {
+		PQclear(PQexec(r->conn, "ROLLBACK"));
+		registry_seed_free(seed);
+		free(list);
+		if (r->seed_failures++ == 0)
+			log_warn("loading the rule state of shards taken over failed: %s; retrying"
+				 " (every %d s at most)",
+				 err, BACKOFF_MAX_MS / 1000);
+		pthread_mutex_lock(&r->lock);
+		for (int i = 0; i < nshards; i++)
+			if (tags[i] > 0 && r->want_tag[i] == 0) {
+				r->want_tag[i] = tags[i];
+				r->want_any = true;
+			}
+		pthread_mutex_unlock(&r->lock);
+		r->seed_at_ms = clocks_mono_ms() + backoff_next(&r->seed_backoff);
+		return;
+	}
+	free(list);
+	memcpy(seed->shard_tags, tags, (size_t)nshards * sizeof(*tags));
+	seed->nshards = nshards;
+	seed->nsites = nsites;
+	if (r->seed_failures)
+		log_info("rule state of shards taken over loaded after %u failed attempts",
+			 r->seed_failures);
+	r->seed_failures = 0;
+	r->seed_at_ms = 0;
+	backoff_reset(&r->seed_backoff);
+	pthread_mutex_lock(&r->lock);
+	*r->seeds_tail = seed;
+	r->seeds_tail = &seed->next;
+	pthread_mutex_unlock(&r->lock);
+	if (eventfd_write(r->wake_fd, 1) < 0)
+		log_err("register: cannot wake the main loop: %s", strerror(errno));
+}
+
+static bool
+seed_wanted(struct registry *r)
+{
+	bool any;
+
+	pthread_mutex_lock(&r->lock);
+	any = r->want_any;
+	pthread_mutex_unlock(&r->lock);
+	return any;
+}
+
+void
+registry_seed_shard(struct registry *r, int nshards, int shard, int64_t tag)
+{
+	if (nshards < 1 || nshards > CLUSTER_MAX_SHARDS || shard < 0 || shard >= nshards ||
+	    tag <= 0)
+		return;
+	pthread_mutex_lock(&r->lock);
+	r->want_nshards = nshards;
+	r->want_tag[shard] = tag;
+	r->want_any = true;
+	pthread_mutex_unlock(&r->lock);
+	if (eventfd_write(r->req_fd, 1) < 0)
+		log_err("register: cannot wake the register thread: %s", strerror(errno));
+}
+
+struct registry_seed *
+registry_take_seed(struct registry *r)
+{
+	struct registry_seed *seed;
+
+	pthread_mutex_lock(&r->lock);
+	seed = r->seeds;
+	if (seed) {
+		r->seeds = seed->next;
+		if (!r->seeds)
+			r->seeds_tail = &r->seeds;
+		seed->next = NULL;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return seed;
 }
 
 /* The sites named by the NOTIFYs read in one turn. */
@@ -698,7 +893,7 @@ registry_thread(void *arg)
 	backoff_init(&backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
 	retry_clear(&retry);
 	while (!atomic_load(&r->quit)) {
-		struct pollfd pfd;
+		struct pollfd pfd[2];
 		PGnotify *n;
 		int timeout = 200;
 
@@ -718,10 +913,24 @@ registry_thread(void *arg)
 
 			timeout = left <= 0 ? 0 : left < timeout ? (int)left : timeout;
 		}
-		pfd.fd = PQsocket(r->conn);
-		pfd.events = POLLIN;
-		if (poll(&pfd, 1, timeout) < 0 && errno != EINTR)
+		if (seed_wanted(r)) {
+			int64_t left = r->seed_at_ms - clocks_mono_ms();
+
+			timeout = left <= 0 ? 0 : left < timeout ? (int)left : timeout;
+		}
+		pfd[0].fd = PQsocket(r->conn);
+		pfd[0].events = POLLIN;
+		pfd[1].fd = r->req_fd;
+		pfd[1].events = POLLIN;
+		if (poll(pfd, 2, timeout) < 0 && errno != EINTR)
 			break;
+		if (pfd[1].revents & POLLIN) {
+			eventfd_t v;
+
+			if (eventfd_read(r->req_fd, &v) < 0) {
+				/* EAGAIN: read by an earlier turn */
+			}
+		}
 		if (!PQconsumeInput(r->conn) || PQstatus(r->conn) != CONNECTION_OK) {
 			log_warn("register connection lost; reconnecting");
 			PQfinish(r->conn);
@@ -732,11 +941,14 @@ registry_thread(void *arg)
 			note_site(&dirty, n->extra);
 			PQfreemem(n);
 		}
-		if (atomic_exchange(&r->reseed, 0)) {
+		/* A shard taken over waits for its state: before the register. */
+		if (seed_wanted(r) && clocks_mono_ms() >= r->seed_at_ms) {
+			load_shard_seed(r);
+		} else if (atomic_exchange(&r->reseed, 0)) {
 			char err[1024];
 			struct registry_snapshot *s = load(r, NULL, 0, err, sizeof(err));
 
-			if (s && !(s->seed = load_seed(r, err, sizeof(err)))) {
+			if (s && !(s->seed = load_seed(r, r->first_list, err, sizeof(err)))) {
 				registry_snapshot_free(s);
 				s = NULL;
 			}
@@ -762,7 +974,7 @@ registry_thread(void *arg)
 
 int
 registry_create(const char *conninfo, const char *default_tz, int wake_fd, int64_t seed_rows,
-		struct registry **ret_registry)
+		const char *first_site, struct registry **ret_registry)
 {
 	struct registry *r = calloc(1, sizeof(*r));
 	int err;
@@ -772,11 +984,25 @@ registry_create(const char *conninfo, const char *default_tz, int wake_fd, int64
 	pthread_mutex_init(&r->lock, NULL);
 	atomic_store(&r->seed_rows, seed_rows);
 	r->wake_fd = wake_fd;
+	r->seeds_tail = &r->seeds;
+	backoff_init(&r->seed_backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
+	r->req_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	r->conninfo = strdup(conninfo);
 	r->default_tz = strdup(default_tz);
-	if (!r->conninfo || !r->default_tz) {
+	if (first_site) {
+		char *copy = strdup(first_site);
+
+		r->first_list = copy ? text_array(&copy, 1) : NULL;
+		free(copy);
+	}
+	if (!r->conninfo || !r->default_tz || (first_site && !r->first_list)) {
 		registry_destroy(r);
 		return -ENOMEM;
+	}
+	if (r->req_fd < 0) {
+		err = -errno;
+		registry_destroy(r);
+		return err;
 	}
 	err = pthread_create(&r->thread, NULL, registry_thread, r);
 	if (err) {
@@ -804,6 +1030,15 @@ registry_destroy(struct registry *r)
 		pthread_join(r->thread, NULL);
 	}
 	registry_snapshot_free(r->ready);
+	while (r->seeds) {
+		struct registry_seed *next = r->seeds->next;
+
+		registry_seed_free(r->seeds);
+		r->seeds = next;
+	}
+	if (r->req_fd >= 0)
+		close(r->req_fd);
+	free(r->first_list);
 	drop_blocks(r);
 	pthread_mutex_destroy(&r->lock);
 	free(r->conninfo);

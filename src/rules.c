@@ -164,6 +164,13 @@ struct rules {
 	struct map needs, welfare, drops; /* the people work (issue 16), below */
 	struct map missed;	    /* call_missed: site|household -> the local day raised + 1 */
 	int64_t people_pruned_mono; /* needs done last pruned */
+	/* The sites acted for (rules_set_scope; NULL: all), and the last
+	 * site asked about in this pass with the answer: the register's
+	 * arrays come by site, so one call per site and pass. */
+	bool (*scope)(void *ctx, const char *site);
+	void *scope_ctx;
+	bool scope_known, scope_in;
+	char scope_site[NORM_ID_MAX + 1];
 };
 
 static void cardx_site_free(void *v);
@@ -244,6 +251,44 @@ set_seen(struct map *m, const char *key, int64_t us)
 	if (us <= seen(m, key))
 		return 0;
 	return map_put(m, key, (void *)(intptr_t)us, NULL);
+}
+
+/* ---- scope: the sites the engine acts for (docs/scaling.md) ---- */
+
+/* Forgets the last answer: the caller's view may have changed since the
+ * last pass (each public entry point calls it first). */
+static void
+scope_pass(struct rules *r)
+{
+	r->scope_known = false;
+}
+
+static bool
+in_scope(struct rules *r, const char *site)
+{
+	if (!r->scope)
+		return true;
+	if (r->scope_known && strcmp(r->scope_site, site) == 0)
+		return r->scope_in;
+	r->scope_in = r->scope(r->scope_ctx, site);
+	snprintf(r->scope_site, sizeof(r->scope_site), "%s", site);
+	r->scope_known = true;
+	return r->scope_in;
+}
+
+static bool
+alert_in_scope(struct rules *r, const struct alert *a)
+{
+	/* the instance-level kinds are in every scope */
+	return alert_state_is_instance_kind(a->kind) || in_scope(r, a->site);
+}
+
+void
+rules_set_scope(struct rules *r, bool (*in_scope_fn)(void *ctx, const char *site), void *ctx)
+{
+	r->scope = in_scope_fn;
+	r->scope_ctx = ctx;
+	scope_pass(r);
 }
 
 int
@@ -1427,6 +1472,9 @@ rules_event(struct rules *r, const struct registry_snapshot *reg, const struct e
 	char key[3 * NORM_KEY_MAX], subject[ALERT_SUBJECT_MAX];
 	int err;
 
+	scope_pass(r);
+	if (!in_scope(r, ev->site))
+		return 0; /* another instance's site (docs/scaling.md) */
 	switch (ev->type) {
 	case EVENT_GATE:
 		if ((err = gate_seen(r, reg, ev, &t, out)) < 0)
@@ -1517,9 +1565,11 @@ static bool
 cardx_walk_site(void *arg, const char *site, uint64_t serial)
 {
 	struct cardx_walk *w = arg;
-	struct cardx_site *cs = cardx_site(w->r, site);
+	struct cardx_site *cs;
 
-	if (!cs)
+	if (!in_scope(w->r, site))
+		return false; /* not ours: neither judged nor remembered */
+	if (!(cs = cardx_site(w->r, site)))
 		return true; /* no memory: cardx_household says so */
 	cs->seen = w->r->cardx_gen;
 	if (cs->serial == serial && cs->limit == w->r->cfg.cards_per_household)
@@ -1624,6 +1674,7 @@ rules_register(struct rules *r, const struct registry_snapshot *reg, const struc
 	void *v;
 	int err;
 
+	scope_pass(r);
 	if (++r->cardx_gen == 0)
 		r->cardx_gen = 1;
 	if (!off &&
@@ -1636,6 +1687,9 @@ rules_register(struct rules *r, const struct registry_snapshot *reg, const struc
 	for (size_t it = 0; map_next(&r->cardx, &it, &site, &v);) {
 		struct cardx_site *cs = v;
 
+		/* Not ours now (its lease uncertain): left as it is. */
+		if (!in_scope(r, site))
+			continue;
 		if (!off && cs->seen == r->cardx_gen && cs->walked != r->cardx_gen)
 			continue;
 		if ((err = cardx_sweep(r, reg, site, cs, off ? "check off" : "register corrected",
@@ -1711,7 +1765,7 @@ tick_gates(struct rules *r, const struct registry_snapshot *reg, const struct ru
 		struct alert t;
 		int err;
 
-		if (!g->active || g->sealed)
+		if (!g->active || g->sealed || !in_scope(r, g->site))
 			continue;
 		key2(key, sizeof(key), g->site, g->gate);
 		last = seen(&r->gates, key);
@@ -1744,7 +1798,8 @@ tick_isolation(struct rules *r, const struct registry_snapshot *reg, const struc
 		struct alert t;
 		int err;
 
-		if (o->starts_s * 1000000 > now->wall_us || now->wall_us >= o->ends_s * 1000000)
+		if (o->starts_s * 1000000 > now->wall_us || now->wall_us >= o->ends_s * 1000000 ||
+		    !in_scope(r, o->site))
 			continue;
 		deadline = check_deadline(r, o, now);
 		if (o->person[0])
@@ -1777,6 +1832,8 @@ tick_zones(struct rules *r, const struct registry_snapshot *reg, const struct ru
 		struct alert t;
 		int err;
 
+		if (!in_scope(r, z->site))
+			continue;
 		key2(key, sizeof(key), z->site, z->zone);
 		last = seen(&r->zones, key);
 		/* A zone never seen counts from the start; a known disinfection
@@ -1820,6 +1877,8 @@ tick_calls(struct rules *r, const struct rules_clock *now, struct rules_output *
 		if (!sep || now->mono_us - c->opened_mono <= limit)
 			continue;
 		snprintf(site, sizeof(site), "%.*s", (int)(sep - key), key);
+		if (!in_scope(r, site))
+			continue;
 		snprintf(subject, sizeof(subject), "call:%s", sep + 1);
 		if (find(r, KIND_HOTLINE_UNRESOLVED, site, subject))
 			continue;
@@ -1847,6 +1906,8 @@ tick_alerts(struct rules *r, const struct registry_snapshot *reg, const struct r
 		struct alert *a = v;
 		int err;
 
+		if (!alert_in_scope(r, a))
+			continue;
 		if (alert_state_is_aggregate(a)) {
 			/* The flood is over: nothing folded for an hour. */
 			if (now->mono_us - ((struct aggregate *)a)->last_mono >=
@@ -1913,6 +1974,7 @@ rules_tick(struct rules *r, const struct registry_snapshot *reg, const struct ru
 	const struct rules_clock t = clock_in(now);
 	int err;
 
+	scope_pass(r);
 	prune_readings(r, &t);
 
 	if ((!r->intake_down && (err = tick_gates(r, reg, &t, out)) < 0) ||
@@ -2119,6 +2181,96 @@ rules_open_alerts(struct rules *r, const struct alert **ret, size_t max)
 	for (size_t it = 0; n < max && map_next(&r->alerts, &it, &key, &v);)
 		ret[n++] = v;
 	return n;
+}
+
+/* ---- forgetting the sites of a shard lost (docs/scaling.md) ---- */
+
+struct forget {
+	bool (*keep)(void *ctx, const char *site);
+	void *ctx;
+	size_t dropped;
+};
+
+/* Whether the entry `key` (site|...) of a site not kept goes. */
+static bool
+forget_key(struct forget *f, const char *key)
+{
+	char site[NORM_ID_MAX + 1];
+	const char *sep = strchr(key, SEP[0]);
+	size_t len = sep ? (size_t)(sep - key) : strlen(key);
+
+	if (len >= sizeof(site))
+		len = sizeof(site) - 1;
+	memcpy(site, key, len);
+	site[len] = '\0';
+	return !f->keep(f->ctx, site);
+}
+
+/* Drops from `m` the entries of sites not kept; their values with
+ * free_value (NULL: values inline). */
+static void
+forget_map(struct forget *f, struct map *m, void (*free_value)(void *))
+{
+	const char *key;
+	void *v;
+
+	for (size_t it = 0; map_next(m, &it, &key, &v);) {
+		if (!forget_key(f, key))
+			continue;
+		map_remove(m, key);
+		if (free_value)
+			free_value(v);
+		f->dropped++;
+	}
+}
+
+size_t
+rules_forget_sites(struct rules *r, bool (*keep)(void *ctx, const char *site), void *ctx)
+{
+	struct forget f = { .keep = keep, .ctx = ctx };
+	const char *key;
+	void *v;
+	size_t n = 0;
+
+	if (!keep) {
+		f.keep = r->scope;
+		f.ctx = r->scope_ctx;
+		if (!f.keep)
+			return 0; /* every site is in scope */
+	}
+	scope_pass(r);
+	/* Open alerts (and their ids, counts): nothing is published, the
+	 * shard's new owner carries them on from PostgreSQL. */
+	for (size_t it = 0; map_next(&r->alerts, &it, &key, &v);) {
+		struct alert *a = v;
+
+		if (alert_state_is_instance_kind(a->kind) || f.keep(f.ctx, a->site))
+			continue;
+		unlink_alert(r, a);
+		free(a);
+		f.dropped++;
+	}
+	forget_map(&f, &r->nopen, NULL);
+	forget_map(&f, &r->gates, NULL);
+	forget_map(&f, &r->checks, NULL);
+	forget_map(&f, &r->zones, NULL);
+	forget_map(&f, &r->calls, free);
+	forget_map(&f, &r->seals, free);
+	forget_map(&f, &r->exits, free);
+	forget_map(&f, &r->readings, free);
+	forget_map(&f, &r->cardx, cardx_site_free);
+	forget_map(&f, &r->needs, free);
+	forget_map(&f, &r->welfare, NULL);
+	forget_map(&f, &r->drops, free);
+	forget_map(&f, &r->missed, NULL);
+	/* The resolved calls: out of the map, then the heap made again from
+	 * what is left (O(n)). */
+	forget_map(&f, &r->resolved, free);
+	for (size_t it = 0; map_next(&r->resolved, &it, &key, &v);)
+		heap_set(r, n++, v);
+	for (size_t i = n / 2; i-- > 0;)
+		heap_down(r, i);
+	return f.dropped;
 }
 
 /* ---- the people work (issue 16): needs, welfare calls, drop-offs ----
@@ -2449,6 +2601,7 @@ tick_needs(struct rules *r, const struct registry_snapshot *reg, const struct ru
 			what[40];
 		const char *id;
 		struct alert t;
+		bool due;
 		int err;
 
 		if (n->done_mono) {
@@ -2458,22 +2611,22 @@ tick_needs(struct rules *r, const struct registry_snapshot *reg, const struct ru
 		}
 		if (n->raised)
 			continue;
-		if (n->due_mono && now->mono_us > n->due_mono) {
-			if (!split_key(key, site, sizeof(site), &id))
-				continue;
+		due = n->due_mono && now->mono_us > n->due_mono;
+		if ((!due &&
+		     !(n->opened_mono && !n->assigned &&
+		       now->mono_us - n->opened_mono > r->cfg.need_assign_limit_us)) ||
+		    !split_key(key, site, sizeof(site), &id) || !in_scope(r, site))
+			continue;
+		if (due) {
 			snprintf(what, sizeof(what), "by ");
 			local_hhmm(registry_site_tz(reg, site), n->due_us, what + 3,
 				   sizeof(what) - 3);
-		} else if (n->opened_mono && !n->assigned &&
-			   now->mono_us - n->opened_mono > r->cfg.need_assign_limit_us) {
+		} else {
 			char lim[16];
 
-			if (!split_key(key, site, sizeof(site), &id))
-				continue;
 			limit_text(r->cfg.need_assign_limit_us, lim, sizeof(lim));
 			snprintf(what, sizeof(what), "unassigned %s", lim);
-		} else
-			continue;
+		}
 		snprintf(subject, sizeof(subject), "need:%s", id);
 		if (find(r, KIND_NEED_OVERDUE, site, subject))
 			continue;
@@ -2515,7 +2668,8 @@ tick_welfare(struct rules *r, const struct registry_snapshot *reg, const struct 
 		struct tm tm;
 		time_t day_t;
 
-		if (o->starts_s * 1000000 > now->wall_us || now->wall_us >= o->ends_s * 1000000)
+		if (o->starts_s * 1000000 > now->wall_us || now->wall_us >= o->ends_s * 1000000 ||
+		    !in_scope(r, o->site))
 			continue;
 		if (!site || strcmp(site, o->site) != 0) {
 			const struct tz *tz = registry_site_tz(reg, o->site);
@@ -2558,6 +2712,7 @@ tick_welfare(struct rules *r, const struct registry_snapshot *reg, const struct 
 		struct alert *a = v;
 
 		if (a->kind == KIND_CALL_MISSED && !alert_state_is_aggregate(a) &&
+		    alert_in_scope(r, a) &&
 		    !under_isolation(reg, a->site, a->household, now->wall_us) &&
 		    (err = close_alert(r, out, a, "order ended", NULL, now)) < 0)
 			return err;
@@ -2611,6 +2766,8 @@ tick_drops(struct rules *r, const struct registry_snapshot *reg, const struct ru
 				free(map_remove(&r->drops, key));
 			continue;
 		}
+		if (!in_scope(r, site))
+			continue;
 		snprintf(subject, sizeof(subject), "household:%s", hh);
 		if (!drop_overdue(r, d, now) || d->raised_at == d->p[0].at ||
 		    find(r, KIND_DROPOFF_UNCOLLECTED, site, subject))

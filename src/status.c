@@ -226,6 +226,12 @@ render_metrics(struct status *st, const struct sessions_stats *xs, const struct 
 			normalize_type_name((enum event_type)t),
 			(unsigned long long)st->pl->count.by_type[t]);
 	fprintf(f,
+		"# HELP cordon_cluster_events_not_judged_total Messages of sites of shards this"
+		" instance does not own, stored without running the rules (clustered).\n"
+		"# TYPE cordon_cluster_events_not_judged_total counter\n"
+		"cordon_cluster_events_not_judged_total %llu\n",
+		(unsigned long long)st->pl->count.not_judged);
+	fprintf(f,
 		"# HELP cordon_events_stored_total Event rows written to PostgreSQL, by type.\n"
 		"# TYPE cordon_events_stored_total counter\n");
 	for (int t = 1; t <= EVENT_TYPES; t++)

@@ -91,6 +91,12 @@ struct store {
 	size_t resume_from;
 	uint64_t part_rejected;	     /* rows turned rejects in the transaction under way */
 	struct log_ratelimit row_rl; /* rows refused for their data */
+	/* Alert rows of a stale epoch left out in the transaction under way
+	 * (the first one's shard, epoch and the shard's epoch now). */
+	uint64_t part_fenced;
+	int fenced_shard;
+	int64_t fenced_epoch, fenced_now;
+	struct log_ratelimit fence_rl;
 	/* Readings stored under a derived key in the transaction under way
 	 * (a device reused their record id), by type; the first one's key. */
 	uint64_t part_reused[EVENT_TYPES + 1];
@@ -99,7 +105,7 @@ struct store {
 
 	_Atomic int db_up, writes_held;
 	_Atomic uint64_t batches, events_written, rejects_written, db_checkpoint;
-	_Atomic uint64_t connect_attempts, rows_rejected;
+	_Atomic uint64_t connect_attempts, rows_rejected, alert_rows_fenced;
 	/* under lock */
 	uint64_t rows_by_type[EVENT_TYPES + 1];
 	uint64_t reused_by_type[EVENT_TYPES + 1]; /* committed part_reused */
@@ -161,18 +167,19 @@ store_batch_add_reject(struct store_batch *b, const struct store_reject *r, cons
 }
 
 int
-store_batch_add_alert(struct store_batch *b, const struct alert_transition *t)
+store_batch_add_alert(struct store_batch *b, const struct alert_transition *t, int shard,
+		      int64_t epoch)
 {
 	if (b->nalerts == b->acap) {
 		size_t cap = b->acap ? b->acap * 2 : 64;
-		struct alert_transition *n = realloc(b->alerts, cap * sizeof(*n));
+		struct store_alert *n = realloc(b->alerts, cap * sizeof(*n));
 
 		if (!n)
 			return -ENOMEM;
 		b->alerts = n;
 		b->acap = cap;
 	}
-	b->alerts[b->nalerts++] = *t;
+	b->alerts[b->nalerts++] = (struct store_alert){ .t = *t, .shard = shard, .epoch = epoch };
 	return 0;
 }
 
@@ -581,7 +588,8 @@ create_staging(struct store *s)
 	if (!err)
 		err = exec_sql(s,
 			       "CREATE TEMP TABLE stage_alert_rows (seq integer, transition text,"
-			       " LIKE alerts INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
+			       " shard integer, epoch bigint, LIKE alerts INCLUDING DEFAULTS)"
+			       " ON COMMIT DELETE ROWS",
 			       "CREATE TEMP TABLE stage_alert_rows");
 	return err;
 }
@@ -862,15 +870,53 @@ alert_row(const struct alert *a, struct alert_row *row)
  * round trips: for the row pass (write_alerts_rowwise) only.
  * `escaped`: text made valid UTF-8 first (a reason cut inside a
  * character). Returns 0, or as step_failed(), or -ENOMEM. */
+/* Whether the lease of alert row `x`'s shard has moved past its epoch
+ * (counted and noted for the log): 1, 0, or as step_failed(). The row
+ * pass's check; the batched one is in the statement that writes
+ * (write_alerts_fenced). */
 static int
-write_alert(struct store *s, const struct alert_transition *t, bool escaped)
+is_fenced(struct store *s, const struct store_alert *x)
 {
+	char shard[16], epoch[24];
+	const char *v[2] = { shard, epoch };
+	PGresult *res;
+	int err = 0;
+
+	if (x->shard < 0)
+		return 0;
+	snprintf(shard, sizeof(shard), "%d", x->shard);
+	snprintf(epoch, sizeof(epoch), "%" PRId64, x->epoch);
+	if (stopping(s))
+		return step_refused(s, "fence check");
+	res = PQexecParams(s->conn,
+			   "SELECT epoch FROM shard_leases WHERE shard = $1 AND epoch > $2", 2,
+			   NULL, v, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		err = step_failed(s, "fence check", res);
+	} else if (PQntuples(res) > 0) {
+		if (s->part_fenced++ == 0) {
+			s->fenced_shard = x->shard;
+			s->fenced_epoch = x->epoch;
+			s->fenced_now = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		}
+		err = 1;
+	}
+	PQclear(res);
+	return err;
+}
+
+static int
+write_alert(struct store *s, const struct store_alert *x, bool escaped)
+{
+	const struct alert_transition *t = &x->t;
 	const struct alert *a = &t->a;
 	struct alert_row row;
 	const char **v = row.v;
 	char *copies[ALERT_NCOLS];
 	int err;
 
+	if ((err = is_fenced(s, x)) != 0)
+		return err < 0 ? err : 0;
 	alert_row(a, &row);
 	if (escaped && escape_values(v, ALERT_NCOLS, ALERT_TEXT_COLS, copies) < 0)
 		return no_memory(s, "alert upsert");
@@ -906,50 +952,126 @@ write_alert(struct store *s, const struct alert_transition *t, bool escaped)
  * within a batch an alert's identity does not change, and the last
  * transition carries its final state. Returns 0, or as step_failed(), or
  * -ENOMEM. */
+/* What the staged alert rows become: an alert whose event was stored
+ * under a derived key (its device reused the key: sql/0006) names that
+ * row; each alert's last row upserted, every transition inserted. */
+#define ALERTS_FROM_STAGE                                                                      \
+	"UPDATE stage_alert_rows s SET event_key = r.derived_key FROM event_keys_reused r"     \
+	" WHERE r.event_key = s.event_key AND r.content_hash = s.event_hash;"                  \
+	" INSERT INTO alerts (" ALERT_COLUMNS ") SELECT DISTINCT ON (alert_id) " ALERT_COLUMNS \
+	" FROM stage_alert_rows ORDER BY alert_id, seq DESC" ALERT_UPSERT ";"                  \
+	" INSERT INTO alert_transitions (alert_id, transition, count, at, severity, by_whom,"  \
+	" reason) SELECT alert_id, transition, count, updated_at, severity, by_whom, reason"   \
+	" FROM stage_alert_rows ORDER BY seq ON CONFLICT DO NOTHING"
+
+/* Whether a row of the batch carries a fencing token (a clustered
+ * instance's alert of a site). */
+static bool
+has_fenced(const struct store_batch *b)
+{
+	for (size_t i = 0; i < b->nalerts; i++)
+		if (b->alerts[i].shard >= 0)
+			return true;
+	return false;
+}
+
+/* The batch's alert rows into the session's stage_alert_rows (in order,
+ * numbered; a fenced row with its shard and epoch) in one COPY. Returns
+ * 0, or as step_failed(), or -ENOMEM. */
 static int
-write_alerts_batched(struct store *s, const struct store_batch *b)
+stage_alerts(struct store *s, const struct store_batch *b)
 {
 	static const struct table_desc stage = {
 		.table = "alerts",
-		.columns = "seq, transition, " ALERT_COLUMNS,
-		.ncols = ALERT_NCOLS + 2,
+		.columns = "seq, transition, shard, epoch, " ALERT_COLUMNS,
+		.ncols = ALERT_NCOLS + 4,
 	};
 
 	s->copylen = 0;
 	for (size_t i = 0; i < b->nalerts; i++) {
+		const struct store_alert *x = &b->alerts[i];
 		struct alert_row row;
-		char seq[24];
+		char seq[24], shard[16], epoch[24];
 
 		if (buf_reserve(s, 2 * sizeof(struct alert) + 512) < 0)
 			return no_memory(s, "formatting the alerts");
-		alert_row(&b->alerts[i].a, &row);
+		alert_row(&x->t.a, &row);
 		snprintf(seq, sizeof(seq), "%zu", i);
+		snprintf(shard, sizeof(shard), "%d", x->shard);
+		snprintf(epoch, sizeof(epoch), "%" PRId64, x->epoch);
 		put_field(s, seq, '\t');
-		put_field(s, b->alerts[i].what, '\t');
+		put_field(s, x->t.what, '\t');
+		put_field(s, x->shard >= 0 ? shard : NULL, '\t');
+		put_field(s, x->shard >= 0 ? epoch : NULL, '\t');
 		for (int c = 0; c < ALERT_NCOLS; c++)
 			put_field(s, row.v[c], c == ALERT_NCOLS - 1 ? '\n' : '\t');
 	}
-	if (s->copylen == 0)
-		return 0;
-	{
-		int err = copy_rows(s, &stage, "", "stage_alert_rows");
+	return s->copylen ? copy_rows(s, &stage, "", "stage_alert_rows") : 0;
+}
 
-		if (err < 0)
-			return err;
+/* The batch's alert transitions in two round trips whatever their number:
+ * one COPY into the session's stage_alert_rows, then one statement that
+ * upserts each alert's last row and one that inserts every transition.
+ * The same rows as write_alert() one after the other: within a batch an
+ * alert's identity does not change, and the last transition carries its
+ * final state. Returns 0, or as step_failed(), or -ENOMEM. */
+static int
+write_alerts_batched(struct store *s, const struct store_batch *b)
+{
+	int err = stage_alerts(s, b);
+
+	if (err < 0 || s->copylen == 0)
+		return err;
+	return exec_sql(s, ALERTS_FROM_STAGE, "insert into alerts");
+}
+
+/* The last part of a batch with fenced alert rows: the checkpoint (it
+ * comes first here), the rows staged, then in ONE query string the fence,
+ * the writes and the COMMIT: rows whose epoch is older than their shard's
+ * in shard_leases are deleted from the stage (counted, noted for the log),
+ * the rest written as write_alerts_batched() does, and the transaction
+ * committed. The fence is read at most a few statements before the commit
+ * and with no round trip to cordond in between, so that an instance paused
+ * there (SIGSTOP, a frozen VM) cannot commit rows that a later owner's
+ * lease had fenced out; what is left is a lease taken in the microseconds
+ * the server takes from the DELETE to the COMMIT, and that owner reads its
+ * seed after the acquisition's commit and a round trip more, by when ours
+ * is committed and in its seed. Returns 0 (committed), or as
+ * step_failed(), or -ENOMEM. */
+static int
+write_alerts_fenced(struct store *s, const struct store_batch *b)
+{
+	static const char sql[] =
+		"DELETE FROM stage_alert_rows s USING shard_leases l WHERE s.shard IS NOT NULL"
+		" AND l.shard = s.shard AND s.epoch < l.epoch RETURNING s.shard, s.epoch, l.epoch;"
+		" " ALERTS_FROM_STAGE "; COMMIT";
+	PGresult *res;
+	int err = stage_alerts(s, b), first = 1;
+
+	if (err < 0)
+		return err;
+	if (stopping(s))
+		return step_refused(s, "insert into alerts");
+	if (!PQsendQuery(s->conn, sql))
+		return step_failed(s, "insert into alerts", NULL);
+	while ((res = PQgetResult(s->conn)) != NULL) {
+		ExecStatusType st = PQresultStatus(res);
+
+		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+			if (!err)
+				err = step_failed(s, "insert into alerts", res);
+		} else if (first && PQntuples(res) > 0) {
+			if (s->part_fenced == 0) {
+				s->fenced_shard = atoi(PQgetvalue(res, 0, 0));
+				s->fenced_epoch = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+				s->fenced_now = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+			}
+			s->part_fenced += (uint64_t)PQntuples(res);
+		}
+		first = 0;
+		PQclear(res);
 	}
-	/* An alert whose event was stored under a derived key (its device
-	 * reused the key: sql/0006) names that row. */
-	return exec_sql(
-		s,
-		"UPDATE stage_alert_rows s SET event_key = r.derived_key FROM event_keys_reused r"
-		" WHERE r.event_key = s.event_key AND r.content_hash = s.event_hash;"
-		" INSERT INTO alerts (" ALERT_COLUMNS
-		") SELECT DISTINCT ON (alert_id) " ALERT_COLUMNS
-		" FROM stage_alert_rows ORDER BY alert_id, seq DESC" ALERT_UPSERT ";"
-		" INSERT INTO alert_transitions (alert_id, transition, count, at, severity, by_whom,"
-		" reason) SELECT alert_id, transition, count, updated_at, severity, by_whom, reason"
-		" FROM stage_alert_rows ORDER BY seq ON CONFLICT DO NOTHING",
-		"insert into alerts");
+	return err;
 }
 
 /* The batch's alert transitions; `rowwise`: each behind a savepoint, and
@@ -971,7 +1093,7 @@ write_alerts(struct store *s, const struct store_batch *b, bool rowwise)
 			log_limited(&s->row_rl, LOG_LEVEL_WARNING,
 				    "alert %s refused for its text (SQLSTATE %s %s);"
 				    " stored with the text escaped",
-				    b->alerts[i].a.alert_id, s->err.sqlstate, s->err.message);
+				    b->alerts[i].t.a.alert_id, s->err.sqlstate, s->err.message);
 			err = exec_sql(s, "ROLLBACK TO SAVEPOINT alert", NULL);
 			if (!err)
 				err = write_alert(s, &b->alerts[i], true);
@@ -982,21 +1104,16 @@ write_alerts(struct store *s, const struct store_batch *b, bool rowwise)
 	return 0;
 }
 
-/* Commits; the batch's last part also moves the checkpoint in the same
- * transaction. (Parts before it commit without: their rows are keyed, so
- * a replay of the whole batch after a crash adds nothing twice.) 0, or
- * as step_failed(). */
+/* The spool checkpoint at the batch's end, in the transaction under way.
+ * 0, or as step_failed(). */
 static int
-commit_part(struct store *s, const struct store_batch *b, bool last)
+write_checkpoint(struct store *s, const struct store_batch *b)
 {
 	char pos[24];
 	const char *vals[3] = { s->instance, s->spool_id, pos };
-	int err;
 
-	if (!last)
-		return exec_sql(s, "COMMIT", NULL);
 	snprintf(pos, sizeof(pos), "%" PRIu64, b->end_pos);
-	err = exec_params(
+	return exec_params(
 		s,
 		"INSERT INTO spool_checkpoint (instance, spool_id, position) VALUES ($1, $2, $3)"
 		" ON CONFLICT (instance) DO UPDATE SET spool_id = excluded.spool_id,"
@@ -1004,6 +1121,17 @@ commit_part(struct store *s, const struct store_batch *b, bool last)
 		"   THEN greatest(spool_checkpoint.position, excluded.position)"
 		"   ELSE excluded.position END, updated_at = now()",
 		3, vals, NULL, NULL, "checkpoint");
+}
+
+/* Commits; the batch's last part also moves the checkpoint in the same
+ * transaction. (Parts before it commit without: their rows are keyed, so
+ * a replay of the whole batch after a crash adds nothing twice.) 0, or
+ * as step_failed(). */
+static int
+commit_part(struct store *s, const struct store_batch *b, bool last)
+{
+	int err = last ? write_checkpoint(s, b) : 0;
+
 	return err ? err : exec_sql(s, "COMMIT", NULL);
 }
 
@@ -1158,6 +1286,7 @@ write_part(struct store *s, const struct store_batch *b, size_t from, size_t to,
 	int err = exec_sql(s, "BEGIN", NULL);
 
 	s->part_rejected = 0;
+	s->part_fenced = 0;
 	memset(s->part_reused, 0, sizeof(s->part_reused));
 	s->part_reused_key[0] = '\0';
 	for (size_t i = from; rowwise && !err && i < to; i++)
@@ -1167,15 +1296,30 @@ write_part(struct store *s, const struct store_batch *b, size_t from, size_t to,
 	for (size_t i = 0; last && !err && i < b->nrejects; i++)
 		err = rowwise ? insert_reject_surely(s, &b->rejects[i]) :
 				insert_reject(s, &b->rejects[i], false);
-	if (last && !err)
-		err = write_alerts(s, b, rowwise);
-	if (!err)
-		err = commit_part(s, b, last);
+	if (last && !err && !rowwise && has_fenced(b)) {
+		/* the checkpoint first: the fence and the COMMIT go together */
+		err = write_checkpoint(s, b);
+		if (!err)
+			err = write_alerts_fenced(s, b);
+	} else {
+		if (last && !err)
+			err = write_alerts(s, b, rowwise);
+		if (!err)
+			err = commit_part(s, b, last);
+	}
 	if (err) {
 		rollback(s);
 		/* A row pass that fails on data (a reject or alert refused even
 		 * escaped) is not retried row by row: it holds. */
 		return rowwise && err == -EBADMSG ? -EAGAIN : err;
+	}
+	if (s->part_fenced) {
+		atomic_fetch_add(&s->alert_rows_fenced, s->part_fenced);
+		log_limited(
+			&s->fence_rl, LOG_LEVEL_WARNING,
+			"%" PRIu64 " alert rows not written: shard %d's lease is at epoch %" PRId64
+			", they were made under epoch %" PRId64 " (another instance took it over)",
+			s->part_fenced, s->fenced_shard, s->fenced_now, s->fenced_epoch);
 	}
 	if (s->part_rejected) {
 		atomic_fetch_add(&s->rows_rejected, s->part_rejected);
@@ -1502,6 +1646,7 @@ store_create(const struct store_options *opt, int done_fd, struct store **ret_st
 	pthread_mutex_init(&s->lock, NULL);
 	s->row_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10, 10);
 	s->reuse_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10, 10);
+	s->fence_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10, 10);
 	s->batch_rows.bounds = rows_bounds;
 	s->batch_seconds.bounds = sec_bounds;
 	s->done_fd = done_fd;
@@ -1596,6 +1741,7 @@ store_get_stats(struct store *s, struct store_stats *ret)
 	ret->have_db_checkpoint = atomic_load(&s->have_db_checkpoint);
 	ret->connect_attempts = atomic_load(&s->connect_attempts);
 	ret->rows_rejected = atomic_load(&s->rows_rejected);
+	ret->alert_rows_fenced = atomic_load(&s->alert_rows_fenced);
 	pthread_mutex_lock(&s->lock);
 	ret->writes_held = atomic_load(&s->writes_held);
 	memcpy(ret->held_sqlstate, s->held_sqlstate, sizeof(ret->held_sqlstate));
@@ -1639,6 +1785,13 @@ store_stats_print(const struct store_stats *ss, void *stream)
 		"# TYPE cordon_store_rows_rejected_total counter\n"
 		"cordon_store_rows_rejected_total %llu\n",
 		(unsigned long long)ss->rows_rejected);
+	fprintf(f,
+		"# HELP cordon_cluster_alert_rows_fenced_total Alert rows (alerts,"
+		" alert_transitions) not written because their shard's epoch had moved on:"
+		" another instance took the shard over (docs/scaling.md, Fencing).\n"
+		"# TYPE cordon_cluster_alert_rows_fenced_total counter\n"
+		"cordon_cluster_alert_rows_fenced_total %llu\n",
+		(unsigned long long)ss->alert_rows_fenced);
 	fprintf(f,
 		"# HELP cordon_events_key_reused_total Events that came with a record id their"
 		" device had used for other content (a reset, updated or replaced terminal):"

@@ -90,19 +90,17 @@ documented(void **state)
 				 alert_state_kind_name((enum alert_kind)k));
 }
 
-/* The names the seen SQL selects (the literal after SELECT, THEN or ELSE)
- * are the table's, and every name of the table is selected. */
+/* The names `sql` selects (the literal after SELECT, THEN or ELSE) are the
+ * table's, and every name of the table is selected. */
 static void
-seen_sql(void **state)
+seen_names(const char *sql)
 {
 	static const char *const before[] = { "SELECT '", "THEN '", "ELSE '" };
 	int selected[SEEN_COUNT] = { 0 };
 	int found = 0;
 
-	(void)state;
 	for (size_t b = 0; b < sizeof(before) / sizeof(before[0]); b++) {
-		for (const char *p = strstr(alert_state_seen_sql, before[b]); p;
-		     p = strstr(p + 1, before[b])) {
+		for (const char *p = strstr(sql, before[b]); p; p = strstr(p + 1, before[b])) {
 			const char *lit = p + strlen(before[b]);
 			const char *end = strchr(lit, '\'');
 			char name[32];
@@ -122,6 +120,40 @@ seen_sql(void **state)
 		if (!selected[w])
 			fail_msg("the seen SQL never selects '%s'",
 				 alert_state_seen_name((enum alert_seen_what)w));
+}
+
+static void
+seen_sql(void **state)
+{
+	(void)state;
+	seen_names(alert_state_seen_sql);
+	seen_names(alert_state_seen_sites_sql);
+}
+
+static size_t
+count_of(const char *text, const char *what)
+{
+	size_t n = 0;
+
+	for (const char *p = strstr(text, what); p; p = strstr(p + 1, what))
+		n++;
+	return n;
+}
+
+/* The statements for a list of sites filter every branch by the list (a
+ * shard taken over reads its own sites' rows, never all), and the ones
+ * for every site filter none. */
+static void
+sites_sql(void **state)
+{
+	size_t branches = count_of(alert_state_seen_sql, "UNION ALL") + 1;
+
+	(void)state;
+	assert_int_equal(count_of(alert_state_seen_sites_sql, "UNION ALL") + 1, branches);
+	assert_int_equal(count_of(alert_state_seen_sites_sql, " = ANY($1::text[])"), branches);
+	assert_int_equal(count_of(alert_state_seen_sql, "::text[]"), 0);
+	assert_int_equal(count_of(alert_state_alerts_sites_sql, " = ANY($2::text[])"), 1);
+	assert_int_equal(count_of(alert_state_alerts_sql, "::text[]"), 0);
 }
 
 static void
@@ -206,9 +238,10 @@ int
 main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(kinds),       cmocka_unit_test(names),
-		cmocka_unit_test(documented),  cmocka_unit_test(seen_sql),
-		cmocka_unit_test(parse_alert), cmocka_unit_test(parse_seen),
+		cmocka_unit_test(kinds),      cmocka_unit_test(names),
+		cmocka_unit_test(documented), cmocka_unit_test(seen_sql),
+		cmocka_unit_test(sites_sql),  cmocka_unit_test(parse_alert),
+		cmocka_unit_test(parse_seen),
 	};
 
 	if (argc < 2) {

@@ -1,0 +1,96 @@
+/* shards.h - the shards a clustered instance acts for, as the main loop
+ * sees them (docs/scaling.md, "Rule state at a takeover").
+ *
+ * The cluster thread (cluster.h) says which shards this instance owns; a
+ * shard owned is acted for only once its rule state is loaded from
+ * PostgreSQL ("ready": its seed restored), and only while
+ * cluster_may_act() says the lease is surely ours. This object holds the
+ * main loop's copy of the view, each shard's readiness and the epoch its
+ * seed was asked for, and answers, for a record or a timer, whether the
+ * rules may act on a site now. Pure: no I/O, no clock reads (the caller
+ * sets the time); one per daemon, main thread only. */
+#ifndef CORDON_SHARDS_H
+#define CORDON_SHARDS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cluster.h"
+
+/* What the rules cursor does with a record of a site. */
+enum shards_verdict {
+	SHARDS_JUDGE,	   /* ours, its state loaded, the lease sure: the rules run */
+	SHARDS_STORE_ONLY, /* another instance's (or nobody's): stored, not judged */
+	/* Ours but its state is not loaded yet, or the lease is past its
+	 * deadline while PostgreSQL answers (the renewal under way): wait
+	 * for the view to change. */
+	SHARDS_WAIT,
+};
+
+/* Why a shard is not judged, for the log and the metric. */
+enum shards_why {
+	SHARDS_WHY_NONE = 0,
+	SHARDS_WHY_NOT_OWNED, /* SHARDS_STORE_ONLY */
+	SHARDS_WHY_NO_VIEW,   /* SHARDS_WAIT: no view from the cluster thread yet */
+	SHARDS_WHY_LOADING,   /* SHARDS_WAIT: its rule state not loaded yet */
+	SHARDS_WHY_UNSURE,    /* SHARDS_WAIT: past the lease's deadline, PostgreSQL up */
+};
+
+struct shards {
+	int nshards;		  /* [cluster] shards; 0: not clustered (every site judged) */
+	bool have_view;		  /* a view applied since PostgreSQL answered the cluster thread */
+	struct cluster_view view; /* the last one applied */
+	/* Per shard: its rule state restored for the epoch it is owned
+	 * with; the epoch whose seed was asked for (0: none). */
+	bool ready[CLUSTER_MAX_SHARDS];
+	int64_t asked[CLUSTER_MAX_SHARDS];
+	int64_t now_ms; /* CLOCK_MONOTONIC ms: the time verdicts are given for */
+};
+
+/* What a new view changed: shards whose state is to be forgotten (lost,
+ * or taken again under another epoch: what we held is stale), and shards
+ * whose seed is to be asked for (owned, not ready, not asked for with
+ * their epoch). */
+struct shards_change {
+	int nlost, nwanted;
+	int lost[CLUSTER_MAX_SHARDS];
+	int wanted[CLUSTER_MAX_SHARDS];
+};
+
+/* nshards: [cluster] shards (0 to CLUSTER_MAX_SHARDS; 0: not clustered). */
+void shards_init(struct shards *s, int nshards);
+/* Applies a copy of the cluster thread's view: a shard no longer OWNED
+ * or RELEASING, or owned under another epoch, is not ready any more (in
+ * ret->lost); an owned shard neither ready nor asked for under its epoch
+ * is marked asked (in ret->wanted). */
+void shards_apply_view(struct shards *s, const struct cluster_view *v, struct shards_change *ret);
+/* The seed asked for shard `shard` under `epoch` was restored: ready,
+ * when the shard is still owned under that epoch. Returns whether it
+ * was (false: the seed is stale, drop it). */
+bool shards_seed_restored(struct shards *s, int shard, int64_t epoch);
+/* Whether a seed's rows of shard `shard` asked for under `epoch` are
+ * still wanted (owned under that epoch; ready or not: a later pass of the
+ * restore adds to a ready shard). */
+bool shards_seed_wanted(const struct shards *s, int shard, int64_t epoch);
+/* The time the verdicts and the scope are given for. */
+void shards_set_now(struct shards *s, int64_t now_ms);
+/* What the rules cursor does with a record of `site` (NUL-terminated;
+ * NULL or "" for a record of no site: a damaged span, an unknown topic,
+ * judged as before). *ret_shard: its shard (-1 for no site), *ret_why:
+ * why not judged. */
+enum shards_verdict shards_verdict(const struct shards *s, const char *site, int *ret_shard,
+				   enum shards_why *ret_why);
+/* The rules' scope (rules_set_scope; ctx: the struct shards): the site's
+ * shard is ready and the lease sure at now_ms. */
+bool shards_in_scope(void *ctx, const char *site);
+/* What rules_forget_sites keeps (ctx: the struct shards): the sites of
+ * ready shards. */
+bool shards_holds(void *ctx, const char *site);
+/* The epoch an alert of `site` is written with (the fencing token,
+ * store.h): the shard's epoch in the view, and its shard in *ret_shard;
+ * 0 (not fenced) when not clustered. */
+int64_t shards_epoch_of(const struct shards *s, const char *site, int *ret_shard);
+/* "not owned", "no view yet", "loading", "lease unsure" */
+const char *shards_why_text(enum shards_why why);
+
+#endif

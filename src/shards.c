@@ -1,0 +1,147 @@
+/* shards.c - the shards a clustered instance acts for: readiness of
+ * their rule state, the verdict on a record's site, the rules' scope.
+ * See shards.h. */
+#include "shards.h"
+
+#include <string.h>
+
+void
+shards_init(struct shards *s, int nshards)
+{
+	memset(s, 0, sizeof(*s));
+	s->nshards = nshards < 0 ? 0 : nshards > CLUSTER_MAX_SHARDS ? CLUSTER_MAX_SHARDS : nshards;
+}
+
+static bool
+is_owned(const struct cluster_shard *c)
+{
+	return c->state == CLUSTER_OWNED || c->state == CLUSTER_RELEASING;
+}
+
+void
+shards_apply_view(struct shards *s, const struct cluster_view *v, struct shards_change *ret)
+{
+	ret->nlost = ret->nwanted = 0;
+	for (int i = 0; i < s->nshards; i++) {
+		const struct cluster_shard *now = i < v->nshards ? &v->shard[i] : NULL;
+		bool owned = now && is_owned(now);
+		int64_t epoch = owned ? now->epoch : 0;
+
+		/* Held for an epoch that is not the one owned now: stale. */
+		if ((s->ready[i] || s->asked[i]) && s->asked[i] != epoch) {
+			if (s->ready[i])
+				ret->lost[ret->nlost++] = i;
+			s->ready[i] = false;
+			s->asked[i] = 0;
+		}
+		if (owned && !s->ready[i] && s->asked[i] != epoch) {
+			s->asked[i] = epoch;
+			ret->wanted[ret->nwanted++] = i;
+		}
+	}
+	s->view = *v;
+	/* Until PostgreSQL answered the cluster thread once, owning nothing
+	 * means nothing yet: the records of a spool replayed at start wait
+	 * for the shards this instance owned before to be taken back. */
+	if (v->db_ok)
+		s->have_view = true;
+}
+
+bool
+shards_seed_wanted(const struct shards *s, int shard, int64_t epoch)
+{
+	return shard >= 0 && shard < s->nshards && s->have_view && epoch > 0 &&
+		s->asked[shard] == epoch && is_owned(&s->view.shard[shard]) &&
+		s->view.shard[shard].epoch == epoch;
+}
+
+bool
+shards_seed_restored(struct shards *s, int shard, int64_t epoch)
+{
+	if (!shards_seed_wanted(s, shard, epoch))
+		return false;
+	s->ready[shard] = true;
+	return true;
+}
+
+void
+shards_set_now(struct shards *s, int64_t now_ms)
+{
+	s->now_ms = now_ms;
+}
+
+enum shards_verdict
+shards_verdict(const struct shards *s, const char *site, int *ret_shard, enum shards_why *ret_why)
+{
+	int shard;
+
+	*ret_shard = -1;
+	*ret_why = SHARDS_WHY_NONE;
+	if (s->nshards == 0 || !site || !site[0])
+		return SHARDS_JUDGE;
+	shard = cluster_shard_of(site, s->nshards);
+	*ret_shard = shard;
+	if (!s->have_view) {
+		*ret_why = SHARDS_WHY_NO_VIEW;
+		return SHARDS_WAIT;
+	}
+	if (!is_owned(&s->view.shard[shard])) {
+		*ret_why = SHARDS_WHY_NOT_OWNED;
+		return SHARDS_STORE_ONLY;
+	}
+	if (!s->ready[shard]) {
+		*ret_why = SHARDS_WHY_LOADING;
+		return SHARDS_WAIT;
+	}
+	if (!cluster_may_act(&s->view, shard, s->now_ms)) {
+		*ret_why = SHARDS_WHY_UNSURE;
+		return SHARDS_WAIT;
+	}
+	return SHARDS_JUDGE;
+}
+
+bool
+shards_in_scope(void *ctx, const char *site)
+{
+	const struct shards *s = ctx;
+	int shard;
+
+	if (s->nshards == 0)
+		return true;
+	shard = cluster_shard_of(site, s->nshards);
+	return s->have_view && s->ready[shard] && cluster_may_act(&s->view, shard, s->now_ms);
+}
+
+bool
+shards_holds(void *ctx, const char *site)
+{
+	const struct shards *s = ctx;
+
+	return s->nshards == 0 || s->ready[cluster_shard_of(site, s->nshards)];
+}
+
+int64_t
+shards_epoch_of(const struct shards *s, const char *site, int *ret_shard)
+{
+	int shard;
+
+	*ret_shard = -1;
+	if (s->nshards == 0 || !s->have_view)
+		return 0;
+	shard = cluster_shard_of(site, s->nshards);
+	*ret_shard = shard;
+	return s->view.shard[shard].epoch;
+}
+
+const char *
+shards_why_text(enum shards_why why)
+{
+	switch (why) {
+	case SHARDS_WHY_NOT_OWNED: return "not owned";
+	case SHARDS_WHY_NO_VIEW: return "no lease view yet";
+	case SHARDS_WHY_LOADING: return "its rule state loading";
+	case SHARDS_WHY_UNSURE: return "its lease past the deadline, renewal under way";
+	case SHARDS_WHY_NONE: break;
+	}
+	return "";
+}
