@@ -2090,6 +2090,15 @@ restore(struct mqtt_client *in, bool fresh, uint64_t *ret_pos)
 	const char *why = NULL;
 
 	pthread_mutex_lock(&in->replay_lock);
+	/* A client that receives nothing has nothing to remember (its file,
+	 * from a run that received, is left as it is). */
+	if (in->inbound == MQTT_CLIENT_INBOUND_NONE) {
+		in->noted_end = spool_end(in->spool);
+		in->replay_changes = in->replay_saved = 0;
+		pthread_mutex_unlock(&in->replay_lock);
+		*ret_pos = in->noted_end;
+		return 0;
+	}
 	if (!fresh) {
 		err = spool_read_file(in->spool, in->replay_name, REPLAY_FILE_MAX, &buf, &len);
 		if (err == 0) {
