@@ -254,6 +254,9 @@ rules_timers(struct daemon *d, int64_t now)
 		struct mqtt_client_stats is;
 		struct rules_clock rnow = rules_now();
 
+		/* INTEGRATION POINT (rules side): clustered, messages flow for
+		 * a shard while its session is up (sessions_shard_stats()); the
+		 * instance's own client here says only that the broker is. */
 		mqtt_client_get_stats(d->mqtt, &is);
 		rules_intake(d->rules, is.connected && !d->intake.paused, &rnow);
 		health_tick(&d->health, &is, now);
