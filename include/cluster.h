@@ -136,14 +136,16 @@ int cluster_shard_of(const char *site, int nshards);
  * "cordon-shard-007". Returns snprintf's count. */
 int cluster_session_id(const char *prefix, int shard, char *buf, size_t len);
 
-/* Starts the thread: connects to cfg->pg_conninfo (retrying with the
- * store's backoff), checks cluster_settings.shards against
+/* Starts the thread: connects to cfg->pg_conninfo (retrying after 0.5 s,
+ * doubling to lease_time / 3; waiting for the schema when the migrations
+ * are not applied yet), checks cluster_settings.shards against
  * cfg->cluster_shards (a different number is fatal: *ret_cluster is set,
  * and cluster_fatal() says why once the thread found it), writes the
  * heartbeat row named cfg->mqtt_client_id, and from then on renews,
  * takes and offers back shards. `wake_fd` (an eventfd) is written at each
- * change of the view. Copies what it keeps of `cfg`. Returns 0, -ENOMEM,
- * or another negative errno (thread creation). */
+ * change of the view. Copies what it keeps of `cfg`. Returns 0, -EINVAL
+ * (cfg->cluster_shards not within 1..CLUSTER_MAX_SHARDS), -ENOMEM, or
+ * another negative errno (eventfd, thread creation). */
 int cluster_create(const struct config *cfg, int wake_fd, struct cluster **ret_cluster)
 	__attribute__((warn_unused_result));
 /* Copies the current view into *ret (under a short lock). */
@@ -169,7 +171,10 @@ void cluster_stop_begin(struct cluster *c);
  * database's), or NULL. */
 const char *cluster_fatal(struct cluster *c);
 /* Stops the thread; leases still held are left to expire (a crash looks
- * the same to the others). */
+ * the same to the others). After cluster_stop_begin() the heartbeat row
+ * gets stopped_at first (one statement, 1 s at most). Waits for a
+ * statement under way at most 1 s, for a connection being made up to
+ * libpq's connect_timeout. Accepts NULL. */
 void cluster_destroy(struct cluster *c);
 
 #endif

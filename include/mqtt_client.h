@@ -125,7 +125,7 @@ int mqtt_client_create_with(const struct config *cfg, struct spool *spool, int w
 	__attribute__((warn_unused_result));
 /* MQTT_CLIENT_INBOUND_SITES: replaces the set of sites subscribed to
  * (names as the register holds them; any order; a name that cannot be a
- * topic level, and beyond MQTT_SUBS_MAX_SITES, left out and counted in
+ * topic level ("+" too), and beyond MQTT_SUBS_MAX_SITES, left out and counted in
  * *ret_skipped, NULL: not wanted). What is new is subscribed and what
  * left unsubscribed through the publish thread (in SUBSCRIBEs of at most
  * MQTT_SUBS_REQUEST_FILTERS filters), on a live link; every connect

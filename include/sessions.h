@@ -13,7 +13,9 @@
  *
  * What it follows (sessions_apply(), each wake of the cluster thread and
  * each tick): the cluster view, and a per-shard `ready` flag from the
- * daemon (the shard's rule state is loaded). An OWNED and ready shard gets
+ * daemon (the shard's rule state is loaded; looked at only to start a
+ * session: it is never taken back while the lease holds). An OWNED and
+ * ready shard gets
  * its session, started under the lease's epoch; it connects while the
  * lease is surely ours, keeps a live link but does not reconnect past the
  * lease's deadline while PostgreSQL is away, and disconnects past it when

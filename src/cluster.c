@@ -288,12 +288,12 @@ run(struct cluster *c, const char *sql, int nparams, const char *const *params, 
 	return ok ? 0 : -1;
 }
 
-#define PARAMS(...)                                                            \
+/* The count and the array of a statement's parameters. */
+// clang-format off
+#define PARAMS(...) \
 	(int)(sizeof((const char *[]){ __VA_ARGS__ }) / sizeof(const char *)), \
-		(const char *const[])                                          \
-	{                                                                      \
-		__VA_ARGS__                                                    \
-	}
+	(const char *const[]){ __VA_ARGS__ }
+// clang-format on
 
 static void set_fatal(struct cluster *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -1864,13 +1864,25 @@ mqtt_client_set_sites(struct mqtt_client *in, const char *const *sites, size_t n
 	struct mqtt_subs_list add, rm;
 	int err;
 
+	const char **named;
+	size_t nn = 0, skipped = 0;
+
 	if (in->inbound != MQTT_CLIENT_INBOUND_SITES)
 		return -EINVAL;
+	/* "+" would be every site (mqtt_subs.h): never a site's name here. */
+	if (!(named = malloc((n ? n : 1) * sizeof(*named))))
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(sites[i], "+") != 0)
+			named[nn++] = sites[i];
 	pthread_mutex_lock(&in->subs_lock);
-	err = mqtt_subs_set(in->subs, sites, n, &add, &rm, ret_skipped);
+	err = mqtt_subs_set(in->subs, named, nn, &add, &rm, &skipped);
 	pthread_mutex_unlock(&in->subs_lock);
+	free(named);
 	if (err < 0)
 		return err;
+	if (ret_skipped)
+		*ret_skipped = skipped + (n - nn);
 	/* In the set's order: what the publish thread runs after a
 	 * OUT_RESUBSCRIBE that read this set is a change after it. */
 	if (rm.n)
@@ -2094,6 +2106,15 @@ restore(struct mqtt_client *in, bool fresh, uint64_t *ret_pos)
 	const char *why = NULL;
 
 	pthread_mutex_lock(&in->replay_lock);
+	/* A client that receives nothing has nothing to remember (its file,
+	 * from a run that received, is left as it is). */
+	if (in->inbound == MQTT_CLIENT_INBOUND_NONE) {
+		in->noted_end = spool_end(in->spool);
+		in->replay_changes = in->replay_saved = 0;
+		pthread_mutex_unlock(&in->replay_lock);
+		*ret_pos = in->noted_end;
+		return 0;
+	}
 	if (!fresh) {
 		err = spool_read_file(in->spool, in->replay_name, REPLAY_FILE_MAX, &buf, &len);
 		if (err == 0) {

@@ -250,7 +250,8 @@ replay_copy(struct replay **dst, const struct replay *src)
 		c->slots = slots;
 		c->cap = src->cap;
 	}
-	memcpy(c->slots, src->slots, (size_t)src->nslots * sizeof(*c->slots));
+	if (src->nslots) /* an empty memory may have no slots at all (NULL) */
+		memcpy(c->slots, src->slots, (size_t)src->nslots * sizeof(*c->slots));
 	c->nslots = src->nslots;
 	c->max = src->max;
 	c->head = src->head;

@@ -15,7 +15,9 @@
  *
  * listing the shards not NOT_OWNED, with left_ms = deadline - now and
  * may_act = cluster_may_act() at the time of printing (CLOCK_MONOTONIC).
- * A RELEASING shard is released at once (cluster_released()). SIGTERM or
+ * A RELEASING shard is released at once (cluster_released()). SIGUSR2
+ * says the session of the lowest OWNED shard was taken over
+ * (cluster_session_lost(), printed first as {"session_lost":N}). SIGTERM or
  * SIGINT calls cluster_stop_begin(); once the view says stopped it prints
  * {"exit":"stopped"} and exits 0. A fatal misconfiguration prints
  * {"fatal":"..."} and exits 3; a usage or setup error exits 2. */
@@ -90,6 +92,22 @@ print_view(const struct cluster_view *v, const char *why)
 	print_json(o);
 }
 
+/* The lowest OWNED shard's session was taken over. */
+static void
+session_lost(struct cluster *c)
+{
+	static struct cluster_view v;
+
+	cluster_view(c, &v);
+	for (int s = 0; s < v.nshards; s++) {
+		if (v.shard[s].state == CLUSTER_OWNED) {
+			print_json(json_pack("{s:i}", "session_lost", s));
+			cluster_session_lost(c, s);
+			return;
+		}
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -113,6 +131,7 @@ main(int argc, char **argv)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGUSR1);
+	sigaddset(&mask, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &mask, NULL); /* before the thread: it inherits it */
 	sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -142,6 +161,8 @@ main(int argc, char **argv)
 			while (read(sigfd, &si, sizeof(si)) == sizeof(si)) {
 				if (si.ssi_signo == SIGUSR1) {
 					why = "usr1";
+				} else if (si.ssi_signo == SIGUSR2) {
+					session_lost(c);
 				} else if (!stopping) {
 					stopping = true;
 					cluster_stop_begin(c);

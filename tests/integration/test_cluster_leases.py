@@ -377,3 +377,25 @@ def test_cordonctl_cluster_before_any_instance_and_usage(ctl, cluster):
         assert why in ctl("cluster", *args, expect=2).stderr
     help = ctl("--help").stdout
     assert "cluster [--json]" in help and "cluster --history [--shard N] [--last N]" in help
+
+
+def test_a_session_taken_over_comes_back_only_through_a_new_lease(env, cluster):
+    a, b = cluster("a"), cluster("b")
+    wait_balanced(env.pg, [a, b])
+    n = len(a.lines())
+    a.signal(signal.SIGUSR2)
+    s = wait_until(lambda: [v["session_lost"] for v in a.lines()[n:] if "session_lost" in v],
+                   what="a's session_lost line")[0]
+    epoch = db_leases(env.pg)[s][1]
+    # Not ours from the next view on, and never renewed: the lease expires
+    # and is taken again (by a or b) under the next epoch.
+    after = wait_until(lambda: [v for v in a.lines()[n:] if "why" in v], what="a's next view")[0]
+    assert str(s) not in after["shards"], after
+    wait_until(lambda: a.last()["lost"] == 1, what="a counts the loss")
+    wait_until(lambda: db_leases(env.pg)[s][1] == epoch + 1, what="shard %d taken again" % s)
+    assert env.pg.query("SELECT owner, how FROM lease_history WHERE shard = %s AND epoch = %s",
+                        (s, epoch)) == [("a", "expired")]
+    wait_balanced(env.pg, [a, b])
+    for v in a.lines()[n:]:
+        if "why" in v and str(s) in v["shards"]:
+            assert v["shards"][str(s)]["epoch"] == epoch + 1, v

@@ -16,6 +16,7 @@ owns (client id <session_prefix><shard>), subscribed to its shard's sites.
 import json
 import os
 import signal
+import threading
 
 import harness
 from harness import Collector, free_port, gate_event, metric, publish_many, scrape, wait_until
@@ -62,6 +63,32 @@ def settled(env, ds):
         if metric(text, 'cordon_mqtt_subscriptions{state="pending"}'):
             return False
     return owned == SHARDS and sessions == SHARDS and up == SHARDS and sites == nsites
+
+
+class Health(threading.Thread):
+    """Polls d's /healthz every 50 ms until close(); keeps what was not 200."""
+
+    def __init__(self, d):
+        super().__init__(daemon=True)
+        self.url = "http://127.0.0.1:%d/healthz" % d.metrics_port
+        self.polls = 0
+        self.bad = []
+        self.stop = threading.Event()
+        self.start()
+
+    def run(self):
+        while not self.stop.wait(0.05):
+            try:
+                code, text = harness.http_get(self.url)
+            except OSError as e:
+                code, text = None, repr(e)
+            self.polls += 1
+            if code != 200:
+                self.bad.append((code, text))
+
+    def close(self):
+        self.stop.set()
+        self.join()
 
 
 def register(ctl, sites):
@@ -139,6 +166,14 @@ def test_two_instances_share_the_sites(env, cordond, ctl):
                 return {name: metric(text, name) for name in want}
             wait_until(lambda: seen() == want, LONG,
                        what=lambda: "%s's metrics %r (want %r)" % (d.client_id, seen(), want))
+        # A site registered while they run: its shard's session subscribes to
+        # it (the register's NOTIFY, then a SUBSCRIBE of its 9 filters).
+        register(ctl, ["cs1-40"])
+        wait_until(lambda: settled(env, [a, b]), LONG, what="cs1-40 subscribed")
+        publish_many(env.broker.port, [gate_event("cs1-40", "G01", "N-1")])
+        wait_until(lambda: env.pg.count("gate_events", "site = 'cs1-40'") == 1, LONG,
+                   what="cs1-40's event in PostgreSQL")
+
         # Both stopped: every alert they were to publish is out.
         for d in (a, b):
             assert d.stop() == 0, harness.tail(d.logfile)
@@ -179,6 +214,7 @@ def hand_over(env, cordond, ctl, prefix, sites, al):
             msgs.append(gate_event(s, "G01", "H-%03d" % n, person="P-%d-%d" % (i, n),
                                    temp_c=38.0 if n % 10 == 0 else 36.5))
     stream = harness.Stream(env.broker.port, msgs, "cs2-stream", rate=400).start()
+    health = Health(a)
     try:
         wait_until(lambda: stream.acked >= len(msgs) // 4, LONG, what=stream.progress)
         b.send_signal(signal.SIGTERM)
@@ -192,6 +228,10 @@ def hand_over(env, cordond, ctl, prefix, sites, al):
         stream.wait(LONG)
     finally:
         stream.close()
+        health.close()
+    # a's /healthz said nothing but ok all along: b's sessions ending and a's
+    # new ones connecting are a hand-over, not a broker down.
+    assert health.polls > 10 and health.bad == [], (health.polls, health.bad[:5])
     wait_until(lambda: env.pg.count("gate_events", "site LIKE 'cs2-%%'") == len(msgs), LONG,
                what=lambda: "%d events in PostgreSQL (have %d)" % (
                    len(msgs), env.pg.count("gate_events", "site LIKE 'cs2-%%'")))
@@ -289,3 +329,13 @@ def test_a_session_forgets_what_another_owner_held(env, cordond, ctl):
                         " AND owner LIKE 'cs4-%%' ORDER BY epoch")
     assert hist == [("cs4-a", "released"), ("cs4-a", "released"), ("cs4-b", "released"),
                     ("cs4-a", "released")], hist
+
+
+def test_shards_differ_from_the_database(env, cordond, ctl):
+    """Every instance must split the sites the same way: one with another
+    number of shards than the database's cluster says so and exits 1."""
+    d = cordond({"mqtt": {"client_id": "cs5-a"},
+                 "spool": {"dir": os.path.join(env.dir, "spool-cs5-a")},
+                 "cluster": {"shards": "4", "lease_time": LEASE}}, wait=False)
+    assert d.wait(LONG) == 1
+    assert "[cluster] shards = 4 but the database's cluster has 8" in d.log(), d.log()

@@ -193,6 +193,29 @@ refuses_damaged_files(void **state)
 	replay_destroy(r);
 }
 
+/* An empty memory (a shard session started empty) copies and saves:
+ * it has no slots at all (found by UBSan: memcpy from NULL). */
+static void
+copies_an_empty_memory(void **state)
+{
+	struct replay *r, *copy = NULL, *back;
+	uint64_t pos;
+	void *buf;
+	size_t len;
+
+	(void)state;
+	assert_int_equal(replay_create(16, &r), 0);
+	assert_int_equal(replay_copy(&copy, r), 0);
+	assert_int_equal(replay_save(copy, ID, 7, &buf, &len), 0);
+	assert_int_equal(replay_create(16, &back), 0);
+	assert_int_equal(replay_load(back, buf, len, ID, &pos), 0);
+	assert_int_equal(pos, 7);
+	free(buf);
+	replay_destroy(back);
+	replay_destroy(copy);
+	replay_destroy(r);
+}
+
 int
 main(void)
 {
@@ -200,6 +223,7 @@ main(void)
 		cmocka_unit_test(remembers_the_last_payloads),
 		cmocka_unit_test(matches_the_model),
 		cmocka_unit_test(refuses_damaged_files),
+		cmocka_unit_test(copies_an_empty_memory),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
