@@ -257,7 +257,8 @@ merge_open(json_t *db, json_t *broker)
 		if ((id = json_string_value(json_object_get(a, "alert_id"))))
 			json_object_set(by_id, id, a);
 	}
-	json_object_foreach(by_id, id, a) json_array_append(out, a);
+	for (void *it = json_object_iter(by_id); it; it = json_object_iter_next(by_id, it))
+		json_array_append(out, json_object_iter_value(it));
 	json_decref(by_id);
 	json_decref(db);
 	json_decref(broker);
