@@ -13,14 +13,16 @@
 # the build set. chromium, chromium-driver and python3-selenium run the page's
 # tests in a real browser (tests/integration/test_web_browser.py, suite
 # 'browser'); fonts-noto-cjk lets its screenshots show the Chinese page's words.
-# ejabberd (mod_mqtt) is the two-node clustered broker of tests/integration/test_cluster*.py.
+# ejabberd (mod_mqtt) is the two-node clustered broker of tests/integration/test_ejabberd.py and
+# test_cluster.py; python3-xxhash gives those tests a site's shard (cluster_shard_of()).
 DEPS_BUILD=(gcc meson ninja-build pkg-config libpaho-mqtt-dev libpq-dev libjansson-dev
             libinih-dev libsystemd-dev libmicrohttpd-dev libxxhash-dev libcmocka-dev libssl-dev
             libcurl4-openssl-dev libsodium-dev
             clang libclang-rt-14-dev clang-format-14 cppcheck shellcheck)
 DEPS_RUN=(mosquitto mosquitto-clients postgresql tzdata python3-pytest python3-paho-mqtt
           python3-psycopg2 openssl systemd libfaketime
-          python3-aiosmtpd chromium chromium-driver python3-selenium fonts-noto-cjk ejabberd)
+          python3-aiosmtpd chromium chromium-driver python3-selenium fonts-noto-cjk ejabberd
+          python3-xxhash)
 
 # deps_missing PKG... : print the packages that are not installed, one a line.
 deps_missing() {
