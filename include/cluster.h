@@ -161,8 +161,11 @@ void cluster_released(struct cluster *c, int shard);
 /* The broker took the shard's session over (DISCONNECT 0x8E, or the
  * quiet drop of an older Mosquitto): another instance resumed it. The
  * shard is NOT_OWNED from now on, and taken again only through a
- * successful acquisition in PostgreSQL. */
-void cluster_session_lost(struct cluster *c, int shard);
+ * successful acquisition in PostgreSQL. `epoch` is the lease the session
+ * ran under: a late report about a session of an older lease, the shard
+ * owned again since under a newer one, is ignored (0: whatever the
+ * epoch). */
+void cluster_session_lost(struct cluster *c, int shard, int64_t epoch);
 /* SIGTERM: every owned shard becomes RELEASING and no new one is taken;
  * once the main loop released them all (or at cluster_destroy) the
  * heartbeat row gets stopped_at. */

@@ -67,6 +67,7 @@ struct sessions_report {
 	enum sessions_report_kind kind;
 	int shard;
 	uint64_t end_pos; /* SESSIONS_STOPPED: the spool's end when it ended */
+	int64_t epoch;	  /* the lease epoch the session ran under */
 };
 
 struct sessions_stats {

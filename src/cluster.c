@@ -1203,7 +1203,7 @@ cluster_view(struct cluster *c, struct cluster_view *ret)
 /* Sets shard s NOT_OWNED in the view at once and records the request in
  * `req` for the thread; wakes both sides. */
 static void
-request(struct cluster *c, int shard, bool *req, bool only_if_ours)
+request(struct cluster *c, int shard, bool *req, bool only_if_ours, int64_t epoch)
 {
 	struct cluster_shard *vs;
 
@@ -1211,7 +1211,10 @@ request(struct cluster *c, int shard, bool *req, bool only_if_ours)
 		return;
 	pthread_mutex_lock(&c->lock);
 	vs = &c->view.shard[shard];
-	if (only_if_ours && vs->state == CLUSTER_NOT_OWNED) {
+	/* Not ours, or ours again under another lease than the one asked
+	 * about (a late report of an older session): nothing to do. */
+	if ((only_if_ours && vs->state == CLUSTER_NOT_OWNED) ||
+	    (epoch > 0 && vs->state != CLUSTER_NOT_OWNED && vs->epoch != epoch)) {
 		pthread_mutex_unlock(&c->lock);
 		return;
 	}
@@ -1231,13 +1234,13 @@ request(struct cluster *c, int shard, bool *req, bool only_if_ours)
 void
 cluster_released(struct cluster *c, int shard)
 {
-	request(c, shard, c->req_released, true);
+	request(c, shard, c->req_released, true, 0);
 }
 
 void
-cluster_session_lost(struct cluster *c, int shard)
+cluster_session_lost(struct cluster *c, int shard, int64_t epoch)
 {
-	request(c, shard, c->req_lost, false);
+	request(c, shard, c->req_lost, false, epoch);
 }
 
 void

@@ -988,7 +988,7 @@ cluster_step(struct daemon *d, int64_t now)
 				"shard %d: its session was taken over by another instance: the shard"
 				" is no longer ours",
 				r.shard);
-			cluster_session_lost(d->cluster, r.shard);
+			cluster_session_lost(d->cluster, r.shard, r.epoch);
 		} else {
 			d->release_wait[r.shard] = true;
 			d->release_pos[r.shard] = r.end_pos;

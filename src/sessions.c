@@ -128,8 +128,9 @@ report(struct sessions *ss, enum sessions_report_kind kind, int shard, uint64_t 
 {
 	if (ss->rcount == REPORTS_MAX) /* cannot happen: one of each per shard */
 		return;
-	ss->reports[(ss->rhead + ss->rcount++) % REPORTS_MAX] =
-		(struct sessions_report){ .kind = kind, .shard = shard, .end_pos = end_pos };
+	ss->reports[(ss->rhead + ss->rcount++) % REPORTS_MAX] = (struct sessions_report){
+		.kind = kind, .shard = shard, .end_pos = end_pos, .epoch = ss->shard[shard].epoch
+	};
 }
 
 bool

@@ -102,7 +102,7 @@ session_lost(struct cluster *c)
 	for (int s = 0; s < v.nshards; s++) {
 		if (v.shard[s].state == CLUSTER_OWNED) {
 			print_json(json_pack("{s:i}", "session_lost", s));
-			cluster_session_lost(c, s);
+			cluster_session_lost(c, s, v.shard[s].epoch);
 			return;
 		}
 	}
