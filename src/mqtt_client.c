@@ -134,7 +134,9 @@ struct mqtt_client {
 	int64_t epoch;
 	bool (*mine)(void *arg, const char *topic, size_t len);
 	void *mine_arg;
-	int set_up;	    /* publish thread: the session's files read, Paho's client made */
+	/* The session's files read and Paho's client made (the publish
+	 * thread sets it; the sync thread looks before it saves or syncs). */
+	_Atomic int set_up;
 	_Atomic int hold;   /* enum mqtt_client_hold */
 	_Atomic int taken;  /* the session was taken over: never connect again */
 	_Atomic int closed; /* OUT_CLOSE done: Paho's client is gone */
@@ -1594,7 +1596,7 @@ session_setup(struct mqtt_client *in)
 		atomic_store(&in->covered, pos);
 	if (!in->client && (err = make_client(in)) < 0)
 		return err;
-	in->set_up = 1;
+	atomic_store(&in->set_up, 1);
 	return 0;
 }
 
@@ -1609,7 +1611,7 @@ connect_now(struct mqtt_client *in)
 	if (atomic_load(&in->stopping) || atomic_load(&in->paused) || atomic_load(&in->taken) ||
 	    atomic_load(&in->hold) != MQTT_CLIENT_GO)
 		return;
-	if (in->session && !in->set_up && session_setup(in) < 0) {
+	if (in->session && !atomic_load(&in->set_up) && session_setup(in) < 0) {
 		atomic_store(&in->connect_failed, 1);
 		return;
 	}
@@ -1698,7 +1700,8 @@ out_run(struct mqtt_client *in, const struct out_cmd *c)
 		in->client = NULL;
 		atomic_store(&in->connected, 0);
 		/* Nothing arrives any more: the memory as it ends. */
-		if ((in->set_up || !in->session) && mqtt_client_save_replays(in, &pos) < 0)
+		if ((atomic_load(&in->set_up) || !in->session) &&
+		    mqtt_client_save_replays(in, &pos) < 0)
 			log_warn("%scannot save the replay memory at the end: a later session of"
 				 " this shard under the next epoch judges a retained message again"
 				 " once",
@@ -2227,6 +2230,13 @@ mqtt_client_save_replays(struct mqtt_client *in, uint64_t *ret_pos)
 	size_t len;
 	int err;
 
+	/* A session not set up yet has noted nothing, and its restore may be
+	 * reading the spool under replay_lock: not waited for. */
+	if (in->session && !atomic_load(&in->set_up)) {
+		*ret_pos = spool_end(in->spool);
+		atomic_store(&in->covered, *ret_pos);
+		return 0;
+	}
 	pthread_mutex_lock(&in->save_lock);
 	pthread_mutex_lock(&in->replay_lock); /* held only to look or note */
 	/* Every record of ours before the spool's end is noted, unless an
@@ -2273,5 +2283,7 @@ mqtt_client_covered(struct mqtt_client *in)
 int
 mqtt_client_sync_replays(struct mqtt_client *in)
 {
+	if (in->session && !atomic_load(&in->set_up)) /* its table is being opened */
+		return 0;
 	return in->pktid ? pktid_sync(in->pktid) : 0;
 }
