@@ -111,6 +111,9 @@ struct cluster {
 	/* The thread's own. */
 	PGconn *conn;
 	struct held held[CLUSTER_MAX_SHARDS];
+	/* Leases whose session was taken over (cluster_session_lost), by
+	 * epoch, to be ended in PostgreSQL at the next turn (0: none). */
+	int64_t lost_epoch[CLUSTER_MAX_SHARDS];
 	char owner[CLUSTER_MAX_SHARDS][128]; /* as last read, "" free */
 	struct cluster_view scratch;
 	bool stopping;	       /* stop applied */
@@ -475,6 +478,7 @@ apply_requests_locked(struct cluster *c)
 					 " taken over",
 					 s, c->held[s].epoch);
 				c->lost++;
+				c->lost_epoch[s] = c->held[s].epoch;
 				memset(&c->held[s], 0, sizeof(c->held[s]));
 			}
 		}
@@ -617,6 +621,46 @@ release_done(struct cluster *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* The leases whose session another connection resumed (the broker's
+ * DISCONNECT 0x8E): their history ends as 'lost' now, and the lease is
+ * freed when it is still ours under that epoch (nobody took it through
+ * PostgreSQL: whoever resumed the session is not an instance holding the
+ * lease, so the shard is taken again through a new lease, at once rather
+ * than after it expires). 0 or -1 (kept for the next turn). */
+static int
+end_lost_sessions(struct cluster *c, char *err, size_t errlen)
+{
+	char shards[CLUSTER_MAX_SHARDS * 5 + 4], epochs[CLUSTER_MAX_SHARDS * 21 + 4];
+	size_t ns = 0, ne = 0;
+	int n = 0;
+
+	shards[ns++] = '{';
+	epochs[ne++] = '{';
+	for (int s = 0; s < c->nshards; s++) {
+		if (!c->lost_epoch[s])
+			continue;
+		ns += (size_t)snprintf(shards + ns, sizeof(shards) - ns, "%s%d", n ? "," : "", s);
+		ne += (size_t)snprintf(epochs + ne, sizeof(epochs) - ne, "%s%" PRId64, n ? "," : "",
+				       c->lost_epoch[s]);
+		n++;
+	}
+	if (!n)
+		return 0;
+	snprintf(shards + ns, sizeof(shards) - ns, "}");
+	snprintf(epochs + ne, sizeof(epochs) - ne, "}");
+	if (run(c,
+		"WITH h AS (UPDATE lease_history SET ended_at = clock_timestamp(), how = 'lost'"
+		"           WHERE (shard, epoch) IN (SELECT * FROM unnest($2::int[], $3::bigint[]))"
+		"             AND ended_at IS NULL)"
+		" UPDATE shard_leases SET owner = NULL, expires_at = clock_timestamp()"
+		" WHERE owner = $1 AND (shard, epoch) IN"
+		"       (SELECT * FROM unnest($2::int[], $3::bigint[]))",
+		PARAMS(c->name, shards, epochs), err, errlen) < 0)
+		return -1;
+	memset(c->lost_epoch, 0, sizeof(c->lost_epoch));
+	return 0;
+}
+
 /* The heartbeat and the renewal of every lease held, one statement. The
  * leases that did not come back are lost. 0 or -1. */
 static int
@@ -708,6 +752,8 @@ renew(struct cluster *c, char *err, size_t errlen)
 		if (run(c, "SELECT pg_notify('" CHANNEL "', 'stopping')", 0, NULL, err, errlen) < 0)
 			return -1;
 	}
+	if (end_lost_sessions(c, err, errlen) < 0)
+		return -1;
 	/* Closed by the taker as 'expired' as a rule; 'lost' is what nobody
 	 * closed (the row changed by hand). */
 	if (nlost &&

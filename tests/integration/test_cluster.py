@@ -262,3 +262,41 @@ def test_three_instances_kill_restart_and_broker_node(cluster):
         print("[%s] fevers %d: %d raised on MQTT, %d in PostgreSQL, %d records the restarted"
               " victim stored without judging" % (c.kind, fevers, len(n), db_raised, not_judged()))
     check_lease_history(c)
+
+
+def test_session_taken_over_is_given_up(cluster):
+    """The broker's fence (docs/scaling.md, "Fencing"): another connection
+    resumes a shard's session (DISCONNECT 0x8E to cordond's). cordond gives the
+    shard up at once (lease_history: `lost`), never reconnects that session
+    under that lease, and owns the shard again only through a new lease,
+    whose session then takes the session back. On ejabberd only: Debian's
+    Mosquitto 2.0.11 closes a taken-over connection without a DISCONNECT."""
+    c = cluster
+    if c.kind != "ejabberd":
+        pytest.skip("Mosquitto 2.0.11 sends no DISCONNECT 0x8E")
+    from test_ejabberd import V5, after_this_second
+    d = c.instance("cl-t", 0).start()
+    wait_until(lambda: c.settled(["cl-t"]), LONG, what="cl-t owning every shard")
+    shard = 3
+    epoch = c.pg.scalar("SELECT epoch FROM shard_leases WHERE shard = %s", (shard,))
+    after_this_second(time.time())   # ejabberd orders takeovers within a second at random
+
+    class Shim:
+        ej = c.broker
+    impostor = V5(Shim, c.broker.nodes[1], "cordon-shard-%03d" % shard, clean_start=False)
+    assert impostor.connack[0] == 1, "the shard's session should be present"
+    wait_until(lambda: "shard %d: its session was taken over by another instance" % shard
+               in d.log(), LONG, what="cl-t giving shard %d up" % shard)
+    wait_until(lambda: c.pg.query(
+        "SELECT how FROM lease_history WHERE shard = %s AND epoch = %s", (shard, epoch))
+        == [("lost",)], LONG, what="the lease of epoch %d ended as lost" % epoch)
+    # Owned again only under a newer lease, whose session takes the session
+    # back from the impostor.
+    wait_until(impostor.gone.is_set, LONG, what="the new lease's session resuming it")
+    assert impostor.disconnect[0] == 0x8E, impostor.disconnect
+    new = c.pg.scalar("SELECT epoch FROM shard_leases WHERE shard = %s AND owner = 'cl-t'",
+                      (shard,))
+    assert new > epoch
+    started = d.log().count("shard %d: its session cordon-shard-%03d starts" % (shard, shard))
+    assert started == 2, "one session per lease: %d starts" % started
+    check_lease_history(c)
