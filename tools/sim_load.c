@@ -7,6 +7,12 @@
  * built into one stack buffer; the topics are made once; nothing is
  * allocated per message here (Paho copies each message it queues).
  *
+ * --sites N spreads the messages over N sites, "<site>-<k>" (k from 0, as
+ * many digits as N - 1 has): message seq goes to site seq % N and gate
+ * (seq / N) % gates, so every site gets its share and each site's gates
+ * take turns; its topic is built per message. Without it (N = 1) the site
+ * is --site itself and gate seq % gates, as before.
+ *
  * Ids: "L-<run>-<seq>", <run> 8 hex digits different at every run (so a
  * second run against the same database is not taken for duplicates);
  * --stamp appends "-<usec>", the CLOCK_REALTIME time in microseconds just
@@ -32,8 +38,8 @@ enum format { FMT_CANONICAL, FMT_MIX };
 struct load {
 	const char *site;
 	double rate, duration, fever_rate;
-	long long count, fever_every, seed;
-	int gates, qos, inflight;
+	long long count, fever_every, seed, sites;
+	int gates, qos, inflight, site_digits;
 	bool stamp;
 	enum format format;
 	char run[12];
@@ -90,7 +96,7 @@ build(struct load *l, struct rng *r, uint64_t seq, char *buf, size_t len, int *r
 	char id[64], ts[40];
 	int n;
 
-	*ret_gate = (int)(seq % (uint64_t)l->gates);
+	*ret_gate = (int)(seq / (uint64_t)l->sites % (uint64_t)l->gates);
 	if (l->stamp)
 		snprintf(id, sizeof(id), "L-%s-%llu-%lld", l->run, (unsigned long long)seq,
 			 (long long)now);
@@ -137,8 +143,8 @@ build(struct load *l, struct rng *r, uint64_t seq, char *buf, size_t len, int *r
 
 static const char synopsis[] =
 	"load --uri tcp://HOST:PORT --site S [--rate N|0] [--count N] [--duration D]\n"
-	"      [--gates N] [--qos 0|1] [--inflight N] [--fever-rate R] [--fever-every N] [--stamp]\n"
-	"      [--seed N] [--format canonical|mix]";
+	"      [--sites N] [--gates N] [--qos 0|1] [--inflight N] [--fever-rate R]\n"
+	"      [--fever-every N] [--stamp] [--seed N] [--format canonical|mix]";
 
 int
 sim_load(int argc, char **argv)
@@ -149,6 +155,7 @@ sim_load(int argc, char **argv)
 		{ "rate", required_argument, NULL, 'r' },
 		{ "count", required_argument, NULL, 'n' },
 		{ "duration", required_argument, NULL, 'd' },
+		{ "sites", required_argument, NULL, 'N' },
 		{ "gates", required_argument, NULL, 'g' },
 		{ "qos", required_argument, NULL, 'q' },
 		{ "inflight", required_argument, NULL, 'i' },
@@ -165,7 +172,7 @@ sim_load(int argc, char **argv)
 	struct pub *p = NULL;
 	struct pub_counts c;
 	struct rng r;
-	char payload[1024];
+	char payload[1024], topic[128];
 	double start, elapsed;
 	long long v;
 	uint64_t seq, mix;
@@ -182,6 +189,7 @@ sim_load(int argc, char **argv)
 	l->qos = 1;
 	l->inflight = 1000;
 	l->seed = 1;
+	l->sites = 1;
 	l->ts_sec = -1;
 	optind = 1;
 	opterr = 0;
@@ -231,6 +239,12 @@ sim_load(int argc, char **argv)
 			}
 			*(ch == 'g' ? &l->gates : ch == 'q' ? &l->qos : &l->inflight) = (int)v;
 			break;
+		case 'N':
+			if (sim_parse_int(optarg, 1, 100000000, &l->sites) < 0) {
+				rc = tool_usage(synopsis, "--sites: 1..100000000: '%s'", optarg);
+				goto out;
+			}
+			break;
 		case 'F':
 			if (sim_parse_real(optarg, 0, 1, &l->fever_rate) < 0) {
 				rc = tool_usage(synopsis, "--fever-rate: a share in [0, 1]: '%s'",
@@ -277,6 +291,13 @@ sim_load(int argc, char **argv)
 		rc = tool_usage(synopsis, "--site: not an id ([A-Za-z0-9_-]{1,64}): '%s'", l->site);
 		goto out;
 	}
+	for (long long k = l->sites - 1; k > 0; k /= 10) /* 0 digits: one site, unnamed */
+		l->site_digits++;
+	if (l->sites > 1 && strlen(l->site) + 1 + (size_t)l->site_digits > 64) {
+		rc = tool_usage(synopsis, "--site: too long for --sites %lld (ids are 64 at most)",
+				l->sites);
+		goto out;
+	}
 	for (int g = 0; g < l->gates; g++) {
 		char gate[16];
 
@@ -297,16 +318,18 @@ sim_load(int argc, char **argv)
 	if (pub_create(uri, "cordon-load", l->inflight, &p) < 0)
 		goto out;
 	if (l->rate > 0)
-		printf("cordon-sim load: site %s, run %s, %g msg/s, QoS %d, %d in flight, %d gates\n",
-		       l->site, l->run, l->rate, l->qos, l->inflight, l->gates);
+		printf("cordon-sim load: site %s, run %s, %g msg/s, QoS %d, %d in flight, %d gates, "
+		       "%lld sites\n",
+		       l->site, l->run, l->rate, l->qos, l->inflight, l->gates, l->sites);
 	else
 		printf("cordon-sim load: site %s, run %s, as fast as %d in flight allow, QoS %d, "
-		       "%d gates\n",
-		       l->site, l->run, l->inflight, l->qos, l->gates);
+		       "%d gates, %lld sites\n",
+		       l->site, l->run, l->inflight, l->qos, l->gates, l->sites);
 	fflush(stdout);
 
 	start = sim_mono();
 	for (seq = 1; l->count == 0 || seq <= (uint64_t)l->count; seq++) {
+		const char *t;
 		size_t len;
 		int gate;
 
@@ -324,7 +347,18 @@ sim_load(int argc, char **argv)
 		if (!pub_ready(p))
 			break;
 		len = build(l, &r, seq, payload, sizeof(payload), &gate);
-		if (pub_send(p, l->topic[gate], payload, len, l->qos, 0) < 0)
+		t = l->topic[gate];
+		if (l->sites > 1) {
+			char site[80], gate_name[16];
+
+			snprintf(site, sizeof(site), "%s-%0*llu", l->site, l->site_digits,
+				 (unsigned long long)(seq % (uint64_t)l->sites));
+			snprintf(gate_name, sizeof(gate_name), "G%02d", gate + 1);
+			topics_build(topic, sizeof(topic), "cordon", TOPIC_GATE_EVENT, site,
+				     gate_name);
+			t = topic;
+		}
+		if (pub_send(p, t, payload, len, l->qos, 0) < 0)
 			break;
 	}
 	all_acked = pub_drain(p, 60);

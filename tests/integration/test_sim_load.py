@@ -83,3 +83,17 @@ def test_load_stamp_in_alert(env, cordond):
         assert m, a["event_id"]
         assert int(m.group(1)) % 100 == 0
         assert before <= int(m.group(2)) <= after, (before, a["event_id"], after)
+
+
+def test_load_over_sites(env, cordond):
+    """--sites 12: the messages go round sites ld4-00..ld4-11, ten each, and
+    each site's ten over ten of its gates."""
+    d = cordond()
+    r = load(env, "ld4", "--count", 120, "--rate", 0, "--sites", 12)
+    assert r["published"] == r["acknowledged"] == 120
+    wait_until(lambda: env.pg.count("gate_events", "site LIKE 'ld4-%%'") >= 120, LONG,
+               what="120 rows over ld4-*")
+    assert d.alive()
+    rows = env.pg.query("SELECT site, count(*), count(DISTINCT gate) FROM gate_events"
+                        " WHERE site LIKE 'ld4%%' GROUP BY site ORDER BY site")
+    assert rows == [("ld4-%02d" % k, 10, 10) for k in range(12)], rows
