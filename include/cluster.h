@@ -156,8 +156,10 @@ void cluster_view(struct cluster *c, struct cluster_view *ret);
 bool cluster_may_act(const struct cluster_view *v, int shard, int64_t now_ms);
 /* The main loop is done with a RELEASING shard (its session stopped, its
  * records through the rules): the thread releases the lease (owner NULL,
- * history 'released') at its next turn. */
-void cluster_released(struct cluster *c, int shard);
+ * history 'released') at its next turn. `epoch` is the lease the session
+ * ran under: a late call about an older lease, the shard owned again since
+ * under a newer one, is ignored (0: whatever the epoch). */
+void cluster_released(struct cluster *c, int shard, int64_t epoch);
 /* The broker took the shard's session over (DISCONNECT 0x8E, or the
  * quiet drop of an older Mosquitto): another instance resumed it. The
  * shard is NOT_OWNED from now on, and taken again only through a

@@ -104,6 +104,8 @@ struct cluster {
 	/* Under lock. */
 	struct cluster_view view;
 	bool req_lost[CLUSTER_MAX_SHARDS], req_released[CLUSTER_MAX_SHARDS];
+	/* The epoch each request is about (0: whatever the lease held). */
+	int64_t req_lost_epoch[CLUSTER_MAX_SHARDS], req_released_epoch[CLUSTER_MAX_SHARDS];
 	bool pending; /* a request not yet applied by the thread */
 	bool stop, quit;
 	char fatal[512]; /* written once, while it is "" */
@@ -470,9 +472,13 @@ apply_requests_locked(struct cluster *c)
 		/* A shard being released is released all the same: when its
 		 * session was taken over, the lease has moved on and the
 		 * release finds nothing to do. */
+		/* A request about another lease than the one held now (lost
+		 * and taken again within one turn, before the view said so)
+		 * is stale. */
 		if (c->req_lost[s]) {
 			c->req_lost[s] = false;
-			if (c->held[s].epoch && !c->held[s].release_now && !c->req_released[s]) {
+			if (c->held[s].epoch && !c->held[s].release_now && !c->req_released[s] &&
+			    (!c->req_lost_epoch[s] || c->req_lost_epoch[s] == c->held[s].epoch)) {
 				log_warn("cluster: shard %d (epoch %" PRId64
 					 ") lost: its session was"
 					 " taken over",
@@ -484,7 +490,9 @@ apply_requests_locked(struct cluster *c)
 		}
 		if (c->req_released[s]) {
 			c->req_released[s] = false;
-			if (c->held[s].epoch)
+			if (c->held[s].epoch &&
+			    (!c->req_released_epoch[s] ||
+			     c->req_released_epoch[s] == c->held[s].epoch))
 				c->held[s].release_now = true;
 		}
 	}
@@ -1249,7 +1257,8 @@ cluster_view(struct cluster *c, struct cluster_view *ret)
 /* Sets shard s NOT_OWNED in the view at once and records the request in
  * `req` for the thread; wakes both sides. */
 static void
-request(struct cluster *c, int shard, bool *req, bool only_if_ours, int64_t epoch)
+request(struct cluster *c, int shard, bool *req, int64_t *req_epoch, bool only_if_ours,
+	int64_t epoch)
 {
 	struct cluster_shard *vs;
 
@@ -1265,6 +1274,7 @@ request(struct cluster *c, int shard, bool *req, bool only_if_ours, int64_t epoc
 		return;
 	}
 	req[shard] = true;
+	req_epoch[shard] = epoch;
 	c->pending = true;
 	if (vs->state != CLUSTER_NOT_OWNED) {
 		vs->state = CLUSTER_NOT_OWNED;
@@ -1278,15 +1288,15 @@ request(struct cluster *c, int shard, bool *req, bool only_if_ours, int64_t epoc
 }
 
 void
-cluster_released(struct cluster *c, int shard)
+cluster_released(struct cluster *c, int shard, int64_t epoch)
 {
-	request(c, shard, c->req_released, true, 0);
+	request(c, shard, c->req_released, c->req_released_epoch, true, epoch);
 }
 
 void
 cluster_session_lost(struct cluster *c, int shard, int64_t epoch)
 {
-	request(c, shard, c->req_lost, false, epoch);
+	request(c, shard, c->req_lost, c->req_lost_epoch, false, epoch);
 }
 
 void

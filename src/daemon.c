@@ -74,7 +74,8 @@ struct daemon {
 	bool ready[CLUSTER_MAX_SHARDS];
 	bool release_wait[CLUSTER_MAX_SHARDS];
 	uint64_t release_pos[CLUSTER_MAX_SHARDS];
-	bool registered; /* a register snapshot was taken */
+	int64_t release_epoch[CLUSTER_MAX_SHARDS]; /* the lease its session ran under */
+	bool registered;			   /* a register snapshot was taken */
 
 	/* The objects, one job each. */
 	struct pipeline pl;
@@ -992,6 +993,7 @@ cluster_step(struct daemon *d, int64_t now)
 		} else {
 			d->release_wait[r.shard] = true;
 			d->release_pos[r.shard] = r.end_pos;
+			d->release_epoch[r.shard] = r.epoch;
 		}
 	}
 	return 0;
@@ -999,7 +1001,8 @@ cluster_step(struct daemon *d, int64_t now)
 
 /* Clustered, each turn: a shard whose session ended is released once its
  * records are through the rules and in PostgreSQL with their alerts (the
- * next owner loads its rule state from there). */
+ * next owner loads its rule state from there). A release is about the
+ * lease the session ran under, not a newer one of the same shard. */
 static void
 release_passed(struct daemon *d)
 {
@@ -1016,7 +1019,7 @@ release_passed(struct daemon *d)
 		log_notice("shard %d: its records are through the rules and in PostgreSQL:"
 			   " releasing the lease",
 			   k);
-		cluster_released(d->cluster, k);
+		cluster_released(d->cluster, k, d->release_epoch[k]);
 	}
 }
 

@@ -183,7 +183,7 @@ main(int argc, char **argv)
 		}
 		for (int s = 0; s < v.nshards; s++)
 			if (v.shard[s].state == CLUSTER_RELEASING)
-				cluster_released(c, s);
+				cluster_released(c, s, 0);
 		if (stopping && v.stopped)
 			break;
 	}
