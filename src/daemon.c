@@ -1002,11 +1002,14 @@ cluster_step(struct daemon *d, int64_t now)
 /* Clustered, each turn: a shard whose session ended is released once its
  * records are through the rules and in PostgreSQL with their alerts (the
  * next owner loads its rule state from there). A release is about the
- * lease the session ran under, not a newer one of the same shard. */
+ * lease the session ran under (not a newer one of the same shard), and
+ * takes the shard out of the rules' scope at once: the timers of the next
+ * tick, which runs before the next cluster_step(), must not act for it. */
 static void
 release_passed(struct daemon *d)
 {
 	uint64_t rules_pos;
+	bool released = false;
 
 	if (!d->cluster)
 		return;
@@ -1020,6 +1023,12 @@ release_passed(struct daemon *d)
 			   " releasing the lease",
 			   k);
 		cluster_released(d->cluster, k, d->release_epoch[k]);
+		released = true;
+	}
+	if (released) { /* NOT_OWNED in the thread's view already */
+		cluster_view(d->cluster, &d->view);
+		shards_view_changed(d, &d->view);
+		shards_ready(d);
 	}
 }
 
