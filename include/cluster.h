@@ -58,6 +58,10 @@ struct cluster_view {
 	/* Instances whose heartbeat is within their lease time and that are
 	 * not stopping (sql/0012, cluster_instances). */
 	int instances_alive;
+	/* A turn past the join delay ran: the shards this instance takes at
+	 * start (its own from a previous process, free ones) are in the view.
+	 * Before it, owning nothing does not mean the shards are others'. */
+	bool joined;
 	struct cluster_shard shard[CLUSTER_MAX_SHARDS];
 	/* Added for the metrics and STATUS; none changes what the main loop
 	 * may do. fair_share: ceil or floor of nshards / instances_alive, as

@@ -125,6 +125,7 @@ struct cluster {
 	bool reclaim;	       /* the first plan may take this name's leases */
 	bool reclaim_checked;  /* the previous process of the name looked at */
 	bool db_ok, finishing; /* finishing: quit does not cut a statement */
+	bool joined;	       /* a turn past the join delay ran (cluster_view.joined) */
 	int alive, fair;
 	int64_t take_after_ms; /* the join delay: no acquisition before */
 	int64_t settled_ms;    /* no expired lease of another before */
@@ -526,6 +527,7 @@ publish(struct cluster *c)
 	v->nshards = c->nshards;
 	v->db_ok = c->db_ok;
 	v->instances_alive = c->alive;
+	v->joined = c->joined;
 	v->fair_share = c->fair;
 	v->stopped = c->stopped;
 	v->acquired = c->acquired;
@@ -1033,8 +1035,10 @@ run_turn(struct cluster *c, char *err, size_t errlen)
 		if (acquire(c, plan.take[i], err, errlen) < 0)
 			goto fail;
 	}
-	if (in.take)
+	if (in.take) {
 		c->reclaim = false;
+		c->joined = true;
+	}
 	/* The next turn: a third of the lease; sooner when a shard we would
 	 * take expires, or the join delay or settling ends with work left. */
 	c->next_turn_ms = c->renewed_ms + c->lease_ms / 3;

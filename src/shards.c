@@ -40,10 +40,12 @@ shards_apply_view(struct shards *s, const struct cluster_view *v, struct shards_
 		}
 	}
 	s->view = *v;
-	/* Until PostgreSQL answered the cluster thread once, owning nothing
-	 * means nothing yet: the records of a spool replayed at start wait
-	 * for the shards this instance owned before to be taken back. */
-	if (v->db_ok)
+	/* Until PostgreSQL answered the cluster thread once and it had its
+	 * first chance to take shards (past the join delay: the shards this
+	 * instance owned before are taken back then), owning nothing means
+	 * nothing yet: the records of a spool replayed at start wait. A stop
+	 * before that takes nothing: they are stored, not judged. */
+	if (v->db_ok && (v->joined || v->stopped))
 		s->have_view = true;
 }
 

@@ -42,6 +42,7 @@ empty_view(void)
 	memset(&v, 0, sizeof(v));
 	v.nshards = NSHARDS;
 	v.db_ok = true;
+	v.joined = true;
 	v.generation = 1;
 	return v;
 }
@@ -96,7 +97,13 @@ verdicts(void **state)
 	v.db_ok = false;
 	shards_apply_view(&s, &v, &ch);
 	assert_int_equal(verdict_of(&s, a, &why), SHARDS_WAIT);
+	/* nor one before the first chance to take shards (the join delay) */
 	v.db_ok = true;
+	v.joined = false;
+	shards_apply_view(&s, &v, &ch);
+	assert_int_equal(verdict_of(&s, a, &why), SHARDS_WAIT);
+	assert_int_equal(why, SHARDS_WHY_NO_VIEW);
+	v.joined = true;
 
 	own(&v, 1, CLUSTER_OWNED, 7, 5000);
 	shards_apply_view(&s, &v, &ch);
