@@ -45,6 +45,12 @@ struct shards {
 	bool ready[CLUSTER_MAX_SHARDS];
 	int64_t asked[CLUSTER_MAX_SHARDS];
 	int64_t now_ms; /* CLOCK_MONOTONIC ms: the time verdicts are given for */
+	/* Per shard: its session is connected (the daemon sets it at each
+	 * step). Past a lease's deadline (PostgreSQL away) the timers act for
+	 * a shard only while its session is up: a session the broker closed
+	 * (taken over, quietly or with 0x8E, by an instance that got the
+	 * lease while this one cannot reach PostgreSQL) fences them too. */
+	bool session_up[CLUSTER_MAX_SHARDS];
 };
 
 /* What a new view changed: shards whose state is to be forgotten (lost,
@@ -81,7 +87,8 @@ void shards_set_now(struct shards *s, int64_t now_ms);
 enum shards_verdict shards_verdict(const struct shards *s, const char *site, int *ret_shard,
 				   enum shards_why *ret_why);
 /* The rules' scope (rules_set_scope; ctx: the struct shards): the site's
- * shard is ready and the lease sure at now_ms. */
+ * shard is ready and cluster_may_act() at now_ms; past the lease's
+ * deadline also its session up (session_up). */
 bool shards_in_scope(void *ctx, const char *site);
 /* What rules_forget_sites keeps (ctx: the struct shards): the sites of
  * ready shards. */

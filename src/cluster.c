@@ -66,6 +66,8 @@
 #endif
 
 #define CHANNEL "cordon_cluster"
+/* A shard lost to a session takeover is not taken again sooner (ms). */
+#define RETAKE_AFTER_MS 1500
 #define BACKOFF_MIN_MS 500
 /* Until the schema is there (the store migrates at start), look again. */
 #define SCHEMA_WAIT_MS 1000
@@ -116,6 +118,12 @@ struct cluster {
 	/* Leases whose session was taken over (cluster_session_lost), by
 	 * epoch, to be ended in PostgreSQL at the next turn (0: none). */
 	int64_t lost_epoch[CLUSTER_MAX_SHARDS];
+	/* CLOCK_MONOTONIC ms before which a shard whose session was taken
+	 * over is not taken again (0: none): ejabberd orders two
+	 * registrations of a session within one wall-clock second at random
+	 * (docs/scaling.md, "The broker"), so an immediate retake could bounce
+	 * the session between its two holders. */
+	int64_t retake_after_ms[CLUSTER_MAX_SHARDS];
 	char owner[CLUSTER_MAX_SHARDS][128]; /* as last read, "" free */
 	struct cluster_view scratch;
 	bool stopping;	       /* stop applied */
@@ -486,6 +494,7 @@ apply_requests_locked(struct cluster *c)
 					 s, c->held[s].epoch);
 				c->lost++;
 				c->lost_epoch[s] = c->held[s].epoch;
+				c->retake_after_ms[s] = clocks_mono_ms() + RETAKE_AFTER_MS;
 				memset(&c->held[s], 0, sizeof(c->held[s]));
 			}
 		}
@@ -1004,6 +1013,9 @@ run_turn(struct cluster *c, char *err, size_t errlen)
 	if (read_state(c, rows, others, &nothers, &soonest, err, errlen) < 0)
 		goto fail;
 	now = clocks_mono_ms();
+	for (int s = 0; s < c->nshards; s++)
+		if (rows[s].kind == CLUSTER_ROW_FREE && now < c->retake_after_ms[s])
+			rows[s].kind = CLUSTER_ROW_OTHER; /* not yet: see retake_after_ms */
 	in = (struct cluster_plan_input){
 		.nshards = c->nshards,
 		.rows = rows,

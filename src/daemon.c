@@ -406,6 +406,31 @@ next_restore_pass(struct daemon *d)
 	reseed_shards(d);
 }
 
+/* Clustered: whether messages flow for every shard the rules act for,
+ * i.e. each owned and ready shard's session is connected. While one is
+ * not (a broker node lost, its reconnect held back past the lease's
+ * deadline, refused by the broker), the timers that measure silence
+ * (gate_silent) wait, as for an intake pause: a shard's gates are not
+ * silent because its session is down. Coarse on purpose: one shard down
+ * holds every shard's silence timers, never raises hundreds of false
+ * gate_silent. Not clustered: true. */
+static bool
+shards_flowing(struct daemon *d)
+{
+	struct sessions_shard_stats st;
+
+	if (!d->cluster)
+		return true;
+	for (int k = 0; k < d->shards.nshards; k++) {
+		if (!d->shards.ready[k])
+			continue;
+		sessions_shard_stats(d->sessions, k, &st);
+		if (st.state != CLUSTER_NOT_OWNED && !st.connected)
+			return false;
+	}
+	return true;
+}
+
 /* Every second, once the rule state is there: the timer rules, the
  * daemon's own alerts (health.c), and their transitions published. */
 static void
@@ -421,11 +446,9 @@ rules_timers(struct daemon *d, int64_t now)
 		struct mqtt_client_stats is;
 		struct rules_clock rnow = rules_now();
 
-		/* INTEGRATION POINT (rules side): clustered, messages flow for
-		 * a shard while its session is up (sessions_shard_stats()); the
-		 * instance's own client here says only that the broker is. */
 		mqtt_client_get_stats(d->mqtt, &is);
-		rules_intake(d->rules, is.connected && !d->intake.paused, &rnow);
+		rules_intake(d->rules, is.connected && !d->intake.paused && shards_flowing(d),
+			     &rnow);
 		health_tick(&d->health, &is, now);
 		rnow = rules_now();
 		shards_set_now(&d->shards, now);
@@ -983,6 +1006,12 @@ cluster_step(struct daemon *d, int64_t now)
 	shards_view_changed(d, &d->view);
 	shards_ready(d);
 	sessions_apply(d->sessions, &d->view, d->ready, now);
+	for (int k = 0; k < d->shards.nshards; k++) {
+		struct sessions_shard_stats st;
+
+		sessions_shard_stats(d->sessions, k, &st);
+		d->shards.session_up[k] = st.connected;
+	}
 	while (sessions_next_report(d->sessions, &r)) {
 		if (r.kind == SESSIONS_LOST) {
 			log_warn(

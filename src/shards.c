@@ -111,7 +111,8 @@ shards_in_scope(void *ctx, const char *site)
 	if (s->nshards == 0)
 		return true;
 	shard = cluster_shard_of(site, s->nshards);
-	return s->have_view && s->ready[shard] && cluster_may_act(&s->view, shard, s->now_ms);
+	return s->have_view && s->ready[shard] && cluster_may_act(&s->view, shard, s->now_ms) &&
+		(s->now_ms < s->view.shard[shard].deadline_ms || s->session_up[shard]);
 }
 
 bool

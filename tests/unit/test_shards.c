@@ -134,6 +134,16 @@ verdicts(void **state)
 	shards_apply_view(&s, &v, &ch);
 	assert_int_equal(ch.nlost + ch.nwanted, 0);
 	assert_int_equal(verdict_of(&s, a, &why), SHARDS_JUDGE);
+	/* ... PostgreSQL away: the records received are judged, and the timers
+	 * act only while the shard's session is up (the broker closes it
+	 * when another instance got the lease and resumed it) */
+	assert_false(shards_in_scope(&s, a));
+	s.session_up[1] = true;
+	assert_true(shards_in_scope(&s, a));
+	s.session_up[1] = false;
+	shards_set_now(&s, 4000); /* before the deadline the session does not matter */
+	assert_true(shards_in_scope(&s, a));
+	shards_set_now(&s, 5000);
 	/* RELEASING is still ours */
 	v.db_ok = true;
 	own(&v, 1, CLUSTER_RELEASING, 7, 9000);
