@@ -143,6 +143,10 @@ def test_oversized_alert_queued_before_a_restart_is_set_aside(private_env):
     harness.cordonctl(ctl_conf, "import", "households", csv, "--site", SITE)
     d = env.cordond({"metrics": {"listen": "127.0.0.1:%d" % mport},
                      "rules": {"check_grace": "1s"}})
+    # The broker seeing cordond subscribed is not cordond's main loop seeing
+    # the link up (its 100 ms tick): a link up and down within one tick is
+    # never logged as lost. Wait for the loop to have seen it.
+    wait_until(lambda: "MQTT connected to the broker" in d.log(), what="cordond seeing the link up")
     env.broker.stop()
     wait_until(lambda: "MQTT connection lost" in d.log(), what="cordond seeing the broker gone")
     env.pg.query("INSERT INTO isolation_orders (site, household, person, starts_at, ends_at,"
