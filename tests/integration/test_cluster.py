@@ -21,6 +21,7 @@ instance's [mqtt] uri lists both nodes, in different orders):
 
 import json
 import os
+import re
 import time
 
 import pytest
@@ -256,7 +257,22 @@ def test_three_instances_kill_restart_and_broker_node(cluster):
                    what=lambda: "%d fevers raised or counted unjudged (%d raised, %d unjudged)"
                    % (fevers, len(raised(alerts)), not_judged()))
         n = raised(alerts)
-        assert not {k: v for k, v in n.items() if v > 1}, "an alert id raised twice"
+        # Two instances never raise one alert. One instance may raise an
+        # alert again after its own SIGKILL: its spool is replayed from the
+        # committed checkpoint, and an alert published but not yet committed
+        # is judged and published again under the same id, as a single
+        # cordond does after a crash (docs/scaling.md, "Limits"). Printed,
+        # and told apart by the instances' logs.
+        by = {}
+        for name, d in c.daemons.items():
+            for aid in re.findall(r"alert fever raised \(.*\) ([0-9a-f]{32})$", d.log(), re.M):
+                by.setdefault(aid, set()).add(name)
+        two = {aid: sorted(names) for aid, names in by.items() if len(names) > 1}
+        assert not two, "alert ids raised by two instances: %s" % two
+        again = {k: v for k, v in n.items() if v > 1}
+        assert set(again) <= {aid for aid, names in by.items() if names == {victim}}, again
+        print("[%s] alert ids raised again by %s after its restart (replayed, uncommitted): %d"
+              % (c.kind, victim, len(again)))
         db_raised = c.pg.scalar("SELECT count(*) FROM alerts WHERE kind = 'fever'"
                                 " AND site LIKE 'cl%%'")
         print("[%s] fevers %d: %d raised on MQTT, %d in PostgreSQL, %d records the restarted"
