@@ -442,7 +442,9 @@ def test_session_dies_with_its_node(cl):
         wait_until(lambda: (topic, b"q4") in b.msgs, what="q4")
         assert [p for t, p in b.msgs] == [b"q4"], b.msgs
         b.close()
-        assert "Failed to copy session state" in n1.log()
+        # ejabberd logs "Failed to copy session state" only when node 1 has
+        # not yet dropped the dead node's session record: which of the two
+        # happens first is not ours to order, so the log is not asserted.
     finally:
         cl.ej.start_node(1)
 
