@@ -29,6 +29,9 @@
 struct reg_site {
 	char site[REG_ID];
 	struct tz *tz; /* NULL: none of its own, the default ([site] timezone) */
+	/* Its hand-over from shard 0's stream (handover.h): HANDOVER_SENT,
+	 * HANDOVER_DISCOVERY_CUT as table site_handovers holds them. */
+	unsigned handover;
 };
 
 struct reg_gate {
@@ -140,6 +143,26 @@ void registry_reseed(struct registry *r);
  * replace one another as snapshots do. A load that fails is tried again
  * (0.5 s doubling to 15 s). Never blocks: a lock and an eventfd write. */
 void registry_seed_shard(struct registry *r, int nshards, int shard, int64_t tag);
+/* With [cluster] discovery on (docs/scaling.md): a site's rule state is
+ * of shard 0 until its hand-over is done (registered and
+ * HANDOVER_DISCOVERY_CUT), then of cluster_shard_of(); the sites of a
+ * shard's seed (registry_seed_shard) follow that rule. Off (the default
+ * here): always cluster_shard_of(). Call before the first seed is asked
+ * for. */
+void registry_set_discovery(struct registry *r, bool discovery);
+/* Records a step of a site's hand-over in table site_handovers:
+ * HANDOVER_SENT (sent_at and `shard`, before any marker of the site is
+ * published) or HANDOVER_DISCOVERY_CUT (discovery_cut_at). A step
+ * recorded stays (the first time is kept). The register thread writes
+ * the steps queued in one transaction, with pg_notify('cordon_register',
+ * site) for each, so every instance's next snapshot has them; a write
+ * that fails is tried again (0.5 s doubling to 15 s); a site no longer
+ * registered is skipped. Never blocks (a lock, an eventfd write).
+ * Returns 0 or -ENOMEM (nothing queued). */
+int registry_note_handover(struct registry *r, const char *site, int shard, unsigned step)
+	__attribute__((warn_unused_result));
+/* Steps queued and not yet written (for the tests and the stats line). */
+size_t registry_handovers_pending(struct registry *r);
 /* The oldest seed loaded for registry_seed_shard() not taken yet, or NULL;
  * the caller frees it (registry_seed_free). */
 struct registry_seed *registry_take_seed(struct registry *r);
