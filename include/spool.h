@@ -27,6 +27,14 @@
  * retained publication or a retained message sent at a SUBSCRIBE
  * (replay.h). */
 #define SPOOL_RETAINED 0x4
+/* Which shard session took the message (docs/scaling.md): the shard + 1 in
+ * bits 7 to 15 of the flags (SPOOL_SOURCE(shard)); 0, as in every record
+ * of an instance not clustered or written before, says none. */
+#define SPOOL_SOURCE_SHIFT 7
+#define SPOOL_SOURCE_MASK (0x1FFu << SPOOL_SOURCE_SHIFT)
+#define SPOOL_SOURCE(shard) (((unsigned)(shard) + 1) << SPOOL_SOURCE_SHIFT)
+/* The shard of a record's flags, or -1 when none is said. */
+#define SPOOL_SOURCE_SHARD(flags) ((int)(((flags)&SPOOL_SOURCE_MASK) >> SPOOL_SOURCE_SHIFT) - 1)
 
 struct spool;
 struct spool_reader;
@@ -51,7 +59,7 @@ struct spool_record {
 	uint64_t next;	   /* position just after it */
 	int64_t recv_us;   /* receive time, microseconds since the epoch */
 	uint32_t orig_len; /* payload length as received */
-	uint32_t flags;	   /* SPOOL_TRUNCATED, SPOOL_DAMAGED, SPOOL_RETAINED */
+	uint32_t flags;	   /* SPOOL_TRUNCATED, SPOOL_DAMAGED, SPOOL_RETAINED, source */
 	const char *topic; /* not NUL-terminated */
 	size_t topic_len;
 	const uint8_t *payload;
@@ -83,8 +91,8 @@ int spool_open(const struct spool_options *opt, struct spool **ret_spool)
 	__attribute__((warn_unused_result));
 void spool_close(struct spool *spool);
 
-/* Appends one message with record flags (SPOOL_RETAINED; others are
- * ignored), which the readers hand back in spool_record.flags;
+/* Appends one message with record flags (SPOOL_RETAINED and the source
+ * bits; others are ignored), which the readers hand back in spool_record.flags;
  * thread-safe. Returns 0, -ENOSPC when the spool is
  * at max_bytes (the caller must not acknowledge the message), -EMSGSIZE for
  * a topic over 65535 bytes, -ENOENT or -ESTALE while the directory is

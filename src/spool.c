@@ -2,7 +2,7 @@
  *
  * Record layout (little endian), 32-byte header then topic then payload:
  *   0  u32 magic "CSR1"       4  u32 payload_len (as stored)
- *   8  u32 orig_len           12 u16 topic_len   14 u16 flags (TRUNCATED, RETAINED)
+ *   8  u32 orig_len           12 u16 topic_len   14 u16 flags (TRUNCATED, RETAINED, source)
  *   16 i64 recv_us            24 u64 XXH3-64 of bytes 0..23, topic, payload
  * The writer (Paho's callback thread) appends with one writev() under a
  * mutex and then publishes the new end position; readers (the main loop)
@@ -660,7 +660,7 @@ spool_append_flags(struct spool *spool, const char *topic, size_t topic_len, con
 	put_u16(hdr + 12, (uint16_t)topic_len);
 	put_u16(hdr + 14,
 		(uint16_t)((stored < payload_len ? SPOOL_TRUNCATED : 0) |
-			   (flags & SPOOL_RETAINED)));
+			   (flags & (SPOOL_RETAINED | SPOOL_SOURCE_MASK))));
 	put_u64(hdr + 16, (uint64_t)recv_us);
 	put_u64(hdr + 24, record_checksum(hdr, topic, topic_len, payload, stored));
 	iov[0] = (struct iovec){ hdr, sizeof(hdr) };
@@ -1589,7 +1589,8 @@ spool_reader_next(struct spool_reader *r, struct spool_record *ret)
 				ret->next = r->pos + size;
 				ret->payload_len = get_u32(h + 4);
 				ret->orig_len = get_u32(h + 8);
-				ret->flags = get_u16(h + 14) & (SPOOL_TRUNCATED | SPOOL_RETAINED);
+				ret->flags = get_u16(h + 14) &
+					     (SPOOL_TRUNCATED | SPOOL_RETAINED | SPOOL_SOURCE_MASK);
 				ret->recv_us = (int64_t)get_u64(h + 16);
 				ret->topic = (const char *)h + SPOOL_HEADER_SIZE;
 				ret->topic_len = tlen;

@@ -432,6 +432,20 @@ limit_and_truncation(void **state)
 	assert_int_equal(rec.orig_len, sizeof(big));
 	assert_int_equal(rec.flags, SPOOL_TRUNCATED);
 	spool_reader_destroy(r);
+	/* The source shard (0 to 255) and the retained flag come back as
+	 * written; other bits are not stored. */
+	for (int shard = -1; shard < 256; shard += 37) {
+		unsigned want = (shard >= 0 ? SPOOL_SOURCE(shard) : 0) | SPOOL_RETAINED;
+		uint64_t at = spool_end(s);
+
+		assert_int_equal(spool_append_flags(s, "t", 1, "x", 1, 1, want | SPOOL_DAMAGED), 0);
+		assert_int_equal(spool_reader_create(s, at, &r), 0);
+		assert_int_equal(spool_reader_next(r, &rec), 1);
+		assert_int_equal(rec.flags, want);
+		assert_int_equal(SPOOL_SOURCE_SHARD(rec.flags), shard);
+		spool_reader_destroy(r);
+	}
+	assert_int_equal(SPOOL_SOURCE_SHARD(SPOOL_SOURCE(255)), 255);
 	/* The spool refuses appends past max_bytes. */
 	while (n++ < 100 && (err = spool_append_flags(s, "t", 1, big, 60000, 1, 0)) == 0)
 		;
