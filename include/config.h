@@ -60,6 +60,7 @@ struct config {
 
 	/* [cluster] (docs/scaling.md): 0 shards = not clustered */
 	int64_t cluster_shards;
+	bool cluster_discovery; /* shard 0 takes the sites no shard took (handover.h) */
 	int64_t cluster_lease_time;
 	char *cluster_session_prefix;
 	int log_level;

@@ -19,6 +19,7 @@ enum config_key_type {
 	KEY_SYNC,	 /* int, enum spool_sync_mode */
 	KEY_LEVEL,	 /* int, enum log_level */
 	KEY_TIME_OF_DAY, /* int64_t seconds after local midnight, written HH:MM */
+	KEY_BOOL,	 /* bool: yes | no */
 };
 
 struct config_key {

@@ -43,8 +43,9 @@
 
 /* A site's hand-over as PostgreSQL holds it (table site_handovers; the
  * register snapshot's reg_site.handover). */
-#define HANDOVER_SENT 0x1	   /* a marker of the site may have been published */
-#define HANDOVER_DISCOVERY_CUT 0x2 /* shard 0's stream passed a marker, and what came
+#define HANDOVER_SENT 0x1 /* a marker of the site may have been published */
+#define HANDOVER_DISCOVERY_CUT \
+	0x2 /* shard 0's stream passed a marker, and what came
 				    * before it is committed */
 
 /* The last topic level of a marker: <root>/<site>/_handover. */
@@ -99,9 +100,8 @@ struct handover;
  * (with end_ctx) gives the spool's end position for a cut (spool_end()
  * of the daemon's spool): called under the gate's lock on Paho's thread.
  * Returns 0, -EINVAL (root empty or over 200 bytes), -ENOMEM. */
-int handover_create(const char *root, enum handover_role role,
-		    uint64_t (*end_fn)(void *end_ctx), void *end_ctx, struct handover **ret_gate)
-	__attribute__((warn_unused_result));
+int handover_create(const char *root, enum handover_role role, uint64_t (*end_fn)(void *end_ctx),
+		    void *end_ctx, struct handover **ret_gate) __attribute__((warn_unused_result));
 /* Accepts NULL. */
 void handover_destroy(struct handover *h);
 

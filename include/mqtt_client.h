@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "handover.h"
 #include "mqtt_subs.h"
 #include "mqtt_watch.h"
 #include "spool.h"
@@ -57,6 +58,7 @@ struct mqtt_client_stats {
 	/* Replays dropped (replay.h): retained messages sent again at a
 	 * SUBSCRIBE, redeliveries (DUP) of what the spool has. */
 	uint64_t replayed_retained, replayed_dup;
+	uint64_t gated;		     /* acknowledged, not spooled: the hand-over gate said so */
 	uint64_t replay_note_failed; /* deliveries not remembered (out of memory) */
 	uint64_t replay_topics, replay_evicted;
 };
@@ -111,6 +113,16 @@ struct mqtt_client_options {
 	void *mine_arg;
 	/* Topics its replay memory keeps at most; 0: REPLAY_MAX_TOPICS. */
 	uint32_t replay_topics;
+	/* Each site's (or the wildcard's) filters include the hand-over
+	 * marker's, <root>/<site>/_handover (mqtt_subs_create()). */
+	bool handover_filters;
+	/* Not NULL: asked for every message (but DUP and retained messages
+	 * the spool has already) on Paho's thread; HANDOVER_DROP acknowledges
+	 * it without spooling it (counted in `gated`). Not owned: it must
+	 * outlive the client. */
+	struct handover *gate;
+	/* Extra record flags of every message appended (SPOOL_SOURCE()). */
+	unsigned record_flags;
 };
 
 /* Creates the client (nothing is sent yet). `wake_fd` is an eventfd that

@@ -16,8 +16,15 @@
 #ifndef CORDON_MQTT_SUBS_H
 #define CORDON_MQTT_SUBS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "topics.h"
+
+/* Filters of one site at most: the inbound kinds, and the hand-over
+ * marker's (TOPIC_HANDOVER) with `handover` (mqtt_subs_create()). */
+#define MQTT_SUBS_MAX_KINDS (TOPIC_NINBOUND + 1)
 
 /* Sites one client subscribes to at most: 65,536 × 9 filters (a city of
  * 10,000 sites fits one shard). A set over it keeps the first ones in
@@ -48,9 +55,14 @@ struct mqtt_subs_counts {
 
 struct mqtt_subs;
 
-/* An empty set for topics under `root` (copied). Returns 0 or -ENOMEM. */
-int mqtt_subs_create(const char *root, struct mqtt_subs **ret_subs)
+/* An empty set for topics under `root` (copied). Each site has the
+ * TOPIC_NINBOUND inbound filters and, with `handover` (clustered with
+ * [cluster] discovery: handover.h), the marker's <root>/<site>/_handover
+ * after them. Returns 0 or -ENOMEM. */
+int mqtt_subs_create(const char *root, bool handover, struct mqtt_subs **ret_subs)
 	__attribute__((warn_unused_result));
+/* Filters per site: TOPIC_NINBOUND, or one more with `handover`. */
+int mqtt_subs_kinds(const struct mqtt_subs *s);
 void mqtt_subs_destroy(struct mqtt_subs *s);
 /* Whether `site` can be subscribed to under `root`: "+" (every site), or
  * a topic level (not empty, no `+`, `#` or `/`) whose longest filter fits
@@ -77,7 +89,7 @@ int mqtt_subs_all(const struct mqtt_subs *s, struct mqtt_subs_list *ret_list)
 void mqtt_subs_reset(struct mqtt_subs *s);
 uint64_t mqtt_subs_generation(const struct mqtt_subs *s);
 /* The SUBACK of one SUBSCRIBE of connection `generation`, for the
- * `nsites` sites in `sites` (each with its TOPIC_NINBOUND filters, in
+ * `nsites` sites in `sites` (each with its mqtt_subs_kinds() filters, in
  * topic kind order): codes[i] for filter i, `ncodes` of them (fewer: the
  * rest unspecified error, 0x80). Sites no longer in the set, and an old
  * generation, are skipped. */
@@ -85,15 +97,16 @@ void mqtt_subs_suback(struct mqtt_subs *s, uint64_t generation, const char *cons
 		      size_t nsites, const int *codes, size_t ncodes);
 /* Counts the filters by SUBACK outcome. O(filters). */
 void mqtt_subs_count(const struct mqtt_subs *s, struct mqtt_subs_counts *ret_counts);
-/* Filters in the set: mqtt_subs_sites() × TOPIC_NINBOUND. */
+/* Filters in the set: mqtt_subs_sites() × mqtt_subs_kinds(). */
 size_t mqtt_subs_filters(const struct mqtt_subs *s);
-/* Writes filter number i into buf (site i / TOPIC_NINBOUND, kind i %
- * TOPIC_NINBOUND) and its code in *ret_code. Returns its length, or -1
+/* Writes filter number i into buf (site i / kinds, filter i % kinds,
+ * kinds = mqtt_subs_kinds()) and its code in *ret_code. Returns its length, or -1
  * when i is out of range or it does not fit. */
 int mqtt_subs_filter(const struct mqtt_subs *s, size_t i, char *buf, size_t len, int *ret_code);
-/* Writes the filter of `site` and topic kind `kind` (< TOPIC_NINBOUND)
- * into buf; the length, or -1 when it does not fit. */
-int mqtt_subs_build(const struct mqtt_subs *s, const char *site, int kind, char *buf, size_t len);
+/* Writes the filter number `k` (< mqtt_subs_kinds(): the inbound kind k,
+ * or the marker's) of `site` into buf; the length, or -1 when it does not
+ * fit. */
+int mqtt_subs_build(const struct mqtt_subs *s, const char *site, int k, char *buf, size_t len);
 /* What the SUBACKs changed since the last call, for the log: calls
  * fn(arg, filter, code, was) for each filter whose code is no longer the
  * one last told (was: that code, MQTT_SUBS_PENDING the first time; a

@@ -40,9 +40,11 @@
 
 #include "cluster.h"
 #include "config.h"
+#include "handover.h"
 #include "mqtt_client.h"
 #include "spool.h"
 
+struct registry;
 struct registry_snapshot;
 
 /* A session's DISCONNECT at its end is given this long (ms). */
@@ -84,6 +86,10 @@ struct sessions_stats {
 	uint64_t sites;	     /* sites in the live sessions' sets */
 	uint64_t taken_over; /* sessions taken over by the broker since start */
 	uint64_t released;   /* shards reported stopped since start */
+	/* [cluster] discovery (handover.h), since start: markers published,
+	 * messages the gates acknowledged without spooling (another stream
+	 * serves their site; markers), shard 0's cuts. */
+	uint64_t markers, gated, cuts;
 	/* Owned shards whose session has been wanted up and not connected for
 	 * over SESSIONS_DOWN_MS, and the first of them in words ("shard 7's
 	 * session not connected for 20 s"; "" when none). */
@@ -134,6 +140,19 @@ void sessions_apply(struct sessions *ss, const struct cluster_view *v, const boo
 void sessions_tick(struct sessions *ss, int64_t now_ms);
 /* The next report, oldest first; false when none. Each once. */
 bool sessions_next_report(struct sessions *ss, struct sessions_report *ret_report);
+/* [cluster] discovery (handover.h): shard 0's session subscribes to every
+ * site with the wildcard filters, the others to their registered sites;
+ * every session has a gate, given the register's sites and their
+ * hand-over flags at each sessions_set_register(). The steps of the
+ * hand-overs are recorded through `registry` (registry_note_handover():
+ * HANDOVER_SENT for sites new to a shard, before their markers), set
+ * before the first sessions_set_register(). Each tick publishes the
+ * markers due (a shard's session connected with every SUBACK in). */
+void sessions_set_registry(struct sessions *ss, struct registry *registry);
+/* The next cut of shard 0's gate, oldest first; false when none. The
+ * daemon records HANDOVER_DISCOVERY_CUT once the store has committed up
+ * to cut->end. */
+bool sessions_next_cut(struct sessions *ss, struct handover_cut *ret_cut);
 /* Shard sessions that exist (live or ending). */
 int sessions_count(struct sessions *ss);
 

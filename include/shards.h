@@ -34,10 +34,25 @@ enum shards_why {
 	SHARDS_WHY_NO_VIEW,   /* SHARDS_WAIT: no view from the cluster thread yet */
 	SHARDS_WHY_LOADING,   /* SHARDS_WAIT: its rule state not loaded yet */
 	SHARDS_WHY_UNSURE,    /* SHARDS_WAIT: past the lease's deadline, PostgreSQL up */
+	/* SHARDS_WAIT: the site's own shard's stream took it over from shard
+	 * 0's (handover.h), which another instance serves and has not yet
+	 * said is done: its rule state is there until then. */
+	SHARDS_WHY_HANDOVER,
+	/* SHARDS_STORE_ONLY: taken from a stream that no longer serves the
+	 * site (a copy from shard 0's stream after the hand-over, in a crash's
+	 * window: the site's own shard judges it). */
+	SHARDS_WHY_OTHER_STREAM,
 };
 
+struct registry_snapshot;
+
 struct shards {
-	int nshards;		  /* [cluster] shards; 0: not clustered (every site judged) */
+	int nshards; /* [cluster] shards; 0: not clustered (every site judged) */
+	/* [cluster] discovery: a site's home shard is 0 until its hand-over
+	 * is done (shards_home_of()); `reg`, the register in use, says which
+	 * are (not owned; the daemon sets it at each snapshot). */
+	bool discovery;
+	const struct registry_snapshot *reg;
 	bool have_view;		  /* a view applied since PostgreSQL answered the cluster thread */
 	struct cluster_view view; /* the last one applied */
 	/* Per shard: its rule state restored for the epoch it is owned
@@ -65,6 +80,24 @@ struct shards_change {
 
 /* nshards: [cluster] shards (0 to CLUSTER_MAX_SHARDS; 0: not clustered). */
 void shards_init(struct shards *s, int nshards);
+/* [cluster] discovery; before the first view. */
+void shards_set_discovery(struct shards *s, bool discovery);
+/* The register in use (NULL: none yet): kept as a pointer until the next
+ * call. */
+void shards_set_register(struct shards *s, const struct registry_snapshot *reg);
+/* The shard whose rule state a site's is, its home: cluster_shard_of();
+ * with discovery, 0 unless the site is registered and its hand-over done
+ * (reg_site.handover has HANDOVER_DISCOVERY_CUT), as the register thread
+ * assigns seeds (registry_set_discovery()). -1 when not clustered. */
+int shards_home_of(const struct shards *s, const char *site);
+/* A hand-over of a site of shard `shard` is done, and this instance did
+ * not judge it under shard 0 (another instance did): the shard's rule
+ * state is to be loaded again, with what that instance wrote. Marks the
+ * shard not ready and asked again under its epoch; returns whether it
+ * was ready (the caller forgets its sites' state: rules_forget_sites()
+ * with shards_holds, and asks for its seed with the epoch in
+ * s->asked[shard]). False, nothing changed, when it is not owned. */
+bool shards_reseed(struct shards *s, int shard);
 /* Applies a copy of the cluster thread's view: a shard no longer OWNED
  * or RELEASING, or owned under another epoch, is not ready any more (in
  * ret->lost); an owned shard neither ready nor asked for under its epoch
@@ -82,10 +115,17 @@ bool shards_seed_wanted(const struct shards *s, int shard, int64_t epoch);
 void shards_set_now(struct shards *s, int64_t now_ms);
 /* What the rules cursor does with a record of `site` (NUL-terminated;
  * NULL or "" for a record of no site: a damaged span, an unknown topic,
- * judged as before). *ret_shard: its shard (-1 for no site), *ret_why:
- * why not judged. */
-enum shards_verdict shards_verdict(const struct shards *s, const char *site, int *ret_shard,
-				   enum shards_why *ret_why);
+ * judged as before) that shard `source`'s session took (SPOOL_SOURCE;
+ * -1: none said, the instance's own client or a record written before).
+ * By the site's home shard (shards_home_of()); a record from another
+ * shard's stream than the home's: from shard s != 0 for a registered
+ * site still at home in shard 0 (its hand-over under way), judged under
+ * shard s when this instance judges shard 0 too (one rule state), else
+ * waited for (SHARDS_WHY_HANDOVER); any other, stored only
+ * (SHARDS_WHY_OTHER_STREAM). *ret_shard: the shard it is judged or
+ * waited for under (-1 for no site), *ret_why: why not judged. */
+enum shards_verdict shards_verdict(const struct shards *s, const char *site, int source,
+				   int *ret_shard, enum shards_why *ret_why);
 /* The rules' scope (rules_set_scope; ctx: the struct shards): the site's
  * shard is ready and cluster_may_act() at now_ms; past the lease's
  * deadline also its session up (session_up). */
@@ -97,7 +137,7 @@ bool shards_holds(void *ctx, const char *site);
  * store.h): the shard's epoch in the view, and its shard in *ret_shard;
  * 0 (not fenced) when not clustered. */
 int64_t shards_epoch_of(const struct shards *s, const char *site, int *ret_shard);
-/* "not owned", "no view yet", "loading", "lease unsure" */
+/* "not owned", "no view yet", "loading", "lease unsure", ... */
 const char *shards_why_text(enum shards_why why);
 
 #endif

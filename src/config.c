@@ -124,7 +124,10 @@ const struct config_key config_keys[] = {
 
 	{ "cluster", "shards", KEY_INT, OFF(cluster_shards), "0", 0, 256, 0,
 	  "split the sites into this many shards shared by the instances on one database (0: not"
-	  " clustered); the same on every instance" },
+	  " clustered: one instance alone); the same on every instance" },
+	{ "cluster", "discovery", KEY_BOOL, OFF(cluster_discovery), "yes", 0, 0, 0,
+	  "shard 0's owner also takes every site nobody registered (and each registered site"
+	  " until its own shard took it over); the same on every instance" },
 	{ "cluster", "lease_time", KEY_DURATION, OFF(cluster_lease_time), "10s", 3000, 60000, 0,
 	  "how long a shard's lease lasts unrenewed: a dead instance's shards are taken over after it" },
 	{ "cluster", "session_prefix", KEY_TOPIC, OFF(cluster_session_prefix), "cordon-shard-", 0,
@@ -479,6 +482,12 @@ set_value(struct config *cfg, const struct config_key *k, const char *value)
 			return "out of range (30.0 to 45.0 degrees C)";
 		*(double *)field = d;
 		return NULL;
+	case KEY_BOOL:
+		if (strcmp(value, "yes") == 0 || strcmp(value, "no") == 0) {
+			*(bool *)field = value[0] == 'y';
+			return NULL;
+		}
+		return "must be yes or no";
 	case KEY_SYNC:
 		for (int m = 0; m < 3; m++) {
 			if (strcmp(value, sync_names[m]) == 0) {
@@ -733,6 +742,7 @@ config_format_value(const struct config *cfg, const struct config_key *k, char *
 	case KEY_INT: snprintf(buf, len, "%lld", (long long)*(const int64_t *)field); break;
 	case KEY_TEMP: temp_format_c(*(const double *)field, buf, len); break;
 	case KEY_SYNC: snprintf(buf, len, "%s", sync_names[*(const int *)field]); break;
+	case KEY_BOOL: snprintf(buf, len, "%s", *(const bool *)field ? "yes" : "no"); break;
 	case KEY_LEVEL: snprintf(buf, len, "%s", log_level_name(*(const int *)field)); break;
 	case KEY_TIME_OF_DAY: {
 		int64_t v = *(const int64_t *)field;

@@ -25,6 +25,7 @@
 #include "alerts.h"
 #include "clocks.h"
 #include "cluster.h"
+#include "handover.h"
 #include "health.h"
 #include "idhash.h"
 #include "intake.h"
@@ -76,6 +77,10 @@ struct daemon {
 	uint64_t release_pos[CLUSTER_MAX_SHARDS];
 	int64_t release_epoch[CLUSTER_MAX_SHARDS]; /* the lease its session ran under */
 	bool registered;			   /* a register snapshot was taken */
+	/* [cluster] discovery: shard 0's stream's cuts (handover.h) waiting
+	 * for the store to commit what came before them. */
+	struct handover_cut *cuts;
+	size_t ncuts, cuts_cap;
 
 	/* The objects, one job each. */
 	struct pipeline pl;
@@ -216,6 +221,91 @@ register_rules(struct daemon *d)
 	publish_transitions(d, 0);
 }
 
+/* [cluster] discovery: the sites whose hand-over `now` says is done and
+ * `before` did not (handover.h). A shard of theirs this instance owns
+ * had their messages wait (SHARDS_WHY_HANDOVER) while another instance
+ * judged them under shard 0: its rule state is loaded again, with what
+ * that instance wrote. When this instance judges shard 0, the rule state
+ * is the one it has: nothing to do. */
+static void
+handovers_done(struct daemon *d, const struct registry_snapshot *before,
+	       const struct registry_snapshot *now)
+{
+	bool again[CLUSTER_MAX_SHARDS] = { false };
+	int n = 0;
+
+	if (!d->shards.discovery || !d->shards.have_view)
+		return;
+	if (d->shards.ready[0] && d->shards.view.shard[0].state != CLUSTER_NOT_OWNED)
+		return;
+	for (size_t i = 0; i < now->nsites; i++) {
+		const struct reg_site *was;
+		int k;
+
+		if (!(now->sites[i].handover & HANDOVER_DISCOVERY_CUT))
+			continue;
+		was = before ? registry_site(before, now->sites[i].site) : NULL;
+		if (was && (was->handover & HANDOVER_DISCOVERY_CUT))
+			continue;
+		k = cluster_shard_of(now->sites[i].site, d->shards.nshards);
+		if (!again[k] && shards_reseed(&d->shards, k)) {
+			again[k] = true;
+			n++;
+		}
+	}
+	if (!n)
+		return;
+	shards_set_register(&d->shards, now); /* the sites' homes as they are now */
+	rules_forget_sites(d->rules, shards_holds, &d->shards);
+	for (int k = 0; k < d->shards.nshards; k++) {
+		if (!again[k])
+			continue;
+		registry_seed_shard(d->registry, d->shards.nshards, k, d->shards.asked[k]);
+		log_info("shard %d: a site's hand-over from shard 0 is done: loading the shard's"
+			 " rule state again",
+			 k);
+	}
+}
+
+/* [cluster] discovery: shard 0's cuts taken from the sessions, and each
+ * recorded in PostgreSQL (HANDOVER_DISCOVERY_CUT) once the store has
+ * committed what came before it: the next owner of the site's rule state
+ * loads it from there. */
+static void
+handover_cuts(struct daemon *d)
+{
+	struct handover_cut cut;
+	size_t kept = 0;
+
+	while (sessions_next_cut(d->sessions, &cut)) {
+		if (d->ncuts == d->cuts_cap) {
+			size_t cap = d->cuts_cap ? 2 * d->cuts_cap : 16;
+			struct handover_cut *c = realloc(d->cuts, cap * sizeof(*c));
+
+			if (!c) {
+				log_err("out of memory keeping the hand-over of site %s: it is"
+					" recorded when its marker comes again",
+					cut.site);
+				continue;
+			}
+			d->cuts = c;
+			d->cuts_cap = cap;
+		}
+		d->cuts[d->ncuts++] = cut;
+	}
+	for (size_t i = 0; i < d->ncuts; i++) {
+		if (d->pl.committed < d->cuts[i].end ||
+		    registry_note_handover(d->registry, d->cuts[i].site, 0,
+					   HANDOVER_DISCOVERY_CUT) < 0) {
+			d->cuts[kept++] = d->cuts[i];
+			continue;
+		}
+		log_info("site %s: shard 0's stream passed its hand-over marker; recorded",
+			 d->cuts[i].site);
+	}
+	d->ncuts = kept;
+}
+
 static void
 take_register(struct daemon *d)
 {
@@ -235,7 +325,9 @@ take_register(struct daemon *d)
 			d->reseed_first = true;
 		}
 	}
+	handovers_done(d, d->pl.reg, s);
 	pipeline_set_register(&d->pl, s);
+	shards_set_register(&d->shards, d->pl.reg);
 	sessions_set_register(d->sessions, d->pl.reg); /* each shard session's sites */
 	d->registered = true;
 	register_rules(d);
@@ -275,6 +367,24 @@ shards_view_changed(struct daemon *d, const struct cluster_view *v)
 	}
 }
 
+/* The shard a seed's row of `site` is for, if still wanted: its home
+ * (shards_home_of()), or with discovery its own shard (the register
+ * thread read the rows with a newer register than the one in use, which
+ * had the site's hand-over done); -1: neither is wanted. */
+static int
+seed_shard(struct daemon *d, const struct registry_seed *seed, const char *site)
+{
+	int home = shards_home_of(&d->shards, site);
+	int own = cluster_shard_of(site, seed->nshards);
+
+	if (home >= 0 && home < seed->nshards &&
+	    shards_seed_wanted(&d->shards, home, seed->shard_tags[home]))
+		return home;
+	if (own != home && shards_seed_wanted(&d->shards, own, seed->shard_tags[own]))
+		return own;
+	return -1;
+}
+
 /* A seed of shards (registry_seed_shard): its rows of the shards still
  * owned under the epoch they were asked for are restored as at start
  * (folds published), those shards are ready, and the register's rules run
@@ -288,10 +398,10 @@ restore_shard_seed(struct daemon *d, const struct registry_seed *seed)
 
 	for (size_t i = 0; i < seed->nalerts; i++) {
 		const struct alert *a = &seed->alerts[i];
-		int shard = cluster_shard_of(a->site, seed->nshards);
+		int shard = seed_shard(d, seed, a->site);
 		int err;
 
-		if (!shards_seed_wanted(&d->shards, shard, seed->shard_tags[shard])) {
+		if (shard < 0) {
 			stale++;
 			continue;
 		}
@@ -307,10 +417,10 @@ restore_shard_seed(struct daemon *d, const struct registry_seed *seed)
 	}
 	for (size_t i = 0; i < seed->nseen; i++) {
 		const struct alert_seen *x = &seed->seen[i];
-		int shard = cluster_shard_of(x->site, seed->nshards);
+		int shard = seed_shard(d, seed, x->site);
 		int err;
 
-		if (!shards_seed_wanted(&d->shards, shard, seed->shard_tags[shard])) {
+		if (shard < 0) {
 			stale++;
 			continue;
 		}
@@ -380,6 +490,7 @@ setup_shards(struct daemon *d)
 	shards_init(&d->shards, (int)d->cfg->cluster_shards);
 	if (!d->shards.nshards)
 		return;
+	shards_set_discovery(&d->shards, d->cfg->cluster_discovery);
 	rules_set_scope(d->rules, shards_in_scope, &d->shards);
 	d->pl.shards = &d->shards;
 	d->pub.shards = &d->shards;
@@ -731,6 +842,9 @@ setup(struct daemon *d)
 		log_err("cannot start the register thread: %s", strerror(-err));
 		return err;
 	}
+	/* before any seed of a shard is asked for (the first view) */
+	registry_set_discovery(d->registry,
+			       d->cfg->cluster_shards > 0 && d->cfg->cluster_discovery);
 	err = store_create(&sto, d->donefd, &d->store);
 	if (err < 0) {
 		log_err("cannot start the store: %s", strerror(-err));
@@ -756,6 +870,7 @@ setup(struct daemon *d)
 	mqtt_client_set_shorten(d->mqtt, alerts_shorten);
 	if ((err = sessions_create(d->cfg, d->spool, d->wakefd, d->mqtt, &d->sessions)) < 0)
 		return err;
+	sessions_set_registry(d->sessions, d->registry);
 	if ((err = syncer_restore_replays(&d->syncer, d->sessions)) < 0)
 		return err;
 
@@ -825,6 +940,7 @@ teardown(struct daemon *d)
 	rules_destroy(d->rules);
 	rules_output_free(&d->out);
 	free(d->id_key);
+	free(d->cuts);
 	{
 		int fds[] = { d->epfd,	 d->sigfd, d->timerfd,	d->wakefd,
 			      d->donefd, d->regfd, d->clusterfd };
@@ -1088,6 +1204,8 @@ loop_once(struct daemon *d)
 	before = d->pl.nrecords;
 	pipeline_pump(&d->pl); /* committed batch back, rules, catch-up, flush */
 	release_passed(d);     /* clustered: shards whose records are through */
+	if (d->cluster)
+		handover_cuts(d); /* discovery: cuts whose records are committed */
 	if (w.woken || w.polled) {
 		/* Pause intake within a poll, not a tick, of crossing the mark: the
 		 * receive thread must never reach the spool's hard limit, where it

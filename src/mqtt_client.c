@@ -34,6 +34,7 @@
 
 #include "backoff.h"
 #include "clocks.h"
+#include "handover.h"
 #include "log.h"
 #include "mqtt_broker.h"
 #include "mqtt_limits.h"
@@ -84,7 +85,7 @@ struct out_cmd {
 
 /* Sites in one SUBSCRIBE or UNSUBSCRIBE: whole sites, at most
  * MQTT_SUBS_REQUEST_FILTERS filters. */
-#define REQ_SITES (MQTT_SUBS_REQUEST_FILTERS / TOPIC_NINBOUND)
+#define REQ_SITES (MQTT_SUBS_REQUEST_FILTERS / MQTT_SUBS_MAX_KINDS)
 _Static_assert(REQ_SITES >= 1, "a site's filters fit in one SUBSCRIBE");
 
 /* Sites of the next request when `left` are left to send. */
@@ -217,6 +218,9 @@ struct mqtt_client {
 	pthread_mutex_t save_lock;  /* one save at a time: replay_copy */
 	struct replay *replay_copy; /* what is saved */
 	_Atomic uint64_t replayed_retained, replayed_dup, replay_note_failed;
+	struct handover *gate;	/* not owned; NULL: none */
+	unsigned record_flags;	/* SPOOL_SOURCE() of every record */
+	_Atomic uint64_t gated; /* acknowledged, not spooled: the gate said so */
 	/* What the replay memory's file covers (mqtt_client_covered()). */
 	_Atomic uint64_t covered;
 	_Atomic int save_failed;
@@ -282,6 +286,8 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 		replayed = &in->replayed_dup;
 	else if (m->retained && replay_seen(in->replay, th, ph))
 		replayed = &in->replayed_retained;
+	else if (in->gate && handover_gate(in->gate, topic, tlen) == HANDOVER_DROP)
+		replayed = &in->gated;
 	else
 		in->appending = 1;
 	pthread_mutex_unlock(&in->replay_lock);
@@ -292,7 +298,8 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 		return 1;
 	}
 	while ((err = spool_append_flags(in->spool, topic, tlen, m->payload, plen, recv,
-					 m->retained ? SPOOL_RETAINED : 0)) != 0) {
+					 in->record_flags | (m->retained ? SPOOL_RETAINED : 0))) !=
+	       0) {
 		if (err == -EMSGSIZE)
 			break; /* a topic over 64 KiB cannot be stored: drop it */
 		if (!waited++)
@@ -354,7 +361,7 @@ on_suback(void *ctx, MQTTAsync_successData5 *r)
 	struct sub_req *q = ctx;
 	struct mqtt_client *in = q->in;
 	int codes[MQTT_SUBS_REQUEST_FILTERS];
-	size_t n = 0, nf = q->nsites * TOPIC_NINBOUND;
+	size_t n = 0, nf = q->nsites * (size_t)mqtt_subs_kinds(in->subs);
 
 	if (nf == 1)
 		codes[n++] = (int)r->reasonCode;
@@ -377,7 +384,7 @@ on_suback_failure(void *ctx, MQTTAsync_failureData5 *r)
 	struct sub_req *q = ctx;
 	struct mqtt_client *in = q->in;
 
-	if (q->nsites * TOPIC_NINBOUND == 1 && r &&
+	if (q->nsites * (size_t)mqtt_subs_kinds(in->subs) == 1 && r &&
 	    (int)r->reasonCode >= MQTTREASONCODE_UNSPECIFIED_ERROR) {
 		int code = (int)r->reasonCode;
 
@@ -398,10 +405,10 @@ on_suback_failure(void *ctx, MQTTAsync_failureData5 *r)
 static void
 subscribe_sites(struct mqtt_client *in, const struct mqtt_subs_list *sites, uint64_t generation)
 {
-	char bufs[REQ_SITES * TOPIC_NINBOUND][TOPIC_MAX_BYTES];
-	char *filters[REQ_SITES * TOPIC_NINBOUND];
-	MQTTSubscribe_options opts[REQ_SITES * TOPIC_NINBOUND];
-	int qos[REQ_SITES * TOPIC_NINBOUND], rc;
+	char bufs[REQ_SITES * MQTT_SUBS_MAX_KINDS][TOPIC_MAX_BYTES];
+	char *filters[REQ_SITES * MQTT_SUBS_MAX_KINDS];
+	MQTTSubscribe_options opts[REQ_SITES * MQTT_SUBS_MAX_KINDS];
+	int qos[REQ_SITES * MQTT_SUBS_MAX_KINDS], rc;
 
 	for (size_t at = 0; at < sites->n; at += REQ_SITES) {
 		size_t ns = req_sites(sites->n - at), bytes = 0;
@@ -428,8 +435,8 @@ subscribe_sites(struct mqtt_client *in, const struct mqtt_subs_list *sites, uint
 			memcpy(pool, sites->names[at + i], len);
 			q->sites[i] = pool;
 			pool += len;
-			for (int k = 0; k < TOPIC_NINBOUND; k++, nf++) {
-				/* the root only: no lock */
+			for (int k = 0; k < mqtt_subs_kinds(in->subs); k++, nf++) {
+				/* the root and kinds only: no lock */
 				mqtt_subs_build(in->subs, q->sites[i], k, bufs[nf],
 						sizeof(bufs[nf]));
 				filters[nf] = bufs[nf];
@@ -464,8 +471,8 @@ subscribe_sites(struct mqtt_client *in, const struct mqtt_subs_list *sites, uint
 static void
 unsubscribe_sites(struct mqtt_client *in, const struct mqtt_subs_list *sites)
 {
-	char bufs[REQ_SITES * TOPIC_NINBOUND][TOPIC_MAX_BYTES];
-	char *filters[REQ_SITES * TOPIC_NINBOUND];
+	char bufs[REQ_SITES * MQTT_SUBS_MAX_KINDS][TOPIC_MAX_BYTES];
+	char *filters[REQ_SITES * MQTT_SUBS_MAX_KINDS];
 
 	for (size_t at = 0; at < sites->n; at += REQ_SITES) {
 		size_t ns = req_sites(sites->n - at);
@@ -473,7 +480,7 @@ unsubscribe_sites(struct mqtt_client *in, const struct mqtt_subs_list *sites)
 		int nf = 0;
 
 		for (size_t i = 0; i < ns; i++)
-			for (int k = 0; k < TOPIC_NINBOUND; k++, nf++) {
+			for (int k = 0; k < mqtt_subs_kinds(in->subs); k++, nf++) {
 				mqtt_subs_build(in->subs, sites->names[at + i], k, bufs[nf],
 						sizeof(bufs[nf]));
 				filters[nf] = bufs[nf];
@@ -823,7 +830,7 @@ mqtt_client_create_with(const struct config *cfg, struct spool *spool, int wake_
 	in->client_id = strdup(id);
 	in->dir = strdup(dir);
 	if (!in->root || !in->client_id || !in->dir ||
-	    mqtt_subs_create(cfg->topic_root, &in->subs) < 0 ||
+	    mqtt_subs_create(cfg->topic_root, opts->handover_filters, &in->subs) < 0 ||
 	    mqtt_broker_init(&in->broker, cfg) < 0)
 		goto fail;
 	err = -EINVAL;
@@ -835,6 +842,8 @@ mqtt_client_create_with(const struct config *cfg, struct spool *spool, int wake_
 	in->mine = opts->mine;
 	in->mine_arg = opts->mine_arg;
 	in->inbound = opts->inbound;
+	in->gate = opts->gate;
+	in->record_flags = opts->record_flags & SPOOL_SOURCE_MASK;
 	snprintf(in->replay_name, sizeof(in->replay_name), "%s%s" REPLAY_FILE, dir,
 		 dir[0] ? "/" : "");
 	snprintf(in->pktid_name, sizeof(in->pktid_name), "%s%s" PKTID_FILE, dir, dir[0] ? "/" : "");
@@ -2006,6 +2015,7 @@ mqtt_client_get_stats(struct mqtt_client *in, struct mqtt_client_stats *ret)
 	ret->publish_dropped = atomic_load(&in->publish_dropped);
 	ret->replayed_retained = atomic_load(&in->replayed_retained);
 	ret->replayed_dup = atomic_load(&in->replayed_dup);
+	ret->gated = atomic_load(&in->gated);
 	ret->replay_note_failed = atomic_load(&in->replay_note_failed);
 	{
 		struct replay_stats rs;
@@ -2163,7 +2173,11 @@ restore(struct mqtt_client *in, bool fresh, uint64_t *ret_pos)
 	while (!fresh && (rc = spool_reader_next(rd, &rec)) == 1) {
 		if (!(rec.flags & SPOOL_RETAINED) || (rec.flags & SPOOL_DAMAGED))
 			continue;
-		if (in->mine && !in->mine(in->mine_arg, rec.topic, rec.topic_len))
+		/* Its own records: those it took (their source), or with no
+		 * source said (written before), those mine() says. */
+		if ((rec.flags & SPOOL_SOURCE_MASK) ?
+			    (rec.flags & SPOOL_SOURCE_MASK) != in->record_flags :
+			    in->mine && !in->mine(in->mine_arg, rec.topic, rec.topic_len))
 			continue;
 		if (replay_note(in->replay, replay_topic_hash(rec.topic, rec.topic_len),
 				replay_payload_hash(rec.payload, rec.payload_len, rec.orig_len)) <

@@ -10,13 +10,14 @@
 
 /* One site: its filters' codes on this connection and as last told. */
 struct site {
-	int16_t code[TOPIC_NINBOUND];
-	int16_t told[TOPIC_NINBOUND];
+	int16_t code[MQTT_SUBS_MAX_KINDS];
+	int16_t told[MQTT_SUBS_MAX_KINDS];
 	char name[];
 };
 
 struct mqtt_subs {
 	char *root;
+	int nk;		     /* filters per site */
 	struct site **sites; /* strcmp order */
 	size_t n;
 	uint64_t generation;
@@ -24,7 +25,7 @@ struct mqtt_subs {
 };
 
 int
-mqtt_subs_create(const char *root, struct mqtt_subs **ret_subs)
+mqtt_subs_create(const char *root, bool handover, struct mqtt_subs **ret_subs)
 {
 	struct mqtt_subs *s = calloc(1, sizeof(*s));
 
@@ -32,8 +33,22 @@ mqtt_subs_create(const char *root, struct mqtt_subs **ret_subs)
 		free(s);
 		return -ENOMEM;
 	}
+	s->nk = TOPIC_NINBOUND + (handover ? 1 : 0);
 	*ret_subs = s;
 	return 0;
+}
+
+int
+mqtt_subs_kinds(const struct mqtt_subs *s)
+{
+	return s->nk;
+}
+
+/* The topic kind of a site's filter number k. */
+static enum topic_kind
+kind_at(int k)
+{
+	return k < TOPIC_NINBOUND ? (enum topic_kind)k : TOPIC_HANDOVER;
 }
 
 void
@@ -57,8 +72,8 @@ mqtt_subs_site_ok(const char *root, const char *site)
 		return 1;
 	if (!site[0] || strpbrk(site, "+#/"))
 		return 0;
-	for (int k = 0; k < TOPIC_NINBOUND; k++)
-		if (topics_build(buf, sizeof(buf), root, (enum topic_kind)k, site, NULL) < 0)
+	for (int k = 0; k < MQTT_SUBS_MAX_KINDS; k++)
+		if (topics_build(buf, sizeof(buf), root, kind_at(k), site, NULL) < 0)
 			return 0;
 	return 1;
 }
@@ -101,7 +116,7 @@ new_site(const char *name)
 
 	if (!x)
 		return NULL;
-	for (int k = 0; k < TOPIC_NINBOUND; k++)
+	for (int k = 0; k < MQTT_SUBS_MAX_KINDS; k++)
 		x->code[k] = x->told[k] = MQTT_SUBS_PENDING;
 	memcpy(x->name, name, len);
 	return x;
@@ -220,7 +235,7 @@ void
 mqtt_subs_reset(struct mqtt_subs *s)
 {
 	for (size_t i = 0; i < s->n; i++)
-		for (int k = 0; k < TOPIC_NINBOUND; k++)
+		for (int k = 0; k < s->nk; k++)
 			s->sites[i]->code[k] = MQTT_SUBS_PENDING;
 	s->generation++;
 }
@@ -261,8 +276,8 @@ mqtt_subs_suback(struct mqtt_subs *s, uint64_t generation, const char *const *si
 
 		if (!x)
 			continue;
-		for (int k = 0; k < TOPIC_NINBOUND; k++) {
-			size_t f = i * TOPIC_NINBOUND + (size_t)k;
+		for (int k = 0; k < s->nk; k++) {
+			size_t f = i * (size_t)s->nk + (size_t)k;
 
 			x->code[k] = (int16_t)(f < ncodes ? codes[f] : 0x80);
 		}
@@ -276,7 +291,7 @@ mqtt_subs_count(const struct mqtt_subs *s, struct mqtt_subs_counts *ret)
 	memset(ret, 0, sizeof(*ret));
 	ret->first_refused_code = -1;
 	for (size_t i = 0; i < s->n; i++) {
-		for (int k = 0; k < TOPIC_NINBOUND; k++) {
+		for (int k = 0; k < s->nk; k++) {
 			int c = s->sites[i]->code[k];
 
 			if (c == MQTT_SUBS_PENDING) {
@@ -299,15 +314,15 @@ mqtt_subs_count(const struct mqtt_subs *s, struct mqtt_subs_counts *ret)
 size_t
 mqtt_subs_filters(const struct mqtt_subs *s)
 {
-	return s->n * TOPIC_NINBOUND;
+	return s->n * (size_t)s->nk;
 }
 
 int
-mqtt_subs_build(const struct mqtt_subs *s, const char *site, int kind, char *buf, size_t len)
+mqtt_subs_build(const struct mqtt_subs *s, const char *site, int k, char *buf, size_t len)
 {
 	if (strcmp(site, "+") == 0) /* every site */
-		return topics_filter(buf, len, s->root, (enum topic_kind)kind);
-	return topics_build(buf, len, s->root, (enum topic_kind)kind, site, NULL);
+		return topics_filter(buf, len, s->root, kind_at(k));
+	return topics_build(buf, len, s->root, kind_at(k), site, NULL);
 }
 
 int
@@ -317,9 +332,9 @@ mqtt_subs_filter(const struct mqtt_subs *s, size_t i, char *buf, size_t len, int
 
 	if (i >= mqtt_subs_filters(s))
 		return -1;
-	x = s->sites[i / TOPIC_NINBOUND];
-	*ret_code = x->code[i % TOPIC_NINBOUND];
-	return mqtt_subs_build(s, x->name, (int)(i % TOPIC_NINBOUND), buf, len);
+	x = s->sites[i / (size_t)s->nk];
+	*ret_code = x->code[i % (size_t)s->nk];
+	return mqtt_subs_build(s, x->name, (int)(i % (size_t)s->nk), buf, len);
 }
 
 size_t
@@ -335,7 +350,7 @@ mqtt_subs_news(struct mqtt_subs *s, void (*fn)(void *arg, const char *filter, in
 	for (size_t i = 0; i < s->n; i++) {
 		struct site *x = s->sites[i];
 
-		for (int k = 0; k < TOPIC_NINBOUND; k++) {
+		for (int k = 0; k < s->nk; k++) {
 			int c = x->code[k], was = x->told[k];
 
 			if (c == MQTT_SUBS_PENDING || c == was)

@@ -360,7 +360,7 @@ verdict(struct pipeline *pl, const struct spool_record *rec)
 
 	record_site(pl, rec, site, sizeof(site));
 	shards_set_now(pl->shards, clocks_mono_ms());
-	v = shards_verdict(pl->shards, site, &shard, &why);
+	v = shards_verdict(pl->shards, site, SPOOL_SOURCE_SHARD(rec->flags), &shard, &why);
 	if (v == SHARDS_WAIT) {
 		if (pl->wait_shard != shard || pl->wait_why != (int)why) {
 			log_info("rules wait at spool position %" PRIu64 " (site %s, shard %d): %s",

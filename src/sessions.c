@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "handover.h"
 #include "log.h"
 #include "registry.h"
 #include "replay.h"
@@ -17,6 +18,13 @@
 
 /* Reports waiting for the daemon: at most one of each kind per shard. */
 #define REPORTS_MAX (2 * CLUSTER_MAX_SHARDS)
+/* A shard's hand-over markers are published again this often while
+ * PostgreSQL does not say shard 0's stream passed one (ms): a marker
+ * that shard 0's owner consumed and could not record (a crash) is
+ * followed by another. */
+#define MARKER_AGAIN_MS 5000
+/* How often a shard with nothing to mark looks again (ms). */
+#define MARKER_LOOK_MS 1000
 
 struct sessions;
 
@@ -27,6 +35,11 @@ struct shard {
 	 * new session waits for the ending one (the same client id, the same
 	 * files). Changed under ss->lock (the sync thread reads them). */
 	struct mqtt_client *c, *ending;
+	/* Their hand-over gates ([cluster] discovery; NULL: none), freed
+	 * after their client. */
+	struct handover *gate, *ending_gate;
+	int64_t marker_at;   /* monotonic ms: markers may be published from then */
+	uint64_t markers;    /* markers published since start */
 	int64_t epoch;	     /* the lease epoch `c` runs under */
 	bool report_stop;    /* report SESSIONS_STOPPED once `ending` is ended */
 	bool stop_reported;  /* reported for this RELEASING spell */
@@ -42,9 +55,11 @@ struct shard {
 struct sessions {
 	struct spool *spool;
 	int wake_fd;
-	const struct config *cfg; /* the current one (sessions_reconfigure) */
-	char *root;		  /* fixed at start, as the topic root is */
-	int nshards;		  /* 0: not clustered */
+	const struct config *cfg;  /* the current one (sessions_reconfigure) */
+	char *root;		   /* fixed at start, as the topic root is */
+	int nshards;		   /* 0: not clustered */
+	bool discovery;		   /* [cluster] discovery: shard 0 takes every site */
+	struct registry *registry; /* hand-over steps are recorded through it */
 	struct mqtt_client *instance;
 	uint32_t replay_topics; /* each session's bound: a fair share of the one */
 	bool paused;
@@ -60,6 +75,8 @@ struct sessions {
 	 * by shard (names: names[first[k] .. first[k+1]) are shard k's). */
 	char *pool;
 	const char **by_reg, **names;
+	unsigned *flags;     /* each name's reg_site.handover (names' order) */
+	unsigned *reg_flags; /* the same in by_reg's order */
 	size_t nnames;
 	size_t first[CLUSTER_MAX_SHARDS + 1];
 
@@ -69,6 +86,11 @@ struct sessions {
 
 	struct sessions_report reports[REPORTS_MAX];
 	size_t rhead, rcount;
+	/* Shard 0's gate's cuts, for the daemon (sessions_next_cut()): at
+	 * most one per registered site between two takes. */
+	struct handover_cut *cuts;
+	size_t ncuts, cuts_cap, cuts_taken;
+	uint64_t cuts_total;
 	uint64_t released;
 
 	/* The sync thread's passes (sessions_save_replays()) take a copy of
@@ -95,6 +117,7 @@ sessions_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	ss->nshards = (int)cfg->cluster_shards;
 	if (ss->nshards > CLUSTER_MAX_SHARDS)
 		ss->nshards = CLUSTER_MAX_SHARDS;
+	ss->discovery = ss->nshards > 0 && cfg->cluster_discovery;
 	/* Each shard's sites are a fair share of the city's: so is the bound
 	 * of its replay memory (at least 1,024 topics). */
 	ss->replay_topics = ss->nshards ? REPLAY_MAX_TOPICS / (uint32_t)ss->nshards : 0;
@@ -109,6 +132,12 @@ sessions_create(const struct config *cfg, struct spool *spool, int wake_fd,
 	pthread_mutex_init(&ss->lock, NULL);
 	*ret_sessions = ss;
 	return 0;
+}
+
+void
+sessions_set_registry(struct sessions *ss, struct registry *registry)
+{
+	ss->registry = registry;
 }
 
 void
@@ -162,6 +191,8 @@ mine(void *arg, const char *topic, size_t len)
 
 /* Sets shard k's sites of the register on its session; logs what could
  * not be subscribed to. */
+static void give_gate(struct sessions *ss, struct shard *sh);
+
 static void
 give_sites(struct sessions *ss, struct shard *sh)
 {
@@ -170,6 +201,11 @@ give_sites(struct sessions *ss, struct shard *sh)
 
 	if (!sh->c)
 		return;
+	/* Its gate first: a site new to a shard session holds until its
+	 * marker before the SUBSCRIBE can bring anything. */
+	give_gate(ss, sh);
+	if (ss->discovery && sh->k == 0)
+		return; /* every site, by the wildcard filters */
 	err = mqtt_client_set_sites(sh->c, ss->names + ss->first[sh->k], n, &skipped);
 	if (err < 0)
 		log_err("shard %d: cannot change its session's sites: %s; they change at the next"
@@ -182,9 +218,53 @@ give_sites(struct sessions *ss, struct shard *sh)
 			sh->k, skipped, n, MQTT_SUBS_MAX_SITES);
 }
 
+/* Shard k's gate gets the sites it is about (handover.h): shard 0's,
+ * every registered site of another shard; shard k's, its own. Sites new
+ * to a shard's gate with no marker sent yet are recorded as
+ * HANDOVER_SENT in PostgreSQL, before any marker of theirs. */
+static void
+give_gate(struct sessions *ss, struct shard *sh)
+{
+	size_t from = sh->k == 0 ? ss->first[1] : ss->first[sh->k];
+	size_t to = sh->k == 0 ? ss->nnames : ss->first[sh->k + 1];
+	struct handover_site *v;
+	struct handover_list send = { 0, NULL };
+	int err;
+
+	if (!sh->gate)
+		return;
+	v = malloc((to - from ? to - from : 1) * sizeof(*v));
+	if (!v) {
+		log_err("shard %d: out of memory giving its gate the register's sites: it keeps"
+			" those it had",
+			sh->k);
+		return;
+	}
+	for (size_t i = from; i < to; i++)
+		v[i - from] = (struct handover_site){ ss->names[i], ss->flags[i] };
+	err = handover_set_sites(sh->gate, v, to - from, sh->k ? &send : NULL);
+	free(v);
+	if (err < 0) {
+		log_err("shard %d: cannot give its gate the register's sites: %s; it keeps those"
+			" it had",
+			sh->k, strerror(-err));
+		return;
+	}
+	for (size_t i = 0; i < send.n; i++)
+		if (registry_note_handover(ss->registry, send.names[i], sh->k, HANDOVER_SENT) < 0)
+			log_err("shard %d: out of memory recording the hand-over of site %s: its"
+				" messages come through shard 0 until the register changes again",
+				sh->k, send.names[i]);
+	if (send.n)
+		log_info("shard %d: %zu sites to take over from shard 0's stream", sh->k, send.n);
+	free(send.names);
+	sh->marker_at = 0;
+}
+
 struct by_shard {
 	int k;
 	const char *name;
+	unsigned flags;
 };
 
 static int
@@ -200,26 +280,34 @@ sessions_set_register(struct sessions *ss, const struct registry_snapshot *reg)
 {
 	size_t bytes = 0, n = reg->nsites, i;
 	const char **names = NULL, **by_reg = NULL;
+	unsigned *flags = NULL, *reg_flags = NULL;
 	struct by_shard *tmp = NULL;
 	char *pool = NULL, *p;
-	bool same = ss->by_reg && n == ss->nnames;
+	bool same = ss->by_reg && n == ss->nnames, flags_same = true;
 
 	if (!ss->nshards)
 		return;
-	/* The same sites as the last snapshot (a change of cards): nothing. */
+	/* The same sites as the last snapshot (a change of cards): nothing,
+	 * but to the gates when a hand-over moved on. */
 	for (i = 0; same && i < n; i++)
 		same = strcmp(reg->sites[i].site, ss->by_reg[i]) == 0;
-	if (same)
+	for (i = 0; same && ss->discovery && i < n; i++)
+		flags_same = flags_same && reg->sites[i].handover == ss->reg_flags[i];
+	if (same && flags_same)
 		return;
 	for (i = 0; i < n; i++)
 		bytes += strlen(reg->sites[i].site) + 1;
 	names = malloc((n ? n : 1) * sizeof(*names));
 	by_reg = malloc((n ? n : 1) * sizeof(*by_reg));
+	flags = malloc((n ? n : 1) * sizeof(*flags));
+	reg_flags = malloc((n ? n : 1) * sizeof(*reg_flags));
 	tmp = malloc((n ? n : 1) * sizeof(*tmp));
 	pool = malloc(bytes ? bytes : 1);
-	if (!names || !by_reg || !tmp || !pool) {
+	if (!names || !by_reg || !flags || !reg_flags || !tmp || !pool) {
 		free(names);
 		free(by_reg);
+		free(flags);
+		free(reg_flags);
 		free(tmp);
 		free(pool);
 		log_err("out of memory taking the register's sites for the shard sessions: they"
@@ -231,7 +319,9 @@ sessions_set_register(struct sessions *ss, const struct registry_snapshot *reg)
 
 		memcpy(p, reg->sites[i].site, len);
 		by_reg[i] = p;
-		tmp[i] = (struct by_shard){ cluster_shard_of(p, ss->nshards), p };
+		reg_flags[i] = reg->sites[i].handover;
+		tmp[i] = (struct by_shard){ cluster_shard_of(p, ss->nshards), p,
+					    reg->sites[i].handover };
 		p += len;
 	}
 	/* By shard, then name: one range per shard. */
@@ -239,6 +329,7 @@ sessions_set_register(struct sessions *ss, const struct registry_snapshot *reg)
 	memset(ss->first, 0, sizeof(ss->first));
 	for (i = 0; i < n; i++) {
 		names[i] = tmp[i].name;
+		flags[i] = tmp[i].flags;
 		ss->first[tmp[i].k + 1]++;
 	}
 	free(tmp);
@@ -246,13 +337,28 @@ sessions_set_register(struct sessions *ss, const struct registry_snapshot *reg)
 		ss->first[k + 1] += ss->first[k];
 	free(ss->names);
 	free(ss->by_reg);
+	free(ss->flags);
+	free(ss->reg_flags);
 	free(ss->pool);
 	ss->names = names;
 	ss->by_reg = by_reg;
+	ss->flags = flags;
+	ss->reg_flags = reg_flags;
 	ss->pool = pool;
 	ss->nnames = n;
-	for (int k = 0; k < ss->nshards; k++)
-		give_sites(ss, &ss->shard[k]);
+	for (int k = 0; k < ss->nshards; k++) {
+		if (same) /* only the hand-overs moved on */
+			give_gate(ss, &ss->shard[k]);
+		else
+			give_sites(ss, &ss->shard[k]);
+	}
+}
+
+/* A gate's cut: the spool's end (Paho's thread, under the gate's lock). */
+static uint64_t
+gate_end(void *arg)
+{
+	return spool_end(arg);
 }
 
 /* Shard k's session, under the lease of epoch `epoch`: created, given its
@@ -265,22 +371,35 @@ start_session(struct sessions *ss, struct shard *sh, int64_t epoch)
 	struct mqtt_client_options o = {
 		.client_id = id,
 		.dir = dir,
-		.inbound = MQTT_CLIENT_INBOUND_SITES,
+		.inbound = ss->discovery && sh->k == 0 ? MQTT_CLIENT_INBOUND_WILDCARD :
+							 MQTT_CLIENT_INBOUND_SITES,
 		.session = true,
 		.epoch = epoch,
 		.mine = mine,
 		.mine_arg = sh,
 		.replay_topics = ss->replay_topics,
+		.handover_filters = ss->discovery,
+		.record_flags = SPOOL_SOURCE(sh->k),
 	};
+	struct handover *gate = NULL;
 	struct mqtt_client *c;
 	int err;
 
 	cluster_session_id(ss->cfg->cluster_session_prefix, sh->k, id, sizeof(id));
 	snprintf(dir, sizeof(dir), "shard-%03d", sh->k);
+	if (ss->discovery &&
+	    (err = handover_create(ss->root, sh->k == 0 ? HANDOVER_DISCOVERY : HANDOVER_SHARD,
+				   gate_end, ss->spool, &gate)) < 0) {
+		log_err("shard %d: cannot make its session's gate: %s; trying again", sh->k,
+			strerror(-err));
+		return;
+	}
+	o.gate = gate;
 	err = mqtt_client_create_with(ss->cfg, ss->spool, ss->wake_fd, &o, &c);
 	if (err < 0) {
 		log_err("shard %d: cannot make its session %s: %s; trying again", sh->k, id,
 			strerror(-err));
+		handover_destroy(gate);
 		return;
 	}
 	if (ss->paused)
@@ -288,6 +407,7 @@ start_session(struct sessions *ss, struct shard *sh, int64_t epoch)
 	pthread_mutex_lock(&ss->lock);
 	sh->c = c;
 	pthread_mutex_unlock(&ss->lock);
+	sh->gate = gate;
 	sh->epoch = epoch;
 	sh->lost_reported = false;
 	sh->down_since = 0;
@@ -295,8 +415,13 @@ start_session(struct sessions *ss, struct shard *sh, int64_t epoch)
 	give_sites(ss, sh);
 	if ((err = mqtt_client_start(c)) < 0)
 		log_err("shard %d: cannot start its session: %s", sh->k, strerror(-err));
-	log_notice("shard %d: its session %s starts (lease epoch %" PRId64 ", %zu sites)", sh->k,
-		   id, epoch, mqtt_client_sites(c));
+	if (ss->discovery && sh->k == 0)
+		log_notice("shard %d: its session %s starts (lease epoch %" PRId64 ", every site:"
+			   " those no other shard has taken over)",
+			   sh->k, id, epoch);
+	else
+		log_notice("shard %d: its session %s starts (lease epoch %" PRId64 ", %zu sites)",
+			   sh->k, id, epoch, mqtt_client_sites(c));
 }
 
 /* Ends shard k's live session (through its publish thread); a RELEASING
@@ -312,10 +437,91 @@ end_session(struct shard *sh, bool report_stop, const char *why)
 	sh->ending = sh->c;
 	sh->c = NULL;
 	pthread_mutex_unlock(&sh->ss->lock);
+	sh->ending_gate = sh->gate;
+	sh->gate = NULL;
 	sh->report_stop = report_stop;
 }
 
 static void add_inbound(struct mqtt_client_stats *to, const struct mqtt_client_stats *st);
+
+/* Moves a gate's cuts to the daemon's queue. Out of memory, a cut stays
+ * in the gate until the next take (a gate being freed loses it: the
+ * site stays "not known" in PostgreSQL, and its markers go on). */
+static void
+take_cuts(struct sessions *ss, struct handover *gate)
+{
+	struct handover_cut cut;
+
+	if (!gate)
+		return;
+	if (ss->cuts_taken == ss->ncuts)
+		ss->ncuts = ss->cuts_taken = 0;
+	for (;;) {
+		if (ss->ncuts == ss->cuts_cap) {
+			size_t cap = ss->cuts_cap ? 2 * ss->cuts_cap : 16;
+			struct handover_cut *n = realloc(ss->cuts, cap * sizeof(*n));
+
+			if (!n) {
+				log_err("out of memory taking shard 0's hand-over cuts");
+				return;
+			}
+			ss->cuts = n;
+			ss->cuts_cap = cap;
+		}
+		if (!handover_next_cut(gate, &cut))
+			return;
+		ss->cuts[ss->ncuts++] = cut;
+		ss->cuts_total++;
+	}
+}
+
+bool
+sessions_next_cut(struct sessions *ss, struct handover_cut *ret)
+{
+	if (ss->cuts_taken == ss->ncuts)
+		return false;
+	*ret = ss->cuts[ss->cuts_taken++];
+	return true;
+}
+
+/* Publishes shard k's hand-over markers (handover.h) on its session, once
+ * it is connected with every SUBACK in: of each site of the shard whose
+ * marker may be sent (HANDOVER_SENT in PostgreSQL) and that the gate
+ * still holds, or that PostgreSQL does not yet say shard 0's stream
+ * passed. Again every MARKER_AGAIN_MS while there are such sites. */
+static void
+publish_markers(struct sessions *ss, struct shard *sh, int64_t now)
+{
+	struct mqtt_client_stats st;
+	char topic[TOPIC_MAX_BYTES], payload[160];
+	size_t sent = 0;
+	int len;
+
+	if (!sh->gate || sh->k == 0 || now < sh->marker_at)
+		return;
+	mqtt_client_get_stats(sh->c, &st);
+	if (!st.connected || st.subs_pending)
+		return;
+	len = snprintf(payload, sizeof(payload),
+		       "{\"shard\":%d,\"epoch\":%" PRId64 ",\"instance\":\"%.64s\"}", sh->k,
+		       sh->epoch, ss->cfg->mqtt_client_id);
+	for (size_t i = ss->first[sh->k]; i < ss->first[sh->k + 1]; i++) {
+		unsigned f = ss->flags[i];
+
+		if (!(f & HANDOVER_SENT) ||
+		    ((f & HANDOVER_DISCOVERY_CUT) && !handover_is_holding(sh->gate, ss->names[i])))
+			continue;
+		if (topics_build(topic, sizeof(topic), ss->root, TOPIC_HANDOVER, ss->names[i],
+				 NULL) < 0 ||
+		    mqtt_client_publish(sh->c, topic, payload, (size_t)len, 1, 0) < 0)
+			continue; /* again at the next round */
+		sent++;
+	}
+	sh->markers += sent;
+	sh->marker_at = now + (sent ? MARKER_AGAIN_MS : MARKER_LOOK_MS);
+	if (sent)
+		log_info("shard %d: %zu hand-over markers published", sh->k, sent);
+}
 
 /* Frees shard k's ended session once its end is done and no sync pass
  * holds it; reports it if asked. Returns whether no session is ending. */
@@ -345,6 +551,9 @@ reap(struct sessions *ss, struct shard *sh)
 	sh->connects += st.connects;
 	sh->taken_over += st.taken_over;
 	mqtt_client_destroy(c); /* its publish thread is idle: no wait on Paho */
+	take_cuts(ss, sh->ending_gate);
+	handover_destroy(sh->ending_gate);
+	sh->ending_gate = NULL;
 	if (sh->report_stop) {
 		/* Nothing of the session can be appended any more. */
 		report(ss, SESSIONS_STOPPED, sh->k, spool_end(ss->spool));
@@ -476,6 +685,9 @@ sessions_tick(struct sessions *ss, int64_t now_ms)
 	step(ss, now_ms);
 	mqtt_client_tick(ss->instance, now_ms);
 	for (int k = 0; k < ss->nshards; k++) {
+		take_cuts(ss, ss->shard[k].gate);
+		if (ss->shard[k].c)
+			publish_markers(ss, &ss->shard[k], now_ms);
 		if (ss->shard[k].c)
 			mqtt_client_tick(ss->shard[k].c, now_ms);
 		if (ss->shard[k].ending)
@@ -544,6 +756,7 @@ add_inbound(struct mqtt_client_stats *to, const struct mqtt_client_stats *st)
 	to->spool_failing |= st->spool_failing;
 	to->replayed_retained += st->replayed_retained;
 	to->replayed_dup += st->replayed_dup;
+	to->gated += st->gated;
 	to->replay_note_failed += st->replay_note_failed;
 	to->replay_topics += st->replay_topics; /* ended: 0 (see reap) */
 	to->replay_evicted += st->replay_evicted;
@@ -568,6 +781,7 @@ sessions_get_stats(struct sessions *ss, int64_t now_ms, struct sessions_stats *r
 	ret->clustered = ss->nshards > 0;
 	ret->shards = ss->nshards;
 	ret->released = ss->released;
+	ret->cuts = ss->cuts_total;
 	for (int k = 0; k < ss->nshards; k++) {
 		struct shard *sh = &ss->shard[k];
 		enum cluster_shard_state state = ss->view.shard[k].state;
@@ -575,6 +789,7 @@ sessions_get_stats(struct sessions *ss, int64_t now_ms, struct sessions_stats *r
 		ret->owned += ss->have_view && state != CLUSTER_NOT_OWNED;
 		ret->releasing += ss->have_view && state == CLUSTER_RELEASING;
 		ret->taken_over += sh->taken_over;
+		ret->markers += sh->markers;
 		if (sh->ending) {
 			mqtt_client_get_stats(sh->ending, &st);
 			add_inbound(&ret->mqtt, &st);
@@ -746,10 +961,15 @@ sessions_destroy(struct sessions *ss)
 			usleep(10000);
 		mqtt_client_destroy(sh->ending);
 		sh->ending = NULL;
+		handover_destroy(sh->ending_gate);
+		sh->ending_gate = NULL;
 	}
 	pthread_mutex_destroy(&ss->lock);
 	free(ss->names);
 	free(ss->by_reg);
+	free(ss->flags);
+	free(ss->reg_flags);
+	free(ss->cuts);
 	free(ss->pool);
 	free(ss->root);
 	free(ss);

@@ -5,6 +5,9 @@
 
 #include <string.h>
 
+#include "handover.h"
+#include "registry.h"
+
 void
 shards_init(struct shards *s, int nshards)
 {
@@ -16,6 +19,44 @@ static bool
 is_owned(const struct cluster_shard *c)
 {
 	return c->state == CLUSTER_OWNED || c->state == CLUSTER_RELEASING;
+}
+
+void
+shards_set_discovery(struct shards *s, bool discovery)
+{
+	s->discovery = discovery;
+}
+
+void
+shards_set_register(struct shards *s, const struct registry_snapshot *reg)
+{
+	s->reg = reg;
+}
+
+int
+shards_home_of(const struct shards *s, const char *site)
+{
+	const struct reg_site *r;
+
+	if (s->nshards == 0)
+		return -1;
+	if (!s->discovery)
+		return cluster_shard_of(site, s->nshards);
+	r = s->reg ? registry_site(s->reg, site) : NULL;
+	return r && (r->handover & HANDOVER_DISCOVERY_CUT) ? cluster_shard_of(site, s->nshards) : 0;
+}
+
+bool
+shards_reseed(struct shards *s, int shard)
+{
+	bool was;
+
+	if (shard < 0 || shard >= s->nshards || !s->have_view || !is_owned(&s->view.shard[shard]))
+		return false;
+	was = s->ready[shard];
+	s->ready[shard] = false;
+	s->asked[shard] = s->view.shard[shard].epoch;
+	return was;
 }
 
 void
@@ -73,7 +114,8 @@ shards_set_now(struct shards *s, int64_t now_ms)
 }
 
 enum shards_verdict
-shards_verdict(const struct shards *s, const char *site, int *ret_shard, enum shards_why *ret_why)
+shards_verdict(const struct shards *s, const char *site, int source, int *ret_shard,
+	       enum shards_why *ret_why)
 {
 	int shard;
 
@@ -81,11 +123,28 @@ shards_verdict(const struct shards *s, const char *site, int *ret_shard, enum sh
 	*ret_why = SHARDS_WHY_NONE;
 	if (s->nshards == 0 || !site || !site[0])
 		return SHARDS_JUDGE;
-	shard = cluster_shard_of(site, s->nshards);
+	shard = shards_home_of(s, site);
 	*ret_shard = shard;
 	if (!s->have_view) {
 		*ret_why = SHARDS_WHY_NO_VIEW;
 		return SHARDS_WAIT;
+	}
+	if (source >= 0 && source < s->nshards && source != shard) {
+		*ret_shard = source;
+		if (source == 0 || shard != 0 || !s->reg || !registry_site(s->reg, site)) {
+			*ret_why = SHARDS_WHY_OTHER_STREAM;
+			return SHARDS_STORE_ONLY;
+		}
+		/* Shard `source` took the site over; shard 0 has its state. */
+		if (!is_owned(&s->view.shard[source])) {
+			*ret_why = SHARDS_WHY_NOT_OWNED;
+			return SHARDS_STORE_ONLY;
+		}
+		if (!is_owned(&s->view.shard[0]) || !s->ready[0]) {
+			*ret_why = SHARDS_WHY_HANDOVER;
+			return SHARDS_WAIT;
+		}
+		shard = source;
 	}
 	if (!is_owned(&s->view.shard[shard])) {
 		*ret_why = SHARDS_WHY_NOT_OWNED;
@@ -110,7 +169,7 @@ shards_in_scope(void *ctx, const char *site)
 
 	if (s->nshards == 0)
 		return true;
-	shard = cluster_shard_of(site, s->nshards);
+	shard = shards_home_of(s, site);
 	return s->have_view && s->ready[shard] && cluster_may_act(&s->view, shard, s->now_ms) &&
 		(s->now_ms < s->view.shard[shard].deadline_ms || s->session_up[shard]);
 }
@@ -120,7 +179,7 @@ shards_holds(void *ctx, const char *site)
 {
 	const struct shards *s = ctx;
 
-	return s->nshards == 0 || s->ready[cluster_shard_of(site, s->nshards)];
+	return s->nshards == 0 || s->ready[shards_home_of(s, site)];
 }
 
 int64_t
@@ -131,7 +190,7 @@ shards_epoch_of(const struct shards *s, const char *site, int *ret_shard)
 	*ret_shard = -1;
 	if (s->nshards == 0 || !s->have_view)
 		return 0;
-	shard = cluster_shard_of(site, s->nshards);
+	shard = shards_home_of(s, site);
 	*ret_shard = shard;
 	return s->view.shard[shard].epoch;
 }
@@ -144,6 +203,8 @@ shards_why_text(enum shards_why why)
 	case SHARDS_WHY_NO_VIEW: return "no lease view yet";
 	case SHARDS_WHY_LOADING: return "its rule state loading";
 	case SHARDS_WHY_UNSURE: return "its lease past the deadline, renewal under way";
+	case SHARDS_WHY_HANDOVER: return "taken over from shard 0, whose owner has not said so yet";
+	case SHARDS_WHY_OTHER_STREAM: return "a copy from a stream that no longer serves the site";
 	case SHARDS_WHY_NONE: break;
 	}
 	return "";

@@ -1590,7 +1590,7 @@ spool_reader_next(struct spool_reader *r, struct spool_record *ret)
 				ret->payload_len = get_u32(h + 4);
 				ret->orig_len = get_u32(h + 8);
 				ret->flags = get_u16(h + 14) &
-					     (SPOOL_TRUNCATED | SPOOL_RETAINED | SPOOL_SOURCE_MASK);
+					(SPOOL_TRUNCATED | SPOOL_RETAINED | SPOOL_SOURCE_MASK);
 				ret->recv_us = (int64_t)get_u64(h + 16);
 				ret->topic = (const char *)h + SPOOL_HEADER_SIZE;
 				ret->topic_len = tlen;

@@ -119,6 +119,22 @@ print_cluster(struct status *st, const struct sessions_stats *xs, FILE *f)
 		(unsigned long long)xs->sites, (unsigned long long)xs->released,
 		(unsigned long long)xs->taken_over);
 	fprintf(f,
+		"# HELP cordon_cluster_handover_markers_published_total Hand-over markers this"
+		" instance published for the sites of its shards ([cluster] discovery).\n"
+		"# TYPE cordon_cluster_handover_markers_published_total counter\n"
+		"cordon_cluster_handover_markers_published_total %llu\n"
+		"# HELP cordon_cluster_handover_dropped_total Messages the shard sessions"
+		" acknowledged without storing: their site is served by another shard's stream,"
+		" or a marker.\n"
+		"# TYPE cordon_cluster_handover_dropped_total counter\n"
+		"cordon_cluster_handover_dropped_total %llu\n"
+		"# HELP cordon_cluster_handover_cuts_total Sites whose marker shard 0's stream"
+		" passed here: their messages come through their own shard's stream since.\n"
+		"# TYPE cordon_cluster_handover_cuts_total counter\n"
+		"cordon_cluster_handover_cuts_total %llu\n",
+		(unsigned long long)xs->markers, (unsigned long long)xs->mqtt.gated,
+		(unsigned long long)xs->cuts);
+	fprintf(f,
 		"# HELP cordon_cluster_shard_owned 1 while this instance holds the shard's"
 		" lease, 2 while it gives it back.\n"
 		"# TYPE cordon_cluster_shard_owned gauge\n");

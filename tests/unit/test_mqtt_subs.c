@@ -31,7 +31,7 @@ changes(void **state)
 	size_t skipped;
 
 	(void)state;
-	assert_int_equal(mqtt_subs_create("cordon", &s), 0);
+	assert_int_equal(mqtt_subs_create("cordon", false, &s), 0);
 	assert_int_equal(mqtt_subs_set(s, first, 4, &add, &rm, &skipped), 0);
 	assert_list(&add, (const char *[]){ "S1", "S2", "S3" }, 3);
 	assert_int_equal(rm.n, 0);
@@ -76,7 +76,7 @@ filters_and_bad_sites(void **state)
 	(void)state;
 	memset(longsite, 'x', sizeof(longsite) - 1);
 	longsite[sizeof(longsite) - 1] = '\0';
-	assert_int_equal(mqtt_subs_create("cordon", &s), 0);
+	assert_int_equal(mqtt_subs_create("cordon", false, &s), 0);
 	assert_int_equal(mqtt_subs_set(s, bad, 6, NULL, NULL, &skipped), 0);
 	assert_int_equal(skipped, 5);
 	assert_int_equal(mqtt_subs_sites(s), 1);
@@ -127,7 +127,7 @@ subacks(void **state)
 	uint64_t gen;
 
 	(void)state;
-	assert_int_equal(mqtt_subs_create("r", &s), 0);
+	assert_int_equal(mqtt_subs_create("r", false, &s), 0);
 	assert_int_equal(mqtt_subs_set(s, sites, 2, NULL, NULL, NULL), 0);
 	mqtt_subs_reset(s);
 	gen = mqtt_subs_generation(s);
@@ -193,7 +193,7 @@ bound(void **state)
 		names[i] = malloc(16);
 		snprintf(names[i], 16, "S%06zu", i);
 	}
-	assert_int_equal(mqtt_subs_create("cordon", &s), 0);
+	assert_int_equal(mqtt_subs_create("cordon", false, &s), 0);
 	assert_int_equal(mqtt_subs_set(s, (const char *const *)names, n, &add, NULL, &skipped), 0);
 	assert_int_equal(skipped, 10);
 	assert_int_equal(add.n, MQTT_SUBS_MAX_SITES);
@@ -211,11 +211,48 @@ bound(void **state)
 	free(names);
 }
 
+/* With the hand-over marker's filter (clustered with discovery): one more
+ * per site, last, in the SUBACK order too; the wildcard has it as well. */
+static void
+handover_filters(void **state)
+{
+	struct mqtt_subs *s;
+	struct mqtt_subs_counts c;
+	const char *sites[] = { "S1" };
+	int codes[MQTT_SUBS_MAX_KINDS];
+	char buf[TOPIC_MAX_BYTES];
+	int code;
+
+	(void)state;
+	assert_int_equal(mqtt_subs_create("cordon", true, &s), 0);
+	assert_int_equal(mqtt_subs_kinds(s), TOPIC_NINBOUND + 1);
+	assert_int_equal(mqtt_subs_set(s, sites, 1, NULL, NULL, NULL), 0);
+	assert_int_equal(mqtt_subs_filters(s), TOPIC_NINBOUND + 1);
+	assert_int_equal(mqtt_subs_filter(s, 0, buf, sizeof(buf), &code) > 0, 1);
+	assert_string_equal(buf, "cordon/S1/gate/+/event");
+	assert_int_equal(mqtt_subs_filter(s, TOPIC_NINBOUND, buf, sizeof(buf), &code) > 0, 1);
+	assert_string_equal(buf, "cordon/S1/_handover");
+	assert_int_equal(code, MQTT_SUBS_PENDING);
+	assert_int_equal(mqtt_subs_filter(s, TOPIC_NINBOUND + 1, buf, sizeof(buf), &code), -1);
+	for (int k = 0; k < MQTT_SUBS_MAX_KINDS; k++)
+		codes[k] = 1;
+	codes[TOPIC_NINBOUND] = 0x87;
+	mqtt_subs_suback(s, mqtt_subs_generation(s), sites, 1, codes, MQTT_SUBS_MAX_KINDS);
+	mqtt_subs_count(s, &c);
+	assert_int_equal(c.granted, TOPIC_NINBOUND);
+	assert_int_equal(c.refused, 1);
+	assert_string_equal(c.first_refused, "cordon/S1/_handover");
+	assert_int_equal(mqtt_subs_build(s, "+", TOPIC_NINBOUND, buf, sizeof(buf)) > 0, 1);
+	assert_string_equal(buf, "cordon/+/_handover");
+	mqtt_subs_destroy(s);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(changes),
+		cmocka_unit_test(handover_filters),
 		cmocka_unit_test(filters_and_bad_sites),
 		cmocka_unit_test(subacks),
 		cmocka_unit_test(bound),

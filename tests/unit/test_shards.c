@@ -52,7 +52,7 @@ verdict_of(const struct shards *s, const char *site, enum shards_why *why)
 {
 	int shard;
 
-	return shards_verdict(s, site, &shard, why);
+	return shards_verdict(s, site, -1, &shard, why);
 }
 
 /* Not clustered: every site judged, in scope, kept, not fenced. */
