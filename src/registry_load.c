@@ -3,7 +3,8 @@
  * loads again on every NOTIFY; the first load also reads the rule state
  * (SPEC G3) with the SQL of alert_state.c, as typed rows, and a clustered
  * instance's shards taken over have theirs read on request
- * (registry_seed_shard). */
+ * (registry_seed_shard); the steps of sites' hand-overs are written to
+ * site_handovers on request (registry_note_handover). */
 #include "registry.h"
 
 #include <errno.h>
@@ -18,12 +19,14 @@
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "alert_state.h"
 #include "backoff.h"
 #include "clocks.h"
 #include "cluster.h"
 #include "db.h"
+#include "handover.h"
 #include "log.h"
 #include "registry_internal.h"
 
@@ -31,6 +34,15 @@
 #define BACKOFF_MAX_MS 15000
 /* NOTIFYs naming more sites than this between two loads reload everything. */
 #define PARTIAL_MAX_SITES 64
+
+/* A step of a site's hand-over to record (registry_note_handover). */
+struct handover_step {
+	char site[REG_ID];
+	uint64_t hash; /* of site: the queue is searched for it on each note */
+	int shard;
+	unsigned step;	 /* HANDOVER_SENT or HANDOVER_DISCOVERY_CUT */
+	uint64_t serial; /* given when queued or when its shard changed */
+};
 
 struct registry {
 	char *conninfo;
@@ -65,6 +77,18 @@ struct registry {
 	int64_t seed_at_ms;
 	struct backoff seed_backoff;
 	unsigned seed_failures;
+
+	/* Under `lock`: the seeds' rule of sites (registry_set_discovery) and
+	 * the hand-over steps not written yet, one per site and step
+	 * (registry_note_handover); req_fd wakes the thread. */
+	bool discovery;
+	struct handover_step *steps;
+	size_t nsteps, steps_cap;
+	uint64_t step_serial; /* the last one given */
+	/* register thread only: a failed write is tried again then */
+	int64_t steps_at_ms;
+	struct backoff steps_backoff;
+	unsigned steps_failures;
 };
 
 int
@@ -357,6 +381,11 @@ keep_blocks(struct registry *r, const struct registry_snapshot *s)
 	r->blocks_valid = 1;
 }
 
+/* The sites, with their hand-over's steps (sql/0013_handover.sql). */
+#define SITES_SQL                                                                          \
+	"SELECT s.site, s.timezone, h.sent_at IS NOT NULL, h.discovery_cut_at IS NOT NULL" \
+	" FROM sites s LEFT JOIN site_handovers h ON h.site = s.site"
+
 #define LOAD(snap, field, count, res)                                              \
 	do {                                                                       \
 		(snap)->count = (size_t)PQntuples(res);                            \
@@ -396,7 +425,7 @@ load(struct registry *r, char *const *sites, size_t nsites, char *err, size_t er
 	    db_exec(r->conn, "SET LOCAL jit = off", err, errlen) < 0)
 		goto fail;
 
-	if (!(res = select_rows(r->conn, "SELECT site, timezone FROM sites")))
+	if (!(res = select_rows(r->conn, SITES_SQL)))
 		goto sqlfail;
 	LOAD(s, sites, nsites, res);
 	for (size_t i = 0; i < s->nsites; i++) {
@@ -404,6 +433,8 @@ load(struct registry *r, char *const *sites, size_t nsites, char *err, size_t er
 
 		/* NULL: none of its own, the default (tz stays NULL). */
 		copy_id(s->sites[i].site, PQgetvalue(res, (int)i, 0));
+		s->sites[i].handover = (*PQgetvalue(res, (int)i, 2) == 't' ? HANDOVER_SENT : 0) |
+			(*PQgetvalue(res, (int)i, 3) == 't' ? HANDOVER_DISCOVERY_CUT : 0);
 		if (!PQgetisnull(res, (int)i, 1) && tz_load(own, &s->sites[i].tz) < 0)
 			log_warn("site %s: unknown time zone %s, using [site] timezone %s",
 				 s->sites[i].site, own, zone);
@@ -640,17 +671,33 @@ fail:
 
 /* Every site PostgreSQL knows that has rule state: the register's, and
  * those that only events named (a fever of a site nobody registered is
- * an alert all the same): open alerts, open calls, open needs. */
+ * an alert all the same): open alerts, open calls, open needs; each with
+ * whether it is registered and whether its hand-over from shard 0's
+ * stream is done (HANDOVER_DISCOVERY_CUT), for registry_set_discovery. */
 #define SHARD_SITES_SQL                                                                  \
+	"SELECT u.site, s.site IS NOT NULL, h.discovery_cut_at IS NOT NULL FROM ("       \
 	"SELECT site FROM sites UNION SELECT site FROM alerts WHERE state <> 'resolved'" \
 	" UNION SELECT site FROM hotline_calls WHERE status = 'open'"                    \
-	" UNION SELECT site FROM needs WHERE status IN ('open', 'assigned')"
+	" UNION SELECT site FROM needs WHERE status IN ('open', 'assigned')) u"          \
+	" LEFT JOIN sites s ON s.site = u.site LEFT JOIN site_handovers h ON h.site = u.site"
 
-/* The sites of the shards with tags[shard] > 0 (of nshards), as a text[]
- * literal in *ret_list; their number in *ret_n. 0, or -1 with err set. */
+/* The shard whose rule state `site` is of, among nshards: with discovery
+ * on, shard 0 until the site is registered and its hand-over is done
+ * (docs/scaling.md), then cluster_shard_of() as with it off. */
 static int
-shard_sites(struct registry *r, int nshards, const int64_t *tags, char **ret_list, size_t *ret_n,
-	    char *err, size_t errlen)
+state_shard_of(const char *site, int nshards, bool discovery, bool registered, bool cut)
+{
+	if (discovery && !(registered && cut))
+		return 0;
+	return cluster_shard_of(site, nshards);
+}
+
+/* The sites of the shards with tags[shard] > 0 (of nshards; by
+ * state_shard_of() with `discovery`), as a text[] literal in *ret_list;
+ * their number in *ret_n. 0, or -1 with err set. */
+static int
+shard_sites(struct registry *r, int nshards, bool discovery, const int64_t *tags, char **ret_list,
+	    size_t *ret_n, char *err, size_t errlen)
 {
 	PGresult *res = PQexec(r->conn, SHARD_SITES_SQL);
 	char **sites;
@@ -669,8 +716,10 @@ shard_sites(struct registry *r, int nshards, const int64_t *tags, char **ret_lis
 	}
 	for (int i = 0; i < PQntuples(res); i++) {
 		char *site = PQgetvalue(res, i, 0);
+		bool registered = *PQgetvalue(res, i, 1) == 't';
+		bool cut = *PQgetvalue(res, i, 2) == 't';
 
-		if (tags[cluster_shard_of(site, nshards)] > 0)
+		if (tags[state_shard_of(site, nshards, discovery, registered, cut)] > 0)
 			sites[n++] = site;
 	}
 	*ret_list = text_array(sites, n);
@@ -695,9 +744,11 @@ load_shard_seed(struct registry *r)
 	char err[1024] = "", *list = NULL;
 	size_t nsites = 0;
 	int nshards;
+	bool discovery;
 
 	pthread_mutex_lock(&r->lock);
 	nshards = r->want_nshards;
+	discovery = r->discovery;
 	memcpy(tags, r->want_tag, sizeof(tags));
 	memset(r->want_tag, 0, sizeof(r->want_tag));
 	r->want_any = false;
@@ -708,7 +759,7 @@ load_shard_seed(struct registry *r)
 	if (db_exec(r->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err, sizeof(err)) <
 		    0 ||
 	    db_exec(r->conn, "SET LOCAL jit = off", err, sizeof(err)) < 0 ||
-	    shard_sites(r, nshards, tags, &list, &nsites, err, sizeof(err)) < 0 ||
+	    shard_sites(r, nshards, discovery, tags, &list, &nsites, err, sizeof(err)) < 0 ||
 	    !(seed = load_seed(r, list, err, sizeof(err))) ||
 	    db_exec(r->conn, "COMMIT", err, sizeof(err)) < 0 ||
 	    (!(seed->shard_tags = calloc((size_t)nshards, sizeof(*seed->shard_tags))) &&
@@ -789,6 +840,227 @@ registry_take_seed(struct registry *r)
 	}
 	pthread_mutex_unlock(&r->lock);
 	return seed;
+}
+
+void
+registry_set_discovery(struct registry *r, bool discovery)
+{
+	pthread_mutex_lock(&r->lock);
+	r->discovery = discovery;
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* ---- the steps of sites' hand-overs (registry_note_handover) ---- */
+
+/* One statement for every step queued, a row per site: $1 the sites
+ * (text[], each once, in strcmp order), $2 their shards (integer[]), $3
+ * and $4 whether HANDOVER_SENT and HANDOVER_DISCOVERY_CUT are to be
+ * recorded (boolean[]). A site not registered (any more) is skipped; a
+ * step recorded keeps its first time; `shard` is the one given with
+ * HANDOVER_SENT (with HANDOVER_DISCOVERY_CUT alone, kept, or on insert the
+ * one given with it). Every instance's register thread (this one's too:
+ * a session receives its own notifications) reloads the sites written.
+ * The rows are locked in site order: two instances writing the same
+ * sites wait for one another, they do not deadlock on them. */
+#define HANDOVER_SQL                                                                                \
+	"WITH w AS (INSERT INTO site_handovers (site, shard, sent_at, discovery_cut_at)"            \
+	" SELECT u.site, u.shard, CASE WHEN u.sent THEN now() END,"                                 \
+	" CASE WHEN u.cut THEN now() END"                                                           \
+	" FROM unnest($1::text[], $2::integer[], $3::boolean[], $4::boolean[])"                     \
+	" u(site, shard, sent, cut)"                                                                \
+	" WHERE EXISTS (SELECT 1 FROM sites s WHERE s.site = u.site) ORDER BY u.site"               \
+	" ON CONFLICT (site) DO UPDATE SET"                                                         \
+	" sent_at = coalesce(site_handovers.sent_at, EXCLUDED.sent_at),"                            \
+	" discovery_cut_at = coalesce(site_handovers.discovery_cut_at, EXCLUDED.discovery_cut_at)," \
+	" shard = CASE WHEN EXCLUDED.sent_at IS NULL THEN site_handovers.shard"                     \
+	" ELSE EXCLUDED.shard END RETURNING site)"                                                  \
+	" SELECT pg_notify('cordon_register', w.site) FROM w"
+
+int
+registry_note_handover(struct registry *r, const char *site, int shard, unsigned step)
+{
+	const unsigned each[] = { HANDOVER_SENT, HANDOVER_DISCOVERY_CUT };
+	size_t len = strlen(site);
+	uint64_t hash = XXH3_64bits(site, len);
+
+	if (len == 0 || len > NORM_ID_MAX || shard < 0 || shard >= CLUSTER_MAX_SHARDS ||
+	    step == 0 || (step & ~(unsigned)(HANDOVER_SENT | HANDOVER_DISCOVERY_CUT)))
+		return -EINVAL;
+	pthread_mutex_lock(&r->lock);
+	/* Room for both steps first: all of it queued, or nothing. */
+	if (r->nsteps + 2 > r->steps_cap) {
+		size_t cap = r->steps_cap ? 2 * r->steps_cap : 16;
+		struct handover_step *arr = realloc(r->steps, cap * sizeof(*arr));
+
+		if (!arr) {
+			pthread_mutex_unlock(&r->lock);
+			return -ENOMEM;
+		}
+		r->steps = arr;
+		r->steps_cap = cap;
+	}
+	for (size_t k = 0; k < sizeof(each) / sizeof(each[0]); k++) {
+		struct handover_step *q = NULL;
+
+		if (!(step & each[k]))
+			continue;
+		for (size_t i = 0; i < r->nsteps && !q; i++)
+			if (r->steps[i].hash == hash && r->steps[i].step == each[k] &&
+			    strcmp(r->steps[i].site, site) == 0)
+				q = &r->steps[i];
+		if (q) {
+			/* Queued already: the last shard counts (written again
+			 * if a write of the old one is under way). */
+			if (q->shard != shard) {
+				q->shard = shard;
+				q->serial = ++r->step_serial;
+			}
+			continue;
+		}
+		q = &r->steps[r->nsteps++];
+		memcpy(q->site, site, len + 1);
+		q->hash = hash;
+		q->shard = shard;
+		q->step = each[k];
+		q->serial = ++r->step_serial;
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (eventfd_write(r->req_fd, 1) < 0)
+		log_err("register: cannot wake the register thread: %s", strerror(errno));
+	return 0;
+}
+
+size_t
+registry_handovers_pending(struct registry *r)
+{
+	size_t n;
+
+	pthread_mutex_lock(&r->lock);
+	n = r->nsteps;
+	pthread_mutex_unlock(&r->lock);
+	return n;
+}
+
+/* Whether steps wait to be written (the backoff aside). */
+static bool
+handovers_queued(struct registry *r)
+{
+	bool any;
+
+	pthread_mutex_lock(&r->lock);
+	any = r->nsteps > 0;
+	pthread_mutex_unlock(&r->lock);
+	return any;
+}
+
+static int
+cmp_step(const void *a, const void *b)
+{
+	const struct handover_step *x = a, *y = b;
+	int c = strcmp(x->site, y->site);
+
+	return c ? c : (x->step > y->step) - (x->step < y->step);
+}
+
+/* HANDOVER_SQL's parameters for the n steps of q (sorted by cmp_step),
+ * into params[4] (the caller frees them); 0, or -ENOMEM. */
+static int
+step_params(const struct handover_step *q, size_t n, char **params)
+{
+	char **sites = malloc((n + 1) * sizeof(*sites));
+	size_t len = 3 + 4 * n, at[3] = { 0, 0, 0 }, nsites = 0;
+	int err = -ENOMEM;
+
+	for (int k = 1; k < 4; k++)
+		params[k] = malloc(len);
+	if (!sites || !params[1] || !params[2] || !params[3])
+		goto out;
+	for (size_t i = 0; i < n;) {
+		bool sent = false, cut = false;
+		int shard = q[i].shard;
+		size_t j = i;
+
+		/* The site's steps: HANDOVER_SENT first (cmp_step). */
+		for (; j < n && strcmp(q[j].site, q[i].site) == 0; j++) {
+			sent = sent || q[j].step == HANDOVER_SENT;
+			cut = cut || q[j].step == HANDOVER_DISCOVERY_CUT;
+		}
+		at[0] += (size_t)snprintf(params[1] + at[0], len - at[0], "%s%d",
+					  nsites ? "," : "{", shard);
+		at[1] += (size_t)snprintf(params[2] + at[1], len - at[1], "%s%c",
+					  nsites ? "," : "{", sent ? 't' : 'f');
+		at[2] += (size_t)snprintf(params[3] + at[2], len - at[2], "%s%c",
+					  nsites ? "," : "{", cut ? 't' : 'f');
+		sites[nsites++] = (char *)q[i].site;
+		i = j;
+	}
+	for (int k = 1; k < 4; k++)
+		snprintf(params[k] + at[k - 1], len - at[k - 1], "%s}", nsites ? "" : "{");
+	if ((params[0] = text_array(sites, nsites)) != NULL)
+		err = 0;
+out:
+	free(sites);
+	return err;
+}
+
+/* Writes the steps queued, in one statement with a NOTIFY per site, and
+ * takes them off the queue (those queued or changed meanwhile stay). A
+ * failure keeps them all and is tried again after the backoff (0.5 s
+ * doubling to 15 s), logged when it starts failing and when it recovers. */
+static void
+write_handovers(struct registry *r)
+{
+	char err[1024] = "", *params[4] = { NULL, NULL, NULL, NULL };
+	struct handover_step *q;
+	uint64_t upto = 0;
+	size_t n, kept = 0;
+	PGresult *res;
+	bool ok;
+
+	pthread_mutex_lock(&r->lock);
+	n = r->nsteps;
+	q = malloc((n + 1) * sizeof(*q));
+	if (q) {
+		memcpy(q, r->steps, n * sizeof(*q));
+		for (size_t i = 0; i < n; i++)
+			upto = q[i].serial > upto ? q[i].serial : upto;
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (q)
+		qsort(q, n, sizeof(*q), cmp_step);
+	if (!q || step_params(q, n, params) < 0) {
+		snprintf(err, sizeof(err), "out of memory");
+		ok = false;
+	} else {
+		res = PQexecParams(r->conn, HANDOVER_SQL, 4, NULL, (const char *const *)params,
+				   NULL, NULL, 0);
+		ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+		if (!ok)
+			db_error_text(r->conn, res, err, sizeof(err));
+		PQclear(res);
+	}
+	for (int k = 0; k < 4; k++)
+		free(params[k]);
+	free(q);
+	if (!ok) {
+		if (r->steps_failures++ == 0)
+			log_warn("recording %zu hand-over steps in site_handovers failed: %s;"
+				 " retrying (every %d s at most)",
+				 n, err, BACKOFF_MAX_MS / 1000);
+		r->steps_at_ms = clocks_mono_ms() + backoff_next(&r->steps_backoff);
+		return;
+	}
+	pthread_mutex_lock(&r->lock);
+	for (size_t i = 0; i < r->nsteps; i++)
+		if (r->steps[i].serial > upto)
+			r->steps[kept++] = r->steps[i];
+	r->nsteps = kept;
+	pthread_mutex_unlock(&r->lock);
+	if (r->steps_failures)
+		log_info("hand-over steps recorded after %u failed attempts", r->steps_failures);
+	r->steps_failures = 0;
+	r->steps_at_ms = 0;
+	backoff_reset(&r->steps_backoff);
 }
 
 /* The sites named by the NOTIFYs read in one turn. */
@@ -901,10 +1173,12 @@ registry_thread(void *arg)
 			if (connect_and_load(r, &warned) < 0) {
 				sleep_ms(r, backoff_next(&backoff));
 			} else {
-				/* Everything read, after what the NOTIFYs named. */
+				/* Everything read, after what the NOTIFYs named;
+				 * the hand-over steps are written at once. */
 				backoff_reset(&backoff);
 				dirty_clear(&dirty);
 				retry_clear(&retry);
+				r->steps_at_ms = 0;
 			}
 			continue;
 		}
@@ -915,6 +1189,11 @@ registry_thread(void *arg)
 		}
 		if (seed_wanted(r)) {
 			int64_t left = r->seed_at_ms - clocks_mono_ms();
+
+			timeout = left <= 0 ? 0 : left < timeout ? (int)left : timeout;
+		}
+		if (handovers_queued(r)) {
+			int64_t left = r->steps_at_ms - clocks_mono_ms();
 
 			timeout = left <= 0 ? 0 : left < timeout ? (int)left : timeout;
 		}
@@ -940,6 +1219,17 @@ registry_thread(void *arg)
 		while ((n = PQnotifies(r->conn)) != NULL) {
 			note_site(&dirty, n->extra);
 			PQfreemem(n);
+		}
+		/* The hand-over steps queued, in every turn (a stream of them
+		 * holds nothing else back), before the reload that brings
+		 * them back: a shard's owner waits for its HANDOVER_SENT in a
+		 * snapshot. Our own NOTIFYs came with the write's answer. */
+		if (handovers_queued(r) && clocks_mono_ms() >= r->steps_at_ms) {
+			write_handovers(r);
+			while ((n = PQnotifies(r->conn)) != NULL) {
+				note_site(&dirty, n->extra);
+				PQfreemem(n);
+			}
 		}
 		/* A shard taken over waits for its state: before the register. */
 		if (seed_wanted(r) && clocks_mono_ms() >= r->seed_at_ms) {
@@ -986,6 +1276,7 @@ registry_create(const char *conninfo, const char *default_tz, int wake_fd, int64
 	r->wake_fd = wake_fd;
 	r->seeds_tail = &r->seeds;
 	backoff_init(&r->seed_backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
+	backoff_init(&r->steps_backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
 	r->req_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	r->conninfo = strdup(conninfo);
 	r->default_tz = strdup(default_tz);
@@ -1038,6 +1329,7 @@ registry_destroy(struct registry *r)
 	}
 	if (r->req_fd >= 0)
 		close(r->req_fd);
+	free(r->steps);
 	free(r->first_list);
 	drop_blocks(r);
 	pthread_mutex_destroy(&r->lock);
