@@ -194,6 +194,12 @@ int registry_snapshot_set_default_tz(struct registry_snapshot *s, const char *de
  * entries after it. Returns 0, -EEXIST
  * (that site already has that household or card; nothing changed),
  * -E2BIG (the site's strings passed 1 GiB) or -ENOMEM. */
+/* Adds a registered site (strcmp order kept) with its hand-over flags
+ * (reg_site.handover), no zone of its own, to a snapshot that is not
+ * shared yet (tests). Returns 0, -EEXIST, -EINVAL (empty, or not under
+ * REG_ID bytes) or -ENOMEM. */
+int registry_snapshot_add_site(struct registry_snapshot *s, const char *site, unsigned handover)
+	__attribute__((warn_unused_result));
 int registry_snapshot_add_household(struct registry_snapshot *s, const char *site,
 				    const char *household, const char *building, const char *unit,
 				    const char *room, int size) __attribute__((warn_unused_result));

@@ -122,7 +122,7 @@ const struct config_key config_keys[] = {
 	{ "metrics", "listen", KEY_STRING, OFF(metrics_listen), "127.0.0.1:9478", 0, 0, 0,
 	  "address of the Prometheus /metrics and /healthz endpoint, or off" },
 
-	{ "cluster", "shards", KEY_INT, OFF(cluster_shards), "0", 0, 256, 0,
+	{ "cluster", "shards", KEY_INT, OFF(cluster_shards), "16", 0, 256, 0,
 	  "split the sites into this many shards shared by the instances on one database (0: not"
 	  " clustered: one instance alone); the same on every instance" },
 	{ "cluster", "discovery", KEY_BOOL, OFF(cluster_discovery), "yes", 0, 0, 0,

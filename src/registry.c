@@ -389,6 +389,30 @@ registry_snapshot_add_card(struct registry_snapshot *s, const char *site, const 
 	return err;
 }
 
+int
+registry_snapshot_add_site(struct registry_snapshot *s, const char *site, unsigned handover)
+{
+	struct reg_site *n;
+	size_t at = 0, len = strlen(site);
+
+	if (len == 0 || len >= REG_ID)
+		return -EINVAL;
+	while (at < s->nsites && strcmp(s->sites[at].site, site) < 0)
+		at++;
+	if (at < s->nsites && strcmp(s->sites[at].site, site) == 0)
+		return -EEXIST;
+	n = realloc(s->sites, (s->nsites + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	s->sites = n;
+	memmove(&n[at + 1], &n[at], (s->nsites - at) * sizeof(*n));
+	memset(&n[at], 0, sizeof(*n));
+	memcpy(n[at].site, site, len + 1);
+	n[at].handover = handover;
+	s->nsites++;
+	return 0;
+}
+
 size_t
 registry_snapshot_bytes(const struct registry_snapshot *s)
 {

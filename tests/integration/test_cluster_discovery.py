@@ -193,7 +193,7 @@ def test_handover_across_instances(env, cordond, ctl):
         wait_until(lambda: connected([a], SHARDS), LONG, what="cd2-a owns every shard")
         b = start(cordond, env, "cd2-b", prefix)
         wait_until(lambda: connected([a, b], SHARDS) and
-                   sorted(leases(ctl).values()).count("cd2-b") == SHARDS // 2, LONG,
+                   list(leases(ctl).values()).count("cd2-b") == SHARDS // 2, LONG,
                    what=lambda: "the shards shared (%r)" % leases(ctl))
         owner = leases(ctl)
         other = {k for k, o in owner.items() if o != owner[0]}

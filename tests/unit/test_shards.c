@@ -7,9 +7,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "handover.h"
+#include "registry.h"
 #include "shards.h"
 
 #define NSHARDS 4
@@ -205,6 +208,100 @@ changes(void **state)
 	assert_false(shards_holds(&s, a));
 }
 
+/* [cluster] discovery: a site's home is shard 0 until its hand-over is
+ * recorded; a record is judged by the stream it came from (its source):
+ * shard s's copy of a site still at home in shard 0 is judged under s
+ * when shard 0 is judged here too, waited for when another instance has
+ * shard 0, and a copy from shard 0 after the hand-over is stored only. */
+static void
+discovery(void **state)
+{
+	struct registry_snapshot *reg = registry_snapshot_empty("Asia/Shanghai");
+	struct shards s;
+	struct shards_change ch;
+	struct cluster_view v = empty_view();
+	char a[32], b[32], u[32];
+	enum shards_why why;
+	int shard;
+
+	(void)state;
+	site_of(1, a, sizeof(a)); /* registered, hand-over under way */
+	site_of(2, b, sizeof(b)); /* registered, hand-over done */
+	site_of(3, u, sizeof(u)); /* nobody registered it */
+	assert_non_null(reg);
+	assert_int_equal(registry_snapshot_add_site(reg, a, HANDOVER_SENT), 0);
+	assert_int_equal(registry_snapshot_add_site(reg, b, HANDOVER_SENT | HANDOVER_DISCOVERY_CUT),
+			 0);
+	assert_int_equal(registry_snapshot_add_site(reg, b, 0), -EEXIST);
+	shards_init(&s, NSHARDS);
+	shards_set_discovery(&s, true);
+	shards_set_register(&s, reg);
+	shards_set_now(&s, 0);
+	assert_int_equal(shards_home_of(&s, a), 0);
+	assert_int_equal(shards_home_of(&s, b), 2);
+	assert_int_equal(shards_home_of(&s, u), 0);
+
+	/* shard 0 and shard 1 ours, both ready */
+	own(&v, 0, CLUSTER_OWNED, 3, 10000);
+	own(&v, 1, CLUSTER_OWNED, 3, 10000);
+	shards_apply_view(&s, &v, &ch);
+	assert_true(shards_seed_restored(&s, 0, 3));
+	assert_true(shards_seed_restored(&s, 1, 3));
+	assert_int_equal(shards_verdict(&s, u, 0, &shard, &why), SHARDS_JUDGE);
+	assert_int_equal(shard, 0);
+	assert_int_equal(shards_verdict(&s, a, 0, &shard, &why), SHARDS_JUDGE);
+	assert_int_equal(shards_verdict(&s, a, 1, &shard, &why), SHARDS_JUDGE);
+	assert_int_equal(shard, 1);
+	assert_true(shards_in_scope(&s, a) && shards_in_scope(&s, u));
+	assert_false(shards_in_scope(&s, b)); /* home 2: not ours */
+	assert_int_equal(shards_epoch_of(&s, u, &shard), 3);
+	assert_int_equal(shard, 0);
+	/* shard 2's copy of b, done: not ours */
+	assert_int_equal(shards_verdict(&s, b, 2, &shard, &why), SHARDS_STORE_ONLY);
+	assert_int_equal(why, SHARDS_WHY_NOT_OWNED);
+	/* a copy of b from shard 0's stream after its hand-over */
+	assert_int_equal(shards_verdict(&s, b, 0, &shard, &why), SHARDS_STORE_ONLY);
+	assert_int_equal(why, SHARDS_WHY_OTHER_STREAM);
+	/* a site nobody registered from a shard's stream (it left the
+	 * register): its home's stream has it */
+	assert_int_equal(shards_verdict(&s, u, 3, &shard, &why), SHARDS_STORE_ONLY);
+	assert_int_equal(why, SHARDS_WHY_OTHER_STREAM);
+	/* no source said (an old record): by its home */
+	assert_int_equal(shards_verdict(&s, a, -1, &shard, &why), SHARDS_JUDGE);
+	assert_int_equal(shard, 0);
+
+	/* shard 0 another instance's: shard 1's copy of a waits for the
+	 * hand-over to be recorded */
+	own(&v, 0, CLUSTER_NOT_OWNED, 0, 0);
+	shards_apply_view(&s, &v, &ch);
+	assert_int_equal(shards_verdict(&s, a, 1, &shard, &why), SHARDS_WAIT);
+	assert_int_equal(why, SHARDS_WHY_HANDOVER);
+	assert_int_equal(shard, 1);
+	assert_int_equal(shards_verdict(&s, a, 0, &shard, &why), SHARDS_STORE_ONLY);
+	assert_false(shards_in_scope(&s, a));
+	/* recorded: a's home is 1; the shard's state is loaded again */
+	assert_false(shards_reseed(&s, 0)); /* not ours */
+	assert_true(shards_reseed(&s, 1));
+	assert_int_equal(s.asked[1], 3);
+	assert_false(shards_holds(&s, u)); /* home 0: not ready here */
+	registry_snapshot_free(reg);
+	reg = registry_snapshot_empty("Asia/Shanghai");
+	assert_int_equal(registry_snapshot_add_site(reg, a, HANDOVER_SENT | HANDOVER_DISCOVERY_CUT),
+			 0);
+	shards_set_register(&s, reg);
+	assert_int_equal(shards_verdict(&s, a, 1, &shard, &why), SHARDS_WAIT);
+	assert_int_equal(why, SHARDS_WHY_LOADING);
+	assert_true(shards_seed_wanted(&s, 1, 3));
+	assert_true(shards_seed_restored(&s, 1, 3));
+	assert_int_equal(shards_verdict(&s, a, 1, &shard, &why), SHARDS_JUDGE);
+	assert_true(shards_in_scope(&s, a));
+	assert_true(shards_holds(&s, a));
+	/* discovery off: by cluster_shard_of() whatever the register says */
+	shards_set_discovery(&s, false);
+	assert_int_equal(shards_home_of(&s, u), 3);
+	registry_snapshot_free(reg);
+}
+
 int
 main(void)
 {
@@ -212,6 +309,7 @@ main(void)
 		cmocka_unit_test(not_clustered),
 		cmocka_unit_test(verdicts),
 		cmocka_unit_test(changes),
+		cmocka_unit_test(discovery),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
