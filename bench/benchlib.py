@@ -255,7 +255,7 @@ class Setup:
         since = self.broker.log_size()
         d = self.cordond = Cordond(self.dir, self.broker.port, self.pg.conninfo, conf)
         d.start()
-        wait_until(lambda: d.alive() and self.broker.subscribed(d.client_id, since), 60,
+        wait_until(lambda: d.alive() and self.broker.subscribed(d.inbound_id, since), 60,
                    what="cordond connected")
         if wait_schema:
             # Rules (and so the store) start once the register and the rule

@@ -58,10 +58,14 @@ class Env:
         return d
 
     def wait_connected(self, d, since=0):
+        """Until the client of d that takes every site (d.inbound_id: shard 0's
+        session when clustered) has connected since `since` and subscribed."""
+        assert d.inbound_id, "%s takes no site by wildcard: wait=False" % d.client_id
+
         def ready():
             assert d.alive(), "cordond exited with %r:\n%s" % (d.returncode(), tail(d.logfile))
-            return self.broker.subscribed(d.client_id, since)
-        harness.wait_until(ready, what="%s connected and subscribed at the broker" % d.client_id)
+            return self.broker.subscribed(d.inbound_id, since)
+        harness.wait_until(ready, what="%s connected and subscribed at the broker" % d.inbound_id)
 
     def stop_daemons(self, daemons=None):
         for d in daemons if daemons is not None else self.daemons:

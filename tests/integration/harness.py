@@ -782,6 +782,17 @@ class Cordond:
         for section, kv in (overrides or {}).items():
             self.config.setdefault(section, {}).update(kv)
         self.client_id = self.config["mqtt"]["client_id"]
+        # The MQTT client that takes every site: with [cluster] shards > 0
+        # (16 by default) and discovery (the default), shard 0's session
+        # (docs/scaling.md); with shards = 0, the instance's own client;
+        # with discovery off, none takes every site (None).
+        cl = self.config.get("cluster", {})
+        if int(cl.get("shards", "16")) == 0:
+            self.inbound_id = self.client_id
+        elif cl.get("discovery", "yes") == "yes":
+            self.inbound_id = cl.get("session_prefix", "cordon-shard-") + "000"
+        else:
+            self.inbound_id = None
         self.conffile = os.path.join(workdir, "cordond-%d.conf" % Cordond._seq)
         self.logfile = os.path.join(workdir, "cordond-%d.log" % Cordond._seq)
         with open(self.conffile, "w") as f:

@@ -159,11 +159,13 @@ def test_fever_alert(env, cordond):
 
 
 def test_starts_before_postgres(private_env):
+    """Not clustered ([cluster] shards = 0): its own session takes every
+    site from the start, and what comes is spooled while PostgreSQL is down."""
     e = private_env
     e.broker.start()
     e.pg.start()   # creates database `cordon`
     e.pg.stop()
-    d = e.cordond()
+    d = e.cordond({"cluster": {"shards": "0"}})
     publish_many(e.broker.port, events("t5", 100))    # spooled while PostgreSQL is down
     time.sleep(3)
     assert d.alive(), "cordond exited with %r without PostgreSQL" % d.returncode()
@@ -172,6 +174,32 @@ def test_starts_before_postgres(private_env):
     assert wait_stored(e, d, "t5", 200) == 200
     assert e.pg.scalar("SELECT count(DISTINCT event_key) FROM gate_events WHERE site = 't5'") == 200
     assert d.alive()
+    assert d.stop() == 0
+
+
+def test_clustered_starts_before_postgres(private_env):
+    """Clustered (the default): an instance takes its shards' sessions only
+    once PostgreSQL answers (the leases are there); until then the broker
+    keeps what comes in the shard sessions a previous run left, and nothing
+    is lost (docs/scaling.md, "Setting it up")."""
+    e = private_env
+    e.broker.start()
+    e.pg.start()
+    d = e.cordond()             # the first run: the shard sessions exist at the broker
+    assert d.stop() == 0
+    e.pg.stop()
+    since = e.broker.log_size()
+    d = e.cordond(wait=False)
+    publish_many(e.broker.port, events("t7", 100))    # queued in shard 0's session
+    # It is up, and no session of a shard is connected: no lease without PostgreSQL.
+    wait_until(lambda: "PostgreSQL" in d.log(), what="cordond trying PostgreSQL")
+    assert d.alive(), "cordond exited with %r without PostgreSQL" % d.returncode()
+    assert not e.broker.subscribed(d.inbound_id, since)
+    e.pg.start()
+    e.wait_connected(d, since)
+    publish_many(e.broker.port, events("t7", 200)[100:])
+    assert wait_stored(e, d, "t7", 200) == 200
+    assert e.pg.scalar("SELECT count(DISTINCT event_key) FROM gate_events WHERE site = 't7'") == 200
     assert d.stop() == 0
 
 

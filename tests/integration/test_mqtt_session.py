@@ -123,7 +123,7 @@ def start_cordond(env, parts, broker, name, overrides=None, extra_env=None):
 def wait_subscribed(broker, d, since=0):
     def ready():
         assert d.alive(), "cordond exited with %r:\n%s" % (d.returncode(), harness.tail(d.logfile))
-        return broker.subscribed(d.client_id, since)
+        return broker.subscribed(d.inbound_id, since)
     wait_until(ready, what="%s connected and subscribed" % d.client_id)
 
 

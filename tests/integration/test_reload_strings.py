@@ -39,7 +39,7 @@ def start_down_then_reload(env, broker, mqtt_overrides):
     wait_until(lambda: "configuration reloaded" in d.log(), what="the reload")
     since = broker.log_size()
     broker.start()
-    wait_until(lambda: not d.alive() or broker.subscribed(d.client_id, since),
+    wait_until(lambda: not d.alive() or broker.subscribed(d.inbound_id, since),
                timeout=TIMEOUT * 2, what="cordond connected after the reload")
     assert d.alive(), d.log()
     wait_until(lambda: "MQTT connected to the broker" in d.log(), what="cordond's log to say so")

@@ -229,7 +229,7 @@ def start_cordond(env, parts, broker, name, mqtt_overrides):
 def wait_subscribed(broker, d, since):
     def ready():
         assert d.alive(), "cordond exited with %r:\n%s" % (d.returncode(), harness.tail(d.logfile))
-        return broker.subscribed(d.client_id, since)
+        return broker.subscribed(d.inbound_id, since)
     wait_until(ready, what="%s connected and subscribed at the broker" % d.client_id)
 
 

@@ -815,7 +815,7 @@ def test_broker_outage_under_sse(web, env):
         env.broker.start()
     wait_until(lambda: env.broker.subscribed(web.client_id, since),
                what="cordon-web subscribed again")
-    wait_until(lambda: env.broker.subscribed(web.cordond.client_id, since),
+    wait_until(lambda: env.broker.subscribed(web.cordond.inbound_id, since),
                what="cordond back")
     ev2 = Events(c)
     try:
