@@ -755,11 +755,16 @@ load_shard_seed(struct registry *r)
 	pthread_mutex_unlock(&r->lock);
 
 	/* One snapshot for the list and the rows: a site's rows all read at
-	 * the same instant, after the lease was taken. */
+	 * the same instant, after the lease was taken. With discovery, shard
+	 * 0 holds every site nobody registered, and such a site's state may
+	 * be only last-seen times and resolved calls, in tables no list
+	 * names: the rows of every site are read (as at the start of an
+	 * instance not clustered), and the main loop keeps its shards'. */
 	if (db_exec(r->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err, sizeof(err)) <
 		    0 ||
 	    db_exec(r->conn, "SET LOCAL jit = off", err, sizeof(err)) < 0 ||
-	    shard_sites(r, nshards, discovery, tags, &list, &nsites, err, sizeof(err)) < 0 ||
+	    (!(discovery && tags[0] > 0) &&
+	     shard_sites(r, nshards, discovery, tags, &list, &nsites, err, sizeof(err)) < 0) ||
 	    !(seed = load_seed(r, list, err, sizeof(err))) ||
 	    db_exec(r->conn, "COMMIT", err, sizeof(err)) < 0 ||
 	    (!(seed->shard_tags = calloc((size_t)nshards, sizeof(*seed->shard_tags))) &&
