@@ -117,7 +117,13 @@ void handover_destroy(struct handover *h);
  *   - A site the gate has keeps its state whatever its flags say (the
  *     gate knows better than a snapshot that may be older), except a
  *     DISCOVERY site in PASS whose flags now have HANDOVER_DISCOVERY_CUT
- *     (another owner of shard 0 made the cut): DROP.
+ *     (another owner of shard 0 made the cut): DROP; and a site whose
+ *     flags the gate saw with its settling step (DISCOVERY:
+ *     HANDOVER_DISCOVERY_CUT; SHARD: HANDOVER_SENT) and now without it:
+ *     its row went with the site, registered again (in one snapshot, or
+ *     in one this gate missed), and it is handed over again: DISCOVERY
+ *     back to PASS; SHARD stays as it is (it cannot tell whether shard
+ *     0's gate still drops the site) and is listed in *ret_to_send.
  *   - A site left out is forgotten (passed from now on).
  * Returns 0, or -ENOMEM (the gate as it was, nothing returned). */
 int handover_set_sites(struct handover *h, const struct handover_site *sites, size_t n,

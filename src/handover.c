@@ -47,6 +47,12 @@ struct handover {
 	/* The sites: name -> a byte of `states` (enum state). */
 	struct map sites;
 	unsigned char *states;
+	/* Beside `states`, the same index (main loop only: no lock): the
+	 * site's row in PostgreSQL was seen with the step that settles the
+	 * gate (DISCOVERY: HANDOVER_DISCOVERY_CUT; SHARD: HANDOVER_SENT). A
+	 * snapshot without it after that says the row was removed with the
+	 * site, and the site registered again (handover_set_sites()). */
+	unsigned char *seen;
 	/* The DISCOVERY cuts not taken yet, oldest first. Bounded: a cut is a
 	 * site's move from PASS to DROP, which happens once while the site is
 	 * in the gate (DROP never goes back to PASS); only a site removed and
@@ -99,6 +105,7 @@ handover_destroy(struct handover *h)
 	}
 	map_finish(&h->sites, NULL);
 	free(h->states);
+	free(h->seen);
 	free(h->root);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
@@ -146,10 +153,12 @@ make_list(const char *const *names, size_t n, struct handover_list *ret)
 }
 
 /* A site of the next map that the gate has now: its state now, and
- * whether its flags say HANDOVER_DISCOVERY_CUT. */
+ * whether its flags say HANDOVER_DISCOVERY_CUT; or whether its row was
+ * seen settled and is not any more (`gone`: DISCOVERY, back to PASS). */
 struct kept {
 	const unsigned char *from;
 	bool cut;
+	bool gone;
 };
 
 int
@@ -157,7 +166,7 @@ handover_set_sites(struct handover *h, const struct handover_site *sites, size_t
 		   struct handover_list *ret_to_send)
 {
 	struct map next, old;
-	unsigned char *states, *old_states;
+	unsigned char *states, *old_states, *seen, *old_seen;
 	struct kept *kept;
 	const char **send = NULL;
 	struct handover_list list = { 0 };
@@ -165,23 +174,39 @@ handover_set_sites(struct handover *h, const struct handover_site *sites, size_t
 
 	map_init(&next);
 	states = malloc(n ? n : 1);
+	seen = malloc(n ? n : 1);
 	kept = malloc((n ? n : 1) * sizeof(*kept));
 	if (ret_to_send)
 		send = malloc((n ? n : 1) * sizeof(*send));
-	if (!states || !kept || (ret_to_send && !send))
+	if (!states || !seen || !kept || (ret_to_send && !send))
 		goto out;
 	/* The next map, beside the current one: the gate goes on meanwhile.
 	 * Reading h->sites needs no lock (only this function changes it). */
 	for (size_t i = 0; i < n; i++) {
 		const char *name = sites[i].site;
 		unsigned flags = sites[i].flags;
+		unsigned settled = h->role == HANDOVER_DISCOVERY ? HANDOVER_DISCOVERY_CUT :
+								   HANDOVER_SENT;
 		const unsigned char *from;
+		bool was_seen;
 
 		if (!is_site_ok(name) || map_get(&next, name)) /* a duplicate: the first counts */
 			continue;
 		from = map_get(&h->sites, name);
+		was_seen = from && h->seen[from - h->states];
 		kept[nnext].from = from;
 		kept[nnext].cut = (flags & HANDOVER_DISCOVERY_CUT) != 0;
+		/* Its row was settled and is gone: removed with the site, which
+		 * was registered again (both in one snapshot, or this instance
+		 * missed the one between). Its hand-over starts again: the
+		 * DISCOVERY gate passes it until a new marker, and the SHARD gate
+		 * (which passes it: it cannot tell whether shard 0's gate still
+		 * drops it) records HANDOVER_SENT again, so that markers go out
+		 * and shard 0's owner records a new cut. */
+		kept[nnext].gone = was_seen && !(flags & settled);
+		seen[nnext] = (flags & settled) != 0;
+		if (from && kept[nnext].gone && h->role == HANDOVER_SHARD && send)
+			send[nsend++] = name;
 		if (from)
 			states[nnext] = 0; /* its state now: under the lock, below */
 		else if (h->role == HANDOVER_DISCOVERY)
@@ -211,14 +236,19 @@ handover_set_sites(struct handover *h, const struct handover_site *sites, size_t
 			/* Another owner of shard 0 made the cut. */
 			if (h->role == HANDOVER_DISCOVERY && states[k] == ST_PASS && kept[k].cut)
 				states[k] = ST_DROP;
+			/* The site registered again: handed over again. */
+			if (h->role == HANDOVER_DISCOVERY && states[k] == ST_DROP && kept[k].gone)
+				states[k] = ST_PASS;
 		}
 		holding += states[k] == ST_HOLD;
 		dropping += states[k] == ST_DROP;
 	}
 	old = h->sites;
 	old_states = h->states;
+	old_seen = h->seen;
 	h->sites = next;
 	h->states = states;
+	h->seen = seen;
 	h->stats.sites = nnext;
 	h->stats.holding = holding;
 	h->stats.dropping = dropping;
@@ -226,6 +256,7 @@ handover_set_sites(struct handover *h, const struct handover_site *sites, size_t
 
 	map_finish(&old, NULL);
 	free(old_states);
+	free(old_seen);
 	if (ret_to_send)
 		*ret_to_send = list;
 	free(kept);
@@ -234,6 +265,7 @@ handover_set_sites(struct handover *h, const struct handover_site *sites, size_t
 out:
 	map_finish(&next, NULL);
 	free(states);
+	free(seen);
 	free(kept);
 	free(send);
 	free(list.names);

@@ -396,6 +396,85 @@ cut_queue(void **state)
 	handover_destroy(h);
 }
 
+/* A site removed from the register takes its row with it; registered
+ * again, in one snapshot with its removal (or one this instance missed),
+ * it comes back with its row gone or new. A gate that saw the row
+ * settled (DISCOVERY: cut; SHARD: sent) hands it over again: DISCOVERY
+ * back to PASS until a new marker (else shard 0's gate drops it for
+ * ever, no cut is recorded and another instance's rules wait for one),
+ * SHARD records HANDOVER_SENT again (its markers go out), still passing
+ * it. A row not seen settled yet is a snapshot older than the gate: the
+ * state is kept, as before. */
+static void
+registered_again(void **state)
+{
+	struct fake_spool sp = { .end = 5 };
+	struct handover *d, *s;
+	struct handover_list send;
+	struct handover_cut cut;
+	const struct handover_site cut1[] = { { "S1", HANDOVER_SENT | HANDOVER_DISCOVERY_CUT } };
+	const struct handover_site none1[] = { { "S1", 0 } };
+	const struct handover_site sent1[] = { { "S1", HANDOVER_SENT } };
+
+	(void)state;
+	/* DISCOVERY: S1 handed over long ago (DROP); its row gone: PASS, and
+	 * the next marker cuts it again. */
+	assert_int_equal(handover_create("cordon", HANDOVER_DISCOVERY, fake_end, &sp, &d), 0);
+	assert_int_equal(handover_set_sites(d, cut1, 1, NULL), 0);
+	assert_int_equal(gate(d, "cordon/S1/gate/g1/event"), DROP);
+	assert_int_equal(handover_set_sites(d, none1, 1, NULL), 0);
+	assert_int_equal(gate(d, "cordon/S1/gate/g1/event"), PASS);
+	/* Its new row has HANDOVER_SENT only: still PASS (not seen settled). */
+	assert_int_equal(handover_set_sites(d, sent1, 1, NULL), 0);
+	assert_int_equal(gate(d, "cordon/S1/gate/g1/event"), PASS);
+	assert_int_equal(gate(d, "cordon/S1/_handover"), DROP);
+	assert_true(handover_next_cut(d, &cut));
+	assert_string_equal(cut.site, "S1");
+	assert_int_equal(gate(d, "cordon/S1/gate/g1/event"), DROP);
+	/* A snapshot older than this cut: kept (DROP). */
+	assert_int_equal(handover_set_sites(d, sent1, 1, NULL), 0);
+	assert_int_equal(gate(d, "cordon/S1/gate/g1/event"), DROP);
+	/* Recorded, then gone again with a new row that has HANDOVER_SENT
+	 * already (removed, registered again, sent, all in one snapshot). */
+	assert_int_equal(handover_set_sites(d, cut1, 1, NULL), 0);
+	assert_int_equal(gate(d, "cordon/S1/gate/g1/event"), DROP);
+	assert_int_equal(handover_set_sites(d, sent1, 1, NULL), 0);
+	assert_int_equal(gate(d, "cordon/S1/gate/g1/event"), PASS);
+	assert_int_equal(stats_of(d).dropping, 0);
+	handover_destroy(d);
+
+	/* SHARD: S1 done (PASS, seen sent); its row gone: still PASS, and
+	 * to send again, once. */
+	assert_int_equal(handover_create("cordon", HANDOVER_SHARD, NULL, NULL, &s), 0);
+	assert_int_equal(handover_set_sites(s, cut1, 1, &send), 0);
+	assert_int_equal(send.n, 0);
+	free(send.names);
+	assert_int_equal(handover_set_sites(s, none1, 1, &send), 0);
+	assert_list(&send, (const char *[]){ "S1" }, 1);
+	free(send.names);
+	assert_int_equal(gate(s, "cordon/S1/gate/g1/event"), PASS);
+	assert_false(handover_is_holding(s, "S1"));
+	assert_int_equal(handover_set_sites(s, none1, 1, &send), 0);
+	assert_int_equal(send.n, 0);
+	free(send.names);
+	assert_int_equal(handover_set_sites(s, sent1, 1, &send), 0);
+	assert_int_equal(send.n, 0);
+	free(send.names);
+	/* S2 held until its marker, never seen sent: a snapshot without the
+	 * step keeps it, sends nothing again. */
+	assert_int_equal(
+		handover_set_sites(s, (const struct handover_site[]){ { "S2", 0 } }, 1, &send), 0);
+	assert_list(&send, (const char *[]){ "S2" }, 1);
+	free(send.names);
+	assert_int_equal(gate(s, "cordon/S2/_handover"), DROP);
+	assert_int_equal(
+		handover_set_sites(s, (const struct handover_site[]){ { "S2", 0 } }, 1, &send), 0);
+	assert_int_equal(send.n, 0);
+	free(send.names);
+	assert_int_equal(gate(s, "cordon/S2/gate/g1/event"), PASS);
+	handover_destroy(s);
+}
+
 static void
 bad_root(void **state)
 {
@@ -559,6 +638,7 @@ main(void)
 		cmocka_unit_test(shard_flow),
 		cmocka_unit_test(topic_edges),
 		cmocka_unit_test(cut_queue),
+		cmocka_unit_test(registered_again),
 		cmocka_unit_test(bad_root),
 		cmocka_unit_test(two_threads_discovery),
 		cmocka_unit_test(two_threads_shard),
