@@ -136,8 +136,8 @@ int handover_set_sites(struct handover *h, const struct handover_site *sites, si
  * queued for handover_next_cut(). Another topic: by its site's state (a
  * topic with no site under root: HANDOVER_PASS). Never blocks but on the
  * gate's lock; never allocates but for a DISCOVERY cut's queue entry
- * (out of memory: the cut is made, counted, not queued: PostgreSQL does
- * not learn of it and the site stays "not known" there). */
+ * (out of memory: no cut, the site stays in PASS until a later marker:
+ * its messages are spooled by both streams meanwhile, never by none). */
 enum handover_verdict handover_gate(struct handover *h, const char *topic, size_t topic_len);
 
 /* The main loop: the oldest DISCOVERY cut not taken yet; false when none. */

@@ -145,6 +145,17 @@ int mqtt_client_create_with(const struct config *cfg, struct spool *spool, int w
  * (nothing changed), or -EINVAL (another kind of client). */
 int mqtt_client_set_sites(struct mqtt_client *in, const char *const *sites, size_t n,
 			  size_t *ret_skipped) __attribute__((warn_unused_result));
+/* MQTT_CLIENT_INBOUND_SITES: whether `site` is subscribed on this
+ * connection with every filter granted (mqtt_subs_site_granted()). */
+bool mqtt_client_site_granted(struct mqtt_client *in, const char *site);
+/* MQTT_CLIENT_INBOUND_NONE (the instance's own client, clustered): from now
+ * on every message that still comes (subscriptions an older run's session
+ * holds: before issue 19 this client subscribed to every site) is
+ * acknowledged without being spooled (counted in `gated`), and the
+ * wildcard inbound filters are unsubscribed, now and at every connect.
+ * Until then what comes is spooled (a backlog queued for that session
+ * while cordond was down). Another kind of client: nothing. */
+void mqtt_client_drop_inbound(struct mqtt_client *in);
 /* Sites in the set (MQTT_CLIENT_INBOUND_SITES; 0 otherwise). */
 size_t mqtt_client_sites(struct mqtt_client *in);
 /* Before mqtt_client_start(): fills the replay memory from the file the last

@@ -95,6 +95,9 @@ uint64_t mqtt_subs_generation(const struct mqtt_subs *s);
  * generation, are skipped. */
 void mqtt_subs_suback(struct mqtt_subs *s, uint64_t generation, const char *const *sites,
 		      size_t nsites, const int *codes, size_t ncodes);
+/* Whether `site` is in the set with every filter granted on this
+ * connection (at any QoS): none pending, none refused. O(log sites). */
+bool mqtt_subs_site_granted(const struct mqtt_subs *s, const char *site);
 /* Counts the filters by SUBACK outcome. O(filters). */
 void mqtt_subs_count(const struct mqtt_subs *s, struct mqtt_subs_counts *ret_counts);
 /* Filters in the set: mqtt_subs_sites() × mqtt_subs_kinds(). */

@@ -15,8 +15,9 @@
 CREATE TABLE site_handovers (
     site             text PRIMARY KEY REFERENCES sites ON DELETE CASCADE,
     -- the shard the site was handed to (cluster_shard_of() with the
-    -- cluster's shards): the one that recorded sent_at
-    shard            integer NOT NULL CHECK (shard >= 0 AND shard < 256),
+    -- cluster's shards): the one that recorded sent_at; NULL: marked done
+    -- by this migration (below)
+    shard            integer CHECK (shard >= 0 AND shard < 256),
     -- HANDOVER_SENT: a marker of the site may have been published (written
     -- before the first one is); from then on shard's session passes the
     -- site's messages it cannot place
@@ -26,3 +27,14 @@ CREATE TABLE site_handovers (
     -- drops the site's messages and the site's rule state is of `shard`
     discovery_cut_at timestamptz
 );
+
+-- A database that ran clustered before (issue 19: no discovery; each shard's
+-- session subscribed to its registered sites, and holds what came for them
+-- while cordond was down): every registered site is handed over already.
+-- Without this, each shard's gate would hold its sites until a marker and
+-- drop that backlog. A database never clustered (one instance, shards = 0,
+-- its own session subscribed to every site) hands its sites over through
+-- markers at the first clustered start: shard 0's wildcard session takes
+-- them meanwhile.
+INSERT INTO site_handovers (site, shard, sent_at, discovery_cut_at)
+SELECT site, NULL, now(), now() FROM sites WHERE EXISTS (SELECT 1 FROM cluster_settings);

@@ -81,6 +81,12 @@ struct daemon {
 	 * for the store to commit what came before them. */
 	struct handover_cut *cuts;
 	size_t ncuts, cuts_cap;
+	/* Shards whose rule state is to be loaded again (handovers_done):
+	 * once what the rules judged before is committed (reseed_pos), or
+	 * once their seed in flight is restored (reseed_after). */
+	bool reseed_wait[CLUSTER_MAX_SHARDS];
+	uint64_t reseed_pos[CLUSTER_MAX_SHARDS];
+	bool reseed_after[CLUSTER_MAX_SHARDS];
 
 	/* The objects, one job each. */
 	struct pipeline pl;
@@ -221,6 +227,8 @@ register_rules(struct daemon *d)
 	publish_transitions(d, 0);
 }
 
+static void begin_reseed(struct daemon *d, int k);
+
 /* [cluster] discovery: the sites whose hand-over `now` says is done and
  * `before` did not (handover.h). A shard of theirs this instance owns
  * had their messages wait (SHARDS_WHY_HANDOVER) while another instance
@@ -231,9 +239,6 @@ static void
 handovers_done(struct daemon *d, const struct registry_snapshot *before,
 	       const struct registry_snapshot *now)
 {
-	bool again[CLUSTER_MAX_SHARDS] = { false };
-	int n = 0;
-
 	if (!d->shards.discovery || !d->shards.have_view)
 		return;
 	if (d->shards.ready[0] && d->shards.view.shard[0].state != CLUSTER_NOT_OWNED)
@@ -248,22 +253,50 @@ handovers_done(struct daemon *d, const struct registry_snapshot *before,
 		if (was && (was->handover & HANDOVER_DISCOVERY_CUT))
 			continue;
 		k = cluster_shard_of(now->sites[i].site, d->shards.nshards);
-		if (!again[k] && shards_reseed(&d->shards, k)) {
-			again[k] = true;
-			n++;
+		if (d->shards.view.shard[k].state == CLUSTER_NOT_OWNED || d->reseed_wait[k])
+			continue;
+		if (!d->shards.ready[k]) {
+			/* its seed in flight may have been read before the cut */
+			d->reseed_after[k] = true;
+			continue;
 		}
+		begin_reseed(d, k);
 	}
-	if (!n)
+}
+
+/* Shard k's rule state is to be loaded again: its records wait from now
+ * (not ready); what the rules judged of it before is committed first
+ * (reseeds_due()), so that the seed has it. */
+static void
+begin_reseed(struct daemon *d, int k)
+{
+	if (!shards_reseed(&d->shards, k))
 		return;
-	shards_set_register(&d->shards, now); /* the sites' homes as they are now */
+	d->reseed_wait[k] = true;
+	d->reseed_pos[k] = spool_reader_pos(d->pl.rules_rd);
+	log_info("shard %d: a site's hand-over from shard 0 is done: its rule state is loaded"
+		 " again once what was judged of it is committed",
+		 k);
+}
+
+/* Each turn: the shards of begin_reseed() whose judged records are
+ * committed forget their state and ask for their seed. */
+static void
+reseeds_due(struct daemon *d)
+{
+	bool any = false;
+
+	for (int k = 0; k < d->shards.nshards; k++)
+		any = any || (d->reseed_wait[k] && d->pl.committed >= d->reseed_pos[k]);
+	if (!any)
+		return;
 	rules_forget_sites(d->rules, shards_holds, &d->shards);
 	for (int k = 0; k < d->shards.nshards; k++) {
-		if (!again[k])
+		if (!d->reseed_wait[k] || d->pl.committed < d->reseed_pos[k])
 			continue;
-		registry_seed_shard(d->registry, d->shards.nshards, k, d->shards.asked[k]);
-		log_info("shard %d: a site's hand-over from shard 0 is done: loading the shard's"
-			 " rule state again",
-			 k);
+		d->reseed_wait[k] = false;
+		if (shards_seed_wanted(&d->shards, k, d->shards.asked[k]))
+			registry_seed_shard(d->registry, d->shards.nshards, k, d->shards.asked[k]);
 	}
 }
 
@@ -294,14 +327,21 @@ handover_cuts(struct daemon *d)
 		d->cuts[d->ncuts++] = cut;
 	}
 	for (size_t i = 0; i < d->ncuts; i++) {
-		if (d->pl.committed < d->cuts[i].end ||
-		    registry_note_handover(d->registry, d->cuts[i].site, 0,
-					   HANDOVER_DISCOVERY_CUT) < 0) {
+		int err = d->pl.committed < d->cuts[i].end ?
+			-EAGAIN :
+			registry_note_handover(d->registry, d->cuts[i].site, 0,
+					       HANDOVER_DISCOVERY_CUT);
+
+		if (err == -EAGAIN || err == -ENOMEM) {
 			d->cuts[kept++] = d->cuts[i];
 			continue;
 		}
-		log_info("site %s: shard 0's stream passed its hand-over marker; recorded",
-			 d->cuts[i].site);
+		if (err < 0) /* cannot be: the gate keeps only topic levels */
+			log_err("site %s: its hand-over cannot be recorded: %s", d->cuts[i].site,
+				strerror(-err));
+		else
+			log_info("site %s: shard 0's stream passed its hand-over marker; recorded",
+				 d->cuts[i].site);
 	}
 	d->ncuts = kept;
 }
@@ -347,16 +387,20 @@ shards_view_changed(struct daemon *d, const struct cluster_view *v)
 	struct shards_change ch;
 
 	shards_apply_view(&d->shards, v, &ch);
-	if (ch.nlost > 0) {
+	/* Also before a seed is asked for: state of a site whose home is not
+	 * ready here (judged under shard 0 before its hand-over, say) must not
+	 * lie under the seed that comes. */
+	if (ch.nlost > 0 || (ch.nwanted > 0 && d->shards.discovery)) {
 		int64_t t0 = clocks_mono_us();
 		size_t n = rules_forget_sites(d->rules, shards_holds, &d->shards);
 
 		for (int i = 0; i < ch.nlost; i++)
 			d->shards_reseed_tag[ch.lost[i]] = 0;
-		log_notice("%d shard(s) lost (shard %d%s): their rule state forgotten (%zu entries"
-			   " in %" PRId64 " ms)",
-			   ch.nlost, ch.lost[0], ch.nlost > 1 ? " and more" : "", n,
-			   (clocks_mono_us() - t0) / 1000);
+		if (ch.nlost > 0)
+			log_notice("%d shard(s) lost (shard %d%s): their rule state forgotten (%zu"
+				   " entries in %" PRId64 " ms)",
+				   ch.nlost, ch.lost[0], ch.nlost > 1 ? " and more" : "", n,
+				   (clocks_mono_us() - t0) / 1000);
 	}
 	for (int i = 0; i < ch.nwanted; i++) {
 		int shard = ch.wanted[i];
@@ -438,6 +482,10 @@ restore_shard_seed(struct daemon *d, const struct registry_seed *seed)
 		nready++;
 		if (seed->more)
 			d->shards_reseed_tag[shard] = seed->shard_tags[shard];
+		if (d->reseed_after[shard]) { /* a hand-over done while it loaded */
+			d->reseed_after[shard] = false;
+			begin_reseed(d, shard);
+		}
 	}
 	if (seed->more && nready)
 		d->pl.reseed_batch = d->pl.filling;
@@ -1158,10 +1206,17 @@ release_passed(struct daemon *d)
 
 	if (!d->cluster)
 		return;
+	handover_cuts(d); /* discovery: cuts whose records are committed, recorded */
+	reseeds_due(d);
 	rules_pos = spool_reader_pos(d->pl.rules_rd);
 	for (int k = 0; k < CLUSTER_MAX_SHARDS; k++) {
 		if (!d->release_wait[k] || d->pl.committed < d->release_pos[k] ||
 		    rules_pos < d->release_pos[k])
+			continue;
+		/* Shard 0's cuts are written before its lease goes: its next
+		 * owner would otherwise pass those sites until their markers
+		 * came again. */
+		if (k == 0 && (d->ncuts || registry_handovers_pending(d->registry)))
 			continue;
 		d->release_wait[k] = false;
 		log_notice("shard %d: its records are through the rules and in PostgreSQL:"
@@ -1204,8 +1259,6 @@ loop_once(struct daemon *d)
 	before = d->pl.nrecords;
 	pipeline_pump(&d->pl); /* committed batch back, rules, catch-up, flush */
 	release_passed(d);     /* clustered: shards whose records are through */
-	if (d->cluster)
-		handover_cuts(d); /* discovery: cuts whose records are committed */
 	if (w.woken || w.polled) {
 		/* Pause intake within a poll, not a tick, of crossing the mark: the
 		 * receive thread must never reach the spool's hard limit, where it

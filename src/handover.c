@@ -272,21 +272,24 @@ out:
 	return -ENOMEM;
 }
 
-/* A DISCOVERY cut of `site`: queued with the spool's end (under the lock;
- * out of memory, not queued). end_fn takes what lock it takes (the
- * spool's) inside ours: nobody may call into a gate holding that one. */
-static void
+/* A DISCOVERY cut of `site`: queued with the spool's end (under the lock).
+ * Returns false out of memory: the caller does not cut (a cut PostgreSQL
+ * never learns of would hold the site's own shard waiting for it; the
+ * next marker, 5 s later, tries again). end_fn takes what lock it takes
+ * (the spool's) inside ours: nobody may call into a gate holding that one. */
+static bool
 queue_cut(struct handover *h, const char *site)
 {
 	struct cut_entry *e = malloc(sizeof(*e));
 
 	if (!e)
-		return;
+		return false;
 	e->next = NULL;
 	strcpy(e->cut.site, site);
 	e->cut.end = h->end_fn ? h->end_fn(h->end_ctx) : 0;
 	*h->tail = e;
 	h->tail = &e->next;
+	return true;
 }
 
 enum handover_verdict
@@ -330,10 +333,11 @@ handover_gate(struct handover *h, const char *topic, size_t topic_len)
 		v = HANDOVER_DROP;
 		h->stats.markers++;
 		if (st && h->role == HANDOVER_DISCOVERY && *st == ST_PASS) {
-			*st = ST_DROP;
-			h->stats.cuts++;
-			h->stats.dropping++;
-			queue_cut(h, site);
+			if (queue_cut(h, site)) {
+				*st = ST_DROP;
+				h->stats.cuts++;
+				h->stats.dropping++;
+			}
 		} else if (st && h->role == HANDOVER_SHARD && *st == ST_HOLD) {
 			*st = ST_PASS;
 			h->stats.cuts++;

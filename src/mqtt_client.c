@@ -219,6 +219,7 @@ struct mqtt_client {
 	struct replay *replay_copy; /* what is saved */
 	_Atomic uint64_t replayed_retained, replayed_dup, replay_note_failed;
 	struct handover *gate;	/* not owned; NULL: none */
+	_Atomic int drop_inbound; /* INBOUND_NONE: drop what comes, unsubscribe (mqtt_client_drop_inbound) */
 	unsigned record_flags;	/* SPOOL_SOURCE() of every record */
 	_Atomic uint64_t gated; /* acknowledged, not spooled: the gate said so */
 	/* What the replay memory's file covers (mqtt_client_covered()). */
@@ -260,6 +261,8 @@ static void connect_done(struct mqtt_client *in);
 static int after_read(void *ctx, char **buffer, int *buflen);
 static void *out_main(void *arg);
 static int restore(struct mqtt_client *in, bool fresh, uint64_t *ret_pos);
+static void out_sites(struct mqtt_client *in, enum out_kind kind,
+		      const struct mqtt_subs_list *list);
 
 /* Paho's receive thread. Copies the message into the spool and returns 1;
  * Paho sends the PUBACK after we return. */
@@ -286,11 +289,17 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 		replayed = &in->replayed_dup;
 	else if (m->retained && replay_seen(in->replay, th, ph))
 		replayed = &in->replayed_retained;
-	else if (in->gate && handover_gate(in->gate, topic, tlen) == HANDOVER_DROP)
+	else if ((in->gate && handover_gate(in->gate, topic, tlen) == HANDOVER_DROP) ||
+		 (in->inbound == MQTT_CLIENT_INBOUND_NONE && atomic_load(&in->drop_inbound)))
 		replayed = &in->gated;
 	else
 		in->appending = 1;
 	pthread_mutex_unlock(&in->replay_lock);
+	/* A message dropped is remembered under its packet identifier as
+	 * one spooled is: a redelivery (DUP) after a lost PUBACK is dropped
+	 * too, whatever the gate would say by then (the other stream has it). */
+	if (replayed == &in->gated && in->pktid)
+		pktid_set(in->pktid, (uint16_t)m->msgid, content, in->noted_end);
 	if (replayed) {
 		atomic_fetch_add(replayed, 1);
 		MQTTAsync_freeMessage(&m);
@@ -516,6 +525,23 @@ subscribe_all(struct mqtt_client *in)
 	free(all.names);
 }
 
+/* Unsubscribes from the wildcard inbound filters (Paho's or the publish
+ * thread): those an older run's session may hold (issue 19: the
+ * instance's own client, not clustered, subscribed to every site). */
+static void
+unsubscribe_wildcards(struct mqtt_client *in)
+{
+	struct mqtt_subs_list every;
+
+	every.n = 1;
+	every.names = malloc(sizeof(char *) + 2);
+	if (!every.names)
+		return; /* the next connect again */
+	every.names[0] = (char *)(every.names + 1);
+	memcpy(every.names[0], "+", 2);
+	out_sites(in, OUT_UNSUBSCRIBE, &every);
+}
+
 /* Called on every successful connect, the first and each automatic
  * reconnect: subscribe again (the session usually still has them) and
  * announce ourselves. */
@@ -547,6 +573,8 @@ on_connected(void *ctx, char *cause)
 		subscribe_all(in);
 	else if (in->inbound == MQTT_CLIENT_INBOUND_SITES)
 		out_control(in, OUT_RESUBSCRIBE, 0);
+	else if (atomic_load(&in->drop_inbound))
+		unsubscribe_wildcards(in);
 	if (in->state_topic[0] && mqtt_client_publish(in, in->state_topic, "online", 6, 1, 1) < 0)
 		log_warn("cannot publish our online state");
 }
@@ -1861,6 +1889,27 @@ mqtt_client_hold(struct mqtt_client *in, enum mqtt_client_hold hold)
 		in->retry_at_ms = 0;
 	}
 	reconcile(in, clocks_mono_ms());
+}
+
+bool
+mqtt_client_site_granted(struct mqtt_client *in, const char *site)
+{
+	bool ok;
+
+	if (in->inbound != MQTT_CLIENT_INBOUND_SITES)
+		return false;
+	pthread_mutex_lock(&in->subs_lock);
+	ok = mqtt_subs_site_granted(in->subs, site);
+	pthread_mutex_unlock(&in->subs_lock);
+	return ok;
+}
+
+void
+mqtt_client_drop_inbound(struct mqtt_client *in)
+{
+	if (in->inbound != MQTT_CLIENT_INBOUND_NONE || atomic_exchange(&in->drop_inbound, 1))
+		return;
+	unsubscribe_wildcards(in);
 }
 
 bool

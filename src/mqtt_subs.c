@@ -265,6 +265,19 @@ find(const struct mqtt_subs *s, const char *name)
 	return NULL;
 }
 
+bool
+mqtt_subs_site_granted(const struct mqtt_subs *s, const char *site)
+{
+	const struct site *x = find(s, site);
+
+	if (!x)
+		return false;
+	for (int k = 0; k < s->nk; k++)
+		if (x->code[k] < 0 || x->code[k] >= 0x80)
+			return false;
+	return true;
+}
+
 void
 mqtt_subs_suback(struct mqtt_subs *s, uint64_t generation, const char *const *sites, size_t nsites,
 		 const int *codes, size_t ncodes)

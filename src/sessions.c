@@ -40,6 +40,7 @@ struct shard {
 	struct handover *gate, *ending_gate;
 	int64_t marker_at;   /* monotonic ms: markers may be published from then */
 	uint64_t markers;    /* markers published since start */
+	struct log_ratelimit marker_rl;
 	int64_t epoch;	     /* the lease epoch `c` runs under */
 	bool report_stop;    /* report SESSIONS_STOPPED once `ending` is ended */
 	bool stop_reported;  /* reported for this RELEASING spell */
@@ -61,6 +62,7 @@ struct sessions {
 	bool discovery;		   /* [cluster] discovery: shard 0 takes every site */
 	struct registry *registry; /* hand-over steps are recorded through it */
 	struct mqtt_client *instance;
+	bool instance_dropped; /* mqtt_client_drop_inbound(instance) was called */
 	uint32_t replay_topics; /* each session's bound: a fair share of the one */
 	bool paused;
 
@@ -128,6 +130,7 @@ sessions_create(const struct config *cfg, struct spool *spool, int wake_fd,
 		ss->shard[k].k = k;
 		ss->shard[k].hold = -1;
 		ss->shard[k].lost_epoch = -1;
+		ss->shard[k].marker_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(1, 60);
 	}
 	pthread_mutex_init(&ss->lock, NULL);
 	*ret_sessions = ss;
@@ -494,7 +497,7 @@ publish_markers(struct sessions *ss, struct shard *sh, int64_t now)
 {
 	struct mqtt_client_stats st;
 	char topic[TOPIC_MAX_BYTES], payload[160];
-	size_t sent = 0;
+	size_t sent = 0, refused = 0;
 	int len;
 
 	if (!sh->gate || sh->k == 0 || now < sh->marker_at)
@@ -511,6 +514,13 @@ publish_markers(struct sessions *ss, struct shard *sh, int64_t now)
 		if (!(f & HANDOVER_SENT) ||
 		    ((f & HANDOVER_DISCOVERY_CUT) && !handover_is_holding(sh->gate, ss->names[i])))
 			continue;
+		/* Not while a filter of the site is refused (or the site was
+		 * left out of the set): shard 0 would cut at a marker this
+		 * session cannot follow. */
+		if (!mqtt_client_site_granted(sh->c, ss->names[i])) {
+			refused++;
+			continue;
+		}
 		if (topics_build(topic, sizeof(topic), ss->root, TOPIC_HANDOVER, ss->names[i],
 				 NULL) < 0 ||
 		    mqtt_client_publish(sh->c, topic, payload, (size_t)len, 1, 0) < 0)
@@ -518,9 +528,14 @@ publish_markers(struct sessions *ss, struct shard *sh, int64_t now)
 		sent++;
 	}
 	sh->markers += sent;
-	sh->marker_at = now + (sent ? MARKER_AGAIN_MS : MARKER_LOOK_MS);
+	sh->marker_at = now + (sent || refused ? MARKER_AGAIN_MS : MARKER_LOOK_MS);
 	if (sent)
 		log_info("shard %d: %zu hand-over markers published", sh->k, sent);
+	if (refused)
+		log_limited(&sh->marker_rl, LOG_LEVEL_WARNING,
+			    "shard %d: %zu sites not handed over from shard 0's stream: a filter of"
+			    " theirs is refused by the broker (see the subscription warnings)",
+			    sh->k, refused);
 }
 
 /* Frees shard k's ended session once its end is done and no sync pass
@@ -676,6 +691,31 @@ sessions_apply(struct sessions *ss, const struct cluster_view *v, const bool *re
 	step(ss, now_ms);
 }
 
+/* Clustered: once one of this instance's shard sessions is connected with
+ * every SUBACK in, what still comes to the instance's own client (the
+ * wildcard subscriptions of a run before clustering, kept by its broker
+ * session) is a copy of what the sessions take: dropped, and those
+ * subscriptions removed. Until then it is the backlog queued there while
+ * cordond was down, and spooled. */
+static void
+drop_instance_inbound(struct sessions *ss)
+{
+	struct mqtt_client_stats st;
+
+	if (!ss->nshards || ss->instance_dropped)
+		return;
+	for (int k = 0; k < ss->nshards; k++) {
+		if (!ss->shard[k].c)
+			continue;
+		mqtt_client_get_stats(ss->shard[k].c, &st);
+		if (st.connected && !st.subs_pending) {
+			mqtt_client_drop_inbound(ss->instance);
+			ss->instance_dropped = true;
+			return;
+		}
+	}
+}
+
 void
 sessions_tick(struct sessions *ss, int64_t now_ms)
 {
@@ -684,6 +724,7 @@ sessions_tick(struct sessions *ss, int64_t now_ms)
 	 * reconnect at its own tick. */
 	step(ss, now_ms);
 	mqtt_client_tick(ss->instance, now_ms);
+	drop_instance_inbound(ss);
 	for (int k = 0; k < ss->nshards; k++) {
 		take_cuts(ss, ss->shard[k].gate);
 		if (ss->shard[k].c)

@@ -237,11 +237,19 @@ handover_filters(void **state)
 	for (int k = 0; k < MQTT_SUBS_MAX_KINDS; k++)
 		codes[k] = 1;
 	codes[TOPIC_NINBOUND] = 0x87;
+	assert_false(mqtt_subs_site_granted(s, "S1")); /* pending */
 	mqtt_subs_suback(s, mqtt_subs_generation(s), sites, 1, codes, MQTT_SUBS_MAX_KINDS);
+	assert_false(mqtt_subs_site_granted(s, "S1")); /* the marker's refused */
+	assert_false(mqtt_subs_site_granted(s, "S2")); /* not in the set */
 	mqtt_subs_count(s, &c);
 	assert_int_equal(c.granted, TOPIC_NINBOUND);
 	assert_int_equal(c.refused, 1);
 	assert_string_equal(c.first_refused, "cordon/S1/_handover");
+	codes[TOPIC_NINBOUND] = 0; /* granted at QoS 0 is granted */
+	mqtt_subs_suback(s, mqtt_subs_generation(s), sites, 1, codes, MQTT_SUBS_MAX_KINDS);
+	assert_true(mqtt_subs_site_granted(s, "S1"));
+	mqtt_subs_reset(s); /* a new connection: pending again */
+	assert_false(mqtt_subs_site_granted(s, "S1"));
 	assert_int_equal(mqtt_subs_build(s, "+", TOPIC_NINBOUND, buf, sizeof(buf)) > 0, 1);
 	assert_string_equal(buf, "cordon/+/_handover");
 	mqtt_subs_destroy(s);
