@@ -439,6 +439,7 @@ restore_shard_seed(struct daemon *d, const struct registry_seed *seed)
 	struct rules_clock now = rules_now();
 	size_t restored = 0, folded = 0, nseen = 0, stale = 0;
 	int nready = 0, first = -1;
+	char nsites_text[32] = "every";
 
 	for (size_t i = 0; i < seed->nalerts; i++) {
 		const struct alert *a = &seed->alerts[i];
@@ -487,6 +488,8 @@ restore_shard_seed(struct daemon *d, const struct registry_seed *seed)
 			begin_reseed(d, shard);
 		}
 	}
+	if (seed->nsites)
+		snprintf(nsites_text, sizeof(nsites_text), "%zu", seed->nsites);
 	if (seed->more && nready)
 		d->pl.reseed_batch = d->pl.filling;
 	if (folded)
@@ -494,9 +497,9 @@ restore_shard_seed(struct daemon *d, const struct registry_seed *seed)
 			 " and kind folded into aggregate alerts (resolved as \"folded\")",
 			 folded, d->cfg->max_open_alerts);
 	if (nready)
-		log_notice("rule state of %d shard(s) restored (shard %d%s, %zu sites): %zu open"
+		log_notice("rule state of %d shard(s) restored (shard %d%s, %s sites): %zu open"
 			   " alerts, %zu last-seen times; the rules act for them",
-			   nready, first, nready > 1 ? " and more" : "", seed->nsites, restored,
+			   nready, first, nready > 1 ? " and more" : "", nsites_text, restored,
 			   nseen);
 	if (stale)
 		log_info("%zu rows of a rule state loaded for shards lost since dropped", stale);

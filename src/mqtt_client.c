@@ -300,6 +300,15 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 	 * too, whatever the gate would say by then (the other stream has it). */
 	if (replayed == &in->gated && in->pktid)
 		pktid_set(in->pktid, (uint16_t)m->msgid, content, in->noted_end);
+	/* A retained message dropped is remembered as one spooled is: the
+	 * broker sends it again at this session's next SUBSCRIBE (a new
+	 * session), maybe after the hand-over, when the gate would pass it;
+	 * it is a replay of what the site's stream had then. */
+	if (replayed == &in->gated && m->retained) {
+		if (replay_note(in->replay, th, ph) < 0)
+			atomic_fetch_add(&in->replay_note_failed, 1);
+		in->replay_changes++;
+	}
 	if (replayed) {
 		atomic_fetch_add(replayed, 1);
 		MQTTAsync_freeMessage(&m);

@@ -811,6 +811,16 @@ add_inbound(struct mqtt_client_stats *to, const struct mqtt_client_stats *st)
 	to->subs_refused += st->subs_refused;
 }
 
+/* The registered sites a live session takes: its set; shard 0's with
+ * discovery, its own registered sites (the wildcard filters take them). */
+static size_t
+session_sites(const struct sessions *ss, const struct shard *sh)
+{
+	if (ss->discovery && sh->k == 0)
+		return ss->first[1] - ss->first[0];
+	return mqtt_client_sites(sh->c);
+}
+
 void
 sessions_get_stats(struct sessions *ss, int64_t now_ms, struct sessions_stats *ret)
 {
@@ -844,7 +854,7 @@ sessions_get_stats(struct sessions *ss, int64_t now_ms, struct sessions_stats *r
 		ret->taken_over += st.taken_over;
 		ret->sessions++;
 		ret->connected += st.connected;
-		ret->sites += mqtt_client_sites(sh->c);
+		ret->sites += session_sites(ss, sh);
 		if (sh->down_since && now_ms - sh->down_since > SESSIONS_DOWN_MS &&
 		    ret->down++ == 0)
 			snprintf(ret->down_why, sizeof(ret->down_why),
@@ -888,7 +898,7 @@ sessions_shard_stats(struct sessions *ss, int k, struct sessions_shard_stats *re
 		ret->connects += st.connects;
 		ret->session = true;
 		ret->connected = st.connected;
-		ret->sites = mqtt_client_sites(sh->c);
+		ret->sites = session_sites(ss, sh);
 	}
 }
 

@@ -25,6 +25,11 @@ from harness import (Broker, Collector, free_port, gate_event, publish_many, seq
                      wait_until)
 
 LONG = 240
+# One client, the instance's own: these tests count its connections and
+# its outbound limits. Clustered, each shard session's SUBSCRIBE of a site
+# of 64-byte ids (10 filters, about 900 bytes) is over this broker's 1,000
+# bytes too (docs/scaling.md, "Limits").
+NOT_CLUSTERED = {"shards": "0"}
 SITE = "L" * 64     # the longest ids (SPEC 2): the alert's JSON is about 990 bytes
 GATE = "G" * 64
 REQUIRED = {"alert_id", "kind", "severity", "state", "site", "subject", "raised_at",
@@ -86,7 +91,7 @@ def test_oversized_alert_is_shortened_and_ingestion_goes_on(private_env):
     env.pg.start()
     mport = free_port()
     with Collector(env.broker.port, "cordon/%s/#" % SITE) as col:
-        d = env.cordond({"metrics": {"listen": "127.0.0.1:%d" % mport}})
+        d = env.cordond({"metrics": {"listen": "127.0.0.1:%d" % mport}, "cluster": NOT_CLUSTERED})
         # A fever with the longest ids: its alert is ~990 bytes of JSON,
         # ~1,080 bytes as a PUBLISH: over the broker's 1,000.
         publish_many(env.broker.port, [gate_event(SITE, GATE, "R" * 64, card="C" * 64,
@@ -142,7 +147,7 @@ def test_oversized_alert_queued_before_a_restart_is_set_aside(private_env):
         f.write("household,building,unit,room,size,phone,cards\n%s,1,1,101,2,18012341999,C-1\n" % hh)
     harness.cordonctl(ctl_conf, "import", "households", csv, "--site", SITE)
     d = env.cordond({"metrics": {"listen": "127.0.0.1:%d" % mport},
-                     "rules": {"check_grace": "1s"}})
+                     "rules": {"check_grace": "1s"}, "cluster": NOT_CLUSTERED})
     # The broker seeing cordond subscribed is not cordond's main loop seeing
     # the link up (its 100 ms tick): a link up and down within one tick is
     # never logged as lost. Wait for the loop to have seen it.
@@ -210,7 +215,7 @@ def test_oversized_alert_in_flight_when_the_limit_drops_is_set_aside(private_env
         f.write("household,building,unit,room,size,phone,cards\n%s,1,1,101,2,18012341999,C-1\n" % hh)
     harness.cordonctl(ctl_conf, "import", "households", csv, "--site", SITE)
     d = env.cordond({"metrics": {"listen": "127.0.0.1:%d" % mport},
-                     "rules": {"check_grace": "1s"}}, start=False)
+                     "rules": {"check_grace": "1s"}, "cluster": NOT_CLUSTERED}, start=False)
     # This cordond replaces its Paho client: see lsan-paho-rebuild.supp.
     since = env.broker.log_size()
     d.start(extra_env={"LSAN_OPTIONS": "suppressions=" + os.path.join(

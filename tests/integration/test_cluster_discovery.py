@@ -180,7 +180,9 @@ def test_one_instance_serves_every_site(env, cordond, ctl):
         # After the hand-over, shard 3's session took the site's messages.
         text = scrape(d.metrics_port)
         assert metric(text, 'cordon_cluster_shard_messages_received_total{shard="3"}') >= 100
-        assert d.stop() == 0, harness.tail(d.logfile)
+        assert d.stop() == 0, harness.tail(d.logfile)   # every alert it had is out
+        ids = [x["alert_id"] for x in raised(col, site)]
+        assert len(ids) == len(set(ids)) == st.fevers(), sorted(ids)
     finally:
         col.close()
 
@@ -235,6 +237,8 @@ def test_handover_across_instances(env, cordond, ctl):
                    what="the alert raised before the hand-over acked after it")
         for d in (a, b):
             assert d.stop() == 0, harness.tail(d.logfile)
+        ids = [x["alert_id"] for x in raised(col, site)]
+        assert len(ids) == len(set(ids)) == st.fevers() + 1, sorted(ids)
         assert env.pg.scalar("SELECT count(*) FROM rejects WHERE topic LIKE %s",
                              ("cordon/%s/%%" % site,)) == 0
     finally:
@@ -263,3 +267,34 @@ def test_restart_remembers_the_handover(env, cordond, ctl):
     assert metric(text, 'cordon_cluster_shard_messages_received_total{shard="0"}') == 0
     assert (metric(text, "cordon_cluster_handover_markers_published_total") or 0) == 0
     assert d.stop() == 0, harness.tail(d.logfile)
+
+
+def test_upgrade_from_one_instance(env, cordond, ctl):
+    """A single cordond of before (shards = 0: its own session subscribed to
+    every site) upgraded to the clustered default: what its session queued
+    while it was down is stored and judged once, then that client drops
+    what still comes and unsubscribes; nothing is lost or judged twice."""
+    col = Collector(env.broker.port, "cordon/+/alert/fever")
+    try:
+        old = cordond({"mqtt": {"client_id": "cd4-a"}, "cluster": {"shards": "0"},
+                       "spool": {"dir": os.path.join(env.dir, "spool-cd4-a")}})
+        assert old.stop() == 0
+        # Down: its session queues these.
+        publish_many(env.broker.port, [gate_event("cd4-s", "G01", "DOWN-%d" % i,
+                                                  person="P-d%d" % i, temp_c=38.4)
+                                       for i in range(20)])
+        new = start(cordond, env, "cd4-a", "cd4-shard-")
+        wait_until(lambda: connected([new], SHARDS), LONG, what="16 shards owned and connected")
+        publish_many(env.broker.port, [gate_event("cd4-s", "G01", "UP-%d" % i,
+                                                  person="P-u%d" % i, temp_c=38.4)
+                                       for i in range(20)])
+        wait_until(lambda: env.pg.count("gate_events", "site = 'cd4-s'") == 40, LONG,
+                   what=lambda: "40 events (have %d)"
+                   % env.pg.count("gate_events", "site = 'cd4-s'"))
+        wait_until(lambda: len(raised(col, "cd4-s")) >= 40, LONG,
+                   what=lambda: "40 fever alerts (have %d)" % len(raised(col, "cd4-s")))
+        assert new.stop() == 0, harness.tail(new.logfile)   # every alert it had is out
+        ids = [x["alert_id"] for x in raised(col, "cd4-s")]
+        assert len(ids) == len(set(ids)) == 40, sorted(ids)
+    finally:
+        col.close()

@@ -11,7 +11,8 @@ owns (client id <session_prefix><shard>), subscribed to its shard's sites.
   sessions it gave back (graceful release), and nothing published meanwhile
   is lost (counted in PostgreSQL), each alert once.
 
-[cluster] shards = 0 is every other test of this directory, unchanged."""
+With discovery off, as here, only registered sites are heard; discovery
+(the default) is test_cluster_discovery.py's."""
 
 import json
 import os
@@ -33,8 +34,11 @@ def start(cordond, env, name, prefix):
     d = cordond({"mqtt": {"client_id": name},
                  "spool": {"dir": os.path.join(env.dir, "spool-" + name)},
                  "metrics": {"listen": "127.0.0.1:%d" % port},
+                 # discovery off: each shard's session subscribes to its
+                 # registered sites only, what these tests count (with it,
+                 # shard 0's takes every site: test_cluster_discovery.py)
                  "cluster": {"shards": str(SHARDS), "lease_time": LEASE,
-                             "session_prefix": prefix}},
+                             "session_prefix": prefix, "discovery": "no"}},
                 wait=False)   # its own client subscribes to nothing
     d.metrics_port = port
     return d

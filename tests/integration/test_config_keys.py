@@ -84,6 +84,7 @@ OBSERVED = {
     "cluster.shards": ("start", "test_cluster_sessions.py", "two instances with 8 shards: each subscribes only its shards' sites, under the shards' client ids"),
     "cluster.lease_time": ("start", "test_cluster_leases.py", "a SIGKILLed holder's shards are taken by the others once its leases expire"),
     "cluster.session_prefix": ("start", "test_cluster_sessions.py", "the broker logs the shard sessions' client ids with that prefix"),
+    "cluster.discovery": ("start", "test_cluster_discovery.py, test_cluster_sessions.py", "yes: shard 0's session subscribes to every site, sites nobody registered are stored and judged; no: each session subscribes to its registered sites only, the wildcard filters nowhere"),
     "log.level": ("start+sighup", "test_spool_store_service_keys", "debug: a debug line (a COPY refused for a redelivered row); warning by SIGHUP: an alert's notice line is gone, a reject's warning is there"),
 }
 
@@ -110,6 +111,7 @@ CHANGED = {
     "daemon.shutdown_timeout": "21s",
     "metrics.listen": "127.0.0.1:1", "log.level": "debug",
     "cluster.shards": "4", "cluster.lease_time": "5s", "cluster.session_prefix": "km-shard-",
+    "cluster.discovery": "no",
 }
 
 
@@ -315,7 +317,8 @@ def test_mqtt_keys(env):
     try:
         since = broker.log_size()
         d.start()
-        wait_until(lambda: broker.subscribed("keys-m", since), LONG, what="keys-m at the broker")
+        wait_until(lambda: broker.subscribed(d.inbound_id, since), LONG,
+                   what="keys-m's shard 0 session at the broker")
         assert re.search(r"as keys-m \(p5, c0, k7, u'keys-user'\)", broker.log()[since:]), \
             broker.log()[since:]
 

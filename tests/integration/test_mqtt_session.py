@@ -163,8 +163,12 @@ def test_refused_subscription_is_loud(env, parts, ctlconf):
     mport = free_port()
     ns = NotifySocket()
     try:
+        # Not clustered: one client with the wildcard filters, the one the
+        # ACL refuses a filter to (clustered, a registered site's own
+        # cordon/<site>/ack on its shard's session would still be granted).
         d = start_cordond(env, parts, b, "cordond-noack",
-                          {"metrics": {"listen": "127.0.0.1:%d" % mport}},
+                          {"metrics": {"listen": "127.0.0.1:%d" % mport},
+                           "cluster": {"shards": "0"}},
                           {"NOTIFY_SOCKET": ns.path})
         wait_subscribed(b, d)
         wait_until(lambda: "register loaded" in d.log(), what="the register loaded")

@@ -418,8 +418,10 @@ def test_replay_memory_kept_in_its_file(private_env):
     harness.cordonctl(conf, "gate", "add", site, "G11", "--sealed", expect=0)
     # a new session at each connect: the broker sends the retained
     # messages at every SUBSCRIBE
+    # Not clustered: one client, one memory file, the one damaged below
+    # (clustered, each shard session keeps its own in shard-NNN/).
     port, o = with_metrics({"spool": {"max_bytes": "32MiB", "segment_bytes": "64KiB"},
-                            "mqtt": {"session_expiry": "0s"}})
+                            "mqtt": {"session_expiry": "0s"}, "cluster": {"shards": "0"}})
     d = e.cordond(o)
     wait_register_loaded(d)
     topic = "cordon/%s/gate/G11/status" % site
