@@ -86,7 +86,7 @@ struct registry_seed {
 	 * snapshot's. */
 	int64_t *shard_tags;
 	int nshards;
-	size_t nsites; /* the sites its rows were read for; 0: every site */
+	size_t nsites;		    /* the sites its rows were read for; 0: every site */
 	struct registry_seed *next; /* the register thread's queue */
 };
 

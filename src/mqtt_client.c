@@ -218,8 +218,9 @@ struct mqtt_client {
 	pthread_mutex_t save_lock;  /* one save at a time: replay_copy */
 	struct replay *replay_copy; /* what is saved */
 	_Atomic uint64_t replayed_retained, replayed_dup, replay_note_failed;
-	struct handover *gate;	/* not owned; NULL: none */
-	_Atomic int drop_inbound; /* INBOUND_NONE: drop what comes, unsubscribe (mqtt_client_drop_inbound) */
+	struct handover *gate; /* not owned; NULL: none */
+	_Atomic int
+		drop_inbound; /* INBOUND_NONE: drop what comes, unsubscribe (mqtt_client_drop_inbound) */
 	unsigned record_flags;	/* SPOOL_SOURCE() of every record */
 	_Atomic uint64_t gated; /* acknowledged, not spooled: the gate said so */
 	/* What the replay memory's file covers (mqtt_client_covered()). */

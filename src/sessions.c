@@ -38,8 +38,8 @@ struct shard {
 	/* Their hand-over gates ([cluster] discovery; NULL: none), freed
 	 * after their client. */
 	struct handover *gate, *ending_gate;
-	int64_t marker_at;   /* monotonic ms: markers may be published from then */
-	uint64_t markers;    /* markers published since start */
+	int64_t marker_at; /* monotonic ms: markers may be published from then */
+	uint64_t markers;  /* markers published since start */
 	struct log_ratelimit marker_rl;
 	int64_t epoch;	     /* the lease epoch `c` runs under */
 	bool report_stop;    /* report SESSIONS_STOPPED once `ending` is ended */
@@ -62,7 +62,7 @@ struct sessions {
 	bool discovery;		   /* [cluster] discovery: shard 0 takes every site */
 	struct registry *registry; /* hand-over steps are recorded through it */
 	struct mqtt_client *instance;
-	bool instance_dropped; /* mqtt_client_drop_inbound(instance) was called */
+	bool instance_dropped;	/* mqtt_client_drop_inbound(instance) was called */
 	uint32_t replay_topics; /* each session's bound: a fair share of the one */
 	bool paused;
 
