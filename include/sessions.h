@@ -90,6 +90,7 @@ struct sessions_stats {
 	 * messages the gates acknowledged without spooling (another stream
 	 * serves their site; markers), shard 0's cuts. */
 	uint64_t markers, gated, cuts;
+	size_t holding; /* sites the live gates hold until their marker */
 	/* Owned shards whose session has been wanted up and not connected for
 	 * over SESSIONS_DOWN_MS, and the first of them in words ("shard 7's
 	 * session not connected for 20 s"; "" when none). */

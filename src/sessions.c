@@ -236,7 +236,7 @@ give_gate(struct sessions *ss, struct shard *sh)
 
 	if (!sh->gate)
 		return;
-	v = malloc((to - from ? to - from : 1) * sizeof(*v));
+	v = malloc((to > from ? to - from : 1) * sizeof(*v));
 	if (!v) {
 		log_err("shard %d: out of memory giving its gate the register's sites: it keeps"
 			" those it had",
@@ -841,6 +841,12 @@ sessions_get_stats(struct sessions *ss, int64_t now_ms, struct sessions_stats *r
 		ret->releasing += ss->have_view && state == CLUSTER_RELEASING;
 		ret->taken_over += sh->taken_over;
 		ret->markers += sh->markers;
+		if (sh->gate) {
+			struct handover_stats hs;
+
+			handover_get_stats(sh->gate, &hs);
+			ret->holding += hs.holding;
+		}
 		if (sh->ending) {
 			mqtt_client_get_stats(sh->ending, &st);
 			add_inbound(&ret->mqtt, &st);

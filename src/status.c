@@ -131,9 +131,13 @@ print_cluster(struct status *st, const struct sessions_stats *xs, FILE *f)
 		"# HELP cordon_cluster_handover_cuts_total Sites whose marker shard 0's stream"
 		" passed here: their messages come through their own shard's stream since.\n"
 		"# TYPE cordon_cluster_handover_cuts_total counter\n"
-		"cordon_cluster_handover_cuts_total %llu\n",
+		"cordon_cluster_handover_cuts_total %llu\n"
+		"# HELP cordon_cluster_handover_sites_holding Registered sites of this instance's"
+		" shards not taken over from shard 0's stream yet (their marker not seen).\n"
+		"# TYPE cordon_cluster_handover_sites_holding gauge\n"
+		"cordon_cluster_handover_sites_holding %zu\n",
 		(unsigned long long)xs->markers, (unsigned long long)xs->mqtt.gated,
-		(unsigned long long)xs->cuts);
+		(unsigned long long)xs->cuts, xs->holding);
 	fprintf(f,
 		"# HELP cordon_cluster_shard_owned 1 while this instance holds the shard's"
 		" lease, 2 while it gives it back.\n"
