@@ -869,6 +869,7 @@ class Notifier(Cordond):
         super().__init__(workdir, broker_port, conninfo, overrides)
         self.binary = binary
         self.client_id = self.config["notify"].get("client_id", "cordon-notify")
+        self.inbound_id = self.client_id   # its one client subscribes
         base = os.path.join(workdir, "cordon-notify-%d" % Cordond._seq)
         os.replace(self.conffile, base + ".conf")
         self.conffile, self.logfile = base + ".conf", base + ".log"
@@ -906,6 +907,7 @@ class Web(Cordond):
         super().__init__(workdir, broker_port, conninfo, overrides)
         self.binary = binary
         self.client_id = web["client_id"]
+        self.inbound_id = self.client_id   # its one client subscribes
         base = os.path.join(workdir, "cordon-web-%d" % Cordond._seq)
         os.replace(self.conffile, base + ".conf")
         self.conffile, self.logfile = base + ".conf", base + ".log"
