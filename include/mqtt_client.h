@@ -152,7 +152,8 @@ bool mqtt_client_site_granted(struct mqtt_client *in, const char *site);
  * on every message that still comes (subscriptions an older run's session
  * holds: before issue 19 this client subscribed to every site) is
  * acknowledged without being spooled (counted in `gated`), and the
- * wildcard inbound filters are unsubscribed, now and at every connect.
+ * wildcard filter it came by is unsubscribed (once a connection; only
+ * filters seen to be held: see unsubscribe_held()).
  * Until then what comes is spooled (a backlog queued for that session
  * while cordond was down). Another kind of client: nothing. */
 void mqtt_client_drop_inbound(struct mqtt_client *in);

@@ -68,6 +68,7 @@ enum out_kind {
 	OUT_STOP,
 	OUT_SUBSCRIBE,
 	OUT_UNSUBSCRIBE,
+	OUT_UNSUBSCRIBE_FILTER, /* sites.names[0]: one filter, as it is */
 	OUT_RESUBSCRIBE,
 	OUT_CLOSE,
 };
@@ -219,8 +220,10 @@ struct mqtt_client {
 	struct replay *replay_copy; /* what is saved */
 	_Atomic uint64_t replayed_retained, replayed_dup, replay_note_failed;
 	struct handover *gate; /* not owned; NULL: none */
-	_Atomic int
-		drop_inbound; /* INBOUND_NONE: drop what comes, unsubscribe (mqtt_client_drop_inbound) */
+	/* INBOUND_NONE: drop what comes (mqtt_client_drop_inbound()); the
+	 * kinds whose wildcard filter was unsubscribed on this connection */
+	_Atomic int drop_inbound;
+	_Atomic unsigned unsubscribed;
 	unsigned record_flags;	/* SPOOL_SOURCE() of every record */
 	_Atomic uint64_t gated; /* acknowledged, not spooled: the gate said so */
 	/* What the replay memory's file covers (mqtt_client_covered()). */
@@ -264,6 +267,7 @@ static void *out_main(void *arg);
 static int restore(struct mqtt_client *in, bool fresh, uint64_t *ret_pos);
 static void out_sites(struct mqtt_client *in, enum out_kind kind,
 		      const struct mqtt_subs_list *list);
+static void unsubscribe_held(struct mqtt_client *in, const char *topic, size_t tlen);
 
 /* Paho's receive thread. Copies the message into the spool and returns 1;
  * Paho sends the PUBACK after we return. */
@@ -301,6 +305,8 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 	 * too, whatever the gate would say by then (the other stream has it). */
 	if (replayed == &in->gated && in->pktid)
 		pktid_set(in->pktid, (uint16_t)m->msgid, content, in->noted_end);
+	if (replayed == &in->gated && in->inbound == MQTT_CLIENT_INBOUND_NONE)
+		unsubscribe_held(in, topic, tlen);
 	/* A retained message dropped is remembered as one spooled is: the
 	 * broker sends it again at this session's next SUBSCRIBE (a new
 	 * session), maybe after the hand-over, when the gate would pass it;
@@ -535,21 +541,35 @@ subscribe_all(struct mqtt_client *in)
 	free(all.names);
 }
 
-/* Unsubscribes from the wildcard inbound filters (Paho's or the publish
- * thread): those an older run's session may hold (issue 19: the
- * instance's own client, not clustered, subscribed to every site). */
+/* Paho's thread: a message came to a client that subscribes to nothing
+ * (MQTT_CLIENT_INBOUND_NONE, mqtt_client_drop_inbound()): its session
+ * holds the wildcard filter of that topic's kind from an older run (the
+ * instance's own client before clustering). That filter is unsubscribed,
+ * once a connection: only a filter the session is seen to hold, since
+ * ejabberd's UNSUBSCRIBE of a filter a session does not hold takes a
+ * reference of the filter held by another session (mod_mqtt_mnesia:
+ * unsubscribe/2 decrements mqtree's count whatever the session held),
+ * and that session's messages stop. */
 static void
-unsubscribe_wildcards(struct mqtt_client *in)
+unsubscribe_held(struct mqtt_client *in, const char *topic, size_t tlen)
 {
-	struct mqtt_subs_list every;
+	struct topic_parts tp;
+	struct mqtt_subs_list one;
+	char filter[TOPIC_MAX_BYTES];
+	size_t len;
 
-	every.n = 1;
-	every.names = malloc(sizeof(char *) + 2);
-	if (!every.names)
-		return; /* the next connect again */
-	every.names[0] = (char *)(every.names + 1);
-	memcpy(every.names[0], "+", 2);
-	out_sites(in, OUT_UNSUBSCRIBE, &every);
+	if (topics_parse(topic, tlen, in->root, &tp) < 0 || tp.kind >= TOPIC_NINBOUND ||
+	    (atomic_fetch_or(&in->unsubscribed, 1u << tp.kind) & (1u << tp.kind)) ||
+	    topics_filter(filter, sizeof(filter), in->root, tp.kind) < 0)
+		return;
+	len = strlen(filter) + 1;
+	one.n = 1;
+	one.names = malloc(sizeof(char *) + len);
+	if (!one.names)
+		return;
+	one.names[0] = (char *)(one.names + 1);
+	memcpy(one.names[0], filter, len);
+	out_sites(in, OUT_UNSUBSCRIBE_FILTER, &one);
 }
 
 /* Called on every successful connect, the first and each automatic
@@ -583,8 +603,7 @@ on_connected(void *ctx, char *cause)
 		subscribe_all(in);
 	else if (in->inbound == MQTT_CLIENT_INBOUND_SITES)
 		out_control(in, OUT_RESUBSCRIBE, 0);
-	else if (atomic_load(&in->drop_inbound))
-		unsubscribe_wildcards(in);
+	atomic_store(&in->unsubscribed, 0);
 	if (in->state_topic[0] && mqtt_client_publish(in, in->state_topic, "online", 6, 1, 1) < 0)
 		log_warn("cannot publish our online state");
 }
@@ -1734,6 +1753,17 @@ out_run(struct mqtt_client *in, const struct out_cmd *c)
 				unsubscribe_sites(in, &c->sites);
 		}
 		break;
+	case OUT_UNSUBSCRIBE_FILTER:
+		if (in->client && MQTTAsync_isConnected(in->client)) {
+			MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+
+			if (MQTTAsync_unsubscribe(in->client, c->sites.names[0], &ro) ==
+			    MQTTASYNC_SUCCESS)
+				log_notice("%sMQTT: unsubscribed from %s, a subscription of an older run"
+					   " (what comes there is another session's now)",
+					   in->who, c->sites.names[0]);
+		}
+		break;
 	case OUT_RESUBSCRIBE:
 		if (in->client && MQTTAsync_isConnected(in->client))
 			subscribe_all(in);
@@ -1917,9 +1947,8 @@ mqtt_client_site_granted(struct mqtt_client *in, const char *site)
 void
 mqtt_client_drop_inbound(struct mqtt_client *in)
 {
-	if (in->inbound != MQTT_CLIENT_INBOUND_NONE || atomic_exchange(&in->drop_inbound, 1))
-		return;
-	unsubscribe_wildcards(in);
+	if (in->inbound == MQTT_CLIENT_INBOUND_NONE)
+		atomic_store(&in->drop_inbound, 1);
 }
 
 bool

@@ -487,8 +487,8 @@ sessions_next_cut(struct sessions *ss, struct handover_cut *ret)
 	return true;
 }
 
-/* Publishes shard k's hand-over markers (handover.h) on its session, once
- * it is connected with every SUBACK in: of each site of the shard whose
+/* Publishes shard k's hand-over markers (handover.h), once its session is
+ * connected with every SUBACK in: of each site of the shard whose
  * marker may be sent (HANDOVER_SENT in PostgreSQL) and that the gate
  * still holds, or that PostgreSQL does not yet say shard 0's stream
  * passed. Again every MARKER_AGAIN_MS while there are such sites. */
@@ -521,9 +521,12 @@ publish_markers(struct sessions *ss, struct shard *sh, int64_t now)
 			refused++;
 			continue;
 		}
+		/* Through the instance's own client, not the session: a broker
+		 * need not send a client what it publishes itself (ejabberd does
+		 * not); the SUBACK came before, so the marker comes after. */
 		if (topics_build(topic, sizeof(topic), ss->root, TOPIC_HANDOVER, ss->names[i],
 				 NULL) < 0 ||
-		    mqtt_client_publish(sh->c, topic, payload, (size_t)len, 1, 0) < 0)
+		    mqtt_client_publish(ss->instance, topic, payload, (size_t)len, 1, 0) < 0)
 			continue; /* again at the next round */
 		sent++;
 	}
