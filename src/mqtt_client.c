@@ -1759,9 +1759,10 @@ out_run(struct mqtt_client *in, const struct out_cmd *c)
 
 			if (MQTTAsync_unsubscribe(in->client, c->sites.names[0], &ro) ==
 			    MQTTASYNC_SUCCESS)
-				log_notice("%sMQTT: unsubscribed from %s, a subscription of an older run"
-					   " (what comes there is another session's now)",
-					   in->who, c->sites.names[0]);
+				log_notice(
+					"%sMQTT: unsubscribed from %s, a subscription of an older run"
+					" (what comes there is another session's now)",
+					in->who, c->sites.names[0]);
 		}
 		break;
 	case OUT_RESUBSCRIBE:

@@ -521,9 +521,10 @@ publish_markers(struct sessions *ss, struct shard *sh, int64_t now)
 			refused++;
 			continue;
 		}
-		/* Through the instance's own client, not the session: a broker
-		 * need not send a client what it publishes itself (ejabberd does
-		 * not); the SUBACK came before, so the marker comes after. */
+		/* Through the instance's own client, not the session (a
+		 * session's own message comes back to it only with No Local
+		 * off: not relied on); the SUBACK came before, so the marker
+		 * comes after it. */
 		if (topics_build(topic, sizeof(topic), ss->root, TOPIC_HANDOVER, ss->names[i],
 				 NULL) < 0 ||
 		    mqtt_client_publish(ss->instance, topic, payload, (size_t)len, 1, 0) < 0)
