@@ -735,7 +735,18 @@ BASE_CONFIG = {
     "log": {"level": "info"},
     # Tests run several daemons: no fixed metrics port unless a test asks.
     "metrics": {"listen": "off"},
+    # One cordond the old way (its own session takes every site): a clustered
+    # start (the default, 16 shards) takes about 3 s more (the join delay,
+    # the shards' seeds, 16 sessions connecting), and this suite starts
+    # cordond some 400 times. The clustered default is what
+    # test_cluster_discovery.py, test_cluster*.py, test_ejabberd.py,
+    # test_demo.py (scripts/demo's own config), the clustered cases of
+    # test_ingest.py, test_replays.py and test_security.py run; a test asks
+    # for it with {"cluster": CLUSTERED}.
+    "cluster": {"shards": "0"},
 }
+# The product's default: [cluster] shards = 16, discovery = yes.
+CLUSTERED = {"shards": "16"}
 
 
 # What ASan, LSan and UBSan write to stderr (cordond's log) when they find

@@ -358,8 +358,9 @@ def test_mqtt_keys(env):
         d.start()
         # A new session: wait for its own SUBSCRIBE, not only the connect
         # (broker.subscribed() also counts the old session's).
-        wait_until(lambda: re.search(r"^\S+: keys-m 1 km/\+/gate/\+/event$",
-                                     broker.log()[since:], re.M), LONG, what="keys-m subscribed again")
+        wait_until(lambda: re.search(r"^\S+: %s 1 km/\+/gate/\+/event$" % re.escape(d.inbound_id),
+                                     broker.log()[since:], re.M), LONG,
+                   what="keys-m's shard 0 session subscribed again")
         send("M-3")
         wait_until(lambda: count("cordon_keys", "M-3") == 1, LONG, what="M-3 stored")
         assert count("cordon_keys", "M-2") == 0, "M-2 was kept for a session that expired"

@@ -10,6 +10,7 @@ everything published before it has been handled by then.
 import json
 import time
 
+import harness
 from harness import Collector, event_key, gate_event, publish_many, wait_until
 
 REASONS = {"empty_payload", "not_json", "invalid_utf8", "payload_too_large", "not_object",
@@ -185,11 +186,11 @@ def test_clustered_starts_before_postgres(private_env):
     e = private_env
     e.broker.start()
     e.pg.start()
-    d = e.cordond()             # the first run: the shard sessions exist at the broker
+    d = e.cordond({"cluster": harness.CLUSTERED})   # the first run: the shard sessions exist
     assert d.stop() == 0
     e.pg.stop()
     since = e.broker.log_size()
-    d = e.cordond(wait=False)
+    d = e.cordond({"cluster": harness.CLUSTERED}, wait=False)
     publish_many(e.broker.port, events("t7", 100))    # queued in shard 0's session
     # It is up, and no session of a shard is connected: no lease without PostgreSQL.
     wait_until(lambda: "PostgreSQL" in d.log(), what="cordond trying PostgreSQL")

@@ -219,8 +219,9 @@ def start_broker(env, parts, name, **security):
 
 
 def start_cordond(env, parts, broker, name, mqtt_overrides):
-    """A cordond with its own work dir and client id `name`, against broker."""
-    overrides = {"mqtt": dict(mqtt_overrides, client_id=name)}
+    """A cordond with its own work dir and client id `name`, against broker:
+    clustered, the product's default (shard sessions, hand-over markers)."""
+    overrides = {"mqtt": dict(mqtt_overrides, client_id=name), "cluster": harness.CLUSTERED}
     d = Cordond(subdir(env, name), broker.port, env.pg.conninfo, overrides)
     parts.append(d)
     return d.start()
