@@ -738,7 +738,7 @@ BASE_CONFIG = {
     # One cordond the old way (its own session takes every site): a clustered
     # start (the default, 16 shards) takes about 3 s more (the join delay,
     # the shards' seeds, 16 sessions connecting), and this suite starts
-    # cordond some 400 times. The clustered default is what
+    # cordond in some 300 places. The clustered default is what
     # test_cluster_discovery.py, test_cluster*.py, test_ejabberd.py,
     # test_demo.py (scripts/demo's own config), the clustered cases of
     # test_ingest.py, test_replays.py and test_security.py run; a test asks
