@@ -770,6 +770,19 @@ def sanitizer_reports(logfiles):
     return found
 
 
+def inbound_id_of(config):
+    """The client id of the MQTT client of a cordond with `config` ({section:
+    {key: value}}, the product's defaults for what it leaves out) that takes
+    every site: shard 0's session when clustered with discovery, the
+    instance's own client with [cluster] shards = 0, None with discovery off."""
+    cl = config.get("cluster", {})
+    if int(cl.get("shards", "16")) == 0:
+        return config.get("mqtt", {}).get("client_id", "cordond")
+    if cl.get("discovery", "yes") == "yes":
+        return cl.get("session_prefix", "cordon-shard-") + "000"
+    return None
+
+
 class Cordond:
     """One cordond process with a generated INI config. The spool dir is shared
     by all instances made in the same workdir (a restart of the same daemon).
@@ -797,13 +810,7 @@ class Cordond:
         # (16 by default) and discovery (the default), shard 0's session
         # (docs/scaling.md); with shards = 0, the instance's own client;
         # with discovery off, none takes every site (None).
-        cl = self.config.get("cluster", {})
-        if int(cl.get("shards", "16")) == 0:
-            self.inbound_id = self.client_id
-        elif cl.get("discovery", "yes") == "yes":
-            self.inbound_id = cl.get("session_prefix", "cordon-shard-") + "000"
-        else:
-            self.inbound_id = None
+        self.inbound_id = inbound_id_of(self.config)
         self.conffile = os.path.join(workdir, "cordond-%d.conf" % Cordond._seq)
         self.logfile = os.path.join(workdir, "cordond-%d.log" % Cordond._seq)
         with open(self.conffile, "w") as f:

@@ -147,6 +147,7 @@ def subdir(env, name):
 def write_config(d, config):
     """Rewrite d's config file with `config` ({section: {key: value}})."""
     d.client_id = config.get("mqtt", {}).get("client_id", d.client_id)
+    d.inbound_id = harness.inbound_id_of(config)
     with open(d.conffile, "w") as f:
         for section, kv in config.items():
             f.write("[%s]\n" % section)
