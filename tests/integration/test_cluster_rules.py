@@ -185,9 +185,13 @@ def test_two_instances_share_the_alerts_and_take_over(env, ctl, leases, cordond)
             return all(st == "resolved" and why == "rechecked" for _, st, why in rows) \
                 and len(rows) == len(SITES)
         wait_until(rechecked, what="every fever rechecked, a's by b")
+
+        def resolved():   # the rows commit before the messages arrive: waited for
+            return {json.loads(p)["alert_id"] for t, p in alerts.snapshot()
+                    if json.loads(p)["state"] == "resolved"}
+        wait_until(lambda: set(a_ids.values()) <= resolved(),
+                   what="a's alerts resolved on MQTT")
         states = [json.loads(p) for t, p in alerts.snapshot()]
-        resolved = {m["alert_id"] for m in states if m["state"] == "resolved"}
-        assert set(a_ids.values()) <= resolved
         resolved_by_b = set(re.findall(r"alert fever resolved \(.*\) ([0-9a-f]{32})$", b.log(),
                                        re.M))
         assert set(a_ids.values()) <= resolved_by_b
