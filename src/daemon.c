@@ -316,8 +316,8 @@ handover_cuts(struct daemon *d)
 			struct handover_cut *c = realloc(d->cuts, cap * sizeof(*c));
 
 			if (!c) {
-				log_err("out of memory keeping the hand-over of site %s: it is"
-					" recorded when its marker comes again",
+				log_err("out of memory: the hand-over of site %s is not recorded;"
+					" its shard waits until shard 0's next owner records it",
 					cut.site);
 				continue;
 			}
