@@ -41,6 +41,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mqtt_subs.h" /* struct mqtt_subs_list */
+
 /* A site's hand-over as PostgreSQL holds it (table site_handovers; the
  * register snapshot's reg_site.handover). */
 #define HANDOVER_SENT 0x1 /* a marker of the site may have been published */
@@ -66,13 +68,6 @@ enum handover_verdict {
 struct handover_site {
 	const char *site; /* NUL-terminated; copied */
 	unsigned flags;	  /* HANDOVER_SENT, HANDOVER_DISCOVERY_CUT */
-};
-
-/* A list of site names: one allocation (free() it), the names after the
- * pointers (as struct mqtt_subs_list). */
-struct handover_list {
-	size_t n;
-	char **names;
 };
 
 /* A cut the DISCOVERY gate made: site X's marker came at spool position
@@ -127,7 +122,7 @@ void handover_destroy(struct handover *h);
  *   - A site left out is forgotten (passed from now on).
  * Returns 0, or -ENOMEM (the gate as it was, nothing returned). */
 int handover_set_sites(struct handover *h, const struct handover_site *sites, size_t n,
-		       struct handover_list *ret_to_send) __attribute__((warn_unused_result));
+		       struct mqtt_subs_list *ret_to_send) __attribute__((warn_unused_result));
 
 /* Paho's receive thread: what to do with a message on `topic` (topic_len
  * bytes, not NUL-terminated). A marker (<root>/<site>/_handover) is always

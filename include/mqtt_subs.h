@@ -43,6 +43,11 @@ struct mqtt_subs_list {
 	char **names;
 };
 
+/* A list of the `n` names in `names` (copied) as one allocation.
+ * Returns 0 or -ENOMEM (*ret_list untouched but for n). */
+int mqtt_subs_list_make(const char *const *names, size_t n, struct mqtt_subs_list *ret_list)
+	__attribute__((warn_unused_result));
+
 struct mqtt_subs_counts {
 	int granted;	/* at QoS 1, as asked */
 	int downgraded; /* at QoS 0 */

@@ -128,30 +128,6 @@ cmp_name(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* A list of the `n` names in `names` (copied): one allocation. */
-static int
-make_list(const char *const *names, size_t n, struct handover_list *ret)
-{
-	size_t bytes = n * sizeof(char *);
-	char *pool;
-
-	for (size_t i = 0; i < n; i++)
-		bytes += strlen(names[i]) + 1;
-	ret->n = n;
-	ret->names = malloc(bytes ? bytes : 1);
-	if (!ret->names)
-		return -ENOMEM;
-	pool = (char *)(ret->names + n);
-	for (size_t i = 0; i < n; i++) {
-		size_t len = strlen(names[i]) + 1;
-
-		memcpy(pool, names[i], len);
-		ret->names[i] = pool;
-		pool += len;
-	}
-	return 0;
-}
-
 /* A site of the next map that the gate has now: its state now, and
  * whether its flags say HANDOVER_DISCOVERY_CUT; or whether its row was
  * seen settled and is not any more (`gone`: DISCOVERY, back to PASS). */
@@ -163,13 +139,13 @@ struct kept {
 
 int
 handover_set_sites(struct handover *h, const struct handover_site *sites, size_t n,
-		   struct handover_list *ret_to_send)
+		   struct mqtt_subs_list *ret_to_send)
 {
 	struct map next, old;
 	unsigned char *states, *old_states, *seen, *old_seen;
 	struct kept *kept;
 	const char **send = NULL;
-	struct handover_list list = { 0 };
+	struct mqtt_subs_list list = { 0 };
 	size_t nnext = 0, nsend = 0, holding = 0, dropping = 0;
 
 	map_init(&next);
@@ -224,7 +200,7 @@ handover_set_sites(struct handover *h, const struct handover_site *sites, size_t
 	}
 	if (send) {
 		qsort(send, nsend, sizeof(*send), cmp_name);
-		if (make_list(send, nsend, &list) < 0)
+		if (mqtt_subs_list_make(send, nsend, &list) < 0)
 			goto out;
 	}
 

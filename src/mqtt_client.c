@@ -556,19 +556,12 @@ unsubscribe_held(struct mqtt_client *in, const char *topic, size_t tlen)
 	struct topic_parts tp;
 	struct mqtt_subs_list one;
 	char filter[TOPIC_MAX_BYTES];
-	size_t len;
 
 	if (topics_parse(topic, tlen, in->root, &tp) < 0 || tp.kind >= TOPIC_NINBOUND ||
 	    (atomic_fetch_or(&in->unsubscribed, 1u << tp.kind) & (1u << tp.kind)) ||
-	    topics_filter(filter, sizeof(filter), in->root, tp.kind) < 0)
+	    topics_filter(filter, sizeof(filter), in->root, tp.kind) < 0 ||
+	    mqtt_subs_list_make((const char *const[]){ filter }, 1, &one) < 0)
 		return;
-	len = strlen(filter) + 1;
-	one.n = 1;
-	one.names = malloc(sizeof(char *) + len);
-	if (!one.names)
-		return;
-	one.names[0] = (char *)(one.names + 1);
-	memcpy(one.names[0], filter, len);
 	out_sites(in, OUT_UNSUBSCRIBE_FILTER, &one);
 }
 

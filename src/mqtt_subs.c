@@ -84,9 +84,8 @@ cmp_name(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* A list of the `n` names in `names` (copied). */
-static int
-make_list(const char *const *names, size_t n, struct mqtt_subs_list *ret)
+int
+mqtt_subs_list_make(const char *const *names, size_t n, struct mqtt_subs_list *ret)
 {
 	size_t bytes = n * sizeof(char *);
 	char *pool;
@@ -133,7 +132,7 @@ list_sites(struct site *const *sites, size_t n, struct mqtt_subs_list *ret)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
 		names[i] = sites[i]->name;
-	err = make_list(names, n, ret);
+	err = mqtt_subs_list_make(names, n, ret);
 	free(names);
 	return err;
 }

@@ -231,7 +231,7 @@ give_gate(struct sessions *ss, struct shard *sh)
 	size_t from = sh->k == 0 ? ss->first[1] : ss->first[sh->k];
 	size_t to = sh->k == 0 ? ss->nnames : ss->first[sh->k + 1];
 	struct handover_site *v;
-	struct handover_list send = { 0, NULL };
+	struct mqtt_subs_list send = { 0, NULL };
 	int err;
 
 	if (!sh->gate)
@@ -715,6 +715,10 @@ drop_instance_inbound(struct sessions *ss)
 		if (st.connected && !st.subs_pending) {
 			mqtt_client_drop_inbound(ss->instance);
 			ss->instance_dropped = true;
+			log_info("shard %d's session is subscribed: what still comes to this"
+				 " instance's own client (subscriptions of a run before clustering)"
+				 " is dropped from now on",
+				 k);
 			return;
 		}
 	}

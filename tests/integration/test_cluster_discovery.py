@@ -285,6 +285,10 @@ def test_upgrade_from_one_instance(env, cordond, ctl):
                                        for i in range(20)])
         new = start(cordond, env, "cd4-a", "cd4-shard-")
         wait_until(lambda: connected([new], SHARDS), LONG, what="16 shards owned and connected")
+        # From here the old subscriptions' copies are dropped (logged when
+        # set): the events below must come once, through shard 0's session.
+        wait_until(lambda: "own client (subscriptions of a run before clustering)" in
+                   new.log().replace("\n", " "), LONG, what="the instance's old inbound dropped")
         publish_many(env.broker.port, [gate_event("cd4-s", "G01", "UP-%d" % i,
                                                   person="P-u%d" % i, temp_c=38.4)
                                        for i in range(20)])

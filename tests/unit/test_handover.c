@@ -48,7 +48,7 @@ gate(struct handover *h, const char *topic)
 }
 
 static void
-assert_list(const struct handover_list *l, const char *const *want, size_t n)
+assert_list(const struct mqtt_subs_list *l, const char *const *want, size_t n)
 {
 	assert_int_equal(l->n, n);
 	for (size_t i = 0; i < n; i++)
@@ -69,7 +69,7 @@ discovery_flow(void **state)
 {
 	struct fake_spool sp = { .end = 42 };
 	struct handover *h;
-	struct handover_list send;
+	struct mqtt_subs_list send;
 	struct handover_cut cut;
 	struct handover_stats st;
 	const struct handover_site first[] = {
@@ -163,7 +163,7 @@ static void
 shard_flow(void **state)
 {
 	struct handover *h;
-	struct handover_list send;
+	struct mqtt_subs_list send;
 	struct handover_cut cut;
 	struct handover_stats st;
 	const struct handover_site first[] = {
@@ -410,7 +410,7 @@ registered_again(void **state)
 {
 	struct fake_spool sp = { .end = 5 };
 	struct handover *d, *s;
-	struct handover_list send;
+	struct mqtt_subs_list send;
 	struct handover_cut cut;
 	const struct handover_site cut1[] = { { "S1", HANDOVER_SENT | HANDOVER_DISCOVERY_CUT } };
 	const struct handover_site none1[] = { { "S1", 0 } };
@@ -564,7 +564,7 @@ race(enum handover_role role)
 	struct fake_spool sp = { .end = 1 };
 	struct handover_site sets[2][NA / 2 + 1];
 	char names[NA][8];
-	struct handover_list send;
+	struct mqtt_subs_list send;
 	struct handover_cut cut;
 	struct handover_stats st;
 	size_t cuts = 0, k_sent = 0;
