@@ -177,9 +177,11 @@ def test_one_instance_serves_every_site(env, cordond, ctl):
         finally:
             st.stop()
         check_once(env, col, site, st)
-        # After the hand-over, shard 3's session took the site's messages.
-        text = scrape(d.metrics_port)
-        assert metric(text, 'cordon_cluster_shard_messages_received_total{shard="3"}') >= 100
+        # After the hand-over, shard 3's session took the site's messages. The
+        # metrics are rendered every few seconds, not at each scrape: wait for them.
+        key = 'cordon_cluster_shard_messages_received_total{shard="3"}'
+        wait_until(lambda: metric(scrape(d.metrics_port), key) >= 100, LONG,
+                   what=lambda: "shard 3 took >= 100 (%s)" % metric(scrape(d.metrics_port), key))
         assert d.stop() == 0, harness.tail(d.logfile)   # every alert it had is out
         ids = [x["alert_id"] for x in raised(col, site)]
         assert len(ids) == len(set(ids)) == st.fevers(), sorted(ids)
