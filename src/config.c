@@ -30,7 +30,8 @@
 const struct config_key config_keys[] = {
 	{ "mqtt", "uri", KEY_URIS, OFF(mqtt_uri), "tcp://127.0.0.1:1883", 0, 0, 0,
 	  "broker URI tcp://host:port, or ssl://host:port for TLS; or a comma-separated list of"
-	  " a clustered broker's nodes: after a lost connection or a failed connect, the next" },
+	  " a clustered broker's nodes: after a lost connection or a failed connect, the next is"
+	  " tried" },
 	{ "mqtt", "client_id", KEY_STRING, OFF(mqtt_client_id), "cordond", 0, 0, 0,
 	  "fixed MQTT client id; also names this instance and its spool checkpoint" },
 	{ "mqtt", "username", KEY_STRING, OFF(mqtt_username), "", 0, 0, 0,
@@ -52,7 +53,7 @@ const struct config_key config_keys[] = {
 	  "how long the broker keeps our session and queued messages while we are away" },
 
 	{ "postgres", "conninfo", KEY_STRING, OFF(pg_conninfo), "dbname=cordon", 0, 0, 0,
-	  "libpq connection string; passwords belong in a passfile, not here" },
+	  "the libpq connection string; passwords belong in a passfile, not here" },
 	{ "postgres", "batch_rows", KEY_INT, OFF(pg_batch_rows), "5000", 1, 100000, 1,
 	  "most events written in one transaction" },
 
@@ -63,7 +64,8 @@ const struct config_key config_keys[] = {
 	{ "spool", "segment_bytes", KEY_SIZE, OFF(spool_segment_bytes), "64MiB", 65536, 1073741824,
 	  0, "size at which the spool starts a new segment file" },
 	{ "spool", "sync", KEY_SYNC, OFF(spool_sync), "interval", 0, 0, 1,
-	  "off | interval | always: when the spool is fdatasync'ed" },
+	  "when the spool is fdatasync'ed: every sync_interval (interval), each message before"
+	  " its PUBACK (always), or when the kernel writes it back (off)" },
 	{ "spool", "sync_interval", KEY_DURATION, OFF(spool_sync_interval), "100ms", 1, 60000, 1,
 	  "with sync = interval: the most acknowledged messages a power loss can take" },
 
@@ -135,7 +137,7 @@ const struct config_key config_keys[] = {
 	  "MQTT client id of shard N is this prefix and N (3 digits); the same on every instance" },
 
 	{ "log", "level", KEY_LEVEL, OFF(log_level), "info", 0, 0, 1,
-	  "error | warning | notice | info | debug" },
+	  "the least severe messages logged: error, warning, notice, info or debug" },
 	{ NULL, NULL, 0, 0, NULL, 0, 0, 0, NULL },
 };
 
