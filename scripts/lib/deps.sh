@@ -15,14 +15,16 @@
 # 'browser'); fonts-noto-cjk lets its screenshots show the Chinese page's words.
 # ejabberd (mod_mqtt) is the two-node clustered broker of tests/integration/test_ejabberd.py and
 # test_cluster.py; python3-xxhash gives those tests a site's shard (cluster_shard_of()).
+# bash-completion gives meson its completionsdir (pkg-config) and the completion test its
+# helpers; mandoc lints the manual pages (tests/man/check.py).
 DEPS_BUILD=(gcc meson ninja-build pkg-config libpaho-mqtt-dev libpq-dev libjansson-dev
             libinih-dev libsystemd-dev libmicrohttpd-dev libxxhash-dev libcmocka-dev libssl-dev
-            libcurl4-openssl-dev libsodium-dev
+            libcurl4-openssl-dev libsodium-dev bash-completion
             clang libclang-rt-14-dev clang-format-14 cppcheck shellcheck)
 DEPS_RUN=(mosquitto mosquitto-clients postgresql tzdata python3-pytest python3-paho-mqtt
           python3-psycopg2 openssl systemd libfaketime
           python3-aiosmtpd chromium chromium-driver python3-selenium fonts-noto-cjk ejabberd
-          python3-xxhash)
+          python3-xxhash mandoc)
 
 # deps_missing PKG... : print the packages that are not installed, one a line.
 deps_missing() {
