@@ -262,7 +262,7 @@ def check_cordon_sim(args, page):
         if head.split()[0] not in cmds:
             fail('cordon-sim.1: COMMANDS has "%s", which cordon-sim --help does not list' % head)
     fault_heads = {h.split()[0] for h, _ in items(lines[split + 1:])
-                   if re.match(r'[a-z_]+ ', h)}
+                   if re.match(r'[a-z_]+( {2,}|$)', h)}
     for f in faults:
         if f not in fault_heads:
             fail('cordon-sim.1: fault %s is not an item of Faults' % f)
