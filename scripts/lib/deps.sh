@@ -22,8 +22,9 @@ DEPS_BUILD=(gcc meson ninja-build pkg-config libpaho-mqtt-dev libpq-dev libjanss
 # dpkg-dev, debhelper and lintian build and check the Debian packages
 # (scripts/package-check, debian/); build-essential is what dpkg-buildpackage
 # checks for besides debian/control's Build-Depends. No fakeroot: debian/control
-# says Rules-Requires-Root: no.
-DEPS_DEB=(build-essential dpkg-dev debhelper lintian)
+# says Rules-Requires-Root: no. mmdebstrap makes the clean Debian 12 that
+# scripts/package-clean installs them on.
+DEPS_DEB=(build-essential dpkg-dev debhelper lintian mmdebstrap)
 DEPS_RUN=(mosquitto mosquitto-clients postgresql tzdata python3-pytest python3-paho-mqtt
           python3-psycopg2 openssl systemd libfaketime
           python3-aiosmtpd chromium chromium-driver python3-selenium fonts-noto-cjk ejabberd
