@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Debian packages cordon needs, and install-if-missing. Source it, then call
-# deps_ensure [build|run|all]  (default all).
+# deps_ensure [build|run|deb|all]  (default all).
 
 # clang and libclang-rt-14-dev (libFuzzer) build the fuzz targets (tests/fuzz);
 # clang-format-14, cppcheck and shellcheck are the checks before the build.
@@ -21,6 +21,12 @@ DEPS_BUILD=(gcc meson ninja-build pkg-config libpaho-mqtt-dev libpq-dev libjanss
             libinih-dev libsystemd-dev libmicrohttpd-dev libxxhash-dev libcmocka-dev libssl-dev
             libcurl4-openssl-dev libsodium-dev bash-completion
             clang libclang-rt-14-dev clang-format-14 cppcheck shellcheck)
+# dpkg-dev, debhelper and lintian build and check the Debian packages
+# (scripts/package-check, debian/); build-essential is what dpkg-buildpackage
+# checks for besides debian/control's Build-Depends. No fakeroot: debian/control
+# says Rules-Requires-Root: no. mmdebstrap makes the clean Debian 12 that
+# scripts/package-clean installs them on.
+DEPS_DEB=(build-essential dpkg-dev debhelper lintian mmdebstrap)
 DEPS_RUN=(mosquitto mosquitto-clients postgresql tzdata python3-pytest python3-paho-mqtt
           python3-psycopg2 openssl systemd libfaketime
           python3-aiosmtpd chromium chromium-driver python3-selenium fonts-noto-cjk ejabberd
@@ -34,15 +40,16 @@ deps_missing() {
     done
 }
 
-# deps_ensure [build|run|all]: install what is missing (as root), or print the
-# command to do it and return 1.
+# deps_ensure [build|run|deb|all]: install what is missing (as root), or print
+# the command to do it and return 1.
 deps_ensure() {
     local -a want missing
     set -- "${1:-all}"
     case "$1" in
         build) want=("${DEPS_BUILD[@]}") ;;
         run)   want=("${DEPS_RUN[@]}") ;;
-        all)   want=("${DEPS_BUILD[@]}" "${DEPS_RUN[@]}") ;;
+        deb)   want=("${DEPS_BUILD[@]}" "${DEPS_DEB[@]}") ;;
+        all)   want=("${DEPS_BUILD[@]}" "${DEPS_RUN[@]}" "${DEPS_DEB[@]}") ;;
         *)     echo "deps_ensure: unknown set '$1'" >&2; return 2 ;;
     esac
     if [[ $1 != run ]] && ! command -v npm >/dev/null 2>&1; then
