@@ -66,8 +66,14 @@ struct config {
 	int log_level;
 };
 
-/* Fills `cfg` with the defaults of the key table; returns 0 or -ENOMEM. */
+/* Fills `cfg` with the defaults of the key table; returns 0, -ENOMEM, or
+ * -EINVAL when this machine refuses a default (the default [site] timezone's
+ * file missing under /usr/share/zoneinfo: no tzdata), after writing
+ * "[section] key: the default 'v' is refused here: reason" to stderr. */
 int config_init(struct config *cfg) __attribute__((warn_unused_result));
+
+/* What config_init's negative return means, for a fatal message. */
+const char *config_init_strerror(int rc);
 /* Releases the strings of `cfg`. Accepts a zeroed or half-built config. */
 void config_finish(struct config *cfg);
 /* Reads `path` over the defaults. Every error is printed to `errors` as

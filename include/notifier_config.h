@@ -8,7 +8,7 @@
 
 #include "notifier.h"
 
-/* The defaults; 0 or -ENOMEM. */
+/* The defaults; 0, or config_init's -ENOMEM or -EINVAL (config.h). */
 int notifier_config_init(struct notifier_config *nc) __attribute__((warn_unused_result));
 /* Frees everything; `nc` is zeroed. */
 void notifier_config_finish(struct notifier_config *nc);

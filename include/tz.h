@@ -7,7 +7,8 @@
 
 struct tz;
 
-/* Loads zone `name` (e.g. "Asia/Shanghai"); returns 0, -ENOENT for an
+/* Loads zone `name` (e.g. "Asia/Shanghai") from $TZDIR, or else
+ * /usr/share/zoneinfo (tzdata, TZif: RFC 8536); returns 0, -ENOENT for an
  * unknown zone, -EINVAL for a bad name or file. */
 int tz_load(const char *name, struct tz **ret_tz) __attribute__((warn_unused_result));
 void tz_free(struct tz *tz);

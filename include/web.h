@@ -49,7 +49,7 @@ struct web_config {
 	int64_t request_timeout;
 };
 
-/* Defaults; 0 or -ENOMEM. */
+/* Defaults; 0, or config_init's -ENOMEM or -EINVAL (config.h). */
 int web_config_init(struct web_config *wc) __attribute__((warn_unused_result));
 void web_config_finish(struct web_config *wc);
 /* Reads `path` (the shared file); errors go to `errors` as config_load()'s.

@@ -524,12 +524,26 @@ config_init(struct config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	for (const struct config_key *k = config_keys; k->section; k++) {
-		if (set_value(cfg, k, k->default_value) != NULL) {
-			config_finish(cfg);
+		const char *why = set_value(cfg, k, k->default_value);
+
+		if (why == NULL)
+			continue;
+		config_finish(cfg);
+		if (strcmp(why, "out of memory") == 0)
 			return -ENOMEM;
-		}
+		/* Only the machine can refuse a default: the time zone's file
+		 * missing (no tzdata). */
+		fprintf(stderr, "[%s] %s: the default '%s' is refused here: %s\n", k->section,
+			k->name, k->default_value, why);
+		return -EINVAL;
 	}
 	return 0;
+}
+
+const char *
+config_init_strerror(int rc)
+{
+	return rc == -ENOMEM ? "out of memory" : "a built-in default is refused (above)";
 }
 
 void

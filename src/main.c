@@ -50,8 +50,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 	log_init();
-	if (config_init(&cfg) < 0)
-		fatal("out of memory");
+	if ((rc = config_init(&cfg)) < 0)
+		fatal("%s", config_init_strerror(rc));
 	rc = config_load(&cfg, path, stderr);
 	if (check) {
 		if (rc == 0)

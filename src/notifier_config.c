@@ -499,9 +499,11 @@ resolve(const struct notifier_config *nc, char **names, size_t **ret, size_t *re
 int
 notifier_config_init(struct notifier_config *nc)
 {
+	int rc;
+
 	memset(nc, 0, sizeof(*nc));
-	if (config_init(&nc->base) < 0)
-		return -ENOMEM;
+	if ((rc = config_init(&nc->base)) < 0)
+		return rc;
 	nc->client_id = strdup("cordon-notify");
 	nc->metrics_listen = strdup("127.0.0.1:9479");
 	nc->fail_after = 300000;

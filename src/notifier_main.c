@@ -1198,8 +1198,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 	log_init();
-	if (notifier_config_init(&n.cfg) < 0)
-		fatal("out of memory");
+	if ((rc = notifier_config_init(&n.cfg)) < 0)
+		fatal("%s", config_init_strerror(rc));
 	rc = notifier_config_load(&n.cfg, path, stderr);
 	if (check) {
 		if (rc == 0)

@@ -74,12 +74,15 @@ tz_load(const char *name, struct tz **ret_tz)
 	const uint8_t *p;
 	struct tz *tz;
 	FILE *f;
+	const char *dir;
 	struct stat st;
 	int err = -EINVAL;
 
 	if (!valid_name(name))
 		return -EINVAL;
-	snprintf(path, sizeof(path), "%s/%s", ZONEINFO, name);
+	/* TZDIR, as glibc and the tz code read it, else Debian's tzdata. */
+	dir = getenv("TZDIR");
+	snprintf(path, sizeof(path), "%s/%s", dir && *dir ? dir : ZONEINFO, name);
 	f = fopen(path, "re");
 	if (!f)
 		return -ENOENT;

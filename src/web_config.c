@@ -117,9 +117,11 @@ foreign_key(void *arg, const char *section, const char *name, const char *value,
 int
 web_config_init(struct web_config *wc)
 {
+	int rc;
+
 	memset(wc, 0, sizeof(*wc));
-	if (config_init(&wc->base) < 0)
-		return -ENOMEM;
+	if ((rc = config_init(&wc->base)) < 0)
+		return rc;
 	wc->listen = strdup("127.0.0.1:8478");
 	wc->assets_dir = strdup(CORDON_WEB_ASSETS);
 	wc->client_id = strdup("");

@@ -184,8 +184,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 	log_init();
-	if (web_config_init(&w.cfg) < 0)
-		fatal("out of memory");
+	if ((rc = web_config_init(&w.cfg)) < 0)
+		fatal("%s", config_init_strerror(rc));
 	rc = web_config_load(&w.cfg, path, stderr);
 	if (check) {
 		if (rc == 0)

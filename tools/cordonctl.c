@@ -227,8 +227,8 @@ ctl_open(struct ctl *ctl)
 	char errbuf[1024];
 	int rc;
 
-	if (config_init(&cfg) < 0) {
-		tool_err("out of memory");
+	if ((rc = config_init(&cfg)) < 0) {
+		tool_err("%s", config_init_strerror(rc));
 		return -1;
 	}
 	rc = config_load(&cfg, ctl->config_path, stderr);

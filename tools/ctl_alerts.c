@@ -34,8 +34,10 @@
 int
 ctl_load_config(struct ctl *ctl, struct config *cfg)
 {
-	if (config_init(cfg) < 0) {
-		tool_err("out of memory");
+	int rc = config_init(cfg);
+
+	if (rc < 0) {
+		tool_err("%s", config_init_strerror(rc));
 		return -1;
 	}
 	if (config_load(cfg, ctl->config_path, stderr) < 0) {

@@ -255,6 +255,31 @@ def stop_within(d, seconds):
 
 # ---------------------------------------------------------------- the key table
 
+def test_a_default_the_machine_refuses(tmp_path):
+    """Without tzdata the default [site] timezone cannot be loaded: every
+    program says which default and why, not "out of memory" (a package
+    without its tzdata dependency did), and exits 1."""
+    conf = tmp_path / "empty.conf"
+    conf.write_text("[log]\nlevel = info\n")
+    (tmp_path / "zoneinfo").mkdir()   # a TZDIR without Asia/Shanghai
+    env = dict(os.environ, TZDIR=str(tmp_path / "zoneinfo"))
+    progs = [[os.environ["CORDOND"], "-c", str(conf), "--check-config"],
+             [os.environ["CORDON_NOTIFY"], "-c", str(conf), "--check-config"],
+             [os.environ["CORDON_WEB"], "-c", str(conf), "--check-config"],
+             [os.environ["CORDONCTL"], "-c", str(conf), "migrate"]]
+    for argv in progs:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=harness.TIMEOUT,
+                           env=env)
+        assert p.returncode == 1, (argv, p.returncode, p.stderr)
+        assert "[site] timezone: the default 'Asia/Shanghai' is refused here" in p.stderr, \
+            (argv, p.stderr)
+        assert "out of memory" not in p.stderr, (argv, p.stderr)
+    # the same file with TZDIR unset is fine
+    p = subprocess.run([os.environ["CORDOND"], "--check-config", "-c", str(conf)],
+                       capture_output=True, text=True, timeout=harness.TIMEOUT)
+    assert p.returncode == 0, p.stderr
+
+
 def test_every_key_is_observed():
     keys = key_table()
     assert len(keys) == len(set(keys)) >= 30
