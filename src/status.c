@@ -17,6 +17,7 @@
 #include "normalize.h"
 #include "notify.h"
 #include "pipeline.h"
+#include "procstat.h"
 #include "publisher.h"
 #include "registry.h"
 #include "replay.h"
@@ -26,6 +27,7 @@
 #include "spool.h"
 #include "store.h"
 #include "topics.h"
+#include "version.h"
 
 #define STATS_INTERVAL_MS 60000
 
@@ -206,6 +208,8 @@ render_metrics(struct status *st, const struct sessions_stats *xs, const struct 
 	f = open_memstream(&text, &len);
 	if (!f)
 		return;
+	version_print_build_info(f, "cordond");
+	procstat_print(f);
 	fprintf(f,
 		"# HELP cordon_messages_received_total Messages appended to the spool.\n"
 		"# TYPE cordon_messages_received_total counter\n"
