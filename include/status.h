@@ -33,6 +33,9 @@ struct status {
 	int64_t watchdog_ms, last_watchdog_ms, last_status_ms;
 	uint64_t last_received; /* for the rate in STATUS= */
 	int64_t last_stats_ms;
+	double render_seconds; /* the last /metrics text took this long */
+	char *open_text;       /* cordon_alerts_open's samples, kept between renders */
+	size_t open_cap;
 };
 
 void status_init(struct status *st, const struct config *cfg);

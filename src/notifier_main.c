@@ -947,7 +947,7 @@ render_metrics(struct notify *n)
 		atomic_load(&n->connected), atomic_load(&n->db_up));
 	fclose(f);
 	healthy = atomic_load(&n->connected) && atomic_load(&n->db_up);
-	metrics_publish(n->metrics, text, len, healthy,
+	metrics_publish(n->metrics, text, len, NULL, 0, healthy,
 			healthy				    ? "ok" :
 				!atomic_load(&n->connected) ? "broker not connected" :
 							      "PostgreSQL unreachable");

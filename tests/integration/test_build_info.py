@@ -1,13 +1,16 @@
 """What the programs tell about themselves (issue 20; docs/operations.md,
 "Versions" and "Metrics"): --version of the five programs against the
 libraries installed; cordon_build_info and the process_* metrics of
-cordond and cordon-notify.
+cordond and cordon-notify; cordon_alerts_open through a fever's raise,
+ack and resolve.
 
-One cordond serves the module (its metrics port). Metrics are rendered
-every 2 s: the tests wait for them, nothing is timed.
+One cordond serves the module (its metrics port); each test looks at its
+own site. Metrics are rendered every 2 s: the tests wait for them,
+nothing is timed.
 """
 
 import ctypes
+import json
 import os
 import re
 import subprocess
@@ -15,7 +18,7 @@ import time
 
 import pytest
 
-from harness import (Notifier, free_port, gate_event, publish_many, scrape,
+from harness import (Collector, Notifier, free_port, gate_event, publish_many, scrape,
                      wait_register_loaded, wait_until)
 
 PROGRAMS = {"cordond": "CORDOND", "cordon-notify": "CORDON_NOTIFY", "cordon-web": "CORDON_WEB",
@@ -118,6 +121,10 @@ def daemon(env):
     env.stop_daemons([d])
 
 
+def alert_messages(col, kind):
+    return [json.loads(p) for t, p in col.snapshot() if t.endswith("/alert/" + kind)]
+
+
 # ---------------------------------------------------------------- --version
 
 @pytest.mark.parametrize("program", sorted(PROGRAMS))
@@ -183,6 +190,40 @@ def test_build_info_and_process_metrics(env, daemon):
     assert samples(later, "process_cpu_seconds_total")[0][1] >= value["process_cpu_seconds_total"]
     assert samples(later, "process_start_time_seconds")[0][1] == \
         pytest.approx(value["process_start_time_seconds"], abs=1)
+    print("render: %s s" % samples(later, "cordon_metrics_render_seconds")[0][1])
+
+
+def test_alerts_open_follows_a_fever(env, daemon):
+    """raise -> a raised sample; ack -> an acked sample and no raised one;
+    resolve -> neither."""
+    port, site = daemon.metrics_port, "bio"
+
+    def gauge(state):
+        got = [v for lab, v in samples(scrape(port), "cordon_alerts_open")
+               if lab == {"site": site, "kind": "fever", "state": state}]
+        return got[0] if got else 0
+
+    check_help_type(scrape(port), "cordon_alerts_open", "gauge")
+    assert gauge("raised") == 0 and gauge("acked") == 0
+    with Collector(env.broker.port, "cordon/%s/alert/#" % site) as col:
+        publish_many(env.broker.port, [gate_event(site, "G01", "F-1", person="P-1", temp_c=38.6)])
+        wait_until(lambda: alert_messages(col, "fever"), what="the fever alert")
+        alert_id = alert_messages(col, "fever")[0]["alert_id"]
+        wait_until(lambda: gauge("raised") == 1, what="cordon_alerts_open raised 1")
+        assert gauge("acked") == 0
+
+        def ack(action):
+            body = {"alert_id": alert_id, "by": "op-1", "action": action}
+            publish_many(env.broker.port, [("cordon/%s/ack" % site, json.dumps(body).encode())])
+
+        ack("ack")
+        wait_until(lambda: gauge("acked") == 1 and gauge("raised") == 0,
+                   what="cordon_alerts_open acked 1, raised 0")
+        ack("resolve")
+        wait_until(lambda: gauge("acked") == 0 and gauge("raised") == 0,
+                   what="no cordon_alerts_open sample of the site")
+        assert [a["transition"] for a in alert_messages(col, "fever")] == \
+            ["raised", "acked", "resolved"]
 
 
 def test_notify_build_info_and_process_metrics(env, ctl):
