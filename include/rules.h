@@ -200,6 +200,8 @@ struct rules_open {
  * pass over the alerts): for (size_t it = 0; rules_open_next(r, &it,
  * &o);). Returns false past the last. */
 bool rules_open_next(const struct rules *r, size_t *iter, struct rules_open *ret);
+/* Every open alert (an aggregate as one): raised (not acked) and acked. */
+void rules_open_totals(const struct rules *r, uint64_t *ret_raised, uint64_t *ret_acked);
 
 void rules_output_clear(struct rules_output *out);
 void rules_output_free(struct rules_output *out);

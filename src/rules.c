@@ -2262,6 +2262,13 @@ rules_open_next(const struct rules *r, size_t *iter, struct rules_open *ret)
 	return true;
 }
 
+void
+rules_open_totals(const struct rules *r, uint64_t *ret_raised, uint64_t *ret_acked)
+{
+	*ret_raised = r->open_states[0];
+	*ret_acked = r->open_states[1];
+}
+
 size_t
 rules_open_alerts(struct rules *r, const struct alert **ret, size_t max)
 {

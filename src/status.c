@@ -1,8 +1,11 @@
 /* status.c - READY/WATCHDOG/STATUS for systemd, the /healthz and /metrics
- * text, the stats line. Reads the other objects; changes none of them. */
+ * text, the stats line and the stats message. Reads the other objects;
+ * changes none of them (the stats message is queued on the instance's
+ * MQTT client like an alert). */
 #include "status.h"
 
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +51,8 @@ status_start(struct status *st, int64_t now_ms)
 			 st->cfg->metrics_listen, strerror(-err));
 	st->watchdog_ms = notify_watchdog_ms();
 	st->last_stats_ms = now_ms;
+	st->start_ms = now_ms;
+	st->last_message_ms = now_ms - STATUS_MESSAGE_MS; /* the first once connected */
 	st->last_watchdog_ms = st->last_status_ms = now_ms;
 }
 
@@ -563,6 +568,56 @@ render_metrics(struct status *st, const struct sessions_stats *xs, const struct 
 	st->render_seconds = (double)(clocks_mono_us() - began_us) / 1e6;
 }
 
+/* The stats message on <root>/_daemon/<client id>/stats (docs/topics.md):
+ * the figures of the stats line and the metrics as one JSON object, QoS
+ * 0 and not retained, through the instance's own client. Not retained: a
+ * retained one would outlive the instance and be read as current by a
+ * later subscriber (the retained .../state says whether it runs). Sent
+ * only while that client is connected: a late figure is worth nothing,
+ * and must not wait in Paho's buffer beside the alerts while the broker
+ * is away. */
+static void
+send_stats_message(struct status *st, const struct sessions_stats *xs, const struct store_stats *ss,
+		   int64_t now)
+{
+	char topic[TOPIC_MAX_BYTES], ts[64];
+	uint64_t raised, acked;
+	json_t *o;
+	char *s = NULL;
+
+	if (topics_build(topic, sizeof(topic), st->cfg->topic_root, TOPIC_DAEMON_STATS, NULL,
+			 st->cfg->mqtt_client_id) < 0)
+		return;
+	rules_open_totals(st->pl->rules, &raised, &acked);
+	normalize_format_time(clocks_wall_us(), ts, sizeof(ts));
+	/* "YYYY-MM-DD HH:MM:SS.ffffff+00" -> RFC 3339 with milliseconds, as
+	 * the alerts' times */
+	ts[10] = 'T';
+	ts[23] = 'Z';
+	ts[24] = '\0';
+	o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s,"
+		      " s:b}",
+		      "instance", st->cfg->mqtt_client_id, "version", version_cordon(), "ts", ts,
+		      "uptime_s", (json_int_t)((now - st->start_ms) / 1000), "received",
+		      (json_int_t)xs->mqtt.received, "events", (json_int_t)st->pl->count.events,
+		      "rejected", (json_int_t)st->pl->count.rejects, "stored",
+		      (json_int_t)(ss->events_written + ss->rejects_written), "backlog_bytes",
+		      (json_int_t)pipeline_pending(st->pl), "spool_bytes",
+		      (json_int_t)spool_bytes(st->pl->spool), "alert_transitions",
+		      (json_int_t)st->pub->alerts, "alerts_open", (json_int_t)(raised + acked),
+		      "alerts_acked", (json_int_t)acked, "postgres", store_stats_db_text(ss),
+		      "intake_paused", st->intake->paused != 0);
+	if (o && xs->clustered)
+		json_object_set_new(o, "shards_owned", json_integer(xs->owned));
+	if (o)
+		s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (s &&
+	    mqtt_client_publish(sessions_instance(st->sessions), topic, s, strlen(s), 0, 0) < 0)
+		log_debug("stats message not queued: the outbound queue is full");
+	free(s);
+}
+
 /* READY=1 once the broker is connected (the spool is open by then),
  * WATCHDOG=1 at half the interval, STATUS= every 2 s, metrics. */
 static void
@@ -614,6 +669,10 @@ service_tick(struct status *st, int64_t now)
 	st->last_received = is.received;
 	st->last_status_ms = now;
 	render_metrics(st, &xs, &ss);
+	if (is.connected && now - st->last_message_ms >= STATUS_MESSAGE_MS) {
+		send_stats_message(st, &xs, &ss, now);
+		st->last_message_ms = now;
+	}
 }
 
 void

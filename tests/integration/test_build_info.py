@@ -1,12 +1,13 @@
 """What the programs tell about themselves (issue 20; docs/operations.md,
-"Versions" and "Metrics"): --version of the five programs against the
-libraries installed; cordon_build_info and the process_* metrics of
-cordond and cordon-notify; cordon_alerts_open through a fever's raise,
-ack and resolve.
+"Versions" and "Metrics"; docs/topics.md, the stats topic): --version of
+the five programs against the libraries installed; cordon_build_info and
+the process_* metrics of cordond and cordon-notify; cordon_alerts_open
+through a fever's raise, ack and resolve; the stats message on
+cordon/_daemon/<client id>/stats (SPEC 2).
 
-One cordond serves the module (its metrics port); each test looks at its
-own site. Metrics are rendered every 2 s: the tests wait for them,
-nothing is timed.
+One cordond serves the module (its metrics port, its stats topic); each
+test looks at its own site. Metrics are rendered every 2 s and the stats
+message every 10 s: the tests wait for them, nothing is timed.
 """
 
 import ctypes
@@ -18,8 +19,8 @@ import time
 
 import pytest
 
-from harness import (Collector, Notifier, free_port, gate_event, publish_many, scrape,
-                     wait_register_loaded, wait_until)
+from harness import (BASE_CONFIG, Collector, Notifier, free_port, gate_event, publish_many,
+                     scrape, wait_register_loaded, wait_until)
 
 PROGRAMS = {"cordond": "CORDOND", "cordon-notify": "CORDON_NOTIFY", "cordon-web": "CORDON_WEB",
             "cordonctl": "CORDONCTL", "cordon-sim": "CORDON_SIM"}
@@ -109,8 +110,30 @@ def check_help_type(text, name, kind):
     assert re.search(r"^# TYPE %s %s$" % (name, kind), text, re.M), "no TYPE %s %s" % (name, kind)
 
 
+class Recorder(Collector):
+    """A Collector that also keeps each message's retain flag and QoS."""
+
+    def __init__(self, port, topic_filter):
+        self.flags = []
+        super().__init__(port, topic_filter)
+
+    def _on_message(self, client, userdata, msg):
+        with self._lock:
+            self.messages.append((msg.topic, bytes(msg.payload)))
+            self.flags.append((msg.topic, bool(msg.retain), msg.qos))
+
+
 @pytest.fixture(scope="module")
-def daemon(env):
+def stats(env):
+    """A subscriber to the module's cordond's stats topic from before it
+    starts (its first message is sent as soon as it connects)."""
+    topic = "cordon/_daemon/%s/stats" % BASE_CONFIG["mqtt"]["client_id"]
+    with Recorder(env.broker.port, topic) as col:
+        yield col
+
+
+@pytest.fixture(scope="module")
+def daemon(env, stats):
     """The module's cordond, its metrics on a port of its own."""
     port = free_port()
     d = env.cordond({"metrics": {"listen": "127.0.0.1:%d" % port}})
@@ -254,3 +277,46 @@ def test_notify_build_info_and_process_metrics(env, ctl):
         assert samples(text, "process_open_fds")[0][1] >= 3
     finally:
         env.stop_daemons([n])
+
+
+# ---------------------------------------------------------------- the stats topic
+
+def test_stats_message(env, daemon, stats):
+    """Messages on cordon/_daemon/<client id>/stats, at QoS 0: the first
+    as cordond connected, and a later one that counts a message received
+    since; none retained."""
+    base = "cordon/_daemon/%s/" % daemon.client_id
+    topic = base + "stats"
+
+    def messages():
+        return [json.loads(p) for t, p in stats.snapshot() if t == topic]
+    first = wait_until(lambda: messages(), timeout=40, what="a stats message")[0]
+    publish_many(env.broker.port, [gate_event("bis", "G01", "S-1")])
+    later = wait_until(lambda: [m for m in messages()[1:] if m["received"] > first["received"]],
+                       timeout=40, what="a stats message counting a message received")[0]
+    assert {qos for t, retain, qos in stats.flags} == {0}, stats.flags
+    # A new subscriber gets the retained state at its SUBSCRIBE, and no
+    # stats message with it (the broker sends the retained ones together).
+    with Recorder(env.broker.port, base + "+") as late:
+        wait_until(lambda: (base + "state", True) in [(t, r) for t, r, q in late.flags],
+                   what="the retained state")
+        assert (topic, True) not in [(t, r) for t, r, q in late.flags], late.flags
+    for m in (first, later):
+        assert set(m) == {"instance", "version", "ts", "uptime_s", "received", "events",
+                          "rejected", "stored", "backlog_bytes", "spool_bytes",
+                          "alert_transitions", "alerts_open", "alerts_acked", "postgres",
+                          "intake_paused"}, m
+        assert m["instance"] == daemon.client_id
+        assert m["version"] == version_of("cordond")[0].split()[1]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", m["ts"]), m
+        assert m["intake_paused"] is False, m
+        assert 0 <= m["alerts_acked"] <= m["alerts_open"], m
+        for k in ("uptime_s", "received", "events", "rejected", "stored", "backlog_bytes",
+                  "spool_bytes", "alert_transitions"):
+            assert isinstance(m[k], int) and m[k] >= 0, (k, m)
+    assert later["postgres"] == "up", later
+    assert later["uptime_s"] > first["uptime_s"], (first, later)
+    assert later["ts"] > first["ts"]
+    assert later["events"] > first["events"]
+    print("stats messages %s and %s: %d s apart by uptime" % (
+        first["ts"], later["ts"], later["uptime_s"] - first["uptime_s"]))

@@ -775,6 +775,7 @@ open_counts_by_state(void **state)
 {
 	struct fx *f = *state;
 	char ids[3][33];
+	uint64_t raised, acked;
 	struct event ev;
 
 	f->cfg.max_open_alerts = 2;
@@ -798,6 +799,9 @@ open_counts_by_state(void **state)
 	ev = ack_ev(f, "s1", ids[0], ACK_ACK, "op-2", T0 + MIN);
 	apply(f, &ev);
 	open_states(f, "s1", KIND_FEVER, 2, 1);
+	rules_open_totals(f->r, &raised, &acked);
+	assert_int_equal(raised, 3);
+	assert_int_equal(acked, 1);
 	/* the acked one resolved, then a raised one */
 	ev = ack_ev(f, "s1", ids[0], ACK_RESOLVE, "op-1", T0 + 2 * MIN);
 	apply(f, &ev);
@@ -809,7 +813,9 @@ open_counts_by_state(void **state)
 	/* s2's forgotten (a shard lost): counted out */
 	assert_true(rules_forget_sites(f->r, keep_s1, NULL) > 0);
 	open_states(f, "s2", KIND_FEVER, 0, 0);
-	open_states(f, "s1", KIND_FEVER, 1, 0);
+	rules_open_totals(f->r, &raised, &acked);
+	assert_int_equal(raised, 1);
+	assert_int_equal(acked, 0);
 }
 
 static void
@@ -2271,6 +2277,12 @@ run_rd(const struct rd *rd, const int *order, int n, char *out, size_t outlen, s
 	}
 	out[0] = '\0';
 	nopen = rules_open_alerts(f->r, open, 8);
+	{ /* the counts by state agree with the alerts, whatever the order */
+		uint64_t raised_n, acked_n;
+
+		rules_open_totals(f->r, &raised_n, &acked_n);
+		assert_true(raised_n + acked_n == nopen);
+	}
 	for (size_t i = 0; i < nopen; i++)
 		len += (size_t)snprintf(out + len, outlen - len, "open %s %u;", open[i]->subject,
 					open[i]->count);
