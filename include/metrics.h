@@ -13,9 +13,10 @@ struct metrics;
 int metrics_start(const char *listen, struct metrics **ret_metrics)
 	__attribute__((warn_unused_result));
 void metrics_stop(struct metrics *m);
-/* Replaces what /metrics and /healthz answer. */
-void metrics_publish(struct metrics *m, const char *text, size_t len, int healthy,
-		     const char *health_reason);
+/* Replaces what /metrics and /healthz answer: the metrics are `text`
+ * followed by `tail` (NULL: none), both copied. */
+void metrics_publish(struct metrics *m, const char *text, size_t len, const char *tail,
+		     size_t tail_len, int healthy, const char *health_reason);
 
 /* A fixed-bucket histogram (upper bounds in the unit of the metric). */
 #define HIST_BUCKETS 12

@@ -187,6 +187,22 @@ size_t rules_entries(const struct rules *r);
 /* Open alerts, for the retained topic at start and for cordonctl. */
 size_t rules_open_alerts(struct rules *r, const struct alert **ret, size_t max);
 
+/* The open alerts of one site and kind, by state; an aggregate alert
+ * counts as one. */
+struct rules_open {
+	char site[NORM_ID_MAX + 1];
+	enum alert_kind kind;
+	uint32_t raised; /* not acked */
+	uint32_t acked;
+};
+/* Iterates the sites and kinds with at least one open alert, in no
+ * order, from counts kept as alerts open, change state and close (no
+ * pass over the alerts): for (size_t it = 0; rules_open_next(r, &it,
+ * &o);). Returns false past the last. */
+bool rules_open_next(const struct rules *r, size_t *iter, struct rules_open *ret);
+/* Every open alert (an aggregate as one): raised (not acked) and acked. */
+void rules_open_totals(const struct rules *r, uint64_t *ret_raised, uint64_t *ret_acked);
+
 void rules_output_clear(struct rules_output *out);
 void rules_output_free(struct rules_output *out);
 

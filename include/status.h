@@ -1,12 +1,17 @@
 /* status.h - what cordond tells about itself: systemd (READY, WATCHDOG,
  * STATUS), the /healthz and /metrics text (rendered here every 2 s and
- * handed to the HTTP thread of metrics.c), and the periodic stats line. */
+ * handed to the HTTP thread of metrics.c), the periodic stats line, and
+ * the stats message on <root>/_daemon/<client id>/stats every 10 s (SPEC
+ * 2; docs/topics.md). */
 #ifndef CORDON_STATUS_H
 #define CORDON_STATUS_H
 
 #include <stdint.h>
 
 #include "config.h"
+
+/* The stats message's interval (SPEC 2: every 10 s), ms. */
+#define STATUS_MESSAGE_MS 10000
 
 struct intake;
 struct metrics;
@@ -33,6 +38,11 @@ struct status {
 	int64_t watchdog_ms, last_watchdog_ms, last_status_ms;
 	uint64_t last_received; /* for the rate in STATUS= */
 	int64_t last_stats_ms;
+	int64_t start_ms;	 /* status_start(): the uptime in the stats message */
+	int64_t last_message_ms; /* the stats message last sent */
+	double render_seconds;	 /* the last /metrics text took this long */
+	char *open_text;	 /* cordon_alerts_open's samples, kept between renders */
+	size_t open_cap;
 };
 
 void status_init(struct status *st, const struct config *cfg);
@@ -43,7 +53,9 @@ void status_finish(struct status *st);
 void status_reconfigure(struct status *st, const struct config *cfg);
 /* Each tick: READY once the broker is connected and has answered our
  * SUBSCRIBE (or intake is paused), WATCHDOG at half its interval, STATUS
- * and the metrics every 2 s, the stats line every minute. */
+ * and the metrics every 2 s, the stats message every STATUS_MESSAGE_MS
+ * while the instance's client is connected, the stats line every
+ * minute. */
 void status_tick(struct status *st, int64_t now_ms);
 /* Logs the stats line (also at the stop). */
 void status_log_stats(struct status *st);

@@ -28,6 +28,7 @@ enum topic_kind {
 	TOPIC_REJECT,		/* +/reject: a reject notice */
 	TOPIC_DAEMON_STATE,	/* _daemon/+/state: cordond's retained state and will */
 	TOPIC_DAEMON_SET_ASIDE, /* _daemon/+/set_aside: an outbound message set aside */
+	TOPIC_DAEMON_STATS,	/* _daemon/+/stats: cordond's figures every 10 s (status.c) */
 	TOPIC_HANDOVER,		/* +/_handover: a site's hand-over marker (handover.h) */
 	TOPIC_NKINDS,
 };

@@ -6,10 +6,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
-
-#ifndef CORDON_VERSION
-#define CORDON_VERSION "0"
-#endif
+#include "version.h"
 
 static void
 usage(FILE *out)
@@ -18,7 +15,7 @@ usage(FILE *out)
 		"usage: cordond [-c FILE] [--check-config]\n"
 		"  -c, --config FILE   configuration file (default /etc/cordon/cordond.conf)\n"
 		"  -n, --check-config  validate FILE, print the effective configuration, exit\n"
-		"  -V, --version       print the version\n"
+		"  -V, --version       print the version and those of the libraries\n"
 		"  -h, --help          this text\n");
 }
 
@@ -40,7 +37,7 @@ main(int argc, char **argv)
 		switch (c) {
 		case 'c': path = optarg; break;
 		case 'n': check = 1; break;
-		case 'V': printf("cordond %s\n", CORDON_VERSION); return 0;
+		case 'V': version_print(stdout, "cordond"); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

@@ -255,16 +255,22 @@ metrics_stop(struct metrics *m)
 }
 
 void
-metrics_publish(struct metrics *m, const char *text, size_t len, int healthy, const char *reason)
+metrics_publish(struct metrics *m, const char *text, size_t len, const char *tail, size_t tail_len,
+		int healthy, const char *reason)
 {
 	char *copy;
 
 	if (!m)
 		return;
-	copy = malloc(len + 1);
+	if (!tail)
+		tail_len = 0;
+	copy = malloc(len + tail_len + 1);
 	if (!copy)
 		return;
 	memcpy(copy, text, len);
+	if (tail_len)
+		memcpy(copy + len, tail, tail_len);
+	len += tail_len;
 	copy[len] = '\0';
 	pthread_mutex_lock(&m->lock);
 	free(m->text);

@@ -44,7 +44,9 @@
 #include "notifier_config.h"
 #include "notifier_db.h"
 #include "notifier_send.h"
+#include "procstat.h"
 #include "tz.h"
+#include "version.h"
 
 #ifndef CORDON_VERSION
 #define CORDON_VERSION "0"
@@ -858,6 +860,8 @@ render_metrics(struct notify *n)
 		return;
 	if (atomic_load(&n->db_up) && n->cfg.nreceivers <= 256)
 		have_backlog = notifier_db_backlog(n->db, &n->cfg, backlog, err) == 0;
+	version_print_build_info(f, "cordon-notify");
+	procstat_print(f);
 	fprintf(f,
 		"# HELP cordon_notify_inbox_total Alert transitions received, by result.\n"
 		"# TYPE cordon_notify_inbox_total counter\n"
@@ -943,7 +947,7 @@ render_metrics(struct notify *n)
 		atomic_load(&n->connected), atomic_load(&n->db_up));
 	fclose(f);
 	healthy = atomic_load(&n->connected) && atomic_load(&n->db_up);
-	metrics_publish(n->metrics, text, len, healthy,
+	metrics_publish(n->metrics, text, len, NULL, 0, healthy,
 			healthy				    ? "ok" :
 				!atomic_load(&n->connected) ? "broker not connected" :
 							      "PostgreSQL unreachable");
@@ -1163,7 +1167,7 @@ usage(FILE *out)
 		"usage: cordon-notify [-c FILE] [--check-config]\n"
 		"  -c, --config FILE   configuration file (default /etc/cordon/cordond.conf)\n"
 		"  -n, --check-config  validate FILE, print cordon-notify's configuration, exit\n"
-		"  -V, --version       print the version\n"
+		"  -V, --version       print the version and those of the libraries\n"
 		"  -h, --help          this text\n");
 }
 
@@ -1185,10 +1189,7 @@ main(int argc, char **argv)
 		switch (c) {
 		case 'c': path = optarg; break;
 		case 'n': check = 1; break;
-		case 'V':
-			printf("cordon-notify %s (libcurl %s)\n", CORDON_VERSION,
-			       curl_version_info(CURLVERSION_NOW)->version);
-			return 0;
+		case 'V': version_print(stdout, "cordon-notify"); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

@@ -11,6 +11,8 @@
  *   seals    site|gate -> struct seal              sealed_gate
  *   exits    site|household -> struct ring         exit_quota
  *   nopen    site|kind -> open alerts but the aggregate (intptr)
+ *   bystate  site|kind -> struct open_states: open alerts by state, the
+ *            aggregate counted as one (cordon_alerts_open)
  *   readings site|subject -> struct readings       fever (recheck order)
  *   cardx    site -> struct cardx_site             card_exception
  *            (its hh: household -> struct cardx)
@@ -156,6 +158,8 @@ struct rules {
 	int64_t start_mono; /* silence is counted from here at the earliest */
 	int intake_down;
 	struct map alerts, by_id, gates, checks, zones, calls, resolved, seals, exits, nopen;
+	struct map bystate;	 /* the open alerts by state, below */
+	uint64_t open_states[2]; /* every open alert: raised, acked */
 	struct map readings;
 	struct map cardx;		  /* card_exception: the situations raised */
 	unsigned cardx_gen;		  /* rules_register's pass */
@@ -311,6 +315,7 @@ rules_create(const struct rules_config *cfg, const struct rules_clock *now,
 	map_init(&r->seals);
 	map_init(&r->exits);
 	map_init(&r->nopen);
+	map_init(&r->bystate);
 	map_init(&r->readings);
 	map_init(&r->cardx);
 	map_init(&r->needs);
@@ -337,6 +342,7 @@ rules_destroy(struct rules *r)
 	map_finish(&r->seals, free);
 	map_finish(&r->exits, free);
 	map_finish(&r->nopen, NULL);
+	map_finish(&r->bystate, free);
 	map_finish(&r->readings, free);
 	map_finish(&r->cardx, cardx_site_free);
 	map_finish(&r->needs, free);
@@ -440,6 +446,57 @@ count_open(struct rules *r, const struct alert *a, int delta)
 	return map_put(&r->nopen, key, (void *)n, NULL);
 }
 
+/* The open alerts of a site and kind by state (an aggregate is one). */
+struct open_states {
+	enum alert_kind kind;
+	uint32_t n[2]; /* raised (not acked), acked */
+};
+
+/* Counts open alert `a`, in its state (raised or acked), in or out of its
+ * site and kind; 0 or -ENOMEM (never when counting out). */
+static int
+count_state(struct rules *r, const struct alert *a, int delta)
+{
+	char key[2 * NORM_KEY_MAX];
+	int i = a->state == ALERT_ACKED;
+	struct open_states *o;
+
+	key2(key, sizeof(key), a->site, alert_state_kind_name(a->kind));
+	if (delta < 0) {
+		o = map_get(&r->bystate, key);
+		if (!o || !o->n[i])
+			return 0;
+		o->n[i]--;
+		r->open_states[i]--;
+		if (!o->n[0] && !o->n[1])
+			free(map_remove(&r->bystate, key));
+		return 0;
+	}
+	if (!(o = map_get_or_make(&r->bystate, key, sizeof(*o))))
+		return -ENOMEM;
+	o->kind = a->kind;
+	o->n[i]++;
+	r->open_states[i]++;
+	return 0;
+}
+
+/* Moves raised alert `a` to the acked in its site and kind's count. */
+static void
+count_acked(struct rules *r, const struct alert *a)
+{
+	char key[2 * NORM_KEY_MAX];
+	struct open_states *o;
+
+	key2(key, sizeof(key), a->site, alert_state_kind_name(a->kind));
+	o = map_get(&r->bystate, key);
+	if (!o || !o->n[0])
+		return;
+	o->n[0]--;
+	o->n[1]++;
+	r->open_states[0]--;
+	r->open_states[1]++;
+}
+
 /* Puts malloc'ed alert `a` into the maps; 0, or -ENOMEM (then it is in
  * none of them). */
 static int
@@ -457,9 +514,17 @@ link_alert(struct rules *r, struct alert *a)
 		map_remove(&r->by_id, a->alert_id);
 		return err;
 	}
+	if ((err = count_state(r, a, 1)) < 0) {
+		map_remove(&r->alerts, key);
+		map_remove(&r->by_id, a->alert_id);
+		(void)count_open(r, a, -1);
+		return err;
+	}
 	return 0;
 }
 
+/* Takes open alert `a` out of the maps, in the state it is open in (call
+ * it before the state becomes resolved). */
 static void
 unlink_alert(struct rules *r, struct alert *a)
 {
@@ -469,6 +534,7 @@ unlink_alert(struct rules *r, struct alert *a)
 	map_remove(&r->alerts, key);
 	map_remove(&r->by_id, a->alert_id);
 	(void)count_open(r, a, -1);
+	(void)count_state(r, a, -1);
 }
 
 /* The id of alert `a` raised at `wall_us`. The trigger's time joins the
@@ -684,12 +750,12 @@ close_alert(struct rules *r, struct rules_output *out, struct alert *a, const ch
 {
 	int err;
 
+	unlink_alert(r, a); /* counted out in the state it was open in */
 	a->state = ALERT_RESOLVED;
 	a->resolved_us = a->updated_us = at->wall_us;
 	snprintf(a->reason, sizeof(a->reason), "%s", reason);
 	snprintf(a->by, sizeof(a->by), "%s", by ? by : "");
 	err = emit(out, a, "resolved", at);
-	unlink_alert(r, a);
 	free(a);
 	return err;
 }
@@ -1458,6 +1524,7 @@ ack_rules(struct rules *r, const struct event *ev, const struct rules_clock *t,
 		return close_alert(r, out, a, "operator", ev->by, t);
 	if (a->state == ALERT_ACKED)
 		return 0;
+	count_acked(r, a);
 	a->state = ALERT_ACKED;
 	a->updated_us = t->wall_us;
 	snprintf(a->by, sizeof(a->by), "%s", ev->by);
@@ -2167,8 +2234,39 @@ rules_entries(const struct rules *r)
 {
 	return r->alerts.len + r->by_id.len + r->gates.len + r->checks.len + r->zones.len +
 		r->calls.len + r->resolved.len + r->seals.len + r->exits.len + r->nopen.len +
-		r->readings.len + cardx_entries(r) + r->needs.len + r->welfare.len + r->drops.len +
-		r->missed.len;
+		r->bystate.len + r->readings.len + cardx_entries(r) + r->needs.len +
+		r->welfare.len + r->drops.len + r->missed.len;
+}
+
+bool
+rules_open_next(const struct rules *r, size_t *iter, struct rules_open *ret)
+{
+	const char *key;
+	void *v;
+	const struct open_states *o;
+	const char *sep;
+	size_t len;
+
+	if (!map_next(&r->bystate, iter, &key, &v))
+		return false;
+	o = v;
+	sep = strchr(key, SEP[0]);
+	len = sep ? (size_t)(sep - key) : strlen(key);
+	if (len >= sizeof(ret->site))
+		len = sizeof(ret->site) - 1;
+	memcpy(ret->site, key, len);
+	ret->site[len] = '\0';
+	ret->kind = o->kind;
+	ret->raised = o->n[0];
+	ret->acked = o->n[1];
+	return true;
+}
+
+void
+rules_open_totals(const struct rules *r, uint64_t *ret_raised, uint64_t *ret_acked)
+{
+	*ret_raised = r->open_states[0];
+	*ret_acked = r->open_states[1];
 }
 
 size_t

@@ -1,8 +1,11 @@
 /* status.c - READY/WATCHDOG/STATUS for systemd, the /healthz and /metrics
- * text, the stats line. Reads the other objects; changes none of them. */
+ * text, the stats line and the stats message. Reads the other objects;
+ * changes none of them (the stats message is queued on the instance's
+ * MQTT client like an alert). */
 #include "status.h"
 
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +20,7 @@
 #include "normalize.h"
 #include "notify.h"
 #include "pipeline.h"
+#include "procstat.h"
 #include "publisher.h"
 #include "registry.h"
 #include "replay.h"
@@ -26,6 +30,7 @@
 #include "spool.h"
 #include "store.h"
 #include "topics.h"
+#include "version.h"
 
 #define STATS_INTERVAL_MS 60000
 
@@ -46,6 +51,8 @@ status_start(struct status *st, int64_t now_ms)
 			 st->cfg->metrics_listen, strerror(-err));
 	st->watchdog_ms = notify_watchdog_ms();
 	st->last_stats_ms = now_ms;
+	st->start_ms = now_ms;
+	st->last_message_ms = now_ms - STATUS_MESSAGE_MS; /* the first once connected */
 	st->last_watchdog_ms = st->last_status_ms = now_ms;
 }
 
@@ -54,6 +61,9 @@ status_finish(struct status *st)
 {
 	metrics_stop(st->metrics);
 	st->metrics = NULL;
+	free(st->open_text);
+	st->open_text = NULL;
+	st->open_cap = 0;
 }
 
 void
@@ -171,13 +181,100 @@ print_cluster(struct status *st, const struct sessions_stats *xs, FILE *f)
 	}
 }
 
+/* Appends `s` at p; returns the end. */
+static char *
+put(char *p, const char *s)
+{
+	size_t n = strlen(s);
+
+	memcpy(p, s, n);
+	return p + n;
+}
+
+/* The longest sample of cordon_alerts_open: its fixed text, a site, a
+ * kind name (under 32), a state and a count. */
+#define OPEN_SAMPLE_MAX (64 + NORM_ID_MAX + 32 + 10)
+
+/* One sample of cordon_alerts_open at p (room for OPEN_SAMPLE_MAX);
+ * returns the end. */
+static char *
+put_open_sample(char *p, const char *site, const char *kind, const char *state, uint32_t n)
+{
+	char digits[11];
+	int d = 0;
+
+	p = put(p, "cordon_alerts_open{site=\"");
+	p = put(p, site);
+	p = put(p, "\",kind=\"");
+	p = put(p, kind);
+	p = put(p, "\",state=\"");
+	p = put(p, state);
+	p = put(p, "\"} ");
+	do
+		digits[d++] = (char)('0' + n % 10);
+	while ((n /= 10));
+	while (d)
+		*p++ = digits[--d];
+	*p++ = '\n';
+	return p;
+}
+
+/* cordon_alerts_open: one sample per site, kind and state with at least
+ * one open alert, from the counts the rules keep (no pass over the
+ * alerts). The rules of this instance only: clustered, the sites of the
+ * shards it owns and its own _daemon alerts (docs/operations.md).
+ *
+ * Its HELP and TYPE go to `f` (the text's last lines), the samples into
+ * st->open_text, kept from one render to the next, which metrics_publish()
+ * appends. A city's 10,000 sites with open alerts of two kinds are 20,000
+ * samples, 1.4 MB: through fprintf into the memstream they took 40 ms of
+ * the main loop, written by hand into it 19 ms (the stream growing line by
+ * line), this way about 5 ms (docs/performance.md, bench/metrics_render).
+ * Out of memory, samples are left out. Returns the samples' length. */
+static size_t
+print_alerts_open(struct status *st, FILE *f)
+{
+	const struct rules *r = st->pl->rules;
+	struct rules_open o;
+	size_t used = 0;
+
+	fprintf(f,
+		"# HELP cordon_alerts_open Open (not resolved) alerts of this instance's rules,"
+		" by site, kind and state (raised: not acknowledged; acked); an aggregate alert"
+		" counts one; no sample for a site, kind and state without one.\n"
+		"# TYPE cordon_alerts_open gauge\n");
+	for (size_t it = 0; rules_open_next(r, &it, &o);) {
+		const char *kind = alert_state_kind_name(o.kind);
+
+		if (st->open_cap - used < 2 * OPEN_SAMPLE_MAX) {
+			size_t cap = st->open_cap ? 2 * st->open_cap : 64 * 1024;
+			char *b = realloc(st->open_text, cap);
+
+			if (!b)
+				break;
+			st->open_text = b;
+			st->open_cap = cap;
+		}
+		if (o.raised)
+			used = (size_t)(put_open_sample(st->open_text + used, o.site, kind,
+							"raised", o.raised) -
+					st->open_text);
+		if (o.acked)
+			used = (size_t)(put_open_sample(st->open_text + used, o.site, kind, "acked",
+							o.acked) -
+					st->open_text);
+	}
+	return used;
+}
+
 /* Renders the Prometheus text and hands it to the HTTP thread. */
 static void
 render_metrics(struct status *st, const struct sessions_stats *xs, const struct store_stats *ss)
 {
+	int64_t began_us = clocks_mono_us();
 	const struct mqtt_client_stats *is = &xs->mqtt;
 	char *text = NULL;
-	size_t len = 0;
+	size_t len = 0, open_len;
 	const char *key;
 	void *v;
 	FILE *f;
@@ -206,6 +303,8 @@ render_metrics(struct status *st, const struct sessions_stats *xs, const struct 
 	f = open_memstream(&text, &len);
 	if (!f)
 		return;
+	version_print_build_info(f, "cordond");
+	procstat_print(f);
 	fprintf(f,
 		"# HELP cordon_messages_received_total Messages appended to the spool.\n"
 		"# TYPE cordon_messages_received_total counter\n"
@@ -456,9 +555,67 @@ render_metrics(struct status *st, const struct sessions_stats *xs, const struct 
 	histogram_print(&st->pub->fever_latency, "cordon_fever_alert_latency_seconds", NULL, f);
 	if (xs->clustered)
 		print_cluster(st, xs, f);
+	fprintf(f,
+		"# HELP cordon_metrics_render_seconds How long the main loop took to render"
+		" the previous text of /metrics (every 2 s).\n"
+		"# TYPE cordon_metrics_render_seconds gauge\n"
+		"cordon_metrics_render_seconds %.6f\n",
+		st->render_seconds);
+	open_len = print_alerts_open(st, f); /* the last: its samples follow */
 	fclose(f);
-	metrics_publish(st->metrics, text, len, why[0] == '\0', why);
+	metrics_publish(st->metrics, text, len, st->open_text, open_len, why[0] == '\0', why);
 	free(text);
+	st->render_seconds = (double)(clocks_mono_us() - began_us) / 1e6;
+}
+
+/* The stats message on <root>/_daemon/<client id>/stats (docs/topics.md):
+ * the figures of the stats line and the metrics as one JSON object, QoS
+ * 0 and not retained, through the instance's own client. Not retained: a
+ * retained one would outlive the instance and be read as current by a
+ * later subscriber (the retained .../state says whether it runs). Sent
+ * only while that client is connected: a late figure is worth nothing,
+ * and must not wait in Paho's buffer beside the alerts while the broker
+ * is away. */
+static void
+send_stats_message(struct status *st, const struct sessions_stats *xs, const struct store_stats *ss,
+		   int64_t now)
+{
+	char topic[TOPIC_MAX_BYTES], ts[64];
+	uint64_t raised, acked;
+	json_t *o;
+	char *s = NULL;
+
+	if (topics_build(topic, sizeof(topic), st->cfg->topic_root, TOPIC_DAEMON_STATS, NULL,
+			 st->cfg->mqtt_client_id) < 0)
+		return;
+	rules_open_totals(st->pl->rules, &raised, &acked);
+	normalize_format_time(clocks_wall_us(), ts, sizeof(ts));
+	/* "YYYY-MM-DD HH:MM:SS.ffffff+00" -> RFC 3339 with milliseconds, as
+	 * the alerts' times */
+	ts[10] = 'T';
+	ts[23] = 'Z';
+	ts[24] = '\0';
+	o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s,"
+		      " s:b}",
+		      "instance", st->cfg->mqtt_client_id, "version", version_cordon(), "ts", ts,
+		      "uptime_s", (json_int_t)((now - st->start_ms) / 1000), "received",
+		      (json_int_t)xs->mqtt.received, "events", (json_int_t)st->pl->count.events,
+		      "rejected", (json_int_t)st->pl->count.rejects, "stored",
+		      (json_int_t)(ss->events_written + ss->rejects_written), "backlog_bytes",
+		      (json_int_t)pipeline_pending(st->pl), "spool_bytes",
+		      (json_int_t)spool_bytes(st->pl->spool), "alert_transitions",
+		      (json_int_t)st->pub->alerts, "alerts_open", (json_int_t)(raised + acked),
+		      "alerts_acked", (json_int_t)acked, "postgres", store_stats_db_text(ss),
+		      "intake_paused", st->intake->paused != 0);
+	if (o && xs->clustered)
+		json_object_set_new(o, "shards_owned", json_integer(xs->owned));
+	if (o)
+		s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (s &&
+	    mqtt_client_publish(sessions_instance(st->sessions), topic, s, strlen(s), 0, 0) < 0)
+		log_debug("stats message not queued: the outbound queue is full");
+	free(s);
 }
 
 /* READY=1 once the broker is connected (the spool is open by then),
@@ -512,6 +669,10 @@ service_tick(struct status *st, int64_t now)
 	st->last_received = is.received;
 	st->last_status_ms = now;
 	render_metrics(st, &xs, &ss);
+	if (is.connected && now - st->last_message_ms >= STATUS_MESSAGE_MS) {
+		send_stats_message(st, &xs, &ss, now);
+		st->last_message_ms = now;
+	}
 }
 
 void

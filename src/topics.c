@@ -20,6 +20,7 @@ static const char *const shapes[TOPIC_NKINDS] = {
 	[TOPIC_REJECT] = "+/reject",
 	[TOPIC_DAEMON_STATE] = "_daemon/+/state",
 	[TOPIC_DAEMON_SET_ASIDE] = "_daemon/+/set_aside",
+	[TOPIC_DAEMON_STATS] = "_daemon/+/stats",
 	[TOPIC_HANDOVER] = "+/_handover",
 };
 

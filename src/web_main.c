@@ -14,11 +14,11 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include <microhttpd.h>
 #include <systemd/sd-daemon.h>
 
 #include "clocks.h"
 #include "log.h"
+#include "version.h"
 #include "web.h"
 
 #ifndef CORDON_VERSION
@@ -35,7 +35,7 @@ usage(FILE *out)
 		"usage: cordon-web [-c FILE] [--check-config]\n"
 		"  -c, --config FILE   configuration file (default /etc/cordon/cordond.conf)\n"
 		"  -n, --check-config  validate FILE, print cordon-web's [web], exit\n"
-		"  -V, --version       print the version\n"
+		"  -V, --version       print the version and those of the libraries\n"
 		"  -h, --help          this text\n");
 }
 
@@ -171,10 +171,7 @@ main(int argc, char **argv)
 		switch (c) {
 		case 'c': path = optarg; break;
 		case 'n': check = 1; break;
-		case 'V':
-			printf("cordon-web %s (libmicrohttpd %s)\n", CORDON_VERSION,
-			       MHD_get_version());
-			return 0;
+		case 'V': version_print(stdout, "cordon-web"); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

@@ -18,10 +18,7 @@
 
 #include "config.h"
 #include "sim.h"
-
-#ifndef CORDON_VERSION
-#define CORDON_VERSION "0"
-#endif
+#include "version.h"
 
 const char tool_name[] = "cordon-sim";
 const char tool_synopsis_prefix[] = "cordon-sim";
@@ -408,7 +405,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
-		printf("cordon-sim %s\n", CORDON_VERSION);
+		version_print(stdout, "cordon-sim");
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)

@@ -16,10 +16,7 @@
 #include "db.h"
 #include "log.h"
 #include "normalize.h"
-
-#ifndef CORDON_VERSION
-#define CORDON_VERSION "0"
-#endif
+#include "version.h"
 
 const char tool_name[] = "cordonctl";
 const char tool_synopsis_prefix[] = "cordonctl [-c FILE]";
@@ -33,7 +30,7 @@ usage(FILE *out)
 	      "  -c, --config FILE   configuration file of cordond (default /etc/cordon/cordond.conf);\n"
 	      "                      [postgres] conninfo is used, and [mqtt] by ack, resolve\n"
 	      "                      and alerts --follow\n"
-	      "  -V, --version       print the version\n"
+	      "  -V, --version       print the version and those of the libraries\n"
 	      "  -h, --help          this text\n"
 	      "\n"
 	      "Every command applies pending schema migrations first. Commands that change\n"
@@ -491,7 +488,7 @@ main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "+c:Vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': ctl.config_path = optarg; break;
-		case 'V': printf("cordonctl %s\n", CORDON_VERSION); return CTL_OK;
+		case 'V': version_print(stdout, "cordonctl"); return CTL_OK;
 		case 'h': usage(stdout); return CTL_OK;
 		default: usage(stderr); return CTL_USAGE;
 		}

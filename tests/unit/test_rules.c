@@ -744,6 +744,80 @@ ack_unknown_or_other_site(void **state)
 	assert_string_equal(f->out.reject_reason, "");
 }
 
+/* The open alerts of a site and kind in the iteration of
+ * rules_open_next(); asserts there is one entry, or none when both are 0. */
+static void
+open_states(struct fx *f, const char *site, enum alert_kind kind, uint32_t raised, uint32_t acked)
+{
+	struct rules_open o;
+	int found = 0;
+
+	for (size_t it = 0; rules_open_next(f->r, &it, &o);)
+		if (strcmp(o.site, site) == 0 && o.kind == kind) {
+			found++;
+			assert_int_equal(o.raised, raised);
+			assert_int_equal(o.acked, acked);
+		}
+	assert_int_equal(found, raised || acked);
+}
+
+static bool
+keep_s1(void *ctx, const char *site)
+{
+	(void)ctx;
+	return strcmp(site, "s1") == 0;
+}
+
+/* cordon_alerts_open's counts follow raise, ack, resolve, the fold into an
+ * aggregate (one alert) and the sites forgotten. */
+static void
+open_counts_by_state(void **state)
+{
+	struct fx *f = *state;
+	char ids[3][33];
+	uint64_t raised, acked;
+	struct event ev;
+
+	f->cfg.max_open_alerts = 2;
+	set_config(f);
+	for (int i = 0; i < 3; i++) {
+		char p[16];
+
+		snprintf(p, sizeof(p), "P-%d", i);
+		ev = gate_ev(f, "s1", "G01", "", p, DIR_IN, 380, T0 + i * S);
+		apply(f, &ev);
+		memcpy(ids[i], f->out.t[0].a.alert_id, 33);
+	}
+	/* two alerts, and the third folded into the aggregate */
+	open_states(f, "s1", KIND_FEVER, 3, 0);
+	ev = gate_ev(f, "s2", "G01", "", "P-9", DIR_IN, 380, T0);
+	apply(f, &ev);
+	open_states(f, "s2", KIND_FEVER, 1, 0);
+	ev = ack_ev(f, "s1", ids[0], ACK_ACK, "op-1", T0 + MIN);
+	apply(f, &ev);
+	open_states(f, "s1", KIND_FEVER, 2, 1);
+	ev = ack_ev(f, "s1", ids[0], ACK_ACK, "op-2", T0 + MIN);
+	apply(f, &ev);
+	open_states(f, "s1", KIND_FEVER, 2, 1);
+	rules_open_totals(f->r, &raised, &acked);
+	assert_int_equal(raised, 3);
+	assert_int_equal(acked, 1);
+	/* the acked one resolved, then a raised one */
+	ev = ack_ev(f, "s1", ids[0], ACK_RESOLVE, "op-1", T0 + 2 * MIN);
+	apply(f, &ev);
+	open_states(f, "s1", KIND_FEVER, 2, 0);
+	ev = ack_ev(f, "s1", ids[1], ACK_RESOLVE, "op-1", T0 + 2 * MIN);
+	apply(f, &ev);
+	open_states(f, "s1", KIND_FEVER, 1, 0);
+	assert_int_equal(open_count(f), 2);
+	/* s2's forgotten (a shard lost): counted out */
+	assert_true(rules_forget_sites(f->r, keep_s1, NULL) > 0);
+	open_states(f, "s2", KIND_FEVER, 0, 0);
+	rules_open_totals(f->r, &raised, &acked);
+	assert_int_equal(raised, 1);
+	assert_int_equal(acked, 0);
+}
+
 static void
 open_alerts_listed(void **state)
 {
@@ -1271,8 +1345,9 @@ card_exception_threshold_and_fold(void **state)
 	assert_int_equal(f->out.n, 2);
 	registry_snapshot_free(f->reg);
 	f->reg = registry_snapshot_empty("Asia/Shanghai");
-	judge(f, T0 + MIN);			  /* the households are gone */
-	assert_int_equal(rules_entries(f->r), 2); /* the aggregate, in alerts and by_id */
+	judge(f, T0 + MIN); /* the households are gone */
+	/* the aggregate, in alerts, by_id and the count by state */
+	assert_int_equal(rules_entries(f->r), 3);
 }
 
 /* ---- isolation ---- */
@@ -2202,6 +2277,12 @@ run_rd(const struct rd *rd, const int *order, int n, char *out, size_t outlen, s
 	}
 	out[0] = '\0';
 	nopen = rules_open_alerts(f->r, open, 8);
+	{ /* the counts by state agree with the alerts, whatever the order */
+		uint64_t raised_n, acked_n;
+
+		rules_open_totals(f->r, &raised_n, &acked_n);
+		assert_true(raised_n + acked_n == nopen);
+	}
 	for (size_t i = 0; i < nopen; i++)
 		len += (size_t)snprintf(out + len, outlen - len, "open %s %u;", open[i]->subject,
 					open[i]->count);
@@ -3497,6 +3578,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(fever_severity_and_fields),
+		T(open_counts_by_state),
 		T(fever_never_from_implausible_or_missing),
 		T(fever_subject_person_card_gate),
 		T(fever_after_operator_resolve_and_restore),

@@ -26,7 +26,8 @@ round_trip(void **state)
 		assert_true(n > 0);
 		assert_int_equal(topics_parse(buf, (size_t)n, "cordon", &tp), 0);
 		assert_int_equal(tp.kind, k);
-		if (k == TOPIC_DAEMON_STATE || k == TOPIC_DAEMON_SET_ASIDE) {
+		if (k == TOPIC_DAEMON_STATE || k == TOPIC_DAEMON_SET_ASIDE ||
+		    k == TOPIC_DAEMON_STATS) {
 			assert_int_equal(tp.site_len, 7); /* "_daemon" in the site's place */
 			assert_memory_equal(tp.site, "_daemon", 7);
 		} else {
@@ -70,6 +71,8 @@ shapes(void **state)
 	assert_string_equal(buf, "cordon/_daemon/cordond-1/state");
 	topics_build(buf, sizeof(buf), "cordon", TOPIC_DAEMON_SET_ASIDE, NULL, "cordond-1");
 	assert_string_equal(buf, "cordon/_daemon/cordond-1/set_aside");
+	topics_build(buf, sizeof(buf), "cordon", TOPIC_DAEMON_STATS, NULL, "cordond-1");
+	assert_string_equal(buf, "cordon/_daemon/cordond-1/stats");
 	topics_build(buf, sizeof(buf), "cordon", TOPIC_ALERT, NULL, "#");
 	assert_string_equal(buf, "cordon/+/alert/#");
 }
