@@ -15,6 +15,8 @@
 # 'browser'); fonts-noto-cjk lets its screenshots show the Chinese page's words.
 # ejabberd (mod_mqtt) is the two-node clustered broker of tests/integration/test_ejabberd.py and
 # test_cluster.py; python3-xxhash gives those tests a site's shard (cluster_shard_of()).
+# prometheus (promtool) and python3-yaml check contrib/'s Prometheus rules and the
+# dashboard's PromQL (tests/integration/test_dashboards.py).
 DEPS_BUILD=(gcc meson ninja-build pkg-config libpaho-mqtt-dev libpq-dev libjansson-dev
             libinih-dev libsystemd-dev libmicrohttpd-dev libxxhash-dev libcmocka-dev libssl-dev
             libcurl4-openssl-dev libsodium-dev
@@ -22,7 +24,7 @@ DEPS_BUILD=(gcc meson ninja-build pkg-config libpaho-mqtt-dev libpq-dev libjanss
 DEPS_RUN=(mosquitto mosquitto-clients postgresql tzdata python3-pytest python3-paho-mqtt
           python3-psycopg2 openssl systemd libfaketime
           python3-aiosmtpd chromium chromium-driver python3-selenium fonts-noto-cjk ejabberd
-          python3-xxhash)
+          python3-xxhash prometheus python3-yaml)
 
 # deps_missing PKG... : print the packages that are not installed, one a line.
 deps_missing() {
