@@ -17,6 +17,8 @@
 # test_cluster.py; python3-xxhash gives those tests a site's shard (cluster_shard_of()).
 # bash-completion gives meson its completionsdir (pkg-config) and the completion test its
 # helpers; mandoc lints the manual pages (tests/man/check.py).
+# prometheus (promtool) and python3-yaml check contrib/'s Prometheus rules and the
+# dashboard's PromQL (tests/integration/test_dashboards.py).
 DEPS_BUILD=(gcc meson ninja-build pkg-config libpaho-mqtt-dev libpq-dev libjansson-dev
             libinih-dev libsystemd-dev libmicrohttpd-dev libxxhash-dev libcmocka-dev libssl-dev
             libcurl4-openssl-dev libsodium-dev bash-completion
@@ -30,7 +32,7 @@ DEPS_DEB=(build-essential dpkg-dev debhelper lintian mmdebstrap)
 DEPS_RUN=(mosquitto mosquitto-clients postgresql tzdata python3-pytest python3-paho-mqtt
           python3-psycopg2 openssl systemd libfaketime
           python3-aiosmtpd chromium chromium-driver python3-selenium fonts-noto-cjk ejabberd
-          python3-xxhash mandoc)
+          python3-xxhash mandoc prometheus python3-yaml)
 
 # deps_missing PKG... : print the packages that are not installed, one a line.
 deps_missing() {
