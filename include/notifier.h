@@ -78,6 +78,8 @@ struct route {
 struct notifier_config {
 	struct config base; /* [mqtt], [postgres], [site], [log]: read by config.c */
 	char *client_id;
+	char *username;	     /* [notify] username, "": [mqtt]'s (notifier_config_username) */
+	char *password_file; /* [notify] password_file, with username */
 	char *metrics_listen;
 	int64_t fail_after;    /* ms a receiver may fail before notify_failed */
 	int64_t give_up_after; /* ms after which a message is 'failed' */

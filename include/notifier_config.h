@@ -23,6 +23,11 @@ int notifier_config_load(struct notifier_config *nc, const char *path, FILE *err
 /* config_foreign_fn (config.h) for our sections; `arg` is internal. */
 int notifier_config_key(void *arg, const char *section, const char *name, const char *value,
 			const char *path, int line, FILE *errors);
+/* The broker user cordon-notify connects as, and the file of its password:
+ * [notify] username and password_file when username is set, else [mqtt]'s
+ * pair (a user is never sent another user's password). "" when none. */
+const char *notifier_config_username(const struct notifier_config *nc);
+const char *notifier_config_password_file(const struct notifier_config *nc);
 /* The effective configuration in INI form; secrets never, their files' names only. */
 void notifier_config_print(const struct notifier_config *nc, FILE *out);
 /* "wecom", "dingtalk", "webhook", "smtp", "sms". */

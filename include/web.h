@@ -36,9 +36,11 @@
  * Durations in milliseconds. */
 struct web_config {
 	struct config base;
-	char *listen;	  /* "HOST:PORT" */
-	char *assets_dir; /* the page's files */
-	char *client_id;  /* "" until loaded: cordon-web-<hostname>-<pid> */
+	char *listen;	     /* "HOST:PORT" */
+	char *assets_dir;    /* the page's files */
+	char *client_id;     /* "" until loaded: cordon-web-<hostname>-<pid> */
+	char *username;	     /* [web] username, "": [mqtt]'s (web_config_username) */
+	char *password_file; /* [web] password_file, with username */
 	int64_t session_ttl;
 	int64_t idle_timeout;
 	int64_t lockout_after; /* failures in a row */
@@ -56,6 +58,11 @@ void web_config_finish(struct web_config *wc);
  * 0, -EINVAL (errors printed) or another -errno. */
 int web_config_load(struct web_config *wc, const char *path, FILE *errors)
 	__attribute__((warn_unused_result));
+/* The broker user cordon-web connects as, and the file of its password:
+ * [web] username and password_file when username is set, else [mqtt]'s
+ * pair (a user is never sent another user's password). "" when none. */
+const char *web_config_username(const struct web_config *wc);
+const char *web_config_password_file(const struct web_config *wc);
 /* The effective [web] in INI form. */
 void web_config_print(const struct web_config *wc, FILE *out);
 /* The [web] keys' names, NULL-terminated (for the docs test). */

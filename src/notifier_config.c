@@ -19,8 +19,9 @@
 
 /* Keys of [notify], [receiver.*] and [route.*]: their names, for the
  * "set twice" check (a bit each) and for docs/notify.md. */
-static const char *const notify_keys[] = { "client_id",	    "metrics_listen", "fail_after",
-					   "give_up_after", "retry_max",      NULL };
+static const char *const notify_keys[] = { "client_id",	     "username",   "password_file",
+					   "metrics_listen", "fail_after", "give_up_after",
+					   "retry_max",	     NULL };
 static const char *const receiver_keys[] = { "type",   "url_file",	"secret_file",	"to",
 					     "from",   "body_template", "content_type", "language",
 					     "format", "rate_limit",	"timeout",	"max_bytes",
@@ -197,6 +198,14 @@ notify_key(struct notifier_config *nc, const char *name, const char *value)
 			return "must be 1 to 128 characters";
 		return config_set_string(&nc->client_id, value) < 0 ? "out of memory" : NULL;
 	}
+	/* The broker user and its password's file; read at start as [mqtt]'s. */
+	if (strcmp(name, "username") == 0) {
+		if (strlen(value) > 256)
+			return "must be at most 256 characters";
+		return config_set_string(&nc->username, value) < 0 ? "out of memory" : NULL;
+	}
+	if (strcmp(name, "password_file") == 0)
+		return config_set_string(&nc->password_file, value) < 0 ? "out of memory" : NULL;
 	if (strcmp(name, "metrics_listen") == 0)
 		return config_set_string(&nc->metrics_listen, value) < 0 ? "out of memory" : NULL;
 	if (strcmp(name, "fail_after") == 0)
@@ -505,11 +514,13 @@ notifier_config_init(struct notifier_config *nc)
 	if ((rc = config_init(&nc->base)) < 0)
 		return rc;
 	nc->client_id = strdup("cordon-notify");
+	nc->username = strdup("");
+	nc->password_file = strdup("");
 	nc->metrics_listen = strdup("127.0.0.1:9479");
 	nc->fail_after = 300000;
 	nc->give_up_after = 86400000;
 	nc->retry_max = 300000;
-	if (!nc->client_id || !nc->metrics_listen) {
+	if (!nc->client_id || !nc->username || !nc->password_file || !nc->metrics_listen) {
 		notifier_config_finish(nc);
 		return -ENOMEM;
 	}
@@ -521,6 +532,8 @@ notifier_config_finish(struct notifier_config *nc)
 {
 	config_finish(&nc->base);
 	free(nc->client_id);
+	free(nc->username);
+	free(nc->password_file);
 	free(nc->metrics_listen);
 	for (size_t i = 0; i < nc->nreceivers; i++) {
 		struct receiver *r = &nc->receivers[i];
@@ -596,6 +609,13 @@ notifier_config_load(struct notifier_config *nc, const char *path, FILE *errors)
 			nc->routes[nc->nroutes - 1] = d;
 			break;
 		}
+	if (rc == 0 && nc->password_file[0] && !nc->username[0]) {
+		fprintf(errors,
+			"%s: [notify] password_file needs [notify] username (without it, [mqtt]'s"
+			" user and password are used)\n",
+			path);
+		nerr++;
+	}
 	if (rc == 0 && nerr == 0 && nc->nroutes == 0) {
 		fprintf(errors, "%s: no [route.NAME] section: cordon-notify would send nothing\n",
 			path);
@@ -608,11 +628,24 @@ notifier_config_load(struct notifier_config *nc, const char *path, FILE *errors)
 	return rc < 0 || nerr ? -EINVAL : 0;
 }
 
+const char *
+notifier_config_username(const struct notifier_config *nc)
+{
+	return nc->username && nc->username[0] ? nc->username : nc->base.mqtt_username;
+}
+
+const char *
+notifier_config_password_file(const struct notifier_config *nc)
+{
+	return nc->username && nc->username[0] ? nc->password_file : nc->base.mqtt_password_file;
+}
+
 void
 notifier_config_print(const struct notifier_config *nc, FILE *out)
 {
-	fprintf(out, "[notify]\nclient_id = %s\nmetrics_listen = %s\n", nc->client_id,
-		nc->metrics_listen);
+	fprintf(out, "[notify]\nclient_id = %s\nusername = %s\npassword_file = %s\n", nc->client_id,
+		notifier_config_username(nc), notifier_config_password_file(nc));
+	fprintf(out, "metrics_listen = %s\n", nc->metrics_listen);
 	fprintf(out, "fail_after = %llds\ngive_up_after = %llds\nretry_max = %llds\n",
 		(long long)nc->fail_after / 1000, (long long)nc->give_up_after / 1000,
 		(long long)nc->retry_max / 1000);

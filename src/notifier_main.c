@@ -113,6 +113,11 @@ struct notify {
 	char topic_alerts[80];
 	_Atomic int stopping;
 	_Atomic int connected;
+	/* The SUBACK of the alert filter on this connection: 0 none yet, 1
+	 * granted, -1 refused (not by Mosquitto 2.0: it grants a filter its
+	 * ACL does not let us read, and then delivers nothing). */
+	_Atomic int subscribed;
+	const char *mqtt_user; /* "" when none; points into cfg, kept on reload */
 	_Atomic int callback_waiting;
 	int wake_fd;
 	PGconn *inbox_db; /* the receive thread's */
@@ -253,9 +258,11 @@ on_subscribed(void *context, MQTTAsync_successData5 *resp)
 		resp->alt.sub.reasonCodes[0] :
 		resp->reasonCode;
 
+	atomic_store(&n->subscribed, granted >= 0x80 ? -1 : 1);
 	if (granted >= 0x80)
-		log_err("MQTT: subscription to %s refused (reason 0x%02x): check the broker's ACL",
-			n->topic_alerts, granted);
+		log_err("MQTT: subscription to %s refused (reason 0x%02x): check the broker's ACL"
+			" for user %s",
+			n->topic_alerts, granted, n->mqtt_user[0] ? n->mqtt_user : "(none)");
 	else
 		log_info("MQTT: subscribed to %s", n->topic_alerts);
 }
@@ -265,8 +272,11 @@ on_subscribe_failed(void *context, MQTTAsync_failureData5 *resp)
 {
 	struct notify *n = context;
 
-	log_err("MQTT: subscription to %s failed (reason 0x%02x)", n->topic_alerts,
-		resp ? resp->reasonCode : 0);
+	atomic_store(&n->subscribed, -1);
+	log_err("MQTT: subscription to %s failed (reason 0x%02x): check the broker's ACL for"
+		" user %s",
+		n->topic_alerts, resp ? resp->reasonCode : 0,
+		n->mqtt_user[0] ? n->mqtt_user : "(none)");
 }
 
 static void
@@ -291,6 +301,7 @@ on_connection_lost(void *context, char *cause)
 	struct notify *n = context;
 
 	atomic_store(&n->connected, 0);
+	atomic_store(&n->subscribed, 0);
 	log_warn("MQTT: connection lost (%s); reconnecting", cause ? cause : "no reason given");
 	mqtt_redial_lost(&n->redial);
 }
@@ -302,9 +313,19 @@ on_connect_success(void *context, MQTTAsync_successData5 *resp)
 {
 	struct notify *n = context;
 
-	log_info("MQTT: connected to %s as %s",
-		 resp->alt.connect.serverURI ? resp->alt.connect.serverURI : "the broker",
-		 n->cfg.client_id);
+	const char *user = n->mqtt_user;
+
+	/* The user says which ACL block applies: a broker that may not let it
+	 * read the alert topics grants the SUBSCRIBE all the same (Mosquitto
+	 * 2.0) and then delivers nothing (docs/notify.md, "Troubleshooting"). */
+	if (user[0])
+		log_info("MQTT: connected to %s as client %s, user %s",
+			 resp->alt.connect.serverURI ? resp->alt.connect.serverURI : "the broker",
+			 n->cfg.client_id, user);
+	else
+		log_info("MQTT: connected to %s as client %s, without a user name",
+			 resp->alt.connect.serverURI ? resp->alt.connect.serverURI : "the broker",
+			 n->cfg.client_id);
 	mqtt_redial_up(&n->redial);
 }
 
@@ -342,6 +363,7 @@ mqtt_start(struct notify *n)
 	MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
 	MQTTAsync_connectOptions conn = MQTTAsync_connectOptions_initializer5;
 	MQTTProperty p;
+	const char *user, *pwfile;
 	int rc;
 
 	snprintf(n->topic_alerts, sizeof(n->topic_alerts), "%s/+/alert/#", c->topic_root);
@@ -371,12 +393,18 @@ mqtt_start(struct notify *n)
 	p.value.integer4 = (unsigned)(c->mqtt_session_expiry / 1000);
 	MQTTProperties_add(&n->props, &p);
 	conn.connectProperties = &n->props;
-	if (c->mqtt_username[0])
-		conn.username = c->mqtt_username;
-	if (c->mqtt_password_file[0]) {
-		n->mqtt_password = config_read_secret(c->mqtt_password_file);
+	/* [notify] username and password_file, else [mqtt]'s; the strings
+	 * stay in n->cfg (a reload keeps them) for the reconnects. */
+	user = notifier_config_username(&n->cfg);
+	pwfile = notifier_config_password_file(&n->cfg);
+	n->mqtt_user = user;
+	if (user[0])
+		conn.username = user;
+	if (pwfile[0]) {
+		n->mqtt_password = config_read_secret(pwfile);
 		if (!n->mqtt_password) {
-			log_err("cannot read [mqtt] password_file %s", c->mqtt_password_file);
+			log_err("cannot read [%s] password_file %s",
+				n->cfg.username[0] ? "notify" : "mqtt", pwfile);
 			return -1;
 		}
 		conn.password = n->mqtt_password;
@@ -942,9 +970,13 @@ render_metrics(struct notify *n)
 	fprintf(f,
 		"# HELP cordon_notify_mqtt_connected 1 while connected to the broker.\n"
 		"# TYPE cordon_notify_mqtt_connected gauge\ncordon_notify_mqtt_connected %d\n"
+		"# HELP cordon_notify_mqtt_subscription The broker's answer to the subscription"
+		" of the alert topics on this connection: 1 granted, -1 refused, 0 none yet.\n"
+		"# TYPE cordon_notify_mqtt_subscription gauge\n"
+		"cordon_notify_mqtt_subscription %d\n"
 		"# HELP cordon_notify_postgres_up 1 while PostgreSQL answers.\n"
 		"# TYPE cordon_notify_postgres_up gauge\ncordon_notify_postgres_up %d\n",
-		atomic_load(&n->connected), atomic_load(&n->db_up));
+		atomic_load(&n->connected), atomic_load(&n->subscribed), atomic_load(&n->db_up));
 	fclose(f);
 	healthy = atomic_load(&n->connected) && atomic_load(&n->db_up);
 	metrics_publish(n->metrics, text, len, NULL, 0, healthy,
@@ -1019,9 +1051,13 @@ reload(struct notify *n)
 	}
 	if (strcmp(next.base.mqtt_uri, n->cfg.base.mqtt_uri) != 0 ||
 	    strcmp(next.client_id, n->cfg.client_id) != 0 ||
+	    strcmp(notifier_config_username(&next), notifier_config_username(&n->cfg)) != 0 ||
+	    strcmp(notifier_config_password_file(&next), notifier_config_password_file(&n->cfg)) !=
+		    0 ||
 	    strcmp(next.base.pg_conninfo, n->cfg.base.pg_conninfo) != 0)
-		log_warn("SIGHUP: [mqtt] and [postgres] changes and [notify] client_id need a"
-			 " restart; receivers, routes and [notify] timings are applied now");
+		log_warn("SIGHUP: [mqtt] and [postgres] changes and [notify] client_id, username"
+			 " and password_file need a restart; receivers, routes and [notify]"
+			 " timings are applied now");
 	senders_stop(n);
 	log_set_level((enum log_level)next.base.log_level);
 	{
@@ -1030,12 +1066,17 @@ reload(struct notify *n)
 		struct notifier_config old = n->cfg;
 		struct config base = next.base;
 		char *id = next.client_id, *listen = next.metrics_listen;
+		char *user = next.username, *pwfile = next.password_file;
 
 		next.base = old.base;
 		next.client_id = old.client_id;
+		next.username = old.username;
+		next.password_file = old.password_file;
 		next.metrics_listen = old.metrics_listen;
 		old.base = base;
 		old.client_id = id;
+		old.username = user;
+		old.password_file = pwfile;
 		old.metrics_listen = listen;
 		n->cfg = next;
 		notifier_config_finish(&old);

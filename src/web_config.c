@@ -14,9 +14,9 @@
 #endif
 
 const char *const web_config_keys[] = {
-	"listen",	   "assets_dir",    "client_id",       "session_ttl",
-	"idle_timeout",	   "lockout_after", "lockout_time",    "secure_cookies",
-	"max_connections", "db_pool",	    "request_timeout", NULL,
+	"listen",	   "assets_dir",   "client_id",	      "username",     "password_file",
+	"session_ttl",	   "idle_timeout", "lockout_after",   "lockout_time", "secure_cookies",
+	"max_connections", "db_pool",	   "request_timeout", NULL,
 };
 
 struct web_load {
@@ -58,6 +58,14 @@ web_key(struct web_config *wc, const char *name, const char *value)
 			return "must be 1 to 128 characters";
 		return config_set_string(&wc->client_id, value) < 0 ? "out of memory" : NULL;
 	}
+	/* The broker user and its password's file; read at start as [mqtt]'s. */
+	if (strcmp(name, "username") == 0) {
+		if (strlen(value) > 256)
+			return "must be at most 256 characters";
+		return config_set_string(&wc->username, value) < 0 ? "out of memory" : NULL;
+	}
+	if (strcmp(name, "password_file") == 0)
+		return config_set_string(&wc->password_file, value) < 0 ? "out of memory" : NULL;
 	if (strcmp(name, "session_ttl") == 0)
 		return config_set_duration(&wc->session_ttl, value, 60000, 30 * 86400000LL);
 	if (strcmp(name, "idle_timeout") == 0)
@@ -125,6 +133,8 @@ web_config_init(struct web_config *wc)
 	wc->listen = strdup("127.0.0.1:8478");
 	wc->assets_dir = strdup(CORDON_WEB_ASSETS);
 	wc->client_id = strdup("");
+	wc->username = strdup("");
+	wc->password_file = strdup("");
 	wc->session_ttl = 12 * 3600000LL;
 	wc->idle_timeout = 3600000LL;
 	wc->lockout_after = 5;
@@ -132,7 +142,8 @@ web_config_init(struct web_config *wc)
 	wc->max_connections = 64;
 	wc->db_pool = 4;
 	wc->request_timeout = 30000;
-	if (!wc->listen || !wc->assets_dir || !wc->client_id) {
+	if (!wc->listen || !wc->assets_dir || !wc->client_id || !wc->username ||
+	    !wc->password_file) {
 		web_config_finish(wc);
 		return -ENOMEM;
 	}
@@ -146,6 +157,8 @@ web_config_finish(struct web_config *wc)
 	free(wc->listen);
 	free(wc->assets_dir);
 	free(wc->client_id);
+	free(wc->username);
+	free(wc->password_file);
 	memset(wc, 0, sizeof(*wc));
 }
 
@@ -165,6 +178,13 @@ web_config_load(struct web_config *wc, const char *path, FILE *errors)
 		if (config_set_string(&wc->client_id, id) < 0)
 			return -ENOMEM;
 	}
+	if (rc == 0 && wc->password_file[0] && !wc->username[0]) {
+		fprintf(errors,
+			"%s: [web] password_file needs [web] username (without it, [mqtt]'s user"
+			" and password are used)\n",
+			path);
+		rc = -EINVAL;
+	}
 	if (rc == 0 && wc->idle_timeout > wc->session_ttl) {
 		fprintf(errors, "%s: [web] idle_timeout is longer than session_ttl\n", path);
 		rc = -EINVAL;
@@ -172,17 +192,32 @@ web_config_load(struct web_config *wc, const char *path, FILE *errors)
 	return rc;
 }
 
+const char *
+web_config_username(const struct web_config *wc)
+{
+	return wc->username && wc->username[0] ? wc->username : wc->base.mqtt_username;
+}
+
+const char *
+web_config_password_file(const struct web_config *wc)
+{
+	return wc->username && wc->username[0] ? wc->password_file : wc->base.mqtt_password_file;
+}
+
 void
 web_config_print(const struct web_config *wc, FILE *out)
 {
+	fprintf(out, "[web]\nlisten = %s\nassets_dir = %s\nclient_id = %s\n", wc->listen,
+		wc->assets_dir, wc->client_id);
+	fprintf(out, "username = %s\npassword_file = %s\n", web_config_username(wc),
+		web_config_password_file(wc));
 	fprintf(out,
-		"[web]\nlisten = %s\nassets_dir = %s\nclient_id = %s\nsession_ttl = %llds\n"
+		"session_ttl = %llds\n"
 		"idle_timeout = %llds\nlockout_after = %lld\nlockout_time = %llds\n"
 		"secure_cookies = %s\nmax_connections = %lld\ndb_pool = %lld\n"
 		"request_timeout = %llds\n",
-		wc->listen, wc->assets_dir, wc->client_id, (long long)wc->session_ttl / 1000,
-		(long long)wc->idle_timeout / 1000, (long long)wc->lockout_after,
-		(long long)wc->lockout_time / 1000, wc->secure_cookies ? "true" : "false",
-		(long long)wc->max_connections, (long long)wc->db_pool,
-		(long long)wc->request_timeout / 1000);
+		(long long)wc->session_ttl / 1000, (long long)wc->idle_timeout / 1000,
+		(long long)wc->lockout_after, (long long)wc->lockout_time / 1000,
+		wc->secure_cookies ? "true" : "false", (long long)wc->max_connections,
+		(long long)wc->db_pool, (long long)wc->request_timeout / 1000);
 }

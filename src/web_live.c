@@ -596,9 +596,11 @@ on_connect_success(void *context, MQTTAsync_successData *resp)
 {
 	struct web_live *live = context;
 
-	log_info("MQTT: connected to %s as %s",
+	const char *user = web_config_username(live->wc);
+
+	log_info("MQTT: connected to %s as client %s, %s%s",
 		 resp && resp->alt.connect.serverURI ? resp->alt.connect.serverURI : "the broker",
-		 live->wc->client_id);
+		 live->wc->client_id, user[0] ? "user " : "without a user name", user);
 	mqtt_redial_up(&live->redial);
 }
 
@@ -679,12 +681,14 @@ web_live_start(const struct web_config *wc, struct web_db *db, struct web_live *
 	conn.onSuccess = on_connect_success;
 	conn.onFailure = on_connect_failed;
 	conn.context = live;
-	if (c->mqtt_username[0])
-		conn.username = c->mqtt_username;
-	if (c->mqtt_password_file[0]) {
-		live->password = config_read_secret(c->mqtt_password_file);
+	/* [web] username and password_file, else [mqtt]'s. */
+	if (web_config_username(wc)[0])
+		conn.username = web_config_username(wc);
+	if (web_config_password_file(wc)[0]) {
+		live->password = config_read_secret(web_config_password_file(wc));
 		if (!live->password) {
-			log_err("cannot read [mqtt] password_file %s", c->mqtt_password_file);
+			log_err("cannot read [%s] password_file %s",
+				wc->username[0] ? "web" : "mqtt", web_config_password_file(wc));
 			return -EINVAL;
 		}
 		conn.password = live->password;

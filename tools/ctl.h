@@ -30,6 +30,10 @@ struct ctl {
 	long long check_interval_s;	   /* [rules] check_interval */
 	long long disinfection_interval_s; /* [rules] disinfection_interval */
 	char *id_key_file;		   /* [site] id_key_file, "" when none */
+	/* -u USER and --password-file FILE of the MQTT commands (NULL: [mqtt]
+	 * username and password_file): ctl_load_config() puts them in. */
+	const char *mqtt_username;
+	const char *mqtt_password_file;
 };
 
 /* An option of a command: "--name VALUE" (value != NULL) or a "--name"
@@ -104,14 +108,30 @@ int ctl_print_json(json_t *doc);
 void ctl_print_columns(PGresult *res, int ncols);
 
 /* Loads the config file again for its [mqtt] and [rules] parts (ctl_open
- * keeps only the connection). 0 or -1 after printing why; on success the
- * caller config_finish()es it. */
+ * keeps only the connection), with ctl->mqtt_username and
+ * mqtt_password_file, when given, in place of [mqtt] username and
+ * password_file (the two together: -u without --password-file connects
+ * without a password). 0 or -1 after printing why; on success the caller
+ * config_finish()es it. */
 int ctl_load_config(struct ctl *ctl, struct config *cfg);
 
 /* Connects a synchronous Paho client to [mqtt] uri with the config's
  * username, password_file and TLS files (clean session). Sets *ret_client
  * and returns 0, or returns -1 after printing why. */
 int ctl_mqtt_connect(const struct config *cfg, const char *client_id, MQTTClient *ret_client);
+
+/* The options of the commands that connect to the broker (ack, resolve,
+ * alerts --follow), for their ctl_opt tables: -u/--username USER and
+ * --password-file FILE, as mosquitto_pub's -u (no password on the command
+ * line: it would show in ps). */
+#define CTL_MQTT_OPTS(ctl)                                                                    \
+	{ "-u", &(ctl)->mqtt_username, NULL }, { "--username", &(ctl)->mqtt_username, NULL }, \
+	{                                                                                     \
+		"--password-file", &(ctl)->mqtt_password_file, NULL                           \
+	}
+/* Checks them: a user name of 1 to 256 bytes, --password-file only with
+ * a user. 0, or -1 after a usage error. */
+int ctl_check_mqtt_opts(const struct ctl *ctl, const char *synopsis);
 
 /* The open alerts, critical first, then newest (what `alerts` lists), with
  * kind and site filters (NULL: any). The first CTL_ALERTS_LISTED columns

@@ -45,12 +45,40 @@ ctl_load_config(struct ctl *ctl, struct config *cfg)
 		tool_err("invalid configuration in %s", ctl->config_path);
 		return -1;
 	}
+	if (ctl->mqtt_username &&
+	    (config_set_string(&cfg->mqtt_username, ctl->mqtt_username) < 0 ||
+	     config_set_string(&cfg->mqtt_password_file,
+			       ctl->mqtt_password_file ? ctl->mqtt_password_file : "") < 0)) {
+		config_finish(cfg);
+		tool_err("out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+int
+ctl_check_mqtt_opts(const struct ctl *ctl, const char *synopsis)
+{
+	if (ctl->mqtt_username && (!ctl->mqtt_username[0] || strlen(ctl->mqtt_username) > 256)) {
+		tool_usage(synopsis, "bad -u '%.80s': 1 to 256 bytes", ctl->mqtt_username);
+		return -1;
+	}
+	if (ctl->mqtt_password_file && !ctl->mqtt_username) {
+		tool_usage(synopsis, "--password-file needs -u USER");
+		return -1;
+	}
+	if (ctl->mqtt_password_file && !ctl->mqtt_password_file[0]) {
+		tool_usage(synopsis, "--password-file needs a file name");
+		return -1;
+	}
 	return 0;
 }
 
 /* ---------------------------------------------------------------- alerts */
 
-#define ALERTS "alerts [--follow | --json] [--kind K] [--site S]"
+#define ALERTS                                                                              \
+	"alerts [--follow [-u|--username USER [--password-file FILE]] | --json] [--kind K]" \
+	" [--site S]"
 
 PGresult *
 ctl_open_alerts(struct ctl *ctl, const char *kind, const char *site)
@@ -136,7 +164,7 @@ ctl_cmd_alerts(struct ctl *ctl, int argc, char **argv)
 	int follow = 0, json = 0, rc;
 	const struct ctl_opt opts[] = {
 		{ "--follow", NULL, &follow }, { "--json", NULL, &json }, { "--kind", &kind, NULL },
-		{ "--site", &site, NULL },     { NULL, NULL, NULL },
+		{ "--site", &site, NULL },     CTL_MQTT_OPTS(ctl),	  { NULL, NULL, NULL },
 	};
 	PGresult *res;
 
@@ -144,6 +172,12 @@ ctl_cmd_alerts(struct ctl *ctl, int argc, char **argv)
 		return CTL_USAGE;
 	if (follow && json)
 		return tool_usage(ALERTS, "--follow and --json exclude each other");
+	if (ctl_check_mqtt_opts(ctl, ALERTS) < 0)
+		return CTL_USAGE;
+	if (!follow && ctl->mqtt_username)
+		return tool_usage(ALERTS,
+				  "-u and --password-file are for --follow (the list"
+				  " alone reads PostgreSQL)");
 	if (site && strcmp(site, "_daemon") != 0 && ctl_check_id(ALERTS, "site", site) < 0)
 		return CTL_USAGE;
 	/* A kind is a word such as isolation_overdue; --follow puts it in a topic filter. */
@@ -181,8 +215,12 @@ ctl_whoami(void)
 
 /* ---------------------------------------------------------------- ack, resolve */
 
-#define ACK "ack ID [--by NAME] [--note TEXT] [--wait SECONDS | --no-wait]"
-#define RESOLVE "resolve ID [--by NAME] [--note TEXT] [--wait SECONDS | --no-wait]"
+#define ACK                                                                            \
+	"ack ID [--by NAME] [--note TEXT] [--wait SECONDS | --no-wait] [-u|--username" \
+	" USER [--password-file FILE]]"
+#define RESOLVE                                                                            \
+	"resolve ID [--by NAME] [--note TEXT] [--wait SECONDS | --no-wait] [-u|--username" \
+	" USER [--password-file FILE]]"
 /* How long ack and resolve wait for cordond's transition by default. */
 #define ACK_WAIT_S 10
 
@@ -236,8 +274,8 @@ ctl_mqtt_connect(const struct config *cfg, const char *client_id, MQTTClient *re
 	if (cfg->mqtt_password_file[0]) {
 		password = read_secret(cfg->mqtt_password_file);
 		if (!password) {
-			tool_err("cannot read [mqtt] password_file %s: %s", cfg->mqtt_password_file,
-				 strerror(errno));
+			tool_err("cannot read the MQTT password file %s: %s",
+				 cfg->mqtt_password_file, strerror(errno));
 			MQTTClient_destroy(&client);
 			mqtt_broker_finish(&broker);
 			return -1;
@@ -415,7 +453,7 @@ ack_or_resolve(struct ctl *ctl, const char *action, const char *synopsis, int ar
 	const struct ctl_opt opts[] = {
 		{ "--by", &by, NULL },	   { "--note", &note, NULL },
 		{ "--wait", &wait, NULL }, { "--no-wait", NULL, &no_wait },
-		{ NULL, NULL, NULL },
+		CTL_MQTT_OPTS(ctl),	   { NULL, NULL, NULL },
 	};
 	struct config cfg;
 	PGresult *res;
@@ -428,6 +466,8 @@ ack_or_resolve(struct ctl *ctl, const char *action, const char *synopsis, int ar
 		return CTL_USAGE;
 	if (wait && no_wait)
 		return tool_usage(synopsis, "--wait and --no-wait exclude each other");
+	if (ctl_check_mqtt_opts(ctl, synopsis) < 0)
+		return CTL_USAGE;
 	if (wait) {
 		errno = 0;
 		wait_s = strtol(wait, &end, 10);

@@ -145,10 +145,22 @@ void reg_finish(struct reg *reg);
 
 struct pub;
 
-/* Connects to uri (tcp://HOST:PORT) with a clean session; at most
- * `inflight` messages are unacknowledged at a time. 0 or -1 after printing why. */
-int pub_create(const char *uri, const char *client_prefix, int inflight, struct pub **ret_pub)
-	__attribute__((warn_unused_result));
+/* The broker user of run and load: -u/--username and --password-file
+ * (its first line: config_read_secret). NULL: none, as before. */
+struct pub_login {
+	const char *username;
+	const char *password_file;
+};
+#define PUB_LOGIN_SYNOPSIS "[-u USER [--password-file FILE]]"
+#define PUB_OPT_PASSWORD_FILE 1001 /* getopt_long's value of --password-file */
+/* Checks them (--password-file only with -u); 0, or tool_usage()'s 2. */
+int pub_login_check(const struct pub_login *login, const char *synopsis);
+
+/* Connects to uri (tcp://HOST:PORT) with a clean session, as login's user
+ * with its password when given; at most `inflight` messages are
+ * unacknowledged at a time. 0 or -1 after printing why. */
+int pub_create(const char *uri, const struct pub_login *login, const char *client_prefix,
+	       int inflight, struct pub **ret_pub) __attribute__((warn_unused_result));
 /* Waits while the in-flight window is full; false when the connection is
  * lost (printed). */
 bool pub_ready(struct pub *p);

@@ -144,13 +144,16 @@ build(struct load *l, struct rng *r, uint64_t seq, char *buf, size_t len, int *r
 static const char synopsis[] =
 	"load --uri tcp://HOST:PORT --site S [--rate N|0] [--count N] [--duration D]\n"
 	"      [--sites N] [--gates N] [--qos 0|1] [--inflight N] [--fever-rate R]\n"
-	"      [--fever-every N] [--stamp] [--seed N] [--format canonical|mix]";
+	"      [--fever-every N] [--stamp] [--seed N] [--format canonical|mix]\n"
+	"      " PUB_LOGIN_SYNOPSIS;
 
 int
 sim_load(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "uri", required_argument, NULL, 'u' },
+		{ "uri", required_argument, NULL, 'U' },
+		{ "username", required_argument, NULL, 'u' },
+		{ "password-file", required_argument, NULL, PUB_OPT_PASSWORD_FILE },
 		{ "site", required_argument, NULL, 's' },
 		{ "rate", required_argument, NULL, 'r' },
 		{ "count", required_argument, NULL, 'n' },
@@ -169,6 +172,7 @@ sim_load(int argc, char **argv)
 	};
 	struct load *l;
 	const char *uri = NULL;
+	struct pub_login login = { NULL, NULL };
 	struct pub *p = NULL;
 	struct pub_counts c;
 	struct rng r;
@@ -193,9 +197,11 @@ sim_load(int argc, char **argv)
 	l->ts_sec = -1;
 	optind = 1;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":hu:", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'u': uri = optarg; break;
+		case 'U': uri = optarg; break;
+		case 'u': login.username = optarg; break;
+		case PUB_OPT_PASSWORD_FILE: login.password_file = optarg; break;
 		case 's': l->site = optarg; break;
 		case 't': l->stamp = true; break;
 		case 'r':
@@ -287,6 +293,10 @@ sim_load(int argc, char **argv)
 		rc = tool_usage(synopsis, "--uri and --site are required");
 		goto out;
 	}
+	if (pub_login_check(&login, synopsis) != 0) {
+		rc = SIM_USAGE;
+		goto out;
+	}
 	if (!tool_valid_id(l->site)) {
 		rc = tool_usage(synopsis, "--site: not an id ([A-Za-z0-9_-]{1,64}): '%s'", l->site);
 		goto out;
@@ -315,7 +325,7 @@ sim_load(int argc, char **argv)
 	rng_seed(&r, (uint64_t)l->seed, 3);
 
 	sim_signals_block();
-	if (pub_create(uri, "cordon-load", l->inflight, &p) < 0)
+	if (pub_create(uri, &login, "cordon-load", l->inflight, &p) < 0)
 		goto out;
 	if (l->rate > 0)
 		printf("cordon-sim load: site %s, run %s, %g msg/s, QoS %d, %d in flight, %d gates, "

@@ -17,6 +17,7 @@
 
 #include <MQTTAsync.h>
 
+#include "config.h"
 #include "sim.h"
 
 struct pub {
@@ -133,10 +134,22 @@ on_publish_failed(void *ctx, MQTTAsync_failureData *resp)
 }
 
 int
-pub_create(const char *uri, const char *client_prefix, int inflight, struct pub **ret_pub)
+pub_login_check(const struct pub_login *login, const char *synopsis)
+{
+	if (login->username && (!login->username[0] || strlen(login->username) > 256))
+		return tool_usage(synopsis, "-u: a user name of 1 to 256 bytes: '%.80s'",
+				  login->username);
+	if (login->password_file && !login->username)
+		return tool_usage(synopsis, "--password-file needs -u USER");
+	return 0;
+}
+
+int
+pub_create(const char *uri, const struct pub_login *login, const char *client_prefix, int inflight,
+	   struct pub **ret_pub)
 {
 	MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
-	char client_id[64];
+	char client_id[64], *password = NULL;
 	struct timespec until;
 	struct pub *p;
 	int rc;
@@ -175,7 +188,23 @@ pub_create(const char *uri, const char *client_prefix, int inflight, struct pub 
 	co.onSuccess = on_connected;
 	co.onFailure = on_connect_failed;
 	co.context = p;
+	if (login && login->username)
+		co.username = login->username;
+	if (login && login->password_file) {
+		password = config_read_secret(login->password_file);
+		if (!password) {
+			tool_err("cannot read --password-file %s: %s", login->password_file,
+				 errno == EINVAL ? "empty, or its first line is over 1 KiB" :
+						   strerror(errno));
+			goto fail;
+		}
+		co.password = password;
+	}
 	rc = MQTTAsync_connect(p->client, &co);
+	if (password) { /* Paho has copied it */
+		memset(password, 0, strlen(password));
+		free(password);
+	}
 	if (rc != MQTTASYNC_SUCCESS) {
 		tool_err("MQTT: cannot connect to %s: %s", uri, MQTTAsync_strerror(rc));
 		goto fail;

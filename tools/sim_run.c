@@ -959,7 +959,8 @@ build(struct sim *s, const struct msg *m, char *topic, size_t tlen, char *buf, s
 static const char synopsis[] =
 	"run --uri tcp://HOST:PORT --site S [--duration 60s] [--day 120s] [--seed N]\n"
 	"      [--register FILE.csv] [--faults all|none|LIST] [--fever-rate R] [--passes-per-day N]\n"
-	"      [--calls-per-day N] [--silent-at 12s] [--silent-for 25s] [--summary FILE]";
+	"      [--calls-per-day N] [--silent-at 12s] [--silent-for 25s] [--summary FILE]\n"
+	"      " PUB_LOGIN_SYNOPSIS;
 
 static int
 write_summary(const struct sim *s, const struct pub_counts *c, double elapsed, const char *path)
@@ -1065,7 +1066,9 @@ int
 sim_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "uri", required_argument, NULL, 'u' },
+		{ "uri", required_argument, NULL, 'U' },
+		{ "username", required_argument, NULL, 'u' },
+		{ "password-file", required_argument, NULL, PUB_OPT_PASSWORD_FILE },
 		{ "site", required_argument, NULL, 's' },
 		{ "duration", required_argument, NULL, 'd' },
 		{ "day", required_argument, NULL, 'D' },
@@ -1082,6 +1085,7 @@ sim_run(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *uri = NULL, *regfile = NULL, *summary = NULL;
+	struct pub_login login = { NULL, NULL };
 	char topic[256], payload[2048], faults_text[256] = "";
 	struct sim s;
 	struct pub *p = NULL;
@@ -1102,9 +1106,11 @@ sim_run(int argc, char **argv)
 	s.faults = SIM_ALL_FAULTS;
 	optind = 1;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":hu:", opts, NULL)) != -1) {
 		switch (ch) {
-		case 'u': uri = optarg; break;
+		case 'U': uri = optarg; break;
+		case 'u': login.username = optarg; break;
+		case PUB_OPT_PASSWORD_FILE: login.password_file = optarg; break;
 		case 's': s.site = optarg; break;
 		case 'r': regfile = optarg; break;
 		case 'o': summary = optarg; break;
@@ -1160,6 +1166,8 @@ sim_run(int argc, char **argv)
 		return tool_usage(synopsis, "unexpected argument '%s'", argv[optind]);
 	if (!uri || !s.site)
 		return tool_usage(synopsis, "--uri and --site are required");
+	if (pub_login_check(&login, synopsis) != 0)
+		return SIM_USAGE;
 	if (!tool_valid_id(s.site))
 		return tool_usage(synopsis, "--site: not an id ([A-Za-z0-9_-]{1,64}): '%s'",
 				  s.site);
@@ -1191,7 +1199,7 @@ sim_run(int argc, char **argv)
 	rng_shuffle(&s.rng, s.order, s.norder);
 
 	sim_signals_block();
-	if (pub_create(uri, "cordon-sim", 1000, &p) < 0)
+	if (pub_create(uri, &login, "cordon-sim", 1000, &p) < 0)
 		goto out;
 	if (fault_msgs(&s) < 0)
 		goto nomem;

@@ -457,6 +457,101 @@ def test_example_acl(env, parts):
     assert d.alive()
 
 
+def test_each_program_its_own_user(env, parts):
+    """One shared config file, the example ACL, a password per user: cordond
+    connects as [mqtt] username = cordond, cordon-notify as [notify] username =
+    cordon-notify and cordon-web as [web] username = cordon-web (each with its
+    password_file); cordon-sim load publishes a fever as gate-s1-G01 (-u,
+    --password-file); cordond raises it, cordon-notify (which, as cordond,
+    would be granted the subscription and get nothing) hands it to a webhook;
+    cordonctl ack -u operator-duty1 --password-file acknowledges it."""
+    from notify_servers import Webhook
+
+    users = ("cordond", "cordon-notify", "cordon-web", "operator-duty1", "gate-s1-G01")
+    pws = {user: new_password() for user in users}
+    pw = make_passwd(os.path.join(env.dir, "passwd-users"), pws)
+    files = {user: write_secret(os.path.join(env.dir, "%s.password" % user), pws[user])
+             for user in users}
+    b = start_broker(env, parts, "broker-users", password_file=pw, acl_file=EXAMPLE_ACL)
+    hook = Webhook()
+    hook.start()
+    parts.append(hook)
+    hook_url = write_secret(os.path.join(env.dir, "hook.url"), hook.url("/alerts"))
+    notify_metrics, web_port = free_port(), free_port()
+    shared = {
+        "mqtt": {"username": "cordond", "password_file": files["cordond"]},
+        "notify": {"client_id": "notify-users", "username": "cordon-notify",
+                   "password_file": files["cordon-notify"],
+                   "metrics_listen": "127.0.0.1:%d" % notify_metrics},
+        "receiver.hook": {"type": "webhook", "url_file": hook_url},
+        "route.all": {"receivers": "hook"},
+        "web": {"client_id": "web-users", "username": "cordon-web",
+                "password_file": files["cordon-web"], "listen": "127.0.0.1:%d" % web_port},
+    }
+    d = Cordond(subdir(env, "cordond-users"), b.port, env.pg.conninfo, shared)
+    conf = d.conffile      # the one file every program reads
+    n = harness.Notifier(subdir(env, "notify-users"), b.port, env.pg.conninfo, shared)
+    w = harness.Web(subdir(env, "web-users"), b.port, env.pg.conninfo, shared)
+    n.conffile = w.conffile = conf
+    w.port = web_port
+
+    # --check-config of each prints the user it will connect as.
+    for binary, want in ((n.binary, "[notify]"), (w.binary, "[web]")):
+        p = subprocess.run([binary, "--check-config", "-c", conf], capture_output=True,
+                           text=True, timeout=TIMEOUT)
+        assert p.returncode == 0, p.stderr
+        user = "cordon-notify" if want == "[notify]" else "cordon-web"
+        block = p.stdout.split(want + "\n", 1)[1]
+        assert "\nusername = %s\n" % user in "\n" + block, p.stdout
+        assert "password_file = %s\n" % files[user] in block, p.stdout
+        assert pws[user] not in p.stdout + p.stderr
+
+    since = b.log_size()
+    for part in (d, n, w):
+        parts.append(part)
+        part.start()
+    wait_subscribed(b, d, since)
+    wait_until(lambda: b.subscribed("notify-users", since), what="cordon-notify subscribed")
+    w.wait_ready(b, since)
+    log = b.log()[since:]
+    # Mosquitto logs "New client connected from A:P as ID (p2, c0, k30, u'USER')."
+    for cid, user in ((d.inbound_id, "cordond"), ("notify-users", "cordon-notify"),
+                      ("web-users", "cordon-web")):
+        assert re.search(r"New client connected from \S+ as %s \(.*u'%s'\)" % (cid, user), log), \
+            (cid, user, log)
+    wait_until(lambda: "user cordon-notify" in n.log(), what="cordon-notify logs its user")
+    assert re.search(r"MQTT: connected to \S+ as client notify-users, user cordon-notify", n.log())
+    wait_until(lambda: "user cordon-web" in w.log(), what="cordon-web logs its user")
+    wait_until(lambda: harness.metric(harness.scrape(notify_metrics),
+                                      "cordon_notify_mqtt_subscription") == 1,
+               what="cordon_notify_mqtt_subscription 1")
+
+    # A fever from the gate's own user, through cordon-sim load.
+    sim = subprocess.run([harness.sim_binary(), "load", "--uri", "tcp://127.0.0.1:%d" % b.port,
+                          "--site", "s1", "--gates", "1", "--count", "1", "--fever-every", "1",
+                          "-u", "gate-s1-G01", "--password-file", files["gate-s1-G01"]],
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                         timeout=TIMEOUT)
+    assert sim.returncode == 0, sim.stdout + sim.stderr
+    assert re.search(r"^acknowledged\s+1$", sim.stdout, re.M), sim.stdout
+    wait_until(lambda: env.pg.count("alerts", "site = 's1' AND kind = 'fever'") == 1,
+               what="cordond raised the fever")
+    alert_id = env.pg.query("SELECT alert_id FROM alerts WHERE site = 's1' AND kind = 'fever'")[0][0]
+
+    # cordon-notify, as cordon-notify, got it and told the webhook.
+    hook.wait_for(1, timeout=TIMEOUT)
+    body = hook.received()[0].body.decode()
+    assert alert_id in body, body
+
+    # cordonctl ack as an operator's user, from the same file.
+    p = harness.cordonctl(conf, "ack", alert_id, "--by", "duty1", "-u", "operator-duty1",
+                          "--password-file", files["operator-duty1"], expect=0)
+    assert "alert %s is acknowledged" % alert_id in p.stdout, p.stdout
+    assert env.pg.query("SELECT state, by_whom FROM alerts WHERE alert_id = %s",
+                        (alert_id,))[0] == ("acked", "duty1")
+    assert all(part.alive() for part in (d, n, w))
+
+
 # ---------------------------------------------------------------- the example broker config
 
 def test_example_mosquitto_conf(env, parts):

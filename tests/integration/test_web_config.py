@@ -81,13 +81,44 @@ def test_check_config_prints_the_effective_web(tmp):
     assert w.returncode == 0, w.stderr
     assert w.stdout.splitlines() == [
         "[web]", "listen = 0.0.0.0:8443", "assets_dir = /srv/cordon-web",
-        "client_id = cordon-web-1", "session_ttl = 28800s", "idle_timeout = 1800s",
+        "client_id = cordon-web-1", "username = ", "password_file = ", "session_ttl = 28800s", "idle_timeout = 1800s",
         "lockout_after = 7", "lockout_time = 300s", "secure_cookies = true",
         "max_connections = 100", "db_pool = 6", "request_timeout = 20s"]
     # Every key of the table is printed.
     assert [l.split(" = ")[0] for l in w.stdout.splitlines()[1:]] == keys_in_code()
     assert run("CORDOND", path).returncode == 0
     assert run("CORDON_NOTIFY", path).returncode == 0
+
+
+def test_broker_user_own_or_mqtts(tmp):
+    """[notify] and [web] username/password_file: empty, the [mqtt] pair;
+    set, their own (never [mqtt]'s password with another user); a
+    password_file without a username is an error. cordond accepts them."""
+    hook = write(tmp, "hook.url", "http://127.0.0.1:9/x\n")
+    head = ("[mqtt]\nusername = cordond\npassword_file = /etc/cordon/mqtt.password\n\n"
+            "[receiver.hook]\ntype = webhook\nurl_file = %s\n\n[route.all]\nreceivers = hook\n\n"
+            % hook)
+
+    def printed(binary, section, text):
+        p = run(binary, write(tmp, "u.conf", head + text))
+        assert p.returncode == 0, p.stderr
+        block = p.stdout.split("[%s]\n" % section, 1)[1].split("\n\n", 1)[0]
+        out = dict(l.split(" = ", 1) for l in block.splitlines())
+        return out["username"], out["password_file"]
+
+    for binary, section, user in (("CORDON_NOTIFY", "notify", "cordon-notify"),
+                                  ("CORDON_WEB", "web", "cordon-web")):
+        assert printed(binary, section, "") == ("cordond", "/etc/cordon/mqtt.password")
+        assert printed(binary, section, "[%s]\nusername = %s\n" % (section, user)) == (user, "")
+        assert printed(binary, section, "[%s]\nusername = %s\npassword_file = /p/%s\n"
+                       % (section, user, user)) == (user, "/p/" + user)
+        path = write(tmp, "bad.conf", head + "[%s]\npassword_file = /p/x\n" % section)
+        p = run(binary, path)
+        assert p.returncode == 1
+        assert "[%s] password_file needs [%s] username" % (section, section) in p.stderr, p.stderr
+        both = write(tmp, "both.conf", head + "[%s]\nusername = %s\npassword_file = /p/x\n"
+                     % (section, user))
+        assert run("CORDOND", both).returncode == 0
 
 
 def test_defaults(tmp):
