@@ -32,6 +32,10 @@ option added without its documentation fails here:
   exactly the commands of --help, `cordonctl CMD <TAB>` exactly its
   subcommands, `cordonctl CMD [SUB] --<TAB>` exactly its options, and
   `--format <TAB>` the gate formats.
+- paths: every /usr/share/doc/cordon/ path that a page, a unit or
+  README.Debian names is one that is installed there (meson.build's docdir:
+  README.md, docs/*.md, examples/ from config/; README.Debian is the
+  package's).
 
 Rendering is `mandoc -Tascii` with a wide line, overstrikes removed.
 """
@@ -319,6 +323,35 @@ def check_completion(args, entries, formats):
     return len(cases), modes
 
 
+# ------------------------------------------------------------------ paths
+
+DOCDIR = '/usr/share/doc/cordon/'
+
+
+def installed_docs(source):
+    """The files and directories under DOCDIR, relative to it, as meson.build
+    installs them (and the package's README.Debian)."""
+    meson = open(os.path.join(source, 'meson.build')).read()
+    files = {'README.md', 'README.Debian'}
+    files |= {'docs/' + f for f in os.listdir(os.path.join(source, 'docs'))}
+    files |= {'examples/' + f for f in os.listdir(os.path.join(source, 'config'))
+              if "'config/%s'" % f in meson}
+    return files, {'', 'docs/', 'examples/'}
+
+
+def check_doc_paths(source, texts):
+    """texts: {name: text}. Returns how many paths were checked."""
+    files, dirs = installed_docs(source)
+    n = 0
+    for name, text in texts.items():
+        for m in re.finditer(re.escape(DOCDIR) + r'([\w./-]*)', text):
+            rel = m.group(1).rstrip('.')
+            n += 1
+            if rel not in files and (rel.rstrip('/') + '/').lstrip('/') not in dirs:
+                fail('%s names %s%s, which is not installed' % (name, DOCDIR, rel))
+    return n
+
+
 # ------------------------------------------------------------------ main
 
 def main():
@@ -344,13 +377,19 @@ def main():
     entries, formats = check_cordonctl(args, ctl_usage, pages['cordonctl.1'])
     ncmds, nfaults = check_cordon_sim(args, pages['cordon-sim.1'])
     ncases, modes = check_completion(args, entries, formats)
+    texts = {name: render(args.mandoc, p) for name, p in pages.items()}
+    for rel in ('systemd/cordond.service', 'systemd/cordon-notify.service',
+                'systemd/cordon-web.service', 'debian/cordon.README.Debian'):
+        texts[rel] = open(os.path.join(args.source, rel)).read()
+    npaths = check_doc_paths(args.source, texts)
 
     for f in failures:
         print('FAIL: ' + f)
     print('%d pages linted; %d keys, %d program options, %d cordonctl commands, '
           '%d cordon-sim commands and %d faults checked; %d completions x %d modes; '
-          '%d failures' % (len(pages), nkeys, nopts, len(entries), ncmds, nfaults, ncases,
-                           len(modes), len(failures)))
+          '%d documentation paths; %d failures'
+          % (len(pages), nkeys, nopts, len(entries), ncmds, nfaults, ncases, len(modes),
+             npaths, len(failures)))
     return 1 if failures else 0
 
 
