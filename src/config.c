@@ -619,7 +619,7 @@ note_section(struct parse_state *ps, const char *line)
 	len = (size_t)(end - line - 1);
 	snprintf(ps->unknown_section, sizeof(ps->unknown_section), "%.*s", (int)len, line + 1);
 	if (len >= sizeof(ps->unknown_section) || section_known(ps->unknown_section))
-		ps->unknown_section[0] = '\0';   /* a name this long has keys reported, or none */
+		ps->unknown_section[0] = '\0'; /* a name this long has keys reported, or none */
 	else
 		ps->unknown_line = ps->line;
 }
@@ -656,7 +656,7 @@ handle_key(void *user, const char *section, const char *name, const char *value)
 	const struct config_key *k;
 	const char *why;
 
-	ps->unknown_section[0] = '\0';   /* the key's own error names the section */
+	ps->unknown_section[0] = '\0'; /* the key's own error names the section */
 	if (config_section_foreign(section)) {
 		if (ps->foreign &&
 		    ps->foreign(ps->foreign_arg, section, name, value ? value : "", ps->path,
