@@ -572,7 +572,57 @@ struct parse_state {
 	int line;
 	int nerrors;
 	char seen[sizeof(config_keys) / sizeof(config_keys[0])];
+	/* An unknown section not yet reported: its keys report it, each as an
+	 * unknown key; one with no keys is reported at the next section or the
+	 * end (inih calls the handler only for keys). */
+	char unknown_section[64];
+	int unknown_line;
 };
+
+/* Whether any program reads `section` (its keys or a foreign daemon's). */
+static bool
+section_known(const char *section)
+{
+	if (config_section_foreign(section))
+		return true;
+	for (const struct config_key *k = config_keys; k->section; k++)
+		if (strcmp(k->section, section) == 0)
+			return true;
+	return false;
+}
+
+/* Reports the pending unknown section, if any. */
+static void
+flush_unknown_section(struct parse_state *ps)
+{
+	if (!ps->unknown_section[0])
+		return;
+	fprintf(ps->errors, "%s:%d: unknown section [%s]\n", ps->path, ps->unknown_line,
+		ps->unknown_section);
+	ps->nerrors++;
+	ps->unknown_section[0] = '\0';
+}
+
+/* A line `[name]` (inih's syntax: blanks before, the name up to the first
+ * ']'): an unknown name becomes the pending section. */
+static void
+note_section(struct parse_state *ps, const char *line)
+{
+	const char *end;
+	size_t len;
+
+	while (*line == ' ' || *line == '\t')
+		line++;
+	if (*line != '[' || !(end = strchr(line, ']')))
+		return;
+	flush_unknown_section(ps);
+	len = (size_t)(end - line - 1);
+	snprintf(ps->unknown_section, sizeof(ps->unknown_section), "%.*s", (int)len, line + 1);
+	if (len >= sizeof(ps->unknown_section) || section_known(ps->unknown_section))
+		ps->unknown_section[0] = '\0'; /* a name this long has keys reported, or none */
+	else
+		ps->unknown_line = ps->line;
+}
 
 static char *
 read_line(char *str, int num, void *stream)
@@ -595,6 +645,7 @@ read_line(char *str, int num, void *stream)
 		str[0] = '\n';
 		str[1] = '\0';
 	}
+	note_section(ps, str);
 	return str;
 }
 
@@ -605,6 +656,7 @@ handle_key(void *user, const char *section, const char *name, const char *value)
 	const struct config_key *k;
 	const char *why;
 
+	ps->unknown_section[0] = '\0'; /* the key's own error names the section */
 	if (config_section_foreign(section)) {
 		if (ps->foreign &&
 		    ps->foreign(ps->foreign_arg, section, name, value ? value : "", ps->path,
@@ -674,6 +726,7 @@ config_load_with(struct config *cfg, const char *path, FILE *errors, config_fore
 	}
 	rc = ini_parse_stream(read_line, &ps, handle_key, &ps);
 	fclose(ps.in);
+	flush_unknown_section(&ps);
 	if (rc > 0) {
 		fprintf(errors, "%s:%d: syntax error (expected [section] or key = value)\n", path,
 			rc);

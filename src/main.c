@@ -1,5 +1,6 @@
 /* main.c - cordond: parses argv and hands over to the daemon loop. */
 #include <getopt.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -60,6 +61,15 @@ main(int argc, char **argv)
 		config_finish(&cfg);
 		fatal("invalid configuration in %s", path);
 	}
+	/* The unit runs cordond as the user cordon; the spool's files made by a
+	 * cordond started by hand as root would be root's, and the unit's
+	 * cordond could not open them (docs/operations.md, "Install and first
+	 * start"). Tests and containers run as root on purpose: a warning. */
+	if (geteuid() == 0)
+		log_warn("running as root: the files it makes in %s belong to root, and"
+			 " cordond.service (User=cordon) cannot open them; run it as the user"
+			 " cordon (runuser -u cordon -- cordond ...)",
+			 cfg.spool_dir);
 	rc = daemon_run(&cfg, path);
 	config_finish(&cfg);
 	return rc;

@@ -112,6 +112,39 @@ errors_name_file_and_line(void **state)
 	config_finish(&cfg);
 }
 
+/* A section nobody reads is an error even with no keys (inih calls the
+ * handler only for keys), once, at its own line; a known section with none
+ * is fine, and an unknown one with keys is reported by its keys only. */
+static void
+empty_unknown_section(void **state)
+{
+	struct config cfg;
+	char *errs;
+
+	(void)state;
+	assert_int_equal(load("[mqtt]\n"
+			      "[nosuch]\n"
+			      "; nothing\n"
+			      "[spool]\n"
+			      "[recever.x]\n"
+			      "[receiver.x]\n"
+			      "[other]\n"
+			      "k = v\n"
+			      "[last] ; a comment\n",
+			      &cfg, &errs),
+			 -22);
+	assert_non_null(strstr(errs, ":2: unknown section [nosuch]\n"));
+	assert_non_null(strstr(errs, ":5: unknown section [recever.x]\n"));
+	assert_non_null(strstr(errs, ":8: unknown key 'k' in section [other]\n"));
+	assert_null(strstr(errs, "unknown section [other]"));
+	assert_non_null(strstr(errs, ":9: unknown section [last]\n"));
+	assert_null(strstr(errs, "[mqtt]"));
+	assert_null(strstr(errs, "[spool]"));
+	assert_null(strstr(errs, "[receiver.x]"));
+	free(errs);
+	config_finish(&cfg);
+}
+
 static void
 missing_file(void **state)
 {
@@ -368,6 +401,7 @@ main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(defaults_and_values),
 		cmocka_unit_test(errors_name_file_and_line),
+		cmocka_unit_test(empty_unknown_section),
 		cmocka_unit_test(missing_file),
 		cmocka_unit_test(printed_config_reloads_identically),
 		cmocka_unit_test(every_key_documented),
