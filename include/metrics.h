@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct metrics;
 
@@ -17,6 +18,22 @@ void metrics_stop(struct metrics *m);
  * followed by `tail` (NULL: none), both copied. */
 void metrics_publish(struct metrics *m, const char *text, size_t len, const char *tail,
 		     size_t tail_len, int healthy, const char *health_reason);
+
+/* Writes label value `v` at p as the text format escapes it (Prometheus
+ * "Exposition formats", text format: backslash, double quote and line
+ * feed as \\, \" and \n), without the quotes, in room for 2 * strlen(v)
+ * bytes; returns the end. A site id is [A-Za-z0-9_-], but a site restored
+ * from an alerts row of PostgreSQL (no CHECK there) can hold anything. */
+static inline char *
+metrics_put_label_value(char *p, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"' || *v == '\n')
+			*p++ = '\\';
+		*p++ = *v == '\n' ? 'n' : *v;
+	}
+	return p;
+}
 
 /* A fixed-bucket histogram (upper bounds in the unit of the metric). */
 #define HIST_BUCKETS 12

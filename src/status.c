@@ -191,9 +191,10 @@ put(char *p, const char *s)
 	return p + n;
 }
 
-/* The longest sample of cordon_alerts_open: its fixed text, a site, a
- * kind name (under 32), a state and a count. */
-#define OPEN_SAMPLE_MAX (64 + NORM_ID_MAX + 32 + 10)
+/* The longest sample of cordon_alerts_open: its fixed text, a site
+ * (escaped: twice its length at most), a kind name (under 32), a state
+ * and a count. */
+#define OPEN_SAMPLE_MAX (64 + 2 * NORM_ID_MAX + 32 + 10)
 
 /* One sample of cordon_alerts_open at p (room for OPEN_SAMPLE_MAX);
  * returns the end. */
@@ -204,7 +205,7 @@ put_open_sample(char *p, const char *site, const char *kind, const char *state, 
 	int d = 0;
 
 	p = put(p, "cordon_alerts_open{site=\"");
-	p = put(p, site);
+	p = metrics_put_label_value(p, site);
 	p = put(p, "\",kind=\"");
 	p = put(p, kind);
 	p = put(p, "\",state=\"");

@@ -818,6 +818,29 @@ open_counts_by_state(void **state)
 	assert_int_equal(acked, 0);
 }
 
+/* A site from PostgreSQL (alerts.site has no CHECK) reaches the counts as
+ * it is, quote, backslash and line feed included: cordon_alerts_open must
+ * escape it (metrics_put_label_value(), test_metrics_text.c). */
+static void
+open_counts_restored_odd_site(void **state)
+{
+	struct fx *f = *state;
+	struct alert a;
+
+	memset(&a, 0, sizeof(a));
+	snprintf(a.alert_id, sizeof(a.alert_id), "0123456789abcdef0123456789abcdef");
+	a.kind = KIND_FEVER;
+	a.severity = SEVERITY_WARNING;
+	a.state = ALERT_RAISED;
+	snprintf(a.site, sizeof(a.site), "s\"1\\\n");
+	snprintf(a.subject, sizeof(a.subject), "person:P-1");
+	snprintf(a.event_key, sizeof(a.event_key), "x/G01/X");
+	a.raised_us = a.updated_us = T0 - MIN;
+	a.count = 1;
+	assert_int_equal(restore_alert(f, &a), 0);
+	open_states(f, "s\"1\\\n", KIND_FEVER, 1, 0);
+}
+
 static void
 open_alerts_listed(void **state)
 {
@@ -3579,6 +3602,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		T(fever_severity_and_fields),
 		T(open_counts_by_state),
+		T(open_counts_restored_odd_site),
 		T(fever_never_from_implausible_or_missing),
 		T(fever_subject_person_card_gate),
 		T(fever_after_operator_resolve_and_restore),
