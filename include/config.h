@@ -107,6 +107,9 @@ int config_keep_restart_keys(struct config *cfg, const struct config *running, F
  * zeroed. Shared by cordond and cordon-notify. */
 char *config_read_secret(const char *path) __attribute__((warn_unused_result));
 
+/* Zeroes and frees a string config_read_secret returned; NULL is fine. */
+void config_free_secret(char *secret);
+
 /* The setters of the sections config.c leaves to another daemon
  * ([notify], [receiver.*], [route.*], [web]): config_set_string() replaces
  * *field with a copy of value (0 or -ENOMEM); config_set_duration() stores

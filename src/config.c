@@ -611,15 +611,18 @@ note_section(struct parse_state *ps, const char *line)
 	const char *end;
 	size_t len;
 
+	if (ps->line == 1 && strncmp(line, "\xEF\xBB\xBF", 3) == 0)
+		line += 3; /* a UTF-8 byte order mark, which inih skips too */
 	while (*line == ' ' || *line == '\t')
 		line++;
 	if (*line != '[' || !(end = strchr(line, ']')))
 		return;
 	flush_unknown_section(ps);
 	len = (size_t)(end - line - 1);
+	/* A name longer than the buffer is no program's: reported cut short. */
 	snprintf(ps->unknown_section, sizeof(ps->unknown_section), "%.*s", (int)len, line + 1);
-	if (len >= sizeof(ps->unknown_section) || section_known(ps->unknown_section))
-		ps->unknown_section[0] = '\0'; /* a name this long has keys reported, or none */
+	if (len < sizeof(ps->unknown_section) && section_known(ps->unknown_section))
+		ps->unknown_section[0] = '\0';
 	else
 		ps->unknown_line = ps->line;
 }
@@ -862,6 +865,15 @@ config_keep_restart_keys(struct config *cfg, const struct config *running, FILE 
 			kept++;
 	}
 	return kept;
+}
+
+void
+config_free_secret(char *secret)
+{
+	if (!secret)
+		return;
+	explicit_bzero(secret, strlen(secret));
+	free(secret);
 }
 
 char *

@@ -1267,7 +1267,7 @@ main(int argc, char **argv)
 	rc = run(&n);
 	if (n.db)
 		PQfinish(n.db);
-	free(n.mqtt_password);
+	config_free_secret(n.mqtt_password);
 	MQTTProperties_free(&n.props);
 	mqtt_broker_finish(&n.broker);
 	notifier_config_finish(&n.cfg);

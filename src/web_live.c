@@ -733,7 +733,7 @@ web_live_stop(struct web_live *live)
 		live->dq_count--;
 	}
 	json_decref(live->map);
-	free(live->password);
+	config_free_secret(live->password);
 	mqtt_broker_finish(&live->broker);
 	/* The clients are freed by their connections (web_sse_close), which
 	 * the HTTP server has ended before this. */

@@ -143,6 +143,18 @@ empty_unknown_section(void **state)
 	assert_null(strstr(errs, "[receiver.x]"));
 	free(errs);
 	config_finish(&cfg);
+
+	/* A byte order mark before the first line; a name longer than any. */
+	assert_int_equal(
+		load("\xEF\xBB\xBF[bogus]\n"
+		     "[mqtt]\n"
+		     "[a123456789b123456789c123456789d123456789e123456789f123456789g123456789]\n",
+		     &cfg, &errs),
+		-22);
+	assert_non_null(strstr(errs, ":1: unknown section [bogus]\n"));
+	assert_non_null(strstr(errs, ":3: unknown section [a123456789b123456789"));
+	free(errs);
+	config_finish(&cfg);
 }
 
 static void
