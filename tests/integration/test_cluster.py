@@ -167,6 +167,19 @@ def raised(collector):
     return n
 
 
+def raised_distinct(collector):
+    """alert_id -> how many different `raised` messages (payloads) it had."""
+    seen = {}
+    for topic, payload in collector.snapshot():
+        try:
+            a = json.loads(payload)
+        except ValueError:
+            continue
+        if a.get("transition") == "raised":
+            seen.setdefault(a["alert_id"], set()).add(bytes(payload))
+    return {k: len(v) for k, v in seen.items()}
+
+
 def stored(c):
     return c.pg.scalar("SELECT count(*) FROM gate_events WHERE site LIKE 'cl%%'")
 
@@ -244,9 +257,6 @@ def test_three_instances_kill_restart_and_broker_node(cluster):
         keys = c.pg.scalar("SELECT count(DISTINCT event_key) FROM gate_events"
                            " WHERE site LIKE 'cl%%'")
         assert rows == keys == total, "stored %d rows, %d keys, of %d events" % (rows, keys, total)
-        n = raised(alerts)
-        doubled = {k: v for k, v in n.items() if v > 1}
-        assert not doubled, "alert ids raised more than once: %s" % doubled
         fevers = sum(1 for i in range(total - 1) if is_fever(i)) + 1
 
         def not_judged():   # /metrics is rendered every 2 s
@@ -269,8 +279,14 @@ def test_three_instances_kill_restart_and_broker_node(cluster):
                 by.setdefault(aid, set()).add(name)
         two = {aid: sorted(names) for aid, names in by.items() if len(names) > 1}
         assert not two, "alert ids raised by two instances: %s" % two
+        # A `raised` message may also arrive twice with the same bytes: QoS 1
+        # is at least once, and the victim SIGKILLed before the broker's
+        # PUBACK reached it sends the PUBLISH again from its outbound queue
+        # (on disk) when it comes back. Either way, only the victim's.
         again = {k: v for k, v in n.items() if v > 1}
         assert set(again) <= {aid for aid, names in by.items() if names == {victim}}, again
+        print("[%s] alert messages that arrived twice with the same bytes: %d"
+              % (c.kind, sum(1 for k, v in raised_distinct(alerts).items() if n[k] > v)))
         print("[%s] alert ids raised again by %s after its restart (replayed, uncommitted): %d"
               % (c.kind, victim, len(again)))
         db_raised = c.pg.scalar("SELECT count(*) FROM alerts WHERE kind = 'fever'"
