@@ -19,6 +19,7 @@ instance's [mqtt] uri lists both nodes, in different orders):
   exactly once;
 - no two instances ever held a shard's lease at once (lease_history)."""
 
+import collections
 import json
 import os
 import re
@@ -154,29 +155,27 @@ def cluster(request):
             print("\nkept %s for inspection" % c.dir)
 
 
-def raised(collector):
-    """alert_id -> how many `raised` transitions the alert topics carried."""
-    n = {}
+def raised_messages(collector):
+    """(alert_id, payload) of each `raised` transition the alert topics carried."""
     for topic, payload in collector.snapshot():
         try:
             a = json.loads(payload)
         except ValueError:
             continue
         if a.get("transition") == "raised":
-            n[a["alert_id"]] = n.get(a["alert_id"], 0) + 1
-    return n
+            yield a["alert_id"], payload
+
+
+def raised(collector):
+    """alert_id -> how many `raised` transitions the alert topics carried."""
+    return collections.Counter(aid for aid, _ in raised_messages(collector))
 
 
 def raised_distinct(collector):
     """alert_id -> how many different `raised` messages (payloads) it had."""
     seen = {}
-    for topic, payload in collector.snapshot():
-        try:
-            a = json.loads(payload)
-        except ValueError:
-            continue
-        if a.get("transition") == "raised":
-            seen.setdefault(a["alert_id"], set()).add(bytes(payload))
+    for aid, payload in raised_messages(collector):
+        seen.setdefault(aid, set()).add(payload)
     return {k: len(v) for k, v in seen.items()}
 
 
