@@ -14,12 +14,14 @@ port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # free_port: print a port on 127.0.0.1 nobody listens on, below Linux's
 # ephemeral range (32768-60999), where another program's outgoing connection
-# can hold a port that accepts nothing, which port_busy cannot see. A bind
-# can still lose a race: the starters below try again on another port.
+# can hold a port that accepts nothing, which port_busy cannot see; and below
+# 20000, where the Python tests' servers take theirs (harness.free_port), so
+# scripts/demo run by test_demo.py cannot meet them. A bind can still lose a
+# race: the starters below try again on another port.
 free_port() {
     local p
     while :; do
-        p=$((20000 + RANDOM % 12000))
+        p=$((10000 + RANDOM % 10000))
         port_busy "$p" || { echo "$p"; return; }
     done
 }

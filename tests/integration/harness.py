@@ -9,10 +9,12 @@ conftest.py can print log tails when a test fails.
 
 import atexit
 import datetime
+import fcntl
 import glob
 import json
 import os
 import pwd
+import random
 import re
 import shutil
 import signal
@@ -92,11 +94,50 @@ def wait_until(pred, timeout=TIMEOUT, interval=0.1, what=None):
         time.sleep(interval)
 
 
+# Ports for the tests' servers: below Linux's ephemeral range (32768-60999 by
+# default), where any process's outgoing connection may take a port between
+# the moment a test picks it and the moment its server binds it (a lost
+# bind: ejabberd "eaddrinuse", PostgreSQL restarted on its port). The shell
+# scripts pick theirs from 10000-19999 (scripts/lib/tmpservers.sh).
+PORT_RANGE = (20000, 32768)
+_PORT_LOCKS = os.environ.get("CORDON_TEST_PORT_LOCKS", "/tmp/cordon-test-ports")
+_reserved = {}   # port -> the open lock file that holds it for this process
+
+
 def free_port():
-    """Return a TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """Return a TCP port on 127.0.0.1 that nobody listens on, reserved for
+    this process until it exits: no other test process (the plain and the
+    ASan suites run side by side) is given it, even while its server is
+    stopped and started again on it. The reservation is an flock(2) on
+    CORDON_TEST_PORT_LOCKS/<port>, released by the kernel when the process
+    ends however it ends. Raises RuntimeError if no port is left in
+    PORT_RANGE."""
+    os.makedirs(_PORT_LOCKS, mode=0o1777, exist_ok=True)
+    lo, hi = PORT_RANGE
+    start = random.randrange(lo, hi)
+    for i in range(hi - lo):
+        port = lo + (start - lo + i) % (hi - lo)
+        if port in _reserved:
+            continue
+        try:
+            f = open(os.path.join(_PORT_LOCKS, str(port)), "a")
+        except OSError:
+            continue
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            continue
+        # Held; now is it free? No SO_REUSEADDR: a port in TIME_WAIT is skipped.
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port))
+        except OSError:
+            f.close()
+            continue
+        _reserved[port] = f
+        return port
+    raise RuntimeError("no free port left in %d-%d" % PORT_RANGE)
 
 
 def port_open(port):

@@ -49,9 +49,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port reserved for this process (harness.free_port)."""
+    from harness import free_port
+    return free_port()
 
 
 def dingtalk_sign(secret, timestamp_ms):
