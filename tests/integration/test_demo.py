@@ -111,7 +111,10 @@ def test_demo_runs_and_cleans_up():
     assert m and int(m.group(1)) > 0, out
     with open(os.path.join(DEMO_DIR, "wecom-group.log"), encoding="utf-8") as f:
         group = f.read()
-    assert group.count("──── 社区工作者群") == int(m.group(1)), group
+    # The demo counts the group's messages while cordon-notify still runs
+    # (reminders of unacknowledged alerts go on until it stops), so the file
+    # read now holds those and maybe later ones.
+    assert group.count("──── 社区工作者群") >= int(m.group(1)), group
     for words in ("发热", "封闭门岗", "处理：", "提醒：仍未确认"):
         assert words in group, words + " missing:\n" + group
     assert not leftovers(), "left running:\n" + "\n".join(leftovers())

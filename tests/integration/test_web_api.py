@@ -649,7 +649,12 @@ def test_live_stream_is_use_of_its_session(web, env):
     ev = Events(c)
     try:
         wait_until(ev.snapshot, what="the snapshot")
-        env.pg.query("UPDATE web_sessions SET seen_at = now() - interval '61 minutes'"
+        # 55 minutes without a click: idle for most of [web] idle_timeout
+        # (1 h), not past it, so cordon-web's sweep of idle sessions must
+        # leave it (past it, the sweep may delete it before the stream's next
+        # renewal, every 15 s, comes: that is the sweep's job). Renewed, it
+        # is seen again now.
+        env.pg.query("UPDATE web_sessions SET seen_at = now() - interval '55 minutes'"
                      " WHERE operator = 'streamer'")
         wait_until(lambda: env.pg.query(
             "SELECT seen_at > now() - interval '1 minute' FROM web_sessions"
