@@ -310,8 +310,9 @@ def test_client_id_taken_over(env, cordond):
     assert "another client %s our client id %s" % ("using" if quiet else "connected with", cid) \
         in log
     assert "alert client_id_conflict raised" in log
-    text = scrape(port)
-    assert taken_over(text) == 5, text
+    # the log line comes first; /metrics is rendered every 2 s
+    text = wait_until(lambda: taken_over(scrape(port)) == 5 and scrape(port),
+                      what=lambda: "5 takeovers in /metrics (%r)" % taken_over(scrape(port)))
     assert metric(text, 'cordon_mqtt_session_taken_over_total{evidence="%s"}'
                   % ("quiet_drop" if quiet else "reason_code")) == 5, text
     assert d.alive()

@@ -620,11 +620,16 @@ def test_ack_withdraws_a_reminder_still_grouping(env, servers, stack):
     publish_many(env.broker.port, [reading("P-WD-1", 38.2)])
     aid = alert_id(env, "P-WD-1")
 
+    # The first reminder's message is due at once (it is sent); the next
+    # waits out group_wait (1 h) after it. "Due in more than a minute" tells
+    # that one apart whatever the load: a message due at once, made in the
+    # milliseconds between this statement's now() and its snapshot, has a
+    # send_after just past now().
     def waiting():
         return env.pg.query(
             "SELECT m.id FROM notify_items i JOIN notify_messages m ON m.id = i.message_id"
             " WHERE i.alert_id = %s AND m.transition = 'remind' AND m.status = 'pending'"
-            " AND m.send_after > now()", (aid,))
+            " AND m.send_after > now() + interval '1 minute'", (aid,))
     held = wait_until(waiting, timeout=LONG, what="a reminder waiting out group_wait")
     harness.cordonctl(stack.conffile, "ack", aid, "--by", "op-2", expect=0)
     wait_until(lambda: first(env, "SELECT state FROM notify_alerts WHERE alert_id = %s",
