@@ -684,6 +684,13 @@ class Postgres:
             pw = pwd.getpwnam(self.user)
             os.chown(dir, pw.pw_uid, pw.pw_gid)
         self._created = False
+        # query()'s connections: one per thread, kept while the server runs
+        # (each poll of a wait_until was a new backend: a fork and its
+        # start-up, the largest share of the suites' CPU); a start or stop
+        # begins a new generation, and a connection of an older one is
+        # dropped before use, never retried.
+        self._local = threading.local()
+        self._generation = 0
         if not initdb:
             return
         # A copy of one initdb's cluster: the same files initdb would make,
@@ -729,6 +736,7 @@ max_connections = 50
         """Start the postmaster and wait until it accepts connections; the first
         time, also create database `cordon`."""
         assert not self.alive(), "postgres already running"
+        self._generation += 1
         self.proc = _spawn([os.path.join(PG_BIN, "postgres"), "-D", self.data], self.logfile,
                            user=self.user, cwd=self.dir, env=dict(os.environ, LC_ALL="C"))
         if self not in ACTIVE:
@@ -757,6 +765,8 @@ max_connections = 50
     def stop(self, mode="fast", timeout=TIMEOUT):
         """Shut down: mode smart (SIGTERM), fast (SIGINT) or immediate (SIGQUIT)."""
         sig = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}[mode]
+        self._generation += 1
+        self._drop_conn()   # smart waits for every client, this one too
         if self.proc:
             _signal(self.proc, sig)
             _reap(self.proc, timeout)
@@ -768,17 +778,31 @@ max_connections = 50
     def _dsn(self, db):
         return f"host={self.dir} port={self.port} dbname={db} user=cordon"
 
+    def _drop_conn(self):
+        c = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if c is not None:
+            c.close()
+
     def query(self, sql, args=None):
-        """Run one statement in its own autocommit connection; return all rows
-        (or [] for statements without a result)."""
-        c = psycopg2.connect(self.conninfo, connect_timeout=5)
-        try:
+        """Run one statement, autocommit (its own transaction: now() is this
+        statement's), on this thread's connection to database `cordon`;
+        return all rows (or [] for statements without a result). The
+        connection is made on first use and after the server's last start
+        or stop; a failed connection is dropped, and the error raised."""
+        c = getattr(self._local, "conn", None)
+        if c is None or c.closed or self._local.generation != self._generation:
+            self._drop_conn()
+            c = psycopg2.connect(self.conninfo, connect_timeout=5)
             c.autocommit = True
+            self._local.conn, self._local.generation = c, self._generation
+        try:
             with c.cursor() as cur:
                 cur.execute(sql, args)
                 return cur.fetchall() if cur.description else []
-        finally:
-            c.close()
+        except (psycopg2.OperationalError, psycopg2.InterfaceError):
+            self._drop_conn()
+            raise
 
     def scalar(self, sql, args=None):
         return self.query(sql, args)[0][0]
