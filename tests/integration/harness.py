@@ -104,6 +104,23 @@ _PORT_LOCKS = os.environ.get("CORDON_TEST_PORT_LOCKS", "/tmp/cordon-test-ports")
 _reserved = {}   # port -> the open lock file that holds it for this process
 
 
+def _shared_dir(path):
+    """Make path, if need be, as a directory every user may add files to
+    (sticky, as /tmp is): the suites may run as root and as another user."""
+    try:
+        os.mkdir(path)
+        os.chmod(path, 0o1777)
+    except FileExistsError:
+        pass
+
+
+def _lock_file(path):
+    """path opened for an flock: read-only (flock needs no write access),
+    made readable by all if it is new, so any user may lock it."""
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    return os.fdopen(fd, "rb")
+
+
 def free_port():
     """Return a TCP port on 127.0.0.1 that nobody listens on, reserved for
     this process until it exits: no other test process (the plain and the
@@ -112,7 +129,7 @@ def free_port():
     CORDON_TEST_PORT_LOCKS/<port>, released by the kernel when the process
     ends however it ends. Raises RuntimeError if no port is left in
     PORT_RANGE."""
-    os.makedirs(_PORT_LOCKS, mode=0o1777, exist_ok=True)
+    _shared_dir(_PORT_LOCKS)
     lo, hi = PORT_RANGE
     start = random.randrange(lo, hi)
     for i in range(hi - lo):
@@ -120,7 +137,7 @@ def free_port():
         if port in _reserved:
             continue
         try:
-            f = open(os.path.join(_PORT_LOCKS, str(port)), "a")
+            f = _lock_file(os.path.join(_PORT_LOCKS, str(port)))
         except OSError:
             continue
         try:
@@ -645,8 +662,8 @@ def _pg_template(user):
     path = os.path.join(base, key)
     if os.path.isdir(path):
         return path
-    os.makedirs(base, mode=0o755, exist_ok=True)
-    with open(os.path.join(base, key + ".lock"), "a") as lock:
+    _shared_dir(base)
+    with _lock_file(os.path.join(base, key + ".lock")) as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not os.path.isdir(path):
             tmp = tempfile.mkdtemp(prefix=key + ".new-", dir=base)

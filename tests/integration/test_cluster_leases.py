@@ -239,11 +239,10 @@ def test_three_share_and_take_over_a_killed_one(env, ctl, cluster):
     hist = json.loads(ctl("cluster", "--history", "--shard", s, "--json").stdout)["history"]
     got = [(h["owner"], h["epoch"], h["how"]) for h in hist]
     # Newest first: the new owner's lease, open; a's, expired; before a's,
-    # while the three started and shared the shards out, holders that handed
-    # it on in order (released), one epoch each.
+    # while the three started and shared the shards out, other holders (how
+    # each ended is check_history's matter), one epoch each.
     assert got[:2] == [(after[s][0], after[s][1], None), ("a", leases[s][1], "expired")], got
     assert [e for _, e, _ in got] == list(range(after[s][1], 0, -1)), got
-    assert all(how == "released" for _, _, how in got[2:]), got
     text = ctl("cluster", "--history", "--shard", s).stdout
     assert text.splitlines()[0].split() == \
         ["shard", "epoch", "owner", "acquired", "ended", "how", "held"], text

@@ -110,7 +110,10 @@ def browser(world):
         opts.add_argument(arg)
     opts.add_experimental_option("prefs", {"intl.accept_languages": "zh-CN,zh"})
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    drv = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    # chromedriver's port from the harness: selenium's own is an ephemeral
+    # port it binds, closes and hands on, open to the race harness.free_port avoids.
+    drv = webdriver.Chrome(service=Service("/usr/bin/chromedriver", port=harness.free_port()),
+                           options=opts)
     drv.set_page_load_timeout(WAIT)
     drv.console = []   # the browser's log, kept across reads (get_log empties it)
     yield drv
@@ -648,7 +651,10 @@ def test_sound_waits_for_a_click(env, world, browser):
                 "--lang=zh-CN", "--autoplay-policy=document-user-activation-required"):
         opts.add_argument(arg)
     opts.add_experimental_option("prefs", {"intl.accept_languages": "zh-CN,zh"})
-    drv = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    # chromedriver's port from the harness: selenium's own is an ephemeral
+    # port it binds, closes and hands on, open to the race harness.free_port avoids.
+    drv = webdriver.Chrome(service=Service("/usr/bin/chromedriver", port=harness.free_port()),
+                           options=opts)
     try:
         log_in(drv, web, "duty")
         until(drv, lambda d: visible(d, "#logout"), "logged in")
