@@ -240,6 +240,7 @@ def test_three_instances_kill_restart_and_broker_node(cluster):
             second = events(len(first), 2000, "K")
             s2 = Stream(pub, second, "cl-gate-2", rate=500).start()
             wait_until(lambda: s2.acked >= 500, LONG, what=s2.progress)
+            node_stop = c.pg.scalar("SELECT clock_timestamp()")
             c.broker.stop_node(0)
             wait_until(lambda: c.settled(names), LONG, what="every session back on node 2")
             s2.wait(LONG * 2)
@@ -261,10 +262,25 @@ def test_three_instances_kill_restart_and_broker_node(cluster):
         def not_judged():   # /metrics is rendered every 2 s
             return metric(scrape(c.daemons[victim].metrics_port),
                           "cordon_cluster_events_not_judged_total") or 0
-        # Every fever raised once, or stored unjudged by the restarted victim.
-        wait_until(lambda: len(raised(alerts)) + not_judged() >= fevers, LONG,
-                   what=lambda: "%d fevers raised or counted unjudged (%d raised, %d unjudged)"
-                   % (fevers, len(raised(alerts)), not_judged()))
+
+        def lost_with_node():
+            """Fevers raised (in PostgreSQL) from 2 s before node 1 was
+            stopped, whose `raised` never reached the collector: ejabberd
+            loses what its stopped node had taken and not yet passed to
+            another node (docs/scaling.md, "ejabberd"); the consoles read
+            them from PostgreSQL. None on Mosquitto, never before that."""
+            if c.kind != "ejabberd":
+                return set()
+            ids = {r[0] for r in c.pg.query(
+                "SELECT alert_id FROM alerts WHERE kind = 'fever' AND site LIKE 'cl%%'"
+                " AND raised_at >= %s - interval '2 seconds'", (node_stop,))}
+            return ids - set(raised(alerts))
+        # Every fever raised once on MQTT, or stored unjudged by the restarted
+        # victim, or raised and lost with ejabberd's node 1.
+        wait_until(lambda: len(raised(alerts)) + not_judged() + len(lost_with_node()) >= fevers,
+                   LONG, what=lambda: "%d fevers raised, counted unjudged or lost with node 1"
+                   " (%d raised, %d unjudged, %d lost with node 1)"
+                   % (fevers, len(raised(alerts)), not_judged(), len(lost_with_node())))
         n = raised(alerts)
         # Two instances never raise one alert. One instance may raise an
         # alert again after its own SIGKILL: its spool is replayed from the
@@ -291,7 +307,8 @@ def test_three_instances_kill_restart_and_broker_node(cluster):
         db_raised = c.pg.scalar("SELECT count(*) FROM alerts WHERE kind = 'fever'"
                                 " AND site LIKE 'cl%%'")
         print("[%s] fevers %d: %d raised on MQTT, %d in PostgreSQL, %d records the restarted"
-              " victim stored without judging" % (c.kind, fevers, len(n), db_raised, not_judged()))
+              " victim stored without judging, %d raised and lost with node 1"
+              % (c.kind, fevers, len(n), db_raised, not_judged(), len(lost_with_node())))
     check_lease_history(c)
 
 
