@@ -445,6 +445,39 @@ out:
 	return ret;
 }
 
+/* After cordond's transition was seen on MQTT: waits up to wait_s
+ * seconds, polling every 100 ms, until PostgreSQL's `alerts` row shows
+ * it too. cordond publishes a transition as it judges it and stores it
+ * with its batch a few milliseconds later (docs/architecture.md), so
+ * without this wait `cordonctl alerts` run straight after could still
+ * list the alert as it was. Not seen in time (PostgreSQL down, cordond
+ * holding its batch) is a warning only: cordond made the transition and
+ * stores it once PostgreSQL takes its batch. */
+static void
+wait_stored(struct ctl *ctl, const char *id, const char *action, long wait_s)
+{
+	const char *sql = strcmp(action, "ack") == 0 ?
+		"SELECT 1 FROM alerts WHERE alert_id = $1"
+		" AND state IN ('acked', 'resolved')" :
+		"SELECT 1 FROM alerts WHERE alert_id = $1 AND state = 'resolved'";
+	int64_t deadline = clocks_mono_ms() + wait_s * 1000;
+
+	for (;;) {
+		PGresult *res = QUERY(ctl, "reading the alert back", sql, id);
+		int seen = res && PQntuples(res) > 0;
+
+		PQclear(res);
+		if (seen)
+			return;
+		if (!res || clocks_mono_ms() >= deadline)
+			break;
+		usleep(100 * 1000);
+	}
+	tool_err("warning: cordond %s alert %s, but PostgreSQL does not show it yet; cordond"
+		 " stores it once PostgreSQL takes its batch (its log and /healthz say why not)",
+		 strcmp(action, "ack") == 0 ? "acknowledged" : "resolved", id);
+}
+
 static int
 ack_or_resolve(struct ctl *ctl, const char *action, const char *synopsis, int argc, char **argv)
 {
@@ -515,6 +548,8 @@ ack_or_resolve(struct ctl *ctl, const char *action, const char *synopsis, int ar
 	} else if (publish_and_wait(&cfg, site, pos[0], action, by, topic, payload, wait_s) < 0) {
 		rc = CTL_FAIL;
 	} else {
+		if (wait_s > 0)
+			wait_stored(ctl, pos[0], action, wait_s);
 		rc = CTL_OK;
 	}
 	free(payload);

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import threading
 
+import psycopg2
 import pytest
 
 import harness
@@ -306,3 +307,56 @@ def test_alerts_follow_broker_unreachable(env):
     p = harness.cordonctl(conf, "alerts", "--follow", expect=1)
     assert "cannot connect to tcp://127.0.0.1:" in p.stderr, p.stderr
     assert p.stdout == "", p.stdout
+
+
+def test_ack_resolve_return_once_stored(env, cordond):
+    """cordond publishes a transition as it judges it and stores it with its
+    batch just after. ack and resolve wait for both, so `alerts` run
+    straight after never lists an alert as it was. While the store is held
+    (a SHARE lock on `alerts` stops cordond's write; the test's reads go on)
+    they still end 0 after --wait, with a warning that PostgreSQL does not
+    show it yet; the row follows once the lock goes."""
+    site = "cs"
+    d = cordond()
+    conf = d.conffile
+    harness.cordonctl(conf, "gate", "add", site, "G01", expect=0)
+    harness.wait_register_holds_gates(d, env.pg)
+
+    def open_fevers():
+        return [r[0] for r in env.pg.query(
+            "SELECT alert_id FROM alerts WHERE site = %s AND kind = 'fever'"
+            " AND state <> 'resolved' ORDER BY raised_at", (site,))]
+
+    def fever(person):
+        publish_many(env.broker.port, [gate_event(site, "G01", "S-" + person, card="C-" + person,
+                                                  person=person, temp_c=38.7, ts=now_ts())])
+        return wait_until(lambda: [i for i in open_fevers() if i not in seen], timeout=60,
+                          what="the fever of %s" % person)[0]
+
+    seen = []
+    first = fever("P-1")
+    seen.append(first)
+    # Each read straight after cordonctl ends, with no wait: it is stored.
+    p = harness.cordonctl(conf, "ack", first, "--by", "op-1", expect=0)
+    assert "is acknowledged" in p.stdout and "warning" not in p.stderr, (p.stdout, p.stderr)
+    assert alert_row(env, first) == ("acked", "op-1")
+    p = harness.cordonctl(conf, "resolve", first, "--by", "op-2", expect=0)
+    assert "is resolved" in p.stdout and "warning" not in p.stderr, (p.stdout, p.stderr)
+    assert alert_row(env, first) == ("resolved", "op-2")
+    assert first not in harness.cordonctl(conf, "alerts").stdout
+
+    second = fever("P-2")
+    seen.append(second)
+    dba = psycopg2.connect(env.pg.conninfo)
+    try:
+        dba.cursor().execute("LOCK TABLE alerts IN SHARE MODE")
+        p = harness.cordonctl(conf, "resolve", second, "--by", "op-3", "--wait", "2", expect=0)
+        assert "alert %s is resolved" % second in p.stdout, p.stdout
+        assert ("warning: cordond resolved alert %s, but PostgreSQL does not show it yet"
+                % second) in p.stderr, p.stderr
+        assert alert_row(env, second)[0] == "raised"
+    finally:
+        dba.rollback()
+        dba.close()
+    wait_state(env, second, "resolved")
+    assert alert_row(env, second) == ("resolved", "op-3")
