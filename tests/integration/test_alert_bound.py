@@ -141,8 +141,11 @@ def test_flood_of_unknown_cards_folds(env, ctl):
         wait_until(lambda: register_loads(d) > before, what="the register after the restart")
         # not clustered "rule state restored: N open alerts", clustered
         # "rule state of 16 shard(s) restored (...): N open alerts"
-        assert re.search(r"rule state (of \d+ shard\(s\) )?restored[^:]*: %d open alerts"
-                         % (BOUND + 1), d.log()), d.log()[-2000:]
+        # "register loaded" is logged before the main loop takes the
+        # snapshot and restores the rule state: waited for, not raced
+        wait_until(lambda: re.search(r"rule state (of \d+ shard\(s\) )?restored[^:]*: %d open"
+                                     r" alerts" % (BOUND + 1), d.log()),
+                   what=lambda: "the rule state restored: %s" % d.log()[-2000:])
         assert "folded into aggregate" not in d.log()
         publish_many(env.broker.port, [
             gate_event(site, "G01", "F-%04d" % n, card="UK-%04d" % n, person=""),

@@ -109,8 +109,10 @@ class Cluster:
             " WHERE owner IS NOT NULL AND expires_at > clock_timestamp()"))
 
     def settled(self, names):
-        """Every shard owned by one of `names`, each instance's sessions all
-        connected and subscribed, every site subscribed once."""
+        """Every shard owned by one of `names`, each at its fair share (the
+        first one up takes every shard, then gives the others theirs), each
+        instance's sessions all connected and subscribed, every site
+        subscribed once."""
         owned = up = sites = 0
         for n in names:
             d = self.daemons[n]
@@ -118,7 +120,10 @@ class Cluster:
             text = scrape(d.metrics_port)
             if not text or metric(text, 'cordon_mqtt_subscriptions{state="pending"}'):
                 return False
-            owned += metric(text, "cordon_cluster_shards_owned") or 0
+            mine = metric(text, "cordon_cluster_shards_owned") or 0
+            if not SHARDS // len(names) <= mine <= -(-SHARDS // len(names)):
+                return False
+            owned += mine
             up += metric(text, 'cordon_cluster_sessions{state="connected"}') or 0
             sites += metric(text, "cordon_cluster_sites_subscribed") or 0
         o = self.owners()

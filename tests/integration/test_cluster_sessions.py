@@ -51,8 +51,10 @@ def leases(ctl):
 
 
 def settled(env, ds):
-    """Every shard owned once over `ds`, each owned shard's session connected and
-    subscribed (no SUBACK pending), every registered site subscribed."""
+    """Every shard owned once over `ds`, each instance at its fair share (the
+    first one up takes every shard, then gives the others theirs), each owned
+    shard's session connected and subscribed (no SUBACK pending), every
+    registered site subscribed."""
     nsites = env.pg.count("sites")
     owned = sessions = up = sites = 0
     for d in ds:
@@ -60,7 +62,10 @@ def settled(env, ds):
         text = scrape(d.metrics_port)
         if not text:
             return False
-        owned += metric(text, "cordon_cluster_shards_owned") or 0
+        mine = metric(text, "cordon_cluster_shards_owned") or 0
+        if not SHARDS // len(ds) <= mine <= -(-SHARDS // len(ds)):
+            return False
+        owned += mine
         sessions += metric(text, "cordon_cluster_sessions") or 0
         up += metric(text, 'cordon_cluster_sessions{state="connected"}') or 0
         sites += metric(text, "cordon_cluster_sites_subscribed") or 0

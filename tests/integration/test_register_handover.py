@@ -251,7 +251,9 @@ def test_a_failed_write_is_tried_again(env, probe):
     finally:
         env.pg.query("ALTER TABLE site_handovers_away RENAME TO site_handovers")
     p.wait_written()
-    assert re.search(r"hand-over steps recorded after \d+ failed attempts", p.log())
+    # logged after the queue is cleared, outside its lock: waited for
+    wait_until(lambda: re.search(r"hand-over steps recorded after \d+ failed attempts", p.log()),
+               what="the recovered write logged")
     assert row(env.pg, "hf-a")[0] == 1
     p.snapshot({"hf-a": SENT})
 
