@@ -84,6 +84,9 @@ struct notifier_config {
 	int64_t fail_after;    /* ms a receiver may fail before notify_failed */
 	int64_t give_up_after; /* ms after which a message is 'failed' */
 	int64_t retry_max;     /* ms, the longest wait between attempts */
+	/* ms: an alert transition in PostgreSQL not received on MQTT this
+	 * long after it is taken from there (notifier_db_reconcile) */
+	int64_t reconcile_after;
 	struct receiver *receivers;
 	size_t nreceivers;
 	struct route *routes; /* in file order; "default" last */

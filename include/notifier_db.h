@@ -50,6 +50,9 @@ struct notifier_db_counts {
 	uint64_t escalations;
 	uint64_t bad;		   /* inbox rows that are not an alert message */
 	uint64_t orphans_given_up; /* messages of removed receivers marked failed */
+	/* transitions taken from `alerts` (notifier_db_reconcile), by
+	 * transition: raised, acked, updated, resolved */
+	uint64_t reconciled[4];
 };
 
 /* Routes up to 200 inbox rows, oldest first, in one transaction. Sets
@@ -63,6 +66,28 @@ int notifier_db_route(PGconn *c, const struct notifier_config *nc,
  * sender takes them). Returns 0 or -1. */
 int notifier_db_timers(PGconn *c, const struct notifier_config *nc,
 		       struct notifier_db_counts *counts, char *err);
+
+/* The transitions of cordond's alerts that never reached us on MQTT (a
+ * broker that acknowledged them to cordond and lost them), put in the
+ * inbox from PostgreSQL's `alerts` rows (sql/0014_notify_reconcile.sql,
+ * alert_message()) when found missing at two passes after_ms or more
+ * apart (table notify_lost, by PostgreSQL's clock), to be routed as if
+ * they had come. Taken: an open alert raised since our first start, and in
+ * the last 12 hours, of which the inbox holds nothing ("raised", with
+ * the alert as it now stands); and, for an alert we hold open (notify_alerts) with nothing of it
+ * waiting in the inbox, a resolve, an ack, or a severity raised while it
+ * stayed open ("resolved", "acked", "updated"). Each goes in under the
+ * inbox key a message of that transition would have, so the message
+ * itself, if it comes late, is a duplicate; and routing one twice
+ * notifies once (route_one). Adds to counts->reconciled; fills
+ * first[len] with "<alert_id> <transition>" of one of them ("" when
+ * none). Returns how many were taken, or -1 (err set). */
+int notifier_db_reconcile(PGconn *c, int64_t after_ms, struct notifier_db_counts *counts,
+			  char *first, size_t len, char *err);
+
+/* Records our first start on this database (notify_reconcile.since), once:
+ * reconciling looks no further back. Returns 0 or -1 (err set). */
+int notifier_db_reconcile_since(PGconn *c, char *err);
 
 /* One message taken for an attempt, with its items. */
 struct notifier_attempt {

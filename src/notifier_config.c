@@ -19,9 +19,9 @@
 
 /* Keys of [notify], [receiver.*] and [route.*]: their names, for the
  * "set twice" check (a bit each) and for docs/notify.md. */
-static const char *const notify_keys[] = { "client_id",	     "username",   "password_file",
-					   "metrics_listen", "fail_after", "give_up_after",
-					   "retry_max",	     NULL };
+static const char *const notify_keys[] = { "client_id",	     "username",	"password_file",
+					   "metrics_listen", "fail_after",	"give_up_after",
+					   "retry_max",	     "reconcile_after", NULL };
 static const char *const receiver_keys[] = { "type",   "url_file",	"secret_file",	"to",
 					     "from",   "body_template", "content_type", "language",
 					     "format", "rate_limit",	"timeout",	"max_bytes",
@@ -214,6 +214,8 @@ notify_key(struct notifier_config *nc, const char *name, const char *value)
 		return config_set_duration(&nc->give_up_after, value, 60000, 30 * 86400000LL);
 	if (strcmp(name, "retry_max") == 0)
 		return config_set_duration(&nc->retry_max, value, 1000, 3600000);
+	if (strcmp(name, "reconcile_after") == 0)
+		return config_set_duration(&nc->reconcile_after, value, 1000, 3600000);
 	return "unknown key";
 }
 
@@ -520,6 +522,7 @@ notifier_config_init(struct notifier_config *nc)
 	nc->fail_after = 300000;
 	nc->give_up_after = 86400000;
 	nc->retry_max = 300000;
+	nc->reconcile_after = 60000;
 	if (!nc->client_id || !nc->username || !nc->password_file || !nc->metrics_listen) {
 		notifier_config_finish(nc);
 		return -ENOMEM;
@@ -649,6 +652,7 @@ notifier_config_print(const struct notifier_config *nc, FILE *out)
 	fprintf(out, "fail_after = %llds\ngive_up_after = %llds\nretry_max = %llds\n",
 		(long long)nc->fail_after / 1000, (long long)nc->give_up_after / 1000,
 		(long long)nc->retry_max / 1000);
+	fprintf(out, "reconcile_after = %llds\n", (long long)nc->reconcile_after / 1000);
 	for (size_t i = 0; i < nc->nreceivers; i++) {
 		const struct receiver *r = &nc->receivers[i];
 

@@ -475,6 +475,88 @@ fail:
 	return -1;
 }
 
+/* The transitions reconciled, in counts->reconciled's order. */
+static const char *const reconciled_names[4] = { "raised", "acked", "updated", "resolved" };
+
+/* How far back an open alert unknown here is looked for: less than the
+ * shortest retention ([site] retention_days = 1), which removes the inbox
+ * rows that say we had it. */
+#define RECONCILE_HORIZON "12 hours"
+
+#define SEVERITY_RANK(x) "CASE " x " WHEN 'critical' THEN 2 WHEN 'warning' THEN 1 ELSE 0 END"
+
+int
+notifier_db_reconcile(PGconn *c, int64_t after_ms, struct notifier_db_counts *counts, char *first,
+		      size_t len, char *err)
+{
+	char after[40];
+	PGresult *res;
+	int n;
+
+	first[0] = '\0';
+	interval(after_ms, after, sizeof(after));
+	/* One statement, one snapshot: `lost` is what is missing now; the
+	 * ones missing since a pass at least after_ms ago (notify_lost, as
+	 * that snapshot sees it) go into the inbox; notify_lost becomes
+	 * `lost`. Times are PostgreSQL's now(), never an alert's own times,
+	 * which are rule times: an update held by repeat_interval is stored
+	 * with the time of its trigger, a minute before it is published. */
+	res = run(
+		c, err, "reconcile",
+		"WITH lost AS ("
+		/* open, raised since our first start, never heard of */
+		" SELECT a, 'raised' AS tr, 1 AS n FROM alerts a"
+		"  WHERE a.state <> 'resolved'"
+		"    AND a.raised_at >= greatest((SELECT since FROM notify_reconcile),"
+		"     now() - '" RECONCILE_HORIZON "'::interval)"
+		"    AND NOT EXISTS (SELECT 1 FROM notify_inbox i WHERE i.alert_id = a.alert_id)"
+		" UNION ALL"
+		/* held open here, moved on there, nothing of it waiting */
+		" SELECT a, CASE a.state WHEN 'resolved' THEN 'resolved' WHEN 'acked'"
+		"   THEN 'acked' ELSE 'updated' END, a.count FROM alerts a"
+		"  WHERE EXISTS (SELECT 1 FROM notify_alerts n WHERE n.alert_id = a.alert_id"
+		"     AND n.state <> 'resolved'"
+		"     AND (a.state = 'resolved' OR (a.state = 'acked' AND n.state = 'raised')"
+		"      OR (a.state = 'raised' AND n.state = 'raised'"
+		"       AND " SEVERITY_RANK("a.severity") " > " SEVERITY_RANK(
+			"n.severity") ")))"
+				      "    AND NOT EXISTS (SELECT 1 FROM notify_inbox i WHERE i.alert_id = a.alert_id"
+				      "     AND i.routed_at IS NULL)),"
+				      " gone AS (DELETE FROM notify_lost l WHERE NOT EXISTS (SELECT 1 FROM lost"
+				      "   WHERE (a).alert_id = l.alert_id AND tr = l.transition AND n = l.count)),"
+				      " seen AS (INSERT INTO notify_lost (alert_id, transition, count, seen_at)"
+				      "   SELECT (a).alert_id, tr, n, now() FROM lost ON CONFLICT DO NOTHING)"
+				      " INSERT INTO notify_inbox (alert_id, transition, count, site, kind, alert)"
+				      " SELECT (a).alert_id, tr, n, (a).site, (a).kind, alert_message(a, tr)"
+				      "   FROM lost JOIN notify_lost l ON (a).alert_id = l.alert_id"
+				      "    AND tr = l.transition AND n = l.count"
+				      "  WHERE l.seen_at <= now() - $1::interval"
+				      " ORDER BY l.seen_at"
+				      " ON CONFLICT DO NOTHING RETURNING alert_id, transition",
+		1, after);
+	if (!res)
+		return -1;
+	n = PQntuples(res);
+	for (int i = 0; i < n; i++) {
+		const char *tr = PQgetvalue(res, i, 1);
+
+		for (int t = 0; t < 4; t++)
+			if (strcmp(tr, reconciled_names[t]) == 0)
+				counts->reconciled[t]++;
+		if (i == 0)
+			snprintf(first, len, "%s %s", PQgetvalue(res, i, 0), tr);
+	}
+	PQclear(res);
+	return n;
+}
+
+int
+notifier_db_reconcile_since(PGconn *c, char *err)
+{
+	return run_ok(c, err, "reconcile start",
+		      "INSERT INTO notify_reconcile DEFAULT VALUES ON CONFLICT DO NOTHING", 0);
+}
+
 static const struct route *
 route_named(const struct notifier_config *nc, const char *name)
 {

@@ -920,6 +920,15 @@ render_metrics(struct notify *n)
 		"cordon_notify_escalations_total %" PRIu64 "\n",
 		k->routed, k->unrouted, k->queued, k->held, k->released, k->reminders,
 		k->escalations);
+	fprintf(f,
+		"# HELP cordon_notify_reconciled_total Alert transitions stored by cordond that"
+		" never came on MQTT, taken from PostgreSQL.\n"
+		"# TYPE cordon_notify_reconciled_total counter\n"
+		"cordon_notify_reconciled_total{transition=\"raised\"} %" PRIu64 "\n"
+		"cordon_notify_reconciled_total{transition=\"acked\"} %" PRIu64 "\n"
+		"cordon_notify_reconciled_total{transition=\"updated\"} %" PRIu64 "\n"
+		"cordon_notify_reconciled_total{transition=\"resolved\"} %" PRIu64 "\n",
+		k->reconciled[0], k->reconciled[1], k->reconciled[2], k->reconciled[3]);
 	fputs("# HELP cordon_notify_attempts_total Sends by receiver and outcome.\n"
 	      "# TYPE cordon_notify_attempts_total counter\n",
 	      f);
@@ -1012,6 +1021,27 @@ fail:
 	return -1;
 }
 
+/* The alert transitions cordond stored that the broker never brought
+ * us, into the inbox (notifier_db_reconcile); logged when there are any.
+ * Returns 0, or -1 when PostgreSQL failed (logged). */
+static int
+reconcile(struct notify *n)
+{
+	char err[NOTIFIER_ERR_LEN], first[80];
+	int got = notifier_db_reconcile(n->db, n->cfg.reconcile_after, &n->counts, first,
+					sizeof(first), err);
+
+	if (got < 0) {
+		log_warn("reconciling with PostgreSQL's alerts: %s", err);
+		return -1;
+	}
+	if (got > 0)
+		log_warn("%d alert transition(s) in PostgreSQL never came on MQTT within %" PRId64
+			 " s (lost by the broker?): taken from PostgreSQL and routed (first: %s)",
+			 got, n->cfg.reconcile_after / 1000, first);
+	return 0;
+}
+
 static int
 db_start(struct notify *n)
 {
@@ -1022,6 +1052,8 @@ db_start(struct notify *n)
 		goto down;
 	}
 	if (db_migrate(n->db, err, sizeof(err), state) < 0)
+		goto down;
+	if (notifier_db_reconcile_since(n->db, err) < 0)
 		goto down;
 	if (!atomic_exchange(&n->db_up, 1))
 		log_info("PostgreSQL: connected, schema version %d", db_latest_version());
@@ -1094,7 +1126,7 @@ run(struct notify *n)
 	sigset_t mask;
 	int sfd;
 	struct backoff db_b;
-	int64_t next_db = 0, next_clocks = 0, next_metrics = 0, next_dog = 0;
+	int64_t next_db = 0, next_clocks = 0, next_metrics = 0, next_dog = 0, next_reconcile = 0;
 	bool ready = false;
 
 	sigemptyset(&mask);
@@ -1121,17 +1153,31 @@ run(struct notify *n)
 		mqtt_tick(n, now);
 
 		if (!atomic_load(&n->db_up) && now >= next_db) {
-			if (db_start(n) < 0)
+			if (db_start(n) < 0) {
 				next_db = now + backoff_next(&db_b);
-			else
+			} else {
 				backoff_reset(&db_b);
+				/* what the broker kept for our session comes first */
+				next_reconcile = now + n->cfg.reconcile_after;
+			}
 		}
 		if (atomic_load(&n->db_up)) {
+			int rc = 0;
+
 			if (now >= next_clocks) {
 				clocks = true;
 				next_clocks = now + 500;
 			}
-			if (work(n, clocks) < 0 && PQstatus(n->db) != CONNECTION_OK) {
+			if (now >= next_reconcile) {
+				rc = reconcile(n);
+				next_reconcile = now +
+					(n->cfg.reconcile_after / 2 > 500 ?
+						 n->cfg.reconcile_after / 2 :
+						 500);
+			}
+			if (rc == 0)
+				rc = work(n, clocks);
+			if (rc < 0 && PQstatus(n->db) != CONNECTION_OK) {
 				atomic_store(&n->db_up, 0);
 				log_warn("PostgreSQL connection lost; reconnecting");
 				PQfinish(n->db);
