@@ -10,6 +10,7 @@ conftest.py can print log tails when a test fails.
 import atexit
 import datetime
 import fcntl
+import functools
 import glob
 import json
 import os
@@ -647,6 +648,13 @@ def mqtt_login_works(port, timeout=5):
 INITDB_ARGS = ["-A", "trust", "--nosync", "-U", "cordon", "-E", "UTF8", "--locale=C"]
 
 
+@functools.lru_cache(maxsize=None)
+def _pg_version():
+    """`postgres --version` of PG_BIN's server, asked once per process."""
+    return subprocess.run([os.path.join(PG_BIN, "postgres"), "--version"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
 def _pg_template(user):
     """The path of a cluster freshly made by `initdb INITDB_ARGS` (PG_BIN's),
     never started, owned by `user` (None: us); made once per machine and
@@ -654,8 +662,7 @@ def _pg_template(user):
     owner. Test clusters are `cp -a` copies of it. Made under an flock by the
     first process that needs it, in a temp dir renamed into place, so a
     process that dies half-way leaves no half a template."""
-    version = subprocess.run([os.path.join(PG_BIN, "postgres"), "--version"], check=True,
-                             capture_output=True, text=True).stdout.strip()
+    version = _pg_version()
     key = re.sub(r"[^A-Za-z0-9.]+", "-", "%s %s %s %s" % (version, PG_BIN, " ".join(INITDB_ARGS),
                                                           user or os.geteuid()))
     base = os.path.join(tempfile.gettempdir(), "cordon-test-pg-template")

@@ -47,11 +47,7 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-
-def _free_port():
-    """A port reserved for this process (harness.free_port)."""
-    from harness import free_port
-    return free_port()
+from harness import free_port
 
 
 def dingtalk_sign(secret, timestamp_ms):
@@ -396,7 +392,7 @@ class Smtp(_Recorder):
 
     def __init__(self, reject_rcpt=()):
         super().__init__()
-        self.port = _free_port()
+        self.port = free_port()
         self.reject_rcpt = set(reject_rcpt)
         self._controller = None
 

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 import notify_servers as ns
-from harness import wait_until
+from harness import free_port, wait_until
 
 PROBE = os.environ.get("CORDON_SEND_PROBE")
 
@@ -258,7 +258,7 @@ def test_server_down_is_retried(tmp_path, mode):
 
 
 def test_connection_refused_is_retried_without_waiting_for_the_timeout(tmp_path):
-    port = ns._free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     r = one(tmp_path, alert(), "--type", "wecom", "--timeout", "120000",
             "--url", "http://127.0.0.1:%d/cgi-bin/webhook/send?key=k-1" % port)
     assert r["outcome"] == "retry"
