@@ -16,13 +16,13 @@ CREATE TABLE notify_reconcile (
 -- MQTT), from when: one still missing [notify] reconcile_after later is
 -- taken from `alerts`. By PostgreSQL's clock, not the alert's own times
 -- (rule times: an update held by [rules] repeat_interval is stored with
--- its trigger's time, a minute before it is published).
+-- its trigger's time, a minute before it is published). Not keyed by
+-- count: an alert that keeps triggering changes its count every minute.
 CREATE TABLE notify_lost (
     alert_id   text NOT NULL,
     transition text NOT NULL,
-    count      integer NOT NULL,
     seen_at    timestamptz NOT NULL,
-    PRIMARY KEY (alert_id, transition, count)
+    PRIMARY KEY (alert_id, transition)
 );
 
 -- The alerts cordon-notify holds open, for the comparison with `alerts`
@@ -30,14 +30,15 @@ CREATE TABLE notify_lost (
 CREATE INDEX notify_alerts_unresolved ON notify_alerts (alert_id) WHERE state <> 'resolved';
 
 -- The alert message (docs/alerts.md, "The message") of an `alerts` row as
--- it stands, with the transition given and "reconciled": true. cordond's
--- human sentence ("text") is made from its register and not kept: absent.
+-- it stands, with the transition given and "reconciled": true, as
+-- alerts_render() (src/alerts.c) makes it. cordond's human sentence
+-- ("text") is made from its register and not kept: absent.
 CREATE FUNCTION alert_message(a alerts, p_transition text) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     SELECT jsonb_strip_nulls(jsonb_build_object(
                'distinct', a.distinct_subjects,
                'sample', to_jsonb(string_to_array(a.sample, ' ')),
-               'reason', CASE WHEN a.state = 'resolved' THEN a.reason END,
+               'reason', CASE WHEN a.state = 'resolved' THEN coalesce(a.reason, '') END,
                'by', a.by_whom))
         || jsonb_build_object(
                'alert_id', a.alert_id, 'kind', a.kind, 'severity', a.severity,
@@ -49,7 +50,10 @@ LANGUAGE sql STABLE AS $$
                                      'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
                'resolved_at', to_char(a.resolved_at AT TIME ZONE 'UTC',
                                       'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-               'count', a.count, 'event_id', a.event_key, 'gate', a.gate,
+               -- the device's key: a reused record id's row is <key>~<12 hex>
+               'count', a.count,
+               'event_id', regexp_replace(a.event_key, '~[0-9a-f]{12}$', ''),
+               'gate', a.gate,
                'household', a.household,
                'building', (SELECT h.building FROM households h
                              WHERE h.site = a.site AND h.household = a.household),

@@ -296,6 +296,7 @@ route_one(PGconn *c, const struct notifier_config *nc, const struct route *rt,
 	bool exists, told = false;
 	int level = 0, n = 0;
 	char old_sev[16] = "", old_state[16] = "";
+	const char *state = a->state;
 
 	res = run(c, err, "alert state",
 		  "SELECT told, level, severity, state FROM notify_alerts"
@@ -348,6 +349,11 @@ route_one(PGconn *c, const struct notifier_config *nc, const struct route *rt,
 	}
 	if (strcmp(old_state, "resolved") == 0)
 		return 0; /* nothing follows a resolve */
+	/* Nothing undoes an ack: an update that left cordond before it (a
+	 * broker's late delivery, or one taken from PostgreSQL first) is
+	 * applied as acked. */
+	if (strcmp(old_state, "acked") == 0 && strcmp(state, "raised") == 0)
+		state = "acked";
 	if (run_ok(c, err, "alert update",
 		   "UPDATE notify_alerts SET alert = $3, severity = $4, state = $5,"
 		   " next_remind_at = CASE WHEN $5 = 'raised' THEN next_remind_at END,"
@@ -355,13 +361,13 @@ route_one(PGconn *c, const struct notifier_config *nc, const struct route *rt,
 		   " WHERE alert_id = $1 AND route = $2",
 		   5, a->alert_id, rt->name, alert,
 		   severity_rank(a->severity) > severity_rank(old_sev) ? a->severity : old_sev,
-		   a->state) < 0)
+		   state) < 0)
 		return -1;
-	if (strcmp(a->state, "raised") != 0 && withdraw_reminders(c, rt, a->alert_id, err) < 0)
+	if (strcmp(state, "raised") != 0 && withdraw_reminders(c, rt, a->alert_id, err) < 0)
 		return -1;
 	if (strcmp(a->transition, "resolved") == 0 && told)
 		n = queue_resolved(c, nc, rt, a->alert_id, alert, err);
-	else if (strcmp(a->transition, "updated") == 0 && told && strcmp(a->state, "raised") == 0 &&
+	else if (strcmp(a->transition, "updated") == 0 && told && strcmp(state, "raised") == 0 &&
 		 severity_rank(a->severity) > severity_rank(old_sev))
 		n = queue_level(c, nc, rt, level, "updated", a->alert_id, alert, err);
 	if (n < 0)
@@ -372,14 +378,19 @@ route_one(PGconn *c, const struct notifier_config *nc, const struct route *rt,
 
 static const struct route *route_named(const struct notifier_config *nc, const char *name);
 
-/* The alert's rows of routes no longer in the configuration (renamed or
- * removed by SIGHUP) still follow it: an ack or resolve stops their
- * clocks, and a resolve is told to the receivers they told. */
+/* A route that took an alert follows it to its end, whatever it matches
+ * now: the alert's rows of routes that did not match this transition
+ * (an alert a `severities = warning` route took, critical since; a route
+ * whose filters a SIGHUP changed) or that are no longer in the
+ * configuration (renamed or removed) get it too, so an ack or resolve
+ * stops their clocks, and a resolve is told to the receivers they told.
+ * matched[nc->nroutes]: the routes that took it already. */
 static int
-route_gone(PGconn *c, const struct notifier_config *nc, const struct notifier_alert *a,
-	   const char *alert, struct notifier_db_counts *counts, char *err)
+route_held(PGconn *c, const struct notifier_config *nc, const bool *matched,
+	   const struct notifier_alert *a, const char *alert, struct notifier_db_counts *counts,
+	   char *err)
 {
-	PGresult *res = run(c, err, "gone routes",
+	PGresult *res = run(c, err, "routes holding the alert",
 			    "SELECT route FROM notify_alerts WHERE alert_id = $1"
 			    " AND state <> 'resolved'",
 			    1, a->alert_id);
@@ -388,10 +399,11 @@ route_gone(PGconn *c, const struct notifier_config *nc, const struct notifier_al
 		return -1;
 	for (int i = 0; i < PQntuples(res); i++) {
 		struct route gone = { .name = PQgetvalue(res, i, 0) };
+		const struct route *rt = route_named(nc, gone.name);
 
-		if (route_named(nc, gone.name))
+		if (rt && matched[rt - nc->routes])
 			continue;
-		if (route_one(c, nc, &gone, a, alert, counts, err) < 0) {
+		if (route_one(c, nc, rt ? rt : &gone, a, alert, counts, err) < 0) {
 			PQclear(res);
 			return -1;
 		}
@@ -407,10 +419,18 @@ notifier_db_route(PGconn *c, const struct notifier_config *nc, struct notifier_d
 	struct notifier_db_counts k = { 0 };
 	PGresult *rows;
 	int nrows;
+	/* the routes that took the alert of the row at hand */
+	bool *took = calloc(nc->nroutes ? nc->nroutes : 1, sizeof(*took));
 
 	*ret_more = 0;
-	if (run_ok(c, err, "begin", "BEGIN", 0) < 0)
+	if (!took) {
+		snprintf(err, NOTIFIER_ERR_LEN, "out of memory");
 		return -1;
+	}
+	if (run_ok(c, err, "begin", "BEGIN", 0) < 0) {
+		free(took);
+		return -1;
+	}
 	rows = run(c, err, "inbox",
 		   "SELECT seq, alert::text FROM notify_inbox WHERE routed_at IS NULL"
 		   " ORDER BY seq LIMIT 200 FOR UPDATE SKIP LOCKED",
@@ -424,6 +444,8 @@ notifier_db_route(PGconn *c, const struct notifier_config *nc, struct notifier_d
 		struct notifier_alert a;
 		bool matched = false;
 
+		memset(took, 0, (nc->nroutes ? nc->nroutes : 1) * sizeof(*took));
+
 		if (!doc || notifier_alert_from_json(doc, &a) < 0) {
 			k.bad++; /* checked on the way in: cannot happen but by hand */
 		} else {
@@ -436,6 +458,7 @@ notifier_db_route(PGconn *c, const struct notifier_config *nc, struct notifier_d
 							    a.subject))
 					continue;
 				matched = true;
+				took[r] = true;
 				if (route_one(c, nc, rt, &a, alert, &k, err) < 0) {
 					json_decref(doc);
 					PQclear(rows);
@@ -445,7 +468,7 @@ notifier_db_route(PGconn *c, const struct notifier_config *nc, struct notifier_d
 			if (!matched)
 				k.unrouted++;
 			if (strcmp(a.transition, "raised") != 0 &&
-			    route_gone(c, nc, &a, alert, &k, err) < 0) {
+			    route_held(c, nc, took, &a, alert, &k, err) < 0) {
 				json_decref(doc);
 				PQclear(rows);
 				goto fail;
@@ -469,8 +492,10 @@ notifier_db_route(PGconn *c, const struct notifier_config *nc, struct notifier_d
 	counts->held += k.held;
 	counts->bad += k.bad;
 	*ret_more = nrows == ROUTE_BATCH;
+	free(took);
 	return 0;
 fail:
+	free(took);
 	rollback(c);
 	return -1;
 }
@@ -500,39 +525,47 @@ notifier_db_reconcile(PGconn *c, int64_t after_ms, struct notifier_db_counts *co
 	 * that snapshot sees it) go into the inbox; notify_lost becomes
 	 * `lost`. Times are PostgreSQL's now(), never an alert's own times,
 	 * which are rule times: an update held by repeat_interval is stored
-	 * with the time of its trigger, a minute before it is published. */
+	 * with the time of its trigger, a minute before it is published.
+	 * notify_lost is keyed without the count, which grows while an alert
+	 * keeps triggering; the inbox key takes the count of cordond's own
+	 * transition (alert_transitions: what its message carried), so that
+	 * message, come late, is a duplicate. */
 	res = run(
 		c, err, "reconcile",
 		"WITH lost AS ("
 		/* open, raised since our first start, never heard of */
-		" SELECT a, 'raised' AS tr, 1 AS n FROM alerts a"
+		" SELECT a, 'raised' AS tr FROM alerts a"
 		"  WHERE a.state <> 'resolved'"
 		"    AND a.raised_at >= greatest((SELECT since FROM notify_reconcile),"
 		"     now() - '" RECONCILE_HORIZON "'::interval)"
 		"    AND NOT EXISTS (SELECT 1 FROM notify_inbox i WHERE i.alert_id = a.alert_id)"
 		" UNION ALL"
-		/* held open here, moved on there, nothing of it waiting */
-		" SELECT a, CASE a.state WHEN 'resolved' THEN 'resolved' WHEN 'acked'"
-		"   THEN 'acked' ELSE 'updated' END, a.count FROM alerts a"
-		"  WHERE EXISTS (SELECT 1 FROM notify_alerts n WHERE n.alert_id = a.alert_id"
-		"     AND n.state <> 'resolved'"
-		"     AND (a.state = 'resolved' OR (a.state = 'acked' AND n.state = 'raised')"
-		"      OR (a.state = 'raised' AND n.state = 'raised'"
-		"       AND " SEVERITY_RANK("a.severity") " > " SEVERITY_RANK(
-			"n.severity") ")))"
-				      "    AND NOT EXISTS (SELECT 1 FROM notify_inbox i WHERE i.alert_id = a.alert_id"
-				      "     AND i.routed_at IS NULL)),"
-				      " gone AS (DELETE FROM notify_lost l WHERE NOT EXISTS (SELECT 1 FROM lost"
-				      "   WHERE (a).alert_id = l.alert_id AND tr = l.transition AND n = l.count)),"
-				      " seen AS (INSERT INTO notify_lost (alert_id, transition, count, seen_at)"
-				      "   SELECT (a).alert_id, tr, n, now() FROM lost ON CONFLICT DO NOTHING)"
-				      " INSERT INTO notify_inbox (alert_id, transition, count, site, kind, alert)"
-				      " SELECT (a).alert_id, tr, n, (a).site, (a).kind, alert_message(a, tr)"
-				      "   FROM lost JOIN notify_lost l ON (a).alert_id = l.alert_id"
-				      "    AND tr = l.transition AND n = l.count"
-				      "  WHERE l.seen_at <= now() - $1::interval"
-				      " ORDER BY l.seen_at"
-				      " ON CONFLICT DO NOTHING RETURNING alert_id, transition",
+		/* held open here (driven by the index of those, never a scan
+		   * of `alerts`), moved on there, nothing of it waiting */
+		" SELECT a, tr FROM (SELECT DISTINCT ON (a.alert_id) a,"
+		"   CASE a.state WHEN 'resolved' THEN 'resolved' WHEN 'acked' THEN 'acked'"
+		"   ELSE 'updated' END AS tr"
+		"  FROM notify_alerts na JOIN alerts a ON a.alert_id = na.alert_id"
+		"  WHERE na.state <> 'resolved'"
+		"    AND (a.state = 'resolved' OR (a.state = 'acked' AND na.state = 'raised')"
+		"     OR (a.state = 'raised' AND na.state = 'raised'"
+		"      AND " SEVERITY_RANK("a.severity") " > " SEVERITY_RANK(
+			"na.severity") "))"
+				       "    AND NOT EXISTS (SELECT 1 FROM notify_inbox i WHERE i.alert_id = a.alert_id"
+				       "     AND i.routed_at IS NULL)"
+				       "  ORDER BY a.alert_id) moved),"
+				       " gone AS (DELETE FROM notify_lost l WHERE NOT EXISTS (SELECT 1 FROM lost"
+				       "   WHERE (a).alert_id = l.alert_id AND tr = l.transition)),"
+				       " seen AS (INSERT INTO notify_lost (alert_id, transition, seen_at)"
+				       "   SELECT (a).alert_id, tr, now() FROM lost ON CONFLICT DO NOTHING)"
+				       " INSERT INTO notify_inbox (alert_id, transition, count, site, kind, alert)"
+				       " SELECT (a).alert_id, tr, coalesce((SELECT max(t.count) FROM alert_transitions t"
+				       "   WHERE t.alert_id = (a).alert_id AND t.transition = tr), (a).count),"
+				       "   (a).site, (a).kind, alert_message(a, tr)"
+				       "   FROM lost JOIN notify_lost l ON (a).alert_id = l.alert_id AND tr = l.transition"
+				       "  WHERE l.seen_at <= now() - $1::interval"
+				       " ORDER BY l.seen_at"
+				       " ON CONFLICT DO NOTHING RETURNING alert_id, transition",
 		1, after);
 	if (!res)
 		return -1;

@@ -117,12 +117,16 @@ struct notify {
 	 * granted, -1 refused (not by Mosquitto 2.0: it grants a filter its
 	 * ACL does not let us read, and then delivers nothing). */
 	_Atomic int subscribed;
+	/* subscriptions granted since start: the main loop tells a new link
+	 * (whose session's backlog comes first) from the one it knew */
+	_Atomic uint64_t subscriptions;
 	const char *mqtt_user; /* "" when none; points into cfg, kept on reload */
 	_Atomic int callback_waiting;
 	int wake_fd;
 	PGconn *inbox_db; /* the receive thread's */
 	PGconn *db;	  /* the main thread's */
 	_Atomic int db_up;
+	char db_err[256]; /* the last reason db_start() failed (main thread) */
 	struct sender *senders;
 	size_t nsenders;
 	pthread_mutex_t lock; /* the senders' wake-up */
@@ -133,6 +137,7 @@ struct notify {
 	_Atomic uint64_t inbox_new, inbox_dup, inbox_bad, inbox_waits;
 	struct metrics *metrics;
 	struct log_ratelimit bad_rl;
+	struct log_ratelimit reconcile_rl;
 };
 
 static void
@@ -258,6 +263,8 @@ on_subscribed(void *context, MQTTAsync_successData5 *resp)
 		resp->alt.sub.reasonCodes[0] :
 		resp->reasonCode;
 
+	if (granted < 0x80)
+		atomic_fetch_add(&n->subscriptions, 1);
 	atomic_store(&n->subscribed, granted >= 0x80 ? -1 : 1);
 	if (granted >= 0x80)
 		log_err("MQTT: subscription to %s refused (reason 0x%02x): check the broker's ACL"
@@ -1032,7 +1039,8 @@ reconcile(struct notify *n)
 					sizeof(first), err);
 
 	if (got < 0) {
-		log_warn("reconciling with PostgreSQL's alerts: %s", err);
+		log_limited(&n->reconcile_rl, LOG_LEVEL_WARNING,
+			    "reconciling with PostgreSQL's alerts: %s", err);
 		return -1;
 	}
 	if (got > 0)
@@ -1053,14 +1061,22 @@ db_start(struct notify *n)
 	}
 	if (db_migrate(n->db, err, sizeof(err), state) < 0)
 		goto down;
+	/* Reconciling only (a role without INSERT on notify_reconcile):
+	 * routing and sending go on without it. */
 	if (notifier_db_reconcile_since(n->db, err) < 0)
-		goto down;
+		log_warn("PostgreSQL: %s: transitions the broker lost are not taken from"
+			 " PostgreSQL (docs/notify.md, \"Transitions the broker lost\")",
+			 err);
 	if (!atomic_exchange(&n->db_up, 1))
 		log_info("PostgreSQL: connected, schema version %d", db_latest_version());
+	n->db_err[0] = '\0';
 	return 0;
 down:
-	if (atomic_exchange(&n->db_up, 0) || !n->db)
+	/* Once per outage, and again when the reason changes (a server that
+	 * answers and then refuses the migration is not "unreachable"). */
+	if (atomic_exchange(&n->db_up, 0) || strcmp(err, n->db_err) != 0)
 		log_warn("PostgreSQL unreachable, retrying with backoff: %s", err);
+	snprintf(n->db_err, sizeof(n->db_err), "%s", err);
 	if (n->db) {
 		PQfinish(n->db);
 		n->db = NULL;
@@ -1127,6 +1143,8 @@ run(struct notify *n)
 	int sfd;
 	struct backoff db_b;
 	int64_t next_db = 0, next_clocks = 0, next_metrics = 0, next_dog = 0, next_reconcile = 0;
+	int64_t link_since = -1; /* since when subscribed on the present link */
+	uint64_t link_subs = 0;
 	bool ready = false;
 
 	sigemptyset(&mask);
@@ -1151,6 +1169,12 @@ run(struct notify *n)
 		bool clocks = false;
 
 		mqtt_tick(n, now);
+		if (!atomic_load(&n->connected) || atomic_load(&n->subscribed) != 1) {
+			link_since = -1;
+		} else if (link_since < 0 || atomic_load(&n->subscriptions) != link_subs) {
+			link_subs = atomic_load(&n->subscriptions);
+			link_since = now;
+		}
 
 		if (!atomic_load(&n->db_up) && now >= next_db) {
 			if (db_start(n) < 0) {
@@ -1168,7 +1192,11 @@ run(struct notify *n)
 				clocks = true;
 				next_clocks = now + 500;
 			}
-			if (now >= next_reconcile) {
+			/* Only on a link subscribed reconcile_after ago: what the
+			 * broker kept for our session, and what it had in flight,
+			 * comes first. */
+			if (now >= next_reconcile && link_since >= 0 &&
+			    now - link_since >= n->cfg.reconcile_after) {
 				rc = reconcile(n);
 				next_reconcile = now +
 					(n->cfg.reconcile_after / 2 > 500 ?
@@ -1268,7 +1296,8 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static struct notify n = { .bad_rl = LOG_RATELIMIT_INIT(5, 60) };
+	static struct notify n = { .bad_rl = LOG_RATELIMIT_INIT(5, 60),
+				   .reconcile_rl = LOG_RATELIMIT_INIT(1, 600) };
 	const char *path = "/etc/cordon/cordond.conf";
 	int check = 0, c, rc;
 

@@ -350,7 +350,7 @@ def test_ack_resolve_return_once_stored(env, cordond):
     dba = psycopg2.connect(env.pg.conninfo)
     try:
         dba.cursor().execute("LOCK TABLE alerts IN SHARE MODE")
-        p = harness.cordonctl(conf, "resolve", second, "--by", "op-3", "--wait", "2", expect=0)
+        p = harness.cordonctl(conf, "resolve", second, "--by", "op-3", "--wait", "5", expect=0)
         assert "alert %s is resolved" % second in p.stdout, p.stdout
         assert ("warning: cordond resolved alert %s, but PostgreSQL does not show it yet"
                 % second) in p.stderr, p.stderr

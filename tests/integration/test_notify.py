@@ -706,6 +706,7 @@ def test_transitions_the_broker_lost_are_taken_from_postgres(env, servers, stack
     os.makedirs(bdir, exist_ok=True)
     other = Broker(bdir)
     other.start()
+    late = None
     try:
         for srv in servers.values():
             srv.clear()
@@ -744,6 +745,17 @@ def test_transitions_the_broker_lost_are_taken_from_postgres(env, servers, stack
         harness.cordonctl(stack.conffile, "ack", aid, "--by", "op-1", expect=0)
         wait_until(lambda: first(env, "SELECT state FROM notify_alerts WHERE alert_id = %s",
                                  (aid,)) == "acked", what="the ack taken from PostgreSQL")
+        # An update from before the ack, come late (count 9: no duplicate),
+        # does not undo it: no raise, no reminder.
+        stale = next(m for m in (json.loads(p) for t, p in late.snapshot())
+                     if m["alert_id"] == aid and m["transition"] == "updated")
+        assert stale["state"] == "raised", stale
+        stale["count"] = 9
+        routed = first(env, "SELECT count(*) FROM notify_inbox WHERE routed_at IS NOT NULL")
+        publish_many(other.port, [("cordon/%s/alert/fever" % SITE, json.dumps(stale).encode())])
+        wait_until(lambda: first(env, "SELECT count(*) FROM notify_inbox WHERE routed_at IS NOT"
+                                      " NULL") > routed, what="the late update routed")
+        assert first(env, "SELECT state FROM notify_alerts WHERE alert_id = %s", (aid,)) == "acked"
         harness.cordonctl(stack.conffile, "resolve", aid, "--by", "op-1", expect=0)
         wait_until(lambda: len(sent("resolved")) == 2, timeout=LONG,
                    what="the resolve taken from PostgreSQL, sent to both receivers")
@@ -789,5 +801,37 @@ def test_transitions_the_broker_lost_are_taken_from_postgres(env, servers, stack
             ["raised", "raised", "resolved", "resolved", "updated", "updated"]
         assert n.alive()
     finally:
-        late.close()
+        if late:
+            late.close()
         other.stop()
+
+
+def test_a_route_follows_its_alert_past_its_filters(env, servers, stack):
+    """A route of warnings takes a fever at 37.9 °C and reminds of it; a
+    hotter reading makes the alert critical, which the route no longer
+    matches. The route still follows the alert it took: the ack stops its
+    reminders, and the resolve is told to its receiver."""
+    start_notifier(env, servers, "follow", {"warn": {
+        "subjects": "person:P-FOL-*", "severities": "warning", "group_wait": "0s",
+        "receivers": "hook", "remind_every": "1s"}})
+    publish_many(env.broker.port, [reading("P-FOL-1", 37.9)])
+    aid = alert_id(env, "P-FOL-1")
+
+    def sent(transition):
+        return sent_items(env, "alert_id = %s AND transition = %s", (aid, transition))
+    wait_until(lambda: sent("raised") and sent("remind"), timeout=LONG,
+               what="the warning told and reminded")
+    publish_many(env.broker.port, [reading("P-FOL-1", 39.3)])
+    wait_until(lambda: first(env, "SELECT severity FROM alerts WHERE alert_id = %s", (aid,))
+               == "critical", what="the alert critical")
+    harness.cordonctl(stack.conffile, "ack", aid, "--by", "op-1", expect=0)
+    wait_until(lambda: first(env, "SELECT state FROM notify_alerts WHERE alert_id = %s"
+                                  " AND route = 'warn'", (aid,)) == "acked",
+               what="the ack applied to the route that took the alert")
+    assert first(env, "SELECT next_remind_at FROM notify_alerts WHERE alert_id = %s", (aid,)) \
+        is None
+    harness.cordonctl(stack.conffile, "resolve", aid, "--by", "op-1", expect=0)
+    wait_until(lambda: sent("resolved"), timeout=LONG, what="the resolve told to the route's"
+               " receiver")
+    assert first(env, "SELECT state FROM notify_alerts WHERE alert_id = %s", (aid,)) == \
+        "resolved"
