@@ -536,8 +536,9 @@ notifier_db_reconcile(PGconn *c, int64_t after_ms, struct notifier_db_counts *co
 		/* open, raised since our first start, never heard of */
 		" SELECT a, 'raised' AS tr FROM alerts a"
 		"  WHERE a.state <> 'resolved'"
-		"    AND a.raised_at >= greatest((SELECT since FROM notify_reconcile),"
-		"     now() - '" RECONCILE_HORIZON "'::interval)"
+		/* no `since` (its INSERT refused): nothing of this kind */
+		"    AND a.raised_at >= (SELECT since FROM notify_reconcile)"
+		"    AND a.raised_at >= now() - '" RECONCILE_HORIZON "'::interval"
 		"    AND NOT EXISTS (SELECT 1 FROM notify_inbox i WHERE i.alert_id = a.alert_id)"
 		" UNION ALL"
 		/* held open here (driven by the index of those, never a scan

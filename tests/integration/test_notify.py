@@ -123,10 +123,12 @@ def receivers(env, servers):
     }
 
 
-def start_notifier(env, servers, name, routes, notify=None, extra=None, broker=None):
+def start_notifier(env, servers, name, routes, notify=None, extra=None, broker=None,
+                   conninfo=None):
     """A cordon-notify with client id notify-NAME, every receiver and `routes`
     ({route name: section}), after emptying the notify tables; returns once
-    the broker (`broker`, else cordond's) has seen it subscribe."""
+    the broker (`broker`, else cordond's) has seen it subscribe. `conninfo`:
+    PostgreSQL as another role."""
     broker = broker or env.broker
     env.pg.query("TRUNCATE notify_inbox, notify_alerts, notify_messages, notify_items, silences,"
                  " notify_reconcile")
@@ -135,7 +137,7 @@ def start_notifier(env, servers, name, routes, notify=None, extra=None, broker=N
     overrides["notify"] = {"client_id": "notify-" + name, "retry_max": "1s", **(notify or {})}
     for rname, section in routes.items():
         overrides["route." + rname] = section
-    n = Notifier(env.dir, broker.port, env.pg.conninfo, overrides)
+    n = Notifier(env.dir, broker.port, conninfo or env.pg.conninfo, overrides)
     env.daemons.append(n)
     _running.append(n)
     since = broker.log_size()
@@ -835,3 +837,27 @@ def test_a_route_follows_its_alert_past_its_filters(env, servers, stack):
                " receiver")
     assert first(env, "SELECT state FROM notify_alerts WHERE alert_id = %s", (aid,)) == \
         "resolved"
+
+
+def test_a_role_that_may_not_reconcile_still_routes(env, servers, stack):
+    """A role without INSERT on notify_reconcile (migration 0014's grants not
+    given): cordon-notify says reconciliation is off, and routes and sends
+    as before."""
+    env.pg.query("DROP ROLE IF EXISTS notify_plain")
+    env.pg.query("CREATE ROLE notify_plain LOGIN")
+    env.pg.query("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public"
+                 " TO notify_plain")
+    env.pg.query("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO notify_plain")
+    env.pg.query("REVOKE INSERT ON notify_reconcile FROM notify_plain")
+    n = start_notifier(env, servers, "plain", {"all": {
+        "subjects": "person:P-PLAIN-*", "group_wait": "0s", "receivers": "hook"}},
+        notify={"reconcile_after": "1s"},
+        conninfo=env.pg.conninfo.replace("user=cordon", "user=notify_plain"))
+    assert "transitions the broker lost are not taken from PostgreSQL" in n.log(), n.log()
+    assert "permission denied for table notify_reconcile" in n.log(), n.log()
+    assert env.pg.scalar("SELECT count(*) FROM notify_reconcile") == 0
+    publish_many(env.broker.port, [reading("P-PLAIN-1", 38.6)])
+    aid = alert_id(env, "P-PLAIN-1")
+    wait_until(lambda: sent_items(env, "alert_id = %s", (aid,)), timeout=LONG,
+               what="the raise sent")
+    assert n.alive()
