@@ -584,8 +584,11 @@ ack_or_resolve(struct web_req *r, const char *action)
 		json_decref(b);
 		return web_reply_error(r, 404, "not_found", "alert %s is resolved already", id);
 	}
-	if (!found && err < 0) {
-		/* PostgreSQL away: the broker's state knows the open alerts. */
+	if (!found && !resolved) {
+		/* Not in PostgreSQL: away, or not there yet (cordond publishes
+		 * an alert as it raises it and stores it with its next batch,
+		 * so a raise seen live can be acked before its row is
+		 * committed). The broker's state knows the open alerts. */
 		json_t *a = web_live_alert(r->w->live, id);
 
 		if (a) {

@@ -15,6 +15,7 @@ import time
 import urllib.parse
 
 import paho.mqtt.client as mqtt
+import psycopg2
 import pytest
 
 import harness
@@ -500,6 +501,36 @@ def test_ack_through_the_broker_and_live(web, env):
         assert a.status == 404
     finally:
         ev.close()
+
+
+def test_ack_of_a_raise_seen_live_before_its_row(web, env):
+    """cordond publishes a raise as it judges it and stores it with its next
+    batch: a raise the live page shows may not be in PostgreSQL yet. Its ack
+    is taken all the same (the broker's retained state names its site), not
+    a 404. A SHARE lock on `alerts` holds cordond's write while the ack is
+    posted; the reads of cordon-web go on."""
+    duty = Client(web)
+    duty.login("duty")
+    ev = Events(duty)
+    dba = psycopg2.connect(env.pg.conninfo)
+    try:
+        wait_until(ev.snapshot, what="the snapshot")
+        dba.cursor().execute("LOCK TABLE alerts IN SHARE MODE")
+        fever(env, "s1", "EARLY-1", person="P-EARLY1")
+        raised = ev.wait_alert(lambda a: a["subject"] == "person:P-EARLY1"
+                               and a["transition"] == "raised", "the raise, live")
+        aid = raised["alert_id"]
+        assert env.pg.query("SELECT 1 FROM alerts WHERE alert_id = %s", (aid,)) == []
+        a = duty.post("/api/alerts/%s/ack" % aid, {"note": "on my way"})
+        assert a.status == 202 and a.json() == {"alert_id": aid, "action": "ack"}, a
+        ev.wait_alert(lambda a: a["alert_id"] == aid and a["transition"] == "acked",
+                      "the ack, live")
+    finally:
+        dba.rollback()
+        dba.close()
+        ev.close()
+    wait_until(lambda: env.pg.query("SELECT state, by_whom FROM alerts WHERE alert_id = %s",
+                                    (aid,)) == [("acked", "duty")], what="acked in PostgreSQL")
 
 
 # ---------------------------------------------------------------- site scope
