@@ -445,6 +445,71 @@ out:
 	return ret;
 }
 
+/* The site of open alert `id` from its retained state on the broker
+ * (<root>/<site>/alerts/<id>, docs/alerts.md), for an alert PostgreSQL
+ * has no row of: cordond publishes a raise as it judges it and stores it
+ * with its next batch, so one seen live (alerts --follow) can be acked
+ * before its row is committed. Waits up to 2 s for the retained message,
+ * which the broker sends at the SUBSCRIBE. Returns 1 with site[len] set, 0
+ * when the broker holds no open state of it (never raised, or resolved:
+ * a zero-length retained message), -1 when the broker cannot be asked
+ * (printed). */
+static int
+site_from_broker(const struct config *cfg, const char *id, char *site, size_t len)
+{
+	MQTTClient client;
+	char client_id[64], filter[TOPIC_MAX_BYTES];
+	int64_t deadline;
+	int rc, found = 0;
+
+	if (topics_build(filter, sizeof(filter), cfg->topic_root, TOPIC_ALERT_STATE, NULL, id) <
+	    0) {
+		tool_err("alert id too long");
+		return -1;
+	}
+	snprintf(client_id, sizeof(client_id), "cordonctl-%ld", (long)getpid());
+	if (ctl_mqtt_connect(cfg, client_id, &client) < 0)
+		return -1;
+	rc = MQTTClient_subscribe(client, filter, 1);
+	if (rc != MQTTCLIENT_SUCCESS) {
+		tool_err("MQTT: cannot subscribe to %s: %s", filter, MQTTClient_strerror(rc));
+		found = -1;
+	}
+	deadline = clocks_mono_ms() + 2000;
+	while (found == 0) {
+		int64_t left = deadline - clocks_mono_ms();
+		MQTTClient_message *m = NULL;
+		char *t = NULL;
+		int tlen = 0;
+
+		if (left <= 0)
+			break;
+		rc = MQTTClient_receive(client, &t, &tlen, &m, (unsigned long)left);
+		if ((rc == MQTTCLIENT_SUCCESS || rc == MQTTCLIENT_TOPICNAME_TRUNCATED) && m) {
+			json_t *o = m->payloadlen > 0 ?
+				json_loadb(m->payload, (size_t)m->payloadlen, 0, NULL) :
+				NULL;
+			const char *s = json_string_value(json_object_get(o, "site"));
+			const char *state = json_string_value(json_object_get(o, "state"));
+
+			if (s && *s && strlen(s) < len && state && strcmp(state, "resolved") != 0) {
+				snprintf(site, len, "%s", s);
+				found = 1;
+			}
+			json_decref(o);
+			MQTTClient_freeMessage(&m);
+			MQTTClient_free(t);
+			continue;
+		}
+		if (rc != MQTTCLIENT_SUCCESS || !MQTTClient_isConnected(client))
+			break;
+	}
+	if (MQTTClient_isConnected(client))
+		MQTTClient_disconnect(client, 1000);
+	MQTTClient_destroy(&client);
+	return found;
+}
+
 /* After cordond's transition was seen on MQTT: waits up to wait_s
  * seconds, polling every 100 ms, until PostgreSQL's `alerts` row shows
  * it too. cordond publishes a transition as it judges it and stores it
@@ -521,19 +586,32 @@ ack_or_resolve(struct ctl *ctl, const char *action, const char *synopsis, int ar
 	if (ctl_open(ctl) < 0)
 		return CTL_FAIL;
 	res = QUERY(ctl, "looking up the alert",
-		    "SELECT site FROM alerts WHERE alert_id = $1 AND state <> 'resolved'", pos[0]);
+		    "SELECT site, state = 'resolved' FROM alerts WHERE alert_id = $1", pos[0]);
 	if (!res)
 		return CTL_FAIL;
-	if (PQntuples(res) == 0) {
+	if (PQntuples(res) == 1 && PQgetvalue(res, 0, 1)[0] == 't') {
 		PQclear(res);
-		tool_err("no open alert %s", pos[0]);
+		tool_err("no open alert %s (resolved)", pos[0]);
 		return CTL_FAIL;
 	}
-	site = strdup(PQgetvalue(res, 0, 0));
+	site = PQntuples(res) == 1 ? strdup(PQgetvalue(res, 0, 0)) : NULL;
+	rc = PQntuples(res);
 	PQclear(res);
-	if (!site || ctl_load_config(ctl, &cfg) < 0) {
+	if ((rc == 1 && !site) || ctl_load_config(ctl, &cfg) < 0) {
 		free(site);
 		return CTL_FAIL;
+	}
+	if (!site) {
+		/* No row (yet): the broker's retained state may name it. */
+		char from_broker[NORM_ID_MAX + 1];
+		int got = site_from_broker(&cfg, pos[0], from_broker, sizeof(from_broker));
+
+		if (got <= 0 || !(site = strdup(from_broker))) {
+			if (got == 0)
+				tool_err("no open alert %s", pos[0]);
+			config_finish(&cfg);
+			return CTL_FAIL;
+		}
 	}
 	msg = json_pack("{s:s, s:s, s:s}", "alert_id", pos[0], "by", by, "action", action);
 	if (msg && note)

@@ -315,7 +315,9 @@ def test_ack_resolve_return_once_stored(env, cordond):
     straight after never lists an alert as it was. While the store is held
     (a SHARE lock on `alerts` stops cordond's write; the test's reads go on)
     they still end 0 after --wait, with a warning that PostgreSQL does not
-    show it yet; the row follows once the lock goes."""
+    show it yet; the row follows once the lock goes. A raise seen on MQTT
+    whose row is not committed yet is acked all the same: its site comes
+    from its retained state on the broker."""
     site = "cs"
     d = cordond()
     conf = d.conffile
@@ -360,3 +362,26 @@ def test_ack_resolve_return_once_stored(env, cordond):
         dba.close()
     wait_state(env, second, "resolved")
     assert alert_row(env, second) == ("resolved", "op-3")
+
+    # A raise seen on MQTT before its row is committed (alerts --follow
+    # shows it at once): ack finds its site in the broker's retained state.
+    with harness.Collector(env.broker.port, "cordon/%s/alert/fever" % site) as live:
+        dba = psycopg2.connect(env.pg.conninfo)
+        try:
+            dba.cursor().execute("LOCK TABLE alerts IN SHARE MODE")
+            publish_many(env.broker.port, [gate_event(site, "G01", "S-P-3", card="C-P-3",
+                                                      person="P-3", temp_c=38.9, ts=now_ts())])
+            _, payload = live.wait_for(lambda t, p: b'"person:P-3"' in p)
+            third = json.loads(payload)["alert_id"]
+            assert alert_row(env, third) is None
+            p = harness.cordonctl(conf, "ack", third, "--by", "op-4", "--wait", "5", expect=0)
+            assert "alert %s is acknowledged" % third in p.stdout, (p.stdout, p.stderr)
+            assert "PostgreSQL does not show it yet" in p.stderr, p.stderr
+        finally:
+            dba.rollback()
+            dba.close()
+    wait_state(env, third, "acked")
+    assert alert_row(env, third) == ("acked", "op-4")
+    # Unknown to both: said so, after asking the broker.
+    p = harness.cordonctl(conf, "ack", "0123456789abcdef0123456789abcdef", expect=1)
+    assert "no open alert 0123456789abcdef0123456789abcdef" in p.stderr, p.stderr
