@@ -226,12 +226,18 @@ def hand_over(env, cordond, ctl, prefix, sites, al):
     health = Health(a)
     try:
         wait_until(lambda: stream.acked >= len(msgs) // 4, LONG, what=stream.progress)
+        # b's leases at its SIGTERM (under load b may have been first up and
+        # given shards back to a before: the history has those too)
+        held = env.pg.query("SELECT shard, epoch FROM lease_history WHERE owner = 'cs2-b'"
+                            " AND ended_at IS NULL ORDER BY shard")
+        assert [k for k, _ in held] == b_shards, held
         b.send_signal(signal.SIGTERM)
         assert b.wait(LONG) == 0, harness.tail(b.logfile)
         # b gave every shard back after its rules passed what its sessions took
         # (lease history 'released'); a took them.
-        hist = env.pg.query("SELECT shard, how FROM lease_history WHERE owner = 'cs2-b'")
-        assert sorted(k for k, how in hist if how == "released") == b_shards, hist
+        hist = env.pg.query("SELECT shard, epoch, how FROM lease_history WHERE owner = 'cs2-b'")
+        assert sorted((k, e) for k, e, how in hist if (k, e) in set(held)) == held and \
+            all(how == "released" for k, e, how in hist if (k, e) in set(held)), hist
         wait_until(lambda: settled(env, [a]), LONG,
                    what="cs2-a owns every shard, every session subscribed")
         stream.wait(LONG)
